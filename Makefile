@@ -1,0 +1,50 @@
+# The two commands a newcomer runs (README.md): `make run` and `make test`.
+# Both install what is missing (scripts/install-deps.sh), build, then run.
+
+BUILD      ?= build
+TEST_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+MESON_SETUP = meson setup --wrap-mode=nodownload
+
+.PHONY: all deps build run test fuzz bench install clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja: | deps
+	$(MESON_SETUP) $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# The main job: see scripts/run-demo.sh.
+run: build
+	@scripts/run-demo.sh $(BUILD)/src/cli/sockstack
+
+$(TEST_BUILD)/build.ninja: | deps
+	$(MESON_SETUP) $(TEST_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+
+# Every test, under AddressSanitizer + UndefinedBehaviorSanitizer.
+test: deps $(TEST_BUILD)/build.ninja
+	ninja -C $(TEST_BUILD)
+	@scripts/run-tests.sh $(TEST_BUILD)
+
+$(FUZZ_BUILD)/build.ninja: | deps
+	CC=clang $(MESON_SETUP) $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+
+# Longer fuzzing runs (make test runs each target briefly).
+FUZZ_SECONDS ?= 300
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	@scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: build
+	@for b in bench/*/run; do echo "== $$b"; $$b $(BUILD) || exit 1; done
+
+install: build
+	meson install -C $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)

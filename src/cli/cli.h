@@ -1,0 +1,51 @@
+/* Shared helpers for the sockstack CLI: the only code that prints or exits.
+ *
+ * Exit codes: 0 success, 1 runtime error, 2 usage error. Each subcommand
+ * has its own option parser and --help; numbers are parsed with bounds and a
+ * message that names the option.
+ */
+#ifndef SS_CLI_H
+#define SS_CLI_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum { CLI_OK = 0, CLI_RUNTIME = 1, CLI_USAGE = 2 };
+
+/* One subcommand: `sockstack NAME ...`. fn gets argv with argv[0] == NAME. */
+struct cli_cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+/* Log verbosity, set by --quiet / --verbose. */
+enum { CLI_LOG_QUIET = 0, CLI_LOG_INFO = 1, CLI_LOG_DEBUG = 2 };
+extern int cli_log_level;
+
+/* "sockstack: MESSAGE" on stderr, always shown. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Timestamped log line on stderr, shown at CLI_LOG_INFO and above. */
+void cli_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Timestamped log line on stderr, shown only with --verbose. */
+void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_vlog(int level, const char *fmt, va_list ap);
+
+/* Parse an unsigned integer within [min, max] for option OPT; on failure
+ * print a message naming OPT and return -1. */
+int cli_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
+                  uint64_t *out);
+int cli_parse_int(const char *opt, const char *s, int min, int max, int *out);
+/* Parse a finite decimal number within [min, max]. */
+int cli_parse_double(const char *opt, const char *s, double min, double max,
+                     double *out);
+
+/* Print "Try 'sockstack CMD --help'." and return CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Subcommands (one file each under src/cli/). */
+int cmd_version(int argc, char **argv);
+
+#endif

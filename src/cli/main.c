@@ -1,0 +1,49 @@
+/* sockstack: one binary, one subcommand per tool or service.
+ *
+ * main() only finds the subcommand; each cmd_*.c parses its own options,
+ * calls the library and chooses the exit status (0 ok, 1 runtime, 2 usage).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct cli_cmd commands[] = {
+    {"version", cmd_version, "print the version"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: sockstack COMMAND [OPTIONS] [ARGS]\n"
+            "\n"
+            "TCP and UDP made real and visible: socket tools on the kernel's\n"
+            "sockets, and a user-space TCP/IP stack you can watch at work.\n"
+            "\n"
+            "Commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'sockstack COMMAND --help' for a command's options.\n"
+                 "See sockstack(1) for details.\n");
+}
+
+int main(int argc, char **argv)
+{
+    /* A peer that vanishes must give EPIPE, not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(argv[1], "--version"))
+        return cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    return cli_usage_error("", "unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,165 @@
+/* Test helpers: spawning the CLI and foreign peers, reading their output. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *th_sockstack(void)
+{
+    const char *p = getenv("SOCKSTACK");
+    return p && *p ? p : "sockstack";
+}
+
+bool th_is_root(void)
+{
+    return geteuid() == 0;
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+int th_spawn(struct th_proc *p, char *const argv[])
+{
+    int in[2], out[2], err[2];
+    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        signal(SIGPIPE, SIG_DFL);
+        execvp(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    *p = (struct th_proc){.pid = pid, .in = in[1], .out = out[0], .err = err[0]};
+    return 0;
+}
+
+int th_spawn_cli(struct th_proc *p, ...)
+{
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)th_sockstack();
+    va_list ap;
+    va_start(ap, p);
+    char *a;
+    while ((a = va_arg(ap, char *)) != NULL && n < 63)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    return th_spawn(p, argv);
+}
+
+int th_wait_listening(struct th_proc *p, int timeout_ms, char *line, size_t cap)
+{
+    char buf[4096];
+    size_t len = 0;
+    long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        long left = deadline - now_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd pfd = {.fd = p->err, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) <= 0)
+            continue;
+        /* Byte at a time: never consume past the line we are looking for. */
+        char c;
+        if (read(p->err, &c, 1) != 1)
+            return -1;
+        if (c != '\n') {
+            if (len < sizeof buf - 1)
+                buf[len++] = c;
+            continue;
+        }
+        buf[len] = '\0';
+        len = 0;
+        char *at = strstr(buf, "listening on ");
+        if (!at)
+            continue;
+        if (line)
+            snprintf(line, cap, "%s", buf);
+        /* "listening on ADDR:PORT (PROTO)": the port follows the last ':'
+         * before the space (works for [::1]:PORT too). */
+        char *sp = strchr(at + 13, ' ');
+        if (sp)
+            *sp = '\0';
+        char *colon = strrchr(at + 13, ':');
+        return colon ? atoi(colon + 1) : 0;
+    }
+}
+
+ssize_t th_read_all(int fd, char **out, int timeout_ms)
+{
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap);
+    long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        long left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) <= 0)
+            continue;
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    *out = buf;
+    return (ssize_t)len;
+}
+
+int th_wait(struct th_proc *p, int timeout_ms)
+{
+    long deadline = now_ms() + timeout_ms;
+    int st;
+    while (now_ms() < deadline) {
+        pid_t r = waitpid(p->pid, &st, WNOHANG);
+        if (r == p->pid)
+            return st;
+        usleep(5000);
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &st, 0);
+    return -1;
+}
+
+int th_stop(struct th_proc *p, int sig, int timeout_ms)
+{
+    kill(p->pid, sig);
+    return th_wait(p, timeout_ms);
+}
+
+void th_close_fds(struct th_proc *p)
+{
+    int *fds[] = {&p->in, &p->out, &p->err};
+    for (int i = 0; i < 3; i++)
+        if (*fds[i] >= 0) {
+            close(*fds[i]);
+            *fds[i] = -1;
+        }
+}

@@ -1,0 +1,35 @@
+/* Test helpers shared by all test executables. */
+#ifndef SS_TEST_HARNESS_H
+#define SS_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Path of the sockstack CLI under test ($SOCKSTACK). */
+const char *th_sockstack(void);
+
+/* A child process with pipes to its stdin, stdout and stderr. */
+struct th_proc {
+    pid_t pid;
+    int in, out, err; /* our ends; -1 when closed */
+};
+
+/* Start argv (argv[0] searched in PATH) with all three stdio piped. */
+int th_spawn(struct th_proc *p, char *const argv[]);
+/* Start `sockstack ARGS...` (NULL-terminated). */
+int th_spawn_cli(struct th_proc *p, ...);
+/* Read stderr until a line containing "listening on ", return its port
+ * (>0), or -1 after timeout_ms. The full line goes to line (if not NULL). */
+int th_wait_listening(struct th_proc *p, int timeout_ms, char *line, size_t cap);
+/* Read fd until EOF or timeout; returns bytes read (malloc'd in *out). */
+ssize_t th_read_all(int fd, char **out, int timeout_ms);
+/* Send sig, then wait up to timeout_ms; returns the wait status or -1. */
+int th_stop(struct th_proc *p, int sig, int timeout_ms);
+/* Wait for exit up to timeout_ms; returns wait status or -1 (then kills). */
+int th_wait(struct th_proc *p, int timeout_ms);
+void th_close_fds(struct th_proc *p);
+/* True when running as root (namespace/TUN tests need it). */
+bool th_is_root(void);
+
+#endif

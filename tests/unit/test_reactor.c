@@ -1,0 +1,140 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sockstack/reactor.h"
+
+static ss_loop *loop;
+
+static void setup(void) { cr_assert_eq(ss_loop_new(&loop), 0); }
+static void teardown(void) { ss_loop_free(loop); }
+
+TestSuite(reactor, .init = setup, .fini = teardown, .timeout = 10);
+
+struct order { int seen[8]; int n; };
+
+static void record(ss_loop *l, ss_timer *t, void *arg)
+{
+    struct order *o = arg;
+    o->seen[o->n++] = (int)(t->seq);
+}
+
+Test(reactor, timers_fire_in_due_order_and_fifo_on_ties)
+{
+    struct order o = {0};
+    ss_timer t[4];
+    uint64_t delays[4] = {30, 10, 10, 20};
+    for (int i = 0; i < 4; i++) {
+        ss_timer_init(&t[i], record, &o);
+        cr_assert_eq(ss_timer_start(loop, &t[i], delays[i]), 0);
+    }
+    while (o.n < 4)
+        cr_assert_eq(ss_loop_run_once(loop, -1), 0);
+    /* seq is insertion order: 1 and 2 (10 ms, FIFO), 3 (20 ms), 0 (30 ms). */
+    cr_assert_eq(o.seen[0], 1);
+    cr_assert_eq(o.seen[1], 2);
+    cr_assert_eq(o.seen[2], 3);
+    cr_assert_eq(o.seen[3], 0);
+}
+
+Test(reactor, stopped_timer_never_fires)
+{
+    struct order o = {0};
+    ss_timer a, b;
+    ss_timer_init(&a, record, &o);
+    ss_timer_init(&b, record, &o);
+    ss_timer_start(loop, &a, 5);
+    ss_timer_start(loop, &b, 10);
+    ss_timer_stop(loop, &a);
+    cr_assert_not(ss_timer_active(&a));
+    while (o.n < 1)
+        ss_loop_run_once(loop, -1);
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(o.seen[0], (int)b.seq);
+}
+
+static void on_timer_stop_loop(ss_loop *l, ss_timer *t, void *arg) { ss_loop_stop(l); }
+
+Test(reactor, nearest_timer_sets_the_wait)
+{
+    ss_timer t;
+    ss_timer_init(&t, on_timer_stop_loop, NULL);
+    ss_timer_start(loop, &t, 50);
+    uint64_t start = ss_loop_now(loop);
+    cr_assert_eq(ss_loop_run(loop), 0);
+    uint64_t waited = ss_loop_now(loop) - start;
+    /* The loop slept until the timer, not in a busy loop or a fixed tick. */
+    cr_assert_geq(waited, 50);
+}
+
+struct io_seen { int calls; char buf[16]; };
+
+static void on_read(ss_loop *l, int fd, unsigned ev, void *arg)
+{
+    struct io_seen *s = arg;
+    cr_assert(ev & SS_READ);
+    ssize_t n = read(fd, s->buf, sizeof s->buf - 1);
+    cr_assert_eq(n, 5);
+    s->calls++;
+    ss_loop_stop(l);
+}
+
+Test(reactor, readable_fd_runs_its_callback)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    struct io_seen s = {0};
+    cr_assert_eq(ss_loop_io_add(loop, p[0], SS_READ, on_read, &s), 0);
+    cr_assert_eq(ss_loop_io_add(loop, p[0], SS_READ, on_read, &s), -EEXIST);
+    cr_assert_eq(write(p[1], "hello", 5), 5);
+    cr_assert_eq(ss_loop_run(loop), 0);
+    cr_assert_eq(s.calls, 1);
+    cr_assert_str_eq(s.buf, "hello");
+    cr_assert_eq(ss_loop_io_del(loop, p[0]), 0);
+    cr_assert_eq(ss_loop_io_del(loop, p[0]), -ENOENT);
+    close(p[0]);
+    close(p[1]);
+}
+
+static void defer_count(ss_loop *l, void *arg) { (*(int *)arg)++; }
+
+Test(reactor, deferred_task_runs_once_per_queueing)
+{
+    int n = 0;
+    ss_defer d;
+    ss_defer_init(&d, defer_count, &n);
+    ss_loop_defer(loop, &d);
+    ss_loop_defer(loop, &d); /* already queued: no second run */
+    ss_loop_run_once(loop, 0);
+    cr_assert_eq(n, 1);
+    ss_loop_run_once(loop, 0);
+    cr_assert_eq(n, 1);
+    ss_loop_defer(loop, &d);
+    ss_loop_defer_cancel(loop, &d);
+    ss_loop_run_once(loop, 0);
+    cr_assert_eq(n, 1);
+}
+
+static void on_sig(ss_loop *l, int signo, void *arg)
+{
+    *(int *)arg = signo;
+    ss_loop_stop(l);
+}
+
+Test(reactor, signals_arrive_through_the_loop)
+{
+    int got = 0;
+    cr_assert_eq(ss_loop_signal_add(loop, SIGUSR1, on_sig, &got), 0);
+    raise(SIGUSR1);
+    cr_assert_eq(ss_loop_run(loop), 0);
+    cr_assert_eq(got, SIGUSR1);
+}
+
+Test(reactor, stop_before_run_is_honoured)
+{
+    ss_loop_stop(loop);
+    cr_assert_eq(ss_loop_run(loop), 0);
+    cr_assert_not(ss_loop_stopped(loop));
+}
