@@ -76,6 +76,52 @@ int ss_chat_online(const ss_chat_room *room);
 /* Nickname of c, or NULL before /nick. */
 const char *ss_chat_nick(const ss_chat_conn *c);
 
+/* ---- the chat service on the server framework (server.h) ------------- */
+
+struct ss_service;
+typedef struct ss_chat_server ss_chat_server;
+
+/* The room plus what the glue needs; pass it as the framework's svc_ctx.
+ * outq_max: bytes a client may fall behind before it is told and
+ * disconnected (0: SS_CHAT_OUTQ_MAX). */
+int ss_chat_server_new(const ss_chat_opts *o, size_t outq_max, ss_chat_server **out);
+void ss_chat_server_free(ss_chat_server *cs);
+ss_chat_room *ss_chat_server_room(ss_chat_server *cs);
+/* Clients disconnected so far because their output queue overflowed. */
+uint64_t ss_chat_server_overflows(const ss_chat_server *cs);
+/* The event-style service (on_open/on_data/on_eof/on_drain/on_close). */
+const struct ss_service *ss_chat_service(void);
+
+/* ---- file transfer, client side -------------------------------------- */
+
+/* A download in progress: chunks go to a temporary file in dir; finishing
+ * checks size and SHA-256 and only then renames it atomically to its name
+ * (never over an existing file: "name.1", "name.2", ... instead). */
+typedef struct ss_chat_dl ss_chat_dl;
+int ss_chat_dl_begin(ss_chat_dl **out, const char *dir, int64_t id, uint64_t size,
+                     const char *sha_hex, const char *name);
+int64_t ss_chat_dl_id(const ss_chat_dl *d);
+/* One CHUNK's offset and base64 payload: 0, or -EPROTO (bad base64, wrong
+ * offset, past the size) / a negative errno from the disk. */
+int ss_chat_dl_chunk(ss_chat_dl *d, uint64_t off, const char *b64);
+/* Verify and rename; d is freed either way. 0 with the final path in path,
+ * SS_EDIGEST (temporary file removed), or a negative errno. */
+int ss_chat_dl_finish(ss_chat_dl *d, char *path, size_t cap);
+/* Remove the temporary file and free d. NULL is fine. */
+void ss_chat_dl_abort(ss_chat_dl *d);
+
+/* An upload: the file's size and SHA-256 are computed on open. */
+typedef struct ss_chat_ul ss_chat_ul;
+int ss_chat_ul_open(ss_chat_ul **out, const char *path);
+uint64_t ss_chat_ul_size(const ss_chat_ul *u);
+const char *ss_chat_ul_sha256(const ss_chat_ul *u);
+/* The file's base name, as announced. */
+const char *ss_chat_ul_name(const ss_chat_ul *u);
+/* The next "/chunk ID OFFSET BASE64\n" line into buf (cap >= 2900):
+ * its length, 0 when every byte has been sent, or a negative errno. */
+int ss_chat_ul_next(ss_chat_ul *u, int64_t id, char *buf, size_t cap);
+void ss_chat_ul_close(ss_chat_ul *u);
+
 /* ---- helpers shared with the client and the tests ---------------------- */
 
 /* True when buf[0..len) is well-formed UTF-8 (no overlongs, surrogates or

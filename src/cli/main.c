@@ -11,6 +11,7 @@
 
 static const struct cli_cmd commands[] = {
     {"version", cmd_version, "print the version"},
+    {"chat", cmd_chat, "chat client (line mode, or a full screen on a terminal)"},
 };
 
 static void usage(FILE *out)
