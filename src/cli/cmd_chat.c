@@ -325,14 +325,16 @@ static void server_line(struct chat_client *cl, char *line)
             cl->ul_id = atoll(rest);
             upload_pump(cl);
         } else if (!strcmp(what, "upload")) {
-            show(cl, NULL, NULL, "-- file %s uploaded (%s)", field(&rest),
+            char *id = field(&rest);
+            show(cl, NULL, NULL, "-- file %s uploaded (%s)", id ? id : "?",
                  rest ? rest : "");
             maybe_finish_stdin(cl);
         } else if (!strcmp(what, "who")) {
             char *on = field(&rest);
             show(cl, NULL, NULL, "-- %s online, %s offline listed", on, rest ? rest : "0");
         } else if (!strcmp(what, "msg") && rest && strstr(rest, "stored")) {
-            show(cl, NULL, NULL, "-- %s is offline; message stored", field(&rest));
+            char *to = field(&rest);
+            show(cl, NULL, NULL, "-- %s is offline; message stored", to);
         } else if (!strcmp(what, "login") || !strcmp(what, "register")) {
             show(cl, NULL, NULL, "-- %s %s", what == NULL ? "" :
                  !strcmp(what, "login") ? "logged in as" : "registered", rest ? rest : "");

@@ -150,6 +150,10 @@ int serve_chat_setup(struct serve_ctx *sc)
     sc->opts.svc_ctx = r->cs;
     /* The framework's own backpressure threshold matches ours. */
     sc->opts.outbuf_max = (size_t)r->outq;
+    /* Bound the kernel's share too: with send-buffer autotuning a stuck
+     * reader could park megabytes in its socket before our queue grows. */
+    if (sc->opts.conn_sockopts.sndbuf < 0)
+        sc->opts.conn_sockopts.sndbuf = (int)(r->outq < (1u << 20) ? r->outq : (1u << 20));
     if (sc->opts.max_conns == 0 || sc->opts.max_conns > (size_t)nofile)
         sc->opts.max_conns = nofile > 64 ? (size_t)nofile - 32 : 32;
     return 0;
