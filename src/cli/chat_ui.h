@@ -13,6 +13,7 @@ void chat_ui_close(struct chat_ui *ui);
 /* Append a message line: time (may be ""), nick to colour (may be NULL). */
 void chat_ui_add(struct chat_ui *ui, const char *hhmmss, const char *nick,
                  const char *text);
+void chat_ui_room(struct chat_ui *ui, const char *room);
 void chat_ui_status(struct chat_ui *ui, int online, const char *state);
 
 enum { CHAT_UI_QUIT = -2 };

@@ -351,6 +351,10 @@ static void server_line(struct chat_client *cl, char *line)
         }
         show(cl, NULL, NULL, "!! %s", rest ? rest : code ? code : "error");
     } else if (!strcmp(kind, "INFO")) {
+        /* The greeting names the room: "welcome to ROOM (sockstack chat)..." */
+        char room[64];
+        if (cl->ui && rest && sscanf(rest, "welcome to %63s (", room) == 1)
+            chat_ui_room(cl->ui, room);
         show(cl, NULL, NULL, "-- %s", rest ? rest : "");
     } else if (!strcmp(kind, "OFFER")) {
         char *id = field(&rest), *from = field(&rest), *size = field(&rest),
@@ -628,7 +632,7 @@ int cmd_chat(int argc, char **argv)
     }
     ss_timer_init(&cl.retry, retry_cb, &cl);
     if (!plain && isatty(0) && isatty(1)) {
-        cl.ui = chat_ui_open(cl.host, cl.nick);
+        cl.ui = chat_ui_open("?", cl.nick);
         if (!cl.ui)
             cli_error("cannot start the terminal screen; using line mode");
     }

@@ -14,6 +14,7 @@
 #include <locale.h>
 #include <ncurses.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
@@ -120,7 +121,7 @@ static void draw_pane(struct chat_ui *ui)
 static void draw_status(struct chat_ui *ui)
 {
     werase(ui->status);
-    mvwprintw(ui->status, 0, 0, " %s | %d online | %s | %s", ui->room, ui->online,
+    mvwprintw(ui->status, 0, 0, " room %s | %d online | %s | %s", ui->room, ui->online,
               ui->state, ui->nick);
     if (ui->scroll)
         wprintw(ui->status, " | scrolled back %d (PgDn)", ui->scroll);
@@ -208,6 +209,11 @@ void chat_ui_add(struct chat_ui *ui, const char *hhmmss, const char *nick,
     if (ui->scroll)
         ui->scroll++; /* keep the view where the reader left it */
     redraw(ui);
+}
+
+void chat_ui_room(struct chat_ui *ui, const char *room)
+{
+    snprintf(ui->room, sizeof ui->room, "%s", room);
 }
 
 void chat_ui_status(struct chat_ui *ui, int online, const char *state)
