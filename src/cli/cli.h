@@ -49,5 +49,6 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cmd_version(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_udpchat(int argc, char **argv);
 
 #endif

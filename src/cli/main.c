@@ -13,6 +13,7 @@ static const struct cli_cmd commands[] = {
     {"version", cmd_version, "print the version"},
     {"serve", cmd_serve, "run a service: echo, area, ..."},
     {"chat", cmd_chat, "chat client (line mode, or a full screen on a terminal)"},
+    {"udp-chat", cmd_udpchat, "chat over UDP datagrams (loss and reordering shown)"},
 };
 
 static void usage(FILE *out)

@@ -9,6 +9,7 @@
 #include "sockstack/chat.h"
 #include "sockstack/config.h"
 #include "sockstack/err.h"
+#include "sockstack/udpchat.h"
 
 enum {
     CHAT_OPT_DB = SERVE_OPT_SERVICE + 0x100,
@@ -166,5 +167,28 @@ void serve_chat_cleanup(struct serve_ctx *sc)
         return;
     ss_chat_server_free(r->cs);
     free(r);
+    sc->state = NULL;
+}
+
+/* ---- udp-chat ----------------------------------------------------------- */
+
+int serve_udpchat_setup(struct serve_ctx *sc)
+{
+    ss_udpchat_relay *r;
+    if (ss_udpchat_relay_new(&r, SS_UDPCHAT_PEER_TTL * 1000u, SS_UDPCHAT_MAX_PEERS) < 0) {
+        cli_error("out of memory");
+        return CLI_RUNTIME;
+    }
+    sc->state = r;
+    sc->svc = ss_udpchat_service();
+    sc->opts.svc_ctx = r;
+    /* Longer datagrams arrive flagged truncated and are dropped. */
+    sc->opts.dgram_max = SS_UDPCHAT_MAX_DGRAM;
+    return 0;
+}
+
+void serve_udpchat_cleanup(struct serve_ctx *sc)
+{
+    ss_udpchat_relay_free(sc->state);
     sc->state = NULL;
 }

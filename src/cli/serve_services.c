@@ -79,6 +79,14 @@ const struct serve_service serve_services[] = {
         .setup = serve_chat_setup,
         .cleanup = serve_chat_cleanup,
     },
+    {
+        .name = "udp-chat",
+        .summary = "UDP chat relay: each message to every peer heard from lately",
+        .kinds = SERVE_DGRAM,
+        .default_kind = SERVE_DGRAM,
+        .setup = serve_udpchat_setup,
+        .cleanup = serve_udpchat_cleanup,
+    },
 };
 
 const size_t serve_services_count = sizeof serve_services / sizeof serve_services[0];
