@@ -54,6 +54,10 @@
 /* Per-client output queue in the chat server: a client that falls this far
  * behind is told and disconnected, so it never slows the others. */
 #define SS_CHAT_OUTQ_MAX (256 * 1024)
+/* SO_SNDBUF of each chat connection (the kernel doubles it): without a
+ * bound, send-buffer autotuning parks megabytes for a stuck reader before
+ * our own queue notices; 64 kB still streams files at loopback speed. */
+#define SS_CHAT_SNDBUF (64 * 1024)
 /* Client: reconnect backoff starts here and doubles up to the cap. */
 #define SS_CHAT_BACKOFF_MIN_MS 250
 #define SS_CHAT_BACKOFF_MAX_MS 8000

@@ -50,5 +50,7 @@ int cmd_version(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_udpchat(int argc, char **argv);
+int cmd_broadcast(int argc, char **argv);
+int cmd_discover(int argc, char **argv);
 
 #endif

@@ -14,6 +14,8 @@ static const struct cli_cmd commands[] = {
     {"serve", cmd_serve, "run a service: echo, area, ..."},
     {"chat", cmd_chat, "chat client (line mode, or a full screen on a terminal)"},
     {"udp-chat", cmd_udpchat, "chat over UDP datagrams (loss and reordering shown)"},
+    {"broadcast", cmd_broadcast, "send or listen for UDP broadcast datagrams"},
+    {"discover", cmd_discover, "list services that answer a broadcast probe"},
 };
 
 static void usage(FILE *out)

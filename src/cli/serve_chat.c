@@ -154,7 +154,7 @@ int serve_chat_setup(struct serve_ctx *sc)
     /* Bound the kernel's share too: with send-buffer autotuning a stuck
      * reader could park megabytes in its socket before our queue grows. */
     if (sc->opts.conn_sockopts.sndbuf < 0)
-        sc->opts.conn_sockopts.sndbuf = (int)(r->outq < (1u << 20) ? r->outq : (1u << 20));
+        sc->opts.conn_sockopts.sndbuf = (int)(r->outq < SS_CHAT_SNDBUF ? r->outq : SS_CHAT_SNDBUF);
     if (sc->opts.max_conns == 0 || sc->opts.max_conns > (size_t)nofile)
         sc->opts.max_conns = nofile > 64 ? (size_t)nofile - 32 : 32;
     return 0;
