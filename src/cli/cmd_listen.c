@@ -86,8 +86,7 @@ static void on_nc(ss_nc *nc, const ss_nc_event *ev, void *arg)
         nc_cli_report_truncated(ev);
         break;
     case SS_NC_NEW_SENDER:
-        if (ss_addr_format(ev->from, from, sizeof from) < 0)
-            snprintf(from, sizeof from, "?");
+        nc_cli_addr_name(ev->from, from, sizeof from);
         fprintf(stderr, "datagrams from %s (replies go there)\n", from);
         snprintf(l->peer_name, sizeof l->peer_name, "%s", from);
         break;
@@ -130,8 +129,7 @@ static void on_accept(ss_sock *s, unsigned events, void *arg)
         return;
     }
     char name[SS_ADDR_STRLEN];
-    if (ss_addr_format(&peer, name, sizeof name) < 0)
-        snprintf(name, sizeof name, "?");
+    nc_cli_addr_name(&peer, name, sizeof name);
     fprintf(stderr, "connection from %s\n", name);
     snprintf(l->peer_name, sizeof l->peer_name, "%s", name);
     /* One peer at a time: the next ones wait in the backlog. */

@@ -14,6 +14,9 @@ void nc_cli_report_done(const ss_nc_event *ev, const char *peer);
 void nc_cli_report_truncated(const ss_nc_event *ev);
 /* Print the TCP_INFO block of s (connected to peer) on stderr (--info). */
 void nc_cli_print_info(ss_sock *s, const char *peer);
+/* a as text, an IPv4-mapped IPv6 address (a dual-stack listener's IPv4
+ * peer) shown as plain IPv4: "127.0.0.1:7", not "[::ffff:127.0.0.1]:7". */
+void nc_cli_addr_name(const ss_addr *a, char *buf, size_t cap);
 /* "127.0.0.1:7" of s's peer (or "?") into buf. */
 void nc_cli_peer_name(ss_sock *s, char *buf, size_t cap);
 
