@@ -18,6 +18,27 @@
 /* listen() backlog: the kernel caps it at somaxconn; 5 belongs to 1983. */
 #define SS_LISTEN_BACKLOG 511
 
+/* ---- apps: netcat (connect / listen) ------------------------------------ */
+/* Input bytes held for the socket: stdin is read only into free space here,
+ * so a slow peer stops stdin (backpressure). One datagram fits. */
+#define SS_NC_INBUF (64 * 1024)
+/* Received bytes held for stdout (raw, or hex dump lines): nothing more is
+ * received while it is full, so a slow stdout stops the socket. */
+#define SS_NC_OUTBUF (64 * 1024)
+/* Largest datagram sent: the IPv4 UDP payload limit (65535 - 20 - 8); a
+ * longer input line is sent as several datagrams. */
+#define SS_NC_DGRAM_MAX 65507
+/* Default longest datagram received whole: every UDP payload fits, so only
+ * an explicit --recv-size (or a large Unix datagram) truncates. */
+#define SS_NC_RECV_SIZE 65536
+/* Upper bound for --recv-size: bounded memory per conversation. */
+#define SS_NC_RECV_SIZE_MAX (1024 * 1024)
+/* Default --wait: a UDP reply on loopback or a LAN comes well within 1 s. */
+#define SS_NC_WAIT_MS 1000
+/* Bytes written to stdout per readiness report: PIPE_BUF, the most a pipe
+ * takes without blocking when it says it is writable. */
+#define SS_NC_WRITE_CHUNK 4096
+
 /* ---- server framework --------------------------------------------------- */
 /* Bytes a connection may have queued for output before the framework stops
  * reading from it (backpressure): one socket buffer's worth. */

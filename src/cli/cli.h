@@ -48,5 +48,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* Subcommands (one file each under src/cli/). */
 int cmd_version(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
+int cmd_listen(int argc, char **argv);
 
 #endif

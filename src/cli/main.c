@@ -12,6 +12,8 @@
 static const struct cli_cmd commands[] = {
     {"version", cmd_version, "print the version"},
     {"serve", cmd_serve, "run a service: echo, area, ..."},
+    {"connect", cmd_connect, "netcat-style client: stdin to a TCP/UDP/Unix peer, replies to stdout"},
+    {"listen", cmd_listen, "netcat-style listener: talk with one peer at a time"},
 };
 
 static void usage(FILE *out)
