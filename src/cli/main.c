@@ -11,6 +11,7 @@
 
 static const struct cli_cmd commands[] = {
     {"version", cmd_version, "print the version"},
+    {"keygen", cmd_keygen, "write a new shared key file (mode 0600)"},
 };
 
 static void usage(FILE *out)
