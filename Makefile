@@ -26,10 +26,12 @@ run: build
 $(TEST_BUILD)/build.ninja: | deps
 	$(MESON_SETUP) $(TEST_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
 
-# Every test, under AddressSanitizer + UndefinedBehaviorSanitizer.
-test: deps $(TEST_BUILD)/build.ninja
+# Every test under AddressSanitizer + UndefinedBehaviorSanitizer, then a
+# short run of each libFuzzer target (clang build).
+test: deps $(TEST_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
 	ninja -C $(TEST_BUILD)
-	@scripts/run-tests.sh $(TEST_BUILD)
+	ninja -C $(FUZZ_BUILD)
+	@scripts/run-tests.sh $(TEST_BUILD) $(FUZZ_BUILD)
 
 $(FUZZ_BUILD)/build.ninja: | deps
 	CC=clang $(MESON_SETUP) $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false

@@ -23,7 +23,8 @@
     X(SS_ELIMIT,     -10010, "connection limit reached")                        \
     X(SS_ETRUNC,     -10011, "datagram was truncated")                          \
     X(SS_EPATH,      -10012, "path leaves the served root")                     \
-    X(SS_ENOTSUP,    -10013, "not supported by this backend")
+    X(SS_ENOTSUP,    -10013, "not supported by this backend")                   \
+    X(SS_ENOHOST,    -10014, "name or service not known")
 
 enum ss_err {
 #define SS_ERR_ENUM(name, value, msg) name = value,

@@ -39,12 +39,10 @@ enum ss_socktype { SS_STREAM = 1, SS_DGRAM = 2 };
 /* Resolve HOST and PORT with getaddrinfo into out[0..max). host "unix:/path"
  * gives a Unix socket address (port ignored). family: AF_UNSPEC, AF_INET or
  * AF_INET6 (-4/-6). passive: for bind (NULL host means the wildcard).
- * Returns the number of addresses (>= 1) or a negative code; name-resolution
- * failures map to -EHOSTUNREACH ("no such host") or -EINVAL (bad port). */
+ * Returns the number of addresses (>= 1) or a negative code: SS_ENOHOST when
+ * the name or service is unknown, -ENAMETOOLONG for a Unix path too long. */
 int ss_addr_resolve(const char *host, const char *port, int family, int type,
                     bool passive, ss_addr *out, int max);
-/* Message for the last resolver failure code (gai_strerror text). */
-const char *ss_addr_resolve_error(int err);
 /* "127.0.0.1:7", "[::1]:7", "unix:/path". Returns length or -ENOSPC. */
 int ss_addr_format(const ss_addr *a, char *buf, size_t cap);
 /* Port in host order (0 for Unix). */
