@@ -47,6 +47,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 
 /* Subcommands (one file each under src/cli/). */
 int cmd_version(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@
 
 static const struct cli_cmd commands[] = {
     {"version", cmd_version, "print the version"},
+    {"serve", cmd_serve, "run a service: echo, area, ..."},
     {"keygen", cmd_keygen, "write a new shared key file (mode 0600)"},
 };
 
