@@ -56,4 +56,25 @@
 /* A failure older than this is forgotten. */
 #define SS_AUTH_THROTTLE_FORGET_MS (10 * 60 * 1000)
 
+/* ---- apps: exec --------------------------------------------------------- */
+/* Largest exec message (request, stdin or output chunk): commands and
+ * 64 KiB chunks fit with room to spare; anything bigger is a broken peer. */
+#define SS_EXEC_FRAME_MAX (1024 * 1024)
+/* Bytes read from a child's pipe per output message. */
+#define SS_EXEC_CHUNK (64 * 1024)
+/* Stdin bytes buffered for a child that is not reading before the server
+ * stops reading the connection (backpressure towards the client). */
+#define SS_EXEC_STDIN_MAX (256 * 1024)
+/* --compat tutorial: one recv of at most this many bytes is the command
+ * (the tutorial's recv(1024)); replies are capped to keep memory bounded. */
+#define SS_EXEC_COMPAT_CMD_MAX 1024
+#define SS_EXEC_COMPAT_REPLY_MAX (16u * 1024 * 1024)
+
+/* ---- apps: files -------------------------------------------------------- */
+/* Data message size: large enough that framing costs nothing, small enough
+ * to keep per-connection memory bounded. */
+#define SS_FILES_CHUNK (256 * 1024)
+/* Largest files message (a data chunk plus its tag). */
+#define SS_FILES_FRAME_MAX (SS_FILES_CHUNK + 64 * 1024)
+
 #endif
