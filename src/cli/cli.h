@@ -49,5 +49,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cmd_version(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_put(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
 
 #endif
