@@ -50,4 +50,52 @@
 /* Default cap on simultaneous connections per service. */
 #define SS_SERVER_MAX_CONNS 100000
 
+/* ---- proto: framing ---------------------------------------------------- */
+/* Largest message a decoder accepts unless configured: big enough for any
+ * sane request, small enough that a lying length field cannot hurt. */
+#define SS_FRAME_MAX_DEFAULT (16u * 1024 * 1024)
+/* Messages one ss_frame_batch gathers for one writev (2 iovecs each, well
+ * under IOV_MAX = 1024). */
+#define SS_FRAME_BATCH_MAX 64
+/* First allocation of a decoder's collection buffer; it doubles as bytes
+ * arrive, up to the message length. */
+#define SS_FRAME_BUF_INIT 4096
+
+/* ---- proto: authentication ---------------------------------------------- */
+/* Challenge and HMAC-SHA256 sizes on the wire (the tutorial's 32 bytes). */
+#define SS_AUTH_CHALLENGE_LEN 32
+/* Longest key accepted from a key file (keygen writes 64 hex characters). */
+#define SS_AUTH_KEY_MAX 1024
+/* Seconds a peer has to finish the handshake before it is dropped. */
+#define SS_AUTH_TIMEOUT_SECS 10
+/* Addresses whose recent failures are remembered (oldest evicted first). */
+#define SS_AUTH_THROTTLE_SLOTS 1024
+/* First penalty after a failed attempt; doubles per further failure. */
+#define SS_AUTH_THROTTLE_BASE_MS 250
+/* Longest penalty: slow a guesser down, never lock a user out for long. */
+#define SS_AUTH_THROTTLE_MAX_MS 8000
+/* A failure older than this is forgotten. */
+#define SS_AUTH_THROTTLE_FORGET_MS (10 * 60 * 1000)
+
+/* ---- apps: exec --------------------------------------------------------- */
+/* Largest exec message (request, stdin or output chunk): commands and
+ * 64 KiB chunks fit with room to spare; anything bigger is a broken peer. */
+#define SS_EXEC_FRAME_MAX (1024 * 1024)
+/* Bytes read from a child's pipe per output message. */
+#define SS_EXEC_CHUNK (64 * 1024)
+/* Stdin bytes buffered for a child that is not reading before the server
+ * stops reading the connection (backpressure towards the client). */
+#define SS_EXEC_STDIN_MAX (256 * 1024)
+/* --compat tutorial: one recv of at most this many bytes is the command
+ * (the tutorial's recv(1024)); replies are capped to keep memory bounded. */
+#define SS_EXEC_COMPAT_CMD_MAX 1024
+#define SS_EXEC_COMPAT_REPLY_MAX (16u * 1024 * 1024)
+
+/* ---- apps: files -------------------------------------------------------- */
+/* Data message size: large enough that framing costs nothing, small enough
+ * to keep per-connection memory bounded. */
+#define SS_FILES_CHUNK (256 * 1024)
+/* Largest files message (a data chunk plus its tag). */
+#define SS_FILES_FRAME_MAX (SS_FILES_CHUNK + 64 * 1024)
+
 #endif
