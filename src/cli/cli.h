@@ -55,5 +55,7 @@ int cmd_exec(int argc, char **argv);
 int cmd_put(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_udpchat(int argc, char **argv);
 
 #endif

@@ -19,6 +19,8 @@ static const struct cli_cmd commands[] = {
     {"put", cmd_put, "send a file to a serve files server"},
     {"get", cmd_get, "fetch a file from a serve files server"},
     {"ls", cmd_ls, "list a directory of a serve files server"},
+    {"chat", cmd_chat, "chat client (line mode, or a full screen on a terminal)"},
+    {"udp-chat", cmd_udpchat, "chat over UDP datagrams (loss and reordering shown)"},
 };
 
 static void usage(FILE *out)
