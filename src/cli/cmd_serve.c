@@ -376,12 +376,12 @@ int cmd_serve(int argc, char **argv)
     o->port = port;
     o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
     o->type = sc.udp ? SS_DGRAM : SS_STREAM;
-    /* Request/response services answer in small writes: Nagle's algorithm
-     * would only hold replies back (measured: 74 us -> 7 us p50 echo
-     * round trip on loopback). Accepted sockets inherit it from the
-     * listener, as they do the other socket options. */
-    if (!sc.udp && !(bind && !strncmp(bind, "unix:", 5)) && o->sockopts.nodelay < 0)
-        o->sockopts.nodelay = 1;
+    /* Accepted sockets get the per-connection options again (those the
+     * kernel does not pass on from the listener); not the bind-time ones. */
+    o->conn_sockopts = o->sockopts;
+    o->conn_sockopts.reuseaddr = -1;
+    o->conn_sockopts.reuseport = -1;
+    o->conn_sockopts.bind_device[0] = '\0';
 
     if ((rc = row->setup(&sc)) != 0)
         goto out;
