@@ -18,6 +18,27 @@
 /* listen() backlog: the kernel caps it at somaxconn; 5 belongs to 1983. */
 #define SS_LISTEN_BACKLOG 511
 
+/* ---- apps: netcat (connect / listen) ------------------------------------ */
+/* Input bytes held for the socket: stdin is read only into free space here,
+ * so a slow peer stops stdin (backpressure). One datagram fits. */
+#define SS_NC_INBUF (64 * 1024)
+/* Received bytes held for stdout (raw, or hex dump lines): nothing more is
+ * received while it is full, so a slow stdout stops the socket. */
+#define SS_NC_OUTBUF (64 * 1024)
+/* Largest datagram sent: the IPv4 UDP payload limit (65535 - 20 - 8); a
+ * longer input line is sent as several datagrams. */
+#define SS_NC_DGRAM_MAX 65507
+/* Default longest datagram received whole: every UDP payload fits, so only
+ * an explicit --recv-size (or a large Unix datagram) truncates. */
+#define SS_NC_RECV_SIZE 65536
+/* Upper bound for --recv-size: bounded memory per conversation. */
+#define SS_NC_RECV_SIZE_MAX (1024 * 1024)
+/* Default --wait: a UDP reply on loopback or a LAN comes well within 1 s. */
+#define SS_NC_WAIT_MS 1000
+/* Bytes written to stdout per readiness report: PIPE_BUF, the most a pipe
+ * takes without blocking when it says it is writable. */
+#define SS_NC_WRITE_CHUNK 4096
+
 /* ---- server framework --------------------------------------------------- */
 /* Bytes a connection may have queued for output before the framework stops
  * reading from it (backpressure): one socket buffer's worth. */
@@ -29,6 +50,53 @@
 /* Default cap on simultaneous connections per service. */
 #define SS_SERVER_MAX_CONNS 100000
 
+/* ---- proto: framing ---------------------------------------------------- */
+/* Largest message a decoder accepts unless configured: big enough for any
+ * sane request, small enough that a lying length field cannot hurt. */
+#define SS_FRAME_MAX_DEFAULT (16u * 1024 * 1024)
+/* Messages one ss_frame_batch gathers for one writev (2 iovecs each, well
+ * under IOV_MAX = 1024). */
+#define SS_FRAME_BATCH_MAX 64
+/* First allocation of a decoder's collection buffer; it doubles as bytes
+ * arrive, up to the message length. */
+#define SS_FRAME_BUF_INIT 4096
+
+/* ---- proto: authentication ---------------------------------------------- */
+/* Challenge and HMAC-SHA256 sizes on the wire (the tutorial's 32 bytes). */
+#define SS_AUTH_CHALLENGE_LEN 32
+/* Longest key accepted from a key file (keygen writes 64 hex characters). */
+#define SS_AUTH_KEY_MAX 1024
+/* Seconds a peer has to finish the handshake before it is dropped. */
+#define SS_AUTH_TIMEOUT_SECS 10
+/* Addresses whose recent failures are remembered (oldest evicted first). */
+#define SS_AUTH_THROTTLE_SLOTS 1024
+/* First penalty after a failed attempt; doubles per further failure. */
+#define SS_AUTH_THROTTLE_BASE_MS 250
+/* Longest penalty: slow a guesser down, never lock a user out for long. */
+#define SS_AUTH_THROTTLE_MAX_MS 8000
+/* A failure older than this is forgotten. */
+#define SS_AUTH_THROTTLE_FORGET_MS (10 * 60 * 1000)
+
+/* ---- apps: exec --------------------------------------------------------- */
+/* Largest exec message (request, stdin or output chunk): commands and
+ * 64 KiB chunks fit with room to spare; anything bigger is a broken peer. */
+#define SS_EXEC_FRAME_MAX (1024 * 1024)
+/* Bytes read from a child's pipe per output message. */
+#define SS_EXEC_CHUNK (64 * 1024)
+/* Stdin bytes buffered for a child that is not reading before the server
+ * stops reading the connection (backpressure towards the client). */
+#define SS_EXEC_STDIN_MAX (256 * 1024)
+/* --compat tutorial: one recv of at most this many bytes is the command
+ * (the tutorial's recv(1024)); replies are capped to keep memory bounded. */
+#define SS_EXEC_COMPAT_CMD_MAX 1024
+#define SS_EXEC_COMPAT_REPLY_MAX (16u * 1024 * 1024)
+
+/* ---- apps: files -------------------------------------------------------- */
+/* Data message size: large enough that framing costs nothing, small enough
+ * to keep per-connection memory bounded. */
+#define SS_FILES_CHUNK (256 * 1024)
+/* Largest files message (a data chunk plus its tag). */
+#define SS_FILES_FRAME_MAX (SS_FILES_CHUNK + 64 * 1024)
 /* ---- apps: chat (issue 4) ----------------------------------------------- */
 /* Longest line a client may send, bytes without the EOL: a long paragraph,
  * and small enough that one base64 file chunk always fits in it. */
