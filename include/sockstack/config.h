@@ -109,6 +109,11 @@
 #define SS_CHAT_HISTORY_MAX 1000
 /* Offline users listed by /who (most recently seen first). */
 #define SS_CHAT_WHO_MAX 200
+/* Above this many users online, JOIN/LEAVE/NICK are no longer sent to
+ * everyone (each join would cost one line per member: 10,000 joins would
+ * be 10^8 lines); /who still lists everyone. Large chat services do the
+ * same with presence in big rooms. */
+#define SS_CHAT_PRESENCE_MAX 1000
 /* Largest single file offer: stored in SQLite until accepted. */
 #define SS_CHAT_FILE_MAX (64ull * 1024 * 1024)
 /* Pending offer bytes kept per recipient (online or offline). */

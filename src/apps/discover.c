@@ -82,7 +82,7 @@ int ss_announcer_start(ss_announcer **out, const char *name, int port,
         return -ENOMEM;
     a->answer_len = ss_discover_answer_format(a->answer, sizeof a->answer, name, port, proto);
     int err = a->answer_len < 0 ? a->answer_len : 0;
-    char portstr[8];
+    char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", disc_port);
     ss_addr any;
     if (!err && (err = ss_addr_resolve("0.0.0.0", portstr, AF_INET, SS_DGRAM, true, &any, 1)) > 0)

@@ -25,7 +25,7 @@
 static int open_udp(const char *host, int port, bool bcast, bool reuse, ss_sock **s,
                     ss_addr *bound)
 {
-    char p[8];
+    char p[16];
     snprintf(p, sizeof p, "%d", port);
     ss_addr a;
     int n = ss_addr_resolve(host, p, AF_INET, SS_DGRAM, true, &a, 1);
@@ -90,7 +90,7 @@ static int bc_send(int argc, char **argv)
     const char *msg = argv[optind];
     if (strlen(msg) > 65507)
         return cli_usage_error("broadcast ", "MESSAGE is longer than one UDP datagram");
-    char p[8];
+    char p[16];
     snprintf(p, sizeof p, "%d", port);
     ss_addr dst;
     int err = ss_addr_resolve(to, p, AF_INET, SS_DGRAM, false, &dst, 1);
@@ -267,7 +267,7 @@ int cmd_discover(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("discover ", "takes no arguments");
-    char p[8];
+    char p[16];
     snprintf(p, sizeof p, "%d", port);
     ss_addr dst;
     int err = ss_addr_resolve(to, p, AF_INET, SS_DGRAM, false, &dst, 1);
