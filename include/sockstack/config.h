@@ -29,4 +29,20 @@
 /* Default cap on simultaneous connections per service. */
 #define SS_SERVER_MAX_CONNS 100000
 
+/* ---- link --------------------------------------------------------------- */
+/* Packets a simulated link holds per direction before drop-tail: about a
+ * router's default txqueuelen (1000), so queueing loss appears only when the
+ * sender really overruns the bandwidth-delay product. */
+#define SS_SIM_QUEUE_LIMIT 1000
+/* Longest packet the simulated link carries: Ethernet's 1500-byte MTU, what
+ * a TUN device has by default and what the stack's MSS of 1460 assumes. */
+#define SS_SIM_MTU 1500
+/* Hold-back of a reordered packet when none is given: 1 ms is enough for the
+ * next few packets to overtake it at any delay the demo uses. */
+#define SS_SIM_REORDER_US 1000
+/* Snap length of pcap files: the largest IPv4 packet, so nothing is cut. */
+#define SS_PCAP_SNAPLEN 65535
+/* Read buffer for one TUN packet: the largest IPv4 packet. */
+#define SS_TUN_BUF 65536
+
 #endif
