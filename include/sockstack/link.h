@@ -99,10 +99,20 @@ struct ss_sim_stats {
 
 typedef struct ss_sim ss_sim;
 
-/* What a tap sees: a packet entering the link or leaving it. */
-enum ss_sim_tap_point { SS_SIM_TAP_SEND = 1, SS_SIM_TAP_DELIVER = 2 };
+/* What a tap sees: a packet entering the link, its fate, its arrival.
+ * id numbers the packets offered to the link (from 0); a duplicate keeps
+ * its original's id, so SEND, then LOST / QDROP or one or more DELIVERs,
+ * tell each packet's story. SEND shows the bytes as sent; DELIVER as they
+ * arrive (corrupted, perhaps). */
+enum ss_sim_tap_point {
+    SS_SIM_TAP_SEND = 1,
+    SS_SIM_TAP_DELIVER = 2,
+    SS_SIM_TAP_LOST = 4,  /* dropped by the loss probability */
+    SS_SIM_TAP_QDROP = 8, /* dropped because the queue was full */
+};
 typedef void (*ss_sim_tap_cb)(void *arg, enum ss_sim_tap_point point, int from,
-                              uint64_t now_us, const uint8_t *pkt, size_t len);
+                              uint64_t id, uint64_t now_us, const uint8_t *pkt,
+                              size_t len);
 
 /* A link between endpoints 0 and 1. params[0] governs 0->1, params[1]
  * governs 1->0 (NULL: both defaults). Returns 0, -EINVAL or -ENOMEM. */

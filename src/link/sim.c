@@ -20,7 +20,8 @@
 
 struct sim_pkt {
     uint64_t at;  /* arrival time */
-    uint64_t seq; /* send order, breaks ties */
+    uint64_t seq; /* enqueue order, breaks ties */
+    uint64_t id;  /* send order, shared by duplicates */
     int to;
     size_t len;
     uint8_t data[];
@@ -40,6 +41,7 @@ struct ss_sim {
     struct sim_pkt **heap;
     size_t n, cap;
     uint64_t seq;
+    uint64_t next_id;
     unsigned tap_points;
     ss_sim_tap_cb tap;
     void *tap_arg;
@@ -147,14 +149,15 @@ static struct sim_pkt *heap_pop(ss_sim *s)
     return top;
 }
 
-static int enqueue(ss_sim *s, int to, uint64_t at, const uint8_t *pkt,
-                   size_t len)
+static int enqueue(ss_sim *s, int to, uint64_t id, uint64_t at,
+                   const uint8_t *pkt, size_t len)
 {
     struct sim_pkt *k = malloc(sizeof *k + len);
     if (!k)
         return -ENOMEM;
     k->at = at;
     k->seq = s->seq++;
+    k->id = id;
     k->to = to;
     k->len = len;
     memcpy(k->data, pkt, len);
@@ -176,8 +179,9 @@ int ss_sim_send(ss_sim *s, int from, uint64_t now_us, const void *pkt, size_t le
         return -EMSGSIZE;
     d->st.sent++;
     d->st.sent_bytes += len;
+    uint64_t id = s->next_id++;
     if (s->tap_points & SS_SIM_TAP_SEND)
-        s->tap(s->tap_arg, SS_SIM_TAP_SEND, from, now_us, pkt, len);
+        s->tap(s->tap_arg, SS_SIM_TAP_SEND, from, id, now_us, pkt, len);
 
     /* Six draws per packet, always, in this order. */
     double u_loss = ss_prng_unit(&s->rng);
@@ -189,10 +193,14 @@ int ss_sim_send(ss_sim *s, int from, uint64_t now_us, const void *pkt, size_t le
 
     if (u_loss < d->p.loss) {
         d->st.lost++;
+        if (s->tap_points & SS_SIM_TAP_LOST)
+            s->tap(s->tap_arg, SS_SIM_TAP_LOST, from, id, now_us, pkt, len);
         return 0;
     }
     if (d->held >= d->p.queue_limit) {
         d->st.dropped_queue++;
+        if (s->tap_points & SS_SIM_TAP_QDROP)
+            s->tap(s->tap_arg, SS_SIM_TAP_QDROP, from, id, now_us, pkt, len);
         return 0;
     }
     uint64_t start = now_us > d->busy_until ? now_us : d->busy_until;
@@ -222,9 +230,9 @@ int ss_sim_send(ss_sim *s, int from, uint64_t now_us, const void *pkt, size_t le
         data = copy;
         d->st.corrupted++;
     }
-    int rc = enqueue(s, 1 - from, at, data, len);
+    int rc = enqueue(s, 1 - from, id, at, data, len);
     if (rc == 0 && u_dup < d->p.dup && d->held < d->p.queue_limit) {
-        rc = enqueue(s, 1 - from, at, data, len);
+        rc = enqueue(s, 1 - from, id, at, data, len);
         if (rc == 0)
             d->st.duplicated++;
     }
@@ -256,7 +264,8 @@ ssize_t ss_sim_deliver(ss_sim *s, uint64_t now_us, int *to, uint64_t *at_us,
     if (at_us)
         *at_us = k->at;
     if (s->tap_points & SS_SIM_TAP_DELIVER)
-        s->tap(s->tap_arg, SS_SIM_TAP_DELIVER, 1 - k->to, k->at, k->data, k->len);
+        s->tap(s->tap_arg, SS_SIM_TAP_DELIVER, 1 - k->to, k->id, k->at, k->data,
+               k->len);
     free(k);
     return len;
 }

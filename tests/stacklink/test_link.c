@@ -392,10 +392,11 @@ static void tmp_path(char *buf, size_t cap, const char *tag)
 struct tap_ctx { ss_pcap *pcap; int sends; };
 
 static void tap_to_pcap(void *arg, enum ss_sim_tap_point pt, int from,
-                        uint64_t now, const uint8_t *pkt, size_t len)
+                        uint64_t id, uint64_t now, const uint8_t *pkt, size_t len)
 {
     struct tap_ctx *t = arg;
     cr_assert_eq(pt, SS_SIM_TAP_SEND);
+    cr_assert_eq(id, (uint64_t)t->sends);
     cr_assert_eq(ss_pcap_write(t->pcap, now, pkt, len), 0);
     t->sends++;
 }
@@ -533,4 +534,53 @@ Test(tun, bad_names_are_refused)
                  -ENAMETOOLONG);
     cr_assert_eq(ss_tun_configure("", (struct in_addr){0}, 24, 0), -EINVAL);
     cr_assert_eq(ss_tun_configure("x", (struct in_addr){0}, 31, 0), -EINVAL);
+}
+
+struct story { int sends, lost, qdrop, delivered; uint64_t last_id; int id_errors; };
+
+static void tap_story(void *arg, enum ss_sim_tap_point pt, int from, uint64_t id,
+                      uint64_t now, const uint8_t *pkt, size_t len)
+{
+    struct story *s = arg;
+    switch (pt) {
+    case SS_SIM_TAP_SEND:
+        s->id_errors += id != (uint64_t)s->sends;
+        s->sends++;
+        s->last_id = id;
+        break;
+    case SS_SIM_TAP_LOST: s->lost++; s->id_errors += id != s->last_id; break;
+    case SS_SIM_TAP_QDROP: s->qdrop++; s->id_errors += id != s->last_id; break;
+    case SS_SIM_TAP_DELIVER:
+        s->delivered++;
+        s->id_errors += id != pkt_id(pkt);
+        break;
+    }
+}
+
+Test(sim, tap_tells_every_packets_fate)
+{
+    struct ss_sim_params p;
+    ss_sim_params_init(&p);
+    p.loss = 0.3;
+    p.dup = 0.2;
+    p.bandwidth_bps = 8000000;
+    p.queue_limit = 20;
+    ss_sim *s = new_sim(p, 77);
+    struct story st = {0};
+    ss_sim_set_tap(s, SS_SIM_TAP_SEND | SS_SIM_TAP_DELIVER | SS_SIM_TAP_LOST |
+                          SS_SIM_TAP_QDROP, tap_story, &st);
+    struct run *r = calloc(1, sizeof *r);
+    drive(s, r, 3000, 500, 1000); /* 1 ms to send each, offered every 0.5 ms */
+    struct ss_sim_stats ss;
+    ss_sim_get_stats(s, 0, &ss);
+    cr_assert_eq(st.id_errors, 0);
+    cr_assert_eq(st.sends, 3000);
+    cr_assert_eq((uint64_t)st.lost, ss.lost);
+    cr_assert_eq((uint64_t)st.qdrop, ss.dropped_queue);
+    cr_assert_gt(ss.dropped_queue, 0);
+    cr_assert_eq((uint64_t)st.delivered, ss.delivered);
+    cr_assert_eq(ss.delivered, 3000 - ss.lost - ss.dropped_queue + ss.duplicated);
+    ss_sim_free(s);
+    free(r->log);
+    free(r);
 }
