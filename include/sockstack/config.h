@@ -29,6 +29,52 @@
 /* Default cap on simultaneous connections per service. */
 #define SS_SERVER_MAX_CONNS 100000
 
+/* ---- stack (user-space TCP/IP core) ------------------------------------ */
+/* TTL of packets we originate: the common Linux/BSD default. */
+#define SS_STACK_TTL 64
+/* MSS we advertise: Ethernet/TUN MTU 1500 - 20 (IPv4) - 20 (TCP). */
+#define SS_STACK_MSS 1460
+/* MSS assumed when the peer sends no MSS option (RFC 9293 3.7.1, MUST-15). */
+#define SS_STACK_DEFAULT_PEER_MSS 536
+/* Per-socket send buffer: several windows of data in flight. */
+#define SS_STACK_SNDBUF (128 * 1024)
+/* Per-socket receive buffer: the largest window without window scaling. */
+#define SS_STACK_RCVBUF 65535
+/* Maximum segment lifetime; TIME-WAIT is 2*MSL. RFC 9293 says 2 minutes;
+ * 30 s like Linux' 60 s TIME-WAIT keeps ports from piling up. */
+#define SS_STACK_MSL_MS 30000
+/* RFC 6298 (2.4): RTO minimum 1 s (Linux uses 200 ms; configurable). */
+#define SS_STACK_RTO_MIN_MS 1000
+/* RFC 6298 (2.5): a maximum of at least 60 s may be placed on RTO. */
+#define SS_STACK_RTO_MAX_MS 60000
+/* RFC 6298 (2.1): initial RTO of 1 s. */
+#define SS_STACK_RTO_INITIAL_MS 1000
+/* RTO expiries before a connection gives up with ETIMEDOUT (Linux tcp_retries2). */
+#define SS_STACK_MAX_RETRIES 15
+/* SYN retransmissions before connect fails (Linux tcp_syn_retries). */
+#define SS_STACK_SYN_RETRIES 6
+/* Keep-alive (RFC 1122 4.2.3.6): idle 2 h, then probes every 75 s, 9 of them. */
+#define SS_STACK_KEEPIDLE_S 7200
+#define SS_STACK_KEEPINTVL_S 75
+#define SS_STACK_KEEPCNT 9
+/* Delayed ACK bound (RFC 1122 4.2.3.2: < 0.5 s); 40 ms like Linux' minimum. */
+#define SS_STACK_DELACK_MS 40
+/* Largest listen backlog (SYN-RECEIVED + unaccepted). */
+#define SS_STACK_SYN_BACKLOG 128
+/* Sockets in the pool (TCP incl. TIME-WAIT, UDP, listeners). */
+#define SS_STACK_MAX_SOCKETS 64
+/* Out-of-order ranges kept per connection before new ones are dropped. */
+#define SS_STACK_OOO_MAX 16
+/* Datagrams queued per UDP socket before new ones are dropped. */
+#define SS_STACK_UDP_RCVQ_MAX 64
+/* IPv4 reassemblies in progress; each holds up to 64 KiB. */
+#define SS_STACK_FRAG_SLOTS 4
+/* RFC 791 suggests a 15 s reassembly timer lower bound; Linux uses 30 s. */
+#define SS_STACK_FRAG_TIMEOUT_MS 30000
+/* Ephemeral port range (RFC 6335 dynamic ports). */
+#define SS_STACK_EPHEMERAL_LO 49152
+#define SS_STACK_EPHEMERAL_HI 65535
+
 /* ---- link --------------------------------------------------------------- */
 /* Packets a simulated link holds per direction before drop-tail: about a
  * router's default txqueuelen (1000), so queueing loss appears only when the
