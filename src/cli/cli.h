@@ -47,5 +47,6 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 
 /* Subcommands (one file each under src/cli/). */
 int cmd_version(int argc, char **argv);
+int cmd_stack(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@
 
 static const struct cli_cmd commands[] = {
     {"version", cmd_version, "print the version"},
+    {"stack", cmd_stack, "the user-space TCP/IP stack: up (TUN), demo, diagram"},
 };
 
 static void usage(FILE *out)
