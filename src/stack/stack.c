@@ -748,8 +748,17 @@ int ss_tcp_shutdown(ss_stack *st, uint64_t now_us, int sd)
     case SS_TCP_CLOSE_WAIT:
         if (!sk->fin_queued) {
             sk->fin_queued = true;
-            sk->fin_seq = sk->snd_una + sk->snd.len;
+            /* The FIN follows the last queued byte; before the handshake
+             * completes SND.UNA is still ISS (the SYN), data starts at ISS+1. */
+            sk->fin_seq = sk->snd_una + sk->snd.len +
+                          (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED ? 1 : 0);
         }
+        /* RFC 9293 3.10.4 CLOSE: ESTABLISHED -> FIN-WAIT-1,
+         * CLOSE-WAIT -> LAST-ACK; opening states move on once established. */
+        if (sk->state == SS_TCP_ESTABLISHED)
+            ss__set_state(st, sk, SS_TCP_FIN_WAIT_1);
+        else if (sk->state == SS_TCP_CLOSE_WAIT)
+            ss__set_state(st, sk, SS_TCP_LAST_ACK);
         break;
     default:
         return 0;   /* already closing */
@@ -803,6 +812,9 @@ int ss_tcp_close(ss_stack *st, uint64_t now_us, int sd)
     int rc = ss_tcp_shutdown(st, now_us, sd);
     sk->user = false;
     sk->pending_ev = 0;
+    /* An orphan in FIN-WAIT-2 must not wait for the peer forever. */
+    if (sk->state == SS_TCP_FIN_WAIT_2 && sk->t_2msl == SS_NEVER)
+        sk->t_2msl = now_us + 2ull * st->cfg.msl_ms * 1000;
     if (sk->state == SS_TCP_CLOSED)
         ss__sock_release(st, sk);
     return rc < 0 && rc != -ENOTCONN ? rc : 0;

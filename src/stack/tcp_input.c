@@ -229,7 +229,13 @@ static enum verdict check_sequence(ss_stack *st, struct ss_sock *sk, struct ss_s
 
     if (!ok && wnd == 0 && seg->seq == nxt && !(seg->flags & SS_TCP_SYN)) {
         /* Zero window: still take valid ACKs and RSTs (3.10.7.4, MUST-66);
-         * the text and FIN are dropped. */
+         * the text and FIN are dropped, and the ACK we owe tells a
+         * probing peer that the window is still closed. */
+        if (seg->len || (seg->flags & SS_TCP_FIN)) {
+            st->stats.tcp_unacceptable++;
+            drop_seg(st, sk, seg, SS_DROP_TCP_UNACCEPTABLE);
+            sk->ack_now = true;
+        }
         seg->len = 0;
         seg->flags &= (uint8_t)~SS_TCP_FIN;
         return CONTINUE;
@@ -548,6 +554,14 @@ static void receive_text(ss_stack *st, struct ss_sock *sk, const struct ss_seg *
 
 static void synchronized(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
 {
+    /* Simultaneous open (RFC 9293 figure 8, line 6): the peer's SYN,ACK
+     * repeats the SYN we already took; pass its ACK on without the SYN. */
+    if (sk->state == SS_TCP_SYN_RECEIVED && !sk->passive &&
+        (seg->flags & (SS_TCP_SYN | SS_TCP_ACK | SS_TCP_RST)) == (SS_TCP_SYN | SS_TCP_ACK) &&
+        seg->seq + 1 == sk->rcv_nxt && seg->ack == sk->iss + 1) {
+        seg->flags &= (uint8_t)~SS_TCP_SYN;
+        seg->seq++;
+    }
     uint32_t orig_seq = seg->seq;
     if (check_sequence(st, sk, seg) == DONE)
         return;

@@ -21,7 +21,7 @@ uint32_t ss__tcp_rcv_window(const struct ss_sock *sk)
         free_ = 65535;
     uint32_t cur = SEQ_GT(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
     uint32_t thresh = ss__min32(sk->rcv.limit / 2, sk->rcv_mss);
-    if (free_ >= cur + thresh || (free_ > cur && free_ == sk->rcv.limit))
+    if (free_ >= cur + thresh)
         return free_;
     return cur;
 }
@@ -140,11 +140,14 @@ static bool send_next(ss_stack *st, struct ss_sock *sk)
         bool full = len == sk->snd_mss;
         bool all = len == avail;
         /* Nagle (RFC 896, RFC 9293 3.7.4): a short segment only when
-         * nothing is unacknowledged, unless switched off or closing. */
+         * nothing is unacknowledged, unless switched off or closing.
+         * Sender SWS avoidance (RFC 9293 3.8.6.2.1): a short segment when
+         * it empties the queue, or is half the largest window seen, or
+         * (the override of (d), taken at once) when nothing is in flight,
+         * so a peer with a small window can never stall us. */
         bool nagle_ok = sk->nodelay || in_flight == 0 || sk->fin_queued;
-        /* Sender SWS (RFC 9293 3.8.6.2.1): at least half the largest window. */
         bool half = sk->max_snd_wnd && len >= sk->max_snd_wnd / 2;
-        if (!(full || rtx || (all && nagle_ok) || (half && nagle_ok)))
+        if (!(full || rtx || in_flight == 0 || (all && nagle_ok) || (half && nagle_ok)))
             return false;
         uint8_t flags = SS_TCP_ACK;
         if (all)
