@@ -47,7 +47,8 @@ int ss_tun_open(const char *name, char *ifname, size_t ifname_cap);
 /* Give the kernel's side of the device address `kernel_addr`/`prefix` and
  * bring it up (ioctl, no exec). The kernel then routes the prefix to the
  * device, so the stack's own address inside the prefix is reachable.
- * mtu 0 keeps the device's MTU. Returns 0 or -errno. */
+ * IPv6 is switched off on the device (best effort) so that only IPv4 comes
+ * out of it. mtu 0 keeps the device's MTU. Returns 0 or -errno. */
 int ss_tun_configure(const char *ifname, struct in_addr kernel_addr,
                      unsigned prefix, unsigned mtu);
 

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -69,6 +70,22 @@ static int set_name(struct ifreq *ifr, const char *ifname)
     return 0;
 }
 
+/* The stack speaks IPv4 only: keep the kernel from sending IPv6 router
+ * solicitations and MLD reports down the device (best effort: a kernel
+ * without IPv6 has no such file, and that is fine too). */
+static void disable_ipv6(const char *ifname)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (write(fd, "1", 1) < 0) {
+            /* nothing to do: the device still works, with some IPv6 noise */
+        }
+        close(fd);
+    }
+}
+
 int ss_tun_configure(const char *ifname, struct in_addr kernel_addr,
                      unsigned prefix, unsigned mtu)
 {
@@ -92,6 +109,7 @@ int ss_tun_configure(const char *ifname, struct in_addr kernel_addr,
         if ((rc = if_ioctl(SIOCSIFMTU, &ifr)) < 0)
             return rc;
     }
+    disable_ipv6(ifname);
     set_name(&ifr, ifname);
     if ((rc = if_ioctl(SIOCGIFFLAGS, &ifr)) < 0)
         return rc;
