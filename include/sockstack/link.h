@@ -120,6 +120,10 @@ typedef void (*ss_sim_tap_cb)(void *arg, enum ss_sim_tap_point point, int from,
 int ss_sim_new(ss_sim **out, const struct ss_sim_params params[2], uint64_t seed);
 void ss_sim_free(ss_sim *s);
 
+/* Change direction dir's parameters from now on (packets already on the
+ * link keep their fate). Returns 0 or -EINVAL. */
+int ss_sim_set_params(ss_sim *s, int dir, const struct ss_sim_params *p);
+
 /* Called for every packet at the chosen points (OR of ss_sim_tap_point). */
 void ss_sim_set_tap(ss_sim *s, unsigned points, ss_sim_tap_cb cb, void *arg);
 

@@ -94,6 +94,14 @@ void ss_sim_free(ss_sim *s)
     free(s);
 }
 
+int ss_sim_set_params(ss_sim *s, int dir, const struct ss_sim_params *p)
+{
+    if ((dir != 0 && dir != 1) || !params_ok(p))
+        return -EINVAL;
+    s->dir[dir].p = *p;
+    return 0;
+}
+
 void ss_sim_set_tap(ss_sim *s, unsigned points, ss_sim_tap_cb cb, void *arg)
 {
     s->tap_points = cb ? points : 0;

@@ -19,6 +19,7 @@
 struct outcome {
     int run_rc;          /* ss_simnet_run */
     bool finished;       /* both ends released their handles */
+    bool tx_finished;    /* the sender did */
     bool exact;          /* all bytes, SHA-256 equal */
     bool prefix;         /* what arrived is a prefix of what was sent */
     int tx_err, rx_err;
@@ -103,6 +104,7 @@ static struct outcome transfer(const struct ss_sim_params *p, uint64_t seed,
         o.run_rc = 0; /* only TIME-WAIT was left */
     o.vt = ss_simnet_now(c->net);
     o.finished = done(c);
+    o.tx_finished = ss_xfer_finished(&c->tx);
     ss_xfer_cleanup(&c->tx);
     ss_xfer_cleanup(&c->rx);
     o.tx_err = c->tx.error;
@@ -144,7 +146,10 @@ static void hundred_seeds(struct ss_sim_params p, const char *what)
             exact++;
             ok = true;
         } else {
-            ok = o.run_rc == 0 && o.finished && (o.tx_err || o.rx_err) && o.prefix;
+            /* A clean error: the run ended by itself, the sender was told
+             * (its peer may never hear: the link ate the RST), and what
+             * arrived was a correct prefix. */
+            ok = o.run_rc == 0 && o.tx_finished && (o.tx_err || o.rx_err) && o.prefix;
             clean_err += ok;
         }
         if (!ok) {
@@ -221,6 +226,57 @@ Test(simnet, perfect_link_is_exact_and_quick)
     cr_assert_eq(o.tx_err, 0);
     cr_assert_eq(o.rx_err, 0);
     cr_assert_eq(o.received, XFER_BYTES);
+}
+
+Test(simnet, a_dead_link_ends_the_connect_with_a_clean_error)
+{
+    struct ss_sim_params p = link_params();
+    p.loss = 1.0;
+    struct outcome o = transfer(&p, 1, NULL);
+    cr_assert_eq(o.run_rc, 0, "run: %s", ss_err_name(o.run_rc));
+    cr_assert(o.tx_finished);
+    cr_assert_not(o.finished, "the receiver never saw a connection");
+    cr_assert_eq(o.tx_err, -ETIMEDOUT, "connect: %s", ss_err_name(o.tx_err));
+    cr_assert_eq(o.received, 0);
+}
+
+static bool established(void *arg)
+{
+    struct ctx *c = arg;
+    return c->tx.connected && c->rx.connected && c->rx.received > 0;
+}
+
+Test(simnet, a_link_that_dies_mid_transfer_ends_in_a_clean_error)
+{
+    struct ss_sim_params p = link_params();
+    struct ctx *c = calloc(1, sizeof *c);
+    c->wire = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(c->wire, EVP_sha256(), NULL);
+    struct ss_simnet_cfg cfg;
+    ss_simnet_cfg_default(&cfg);
+    cfg.link[0] = cfg.link[1] = p;
+    cr_assert_eq(ss_simnet_new(&cfg, &c->net), 0);
+    c->rx = (struct ss_xfer){.sd = -1, .lsd = -1};
+    c->tx = (struct ss_xfer){.bytes = 1000000, .seed = 1, .sd = -1, .lsd = -1};
+    cr_assert_eq(ss_xfer_start_receiver(&c->rx, ss_simnet_stack(c->net, 1), now_fn,
+                                        c->net, 7000), 0);
+    cr_assert_eq(ss_xfer_start_sender(&c->tx, ss_simnet_stack(c->net, 0), now_fn,
+                                      c->net, 0x0a000002, 7000), 0);
+    cr_assert_eq(ss_simnet_run(c->net, established, c, LIMIT_US), 0);
+    p.loss = 1.0; /* the cable is cut */
+    cr_assert_eq(ss_sim_set_params(ss_simnet_link(c->net), 0, &p), 0);
+    cr_assert_eq(ss_sim_set_params(ss_simnet_link(c->net), 1, &p), 0);
+    int rc = ss_simnet_run(c->net, NULL, NULL, LIMIT_US);
+    cr_assert_eq(rc, 0, "run: %s after %.1f s", ss_err_name(rc),
+                 ss_simnet_now(c->net) / 1e6);
+    cr_assert(ss_xfer_finished(&c->tx));
+    cr_assert_eq(c->tx.error, -ETIMEDOUT, "sender: %s", ss_err_name(c->tx.error));
+    cr_assert_lt(c->rx.received, 1000000);
+    ss_xfer_cleanup(&c->tx);
+    ss_xfer_cleanup(&c->rx);
+    EVP_MD_CTX_free(c->wire);
+    ss_simnet_free(c->net);
+    free(c);
 }
 
 Test(simnet, same_seed_same_run_byte_for_byte)
