@@ -63,17 +63,29 @@ static long count_lines(const char *cmd)
     return n;
 }
 
-int tp_tshark_check(const char *path, long *count, long *bad)
+int tp_tshark_check_from_kernel(const char *path, const char *kernel_addr,
+                                long *count, long *bad)
 {
-    char cmd[1024];
+    char cmd[1024], tcp_bad[256];
     snprintf(cmd, sizeof cmd, "tshark -n -r '%s' 2>/dev/null", path);
     *count = count_lines(cmd);
+    if (kernel_addr)
+        snprintf(tcp_bad, sizeof tcp_bad,
+                 "(tcp.checksum.status==bad && !(tcp.checksum.ffff && ip.src==%s))",
+                 kernel_addr);
+    else
+        snprintf(tcp_bad, sizeof tcp_bad, "tcp.checksum.status==bad");
     snprintf(cmd, sizeof cmd,
              "tshark -n -r '%s' -o ip.check_checksum:TRUE -o udp.check_checksum:TRUE "
              "-o tcp.check_checksum:TRUE -Y 'ip.checksum.status==bad || "
-             "udp.checksum.status==bad || tcp.checksum.status==bad || "
+             "udp.checksum.status==bad || %s || "
              "icmp.checksum.status==bad || _ws.malformed' 2>/dev/null",
-             path);
+             path, tcp_bad);
     *bad = count_lines(cmd);
     return *count < 0 || *bad < 0 ? -1 : 0;
+}
+
+int tp_tshark_check(const char *path, long *count, long *bad)
+{
+    return tp_tshark_check_from_kernel(path, NULL, count, bad);
 }
