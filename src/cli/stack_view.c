@@ -169,6 +169,16 @@ void sv_on_tap(struct sv_log *l, enum ss_sim_tap_point pt, int from, uint64_t id
         if (w.tcp && !(w.flags & 0x04) && (w.len || (w.flags & 0x03)))
             add_point(l, now, (double)(uint32_t)(w.seq - l->isn[from]) + w.len,
                       from == 0 ? SV_SEQ : SV_NSERIES);
+        if (w.tcp && from == 0 && l->isn_known[0]) {
+            uint32_t end = w.seq + w.len + ((w.flags & 0x03) ? 1 : 0);
+            if (!l->flight_known) {
+                l->snd_max = l->ack_max = end;
+                l->flight_known = true;
+            } else if ((int32_t)(end - l->snd_max) > 0) {
+                l->snd_max = end;
+            }
+            add_point(l, now, (double)(uint32_t)(l->snd_max - l->ack_max), SV_INFLIGHT);
+        }
         for (int k = 0; k < l->npending; k++)
             if (w.tcp && l->pending[k].node == from && l->pending[k].t == now &&
                 l->pending[k].seq == w.seq) {
@@ -193,6 +203,12 @@ void sv_on_tap(struct sv_log *l, enum ss_sim_tap_point pt, int from, uint64_t id
     if (pt == SS_SIM_TAP_LOST || pt == SS_SIM_TAP_QDROP) {
         w->lost = true;
         return;
+    }
+    if (pt == SS_SIM_TAP_DELIVER && from == 1 && w->tcp && (w->flags & 0x10) &&
+        l->flight_known && (int32_t)(w->ack - l->ack_max) > 0 &&
+        (int32_t)(w->ack - l->snd_max) <= 0) {
+        l->ack_max = w->ack;
+        add_point(l, now, (double)(uint32_t)(l->snd_max - l->ack_max), SV_INFLIGHT);
     }
     if (pt == SS_SIM_TAP_DELIVER && w->arrive_row < 0) {
         w->t_arrive = now;
@@ -485,13 +501,15 @@ int sv_write_plot(const struct sv_log *l, FILE *out)
                  "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     static const enum sv_series s_seq[] = {SV_SEQ, SV_SEQ_RTX};
     static const char *const c_seq[] = {"#06c", "#c00"};
-    static const enum sv_series s_cwnd[] = {SV_CWND};
-    static const char *const c_cwnd[] = {"#080"};
+    static const enum sv_series s_cwnd[] = {SV_CWND, SV_INFLIGHT};
+    static const char *const c_cwnd[] = {"#080", "#e80"};
     static const enum sv_series s_rtt[] = {SV_SRTT, SV_RTT_SAMPLE};
     static const char *const c_rtt[] = {"#60c", "#999"};
     panel(out, l, 40, 180, "A: sequence number sent (relative; red = retransmission)",
           s_seq, c_seq, 2, true);
-    panel(out, l, 290, 180, "A: congestion window (bytes)", s_cwnd, c_cwnd, 1, false);
+    panel(out, l, 290, 180,
+          "A: congestion window (green, as traced) and bytes in flight (orange)",
+          s_cwnd, c_cwnd, 2, false);
     panel(out, l, 540, 180, "A: smoothed RTT (purple) and samples (grey), ms",
           s_rtt, c_rtt, 2, false);
     fprintf(out, "</svg>\n");

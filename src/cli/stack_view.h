@@ -40,7 +40,8 @@ struct sv_row {
     int old_state, new_state;
 };
 
-enum sv_series { SV_CWND, SV_SRTT, SV_RTT_SAMPLE, SV_SEQ, SV_SEQ_RTX, SV_NSERIES };
+enum sv_series { SV_CWND, SV_INFLIGHT, SV_SRTT, SV_RTT_SAMPLE, SV_SEQ, SV_SEQ_RTX,
+                 SV_NSERIES };
 
 struct sv_point {
     uint64_t t;
@@ -65,6 +66,8 @@ struct sv_log {
     bool isn_known[2];
     uint32_t isn[2];     /* from each side's SYN */
     char name[2][32];    /* "10.0.0.1:49152" */
+    uint32_t snd_max, ack_max; /* A's highest seq+len sent, highest ack got */
+    bool flight_known;
     uint64_t t_end;
 };
 

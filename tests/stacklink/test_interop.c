@@ -350,3 +350,39 @@ Test(interop, closed_udp_port_is_refused_with_icmp)
     pclose(f);
     cr_assert_eq(n, 1);
 }
+
+Test(interop, trace_json_over_tun_is_one_json_object_per_line)
+{
+    need_root_and_netns();
+    const char *extra[] = {"--serve", "echo:7", "--trace-json", NULL};
+    start_stack(extra);
+    cr_assert_eq(th_wait_listening(&stack_p, 10000, NULL, 0), 7);
+    const char *args[] = {"/usr/bin/python3", interop_py(), "udp-echo", STACK_ADDR, "7",
+                          NULL};
+    char *out = run_peer(args, 20000);
+    cr_assert_str_eq(out, "udp ok\n");
+    free(out);
+    int st = th_stop(&stack_p, SIGINT, 15000);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    stack_p.pid = -1;
+    char *trace = NULL;
+    ssize_t n = th_read_all(stack_p.out, &trace, 5000);
+    th_close_fds(&stack_p);
+    cr_assert_gt(n, 0);
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/ss-interop-trace-%d.json", (int)getpid());
+    FILE *f = fopen(path, "w");
+    fwrite(trace, 1, (size_t)n, f);
+    fclose(f);
+    free(trace);
+    char cmd[512];
+    /* Four datagrams in and four out, each a JSON object. */
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import json,sys\n"
+             "k=[json.loads(l)[\"kind\"] for l in open(sys.argv[1])]\n"
+             "assert k.count(\"udp_in\")==4 and k.count(\"udp_out\")==4, k' %s",
+             path);
+    int rc = system(cmd);
+    unlink(path);
+    cr_assert_eq(rc, 0, "trace is not 4 udp_in + 4 udp_out JSON lines");
+}
