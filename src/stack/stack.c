@@ -426,8 +426,8 @@ void ss__ring_consume(struct ss_ring *r, uint32_t len)
         len = r->len;
     r->head = (r->head + len) % r->cap;
     r->len -= len;
-    if (r->len == 0)
-        r->head = 0;
+    /* The head is never reset to 0 when the ring empties: out-of-order
+     * bytes may be stored beyond the end, at positions relative to it. */
 }
 
 /* ---- generic socket calls ---------------------------------------------- */
