@@ -79,7 +79,7 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t
     }
     if (flags & SS_TCP_RST)
         st->stats.tcp_rst_out++;
-    return ss__ip_output(st, st->tx, tl, sk->raddr, SS_IPPROTO_TCP, true);
+    return ss__ip_output(st, st->tx, tl, sk->raddr, SS_IPPROTO_TCP, true, sk->tos);
 }
 
 /* A pure ACK carries SND.MAX, the highest sequence number sent, not

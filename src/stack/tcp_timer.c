@@ -104,7 +104,7 @@ static void on_rtx(ss_stack *st, struct ss_sock *sk)
     sk->backoff++;
     sk->timeouts++;
     uint32_t limit = (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED)
-                         ? st->cfg.syn_retries : st->cfg.max_retries;
+                         ? st->cfg.syn_retries : sk->max_retries;
     if (sk->backoff > limit) {
         give_up(st, sk);
         return;
