@@ -51,8 +51,9 @@
 #define SS_STACK_RTO_INITIAL_MS 1000
 /* RTO expiries before a connection gives up with ETIMEDOUT (Linux tcp_retries2). */
 #define SS_STACK_MAX_RETRIES 15
-/* SYN retransmissions before connect fails (Linux tcp_syn_retries). */
-#define SS_STACK_SYN_RETRIES 6
+/* SYN retransmissions before connect fails: 7 gives 1+2+4+8+16+32+60+60
+ * = 183 s, RFC 9293 MUST-23 asks for at least 3 minutes (Linux' 6: 127 s). */
+#define SS_STACK_SYN_RETRIES 7
 /* Keep-alive (RFC 1122 4.2.3.6): idle 2 h, then probes every 75 s, 9 of them. */
 #define SS_STACK_KEEPIDLE_S 7200
 #define SS_STACK_KEEPINTVL_S 75
@@ -71,6 +72,9 @@
 #define SS_STACK_FRAG_SLOTS 4
 /* RFC 791 suggests a 15 s reassembly timer lower bound; Linux uses 30 s. */
 #define SS_STACK_FRAG_TIMEOUT_MS 30000
+/* Challenge ACKs per second per stack (RFC 5961 section 7; Linux' old
+ * default 1000): bounds what a blind attacker can make us send. */
+#define SS_STACK_CHALLENGE_ACK_LIMIT 1000
 /* Ephemeral port range (RFC 6335 dynamic ports). */
 #define SS_STACK_EPHEMERAL_LO 49152
 #define SS_STACK_EPHEMERAL_HI 65535

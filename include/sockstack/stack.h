@@ -207,6 +207,7 @@ struct ss_stack_cfg {
     uint32_t frag_slots;        /* IPv4 reassemblies in progress at once */
     uint32_t frag_timeout_ms;   /* an incomplete reassembly is dropped after */
     uint8_t isn_secret[32];     /* RFC 6528 secret: caller fills >= 16 random bytes */
+    uint32_t challenge_ack_limit; /* challenge ACKs per second (RFC 5961 7) */
     ss_stack_output_fn output;  /* required: receives whole IPv4 packets */
     void *output_ctx;
     ss_stack_trace_fn trace;    /* optional */
@@ -280,6 +281,9 @@ enum ss_sockopt {
     SS_SO_KEEPCNT,         /* probes */
     SS_SO_SNDBUF,          /* bytes, 1 .. cfg.sndbuf (the pool size) */
     SS_SO_RCVBUF,          /* bytes, 1 .. cfg.rcvbuf; before connect/listen */
+    SS_SO_MAXRT,           /* RTO expiries before ETIMEDOUT (R2 of RFC 9293
+                            * 3.8.3), 1 .. 1000; default cfg.max_retries */
+    SS_SO_TOS,             /* IPv4 TOS / DS field for this socket, 0 .. 255 */
 };
 int ss_sock_setopt(ss_stack *st, int sd, int opt, int value);
 int ss_sock_getopt(const ss_stack *st, int sd, int opt, int *value);
@@ -298,6 +302,7 @@ struct ss_sock_info {
     uint64_t bytes_in, bytes_out, segs_in, segs_out;
     uint32_t snd_queued, rcv_queued;   /* bytes in the buffers */
     uint32_t accept_queued, syn_queued;/* listener only */
+    int soft_error;        /* last ICMP soft error (RFC 9293 MUST-47), 0 if none */
 };
 int ss_sock_info(const ss_stack *st, int sd, struct ss_sock_info *out);
 

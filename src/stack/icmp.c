@@ -24,7 +24,7 @@ static void send_icmp(ss_stack *st, uint32_t dst, size_t len)
     ss__put16(m + 2, ss_csum_fold(ss_csum_add(0, m, len)));
     st->stats.icmp_out++;
     trace_icmp(st, SS_TRACE_ICMP_OUT, dst, m[0], m[1], len);
-    ss__ip_output(st, st->tx, len, dst, SS_IPPROTO_ICMP, false);
+    ss__ip_output(st, st->tx, len, dst, SS_IPPROTO_ICMP, false, 0);
 }
 
 static bool is_error_type(uint8_t t)

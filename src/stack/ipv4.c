@@ -203,13 +203,13 @@ void ss__ip_input(ss_stack *st, const uint8_t *pkt, size_t len)
 }
 
 int ss__ip_output(ss_stack *st, uint8_t *pkt, size_t payload_len, uint32_t dst, uint8_t proto,
-                  bool df)
+                  bool df, uint8_t tos)
 {
     size_t total = SS_IP_HDR + payload_len;
     if (total > SS_PKT_MAX)
         return -EMSGSIZE;
     pkt[0] = 0x45;
-    pkt[1] = 0;
+    pkt[1] = tos;
     ss__put16(pkt + 2, (uint16_t)total);
     ss__put16(pkt + 4, st->ip_id++);
     ss__put16(pkt + 6, df ? 0x4000 : 0);

@@ -32,6 +32,7 @@ void ss_stack_cfg_default(struct ss_stack_cfg *cfg)
     cfg->udp_rcvq_max = SS_STACK_UDP_RCVQ_MAX;
     cfg->frag_slots = SS_STACK_FRAG_SLOTS;
     cfg->frag_timeout_ms = SS_STACK_FRAG_TIMEOUT_MS;
+    cfg->challenge_ack_limit = SS_STACK_CHALLENGE_ACK_LIMIT;
 }
 
 static bool cfg_valid(const struct ss_stack_cfg *c)
@@ -42,7 +43,8 @@ static bool cfg_valid(const struct ss_stack_cfg *c)
            c->rto_initial_ms && c->rto_max_ms <= 3600000 && c->max_retries && c->syn_retries &&
            c->keepalive_intvl_s && c->keepalive_cnt && c->delack_ms && c->delack_ms < 500 &&
            c->syn_backlog && c->max_sockets && c->max_sockets <= 65536 && c->ooo_max &&
-           c->udp_rcvq_max && c->frag_timeout_ms && c->frag_slots <= 64;
+           c->udp_rcvq_max && c->frag_timeout_ms && c->frag_slots <= 64 &&
+           c->challenge_ack_limit;
 }
 
 int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
@@ -203,6 +205,7 @@ struct ss_sock *ss__sock_alloc(ss_stack *st, enum ss_sock_kind kind)
         sk->keep_intvl_s = st->cfg.keepalive_intvl_s;
         sk->keep_cnt = st->cfg.keepalive_cnt;
         sk->rto_us = st->cfg.rto_initial_ms * 1000u;
+        sk->max_retries = st->cfg.max_retries;
         sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = SS_NEVER;
         ss__cc_init(st, sk);
         return sk;
@@ -263,6 +266,18 @@ static bool port_in_use(ss_stack *st, enum ss_sock_kind kind, uint16_t port)
     for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
         struct ss_sock *sk = &st->socks[i];
         if (sk->kind == kind && sk->lport == port)
+            return true;
+    }
+    return false;
+}
+
+/* RFC 9293 MUST-42: a LISTEN may share its port with connections (say one
+ * in SYN-SENT from that port); only a second listener conflicts. */
+static bool listener_on(ss_stack *st, uint16_t port)
+{
+    for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
+        struct ss_sock *sk = &st->socks[i];
+        if (sk->kind == SS_SK_TCP && sk->state == SS_TCP_LISTEN && sk->lport == port)
             return true;
     }
     return false;
@@ -426,8 +441,8 @@ void ss__ring_consume(struct ss_ring *r, uint32_t len)
         len = r->len;
     r->head = (r->head + len) % r->cap;
     r->len -= len;
-    if (r->len == 0)
-        r->head = 0;
+    /* The head is never reset to 0 when the ring empties: out-of-order
+     * bytes may be stored beyond the end, at positions relative to it. */
 }
 
 /* ---- generic socket calls ---------------------------------------------- */
@@ -532,6 +547,16 @@ int ss_sock_setopt(ss_stack *st, int sd, int opt, int value)
             return -EINVAL;
         sk->snd.limit = (uint32_t)value;
         return 0;
+    case SS_SO_MAXRT:
+        if (value < 1 || value > 1000)
+            return -EINVAL;
+        sk->max_retries = (uint32_t)value;
+        return 0;
+    case SS_SO_TOS:
+        if (value < 0 || value > 255)
+            return -EINVAL;
+        sk->tos = (uint8_t)value;
+        return 0;
     case SS_SO_RCVBUF:
         if (value < 1 || (uint32_t)value > sk->rcv.cap)
             return -EINVAL;
@@ -557,6 +582,8 @@ int ss_sock_getopt(const ss_stack *st, int sd, int opt, int *value)
     case SS_SO_KEEPCNT: *value = (int)sk->keep_cnt; return 0;
     case SS_SO_SNDBUF: *value = (int)sk->snd.limit; return 0;
     case SS_SO_RCVBUF: *value = (int)sk->rcv.limit; return 0;
+    case SS_SO_MAXRT: *value = (int)sk->max_retries; return 0;
+    case SS_SO_TOS: *value = sk->tos; return 0;
     default: return -ENOPROTOOPT;
     }
 }
@@ -598,6 +625,7 @@ int ss_sock_info(const ss_stack *st, int sd, struct ss_sock_info *o)
     o->rcv_queued = sk->kind == SS_SK_TCP ? sk->rcv.len : sk->udp_q;
     o->accept_queued = (uint32_t)sk->accept_q;
     o->syn_queued = (uint32_t)sk->syn_q;
+    o->soft_error = sk->soft_err;
     return 0;
 }
 
@@ -610,7 +638,7 @@ int ss_tcp_listen(ss_stack *st, uint16_t port, int backlog)
         backlog = (int)st->cfg.syn_backlog;
     if (port == 0)
         port = ephemeral_port(st, SS_SK_TCP);
-    else if (port_in_use(st, SS_SK_TCP, port))
+    else if (listener_on(st, port))
         return -EADDRINUSE;
     if (port == 0)
         return -EADDRINUSE;

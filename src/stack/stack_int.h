@@ -90,6 +90,8 @@ struct ss_sock {
     int error;              /* pending error for the application */
     int ev_err;             /* error reported with SS_EV_ERROR */
     int soft_err;           /* last ICMP soft error, reported on timeout */
+    uint32_t max_retries;   /* R2 (SS_SO_MAXRT) */
+    uint8_t tos;            /* IPv4 TOS / DS field */
 
     uint32_t laddr, raddr;
     uint16_t lport, rport;
@@ -182,6 +184,8 @@ struct ss_stack {
     uint16_t next_port;
     uint64_t now;           /* time of the call in progress */
     int dispatching;
+    uint64_t chack_window;  /* start of the current challenge-ACK second */
+    uint32_t chack_count;   /* challenge ACKs sent in it */
 };
 
 /* checksum.c */
@@ -191,7 +195,7 @@ uint32_t ss__pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, uint32_t len)
 void ss__ip_input(ss_stack *st, const uint8_t *pkt, size_t len);
 /* Build the IPv4 header in front of payload (already at pkt + 20) and send. */
 int ss__ip_output(ss_stack *st, uint8_t *pkt, size_t payload_len, uint32_t dst,
-                  uint8_t proto, bool df);
+                  uint8_t proto, bool df, uint8_t tos);
 uint64_t ss__frag_timers(ss_stack *st, uint64_t now);
 
 /* icmp.c */

@@ -34,10 +34,17 @@ static void connection_error(ss_stack *st, struct ss_sock *sk, int err)
 
 static void challenge_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
 {
-    /* RFC 5961 3.2 / 4.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. (The
-     * optional rate limit of RFC 5961 section 7 is not implemented.) */
-    st->stats.tcp_challenge_acks++;
+    /* RFC 5961 3.2 / 4.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at most
+     * cfg.challenge_ack_limit per second (RFC 5961 section 7). */
     drop_seg(st, sk, seg, SS_DROP_TCP_CHALLENGE);
+    if (st->now - st->chack_window >= 1000000) {
+        st->chack_window = st->now;
+        st->chack_count = 0;
+    }
+    if (st->chack_count >= st->cfg.challenge_ack_limit)
+        return;
+    st->chack_count++;
+    st->stats.tcp_challenge_acks++;
     ss__tcp_send_ack(st, sk);
 }
 

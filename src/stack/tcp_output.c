@@ -79,12 +79,21 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t
     }
     if (flags & SS_TCP_RST)
         st->stats.tcp_rst_out++;
-    return ss__ip_output(st, st->tx, tl, sk->raddr, SS_IPPROTO_TCP, true);
+    return ss__ip_output(st, st->tx, tl, sk->raddr, SS_IPPROTO_TCP, true, sk->tos);
 }
 
+/* A pure ACK carries SND.MAX, the highest sequence number sent, not
+ * SND.NXT: after a retransmission timeout SND.NXT is pulled back to
+ * SND.UNA, and an ACK carrying it would be "old" at a peer that already
+ * has those bytes, so the peer would answer it with an ACK of its own
+ * (an ACK ping-pong); BSD does the same. Without a retransmission
+ * outstanding the two are equal. */
 void ss__tcp_send_ack(ss_stack *st, struct ss_sock *sk)
 {
-    ss__tcp_send_segment(st, sk, sk->snd_nxt, SS_TCP_ACK, 0, false);
+    /* While probing a zero window the probe byte is beyond the peer's
+     * window: the ACK stays at SND.NXT (= SND.UNA) where the peer accepts it. */
+    uint32_t seq = sk->t_persist != SS_NEVER ? sk->snd_nxt : sk->snd_max;
+    ss__tcp_send_segment(st, sk, seq, SS_TCP_ACK, 0, false);
 }
 
 /* ABORT / reset of a connection we have: <SEQ=SND.NXT><CTL=RST>. */

@@ -104,7 +104,7 @@ static void on_rtx(ss_stack *st, struct ss_sock *sk)
     sk->backoff++;
     sk->timeouts++;
     uint32_t limit = (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED)
-                         ? st->cfg.syn_retries : st->cfg.max_retries;
+                         ? st->cfg.syn_retries : sk->max_retries;
     if (sk->backoff > limit) {
         give_up(st, sk);
         return;
@@ -127,13 +127,13 @@ static void on_persist(ss_stack *st, struct ss_sock *sk)
     sk->t_persist = SS_NEVER;
     if (sk->snd_wnd != 0 || sk->snd.len == 0)
         return;
-    if (sk->snd_nxt == sk->snd_una && sk->snd_max == sk->snd_una) {
-        ss__tcp_send_segment(st, sk, sk->snd_una, SS_TCP_ACK, 1, false);
-        sk->snd_nxt = sk->snd_max = sk->snd_una + 1;
-    } else {
-        ss__tcp_send_segment(st, sk, sk->snd_una, SS_TCP_ACK, 1, true);
-        sk->snd_nxt = sk->snd_una + 1;
-    }
+    /* The probe byte counts in SND.MAX (so an ACK for it is acceptable)
+     * but not in SND.NXT: it is outside the window, not in flight. */
+    bool again = SEQ_GT(sk->snd_max, sk->snd_una);
+    ss__tcp_send_segment(st, sk, sk->snd_una, SS_TCP_ACK, 1, again);
+    if (!again)
+        sk->snd_max = sk->snd_una + 1;
+    sk->snd_nxt = sk->snd_una;
     if (sk->persist_backoff < 16)
         sk->persist_backoff++;
     uint64_t d = (uint64_t)sk->rto_us << sk->persist_backoff;

@@ -122,7 +122,7 @@ ssize_t ss_udp_sendto(ss_stack *st, uint64_t now_us, int sd, uint32_t raddr, uin
     sk->bytes_out += len;
     sk->segs_out++;
     trace_udp(st, sk, SS_TRACE_UDP_OUT, raddr, rport, len);
-    int rc = ss__ip_output(st, st->tx, ulen, raddr, SS_IPPROTO_UDP, false);
+    int rc = ss__ip_output(st, st->tx, ulen, raddr, SS_IPPROTO_UDP, false, sk->tos);
     return rc < 0 ? rc : (ssize_t)len;
 }
 
