@@ -130,7 +130,7 @@ int ss_simnet_run(ss_simnet *n, ss_simnet_done_fn done, void *arg,
             ss_stack_input(n->stack[to], n->now, n->buf, (size_t)len);
         if (len < 0)
             return (int)len;
-        uint64_t next = ss_sim_next_deadline(n->link);
+        uint64_t next = UINT64_MAX;
         for (int i = 0; i < 2; i++) {
             uint64_t d = ss_stack_poll(n->stack[i], n->now);
             if (d < next)
@@ -138,8 +138,10 @@ int ss_simnet_run(ss_simnet *n, ss_simnet_done_fn done, void *arg,
         }
         if (done && done(arg))
             return 0;
-        if (ss_sim_next_deadline(n->link) <= n->now)
-            next = n->now; /* polling sent packets that are due at once */
+        /* After the polls: what they sent is on the link now. */
+        uint64_t arrival = ss_sim_next_deadline(n->link);
+        if (arrival < next)
+            next = arrival;
         if (next == UINT64_MAX)
             return 0;
         if (next <= n->now) {
