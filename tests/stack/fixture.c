@@ -188,6 +188,7 @@ struct tseg cap_tcp(int i)
     s.df = (get16(p + 6) & 0x4000) != 0;
     s.src = get32(p + 12);
     s.dst = get32(p + 16);
+    cr_assert_eq(s.src, US_IP, "every segment comes from the stack's address (MUST-45)");
     const uint8_t *t = p + 20;
     size_t tl = n - 20;
     cr_assert_eq(t_csum(t, tl, pseudo(s.src, s.dst, 6, tl)), 0, "TCP checksum");
