@@ -4,6 +4,7 @@
  * it, whatever happens). Kernel peers are python3 socket programs
  * (interop.py) and ping. Every run's pcap must decode cleanly in tshark. */
 #include <criterion/criterion.h>
+#include <net/if.h>
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #define KERNEL_ADDR "10.99.0.1"
 #define MiB (1024 * 1024)
 
+static char tun_name[32];
 static struct th_proc stack_p = {.pid = -1, .in = -1, .out = -1, .err = -1};
 static struct th_proc peer_p = {.pid = -1, .in = -1, .out = -1, .err = -1};
 static char pcap_path[128];
@@ -64,9 +66,8 @@ static const char *interop_py(void)
 /* Start `sockstack stack up` with the services, plus extra args. */
 static void start_stack(const char *extra[])
 {
-    char tun[32];
-    snprintf(tun, sizeof tun, "ssi%d", (int)getpid() % 100000);
-    const char *argv[32] = {th_sockstack(), "stack", "up", "--tun", tun,
+    snprintf(tun_name, sizeof tun_name, "ssi%d", (int)getpid() % 100000);
+    const char *argv[32] = {th_sockstack(), "stack", "up", "--tun", tun_name,
                             "--addr", STACK_ADDR "/24", "--pcap", pcap_path};
     int n = 9;
     for (int i = 0; extra && extra[i]; i++)
@@ -293,7 +294,31 @@ Test(interop, ping_is_answered)
     char *out = run_peer(args, 20000);
     cr_assert(strstr(out, "3 received"), "%s", out);
     free(out);
+    cr_assert_neq(if_nametoindex(tun_name), 0, "the device exists while up");
     stop_stack(6);
+    cr_assert_eq(if_nametoindex(tun_name), 0, "%s is still there after SIGINT", tun_name);
+}
+
+Test(interop, explicit_peer_address_is_the_kernels_side)
+{
+    need_root_and_netns();
+    const char *extra[] = {"--serve", "echo:7", "--peer", "10.99.0.77", NULL};
+    start_stack(extra);
+    cr_assert_eq(th_wait_listening(&stack_p, 10000, NULL, 0), 7);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ip -4 -o addr show dev %s | grep -q ' 10.99.0.77/24 '",
+             tun_name);
+    cr_assert_eq(system(cmd), 0, "the kernel's side is not 10.99.0.77/24");
+    const char *args[] = {"ping", "-n", "-c", "1", "-W", "3", "-I", "10.99.0.77",
+                          STACK_ADDR, NULL};
+    char *out = run_peer(args, 20000);
+    cr_assert(strstr(out, "1 received"), "%s", out);
+    free(out);
+    int st = th_stop(&stack_p, SIGTERM, 15000);
+    stack_p.pid = -1;
+    th_close_fds(&stack_p);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGTERM: status %d", st);
+    cr_assert_eq(if_nametoindex(tun_name), 0);
 }
 
 Test(interop, udp_echo)
