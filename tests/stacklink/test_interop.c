@@ -411,3 +411,24 @@ Test(interop, trace_json_over_tun_is_one_json_object_per_line)
     unlink(path);
     cr_assert_eq(rc, 0, "trace is not 4 udp_in + 4 udp_out JSON lines");
 }
+
+Test(interop, stack_client_to_a_closed_kernel_port_is_refused)
+{
+    need_root_and_netns();
+    const char *extra[] = {"--connect", KERNEL_ADDR ":1", "--send", "100", NULL};
+    start_stack(extra);
+    char *out = NULL, *err = NULL;
+    ssize_t n = th_read_all(stack_p.out, &out, 20000);
+    ssize_t e = th_read_all(stack_p.err, &err, 5000);
+    int st = th_wait(&stack_p, 10000);
+    stack_p.pid = -1;
+    th_close_fds(&stack_p);
+    err = realloc(err, (size_t)e + 1);
+    err[e] = '\0';
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d: %s", st, err);
+    cr_assert(strstr(err, "onnection refused"), "%s", err);
+    cr_assert_geq(n, 0);
+    free(out);
+    free(err);
+    check_pcap(2);
+}
