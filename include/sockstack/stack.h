@@ -245,6 +245,7 @@ struct ss_stack_stats {
     uint64_t tcp_unacceptable, tcp_challenge_acks, tcp_syn_queue_full;
     uint64_t tcp_ooo_in, tcp_ooo_dropped, tcp_dup_data, tcp_no_memory;
     uint64_t tcp_active_opens, tcp_passive_opens, tcp_estab_resets;
+    uint64_t tcp_tw_recycled;   /* TIME-WAIT ended early: pool full, or a new SYN reused the tuple */
 };
 void ss_stack_stats(const ss_stack *st, struct ss_stack_stats *out);
 

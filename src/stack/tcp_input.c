@@ -636,6 +636,16 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
     }
 
     struct ss_sock *sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);
+    /* A new SYN for a tuple in TIME-WAIT, above everything the old
+     * connection used (RFC 9293 3.6.1, RFC 6191 without timestamps): end
+     * the TIME-WAIT and let a listener take the SYN. */
+    if (sk && sk->state == SS_TCP_TIME_WAIT &&
+        (seg.flags & (SS_TCP_SYN | SS_TCP_ACK | SS_TCP_RST)) == SS_TCP_SYN &&
+        SEQ_GT(seg.seq, sk->rcv_nxt)) {
+        st->stats.tcp_tw_recycled++;
+        ss__tcp_drop(st, sk, 0);
+        sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);
+    }
     ss__trace_seg(st, sk && sk->state != SS_TCP_LISTEN ? sk : NULL, SS_TRACE_SEG_IN, &seg);
     if (!sk || sk->state == SS_TCP_CLOSED) {
         closed_state(st, &seg);
