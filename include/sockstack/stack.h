@@ -228,6 +228,14 @@ void ss_stack_free(ss_stack *st);
  * was dropped as malformed (informational). */
 int ss_stack_input(ss_stack *st, uint64_t now_us, const uint8_t *pkt, size_t len);
 
+/* Process n received packets as one batch (e.g. everything one wake-up
+ * read from the device): every packet is processed before any TCP output
+ * (ACKs, window updates, data an ACK released) is sent, so ACKs are
+ * aggregated (RFC 9293 MUST-58, MUST-59). Returns how many were dropped as
+ * malformed. */
+int ss_stack_input_batch(ss_stack *st, uint64_t now_us, const uint8_t *const *pkts,
+                         const size_t *lens, size_t n);
+
 /* Run due timers, send pending output, deliver events. Returns the absolute
  * time (µs) of the next deadline, UINT64_MAX if none. Call it after input,
  * after socket calls, and when the deadline passes. */

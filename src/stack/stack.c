@@ -158,6 +158,34 @@ int ss_stack_input(ss_stack *st, uint64_t now_us, const uint8_t *pkt, size_t len
     return bad2 != bad ? SS_EBADPKT : 0;
 }
 
+int ss_stack_input_batch(ss_stack *st, uint64_t now_us, const uint8_t *const *pkts,
+                         const size_t *lens, size_t n)
+{
+    int bad = 0;
+    st->now = now_us;
+    st->batching = true;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t before = st->stats.ip_bad_header + st->stats.ip_bad_checksum +
+                          st->stats.ip_bad_len + st->stats.tcp_bad_checksum +
+                          st->stats.tcp_bad_header + st->stats.udp_bad + st->stats.icmp_bad;
+        ss__ip_input(st, pkts[i], lens[i]);
+        uint64_t after = st->stats.ip_bad_header + st->stats.ip_bad_checksum +
+                         st->stats.ip_bad_len + st->stats.tcp_bad_checksum +
+                         st->stats.tcp_bad_header + st->stats.udp_bad + st->stats.icmp_bad;
+        bad += after != before;
+    }
+    st->batching = false;
+    for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
+        struct ss_sock *sk = &st->socks[i];
+        if (sk->kind == SS_SK_TCP && sk->out_pending) {
+            sk->out_pending = false;
+            ss__tcp_output(st, sk);
+        }
+    }
+    dispatch(st);
+    return bad;
+}
+
 uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us)
 {
     st->now = now_us;
