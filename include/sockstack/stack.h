@@ -228,6 +228,14 @@ void ss_stack_free(ss_stack *st);
  * was dropped as malformed (informational). */
 int ss_stack_input(ss_stack *st, uint64_t now_us, const uint8_t *pkt, size_t len);
 
+/* Process n received packets as one batch (e.g. everything one wake-up
+ * read from the device): every packet is processed before any TCP output
+ * (ACKs, window updates, data an ACK released) is sent, so ACKs are
+ * aggregated (RFC 9293 MUST-58, MUST-59). Returns how many were dropped as
+ * malformed. */
+int ss_stack_input_batch(ss_stack *st, uint64_t now_us, const uint8_t *const *pkts,
+                         const size_t *lens, size_t n);
+
 /* Run due timers, send pending output, deliver events. Returns the absolute
  * time (µs) of the next deadline, UINT64_MAX if none. Call it after input,
  * after socket calls, and when the deadline passes. */
@@ -245,6 +253,7 @@ struct ss_stack_stats {
     uint64_t tcp_unacceptable, tcp_challenge_acks, tcp_syn_queue_full;
     uint64_t tcp_ooo_in, tcp_ooo_dropped, tcp_dup_data, tcp_no_memory;
     uint64_t tcp_active_opens, tcp_passive_opens, tcp_estab_resets;
+    uint64_t tcp_tw_recycled;   /* TIME-WAIT ended early: pool full, or a new SYN reused the tuple */
 };
 void ss_stack_stats(const ss_stack *st, struct ss_stack_stats *out);
 

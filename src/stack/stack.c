@@ -158,6 +158,34 @@ int ss_stack_input(ss_stack *st, uint64_t now_us, const uint8_t *pkt, size_t len
     return bad2 != bad ? SS_EBADPKT : 0;
 }
 
+int ss_stack_input_batch(ss_stack *st, uint64_t now_us, const uint8_t *const *pkts,
+                         const size_t *lens, size_t n)
+{
+    int bad = 0;
+    st->now = now_us;
+    st->batching = true;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t before = st->stats.ip_bad_header + st->stats.ip_bad_checksum +
+                          st->stats.ip_bad_len + st->stats.tcp_bad_checksum +
+                          st->stats.tcp_bad_header + st->stats.udp_bad + st->stats.icmp_bad;
+        ss__ip_input(st, pkts[i], lens[i]);
+        uint64_t after = st->stats.ip_bad_header + st->stats.ip_bad_checksum +
+                         st->stats.ip_bad_len + st->stats.tcp_bad_checksum +
+                         st->stats.tcp_bad_header + st->stats.udp_bad + st->stats.icmp_bad;
+        bad += after != before;
+    }
+    st->batching = false;
+    for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
+        struct ss_sock *sk = &st->socks[i];
+        if (sk->kind == SS_SK_TCP && sk->out_pending) {
+            sk->out_pending = false;
+            ss__tcp_output(st, sk);
+        }
+    }
+    dispatch(st);
+    return bad;
+}
+
 uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us)
 {
     st->now = now_us;
@@ -180,37 +208,64 @@ uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us)
 }
 
 /* ---- pool -------------------------------------------------------------- */
-struct ss_sock *ss__sock_alloc(ss_stack *st, enum ss_sock_kind kind)
+/* The pool is full: end the orphaned TIME-WAIT connection closest to its
+ * end (as Linux does past tcp_max_tw_buckets), so a pool of TIME-WAITs
+ * cannot lock out new connections. */
+static bool recycle_time_wait(ss_stack *st)
 {
+    struct ss_sock *old = NULL;
     for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
         struct ss_sock *sk = &st->socks[i];
-        if (sk->kind != SS_SK_FREE)
-            continue;
-        uint8_t *sb = sk->snd.buf, *rb = sk->rcv.buf;
-        uint32_t sc = sk->snd.cap, rc = sk->rcv.cap;
-        struct ss_ooo *oo = sk->ooo;
-        memset(sk, 0, sizeof *sk);
-        sk->id = (int)i;
-        sk->kind = kind;
-        sk->snd = (struct ss_ring){.buf = sb, .cap = sc, .limit = sc};
-        sk->rcv = (struct ss_ring){.buf = rb, .cap = rc, .limit = rc};
-        sk->ooo = oo;
-        sk->parent = -1;
-        sk->next_q = -1;
-        sk->accept_head = sk->accept_tail = -1;
-        sk->laddr = st->cfg.local_addr;
-        sk->rcv_mss = st->cfg.mss;
-        sk->snd_mss = SS_STACK_DEFAULT_PEER_MSS;
-        sk->keep_idle_s = st->cfg.keepalive_idle_s;
-        sk->keep_intvl_s = st->cfg.keepalive_intvl_s;
-        sk->keep_cnt = st->cfg.keepalive_cnt;
-        sk->rto_us = st->cfg.rto_initial_ms * 1000u;
-        sk->max_retries = st->cfg.max_retries;
-        sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = SS_NEVER;
-        ss__cc_init(st, sk);
-        return sk;
+        if (sk->kind == SS_SK_TCP && sk->state == SS_TCP_TIME_WAIT && !sk->user &&
+            (!old || sk->t_2msl < old->t_2msl))
+            old = sk;
     }
+    if (!old)
+        return false;
+    st->stats.tcp_tw_recycled++;
+    ss__tcp_drop(st, old, 0);
+    return true;
+}
+
+static struct ss_sock *free_slot(ss_stack *st)
+{
+    for (uint32_t i = 0; i < st->cfg.max_sockets; i++)
+        if (st->socks[i].kind == SS_SK_FREE)
+            return &st->socks[i];
     return NULL;
+}
+
+struct ss_sock *ss__sock_alloc(ss_stack *st, enum ss_sock_kind kind)
+{
+    struct ss_sock *sk = free_slot(st);
+    if (!sk && recycle_time_wait(st))
+        sk = free_slot(st);
+    if (!sk)
+        return NULL;
+    int id = (int)(sk - st->socks);
+    uint8_t *sb = sk->snd.buf, *rb = sk->rcv.buf;
+    uint32_t sc = sk->snd.cap, rc = sk->rcv.cap;
+    struct ss_ooo *oo = sk->ooo;
+    memset(sk, 0, sizeof *sk);
+    sk->id = id;
+    sk->kind = kind;
+    sk->snd = (struct ss_ring){.buf = sb, .cap = sc, .limit = sc};
+    sk->rcv = (struct ss_ring){.buf = rb, .cap = rc, .limit = rc};
+    sk->ooo = oo;
+    sk->parent = -1;
+    sk->next_q = -1;
+    sk->accept_head = sk->accept_tail = -1;
+    sk->laddr = st->cfg.local_addr;
+    sk->rcv_mss = st->cfg.mss;
+    sk->snd_mss = SS_STACK_DEFAULT_PEER_MSS;
+    sk->keep_idle_s = st->cfg.keepalive_idle_s;
+    sk->keep_intvl_s = st->cfg.keepalive_intvl_s;
+    sk->keep_cnt = st->cfg.keepalive_cnt;
+    sk->rto_us = st->cfg.rto_initial_ms * 1000u;
+    sk->max_retries = st->cfg.max_retries;
+    sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = SS_NEVER;
+    ss__cc_init(st, sk);
+    return sk;
 }
 
 void ss__sock_release(ss_stack *st, struct ss_sock *sk)

@@ -145,6 +145,7 @@ struct ss_sock {
 
     /* ACK policy */
     bool ack_now;
+    bool out_pending;       /* output deferred to the end of an input batch */
     uint32_t unacked_segs;  /* full-sized segments received since our last ACK */
 
     /* congestion control hook (tcp_cc.c) */
@@ -184,6 +185,7 @@ struct ss_stack {
     uint16_t next_port;
     uint64_t now;           /* time of the call in progress */
     int dispatching;
+    bool batching;          /* inside ss_stack_input_batch: defer TCP output */
     uint64_t chack_window;  /* start of the current challenge-ACK second */
     uint32_t chack_count;   /* challenge ACKs sent in it */
 };

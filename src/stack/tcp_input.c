@@ -45,7 +45,7 @@ static void challenge_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg 
         return;
     st->chack_count++;
     st->stats.tcp_challenge_acks++;
-    ss__tcp_send_ack(st, sk);
+    sk->ack_now = true;   /* sent by ss__tcp_output at the end of input */
 }
 
 static void enter_time_wait(ss_stack *st, struct ss_sock *sk)
@@ -264,7 +264,7 @@ static enum verdict check_sequence(ss_stack *st, struct ss_sock *sk, struct ss_s
         /* TIME-WAIT: a retransmitted FIN restarts the 2 MSL timer. */
         if (sk->state == SS_TCP_TIME_WAIT && (seg->flags & SS_TCP_FIN))
             sk->t_2msl = st->now + 2ull * st->cfg.msl_ms * 1000;
-        ss__tcp_send_ack(st, sk);   /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> */
+        sk->ack_now = true;   /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at the end */
         return DONE;
     }
     /* Trim what is before RCV.NXT (duplicate) and beyond the window. */
@@ -370,7 +370,7 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
     /* RFC 5961 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT. */
     if (SEQ_GT(seg->ack, sk->snd_max)) {
         drop_seg(st, sk, seg, SS_DROP_TCP_BAD_ACK);
-        ss__tcp_send_ack(st, sk);
+        sk->ack_now = true;
         return DONE;
     }
     if (SEQ_LT(seg->ack, sk->snd_una - sk->max_snd_wnd)) {
@@ -636,6 +636,16 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
     }
 
     struct ss_sock *sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);
+    /* A new SYN for a tuple in TIME-WAIT, above everything the old
+     * connection used (RFC 9293 3.6.1, RFC 6191 without timestamps): end
+     * the TIME-WAIT and let a listener take the SYN. */
+    if (sk && sk->state == SS_TCP_TIME_WAIT &&
+        (seg.flags & (SS_TCP_SYN | SS_TCP_ACK | SS_TCP_RST)) == SS_TCP_SYN &&
+        SEQ_GT(seg.seq, sk->rcv_nxt)) {
+        st->stats.tcp_tw_recycled++;
+        ss__tcp_drop(st, sk, 0);
+        sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);
+    }
     ss__trace_seg(st, sk && sk->state != SS_TCP_LISTEN ? sk : NULL, SS_TRACE_SEG_IN, &seg);
     if (!sk || sk->state == SS_TCP_CLOSED) {
         closed_state(st, &seg);
@@ -654,7 +664,10 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
     if (sk->kind == SS_SK_TCP && sk->state != SS_TCP_CLOSED) {
         if (sk->t_keep != SS_NEVER)
             ss__tcp_keep_reset(st, sk);
-        ss__tcp_output(st, sk);
+        if (st->batching)
+            sk->out_pending = true;   /* MUST-59: ACK after the whole batch */
+        else
+            ss__tcp_output(st, sk);
     }
 }
 

@@ -352,3 +352,54 @@ Test(tcp_close, every_state_change_is_traced)
      * ->FIN-WAIT-2 (the ACK is processed before the FIN), ->TIME-WAIT */
     cr_assert_eq(ntrace_state, 6);
 }
+
+Test(tcp_close, new_syn_above_time_wait_reopens)
+{
+    uint32_t iss;
+    int sd = in_state(SS_TCP_TIME_WAIT, &iss);
+    ss_tcp_close(st, now, sd);
+    /* The same peer port, a SYN above the old RCV.NXT: a new connection. */
+    seg_in(P1 + 100000, 0, SS_TCP_SYN, 65535, NULL, 0);
+    struct tseg sa = one_seg();
+    cr_assert_eq(sa.flags, SS_TCP_SYN | SS_TCP_ACK);
+    cr_assert_eq(sa.ack, P1 + 100001);
+    struct ss_stack_stats s;
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.tcp_tw_recycled, 1);
+    cap_clear();
+    /* An old duplicate SYN (below RCV.NXT) does not. */
+    fx_teardown();
+    fx_setup();
+    sd = in_state(SS_TCP_TIME_WAIT, &iss);
+    seg_in(PEER_ISS, 0, SS_TCP_SYN, 65535, NULL, 0);
+    cr_assert_eq(sock_state(sd), SS_TCP_TIME_WAIT);
+    cr_assert_eq(one_seg().flags, SS_TCP_ACK);
+}
+
+static void four_socks(struct ss_stack_cfg *c) { c->max_sockets = 4; }
+
+Test(tcp_close, full_pool_recycles_oldest_time_wait)
+{
+    fx_teardown();
+    fx_setup_with(four_socks);
+    int ls = ss_tcp_listen(st, US_PORT, 8);
+    /* Three connections, each closed by us and left in TIME-WAIT. */
+    for (uint16_t i = 0; i < 3; i++) {
+        cap_clear();
+        peer_send(50000 + i, US_PORT, 100, 0, SS_TCP_SYN, 65535, NULL, 0);
+        struct tseg sa = one_seg();
+        peer_send(50000 + i, US_PORT, 101, sa.seq + 1, SS_TCP_ACK, 65535, NULL, 0);
+        int sd = ss_tcp_accept(st, ls, NULL, NULL);
+        cr_assert_geq(sd, 0);
+        ss_tcp_close(st, now, sd);
+        peer_send(50000 + i, US_PORT, 101, sa.seq + 2, SS_TCP_FIN | SS_TCP_ACK, 65535, NULL, 0);
+        now += 1000;
+    }
+    cap_clear();
+    peer_send(50010, US_PORT, 100, 0, SS_TCP_SYN, 65535, NULL, 0);
+    cr_assert_eq(one_seg().flags, SS_TCP_SYN | SS_TCP_ACK, "a TIME-WAIT slot was reused");
+    struct ss_stack_stats s;
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.tcp_tw_recycled, 1);
+    cr_assert_eq(s.tcp_no_memory, 0);
+}
