@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # make run: the main job. Two user-space TCP/IP stacks talk over a simulated
-# link that loses 5% of the packets. With seed 4 the trace shows the
-# three-way handshake, the transfer, A's FIN lost and retransmitted (marked
-# [rtx]) after its RTO, B's FIN lost and retransmitted too, then FIN-WAIT,
-# LAST-ACK, TIME-WAIT and a summary whose SHA-256 digests prove every byte
-# arrived once and in order. Virtual time: it runs
+# link that loses 5% of the packets. With seed 35 the trace shows the
+# three-way handshake, the transfer, A's FIN (with the last data) lost and
+# retransmitted (marked [rtx]) after its RTO, then FIN-WAIT, LAST-ACK,
+# TIME-WAIT and a summary whose SHA-256 digests prove every byte arrived
+# once and in order. Virtual time: it runs
 # in milliseconds, needs no privileges and touches no real network.
 set -euo pipefail
 bin=${1:?usage: run-demo.sh PATH_TO_SOCKSTACK}
-echo "\$ sockstack stack demo --loss 5 --seed 4 --bytes 8K"
-"$bin" stack demo --loss 5 --seed 4 --bytes 8K
+echo "\$ sockstack stack demo --loss 5 --seed 35 --bytes 8K"
+"$bin" stack demo --loss 5 --seed 35 --bytes 8K
 echo
-echo "More: sockstack stack diagram --loss 5 --seed 4 --svg conn.svg --plot plots.svg"
+echo "More: sockstack stack diagram --loss 5 --seed 35 --svg conn.svg --plot plots.svg"
 echo "      sockstack stack demo --help    (delay, jitter, bandwidth, reordering, ...)"

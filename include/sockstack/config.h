@@ -94,5 +94,8 @@
 #define SS_PCAP_SNAPLEN 65535
 /* Read buffer for one TUN packet: the largest IPv4 packet. */
 #define SS_TUN_BUF 65536
+/* Bytes read from the TUN device per wake-up and handed to the stack as one
+ * batch: four largest packets, or the whole 64-packet batch at MTU 1500. */
+#define SS_TUN_BATCH_BYTES (4 * SS_TUN_BUF)
 
 #endif

@@ -19,7 +19,16 @@ struct ss_simnet {
     ss_sim_tap_cb tap;
     void *tap_arg;
     uint64_t now;
-    uint8_t buf[65536];
+    /* Packets due at one instant, staged so that each stack gets them as
+     * one batch (ACKs aggregate as they do behind a real NIC). Bounded by
+     * the link's queue limits. */
+    uint8_t *stage;
+    size_t stage_cap;
+    struct staged { int to; size_t off, len; } *items;
+    size_t items_cap;
+    const uint8_t **ptrs;
+    size_t *lens;
+    size_t batch_cap;
     /* output context per node: which endpoint the stack sends from */
     struct node_ctx { ss_simnet *net; int node; } ctx[2];
 };
@@ -108,12 +117,80 @@ void ss_simnet_free(ss_simnet *n)
         if (n->stack[i])
             ss_stack_free(n->stack[i]);
     ss_sim_free(n->link);
+    free(n->stage);
+    free(n->items);
+    free(n->ptrs);
+    free(n->lens);
     free(n);
 }
 
 ss_stack *ss_simnet_stack(ss_simnet *n, int node) { return n->stack[node & 1]; }
 ss_sim *ss_simnet_link(ss_simnet *n) { return n->link; }
 uint64_t ss_simnet_now(const ss_simnet *n) { return n->now; }
+
+/* Room for `need` elements: the (maybe moved) array, or NULL with the old
+ * one still valid and *cap unchanged. */
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return p;
+    size_t ncap = *cap ? *cap : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *q = realloc(p, ncap * elem);
+    if (q)
+        *cap = ncap;
+    return q;
+}
+
+/* Hand every packet due now to its stack: node 0's as one batch, then
+ * node 1's. Returns 0 or -ENOMEM. */
+static int deliver_due(ss_simnet *n)
+{
+    size_t used = 0, count = 0;
+    for (;;) {
+        uint8_t *stage = grow(n->stage, &n->stage_cap, used + 65536, 1);
+        if (!stage)
+            return -ENOMEM;
+        n->stage = stage;
+        struct staged *items = grow(n->items, &n->items_cap, count + 1, sizeof *items);
+        if (!items)
+            return -ENOMEM;
+        n->items = items;
+        int to;
+        ssize_t len = ss_sim_deliver(n->link, n->now, &to, NULL, n->stage + used,
+                                     n->stage_cap - used);
+        if (len < 0)
+            return (int)len;
+        if (len == 0)
+            break;
+        n->items[count++] = (struct staged){to, used, (size_t)len};
+        used += (size_t)len;
+    }
+    if (!count)
+        return 0;
+    size_t pcap = n->batch_cap, lcap = n->batch_cap;
+    const uint8_t **ptrs = grow(n->ptrs, &pcap, count, sizeof *ptrs);
+    if (!ptrs)
+        return -ENOMEM;
+    n->ptrs = ptrs;
+    size_t *lens = grow(n->lens, &lcap, count, sizeof *lens);
+    if (!lens)
+        return -ENOMEM;
+    n->lens = lens;
+    n->batch_cap = pcap < lcap ? pcap : lcap;
+    for (int node = 0; node < 2; node++) {
+        size_t k = 0;
+        for (size_t i = 0; i < count; i++)
+            if (n->items[i].to == node) {
+                n->ptrs[k] = n->stage + n->items[i].off;
+                n->lens[k++] = n->items[i].len;
+            }
+        if (k)
+            ss_stack_input_batch(n->stack[node], n->now, n->ptrs, n->lens, k);
+    }
+    return 0;
+}
 
 /* Iterations allowed at one instant before we call it a livelock. */
 #define SAME_INSTANT_MAX 100000
@@ -123,13 +200,9 @@ int ss_simnet_run(ss_simnet *n, ss_simnet_done_fn done, void *arg,
 {
     unsigned same = 0;
     for (;;) {
-        int to;
-        ssize_t len;
-        while ((len = ss_sim_deliver(n->link, n->now, &to, NULL, n->buf,
-                                     sizeof n->buf)) > 0)
-            ss_stack_input(n->stack[to], n->now, n->buf, (size_t)len);
-        if (len < 0)
-            return (int)len;
+        int rc = deliver_due(n);
+        if (rc < 0)
+            return rc;
         uint64_t next = UINT64_MAX;
         for (int i = 0; i < 2; i++) {
             uint64_t d = ss_stack_poll(n->stack[i], n->now);
