@@ -865,6 +865,16 @@ out:
     if (u.tn) {
         /* Let the aborts' RSTs go out before the device goes. */
         ss_stack_poll(ss_tunnet_stack(u.tn), ss_tunnet_now(u.tn));
+        struct ss_tunnet_stats ts;
+        struct ss_stack_stats ss;
+        ss_tunnet_get_stats(u.tn, &ts);
+        ss_stack_stats(ss_tunnet_stack(u.tn), &ss);
+        cli_log("%s: %llu packets in, %llu out, %llu not sent; tcp: %llu passive and "
+                "%llu active opens, %llu retransmissions, %llu resets sent",
+                ifname, (unsigned long long)ts.rx_packets, (unsigned long long)ts.tx_packets,
+                (unsigned long long)ts.tx_dropped, (unsigned long long)ss.tcp_passive_opens,
+                (unsigned long long)ss.tcp_active_opens,
+                (unsigned long long)ss.tcp_retransmits, (unsigned long long)ss.tcp_rst_out);
         ss_tunnet_free(u.tn);
     }
     if (u.loop)
