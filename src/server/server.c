@@ -408,13 +408,23 @@ static void on_dgram(ss_sock *s, unsigned events, void *arg)
     struct worker *w = arg;
     ss_server *srv = w->srv;
     tls_worker = w;
-    for (int i = 0; i < DGRAM_BATCH; i++) {
+    /* Request/response traffic brings one datagram per wake-up; reading on
+     * until EAGAIN would then cost a wasted recvmsg each time. So after a
+     * wake-up that had exactly one, take one per wake-up (the loop is
+     * level-triggered: more pending means we wake again at once), and probe
+     * with a full batch every 16th wake-up to notice a busier socket. */
+    int batch = DGRAM_BATCH;
+    if (w->dgram_single && (++w->dgram_wakeups & 15) != 0)
+        batch = 1;
+    int got = 0;
+    for (int i = 0; i < batch; i++) {
         ss_addr from;
         bool trunc = false;
         memset(&from, 0, sizeof from);
         ssize_t n = ss_sock_recvfrom(s, w->rbuf, w->rbuf_cap, &from, &trunc);
         if (n == -EAGAIN)
             break;
+        got++;
         if (n < 0) {
             /* e.g. ECONNREFUSED left by an ICMP error for an earlier reply */
             continue;
@@ -432,6 +442,8 @@ static void on_dgram(ss_sock *s, unsigned events, void *arg)
             ss__server_log(srv, SS_LOG_DEBUG, "datagram handler: %s", ss_strerror(r));
         }
     }
+    if (batch > 1)
+        w->dgram_single = got <= 1;
     tls_worker = NULL;
 }
 
