@@ -49,6 +49,23 @@
 #define SS_SERVER_GRACE_SECS 5
 /* Default cap on simultaneous connections per service. */
 #define SS_SERVER_MAX_CONNS 100000
+/* Output queue chunk: holds a typical reply whole, 4 pages, and 16 of them
+ * cover the default queue limit. */
+#define SS_SERVER_OUTBUF_CHUNK 16384
+/* Spent output chunks kept per event loop for reuse (4 MiB at most). */
+#define SS_SERVER_CHUNK_POOL 256
+/* Closed connection blocks kept per loop for reuse (no malloc per accept). */
+#define SS_SERVER_CONN_POOL 1024
+/* accept() calls per listener wake-up: batches under a SYN flood, yet lets
+ * the loop serve established connections in between. */
+#define SS_SERVER_ACCEPT_BATCH 64
+/* Datagrams read per wake-up, for the same reason. */
+#define SS_SERVER_DGRAM_BATCH 64
+/* Out of descriptors (EMFILE): pause accepting this long instead of spinning
+ * on a listener that stays readable. */
+#define SS_SERVER_EMFILE_PAUSE_MS 100
+/* Largest datagram a datagram service reads (the UDP maximum). */
+#define SS_SERVER_DGRAM_MAX 65535
 
 /* ---- proto: framing ---------------------------------------------------- */
 /* Largest message a decoder accepts unless configured: big enough for any
