@@ -508,6 +508,16 @@ static void update_interest(ss_nc *nc)
     nc->sock_want = want;
 }
 
+/* Streams: the peer's EOF (or error) is seen and written out, and either
+ * we are a server, or our own direction is closed too. */
+static bool stream_over(const ss_nc *nc)
+{
+    if (!nc->sock || nc->dgram || !nc->sock_eof || nc->rxpos < nc->rxlen ||
+        nc->opos < nc->olen)
+        return false;
+    return nc->o.end_on_peer_eof || nc->late_err < 0 || nc->shut_wr;
+}
+
 static void progress(ss_nc *nc)
 {
     if (nc->busy)
@@ -521,8 +531,7 @@ static void progress(ss_nc *nc)
         moved |= step_recv(nc);
         moved |= step_format(nc);
         moved |= step_output(nc);
-        if (nc->sock && !nc->dgram && nc->sock_eof && nc->rxpos == nc->rxlen &&
-            nc->opos == nc->olen)
+        if (stream_over(nc))
             finish(nc, nc->late_err, nc->late_err ? SS_NC_AT_RECV : SS_NC_AT_NONE);
     } while (moved);
     update_interest(nc);

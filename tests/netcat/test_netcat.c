@@ -215,6 +215,37 @@ Test(netcat, half_close_delivers_reply_sent_after_eof_python_peer)
     th_close_fds(&py);
 }
 
+Test(netcat, peer_half_closes_first_and_still_gets_stdin_python_peer)
+{
+    /* The peer says bye and shuts its side; the client must keep sending
+     * (both directions of TCP are independent) until its stdin ends. */
+    struct th_proc py;
+    int port = spawn_python(&py,
+        "import socket\n"
+        "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(1)\n"
+        "print(s.getsockname()[1])\n"
+        "c,_=s.accept(); c.sendall(b'bye\\n'); c.shutdown(socket.SHUT_WR); d=b''\n"
+        "while True:\n"
+        "  x=c.recv(65536)\n"
+        "  if not x: break\n"
+        "  d+=x\n"
+        "print(d.decode(), end='')\n");
+    char ps[16], buf[256];
+    port_str(ps, port);
+    struct th_proc p;
+    spawn(&p, CLI("connect", "127.0.0.1", ps));
+    cr_assert(th_read_until(p.out, "bye\n", buf, sizeof buf, 10000), "client printed '%s'", buf);
+    cr_assert_eq(th_write_all(p.in, "after your FIN\n", 15), 0);
+    close(p.in);
+    p.in = -1;
+    cr_assert(th_read_until(py.out, "after your FIN\n", buf, sizeof buf, 10000),
+              "peer got '%s'", buf);
+    cr_assert_eq(exit_code(&p, 5000), 0);
+    cr_assert_eq(exit_code(&py, 5000), 0);
+    th_close_fds(&p);
+    th_close_fds(&py);
+}
+
 Test(netcat, connect_refused_exit_1_with_exact_message)
 {
     int port;
