@@ -573,6 +573,86 @@ Test(netcat, listen_info_on_peer_close)
     th_close_fds(&c);
 }
 
+Test(netcat, udp_port_unreachable_is_connection_refused)
+{
+    int port;
+    close(loopback_socket(SOCK_DGRAM, &port)); /* a port nobody has now */
+    char ps[16], want[128];
+    port_str(ps, port);
+    struct th_proc p;
+    spawn(&p, CLI("connect", "-u", "--wait", "5", "127.0.0.1", ps));
+    char *out;
+    th_exchange(&p, "anyone?\n", 8, &out, 10000);
+    free(out);
+    char *err = read_err(&p);
+    snprintf(want, sizeof want, "sockstack: recv 127.0.0.1:%d: Connection refused\n", port);
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(exit_code(&p, 5000), 1);
+    free(err);
+    th_close_fds(&p);
+}
+
+Test(netcat, stdin_from_regular_file_and_dev_null)
+{
+    /* epoll refuses regular files and /dev/null: they must still work. */
+    char path[64], ps[16], cmd[512];
+    snprintf(path, sizeof path, "/tmp/ss-nc-in-%d", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    for (int i = 0; i < 20000; i++)
+        fprintf(f, "line %d\n", i);
+    long size = ftell(f);
+    fclose(f);
+    for (int k = 0; k < 2; k++) {
+        int port;
+        int lfd = loopback_socket(SOCK_STREAM, &port);
+        pid_t srv = fork_server(lfd, tcp_echo);
+        port_str(ps, port);
+        snprintf(cmd, sizeof cmd, "exec '%s' connect 127.0.0.1 %s < %s", th_sockstack(), ps,
+                 k == 0 ? path : "/dev/null");
+        struct th_proc p;
+        spawn(&p, (char *[]){"sh", "-c", cmd, NULL});
+        char *out;
+        ssize_t n = th_read_all(p.out, &out, 10000);
+        cr_assert_eq(n, k == 0 ? size : 0, "echoed %zd bytes", n);
+        cr_assert_eq(exit_code(&p, 5000), 0);
+        free(out);
+        th_close_fds(&p);
+        reap(srv);
+    }
+    unlink(path);
+}
+
+Test(netcat, listen_applies_socket_options)
+{
+    /* Every TCP option accepted on a listener (exit 0, peer served), and the
+     * MSS it advertises, inherited by the accepted socket, seen by python3. */
+    struct th_proc l;
+    int port = spawn_listener(&l, CLI("listen", "-4", "--bind", "127.0.0.1", "--ttl", "17",
+                                      "--nodelay", "--keepalive", "--sndbuf", "1m",
+                                      "--rcvbuf", "1m", "--reuseport", "--linger", "0",
+                                      "--tos", "16", "--mss", "1200", "--bind-device", "lo",
+                                      "--timeout", "3", "0"));
+    char script[1024], buf[256];
+    snprintf(script, sizeof script,
+             "import socket\n"
+             "c=socket.create_connection(('127.0.0.1',%d)); c.settimeout(10)\n"
+             "print('mss=%%d' %% c.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))\n"
+             "print(c.recv(100).decode(), end='')\n", port);
+    struct th_proc py;
+    spawn(&py, (char *[]){"python3", "-u", "-c", script, NULL});
+    cr_assert(th_read_until(l.err, "connection from", buf, sizeof buf, 10000), "%s", buf);
+    cr_assert_eq(th_write_all(l.in, "opts ok\n", 8), 0);
+    cr_assert(th_read_until(py.out, "opts ok\n", buf, sizeof buf, 10000), "python: %s", buf);
+    int mss = 0;
+    cr_assert_eq(sscanf(buf, "mss=%d", &mss), 1, "%s", buf);
+    cr_assert(mss > 0 && mss <= 1200, "python's MSS %d, --mss 1200", mss);
+    cr_assert_eq(exit_code(&py, 5000), 0);
+    cr_assert_eq(exit_code(&l, 10000), 0);
+    th_close_fds(&l);
+    th_close_fds(&py);
+}
+
 /* ---- socket options ------------------------------------------------------- */
 
 struct badopt {
