@@ -5,7 +5,7 @@ build=${1:?usage: run-fuzz.sh BUILD_DIR SECONDS}
 secs=${2:-60}
 shopt -s nullglob
 for f in "$build"/fuzz/fuzz-*; do
-  [ -x "$f" ] || continue
+  [ -f "$f" ] && [ -x "$f" ] || continue
   name=$(basename "$f")
   corpus="$build/fuzz/corpus-$name"
   mkdir -p "$corpus"

@@ -24,7 +24,8 @@
     X(SS_ETRUNC,     -10011, "datagram was truncated")                          \
     X(SS_EPATH,      -10012, "path leaves the served root")                     \
     X(SS_ENOTSUP,    -10013, "not supported by this backend")                   \
-    X(SS_ENOHOST,    -10014, "name or service not known")
+    X(SS_ENOHOST,    -10014, "name or service not known")                       \
+    X(SS_EREMOTE,    -10030, "the server refused the request")
 
 enum ss_err {
 #define SS_ERR_ENUM(name, value, msg) name = value,

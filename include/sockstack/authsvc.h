@@ -1,0 +1,44 @@
+/* authsvc: put the shared-key handshake (sockstack/auth.h) in front of any
+ * server service, as an optional layer.
+ *
+ * The wrapper is itself an ss_service. For every connection it sends the
+ * challenge, checks the answer within the handshake timeout, and only then
+ * hands the connection to the inner service: the inner on_open runs after
+ * authentication and its on_data sees only bytes after the handshake, so
+ * the inner service is unchanged ("echo exactly as before"). A failed or
+ * timed-out peer is closed without a byte, logged with its address, and
+ * its address is slowed down (ss_auth_throttle): its next connections wait
+ * before they get a challenge.
+ *
+ * Context layout: the inner service's per-connection context comes first
+ * (ss_conn_ctx() works for it unchanged); the wrapper's state follows.
+ * Blocking (handle) services are wrapped too: the handshake runs over
+ * ss_conn_read / ss_conn_write_all before handle().
+ */
+#ifndef SOCKSTACK_AUTHSVC_H
+#define SOCKSTACK_AUTHSVC_H
+
+#include <pthread.h>
+
+#include "sockstack/auth.h"
+#include "sockstack/server.h"
+
+typedef struct ss_authsvc {
+    ss_service svc;              /* first: what ss_server_new gets */
+    const ss_service *inner;
+    const ss_auth_key *key;
+    enum ss_auth_mode mode;      /* one-way (tutorial clients) or mutual */
+    unsigned timeout_ms;         /* handshake deadline */
+    pthread_mutex_t lock;        /* workers share the throttle */
+    ss_auth_throttle throttle;
+    uint64_t failures;           /* failed handshakes so far */
+} ss_authsvc;
+
+/* Fill w to wrap inner. timeout_ms 0 means SS_AUTH_TIMEOUT_SECS. w, inner
+ * and key must outlive the server; pass &w->svc to ss_server_new. */
+int ss_authsvc_init(ss_authsvc *w, const ss_service *inner,
+                    const ss_auth_key *key, enum ss_auth_mode mode,
+                    unsigned timeout_ms);
+void ss_authsvc_destroy(ss_authsvc *w);
+
+#endif

@@ -1,0 +1,269 @@
+/* The handshake as a layer in front of a service (see sockstack/authsvc.h).
+ *
+ * Per connection: DELAYED (throttled peer waits) -> HANDSHAKE (challenge
+ * sent, answer awaited under the timer) -> OPEN (inner service owns it).
+ * The wrapper finds its own settings from the service pointer the server
+ * was created with: ss_authsvc embeds that ss_service as its first member. */
+#include "sockstack/authsvc.h"
+
+#include <errno.h>
+#include <stdalign.h>
+#include <string.h>
+#include <time.h>
+
+#include "sockstack/err.h"
+
+enum phase { PH_DELAYED = 0, PH_HANDSHAKE, PH_OPEN, PH_FAILED };
+
+struct wstate {
+    ss_auth auth;
+    enum phase phase;
+    bool inner_opened;
+};
+
+static size_t inner_size(const ss_service *inner)
+{
+    size_t a = alignof(max_align_t);
+    return (inner->conn_ctx_size + a - 1) / a * a;
+}
+
+static ss_authsvc *wrap_of(const ss_conn *c)
+{
+    return (ss_authsvc *)(void *)ss_server_service(ss_conn_server(c));
+}
+
+static struct wstate *st_of(ss_conn *c)
+{
+    return (struct wstate *)((char *)ss_conn_ctx(c) + inner_size(wrap_of(c)->inner));
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static const struct sockaddr *peer_sa(const ss_conn *c)
+{
+    return (const struct sockaddr *)&ss_conn_peer(c)->sa;
+}
+
+/* Failed: log, slow the address down, close without a word. */
+static int refuse(ss_conn *c, struct wstate *s, int err, const char *why)
+{
+    ss_authsvc *w = wrap_of(c);
+    pthread_mutex_lock(&w->lock);
+    uint32_t n = ss_auth_throttle_fail(&w->throttle, peer_sa(c), now_ms());
+    w->failures++;
+    pthread_mutex_unlock(&w->lock);
+    ss_server_log(ss_conn_server(c), SS_LOG_WARN,
+                  "authentication failed from %s: %s (failure %u from this address)",
+                  ss_conn_peer_str(c), why, n);
+    s->phase = PH_FAILED;
+    ss_conn_timer_stop(c);
+    ss_conn_abort(c, err);
+    return 0;
+}
+
+static int flush_auth(ss_conn *c, struct wstate *s)
+{
+    const uint8_t *p;
+    size_t n = ss_auth_output(&s->auth, &p);
+    if (n) {
+        int rc = ss_conn_write(c, p, n);
+        if (rc < 0)
+            return rc;
+        ss_auth_output_done(&s->auth, n);
+    }
+    return 0;
+}
+
+static int start_handshake(ss_conn *c, struct wstate *s)
+{
+    ss_authsvc *w = wrap_of(c);
+    int rc = ss_auth_init(&s->auth, SS_AUTH_SERVER, w->mode, w->key, NULL);
+    if (rc < 0)
+        return rc;
+    s->phase = PH_HANDSHAKE;
+    ss_conn_resume_read(c);
+    rc = ss_conn_timer_start(c, w->timeout_ms);
+    return rc < 0 ? rc : flush_auth(c, s);
+}
+
+static int w_open(ss_conn *c)
+{
+    ss_authsvc *w = wrap_of(c);
+    struct wstate *s = st_of(c);
+    pthread_mutex_lock(&w->lock);
+    uint64_t delay = ss_auth_throttle_delay(&w->throttle, peer_sa(c), now_ms());
+    pthread_mutex_unlock(&w->lock);
+    if (delay) {
+        ss_server_log(ss_conn_server(c), SS_LOG_DEBUG,
+                      "%s failed recently: challenge delayed %llu ms",
+                      ss_conn_peer_str(c), (unsigned long long)delay);
+        s->phase = PH_DELAYED;
+        ss_conn_pause_read(c);
+        return ss_conn_timer_start(c, delay);
+    }
+    return start_handshake(c, s);
+}
+
+static int w_data(ss_conn *c, const void *data, size_t len)
+{
+    ss_authsvc *w = wrap_of(c);
+    struct wstate *s = st_of(c);
+    if (s->phase == PH_OPEN)
+        return w->inner->on_data ? w->inner->on_data(c, data, len) : 0;
+    if (s->phase != PH_HANDSHAKE)
+        return 0; /* delayed peers' bytes, or after failure: ignored */
+    ssize_t used = ss_auth_input(&s->auth, data, len);
+    if (used < 0)
+        return refuse(c, s, (int)used, "wrong answer to the challenge");
+    int rc = flush_auth(c, s);
+    if (rc < 0)
+        return rc;
+    if (s->auth.state != SS_AUTH_DONE)
+        return 0;
+    ss_conn_timer_stop(c);
+    pthread_mutex_lock(&w->lock);
+    ss_auth_throttle_ok(&w->throttle, peer_sa(c));
+    pthread_mutex_unlock(&w->lock);
+    ss_server_log(ss_conn_server(c), SS_LOG_DEBUG, "%s authenticated",
+                  ss_conn_peer_str(c));
+    s->phase = PH_OPEN;
+    s->inner_opened = true;
+    if (w->inner->on_open && (rc = w->inner->on_open(c)) < 0)
+        return rc;
+    if ((size_t)used < len && w->inner->on_data)
+        return w->inner->on_data(c, (const uint8_t *)data + used, len - (size_t)used);
+    return 0;
+}
+
+static int w_eof(ss_conn *c)
+{
+    ss_authsvc *w = wrap_of(c);
+    struct wstate *s = st_of(c);
+    if (s->phase == PH_OPEN && w->inner->on_eof)
+        return w->inner->on_eof(c);
+    if (s->phase == PH_HANDSHAKE)
+        return refuse(c, s, SS_EAUTH, "closed before answering");
+    ss_conn_close(c);
+    return 0;
+}
+
+static int w_drain(ss_conn *c)
+{
+    ss_authsvc *w = wrap_of(c);
+    if (st_of(c)->phase == PH_OPEN && w->inner->on_drain)
+        return w->inner->on_drain(c);
+    return 0;
+}
+
+static int w_timer(ss_conn *c)
+{
+    ss_authsvc *w = wrap_of(c);
+    struct wstate *s = st_of(c);
+    switch (s->phase) {
+    case PH_DELAYED:
+        return start_handshake(c, s);
+    case PH_HANDSHAKE:
+        return refuse(c, s, -ETIMEDOUT, "no answer within the handshake timeout");
+    case PH_OPEN:
+        return w->inner->on_timer ? w->inner->on_timer(c) : -ETIMEDOUT;
+    case PH_FAILED:
+        break;
+    }
+    return 0;
+}
+
+static void w_close(ss_conn *c, int err)
+{
+    ss_authsvc *w = wrap_of(c);
+    if (st_of(c)->inner_opened && w->inner->on_close)
+        w->inner->on_close(c, err);
+    memset(&st_of(c)->auth, 0, sizeof(ss_auth));
+}
+
+/* Blocking services: the handshake over ss_conn_read / ss_conn_write_all. */
+static int w_handle(ss_conn *c)
+{
+    ss_authsvc *w = wrap_of(c);
+    struct wstate *s = st_of(c);
+    pthread_mutex_lock(&w->lock);
+    uint64_t delay = ss_auth_throttle_delay(&w->throttle, peer_sa(c), now_ms());
+    pthread_mutex_unlock(&w->lock);
+    if (delay) {
+        struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    int rc = ss_auth_init(&s->auth, SS_AUTH_SERVER, w->mode, w->key, NULL);
+    if (rc < 0)
+        return rc;
+    s->phase = PH_HANDSHAKE;
+    while (!ss_auth_done(&s->auth)) {
+        const uint8_t *p;
+        size_t n = ss_auth_output(&s->auth, &p);
+        if (n) {
+            if ((rc = ss_conn_write_all(c, p, n)) < 0)
+                return rc;
+            ss_auth_output_done(&s->auth, n);
+            continue;
+        }
+        uint8_t buf[2 * SS_AUTH_CHALLENGE_LEN];
+        size_t want = ss_auth_want(&s->auth);
+        ssize_t r = ss_conn_read(c, buf, want);
+        if (r <= 0) {
+            refuse(c, s, r == 0 ? SS_EAUTH : (int)r,
+                   r == 0 ? "closed before answering" : ss_strerror((int)r));
+            return 0;
+        }
+        if (ss_auth_input(&s->auth, buf, (size_t)r) < 0) {
+            refuse(c, s, SS_EAUTH, "wrong answer to the challenge");
+            return 0;
+        }
+    }
+    pthread_mutex_lock(&w->lock);
+    ss_auth_throttle_ok(&w->throttle, peer_sa(c));
+    pthread_mutex_unlock(&w->lock);
+    s->phase = PH_OPEN;
+    s->inner_opened = true;
+    if (w->inner->on_open && (rc = w->inner->on_open(c)) < 0)
+        return rc;
+    return w->inner->handle(c);
+}
+
+int ss_authsvc_init(ss_authsvc *w, const ss_service *inner,
+                    const ss_auth_key *key, enum ss_auth_mode mode,
+                    unsigned timeout_ms)
+{
+    if (inner->on_datagram && !inner->handle && !inner->on_data)
+        return -EINVAL; /* no connection to authenticate */
+    memset(w, 0, sizeof *w);
+    w->inner = inner;
+    w->key = key;
+    w->mode = mode;
+    w->timeout_ms = timeout_ms ? timeout_ms : SS_AUTH_TIMEOUT_SECS * 1000u;
+    ss_auth_throttle_init(&w->throttle);
+    int rc = pthread_mutex_init(&w->lock, NULL);
+    if (rc)
+        return -rc;
+    w->svc.name = inner->name;
+    w->svc.conn_ctx_size = inner_size(inner) + sizeof(struct wstate);
+    w->svc.on_close = w_close;
+    if (inner->handle) {
+        w->svc.handle = w_handle;
+        return 0;
+    }
+    w->svc.on_open = w_open;
+    w->svc.on_data = w_data;
+    w->svc.on_eof = w_eof;
+    w->svc.on_drain = w_drain;
+    w->svc.on_timer = w_timer;
+    return 0;
+}
+
+void ss_authsvc_destroy(ss_authsvc *w)
+{
+    pthread_mutex_destroy(&w->lock);
+}

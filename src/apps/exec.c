@@ -1,0 +1,707 @@
+/* exec service and client (see sockstack/exec.h for the wire format).
+ *
+ * Server, per connection (event style, on the connection's loop):
+ *   REQUEST -> posix_spawn the command in a new process group with three
+ *   pipes; the pipes and a pidfd join the loop. Output read from a pipe is
+ *   queued as one message; when the connection's output queue is full the
+ *   pipes are no longer watched (the child blocks on write) until on_drain.
+ *   Stdin messages go to a bounded buffer; above it the connection is no
+ *   longer read. When the child has exited and both pipes are at EOF, the
+ *   status goes out and the connection closes. Whatever ends the connection
+ *   first (client gone, timeout) kills the whole group.
+ */
+#include "sockstack/exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sockstack/err.h"
+#include "sockstack/frame.h"
+
+extern char **environ;
+
+struct xconn {
+    ss_conn *c;
+    ss_loop *loop;
+    ss_frame_decoder dec;
+    bool started;
+    pid_t pid;          /* also the process group id */
+    int pidfd;
+    bool exited, status_sent;
+    int wstatus;
+    int in_fd, out_fd, err_fd;
+    bool out_paused;    /* pipes unwatched: connection queue full */
+    uint8_t *inbuf;     /* stdin waiting for the child */
+    size_t in_len;
+    bool in_eof;        /* client sent STDIN_EOF */
+    bool in_waiting;    /* in_fd watched for SS_WRITE */
+    bool read_paused;
+};
+
+static const ss_exec_opts *xopts(ss_conn *c)
+{
+    static const ss_exec_opts defaults = {.shell = "/bin/sh"};
+    const ss_exec_opts *o = ss_conn_server_ctx(c);
+    return o ? o : &defaults;
+}
+
+/* One message: be32 length, type byte, payload. */
+static int send_msg(ss_conn *c, uint8_t type, const void *p, size_t len)
+{
+    uint8_t hdr[5];
+    ss_frame_header_write(SS_FRAME_BE32, len + 1, hdr);
+    hdr[4] = type;
+    struct iovec iov[2] = {{hdr, 5}, {(void *)p, len}};
+    return ss_conn_writev(c, iov, len ? 2 : 1);
+}
+
+static void close_fd(struct xconn *x, int *fd)
+{
+    if (*fd >= 0) {
+        ss_loop_io_del(x->loop, *fd); /* harmless when not registered */
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+/* Everything is out: send the status and close. */
+static int maybe_finish(struct xconn *x)
+{
+    if (!x->exited || x->out_fd >= 0 || x->err_fd >= 0 || x->status_sent)
+        return 0;
+    x->status_sent = true;
+    uint8_t v[4];
+    int rc;
+    if (WIFSIGNALED(x->wstatus)) {
+        ss_frame_header_write(SS_FRAME_BE32, (uint64_t)WTERMSIG(x->wstatus), v);
+        rc = send_msg(x->c, SS_EXEC_SIGNAL, v, 4);
+    } else {
+        ss_frame_header_write(SS_FRAME_BE32, (uint64_t)WEXITSTATUS(x->wstatus), v);
+        rc = send_msg(x->c, SS_EXEC_EXIT, v, 4);
+    }
+    ss_conn_timer_stop(x->c);
+    ss_conn_close(x->c);
+    return rc;
+}
+
+static void on_pipe(ss_loop *loop, int fd, unsigned events, void *arg);
+
+/* Pausing removes the pipes from the loop (epoll reports a hang-up even
+ * with no events asked, which would spin); resuming adds them back. */
+static void watch_pipes(struct xconn *x, bool on)
+{
+    if (x->out_paused == !on)
+        return;
+    x->out_paused = !on;
+    int *fds[2] = {&x->out_fd, &x->err_fd};
+    for (int i = 0; i < 2; i++) {
+        if (*fds[i] < 0)
+            continue;
+        if (on)
+            ss_loop_io_add(x->loop, *fds[i], SS_READ, on_pipe, x);
+        else
+            ss_loop_io_del(x->loop, *fds[i]);
+    }
+}
+
+static void on_pipe(ss_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct xconn *x = arg;
+    uint8_t buf[SS_EXEC_CHUNK];
+    ssize_t r = read(fd, buf, sizeof buf);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    uint8_t type = fd == x->out_fd ? SS_EXEC_STDOUT : SS_EXEC_STDERR;
+    if (r <= 0) {
+        close_fd(x, fd == x->out_fd ? &x->out_fd : &x->err_fd);
+        if (maybe_finish(x) < 0)
+            ss_conn_abort(x->c, -EPIPE);
+        return;
+    }
+    if (send_msg(x->c, type, buf, (size_t)r) < 0) {
+        ss_conn_abort(x->c, -ENOBUFS);
+        return;
+    }
+    if (ss_conn_out_full(x->c))
+        watch_pipes(x, false);
+}
+
+static void on_exit_fd(ss_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct xconn *x = arg;
+    int st;
+    pid_t r = waitpid(x->pid, &st, WNOHANG);
+    if (r == 0)
+        return;
+    x->exited = true;
+    x->wstatus = r == x->pid ? st : 0;
+    close_fd(x, &x->pidfd);
+    if (maybe_finish(x) < 0)
+        ss_conn_abort(x->c, -EPIPE);
+}
+
+static void on_stdin_writable(ss_loop *loop, int fd, unsigned events, void *arg);
+
+/* Push buffered stdin into the child's pipe as far as it takes it. */
+static void flush_stdin(struct xconn *x)
+{
+    while (x->in_fd >= 0 && x->in_len > 0) {
+        ssize_t w = write(x->in_fd, x->inbuf, x->in_len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN)
+            break;
+        if (w < 0) { /* the child closed its stdin: drop what it won't read */
+            x->in_len = 0;
+            close_fd(x, &x->in_fd);
+            break;
+        }
+        memmove(x->inbuf, x->inbuf + w, x->in_len - (size_t)w);
+        x->in_len -= (size_t)w;
+    }
+    if (x->in_fd >= 0 && x->in_len == 0 && x->in_eof)
+        close_fd(x, &x->in_fd);
+    bool want = x->in_fd >= 0 && x->in_len > 0;
+    if (want != x->in_waiting && x->in_fd >= 0) {
+        if (want)
+            ss_loop_io_add(x->loop, x->in_fd, SS_WRITE, on_stdin_writable, x);
+        else
+            ss_loop_io_del(x->loop, x->in_fd);
+        x->in_waiting = want;
+    }
+    bool pause = x->in_len >= SS_EXEC_STDIN_MAX;
+    if (pause != x->read_paused) {
+        x->read_paused = pause;
+        if (pause)
+            ss_conn_pause_read(x->c);
+        else
+            ss_conn_resume_read(x->c);
+    }
+}
+
+
+static void on_stdin_writable(ss_loop *loop, int fd, unsigned events, void *arg)
+{
+    flush_stdin(arg);
+}
+
+static int nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
+}
+
+/* Spawn argv in its own process group with stdio on three new pipes. */
+static int spawn(char *const argv[], pid_t *pid, int *in, int *out, int *err)
+{
+    int p[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+    int rc = 0;
+    for (int i = 0; i < 3; i++)
+        if (pipe2(p[i], O_CLOEXEC) < 0) {
+            rc = -errno;
+            goto fail;
+        }
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    posix_spawn_file_actions_adddup2(&fa, p[0][0], 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1][1], 1);
+    posix_spawn_file_actions_adddup2(&fa, p[2][1], 2);
+    sigset_t none, def;
+    sigemptyset(&none);
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+    sigaddset(&def, SIGINT);
+    sigaddset(&def, SIGTERM);
+    sigaddset(&def, SIGCHLD);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &def);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    rc = -posix_spawnp(pid, argv[0], &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (rc)
+        goto fail;
+    close(p[0][0]);
+    close(p[1][1]);
+    close(p[2][1]);
+    *in = p[0][1];
+    *out = p[1][0];
+    *err = p[2][0];
+    nonblock(*in);
+    nonblock(*out);
+    nonblock(*err);
+    return 0;
+fail:
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++)
+            if (p[i][j] >= 0)
+                close(p[i][j]);
+    return rc;
+}
+
+static int start(struct xconn *x, const uint8_t *p, size_t len)
+{
+    if (len < 2 || p[len - 1] != '\0')
+        return SS_EPEERPROTO;
+    uint8_t flags = p[0];
+    char *args[4096];
+    int n = 0;
+    const ss_exec_opts *o = xopts(x->c);
+    if (flags & SS_EXEC_FLAG_SHELL) {
+        args[n++] = (char *)(o->shell ? o->shell : "/bin/sh");
+        args[n++] = (char *)"-c";
+    }
+    for (size_t off = 1; off < len && n < 4095;) {
+        args[n++] = (char *)p + off;
+        off += strlen((const char *)p + off) + 1;
+    }
+    args[n] = NULL;
+    if ((flags & SS_EXEC_FLAG_SHELL) && n != 3)
+        return SS_EPEERPROTO;
+    x->started = true;
+    ss_server_log(ss_conn_server(x->c), SS_LOG_DEBUG, "%s runs %s%s",
+                  ss_conn_peer_str(x->c), args[0], n > 1 ? " ..." : "");
+    int rc = spawn(args, &x->pid, &x->in_fd, &x->out_fd, &x->err_fd);
+    if (rc < 0) {
+        char msg[256];
+        int m = snprintf(msg, sizeof msg, "cannot run %s: %s", args[flags & 1 ? 2 : 0],
+                         ss_strerror(rc));
+        send_msg(x->c, SS_EXEC_ERROR, msg, (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1);
+        x->exited = true;
+        x->wstatus = 127 << 8;
+        return maybe_finish(x);
+    }
+    x->pidfd = (int)syscall(SYS_pidfd_open, x->pid, 0);
+    if (x->pidfd < 0)
+        return -errno;
+    if ((rc = ss_loop_io_add(x->loop, x->pidfd, SS_READ, on_exit_fd, x)) < 0 ||
+        (rc = ss_loop_io_add(x->loop, x->out_fd, SS_READ, on_pipe, x)) < 0 ||
+        (rc = ss_loop_io_add(x->loop, x->err_fd, SS_READ, on_pipe, x)) < 0)
+        return rc;
+    if (o->timeout_ms)
+        ss_conn_timer_start(x->c, o->timeout_ms);
+    flush_stdin(x);
+    return 0;
+}
+
+static int on_msg(const uint8_t *p, size_t len, void *arg)
+{
+    struct xconn *x = arg;
+    if (len == 0)
+        return SS_EPEERPROTO;
+    if (!x->started)
+        return p[0] == SS_EXEC_REQUEST ? start(x, p + 1, len - 1) : SS_EPEERPROTO;
+    switch (p[0]) {
+    case SS_EXEC_STDIN:
+        if (x->in_eof)
+            return SS_EPEERPROTO;
+        if (x->in_fd < 0)
+            return 0; /* nobody reads it any more */
+        {
+            uint8_t *nb = realloc(x->inbuf, x->in_len + len - 1);
+            if (!nb)
+                return -ENOMEM;
+            x->inbuf = nb;
+            memcpy(x->inbuf + x->in_len, p + 1, len - 1);
+            x->in_len += len - 1;
+        }
+        flush_stdin(x);
+        return 0;
+    case SS_EXEC_STDIN_EOF:
+        x->in_eof = true;
+        flush_stdin(x);
+        return 0;
+    default:
+        return SS_EPEERPROTO;
+    }
+}
+
+static int x_open(ss_conn *c)
+{
+    struct xconn *x = ss_conn_ctx(c);
+    x->c = c;
+    x->loop = ss_conn_loop(c);
+    x->pidfd = x->in_fd = x->out_fd = x->err_fd = -1;
+    ss_frame_decoder_init(&x->dec, SS_FRAME_BE32, SS_EXEC_FRAME_MAX);
+    return 0;
+}
+
+static int x_data(ss_conn *c, const void *data, size_t len)
+{
+    struct xconn *x = ss_conn_ctx(c);
+    ssize_t r = ss_frame_decode(&x->dec, data, len, on_msg, x);
+    if (r < 0)
+        ss_server_log(ss_conn_server(c), SS_LOG_WARN, "%s: closing: %s",
+                      ss_conn_peer_str(c), ss_strerror((int)r));
+    return r < 0 ? (int)r : 0;
+}
+
+static int x_eof(ss_conn *c)
+{
+    struct xconn *x = ss_conn_ctx(c);
+    if (!x->started || !x->status_sent) {
+        /* The client is gone (or half-closed before the result): like a
+         * hang-up, the command goes too. */
+        ss_conn_abort(c, -ECONNRESET);
+    }
+    return 0;
+}
+
+static int x_drain(ss_conn *c)
+{
+    struct xconn *x = ss_conn_ctx(c);
+    if (x->out_paused)
+        watch_pipes(x, true);
+    return 0;
+}
+
+static int x_timer(ss_conn *c)
+{
+    struct xconn *x = ss_conn_ctx(c);
+    if (!x->started || x->exited)
+        return -ETIMEDOUT;
+    char msg[96];
+    int m = snprintf(msg, sizeof msg, "timed out after %u ms: process group killed",
+                     xopts(c)->timeout_ms);
+    ss_server_log(ss_conn_server(c), SS_LOG_INFO, "%s: command %s", ss_conn_peer_str(c), msg);
+    kill(-x->pid, SIGKILL);
+    return send_msg(c, SS_EXEC_ERROR, msg, (size_t)m);
+}
+
+static void x_close(ss_conn *c, int err)
+{
+    struct xconn *x = ss_conn_ctx(c);
+    if (x->started && x->pid > 0) {
+        /* No orphans: the whole group goes, whatever ended the connection. */
+        kill(-x->pid, SIGKILL);
+        if (!x->exited) {
+            int st;
+            while (waitpid(x->pid, &st, 0) < 0 && errno == EINTR)
+                ;
+        }
+    }
+    close_fd(x, &x->pidfd);
+    close_fd(x, &x->in_fd);
+    close_fd(x, &x->out_fd);
+    close_fd(x, &x->err_fd);
+    free(x->inbuf);
+    ss_frame_decoder_free(&x->dec);
+}
+
+static const ss_service exec_service = {
+    .name = "exec",
+    .conn_ctx_size = sizeof(struct xconn),
+    .on_open = x_open,
+    .on_data = x_data,
+    .on_eof = x_eof,
+    .on_drain = x_drain,
+    .on_timer = x_timer,
+    .on_close = x_close,
+};
+
+const ss_service *ss_exec_service(void)
+{
+    return &exec_service;
+}
+
+/* ---- --compat tutorial ---------------------------------------------------- */
+
+/* Run cmd with the shell; collect stdout and stderr (each capped). */
+static int run_capture(const ss_exec_opts *o, const char *cmd, uint8_t **out,
+                       size_t *out_len, uint8_t **err, size_t *err_len)
+{
+    char *argv[] = {(char *)(o->shell ? o->shell : "/bin/sh"), (char *)"-c",
+                    (char *)cmd, NULL};
+    pid_t pid;
+    int in, fo, fe;
+    int rc = spawn(argv, &pid, &in, &fo, &fe);
+    if (rc < 0)
+        return rc;
+    close(in);
+    uint8_t *buf[2] = {NULL, NULL};
+    size_t len[2] = {0, 0}, cap[2] = {0, 0};
+    struct pollfd pf[2] = {{fo, POLLIN, 0}, {fe, POLLIN, 0}};
+    int open_n = 2;
+    int timeout = o->timeout_ms ? (int)o->timeout_ms : -1;
+    while (open_n > 0) {
+        int pr = poll(pf, 2, timeout);
+        if (pr == 0) {
+            kill(-pid, SIGKILL);
+            break;
+        }
+        if (pr < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (pf[i].fd < 0 || !pf[i].revents)
+                continue;
+            uint8_t tmp[16384];
+            ssize_t r = read(pf[i].fd, tmp, sizeof tmp);
+            if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            if (r <= 0) {
+                close(pf[i].fd);
+                pf[i].fd = -1;
+                open_n--;
+                continue;
+            }
+            size_t keep = (size_t)r;
+            if (len[i] + keep > SS_EXEC_COMPAT_REPLY_MAX)
+                keep = SS_EXEC_COMPAT_REPLY_MAX - len[i];
+            if (len[i] + keep > cap[i]) {
+                size_t nc = cap[i] ? cap[i] * 2 : 16384;
+                while (nc < len[i] + keep)
+                    nc *= 2;
+                uint8_t *nb = realloc(buf[i], nc);
+                if (!nb)
+                    continue;
+                buf[i] = nb;
+                cap[i] = nc;
+            }
+            memcpy(buf[i] + len[i], tmp, keep);
+            len[i] += keep;
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (pf[i].fd >= 0)
+            close(pf[i].fd);
+    kill(-pid, SIGKILL); /* stragglers of the group */
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    *out = buf[0];
+    *out_len = len[0];
+    *err = buf[1];
+    *err_len = len[1];
+    return 0;
+}
+
+static int compat_handle(ss_conn *c)
+{
+    const ss_exec_opts *o = xopts(c);
+    for (;;) {
+        char cmd[SS_EXEC_COMPAT_CMD_MAX + 1];
+        ssize_t r = ss_conn_read(c, cmd, SS_EXEC_COMPAT_CMD_MAX);
+        if (r <= 0)
+            return r < 0 ? (int)r : 0;
+        cmd[r] = '\0';
+        if (strlen(cmd) != (size_t)r)
+            return SS_EPEERPROTO; /* a NUL inside a command line */
+        ss_server_log(ss_conn_server(c), SS_LOG_DEBUG, "%s runs: %s",
+                      ss_conn_peer_str(c), cmd);
+        uint8_t *out, *err;
+        size_t out_len, err_len;
+        int rc = run_capture(o, cmd, &out, &out_len, &err, &err_len);
+        if (rc < 0)
+            return rc;
+        const uint8_t *reply = err_len ? err : out;
+        size_t n = err_len ? err_len : out_len;
+        uint8_t hdr[4];
+        ss_frame_header_write(SS_FRAME_LE32, n, hdr);
+        rc = ss_conn_write_all(c, hdr, 4);
+        if (!rc && n)
+            rc = ss_conn_write_all(c, reply, n);
+        free(out);
+        free(err);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static const ss_service compat_service = {
+    .name = "exec-compat",
+    .handle = compat_handle,
+};
+
+const ss_service *ss_exec_compat_service(void)
+{
+    return &compat_service;
+}
+
+/* ---- client --------------------------------------------------------------- */
+
+static int write_all_fd(int fd, const uint8_t *p, size_t len)
+{
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+struct xclient {
+    int out_fd, err_fd;
+    int status;
+    bool done;
+    char err_msg[512];
+};
+
+static int client_msg(const uint8_t *p, size_t len, void *arg)
+{
+    struct xclient *x = arg;
+    if (len == 0 || x->done)
+        return SS_EPEERPROTO;
+    int rc = 0;
+    switch (p[0]) {
+    case SS_EXEC_STDOUT:
+        rc = write_all_fd(x->out_fd, p + 1, len - 1);
+        return rc == -EPIPE ? 0 : rc;
+    case SS_EXEC_STDERR:
+        rc = write_all_fd(x->err_fd, p + 1, len - 1);
+        return rc == -EPIPE ? 0 : rc;
+    case SS_EXEC_EXIT:
+    case SS_EXEC_SIGNAL:
+        if (len != 5)
+            return SS_EPEERPROTO;
+        x->status = (int)ss_frame_header_read(SS_FRAME_BE32, p + 1);
+        if (p[0] == SS_EXEC_SIGNAL)
+            x->status += 128;
+        x->done = true;
+        return 1;
+    case SS_EXEC_ERROR: {
+        size_t n = len - 1 < sizeof x->err_msg - 1 ? len - 1 : sizeof x->err_msg - 1;
+        memcpy(x->err_msg, p + 1, n);
+        x->err_msg[n] = '\0';
+        return 0;
+    }
+    default:
+        return SS_EPEERPROTO;
+    }
+}
+
+static int send_fd_msg(int fd, uint8_t type, const void *p, size_t len)
+{
+    uint8_t hdr[5];
+    ss_frame_header_write(SS_FRAME_BE32, len + 1, hdr);
+    hdr[4] = type;
+    ss_frame_batch b;
+    ss_frame_batch_init(&b, SS_FRAME_BE32, 0);
+    (void)b;
+    struct iovec iov[2] = {{hdr, 5}, {(void *)p, len}};
+    int cnt = len ? 2 : 1;
+    size_t total = 5 + len, done = 0;
+    while (done < total) {
+        ssize_t w = writev(fd, iov, cnt);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        done += (size_t)w;
+        size_t n = (size_t)w;
+        for (int i = 0; i < cnt && n; i++) {
+            size_t t = n < iov[i].iov_len ? n : iov[i].iov_len;
+            iov[i].iov_base = (uint8_t *)iov[i].iov_base + t;
+            iov[i].iov_len -= t;
+            n -= t;
+        }
+    }
+    return 0;
+}
+
+int ss_exec_client_run(int fd, int argc, char *const argv[], int in_fd,
+                       int out_fd, int err_fd, int *status,
+                       const char **err_msg)
+{
+    static __thread struct xclient x;
+    x = (struct xclient){.out_fd = out_fd, .err_fd = err_fd};
+    if (err_msg)
+        *err_msg = NULL;
+    /* REQUEST: flags, then NUL-terminated arguments. */
+    size_t need = 1;
+    for (int i = 0; i < argc; i++)
+        need += strlen(argv[i]) + 1;
+    if (argc < 1 || need + 1 > SS_EXEC_FRAME_MAX)
+        return -E2BIG;
+    uint8_t *req = malloc(need);
+    if (!req)
+        return -ENOMEM;
+    req[0] = argc == 1 ? SS_EXEC_FLAG_SHELL : 0;
+    size_t off = 1;
+    for (int i = 0; i < argc; i++) {
+        size_t l = strlen(argv[i]) + 1;
+        memcpy(req + off, argv[i], l);
+        off += l;
+    }
+    int rc = send_fd_msg(fd, SS_EXEC_REQUEST, req, need);
+    free(req);
+    if (rc < 0)
+        return rc;
+    if (in_fd < 0 && (rc = send_fd_msg(fd, SS_EXEC_STDIN_EOF, NULL, 0)) < 0)
+        return rc;
+
+    ss_frame_decoder dec;
+    ss_frame_decoder_init(&dec, SS_FRAME_BE32, SS_EXEC_FRAME_MAX);
+    uint8_t *buf = malloc(SS_EXEC_CHUNK);
+    if (!buf)
+        return -ENOMEM;
+    rc = 0;
+    while (!x.done) {
+        struct pollfd pf[2] = {{fd, POLLIN, 0}, {in_fd, POLLIN, 0}};
+        int n = poll(pf, in_fd >= 0 ? 2 : 1, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        if (in_fd >= 0 && pf[1].revents) {
+            ssize_t r = read(in_fd, buf, SS_EXEC_CHUNK);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r > 0)
+                rc = send_fd_msg(fd, SS_EXEC_STDIN, buf, (size_t)r);
+            else {
+                rc = send_fd_msg(fd, SS_EXEC_STDIN_EOF, NULL, 0);
+                in_fd = -1;
+            }
+            /* The server may have finished and closed: keep reading. */
+            if (rc == -EPIPE || rc == -ECONNRESET) {
+                rc = 0;
+                in_fd = -1;
+            }
+            if (rc < 0)
+                break;
+        }
+        if (pf[0].revents) {
+            ssize_t r = read(fd, buf, SS_EXEC_CHUNK);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                rc = r < 0 ? -errno : -ECONNRESET;
+                break;
+            }
+            ssize_t d = ss_frame_decode(&dec, buf, (size_t)r, client_msg, &x);
+            if (d < 0) {
+                rc = (int)d;
+                break;
+            }
+        }
+    }
+    free(buf);
+    ss_frame_decoder_free(&dec);
+    if (x.err_msg[0] && err_msg)
+        *err_msg = x.err_msg;
+    if (x.done)
+        *status = x.status;
+    return x.done ? 0 : rc;
+}

@@ -1,0 +1,868 @@
+/* files service and clients (see sockstack/files.h for the wire format).
+ *
+ * Server, per connection (event style): IDLE -> a request -> one of
+ *   PUT_DATA     DATA frames go to the temporary file (holes for zero runs)
+ *                and into SHA-256; END checks size and digest, fsyncs and
+ *                renames into place, then OK.
+ *   PUT_DISCARD  a write failed (ERROR already sent, temp file removed):
+ *                DATA is ignored until END, so the client reads the reason
+ *                instead of a reset.
+ *   GET_SEND     producer: DATA chunks while the output queue has room
+ *                (more on on_drain), then END.
+ *   LIST_SEND    producer: ENTRY per directory entry, then LISTEND.
+ * and back to IDLE for the next request on the same connection.
+ */
+#include "sockstack/files.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "sockstack/err.h"
+#include "sockstack/frame.h"
+
+/* ---- helpers shared by both sides ---------------------------------------- */
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    ss_frame_header_write(SS_FRAME_BE64, v, p);
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    return ss_frame_header_read(SS_FRAME_BE64, p);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    ss_frame_header_write(SS_FRAME_BE32, v, p);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)ss_frame_header_read(SS_FRAME_BE32, p);
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    static const uint8_t zero[4096];
+    while (n) {
+        size_t k = n < sizeof zero ? n : sizeof zero;
+        if (memcmp(p, zero, k))
+            return false;
+        p += k;
+        n -= k;
+    }
+    return true;
+}
+
+/* Write n bytes at the current offset; an all-zero chunk becomes a hole. */
+static int write_sparse(int fd, const uint8_t *p, size_t n)
+{
+    if (n >= 4096 && all_zero(p, n))
+        return lseek(fd, (off_t)n, SEEK_CUR) < 0 ? -errno : 0;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Hash the first len bytes of fd (from offset 0) into sha. */
+static int hash_prefix(int fd, uint64_t len, EVP_MD_CTX *sha)
+{
+    uint8_t *buf = malloc(SS_FILES_CHUNK);
+    if (!buf)
+        return -ENOMEM;
+    uint64_t off = 0;
+    int rc = 0;
+    while (off < len) {
+        size_t want = len - off < SS_FILES_CHUNK ? (size_t)(len - off) : SS_FILES_CHUNK;
+        ssize_t r = pread(fd, buf, want, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r < 0 ? -errno : -EIO;
+            break;
+        }
+        EVP_DigestUpdate(sha, buf, (size_t)r);
+        off += (uint64_t)r;
+    }
+    free(buf);
+    return rc;
+}
+
+int ss_files_part_name(const char *path, char *out, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    int n = snprintf(out, cap, "%.*s.%s.sockstack-part",
+                     slash ? (int)(base - path) : 0, path, base);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* A name the server accepts: relative, no "..", no empty last part. */
+static int check_name(const char *name, bool allow_empty)
+{
+    if (!*name)
+        return allow_empty ? 0 : SS_EPATH;
+    if (name[0] == '/')
+        return SS_EPATH;
+    const char *p = name;
+    while (*p) {
+        const char *e = strchrnul(p, '/');
+        if (e - p == 2 && p[0] == '.' && p[1] == '.')
+            return SS_EPATH;
+        p = *e ? e + 1 : e;
+    }
+    size_t n = strlen(name);
+    if (name[n - 1] == '/' && !allow_empty)
+        return SS_EPATH;
+    return 0;
+}
+
+int ss_files_open_beneath(int root_fd, const char *name, int flags, int mode)
+{
+    int rc = check_name(name, true);
+    if (rc < 0)
+        return rc;
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .mode = (flags & O_CREAT) ? (uint64_t)mode : 0,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, root_fd, *name ? name : ".", &how, sizeof how);
+    if (fd < 0)
+        return errno == EXDEV ? SS_EPATH : -errno;
+    return (int)fd;
+}
+
+int ss_files_opts_open(ss_files_opts *o)
+{
+    o->root_fd = open(o->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return o->root_fd < 0 ? -errno : 0;
+}
+
+void ss_files_opts_close(ss_files_opts *o)
+{
+    if (o->root_fd >= 0)
+        close(o->root_fd);
+    o->root_fd = -1;
+}
+
+/* ---- server --------------------------------------------------------------- */
+
+enum fstate { F_IDLE = 0, F_PUT_DATA, F_PUT_DISCARD, F_GET_SEND, F_LIST_SEND };
+
+struct fconn {
+    ss_conn *c;
+    ss_frame_decoder dec;
+    enum fstate st;
+    char name[1024];
+    /* put */
+    int dirfd, tmpfd;
+    char base[256], part[300];
+    uint64_t size, got;
+    uint32_t mode;
+    EVP_MD_CTX *sha;
+    /* get / list */
+    int rfd;
+    DIR *dir;
+    uint8_t *buf;
+};
+
+static int root_of(ss_conn *c)
+{
+    const ss_files_opts *o = ss_conn_server_ctx(c);
+    return o ? o->root_fd : -1;
+}
+
+static int send_msg(ss_conn *c, uint8_t type, const void *a, size_t alen,
+                    const void *b, size_t blen)
+{
+    uint8_t hdr[5];
+    ss_frame_header_write(SS_FRAME_BE32, 1 + alen + blen, hdr);
+    hdr[4] = type;
+    struct iovec iov[3] = {{hdr, 5}, {(void *)a, alen}, {(void *)b, blen}};
+    return ss_conn_writev(c, iov, 3);
+}
+
+static int send_error(struct fconn *x, int err, const char *what)
+{
+    char msg[1400];
+    int n = snprintf(msg, sizeof msg, "%s: %s%s%s", x->name[0] ? x->name : "/",
+                     what ? what : "", what ? ": " : "", ss_strerror(err));
+    ss_server_log(ss_conn_server(x->c), SS_LOG_INFO, "%s: %s", ss_conn_peer_str(x->c), msg);
+    return send_msg(x->c, SS_FILES_ERROR, msg,
+                    (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1, NULL, 0);
+}
+
+static void put_cleanup(struct fconn *x, bool remove_part)
+{
+    if (x->tmpfd >= 0)
+        close(x->tmpfd);
+    x->tmpfd = -1;
+    if (remove_part && x->dirfd >= 0 && x->part[0])
+        unlinkat(x->dirfd, x->part, 0);
+    if (x->dirfd >= 0)
+        close(x->dirfd);
+    x->dirfd = -1;
+    x->part[0] = '\0';
+    if (x->sha)
+        EVP_MD_CTX_free(x->sha);
+    x->sha = NULL;
+}
+
+static int put_fail(struct fconn *x, int err, const char *what)
+{
+    put_cleanup(x, true);
+    x->st = F_PUT_DISCARD;
+    return send_error(x, err, what);
+}
+
+/* Split name into its directory (opened beneath root) and last part. */
+static int open_parent(struct fconn *x, const char *name)
+{
+    const char *slash = strrchr(name, '/');
+    const char *base = slash ? slash + 1 : name;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || strlen(base) >= 200)
+        return SS_EPATH;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - name) : 0, name);
+    int fd = ss_files_open_beneath(root_of(x->c), dir, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0)
+        return fd;
+    x->dirfd = fd;
+    snprintf(x->base, sizeof x->base, "%s", base);
+    snprintf(x->part, sizeof x->part, ".%s.sockstack-part", base);
+    return 0;
+}
+
+static int req_put(struct fconn *x, const uint8_t *p, size_t len)
+{
+    if (len < 1 + 8 + 4 + 1)
+        return SS_EPEERPROTO;
+    bool resume = p[0] & SS_FILES_FLAG_RESUME;
+    x->size = get_u64(p + 1);
+    x->mode = get_u32(p + 9) & 07777;
+    snprintf(x->name, sizeof x->name, "%.*s", (int)(len - 13), (const char *)p + 13);
+    if (memchr(p + 13, '\0', len - 13))
+        return SS_EPEERPROTO;
+    x->got = 0;
+    x->st = F_PUT_DATA;
+    int rc = check_name(x->name, false);
+    if (rc < 0 || (rc = open_parent(x, x->name)) < 0)
+        return put_fail(x, rc, "refused");
+    x->tmpfd = openat(x->dirfd, x->part,
+                      O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0600);
+    if (x->tmpfd < 0)
+        return put_fail(x, -errno, "cannot create");
+    x->sha = EVP_MD_CTX_new();
+    if (!x->sha || !EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL))
+        return put_fail(x, -ENOMEM, NULL);
+    uint64_t off = 0;
+    if (resume) {
+        struct stat st;
+        if (fstat(x->tmpfd, &st) < 0)
+            return put_fail(x, -errno, NULL);
+        off = (uint64_t)st.st_size < x->size ? (uint64_t)st.st_size : x->size;
+        if ((rc = hash_prefix(x->tmpfd, off, x->sha)) < 0)
+            return put_fail(x, rc, "cannot read the partial file");
+        if (ftruncate(x->tmpfd, (off_t)off) < 0 || lseek(x->tmpfd, (off_t)off, SEEK_SET) < 0)
+            return put_fail(x, -errno, NULL);
+    }
+    x->got = off;
+    ss_server_log(ss_conn_server(x->c), SS_LOG_DEBUG, "%s: put %s (%llu bytes, from %llu)",
+                  ss_conn_peer_str(x->c), x->name, (unsigned long long)x->size,
+                  (unsigned long long)off);
+    uint8_t v[8];
+    put_u64(v, off);
+    return send_msg(x->c, SS_FILES_OK, v, 8, NULL, 0);
+}
+
+static int put_data(struct fconn *x, const uint8_t *p, size_t len)
+{
+    if (x->st == F_PUT_DISCARD)
+        return 0;
+    if (x->got + len > x->size)
+        return put_fail(x, SS_EPEERPROTO, "more data than announced");
+    int rc = write_sparse(x->tmpfd, p, len);
+    if (rc < 0)
+        return put_fail(x, rc, "write failed");
+    EVP_DigestUpdate(x->sha, p, len);
+    x->got += len;
+    return 0;
+}
+
+static int put_end(struct fconn *x, const uint8_t *p, size_t len)
+{
+    if (x->st == F_PUT_DISCARD) {
+        x->st = F_IDLE;
+        return 0;
+    }
+    x->st = F_IDLE;
+    if (len != 32)
+        return SS_EPEERPROTO;
+    if (x->got != x->size)
+        return put_fail(x, SS_EPEERPROTO, "fewer bytes than announced"), x->st = F_IDLE, 0;
+    uint8_t md[32];
+    unsigned mdlen = 32;
+    EVP_DigestFinal_ex(x->sha, md, &mdlen);
+    int rc = 0;
+    const char *what = NULL;
+    if (CRYPTO_memcmp(md, p, 32) != 0) {
+        rc = SS_EDIGEST;
+        what = "not stored";
+    } else if (ftruncate(x->tmpfd, (off_t)x->size) < 0 || fchmod(x->tmpfd, x->mode & 0777) < 0 ||
+               fsync(x->tmpfd) < 0) {
+        rc = -errno;
+        what = "cannot complete the file";
+    } else if (renameat(x->dirfd, x->part, x->dirfd, x->base) < 0) {
+        rc = -errno;
+        what = "cannot rename into place";
+    }
+    if (rc < 0) {
+        put_fail(x, rc, what);
+        x->st = F_IDLE;
+        return 0;
+    }
+    fsync(x->dirfd); /* the rename itself survives a crash */
+    x->part[0] = '\0';
+    put_cleanup(x, false);
+    ss_server_log(ss_conn_server(x->c), SS_LOG_INFO, "%s: stored %s (%llu bytes, SHA-256 ok)",
+                  ss_conn_peer_str(x->c), x->name, (unsigned long long)x->size);
+    uint8_t v[8];
+    put_u64(v, x->size);
+    return send_msg(x->c, SS_FILES_OK, v, 8, NULL, 0);
+}
+
+static int get_produce(struct fconn *x)
+{
+    while (x->st == F_GET_SEND && !ss_conn_out_full(x->c)) {
+        ssize_t r = read(x->rfd, x->buf, SS_FILES_CHUNK);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno; /* the client sees a cut connection, keeps no file */
+        if (r == 0) {
+            uint8_t md[32];
+            unsigned mdlen = 32;
+            EVP_DigestFinal_ex(x->sha, md, &mdlen);
+            close(x->rfd);
+            x->rfd = -1;
+            x->st = F_IDLE;
+            return send_msg(x->c, SS_FILES_END, md, 32, NULL, 0);
+        }
+        EVP_DigestUpdate(x->sha, x->buf, (size_t)r);
+        int rc = send_msg(x->c, SS_FILES_DATA, x->buf, (size_t)r, NULL, 0);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int req_get(struct fconn *x, const uint8_t *p, size_t len)
+{
+    if (len < 1 + 8 || memchr(p + 9, '\0', len - 9))
+        return SS_EPEERPROTO;
+    uint64_t off = get_u64(p + 1);
+    snprintf(x->name, sizeof x->name, "%.*s", (int)(len - 9), (const char *)p + 9);
+    int rc = check_name(x->name, false);
+    int fd = rc < 0 ? rc : ss_files_open_beneath(root_of(x->c), x->name, O_RDONLY, 0);
+    if (fd < 0)
+        return send_error(x, fd, "refused");
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return send_error(x, -EINVAL, "not a regular file");
+    }
+    if (off > (uint64_t)st.st_size)
+        off = 0;
+    x->rfd = fd;
+    x->sha = x->sha ? x->sha : EVP_MD_CTX_new();
+    if (!x->buf)
+        x->buf = malloc(SS_FILES_CHUNK);
+    if (!x->sha || !x->buf || !EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL))
+        return -ENOMEM;
+    if ((rc = hash_prefix(fd, off, x->sha)) < 0 || lseek(fd, (off_t)off, SEEK_SET) < 0)
+        return send_error(x, rc < 0 ? rc : -errno, "cannot read");
+    uint8_t h[12];
+    put_u64(h, (uint64_t)st.st_size);
+    put_u32(h + 8, (uint32_t)(st.st_mode & 07777));
+    if ((rc = send_msg(x->c, SS_FILES_HEADER, h, 12, NULL, 0)) < 0)
+        return rc;
+    ss_server_log(ss_conn_server(x->c), SS_LOG_DEBUG, "%s: get %s from %llu",
+                  ss_conn_peer_str(x->c), x->name, (unsigned long long)off);
+    x->st = F_GET_SEND;
+    return get_produce(x);
+}
+
+static int list_produce(struct fconn *x)
+{
+    while (x->st == F_LIST_SEND && !ss_conn_out_full(x->c)) {
+        errno = 0;
+        struct dirent *d = readdir(x->dir);
+        if (!d) {
+            closedir(x->dir);
+            x->dir = NULL;
+            x->st = F_IDLE;
+            return send_msg(x->c, SS_FILES_LISTEND, NULL, 0, NULL, 0);
+        }
+        if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(x->dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        uint8_t e[21];
+        e[0] = S_ISREG(st.st_mode) ? 'f' : S_ISDIR(st.st_mode) ? 'd' : S_ISLNK(st.st_mode) ? 'l' : 'o';
+        put_u64(e + 1, (uint64_t)st.st_size);
+        put_u32(e + 9, (uint32_t)(st.st_mode & 07777));
+        put_u64(e + 13, (uint64_t)st.st_mtime);
+        int rc = send_msg(x->c, SS_FILES_ENTRY, e, 21, d->d_name, strlen(d->d_name));
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int req_list(struct fconn *x, const uint8_t *p, size_t len)
+{
+    if (memchr(p, '\0', len))
+        return SS_EPEERPROTO;
+    snprintf(x->name, sizeof x->name, "%.*s", (int)len, (const char *)p);
+    int fd = ss_files_open_beneath(root_of(x->c), x->name, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0)
+        return send_error(x, fd, "refused");
+    x->dir = fdopendir(fd);
+    if (!x->dir) {
+        close(fd);
+        return send_error(x, -errno, NULL);
+    }
+    x->st = F_LIST_SEND;
+    return list_produce(x);
+}
+
+static int srv_msg(const uint8_t *p, size_t len, void *arg)
+{
+    struct fconn *x = arg;
+    if (len == 0)
+        return SS_EPEERPROTO;
+    uint8_t t = p[0];
+    p++;
+    len--;
+    switch (x->st) {
+    case F_IDLE:
+        if (t == SS_FILES_PUT)
+            return req_put(x, p, len);
+        if (t == SS_FILES_GET)
+            return req_get(x, p, len);
+        if (t == SS_FILES_LIST)
+            return req_list(x, p, len);
+        return SS_EPEERPROTO;
+    case F_PUT_DATA:
+    case F_PUT_DISCARD:
+        if (t == SS_FILES_DATA)
+            return put_data(x, p, len);
+        if (t == SS_FILES_END)
+            return put_end(x, p, len);
+        return SS_EPEERPROTO;
+    default:
+        return SS_EPEERPROTO; /* the client must wait for our answer */
+    }
+}
+
+static int f_open(ss_conn *c)
+{
+    struct fconn *x = ss_conn_ctx(c);
+    x->c = c;
+    x->dirfd = x->tmpfd = x->rfd = -1;
+    ss_frame_decoder_init(&x->dec, SS_FRAME_BE32, SS_FILES_FRAME_MAX);
+    return 0;
+}
+
+static int f_data(ss_conn *c, const void *data, size_t len)
+{
+    struct fconn *x = ss_conn_ctx(c);
+    ssize_t r = ss_frame_decode(&x->dec, data, len, srv_msg, x);
+    if (r < 0)
+        ss_server_log(ss_conn_server(c), SS_LOG_WARN, "%s: closing: %s",
+                      ss_conn_peer_str(c), ss_strerror((int)r));
+    return r < 0 ? (int)r : 0;
+}
+
+static int f_drain(ss_conn *c)
+{
+    struct fconn *x = ss_conn_ctx(c);
+    if (x->st == F_GET_SEND)
+        return get_produce(x);
+    if (x->st == F_LIST_SEND)
+        return list_produce(x);
+    return 0;
+}
+
+static int f_eof(ss_conn *c)
+{
+    ss_conn_close(c);
+    return 0;
+}
+
+static void f_close(ss_conn *c, int err)
+{
+    struct fconn *x = ss_conn_ctx(c);
+    if (x->st == F_PUT_DATA && x->part[0])
+        ss_server_log(ss_conn_server(c), SS_LOG_INFO,
+                      "%s: put %s interrupted at %llu of %llu bytes; kept for --resume",
+                      ss_conn_peer_str(c), x->name, (unsigned long long)x->got,
+                      (unsigned long long)x->size);
+    put_cleanup(x, false); /* an interrupted upload stays resumable */
+    if (x->rfd >= 0)
+        close(x->rfd);
+    if (x->dir)
+        closedir(x->dir);
+    free(x->buf);
+    ss_frame_decoder_free(&x->dec);
+}
+
+static const ss_service files_service = {
+    .name = "files",
+    .conn_ctx_size = sizeof(struct fconn),
+    .on_open = f_open,
+    .on_data = f_data,
+    .on_eof = f_eof,
+    .on_drain = f_drain,
+    .on_close = f_close,
+};
+
+const ss_service *ss_files_service(void)
+{
+    return &files_service;
+}
+
+/* ---- clients ---------------------------------------------------------------- */
+
+static int send_fd(int fd, uint8_t type, const void *a, size_t alen, const void *b,
+                   size_t blen)
+{
+    uint8_t hdr[5];
+    ss_frame_header_write(SS_FRAME_BE32, 1 + alen + blen, hdr);
+    hdr[4] = type;
+    struct iovec iov[3] = {{hdr, 5}, {(void *)a, alen}, {(void *)b, blen}};
+    size_t left = 5 + alen + blen;
+    struct iovec *v = iov;
+    int cnt = 3;
+    while (left) {
+        ssize_t w = writev(fd, v, cnt);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        left -= (size_t)w;
+        size_t n = (size_t)w;
+        while (cnt && n >= v->iov_len) {
+            n -= v->iov_len;
+            v++;
+            cnt--;
+        }
+        if (cnt) {
+            v->iov_base = (uint8_t *)v->iov_base + n;
+            v->iov_len -= n;
+        }
+    }
+    return 0;
+}
+
+/* Next message: 1 with *p and *len (free *p), or a negative code. An ERROR
+ * message becomes SS_EREMOTE with its text in err. */
+static int recv_msg(int fd, uint8_t **p, size_t *len, ss_files_err *err)
+{
+    int rc = ss_frame_read(fd, SS_FRAME_BE32, SS_FILES_FRAME_MAX, p, len);
+    if (rc == 0)
+        return -ECONNRESET;
+    if (rc < 0)
+        return rc == -EPIPE ? -ECONNRESET : rc;
+    if (*len == 0) {
+        free(*p);
+        *p = NULL;
+        return SS_EPEERPROTO;
+    }
+    if ((*p)[0] == SS_FILES_ERROR) {
+        snprintf(err->msg, sizeof err->msg, "%.*s", (int)(*len - 1), (const char *)*p + 1);
+        free(*p);
+        *p = NULL;
+        return SS_EREMOTE;
+    }
+    return 1;
+}
+
+static int expect(int fd, uint8_t type, size_t minlen, uint8_t **p, size_t *len,
+                  ss_files_err *err)
+{
+    int rc = recv_msg(fd, p, len, err);
+    if (rc < 0)
+        return rc;
+    if ((*p)[0] != type || *len < minlen) {
+        free(*p);
+        *p = NULL;
+        return SS_EPEERPROTO;
+    }
+    return 0;
+}
+
+int ss_files_put(int fd, const char *local, const char *remote, bool resume,
+                 ss_files_progress_cb cb, void *arg, ss_files_err *err)
+{
+    err->msg[0] = '\0';
+    int lfd = open(local, O_RDONLY | O_CLOEXEC);
+    if (lfd < 0) {
+        snprintf(err->msg, sizeof err->msg, "%.300s: %s", local, strerror(errno));
+        return -errno;
+    }
+    struct stat st;
+    if (fstat(lfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err->msg, sizeof err->msg, "%s: not a regular file", local);
+        close(lfd);
+        return -EINVAL;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    uint8_t h[13];
+    h[0] = resume ? SS_FILES_FLAG_RESUME : 0;
+    put_u64(h + 1, size);
+    put_u32(h + 9, (uint32_t)(st.st_mode & 07777));
+    uint8_t *m = NULL, *buf = NULL;
+    size_t mlen;
+    EVP_MD_CTX *sha = EVP_MD_CTX_new();
+    int rc = sha && EVP_DigestInit_ex(sha, EVP_sha256(), NULL) ? 0 : -ENOMEM;
+    if (!rc)
+        rc = send_fd(fd, SS_FILES_PUT, h, 13, remote, strlen(remote));
+    if (!rc)
+        rc = expect(fd, SS_FILES_OK, 9, &m, &mlen, err);
+    if (rc < 0)
+        goto out;
+    uint64_t off = get_u64(m + 1);
+    free(m);
+    m = NULL;
+    if (off > size) {
+        rc = SS_EPEERPROTO;
+        goto out;
+    }
+    if ((rc = hash_prefix(lfd, off, sha)) < 0)
+        goto out;
+    if (lseek(lfd, (off_t)off, SEEK_SET) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    buf = malloc(SS_FILES_CHUNK);
+    if (!buf) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    uint64_t done = off;
+    while (done < size) {
+        ssize_t r = read(lfd, buf, SS_FILES_CHUNK);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r < 0 ? -errno : -EIO; /* the file shrank under us */
+            snprintf(err->msg, sizeof err->msg, "%s: read failed", local);
+            goto out;
+        }
+        if ((uint64_t)r > size - done)
+            r = (ssize_t)(size - done);
+        EVP_DigestUpdate(sha, buf, (size_t)r);
+        if ((rc = send_fd(fd, SS_FILES_DATA, buf, (size_t)r, NULL, 0)) < 0)
+            break;
+        done += (uint64_t)r;
+        if (cb)
+            cb(done, size, arg);
+        /* The server speaks during the data only to refuse (disk full ...). */
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 0) > 0) {
+            rc = recv_msg(fd, &m, &mlen, err);
+            if (rc >= 0) {
+                free(m);
+                m = NULL;
+                rc = SS_EPEERPROTO;
+            }
+            goto out;
+        }
+    }
+    if (rc == -EPIPE || rc == -ECONNRESET) {
+        /* Refused mid-way: the reason is waiting to be read. */
+        int r2 = recv_msg(fd, &m, &mlen, err);
+        if (r2 == SS_EREMOTE)
+            rc = r2;
+        else if (r2 > 0)
+            free(m), m = NULL;
+        goto out;
+    }
+    if (rc < 0)
+        goto out;
+    uint8_t md[32];
+    unsigned mdl = 32;
+    EVP_DigestFinal_ex(sha, md, &mdl);
+    if ((rc = send_fd(fd, SS_FILES_END, md, 32, NULL, 0)) < 0)
+        goto out;
+    if ((rc = expect(fd, SS_FILES_OK, 9, &m, &mlen, err)) < 0)
+        goto out;
+    rc = get_u64(m + 1) == size ? 0 : SS_EPEERPROTO;
+    free(m);
+    m = NULL;
+out:
+    free(buf);
+    EVP_MD_CTX_free(sha);
+    close(lfd);
+    return rc;
+}
+
+int ss_files_get(int fd, const char *remote, const char *local, bool resume,
+                 ss_files_progress_cb cb, void *arg, ss_files_err *err)
+{
+    err->msg[0] = '\0';
+    char part[4096];
+    if (ss_files_part_name(local, part, sizeof part) < 0)
+        return -ENAMETOOLONG;
+    int tfd = open(part, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0600);
+    if (tfd < 0) {
+        snprintf(err->msg, sizeof err->msg, "%.300s: %s", part, strerror(errno));
+        return -errno;
+    }
+    EVP_MD_CTX *sha = EVP_MD_CTX_new();
+    int rc = sha && EVP_DigestInit_ex(sha, EVP_sha256(), NULL) ? 0 : -ENOMEM;
+    uint64_t off = 0;
+    bool keep_part = true; /* for --resume, unless the data is known bad */
+    uint8_t *m = NULL;
+    size_t mlen;
+    if (!rc && resume) {
+        struct stat st;
+        int rfd = open(part, O_RDONLY | O_CLOEXEC);
+        if (rfd < 0 || fstat(rfd, &st) < 0)
+            rc = -errno;
+        else {
+            off = (uint64_t)st.st_size;
+            rc = hash_prefix(rfd, off, sha);
+        }
+        if (rfd >= 0)
+            close(rfd);
+    }
+    if (!rc && lseek(tfd, (off_t)off, SEEK_SET) < 0)
+        rc = -errno;
+    uint8_t g[9];
+    g[0] = resume ? SS_FILES_FLAG_RESUME : 0;
+    put_u64(g + 1, off);
+    if (!rc)
+        rc = send_fd(fd, SS_FILES_GET, g, 9, remote, strlen(remote));
+    if (!rc)
+        rc = expect(fd, SS_FILES_HEADER, 13, &m, &mlen, err);
+    if (rc < 0) {
+        keep_part = resume && rc != SS_EREMOTE;
+        goto out;
+    }
+    uint64_t size = get_u64(m + 1);
+    uint32_t mode = get_u32(m + 9);
+    free(m);
+    m = NULL;
+    if (off > size) { /* the remote file changed: start over */
+        keep_part = false;
+        rc = SS_EDIGEST;
+        goto out;
+    }
+    uint64_t done = off;
+    for (;;) {
+        if ((rc = recv_msg(fd, &m, &mlen, err)) < 0)
+            goto out;
+        if (m[0] == SS_FILES_DATA) {
+            if (done + (mlen - 1) > size) {
+                rc = SS_EPEERPROTO;
+                keep_part = false;
+                goto out;
+            }
+            EVP_DigestUpdate(sha, m + 1, mlen - 1);
+            if ((rc = write_sparse(tfd, m + 1, mlen - 1)) < 0) {
+                snprintf(err->msg, sizeof err->msg, "%.300s: %s", part, strerror(-rc));
+                keep_part = false;
+                goto out;
+            }
+            done += mlen - 1;
+            free(m);
+            m = NULL;
+            if (cb)
+                cb(done, size, arg);
+            continue;
+        }
+        if (m[0] != SS_FILES_END || mlen != 33 || done != size) {
+            rc = SS_EPEERPROTO;
+            keep_part = false;
+            goto out;
+        }
+        break;
+    }
+    uint8_t md[32];
+    unsigned mdl = 32;
+    EVP_DigestFinal_ex(sha, md, &mdl);
+    if (CRYPTO_memcmp(md, m + 1, 32) != 0) {
+        rc = SS_EDIGEST;
+        keep_part = false;
+        snprintf(err->msg, sizeof err->msg, "%s: SHA-256 mismatch; nothing kept", remote);
+        goto out;
+    }
+    if (ftruncate(tfd, (off_t)size) < 0 || fchmod(tfd, mode & 0777) < 0 || fsync(tfd) < 0 ||
+        rename(part, local) < 0) {
+        rc = -errno;
+        keep_part = false;
+        snprintf(err->msg, sizeof err->msg, "%.300s: %s", local, strerror(errno));
+        goto out;
+    }
+    keep_part = true; /* renamed: nothing left under the part name */
+    rc = 0;
+out:
+    free(m);
+    EVP_MD_CTX_free(sha);
+    close(tfd);
+    if (!keep_part)
+        unlink(part);
+    return rc;
+}
+
+int ss_files_ls(int fd, const char *dir, ss_files_entry_cb cb, void *arg,
+                ss_files_err *err)
+{
+    err->msg[0] = '\0';
+    int rc = send_fd(fd, SS_FILES_LIST, dir, strlen(dir), NULL, 0);
+    while (rc >= 0) {
+        uint8_t *m;
+        size_t mlen;
+        if ((rc = recv_msg(fd, &m, &mlen, err)) < 0)
+            break;
+        if (m[0] == SS_FILES_LISTEND) {
+            free(m);
+            return 0;
+        }
+        if (m[0] != SS_FILES_ENTRY || mlen < 22) {
+            free(m);
+            return SS_EPEERPROTO;
+        }
+        ss_files_entry e = {.kind = (char)m[1], .size = get_u64(m + 2),
+                            .mode = get_u32(m + 10), .mtime = get_u64(m + 14)};
+        snprintf(e.name, sizeof e.name, "%.*s", (int)(mlen - 22), (const char *)m + 22);
+        free(m);
+        cb(&e, arg);
+    }
+    return rc;
+}

@@ -1,0 +1,152 @@
+/* sockstack put / get / ls: clients of 'sockstack serve files'. */
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/client.h"
+#include "sockstack/err.h"
+#include "sockstack/files.h"
+
+struct progress {
+    bool on;
+    struct timespec start, last;
+};
+
+static double since(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* A progress line on a terminal only: bytes, rate, ETA; 10 updates/s. */
+static void on_progress(uint64_t done, uint64_t total, void *arg)
+{
+    struct progress *p = arg;
+    if (!p->on)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (done < total && since(&p->last, &now) < 0.1)
+        return;
+    p->last = now;
+    double secs = since(&p->start, &now);
+    double rate = secs > 0 ? (double)done / secs : 0;
+    double eta = rate > 0 ? (double)(total - done) / rate : 0;
+    int pct = total ? (int)(done * 100 / total) : 100;
+    int bar = pct / 5;
+    fprintf(stderr, "\r[%.*s%*s] %3d%% %10llu bytes %8.1f MB/s ETA %4.0fs",
+            bar, "####################", 20 - bar, "", pct, (unsigned long long)done,
+            rate / 1e6, eta);
+    if (done >= total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void usage(FILE *out, const char *cmd)
+{
+    if (!strcmp(cmd, "put"))
+        fprintf(out, "Usage: sockstack put [OPTIONS] HOST PORT LOCAL [REMOTE]\n\n"
+                     "Send LOCAL to a 'sockstack serve files' server as REMOTE (default:\n"
+                     "LOCAL's base name), verified by SHA-256 at both ends.\n\n");
+    else if (!strcmp(cmd, "get"))
+        fprintf(out, "Usage: sockstack get [OPTIONS] HOST PORT REMOTE [LOCAL]\n\n"
+                     "Fetch REMOTE into LOCAL (default: REMOTE's base name), verified by\n"
+                     "SHA-256; LOCAL appears only when complete and verified.\n\n");
+    else
+        fprintf(out, "Usage: sockstack ls [OPTIONS] HOST PORT [DIR]\n\n"
+                     "List DIR (default: the served root).\n\n");
+    fprintf(out, "  -k, --key-file FILE   shared key (required)\n");
+    if (strcmp(cmd, "ls"))
+        fprintf(out, "  -r, --resume          continue an interrupted transfer\n"
+                     "  -q, --quiet           no progress bar (shown only on a terminal)\n");
+    fprintf(out, "  -v, --verbose         log the connection steps\n"
+                 "  -h, --help            show this help\n");
+}
+
+static void print_entry(const ss_files_entry *e, void *arg)
+{
+    char when[32];
+    time_t t = (time_t)e->mtime;
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime_r(&t, &tm));
+    printf("%c %04o %12llu %s %s\n", e->kind, e->mode, (unsigned long long)e->size, when,
+           e->name);
+}
+
+static int files_main(const char *cmd, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"key-file", required_argument, NULL, 'k'},
+        {"resume", no_argument, NULL, 'r'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0},
+    };
+    char errcmd[16];
+    snprintf(errcmd, sizeof errcmd, "%s ", cmd);
+    const char *keyfile = NULL;
+    bool resume = false, quiet = false;
+    bool is_ls = !strcmp(cmd, "ls");
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "k:rqvh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': keyfile = optarg; break;
+        case 'r': resume = true; break;
+        case 'q': quiet = true; break;
+        case 'v': cli_log_level = CLI_LOG_DEBUG; break;
+        case 'h': usage(stdout, cmd); return CLI_OK;
+        default: return cli_usage_error(errcmd, "bad option");
+        }
+    }
+    int nargs = argc - optind;
+    if (is_ls ? (nargs < 2 || nargs > 3) : (nargs < 3 || nargs > 4))
+        return cli_usage_error(errcmd, "wrong number of arguments");
+    if (is_ls && resume)
+        return cli_usage_error(errcmd, "--resume is for put and get");
+    if (!keyfile)
+        return cli_usage_error(errcmd, "--key-file is required");
+    const char *host = argv[optind], *port = argv[optind + 1];
+    const char *a = nargs > 2 ? argv[optind + 2] : "";
+    char defname[4096];
+    snprintf(defname, sizeof defname, "%s", a);
+    const char *b = nargs > 3 ? argv[optind + 3] : basename(defname);
+
+    int fd = cli_connect_auth(host, port, keyfile);
+    if (fd < 0)
+        return CLI_RUNTIME;
+    struct progress pr = {.on = !quiet && isatty(STDERR_FILENO)};
+    clock_gettime(CLOCK_MONOTONIC, &pr.start);
+    pr.last = pr.start;
+    ss_files_err err;
+    int rc;
+    if (is_ls)
+        rc = ss_files_ls(fd, a, print_entry, NULL, &err);
+    else if (!strcmp(cmd, "put"))
+        rc = ss_files_put(fd, a, b, resume, on_progress, &pr, &err);
+    else
+        rc = ss_files_get(fd, a, b, resume, on_progress, &pr, &err);
+    close(fd);
+    if (pr.on)
+        fputc('\n', stderr);
+    if (rc == SS_EREMOTE) {
+        cli_error("%s: server: %s", cmd, err.msg);
+        return CLI_RUNTIME;
+    }
+    if (rc < 0) {
+        cli_error("%s: %s%s%s", cmd, err.msg[0] ? err.msg : "", err.msg[0] ? ": " : "",
+                  ss_strerror(rc));
+        return CLI_RUNTIME;
+    }
+    if (!is_ls)
+        cli_log("%s %s -> %s: done, SHA-256 verified", cmd, a, b);
+    return CLI_OK;
+}
+
+int cmd_put(int argc, char **argv) { return files_main("put", argc, argv); }
+int cmd_get(int argc, char **argv) { return files_main("get", argc, argv); }
+int cmd_ls(int argc, char **argv) { return files_main("ls", argc, argv); }

@@ -1,0 +1,409 @@
+/* sockstack serve SERVICE [options]: run a service on the server framework.
+ *
+ * Parses the options every service shares into ss_server_opts, lets the
+ * service's row parse its own (serve.h), then runs the server until
+ * SIGINT/SIGTERM. Prints exactly one "listening on ADDR:PORT (PROTO)" line
+ * on stderr when ready; everything else on stderr is a timestamped log line
+ * (--quiet: errors only; --verbose: per-connection detail).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "cli/cli.h"
+#include "cli/serve.h"
+#include "cli/sockopt_cli.h"
+#include "sockstack/err.h"
+#include "sockstack/server.h"
+
+#define MAX_CIDRS 64 /* --allow / --deny entries each */
+
+enum {
+    OPT_BACKLOG = 0x3000,
+    OPT_MAX_CONNS,
+    OPT_IDLE,
+    OPT_ALLOW,
+    OPT_DENY,
+    OPT_GRACE,
+    OPT_TCP,
+    OPT_OUTBUF,
+};
+
+static const struct option shared_longopts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"bind", required_argument, NULL, 'b'},
+    {"port", required_argument, NULL, 'p'},
+    {"udp", no_argument, NULL, 'u'},
+    {"tcp", no_argument, NULL, OPT_TCP},
+    {"model", required_argument, NULL, 'm'},
+    {"workers", required_argument, NULL, 'w'},
+    {"backlog", required_argument, NULL, OPT_BACKLOG},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"allow", required_argument, NULL, OPT_ALLOW},
+    {"deny", required_argument, NULL, OPT_DENY},
+    {"grace", required_argument, NULL, OPT_GRACE},
+    {"outbuf", required_argument, NULL, OPT_OUTBUF},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+};
+
+static const char shared_help[] =
+    "Address:\n"
+    "  -b, --bind ADDR          address to listen on (default: any); unix:/PATH\n"
+    "                           for a Unix socket\n"
+    "  -p, --port N             port (default 0: any free port, printed when ready)\n"
+    "  -4, -6                   IPv4 only / IPv6 only\n"
+    "  -u, --udp                datagram mode (services that have one)\n"
+    "      --tcp                stream mode (services that have one)\n"
+    "Concurrency:\n"
+    "  -m, --model MODEL        event (default), thread or fork (one thread or\n"
+    "                           process per connection)\n"
+    "  -w, --workers N          N event loops on N threads (SO_REUSEPORT)\n"
+    "Limits:\n"
+    "      --backlog N          listen() backlog (default 511)\n"
+    "      --max-conns N        open connections at most; more are closed at once\n"
+    "      --idle-timeout SECS  close connections silent this long (default: never)\n"
+    "      --outbuf BYTES       per-connection output queue limit (default 256k);\n"
+    "                           past it the server stops reading that connection\n"
+    "      --allow CIDR         only these peers (repeatable)\n"
+    "      --deny CIDR          never these peers (repeatable; wins over --allow)\n"
+    "      --grace SECS         on SIGINT/SIGTERM, time for connections to finish\n"
+    "                           (default 5)\n"
+    "Output:\n"
+    "  -q, --quiet              errors only\n"
+    "  -v, --verbose            also one line per connection\n"
+    "  -h, --help               this help\n";
+
+static void usage(FILE *out, const struct serve_service *row)
+{
+    if (!row) {
+        fprintf(out, "Usage: sockstack serve SERVICE [OPTIONS]\n\n"
+                     "Run a service until SIGINT/SIGTERM (then stop gracefully).\n\n"
+                     "Services:\n");
+        for (size_t i = 0; i < serve_services_count; i++)
+            fprintf(out, "  %-12s %s\n", serve_services[i].name, serve_services[i].summary);
+        fprintf(out, "\n%s\n%s\nRun 'sockstack serve SERVICE --help' for its own options.\n",
+                shared_help, cli_sockopt_help);
+        return;
+    }
+    fprintf(out, "Usage: sockstack serve %s [OPTIONS]\n\n%s.\n\n", row->name, row->summary);
+    if (row->help)
+        fprintf(out, "Options of %s:\n%s\n", row->name, row->help);
+    fprintf(out, "%s\n%s", shared_help, cli_sockopt_help);
+}
+
+static const struct serve_service *find_service(const char *name)
+{
+    for (size_t i = 0; i < serve_services_count; i++)
+        if (!strcmp(serve_services[i].name, name))
+            return &serve_services[i];
+    return NULL;
+}
+
+/* ---- callbacks from the library ----------------------------------------- */
+
+static volatile int errors_logged;
+
+static void on_log(int level, const char *msg, void *arg)
+{
+    switch (level) {
+    case SS_LOG_ERROR:
+        errors_logged = 1;
+        cli_error("%s", msg);
+        break;
+    case SS_LOG_WARN:
+    case SS_LOG_INFO:
+        cli_log("%s", msg);
+        break;
+    default:
+        cli_debug("%s", msg);
+        break;
+    }
+}
+
+static void on_ready(const ss_addr *addr, const char *proto, void *arg)
+{
+    char a[SS_ADDR_STRLEN];
+    if (ss_addr_format(addr, a, sizeof a) < 0)
+        snprintf(a, sizeof a, "?");
+    fprintf(stderr, "listening on %s (%s)\n", a, proto);
+    fflush(stderr);
+}
+
+/* ---- option parsing ----------------------------------------------------- */
+
+static int parse_secs_ms(const char *opt, const char *s, unsigned *ms)
+{
+    double v;
+    if (cli_parse_double(opt, s, 0, 86400 * 7, &v) < 0)
+        return -1;
+    *ms = (unsigned)(v * 1000.0 + 0.5);
+    return 0;
+}
+
+static int parse_model(const char *s, int *model)
+{
+    if (!strcmp(s, "event"))
+        *model = SS_MODEL_EVENT;
+    else if (!strcmp(s, "thread"))
+        *model = SS_MODEL_THREAD;
+    else if (!strcmp(s, "fork"))
+        *model = SS_MODEL_FORK;
+    else
+        return -1;
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_usage_error("serve ", "which service? (one of: %s%s)",
+                               serve_services[0].name,
+                               serve_services_count > 1 ? ", ..." : "");
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout, NULL);
+        return CLI_OK;
+    }
+    const struct serve_service *row = find_service(argv[1]);
+    if (!row)
+        return cli_usage_error("serve ", "unknown service '%s'", argv[1]);
+
+    /* shared + the row's own + socket options, in one getopt table */
+    static const struct option sockopt_longopts[] = {CLI_SOCKOPT_LONGOPTS};
+    size_t n_shared = sizeof shared_longopts / sizeof shared_longopts[0];
+    size_t n_sock = sizeof sockopt_longopts / sizeof sockopt_longopts[0];
+    size_t n_row = 0;
+    while (row->longopts && row->longopts[n_row].name)
+        n_row++;
+    struct option *longopts = calloc(n_shared + n_sock + n_row + 1, sizeof *longopts);
+    if (!longopts) {
+        cli_error("out of memory");
+        return CLI_RUNTIME;
+    }
+    memcpy(longopts, shared_longopts, sizeof shared_longopts);
+    memcpy(longopts + n_shared, sockopt_longopts, sizeof sockopt_longopts);
+    if (n_row)
+        memcpy(longopts + n_shared + n_sock, row->longopts, n_row * sizeof *longopts);
+
+    struct serve_ctx sc = {.row = row};
+    ss_server_opts *o = &sc.opts;
+    ss_server_opts_init(o);
+    o->log = on_log;
+    o->on_ready = on_ready;
+    static ss_cidr allow[MAX_CIDRS], deny[MAX_CIDRS];
+    bool v4 = false, v6 = false, want_udp = false, want_tcp = false;
+    bool model_set = false, workers_set = false;
+    const char *bind = NULL, *port = "0";
+    int rc = CLI_OK;
+
+    argc--;
+    argv++; /* argv[0] is now the service name */
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "hb:p:46um:w:qv", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            usage(stdout, row);
+            free(longopts);
+            return CLI_OK;
+        case 'b':
+            bind = optarg;
+            break;
+        case 'p': {
+            int p;
+            if (cli_parse_int("--port", optarg, 0, 65535, &p) < 0) {
+                rc = CLI_USAGE;
+                goto out;
+            }
+            port = optarg;
+            break;
+        }
+        case '4':
+            v4 = true;
+            break;
+        case '6':
+            v6 = true;
+            break;
+        case 'u':
+            want_udp = true;
+            break;
+        case OPT_TCP:
+            want_tcp = true;
+            break;
+        case 'm':
+            if (parse_model(optarg, &o->model) < 0) {
+                rc = cli_usage_error("serve ", "--model: '%s' is not event, thread or fork", optarg);
+                goto out;
+            }
+            model_set = true;
+            break;
+        case 'w':
+            if (cli_parse_int("--workers", optarg, 1, 1024, &o->workers) < 0) {
+                rc = CLI_USAGE;
+                goto out;
+            }
+            workers_set = true;
+            break;
+        case OPT_BACKLOG:
+            if (cli_parse_int("--backlog", optarg, 1, 1 << 20, &o->backlog) < 0) {
+                rc = CLI_USAGE;
+                goto out;
+            }
+            break;
+        case OPT_MAX_CONNS: {
+            uint64_t v;
+            if (cli_parse_u64("--max-conns", optarg, 1, 10000000, &v) < 0) {
+                rc = CLI_USAGE;
+                goto out;
+            }
+            o->max_conns = (size_t)v;
+            break;
+        }
+        case OPT_IDLE:
+            if (parse_secs_ms("--idle-timeout", optarg, &o->idle_timeout_ms) < 0) {
+                rc = CLI_USAGE;
+                goto out;
+            }
+            break;
+        case OPT_GRACE:
+            if (parse_secs_ms("--grace", optarg, &o->grace_ms) < 0) {
+                rc = CLI_USAGE;
+                goto out;
+            }
+            break;
+        case OPT_OUTBUF: {
+            uint64_t v;
+            if (cli_parse_u64("--outbuf", optarg, 1024, 1u << 30, &v) < 0) {
+                rc = CLI_USAGE;
+                goto out;
+            }
+            o->outbuf_max = (size_t)v;
+            break;
+        }
+        case OPT_ALLOW:
+        case OPT_DENY: {
+            bool is_allow = c == OPT_ALLOW;
+            size_t *n = is_allow ? &o->n_allow : &o->n_deny;
+            ss_cidr *arr = is_allow ? allow : deny;
+            if (*n >= MAX_CIDRS) {
+                rc = cli_usage_error("serve ", "%s: at most %d entries",
+                                     is_allow ? "--allow" : "--deny", MAX_CIDRS);
+                goto out;
+            }
+            if (ss_cidr_parse(optarg, &arr[*n]) < 0) {
+                rc = cli_usage_error("serve ", "%s: '%s' is not an address or CIDR prefix",
+                                     is_allow ? "--allow" : "--deny", optarg);
+                goto out;
+            }
+            (*n)++;
+            if (is_allow)
+                o->allow = allow;
+            else
+                o->deny = deny;
+            break;
+        }
+        case 'q':
+            cli_log_level = CLI_LOG_QUIET;
+            break;
+        case 'v':
+            cli_log_level = CLI_LOG_DEBUG;
+            break;
+        case '?':
+            rc = cli_usage_error("serve ", "bad option");
+            goto out;
+        default:
+            if (c >= SERVE_OPT_SERVICE && c < SERVE_OPT_SERVICE + 0x1000 && row->option) {
+                if ((rc = row->option(&sc, c, optarg)) != 0)
+                    goto out;
+                break;
+            }
+            switch (cli_sockopt_parse(c, optarg, &o->sockopts)) {
+            case 1:
+                continue;
+            case -1:
+                rc = CLI_USAGE;
+                goto out;
+            }
+            rc = cli_usage_error("serve ", "unhandled option");
+            goto out;
+        }
+    }
+    if (optind < argc) {
+        rc = cli_usage_error("serve ", "unexpected argument '%s'", argv[optind]);
+        goto out;
+    }
+
+    /* conflicts, one line each */
+    if (v4 && v6) {
+        rc = cli_usage_error("serve ", "-4 and -6 exclude each other");
+        goto out;
+    }
+    if (want_udp && want_tcp) {
+        rc = cli_usage_error("serve ", "--udp and --tcp exclude each other");
+        goto out;
+    }
+    sc.udp = want_udp || (!want_tcp && row->default_kind == SERVE_DGRAM);
+    if (sc.udp && !(row->kinds & SERVE_DGRAM)) {
+        rc = cli_usage_error("serve ", "%s has no datagram (--udp) mode", row->name);
+        goto out;
+    }
+    if (!sc.udp && !(row->kinds & SERVE_STREAM)) {
+        rc = cli_usage_error("serve ", "%s is a datagram (UDP) service only", row->name);
+        goto out;
+    }
+    if (sc.udp && model_set && o->model != SS_MODEL_EVENT) {
+        rc = cli_usage_error("serve ", "--model thread/fork need connections; %s over UDP runs on the event model",
+                             row->name);
+        goto out;
+    }
+    if (workers_set && o->workers > 1 && o->model != SS_MODEL_EVENT) {
+        rc = cli_usage_error("serve ", "--workers applies to --model event only");
+        goto out;
+    }
+    if (bind && !strncmp(bind, "unix:", 5) && (v4 || v6)) {
+        rc = cli_usage_error("serve ", "-4/-6 do not apply to a unix: address");
+        goto out;
+    }
+    if (bind && !strncmp(bind, "unix:", 5) && workers_set && o->workers > 1) {
+        rc = cli_usage_error("serve ", "--workers needs SO_REUSEPORT, which Unix sockets lack");
+        goto out;
+    }
+    o->bind_host = bind;
+    o->port = port;
+    o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
+    o->type = sc.udp ? SS_DGRAM : SS_STREAM;
+    /* Accepted sockets get the per-connection options again (those the
+     * kernel does not pass on from the listener); not the bind-time ones. */
+    o->conn_sockopts = o->sockopts;
+    o->conn_sockopts.reuseaddr = -1;
+    o->conn_sockopts.reuseport = -1;
+    o->conn_sockopts.bind_device[0] = '\0';
+
+    if ((rc = row->setup(&sc)) != 0)
+        goto out;
+
+    ss_server *srv;
+    int err = ss_server_new(sc.svc, o, &srv);
+    if (err < 0) {
+        if (!errors_logged)
+            cli_error("serve %s: %s", row->name, ss_strerror(err));
+        rc = CLI_RUNTIME;
+        goto out_cleanup;
+    }
+    err = ss_server_run(srv);
+    ss_server_free(srv);
+    if (err < 0) {
+        cli_error("serve %s: %s", row->name, ss_strerror(err));
+        rc = CLI_RUNTIME;
+    }
+out_cleanup:
+    if (row->cleanup)
+        row->cleanup(&sc);
+out:
+    free(longopts);
+    return rc;
+}

@@ -1,0 +1,101 @@
+/* The services `sockstack serve` knows: one row each (see serve.h). */
+#include <stddef.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/serve.h"
+#include "cli/serve_proto.h"
+#include "cli/serve_chat.h"
+#include "sockstack/area.h"
+#include "sockstack/echo.h"
+
+/* ---- echo --------------------------------------------------------------- */
+
+enum { ECHO_OPT_UPPER = SERVE_OPT_SERVICE, ECHO_OPT_SOCKPERF };
+
+static const struct option echo_longopts[] = {
+    {"upper", no_argument, NULL, ECHO_OPT_UPPER},
+    {"sockperf", no_argument, NULL, ECHO_OPT_SOCKPERF},
+    SERVE_KEYFILE_LONGOPT,
+    {NULL, 0, NULL, 0},
+};
+
+static ss_echo_opts echo_opts;
+
+static int echo_option(struct serve_ctx *sc, int opt, const char *arg)
+{
+    if (opt == ECHO_OPT_UPPER)
+        echo_opts.upper = true;
+    else if (opt == ECHO_OPT_SOCKPERF)
+        echo_opts.sockperf = true;
+    else if (opt == SERVE_OPT_KEYFILE)
+        serve_keyfile_option(arg);
+    return 0;
+}
+
+static int echo_setup(struct serve_ctx *sc)
+{
+    if (echo_opts.upper && echo_opts.sockperf)
+        return cli_usage_error("serve ", "--upper and --sockperf exclude each other");
+    sc->svc = ss_echo_service();
+    sc->opts.svc_ctx = &echo_opts;
+    /* --key-file: the tutorial's one-way handshake first, then plain echo. */
+    return serve_auth_wrap(sc, SS_AUTH_ONEWAY);
+}
+
+/* ---- area --------------------------------------------------------------- */
+
+static int area_setup(struct serve_ctx *sc)
+{
+    sc->svc = ss_area_service();
+    return 0;
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+const struct serve_service serve_services[] = {
+    {
+        .name = "echo",
+        .summary = "bytes back as they arrive (TCP, Unix, UDP)",
+        .kinds = SERVE_STREAM | SERVE_DGRAM,
+        .default_kind = SERVE_STREAM,
+        .longopts = echo_longopts,
+        .help = "      --upper              upper-case ASCII letters a-z in the reply\n"
+                "      --sockperf           speak sockperf's message format (for\n"
+                "                           sockperf ping-pong / throughput clients)\n"
+                SERVE_KEYFILE_HELP,
+        .option = echo_option,
+        .setup = echo_setup,
+        .cleanup = serve_auth_cleanup,
+    },
+    {
+        .name = "area",
+        .summary = "UDP: radius in, pi*r^2 out (decimal text)",
+        .kinds = SERVE_DGRAM,
+        .default_kind = SERVE_DGRAM,
+        .setup = area_setup,
+    },
+    SERVE_ROW_EXEC,
+    SERVE_ROW_FILES,
+    {
+        .name = "chat",
+        .summary = "chat room: nicknames, private and offline messages, history, files",
+        .kinds = SERVE_STREAM,
+        .default_kind = SERVE_STREAM,
+        .longopts = serve_chat_longopts,
+        .help = serve_chat_help,
+        .option = serve_chat_option,
+        .setup = serve_chat_setup,
+        .cleanup = serve_chat_cleanup,
+    },
+    {
+        .name = "udp-chat",
+        .summary = "UDP chat relay: each message to every peer heard from lately",
+        .kinds = SERVE_DGRAM,
+        .default_kind = SERVE_DGRAM,
+        .setup = serve_udpchat_setup,
+        .cleanup = serve_udpchat_cleanup,
+    },
+};
+
+const size_t serve_services_count = sizeof serve_services / sizeof serve_services[0];

@@ -1,0 +1,114 @@
+/* Internals shared by the files of src/server/. */
+#ifndef SS_SERVER_INT_H
+#define SS_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server/outq.h"
+#include "sockstack/server.h"
+
+/* Allow/deny decision: 0 allowed, SS_EDENIED refused. Unix peers (and any
+ * non-IP address) are always allowed; deny wins over allow; an empty allow
+ * list allows everyone not denied. */
+int ss__acl_check(const ss_cidr *allow, size_t n_allow, const ss_cidr *deny,
+                  size_t n_deny, const ss_addr *peer);
+
+struct worker;
+
+struct ss_conn {
+    struct worker *w;
+    ss_conn *prev, *next;     /* worker's active list, or free list */
+    ss_sock *sock;
+    ss_addr peer, local;
+    char peer_str[SS_ADDR_STRLEN];
+    uint64_t id;
+    struct ss__outq out;
+    ss_timer idle_timer, svc_timer;
+    ss_defer finish_defer;
+    uint64_t last_active;     /* loop ms of the last byte in or out */
+    unsigned watching;        /* events currently asked of the socket */
+    int busy;                 /* > 0 while a framework dispatch is on stack */
+    int pending_err;          /* why finish_defer will close */
+    bool paused_svc, paused_bp, eof, closing, shut_wr, shut_wr_done;
+    bool want_drain, dying, finished, blocking, watched_once, idle_expired;
+    void *ctx;
+};
+
+/* One event loop with its sockets and connections: a worker thread of the
+ * event model, or the private loop of one connection (thread/fork). */
+struct worker {
+    ss_server *srv;
+    int idx;
+    ss_loop *loop;
+    ss_sock *lsock;           /* listener or datagram socket, or NULL */
+    pthread_t tid;
+    bool has_thread;
+    bool single;              /* private loop of one connection */
+    bool stopping;
+    bool grace_over;
+    ss_timer grace_timer;
+    ss_timer accept_timer;    /* resume accepting after EMFILE */
+    ss_conn *active;          /* list head */
+    ss_conn *free_conns;
+    size_t nfree;
+    size_t max_conns;
+    struct ss__bufpool pool;
+    char *rbuf;
+    size_t rbuf_cap;
+    int run_err;
+    /* counters (written by this worker's thread only) */
+    _Atomic uint64_t accepted, refused_limit, refused_acl, idle_closed,
+        errors, active_n, datagrams, bytes_in, bytes_out;
+};
+
+/* A thread or a child process serving one connection. */
+struct job {
+    struct job *next;
+    ss_server *srv;
+    pthread_t tid;
+    pid_t pid;
+    ss_sock *sock;            /* thread model: the connection's socket */
+    ss_addr peer;
+    ss_loop *loop;            /* its private loop while running (event style) */
+    bool done;
+    bool blocking;
+};
+
+struct ss_server {
+    const ss_service *svc;
+    ss_server_opts o;
+    int model;
+    bool blocking;            /* service uses handle() */
+    int nworkers;
+    struct worker *workers;   /* [nworkers] */
+    ss_addr addr;             /* first bound address */
+    char proto[8];
+    bool unix_path_bound;
+    _Atomic int stop_count;
+    _Atomic bool stopping;
+    _Atomic bool grace_over;
+    _Atomic uint64_t next_id;
+
+    /* thread/fork models */
+    pthread_mutex_t mu;
+    struct job *jobs;
+    size_t njobs;
+    _Atomic uint64_t job_errors, job_idle;
+};
+
+/* server.c */
+void ss__server_log(ss_server *srv, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* conn.c */
+/* Adopt accepted socket s on w's loop and call on_open. */
+int ss__conn_open(struct worker *w, ss_sock *s, const ss_addr *peer);
+/* Serve s with the blocking handler on this thread; returns its result. */
+int ss__conn_run_blocking(struct worker *w, ss_sock *s, const ss_addr *peer);
+void ss__conn_abort_all(struct worker *w, int err);
+void ss__conn_free_list(struct worker *w);
+
+#endif
