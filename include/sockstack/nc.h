@@ -131,6 +131,8 @@ typedef void (*ss_nc_dial_cb)(ss_sock *s, int err, const ss_addr *failed,
 
 /* Start connecting to addrs[0..n) in order with type SS_STREAM or SS_DGRAM,
  * options o and optional local bind_addr. cb runs once, from the loop.
+ * o->timeout_ms > 0 also bounds each attempt (then -ETIMEDOUT, next one):
+ * SO_SNDTIMEO alone means nothing to a non-blocking connect.
  * Returns 0 or a negative code (then cb never runs). */
 int ss_nc_dial_start(ss_loop *loop, const ss_backend *be, const ss_addr *addrs,
                      int n, int type, const ss_sockopts *o,

@@ -674,6 +674,7 @@ struct ss_nc_dial {
     ss_sock *s; /* the attempt in progress */
     int last_err;
     ss_defer start;
+    ss_timer deadline; /* per attempt, when opts.timeout_ms > 0 */
 };
 
 static void dial_next(ss_nc_dial *d);
@@ -683,6 +684,7 @@ static void dial_ready(ss_sock *s, unsigned events, void *arg)
     ss_nc_dial *d = arg;
     int err = ss_sock_error(s);
     ss_sock_unwatch(s);
+    ss_timer_stop(d->loop, &d->deadline);
     d->s = NULL;
     if (err == 0) {
         d->cb(s, 0, NULL, NULL, d->arg);
@@ -690,6 +692,19 @@ static void dial_ready(ss_sock *s, unsigned events, void *arg)
     }
     ss_sock_close(s);
     d->last_err = err;
+    d->i++;
+    dial_next(d);
+}
+
+/* The attempt took longer than --timeout: give up on this address. */
+static void dial_timeout(ss_loop *loop, ss_timer *t, void *arg)
+{
+    ss_nc_dial *d = arg;
+    if (!d->s)
+        return;
+    ss_sock_close(d->s);
+    d->s = NULL;
+    d->last_err = -ETIMEDOUT;
     d->i++;
     dial_next(d);
 }
@@ -710,6 +725,8 @@ static void dial_next(ss_nc_dial *d)
         if (err == -EINPROGRESS && s) {
             d->s = s;
             err = ss_sock_watch(s, d->loop, SS_WRITE, dial_ready, d);
+            if (err == 0 && d->opts.timeout_ms > 0)
+                err = ss_timer_start(d->loop, &d->deadline, (uint64_t)d->opts.timeout_ms);
             if (err == 0)
                 return;
             ss_sock_close(s);
@@ -763,6 +780,7 @@ int ss_nc_dial_start(ss_loop *loop, const ss_backend *be, const ss_addr *addrs,
     d->cb = cb;
     d->arg = arg;
     ss_defer_init(&d->start, dial_start_cb, d);
+    ss_timer_init(&d->deadline, dial_timeout, d);
     ss_loop_defer(loop, &d->start);
     *out = d;
     return 0;
@@ -773,6 +791,7 @@ void ss_nc_dial_free(ss_nc_dial *d)
     if (!d)
         return;
     ss_loop_defer_cancel(d->loop, &d->start);
+    ss_timer_stop(d->loop, &d->deadline);
     if (d->s)
         ss_sock_close(d->s);
     free(d->addrs);

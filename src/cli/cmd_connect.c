@@ -54,6 +54,7 @@ static void usage(FILE *out)
             "  -h, --help             show this help\n"
             "\n"
             "%s"
+            "  (--timeout also bounds each connection attempt.)\n"
             "\n"
             "Exit status: 0 when the conversation ended normally, 1 on a runtime\n"
             "error (connection refused, reset, ...), 2 on a usage error.\n",

@@ -265,6 +265,31 @@ Test(netcat, connect_refused_exit_1_with_exact_message)
     close(fd);
 }
 
+Test(netcat, connect_timeout_bounds_an_unanswered_attempt)
+{
+    /* A listener with backlog 0 and one connection queued drops further
+     * SYNs: the next connect stays in SYN-SENT until --timeout. */
+    int port;
+    int lfd = loopback_socket(SOCK_STREAM, &port);
+    cr_assert_eq(listen(lfd, 0), 0);
+    int filler = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(filler, (struct sockaddr *)&a, sizeof a), 0);
+    char ps[16], want[128];
+    port_str(ps, port);
+    struct th_proc p;
+    spawn(&p, CLI("connect", "--timeout", "0.3", "127.0.0.1", ps));
+    char *err = read_err(&p);
+    snprintf(want, sizeof want, "sockstack: connect 127.0.0.1:%d: Connection timed out\n", port);
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(exit_code(&p, 5000), 1);
+    free(err);
+    th_close_fds(&p);
+    close(filler);
+    close(lfd);
+}
+
 Test(netcat, hex_dump_exact_bytes_over_tcp)
 {
     int port;
