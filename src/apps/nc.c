@@ -213,7 +213,7 @@ static size_t dgram_ready(const ss_nc *nc)
     if (nc->ilen == 0)
         return 0;
     if (nc->o.raw)
-        return nc->ilen;
+        return nc->ilen < SS_NC_DGRAM_MAX ? nc->ilen : SS_NC_DGRAM_MAX;
     const uint8_t *nl = memchr(nc->ibuf, '\n', nc->ilen);
     if (nl)
         return (size_t)(nl - nc->ibuf) + 1;
@@ -227,11 +227,13 @@ static size_t input_room(const ss_nc *nc)
 {
     if (nc->in.fd < 0 || nc->in_eof)
         return 0;
-    if (!nc->dgram || !nc->sock) {
-        /* Streams (and input before any socket): free space, compacting
-         * lazily in step_input. */
-        return SS_NC_INBUF - (nc->ilen - nc->ipos);
+    if (!nc->sock) {
+        /* Before a socket (still connecting, or a listener waiting for a
+         * peer): one read, which is also one whole --raw datagram. */
+        return nc->ilen == 0 ? SS_NC_DGRAM_MAX : 0;
     }
+    if (!nc->dgram) /* free space, compacting lazily in step_input */
+        return SS_NC_INBUF - (nc->ilen - nc->ipos);
     if (nc->o.raw)
         return nc->ilen == 0 ? SS_NC_DGRAM_MAX : 0;
     if (dgram_ready(nc) > 0)

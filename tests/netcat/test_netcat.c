@@ -383,6 +383,52 @@ Test(netcat, udp_raw_one_datagram_per_read)
     reap(srv);
 }
 
+/* UDP: answer each datagram with its length only. */
+static void udp_sizer(int fd)
+{
+    static char buf[70000];
+    char out[32];
+    for (;;) {
+        struct sockaddr_storage from;
+        socklen_t fl = sizeof from;
+        ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+        if (n < 0)
+            _exit(1);
+        int h = snprintf(out, sizeof out, "%zd\n", n);
+        sendto(fd, out, (size_t)h, 0, (struct sockaddr *)&from, fl);
+    }
+}
+
+Test(netcat, udp_raw_from_a_file_sends_at_most_65507_per_datagram)
+{
+    /* A regular file is always readable: the reads must still be cut at
+     * the largest UDP payload, also before the socket is connected. */
+    char path[64], ps[16], cmd[512];
+    snprintf(path, sizeof path, "/tmp/ss-nc-raw-%d", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    for (int i = 0; i < 70000; i++)
+        fputc('r', f);
+    fclose(f);
+    int port;
+    int fd = loopback_socket(SOCK_DGRAM, &port);
+    pid_t srv = fork_server(fd, udp_sizer);
+    port_str(ps, port);
+    snprintf(cmd, sizeof cmd, "exec '%s' connect -u --raw --wait 0.5 127.0.0.1 %s < %s",
+             th_sockstack(), ps, path);
+    struct th_proc p;
+    spawn(&p, (char *[]){"sh", "-c", cmd, NULL});
+    char *out;
+    ssize_t n = th_read_all(p.out, &out, 10000);
+    out[n] = '\0';
+    cr_assert_str_eq(out, "65507\n4493\n");
+    cr_assert_eq(exit_code(&p, 5000), 0);
+    free(out);
+    th_close_fds(&p);
+    reap(srv);
+    unlink(path);
+}
+
 Test(netcat, udp_truncated_datagram_reported)
 {
     int port;
