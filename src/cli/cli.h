@@ -48,10 +48,14 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* Subcommands (one file each under src/cli/). */
 int cmd_version(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
+int cmd_listen(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_put(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_udpchat(int argc, char **argv);
 
 #endif

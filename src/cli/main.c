@@ -12,11 +12,15 @@
 static const struct cli_cmd commands[] = {
     {"version", cmd_version, "print the version"},
     {"serve", cmd_serve, "run a service: echo, area, ..."},
+    {"connect", cmd_connect, "netcat-style client: stdin to a TCP/UDP/Unix peer, replies to stdout"},
+    {"listen", cmd_listen, "netcat-style listener: talk with one peer at a time"},
     {"keygen", cmd_keygen, "write a new shared key file (mode 0600)"},
     {"exec", cmd_exec, "run a command on a serve exec server"},
     {"put", cmd_put, "send a file to a serve files server"},
     {"get", cmd_get, "fetch a file from a serve files server"},
     {"ls", cmd_ls, "list a directory of a serve files server"},
+    {"chat", cmd_chat, "chat client (line mode, or a full screen on a terminal)"},
+    {"udp-chat", cmd_udpchat, "chat over UDP datagrams (loss and reordering shown)"},
 };
 
 static void usage(FILE *out)

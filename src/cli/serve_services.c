@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "cli/serve.h"
 #include "cli/serve_proto.h"
+#include "cli/serve_chat.h"
 #include "sockstack/area.h"
 #include "sockstack/echo.h"
 
@@ -76,6 +77,25 @@ const struct serve_service serve_services[] = {
     },
     SERVE_ROW_EXEC,
     SERVE_ROW_FILES,
+    {
+        .name = "chat",
+        .summary = "chat room: nicknames, private and offline messages, history, files",
+        .kinds = SERVE_STREAM,
+        .default_kind = SERVE_STREAM,
+        .longopts = serve_chat_longopts,
+        .help = serve_chat_help,
+        .option = serve_chat_option,
+        .setup = serve_chat_setup,
+        .cleanup = serve_chat_cleanup,
+    },
+    {
+        .name = "udp-chat",
+        .summary = "UDP chat relay: each message to every peer heard from lately",
+        .kinds = SERVE_DGRAM,
+        .default_kind = SERVE_DGRAM,
+        .setup = serve_udpchat_setup,
+        .cleanup = serve_udpchat_cleanup,
+    },
 };
 
 const size_t serve_services_count = sizeof serve_services / sizeof serve_services[0];

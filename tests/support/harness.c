@@ -163,3 +163,86 @@ void th_close_fds(struct th_proc *p)
             *fds[i] = -1;
         }
 }
+
+int th_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+ssize_t th_exchange(struct th_proc *p, const void *in, size_t len, char **out,
+                    int timeout_ms)
+{
+    size_t cap = 65536, got = 0, sent = 0;
+    char *buf = malloc(cap);
+    long deadline = now_ms() + timeout_ms;
+    int fl = fcntl(p->in, F_GETFL);
+    fcntl(p->in, F_SETFL, fl | O_NONBLOCK);
+    if (len == 0 && p->in >= 0) {
+        close(p->in);
+        p->in = -1;
+    }
+    for (;;) {
+        long left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd[2] = {{.fd = p->out, .events = POLLIN},
+                                {.fd = p->in, .events = POLLOUT}};
+        int nfds = p->in >= 0 ? 2 : 1;
+        if (poll(pfd, (nfds_t)nfds, (int)left) <= 0)
+            continue;
+        if (nfds == 2 && (pfd[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t n = write(p->in, (const char *)in + sent, len - sent);
+            if (n > 0)
+                sent += (size_t)n;
+            if (sent == len || (n < 0 && errno != EAGAIN)) {
+                close(p->in);
+                p->in = -1;
+            }
+        }
+        if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (got == cap) {
+                cap *= 2;
+                buf = realloc(buf, cap);
+            }
+            ssize_t n = read(p->out, buf + got, cap - got);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+    }
+    *out = buf;
+    return (ssize_t)got;
+}
+
+bool th_read_until(int fd, const char *needle, char *buf, size_t cap,
+                   int timeout_ms)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    long deadline = now_ms() + timeout_ms;
+    while (!strstr(buf, needle)) {
+        long left = deadline - now_ms();
+        if (left <= 0 || len + 1 >= cap)
+            return false;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) <= 0)
+            continue;
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n <= 0)
+            return false;
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    return true;
+}

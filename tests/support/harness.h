@@ -29,6 +29,17 @@ int th_stop(struct th_proc *p, int sig, int timeout_ms);
 /* Wait for exit up to timeout_ms; returns wait status or -1 (then kills). */
 int th_wait(struct th_proc *p, int timeout_ms);
 void th_close_fds(struct th_proc *p);
+/* Feed len bytes of in to p's stdin (then close it) while collecting p's
+ * stdout until EOF or timeout; both at once, so a process that echoes can
+ * never deadlock against us. Returns bytes collected (malloc'd in *out). */
+ssize_t th_exchange(struct th_proc *p, const void *in, size_t len, char **out,
+                    int timeout_ms);
+/* Read fd until the collected text contains needle (true) or timeout /
+ * EOF (false). What was read goes to buf (NUL-terminated, cut at cap). */
+bool th_read_until(int fd, const char *needle, char *buf, size_t cap,
+                   int timeout_ms);
+/* Write all of buf to fd (blocking). Returns 0 or -errno. */
+int th_write_all(int fd, const void *buf, size_t len);
 /* True when running as root (namespace/TUN tests need it). */
 bool th_is_root(void);
 

@@ -1,0 +1,144 @@
+/* chat: a sans-I/O chat room with a SQLite store (issue 4).
+ *
+ * The room does no socket I/O and reads no clock. The server glue feeds it
+ * the bytes each connection received (ss_chat_recv) together with the
+ * current wall-clock time, and the room answers through the callbacks in
+ * ss_chat_io: queue these bytes for that connection, how much room is left
+ * in its output queue, close it after flushing. This is what lets the unit
+ * tests drive a whole room byte by byte without a socket.
+ *
+ * Lines are framed here, never by recv() boundaries: a line split across
+ * many calls is one message, many lines in one call are many messages. LF
+ * or CRLF ends a line. A line longer than max_line, or one that is not valid
+ * UTF-8, is refused with an ERR reply and the connection stays usable.
+ * The wire format is in docs/protocols.md ("chat").
+ */
+#ifndef SOCKSTACK_CHAT_H
+#define SOCKSTACK_CHAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ss_chat_room ss_chat_room;
+typedef struct ss_chat_conn ss_chat_conn;
+
+/* How the room reaches a connection. conn is the glue's own handle. */
+typedef struct ss_chat_io {
+    /* Queue len bytes for conn. 0, or a negative code when conn's bounded
+     * output queue would overflow: the glue then tells the client and
+     * disconnects it (later, never from inside this call), and the room
+     * sends it nothing more. */
+    int (*send)(void *conn, const void *data, size_t len);
+    /* Bytes conn's output queue can still take (paces file downloads). */
+    size_t (*space)(void *conn);
+    /* Close conn once what is queued has been sent (/quit). */
+    void (*close)(void *conn);
+} ss_chat_io;
+
+typedef struct ss_chat_opts {
+    const char *db_path;     /* SQLite file; NULL or ":memory:" for none */
+    const char *room;        /* room name shown to clients */
+    size_t max_line;         /* longest accepted line, bytes without EOL */
+    int join_history;        /* public messages shown on join */
+    int history_max;         /* largest N for /history N */
+    int who_max;             /* offline users listed by /who */
+    uint64_t file_max;       /* largest file one /offer may announce */
+    uint64_t file_quota;     /* pending offer bytes kept per recipient */
+    int pbkdf2_iter;         /* PBKDF2-HMAC-SHA256 iterations */
+} ss_chat_opts;
+
+/* Defaults from config.h. */
+void ss_chat_opts_init(ss_chat_opts *o);
+
+/* Open the room and its store (WAL mode). Returns 0 or a negative code. */
+int ss_chat_room_open(ss_chat_room **out, const ss_chat_opts *o,
+                      const ss_chat_io *io);
+/* Close the store; every connection must have been disconnected first. */
+void ss_chat_room_close(ss_chat_room *room);
+
+/* A connection arrived: the room greets it. now_ms is wall-clock ms since
+ * the epoch. Returns NULL only when out of memory. */
+ss_chat_conn *ss_chat_connect(ss_chat_room *room, void *conn, int64_t now_ms);
+/* Bytes received on c, in any split. Returns 0, or a negative code when the
+ * store failed (the room stays consistent; the glue may log it). */
+int ss_chat_recv(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms);
+/* The peer half-closed: a final line without LF still counts. */
+void ss_chat_eof(ss_chat_conn *c, int64_t now_ms);
+/* c's output queue has room again: continue a file download. */
+void ss_chat_drain(ss_chat_conn *c);
+/* c is gone (closed, overflowed, timed out): presence event, last-seen,
+ * and c is freed. */
+void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms);
+
+/* Online users right now (named connections). */
+int ss_chat_online(const ss_chat_room *room);
+/* Nickname of c, or NULL before /nick. */
+const char *ss_chat_nick(const ss_chat_conn *c);
+
+/* ---- the chat service on the server framework (server.h) ------------- */
+
+struct ss_service;
+typedef struct ss_chat_server ss_chat_server;
+
+/* The room plus what the glue needs; pass it as the framework's svc_ctx.
+ * outq_max: bytes a client may fall behind before it is told and
+ * disconnected (0: SS_CHAT_OUTQ_MAX). */
+int ss_chat_server_new(const ss_chat_opts *o, size_t outq_max, ss_chat_server **out);
+void ss_chat_server_free(ss_chat_server *cs);
+ss_chat_room *ss_chat_server_room(ss_chat_server *cs);
+/* Clients disconnected so far because their output queue overflowed. */
+uint64_t ss_chat_server_overflows(const ss_chat_server *cs);
+/* The event-style service (on_open/on_data/on_eof/on_drain/on_close). */
+const struct ss_service *ss_chat_service(void);
+
+/* ---- file transfer, client side -------------------------------------- */
+
+/* A download in progress: chunks go to a temporary file in dir; finishing
+ * checks size and SHA-256 and only then renames it atomically to its name
+ * (never over an existing file: "name.1", "name.2", ... instead). */
+typedef struct ss_chat_dl ss_chat_dl;
+int ss_chat_dl_begin(ss_chat_dl **out, const char *dir, int64_t id, uint64_t size,
+                     const char *sha_hex, const char *name);
+int64_t ss_chat_dl_id(const ss_chat_dl *d);
+/* One CHUNK's offset and base64 payload: 0, or -EPROTO (bad base64, wrong
+ * offset, past the size) / a negative errno from the disk. */
+int ss_chat_dl_chunk(ss_chat_dl *d, uint64_t off, const char *b64);
+/* Verify and rename; d is freed either way. 0 with the final path in path,
+ * SS_EDIGEST (temporary file removed), or a negative errno. */
+int ss_chat_dl_finish(ss_chat_dl *d, char *path, size_t cap);
+/* Remove the temporary file and free d. NULL is fine. */
+void ss_chat_dl_abort(ss_chat_dl *d);
+
+/* An upload: the file's size and SHA-256 are computed on open. */
+typedef struct ss_chat_ul ss_chat_ul;
+int ss_chat_ul_open(ss_chat_ul **out, const char *path);
+uint64_t ss_chat_ul_size(const ss_chat_ul *u);
+const char *ss_chat_ul_sha256(const ss_chat_ul *u);
+/* The file's base name, as announced. */
+const char *ss_chat_ul_name(const ss_chat_ul *u);
+/* The next "/chunk ID OFFSET BASE64\n" line into buf (cap >= 2900):
+ * its length, 0 when every byte has been sent, or a negative errno. */
+int ss_chat_ul_next(ss_chat_ul *u, int64_t id, char *buf, size_t cap);
+void ss_chat_ul_close(ss_chat_ul *u);
+
+/* ---- helpers shared with the client and the tests ---------------------- */
+
+/* True when buf[0..len) is well-formed UTF-8 (no overlongs, surrogates or
+ * code points above U+10FFFF). */
+bool ss_utf8_valid(const void *buf, size_t len);
+/* True when s is an acceptable nickname: 1..SS_CHAT_NICK_MAX characters,
+ * a letter first, then letters, digits, '_' or '-'. */
+bool ss_chat_nick_valid(const char *s);
+/* "2026-11-21T05:40:44.123Z" for ms since the epoch; buf >= 32 bytes. */
+void ss_chat_format_ts(int64_t ms, char *buf, size_t cap);
+/* Lowercase hex SHA-256 of a file, into hex (65 bytes). Returns 0 and the
+ * size in *size, or a negative errno. */
+int ss_chat_file_sha256(const char *path, char hex[65], uint64_t *size);
+
+/* Passwords: a salted PBKDF2-HMAC-SHA256 record and its check. */
+int ss_chat_pw_hash(const char *pw, int iter, uint8_t salt[16], uint8_t hash[32]);
+bool ss_chat_pw_check(const char *pw, int iter, const uint8_t salt[16],
+                      const uint8_t hash[32]);
+
+#endif

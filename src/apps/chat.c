@@ -1,0 +1,888 @@
+/* chat: the sans-I/O chat room (see include/sockstack/chat.h and the
+ * "chat" section of docs/protocols.md).
+ *
+ * Input path: ss_chat_recv -> frame lines (LF/CRLF, max_line, UTF-8)
+ *   -> handle_line -> one handler per command -> replies/events through
+ *   io->send. Every stored thing (public message, offline message, user,
+ *   file) is committed to the store before the sender is acknowledged.
+ */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "apps/chat_store.h"
+#include "sockstack/chat.h"
+#include "sockstack/config.h"
+
+struct ss_chat_conn {
+    ss_chat_room *room;
+    void *io;                   /* the glue's handle */
+    ss_chat_conn *prev, *next;  /* room->conns */
+    char nick[SS_CHAT_NICK_MAX + 1];
+    bool named;                 /* has joined under nick */
+    bool authed;                /* logged in to the registered nick */
+    bool dead;                  /* send failed: glue is disconnecting it */
+    bool discarding;            /* skipping the rest of an overlong line */
+    char *part;                 /* unfinished line (malloc'd on demand) */
+    size_t part_len;
+    /* upload in progress (/offer ... /chunk ... /done) */
+    int64_t up_id;
+    uint64_t up_off, up_size;
+    char up_sha[65];
+    EVP_MD_CTX *up_md;
+    /* download in progress (/accept) */
+    int64_t dl_id;
+    uint64_t dl_off, dl_size;
+};
+
+struct ss_chat_room {
+    ss_chat_opts o;
+    char room_name[64];
+    ss_chat_io io;
+    ss__chat_store *st;
+    ss_chat_conn *conns;
+    int online;
+    char *out;      /* one formatted line */
+    size_t out_cap;
+};
+
+void ss_chat_opts_init(ss_chat_opts *o)
+{
+    *o = (ss_chat_opts){
+        .db_path = NULL,
+        .room = "lobby",
+        .max_line = SS_CHAT_MAX_LINE,
+        .join_history = SS_CHAT_JOIN_HISTORY,
+        .history_max = SS_CHAT_HISTORY_MAX,
+        .who_max = SS_CHAT_WHO_MAX,
+        .file_max = SS_CHAT_FILE_MAX,
+        .file_quota = SS_CHAT_FILE_QUOTA,
+        .pbkdf2_iter = SS_CHAT_PBKDF2_ITER,
+    };
+}
+
+int ss_chat_room_open(ss_chat_room **out, const ss_chat_opts *o,
+                      const ss_chat_io *io)
+{
+    *out = NULL;
+    if (o->max_line < 64 || o->pbkdf2_iter < 1)
+        return -EINVAL;
+    ss_chat_room *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->o = *o;
+    snprintf(r->room_name, sizeof r->room_name, "%s", o->room ? o->room : "lobby");
+    r->io = *io;
+    /* A line we send: its text (max_line) plus prefix, timestamp, nicks. */
+    r->out_cap = o->max_line + 256;
+    r->out = malloc(r->out_cap);
+    int err = r->out ? ss__chat_store_open(o->db_path, &r->st) : -ENOMEM;
+    if (!err)
+        err = ss__chat_file_drop_incomplete(r->st);
+    if (err) {
+        ss__chat_store_close(r->st);
+        free(r->out);
+        free(r);
+        return err;
+    }
+    *out = r;
+    return 0;
+}
+
+void ss_chat_room_close(ss_chat_room *room)
+{
+    if (!room)
+        return;
+    ss__chat_store_close(room->st);
+    free(room->out);
+    free(room);
+}
+
+int ss_chat_online(const ss_chat_room *room) { return room->online; }
+
+const char *ss_chat_nick(const ss_chat_conn *c) { return c->named ? c->nick : NULL; }
+
+/* ---- output ------------------------------------------------------------ */
+
+static void send_raw(ss_chat_conn *c, const char *line, size_t len)
+{
+    if (c->dead)
+        return;
+    if (c->room->io.send(c->io, line, len) < 0)
+        c->dead = true;
+}
+
+/* Format one line (the '\n' is added here) into room->out; returns length. */
+static size_t vfmt(ss_chat_room *r, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(r->out, r->out_cap - 1, fmt, ap);
+    size_t len = n < 0 ? 0 : (size_t)n >= r->out_cap - 1 ? r->out_cap - 2 : (size_t)n;
+    r->out[len++] = '\n';
+    return len;
+}
+
+__attribute__((format(printf, 2, 3)))
+static void say(ss_chat_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = vfmt(c->room, fmt, ap);
+    va_end(ap);
+    send_raw(c, c->room->out, len);
+}
+
+/* To every named connection except `except` (may be NULL). */
+__attribute__((format(printf, 3, 4)))
+static void broadcast(ss_chat_room *r, ss_chat_conn *except, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = vfmt(r, fmt, ap);
+    va_end(ap);
+    for (ss_chat_conn *c = r->conns; c; c = c->next)
+        if (c != except && c->named)
+            send_raw(c, r->out, len);
+}
+
+static ss_chat_conn *find_online(ss_chat_room *r, const char *nick)
+{
+    for (ss_chat_conn *c = r->conns; c; c = c->next)
+        if (c->named && !c->dead && !strcasecmp(c->nick, nick))
+            return c;
+    return NULL;
+}
+
+/* ---- connection lifecycle --------------------------------------------- */
+
+ss_chat_conn *ss_chat_connect(ss_chat_room *room, void *conn, int64_t now_ms)
+{
+    ss_chat_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->room = room;
+    c->io = conn;
+    c->next = room->conns;
+    if (room->conns)
+        room->conns->prev = c;
+    room->conns = c;
+    say(c, "INFO welcome to %s (sockstack chat); choose a nickname with /nick NAME, "
+           "/help lists commands", room->room_name);
+    return c;
+}
+
+static void upload_abort(ss_chat_conn *c)
+{
+    if (c->up_id)
+        ss__chat_file_delete(c->room->st, c->up_id);
+    EVP_MD_CTX_free(c->up_md);
+    c->up_md = NULL;
+    c->up_id = 0;
+}
+
+static void leave(ss_chat_conn *c, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    if (!c->named)
+        return;
+    c->named = false;
+    r->online--;
+    ss__chat_user_touch(r->st, c->nick, now);
+    char ts[32];
+    ss_chat_format_ts(now, ts, sizeof ts);
+    broadcast(r, c, "LEAVE %s %s %d", ts, c->nick, r->online);
+}
+
+void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms)
+{
+    ss_chat_room *r = c->room;
+    leave(c, now_ms);
+    upload_abort(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        r->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c->part);
+    free(c);
+}
+
+/* ---- joining ----------------------------------------------------------- */
+
+static void send_hist(void *arg, int64_t ts, const char *nick, int kind,
+                      const char *text)
+{
+    char t[32];
+    ss_chat_format_ts(ts, t, sizeof t);
+    say(arg, "HIST %s %s %s %s", t, kind == SS__CHAT_KIND_ME ? "ME" : "MSG", nick, text);
+}
+
+static void send_offline(void *arg, int64_t ts, const char *from, const char *text)
+{
+    char t[32];
+    ss_chat_format_ts(ts, t, sizeof t);
+    say(arg, "OFFLINE %s %s %s", t, from, text);
+}
+
+static void send_offer(void *arg, const struct ss__chat_file *f)
+{
+    say(arg, "OFFER %lld %s %llu %s %s", (long long)f->id, f->sender,
+        (unsigned long long)f->size, f->sha256, f->name);
+}
+
+/* c becomes `nick` (validated, free, and allowed). */
+static void take_nick(ss_chat_conn *c, const char *nick, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    char ts[32];
+    ss_chat_format_ts(now, ts, sizeof ts);
+    if (c->named) {
+        char old[sizeof c->nick];
+        snprintf(old, sizeof old, "%s", c->nick);
+        ss__chat_user_touch(r->st, old, now);
+        snprintf(c->nick, sizeof c->nick, "%s", nick);
+        ss__chat_user_touch(r->st, nick, now);
+        say(c, "OK nick %s %d", nick, r->online);
+        broadcast(r, c, "NICK %s %s %s", ts, old, nick);
+    } else {
+        snprintf(c->nick, sizeof c->nick, "%s", nick);
+        ss__chat_user_touch(r->st, nick, now);
+        c->named = true;
+        r->online++;
+        say(c, "OK nick %s %d", nick, r->online);
+        broadcast(r, c, "JOIN %s %s %d", ts, nick, r->online);
+        if (r->o.join_history > 0)
+            ss__chat_history_last(r->st, r->o.join_history, send_hist, c);
+    }
+    ss__chat_offline_take(r->st, nick, send_offline, c);
+    ss__chat_file_pending(r->st, nick, send_offer, c);
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+/* Split the first word off *rest: returns it NUL-terminated, *rest after
+ * the following spaces; NULL when there is none. */
+static char *word(char **rest)
+{
+    char *s = *rest;
+    while (*s == ' ')
+        s++;
+    if (!*s)
+        return NULL;
+    char *w = s;
+    while (*s && *s != ' ')
+        s++;
+    if (*s)
+        *s++ = '\0';
+    while (*s == ' ')
+        s++;
+    *rest = s;
+    return w;
+}
+
+static bool need_nick(ss_chat_conn *c)
+{
+    if (c->named)
+        return true;
+    say(c, "ERR nonick choose a nickname first: /nick NAME");
+    return false;
+}
+
+static void cmd_nick(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    char *nick = word(&args);
+    if (!nick || *args) {
+        say(c, "ERR usage /nick NAME");
+        return;
+    }
+    if (!ss_chat_nick_valid(nick)) {
+        say(c, "ERR badnick a nickname is 1-%d letters, digits, '_' or '-', "
+               "starting with a letter", SS_CHAT_NICK_MAX);
+        return;
+    }
+    if (c->named && !strcmp(c->nick, nick)) {
+        say(c, "OK nick %s %d", nick, r->online);
+        return;
+    }
+    ss_chat_conn *other = find_online(r, nick);
+    if (other && other != c) {
+        say(c, "ERR nicktaken %s is online", nick);
+        return;
+    }
+    struct ss__chat_user u;
+    if (ss__chat_user_get(r->st, nick, &u) < 0) {
+        say(c, "ERR store the store failed");
+        return;
+    }
+    bool own = c->authed && !strcasecmp(c->nick, nick);
+    if (u.registered && !own) {
+        say(c, "ERR registered %s is registered: /login %s PASSWORD", nick, nick);
+        return;
+    }
+    if (!own)
+        c->authed = false;
+    take_nick(c, nick, now);
+}
+
+static void cmd_login(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    char *nick = word(&args);
+    char *pw = word(&args);
+    if (!nick || !pw || *args) {
+        say(c, "ERR usage /login NICK PASSWORD");
+        return;
+    }
+    struct ss__chat_user u;
+    if (!ss_chat_nick_valid(nick) || ss__chat_user_get(r->st, nick, &u) < 0 ||
+        !u.registered || !ss_chat_pw_check(pw, u.iter, u.salt, u.hash)) {
+        /* One answer for unknown nick and wrong password: no nick probing. */
+        say(c, "ERR auth wrong nickname or password");
+        return;
+    }
+    ss_chat_conn *other = find_online(r, nick);
+    if (other && other != c) {
+        say(c, "ERR nicktaken %s is online", nick);
+        return;
+    }
+    c->authed = true;
+    say(c, "OK login %s", nick);
+    if (!(c->named && !strcmp(c->nick, nick)))
+        take_nick(c, nick, now);
+}
+
+static void cmd_register(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    if (!need_nick(c))
+        return;
+    char *pw = word(&args);
+    if (!pw || *args || strlen(pw) < 4) {
+        say(c, "ERR usage /register PASSWORD (4 or more characters, no spaces)");
+        return;
+    }
+    struct ss__chat_user u;
+    if (ss__chat_user_get(r->st, c->nick, &u) < 0) {
+        say(c, "ERR store the store failed");
+        return;
+    }
+    if (u.registered && !c->authed) {
+        say(c, "ERR registered %s is registered: /login %s PASSWORD", c->nick, c->nick);
+        return;
+    }
+    uint8_t salt[16], hash[32];
+    if (ss_chat_pw_hash(pw, r->o.pbkdf2_iter, salt, hash) < 0 ||
+        ss__chat_user_register(r->st, c->nick, r->o.pbkdf2_iter, salt, hash) < 0) {
+        say(c, "ERR store could not store the password");
+        return;
+    }
+    c->authed = true;
+    say(c, "OK register %s", c->nick);
+}
+
+static void cmd_msg(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    if (!need_nick(c))
+        return;
+    char *nick = word(&args);
+    if (!nick || !*args) {
+        say(c, "ERR usage /msg NICK TEXT");
+        return;
+    }
+    char ts[32];
+    ss_chat_format_ts(now, ts, sizeof ts);
+    ss_chat_conn *to = find_online(r, nick);
+    if (to) {
+        say(to, "PRIV %s %s %s", ts, c->nick, args);
+        say(c, "OK msg %s", to->nick);
+        return;
+    }
+    struct ss__chat_user u;
+    if (!ss_chat_nick_valid(nick) || ss__chat_user_get(r->st, nick, &u) < 0 || !u.exists) {
+        say(c, "ERR nouser no user %s", nick);
+        return;
+    }
+    if (ss__chat_offline_add(r->st, now, c->nick, nick, args) < 0) {
+        say(c, "ERR store message not stored");
+        return;
+    }
+    say(c, "OK msg %s stored", nick);
+}
+
+struct who_ctx {
+    ss_chat_conn *c;
+    int listed;
+};
+
+static void who_row(void *arg, const char *nick, int64_t last_seen)
+{
+    struct who_ctx *w = arg;
+    if (find_online(w->c->room, nick))
+        return;
+    char ts[32];
+    ss_chat_format_ts(last_seen, ts, sizeof ts);
+    say(w->c, "WHO %s offline %s", nick, ts);
+    w->listed++;
+}
+
+static void cmd_who(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    struct who_ctx w = {.c = c};
+    for (ss_chat_conn *o = r->conns; o; o = o->next)
+        if (o->named && !o->dead) {
+            say(c, "WHO %s online", o->nick);
+            w.listed++;
+        }
+    int online = w.listed;
+    ss__chat_users_list(r->st, r->o.who_max + online, who_row, &w);
+    say(c, "OK who %d %d", online, w.listed - online);
+}
+
+static void cmd_history(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    char *a = word(&args);
+    long n = 20;
+    if (a) {
+        char *end;
+        n = strtol(a, &end, 10);
+        if (*end || n < 1 || n > r->o.history_max || *args) {
+            say(c, "ERR usage /history [N], N from 1 to %d", r->o.history_max);
+            return;
+        }
+    }
+    int got = ss__chat_history_last(r->st, (int)n, send_hist, c);
+    say(c, "OK history %d", got < 0 ? 0 : got);
+}
+
+/* A public message or action: stored, then acknowledged, then fanned out. */
+static void publish(ss_chat_conn *c, int kind, const char *text, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    if (!need_nick(c))
+        return;
+    int64_t id = ss__chat_history_add(r->st, now, c->nick, kind, text);
+    if (id < 0) {
+        say(c, "ERR store message not stored");
+        return;
+    }
+    say(c, "OK sent %lld", (long long)id);
+    char ts[32];
+    ss_chat_format_ts(now, ts, sizeof ts);
+    broadcast(r, c, "%s %s %s %s", kind == SS__CHAT_KIND_ME ? "ME" : "MSG", ts,
+              c->nick, text);
+}
+
+static const char *const help_lines[] = {
+    "/nick NAME            choose or change your nickname",
+    "/msg NICK TEXT        private message (stored if NICK is offline)",
+    "/who                  online users, and offline users with last-seen time",
+    "/history [N]          the last N public messages (default 20)",
+    "/me ACTION            an action (\"* alice waves\")",
+    "/register PASSWORD    protect your nickname",
+    "/login NICK PASSWORD  take your registered nickname",
+    "/send NICK PATH       send a file (the sockstack chat client does this)",
+    "/accept ID            accept a file offer; /decline ID refuses it",
+    "/quit                 leave",
+    "anything else         a public message (start it with // to begin with /)",
+};
+
+static void cmd_help(ss_chat_conn *c, char *args, int64_t now)
+{
+    for (size_t i = 0; i < sizeof help_lines / sizeof help_lines[0]; i++)
+        say(c, "INFO %s", help_lines[i]);
+    say(c, "OK help");
+}
+
+static void cmd_quit(ss_chat_conn *c, char *args, int64_t now)
+{
+    say(c, "BYE see you");
+    leave(c, now);
+    if (!c->dead)
+        c->room->io.close(c->io);
+    c->dead = true;
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool hex64(const char *s)
+{
+    if (strlen(s) != 64)
+        return false;
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static void cmd_offer(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    if (!need_nick(c))
+        return;
+    char *nick = word(&args), *size_s = word(&args), *sha = word(&args);
+    const char *name = args;
+    uint64_t size;
+    if (!nick || !parse_u64(size_s, &size) || !sha || !hex64(sha) || !*name ||
+        strlen(name) > 255 || strchr(name, '/') || !strcmp(name, ".") ||
+        !strcmp(name, "..")) {
+        say(c, "ERR usage /offer NICK SIZE SHA256 NAME (NAME without '/')");
+        return;
+    }
+    if (c->up_id) {
+        say(c, "ERR busy finish upload %lld first", (long long)c->up_id);
+        return;
+    }
+    if (size > r->o.file_max) {
+        say(c, "ERR toobig files are limited to %llu bytes",
+            (unsigned long long)r->o.file_max);
+        return;
+    }
+    ss_chat_conn *to = find_online(r, nick);
+    struct ss__chat_user u;
+    if (!to && (!ss_chat_nick_valid(nick) || ss__chat_user_get(r->st, nick, &u) < 0 ||
+                !u.exists)) {
+        say(c, "ERR nouser no user %s", nick);
+        return;
+    }
+    const char *rcpt = to ? to->nick : nick;
+    uint64_t pending;
+    if (ss__chat_file_pending_bytes(r->st, rcpt, &pending) < 0) {
+        say(c, "ERR store the store failed");
+        return;
+    }
+    if (pending + size > r->o.file_quota) {
+        say(c, "ERR quota %s has %llu of %llu bytes of offers waiting", rcpt,
+            (unsigned long long)pending, (unsigned long long)r->o.file_quota);
+        return;
+    }
+    int64_t id = ss__chat_file_create(r->st, now, c->nick, rcpt, name, size, sha);
+    if (id < 0) {
+        say(c, "ERR store offer not stored");
+        return;
+    }
+    c->up_md = EVP_MD_CTX_new();
+    if (!c->up_md || !EVP_DigestInit_ex(c->up_md, EVP_sha256(), NULL)) {
+        ss__chat_file_delete(r->st, id);
+        EVP_MD_CTX_free(c->up_md);
+        c->up_md = NULL;
+        say(c, "ERR store out of memory");
+        return;
+    }
+    c->up_id = id;
+    c->up_off = 0;
+    c->up_size = size;
+    snprintf(c->up_sha, sizeof c->up_sha, "%s", sha);
+    say(c, "OK offer %lld", (long long)id);
+}
+
+static void cmd_chunk(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    char *id_s = word(&args), *off_s = word(&args), *b64 = word(&args);
+    uint64_t id, off;
+    if (!parse_u64(id_s, &id) || !parse_u64(off_s, &off) || !b64 || *args) {
+        say(c, "ERR usage /chunk ID OFFSET BASE64");
+        return;
+    }
+    if (!c->up_id || (int64_t)id != c->up_id) {
+        say(c, "ERR nofile no upload %llu in progress", (unsigned long long)id);
+        return;
+    }
+    size_t blen = strlen(b64);
+    unsigned char raw[SS_CHAT_MAX_LINE];
+    int n = -1;
+    if (blen % 4 == 0 && blen / 4 * 3 <= sizeof raw)
+        n = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)blen);
+    if (n >= 0) /* DecodeBlock counts the padding as zero bytes */
+        n -= (blen > 0 && b64[blen - 1] == '=') + (blen > 1 && b64[blen - 2] == '=');
+    if (n < 0 || off != c->up_off || off + (uint64_t)n > c->up_size) {
+        say(c, "ERR chunk bad chunk for %lld at offset %llu (expected %llu); upload "
+               "cancelled", (long long)c->up_id, (unsigned long long)off,
+            (unsigned long long)c->up_off);
+        upload_abort(c);
+        return;
+    }
+    if (n > 0 && ss__chat_file_write(r->st, c->up_id, off, raw, (size_t)n) < 0) {
+        say(c, "ERR store chunk not stored; upload cancelled");
+        upload_abort(c);
+        return;
+    }
+    EVP_DigestUpdate(c->up_md, raw, (size_t)n);
+    c->up_off += (uint64_t)n;
+}
+
+static void cmd_done(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    char *id_s = word(&args);
+    uint64_t id;
+    if (!parse_u64(id_s, &id) || *args) {
+        say(c, "ERR usage /done ID");
+        return;
+    }
+    if (!c->up_id || (int64_t)id != c->up_id) {
+        say(c, "ERR nofile no upload %llu in progress", (unsigned long long)id);
+        return;
+    }
+    unsigned char d[32];
+    char hex[65];
+    EVP_DigestFinal_ex(c->up_md, d, NULL);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    if (c->up_off != c->up_size || strcmp(hex, c->up_sha)) {
+        say(c, "ERR digest file %llu: got %llu of %llu bytes, SHA-256 %s; discarded",
+            (unsigned long long)id, (unsigned long long)c->up_off,
+            (unsigned long long)c->up_size, hex);
+        upload_abort(c);
+        return;
+    }
+    EVP_MD_CTX_free(c->up_md);
+    c->up_md = NULL;
+    c->up_id = 0;
+    struct ss__chat_file f;
+    if (ss__chat_file_complete(r->st, (int64_t)id) < 0 ||
+        ss__chat_file_get(r->st, (int64_t)id, &f) < 0) {
+        say(c, "ERR store file not stored");
+        ss__chat_file_delete(r->st, (int64_t)id);
+        return;
+    }
+    ss_chat_conn *to = find_online(r, f.recipient);
+    say(c, "OK upload %lld %s", (long long)f.id, to ? "offered" : "stored");
+    if (to)
+        send_offer(to, &f);
+}
+
+/* Send chunks of the current download while c's queue has room. */
+static void pump(ss_chat_conn *c)
+{
+    ss_chat_room *r = c->room;
+    /* One chunk line: "CHUNK id off " + base64 + '\n'. */
+    size_t line = 64 + (SS_CHAT_CHUNK + 2) / 3 * 4;
+    while (c->dl_id && !c->dead && r->io.space(c->io) >= 2 * line) {
+        unsigned char raw[SS_CHAT_CHUNK];
+        size_t n = c->dl_size - c->dl_off < SS_CHAT_CHUNK ? c->dl_size - c->dl_off
+                                                           : SS_CHAT_CHUNK;
+        if (n > 0) {
+            if (ss__chat_file_read(r->st, c->dl_id, c->dl_off, raw, n) < 0) {
+                say(c, "ERR store file %lld could not be read", (long long)c->dl_id);
+                c->dl_id = 0;
+                return;
+            }
+            char b64[(SS_CHAT_CHUNK + 2) / 3 * 4 + 1];
+            EVP_EncodeBlock((unsigned char *)b64, raw, (int)n);
+            say(c, "CHUNK %lld %llu %s", (long long)c->dl_id,
+                (unsigned long long)c->dl_off, b64);
+            c->dl_off += n;
+        }
+        if (c->dl_off == c->dl_size) {
+            say(c, "FILEEND %lld", (long long)c->dl_id);
+            ss__chat_file_delete(r->st, c->dl_id);
+            c->dl_id = 0;
+        }
+    }
+}
+
+/* The offer `id_s` if it is c's to answer. */
+static bool my_offer(ss_chat_conn *c, const char *cmd, char *args,
+                     struct ss__chat_file *f)
+{
+    char *id_s = word(&args);
+    uint64_t id;
+    if (!parse_u64(id_s, &id) || *args) {
+        say(c, "ERR usage /%s ID", cmd);
+        return false;
+    }
+    if (ss__chat_file_get(c->room->st, (int64_t)id, f) < 0 || !f->complete ||
+        strcasecmp(f->recipient, c->nick) || (int64_t)id == c->dl_id) {
+        say(c, "ERR nofile no offer %llu for you", (unsigned long long)id);
+        return false;
+    }
+    return true;
+}
+
+static void cmd_accept(ss_chat_conn *c, char *args, int64_t now)
+{
+    if (!need_nick(c))
+        return;
+    struct ss__chat_file f;
+    if (!my_offer(c, "accept", args, &f))
+        return;
+    if (c->dl_id) {
+        say(c, "ERR busy file %lld is still downloading", (long long)c->dl_id);
+        return;
+    }
+    say(c, "OK accept %lld", (long long)f.id);
+    ss_chat_conn *from = find_online(c->room, f.sender);
+    if (from)
+        say(from, "ACCEPTED %lld %s", (long long)f.id, c->nick);
+    say(c, "FILE %lld %llu %s %s", (long long)f.id, (unsigned long long)f.size,
+        f.sha256, f.name);
+    c->dl_id = f.id;
+    c->dl_off = 0;
+    c->dl_size = f.size;
+    pump(c);
+}
+
+static void cmd_decline(ss_chat_conn *c, char *args, int64_t now)
+{
+    if (!need_nick(c))
+        return;
+    struct ss__chat_file f;
+    if (!my_offer(c, "decline", args, &f))
+        return;
+    ss__chat_file_delete(c->room->st, f.id);
+    say(c, "OK decline %lld", (long long)f.id);
+    ss_chat_conn *from = find_online(c->room, f.sender);
+    if (from)
+        say(from, "DECLINED %lld %s", (long long)f.id, c->nick);
+}
+
+static void cmd_send(ss_chat_conn *c, char *args, int64_t now)
+{
+    say(c, "ERR usage /send is done by the client: it sends /offer, /chunk and "
+           "/done (see docs/protocols.md)");
+}
+
+static void cmd_me(ss_chat_conn *c, char *args, int64_t now)
+{
+    if (!*args) {
+        say(c, "ERR usage /me ACTION");
+        return;
+    }
+    publish(c, SS__CHAT_KIND_ME, args, now);
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(ss_chat_conn *c, char *args, int64_t now);
+} commands[] = {
+    {"nick", cmd_nick},       {"msg", cmd_msg},         {"who", cmd_who},
+    {"history", cmd_history}, {"me", cmd_me},           {"help", cmd_help},
+    {"quit", cmd_quit},       {"register", cmd_register}, {"login", cmd_login},
+    {"send", cmd_send},       {"offer", cmd_offer},     {"chunk", cmd_chunk},
+    {"done", cmd_done},       {"accept", cmd_accept},   {"decline", cmd_decline},
+};
+
+/* One complete line (no EOL, NUL-terminated in place, valid UTF-8). */
+static void handle_line(ss_chat_conn *c, char *line, size_t len, int64_t now)
+{
+    if (len == 0)
+        return;
+    if (line[0] != '/' || line[1] == '/') {
+        publish(c, SS__CHAT_KIND_MSG, line[0] == '/' ? line + 1 : line, now);
+        return;
+    }
+    char *args = line + 1;
+    char *name = args;
+    while (*args && *args != ' ')
+        args++;
+    if (*args)
+        *args++ = '\0';
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcasecmp(name, commands[i].name)) {
+            commands[i].fn(c, args, now);
+            return;
+        }
+    say(c, "ERR unknown no command /%s; /help lists them", name);
+}
+
+/* Check and dispatch one framed line of len bytes (EOL removed). */
+static void line_in(ss_chat_conn *c, char *line, size_t len, int64_t now)
+{
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (len > c->room->o.max_line) {
+        say(c, "ERR toolong lines are limited to %zu bytes", c->room->o.max_line);
+        return;
+    }
+    if (!ss_utf8_valid(line, len) || memchr(line, '\0', len)) {
+        say(c, "ERR utf8 line is not valid UTF-8 text");
+        return;
+    }
+    line[len] = '\0';
+    handle_line(c, line, len, now);
+}
+
+int ss_chat_recv(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms)
+{
+    ss_chat_room *r = c->room;
+    const char *p = buf, *end = p + len;
+    /* Room for the longest line, its '\r' and a NUL. */
+    size_t keep = r->o.max_line + 2;
+    while (p < end && !c->dead) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t seg = (size_t)((nl ? nl : end) - p);
+        if (c->discarding) {
+            if (nl)
+                c->discarding = false;
+            p += seg + (nl != NULL);
+            continue;
+        }
+        if (c->part_len + seg + 1 > keep) {
+            /* Overlong: refuse now, skip to the end of this line. */
+            free(c->part);
+            c->part = NULL;
+            c->part_len = 0;
+            say(c, "ERR toolong lines are limited to %zu bytes", r->o.max_line);
+            c->discarding = nl == NULL;
+            p += seg + (nl != NULL);
+            continue;
+        }
+        if (!c->part)
+            c->part = malloc(keep);
+        if (!c->part)
+            return -ENOMEM;
+        memcpy(c->part + c->part_len, p, seg);
+        c->part_len += seg;
+        p += seg;
+        if (!nl)
+            break;
+        p++; /* the '\n' */
+        size_t n = c->part_len;
+        c->part_len = 0;
+        line_in(c, c->part, n, now_ms);
+    }
+    if (c->part_len == 0 && c->part) {
+        free(c->part);
+        c->part = NULL;
+    }
+    return 0;
+}
+
+void ss_chat_eof(ss_chat_conn *c, int64_t now_ms)
+{
+    if (c->part_len > 0 && !c->dead && !c->discarding) {
+        size_t n = c->part_len;
+        c->part_len = 0;
+        line_in(c, c->part, n, now_ms);
+    }
+    free(c->part);
+    c->part = NULL;
+    c->part_len = 0;
+}
+
+void ss_chat_drain(ss_chat_conn *c)
+{
+    pump(c);
+}

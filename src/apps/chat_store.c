@@ -1,0 +1,376 @@
+/* chat_store: SQLite persistence for the chat room (see chat_store.h).
+ *
+ * One connection, WAL journal, synchronous=NORMAL: in WAL mode a commit is
+ * durable against a killed process (the WAL is in the OS page cache before
+ * COMMIT returns); only a power cut may lose the last transactions.
+ * Statements are prepared once and reset after each use.
+ */
+#include "apps/chat_store.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    Q_USER_GET, Q_USER_TOUCH, Q_USER_REG, Q_USERS_LIST,
+    Q_HIST_ADD, Q_HIST_LAST,
+    Q_OFF_ADD, Q_OFF_LIST, Q_OFF_DEL,
+    Q_FILE_NEW, Q_FILE_DONE, Q_FILE_GET, Q_FILE_DEL, Q_FILE_BYTES,
+    Q_FILE_PENDING, Q_FILE_PROGRESS, Q_FILE_DROP,
+    Q_COUNT
+};
+
+static const char *const sql_text[Q_COUNT] = {
+    [Q_USER_GET] = "SELECT salt, hash, iter, last_seen FROM users WHERE nick = ?1",
+    [Q_USER_TOUCH] = "INSERT INTO users(nick, last_seen) VALUES(?1, ?2) "
+                     "ON CONFLICT(nick) DO UPDATE SET last_seen = ?2",
+    [Q_USER_REG] = "INSERT INTO users(nick, salt, hash, iter, last_seen) "
+                   "VALUES(?1, ?2, ?3, ?4, 0) ON CONFLICT(nick) DO UPDATE "
+                   "SET salt = ?2, hash = ?3, iter = ?4",
+    [Q_USERS_LIST] = "SELECT nick, last_seen FROM users "
+                     "ORDER BY last_seen DESC, nick LIMIT ?1",
+    [Q_HIST_ADD] = "INSERT INTO history(ts, nick, kind, text) VALUES(?1, ?2, ?3, ?4)",
+    [Q_HIST_LAST] = "SELECT ts, nick, kind, text FROM (SELECT * FROM history "
+                    "ORDER BY id DESC LIMIT ?1) ORDER BY id",
+    [Q_OFF_ADD] = "INSERT INTO offline(ts, sender, recipient, text) "
+                  "VALUES(?1, ?2, ?3, ?4)",
+    [Q_OFF_LIST] = "SELECT id, ts, sender, text FROM offline "
+                   "WHERE recipient = ?1 ORDER BY id",
+    [Q_OFF_DEL] = "DELETE FROM offline WHERE recipient = ?1 AND id <= ?2",
+    [Q_FILE_NEW] = "INSERT INTO files(ts, sender, recipient, name, size, sha256, "
+                   "received, complete, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0, 0, "
+                   "zeroblob(?5))",
+    [Q_FILE_DONE] = "UPDATE files SET complete = 1 WHERE id = ?1",
+    [Q_FILE_GET] = "SELECT id, ts, sender, recipient, name, size, received, sha256, "
+                   "complete FROM files WHERE id = ?1",
+    [Q_FILE_DEL] = "DELETE FROM files WHERE id = ?1",
+    [Q_FILE_BYTES] = "SELECT COALESCE(SUM(size), 0) FROM files WHERE recipient = ?1",
+    [Q_FILE_PENDING] = "SELECT id, ts, sender, recipient, name, size, received, "
+                       "sha256, complete FROM files WHERE recipient = ?1 "
+                       "AND complete = 1 ORDER BY id",
+    [Q_FILE_PROGRESS] = "UPDATE files SET received = ?2 WHERE id = ?1",
+    [Q_FILE_DROP] = "DELETE FROM files WHERE complete = 0",
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS users("
+    " nick TEXT PRIMARY KEY COLLATE NOCASE, salt BLOB, hash BLOB,"
+    " iter INTEGER, last_seen INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS history("
+    " id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, nick TEXT NOT NULL,"
+    " kind INTEGER NOT NULL, text TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS offline("
+    " id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, sender TEXT NOT NULL,"
+    " recipient TEXT NOT NULL COLLATE NOCASE, text TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS offline_rcpt ON offline(recipient, id);"
+    "CREATE TABLE IF NOT EXISTS files("
+    " id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, sender TEXT NOT NULL,"
+    " recipient TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL,"
+    " size INTEGER NOT NULL, sha256 TEXT NOT NULL, received INTEGER NOT NULL,"
+    " complete INTEGER NOT NULL, data BLOB);"
+    "CREATE INDEX IF NOT EXISTS files_rcpt ON files(recipient, id);";
+
+struct ss__chat_store {
+    sqlite3 *db;
+    sqlite3_stmt *q[Q_COUNT];
+};
+
+int ss__chat_store_open(const char *path, ss__chat_store **out)
+{
+    *out = NULL;
+    ss__chat_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return -ENOMEM;
+    if (!path || !*path)
+        path = ":memory:";
+    int rc = sqlite3_open_v2(path, &st->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                 SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK)
+        goto fail;
+    sqlite3_busy_timeout(st->db, 2000);
+    /* WAL: readers never block the writer; commits survive a killed process. */
+    if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                             "PRAGMA foreign_keys=ON;", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    for (int i = 0; i < Q_COUNT; i++)
+        if (sqlite3_prepare_v3(st->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &st->q[i], NULL) != SQLITE_OK)
+            goto fail;
+    *out = st;
+    return 0;
+fail:
+    ss__chat_store_close(st);
+    return rc == SQLITE_CANTOPEN ? -ENOENT : -EIO;
+}
+
+void ss__chat_store_close(ss__chat_store *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(st->q[i]);
+    sqlite3_close(st->db);
+    free(st);
+}
+
+/* The prepared statement i, reset and unbound, ready for binding. */
+static sqlite3_stmt *q(ss__chat_store *st, int i)
+{
+    sqlite3_reset(st->q[i]);
+    sqlite3_clear_bindings(st->q[i]);
+    return st->q[i];
+}
+
+/* Run a statement that returns no rows; 0 or -EIO. */
+static int run(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+int ss__chat_user_get(ss__chat_store *st, const char *nick, struct ss__chat_user *u)
+{
+    memset(u, 0, sizeof *u);
+    sqlite3_stmt *s = q(st, Q_USER_GET);
+    sqlite3_bind_text(s, 1, nick, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        u->exists = true;
+        if (sqlite3_column_bytes(s, 0) == 16 && sqlite3_column_bytes(s, 1) == 32) {
+            u->registered = true;
+            memcpy(u->salt, sqlite3_column_blob(s, 0), 16);
+            memcpy(u->hash, sqlite3_column_blob(s, 1), 32);
+            u->iter = sqlite3_column_int(s, 2);
+        }
+        u->last_seen = sqlite3_column_int64(s, 3);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int ss__chat_user_touch(ss__chat_store *st, const char *nick, int64_t now)
+{
+    sqlite3_stmt *s = q(st, Q_USER_TOUCH);
+    sqlite3_bind_text(s, 1, nick, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    return run(s);
+}
+
+int ss__chat_user_register(ss__chat_store *st, const char *nick, int iter,
+                           const uint8_t salt[16], const uint8_t hash[32])
+{
+    sqlite3_stmt *s = q(st, Q_USER_REG);
+    sqlite3_bind_text(s, 1, nick, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, salt, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, iter);
+    return run(s);
+}
+
+int ss__chat_users_list(ss__chat_store *st, int max, ss__chat_user_cb cb, void *arg)
+{
+    sqlite3_stmt *s = q(st, Q_USERS_LIST);
+    sqlite3_bind_int(s, 1, max);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        cb(arg, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1));
+        n++;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? n : -EIO;
+}
+
+int64_t ss__chat_history_add(ss__chat_store *st, int64_t ts, const char *nick,
+                             int kind, const char *text)
+{
+    sqlite3_stmt *s = q(st, Q_HIST_ADD);
+    sqlite3_bind_int64(s, 1, ts);
+    sqlite3_bind_text(s, 2, nick, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, kind);
+    sqlite3_bind_text(s, 4, text, -1, SQLITE_STATIC);
+    int err = run(s);
+    return err ? err : sqlite3_last_insert_rowid(st->db);
+}
+
+int ss__chat_history_last(ss__chat_store *st, int n, ss__chat_hist_cb cb, void *arg)
+{
+    sqlite3_stmt *s = q(st, Q_HIST_LAST);
+    sqlite3_bind_int(s, 1, n);
+    int count = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        cb(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+           sqlite3_column_int(s, 2), (const char *)sqlite3_column_text(s, 3));
+        count++;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? count : -EIO;
+}
+
+int64_t ss__chat_offline_add(ss__chat_store *st, int64_t ts, const char *from,
+                             const char *to, const char *text)
+{
+    sqlite3_stmt *s = q(st, Q_OFF_ADD);
+    sqlite3_bind_int64(s, 1, ts);
+    sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, to, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, text, -1, SQLITE_STATIC);
+    int err = run(s);
+    return err ? err : sqlite3_last_insert_rowid(st->db);
+}
+
+int ss__chat_offline_take(ss__chat_store *st, const char *to, ss__chat_off_cb cb,
+                          void *arg)
+{
+    sqlite3_stmt *s = q(st, Q_OFF_LIST);
+    sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+    int64_t last = 0;
+    int n = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        last = sqlite3_column_int64(s, 0);
+        cb(arg, sqlite3_column_int64(s, 1), (const char *)sqlite3_column_text(s, 2),
+           (const char *)sqlite3_column_text(s, 3));
+        n++;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return -EIO;
+    if (n == 0)
+        return 0;
+    s = q(st, Q_OFF_DEL);
+    sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, last);
+    int err = run(s);
+    return err ? err : n;
+}
+
+int64_t ss__chat_file_create(ss__chat_store *st, int64_t ts, const char *from,
+                             const char *to, const char *name, uint64_t size,
+                             const char *sha256)
+{
+    sqlite3_stmt *s = q(st, Q_FILE_NEW);
+    sqlite3_bind_int64(s, 1, ts);
+    sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, to, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)size);
+    sqlite3_bind_text(s, 6, sha256, -1, SQLITE_STATIC);
+    int err = run(s);
+    return err ? err : sqlite3_last_insert_rowid(st->db);
+}
+
+static int blob_io(ss__chat_store *st, int64_t id, uint64_t off, void *buf,
+                   size_t len, bool write)
+{
+    sqlite3_blob *b;
+    if (sqlite3_blob_open(st->db, "main", "files", "data", id, write, &b) != SQLITE_OK)
+        return -ENOENT;
+    if ((uint64_t)sqlite3_blob_bytes(b) < off + len) {
+        sqlite3_blob_close(b);
+        return -EINVAL;
+    }
+    int rc = write ? sqlite3_blob_write(b, buf, (int)len, (int)off)
+                   : sqlite3_blob_read(b, buf, (int)len, (int)off);
+    sqlite3_blob_close(b);
+    return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+int ss__chat_file_write(ss__chat_store *st, int64_t id, uint64_t off,
+                        const void *data, size_t len)
+{
+    int err = blob_io(st, id, off, (void *)data, len, true);
+    if (err)
+        return err;
+    sqlite3_stmt *s = q(st, Q_FILE_PROGRESS);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)(off + len));
+    return run(s);
+}
+
+int ss__chat_file_read(ss__chat_store *st, int64_t id, uint64_t off, void *buf,
+                       size_t len)
+{
+    return blob_io(st, id, off, buf, len, false);
+}
+
+int ss__chat_file_complete(ss__chat_store *st, int64_t id)
+{
+    sqlite3_stmt *s = q(st, Q_FILE_DONE);
+    sqlite3_bind_int64(s, 1, id);
+    return run(s);
+}
+
+static void file_row(sqlite3_stmt *s, struct ss__chat_file *f)
+{
+    f->id = sqlite3_column_int64(s, 0);
+    f->ts = sqlite3_column_int64(s, 1);
+    copy_text(f->sender, sizeof f->sender, s, 2);
+    copy_text(f->recipient, sizeof f->recipient, s, 3);
+    copy_text(f->name, sizeof f->name, s, 4);
+    f->size = (uint64_t)sqlite3_column_int64(s, 5);
+    f->received = (uint64_t)sqlite3_column_int64(s, 6);
+    copy_text(f->sha256, sizeof f->sha256, s, 7);
+    f->complete = sqlite3_column_int(s, 8) != 0;
+}
+
+int ss__chat_file_get(ss__chat_store *st, int64_t id, struct ss__chat_file *f)
+{
+    sqlite3_stmt *s = q(st, Q_FILE_GET);
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    int err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
+    if (!err)
+        file_row(s, f);
+    sqlite3_reset(s);
+    return err;
+}
+
+int ss__chat_file_delete(ss__chat_store *st, int64_t id)
+{
+    sqlite3_stmt *s = q(st, Q_FILE_DEL);
+    sqlite3_bind_int64(s, 1, id);
+    return run(s);
+}
+
+int ss__chat_file_pending_bytes(ss__chat_store *st, const char *to, uint64_t *out)
+{
+    sqlite3_stmt *s = q(st, Q_FILE_BYTES);
+    sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+int ss__chat_file_pending(ss__chat_store *st, const char *to, ss__chat_file_cb cb,
+                          void *arg)
+{
+    sqlite3_stmt *s = q(st, Q_FILE_PENDING);
+    sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+    int n = 0, rc;
+    struct ss__chat_file f;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        file_row(s, &f);
+        cb(arg, &f);
+        n++;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? n : -EIO;
+}
+
+int ss__chat_file_drop_incomplete(ss__chat_store *st)
+{
+    return run(q(st, Q_FILE_DROP));
+}

@@ -1,0 +1,89 @@
+/* chat_store: the chat room's SQLite store (internal to src/apps).
+ *
+ * WAL journal. Every write is its own committed transaction before the
+ * call returns, so the room acknowledges a message only after commit and a
+ * server killed with SIGKILL loses nothing it acknowledged. Nicknames
+ * compare case-insensitively (COLLATE NOCASE). All calls return 0 (or a
+ * count / id) or a negative code; SQLite errors map to -EIO.
+ */
+#ifndef SS_APPS_CHAT_STORE_H
+#define SS_APPS_CHAT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ss__chat_store ss__chat_store;
+
+enum { SS__CHAT_KIND_MSG = 0, SS__CHAT_KIND_ME = 1 };
+
+struct ss__chat_user {
+    bool exists;
+    bool registered;
+    int iter;
+    uint8_t salt[16];
+    uint8_t hash[32];
+    int64_t last_seen;
+};
+
+struct ss__chat_file {
+    int64_t id;
+    int64_t ts;
+    char sender[64];
+    char recipient[64];
+    char name[256];
+    uint64_t size;
+    uint64_t received; /* bytes uploaded so far */
+    char sha256[65];
+    bool complete;
+};
+
+int ss__chat_store_open(const char *path, ss__chat_store **out);
+void ss__chat_store_close(ss__chat_store *st);
+
+int ss__chat_user_get(ss__chat_store *st, const char *nick, struct ss__chat_user *u);
+int ss__chat_user_touch(ss__chat_store *st, const char *nick, int64_t now);
+int ss__chat_user_register(ss__chat_store *st, const char *nick, int iter,
+                           const uint8_t salt[16], const uint8_t hash[32]);
+/* Known users, most recently seen first, at most max. */
+typedef void (*ss__chat_user_cb)(void *arg, const char *nick, int64_t last_seen);
+int ss__chat_users_list(ss__chat_store *st, int max, ss__chat_user_cb cb, void *arg);
+
+/* Public history. Returns the new row id. */
+int64_t ss__chat_history_add(ss__chat_store *st, int64_t ts, const char *nick,
+                             int kind, const char *text);
+typedef void (*ss__chat_hist_cb)(void *arg, int64_t ts, const char *nick,
+                                 int kind, const char *text);
+/* The last n messages, oldest first. Returns how many. */
+int ss__chat_history_last(ss__chat_store *st, int n, ss__chat_hist_cb cb, void *arg);
+
+/* Offline private messages. */
+int64_t ss__chat_offline_add(ss__chat_store *st, int64_t ts, const char *from,
+                             const char *to, const char *text);
+typedef void (*ss__chat_off_cb)(void *arg, int64_t ts, const char *from,
+                                const char *text);
+/* Deliver every stored message for `to` in order, then delete them. */
+int ss__chat_offline_take(ss__chat_store *st, const char *to, ss__chat_off_cb cb,
+                          void *arg);
+
+/* Files: the bytes live in a zeroblob sized at offer time. */
+int64_t ss__chat_file_create(ss__chat_store *st, int64_t ts, const char *from,
+                             const char *to, const char *name, uint64_t size,
+                             const char *sha256);
+int ss__chat_file_write(ss__chat_store *st, int64_t id, uint64_t off,
+                        const void *data, size_t len);
+int ss__chat_file_complete(ss__chat_store *st, int64_t id);
+int ss__chat_file_get(ss__chat_store *st, int64_t id, struct ss__chat_file *f);
+int ss__chat_file_read(ss__chat_store *st, int64_t id, uint64_t off, void *buf,
+                       size_t len);
+int ss__chat_file_delete(ss__chat_store *st, int64_t id);
+/* Bytes of offers (complete or in progress) waiting for `to`. */
+int ss__chat_file_pending_bytes(ss__chat_store *st, const char *to, uint64_t *out);
+typedef void (*ss__chat_file_cb)(void *arg, const struct ss__chat_file *f);
+/* Complete offers waiting for `to`, oldest first. */
+int ss__chat_file_pending(ss__chat_store *st, const char *to, ss__chat_file_cb cb,
+                          void *arg);
+/* Drop offers whose upload never completed (server restart). */
+int ss__chat_file_drop_incomplete(ss__chat_store *st);
+
+#endif

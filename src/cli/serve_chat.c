@@ -1,0 +1,194 @@
+/* `sockstack serve chat`: the chat room on the server framework. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli/cli.h"
+#include "cli/serve_chat.h"
+#include "sockstack/chat.h"
+#include "sockstack/config.h"
+#include "sockstack/err.h"
+#include "sockstack/udpchat.h"
+
+enum {
+    CHAT_OPT_DB = SERVE_OPT_SERVICE + 0x100,
+    CHAT_OPT_ROOM,
+    CHAT_OPT_MAX_LINE,
+    CHAT_OPT_OUTQ,
+    CHAT_OPT_HISTORY,
+    CHAT_OPT_QUOTA,
+    CHAT_OPT_FILE_MAX,
+    CHAT_OPT_PBKDF2,
+};
+
+const struct option serve_chat_longopts[] = {
+    {"db", required_argument, NULL, CHAT_OPT_DB},
+    {"room", required_argument, NULL, CHAT_OPT_ROOM},
+    {"max-line", required_argument, NULL, CHAT_OPT_MAX_LINE},
+    {"outq", required_argument, NULL, CHAT_OPT_OUTQ},
+    {"join-history", required_argument, NULL, CHAT_OPT_HISTORY},
+    {"file-quota", required_argument, NULL, CHAT_OPT_QUOTA},
+    {"file-max", required_argument, NULL, CHAT_OPT_FILE_MAX},
+    {"pbkdf2-iter", required_argument, NULL, CHAT_OPT_PBKDF2},
+    {NULL, 0, NULL, 0},
+};
+
+const char serve_chat_help[] =
+    "      --db FILE            SQLite store (WAL): history, offline messages,\n"
+    "                           users, files (default: in memory, lost on exit)\n"
+    "      --room NAME          room name shown to clients (default lobby)\n"
+    "      --max-line BYTES     longest accepted line (default 4096)\n"
+    "      --outq BYTES         how far a client may fall behind before it is\n"
+    "                           told and disconnected (default 256k)\n"
+    "      --join-history N     public messages shown on join (default 20)\n"
+    "      --file-quota BYTES   pending file offers kept per recipient (128M)\n"
+    "      --file-max BYTES     largest file offer (default 64M)\n"
+    "      --pbkdf2-iter N      PBKDF2 iterations for new passwords (100000)\n";
+
+struct chat_row {
+    ss_chat_opts o;
+    uint64_t outq;
+    ss_chat_server *cs;
+};
+
+static struct chat_row *row_state(struct serve_ctx *sc)
+{
+    if (!sc->state) {
+        struct chat_row *r = calloc(1, sizeof *r);
+        if (!r)
+            return NULL;
+        ss_chat_opts_init(&r->o);
+        r->outq = SS_CHAT_OUTQ_MAX;
+        sc->state = r;
+    }
+    return sc->state;
+}
+
+int serve_chat_option(struct serve_ctx *sc, int opt, const char *arg)
+{
+    struct chat_row *r = row_state(sc);
+    uint64_t v;
+    int i;
+    if (!r) {
+        cli_error("out of memory");
+        return CLI_RUNTIME;
+    }
+    switch (opt) {
+    case CHAT_OPT_DB: r->o.db_path = arg; return 0;
+    case CHAT_OPT_ROOM:
+        if (!*arg || strchr(arg, ' ') || strlen(arg) > 32)
+            return cli_usage_error("serve ", "--room: 1 to 32 characters, no spaces");
+        r->o.room = arg;
+        return 0;
+    case CHAT_OPT_MAX_LINE:
+        if (cli_parse_u64("--max-line", arg, 64, 1 << 20, &v) < 0)
+            return CLI_USAGE;
+        r->o.max_line = (size_t)v;
+        return 0;
+    case CHAT_OPT_OUTQ:
+        if (cli_parse_u64("--outq", arg, 16 * 1024, 1u << 30, &r->outq) < 0)
+            return CLI_USAGE;
+        return 0;
+    case CHAT_OPT_HISTORY:
+        if (cli_parse_int("--join-history", arg, 0, SS_CHAT_HISTORY_MAX, &i) < 0)
+            return CLI_USAGE;
+        r->o.join_history = i;
+        return 0;
+    case CHAT_OPT_QUOTA:
+        if (cli_parse_u64("--file-quota", arg, 0, 1ull << 40, &r->o.file_quota) < 0)
+            return CLI_USAGE;
+        return 0;
+    case CHAT_OPT_FILE_MAX:
+        if (cli_parse_u64("--file-max", arg, 0, 1ull << 31, &r->o.file_max) < 0)
+            return CLI_USAGE;
+        return 0;
+    case CHAT_OPT_PBKDF2:
+        if (cli_parse_int("--pbkdf2-iter", arg, 1000, 10000000, &i) < 0)
+            return CLI_USAGE;
+        r->o.pbkdf2_iter = i;
+        return 0;
+    }
+    return cli_usage_error("serve ", "unhandled chat option");
+}
+
+long serve_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -1;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return (long)rl.rlim_cur;
+}
+
+int serve_chat_setup(struct serve_ctx *sc)
+{
+    struct chat_row *r = row_state(sc);
+    if (!r) {
+        cli_error("out of memory");
+        return CLI_RUNTIME;
+    }
+    /* One room, one thread: the room and its store are not shared. */
+    if (sc->opts.model != SS_MODEL_EVENT || sc->opts.workers > 1)
+        return cli_usage_error("serve ", "chat is one room on one event loop: "
+                               "--model thread/fork and --workers do not apply");
+    if (r->o.max_line + 2 > SS_CHAT_MAX_LINE * 256)
+        return cli_usage_error("serve ", "--max-line too large");
+    long nofile = serve_raise_nofile();
+    if (nofile >= 0 && nofile < 10240)
+        cli_log("chat: open-file limit is %ld; at most about that many clients", nofile);
+    int err = ss_chat_server_new(&r->o, (size_t)r->outq, &r->cs);
+    if (err) {
+        cli_error("serve chat: %s%s%s", r->o.db_path ? r->o.db_path : "store",
+                  r->o.db_path ? ": " : ": ", ss_strerror(err));
+        return CLI_RUNTIME;
+    }
+    sc->svc = ss_chat_service();
+    sc->opts.svc_ctx = r->cs;
+    /* The framework's own backpressure threshold matches ours. */
+    sc->opts.outbuf_max = (size_t)r->outq;
+    /* Bound the kernel's share too: with send-buffer autotuning a stuck
+     * reader could park megabytes in its socket before our queue grows. */
+    if (sc->opts.conn_sockopts.sndbuf < 0)
+        sc->opts.conn_sockopts.sndbuf = (int)(r->outq < (1u << 20) ? r->outq : (1u << 20));
+    if (sc->opts.max_conns == 0 || sc->opts.max_conns > (size_t)nofile)
+        sc->opts.max_conns = nofile > 64 ? (size_t)nofile - 32 : 32;
+    return 0;
+}
+
+void serve_chat_cleanup(struct serve_ctx *sc)
+{
+    struct chat_row *r = sc->state;
+    if (!r)
+        return;
+    ss_chat_server_free(r->cs);
+    free(r);
+    sc->state = NULL;
+}
+
+/* ---- udp-chat ----------------------------------------------------------- */
+
+int serve_udpchat_setup(struct serve_ctx *sc)
+{
+    ss_udpchat_relay *r;
+    if (ss_udpchat_relay_new(&r, SS_UDPCHAT_PEER_TTL * 1000u, SS_UDPCHAT_MAX_PEERS) < 0) {
+        cli_error("out of memory");
+        return CLI_RUNTIME;
+    }
+    sc->state = r;
+    sc->svc = ss_udpchat_service();
+    sc->opts.svc_ctx = r;
+    /* Longer datagrams arrive flagged truncated and are dropped. */
+    sc->opts.dgram_max = SS_UDPCHAT_MAX_DGRAM;
+    return 0;
+}
+
+void serve_udpchat_cleanup(struct serve_ctx *sc)
+{
+    ss_udpchat_relay_free(sc->state);
+    sc->state = NULL;
+}

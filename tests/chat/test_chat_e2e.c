@@ -1,0 +1,386 @@
+/* End to end: `sockstack serve chat` with real clients — our client in line
+ * mode, python3's socket module (tests/chat/pyclient.py), nc, and raw
+ * sockets from this file. Every check waits for exact text with a timeout;
+ * nothing sleeps as synchronisation where a line can be waited for. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "stream.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Processes this test started, stopped by PID in teardown. */
+static struct th_proc procs[16];
+static int nprocs;
+static char dir[128];
+
+static struct th_proc *track(struct th_proc p)
+{
+    procs[nprocs] = p;
+    return &procs[nprocs++];
+}
+
+static void setup(void)
+{
+    nprocs = 0;
+    snprintf(dir, sizeof dir, "/tmp/ss-chat-e2e-%d", (int)getpid());
+    mkdir(dir, 0700);
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < nprocs; i++) {
+        if (procs[i].pid > 0 && kill(procs[i].pid, 0) == 0)
+            th_stop(&procs[i], SIGKILL, 2000);
+        th_close_fds(&procs[i]);
+    }
+    streams_free();
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(chat_e2e, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Start the chat server on 127.0.0.1 (port 0 = any) with a db in dir. */
+static int start_server(struct th_proc **out, int port, const char *extra1,
+                        const char *extra2)
+{
+    char db[200], portstr[16];
+    snprintf(db, sizeof db, "%s/chat.db", dir);
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct th_proc p;
+    cr_assert_eq(th_spawn_cli(&p, "serve", "chat", "-b", "127.0.0.1", "--port", portstr,
+                              "--db", db, "--pbkdf2-iter", "1000", "--grace", "0",
+                              extra1, extra2, NULL), 0);
+    *out = track(p);
+    int got = th_wait_listening(*out, 10000, NULL, 0);
+    cr_assert_gt(got, 0, "server did not start");
+    return got;
+}
+
+/* Our client in line mode. */
+static struct th_proc *our_client(int port, const char *nick, struct stream *s,
+                                  const char *extra1, const char *extra2)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct th_proc p;
+    cr_assert_eq(th_spawn_cli(&p, "chat", "127.0.0.1", portstr, "--name", nick,
+                              "--dir", dir, extra1, extra2, NULL), 0);
+    struct th_proc *t = track(p);
+    stream_init(s, t->out);
+    return t;
+}
+
+static struct th_proc *py_client(int port, struct stream *s)
+{
+    char portstr[16], script[512];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    const char *root = getenv("SS_SOURCE_ROOT");
+    snprintf(script, sizeof script, "%s/tests/chat/pyclient.py", root ? root : ".");
+    char *argv[] = {"/usr/bin/python3", script, "127.0.0.1", portstr, NULL};
+    struct th_proc p;
+    cr_assert_eq(th_spawn(&p, argv), 0);
+    struct th_proc *t = track(p);
+    stream_init(s, t->out);
+    return t;
+}
+
+static struct th_proc *nc_client(int port, struct stream *s)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    char *argv[] = {"nc", "127.0.0.1", portstr, NULL};
+    struct th_proc p;
+    cr_assert_eq(th_spawn(&p, argv), 0);
+    struct th_proc *t = track(p);
+    stream_init(s, t->out);
+    return t;
+}
+
+/* A raw socket, optionally with a small receive buffer. */
+static int raw_client(int port, int rcvbuf)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    if (rcvbuf)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+Test(chat_e2e, three_clients_nicknames_public_private_who_presence)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, NULL, NULL);
+    static struct stream a, b, c;
+    struct th_proc *alice = our_client(port, "alice", &a, NULL, NULL);
+    EXPECT(&a, "-- you are alice (1 online)\n");
+    struct th_proc *bob = py_client(port, &b);
+    EXPECT(&b, "INFO welcome to lobby");
+    put(bob->in, "/nick ALICE\n");
+    EXPECT(&b, "ERR nicktaken ALICE is online\n");
+    put(bob->in, "/nick bob\n");
+    EXPECT(&b, "OK nick bob 2\n");
+    EXPECT(&a, "-- bob joined (2 online)\n");
+    struct th_proc *carol = nc_client(port, &c);
+    put(carol->in, "/nick carol\n");
+    EXPECT(&c, "OK nick carol 3\n");
+    EXPECT(&b, " carol 3\n"); /* JOIN ts carol 3 */
+
+    /* public: everyone else, with sender and server time */
+    put(alice->in, "hello all\n");
+    EXPECT(&b, "Z alice hello all\n");
+    EXPECT(&c, "Z alice hello all\n");
+    cr_assert(strstr(b.buf, "MSG 20"), "%s", b.buf);
+    put(carol->in, "/me waves\n");
+    EXPECT(&a, "* carol waves\n");
+    EXPECT(&b, "Z carol waves\n");
+
+    /* private: only the addressee */
+    put(bob->in, "/msg alice just for you\n");
+    EXPECT(&b, "OK msg alice\n");
+    EXPECT(&a, "*bob* just for you\n");
+    put(carol->in, "/who\n");
+    EXPECT(&c, "OK who 3 0\n");
+    cr_assert(strstr(c.buf, "WHO alice online\n") && strstr(c.buf, "WHO bob online\n"),
+              "%s", c.buf);
+    cr_assert_eq(count(&c, "just for you"), 0);
+
+    /* leave is a presence event; /who then shows last-seen */
+    put(bob->in, "/quit\n");
+    EXPECT(&b, "BYE");
+    EXPECT(&a, "-- bob left (2 online)\n");
+    EXPECT(&c, " bob 2\n");
+    put(carol->in, "/who\n");
+    EXPECT(&c, "WHO bob offline 20");
+    EXPECT(&c, "OK who 2 1\n");
+}
+
+Test(chat_e2e, split_writes_are_one_message_and_one_write_many_messages)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, NULL, NULL);
+    static struct stream a, b;
+    our_client(port, "alice", &a, NULL, NULL);
+    EXPECT(&a, "-- you are alice");
+    struct th_proc *bob = py_client(port, &b);
+    put(bob->in, "/nick bob\n");
+    EXPECT(&b, "OK nick bob 2\n");
+    /* 26 bytes, one send() each, 5 ms apart: one message with one prefix. */
+    put(bob->in, "SPLIT split across writes!\n");
+    EXPECT(&b, "OK sent 1\n");
+    EXPECT(&a, "<bob> split across writes!\n");
+    cr_assert_eq(count(&a, "<bob>"), 1, "%s", a.buf);
+    /* Three lines (LF, CRLF, LF) in one sendall: three messages. */
+    put(bob->in, "RAW one\\ntwo\\r\\nthree\\n\n");
+    EXPECT(&a, "<bob> one\n");
+    EXPECT(&a, "<bob> two\n");
+    EXPECT(&a, "<bob> three\n");
+    cr_assert_eq(count(&a, "<bob>"), 4, "%s", a.buf);
+}
+
+Test(chat_e2e, overlong_line_and_invalid_utf8_refused_connection_stays_usable)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, NULL, NULL);
+    static struct stream a, r;
+    our_client(port, "alice", &a, NULL, NULL);
+    EXPECT(&a, "-- you are alice");
+    int fd = raw_client(port, 0);
+    stream_init(&r, fd);
+    put(fd, "/nick raw\n");
+    EXPECT(&r, "OK nick raw 2\n");
+    static char big[10001];
+    memset(big, 'x', 10000);
+    big[10000] = '\n';
+    cr_assert_eq(write(fd, big, sizeof big), (ssize_t)sizeof big);
+    EXPECT(&r, "ERR toolong lines are limited to 4096 bytes\n");
+    put(fd, "bad \xff\xfe bytes\n");
+    EXPECT(&r, "ERR utf8 line is not valid UTF-8 text\n");
+    put(fd, "still usable \xe2\x9c\x93\n");
+    EXPECT(&r, "OK sent 1\n");
+    EXPECT(&a, "<raw> still usable \xe2\x9c\x93\n");
+    cr_assert_eq(count(&a, "xxxx"), 0);
+    cr_assert_eq(count(&a, "bad"), 0);
+    close(fd);
+}
+
+Test(chat_e2e, offline_messages_after_reconnect_and_after_sigkill_restart)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, NULL, NULL);
+    static struct stream a, b1, b2, b3;
+    struct th_proc *alice = our_client(port, "alice", &a, "--no-reconnect", NULL);
+    EXPECT(&a, "-- you are alice");
+    struct th_proc *bob = our_client(port, "bob", &b1, NULL, NULL);
+    EXPECT(&b1, "-- you are bob");
+    put(bob->in, "/quit\n");
+    EXPECT(&a, "-- bob left");
+    put(alice->in, "/msg bob first while away\n");
+    EXPECT(&a, "-- bob is offline; message stored\n");
+    put(alice->in, "/msg bob second while away\n");
+    EXPECT(&a, "-- bob is offline; message stored\n");
+    put(alice->in, "public before the crash\n");
+    /* our client does not print OK sent; a /history round trip orders it */
+    put(alice->in, "/history 1\n");
+    EXPECT(&a, "<alice> public before the crash\n");
+
+    /* reconnect: delivered in order */
+    bob = our_client(port, "bob", &b2, NULL, NULL);
+    EXPECT(&b2, "*alice* first while away (while you were away)\n");
+    EXPECT(&b2, "*alice* second while away (while you were away)\n");
+    put(bob->in, "/quit\n");
+    EXPECT(&a, "-- bob left");
+    put(alice->in, "/msg bob third, then the server dies\n");
+    EXPECT(&a, "-- bob is offline; message stored\n");
+
+    /* SIGKILL: no chance to flush anything; then restart on the same db */
+    cr_assert_neq(th_stop(srv, SIGKILL, 5000), -1);
+    EXPECT(&a, "!! server closed the connection");
+    port = start_server(&srv, 0, NULL, NULL);
+    our_client(port, "bob", &b3, NULL, NULL);
+    EXPECT(&b3, "<alice> public before the crash\n"); /* history on join */
+    EXPECT(&b3, "*alice* third, then the server dies (while you were away)\n");
+    cr_assert_eq(count(&b3, "first while away"), 0); /* delivered once only */
+}
+
+Test(chat_e2e, registered_nickname_cannot_be_taken)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, NULL, NULL);
+    static struct stream a, m, a2;
+    struct th_proc *alice = our_client(port, "alice", &a, NULL, NULL);
+    EXPECT(&a, "-- you are alice");
+    put(alice->in, "/register s3cret\n");
+    EXPECT(&a, "-- registered alice");
+    put(alice->in, "/quit\n");
+    EXPECT(&a, "-- server: see you");
+    struct th_proc *mallory = py_client(port, &m);
+    put(mallory->in, "/nick alice\n");
+    EXPECT(&m, "ERR registered alice is registered: /login alice PASSWORD\n");
+    put(mallory->in, "/login alice guess\n");
+    EXPECT(&m, "ERR auth wrong nickname or password\n");
+    put(mallory->in, "hello?\n");
+    EXPECT(&m, "ERR nonick");
+    our_client(port, "alice", &a2, "--password", "s3cret");
+    EXPECT(&a2, "-- logged in as alice");
+    EXPECT(&a2, "-- you are alice");
+}
+
+Test(chat_e2e, file_sent_between_two_clients_sha256_equal)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, NULL, NULL);
+    /* 300 kB of random bytes: every byte value, \0 and \n included. */
+    char src[256], cmd[600];
+    snprintf(src, sizeof src, "%s/src/payload.bin", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/src && head -c 300000 /dev/urandom > %s", dir, src);
+    cr_assert_eq(system(cmd), 0);
+    static struct stream a, b;
+    struct th_proc *alice = our_client(port, "alice", &a, NULL, NULL);
+    EXPECT(&a, "-- you are alice");
+    struct th_proc *bob = our_client(port, "bob", &b, NULL, NULL);
+    EXPECT(&b, "-- you are bob");
+    char line[400];
+    snprintf(line, sizeof line, "/send bob %s\n", src);
+    put(alice->in, line);
+    EXPECT(&a, "-- offering payload.bin (300000 bytes, SHA-256 ");
+    EXPECT(&a, "-- file 1 uploaded (offered)\n");
+    EXPECT(&b, "-- alice offers payload.bin (300000 bytes, SHA-256 ");
+    EXPECT(&b, ": /accept 1 or /decline 1\n");
+    put(bob->in, "/accept 1\n");
+    EXPECT(&b, "-- receiving payload.bin (300000 bytes)\n");
+    char done[300];
+    snprintf(done, sizeof done, "-- received file 1, SHA-256 verified: %s/payload.bin\n", dir);
+    EXPECT(&b, done);
+    EXPECT(&a, "-- bob accepted file 1\n");
+    snprintf(cmd, sizeof cmd, "cmp %s %s/payload.bin", src, dir);
+    cr_assert_eq(system(cmd), 0);
+    /* no temporary file left behind */
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A %s | grep part)\"", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(chat_e2e, client_that_stops_reading_is_disconnected_others_keep_receiving)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, "--outq", "65536");
+    static struct stream a, c;
+    struct th_proc *alice = py_client(port, &a);
+    put(alice->in, "/nick alice\n");
+    EXPECT(&a, "OK nick alice 1\n");
+    int stuck = raw_client(port, 4096);
+    put(stuck, "/nick stuck\n");
+    EXPECT(&a, " stuck 2\n");
+    struct th_proc *carol = py_client(port, &c);
+    put(carol->in, "/nick carol\n");
+    EXPECT(&c, "OK nick carol 3\n");
+    /* 1000 lines of 1000 bytes: far more than stuck's socket buffers plus
+     * its 64 kB queue; carol reads them all. */
+    char *burst = malloc(1000 * 1010 + 64);
+    size_t n = 0;
+    n += (size_t)sprintf(burst + n, "RAW ");
+    for (int i = 0; i < 1000; i++) {
+        n += (size_t)sprintf(burst + n, "%03d ", i % 1000);
+        memset(burst + n, 'y', 996);
+        n += 996;
+        n += (size_t)sprintf(burst + n, "\\n");
+    }
+    burst[n++] = '\n';
+    cr_assert_eq(write(alice->in, burst, n), (ssize_t)n);
+    free(burst);
+    EXPECT(&c, "Z alice 999 ");
+    cr_assert_eq(count(&c, "Z alice "), 1000);
+    EXPECT(&a, "LEAVE ");
+    EXPECT(&a, " stuck 2\n");
+    put(carol->in, "/who\n");
+    EXPECT(&c, "WHO stuck offline");
+    EXPECT(&c, "OK who 2 1\n");
+    /* stuck finally reads: what got through, then the end of the stream */
+    static struct stream s;
+    stream_init(&s, stuck);
+    long deadline = now_ms() + 10000;
+    while (!s.eof && now_ms() < deadline)
+        pump(&s, 100);
+    cr_assert(s.eof, "stuck client was not disconnected");
+    cr_assert_lt(count(&s, "Z alice "), 1000);
+    close(stuck);
+}
+
+Test(chat_e2e, client_reconnects_with_backoff_and_says_so)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, NULL, NULL);
+    static struct stream a;
+    our_client(port, "alice", &a, NULL, NULL);
+    EXPECT(&a, "-- you are alice");
+    cr_assert_neq(th_stop(srv, SIGTERM, 5000), -1);
+    EXPECT(&a, "-- connection lost: server closed the connection; reconnecting in 0.25 s\n");
+    EXPECT(&a, "-- cannot connect: Connection refused; reconnecting in 0.50 s\n");
+    start_server(&srv, port, NULL, NULL);
+    EXPECT(&a, "-- connected to 127.0.0.1:");
+    EXPECT(&a, "-- you are alice (1 online)\n");
+}

@@ -1,0 +1,144 @@
+/* The ncurses chat client in a real terminal: tmux runs it, the test types
+ * with send-keys and reads the screen with capture-pane. An incoming
+ * message must appear in the pane while the half-typed input line stays
+ * exactly as typed. The tmux server has its own socket name (-L) with our
+ * pid, and is ended through that name only. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static char sock_name[64];
+static struct th_proc srv;
+static bool srv_up;
+
+static void setup(void)
+{
+    snprintf(sock_name, sizeof sock_name, "ss-chat-tui-%d", (int)getpid());
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "tmux -L %s kill-server 2>/dev/null", sock_name);
+    if (system(cmd)) {
+        /* no server left: fine */
+    }
+    if (srv_up) {
+        th_stop(&srv, SIGKILL, 2000);
+        th_close_fds(&srv);
+    }
+}
+
+TestSuite(chat_tui, .init = setup, .fini = teardown, .timeout = 60);
+
+/* The visible screen, one line per row, trailing blanks trimmed by tmux. */
+static char *capture(void)
+{
+    static char buf[16384];
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "tmux -L %s capture-pane -p", sock_name);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    pclose(f);
+    return buf;
+}
+
+static bool screen_has(const char *needle, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        if (strstr(capture(), needle))
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+static void keys(const char *literal, bool enter)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys -l '%s'", sock_name, literal);
+    cr_assert_eq(system(cmd), 0);
+    if (enter) {
+        snprintf(cmd, sizeof cmd, "tmux -L %s send-keys Enter", sock_name);
+        cr_assert_eq(system(cmd), 0);
+    }
+}
+
+/* The last non-empty line of the screen. */
+static const char *last_line(void)
+{
+    static char line[512];
+    char *s = capture();
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '\n')
+        s[--n] = '\0';
+    char *nl = strrchr(s, '\n');
+    snprintf(line, sizeof line, "%s", nl ? nl + 1 : s);
+    return line;
+}
+
+Test(chat_tui, incoming_message_never_garbles_the_input_line)
+{
+    if (system("command -v tmux >/dev/null") != 0)
+        cr_skip_test("tmux not installed");
+    cr_assert_eq(th_spawn_cli(&srv, "serve", "chat", "-b", "127.0.0.1", "--port", "0",
+                              "--grace", "0", NULL), 0);
+    srv_up = true;
+    int port = th_wait_listening(&srv, 10000, NULL, 0);
+    cr_assert_gt(port, 0);
+
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "tmux -L %s -f /dev/null new-session -d -x 80 -y 20 "
+             "'TERM=xterm-256color %s chat 127.0.0.1 %d --name bob'",
+             sock_name, th_sockstack(), port);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert(screen_has("-- you are bob (1 online)", 10000), "%s", capture());
+    cr_assert(screen_has(" room lobby | 1 online | connected | bob", 5000), "%s", capture());
+
+    keys("typing in prog", false);
+    cr_assert(screen_has("> typing in prog", 5000), "%s", capture());
+
+    /* alice (a raw socket) talks while bob is mid-word */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char *hello = "/nick alice\nhello bob, incoming\n";
+    cr_assert_eq(write(fd, hello, strlen(hello)), (ssize_t)strlen(hello));
+
+    cr_assert(screen_has("<alice> hello bob, incoming", 10000), "%s", capture());
+    cr_assert(screen_has(" room lobby | 2 online | connected | bob", 5000), "%s", capture());
+    cr_assert_str_eq(last_line(), "> typing in prog");
+
+    /* finish the word and send: alice gets the whole line */
+    keys("ress", true);
+    char got[4096] = "";
+    size_t len = 0;
+    for (int i = 0; i < 100 && !strstr(got, " bob typing in progress\n"); i++) {
+        ssize_t n = recv(fd, got + len, sizeof got - 1 - len, MSG_DONTWAIT);
+        if (n > 0) {
+            len += (size_t)n;
+            got[len] = '\0';
+        } else {
+            usleep(50000);
+        }
+    }
+    cr_assert(strstr(got, " bob typing in progress\n"), "%s", got);
+    /* the input line is empty again (tmux trims the trailing blank) */
+    for (int i = 0; i < 100 && strcmp(last_line(), ">"); i++)
+        usleep(50000);
+    cr_assert_str_eq(last_line(), ">");
+    close(fd);
+}
