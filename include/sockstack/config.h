@@ -126,6 +126,11 @@
 #define SS_CHAT_HISTORY_MAX 1000
 /* Offline users listed by /who (most recently seen first). */
 #define SS_CHAT_WHO_MAX 200
+/* Above this many users online, JOIN/LEAVE/NICK are no longer sent to
+ * everyone (each join would cost one line per member: 10,000 joins would
+ * be 10^8 lines); /who still lists everyone. Large chat services do the
+ * same with presence in big rooms. */
+#define SS_CHAT_PRESENCE_MAX 1000
 /* Largest single file offer: stored in SQLite until accepted. */
 #define SS_CHAT_FILE_MAX (64ull * 1024 * 1024)
 /* Pending offer bytes kept per recipient (online or offline). */
@@ -139,6 +144,10 @@
 /* Per-client output queue in the chat server: a client that falls this far
  * behind is told and disconnected, so it never slows the others. */
 #define SS_CHAT_OUTQ_MAX (256 * 1024)
+/* SO_SNDBUF of each chat connection (the kernel doubles it): without a
+ * bound, send-buffer autotuning parks megabytes for a stuck reader before
+ * our own queue notices; 64 kB still streams files at loopback speed. */
+#define SS_CHAT_SNDBUF (64 * 1024)
 /* Client: reconnect backoff starts here and doubles up to the cap. */
 #define SS_CHAT_BACKOFF_MIN_MS 250
 #define SS_CHAT_BACKOFF_MAX_MS 8000
