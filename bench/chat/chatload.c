@@ -221,7 +221,7 @@ int main(int argc, char **argv)
         epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
         if (ss) {
             char nick[32];
-            int n = snprintf(nick, sizeof nick, "/nick u%d\n", i);
+            int n = snprintf(nick, sizeof nick, "/nick u%d_%d\n", (int)getpid(), i);
             send_all(fd, nick, (size_t)n);
         }
     }
