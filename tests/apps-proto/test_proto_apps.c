@@ -389,3 +389,44 @@ Test(proto_apps, many_concurrent_commands)
     }
     stop(&srv);
 }
+
+/* ---- the documented mutual exchange, from python; an oversized frame ------- */
+
+static const char mutual_client[] =
+    "import socket, hmac, os, sys\n"
+    "key = open(sys.argv[2], 'rb').readline().rstrip(b'\\n')\n"
+    "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+    "def recvall(n):\n"
+    "    b = b''\n"
+    "    while len(b) < n:\n"
+    "        d = s.recv(n - len(b))\n"
+    "        if not d: raise SystemExit('closed after %d bytes' % len(b))\n"
+    "        b += d\n"
+    "    return b\n"
+    "cs = recvall(32)\n"
+    "cc = os.urandom(32)\n"
+    "s.sendall(hmac.new(key, cs, 'sha256').digest() + cc)\n"
+    "proof = recvall(32)\n"
+    "want = hmac.new(key, b'sockstack-auth-v1 server' + cs + cc, 'sha256').digest()\n"
+    "print('proof ok' if hmac.compare_digest(proof, want) else 'proof BAD')\n"
+    "s.sendall(b'\\x00\\x10\\x00\\x01')\n"   /* 1 MiB + 1: above exec's maximum */
+    "s.settimeout(10)\n"
+    "print('after oversized: %r' % s.recv(100))\n";
+
+Test(proto_apps, documented_mutual_exchange_and_oversized_frame_closes_with_a_reason)
+{
+    struct th_proc srv;
+    char port[8];
+    serve(&srv, port, (char *[]){"exec", "--key-file", keyf, NULL});
+    struct result r;
+    python(&r, mutual_client, port, keyf);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "proof ok\nafter oversized: b''\n");
+    result_free(&r);
+    th_stop(&srv, SIGTERM, 10000);
+    char *log = read_text(srv.err, 2000);
+    cr_assert(strstr(log, "closing: message length exceeds the configured maximum") != NULL,
+              "%s", log);
+    free(log);
+    th_close_fds(&srv);
+}
