@@ -167,8 +167,9 @@ int serve_exec_setup(struct serve_ctx *sc)
 }
 
 const char serve_exec_help[] =
-    SERVE_KEYFILE_HELP
+    SERVE_KEYFILE_HELP_LINE
     "                           (required; clients authenticate the server too)\n"
+    SERVE_AUTH_TIMEOUT_HELP
     "      --shell PATH         shell for single-string commands (default /bin/sh)\n"
     "      --timeout SECS       kill a command's process group after SECS (for\n"
     "                           exec this replaces the socket option SO_RCVTIMEO)\n"
@@ -222,5 +223,6 @@ void serve_files_cleanup(struct serve_ctx *sc)
 
 const char serve_files_help[] =
     "      --root DIR           serve files under DIR only (required)\n"
-    SERVE_KEYFILE_HELP
-    "                           (required; clients authenticate the server too)\n";
+    SERVE_KEYFILE_HELP_LINE
+    "                           (required; clients authenticate the server too)\n"
+    SERVE_AUTH_TIMEOUT_HELP;

@@ -11,10 +11,12 @@
 #define SERVE_OPT_AUTH_TIMEOUT (SERVE_OPT_SERVICE + 0x101)
 #define SERVE_KEYFILE_LONGOPT {"key-file", required_argument, NULL, SERVE_OPT_KEYFILE}, \
     {"auth-timeout", required_argument, NULL, SERVE_OPT_AUTH_TIMEOUT}
-#define SERVE_KEYFILE_HELP \
+#define SERVE_KEYFILE_HELP_LINE \
     "      --key-file FILE      require the shared-key handshake (HMAC-SHA256\n" \
-    "                           challenge-response) before the service\n" \
+    "                           challenge-response) before the service\n"
+#define SERVE_AUTH_TIMEOUT_HELP \
     "      --auth-timeout SECS  time to finish the handshake (default 10)\n"
+#define SERVE_KEYFILE_HELP SERVE_KEYFILE_HELP_LINE SERVE_AUTH_TIMEOUT_HELP
 
 /* Remember --key-file's argument. */
 void serve_keyfile_option(const char *path);
