@@ -30,7 +30,8 @@ static void usage(FILE *out)
             "\n"
             "Netcat-style client: stdin goes to the peer, what the peer sends goes\n"
             "to stdout, byte for byte. On stdin EOF a TCP connection is half-closed\n"
-            "(the peer sees EOF) and its replies are printed until it closes.\n"
+            "(the peer sees EOF) and its replies are printed until it closes; a\n"
+            "peer that half-closes first still gets stdin until it ends.\n"
             "HOST is a name, an IPv4 address, an IPv6 address ([::1] or ::1), or\n"
             "unix:/PATH for a Unix socket (unix:@NAME: abstract namespace).\n"
             "\n"
@@ -53,6 +54,7 @@ static void usage(FILE *out)
             "  -h, --help             show this help\n"
             "\n"
             "%s"
+            "  (--timeout also bounds each connection attempt.)\n"
             "\n"
             "Exit status: 0 when the conversation ended normally, 1 on a runtime\n"
             "error (connection refused, reset, ...), 2 on a usage error.\n",

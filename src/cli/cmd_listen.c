@@ -307,6 +307,7 @@ int cmd_listen(int argc, char **argv)
     ss_loop_signal_add(l.loop, SIGINT, on_signal, &l);
     ss_loop_signal_add(l.loop, SIGTERM, on_signal, &l);
     no.reply_to_sender = udp;
+    no.end_on_peer_eof = true; /* the peer left: serve the next or exit */
     no.wait_ms = -1;
     no.recv_size = (size_t)recv_size;
     err = ss_nc_new(l.loop, &no, on_nc, &l, &l.nc);
