@@ -323,7 +323,9 @@ int ss_sock_info(const ss_stack *st, int sd, struct ss_sock_info *out);
  * its SYN later. Returns the listening sd, -EADDRINUSE, -EMFILE. */
 int ss_tcp_listen(ss_stack *st, uint16_t port, int backlog);
 
-/* Take an established connection: sd, or -EAGAIN if none. */
+/* Take an established connection: sd, or -EAGAIN if none. Data (and even
+ * the peer's FIN) may have arrived before accept: query ss_sock_events()
+ * once after accepting, since events before accept are not delivered. */
 int ss_tcp_accept(ss_stack *st, int lsd, uint32_t *raddr, uint16_t *rport);
 
 /* Active open: sends SYN now. lport 0 = ephemeral. Returns sd; completion
@@ -347,7 +349,8 @@ int ss_tcp_shutdown(ss_stack *st, uint64_t now_us, int sd);
 
 /* Graceful close: like shutdown plus releasing the handle; the FIN
  * exchange and TIME-WAIT continue without it. Unread received data makes
- * it an abort (RST), as RFC 9293 3.10.4 / RFC 1122 4.2.2.13 allow. */
+ * it an abort (RST), as RFC 9293 3.10.4 / RFC 1122 4.2.2.13 allow, and so
+ * does data arriving afterwards (nobody would read it). */
 int ss_tcp_close(ss_stack *st, uint64_t now_us, int sd);
 
 /* Abort: send RST (if synchronized), drop everything, release the handle. */

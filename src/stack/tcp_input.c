@@ -337,7 +337,8 @@ static enum verdict check_syn(ss_stack *st, struct ss_sock *sk, const struct ss_
         ss__tcp_drop(st, sk, 0);
         return DONE;
     }
-    /* RFC 5961 4.2 (MUST-60 of RFC 9293): challenge ACK whatever the seq. */
+    /* RFC 9293 3.10.7.4 fourth / RFC 5961 4.2: a challenge ACK, whatever
+     * the sequence number; the connection is not reset. */
     challenge_ack(st, sk, seg);
     return DONE;
 }
@@ -531,6 +532,14 @@ static void receive_text(ss_stack *st, struct ss_sock *sk, const struct ss_seg *
     if (sk->state != SS_TCP_ESTABLISHED && sk->state != SS_TCP_FIN_WAIT_1 &&
         sk->state != SS_TCP_FIN_WAIT_2)
         return;   /* after the peer's FIN: ignore */
+    if (!sk->user && sk->parent < 0) {
+        /* Data for a connection the application closed: nobody will read
+         * it. Reset (RFC 1122 4.2.2.13; Linux does the same) instead of
+         * letting the window close on a peer that waits forever. */
+        ss__tcp_send_rst(st, sk);
+        ss__tcp_drop(st, sk, 0);
+        return;
+    }
     uint32_t off = seg->seq - sk->rcv_nxt;   /* >= 0 after trimming */
     ss__ring_poke(&sk->rcv, sk->rcv.len + off, seg->data, seg->len);
     if (off == 0) {
@@ -581,6 +590,8 @@ static void synchronized(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
     if (sk->kind != SS_SK_TCP || sk->state == SS_TCP_CLOSED)
         return;
     receive_text(st, sk, seg);
+    if (sk->kind != SS_SK_TCP || sk->state == SS_TCP_CLOSED)
+        return;
     /* eighth: FIN, only once everything before it has arrived */
     if (seg->flags & SS_TCP_FIN) {
         uint32_t fseq = seg->seq + seg->len;
