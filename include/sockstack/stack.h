@@ -264,7 +264,8 @@ enum {
     SS_EV_WRITABLE = 0x02,  /* send buffer has room */
     SS_EV_ACCEPT   = 0x04,  /* listener: a connection is ready for accept */
     SS_EV_CONNECTED= 0x08,  /* active open completed (ESTABLISHED) */
-    SS_EV_CLOSED   = 0x10,  /* connection fully closed (peer and us) */
+    SS_EV_CLOSED   = 0x10,  /* both FINs exchanged and acknowledged (TIME-WAIT or
+                             * CLOSED), or the connection ended without error */
     SS_EV_ERROR    = 0x20,  /* err holds a negative errno (-ECONNREFUSED, ...) */
 };
 
@@ -334,10 +335,11 @@ int ss_tcp_accept(ss_stack *st, int lsd, uint32_t *raddr, uint16_t *rport);
 int ss_tcp_connect(ss_stack *st, uint64_t now_us, uint32_t raddr, uint16_t rport,
                    uint16_t lport);
 
-/* Queue bytes: count queued (may be < len), -EAGAIN if the buffer is full,
- * -ENOTCONN before the connection is synchronized... (data queued in
- * SYN-SENT is allowed and sent after the handshake), -EPIPE after shutdown,
- * or the connection's error. */
+/* Queue bytes and send what window and Nagle allow: count queued (may be
+ * < len), -EAGAIN if the send buffer is full (SS_EV_WRITABLE follows when
+ * ACKs free room), -EPIPE after shutdown, -ENOTCONN on a listener or a
+ * closed connection, or the connection's error (-ECONNRESET ...). Data
+ * queued in SYN-SENT is sent after the handshake. */
 ssize_t ss_tcp_send(ss_stack *st, uint64_t now_us, int sd, const void *buf, size_t len);
 
 /* Read bytes: count, 0 at end of stream (peer's FIN), -EAGAIN if nothing
