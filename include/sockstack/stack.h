@@ -127,6 +127,7 @@ struct ss_trace_seg {
     uint32_t len;          /* payload bytes */
     uint16_t mss;          /* MSS option value, 0 if absent */
     uint8_t opt_len;       /* total option bytes */
+    uint16_t urp;          /* urgent pointer field (meaningful with URG) */
 };
 
 struct ss_trace_event {
@@ -267,6 +268,7 @@ enum {
     SS_EV_CLOSED   = 0x10,  /* both FINs exchanged and acknowledged (TIME-WAIT or
                              * CLOSED), or the connection ended without error */
     SS_EV_ERROR    = 0x20,  /* err holds a negative errno (-ECONNREFUSED, ...) */
+    SS_EV_URGENT   = 0x40,  /* the peer's urgent pointer advanced (ss_tcp_urgent) */
 };
 
 /* err is 0 unless SS_EV_ERROR is set. */
@@ -345,6 +347,17 @@ ssize_t ss_tcp_send(ss_stack *st, uint64_t now_us, int sd, const void *buf, size
 /* Read bytes: count, 0 at end of stream (peer's FIN), -EAGAIN if nothing
  * yet, or the connection's error (-ECONNRESET). May send a window update. */
 ssize_t ss_tcp_recv(ss_stack *st, uint64_t now_us, int sd, void *buf, size_t len);
+
+/* Like ss_tcp_send, and the bytes queued end the urgent data: segments
+ * carry URG with the urgent pointer at the octet after them (RFC 9293
+ * 3.8.5, MUST-62) until that point is acknowledged. */
+ssize_t ss_tcp_send_urgent(ss_stack *st, uint64_t now_us, int sd, const void *buf,
+                           size_t len);
+
+/* Urgent bytes not yet read: the peer's urgent pointer (RCV.UP) minus what
+ * recv has consumed, 0 if none (RFC 9293 MUST-33). Urgent data is delivered
+ * in line, in order, by ss_tcp_recv; SS_EV_URGENT says when it advances. */
+int ss_tcp_urgent(const ss_stack *st, int sd);
 
 /* shutdown(SHUT_WR): a FIN follows the queued data. */
 int ss_tcp_shutdown(ss_stack *st, uint64_t now_us, int sd);

@@ -387,6 +387,8 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
             data = sk->snd.len;
         ss__ring_consume(&sk->snd, data);
         sk->snd_una = seg->ack;
+        if (sk->snd_up_valid && SEQ_GEQ(sk->snd_una, sk->snd_up))
+            sk->snd_up_valid = false;   /* the urgent data is delivered */
         if (SEQ_LT(sk->snd_nxt, sk->snd_una))
             sk->snd_nxt = sk->snd_una;
         /* RFC 6298: sample from the timed segment (never a retransmitted
@@ -465,6 +467,27 @@ static void receive_fin(ss_stack *st, struct ss_sock *sk)
     default:
         break;
     }
+}
+
+/* sixth: URG (RFC 9293 3.10.7.4). RCV.UP <- max(RCV.UP, SEG.SEQ+SEG.UP);
+ * tell the application when it moves ahead of what it has read. The data
+ * itself is delivered in line. seq is the segment's sequence number as it
+ * arrived (the pointer is relative to it). */
+static void check_urg(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg, uint32_t seq)
+{
+    if (!(seg->flags & SS_TCP_URG) || seg->urp == 0)
+        return;
+    if (sk->state != SS_TCP_ESTABLISHED && sk->state != SS_TCP_FIN_WAIT_1 &&
+        sk->state != SS_TCP_FIN_WAIT_2)
+        return;
+    uint32_t up = seq + seg->urp;
+    if (sk->rcv_up_valid && SEQ_LEQ(up, sk->rcv_up))
+        return;
+    sk->rcv_up = up;
+    sk->rcv_up_valid = true;
+    uint32_t read_seq = sk->rcv_nxt - sk->rcv.len;
+    if (SEQ_GT(up, read_seq))
+        ss__sock_event(st, sk, SS_EV_URGENT, 0);
 }
 
 /* Record an out-of-order range (already written into the ring), merging
@@ -589,6 +612,7 @@ static void synchronized(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
         return;
     if (sk->kind != SS_SK_TCP || sk->state == SS_TCP_CLOSED)
         return;
+    check_urg(st, sk, seg, orig_seq);
     receive_text(st, sk, seg);
     if (sk->kind != SS_SK_TCP || sk->state == SS_TCP_CLOSED)
         return;
