@@ -170,6 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch ((ctl >> 3) & 3) {
         case 1:
             ss_tcp_send(st, now, cs, data, len > 3000 ? 3000 : len);
+            if (len & 1)
+                ss_tcp_send_urgent(st, now, cs, data, len > 10 ? 10 : len);
             ss_udp_sendto(st, now, us, PEER, 9, data, len > 100 ? 100 : len);
             break;
         case 2:
