@@ -337,7 +337,8 @@ static enum verdict check_syn(ss_stack *st, struct ss_sock *sk, const struct ss_
         ss__tcp_drop(st, sk, 0);
         return DONE;
     }
-    /* RFC 5961 4.2 (MUST-60 of RFC 9293): challenge ACK whatever the seq. */
+    /* RFC 9293 3.10.7.4 fourth / RFC 5961 4.2: a challenge ACK, whatever
+     * the sequence number; the connection is not reset. */
     challenge_ack(st, sk, seg);
     return DONE;
 }
@@ -386,6 +387,8 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
             data = sk->snd.len;
         ss__ring_consume(&sk->snd, data);
         sk->snd_una = seg->ack;
+        if (sk->snd_up_valid && SEQ_GEQ(sk->snd_una, sk->snd_up))
+            sk->snd_up_valid = false;   /* the urgent data is delivered */
         if (SEQ_LT(sk->snd_nxt, sk->snd_una))
             sk->snd_nxt = sk->snd_una;
         /* RFC 6298: sample from the timed segment (never a retransmitted
@@ -466,6 +469,27 @@ static void receive_fin(ss_stack *st, struct ss_sock *sk)
     }
 }
 
+/* sixth: URG (RFC 9293 3.10.7.4). RCV.UP <- max(RCV.UP, SEG.SEQ+SEG.UP);
+ * tell the application when it moves ahead of what it has read. The data
+ * itself is delivered in line. seq is the segment's sequence number as it
+ * arrived (the pointer is relative to it). */
+static void check_urg(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg, uint32_t seq)
+{
+    if (!(seg->flags & SS_TCP_URG) || seg->urp == 0)
+        return;
+    if (sk->state != SS_TCP_ESTABLISHED && sk->state != SS_TCP_FIN_WAIT_1 &&
+        sk->state != SS_TCP_FIN_WAIT_2)
+        return;
+    uint32_t up = seq + seg->urp;
+    if (sk->rcv_up_valid && SEQ_LEQ(up, sk->rcv_up))
+        return;
+    sk->rcv_up = up;
+    sk->rcv_up_valid = true;
+    uint32_t read_seq = sk->rcv_nxt - sk->rcv.len;
+    if (SEQ_GT(up, read_seq))
+        ss__sock_event(st, sk, SS_EV_URGENT, 0);
+}
+
 /* Record an out-of-order range (already written into the ring), merging
  * with neighbours. Returns false when the queue is full. */
 static bool ooo_insert(struct ss_sock *sk, uint32_t start, uint32_t end, uint32_t max)
@@ -531,6 +555,14 @@ static void receive_text(ss_stack *st, struct ss_sock *sk, const struct ss_seg *
     if (sk->state != SS_TCP_ESTABLISHED && sk->state != SS_TCP_FIN_WAIT_1 &&
         sk->state != SS_TCP_FIN_WAIT_2)
         return;   /* after the peer's FIN: ignore */
+    if (!sk->user && sk->parent < 0) {
+        /* Data for a connection the application closed: nobody will read
+         * it. Reset (RFC 1122 4.2.2.13; Linux does the same) instead of
+         * letting the window close on a peer that waits forever. */
+        ss__tcp_send_rst(st, sk);
+        ss__tcp_drop(st, sk, 0);
+        return;
+    }
     uint32_t off = seg->seq - sk->rcv_nxt;   /* >= 0 after trimming */
     ss__ring_poke(&sk->rcv, sk->rcv.len + off, seg->data, seg->len);
     if (off == 0) {
@@ -580,7 +612,10 @@ static void synchronized(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
         return;
     if (sk->kind != SS_SK_TCP || sk->state == SS_TCP_CLOSED)
         return;
+    check_urg(st, sk, seg, orig_seq);
     receive_text(st, sk, seg);
+    if (sk->kind != SS_SK_TCP || sk->state == SS_TCP_CLOSED)
+        return;
     /* eighth: FIN, only once everything before it has arrived */
     if (seg->flags & SS_TCP_FIN) {
         uint32_t fseq = seg->seq + seg->len;
