@@ -78,8 +78,8 @@ static void fix(ss_stack *st, const int conns[2], uint8_t *p, size_t n, uint8_t 
     if (ctl & 4) {
         put32(p + 12, PEER);
         put32(p + 16, US);
-        struct ss_sock_info in;
-        if (p[9] == 6 && n >= 40 && ss_sock_info(st, conns[p[5] & 1], &in) == 0) {
+        struct ss_stack_sock_info in;
+        if (p[9] == 6 && n >= 40 && ss_stack_sock_info(st, conns[p[5] & 1], &in) == 0) {
             uint8_t *t = p + 20;
             int16_t ds = (int16_t)get16(t + 6), da = (int16_t)get16(t + 10);
             put16(t, in.rport);

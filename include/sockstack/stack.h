@@ -327,7 +327,7 @@ int ss_stack_sock_info(const ss_stack *st, int sd, struct ss_stack_sock_info *ou
 int ss_tcp_listen(ss_stack *st, uint16_t port, int backlog);
 
 /* Take an established connection: sd, or -EAGAIN if none. Data (and even
- * the peer's FIN) may have arrived before accept: query ss_sock_events()
+ * the peer's FIN) may have arrived before accept: query ss_stack_sock_events()
  * once after accepting, since events before accept are not delivered. */
 int ss_tcp_accept(ss_stack *st, int lsd, uint32_t *raddr, uint16_t *rport);
 

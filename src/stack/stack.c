@@ -807,7 +807,7 @@ ssize_t ss_tcp_send_urgent(ss_stack *st, uint64_t now_us, int sd, const void *bu
 
 int ss_tcp_urgent(const ss_stack *st, int sd)
 {
-    struct ss_sock *sk = ss__sock_get(st, sd);
+    struct ss_sock *sk = ss__stack_sock_get(st, sd);
     if (!sk || sk->kind != SS_SK_TCP)
         return -EBADF;
     if (!sk->rcv_up_valid)

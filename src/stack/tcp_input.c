@@ -487,7 +487,7 @@ static void check_urg(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg
     sk->rcv_up_valid = true;
     uint32_t read_seq = sk->rcv_nxt - sk->rcv.len;
     if (SEQ_GT(up, read_seq))
-        ss__sock_event(st, sk, SS_EV_URGENT, 0);
+        ss__stack_sock_event(st, sk, SS_EV_URGENT, 0);
 }
 
 /* Record an out-of-order range (already written into the ring), merging

@@ -427,7 +427,7 @@ Test(tcp_close, data_before_accept_is_kept)
     seg_in(P1, sa.seq + 1, SS_TCP_ACK | SS_TCP_PSH | SS_TCP_FIN, 65535, "early", 5);
     int sd = ss_tcp_accept(st, ls, NULL, NULL);
     cr_assert_geq(sd, 0);
-    cr_assert(ss_sock_events(st, sd) & SS_EV_READABLE);
+    cr_assert(ss_stack_sock_events(st, sd) & SS_EV_READABLE);
     cr_assert_eq(sock_state(sd), SS_TCP_CLOSE_WAIT);
     char b[8];
     cr_assert_eq(ss_tcp_recv(st, now, sd, b, sizeof b), 5);

@@ -280,7 +280,7 @@ Test(tcp_rfc, must30_31_32_33_urgent_data_received_in_line)
 {
     uint32_t iss;
     int sd = fx_passive(&iss);
-    ss_sock_set_cb(st, sd, on_event, NULL);
+    ss_stack_sock_set_cb(st, sd, on_event, NULL);
     cr_assert_eq(ss_tcp_urgent(st, sd), 0);
     /* "ab!" urgent: the pointer is the octet after it (offset 3). */
     seg_in_urg(P1, iss + 1, 65535, 3, "ab!cd", 5);
@@ -310,8 +310,8 @@ Test(tcp_rfc, must66_urg_processed_with_zero_window)
         seg_in(P1 + off, iss + 1, SS_TCP_ACK, 65535, fillb, 1024);
     seg_in_urg(P1 + 8192, iss + 1, 65535, 7, "urgent!", 7);
     cr_assert_eq(ss_tcp_urgent(st, sd), 8192 + 7, "pointer taken, data not");
-    struct ss_sock_info in;
-    ss_sock_info(st, sd, &in);
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
     cr_assert_eq(in.rcv_queued, 8192);
 }
 
@@ -319,7 +319,7 @@ Test(tcp_rfc, must62_urgent_send_points_after_urgent_data)
 {
     uint32_t iss;
     int sd = fx_passive(&iss);
-    ss_sock_setopt(st, sd, SS_SO_NODELAY, 1);
+    ss_stack_sock_setopt(st, sd, SS_SO_NODELAY, 1);
     cr_assert_eq(ss_tcp_send(st, now, sd, "abc", 3), 3);
     cr_assert_eq(ss_tcp_send_urgent(st, now, sd, "!!", 2), 2);
     cr_assert_eq(ncap, 2);
