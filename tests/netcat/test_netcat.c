@@ -858,6 +858,44 @@ Test(netcat, every_socket_option_accepted_and_applied)
     th_close_fds(&py);
 }
 
+Test(netcat, socket_options_seen_by_the_kernel_via_ss)
+{
+    if (access("/usr/bin/ss", X_OK) != 0 && access("/bin/ss", X_OK) != 0)
+        cr_skip_test("needs ss (iproute2)");
+    struct th_proc py, p, ss;
+    int port = spawn_python(&py,
+        "import socket\n"
+        "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(1)\n"
+        "print(s.getsockname()[1])\n"
+        "c,_=s.accept(); print('accepted')\n"
+        "while c.recv(65536): pass\n");
+    char ps[16], buf[256], filter[64];
+    port_str(ps, port);
+    spawn(&p, CLI("connect", "--sndbuf", "48k", "--rcvbuf", "40k", "--keepalive=30,5,3",
+                  "--bind-device", "lo", "127.0.0.1", ps));
+    cr_assert(th_read_until(py.out, "accepted\n", buf, sizeof buf, 10000), "%s", buf);
+    snprintf(filter, sizeof filter, "( dport = :%d )", port);
+    spawn(&ss, (char *[]){"ss", "-tnoime", "state", "established", filter, NULL});
+    char *out;
+    ssize_t n = th_read_all(ss.out, &out, 5000);
+    out[n] = '\0';
+    th_wait(&ss, 2000);
+    th_close_fds(&ss);
+    /* The kernel doubles SO_SNDBUF/SO_RCVBUF; SO_BINDTODEVICE shows as %lo;
+     * SO_KEEPALIVE with TCP_KEEPIDLE 30 as a keepalive timer. */
+    cr_assert(strstr(out, "127.0.0.1%lo:"), "ss: %s", out);
+    cr_assert(strstr(out, "timer:(keepalive,"), "ss: %s", out);
+    cr_assert(strstr(out, "rb81920,"), "ss: %s", out);
+    cr_assert(strstr(out, "tb98304,"), "ss: %s", out);
+    free(out);
+    close(p.in);
+    p.in = -1;
+    cr_assert_eq(exit_code(&p, 5000), 0);
+    cr_assert_eq(exit_code(&py, 5000), 0);
+    th_close_fds(&p);
+    th_close_fds(&py);
+}
+
 Test(netcat, option_the_kernel_refuses_is_runtime_error_naming_it)
 {
     int port;
