@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "sockstack/config.h"
 #include "sockstack/echo.h"
 #include "sockstack/err.h"
 
@@ -58,10 +59,14 @@ static int sockperf_header(uint8_t *hdr, bool *reply, uint32_t *total)
     return 0;
 }
 
-/* Stream sockperf: parse headers, pass bodies through as they arrive. */
+/* Stream sockperf: parse headers, pass bodies through as they arrive.
+ * The reply bytes of one read are gathered in a scratch buffer and written
+ * once, so a message that arrived whole goes back in one segment. */
 static int sockperf_data(ss_conn *c, const uint8_t *p, size_t len)
 {
+    static _Thread_local uint8_t out[SS_SERVER_READ_CHUNK + SS_SOCKPERF_HDR];
     struct echo_conn *ec = ss_conn_ctx(c);
+    size_t olen = 0;
     while (len > 0) {
         if (ec->body_left == 0 && ec->hdr_have < SS_SOCKPERF_HDR) {
             size_t n = SS_SOCKPERF_HDR - ec->hdr_have;
@@ -72,14 +77,16 @@ static int sockperf_data(ss_conn *c, const uint8_t *p, size_t len)
             p += n;
             len -= n;
             if (ec->hdr_have < SS_SOCKPERF_HDR)
-                return 0;
+                break;
             uint32_t total;
             int r = sockperf_header(ec->hdr, &ec->reply, &total);
             if (r < 0)
                 return r;
             ec->body_left = total - SS_SOCKPERF_HDR;
-            if (ec->reply && (r = ss_conn_write(c, ec->hdr, SS_SOCKPERF_HDR)) < 0)
-                return r;
+            if (ec->reply) {
+                memcpy(out + olen, ec->hdr, SS_SOCKPERF_HDR);
+                olen += SS_SOCKPERF_HDR;
+            }
             if (ec->body_left == 0) {
                 ec->hdr_have = 0;
                 continue;
@@ -87,9 +94,8 @@ static int sockperf_data(ss_conn *c, const uint8_t *p, size_t len)
         }
         size_t n = len < ec->body_left ? len : ec->body_left;
         if (ec->reply) {
-            int r = ss_conn_write(c, p, n);
-            if (r < 0)
-                return r;
+            memcpy(out + olen, p, n);
+            olen += n;
         }
         p += n;
         len -= n;
@@ -97,7 +103,8 @@ static int sockperf_data(ss_conn *c, const uint8_t *p, size_t len)
         if (ec->body_left == 0)
             ec->hdr_have = 0;
     }
-    return 0;
+    /* out holds at most the input plus one header: len <= READ_CHUNK. */
+    return olen ? ss_conn_write(c, out, olen) : 0;
 }
 
 static int echo_data(ss_conn *c, const void *data, size_t len)

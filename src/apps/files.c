@@ -271,7 +271,7 @@ static int req_put(struct fconn *x, const uint8_t *p, size_t len)
     if (rc < 0 || (rc = open_parent(x, x->name)) < 0)
         return put_fail(x, rc, "refused");
     x->tmpfd = openat(x->dirfd, x->part,
-                      O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0600);
+                      O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0600);
     if (x->tmpfd < 0)
         return put_fail(x, -errno, "cannot create");
     x->sha = EVP_MD_CTX_new();
@@ -738,7 +738,7 @@ int ss_files_get(int fd, const char *remote, const char *local, bool resume,
     char part[4096];
     if (ss_files_part_name(local, part, sizeof part) < 0)
         return -ENAMETOOLONG;
-    int tfd = open(part, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0600);
+    int tfd = open(part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0600);
     if (tfd < 0) {
         snprintf(err->msg, sizeof err->msg, "%.300s: %s", part, strerror(errno));
         return -errno;

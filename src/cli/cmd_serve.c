@@ -15,6 +15,8 @@
 
 #include "cli/cli.h"
 #include "cli/serve.h"
+#include "sockstack/config.h"
+#include "sockstack/discover.h"
 #include "cli/sockopt_cli.h"
 #include "sockstack/err.h"
 #include "sockstack/server.h"
@@ -30,6 +32,8 @@ enum {
     OPT_GRACE,
     OPT_TCP,
     OPT_OUTBUF,
+    OPT_ANNOUNCE,
+    OPT_ANNOUNCE_PORT,
 };
 
 static const struct option shared_longopts[] = {
@@ -47,6 +51,8 @@ static const struct option shared_longopts[] = {
     {"deny", required_argument, NULL, OPT_DENY},
     {"grace", required_argument, NULL, OPT_GRACE},
     {"outbuf", required_argument, NULL, OPT_OUTBUF},
+    {"announce", no_argument, NULL, OPT_ANNOUNCE},
+    {"announce-port", required_argument, NULL, OPT_ANNOUNCE_PORT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
 };
@@ -73,6 +79,9 @@ static const char shared_help[] =
     "      --deny CIDR          never these peers (repeatable; wins over --allow)\n"
     "      --grace SECS         on SIGINT/SIGTERM, time for connections to finish\n"
     "                           (default 5)\n"
+    "Discovery:\n"
+    "      --announce           answer `sockstack discover` probes (UDP broadcast)\n"
+    "      --announce-port N    port the probes come to (default 7999)\n"
     "Output:\n"
     "  -q, --quiet              errors only\n"
     "  -v, --verbose            also one line per connection\n"
@@ -196,7 +205,8 @@ int cmd_serve(int argc, char **argv)
     o->on_ready = on_ready;
     static ss_cidr allow[MAX_CIDRS], deny[MAX_CIDRS];
     bool v4 = false, v6 = false, want_udp = false, want_tcp = false;
-    bool model_set = false, workers_set = false;
+    bool model_set = false, workers_set = false, announce = false;
+    int announce_port = SS_DISCOVER_PORT;
     const char *bind = NULL, *port = "0";
     int rc = CLI_OK;
 
@@ -306,6 +316,15 @@ int cmd_serve(int argc, char **argv)
                 o->deny = deny;
             break;
         }
+        case OPT_ANNOUNCE:
+            announce = true;
+            break;
+        case OPT_ANNOUNCE_PORT:
+            if (cli_parse_int("--announce-port", optarg, 1, 65535, &announce_port) < 0) {
+                rc = CLI_USAGE;
+                goto out;
+            }
+            break;
         case 'q':
             cli_log_level = CLI_LOG_QUIET;
             break;
@@ -372,6 +391,10 @@ int cmd_serve(int argc, char **argv)
         rc = cli_usage_error("serve ", "--workers needs SO_REUSEPORT, which Unix sockets lack");
         goto out;
     }
+    if (announce && bind && !strncmp(bind, "unix:", 5)) {
+        rc = cli_usage_error("serve ", "--announce needs an IP address, not unix:");
+        goto out;
+    }
     o->bind_host = bind;
     o->port = port;
     o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
@@ -394,7 +417,24 @@ int cmd_serve(int argc, char **argv)
         rc = CLI_RUNTIME;
         goto out_cleanup;
     }
+    /* Discovery hook: answer probes while the service runs. */
+    ss_announcer *ann = NULL;
+    if (announce) {
+        ss_addr bound;
+        err = ss_server_addr(srv, &bound);
+        if (!err)
+            err = ss_announcer_start(&ann, row->name, ss_addr_port(&bound),
+                                     sc.udp ? "udp" : "tcp", announce_port);
+        if (err < 0) {
+            cli_error("serve %s: --announce on port %d: %s", row->name, announce_port,
+                      ss_strerror(err));
+            ss_server_free(srv);
+            rc = CLI_RUNTIME;
+            goto out_cleanup;
+        }
+    }
     err = ss_server_run(srv);
+    ss_announcer_stop(ann);
     ss_server_free(srv);
     if (err < 0) {
         cli_error("serve %s: %s", row->name, ss_strerror(err));

@@ -86,12 +86,11 @@ static bool bind_is_loopback(const struct serve_ctx *sc)
 
 /* ---- exec --------------------------------------------------------------- */
 
-enum { EXEC_OPT_SHELL = SERVE_OPT_SERVICE, EXEC_OPT_TIMEOUT, EXEC_OPT_COMPAT };
+enum { EXEC_OPT_SHELL = SERVE_OPT_SERVICE, EXEC_OPT_COMPAT };
 
 const struct option serve_exec_longopts[] = {
     SERVE_KEYFILE_LONGOPT,
     {"shell", required_argument, NULL, EXEC_OPT_SHELL},
-    {"timeout", required_argument, NULL, EXEC_OPT_TIMEOUT},
     {"compat", required_argument, NULL, EXEC_OPT_COMPAT},
     {NULL, 0, NULL, 0},
 };
@@ -108,13 +107,6 @@ int serve_exec_option(struct serve_ctx *sc, int opt, const char *arg)
     case EXEC_OPT_SHELL:
         exec_opts.shell = arg;
         return 0;
-    case EXEC_OPT_TIMEOUT: {
-        uint64_t s;
-        if (cli_parse_u64("--timeout", arg, 1, 30 * 24 * 3600, &s) < 0)
-            return CLI_USAGE;
-        exec_opts.timeout_ms = (unsigned)(s * 1000);
-        return 0;
-    }
     case EXEC_OPT_COMPAT:
         if (strcmp(arg, "tutorial"))
             return cli_usage_error("serve ", "--compat: only 'tutorial' is known, not '%s'", arg);
@@ -126,6 +118,14 @@ int serve_exec_option(struct serve_ctx *sc, int opt, const char *arg)
 
 int serve_exec_setup(struct serve_ctx *sc)
 {
+    /* --timeout is parsed by the shared socket options (SO_RCVTIMEO, which
+     * means nothing to an event-driven server): for exec it is the
+     * command's time limit. */
+    if (sc->opts.sockopts.timeout_ms > 0) {
+        exec_opts.timeout_ms = (unsigned)sc->opts.sockopts.timeout_ms;
+        sc->opts.sockopts.timeout_ms = -1;
+        sc->opts.conn_sockopts.timeout_ms = -1;
+    }
     if (exec_opts.shell[0] != '/')
         return cli_usage_error("serve ", "--shell needs an absolute path");
     if (exec_compat) {
@@ -153,7 +153,8 @@ const char serve_exec_help[] =
     SERVE_KEYFILE_HELP
     "                           (required; clients authenticate the server too)\n"
     "      --shell PATH         shell for single-string commands (default /bin/sh)\n"
-    "      --timeout SECS       kill a command's process group after SECS\n"
+    "      --timeout SECS       kill a command's process group after SECS (for\n"
+    "                           exec this replaces the socket option SO_RCVTIMEO)\n"
     "      --compat tutorial    the classic tutorial's protocol: no auth, command\n"
     "                           line in, le32 length + stderr-or-stdout out;\n"
     "                           loopback or Unix socket only\n";

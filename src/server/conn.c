@@ -25,7 +25,7 @@
 #include "sockstack/config.h"
 #include "sockstack/err.h"
 
-#define CONN_FREE_MAX 1024 /* recycled connection blocks kept per loop */
+#define CONN_FREE_MAX SS_SERVER_CONN_POOL
 
 static void conn_io(ss_sock *s, unsigned events, void *arg);
 

@@ -25,10 +25,10 @@
 #include "sockstack/config.h"
 #include "sockstack/err.h"
 
-#define ACCEPT_BATCH 64     /* accepts per readiness event (fairness) */
-#define DGRAM_BATCH 64      /* datagrams per readiness event */
-#define EMFILE_PAUSE_MS 100 /* out of descriptors: retry accepting after */
-#define CHUNK_POOL_MAX 256  /* output chunks cached per loop */
+#define ACCEPT_BATCH SS_SERVER_ACCEPT_BATCH
+#define DGRAM_BATCH SS_SERVER_DGRAM_BATCH
+#define EMFILE_PAUSE_MS SS_SERVER_EMFILE_PAUSE_MS
+#define CHUNK_POOL_MAX SS_SERVER_CHUNK_POOL
 
 static _Thread_local struct worker *tls_worker; /* datagram replies */
 
@@ -89,7 +89,7 @@ void ss_server_opts_init(ss_server_opts *o)
     o->max_conns = SS_SERVER_MAX_CONNS;
     o->grace_ms = SS_SERVER_GRACE_SECS * 1000;
     o->outbuf_max = SS_SERVER_OUTBUF_MAX;
-    o->dgram_max = 65535;
+    o->dgram_max = SS_SERVER_DGRAM_MAX;
     o->handle_signals = true;
 }
 
@@ -100,7 +100,7 @@ static int worker_init(ss_server *srv, struct worker *w, int idx, bool single)
     w->srv = srv;
     w->idx = idx;
     w->single = single;
-    ss__bufpool_init(&w->pool, 16384, single ? 16 : CHUNK_POOL_MAX);
+    ss__bufpool_init(&w->pool, SS_SERVER_OUTBUF_CHUNK, single ? 16 : CHUNK_POOL_MAX);
     w->rbuf_cap = srv->o.type == SS_DGRAM ? srv->o.dgram_max : SS_SERVER_READ_CHUNK;
     if (w->rbuf_cap == 0)
         w->rbuf_cap = 1;
@@ -137,9 +137,13 @@ static size_t jobs_live(ss_server *srv)
     return n;
 }
 
+static void reap_children(ss_server *srv);
+
 /* Join finished threads; drop finished job records. */
 static void jobs_reap(ss_server *srv)
 {
+    if (srv->model == SS_MODEL_FORK)
+        reap_children(srv); /* also when a SIGCHLD went elsewhere */
     pthread_mutex_lock(&srv->mu);
     struct job **pp = &srv->jobs;
     while (*pp) {
@@ -293,9 +297,9 @@ static int job_start(struct worker *w, ss_sock *s, const ss_addr *peer)
     return 0;
 }
 
-static void sigchld_cb(ss_loop *loop, int signo, void *arg)
+/* Collect exited children (fork model) and mark their jobs done. */
+static void reap_children(ss_server *srv)
 {
-    ss_server *srv = arg;
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
@@ -307,6 +311,11 @@ static void sigchld_cb(ss_loop *loop, int signo, void *arg)
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             stat_add(&srv->job_errors, 1);
     }
+}
+
+static void sigchld_cb(ss_loop *loop, int signo, void *arg)
+{
+    reap_children(arg);
     ss_loop_stop(loop); /* the acceptor re-checks its jobs */
 }
 
@@ -399,13 +408,23 @@ static void on_dgram(ss_sock *s, unsigned events, void *arg)
     struct worker *w = arg;
     ss_server *srv = w->srv;
     tls_worker = w;
-    for (int i = 0; i < DGRAM_BATCH; i++) {
+    /* Request/response traffic brings one datagram per wake-up; reading on
+     * until EAGAIN would then cost a wasted recvmsg each time. So after a
+     * wake-up that had exactly one, take one per wake-up (the loop is
+     * level-triggered: more pending means we wake again at once), and probe
+     * with a full batch every 16th wake-up to notice a busier socket. */
+    int batch = DGRAM_BATCH;
+    if (w->dgram_single && (++w->dgram_wakeups & 15) != 0)
+        batch = 1;
+    int got = 0;
+    for (int i = 0; i < batch; i++) {
         ss_addr from;
         bool trunc = false;
         memset(&from, 0, sizeof from);
         ssize_t n = ss_sock_recvfrom(s, w->rbuf, w->rbuf_cap, &from, &trunc);
         if (n == -EAGAIN)
             break;
+        got++;
         if (n < 0) {
             /* e.g. ECONNREFUSED left by an ICMP error for an earlier reply */
             continue;
@@ -423,6 +442,8 @@ static void on_dgram(ss_sock *s, unsigned events, void *arg)
             ss__server_log(srv, SS_LOG_DEBUG, "datagram handler: %s", ss_strerror(r));
         }
     }
+    if (batch > 1)
+        w->dgram_single = got <= 1;
     tls_worker = NULL;
 }
 
@@ -644,7 +665,7 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
     if (srv->o.outbuf_max == 0)
         srv->o.outbuf_max = SS_SERVER_OUTBUF_MAX;
     if (srv->o.dgram_max == 0)
-        srv->o.dgram_max = 65535;
+        srv->o.dgram_max = SS_SERVER_DGRAM_MAX;
     if (srv->o.workers < 1)
         srv->o.workers = 1;
     pthread_mutex_init(&srv->mu, NULL);

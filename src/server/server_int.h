@@ -59,6 +59,8 @@ struct worker {
     char *rbuf;
     size_t rbuf_cap;
     int run_err;
+    bool dgram_single;        /* datagrams come one per wake-up */
+    unsigned dgram_wakeups;
     /* counters (written by this worker's thread only) */
     _Atomic uint64_t accepted, refused_limit, refused_acl, idle_closed,
         errors, active_n, datagrams, bytes_in, bytes_out;
