@@ -165,3 +165,12 @@ void stop(struct th_proc *p)
     cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit %d", st);
 }
 
+
+char *read_text(int fd, int timeout_ms)
+{
+    char *buf;
+    ssize_t n = th_read_all(fd, &buf, timeout_ms);
+    buf = realloc(buf, (size_t)(n > 0 ? n : 0) + 1);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
