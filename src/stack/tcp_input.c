@@ -214,6 +214,7 @@ static void syn_sent_state(ss_stack *st, struct ss_sock *sk, const struct ss_seg
         ss__set_state(st, sk, SS_TCP_SYN_RECEIVED);
         sk->snd_nxt = sk->iss;
         sk->t_rtx = SS_NEVER;
+        sk->synack_first = true;
     }
 }
 
