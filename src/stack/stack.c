@@ -867,8 +867,10 @@ int ss_tcp_shutdown(ss_stack *st, uint64_t now_us, int sd)
                           (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED ? 1 : 0);
         }
         /* RFC 9293 3.10.4 CLOSE: ESTABLISHED -> FIN-WAIT-1,
-         * CLOSE-WAIT -> LAST-ACK; opening states move on once established. */
-        if (sk->state == SS_TCP_ESTABLISHED)
+         * CLOSE-WAIT -> LAST-ACK; SYN-RECEIVED with nothing queued sends its
+         * FIN now (FIN-WAIT-1), else after ESTABLISHED, like SYN-SENT. */
+        if (sk->state == SS_TCP_ESTABLISHED ||
+            (sk->state == SS_TCP_SYN_RECEIVED && sk->snd.len == 0))
             ss__set_state(st, sk, SS_TCP_FIN_WAIT_1);
         else if (sk->state == SS_TCP_CLOSE_WAIT)
             ss__set_state(st, sk, SS_TCP_LAST_ACK);

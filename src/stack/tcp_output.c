@@ -222,7 +222,8 @@ void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
          * <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, with our MSS. */
         if (sk->snd_nxt == sk->iss) {
             uint8_t f = sk->state == SS_TCP_SYN_SENT ? SS_TCP_SYN : SS_TCP_SYN | SS_TCP_ACK;
-            bool rtx = SEQ_GT(sk->snd_max, sk->iss);
+            bool rtx = SEQ_GT(sk->snd_max, sk->iss) && !sk->synack_first;
+            sk->synack_first = false;
             ss__tcp_send_segment(st, sk, sk->iss, f, 0, rtx);
             if (!rtx) {
                 sk->rtt_timing = true;
