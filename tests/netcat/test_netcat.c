@@ -507,7 +507,7 @@ Test(netcat, udp_listen_prints_datagrams_and_replies_to_sender)
 Test(netcat, listen_and_connect_talk_both_ways)
 {
     struct th_proc l, c;
-    int port = spawn_listener(&l, CLI("listen", "0"));
+    int port = spawn_listener(&l, CLI("listen", "--port", "0"));
     char ps[16], buf[512];
     port_str(ps, port);
     spawn(&c, CLI("connect", "127.0.0.1", ps));
