@@ -448,34 +448,6 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
         challenge_ack(st, sk, seg);
         return DONE;
     }
-    if (SEQ_GT(seg->ack, sk->snd_una)) {
-        uint32_t acked = seg->ack - sk->snd_una;
-        bool fin_now_acked = sk->fin_queued && SEQ_GT(seg->ack, sk->fin_seq);
-        uint32_t data = acked - (fin_now_acked ? 1 : 0);
-        if (data > sk->snd.len)
-            data = sk->snd.len;
-        ss__ring_consume(&sk->snd, data);
-        sk->snd_una = seg->ack;
-        if (sk->snd_up_valid && SEQ_GEQ(sk->snd_una, sk->snd_up))
-            sk->snd_up_valid = false;   /* the urgent data is delivered */
-        if (SEQ_LT(sk->snd_nxt, sk->snd_una))
-            sk->snd_nxt = sk->snd_una;
-        /* RFC 6298: sample from the timed segment (never a retransmitted
-         * one: Karn, rtt_timing was cleared on retransmission). */
-        if (sk->rtt_timing && SEQ_GT(seg->ack, sk->rtt_seq)) {
-            sk->rtt_timing = false;
-            ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
-        }
-        sk->backoff = 0;
-        /* (5.2) all acked: stop the timer; (5.3) else restart it. */
-        if (sk->snd_una == sk->snd_max)
-            sk->t_rtx = SS_NEVER;
-        else if (sk->t_persist == SS_NEVER)
-            ss__tcp_arm_rtx(st, sk);
-        ss__cc_on_ack(st, sk, acked);
-        if (data && sk->user)
-            ss__stack_sock_event(st, sk, SS_EV_WRITABLE, 0);
-    }
     if (SEQ_GT(seg->ack, sk->snd_una))
         new_ack(st, sk, seg);
     /* Window update (3.10.7.4 fifth, ESTABLISHED): from a newer segment,
