@@ -188,6 +188,7 @@ int main(int argc, char **argv)
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
+    static struct epoll_event evs[1024];
     cl = calloc((size_t)n_clients, sizeof *cl);
     hist = calloc(BUCKETS, sizeof *hist);
     int ep = epoll_create1(0);
@@ -199,6 +200,14 @@ int main(int argc, char **argv)
             die("socket");
         if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
             die("connect");
+        /* ncat accepts slowly with a small backlog, and quits when it
+         * accepts a connection the kernel already dropped: pace it. */
+        if (!ss)
+            usleep(2000);
+        /* read while connecting: join chatter must not fill our buffers */
+        int got = epoll_wait(ep, evs, 1024, 0);
+        for (int k = 0; k < got; k++)
+            on_read((int)evs[k].data.u32);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         fcntl(fd, F_SETFL, O_NONBLOCK);
@@ -211,7 +220,6 @@ int main(int argc, char **argv)
             send_all(fd, nick, (size_t)n);
         }
     }
-    static struct epoll_event evs[1024];
     /* Wait for every /nick answer, then for the presence chatter to end. */
     uint64_t quiet_since = now_ns();
     for (;;) {

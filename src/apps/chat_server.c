@@ -180,6 +180,8 @@ static int on_eof(ss_conn *c)
 {
     struct chat_ctx *x = ss_conn_ctx(c);
     ss_chat_eof(x->cc, wall_ms());
+    /* The replies to its last lines must leave before the close. */
+    flush_one(server_of(c), x);
     ss_conn_close(c);
     return 0;
 }

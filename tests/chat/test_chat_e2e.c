@@ -226,6 +226,21 @@ Test(chat_e2e, overlong_line_and_invalid_utf8_refused_connection_stays_usable)
     cr_assert_eq(count(&a, "xxxx"), 0);
     cr_assert_eq(count(&a, "bad"), 0);
     close(fd);
+
+    /* a client that half-closes right after its last line (nc -N) still
+     * gets every reply, and that last line needs no LF */
+    static struct stream h;
+    int hc = raw_client(port, 0);
+    stream_init(&h, hc);
+    put(hc, "/nick half\n/who\nlast words");
+    cr_assert_eq(shutdown(hc, SHUT_WR), 0);
+    EXPECT(&h, "OK nick half 2\n");
+    EXPECT(&h, "OK who 2 1\n");
+    EXPECT(&h, "OK sent 2\n");
+    while (!h.eof)
+        pump(&h, 1000);
+    EXPECT(&a, "<half> last words\n");
+    close(hc);
 }
 
 Test(chat_e2e, offline_messages_after_reconnect_and_after_sigkill_restart)
