@@ -87,7 +87,7 @@ Test(proto_apps, wrong_key_gets_a_closed_connection_and_nothing_else)
     cr_assert_eq(r.status, 0, "python: %s", r.err);
     cr_assert_str_eq(r.out, "got b''\n");
     result_free(&r);
-    th_stop(&srv, SIGTERM, 10000);
+    stop_status(&srv);
     char *log = read_text(srv.err, 2000);
     cr_assert(strstr(log, "authentication failed from 127.0.0.1:") != NULL, "log: %s", log);
     free(log);
@@ -349,7 +349,7 @@ Test(proto_apps, handshake_timeout_closes_and_repeat_failures_are_delayed)
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "silent peer got b''\nsecond challenge 32 bytes\n");
     result_free(&r);
-    th_stop(&srv, SIGTERM, 10000);
+    stop_status(&srv);
     char *log = read_text(srv.err, 2000);
     cr_assert(strstr(log, "authentication failed from 127.0.0.1:") &&
               strstr(log, "no answer within the handshake timeout"), "%s", log);
@@ -423,7 +423,7 @@ Test(proto_apps, documented_mutual_exchange_and_oversized_frame_closes_with_a_re
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "proof ok\nafter oversized: b''\n");
     result_free(&r);
-    th_stop(&srv, SIGTERM, 10000);
+    stop_status(&srv);
     char *log = read_text(srv.err, 2000);
     cr_assert(strstr(log, "closing: message length exceeds the configured maximum") != NULL,
               "%s", log);
