@@ -43,6 +43,8 @@ typedef struct ss_chat_opts {
     int join_history;        /* public messages shown on join */
     int history_max;         /* largest N for /history N */
     int who_max;             /* offline users listed by /who */
+    int presence_max;        /* above this many online, no JOIN/LEAVE/NICK
+                              * broadcasts (0: always broadcast) */
     uint64_t file_max;       /* largest file one /offer may announce */
     uint64_t file_quota;     /* pending offer bytes kept per recipient */
     int pbkdf2_iter;         /* PBKDF2-HMAC-SHA256 iterations */

@@ -84,6 +84,17 @@ void ss_frame_decoder_free(ss_frame_decoder *d);
  * an error the decoder stays failed. */
 ssize_t ss_frame_decode(ss_frame_decoder *d, const void *data, size_t len,
                         ss_frame_cb cb, void *arg);
+/* Zero-copy receive for large messages: while a payload is being
+ * collected, *p is where its next bytes belong and the return value how
+ * many may go there (the buffer grows geometrically as needed, never past
+ * the message's length); 0 when no payload is in progress (read into your
+ * own buffer and use ss_frame_decode). read() straight into *p, then call
+ * ss_frame_decoder_commit with the count. -ENOMEM if growing failed. */
+ssize_t ss_frame_decoder_room(ss_frame_decoder *d, uint8_t **p);
+/* n bytes were written at the pointer from ss_frame_decoder_room; delivers
+ * the message (cb) when it is complete. 0, or cb's code / sticky error. */
+int ss_frame_decoder_commit(ss_frame_decoder *d, size_t n, ss_frame_cb cb,
+                            void *arg);
 /* True between messages (nothing partial buffered): EOF here is clean,
  * EOF elsewhere means truncated input. */
 bool ss_frame_decoder_idle(const ss_frame_decoder *d);

@@ -7,8 +7,10 @@
  * event for the caller (the CLI) to report.
  *
  * Streams: binary-safe in both directions. End of input half-closes the
- * socket (shutdown(SHUT_WR)) once everything read has been sent; the
- * conversation ends when the peer closes and its last bytes are written.
+ * socket (shutdown(SHUT_WR)) once everything read has been sent. As in
+ * OpenBSD nc, a client's conversation ends when both directions are closed
+ * (the peer's EOF seen and written out, and ours sent); a server's
+ * (end_on_peer_eof) ends as soon as its peer has closed.
  * Datagrams: one datagram per input line (the newline included) or, raw,
  * one per read; received datagrams are written out as they come. A
  * connected socket (client) sends to its peer; an unconnected one (server)
@@ -42,6 +44,8 @@ typedef struct ss_nc_opts {
     int out_fd;         /* what is received goes here */
     bool hex;           /* write a hex dump (hexdump -C style) instead */
     bool raw;           /* datagrams: one per read, not one per line */
+    bool end_on_peer_eof; /* streams: done when the peer closes, even while
+                           * input goes on (a listener serving one peer) */
     bool reply_to_sender; /* datagrams on an unconnected socket: send to
                            * the last sender (nothing is sent before one) */
     int wait_ms;        /* datagrams: silence after end of input before the
@@ -127,6 +131,8 @@ typedef void (*ss_nc_dial_cb)(ss_sock *s, int err, const ss_addr *failed,
 
 /* Start connecting to addrs[0..n) in order with type SS_STREAM or SS_DGRAM,
  * options o and optional local bind_addr. cb runs once, from the loop.
+ * o->timeout_ms > 0 also bounds each attempt (then -ETIMEDOUT, next one):
+ * SO_SNDTIMEO alone means nothing to a non-blocking connect.
  * Returns 0 or a negative code (then cb never runs). */
 int ss_nc_dial_start(ss_loop *loop, const ss_backend *be, const ss_addr *addrs,
                      int n, int type, const ss_sockopts *o,

@@ -150,6 +150,14 @@ typedef void (*ss_server_log_cb)(int level, const char *msg, void *arg);
 
 typedef struct ss_server_opts {
     const ss_backend *backend;  /* default: ss_backend_kernel() */
+    ss_loop *loop;              /* NULL (default): the server makes its own
+                                 * loop. Else it runs on this one (the
+                                 * caller's, not freed), e.g. the loop that
+                                 * drives a user-space stack backend; event
+                                 * model with one worker only (-EINVAL).
+                                 * With handle_signals its SIGINT/SIGTERM
+                                 * watchers stay on the loop: do not run
+                                 * it after ss_server_free. */
     const char *bind_host;      /* NULL: wildcard; "unix:/path" for Unix */
     const char *port;           /* "0": any free port; ignored for Unix */
     int family;                 /* AF_UNSPEC (default), AF_INET, AF_INET6 */

@@ -59,6 +59,7 @@ void ss_chat_opts_init(ss_chat_opts *o)
         .join_history = SS_CHAT_JOIN_HISTORY,
         .history_max = SS_CHAT_HISTORY_MAX,
         .who_max = SS_CHAT_WHO_MAX,
+        .presence_max = SS_CHAT_PRESENCE_MAX,
         .file_max = SS_CHAT_FILE_MAX,
         .file_quota = SS_CHAT_FILE_QUOTA,
         .pbkdf2_iter = SS_CHAT_PBKDF2_ITER,
@@ -156,6 +157,12 @@ static ss_chat_conn *find_online(ss_chat_room *r, const char *nick)
     return NULL;
 }
 
+/* Presence events go to everyone only while the room is small enough. */
+static bool presence(const ss_chat_room *r)
+{
+    return r->o.presence_max <= 0 || r->online <= r->o.presence_max;
+}
+
 /* ---- connection lifecycle --------------------------------------------- */
 
 ss_chat_conn *ss_chat_connect(ss_chat_room *room, void *conn, int64_t now_ms)
@@ -193,7 +200,8 @@ static void leave(ss_chat_conn *c, int64_t now)
     ss__chat_user_touch(r->st, c->nick, now);
     char ts[32];
     ss_chat_format_ts(now, ts, sizeof ts);
-    broadcast(r, c, "LEAVE %s %s %d", ts, c->nick, r->online);
+    if (presence(r))
+        broadcast(r, c, "LEAVE %s %s %d", ts, c->nick, r->online);
 }
 
 void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms)
@@ -247,14 +255,16 @@ static void take_nick(ss_chat_conn *c, const char *nick, int64_t now)
         snprintf(c->nick, sizeof c->nick, "%s", nick);
         ss__chat_user_touch(r->st, nick, now);
         say(c, "OK nick %s %d", nick, r->online);
-        broadcast(r, c, "NICK %s %s %s", ts, old, nick);
+        if (presence(r))
+            broadcast(r, c, "NICK %s %s %s", ts, old, nick);
     } else {
         snprintf(c->nick, sizeof c->nick, "%s", nick);
         ss__chat_user_touch(r->st, nick, now);
         c->named = true;
         r->online++;
         say(c, "OK nick %s %d", nick, r->online);
-        broadcast(r, c, "JOIN %s %s %d", ts, nick, r->online);
+        if (presence(r))
+            broadcast(r, c, "JOIN %s %s %d", ts, nick, r->online);
         if (r->o.join_history > 0)
             ss__chat_history_last(r->st, r->o.join_history, send_hist, c);
     }

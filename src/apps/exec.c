@@ -272,8 +272,8 @@ static int start(struct xconn *x, const uint8_t *p, size_t len)
     if ((flags & SS_EXEC_FLAG_SHELL) && n != 3)
         return SS_EPEERPROTO;
     x->started = true;
-    ss_server_log(ss_conn_server(x->c), SS_LOG_DEBUG, "%s runs %s%s",
-                  ss_conn_peer_str(x->c), args[0], n > 1 ? " ..." : "");
+    ss_server_log(ss_conn_server(x->c), SS_LOG_DEBUG, "%s runs %s%s (timeout %u ms)",
+                  ss_conn_peer_str(x->c), args[0], n > 1 ? " ..." : "", o->timeout_ms);
     int rc = spawn(args, &x->pid, &x->in_fd, &x->out_fd, &x->err_fd);
     if (rc < 0) {
         char msg[256];

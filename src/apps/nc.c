@@ -213,7 +213,7 @@ static size_t dgram_ready(const ss_nc *nc)
     if (nc->ilen == 0)
         return 0;
     if (nc->o.raw)
-        return nc->ilen;
+        return nc->ilen < SS_NC_DGRAM_MAX ? nc->ilen : SS_NC_DGRAM_MAX;
     const uint8_t *nl = memchr(nc->ibuf, '\n', nc->ilen);
     if (nl)
         return (size_t)(nl - nc->ibuf) + 1;
@@ -227,11 +227,13 @@ static size_t input_room(const ss_nc *nc)
 {
     if (nc->in.fd < 0 || nc->in_eof)
         return 0;
-    if (!nc->dgram || !nc->sock) {
-        /* Streams (and input before any socket): free space, compacting
-         * lazily in step_input. */
-        return SS_NC_INBUF - (nc->ilen - nc->ipos);
+    if (!nc->sock) {
+        /* Before a socket (still connecting, or a listener waiting for a
+         * peer): one read, which is also one whole --raw datagram. */
+        return nc->ilen == 0 ? SS_NC_DGRAM_MAX : 0;
     }
+    if (!nc->dgram) /* free space, compacting lazily in step_input */
+        return SS_NC_INBUF - (nc->ilen - nc->ipos);
     if (nc->o.raw)
         return nc->ilen == 0 ? SS_NC_DGRAM_MAX : 0;
     if (dgram_ready(nc) > 0)
@@ -508,6 +510,16 @@ static void update_interest(ss_nc *nc)
     nc->sock_want = want;
 }
 
+/* Streams: the peer's EOF (or error) is seen and written out, and either
+ * we are a server, or our own direction is closed too. */
+static bool stream_over(const ss_nc *nc)
+{
+    if (!nc->sock || nc->dgram || !nc->sock_eof || nc->rxpos < nc->rxlen ||
+        nc->opos < nc->olen)
+        return false;
+    return nc->o.end_on_peer_eof || nc->late_err < 0 || nc->shut_wr;
+}
+
 static void progress(ss_nc *nc)
 {
     if (nc->busy)
@@ -521,8 +533,7 @@ static void progress(ss_nc *nc)
         moved |= step_recv(nc);
         moved |= step_format(nc);
         moved |= step_output(nc);
-        if (nc->sock && !nc->dgram && nc->sock_eof && nc->rxpos == nc->rxlen &&
-            nc->opos == nc->olen)
+        if (stream_over(nc))
             finish(nc, nc->late_err, nc->late_err ? SS_NC_AT_RECV : SS_NC_AT_NONE);
     } while (moved);
     update_interest(nc);
@@ -665,6 +676,7 @@ struct ss_nc_dial {
     ss_sock *s; /* the attempt in progress */
     int last_err;
     ss_defer start;
+    ss_timer deadline; /* per attempt, when opts.timeout_ms > 0 */
 };
 
 static void dial_next(ss_nc_dial *d);
@@ -674,6 +686,7 @@ static void dial_ready(ss_sock *s, unsigned events, void *arg)
     ss_nc_dial *d = arg;
     int err = ss_sock_error(s);
     ss_sock_unwatch(s);
+    ss_timer_stop(d->loop, &d->deadline);
     d->s = NULL;
     if (err == 0) {
         d->cb(s, 0, NULL, NULL, d->arg);
@@ -681,6 +694,19 @@ static void dial_ready(ss_sock *s, unsigned events, void *arg)
     }
     ss_sock_close(s);
     d->last_err = err;
+    d->i++;
+    dial_next(d);
+}
+
+/* The attempt took longer than --timeout: give up on this address. */
+static void dial_timeout(ss_loop *loop, ss_timer *t, void *arg)
+{
+    ss_nc_dial *d = arg;
+    if (!d->s)
+        return;
+    ss_sock_close(d->s);
+    d->s = NULL;
+    d->last_err = -ETIMEDOUT;
     d->i++;
     dial_next(d);
 }
@@ -701,6 +727,8 @@ static void dial_next(ss_nc_dial *d)
         if (err == -EINPROGRESS && s) {
             d->s = s;
             err = ss_sock_watch(s, d->loop, SS_WRITE, dial_ready, d);
+            if (err == 0 && d->opts.timeout_ms > 0)
+                err = ss_timer_start(d->loop, &d->deadline, (uint64_t)d->opts.timeout_ms);
             if (err == 0)
                 return;
             ss_sock_close(s);
@@ -754,6 +782,7 @@ int ss_nc_dial_start(ss_loop *loop, const ss_backend *be, const ss_addr *addrs,
     d->cb = cb;
     d->arg = arg;
     ss_defer_init(&d->start, dial_start_cb, d);
+    ss_timer_init(&d->deadline, dial_timeout, d);
     ss_loop_defer(loop, &d->start);
     *out = d;
     return 0;
@@ -764,6 +793,7 @@ void ss_nc_dial_free(ss_nc_dial *d)
     if (!d)
         return;
     ss_loop_defer_cancel(d->loop, &d->start);
+    ss_timer_stop(d->loop, &d->deadline);
     if (d->s)
         ss_sock_close(d->s);
     free(d->addrs);

@@ -57,5 +57,8 @@ int cmd_get(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_udpchat(int argc, char **argv);
+int cmd_stack(int argc, char **argv);
+int cmd_broadcast(int argc, char **argv);
+int cmd_discover(int argc, char **argv);
 
 #endif

@@ -21,6 +21,9 @@ static const struct cli_cmd commands[] = {
     {"ls", cmd_ls, "list a directory of a serve files server"},
     {"chat", cmd_chat, "chat client (line mode, or a full screen on a terminal)"},
     {"udp-chat", cmd_udpchat, "chat over UDP datagrams (loss and reordering shown)"},
+    {"stack", cmd_stack, "the user-space TCP/IP stack: up (TUN), demo, diagram"},
+    {"broadcast", cmd_broadcast, "send or listen for UDP broadcast datagrams"},
+    {"discover", cmd_discover, "list services that answer a broadcast probe"},
 };
 
 static void usage(FILE *out)

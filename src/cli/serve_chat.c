@@ -20,6 +20,7 @@ enum {
     CHAT_OPT_QUOTA,
     CHAT_OPT_FILE_MAX,
     CHAT_OPT_PBKDF2,
+    CHAT_OPT_PRESENCE,
 };
 
 const struct option serve_chat_longopts[] = {
@@ -31,6 +32,7 @@ const struct option serve_chat_longopts[] = {
     {"file-quota", required_argument, NULL, CHAT_OPT_QUOTA},
     {"file-max", required_argument, NULL, CHAT_OPT_FILE_MAX},
     {"pbkdf2-iter", required_argument, NULL, CHAT_OPT_PBKDF2},
+    {"presence-max", required_argument, NULL, CHAT_OPT_PRESENCE},
     {NULL, 0, NULL, 0},
 };
 
@@ -44,7 +46,9 @@ const char serve_chat_help[] =
     "      --join-history N     public messages shown on join (default 20)\n"
     "      --file-quota BYTES   pending file offers kept per recipient (128M)\n"
     "      --file-max BYTES     largest file offer (default 64M)\n"
-    "      --pbkdf2-iter N      PBKDF2 iterations for new passwords (100000)\n";
+    "      --pbkdf2-iter N      PBKDF2 iterations for new passwords (100000)\n"
+    "      --presence-max N     above N users online, joins and leaves are not\n"
+    "                           announced to everyone (default 1000; 0: always)\n";
 
 struct chat_row {
     ss_chat_opts o;
@@ -103,6 +107,11 @@ int serve_chat_option(struct serve_ctx *sc, int opt, const char *arg)
         if (cli_parse_u64("--file-max", arg, 0, 1ull << 31, &r->o.file_max) < 0)
             return CLI_USAGE;
         return 0;
+    case CHAT_OPT_PRESENCE:
+        if (cli_parse_int("--presence-max", arg, 0, 10000000, &i) < 0)
+            return CLI_USAGE;
+        r->o.presence_max = i;
+        return 0;
     case CHAT_OPT_PBKDF2:
         if (cli_parse_int("--pbkdf2-iter", arg, 1000, 10000000, &i) < 0)
             return CLI_USAGE;
@@ -151,10 +160,14 @@ int serve_chat_setup(struct serve_ctx *sc)
     sc->opts.svc_ctx = r->cs;
     /* The framework's own backpressure threshold matches ours. */
     sc->opts.outbuf_max = (size_t)r->outq;
+    /* Chat lines are small and latency is what people feel: no Nagle
+     * (with delayed ACKs it would hold lines back up to 40 ms). */
+    if (sc->opts.conn_sockopts.nodelay < 0)
+        sc->opts.conn_sockopts.nodelay = 1;
     /* Bound the kernel's share too: with send-buffer autotuning a stuck
      * reader could park megabytes in its socket before our queue grows. */
     if (sc->opts.conn_sockopts.sndbuf < 0)
-        sc->opts.conn_sockopts.sndbuf = (int)(r->outq < (1u << 20) ? r->outq : (1u << 20));
+        sc->opts.conn_sockopts.sndbuf = (int)(r->outq < SS_CHAT_SNDBUF ? r->outq : SS_CHAT_SNDBUF);
     if (sc->opts.max_conns == 0 || sc->opts.max_conns > (size_t)nofile)
         sc->opts.max_conns = nofile > 64 ? (size_t)nofile - 32 : 32;
     return 0;

@@ -200,6 +200,39 @@ ssize_t ss_frame_decode(ss_frame_decoder *d, const void *data, size_t len,
     return (ssize_t)off;
 }
 
+ssize_t ss_frame_decoder_room(ss_frame_decoder *d, uint8_t **p)
+{
+    if (d->err)
+        return d->err;
+    if (!d->in_body || d->need == 0)
+        return 0;
+    size_t missing = (size_t)d->need - d->have;
+    if (d->cap == d->have) {
+        /* Grow by what has arrived so far (at least the initial size): a
+         * peer must send bytes to make us allocate them. */
+        size_t more = d->have > SS_FRAME_BUF_INIT ? d->have : SS_FRAME_BUF_INIT;
+        if (reserve(d, more < missing ? more : missing) < 0)
+            return d->err = -ENOMEM;
+    }
+    *p = d->buf + d->have;
+    size_t room = d->cap - d->have;
+    return (ssize_t)(room < missing ? room : missing);
+}
+
+int ss_frame_decoder_commit(ss_frame_decoder *d, size_t n, ss_frame_cb cb,
+                            void *arg)
+{
+    if (d->err)
+        return d->err;
+    if (!d->in_body || n > d->cap - d->have || d->have + n > d->need)
+        return -EINVAL;
+    d->have += n;
+    if (d->have < d->need)
+        return 0;
+    int rc = deliver(d, d->buf, (size_t)d->need, cb, arg);
+    return rc < 0 ? (d->err = rc) : 0;
+}
+
 /* ---- encoder ------------------------------------------------------------ */
 
 void ss_frame_batch_init(ss_frame_batch *b, enum ss_frame_layout layout,

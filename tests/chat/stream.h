@@ -62,14 +62,19 @@ static inline void pump(struct stream *s, int wait_ms)
 static inline bool expect(struct stream *s, const char *needle, int timeout_ms)
 {
     long deadline = now_ms() + timeout_ms;
+    size_t nlen = strlen(needle);
+    size_t from = s->pos; /* never rescan what cannot hold a match */
     for (;;) {
-        if (s->buf && s->len > s->pos) {
+        if (s->buf && s->len > from) {
             s->buf[s->len] = '\0';
-            char *at = strstr(s->buf + s->pos, needle);
+            char *at = strstr(s->buf + from, needle);
             if (at) {
-                s->pos = (size_t)(at - s->buf) + strlen(needle);
+                s->pos = (size_t)(at - s->buf) + nlen;
                 return true;
             }
+            from = s->len >= nlen ? s->len - nlen + 1 : 0;
+            if (from < s->pos)
+                from = s->pos;
         }
         long left = deadline - now_ms();
         if (left <= 0 || s->eof)
@@ -92,7 +97,7 @@ static inline int count(struct stream *s, const char *needle)
 
 #define EXPECT(s, needle)                                                         \
     cr_assert(expect((s), (needle), 10000), "did not see \"%s\" in:\n%s", (needle), \
-              (s)->buf ? (s)->buf + 0 : "")
+              (s)->buf ? ((s)->len > 3000 ? (s)->buf + (s)->len - 3000 : (s)->buf) : "")
 
 static inline void put(int fd, const char *str)
 {

@@ -226,6 +226,21 @@ Test(chat_e2e, overlong_line_and_invalid_utf8_refused_connection_stays_usable)
     cr_assert_eq(count(&a, "xxxx"), 0);
     cr_assert_eq(count(&a, "bad"), 0);
     close(fd);
+
+    /* a client that half-closes right after its last line (nc -N) still
+     * gets every reply, and that last line needs no LF */
+    static struct stream h;
+    int hc = raw_client(port, 0);
+    stream_init(&h, hc);
+    put(hc, "/nick half\n/who\nlast words");
+    cr_assert_eq(shutdown(hc, SHUT_WR), 0);
+    EXPECT(&h, "OK nick half 2\n");
+    EXPECT(&h, "OK who 2 1\n");
+    EXPECT(&h, "OK sent 2\n");
+    while (!h.eof)
+        pump(&h, 1000);
+    EXPECT(&a, "<half> last words\n");
+    close(hc);
 }
 
 Test(chat_e2e, offline_messages_after_reconnect_and_after_sigkill_restart)
@@ -327,47 +342,54 @@ Test(chat_e2e, file_sent_between_two_clients_sha256_equal)
 Test(chat_e2e, client_that_stops_reading_is_disconnected_others_keep_receiving)
 {
     struct th_proc *srv;
-    int port = start_server(&srv, 0, "--outq", "65536");
-    static struct stream a, c;
-    struct th_proc *alice = py_client(port, &a);
-    put(alice->in, "/nick alice\n");
+    int port = start_server(&srv, 0, "--outq", "131072");
+    static struct stream a, c, s;
+    int alice = raw_client(port, 0), carol = raw_client(port, 0);
+    stream_init(&a, alice);
+    stream_init(&c, carol);
+    put(alice, "/nick alice\n");
     EXPECT(&a, "OK nick alice 1\n");
     int stuck = raw_client(port, 4096);
     put(stuck, "/nick stuck\n");
     EXPECT(&a, " stuck 2\n");
-    struct th_proc *carol = py_client(port, &c);
-    put(carol->in, "/nick carol\n");
+    put(carol, "/nick carol\n");
     EXPECT(&c, "OK nick carol 3\n");
-    /* 1000 lines of 1000 bytes: far more than stuck's socket buffers plus
-     * its 64 kB queue; carol reads them all. */
-    char *burst = malloc(1000 * 1010 + 64);
-    size_t n = 0;
-    n += (size_t)sprintf(burst + n, "RAW ");
-    for (int i = 0; i < 1000; i++) {
-        n += (size_t)sprintf(burst + n, "%03d ", i % 1000);
-        memset(burst + n, 'y', 996);
-        n += 996;
-        n += (size_t)sprintf(burst + n, "\\n");
+    /* alice sends 2000 lines of 1000 bytes (2 MB), 20 at a time, each batch
+     * after the server acknowledged the last one; carol keeps reading, stuck
+     * never does: 2 MB is far more than its socket buffers and 128 kB queue. */
+    enum { LINES = 2000, BATCH = 20 };
+    static char line[1100];
+    for (int i = 0; i < LINES; i += BATCH) {
+        for (int k = i; k < i + BATCH; k++) {
+            int n = snprintf(line, sizeof line, "%04d ", k);
+            memset(line + n, 'y', 995);
+            line[n + 995] = '\n';
+            cr_assert_eq(write(alice, line, (size_t)n + 996), n + 996);
+        }
+        char ack[32];
+        snprintf(ack, sizeof ack, "OK sent %d\n", i + BATCH);
+        EXPECT(&a, ack);
+        pump(&c, 0);
     }
-    burst[n++] = '\n';
-    cr_assert_eq(write(alice->in, burst, n), (ssize_t)n);
-    free(burst);
-    EXPECT(&c, "Z alice 999 ");
-    cr_assert_eq(count(&c, "Z alice "), 1000);
-    EXPECT(&a, "LEAVE ");
-    EXPECT(&a, " stuck 2\n");
-    put(carol->in, "/who\n");
+    cr_assert(expect(&c, "Z alice 1999 ", 30000), "carol got %d, eof %d",
+              count(&c, "Z alice "), c.eof);
+    cr_assert_eq(count(&c, "Z alice "), LINES);
+    cr_assert_eq(count(&c, "ERR overflow"), 0);
+    c.pos = 0; /* the LEAVE came somewhere in the middle of the burst */
+    EXPECT(&c, " stuck 2\n"); /* LEAVE ts stuck 2 */
+    put(carol, "/who\n");
     EXPECT(&c, "WHO stuck offline");
     EXPECT(&c, "OK who 2 1\n");
-    /* stuck finally reads: what got through, then the end of the stream */
-    static struct stream s;
+    /* stuck finally reads: part of the burst, the notice, then the end */
     stream_init(&s, stuck);
     long deadline = now_ms() + 10000;
     while (!s.eof && now_ms() < deadline)
         pump(&s, 100);
     cr_assert(s.eof, "stuck client was not disconnected");
-    cr_assert_lt(count(&s, "Z alice "), 1000);
+    cr_assert_lt(count(&s, "Z alice "), LINES);
     close(stuck);
+    close(carol);
+    close(alice);
 }
 
 Test(chat_e2e, client_reconnects_with_backoff_and_says_so)

@@ -140,5 +140,38 @@ Test(chat_tui, incoming_message_never_garbles_the_input_line)
     for (int i = 0; i < 100 && strcmp(last_line(), ">"); i++)
         usleep(50000);
     cr_assert_str_eq(last_line(), ">");
+
+    /* scrollback: 40 more lines push "hello bob, incoming" off the pane;
+     * PgUp brings it back and says so on the status line, PgDn returns */
+    char burst[2048];
+    size_t n = 0;
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(burst + n, sizeof burst - n, "filler %02d\n", i);
+    cr_assert_eq(write(fd, burst, n), (ssize_t)n);
+    cr_assert(screen_has("<alice> filler 39", 10000), "%s", capture());
+    cr_assert_null(strstr(capture(), "hello bob, incoming"));
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys PPage PPage", sock_name);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert(screen_has("hello bob, incoming", 5000), "%s", capture());
+    cr_assert(screen_has("| scrolled back ", 5000), "%s", capture());
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys NPage NPage NPage", sock_name);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert(screen_has("<alice> filler 39", 5000), "%s", capture());
+    cr_assert_null(strstr(capture(), "scrolled back"));
+
+    /* resize: the status and input lines move to the new bottom */
+    snprintf(cmd, sizeof cmd, "tmux -L %s resize-window -x 60 -y 12", sock_name);
+    cr_assert_eq(system(cmd), 0);
+    keys("after resize", false);
+    for (int i = 0; i < 100 && strcmp(last_line(), "> after resize"); i++)
+        usleep(50000);
+    cr_assert_str_eq(last_line(), "> after resize");
+    char *scr = capture();
+    int rows = 0;
+    for (char *p = scr; *p; p++)
+        rows += *p == '\n';
+    cr_assert_eq(rows, 12, "%s", scr);
+    cr_assert(strstr(scr, " room lobby | 2 online | connected | bob\n> after resize"), "%s",
+              scr);
     close(fd);
 }

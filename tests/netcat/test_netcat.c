@@ -215,6 +215,37 @@ Test(netcat, half_close_delivers_reply_sent_after_eof_python_peer)
     th_close_fds(&py);
 }
 
+Test(netcat, peer_half_closes_first_and_still_gets_stdin_python_peer)
+{
+    /* The peer says bye and shuts its side; the client must keep sending
+     * (both directions of TCP are independent) until its stdin ends. */
+    struct th_proc py;
+    int port = spawn_python(&py,
+        "import socket\n"
+        "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(1)\n"
+        "print(s.getsockname()[1])\n"
+        "c,_=s.accept(); c.sendall(b'bye\\n'); c.shutdown(socket.SHUT_WR); d=b''\n"
+        "while True:\n"
+        "  x=c.recv(65536)\n"
+        "  if not x: break\n"
+        "  d+=x\n"
+        "print(d.decode(), end='')\n");
+    char ps[16], buf[256];
+    port_str(ps, port);
+    struct th_proc p;
+    spawn(&p, CLI("connect", "127.0.0.1", ps));
+    cr_assert(th_read_until(p.out, "bye\n", buf, sizeof buf, 10000), "client printed '%s'", buf);
+    cr_assert_eq(th_write_all(p.in, "after your FIN\n", 15), 0);
+    close(p.in);
+    p.in = -1;
+    cr_assert(th_read_until(py.out, "after your FIN\n", buf, sizeof buf, 10000),
+              "peer got '%s'", buf);
+    cr_assert_eq(exit_code(&p, 5000), 0);
+    cr_assert_eq(exit_code(&py, 5000), 0);
+    th_close_fds(&p);
+    th_close_fds(&py);
+}
+
 Test(netcat, connect_refused_exit_1_with_exact_message)
 {
     int port;
@@ -232,6 +263,31 @@ Test(netcat, connect_refused_exit_1_with_exact_message)
     free(err);
     th_close_fds(&p);
     close(fd);
+}
+
+Test(netcat, connect_timeout_bounds_an_unanswered_attempt)
+{
+    /* A listener with backlog 0 and one connection queued drops further
+     * SYNs: the next connect stays in SYN-SENT until --timeout. */
+    int port;
+    int lfd = loopback_socket(SOCK_STREAM, &port);
+    cr_assert_eq(listen(lfd, 0), 0);
+    int filler = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(filler, (struct sockaddr *)&a, sizeof a), 0);
+    char ps[16], want[128];
+    port_str(ps, port);
+    struct th_proc p;
+    spawn(&p, CLI("connect", "--timeout", "0.3", "127.0.0.1", ps));
+    char *err = read_err(&p);
+    snprintf(want, sizeof want, "sockstack: connect 127.0.0.1:%d: Connection timed out\n", port);
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(exit_code(&p, 5000), 1);
+    free(err);
+    th_close_fds(&p);
+    close(filler);
+    close(lfd);
 }
 
 Test(netcat, hex_dump_exact_bytes_over_tcp)
@@ -327,6 +383,52 @@ Test(netcat, udp_raw_one_datagram_per_read)
     reap(srv);
 }
 
+/* UDP: answer each datagram with its length only. */
+static void udp_sizer(int fd)
+{
+    static char buf[70000];
+    char out[32];
+    for (;;) {
+        struct sockaddr_storage from;
+        socklen_t fl = sizeof from;
+        ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+        if (n < 0)
+            _exit(1);
+        int h = snprintf(out, sizeof out, "%zd\n", n);
+        sendto(fd, out, (size_t)h, 0, (struct sockaddr *)&from, fl);
+    }
+}
+
+Test(netcat, udp_raw_from_a_file_sends_at_most_65507_per_datagram)
+{
+    /* A regular file is always readable: the reads must still be cut at
+     * the largest UDP payload, also before the socket is connected. */
+    char path[64], ps[16], cmd[512];
+    snprintf(path, sizeof path, "/tmp/ss-nc-raw-%d", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    for (int i = 0; i < 70000; i++)
+        fputc('r', f);
+    fclose(f);
+    int port;
+    int fd = loopback_socket(SOCK_DGRAM, &port);
+    pid_t srv = fork_server(fd, udp_sizer);
+    port_str(ps, port);
+    snprintf(cmd, sizeof cmd, "exec '%s' connect -u --raw --wait 0.5 127.0.0.1 %s < %s",
+             th_sockstack(), ps, path);
+    struct th_proc p;
+    spawn(&p, (char *[]){"sh", "-c", cmd, NULL});
+    char *out;
+    ssize_t n = th_read_all(p.out, &out, 10000);
+    out[n] = '\0';
+    cr_assert_str_eq(out, "65507\n4493\n");
+    cr_assert_eq(exit_code(&p, 5000), 0);
+    free(out);
+    th_close_fds(&p);
+    reap(srv);
+    unlink(path);
+}
+
 Test(netcat, udp_truncated_datagram_reported)
 {
     int port;
@@ -405,7 +507,7 @@ Test(netcat, udp_listen_prints_datagrams_and_replies_to_sender)
 Test(netcat, listen_and_connect_talk_both_ways)
 {
     struct th_proc l, c;
-    int port = spawn_listener(&l, CLI("listen", "0"));
+    int port = spawn_listener(&l, CLI("listen", "--port", "0"));
     char ps[16], buf[512];
     port_str(ps, port);
     spawn(&c, CLI("connect", "127.0.0.1", ps));
@@ -443,6 +545,60 @@ Test(netcat, keep_open_serves_second_peer)
     int st = th_stop(&l, SIGTERM, 5000);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     th_close_fds(&l);
+}
+
+Test(netcat, keep_open_serves_one_peer_at_a_time)
+{
+    /* B connects and sends while A is served: B waits in the backlog, so
+     * what A sends after B's bytes still comes out first. */
+    struct th_proc l, a, b;
+    int port = spawn_listener(&l, CLI("listen", "-k", "-4", "--bind", "127.0.0.1", "0"));
+    char ps[16], buf[512], script[512];
+    port_str(ps, port);
+    spawn(&a, CLI("connect", "127.0.0.1", ps));
+    cr_assert_eq(th_write_all(a.in, "A1\n", 3), 0);
+    cr_assert(th_read_until(l.out, "A1\n", buf, sizeof buf, 10000), "%s", buf);
+    snprintf(script, sizeof script,
+             "import socket,sys\n"
+             "c=socket.create_connection(('127.0.0.1',%d)); c.sendall(b'B1\\n')\n"
+             "print('sent')\n"
+             "sys.stdin.read(); c.close()\n", port);
+    spawn(&b, (char *[]){"python3", "-u", "-c", script, NULL});
+    cr_assert(th_read_until(b.out, "sent\n", buf, sizeof buf, 10000), "%s", buf);
+    cr_assert_eq(th_write_all(a.in, "A2\n", 3), 0);
+    cr_assert(th_read_until(l.out, "A2\n", buf, sizeof buf, 10000), "%s", buf);
+    cr_assert_str_eq(buf, "A2\n", "B was served during A: '%s'", buf);
+    close(a.in);
+    a.in = -1;
+    cr_assert_eq(exit_code(&a, 10000), 0);
+    cr_assert(th_read_until(l.out, "B1\n", buf, sizeof buf, 10000), "%s", buf);
+    close(b.in);
+    b.in = -1;
+    cr_assert_eq(exit_code(&b, 10000), 0);
+    int st = th_stop(&l, SIGTERM, 5000);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    th_close_fds(&l);
+    th_close_fds(&a);
+    th_close_fds(&b);
+}
+
+Test(netcat, help_prints_usage_and_exits_0)
+{
+    const char *cmds[2] = {"connect", "listen"};
+    for (int i = 0; i < 2; i++) {
+        struct th_proc p;
+        spawn(&p, CLI((char *)cmds[i], "--help"));
+        char *out;
+        ssize_t n = th_read_all(p.out, &out, 5000);
+        out[n] = '\0';
+        char want[64];
+        snprintf(want, sizeof want, "Usage: sockstack %s ", cmds[i]);
+        cr_assert(strstr(out, want), "%s", out);
+        cr_assert(strstr(out, "--keepalive"), "socket options missing: %s", out);
+        cr_assert_eq(exit_code(&p, 5000), 0);
+        free(out);
+        th_close_fds(&p);
+    }
 }
 
 Test(netcat, ipv6_loopback_listen_and_connect)
@@ -540,6 +696,86 @@ Test(netcat, listen_info_on_peer_close)
     free(err);
     th_close_fds(&l);
     th_close_fds(&c);
+}
+
+Test(netcat, udp_port_unreachable_is_connection_refused)
+{
+    int port;
+    close(loopback_socket(SOCK_DGRAM, &port)); /* a port nobody has now */
+    char ps[16], want[128];
+    port_str(ps, port);
+    struct th_proc p;
+    spawn(&p, CLI("connect", "-u", "--wait", "5", "127.0.0.1", ps));
+    char *out;
+    th_exchange(&p, "anyone?\n", 8, &out, 10000);
+    free(out);
+    char *err = read_err(&p);
+    snprintf(want, sizeof want, "sockstack: recv 127.0.0.1:%d: Connection refused\n", port);
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(exit_code(&p, 5000), 1);
+    free(err);
+    th_close_fds(&p);
+}
+
+Test(netcat, stdin_from_regular_file_and_dev_null)
+{
+    /* epoll refuses regular files and /dev/null: they must still work. */
+    char path[64], ps[16], cmd[512];
+    snprintf(path, sizeof path, "/tmp/ss-nc-in-%d", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    for (int i = 0; i < 20000; i++)
+        fprintf(f, "line %d\n", i);
+    long size = ftell(f);
+    fclose(f);
+    for (int k = 0; k < 2; k++) {
+        int port;
+        int lfd = loopback_socket(SOCK_STREAM, &port);
+        pid_t srv = fork_server(lfd, tcp_echo);
+        port_str(ps, port);
+        snprintf(cmd, sizeof cmd, "exec '%s' connect 127.0.0.1 %s < %s", th_sockstack(), ps,
+                 k == 0 ? path : "/dev/null");
+        struct th_proc p;
+        spawn(&p, (char *[]){"sh", "-c", cmd, NULL});
+        char *out;
+        ssize_t n = th_read_all(p.out, &out, 10000);
+        cr_assert_eq(n, k == 0 ? size : 0, "echoed %zd bytes", n);
+        cr_assert_eq(exit_code(&p, 5000), 0);
+        free(out);
+        th_close_fds(&p);
+        reap(srv);
+    }
+    unlink(path);
+}
+
+Test(netcat, listen_applies_socket_options)
+{
+    /* Every TCP option accepted on a listener (exit 0, peer served), and the
+     * MSS it advertises, inherited by the accepted socket, seen by python3. */
+    struct th_proc l;
+    int port = spawn_listener(&l, CLI("listen", "-4", "--bind", "127.0.0.1", "--ttl", "17",
+                                      "--nodelay", "--keepalive", "--sndbuf", "1m",
+                                      "--rcvbuf", "1m", "--reuseport", "--linger", "0",
+                                      "--tos", "16", "--mss", "1200", "--bind-device", "lo",
+                                      "--timeout", "3", "0"));
+    char script[1024], buf[256];
+    snprintf(script, sizeof script,
+             "import socket\n"
+             "c=socket.create_connection(('127.0.0.1',%d)); c.settimeout(10)\n"
+             "print('mss=%%d' %% c.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))\n"
+             "print(c.recv(100).decode(), end='')\n", port);
+    struct th_proc py;
+    spawn(&py, (char *[]){"python3", "-u", "-c", script, NULL});
+    cr_assert(th_read_until(l.err, "connection from", buf, sizeof buf, 10000), "%s", buf);
+    cr_assert_eq(th_write_all(l.in, "opts ok\n", 8), 0);
+    cr_assert(th_read_until(py.out, "opts ok\n", buf, sizeof buf, 10000), "python: %s", buf);
+    int mss = 0;
+    cr_assert_eq(sscanf(buf, "mss=%d", &mss), 1, "%s", buf);
+    cr_assert(mss > 0 && mss <= 1200, "python's MSS %d, --mss 1200", mss);
+    cr_assert_eq(exit_code(&py, 5000), 0);
+    cr_assert_eq(exit_code(&l, 10000), 0);
+    th_close_fds(&l);
+    th_close_fds(&py);
 }
 
 /* ---- socket options ------------------------------------------------------- */
@@ -673,6 +909,44 @@ Test(netcat, every_socket_option_accepted_and_applied)
     free(out);
     th_close_fds(&p);
     th_wait(&py, 5000);
+    th_close_fds(&py);
+}
+
+Test(netcat, socket_options_seen_by_the_kernel_via_ss)
+{
+    if (access("/usr/bin/ss", X_OK) != 0 && access("/bin/ss", X_OK) != 0)
+        cr_skip_test("needs ss (iproute2)");
+    struct th_proc py, p, ss;
+    int port = spawn_python(&py,
+        "import socket\n"
+        "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(1)\n"
+        "print(s.getsockname()[1])\n"
+        "c,_=s.accept(); print('accepted')\n"
+        "while c.recv(65536): pass\n");
+    char ps[16], buf[256], filter[64];
+    port_str(ps, port);
+    spawn(&p, CLI("connect", "--sndbuf", "48k", "--rcvbuf", "40k", "--keepalive=30,5,3",
+                  "--bind-device", "lo", "127.0.0.1", ps));
+    cr_assert(th_read_until(py.out, "accepted\n", buf, sizeof buf, 10000), "%s", buf);
+    snprintf(filter, sizeof filter, "( dport = :%d )", port);
+    spawn(&ss, (char *[]){"ss", "-tnoime", "state", "established", filter, NULL});
+    char *out;
+    ssize_t n = th_read_all(ss.out, &out, 5000);
+    out[n] = '\0';
+    th_wait(&ss, 2000);
+    th_close_fds(&ss);
+    /* The kernel doubles SO_SNDBUF/SO_RCVBUF; SO_BINDTODEVICE shows as %lo;
+     * SO_KEEPALIVE with TCP_KEEPIDLE 30 as a keepalive timer. */
+    cr_assert(strstr(out, "127.0.0.1%lo:"), "ss: %s", out);
+    cr_assert(strstr(out, "timer:(keepalive,"), "ss: %s", out);
+    cr_assert(strstr(out, "rb81920,"), "ss: %s", out);
+    cr_assert(strstr(out, "tb98304,"), "ss: %s", out);
+    free(out);
+    close(p.in);
+    p.in = -1;
+    cr_assert_eq(exit_code(&p, 5000), 0);
+    cr_assert_eq(exit_code(&py, 5000), 0);
+    th_close_fds(&p);
     th_close_fds(&py);
 }
 

@@ -349,3 +349,47 @@ Test(frame, batch_writev_then_decode_round_trip)
     close(fds[0]);
     close(fds[1]);
 }
+
+static int keep_cb(const uint8_t *p, size_t len, void *arg)
+{
+    struct got *g = arg;
+    return collect(p, len, g);
+}
+
+Test(frame, zero_copy_room_and_commit_deliver_the_same_message)
+{
+    for (size_t piece = 1; piece <= 70000; piece = piece * 3 + 1) {
+        ss_frame_decoder d;
+        ss_frame_decoder_init(&d, SS_FRAME_BE32, 0);
+        struct got g = {0};
+        uint8_t h[4];
+        size_t len = 300000;
+        ss_frame_header_write(SS_FRAME_BE32, len, h);
+        uint8_t *room;
+        cr_assert_eq(ss_frame_decoder_room(&d, &room), 0, "no payload yet");
+        cr_assert_eq(ss_frame_decode(&d, h, 4, keep_cb, &g), 4);
+        size_t off = 0;
+        while (off < len) {
+            ssize_t r = ss_frame_decoder_room(&d, &room);
+            cr_assert_gt(r, 0);
+            size_t n = (size_t)r < piece ? (size_t)r : piece;
+            if (n > len - off)
+                n = len - off;
+            for (size_t i = 0; i < n; i++)
+                room[i] = (uint8_t)((off + i) * 7);
+            cr_assert_leq(d.cap, len);
+            cr_assert_leq(d.cap, 2 * (off + n) + SS_FRAME_BUF_INIT,
+                          "grows only with what arrived");
+            cr_assert_eq(ss_frame_decoder_commit(&d, n, keep_cb, &g), 0);
+            off += n;
+        }
+        cr_assert_eq(g.n, 1);
+        cr_assert_eq(g.lens[0], len);
+        for (size_t i = 0; i < len; i += 997)
+            cr_assert_eq(g.data[i], (uint8_t)(i * 7));
+        cr_assert(ss_frame_decoder_idle(&d));
+        cr_assert_eq(ss_frame_decoder_room(&d, &room), 0);
+        free(g.data);
+        ss_frame_decoder_free(&d);
+    }
+}

@@ -1,0 +1,262 @@
+/* chatload: fan-out load for chat servers (bench/chat/run).
+ *
+ *   chatload HOST PORT CLIENTS SENDERS WINDOW SECS MODE
+ *
+ * Opens CLIENTS connections (MODE "ss": each takes a nickname with /nick;
+ * MODE "ncat": ncat --chat needs nothing), waits until the join chatter has
+ * settled, then SENDERS of them send messages "@@ID:NS@@" (NS = send time,
+ * CLOCK_MONOTONIC ns) with at most WINDOW of their own messages in flight: a
+ * message is complete when every other client has received it (or after 2 s,
+ * counted as a timeout). Every receiver notes the delivery latency. After
+ * SECS it prints one line:
+ *   clients=N delivered=D rate=R/s p50=X ms p99=Y ms timeouts=T
+ * One thread, epoll; memory is bounded (a ring of in-flight messages and a
+ * latency histogram of 10 us buckets up to 10 s).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { RING = 1 << 16, BUCKETS = 1000000, BUF = 1 << 16 };
+
+struct client {
+    int fd;
+    char buf[BUF];
+    size_t len;
+    int joined;
+    int sender;
+    int inflight;
+};
+
+struct msg {
+    uint64_t id;
+    uint64_t sent_ns;
+    int from;
+    int got;
+    int live;
+};
+
+static struct client *cl;
+static struct msg ring[RING];
+static uint64_t *hist;
+static int n_clients;
+static uint64_t next_id = 1, delivered, timeouts, joined_count;
+static int measuring;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue; /* short lines only: spin is fine */
+            die("send");
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void send_msg(int i)
+{
+    struct client *c = &cl[i];
+    uint64_t id = next_id++;
+    struct msg *m = &ring[id % RING];
+    if (m->live)
+        return; /* ring full: skip this turn */
+    *m = (struct msg){.id = id, .sent_ns = now_ns(), .from = i, .live = 1};
+    char line[96];
+    int n = snprintf(line, sizeof line, "@@%llu:%llu@@\n", (unsigned long long)id,
+                     (unsigned long long)m->sent_ns);
+    send_all(c->fd, line, (size_t)n);
+    c->inflight++;
+}
+
+static void complete(struct msg *m)
+{
+    m->live = 0;
+    cl[m->from].inflight--;
+}
+
+static void on_line(int i, char *line)
+{
+    struct client *c = &cl[i];
+    if (!c->joined && !strncmp(line, "OK nick ", 8)) {
+        c->joined = 1;
+        joined_count++;
+        return;
+    }
+    char *at = strstr(line, "@@");
+    if (!at)
+        return;
+    unsigned long long id, ns;
+    if (sscanf(at, "@@%llu:%llu@@", &id, &ns) != 2)
+        return;
+    uint64_t lat = now_ns() - ns;
+    if (measuring) {
+        delivered++;
+        uint64_t b = lat / 10000; /* 10 us buckets */
+        hist[b < BUCKETS ? b : BUCKETS - 1]++;
+    }
+    struct msg *m = &ring[id % RING];
+    if (m->live && m->id == id && ++m->got >= n_clients - 1)
+        complete(m);
+}
+
+static void on_read(int i)
+{
+    struct client *c = &cl[i];
+    for (;;) {
+        ssize_t r = recv(c->fd, c->buf + c->len, BUF - 1 - c->len, 0);
+        if (r == 0) {
+            fprintf(stderr, "chatload: client %d: server closed\n", i);
+            exit(1);
+        }
+        if (r < 0) {
+            if (errno == EAGAIN)
+                return;
+            die("recv");
+        }
+        c->len += (size_t)r;
+        c->buf[c->len] = '\0';
+        char *p = c->buf, *nl;
+        while ((nl = memchr(p, '\n', c->len - (size_t)(p - c->buf)))) {
+            *nl = '\0';
+            on_line(i, p);
+            p = nl + 1;
+        }
+        size_t left = c->len - (size_t)(p - c->buf);
+        if (left == BUF - 1)
+            left = 0; /* an absurd line: drop it */
+        memmove(c->buf, p, left);
+        c->len = left;
+    }
+}
+
+static double pct(double q)
+{
+    uint64_t total = 0, seen = 0;
+    for (int b = 0; b < BUCKETS; b++)
+        total += hist[b];
+    if (!total)
+        return 0;
+    for (int b = 0; b < BUCKETS; b++) {
+        seen += hist[b];
+        if (seen >= (uint64_t)(q * (double)total))
+            return (b + 1) * 0.01; /* ms, bucket upper edge */
+    }
+    return BUCKETS * 0.01;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 8) {
+        fprintf(stderr, "usage: chatload HOST PORT CLIENTS SENDERS WINDOW SECS ss|ncat\n");
+        return 2;
+    }
+    const char *host = argv[1];
+    int port = atoi(argv[2]);
+    n_clients = atoi(argv[3]);
+    int senders = atoi(argv[4]), window = atoi(argv[5]);
+    double secs = atof(argv[6]);
+    int ss = !strcmp(argv[7], "ss");
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    static struct epoll_event evs[1024];
+    cl = calloc((size_t)n_clients, sizeof *cl);
+    hist = calloc(BUCKETS, sizeof *hist);
+    int ep = epoll_create1(0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, host, &a.sin_addr);
+    for (int i = 0; i < n_clients; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            die("socket");
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
+            die("connect");
+        /* ncat accepts slowly with a small backlog, and quits when it
+         * accepts a connection the kernel already dropped: pace it. */
+        if (!ss)
+            usleep(2000);
+        /* read while connecting: join chatter must not fill our buffers */
+        int got = epoll_wait(ep, evs, 1024, 0);
+        for (int k = 0; k < got; k++)
+            on_read((int)evs[k].data.u32);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+        cl[i].fd = fd;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        if (ss) {
+            char nick[32];
+            int n = snprintf(nick, sizeof nick, "/nick u%d\n", i);
+            send_all(fd, nick, (size_t)n);
+        }
+    }
+    /* Wait for every /nick answer, then for the presence chatter to end. */
+    uint64_t quiet_since = now_ns();
+    for (;;) {
+        int n = epoll_wait(ep, evs, 1024, 50);
+        if (n > 0)
+            quiet_since = now_ns();
+        for (int k = 0; k < n; k++)
+            on_read((int)evs[k].data.u32);
+        if ((!ss || joined_count == (uint64_t)n_clients) && now_ns() - quiet_since > 300000000ull)
+            break;
+    }
+    for (int s = 0; s < senders; s++)
+        cl[s].sender = 1;
+    measuring = 1;
+    uint64_t start = now_ns(), end = start + (uint64_t)(secs * 1e9);
+    while (now_ns() < end) {
+        for (int s = 0; s < senders; s++)
+            while (cl[s].inflight < window)
+                send_msg(s);
+        int n = epoll_wait(ep, evs, 1024, 10);
+        for (int k = 0; k < n; k++)
+            on_read((int)evs[k].data.u32);
+        /* messages not complete after 2 s: count and release */
+        uint64_t now = now_ns();
+        for (int r = 0; r < RING; r += 1) {
+            struct msg *m = &ring[r];
+            if (m->live && now - m->sent_ns > 2000000000ull) {
+                timeouts++;
+                complete(m);
+            }
+        }
+    }
+    double took = (double)(now_ns() - start) / 1e9;
+    measuring = 0;
+    printf("clients=%d senders=%d window=%d delivered=%llu rate=%.0f/s p50=%.2f ms "
+           "p99=%.2f ms timeouts=%llu\n",
+           n_clients, senders, window, (unsigned long long)delivered,
+           (double)delivered / took, pct(0.50), pct(0.99), (unsigned long long)timeouts);
+    return 0;
+}

@@ -1,0 +1,239 @@
+/* Framing throughput over loopback TCP, against named peers in one run:
+ *   small  N messages of S bytes: sockstack frames (batched writev, decoder)
+ *          vs libzmq PUSH/PULL (same count and size)
+ *   large  1 MiB messages: sockstack frames (writev, zero-copy receive)
+ *          vs a raw TCP pipe moving the same bytes with write()/read()
+ * Each case forks a receiver, times from start to the receiver's last byte,
+ * and prints one line "CASE VALUE UNIT". */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sockstack/frame.h"
+
+#ifdef HAVE_ZMQ
+#include <zmq.h>
+#endif
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+/* Listening loopback socket on a free port. */
+static int listener(int *port)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 1) ||
+        getsockname(ls, (struct sockaddr *)&a, &al))
+        die("listen");
+    *port = ntohs(a.sin_port);
+    return ls;
+}
+
+static int connect_to(int port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a))
+        die("connect");
+    return s;
+}
+
+struct count {
+    uint64_t n, bytes;
+};
+
+static int count_cb(const uint8_t *p, size_t len, void *arg)
+{
+    struct count *c = arg;
+    c->n++;
+    c->bytes += len;
+    return 0;
+}
+
+/* Receiver for frames: chunked reads + decoder, zero-copy for big payloads. */
+static void frame_receiver(int fd, uint64_t want_msgs)
+{
+    ss_frame_decoder d;
+    ss_frame_decoder_init(&d, SS_FRAME_BE32, 64u << 20);
+    struct count c = {0};
+    static uint8_t buf[256 * 1024];
+    while (c.n < want_msgs) {
+        uint8_t *room;
+        ssize_t r = ss_frame_decoder_room(&d, &room);
+        if (r > 65536) {
+            ssize_t n = read(fd, room, (size_t)r);
+            if (n <= 0)
+                die("read");
+            ss_frame_decoder_commit(&d, (size_t)n, count_cb, &c);
+            continue;
+        }
+        /* After a large message read just the next length field, so its
+         * payload lands in the decoder's buffer directly, not via buf. */
+        size_t want = c.n && c.bytes / c.n > 65536 && ss_frame_decoder_idle(&d)
+                          ? ss_frame_header_len(SS_FRAME_BE32) : sizeof buf;
+        ssize_t n = read(fd, buf, want);
+        if (n <= 0)
+            die("read");
+        if (ss_frame_decode(&d, buf, (size_t)n, count_cb, &c) < 0)
+            die("decode");
+    }
+    ss_frame_decoder_free(&d);
+}
+
+static double run_frames(uint64_t msgs, size_t size)
+{
+    int port;
+    int ls = listener(&port);
+    uint8_t *payload = calloc(1, size ? size : 1);
+    double t0 = now();
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = accept(ls, NULL, NULL);
+        frame_receiver(fd, msgs);
+        _exit(0);
+    }
+    close(ls);
+    int fd = connect_to(port);
+    ss_frame_batch b;
+    ss_frame_batch_init(&b, SS_FRAME_BE32, 64u << 20);
+    /* Small messages: gather many per writev; large: a few. */
+    int per = size >= 65536 ? 4 : SS_FRAME_BATCH_MAX;
+    for (uint64_t i = 0; i < msgs;) {
+        ss_frame_batch_reset(&b);
+        for (int k = 0; k < per && i < msgs; k++, i++)
+            ss_frame_batch_add(&b, payload, size);
+        if (ss_frame_batch_writev(&b, fd) < 0)
+            die("writev");
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    double t = now() - t0;
+    close(fd);
+    free(payload);
+    return t;
+}
+
+static double run_raw(uint64_t bytes, size_t chunk)
+{
+    int port;
+    int ls = listener(&port);
+    uint8_t *buf = calloc(1, chunk);
+    double t0 = now();
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = accept(ls, NULL, NULL);
+        uint64_t got = 0;
+        while (got < bytes) {
+            ssize_t n = read(fd, buf, chunk);
+            if (n <= 0)
+                die("read");
+            got += (uint64_t)n;
+        }
+        _exit(0);
+    }
+    close(ls);
+    int fd = connect_to(port);
+    for (uint64_t sent = 0; sent < bytes;) {
+        ssize_t w = write(fd, buf, chunk);
+        if (w <= 0)
+            die("write");
+        sent += (uint64_t)w;
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    double t = now() - t0;
+    close(fd);
+    free(buf);
+    return t;
+}
+
+#ifdef HAVE_ZMQ
+static double run_zmq(uint64_t msgs, size_t size)
+{
+    void *ctx = zmq_ctx_new();
+    void *push = zmq_socket(ctx, ZMQ_PUSH);
+    if (zmq_bind(push, "tcp://127.0.0.1:*"))
+        die("zmq_bind");
+    char ep[256];
+    size_t epl = sizeof ep;
+    zmq_getsockopt(push, ZMQ_LAST_ENDPOINT, ep, &epl);
+    uint8_t *payload = calloc(1, size ? size : 1);
+    double t0 = now();
+    pid_t pid = fork();
+    if (pid == 0) {
+        void *c2 = zmq_ctx_new();
+        void *pull = zmq_socket(c2, ZMQ_PULL);
+        if (zmq_connect(pull, ep))
+            die("zmq_connect");
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        for (uint64_t i = 0; i < msgs; i++)
+            if (zmq_msg_recv(&m, pull, 0) < 0)
+                die("zmq_recv");
+        zmq_msg_close(&m);
+        zmq_close(pull);
+        zmq_ctx_term(c2);
+        _exit(0);
+    }
+    for (uint64_t i = 0; i < msgs; i++)
+        if (zmq_send(push, payload, size, 0) < 0)
+            die("zmq_send");
+    int st;
+    waitpid(pid, &st, 0);
+    double t = now() - t0;
+    int linger = 0;
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    free(payload);
+    return t;
+}
+#endif
+
+int main(int argc, char **argv)
+{
+    uint64_t small_n = argc > 1 ? strtoull(argv[1], NULL, 10) : 10000000;
+    size_t small_size = argc > 2 ? strtoul(argv[2], NULL, 10) : 16;
+    uint64_t large_n = argc > 3 ? strtoull(argv[3], NULL, 10) : 4096;
+    size_t large = 1u << 20;
+
+    double t = run_frames(small_n, small_size);
+    printf("small-sockstack %.0f msg/s (%llu x %zu B)\n", (double)small_n / t,
+           (unsigned long long)small_n, small_size);
+#ifdef HAVE_ZMQ
+    t = run_zmq(small_n, small_size);
+    printf("small-zmq %.0f msg/s (%llu x %zu B, libzmq %d.%d.%d PUSH/PULL)\n",
+           (double)small_n / t, (unsigned long long)small_n, small_size, ZMQ_VERSION_MAJOR,
+           ZMQ_VERSION_MINOR, ZMQ_VERSION_PATCH);
+#else
+    printf("small-zmq unavailable (built without libzmq)\n");
+#endif
+    t = run_frames(large_n, large);
+    printf("large-sockstack %.1f MB/s (%llu x 1 MiB)\n", (double)large_n * large / t / 1e6,
+           (unsigned long long)large_n);
+    t = run_raw((uint64_t)large_n * large, large);
+    printf("large-raw %.1f MB/s (write/read of 1 MiB buffers)\n",
+           (double)large_n * large / t / 1e6);
+    return 0;
+}

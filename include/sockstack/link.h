@@ -1,0 +1,168 @@
+/* link: where the user-space stack's IPv4 packets come from and go to.
+ *
+ * Three pieces, each independent of the protocol core:
+ *   tun  - a Linux TUN device (IFF_TUN | IFF_NO_PI): one read() is one IPv4
+ *          packet. The fd is non-blocking, for the reactor.
+ *   sim  - an in-process link between two endpoints (0 and 1) with delay,
+ *          jitter, bandwidth, loss, duplication, reordering and corruption,
+ *          driven by a seeded PRNG on a virtual clock: the same seed and the
+ *          same input give the same output, byte for byte.
+ *   pcap - a tap that writes packets to a pcap file (LINKTYPE_RAW: the
+ *          packet starts at the IPv4 header), timestamps from the link clock.
+ *
+ * All times are microseconds. Nothing here prints; calls return 0 (or a
+ * count) or a negative errno.
+ */
+#ifndef SOCKSTACK_LINK_H
+#define SOCKSTACK_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <netinet/in.h>
+#include <sys/types.h>
+
+/* ---- PRNG: xoshiro256** seeded by splitmix64 ----------------------------
+ * Written out here so that simulated runs are reproducible on any machine
+ * and libc (rand() and random() are not specified to be). */
+struct ss_prng {
+    uint64_t s[4];
+};
+
+void ss_prng_seed(struct ss_prng *r, uint64_t seed);
+uint64_t ss_prng_next(struct ss_prng *r);
+/* Uniform in [0, n); n == 0 gives 0. Unbiased (rejection). */
+uint64_t ss_prng_below(struct ss_prng *r, uint64_t n);
+/* Uniform double in [0, 1) with 53 random bits. */
+double ss_prng_unit(struct ss_prng *r);
+
+/* ---- tun ----------------------------------------------------------------- */
+
+/* Open (or create) TUN device `name` ("" or NULL: the kernel picks tunN) in
+ * IFF_TUN | IFF_NO_PI mode. The actual name is written to ifname (at least
+ * IFNAMSIZ bytes). Returns a non-blocking, close-on-exec fd or -errno. */
+int ss_tun_open(const char *name, char *ifname, size_t ifname_cap);
+
+/* Give the kernel's side of the device address `kernel_addr`/`prefix` and
+ * bring it up (ioctl, no exec). The kernel then routes the prefix to the
+ * device, so the stack's own address inside the prefix is reachable.
+ * IPv6 is switched off on the device (best effort) so that only IPv4 comes
+ * out of it. mtu 0 keeps the device's MTU. Returns 0 or -errno. */
+int ss_tun_configure(const char *ifname, struct in_addr kernel_addr,
+                     unsigned prefix, unsigned mtu);
+
+/* Bring the device down (best effort before close). Returns 0 or -errno. */
+int ss_tun_down(const char *ifname);
+
+/* Read one packet: its length, -EAGAIN when none is ready, or -errno. */
+ssize_t ss_tun_read(int fd, void *buf, size_t cap);
+/* Write one packet: 0, -EAGAIN when the device queue is full (the packet is
+ * dropped, as a link would), or -errno. */
+int ss_tun_write(int fd, const void *pkt, size_t len);
+
+/* ---- sim ----------------------------------------------------------------- */
+
+/* Parameters of one direction of a simulated link. Probabilities are in
+ * [0, 1]. Zero everywhere is a perfect, instant, infinitely fast wire. */
+struct ss_sim_params {
+    uint64_t delay_us;     /* one-way propagation delay */
+    uint64_t jitter_us;    /* extra delay, uniform in [0, jitter_us]; does
+                              not reorder (arrivals keep their order) */
+    uint64_t bandwidth_bps;/* serialisation rate in bit/s; 0 = unlimited */
+    double loss;           /* probability a packet is dropped */
+    double dup;            /* probability a packet is delivered twice */
+    double reorder;        /* probability a packet is held back by
+                              reorder_us, so later packets overtake it */
+    uint64_t reorder_us;   /* hold-back of a reordered packet */
+    double corrupt;        /* probability one random bit is flipped */
+    size_t queue_limit;    /* packets held per direction (waiting to be sent
+                              or in flight); beyond it: drop-tail */
+    size_t mtu;            /* longest packet accepted (-EMSGSIZE beyond) */
+};
+
+/* Defaults from config.h: no impairment, SS_SIM_QUEUE_LIMIT, SS_SIM_MTU. */
+void ss_sim_params_init(struct ss_sim_params *p);
+
+/* Per-direction counters. Every packet offered to ss_sim_send is counted
+ * in exactly one of lost / dropped_queue / (delivered, once it arrives). */
+struct ss_sim_stats {
+    uint64_t sent;          /* packets offered */
+    uint64_t sent_bytes;
+    uint64_t lost;          /* dropped by the loss probability */
+    uint64_t dropped_queue; /* dropped because the queue was full */
+    uint64_t duplicated;    /* extra copies made */
+    uint64_t reordered;     /* packets held back */
+    uint64_t corrupted;     /* packets with a flipped bit */
+    uint64_t delivered;     /* packets handed out (copies included) */
+    uint64_t delivered_bytes;
+};
+
+typedef struct ss_sim ss_sim;
+
+/* What a tap sees: a packet entering the link, its fate, its arrival.
+ * id numbers the packets offered to the link (from 0); a duplicate keeps
+ * its original's id, so SEND, then LOST / QDROP or one or more DELIVERs,
+ * tell each packet's story. SEND shows the bytes as sent; DELIVER as they
+ * arrive (corrupted, perhaps). */
+enum ss_sim_tap_point {
+    SS_SIM_TAP_SEND = 1,
+    SS_SIM_TAP_DELIVER = 2,
+    SS_SIM_TAP_LOST = 4,  /* dropped by the loss probability */
+    SS_SIM_TAP_QDROP = 8, /* dropped because the queue was full */
+};
+typedef void (*ss_sim_tap_cb)(void *arg, enum ss_sim_tap_point point, int from,
+                              uint64_t id, uint64_t now_us, const uint8_t *pkt,
+                              size_t len);
+
+/* A link between endpoints 0 and 1. params[0] governs 0->1, params[1]
+ * governs 1->0 (NULL: both defaults). Returns 0, -EINVAL or -ENOMEM. */
+int ss_sim_new(ss_sim **out, const struct ss_sim_params params[2], uint64_t seed);
+void ss_sim_free(ss_sim *s);
+
+/* Change direction dir's parameters from now on (packets already on the
+ * link keep their fate). Returns 0 or -EINVAL. */
+int ss_sim_set_params(ss_sim *s, int dir, const struct ss_sim_params *p);
+
+/* Called for every packet at the chosen points (OR of ss_sim_tap_point). */
+void ss_sim_set_tap(ss_sim *s, unsigned points, ss_sim_tap_cb cb, void *arg);
+
+/* Endpoint `from` (0 or 1) puts a packet on the link at now_us. The packet
+ * is copied. Returns 0 (also when the link loses it: that is the link's
+ * business, counted in the stats), -EMSGSIZE, -EINVAL, or -ENOMEM. now_us
+ * must not go backwards. */
+int ss_sim_send(ss_sim *s, int from, uint64_t now_us, const void *pkt, size_t len);
+
+/* Earliest time a packet is due for delivery, or UINT64_MAX if none. */
+uint64_t ss_sim_next_deadline(const ss_sim *s);
+
+/* Take the next packet due at or before now_us (earliest first; ties in
+ * send order). Writes its destination endpoint to *to and its arrival time
+ * to *at_us (may be NULL). Returns its length, 0 when nothing is due, or
+ * -EMSGSIZE if cap is too small (the packet stays queued). */
+ssize_t ss_sim_deliver(ss_sim *s, uint64_t now_us, int *to, uint64_t *at_us,
+                       void *buf, size_t cap);
+
+/* Counters of direction dir (0: 0->1, 1: 1->0). */
+void ss_sim_get_stats(const ss_sim *s, int dir, struct ss_sim_stats *out);
+/* Packets currently held by the link (both directions). */
+size_t ss_sim_pending(const ss_sim *s);
+
+/* ---- pcap ---------------------------------------------------------------- */
+
+typedef struct ss_pcap ss_pcap;
+
+/* Create path (truncating) as a pcap file of raw IPv4 packets (DLT_RAW).
+ * Returns 0, -ENOMEM, or -errno of the failed open. */
+int ss_pcap_open(ss_pcap **out, const char *path);
+/* Append one packet stamped time_us (microseconds since the Unix epoch, or
+ * of the virtual clock). Returns 0 or -errno. */
+int ss_pcap_write(ss_pcap *p, uint64_t time_us, const void *pkt, size_t len);
+/* Flush buffered records to the file. Returns 0 or -errno. */
+int ss_pcap_flush(ss_pcap *p);
+/* Packets written so far. */
+uint64_t ss_pcap_count(const ss_pcap *p);
+/* Flush and close; NULL is fine. */
+void ss_pcap_close(ss_pcap *p);
+
+#endif

@@ -1,0 +1,396 @@
+/* stack: the user-space IPv4 / ICMP / UDP / TCP protocol core (sans-I/O).
+ *
+ * The core is a pure state machine. Its inputs are received IPv4 packets
+ * (ss_stack_input), the passage of time (ss_stack_poll) and socket calls;
+ * its outputs are IPv4 packets (the cfg->output callback), socket events
+ * (per-socket callbacks), trace events (cfg->trace) and the absolute time
+ * it next wants to be polled. It never reads a clock, never makes a system
+ * call and never allocates after ss_stack_new: sockets and their buffers
+ * come from pools sized by the configuration.
+ *
+ * Time: every entry point that can send takes `now_us`, microseconds on
+ * any monotonic (or virtual) clock chosen by the caller. Times must not go
+ * backwards. Addresses are IPv4 in host byte order; ports in host order.
+ *
+ * Handles: sockets are small non-negative ints ("sd"), valid from the call
+ * that returns them until ss_tcp_close / ss_tcp_abort / ss_udp_close. After
+ * close the core may keep the connection (FIN exchange, TIME-WAIT) without a
+ * handle; the number may be reused later.
+ *
+ * Errors: negative errno (-EAGAIN, -ECONNREFUSED, ...) or SS_E* from err.h.
+ *
+ * Events are edge notifications delivered through the socket's callback
+ * (ss_stack_sock_set_cb) only from inside ss_stack_input and ss_stack_poll, after
+ * the packet or timer has been fully processed, so a callback may call any
+ * socket function (including close). Errors detected inside a socket call
+ * that belong to the asynchronous operation are delivered the same way,
+ * at the next input/poll. ss_stack_sock_events() gives the level-triggered view.
+ *
+ * Typical driver:
+ *     ss_stack_new(&cfg, &st);
+ *     for (;;) {
+ *         wait for a packet or until `deadline`;
+ *         if (packet) ss_stack_input(st, now, pkt, len);
+ *         deadline = ss_stack_poll(st, now);
+ *     }
+ */
+#ifndef SOCKSTACK_STACK_H
+#define SOCKSTACK_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct ss_stack ss_stack;
+
+/* ---- TCP states (RFC 9293 section 3.3.2) ------------------------------- */
+enum ss_tcp_state {
+    SS_TCP_CLOSED = 0,
+    SS_TCP_LISTEN,
+    SS_TCP_SYN_SENT,
+    SS_TCP_SYN_RECEIVED,
+    SS_TCP_ESTABLISHED,
+    SS_TCP_FIN_WAIT_1,
+    SS_TCP_FIN_WAIT_2,
+    SS_TCP_CLOSE_WAIT,
+    SS_TCP_CLOSING,
+    SS_TCP_LAST_ACK,
+    SS_TCP_TIME_WAIT,
+    SS_TCP_NSTATES
+};
+
+/* The RFC's name ("SYN-RECEIVED"); "?" for out-of-range values. */
+const char *ss_tcp_state_name(int state);
+
+/* TCP header flag bits, as on the wire. */
+enum {
+    SS_TCP_FIN = 0x01, SS_TCP_SYN = 0x02, SS_TCP_RST = 0x04,
+    SS_TCP_PSH = 0x08, SS_TCP_ACK = 0x10, SS_TCP_URG = 0x20,
+    SS_TCP_ECE = 0x40, SS_TCP_CWR = 0x80
+};
+
+/* ---- trace events ------------------------------------------------------ */
+enum ss_trace_kind {
+    SS_TRACE_STATE = 1,   /* u.state: old -> new */
+    SS_TRACE_SEG_IN,      /* u.seg: a TCP segment received (after checksum) */
+    SS_TRACE_SEG_OUT,     /* u.seg: a TCP segment sent */
+    SS_TRACE_RETRANSMIT,  /* u.seg: a TCP segment sent again (RTO, probe) */
+    SS_TRACE_RTT,         /* u.rtt: SRTT/RTTVAR/RTO changed (sample or backoff) */
+    SS_TRACE_WINDOW,      /* u.win: peer's send window or our advertised window changed */
+    SS_TRACE_DROP,        /* u.drop: a packet or segment was dropped */
+    SS_TRACE_ICMP_IN,     /* u.icmp */
+    SS_TRACE_ICMP_OUT,    /* u.icmp */
+    SS_TRACE_UDP_IN,      /* u.udp */
+    SS_TRACE_UDP_OUT,     /* u.udp */
+    SS_TRACE_CC,          /* u.cc: congestion window change (tcp_cc hook) */
+};
+
+/* Why a packet or segment was dropped (u.drop.reason). */
+enum ss_drop_reason {
+    SS_DROP_IP_SHORT = 1,      /* shorter than an IPv4 header */
+    SS_DROP_IP_VERSION,        /* version != 4 */
+    SS_DROP_IP_HDRLEN,         /* IHL < 5 or beyond the packet */
+    SS_DROP_IP_TOTLEN,         /* total length inconsistent with the packet */
+    SS_DROP_IP_CHECKSUM,       /* header checksum wrong */
+    SS_DROP_IP_TTL,            /* TTL 0 */
+    SS_DROP_IP_NOT_US,         /* destination is not our address */
+    SS_DROP_IP_SRC,            /* source is broadcast/multicast/ours */
+    SS_DROP_IP_FRAG,           /* fragment not reassembled (no slot, overlap, timeout) */
+    SS_DROP_IP_PROTO,          /* no handler for the protocol */
+    SS_DROP_ICMP_BAD,          /* short or bad checksum */
+    SS_DROP_UDP_BAD,           /* short, bad length or bad checksum */
+    SS_DROP_UDP_NO_PORT,       /* nobody bound (ICMP port unreachable sent) */
+    SS_DROP_UDP_QUEUE_FULL,    /* socket receive queue full */
+    SS_DROP_TCP_BAD_CHECKSUM,
+    SS_DROP_TCP_BAD_HEADER,    /* data offset out of range, bad options */
+    SS_DROP_TCP_NO_SOCKET,     /* no socket (RST sent unless the segment was a RST) */
+    SS_DROP_TCP_UNACCEPTABLE,  /* RFC 9293 3.10.7.4 sequence check failed */
+    SS_DROP_TCP_BAD_ACK,       /* ACK outside the acceptable range */
+    SS_DROP_TCP_RST_INVALID,   /* RST outside window (RFC 5961 3.2) */
+    SS_DROP_TCP_CHALLENGE,     /* answered with a challenge ACK (RFC 5961) */
+    SS_DROP_TCP_SYN_QUEUE_FULL,/* listen backlog full: SYN dropped silently */
+    SS_DROP_TCP_NO_MEMORY,     /* socket pool exhausted */
+    SS_DROP_TCP_OOO_FULL,      /* out-of-order queue full */
+    SS_DROP_TCP_NO_FLAGS,      /* no ACK/SYN/RST where required */
+    SS_DROP_NREASONS
+};
+
+/* Short name of a drop reason ("tcp-unacceptable"); "?" if unknown. */
+const char *ss_drop_reason_name(int reason);
+
+/* Parsed TCP segment fields as traced. */
+struct ss_trace_seg {
+    uint8_t flags;         /* SS_TCP_* */
+    uint32_t seq, ack;
+    uint16_t win;          /* window field as on the wire */
+    uint32_t len;          /* payload bytes */
+    uint16_t mss;          /* MSS option value, 0 if absent */
+    uint8_t opt_len;       /* total option bytes */
+    uint16_t urp;          /* urgent pointer field (meaningful with URG) */
+};
+
+struct ss_trace_event {
+    uint64_t time_us;
+    enum ss_trace_kind kind;
+    int sd;                /* socket handle, -1 if none */
+    /* 4-tuple from our side (local = this stack); zero when not known. */
+    uint32_t laddr, raddr;
+    uint16_t lport, rport;
+    union {
+        struct { int old_state, new_state; } state;
+        struct ss_trace_seg seg;
+        struct {
+            uint32_t sample_us;    /* 0: no sample (backoff or reset) */
+            uint32_t srtt_us, rttvar_us, rto_us;
+            uint32_t backoff;      /* number of consecutive RTO expiries */
+        } rtt;
+        struct {
+            bool ours;             /* true: our advertised window; false: peer's */
+            uint32_t old_win, new_win;
+        } win;
+        struct { int reason; uint8_t proto; } drop;  /* proto: IP protocol or 0 */
+        struct { uint8_t type, code; uint16_t len; } icmp;
+        struct { uint16_t len; } udp;
+        struct { uint32_t cwnd, ssthresh; } cc;
+    } u;
+};
+
+/* Format flags for ss_trace_format. */
+enum {
+    SS_TRACE_FMT_TIME = 1,   /* prefix "12.345678 " (seconds.micro) */
+    SS_TRACE_FMT_TUPLE = 2,  /* prefix "10.0.0.2:80 10.0.0.1:5000 " */
+};
+
+/* One line of textbook notation, no newline, e.g.
+ *   "SYN-SENT -> ESTABLISHED"
+ *   "> SYN seq=1000 win=65535 <mss 1460>"
+ *   "< SYN,ACK seq=5000 ack=1001 win=64240 <mss 1460>"
+ *   "> [rtx] PSH,ACK seq=1001 ack=5001 win=65535 len=100"
+ *   "rtt sample=12000us srtt=12000us rttvar=6000us rto=1000000us"
+ * '>' is a segment we send, '<' one we receive. Returns the length the full
+ * line needs (snprintf semantics; truncated to fit len, always terminated
+ * when len > 0). */
+int ss_trace_format(const struct ss_trace_event *ev, unsigned flags,
+                    char *buf, size_t len);
+
+/* The event as one JSON object line (no newline), e.g.
+ *   {"t_us":1000,"kind":"seg_out","sd":3,"local":"10.0.0.2:80",
+ *    "remote":"10.0.0.1:5000","flags":"SYN,ACK","seq":5000,...}
+ * Returns the length needed (snprintf semantics) or a negative errno. */
+int ss_trace_format_json(const struct ss_trace_event *ev, char *buf, size_t len);
+
+/* Name of a trace kind ("state", "seg_in", ...). */
+const char *ss_trace_kind_name(int kind);
+
+/* Flag bits as "SYN,ACK" into buf (at least 32 bytes); returns buf. */
+char *ss_tcp_flags_str(uint8_t flags, char *buf, size_t len);
+
+/* ---- configuration ----------------------------------------------------- */
+typedef int (*ss_stack_output_fn)(void *ctx, const uint8_t *pkt, size_t len);
+typedef void (*ss_stack_trace_fn)(void *ctx, const struct ss_trace_event *ev);
+
+struct ss_stack_cfg {
+    uint32_t local_addr;        /* our IPv4 address, host byte order */
+    uint8_t ttl;                /* TTL of packets we originate */
+    uint16_t mss;               /* MSS we advertise and our send cap */
+    uint32_t sndbuf, rcvbuf;    /* per-socket buffer bytes (pool size) */
+    uint32_t msl_ms;            /* TIME-WAIT lasts 2 * msl_ms */
+    uint32_t rto_min_ms, rto_max_ms, rto_initial_ms;
+    uint32_t max_retries;       /* RTO expiries before ETIMEDOUT (data/FIN) */
+    uint32_t syn_retries;       /* SYN / SYN,ACK retransmissions before giving up */
+    uint32_t keepalive_idle_s, keepalive_intvl_s, keepalive_cnt;
+    uint32_t delack_ms;         /* longest delay of an ACK (RFC 1122: < 500) */
+    uint32_t syn_backlog;       /* cap on a listener's backlog argument */
+    uint32_t max_sockets;       /* TCP + UDP sockets, including TIME-WAIT */
+    uint32_t ooo_max;           /* out-of-order ranges kept per connection */
+    uint32_t udp_rcvq_max;      /* datagrams queued per UDP socket */
+    uint32_t frag_slots;        /* IPv4 reassemblies in progress at once */
+    uint32_t frag_timeout_ms;   /* an incomplete reassembly is dropped after */
+    uint8_t isn_secret[32];     /* RFC 6528 secret: caller fills >= 16 random bytes */
+    uint32_t challenge_ack_limit; /* challenge ACKs per second (RFC 5961 7) */
+    ss_stack_output_fn output;  /* required: receives whole IPv4 packets */
+    void *output_ctx;
+    ss_stack_trace_fn trace;    /* optional */
+    void *trace_ctx;
+};
+
+/* Fill cfg with the defaults of config.h (addresses, secret, callbacks zero). */
+void ss_stack_cfg_default(struct ss_stack_cfg *cfg);
+
+/* Create a stack. Allocates every pool now. -EINVAL on a bad cfg (no output
+ * callback, zero sizes, rcvbuf > 65535 without window scaling, ...),
+ * -ENOMEM. */
+int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out);
+void ss_stack_free(ss_stack *st);
+
+/* Process one received IPv4 packet (header included). Never fails: bad
+ * packets are counted and dropped. Returns 0, or SS_EBADPKT if the packet
+ * was dropped as malformed (informational). */
+int ss_stack_input(ss_stack *st, uint64_t now_us, const uint8_t *pkt, size_t len);
+
+/* Process n received packets as one batch (e.g. everything one wake-up
+ * read from the device): every packet is processed before any TCP output
+ * (ACKs, window updates, data an ACK released) is sent, so ACKs are
+ * aggregated (RFC 9293 MUST-58, MUST-59). Returns how many were dropped as
+ * malformed. */
+int ss_stack_input_batch(ss_stack *st, uint64_t now_us, const uint8_t *const *pkts,
+                         const size_t *lens, size_t n);
+
+/* Run due timers, send pending output, deliver events. Returns the absolute
+ * time (µs) of the next deadline, UINT64_MAX if none. Call it after input,
+ * after socket calls, and when the deadline passes. */
+uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us);
+
+struct ss_stack_stats {
+    uint64_t ip_in, ip_out, ip_delivered;
+    uint64_t ip_bad_header, ip_bad_checksum, ip_bad_len, ip_bad_ttl;
+    uint64_t ip_not_for_us, ip_bad_src, ip_unknown_proto, ip_out_err;
+    uint64_t ip_frag_in, ip_frag_reassembled, ip_frag_dropped, ip_frag_timeout;
+    uint64_t icmp_in, icmp_out, icmp_bad, icmp_echo_in, icmp_unreach_in;
+    uint64_t udp_in, udp_out, udp_bad, udp_bad_checksum, udp_no_port, udp_queue_full;
+    uint64_t tcp_in, tcp_out, tcp_bad_checksum, tcp_bad_header, tcp_no_socket;
+    uint64_t tcp_rst_in, tcp_rst_out, tcp_retransmits, tcp_timeouts;
+    uint64_t tcp_unacceptable, tcp_challenge_acks, tcp_syn_queue_full;
+    uint64_t tcp_ooo_in, tcp_ooo_dropped, tcp_dup_data, tcp_no_memory;
+    uint64_t tcp_active_opens, tcp_passive_opens, tcp_estab_resets;
+    uint64_t tcp_tw_recycled;   /* TIME-WAIT ended early: pool full, or a new SYN reused the tuple */
+};
+void ss_stack_stats(const ss_stack *st, struct ss_stack_stats *out);
+
+/* ---- sockets ----------------------------------------------------------- */
+/* Event bits (callback and ss_stack_sock_events). */
+enum {
+    SS_EV_READABLE = 0x01,  /* data, EOF (recv returns 0) or error to read */
+    SS_EV_WRITABLE = 0x02,  /* send buffer has room */
+    SS_EV_ACCEPT   = 0x04,  /* listener: a connection is ready for accept */
+    SS_EV_CONNECTED= 0x08,  /* active open completed (ESTABLISHED) */
+    SS_EV_CLOSED   = 0x10,  /* both FINs exchanged and acknowledged (TIME-WAIT or
+                             * CLOSED), or the connection ended without error */
+    SS_EV_ERROR    = 0x20,  /* err holds a negative errno (-ECONNREFUSED, ...) */
+    SS_EV_URGENT   = 0x40,  /* the peer's urgent pointer advanced (ss_tcp_urgent) */
+};
+
+/* err is 0 unless SS_EV_ERROR is set. */
+typedef void (*ss_stack_sock_cb)(void *arg, ss_stack *st, int sd, unsigned events, int err);
+
+enum ss_stack_sock_proto { SS_PROTO_TCP = 6, SS_PROTO_UDP = 17 };
+
+/* Attach a callback. Accepted sockets inherit their listener's callback. */
+int ss_stack_sock_set_cb(ss_stack *st, int sd, ss_stack_sock_cb cb, void *arg);
+
+/* Level-triggered readiness (SS_EV_* bits) or negative errno for a bad sd. */
+int ss_stack_sock_events(const ss_stack *st, int sd);
+
+/* Pending error (negative errno) once, then 0; like SO_ERROR. */
+int ss_stack_sock_error(ss_stack *st, int sd);
+
+enum ss_sockopt {
+    SS_SO_NODELAY = 1,     /* int bool: disable Nagle (RFC 896) */
+    SS_SO_KEEPALIVE,       /* int bool */
+    SS_SO_KEEPIDLE,        /* seconds */
+    SS_SO_KEEPINTVL,       /* seconds */
+    SS_SO_KEEPCNT,         /* probes */
+    SS_SO_SNDBUF,          /* bytes, 1 .. cfg.sndbuf (the pool size) */
+    SS_SO_RCVBUF,          /* bytes, 1 .. cfg.rcvbuf; before connect/listen */
+    SS_SO_MAXRT,           /* RTO expiries before ETIMEDOUT (R2 of RFC 9293
+                            * 3.8.3), 1 .. 1000; default cfg.max_retries */
+    SS_SO_TOS,             /* IPv4 TOS / DS field for this socket, 0 .. 255 */
+};
+int ss_stack_sock_setopt(ss_stack *st, int sd, int opt, int value);
+int ss_stack_sock_getopt(const ss_stack *st, int sd, int opt, int *value);
+
+struct ss_stack_sock_info {
+    int proto;             /* SS_PROTO_* */
+    int state;             /* enum ss_tcp_state (UDP: CLOSED) */
+    int error;             /* pending error, not cleared */
+    uint32_t laddr, raddr;
+    uint16_t lport, rport;
+    uint32_t iss, irs, snd_una, snd_nxt, snd_wnd, rcv_nxt, rcv_wnd;
+    uint16_t snd_mss, rcv_mss;
+    uint32_t srtt_us, rttvar_us, rto_us;
+    uint32_t cwnd, ssthresh;   /* placeholder until congestion control */
+    uint64_t retransmits, timeouts;
+    uint64_t bytes_in, bytes_out, segs_in, segs_out;
+    uint32_t snd_queued, rcv_queued;   /* bytes in the buffers */
+    uint32_t accept_queued, syn_queued;/* listener only */
+    int soft_error;        /* last ICMP soft error (RFC 9293 MUST-47), 0 if none */
+};
+int ss_stack_sock_info(const ss_stack *st, int sd, struct ss_stack_sock_info *out);
+
+/* ---- TCP --------------------------------------------------------------- */
+/* Passive open on our address:port (port 0 picks an ephemeral one).
+ * backlog bounds the SYN-RECEIVED plus not-yet-accepted connections
+ * (capped by cfg.syn_backlog). When full, new SYNs are dropped silently
+ * (counted, traced as SS_DROP_TCP_SYN_QUEUE_FULL) so the peer retransmits
+ * its SYN later. Returns the listening sd, -EADDRINUSE, -EMFILE. */
+int ss_tcp_listen(ss_stack *st, uint16_t port, int backlog);
+
+/* Take an established connection: sd, or -EAGAIN if none. Data (and even
+ * the peer's FIN) may have arrived before accept: query ss_stack_sock_events()
+ * once after accepting, since events before accept are not delivered. */
+int ss_tcp_accept(ss_stack *st, int lsd, uint32_t *raddr, uint16_t *rport);
+
+/* Active open: sends SYN now. lport 0 = ephemeral. Returns sd; completion
+ * is SS_EV_CONNECTED, failure SS_EV_ERROR with -ECONNREFUSED, -ETIMEDOUT,
+ * -EHOSTUNREACH, ... Returns -EMFILE, -EADDRINUSE, -EINVAL immediately. */
+int ss_tcp_connect(ss_stack *st, uint64_t now_us, uint32_t raddr, uint16_t rport,
+                   uint16_t lport);
+
+/* Queue bytes and send what window and Nagle allow: count queued (may be
+ * < len), -EAGAIN if the send buffer is full (SS_EV_WRITABLE follows when
+ * ACKs free room), -EPIPE after shutdown, -ENOTCONN on a listener or a
+ * closed connection, or the connection's error (-ECONNRESET ...). Data
+ * queued in SYN-SENT is sent after the handshake. */
+ssize_t ss_tcp_send(ss_stack *st, uint64_t now_us, int sd, const void *buf, size_t len);
+
+/* Read bytes: count, 0 at end of stream (peer's FIN), -EAGAIN if nothing
+ * yet, or the connection's error (-ECONNRESET). May send a window update. */
+ssize_t ss_tcp_recv(ss_stack *st, uint64_t now_us, int sd, void *buf, size_t len);
+
+/* Like ss_tcp_send, and the bytes queued end the urgent data: segments
+ * carry URG with the urgent pointer at the octet after them (RFC 9293
+ * 3.8.5, MUST-62) until that point is acknowledged. */
+ssize_t ss_tcp_send_urgent(ss_stack *st, uint64_t now_us, int sd, const void *buf,
+                           size_t len);
+
+/* Urgent bytes not yet read: the peer's urgent pointer (RCV.UP) minus what
+ * recv has consumed, 0 if none (RFC 9293 MUST-33). Urgent data is delivered
+ * in line, in order, by ss_tcp_recv; SS_EV_URGENT says when it advances. */
+int ss_tcp_urgent(const ss_stack *st, int sd);
+
+/* shutdown(SHUT_WR): a FIN follows the queued data. */
+int ss_tcp_shutdown(ss_stack *st, uint64_t now_us, int sd);
+
+/* Graceful close: like shutdown plus releasing the handle; the FIN
+ * exchange and TIME-WAIT continue without it. Unread received data makes
+ * it an abort (RST), as RFC 9293 3.10.4 / RFC 1122 4.2.2.13 allow, and so
+ * does data arriving afterwards (nobody would read it). */
+int ss_tcp_close(ss_stack *st, uint64_t now_us, int sd);
+
+/* Abort: send RST (if synchronized), drop everything, release the handle. */
+int ss_tcp_abort(ss_stack *st, uint64_t now_us, int sd);
+
+/* ---- UDP --------------------------------------------------------------- */
+/* Bind our address:port (0 = ephemeral). Returns sd, -EADDRINUSE, -EMFILE. */
+int ss_udp_bind(ss_stack *st, uint16_t port);
+
+/* Send one datagram now: len, -EMSGSIZE (> 65507 or beyond the packet
+ * buffer), or a pending ICMP error for this socket (-ECONNREFUSED ...). */
+ssize_t ss_udp_sendto(ss_stack *st, uint64_t now_us, int sd, uint32_t raddr,
+                      uint16_t rport, const void *buf, size_t len);
+
+/* Take one datagram: bytes copied (the rest of a longer datagram is
+ * discarded), -EAGAIN, or a pending ICMP error. Source into raddr/rport. */
+ssize_t ss_udp_recvfrom(ss_stack *st, int sd, void *buf, size_t len,
+                        uint32_t *raddr, uint16_t *rport);
+
+int ss_udp_close(ss_stack *st, int sd);
+
+/* ---- helpers ----------------------------------------------------------- */
+/* The Internet checksum (RFC 1071) of buf, folded, not complemented,
+ * starting from sum (for pseudo-headers). */
+uint32_t ss_csum_add(uint32_t sum, const void *buf, size_t len);
+uint16_t ss_csum_fold(uint32_t sum);   /* ~fold(sum), ready for the wire */
+
+#endif

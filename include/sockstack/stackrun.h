@@ -1,0 +1,163 @@
+/* stackrun: what joins the sans-I/O stack to a link and to time.
+ *
+ *   simnet - two stacks over a simulated link on a virtual clock. The loop
+ *            jumps straight to the next deadline (a stack timer or a packet
+ *            arrival), so a lossy transfer of megabytes takes milliseconds
+ *            of real time, and a seed gives the same run every time.
+ *   tunnet - one stack on a TUN device inside the reactor: the TUN fd
+ *            readable -> ss_stack_input; a reactor timer set to the stack's
+ *            next deadline -> ss_stack_poll.
+ *   apps   - small applications written against the stack's socket API:
+ *            echo / discard / source services, and a bulk transfer (sender
+ *            and receiver hashing what they send and get with SHA-256).
+ *
+ * Nothing here prints. Calls return 0 (or a count) or a negative errno.
+ */
+#ifndef SOCKSTACK_STACKRUN_H
+#define SOCKSTACK_STACKRUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sockstack/link.h"
+#include "sockstack/reactor.h"
+#include "sockstack/stack.h"
+
+/* ---- simnet -------------------------------------------------------------- */
+
+typedef struct ss_simnet ss_simnet;
+
+struct ss_simnet_cfg {
+    struct ss_sim_params link[2]; /* [0]: node 0 -> 1, [1]: node 1 -> 0 */
+    uint64_t seed;                /* drives the link and the stacks' ISN
+                                     secrets: same seed, same run */
+    struct ss_stack_cfg stack[2]; /* output is set by simnet; an all-zero
+                                     isn_secret is derived from the seed */
+    ss_pcap *pcap;                /* optional: every packet as sent */
+    ss_sim_tap_cb tap;            /* optional: every packet's story on the
+                                     link (all ss_sim_tap_point points) */
+    void *tap_arg;
+};
+
+/* Defaults: perfect link, stacks from ss_stack_cfg_default with addresses
+ * 10.0.0.1 (node 0) and 10.0.0.2 (node 1), seed 1. */
+void ss_simnet_cfg_default(struct ss_simnet_cfg *cfg);
+
+int ss_simnet_new(const struct ss_simnet_cfg *cfg, ss_simnet **out);
+void ss_simnet_free(ss_simnet *n);
+
+ss_stack *ss_simnet_stack(ss_simnet *n, int node);
+ss_sim *ss_simnet_link(ss_simnet *n);
+/* Virtual time now, µs since the start of the run. */
+uint64_t ss_simnet_now(const ss_simnet *n);
+
+/* Return true to stop the run. */
+typedef bool (*ss_simnet_done_fn)(void *arg);
+
+/* Run the event loop: deliver due packets, poll both stacks, jump to the
+ * next deadline. Returns 0 when done(arg) is true or nothing is left to
+ * happen (no packet in flight, no timer armed); -ETIMEDOUT when virtual
+ * time would pass limit_us; -ELOOP if time stops advancing (a stack asks
+ * to be polled again and again at the same instant). */
+int ss_simnet_run(ss_simnet *n, ss_simnet_done_fn done, void *arg,
+                  uint64_t limit_us);
+
+/* ---- tunnet -------------------------------------------------------------- */
+
+typedef struct ss_tunnet ss_tunnet;
+
+struct ss_tunnet_stats {
+    uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
+    uint64_t tx_dropped; /* device queue full or write error */
+};
+
+/* Run a stack on tun_fd (from ss_tun_open) in loop. cfg->output is
+ * replaced; pcap (optional) gets every packet both ways, wall-clock
+ * stamped. The tunnet does not own tun_fd or pcap. */
+int ss_tunnet_new(ss_loop *loop, int tun_fd, const struct ss_stack_cfg *cfg,
+                  ss_pcap *pcap, ss_tunnet **out);
+/* Stop watching the fd and the timer, free the stack. */
+void ss_tunnet_free(ss_tunnet *t);
+
+ss_stack *ss_tunnet_stack(ss_tunnet *t);
+/* The stack's clock: CLOCK_MONOTONIC in µs. Use it for socket calls. */
+uint64_t ss_tunnet_now(const ss_tunnet *t);
+/* Poll the stack soon (after socket calls made outside its callbacks). */
+void ss_tunnet_kick(ss_tunnet *t);
+void ss_tunnet_get_stats(const ss_tunnet *t, struct ss_tunnet_stats *out);
+
+/* ---- apps on the stack's socket API ------------------------------------- */
+
+/* Built-in services. Each listens on its TCP port (echo, discard, source)
+ * and binds the same UDP port (echo, discard; source has no UDP side).
+ *   echo    - send back every byte / datagram
+ *   discard - read and drop everything (RFC 863)
+ *   source  - send source_bytes of a fixed pattern, then close (the stack
+ *             closes first: an active close on the passive side)
+ * Connections close when the peer has closed and all output went out. */
+enum ss_svc_kind { SS_SVC_ECHO = 1, SS_SVC_DISCARD, SS_SVC_SOURCE };
+
+typedef struct ss_svcs ss_svcs;
+
+struct ss_svc_stats {
+    uint64_t accepted, active, closed, errors;
+    uint64_t tcp_bytes_in, tcp_bytes_out;
+    uint64_t udp_in, udp_out;
+};
+
+/* A set of services on stack st. now_fn gives the clock (e.g. tunnet's). */
+int ss_svcs_new(ss_stack *st, uint64_t (*now_fn)(void *), void *now_arg,
+                ss_svcs **out);
+/* Add a service on port (TCP, and UDP for echo/discard). 0 or -errno. */
+int ss_svcs_add(ss_svcs *s, enum ss_svc_kind kind, uint16_t port,
+                uint64_t source_bytes);
+void ss_svcs_get_stats(const ss_svcs *s, struct ss_svc_stats *out);
+/* Abort every connection and close every socket. */
+void ss_svcs_free(ss_svcs *s);
+
+/* A bulk transfer: the sender connects, sends `bytes` bytes of a pattern
+ * derived from `seed`, then shuts down its side (or, with wait_eof, first
+ * waits for the peer's end of stream) and closes once it has read the
+ * peer's EOF; everything it reads is hashed too. The receiver accepts one
+ * connection, reads to EOF, hashes, optionally echoes, and closes. */
+struct ss_xfer {
+    /* set by the caller */
+    uint64_t bytes;     /* sender: bytes to send */
+    uint64_t seed;      /* sender: pattern seed */
+    bool wait_eof;      /* sender: close only after the peer's EOF */
+    bool echo;          /* receiver: send back what arrives */
+    /* results */
+    uint64_t sent, received;
+    unsigned char sha_sent[32], sha_received[32];
+    bool connected, eof, closed; /* closed: our handle is released */
+    int error;          /* first error (negative errno), 0 if none */
+    uint64_t t_connected_us, t_eof_us, t_closed_us;
+    /* internal */
+    ss_stack *st;
+    int sd, lsd;
+    uint64_t (*now_fn)(void *);
+    void *now_arg;
+    void *sha_out, *sha_in; /* EVP_MD_CTX */
+    struct ss_prng rng;
+    unsigned char chunk[16384];
+    size_t chunk_len, chunk_off;
+    bool shut;
+};
+
+/* Start the sender: connect to raddr:rport. 0 or -errno. */
+int ss_xfer_start_sender(struct ss_xfer *x, ss_stack *st,
+                         uint64_t (*now_fn)(void *), void *now_arg,
+                         uint32_t raddr, uint16_t rport);
+/* Start the receiver: listen on port and take one connection. */
+int ss_xfer_start_receiver(struct ss_xfer *x, ss_stack *st,
+                           uint64_t (*now_fn)(void *), void *now_arg,
+                           uint16_t port);
+/* True when the transfer is over: closed, or failed with an error. */
+bool ss_xfer_finished(const struct ss_xfer *x);
+/* Release the hash contexts (and abort the connection if still open). */
+void ss_xfer_cleanup(struct ss_xfer *x);
+
+/* Fill buf with the pattern that ss_xfer sends for seed, continuing rng. */
+void ss_xfer_pattern(struct ss_prng *rng, unsigned char *buf, size_t len);
+
+#endif

@@ -1,0 +1,310 @@
+/* sockstack broadcast send|listen and sockstack discover: UDP broadcast.
+ *
+ * send:   SO_BROADCAST, to the limited broadcast address 255.255.255.255
+ *         unless --to names another (e.g. a subnet's directed broadcast).
+ * listen: bind 0.0.0.0:PORT (SO_REUSEADDR), print "SENDER: MESSAGE" lines.
+ * discover: broadcast the probe "SSDISCOVER1" and list every service that
+ *         answers (`serve ... --announce`), one "NAME ADDRESS PORT PROTO"
+ *         line each.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "sockstack/config.h"
+#include "sockstack/discover.h"
+#include "sockstack/err.h"
+#include "sockstack/reactor.h"
+#include "sockstack/sock.h"
+
+static int open_udp(const char *host, int port, bool bcast, bool reuse, ss_sock **s,
+                    ss_addr *bound)
+{
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    ss_addr a;
+    int n = ss_addr_resolve(host, p, AF_INET, SS_DGRAM, true, &a, 1);
+    if (n < 0)
+        return n;
+    ss_sockopts o;
+    ss_sockopts_init(&o);
+    o.broadcast = bcast ? 1 : -1;
+    o.reuseaddr = reuse ? 1 : -1;
+    const char *failed;
+    int err = ss_sock_listen_on(ss_backend_kernel(), &a, SS_DGRAM, &o, 0, s, &failed);
+    if (!err && bound)
+        err = ss_sock_local_addr(*s, bound);
+    return err;
+}
+
+static void sleep_secs(double secs)
+{
+    struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static void send_usage(FILE *out)
+{
+    fprintf(out, "Usage: sockstack broadcast send --port N [--to ADDR] [--count K]\n"
+                 "                                [--interval SECS] MESSAGE\n"
+                 "       sockstack broadcast listen --port N [--count K]\n"
+                 "\n"
+                 "send: MESSAGE as one UDP datagram (SO_BROADCAST) to ADDR (default the\n"
+                 "limited broadcast address 255.255.255.255), K times (default 1),\n"
+                 "SECS apart (default 1).\n"
+                 "listen: print \"SENDER: MESSAGE\" for each datagram on PORT; stop\n"
+                 "after K (default: never).\n");
+}
+
+static int bc_send(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, 'p'}, {"to", required_argument, NULL, 't'},
+        {"count", required_argument, NULL, 'c'}, {"interval", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
+    int port = -1, count = 1, c;
+    double interval = 1;
+    const char *to = "255.255.255.255";
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:t:c:i:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p': if (cli_parse_int("--port", optarg, 1, 65535, &port) < 0) return CLI_USAGE; break;
+        case 't': to = optarg; break;
+        case 'c': if (cli_parse_int("--count", optarg, 1, 1000000, &count) < 0) return CLI_USAGE; break;
+        case 'i': if (cli_parse_double("--interval", optarg, 0, 3600, &interval) < 0) return CLI_USAGE; break;
+        case 'h': send_usage(stdout); return CLI_OK;
+        default: return cli_usage_error("broadcast ", "unknown option");
+        }
+    }
+    if (port < 0)
+        return cli_usage_error("broadcast ", "send needs --port N");
+    if (argc - optind != 1)
+        return cli_usage_error("broadcast ", "send needs exactly one MESSAGE");
+    const char *msg = argv[optind];
+    if (strlen(msg) > 65507)
+        return cli_usage_error("broadcast ", "MESSAGE is longer than one UDP datagram");
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    ss_addr dst;
+    int err = ss_addr_resolve(to, p, AF_INET, SS_DGRAM, false, &dst, 1);
+    if (err < 0) {
+        cli_error("--to %s: %s", to, ss_strerror(err));
+        return CLI_RUNTIME;
+    }
+    ss_sock *s;
+    err = open_udp("0.0.0.0", 0, true, false, &s, NULL);
+    if (err) {
+        cli_error("broadcast send: %s", ss_strerror(err));
+        return CLI_RUNTIME;
+    }
+    ss_sock_set_blocking(s, true);
+    char d[SS_ADDR_STRLEN];
+    ss_addr_format(&dst, d, sizeof d);
+    for (int i = 0; i < count; i++) {
+        if (i)
+            sleep_secs(interval);
+        ssize_t n = ss_sock_sendto(s, msg, strlen(msg), &dst);
+        if (n < 0) {
+            cli_error("broadcast send to %s: %s", d, ss_strerror((int)n));
+            ss_sock_close(s);
+            return CLI_RUNTIME;
+        }
+        cli_log("sent %zd bytes to %s", n, d);
+    }
+    ss_sock_close(s);
+    return CLI_OK;
+}
+
+static int bc_listen(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, 'p'}, {"count", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
+    int port = -1, count = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p': if (cli_parse_int("--port", optarg, 0, 65535, &port) < 0) return CLI_USAGE; break;
+        case 'c': if (cli_parse_int("--count", optarg, 1, 1000000, &count) < 0) return CLI_USAGE; break;
+        case 'h': send_usage(stdout); return CLI_OK;
+        default: return cli_usage_error("broadcast ", "unknown option");
+        }
+    }
+    if (port < 0)
+        return cli_usage_error("broadcast ", "listen needs --port N");
+    if (optind != argc)
+        return cli_usage_error("broadcast ", "listen takes no arguments");
+    ss_sock *s;
+    ss_addr bound;
+    int err = open_udp("0.0.0.0", port, true, true, &s, &bound);
+    if (err) {
+        cli_error("broadcast listen on port %d: %s", port, ss_strerror(err));
+        return CLI_RUNTIME;
+    }
+    ss_sock_set_blocking(s, true);
+    char b[SS_ADDR_STRLEN];
+    ss_addr_format(&bound, b, sizeof b);
+    fprintf(stderr, "listening on %s (udp)\n", b);
+    fflush(stderr);
+    static char buf[65536];
+    for (int got = 0; count == 0 || got < count;) {
+        ss_addr from;
+        bool trunc = false;
+        ssize_t n = ss_sock_recvfrom(s, buf, sizeof buf - 1, &from, &trunc);
+        if (n < 0) {
+            if (n == -EINTR || n == -EAGAIN)
+                continue;
+            cli_error("broadcast listen: %s", ss_strerror((int)n));
+            ss_sock_close(s);
+            return CLI_RUNTIME;
+        }
+        buf[n] = '\0';
+        for (ssize_t i = 0; i < n; i++)
+            if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+                buf[i] = '?';
+        char f[SS_ADDR_STRLEN];
+        ss_addr_format(&from, f, sizeof f);
+        printf("%s: %s%s\n", f, buf, trunc ? " [truncated]" : "");
+        fflush(stdout);
+        got++;
+    }
+    ss_sock_close(s);
+    return CLI_OK;
+}
+
+int cmd_broadcast(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_usage_error("broadcast ", "send or listen?");
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        send_usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(argv[1], "send"))
+        return bc_send(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "listen"))
+        return bc_listen(argc - 1, argv + 1);
+    return cli_usage_error("broadcast ", "unknown action '%s' (send or listen)", argv[1]);
+}
+
+/* ---- discover ----------------------------------------------------------- */
+
+struct found {
+    char line[200];
+};
+
+struct disc {
+    struct found seen[256];
+    int n;
+};
+
+static void disc_read(ss_sock *s, unsigned ev, void *arg)
+{
+    struct disc *d = arg;
+    char buf[128];
+    ss_addr from;
+    bool trunc;
+    ssize_t n = ss_sock_recvfrom(s, buf, sizeof buf, &from, &trunc);
+    char name[32], proto[8];
+    int port;
+    if (n <= 0 || trunc ||
+        ss_discover_answer_parse(buf, (size_t)n, name, sizeof name, &port, proto,
+                                 sizeof proto) < 0)
+        return;
+    char addr[SS_ADDR_STRLEN];
+    ss_addr_format(&from, addr, sizeof addr);
+    char *colon = strrchr(addr, ':'); /* the answer's own port is not the service's */
+    if (colon)
+        *colon = '\0';
+    char line[200];
+    snprintf(line, sizeof line, "%s %s %d %s", name, addr, port, proto);
+    for (int i = 0; i < d->n; i++)
+        if (!strcmp(d->seen[i].line, line))
+            return;
+    if (d->n < 256)
+        snprintf(d->seen[d->n++].line, sizeof d->seen[0].line, "%s", line);
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
+static void disc_done(ss_loop *loop, ss_timer *t, void *arg) { ss_loop_stop(loop); }
+
+int cmd_discover(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, 'p'}, {"wait", required_argument, NULL, 'w'},
+        {"to", required_argument, NULL, 't'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int port = SS_DISCOVER_PORT, c;
+    double wait = SS_DISCOVER_WAIT;
+    const char *to = "255.255.255.255";
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:w:t:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p': if (cli_parse_int("--port", optarg, 1, 65535, &port) < 0) return CLI_USAGE; break;
+        case 'w': if (cli_parse_double("--wait", optarg, 0.05, 600, &wait) < 0) return CLI_USAGE; break;
+        case 't': to = optarg; break;
+        case 'h':
+            printf("Usage: sockstack discover [--port N] [--wait SECS] [--to ADDR]\n\n"
+                   "Broadcast a discovery probe to port N (default %d) and list the\n"
+                   "services that answer (`sockstack serve ... --announce`), one\n"
+                   "\"NAME ADDRESS PORT PROTO\" line each, for SECS (default %d).\n"
+                   "ADDR: where the probe goes (default 255.255.255.255).\n"
+                   "Exit status 1 when nothing answered.\n",
+                   SS_DISCOVER_PORT, SS_DISCOVER_WAIT);
+            return CLI_OK;
+        default: return cli_usage_error("discover ", "unknown option");
+        }
+    }
+    if (optind != argc)
+        return cli_usage_error("discover ", "takes no arguments");
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    ss_addr dst;
+    int err = ss_addr_resolve(to, p, AF_INET, SS_DGRAM, false, &dst, 1);
+    if (err < 0) {
+        cli_error("--to %s: %s", to, ss_strerror(err));
+        return CLI_RUNTIME;
+    }
+    ss_sock *s;
+    ss_loop *loop = NULL;
+    err = open_udp("0.0.0.0", 0, true, false, &s, NULL);
+    if (!err)
+        err = ss_loop_new(&loop);
+    if (err) {
+        cli_error("discover: %s", ss_strerror(err));
+        ss_sock_close(s);
+        return CLI_RUNTIME;
+    }
+    ssize_t n = ss_sock_sendto(s, SS_DISCOVER_PROBE, strlen(SS_DISCOVER_PROBE), &dst);
+    if (n < 0) {
+        cli_error("discover: probe to %s:%d: %s", to, port, ss_strerror((int)n));
+        ss_sock_close(s);
+        ss_loop_free(loop);
+        return CLI_RUNTIME;
+    }
+    struct disc *d = calloc(1, sizeof *d);
+    ss_timer t;
+    ss_timer_init(&t, disc_done, NULL);
+    ss_timer_start(loop, &t, (uint64_t)(wait * 1000));
+    ss_sock_watch(s, loop, SS_READ, disc_read, d);
+    ss_loop_run(loop);
+    int found = d->n;
+    ss_sock_close(s);
+    ss_loop_free(loop);
+    free(d);
+    if (!found) {
+        cli_error("no service answered within %.2f s", wait);
+        return CLI_RUNTIME;
+    }
+    return CLI_OK;
+}

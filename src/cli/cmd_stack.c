@@ -1,0 +1,884 @@
+/* sockstack stack up|demo|diagram: the user-space stack, on a TUN device or
+ * on a simulated link, with its work made visible.
+ *
+ *   up       one stack on a TUN device with echo/discard/source services
+ *            (and optionally one outgoing transfer), until SIGINT/SIGTERM.
+ *   demo     two stacks over a simulated lossy link on a virtual clock;
+ *            one sends N bytes, both close; prints the trace and a summary.
+ *   diagram  the demo drawn as a sequence diagram (terminal, SVG) and plots.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/stack_opt.h"
+#include "cli/stack_view.h"
+#include "sockstack/err.h"
+#include "sockstack/link.h"
+#include "sockstack/reactor.h"
+#include "sockstack/stackrun.h"
+
+/* ---- shared parsing ------------------------------------------------------ */
+
+/* "5", "5%", "0.5%" -> 0.05 ... as a probability. */
+static int parse_pct(const char *opt, const char *s, double *out)
+{
+    char buf[64];
+    size_t n = strlen(s);
+    if (n >= sizeof buf) {
+        cli_error("%s: '%s' is not a percentage", opt, s);
+        return -1;
+    }
+    memcpy(buf, s, n + 1);
+    if (n && buf[n - 1] == '%')
+        buf[n - 1] = '\0';
+    double v;
+    if (cli_parse_double(opt, buf, 0, 100, &v) < 0)
+        return -1;
+    *out = v / 100.0;
+    return 0;
+}
+
+/* Milliseconds, fractions allowed, to µs. */
+static int parse_ms(const char *opt, const char *s, uint64_t *out_us)
+{
+    double v;
+    if (cli_parse_double(opt, s, 0, 3600000, &v) < 0)
+        return -1;
+    *out_us = (uint64_t)(v * 1000.0 + 0.5);
+    return 0;
+}
+
+/* A count with an optional binary suffix: 64K, 10M, 1G (KiB, MiB, GiB). */
+static int parse_size(const char *opt, const char *s, uint64_t max, uint64_t *out)
+{
+    char buf[64];
+    size_t n = strlen(s);
+    if (n == 0 || n >= sizeof buf) {
+        cli_error("%s: '%s' is not a size", opt, s);
+        return -1;
+    }
+    memcpy(buf, s, n + 1);
+    uint64_t mul = 1;
+    char c = buf[n - 1];
+    if (c == 'K' || c == 'k') mul = 1024;
+    else if (c == 'M' || c == 'm') mul = 1024 * 1024;
+    else if (c == 'G' || c == 'g') mul = 1024 * 1024 * 1024;
+    if (mul > 1)
+        buf[n - 1] = '\0';
+    uint64_t v;
+    if (cli_parse_u64(opt, buf, 0, max / mul, &v) < 0)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+/* Bit rate with optional k/M/G (decimal, as link rates are quoted). */
+static int parse_rate(const char *opt, const char *s, uint64_t *out)
+{
+    char buf[64];
+    size_t n = strlen(s);
+    if (n == 0 || n >= sizeof buf) {
+        cli_error("%s: '%s' is not a bit rate", opt, s);
+        return -1;
+    }
+    memcpy(buf, s, n + 1);
+    uint64_t mul = 1;
+    char c = buf[n - 1];
+    if (c == 'k' || c == 'K') mul = 1000;
+    else if (c == 'M' || c == 'm') mul = 1000000;
+    else if (c == 'G' || c == 'g') mul = 1000000000;
+    if (mul > 1)
+        buf[n - 1] = '\0';
+    uint64_t v;
+    if (cli_parse_u64(opt, buf, 1000 / mul ? 1000 / mul : 1, 100000000000ull / mul, &v) < 0)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+static void hex(const unsigned char *d, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Print one trace event: text (with a time and node prefix) or JSON (with
+ * a "node" member added). */
+static void print_trace(FILE *out, const char *node, const struct ss_trace_event *ev,
+                        bool json, unsigned fmt_flags)
+{
+    char line[512];
+    if (json) {
+        int n = ss_trace_format_json(ev, line, sizeof line);
+        if (n <= 0 || line[0] != '{')
+            return;
+        if (node)
+            fprintf(out, "{\"node\":\"%s\",%s\n", node, line + 1);
+        else
+            fprintf(out, "%s\n", line);
+        return;
+    }
+    ss_trace_format(ev, fmt_flags, line, sizeof line);
+    if (node)
+        fprintf(out, "%11.6f %s  %s\n", ev->time_us / 1e6, node, line);
+    else
+        fprintf(out, "%s\n", line);
+}
+
+/* ---- demo and diagram ---------------------------------------------------- */
+
+struct demo_opts {
+    struct ss_sim_params link;
+    uint64_t bytes, seed, limit_us;
+    bool trace, trace_json, quiet_trace;
+    const char *pcap, *svg, *plot;
+    bool diagram;
+};
+
+struct demo_ctx {
+    struct demo_opts *o;
+    ss_simnet *net;
+    struct ss_xfer tx, rx;
+    struct sv_log log;
+    bool have_log;
+    uint64_t retrans[2];
+};
+
+struct node_trace { struct demo_ctx *d; int node; };
+
+static const char *node_name(int node) { return node == 0 ? "A" : "B"; }
+
+static void demo_trace(void *arg, const struct ss_trace_event *ev)
+{
+    struct node_trace *nt = arg;
+    struct demo_ctx *d = nt->d;
+    if (ev->kind == SS_TRACE_RETRANSMIT)
+        d->retrans[nt->node]++;
+    if (d->have_log)
+        sv_on_trace(&d->log, nt->node, ev);
+    if (d->o->quiet_trace)
+        return;
+    if (d->o->trace_json) {
+        print_trace(stdout, node_name(nt->node), ev, true, 0);
+        return;
+    }
+    /* Without --trace: the connection as A sees it (segments both ways,
+     * states), B's states and retransmissions. --trace: everything. */
+    bool show = d->o->trace;
+    if (!show) {
+        switch (ev->kind) {
+        case SS_TRACE_STATE:
+        case SS_TRACE_RETRANSMIT:
+            show = true;
+            break;
+        case SS_TRACE_SEG_IN:
+        case SS_TRACE_SEG_OUT:
+            show = nt->node == 0;
+            break;
+        default:
+            break;
+        }
+    }
+    if (show)
+        print_trace(stdout, node_name(nt->node), ev, false, 0);
+}
+
+static void demo_tap(void *arg, enum ss_sim_tap_point pt, int from, uint64_t id,
+                     uint64_t now, const uint8_t *pkt, size_t len)
+{
+    struct demo_ctx *d = arg;
+    if (d->have_log)
+        sv_on_tap(&d->log, pt, from, id, now, pkt, len);
+    if (d->o->quiet_trace || d->o->trace_json)
+        return;
+    if (pt == SS_SIM_TAP_LOST || pt == SS_SIM_TAP_QDROP) {
+        char desc[128];
+        sv_describe(pkt, len, desc, sizeof desc);
+        printf("%11.6f %s  link: %s %s\n", now / 1e6, from == 0 ? "A->B" : "B->A",
+               pt == SS_SIM_TAP_LOST ? "lost" : "queue full, dropped", desc);
+    }
+}
+
+static uint64_t demo_now(void *arg) { return ss_simnet_now(arg); }
+
+static bool both_done(void *arg)
+{
+    struct demo_ctx *d = arg;
+    return ss_xfer_finished(&d->tx) && ss_xfer_finished(&d->rx);
+}
+
+static void demo_usage(FILE *out, const char *cmd)
+{
+    fprintf(out,
+            "Usage: sockstack stack %s [OPTIONS]\n"
+            "\n"
+            "Two user-space stacks, A (10.0.0.1) and B (10.0.0.2), joined by a\n"
+            "simulated link on a virtual clock. A connects to B, sends --bytes of\n"
+            "a seeded pattern, and both close. Same options and seed: same run.\n"
+            "Needs no privileges; nothing touches a real network.\n"
+            "\n"
+            "Link (both directions):\n"
+            "  --loss PCT          drop probability, percent ('5' or '5%%')\n"
+            "  --delay MS          one-way delay in ms (default 10)\n"
+            "  --jitter MS         extra delay, uniform 0..MS (keeps order)\n"
+            "  --bandwidth RATE    bit/s with k/M/G suffix (default unlimited)\n"
+            "  --dup PCT           duplication probability\n"
+            "  --reorder PCT       probability a packet is held back --reorder-ms\n"
+            "  --reorder-ms MS     hold-back of a reordered packet (default 1)\n"
+            "  --corrupt PCT       probability one bit is flipped\n"
+            "  --queue N           packets the link holds per direction (drop-tail)\n"
+            "Transfer:\n"
+            "  --bytes N           bytes A sends (K/M/G suffixes; default %s)\n"
+            "  --seed S            PRNG seed for the link, the ISNs, the data\n"
+            "  --limit SECONDS     give up after this much virtual time (600)\n"
+            "Output:\n"
+            "  --trace             every event of both stacks (RTT, windows, drops)\n"
+            "  --trace-json        the events as JSON lines instead\n"
+            "  --pcap FILE         write every packet as sent to FILE (pcap)\n",
+            cmd, !strcmp(cmd, "diagram") ? "4K" : "20K");
+    if (!strcmp(cmd, "diagram"))
+        fprintf(out, "  --svg FILE          also draw the diagram as SVG into FILE\n"
+                     "  --plot FILE         SVG plots of A's sequence number, cwnd and RTT\n");
+    fprintf(out, "  -h, --help          show this help\n");
+}
+
+static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cmd,
+                      const char *usage_cmd)
+{
+    enum { O_LOSS = 256, O_DELAY, O_JITTER, O_BW, O_DUP, O_REORDER, O_REORDER_MS,
+           O_CORRUPT, O_QUEUE, O_BYTES, O_SEED, O_LIMIT, O_TRACE, O_JSON, O_PCAP,
+           O_SVG, O_PLOT };
+    static const struct option opts[] = {
+        {"loss", required_argument, 0, O_LOSS},
+        {"delay", required_argument, 0, O_DELAY},
+        {"jitter", required_argument, 0, O_JITTER},
+        {"bandwidth", required_argument, 0, O_BW},
+        {"dup", required_argument, 0, O_DUP},
+        {"reorder", required_argument, 0, O_REORDER},
+        {"reorder-ms", required_argument, 0, O_REORDER_MS},
+        {"corrupt", required_argument, 0, O_CORRUPT},
+        {"queue", required_argument, 0, O_QUEUE},
+        {"bytes", required_argument, 0, O_BYTES},
+        {"seed", required_argument, 0, O_SEED},
+        {"limit", required_argument, 0, O_LIMIT},
+        {"trace", no_argument, 0, O_TRACE},
+        {"trace-json", no_argument, 0, O_JSON},
+        {"pcap", required_argument, 0, O_PCAP},
+        {"svg", required_argument, 0, O_SVG},
+        {"plot", required_argument, 0, O_PLOT},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    ss_sim_params_init(&o->link);
+    o->link.delay_us = 10000;
+    o->bytes = o->diagram ? 4096 : 20480;
+    o->seed = 1;
+    o->limit_us = 600ull * 1000000;
+    optind = 1;
+    opterr = 0;
+    int c;
+    uint64_t v;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int rc = 0;
+        switch (c) {
+        case O_LOSS: rc = parse_pct("--loss", optarg, &o->link.loss); break;
+        case O_DELAY: rc = parse_ms("--delay", optarg, &o->link.delay_us); break;
+        case O_JITTER: rc = parse_ms("--jitter", optarg, &o->link.jitter_us); break;
+        case O_BW: rc = parse_rate("--bandwidth", optarg, &o->link.bandwidth_bps); break;
+        case O_DUP: rc = parse_pct("--dup", optarg, &o->link.dup); break;
+        case O_REORDER: rc = parse_pct("--reorder", optarg, &o->link.reorder); break;
+        case O_REORDER_MS: rc = parse_ms("--reorder-ms", optarg, &o->link.reorder_us); break;
+        case O_CORRUPT: rc = parse_pct("--corrupt", optarg, &o->link.corrupt); break;
+        case O_QUEUE:
+            rc = cli_parse_u64("--queue", optarg, 1, 1000000, &v);
+            o->link.queue_limit = (size_t)v;
+            break;
+        case O_BYTES: rc = parse_size("--bytes", optarg, 1ull << 40, &o->bytes); break;
+        case O_SEED: rc = cli_parse_u64("--seed", optarg, 0, UINT64_MAX, &o->seed); break;
+        case O_LIMIT:
+            rc = cli_parse_u64("--limit", optarg, 1, 86400, &v);
+            o->limit_us = v * 1000000;
+            break;
+        case O_TRACE: o->trace = true; break;
+        case O_JSON: o->trace_json = true; break;
+        case O_PCAP: o->pcap = optarg; break;
+        case O_SVG:
+        case O_PLOT:
+            if (!o->diagram)
+                return cli_usage_error(usage_cmd, "%s is an option of 'stack diagram'",
+                                       c == O_SVG ? "--svg" : "--plot");
+            if (c == O_SVG)
+                o->svg = optarg;
+            else
+                o->plot = optarg;
+            break;
+        case 'h': demo_usage(stdout, cmd); return -CLI_OK - 1;
+        case ':': return cli_usage_error(usage_cmd, "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error(usage_cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+        if (rc < 0)
+            return CLI_USAGE;
+    }
+    if (optind < argc)
+        return cli_usage_error(usage_cmd, "unexpected argument '%s'", argv[optind]);
+    if (o->trace && o->trace_json)
+        return cli_usage_error(usage_cmd, "--trace and --trace-json exclude each other");
+    return 0;
+}
+
+static int run_demo(struct demo_opts *o)
+{
+    struct demo_ctx *d = calloc(1, sizeof *d);
+    if (!d) {
+        cli_error("out of memory");
+        return CLI_RUNTIME;
+    }
+    d->o = o;
+    d->tx.sd = d->tx.lsd = d->rx.sd = d->rx.lsd = -1;
+    int status = CLI_RUNTIME;
+    ss_pcap *pcap = NULL;
+    if (o->diagram) {
+        if (sv_init(&d->log) < 0) {
+            cli_error("out of memory");
+            goto out;
+        }
+        d->have_log = true;
+    }
+    if (o->pcap) {
+        int rc = ss_pcap_open(&pcap, o->pcap);
+        if (rc < 0) {
+            cli_error("--pcap %s: %s", o->pcap, ss_strerror(rc));
+            goto out;
+        }
+    }
+    struct ss_simnet_cfg cfg;
+    ss_simnet_cfg_default(&cfg);
+    cfg.link[0] = cfg.link[1] = o->link;
+    cfg.seed = o->seed;
+    cfg.pcap = pcap;
+    cfg.tap = demo_tap;
+    cfg.tap_arg = d;
+    struct node_trace nt[2] = {{d, 0}, {d, 1}};
+    for (int i = 0; i < 2; i++) {
+        cfg.stack[i].trace = demo_trace;
+        cfg.stack[i].trace_ctx = &nt[i];
+    }
+    int rc = ss_simnet_new(&cfg, &d->net);
+    if (rc < 0) {
+        cli_error("cannot create the simulated network: %s", ss_strerror(rc));
+        goto out;
+    }
+    const uint16_t port = 5001;
+    d->rx = (struct ss_xfer){.sd = -1, .lsd = -1};
+    d->tx = (struct ss_xfer){.bytes = o->bytes, .seed = o->seed, .sd = -1, .lsd = -1};
+    if ((rc = ss_xfer_start_receiver(&d->rx, ss_simnet_stack(d->net, 1), demo_now,
+                                     d->net, port)) < 0 ||
+        (rc = ss_xfer_start_sender(&d->tx, ss_simnet_stack(d->net, 0), demo_now,
+                                   d->net, cfg.stack[1].local_addr, port)) < 0) {
+        cli_error("cannot start the transfer: %s", ss_strerror(rc));
+        goto out;
+    }
+    uint64_t real0 = mono_us();
+    rc = ss_simnet_run(d->net, both_done, d, o->limit_us);
+    /* Then let the stacks finish on their own (FIN exchange, TIME-WAIT). */
+    if (rc == 0)
+        rc = ss_simnet_run(d->net, NULL, NULL, o->limit_us);
+    uint64_t real = mono_us() - real0;
+    uint64_t vt = ss_simnet_now(d->net);
+    if (rc == -ETIMEDOUT && both_done(d))
+        rc = 0; /* only TIME-WAIT left when the limit came */
+    if (rc < 0 && rc != -ETIMEDOUT) {
+        cli_error("simulation failed: %s", ss_strerror(rc));
+        goto out;
+    }
+
+    if (o->diagram) {
+        sv_finish(&d->log, vt);
+        sv_print_diagram(&d->log, stdout);
+        if (o->svg) {
+            FILE *f = fopen(o->svg, "w");
+            if (!f || sv_write_svg(&d->log, f) < 0 || fclose(f) != 0) {
+                cli_error("--svg %s: %s", o->svg, strerror(errno));
+                goto out;
+            }
+        }
+        if (o->plot) {
+            FILE *f = fopen(o->plot, "w");
+            if (!f || sv_write_plot(&d->log, f) < 0 || fclose(f) != 0) {
+                cli_error("--plot %s: %s", o->plot, strerror(errno));
+                goto out;
+            }
+        }
+    }
+
+    ss_xfer_cleanup(&d->tx);
+    ss_xfer_cleanup(&d->rx);
+    char hs[65], hr[65];
+    hex(d->tx.sha_sent, 32, hs);
+    hex(d->rx.sha_received, 32, hr);
+    bool match = d->tx.sent == o->bytes && d->rx.received == o->bytes &&
+                 !memcmp(d->tx.sha_sent, d->rx.sha_received, 32);
+    struct ss_sim_stats ab, ba;
+    ss_sim_get_stats(ss_simnet_link(d->net), 0, &ab);
+    ss_sim_get_stats(ss_simnet_link(d->net), 1, &ba);
+    struct ss_stack_stats sa, sb;
+    ss_stack_stats(ss_simnet_stack(d->net, 0), &sa);
+    ss_stack_stats(ss_simnet_stack(d->net, 1), &sb);
+    FILE *out = o->trace_json ? stderr : stdout;
+    fprintf(out, "\nsummary (seed %llu):\n", (unsigned long long)o->seed);
+    fprintf(out, "  sent      %llu bytes  sha256 %s\n", (unsigned long long)d->tx.sent, hs);
+    fprintf(out, "  received  %llu bytes  sha256 %s  %s\n",
+            (unsigned long long)d->rx.received, hr, match ? "(match)" : "(MISMATCH)");
+    fprintf(out, "  virtual time %.3f s (real %.1f ms)\n", vt / 1e6, real / 1000.0);
+    fprintf(out, "  retransmissions: A %llu, B %llu\n",
+            (unsigned long long)sa.tcp_retransmits, (unsigned long long)sb.tcp_retransmits);
+    fprintf(out, "  link A->B: %llu packets, %llu lost, %llu duplicated, %llu reordered, "
+                 "%llu corrupted, %llu queue drops\n",
+            (unsigned long long)ab.sent, (unsigned long long)ab.lost,
+            (unsigned long long)ab.duplicated, (unsigned long long)ab.reordered,
+            (unsigned long long)ab.corrupted, (unsigned long long)ab.dropped_queue);
+    fprintf(out, "  link B->A: %llu packets, %llu lost, %llu duplicated, %llu reordered, "
+                 "%llu corrupted, %llu queue drops\n",
+            (unsigned long long)ba.sent, (unsigned long long)ba.lost,
+            (unsigned long long)ba.duplicated, (unsigned long long)ba.reordered,
+            (unsigned long long)ba.corrupted, (unsigned long long)ba.dropped_queue);
+    if (pcap)
+        fprintf(out, "  pcap: %llu packets in %s\n",
+                (unsigned long long)ss_pcap_count(pcap), o->pcap);
+    if (rc == -ETIMEDOUT) {
+        cli_error("the transfer did not finish within %llu s of virtual time",
+                  (unsigned long long)(o->limit_us / 1000000));
+    } else if (d->tx.error || d->rx.error) {
+        cli_error("the transfer failed: A: %s, B: %s",
+                  d->tx.error ? ss_strerror(d->tx.error) : "ok",
+                  d->rx.error ? ss_strerror(d->rx.error) : "ok");
+    } else if (!match) {
+        cli_error("what arrived is not what was sent");
+    } else {
+        status = CLI_OK;
+    }
+out:
+    if (d->net) {
+        ss_xfer_cleanup(&d->tx);
+        ss_xfer_cleanup(&d->rx);
+    }
+    ss_simnet_free(d->net);
+    ss_pcap_close(pcap);
+    if (d->have_log)
+        sv_free(&d->log);
+    free(d);
+    return status;
+}
+
+static int cmd_demo(int argc, char **argv, bool diagram)
+{
+    struct demo_opts o = {.diagram = diagram};
+    const char *cmd = diagram ? "diagram" : "demo";
+    int rc = parse_demo(argc, argv, &o, cmd, diagram ? "stack diagram " : "stack demo ");
+    if (rc == -CLI_OK - 1)
+        return CLI_OK;
+    if (rc)
+        return rc;
+    if (diagram && !o.trace && !o.trace_json)
+        o.quiet_trace = true;
+    return run_demo(&o);
+}
+
+/* ---- up ------------------------------------------------------------------ */
+
+struct up_ctx {
+    ss_loop *loop;
+    ss_tunnet *tn;
+    ss_svcs *svcs;
+    struct ss_xfer xfer;
+    bool client;
+    bool trace, trace_json;
+    uint64_t t0;
+    int status;
+};
+
+static void up_trace(void *arg, const struct ss_trace_event *ev)
+{
+    struct up_ctx *u = arg;
+    if (u->trace_json) {
+        print_trace(stdout, NULL, ev, true, 0);
+    } else {
+        struct ss_trace_event e = *ev;
+        e.time_us -= u->t0 < e.time_us ? u->t0 : e.time_us;
+        print_trace(stdout, NULL, &e, false, SS_TRACE_FMT_TIME | SS_TRACE_FMT_TUPLE);
+    }
+    fflush(stdout);
+}
+
+static void up_signal(ss_loop *loop, int signo, void *arg)
+{
+    cli_log("%s: stopping", strsignal(signo));
+    ss_loop_stop(loop);
+}
+
+static uint64_t up_now(void *arg) { return ss_tunnet_now(arg); }
+
+/* The client transfer ends the run when it is over. */
+static void up_check(ss_loop *loop, ss_timer *t, void *arg)
+{
+    struct up_ctx *u = arg;
+    if (u->client && ss_xfer_finished(&u->xfer)) {
+        ss_loop_stop(loop);
+        return;
+    }
+    ss_timer_start(loop, t, 5);
+}
+
+static int parse_addr_prefix(const char *s, struct in_addr *a, unsigned *prefix)
+{
+    char buf[64];
+    const char *slash = strchr(s, '/');
+    if (!slash || (size_t)(slash - s) >= sizeof buf)
+        return -1;
+    memcpy(buf, s, (size_t)(slash - s));
+    buf[slash - s] = '\0';
+    int p;
+    if (inet_pton(AF_INET, buf, a) != 1)
+        return -1;
+    if (cli_parse_int("--addr prefix", slash + 1, 1, 30, &p) < 0)
+        return -2;
+    *prefix = (unsigned)p;
+    return 0;
+}
+
+static int parse_hostport(const char *s, struct in_addr *a, uint16_t *port)
+{
+    char buf[64];
+    const char *colon = strrchr(s, ':');
+    if (!colon || (size_t)(colon - s) >= sizeof buf)
+        return -1;
+    memcpy(buf, s, (size_t)(colon - s));
+    buf[colon - s] = '\0';
+    if (inet_pton(AF_INET, buf, a) != 1)
+        return -1;
+    int p;
+    if (cli_parse_int("--connect port", colon + 1, 1, 65535, &p) < 0)
+        return -2;
+    *port = (uint16_t)p;
+    return 0;
+}
+
+struct serve_spec { enum ss_svc_kind kind; uint16_t port; };
+
+/* "echo:7,discard:9,source:19" */
+static int parse_serve(const char *s, struct serve_spec *out, int max, int *n)
+{
+    char *dup = strdup(s), *save = NULL;
+    int rc = 0;
+    if (!dup)
+        return -1;
+    for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(tok, ':');
+        if (!colon || *n == max) {
+            cli_error("--serve: '%s' is not NAME:PORT (at most %d services)", tok, max);
+            rc = -1;
+            break;
+        }
+        *colon = '\0';
+        enum ss_svc_kind k;
+        if (!strcmp(tok, "echo")) k = SS_SVC_ECHO;
+        else if (!strcmp(tok, "discard")) k = SS_SVC_DISCARD;
+        else if (!strcmp(tok, "source")) k = SS_SVC_SOURCE;
+        else {
+            cli_error("--serve: unknown service '%s' (echo, discard, source)", tok);
+            rc = -1;
+            break;
+        }
+        int port;
+        if (cli_parse_int("--serve port", colon + 1, 1, 65535, &port) < 0) {
+            rc = -1;
+            break;
+        }
+        out[*n] = (struct serve_spec){k, (uint16_t)port};
+        (*n)++;
+    }
+    free(dup);
+    return rc;
+}
+
+static void up_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: sockstack stack up --tun NAME --addr ADDR/PREFIX [--peer ADDR]\n"
+            "                          [--serve SVC:PORT,...] [--connect ADDR:PORT]\n"
+            "                          [OPTIONS]\n"
+            "\n"
+            "Run the user-space stack on a TUN device until SIGINT/SIGTERM (or, with\n"
+            "--connect, until that transfer is over). The stack owns ADDR; the\n"
+            "kernel's side of the device gets --peer (default: the first other\n"
+            "address of the prefix), so the kernel reaches the stack at once.\n"
+            "Needs CAP_NET_ADMIN; the device goes when the command ends.\n"
+            "\n"
+            "  --tun NAME          device name (e.g. ss0; 'ss%%d' lets the kernel number it)\n"
+            "  --addr ADDR/PREFIX  the stack's own address and the link's prefix\n"
+            "  --peer ADDR         address of the kernel's side\n"
+            "  --mtu N             device MTU (default: the device's, 1500)\n"
+            "  --serve LIST        services, comma-separated: echo:PORT (TCP and UDP),\n"
+            "                      discard:PORT (TCP and UDP), source:PORT (TCP: sends\n"
+            "                      --source-bytes, then closes first)\n"
+            "  --source-bytes N    what source sends (K/M/G suffixes; default 1M)\n"
+            "  --connect ADDR:PORT the stack opens a connection, sends --send bytes,\n"
+            "                      reads to EOF, prints both SHA-256 and exits\n"
+            "  --send N            bytes to send with --connect (default 0)\n"
+            "  --wait-eof          with --connect: close only after the peer's EOF\n"
+            "  --trace             print every trace event (text)\n"
+            "  --trace-json        print every trace event as JSON lines\n"
+            "  --pcap FILE         write every packet both ways to FILE\n"
+            "  -h, --help          show this help\n");
+}
+
+static int cmd_up(int argc, char **argv)
+{
+    enum { O_TUN = 256, O_ADDR, O_PEER, O_MTU, O_SERVE, O_SRCB, O_CONNECT, O_SEND,
+           O_WAITEOF, O_TRACE, O_JSON, O_PCAP };
+    static const struct option opts[] = {
+        {"tun", required_argument, 0, O_TUN},
+        {"addr", required_argument, 0, O_ADDR},
+        {"peer", required_argument, 0, O_PEER},
+        {"mtu", required_argument, 0, O_MTU},
+        {"serve", required_argument, 0, O_SERVE},
+        {"source-bytes", required_argument, 0, O_SRCB},
+        {"connect", required_argument, 0, O_CONNECT},
+        {"send", required_argument, 0, O_SEND},
+        {"wait-eof", no_argument, 0, O_WAITEOF},
+        {"trace", no_argument, 0, O_TRACE},
+        {"trace-json", no_argument, 0, O_JSON},
+        {"pcap", required_argument, 0, O_PCAP},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *U = "stack up ";
+    const char *tun = NULL, *pcap_path = NULL, *serve = NULL, *connect_to = NULL;
+    struct in_addr addr = {0}, peer = {0}, raddr = {0};
+    unsigned prefix = 0;
+    bool have_addr = false, have_peer = false, have_send = false, wait_eof = false;
+    bool trace = false, trace_json = false;
+    uint16_t rport = 0;
+    uint64_t mtu = 0, source_bytes = 1024 * 1024, send_bytes = 0;
+    struct serve_spec specs[16];
+    int nspecs = 0;
+    optind = 1;
+    opterr = 0;
+    int c, rc;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_TUN:
+            if (strlen(optarg) == 0 || strlen(optarg) >= 16)
+                return cli_usage_error(U, "--tun: name must have 1 to 15 characters");
+            tun = optarg;
+            break;
+        case O_ADDR:
+            rc = parse_addr_prefix(optarg, &addr, &prefix);
+            if (rc == -1)
+                return cli_usage_error(U, "--addr: '%s' is not ADDR/PREFIX", optarg);
+            if (rc < 0)
+                return CLI_USAGE;
+            have_addr = true;
+            break;
+        case O_PEER:
+            if (inet_pton(AF_INET, optarg, &peer) != 1)
+                return cli_usage_error(U, "--peer: '%s' is not an IPv4 address", optarg);
+            have_peer = true;
+            break;
+        case O_MTU:
+            if (cli_parse_u64("--mtu", optarg, 576, 65535, &mtu) < 0)
+                return CLI_USAGE;
+            break;
+        case O_SERVE:
+            if (parse_serve(optarg, specs, 16, &nspecs) < 0)
+                return CLI_USAGE;
+            serve = optarg;
+            break;
+        case O_SRCB:
+            if (parse_size("--source-bytes", optarg, 1ull << 40, &source_bytes) < 0)
+                return CLI_USAGE;
+            break;
+        case O_CONNECT:
+            rc = parse_hostport(optarg, &raddr, &rport);
+            if (rc == -1)
+                return cli_usage_error(U, "--connect: '%s' is not ADDR:PORT", optarg);
+            if (rc < 0)
+                return CLI_USAGE;
+            connect_to = optarg;
+            break;
+        case O_SEND:
+            if (parse_size("--send", optarg, 1ull << 40, &send_bytes) < 0)
+                return CLI_USAGE;
+            have_send = true;
+            break;
+        case O_WAITEOF: wait_eof = true; break;
+        case O_TRACE: trace = true; break;
+        case O_JSON: trace_json = true; break;
+        case O_PCAP: pcap_path = optarg; break;
+        case 'h': up_usage(stdout); return CLI_OK;
+        case ':': return cli_usage_error(U, "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error(U, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(U, "unexpected argument '%s'", argv[optind]);
+    if (!tun)
+        return cli_usage_error(U, "--tun is required");
+    if (!have_addr)
+        return cli_usage_error(U, "--addr is required");
+    if (!serve && !connect_to)
+        return cli_usage_error(U, "nothing to do: give --serve and/or --connect");
+    if ((have_send || wait_eof) && !connect_to)
+        return cli_usage_error(U, "--send and --wait-eof need --connect");
+    if (trace && trace_json)
+        return cli_usage_error(U, "--trace and --trace-json exclude each other");
+    struct cli_stack_spec sp = {.addr = addr, .prefix = prefix, .peer = peer,
+                                .have_peer = have_peer, .mtu = (unsigned)mtu};
+    snprintf(sp.tun, sizeof sp.tun, "%s", tun);
+    if ((rc = cli_stack_check(U, "--addr:", "--peer", &sp)) != 0)
+        return rc;
+    peer = sp.peer;
+
+    struct up_ctx u = {.trace = trace, .trace_json = trace_json, .status = CLI_OK,
+                       .xfer = {.sd = -1, .lsd = -1}};
+    ss_pcap *pcap = NULL;
+    struct cli_stack run = {.fd = -1};
+    ss_timer check;
+    ss_timer_init(&check, up_check, &u);
+    u.status = CLI_RUNTIME;
+    if (pcap_path && (rc = ss_pcap_open(&pcap, pcap_path)) < 0) {
+        cli_error("--pcap %s: %s", pcap_path, ss_strerror(rc));
+        return CLI_RUNTIME;
+    }
+    if ((rc = ss_loop_new(&u.loop)) < 0) {
+        cli_error("cannot create the event loop: %s", ss_strerror(rc));
+        goto out;
+    }
+    ss_loop_signal_add(u.loop, SIGINT, up_signal, &u);
+    ss_loop_signal_add(u.loop, SIGTERM, up_signal, &u);
+    struct ss_stack_cfg cfg;
+    ss_stack_cfg_default(&cfg);
+    if (trace || trace_json) {
+        cfg.trace = up_trace;
+        cfg.trace_ctx = &u;
+    }
+    if (cli_stack_start(u.loop, &sp, &cfg, pcap, false, &run) != CLI_OK)
+        goto out;
+    u.tn = run.tn;
+    const char *ifname = run.ifname;
+    u.t0 = ss_tunnet_now(u.tn);
+    char as[INET_ADDRSTRLEN], ps[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &addr, as, sizeof as);
+    inet_ntop(AF_INET, &peer, ps, sizeof ps);
+    if (nspecs) {
+        if ((rc = ss_svcs_new(ss_tunnet_stack(u.tn), up_now, u.tn, &u.svcs)) < 0) {
+            cli_error("cannot start services: %s", ss_strerror(rc));
+            goto out;
+        }
+        for (int i = 0; i < nspecs; i++) {
+            if ((rc = ss_svcs_add(u.svcs, specs[i].kind, specs[i].port, source_bytes)) < 0) {
+                cli_error("cannot serve on port %u: %s", specs[i].port, ss_strerror(rc));
+                goto out;
+            }
+            static const char *names[] = {"", "echo", "discard", "source"};
+            fprintf(stderr, "listening on %s:%u (%s %s)\n", as, specs[i].port,
+                    specs[i].kind == SS_SVC_SOURCE ? "tcp" : "tcp+udp",
+                    names[specs[i].kind]);
+        }
+    }
+    if (connect_to) {
+        u.client = true;
+        u.xfer.bytes = send_bytes;
+        u.xfer.seed = 1;
+        u.xfer.wait_eof = wait_eof;
+        if ((rc = ss_xfer_start_sender(&u.xfer, ss_tunnet_stack(u.tn), up_now, u.tn,
+                                       ntohl(raddr.s_addr), rport)) < 0) {
+            cli_error("cannot connect to %s: %s", connect_to, ss_strerror(rc));
+            goto out;
+        }
+        ss_tunnet_kick(u.tn);
+        ss_timer_start(u.loop, &check, 5);
+    }
+    fprintf(stderr, "stack up on %s: stack %s, kernel side %s/%u; ready\n", ifname, as, ps,
+            prefix);
+    fflush(stderr);
+    if ((rc = ss_loop_run(u.loop)) < 0) {
+        cli_error("event loop failed: %s", ss_strerror(rc));
+        goto out;
+    }
+    u.status = CLI_OK;
+    if (u.client) {
+        ss_xfer_cleanup(&u.xfer);
+        char hs[65], hr[65];
+        hex(u.xfer.sha_sent, 32, hs);
+        hex(u.xfer.sha_received, 32, hr);
+        printf("sent %llu sha256=%s\nreceived %llu sha256=%s\n",
+               (unsigned long long)u.xfer.sent, hs, (unsigned long long)u.xfer.received, hr);
+        if (u.xfer.error) {
+            cli_error("connection to %s: %s", connect_to, ss_strerror(u.xfer.error));
+            u.status = CLI_RUNTIME;
+        }
+    }
+out:
+    if (u.loop)
+        ss_timer_stop(u.loop, &check);
+    if (u.client)
+        ss_xfer_cleanup(&u.xfer);
+    if (u.svcs)
+        ss_svcs_free(u.svcs);
+    cli_stack_stop(&run, u.tn != NULL);
+    if (u.loop)
+        ss_loop_free(u.loop);
+    ss_pcap_close(pcap);
+    return u.status;
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static void stack_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: sockstack stack COMMAND [OPTIONS]\n"
+            "\n"
+            "The user-space TCP/IP stack, made visible.\n"
+            "\n"
+            "Commands:\n"
+            "  up        run the stack on a TUN device with echo/discard services\n"
+            "  demo      two stacks over a simulated lossy link: trace and summary\n"
+            "  diagram   the demo as a sequence diagram (terminal, SVG) and plots\n"
+            "\n"
+            "Run 'sockstack stack COMMAND --help' for a command's options.\n");
+}
+
+int cmd_stack(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_usage_error("stack ", "missing command (up, demo, diagram)");
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        stack_usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(argv[1], "up"))
+        return cmd_up(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "demo"))
+        return cmd_demo(argc - 1, argv + 1, false);
+    if (!strcmp(argv[1], "diagram"))
+        return cmd_demo(argc - 1, argv + 1, true);
+    return cli_usage_error("stack ", "unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,154 @@
+/* TUN devices: open, configure by ioctl, read and write packets.
+ *
+ * IFF_NO_PI: no 4-byte packet-information header, so one read() is exactly
+ * one IPv4 packet and one write() injects one. Configuration uses the classic
+ * SIOCSIF* ioctls on an AF_INET datagram socket: the library never execs
+ * ip(8), and needs nothing beyond CAP_NET_ADMIN. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sockstack/link.h"
+
+int ss_tun_open(const char *name, char *ifname, size_t ifname_cap)
+{
+    if (name && strlen(name) >= IFNAMSIZ)
+        return -ENAMETOOLONG;
+    if (ifname_cap < IFNAMSIZ)
+        return -EINVAL;
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    if (name)
+        memcpy(ifr.ifr_name, name, strlen(name));
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    memcpy(ifname, ifr.ifr_name, IFNAMSIZ);
+    ifname[IFNAMSIZ - 1] = '\0';
+    return fd;
+}
+
+/* Run one SIOCSIF or SIOCGIF request on a throwaway AF_INET socket. */
+static int if_ioctl(unsigned long req, struct ifreq *ifr)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    int rc = ioctl(s, req, ifr) < 0 ? -errno : 0;
+    close(s);
+    return rc;
+}
+
+static void set_sin(struct sockaddr *sa, struct in_addr a)
+{
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr = a;
+    memcpy(sa, &sin, sizeof sin);
+}
+
+static int set_name(struct ifreq *ifr, const char *ifname)
+{
+    memset(ifr, 0, sizeof *ifr);
+    size_t n = strlen(ifname);
+    if (n == 0 || n >= IFNAMSIZ)
+        return -EINVAL;
+    memcpy(ifr->ifr_name, ifname, n);
+    return 0;
+}
+
+/* The stack speaks IPv4 only: keep the kernel from sending IPv6 router
+ * solicitations and MLD reports down the device (best effort: a kernel
+ * without IPv6 has no such file, and that is fine too). */
+static void disable_ipv6(const char *ifname)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (write(fd, "1", 1) < 0) {
+            /* nothing to do: the device still works, with some IPv6 noise */
+        }
+        close(fd);
+    }
+}
+
+int ss_tun_configure(const char *ifname, struct in_addr kernel_addr,
+                     unsigned prefix, unsigned mtu)
+{
+    if (prefix < 1 || prefix > 30)
+        return -EINVAL; /* the prefix must hold the stack's address too */
+    struct ifreq ifr;
+    int rc = set_name(&ifr, ifname);
+    if (rc < 0)
+        return rc;
+    set_sin(&ifr.ifr_addr, kernel_addr);
+    if ((rc = if_ioctl(SIOCSIFADDR, &ifr)) < 0)
+        return rc;
+    struct in_addr mask = {htonl(~(uint32_t)0 << (32 - prefix))};
+    set_name(&ifr, ifname);
+    set_sin(&ifr.ifr_netmask, mask);
+    if ((rc = if_ioctl(SIOCSIFNETMASK, &ifr)) < 0)
+        return rc;
+    if (mtu) {
+        set_name(&ifr, ifname);
+        ifr.ifr_mtu = (int)mtu;
+        if ((rc = if_ioctl(SIOCSIFMTU, &ifr)) < 0)
+            return rc;
+    }
+    disable_ipv6(ifname);
+    set_name(&ifr, ifname);
+    if ((rc = if_ioctl(SIOCGIFFLAGS, &ifr)) < 0)
+        return rc;
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    return if_ioctl(SIOCSIFFLAGS, &ifr);
+}
+
+int ss_tun_down(const char *ifname)
+{
+    struct ifreq ifr;
+    int rc = set_name(&ifr, ifname);
+    if (rc < 0)
+        return rc;
+    if ((rc = if_ioctl(SIOCGIFFLAGS, &ifr)) < 0)
+        return rc;
+    ifr.ifr_flags &= ~IFF_UP;
+    return if_ioctl(SIOCSIFFLAGS, &ifr);
+}
+
+ssize_t ss_tun_read(int fd, void *buf, size_t cap)
+{
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+int ss_tun_write(int fd, const void *pkt, size_t len)
+{
+    for (;;) {
+        ssize_t n = write(fd, pkt, len);
+        if (n >= 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}

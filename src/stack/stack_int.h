@@ -1,0 +1,292 @@
+/* Internals of the user-space stack, shared by the files of src/stack/.
+ *
+ * Input path:  ss_stack_input -> ss__ip_input -> (reassembly) ->
+ *              ss__icmp_input | ss__udp_input | ss__tcp_input
+ *              ss__tcp_input: parse -> demux -> per-state handler
+ *              (tcp_input.c, RFC 9293 3.10.7)
+ * Output path: ss__tcp_output (tcp_output.c: what may be sent now)
+ *              -> ss__tcp_send_segment -> ss__ip_output -> cfg.output
+ * Timers:      ss_stack_poll -> ss__tcp_timers (tcp_timer.c) per socket
+ */
+#ifndef SS_STACK_INT_H
+#define SS_STACK_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sockstack/stack.h"
+
+/* ---- wrap-safe sequence arithmetic (RFC 9293 3.4) ---------------------- */
+#define SEQ_LT(a, b)  ((int32_t)((uint32_t)(a) - (uint32_t)(b)) < 0)
+#define SEQ_LEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) <= 0)
+#define SEQ_GT(a, b)  ((int32_t)((uint32_t)(a) - (uint32_t)(b)) > 0)
+#define SEQ_GEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) >= 0)
+/* a <= x < b, all modulo 2^32 */
+#define SEQ_IN(x, a, b) (SEQ_LEQ((a), (x)) && SEQ_LT((x), (b)))
+
+#define SS_NEVER UINT64_MAX
+#define SS_IP_HDR 20
+#define SS_TCP_HDR 20
+#define SS_UDP_HDR 8
+#define SS_PKT_MAX 65535
+
+enum { SS_IPPROTO_ICMP = 1, SS_IPPROTO_TCP = 6, SS_IPPROTO_UDP = 17 };
+
+/* A parsed IPv4 packet (header validated). */
+struct ss_ip {
+    uint32_t src, dst;
+    uint8_t proto, ttl, tos;
+    uint16_t id;
+    const uint8_t *hdr;     /* the IPv4 header */
+    size_t hdr_len;
+    const uint8_t *payload;
+    size_t len;             /* payload bytes */
+};
+
+/* The TCP segment under processing: parsed once, passed by pointer. */
+struct ss_seg {
+    uint32_t src, dst;      /* IPv4, host order */
+    uint16_t sport, dport;
+    uint32_t seq, ack;
+    uint8_t flags;
+    uint16_t wnd;
+    uint16_t urp;
+    uint16_t mss;           /* MSS option, 0 if absent */
+    uint8_t opt_len;
+    const uint8_t *data;
+    uint32_t len;           /* payload bytes (after any trimming) */
+};
+
+/* Segment length in sequence space: data + SYN + FIN. */
+static inline uint32_t ss__seg_seqlen(const struct ss_seg *s)
+{
+    return s->len + ((s->flags & SS_TCP_SYN) ? 1 : 0) + ((s->flags & SS_TCP_FIN) ? 1 : 0);
+}
+
+/* A byte ring over a slice of the buffer pool. */
+struct ss_ring {
+    uint8_t *buf;
+    uint32_t cap;           /* pool slice size */
+    uint32_t limit;         /* usable size (SO_SNDBUF/SO_RCVBUF), <= cap */
+    uint32_t head;          /* index of the first byte */
+    uint32_t len;           /* bytes stored */
+};
+
+/* An out-of-order range [start, end) already written into the receive ring. */
+struct ss_ooo {
+    uint32_t start, end;
+};
+
+enum ss_stack_sock_kind { SS_SK_FREE = 0, SS_SK_TCP, SS_SK_UDP };
+
+struct ss_sock {
+    enum ss_stack_sock_kind kind;
+    int id;
+    bool user;              /* the application holds the handle */
+    ss_stack_sock_cb cb;
+    void *cb_arg;
+    unsigned pending_ev;    /* events to deliver at the next dispatch */
+    int error;              /* pending error for the application */
+    int ev_err;             /* error reported with SS_EV_ERROR */
+    int soft_err;           /* last ICMP soft error, reported on timeout */
+    uint32_t max_retries;   /* R2 (SS_SO_MAXRT) */
+    uint8_t tos;            /* IPv4 TOS / DS field */
+
+    uint32_t laddr, raddr;
+    uint16_t lport, rport;
+
+    /* --- TCP --- */
+    enum ss_tcp_state state;
+    bool passive;           /* came from a listener (SYN-RECEIVED -> LISTEN on RST) */
+    int parent;             /* listener id while in its queues, else -1 */
+    int next_q;             /* link in the listener's accept queue */
+    bool in_accept_q;
+    int backlog;            /* listener: limit of syn_q + accept_q */
+    int syn_q, accept_q;    /* listener: counts */
+    int accept_head, accept_tail;
+
+    /* Send sequence variables (RFC 9293 3.3.1) */
+    uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
+    uint32_t max_snd_wnd;   /* largest window the peer offered (RFC 5961 5.2) */
+    uint16_t snd_mss;       /* effective send MSS */
+    /* Receive sequence variables */
+    uint32_t irs, rcv_nxt, rcv_adv;  /* rcv_adv: right edge advertised */
+    uint16_t rcv_mss;       /* what we advertise */
+
+    bool fin_queued;        /* application closed the send side */
+    bool fin_sent;          /* FIN occupies snd_max - 1 */
+    uint32_t fin_seq;       /* seq of our FIN when fin_queued */
+    bool fin_rcvd;          /* peer's FIN consumed (EOF) */
+    bool ooo_fin;           /* FIN seen beyond a hole, at ooo_fin_seq */
+    uint32_t ooo_fin_seq;
+
+    struct ss_ring snd, rcv;
+    struct ss_ooo *ooo;     /* pool slice of cfg.ooo_max entries */
+    uint32_t ooo_n;
+
+    /* options */
+    bool nodelay, keepalive;
+    uint32_t keep_idle_s, keep_intvl_s, keep_cnt;
+
+    /* RFC 6298 state */
+    uint32_t srtt_us, rttvar_us, rto_us;
+    bool rtt_valid;         /* first sample taken */
+    bool rtt_timing;        /* measuring rtt_seq */
+    uint32_t rtt_seq;
+    uint64_t rtt_start;
+    uint32_t backoff;       /* consecutive RTO expiries */
+    uint32_t persist_backoff;
+    uint32_t keep_probes;
+
+    /* timers: absolute µs, SS_NEVER when off */
+    uint64_t t_rtx, t_persist, t_delack, t_keep, t_2msl;
+    uint64_t last_rcv;      /* time of the last segment received */
+
+    /* ACK policy */
+    bool ack_now;
+    bool synack_first;      /* simultaneous open: the next SYN,ACK is not a retransmission */
+    bool snd_up_valid, rcv_up_valid;
+    uint32_t snd_up, rcv_up;    /* urgent pointers (RFC 9293 3.8.5), as sequence numbers */
+    bool out_pending;       /* output deferred to the end of an input batch */
+    uint32_t unacked_segs;  /* full-sized segments received since our last ACK */
+
+    /* congestion control hook (tcp_cc.c) */
+    uint32_t cwnd, ssthresh;
+
+    /* statistics */
+    uint64_t retransmits, timeouts, bytes_in, bytes_out, segs_in, segs_out;
+
+    /* --- UDP --- */
+    uint32_t udp_q;         /* datagrams queued */
+};
+
+struct ss_frag {
+    bool used;
+    uint32_t src, dst;
+    uint16_t id;
+    uint8_t proto;
+    uint64_t deadline;
+    uint32_t total;         /* payload length, 0 until the last fragment */
+    uint32_t have;          /* bytes received (no overlaps accepted) */
+    uint8_t *buf;           /* 65535 bytes */
+    uint8_t *map;           /* one bit per 8-byte block */
+    uint8_t hdr[60];
+    size_t hdr_len;
+};
+
+struct ss_stack {
+    struct ss_stack_cfg cfg;
+    struct ss_stack_stats stats;
+    struct ss_sock *socks;
+    uint8_t *bufpool;
+    struct ss_ooo *ooopool;
+    struct ss_frag *frags;
+    uint8_t *fragpool;
+    uint8_t *tx;            /* scratch packet buffer, SS_PKT_MAX */
+    uint16_t ip_id;
+    uint16_t next_port;
+    uint64_t now;           /* time of the call in progress */
+    int dispatching;
+    bool batching;          /* inside ss_stack_input_batch: defer TCP output */
+    uint64_t chack_window;  /* start of the current challenge-ACK second */
+    uint32_t chack_count;   /* challenge ACKs sent in it */
+};
+
+/* checksum.c */
+uint32_t ss__pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, uint32_t len);
+
+/* ipv4.c */
+void ss__ip_input(ss_stack *st, const uint8_t *pkt, size_t len);
+/* Build the IPv4 header in front of payload (already at pkt + 20) and send. */
+int ss__ip_output(ss_stack *st, uint8_t *pkt, size_t payload_len, uint32_t dst,
+                  uint8_t proto, bool df, uint8_t tos);
+uint64_t ss__frag_timers(ss_stack *st, uint64_t now);
+
+/* icmp.c */
+void ss__icmp_input(ss_stack *st, const struct ss_ip *ip);
+/* Send an ICMP error quoting the offending packet (header + 8 bytes). */
+void ss__icmp_error(ss_stack *st, uint8_t type, uint8_t code, const struct ss_ip *ip);
+
+/* udp.c */
+void ss__udp_input(ss_stack *st, const struct ss_ip *ip);
+void ss__udp_icmp_error(ss_stack *st, int err, const uint8_t *quoted, size_t qlen);
+
+/* tcp_input.c */
+void ss__tcp_input(ss_stack *st, const struct ss_ip *ip);
+void ss__tcp_icmp_error(ss_stack *st, int err, bool hard, const uint8_t *quoted, size_t qlen);
+
+/* tcp_output.c */
+void ss__tcp_output(ss_stack *st, struct ss_sock *sk);
+void ss__tcp_send_ack(ss_stack *st, struct ss_sock *sk);
+int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t flags,
+                         uint32_t len, bool rtx);
+void ss__tcp_send_rst_for(ss_stack *st, const struct ss_seg *seg);
+void ss__tcp_send_rst(ss_stack *st, struct ss_sock *sk);
+uint32_t ss__tcp_rcv_window(const struct ss_sock *sk);
+
+/* tcp_timer.c */
+void ss__tcp_timers(ss_stack *st, struct ss_sock *sk, uint64_t now);
+uint64_t ss__tcp_next_deadline(const struct ss_sock *sk);
+void ss__tcp_rtt_sample(ss_stack *st, struct ss_sock *sk, uint64_t rtt_us);
+void ss__tcp_arm_rtx(ss_stack *st, struct ss_sock *sk);
+void ss__tcp_keep_reset(ss_stack *st, struct ss_sock *sk);
+
+/* tcp_cc.c */
+void ss__cc_init(ss_stack *st, struct ss_sock *sk);
+void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked);
+void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk);
+uint32_t ss__cc_window(const struct ss_sock *sk);
+
+/* tcp_opt.c */
+int ss__tcp_parse_options(const uint8_t *opt, size_t len, struct ss_seg *seg);
+size_t ss__tcp_write_options(uint8_t *p, uint8_t flags, uint16_t mss);
+
+/* trace.c */
+void ss__trace(ss_stack *st, struct ss_trace_event *ev);
+void ss__trace_state(ss_stack *st, struct ss_sock *sk, int old_state, int new_state);
+void ss__trace_seg(ss_stack *st, struct ss_sock *sk, enum ss_trace_kind kind,
+                   const struct ss_seg *seg);
+void ss__trace_drop(ss_stack *st, struct ss_sock *sk, int reason, uint8_t proto,
+                    uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport);
+void ss__trace_rtt(ss_stack *st, struct ss_sock *sk, uint32_t sample);
+void ss__trace_win(ss_stack *st, struct ss_sock *sk, bool ours, uint32_t o, uint32_t n);
+
+/* stack.c: sockets, pools, rings, events */
+struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind);
+void ss__stack_sock_release(ss_stack *st, struct ss_sock *sk);
+struct ss_sock *ss__stack_sock_get(const ss_stack *st, int sd);
+struct ss_sock *ss__tcp_lookup(ss_stack *st, uint32_t laddr, uint16_t lport,
+                               uint32_t raddr, uint16_t rport);
+struct ss_sock *ss__udp_lookup(ss_stack *st, uint16_t lport);
+void ss__set_state(ss_stack *st, struct ss_sock *sk, enum ss_tcp_state ns);
+void ss__stack_sock_event(ss_stack *st, struct ss_sock *sk, unsigned ev, int err);
+/* Tear down a TCP connection: state CLOSED, timers off, report err (0: none). */
+void ss__tcp_drop(ss_stack *st, struct ss_sock *sk, int err);
+uint32_t ss__isn(ss_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+                 uint16_t rport, uint64_t now);
+void ss__tcp_listener_add_child(ss_stack *st, struct ss_sock *ls, struct ss_sock *sk);
+void ss__tcp_established_child(ss_stack *st, struct ss_sock *sk);
+
+uint32_t ss__ring_free(const struct ss_ring *r);
+uint32_t ss__ring_write(struct ss_ring *r, const void *data, uint32_t len);
+/* Copy len bytes at offset off from the head into out (no consume). */
+void ss__ring_peek(const struct ss_ring *r, uint32_t off, void *out, uint32_t len);
+/* Write at offset off beyond the stored bytes' head (for out-of-order data). */
+void ss__ring_poke(struct ss_ring *r, uint32_t off, const void *data, uint32_t len);
+void ss__ring_consume(struct ss_ring *r, uint32_t len);
+
+static inline uint16_t ss__get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t ss__get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void ss__put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void ss__put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline uint64_t ss__min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static inline uint32_t ss__min32(uint32_t a, uint32_t b) { return a < b ? a : b; }
+
+#endif

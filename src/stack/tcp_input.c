@@ -1,0 +1,748 @@
+/* tcp_input: segment arrival, RFC 9293 3.10.7 ("SEGMENT ARRIVES").
+ *
+ * ss__tcp_input: checksum, header, options -> struct ss_seg (the segment
+ * under processing, passed by pointer) -> demultiplex -> one handler:
+ *   no socket / CLOSED   closed_state()        3.10.7.1
+ *   LISTEN               listen_state()        3.10.7.2
+ *   SYN-SENT             syn_sent_state()      3.10.7.3
+ *   everything else      synchronized()        3.10.7.4, in the RFC's order:
+ *     1 sequence number check   check_sequence()
+ *     2 RST bit                 check_rst()         (+ RFC 5961 3.2)
+ *     4 SYN bit                 check_syn()         (+ RFC 5961 4.2)
+ *     5 ACK field               check_ack()         (+ RFC 5961 5.2)
+ *                               synrcvd_ack(), new_ack(), closing_ack()
+ *     6 URG bit                 check_urg()
+ *     7 segment text            receive_text()
+ *     8 FIN bit                 receive_fin()
+ * (3, security/compartment, does not apply: no IPSO.)
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "sockstack/config.h"
+#include "stack_int.h"
+
+enum verdict { CONTINUE, DONE };
+
+static void drop_seg(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg, int reason)
+{
+    ss__trace_drop(st, sk, reason, SS_IPPROTO_TCP, seg->src, seg->dst, seg->sport, seg->dport);
+}
+
+static void connection_error(ss_stack *st, struct ss_sock *sk, int err)
+{
+    ss__tcp_drop(st, sk, err);
+}
+
+static void challenge_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    /* RFC 5961 3.2 / 4.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at most
+     * cfg.challenge_ack_limit per second (RFC 5961 section 7). */
+    drop_seg(st, sk, seg, SS_DROP_TCP_CHALLENGE);
+    if (st->now - st->chack_window >= 1000000) {
+        st->chack_window = st->now;
+        st->chack_count = 0;
+    }
+    if (st->chack_count >= st->cfg.challenge_ack_limit)
+        return;
+    st->chack_count++;
+    st->stats.tcp_challenge_acks++;
+    sk->ack_now = true;   /* sent by ss__tcp_output at the end of input */
+}
+
+static void enter_time_wait(ss_stack *st, struct ss_sock *sk)
+{
+    ss__set_state(st, sk, SS_TCP_TIME_WAIT);
+    sk->t_rtx = sk->t_persist = sk->t_keep = sk->t_delack = SS_NEVER;
+    sk->t_2msl = st->now + 2ull * st->cfg.msl_ms * 1000;
+    ss__stack_sock_event(st, sk, SS_EV_CLOSED, 0);
+}
+
+/* Our FIN is acknowledged once SND.UNA passed it. */
+static bool our_fin_acked(const struct ss_sock *sk)
+{
+    return sk->fin_queued && SEQ_GT(sk->snd_una, sk->fin_seq);
+}
+
+static void use_peer_mss(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    /* RFC 9293 3.7.1 (MUST-15): no option means 536; send MSS is the
+     * smaller of theirs and ours. */
+    uint16_t m = seg->mss ? seg->mss : SS_STACK_DEFAULT_PEER_MSS;
+    if (m > st->cfg.mss)
+        m = st->cfg.mss;
+    if (m < 64)
+        m = 64;
+    sk->snd_mss = m;
+}
+
+static void update_window(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    if (sk->snd_wnd != seg->wnd)
+        ss__trace_win(st, sk, false, sk->snd_wnd, seg->wnd);
+    sk->snd_wnd = seg->wnd;
+    sk->snd_wl1 = seg->seq;
+    sk->snd_wl2 = seg->ack;
+    if (sk->snd_wnd > sk->max_snd_wnd)
+        sk->max_snd_wnd = sk->snd_wnd;
+    if (sk->snd_wnd > 0 && sk->t_persist != SS_NEVER) {
+        sk->t_persist = SS_NEVER;
+        sk->persist_backoff = 0;
+        if (sk->snd_max != sk->snd_una && sk->t_rtx == SS_NEVER)
+            ss__tcp_arm_rtx(st, sk);
+    }
+}
+
+/* ---- CLOSED (3.10.7.1) ---------------------------------------------------- */
+static void closed_state(ss_stack *st, const struct ss_seg *seg)
+{
+    st->stats.tcp_no_socket++;
+    drop_seg(st, NULL, seg, SS_DROP_TCP_NO_SOCKET);
+    ss__tcp_send_rst_for(st, seg);
+}
+
+/* ---- LISTEN (3.10.7.2) ---------------------------------------------------- */
+static void listen_state(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg)
+{
+    if (seg->flags & SS_TCP_RST)      /* first: an incoming RST is ignored */
+        return;
+    if (seg->flags & SS_TCP_ACK) {    /* second: any ACK gets <SEQ=SEG.ACK><CTL=RST> */
+        drop_seg(st, ls, seg, SS_DROP_TCP_BAD_ACK);
+        ss__tcp_send_rst_for(st, seg);
+        return;
+    }
+    if (!(seg->flags & SS_TCP_SYN)) { /* fourth: anything else is dropped */
+        drop_seg(st, ls, seg, SS_DROP_TCP_NO_FLAGS);
+        return;
+    }
+    /* Backlog full: drop the SYN silently; the peer's SYN retransmission
+     * tries again later (like Linux without syncookies). */
+    if (ls->syn_q + ls->accept_q >= ls->backlog) {
+        st->stats.tcp_syn_queue_full++;
+        drop_seg(st, ls, seg, SS_DROP_TCP_SYN_QUEUE_FULL);
+        return;
+    }
+    struct ss_sock *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
+    if (!sk) {
+        st->stats.tcp_no_memory++;
+        drop_seg(st, ls, seg, SS_DROP_TCP_NO_MEMORY);
+        return;
+    }
+    sk->laddr = seg->dst;
+    sk->lport = seg->dport;
+    sk->raddr = seg->src;
+    sk->rport = seg->sport;
+    ss__tcp_listener_add_child(st, ls, sk);
+    /* Third (SYN): RCV.NXT = SEG.SEQ+1, IRS = SEG.SEQ, ISS selected,
+     * <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> sent, SND.NXT = ISS+1. Data on
+     * the SYN is not queued (it will be retransmitted). */
+    sk->irs = seg->seq;
+    sk->rcv_nxt = seg->seq + 1;
+    sk->rcv_adv = sk->rcv_nxt;
+    sk->iss = ss__isn(st, sk->laddr, sk->lport, sk->raddr, sk->rport, st->now);
+    sk->snd_una = sk->snd_nxt = sk->snd_max = sk->iss;
+    sk->snd_wnd = seg->wnd;
+    sk->max_snd_wnd = seg->wnd;
+    sk->snd_wl1 = seg->seq;
+    sk->snd_wl2 = sk->iss;
+    use_peer_mss(st, sk, seg);
+    sk->last_rcv = st->now;
+    st->stats.tcp_passive_opens++;
+    ss__set_state(st, sk, SS_TCP_SYN_RECEIVED);
+    ss__tcp_output(st, sk);
+}
+
+/* ---- SYN-SENT (3.10.7.3) -------------------------------------------------- */
+static void established(ss_stack *st, struct ss_sock *sk)
+{
+    ss__set_state(st, sk, SS_TCP_ESTABLISHED);
+    ss__tcp_keep_reset(st, sk);
+    if (sk->passive)
+        ss__tcp_established_child(st, sk);
+    else
+        ss__stack_sock_event(st, sk, SS_EV_CONNECTED | SS_EV_WRITABLE, 0);
+    /* A close queued while opening: RFC 9293 3.10.4, now FIN-WAIT-1. */
+    if (sk->fin_queued)
+        ss__set_state(st, sk, SS_TCP_FIN_WAIT_1);
+}
+
+static void syn_sent_state(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    bool ack_ok = false;
+    /* first: the ACK must acknowledge our SYN and nothing more */
+    if (seg->flags & SS_TCP_ACK) {
+        if (SEQ_LEQ(seg->ack, sk->iss) || SEQ_GT(seg->ack, sk->snd_max)) {
+            drop_seg(st, sk, seg, SS_DROP_TCP_BAD_ACK);
+            ss__tcp_send_rst_for(st, seg);   /* unless RST: checked inside */
+            return;
+        }
+        ack_ok = SEQ_LEQ(sk->snd_una, seg->ack) && SEQ_LEQ(seg->ack, sk->snd_max);
+    }
+    /* second: RST with an acceptable ACK refuses the connection */
+    if (seg->flags & SS_TCP_RST) {
+        st->stats.tcp_rst_in++;
+        if (ack_ok)
+            connection_error(st, sk, -ECONNREFUSED);
+        else
+            drop_seg(st, sk, seg, SS_DROP_TCP_RST_INVALID);
+        return;
+    }
+    /* fourth: SYN */
+    if (!(seg->flags & SS_TCP_SYN)) {
+        drop_seg(st, sk, seg, SS_DROP_TCP_NO_FLAGS);
+        return;
+    }
+    sk->irs = seg->seq;
+    sk->rcv_nxt = seg->seq + 1;
+    sk->rcv_adv = sk->rcv_nxt;
+    use_peer_mss(st, sk, seg);
+    if (ack_ok) {
+        sk->snd_una = seg->ack;
+        if (sk->rtt_timing)   /* Karn: only an unretransmitted SYN */
+            ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
+        sk->rtt_timing = false;
+        sk->backoff = 0;
+        sk->t_rtx = SS_NEVER;
+    }
+    sk->max_snd_wnd = 0;
+    update_window(st, sk, seg);
+    sk->ack_now = true;
+    if (SEQ_GT(sk->snd_una, sk->iss)) {
+        established(st, sk);    /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> follows */
+    } else {
+        /* Simultaneous open: SYN-RECEIVED, <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>. */
+        ss__set_state(st, sk, SS_TCP_SYN_RECEIVED);
+        sk->snd_nxt = sk->iss;
+        sk->t_rtx = SS_NEVER;
+        sk->synack_first = true;
+    }
+}
+
+/* ---- synchronized states (3.10.7.4) -------------------------------------- */
+
+/* first: is the segment acceptable? (the table of 3.10.7.4); trims it to
+ * the window. Returns DONE when the segment is to be dropped. */
+static enum verdict check_sequence(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
+{
+    uint32_t wnd = SEQ_GT(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
+    uint32_t slen = ss__seg_seqlen(seg);
+    uint32_t nxt = sk->rcv_nxt;
+    bool ok;
+    if (slen == 0 && wnd == 0)
+        ok = seg->seq == nxt;
+    else if (slen == 0)
+        ok = SEQ_IN(seg->seq, nxt, nxt + wnd);
+    else if (wnd == 0)
+        ok = false;
+    else
+        ok = SEQ_IN(seg->seq, nxt, nxt + wnd) || SEQ_IN(seg->seq + slen - 1, nxt, nxt + wnd);
+
+    if (!ok && wnd == 0 && seg->seq == nxt && !(seg->flags & SS_TCP_SYN)) {
+        /* Zero window: still take valid ACKs and RSTs (3.10.7.4, MUST-66);
+         * the text and FIN are dropped, and the ACK we owe tells a
+         * probing peer that the window is still closed. */
+        if (seg->len || (seg->flags & SS_TCP_FIN)) {
+            st->stats.tcp_unacceptable++;
+            drop_seg(st, sk, seg, SS_DROP_TCP_UNACCEPTABLE);
+            sk->ack_now = true;
+        }
+        seg->len = 0;
+        seg->flags &= (uint8_t)~SS_TCP_FIN;
+        return CONTINUE;
+    }
+    if (!ok) {
+        st->stats.tcp_unacceptable++;
+        drop_seg(st, sk, seg, SS_DROP_TCP_UNACCEPTABLE);
+        if (seg->flags & SS_TCP_RST)
+            return DONE;
+        if (slen && SEQ_LEQ(seg->seq + slen, nxt))
+            st->stats.tcp_dup_data++;
+        /* SYN-RECEIVED and the peer resent its SYN: our SYN,ACK got lost. */
+        if (sk->state == SS_TCP_SYN_RECEIVED && (seg->flags & SS_TCP_SYN) &&
+            seg->seq == sk->irs && !(seg->flags & SS_TCP_ACK)) {
+            sk->snd_nxt = sk->iss;
+            ss__tcp_output(st, sk);
+            return DONE;
+        }
+        /* TIME-WAIT: a retransmitted FIN restarts the 2 MSL timer. */
+        if (sk->state == SS_TCP_TIME_WAIT && (seg->flags & SS_TCP_FIN))
+            sk->t_2msl = st->now + 2ull * st->cfg.msl_ms * 1000;
+        sk->ack_now = true;   /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at the end */
+        return DONE;
+    }
+    /* Trim what is before RCV.NXT (duplicate) and beyond the window. */
+    if (SEQ_LT(seg->seq, nxt)) {
+        uint32_t cut = nxt - seg->seq;
+        if (seg->flags & SS_TCP_SYN) {
+            seg->flags &= (uint8_t)~SS_TCP_SYN;
+            cut--;
+            seg->seq++;
+        }
+        if (cut > seg->len)
+            cut = seg->len;
+        if (cut)
+            st->stats.tcp_dup_data++;
+        seg->data += cut;
+        seg->len -= cut;
+        seg->seq += cut;
+    }
+    uint32_t right = nxt + wnd;
+    if (SEQ_GT(seg->seq + seg->len, right)) {
+        seg->len = SEQ_GT(right, seg->seq) ? right - seg->seq : 0;
+        seg->flags &= (uint8_t)~SS_TCP_FIN;
+    }
+    return CONTINUE;
+}
+
+/* second: RST. RFC 5961 3.2: exact RCV.NXT resets; elsewhere in the window
+ * earns a challenge ACK. */
+static enum verdict check_rst(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg,
+                              uint32_t orig_seq)
+{
+    if (!(seg->flags & SS_TCP_RST))
+        return CONTINUE;
+    st->stats.tcp_rst_in++;
+    if (orig_seq != sk->rcv_nxt) {
+        challenge_ack(st, sk, seg);
+        return DONE;
+    }
+    switch (sk->state) {
+    case SS_TCP_SYN_RECEIVED:
+        if (sk->passive) {       /* passive OPEN: back to LISTEN (the child goes) */
+            sk->user = false;
+            ss__tcp_drop(st, sk, 0);
+        } else {
+            connection_error(st, sk, -ECONNREFUSED);
+        }
+        break;
+    case SS_TCP_ESTABLISHED:
+    case SS_TCP_FIN_WAIT_1:
+    case SS_TCP_FIN_WAIT_2:
+    case SS_TCP_CLOSE_WAIT:
+        st->stats.tcp_estab_resets++;
+        connection_error(st, sk, -ECONNRESET);
+        break;
+    default:                     /* CLOSING, LAST-ACK, TIME-WAIT: just close */
+        ss__tcp_drop(st, sk, 0);
+        break;
+    }
+    return DONE;
+}
+
+/* fourth: SYN in a synchronized state. */
+static enum verdict check_syn(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    if (!(seg->flags & SS_TCP_SYN))
+        return CONTINUE;
+    if (sk->state == SS_TCP_SYN_RECEIVED && sk->passive) {
+        /* passive OPEN: return to LISTEN */
+        sk->user = false;
+        ss__tcp_drop(st, sk, 0);
+        return DONE;
+    }
+    /* RFC 9293 3.10.7.4 fourth / RFC 5961 4.2: a challenge ACK, whatever
+     * the sequence number; the connection is not reset. */
+    challenge_ack(st, sk, seg);
+    return DONE;
+}
+
+/* SND.UNA < SEG.ACK =< SND.NXT: new data (or our FIN) acknowledged
+ * (3.10.7.4 fifth, ESTABLISHED): free the send buffer, take an RTT sample,
+ * restart or stop the retransmission timer (RFC 6298 5.2, 5.3). */
+static void new_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    uint32_t acked = seg->ack - sk->snd_una;
+    bool fin_now_acked = sk->fin_queued && SEQ_GT(seg->ack, sk->fin_seq);
+    uint32_t data = acked - (fin_now_acked ? 1 : 0);
+    if (data > sk->snd.len)
+        data = sk->snd.len;
+    ss__ring_consume(&sk->snd, data);
+    sk->snd_una = seg->ack;
+    if (sk->snd_up_valid && SEQ_GEQ(sk->snd_una, sk->snd_up))
+        sk->snd_up_valid = false;   /* the urgent data is delivered */
+    if (SEQ_LT(sk->snd_nxt, sk->snd_una))
+        sk->snd_nxt = sk->snd_una;
+    /* RFC 6298: sample from the timed segment (never a retransmitted
+     * one: Karn, rtt_timing was cleared on retransmission). */
+    if (sk->rtt_timing && SEQ_GT(seg->ack, sk->rtt_seq)) {
+        sk->rtt_timing = false;
+        ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
+    }
+    sk->backoff = 0;
+    /* (5.2) all acked: stop the timer; (5.3) else restart it. */
+    if (sk->snd_una == sk->snd_max)
+        sk->t_rtx = SS_NEVER;
+    else if (sk->t_persist == SS_NEVER)
+        ss__tcp_arm_rtx(st, sk);
+    ss__cc_on_ack(st, sk, acked);
+    if (data && sk->user)
+        ss__stack_sock_event(st, sk, SS_EV_WRITABLE, 0);
+}
+
+/* fifth, SYN-RECEIVED: SND.UNA < SEG.ACK =< SND.NXT completes the
+ * handshake (ESTABLISHED, and go on processing); otherwise
+ * <SEQ=SEG.ACK><CTL=RST>. */
+static enum verdict synrcvd_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    if (!(SEQ_LT(sk->snd_una, seg->ack) && SEQ_LEQ(seg->ack, sk->snd_max))) {
+        drop_seg(st, sk, seg, SS_DROP_TCP_BAD_ACK);
+        ss__tcp_send_rst_for(st, seg);
+        return DONE;
+    }
+    sk->snd_una = seg->ack;
+    if (sk->rtt_timing)   /* Karn: cleared if the SYN,ACK was retransmitted */
+        ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
+    sk->rtt_timing = false;
+    sk->backoff = 0;
+    sk->t_rtx = SS_NEVER;
+    update_window(st, sk, seg);
+    if (sk->snd_nxt == sk->iss)
+        sk->snd_nxt = sk->iss + 1;
+    established(st, sk);
+    return CONTINUE;
+}
+
+/* fifth, the closing states: what the acknowledgment of our FIN does. */
+static enum verdict closing_ack(ss_stack *st, struct ss_sock *sk)
+{
+    switch (sk->state) {
+    case SS_TCP_FIN_WAIT_1:   /* FIN acknowledged: FIN-WAIT-2 */
+        if (our_fin_acked(sk)) {
+            ss__set_state(st, sk, SS_TCP_FIN_WAIT_2);
+            if (!sk->user)   /* orphaned: do not wait for the peer forever */
+                sk->t_2msl = st->now + 2ull * st->cfg.msl_ms * 1000;
+        }
+        return CONTINUE;
+    case SS_TCP_CLOSING:      /* FIN acknowledged: TIME-WAIT; else ignore */
+        if (our_fin_acked(sk))
+            enter_time_wait(st, sk);
+        return DONE;
+    case SS_TCP_LAST_ACK:     /* FIN acknowledged: delete the TCB */
+        if (our_fin_acked(sk)) {
+            ss__tcp_drop(st, sk, 0);
+            return DONE;
+        }
+        return CONTINUE;
+    default:                  /* TIME-WAIT: a retransmitted FIN, see eighth */
+        return CONTINUE;
+    }
+}
+
+/* fifth: ACK. */
+static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    if (!(seg->flags & SS_TCP_ACK)) {
+        drop_seg(st, sk, seg, SS_DROP_TCP_NO_FLAGS);
+        return DONE;
+    }
+    if (sk->state == SS_TCP_SYN_RECEIVED && synrcvd_ack(st, sk, seg) == DONE)
+        return DONE;
+    /* RFC 5961 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT. */
+    if (SEQ_GT(seg->ack, sk->snd_max)) {
+        drop_seg(st, sk, seg, SS_DROP_TCP_BAD_ACK);
+        sk->ack_now = true;
+        return DONE;
+    }
+    if (SEQ_LT(seg->ack, sk->snd_una - sk->max_snd_wnd)) {
+        drop_seg(st, sk, seg, SS_DROP_TCP_BAD_ACK);
+        challenge_ack(st, sk, seg);
+        return DONE;
+    }
+    if (SEQ_GT(seg->ack, sk->snd_una))
+        new_ack(st, sk, seg);
+    /* Window update (3.10.7.4 fifth, ESTABLISHED): from a newer segment,
+     * or the same one acknowledging more. */
+    if (SEQ_LT(sk->snd_wl1, seg->seq) ||
+        (sk->snd_wl1 == seg->seq && SEQ_LEQ(sk->snd_wl2, seg->ack)))
+        update_window(st, sk, seg);
+    return closing_ack(st, sk);
+}
+
+static void receive_fin(ss_stack *st, struct ss_sock *sk)
+{
+    sk->rcv_nxt++;
+    sk->fin_rcvd = true;
+    sk->ooo_fin = false;
+    sk->ack_now = true;
+    ss__stack_sock_event(st, sk, SS_EV_READABLE, 0);
+    switch (sk->state) {
+    case SS_TCP_SYN_RECEIVED:
+    case SS_TCP_ESTABLISHED:
+        ss__set_state(st, sk, SS_TCP_CLOSE_WAIT);
+        break;
+    case SS_TCP_FIN_WAIT_1:
+        if (our_fin_acked(sk))
+            enter_time_wait(st, sk);
+        else
+            ss__set_state(st, sk, SS_TCP_CLOSING);
+        break;
+    case SS_TCP_FIN_WAIT_2:
+        enter_time_wait(st, sk);
+        break;
+    case SS_TCP_TIME_WAIT:
+        sk->t_2msl = st->now + 2ull * st->cfg.msl_ms * 1000;
+        break;
+    default:
+        break;
+    }
+}
+
+/* sixth: URG (RFC 9293 3.10.7.4). RCV.UP <- max(RCV.UP, SEG.SEQ+SEG.UP);
+ * tell the application when it moves ahead of what it has read. The data
+ * itself is delivered in line. seq is the segment's sequence number as it
+ * arrived (the pointer is relative to it). */
+static void check_urg(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg, uint32_t seq)
+{
+    if (!(seg->flags & SS_TCP_URG) || seg->urp == 0)
+        return;
+    if (sk->state != SS_TCP_ESTABLISHED && sk->state != SS_TCP_FIN_WAIT_1 &&
+        sk->state != SS_TCP_FIN_WAIT_2)
+        return;
+    uint32_t up = seq + seg->urp;
+    if (sk->rcv_up_valid && SEQ_LEQ(up, sk->rcv_up))
+        return;
+    sk->rcv_up = up;
+    sk->rcv_up_valid = true;
+    uint32_t read_seq = sk->rcv_nxt - sk->rcv.len;
+    if (SEQ_GT(up, read_seq))
+        ss__stack_sock_event(st, sk, SS_EV_URGENT, 0);
+}
+
+/* Record an out-of-order range (already written into the ring), merging
+ * with neighbours. Returns false when the queue is full. */
+static bool ooo_insert(struct ss_sock *sk, uint32_t start, uint32_t end, uint32_t max)
+{
+    for (uint32_t i = 0; i < sk->ooo_n; i++) {
+        struct ss_ooo *o = &sk->ooo[i];
+        if (SEQ_LEQ(start, o->end) && SEQ_LEQ(o->start, end)) {
+            if (SEQ_LT(start, o->start))
+                o->start = start;
+            if (SEQ_GT(end, o->end))
+                o->end = end;
+            /* The grown range may now touch others: fold them in. */
+            for (uint32_t j = 0; j < sk->ooo_n;) {
+                struct ss_ooo *p = &sk->ooo[j];
+                if (j != i && SEQ_LEQ(o->start, p->end) && SEQ_LEQ(p->start, o->end)) {
+                    if (SEQ_LT(p->start, o->start))
+                        o->start = p->start;
+                    if (SEQ_GT(p->end, o->end))
+                        o->end = p->end;
+                    *p = sk->ooo[--sk->ooo_n];
+                    if (i == sk->ooo_n)
+                        i = j, o = &sk->ooo[i];
+                    continue;
+                }
+                j++;
+            }
+            return true;
+        }
+    }
+    if (sk->ooo_n >= max)
+        return false;
+    sk->ooo[sk->ooo_n++] = (struct ss_ooo){start, end};
+    return true;
+}
+
+/* After RCV.NXT advanced: take in every queued range it reached. */
+static void ooo_advance(struct ss_sock *sk)
+{
+    bool moved = true;
+    while (moved) {
+        moved = false;
+        for (uint32_t i = 0; i < sk->ooo_n; i++) {
+            struct ss_ooo *o = &sk->ooo[i];
+            if (SEQ_LEQ(o->start, sk->rcv_nxt)) {
+                if (SEQ_GT(o->end, sk->rcv_nxt)) {
+                    sk->rcv.len += o->end - sk->rcv_nxt;
+                    sk->bytes_in += o->end - sk->rcv_nxt;
+                    sk->rcv_nxt = o->end;
+                }
+                sk->ooo[i] = sk->ooo[--sk->ooo_n];
+                moved = true;
+                break;
+            }
+        }
+    }
+}
+
+/* seventh: segment text (ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2). */
+static void receive_text(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    if (seg->len == 0)
+        return;
+    if (sk->state != SS_TCP_ESTABLISHED && sk->state != SS_TCP_FIN_WAIT_1 &&
+        sk->state != SS_TCP_FIN_WAIT_2)
+        return;   /* after the peer's FIN: ignore */
+    if (!sk->user && sk->parent < 0) {
+        /* Data for a connection the application closed: nobody will read
+         * it. Reset (RFC 1122 4.2.2.13; Linux does the same) instead of
+         * letting the window close on a peer that waits forever. */
+        ss__tcp_send_rst(st, sk);
+        ss__tcp_drop(st, sk, 0);
+        return;
+    }
+    uint32_t off = seg->seq - sk->rcv_nxt;   /* >= 0 after trimming */
+    ss__ring_poke(&sk->rcv, sk->rcv.len + off, seg->data, seg->len);
+    if (off == 0) {
+        bool had_ooo = sk->ooo_n > 0;
+        sk->rcv.len += seg->len;
+        sk->rcv_nxt += seg->len;
+        sk->bytes_in += seg->len;
+        ooo_advance(sk);
+        ss__stack_sock_event(st, sk, SS_EV_READABLE, 0);
+        /* RFC 1122 4.2.3.2 / RFC 5681 4.2: ACK at least every second
+         * full-sized segment, at once when a hole is filled, else within
+         * delack_ms. */
+        if (seg->len >= ss__min32(sk->rcv_mss, sk->snd_mss))
+            sk->unacked_segs++;
+        if (had_ooo || sk->unacked_segs >= 2)
+            sk->ack_now = true;
+        else if (sk->t_delack == SS_NEVER)
+            sk->t_delack = st->now + (uint64_t)st->cfg.delack_ms * 1000;
+    } else {
+        st->stats.tcp_ooo_in++;
+        if (!ooo_insert(sk, seg->seq, seg->seq + seg->len, st->cfg.ooo_max)) {
+            st->stats.tcp_ooo_dropped++;
+            drop_seg(st, sk, seg, SS_DROP_TCP_OOO_FULL);
+        }
+        sk->ack_now = true;   /* duplicate ACK tells the sender about the hole */
+    }
+}
+
+static void synchronized(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
+{
+    /* Simultaneous open (RFC 9293 figure 8, line 6): the peer's SYN,ACK
+     * repeats the SYN we already took; pass its ACK on without the SYN. */
+    if (sk->state == SS_TCP_SYN_RECEIVED && !sk->passive &&
+        (seg->flags & (SS_TCP_SYN | SS_TCP_ACK | SS_TCP_RST)) == (SS_TCP_SYN | SS_TCP_ACK) &&
+        seg->seq + 1 == sk->rcv_nxt && seg->ack == sk->iss + 1) {
+        seg->flags &= (uint8_t)~SS_TCP_SYN;
+        seg->seq++;
+    }
+    uint32_t orig_seq = seg->seq;
+    if (check_sequence(st, sk, seg) == DONE)
+        return;
+    if (check_rst(st, sk, seg, orig_seq) == DONE)
+        return;
+    if (check_syn(st, sk, seg) == DONE)
+        return;
+    if (check_ack(st, sk, seg) == DONE)
+        return;
+    if (sk->kind != SS_SK_TCP || sk->state == SS_TCP_CLOSED)
+        return;
+    check_urg(st, sk, seg, orig_seq);
+    receive_text(st, sk, seg);
+    if (sk->kind != SS_SK_TCP || sk->state == SS_TCP_CLOSED)
+        return;
+    /* eighth: FIN, only once everything before it has arrived */
+    if (seg->flags & SS_TCP_FIN) {
+        uint32_t fseq = seg->seq + seg->len;
+        if (fseq == sk->rcv_nxt) {
+            receive_fin(st, sk);
+        } else if (SEQ_GT(fseq, sk->rcv_nxt)) {
+            sk->ooo_fin = true;
+            sk->ooo_fin_seq = fseq;
+        }
+    }
+    if (sk->ooo_fin && sk->ooo_fin_seq == sk->rcv_nxt && !sk->fin_rcvd)
+        receive_fin(st, sk);
+}
+
+/* ---- entry ---------------------------------------------------------------- */
+void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
+{
+    st->stats.tcp_in++;
+    const uint8_t *t = ip->payload;
+    struct ss_seg seg = {.src = ip->src, .dst = ip->dst};
+    if (ip->len < SS_TCP_HDR) {
+        st->stats.tcp_bad_header++;
+        drop_seg(st, NULL, &seg, SS_DROP_TCP_BAD_HEADER);
+        return;
+    }
+    uint32_t s = ss__pseudo_sum(ip->src, ip->dst, SS_IPPROTO_TCP, (uint32_t)ip->len);
+    if (ss_csum_fold(ss_csum_add(s, t, ip->len)) != 0) {
+        st->stats.tcp_bad_checksum++;
+        drop_seg(st, NULL, &seg, SS_DROP_TCP_BAD_CHECKSUM);
+        return;
+    }
+    size_t doff = (size_t)(t[12] >> 4) * 4;
+    seg.sport = ss__get16(t);
+    seg.dport = ss__get16(t + 2);
+    seg.seq = ss__get32(t + 4);
+    seg.ack = ss__get32(t + 8);
+    seg.flags = t[13];
+    seg.wnd = ss__get16(t + 14);
+    seg.urp = ss__get16(t + 18);
+    if (doff < SS_TCP_HDR || doff > ip->len ||
+        ss__tcp_parse_options(t + SS_TCP_HDR, doff - SS_TCP_HDR, &seg) < 0) {
+        st->stats.tcp_bad_header++;
+        drop_seg(st, NULL, &seg, SS_DROP_TCP_BAD_HEADER);
+        return;
+    }
+    seg.opt_len = (uint8_t)(doff - SS_TCP_HDR);
+    seg.data = t + doff;
+    seg.len = (uint32_t)(ip->len - doff);
+    if (seg.sport == 0 || seg.dport == 0) {
+        st->stats.tcp_bad_header++;
+        drop_seg(st, NULL, &seg, SS_DROP_TCP_BAD_HEADER);
+        return;
+    }
+
+    struct ss_sock *sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);
+    /* A new SYN for a tuple in TIME-WAIT, above everything the old
+     * connection used (RFC 9293 3.6.1, RFC 6191 without timestamps): end
+     * the TIME-WAIT and let a listener take the SYN. */
+    if (sk && sk->state == SS_TCP_TIME_WAIT &&
+        (seg.flags & (SS_TCP_SYN | SS_TCP_ACK | SS_TCP_RST)) == SS_TCP_SYN &&
+        SEQ_GT(seg.seq, sk->rcv_nxt)) {
+        st->stats.tcp_tw_recycled++;
+        ss__tcp_drop(st, sk, 0);
+        sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);
+    }
+    ss__trace_seg(st, sk && sk->state != SS_TCP_LISTEN ? sk : NULL, SS_TRACE_SEG_IN, &seg);
+    if (!sk || sk->state == SS_TCP_CLOSED) {
+        closed_state(st, &seg);
+        return;
+    }
+    if (sk->state == SS_TCP_LISTEN) {
+        listen_state(st, sk, &seg);
+        return;
+    }
+    sk->segs_in++;
+    sk->last_rcv = st->now;
+    if (sk->state == SS_TCP_SYN_SENT)
+        syn_sent_state(st, sk, &seg);
+    else
+        synchronized(st, sk, &seg);
+    if (sk->kind == SS_SK_TCP && sk->state != SS_TCP_CLOSED) {
+        if (sk->t_keep != SS_NEVER)
+            ss__tcp_keep_reset(st, sk);
+        if (st->batching)
+            sk->out_pending = true;   /* MUST-59: ACK after the whole batch */
+        else
+            ss__tcp_output(st, sk);
+    }
+}
+
+void ss__tcp_icmp_error(ss_stack *st, int err, bool hard, const uint8_t *q, size_t qlen)
+{
+    size_t ihl = (size_t)(q[0] & 15) * 4;
+    (void)qlen;
+    uint32_t dst = ss__get32(q + 16);
+    uint16_t sport = ss__get16(q + ihl), dport = ss__get16(q + ihl + 2);
+    uint32_t seq = ss__get32(q + ihl + 4);
+    struct ss_sock *sk = ss__tcp_lookup(st, st->cfg.local_addr, sport, dst, dport);
+    if (!sk || sk->state == SS_TCP_LISTEN || sk->state == SS_TCP_CLOSED)
+        return;
+    /* RFC 5927 / RFC 5961-style check: the quoted seq must be in flight. */
+    if (!(SEQ_LEQ(sk->snd_una, seq) && SEQ_LT(seq, sk->snd_max)) && sk->snd_una != sk->snd_max)
+        return;
+    /* RFC 1122 4.2.3.9: hard errors (protocol/port unreachable) abort a
+     * connection still opening; otherwise remember the error and report it
+     * if the connection then times out (soft error). */
+    if (hard && (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED)) {
+        connection_error(st, sk, err);
+        return;
+    }
+    sk->soft_err = err;
+}

@@ -1,0 +1,258 @@
+/* tcp_output: what may be sent now, and building segments.
+ *
+ * ss__tcp_output() is the one sender: SYN / SYN,ACK in the opening states,
+ * then data within min(peer window, congestion window) with Nagle
+ * (RFC 896) and sender SWS avoidance (RFC 9293 3.8.6.2.1), then our FIN,
+ * then a pure ACK if one is owed. Data is never copied into segments
+ * ahead of time: a segment is cut from the send ring at (seq - SND.UNA),
+ * so a retransmission is just "send again from SND.UNA".
+ */
+#include <string.h>
+
+#include "stack_int.h"
+
+/* Window we may advertise now (receiver SWS avoidance, RFC 9293 3.8.6.2.2 /
+ * RFC 1122 4.2.3.3): the right edge only moves by at least
+ * min(buffer/2, MSS), and never moves left (no shrinking, MUST-? 3.8.6). */
+uint32_t ss__tcp_rcv_window(const struct ss_sock *sk)
+{
+    uint32_t free_ = sk->rcv.limit > sk->rcv.len ? sk->rcv.limit - sk->rcv.len : 0;
+    if (free_ > 65535)
+        free_ = 65535;
+    uint32_t cur = SEQ_GT(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
+    uint32_t thresh = ss__min32(sk->rcv.limit / 2, sk->rcv_mss);
+    if (free_ >= cur + thresh)
+        return free_;
+    return cur;
+}
+
+int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t flags,
+                         uint32_t len, bool rtx)
+{
+    uint8_t *t = st->tx + SS_IP_HDR;
+    size_t optlen = ss__tcp_write_options(t + SS_TCP_HDR, flags, sk->rcv_mss);
+    size_t hl = SS_TCP_HDR + optlen;
+    bool synced = sk->state != SS_TCP_SYN_SENT && sk->state != SS_TCP_SYN_RECEIVED;
+    if (len) {
+        uint32_t off = seq - sk->snd_una;
+        ss__ring_peek(&sk->snd, off, t + hl, len);
+    }
+    uint32_t wnd = ss__tcp_rcv_window(sk);
+    uint32_t old_adv = sk->rcv_adv - sk->rcv_nxt;
+    if (flags & SS_TCP_RST)
+        wnd = 0;
+    ss__put16(t, sk->lport);
+    ss__put16(t + 2, sk->rport);
+    ss__put32(t + 4, seq);
+    ss__put32(t + 8, (flags & SS_TCP_ACK) ? sk->rcv_nxt : 0);
+    t[12] = (uint8_t)((hl / 4) << 4);
+    t[13] = flags;
+    ss__put16(t + 14, (uint16_t)wnd);
+    t[16] = t[17] = 0;
+    t[18] = t[19] = 0;
+    /* Urgent data pending: URG with the pointer at the octet after it,
+     * as an offset from this segment's sequence number (MUST-62). */
+    if (sk->snd_up_valid && !(flags & (SS_TCP_SYN | SS_TCP_RST)) && SEQ_GT(sk->snd_up, seq)) {
+        uint32_t up = sk->snd_up - seq;
+        flags |= SS_TCP_URG;
+        t[13] = flags;
+        ss__put16(t + 18, (uint16_t)(up > 65535 ? 65535 : up));
+    }
+    uint32_t tl = (uint32_t)(hl + len);
+    uint32_t s = ss__pseudo_sum(sk->laddr, sk->raddr, SS_IPPROTO_TCP, tl);
+    ss__put16(t + 16, ss_csum_fold(ss_csum_add(s, t, tl)));
+
+    if ((flags & SS_TCP_ACK) && !(flags & SS_TCP_RST)) {
+        if (synced || (flags & SS_TCP_SYN)) {
+            if (SEQ_GT(sk->rcv_nxt + wnd, sk->rcv_adv) || (flags & SS_TCP_SYN)) {
+                if (wnd != old_adv && synced)
+                    ss__trace_win(st, sk, true, old_adv, wnd);
+                sk->rcv_adv = sk->rcv_nxt + wnd;
+            }
+        }
+        sk->ack_now = false;
+        sk->unacked_segs = 0;
+        sk->t_delack = SS_NEVER;
+    }
+    struct ss_seg tr = {.src = sk->laddr, .dst = sk->raddr, .sport = sk->lport,
+                        .dport = sk->rport, .seq = seq, .ack = ss__get32(t + 8),
+                        .flags = flags, .wnd = (uint16_t)wnd,
+                        .mss = optlen ? sk->rcv_mss : 0, .opt_len = (uint8_t)optlen, .len = len,
+                        .urp = ss__get16(t + 18)};
+    ss__trace_seg(st, sk, rtx ? SS_TRACE_RETRANSMIT : SS_TRACE_SEG_OUT, &tr);
+    st->stats.tcp_out++;
+    sk->segs_out++;
+    if (rtx) {
+        st->stats.tcp_retransmits++;
+        sk->retransmits++;
+    }
+    if (flags & SS_TCP_RST)
+        st->stats.tcp_rst_out++;
+    return ss__ip_output(st, st->tx, tl, sk->raddr, SS_IPPROTO_TCP, true, sk->tos);
+}
+
+/* A pure ACK carries SND.MAX, the highest sequence number sent, not
+ * SND.NXT: after a retransmission timeout SND.NXT is pulled back to
+ * SND.UNA, and an ACK carrying it would be "old" at a peer that already
+ * has those bytes, so the peer would answer it with an ACK of its own
+ * (an ACK ping-pong); BSD does the same. Without a retransmission
+ * outstanding the two are equal. */
+void ss__tcp_send_ack(ss_stack *st, struct ss_sock *sk)
+{
+    /* While probing a zero window the probe byte is beyond the peer's
+     * window: the ACK stays at SND.NXT (= SND.UNA) where the peer accepts it. */
+    uint32_t seq = sk->t_persist != SS_NEVER ? sk->snd_nxt : sk->snd_max;
+    ss__tcp_send_segment(st, sk, seq, SS_TCP_ACK, 0, false);
+}
+
+/* ABORT / reset of a connection we have: <SEQ=SND.NXT><CTL=RST>. */
+void ss__tcp_send_rst(ss_stack *st, struct ss_sock *sk)
+{
+    ss__tcp_send_segment(st, sk, sk->snd_nxt, SS_TCP_RST, 0, false);
+}
+
+/* RST for a segment that has no connection (RFC 9293 3.10.7.1):
+ * ACK set:  <SEQ=SEG.ACK><CTL=RST>
+ * ACK off:  <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+ * Never in answer to a RST. */
+void ss__tcp_send_rst_for(ss_stack *st, const struct ss_seg *seg)
+{
+    if (seg->flags & SS_TCP_RST)
+        return;
+    struct ss_sock tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.state = SS_TCP_CLOSED;
+    tmp.id = -1;
+    tmp.laddr = seg->dst;
+    tmp.raddr = seg->src;
+    tmp.lport = seg->dport;
+    tmp.rport = seg->sport;
+    if (seg->flags & SS_TCP_ACK) {
+        ss__tcp_send_segment(st, &tmp, seg->ack, SS_TCP_RST, 0, false);
+    } else {
+        tmp.rcv_nxt = seg->seq + ss__seg_seqlen(seg);
+        ss__tcp_send_segment(st, &tmp, 0, SS_TCP_RST | SS_TCP_ACK, 0, false);
+    }
+}
+
+static bool sends_data(enum ss_tcp_state s)
+{
+    return s == SS_TCP_ESTABLISHED || s == SS_TCP_CLOSE_WAIT || s == SS_TCP_FIN_WAIT_1 ||
+           s == SS_TCP_CLOSING || s == SS_TCP_LAST_ACK;
+}
+
+/* Send one segment of data/FIN starting at SND.NXT; returns false when
+ * nothing (more) may be sent now. */
+static bool send_next(ss_stack *st, struct ss_sock *sk)
+{
+    uint32_t data_end = sk->snd_una + sk->snd.len;
+    uint32_t avail = SEQ_GT(data_end, sk->snd_nxt) ? data_end - sk->snd_nxt : 0;
+    uint32_t in_flight = sk->snd_nxt - sk->snd_una;
+    uint32_t wnd = ss__min32(sk->snd_wnd, ss__cc_window(sk));
+    uint32_t right = sk->snd_una + wnd;
+    uint32_t usable = SEQ_GT(right, sk->snd_nxt) ? right - sk->snd_nxt : 0;
+    bool rtx = SEQ_LT(sk->snd_nxt, sk->snd_max);
+    uint32_t len = ss__min32(ss__min32(avail, usable), sk->snd_mss);
+
+    if (len > 0) {
+        bool full = len == sk->snd_mss;
+        bool all = len == avail;
+        /* Nagle (RFC 896, RFC 9293 3.7.4): a short segment only when
+         * nothing is unacknowledged, unless switched off or closing.
+         * Sender SWS avoidance (RFC 9293 3.8.6.2.1): a short segment when
+         * it empties the queue, or is half the largest window seen, or
+         * (the override of (d), taken at once) when nothing is in flight,
+         * so a peer with a small window can never stall us. */
+        bool nagle_ok = sk->nodelay || in_flight == 0 || sk->fin_queued;
+        bool half = sk->max_snd_wnd && len >= sk->max_snd_wnd / 2;
+        if (!(full || rtx || in_flight == 0 || (all && nagle_ok) || (half && nagle_ok)))
+            return false;
+        uint8_t flags = SS_TCP_ACK;
+        if (all)
+            flags |= SS_TCP_PSH;
+        if (sk->fin_queued && all && sk->snd_nxt + len == sk->fin_seq)
+            flags |= SS_TCP_FIN;
+        uint32_t seq = sk->snd_nxt;
+        ss__tcp_send_segment(st, sk, seq, flags, len, rtx);
+        sk->bytes_out += rtx ? 0 : len;
+        sk->snd_nxt += len + ((flags & SS_TCP_FIN) ? 1 : 0);
+        if (SEQ_GT(sk->snd_nxt, sk->snd_max)) {
+            /* RFC 6298 / Karn: time one segment of new data at a time. */
+            if (!sk->rtt_timing && !rtx) {
+                sk->rtt_timing = true;
+                sk->rtt_seq = seq;
+                sk->rtt_start = st->now;
+            }
+            sk->snd_max = sk->snd_nxt;
+        }
+        if (sk->t_rtx == SS_NEVER)
+            ss__tcp_arm_rtx(st, sk);
+        sk->t_persist = SS_NEVER;
+        return true;
+    }
+    if (sk->fin_queued && sk->snd_nxt == sk->fin_seq && avail == 0) {
+        bool frtx = SEQ_LT(sk->snd_nxt, sk->snd_max);
+        ss__tcp_send_segment(st, sk, sk->snd_nxt, SS_TCP_FIN | SS_TCP_ACK, 0, frtx);
+        sk->snd_nxt++;
+        if (SEQ_GT(sk->snd_nxt, sk->snd_max))
+            sk->snd_max = sk->snd_nxt;
+        if (sk->t_rtx == SS_NEVER)
+            ss__tcp_arm_rtx(st, sk);
+        return false;
+    }
+    /* Zero window with data waiting and nothing in flight that an RTO
+     * would cover: the persist timer probes (RFC 9293 3.8.6.1). */
+    if (avail > 0 && usable == 0 && sk->snd_wnd == 0 && sk->snd_max == sk->snd_una &&
+        sk->t_persist == SS_NEVER && sk->t_rtx == SS_NEVER) {
+        uint64_t d = (uint64_t)sk->rto_us << ss__min32(sk->persist_backoff, 16);
+        sk->t_persist = st->now + ss__min64(d, (uint64_t)st->cfg.rto_max_ms * 1000);
+    }
+    return false;
+}
+
+void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
+{
+    switch (sk->state) {
+    case SS_TCP_CLOSED:
+    case SS_TCP_LISTEN:
+        return;
+    case SS_TCP_SYN_SENT:
+    case SS_TCP_SYN_RECEIVED:
+        /* RFC 9293 3.10.1 / 3.10.7.2: <SEQ=ISS><CTL=SYN> or
+         * <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, with our MSS. */
+        if (sk->snd_nxt == sk->iss) {
+            uint8_t f = sk->state == SS_TCP_SYN_SENT ? SS_TCP_SYN : SS_TCP_SYN | SS_TCP_ACK;
+            bool rtx = SEQ_GT(sk->snd_max, sk->iss) && !sk->synack_first;
+            sk->synack_first = false;
+            ss__tcp_send_segment(st, sk, sk->iss, f, 0, rtx);
+            if (!rtx) {
+                sk->rtt_timing = true;
+                sk->rtt_seq = sk->iss;
+                sk->rtt_start = st->now;
+            }
+            sk->snd_nxt = sk->iss + 1;
+            if (SEQ_GT(sk->snd_nxt, sk->snd_max))
+                sk->snd_max = sk->snd_nxt;
+            if (sk->t_rtx == SS_NEVER)
+                ss__tcp_arm_rtx(st, sk);
+        } else if (sk->ack_now && sk->state == SS_TCP_SYN_RECEIVED) {
+            ss__tcp_send_ack(st, sk);
+        }
+        return;
+    default:
+        break;
+    }
+    bool sent = false;
+    if (sends_data(sk->state)) {
+        for (int i = 0; i < 1 << 16 && send_next(st, sk); i++)
+            sent = true;
+    }
+    /* A window update owed to the peer after the application read. */
+    if (!sent && sk->state != SS_TCP_TIME_WAIT) {
+        uint32_t cur = SEQ_GT(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
+        if (ss__tcp_rcv_window(sk) > cur && !sk->fin_rcvd)
+            sk->ack_now = true;
+    }
+    if (sk->ack_now)
+        ss__tcp_send_ack(st, sk);
+}

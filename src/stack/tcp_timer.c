@@ -1,0 +1,203 @@
+/* tcp_timer: retransmission (RFC 6298), persist (zero-window probe,
+ * RFC 9293 3.8.6.1), delayed ACK (RFC 1122 4.2.3.2), keep-alive
+ * (RFC 1122 4.2.3.6), TIME-WAIT 2*MSL (RFC 9293 3.10.8).
+ *
+ * Timers are absolute deadlines in the socket; ss_stack_poll() runs the
+ * due ones and asks ss__tcp_next_deadline() when to come back.
+ */
+#include <errno.h>
+
+#include "stack_int.h"
+
+#define CLOCK_G_US 1000u   /* clock granularity G of RFC 6298 (2.x): 1 ms */
+
+static uint32_t clamp_rto(const ss_stack *st, uint64_t rto)
+{
+    uint64_t lo = (uint64_t)st->cfg.rto_min_ms * 1000, hi = (uint64_t)st->cfg.rto_max_ms * 1000;
+    return (uint32_t)(rto < lo ? lo : rto > hi ? hi : rto);
+}
+
+/* RFC 6298 (2.2) first sample, (2.3) later samples, (2.4)-(2.5) bounds. */
+void ss__tcp_rtt_sample(ss_stack *st, struct ss_sock *sk, uint64_t r)
+{
+    if (r > UINT32_MAX / 2)
+        r = UINT32_MAX / 2;
+    if (r == 0)
+        r = 1;
+    uint32_t R = (uint32_t)r;
+    if (!sk->rtt_valid) {
+        sk->srtt_us = R;
+        sk->rttvar_us = R / 2;
+        sk->rtt_valid = true;
+    } else {
+        uint32_t diff = sk->srtt_us > R ? sk->srtt_us - R : R - sk->srtt_us;
+        sk->rttvar_us = (uint32_t)(((uint64_t)sk->rttvar_us * 3 + diff) / 4);
+        sk->srtt_us = (uint32_t)(((uint64_t)sk->srtt_us * 7 + R) / 8);
+    }
+    uint64_t k = 4ull * sk->rttvar_us;
+    sk->rto_us = clamp_rto(st, (uint64_t)sk->srtt_us + (k > CLOCK_G_US ? k : CLOCK_G_US));
+    ss__trace_rtt(st, sk, R);
+}
+
+/* (5.1)/(5.3): (re)start the retransmission timer with the current RTO. */
+void ss__tcp_arm_rtx(ss_stack *st, struct ss_sock *sk)
+{
+    sk->t_rtx = st->now + sk->rto_us;
+}
+
+void ss__tcp_keep_reset(ss_stack *st, struct ss_sock *sk)
+{
+    sk->keep_probes = 0;
+    if (sk->kind != SS_SK_TCP || !sk->keepalive ||
+        (sk->state != SS_TCP_ESTABLISHED && sk->state != SS_TCP_CLOSE_WAIT &&
+         sk->state != SS_TCP_FIN_WAIT_2)) {
+        sk->t_keep = SS_NEVER;
+        return;
+    }
+    sk->t_keep = st->now + (uint64_t)sk->keep_idle_s * 1000000;
+}
+
+static void give_up(ss_stack *st, struct ss_sock *sk)
+{
+    st->stats.tcp_timeouts++;
+    /* A passive half-open connection just disappears (back to LISTEN);
+     * everything else reports ETIMEDOUT (or the ICMP error seen). */
+    if (sk->state == SS_TCP_SYN_RECEIVED && sk->passive) {
+        sk->user = false;
+        ss__tcp_drop(st, sk, 0);
+        return;
+    }
+    int err = sk->soft_err ? sk->soft_err : -ETIMEDOUT;
+    ss__tcp_drop(st, sk, err);
+}
+
+/* Retransmit the earliest unacknowledged segment, whatever the window
+ * (RFC 6298 (5.4)); the rest follows as ACKs arrive (go-back-N). */
+static void retransmit_first(ss_stack *st, struct ss_sock *sk)
+{
+    if (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED) {
+        sk->snd_nxt = sk->iss;
+        ss__tcp_output(st, sk);
+        return;
+    }
+    if (sk->snd_una == sk->iss) {
+        /* Closed from SYN-RECEIVED: our SYN is still unacknowledged. */
+        ss__tcp_send_segment(st, sk, sk->iss, SS_TCP_SYN | SS_TCP_ACK, 0, true);
+        sk->snd_nxt = sk->iss + 1;
+        return;
+    }
+    sk->snd_nxt = sk->snd_una;
+    uint32_t len = ss__min32(sk->snd.len, sk->snd_mss);
+    uint32_t outstanding = sk->snd_max - sk->snd_una;
+    if (len > outstanding)
+        len = outstanding;
+    uint8_t flags = SS_TCP_ACK;
+    if (len == sk->snd.len && len)
+        flags |= SS_TCP_PSH;
+    if (sk->fin_queued && sk->snd_una + len == sk->fin_seq && SEQ_GT(sk->snd_max, sk->fin_seq))
+        flags |= SS_TCP_FIN;
+    if (len == 0 && !(flags & SS_TCP_FIN))
+        return;
+    ss__tcp_send_segment(st, sk, sk->snd_una, flags, len, true);
+    sk->snd_nxt = sk->snd_una + len + ((flags & SS_TCP_FIN) ? 1 : 0);
+}
+
+static void on_rtx(ss_stack *st, struct ss_sock *sk)
+{
+    sk->t_rtx = SS_NEVER;
+    if (sk->snd_una == sk->snd_max)
+        return;
+    sk->backoff++;
+    sk->timeouts++;
+    uint32_t limit = (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED)
+                         ? st->cfg.syn_retries : sk->max_retries;
+    if (sk->backoff > limit) {
+        give_up(st, sk);
+        return;
+    }
+    /* (5.5) back off the timer; (5.6) restart it; Karn: no sample from a
+     * retransmitted segment. */
+    sk->rto_us = clamp_rto(st, (uint64_t)sk->rto_us * 2);
+    sk->rtt_timing = false;
+    ss__trace_rtt(st, sk, 0);
+    ss__cc_on_timeout(st, sk);
+    retransmit_first(st, sk);
+    ss__tcp_arm_rtx(st, sk);
+}
+
+/* Zero-window probe: one byte of new data beyond the closed window, then
+ * the same byte again, with exponential backoff, for as long as the peer
+ * answers (a probe is never counted as a retransmission failure). */
+static void on_persist(ss_stack *st, struct ss_sock *sk)
+{
+    sk->t_persist = SS_NEVER;
+    if (sk->snd_wnd != 0 || sk->snd.len == 0)
+        return;
+    /* The probe byte counts in SND.MAX (so an ACK for it is acceptable)
+     * but not in SND.NXT: it is outside the window, not in flight. */
+    bool again = SEQ_GT(sk->snd_max, sk->snd_una);
+    ss__tcp_send_segment(st, sk, sk->snd_una, SS_TCP_ACK, 1, again);
+    if (!again)
+        sk->snd_max = sk->snd_una + 1;
+    sk->snd_nxt = sk->snd_una;
+    if (sk->persist_backoff < 16)
+        sk->persist_backoff++;
+    uint64_t d = (uint64_t)sk->rto_us << sk->persist_backoff;
+    sk->t_persist = st->now + ss__min64(d, (uint64_t)st->cfg.rto_max_ms * 1000);
+}
+
+static void on_keepalive(ss_stack *st, struct ss_sock *sk)
+{
+    sk->t_keep = SS_NEVER;
+    if (!sk->keepalive)
+        return;
+    if (sk->keep_probes >= sk->keep_cnt) {
+        give_up(st, sk);
+        return;
+    }
+    /* RFC 1122 4.2.3.6: <SEQ=SND.NXT-1> with no data elicits an ACK. Only
+     * when idle: data in flight is covered by the retransmission timer. */
+    if (sk->snd_una == sk->snd_max) {
+        ss__tcp_send_segment(st, sk, sk->snd_nxt - 1, SS_TCP_ACK, 0, false);
+        sk->keep_probes++;
+    }
+    sk->t_keep = st->now + (uint64_t)sk->keep_intvl_s * 1000000;
+}
+
+void ss__tcp_timers(ss_stack *st, struct ss_sock *sk, uint64_t now)
+{
+    if (sk->state == SS_TCP_CLOSED || sk->state == SS_TCP_LISTEN)
+        return;
+    if (now >= sk->t_2msl) {
+        /* TIME-WAIT over (or an orphaned FIN-WAIT-2 gave up): delete TCB. */
+        sk->t_2msl = SS_NEVER;
+        ss__tcp_drop(st, sk, 0);
+        return;
+    }
+    if (now >= sk->t_rtx) {
+        on_rtx(st, sk);
+        if (sk->kind != SS_SK_TCP || sk->state == SS_TCP_CLOSED)
+            return;
+    }
+    if (now >= sk->t_persist)
+        on_persist(st, sk);
+    if (now >= sk->t_delack) {
+        sk->t_delack = SS_NEVER;
+        ss__tcp_send_ack(st, sk);
+    }
+    if (now >= sk->t_keep) {
+        on_keepalive(st, sk);
+    }
+}
+
+uint64_t ss__tcp_next_deadline(const struct ss_sock *sk)
+{
+    if (sk->state == SS_TCP_CLOSED || sk->state == SS_TCP_LISTEN)
+        return SS_NEVER;
+    uint64_t d = sk->t_rtx;
+    d = ss__min64(d, sk->t_persist);
+    d = ss__min64(d, sk->t_delack);
+    d = ss__min64(d, sk->t_keep);
+    d = ss__min64(d, sk->t_2msl);
+    return d;
+}

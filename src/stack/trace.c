@@ -1,0 +1,379 @@
+/* trace: names, trace event emission and the two line formats (text, JSON). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "stack_int.h"
+
+static const char *const state_names[SS_TCP_NSTATES] = {
+    [SS_TCP_CLOSED] = "CLOSED",
+    [SS_TCP_LISTEN] = "LISTEN",
+    [SS_TCP_SYN_SENT] = "SYN-SENT",
+    [SS_TCP_SYN_RECEIVED] = "SYN-RECEIVED",
+    [SS_TCP_ESTABLISHED] = "ESTABLISHED",
+    [SS_TCP_FIN_WAIT_1] = "FIN-WAIT-1",
+    [SS_TCP_FIN_WAIT_2] = "FIN-WAIT-2",
+    [SS_TCP_CLOSE_WAIT] = "CLOSE-WAIT",
+    [SS_TCP_CLOSING] = "CLOSING",
+    [SS_TCP_LAST_ACK] = "LAST-ACK",
+    [SS_TCP_TIME_WAIT] = "TIME-WAIT",
+};
+
+const char *ss_tcp_state_name(int state)
+{
+    if (state < 0 || state >= SS_TCP_NSTATES)
+        return "?";
+    return state_names[state];
+}
+
+static const char *const drop_names[SS_DROP_NREASONS] = {
+    [SS_DROP_IP_SHORT] = "ip-short",
+    [SS_DROP_IP_VERSION] = "ip-version",
+    [SS_DROP_IP_HDRLEN] = "ip-header-length",
+    [SS_DROP_IP_TOTLEN] = "ip-total-length",
+    [SS_DROP_IP_CHECKSUM] = "ip-checksum",
+    [SS_DROP_IP_TTL] = "ip-ttl",
+    [SS_DROP_IP_NOT_US] = "ip-not-for-us",
+    [SS_DROP_IP_SRC] = "ip-bad-source",
+    [SS_DROP_IP_FRAG] = "ip-fragment",
+    [SS_DROP_IP_PROTO] = "ip-unknown-protocol",
+    [SS_DROP_ICMP_BAD] = "icmp-bad",
+    [SS_DROP_UDP_BAD] = "udp-bad",
+    [SS_DROP_UDP_NO_PORT] = "udp-no-port",
+    [SS_DROP_UDP_QUEUE_FULL] = "udp-queue-full",
+    [SS_DROP_TCP_BAD_CHECKSUM] = "tcp-checksum",
+    [SS_DROP_TCP_BAD_HEADER] = "tcp-bad-header",
+    [SS_DROP_TCP_NO_SOCKET] = "tcp-no-socket",
+    [SS_DROP_TCP_UNACCEPTABLE] = "tcp-unacceptable",
+    [SS_DROP_TCP_BAD_ACK] = "tcp-bad-ack",
+    [SS_DROP_TCP_RST_INVALID] = "tcp-rst-invalid",
+    [SS_DROP_TCP_CHALLENGE] = "tcp-challenge-ack",
+    [SS_DROP_TCP_SYN_QUEUE_FULL] = "tcp-syn-queue-full",
+    [SS_DROP_TCP_NO_MEMORY] = "tcp-no-memory",
+    [SS_DROP_TCP_OOO_FULL] = "tcp-ooo-full",
+    [SS_DROP_TCP_NO_FLAGS] = "tcp-no-flags",
+};
+
+const char *ss_drop_reason_name(int reason)
+{
+    if (reason <= 0 || reason >= SS_DROP_NREASONS || !drop_names[reason])
+        return "?";
+    return drop_names[reason];
+}
+
+const char *ss_trace_kind_name(int kind)
+{
+    switch (kind) {
+    case SS_TRACE_STATE: return "state";
+    case SS_TRACE_SEG_IN: return "seg_in";
+    case SS_TRACE_SEG_OUT: return "seg_out";
+    case SS_TRACE_RETRANSMIT: return "retransmit";
+    case SS_TRACE_RTT: return "rtt";
+    case SS_TRACE_WINDOW: return "window";
+    case SS_TRACE_DROP: return "drop";
+    case SS_TRACE_ICMP_IN: return "icmp_in";
+    case SS_TRACE_ICMP_OUT: return "icmp_out";
+    case SS_TRACE_UDP_IN: return "udp_in";
+    case SS_TRACE_UDP_OUT: return "udp_out";
+    case SS_TRACE_CC: return "cc";
+    default: return "?";
+    }
+}
+
+char *ss_tcp_flags_str(uint8_t flags, char *buf, size_t len)
+{
+    static const struct { uint8_t bit; const char *name; } order[] = {
+        {SS_TCP_SYN, "SYN"}, {SS_TCP_FIN, "FIN"}, {SS_TCP_RST, "RST"},
+        {SS_TCP_PSH, "PSH"}, {SS_TCP_ACK, "ACK"}, {SS_TCP_URG, "URG"},
+        {SS_TCP_ECE, "ECE"}, {SS_TCP_CWR, "CWR"},
+    };
+    size_t n = 0;
+    if (len == 0)
+        return buf;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        if (!(flags & order[i].bit))
+            continue;
+        int w = snprintf(buf + n, len - n, "%s%s", n ? "," : "", order[i].name);
+        if (w < 0 || (size_t)w >= len - n)
+            break;
+        n += (size_t)w;
+    }
+    if (n == 0)
+        snprintf(buf, len, "none");
+    return buf;
+}
+
+/* Append with snprintf semantics: *n counts what the full text needs. */
+static void app(char *buf, size_t len, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void app(char *buf, size_t len, size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(*n < len ? buf + *n : NULL, *n < len ? len - *n : 0, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        *n += (size_t)w;
+}
+
+static void addr_str(uint32_t a, uint16_t port, char *out, size_t len)
+{
+    snprintf(out, len, "%u.%u.%u.%u:%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255,
+             port);
+}
+
+int ss_trace_format(const struct ss_trace_event *ev, unsigned flags, char *buf, size_t len)
+{
+    size_t n = 0;
+    char fl[40], a[32], b[32];
+    if (len)
+        buf[0] = '\0';
+    if (flags & SS_TRACE_FMT_TIME)
+        app(buf, len, &n, "%llu.%06llu ", (unsigned long long)(ev->time_us / 1000000),
+            (unsigned long long)(ev->time_us % 1000000));
+    if (flags & SS_TRACE_FMT_TUPLE) {
+        addr_str(ev->laddr, ev->lport, a, sizeof a);
+        addr_str(ev->raddr, ev->rport, b, sizeof b);
+        app(buf, len, &n, "%s %s ", a, b);
+    }
+    switch (ev->kind) {
+    case SS_TRACE_STATE:
+        app(buf, len, &n, "%s -> %s", ss_tcp_state_name(ev->u.state.old_state),
+            ss_tcp_state_name(ev->u.state.new_state));
+        break;
+    case SS_TRACE_SEG_IN:
+    case SS_TRACE_SEG_OUT:
+    case SS_TRACE_RETRANSMIT: {
+        const struct ss_trace_seg *s = &ev->u.seg;
+        app(buf, len, &n, "%s %s%s seq=%u", ev->kind == SS_TRACE_SEG_IN ? "<" : ">",
+            ev->kind == SS_TRACE_RETRANSMIT ? "[rtx] " : "",
+            ss_tcp_flags_str(s->flags, fl, sizeof fl), s->seq);
+        if (s->flags & SS_TCP_ACK)
+            app(buf, len, &n, " ack=%u", s->ack);
+        app(buf, len, &n, " win=%u", s->win);
+        if (s->len)
+            app(buf, len, &n, " len=%u", s->len);
+        if (s->flags & SS_TCP_URG)
+            app(buf, len, &n, " urp=%u", s->urp);
+        if (s->mss)
+            app(buf, len, &n, " <mss %u>", s->mss);
+        break;
+    }
+    case SS_TRACE_RTT:
+        if (ev->u.rtt.sample_us)
+            app(buf, len, &n, "rtt sample=%uus ", ev->u.rtt.sample_us);
+        else
+            app(buf, len, &n, "rto backoff=%u ", ev->u.rtt.backoff);
+        app(buf, len, &n, "srtt=%uus rttvar=%uus rto=%uus", ev->u.rtt.srtt_us,
+            ev->u.rtt.rttvar_us, ev->u.rtt.rto_us);
+        break;
+    case SS_TRACE_WINDOW:
+        app(buf, len, &n, "%s window %u -> %u", ev->u.win.ours ? "rcv" : "snd",
+            ev->u.win.old_win, ev->u.win.new_win);
+        break;
+    case SS_TRACE_DROP:
+        app(buf, len, &n, "drop %s", ss_drop_reason_name(ev->u.drop.reason));
+        break;
+    case SS_TRACE_ICMP_IN:
+    case SS_TRACE_ICMP_OUT:
+        app(buf, len, &n, "%s ICMP type=%u code=%u len=%u",
+            ev->kind == SS_TRACE_ICMP_IN ? "<" : ">", ev->u.icmp.type, ev->u.icmp.code,
+            ev->u.icmp.len);
+        break;
+    case SS_TRACE_UDP_IN:
+    case SS_TRACE_UDP_OUT:
+        app(buf, len, &n, "%s UDP len=%u", ev->kind == SS_TRACE_UDP_IN ? "<" : ">",
+            ev->u.udp.len);
+        break;
+    case SS_TRACE_CC:
+        app(buf, len, &n, "cwnd=%u ssthresh=%u", ev->u.cc.cwnd, ev->u.cc.ssthresh);
+        break;
+    default:
+        app(buf, len, &n, "?");
+        break;
+    }
+    return (int)n;
+}
+
+int ss_trace_format_json(const struct ss_trace_event *ev, char *buf, size_t len)
+{
+    char a[32], b[32], fl[40];
+    json_t *o = json_object();
+    if (!o)
+        return -ENOMEM;
+    json_object_set_new(o, "t_us", json_integer((json_int_t)ev->time_us));
+    json_object_set_new(o, "kind", json_string(ss_trace_kind_name(ev->kind)));
+    json_object_set_new(o, "sd", json_integer(ev->sd));
+    addr_str(ev->laddr, ev->lport, a, sizeof a);
+    addr_str(ev->raddr, ev->rport, b, sizeof b);
+    json_object_set_new(o, "local", json_string(a));
+    json_object_set_new(o, "remote", json_string(b));
+    switch (ev->kind) {
+    case SS_TRACE_STATE:
+        json_object_set_new(o, "old", json_string(ss_tcp_state_name(ev->u.state.old_state)));
+        json_object_set_new(o, "new", json_string(ss_tcp_state_name(ev->u.state.new_state)));
+        break;
+    case SS_TRACE_SEG_IN:
+    case SS_TRACE_SEG_OUT:
+    case SS_TRACE_RETRANSMIT:
+        json_object_set_new(o, "dir", json_string(ev->kind == SS_TRACE_SEG_IN ? "in" : "out"));
+        json_object_set_new(o, "flags", json_string(ss_tcp_flags_str(ev->u.seg.flags, fl, sizeof fl)));
+        json_object_set_new(o, "seq", json_integer(ev->u.seg.seq));
+        json_object_set_new(o, "ack", json_integer(ev->u.seg.ack));
+        json_object_set_new(o, "win", json_integer(ev->u.seg.win));
+        json_object_set_new(o, "len", json_integer(ev->u.seg.len));
+        if (ev->u.seg.mss)
+            json_object_set_new(o, "mss", json_integer(ev->u.seg.mss));
+        if (ev->u.seg.flags & SS_TCP_URG)
+            json_object_set_new(o, "urp", json_integer(ev->u.seg.urp));
+        json_object_set_new(o, "rtx", json_boolean(ev->kind == SS_TRACE_RETRANSMIT));
+        break;
+    case SS_TRACE_RTT:
+        json_object_set_new(o, "sample_us", json_integer(ev->u.rtt.sample_us));
+        json_object_set_new(o, "srtt_us", json_integer(ev->u.rtt.srtt_us));
+        json_object_set_new(o, "rttvar_us", json_integer(ev->u.rtt.rttvar_us));
+        json_object_set_new(o, "rto_us", json_integer(ev->u.rtt.rto_us));
+        json_object_set_new(o, "backoff", json_integer(ev->u.rtt.backoff));
+        break;
+    case SS_TRACE_WINDOW:
+        json_object_set_new(o, "which", json_string(ev->u.win.ours ? "rcv" : "snd"));
+        json_object_set_new(o, "old", json_integer(ev->u.win.old_win));
+        json_object_set_new(o, "new", json_integer(ev->u.win.new_win));
+        break;
+    case SS_TRACE_DROP:
+        json_object_set_new(o, "reason", json_string(ss_drop_reason_name(ev->u.drop.reason)));
+        json_object_set_new(o, "proto", json_integer(ev->u.drop.proto));
+        break;
+    case SS_TRACE_ICMP_IN:
+    case SS_TRACE_ICMP_OUT:
+        json_object_set_new(o, "type", json_integer(ev->u.icmp.type));
+        json_object_set_new(o, "code", json_integer(ev->u.icmp.code));
+        json_object_set_new(o, "len", json_integer(ev->u.icmp.len));
+        break;
+    case SS_TRACE_UDP_IN:
+    case SS_TRACE_UDP_OUT:
+        json_object_set_new(o, "len", json_integer(ev->u.udp.len));
+        break;
+    case SS_TRACE_CC:
+        json_object_set_new(o, "cwnd", json_integer(ev->u.cc.cwnd));
+        json_object_set_new(o, "ssthresh", json_integer(ev->u.cc.ssthresh));
+        break;
+    default:
+        break;
+    }
+    size_t need = json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (need == 0) {
+        json_decref(o);
+        return -EINVAL;
+    }
+    if (len > 0) {
+        size_t w = json_dumpb(o, buf, len - 1, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        buf[w < len - 1 ? w : len - 1] = '\0';
+    }
+    json_decref(o);
+    return (int)need;
+}
+
+/* ---- emission ------------------------------------------------------------ */
+static void fill_tuple(struct ss_trace_event *ev, const struct ss_sock *sk)
+{
+    ev->sd = sk ? sk->id : -1;
+    if (sk) {
+        ev->laddr = sk->laddr;
+        ev->raddr = sk->raddr;
+        ev->lport = sk->lport;
+        ev->rport = sk->rport;
+    }
+}
+
+void ss__trace(ss_stack *st, struct ss_trace_event *ev)
+{
+    if (!st->cfg.trace)
+        return;
+    ev->time_us = st->now;
+    st->cfg.trace(st->cfg.trace_ctx, ev);
+}
+
+void ss__trace_state(ss_stack *st, struct ss_sock *sk, int old_state, int new_state)
+{
+    if (!st->cfg.trace)
+        return;
+    struct ss_trace_event ev = {.kind = SS_TRACE_STATE};
+    fill_tuple(&ev, sk);
+    ev.u.state.old_state = old_state;
+    ev.u.state.new_state = new_state;
+    ss__trace(st, &ev);
+}
+
+void ss__trace_seg(ss_stack *st, struct ss_sock *sk, enum ss_trace_kind kind,
+                   const struct ss_seg *seg)
+{
+    if (!st->cfg.trace)
+        return;
+    struct ss_trace_event ev = {.kind = kind};
+    fill_tuple(&ev, sk);
+    if (!sk) {
+        bool in = kind == SS_TRACE_SEG_IN;
+        ev.laddr = in ? seg->dst : seg->src;
+        ev.raddr = in ? seg->src : seg->dst;
+        ev.lport = in ? seg->dport : seg->sport;
+        ev.rport = in ? seg->sport : seg->dport;
+    }
+    ev.u.seg.flags = seg->flags;
+    ev.u.seg.seq = seg->seq;
+    ev.u.seg.ack = seg->ack;
+    ev.u.seg.win = seg->wnd;
+    ev.u.seg.len = seg->len;
+    ev.u.seg.mss = seg->mss;
+    ev.u.seg.opt_len = seg->opt_len;
+    ev.u.seg.urp = seg->urp;
+    ss__trace(st, &ev);
+}
+
+void ss__trace_drop(ss_stack *st, struct ss_sock *sk, int reason, uint8_t proto, uint32_t src,
+                    uint32_t dst, uint16_t sport, uint16_t dport)
+{
+    if (!st->cfg.trace)
+        return;
+    struct ss_trace_event ev = {.kind = SS_TRACE_DROP};
+    fill_tuple(&ev, sk);
+    if (!sk) {
+        ev.laddr = dst;
+        ev.raddr = src;
+        ev.lport = dport;
+        ev.rport = sport;
+    }
+    ev.u.drop.reason = reason;
+    ev.u.drop.proto = proto;
+    ss__trace(st, &ev);
+}
+
+void ss__trace_rtt(ss_stack *st, struct ss_sock *sk, uint32_t sample)
+{
+    if (!st->cfg.trace)
+        return;
+    struct ss_trace_event ev = {.kind = SS_TRACE_RTT};
+    fill_tuple(&ev, sk);
+    ev.u.rtt.sample_us = sample;
+    ev.u.rtt.srtt_us = sk->srtt_us;
+    ev.u.rtt.rttvar_us = sk->rttvar_us;
+    ev.u.rtt.rto_us = sk->rto_us;
+    ev.u.rtt.backoff = sk->backoff;
+    ss__trace(st, &ev);
+}
+
+void ss__trace_win(ss_stack *st, struct ss_sock *sk, bool ours, uint32_t o, uint32_t n)
+{
+    if (!st->cfg.trace)
+        return;
+    struct ss_trace_event ev = {.kind = SS_TRACE_WINDOW};
+    fill_tuple(&ev, sk);
+    ev.u.win.ours = ours;
+    ev.u.win.old_win = o;
+    ev.u.win.new_win = n;
+    ss__trace(st, &ev);
+}

@@ -1,0 +1,119 @@
+/* Test fixture for the stack core: a stack at 10.0.0.2 whose output is
+ * captured, a peer at 10.0.0.1 whose packets are built byte by byte with
+ * checksums computed here (independently of the stack's own code), an
+ * explicit clock, and helpers that drive a connection into a state. */
+#ifndef SS_TEST_STACK_FIXTURE_H
+#define SS_TEST_STACK_FIXTURE_H
+
+#include <criterion/criterion.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sockstack/stack.h"
+
+#define US_IP 0x0a000002u    /* 10.0.0.2: the stack */
+#define PEER_IP 0x0a000001u  /* 10.0.0.1: the test */
+#define US_PORT 80
+#define PEER_PORT 40000
+#define PEER_ISS 1000u
+#define MS 1000ull
+#define SEC 1000000ull
+
+#define CAP_MAX 256
+#define CAP_PKT 2048
+
+struct cap {
+    uint8_t data[CAP_PKT];
+    size_t len;
+};
+
+/* A parsed captured TCP segment. */
+struct tseg {
+    uint32_t src, dst;
+    uint16_t sport, dport;
+    uint32_t seq, ack;
+    uint8_t flags;
+    uint16_t win;
+    uint16_t mss;          /* 0 if no MSS option */
+    uint8_t ttl;
+    bool df;
+    const uint8_t *data;
+    size_t len;
+};
+
+struct evrec {
+    int sd;
+    unsigned ev;
+    int err;
+};
+
+extern ss_stack *st;
+extern struct ss_stack_cfg cfg;
+extern uint64_t now;
+extern struct cap caps[CAP_MAX];
+extern int ncap;
+extern struct evrec evs[64];
+extern int nev;
+extern int ntrace_state;
+extern char last_trace[256];
+/* Every trace event formatted as text (no time/tuple), in order. */
+#define TRACE_MAX 128
+extern char trace_lines[TRACE_MAX][128];
+extern int ntrace;
+
+/* Build the stack with the fixture's configuration; tweak(cfg) may change it. */
+void fx_setup_with(void (*tweak)(struct ss_stack_cfg *c));
+void fx_setup(void);
+void fx_teardown(void);
+
+/* Internet checksum, computed here independently. */
+uint16_t t_csum(const void *buf, size_t len, uint32_t init);
+
+/* Build IPv4 + TCP; returns total length. */
+size_t mk_tcp(uint8_t *buf, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
+              uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, uint16_t mss,
+              const void *data, size_t len);
+size_t mk_ip(uint8_t *buf, uint32_t src, uint32_t dst, uint8_t proto, const void *payload,
+             size_t len);
+size_t mk_udp(uint8_t *buf, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
+              const void *data, size_t len, bool csum);
+
+/* Inject a segment from the peer (PEER_IP:pport -> US_IP:US_PORT or dport). */
+void peer_send(uint16_t pport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
+               uint16_t win, const void *data, size_t len);
+void peer_send_mss(uint16_t pport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
+                   uint16_t win, uint16_t mss);
+/* Shorthand for the fixture connection PEER_PORT -> US_PORT. */
+void seg_in(uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, const void *data,
+            size_t len);
+
+/* Parse capture i as TCP (asserts valid IPv4/TCP checksums). */
+struct tseg cap_tcp(int i);
+/* The only segment captured since the last cap_clear (asserts exactly one). */
+struct tseg one_seg(void);
+void cap_clear(void);
+
+/* Advance the clock and poll. */
+uint64_t advance(uint64_t us);
+
+/* A connection in ESTABLISHED: passive (listen+SYN+ACK+accept) or active.
+ * Returns the sd; *our_iss receives the stack's ISS. Peer ISS = PEER_ISS. */
+int fx_passive(uint32_t *our_iss);
+int fx_active(uint32_t *our_iss);
+extern int listen_sd;
+
+void on_event(void *arg, ss_stack *s, int sd, unsigned ev, int err);
+bool saw_event(int sd, unsigned ev, int err);
+int sock_state(int sd);
+
+
+
+/* Shorthand for the active connection: peer US_PORT -> our PEER_PORT+1. */
+#define ACT_PORT (PEER_PORT + 1)
+static inline void aseg_in(uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win,
+                           const void *data, size_t len)
+{
+    peer_send(US_PORT, ACT_PORT, seq, ack, flags, win, data, len);
+}
+#endif

@@ -1,0 +1,141 @@
+/* Names, checksums, trace formats and configuration checks. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fixture.h"
+
+TestSuite(basics, .init = fx_setup, .fini = fx_teardown, .timeout = 10);
+
+Test(basics, state_names_are_the_rfcs)
+{
+    const char *want[] = {"CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED",
+                          "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK",
+                          "TIME-WAIT"};
+    for (int i = 0; i < SS_TCP_NSTATES; i++)
+        cr_assert_str_eq(ss_tcp_state_name(i), want[i]);
+    cr_assert_str_eq(ss_tcp_state_name(99), "?");
+    cr_assert_str_eq(ss_tcp_state_name(-1), "?");
+}
+
+Test(basics, internet_checksum_rfc1071_example)
+{
+    /* RFC 1071 section 3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2. */
+    uint8_t b[] = {0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7};
+    cr_assert_eq(ss_csum_add(0, b, sizeof b), 0xddf2);
+    cr_assert_eq(ss_csum_fold(0xddf2), (uint16_t)~0xddf2);
+    uint8_t odd[] = {0x01};
+    cr_assert_eq(ss_csum_add(0, odd, 1), 0x0100);
+}
+
+Test(basics, trace_text_lines)
+{
+    char b[128];
+    struct ss_trace_event ev = {.kind = SS_TRACE_STATE, .time_us = 1500000};
+    ev.u.state.old_state = SS_TCP_SYN_SENT;
+    ev.u.state.new_state = SS_TCP_ESTABLISHED;
+    cr_assert_eq(ss_trace_format(&ev, 0, b, sizeof b), 23);
+    cr_assert_str_eq(b, "SYN-SENT -> ESTABLISHED");
+    ss_trace_format(&ev, SS_TRACE_FMT_TIME, b, sizeof b);
+    cr_assert_str_eq(b, "1.500000 SYN-SENT -> ESTABLISHED");
+
+    ev = (struct ss_trace_event){.kind = SS_TRACE_SEG_OUT};
+    ev.u.seg = (struct ss_trace_seg){.flags = SS_TCP_SYN, .seq = 1000, .win = 65535, .mss = 1460};
+    ss_trace_format(&ev, 0, b, sizeof b);
+    cr_assert_str_eq(b, "> SYN seq=1000 win=65535 <mss 1460>");
+    ev.kind = SS_TRACE_SEG_IN;
+    ev.u.seg = (struct ss_trace_seg){.flags = SS_TCP_SYN | SS_TCP_ACK, .seq = 5000, .ack = 1001,
+                                     .win = 64240, .mss = 1460};
+    ss_trace_format(&ev, 0, b, sizeof b);
+    cr_assert_str_eq(b, "< SYN,ACK seq=5000 ack=1001 win=64240 <mss 1460>");
+    ev.kind = SS_TRACE_RETRANSMIT;
+    ev.u.seg = (struct ss_trace_seg){.flags = SS_TCP_PSH | SS_TCP_ACK, .seq = 1001,
+                                     .ack = 5001, .win = 65535, .len = 100};
+    ss_trace_format(&ev, 0, b, sizeof b);
+    cr_assert_str_eq(b, "> [rtx] PSH,ACK seq=1001 ack=5001 win=65535 len=100");
+    ev.laddr = US_IP; ev.lport = 80; ev.raddr = PEER_IP; ev.rport = 5000;
+    ss_trace_format(&ev, SS_TRACE_FMT_TUPLE, b, sizeof b);
+    cr_assert_str_eq(b, "10.0.0.2:80 10.0.0.1:5000 > [rtx] PSH,ACK seq=1001 ack=5001 win=65535 len=100");
+    /* truncation follows snprintf */
+    char small[8];
+    int need = ss_trace_format(&ev, 0, small, sizeof small);
+    cr_assert_eq(need, 51);
+    cr_assert_str_eq(small, "> [rtx]");
+    ev = (struct ss_trace_event){.kind = SS_TRACE_DROP};
+    ev.u.drop.reason = SS_DROP_TCP_SYN_QUEUE_FULL;
+    ss_trace_format(&ev, 0, b, sizeof b);
+    cr_assert_str_eq(b, "drop tcp-syn-queue-full");
+}
+
+Test(basics, trace_json_line)
+{
+    char b[512];
+    struct ss_trace_event ev = {.kind = SS_TRACE_SEG_OUT, .time_us = 42, .sd = 3,
+                                .laddr = US_IP, .lport = 80, .raddr = PEER_IP, .rport = 5000};
+    ev.u.seg = (struct ss_trace_seg){.flags = SS_TCP_SYN | SS_TCP_ACK, .seq = 7, .ack = 8,
+                                     .win = 100, .mss = 1460};
+    int n = ss_trace_format_json(&ev, b, sizeof b);
+    cr_assert_gt(n, 0);
+    cr_assert_eq((size_t)n, strlen(b));
+    json_error_t err;
+    json_t *o = json_loads(b, 0, &err);
+    cr_assert_not_null(o, "valid JSON: %s", b);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "kind")), "seg_out");
+    cr_assert_str_eq(json_string_value(json_object_get(o, "flags")), "SYN,ACK");
+    cr_assert_str_eq(json_string_value(json_object_get(o, "local")), "10.0.0.2:80");
+    cr_assert_eq(json_integer_value(json_object_get(o, "seq")), 7);
+    cr_assert_eq(json_integer_value(json_object_get(o, "mss")), 1460);
+    cr_assert_eq(json_integer_value(json_object_get(o, "t_us")), 42);
+    json_decref(o);
+}
+
+Test(basics, config_is_validated)
+{
+    struct ss_stack_cfg c;
+    ss_stack *s2;
+    ss_stack_cfg_default(&c);
+    cr_assert_eq(ss_stack_new(&c, &s2), -EINVAL, "no output callback");
+    c = cfg;
+    c.rcvbuf = 70000;
+    cr_assert_eq(ss_stack_new(&c, &s2), -EINVAL, "window > 65535 without scaling");
+    c = cfg;
+    c.delack_ms = 500;
+    cr_assert_eq(ss_stack_new(&c, &s2), -EINVAL, "RFC 1122: delay < 0.5 s");
+    c = cfg;
+    cr_assert_eq(ss_stack_new(&c, &s2), 0);
+    ss_stack_free(s2);
+}
+
+Test(basics, bad_handles)
+{
+    char b[4];
+    cr_assert_eq(ss_tcp_send(st, now, 5, "x", 1), -EBADF);
+    cr_assert_eq(ss_tcp_recv(st, now, -1, b, 1), -EBADF);
+    cr_assert_eq(ss_stack_sock_events(st, 1000), -EBADF);
+    int u = ss_udp_bind(st, 53);
+    cr_assert_eq(ss_tcp_send(st, now, u, "x", 1), -EBADF);
+    cr_assert_eq(ss_udp_bind(st, 53), -EADDRINUSE);
+    cr_assert_eq(ss_stack_sock_setopt(st, u, 999, 1), -ENOPROTOOPT);
+    cr_assert_eq(ss_udp_close(st, u), 0);
+    cr_assert_eq(ss_udp_close(st, u), -EBADF);
+}
+
+Test(basics, handshake_and_data_traced_in_textbook_notation)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_tcp_send(st, now, sd, "hi", 2);
+    char want[8][128];
+    snprintf(want[0], sizeof want[0], "CLOSED -> LISTEN");
+    snprintf(want[1], sizeof want[1], "< SYN seq=1000 win=65535 <mss 1460>");
+    snprintf(want[2], sizeof want[2], "CLOSED -> SYN-RECEIVED");
+    snprintf(want[3], sizeof want[3], "> SYN,ACK seq=%u ack=1001 win=8192 <mss 1460>", iss);
+    snprintf(want[4], sizeof want[4], "< ACK seq=1001 ack=%u win=65535", iss + 1);
+    snprintf(want[5], sizeof want[5], "rtt sample=1us srtt=1us rttvar=0us rto=1000000us");
+    snprintf(want[6], sizeof want[6], "SYN-RECEIVED -> ESTABLISHED");
+    snprintf(want[7], sizeof want[7], "> PSH,ACK seq=%u ack=1001 win=8192 len=2", iss + 1);
+    cr_assert_geq(ntrace, 8);
+    for (int i = 0; i < 8; i++)
+        cr_assert_str_eq(trace_lines[i], want[i], "line %d", i);
+}

@@ -1,0 +1,308 @@
+/* IPv4 validation, fragments, ICMP (echo, errors) and UDP. */
+#include <errno.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "sockstack/err.h"
+
+TestSuite(ip, .init = fx_setup, .fini = fx_teardown, .timeout = 20);
+
+static uint8_t pkt[70000];
+
+static uint16_t g16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t g32(const uint8_t *p) { return (uint32_t)g16(p) << 16 | g16(p + 2); }
+
+static void refix_ip_csum(uint8_t *p)
+{
+    size_t ihl = (size_t)(p[0] & 15) * 4;
+    p[10] = p[11] = 0;
+    uint16_t c = t_csum(p, ihl, 0);
+    p[10] = (uint8_t)(c >> 8);
+    p[11] = (uint8_t)c;
+}
+
+Test(ip, malformed_packets_are_counted_and_dropped)
+{
+    uint8_t good[100];
+    size_t n = mk_tcp(good, PEER_IP, US_IP, 1, 2, 0, 0, SS_TCP_SYN, 0, 0, NULL, 0);
+    struct ss_stack_stats s;
+
+    cr_assert_eq(ss_stack_input(st, now, good, 10), SS_EBADPKT, "shorter than a header");
+    memcpy(pkt, good, n); pkt[0] = 0x65; refix_ip_csum(pkt);
+    cr_assert_eq(ss_stack_input(st, now, pkt, n), SS_EBADPKT, "version 6");
+    memcpy(pkt, good, n); pkt[0] = 0x44;
+    cr_assert_eq(ss_stack_input(st, now, pkt, n), SS_EBADPKT, "IHL 4");
+    memcpy(pkt, good, n); pkt[0] = 0x4f;
+    cr_assert_eq(ss_stack_input(st, now, pkt, 50), SS_EBADPKT, "IHL beyond the packet");
+    memcpy(pkt, good, n); pkt[3] = (uint8_t)(n + 1); refix_ip_csum(pkt);
+    cr_assert_eq(ss_stack_input(st, now, pkt, n), SS_EBADPKT, "total length > packet");
+    memcpy(pkt, good, n); pkt[3] = 19; refix_ip_csum(pkt);
+    cr_assert_eq(ss_stack_input(st, now, pkt, n), SS_EBADPKT, "total length < IHL");
+    memcpy(pkt, good, n); pkt[10] ^= 1;
+    cr_assert_eq(ss_stack_input(st, now, pkt, n), SS_EBADPKT, "header checksum");
+    memcpy(pkt, good, n); pkt[8] = 0; refix_ip_csum(pkt);
+    ss_stack_input(st, now, pkt, n);
+    memcpy(pkt, good, n); pkt[19] = 99; refix_ip_csum(pkt);
+    ss_stack_input(st, now, pkt, n);
+    memcpy(pkt, good, n); pkt[12] = 255; pkt[13] = 255; pkt[14] = 255; pkt[15] = 255;
+    refix_ip_csum(pkt);
+    ss_stack_input(st, now, pkt, n);
+    memcpy(pkt, good, n); pkt[20 + 16] ^= 0x40;   /* TCP checksum */
+    cr_assert_eq(ss_stack_input(st, now, pkt, n), SS_EBADPKT, "TCP checksum");
+    memcpy(pkt, good, n); pkt[32] = 0x40;  /* data offset 4 words */
+    pkt[36] = pkt[37] = 0;
+    uint32_t ps = (PEER_IP >> 16) + (PEER_IP & 0xffff) + (US_IP >> 16) + (US_IP & 0xffff) + 6 + 20;
+    uint16_t c = t_csum(pkt + 20, 20, ps);
+    pkt[36] = (uint8_t)(c >> 8); pkt[37] = (uint8_t)c;
+    cr_assert_eq(ss_stack_input(st, now, pkt, n), SS_EBADPKT, "TCP data offset < 5");
+
+    cr_assert_eq(ncap, 0, "nothing is answered");
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.ip_in, 12);
+    cr_assert_eq(s.ip_bad_len, 3);
+    cr_assert_eq(s.ip_bad_header, 3);
+    cr_assert_eq(s.ip_bad_checksum, 1);
+    cr_assert_eq(s.ip_bad_ttl, 1);
+    cr_assert_eq(s.ip_not_for_us, 1);
+    cr_assert_eq(s.ip_bad_src, 1);
+    cr_assert_eq(s.tcp_bad_checksum, 1);
+    cr_assert_eq(s.tcp_bad_header, 1);
+    cr_assert_eq(s.tcp_in, 2);
+}
+
+Test(ip, options_are_skipped_and_padding_ignored)
+{
+    /* IHL 6 (one NOP option word) and 3 bytes of link-layer padding. */
+    uint8_t d[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int sd = ss_udp_bind(st, 9000);
+    size_t n = mk_udp(pkt, PEER_IP, US_IP, 5000, 9000, d, 8, true);
+    memmove(pkt + 24, pkt + 20, n - 20);
+    memset(pkt + 20, 1, 4);
+    pkt[0] = 0x46;
+    pkt[3] = (uint8_t)(n + 4);
+    refix_ip_csum(pkt);
+    cr_assert_eq(ss_stack_input(st, now, pkt, n + 4 + 3), 0);
+    uint8_t out[16];
+    cr_assert_eq(ss_udp_recvfrom(st, sd, out, sizeof out, NULL, NULL), 8);
+    cr_assert_eq(memcmp(out, d, 8), 0);
+}
+
+Test(ip, icmp_echo_reply)
+{
+    uint8_t m[64];
+    m[0] = 8; m[1] = 0; m[2] = m[3] = 0;
+    m[4] = 0x12; m[5] = 0x34; m[6] = 0; m[7] = 7;
+    for (int i = 8; i < 64; i++)
+        m[i] = (uint8_t)i;
+    uint16_t c = t_csum(m, 64, 0);
+    m[2] = (uint8_t)(c >> 8); m[3] = (uint8_t)c;
+    size_t n = mk_ip(pkt, PEER_IP, US_IP, 1, m, 64);
+    cr_assert_eq(ss_stack_input(st, now, pkt, n), 0);
+    cr_assert_eq(ncap, 1);
+    const uint8_t *r = caps[0].data;
+    cr_assert_eq(caps[0].len, 84);
+    cr_assert_eq(t_csum(r, 20, 0), 0);
+    cr_assert_eq(r[9], 1);
+    cr_assert_eq(g32(r + 12), US_IP);
+    cr_assert_eq(g32(r + 16), PEER_IP);
+    cr_assert_eq(r[20], 0, "echo reply");
+    cr_assert_eq(r[21], 0);
+    cr_assert_eq(t_csum(r + 20, 64, 0), 0, "ICMP checksum");
+    cr_assert_eq(memcmp(r + 24, m + 4, 60), 0, "id, seq and data echoed");
+    /* A corrupted request is dropped and counted. */
+    cap_clear();
+    pkt[20 + 10] ^= 1;
+    ss_stack_input(st, now, pkt, n);
+    cr_assert_eq(ncap, 0);
+    struct ss_stack_stats s;
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.icmp_bad, 1);
+    cr_assert_eq(s.icmp_echo_in, 1);
+}
+
+Test(ip, udp_receive_checksum_and_queue)
+{
+    int sd = ss_udp_bind(st, 9000);
+    cr_assert_geq(sd, 0);
+    ss_stack_sock_set_cb(st, sd, on_event, NULL);
+    size_t n = mk_udp(pkt, PEER_IP, US_IP, 5000, 9000, "hello", 5, true);
+    ss_stack_input(st, now, pkt, n);
+    cr_assert(saw_event(sd, SS_EV_READABLE, 0));
+    n = mk_udp(pkt, PEER_IP, US_IP, 5001, 9000, "nosum", 5, false);   /* checksum 0 */
+    ss_stack_input(st, now, pkt, n);
+    n = mk_udp(pkt, PEER_IP, US_IP, 5002, 9000, "bad!!", 5, true);
+    pkt[28] ^= 1;
+    cr_assert_eq(ss_stack_input(st, now, pkt, n), SS_EBADPKT);
+    uint8_t b[16];
+    uint32_t a;
+    uint16_t p;
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, sizeof b, &a, &p), 5);
+    cr_assert_eq(memcmp(b, "hello", 5), 0);
+    cr_assert_eq(a, PEER_IP);
+    cr_assert_eq(p, 5000);
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, 2, &a, &p), 2, "truncated to the buffer");
+    cr_assert_eq(p, 5001);
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, sizeof b, &a, &p), -EAGAIN);
+    struct ss_stack_stats s;
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.udp_bad_checksum, 1);
+    /* bounded queue */
+    for (uint32_t i = 0; i < cfg.udp_rcvq_max + 2; i++) {
+        n = mk_udp(pkt, PEER_IP, US_IP, 5000, 9000, "q", 1, true);
+        ss_stack_input(st, now, pkt, n);
+    }
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.udp_queue_full, 2);
+}
+
+Test(ip, udp_send_has_exact_checksum)
+{
+    int sd = ss_udp_bind(st, 0);
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_geq(in.lport, 49152, "ephemeral port");
+    cr_assert_eq(ss_udp_sendto(st, now, sd, PEER_IP, 53, "query", 5), 5);
+    cr_assert_eq(ncap, 1);
+    const uint8_t *r = caps[0].data;
+    cr_assert_eq(caps[0].len, 33);
+    cr_assert_eq(r[9], 17);
+    cr_assert_eq(g16(r + 20), in.lport);
+    cr_assert_eq(g16(r + 22), 53);
+    cr_assert_eq(g16(r + 24), 13);
+    uint32_t ps = (US_IP >> 16) + (US_IP & 0xffff) + (PEER_IP >> 16) + (PEER_IP & 0xffff) + 17 + 13;
+    cr_assert_neq(g16(r + 26), 0);
+    cr_assert_eq(t_csum(r + 20, 13, ps), 0, "UDP checksum with pseudo-header");
+    cr_assert_eq(memcmp(r + 28, "query", 5), 0);
+}
+
+Test(ip, udp_closed_port_gets_port_unreachable)
+{
+    size_t n = mk_udp(pkt, PEER_IP, US_IP, 5000, 9999, "anyone?", 7, true);
+    ss_stack_input(st, now, pkt, n);
+    cr_assert_eq(ncap, 1);
+    const uint8_t *r = caps[0].data;
+    cr_assert_eq(r[9], 1);
+    cr_assert_eq(r[20], 3, "destination unreachable");
+    cr_assert_eq(r[21], 3, "port unreachable");
+    cr_assert_eq(caps[0].len, 20 + 8 + 20 + 8, "quotes IP header + 8 bytes");
+    cr_assert_eq(memcmp(r + 28, pkt, 28), 0);
+    cr_assert_eq(t_csum(r + 20, caps[0].len - 20, 0), 0);
+}
+
+Test(ip, unknown_protocol_gets_protocol_unreachable)
+{
+    size_t n = mk_ip(pkt, PEER_IP, US_IP, 99, "xxxxxxxx", 8);
+    ss_stack_input(st, now, pkt, n);
+    cr_assert_eq(ncap, 1);
+    cr_assert_eq(caps[0].data[20], 3);
+    cr_assert_eq(caps[0].data[21], 2);
+}
+
+static size_t mk_icmp_unreach(uint8_t code, const uint8_t *orig, size_t olen)
+{
+    uint8_t m[100] = {3, code, 0, 0, 0, 0, 0, 0};
+    memcpy(m + 8, orig, 28);
+    (void)olen;
+    uint16_t c = t_csum(m, 36, 0);
+    m[2] = (uint8_t)(c >> 8); m[3] = (uint8_t)c;
+    return mk_ip(pkt, PEER_IP, US_IP, 1, m, 36);
+}
+
+Test(ip, icmp_port_unreachable_reaches_udp_socket)
+{
+    int sd = ss_udp_bind(st, 7000);
+    ss_stack_sock_set_cb(st, sd, on_event, NULL);
+    ss_udp_sendto(st, now, sd, PEER_IP, 53, "q", 1);
+    size_t n = mk_icmp_unreach(3, caps[0].data, caps[0].len);
+    ss_stack_input(st, now, pkt, n);
+    cr_assert(saw_event(sd, SS_EV_ERROR, -ECONNREFUSED));
+    uint8_t b[4];
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, 4, NULL, NULL), -ECONNREFUSED);
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, 4, NULL, NULL), -EAGAIN);
+}
+
+Test(ip, icmp_unreachable_refuses_tcp_connect)
+{
+    int sd = ss_tcp_connect(st, now, PEER_IP, 80, 33333);
+    ss_stack_sock_set_cb(st, sd, on_event, NULL);
+    size_t n = mk_icmp_unreach(3, caps[0].data, caps[0].len);
+    ss_stack_input(st, now, pkt, n);
+    cr_assert_eq(sock_state(sd), SS_TCP_CLOSED);
+    cr_assert(saw_event(sd, SS_EV_ERROR, -ECONNREFUSED));
+}
+
+Test(ip, icmp_host_unreachable_is_soft_then_reported_on_timeout)
+{
+    int sd = ss_tcp_connect(st, now, PEER_IP, 80, 33334);
+    ss_stack_sock_set_cb(st, sd, on_event, NULL);
+    size_t n = mk_icmp_unreach(1, caps[0].data, caps[0].len);
+    ss_stack_input(st, now, pkt, n);
+    cr_assert_eq(sock_state(sd), SS_TCP_SYN_SENT, "soft error: keep trying");
+    for (int i = 0; i < 10; i++)
+        advance(ss_stack_poll(st, now) - now);
+    cr_assert_eq(sock_state(sd), SS_TCP_CLOSED);
+    cr_assert(saw_event(sd, SS_EV_ERROR, -EHOSTUNREACH));
+}
+
+/* Split a UDP datagram into fragments at byte offsets (multiples of 8). */
+static size_t frag(uint8_t *out, const uint8_t *whole, size_t wlen, size_t off, size_t len,
+                   bool more)
+{
+    memcpy(out, whole, 20);
+    memcpy(out + 20, whole + 20 + off, len);
+    out[2] = (uint8_t)((20 + len) >> 8);
+    out[3] = (uint8_t)(20 + len);
+    uint16_t f = (uint16_t)((more ? 0x2000 : 0) | (off / 8));
+    out[6] = (uint8_t)(f >> 8);
+    out[7] = (uint8_t)f;
+    refix_ip_csum(out);
+    (void)wlen;
+    return 20 + len;
+}
+
+Test(ip, fragments_reassembled_in_any_order)
+{
+    int sd = ss_udp_bind(st, 9000);
+    uint8_t data[3000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 13);
+    static uint8_t whole[4000], f[2000];
+    size_t wn = mk_udp(whole, PEER_IP, US_IP, 5000, 9000, data, sizeof data, true);
+    size_t ulen = wn - 20;  /* 3008 */
+    size_t n = frag(f, whole, wn, 1480, 1480, true);
+    ss_stack_input(st, now, f, n);
+    n = frag(f, whole, wn, 2960, ulen - 2960, false);
+    ss_stack_input(st, now, f, n);
+    uint8_t b[4000];
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, sizeof b, NULL, NULL), -EAGAIN);
+    n = frag(f, whole, wn, 0, 1480, true);
+    ss_stack_input(st, now, f, n);
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, sizeof b, NULL, NULL), 3000);
+    cr_assert_eq(memcmp(b, data, 3000), 0);
+    struct ss_stack_stats s;
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.ip_frag_in, 3);
+    cr_assert_eq(s.ip_frag_reassembled, 1);
+}
+
+Test(ip, fragment_overlap_dropped_and_timeout_frees_slot)
+{
+    int sd = ss_udp_bind(st, 9000);
+    uint8_t data[3000] = {0};
+    static uint8_t whole[4000], f[2000];
+    size_t wn = mk_udp(whole, PEER_IP, US_IP, 5000, 9000, data, sizeof data, true);
+    ss_stack_input(st, now, f, frag(f, whole, wn, 0, 1480, true));
+    ss_stack_input(st, now, f, frag(f, whole, wn, 1472, 1480, true));   /* overlaps */
+    struct ss_stack_stats s;
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.ip_frag_dropped, 1);
+    ss_stack_input(st, now, f, frag(f, whole, wn, 0, 1480, true));
+    uint64_t d = ss_stack_poll(st, now);
+    cr_assert_eq(d, now + cfg.frag_timeout_ms * MS);
+    advance(cfg.frag_timeout_ms * MS);
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.ip_frag_timeout, 1);
+    uint8_t b[8];
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, sizeof b, NULL, NULL), -EAGAIN);
+    cr_assert_eq(ss_stack_poll(st, now), UINT64_MAX);
+}

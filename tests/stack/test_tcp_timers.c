@@ -1,0 +1,206 @@
+/* Timers: RFC 6298 retransmission (estimator, Karn, backoff, give-up),
+ * keep-alive (RFC 1122 4.2.3.6), FIN retransmission, deadlines. */
+#include <errno.h>
+#include <string.h>
+
+#include "fixture.h"
+
+static void small_limits(struct ss_stack_cfg *c)
+{
+    c->max_retries = 4;
+    c->rto_min_ms = 200;
+}
+static void setup_small(void) { fx_setup_with(small_limits); }
+
+TestSuite(tcp_timers, .init = setup_small, .fini = fx_teardown, .timeout = 20);
+
+#define P1 (PEER_ISS + 1)
+
+Test(tcp_timers, rtt_estimator_follows_rfc6298)
+{
+    int sd = ss_tcp_connect(st, now, PEER_IP, US_PORT, ACT_PORT);
+    struct tseg syn = one_seg();
+    now += 100 * MS;   /* R1 = 100 ms */
+    aseg_in(PEER_ISS, syn.seq + 1, SS_TCP_SYN | SS_TCP_ACK, 65535, NULL, 0);
+    ss_tcp_send(st, now, sd, "a", 1);
+    now += 300 * MS;   /* R2 = 300 ms */
+    aseg_in(PEER_ISS + 1, syn.seq + 2, SS_TCP_ACK, 65535, NULL, 0);
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    /* RTTVAR = 3/4 * 50000 + 1/4 * |100000 - 300000| = 87500
+     * SRTT   = 7/8 * 100000 + 1/8 * 300000 = 125000
+     * RTO    = SRTT + 4 * RTTVAR = 475000 */
+    cr_assert_eq(in.rttvar_us, 87500);
+    cr_assert_eq(in.srtt_us, 125000);
+    cr_assert_eq(in.rto_us, 475000);
+}
+
+Test(tcp_timers, first_sample_sets_srtt_and_rttvar)
+{
+    int sd = ss_tcp_connect(st, now, PEER_IP, US_PORT, ACT_PORT);
+    struct tseg syn = one_seg();
+    now += 100 * MS;
+    aseg_in(PEER_ISS, syn.seq + 1, SS_TCP_SYN | SS_TCP_ACK, 65535, NULL, 0);
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.srtt_us, 100000);
+    cr_assert_eq(in.rttvar_us, 50000);
+    cr_assert_eq(in.rto_us, 300000, "SRTT + 4*RTTVAR");
+}
+
+Test(tcp_timers, retransmission_backoff_then_etimedout)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_stack_sock_set_cb(st, sd, on_event, NULL);
+    ss_tcp_send(st, now, sd, "data", 4);
+    struct tseg first = one_seg();
+    uint64_t rto = 1 * SEC;   /* initial RTO: the 1 us handshake sample clamps to rto_min 200 ms */
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    rto = in.rto_us;
+    cr_assert_eq(rto, 200000);
+    for (uint32_t i = 0; i < cfg.max_retries; i++) {
+        cap_clear();
+        advance(rto - 1);
+        cr_assert_eq(ncap, 0, "retransmission %u early", i);
+        advance(1);
+        struct tseg r = one_seg();
+        cr_assert_eq(r.seq, first.seq);
+        cr_assert_eq(r.len, 4);
+        cr_assert_eq(memcmp(r.data, "data", 4), 0);
+        rto *= 2;
+        ss_stack_sock_info(st, sd, &in);
+        cr_assert_eq(in.rto_us, rto, "exponential backoff");
+    }
+    cr_assert_eq(in.retransmits, cfg.max_retries);
+    cap_clear();
+    advance(rto);
+    cr_assert_eq(ncap, 0);
+    cr_assert_eq(sock_state(sd), SS_TCP_CLOSED);
+    cr_assert(saw_event(sd, SS_EV_ERROR, -ETIMEDOUT));
+    cr_assert_eq(ss_tcp_send(st, now, sd, "x", 1), -ETIMEDOUT);
+    struct ss_stack_stats ss;
+    ss_stack_stats(st, &ss);
+    cr_assert_eq(ss.tcp_retransmits, cfg.max_retries);
+    cr_assert_eq(ss.tcp_timeouts, 1);
+}
+
+Test(tcp_timers, rto_is_capped_at_max)
+{
+    fx_teardown();
+    fx_setup_with(NULL);
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_tcp_send(st, now, sd, "d", 1);
+    for (int i = 0; i < 8; i++)
+        advance(ss_stack_poll(st, now) - now);
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.rto_us, 60 * SEC, "1 s doubled 8 times would be 256 s");
+}
+
+Test(tcp_timers, karn_no_sample_from_retransmitted_segment)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    struct ss_stack_sock_info before, after;
+    ss_stack_sock_info(st, sd, &before);
+    ss_tcp_send(st, now, sd, "k", 1);
+    advance(before.rto_us);   /* retransmitted */
+    now += 5 * MS;
+    seg_in(P1, iss + 2, SS_TCP_ACK, 65535, NULL, 0);
+    ss_stack_sock_info(st, sd, &after);
+    cr_assert_eq(after.srtt_us, before.srtt_us, "ambiguous ACK gives no sample");
+    cr_assert_eq(after.rto_us, 2 * before.rto_us, "backed-off RTO kept until a valid sample");
+    /* The next, unambiguous segment gives a sample again. */
+    ss_tcp_send(st, now, sd, "l", 1);
+    now += 50 * MS;
+    seg_in(P1, iss + 3, SS_TCP_ACK, 65535, NULL, 0);
+    ss_stack_sock_info(st, sd, &after);
+    cr_assert_neq(after.srtt_us, before.srtt_us);
+}
+
+Test(tcp_timers, new_ack_restarts_timer_and_all_acked_stops_it)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_stack_sock_setopt(st, sd, SS_SO_NODELAY, 1);
+    ss_tcp_send(st, now, sd, "a", 1);
+    now += 100 * MS;
+    ss_tcp_send(st, now, sd, "b", 1);
+    now += 50 * MS;
+    seg_in(P1, iss + 2, SS_TCP_ACK, 65535, NULL, 0);
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(ss_stack_poll(st, now), now + in.rto_us, "(5.3) restarted on new ACK");
+    seg_in(P1, iss + 3, SS_TCP_ACK, 65535, NULL, 0);
+    cr_assert_eq(ss_stack_poll(st, now), UINT64_MAX, "(5.2) stopped when all acked");
+}
+
+Test(tcp_timers, fin_is_retransmitted_in_fin_wait_1)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_tcp_shutdown(st, now, sd);
+    cap_clear();
+    advance(ss_stack_poll(st, now) - now);
+    struct tseg f = one_seg();
+    cr_assert_eq(f.flags, SS_TCP_FIN | SS_TCP_ACK);
+    cr_assert_eq(f.seq, iss + 1);
+}
+
+Test(tcp_timers, keepalive_defaults_are_rfc1122)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    int v;
+    ss_stack_sock_getopt(st, sd, SS_SO_KEEPIDLE, &v);
+    cr_assert_eq(v, 7200);
+    ss_stack_sock_getopt(st, sd, SS_SO_KEEPINTVL, &v);
+    cr_assert_eq(v, 75);
+    ss_stack_sock_getopt(st, sd, SS_SO_KEEPCNT, &v);
+    cr_assert_eq(v, 9);
+    ss_stack_sock_getopt(st, sd, SS_SO_KEEPALIVE, &v);
+    cr_assert_eq(v, 0, "off by default (RFC 1122 4.2.3.6)");
+    cr_assert_eq(ss_stack_poll(st, now), UINT64_MAX);
+}
+
+Test(tcp_timers, keepalive_probes_answered_then_unanswered)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_stack_sock_set_cb(st, sd, on_event, NULL);
+    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPIDLE, 10), 0);
+    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPINTVL, 2), 0);
+    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPCNT, 3), 0);
+    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPALIVE, 1), 0);
+    advance(10 * SEC - 1);
+    cr_assert_eq(ncap, 0);
+    advance(1);
+    struct tseg p = one_seg();
+    cr_assert_eq(p.flags, SS_TCP_ACK);
+    cr_assert_eq(p.seq, iss, "<SEQ=SND.NXT-1>");
+    cr_assert_eq(p.len, 0);
+    cap_clear();
+    /* The peer answers (its ACK for the old sequence number). */
+    seg_in(P1, iss + 1, SS_TCP_ACK, 65535, NULL, 0);
+    cr_assert_eq(ncap, 0);
+    advance(10 * SEC);
+    cr_assert_eq(ncap, 1, "idle again: probe after the idle time");
+    cap_clear();
+    advance(2 * SEC);
+    advance(2 * SEC);
+    cr_assert_eq(ncap, 2, "unanswered: probes every interval");
+    cr_assert_eq(sock_state(sd), SS_TCP_ESTABLISHED);
+    advance(2 * SEC);
+    cr_assert_eq(sock_state(sd), SS_TCP_CLOSED, "after KEEPCNT unanswered probes");
+    cr_assert(saw_event(sd, SS_EV_ERROR, -ETIMEDOUT));
+}
+
+Test(tcp_timers, poll_deadline_is_nearest_timer)
+{
+    cr_assert_eq(ss_stack_poll(st, now), UINT64_MAX);
+    ss_tcp_connect(st, now, PEER_IP, US_PORT, ACT_PORT);
+    cr_assert_eq(ss_stack_poll(st, now), now + 1 * SEC, "initial RTO 1 s");
+}

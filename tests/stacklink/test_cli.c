@@ -1,0 +1,239 @@
+/* sockstack stack demo|diagram|up: output, determinism, option handling. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+struct result {
+    int status; /* exit code, or -1 */
+    char *out, *err;
+};
+
+static struct result run_cli(const char *const args[])
+{
+    const char *argv[32] = {th_sockstack()};
+    int n = 1;
+    for (int i = 0; args[i]; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    struct th_proc p;
+    cr_assert_eq(th_spawn(&p, (char *const *)argv), 0);
+    close(p.in);
+    p.in = -1;
+    struct result r;
+    ssize_t lo = th_read_all(p.out, &r.out, 30000);
+    ssize_t le = th_read_all(p.err, &r.err, 5000);
+    r.out = realloc(r.out, (size_t)lo + 1);
+    r.out[lo] = '\0';
+    r.err = realloc(r.err, (size_t)le + 1);
+    r.err[le] = '\0';
+    int st = th_wait(&p, 30000);
+    th_close_fds(&p);
+    r.status = st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+static void free_result(struct result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* Drop the one line that depends on the machine: "(real N ms)". */
+static void strip_real(char *s)
+{
+    char *p = strstr(s, " (real ");
+    if (p) {
+        char *e = strchr(p, ')');
+        memmove(p, e + 1, strlen(e + 1) + 1);
+    }
+}
+
+TestSuite(stack_cli, .timeout = 60);
+
+Test(stack_cli, demo_shows_handshake_retransmission_and_summary)
+{
+    /* Seed 9 at 5% loss: the link loses A's first SYN. */
+    const char *args[] = {"stack", "demo", "--loss", "5", "--seed", "9", NULL};
+    struct result r = run_cli(args);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_assert(strstr(r.out, "A  CLOSED -> SYN-SENT\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "A  > SYN seq="), "%s", r.out);
+    cr_assert(strstr(r.out, "link: lost SYN seq="), "%s", r.out);
+    cr_assert(strstr(r.out, "A  > [rtx] SYN seq="), "%s", r.out);
+    cr_assert(strstr(r.out, "A  < SYN,ACK seq="), "%s", r.out);
+    cr_assert(strstr(r.out, "A  SYN-SENT -> ESTABLISHED\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "<mss 1460>"), "%s", r.out);
+    cr_assert(strstr(r.out, "  sent      20480 bytes  sha256 "), "%s", r.out);
+    cr_assert(strstr(r.out, "  received  20480 bytes  sha256 "), "%s", r.out);
+    cr_assert(strstr(r.out, "(match)"), "%s", r.out);
+    free_result(&r);
+}
+
+Test(stack_cli, demo_is_the_same_for_the_same_seed_and_pct_sign_is_optional)
+{
+    const char *a[] = {"stack", "demo", "--loss", "5", "--reorder", "3", "--seed", "16",
+                       "--trace", NULL};
+    const char *b[] = {"stack", "demo", "--loss", "5%", "--reorder", "3%", "--seed", "16",
+                       "--trace", NULL};
+    const char *c[] = {"stack", "demo", "--loss", "5", "--reorder", "3", "--seed", "17",
+                       "--trace", NULL};
+    struct result ra = run_cli(a), rb = run_cli(b), rc = run_cli(c);
+    strip_real(ra.out);
+    strip_real(rb.out);
+    strip_real(rc.out);
+    cr_assert_gt(strlen(ra.out), 1000);
+    cr_assert_str_eq(ra.out, rb.out);
+    cr_assert_str_neq(ra.out, rc.out);
+    free_result(&ra);
+    free_result(&rb);
+    free_result(&rc);
+}
+
+Test(stack_cli, trace_json_lines_are_json_with_node_and_kind)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/ss-test-json-%d.txt", (int)getpid());
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "'%s' stack demo --trace-json --bytes 5000 --loss 5 --seed 9 > %s 2>/dev/null",
+             th_sockstack(), path);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import json,sys\n"
+             "n=0\n"
+             "for l in open(sys.argv[1]):\n"
+             "    o=json.loads(l); assert o[\"node\"] in (\"A\",\"B\"); o[\"kind\"]; n+=1\n"
+             "assert n>10, n' %s",
+             path);
+    cr_assert_eq(system(cmd), 0, "not JSON lines: %s", path);
+    unlink(path);
+}
+
+Test(stack_cli, diagram_draws_terminal_and_well_formed_svg)
+{
+    char svg[128], plot[128];
+    snprintf(svg, sizeof svg, "/tmp/ss-test-diag-%d.svg", (int)getpid());
+    snprintf(plot, sizeof plot, "/tmp/ss-test-plot-%d.svg", (int)getpid());
+    const char *args[] = {"stack", "diagram", "--loss", "5", "--seed", "9",
+                          "--svg", svg, "--plot", plot, NULL};
+    struct result r = run_cli(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    /* A's SYN (relative seq 0) lost, then retransmitted and answered. */
+    cr_assert(strstr(r.out, "|- SYN seq=0 win=65535 <mss 1460> -X"), "%s", r.out);
+    cr_assert(strstr(r.out, "|- [rtx] SYN seq=0 win=65535 <mss 1460> --"), "%s", r.out);
+    cr_assert(strstr(r.out, "SYN,ACK seq=0 ack=1 win=65535 <mss 1460> --|"), "%s", r.out);
+    cr_assert(strstr(r.out, "SYN-SENT -> ESTABLISHED"), "%s", r.out);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import sys,xml.dom.minidom as m\n"
+             "for f in sys.argv[1:]:\n"
+             "    d=m.parse(f); assert d.documentElement.tagName==\"svg\"\n"
+             "    assert len(d.getElementsByTagName(\"text\"))>5' %s %s",
+             svg, plot);
+    cr_assert_eq(system(cmd), 0, "SVG not well-formed");
+    FILE *f = fopen(svg, "r");
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    cr_assert(strstr(buf, "SYN,ACK seq=0 ack=1"));
+    cr_assert(strstr(buf, "[rtx] SYN seq=0"));
+    unlink(svg);
+    unlink(plot);
+    free_result(&r);
+}
+
+Test(stack_cli, options_are_checked)
+{
+    static const char *const bad[][12] = {
+        {"stack", "demo", "--loss", "101", NULL},
+        {"stack", "demo", "--loss", "five", NULL},
+        {"stack", "demo", "--trace", "--trace-json", NULL},
+        {"stack", "demo", "--svg", "x.svg", NULL},
+        {"stack", "demo", "--bytes", "-1", NULL},
+        {"stack", "demo", "--bandwidth", "fast", NULL},
+        {"stack", "demo", "extra", NULL},
+        {"stack", "demo", "--nope", NULL},
+        {"stack", "frobnicate", NULL},
+        {"stack", NULL},
+        {"stack", "up", "--addr", "10.0.0.2/24", "--serve", "echo:7", NULL},
+        {"stack", "up", "--tun", "x", "--serve", "echo:7", NULL},
+        {"stack", "up", "--tun", "x", "--addr", "10.0.0.2/24", NULL},
+        {"stack", "up", "--tun", "x", "--addr", "10.0.0.2/24", "--serve", "ftp:21", NULL},
+        {"stack", "up", "--tun", "x", "--addr", "10.0.0.2/24", "--serve", "echo:7",
+         "--peer", "10.0.1.1", NULL},
+        {"stack", "up", "--tun", "x", "--addr", "10.0.0.0/24", "--serve", "echo:7", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct result r = run_cli(bad[i]);
+        cr_expect_eq(r.status, 2, "case %zu (%s %s): status %d, stderr %s", i, bad[i][1],
+                     bad[i][2] ? bad[i][2] : "", r.status, r.err);
+        cr_expect(strstr(r.err, "sockstack: "), "case %zu: no message", i);
+        free_result(&r);
+    }
+    static const char *const help[][4] = {
+        {"stack", "--help", NULL}, {"stack", "demo", "--help", NULL},
+        {"stack", "diagram", "-h", NULL}, {"stack", "up", "--help", NULL}};
+    for (size_t i = 0; i < sizeof help / sizeof help[0]; i++) {
+        struct result r = run_cli(help[i]);
+        cr_expect_eq(r.status, 0);
+        cr_expect(strstr(r.out, "Usage: sockstack stack"), "%s", r.out);
+        free_result(&r);
+    }
+}
+
+Test(stack_cli, demo_pcap_is_clean_and_complete)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/ss-test-demo-%d.pcap", (int)getpid());
+    const char *args[] = {"stack", "demo", "--loss", "5", "--seed", "9", "--pcap", path,
+                          NULL};
+    struct result r = run_cli(args);
+    cr_assert_eq(r.status, 0);
+    /* The summary's packet count is the file's. */
+    const char *p = strstr(r.out, "  pcap: ");
+    cr_assert(p, "%s", r.out);
+    long said = atol(p + 8);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "tshark -r '%s' -o tcp.check_checksum:TRUE -o ip.check_checksum:TRUE "
+             "-T fields -e tcp.checksum.status -e ip.checksum.status 2>/dev/null "
+             "| sort | uniq -c", path);
+    FILE *f = popen(cmd, "r");
+    char line[128];
+    long good = 0;
+    while (fgets(line, sizeof line, f)) {
+        long n;
+        char a[16], b[16];
+        cr_assert_eq(sscanf(line, "%ld %15s %15s", &n, a, b), 3, "%s", line);
+        cr_assert_str_eq(a, "1", "tcp checksum status %s (1 = good)", a);
+        cr_assert_str_eq(b, "1", "ip checksum status %s (1 = good)", b);
+        good += n;
+    }
+    pclose(f);
+    cr_assert_eq(good, said);
+    unlink(path);
+    free_result(&r);
+}
+
+Test(stack_cli, same_seed_gives_the_same_pcap_file_byte_for_byte)
+{
+    char a[128], b[128], cmd[768];
+    snprintf(a, sizeof a, "/tmp/ss-test-det-a-%d.pcap", (int)getpid());
+    snprintf(b, sizeof b, "/tmp/ss-test-det-b-%d.pcap", (int)getpid());
+    const char *fmt = "'%s' stack demo --loss 10 --dup 2 --reorder 5 --jitter 3 "
+                      "--seed 77 --pcap %s >/dev/null 2>&1";
+    snprintf(cmd, sizeof cmd, fmt, th_sockstack(), a);
+    system(cmd);
+    snprintf(cmd, sizeof cmd, fmt, th_sockstack(), b);
+    system(cmd);
+    snprintf(cmd, sizeof cmd, "test -s %s && cmp -s %s %s", a, a, b);
+    cr_assert_eq(system(cmd), 0, "two runs with seed 77 wrote different pcaps");
+    unlink(a);
+    unlink(b);
+}

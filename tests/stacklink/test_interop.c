@@ -1,0 +1,434 @@
+/* The stack on a TUN device against the Linux kernel's own TCP/IP, each
+ * test in a private network namespace (unshare(CLONE_NEWNET) in the test's
+ * own worker process: the namespace, the device and its routes vanish with
+ * it, whatever happens). Kernel peers are python3 socket programs
+ * (interop.py) and ping. Every run's pcap must decode cleanly in tshark. */
+#include <criterion/criterion.h>
+#include <net/if.h>
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "pkt.h"
+
+#define STACK_ADDR "10.99.0.2"
+#define KERNEL_ADDR "10.99.0.1"
+#define MiB (1024 * 1024)
+
+static char tun_name[32];
+static struct th_proc stack_p = {.pid = -1, .in = -1, .out = -1, .err = -1};
+static struct th_proc peer_p = {.pid = -1, .in = -1, .out = -1, .err = -1};
+static char pcap_path[128];
+
+static void need_root_and_netns(void)
+{
+    if (!th_is_root())
+        cr_skip_test("needs root: TUN device in a private network namespace");
+    cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
+    snprintf(pcap_path, sizeof pcap_path, "/tmp/ss-interop-%d.pcap", (int)getpid());
+}
+
+static void reap(struct th_proc *p)
+{
+    if (p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+        p->pid = -1;
+    }
+    th_close_fds(p);
+}
+
+/* Also after a failed assertion: no process outlives its test. */
+static void teardown(void)
+{
+    reap(&stack_p);
+    reap(&peer_p);
+    if (pcap_path[0])
+        unlink(pcap_path);
+}
+
+TestSuite(interop, .fini = teardown, .timeout = 90);
+
+static const char *interop_py(void)
+{
+    static char path[512];
+    const char *root = getenv("SS_SOURCE_ROOT");
+    snprintf(path, sizeof path, "%s/tests/stacklink/interop.py", root ? root : ".");
+    return path;
+}
+
+/* Start `sockstack stack up` with the services, plus extra args. */
+static void start_stack(const char *extra[])
+{
+    snprintf(tun_name, sizeof tun_name, "ssi%d", (int)getpid() % 100000);
+    const char *argv[32] = {th_sockstack(), "stack", "up", "--tun", tun_name,
+                            "--addr", STACK_ADDR "/24", "--pcap", pcap_path};
+    int n = 9;
+    for (int i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    cr_assert_eq(th_spawn(&stack_p, (char *const *)argv), 0);
+}
+
+static void start_services(void)
+{
+    const char *extra[] = {"--serve", "echo:7,discard:9,source:19",
+                           "--source-bytes", "1M", NULL};
+    start_stack(extra);
+    char line[256];
+    int port = th_wait_listening(&stack_p, 10000, line, sizeof line);
+    cr_assert_eq(port, 7, "stack did not come up (got %d)", port);
+}
+
+/* Every packet of the run, both ways, decodes in tshark without a
+ * malformed packet or a bad IP/TCP/UDP/ICMP checksum (a kernel TCP checksum
+ * of 0xffff for 0x0000 is the same number, RFC 1624; see pkt.h). */
+static void check_pcap(long min_packets)
+{
+    long count = 0, bad = 0;
+    cr_assert_eq(tp_tshark_check_from_kernel(pcap_path, KERNEL_ADDR, &count, &bad), 0,
+                 "tshark failed");
+    cr_assert_geq(count, min_packets, "pcap has %ld packets", count);
+    cr_assert_eq(bad, 0, "%ld bad packets in %s", bad, pcap_path);
+}
+
+/* SIGINT: the stack stops cleanly (exit 0) and its pcap is complete. */
+static void stop_stack(long min_packets)
+{
+    int st = th_stop(&stack_p, SIGINT, 15000);
+    stack_p.pid = -1;
+    th_close_fds(&stack_p);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "stack up did not exit cleanly (status %d)", st);
+    check_pcap(min_packets);
+}
+
+/* Run a peer to completion; return its stdout (NUL-terminated, malloc'd). */
+static char *run_peer(const char *const args[], int timeout_ms)
+{
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = args[0];
+    for (int i = 1; args[i]; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    struct th_proc p;
+    cr_assert_eq(th_spawn(&p, (char *const *)argv), 0);
+    char *out = NULL;
+    ssize_t len = th_read_all(p.out, &out, timeout_ms);
+    int st = th_wait(&p, 5000);
+    th_close_fds(&p);
+    out = realloc(out, (size_t)len + 1);
+    out[len] = '\0';
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "%s %s failed (status %d): %s", args[0], args[1], st, out);
+    return out;
+}
+
+/* Find "key N HEX" in text. */
+static bool get_result(const char *text, const char *key, long *n, char hex[65])
+{
+    char pat[32];
+    snprintf(pat, sizeof pat, "%s ", key);
+    for (const char *p = text; (p = strstr(p, pat)); p++) {
+        if (p != text && p[-1] != '\n')
+            continue;
+        char h[80] = "";
+        if (sscanf(p + strlen(pat), "%ld %79s", n, h) >= 1) {
+            if (hex)
+                snprintf(hex, 65, "%s", h);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool get_kv(const char *text, const char *key, long *n, char hex[65])
+{
+    /* stack up prints "sent N sha256=HEX" */
+    char pat[32];
+    snprintf(pat, sizeof pat, "%s ", key);
+    const char *p = strstr(text, pat);
+    if (!p)
+        return false;
+    char h[80] = "";
+    if (sscanf(p + strlen(pat), "%ld sha256=%79s", n, h) != 2)
+        return false;
+    snprintf(hex, 65, "%s", h);
+    return true;
+}
+
+Test(interop, kernel_client_echo_10MiB_kernel_closes_first)
+{
+    need_root_and_netns();
+    start_services();
+    const char *args[] = {"/usr/bin/python3", interop_py(), "echo-client", STACK_ADDR,
+                          "7", "10485760", NULL};
+    char *out = run_peer(args, 60000);
+    long sent = 0, got = 0;
+    char hs[65], hr[65];
+    cr_assert(get_result(out, "sent", &sent, hs), "%s", out);
+    cr_assert(get_result(out, "received", &got, hr), "%s", out);
+    cr_assert_eq(sent, 10 * MiB);
+    cr_assert_eq(got, 10 * MiB, "echoed %ld of %d bytes", got, 10 * MiB);
+    cr_assert_str_eq(hs, hr);
+    free(out);
+    stop_stack(1000);
+}
+
+/* A kernel server on any address, port 0; returns its port. */
+static int start_kernel_server(const char *mode, const char *bytes)
+{
+    const char *argv[] = {"/usr/bin/python3", interop_py(), "server", "0.0.0.0", mode,
+                          bytes, NULL};
+    cr_assert_eq(th_spawn(&peer_p, (char *const *)argv), 0);
+    int port = th_wait_listening(&peer_p, 10000, NULL, 0);
+    cr_assert_gt(port, 0, "kernel server did not start");
+    return port;
+}
+
+static char *wait_stack_client(void)
+{
+    char *out = NULL;
+    ssize_t len = th_read_all(stack_p.out, &out, 60000);
+    int st = th_wait(&stack_p, 10000);
+    stack_p.pid = -1;
+    out = realloc(out, (size_t)len + 1);
+    out[len] = '\0';
+    char *err = NULL;
+    ssize_t elen = th_read_all(stack_p.err, &err, 1000);
+    err = realloc(err, (size_t)elen + 1);
+    err[elen] = '\0';
+    th_close_fds(&stack_p);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "stack client failed (status %d): %s", st, err);
+    free(err);
+    return out;
+}
+
+static char *wait_peer(void)
+{
+    char *out = NULL;
+    ssize_t len = th_read_all(peer_p.out, &out, 30000);
+    int st = th_wait(&peer_p, 10000);
+    peer_p.pid = -1;
+    th_close_fds(&peer_p);
+    out = realloc(out, (size_t)len + 1);
+    out[len] = '\0';
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "peer failed: %s", out);
+    return out;
+}
+
+Test(interop, stack_client_to_kernel_echo_10MiB_stack_closes_first)
+{
+    need_root_and_netns();
+    int port = start_kernel_server("echo", "0");
+    char dest[64];
+    snprintf(dest, sizeof dest, KERNEL_ADDR ":%d", port);
+    const char *extra[] = {"--connect", dest, "--send", "10M", NULL};
+    start_stack(extra);
+    char *out = wait_stack_client();
+    char *srv = wait_peer();
+    long sent = 0, got = 0, srv_got = 0;
+    char hs[65], hr[65], hsrv[65];
+    cr_assert(get_kv(out, "sent", &sent, hs), "%s", out);
+    cr_assert(get_kv(out, "received", &got, hr), "%s", out);
+    cr_assert(get_result(srv, "received", &srv_got, hsrv), "%s", srv);
+    cr_assert_eq(sent, 10 * MiB);
+    cr_assert_eq(srv_got, 10 * MiB, "kernel got %ld bytes", srv_got);
+    cr_assert_eq(got, 10 * MiB, "echo back: %ld bytes", got);
+    cr_assert_str_eq(hs, hsrv, "kernel received other bytes than the stack sent");
+    cr_assert_str_eq(hs, hr, "the echo differs");
+    free(out);
+    free(srv);
+    check_pcap(1000);
+}
+
+Test(interop, kernel_server_closes_first_stack_closes_passively)
+{
+    need_root_and_netns();
+    int port = start_kernel_server("send-close", "1048576");
+    char dest[64];
+    snprintf(dest, sizeof dest, KERNEL_ADDR ":%d", port);
+    const char *extra[] = {"--connect", dest, "--wait-eof", NULL};
+    start_stack(extra);
+    char *out = wait_stack_client();
+    char *srv = wait_peer();
+    long got = 0, srv_sent = 0;
+    char hr[65], hsrv[65];
+    cr_assert(get_kv(out, "received", &got, hr), "%s", out);
+    cr_assert(get_result(srv, "sent", &srv_sent, hsrv), "%s", srv);
+    cr_assert_eq(got, MiB);
+    cr_assert_eq(srv_sent, MiB);
+    cr_assert_str_eq(hr, hsrv);
+    free(out);
+    free(srv);
+    check_pcap(100);
+}
+
+Test(interop, stack_source_closes_first_kernel_reads_to_eof)
+{
+    need_root_and_netns();
+    start_services();
+    const char *args[] = {"/usr/bin/python3", interop_py(), "read-all", STACK_ADDR, "19",
+                          NULL};
+    char *out = run_peer(args, 30000);
+    long got = 0;
+    cr_assert(get_result(out, "received", &got, NULL), "%s", out);
+    cr_assert_eq(got, MiB, "source sent %ld bytes", got);
+    free(out);
+    stop_stack(100);
+}
+
+Test(interop, ping_is_answered)
+{
+    need_root_and_netns();
+    start_services();
+    const char *args[] = {"ping", "-n", "-c", "3", "-i", "0.2", "-W", "3", STACK_ADDR, NULL};
+    char *out = run_peer(args, 20000);
+    cr_assert(strstr(out, "3 received"), "%s", out);
+    free(out);
+    cr_assert_neq(if_nametoindex(tun_name), 0, "the device exists while up");
+    stop_stack(6);
+    cr_assert_eq(if_nametoindex(tun_name), 0, "%s is still there after SIGINT", tun_name);
+}
+
+Test(interop, explicit_peer_address_is_the_kernels_side)
+{
+    need_root_and_netns();
+    const char *extra[] = {"--serve", "echo:7", "--peer", "10.99.0.77", NULL};
+    start_stack(extra);
+    cr_assert_eq(th_wait_listening(&stack_p, 10000, NULL, 0), 7);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ip -4 -o addr show dev %s | grep -q ' 10.99.0.77/24 '",
+             tun_name);
+    cr_assert_eq(system(cmd), 0, "the kernel's side is not 10.99.0.77/24");
+    const char *args[] = {"ping", "-n", "-c", "1", "-W", "3", "-I", "10.99.0.77",
+                          STACK_ADDR, NULL};
+    char *out = run_peer(args, 20000);
+    cr_assert(strstr(out, "1 received"), "%s", out);
+    free(out);
+    int st = th_stop(&stack_p, SIGTERM, 15000);
+    stack_p.pid = -1;
+    th_close_fds(&stack_p);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGTERM: status %d", st);
+    cr_assert_eq(if_nametoindex(tun_name), 0);
+}
+
+Test(interop, udp_echo)
+{
+    need_root_and_netns();
+    start_services();
+    const char *args[] = {"/usr/bin/python3", interop_py(), "udp-echo", STACK_ADDR, "7",
+                          NULL};
+    char *out = run_peer(args, 20000);
+    cr_assert_str_eq(out, "udp ok\n");
+    free(out);
+    stop_stack(8);
+}
+
+Test(interop, closed_tcp_port_is_refused_with_rst)
+{
+    need_root_and_netns();
+    start_services();
+    const char *args[] = {"/usr/bin/python3", interop_py(), "refused", STACK_ADDR, "8",
+                          "tcp", NULL};
+    char *out = run_peer(args, 20000);
+    cr_assert_str_eq(out, "error ECONNREFUSED\n");
+    free(out);
+    stop_stack(2);
+    /* The refusal is a RST,ACK from the stack. */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "tshark -r '%s' -Y 'ip.src==" STACK_ADDR " && tcp.flags.reset==1' "
+             "2>/dev/null | wc -l", pcap_path);
+    FILE *f = popen(cmd, "r");
+    int n = 0;
+    cr_assert_eq(fscanf(f, "%d", &n), 1);
+    pclose(f);
+    cr_assert_geq(n, 1);
+}
+
+Test(interop, closed_udp_port_is_refused_with_icmp)
+{
+    need_root_and_netns();
+    start_services();
+    const char *args[] = {"/usr/bin/python3", interop_py(), "refused", STACK_ADDR, "8",
+                          "udp", NULL};
+    char *out = run_peer(args, 20000);
+    cr_assert_str_eq(out, "error ECONNREFUSED\n");
+    free(out);
+    stop_stack(2);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "tshark -r '%s' -Y 'ip.src==" STACK_ADDR " && icmp.type==3 && icmp.code==3' "
+             "2>/dev/null | wc -l", pcap_path);
+    FILE *f = popen(cmd, "r");
+    int n = 0;
+    cr_assert_eq(fscanf(f, "%d", &n), 1);
+    pclose(f);
+    cr_assert_eq(n, 1);
+}
+
+Test(interop, trace_json_over_tun_is_one_json_object_per_line)
+{
+    need_root_and_netns();
+    const char *extra[] = {"--serve", "echo:7", "--trace-json", NULL};
+    start_stack(extra);
+    cr_assert_eq(th_wait_listening(&stack_p, 10000, NULL, 0), 7);
+    const char *args[] = {"/usr/bin/python3", interop_py(), "udp-echo", STACK_ADDR, "7",
+                          NULL};
+    char *out = run_peer(args, 20000);
+    cr_assert_str_eq(out, "udp ok\n");
+    free(out);
+    int st = th_stop(&stack_p, SIGINT, 15000);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    stack_p.pid = -1;
+    char *trace = NULL;
+    ssize_t n = th_read_all(stack_p.out, &trace, 5000);
+    th_close_fds(&stack_p);
+    cr_assert_gt(n, 0);
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/ss-interop-trace-%d.json", (int)getpid());
+    FILE *f = fopen(path, "w");
+    fwrite(trace, 1, (size_t)n, f);
+    fclose(f);
+    free(trace);
+    char cmd[512];
+    /* Four datagrams in and four out, each a JSON object. */
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import json,sys\n"
+             "k=[json.loads(l)[\"kind\"] for l in open(sys.argv[1])]\n"
+             "assert k.count(\"udp_in\")==4 and k.count(\"udp_out\")==4, k' %s",
+             path);
+    int rc = system(cmd);
+    unlink(path);
+    cr_assert_eq(rc, 0, "trace is not 4 udp_in + 4 udp_out JSON lines");
+}
+
+Test(interop, stack_client_to_a_closed_kernel_port_is_refused)
+{
+    need_root_and_netns();
+    const char *extra[] = {"--connect", KERNEL_ADDR ":1", "--send", "100", NULL};
+    start_stack(extra);
+    char *out = NULL, *err = NULL;
+    ssize_t n = th_read_all(stack_p.out, &out, 20000);
+    ssize_t e = th_read_all(stack_p.err, &err, 5000);
+    int st = th_wait(&stack_p, 10000);
+    stack_p.pid = -1;
+    th_close_fds(&stack_p);
+    err = realloc(err, (size_t)e + 1);
+    err[e] = '\0';
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d: %s", st, err);
+    cr_assert(strstr(err, "onnection refused"), "%s", err);
+    cr_assert_geq(n, 0);
+    free(out);
+    free(err);
+    check_pcap(2);
+}
