@@ -323,6 +323,19 @@ Test(serve, udp_echo_and_upper_many_clients)
     int fd = udp_socket(AF_INET);
     char got[128];
     ssize_t r;
+    /* two workers, two SO_REUSEPORT sockets: every sender gets its reply */
+    struct srv w;
+    srv_start(&w, "echo", "--udp", "--workers", "2", "--bind", "127.0.0.1");
+    for (int i = 0; i < 20; i++) {
+        int c = udp_socket(AF_INET);
+        char msg[32];
+        int n = snprintf(msg, sizeof msg, "worker test %d", i);
+        udp_ask(c, w.port, msg, (size_t)n, got, sizeof got, &r);
+        cr_assert_eq(r, n);
+        cr_assert_eq(memcmp(got, msg, (size_t)n), 0);
+        close(c);
+    }
+    srv_stop(&w);
     udp_ask(fd, u.port, "Mixed Case\x00z", 12, got, sizeof got, &r);
     cr_assert_eq(r, 12);
     cr_assert_eq(memcmp(got, "MIXED CASE\x00Z", 12), 0);
