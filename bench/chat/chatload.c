@@ -131,7 +131,8 @@ static void on_read(int i)
 {
     struct client *c = &cl[i];
     for (;;) {
-        ssize_t r = recv(c->fd, c->buf + c->len, BUF - 1 - c->len, 0);
+        size_t space = BUF - 1 - c->len;
+        ssize_t r = recv(c->fd, c->buf + c->len, space, 0);
         if (r == 0) {
             fprintf(stderr, "chatload: client %d: server closed\n", i);
             exit(1);
@@ -154,6 +155,10 @@ static void on_read(int i)
             left = 0; /* an absurd line: drop it */
         memmove(c->buf, p, left);
         c->len = left;
+        /* A short read drained the socket: epoll (level-triggered) will say
+         * when there is more, so skip the recv that would return EAGAIN. */
+        if ((size_t)r < space)
+            return;
     }
 }
 
@@ -216,7 +221,7 @@ int main(int argc, char **argv)
         epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
         if (ss) {
             char nick[32];
-            int n = snprintf(nick, sizeof nick, "/nick u%d\n", i);
+            int n = snprintf(nick, sizeof nick, "/nick u%d_%d\n", (int)getpid(), i);
             send_all(fd, nick, (size_t)n);
         }
     }

@@ -339,6 +339,37 @@ Test(chat_e2e, file_sent_between_two_clients_sha256_equal)
     cr_assert_eq(system(cmd), 0);
 }
 
+Test(chat_e2e, file_offer_to_offline_user_survives_restart_then_accepted)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, NULL, NULL);
+    char src[256], cmd[600];
+    snprintf(src, sizeof src, "%s/src/notes.bin", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/src && head -c 50000 /dev/urandom > %s", dir, src);
+    cr_assert_eq(system(cmd), 0);
+    static struct stream b1, a, b2;
+    struct th_proc *bob = our_client(port, "bob", &b1, NULL, NULL);
+    EXPECT(&b1, "-- you are bob");
+    put(bob->in, "/quit\n");
+    EXPECT(&b1, "-- server: see you");
+    struct th_proc *alice = our_client(port, "alice", &a, "--no-reconnect", NULL);
+    EXPECT(&a, "-- you are alice");
+    char line[400];
+    snprintf(line, sizeof line, "/send bob %s\n", src);
+    put(alice->in, line);
+    EXPECT(&a, "-- file 1 uploaded (stored)\n");
+    cr_assert_neq(th_stop(srv, SIGKILL, 5000), -1);
+    port = start_server(&srv, 0, NULL, NULL);
+    bob = our_client(port, "bob", &b2, NULL, NULL);
+    EXPECT(&b2, "-- alice offers notes.bin (50000 bytes, SHA-256 ");
+    put(bob->in, "/accept 1\n");
+    char done[300];
+    snprintf(done, sizeof done, "-- received file 1, SHA-256 verified: %s/notes.bin\n", dir);
+    EXPECT(&b2, done);
+    snprintf(cmd, sizeof cmd, "cmp %s %s/notes.bin", src, dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
 Test(chat_e2e, client_that_stops_reading_is_disconnected_others_keep_receiving)
 {
     struct th_proc *srv;
