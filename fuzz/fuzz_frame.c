@@ -55,6 +55,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if ((rw < 0) != (rp < 0) || (rw < 0 && rw != rp))
         abort();
+
+    /* Third way: payload bytes through the zero-copy room/commit path. */
+    ss_frame_decoder zc;
+    struct acc az = {0};
+    ss_frame_decoder_init(&zc, layout, max);
+    ssize_t rz = 0;
+    for (size_t off = 0; off < len && rz >= 0;) {
+        uint8_t *room;
+        ssize_t r = ss_frame_decoder_room(&zc, &room);
+        if (r < 0) {
+            rz = r;
+            break;
+        }
+        if (r > 0) {
+            size_t n = (size_t)r < chunk ? (size_t)r : chunk;
+            if (n > len - off)
+                n = len - off;
+            memcpy(room, data + off, n);
+            int c = ss_frame_decoder_commit(&zc, n, on_msg, &az);
+            if (c < 0)
+                rz = c;
+            off += n;
+            continue;
+        }
+        rz = ss_frame_decode(&zc, data + off, 1, on_msg, &az);
+        off += 1;
+    }
+    if ((rw < 0) != (rz < 0) || az.n != aw.n || az.hash != aw.hash || zc.cap > max)
+        abort();
+    ss_frame_decoder_free(&zc);
     if (aw.n != ap.n || aw.bytes != ap.bytes || aw.hash != ap.hash)
         abort();
     if (rw >= 0 && ss_frame_decoder_idle(&whole) != ss_frame_decoder_idle(&parts))

@@ -9,7 +9,12 @@
  * ctl bit 0: fix the IPv4 header (version/IHL, total length, checksum),
  *     bit 1: also fix the TCP/UDP/ICMP checksum, so mutations get past
  *            the checksum checks and reach the protocol logic,
- *     bit 2: force source 10.0.0.1 and destination 10.0.0.2,
+ *     bit 2: force source 10.0.0.1 and destination 10.0.0.2; for TCP also
+ *            the established connection's ports, and read SEQ and ACK as
+ *            16-bit signed offsets from its RCV.NXT and SND.UNA, so that
+ *            mutations land in and around the windows (the low bit of
+ *            the IP identification picks the connection: the established
+ *            one, or an active open still in SYN-SENT),
  *     bits 3-4: application action afterwards (none, send, recv, shutdown),
  *     bits 5-7: time advance (0, 1 ms, 40 ms, 200 ms, 1 s, 3 s, 60 s, 2 h).
  */
@@ -66,20 +71,27 @@ static size_t tcp(uint8_t *b, uint32_t seq, uint32_t ack, uint8_t flags)
     return 40;
 }
 
-static void fix(uint8_t *p, size_t n, uint8_t ctl)
+static void fix(ss_stack *st, const int conns[2], uint8_t *p, size_t n, uint8_t ctl)
 {
     if (n < 20)
         return;
     if (ctl & 4) {
         put32(p + 12, PEER);
         put32(p + 16, US);
+        struct ss_stack_sock_info in;
+        if (p[9] == 6 && n >= 40 && ss_stack_sock_info(st, conns[p[5] & 1], &in) == 0) {
+            uint8_t *t = p + 20;
+            int16_t ds = (int16_t)get16(t + 6), da = (int16_t)get16(t + 10);
+            put16(t, in.rport);
+            put16(t + 2, in.lport);
+            put32(t + 4, in.rcv_nxt + (uint32_t)(int32_t)ds);
+            put32(t + 8, in.snd_una + (uint32_t)(int32_t)da);
+        }
     }
     if (!(ctl & 1))
         return;
     p[0] = 0x45;
     put16(p + 2, (uint16_t)n);
-    p[6] &= 0x40;   /* no fragment fields unless unfixed */
-    p[7] = 0;
     if (p[8] == 0)
         p[8] = 1;
     p[10] = p[11] = 0;
@@ -141,6 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     put16(b + 36, ss_csum_fold(ss_csum_add(ps, b + 20, 20)));
     ss_stack_input(st, now, b, n);
     int us = ss_udp_bind(st, 53);
+    int conns[2] = {cs, ss_tcp_connect(st, now, PEER, 9, 0)};
 
     size_t i = 0;
     while (i + 3 <= size) {
@@ -151,12 +164,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             len = size - i;
         memcpy(b, data + i, len);
         i += len;
-        fix(b, len, ctl);
+        fix(st, conns, b, len, ctl);
         ss_stack_input(st, now, b, len);
         char tmp[512];
         switch ((ctl >> 3) & 3) {
         case 1:
             ss_tcp_send(st, now, cs, data, len > 3000 ? 3000 : len);
+            if (len & 1)
+                ss_tcp_send_urgent(st, now, cs, data, len > 10 ? 10 : len);
             ss_udp_sendto(st, now, us, PEER, 9, data, len > 100 ? 100 : len);
             break;
         case 2:

@@ -118,11 +118,12 @@ static double run_frames(uint64_t msgs, size_t size)
     ss_frame_batch b;
     ss_frame_batch_init(&b, SS_FRAME_BE32, 64u << 20);
     /* Small messages: gather many per writev; large: a few. */
-    int per = size >= 65536 ? 4 : SS_FRAME_BATCH_MAX;
+    int per = size >= 65536 ? 4 : 1 << 30; /* small: until the batch is full */
     for (uint64_t i = 0; i < msgs;) {
         ss_frame_batch_reset(&b);
         for (int k = 0; k < per && i < msgs; k++, i++)
-            ss_frame_batch_add(&b, payload, size);
+            if (ss_frame_batch_add(&b, payload, size) < 0)
+                break;
         if (ss_frame_batch_writev(&b, fd) < 0)
             die("writev");
     }

@@ -74,6 +74,12 @@
 /* Messages one ss_frame_batch gathers for one writev (2 iovecs each, well
  * under IOV_MAX = 1024). */
 #define SS_FRAME_BATCH_MAX 64
+/* Payloads up to this size are copied, with their headers, into the
+ * batch's own buffer so that many small messages share one iovec (the
+ * kernel walks iovecs one by one; for tiny messages copying is cheaper). */
+#define SS_FRAME_SMALL_MSG 256
+/* That buffer's size: one socket write's worth of small messages. */
+#define SS_FRAME_BATCH_SMALL (16 * 1024)
 /* First allocation of a decoder's collection buffer; it doubles as bytes
  * arrive, up to the message length. */
 #define SS_FRAME_BUF_INIT 4096

@@ -20,9 +20,12 @@
  * Messages are always delivered whole (never in pieces): services that move
  * bulk data send it as a sequence of bounded data frames.
  *
- * Encoder: ss_frame_batch collects several messages as an iovec array (a
- * header slot plus the caller's payload pointer per message, no payload
- * copy) so one writev()/sendmsg() sends them all, and tracks partial writes.
+ * Encoder: ss_frame_batch collects several messages as an iovec array so
+ * one writev()/sendmsg() sends them all, and tracks partial writes. Large
+ * payloads are referenced, not copied (a header slot plus the caller's
+ * pointer); payloads up to SS_FRAME_SMALL_MSG are copied with their header
+ * into the batch's own buffer, where consecutive small messages share one
+ * iovec.
  */
 #ifndef SOCKSTACK_FRAME_H
 #define SOCKSTACK_FRAME_H
@@ -107,21 +110,24 @@ typedef struct ss_frame_batch {
     enum ss_frame_layout layout;
     uint64_t max;
     int n;                    /* messages added */
+    int nhdr;                 /* header slots used (large messages) */
+    size_t small_used;        /* bytes of small[] used */
     int iov_first;            /* first iovec not yet fully written */
     int iovcnt;
     size_t bytes;             /* bytes still to write */
     struct iovec iov[2 * SS_FRAME_BATCH_MAX];
     uint8_t hdr[SS_FRAME_BATCH_MAX][8];
+    uint8_t small[SS_FRAME_BATCH_SMALL];
 } ss_frame_batch;
 
 void ss_frame_batch_init(ss_frame_batch *b, enum ss_frame_layout layout,
                          uint64_t max);
 /* Forget everything added (after it was all written). */
 void ss_frame_batch_reset(ss_frame_batch *b);
-/* Append one message. payload must stay valid until it is written.
- * Returns 0, -ENOSPC when the batch is full (write it, then reset), or
- * SS_EFRAMESIZE when len is above max. Zero-length messages add a header
- * only. */
+/* Append one message. A large payload must stay valid until it is
+ * written (small ones are copied). Returns 0, -ENOSPC when the batch is
+ * full (write it, then reset), or SS_EFRAMESIZE when len is above max.
+ * Zero-length messages add a header only. */
 int ss_frame_batch_add(ss_frame_batch *b, const void *payload, size_t len);
 /* The iovecs still to write (after partial writes). */
 const struct iovec *ss_frame_batch_iov(const ss_frame_batch *b, int *iovcnt);

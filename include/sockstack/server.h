@@ -18,7 +18,8 @@
  * Blocking handlers (service.handle) need a thread or a process: under
  * SS_MODEL_EVENT the framework runs each connection of such a service on its
  * own thread (the event loop only accepts), i.e. it behaves as
- * SS_MODEL_THREAD, and says so through the log callback.
+ * SS_MODEL_THREAD, and says so through the log callback; with workers > 1
+ * ss_server_new refuses it (-EINVAL, reason logged).
  *
  * Datagram services (service.on_datagram) run under SS_MODEL_EVENT only
  * (workers > 1 gives each worker its own SO_REUSEPORT socket); there is no
@@ -93,10 +94,10 @@ typedef struct ss_service {
      * send what is queued, then close. A service that keeps talking after
      * EOF (e.g. sends a result) returns 0 and closes later. */
     int (*on_eof)(ss_conn *c);
-    /* The output queue fell below the low-water mark (half of outbuf_max)
-     * after having been above it, or became empty after a write that could
-     * not be sent at once. For producers (file send, command output): write
-     * more here. Default: none. */
+    /* A write had to be queued (the socket did not take it all) and the
+     * queue has since drained to half of outbuf_max or less. For producers
+     * (file send, command output): write until ss_conn_out_full(), then
+     * wait for this. Default: none. */
     int (*on_drain)(ss_conn *c);
     /* The per-connection timer armed by ss_conn_timer_start() fired.
      * Default: close with -ETIMEDOUT. */
@@ -149,6 +150,14 @@ typedef void (*ss_server_log_cb)(int level, const char *msg, void *arg);
 
 typedef struct ss_server_opts {
     const ss_backend *backend;  /* default: ss_backend_kernel() */
+    ss_loop *loop;              /* NULL (default): the server makes its own
+                                 * loop. Else it runs on this one (the
+                                 * caller's, not freed), e.g. the loop that
+                                 * drives a user-space stack backend; event
+                                 * model with one worker only (-EINVAL).
+                                 * With handle_signals its SIGINT/SIGTERM
+                                 * watchers stay on the loop: do not run
+                                 * it after ss_server_free. */
     const char *bind_host;      /* NULL: wildcard; "unix:/path" for Unix */
     const char *port;           /* "0": any free port; ignored for Unix */
     int family;                 /* AF_UNSPEC (default), AF_INET, AF_INET6 */

@@ -127,6 +127,7 @@ struct ss_trace_seg {
     uint32_t len;          /* payload bytes */
     uint16_t mss;          /* MSS option value, 0 if absent */
     uint8_t opt_len;       /* total option bytes */
+    uint16_t urp;          /* urgent pointer field (meaningful with URG) */
 };
 
 struct ss_trace_event {
@@ -264,8 +265,10 @@ enum {
     SS_EV_WRITABLE = 0x02,  /* send buffer has room */
     SS_EV_ACCEPT   = 0x04,  /* listener: a connection is ready for accept */
     SS_EV_CONNECTED= 0x08,  /* active open completed (ESTABLISHED) */
-    SS_EV_CLOSED   = 0x10,  /* connection fully closed (peer and us) */
+    SS_EV_CLOSED   = 0x10,  /* both FINs exchanged and acknowledged (TIME-WAIT or
+                             * CLOSED), or the connection ended without error */
     SS_EV_ERROR    = 0x20,  /* err holds a negative errno (-ECONNREFUSED, ...) */
+    SS_EV_URGENT   = 0x40,  /* the peer's urgent pointer advanced (ss_tcp_urgent) */
 };
 
 /* err is 0 unless SS_EV_ERROR is set. */
@@ -323,7 +326,9 @@ int ss_stack_sock_info(const ss_stack *st, int sd, struct ss_stack_sock_info *ou
  * its SYN later. Returns the listening sd, -EADDRINUSE, -EMFILE. */
 int ss_tcp_listen(ss_stack *st, uint16_t port, int backlog);
 
-/* Take an established connection: sd, or -EAGAIN if none. */
+/* Take an established connection: sd, or -EAGAIN if none. Data (and even
+ * the peer's FIN) may have arrived before accept: query ss_stack_sock_events()
+ * once after accepting, since events before accept are not delivered. */
 int ss_tcp_accept(ss_stack *st, int lsd, uint32_t *raddr, uint16_t *rport);
 
 /* Active open: sends SYN now. lport 0 = ephemeral. Returns sd; completion
@@ -332,22 +337,35 @@ int ss_tcp_accept(ss_stack *st, int lsd, uint32_t *raddr, uint16_t *rport);
 int ss_tcp_connect(ss_stack *st, uint64_t now_us, uint32_t raddr, uint16_t rport,
                    uint16_t lport);
 
-/* Queue bytes: count queued (may be < len), -EAGAIN if the buffer is full,
- * -ENOTCONN before the connection is synchronized... (data queued in
- * SYN-SENT is allowed and sent after the handshake), -EPIPE after shutdown,
- * or the connection's error. */
+/* Queue bytes and send what window and Nagle allow: count queued (may be
+ * < len), -EAGAIN if the send buffer is full (SS_EV_WRITABLE follows when
+ * ACKs free room), -EPIPE after shutdown, -ENOTCONN on a listener or a
+ * closed connection, or the connection's error (-ECONNRESET ...). Data
+ * queued in SYN-SENT is sent after the handshake. */
 ssize_t ss_tcp_send(ss_stack *st, uint64_t now_us, int sd, const void *buf, size_t len);
 
 /* Read bytes: count, 0 at end of stream (peer's FIN), -EAGAIN if nothing
  * yet, or the connection's error (-ECONNRESET). May send a window update. */
 ssize_t ss_tcp_recv(ss_stack *st, uint64_t now_us, int sd, void *buf, size_t len);
 
+/* Like ss_tcp_send, and the bytes queued end the urgent data: segments
+ * carry URG with the urgent pointer at the octet after them (RFC 9293
+ * 3.8.5, MUST-62) until that point is acknowledged. */
+ssize_t ss_tcp_send_urgent(ss_stack *st, uint64_t now_us, int sd, const void *buf,
+                           size_t len);
+
+/* Urgent bytes not yet read: the peer's urgent pointer (RCV.UP) minus what
+ * recv has consumed, 0 if none (RFC 9293 MUST-33). Urgent data is delivered
+ * in line, in order, by ss_tcp_recv; SS_EV_URGENT says when it advances. */
+int ss_tcp_urgent(const ss_stack *st, int sd);
+
 /* shutdown(SHUT_WR): a FIN follows the queued data. */
 int ss_tcp_shutdown(ss_stack *st, uint64_t now_us, int sd);
 
 /* Graceful close: like shutdown plus releasing the handle; the FIN
  * exchange and TIME-WAIT continue without it. Unread received data makes
- * it an abort (RST), as RFC 9293 3.10.4 / RFC 1122 4.2.2.13 allow. */
+ * it an abort (RST), as RFC 9293 3.10.4 / RFC 1122 4.2.2.13 allow, and so
+ * does data arriving afterwards (nobody would read it). */
 int ss_tcp_close(ss_stack *st, uint64_t now_us, int sd);
 
 /* Abort: send RST (if synchronized), drop everything, release the handle. */

@@ -124,7 +124,7 @@ static int echo_datagram(ss_server *srv, const void *data, size_t len,
     if (o->sockperf) {
         if (len < SS_SOCKPERF_HDR || len > SS_SOCKPERF_MAX)
             return SS_EPEERPROTO;
-        uint8_t msg[SS_SOCKPERF_MAX];
+        static _Thread_local uint8_t msg[SS_SOCKPERF_MAX];
         memcpy(msg, data, len);
         bool reply;
         uint32_t total;
@@ -137,7 +137,7 @@ static int echo_datagram(ss_server *srv, const void *data, size_t len,
         return n < 0 && n != -EAGAIN ? (int)n : 0;
     }
     if (o->upper) {
-        uint8_t msg[65536];
+        static _Thread_local uint8_t msg[65536];
         const uint8_t *p = data;
         size_t n = len < sizeof msg ? len : sizeof msg;
         for (size_t i = 0; i < n; i++)

@@ -594,9 +594,6 @@ static int send_fd_msg(int fd, uint8_t type, const void *p, size_t len)
     uint8_t hdr[5];
     ss_frame_header_write(SS_FRAME_BE32, len + 1, hdr);
     hdr[4] = type;
-    ss_frame_batch b;
-    ss_frame_batch_init(&b, SS_FRAME_BE32, 0);
-    (void)b;
     struct iovec iov[2] = {{hdr, 5}, {(void *)p, len}};
     int cnt = len ? 2 : 1;
     size_t total = 5 + len, done = 0;

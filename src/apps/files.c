@@ -237,6 +237,14 @@ static int put_fail(struct fconn *x, int err, const char *what)
     return send_error(x, err, what);
 }
 
+/* Refused before OK: nothing was accepted, the next request may follow. */
+static int put_refuse(struct fconn *x, int err, const char *what)
+{
+    put_cleanup(x, true);
+    x->st = F_IDLE;
+    return send_error(x, err, what);
+}
+
 /* Split name into its directory (opened beneath root) and last part. */
 static int open_parent(struct fconn *x, const char *name)
 {
@@ -269,24 +277,25 @@ static int req_put(struct fconn *x, const uint8_t *p, size_t len)
     x->st = F_PUT_DATA;
     int rc = check_name(x->name, false);
     if (rc < 0 || (rc = open_parent(x, x->name)) < 0)
-        return put_fail(x, rc, "refused");
+        return put_refuse(x, rc, "refused");
     x->tmpfd = openat(x->dirfd, x->part,
                       O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0600);
     if (x->tmpfd < 0)
-        return put_fail(x, -errno, "cannot create");
-    x->sha = EVP_MD_CTX_new();
+        return put_refuse(x, -errno, "cannot create");
+    if (!x->sha)
+        x->sha = EVP_MD_CTX_new();
     if (!x->sha || !EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL))
-        return put_fail(x, -ENOMEM, NULL);
+        return put_refuse(x, -ENOMEM, NULL);
     uint64_t off = 0;
     if (resume) {
         struct stat st;
         if (fstat(x->tmpfd, &st) < 0)
-            return put_fail(x, -errno, NULL);
+            return put_refuse(x, -errno, NULL);
         off = (uint64_t)st.st_size < x->size ? (uint64_t)st.st_size : x->size;
         if ((rc = hash_prefix(x->tmpfd, off, x->sha)) < 0)
-            return put_fail(x, rc, "cannot read the partial file");
+            return put_refuse(x, rc, "cannot read the partial file");
         if (ftruncate(x->tmpfd, (off_t)off) < 0 || lseek(x->tmpfd, (off_t)off, SEEK_SET) < 0)
-            return put_fail(x, -errno, NULL);
+            return put_refuse(x, -errno, NULL);
     }
     x->got = off;
     ss_server_log(ss_conn_server(x->c), SS_LOG_DEBUG, "%s: put %s (%llu bytes, from %llu)",
@@ -320,8 +329,11 @@ static int put_end(struct fconn *x, const uint8_t *p, size_t len)
     x->st = F_IDLE;
     if (len != 32)
         return SS_EPEERPROTO;
-    if (x->got != x->size)
-        return put_fail(x, SS_EPEERPROTO, "fewer bytes than announced"), x->st = F_IDLE, 0;
+    if (x->got != x->size) {
+        int rc = put_fail(x, SS_EPEERPROTO, "fewer bytes than announced");
+        x->st = F_IDLE;
+        return rc;
+    }
     uint8_t md[32];
     unsigned mdlen = 32;
     EVP_DigestFinal_ex(x->sha, md, &mdlen);

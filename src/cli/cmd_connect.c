@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "cli/nc_cli.h"
 #include "cli/sockopt_cli.h"
+#include "cli/stack_opt.h"
 #include "sockstack/config.h"
 #include "sockstack/err.h"
 #include "sockstack/nc.h"
@@ -52,13 +53,14 @@ static void usage(FILE *out)
             "                         kernel's TCP_INFO (state, RTT, cwnd, ...) on stderr\n"
             "  -v, --verbose          say when the connection is up\n"
             "  -h, --help             show this help\n"
+            "%s"
             "\n"
             "%s"
             "  (--timeout also bounds each connection attempt.)\n"
             "\n"
             "Exit status: 0 when the conversation ended normally, 1 on a runtime\n"
             "error (connection refused, reset, ...), 2 on a usage error.\n",
-            cli_sockopt_help);
+            cli_stack_help, cli_sockopt_help);
 }
 
 struct conn {
@@ -136,6 +138,7 @@ int cmd_connect(int argc, char **argv)
         {"info", no_argument, NULL, 'i'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
+        {"stack", required_argument, NULL, 'T'},
         CLI_SOCKOPT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -144,7 +147,9 @@ int cmd_connect(int argc, char **argv)
     ss_nc_opts no;
     ss_nc_opts_init(&no);
     bool udp = false, want4 = false, want6 = false, info = false;
-    bool wait_set = false, raw_set = false, recv_set = false;
+    bool wait_set = false, raw_set = false, recv_set = false, use_stack = false;
+    struct cli_stack_spec stack_spec;
+    struct cli_stack stack_run = {.fd = -1};
     const char *bind_host = NULL;
     double wait_s = SS_NC_WAIT_MS / 1000.0;
     uint64_t recv_size = SS_NC_RECV_SIZE;
@@ -171,6 +176,11 @@ int cmd_connect(int argc, char **argv)
         case 'b': bind_host = optarg; break;
         case 'x': no.hex = true; break;
         case 'i': info = true; break;
+        case 'T':
+            if (cli_stack_parse("connect ", optarg, &stack_spec) != 0)
+                return CLI_USAGE;
+            use_stack = true;
+            break;
         case 'v': cli_log_level = CLI_LOG_DEBUG; break;
         case 'h': usage(stdout); return CLI_OK;
         case ':':
@@ -219,8 +229,12 @@ int cmd_connect(int argc, char **argv)
         return cli_usage_error("connect ", "--bind %s: not the same family as %s",
                                bind_host, host);
 
+    if (use_stack && (want6 || is_unix))
+        return cli_usage_error("connect ", "--stack is IPv4 only: %s does not apply",
+                               want6 ? "-6" : "a unix: address");
+
     int type = udp ? SS_DGRAM : SS_STREAM;
-    int family = want4 ? AF_INET : want6 ? AF_INET6 : AF_UNSPEC;
+    int family = want4 || use_stack ? AF_INET : want6 ? AF_INET6 : AF_UNSPEC;
     ss_addr addrs[MAX_ADDRS];
     int n = ss_addr_resolve(host, port, family, type, false, addrs, MAX_ADDRS);
     if (n < 0) {
@@ -269,9 +283,17 @@ int cmd_connect(int argc, char **argv)
     }
     ss_loop_signal_add(cn.loop, SIGINT, on_signal, &cn);
     ss_loop_signal_add(cn.loop, SIGTERM, on_signal, &cn);
+    const ss_backend *be = ss_backend_kernel();
+    if (use_stack) {
+        if (cli_stack_start(cn.loop, &stack_spec, NULL, NULL, true, &stack_run) != CLI_OK) {
+            ss_loop_free(cn.loop);
+            return CLI_RUNTIME;
+        }
+        be = stack_run.be;
+    }
     err = ss_nc_new(cn.loop, &no, on_nc, &cn, &cn.nc);
     if (err == 0)
-        err = ss_nc_dial_start(cn.loop, ss_backend_kernel(), addrs, n, type, &so,
+        err = ss_nc_dial_start(cn.loop, be, addrs, n, type, &so,
                                have_bind ? &bind_addr : NULL, on_dialled, &cn,
                                &cn.dial);
     if (err < 0) {
@@ -287,6 +309,7 @@ int cmd_connect(int argc, char **argv)
     ss_nc_free(cn.nc);
     ss_nc_dial_free(cn.dial);
     ss_sock_close(cn.sock);
+    cli_stack_stop(&stack_run, false);
     ss_loop_free(cn.loop);
     return cn.rc;
 }

@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "cli/nc_cli.h"
 #include "cli/sockopt_cli.h"
+#include "cli/stack_opt.h"
 #include "sockstack/config.h"
 #include "sockstack/err.h"
 #include "sockstack/nc.h"
@@ -55,12 +56,14 @@ static void usage(FILE *out)
             "  -i, --info             TCP: when a connection closes, print the kernel's\n"
             "                         TCP_INFO (state, RTT, cwnd, ...) on stderr\n"
             "  -h, --help             show this help\n"
+            "%s"
+            "                         (listens on the stack's ADDR unless --bind)\n"
             "\n"
             "%s"
             "\n"
             "Exit status: 0 when the peer left (or on SIGINT/SIGTERM), 1 on a runtime\n"
             "error (address in use, ...), 2 on a usage error.\n",
-            cli_sockopt_help);
+            cli_stack_help, cli_sockopt_help);
 }
 
 struct lsn {
@@ -154,7 +157,8 @@ static void on_signal(ss_loop *loop, int signo, void *arg)
 
 /* Open the listener on the first address that works (a wildcard IPv6
  * address first: it takes IPv4 peers too). */
-static int open_listener(ss_addr *addrs, int n, int type, const ss_sockopts *so,
+static int open_listener(const ss_backend *be, ss_addr *addrs, int n, int type,
+                         const ss_sockopts *so,
                          ss_sock **out, ss_addr *used, const char **failed_opt)
 {
     int err = -EADDRNOTAVAIL;
@@ -163,7 +167,7 @@ static int open_listener(ss_addr *addrs, int n, int type, const ss_sockopts *so,
             bool v6 = ss_addr_family(&addrs[i]) == AF_INET6;
             if ((pass == 0) != v6)
                 continue;
-            err = ss_sock_listen_on(ss_backend_kernel(), &addrs[i], type, so,
+            err = ss_sock_listen_on(be, &addrs[i], type, so,
                                     SS_LISTEN_BACKLOG, out, failed_opt);
             if (err == 0) {
                 *used = addrs[i];
@@ -188,6 +192,7 @@ int cmd_listen(int argc, char **argv)
         {"hex", no_argument, NULL, 'x'},
         {"info", no_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
+        {"stack", required_argument, NULL, 'T'},
         CLI_SOCKOPT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -196,7 +201,9 @@ int cmd_listen(int argc, char **argv)
     ss_nc_opts no;
     ss_nc_opts_init(&no);
     bool udp = false, want4 = false, want6 = false, info = false, keep = false;
-    bool raw_set = false, recv_set = false;
+    bool raw_set = false, recv_set = false, use_stack = false;
+    struct cli_stack_spec stack_spec;
+    struct cli_stack stack_run = {.fd = -1};
     const char *bind_host = NULL, *port_opt = NULL;
     uint64_t recv_size = SS_NC_RECV_SIZE;
 
@@ -219,6 +226,11 @@ int cmd_listen(int argc, char **argv)
         case '6': want6 = true; break;
         case 'x': no.hex = true; break;
         case 'i': info = true; break;
+        case 'T':
+            if (cli_stack_parse("listen ", optarg, &stack_spec) != 0)
+                return CLI_USAGE;
+            use_stack = true;
+            break;
         case 'h': usage(stdout); return CLI_OK;
         case ':':
             return cli_usage_error("listen ", "option '%s' needs a value", argv[optind - 1]);
@@ -264,8 +276,14 @@ int cmd_listen(int argc, char **argv)
     if (info && (udp || is_unix))
         return cli_usage_error("listen ", "--info is for TCP connections");
 
+    if (use_stack && (want6 || is_unix))
+        return cli_usage_error("listen ", "--stack is IPv4 only: %s does not apply",
+                               want6 ? "-6" : "a unix: address");
+    if (use_stack && !bind_host)
+        bind_host = cli_stack_addr_str(&stack_spec);
+
     int type = udp ? SS_DGRAM : SS_STREAM;
-    int family = want4 ? AF_INET : want6 ? AF_INET6 : AF_UNSPEC;
+    int family = want4 || use_stack ? AF_INET : want6 ? AF_INET6 : AF_UNSPEC;
     ss_addr addrs[MAX_ADDRS];
     int n = ss_addr_resolve(bind_host, port, family, type, true, addrs, MAX_ADDRS);
     if (n < 0) {
@@ -277,9 +295,22 @@ int cmd_listen(int argc, char **argv)
         so.reuseaddr = 1;
 
     struct lsn l = {.keep_open = keep, .info = info, .udp = udp, .rc = CLI_OK};
+    int err = ss_loop_new(&l.loop);
+    if (err < 0) {
+        cli_error("event loop: %s", ss_strerror(err));
+        return CLI_RUNTIME;
+    }
+    const ss_backend *be = ss_backend_kernel();
+    if (use_stack) {
+        if (cli_stack_start(l.loop, &stack_spec, NULL, NULL, true, &stack_run) != CLI_OK) {
+            ss_loop_free(l.loop);
+            return CLI_RUNTIME;
+        }
+        be = stack_run.be;
+    }
     ss_addr used;
     const char *failed_opt = NULL;
-    int err = open_listener(addrs, n, type, &so, &l.listener, &used, &failed_opt);
+    err = open_listener(be, addrs, n, type, &so, &l.listener, &used, &failed_opt);
     if (err < 0) {
         char where[SS_ADDR_STRLEN];
         if (ss_addr_format(&addrs[0], where, sizeof where) < 0)
@@ -288,6 +319,8 @@ int cmd_listen(int argc, char **argv)
             cli_error("%s: %s", failed_opt, ss_strerror(err));
         else
             cli_error("listen %s: %s", where, ss_strerror(err));
+        cli_stack_stop(&stack_run, false);
+        ss_loop_free(l.loop);
         return CLI_RUNTIME;
     }
     ss_addr local;
@@ -298,12 +331,6 @@ int cmd_listen(int argc, char **argv)
         snprintf(name, sizeof name, "?");
     const char *proto = is_unix ? (udp ? "unix-dgram" : "unix-stream") : udp ? "udp" : "tcp";
 
-    err = ss_loop_new(&l.loop);
-    if (err < 0) {
-        cli_error("event loop: %s", ss_strerror(err));
-        ss_sock_close(l.listener);
-        return CLI_RUNTIME;
-    }
     ss_loop_signal_add(l.loop, SIGINT, on_signal, &l);
     ss_loop_signal_add(l.loop, SIGTERM, on_signal, &l);
     no.reply_to_sender = udp;
@@ -332,6 +359,7 @@ int cmd_listen(int argc, char **argv)
     ss_nc_free(l.nc);
     ss_sock_close(l.peer);
     ss_sock_close(l.listener);
+    cli_stack_stop(&stack_run, false);
     ss_loop_free(l.loop);
     if (is_unix) {
         const struct sockaddr_un *un = (const struct sockaddr_un *)&used.sa;

@@ -18,6 +18,7 @@
 #include "sockstack/config.h"
 #include "sockstack/discover.h"
 #include "cli/sockopt_cli.h"
+#include "cli/stack_opt.h"
 #include "sockstack/err.h"
 #include "sockstack/server.h"
 
@@ -34,6 +35,7 @@ enum {
     OPT_OUTBUF,
     OPT_ANNOUNCE,
     OPT_ANNOUNCE_PORT,
+    OPT_STACK,
 };
 
 static const struct option shared_longopts[] = {
@@ -55,6 +57,7 @@ static const struct option shared_longopts[] = {
     {"announce-port", required_argument, NULL, OPT_ANNOUNCE_PORT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
+    {"stack", required_argument, NULL, OPT_STACK},
 };
 
 static const char shared_help[] =
@@ -82,6 +85,11 @@ static const char shared_help[] =
     "Discovery:\n"
     "      --announce           answer `sockstack discover` probes (UDP broadcast)\n"
     "      --announce-port N    port the probes come to (default 7999)\n"
+    "User-space stack (event model, one loop, IPv4; listens on the stack's ADDR):\n"
+    "      --stack tun=NAME,addr=ADDR/PREFIX[,peer=ADDR][,mtu=N]\n"
+    "                           serve through sockstack's own TCP/IP stack on a new\n"
+    "                           TUN device NAME (needs CAP_NET_ADMIN); the kernel's\n"
+    "                           side gets peer (default: first other host)\n"
     "Output:\n"
     "  -q, --quiet              errors only\n"
     "  -v, --verbose            also one line per connection\n"
@@ -205,7 +213,10 @@ int cmd_serve(int argc, char **argv)
     o->on_ready = on_ready;
     static ss_cidr allow[MAX_CIDRS], deny[MAX_CIDRS];
     bool v4 = false, v6 = false, want_udp = false, want_tcp = false;
-    bool model_set = false, workers_set = false, announce = false;
+    bool model_set = false, workers_set = false, announce = false, use_stack = false;
+    struct cli_stack_spec stack_spec;
+    struct cli_stack stack_run = {.fd = -1};
+    ss_loop *stack_loop = NULL;
     int announce_port = SS_DISCOVER_PORT;
     const char *bind = NULL, *port = "0";
     int rc = CLI_OK;
@@ -319,6 +330,11 @@ int cmd_serve(int argc, char **argv)
         case OPT_ANNOUNCE:
             announce = true;
             break;
+        case OPT_STACK:
+            if ((rc = cli_stack_parse("serve ", optarg, &stack_spec)) != 0)
+                goto out;
+            use_stack = true;
+            break;
         case OPT_ANNOUNCE_PORT:
             if (cli_parse_int("--announce-port", optarg, 1, 65535, &announce_port) < 0) {
                 rc = CLI_USAGE;
@@ -395,6 +411,34 @@ int cmd_serve(int argc, char **argv)
         rc = cli_usage_error("serve ", "--announce needs an IP address, not unix:");
         goto out;
     }
+    if (use_stack) {
+        /* The stack's sockets live in one loop: no threads, no processes. */
+        if (model_set && o->model != SS_MODEL_EVENT) {
+            rc = cli_usage_error("serve ", "--stack runs on --model event only (the user-space "
+                                           "stack has no descriptors for threads or processes)");
+            goto out;
+        }
+        if (workers_set && o->workers > 1) {
+            rc = cli_usage_error("serve ", "--stack runs one event loop: --workers does not apply");
+            goto out;
+        }
+        if (v6) {
+            rc = cli_usage_error("serve ", "--stack is IPv4 only: -6 does not apply");
+            goto out;
+        }
+        if (bind && !strncmp(bind, "unix:", 5)) {
+            rc = cli_usage_error("serve ", "--stack serves IPv4, not a unix: address");
+            goto out;
+        }
+        if (announce) {
+            rc = cli_usage_error("serve ", "--announce broadcasts on the kernel's network; "
+                                           "it does not apply with --stack");
+            goto out;
+        }
+        if (!bind)
+            bind = cli_stack_addr_str(&stack_spec);
+        v4 = true;
+    }
     o->bind_host = bind;
     o->port = port;
     o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
@@ -409,6 +453,18 @@ int cmd_serve(int argc, char **argv)
     if ((rc = row->setup(&sc)) != 0)
         goto out;
 
+    if (use_stack) {
+        int e = ss_loop_new(&stack_loop);
+        if (e < 0) {
+            cli_error("event loop: %s", ss_strerror(e));
+            rc = CLI_RUNTIME;
+            goto out_cleanup;
+        }
+        if ((rc = cli_stack_start(stack_loop, &stack_spec, NULL, NULL, true, &stack_run)) != 0)
+            goto out_cleanup;
+        o->loop = stack_loop;
+        o->backend = stack_run.be;
+    }
     ss_server *srv;
     int err = ss_server_new(sc.svc, o, &srv);
     if (err < 0) {
@@ -443,6 +499,9 @@ int cmd_serve(int argc, char **argv)
 out_cleanup:
     if (row->cleanup)
         row->cleanup(&sc);
+    cli_stack_stop(&stack_run, false);
+    if (stack_loop)
+        ss_loop_free(stack_loop);
 out:
     free(longopts);
     return rc;

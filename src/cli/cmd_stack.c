@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/stack_opt.h"
 #include "cli/stack_view.h"
 #include "sockstack/err.h"
 #include "sockstack/link.h"
@@ -747,38 +748,23 @@ static int cmd_up(int argc, char **argv)
         return cli_usage_error(U, "--send and --wait-eof need --connect");
     if (trace && trace_json)
         return cli_usage_error(U, "--trace and --trace-json exclude each other");
-    uint32_t a = ntohl(addr.s_addr);
-    uint32_t mask = ~(uint32_t)0 << (32 - prefix);
-    uint32_t net = a & mask, bcast = net | ~mask;
-    if (a == net || a == bcast)
-        return cli_usage_error(U, "--addr: that is the network or broadcast address");
-    if (have_peer) {
-        uint32_t p = ntohl(peer.s_addr);
-        if ((p & mask) != net || p == a || p == net || p == bcast)
-            return cli_usage_error(U, "--peer must be another host address of the prefix");
-    } else {
-        peer.s_addr = htonl(net + 1 == a ? net + 2 : net + 1);
-    }
+    struct cli_stack_spec sp = {.addr = addr, .prefix = prefix, .peer = peer,
+                                .have_peer = have_peer, .mtu = (unsigned)mtu};
+    snprintf(sp.tun, sizeof sp.tun, "%s", tun);
+    if ((rc = cli_stack_check(U, "--addr:", "--peer", &sp)) != 0)
+        return rc;
+    peer = sp.peer;
 
     struct up_ctx u = {.trace = trace, .trace_json = trace_json, .status = CLI_OK,
                        .xfer = {.sd = -1, .lsd = -1}};
     ss_pcap *pcap = NULL;
-    char ifname[32] = "";
-    int fd = -1;
+    struct cli_stack run = {.fd = -1};
     ss_timer check;
+    ss_timer_init(&check, up_check, &u);
     u.status = CLI_RUNTIME;
     if (pcap_path && (rc = ss_pcap_open(&pcap, pcap_path)) < 0) {
         cli_error("--pcap %s: %s", pcap_path, ss_strerror(rc));
         return CLI_RUNTIME;
-    }
-    fd = ss_tun_open(tun, ifname, sizeof ifname);
-    if (fd < 0) {
-        cli_error("cannot open TUN device %s: %s", tun, ss_strerror(fd));
-        goto out;
-    }
-    if ((rc = ss_tun_configure(ifname, peer, prefix, (unsigned)mtu)) < 0) {
-        cli_error("cannot configure %s: %s", ifname, ss_strerror(rc));
-        goto out;
     }
     if ((rc = ss_loop_new(&u.loop)) < 0) {
         cli_error("cannot create the event loop: %s", ss_strerror(rc));
@@ -788,19 +774,14 @@ static int cmd_up(int argc, char **argv)
     ss_loop_signal_add(u.loop, SIGTERM, up_signal, &u);
     struct ss_stack_cfg cfg;
     ss_stack_cfg_default(&cfg);
-    cfg.local_addr = a;
-    if (getrandom(cfg.isn_secret, sizeof cfg.isn_secret, 0) != (ssize_t)sizeof cfg.isn_secret) {
-        cli_error("getrandom: %s", strerror(errno));
-        goto out;
-    }
     if (trace || trace_json) {
         cfg.trace = up_trace;
         cfg.trace_ctx = &u;
     }
-    if ((rc = ss_tunnet_new(u.loop, fd, &cfg, pcap, &u.tn)) < 0) {
-        cli_error("cannot start the stack: %s", ss_strerror(rc));
+    if (cli_stack_start(u.loop, &sp, &cfg, pcap, false, &run) != CLI_OK)
         goto out;
-    }
+    u.tn = run.tn;
+    const char *ifname = run.ifname;
     u.t0 = ss_tunnet_now(u.tn);
     char as[INET_ADDRSTRLEN], ps[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &addr, as, sizeof as);
@@ -821,7 +802,6 @@ static int cmd_up(int argc, char **argv)
                     names[specs[i].kind]);
         }
     }
-    ss_timer_init(&check, up_check, &u);
     if (connect_to) {
         u.client = true;
         u.xfer.bytes = send_bytes;
@@ -862,27 +842,9 @@ out:
         ss_xfer_cleanup(&u.xfer);
     if (u.svcs)
         ss_svcs_free(u.svcs);
-    if (u.tn) {
-        /* Let the aborts' RSTs go out before the device goes. */
-        ss_stack_poll(ss_tunnet_stack(u.tn), ss_tunnet_now(u.tn));
-        struct ss_tunnet_stats ts;
-        struct ss_stack_stats ss;
-        ss_tunnet_get_stats(u.tn, &ts);
-        ss_stack_stats(ss_tunnet_stack(u.tn), &ss);
-        cli_log("%s: %llu packets in, %llu out, %llu not sent; tcp: %llu passive and "
-                "%llu active opens, %llu retransmissions, %llu resets sent",
-                ifname, (unsigned long long)ts.rx_packets, (unsigned long long)ts.tx_packets,
-                (unsigned long long)ts.tx_dropped, (unsigned long long)ss.tcp_passive_opens,
-                (unsigned long long)ss.tcp_active_opens,
-                (unsigned long long)ss.tcp_retransmits, (unsigned long long)ss.tcp_rst_out);
-        ss_tunnet_free(u.tn);
-    }
+    cli_stack_stop(&run, u.tn != NULL);
     if (u.loop)
         ss_loop_free(u.loop);
-    if (fd >= 0) {
-        ss_tun_down(ifname);
-        close(fd);
-    }
     ss_pcap_close(pcap);
     return u.status;
 }

@@ -17,10 +17,27 @@ static const char *keyfile;
 static ss_auth_key key;
 static ss_authsvc wrap; /* one service per process */
 static bool wrapped;
+static unsigned auth_timeout_ms; /* 0: SS_AUTH_TIMEOUT_SECS */
 
 void serve_keyfile_option(const char *path)
 {
     keyfile = path;
+}
+
+int serve_auth_option(int opt, const char *arg)
+{
+    if (opt == SERVE_OPT_KEYFILE) {
+        keyfile = arg;
+        return 0;
+    }
+    if (opt == SERVE_OPT_AUTH_TIMEOUT) {
+        double secs;
+        if (cli_parse_double("--auth-timeout", arg, 0.001, 3600, &secs) < 0)
+            return CLI_USAGE;
+        auth_timeout_ms = (unsigned)(secs * 1000 + 0.5);
+        return 0;
+    }
+    return 1;
 }
 
 int cli_load_key(const char *path, ss_auth_key *k)
@@ -45,7 +62,7 @@ int serve_auth_wrap(struct serve_ctx *sc, enum ss_auth_mode mode)
         return cli_usage_error("serve ", "--key-file needs a stream (TCP or Unix) service");
     if (cli_load_key(keyfile, &key) < 0)
         return CLI_RUNTIME;
-    int rc = ss_authsvc_init(&wrap, sc->svc, &key, mode, 0);
+    int rc = ss_authsvc_init(&wrap, sc->svc, &key, mode, auth_timeout_ms);
     if (rc < 0) {
         cli_error("serve %s: %s", sc->row->name, ss_strerror(rc));
         return CLI_RUNTIME;
@@ -100,10 +117,10 @@ static bool exec_compat;
 
 int serve_exec_option(struct serve_ctx *sc, int opt, const char *arg)
 {
+    int rc = serve_auth_option(opt, arg);
+    if (rc != 1)
+        return rc;
     switch (opt) {
-    case SERVE_OPT_KEYFILE:
-        serve_keyfile_option(arg);
-        return 0;
     case EXEC_OPT_SHELL:
         exec_opts.shell = arg;
         return 0;
@@ -150,8 +167,9 @@ int serve_exec_setup(struct serve_ctx *sc)
 }
 
 const char serve_exec_help[] =
-    SERVE_KEYFILE_HELP
+    SERVE_KEYFILE_HELP_LINE
     "                           (required; clients authenticate the server too)\n"
+    SERVE_AUTH_TIMEOUT_HELP
     "      --shell PATH         shell for single-string commands (default /bin/sh)\n"
     "      --timeout SECS       kill a command's process group after SECS (for\n"
     "                           exec this replaces the socket option SO_RCVTIMEO)\n"
@@ -173,9 +191,10 @@ static ss_files_opts files_opts;
 
 int serve_files_option(struct serve_ctx *sc, int opt, const char *arg)
 {
-    if (opt == SERVE_OPT_KEYFILE)
-        serve_keyfile_option(arg);
-    else if (opt == FILES_OPT_ROOT)
+    int rc = serve_auth_option(opt, arg);
+    if (rc != 1)
+        return rc;
+    if (opt == FILES_OPT_ROOT)
         files_opts.root = arg;
     return 0;
 }
@@ -204,5 +223,6 @@ void serve_files_cleanup(struct serve_ctx *sc)
 
 const char serve_files_help[] =
     "      --root DIR           serve files under DIR only (required)\n"
-    SERVE_KEYFILE_HELP
-    "                           (required; clients authenticate the server too)\n";
+    SERVE_KEYFILE_HELP_LINE
+    "                           (required; clients authenticate the server too)\n"
+    SERVE_AUTH_TIMEOUT_HELP;

@@ -8,13 +8,21 @@
 
 /* getopt value of --key-file in any row that takes it. */
 #define SERVE_OPT_KEYFILE (SERVE_OPT_SERVICE + 0x100)
-#define SERVE_KEYFILE_LONGOPT {"key-file", required_argument, NULL, SERVE_OPT_KEYFILE}
-#define SERVE_KEYFILE_HELP \
+#define SERVE_OPT_AUTH_TIMEOUT (SERVE_OPT_SERVICE + 0x101)
+#define SERVE_KEYFILE_LONGOPT {"key-file", required_argument, NULL, SERVE_OPT_KEYFILE}, \
+    {"auth-timeout", required_argument, NULL, SERVE_OPT_AUTH_TIMEOUT}
+#define SERVE_KEYFILE_HELP_LINE \
     "      --key-file FILE      require the shared-key handshake (HMAC-SHA256\n" \
     "                           challenge-response) before the service\n"
+#define SERVE_AUTH_TIMEOUT_HELP \
+    "      --auth-timeout SECS  time to finish the handshake (default 10)\n"
+#define SERVE_KEYFILE_HELP SERVE_KEYFILE_HELP_LINE SERVE_AUTH_TIMEOUT_HELP
 
 /* Remember --key-file's argument. */
 void serve_keyfile_option(const char *path);
+/* --key-file and --auth-timeout for any row: 0 or CLI_USAGE; 1 if opt is
+ * neither. */
+int serve_auth_option(int opt, const char *arg);
 /* If --key-file was given: load the key (printing why not) and put the
  * handshake in front of sc->svc. 0 or an exit code. */
 int serve_auth_wrap(struct serve_ctx *sc, enum ss_auth_mode mode);

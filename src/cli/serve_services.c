@@ -28,8 +28,8 @@ static int echo_option(struct serve_ctx *sc, int opt, const char *arg)
         echo_opts.upper = true;
     else if (opt == ECHO_OPT_SOCKPERF)
         echo_opts.sockperf = true;
-    else if (opt == SERVE_OPT_KEYFILE)
-        serve_keyfile_option(arg);
+    else
+        return serve_auth_option(opt, arg) == CLI_USAGE ? CLI_USAGE : 0;
     return 0;
 }
 

@@ -449,12 +449,12 @@ int sv_write_svg(const struct sv_log *l, FILE *out)
 
 /* ---- plots --------------------------------------------------------------- */
 
-static void panel(FILE *out, const struct sv_log *l, int y0, int h, const char *title,
-                  const enum sv_series *series, const char *const *colors, int nseries,
-                  bool dots)
+static void panel(FILE *out, const struct sv_log *l, double tmax, int y0, int h,
+                  const char *title, const enum sv_series *series,
+                  const char *const *colors, int nseries, bool dots)
 {
     const int x0 = 80, w = 820;
-    double tmax = l->t_end ? (double)l->t_end : 1.0, vmax = 0;
+    double vmax = 0;
     for (size_t i = 0; i < l->npts; i++)
         for (int s = 0; s < nseries; s++)
             if (l->pts[i].series == series[s] && l->pts[i].v > vmax)
@@ -493,8 +493,21 @@ static void panel(FILE *out, const struct sv_log *l, int y0, int h, const char *
     }
 }
 
+/* The time axis ends just after the last plotted point, not at the end of
+ * the run: a run ends with TIME-WAIT (2*MSL, a minute by default), which
+ * would squeeze the whole transfer against the left edge. */
+static double plot_span(const struct sv_log *l)
+{
+    uint64_t last = 0;
+    for (size_t i = 0; i < l->npts; i++)
+        if (l->pts[i].t > last)
+            last = l->pts[i].t;
+    return last ? (double)last * 1.05 : 1.0;
+}
+
 int sv_write_plot(const struct sv_log *l, FILE *out)
 {
+    double tmax = plot_span(l);
     fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"940\" height=\"760\" "
                  "font-family=\"sans-serif\" font-size=\"12\">\n"
@@ -505,12 +518,12 @@ int sv_write_plot(const struct sv_log *l, FILE *out)
     static const char *const c_cwnd[] = {"#080", "#e80"};
     static const enum sv_series s_rtt[] = {SV_SRTT, SV_RTT_SAMPLE};
     static const char *const c_rtt[] = {"#60c", "#999"};
-    panel(out, l, 40, 180, "A: sequence number sent (relative; red = retransmission)",
+    panel(out, l, tmax, 40, 180, "A: sequence number sent (relative; red = retransmission)",
           s_seq, c_seq, 2, true);
-    panel(out, l, 290, 180,
+    panel(out, l, tmax, 290, 180,
           "A: congestion window (green, as traced) and bytes in flight (orange)",
           s_cwnd, c_cwnd, 2, false);
-    panel(out, l, 540, 180, "A: smoothed RTT (purple) and samples (grey), ms",
+    panel(out, l, tmax, 540, 180, "A: smoothed RTT (purple) and samples (grey), ms",
           s_rtt, c_rtt, 2, false);
     fprintf(out, "</svg>\n");
     return ferror(out) ? -EIO : 0;

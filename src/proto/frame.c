@@ -246,25 +246,57 @@ void ss_frame_batch_init(ss_frame_batch *b, enum ss_frame_layout layout,
 void ss_frame_batch_reset(ss_frame_batch *b)
 {
     b->n = 0;
+    b->nhdr = 0;
+    b->small_used = 0;
     b->iov_first = 0;
     b->iovcnt = 0;
     b->bytes = 0;
 }
 
+/* Append [p, p+len) as output: extend the last iovec when it ends at p. */
+static int push_iov(ss_frame_batch *b, uint8_t *p, size_t len)
+{
+    if (b->iovcnt > b->iov_first) {
+        struct iovec *last = &b->iov[b->iovcnt - 1];
+        if ((uint8_t *)last->iov_base + last->iov_len == p) {
+            last->iov_len += len;
+            return 0;
+        }
+    }
+    if (b->iovcnt == 2 * SS_FRAME_BATCH_MAX)
+        return -ENOSPC;
+    b->iov[b->iovcnt++] = (struct iovec){p, len};
+    return 0;
+}
+
 int ss_frame_batch_add(ss_frame_batch *b, const void *payload, size_t len)
 {
-    if (b->n >= SS_FRAME_BATCH_MAX)
-        return -ENOSPC;
-    if ((uint64_t)len > b->max)
+    if ((uint64_t)len > b->max || (uint64_t)len > ss_frame_layout_limit(b->layout))
         return SS_EFRAMESIZE;
-    int hl = ss_frame_header_write(b->layout, len, b->hdr[b->n]);
-    if (hl < 0)
-        return hl;
-    b->iov[b->iovcnt++] = (struct iovec){b->hdr[b->n], (size_t)hl};
+    size_t hl = ss_frame_header_len(b->layout);
+    if (len <= SS_FRAME_SMALL_MSG && b->small_used + hl + len <= sizeof b->small) {
+        /* Copied: consecutive small messages share one iovec. */
+        uint8_t *dst = b->small + b->small_used;
+        if (push_iov(b, dst, hl + len) < 0)
+            return -ENOSPC;
+        ss_frame_header_write(b->layout, len, dst);
+        if (len)
+            memcpy(dst + hl, payload, len);
+        b->small_used += hl + len;
+        b->n++;
+        b->bytes += hl + len;
+        return 0;
+    }
+    /* Referenced: a header slot and (for a payload) a second iovec. */
+    if (b->nhdr >= SS_FRAME_BATCH_MAX || b->iovcnt + (len ? 2 : 1) > 2 * SS_FRAME_BATCH_MAX)
+        return -ENOSPC;
+    ss_frame_header_write(b->layout, len, b->hdr[b->nhdr]);
+    b->iov[b->iovcnt++] = (struct iovec){b->hdr[b->nhdr], hl};
     if (len)
         b->iov[b->iovcnt++] = (struct iovec){(void *)payload, len};
+    b->nhdr++;
     b->n++;
-    b->bytes += (size_t)hl + len;
+    b->bytes += hl + len;
     return 0;
 }
 

@@ -109,6 +109,11 @@ static int worker_init(ss_server *srv, struct worker *w, int idx, bool single)
         return -ENOMEM;
     if (srv->blocking && single)
         return 0; /* a blocking handler needs no loop */
+    if (idx == 0 && !single && srv->o.loop) {
+        w->loop = srv->o.loop;
+        w->loop_borrowed = true;
+        return 0;
+    }
     return ss_loop_new(&w->loop);
 }
 
@@ -122,7 +127,7 @@ static void worker_fini(struct worker *w)
     ss__bufpool_drain(&w->pool);
     free(w->rbuf);
     w->rbuf = NULL;
-    if (w->loop)
+    if (w->loop && !w->loop_borrowed)
         ss_loop_free(w->loop);
     w->loop = NULL;
 }
@@ -623,6 +628,16 @@ int ss_server_run(ss_server *srv)
 static int check_service(const ss_service *svc, const ss_server_opts *o,
                          ss_server *srv)
 {
+    if (o->loop && (o->model != SS_MODEL_EVENT || o->workers > 1)) {
+        ss__server_log(srv, SS_LOG_ERROR, "a caller's loop runs one event-model worker");
+        return -EINVAL;
+    }
+    if (o->loop && svc->handle && o->type == SS_STREAM) {
+        ss__server_log(srv, SS_LOG_ERROR,
+                       "this service has a blocking handler, which needs a thread per "
+                       "connection; it cannot run on a caller's loop");
+        return -EINVAL;
+    }
     if (o->type == SS_DGRAM) {
         if (!svc->on_datagram) {
             ss__server_log(srv, SS_LOG_ERROR, "this service has no datagram mode");

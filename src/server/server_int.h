@@ -43,6 +43,7 @@ struct worker {
     ss_server *srv;
     int idx;
     ss_loop *loop;
+    bool loop_borrowed;       /* opts.loop: the caller's, not freed here */
     ss_sock *lsock;           /* listener or datagram socket, or NULL */
     pthread_t tid;
     bool has_thread;

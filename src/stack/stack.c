@@ -786,6 +786,36 @@ ssize_t ss_tcp_send(ss_stack *st, uint64_t now_us, int sd, const void *buf, size
     return (ssize_t)n;
 }
 
+ssize_t ss_tcp_send_urgent(ss_stack *st, uint64_t now_us, int sd, const void *buf, size_t len)
+{
+    struct ss_sock *sk = tcp_get(st, sd);
+    if (!sk)
+        return -EBADF;
+    if (!tcp_can_send(sk) || len == 0)
+        return ss_tcp_send(st, now_us, sd, buf, len);
+    /* Queue first, then mark the end of what was queued as urgent. */
+    uint32_t n = ss__ring_write(&sk->snd, buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
+    if (n == 0)
+        return sk->error ? sk->error : -EAGAIN;
+    bool opening = sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED;
+    sk->snd_up = sk->snd_una + sk->snd.len + (opening ? 1 : 0);
+    sk->snd_up_valid = true;
+    st->now = now_us;
+    ss__tcp_output(st, sk);
+    return (ssize_t)n;
+}
+
+int ss_tcp_urgent(const ss_stack *st, int sd)
+{
+    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    if (!sk || sk->kind != SS_SK_TCP)
+        return -EBADF;
+    if (!sk->rcv_up_valid)
+        return 0;
+    uint32_t read_seq = sk->rcv_nxt - sk->rcv.len;
+    return SEQ_GT(sk->rcv_up, read_seq) ? (int)(sk->rcv_up - read_seq) : 0;
+}
+
 ssize_t ss_tcp_recv(ss_stack *st, uint64_t now_us, int sd, void *buf, size_t len)
 {
     st->now = now_us;
@@ -837,8 +867,10 @@ int ss_tcp_shutdown(ss_stack *st, uint64_t now_us, int sd)
                           (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED ? 1 : 0);
         }
         /* RFC 9293 3.10.4 CLOSE: ESTABLISHED -> FIN-WAIT-1,
-         * CLOSE-WAIT -> LAST-ACK; opening states move on once established. */
-        if (sk->state == SS_TCP_ESTABLISHED)
+         * CLOSE-WAIT -> LAST-ACK; SYN-RECEIVED with nothing queued sends its
+         * FIN now (FIN-WAIT-1), else after ESTABLISHED, like SYN-SENT. */
+        if (sk->state == SS_TCP_ESTABLISHED ||
+            (sk->state == SS_TCP_SYN_RECEIVED && sk->snd.len == 0))
             ss__set_state(st, sk, SS_TCP_FIN_WAIT_1);
         else if (sk->state == SS_TCP_CLOSE_WAIT)
             ss__set_state(st, sk, SS_TCP_LAST_ACK);

@@ -145,6 +145,9 @@ struct ss_sock {
 
     /* ACK policy */
     bool ack_now;
+    bool synack_first;      /* simultaneous open: the next SYN,ACK is not a retransmission */
+    bool snd_up_valid, rcv_up_valid;
+    uint32_t snd_up, rcv_up;    /* urgent pointers (RFC 9293 3.8.5), as sequence numbers */
     bool out_pending;       /* output deferred to the end of an input batch */
     uint32_t unacked_segs;  /* full-sized segments received since our last ACK */
 

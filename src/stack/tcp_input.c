@@ -10,9 +10,11 @@
  *     2 RST bit                 check_rst()         (+ RFC 5961 3.2)
  *     4 SYN bit                 check_syn()         (+ RFC 5961 4.2)
  *     5 ACK field               check_ack()         (+ RFC 5961 5.2)
+ *                               synrcvd_ack(), new_ack(), closing_ack()
+ *     6 URG bit                 check_urg()
  *     7 segment text            receive_text()
  *     8 FIN bit                 receive_fin()
- * (3, security/compartment, and 6, URG, do not apply: no IPSO, no urgent.)
+ * (3, security/compartment, does not apply: no IPSO.)
  */
 #include <errno.h>
 #include <string.h>
@@ -212,6 +214,7 @@ static void syn_sent_state(ss_stack *st, struct ss_sock *sk, const struct ss_seg
         ss__set_state(st, sk, SS_TCP_SYN_RECEIVED);
         sk->snd_nxt = sk->iss;
         sk->t_rtx = SS_NEVER;
+        sk->synack_first = true;
     }
 }
 
@@ -337,9 +340,92 @@ static enum verdict check_syn(ss_stack *st, struct ss_sock *sk, const struct ss_
         ss__tcp_drop(st, sk, 0);
         return DONE;
     }
-    /* RFC 5961 4.2 (MUST-60 of RFC 9293): challenge ACK whatever the seq. */
+    /* RFC 9293 3.10.7.4 fourth / RFC 5961 4.2: a challenge ACK, whatever
+     * the sequence number; the connection is not reset. */
     challenge_ack(st, sk, seg);
     return DONE;
+}
+
+/* SND.UNA < SEG.ACK =< SND.NXT: new data (or our FIN) acknowledged
+ * (3.10.7.4 fifth, ESTABLISHED): free the send buffer, take an RTT sample,
+ * restart or stop the retransmission timer (RFC 6298 5.2, 5.3). */
+static void new_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    uint32_t acked = seg->ack - sk->snd_una;
+    bool fin_now_acked = sk->fin_queued && SEQ_GT(seg->ack, sk->fin_seq);
+    uint32_t data = acked - (fin_now_acked ? 1 : 0);
+    if (data > sk->snd.len)
+        data = sk->snd.len;
+    ss__ring_consume(&sk->snd, data);
+    sk->snd_una = seg->ack;
+    if (sk->snd_up_valid && SEQ_GEQ(sk->snd_una, sk->snd_up))
+        sk->snd_up_valid = false;   /* the urgent data is delivered */
+    if (SEQ_LT(sk->snd_nxt, sk->snd_una))
+        sk->snd_nxt = sk->snd_una;
+    /* RFC 6298: sample from the timed segment (never a retransmitted
+     * one: Karn, rtt_timing was cleared on retransmission). */
+    if (sk->rtt_timing && SEQ_GT(seg->ack, sk->rtt_seq)) {
+        sk->rtt_timing = false;
+        ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
+    }
+    sk->backoff = 0;
+    /* (5.2) all acked: stop the timer; (5.3) else restart it. */
+    if (sk->snd_una == sk->snd_max)
+        sk->t_rtx = SS_NEVER;
+    else if (sk->t_persist == SS_NEVER)
+        ss__tcp_arm_rtx(st, sk);
+    ss__cc_on_ack(st, sk, acked);
+    if (data && sk->user)
+        ss__stack_sock_event(st, sk, SS_EV_WRITABLE, 0);
+}
+
+/* fifth, SYN-RECEIVED: SND.UNA < SEG.ACK =< SND.NXT completes the
+ * handshake (ESTABLISHED, and go on processing); otherwise
+ * <SEQ=SEG.ACK><CTL=RST>. */
+static enum verdict synrcvd_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    if (!(SEQ_LT(sk->snd_una, seg->ack) && SEQ_LEQ(seg->ack, sk->snd_max))) {
+        drop_seg(st, sk, seg, SS_DROP_TCP_BAD_ACK);
+        ss__tcp_send_rst_for(st, seg);
+        return DONE;
+    }
+    sk->snd_una = seg->ack;
+    if (sk->rtt_timing)   /* Karn: cleared if the SYN,ACK was retransmitted */
+        ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
+    sk->rtt_timing = false;
+    sk->backoff = 0;
+    sk->t_rtx = SS_NEVER;
+    update_window(st, sk, seg);
+    if (sk->snd_nxt == sk->iss)
+        sk->snd_nxt = sk->iss + 1;
+    established(st, sk);
+    return CONTINUE;
+}
+
+/* fifth, the closing states: what the acknowledgment of our FIN does. */
+static enum verdict closing_ack(ss_stack *st, struct ss_sock *sk)
+{
+    switch (sk->state) {
+    case SS_TCP_FIN_WAIT_1:   /* FIN acknowledged: FIN-WAIT-2 */
+        if (our_fin_acked(sk)) {
+            ss__set_state(st, sk, SS_TCP_FIN_WAIT_2);
+            if (!sk->user)   /* orphaned: do not wait for the peer forever */
+                sk->t_2msl = st->now + 2ull * st->cfg.msl_ms * 1000;
+        }
+        return CONTINUE;
+    case SS_TCP_CLOSING:      /* FIN acknowledged: TIME-WAIT; else ignore */
+        if (our_fin_acked(sk))
+            enter_time_wait(st, sk);
+        return DONE;
+    case SS_TCP_LAST_ACK:     /* FIN acknowledged: delete the TCB */
+        if (our_fin_acked(sk)) {
+            ss__tcp_drop(st, sk, 0);
+            return DONE;
+        }
+        return CONTINUE;
+    default:                  /* TIME-WAIT: a retransmitted FIN, see eighth */
+        return CONTINUE;
+    }
 }
 
 /* fifth: ACK. */
@@ -349,24 +435,8 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
         drop_seg(st, sk, seg, SS_DROP_TCP_NO_FLAGS);
         return DONE;
     }
-    if (sk->state == SS_TCP_SYN_RECEIVED) {
-        if (SEQ_LT(sk->snd_una, seg->ack) && SEQ_LEQ(seg->ack, sk->snd_max)) {
-            sk->snd_una = seg->ack;
-            if (sk->rtt_timing)
-                ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
-            sk->rtt_timing = false;
-            sk->backoff = 0;
-            sk->t_rtx = SS_NEVER;
-            update_window(st, sk, seg);
-            if (sk->snd_nxt == sk->iss)
-                sk->snd_nxt = sk->iss + 1;
-            established(st, sk);
-        } else {
-            drop_seg(st, sk, seg, SS_DROP_TCP_BAD_ACK);
-            ss__tcp_send_rst_for(st, seg);    /* <SEQ=SEG.ACK><CTL=RST> */
-            return DONE;
-        }
-    }
+    if (sk->state == SS_TCP_SYN_RECEIVED && synrcvd_ack(st, sk, seg) == DONE)
+        return DONE;
     /* RFC 5961 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT. */
     if (SEQ_GT(seg->ack, sk->snd_max)) {
         drop_seg(st, sk, seg, SS_DROP_TCP_BAD_ACK);
@@ -378,63 +448,14 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
         challenge_ack(st, sk, seg);
         return DONE;
     }
-    if (SEQ_GT(seg->ack, sk->snd_una)) {
-        uint32_t acked = seg->ack - sk->snd_una;
-        bool fin_now_acked = sk->fin_queued && SEQ_GT(seg->ack, sk->fin_seq);
-        uint32_t data = acked - (fin_now_acked ? 1 : 0);
-        if (data > sk->snd.len)
-            data = sk->snd.len;
-        ss__ring_consume(&sk->snd, data);
-        sk->snd_una = seg->ack;
-        if (SEQ_LT(sk->snd_nxt, sk->snd_una))
-            sk->snd_nxt = sk->snd_una;
-        /* RFC 6298: sample from the timed segment (never a retransmitted
-         * one: Karn, rtt_timing was cleared on retransmission). */
-        if (sk->rtt_timing && SEQ_GT(seg->ack, sk->rtt_seq)) {
-            sk->rtt_timing = false;
-            ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
-        }
-        sk->backoff = 0;
-        /* (5.2) all acked: stop the timer; (5.3) else restart it. */
-        if (sk->snd_una == sk->snd_max)
-            sk->t_rtx = SS_NEVER;
-        else if (sk->t_persist == SS_NEVER)
-            ss__tcp_arm_rtx(st, sk);
-        ss__cc_on_ack(st, sk, acked);
-        if (data && sk->user)
-            ss__stack_sock_event(st, sk, SS_EV_WRITABLE, 0);
-    }
+    if (SEQ_GT(seg->ack, sk->snd_una))
+        new_ack(st, sk, seg);
     /* Window update (3.10.7.4 fifth, ESTABLISHED): from a newer segment,
      * or the same one acknowledging more. */
     if (SEQ_LT(sk->snd_wl1, seg->seq) ||
         (sk->snd_wl1 == seg->seq && SEQ_LEQ(sk->snd_wl2, seg->ack)))
         update_window(st, sk, seg);
-
-    switch (sk->state) {
-    case SS_TCP_FIN_WAIT_1:
-        if (our_fin_acked(sk)) {
-            ss__set_state(st, sk, SS_TCP_FIN_WAIT_2);
-            if (!sk->user)   /* orphaned: do not wait for the peer forever */
-                sk->t_2msl = st->now + 2ull * st->cfg.msl_ms * 1000;
-        }
-        break;
-    case SS_TCP_CLOSING:
-        if (our_fin_acked(sk))
-            enter_time_wait(st, sk);
-        return DONE;
-    case SS_TCP_LAST_ACK:
-        if (our_fin_acked(sk)) {
-            ss__tcp_drop(st, sk, 0);
-            return DONE;
-        }
-        break;
-    case SS_TCP_TIME_WAIT:
-        /* Only a retransmitted FIN: acknowledge it, restart 2 MSL (eighth). */
-        break;
-    default:
-        break;
-    }
-    return CONTINUE;
+    return closing_ack(st, sk);
 }
 
 static void receive_fin(ss_stack *st, struct ss_sock *sk)
@@ -464,6 +485,27 @@ static void receive_fin(ss_stack *st, struct ss_sock *sk)
     default:
         break;
     }
+}
+
+/* sixth: URG (RFC 9293 3.10.7.4). RCV.UP <- max(RCV.UP, SEG.SEQ+SEG.UP);
+ * tell the application when it moves ahead of what it has read. The data
+ * itself is delivered in line. seq is the segment's sequence number as it
+ * arrived (the pointer is relative to it). */
+static void check_urg(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg, uint32_t seq)
+{
+    if (!(seg->flags & SS_TCP_URG) || seg->urp == 0)
+        return;
+    if (sk->state != SS_TCP_ESTABLISHED && sk->state != SS_TCP_FIN_WAIT_1 &&
+        sk->state != SS_TCP_FIN_WAIT_2)
+        return;
+    uint32_t up = seq + seg->urp;
+    if (sk->rcv_up_valid && SEQ_LEQ(up, sk->rcv_up))
+        return;
+    sk->rcv_up = up;
+    sk->rcv_up_valid = true;
+    uint32_t read_seq = sk->rcv_nxt - sk->rcv.len;
+    if (SEQ_GT(up, read_seq))
+        ss__stack_sock_event(st, sk, SS_EV_URGENT, 0);
 }
 
 /* Record an out-of-order range (already written into the ring), merging
@@ -531,6 +573,14 @@ static void receive_text(ss_stack *st, struct ss_sock *sk, const struct ss_seg *
     if (sk->state != SS_TCP_ESTABLISHED && sk->state != SS_TCP_FIN_WAIT_1 &&
         sk->state != SS_TCP_FIN_WAIT_2)
         return;   /* after the peer's FIN: ignore */
+    if (!sk->user && sk->parent < 0) {
+        /* Data for a connection the application closed: nobody will read
+         * it. Reset (RFC 1122 4.2.2.13; Linux does the same) instead of
+         * letting the window close on a peer that waits forever. */
+        ss__tcp_send_rst(st, sk);
+        ss__tcp_drop(st, sk, 0);
+        return;
+    }
     uint32_t off = seg->seq - sk->rcv_nxt;   /* >= 0 after trimming */
     ss__ring_poke(&sk->rcv, sk->rcv.len + off, seg->data, seg->len);
     if (off == 0) {
@@ -580,7 +630,10 @@ static void synchronized(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
         return;
     if (sk->kind != SS_SK_TCP || sk->state == SS_TCP_CLOSED)
         return;
+    check_urg(st, sk, seg, orig_seq);
     receive_text(st, sk, seg);
+    if (sk->kind != SS_SK_TCP || sk->state == SS_TCP_CLOSED)
+        return;
     /* eighth: FIN, only once everything before it has arrived */
     if (seg->flags & SS_TCP_FIN) {
         uint32_t fseq = seg->seq + seg->len;

@@ -50,6 +50,14 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t
     ss__put16(t + 14, (uint16_t)wnd);
     t[16] = t[17] = 0;
     t[18] = t[19] = 0;
+    /* Urgent data pending: URG with the pointer at the octet after it,
+     * as an offset from this segment's sequence number (MUST-62). */
+    if (sk->snd_up_valid && !(flags & (SS_TCP_SYN | SS_TCP_RST)) && SEQ_GT(sk->snd_up, seq)) {
+        uint32_t up = sk->snd_up - seq;
+        flags |= SS_TCP_URG;
+        t[13] = flags;
+        ss__put16(t + 18, (uint16_t)(up > 65535 ? 65535 : up));
+    }
     uint32_t tl = (uint32_t)(hl + len);
     uint32_t s = ss__pseudo_sum(sk->laddr, sk->raddr, SS_IPPROTO_TCP, tl);
     ss__put16(t + 16, ss_csum_fold(ss_csum_add(s, t, tl)));
@@ -69,7 +77,8 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t
     struct ss_seg tr = {.src = sk->laddr, .dst = sk->raddr, .sport = sk->lport,
                         .dport = sk->rport, .seq = seq, .ack = ss__get32(t + 8),
                         .flags = flags, .wnd = (uint16_t)wnd,
-                        .mss = optlen ? sk->rcv_mss : 0, .opt_len = (uint8_t)optlen, .len = len};
+                        .mss = optlen ? sk->rcv_mss : 0, .opt_len = (uint8_t)optlen, .len = len,
+                        .urp = ss__get16(t + 18)};
     ss__trace_seg(st, sk, rtx ? SS_TRACE_RETRANSMIT : SS_TRACE_SEG_OUT, &tr);
     st->stats.tcp_out++;
     sk->segs_out++;
@@ -213,7 +222,8 @@ void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
          * <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, with our MSS. */
         if (sk->snd_nxt == sk->iss) {
             uint8_t f = sk->state == SS_TCP_SYN_SENT ? SS_TCP_SYN : SS_TCP_SYN | SS_TCP_ACK;
-            bool rtx = SEQ_GT(sk->snd_max, sk->iss);
+            bool rtx = SEQ_GT(sk->snd_max, sk->iss) && !sk->synack_first;
+            sk->synack_first = false;
             ss__tcp_send_segment(st, sk, sk->iss, f, 0, rtx);
             if (!rtx) {
                 sk->rtt_timing = true;

@@ -80,6 +80,12 @@ static void retransmit_first(ss_stack *st, struct ss_sock *sk)
         ss__tcp_output(st, sk);
         return;
     }
+    if (sk->snd_una == sk->iss) {
+        /* Closed from SYN-RECEIVED: our SYN is still unacknowledged. */
+        ss__tcp_send_segment(st, sk, sk->iss, SS_TCP_SYN | SS_TCP_ACK, 0, true);
+        sk->snd_nxt = sk->iss + 1;
+        return;
+    }
     sk->snd_nxt = sk->snd_una;
     uint32_t len = ss__min32(sk->snd.len, sk->snd_mss);
     uint32_t outstanding = sk->snd_max - sk->snd_una;

@@ -157,6 +157,8 @@ int ss_trace_format(const struct ss_trace_event *ev, unsigned flags, char *buf, 
         app(buf, len, &n, " win=%u", s->win);
         if (s->len)
             app(buf, len, &n, " len=%u", s->len);
+        if (s->flags & SS_TCP_URG)
+            app(buf, len, &n, " urp=%u", s->urp);
         if (s->mss)
             app(buf, len, &n, " <mss %u>", s->mss);
         break;
@@ -226,6 +228,8 @@ int ss_trace_format_json(const struct ss_trace_event *ev, char *buf, size_t len)
         json_object_set_new(o, "len", json_integer(ev->u.seg.len));
         if (ev->u.seg.mss)
             json_object_set_new(o, "mss", json_integer(ev->u.seg.mss));
+        if (ev->u.seg.flags & SS_TCP_URG)
+            json_object_set_new(o, "urp", json_integer(ev->u.seg.urp));
         json_object_set_new(o, "rtx", json_boolean(ev->kind == SS_TRACE_RETRANSMIT));
         break;
     case SS_TRACE_RTT:
@@ -326,6 +330,7 @@ void ss__trace_seg(ss_stack *st, struct ss_sock *sk, enum ss_trace_kind kind,
     ev.u.seg.len = seg->len;
     ev.u.seg.mss = seg->mss;
     ev.u.seg.opt_len = seg->opt_len;
+    ev.u.seg.urp = seg->urp;
     ss__trace(st, &ev);
 }
 

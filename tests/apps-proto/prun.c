@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,8 +30,21 @@ void prun_setup(void)
     cr_assert_eq(system(cmd), 0);
 }
 
+/* Servers still running when a test ends (an assertion failed before
+ * stop()): killed by the teardown so no test leaves a process behind. */
+static pid_t servers[16];
+
 void prun_teardown(void)
 {
+    for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++)
+        if (servers[i] > 0) {
+            kill(servers[i], SIGKILL);
+            waitpid(servers[i], NULL, 0);
+            servers[i] = 0;
+        }
+    char mnt[200];
+    snprintf(mnt, sizeof mnt, "%s/small", dir);
+    umount2(mnt, MNT_DETACH); /* the disk-full test's tmpfs, if it failed */
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     system(cmd);
@@ -153,15 +167,37 @@ void serve(struct th_proc *p, char port[8], char *const args[])
     argv[n++] = "0";
     argv[n] = NULL;
     cr_assert_eq(th_spawn(p, argv), 0);
+    for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++)
+        if (servers[i] == 0) {
+            servers[i] = p->pid;
+            break;
+        }
     int pt = th_wait_listening(p, 10000, NULL, 0);
     cr_assert_gt(pt, 0, "server did not start");
     snprintf(port, 8, "%d", pt);
 }
 
+int stop_status(struct th_proc *p)
+{
+    for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++)
+        if (servers[i] == p->pid)
+            servers[i] = 0;
+    return th_stop(p, SIGTERM, 10000);
+}
+
 void stop(struct th_proc *p)
 {
-    int st = th_stop(p, SIGTERM, 10000);
+    int st = stop_status(p);
     th_close_fds(p);
     cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit %d", st);
 }
 
+
+char *read_text(int fd, int timeout_ms)
+{
+    char *buf;
+    ssize_t n = th_read_all(fd, &buf, timeout_ms);
+    buf = realloc(buf, (size_t)(n > 0 ? n : 0) + 1);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}

@@ -33,5 +33,9 @@ void run_cli(struct result *r, int timeout_ms, ...);
 void serve(struct th_proc *p, char port[8], char *const args[]);
 /* SIGTERM and check a clean exit. */
 void stop(struct th_proc *p);
+/* SIGTERM and return the wait status (the caller reads its stderr). */
+int stop_status(struct th_proc *p);
+/* Everything until EOF or timeout, NUL-terminated (free it). */
+char *read_text(int fd, int timeout_ms);
 
 #endif

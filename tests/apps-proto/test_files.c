@@ -303,3 +303,58 @@ Test(files, full_filesystem_is_reported_and_leaves_no_partial_file)
     cr_assert(strstr(err, "No space left on device") != NULL, "%s", err);
     cr_assert_str_eq(left, "0\n", "nothing left on the full filesystem");
 }
+
+/* get --resume: the client's partial file is continued, and a partial file
+ * with wrong bytes is caught by the end-to-end SHA-256 and not kept. */
+Test(files, get_resume_continues_and_a_corrupt_prefix_is_detected)
+{
+    struct th_proc srv;
+    char port[8];
+    files_server(&srv, port, NULL, true);
+    char there[300], back[300], part[300];
+    snprintf(there, sizeof there, "%s/data", root);
+    snprintf(back, sizeof back, "%s/data.back", dir);
+    snprintf(part, sizeof part, "%s/.data.back.sockstack-part", dir);
+    make_random(there, 3000000);
+    /* A genuine prefix of 1000000 bytes. */
+    int in = open(there, O_RDONLY), out = open(part, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    static uint8_t buf[1000000];
+    cr_assert_eq(read(in, buf, sizeof buf), (ssize_t)sizeof buf);
+    cr_assert_eq(write(out, buf, sizeof buf), (ssize_t)sizeof buf);
+    close(out);
+    struct result r;
+    xfer(&r, "get", port, "data", back, true);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    result_free(&r);
+    assert_same(there, back);
+    cr_assert_neq(access(part, F_OK), 0);
+    size_t got = 0;
+    char text[8192] = "";
+    long end = now_ms() + 5000;
+    while (now_ms() < end && !strstr(text, "get data from ")) {
+        struct pollfd pf = {srv.err, POLLIN, 0};
+        if (poll(&pf, 1, 200) <= 0)
+            continue;
+        ssize_t n = read(srv.err, text + got, sizeof text - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        text[got] = '\0';
+    }
+    cr_assert(strstr(text, "get data from 1000000") != NULL, "only the rest was sent: %s", text);
+
+    /* A corrupt prefix: same length, one byte flipped. */
+    unlink(back);
+    buf[12345] ^= 0xff;
+    out = open(part, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_eq(write(out, buf, sizeof buf), (ssize_t)sizeof buf);
+    close(out);
+    close(in);
+    xfer(&r, "get", port, "data", back, true);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "SHA-256") != NULL, "%s", r.err);
+    result_free(&r);
+    cr_assert_neq(access(back, F_OK), 0, "a file that fails the digest is not kept");
+    cr_assert_neq(access(part, F_OK), 0, "nor its partial data");
+    stop(&srv);
+}

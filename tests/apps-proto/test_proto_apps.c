@@ -87,9 +87,8 @@ Test(proto_apps, wrong_key_gets_a_closed_connection_and_nothing_else)
     cr_assert_eq(r.status, 0, "python: %s", r.err);
     cr_assert_str_eq(r.out, "got b''\n");
     result_free(&r);
-    th_stop(&srv, SIGTERM, 10000);
-    char *log;
-    th_read_all(srv.err, &log, 2000);
+    stop_status(&srv);
+    char *log = read_text(srv.err, 2000);
     cr_assert(strstr(log, "authentication failed from 127.0.0.1:") != NULL, "log: %s", log);
     free(log);
     th_close_fds(&srv);
@@ -141,8 +140,7 @@ Test(proto_apps, impostor_server_is_detected_and_gets_no_command)
     cr_assert_eq(read(c, got, sizeof got), 0, "the client sent more after a bad proof");
     int st = th_wait(&cl, 10000);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 255);
-    char *err;
-    th_read_all(cl.err, &err, 2000);
+    char *err = read_text(cl.err, 2000);
     cr_assert(strstr(err, "did not prove it knows the key") != NULL, "%s", err);
     free(err);
     th_close_fds(&cl);
@@ -321,4 +319,114 @@ Test(proto_apps, compat_tutorial_refuses_a_non_loopback_bind)
     run_cli(&r, 10000, "serve", "exec", "--compat", "tutorial", "--port", "0", NULL);
     cr_assert_eq(r.status, 2, "the wildcard address is refused too");
     result_free(&r);
+}
+
+/* ---- handshake timeout and slowing down ----------------------------------- */
+
+static const char silent_then_wrong[] =
+    "import socket, hmac, sys\n"
+    "port = int(sys.argv[1])\n"
+    "s = socket.create_connection(('127.0.0.1', port))\n"
+    "ch = b''\n"
+    "while len(ch) < 32:\n"
+    "    ch += s.recv(32 - len(ch))\n"
+    "s.settimeout(20)\n"
+    "print('silent peer got %r' % s.recv(100))\n"   /* closed by the timeout */
+    "s = socket.create_connection(('127.0.0.1', port))\n"
+    "ch = b''\n"
+    "while len(ch) < 32:\n"
+    "    ch += s.recv(32 - len(ch))\n"
+    "print('second challenge %d bytes' % len(ch))\n";
+
+Test(proto_apps, handshake_timeout_closes_and_repeat_failures_are_delayed)
+{
+    struct th_proc srv;
+    char port[8];
+    serve(&srv, port, (char *[]){"echo", "--key-file", keyf, "--auth-timeout", "0.5",
+                                 "--verbose", NULL});
+    struct result r;
+    python(&r, silent_then_wrong, port, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "silent peer got b''\nsecond challenge 32 bytes\n");
+    result_free(&r);
+    stop_status(&srv);
+    char *log = read_text(srv.err, 2000);
+    cr_assert(strstr(log, "authentication failed from 127.0.0.1:") &&
+              strstr(log, "no answer within the handshake timeout"), "%s", log);
+    cr_assert(strstr(log, "failed recently: challenge delayed") != NULL,
+              "the second attempt was slowed down: %s", log);
+    free(log);
+    th_close_fds(&srv);
+}
+
+/* ---- many commands at once --------------------------------------------------- */
+
+Test(proto_apps, many_concurrent_commands)
+{
+    struct th_proc srv;
+    char port[8];
+    serve(&srv, port, (char *[]){"exec", "--key-file", keyf, NULL});
+    enum { N = 24 };
+    struct th_proc cl[N];
+    for (int i = 0; i < N; i++) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "sleep 0.3; echo job %d", i);
+        char *argv[] = {(char *)th_sockstack(), "exec", "127.0.0.1", port, "--key-file", keyf,
+                        "-n", "--", cmd, NULL};
+        cr_assert_eq(th_spawn(&cl[i], argv), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        char *out;
+        ssize_t n = th_read_all(cl[i].out, &out, 30000);
+        char want[32];
+        int wl = snprintf(want, sizeof want, "job %d\n", i);
+        bool ok = n == wl && !memcmp(out, want, (size_t)wl);
+        free(out);
+        cr_assert(ok, "job %d: wrong output (%zd bytes)", i, n);
+        int st = th_wait(&cl[i], 10000);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        th_close_fds(&cl[i]);
+    }
+    stop(&srv);
+}
+
+/* ---- the documented mutual exchange, from python; an oversized frame ------- */
+
+static const char mutual_client[] =
+    "import socket, hmac, os, sys\n"
+    "key = open(sys.argv[2], 'rb').readline().rstrip(b'\\n')\n"
+    "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+    "def recvall(n):\n"
+    "    b = b''\n"
+    "    while len(b) < n:\n"
+    "        d = s.recv(n - len(b))\n"
+    "        if not d: raise SystemExit('closed after %d bytes' % len(b))\n"
+    "        b += d\n"
+    "    return b\n"
+    "cs = recvall(32)\n"
+    "cc = os.urandom(32)\n"
+    "s.sendall(hmac.new(key, cs, 'sha256').digest() + cc)\n"
+    "proof = recvall(32)\n"
+    "want = hmac.new(key, b'sockstack-auth-v1 server' + cs + cc, 'sha256').digest()\n"
+    "print('proof ok' if hmac.compare_digest(proof, want) else 'proof BAD')\n"
+    "s.sendall(b'\\x00\\x10\\x00\\x01')\n"   /* 1 MiB + 1: above exec's maximum */
+    "s.settimeout(10)\n"
+    "print('after oversized: %r' % s.recv(100))\n";
+
+Test(proto_apps, documented_mutual_exchange_and_oversized_frame_closes_with_a_reason)
+{
+    struct th_proc srv;
+    char port[8];
+    serve(&srv, port, (char *[]){"exec", "--key-file", keyf, NULL});
+    struct result r;
+    python(&r, mutual_client, port, keyf);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "proof ok\nafter oversized: b''\n");
+    result_free(&r);
+    stop_status(&srv);
+    char *log = read_text(srv.err, 2000);
+    cr_assert(strstr(log, "closing: message length exceeds the configured maximum") != NULL,
+              "%s", log);
+    free(log);
+    th_close_fds(&srv);
 }

@@ -507,7 +507,7 @@ Test(netcat, udp_listen_prints_datagrams_and_replies_to_sender)
 Test(netcat, listen_and_connect_talk_both_ways)
 {
     struct th_proc l, c;
-    int port = spawn_listener(&l, CLI("listen", "0"));
+    int port = spawn_listener(&l, CLI("listen", "--port", "0"));
     char ps[16], buf[512];
     port_str(ps, port);
     spawn(&c, CLI("connect", "127.0.0.1", ps));
@@ -545,6 +545,60 @@ Test(netcat, keep_open_serves_second_peer)
     int st = th_stop(&l, SIGTERM, 5000);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     th_close_fds(&l);
+}
+
+Test(netcat, keep_open_serves_one_peer_at_a_time)
+{
+    /* B connects and sends while A is served: B waits in the backlog, so
+     * what A sends after B's bytes still comes out first. */
+    struct th_proc l, a, b;
+    int port = spawn_listener(&l, CLI("listen", "-k", "-4", "--bind", "127.0.0.1", "0"));
+    char ps[16], buf[512], script[512];
+    port_str(ps, port);
+    spawn(&a, CLI("connect", "127.0.0.1", ps));
+    cr_assert_eq(th_write_all(a.in, "A1\n", 3), 0);
+    cr_assert(th_read_until(l.out, "A1\n", buf, sizeof buf, 10000), "%s", buf);
+    snprintf(script, sizeof script,
+             "import socket,sys\n"
+             "c=socket.create_connection(('127.0.0.1',%d)); c.sendall(b'B1\\n')\n"
+             "print('sent')\n"
+             "sys.stdin.read(); c.close()\n", port);
+    spawn(&b, (char *[]){"python3", "-u", "-c", script, NULL});
+    cr_assert(th_read_until(b.out, "sent\n", buf, sizeof buf, 10000), "%s", buf);
+    cr_assert_eq(th_write_all(a.in, "A2\n", 3), 0);
+    cr_assert(th_read_until(l.out, "A2\n", buf, sizeof buf, 10000), "%s", buf);
+    cr_assert_str_eq(buf, "A2\n", "B was served during A: '%s'", buf);
+    close(a.in);
+    a.in = -1;
+    cr_assert_eq(exit_code(&a, 10000), 0);
+    cr_assert(th_read_until(l.out, "B1\n", buf, sizeof buf, 10000), "%s", buf);
+    close(b.in);
+    b.in = -1;
+    cr_assert_eq(exit_code(&b, 10000), 0);
+    int st = th_stop(&l, SIGTERM, 5000);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    th_close_fds(&l);
+    th_close_fds(&a);
+    th_close_fds(&b);
+}
+
+Test(netcat, help_prints_usage_and_exits_0)
+{
+    const char *cmds[2] = {"connect", "listen"};
+    for (int i = 0; i < 2; i++) {
+        struct th_proc p;
+        spawn(&p, CLI((char *)cmds[i], "--help"));
+        char *out;
+        ssize_t n = th_read_all(p.out, &out, 5000);
+        out[n] = '\0';
+        char want[64];
+        snprintf(want, sizeof want, "Usage: sockstack %s ", cmds[i]);
+        cr_assert(strstr(out, want), "%s", out);
+        cr_assert(strstr(out, "--keepalive"), "socket options missing: %s", out);
+        cr_assert_eq(exit_code(&p, 5000), 0);
+        free(out);
+        th_close_fds(&p);
+    }
 }
 
 Test(netcat, ipv6_loopback_listen_and_connect)
@@ -855,6 +909,44 @@ Test(netcat, every_socket_option_accepted_and_applied)
     free(out);
     th_close_fds(&p);
     th_wait(&py, 5000);
+    th_close_fds(&py);
+}
+
+Test(netcat, socket_options_seen_by_the_kernel_via_ss)
+{
+    if (access("/usr/bin/ss", X_OK) != 0 && access("/bin/ss", X_OK) != 0)
+        cr_skip_test("needs ss (iproute2)");
+    struct th_proc py, p, ss;
+    int port = spawn_python(&py,
+        "import socket\n"
+        "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(1)\n"
+        "print(s.getsockname()[1])\n"
+        "c,_=s.accept(); print('accepted')\n"
+        "while c.recv(65536): pass\n");
+    char ps[16], buf[256], filter[64];
+    port_str(ps, port);
+    spawn(&p, CLI("connect", "--sndbuf", "48k", "--rcvbuf", "40k", "--keepalive=30,5,3",
+                  "--bind-device", "lo", "127.0.0.1", ps));
+    cr_assert(th_read_until(py.out, "accepted\n", buf, sizeof buf, 10000), "%s", buf);
+    snprintf(filter, sizeof filter, "( dport = :%d )", port);
+    spawn(&ss, (char *[]){"ss", "-tnoime", "state", "established", filter, NULL});
+    char *out;
+    ssize_t n = th_read_all(ss.out, &out, 5000);
+    out[n] = '\0';
+    th_wait(&ss, 2000);
+    th_close_fds(&ss);
+    /* The kernel doubles SO_SNDBUF/SO_RCVBUF; SO_BINDTODEVICE shows as %lo;
+     * SO_KEEPALIVE with TCP_KEEPIDLE 30 as a keepalive timer. */
+    cr_assert(strstr(out, "127.0.0.1%lo:"), "ss: %s", out);
+    cr_assert(strstr(out, "timer:(keepalive,"), "ss: %s", out);
+    cr_assert(strstr(out, "rb81920,"), "ss: %s", out);
+    cr_assert(strstr(out, "tb98304,"), "ss: %s", out);
+    free(out);
+    close(p.in);
+    p.in = -1;
+    cr_assert_eq(exit_code(&p, 5000), 0);
+    cr_assert_eq(exit_code(&py, 5000), 0);
+    th_close_fds(&p);
     th_close_fds(&py);
 }
 

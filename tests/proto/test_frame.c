@@ -288,36 +288,59 @@ Test(frame, truncated_input_is_visible)
     close(fds[0]);
 }
 
-Test(frame, batch_is_one_iovec_array_and_survives_partial_writes)
+Test(frame, batch_coalesces_small_messages_and_survives_partial_writes)
 {
     ss_frame_batch b;
-    ss_frame_batch_init(&b, SS_FRAME_BE32, 100);
+    ss_frame_batch_init(&b, SS_FRAME_BE32, 1000);
     cr_assert_eq(ss_frame_batch_add(&b, "hello", 5), 0);
     cr_assert_eq(ss_frame_batch_add(&b, NULL, 0), 0);
     cr_assert_eq(ss_frame_batch_add(&b, "xy", 2), 0);
-    static uint8_t big[101];
-    cr_assert_eq(ss_frame_batch_add(&b, big, 101), SS_EFRAMESIZE);
+    static uint8_t big[1001];
+    cr_assert_eq(ss_frame_batch_add(&b, big, 1001), SS_EFRAMESIZE);
     int cnt;
-    ss_frame_batch_iov(&b, &cnt);
-    cr_assert_eq(cnt, 5, "header+payload, header, header+payload");
-    cr_assert_eq(ss_frame_batch_pending(&b), 19);
-    static const uint8_t want[] = "\0\0\0\5hello\0\0\0\0\0\0\0\2xy";
-    uint8_t out[19];
+    const struct iovec *v = ss_frame_batch_iov(&b, &cnt);
+    cr_assert_eq(cnt, 1, "three small messages share one iovec");
+    cr_assert_eq(v[0].iov_len, 19);
+    /* A large payload is referenced, not copied; small ones after it
+     * start a new iovec. */
+    static uint8_t large[SS_FRAME_SMALL_MSG + 1];
+    memset(large, 'L', sizeof large);
+    cr_assert_eq(ss_frame_batch_add(&b, large, sizeof large), 0);
+    cr_assert_eq(ss_frame_batch_add(&b, "z", 1), 0);
+    v = ss_frame_batch_iov(&b, &cnt);
+    cr_assert_eq(cnt, 4, "small run, header, payload, small run");
+    cr_assert_eq(v[2].iov_base, (void *)large);
+    size_t total = 19 + 4 + sizeof large + 5;
+    cr_assert_eq(ss_frame_batch_pending(&b), total);
+    uint8_t want[19 + 4 + SS_FRAME_SMALL_MSG + 1 + 5];
+    memcpy(want, "\0\0\0\5hello\0\0\0\0\0\0\0\2xy", 19);
+    ss_frame_header_write(SS_FRAME_BE32, sizeof large, want + 19);
+    memcpy(want + 23, large, sizeof large);
+    memcpy(want + 23 + sizeof large, "\0\0\0\1z", 5);
+    uint8_t out[sizeof want];
     size_t off = 0;
     /* Write one byte at a time, as a congested socket would take it. */
     while (ss_frame_batch_pending(&b)) {
-        const struct iovec *v = ss_frame_batch_iov(&b, &cnt);
+        v = ss_frame_batch_iov(&b, &cnt);
         cr_assert_gt(v[0].iov_len, 0);
         out[off++] = *(uint8_t *)v[0].iov_base;
         ss_frame_batch_consume(&b, 1);
     }
-    cr_assert_eq(off, 19);
-    cr_assert_eq(memcmp(out, want, 19), 0);
+    cr_assert_eq(off, total);
+    cr_assert_eq(memcmp(out, want, total), 0);
 
+    /* Full: the small buffer, then the header slots. */
+    ss_frame_batch_reset(&b);
+    int n = 0;
+    while (ss_frame_batch_add(&b, "a", 1) == 0)
+        n++;
+    /* The copy buffer holds SMALL/5 of them; then they are referenced
+     * until the iovecs run out. */
+    cr_assert_eq(n, SS_FRAME_BATCH_SMALL / 5 + (2 * SS_FRAME_BATCH_MAX - 1) / 2);
     ss_frame_batch_reset(&b);
     for (int i = 0; i < SS_FRAME_BATCH_MAX; i++)
-        cr_assert_eq(ss_frame_batch_add(&b, "a", 1), 0);
-    cr_assert_eq(ss_frame_batch_add(&b, "a", 1), -ENOSPC);
+        cr_assert_eq(ss_frame_batch_add(&b, large, sizeof large), 0);
+    cr_assert_eq(ss_frame_batch_add(&b, large, sizeof large), -ENOSPC);
 }
 
 Test(frame, batch_writev_then_decode_round_trip)

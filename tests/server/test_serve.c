@@ -22,7 +22,36 @@
 
 #include "harness.h"
 
-TestSuite(serve, .timeout = 60);
+/* Servers this test started and has not stopped: a failed assertion ends
+ * the test early, and the suite's fini must not leave them running. */
+static pid_t live[16];
+
+static void track(pid_t pid, bool on)
+{
+    for (int i = 0; i < 16; i++) {
+        if (on && live[i] == 0) {
+            live[i] = pid;
+            return;
+        }
+        if (!on && live[i] == pid) {
+            live[i] = 0;
+            return;
+        }
+    }
+}
+
+static void kill_leftovers(void)
+{
+    for (int i = 0; i < 16; i++) {
+        if (live[i] > 0) {
+            kill(live[i], SIGKILL);
+            waitpid(live[i], NULL, 0);
+            live[i] = 0;
+        }
+    }
+}
+
+TestSuite(serve, .timeout = 60, .fini = kill_leftovers);
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -43,6 +72,7 @@ static void srv_start_v(struct srv *s, const char *const *args)
         argv[n++] = (char *)args[i];
     argv[n] = NULL;
     cr_assert_eq(th_spawn(&s->p, argv), 0);
+    track(s->p.pid, true);
     s->port = th_wait_listening(&s->p, 15000, s->line, sizeof s->line);
     cr_assert_geq(s->port, 0, "server did not say 'listening on'");
 }
@@ -57,6 +87,7 @@ static void srv_start_v(struct srv *s, const char *const *args)
 static void srv_stop(struct srv *s)
 {
     int st = th_stop(&s->p, SIGTERM, 20000);
+    track(s->p.pid, false);
     cr_assert_neq(st, -1, "server did not exit after SIGTERM");
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit status 0x%x", st);
     th_close_fds(&s->p);
@@ -201,35 +232,67 @@ Test(serve, echo_tcp_ipv4_and_ready_line)
     srv_stop(&s);
 }
 
-Test(serve, upper_tcp_ipv6)
+Test(serve, echo_and_upper_tcp_ipv6)
+{
+    struct srv s, u;
+    srv_start(&s, "echo", "-6", "--bind", "::1");
+    srv_start(&u, "echo", "--upper", "-6", "--bind", "::1");
+    char want[64];
+    snprintf(want, sizeof want, "listening on [::1]:%d (tcp)", u.port);
+    cr_assert_str_eq(u.line, want);
+    int fd = tcp_connect(AF_INET6, s.port);
+    roundtrip(fd, "Hello, wOrld 123 \xc3\xa9!\n", "Hello, wOrld 123 \xc3\xa9!\n");
+    close(fd);
+    fd = tcp_connect(AF_INET6, u.port);
+    roundtrip(fd, "Hello, wOrld 123 \xc3\xa9!\n", "HELLO, WORLD 123 \xc3\xa9!\n");
+    close(fd);
+    srv_stop(&s);
+    srv_stop(&u);
+}
+
+Test(serve, upper_tcp_ipv4_leaves_non_letters_alone)
 {
     struct srv s;
-    srv_start(&s, "echo", "--upper", "-6", "--bind", "::1");
-    char want[64];
-    snprintf(want, sizeof want, "listening on [::1]:%d (tcp)", s.port);
-    cr_assert_str_eq(s.line, want);
-    int fd = tcp_connect(AF_INET6, s.port);
-    roundtrip(fd, "Hello, wOrld 123 \xc3\xa9!\n", "HELLO, WORLD 123 \xc3\xa9!\n");
+    srv_start(&s, "echo", "--upper", "-4", "--bind", "127.0.0.1");
+    int fd = tcp_connect(AF_INET, s.port);
+    char in[256], want[256];
+    for (int i = 0; i < 256; i++) {
+        in[i] = (char)i;
+        want[i] = (char)(i >= 'a' && i <= 'z' ? i - 32 : i);
+    }
+    send_all(fd, in, sizeof in);
+    char got[256];
+    recv_exact(fd, got, sizeof got);
+    cr_assert_eq(memcmp(got, want, sizeof want), 0, "every byte but a-z unchanged");
     close(fd);
     srv_stop(&s);
 }
 
-Test(serve, echo_and_upper_over_unix_socket)
+static void unix_case(const char *tag, bool upper)
 {
     char path[108];
-    snprintf(path, sizeof path, "/tmp/ss-serve-%d.sock", (int)getpid());
+    snprintf(path, sizeof path, "/tmp/ss-serve-%d-%s.sock", (int)getpid(), tag);
     char bind[120];
     snprintf(bind, sizeof bind, "unix:%s", path);
     struct srv s;
-    srv_start(&s, "echo", "--upper", "--bind", bind);
+    if (upper)
+        srv_start(&s, "echo", "--upper", "--bind", bind);
+    else
+        srv_start(&s, "echo", "--bind", bind);
     char want[160];
     snprintf(want, sizeof want, "listening on unix:%s (unix)", path);
     cr_assert_str_eq(s.line, want);
     int fd = unix_connect(path);
-    roundtrip(fd, "unix abc", "UNIX ABC");
+    roundtrip(fd, "unix abc \xff\x01", upper ? "UNIX ABC \xff\x01" : "unix abc \xff\x01");
     close(fd);
     srv_stop(&s);
     cr_assert_neq(access(path, F_OK), 0, "socket file removed at exit");
+}
+
+Test(serve, echo_and_upper_over_unix_socket)
+{
+    unix_case("plain", false);
+    unix_case("upper", true);
 }
 
 Test(serve, udp_echo_and_upper_many_clients)
@@ -260,6 +323,19 @@ Test(serve, udp_echo_and_upper_many_clients)
     int fd = udp_socket(AF_INET);
     char got[128];
     ssize_t r;
+    /* two workers, two SO_REUSEPORT sockets: every sender gets its reply */
+    struct srv w;
+    srv_start(&w, "echo", "--udp", "--workers", "2", "--bind", "127.0.0.1");
+    for (int i = 0; i < 20; i++) {
+        int c = udp_socket(AF_INET);
+        char msg[32];
+        int n = snprintf(msg, sizeof msg, "worker test %d", i);
+        udp_ask(c, w.port, msg, (size_t)n, got, sizeof got, &r);
+        cr_assert_eq(r, n);
+        cr_assert_eq(memcmp(got, msg, (size_t)n), 0);
+        close(c);
+    }
+    srv_stop(&w);
     udp_ask(fd, u.port, "Mixed Case\x00z", 12, got, sizeof got, &r);
     cr_assert_eq(r, 12);
     cr_assert_eq(memcmp(got, "MIXED CASE\x00Z", 12), 0);
@@ -509,6 +585,7 @@ Test(serve, sigterm_lets_an_in_flight_exchange_finish)
     expect_closed(fd);
     close(fd);
     st = th_wait(&s.p, 20000);
+    track(s.p.pid, false);
     cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit 0 (0x%x)", st);
     th_close_fds(&s.p);
 }
@@ -525,6 +602,7 @@ Test(serve, grace_period_ends_stuck_connections_and_exits_zero)
         kill(s.p.pid, SIGTERM);
         expect_closed(fd);
         int st = th_wait(&s.p, 20000);
+        track(s.p.pid, false);
         cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: exit 0x%x", models[m], st);
         cr_assert_lt(now_ms() - t0, 15000);
         close(fd);

@@ -13,6 +13,8 @@ struct evrec evs[64];
 int nev;
 int ntrace_state;
 char last_trace[256];
+char trace_lines[TRACE_MAX][128];
+int ntrace;
 int listen_sd = -1;
 
 static int out_cb(void *ctx, const uint8_t *pkt, size_t len)
@@ -31,6 +33,8 @@ static void trace_cb(void *ctx, const struct ss_trace_event *ev)
     (void)ctx;
     if (ev->kind == SS_TRACE_STATE)
         ntrace_state++;
+    if (ntrace < TRACE_MAX)
+        ss_trace_format(ev, 0, trace_lines[ntrace++], sizeof trace_lines[0]);
     if (getenv("SS_TEST_TRACE")) {
         char l[256];
         ss_trace_format(ev, SS_TRACE_FMT_TIME, l, sizeof l);
@@ -56,7 +60,7 @@ void fx_setup_with(void (*tweak)(struct ss_stack_cfg *c))
     cfg.rcvbuf = 8192;
     if (tweak)
         tweak(&cfg);
-    ncap = nev = ntrace_state = 0;
+    ncap = nev = ntrace_state = ntrace = 0;
     now = 1 * SEC;
     listen_sd = -1;
     cr_assert_eq(ss_stack_new(&cfg, &st), 0);

@@ -57,6 +57,10 @@ extern struct evrec evs[64];
 extern int nev;
 extern int ntrace_state;
 extern char last_trace[256];
+/* Every trace event formatted as text (no time/tuple), in order. */
+#define TRACE_MAX 128
+extern char trace_lines[TRACE_MAX][128];
+extern int ntrace;
 
 /* Build the stack with the fixture's configuration; tweak(cfg) may change it. */
 void fx_setup_with(void (*tweak)(struct ss_stack_cfg *c));

@@ -403,3 +403,78 @@ Test(tcp_close, full_pool_recycles_oldest_time_wait)
     cr_assert_eq(s.tcp_tw_recycled, 1);
     cr_assert_eq(s.tcp_no_memory, 0);
 }
+
+Test(tcp_close, data_after_close_resets)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_tcp_close(st, now, sd);
+    cr_assert_eq(one_seg().flags, SS_TCP_FIN | SS_TCP_ACK);
+    cap_clear();
+    seg_in(P1, iss + 2, SS_TCP_ACK | SS_TCP_PSH, 65535, "more", 4);
+    struct tseg r = one_seg();
+    cr_assert_eq(r.flags, SS_TCP_RST, "nobody will read it");
+    cr_assert_eq(r.seq, iss + 2);
+    cr_assert_eq(ss_stack_poll(st, now), UINT64_MAX, "connection gone");
+}
+
+Test(tcp_close, data_before_accept_is_kept)
+{
+    int ls = ss_tcp_listen(st, US_PORT, 4);
+    seg_in(PEER_ISS, 0, SS_TCP_SYN, 65535, NULL, 0);
+    struct tseg sa = one_seg();
+    seg_in(P1, sa.seq + 1, SS_TCP_ACK, 65535, NULL, 0);
+    seg_in(P1, sa.seq + 1, SS_TCP_ACK | SS_TCP_PSH | SS_TCP_FIN, 65535, "early", 5);
+    int sd = ss_tcp_accept(st, ls, NULL, NULL);
+    cr_assert_geq(sd, 0);
+    cr_assert(ss_stack_sock_events(st, sd) & SS_EV_READABLE);
+    cr_assert_eq(sock_state(sd), SS_TCP_CLOSE_WAIT);
+    char b[8];
+    cr_assert_eq(ss_tcp_recv(st, now, sd, b, sizeof b), 5);
+    cr_assert_eq(ss_tcp_recv(st, now, sd, b, sizeof b), 0);
+}
+
+Test(tcp_close, close_in_syn_received_sends_fin)
+{
+    /* SYN-RECEIVED held by the application: a simultaneous open. */
+    int sd = ss_tcp_connect(st, now, PEER_IP, US_PORT, ACT_PORT);
+    struct tseg syn = one_seg();
+    cap_clear();
+    aseg_in(PEER_ISS, 0, SS_TCP_SYN, 65535, NULL, 0);
+    cr_assert_eq(sock_state(sd), SS_TCP_SYN_RECEIVED);
+    cap_clear();
+    cr_assert_eq(ss_tcp_shutdown(st, now, sd), 0);
+    cr_assert_eq(sock_state(sd), SS_TCP_FIN_WAIT_1, "RFC 9293 3.10.4: nothing queued, FIN now");
+    struct tseg f = one_seg();
+    cr_assert_eq(f.flags, SS_TCP_FIN | SS_TCP_ACK);
+    cr_assert_eq(f.seq, syn.seq + 1);
+    cap_clear();
+    /* No answer: the SYN,ACK is retransmitted first, then the FIN. */
+    advance(ss_stack_poll(st, now) - now);
+    cr_assert_eq(ncap, 2);
+    struct tseg r = cap_tcp(0);
+    cr_assert_eq(r.flags, SS_TCP_SYN | SS_TCP_ACK);
+    cr_assert_eq(r.seq, syn.seq);
+    cr_assert_eq(cap_tcp(1).flags, SS_TCP_FIN | SS_TCP_ACK);
+    cr_assert_eq(cap_tcp(1).seq, syn.seq + 1);
+    cap_clear();
+    aseg_in(PEER_ISS + 1, syn.seq + 2, SS_TCP_ACK, 65535, NULL, 0);   /* SYN and FIN acked */
+    cr_assert_eq(sock_state(sd), SS_TCP_FIN_WAIT_2);
+}
+
+Test(tcp_close, close_listener_resets_queued_connections)
+{
+    int ls = ss_tcp_listen(st, US_PORT, 4);
+    seg_in(PEER_ISS, 0, SS_TCP_SYN, 65535, NULL, 0);
+    struct tseg sa = one_seg();
+    seg_in(P1, sa.seq + 1, SS_TCP_ACK, 65535, NULL, 0);   /* established, not accepted */
+    cap_clear();
+    cr_assert_eq(ss_tcp_close(st, now, ls), 0);
+    struct tseg r = one_seg();
+    cr_assert_eq(r.flags, SS_TCP_RST);
+    cr_assert_eq(r.seq, sa.seq + 1);
+    cr_assert_eq(ss_stack_sock_events(st, ls), -EBADF, "LISTEN -> CLOSED, handle gone");
+    cap_clear();
+    seg_in(PEER_ISS, 0, SS_TCP_SYN, 65535, NULL, 0);
+    cr_assert_eq(one_seg().flags, SS_TCP_RST | SS_TCP_ACK, "port closed now");
+}

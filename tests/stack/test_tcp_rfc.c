@@ -260,3 +260,87 @@ Test(tcp_rfc, challenge_acks_rate_limited)
     seg_in(P1 + 10, 0, SS_TCP_RST, 0, NULL, 0);
     cr_assert_eq(ncap, 3, "a new second, a new allowance");
 }
+
+/* A data segment with URG and an urgent pointer. */
+static void seg_in_urg(uint32_t seq, uint32_t ack, uint16_t win, uint16_t urp, const void *d,
+                       size_t len)
+{
+    size_t n = mk_tcp(pkt, PEER_IP, US_IP, PEER_PORT, US_PORT, seq, ack,
+                      SS_TCP_ACK | SS_TCP_URG | SS_TCP_PSH, win, 0, d, len);
+    uint8_t *t = pkt + 20;
+    put16(t + 18, urp);
+    t[16] = t[17] = 0;
+    uint32_t ps = (PEER_IP >> 16) + (PEER_IP & 0xffff) + (US_IP >> 16) + (US_IP & 0xffff) + 6 +
+                  (uint32_t)(n - 20);
+    put16(t + 16, t_csum(t, n - 20, ps));
+    ss_stack_input(st, now, pkt, n);
+}
+
+Test(tcp_rfc, must30_31_32_33_urgent_data_received_in_line)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_stack_sock_set_cb(st, sd, on_event, NULL);
+    cr_assert_eq(ss_tcp_urgent(st, sd), 0);
+    /* "ab!" urgent: the pointer is the octet after it (offset 3). */
+    seg_in_urg(P1, iss + 1, 65535, 3, "ab!cd", 5);
+    cr_assert(saw_event(sd, SS_EV_URGENT, 0), "MUST-32: told asynchronously");
+    cr_assert_eq(ss_tcp_urgent(st, sd), 3, "MUST-33: how much urgent data remains");
+    char b[8];
+    cr_assert_eq(ss_tcp_recv(st, now, sd, b, 2), 2);
+    cr_assert_eq(ss_tcp_urgent(st, sd), 1);
+    cr_assert_eq(ss_tcp_recv(st, now, sd, b, sizeof b), 3);
+    cr_assert_eq(memcmp(b, "!cd", 3), 0, "in line, in order");
+    cr_assert_eq(ss_tcp_urgent(st, sd), 0);
+    /* MUST-31: any length; the pointer only moves forward. */
+    nev = 0;
+    static uint8_t big[3000];
+    seg_in_urg(P1 + 5, iss + 1, 65535, 60000, big, 1000);
+    cr_assert_eq(ss_tcp_urgent(st, sd), 60000);
+    seg_in_urg(P1 + 1005, iss + 1, 65535, 10, big, 10);   /* behind RCV.UP: no change */
+    cr_assert_eq(ss_tcp_urgent(st, sd), 60000);
+}
+
+Test(tcp_rfc, must66_urg_processed_with_zero_window)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    static uint8_t fillb[8192];
+    for (uint32_t off = 0; off < 8192; off += 1024)
+        seg_in(P1 + off, iss + 1, SS_TCP_ACK, 65535, fillb, 1024);
+    seg_in_urg(P1 + 8192, iss + 1, 65535, 7, "urgent!", 7);
+    cr_assert_eq(ss_tcp_urgent(st, sd), 8192 + 7, "pointer taken, data not");
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.rcv_queued, 8192);
+}
+
+Test(tcp_rfc, must62_urgent_send_points_after_urgent_data)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_stack_sock_setopt(st, sd, SS_SO_NODELAY, 1);
+    cr_assert_eq(ss_tcp_send(st, now, sd, "abc", 3), 3);
+    cr_assert_eq(ss_tcp_send_urgent(st, now, sd, "!!", 2), 2);
+    cr_assert_eq(ncap, 2);
+    struct tseg a = cap_tcp(0), u = cap_tcp(1);
+    cr_assert_eq(a.flags & SS_TCP_URG, 0, "sent before the urgent data was queued");
+    cr_assert_eq(u.flags & SS_TCP_URG, SS_TCP_URG);
+    cr_assert_eq(u.seq, iss + 4);
+    cr_assert_eq(caps[1].data[20 + 18] << 8 | caps[1].data[20 + 19], 2,
+                 "pointer = octet after the urgent data, relative to SEG.SEQ");
+    cr_assert_str_eq(last_trace + strlen(last_trace) - 5, "urp=2");
+    cap_clear();
+    /* Until the urgent data is acknowledged, segments that start before
+     * the pointer carry URG: the retransmission (all 5 bytes) does. */
+    advance(ss_stack_poll(st, now) - now);
+    struct tseg r = one_seg();
+    cr_assert_eq(r.seq, iss + 1);
+    cr_assert_eq(r.len, 5);
+    cr_assert_eq(r.flags & SS_TCP_URG, SS_TCP_URG);
+    cr_assert_eq(caps[0].data[20 + 18] << 8 | caps[0].data[20 + 19], 5);
+    cap_clear();
+    seg_in(P1, iss + 6, SS_TCP_ACK, 65535, NULL, 0);
+    ss_tcp_send(st, now, sd, "y", 1);
+    cr_assert_eq(cap_tcp(0).flags & SS_TCP_URG, 0, "urgent data acknowledged: URG off");
+}

@@ -1,0 +1,191 @@
+/* --stack and the TUN + tunnet setup shared by `stack up` (see stack_opt.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/stack_opt.h"
+#include "sockstack/err.h"
+#include "sockstack/sock_stack.h"
+
+const char cli_stack_help[] =
+    "      --stack tun=NAME,addr=ADDR/PREFIX[,peer=ADDR][,mtu=N]\n"
+    "                         run on sockstack's user-space TCP/IP stack instead\n"
+    "                         of the kernel's sockets: create TUN device NAME\n"
+    "                         (needs CAP_NET_ADMIN), give the stack ADDR and the\n"
+    "                         kernel's side peer (default: the first other host\n"
+    "                         of the prefix); IPv4 only\n";
+
+static int parse_addr_prefix(const char *s, struct in_addr *a, unsigned *prefix)
+{
+    char buf[64];
+    const char *slash = strchr(s, '/');
+    if (!slash || (size_t)(slash - s) >= sizeof buf)
+        return -1;
+    memcpy(buf, s, (size_t)(slash - s));
+    buf[slash - s] = '\0';
+    if (inet_pton(AF_INET, buf, a) != 1)
+        return -1;
+    char *end;
+    errno = 0;
+    long p = strtol(slash + 1, &end, 10);
+    if (errno || end == slash + 1 || *end || p < 1 || p > 30)
+        return -2;
+    *prefix = (unsigned)p;
+    return 0;
+}
+
+int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
+{
+    memset(sp, 0, sizeof *sp);
+    char *dup = strdup(arg), *save = NULL;
+    bool have_addr = false;
+    int rc = 0;
+    if (!dup) {
+        cli_error("out of memory");
+        return CLI_RUNTIME;
+    }
+    for (char *tok = strtok_r(dup, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            rc = cli_usage_error(cmd, "--stack: '%s' is not KEY=VALUE (keys: tun, addr, peer, mtu)",
+                                 tok);
+            break;
+        }
+        *eq = '\0';
+        const char *v = eq + 1;
+        if (!strcmp(tok, "tun")) {
+            if (strlen(v) == 0 || strlen(v) >= sizeof sp->tun)
+                rc = cli_usage_error(cmd, "--stack tun=: name must have 1 to 15 characters");
+            else
+                snprintf(sp->tun, sizeof sp->tun, "%s", v);
+        } else if (!strcmp(tok, "addr")) {
+            int r = parse_addr_prefix(v, &sp->addr, &sp->prefix);
+            if (r == -1)
+                rc = cli_usage_error(cmd, "--stack addr=: '%s' is not ADDR/PREFIX (IPv4)", v);
+            else if (r < 0)
+                rc = cli_usage_error(cmd, "--stack addr=: prefix length must be 1 to 30");
+            have_addr = true;
+        } else if (!strcmp(tok, "peer")) {
+            if (inet_pton(AF_INET, v, &sp->peer) != 1)
+                rc = cli_usage_error(cmd, "--stack peer=: '%s' is not an IPv4 address", v);
+            sp->have_peer = true;
+        } else if (!strcmp(tok, "mtu")) {
+            int m;
+            if (cli_parse_int("--stack mtu=", v, 576, 65535, &m) < 0)
+                rc = CLI_USAGE;
+            else
+                sp->mtu = (unsigned)m;
+        } else {
+            rc = cli_usage_error(cmd, "--stack: unknown key '%s' (tun, addr, peer, mtu)", tok);
+        }
+    }
+    free(dup);
+    if (rc)
+        return rc;
+    if (!sp->tun[0])
+        return cli_usage_error(cmd, "--stack: tun=NAME is required");
+    if (!have_addr)
+        return cli_usage_error(cmd, "--stack: addr=ADDR/PREFIX is required");
+    return cli_stack_check(cmd, "--stack addr=", "--stack peer=", sp);
+}
+
+int cli_stack_check(const char *cmd, const char *addr_opt, const char *peer_opt,
+                    struct cli_stack_spec *sp)
+{
+    uint32_t a = ntohl(sp->addr.s_addr);
+    uint32_t mask = ~(uint32_t)0 << (32 - sp->prefix);
+    uint32_t net = a & mask, bcast = net | ~mask;
+    if (a == net || a == bcast)
+        return cli_usage_error(cmd, "%s that is the network or broadcast address", addr_opt);
+    if (sp->have_peer) {
+        uint32_t p = ntohl(sp->peer.s_addr);
+        if ((p & mask) != net || p == a || p == net || p == bcast)
+            return cli_usage_error(cmd, "%s must be another host address of the prefix",
+                                   peer_opt);
+    } else {
+        sp->peer.s_addr = htonl(net + 1 == a ? net + 2 : net + 1);
+    }
+    return 0;
+}
+
+const char *cli_stack_addr_str(const struct cli_stack_spec *sp)
+{
+    static char buf[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &sp->addr, buf, sizeof buf);
+    return buf;
+}
+
+int cli_stack_start(ss_loop *loop, const struct cli_stack_spec *sp,
+                    const struct ss_stack_cfg *cfg, ss_pcap *pcap, bool want_backend,
+                    struct cli_stack *r)
+{
+    memset(r, 0, sizeof *r);
+    int rc;
+    r->fd = ss_tun_open(sp->tun, r->ifname, sizeof r->ifname);
+    if (r->fd < 0) {
+        cli_error("cannot open TUN device %s: %s", sp->tun, ss_strerror(r->fd));
+        goto fail;
+    }
+    if ((rc = ss_tun_configure(r->ifname, sp->peer, sp->prefix, sp->mtu)) < 0) {
+        cli_error("cannot configure %s: %s", r->ifname, ss_strerror(rc));
+        goto fail;
+    }
+    struct ss_stack_cfg c;
+    if (cfg)
+        c = *cfg;
+    else
+        ss_stack_cfg_default(&c);
+    c.local_addr = ntohl(sp->addr.s_addr);
+    if (getrandom(c.isn_secret, sizeof c.isn_secret, 0) != (ssize_t)sizeof c.isn_secret) {
+        cli_error("getrandom: %s", strerror(errno));
+        goto fail;
+    }
+    if ((rc = ss_tunnet_new(loop, r->fd, &c, pcap, &r->tn)) < 0) {
+        cli_error("cannot start the stack: %s", ss_strerror(rc));
+        goto fail;
+    }
+    if (want_backend && (rc = ss_backend_stack_tunnet(r->tn, c.local_addr, &r->be)) < 0) {
+        cli_error("cannot start the stack backend: %s", ss_strerror(rc));
+        goto fail;
+    }
+    return CLI_OK;
+fail:
+    cli_stack_stop(r, false);
+    return CLI_RUNTIME;
+}
+
+void cli_stack_stop(struct cli_stack *r, bool log_stats)
+{
+    if (r->tn) {
+        /* Let pending output (e.g. the RSTs of aborts) go before the device. */
+        ss_stack_poll(ss_tunnet_stack(r->tn), ss_tunnet_now(r->tn));
+        if (log_stats) {
+            struct ss_tunnet_stats ts;
+            struct ss_stack_stats ss;
+            ss_tunnet_get_stats(r->tn, &ts);
+            ss_stack_stats(ss_tunnet_stack(r->tn), &ss);
+            cli_log("%s: %llu packets in, %llu out, %llu not sent; tcp: %llu passive and "
+                    "%llu active opens, %llu retransmissions, %llu resets sent",
+                    r->ifname, (unsigned long long)ts.rx_packets,
+                    (unsigned long long)ts.tx_packets, (unsigned long long)ts.tx_dropped,
+                    (unsigned long long)ss.tcp_passive_opens,
+                    (unsigned long long)ss.tcp_active_opens,
+                    (unsigned long long)ss.tcp_retransmits, (unsigned long long)ss.tcp_rst_out);
+        }
+    }
+    ss_backend_stack_free(r->be);
+    r->be = NULL;
+    if (r->tn)
+        ss_tunnet_free(r->tn);
+    r->tn = NULL;
+    if (r->fd > 0) {
+        ss_tun_down(r->ifname);
+        close(r->fd);
+    }
+    r->fd = -1;
+}

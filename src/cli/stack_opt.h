@@ -1,0 +1,66 @@
+/* The user-space stack on a TUN device, for any command:
+ *   - `--stack tun=NAME,addr=ADDR/PREFIX[,peer=ADDR][,mtu=N]`, the option
+ *     serve, connect and listen share (cli_stack_parse);
+ *   - the device + tunnet setup that option and `sockstack stack up` both
+ *     run (cli_stack_start / cli_stack_stop).
+ */
+#ifndef SS_CLI_STACK_OPT_H
+#define SS_CLI_STACK_OPT_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+
+#include "sockstack/link.h"
+#include "sockstack/reactor.h"
+#include "sockstack/sock.h"
+#include "sockstack/stack.h"
+#include "sockstack/stackrun.h"
+
+/* What the device and the stack look like. */
+struct cli_stack_spec {
+    char tun[16];          /* device name (1..15 characters) */
+    struct in_addr addr;   /* the stack's address */
+    unsigned prefix;       /* the link's prefix length (1..30) */
+    struct in_addr peer;   /* the kernel's side of the device */
+    bool have_peer;        /* else: the first other host of the prefix */
+    unsigned mtu;          /* 0: the device's */
+};
+
+/* The --help lines for --stack. */
+extern const char cli_stack_help[];
+
+/* Parse the value of --stack for command cmd ("serve "): 0, or CLI_USAGE
+ * after a message naming what is wrong. */
+int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp);
+
+/* Check addr/peer against the prefix and fill in the default peer. opt
+ * names the options in messages ("--addr", "--peer" or "--stack addr=",
+ * "--stack peer="). 0 or CLI_USAGE after a message. */
+int cli_stack_check(const char *cmd, const char *addr_opt, const char *peer_opt,
+                    struct cli_stack_spec *sp);
+
+/* A stack running on a TUN device in a loop. */
+struct cli_stack {
+    char ifname[32];
+    int fd;                /* -1: none */
+    ss_tunnet *tn;
+    ss_backend *be;        /* the sock backend over it, with want_backend */
+};
+
+/* Open and configure the device, start a tunnet in loop with cfg (the
+ * stack's address is set from sp; trace callbacks kept; a random ISN
+ * secret is drawn), and with want_backend a sock backend over it.
+ * Prints why on failure and returns CLI_RUNTIME (r is then stopped);
+ * CLI_OK on success. */
+int cli_stack_start(ss_loop *loop, const struct cli_stack_spec *sp,
+                    const struct ss_stack_cfg *cfg, ss_pcap *pcap, bool want_backend,
+                    struct cli_stack *r);
+/* Send what is pending (e.g. RSTs of aborted connections), optionally log
+ * the packet and TCP counters, free everything and take the device down.
+ * Safe on a zeroed or half-started r (fd -1). */
+void cli_stack_stop(struct cli_stack *r, bool log_stats);
+
+/* "10.0.0.2" for the spec's stack address (static buffer). */
+const char *cli_stack_addr_str(const struct cli_stack_spec *sp);
+
+#endif

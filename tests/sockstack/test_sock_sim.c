@@ -1,0 +1,497 @@
+/* The stack backend of sock.h over a simulated link (no root): two
+ * user-space stacks in an ss_simnet, both used only through sock.h calls.
+ * The simulation runs one instant at a time; between instants the reactor
+ * runs once, delivering the readiness the backend deferred. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sockstack/err.h"
+#include "sockstack/server.h"
+#include "sockstack/sock.h"
+#include "sockstack/sock_stack.h"
+#include "sockstack/stackrun.h"
+
+struct world {
+    ss_loop *loop;
+    ss_simnet *net;
+    ss_backend *be[2]; /* node 0: 10.0.0.1, node 1: 10.0.0.2 */
+};
+
+static uint64_t sim_now(void *arg) { return ss_simnet_now(arg); }
+
+static void world_init(struct world *w, double loss)
+{
+    memset(w, 0, sizeof *w);
+    struct ss_simnet_cfg cfg;
+    ss_simnet_cfg_default(&cfg);
+    cfg.seed = 7;
+    for (int i = 0; i < 2; i++) {
+        cfg.link[i].delay_us = 5000;
+        cfg.link[i].loss = loss;
+    }
+    cr_assert_eq(ss_simnet_new(&cfg, &w->net), 0);
+    cr_assert_eq(ss_loop_new(&w->loop), 0);
+    for (int i = 0; i < 2; i++) {
+        ss_stack_driver d = {.stack = ss_simnet_stack(w->net, i),
+                             .addr = 0x0a000001u + (uint32_t)i,
+                             .now = sim_now, .kick = NULL, .arg = w->net};
+        cr_assert_eq(ss_backend_stack_new(&d, &w->be[i]), 0);
+    }
+}
+
+static void world_free(struct world *w)
+{
+    for (int i = 0; i < 2; i++)
+        ss_backend_stack_free(w->be[i]);
+    ss_loop_free(w->loop);
+    ss_simnet_free(w->net);
+}
+
+static bool second_call(void *arg) { return ++*(int *)arg >= 2; }
+
+/* One instant of the simulation (then the next), then one loop iteration. */
+static void step(struct world *w)
+{
+    int k = 0;
+    int rc = ss_simnet_run(w->net, second_call, &k, 600ull * 1000000);
+    cr_assert_eq(rc, 0, "simnet: %s", ss_strerror(rc));
+    cr_assert_geq(ss_loop_run_once(w->loop, 0), 0);
+}
+
+static void run_until(struct world *w, const bool *flag, int max_steps)
+{
+    for (int i = 0; i < max_steps && !*flag; i++)
+        step(w);
+    cr_assert(*flag, "condition not reached in %d steps", max_steps);
+}
+
+static ss_addr addr4(const char *ip, int port)
+{
+    ss_addr a;
+    memset(&a, 0, sizeof a);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&a.sa;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, ip, &sin->sin_addr);
+    a.len = sizeof *sin;
+    return a;
+}
+
+static unsigned char pattern(size_t i) { return (unsigned char)(i * 7 + i / 251); }
+
+/* ---- a TCP conversation ------------------------------------------------- */
+
+#define XFER_BYTES 300000
+
+struct tcp_case {
+    ss_loop *loop;
+    ss_sock *lsock, *srv, *cli;
+    size_t srv_got;
+    bool srv_bad, srv_eof, srv_closed;
+    size_t cli_sent;
+    bool connected, cli_shut, cli_eof;
+    int connect_err;
+    char reply[64];
+    size_t reply_len;
+    ss_tcp_info info;
+};
+
+static void srv_cb(ss_sock *s, unsigned ev, void *arg)
+{
+    struct tcp_case *t = arg;
+    unsigned char buf[4096];
+    for (;;) {
+        ssize_t n = ss_sock_recv(s, buf, sizeof buf);
+        if (n == -EAGAIN)
+            return;
+        cr_assert_geq(n, 0, "server recv: %s", ss_strerror((int)n));
+        if (n == 0) {
+            t->srv_eof = true;
+            cr_assert_eq(ss_sock_send(s, "bye\n", 4), 4);
+            cr_assert_eq(ss_sock_close(s), 0);
+            t->srv = NULL;
+            t->srv_closed = true;
+            return;
+        }
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != pattern(t->srv_got + (size_t)i))
+                t->srv_bad = true;
+        t->srv_got += (size_t)n;
+    }
+}
+
+static void accept_cb(ss_sock *s, unsigned ev, void *arg)
+{
+    struct tcp_case *t = arg;
+    ss_addr peer;
+    cr_assert(ev & SS_READ);
+    cr_assert_eq(ss_sock_accept(s, &t->srv, &peer), 0);
+    char name[SS_ADDR_STRLEN];
+    ss_addr_format(&peer, name, sizeof name);
+    cr_assert(!strncmp(name, "10.0.0.1:", 9), "%s", name);
+    cr_assert_eq(ss_sock_accept(s, &(ss_sock *){NULL}, NULL), -EAGAIN);
+}
+
+static void cli_cb(ss_sock *s, unsigned ev, void *arg)
+{
+    struct tcp_case *t = arg;
+    if (!t->connected) {
+        cr_assert(ev & SS_WRITE);
+        t->connect_err = ss_sock_error(s);
+        cr_assert_eq(t->connect_err, 0, "%s", ss_strerror(t->connect_err));
+        t->connected = true;
+        ss_addr peer;
+        char name[SS_ADDR_STRLEN];
+        cr_assert_eq(ss_sock_peer_addr(s, &peer), 0);
+        ss_addr_format(&peer, name, sizeof name);
+        cr_assert_str_eq(name, "10.0.0.2:7");
+    }
+    if ((ev & SS_WRITE) && !t->cli_shut) {
+        unsigned char buf[8192];
+        while (t->cli_sent < XFER_BYTES) {
+            size_t len = XFER_BYTES - t->cli_sent;
+            if (len > sizeof buf)
+                len = sizeof buf;
+            for (size_t i = 0; i < len; i++)
+                buf[i] = pattern(t->cli_sent + i);
+            /* Two pieces through sendv: the gather path. */
+            struct iovec iov[2] = {{buf, len / 2}, {buf + len / 2, len - len / 2}};
+            ssize_t n = ss_sock_sendv(s, iov, 2);
+            if (n == -EAGAIN)
+                return; /* level-triggered: called again when there is room */
+            cr_assert_gt(n, 0, "send: %s", ss_strerror((int)n));
+            t->cli_sent += (size_t)n;
+        }
+        cr_assert_eq(ss_sock_shutdown(s, SHUT_WR), 0);
+        t->cli_shut = true;
+        cr_assert_eq(ss_sock_watch(s, t->loop, SS_READ, cli_cb, t), 0);
+        return;
+    }
+    if (ev & SS_READ) {
+        for (;;) {
+            ssize_t n = ss_sock_recv(s, t->reply + t->reply_len,
+                                     sizeof t->reply - 1 - t->reply_len);
+            if (n == -EAGAIN)
+                return;
+            cr_assert_geq(n, 0, "client recv: %s", ss_strerror((int)n));
+            if (n == 0) {
+                t->cli_eof = true;
+                cr_assert_eq(ss_sock_tcp_info(s, &t->info), 0);
+                cr_assert_eq(ss_sock_watch(s, t->loop, 0, cli_cb, t), 0);
+                return;
+            }
+            t->reply_len += (size_t)n;
+        }
+    }
+}
+
+Test(sock_stack_sim, tcp_transfer_half_close_and_reply_through_sock_calls)
+{
+    struct world w;
+    world_init(&w, 0.02);
+    struct tcp_case t = {.loop = w.loop};
+    ss_addr la = addr4("10.0.0.2", 7);
+    const char *failed = NULL;
+    ss_sockopts o;
+    ss_sockopts_init(&o);
+    o.reuseaddr = 1;
+    o.nodelay = 1;
+    o.keepalive = 1;
+    o.keepidle = 60;
+    o.sndbuf = 1 << 30; /* clamped to the stack's pool, as the kernel clamps */
+    cr_assert_eq(ss_sock_listen_on(w.be[1], &la, SS_STREAM, &o, 8, &t.lsock, &failed), 0,
+                 "%s", failed ? failed : "");
+    ss_tcp_info li;
+    cr_assert_eq(ss_sock_tcp_info(t.lsock, &li), 0);
+    cr_assert_str_eq(li.state, "LISTEN");
+    cr_assert_eq(ss_sock_watch(t.lsock, w.loop, SS_READ, accept_cb, &t), 0);
+
+    int rc = ss_sock_connect_to(w.be[0], &la, SS_STREAM, &o, NULL, &t.cli, &failed);
+    cr_assert_eq(rc, -EINPROGRESS, "%s", ss_strerror(rc));
+    cr_assert_eq(ss_sock_watch(t.cli, w.loop, SS_WRITE, cli_cb, &t), 0);
+    /* Not connected yet: nothing to read, nothing to send. */
+    char tmp[4];
+    cr_assert_eq(ss_sock_recv(t.cli, tmp, sizeof tmp), -EAGAIN);
+
+    bool accepted = false;
+    for (int i = 0; i < 1000 && !accepted; i++) {
+        step(&w);
+        accepted = t.srv != NULL;
+    }
+    cr_assert(accepted);
+    cr_assert_eq(ss_sock_watch(t.srv, w.loop, SS_READ, srv_cb, &t), 0);
+    run_until(&w, &t.cli_eof, 200000);
+
+    cr_assert(t.srv_eof);
+    cr_assert_eq(t.srv_got, XFER_BYTES);
+    cr_assert(!t.srv_bad, "the server read other bytes than were sent");
+    t.reply[t.reply_len] = '\0';
+    cr_assert_str_eq(t.reply, "bye\n");
+    cr_assert_str_eq(t.info.state, "TIME-WAIT");
+    cr_assert_eq(t.info.bytes_acked, XFER_BYTES);
+    cr_assert_geq(t.info.bytes_sent, XFER_BYTES, "bytes_sent %llu acked %llu rtx %u", (unsigned long long)t.info.bytes_sent, (unsigned long long)t.info.bytes_acked, t.info.retransmits);
+    cr_assert_eq(t.info.bytes_received, 4);
+    cr_assert_gt(t.info.rtt_us, 0);
+    cr_assert_gt(t.info.snd_mss, 0);
+    cr_assert_gt(t.info.retransmits, 0, "2%% loss should have cost a retransmission");
+    cr_assert_eq(ss_sock_close(t.cli), 0);
+    cr_assert_eq(ss_sock_close(t.lsock), 0);
+    world_free(&w);
+}
+
+/* ---- connect refused ---------------------------------------------------- */
+
+struct refused { bool done; int err; };
+
+static void refused_cb(ss_sock *s, unsigned ev, void *arg)
+{
+    struct refused *r = arg;
+    cr_assert(ev & SS_WRITE);
+    r->err = ss_sock_error(s);
+    r->done = true;
+    ss_sock_unwatch(s);
+}
+
+Test(sock_stack_sim, connect_to_a_closed_port_reports_econnrefused_via_write_readiness)
+{
+    struct world w;
+    world_init(&w, 0);
+    ss_sock *s;
+    ss_addr a = addr4("10.0.0.2", 9);
+    cr_assert_eq(ss_sock_connect_to(w.be[0], &a, SS_STREAM, NULL, NULL, &s, NULL), -EINPROGRESS);
+    struct refused r = {0};
+    cr_assert_eq(ss_sock_watch(s, w.loop, SS_WRITE, refused_cb, &r), 0);
+    run_until(&w, &r.done, 1000);
+    cr_assert_eq(r.err, -ECONNREFUSED, "%s", ss_strerror(r.err));
+    cr_assert_eq(ss_sock_error(s), 0, "the error is reported once");
+    ss_sock_close(s);
+    world_free(&w);
+}
+
+/* ---- UDP ---------------------------------------------------------------- */
+
+struct udp_case { bool got; };
+
+static void udp_cb(ss_sock *s, unsigned ev, void *arg)
+{
+    ((struct udp_case *)arg)->got = true;
+    ss_sock_unwatch(s);
+}
+
+Test(sock_stack_sim, udp_datagrams_with_truncation_flag_and_source_address)
+{
+    struct world w;
+    world_init(&w, 0);
+    ss_sock *b, *a;
+    ss_addr ba = addr4("0.0.0.0", 5353);
+    cr_assert_eq(ss_sock_open(w.be[1], AF_INET, SS_DGRAM, &b), 0);
+    cr_assert_eq(ss_sock_bind(b, &ba), 0);
+    cr_assert_eq(ss_sock_open(w.be[0], AF_INET, SS_DGRAM, &a), 0);
+    unsigned char msg[100];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = pattern(i);
+    ss_addr to = addr4("10.0.0.2", 5353);
+    cr_assert_eq(ss_sock_sendto(a, msg, sizeof msg, &to), (ssize_t)sizeof msg);
+    struct udp_case u = {0};
+    cr_assert_eq(ss_sock_watch(b, w.loop, SS_READ, udp_cb, &u), 0);
+    run_until(&w, &u.got, 1000);
+
+    unsigned char buf[10];
+    ss_addr from;
+    bool trunc = false;
+    cr_assert_eq(ss_sock_recvfrom(b, buf, sizeof buf, &from, &trunc), 10);
+    cr_assert(trunc, "a 100-byte datagram read into 10 bytes is truncated");
+    cr_assert_eq(memcmp(buf, msg, 10), 0);
+    char name[SS_ADDR_STRLEN];
+    ss_addr_format(&from, name, sizeof name);
+    ss_addr al;
+    cr_assert_eq(ss_sock_local_addr(a, &al), 0);
+    char want[SS_ADDR_STRLEN];
+    snprintf(want, sizeof want, "10.0.0.1:%d", ss_addr_port(&al));
+    cr_assert_str_eq(name, want);
+    cr_assert_eq(ss_sock_recvfrom(b, buf, sizeof buf, NULL, NULL), -EAGAIN);
+
+    /* The reply goes back to where the datagram came from, whole. */
+    cr_assert_eq(ss_sock_sendto(b, "pong", 4, &from), 4);
+    u.got = false;
+    cr_assert_eq(ss_sock_watch(a, w.loop, SS_READ, udp_cb, &u), 0);
+    run_until(&w, &u.got, 1000);
+    char rb[16];
+    trunc = true;
+    cr_assert_eq(ss_sock_recvfrom(a, rb, sizeof rb, &from, &trunc), 4);
+    cr_assert(!trunc);
+    cr_assert_eq(memcmp(rb, "pong", 4), 0);
+    ss_sock_close(a);
+    ss_sock_close(b);
+    world_free(&w);
+}
+
+/* ---- what the backend refuses ------------------------------------------- */
+
+Test(sock_stack_sim, unsupported_families_options_and_blocking_are_refused_by_name)
+{
+    struct world w;
+    world_init(&w, 0);
+    ss_sock *s;
+    cr_assert_eq(ss_sock_open(w.be[0], AF_INET6, SS_STREAM, &s), -EAFNOSUPPORT);
+    cr_assert_eq(ss_sock_open(w.be[0], AF_INET, SS_STREAM, &s), 0);
+    cr_assert_eq(ss_sock_fd(s), -1);
+    cr_assert_eq(ss_sock_set_blocking(s, true), SS_ENOTSUP);
+    cr_assert_str_eq(ss_backend_name(w.be[0]), "stack");
+    const char *names[] = {"--ttl", "--mss", "--linger", "--reuseport", "--bind-device"};
+    for (int i = 0; i < 5; i++) {
+        ss_sockopts o;
+        ss_sockopts_init(&o);
+        switch (i) {
+        case 0: o.ttl = 9; break;
+        case 1: o.mss = 1000; break;
+        case 2: o.linger = 0; break;
+        case 3: o.reuseport = 1; break;
+        case 4: strcpy(o.bind_device, "lo"); break;
+        }
+        const char *failed = NULL;
+        cr_assert_eq(ss_sock_set_opts(s, &o, &failed), SS_ENOTSUP);
+        cr_assert_str_eq(failed, names[i]);
+    }
+    ss_addr other = addr4("10.0.0.9", 80);
+    cr_assert_eq(ss_sock_bind(s, &other), -EADDRNOTAVAIL);
+    cr_assert_eq(ss_sock_send(s, "x", 1), -ENOTCONN);
+    ss_addr peer;
+    cr_assert_eq(ss_sock_peer_addr(s, &peer), -ENOTCONN);
+    ss_sock_close(s);
+
+    cr_assert_eq(ss_sock_open(w.be[0], AF_INET, SS_DGRAM, &s), 0);
+    ss_sockopts o;
+    ss_sockopts_init(&o);
+    o.nodelay = 1;
+    const char *failed = NULL;
+    cr_assert_eq(ss_sock_set_opts(s, &o, &failed), -ENOPROTOOPT);
+    cr_assert_str_eq(failed, "--nodelay");
+    cr_assert_eq(ss_sock_send(s, "x", 1), -EDESTADDRREQ);
+    cr_assert_eq(ss_sock_listen(s, 1), -EOPNOTSUPP);
+    ss_sock_close(s);
+    world_free(&w);
+}
+
+/* ---- the server framework on the stack backend -------------------------- */
+
+static int echo_data(ss_conn *c, const void *p, size_t n) { return ss_conn_write(c, p, n); }
+static const ss_service echo_svc = {.name = "echo", .on_data = echo_data};
+
+#define ECHO_BYTES 100000
+
+struct fw_case {
+    struct world *w;
+    ss_server *srv;
+    ss_defer tick;
+    long ticks;
+    ss_sock *cli;
+    bool connected, shut, eof;
+    size_t sent, got;
+    bool bad;
+};
+
+/* The simulation advances while the server's loop runs: one instant per
+ * loop iteration (the loop does not wait while a task is deferred). */
+static void fw_tick(ss_loop *loop, void *arg)
+{
+    struct fw_case *f = arg;
+    int k = 0;
+    ss_simnet_run(f->w->net, second_call, &k, 600ull * 1000000);
+    if (++f->ticks > 400000)
+        ss_server_stop(f->srv); /* the test fails on the counts below */
+    ss_loop_defer(loop, &f->tick);
+}
+
+static void fw_cli(ss_sock *s, unsigned ev, void *arg)
+{
+    struct fw_case *f = arg;
+    if (!f->connected) {
+        cr_assert_eq(ss_sock_error(s), 0);
+        f->connected = true;
+    }
+    while ((ev & SS_WRITE) && !f->shut) {
+        unsigned char buf[4096];
+        size_t len = ECHO_BYTES - f->sent < sizeof buf ? ECHO_BYTES - f->sent : sizeof buf;
+        for (size_t i = 0; i < len; i++)
+            buf[i] = pattern(f->sent + i);
+        ssize_t n = ss_sock_send(s, buf, len);
+        if (n == -EAGAIN)
+            break;
+        cr_assert_gt(n, 0);
+        f->sent += (size_t)n;
+        if (f->sent == ECHO_BYTES) {
+            cr_assert_eq(ss_sock_shutdown(s, SHUT_WR), 0);
+            f->shut = true;
+            cr_assert_eq(ss_sock_watch(s, f->w->loop, SS_READ, fw_cli, f), 0);
+        }
+    }
+    for (;;) {
+        unsigned char buf[4096];
+        ssize_t n = ss_sock_recv(s, buf, sizeof buf);
+        if (n == -EAGAIN)
+            return;
+        cr_assert_geq(n, 0, "%s", ss_strerror((int)n));
+        if (n == 0) {
+            f->eof = true;
+            ss_sock_unwatch(s);
+            ss_server_stop(f->srv);
+            return;
+        }
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != pattern(f->got + (size_t)i))
+                f->bad = true;
+        f->got += (size_t)n;
+    }
+}
+
+Test(sock_stack_sim, server_framework_echo_runs_on_the_stack_backend_and_callers_loop)
+{
+    struct world w;
+    world_init(&w, 0.01);
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.backend = w.be[1];
+    o.loop = w.loop;
+    o.bind_host = "10.0.0.2";
+    o.port = "7";
+    o.family = AF_INET;
+    o.handle_signals = false;
+    o.grace_ms = 1000;
+
+    /* One event-model worker only on a caller's loop. */
+    ss_server *srv;
+    o.workers = 2;
+    cr_assert_eq(ss_server_new(&echo_svc, &o, &srv), -EINVAL);
+    o.workers = 1;
+    cr_assert_eq(ss_server_new(&echo_svc, &o, &srv), 0);
+    ss_addr a;
+    ss_server_addr(srv, &a);
+    char name[SS_ADDR_STRLEN];
+    ss_addr_format(&a, name, sizeof name);
+    cr_assert_str_eq(name, "10.0.0.2:7");
+
+    struct fw_case f = {.w = &w, .srv = srv};
+    ss_defer_init(&f.tick, fw_tick, &f);
+    ss_loop_defer(w.loop, &f.tick);
+    cr_assert_eq(ss_sock_connect_to(w.be[0], &a, SS_STREAM, NULL, NULL, &f.cli, NULL),
+                 -EINPROGRESS);
+    cr_assert_eq(ss_sock_watch(f.cli, w.loop, SS_WRITE, fw_cli, &f), 0);
+    cr_assert_eq(ss_server_run(srv), 0);
+    ss_loop_defer_cancel(w.loop, &f.tick);
+
+    cr_assert(f.eof, "no end of stream after %ld instants", f.ticks);
+    cr_assert_eq(f.got, ECHO_BYTES);
+    cr_assert(!f.bad, "the echo differs from what was sent");
+    ss_server_stats st;
+    ss_server_get_stats(srv, &st);
+    cr_assert_eq(st.accepted, 1);
+    cr_assert_eq(st.bytes_in, ECHO_BYTES);
+    cr_assert_eq(st.bytes_out, ECHO_BYTES);
+    ss_server_free(srv);
+    ss_sock_close(f.cli);
+    world_free(&w);
+}

@@ -1,0 +1,326 @@
+/* The CLI's --stack option: serve, connect and listen on the user-space
+ * stack over TUN, against the Linux kernel's sockets (python3 and the
+ * kernel-backend CLI). Each test that needs the network runs in a private
+ * network namespace made in its own worker process (unshare(CLONE_NEWNET)):
+ * the namespace, the device and its routes vanish with it, also when an
+ * assertion fails; teardown kills every process the test started. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define STACK_ADDR "10.98.0.2"
+#define KERNEL_ADDR "10.98.0.1"
+
+static struct th_proc srv_p = {.pid = -1, .in = -1, .out = -1, .err = -1};
+static struct th_proc peer_p = {.pid = -1, .in = -1, .out = -1, .err = -1};
+static char stack_arg[96];
+
+static void need_root_and_netns(void)
+{
+    if (!th_is_root())
+        cr_skip_test("needs root: TUN device in a private network namespace");
+    cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
+    snprintf(stack_arg, sizeof stack_arg, "tun=sss%d,addr=" STACK_ADDR "/24",
+             (int)getpid() % 100000);
+}
+
+static void reap(struct th_proc *p)
+{
+    if (p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+        p->pid = -1;
+    }
+    th_close_fds(p);
+}
+
+static void teardown(void)
+{
+    reap(&srv_p);
+    reap(&peer_p);
+}
+
+TestSuite(stack_cli, .fini = teardown, .timeout = 60);
+
+static const char *peer_py(void)
+{
+    static char path[512];
+    const char *root = getenv("SS_SOURCE_ROOT");
+    snprintf(path, sizeof path, "%s/tests/sockstack/peer.py", root ? root : ".");
+    return path;
+}
+
+/* Start `sockstack serve SVC ARGS... --stack ...`; return its port. */
+static int start_serve(const char *svc, const char *const extra[])
+{
+    const char *argv[24] = {th_sockstack(), "serve", svc, "--stack", stack_arg};
+    int n = 5;
+    for (int i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    cr_assert_eq(th_spawn(&srv_p, (char *const *)argv), 0);
+    char line[256];
+    int port = th_wait_listening(&srv_p, 10000, line, sizeof line);
+    cr_assert_gt(port, 0, "serve %s --stack did not come up", svc);
+    /* Listening on the stack's own address, not the kernel's wildcard. */
+    cr_assert(strstr(line, "listening on " STACK_ADDR ":"), "%s", line);
+    return port;
+}
+
+/* SIGINT: the server stops gracefully, exit 0. */
+static void stop_serve(void)
+{
+    int st = th_stop(&srv_p, SIGINT, 10000);
+    srv_p.pid = -1;
+    th_close_fds(&srv_p);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "serve --stack did not exit cleanly (status %d)", st);
+}
+
+/* Run peer.py ARGS to completion; its stdout (malloc'd, NUL-terminated). */
+static char *run_py(const char *const args[])
+{
+    const char *argv[16] = {"/usr/bin/python3", peer_py()};
+    int n = 2;
+    for (int i = 0; args[i]; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    cr_assert_eq(th_spawn(&peer_p, (char *const *)argv), 0);
+    char *out = NULL;
+    ssize_t len = th_read_all(peer_p.out, &out, 30000);
+    int st = th_wait(&peer_p, 5000);
+    peer_p.pid = -1;
+    char *err = NULL;
+    ssize_t elen = th_read_all(peer_p.err, &err, 1000);
+    th_close_fds(&peer_p);
+    out = realloc(out, (size_t)len + 1);
+    out[len] = '\0';
+    err = realloc(err, (size_t)(elen > 0 ? elen : 0) + 1);
+    err[elen > 0 ? elen : 0] = '\0';
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "peer.py %s failed (status %d): %s%s", args[0], st, out, err);
+    free(err);
+    return out;
+}
+
+static void port_str(int port, char buf[8])
+{
+    snprintf(buf, 8, "%d", port);
+}
+
+Test(stack_cli, serve_echo_upper_answers_a_kernel_client_byte_exact)
+{
+    need_root_and_netns();
+    const char *extra[] = {"--upper", NULL};
+    char port[8];
+    port_str(start_serve("echo", extra), port);
+    const char *args[] = {"line", STACK_ADDR, port, "Hello, stack! 0x7a {z}\n", NULL};
+    char *out = run_py(args);
+    cr_assert_str_eq(out, "HELLO, STACK! 0X7A {Z}\n");
+    free(out);
+    stop_serve();
+}
+
+Test(stack_cli, serve_echo_returns_1MiB_binary_with_equal_sha256)
+{
+    need_root_and_netns();
+    char port[8];
+    port_str(start_serve("echo", NULL), port);
+    const char *args[] = {"echo-sha", STACK_ADDR, port, "1048576", NULL};
+    char *out = run_py(args);
+    long sent = 0, got = 0;
+    char hs[65] = "", hr[65] = "";
+    cr_assert_eq(sscanf(out, "sent %ld %64s\nreceived %ld %64s", &sent, hs, &got, hr), 4,
+                 "%s", out);
+    cr_assert_eq(sent, 1048576);
+    cr_assert_eq(got, 1048576);
+    cr_assert_str_eq(hs, hr);
+    free(out);
+    stop_serve();
+}
+
+Test(stack_cli, serve_echo_udp_answers_a_kernel_udp_client)
+{
+    need_root_and_netns();
+    const char *extra[] = {"--udp", NULL};
+    char port[8];
+    port_str(start_serve("echo", extra), port);
+    const char *args[] = {"udp", STACK_ADDR, port, "first\n", "second datagram\n", NULL};
+    char *out = run_py(args);
+    cr_assert_str_eq(out, "first\nsecond datagram\n");
+    free(out);
+    stop_serve();
+}
+
+Test(stack_cli, serve_area_replies_over_the_stack)
+{
+    need_root_and_netns();
+    char port[8];
+    port_str(start_serve("area", NULL), port);
+    const char *args[] = {"udp", STACK_ADDR, port, "1\n", "-2", "abc", NULL};
+    char *out = run_py(args);
+    cr_assert_str_eq(out, "3.1415926535897931\n"
+                          "error: radius must not be negative\n"
+                          "error: not a number\n");
+    free(out);
+    stop_serve();
+}
+
+Test(stack_cli, connect_half_closes_and_prints_the_kernel_servers_last_bytes)
+{
+    need_root_and_netns();
+    /* The kernel server listens on the wildcard: its address on the TUN
+     * device exists only once `connect --stack` has made the device. */
+    const char *pargv[] = {"/usr/bin/python3", peer_py(), "server", "0.0.0.0",
+                           "last words after EOF\n", NULL};
+    cr_assert_eq(th_spawn(&peer_p, (char *const *)pargv), 0);
+    char line[256];
+    int kport = th_wait_listening(&peer_p, 10000, line, sizeof line);
+    cr_assert_gt(kport, 0);
+    char port[8];
+    port_str(kport, port);
+    const char *cargv[] = {th_sockstack(), "connect", "--info", "--stack", stack_arg,
+                           KERNEL_ADDR, port, NULL};
+    cr_assert_eq(th_spawn(&srv_p, (char *const *)cargv), 0);
+    const char req[] = "request sent from the user-space stack\n"; /* 39 bytes */
+    char *out = NULL;
+    ssize_t n = th_exchange(&srv_p, req, sizeof req - 1, &out, 20000);
+    cr_assert_geq(n, 0);
+    out = realloc(out, (size_t)n + 1);
+    out[n] = '\0';
+    char *err = NULL;
+    int st = th_wait(&srv_p, 10000);
+    ssize_t elen = th_read_all(srv_p.err, &err, 1000);
+    err = realloc(err, (size_t)(elen > 0 ? elen : 0) + 1);
+    err[elen > 0 ? elen : 0] = '\0';
+    srv_p.pid = -1;
+    th_close_fds(&srv_p);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "connect: status %d: %s", st,
+              err);
+    /* sha256 of the request, computed by the kernel side. */
+    cr_assert_str_eq(out, "got 39 bytes "
+                          "92da2c9f1f3f875a43dfff5f967e13bfb68c796147d713b5e2b92c1d77be60ec\n"
+                          "last words after EOF\n",
+                     "%s", out);
+    /* --info works on the stack backend: its TCP state and counters. */
+    cr_assert(strstr(err, "tcp info:"), "%s", err);
+    cr_assert(strstr(err, "  bytes sent     39\n"), "%s", err);
+    cr_assert(strstr(err, "  bytes received 99\n"), "%s", err);
+    free(out);
+    free(err);
+    char *pout = NULL;
+    ssize_t pl = th_read_all(peer_p.out, &pout, 5000);
+    pout = realloc(pout, (size_t)pl + 1);
+    pout[pl] = '\0';
+    cr_assert_str_eq(pout, "server read 39\n");
+    free(pout);
+}
+
+Test(stack_cli, listen_prints_what_a_kernel_client_sends)
+{
+    need_root_and_netns();
+    const char *largv[] = {th_sockstack(), "listen", "--stack", stack_arg, "0", NULL};
+    cr_assert_eq(th_spawn(&srv_p, (char *const *)largv), 0);
+    close(srv_p.in); /* nothing to send back */
+    srv_p.in = -1;
+    char line[256];
+    int lport = th_wait_listening(&srv_p, 10000, line, sizeof line);
+    cr_assert_gt(lport, 0);
+    cr_assert(strstr(line, "listening on " STACK_ADDR ":"), "%s", line);
+    char port[8];
+    port_str(lport, port);
+    const char *args[] = {"line", STACK_ADDR, port, "to the listener on the stack\n", NULL};
+    char *reply = run_py(args);
+    cr_assert_str_eq(reply, "");
+    free(reply);
+    char *out = NULL;
+    ssize_t n = th_read_all(srv_p.out, &out, 10000);
+    out = realloc(out, (size_t)n + 1);
+    out[n] = '\0';
+    int st = th_wait(&srv_p, 10000);
+    srv_p.pid = -1;
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "listen: status %d", st);
+    cr_assert_str_eq(out, "to the listener on the stack\n");
+    free(out);
+}
+
+/* ---- usage errors (no root needed: checked before any device) ---------- */
+
+struct result {
+    int status;
+    char *err;
+};
+
+static struct result run_cli(const char *const args[])
+{
+    const char *argv[24] = {th_sockstack()};
+    int n = 1;
+    for (int i = 0; args[i]; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    struct th_proc p;
+    cr_assert_eq(th_spawn(&p, (char *const *)argv), 0);
+    close(p.in);
+    p.in = -1;
+    struct result r;
+    ssize_t le = th_read_all(p.err, &r.err, 5000);
+    r.err = realloc(r.err, (size_t)(le > 0 ? le : 0) + 1);
+    r.err[le > 0 ? le : 0] = '\0';
+    int st = th_wait(&p, 5000);
+    th_close_fds(&p);
+    r.status = st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+static void expect_usage(const char *const args[], const char *needle)
+{
+    struct result r = run_cli(args);
+    cr_assert_eq(r.status, 2, "exit %d: %s", r.status, r.err);
+    cr_assert(strstr(r.err, needle), "expected '%s' in: %s", needle, r.err);
+    free(r.err);
+}
+
+Test(stack_cli, stack_with_fork_or_thread_model_or_workers_is_a_usage_error)
+{
+    const char *a[] = {"serve", "echo", "--stack", "tun=ssx0,addr=10.97.0.2/24", "--model",
+                       "fork", NULL};
+    expect_usage(a, "--stack runs on --model event only");
+    const char *b[] = {"serve", "echo", "--model", "thread", "--stack",
+                       "tun=ssx0,addr=10.97.0.2/24", NULL};
+    expect_usage(b, "--stack runs on --model event only");
+    const char *c[] = {"serve", "echo", "--stack", "tun=ssx0,addr=10.97.0.2/24", "--workers",
+                       "2", NULL};
+    expect_usage(c, "--workers does not apply");
+    const char *d[] = {"connect", "-6", "--stack", "tun=ssx0,addr=10.97.0.2/24", "::1", "7",
+                       NULL};
+    expect_usage(d, "--stack is IPv4 only");
+}
+
+Test(stack_cli, bad_stack_syntax_names_the_problem)
+{
+    const char *a[] = {"serve", "echo", "--stack", "tun=ssx0", NULL};
+    expect_usage(a, "--stack: addr=ADDR/PREFIX is required");
+    const char *b[] = {"serve", "echo", "--stack", "addr=10.97.0.2/24", NULL};
+    expect_usage(b, "--stack: tun=NAME is required");
+    const char *c[] = {"connect", "--stack", "tun=ssx0,addr=10.97.0.2", "10.97.0.1", "7", NULL};
+    expect_usage(c, "--stack addr=: '10.97.0.2' is not ADDR/PREFIX");
+    const char *d[] = {"listen", "--stack", "tun=ssx0,addr=10.97.0.2/24,speed=9", "7", NULL};
+    expect_usage(d, "--stack: unknown key 'speed'");
+    const char *e[] = {"serve", "echo", "--stack", "tun=ssx0,addr=10.97.0.0/24", NULL};
+    expect_usage(e, "--stack addr= that is the network or broadcast address");
+    const char *f[] = {"serve", "echo", "--stack", "tun=ssx0,addr=10.97.0.2/24,peer=10.5.0.1",
+                       NULL};
+    expect_usage(f, "--stack peer= must be another host address of the prefix");
+    const char *g[] = {"serve", "echo", "--stack", "tun=ssx0,addr=10.97.0.2/31", NULL};
+    expect_usage(g, "--stack addr=: prefix length must be 1 to 30");
+    const char *h[] = {"serve", "echo", "--stack", "tun", NULL};
+    expect_usage(h, "--stack: 'tun' is not KEY=VALUE");
+}
