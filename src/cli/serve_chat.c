@@ -142,18 +142,20 @@ int serve_chat_setup(struct serve_ctx *sc)
         return CLI_RUNTIME;
     }
     /* One room, one thread: the room and its store are not shared. */
-    if (sc->opts.model != SS_MODEL_EVENT || sc->opts.workers > 1)
+    /* cmd_serve runs cleanup only after a successful setup. */
+    if (sc->opts.model != SS_MODEL_EVENT || sc->opts.workers > 1) {
+        serve_chat_cleanup(sc);
         return cli_usage_error("serve ", "chat is one room on one event loop: "
                                "--model thread/fork and --workers do not apply");
-    if (r->o.max_line + 2 > SS_CHAT_MAX_LINE * 256)
-        return cli_usage_error("serve ", "--max-line too large");
+    }
     long nofile = serve_raise_nofile();
     if (nofile >= 0 && nofile < 10240)
         cli_log("chat: open-file limit is %ld; at most about that many clients", nofile);
     int err = ss_chat_server_new(&r->o, (size_t)r->outq, &r->cs);
     if (err) {
-        cli_error("serve chat: %s%s%s", r->o.db_path ? r->o.db_path : "store",
-                  r->o.db_path ? ": " : ": ", ss_strerror(err));
+        cli_error("serve chat: %s: %s", r->o.db_path ? r->o.db_path : "store",
+                  ss_strerror(err));
+        serve_chat_cleanup(sc);
         return CLI_RUNTIME;
     }
     sc->svc = ss_chat_service();
