@@ -153,6 +153,8 @@ struct ss_sock {
 
     /* congestion control hook (tcp_cc.c) */
     uint32_t cwnd, ssthresh;
+    bool rto_recovery;      /* after an RTO: only the retransmission in flight */
+    uint32_t recover;       /* SND.MAX at the RTO: recovery ends when acked */
 
     /* statistics */
     uint64_t retransmits, timeouts, bytes_in, bytes_out, segs_in, segs_out;

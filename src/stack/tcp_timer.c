@@ -72,7 +72,8 @@ static void give_up(ss_stack *st, struct ss_sock *sk)
 }
 
 /* Retransmit the earliest unacknowledged segment, whatever the window
- * (RFC 6298 (5.4)); the rest follows as ACKs arrive (go-back-N). */
+ * (RFC 6298 (5.4)). ss__cc_on_timeout() has closed the congestion window
+ * to that one segment, so nothing else is sent until an ACK arrives. */
 static void retransmit_first(ss_stack *st, struct ss_sock *sk)
 {
     if (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED) {
@@ -120,7 +121,9 @@ static void on_rtx(ss_stack *st, struct ss_sock *sk)
     sk->rto_us = clamp_rto(st, (uint64_t)sk->rto_us * 2);
     sk->rtt_timing = false;
     ss__trace_rtt(st, sk, 0);
-    ss__cc_on_timeout(st, sk);
+    /* The handshake's SYN is not data: no loss window there. */
+    if (sk->state != SS_TCP_SYN_SENT && sk->state != SS_TCP_SYN_RECEIVED)
+        ss__cc_on_timeout(st, sk);
     retransmit_first(st, sk);
     ss__tcp_arm_rtx(st, sk);
 }
