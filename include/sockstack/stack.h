@@ -311,7 +311,8 @@ struct ss_stack_sock_info {
     uint32_t srtt_us, rttvar_us, rto_us;
     uint32_t cwnd, ssthresh;   /* placeholder until congestion control */
     uint64_t retransmits, timeouts;
-    uint64_t bytes_in, bytes_out, segs_in, segs_out;
+    uint64_t bytes_in, bytes_out, segs_in, segs_out;  /* bytes: payload, each byte
+                                * once (retransmissions not counted again) */
     uint32_t snd_queued, rcv_queued;   /* bytes in the buffers */
     uint32_t accept_queued, syn_queued;/* listener only */
     int soft_error;        /* last ICMP soft error (RFC 9293 MUST-47), 0 if none */

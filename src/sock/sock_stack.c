@@ -675,9 +675,7 @@ static int s_tcp_info(ss_sock *s, ss_tcp_info *out)
             acked--;
     }
     out->bytes_acked = acked;
-    /* The stack's bytes_out leaves out a segment that is partly a
-     * retransmission and partly new data; what was acknowledged was sent. */
-    out->bytes_sent = in.bytes_out > acked ? in.bytes_out : acked;
+    out->bytes_sent = in.bytes_out;   /* payload sent, each byte once */
     return 0;
 }
 

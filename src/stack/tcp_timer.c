@@ -140,8 +140,10 @@ static void on_persist(ss_stack *st, struct ss_sock *sk)
      * but not in SND.NXT: it is outside the window, not in flight. */
     bool again = SEQ_GT(sk->snd_max, sk->snd_una);
     ss__tcp_send_segment(st, sk, sk->snd_una, SS_TCP_ACK, 1, again);
-    if (!again)
+    if (!again) {
         sk->snd_max = sk->snd_una + 1;
+        sk->bytes_out++;   /* the probe byte is new data, sent once */
+    }
     sk->snd_nxt = sk->snd_una;
     if (sk->persist_backoff < 16)
         sk->persist_backoff++;

@@ -244,3 +244,33 @@ Test(tcp_timers, rto_resends_only_the_earliest_segment)
     cr_assert_eq(in.snd_una, iss + 1 + sizeof data);
     cr_assert_eq(ss_stack_poll(st, now), UINT64_MAX);
 }
+
+/* bytes_out counts every payload byte once: a segment that is partly a
+ * retransmission and partly new data counts its new part. */
+Test(tcp_timers, bytes_out_counts_new_part_of_mixed_segment)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_stack_sock_setopt(st, sd, SS_SO_NODELAY, 1);
+    static uint8_t data[2 * 1460 + 100 + 1000];
+    memset(data, 'm', sizeof data);
+    /* Three segments in flight: 1460, 1460, 100. */
+    cr_assert_eq(ss_tcp_send(st, now, sd, data, 2 * 1460 + 100), 2 * 1460 + 100);
+    ss_stack_poll(st, now);
+    cr_assert_eq(ncap, 3);
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    advance(in.rto_us);                       /* the first one again */
+    cap_clear();
+    seg_in(P1, iss + 1 + 1460, SS_TCP_ACK, 65535, NULL, 0);   /* partial: the second */
+    cr_assert_eq(one_seg().seq, iss + 1 + 1460);
+    /* 1000 new bytes queued behind the 100 still unacknowledged. */
+    cr_assert_eq(ss_tcp_send(st, now, sd, data, 1000), 1000);
+    cap_clear();
+    seg_in(P1, iss + 1 + 2 * 1460, SS_TCP_ACK, 65535, NULL, 0);
+    struct tseg m = one_seg();
+    cr_assert_eq(m.seq, iss + 1 + 2 * 1460);
+    cr_assert_eq(m.len, 1100, "100 resent + 1000 new in one segment: %zu", m.len);
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.bytes_out, sizeof data, "bytes_out %llu", (unsigned long long)in.bytes_out);
+}
