@@ -386,6 +386,12 @@ ssize_t ss_udp_sendto(ss_stack *st, uint64_t now_us, int sd, uint32_t raddr,
 ssize_t ss_udp_recvfrom(ss_stack *st, int sd, void *buf, size_t len,
                         uint32_t *raddr, uint16_t *rport);
 
+/* ss_udp_recvfrom that also says whether the datagram was longer than len
+ * (its rest discarded), as MSG_TRUNC does: *truncated (if not NULL) is
+ * set on success, untouched on error. */
+ssize_t ss_udp_recvmsg(ss_stack *st, int sd, void *buf, size_t len,
+                       uint32_t *raddr, uint16_t *rport, bool *truncated);
+
 int ss_udp_close(ss_stack *st, int sd);
 
 /* ---- helpers ----------------------------------------------------------- */

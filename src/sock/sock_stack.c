@@ -22,8 +22,9 @@
 #include "sockstack/err.h"
 #include "sockstack/sock_stack.h"
 
-/* Largest UDP payload over IPv4: receives go through a buffer this big so
- * that a datagram longer than the caller's buffer is seen as truncated. */
+/* Largest UDP payload over IPv4: a send gathers its iovec into one
+ * datagram in a buffer this big. (Receives go straight into the caller's
+ * buffer; ss_udp_recvmsg reports truncation.) */
 #define STK_DGRAM_MAX 65535
 
 struct stk_backend {
@@ -482,20 +483,18 @@ static ssize_t udp_recv(struct stk_sock *k, void *buf, size_t cap, ss_addr *from
     for (;;) {
         uint32_t ip;
         uint16_t port;
-        ssize_t n = ss_udp_recvfrom(ST(k), k->sd, k->b->scratch, sizeof k->b->scratch, &ip,
-                                    &port);
+        bool cut = false;
+        ssize_t n = ss_udp_recvmsg(ST(k), k->sd, buf, cap, &ip, &port, &cut);
         if (n < 0)
             return n;
         /* A connected UDP socket takes datagrams from its peer only. */
         if (k->have_peer && (ip != k->peer_addr || port != k->peer_port))
             continue;
-        size_t take = (size_t)n < cap ? (size_t)n : cap;
-        memcpy(buf, k->b->scratch, take);
         if (trunc)
-            *trunc = (size_t)n > cap;
+            *trunc = cut;
         if (from)
             addr_out(from, ip, port);
-        return (ssize_t)take;
+        return n;
     }
 }
 
