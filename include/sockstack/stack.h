@@ -292,7 +292,8 @@ enum ss_sockopt {
     SS_SO_KEEPINTVL,       /* seconds */
     SS_SO_KEEPCNT,         /* probes */
     SS_SO_SNDBUF,          /* bytes, 1 .. cfg.sndbuf (the pool size) */
-    SS_SO_RCVBUF,          /* bytes, 1 .. cfg.rcvbuf; before connect/listen */
+    SS_SO_RCVBUF,          /* bytes, 1 .. cfg.rcvbuf; on a listener, or on a
+                            * socket from ss_tcp_socket before connect */
     SS_SO_MAXRT,           /* RTO expiries before ETIMEDOUT (R2 of RFC 9293
                             * 3.8.3), 1 .. 1000; default cfg.max_retries */
     SS_SO_TOS,             /* IPv4 TOS / DS field for this socket, 0 .. 255 */
@@ -337,6 +338,17 @@ int ss_tcp_accept(ss_stack *st, int lsd, uint32_t *raddr, uint16_t *rport);
  * -EHOSTUNREACH, ... Returns -EMFILE, -EADDRINUSE, -EINVAL immediately. */
 int ss_tcp_connect(ss_stack *st, uint64_t now_us, uint32_t raddr, uint16_t rport,
                    uint16_t lport);
+
+/* Active open in two steps, so that options that must precede the SYN
+ * (SS_SO_RCVBUF: the window it advertises) can be set in between:
+ * ss_tcp_socket() makes a TCP socket in CLOSED that has sent nothing
+ * (sd, or -EMFILE; ss_tcp_close/ss_tcp_abort release it), and
+ * ss_tcp_connect_sd() opens it as ss_tcp_connect would: 0, or -EBADF,
+ * -EISCONN / -EINVAL (not a fresh socket), -EINVAL, -EADDRINUSE. On
+ * failure the socket stays fresh, for another try or close. */
+int ss_tcp_socket(ss_stack *st);
+int ss_tcp_connect_sd(ss_stack *st, uint64_t now_us, int sd, uint32_t raddr, uint16_t rport,
+                      uint16_t lport);
 
 /* Queue bytes and send what window and Nagle allow: count queued (may be
  * < len), -EAGAIN if the send buffer is full (SS_EV_WRITABLE follows when

@@ -253,8 +253,8 @@ static int s_set_opts(ss_sock *s, const ss_sockopts *o, const char **failed)
     bool ka = o->keepalive > 0 || o->keepidle >= 0 || o->keepintvl >= 0 || o->keepcnt >= 0;
     NEEDS(ka, "--keepalive", s->type == SS_STREAM);
     NEEDS(o->nodelay >= 0, "--nodelay", s->type == SS_STREAM);
-    /* An active open sends its SYN (and the window it advertises) at
-     * once; the stack takes a receive buffer size only before that. */
+    /* The window a connection advertises is fixed by its SYN: a receive
+     * buffer size can be set before connect or listen, not after. */
     NOTSUP(o->rcvbuf >= 0 && s->type == SS_STREAM && k->sd >= 0 && !k->listening, "--rcvbuf");
 #undef NOTSUP
 #undef NEEDS
@@ -270,6 +270,21 @@ static int s_set_opts(ss_sock *s, const ss_sockopts *o, const char **failed)
             return err;
         }
         kick(k);
+    } else if (s->type == SS_STREAM) {
+        /* Applied at listen or connect; try them now on a fresh stack
+         * socket (nothing is sent) so that a value the stack refuses is
+         * reported here, with its option's name. */
+        int sd = ss_tcp_socket(ST(k));
+        if (sd >= 0) {
+            k->sd = sd;
+            int err = apply_opts(k, failed);
+            ss_tcp_close(ST(k), now_us(k), sd);
+            k->sd = -1;
+            if (err < 0) {
+                k->opts = save;
+                return err;
+            }
+        }
     }
     return 0;
 }
@@ -381,16 +396,15 @@ static int s_connect(ss_sock *s, const ss_addr *a)
         int ev = ss_stack_sock_events(ST(k), k->sd);
         return ev >= 0 && (ev & SS_EV_CONNECTED) ? -EISCONN : -EALREADY;
     }
-    if (k->opts.rcvbuf >= 0)
-        return SS_ENOTSUP; /* see s_set_opts: only for passive opens */
-    int sd = ss_tcp_connect(ST(k), now_us(k), ip, port, k->bind_port);
+    /* Options (the receive buffer above all) go on before the SYN. */
+    int sd = ss_tcp_socket(ST(k));
     if (sd < 0)
         return sd;
     attach(k, sd);
-    if ((err = apply_opts(k, NULL)) < 0) {
-        ss_tcp_abort(ST(k), now_us(k), sd);
+    if ((err = apply_opts(k, NULL)) < 0 ||
+        (err = ss_tcp_connect_sd(ST(k), now_us(k), sd, ip, port, k->bind_port)) < 0) {
+        ss_tcp_close(ST(k), now_us(k), sd);
         k->sd = -1;
-        kick(k);
         return err;
     }
     kick(k);

@@ -98,6 +98,7 @@ struct ss_sock {
 
     /* --- TCP --- */
     enum ss_tcp_state state;
+    bool unopened;          /* from ss_tcp_socket, not connected yet */
     bool passive;           /* came from a listener (SYN-RECEIVED -> LISTEN on RST) */
     int parent;             /* listener id while in its queues, else -1 */
     int next_q;             /* link in the listener's accept queue */
