@@ -18,7 +18,7 @@
  *   - no blocking mode (ss_sock_set_blocking: SS_ENOTSUP), no descriptor
  *     (ss_sock_fd: -1), so no thread/fork server models;
  *   - options: --nodelay, --keepalive (idle, interval, count), --sndbuf,
- *     --rcvbuf (passive opens only: an active open sends its SYN at once),
+ *     --rcvbuf (before connect or listen: the SYN carries the window),
  *     --tos; --reuseaddr and --timeout are accepted and do nothing (the
  *     stack has no bind-time conflict with TIME-WAIT, and no blocking calls
  *     for a timeout to bound); every other option is SS_ENOTSUP

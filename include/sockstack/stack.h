@@ -292,7 +292,8 @@ enum ss_sockopt {
     SS_SO_KEEPINTVL,       /* seconds */
     SS_SO_KEEPCNT,         /* probes */
     SS_SO_SNDBUF,          /* bytes, 1 .. cfg.sndbuf (the pool size) */
-    SS_SO_RCVBUF,          /* bytes, 1 .. cfg.rcvbuf; before connect/listen */
+    SS_SO_RCVBUF,          /* bytes, 1 .. cfg.rcvbuf; on a listener, or on a
+                            * socket from ss_tcp_socket before connect */
     SS_SO_MAXRT,           /* RTO expiries before ETIMEDOUT (R2 of RFC 9293
                             * 3.8.3), 1 .. 1000; default cfg.max_retries */
     SS_SO_TOS,             /* IPv4 TOS / DS field for this socket, 0 .. 255 */
@@ -311,7 +312,8 @@ struct ss_stack_sock_info {
     uint32_t srtt_us, rttvar_us, rto_us;
     uint32_t cwnd, ssthresh;   /* placeholder until congestion control */
     uint64_t retransmits, timeouts;
-    uint64_t bytes_in, bytes_out, segs_in, segs_out;
+    uint64_t bytes_in, bytes_out, segs_in, segs_out;  /* bytes: payload, each byte
+                                * once (retransmissions not counted again) */
     uint32_t snd_queued, rcv_queued;   /* bytes in the buffers */
     uint32_t accept_queued, syn_queued;/* listener only */
     int soft_error;        /* last ICMP soft error (RFC 9293 MUST-47), 0 if none */
@@ -336,6 +338,17 @@ int ss_tcp_accept(ss_stack *st, int lsd, uint32_t *raddr, uint16_t *rport);
  * -EHOSTUNREACH, ... Returns -EMFILE, -EADDRINUSE, -EINVAL immediately. */
 int ss_tcp_connect(ss_stack *st, uint64_t now_us, uint32_t raddr, uint16_t rport,
                    uint16_t lport);
+
+/* Active open in two steps, so that options that must precede the SYN
+ * (SS_SO_RCVBUF: the window it advertises) can be set in between:
+ * ss_tcp_socket() makes a TCP socket in CLOSED that has sent nothing
+ * (sd, or -EMFILE; ss_tcp_close/ss_tcp_abort release it), and
+ * ss_tcp_connect_sd() opens it as ss_tcp_connect would: 0, or -EBADF,
+ * -EISCONN / -EINVAL (not a fresh socket), -EINVAL, -EADDRINUSE. On
+ * failure the socket stays fresh, for another try or close. */
+int ss_tcp_socket(ss_stack *st);
+int ss_tcp_connect_sd(ss_stack *st, uint64_t now_us, int sd, uint32_t raddr, uint16_t rport,
+                      uint16_t lport);
 
 /* Queue bytes and send what window and Nagle allow: count queued (may be
  * < len), -EAGAIN if the send buffer is full (SS_EV_WRITABLE follows when
@@ -384,6 +397,12 @@ ssize_t ss_udp_sendto(ss_stack *st, uint64_t now_us, int sd, uint32_t raddr,
  * discarded), -EAGAIN, or a pending ICMP error. Source into raddr/rport. */
 ssize_t ss_udp_recvfrom(ss_stack *st, int sd, void *buf, size_t len,
                         uint32_t *raddr, uint16_t *rport);
+
+/* ss_udp_recvfrom that also says whether the datagram was longer than len
+ * (its rest discarded), as MSG_TRUNC does: *truncated (if not NULL) is
+ * set on success, untouched on error. */
+ssize_t ss_udp_recvmsg(ss_stack *st, int sd, void *buf, size_t len,
+                       uint32_t *raddr, uint16_t *rport, bool *truncated);
 
 int ss_udp_close(ss_stack *st, int sd);
 

@@ -22,8 +22,9 @@
 #include "sockstack/err.h"
 #include "sockstack/sock_stack.h"
 
-/* Largest UDP payload over IPv4: receives go through a buffer this big so
- * that a datagram longer than the caller's buffer is seen as truncated. */
+/* Largest UDP payload over IPv4: a send gathers its iovec into one
+ * datagram in a buffer this big. (Receives go straight into the caller's
+ * buffer; ss_udp_recvmsg reports truncation.) */
 #define STK_DGRAM_MAX 65535
 
 struct stk_backend {
@@ -252,8 +253,8 @@ static int s_set_opts(ss_sock *s, const ss_sockopts *o, const char **failed)
     bool ka = o->keepalive > 0 || o->keepidle >= 0 || o->keepintvl >= 0 || o->keepcnt >= 0;
     NEEDS(ka, "--keepalive", s->type == SS_STREAM);
     NEEDS(o->nodelay >= 0, "--nodelay", s->type == SS_STREAM);
-    /* An active open sends its SYN (and the window it advertises) at
-     * once; the stack takes a receive buffer size only before that. */
+    /* The window a connection advertises is fixed by its SYN: a receive
+     * buffer size can be set before connect or listen, not after. */
     NOTSUP(o->rcvbuf >= 0 && s->type == SS_STREAM && k->sd >= 0 && !k->listening, "--rcvbuf");
 #undef NOTSUP
 #undef NEEDS
@@ -269,6 +270,21 @@ static int s_set_opts(ss_sock *s, const ss_sockopts *o, const char **failed)
             return err;
         }
         kick(k);
+    } else if (s->type == SS_STREAM) {
+        /* Applied at listen or connect; try them now on a fresh stack
+         * socket (nothing is sent) so that a value the stack refuses is
+         * reported here, with its option's name. */
+        int sd = ss_tcp_socket(ST(k));
+        if (sd >= 0) {
+            k->sd = sd;
+            int err = apply_opts(k, failed);
+            ss_tcp_close(ST(k), now_us(k), sd);
+            k->sd = -1;
+            if (err < 0) {
+                k->opts = save;
+                return err;
+            }
+        }
     }
     return 0;
 }
@@ -380,16 +396,15 @@ static int s_connect(ss_sock *s, const ss_addr *a)
         int ev = ss_stack_sock_events(ST(k), k->sd);
         return ev >= 0 && (ev & SS_EV_CONNECTED) ? -EISCONN : -EALREADY;
     }
-    if (k->opts.rcvbuf >= 0)
-        return SS_ENOTSUP; /* see s_set_opts: only for passive opens */
-    int sd = ss_tcp_connect(ST(k), now_us(k), ip, port, k->bind_port);
+    /* Options (the receive buffer above all) go on before the SYN. */
+    int sd = ss_tcp_socket(ST(k));
     if (sd < 0)
         return sd;
     attach(k, sd);
-    if ((err = apply_opts(k, NULL)) < 0) {
-        ss_tcp_abort(ST(k), now_us(k), sd);
+    if ((err = apply_opts(k, NULL)) < 0 ||
+        (err = ss_tcp_connect_sd(ST(k), now_us(k), sd, ip, port, k->bind_port)) < 0) {
+        ss_tcp_close(ST(k), now_us(k), sd);
         k->sd = -1;
-        kick(k);
         return err;
     }
     kick(k);
@@ -482,20 +497,18 @@ static ssize_t udp_recv(struct stk_sock *k, void *buf, size_t cap, ss_addr *from
     for (;;) {
         uint32_t ip;
         uint16_t port;
-        ssize_t n = ss_udp_recvfrom(ST(k), k->sd, k->b->scratch, sizeof k->b->scratch, &ip,
-                                    &port);
+        bool cut = false;
+        ssize_t n = ss_udp_recvmsg(ST(k), k->sd, buf, cap, &ip, &port, &cut);
         if (n < 0)
             return n;
         /* A connected UDP socket takes datagrams from its peer only. */
         if (k->have_peer && (ip != k->peer_addr || port != k->peer_port))
             continue;
-        size_t take = (size_t)n < cap ? (size_t)n : cap;
-        memcpy(buf, k->b->scratch, take);
         if (trunc)
-            *trunc = (size_t)n > cap;
+            *trunc = cut;
         if (from)
             addr_out(from, ip, port);
-        return (ssize_t)take;
+        return n;
     }
 }
 
@@ -675,9 +688,7 @@ static int s_tcp_info(ss_sock *s, ss_tcp_info *out)
             acked--;
     }
     out->bytes_acked = acked;
-    /* The stack's bytes_out leaves out a segment that is partly a
-     * retransmission and partly new data; what was acknowledged was sent. */
-    out->bytes_sent = in.bytes_out > acked ? in.bytes_out : acked;
+    out->bytes_sent = in.bytes_out;   /* payload sent, each byte once */
     return 0;
 }
 

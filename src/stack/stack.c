@@ -728,33 +728,76 @@ int ss_tcp_accept(ss_stack *st, int lsd, uint32_t *raddr, uint16_t *rport)
     return sk->id;
 }
 
-int ss_tcp_connect(ss_stack *st, uint64_t now_us, uint32_t raddr, uint16_t rport, uint16_t lport)
+/* The checks of an active open, before any socket is touched; picks an
+ * ephemeral port for lport 0. */
+static int connect_check(ss_stack *st, uint32_t raddr, uint16_t rport, uint16_t *lport)
 {
-    st->now = now_us;
     if (rport == 0 || raddr == 0 || raddr == 0xffffffffu || (raddr >> 28) == 0xe)
         return -EINVAL;
-    if (lport == 0)
-        lport = ephemeral_port(st, SS_SK_TCP);
-    else if (ss__tcp_lookup(st, st->cfg.local_addr, lport, raddr, rport) &&
-             ss__tcp_lookup(st, st->cfg.local_addr, lport, raddr, rport)->state != SS_TCP_LISTEN)
+    if (*lport == 0)
+        *lport = ephemeral_port(st, SS_SK_TCP);
+    else if (ss__tcp_lookup(st, st->cfg.local_addr, *lport, raddr, rport) &&
+             ss__tcp_lookup(st, st->cfg.local_addr, *lport, raddr, rport)->state != SS_TCP_LISTEN)
         return -EADDRINUSE;
-    if (lport == 0)
+    if (*lport == 0)
         return -EADDRINUSE;
-    struct ss_sock *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
-    if (!sk)
-        return -EMFILE;
-    sk->user = true;
+    return 0;
+}
+
+/* RFC 9293 3.10.1 OPEN, CLOSED state: select an ISS, send SYN, SYN-SENT. */
+static void open_active(ss_stack *st, struct ss_sock *sk, uint64_t now_us, uint32_t raddr,
+                        uint16_t rport, uint16_t lport)
+{
+    sk->unopened = false;
     sk->lport = lport;
     sk->raddr = raddr;
     sk->rport = rport;
-    /* RFC 9293 3.10.1 OPEN, CLOSED state: select an ISS, send SYN, SYN-SENT. */
     sk->iss = ss__isn(st, sk->laddr, lport, raddr, rport, now_us);
     sk->snd_una = sk->snd_nxt = sk->snd_max = sk->iss;
     sk->rcv_adv = 0;
     st->stats.tcp_active_opens++;
     ss__set_state(st, sk, SS_TCP_SYN_SENT);
     ss__tcp_output(st, sk);
+}
+
+int ss_tcp_connect(ss_stack *st, uint64_t now_us, uint32_t raddr, uint16_t rport, uint16_t lport)
+{
+    st->now = now_us;
+    int err = connect_check(st, raddr, rport, &lport);
+    if (err < 0)
+        return err;
+    struct ss_sock *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
+    if (!sk)
+        return -EMFILE;
+    sk->user = true;
+    open_active(st, sk, now_us, raddr, rport, lport);
     return sk->id;
+}
+
+int ss_tcp_socket(ss_stack *st)
+{
+    struct ss_sock *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
+    if (!sk)
+        return -EMFILE;
+    sk->user = true;
+    sk->unopened = true;
+    return sk->id;
+}
+
+int ss_tcp_connect_sd(ss_stack *st, uint64_t now_us, int sd, uint32_t raddr, uint16_t rport,
+                      uint16_t lport)
+{
+    st->now = now_us;
+    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    if (!sk || sk->kind != SS_SK_TCP)
+        return -EBADF;
+    if (!sk->unopened)
+        return sk->state == SS_TCP_CLOSED ? -EINVAL : -EISCONN;
+    int err = connect_check(st, raddr, rport, &lport);
+    if (err < 0)
+        return err;
+    open_active(st, sk, now_us, raddr, rport, lport);
+    return 0;
 }
 
 static struct ss_sock *tcp_get(ss_stack *st, int sd)

@@ -98,6 +98,7 @@ struct ss_sock {
 
     /* --- TCP --- */
     enum ss_tcp_state state;
+    bool unopened;          /* from ss_tcp_socket, not connected yet */
     bool passive;           /* came from a listener (SYN-RECEIVED -> LISTEN on RST) */
     int parent;             /* listener id while in its queues, else -1 */
     int next_q;             /* link in the listener's accept queue */
@@ -153,6 +154,8 @@ struct ss_sock {
 
     /* congestion control hook (tcp_cc.c) */
     uint32_t cwnd, ssthresh;
+    bool rto_recovery;      /* after an RTO: only the retransmission in flight */
+    uint32_t recover;       /* SND.MAX at the RTO: recovery ends when acked */
 
     /* statistics */
     uint64_t retransmits, timeouts, bytes_in, bytes_out, segs_in, segs_out;

@@ -2,8 +2,18 @@
  *
  * Not implemented yet (a later issue brings RFC 5681 / RFC 6582 NewReno).
  * The sender asks ss__cc_window() how much may be in flight besides the
- * peer's window; for now the answer is "unlimited", and the events a real
- * algorithm needs (new ACK, RTO) already arrive here.
+ * peer's window. Outside loss recovery the answer is "unlimited"; the one
+ * rule already here is the RTO recovery of RFC 6298 (5.4): after a
+ * retransmission timeout only the earliest unacknowledged segment is in
+ * flight (a loss window of one segment, RFC 5681 3.1), and nothing beyond
+ * it goes out until an ACK for new data arrives. An ACK that covers
+ * everything sent before the timeout (SND.MAX then, `recover`) ends the
+ * recovery and sending goes on as before. A partial ACK (the peer holds
+ * later data but misses another segment) lets exactly the next
+ * unacknowledged segment go, as RFC 6582 3.2 (5) does for partial ACKs,
+ * rather than resending the whole rest of the flight (go-back-N) the
+ * peer mostly has. Slow start replaces the one-segment window with
+ * growth from it.
  */
 #include "stack_int.h"
 
@@ -12,16 +22,29 @@ void ss__cc_init(ss_stack *st, struct ss_sock *sk)
     (void)st;
     sk->cwnd = UINT32_MAX;
     sk->ssthresh = UINT32_MAX;
+    sk->rto_recovery = false;
 }
 
 void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
 {
-    (void)st; (void)sk; (void)acked;
+    (void)st;
+    if (!acked || !sk->rto_recovery)
+        return;
+    if (SEQ_GEQ(sk->snd_una, sk->recover)) {
+        sk->rto_recovery = false;
+        sk->cwnd = UINT32_MAX;
+    } else {
+        sk->cwnd = sk->snd_mss;   /* partial ACK: the next hole, only */
+    }
 }
 
 void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk)
 {
-    (void)st; (void)sk;
+    (void)st;
+    /* Loss window: the one segment retransmit_first() is about to send. */
+    sk->rto_recovery = true;
+    sk->recover = sk->snd_max;
+    sk->cwnd = sk->snd_mss;
 }
 
 uint32_t ss__cc_window(const struct ss_sock *sk)

@@ -174,7 +174,11 @@ static bool send_next(ss_stack *st, struct ss_sock *sk)
             flags |= SS_TCP_FIN;
         uint32_t seq = sk->snd_nxt;
         ss__tcp_send_segment(st, sk, seq, flags, len, rtx);
-        sk->bytes_out += rtx ? 0 : len;
+        /* Count payload sent for the first time: a segment that starts
+         * in a retransmission (SND.NXT <= SND.MAX) may go on past SND.MAX
+         * with new data. */
+        if (SEQ_GT(seq + len, sk->snd_max))
+            sk->bytes_out += seq + len - sk->snd_max;
         sk->snd_nxt += len + ((flags & SS_TCP_FIN) ? 1 : 0);
         if (SEQ_GT(sk->snd_nxt, sk->snd_max)) {
             /* RFC 6298 / Karn: time one segment of new data at a time. */

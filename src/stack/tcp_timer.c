@@ -72,7 +72,8 @@ static void give_up(ss_stack *st, struct ss_sock *sk)
 }
 
 /* Retransmit the earliest unacknowledged segment, whatever the window
- * (RFC 6298 (5.4)); the rest follows as ACKs arrive (go-back-N). */
+ * (RFC 6298 (5.4)). ss__cc_on_timeout() has closed the congestion window
+ * to that one segment, so nothing else is sent until an ACK arrives. */
 static void retransmit_first(ss_stack *st, struct ss_sock *sk)
 {
     if (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED) {
@@ -120,7 +121,9 @@ static void on_rtx(ss_stack *st, struct ss_sock *sk)
     sk->rto_us = clamp_rto(st, (uint64_t)sk->rto_us * 2);
     sk->rtt_timing = false;
     ss__trace_rtt(st, sk, 0);
-    ss__cc_on_timeout(st, sk);
+    /* The handshake's SYN is not data: no loss window there. */
+    if (sk->state != SS_TCP_SYN_SENT && sk->state != SS_TCP_SYN_RECEIVED)
+        ss__cc_on_timeout(st, sk);
     retransmit_first(st, sk);
     ss__tcp_arm_rtx(st, sk);
 }
@@ -137,8 +140,10 @@ static void on_persist(ss_stack *st, struct ss_sock *sk)
      * but not in SND.NXT: it is outside the window, not in flight. */
     bool again = SEQ_GT(sk->snd_max, sk->snd_una);
     ss__tcp_send_segment(st, sk, sk->snd_una, SS_TCP_ACK, 1, again);
-    if (!again)
+    if (!again) {
         sk->snd_max = sk->snd_una + 1;
+        sk->bytes_out++;   /* the probe byte is new data, sent once */
+    }
     sk->snd_nxt = sk->snd_una;
     if (sk->persist_backoff < 16)
         sk->persist_backoff++;

@@ -129,6 +129,12 @@ ssize_t ss_udp_sendto(ss_stack *st, uint64_t now_us, int sd, uint32_t raddr, uin
 ssize_t ss_udp_recvfrom(ss_stack *st, int sd, void *buf, size_t len, uint32_t *raddr,
                         uint16_t *rport)
 {
+    return ss_udp_recvmsg(st, sd, buf, len, raddr, rport, NULL);
+}
+
+ssize_t ss_udp_recvmsg(ss_stack *st, int sd, void *buf, size_t len, uint32_t *raddr,
+                       uint16_t *rport, bool *truncated)
+{
     struct ss_sock *sk = ss__stack_sock_get(st, sd);
     if (!sk || sk->kind != SS_SK_UDP)
         return -EBADF;
@@ -152,5 +158,7 @@ ssize_t ss_udp_recvfrom(ss_stack *st, int sd, void *buf, size_t len, uint32_t *r
         *raddr = ss__get32(h);
     if (rport)
         *rport = ss__get16(h + 4);
+    if (truncated)
+        *truncated = n < dlen;
     return (ssize_t)n;
 }

@@ -224,6 +224,46 @@ Test(stack_cli, connect_half_closes_and_prints_the_kernel_servers_last_bytes)
     free(pout);
 }
 
+/* --rcvbuf on an active open: set before the SYN, so the kernel server
+ * sends its 6000-byte answer through a 1000-byte window. */
+Test(stack_cli, connect_with_small_rcvbuf_reads_a_large_answer)
+{
+    need_root_and_netns();
+    static char last[6001];
+    for (int i = 0; i < 6000; i++)
+        last[i] = (char)('a' + i % 26);
+    last[5999] = '\n';
+    const char *pargv[] = {"/usr/bin/python3", peer_py(), "server", "0.0.0.0", last, NULL};
+    cr_assert_eq(th_spawn(&peer_p, (char *const *)pargv), 0);
+    char line[256];
+    int kport = th_wait_listening(&peer_p, 10000, line, sizeof line);
+    cr_assert_gt(kport, 0);
+    char port[8];
+    port_str(kport, port);
+    const char *cargv[] = {th_sockstack(), "connect", "--rcvbuf", "1000", "--stack", stack_arg,
+                           KERNEL_ADDR, port, NULL};
+    cr_assert_eq(th_spawn(&srv_p, (char *const *)cargv), 0);
+    char *out = NULL;
+    ssize_t n = th_exchange(&srv_p, "x\n", 2, &out, 20000);
+    cr_assert_geq(n, 0);
+    char *err = NULL;
+    int st = th_wait(&srv_p, 10000);
+    ssize_t elen = th_read_all(srv_p.err, &err, 1000);
+    err = realloc(err, (size_t)(elen > 0 ? elen : 0) + 1);
+    err[elen > 0 ? elen : 0] = '\0';
+    srv_p.pid = -1;
+    th_close_fds(&srv_p);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "connect: status %d: %s", st,
+              err);
+    const char head[] = "got 2 bytes "
+                        "73cb3858a687a8494ca3323053016282f3dad39d42cf62ca4e79dda2aac7d9ac\n";
+    cr_assert_eq((size_t)n, sizeof head - 1 + 6000, "%zd bytes: %s", n, err);
+    cr_assert_eq(memcmp(out, head, sizeof head - 1), 0);
+    cr_assert_eq(memcmp(out + sizeof head - 1, last, 6000), 0);
+    free(out);
+    free(err);
+}
+
 Test(stack_cli, listen_prints_what_a_kernel_client_sends)
 {
     need_root_and_netns();

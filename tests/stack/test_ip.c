@@ -120,6 +120,31 @@ Test(ip, icmp_echo_reply)
     cr_assert_eq(s.icmp_echo_in, 1);
 }
 
+/* A datagram longer than the buffer is reported as truncated (MSG_TRUNC). */
+Test(ip, udp_recvmsg_reports_truncation)
+{
+    int sd = ss_udp_bind(st, 9001);
+    cr_assert_geq(sd, 0);
+    size_t n = mk_udp(pkt, PEER_IP, US_IP, 5000, 9001, "longer", 6, true);
+    ss_stack_input(st, now, pkt, n);
+    n = mk_udp(pkt, PEER_IP, US_IP, 5001, 9001, "fits", 4, true);
+    ss_stack_input(st, now, pkt, n);
+    uint8_t b[8];
+    uint32_t a;
+    uint16_t p;
+    bool cut = false;
+    cr_assert_eq(ss_udp_recvmsg(st, sd, b, 4, &a, &p, &cut), 4);
+    cr_assert_eq(memcmp(b, "long", 4), 0);
+    cr_assert(cut, "6-byte datagram into 4 bytes");
+    cr_assert_eq(p, 5000);
+    cr_assert_eq(ss_udp_recvmsg(st, sd, b, 4, &a, &p, &cut), 4);
+    cr_assert_eq(memcmp(b, "fits", 4), 0);
+    cr_assert(!cut, "exactly the buffer is not truncated");
+    cut = true;
+    cr_assert_eq(ss_udp_recvmsg(st, sd, b, sizeof b, &a, &p, &cut), -EAGAIN);
+    cr_assert(cut, "untouched on error");
+}
+
 Test(ip, udp_receive_checksum_and_queue)
 {
     int sd = ss_udp_bind(st, 9000);

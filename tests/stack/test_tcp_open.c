@@ -309,3 +309,39 @@ Test(tcp_open, connect_and_listen_errors)
         cr_assert_geq(ss_udp_bind(st, 0), 0);
     cr_assert_eq(ss_tcp_listen(st, 8, 1), -EMFILE);
 }
+
+/* An active open in two steps: a receive buffer set before the SYN is the
+ * window the SYN advertises (ss_tcp_connect sends at once and cannot). */
+Test(tcp_open, socket_then_rcvbuf_then_connect_advertises_the_small_window)
+{
+    int sd = ss_tcp_socket(st);
+    cr_assert_geq(sd, 0);
+    cr_assert_eq(ncap, 0, "a fresh socket sends nothing");
+    cr_assert_eq(sock_state(sd), SS_TCP_CLOSED);
+    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_RCVBUF, 1000), 0);
+    ss_stack_sock_set_cb(st, sd, on_event, NULL);
+    cr_assert_eq(ss_tcp_connect_sd(st, now, sd, PEER_IP, 0, 0), -EINVAL, "port 0");
+    cr_assert_eq(ncap, 0);
+    cr_assert_eq(ss_tcp_connect_sd(st, now, sd, PEER_IP, US_PORT, ACT_PORT), 0);
+    struct tseg s = one_seg();
+    cr_assert_eq(s.flags, SS_TCP_SYN);
+    cr_assert_eq(s.win, 1000);
+    cr_assert_eq(s.sport, ACT_PORT);
+    cr_assert_eq(sock_state(sd), SS_TCP_SYN_SENT);
+    cr_assert_eq(ss_tcp_connect_sd(st, now, sd, PEER_IP, US_PORT, ACT_PORT), -EISCONN);
+    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_RCVBUF, 2000), -EISCONN, "SYN is out");
+    cap_clear();
+    aseg_in(PEER_ISS, s.seq + 1, SS_TCP_SYN | SS_TCP_ACK, 65535, NULL, 0);
+    struct tseg a = one_seg();
+    cr_assert_eq(a.flags, SS_TCP_ACK);
+    cr_assert_eq(a.win, 1000);
+    cr_assert_eq(sock_state(sd), SS_TCP_ESTABLISHED);
+    cr_assert(saw_event(sd, SS_EV_CONNECTED, 0));
+    /* A fresh socket closed without connecting is just released. */
+    int sd2 = ss_tcp_socket(st);
+    cr_assert_geq(sd2, 0);
+    cap_clear();
+    cr_assert_eq(ss_tcp_close(st, now, sd2), 0);
+    cr_assert_eq(ncap, 0);
+    cr_assert_eq(ss_stack_sock_events(st, sd2), -EBADF);
+}

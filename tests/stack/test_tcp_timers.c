@@ -204,3 +204,73 @@ Test(tcp_timers, poll_deadline_is_nearest_timer)
     ss_tcp_connect(st, now, PEER_IP, US_PORT, ACT_PORT);
     cr_assert_eq(ss_stack_poll(st, now), now + 1 * SEC, "initial RTO 1 s");
 }
+
+/* RFC 6298 (5.4)-(5.6): on a timeout only the earliest unacknowledged
+ * segment is resent, nothing beyond it until an ACK arrives (no go-back-N
+ * flood); the ACK for the retransmission lets sending go on. */
+Test(tcp_timers, rto_resends_only_the_earliest_segment)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    static uint8_t data[5 * 1460];
+    memset(data, 'r', sizeof data);
+    cr_assert_eq(ss_tcp_send(st, now, sd, data, sizeof data), (ssize_t)sizeof data);
+    ss_stack_poll(st, now);
+    cr_assert_eq(ncap, 5, "the whole flight goes out: %d", ncap);
+    cap_clear();
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    advance(in.rto_us);
+    struct tseg r = one_seg();
+    cr_assert_eq(r.seq, iss + 1);
+    cr_assert_eq(r.len, 1460);
+    /* A duplicate ACK (the peer still missing the first segment) releases
+     * nothing; neither does more time short of the backed-off RTO. */
+    cap_clear();
+    seg_in(P1, iss + 1, SS_TCP_ACK, 65535, NULL, 0);
+    advance(in.rto_us);
+    cr_assert_eq(ncap, 0, "%d segments sent beyond the retransmission", ncap);
+    /* The ACK for the retransmission, partial (the peer misses the
+     * second segment too): that one segment follows, not the whole rest
+     * of the flight. */
+    seg_in(P1, iss + 1 + 1460, SS_TCP_ACK, 65535, NULL, 0);
+    r = one_seg();
+    cr_assert_eq(r.seq, iss + 1 + 1460);
+    cr_assert_eq(r.len, 1460);
+    /* The peer had the rest: everything acknowledged, timer off. */
+    cap_clear();
+    seg_in(P1, iss + 1 + sizeof data, SS_TCP_ACK, 65535, NULL, 0);
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.snd_una, iss + 1 + sizeof data);
+    cr_assert_eq(ss_stack_poll(st, now), UINT64_MAX);
+}
+
+/* bytes_out counts every payload byte once: a segment that is partly a
+ * retransmission and partly new data counts its new part. */
+Test(tcp_timers, bytes_out_counts_new_part_of_mixed_segment)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_stack_sock_setopt(st, sd, SS_SO_NODELAY, 1);
+    static uint8_t data[2 * 1460 + 100 + 1000];
+    memset(data, 'm', sizeof data);
+    /* Three segments in flight: 1460, 1460, 100. */
+    cr_assert_eq(ss_tcp_send(st, now, sd, data, 2 * 1460 + 100), 2 * 1460 + 100);
+    ss_stack_poll(st, now);
+    cr_assert_eq(ncap, 3);
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    advance(in.rto_us);                       /* the first one again */
+    cap_clear();
+    seg_in(P1, iss + 1 + 1460, SS_TCP_ACK, 65535, NULL, 0);   /* partial: the second */
+    cr_assert_eq(one_seg().seq, iss + 1 + 1460);
+    /* 1000 new bytes queued behind the 100 still unacknowledged. */
+    cr_assert_eq(ss_tcp_send(st, now, sd, data, 1000), 1000);
+    cap_clear();
+    seg_in(P1, iss + 1 + 2 * 1460, SS_TCP_ACK, 65535, NULL, 0);
+    struct tseg m = one_seg();
+    cr_assert_eq(m.seq, iss + 1 + 2 * 1460);
+    cr_assert_eq(m.len, 1100, "100 resent + 1000 new in one segment: %zu", m.len);
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.bytes_out, sizeof data, "bytes_out %llu", (unsigned long long)in.bytes_out);
+}
