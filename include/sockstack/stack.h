@@ -224,6 +224,9 @@ void ss_stack_cfg_default(struct ss_stack_cfg *cfg);
 int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out);
 void ss_stack_free(ss_stack *st);
 
+/* Our IPv4 address (cfg.local_addr), host byte order. */
+uint32_t ss_stack_addr(const ss_stack *st);
+
 /* Process one received IPv4 packet (header included). Never fails: bad
  * packets are counted and dropped. Returns 0, or SS_EBADPKT if the packet
  * was dropped as malformed (informational). */

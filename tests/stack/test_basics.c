@@ -139,3 +139,8 @@ Test(basics, handshake_and_data_traced_in_textbook_notation)
     for (int i = 0; i < 8; i++)
         cr_assert_str_eq(trace_lines[i], want[i], "line %d", i);
 }
+
+Test(basics, stack_addr_is_the_configured_address)
+{
+    cr_assert_eq(ss_stack_addr(st), US_IP);
+}
