@@ -39,7 +39,9 @@
 /* What the backend needs from whoever drives the stack. */
 typedef struct ss_stack_driver {
     ss_stack *stack;
-    uint32_t addr;               /* the stack's IPv4 address, host order */
+    uint32_t addr;               /* optional: 0, or the stack's IPv4 address
+                                  * (host order; -EINVAL if it differs). The
+                                  * backend asks the stack (ss_stack_addr). */
     uint64_t (*now)(void *arg);  /* the stack's clock, µs, never backwards */
     void (*kick)(void *arg);     /* have the stack polled soon (may be NULL
                                   * when the driver polls anyway) */
@@ -50,7 +52,7 @@ typedef struct ss_stack_driver {
  * socket opened on it is closed. 0, -EINVAL or -ENOMEM. */
 int ss_backend_stack_new(const ss_stack_driver *drv, ss_backend **out);
 /* The same over a running tunnet: clock CLOCK_MONOTONIC µs (the tunnet's),
- * kick = ss_tunnet_kick. addr is the stack's address (host order). */
+ * kick = ss_tunnet_kick. addr: 0 or the stack's address (host order). */
 int ss_backend_stack_tunnet(ss_tunnet *net, uint32_t addr, ss_backend **out);
 void ss_backend_stack_free(ss_backend *be);
 

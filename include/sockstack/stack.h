@@ -83,7 +83,7 @@ enum ss_trace_kind {
     SS_TRACE_ICMP_OUT,    /* u.icmp */
     SS_TRACE_UDP_IN,      /* u.udp */
     SS_TRACE_UDP_OUT,     /* u.udp */
-    SS_TRACE_CC,          /* u.cc: congestion window change (tcp_cc hook) */
+    SS_TRACE_CC,          /* u.cc: the sender's window or loss-recovery state changed */
 };
 
 /* Why a packet or segment was dropped (u.drop.reason). */
@@ -152,7 +152,12 @@ struct ss_trace_event {
         struct { int reason; uint8_t proto; } drop;  /* proto: IP protocol or 0 */
         struct { uint8_t type, code; uint16_t len; } icmp;
         struct { uint16_t len; } udp;
-        struct { uint32_t cwnd, ssthresh; } cc;
+        struct {
+            uint32_t cwnd;         /* window the sender uses now: min(peer window,
+                                    * congestion window), bytes */
+            uint32_t ssthresh;     /* UINT32_MAX: none (no congestion control yet) */
+            bool rto_recovery;     /* after an RTO: one segment at a time */
+        } cc;
     } u;
 };
 
@@ -223,6 +228,9 @@ void ss_stack_cfg_default(struct ss_stack_cfg *cfg);
  * -ENOMEM. */
 int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out);
 void ss_stack_free(ss_stack *st);
+
+/* Our IPv4 address (cfg.local_addr), host byte order. */
+uint32_t ss_stack_addr(const ss_stack *st);
 
 /* Process one received IPv4 packet (header included). Never fails: bad
  * packets are counted and dropped. Returns 0, or SS_EBADPKT if the packet

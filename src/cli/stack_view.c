@@ -263,8 +263,14 @@ void sv_on_trace(struct sv_log *l, int node, const struct ss_trace_event *ev)
         }
         break;
     case SS_TRACE_CC:
-        if (node == 0)
+        if (node == 0) {
+            /* A window holds until it changes: a step, not a slope. */
+            if (l->cwnd_known)
+                add_point(l, ev->time_us, l->cwnd_last, SV_CWND);
             add_point(l, ev->time_us, ev->u.cc.cwnd, SV_CWND);
+            l->cwnd_known = true;
+            l->cwnd_last = ev->u.cc.cwnd;
+        }
         break;
     default:
         break;

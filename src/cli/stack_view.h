@@ -68,6 +68,8 @@ struct sv_log {
     char name[2][32];    /* "10.0.0.1:49152" */
     uint32_t snd_max, ack_max; /* A's highest seq+len sent, highest ack got */
     bool flight_known;
+    bool cwnd_known;
+    uint32_t cwnd_last;  /* A's last traced window: the line is drawn in steps */
     uint64_t t_end;
 };
 

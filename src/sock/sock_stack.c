@@ -301,7 +301,7 @@ static int s_bind(ss_sock *s, const ss_addr *a)
         return err;
     if (k->bound || k->sd >= 0)
         return -EINVAL;
-    if (ip != 0 && ip != k->b->d.addr)
+    if (ip != 0 && ip != ss_stack_addr(ST(k)))
         return -EADDRNOTAVAIL;
     if (s->type == SS_DGRAM) {
         int sd = ss_udp_bind(ST(k), port);
@@ -612,7 +612,7 @@ static int s_local_addr(ss_sock *s, ss_addr *out)
     if (k->sd >= 0 && ss_stack_sock_info(ST(k), k->sd, &in) == 0) {
         uint32_t ip = in.laddr ? in.laddr : k->bind_addr;
         if (!ip && s->type == SS_STREAM && !k->listening)
-            ip = k->b->d.addr;
+            ip = ss_stack_addr(ST(k));
         addr_out(out, ip, in.lport);
         return 0;
     }
@@ -720,6 +720,8 @@ int ss_backend_stack_new(const ss_stack_driver *drv, ss_backend **out)
     *out = NULL;
     if (!drv || !drv->stack || !drv->now)
         return -EINVAL;
+    if (drv->addr && drv->addr != ss_stack_addr(drv->stack))
+        return -EINVAL;   /* a driver that disagrees with its stack */
     struct stk_backend *b = calloc(1, sizeof *b);
     if (!b)
         return -ENOMEM;

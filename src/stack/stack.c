@@ -101,6 +101,11 @@ void ss_stack_free(ss_stack *st)
     free(st);
 }
 
+uint32_t ss_stack_addr(const ss_stack *st)
+{
+    return st->cfg.local_addr;
+}
+
 void ss_stack_stats(const ss_stack *st, struct ss_stack_stats *out)
 {
     *out = st->stats;

@@ -156,6 +156,9 @@ struct ss_sock {
     uint32_t cwnd, ssthresh;
     bool rto_recovery;      /* after an RTO: only the retransmission in flight */
     uint32_t recover;       /* SND.MAX at the RTO: recovery ends when acked */
+    bool cc_traced;         /* an SS_TRACE_CC went out with the two below */
+    bool cc_traced_rec;
+    uint32_t cc_traced_wnd;
 
     /* statistics */
     uint64_t retransmits, timeouts, bytes_in, bytes_out, segs_in, segs_out;
@@ -240,6 +243,9 @@ void ss__cc_init(ss_stack *st, struct ss_sock *sk);
 void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked);
 void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk);
 uint32_t ss__cc_window(const struct ss_sock *sk);
+/* Trace (SS_TRACE_CC) the window the sender uses and the recovery state
+ * when either changed since the last time. */
+void ss__cc_trace(ss_stack *st, struct ss_sock *sk);
 
 /* tcp_opt.c */
 int ss__tcp_parse_options(const uint8_t *opt, size_t len, struct ss_seg *seg);
@@ -254,6 +260,7 @@ void ss__trace_drop(ss_stack *st, struct ss_sock *sk, int reason, uint8_t proto,
                     uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport);
 void ss__trace_rtt(ss_stack *st, struct ss_sock *sk, uint32_t sample);
 void ss__trace_win(ss_stack *st, struct ss_sock *sk, bool ours, uint32_t o, uint32_t n);
+void ss__trace_cc(ss_stack *st, struct ss_sock *sk, uint32_t cwnd);
 
 /* stack.c: sockets, pools, rings, events */
 struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind);

@@ -14,6 +14,9 @@
  * rather than resending the whole rest of the flight (go-back-N) the
  * peer mostly has. Slow start replaces the one-segment window with
  * growth from it.
+ *
+ * ss__cc_trace() emits SS_TRACE_CC with the window the sender uses
+ * (min(peer window, cwnd)) and the recovery state when either changes.
  */
 #include "stack_int.h"
 
@@ -33,6 +36,7 @@ void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
     if (SEQ_GEQ(sk->snd_una, sk->recover)) {
         sk->rto_recovery = false;
         sk->cwnd = UINT32_MAX;
+        ss__cc_trace(st, sk);   /* also when no more output follows */
     } else {
         sk->cwnd = sk->snd_mss;   /* partial ACK: the next hole, only */
     }
@@ -45,9 +49,24 @@ void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk)
     sk->rto_recovery = true;
     sk->recover = sk->snd_max;
     sk->cwnd = sk->snd_mss;
+    ss__cc_trace(st, sk);
 }
 
 uint32_t ss__cc_window(const struct ss_sock *sk)
 {
     return sk->cwnd;
+}
+
+/* With no congestion control yet the window that limits the sender is
+ * the peer's, or the one segment of RTO recovery: that is what is traced
+ * as "cwnd", so that plots show what actually bounds the flight. */
+void ss__cc_trace(ss_stack *st, struct ss_sock *sk)
+{
+    uint32_t w = ss__min32(sk->snd_wnd, ss__cc_window(sk));
+    if (sk->cc_traced && w == sk->cc_traced_wnd && sk->rto_recovery == sk->cc_traced_rec)
+        return;
+    sk->cc_traced = true;
+    sk->cc_traced_wnd = w;
+    sk->cc_traced_rec = sk->rto_recovery;
+    ss__trace_cc(st, sk, w);
 }

@@ -248,6 +248,7 @@ void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
     }
     bool sent = false;
     if (sends_data(sk->state)) {
+        ss__cc_trace(st, sk);
         for (int i = 0; i < 1 << 16 && send_next(st, sk); i++)
             sent = true;
     }

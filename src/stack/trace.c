@@ -190,7 +190,12 @@ int ss_trace_format(const struct ss_trace_event *ev, unsigned flags, char *buf, 
             ev->u.udp.len);
         break;
     case SS_TRACE_CC:
-        app(buf, len, &n, "cwnd=%u ssthresh=%u", ev->u.cc.cwnd, ev->u.cc.ssthresh);
+        if (ev->u.cc.ssthresh == UINT32_MAX)
+            app(buf, len, &n, "cwnd=%u ssthresh=inf", ev->u.cc.cwnd);
+        else
+            app(buf, len, &n, "cwnd=%u ssthresh=%u", ev->u.cc.cwnd, ev->u.cc.ssthresh);
+        if (ev->u.cc.rto_recovery)
+            app(buf, len, &n, " rto-recovery");
         break;
     default:
         app(buf, len, &n, "?");
@@ -261,6 +266,7 @@ int ss_trace_format_json(const struct ss_trace_event *ev, char *buf, size_t len)
     case SS_TRACE_CC:
         json_object_set_new(o, "cwnd", json_integer(ev->u.cc.cwnd));
         json_object_set_new(o, "ssthresh", json_integer(ev->u.cc.ssthresh));
+        json_object_set_new(o, "rto_recovery", json_boolean(ev->u.cc.rto_recovery));
         break;
     default:
         break;
@@ -363,6 +369,18 @@ void ss__trace_rtt(ss_stack *st, struct ss_sock *sk, uint32_t sample)
     ev.u.rtt.rttvar_us = sk->rttvar_us;
     ev.u.rtt.rto_us = sk->rto_us;
     ev.u.rtt.backoff = sk->backoff;
+    ss__trace(st, &ev);
+}
+
+void ss__trace_cc(ss_stack *st, struct ss_sock *sk, uint32_t cwnd)
+{
+    if (!st->cfg.trace)
+        return;
+    struct ss_trace_event ev = {.kind = SS_TRACE_CC};
+    fill_tuple(&ev, sk);
+    ev.u.cc.cwnd = cwnd;
+    ev.u.cc.ssthresh = sk->ssthresh;
+    ev.u.cc.rto_recovery = sk->rto_recovery;
     ss__trace(st, &ev);
 }
 

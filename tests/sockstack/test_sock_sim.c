@@ -35,8 +35,8 @@ static void world_init(struct world *w, double loss)
     cr_assert_eq(ss_simnet_new(&cfg, &w->net), 0);
     cr_assert_eq(ss_loop_new(&w->loop), 0);
     for (int i = 0; i < 2; i++) {
+        /* No .addr: the backend asks the stack for its address. */
         ss_stack_driver d = {.stack = ss_simnet_stack(w->net, i),
-                             .addr = 0x0a000001u + (uint32_t)i,
                              .now = sim_now, .kick = NULL, .arg = w->net};
         cr_assert_eq(ss_backend_stack_new(&d, &w->be[i]), 0);
     }
@@ -342,6 +342,14 @@ Test(sock_stack_sim, unsupported_families_options_and_blocking_are_refused_by_na
     cr_assert_eq(ss_sock_fd(s), -1);
     cr_assert_eq(ss_sock_set_blocking(s, true), SS_ENOTSUP);
     cr_assert_str_eq(ss_backend_name(w.be[0]), "stack");
+    /* A driver whose address is not its stack's is refused. */
+    ss_backend *bad;
+    ss_stack_driver d = {.stack = ss_simnet_stack(w.net, 0), .addr = 0x0a000002u,
+                         .now = sim_now, .arg = w.net};
+    cr_assert_eq(ss_backend_stack_new(&d, &bad), -EINVAL);
+    d.addr = 0x0a000001u;
+    cr_assert_eq(ss_backend_stack_new(&d, &bad), 0);
+    ss_backend_stack_free(bad);
     const char *names[] = {"--ttl", "--mss", "--linger", "--reuseport", "--bind-device"};
     for (int i = 0; i < 5; i++) {
         ss_sockopts o;

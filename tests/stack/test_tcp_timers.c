@@ -274,3 +274,35 @@ Test(tcp_timers, bytes_out_counts_new_part_of_mixed_segment)
     ss_stack_sock_info(st, sd, &in);
     cr_assert_eq(in.bytes_out, sizeof data, "bytes_out %llu", (unsigned long long)in.bytes_out);
 }
+
+static int find_trace(const char *line, int from)
+{
+    for (int i = from; i < ntrace; i++)
+        if (strcmp(trace_lines[i], line) == 0)
+            return i;
+    return -1;
+}
+
+/* SS_TRACE_CC: the window the sender uses (the peer's, with no congestion
+ * control yet) and the RTO-recovery state, each time either changes. */
+Test(tcp_timers, cc_trace_shows_peer_window_and_rto_recovery)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    static uint8_t data[3 * 1460];
+    memset(data, 'c', sizeof data);
+    cr_assert_eq(ss_tcp_send(st, now, sd, data, sizeof data), (ssize_t)sizeof data);
+    ss_stack_poll(st, now);
+    int a = find_trace("cwnd=65535 ssthresh=inf", 0);
+    cr_assert_geq(a, 0, "no cc event for the peer's window");
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    advance(in.rto_us);
+    int b = find_trace("cwnd=1460 ssthresh=inf rto-recovery", a + 1);
+    cr_assert_gt(b, a, "no cc event for the RTO recovery");
+    seg_in(P1, iss + 1 + 1460, SS_TCP_ACK, 65535, NULL, 0);   /* partial: still one */
+    cr_assert_eq(find_trace("cwnd=65535 ssthresh=inf", b + 1), -1);
+    seg_in(P1, iss + 1 + sizeof data, SS_TCP_ACK, 40000, NULL, 0);
+    cr_assert_gt(find_trace("cwnd=40000 ssthresh=inf", b + 1), b, "recovery over: peer window");
+    cr_assert_lt(ntrace, TRACE_MAX, "trace buffer full: the test saw only part");
+}

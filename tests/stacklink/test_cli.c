@@ -143,6 +143,15 @@ Test(stack_cli, diagram_draws_terminal_and_well_formed_svg)
     fclose(f);
     cr_assert(strstr(buf, "SYN,ACK seq=0 ack=1"));
     cr_assert(strstr(buf, "[rtx] SYN seq=0"));
+    /* The plot's green line: A's window from SS_TRACE_CC events. */
+    f = fopen(plot, "r");
+    n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    const char *g = strstr(buf, "stroke=\"#080\" points=\"");
+    cr_assert(g, "no cwnd series in the plot");
+    g += strlen("stroke=\"#080\" points=\"");
+    cr_assert(*g >= '0' && *g <= '9', "the cwnd line has no points: %.40s", g);
     unlink(svg);
     unlink(plot);
     free_result(&r);
