@@ -40,10 +40,7 @@ TestSuite(stack_cli, .fini = teardown, .timeout = 60);
 
 static const char *peer_py(void)
 {
-    static char path[512];
-    const char *root = getenv("SS_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/tests/sockstack/peer.py", root ? root : ".");
-    return path;
+    return th_source_path("tests/sockstack/peer.py");
 }
 
 /* Start `sockstack serve SVC ARGS... --stack ...`; return its port. */

@@ -45,10 +45,7 @@ TestSuite(interop, .fini = teardown, .timeout = 90);
 
 static const char *interop_py(void)
 {
-    static char path[512];
-    const char *root = getenv("SS_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/tests/stacklink/interop.py", root ? root : ".");
-    return path;
+    return th_source_path("tests/stacklink/interop.py");
 }
 
 /* Start `sockstack stack up` with the services, plus extra args. */

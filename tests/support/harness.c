@@ -310,3 +310,11 @@ void th_enter_netns(void)
         cr_skip_test("needs root: TUN device in a private network namespace");
     cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
 }
+
+const char *th_source_path(const char *rel)
+{
+    static char path[512];
+    const char *root = getenv("SS_SOURCE_ROOT");
+    snprintf(path, sizeof path, "%s/%s", root ? root : ".", rel);
+    return path;
+}

@@ -42,6 +42,9 @@ bool th_read_until(int fd, const char *needle, char *buf, size_t cap,
 int th_write_all(int fd, const void *buf, size_t len);
 /* True when running as root (namespace/TUN tests need it). */
 bool th_is_root(void);
+/* $SS_SOURCE_ROOT/rel (else ./rel): a script of the source tree, e.g. a
+ * python3 peer. Static buffer, valid until the next call. */
+const char *th_source_path(const char *rel);
 /* Move this test's worker process into a private network namespace
  * (unshare(CLONE_NEWNET)): its devices and routes vanish with the process,
  * also when an assertion fails. Skips the test unless root; asserts the
