@@ -274,6 +274,19 @@ static bool step_input(ss_nc *nc)
 
 /* ---- ibuf -> socket -------------------------------------------------------- */
 
+/* A send or receive on the socket returned n < 0: EAGAIN clears *ready
+ * (wait for the reactor; no progress), anything else ends the conversation
+ * at where. Returns what the step returns then. */
+static bool io_failed(ss_nc *nc, ssize_t n, bool *ready, enum ss_nc_where where)
+{
+    if (n == -EAGAIN) {
+        *ready = false;
+        return false;
+    }
+    finish(nc, (int)n, where);
+    return true;
+}
+
 static bool step_send(ss_nc *nc)
 {
     if (!nc->sock)
@@ -282,14 +295,8 @@ static bool step_send(ss_nc *nc)
         if (nc->ipos < nc->ilen && nc->sock_wr) {
             ssize_t n = ss_sock_send(nc->sock, nc->ibuf + nc->ipos,
                                      nc->ilen - nc->ipos);
-            if (n == -EAGAIN) {
-                nc->sock_wr = false;
-                return false;
-            }
-            if (n < 0) {
-                finish(nc, (int)n, SS_NC_AT_SEND);
-                return true;
-            }
+            if (n < 0)
+                return io_failed(nc, n, &nc->sock_wr, SS_NC_AT_SEND);
             nc->ipos += (size_t)n;
             nc->sent += (uint64_t)n;
             if (nc->ipos == nc->ilen)
@@ -319,14 +326,8 @@ static bool step_send(ss_nc *nc)
     } else {
         n = ss_sock_send(nc->sock, nc->ibuf, len);
     }
-    if (n == -EAGAIN) {
-        nc->sock_wr = false;
-        return false;
-    }
-    if (n < 0) {
-        finish(nc, (int)n, SS_NC_AT_SEND);
-        return true;
-    }
+    if (n < 0)
+        return io_failed(nc, n, &nc->sock_wr, SS_NC_AT_SEND);
     nc->sent += (uint64_t)n;
     memmove(nc->ibuf, nc->ibuf + len, nc->ilen - len);
     nc->ilen -= len;
@@ -368,14 +369,8 @@ static bool step_recv(ss_nc *nc)
     memset(&from, 0, sizeof from);
     bool trunc = false;
     ssize_t n = ss_sock_recvfrom(nc->sock, nc->rx, nc->rxcap, &from, &trunc);
-    if (n == -EAGAIN) {
-        nc->sock_rd = false;
-        return false;
-    }
-    if (n < 0) {
-        finish(nc, (int)n, SS_NC_AT_RECV);
-        return true;
-    }
+    if (n < 0)
+        return io_failed(nc, n, &nc->sock_rd, SS_NC_AT_RECV);
     nc->rxlen = (size_t)n;
     nc->hex_off = 0; /* each datagram is dumped from offset 0 */
     nc->received += (uint64_t)n;

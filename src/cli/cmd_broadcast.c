@@ -42,6 +42,19 @@ static int open_udp(const char *host, int port, bool bcast, bool reuse, ss_sock 
     return err;
 }
 
+/* Where --to ADDR and PORT send: CLI_OK, or CLI_RUNTIME after a message. */
+static int resolve_to(const char *to, int port, ss_addr *dst)
+{
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    int err = ss_addr_resolve(to, p, AF_INET, SS_DGRAM, false, dst, 1);
+    if (err < 0) {
+        cli_error("--to %s: %s", to, ss_strerror(err));
+        return CLI_RUNTIME;
+    }
+    return CLI_OK;
+}
+
 static void sleep_secs(double secs)
 {
     struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
@@ -90,16 +103,11 @@ static int bc_send(int argc, char **argv)
     const char *msg = argv[optind];
     if (strlen(msg) > 65507)
         return cli_usage_error("broadcast ", "MESSAGE is longer than one UDP datagram");
-    char p[16];
-    snprintf(p, sizeof p, "%d", port);
     ss_addr dst;
-    int err = ss_addr_resolve(to, p, AF_INET, SS_DGRAM, false, &dst, 1);
-    if (err < 0) {
-        cli_error("--to %s: %s", to, ss_strerror(err));
+    if (resolve_to(to, port, &dst) != CLI_OK)
         return CLI_RUNTIME;
-    }
     ss_sock *s;
-    err = open_udp("0.0.0.0", 0, true, false, &s, NULL);
+    int err = open_udp("0.0.0.0", 0, true, false, &s, NULL);
     if (err) {
         cli_error("broadcast send: %s", ss_strerror(err));
         return CLI_RUNTIME;
@@ -267,17 +275,12 @@ int cmd_discover(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("discover ", "takes no arguments");
-    char p[16];
-    snprintf(p, sizeof p, "%d", port);
     ss_addr dst;
-    int err = ss_addr_resolve(to, p, AF_INET, SS_DGRAM, false, &dst, 1);
-    if (err < 0) {
-        cli_error("--to %s: %s", to, ss_strerror(err));
+    if (resolve_to(to, port, &dst) != CLI_OK)
         return CLI_RUNTIME;
-    }
     ss_sock *s;
     ss_loop *loop = NULL;
-    err = open_udp("0.0.0.0", 0, true, false, &s, NULL);
+    int err = open_udp("0.0.0.0", 0, true, false, &s, NULL);
     if (!err)
         err = ss_loop_new(&loop);
     if (err) {

@@ -99,13 +99,7 @@ static void on_dialled(ss_sock *s, int err, const ss_addr *failed,
 {
     struct conn *c = arg;
     if (!s) {
-        char where[SS_ADDR_STRLEN];
-        if (!failed || ss_addr_format(failed, where, sizeof where) < 0)
-            snprintf(where, sizeof where, "?");
-        if (failed_opt)
-            cli_error("%s: %s", failed_opt, ss_strerror(err));
-        else
-            cli_error("connect %s: %s", where, ss_strerror(err));
+        nc_cli_report_open("connect", failed, failed_opt, err);
         c->rc = CLI_RUNTIME;
         ss_loop_stop(c->loop);
         return;
@@ -142,57 +136,29 @@ int cmd_connect(int argc, char **argv)
         CLI_SOCKOPT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    ss_sockopts so;
-    ss_sockopts_init(&so);
-    ss_nc_opts no;
-    ss_nc_opts_init(&no);
-    bool udp = false, want4 = false, want6 = false, info = false;
-    bool wait_set = false, raw_set = false, recv_set = false, use_stack = false;
-    struct cli_stack_spec stack_spec;
+    struct nc_cli_opts o;
+    nc_cli_opts_init(&o, "connect ");
     struct cli_stack stack_run = {.fd = -1};
     const char *bind_host = NULL;
     double wait_s = SS_NC_WAIT_MS / 1000.0;
-    uint64_t recv_size = SS_NC_RECV_SIZE;
 
     optind = 1;
     opterr = 0;
-    int c;
+    int c, rc;
     while ((c = getopt_long(argc, argv, ":u46b:xivh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'u': udp = true; break;
-        case 'R': no.raw = raw_set = true; break;
         case 'w':
             if (cli_parse_double("--wait", optarg, 0, 86400, &wait_s) < 0)
                 return CLI_USAGE;
-            wait_set = true;
+            o.wait_set = true;
             break;
-        case 'S':
-            if (cli_parse_u64("--recv-size", optarg, 1, SS_NC_RECV_SIZE_MAX, &recv_size) < 0)
-                return CLI_USAGE;
-            recv_set = true;
-            break;
-        case '4': want4 = true; break;
-        case '6': want6 = true; break;
         case 'b': bind_host = optarg; break;
-        case 'x': no.hex = true; break;
-        case 'i': info = true; break;
-        case 'T':
-            if (cli_stack_parse("connect ", optarg, &stack_spec) != 0)
-                return CLI_USAGE;
-            use_stack = true;
-            break;
         case 'v': cli_log_level = CLI_LOG_DEBUG; break;
         case 'h': usage(stdout); return CLI_OK;
-        case ':':
-            return cli_usage_error("connect ", "option '%s' needs a value", argv[optind - 1]);
-        case '?':
-            return cli_usage_error("connect ", "unknown option '%s'", argv[optind - 1]);
         default:
-            switch (cli_sockopt_parse(c, optarg, &so)) {
-            case 1: continue;
-            case -1: return CLI_USAGE;
-            }
-            return cli_usage_error("connect ", "unknown option '%s'", argv[optind - 1]);
+            if ((rc = nc_cli_parse_opt(&o, c, optarg, argv)) != 0)
+                return rc;
+            break;
         }
     }
 
@@ -213,34 +179,21 @@ int cmd_connect(int argc, char **argv)
             return CLI_USAGE;
     }
     /* Conflicting or meaningless combinations, one line each. */
-    if (want4 && want6)
-        return cli_usage_error("connect ", "-4 and -6 exclude each other");
-    if (is_unix && (want4 || want6))
-        return cli_usage_error("connect ", "-4/-6 do not apply to unix: addresses");
-    if (raw_set && !udp)
-        return cli_usage_error("connect ", "--raw needs --udp");
-    if (wait_set && !udp)
-        return cli_usage_error("connect ", "--wait needs --udp");
-    if (recv_set && !udp)
-        return cli_usage_error("connect ", "--recv-size needs --udp");
-    if (info && (udp || is_unix))
-        return cli_usage_error("connect ", "--info is for TCP connections");
+    if ((rc = nc_cli_check_family(&o, is_unix)) != 0 ||
+        (rc = nc_cli_check_udp(&o, is_unix)) != 0)
+        return rc;
     if (bind_host && is_unix != !strncmp(bind_host, "unix:", 5))
         return cli_usage_error("connect ", "--bind %s: not the same family as %s",
                                bind_host, host);
+    if ((rc = nc_cli_check_stack(&o, is_unix)) != 0)
+        return rc;
 
-    if (use_stack && (want6 || is_unix))
-        return cli_usage_error("connect ", "--stack is IPv4 only: %s does not apply",
-                               want6 ? "-6" : "a unix: address");
-
-    int type = udp ? SS_DGRAM : SS_STREAM;
-    int family = want4 || use_stack ? AF_INET : want6 ? AF_INET6 : AF_UNSPEC;
+    int type = nc_cli_type(&o);
+    int family = nc_cli_family(&o);
     ss_addr addrs[MAX_ADDRS];
-    int n = ss_addr_resolve(host, port, family, type, false, addrs, MAX_ADDRS);
-    if (n < 0) {
-        cli_error("%s: %s", host, ss_strerror(n));
+    int n = nc_cli_resolve(&o, host, port, false, addrs, MAX_ADDRS);
+    if (n < 0)
         return CLI_RUNTIME;
-    }
     ss_addr bind_addr;
     bool have_bind = false;
     if (bind_host) {
@@ -263,7 +216,7 @@ int cmd_connect(int argc, char **argv)
             return CLI_RUNTIME;
         }
         n = k;
-    } else if (is_unix && udp) {
+    } else if (is_unix && o.udp) {
         /* A Unix datagram client needs a name of its own for replies:
          * Linux autobinds one in the abstract namespace for a bare family. */
         memset(&bind_addr, 0, sizeof bind_addr);
@@ -272,44 +225,31 @@ int cmd_connect(int argc, char **argv)
         have_bind = true;
     }
 
-    no.wait_ms = (int)(wait_s * 1000.0 + 0.5);
-    no.recv_size = (size_t)recv_size;
+    o.no.wait_ms = (int)(wait_s * 1000.0 + 0.5);
+    o.no.recv_size = (size_t)o.recv_size;
 
-    struct conn cn = {.info = info, .rc = CLI_OK};
-    int err = ss_loop_new(&cn.loop);
-    if (err < 0) {
-        cli_error("event loop: %s", ss_strerror(err));
+    struct conn cn = {.info = o.info, .rc = CLI_OK};
+    if (nc_cli_loop_new(&cn.loop) != 0)
         return CLI_RUNTIME;
-    }
     ss_loop_signal_add(cn.loop, SIGINT, on_signal, &cn);
     ss_loop_signal_add(cn.loop, SIGTERM, on_signal, &cn);
-    const ss_backend *be = ss_backend_kernel();
-    if (use_stack) {
-        if (cli_stack_start(cn.loop, &stack_spec, NULL, NULL, true, &stack_run) != CLI_OK) {
-            ss_loop_free(cn.loop);
-            return CLI_RUNTIME;
-        }
-        be = stack_run.be;
-    }
-    err = ss_nc_new(cn.loop, &no, on_nc, &cn, &cn.nc);
+    const ss_backend *be;
+    if (nc_cli_backend(&o, cn.loop, &stack_run, &be) != CLI_OK)
+        return CLI_RUNTIME;
+    int err = ss_nc_new(cn.loop, &o.no, on_nc, &cn, &cn.nc);
     if (err == 0)
-        err = ss_nc_dial_start(cn.loop, be, addrs, n, type, &so,
+        err = ss_nc_dial_start(cn.loop, be, addrs, n, type, &o.so,
                                have_bind ? &bind_addr : NULL, on_dialled, &cn,
                                &cn.dial);
     if (err < 0) {
         cli_error("connect: %s", ss_strerror(err));
         cn.rc = CLI_RUNTIME;
-    } else {
-        err = ss_loop_run(cn.loop);
-        if (err < 0) {
-            cli_error("event loop: %s", ss_strerror(err));
-            cn.rc = CLI_RUNTIME;
-        }
+    } else if (nc_cli_run(cn.loop) != 0) {
+        cn.rc = CLI_RUNTIME;
     }
     ss_nc_free(cn.nc);
     ss_nc_dial_free(cn.dial);
     ss_sock_close(cn.sock);
-    cli_stack_stop(&stack_run, false);
-    ss_loop_free(cn.loop);
+    nc_cli_teardown(&stack_run, cn.loop);
     return cn.rc;
 }

@@ -196,52 +196,25 @@ int cmd_listen(int argc, char **argv)
         CLI_SOCKOPT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    ss_sockopts so;
-    ss_sockopts_init(&so);
-    ss_nc_opts no;
-    ss_nc_opts_init(&no);
-    bool udp = false, want4 = false, want6 = false, info = false, keep = false;
-    bool raw_set = false, recv_set = false, use_stack = false;
-    struct cli_stack_spec stack_spec;
+    struct nc_cli_opts o;
+    nc_cli_opts_init(&o, "listen ");
+    bool keep = false;
     struct cli_stack stack_run = {.fd = -1};
     const char *bind_host = NULL, *port_opt = NULL;
-    uint64_t recv_size = SS_NC_RECV_SIZE;
 
     optind = 1;
     opterr = 0;
-    int c;
+    int c, rc;
     while ((c = getopt_long(argc, argv, ":p:b:u46kxih", longopts, NULL)) != -1) {
         switch (c) {
         case 'p': port_opt = optarg; break;
         case 'b': bind_host = optarg; break;
-        case 'u': udp = true; break;
-        case 'R': no.raw = raw_set = true; break;
-        case 'S':
-            if (cli_parse_u64("--recv-size", optarg, 1, SS_NC_RECV_SIZE_MAX, &recv_size) < 0)
-                return CLI_USAGE;
-            recv_set = true;
-            break;
         case 'k': keep = true; break;
-        case '4': want4 = true; break;
-        case '6': want6 = true; break;
-        case 'x': no.hex = true; break;
-        case 'i': info = true; break;
-        case 'T':
-            if (cli_stack_parse("listen ", optarg, &stack_spec) != 0)
-                return CLI_USAGE;
-            use_stack = true;
-            break;
         case 'h': usage(stdout); return CLI_OK;
-        case ':':
-            return cli_usage_error("listen ", "option '%s' needs a value", argv[optind - 1]);
-        case '?':
-            return cli_usage_error("listen ", "unknown option '%s'", argv[optind - 1]);
         default:
-            switch (cli_sockopt_parse(c, optarg, &so)) {
-            case 1: continue;
-            case -1: return CLI_USAGE;
-            }
-            return cli_usage_error("listen ", "unknown option '%s'", argv[optind - 1]);
+            if ((rc = nc_cli_parse_opt(&o, c, optarg, argv)) != 0)
+                return rc;
+            break;
         }
     }
 
@@ -262,65 +235,39 @@ int cmd_listen(int argc, char **argv)
         if (cli_parse_int(port_opt && nargs == 0 ? "--port" : "PORT", port, 0, 65535, &p) < 0)
             return CLI_USAGE;
     }
-    if (want4 && want6)
-        return cli_usage_error("listen ", "-4 and -6 exclude each other");
-    if (is_unix && (want4 || want6))
-        return cli_usage_error("listen ", "-4/-6 do not apply to unix: addresses");
-    if (keep && udp)
+    if ((rc = nc_cli_check_family(&o, is_unix)) != 0)
+        return rc;
+    if (keep && o.udp)
         return cli_usage_error("listen ", "--keep-open is for TCP (a UDP listener "
                                           "already hears every sender)");
-    if (raw_set && !udp)
-        return cli_usage_error("listen ", "--raw needs --udp");
-    if (recv_set && !udp)
-        return cli_usage_error("listen ", "--recv-size needs --udp");
-    if (info && (udp || is_unix))
-        return cli_usage_error("listen ", "--info is for TCP connections");
+    if ((rc = nc_cli_check_udp(&o, is_unix)) != 0 ||
+        (rc = nc_cli_check_stack(&o, is_unix)) != 0)
+        return rc;
+    if (o.use_stack && !bind_host)
+        bind_host = cli_stack_addr_str(&o.stack_spec);
 
-    if (use_stack && (want6 || is_unix))
-        return cli_usage_error("listen ", "--stack is IPv4 only: %s does not apply",
-                               want6 ? "-6" : "a unix: address");
-    if (use_stack && !bind_host)
-        bind_host = cli_stack_addr_str(&stack_spec);
-
-    int type = udp ? SS_DGRAM : SS_STREAM;
-    int family = want4 || use_stack ? AF_INET : want6 ? AF_INET6 : AF_UNSPEC;
+    bool udp = o.udp;
+    int type = nc_cli_type(&o);
     ss_addr addrs[MAX_ADDRS];
-    int n = ss_addr_resolve(bind_host, port, family, type, true, addrs, MAX_ADDRS);
-    if (n < 0) {
-        cli_error("%s: %s", bind_host ? bind_host : "*", ss_strerror(n));
+    int n = nc_cli_resolve(&o, bind_host, port, true, addrs, MAX_ADDRS);
+    if (n < 0)
         return CLI_RUNTIME;
-    }
     /* Servers restart on a port in TIME-WAIT without waiting a minute. */
-    if (so.reuseaddr < 0 && !is_unix)
-        so.reuseaddr = 1;
+    if (o.so.reuseaddr < 0 && !is_unix)
+        o.so.reuseaddr = 1;
 
-    struct lsn l = {.keep_open = keep, .info = info, .udp = udp, .rc = CLI_OK};
-    int err = ss_loop_new(&l.loop);
-    if (err < 0) {
-        cli_error("event loop: %s", ss_strerror(err));
+    struct lsn l = {.keep_open = keep, .info = o.info, .udp = udp, .rc = CLI_OK};
+    if (nc_cli_loop_new(&l.loop) != 0)
         return CLI_RUNTIME;
-    }
-    const ss_backend *be = ss_backend_kernel();
-    if (use_stack) {
-        if (cli_stack_start(l.loop, &stack_spec, NULL, NULL, true, &stack_run) != CLI_OK) {
-            ss_loop_free(l.loop);
-            return CLI_RUNTIME;
-        }
-        be = stack_run.be;
-    }
+    const ss_backend *be;
+    if (nc_cli_backend(&o, l.loop, &stack_run, &be) != CLI_OK)
+        return CLI_RUNTIME;
     ss_addr used;
     const char *failed_opt = NULL;
-    err = open_listener(be, addrs, n, type, &so, &l.listener, &used, &failed_opt);
+    int err = open_listener(be, addrs, n, type, &o.so, &l.listener, &used, &failed_opt);
     if (err < 0) {
-        char where[SS_ADDR_STRLEN];
-        if (ss_addr_format(&addrs[0], where, sizeof where) < 0)
-            snprintf(where, sizeof where, "?");
-        if (failed_opt)
-            cli_error("%s: %s", failed_opt, ss_strerror(err));
-        else
-            cli_error("listen %s: %s", where, ss_strerror(err));
-        cli_stack_stop(&stack_run, false);
-        ss_loop_free(l.loop);
+        nc_cli_report_open("listen", &addrs[0], failed_opt, err);
+        nc_cli_teardown(&stack_run, l.loop);
         return CLI_RUNTIME;
     }
     ss_addr local;
@@ -333,11 +280,11 @@ int cmd_listen(int argc, char **argv)
 
     ss_loop_signal_add(l.loop, SIGINT, on_signal, &l);
     ss_loop_signal_add(l.loop, SIGTERM, on_signal, &l);
-    no.reply_to_sender = udp;
-    no.end_on_peer_eof = true; /* the peer left: serve the next or exit */
-    no.wait_ms = -1;
-    no.recv_size = (size_t)recv_size;
-    err = ss_nc_new(l.loop, &no, on_nc, &l, &l.nc);
+    o.no.reply_to_sender = udp;
+    o.no.end_on_peer_eof = true; /* the peer left: serve the next or exit */
+    o.no.wait_ms = -1;
+    o.no.recv_size = (size_t)o.recv_size;
+    err = ss_nc_new(l.loop, &o.no, on_nc, &l, &l.nc);
     if (err == 0) {
         if (udp)
             err = ss_nc_attach(l.nc, l.listener);
@@ -350,17 +297,13 @@ int cmd_listen(int argc, char **argv)
     } else {
         fprintf(stderr, "listening on %s (%s)\n", name, proto);
         fflush(stderr);
-        err = ss_loop_run(l.loop);
-        if (err < 0) {
-            cli_error("event loop: %s", ss_strerror(err));
+        if (nc_cli_run(l.loop) != 0)
             l.rc = CLI_RUNTIME;
-        }
     }
     ss_nc_free(l.nc);
     ss_sock_close(l.peer);
     ss_sock_close(l.listener);
-    cli_stack_stop(&stack_run, false);
-    ss_loop_free(l.loop);
+    nc_cli_teardown(&stack_run, l.loop);
     if (is_unix) {
         const struct sockaddr_un *un = (const struct sockaddr_un *)&used.sa;
         if (un->sun_path[0] != '\0')

@@ -25,37 +25,22 @@ static char stack_arg[96];
 
 static void need_root_and_netns(void)
 {
-    if (!th_is_root())
-        cr_skip_test("needs root: TUN device in a private network namespace");
-    cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
+    th_enter_netns();
     snprintf(stack_arg, sizeof stack_arg, "tun=sss%d,addr=" STACK_ADDR "/24",
              (int)getpid() % 100000);
 }
 
-static void reap(struct th_proc *p)
-{
-    if (p->pid > 0) {
-        kill(p->pid, SIGKILL);
-        waitpid(p->pid, NULL, 0);
-        p->pid = -1;
-    }
-    th_close_fds(p);
-}
-
 static void teardown(void)
 {
-    reap(&srv_p);
-    reap(&peer_p);
+    th_reap(&srv_p);
+    th_reap(&peer_p);
 }
 
 TestSuite(stack_cli, .fini = teardown, .timeout = 60);
 
 static const char *peer_py(void)
 {
-    static char path[512];
-    const char *root = getenv("SS_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/tests/sockstack/peer.py", root ? root : ".");
-    return path;
+    return th_source_path("tests/sockstack/peer.py");
 }
 
 /* Start `sockstack serve SVC ARGS... --stack ...`; return its port. */
@@ -294,38 +279,12 @@ Test(stack_cli, listen_prints_what_a_kernel_client_sends)
 
 /* ---- usage errors (no root needed: checked before any device) ---------- */
 
-struct result {
-    int status;
-    char *err;
-};
-
-static struct result run_cli(const char *const args[])
-{
-    const char *argv[24] = {th_sockstack()};
-    int n = 1;
-    for (int i = 0; args[i]; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    struct th_proc p;
-    cr_assert_eq(th_spawn(&p, (char *const *)argv), 0);
-    close(p.in);
-    p.in = -1;
-    struct result r;
-    ssize_t le = th_read_all(p.err, &r.err, 5000);
-    r.err = realloc(r.err, (size_t)(le > 0 ? le : 0) + 1);
-    r.err[le > 0 ? le : 0] = '\0';
-    int st = th_wait(&p, 5000);
-    th_close_fds(&p);
-    r.status = st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
-
 static void expect_usage(const char *const args[], const char *needle)
 {
-    struct result r = run_cli(args);
+    struct th_result r = th_run_cli(args, 5000);
     cr_assert_eq(r.status, 2, "exit %d: %s", r.status, r.err);
     cr_assert(strstr(r.err, needle), "expected '%s' in: %s", needle, r.err);
-    free(r.err);
+    th_result_free(&r);
 }
 
 Test(stack_cli, stack_with_fork_or_thread_model_or_workers_is_a_usage_error)

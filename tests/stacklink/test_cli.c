@@ -8,41 +8,6 @@
 
 #include "harness.h"
 
-struct result {
-    int status; /* exit code, or -1 */
-    char *out, *err;
-};
-
-static struct result run_cli(const char *const args[])
-{
-    const char *argv[32] = {th_sockstack()};
-    int n = 1;
-    for (int i = 0; args[i]; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    struct th_proc p;
-    cr_assert_eq(th_spawn(&p, (char *const *)argv), 0);
-    close(p.in);
-    p.in = -1;
-    struct result r;
-    ssize_t lo = th_read_all(p.out, &r.out, 30000);
-    ssize_t le = th_read_all(p.err, &r.err, 5000);
-    r.out = realloc(r.out, (size_t)lo + 1);
-    r.out[lo] = '\0';
-    r.err = realloc(r.err, (size_t)le + 1);
-    r.err[le] = '\0';
-    int st = th_wait(&p, 30000);
-    th_close_fds(&p);
-    r.status = st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
-
-static void free_result(struct result *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
 /* Drop the one line that depends on the machine: "(real N ms)". */
 static void strip_real(char *s)
 {
@@ -59,7 +24,7 @@ Test(stack_cli, demo_shows_handshake_retransmission_and_summary)
 {
     /* Seed 9 at 5% loss: the link loses A's first SYN. */
     const char *args[] = {"stack", "demo", "--loss", "5", "--seed", "9", NULL};
-    struct result r = run_cli(args);
+    struct th_result r = th_run_cli(args, 30000);
     cr_assert_eq(r.status, 0, "stderr: %s", r.err);
     cr_assert(strstr(r.out, "A  CLOSED -> SYN-SENT\n"), "%s", r.out);
     cr_assert(strstr(r.out, "A  > SYN seq="), "%s", r.out);
@@ -71,7 +36,7 @@ Test(stack_cli, demo_shows_handshake_retransmission_and_summary)
     cr_assert(strstr(r.out, "  sent      20480 bytes  sha256 "), "%s", r.out);
     cr_assert(strstr(r.out, "  received  20480 bytes  sha256 "), "%s", r.out);
     cr_assert(strstr(r.out, "(match)"), "%s", r.out);
-    free_result(&r);
+    th_result_free(&r);
 }
 
 Test(stack_cli, demo_is_the_same_for_the_same_seed_and_pct_sign_is_optional)
@@ -82,16 +47,17 @@ Test(stack_cli, demo_is_the_same_for_the_same_seed_and_pct_sign_is_optional)
                        "--trace", NULL};
     const char *c[] = {"stack", "demo", "--loss", "5", "--reorder", "3", "--seed", "17",
                        "--trace", NULL};
-    struct result ra = run_cli(a), rb = run_cli(b), rc = run_cli(c);
+    struct th_result ra = th_run_cli(a, 30000), rb = th_run_cli(b, 30000),
+                     rc = th_run_cli(c, 30000);
     strip_real(ra.out);
     strip_real(rb.out);
     strip_real(rc.out);
     cr_assert_gt(strlen(ra.out), 1000);
     cr_assert_str_eq(ra.out, rb.out);
     cr_assert_str_neq(ra.out, rc.out);
-    free_result(&ra);
-    free_result(&rb);
-    free_result(&rc);
+    th_result_free(&ra);
+    th_result_free(&rb);
+    th_result_free(&rc);
 }
 
 Test(stack_cli, trace_json_lines_are_json_with_node_and_kind)
@@ -121,7 +87,7 @@ Test(stack_cli, diagram_draws_terminal_and_well_formed_svg)
     snprintf(plot, sizeof plot, "/tmp/ss-test-plot-%d.svg", (int)getpid());
     const char *args[] = {"stack", "diagram", "--loss", "5", "--seed", "9",
                           "--svg", svg, "--plot", plot, NULL};
-    struct result r = run_cli(args);
+    struct th_result r = th_run_cli(args, 30000);
     cr_assert_eq(r.status, 0, "%s", r.err);
     /* A's SYN (relative seq 0) lost, then retransmitted and answered. */
     cr_assert(strstr(r.out, "|- SYN seq=0 win=65535 <mss 1460> -X"), "%s", r.out);
@@ -154,7 +120,7 @@ Test(stack_cli, diagram_draws_terminal_and_well_formed_svg)
     cr_assert(*g >= '0' && *g <= '9', "the cwnd line has no points: %.40s", g);
     unlink(svg);
     unlink(plot);
-    free_result(&r);
+    th_result_free(&r);
 }
 
 Test(stack_cli, options_are_checked)
@@ -179,20 +145,20 @@ Test(stack_cli, options_are_checked)
         {"stack", "up", "--tun", "x", "--addr", "10.0.0.0/24", "--serve", "echo:7", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct result r = run_cli(bad[i]);
+        struct th_result r = th_run_cli(bad[i], 30000);
         cr_expect_eq(r.status, 2, "case %zu (%s %s): status %d, stderr %s", i, bad[i][1],
                      bad[i][2] ? bad[i][2] : "", r.status, r.err);
         cr_expect(strstr(r.err, "sockstack: "), "case %zu: no message", i);
-        free_result(&r);
+        th_result_free(&r);
     }
     static const char *const help[][4] = {
         {"stack", "--help", NULL}, {"stack", "demo", "--help", NULL},
         {"stack", "diagram", "-h", NULL}, {"stack", "up", "--help", NULL}};
     for (size_t i = 0; i < sizeof help / sizeof help[0]; i++) {
-        struct result r = run_cli(help[i]);
+        struct th_result r = th_run_cli(help[i], 30000);
         cr_expect_eq(r.status, 0);
         cr_expect(strstr(r.out, "Usage: sockstack stack"), "%s", r.out);
-        free_result(&r);
+        th_result_free(&r);
     }
 }
 
@@ -202,7 +168,7 @@ Test(stack_cli, demo_pcap_is_clean_and_complete)
     snprintf(path, sizeof path, "/tmp/ss-test-demo-%d.pcap", (int)getpid());
     const char *args[] = {"stack", "demo", "--loss", "5", "--seed", "9", "--pcap", path,
                           NULL};
-    struct result r = run_cli(args);
+    struct th_result r = th_run_cli(args, 30000);
     cr_assert_eq(r.status, 0);
     /* The summary's packet count is the file's. */
     const char *p = strstr(r.out, "  pcap: ");
@@ -227,7 +193,7 @@ Test(stack_cli, demo_pcap_is_clean_and_complete)
     pclose(f);
     cr_assert_eq(good, said);
     unlink(path);
-    free_result(&r);
+    th_result_free(&r);
 }
 
 Test(stack_cli, same_seed_gives_the_same_pcap_file_byte_for_byte)

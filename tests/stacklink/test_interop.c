@@ -28,27 +28,15 @@ static char pcap_path[128];
 
 static void need_root_and_netns(void)
 {
-    if (!th_is_root())
-        cr_skip_test("needs root: TUN device in a private network namespace");
-    cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
+    th_enter_netns();
     snprintf(pcap_path, sizeof pcap_path, "/tmp/ss-interop-%d.pcap", (int)getpid());
-}
-
-static void reap(struct th_proc *p)
-{
-    if (p->pid > 0) {
-        kill(p->pid, SIGKILL);
-        waitpid(p->pid, NULL, 0);
-        p->pid = -1;
-    }
-    th_close_fds(p);
 }
 
 /* Also after a failed assertion: no process outlives its test. */
 static void teardown(void)
 {
-    reap(&stack_p);
-    reap(&peer_p);
+    th_reap(&stack_p);
+    th_reap(&peer_p);
     if (pcap_path[0])
         unlink(pcap_path);
 }
@@ -57,10 +45,7 @@ TestSuite(interop, .fini = teardown, .timeout = 90);
 
 static const char *interop_py(void)
 {
-    static char path[512];
-    const char *root = getenv("SS_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/tests/stacklink/interop.py", root ? root : ".");
-    return path;
+    return th_source_path("tests/stacklink/interop.py");
 }
 
 /* Start `sockstack stack up` with the services, plus extra args. */

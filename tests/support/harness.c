@@ -1,7 +1,9 @@
 /* Test helpers: spawning the CLI and foreign peers, reading their output. */
 #include "harness.h"
 
+#include <criterion/criterion.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -245,4 +247,74 @@ bool th_read_until(int fd, const char *needle, char *buf, size_t cap,
         buf[len] = '\0';
     }
     return true;
+}
+
+void th_reap(struct th_proc *p)
+{
+    if (p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+        p->pid = -1;
+    }
+    th_close_fds(p);
+}
+
+/* The bytes read into *s, NUL-terminated (an empty string after an error). */
+static char *terminate(char *s, ssize_t len)
+{
+    size_t n = len > 0 ? (size_t)len : 0;
+    s = realloc(s, n + 1);
+    if (s)
+        s[n] = '\0';
+    return s;
+}
+
+struct th_result th_run_cli(const char *const args[], int timeout_ms)
+{
+    struct th_result r = {.status = -1};
+    const char *argv[64] = {th_sockstack()};
+    int n = 1;
+    for (int i = 0; args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    struct th_proc p;
+    if (th_spawn(&p, (char *const *)argv) != 0) {
+        r.out = terminate(NULL, 0);
+        r.err = terminate(NULL, 0);
+        return r;
+    }
+    close(p.in);
+    p.in = -1;
+    r.out = NULL;
+    r.err = NULL;
+    ssize_t lo = th_read_all(p.out, &r.out, timeout_ms);
+    ssize_t le = th_read_all(p.err, &r.err, timeout_ms);
+    r.out = terminate(r.out, lo);
+    r.err = terminate(r.err, le);
+    int st = th_wait(&p, timeout_ms);
+    th_close_fds(&p);
+    r.status = st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+void th_result_free(struct th_result *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+void th_enter_netns(void)
+{
+    if (!th_is_root())
+        cr_skip_test("needs root: TUN device in a private network namespace");
+    cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
+}
+
+const char *th_source_path(const char *rel)
+{
+    static char path[512];
+    const char *root = getenv("SS_SOURCE_ROOT");
+    snprintf(path, sizeof path, "%s/%s", root ? root : ".", rel);
+    return path;
 }

@@ -42,5 +42,25 @@ bool th_read_until(int fd, const char *needle, char *buf, size_t cap,
 int th_write_all(int fd, const void *buf, size_t len);
 /* True when running as root (namespace/TUN tests need it). */
 bool th_is_root(void);
+/* $SS_SOURCE_ROOT/rel (else ./rel): a script of the source tree, e.g. a
+ * python3 peer. Static buffer, valid until the next call. */
+const char *th_source_path(const char *rel);
+/* Move this test's worker process into a private network namespace
+ * (unshare(CLONE_NEWNET)): its devices and routes vanish with the process,
+ * also when an assertion fails. Skips the test unless root; asserts the
+ * unshare worked. */
+void th_enter_netns(void);
+/* Kill p (SIGKILL), reap it and close our ends: for a teardown that runs
+ * also after a failed assertion. Safe when p never started (pid -1). */
+void th_reap(struct th_proc *p);
+
+/* One run of `sockstack ARGS...` with stdin closed. */
+struct th_result {
+    int status;      /* exit code, or -1 (killed, timed out) */
+    char *out, *err; /* all of stdout and stderr, NUL-terminated */
+};
+/* args NULL-terminated; each read and the wait get up to timeout_ms. */
+struct th_result th_run_cli(const char *const args[], int timeout_ms);
+void th_result_free(struct th_result *r);
 
 #endif
