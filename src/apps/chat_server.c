@@ -40,8 +40,12 @@ struct chat_ctx {
     bool dirty;
 };
 
-/* Pending buffers up to this size are kept for the next burst. */
-enum { PEND_KEEP = 4096 };
+/* Pending (corked) buffers up to this size are kept for the next burst:
+ * with many talkers a client gets a few KiB per loop iteration, and
+ * freeing and regrowing the buffer every iteration cost more than the
+ * fan-out itself (malloc, page faults). Well inside the per-client queue
+ * bound (SS_CHAT_OUTQ_MAX), which already allows this much and more. */
+enum { PEND_KEEP = 32768 };
 
 /* Seconds to let the overflow notice leave before the connection is cut. */
 enum { OVERFLOW_LINGER_MS = 1000 };
