@@ -161,6 +161,14 @@
 #define SS_CHAT_CLIENT_LINE_MAX (SS_CHAT_MAX_LINE + 256)
 /* Client scrollback lines kept in the ncurses pane. */
 #define SS_CHAT_SCROLLBACK 2000
+/* Server: corked output kept per client between bursts. With many talkers a
+ * client gets a few KiB per loop iteration; freeing and regrowing the buffer
+ * each time cost more than the fan-out itself (malloc, page faults). Well
+ * inside SS_CHAT_OUTQ_MAX, which already bounds each client. */
+#define SS_CHAT_PEND_KEEP 32768
+/* Server: ms the "ERR overflow" notice gets to leave before the connection
+ * of a client that stopped reading is cut. */
+#define SS_CHAT_OVERFLOW_LINGER_MS 1000
 
 /* ---- apps: udp-chat ----------------------------------------------------- */
 /* Largest datagram: stays under the IPv4 minimum-reassembly-safe 1472-byte
@@ -170,6 +178,10 @@
 #define SS_UDPCHAT_PEER_TTL 300
 /* Peers the relay remembers (bounded table). */
 #define SS_UDPCHAT_MAX_PEERS 4096
+/* Receiver: senders whose sequence numbers are tracked, and missing sequence
+ * numbers remembered per sender (older ones are counted lost for good). */
+#define SS_UDPCHAT_RX_SENDERS 256
+#define SS_UDPCHAT_RX_MISSING 256
 
 /* ---- apps: broadcast and discovery -------------------------------------- */
 /* UDP port discovery probes go to when --port is not given. */
@@ -244,5 +256,13 @@
 /* Bytes read from the TUN device per wake-up and handed to the stack as one
  * batch: four largest packets, or the whole 64-packet batch at MTU 1500. */
 #define SS_TUN_BATCH_BYTES (4 * SS_TUN_BUF)
+/* Packets read from the TUN device per readiness callback: enough to
+ * amortise the wake-up, few enough that timers and other descriptors are not
+ * starved. */
+#define SS_TUN_BATCH 64
+/* Built-in services (echo, discard, source) one `stack up` can run. */
+#define SS_STACKRUN_SVC_MAX 16
+/* Per-connection buffer of a built-in service: a few full-size segments. */
+#define SS_STACKRUN_CONN_BUF 16384
 
 #endif

@@ -40,16 +40,6 @@ struct chat_ctx {
     bool dirty;
 };
 
-/* Pending (corked) buffers up to this size are kept for the next burst:
- * with many talkers a client gets a few KiB per loop iteration, and
- * freeing and regrowing the buffer every iteration cost more than the
- * fan-out itself (malloc, page faults). Well inside the per-client queue
- * bound (SS_CHAT_OUTQ_MAX), which already allows this much and more. */
-enum { PEND_KEEP = 32768 };
-
-/* Seconds to let the overflow notice leave before the connection is cut. */
-enum { OVERFLOW_LINGER_MS = 1000 };
-
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -81,7 +71,7 @@ static int flush_one(ss_chat_server *cs, struct chat_ctx *x)
     if (x->pend_len)
         err = ss_conn_write(x->conn, x->pend, x->pend_len);
     x->pend_len = 0;
-    if (x->pend_cap > PEND_KEEP) {
+    if (x->pend_cap > SS_CHAT_PEND_KEEP) {
         free(x->pend);
         x->pend = NULL;
         x->pend_cap = 0;
@@ -118,7 +108,7 @@ static int io_send(void *conn, const void *data, size_t len)
                       ss_conn_peer_str(c), cs->outq_max);
         ss_conn_close(c);
         /* It may never read the note: cut it off if it has not left soon. */
-        ss_conn_timer_start(c, OVERFLOW_LINGER_MS);
+        ss_conn_timer_start(c, SS_CHAT_OVERFLOW_LINGER_MS);
         return -ENOBUFS;
     }
     if (x->pend_len + len > x->pend_cap) {

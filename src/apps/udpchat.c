@@ -63,18 +63,15 @@ int ss_udpchat_decode(const void *buf, size_t len, uint32_t *seq, char *nick,
 
 /* ---- receiver ----------------------------------------------------------- */
 
-/* Missing sequence numbers remembered per sender (older ones stay lost). */
-enum { RX_SENDERS = 256, RX_MISSING = 256 };
-
 struct rx_sender {
     char nick[SS_CHAT_NICK_MAX + 1];
     uint32_t next;                  /* highest seen + 1 */
-    uint32_t missing[RX_MISSING];   /* ring of gaps not yet filled */
+    uint32_t missing[SS_UDPCHAT_RX_MISSING];   /* ring of gaps not yet filled */
     size_t nmissing, head;
 };
 
 struct ss_udpchat_rx {
-    struct rx_sender s[RX_SENDERS];
+    struct rx_sender s[SS_UDPCHAT_RX_SENDERS];
     size_t n;
     ss_udpchat_stats st;
 };
@@ -91,20 +88,20 @@ ss_udpchat_stats *ss_udpchat_rx_stats(ss_udpchat_rx *rx) { return &rx->st; }
 
 static void miss_add(struct rx_sender *s, uint32_t seq)
 {
-    if (s->nmissing == RX_MISSING) { /* forget the oldest gap */
-        s->head = (s->head + 1) % RX_MISSING;
+    if (s->nmissing == SS_UDPCHAT_RX_MISSING) { /* forget the oldest gap */
+        s->head = (s->head + 1) % SS_UDPCHAT_RX_MISSING;
         s->nmissing--;
     }
-    s->missing[(s->head + s->nmissing++) % RX_MISSING] = seq;
+    s->missing[(s->head + s->nmissing++) % SS_UDPCHAT_RX_MISSING] = seq;
 }
 
 static bool miss_take(struct rx_sender *s, uint32_t seq)
 {
     for (size_t i = 0; i < s->nmissing; i++) {
-        size_t at = (s->head + i) % RX_MISSING;
+        size_t at = (s->head + i) % SS_UDPCHAT_RX_MISSING;
         if (s->missing[at] == seq) {
             /* move the last one into its place */
-            size_t last = (s->head + s->nmissing - 1) % RX_MISSING;
+            size_t last = (s->head + s->nmissing - 1) % SS_UDPCHAT_RX_MISSING;
             s->missing[at] = s->missing[last];
             s->nmissing--;
             return true;
@@ -123,7 +120,7 @@ int ss_udpchat_rx_seen(ss_udpchat_rx *rx, const char *nick, uint32_t seq,
     *missing = 0;
     if (!s) {
         /* First message heard from nick: whatever came before is history. */
-        s = &rx->s[rx->n < RX_SENDERS ? rx->n++ : (size_t)(seq % RX_SENDERS)];
+        s = &rx->s[rx->n < SS_UDPCHAT_RX_SENDERS ? rx->n++ : (size_t)(seq % SS_UDPCHAT_RX_SENDERS)];
         memset(s, 0, sizeof *s);
         snprintf(s->nick, sizeof s->nick, "%s", nick);
         s->next = seq + 1;
@@ -137,7 +134,7 @@ int ss_udpchat_rx_seen(ss_udpchat_rx *rx, const char *nick, uint32_t seq,
     }
     if (seq > s->next) {
         uint32_t gap = seq - s->next;
-        for (uint32_t k = s->next; k < seq && k - s->next < RX_MISSING; k++)
+        for (uint32_t k = s->next; k < seq && k - s->next < SS_UDPCHAT_RX_MISSING; k++)
             miss_add(s, k);
         rx->st.lost += gap;
         s->next = seq + 1;

@@ -21,7 +21,6 @@
 #include "sockstack/nc.h"
 #include "sockstack/sock.h"
 
-#define MAX_ADDRS 16
 
 static void usage(FILE *out)
 {
@@ -190,8 +189,8 @@ int cmd_connect(int argc, char **argv)
 
     int type = nc_cli_type(&o);
     int family = nc_cli_family(&o);
-    ss_addr addrs[MAX_ADDRS];
-    int n = nc_cli_resolve(&o, host, port, false, addrs, MAX_ADDRS);
+    ss_addr addrs[NC_CLI_MAX_ADDRS];
+    int n = nc_cli_resolve(&o, host, port, false, addrs, NC_CLI_MAX_ADDRS);
     if (n < 0)
         return CLI_RUNTIME;
     ss_addr bind_addr;

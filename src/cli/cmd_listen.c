@@ -24,7 +24,6 @@
 #include "sockstack/nc.h"
 #include "sockstack/sock.h"
 
-#define MAX_ADDRS 16
 
 static void usage(FILE *out)
 {
@@ -248,8 +247,8 @@ int cmd_listen(int argc, char **argv)
 
     bool udp = o.udp;
     int type = nc_cli_type(&o);
-    ss_addr addrs[MAX_ADDRS];
-    int n = nc_cli_resolve(&o, bind_host, port, true, addrs, MAX_ADDRS);
+    ss_addr addrs[NC_CLI_MAX_ADDRS];
+    int n = nc_cli_resolve(&o, bind_host, port, true, addrs, NC_CLI_MAX_ADDRS);
     if (n < 0)
         return CLI_RUNTIME;
     /* Servers restart on a port in TIME-WAIT without waiting a minute. */

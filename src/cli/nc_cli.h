@@ -37,6 +37,9 @@ int nc_cli_check_stack(const struct nc_cli_opts *o, bool is_unix);
 /* The socket type and address family the options ask for. */
 int nc_cli_type(const struct nc_cli_opts *o);
 int nc_cli_family(const struct nc_cli_opts *o);
+/* Addresses a name may resolve to that connect tries / listen binds. */
+#define NC_CLI_MAX_ADDRS 16
+
 /* Resolve host/port (host NULL: every address, shown as "*") into addrs:
  * the count, or -1 after a message. */
 int nc_cli_resolve(const struct nc_cli_opts *o, const char *host, const char *port,

@@ -8,10 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sockstack/config.h"
 #include "sockstack/stackrun.h"
 
-#define SVC_MAX 16
-#define CONN_BUF 16384
 
 struct svc_conn {
     struct svc_conn *next, *prev;
@@ -22,7 +21,7 @@ struct svc_conn {
     uint64_t source_left;
     struct ss_prng rng;
     size_t pend_off, pend_len;
-    unsigned char pend[CONN_BUF];
+    unsigned char pend[SS_STACKRUN_CONN_BUF];
 };
 
 struct svc {
@@ -37,7 +36,7 @@ struct ss_svcs {
     ss_stack *st;
     uint64_t (*now_fn)(void *);
     void *now_arg;
-    struct svc svc[SVC_MAX];
+    struct svc svc[SS_STACKRUN_SVC_MAX];
     int nsvc;
     struct svc_conn *conns;
     struct ss_svc_stats stats;
@@ -85,7 +84,7 @@ static int conn_flush(struct svc_conn *c)
             c->pend_off = c->pend_len = 0;
             if (c->kind != SS_SVC_SOURCE || c->source_left == 0)
                 return 0;
-            size_t n = c->source_left < CONN_BUF ? (size_t)c->source_left : CONN_BUF;
+            size_t n = c->source_left < SS_STACKRUN_CONN_BUF ? (size_t)c->source_left : SS_STACKRUN_CONN_BUF;
             ss_xfer_pattern(&c->rng, c->pend, n);
             c->pend_len = n;
             c->source_left -= n;
@@ -110,12 +109,12 @@ static bool conn_done_sending(const struct svc_conn *c)
 static int conn_read(struct svc_conn *c)
 {
     struct ss_svcs *s = c->svcs;
-    unsigned char buf[CONN_BUF];
+    unsigned char buf[SS_STACKRUN_CONN_BUF];
     while (!c->eof) {
         if (c->kind == SS_SVC_ECHO && c->pend_len)
             return 0; /* backpressure: the peer waits for its echo */
         unsigned char *dst = c->kind == SS_SVC_ECHO ? c->pend : buf;
-        ssize_t n = ss_tcp_recv(s->st, now_of(s), c->sd, dst, CONN_BUF);
+        ssize_t n = ss_tcp_recv(s->st, now_of(s), c->sd, dst, SS_STACKRUN_CONN_BUF);
         if (n == -EAGAIN)
             return 0;
         if (n < 0)
@@ -222,7 +221,7 @@ static void udp_cb(void *arg, ss_stack *st, int sd, unsigned ev, int err)
 int ss_svcs_add(ss_svcs *s, enum ss_svc_kind kind, uint16_t port,
                 uint64_t source_bytes)
 {
-    if (s->nsvc == SVC_MAX)
+    if (s->nsvc == SS_STACKRUN_SVC_MAX)
         return -ENOSPC;
     if (kind != SS_SVC_ECHO && kind != SS_SVC_DISCARD && kind != SS_SVC_SOURCE)
         return -EINVAL;

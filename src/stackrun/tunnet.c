@@ -13,10 +13,6 @@
 #include "sockstack/config.h"
 #include "sockstack/stackrun.h"
 
-/* Packets read per readiness callback: enough to amortise the wakeup,
- * few enough that timers and other descriptors are not starved. */
-#define TUN_BATCH 64
-
 struct ss_tunnet {
     ss_loop *loop;
     int fd;
@@ -26,8 +22,8 @@ struct ss_tunnet {
     ss_defer defer;
     uint64_t now;
     struct ss_tunnet_stats stats;
-    const uint8_t *pkts[TUN_BATCH];
-    size_t lens[TUN_BATCH];
+    const uint8_t *pkts[SS_TUN_BATCH];
+    size_t lens[SS_TUN_BATCH];
     uint8_t buf[SS_TUN_BATCH_BYTES];
 };
 
@@ -78,7 +74,7 @@ static void on_readable(ss_loop *loop, int fd, unsigned events, void *arg)
 {
     ss_tunnet *t = arg;
     size_t used = 0, n = 0;
-    while (n < TUN_BATCH && sizeof t->buf - used >= SS_TUN_BUF) {
+    while (n < SS_TUN_BATCH && sizeof t->buf - used >= SS_TUN_BUF) {
         ssize_t len = ss_tun_read(fd, t->buf + used, SS_TUN_BUF);
         if (len <= 0)
             break;
