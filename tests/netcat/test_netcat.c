@@ -75,6 +75,18 @@ static pid_t fork_server(int fd, void (*fn)(int fd))
     return pid;
 }
 
+/* A forked UDP server fn on a loopback port: its pid; the port as text in
+ * ps (16 bytes) and, if port is not NULL, as a number. */
+static pid_t udp_server(void (*fn)(int fd), char *ps, int *port)
+{
+    int p;
+    pid_t pid = fork_server(loopback_socket(SOCK_DGRAM, &p), fn);
+    port_str(ps, p);
+    if (port)
+        *port = p;
+    return pid;
+}
+
 static void reap(pid_t pid)
 {
     kill(pid, SIGKILL);
@@ -346,11 +358,8 @@ Test(netcat, info_prints_tcp_info_block_on_close)
 
 Test(netcat, udp_one_datagram_per_line_and_replies_printed)
 {
-    int port;
-    int fd = loopback_socket(SOCK_DGRAM, &port);
-    pid_t srv = fork_server(fd, udp_tagger);
     char ps[16];
-    port_str(ps, port);
+    pid_t srv = udp_server(udp_tagger, ps, NULL);
     struct th_proc p;
     spawn(&p, CLI("connect", "--udp", "--wait", "0.5", "127.0.0.1", ps));
     char *out;
@@ -365,11 +374,8 @@ Test(netcat, udp_one_datagram_per_line_and_replies_printed)
 
 Test(netcat, udp_raw_one_datagram_per_read)
 {
-    int port;
-    int fd = loopback_socket(SOCK_DGRAM, &port);
-    pid_t srv = fork_server(fd, udp_tagger);
     char ps[16];
-    port_str(ps, port);
+    pid_t srv = udp_server(udp_tagger, ps, NULL);
     struct th_proc p;
     spawn(&p, CLI("connect", "-u", "--raw", "--wait", "0.5", "127.0.0.1", ps));
     char *out;
@@ -410,10 +416,7 @@ Test(netcat, udp_raw_from_a_file_sends_at_most_65507_per_datagram)
     for (int i = 0; i < 70000; i++)
         fputc('r', f);
     fclose(f);
-    int port;
-    int fd = loopback_socket(SOCK_DGRAM, &port);
-    pid_t srv = fork_server(fd, udp_sizer);
-    port_str(ps, port);
+    pid_t srv = udp_server(udp_sizer, ps, NULL);
     snprintf(cmd, sizeof cmd, "exec '%s' connect -u --raw --wait 0.5 127.0.0.1 %s < %s",
              th_sockstack(), ps, path);
     struct th_proc p;
@@ -431,11 +434,9 @@ Test(netcat, udp_raw_from_a_file_sends_at_most_65507_per_datagram)
 
 Test(netcat, udp_truncated_datagram_reported)
 {
-    int port;
-    int fd = loopback_socket(SOCK_DGRAM, &port);
-    pid_t srv = fork_server(fd, udp_big_reply);
     char ps[16];
-    port_str(ps, port);
+    int port;
+    pid_t srv = udp_server(udp_big_reply, ps, &port);
     struct th_proc p;
     spawn(&p, CLI("connect", "-u", "--recv-size", "10", "--wait", "0.5", "127.0.0.1", ps));
     char *out;
@@ -456,11 +457,8 @@ Test(netcat, udp_truncated_datagram_reported)
 
 Test(netcat, udp_hex_dump_per_datagram)
 {
-    int port;
-    int fd = loopback_socket(SOCK_DGRAM, &port);
-    pid_t srv = fork_server(fd, udp_echo);
     char ps[16];
-    port_str(ps, port);
+    pid_t srv = udp_server(udp_echo, ps, NULL);
     struct th_proc p;
     spawn(&p, CLI("connect", "-u", "-x", "--wait", "0.5", "127.0.0.1", ps));
     char *out;
