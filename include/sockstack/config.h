@@ -13,6 +13,9 @@
 #define SS_REACTOR_MAX_EVENTS 256
 /* Initial timer-heap capacity; it doubles on demand (the only growth path). */
 #define SS_REACTOR_TIMERS_INIT 64
+/* Upper bound of --busy-poll: a spin longer than a scheduler tick only
+ * burns the CPU another task could use. */
+#define SS_REACTOR_BUSY_POLL_MAX_US 10000
 
 /* ---- sock (kernel backend) ---------------------------------------------- */
 /* listen() backlog: the kernel caps it at somaxconn; 5 belongs to 1983. */

@@ -60,6 +60,11 @@ void ss_loop_free(ss_loop *loop);
 int ss_loop_run(ss_loop *loop);
 /* One iteration, waiting at most timeout_ms (-1: up to the nearest timer). */
 int ss_loop_run_once(ss_loop *loop, int timeout_ms);
+/* Busy polling: before sleeping for events, poll without sleeping for up
+ * to usec microseconds (0, the default, never spins; capped at
+ * SS_REACTOR_BUSY_POLL_MAX_US). Trades a busy CPU for a lower wake-up
+ * latency, like SO_BUSY_POLL does for a NIC queue. */
+void ss_loop_set_busy_poll(ss_loop *loop, uint32_t usec);
 /* Make ss_loop_run return after the current iteration. Safe from any thread
  * and from signal handlers (it writes to an eventfd). */
 void ss_loop_stop(ss_loop *loop);

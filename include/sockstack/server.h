@@ -176,6 +176,9 @@ typedef struct ss_server_opts {
                                  * counted in refused_limit; 0 = no limit
                                  * (init: SS_SERVER_MAX_CONNS). With workers
                                  * the limit is per worker divided evenly. */
+    unsigned busy_poll_us;      /* each event loop the server owns polls
+                                 * without sleeping this long before it
+                                 * sleeps (ss_loop_set_busy_poll); 0 = off */
     unsigned idle_timeout_ms;   /* close a connection silent (no bytes in or
                                  * out) this long; 0 = never */
     unsigned grace_ms;          /* after stop: how long in-flight connections

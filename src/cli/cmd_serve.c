@@ -28,6 +28,7 @@ enum {
     OPT_BACKLOG = 0x3000,
     OPT_MAX_CONNS,
     OPT_IDLE,
+    OPT_BUSY_POLL,
     OPT_ALLOW,
     OPT_DENY,
     OPT_GRACE,
@@ -49,6 +50,7 @@ static const struct option shared_longopts[] = {
     {"backlog", required_argument, NULL, OPT_BACKLOG},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
     {"allow", required_argument, NULL, OPT_ALLOW},
     {"deny", required_argument, NULL, OPT_DENY},
     {"grace", required_argument, NULL, OPT_GRACE},
@@ -82,6 +84,10 @@ static const char shared_help[] =
     "      --deny CIDR          never these peers (repeatable; wins over --allow)\n"
     "      --grace SECS         on SIGINT/SIGTERM, time for connections to finish\n"
     "                           (default 5)\n"
+    "Latency:\n"
+    "      --busy-poll USECS    before sleeping for events, poll this long without\n"
+    "                           sleeping (default 0: off; at most 10000): lower\n"
+    "                           wake-up latency for a CPU kept busy\n"
     "Discovery:\n"
     "      --announce           answer `sockstack discover` probes (UDP broadcast)\n"
     "      --announce-port N    port the probes come to (default 7999)\n"
@@ -290,6 +296,15 @@ int cmd_serve(int argc, char **argv)
                 goto out;
             }
             break;
+        case OPT_BUSY_POLL: {
+            int v;
+            if (cli_parse_int("--busy-poll", optarg, 0, SS_REACTOR_BUSY_POLL_MAX_US, &v) < 0) {
+                rc = CLI_USAGE;
+                goto out;
+            }
+            o->busy_poll_us = (unsigned)v;
+            break;
+        }
         case OPT_GRACE:
             if (parse_secs_ms("--grace", optarg, &o->grace_ms) < 0) {
                 rc = CLI_USAGE;

@@ -47,6 +47,7 @@ struct ss_loop {
     ss_defer *defer_head, *defer_tail;
 
     int wake_fd;          /* eventfd: ss_loop_stop from other threads */
+    uint32_t spin_us;     /* busy-poll this long before sleeping; 0 = never */
     volatile sig_atomic_t stop;
 
     int sig_fd;
@@ -417,11 +418,51 @@ static int next_timeout(ss_loop *loop, int cap_ms)
     return t;
 }
 
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Wait for events. With busy polling on, a wait that would sleep first
+ * polls without sleeping for up to spin_us: an event that comes in that
+ * time is handled without the sleep and wake-up (on a VM a halted vCPU
+ * costs tens of microseconds to wake). A due timer or deferred task ends
+ * the spin, as it would end the sleep. */
+static int wait_events(ss_loop *loop, int timeout_ms)
+{
+    int t = next_timeout(loop, timeout_ms);
+    if (loop->spin_us && t != 0) {
+        uint64_t start = mono_us(), now = start;
+        do {
+            int n = loop->ops->wait(loop->poller, loop->events, SS_REACTOR_MAX_EVENTS, 0);
+            if (n != 0)
+                return n;
+            now = mono_us();
+        } while (now - start < loop->spin_us && !loop->stop &&
+                 (t < 0 || now - start < (uint64_t)t * 1000u));
+        /* Sleep for what is left: timers are absolute, the cap is not. */
+        int cap = timeout_ms;
+        if (cap > 0) {
+            uint64_t spent_ms = (now - start) / 1000u;
+            cap = spent_ms >= (uint64_t)cap ? 0 : cap - (int)spent_ms;
+        }
+        ss_loop_update_time(loop);
+        t = next_timeout(loop, cap);
+    }
+    return loop->ops->wait(loop->poller, loop->events, SS_REACTOR_MAX_EVENTS, t);
+}
+
+void ss_loop_set_busy_poll(ss_loop *loop, uint32_t usec)
+{
+    loop->spin_us = usec > SS_REACTOR_BUSY_POLL_MAX_US ? SS_REACTOR_BUSY_POLL_MAX_US : usec;
+}
+
 int ss_loop_run_once(ss_loop *loop, int timeout_ms)
 {
     ss_loop_update_time(loop);
-    int n = loop->ops->wait(loop->poller, loop->events, SS_REACTOR_MAX_EVENTS,
-                            next_timeout(loop, timeout_ms));
+    int n = wait_events(loop, timeout_ms);
     if (n < 0)
         return n;
     ss_loop_update_time(loop);

@@ -114,7 +114,10 @@ static int worker_init(ss_server *srv, struct worker *w, int idx, bool single)
         w->loop_borrowed = true;
         return 0;
     }
-    return ss_loop_new(&w->loop);
+    int err = ss_loop_new(&w->loop);
+    if (err == 0 && srv->o.busy_poll_us)
+        ss_loop_set_busy_poll(w->loop, srv->o.busy_poll_us);
+    return err;
 }
 
 static void worker_fini(struct worker *w)

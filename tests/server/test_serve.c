@@ -232,6 +232,26 @@ Test(serve, echo_tcp_ipv4_and_ready_line)
     srv_stop(&s);
 }
 
+Test(serve, echo_with_busy_poll_over_tcp_and_udp)
+{
+    struct srv s, u;
+    srv_start(&s, "echo", "--bind", "127.0.0.1", "--busy-poll", "500");
+    srv_start(&u, "echo", "--udp", "--bind", "127.0.0.1", "--busy-poll", "500");
+    int fd = tcp_connect(AF_INET, s.port);
+    for (int i = 0; i < 100; i++) /* each reply comes during or after a spin */
+        roundtrip(fd, "ping\n", "ping\n");
+    close(fd);
+    char got[64];
+    ssize_t n;
+    int ufd = udp_socket(AF_INET);
+    udp_ask(ufd, u.port, "pong", 4, got, sizeof got, &n);
+    cr_assert_eq(n, 4);
+    cr_assert_eq(memcmp(got, "pong", 4), 0);
+    close(ufd);
+    srv_stop(&u);
+    srv_stop(&s);
+}
+
 Test(serve, echo_and_upper_tcp_ipv6)
 {
     struct srv s, u;
@@ -808,6 +828,8 @@ Test(serve, usage_errors_exit_2_and_help_exits_0)
     CLI_EXIT(2, "serve", "echo", "--model", "thread", "--workers", "2");
     CLI_EXIT(2, "serve", "echo", "--allow", "300.1.2.3");
     CLI_EXIT(2, "serve", "echo", "--idle-timeout", "soon");
+    CLI_EXIT(2, "serve", "echo", "--busy-poll", "10001");
+    CLI_EXIT(2, "serve", "echo", "--busy-poll", "-1");
     CLI_EXIT(2, "serve", "echo", "--upper", "--sockperf");
     CLI_EXIT(2, "serve", "echo", "stray");
 }

@@ -1,7 +1,9 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sockstack/reactor.h"
@@ -137,4 +139,72 @@ Test(reactor, stop_before_run_is_honoured)
     ss_loop_stop(loop);
     cr_assert_eq(ss_loop_run(loop), 0);
     cr_assert_not(ss_loop_stopped(loop));
+}
+
+/* ---- busy polling ---------------------------------------------------------- */
+
+static void count_timer(ss_loop *l, ss_timer *t, void *arg) { (*(int *)arg)++; }
+
+Test(reactor, busy_poll_shorter_than_the_timer_still_sleeps_until_it)
+{
+    int fired = 0;
+    ss_timer t;
+    ss_timer_init(&t, count_timer, &fired);
+    ss_loop_set_busy_poll(loop, 2000); /* 2 ms of spin, then sleep */
+    ss_timer_start(loop, &t, 30);
+    uint64_t start = ss_loop_now(loop);
+    /* One iteration: spin, then sleep the rest (the cap is far), then fire. */
+    cr_assert_eq(ss_loop_run_once(loop, 1000), 0);
+    cr_assert_eq(fired, 1);
+    cr_assert_geq(ss_loop_now(loop) - start, 30);
+}
+
+Test(reactor, busy_poll_longer_than_the_timer_ends_at_the_timer)
+{
+    int fired = 0;
+    ss_timer t;
+    ss_timer_init(&t, count_timer, &fired);
+    ss_loop_set_busy_poll(loop, 1000000); /* capped at the maximum */
+    ss_timer_start(loop, &t, 3);
+    cr_assert_eq(ss_loop_run_once(loop, -1), 0);
+    cr_assert_eq(fired, 1);
+}
+
+Test(reactor, busy_poll_respects_the_callers_cap)
+{
+    int fired = 0;
+    ss_timer t;
+    ss_timer_init(&t, count_timer, &fired);
+    ss_loop_set_busy_poll(loop, 5000);
+    ss_timer_start(loop, &t, 200);
+    uint64_t start = ss_loop_now(loop);
+    /* Nothing happens for 10 ms: the iteration returns without the timer. */
+    cr_assert_eq(ss_loop_run_once(loop, 10), 0);
+    cr_assert_eq(fired, 0);
+    cr_assert_geq(ss_loop_now(loop) - start, 10);
+}
+
+static void *write_later(void *arg)
+{
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    cr_assert_eq(write(*(int *)arg, "hello", 5), 5);
+    return NULL;
+}
+
+Test(reactor, busy_poll_delivers_an_event_that_comes_during_the_spin)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    struct io_seen s = {0};
+    cr_assert_eq(ss_loop_io_add(loop, p[0], SS_READ, on_read, &s), 0);
+    ss_loop_set_busy_poll(loop, 10000);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, write_later, &p[1]), 0);
+    cr_assert_eq(ss_loop_run(loop), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(s.calls, 1);
+    cr_assert_str_eq(s.buf, "hello");
+    close(p[0]);
+    close(p[1]);
 }
