@@ -124,6 +124,9 @@
 /* Largest files message (a data chunk plus its tag). */
 #define SS_FILES_FRAME_MAX (SS_FILES_CHUNK + 64 * 1024)
 /* ---- apps: chat (issue 4) ----------------------------------------------- */
+/* First size of the chat room's nick index (it doubles as the room fills;
+ * one pointer per slot). */
+#define SS_CHAT_NICK_TAB_INIT 64
 /* Longest line a client may send, bytes without the EOL: a long paragraph,
  * and small enough that one base64 file chunk always fits in it. */
 #define SS_CHAT_MAX_LINE 4096

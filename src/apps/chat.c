@@ -6,6 +6,7 @@
  *   io->send. Every stored thing (public message, offline message, user,
  *   file) is committed to the store before the sender is acknowledged.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@ struct ss_chat_conn {
     ss_chat_room *room;
     void *io;                   /* the glue's handle */
     ss_chat_conn *prev, *next;  /* room->conns */
+    ss_chat_conn *hnext;        /* room->nick_tab chain (while named) */
     char nick[SS_CHAT_NICK_MAX + 1];
     bool named;                 /* has joined under nick */
     bool authed;                /* logged in to the registered nick */
@@ -45,6 +47,9 @@ struct ss_chat_room {
     ss_chat_io io;
     ss__chat_store *st;
     ss_chat_conn *conns;
+    ss_chat_conn **nick_tab;    /* named connections by nick, any case:
+                                 * chained, nick_cap (a power of 2) heads */
+    size_t nick_cap, nick_n;
     int online;
     char *out;      /* one formatted line */
     size_t out_cap;
@@ -81,11 +86,14 @@ int ss_chat_room_open(ss_chat_room **out, const ss_chat_opts *o,
     /* A line we send: its text (max_line) plus prefix, timestamp, nicks. */
     r->out_cap = o->max_line + 256;
     r->out = malloc(r->out_cap);
-    int err = r->out ? ss__chat_store_open(o->db_path, &r->st) : -ENOMEM;
+    r->nick_cap = SS_CHAT_NICK_TAB_INIT;
+    r->nick_tab = calloc(r->nick_cap, sizeof *r->nick_tab);
+    int err = r->out && r->nick_tab ? ss__chat_store_open(o->db_path, &r->st) : -ENOMEM;
     if (!err)
         err = ss__chat_file_drop_incomplete(r->st);
     if (err) {
         ss__chat_store_close(r->st);
+        free(r->nick_tab);
         free(r->out);
         free(r);
         return err;
@@ -99,6 +107,7 @@ void ss_chat_room_close(ss_chat_room *room)
     if (!room)
         return;
     ss__chat_store_close(room->st);
+    free(room->nick_tab);
     free(room->out);
     free(room);
 }
@@ -149,9 +158,62 @@ static void broadcast(ss_chat_room *r, ss_chat_conn *except, const char *fmt, ..
             send_raw(c, r->out, len);
 }
 
+/* ---- nick index: a join, /msg or /nick looks up one chain, not every
+ * connection (10,000 clients joining were O(n^2) string compares) ------ */
+
+static size_t nick_hash(const char *nick, size_t cap)
+{
+    uint32_t h = 2166136261u; /* FNV-1a over the lower-cased nick */
+    for (const unsigned char *p = (const unsigned char *)nick; *p; p++)
+        h = (h ^ (uint32_t)tolower(*p)) * 16777619u;
+    return h & (cap - 1);
+}
+
+static void nick_grow(ss_chat_room *r)
+{
+    size_t cap = r->nick_cap * 2;
+    ss_chat_conn **tab = calloc(cap, sizeof *tab);
+    if (!tab)
+        return; /* keep the old table: longer chains, still correct */
+    for (size_t i = 0; i < r->nick_cap; i++)
+        for (ss_chat_conn *c = r->nick_tab[i], *next; c; c = next) {
+            next = c->hnext;
+            size_t h = nick_hash(c->nick, cap);
+            c->hnext = tab[h];
+            tab[h] = c;
+        }
+    free(r->nick_tab);
+    r->nick_tab = tab;
+    r->nick_cap = cap;
+}
+
+static void nick_index(ss_chat_conn *c)
+{
+    ss_chat_room *r = c->room;
+    if (r->nick_n >= r->nick_cap)
+        nick_grow(r);
+    size_t h = nick_hash(c->nick, r->nick_cap);
+    c->hnext = r->nick_tab[h];
+    r->nick_tab[h] = c;
+    r->nick_n++;
+}
+
+static void nick_unindex(ss_chat_conn *c)
+{
+    ss_chat_room *r = c->room;
+    for (ss_chat_conn **pp = &r->nick_tab[nick_hash(c->nick, r->nick_cap)]; *pp;
+         pp = &(*pp)->hnext)
+        if (*pp == c) {
+            *pp = c->hnext;
+            c->hnext = NULL;
+            r->nick_n--;
+            return;
+        }
+}
+
 static ss_chat_conn *find_online(ss_chat_room *r, const char *nick)
 {
-    for (ss_chat_conn *c = r->conns; c; c = c->next)
+    for (ss_chat_conn *c = r->nick_tab[nick_hash(nick, r->nick_cap)]; c; c = c->hnext)
         if (c->named && !c->dead && !strcasecmp(c->nick, nick))
             return c;
     return NULL;
@@ -195,6 +257,7 @@ static void leave(ss_chat_conn *c, int64_t now)
     ss_chat_room *r = c->room;
     if (!c->named)
         return;
+    nick_unindex(c);
     c->named = false;
     r->online--;
     ss__chat_user_touch(r->st, c->nick, now);
@@ -252,7 +315,9 @@ static void take_nick(ss_chat_conn *c, const char *nick, int64_t now)
         char old[sizeof c->nick];
         snprintf(old, sizeof old, "%s", c->nick);
         ss__chat_user_touch(r->st, old, now);
+        nick_unindex(c);
         snprintf(c->nick, sizeof c->nick, "%s", nick);
+        nick_index(c);
         ss__chat_user_touch(r->st, nick, now);
         say(c, "OK nick %s %d", nick, r->online);
         if (presence(r))
@@ -261,6 +326,7 @@ static void take_nick(ss_chat_conn *c, const char *nick, int64_t now)
         snprintf(c->nick, sizeof c->nick, "%s", nick);
         ss__chat_user_touch(r->st, nick, now);
         c->named = true;
+        nick_index(c);
         r->online++;
         say(c, "OK nick %s %d", nick, r->online);
         if (presence(r))

@@ -542,3 +542,52 @@ Test(chat_room, download_is_paced_by_queue_space)
     cr_assert_gt(rounds, 3);
     cr_assert_not(fc[1].overflowed);
 }
+
+/* The nick index (a hash table that doubles from 64 slots) must answer the
+ * same as a scan of every connection: through growth, renames and leaves,
+ * case-insensitively. */
+Test(chat_room, nick_index_holds_across_growth_renames_and_leaves)
+{
+    enum { N = 150 };
+    struct fconn *many = malloc(N * sizeof *many);
+    cr_assert_not_null(many);
+    for (int i = 0; i < N; i++) {
+        many[i].len = 0;
+        many[i].limit = 0;
+        many[i].closed = many[i].overflowed = false;
+        many[i].c = ss_chat_connect(room, &many[i], T0);
+        char line[32];
+        snprintf(line, sizeof line, "/nick n%d\n", i);
+        ss_chat_recv(many[i].c, line, strlen(line), T0);
+    }
+    fc[0].c = ss_chat_connect(room, &fc[0], T0);
+    take(0);
+    for (int i = 0; i < N; i += 7) {
+        char line[32], want[64];
+        snprintf(line, sizeof line, "/nick N%d\n", i);
+        in(0, line);
+        snprintf(want, sizeof want, "ERR nicktaken N%d is online\n", i);
+        cr_assert_str_eq(take(0), want);
+    }
+    ss_chat_recv(many[5].c, "/nick renamed\n", 14, T0);
+    in(0, "/nick n5\n");
+    cr_assert_str_eq(take(0), "OK nick n5 151\n");
+    in(0, "/nick RENAMED\n");
+    cr_assert_str_eq(take(0), "ERR nicktaken RENAMED is online\n");
+    ss_chat_disconnect(many[7].c, T0);
+    many[7].c = NULL;
+    take(0);
+    in(0, "/nick n7\n");
+    cr_assert_str_eq(take(0), "OK nick n7 150\n");
+    many[149].len = 0;
+    in(0, "/msg N149 hello\n");
+    cr_assert_str_eq(take(0), "OK msg n149\n");
+    char want[128];
+    snprintf(want, sizeof want, "PRIV %s n7 hello\n", TS0);
+    cr_assert_eq(many[149].len, strlen(want));
+    cr_assert_eq(memcmp(many[149].out, want, strlen(want)), 0);
+    for (int i = 0; i < N; i++)
+        if (many[i].c)
+            ss_chat_disconnect(many[i].c, T0);
+    free(many);
+}
