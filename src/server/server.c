@@ -745,6 +745,8 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
             ss_addr_format(&addr, a, sizeof a);
             if (failed)
                 ss__server_log(srv, SS_LOG_ERROR, "%s: %s", failed, ss_strerror(err));
+            else if (err == SS_ELISTENING)
+                ss__server_log(srv, SS_LOG_ERROR, "another server is listening on %s", a);
             else
                 ss__server_log(srv, SS_LOG_ERROR, "cannot listen on %s: %s", a,
                                ss_strerror(err));
