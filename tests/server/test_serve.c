@@ -898,3 +898,43 @@ Test(serve, regular_file_at_the_unix_path_is_never_removed)
     cr_assert_str_eq(buf, "precious\n");
     unlink(path);
 }
+
+/* ---- the closing figures ------------------------------------------------ */
+
+/* A client sends 10000 bytes and reads them back; the "stopped:" line on
+ * SIGTERM counts them, under every model (fork: the child reports them). */
+static void stopped_line_counts(const char *model)
+{
+    struct srv s;
+    srv_start(&s, "echo", "--bind", "127.0.0.1", "--model", model);
+    static char out[10000], back[10000];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (char)(i * 7);
+    int fd = tcp_connect(AF_INET, s.port);
+    send_all(fd, out, sizeof out);
+    shutdown(fd, SHUT_WR);
+    recv_exact(fd, back, sizeof back);
+    cr_assert_eq(memcmp(out, back, sizeof out), 0);
+    expect_closed(fd);
+    close(fd);
+    int st = th_stop(&s.p, SIGTERM, 20000);
+    track(s.p.pid, false);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+    char *raw;
+    ssize_t n = th_read_all(s.p.err, &raw, 5000);
+    cr_assert_geq(n, 0);
+    char *err = strndup(raw, (size_t)n);
+    free(raw);
+    const char *want = "stopped: 1 accepted, 0 refused (limit), 0 refused (acl), "
+                       "0 idle-closed, 0 errors, 10000 bytes in, 10000 bytes out\n";
+    cr_assert(strstr(err, want), "model %s, stderr:\n%s", model, err);
+    free(err);
+    th_close_fds(&s.p);
+}
+
+Test(serve, stopped_line_counts_bytes_under_every_model)
+{
+    stopped_line_counts("event");
+    stopped_line_counts("thread");
+    stopped_line_counts("fork");
+}
