@@ -38,8 +38,10 @@
 #define SS_NC_RECV_SIZE_MAX (1024 * 1024)
 /* Default --wait: a UDP reply on loopback or a LAN comes well within 1 s. */
 #define SS_NC_WAIT_MS 1000
-/* Bytes written to stdout per readiness report: PIPE_BUF, the most a pipe
- * takes without blocking when it says it is writable. */
+/* Bytes written to stdout per readiness report where the kernel cannot
+ * write without waiting (RWF_NOWAIT refused: a terminal): PIPE_BUF, the
+ * most it takes without blocking when it says it is writable. Pipes and
+ * sockets take a whole buffer per write instead (see nc.c). */
 #define SS_NC_WRITE_CHUNK 4096
 
 /* ---- server framework --------------------------------------------------- */

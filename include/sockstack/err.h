@@ -25,6 +25,7 @@
     X(SS_EPATH,      -10012, "path leaves the served root")                     \
     X(SS_ENOTSUP,    -10013, "not supported by this backend")                   \
     X(SS_ENOHOST,    -10014, "name or service not known")                       \
+    X(SS_ELISTENING, -10015, "another server is listening on this address")     \
     X(SS_EREMOTE,    -10030, "the server refused the request")
 
 enum ss_err {

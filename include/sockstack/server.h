@@ -231,7 +231,10 @@ int ss_server_addr(const ss_server *srv, ss_addr *out);
 void *ss_server_ctx(const ss_server *srv);
 const ss_service *ss_server_service(const ss_server *srv);
 
-/* Counters, summed over workers (a consistent-enough snapshot). */
+/* Counters, summed over workers (a consistent-enough snapshot), the same
+ * under every model: a connection's thread (thread model) or child process
+ * (fork model, through a pipe to the parent) adds its byte, error and
+ * idle-close counts when it ends. */
 typedef struct ss_server_stats {
     uint64_t accepted;       /* connections handed to the service */
     uint64_t refused_limit;  /* closed at once: max_conns reached */

@@ -102,6 +102,11 @@ int ss_sock_open(const ss_backend *be, int family, int type, ss_sock **out);
 /* Apply every set field of o. On failure returns the code and, if failed
  * is not NULL, the option's CLI name ("--sndbuf") in *failed. */
 int ss_sock_set_opts(ss_sock *s, const ss_sockopts *o, const char **failed);
+/* Bind to a. A pathname Unix address whose file is in the way (EADDRINUSE)
+ * is taken over when the file is a socket nobody listens on (connect is
+ * refused: its server died without removing it); SS_ELISTENING when a
+ * server answers there; anything that is not a socket is never removed
+ * (-EADDRINUSE). */
 int ss_sock_bind(ss_sock *s, const ss_addr *a);
 int ss_sock_listen(ss_sock *s, int backlog);
 /* Accept one pending connection; -EAGAIN when none. peer may be NULL. */

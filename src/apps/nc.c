@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sockstack/config.h"
@@ -27,7 +28,9 @@ struct fdend {
     bool always;     /* epoll refuses it (regular file, /dev/null): always ready */
     bool registered; /* in the loop now */
     unsigned want;   /* events registered */
-    bool ready;      /* the loop said so since our last read/write */
+    bool ready;      /* the loop said so since our last read/write; out: worth
+                      * a write (cleared on EAGAIN) unless no_nowait */
+    bool no_nowait;  /* out: the kernel refuses RWF_NOWAIT here (a terminal) */
 };
 
 struct ss_nc {
@@ -430,16 +433,39 @@ static bool step_format(ss_nc *nc)
 
 /* ---- obuf -> out_fd -------------------------------------------------------- */
 
+/* Write up to n bytes to a descriptor the loop watches (pipe, socket,
+ * terminal) without ever blocking. It is shared with whoever started us,
+ * so its O_NONBLOCK flag is not ours to set; instead each write asks the
+ * kernel not to wait (RWF_NOWAIT): it takes as much as fits -- a whole
+ * socket read into an empty pipe -- or fails with EAGAIN, and we write on
+ * until it does. Where the kernel refuses that for the descriptor
+ * (EOPNOTSUPP: a terminal), write at most SS_NC_WRITE_CHUNK per readiness
+ * report, which never blocks. */
+static ssize_t write_nowait(struct fdend *e, const void *p, size_t n)
+{
+    if (!e->no_nowait) {
+        struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
+        ssize_t w = pwritev2(e->fd, &iov, 1, -1, RWF_NOWAIT);
+        if (w < 0 && errno == EAGAIN)
+            e->ready = false; /* full: wait for the loop to say writable */
+        if (w >= 0 || errno != EOPNOTSUPP)
+            return w;
+        e->no_nowait = true;
+        e->ready = false;
+        errno = EAGAIN; /* from now on, one chunk per readiness report */
+        return -1;
+    }
+    e->ready = false;
+    return write(e->fd, p, n > SS_NC_WRITE_CHUNK ? SS_NC_WRITE_CHUNK : n);
+}
+
 static bool step_output(ss_nc *nc)
 {
     if (nc->opos == nc->olen || !(nc->out.ready || nc->out.always))
         return false;
     size_t n = nc->olen - nc->opos;
-    if (!nc->out.always && n > SS_NC_WRITE_CHUNK)
-        n = SS_NC_WRITE_CHUNK; /* at most PIPE_BUF: never blocks */
-    ssize_t w = write(nc->out.fd, nc->obuf + nc->opos, n);
-    if (!nc->out.always)
-        nc->out.ready = false;
+    ssize_t w = nc->out.always ? write(nc->out.fd, nc->obuf + nc->opos, n)
+                               : write_nowait(&nc->out, nc->obuf + nc->opos, n);
     if (w < 0) {
         if (errno == EAGAIN || errno == EINTR)
             return false;
@@ -566,7 +592,9 @@ int ss_nc_new(ss_loop *loop, const ss_nc_opts *o, ss_nc_cb cb, void *arg,
     nc->cb = cb;
     nc->arg = arg;
     nc->in = (struct fdend){.fd = o->in_fd};
-    nc->out = (struct fdend){.fd = o->out_fd};
+    /* stdout is worth a first write before the loop reports it writable:
+     * write_nowait() cannot block (and waits for a report if it must). */
+    nc->out = (struct fdend){.fd = o->out_fd, .ready = true};
     nc->in_eof = o->in_fd < 0;
     nc->rxcap = o->recv_size > SS_NC_RECV_SIZE ? o->recv_size : SS_NC_RECV_SIZE;
     nc->ibuf = malloc(SS_NC_INBUF);

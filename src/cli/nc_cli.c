@@ -136,6 +136,8 @@ void nc_cli_report_open(const char *verb, const ss_addr *a, const char *failed_o
         snprintf(where, sizeof where, "?");
     if (failed_opt)
         cli_error("%s: %s", failed_opt, ss_strerror(err));
+    else if (err == SS_ELISTENING)
+        cli_error("%s: another server is listening on %s", verb, where);
     else
         cli_error("%s %s: %s", verb, where, ss_strerror(err));
 }

@@ -11,6 +11,7 @@
  *           fork   a child per connection, same as thread inside it
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -147,6 +148,46 @@ static size_t jobs_live(ss_server *srv)
 
 static void reap_children(ss_server *srv);
 
+/* The counters of a worker that served one connection. */
+static void job_stats_take(struct worker *w, struct job_stats *st)
+{
+    st->bytes_in = atomic_load(&w->bytes_in);
+    st->bytes_out = atomic_load(&w->bytes_out);
+    st->errors = atomic_load(&w->errors);
+    st->idle_closed = atomic_load(&w->idle_closed);
+}
+
+static void job_stats_add(ss_server *srv, const struct job_stats *st)
+{
+    stat_add(&srv->job_bytes_in, st->bytes_in);
+    stat_add(&srv->job_bytes_out, st->bytes_out);
+    stat_add(&srv->job_errors, st->errors);
+    stat_add(&srv->job_idle, st->idle_closed);
+}
+
+/* Fork model: add every record the children have written so far. */
+static void stats_drain(ss_server *srv)
+{
+    if (srv->stats_rd < 0)
+        return;
+    struct job_stats recs[64];
+    for (;;) {
+        ssize_t n = read(srv->stats_rd, recs, sizeof recs);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; /* EAGAIN: all read */
+        /* Each record was one write of under PIPE_BUF bytes: whole. */
+        for (size_t i = 0; i < (size_t)n / sizeof recs[0]; i++)
+            job_stats_add(srv, &recs[i]);
+    }
+}
+
+static void stats_cb(ss_loop *loop, int fd, unsigned events, void *arg)
+{
+    stats_drain(arg);
+}
+
 /* Join finished threads; drop finished job records. */
 static void jobs_reap(ss_server *srv)
 {
@@ -171,16 +212,19 @@ static void jobs_reap(ss_server *srv)
     pthread_mutex_unlock(&srv->mu);
 }
 
-/* Serve one connection to the end on this thread (thread job or child). */
+/* Serve one connection to the end on this thread (thread job or child);
+ * what it served goes to *st. */
 static int serve_one(ss_server *srv, ss_sock *s, const ss_addr *peer,
-                     struct job *j)
+                     struct job *j, struct job_stats *st)
 {
     struct worker w;
     memset(&w, 0, sizeof w);
+    memset(st, 0, sizeof *st);
     int err = worker_init(srv, &w, -1, true);
     if (err < 0) {
         ss_sock_close(s);
         worker_fini(&w);
+        st->errors = 1;
         return err;
     }
     if (srv->blocking) {
@@ -203,8 +247,7 @@ static int serve_one(ss_server *srv, ss_sock *s, const ss_addr *peer,
             pthread_mutex_unlock(&srv->mu);
         }
     }
-    stat_add(&srv->job_errors, atomic_load(&w.errors));
-    stat_add(&srv->job_idle, atomic_load(&w.idle_closed));
+    job_stats_take(&w, st);
     worker_fini(&w);
     return err;
 }
@@ -213,7 +256,9 @@ static void *job_thread(void *arg)
 {
     struct job *j = arg;
     ss_server *srv = j->srv;
-    serve_one(srv, j->sock, &j->peer, j);
+    struct job_stats st;
+    serve_one(srv, j->sock, &j->peer, j, &st);
+    job_stats_add(srv, &st);
     pthread_mutex_lock(&srv->mu);
     j->done = true;
     j->sock = NULL;
@@ -270,29 +315,52 @@ static int job_start(struct worker *w, ss_sock *s, const ss_addr *peer)
          * them only by closing our copies of the descriptors (never
          * epoll_ctl, which would change the parent's interest list). */
         close(ss_sock_fd(w->lsock));
-        sigset_t chld;
+        close(srv->stats_rd);
+        sigset_t chld, term;
         sigemptyset(&chld);
         sigaddset(&chld, SIGCHLD);
         pthread_sigmask(SIG_UNBLOCK, &chld, NULL);
         signal(SIGCHLD, SIG_DFL);
-        int err = 0;
-        {
+        /* The parent's SIGTERM asks us to finish (whether or not it
+         * handles signals itself), and we never die of it before reporting
+         * our counters: an event-style conversation stops after it (its
+         * loop reads the signal); a blocking handler cannot be told, so it
+         * runs on until done or until the grace period's SIGKILL, as it
+         * would on a thread. */
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        if (srv->blocking)
+            signal(SIGTERM, SIG_IGN);
+        else
+            pthread_sigmask(SIG_BLOCK, &term, NULL);
+        struct job_stats st;
+        memset(&st, 0, sizeof st);
+        if (srv->blocking) {
+            serve_one(srv, s, peer, NULL, &st); /* its error is counted in st */
+        } else {
             struct worker cw;
             memset(&cw, 0, sizeof cw);
-            if (srv->blocking) {
-                err = serve_one(srv, s, peer, NULL);
-            } else if ((err = worker_init(srv, &cw, -1, true)) == 0) {
-                if (srv->o.handle_signals)
-                    ss_loop_signal_add(cw.loop, SIGTERM, sigterm_child, srv);
+            int err = worker_init(srv, &cw, -1, true);
+            if (err == 0) {
+                ss_loop_signal_add(cw.loop, SIGTERM, sigterm_child, srv);
                 ss__conn_open(&cw, s, peer);
                 while (cw.active && err == 0)
                     err = ss_loop_run(cw.loop);
-                worker_fini(&cw);
+                job_stats_take(&cw, &st);
             } else {
-                worker_fini(&cw);
+                ss_sock_close(s);
             }
+            worker_fini(&cw);
+            if (err < 0)
+                st.errors++; /* the child could not serve: not the peer's doing */
         }
-        _exit(err < 0 ? 1 : 0);
+        /* The parent's figures include ours, as under the other models. A
+         * child that cannot report exits 1, which the parent counts. */
+        ssize_t n;
+        do
+            n = write(srv->stats_wr, &st, sizeof st);
+        while (n < 0 && errno == EINTR);
+        _exit(n == (ssize_t)sizeof st ? 0 : 1);
     }
     ss_sock_close(s); /* the child has it */
     j->pid = pid;
@@ -316,6 +384,7 @@ static void reap_children(ss_server *srv)
             if (j->pid == pid)
                 j->done = true;
         pthread_mutex_unlock(&srv->mu);
+        /* Killed (grace period over, a crash) or unable to report. */
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             stat_add(&srv->job_errors, 1);
     }
@@ -561,6 +630,7 @@ static int worker_run(struct worker *w)
                 ss_loop_run_once(w->loop, 50);
             }
         }
+        stats_drain(srv); /* every child has exited: all records are in */
     }
     w->run_err = err;
     return err;
@@ -619,10 +689,11 @@ int ss_server_run(ss_server *srv)
     ss_server_get_stats(srv, &st);
     ss__server_log(srv, SS_LOG_INFO,
                    "stopped: %llu accepted, %llu refused (limit), %llu refused (acl), "
-                   "%llu idle-closed, %llu errors",
+                   "%llu idle-closed, %llu errors, %llu bytes in, %llu bytes out",
                    (unsigned long long)st.accepted, (unsigned long long)st.refused_limit,
                    (unsigned long long)st.refused_acl, (unsigned long long)st.idle_closed,
-                   (unsigned long long)st.errors);
+                   (unsigned long long)st.errors, (unsigned long long)st.bytes_in,
+                   (unsigned long long)st.bytes_out);
     return err;
 }
 
@@ -687,6 +758,7 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
     if (srv->o.workers < 1)
         srv->o.workers = 1;
     pthread_mutex_init(&srv->mu, NULL);
+    srv->stats_rd = srv->stats_wr = -1;
     int err = check_service(svc, &srv->o, srv);
     if (err < 0)
         goto fail;
@@ -748,6 +820,8 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
             ss_addr_format(&addr, a, sizeof a);
             if (failed)
                 ss__server_log(srv, SS_LOG_ERROR, "%s: %s", failed, ss_strerror(err));
+            else if (err == SS_ELISTENING)
+                ss__server_log(srv, SS_LOG_ERROR, "another server is listening on %s", a);
             else
                 ss__server_log(srv, SS_LOG_ERROR, "cannot listen on %s: %s", a,
                                ss_strerror(err));
@@ -778,6 +852,23 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
     if (srv->model == SS_MODEL_FORK &&
         (err = ss_loop_signal_add(srv->workers[0].loop, SIGCHLD, sigchld_cb, srv)) < 0)
         goto fail;
+    if (srv->model == SS_MODEL_FORK) {
+        /* Children report their counters here; the read end never blocks. */
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) < 0) {
+            err = -errno;
+            goto fail;
+        }
+        srv->stats_rd = fds[0];
+        srv->stats_wr = fds[1];
+        if (fcntl(srv->stats_rd, F_SETFL, O_NONBLOCK) < 0) {
+            err = -errno;
+            goto fail;
+        }
+        if ((err = ss_loop_io_add(srv->workers[0].loop, srv->stats_rd, SS_READ, stats_cb,
+                                  srv)) < 0)
+            goto fail;
+    }
     *out = srv;
     return 0;
 fail:
@@ -791,6 +882,10 @@ void ss_server_free(ss_server *srv)
         return;
     for (int i = 0; srv->workers && i < srv->nworkers; i++)
         worker_fini(&srv->workers[i]);
+    if (srv->stats_rd >= 0)
+        close(srv->stats_rd);
+    if (srv->stats_wr >= 0)
+        close(srv->stats_wr);
     if (srv->unix_path_bound) {
         const struct sockaddr_un *un = (const struct sockaddr_un *)&srv->addr.sa;
         if (un->sun_path[0])
@@ -833,6 +928,8 @@ void ss_server_get_stats(const ss_server *srv, ss_server_stats *out)
     }
     out->errors += atomic_load(&srv->job_errors);
     out->idle_closed += atomic_load(&srv->job_idle);
+    out->bytes_in += atomic_load(&srv->job_bytes_in);
+    out->bytes_out += atomic_load(&srv->job_bytes_out);
     if (srv->model != SS_MODEL_EVENT)
         out->active += jobs_live((ss_server *)srv);
 }

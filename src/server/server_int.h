@@ -67,6 +67,13 @@ struct worker {
         errors, active_n, datagrams, bytes_in, bytes_out;
 };
 
+/* What one thread or child served, for the server's counters: a child
+ * writes it to the server's stats pipe (one write, under PIPE_BUF, so
+ * records from many children never interleave). */
+struct job_stats {
+    uint64_t bytes_in, bytes_out, errors, idle_closed;
+};
+
 /* A thread or a child process serving one connection. */
 struct job {
     struct job *next;
@@ -99,7 +106,8 @@ struct ss_server {
     pthread_mutex_t mu;
     struct job *jobs;
     size_t njobs;
-    _Atomic uint64_t job_errors, job_idle;
+    _Atomic uint64_t job_errors, job_idle, job_bytes_in, job_bytes_out;
+    int stats_rd, stats_wr;   /* fork model: children's job_stats, or -1 */
 };
 
 /* server.c */

@@ -6,9 +6,11 @@
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <linux/tcp.h> /* struct tcp_info with byte counters (glibc's is older) */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -112,11 +114,64 @@ static int k_set_opts(ss_sock *s, const ss_sockopts *o, const char **failed)
     return 0;
 }
 
+/* The socket file at path is left by a server that died without removing
+ * it (SIGKILL, crash) when it is a socket and a connect to it is refused:
+ * no socket is bound to that file any more. The probe is a datagram socket
+ * whatever the server's type: the kernel answers ECONNREFUSED when nothing
+ * is bound there and EPROTOTYPE when a stream (or seqpacket) socket is, so
+ * a live stream server is never handed a connection it would take for a
+ * client (a one-peer `listen` would serve it and end). Returns 0 when
+ * stale, SS_ELISTENING when a socket is bound there, -EADDRINUSE when it
+ * is not a socket or cannot be probed (it is left alone). */
+static int unix_path_stale(const char *path, const ss_addr *a, struct stat *st)
+{
+    if (lstat(path, st) < 0 || !S_ISSOCK(st->st_mode))
+        return -EADDRINUSE;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -EADDRINUSE;
+    int r = connect(fd, (const struct sockaddr *)&a->sa, a->len);
+    int e = errno;
+    close(fd);
+    if (r == 0 || e == EPROTOTYPE || e == EPERM)
+        return SS_ELISTENING; /* bound: a datagram server, or another type */
+    return e == ECONNREFUSED ? 0 : -EADDRINUSE;
+}
+
+/* bind() a pathname Unix socket whose file is in the way: what mature
+ * servers do. Remove the file only when unix_path_stale() says so and it is
+ * still the same file (same device and inode) just before the unlink. */
+static int unix_bind_reclaim(ss_sock *s, const ss_addr *a)
+{
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&a->sa;
+    size_t off = offsetof(struct sockaddr_un, sun_path);
+    if (a->len <= off || un->sun_path[0] == '\0')
+        return -EADDRINUSE; /* abstract names vanish with their owner */
+    char path[sizeof un->sun_path + 1];
+    size_t plen = strnlen(un->sun_path, a->len - off);
+    memcpy(path, un->sun_path, plen);
+    path[plen] = '\0';
+    struct stat st, again;
+    int err = unix_path_stale(path, a, &st);
+    if (err < 0)
+        return err;
+    if (lstat(path, &again) < 0 || again.st_dev != st.st_dev || again.st_ino != st.st_ino ||
+        !S_ISSOCK(again.st_mode))
+        return -EADDRINUSE;
+    if (unlink(path) < 0 && errno != ENOENT)
+        return -EADDRINUSE;
+    return bind(s->fd, (const struct sockaddr *)&a->sa, a->len) < 0 ? -errno : 0;
+}
+
 static int k_bind(ss_sock *s, const ss_addr *a)
 {
     /* IPv6 listeners take IPv4 too unless the user asked for a family;
      * the kernel default (bindv6only=0) already does that. */
-    return bind(s->fd, (const struct sockaddr *)&a->sa, a->len) < 0 ? -errno : 0;
+    if (bind(s->fd, (const struct sockaddr *)&a->sa, a->len) == 0)
+        return 0;
+    if (errno == EADDRINUSE && s->family == AF_UNIX)
+        return unix_bind_reclaim(s, a);
+    return -errno;
 }
 
 static int k_listen(ss_sock *s, int backlog)

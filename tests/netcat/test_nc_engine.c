@@ -3,10 +3,12 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "sockstack/config.h"
@@ -169,5 +171,116 @@ Test(nc_engine, socket_is_not_read_faster_than_stdout_takes)
     ss_sock_close(c);
     ss_sock_close(s);
     close(in[0]); close(in[1]); close(out[0]); close(out[1]);
+    ss_loop_free(loop);
+}
+
+/* Wait (bounded) until the engine's socket has len bytes queued to read. */
+static void wait_queued(ss_sock *c, int len)
+{
+    for (int i = 0; i < 5000; i++) {
+        int q = 0;
+        ioctl(ss_sock_fd(c), FIONREAD, &q);
+        if (q >= len)
+            return;
+        poll(NULL, 0, 1);
+    }
+    cr_assert_fail("the peer's bytes never arrived");
+}
+
+/* stdout a pipe (blocking, as a shell makes it): what one recv took goes
+ * out in the same turn of the loop, in one write -- not in PIPE_BUF pieces
+ * that each wait for the loop to report the pipe writable. */
+Test(nc_engine, stdout_pipe_gets_a_whole_read_in_one_turn)
+{
+    ss_loop *loop;
+    cr_assert_eq(ss_loop_new(&loop), 0);
+    ss_sock *c, *s;
+    tcp_pair(&c, &s);
+    int in[2], out[2];
+    cr_assert_eq(pipe2(in, O_NONBLOCK), 0);
+    cr_assert_eq(pipe2(out, 0), 0);
+    cr_assert_geq(fcntl(out[1], F_SETPIPE_SZ, 1 << 20), 1 << 20);
+
+    ss_nc_opts o;
+    ss_nc_opts_init(&o);
+    o.in_fd = in[0];
+    o.out_fd = out[1];
+    ss_nc *nc;
+    cr_assert_eq(ss_nc_new(loop, &o, NULL, NULL, &nc), 0);
+    cr_assert_eq(ss_nc_attach(nc, c), 0);
+
+    enum { LEN = 48000 }; /* one recv: under SS_NC_RECV_SIZE and SS_NC_OUTBUF */
+    static char data[LEN], got[LEN];
+    for (int i = 0; i < LEN; i++)
+        data[i] = (char)(i % 253);
+    cr_assert_eq(ss_sock_send(s, data, LEN), LEN);
+    wait_queued(c, LEN);
+    int turns = 0;
+    while (ss_nc_bytes_received(nc) < LEN && turns < 100) {
+        ss_loop_run_once(loop, 1000);
+        turns++;
+    }
+    cr_assert_eq(ss_nc_bytes_received(nc), LEN);
+    int in_pipe = 0;
+    ioctl(out[0], FIONREAD, &in_pipe);
+    cr_assert_eq(in_pipe, LEN, "the turn that received %d bytes wrote %d of them", LEN, in_pipe);
+    cr_assert_eq(read(out[0], got, LEN), LEN);
+    cr_assert_eq(memcmp(got, data, LEN), 0);
+
+    ss_nc_free(nc);
+    ss_sock_close(c);
+    ss_sock_close(s);
+    close(in[0]); close(in[1]); close(out[0]); close(out[1]);
+    ss_loop_free(loop);
+}
+
+/* stdout a terminal: the kernel refuses RWF_NOWAIT there, and the engine
+ * falls back to PIPE_BUF pieces per readiness report; every byte arrives. */
+Test(nc_engine, stdout_terminal_gets_every_byte)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    cr_assert_geq(m, 0);
+    cr_assert_eq(grantpt(m), 0);
+    cr_assert_eq(unlockpt(m), 0);
+    int t = open(ptsname(m), O_RDWR | O_NOCTTY);
+    cr_assert_geq(t, 0);
+    struct termios tio;
+    cr_assert_eq(tcgetattr(t, &tio), 0);
+    cfmakeraw(&tio); /* bytes as they are: no \n -> \r\n */
+    cr_assert_eq(tcsetattr(t, TCSANOW, &tio), 0);
+    fcntl(m, F_SETFL, O_NONBLOCK);
+
+    ss_loop *loop;
+    cr_assert_eq(ss_loop_new(&loop), 0);
+    ss_sock *c, *s;
+    tcp_pair(&c, &s);
+    ss_nc_opts o;
+    ss_nc_opts_init(&o);
+    o.in_fd = -1;
+    o.out_fd = t;
+    ss_nc *nc;
+    cr_assert_eq(ss_nc_new(loop, &o, NULL, NULL, &nc), 0);
+    cr_assert_eq(ss_nc_attach(nc, c), 0);
+
+    enum { LEN = 40000 }; /* more than a terminal buffers */
+    static char data[LEN], got[LEN];
+    for (int i = 0; i < LEN; i++)
+        data[i] = (char)(i % 251);
+    cr_assert_eq(ss_sock_send(s, data, LEN), LEN);
+    size_t have = 0;
+    for (int i = 0; i < 5000 && have < LEN; i++) {
+        ss_loop_run_once(loop, 1);
+        ssize_t n = read(m, got + have, LEN - have);
+        if (n > 0)
+            have += (size_t)n;
+    }
+    cr_assert_eq(have, (size_t)LEN);
+    cr_assert_eq(memcmp(got, data, LEN), 0);
+
+    ss_nc_free(nc);
+    ss_sock_close(c);
+    ss_sock_close(s);
+    close(t);
+    close(m);
     ss_loop_free(loop);
 }

@@ -655,6 +655,61 @@ Test(netcat, unix_stream_and_datagram)
     th_close_fds(&c);
 }
 
+/* A listener killed by SIGKILL leaves its socket file; the next one takes
+ * it over (stream and datagram). While one listens, a second exits 1. */
+Test(netcat, listen_takes_over_a_stale_unix_socket_but_not_a_live_one)
+{
+    char path[128], arg[140], buf[512];
+    snprintf(path, sizeof path, "/tmp/ss-nc-stale-%d.sock", (int)getpid());
+    snprintf(arg, sizeof arg, "unix:%s", path);
+    unlink(path);
+    for (int udp = 0; udp < 2; udp++) {
+        struct th_proc l, c;
+        if (udp)
+            spawn_listener(&l, CLI("listen", "--udp", "--bind", arg));
+        else
+            spawn_listener(&l, CLI("listen", "--bind", arg));
+        int st = th_stop(&l, SIGKILL, 5000);
+        cr_assert(WIFSIGNALED(st), "status 0x%x", st);
+        th_close_fds(&l);
+        struct stat sb;
+        cr_assert_eq(lstat(path, &sb), 0, "SIGKILL leaves %s", path);
+
+        if (udp)
+            spawn_listener(&l, CLI("listen", "--udp", "--bind", arg));
+        else
+            spawn_listener(&l, CLI("listen", "--bind", arg));
+        struct th_result r = th_run_cli(
+            udp ? (const char *[]){"listen", "--udp", "--bind", arg, NULL}
+                : (const char *[]){"listen", "--bind", arg, NULL},
+            10000);
+        char want[200];
+        snprintf(want, sizeof want, "listen: another server is listening on %s\n", arg);
+        cr_assert_eq(r.status, 1, "second listener: stderr %s", r.err);
+        cr_assert(strstr(r.err, want), "stderr: %s", r.err);
+        th_result_free(&r);
+
+        if (udp)
+            spawn(&c, CLI("connect", "--udp", "--wait", "2", arg));
+        else
+            spawn(&c, CLI("connect", arg));
+        cr_assert_eq(th_write_all(c.in, "taken over\n", 11), 0);
+        cr_assert(th_read_until(l.out, "taken over\n", buf, sizeof buf, 10000), "%s", buf);
+        close(c.in);
+        c.in = -1;
+        cr_assert_eq(exit_code(&c, 10000), 0);
+        if (udp) {
+            st = th_stop(&l, SIGTERM, 5000);
+            cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        } else {
+            cr_assert_eq(exit_code(&l, 10000), 0);
+        }
+        th_close_fds(&l);
+        th_close_fds(&c);
+        cr_assert_neq(lstat(path, &sb), 0, "listener left %s behind", path);
+    }
+}
+
 Test(netcat, ncat_as_foreign_client_of_listen)
 {
     struct th_proc l, n;

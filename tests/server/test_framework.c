@@ -140,6 +140,10 @@ static void blocking_under(int model)
     finish(&r, &st);
     cr_assert_eq(st.accepted, 2);
     cr_assert_eq(st.active, 0);
+    /* what the threads or children read and wrote reaches the server */
+    cr_assert_eq(st.bytes_in, 6 + 4);
+    cr_assert_eq(st.bytes_out, 6 + 6);
+    cr_assert_eq(st.errors, 0);
 }
 
 Test(framework, blocking_handler_thread_model) { blocking_under(SS_MODEL_THREAD); }
@@ -357,3 +361,64 @@ Test(framework, limit_refusals_are_counted)
     cr_assert_eq(st.accepted, 1);
     cr_assert_eq(st.refused_limit, 1);
 }
+
+/* ---- counters: the same figures under every model ---------------------- */
+
+static int echo_data(ss_conn *c, const void *data, size_t len)
+{
+    return ss_conn_write(c, data, len);
+}
+
+static const ss_service echo_svc = {.name = "echo", .on_data = echo_data};
+
+#define COUNT_BYTES 100000
+
+static void send_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        cr_assert_gt(n, 0, "send: %s", strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Two clients send known byte counts, read the echo and close; the
+ * server's counters hold exactly those bytes, whichever model served. */
+static void counters_under(int model)
+{
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.model = model;
+    struct running r;
+    start(&r, &echo_svc, &o);
+    static char out[COUNT_BYTES], back[COUNT_BYTES];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (char)(i % 251);
+    int a = dial(r.port), b = dial(r.port);
+    send_all(b, "1234567", 7);
+    shutdown(b, SHUT_WR);
+    send_all(a, out, sizeof out); /* loopback buffers hold it all */
+    shutdown(a, SHUT_WR);
+    recv_exact(a, back, sizeof back);
+    cr_assert_eq(memcmp(out, back, sizeof out), 0);
+    expect_eof(a);
+    recv_exact(b, back, 7);
+    cr_assert_eq(memcmp(back, "1234567", 7), 0);
+    expect_eof(b);
+    close(a);
+    close(b);
+    ss_server_stats st;
+    finish(&r, &st);
+    cr_assert_eq(st.accepted, 2);
+    cr_assert_eq(st.active, 0);
+    cr_assert_eq(st.errors, 0);
+    cr_assert_eq(st.bytes_in, COUNT_BYTES + 7, "bytes_in %llu", (unsigned long long)st.bytes_in);
+    cr_assert_eq(st.bytes_out, COUNT_BYTES + 7, "bytes_out %llu",
+                 (unsigned long long)st.bytes_out);
+}
+
+Test(framework, counters_event_model) { counters_under(SS_MODEL_EVENT); }
+Test(framework, counters_thread_model) { counters_under(SS_MODEL_THREAD); }
+Test(framework, counters_fork_model_children_report_to_the_parent) { counters_under(SS_MODEL_FORK); }

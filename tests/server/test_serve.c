@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -842,4 +843,120 @@ Test(serve, address_in_use_is_a_runtime_error)
     snprintf(port, sizeof port, "%d", s.port);
     CLI_EXIT(1, "serve", "echo", "--bind", "127.0.0.1", "--port", port);
     srv_stop(&s);
+}
+
+/* ---- a Unix socket file left behind ------------------------------------- */
+
+static void unix_path(char *path, size_t cap, char *bind, size_t bcap, const char *tag)
+{
+    snprintf(path, cap, "/tmp/ss-serve-%d-%s.sock", (int)getpid(), tag);
+    snprintf(bind, bcap, "unix:%s", path);
+    unlink(path);
+}
+
+Test(serve, stale_unix_socket_of_a_killed_server_is_taken_over)
+{
+    char path[108], bind[120];
+    unix_path(path, sizeof path, bind, sizeof bind, "stale");
+    struct srv s;
+    srv_start(&s, "echo", "--bind", bind);
+    int st = th_stop(&s.p, SIGKILL, 10000);
+    track(s.p.pid, false);
+    th_close_fds(&s.p);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status 0x%x", st);
+    struct stat sb;
+    cr_assert_eq(lstat(path, &sb), 0, "SIGKILL leaves the socket file");
+    cr_assert(S_ISSOCK(sb.st_mode));
+
+    srv_start(&s, "echo", "--bind", bind);
+    char want[160];
+    snprintf(want, sizeof want, "listening on unix:%s (unix)", path);
+    cr_assert_str_eq(s.line, want);
+    int fd = unix_connect(path);
+    roundtrip(fd, "after a crash\n", "after a crash\n");
+    close(fd);
+    srv_stop(&s);
+    cr_assert_neq(access(path, F_OK), 0, "socket file removed at exit");
+}
+
+Test(serve, live_unix_server_keeps_its_socket_and_second_exits_1)
+{
+    char path[108], bind[120];
+    unix_path(path, sizeof path, bind, sizeof bind, "live");
+    struct srv s;
+    srv_start(&s, "echo", "--bind", bind);
+    struct th_result r = th_run_cli((const char *[]){"serve", "echo", "--bind", bind, NULL},
+                                    10000);
+    char want[160];
+    snprintf(want, sizeof want, "another server is listening on unix:%s", path);
+    cr_assert_eq(r.status, 1, "exit status; stderr: %s", r.err);
+    cr_assert(strstr(r.err, want), "stderr: %s", r.err);
+    cr_assert_null(strstr(r.err, "(unix)"), "no ready line; stderr: %s", r.err);
+    th_result_free(&r);
+    int fd = unix_connect(path);
+    roundtrip(fd, "still here\n", "still here\n");
+    close(fd);
+    srv_stop(&s);
+}
+
+Test(serve, regular_file_at_the_unix_path_is_never_removed)
+{
+    char path[108], bind[120];
+    unix_path(path, sizeof path, bind, sizeof bind, "file");
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("precious\n", f);
+    fclose(f);
+    struct th_result r = th_run_cli((const char *[]){"serve", "echo", "--bind", bind, NULL},
+                                    10000);
+    cr_assert_eq(r.status, 1, "exit status; stderr: %s", r.err);
+    cr_assert(strstr(r.err, "Address already in use"), "stderr: %s", r.err);
+    th_result_free(&r);
+    char buf[32] = {0};
+    f = fopen(path, "r");
+    cr_assert_not_null(f, "the file is still there");
+    cr_assert_not_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    cr_assert_str_eq(buf, "precious\n");
+    unlink(path);
+}
+
+/* ---- the closing figures ------------------------------------------------ */
+
+/* A client sends 10000 bytes and reads them back; the "stopped:" line on
+ * SIGTERM counts them, under every model (fork: the child reports them). */
+static void stopped_line_counts(const char *model)
+{
+    struct srv s;
+    srv_start(&s, "echo", "--bind", "127.0.0.1", "--model", model);
+    static char out[10000], back[10000];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (char)(i * 7);
+    int fd = tcp_connect(AF_INET, s.port);
+    send_all(fd, out, sizeof out);
+    shutdown(fd, SHUT_WR);
+    recv_exact(fd, back, sizeof back);
+    cr_assert_eq(memcmp(out, back, sizeof out), 0);
+    expect_closed(fd);
+    close(fd);
+    int st = th_stop(&s.p, SIGTERM, 20000);
+    track(s.p.pid, false);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+    char *raw;
+    ssize_t n = th_read_all(s.p.err, &raw, 5000);
+    cr_assert_geq(n, 0);
+    char *err = strndup(raw, (size_t)n);
+    free(raw);
+    const char *want = "stopped: 1 accepted, 0 refused (limit), 0 refused (acl), "
+                       "0 idle-closed, 0 errors, 10000 bytes in, 10000 bytes out\n";
+    cr_assert(strstr(err, want), "model %s, stderr:\n%s", model, err);
+    free(err);
+    th_close_fds(&s.p);
+}
+
+Test(serve, stopped_line_counts_bytes_under_every_model)
+{
+    stopped_line_counts("event");
+    stopped_line_counts("thread");
+    stopped_line_counts("fork");
 }
