@@ -8,7 +8,10 @@
  *   models: event  connections live on the worker's loop (conn.c)
  *           thread a thread per connection with a private loop (or the
  *                  blocking handler), tracked as a job
- *           fork   a child per connection, same as thread inside it
+ *           fork   a child per connection, same as thread inside it;
+ *                  it writes its counters (bytes, errors, idle closes) to
+ *                  a pipe the parent's loop reads, so ss_server_get_stats
+ *                  means the same under every model
  */
 #include <errno.h>
 #include <fcntl.h>
