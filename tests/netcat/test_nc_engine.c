@@ -79,27 +79,56 @@ static void run_until_quiet(ss_loop *loop, uint64_t (*probe)(void *), void *arg)
     cr_assert_fail("never settled");
 }
 
+/* An engine on its own loop, attached to the client end c of a TCP pair
+ * (s is the peer), reading in_fd and writing out_fd. */
+struct rig {
+    ss_loop *loop;
+    ss_sock *c, *s;
+    ss_nc *nc;
+};
+
+static void rig_start(struct rig *r, int in_fd, int out_fd)
+{
+    cr_assert_eq(ss_loop_new(&r->loop), 0);
+    tcp_pair(&r->c, &r->s);
+    ss_nc_opts o;
+    ss_nc_opts_init(&o);
+    o.in_fd = in_fd;
+    o.out_fd = out_fd;
+    cr_assert_eq(ss_nc_new(r->loop, &o, NULL, NULL, &r->nc), 0);
+    cr_assert_eq(ss_nc_attach(r->nc, r->c), 0);
+}
+
+static void rig_stop(struct rig *r)
+{
+    ss_nc_free(r->nc);
+    ss_sock_close(r->c);
+    ss_sock_close(r->s);
+    ss_loop_free(r->loop);
+}
+
+static void close4(int in[2], int out[2])
+{
+    close(in[0]);
+    close(in[1]);
+    close(out[0]);
+    close(out[1]);
+}
+
 static uint64_t probe_sent(void *nc) { return ss_nc_bytes_sent(nc); }
 static uint64_t probe_received(void *nc) { return ss_nc_bytes_received(nc); }
 
 Test(nc_engine, stdin_is_not_read_faster_than_the_peer_takes)
 {
-    ss_loop *loop;
-    cr_assert_eq(ss_loop_new(&loop), 0);
-    ss_sock *c, *s;
-    tcp_pair(&c, &s);
     int in[2], out[2];
     cr_assert_eq(pipe2(in, O_NONBLOCK), 0);
     cr_assert_eq(pipe2(out, O_NONBLOCK), 0);
     fcntl(in[1], F_SETPIPE_SZ, 1 << 20);
-
-    ss_nc_opts o;
-    ss_nc_opts_init(&o);
-    o.in_fd = in[0];
-    o.out_fd = out[1];
-    ss_nc *nc;
-    cr_assert_eq(ss_nc_new(loop, &o, NULL, NULL, &nc), 0);
-    cr_assert_eq(ss_nc_attach(nc, c), 0);
+    struct rig r;
+    rig_start(&r, in[0], out[1]);
+    ss_loop *loop = r.loop;
+    ss_sock *c = r.c, *s = r.s;
+    ss_nc *nc = r.nc;
 
     /* Offer far more than all buffers hold; the peer (s) never reads. */
     size_t offered = 0;
@@ -122,31 +151,21 @@ Test(nc_engine, stdin_is_not_read_faster_than_the_peer_takes)
     cr_assert_geq(sent, (uint64_t)sockopt(s, SO_RCVBUF) / 2, "sent only %llu",
                   (unsigned long long)sent);
 
-    ss_nc_free(nc);
-    ss_sock_close(c);
-    ss_sock_close(s);
-    close(in[0]); close(in[1]); close(out[0]); close(out[1]);
-    ss_loop_free(loop);
+    rig_stop(&r);
+    close4(in, out);
 }
 
 Test(nc_engine, socket_is_not_read_faster_than_stdout_takes)
 {
-    ss_loop *loop;
-    cr_assert_eq(ss_loop_new(&loop), 0);
-    ss_sock *c, *s;
-    tcp_pair(&c, &s);
     int in[2], out[2];
     cr_assert_eq(pipe2(in, O_NONBLOCK), 0);
     cr_assert_eq(pipe2(out, O_NONBLOCK), 0);
     int pipe_cap = fcntl(out[1], F_GETPIPE_SZ);
-
-    ss_nc_opts o;
-    ss_nc_opts_init(&o);
-    o.in_fd = in[0];
-    o.out_fd = out[1];
-    ss_nc *nc;
-    cr_assert_eq(ss_nc_new(loop, &o, NULL, NULL, &nc), 0);
-    cr_assert_eq(ss_nc_attach(nc, c), 0);
+    struct rig r;
+    rig_start(&r, in[0], out[1]);
+    ss_loop *loop = r.loop;
+    ss_sock *s = r.s;
+    ss_nc *nc = r.nc;
 
     /* The peer sends far more than fits; nobody reads the engine's stdout. */
     char chunk[65536];
@@ -167,11 +186,8 @@ Test(nc_engine, socket_is_not_read_faster_than_stdout_takes)
     cr_assert_leq(received, bound, "received %llu, stdout side holds %zu",
                   (unsigned long long)received, bound);
 
-    ss_nc_free(nc);
-    ss_sock_close(c);
-    ss_sock_close(s);
-    close(in[0]); close(in[1]); close(out[0]); close(out[1]);
-    ss_loop_free(loop);
+    rig_stop(&r);
+    close4(in, out);
 }
 
 /* Wait (bounded) until the engine's socket has len bytes queued to read. */
@@ -192,22 +208,15 @@ static void wait_queued(ss_sock *c, int len)
  * that each wait for the loop to report the pipe writable. */
 Test(nc_engine, stdout_pipe_gets_a_whole_read_in_one_turn)
 {
-    ss_loop *loop;
-    cr_assert_eq(ss_loop_new(&loop), 0);
-    ss_sock *c, *s;
-    tcp_pair(&c, &s);
     int in[2], out[2];
     cr_assert_eq(pipe2(in, O_NONBLOCK), 0);
     cr_assert_eq(pipe2(out, 0), 0);
     cr_assert_geq(fcntl(out[1], F_SETPIPE_SZ, 1 << 20), 1 << 20);
-
-    ss_nc_opts o;
-    ss_nc_opts_init(&o);
-    o.in_fd = in[0];
-    o.out_fd = out[1];
-    ss_nc *nc;
-    cr_assert_eq(ss_nc_new(loop, &o, NULL, NULL, &nc), 0);
-    cr_assert_eq(ss_nc_attach(nc, c), 0);
+    struct rig r;
+    rig_start(&r, in[0], out[1]);
+    ss_loop *loop = r.loop;
+    ss_sock *c = r.c, *s = r.s;
+    ss_nc *nc = r.nc;
 
     enum { LEN = 48000 }; /* one recv: under SS_NC_RECV_SIZE and SS_NC_OUTBUF */
     static char data[LEN], got[LEN];
@@ -227,11 +236,8 @@ Test(nc_engine, stdout_pipe_gets_a_whole_read_in_one_turn)
     cr_assert_eq(read(out[0], got, LEN), LEN);
     cr_assert_eq(memcmp(got, data, LEN), 0);
 
-    ss_nc_free(nc);
-    ss_sock_close(c);
-    ss_sock_close(s);
-    close(in[0]); close(in[1]); close(out[0]); close(out[1]);
-    ss_loop_free(loop);
+    rig_stop(&r);
+    close4(in, out);
 }
 
 /* stdout a terminal: the kernel refuses RWF_NOWAIT there, and the engine
@@ -250,17 +256,10 @@ Test(nc_engine, stdout_terminal_gets_every_byte)
     cr_assert_eq(tcsetattr(t, TCSANOW, &tio), 0);
     fcntl(m, F_SETFL, O_NONBLOCK);
 
-    ss_loop *loop;
-    cr_assert_eq(ss_loop_new(&loop), 0);
-    ss_sock *c, *s;
-    tcp_pair(&c, &s);
-    ss_nc_opts o;
-    ss_nc_opts_init(&o);
-    o.in_fd = -1;
-    o.out_fd = t;
-    ss_nc *nc;
-    cr_assert_eq(ss_nc_new(loop, &o, NULL, NULL, &nc), 0);
-    cr_assert_eq(ss_nc_attach(nc, c), 0);
+    struct rig r;
+    rig_start(&r, -1, t);
+    ss_loop *loop = r.loop;
+    ss_sock *s = r.s;
 
     enum { LEN = 40000 }; /* more than a terminal buffers */
     static char data[LEN], got[LEN];
@@ -277,10 +276,7 @@ Test(nc_engine, stdout_terminal_gets_every_byte)
     cr_assert_eq(have, (size_t)LEN);
     cr_assert_eq(memcmp(got, data, LEN), 0);
 
-    ss_nc_free(nc);
-    ss_sock_close(c);
-    ss_sock_close(s);
+    rig_stop(&r);
     close(t);
     close(m);
-    ss_loop_free(loop);
 }

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "sockstack/err.h"
 #include "sockstack/server.h"
 
@@ -375,13 +376,8 @@ static const ss_service echo_svc = {.name = "echo", .on_data = echo_data};
 
 static void send_all(int fd, const void *buf, size_t len)
 {
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        cr_assert_gt(n, 0, "send: %s", strerror(errno));
-        p += n;
-        len -= (size_t)n;
-    }
+    int err = th_write_all(fd, buf, len);
+    cr_assert_eq(err, 0, "write: %s", strerror(-err));
 }
 
 /* Two clients send known byte counts, read the echo and close; the

@@ -139,13 +139,8 @@ static int unix_connect(const char *path)
 
 static void send_all(int fd, const void *buf, size_t len)
 {
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        cr_assert_gt(n, 0, "send: %s", strerror(errno));
-        p += n;
-        len -= (size_t)n;
-    }
+    int err = th_write_all(fd, buf, len);
+    cr_assert_eq(err, 0, "write: %s", strerror(-err));
 }
 
 static void recv_exact(int fd, void *buf, size_t len)

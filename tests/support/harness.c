@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -169,8 +170,13 @@ void th_close_fds(struct th_proc *p)
 int th_write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
+    bool sock = true; /* a socket gets MSG_NOSIGNAL: a closed peer is an error, not SIGPIPE */
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = sock ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
+        if (n < 0 && sock && errno == ENOTSOCK) {
+            sock = false;
+            continue;
+        }
         if (n < 0) {
             if (errno == EINTR)
                 continue;

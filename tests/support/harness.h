@@ -38,7 +38,8 @@ ssize_t th_exchange(struct th_proc *p, const void *in, size_t len, char **out,
  * EOF (false). What was read goes to buf (NUL-terminated, cut at cap). */
 bool th_read_until(int fd, const char *needle, char *buf, size_t cap,
                    int timeout_ms);
-/* Write all of buf to fd (blocking). Returns 0 or -errno. */
+/* Write all of buf to fd (blocking; sockets with MSG_NOSIGNAL, so a gone
+ * peer is -EPIPE rather than SIGPIPE). Returns 0 or -errno. */
 int th_write_all(int fd, const void *buf, size_t len);
 /* True when running as root (namespace/TUN tests need it). */
 bool th_is_root(void);
