@@ -9,7 +9,11 @@
  * Latency is from sending a message to receiving its last byte. Prints one
  * line:
  *   conns=N msgs=N secs=F msg_per_s=F mb_per_s=F p50_us=N p99_us=N errors=N
- * (mb_per_s counts echoed payload bytes, one direction, 10^6 bytes.)
+ *   cpu_us_per_msg=F busy_pct=F
+ * (mb_per_s counts echoed payload bytes, one direction, 10^6 bytes;
+ * cpu_us_per_msg is the whole machine's busy CPU time over the run, from
+ * /proc/stat, divided by the messages: server, this client and the kernel
+ * between them; busy_pct is that busy time against all CPUs' time.)
  * Benchmark tool: prints and exits itself (not library code).
  */
 #include <arpa/inet.h>
@@ -177,6 +181,23 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* Busy and total CPU time of the whole machine so far, in clock ticks
+ * (/proc/stat's first line; idle and iowait are not busy). */
+static void machine_ticks(uint64_t *busy, uint64_t *total)
+{
+    unsigned long long v[10] = {0};
+    *busy = *total = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+    fclose(f);
+    for (int i = 0; i < n && i < 8; i++) /* guest time is already in user */
+        *total += v[i];
+    *busy = *total - v[3] - v[4];
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: loadgen [-u] -p PORT [-h HOST] [-c CONNS] [-s SIZE] "
@@ -233,6 +254,8 @@ int main(int argc, char **argv)
     }
     struct thr *th = calloc((size_t)nthreads, sizeof *th);
     int per = nconns / nthreads, extra = nconns % nthreads, at = 0;
+    uint64_t busy0, total0, busy1, total1;
+    machine_ticks(&busy0, &total0);
     uint64_t t0 = now_ns();
     for (int i = 0; i < nthreads; i++) {
         th[i].first = at;
@@ -257,6 +280,10 @@ int main(int argc, char **argv)
         free(th[i].hist);
     }
     double el = (double)(now_ns() - t0) / 1e9;
+    machine_ticks(&busy1, &total1);
+    double tick_us = 1e6 / (double)sysconf(_SC_CLK_TCK);
+    double cpu_us = msgs ? (double)(busy1 - busy0) * tick_us / (double)msgs : 0;
+    double busy_pct = total1 > total0 ? 100.0 * (double)(busy1 - busy0) / (double)(total1 - total0) : 0;
     uint64_t p50 = 0, p99 = 0, acc = 0;
     bool have50 = false;
     for (int k = 0; k < HIST_US && msgs; k++) {
@@ -271,10 +298,10 @@ int main(int argc, char **argv)
         }
     }
     printf("conns=%d msgs=%llu secs=%.2f msg_per_s=%.0f mb_per_s=%.2f p50_us=%llu "
-           "p99_us=%llu errors=%llu\n",
+           "p99_us=%llu errors=%llu cpu_us_per_msg=%.2f busy_pct=%.0f\n",
            nconns, (unsigned long long)msgs, el, (double)msgs / el,
            (double)msgs * size / el / 1e6, (unsigned long long)p50,
-           (unsigned long long)p99, (unsigned long long)errors);
+           (unsigned long long)p99, (unsigned long long)errors, cpu_us, busy_pct);
     for (int i = 0; i < nconns; i++)
         close(conns[i].fd);
     free(conns);
