@@ -10,6 +10,9 @@
  * counted as a timeout). Every receiver notes the delivery latency. After
  * SECS it prints one line:
  *   clients=N delivered=D rate=R/s p50=X ms p99=Y ms timeouts=T
+ *   cpu_us_per_delivery=C busy_pct=B
+ * (C: the whole machine's busy CPU time over the measured seconds, from
+ * /proc/stat -- server, this program and the kernel -- per delivery.)
  * One thread, epoll; memory is bounded (a ring of in-flight messages and a
  * latency histogram of 10 us buckets up to 10 s).
  */
@@ -27,6 +30,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "machine_cpu.h"
 
 enum { RING = 1 << 16, BUCKETS = 1000000, BUF = 1 << 16 };
 
@@ -261,6 +266,8 @@ int main(int argc, char **argv)
     for (int s = 0; s < senders; s++)
         cl[s].sender = 1;
     measuring = 1;
+    uint64_t busy0, total0, busy1, total1;
+    machine_ticks(&busy0, &total0);
     uint64_t start = now_ns(), end = start + (uint64_t)(secs * 1e9), last_sweep = start;
     while (now_ns() < end) {
         for (int s = 0; s < senders; s++)
@@ -285,9 +292,14 @@ int main(int argc, char **argv)
     }
     double took = (double)(now_ns() - start) / 1e9;
     measuring = 0;
+    machine_ticks(&busy1, &total1);
+    double cpu_us = delivered ? (double)(busy1 - busy0) * machine_tick_us() / (double)delivered : 0;
+    double busy_pct =
+        total1 > total0 ? 100.0 * (double)(busy1 - busy0) / (double)(total1 - total0) : 0;
     printf("clients=%d senders=%d window=%d delivered=%llu rate=%.0f/s p50=%.2f ms "
-           "p99=%.2f ms timeouts=%llu\n",
+           "p99=%.2f ms timeouts=%llu cpu_us_per_delivery=%.2f busy_pct=%.0f\n",
            n_clients, senders, window, (unsigned long long)delivered,
-           (double)delivered / took, pct(0.50), pct(0.99), (unsigned long long)timeouts);
+           (double)delivered / took, pct(0.50), pct(0.99), (unsigned long long)timeouts, cpu_us,
+           busy_pct);
     return 0;
 }

@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "machine_cpu.h"
+
 #define HIST_US 200000 /* 1 us buckets up to 200 ms; slower goes in the last */
 #define MAX_WINDOW 64
 
@@ -181,23 +183,6 @@ static void *run(void *arg)
     return NULL;
 }
 
-/* Busy and total CPU time of the whole machine so far, in clock ticks
- * (/proc/stat's first line; idle and iowait are not busy). */
-static void machine_ticks(uint64_t *busy, uint64_t *total)
-{
-    unsigned long long v[10] = {0};
-    *busy = *total = 0;
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return;
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
-    fclose(f);
-    for (int i = 0; i < n && i < 8; i++) /* guest time is already in user */
-        *total += v[i];
-    *busy = *total - v[3] - v[4];
-}
-
 static void usage(void)
 {
     fprintf(stderr, "usage: loadgen [-u] -p PORT [-h HOST] [-c CONNS] [-s SIZE] "
@@ -281,7 +266,7 @@ int main(int argc, char **argv)
     }
     double el = (double)(now_ns() - t0) / 1e9;
     machine_ticks(&busy1, &total1);
-    double tick_us = 1e6 / (double)sysconf(_SC_CLK_TCK);
+    double tick_us = machine_tick_us();
     double cpu_us = msgs ? (double)(busy1 - busy0) * tick_us / (double)msgs : 0;
     double busy_pct = total1 > total0 ? 100.0 * (double)(busy1 - busy0) / (double)(total1 - total0) : 0;
     uint64_t p50 = 0, p99 = 0, acc = 0;

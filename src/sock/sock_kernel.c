@@ -208,8 +208,13 @@ static int k_error(ss_sock *s)
 
 static ssize_t k_sendv(ss_sock *s, const struct iovec *iov, int iovcnt)
 {
-    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
-    ssize_t n = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+    ssize_t n;
+    if (iovcnt == 1) { /* send() skips sendmsg's msghdr and iovec copy-in */
+        n = send(s->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+    } else {
+        struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+        n = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+    }
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     return n;
