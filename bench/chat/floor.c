@@ -14,16 +14,15 @@
  * Benchmark tool: prints and exits itself (not library code); runs until
  * killed.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "bench_net.h"
 
 enum { MAXFD = 1 << 16, INBUF = 4096, LINE = INBUF + 64 };
 
@@ -94,19 +93,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: floor PORT\n");
         return 2;
     }
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
+    bench_raise_nofile();
     cl = calloc(MAXFD, sizeof *cl);
     dirty = calloc(MAXFD, sizeof *dirty);
     members = calloc(MAXFD, sizeof *members);
     slot = calloc(MAXFD, sizeof *slot);
-    int one = 1, l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1]))};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (!cl || !dirty || !members || !slot || bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 4096) < 0) {
+    int one = 1, l = bench_listen_lo(atoi(argv[1]));
+    if (!cl || !dirty || !members || !slot || l < 0) {
         perror("floor");
         return 1;
     }
