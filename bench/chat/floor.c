@@ -14,7 +14,6 @@
  * Benchmark tool: prints and exits itself (not library code); runs until
  * killed.
  */
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,14 +97,11 @@ int main(int argc, char **argv)
     dirty = calloc(MAXFD, sizeof *dirty);
     members = calloc(MAXFD, sizeof *members);
     slot = calloc(MAXFD, sizeof *slot);
-    int one = 1, l = bench_listen_lo(atoi(argv[1]));
-    if (!cl || !dirty || !members || !slot || l < 0) {
+    int l = bench_listen_lo(atoi(argv[1])), ep = l < 0 ? -1 : bench_epoll_with(l);
+    if (!cl || !dirty || !members || !slot || ep < 0) {
         perror("floor");
         return 1;
     }
-    int ep = epoll_create1(0);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = l};
-    epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
     static struct epoll_event evs[256];
     for (;;) {
         int n = epoll_wait(ep, evs, 256, -1);
@@ -113,15 +109,11 @@ int main(int argc, char **argv)
             int fd = evs[i].data.fd;
             if (fd == l) {
                 int c;
-                while ((c = accept4(l, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-                    if (c >= MAXFD) {
+                while ((c = bench_accept_one(ep, l)) >= 0) {
+                    if (c >= MAXFD)
                         close(c);
-                        continue;
-                    }
-                    join(c);
-                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                    struct epoll_event e = {.events = EPOLLIN, .data.fd = c};
-                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &e);
+                    else
+                        join(c);
                 }
                 continue;
             }

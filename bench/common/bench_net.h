@@ -5,8 +5,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 /* Lift the open-files limit to its hard maximum (thousands of sockets). */
@@ -31,6 +33,29 @@ static inline int bench_listen_lo(int port)
     if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 4096) < 0)
         return -1;
     return l;
+}
+
+/* An epoll instance watching listener l for input (data.fd = l). */
+static inline int bench_epoll_with(int l)
+{
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = l};
+    if (ep >= 0)
+        epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
+    return ep;
+}
+
+/* Accept one pending connection on l: non-blocking, TCP_NODELAY, watched
+ * by ep for input (data.fd = its fd). Its fd, or -1 when none is left. */
+static inline int bench_accept_one(int ep, int l)
+{
+    int one = 1, c = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+    if (c < 0)
+        return -1;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct epoll_event e = {.events = EPOLLIN, .data.fd = c};
+    epoll_ctl(ep, EPOLL_CTL_ADD, c, &e);
+    return c;
 }
 
 #endif

@@ -13,7 +13,6 @@
  * Benchmark tool: prints and exits itself (not library code); runs until
  * killed.
  */
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -29,14 +28,11 @@ int main(int argc, char **argv)
         return 2;
     }
     bench_raise_nofile();
-    int one = 1, l = bench_listen_lo(atoi(argv[1]));
-    if (l < 0) {
+    int l = bench_listen_lo(atoi(argv[1])), ep = l < 0 ? -1 : bench_epoll_with(l);
+    if (ep < 0) {
         perror("floor");
         return 1;
     }
-    int ep = epoll_create1(0);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = l};
-    epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
     static struct epoll_event evs[256];
     static char buf[65536];
     for (;;) {
@@ -44,12 +40,8 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             if (fd == l) {
-                int c;
-                while ((c = accept4(l, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                    struct epoll_event e = {.events = EPOLLIN, .data.fd = c};
-                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &e);
-                }
+                while (bench_accept_one(ep, l) >= 0)
+                    ;
                 continue;
             }
             ssize_t r = recv(fd, buf, sizeof buf, 0);
