@@ -116,13 +116,34 @@ static int line_handle(ss_conn *c)
 
 static const ss_service line_svc = {.name = "line", .handle = line_handle};
 
-static void blocking_under(int model)
+/* The service under a concurrency model, other options at their defaults. */
+static void start_model(struct running *r, const ss_service *svc, int model)
 {
     ss_server_opts o;
     ss_server_opts_init(&o);
     o.model = model;
+    start(r, svc, &o);
+}
+
+/* Close the two clients, stop the server: two served, none left, no
+ * errors, and exactly these bytes counted in and out. */
+static void close_two_and_check(struct running *r, int a, int b, uint64_t in, uint64_t out)
+{
+    close(a);
+    close(b);
+    ss_server_stats st;
+    finish(r, &st);
+    cr_assert_eq(st.accepted, 2);
+    cr_assert_eq(st.active, 0);
+    cr_assert_eq(st.errors, 0);
+    cr_assert_eq(st.bytes_in, in, "bytes_in %llu", (unsigned long long)st.bytes_in);
+    cr_assert_eq(st.bytes_out, out, "bytes_out %llu", (unsigned long long)st.bytes_out);
+}
+
+static void blocking_under(int model)
+{
     struct running r;
-    start(&r, &line_svc, &o);
+    start_model(&r, &line_svc, model);
     int a = dial(r.port), b = dial(r.port);
     /* b first: connections are served concurrently, not in turn */
     send(b, "hello\n", 6, 0);
@@ -135,16 +156,8 @@ static void blocking_under(int model)
     recv_exact(a, got, 6);
     cr_assert_str_eq(got, "LEN 4\n");
     expect_eof(a);
-    close(a);
-    close(b);
-    ss_server_stats st;
-    finish(&r, &st);
-    cr_assert_eq(st.accepted, 2);
-    cr_assert_eq(st.active, 0);
     /* what the threads or children read and wrote reaches the server */
-    cr_assert_eq(st.bytes_in, 6 + 4);
-    cr_assert_eq(st.bytes_out, 6 + 6);
-    cr_assert_eq(st.errors, 0);
+    close_two_and_check(&r, a, b, 6 + 4, 6 + 6);
 }
 
 Test(framework, blocking_handler_thread_model) { blocking_under(SS_MODEL_THREAD); }
@@ -384,11 +397,8 @@ static void send_all(int fd, const void *buf, size_t len)
  * server's counters hold exactly those bytes, whichever model served. */
 static void counters_under(int model)
 {
-    ss_server_opts o;
-    ss_server_opts_init(&o);
-    o.model = model;
     struct running r;
-    start(&r, &echo_svc, &o);
+    start_model(&r, &echo_svc, model);
     static char out[COUNT_BYTES], back[COUNT_BYTES];
     for (size_t i = 0; i < sizeof out; i++)
         out[i] = (char)(i % 251);
@@ -403,16 +413,7 @@ static void counters_under(int model)
     recv_exact(b, back, 7);
     cr_assert_eq(memcmp(back, "1234567", 7), 0);
     expect_eof(b);
-    close(a);
-    close(b);
-    ss_server_stats st;
-    finish(&r, &st);
-    cr_assert_eq(st.accepted, 2);
-    cr_assert_eq(st.active, 0);
-    cr_assert_eq(st.errors, 0);
-    cr_assert_eq(st.bytes_in, COUNT_BYTES + 7, "bytes_in %llu", (unsigned long long)st.bytes_in);
-    cr_assert_eq(st.bytes_out, COUNT_BYTES + 7, "bytes_out %llu",
-                 (unsigned long long)st.bytes_out);
+    close_two_and_check(&r, a, b, COUNT_BYTES + 7, COUNT_BYTES + 7);
 }
 
 Test(framework, counters_event_model) { counters_under(SS_MODEL_EVENT); }

@@ -196,6 +196,18 @@ static void udp_ask(int fd, int port, const void *req, size_t len, char *out, si
     cr_assert_geq(*got, 0, "no reply: %s", strerror(errno));
 }
 
+/* One datagram from a fresh socket; the reply must be exactly want. */
+static void udp_expect(int port, const void *req, size_t len, const void *want, size_t wlen)
+{
+    int fd = udp_socket(AF_INET);
+    char got[256];
+    ssize_t r;
+    udp_ask(fd, port, req, len, got, sizeof got, &r);
+    cr_assert_eq(r, (ssize_t)wlen);
+    cr_assert_eq(memcmp(got, want, wlen), 0);
+    close(fd);
+}
+
 static void raise_nofile(void)
 {
     struct rlimit rl;
@@ -237,13 +249,7 @@ Test(serve, echo_with_busy_poll_over_tcp_and_udp)
     for (int i = 0; i < 100; i++) /* each reply comes during or after a spin */
         roundtrip(fd, "ping\n", "ping\n");
     close(fd);
-    char got[64];
-    ssize_t n;
-    int ufd = udp_socket(AF_INET);
-    udp_ask(ufd, u.port, "pong", 4, got, sizeof got, &n);
-    cr_assert_eq(n, 4);
-    cr_assert_eq(memcmp(got, "pong", 4), 0);
-    close(ufd);
+    udp_expect(u.port, "pong", 4, "pong", 4);
     srv_stop(&u);
     srv_stop(&s);
 }
@@ -336,26 +342,16 @@ Test(serve, udp_echo_and_upper_many_clients)
         cr_assert_eq(memcmp(got, msg, (size_t)n), 0);
         close(fds[i]);
     }
-    int fd = udp_socket(AF_INET);
-    char got[128];
-    ssize_t r;
     /* two workers, two SO_REUSEPORT sockets: every sender gets its reply */
     struct srv w;
     srv_start(&w, "echo", "--udp", "--workers", "2", "--bind", "127.0.0.1");
     for (int i = 0; i < 20; i++) {
-        int c = udp_socket(AF_INET);
         char msg[32];
         int n = snprintf(msg, sizeof msg, "worker test %d", i);
-        udp_ask(c, w.port, msg, (size_t)n, got, sizeof got, &r);
-        cr_assert_eq(r, n);
-        cr_assert_eq(memcmp(got, msg, (size_t)n), 0);
-        close(c);
+        udp_expect(w.port, msg, (size_t)n, msg, (size_t)n);
     }
     srv_stop(&w);
-    udp_ask(fd, u.port, "Mixed Case\x00z", 12, got, sizeof got, &r);
-    cr_assert_eq(r, 12);
-    cr_assert_eq(memcmp(got, "MIXED CASE\x00Z", 12), 0);
-    close(fd);
+    udp_expect(u.port, "Mixed Case\x00z", 12, "MIXED CASE\x00Z", 12);
     srv_stop(&s);
     srv_stop(&u);
 }
