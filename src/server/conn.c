@@ -99,7 +99,7 @@ static void conn_finish(ss_conn *c, int err)
         stat_add(&w->idle_closed, 1);
     else if (err < 0)
         stat_add(&w->errors, 1);
-    ss__server_log(srv, SS_LOG_DEBUG, "connection #%llu from %s closed%s%s",
+    ss_server_log(srv, SS_LOG_DEBUG, "connection #%llu from %s closed%s%s",
                    (unsigned long long)c->id, c->peer_str, err ? ": " : "",
                    err ? ss_strerror(err) : "");
     if (srv->svc->on_close)
@@ -335,7 +335,7 @@ static void conn_init_common(struct worker *w, ss_conn *c, ss_sock *s,
         w->active->prev = c;
     w->active = c;
     atomic_fetch_add_explicit(&w->active_n, 1, memory_order_relaxed);
-    ss__server_log(srv, SS_LOG_DEBUG, "connection #%llu from %s",
+    ss_server_log(srv, SS_LOG_DEBUG, "connection #%llu from %s",
                    (unsigned long long)c->id, c->peer_str);
 }
 

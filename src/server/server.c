@@ -55,16 +55,6 @@ static void vlog_(ss_server *srv, int level, const char *fmt, va_list ap)
     srv->o.log(level, msg, srv->o.cb_arg);
 }
 
-void ss__server_log(ss_server *srv, int level, const char *fmt, ...)
-{
-    if (!srv->o.log)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vlog_(srv, level, fmt, ap);
-    va_end(ap);
-}
-
 void ss_server_log(ss_server *srv, int level, const char *fmt, ...)
 {
     if (!srv->o.log)
@@ -435,7 +425,7 @@ static void on_accept(ss_sock *ls, unsigned events, void *arg)
             return;
         if (r < 0) {
             stat_add(&w->errors, 1);
-            ss__server_log(srv, SS_LOG_WARN, "accept: %s", ss_strerror(r));
+            ss_server_log(srv, SS_LOG_WARN, "accept: %s", ss_strerror(r));
             if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
                 /* Level-triggered: without a pause this would spin. */
                 ss_sock_watch(ls, w->loop, 0, on_accept, w);
@@ -449,7 +439,7 @@ static void on_accept(ss_sock *ls, unsigned events, void *arg)
             if (srv->o.log) {
                 char a[SS_ADDR_STRLEN];
                 ss_addr_format(&peer, a, sizeof a);
-                ss__server_log(srv, SS_LOG_DEBUG, "refused %s: not allowed", a);
+                ss_server_log(srv, SS_LOG_DEBUG, "refused %s: not allowed", a);
             }
             ss_sock_close(s);
             continue;
@@ -459,7 +449,7 @@ static void on_accept(ss_sock *ls, unsigned events, void *arg)
                           : jobs_live(srv);
         if (w->max_conns && live >= w->max_conns) {
             stat_add(&w->refused_limit, 1);
-            ss__server_log(srv, SS_LOG_DEBUG, "refused a connection: %zu open (--max-conns)", live);
+            ss_server_log(srv, SS_LOG_DEBUG, "refused a connection: %zu open (--max-conns)", live);
             ss_sock_close(s);
             continue;
         }
@@ -470,7 +460,7 @@ static void on_accept(ss_sock *ls, unsigned events, void *arg)
             r = job_start(w, s, &peer);
         if (r < 0) {
             stat_add(&w->errors, 1);
-            ss__server_log(srv, SS_LOG_WARN, "cannot serve a connection: %s",
+            ss_server_log(srv, SS_LOG_WARN, "cannot serve a connection: %s",
                            ss_strerror(r));
         }
     }
@@ -519,7 +509,7 @@ static void on_dgram(ss_sock *s, unsigned events, void *arg)
         int r = srv->svc->on_datagram(srv, w->rbuf, (size_t)n, trunc, &from);
         if (r < 0) {
             stat_add(&w->errors, 1);
-            ss__server_log(srv, SS_LOG_DEBUG, "datagram handler: %s", ss_strerror(r));
+            ss_server_log(srv, SS_LOG_DEBUG, "datagram handler: %s", ss_strerror(r));
         }
     }
     if (batch > 1)
@@ -547,7 +537,7 @@ static void grace_cb(ss_loop *loop, ss_timer *t, void *arg)
     ss_server *srv = w->srv;
     w->grace_over = true;
     atomic_store(&srv->grace_over, true);
-    ss__server_log(srv, SS_LOG_INFO, "grace period over: closing %llu connection(s)",
+    ss_server_log(srv, SS_LOG_INFO, "grace period over: closing %llu connection(s)",
                    (unsigned long long)(atomic_load(&w->active_n) +
                                         (w->idx == 0 ? jobs_live(srv) : 0)));
     ss__conn_abort_all(w, -ECANCELED);
@@ -597,7 +587,7 @@ static int worker_run(struct worker *w)
     }
     if (worker_busy(w)) {
         if (w->idx == 0)
-            ss__server_log(srv, SS_LOG_INFO, "stopping: waiting up to %u ms for connections to finish",
+            ss_server_log(srv, SS_LOG_INFO, "stopping: waiting up to %u ms for connections to finish",
                            srv->o.grace_ms);
         ss_timer_start(w->loop, &w->grace_timer, srv->o.grace_ms);
     }
@@ -648,7 +638,7 @@ static void *worker_thread(void *arg)
 static void on_signal(ss_loop *loop, int signo, void *arg)
 {
     ss_server *srv = arg;
-    ss__server_log(srv, SS_LOG_INFO, "%s: stopping", strsignal(signo));
+    ss_server_log(srv, SS_LOG_INFO, "%s: stopping", strsignal(signo));
     ss_server_stop(srv);
 }
 
@@ -665,7 +655,7 @@ int ss_server_run(ss_server *srv)
 {
     if (srv->o.on_ready)
         srv->o.on_ready(&srv->addr, srv->proto, srv->o.cb_arg);
-    ss__server_log(srv, SS_LOG_DEBUG, "model %s, %d worker(s), backlog %d, max %zu connections",
+    ss_server_log(srv, SS_LOG_DEBUG, "model %s, %d worker(s), backlog %d, max %zu connections",
                    srv->model == SS_MODEL_EVENT ? "event" :
                    srv->model == SS_MODEL_THREAD ? "thread" : "fork",
                    srv->nworkers, srv->o.backlog, srv->o.max_conns);
@@ -673,7 +663,7 @@ int ss_server_run(ss_server *srv)
         int r = pthread_create(&srv->workers[i].tid, NULL, worker_thread,
                                &srv->workers[i]);
         if (r != 0) {
-            ss__server_log(srv, SS_LOG_ERROR, "cannot start worker %d: %s", i, strerror(r));
+            ss_server_log(srv, SS_LOG_ERROR, "cannot start worker %d: %s", i, strerror(r));
             ss_server_stop(srv);
             break;
         }
@@ -690,7 +680,7 @@ int ss_server_run(ss_server *srv)
     }
     ss_server_stats st;
     ss_server_get_stats(srv, &st);
-    ss__server_log(srv, SS_LOG_INFO,
+    ss_server_log(srv, SS_LOG_INFO,
                    "stopped: %llu accepted, %llu refused (limit), %llu refused (acl), "
                    "%llu idle-closed, %llu errors, %llu bytes in, %llu bytes out",
                    (unsigned long long)st.accepted, (unsigned long long)st.refused_limit,
@@ -706,22 +696,22 @@ static int check_service(const ss_service *svc, const ss_server_opts *o,
                          ss_server *srv)
 {
     if (o->loop && (o->model != SS_MODEL_EVENT || o->workers > 1)) {
-        ss__server_log(srv, SS_LOG_ERROR, "a caller's loop runs one event-model worker");
+        ss_server_log(srv, SS_LOG_ERROR, "a caller's loop runs one event-model worker");
         return -EINVAL;
     }
     if (o->loop && svc->handle && o->type == SS_STREAM) {
-        ss__server_log(srv, SS_LOG_ERROR,
+        ss_server_log(srv, SS_LOG_ERROR,
                        "this service has a blocking handler, which needs a thread per "
                        "connection; it cannot run on a caller's loop");
         return -EINVAL;
     }
     if (o->type == SS_DGRAM) {
         if (!svc->on_datagram) {
-            ss__server_log(srv, SS_LOG_ERROR, "this service has no datagram mode");
+            ss_server_log(srv, SS_LOG_ERROR, "this service has no datagram mode");
             return -EINVAL;
         }
         if (o->model != SS_MODEL_EVENT) {
-            ss__server_log(srv, SS_LOG_ERROR, "datagram services run on the event model only");
+            ss_server_log(srv, SS_LOG_ERROR, "datagram services run on the event model only");
             return -EINVAL;
         }
         return 0;
@@ -729,11 +719,11 @@ static int check_service(const ss_service *svc, const ss_server_opts *o,
     if (o->type != SS_STREAM)
         return -EINVAL;
     if (!svc->handle && !svc->on_data && !svc->on_open) {
-        ss__server_log(srv, SS_LOG_ERROR, "this service has no stream mode");
+        ss_server_log(srv, SS_LOG_ERROR, "this service has no stream mode");
         return -EINVAL;
     }
     if (o->workers > 1 && o->model != SS_MODEL_EVENT) {
-        ss__server_log(srv, SS_LOG_ERROR, "workers apply to the event model only");
+        ss_server_log(srv, SS_LOG_ERROR, "workers apply to the event model only");
         return -EINVAL;
     }
     return 0;
@@ -768,11 +758,11 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
     srv->model = srv->o.model;
     srv->blocking = svc->handle != NULL && srv->o.type == SS_STREAM;
     if (srv->blocking && srv->model == SS_MODEL_EVENT) {
-        ss__server_log(srv, SS_LOG_INFO,
+        ss_server_log(srv, SS_LOG_INFO,
                        "blocking handler: serving each connection on its own thread");
         srv->model = SS_MODEL_THREAD;
         if (srv->o.workers > 1) {
-            ss__server_log(srv, SS_LOG_ERROR, "workers apply to the event model only");
+            ss_server_log(srv, SS_LOG_ERROR, "workers apply to the event model only");
             err = -EINVAL;
             goto fail;
         }
@@ -782,7 +772,7 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
     int n = ss_addr_resolve(srv->o.bind_host, srv->o.port, srv->o.family,
                             srv->o.type, true, &addr, 1);
     if (n < 0) {
-        ss__server_log(srv, SS_LOG_ERROR, "cannot resolve %s: %s",
+        ss_server_log(srv, SS_LOG_ERROR, "cannot resolve %s: %s",
                        srv->o.bind_host ? srv->o.bind_host : "(any)",
                        ss_strerror(n));
         err = n;
@@ -790,7 +780,7 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
     }
     bool is_unix = addr.sa.ss_family == AF_UNIX;
     if (is_unix && srv->o.workers > 1) {
-        ss__server_log(srv, SS_LOG_ERROR,
+        ss_server_log(srv, SS_LOG_ERROR,
                        "workers need SO_REUSEPORT, which Unix sockets lack");
         err = -EINVAL;
         goto fail;
@@ -822,11 +812,11 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
             char a[SS_ADDR_STRLEN];
             ss_addr_format(&addr, a, sizeof a);
             if (failed)
-                ss__server_log(srv, SS_LOG_ERROR, "%s: %s", failed, ss_strerror(err));
+                ss_server_log(srv, SS_LOG_ERROR, "%s: %s", failed, ss_strerror(err));
             else if (err == SS_ELISTENING)
-                ss__server_log(srv, SS_LOG_ERROR, "another server is listening on %s", a);
+                ss_server_log(srv, SS_LOG_ERROR, "another server is listening on %s", a);
             else
-                ss__server_log(srv, SS_LOG_ERROR, "cannot listen on %s: %s", a,
+                ss_server_log(srv, SS_LOG_ERROR, "cannot listen on %s: %s", a,
                                ss_strerror(err));
             goto fail;
         }
@@ -840,7 +830,7 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
         }
     }
     if (srv->model == SS_MODEL_FORK && ss_sock_fd(srv->workers[0].lsock) < 0) {
-        ss__server_log(srv, SS_LOG_ERROR, "the fork model needs kernel sockets");
+        ss_server_log(srv, SS_LOG_ERROR, "the fork model needs kernel sockets");
         err = SS_ENOTSUP;
         goto fail;
     }

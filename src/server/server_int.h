@@ -110,10 +110,6 @@ struct ss_server {
     int stats_rd, stats_wr;   /* fork model: children's job_stats, or -1 */
 };
 
-/* server.c */
-void ss__server_log(ss_server *srv, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* conn.c */
 /* Adopt accepted socket s on w's loop and call on_open. */
 int ss__conn_open(struct worker *w, ss_sock *s, const ss_addr *peer);
