@@ -3,6 +3,8 @@
 #ifndef SS_SOCK_INTERNAL_H
 #define SS_SOCK_INTERNAL_H
 
+#include <errno.h>
+
 #include "sockstack/sock.h"
 
 struct ss_sock_ops {
@@ -26,6 +28,21 @@ struct ss_sock_ops {
     int (*unwatch)(ss_sock *s);
     int (*tcp_info)(ss_sock *s, ss_tcp_info *out);
 };
+
+/* Inside a backend's set_opts (which has `const char **failed`): when cond
+ * holds, name the option that failed and return code. SS_OPT_TRY: a setter
+ * (expr, into the caller's `err`) failed; SS_OPT_NEEDS: the option does not
+ * fit this socket. */
+#define SS_OPT_FAIL_IF(cond, name, code)                                              \
+    do {                                                                              \
+        if (cond) {                                                                   \
+            if (failed)                                                               \
+                *failed = (name);                                                     \
+            return (code);                                                            \
+        }                                                                             \
+    } while (0)
+#define SS_OPT_TRY(cond, name, expr) SS_OPT_FAIL_IF((cond) && (err = (expr)) < 0, name, err)
+#define SS_OPT_NEEDS(cond, name, ok) SS_OPT_FAIL_IF((cond) && !(ok), name, -ENOPROTOOPT)
 
 struct ss_backend {
     const char *name;

@@ -51,66 +51,48 @@ static bool is_tcp(const ss_sock *s) { return is_ip(s) && s->type == SS_STREAM; 
 static int k_set_opts(ss_sock *s, const ss_sockopts *o, const char **failed)
 {
     int fd = s->fd, err = 0;
-#define TRY(cond, name, expr)                                                         \
-    do {                                                                              \
-        if ((cond) && (err = (expr)) < 0) {                                           \
-            if (failed)                                                               \
-                *failed = name;                                                       \
-            return err;                                                               \
-        }                                                                             \
-    } while (0)
-#define NEEDS(cond, name, ok)                                                         \
-    do {                                                                              \
-        if ((cond) && !(ok)) {                                                        \
-            if (failed)                                                               \
-                *failed = name;                                                       \
-            return -ENOPROTOOPT;                                                      \
-        }                                                                             \
-    } while (0)
-    TRY(o->reuseaddr >= 0, "--reuseaddr", setopt_int(fd, SOL_SOCKET, SO_REUSEADDR, o->reuseaddr));
-    TRY(o->reuseport >= 0 && is_ip(s), "--reuseport", setopt_int(fd, SOL_SOCKET, SO_REUSEPORT, o->reuseport));
-    TRY(o->sndbuf >= 0, "--sndbuf", setopt_int(fd, SOL_SOCKET, SO_SNDBUF, o->sndbuf));
-    TRY(o->rcvbuf >= 0, "--rcvbuf", setopt_int(fd, SOL_SOCKET, SO_RCVBUF, o->rcvbuf));
+    SS_OPT_TRY(o->reuseaddr >= 0, "--reuseaddr", setopt_int(fd, SOL_SOCKET, SO_REUSEADDR, o->reuseaddr));
+    SS_OPT_TRY(o->reuseport >= 0 && is_ip(s), "--reuseport", setopt_int(fd, SOL_SOCKET, SO_REUSEPORT, o->reuseport));
+    SS_OPT_TRY(o->sndbuf >= 0, "--sndbuf", setopt_int(fd, SOL_SOCKET, SO_SNDBUF, o->sndbuf));
+    SS_OPT_TRY(o->rcvbuf >= 0, "--rcvbuf", setopt_int(fd, SOL_SOCKET, SO_RCVBUF, o->rcvbuf));
     bool ka = o->keepalive > 0 || o->keepidle >= 0 || o->keepintvl >= 0 || o->keepcnt >= 0;
-    NEEDS(ka, "--keepalive", is_tcp(s));
-    TRY(o->keepalive >= 0 || ka, "--keepalive",
+    SS_OPT_NEEDS(ka, "--keepalive", is_tcp(s));
+    SS_OPT_TRY(o->keepalive >= 0 || ka, "--keepalive",
         setopt_int(fd, SOL_SOCKET, SO_KEEPALIVE, o->keepalive == 0 ? 0 : 1));
-    TRY(o->keepidle >= 0, "--keepalive", setopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, o->keepidle));
-    TRY(o->keepintvl >= 0, "--keepalive", setopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, o->keepintvl));
-    TRY(o->keepcnt >= 0, "--keepalive", setopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT, o->keepcnt));
+    SS_OPT_TRY(o->keepidle >= 0, "--keepalive", setopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, o->keepidle));
+    SS_OPT_TRY(o->keepintvl >= 0, "--keepalive", setopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, o->keepintvl));
+    SS_OPT_TRY(o->keepcnt >= 0, "--keepalive", setopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT, o->keepcnt));
     if (o->linger >= 0) {
         struct linger l = {.l_onoff = 1, .l_linger = o->linger};
-        TRY(1, "--linger", setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) < 0 ? -errno : 0);
+        SS_OPT_TRY(1, "--linger", setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) < 0 ? -errno : 0);
     }
-    NEEDS(o->nodelay >= 0, "--nodelay", is_tcp(s));
-    TRY(o->nodelay >= 0, "--nodelay", setopt_int(fd, IPPROTO_TCP, TCP_NODELAY, o->nodelay));
+    SS_OPT_NEEDS(o->nodelay >= 0, "--nodelay", is_tcp(s));
+    SS_OPT_TRY(o->nodelay >= 0, "--nodelay", setopt_int(fd, IPPROTO_TCP, TCP_NODELAY, o->nodelay));
     if (o->timeout_ms >= 0) {
         struct timeval tv = {.tv_sec = o->timeout_ms / 1000,
                              .tv_usec = (o->timeout_ms % 1000) * 1000};
-        TRY(1, "--timeout", setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ? -errno : 0);
-        TRY(1, "--timeout", setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0 ? -errno : 0);
+        SS_OPT_TRY(1, "--timeout", setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ? -errno : 0);
+        SS_OPT_TRY(1, "--timeout", setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0 ? -errno : 0);
     }
-    NEEDS(o->broadcast > 0, "--broadcast", s->family == AF_INET && s->type == SS_DGRAM);
-    TRY(o->broadcast >= 0 && s->family == AF_INET, "--broadcast",
+    SS_OPT_NEEDS(o->broadcast > 0, "--broadcast", s->family == AF_INET && s->type == SS_DGRAM);
+    SS_OPT_TRY(o->broadcast >= 0 && s->family == AF_INET, "--broadcast",
         setopt_int(fd, SOL_SOCKET, SO_BROADCAST, o->broadcast));
-    NEEDS(o->ttl >= 0, "--ttl", is_ip(s));
-    TRY(o->ttl >= 0 && s->family == AF_INET, "--ttl", setopt_int(fd, IPPROTO_IP, IP_TTL, o->ttl));
-    TRY(o->ttl >= 0 && s->family == AF_INET6, "--ttl",
+    SS_OPT_NEEDS(o->ttl >= 0, "--ttl", is_ip(s));
+    SS_OPT_TRY(o->ttl >= 0 && s->family == AF_INET, "--ttl", setopt_int(fd, IPPROTO_IP, IP_TTL, o->ttl));
+    SS_OPT_TRY(o->ttl >= 0 && s->family == AF_INET6, "--ttl",
         setopt_int(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, o->ttl));
-    NEEDS(o->tos >= 0, "--tos", is_ip(s));
-    TRY(o->tos >= 0 && s->family == AF_INET, "--tos", setopt_int(fd, IPPROTO_IP, IP_TOS, o->tos));
-    TRY(o->tos >= 0 && s->family == AF_INET6, "--tos", setopt_int(fd, IPPROTO_IPV6, IPV6_TCLASS, o->tos));
-    NEEDS(o->mss >= 0, "--mss", is_tcp(s));
-    TRY(o->mss >= 0, "--mss", setopt_int(fd, IPPROTO_TCP, TCP_MAXSEG, o->mss));
+    SS_OPT_NEEDS(o->tos >= 0, "--tos", is_ip(s));
+    SS_OPT_TRY(o->tos >= 0 && s->family == AF_INET, "--tos", setopt_int(fd, IPPROTO_IP, IP_TOS, o->tos));
+    SS_OPT_TRY(o->tos >= 0 && s->family == AF_INET6, "--tos", setopt_int(fd, IPPROTO_IPV6, IPV6_TCLASS, o->tos));
+    SS_OPT_NEEDS(o->mss >= 0, "--mss", is_tcp(s));
+    SS_OPT_TRY(o->mss >= 0, "--mss", setopt_int(fd, IPPROTO_TCP, TCP_MAXSEG, o->mss));
     if (o->bind_device[0]) {
-        TRY(1, "--bind-device",
+        SS_OPT_TRY(1, "--bind-device",
             setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, o->bind_device,
                        (socklen_t)strnlen(o->bind_device, sizeof o->bind_device)) < 0
                 ? -errno
                 : 0);
     }
-#undef TRY
-#undef NEEDS
     return 0;
 }
 

@@ -197,50 +197,26 @@ static int apply_opts(struct stk_sock *k, const char **failed)
     const ss_sockopts *o = &k->opts;
     ss_stack *st = ST(k);
     int err = 0;
-#define TRY(cond, name, expr)                                                         \
-    do {                                                                              \
-        if ((cond) && (err = (expr)) < 0) {                                           \
-            if (failed)                                                               \
-                *failed = name;                                                       \
-            return err;                                                               \
-        }                                                                             \
-    } while (0)
-    TRY(o->sndbuf >= 0, "--sndbuf", set_buf(k, SS_SO_SNDBUF, o->sndbuf));
-    TRY(o->rcvbuf >= 0, "--rcvbuf", set_buf(k, SS_SO_RCVBUF, o->rcvbuf));
-    TRY(o->tos >= 0, "--tos", ss_stack_sock_setopt(st, k->sd, SS_SO_TOS, o->tos));
+    SS_OPT_TRY(o->sndbuf >= 0, "--sndbuf", set_buf(k, SS_SO_SNDBUF, o->sndbuf));
+    SS_OPT_TRY(o->rcvbuf >= 0, "--rcvbuf", set_buf(k, SS_SO_RCVBUF, o->rcvbuf));
+    SS_OPT_TRY(o->tos >= 0, "--tos", ss_stack_sock_setopt(st, k->sd, SS_SO_TOS, o->tos));
     if (k->s->type != SS_STREAM)
         return 0;
-    TRY(o->nodelay >= 0, "--nodelay", ss_stack_sock_setopt(st, k->sd, SS_SO_NODELAY, o->nodelay));
-    TRY(o->keepidle >= 0, "--keepalive", ss_stack_sock_setopt(st, k->sd, SS_SO_KEEPIDLE, o->keepidle));
-    TRY(o->keepintvl >= 0, "--keepalive",
+    SS_OPT_TRY(o->nodelay >= 0, "--nodelay", ss_stack_sock_setopt(st, k->sd, SS_SO_NODELAY, o->nodelay));
+    SS_OPT_TRY(o->keepidle >= 0, "--keepalive", ss_stack_sock_setopt(st, k->sd, SS_SO_KEEPIDLE, o->keepidle));
+    SS_OPT_TRY(o->keepintvl >= 0, "--keepalive",
         ss_stack_sock_setopt(st, k->sd, SS_SO_KEEPINTVL, o->keepintvl));
-    TRY(o->keepcnt >= 0, "--keepalive", ss_stack_sock_setopt(st, k->sd, SS_SO_KEEPCNT, o->keepcnt));
+    SS_OPT_TRY(o->keepcnt >= 0, "--keepalive", ss_stack_sock_setopt(st, k->sd, SS_SO_KEEPCNT, o->keepcnt));
     bool ka = o->keepalive > 0 || o->keepidle >= 0 || o->keepintvl >= 0 || o->keepcnt >= 0;
-    TRY(o->keepalive >= 0 || ka, "--keepalive",
+    SS_OPT_TRY(o->keepalive >= 0 || ka, "--keepalive",
         ss_stack_sock_setopt(st, k->sd, SS_SO_KEEPALIVE, o->keepalive == 0 ? 0 : 1));
-#undef TRY
     return 0;
 }
 
 static int s_set_opts(ss_sock *s, const ss_sockopts *o, const char **failed)
 {
     struct stk_sock *k = K(s);
-#define NOTSUP(cond, name)                                                            \
-    do {                                                                              \
-        if (cond) {                                                                   \
-            if (failed)                                                               \
-                *failed = name;                                                       \
-            return SS_ENOTSUP;                                                        \
-        }                                                                             \
-    } while (0)
-#define NEEDS(cond, name, ok)                                                         \
-    do {                                                                              \
-        if ((cond) && !(ok)) {                                                        \
-            if (failed)                                                               \
-                *failed = name;                                                       \
-            return -ENOPROTOOPT;                                                      \
-        }                                                                             \
-    } while (0)
+#define NOTSUP(cond, name) SS_OPT_FAIL_IF(cond, name, SS_ENOTSUP)
     NOTSUP(o->reuseport > 0, "--reuseport");
     NOTSUP(o->linger >= 0, "--linger");
     /* --timeout (SO_RCVTIMEO/SO_SNDTIMEO) bounds blocking calls, which this
@@ -251,13 +227,12 @@ static int s_set_opts(ss_sock *s, const ss_sockopts *o, const char **failed)
     NOTSUP(o->mss >= 0, "--mss");
     NOTSUP(o->bind_device[0] != '\0', "--bind-device");
     bool ka = o->keepalive > 0 || o->keepidle >= 0 || o->keepintvl >= 0 || o->keepcnt >= 0;
-    NEEDS(ka, "--keepalive", s->type == SS_STREAM);
-    NEEDS(o->nodelay >= 0, "--nodelay", s->type == SS_STREAM);
+    SS_OPT_NEEDS(ka, "--keepalive", s->type == SS_STREAM);
+    SS_OPT_NEEDS(o->nodelay >= 0, "--nodelay", s->type == SS_STREAM);
     /* The window a connection advertises is fixed by its SYN: a receive
      * buffer size can be set before connect or listen, not after. */
     NOTSUP(o->rcvbuf >= 0 && s->type == SS_STREAM && k->sd >= 0 && !k->listening, "--rcvbuf");
 #undef NOTSUP
-#undef NEEDS
     ss_sockopts save = k->opts;
 #define SET(f) if (o->f >= 0) k->opts.f = o->f
     SET(sndbuf); SET(rcvbuf); SET(keepalive); SET(keepidle); SET(keepintvl);
