@@ -570,6 +570,15 @@ int ss_stack_sock_error(ss_stack *st, int sd)
     return e;
 }
 
+/* *field = value when lo <= value <= hi; else -EINVAL and no change. */
+static int set_in_range(uint32_t *field, int value, int lo, int hi)
+{
+    if (value < lo || value > hi)
+        return -EINVAL;
+    *field = (uint32_t)value;
+    return 0;
+}
+
 int ss_stack_sock_setopt(ss_stack *st, int sd, int opt, int value)
 {
     struct ss_sock *sk = ss__stack_sock_get(st, sd);
@@ -586,32 +595,23 @@ int ss_stack_sock_setopt(ss_stack *st, int sd, int opt, int value)
         if (sk->kind == SS_SK_TCP)
             ss__tcp_keep_reset(st, sk);
         return 0;
-    case SS_SO_KEEPIDLE:
-        if (value < 1 || value > 32767 * 24)
-            return -EINVAL;
-        sk->keep_idle_s = (uint32_t)value;
-        ss__tcp_keep_reset(st, sk);
-        return 0;
+    case SS_SO_KEEPIDLE: {
+        int err = set_in_range(&sk->keep_idle_s, value, 1, 32767 * 24);
+        if (err == 0)
+            ss__tcp_keep_reset(st, sk);
+        return err;
+    }
     case SS_SO_KEEPINTVL:
-        if (value < 1 || value > 32767)
-            return -EINVAL;
-        sk->keep_intvl_s = (uint32_t)value;
-        return 0;
+        return set_in_range(&sk->keep_intvl_s, value, 1, 32767);
     case SS_SO_KEEPCNT:
-        if (value < 1 || value > 127)
-            return -EINVAL;
-        sk->keep_cnt = (uint32_t)value;
-        return 0;
+        return set_in_range(&sk->keep_cnt, value, 1, 127);
     case SS_SO_SNDBUF:
         if (value < 1 || (uint32_t)value > sk->snd.cap || (uint32_t)value < sk->snd.len)
             return -EINVAL;
         sk->snd.limit = (uint32_t)value;
         return 0;
     case SS_SO_MAXRT:
-        if (value < 1 || value > 1000)
-            return -EINVAL;
-        sk->max_retries = (uint32_t)value;
-        return 0;
+        return set_in_range(&sk->max_retries, value, 1, 1000);
     case SS_SO_TOS:
         if (value < 0 || value > 255)
             return -EINVAL;
