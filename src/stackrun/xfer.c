@@ -77,6 +77,24 @@ static void finish(struct ss_xfer *x, int err)
     hash_final(x);
 }
 
+/* Hand the rest of the current chunk to the stack: 1 when all of it went
+ * (the chunk is then empty), 0 when the send buffer is full, or an error. */
+static int send_chunk(struct ss_xfer *x)
+{
+    while (x->chunk_off < x->chunk_len) {
+        ssize_t n = ss_tcp_send(x->st, now_of(x), x->sd, x->chunk + x->chunk_off,
+                                x->chunk_len - x->chunk_off);
+        if (n == -EAGAIN)
+            return 0;
+        if (n < 0)
+            return (int)n;
+        x->chunk_off += (size_t)n;
+        x->sent += (uint64_t)n;
+    }
+    x->chunk_off = x->chunk_len = 0;
+    return 1;
+}
+
 /* Sender: queue pattern bytes until the buffer is full or all are sent. */
 static int pump_sender(struct ss_xfer *x)
 {
@@ -89,18 +107,9 @@ static int pump_sender(struct ss_xfer *x)
             x->chunk_len = n;
             x->chunk_off = 0;
         }
-        ssize_t n = ss_tcp_send(x->st, now_of(x), x->sd, x->chunk + x->chunk_off,
-                                x->chunk_len - x->chunk_off);
-        if (n == -EAGAIN)
-            return 0;
-        if (n < 0)
-            return (int)n;
-        x->chunk_off += (size_t)n;
-        x->sent += (uint64_t)n;
-        if (x->chunk_off == x->chunk_len && x->sent < x->bytes)
-            x->chunk_off = x->chunk_len = 0;
-        if (x->sent == x->bytes && x->chunk_off == x->chunk_len)
-            break;
+        int rc = send_chunk(x);
+        if (rc <= 0)
+            return rc;
     }
     if (!x->shut && (!x->wait_eof || x->eof)) {
         int rc = ss_tcp_shutdown(x->st, now_of(x), x->sd);
@@ -114,18 +123,8 @@ static int pump_sender(struct ss_xfer *x)
 /* Receiver (echo): push back what is pending. */
 static int flush_echo(struct ss_xfer *x)
 {
-    while (x->chunk_off < x->chunk_len) {
-        ssize_t n = ss_tcp_send(x->st, now_of(x), x->sd, x->chunk + x->chunk_off,
-                                x->chunk_len - x->chunk_off);
-        if (n == -EAGAIN)
-            return 0;
-        if (n < 0)
-            return (int)n;
-        x->chunk_off += (size_t)n;
-        x->sent += (uint64_t)n;
-    }
-    x->chunk_off = x->chunk_len = 0;
-    return 0;
+    int rc = send_chunk(x);
+    return rc < 0 ? rc : 0;
 }
 
 /* Read what is there; echo mode stops while output is pending. */
