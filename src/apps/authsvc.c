@@ -91,13 +91,21 @@ static int start_handshake(ss_conn *c, struct wstate *s)
     return rc < 0 ? rc : flush_auth(c, s);
 }
 
+/* How long this peer's challenge waits: its recent failures (the table is
+ * shared by every worker thread). */
+static uint64_t peer_delay(ss_authsvc *w, ss_conn *c)
+{
+    pthread_mutex_lock(&w->lock);
+    uint64_t delay = ss_auth_throttle_delay(&w->throttle, peer_sa(c), now_ms());
+    pthread_mutex_unlock(&w->lock);
+    return delay;
+}
+
 static int w_open(ss_conn *c)
 {
     ss_authsvc *w = wrap_of(c);
     struct wstate *s = st_of(c);
-    pthread_mutex_lock(&w->lock);
-    uint64_t delay = ss_auth_throttle_delay(&w->throttle, peer_sa(c), now_ms());
-    pthread_mutex_unlock(&w->lock);
+    uint64_t delay = peer_delay(w, c);
     if (delay) {
         ss_server_log(ss_conn_server(c), SS_LOG_DEBUG,
                       "%s failed recently: challenge delayed %llu ms",
@@ -190,9 +198,7 @@ static int w_handle(ss_conn *c)
 {
     ss_authsvc *w = wrap_of(c);
     struct wstate *s = st_of(c);
-    pthread_mutex_lock(&w->lock);
-    uint64_t delay = ss_auth_throttle_delay(&w->throttle, peer_sa(c), now_ms());
-    pthread_mutex_unlock(&w->lock);
+    uint64_t delay = peer_delay(w, c);
     if (delay) {
         struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
         nanosleep(&ts, NULL);
