@@ -545,23 +545,6 @@ static void up_check(ss_loop *loop, ss_timer *t, void *arg)
     ss_timer_start(loop, t, 5);
 }
 
-static int parse_addr_prefix(const char *s, struct in_addr *a, unsigned *prefix)
-{
-    char buf[64];
-    const char *slash = strchr(s, '/');
-    if (!slash || (size_t)(slash - s) >= sizeof buf)
-        return -1;
-    memcpy(buf, s, (size_t)(slash - s));
-    buf[slash - s] = '\0';
-    int p;
-    if (inet_pton(AF_INET, buf, a) != 1)
-        return -1;
-    if (cli_parse_int("--addr prefix", slash + 1, 1, 30, &p) < 0)
-        return -2;
-    *prefix = (unsigned)p;
-    return 0;
-}
-
 static int parse_hostport(const char *s, struct in_addr *a, uint16_t *port)
 {
     char buf[64];
@@ -689,11 +672,11 @@ static int cmd_up(int argc, char **argv)
             tun = optarg;
             break;
         case O_ADDR:
-            rc = parse_addr_prefix(optarg, &addr, &prefix);
+            rc = cli_parse_addr_prefix(optarg, &addr, &prefix);
             if (rc == -1)
                 return cli_usage_error(U, "--addr: '%s' is not ADDR/PREFIX", optarg);
             if (rc < 0)
-                return CLI_USAGE;
+                return cli_usage_error(U, "--addr: prefix length must be 1 to 30");
             have_addr = true;
             break;
         case O_PEER:

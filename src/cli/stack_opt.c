@@ -20,7 +20,7 @@ const char cli_stack_help[] =
     "                         kernel's side peer (default: the first other host\n"
     "                         of the prefix); IPv4 only\n";
 
-static int parse_addr_prefix(const char *s, struct in_addr *a, unsigned *prefix)
+int cli_parse_addr_prefix(const char *s, struct in_addr *a, unsigned *prefix)
 {
     char buf[64];
     const char *slash = strchr(s, '/');
@@ -64,7 +64,7 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
             else
                 snprintf(sp->tun, sizeof sp->tun, "%s", v);
         } else if (!strcmp(tok, "addr")) {
-            int r = parse_addr_prefix(v, &sp->addr, &sp->prefix);
+            int r = cli_parse_addr_prefix(v, &sp->addr, &sp->prefix);
             if (r == -1)
                 rc = cli_usage_error(cmd, "--stack addr=: '%s' is not ADDR/PREFIX (IPv4)", v);
             else if (r < 0)

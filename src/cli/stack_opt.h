@@ -29,6 +29,11 @@ struct cli_stack_spec {
 /* The --help lines for --stack. */
 extern const char cli_stack_help[];
 
+/* "ADDR/PREFIX" (IPv4, prefix 1..30) into *a and *prefix: 0, -1 when the
+ * address or the form is wrong, -2 when the prefix length is. Prints
+ * nothing: the caller names its option. */
+int cli_parse_addr_prefix(const char *s, struct in_addr *a, unsigned *prefix);
+
 /* Parse the value of --stack for command cmd ("serve "): 0, or CLI_USAGE
  * after a message naming what is wrong. */
 int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp);
