@@ -89,6 +89,15 @@ static void xfer(struct result *r, const char *cmd, const char *port, const char
         run_cli(r, 120000, cmd, "127.0.0.1", port, a, b, "--key-file", keyf, NULL);
 }
 
+/* xfer that must succeed. */
+static void xfer_ok(const char *cmd, const char *port, const char *a, const char *b, bool resume)
+{
+    struct result r;
+    xfer(&r, cmd, port, a, b, resume);
+    cr_assert_eq(r.status, 0, "%s %s: %s", cmd, a, r.err);
+    result_free(&r);
+}
+
 Test(files, empty_small_and_mode_round_trip_and_ls)
 {
     struct th_proc srv;
@@ -147,13 +156,8 @@ Test(files, one_gib_sparse_file_put_and_get_with_equal_sha256)
         cr_assert_eq(pwrite(fd, marks[i], i == 2 ? 3 : strlen(marks[i]), at[i]),
                      (ssize_t)(i == 2 ? 3 : strlen(marks[i])));
     close(fd);
-    struct result r;
-    xfer(&r, "put", port, src, "sparse", false);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    result_free(&r);
-    xfer(&r, "get", port, "sparse", back, false);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    result_free(&r);
+    xfer_ok("put", port, src, "sparse", false);
+    xfer_ok("get", port, "sparse", back, false);
     assert_same(src, there);
     assert_same(src, back);
     struct stat st;
@@ -206,10 +210,7 @@ Test(files, resume_after_a_killed_put_completes_and_verifies)
     struct stat ps;
     cr_assert_eq(stat(part, &ps), 0);
     cr_assert_lt(ps.st_size, 96 << 20, "the kill came before the end");
-    struct result r;
-    xfer(&r, "put", port, src, "big", true);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    result_free(&r);
+    xfer_ok("put", port, src, "big", true);
     assert_same(src, there);
     cr_assert_neq(access(part, F_OK), 0, "part file renamed away");
     /* The server's log says where it resumed: not from 0. */
@@ -323,9 +324,7 @@ Test(files, get_resume_continues_and_a_corrupt_prefix_is_detected)
     cr_assert_eq(write(out, buf, sizeof buf), (ssize_t)sizeof buf);
     close(out);
     struct result r;
-    xfer(&r, "get", port, "data", back, true);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    result_free(&r);
+    xfer_ok("get", port, "data", back, true);
     assert_same(there, back);
     cr_assert_neq(access(part, F_OK), 0);
     size_t got = 0;

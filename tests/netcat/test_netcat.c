@@ -93,6 +93,20 @@ static void reap(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
+/* Feed in to client p, wait for it to end: its whole stdout must be want
+ * and its exit status 0. */
+static void exchange_expect(struct th_proc *p, const void *in, size_t len, const char *want)
+{
+    char *out;
+    ssize_t n = th_exchange(p, in, len, &out, 10000);
+    cr_assert_geq(n, 0);
+    out[n] = '\0';
+    cr_assert_str_eq(out, want);
+    cr_assert_eq(exit_code(p, 5000), 0);
+    free(out);
+    th_close_fds(p);
+}
+
 /* TCP echo: one connection, everything back, then close (our FIN follows
  * the client's). */
 static void tcp_echo(int lfd)
@@ -312,16 +326,10 @@ Test(netcat, hex_dump_exact_bytes_over_tcp)
     struct th_proc p;
     spawn(&p, CLI("connect", "--hex", "127.0.0.1", ps));
     static const char in[] = "hello world\0\1\2\3\xff ABC";
-    char *out;
-    ssize_t n = th_exchange(&p, in, sizeof in - 1, &out, 10000);
-    out[n] = '\0';
     /* Same lines as `hexdump -C` (which adds a final offset line). */
-    cr_assert_str_eq(out,
+    exchange_expect(&p, in, sizeof in - 1,
         "00000000  68 65 6c 6c 6f 20 77 6f  72 6c 64 00 01 02 03 ff  |hello world.....|\n"
         "00000010  20 41 42 43                                       | ABC|\n");
-    cr_assert_eq(exit_code(&p, 5000), 0);
-    free(out);
-    th_close_fds(&p);
     reap(srv);
 }
 
@@ -362,13 +370,7 @@ Test(netcat, udp_one_datagram_per_line_and_replies_printed)
     pid_t srv = udp_server(udp_tagger, ps, NULL);
     struct th_proc p;
     spawn(&p, CLI("connect", "--udp", "--wait", "0.5", "127.0.0.1", ps));
-    char *out;
-    ssize_t n = th_exchange(&p, "one\ntwo\nthree", 13, &out, 10000);
-    out[n] = '\0';
-    cr_assert_str_eq(out, "<4:one\n><4:two\n><5:three>");
-    cr_assert_eq(exit_code(&p, 5000), 0);
-    free(out);
-    th_close_fds(&p);
+    exchange_expect(&p, "one\ntwo\nthree", 13, "<4:one\n><4:two\n><5:three>");
     reap(srv);
 }
 
@@ -378,14 +380,8 @@ Test(netcat, udp_raw_one_datagram_per_read)
     pid_t srv = udp_server(udp_tagger, ps, NULL);
     struct th_proc p;
     spawn(&p, CLI("connect", "-u", "--raw", "--wait", "0.5", "127.0.0.1", ps));
-    char *out;
     /* One write of 6 bytes to a pipe is one read for the client. */
-    ssize_t n = th_exchange(&p, "a\nb\nc\n", 6, &out, 10000);
-    out[n] = '\0';
-    cr_assert_str_eq(out, "<6:a\nb\nc\n>");
-    cr_assert_eq(exit_code(&p, 5000), 0);
-    free(out);
-    th_close_fds(&p);
+    exchange_expect(&p, "a\nb\nc\n", 6, "<6:a\nb\nc\n>");
     reap(srv);
 }
 
@@ -461,16 +457,10 @@ Test(netcat, udp_hex_dump_per_datagram)
     pid_t srv = udp_server(udp_echo, ps, NULL);
     struct th_proc p;
     spawn(&p, CLI("connect", "-u", "-x", "--wait", "0.5", "127.0.0.1", ps));
-    char *out;
-    ssize_t n = th_exchange(&p, "AB\n\x01\x7f\n", 6, &out, 10000);
-    out[n] = '\0';
     /* Each datagram is dumped from offset 0. */
-    cr_assert_str_eq(out,
+    exchange_expect(&p, "AB\n\x01\x7f\n", 6,
         "00000000  41 42 0a                                          |AB.|\n"
         "00000000  01 7f 0a                                          |...|\n");
-    cr_assert_eq(exit_code(&p, 5000), 0);
-    free(out);
-    th_close_fds(&p);
     reap(srv);
 }
 
