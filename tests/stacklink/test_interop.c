@@ -318,47 +318,39 @@ Test(interop, udp_echo)
     stop_stack(8);
 }
 
-Test(interop, closed_tcp_port_is_refused_with_rst)
+/* A peer connecting to closed port 8 over proto ("tcp", "udp") gets
+ * ECONNREFUSED; returns how many packets from the stack in the run's pcap
+ * match the tshark display filter `what` (ANDed with ip.src == stack). */
+static int refused_then_count(const char *proto, const char *what)
 {
     need_root_and_netns();
     start_services();
     const char *args[] = {"/usr/bin/python3", interop_py(), "refused", STACK_ADDR, "8",
-                          "tcp", NULL};
+                          proto, NULL};
     char *out = run_peer(args, 20000);
     cr_assert_str_eq(out, "error ECONNREFUSED\n");
     free(out);
     stop_stack(2);
-    /* The refusal is a RST,ACK from the stack. */
     char cmd[512];
     snprintf(cmd, sizeof cmd,
-             "tshark -r '%s' -Y 'ip.src==" STACK_ADDR " && tcp.flags.reset==1' "
-             "2>/dev/null | wc -l", pcap_path);
+             "tshark -r '%s' -Y 'ip.src==" STACK_ADDR " && %s' 2>/dev/null | wc -l",
+             pcap_path, what);
     FILE *f = popen(cmd, "r");
     int n = 0;
     cr_assert_eq(fscanf(f, "%d", &n), 1);
     pclose(f);
-    cr_assert_geq(n, 1);
+    return n;
+}
+
+Test(interop, closed_tcp_port_is_refused_with_rst)
+{
+    /* The refusal is a RST,ACK from the stack. */
+    cr_assert_geq(refused_then_count("tcp", "tcp.flags.reset==1"), 1);
 }
 
 Test(interop, closed_udp_port_is_refused_with_icmp)
 {
-    need_root_and_netns();
-    start_services();
-    const char *args[] = {"/usr/bin/python3", interop_py(), "refused", STACK_ADDR, "8",
-                          "udp", NULL};
-    char *out = run_peer(args, 20000);
-    cr_assert_str_eq(out, "error ECONNREFUSED\n");
-    free(out);
-    stop_stack(2);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd,
-             "tshark -r '%s' -Y 'ip.src==" STACK_ADDR " && icmp.type==3 && icmp.code==3' "
-             "2>/dev/null | wc -l", pcap_path);
-    FILE *f = popen(cmd, "r");
-    int n = 0;
-    cr_assert_eq(fscanf(f, "%d", &n), 1);
-    pclose(f);
-    cr_assert_eq(n, 1);
+    cr_assert_eq(refused_then_count("udp", "icmp.type==3 && icmp.code==3"), 1);
 }
 
 Test(interop, trace_json_over_tun_is_one_json_object_per_line)
