@@ -88,6 +88,40 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
     return 0;
 }
 
+int cli_parse_scaled(const char *opt, const char *s, unsigned base, uint64_t min,
+                     uint64_t max, uint64_t *out)
+{
+    char buf[64];
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= sizeof buf) {
+        cli_error("%s: '%s' is not a number", opt, s ? s : "");
+        return -1;
+    }
+    memcpy(buf, s, n + 1);
+    uint64_t mul = 1;
+    switch (buf[n - 1]) {
+    case 'k': case 'K': mul = base; break;
+    case 'm': case 'M': mul = (uint64_t)base * base; break;
+    case 'g': case 'G': mul = (uint64_t)base * base * base; break;
+    }
+    if (mul > 1)
+        buf[--n] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (n == 0 || buf[0] < '0' || buf[0] > '9' || *end != '\0') {
+        cli_error("%s: '%s' is not a number", opt, s);
+        return -1;
+    }
+    if (errno == ERANGE || v > max / mul || v * mul < min) {
+        cli_error("%s: %s is out of range (%llu to %llu)", opt, s, (unsigned long long)min,
+                  (unsigned long long)max);
+        return -1;
+    }
+    *out = v * mul;
+    return 0;
+}
+
 int cli_parse_int(const char *opt, const char *s, int min, int max, int *out)
 {
     uint64_t v;

@@ -37,6 +37,11 @@ void cli_vlog(int level, const char *fmt, va_list ap);
 int cli_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
                   uint64_t *out);
 int cli_parse_int(const char *opt, const char *s, int min, int max, int *out);
+/* A whole number with an optional suffix k, M or G (any case) multiplying
+ * it by base, base^2 or base^3 -- 1024 for sizes (64K), 1000 for rates
+ * (10M) -- between min and max: 0, or -1 after a message naming opt. */
+int cli_parse_scaled(const char *opt, const char *s, unsigned base, uint64_t min,
+                     uint64_t max, uint64_t *out);
 /* Parse a finite decimal number within [min, max]. */
 int cli_parse_double(const char *opt, const char *s, double min, double max,
                      double *out);

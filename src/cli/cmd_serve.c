@@ -78,7 +78,8 @@ static const char shared_help[] =
     "      --backlog N          listen() backlog (default 511)\n"
     "      --max-conns N        open connections at most; more are closed at once\n"
     "      --idle-timeout SECS  close connections silent this long (default: never)\n"
-    "      --outbuf BYTES       per-connection output queue limit (default 256k);\n"
+    "      --outbuf BYTES       per-connection output queue limit (default 256k;\n"
+    "                           k/M/G suffixes);\n"
     "                           past it the server stops reading that connection\n"
     "      --allow CIDR         only these peers (repeatable)\n"
     "      --deny CIDR          never these peers (repeatable; wins over --allow)\n"
@@ -313,7 +314,7 @@ int cmd_serve(int argc, char **argv)
             break;
         case OPT_OUTBUF: {
             uint64_t v;
-            if (cli_parse_u64("--outbuf", optarg, 1024, 1u << 30, &v) < 0) {
+            if (cli_parse_scaled("--outbuf", optarg, 1024, 1024, 1u << 30, &v) < 0) {
                 rc = CLI_USAGE;
                 goto out;
             }

@@ -57,54 +57,6 @@ static int parse_ms(const char *opt, const char *s, uint64_t *out_us)
     return 0;
 }
 
-/* A count with an optional binary suffix: 64K, 10M, 1G (KiB, MiB, GiB). */
-static int parse_size(const char *opt, const char *s, uint64_t max, uint64_t *out)
-{
-    char buf[64];
-    size_t n = strlen(s);
-    if (n == 0 || n >= sizeof buf) {
-        cli_error("%s: '%s' is not a size", opt, s);
-        return -1;
-    }
-    memcpy(buf, s, n + 1);
-    uint64_t mul = 1;
-    char c = buf[n - 1];
-    if (c == 'K' || c == 'k') mul = 1024;
-    else if (c == 'M' || c == 'm') mul = 1024 * 1024;
-    else if (c == 'G' || c == 'g') mul = 1024 * 1024 * 1024;
-    if (mul > 1)
-        buf[n - 1] = '\0';
-    uint64_t v;
-    if (cli_parse_u64(opt, buf, 0, max / mul, &v) < 0)
-        return -1;
-    *out = v * mul;
-    return 0;
-}
-
-/* Bit rate with optional k/M/G (decimal, as link rates are quoted). */
-static int parse_rate(const char *opt, const char *s, uint64_t *out)
-{
-    char buf[64];
-    size_t n = strlen(s);
-    if (n == 0 || n >= sizeof buf) {
-        cli_error("%s: '%s' is not a bit rate", opt, s);
-        return -1;
-    }
-    memcpy(buf, s, n + 1);
-    uint64_t mul = 1;
-    char c = buf[n - 1];
-    if (c == 'k' || c == 'K') mul = 1000;
-    else if (c == 'M' || c == 'm') mul = 1000000;
-    else if (c == 'G' || c == 'g') mul = 1000000000;
-    if (mul > 1)
-        buf[n - 1] = '\0';
-    uint64_t v;
-    if (cli_parse_u64(opt, buf, 1000 / mul ? 1000 / mul : 1, 100000000000ull / mul, &v) < 0)
-        return -1;
-    *out = v * mul;
-    return 0;
-}
-
 static void hex(const unsigned char *d, size_t n, char *out)
 {
     for (size_t i = 0; i < n; i++)
@@ -300,7 +252,10 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cm
         case O_LOSS: rc = parse_pct("--loss", optarg, &o->link.loss); break;
         case O_DELAY: rc = parse_ms("--delay", optarg, &o->link.delay_us); break;
         case O_JITTER: rc = parse_ms("--jitter", optarg, &o->link.jitter_us); break;
-        case O_BW: rc = parse_rate("--bandwidth", optarg, &o->link.bandwidth_bps); break;
+        case O_BW:
+            rc = cli_parse_scaled("--bandwidth", optarg, 1000, 1000, 100000000000ull,
+                                  &o->link.bandwidth_bps);
+            break;
         case O_DUP: rc = parse_pct("--dup", optarg, &o->link.dup); break;
         case O_REORDER: rc = parse_pct("--reorder", optarg, &o->link.reorder); break;
         case O_REORDER_MS: rc = parse_ms("--reorder-ms", optarg, &o->link.reorder_us); break;
@@ -309,7 +264,7 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cm
             rc = cli_parse_u64("--queue", optarg, 1, 1000000, &v);
             o->link.queue_limit = (size_t)v;
             break;
-        case O_BYTES: rc = parse_size("--bytes", optarg, 1ull << 40, &o->bytes); break;
+        case O_BYTES: rc = cli_parse_scaled("--bytes", optarg, 1024, 0, 1ull << 40, &o->bytes); break;
         case O_SEED: rc = cli_parse_u64("--seed", optarg, 0, UINT64_MAX, &o->seed); break;
         case O_LIMIT:
             rc = cli_parse_u64("--limit", optarg, 1, 86400, &v);
@@ -694,7 +649,7 @@ static int cmd_up(int argc, char **argv)
             serve = optarg;
             break;
         case O_SRCB:
-            if (parse_size("--source-bytes", optarg, 1ull << 40, &source_bytes) < 0)
+            if (cli_parse_scaled("--source-bytes", optarg, 1024, 0, 1ull << 40, &source_bytes) < 0)
                 return CLI_USAGE;
             break;
         case O_CONNECT:
@@ -706,7 +661,7 @@ static int cmd_up(int argc, char **argv)
             connect_to = optarg;
             break;
         case O_SEND:
-            if (parse_size("--send", optarg, 1ull << 40, &send_bytes) < 0)
+            if (cli_parse_scaled("--send", optarg, 1024, 0, 1ull << 40, &send_bytes) < 0)
                 return CLI_USAGE;
             have_send = true;
             break;

@@ -642,7 +642,7 @@ Test(serve, client_that_never_reads_cannot_grow_the_server, .timeout = 90)
 {
     const long limit = 256 * 1024; /* --outbuf */
     struct srv s;
-    srv_start(&s, "echo", "--bind", "127.0.0.1", "--outbuf", "262144");
+    srv_start(&s, "echo", "--bind", "127.0.0.1", "--outbuf", "256k"); /* = 262144 */
     int warm = tcp_connect(AF_INET, s.port);
     roundtrip(warm, "warm up", "warm up");
     long before = rss_kb(s.p.pid);
@@ -822,6 +822,8 @@ Test(serve, usage_errors_exit_2_and_help_exits_0)
     CLI_EXIT(2, "serve", "echo", "--idle-timeout", "soon");
     CLI_EXIT(2, "serve", "echo", "--busy-poll", "10001");
     CLI_EXIT(2, "serve", "echo", "--busy-poll", "-1");
+    CLI_EXIT(2, "serve", "echo", "--outbuf", "2G");
+    CLI_EXIT(2, "serve", "echo", "--outbuf", "k");
     CLI_EXIT(2, "serve", "echo", "--upper", "--sockperf");
     CLI_EXIT(2, "serve", "echo", "stray");
 }

@@ -132,6 +132,8 @@ Test(stack_cli, options_are_checked)
         {"stack", "demo", "--svg", "x.svg", NULL},
         {"stack", "demo", "--bytes", "-1", NULL},
         {"stack", "demo", "--bandwidth", "fast", NULL},
+        {"stack", "demo", "--bandwidth", "500", NULL},
+        {"stack", "demo", "--bytes", "2000G", NULL},
         {"stack", "demo", "extra", NULL},
         {"stack", "demo", "--nope", NULL},
         {"stack", "frobnicate", NULL},
