@@ -550,8 +550,7 @@ int ss_stack_sock_events(const ss_stack *st, int sd)
     }
     if (sk->rcv.len || sk->fin_rcvd)
         ev |= SS_EV_READABLE;
-    if (tcp_can_send(sk) && sk->state != SS_TCP_SYN_SENT && sk->state != SS_TCP_SYN_RECEIVED &&
-        ss__ring_free(&sk->snd))
+    if (tcp_can_send(sk) && !ss__tcp_opening(sk) && ss__ring_free(&sk->snd))
         ev |= SS_EV_WRITABLE;
     if (sk->state >= SS_TCP_ESTABLISHED)
         ev |= SS_EV_CONNECTED;
@@ -845,7 +844,7 @@ ssize_t ss_tcp_send_urgent(ss_stack *st, uint64_t now_us, int sd, const void *bu
     uint32_t n = ss__ring_write(&sk->snd, buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
     if (n == 0)
         return sk->error ? sk->error : -EAGAIN;
-    bool opening = sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED;
+    bool opening = ss__tcp_opening(sk);
     sk->snd_up = sk->snd_una + sk->snd.len + (opening ? 1 : 0);
     sk->snd_up_valid = true;
     st->now = now_us;
@@ -911,8 +910,7 @@ int ss_tcp_shutdown(ss_stack *st, uint64_t now_us, int sd)
             sk->fin_queued = true;
             /* The FIN follows the last queued byte; before the handshake
              * completes SND.UNA is still ISS (the SYN), data starts at ISS+1. */
-            sk->fin_seq = sk->snd_una + sk->snd.len +
-                          (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED ? 1 : 0);
+            sk->fin_seq = sk->snd_una + sk->snd.len + (ss__tcp_opening(sk) ? 1 : 0);
         }
         /* RFC 9293 3.10.4 CLOSE: ESTABLISHED -> FIN-WAIT-1,
          * CLOSE-WAIT -> LAST-ACK; SYN-RECEIVED with nothing queued sends its
@@ -977,7 +975,7 @@ int ss_tcp_close(ss_stack *st, uint64_t now_us, int sd)
     sk->pending_ev = 0;
     /* An orphan in FIN-WAIT-2 must not wait for the peer forever. */
     if (sk->state == SS_TCP_FIN_WAIT_2 && sk->t_2msl == SS_NEVER)
-        sk->t_2msl = now_us + 2ull * st->cfg.msl_ms * 1000;
+        sk->t_2msl = now_us + ss__2msl_us(st);
     if (sk->state == SS_TCP_CLOSED)
         ss__stack_sock_release(st, sk);
     return rc < 0 && rc != -ENOTCONN ? rc : 0;

@@ -199,6 +199,19 @@ struct ss_stack {
     uint32_t chack_count;   /* challenge ACKs sent in it */
 };
 
+/* SYN-SENT or SYN-RECEIVED: our SYN is not yet acknowledged, nothing is
+ * synchronized (RFC 9293 3.3.2). */
+static inline bool ss__tcp_opening(const struct ss_sock *sk)
+{
+    return sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED;
+}
+
+/* 2*MSL in microseconds: how long TIME-WAIT lasts (RFC 9293 3.10.8). */
+static inline uint64_t ss__2msl_us(const ss_stack *st)
+{
+    return 2ull * st->cfg.msl_ms * 1000;
+}
+
 /* checksum.c */
 uint32_t ss__pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, uint32_t len);
 

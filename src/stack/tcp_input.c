@@ -54,7 +54,7 @@ static void enter_time_wait(ss_stack *st, struct ss_sock *sk)
 {
     ss__set_state(st, sk, SS_TCP_TIME_WAIT);
     sk->t_rtx = sk->t_persist = sk->t_keep = sk->t_delack = SS_NEVER;
-    sk->t_2msl = st->now + 2ull * st->cfg.msl_ms * 1000;
+    sk->t_2msl = st->now + ss__2msl_us(st);
     ss__stack_sock_event(st, sk, SS_EV_CLOSED, 0);
 }
 
@@ -266,7 +266,7 @@ static enum verdict check_sequence(ss_stack *st, struct ss_sock *sk, struct ss_s
         }
         /* TIME-WAIT: a retransmitted FIN restarts the 2 MSL timer. */
         if (sk->state == SS_TCP_TIME_WAIT && (seg->flags & SS_TCP_FIN))
-            sk->t_2msl = st->now + 2ull * st->cfg.msl_ms * 1000;
+            sk->t_2msl = st->now + ss__2msl_us(st);
         sk->ack_now = true;   /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at the end */
         return DONE;
     }
@@ -410,7 +410,7 @@ static enum verdict closing_ack(ss_stack *st, struct ss_sock *sk)
         if (our_fin_acked(sk)) {
             ss__set_state(st, sk, SS_TCP_FIN_WAIT_2);
             if (!sk->user)   /* orphaned: do not wait for the peer forever */
-                sk->t_2msl = st->now + 2ull * st->cfg.msl_ms * 1000;
+                sk->t_2msl = st->now + ss__2msl_us(st);
         }
         return CONTINUE;
     case SS_TCP_CLOSING:      /* FIN acknowledged: TIME-WAIT; else ignore */
@@ -480,7 +480,7 @@ static void receive_fin(ss_stack *st, struct ss_sock *sk)
         enter_time_wait(st, sk);
         break;
     case SS_TCP_TIME_WAIT:
-        sk->t_2msl = st->now + 2ull * st->cfg.msl_ms * 1000;
+        sk->t_2msl = st->now + ss__2msl_us(st);
         break;
     default:
         break;
@@ -740,7 +740,7 @@ void ss__tcp_icmp_error(ss_stack *st, int err, bool hard, const uint8_t *q, size
     /* RFC 1122 4.2.3.9: hard errors (protocol/port unreachable) abort a
      * connection still opening; otherwise remember the error and report it
      * if the connection then times out (soft error). */
-    if (hard && (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED)) {
+    if (hard && ss__tcp_opening(sk)) {
         connection_error(st, sk, err);
         return;
     }

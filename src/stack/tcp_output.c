@@ -7,13 +7,11 @@
  * ahead of time: a segment is cut from the send ring at (seq - SND.UNA),
  * so a retransmission is just "send again from SND.UNA".
  */
-#include <string.h>
-
 #include "stack_int.h"
 
 /* Window we may advertise now (receiver SWS avoidance, RFC 9293 3.8.6.2.2 /
  * RFC 1122 4.2.3.3): the right edge only moves by at least
- * min(buffer/2, MSS), and never moves left (no shrinking, MUST-? 3.8.6). */
+ * min(buffer/2, MSS), and never moves left (no shrinking, SHLD-14, 3.8.6). */
 uint32_t ss__tcp_rcv_window(const struct ss_sock *sk)
 {
     uint32_t free_ = sk->rcv.limit > sk->rcv.len ? sk->rcv.limit - sk->rcv.len : 0;
@@ -26,13 +24,51 @@ uint32_t ss__tcp_rcv_window(const struct ss_sock *sk)
     return cur;
 }
 
+/* Write the TCP header for h (ports, seq, ack, flags, window, urgent
+ * pointer; hl bytes with options already at t + 20) and the checksum over
+ * it and the h->len payload bytes that follow it. */
+static void put_header(uint8_t *t, const struct ss_seg *h, size_t hl)
+{
+    ss__put16(t, h->sport);
+    ss__put16(t + 2, h->dport);
+    ss__put32(t + 4, h->seq);
+    ss__put32(t + 8, h->ack);
+    t[12] = (uint8_t)((hl / 4) << 4);
+    t[13] = h->flags;
+    ss__put16(t + 14, h->wnd);
+    t[16] = t[17] = 0;
+    ss__put16(t + 18, h->urp);
+    uint32_t tl = (uint32_t)(hl + h->len);
+    uint32_t s = ss__pseudo_sum(h->src, h->dst, SS_IPPROTO_TCP, tl);
+    ss__put16(t + 16, ss_csum_fold(ss_csum_add(s, t, tl)));
+}
+
+/* Trace, count and send the segment h built in st->tx. sk is NULL for a
+ * segment that belongs to no connection. */
+static int emit(ss_stack *st, struct ss_sock *sk, const struct ss_seg *h, bool rtx, uint8_t tos)
+{
+    ss__trace_seg(st, sk, rtx ? SS_TRACE_RETRANSMIT : SS_TRACE_SEG_OUT, h);
+    st->stats.tcp_out++;
+    if (sk)
+        sk->segs_out++;
+    if (rtx) {
+        st->stats.tcp_retransmits++;
+        if (sk)
+            sk->retransmits++;
+    }
+    if (h->flags & SS_TCP_RST)
+        st->stats.tcp_rst_out++;
+    return ss__ip_output(st, st->tx, SS_TCP_HDR + h->opt_len + h->len, h->dst, SS_IPPROTO_TCP,
+                         true, tos);
+}
+
 int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t flags,
                          uint32_t len, bool rtx)
 {
     uint8_t *t = st->tx + SS_IP_HDR;
     size_t optlen = ss__tcp_write_options(t + SS_TCP_HDR, flags, sk->rcv_mss);
     size_t hl = SS_TCP_HDR + optlen;
-    bool synced = sk->state != SS_TCP_SYN_SENT && sk->state != SS_TCP_SYN_RECEIVED;
+    bool synced = !ss__tcp_opening(sk);
     if (len) {
         uint32_t off = seq - sk->snd_una;
         ss__ring_peek(&sk->snd, off, t + hl, len);
@@ -41,26 +77,19 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t
     uint32_t old_adv = sk->rcv_adv - sk->rcv_nxt;
     if (flags & SS_TCP_RST)
         wnd = 0;
-    ss__put16(t, sk->lport);
-    ss__put16(t + 2, sk->rport);
-    ss__put32(t + 4, seq);
-    ss__put32(t + 8, (flags & SS_TCP_ACK) ? sk->rcv_nxt : 0);
-    t[12] = (uint8_t)((hl / 4) << 4);
-    t[13] = flags;
-    ss__put16(t + 14, (uint16_t)wnd);
-    t[16] = t[17] = 0;
-    t[18] = t[19] = 0;
+    struct ss_seg h = {.src = sk->laddr, .dst = sk->raddr, .sport = sk->lport,
+                       .dport = sk->rport, .seq = seq,
+                       .ack = (flags & SS_TCP_ACK) ? sk->rcv_nxt : 0, .flags = flags,
+                       .wnd = (uint16_t)wnd, .mss = optlen ? sk->rcv_mss : 0,
+                       .opt_len = (uint8_t)optlen, .len = len};
     /* Urgent data pending: URG with the pointer at the octet after it,
      * as an offset from this segment's sequence number (MUST-62). */
     if (sk->snd_up_valid && !(flags & (SS_TCP_SYN | SS_TCP_RST)) && SEQ_GT(sk->snd_up, seq)) {
         uint32_t up = sk->snd_up - seq;
-        flags |= SS_TCP_URG;
-        t[13] = flags;
-        ss__put16(t + 18, (uint16_t)(up > 65535 ? 65535 : up));
+        h.flags |= SS_TCP_URG;
+        h.urp = (uint16_t)(up > 65535 ? 65535 : up);
     }
-    uint32_t tl = (uint32_t)(hl + len);
-    uint32_t s = ss__pseudo_sum(sk->laddr, sk->raddr, SS_IPPROTO_TCP, tl);
-    ss__put16(t + 16, ss_csum_fold(ss_csum_add(s, t, tl)));
+    put_header(t, &h, hl);
 
     if ((flags & SS_TCP_ACK) && !(flags & SS_TCP_RST)) {
         if (synced || (flags & SS_TCP_SYN)) {
@@ -74,21 +103,7 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t
         sk->unacked_segs = 0;
         sk->t_delack = SS_NEVER;
     }
-    struct ss_seg tr = {.src = sk->laddr, .dst = sk->raddr, .sport = sk->lport,
-                        .dport = sk->rport, .seq = seq, .ack = ss__get32(t + 8),
-                        .flags = flags, .wnd = (uint16_t)wnd,
-                        .mss = optlen ? sk->rcv_mss : 0, .opt_len = (uint8_t)optlen, .len = len,
-                        .urp = ss__get16(t + 18)};
-    ss__trace_seg(st, sk, rtx ? SS_TRACE_RETRANSMIT : SS_TRACE_SEG_OUT, &tr);
-    st->stats.tcp_out++;
-    sk->segs_out++;
-    if (rtx) {
-        st->stats.tcp_retransmits++;
-        sk->retransmits++;
-    }
-    if (flags & SS_TCP_RST)
-        st->stats.tcp_rst_out++;
-    return ss__ip_output(st, st->tx, tl, sk->raddr, SS_IPPROTO_TCP, true, sk->tos);
+    return emit(st, sk, &h, rtx, sk->tos);
 }
 
 /* A pure ACK carries SND.MAX, the highest sequence number sent, not
@@ -111,7 +126,8 @@ void ss__tcp_send_rst(ss_stack *st, struct ss_sock *sk)
     ss__tcp_send_segment(st, sk, sk->snd_nxt, SS_TCP_RST, 0, false);
 }
 
-/* RST for a segment that has no connection (RFC 9293 3.10.7.1):
+/* RST for a segment that has no connection (RFC 9293 3.10.7.1), built
+ * from the segment's fields alone (as lwIP's tcp_rst()):
  * ACK set:  <SEQ=SEG.ACK><CTL=RST>
  * ACK off:  <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
  * Never in answer to a RST. */
@@ -119,20 +135,13 @@ void ss__tcp_send_rst_for(ss_stack *st, const struct ss_seg *seg)
 {
     if (seg->flags & SS_TCP_RST)
         return;
-    struct ss_sock tmp;
-    memset(&tmp, 0, sizeof tmp);
-    tmp.state = SS_TCP_CLOSED;
-    tmp.id = -1;
-    tmp.laddr = seg->dst;
-    tmp.raddr = seg->src;
-    tmp.lport = seg->dport;
-    tmp.rport = seg->sport;
-    if (seg->flags & SS_TCP_ACK) {
-        ss__tcp_send_segment(st, &tmp, seg->ack, SS_TCP_RST, 0, false);
-    } else {
-        tmp.rcv_nxt = seg->seq + ss__seg_seqlen(seg);
-        ss__tcp_send_segment(st, &tmp, 0, SS_TCP_RST | SS_TCP_ACK, 0, false);
-    }
+    bool acked = seg->flags & SS_TCP_ACK;
+    struct ss_seg h = {.src = seg->dst, .dst = seg->src, .sport = seg->dport,
+                       .dport = seg->sport, .seq = acked ? seg->ack : 0,
+                       .ack = acked ? 0 : seg->seq + ss__seg_seqlen(seg),
+                       .flags = acked ? SS_TCP_RST : SS_TCP_RST | SS_TCP_ACK};
+    put_header(st->tx + SS_IP_HDR, &h, SS_TCP_HDR);
+    emit(st, NULL, &h, false, 0);
 }
 
 static bool sends_data(enum ss_tcp_state s)

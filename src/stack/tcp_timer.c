@@ -76,7 +76,7 @@ static void give_up(ss_stack *st, struct ss_sock *sk)
  * to that one segment, so nothing else is sent until an ACK arrives. */
 static void retransmit_first(ss_stack *st, struct ss_sock *sk)
 {
-    if (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED) {
+    if (ss__tcp_opening(sk)) {
         sk->snd_nxt = sk->iss;
         ss__tcp_output(st, sk);
         return;
@@ -110,8 +110,7 @@ static void on_rtx(ss_stack *st, struct ss_sock *sk)
         return;
     sk->backoff++;
     sk->timeouts++;
-    uint32_t limit = (sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED)
-                         ? st->cfg.syn_retries : sk->max_retries;
+    uint32_t limit = ss__tcp_opening(sk) ? st->cfg.syn_retries : sk->max_retries;
     if (sk->backoff > limit) {
         give_up(st, sk);
         return;
@@ -122,7 +121,7 @@ static void on_rtx(ss_stack *st, struct ss_sock *sk)
     sk->rtt_timing = false;
     ss__trace_rtt(st, sk, 0);
     /* The handshake's SYN is not data: no loss window there. */
-    if (sk->state != SS_TCP_SYN_SENT && sk->state != SS_TCP_SYN_RECEIVED)
+    if (!ss__tcp_opening(sk))
         ss__cc_on_timeout(st, sk);
     retransmit_first(st, sk);
     ss__tcp_arm_rtx(st, sk);
