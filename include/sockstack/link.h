@@ -52,6 +52,11 @@ int ss_tun_open(const char *name, char *ifname, size_t ifname_cap);
 int ss_tun_configure(const char *ifname, struct in_addr kernel_addr,
                      unsigned prefix, unsigned mtu);
 
+/* Set the MTU (0: keep it), switch IPv6 off (best effort) and bring the
+ * device up, without an address: the tail of ss_tun_configure, for a
+ * device whose addresses and routes are set elsewhere. 0 or -errno. */
+int ss_tun_up(const char *ifname, unsigned mtu);
+
 /* Bring the device down (best effort before close). Returns 0 or -errno. */
 int ss_tun_down(const char *ifname);
 

@@ -103,8 +103,16 @@ int ss_tun_configure(const char *ifname, struct in_addr kernel_addr,
     set_sin(&ifr.ifr_netmask, mask);
     if ((rc = if_ioctl(SIOCSIFNETMASK, &ifr)) < 0)
         return rc;
+    return ss_tun_up(ifname, mtu);
+}
+
+int ss_tun_up(const char *ifname, unsigned mtu)
+{
+    struct ifreq ifr;
+    int rc = set_name(&ifr, ifname);
+    if (rc < 0)
+        return rc;
     if (mtu) {
-        set_name(&ifr, ifname);
         ifr.ifr_mtu = (int)mtu;
         if ((rc = if_ioctl(SIOCSIFMTU, &ifr)) < 0)
             return rc;
