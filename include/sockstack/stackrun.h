@@ -71,11 +71,20 @@ struct ss_tunnet_stats {
     uint64_t tx_dropped; /* device queue full or write error */
 };
 
+/* The link model between the device and the stack (a relay, relay.h):
+ * p[0] governs the stack's output (stack -> device), p[1] its input. */
+struct ss_tunnet_link {
+    struct ss_sim_params p[2];
+    uint64_t seed;
+};
+
 /* Run a stack on tun_fd (from ss_tun_open) in loop. cfg->output is
- * replaced; pcap (optional) gets every packet both ways, wall-clock
- * stamped. The tunnet does not own tun_fd or pcap. */
+ * replaced; pcap (optional) gets every packet both ways as the stack sends
+ * and receives it, wall-clock stamped; link (optional, NULL: a direct
+ * wire) puts the link model between device and stack. The tunnet does not
+ * own tun_fd or pcap. */
 int ss_tunnet_new(ss_loop *loop, int tun_fd, const struct ss_stack_cfg *cfg,
-                  ss_pcap *pcap, ss_tunnet **out);
+                  ss_pcap *pcap, const struct ss_tunnet_link *link, ss_tunnet **out);
 /* Stop watching the fd and the timer, free the stack. */
 void ss_tunnet_free(ss_tunnet *t);
 
@@ -85,6 +94,8 @@ uint64_t ss_tunnet_now(const ss_tunnet *t);
 /* Poll the stack soon (after socket calls made outside its callbacks). */
 void ss_tunnet_kick(ss_tunnet *t);
 void ss_tunnet_get_stats(const ss_tunnet *t, struct ss_tunnet_stats *out);
+/* The relay of a tunnet with a link model (for its statistics), or NULL. */
+const struct ss_relay *ss_tunnet_relay(const ss_tunnet *t);
 
 /* ---- apps on the stack's socket API ------------------------------------- */
 

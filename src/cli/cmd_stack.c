@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/link_opt.h"
 #include "cli/stack_opt.h"
 #include "cli/stack_view.h"
 #include "sockstack/err.h"
@@ -27,35 +28,6 @@
 #include "sockstack/stackrun.h"
 
 /* ---- shared parsing ------------------------------------------------------ */
-
-/* "5", "5%", "0.5%" -> 0.05 ... as a probability. */
-static int parse_pct(const char *opt, const char *s, double *out)
-{
-    char buf[64];
-    size_t n = strlen(s);
-    if (n >= sizeof buf) {
-        cli_error("%s: '%s' is not a percentage", opt, s);
-        return -1;
-    }
-    memcpy(buf, s, n + 1);
-    if (n && buf[n - 1] == '%')
-        buf[n - 1] = '\0';
-    double v;
-    if (cli_parse_double(opt, buf, 0, 100, &v) < 0)
-        return -1;
-    *out = v / 100.0;
-    return 0;
-}
-
-/* Milliseconds, fractions allowed, to µs. */
-static int parse_ms(const char *opt, const char *s, uint64_t *out_us)
-{
-    double v;
-    if (cli_parse_double(opt, s, 0, 3600000, &v) < 0)
-        return -1;
-    *out_us = (uint64_t)(v * 1000.0 + 0.5);
-    return 0;
-}
 
 static void hex(const unsigned char *d, size_t n, char *out)
 {
@@ -96,7 +68,7 @@ static void print_trace(FILE *out, const char *node, const struct ss_trace_event
 /* ---- demo and diagram ---------------------------------------------------- */
 
 struct demo_opts {
-    struct ss_sim_params link;
+    struct ss_sim_params link[2]; /* [0]: A -> B, [1]: B -> A */
     uint64_t bytes, seed, limit_us;
     bool trace, trace_json, quiet_trace;
     const char *pcap, *svg, *plot;
@@ -185,16 +157,12 @@ static void demo_usage(FILE *out, const char *cmd)
             "a seeded pattern, and both close. Same options and seed: same run.\n"
             "Needs no privileges; nothing touches a real network.\n"
             "\n"
-            "Link (both directions):\n"
-            "  --loss PCT          drop probability, percent ('5' or '5%%')\n"
-            "  --delay MS          one-way delay in ms (default 10)\n"
-            "  --jitter MS         extra delay, uniform 0..MS (keeps order)\n"
-            "  --bandwidth RATE    bit/s with k/M/G suffix (default unlimited)\n"
-            "  --dup PCT           duplication probability\n"
-            "  --reorder PCT       probability a packet is held back --reorder-ms\n"
-            "  --reorder-ms MS     hold-back of a reordered packet (default 1)\n"
-            "  --corrupt PCT       probability one bit is flipped\n"
-            "  --queue N           packets the link holds per direction (drop-tail)\n"
+            "Link (both directions; one-way delay 10 ms unless --delay):\n",
+            cmd);
+    cli_link_help(out);
+    fprintf(out,
+            "  --a-to-b KEY=V,...  direction A -> B only (keys as the options above:\n"
+            "                      loss=1,delay=20,...); likewise --b-to-a\n"
             "Transfer:\n"
             "  --bytes N           bytes A sends (K/M/G suffixes; default %s)\n"
             "  --seed S            PRNG seed for the link, the ISNs, the data\n"
@@ -203,7 +171,7 @@ static void demo_usage(FILE *out, const char *cmd)
             "  --trace             every event of both stacks (RTT, windows, drops)\n"
             "  --trace-json        the events as JSON lines instead\n"
             "  --pcap FILE         write every packet as sent to FILE (pcap)\n",
-            cmd, !strcmp(cmd, "diagram") ? "4K" : "20K");
+            !strcmp(cmd, "diagram") ? "4K" : "20K");
     if (!strcmp(cmd, "diagram"))
         fprintf(out, "  --svg FILE          also draw the diagram as SVG into FILE\n"
                      "  --plot FILE         SVG plots of A's sequence number, cwnd and RTT\n");
@@ -213,19 +181,10 @@ static void demo_usage(FILE *out, const char *cmd)
 static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cmd,
                       const char *usage_cmd)
 {
-    enum { O_LOSS = 256, O_DELAY, O_JITTER, O_BW, O_DUP, O_REORDER, O_REORDER_MS,
-           O_CORRUPT, O_QUEUE, O_BYTES, O_SEED, O_LIMIT, O_TRACE, O_JSON, O_PCAP,
-           O_SVG, O_PLOT };
+    enum { O_BYTES = 256, O_SEED, O_LIMIT, O_TRACE, O_JSON, O_PCAP, O_SVG, O_PLOT };
     static const struct option opts[] = {
-        {"loss", required_argument, 0, O_LOSS},
-        {"delay", required_argument, 0, O_DELAY},
-        {"jitter", required_argument, 0, O_JITTER},
-        {"bandwidth", required_argument, 0, O_BW},
-        {"dup", required_argument, 0, O_DUP},
-        {"reorder", required_argument, 0, O_REORDER},
-        {"reorder-ms", required_argument, 0, O_REORDER_MS},
-        {"corrupt", required_argument, 0, O_CORRUPT},
-        {"queue", required_argument, 0, O_QUEUE},
+        CLI_LINK_LONGOPTS,
+        CLI_LINK_DIR_LONGOPTS("a-to-b", "b-to-a"),
         {"bytes", required_argument, 0, O_BYTES},
         {"seed", required_argument, 0, O_SEED},
         {"limit", required_argument, 0, O_LIMIT},
@@ -237,8 +196,11 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cm
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    ss_sim_params_init(&o->link);
-    o->link.delay_us = 10000;
+    struct ss_sim_params defaults;
+    ss_sim_params_init(&defaults);
+    defaults.delay_us = 10000;
+    struct cli_link lk;
+    cli_link_init(&lk, &defaults);
     o->bytes = o->diagram ? 4096 : 20480;
     o->seed = 1;
     o->limit_us = 600ull * 1000000;
@@ -247,23 +209,13 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cm
     int c;
     uint64_t v;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        int rc = 0;
+        int rc = cli_link_opt(&lk, c, optarg, c == CLI_LINK_O_DIR0 ? "--a-to-b" : "--b-to-a");
+        if (rc < 0)
+            return CLI_USAGE;
+        if (rc == 0)
+            continue;
+        rc = 0;
         switch (c) {
-        case O_LOSS: rc = parse_pct("--loss", optarg, &o->link.loss); break;
-        case O_DELAY: rc = parse_ms("--delay", optarg, &o->link.delay_us); break;
-        case O_JITTER: rc = parse_ms("--jitter", optarg, &o->link.jitter_us); break;
-        case O_BW:
-            rc = cli_parse_scaled("--bandwidth", optarg, 1000, 1000, 100000000000ull,
-                                  &o->link.bandwidth_bps);
-            break;
-        case O_DUP: rc = parse_pct("--dup", optarg, &o->link.dup); break;
-        case O_REORDER: rc = parse_pct("--reorder", optarg, &o->link.reorder); break;
-        case O_REORDER_MS: rc = parse_ms("--reorder-ms", optarg, &o->link.reorder_us); break;
-        case O_CORRUPT: rc = parse_pct("--corrupt", optarg, &o->link.corrupt); break;
-        case O_QUEUE:
-            rc = cli_parse_u64("--queue", optarg, 1, 1000000, &v);
-            o->link.queue_limit = (size_t)v;
-            break;
         case O_BYTES: rc = cli_parse_scaled("--bytes", optarg, 1024, 0, 1ull << 40, &o->bytes); break;
         case O_SEED: rc = cli_parse_u64("--seed", optarg, 0, UINT64_MAX, &o->seed); break;
         case O_LIMIT:
@@ -294,6 +246,8 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cm
         return cli_usage_error(usage_cmd, "unexpected argument '%s'", argv[optind]);
     if (o->trace && o->trace_json)
         return cli_usage_error(usage_cmd, "--trace and --trace-json exclude each other");
+    if (cli_link_finish(&lk, o->link) < 0)
+        return CLI_USAGE;
     return 0;
 }
 
@@ -324,7 +278,8 @@ static int run_demo(struct demo_opts *o)
     }
     struct ss_simnet_cfg cfg;
     ss_simnet_cfg_default(&cfg);
-    cfg.link[0] = cfg.link[1] = o->link;
+    cfg.link[0] = o->link[0];
+    cfg.link[1] = o->link[1];
     cfg.seed = o->seed;
     cfg.pcap = pcap;
     cfg.tap = demo_tap;
@@ -582,15 +537,26 @@ static void up_usage(FILE *out)
             "  --wait-eof          with --connect: close only after the peer's EOF\n"
             "  --trace             print every trace event (text)\n"
             "  --trace-json        print every trace event as JSON lines\n"
-            "  --pcap FILE         write every packet both ways to FILE\n"
+            "  --pcap FILE         write every packet both ways to FILE (as the stack\n"
+            "                      sends and receives it)\n"
+            "Link model between the device and the stack (as `stack demo`; default:\n"
+            "none, a direct wire):\n");
+    cli_link_help(out);
+    fprintf(out,
+            "  --from-stack KEY=V,... the stack's output only (keys as the options\n"
+            "                      above: loss=1,delay=20,...); likewise --to-stack\n"
+            "  --seed S            the link model's PRNG seed (default 1)\n"
             "  -h, --help          show this help\n");
 }
 
 static int cmd_up(int argc, char **argv)
 {
     enum { O_TUN = 256, O_ADDR, O_PEER, O_MTU, O_SERVE, O_SRCB, O_CONNECT, O_SEND,
-           O_WAITEOF, O_TRACE, O_JSON, O_PCAP };
+           O_WAITEOF, O_TRACE, O_JSON, O_PCAP, O_SEED };
     static const struct option opts[] = {
+        CLI_LINK_LONGOPTS,
+        CLI_LINK_DIR_LONGOPTS("from-stack", "to-stack"),
+        {"seed", required_argument, 0, O_SEED},
         {"tun", required_argument, 0, O_TUN},
         {"addr", required_argument, 0, O_ADDR},
         {"peer", required_argument, 0, O_PEER},
@@ -616,11 +582,29 @@ static int cmd_up(int argc, char **argv)
     uint64_t mtu = 0, source_bytes = 1024 * 1024, send_bytes = 0;
     struct serve_spec specs[16];
     int nspecs = 0;
+    struct ss_sim_params link_defaults;
+    ss_sim_params_init(&link_defaults);
+    link_defaults.mtu = 65535;
+    struct cli_link lk;
+    cli_link_init(&lk, &link_defaults);
+    uint64_t seed = 1;
+    bool have_seed = false;
     optind = 1;
     opterr = 0;
     int c, rc;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        rc = cli_link_opt(&lk, c, optarg,
+                          c == CLI_LINK_O_DIR0 ? "--from-stack" : "--to-stack");
+        if (rc < 0)
+            return CLI_USAGE;
+        if (rc == 0)
+            continue;
         switch (c) {
+        case O_SEED:
+            if (cli_parse_u64("--seed", optarg, 0, UINT64_MAX, &seed) < 0)
+                return CLI_USAGE;
+            have_seed = true;
+            break;
         case O_TUN:
             if (strlen(optarg) == 0 || strlen(optarg) >= 16)
                 return cli_usage_error(U, "--tun: name must have 1 to 15 characters");
@@ -691,6 +675,14 @@ static int cmd_up(int argc, char **argv)
     snprintf(sp.tun, sizeof sp.tun, "%s", tun);
     if ((rc = cli_stack_check(U, "--addr:", "--peer", &sp)) != 0)
         return rc;
+    if (have_seed && !lk.given)
+        return cli_usage_error(U, "--seed is the link model's: give a link option too");
+    if (lk.given) {
+        if (cli_link_finish(&lk, sp.link.p) < 0)
+            return CLI_USAGE;
+        sp.link.seed = seed;
+        sp.have_link = true;
+    }
     peer = sp.peer;
 
     struct up_ctx u = {.trace = trace, .trace_json = trace_json, .status = CLI_OK,

@@ -9,7 +9,9 @@
 
 #include "cli/cli.h"
 #include "cli/stack_opt.h"
+#include "cli/link_opt.h"
 #include "sockstack/err.h"
+#include "sockstack/relay.h"
 #include "sockstack/sock_stack.h"
 
 const char cli_stack_help[] =
@@ -145,7 +147,8 @@ int cli_stack_start(ss_loop *loop, const struct cli_stack_spec *sp,
         cli_error("getrandom: %s", strerror(errno));
         goto fail;
     }
-    if ((rc = ss_tunnet_new(loop, r->fd, &c, pcap, &r->tn)) < 0) {
+    if ((rc = ss_tunnet_new(loop, r->fd, &c, pcap, sp->have_link ? &sp->link : NULL,
+                            &r->tn)) < 0) {
         cli_error("cannot start the stack: %s", ss_strerror(rc));
         goto fail;
     }
@@ -176,6 +179,13 @@ void cli_stack_stop(struct cli_stack *r, bool log_stats)
                     (unsigned long long)ss.tcp_passive_opens,
                     (unsigned long long)ss.tcp_active_opens,
                     (unsigned long long)ss.tcp_retransmits, (unsigned long long)ss.tcp_rst_out);
+            const ss_relay *rl = ss_tunnet_relay(r->tn);
+            for (int d = 0; rl && d < 2; d++) {
+                struct ss_relay_stats rs;
+                ss_relay_get_stats(rl, d, &rs);
+                cli_log("%s: link %s: %s", r->ifname, d == 0 ? "stack -> device" : "device -> stack",
+                        cli_relay_stats_str(&rs));
+            }
         }
     }
     ss_backend_stack_free(r->be);

@@ -24,6 +24,8 @@ struct cli_stack_spec {
     struct in_addr peer;   /* the kernel's side of the device */
     bool have_peer;        /* else: the first other host of the prefix */
     unsigned mtu;          /* 0: the device's */
+    bool have_link;        /* put the link model between device and stack */
+    struct ss_tunnet_link link;
 };
 
 /* The --help lines for --stack. */

@@ -4,13 +4,19 @@
  *   -> service(): ss_stack_poll, then arm one reactor timer for the stack's
  *   next deadline (rounded up to the reactor's millisecond clock).
  *   timer fires / ss_tunnet_kick -> service().
- * The stack's clock is CLOCK_MONOTONIC in µs, read once per service. */
+ * The stack's clock is CLOCK_MONOTONIC in µs, read once per service.
+ *
+ * With a link model (ss_tunnet_link), a relay (relay.h) sits between:
+ *   stack output -> ss_relay_inject(side 0) -> model -> TUN write
+ *   TUN readable (the relay's) -> model -> on_relay_deliver: copy into the
+ *   batch -> deferred: ss_stack_input_batch, service(). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "sockstack/config.h"
+#include "sockstack/relay.h"
 #include "sockstack/stackrun.h"
 
 struct ss_tunnet {
@@ -18,6 +24,8 @@ struct ss_tunnet {
     int fd;
     ss_stack *st;
     ss_pcap *pcap;
+    ss_relay *relay; /* NULL: the stack is wired to the device directly */
+    size_t n_in, used_in; /* packets from the relay waiting in buf */
     ss_timer timer;
     ss_defer defer;
     uint64_t now;
@@ -39,7 +47,8 @@ static int on_output(void *arg, const uint8_t *pkt, size_t len)
     ss_tunnet *t = arg;
     if (t->pcap)
         ss_pcap_write(t->pcap, clock_us(CLOCK_REALTIME), pkt, len);
-    int rc = ss_tun_write(t->fd, pkt, len);
+    int rc = t->relay ? ss_relay_inject(t->relay, 0, pkt, len)
+                      : ss_tun_write(t->fd, pkt, len);
     if (rc < 0) {
         t->stats.tx_dropped++;
         return rc;
@@ -93,11 +102,42 @@ static void on_readable(ss_loop *loop, int fd, unsigned events, void *arg)
     service(t);
 }
 
+/* Give the packets the relay delivered to the stack as one batch. */
+static void flush_in(ss_tunnet *t)
+{
+    if (!t->n_in)
+        return;
+    t->now = clock_us(CLOCK_MONOTONIC);
+    ss_stack_input_batch(t->st, t->now, t->pkts, t->lens, t->n_in);
+    t->n_in = t->used_in = 0;
+}
+
+static void on_relay_deliver(void *arg, int side, const uint8_t *pkt, size_t len)
+{
+    ss_tunnet *t = arg;
+    if (t->n_in == SS_TUN_BATCH || sizeof t->buf - t->used_in < len)
+        flush_in(t);
+    t->stats.rx_packets++;
+    t->stats.rx_bytes += len;
+    if (t->pcap)
+        ss_pcap_write(t->pcap, clock_us(CLOCK_REALTIME), pkt, len);
+    memcpy(t->buf + t->used_in, pkt, len);
+    t->pkts[t->n_in] = t->buf + t->used_in;
+    t->lens[t->n_in++] = len;
+    t->used_in += len;
+    ss_loop_defer(t->loop, &t->defer);
+}
+
 static void on_timer(ss_loop *loop, ss_timer *timer, void *arg) { service(arg); }
-static void on_defer(ss_loop *loop, void *arg) { service(arg); }
+
+static void on_defer(ss_loop *loop, void *arg)
+{
+    flush_in(arg);
+    service(arg);
+}
 
 int ss_tunnet_new(ss_loop *loop, int tun_fd, const struct ss_stack_cfg *cfg,
-                  ss_pcap *pcap, ss_tunnet **out)
+                  ss_pcap *pcap, const struct ss_tunnet_link *link, ss_tunnet **out)
 {
     ss_tunnet *t = calloc(1, sizeof *t);
     if (!t)
@@ -116,7 +156,20 @@ int ss_tunnet_new(ss_loop *loop, int tun_fd, const struct ss_stack_cfg *cfg,
     }
     ss_timer_init(&t->timer, on_timer, t);
     ss_defer_init(&t->defer, on_defer, t);
-    if ((rc = ss_loop_io_add(loop, tun_fd, SS_READ, on_readable, t)) < 0) {
+    if (link) {
+        struct ss_relay_cfg rc_cfg;
+        ss_relay_cfg_default(&rc_cfg);
+        rc_cfg.fd[1] = tun_fd;
+        rc_cfg.link[0] = link->p[0];
+        rc_cfg.link[1] = link->p[1];
+        rc_cfg.seed = link->seed;
+        rc_cfg.deliver = on_relay_deliver;
+        rc_cfg.deliver_arg = t;
+        rc = ss_relay_new(loop, &rc_cfg, &t->relay);
+    } else {
+        rc = ss_loop_io_add(loop, tun_fd, SS_READ, on_readable, t);
+    }
+    if (rc < 0) {
         ss_stack_free(t->st);
         free(t);
         return rc;
@@ -129,7 +182,10 @@ void ss_tunnet_free(ss_tunnet *t)
 {
     if (!t)
         return;
-    ss_loop_io_del(t->loop, t->fd);
+    if (t->relay)
+        ss_relay_free(t->relay);
+    else
+        ss_loop_io_del(t->loop, t->fd);
     ss_timer_stop(t->loop, &t->timer);
     ss_loop_defer_cancel(t->loop, &t->defer);
     ss_stack_free(t->st);
@@ -140,3 +196,4 @@ ss_stack *ss_tunnet_stack(ss_tunnet *t) { return t->st; }
 uint64_t ss_tunnet_now(const ss_tunnet *t) { return t->now; }
 void ss_tunnet_kick(ss_tunnet *t) { ss_loop_defer(t->loop, &t->defer); }
 void ss_tunnet_get_stats(const ss_tunnet *t, struct ss_tunnet_stats *out) { *out = t->stats; }
+const ss_relay *ss_tunnet_relay(const ss_tunnet *t) { return t->relay; }
