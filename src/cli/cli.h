@@ -63,6 +63,7 @@ int cmd_ls(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_udpchat(int argc, char **argv);
 int cmd_stack(int argc, char **argv);
+int cmd_link(int argc, char **argv);
 int cmd_broadcast(int argc, char **argv);
 int cmd_discover(int argc, char **argv);
 

@@ -22,6 +22,7 @@ static const struct cli_cmd commands[] = {
     {"chat", cmd_chat, "chat client (line mode, or a full screen on a terminal)"},
     {"udp-chat", cmd_udpchat, "chat over UDP datagrams (loss and reordering shown)"},
     {"stack", cmd_stack, "the user-space TCP/IP stack: up (TUN), demo, diagram"},
+    {"link", cmd_link, "an impaired path (loss, delay, bandwidth...) between two TUN devices"},
     {"broadcast", cmd_broadcast, "send or listen for UDP broadcast datagrams"},
     {"discover", cmd_discover, "list services that answer a broadcast probe"},
 };

@@ -1,0 +1,410 @@
+/* sockstack link (the impairment relay) and `stack up` with the link model,
+ * against the kernel's own TCP/UDP. Each relay test makes two network
+ * namespaces named with the worker's pid (ip netns add) and deletes them
+ * in the suite's teardown, which also runs after a failed assertion:
+ *
+ *   ns A: TUN ta, 10.77.1.1/16 ---- sockstack link ---- ns B: TUN tb, 10.77.2.1/16
+ *
+ * A /16 on both devices routes each side's addresses into its TUN, so
+ * 10.77.1.1 and 10.77.2.1 reach each other across the relay. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <arpa/inet.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "sockstack/link.h"
+
+#define ADDR_A "10.77.1.1"
+#define ADDR_B "10.77.2.1"
+
+static char ns[2][32];
+static char tmpdir[64];
+static struct th_proc relay_p = {.pid = -1, .in = -1, .out = -1, .err = -1};
+static struct th_proc peer_p = {.pid = -1, .in = -1, .out = -1, .err = -1};
+
+static void teardown(void)
+{
+    th_reap(&relay_p);
+    th_reap(&peer_p);
+    char cmd[256];
+    for (int i = 0; i < 2; i++) {
+        if (ns[i][0]) {
+            snprintf(cmd, sizeof cmd, "ip netns del %s 2>/dev/null", ns[i]);
+            if (system(cmd) != 0) {
+                /* already gone */
+            }
+        }
+    }
+    if (tmpdir[0]) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+        if (system(cmd) != 0) {
+            /* nothing more to do */
+        }
+    }
+}
+
+TestSuite(relay, .fini = teardown, .timeout = 120);
+
+/* Two fresh namespaces with lo up; a scratch directory. */
+static void make_namespaces(void)
+{
+    if (!th_is_root())
+        cr_skip_test("needs root: network namespaces and TUN devices");
+    char cmd[256];
+    for (int i = 0; i < 2; i++) {
+        snprintf(ns[i], sizeof ns[i], "ssrl%c-%d", 'a' + i, (int)getpid());
+        snprintf(cmd, sizeof cmd, "ip netns add %s && ip -n %s link set lo up", ns[i], ns[i]);
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+    }
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/ss-relay-%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Start `sockstack link` between ta@A and tb@B with extra options; wait for
+ * "ready". */
+static void start_relay(const char *extra[])
+{
+    char tun_a[64], tun_b[64];
+    snprintf(tun_a, sizeof tun_a, "ta@%s", ns[0]);
+    snprintf(tun_b, sizeof tun_b, "tb@%s", ns[1]);
+    const char *argv[40] = {th_sockstack(), "link", "--tun-a", tun_a, "--tun-b", tun_b,
+                            "--addr-a", ADDR_A "/16", "--addr-b", ADDR_B "/16"};
+    int n = 10;
+    for (int i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    cr_assert_eq(th_spawn(&relay_p, (char *const *)argv), 0);
+    char buf[1024];
+    if (!th_read_until(relay_p.err, "ready", buf, sizeof buf, 10000)) {
+        int st = th_wait(&relay_p, 2000);
+        relay_p.pid = -1;
+        cr_assert_fail("link did not come up (status %d): %s", st, buf);
+    }
+}
+
+/* One direction's counters as `link` printed them at exit. */
+struct counts {
+    long received, forwarded, lost, queue_drops, duplicated, corrupted, reordered, not_ipv4;
+};
+
+static struct counts parse_counts(const char *out, const char *dir)
+{
+    struct counts c;
+    memset(&c, 0xff, sizeof c);
+    const char *p = strstr(out, dir);
+    cr_assert(p, "no '%s' line in: %s", dir, out);
+    int n = sscanf(p + strlen(dir),
+                   ": received=%ld forwarded=%ld lost=%ld queue_drops=%ld duplicated=%ld "
+                   "corrupted=%ld reordered=%ld not_ipv4=%ld",
+                   &c.received, &c.forwarded, &c.lost, &c.queue_drops, &c.duplicated,
+                   &c.corrupted, &c.reordered, &c.not_ipv4);
+    cr_assert_eq(n, 8, "cannot parse: %s", p);
+    return c;
+}
+
+/* SIGINT: exit 0; the counters of both directions. */
+static void stop_relay(struct counts *ab, struct counts *ba)
+{
+    int st = th_stop(&relay_p, SIGINT, 15000);
+    relay_p.pid = -1;
+    char *out = NULL;
+    ssize_t n = th_read_all(relay_p.out, &out, 5000);
+    th_close_fds(&relay_p);
+    out = realloc(out, (size_t)n + 1);
+    out[n] = '\0';
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "link did not exit cleanly (status %d): %s", st, out);
+    *ab = parse_counts(out, "a->b");
+    *ba = parse_counts(out, "b->a");
+    free(out);
+}
+
+/* A socket created inside namespace `name` (it stays there). */
+static int ns_socket(const char *name, int type)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/run/netns/%s", name);
+    int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    int target = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert(self >= 0 && target >= 0);
+    cr_assert_eq(setns(target, CLONE_NEWNET), 0, "setns %s: %s", name, strerror(errno));
+    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    cr_assert_eq(setns(self, CLONE_NEWNET), 0);
+    close(self);
+    close(target);
+    cr_assert_geq(fd, 0);
+    return fd;
+}
+
+static struct sockaddr_in sin_of(const char *addr, int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, addr, &a.sin_addr);
+    return a;
+}
+
+/* n UDP datagrams of 100 bytes from A to B:5000; returns B's socket with
+ * whatever arrived waiting in it (nothing is read yet). */
+static int send_datagrams(int n)
+{
+    int rx = ns_socket(ns[1], SOCK_DGRAM);
+    int big = 4 << 20; /* room for all of them, whatever rmem_default says */
+    cr_assert_eq(setsockopt(rx, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big), 0);
+    struct sockaddr_in b = sin_of(ADDR_B, 5000);
+    cr_assert_eq(bind(rx, (struct sockaddr *)&b, sizeof b), 0, "%s", strerror(errno));
+    int tx = ns_socket(ns[0], SOCK_DGRAM);
+    char msg[100];
+    memset(msg, 'x', sizeof msg);
+    for (int i = 0; i < n; i++) {
+        msg[0] = (char)i;
+        cr_assert_eq(sendto(tx, msg, sizeof msg, 0, (struct sockaddr *)&b, sizeof b),
+                     (ssize_t)sizeof msg, "%s", strerror(errno));
+    }
+    close(tx);
+    return rx;
+}
+
+/* Read datagrams until want have come (each wait up to 5 s for the next),
+ * then whatever else is already there; returns the count. */
+static int count_datagrams(int fd, int want)
+{
+    char buf[256];
+    int got = 0;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (got < want && recv(fd, buf, sizeof buf, 0) > 0)
+        got++;
+    while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+        got++;
+    return got;
+}
+
+static void run(const char *cmd)
+{
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void sha256_of(const char *path, char out[65])
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "sha256sum %s", path);
+    FILE *f = popen(cmd, "r");
+    cr_assert(f);
+    cr_assert_eq(fscanf(f, "%64s", out), 1);
+    pclose(f);
+}
+
+/* ---- (a) a perfect path carries the kernel's TCP exactly ------------------ */
+
+/* Packets in a pcap file (records after the 24-byte file header). */
+static long pcap_count(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "%s: %s", path, strerror(errno));
+    unsigned char hdr[24], rec[16];
+    cr_assert_eq(fread(hdr, 1, sizeof hdr, f), sizeof hdr);
+    long n = 0;
+    while (fread(rec, 1, sizeof rec, f) == sizeof rec) {
+        uint32_t incl;
+        memcpy(&incl, rec + 8, 4);
+        cr_assert_eq(fseek(f, incl, SEEK_CUR), 0);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+Test(relay, no_impairment_forwards_a_kernel_tcp_transfer_exactly)
+{
+    make_namespaces();
+    char tap[96];
+    snprintf(tap, sizeof tap, "%s/a.pcap", tmpdir);
+    const char *extra[] = {"--pcap-a", tap, NULL};
+    start_relay(extra);
+    char cmd[512], src[96], dst[96];
+    snprintf(src, sizeof src, "%s/data", tmpdir);
+    snprintf(dst, sizeof dst, "%s/got", tmpdir);
+    snprintf(cmd, sizeof cmd, "head -c 4194304 /dev/urandom > %s", src);
+    run(cmd);
+    const char *srv[] = {"ip", "netns", "exec", ns[1], "socat", "-u",
+                         "TCP-LISTEN:5001,bind=" ADDR_B ",reuseaddr", NULL, NULL};
+    char create[128];
+    snprintf(create, sizeof create, "CREATE:%s", dst);
+    srv[7] = create;
+    cr_assert_eq(th_spawn(&peer_p, (char *const *)srv), 0);
+    /* socat has bound when a connect no longer fails; retry the sender. */
+    snprintf(cmd, sizeof cmd,
+             "for i in $(seq 100); do ip netns exec %s socat -u FILE:%s "
+             "TCP:" ADDR_B ":5001 2>/dev/null && exit 0; sleep 0.05; done; exit 1",
+             ns[0], src);
+    run(cmd);
+    int st = th_wait(&peer_p, 20000);
+    peer_p.pid = -1;
+    th_close_fds(&peer_p);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "socat server: %d", st);
+    char h1[65], h2[65];
+    sha256_of(src, h1);
+    sha256_of(dst, h2);
+    cr_assert_str_eq(h1, h2, "what arrived differs from what was sent");
+    struct counts ab, ba;
+    stop_relay(&ab, &ba);
+    /* Everything offered went through: no fate but delivery. */
+    cr_assert_geq(ab.received, 2897, "4 MiB in segments of at most 1448 bytes: %ld",
+                  ab.received);
+    cr_assert_eq(ab.forwarded, ab.received);
+    cr_assert_eq(ba.forwarded, ba.received);
+    cr_assert_eq(ab.lost + ab.queue_drops + ab.duplicated + ab.corrupted + ab.reordered, 0);
+    cr_assert_eq(ba.lost + ba.queue_drops + ba.duplicated + ba.corrupted + ba.reordered, 0);
+    cr_assert_eq(ab.not_ipv4 + ba.not_ipv4, 0);
+    /* Side A's tap: what A sent into the path and what it got back. */
+    cr_assert_eq(pcap_count(tap), ab.received + ba.forwarded);
+}
+
+/* ---- (b) a dead direction passes nothing, and counts what it ate --------- */
+
+Test(relay, full_loss_one_way_passes_nothing_and_counts_every_packet)
+{
+    make_namespaces();
+    const char *extra[] = {"--a-to-b", "loss=100", NULL};
+    start_relay(extra);
+    int rx = send_datagrams(50);
+    struct counts ab, ba;
+    stop_relay(&ab, &ba); /* the path is gone: nothing can still arrive */
+    char buf[256];
+    cr_assert_eq(recv(rx, buf, sizeof buf, MSG_DONTWAIT), -1, "a datagram got through");
+    close(rx);
+    cr_assert_eq(ab.received, 50);
+    cr_assert_eq(ab.lost, 50);
+    cr_assert_eq(ab.forwarded, 0);
+    cr_assert_eq(ba.received, 0);
+    cr_assert_eq(ba.forwarded, 0);
+}
+
+/* ---- (c) a seed gives the same fates for the same packets ---------------- */
+
+/* What the model itself decides for n packets of 128 bytes (100 of UDP
+ * payload + 28 of headers) at this loss and seed, one direction only. */
+static uint64_t model_losses(int n, double loss, uint64_t seed)
+{
+    struct ss_sim_params p[2];
+    ss_sim_params_init(&p[0]);
+    p[0].loss = loss;
+    p[0].mtu = 65535;
+    p[1] = p[0];
+    ss_sim *s;
+    cr_assert_eq(ss_sim_new(&s, p, seed), 0);
+    uint8_t pkt[128] = {0x45};
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(ss_sim_send(s, 0, 0, pkt, sizeof pkt), 0);
+    struct ss_sim_stats st;
+    ss_sim_get_stats(s, 0, &st);
+    ss_sim_free(s);
+    return st.lost;
+}
+
+static void seeded_run(const char *seed, long want_lost)
+{
+    const char *extra[] = {"--loss", "10", "--seed", seed, NULL};
+    start_relay(extra);
+    int rx = send_datagrams(300);
+    int got = count_datagrams(rx, 300 - (int)want_lost);
+    close(rx);
+    struct counts ab, ba;
+    stop_relay(&ab, &ba);
+    cr_assert_eq(ab.received, 300);
+    cr_assert_eq(ab.lost, want_lost, "seed %s: %ld lost", seed, ab.lost);
+    cr_assert_eq(ab.forwarded, 300 - want_lost);
+    cr_assert_eq(got, 300 - want_lost, "B received %d", got);
+    cr_assert_eq(ba.received, 0);
+}
+
+Test(relay, seeded_loss_counts_are_reproducible)
+{
+    make_namespaces();
+    /* The relay's fates are the model's: the same counts as ss_sim itself. */
+    cr_assert_eq(model_losses(300, 0.10, 7), 31);
+    cr_assert_eq(model_losses(300, 0.10, 8), 29);
+    seeded_run("7", 31);
+    seeded_run("7", 31);
+    seeded_run("8", 29);
+}
+
+/* ---- stack up: the stack behind the same model --------------------------- */
+
+Test(relay, stack_up_link_options_put_the_stack_behind_the_model)
+{
+    th_enter_netns();
+    char tun[32];
+    snprintf(tun, sizeof tun, "ssr%d", (int)getpid() % 100000);
+    const char *argv[] = {th_sockstack(), "stack", "up", "--tun", tun, "--addr",
+                          "10.78.0.2/24", "--serve", "echo:7", "--from-stack", "loss=100",
+                          NULL};
+    cr_assert_eq(th_spawn(&relay_p, (char *const *)argv), 0);
+    cr_assert_eq(th_wait_listening(&relay_p, 10000, NULL, 0), 7);
+    /* Echo requests reach the stack; its replies all die on the way out. */
+    run("ping -n -q -c 3 -i 0.2 -W 1 10.78.0.2 >/dev/null 2>&1; test $? = 1");
+    int st = th_stop(&relay_p, SIGINT, 15000);
+    relay_p.pid = -1;
+    char *err = NULL;
+    ssize_t n = th_read_all(relay_p.err, &err, 5000);
+    th_close_fds(&relay_p);
+    err = realloc(err, (size_t)n + 1);
+    err[n] = '\0';
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d: %s", st, err);
+    cr_assert(strstr(err, "link stack -> device: received=3 forwarded=0 lost=3 "), "%s", err);
+    cr_assert(strstr(err, "link device -> stack: received=3 forwarded=3 lost=0 "), "%s", err);
+    free(err);
+}
+
+/* ---- options --------------------------------------------------------------- */
+
+static void usage_error(const char *const args[], const char *needle)
+{
+    struct th_result r = th_run_cli(args, 10000);
+    cr_assert_eq(r.status, 2, "status %d: %s", r.status, r.err);
+    cr_assert(strstr(r.err, needle), "%s", r.err);
+    th_result_free(&r);
+}
+
+Test(relay, usage_errors_exit_2_with_a_reason)
+{
+    const char *a[] = {"link", "--tun-a", "x", NULL};
+    usage_error(a, "--tun-a and --tun-b are both required");
+    const char *b[] = {"link", "--tun-a", "x", "--tun-b", "x", NULL};
+    usage_error(b, "name the same device");
+    const char *c[] = {"link", "--tun-a", "x", "--tun-b", "y", "--a-to-b", "lose=1", NULL};
+    usage_error(c, "--a-to-b: 'lose' is not KEY=VALUE");
+    const char *d[] = {"link", "--tun-a", "x", "--tun-b", "y", "--loss", "101", NULL};
+    usage_error(d, "--loss");
+    const char *e[] = {"link", "--tun-a", "x@", "--tun-b", "y", NULL};
+    usage_error(e, "empty namespace");
+    const char *f[] = {"stack", "up", "--tun", "x", "--addr", "10.0.0.2/24", "--serve",
+                       "echo:7", "--seed", "3", NULL};
+    usage_error(f, "--seed is the link model's");
+    const char *g[] = {"stack", "demo", "--b-to-a", "delay=x", NULL};
+    usage_error(g, "--b-to-a delay=");
+}
+
+Test(relay, help_lists_the_shared_link_options)
+{
+    const char *cmds[][3] = {{"link", "--help", NULL}, {"stack", "up", "--help"},
+                             {"stack", "demo", "--help"}};
+    for (int i = 0; i < 3; i++) {
+        const char *args[4] = {cmds[i][0], cmds[i][1], cmds[i][2], NULL};
+        struct th_result r = th_run_cli(args, 10000);
+        cr_assert_eq(r.status, 0);
+        cr_assert(strstr(r.out, "  --loss PCT          drop probability"), "%s", r.out);
+        cr_assert(strstr(r.out, "  --queue N           packets the link holds"), "%s", r.out);
+        th_result_free(&r);
+    }
+}
