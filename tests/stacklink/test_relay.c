@@ -112,18 +112,25 @@ static struct counts parse_counts(const char *out, const char *dir)
     return c;
 }
 
-/* SIGINT: exit 0; the counters of both directions. */
-static void stop_relay(struct counts *ab, struct counts *ba)
+/* SIGINT relay_p, assert a clean exit; its stdout (or stderr), malloc'd. */
+static char *stop_collect(bool want_err)
 {
     int st = th_stop(&relay_p, SIGINT, 15000);
     relay_p.pid = -1;
     char *out = NULL;
-    ssize_t n = th_read_all(relay_p.out, &out, 5000);
+    ssize_t n = th_read_all(want_err ? relay_p.err : relay_p.out, &out, 5000);
     th_close_fds(&relay_p);
     out = realloc(out, (size_t)n + 1);
     out[n] = '\0';
     cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "link did not exit cleanly (status %d): %s", st, out);
+              "did not exit cleanly (status %d): %s", st, out);
+    return out;
+}
+
+/* SIGINT: exit 0; the counters of both directions. */
+static void stop_relay(struct counts *ab, struct counts *ba)
+{
+    char *out = stop_collect(false);
     *ab = parse_counts(out, "a->b");
     *ba = parse_counts(out, "b->a");
     free(out);
@@ -353,14 +360,7 @@ Test(relay, stack_up_link_options_put_the_stack_behind_the_model)
     cr_assert_eq(th_wait_listening(&relay_p, 10000, NULL, 0), 7);
     /* Echo requests reach the stack; its replies all die on the way out. */
     run("ping -n -q -c 3 -i 0.2 -W 1 10.78.0.2 >/dev/null 2>&1; test $? = 1");
-    int st = th_stop(&relay_p, SIGINT, 15000);
-    relay_p.pid = -1;
-    char *err = NULL;
-    ssize_t n = th_read_all(relay_p.err, &err, 5000);
-    th_close_fds(&relay_p);
-    err = realloc(err, (size_t)n + 1);
-    err[n] = '\0';
-    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d: %s", st, err);
+    char *err = stop_collect(true);
     cr_assert(strstr(err, "link stack -> device: received=3 forwarded=0 lost=3 "), "%s", err);
     cr_assert(strstr(err, "link device -> stack: received=3 forwarded=3 lost=0 "), "%s", err);
     free(err);
