@@ -535,6 +535,8 @@ static void up_usage(FILE *out)
             "                      reads to EOF, prints both SHA-256 and exits\n"
             "  --send N            bytes to send with --connect (default 0)\n"
             "  --wait-eof          with --connect: close only after the peer's EOF\n"
+            "  --sndbuf N          each socket's send buffer (K/M suffixes; default\n"
+            "                      config.h): the most data in flight\n"
             "  --trace             print every trace event (text)\n"
             "  --trace-json        print every trace event as JSON lines\n"
             "  --pcap FILE         write every packet both ways to FILE (as the stack\n"
@@ -552,11 +554,12 @@ static void up_usage(FILE *out)
 static int cmd_up(int argc, char **argv)
 {
     enum { O_TUN = 256, O_ADDR, O_PEER, O_MTU, O_SERVE, O_SRCB, O_CONNECT, O_SEND,
-           O_WAITEOF, O_TRACE, O_JSON, O_PCAP, O_SEED };
+           O_WAITEOF, O_TRACE, O_JSON, O_PCAP, O_SEED, O_SNDBUF };
     static const struct option opts[] = {
         CLI_LINK_LONGOPTS,
         CLI_LINK_DIR_LONGOPTS("from-stack", "to-stack"),
         {"seed", required_argument, 0, O_SEED},
+        {"sndbuf", required_argument, 0, O_SNDBUF},
         {"tun", required_argument, 0, O_TUN},
         {"addr", required_argument, 0, O_ADDR},
         {"peer", required_argument, 0, O_PEER},
@@ -587,7 +590,7 @@ static int cmd_up(int argc, char **argv)
     link_defaults.mtu = 65535;
     struct cli_link lk;
     cli_link_init(&lk, &link_defaults);
-    uint64_t seed = 1;
+    uint64_t seed = 1, sndbuf = 0;
     bool have_seed = false;
     optind = 1;
     opterr = 0;
@@ -604,6 +607,10 @@ static int cmd_up(int argc, char **argv)
             if (cli_parse_u64("--seed", optarg, 0, UINT64_MAX, &seed) < 0)
                 return CLI_USAGE;
             have_seed = true;
+            break;
+        case O_SNDBUF:
+            if (cli_parse_scaled("--sndbuf", optarg, 1024, 1024, 1u << 30, &sndbuf) < 0)
+                return CLI_USAGE;
             break;
         case O_TUN:
             if (strlen(optarg) == 0 || strlen(optarg) >= 16)
@@ -704,6 +711,8 @@ static int cmd_up(int argc, char **argv)
     ss_loop_signal_add(u.loop, SIGTERM, up_signal, &u);
     struct ss_stack_cfg cfg;
     ss_stack_cfg_default(&cfg);
+    if (sndbuf)
+        cfg.sndbuf = (uint32_t)sndbuf;
     if (trace || trace_json) {
         cfg.trace = up_trace;
         cfg.trace_ctx = &u;
