@@ -22,6 +22,8 @@
 
 #include "harness.h"
 #include "sockstack/link.h"
+#include "sockstack/reactor.h"
+#include "sockstack/relay.h"
 
 #define ADDR_A "10.77.1.1"
 #define ADDR_B "10.77.2.1"
@@ -364,6 +366,108 @@ Test(relay, stack_up_link_options_put_the_stack_behind_the_model)
     cr_assert(strstr(err, "link stack -> device: received=3 forwarded=0 lost=3 "), "%s", err);
     cr_assert(strstr(err, "link device -> stack: received=3 forwarded=3 lost=0 "), "%s", err);
     free(err);
+}
+
+/* ---- the library: two application sides, no devices, no root ----------- */
+
+struct app_rx {
+    int n[2];    /* packets delivered to side 0 / 1 */
+    size_t bytes;
+};
+
+static void app_deliver(void *arg, int side, const uint8_t *pkt, size_t len)
+{
+    struct app_rx *rx = arg;
+    rx->n[side]++;
+    rx->bytes += len;
+}
+
+/* Inject n 128-byte IPv4 packets from side 0 (and one not-IPv4 packet),
+ * run the loop until the link is empty; the counters of A -> B. */
+static struct ss_relay_stats app_run(const struct ss_sim_params *ab, uint64_t seed, int n,
+                                     struct app_rx *rx)
+{
+    ss_loop *loop;
+    cr_assert_eq(ss_loop_new(&loop), 0);
+    struct ss_relay_cfg cfg;
+    ss_relay_cfg_default(&cfg);
+    cfg.link[0] = *ab;
+    cfg.seed = seed;
+    cfg.deliver = app_deliver;
+    cfg.deliver_arg = rx;
+    ss_relay *r;
+    cr_assert_eq(ss_relay_new(loop, &cfg, &r), 0);
+    uint8_t pkt[128] = {0x45};
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(ss_relay_inject(r, 0, pkt, sizeof pkt), 0);
+    uint8_t v6[40] = {0x60};
+    cr_assert_eq(ss_relay_inject(r, 0, v6, sizeof v6), 0);
+    for (int i = 0; i < 1000 && ss_relay_pending(r); i++)
+        ss_loop_run_once(loop, 100);
+    ss_loop_run_once(loop, 0); /* the deferred service of the last inject */
+    cr_assert_eq(ss_relay_pending(r), 0);
+    struct ss_relay_stats st, back;
+    ss_relay_get_stats(r, 0, &st);
+    ss_relay_get_stats(r, 1, &back);
+    cr_assert_eq(back.received, 0);
+    ss_relay_free(r);
+    ss_loop_free(loop);
+    return st;
+}
+
+Test(relay, library_fates_are_the_models_and_every_packet_is_counted)
+{
+    struct ss_sim_params p;
+    ss_sim_params_init(&p);
+    p.mtu = 65535;
+    p.loss = 0.10;
+    struct app_rx rx = {{0, 0}, 0};
+    struct ss_relay_stats st = app_run(&p, 7, 300, &rx);
+    cr_assert_eq(st.received, 301);
+    cr_assert_eq(st.not_ipv4, 1);
+    cr_assert_eq(st.link.lost, model_losses(300, 0.10, 7));
+    cr_assert_eq(st.link.lost, 31);
+    cr_assert_eq(st.forwarded, 269);
+    cr_assert_eq(rx.n[1], 269);
+    cr_assert_eq(rx.n[0], 0);
+    cr_assert_eq(rx.bytes, 269 * 128);
+}
+
+Test(relay, library_duplicates_and_counts_queue_drops)
+{
+    struct ss_sim_params p;
+    ss_sim_params_init(&p);
+    p.mtu = 65535;
+    p.dup = 1.0;
+    p.delay_us = 20000; /* everything is held at once: the queue decides */
+    p.queue_limit = 50;
+    struct app_rx rx = {{0, 0}, 0};
+    struct ss_relay_stats st = app_run(&p, 1, 40, &rx);
+    /* 25 packets and their copies fill the 50 places; 15 find it full. */
+    cr_assert_eq(st.link.duplicated, 25);
+    cr_assert_eq(st.link.dropped_queue, 15);
+    cr_assert_eq(st.forwarded, 50);
+    cr_assert_eq(rx.n[1], 50);
+}
+
+Test(relay, library_rejects_what_it_cannot_run)
+{
+    ss_loop *loop;
+    cr_assert_eq(ss_loop_new(&loop), 0);
+    struct ss_relay_cfg cfg;
+    ss_relay_cfg_default(&cfg);
+    ss_relay *r = NULL;
+    cr_assert_eq(ss_relay_new(loop, &cfg, &r), -EINVAL, "application sides need deliver");
+    cfg.deliver = app_deliver;
+    cfg.link[1].loss = 1.5;
+    cr_assert_eq(ss_relay_new(loop, &cfg, &r), -EINVAL, "a probability above 1");
+    cfg.link[1].loss = 0;
+    cr_assert_eq(ss_relay_new(loop, &cfg, &r), 0);
+    uint8_t pkt[20] = {0x45};
+    cr_assert_eq(ss_relay_inject(r, 2, pkt, sizeof pkt), -EINVAL);
+    cr_assert_eq(ss_relay_inject(r, 0, pkt, 0), -EINVAL);
+    ss_relay_free(r);
+    ss_loop_free(loop);
 }
 
 /* ---- options --------------------------------------------------------------- */
