@@ -216,6 +216,13 @@
 #define SS_STACK_RTO_MAX_MS 60000
 /* RFC 6298 (2.1): initial RTO of 1 s. */
 #define SS_STACK_RTO_INITIAL_MS 1000
+/* RFC 6298 (5.7): RTO once data flows after the SYN timed out and no RTT
+ * sample was taken (3 s, the initial RTO of RFC 1122). */
+#define SS_STACK_RTO_SYN_FALLBACK_MS 3000
+/* Sender SWS avoidance override timeout (RFC 9293 3.8.6.2.1: 0.1-1 s): how
+ * long a sliver (less than an MSS and half the peer's largest window)
+ * waits for more window before it goes anyway. */
+#define SS_STACK_SWS_OVERRIDE_MS 200
 /* RTO expiries before a connection gives up with ETIMEDOUT (Linux tcp_retries2). */
 #define SS_STACK_MAX_RETRIES 15
 /* SYN retransmissions before connect fails: 7 gives 1+2+4+8+16+32+60+60
@@ -239,8 +246,9 @@
 #define SS_STACK_FRAG_SLOTS 4
 /* RFC 791 suggests a 15 s reassembly timer lower bound; Linux uses 30 s. */
 #define SS_STACK_FRAG_TIMEOUT_MS 30000
-/* Challenge ACKs per second per stack (RFC 5961 section 7; Linux' old
- * default 1000): bounds what a blind attacker can make us send. */
+/* Challenge ACKs per second per connection (RFC 5961 section 7; Linux'
+ * old default 1000): bounds what a blind attacker can make us send. Per
+ * connection, so a flood on one never silences another's (CVE-2016-5696). */
 #define SS_STACK_CHALLENGE_ACK_LIMIT 1000
 /* Ephemeral port range (RFC 6335 dynamic ports). */
 #define SS_STACK_EPHEMERAL_LO 49152

@@ -93,7 +93,6 @@ enum ss_drop_reason {
     SS_DROP_IP_HDRLEN,         /* IHL < 5 or beyond the packet */
     SS_DROP_IP_TOTLEN,         /* total length inconsistent with the packet */
     SS_DROP_IP_CHECKSUM,       /* header checksum wrong */
-    SS_DROP_IP_TTL,            /* TTL 0 */
     SS_DROP_IP_NOT_US,         /* destination is not our address */
     SS_DROP_IP_SRC,            /* source is broadcast/multicast/ours */
     SS_DROP_IP_FRAG,           /* fragment not reassembled (no slot, overlap, timeout) */
@@ -212,8 +211,9 @@ struct ss_stack_cfg {
     uint32_t udp_rcvq_max;      /* datagrams queued per UDP socket */
     uint32_t frag_slots;        /* IPv4 reassemblies in progress at once */
     uint32_t frag_timeout_ms;   /* an incomplete reassembly is dropped after */
-    uint8_t isn_secret[32];     /* RFC 6528 secret: caller fills >= 16 random bytes */
-    uint32_t challenge_ack_limit; /* challenge ACKs per second (RFC 5961 7) */
+    uint8_t isn_secret[32];     /* RFC 6528 secret: caller fills >= 16 random bytes;
+                                 * all zero is refused (-EINVAL, MUST-9) */
+    uint32_t challenge_ack_limit; /* challenge ACKs per second and connection (RFC 5961 7) */
     ss_stack_output_fn output;  /* required: receives whole IPv4 packets */
     void *output_ctx;
     ss_stack_trace_fn trace;    /* optional */
@@ -252,7 +252,7 @@ uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us);
 
 struct ss_stack_stats {
     uint64_t ip_in, ip_out, ip_delivered;
-    uint64_t ip_bad_header, ip_bad_checksum, ip_bad_len, ip_bad_ttl;
+    uint64_t ip_bad_header, ip_bad_checksum, ip_bad_len;
     uint64_t ip_not_for_us, ip_bad_src, ip_unknown_proto, ip_out_err;
     uint64_t ip_frag_in, ip_frag_reassembled, ip_frag_dropped, ip_frag_timeout;
     uint64_t icmp_in, icmp_out, icmp_bad, icmp_echo_in, icmp_unreach_in;

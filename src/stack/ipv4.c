@@ -170,10 +170,8 @@ void ss__ip_input(ss_stack *st, const uint8_t *pkt, size_t len)
         drop(st, SS_DROP_IP_CHECKSUM, &st->stats.ip_bad_checksum, pkt[9], src, dst);
         return;
     }
-    if (pkt[8] == 0) {
-        drop(st, SS_DROP_IP_TTL, &st->stats.ip_bad_ttl, pkt[9], src, dst);
-        return;
-    }
+    /* TTL 0 or 1 is no reason to drop: RFC 1122 3.2.1.7, a host MUST NOT
+     * discard a datagram for its TTL (only a router forwarding it does). */
     if (dst != st->cfg.local_addr) {
         drop(st, SS_DROP_IP_NOT_US, &st->stats.ip_not_for_us, pkt[9], src, dst);
         return;

@@ -35,6 +35,17 @@ void ss_stack_cfg_default(struct ss_stack_cfg *cfg)
     cfg->challenge_ack_limit = SS_STACK_CHALLENGE_ACK_LIMIT;
 }
 
+/* MUST-9: F() of RFC 6528 must not be computable from outside; with the
+ * all-zero secret it would be. The core makes no system call, so it does
+ * not draw a secret itself: the caller supplies one (getrandom). */
+static bool secret_set(const uint8_t *s, size_t n)
+{
+    uint8_t any = 0;
+    for (size_t i = 0; i < n; i++)
+        any |= s[i];
+    return any != 0;
+}
+
 static bool cfg_valid(const struct ss_stack_cfg *c)
 {
     return c->output && c->ttl && c->mss >= 64 && c->mss <= SS_PKT_MAX - 40 &&
@@ -44,7 +55,7 @@ static bool cfg_valid(const struct ss_stack_cfg *c)
            c->keepalive_intvl_s && c->keepalive_cnt && c->delack_ms && c->delack_ms < 500 &&
            c->syn_backlog && c->max_sockets && c->max_sockets <= 65536 && c->ooo_max &&
            c->udp_rcvq_max && c->frag_timeout_ms && c->frag_slots <= 64 &&
-           c->challenge_ack_limit;
+           c->challenge_ack_limit && secret_set(c->isn_secret, sizeof c->isn_secret);
 }
 
 int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
@@ -268,7 +279,7 @@ struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind)
     sk->keep_cnt = st->cfg.keepalive_cnt;
     sk->rto_us = st->cfg.rto_initial_ms * 1000u;
     sk->max_retries = st->cfg.max_retries;
-    sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = SS_NEVER;
+    sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = sk->t_sws = SS_NEVER;
     ss__cc_init(st, sk);
     return sk;
 }
@@ -397,7 +408,7 @@ void ss__tcp_drop(ss_stack *st, struct ss_sock *sk, int err)
 {
     unlink_from_listener(st, sk);
     ss__set_state(st, sk, SS_TCP_CLOSED);
-    sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = SS_NEVER;
+    sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = sk->t_sws = SS_NEVER;
     sk->ooo_n = 0;
     if (err) {
         sk->error = err;

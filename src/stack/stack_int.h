@@ -142,6 +142,8 @@ struct ss_sock {
 
     /* timers: absolute µs, SS_NEVER when off */
     uint64_t t_rtx, t_persist, t_delack, t_keep, t_2msl;
+    uint64_t t_sws;         /* sender SWS override timeout (RFC 9293 3.8.6.2.1) */
+    bool sws_force;         /* it expired: send the held sliver now */
     uint64_t last_rcv;      /* time of the last segment received */
 
     /* ACK policy */
@@ -159,6 +161,10 @@ struct ss_sock {
     bool cc_traced;         /* an SS_TRACE_CC went out with the two below */
     bool cc_traced_rec;
     uint32_t cc_traced_wnd;
+
+    /* RFC 5961 section 7: challenge ACKs of this connection */
+    uint64_t chack_window;  /* start of the current challenge-ACK second */
+    uint32_t chack_count;   /* challenge ACKs sent in it */
 
     /* statistics */
     uint64_t retransmits, timeouts, bytes_in, bytes_out, segs_in, segs_out;
@@ -195,8 +201,6 @@ struct ss_stack {
     uint64_t now;           /* time of the call in progress */
     int dispatching;
     bool batching;          /* inside ss_stack_input_batch: defer TCP output */
-    uint64_t chack_window;  /* start of the current challenge-ACK second */
-    uint32_t chack_count;   /* challenge ACKs sent in it */
 };
 
 /* SYN-SENT or SYN-RECEIVED: our SYN is not yet acknowledged, nothing is

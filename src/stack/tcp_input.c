@@ -37,15 +37,18 @@ static void connection_error(ss_stack *st, struct ss_sock *sk, int err)
 static void challenge_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
 {
     /* RFC 5961 3.2 / 4.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at most
-     * cfg.challenge_ack_limit per second (RFC 5961 section 7). */
+     * cfg.challenge_ack_limit per second (RFC 5961 section 7) on each
+     * connection: a stack-wide budget lets a RST flood on one connection
+     * silence the others, and tells an off-path attacker when a guess hit
+     * (CVE-2016-5696). */
     drop_seg(st, sk, seg, SS_DROP_TCP_CHALLENGE);
-    if (st->now - st->chack_window >= 1000000) {
-        st->chack_window = st->now;
-        st->chack_count = 0;
+    if (st->now - sk->chack_window >= 1000000) {
+        sk->chack_window = st->now;
+        sk->chack_count = 0;
     }
-    if (st->chack_count >= st->cfg.challenge_ack_limit)
+    if (sk->chack_count >= st->cfg.challenge_ack_limit)
         return;
-    st->chack_count++;
+    sk->chack_count++;
     st->stats.tcp_challenge_acks++;
     sk->ack_now = true;   /* sent by ss__tcp_output at the end of input */
 }
@@ -53,7 +56,7 @@ static void challenge_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg 
 static void enter_time_wait(ss_stack *st, struct ss_sock *sk)
 {
     ss__set_state(st, sk, SS_TCP_TIME_WAIT);
-    sk->t_rtx = sk->t_persist = sk->t_keep = sk->t_delack = SS_NEVER;
+    sk->t_rtx = sk->t_persist = sk->t_keep = sk->t_delack = sk->t_sws = SS_NEVER;
     sk->t_2msl = st->now + ss__2msl_us(st);
     ss__stack_sock_event(st, sk, SS_EV_CLOSED, 0);
 }
@@ -67,12 +70,11 @@ static bool our_fin_acked(const struct ss_sock *sk)
 static void use_peer_mss(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
 {
     /* RFC 9293 3.7.1 (MUST-15): no option means 536; send MSS is the
-     * smaller of theirs and ours. */
+     * smaller of theirs and ours, never more than the peer announced
+     * (the RFC sets no floor; an MSS option of 0 reads as "absent"). */
     uint16_t m = seg->mss ? seg->mss : SS_STACK_DEFAULT_PEER_MSS;
     if (m > st->cfg.mss)
         m = st->cfg.mss;
-    if (m < 64)
-        m = 64;
     sk->snd_mss = m;
 }
 
@@ -88,6 +90,13 @@ static void update_window(ss_stack *st, struct ss_sock *sk, const struct ss_seg 
     if (sk->snd_wnd > 0 && sk->t_persist != SS_NEVER) {
         sk->t_persist = SS_NEVER;
         sk->persist_backoff = 0;
+        /* The probe byte went beyond the closed window, it was never in
+         * flight: the first segment of the open window sends it as new
+         * data, timed (RFC 6298) and not counted as a retransmission. */
+        if (sk->snd_nxt == sk->snd_una && sk->snd_max == sk->snd_una + 1) {
+            sk->snd_max = sk->snd_una;
+            sk->bytes_out--;   /* counted again when it goes */
+        }
         if (sk->snd_max != sk->snd_una && sk->t_rtx == SS_NEVER)
             ss__tcp_arm_rtx(st, sk);
     }
@@ -156,6 +165,13 @@ static void listen_state(ss_stack *st, struct ss_sock *ls, const struct ss_seg *
 static void established(ss_stack *st, struct ss_sock *sk)
 {
     ss__set_state(st, sk, SS_TCP_ESTABLISHED);
+    /* RFC 6298 (5.7): our SYN (or SYN,ACK) timed out and no RTT sample
+     * was taken: data transfer starts with an RTO of 3 s, not the
+     * backed-off one (Linux: TCP_TIMEOUT_FALLBACK). */
+    if (sk->timeouts && !sk->rtt_valid) {
+        sk->rto_us = ss__min32(SS_STACK_RTO_SYN_FALLBACK_MS, st->cfg.rto_max_ms) * 1000u;
+        ss__trace_rtt(st, sk, 0);
+    }
     ss__tcp_keep_reset(st, sk);
     if (sk->passive)
         ss__tcp_established_child(st, sk);
@@ -450,10 +466,11 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
     }
     if (SEQ_GT(seg->ack, sk->snd_una))
         new_ack(st, sk, seg);
-    /* Window update (3.10.7.4 fifth, ESTABLISHED): from a newer segment,
-     * or the same one acknowledging more. */
-    if (SEQ_LT(sk->snd_wl1, seg->seq) ||
-        (sk->snd_wl1 == seg->seq && SEQ_LEQ(sk->snd_wl2, seg->ack)))
+    /* Window update (3.10.7.4 fifth, ESTABLISHED): if SND.UNA =< SEG.ACK,
+     * from a newer segment, or the same one acknowledging more. */
+    if (SEQ_LEQ(sk->snd_una, seg->ack) &&
+        (SEQ_LT(sk->snd_wl1, seg->seq) ||
+         (sk->snd_wl1 == seg->seq && SEQ_LEQ(sk->snd_wl2, seg->ack))))
         update_window(st, sk, seg);
     return closing_ack(st, sk);
 }
@@ -734,8 +751,9 @@ void ss__tcp_icmp_error(ss_stack *st, int err, bool hard, const uint8_t *q, size
     struct ss_sock *sk = ss__tcp_lookup(st, st->cfg.local_addr, sport, dst, dport);
     if (!sk || sk->state == SS_TCP_LISTEN || sk->state == SS_TCP_CLOSED)
         return;
-    /* RFC 5927 / RFC 5961-style check: the quoted seq must be in flight. */
-    if (!(SEQ_LEQ(sk->snd_una, seq) && SEQ_LT(seq, sk->snd_max)) && sk->snd_una != sk->snd_max)
+    /* RFC 5927 4.1: the quoted seq must be in flight, SND.UNA =< SEQ <
+     * SND.NXT (here SND.MAX); with nothing in flight, nothing is. */
+    if (!SEQ_IN(seq, sk->snd_una, sk->snd_max))
         return;
     /* RFC 1122 4.2.3.9: hard errors (protocol/port unreachable) abort a
      * connection still opening; otherwise remember the error and report it

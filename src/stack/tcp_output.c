@@ -7,6 +7,7 @@
  * ahead of time: a segment is cut from the send ring at (seq - SND.UNA),
  * so a retransmission is just "send again from SND.UNA".
  */
+#include "sockstack/config.h"
 #include "stack_int.h"
 
 /* Window we may advertise now (receiver SWS avoidance, RFC 9293 3.8.6.2.2 /
@@ -168,14 +169,19 @@ static bool send_next(ss_stack *st, struct ss_sock *sk)
         bool all = len == avail;
         /* Nagle (RFC 896, RFC 9293 3.7.4): a short segment only when
          * nothing is unacknowledged, unless switched off or closing.
-         * Sender SWS avoidance (RFC 9293 3.8.6.2.1): a short segment when
-         * it empties the queue, or is half the largest window seen, or
-         * (the override of (d), taken at once) when nothing is in flight,
-         * so a peer with a small window can never stall us. */
+         * Sender SWS avoidance (RFC 9293 3.8.6.2.1): send (1) a full
+         * segment, (2) all queued data, (3) at least half the largest
+         * window the peer offered, or (4) after the override timeout. A
+         * sliver held with nothing in flight (no ACK will come to look
+         * again) starts that timer; NODELAY does not skip it. */
         bool nagle_ok = sk->nodelay || in_flight == 0 || sk->fin_queued;
         bool half = sk->max_snd_wnd && len >= sk->max_snd_wnd / 2;
-        if (!(full || rtx || in_flight == 0 || (all && nagle_ok) || (half && nagle_ok)))
+        if (!(full || rtx || (all && nagle_ok) || (half && nagle_ok) || sk->sws_force)) {
+            if (in_flight == 0 && sk->t_sws == SS_NEVER)
+                sk->t_sws = st->now + SS_STACK_SWS_OVERRIDE_MS * 1000ull;
             return false;
+        }
+        sk->t_sws = SS_NEVER;
         uint8_t flags = SS_TCP_ACK;
         if (all)
             flags |= SS_TCP_PSH;
@@ -261,6 +267,7 @@ void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
         for (int i = 0; i < 1 << 16 && send_next(st, sk); i++)
             sent = true;
     }
+    sk->sws_force = false;
     /* A window update owed to the peer after the application read. */
     if (!sent && sk->state != SS_TCP_TIME_WAIT) {
         uint32_t cur = SEQ_GT(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;

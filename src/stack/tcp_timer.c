@@ -108,7 +108,15 @@ static void on_rtx(ss_stack *st, struct ss_sock *sk)
     sk->t_rtx = SS_NEVER;
     if (sk->snd_una == sk->snd_max)
         return;
-    sk->backoff++;
+    /* MUST-36 (RFC 9293 3.8.6.1): the peer shrank its window to zero with
+     * data outstanding. The retransmissions now probe the window, and one
+     * the peer answered (a segment arrived since the previous one went)
+     * does not count towards R2: the connection stays open as long as the
+     * peer answers. An orphan is not kept alive so (as Linux). */
+    bool answered = sk->snd_wnd == 0 && !ss__tcp_opening(sk) && sk->user &&
+                    st->now - sk->last_rcv <= sk->rto_us;
+    if (!answered)
+        sk->backoff++;
     sk->timeouts++;
     uint32_t limit = ss__tcp_opening(sk) ? st->cfg.syn_retries : sk->max_retries;
     if (sk->backoff > limit) {
@@ -185,6 +193,10 @@ void ss__tcp_timers(ss_stack *st, struct ss_sock *sk, uint64_t now)
     }
     if (now >= sk->t_persist)
         on_persist(st, sk);
+    if (now >= sk->t_sws) {   /* SWS override: ss__tcp_output, next, sends the sliver */
+        sk->t_sws = SS_NEVER;
+        sk->sws_force = true;
+    }
     if (now >= sk->t_delack) {
         sk->t_delack = SS_NEVER;
         ss__tcp_send_ack(st, sk);
@@ -200,6 +212,7 @@ uint64_t ss__tcp_next_deadline(const struct ss_sock *sk)
         return SS_NEVER;
     uint64_t d = sk->t_rtx;
     d = ss__min64(d, sk->t_persist);
+    d = ss__min64(d, sk->t_sws);
     d = ss__min64(d, sk->t_delack);
     d = ss__min64(d, sk->t_keep);
     d = ss__min64(d, sk->t_2msl);

@@ -35,7 +35,6 @@ static const char *const drop_names[SS_DROP_NREASONS] = {
     [SS_DROP_IP_HDRLEN] = "ip-header-length",
     [SS_DROP_IP_TOTLEN] = "ip-total-length",
     [SS_DROP_IP_CHECKSUM] = "ip-checksum",
-    [SS_DROP_IP_TTL] = "ip-ttl",
     [SS_DROP_IP_NOT_US] = "ip-not-for-us",
     [SS_DROP_IP_SRC] = "ip-bad-source",
     [SS_DROP_IP_FRAG] = "ip-fragment",

@@ -40,8 +40,6 @@ Test(ip, malformed_packets_are_counted_and_dropped)
     cr_assert_eq(ss_stack_input(st, now, pkt, n), SS_EBADPKT, "total length < IHL");
     memcpy(pkt, good, n); pkt[10] ^= 1;
     cr_assert_eq(ss_stack_input(st, now, pkt, n), SS_EBADPKT, "header checksum");
-    memcpy(pkt, good, n); pkt[8] = 0; refix_ip_csum(pkt);
-    ss_stack_input(st, now, pkt, n);
     memcpy(pkt, good, n); pkt[19] = 99; refix_ip_csum(pkt);
     ss_stack_input(st, now, pkt, n);
     memcpy(pkt, good, n); pkt[12] = 255; pkt[13] = 255; pkt[14] = 255; pkt[15] = 255;
@@ -58,11 +56,10 @@ Test(ip, malformed_packets_are_counted_and_dropped)
 
     cr_assert_eq(ncap, 0, "nothing is answered");
     ss_stack_stats(st, &s);
-    cr_assert_eq(s.ip_in, 12);
+    cr_assert_eq(s.ip_in, 11);
     cr_assert_eq(s.ip_bad_len, 3);
     cr_assert_eq(s.ip_bad_header, 3);
     cr_assert_eq(s.ip_bad_checksum, 1);
-    cr_assert_eq(s.ip_bad_ttl, 1);
     cr_assert_eq(s.ip_not_for_us, 1);
     cr_assert_eq(s.ip_bad_src, 1);
     cr_assert_eq(s.tcp_bad_checksum, 1);
@@ -118,6 +115,40 @@ Test(ip, icmp_echo_reply)
     ss_stack_stats(st, &s);
     cr_assert_eq(s.icmp_bad, 1);
     cr_assert_eq(s.icmp_echo_in, 1);
+}
+
+/* RFC 1122 3.2.1.7: a host MUST NOT discard a datagram it receives for
+ * TTL 0 or 1 (only a router forwarding it does). */
+Test(ip, ttl_0_and_1_are_delivered_to_a_host)
+{
+    for (uint8_t ttl = 0; ttl <= 1; ttl++) {
+        uint8_t m[8] = {8, 0, 0, 0, 0x12, 0x34, 0, ttl};
+        uint16_t c = t_csum(m, 8, 0);
+        m[2] = (uint8_t)(c >> 8); m[3] = (uint8_t)c;
+        size_t n = mk_ip(pkt, PEER_IP, US_IP, 1, m, 8);
+        pkt[8] = ttl;
+        refix_ip_csum(pkt);
+        cap_clear();
+        cr_assert_eq(ss_stack_input(st, now, pkt, n), 0);
+        cr_assert_eq(ncap, 1, "echo request with TTL %u answered", ttl);
+        cr_assert_eq(caps[0].data[20], 0, "echo reply");
+        cr_assert_eq(caps[0].data[8], 64, "the reply has our own TTL");
+        cr_assert_eq(caps[0].data[27], ttl, "the request's sequence number echoed");
+    }
+    int ls = ss_tcp_listen(st, US_PORT, 8);
+    cr_assert_geq(ls, 0);
+    for (uint8_t ttl = 0; ttl <= 1; ttl++) {
+        size_t n = mk_tcp(pkt, PEER_IP, US_IP, (uint16_t)(PEER_PORT + ttl), US_PORT, PEER_ISS, 0,
+                          SS_TCP_SYN, 65535, 1460, NULL, 0);
+        pkt[8] = ttl;
+        refix_ip_csum(pkt);
+        cap_clear();
+        cr_assert_eq(ss_stack_input(st, now, pkt, n), 0);
+        struct tseg sa = one_seg();
+        cr_assert_eq(sa.flags, SS_TCP_SYN | SS_TCP_ACK, "SYN with TTL %u accepted", ttl);
+        cr_assert_eq(sa.ack, PEER_ISS + 1);
+        cr_assert_eq(sa.dport, PEER_PORT + ttl);
+    }
 }
 
 /* A datagram longer than the buffer is reported as truncated (MSG_TRUNC). */
@@ -330,4 +361,32 @@ Test(ip, fragment_overlap_dropped_and_timeout_frees_slot)
     uint8_t b[8];
     cr_assert_eq(ss_udp_recvfrom(st, sd, b, sizeof b, NULL, NULL), -EAGAIN);
     cr_assert_eq(ss_stack_poll(st, now), UINT64_MAX);
+}
+
+/* RFC 5927 4.1: an ICMP error is believed only if the sequence number it
+ * quotes is in flight (SND.UNA =< SEQ < SND.NXT); with nothing in flight
+ * no quoted number is, so an idle connection ignores every ICMP error. */
+Test(ip, icmp_error_quoting_seq_not_in_flight_is_ignored_when_idle)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_stack_sock_set_cb(st, sd, on_event, NULL);
+    /* Quote a segment of ours with a sequence number far from anything sent. */
+    uint8_t fake[48];
+    mk_tcp(fake, US_IP, PEER_IP, US_PORT, PEER_PORT, iss + 5000, PEER_ISS + 1, SS_TCP_ACK, 100,
+           0, NULL, 0);
+    cap_clear();
+    size_t n = mk_icmp_unreach(1, fake, 40);   /* host unreachable: a soft error */
+    ss_stack_input(st, now, pkt, n);
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.soft_error, 0, "idle: the quoted sequence number is not in flight");
+    /* The same quote while data is in flight, and within it, is believed. */
+    cr_assert_eq(ss_tcp_send(st, now, sd, "x", 1), 1);
+    mk_tcp(fake, US_IP, PEER_IP, US_PORT, PEER_PORT, iss + 1, PEER_ISS + 1, SS_TCP_ACK, 100, 0,
+           NULL, 0);
+    n = mk_icmp_unreach(1, fake, 40);
+    ss_stack_input(st, now, pkt, n);
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.soft_error, -EHOSTUNREACH);
 }

@@ -137,7 +137,9 @@ Test(tcp_data, sender_never_exceeds_peer_window)
     seg_in(PEER_ISS + 1, iss + 1, SS_TCP_ACK, 1000, NULL, 0);   /* window 1000 */
     fill_big();
     cr_assert_eq(ss_tcp_send(st, now, sd, big, 3000), 3000);
-    cr_assert_eq(ncap, 1);
+    cr_assert_eq(ncap, 0, "1000 < MSS and < 65535/2: a sliver (SWS)");
+    advance(200 * MS);
+    cr_assert_eq(ncap, 1, "the override timeout");
     cr_assert_eq(cap_tcp(0).len, 1000);
     cap_clear();
     seg_in(PEER_ISS + 1, iss + 1001, SS_TCP_ACK, 1500, NULL, 0);
@@ -145,9 +147,72 @@ Test(tcp_data, sender_never_exceeds_peer_window)
     cr_assert_eq(cap_tcp(0).len, 1460);
     cap_clear();
     seg_in(PEER_ISS + 1, iss + 2461, SS_TCP_ACK, 40, NULL, 0);
-    cr_assert_eq(ncap, 1, "nothing in flight: what the window allows goes");
+    cr_assert_eq(ncap, 0, "nothing in flight: the sliver waits for the override timeout");
+    advance(200 * MS);
+    cr_assert_eq(ncap, 1, "SWS override timeout: what the window allows goes");
     cr_assert_eq(cap_tcp(0).len, 40);
     cr_assert_eq(cap_tcp(0).seq, iss + 2461);
+}
+
+/* Sender SWS avoidance (RFC 9293 3.8.6.2.1): with D bytes queued and a
+ * usable window U, send when min(D,U) >= Eff.snd.MSS, or D <= U (all of
+ * it, pushed), or min(D,U) >= Max(SND.WND)/2, or after the override
+ * timeout (0.1-1 s; SS_STACK_SWS_OVERRIDE_MS). A sliver waits, also on a
+ * NODELAY socket and also with nothing in flight. */
+Test(tcp_data, sender_sws_sliver_waits_for_override_also_nodelay)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);   /* the peer offered 65535: Max(SND.WND) */
+    ss_stack_sock_setopt(st, sd, SS_SO_NODELAY, 1);
+    seg_in(PEER_ISS + 1, iss + 1, SS_TCP_ACK, 100, NULL, 0);   /* U = 100 */
+    fill_big();
+    cr_assert_eq(ss_tcp_send(st, now, sd, big, 300), 300);
+    cr_assert_eq(ncap, 0, "100 < MSS, 100 < 65535/2, D > U: a sliver");
+    advance(200 * MS - 1);
+    cr_assert_eq(ncap, 0);
+    advance(1);
+    struct tseg s = one_seg();
+    cr_assert_eq(s.seq, iss + 1);
+    cr_assert_eq(s.len, 100);
+    cap_clear();
+    /* All the rest fits: D <= U sends at once (rule 2). */
+    seg_in(PEER_ISS + 1, iss + 101, SS_TCP_ACK, 300, NULL, 0);
+    s = one_seg();
+    cr_assert_eq(s.seq, iss + 101);
+    cr_assert_eq(s.len, 200);
+}
+
+/* RFC 9293 3.8.6.1: when the zero window opens, the first segment is new
+ * data, not a retransmission (only the probe byte went before, beyond the
+ * window), and it is timed for an RTT sample. */
+Test(tcp_data, first_segment_after_zero_window_is_new_and_timed)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    seg_in(PEER_ISS + 1, iss + 1, SS_TCP_ACK, 0, NULL, 0);
+    cr_assert_eq(ss_tcp_send(st, now, sd, "0123456789", 10), 10);
+    advance(1 * SEC);
+    struct tseg p = one_seg();
+    cr_assert_eq(p.len, 1, "the probe");
+    cap_clear();
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.srtt_us, 1, "the handshake's 0 us sample counts as 1 us");
+    int mark = ntrace;
+    seg_in(PEER_ISS + 1, iss + 1, SS_TCP_ACK, 100, NULL, 0);   /* opens, probe byte not taken */
+    struct tseg r = one_seg();
+    cr_assert_eq(r.seq, iss + 1);
+    cr_assert_eq(r.len, 10);
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.retransmits, 0, "new data, not a retransmission");
+    for (int i = mark; i < ntrace; i++)
+        cr_assert_eq(strstr(trace_lines[i], "[rtx]"), NULL, "traced as new: %s", trace_lines[i]);
+    now += 50 * MS;
+    seg_in(PEER_ISS + 1, iss + 11, SS_TCP_ACK, 100, NULL, 0);
+    ss_stack_sock_info(st, sd, &in);
+    /* SRTT = 7/8 * 1 + 1/8 * 50000 = 6250 (integer) */
+    cr_assert_eq(in.srtt_us, 6250, "the segment was timed");
+    cr_assert_eq(in.bytes_out, 10, "each byte counted once");
 }
 
 Test(tcp_data, zero_window_probe_with_backoff_then_resume)

@@ -2,6 +2,8 @@
  * (RFC 9293 3.5, 3.10.7.1-3), RFC 6528 ISNs, MSS, the SYN queue. */
 #include <errno.h>
 
+#include <string.h>
+
 #include "fixture.h"
 
 TestSuite(tcp_open, .init = fx_setup, .fini = fx_teardown, .timeout = 20);
@@ -295,6 +297,49 @@ Test(tcp_open, isn_depends_on_tuple_and_clock)
     now += 4000;  /* 4 ms = 1000 ticks of the 4 us clock */
     ss_tcp_connect(st, now, PEER_IP, 1, 2000);
     cr_assert_eq(cap_tcp(0).seq, ia + 1000, "M advances every 4 microseconds");
+}
+
+/* MUST-9: the ISN offset F() comes from a secret the caller supplies; a
+ * stack without one (all zero) is refused, so no library caller ends up
+ * with ISNs anyone can compute. */
+Test(tcp_open, must9_isn_secret_matters_and_zero_secret_is_refused)
+{
+    struct ss_stack_cfg c = cfg;
+    c.isn_secret[5] ^= 0x80;
+    ss_stack *s2;
+    cr_assert_eq(ss_stack_new(&c, &s2), 0);
+    cr_assert_geq(ss_tcp_connect(st, now, PEER_IP, 1, 2000), 0);
+    cr_assert_geq(ss_tcp_connect(s2, now, PEER_IP, 1, 2000), 0);
+    cr_assert_eq(ncap, 2);
+    struct tseg a = cap_tcp(0), b = cap_tcp(1);
+    cr_assert_eq(a.sport, b.sport);
+    cr_assert_eq(a.dport, b.dport);
+    cr_assert_neq(a.seq, b.seq, "same tuple, same time, another secret: another ISN");
+    ss_stack_free(s2);
+    memset(c.isn_secret, 0, sizeof c.isn_secret);
+    s2 = (ss_stack *)&c;
+    cr_assert_eq(ss_stack_new(&c, &s2), -EINVAL, "an all-zero secret is refused");
+    cr_assert_null(s2);
+}
+
+/* RFC 9293 3.7.1: the send MSS is the peer's MSS option (or 536), never
+ * more; a small announced MSS is honoured as it is. */
+Test(tcp_open, peer_mss_below_64_is_honoured_exactly)
+{
+    int ls = ss_tcp_listen(st, US_PORT, 8);
+    cr_assert_geq(ls, 0);
+    peer_send_mss(PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535, 40);
+    struct tseg sa = one_seg();
+    cap_clear();
+    seg_in(PEER_ISS + 1, sa.seq + 1, SS_TCP_ACK, 65535, NULL, 0);
+    int sd = ss_tcp_accept(st, ls, NULL, NULL);
+    cr_assert_geq(sd, 0);
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.snd_mss, 40);
+    static const char d[100];
+    cr_assert_eq(ss_tcp_send(st, now, sd, d, 100), 100);
+    cr_assert_eq(cap_tcp(0).len, 40, "no segment longer than the peer's MSS");
 }
 
 Test(tcp_open, connect_and_listen_errors)

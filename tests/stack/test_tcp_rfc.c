@@ -261,6 +261,59 @@ Test(tcp_rfc, challenge_acks_rate_limited)
     cr_assert_eq(ncap, 3, "a new second, a new allowance");
 }
 
+/* RFC 5961 section 7 limits challenge ACKs; a budget shared by every
+ * connection lets one connection's RST flood silence the others' (and,
+ * CVE-2016-5696, tells an off-path attacker when a guess hit). The budget
+ * is per connection. */
+Test(tcp_rfc, challenge_ack_budget_is_per_connection)
+{
+    uint32_t iss;
+    fx_passive(&iss);
+    int acks = 0;
+    for (int i = 0; i < 1100; i++) {
+        cap_clear();
+        seg_in(P1 + 10, 0, SS_TCP_RST, 0, NULL, 0);
+        acks += ncap;
+    }
+    cr_assert_eq(acks, 1000, "connection A: the limit of one second");
+    uint32_t aiss;
+    int b = fx_active(&aiss);
+    cap_clear();
+    for (int i = 0; i < 3; i++)
+        aseg_in(P1 + 10, 0, SS_TCP_RST, 0, NULL, 0);
+    cr_assert_eq(ncap, 3, "connection B still gets its challenge ACKs");
+    for (int i = 0; i < 3; i++) {
+        struct tseg c = cap_tcp(i);
+        cr_assert_eq(c.flags, SS_TCP_ACK);
+        cr_assert_eq(c.dport, US_PORT);
+        cr_assert_eq(c.sport, ACT_PORT);
+        cr_assert_eq(c.ack, P1);
+        cr_assert_eq(c.seq, aiss + 1);
+    }
+    cr_assert_eq(sock_state(b), SS_TCP_ESTABLISHED);
+}
+
+/* RFC 9293 3.10.7.4 fifth, ESTABLISHED: "If SND.UNA =< SEG.ACK =< SND.NXT,
+ * the send window should be updated": an old ACK from a newer segment
+ * does not move the window. */
+Test(tcp_rfc, window_update_needs_snd_una_le_seg_ack)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    static const char d[100];
+    cr_assert_eq(ss_tcp_send(st, now, sd, d, 100), 100);
+    seg_in(P1, iss + 101, SS_TCP_ACK, 65535, NULL, 0);   /* SND.UNA = ISS+101 */
+    seg_in(P1, iss + 101, SS_TCP_ACK, 65535, "abc", 3);  /* SND.WL1 = P1 */
+    seg_in(P1 + 3, iss + 51, SS_TCP_ACK, 7, NULL, 0);     /* newer SEQ, old ACK */
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.snd_una, iss + 101);
+    cr_assert_eq(in.snd_wnd, 65535, "SEG.ACK < SND.UNA: the window is not updated");
+    seg_in(P1 + 3, iss + 101, SS_TCP_ACK, 7, NULL, 0);   /* same SEQ, current ACK */
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.snd_wnd, 7);
+}
+
 /* A data segment with URG and an urgent pointer. */
 static void seg_in_urg(uint32_t seq, uint32_t ack, uint16_t win, uint16_t urp, const void *d,
                        size_t len)

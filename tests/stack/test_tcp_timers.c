@@ -306,3 +306,81 @@ Test(tcp_timers, cc_trace_shows_peer_window_and_rto_recovery)
     cr_assert_gt(find_trace("cwnd=40000 ssthresh=inf", b + 1), b, "recovery over: peer window");
     cr_assert_lt(ntrace, TRACE_MAX, "trace buffer full: the test saw only part");
 }
+
+/* RFC 6298 (5.7): the SYN timed out (it was retransmitted, so Karn gives no
+ * sample): once the handshake completes, the RTO is 3 s, not the
+ * backed-off value. Active side: our SYN; passive side: our SYN,ACK. */
+Test(tcp_timers, rfc6298_5_7_rto_is_3s_after_a_syn_timeout)
+{
+    int sd = ss_tcp_connect(st, now, PEER_IP, US_PORT, ACT_PORT);
+    struct tseg syn = one_seg();
+    cap_clear();
+    advance(1 * SEC);
+    cr_assert_eq(one_seg().flags, SS_TCP_SYN, "the SYN timed out and went again");
+    cap_clear();
+    now += 100 * MS;
+    aseg_in(PEER_ISS, syn.seq + 1, SS_TCP_SYN | SS_TCP_ACK, 65535, NULL, 0);
+    cr_assert_eq(sock_state(sd), SS_TCP_ESTABLISHED);
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.rto_us, 3 * SEC, "not the backed-off 2 s");
+    cr_assert_eq(in.srtt_us, 0, "no RTT sample was taken");
+    cap_clear();
+    cr_assert_eq(ss_tcp_send(st, now, sd, "a", 1), 1);
+    cap_clear();
+    advance(3 * SEC - 1);
+    cr_assert_eq(ncap, 0);
+    advance(1);
+    struct tseg r = one_seg();
+    cr_assert_eq(r.seq, syn.seq + 1);
+    cr_assert_eq(r.len, 1);
+
+    /* Passive: the SYN,ACK times out once, then the handshake's ACK. */
+    int ls = ss_tcp_listen(st, US_PORT, 8);
+    cap_clear();
+    peer_send_mss(PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535, 1460);
+    struct tseg sa = one_seg();
+    cap_clear();
+    advance(1 * SEC);
+    cr_assert_eq(one_seg().flags, SS_TCP_SYN | SS_TCP_ACK);
+    seg_in(PEER_ISS + 1, sa.seq + 1, SS_TCP_ACK, 65535, NULL, 0);
+    int ps = ss_tcp_accept(st, ls, NULL, NULL);
+    cr_assert_geq(ps, 0);
+    ss_stack_sock_info(st, ps, &in);
+    cr_assert_eq(in.rto_us, 3 * SEC);
+}
+
+/* MUST-34/36 (RFC 9293 3.8.6.1): the peer shrinks its window to zero while
+ * data is outstanding and answers every retransmission with a zero window:
+ * the retransmissions probe the window; as long as the peer answers they
+ * never count towards giving up (R2, here max_retries 4). A peer that
+ * stops answering is given up on as usual. */
+Test(tcp_timers, zero_window_answered_retransmissions_never_time_out)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_stack_sock_set_cb(st, sd, on_event, NULL);
+    ss_tcp_send(st, now, sd, "data", 4);
+    one_seg();
+    seg_in(P1, iss + 1, SS_TCP_ACK, 0, NULL, 0);   /* window closed, nothing taken */
+    for (int i = 0; i < 12; i++) {
+        cap_clear();
+        advance(ss_stack_poll(st, now) - now);
+        struct tseg r = one_seg();
+        cr_assert_eq(r.seq, iss + 1, "probe %d", i);
+        cr_assert_eq(r.len, 4);
+        seg_in(P1, iss + 1, SS_TCP_ACK, 0, NULL, 0);   /* answered: still zero */
+    }
+    cr_assert_eq(sock_state(sd), SS_TCP_ESTABLISHED, "12 answered probes > max_retries 4");
+    cr_assert(!saw_event(sd, SS_EV_ERROR, 0), "no error reported");
+    /* The peer goes silent: the first expiry is free (it answered the
+     * previous one), then max_retries counted ones, then ETIMEDOUT. */
+    int sent = 0;
+    for (int i = 0; i < 20 && sock_state(sd) != SS_TCP_CLOSED; i++) {
+        cap_clear();
+        advance(ss_stack_poll(st, now) - now);
+        sent += ncap;
+    }
+    cr_assert_eq(sent, 1 + 4);
+    cr_assert(saw_event(sd, SS_EV_ERROR, -ETIMEDOUT));
+}
