@@ -250,6 +250,10 @@
  * old default 1000): bounds what a blind attacker can make us send. Per
  * connection, so a flood on one never silences another's (CVE-2016-5696). */
 #define SS_STACK_CHALLENGE_ACK_LIMIT 1000
+/* RFC 1337 TIME-WAIT assassination protection (RSTs in TIME-WAIT ignored):
+ * off, as Linux' net.ipv4.tcp_rfc1337 = 0, where a valid RST ends TIME-WAIT
+ * as RFC 9293 3.10.7.4 says. */
+#define SS_STACK_RFC1337 0
 /* Ephemeral port range (RFC 6335 dynamic ports). */
 #define SS_STACK_EPHEMERAL_LO 49152
 #define SS_STACK_EPHEMERAL_HI 65535

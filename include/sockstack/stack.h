@@ -214,6 +214,7 @@ struct ss_stack_cfg {
     uint8_t isn_secret[32];     /* RFC 6528 secret: caller fills >= 16 random bytes;
                                  * all zero is refused (-EINVAL, MUST-9) */
     uint32_t challenge_ack_limit; /* challenge ACKs per second and connection (RFC 5961 7) */
+    bool rfc1337;               /* ignore RSTs in TIME-WAIT (RFC 1337); Linux' default: off */
     ss_stack_output_fn output;  /* required: receives whole IPv4 packets */
     void *output_ctx;
     ss_stack_trace_fn trace;    /* optional */

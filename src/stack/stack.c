@@ -33,6 +33,7 @@ void ss_stack_cfg_default(struct ss_stack_cfg *cfg)
     cfg->frag_slots = SS_STACK_FRAG_SLOTS;
     cfg->frag_timeout_ms = SS_STACK_FRAG_TIMEOUT_MS;
     cfg->challenge_ack_limit = SS_STACK_CHALLENGE_ACK_LIMIT;
+    cfg->rfc1337 = SS_STACK_RFC1337;
 }
 
 /* MUST-9: F() of RFC 6528 must not be computable from outside; with the

@@ -318,6 +318,13 @@ static enum verdict check_rst(ss_stack *st, struct ss_sock *sk, const struct ss_
     if (!(seg->flags & SS_TCP_RST))
         return CONTINUE;
     st->stats.tcp_rst_in++;
+    /* RFC 1337 (TH1): cfg.rfc1337 ignores every RST in TIME-WAIT, so an
+     * old RST cannot end it early. Off by default, as Linux' tcp_rfc1337:
+     * a valid RST then ends TIME-WAIT (RFC 9293 3.10.7.4). */
+    if (sk->state == SS_TCP_TIME_WAIT && st->cfg.rfc1337) {
+        drop_seg(st, sk, seg, SS_DROP_TCP_RST_INVALID);
+        return DONE;
+    }
     if (orig_seq != sk->rcv_nxt) {
         challenge_ack(st, sk, seg);
         return DONE;
@@ -666,6 +673,24 @@ static void synchronized(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
 }
 
 /* ---- entry ---------------------------------------------------------------- */
+
+/* A new SYN for a tuple in TIME-WAIT may reopen it (RFC 9293 3.6.1 MAY-2,
+ * RFC 1122 4.2.2.13) when it cannot be an old duplicate and cannot meet
+ * old ones: SEG.SEQ above the old RCV.NXT (RFC 6191 without timestamps),
+ * and the ISS the new connection gets above the largest sequence number
+ * the old one used (SND.MAX), else the TIME-WAIT stays and answers.
+ * TODO(timestamps): with TS on both connections RFC 6191 decides by
+ * TSval > TS.Recent first; the TIME-WAIT TCB needs its TS.Recent for it.
+ * Not done: (2) of 3.6.1, going back to TIME-WAIT when the SYN turns out
+ * to be an old duplicate (docs/rfc9293.md, MUST-13). */
+static bool time_wait_reusable(ss_stack *st, const struct ss_sock *sk, const struct ss_seg *seg)
+{
+    if (!SEQ_GT(seg->seq, sk->rcv_nxt))
+        return false;
+    uint32_t iss = ss__isn(st, sk->laddr, sk->lport, sk->raddr, sk->rport, st->now);
+    return SEQ_GT(iss, sk->snd_max);
+}
+
 void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
 {
     st->stats.tcp_in++;
@@ -706,12 +731,9 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
     }
 
     struct ss_sock *sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);
-    /* A new SYN for a tuple in TIME-WAIT, above everything the old
-     * connection used (RFC 9293 3.6.1, RFC 6191 without timestamps): end
-     * the TIME-WAIT and let a listener take the SYN. */
     if (sk && sk->state == SS_TCP_TIME_WAIT &&
         (seg.flags & (SS_TCP_SYN | SS_TCP_ACK | SS_TCP_RST)) == SS_TCP_SYN &&
-        SEQ_GT(seg.seq, sk->rcv_nxt)) {
+        time_wait_reusable(st, sk, &seg)) {
         st->stats.tcp_tw_recycled++;
         ss__tcp_drop(st, sk, 0);
         sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);

@@ -358,11 +358,13 @@ Test(tcp_close, new_syn_above_time_wait_reopens)
     uint32_t iss;
     int sd = in_state(SS_TCP_TIME_WAIT, &iss);
     ss_tcp_close(st, now, sd);
+    now += 1 * SEC;   /* the ISS clock moved past the old SND.MAX */
     /* The same peer port, a SYN above the old RCV.NXT: a new connection. */
     seg_in(P1 + 100000, 0, SS_TCP_SYN, 65535, NULL, 0);
     struct tseg sa = one_seg();
     cr_assert_eq(sa.flags, SS_TCP_SYN | SS_TCP_ACK);
     cr_assert_eq(sa.ack, P1 + 100001);
+    cr_assert_eq(sa.seq, iss + 250000, "M advanced 1 s / 4 us");
     struct ss_stack_stats s;
     ss_stack_stats(st, &s);
     cr_assert_eq(s.tcp_tw_recycled, 1);
@@ -374,6 +376,54 @@ Test(tcp_close, new_syn_above_time_wait_reopens)
     seg_in(PEER_ISS, 0, SS_TCP_SYN, 65535, NULL, 0);
     cr_assert_eq(sock_state(sd), SS_TCP_TIME_WAIT);
     cr_assert_eq(one_seg().flags, SS_TCP_ACK);
+}
+
+/* RFC 9293 3.6.1 (MAY-2, condition 1): a SYN may reopen a TIME-WAIT only
+ * when the new ISS is above the largest sequence number the old connection
+ * used. Here the ISS clock has not moved past the old SND.MAX (ISS + 2:
+ * SYN and FIN), so the TIME-WAIT stays and answers with an ACK. */
+Test(tcp_close, time_wait_reuse_needs_new_iss_above_old_snd_max)
+{
+    uint32_t iss;
+    int sd = in_state(SS_TCP_TIME_WAIT, &iss);
+    ss_tcp_close(st, now, sd);
+    now += 4;   /* ISS + 1: not above SND.MAX = ISS + 2 */
+    seg_in(P1 + 100000, 0, SS_TCP_SYN, 65535, NULL, 0);
+    struct tseg a = one_seg();
+    cr_assert_eq(a.flags, SS_TCP_ACK, "TIME-WAIT answers; no SYN,ACK");
+    cr_assert_eq(a.seq, iss + 2);
+    cr_assert_eq(a.ack, P1 + 1);
+    struct ss_stack_stats s;
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.tcp_tw_recycled, 0);
+    cr_assert_eq(s.tcp_passive_opens, 1, "only the first connection");
+    cap_clear();
+    now += 8;   /* ISS + 3: above */
+    seg_in(P1 + 100000, 0, SS_TCP_SYN, 65535, NULL, 0);
+    struct tseg sa = one_seg();
+    cr_assert_eq(sa.flags, SS_TCP_SYN | SS_TCP_ACK);
+    cr_assert_eq(sa.seq, iss + 3);
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.tcp_tw_recycled, 1);
+}
+
+static void rfc1337_on(struct ss_stack_cfg *c) { c->rfc1337 = true; }
+
+/* RFC 1337: with the switch on, a RST (even at exactly RCV.NXT) does not
+ * end TIME-WAIT; off (the default, as Linux) it does
+ * (tcp_close::rst_in_each_synchronized_state). */
+Test(tcp_close, rfc1337_switch_keeps_time_wait_on_rst)
+{
+    cr_assert_eq(cfg.rfc1337, false, "default off, as Linux' tcp_rfc1337");
+    fx_teardown();
+    fx_setup_with(rfc1337_on);
+    uint32_t iss;
+    int sd = in_state(SS_TCP_TIME_WAIT, &iss);
+    seg_in(P1 + 1, 0, SS_TCP_RST, 0, NULL, 0);
+    cr_assert_eq(sock_state(sd), SS_TCP_TIME_WAIT);
+    cr_assert_eq(ncap, 0, "ignored: no challenge ACK either");
+    advance(2 * cfg.msl_ms * MS);
+    cr_assert_eq(sock_state(sd), SS_TCP_CLOSED, "TIME-WAIT ran its 2 MSL");
 }
 
 static void four_socks(struct ss_stack_cfg *c) { c->max_sockets = 4; }

@@ -40,28 +40,72 @@ static size_t mk_tcp_opts(uint32_t src, uint32_t dst, uint16_t sport, uint16_t d
     return mk_ip(pkt, src, dst, 6, t, hl + len);
 }
 
+/* Passive open whose SYN carries the option bytes opt; returns the
+ * accepted sd and our SYN,ACK in *sa. */
+static int open_with_syn_options(const uint8_t *opt, size_t olen, struct tseg *sa)
+{
+    int ls = ss_tcp_listen(st, US_PORT, 4);
+    size_t n = mk_tcp_opts(PEER_IP, US_IP, PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535,
+                           opt, olen, NULL, 0);
+    ss_stack_input(st, now, pkt, n);
+    *sa = one_seg();
+    cap_clear();
+    seg_in(P1, sa->seq + 1, SS_TCP_ACK, 65535, NULL, 0);
+    int sd = ss_tcp_accept(st, ls, NULL, NULL);
+    cr_assert_geq(sd, 0);
+    return sd;
+}
+
 Test(tcp_rfc, must4_5_6_64_options_any_alignment_unknown_skipped)
 {
-    ss_tcp_listen(st, US_PORT, 4);
-    /* NOP, unknown kind 99 (length 3), MSS 1000 at an odd offset, EOL. */
+    /* NOP, unknown kind 99 (length 3), MSS 1000 at offset 4, EOL. */
     uint8_t opt[12] = {1, 99, 3, 0, 2, 4, 0x03, 0xe8, 0, 0, 0, 0};
-    size_t n = mk_tcp_opts(PEER_IP, US_IP, PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535,
-                           opt, sizeof opt, NULL, 0);
-    ss_stack_input(st, now, pkt, n);
-    struct tseg sa = one_seg();
-    cap_clear();
-    seg_in(P1, sa.seq + 1, SS_TCP_ACK, 65535, NULL, 0);
-    int sd = ss_tcp_accept(st, 0, NULL, NULL);
+    struct tseg sa;
+    int sd = open_with_syn_options(opt, sizeof opt, &sa);
     struct ss_stack_sock_info in;
     ss_stack_sock_info(st, sd, &in);
-    cr_assert_eq(in.snd_mss, 1000, "MSS found behind an unknown option, unaligned");
+    cr_assert_eq(in.snd_mss, 1000, "MSS found behind an unknown option");
     /* Options on a data segment are parsed and ignored (MUST-5). */
     uint8_t opt2[4] = {1, 1, 1, 0};
-    n = mk_tcp_opts(PEER_IP, US_IP, PEER_PORT, US_PORT, P1, sa.seq + 1, SS_TCP_ACK, 65535, opt2, 4,
-                    "data", 4);
+    size_t n = mk_tcp_opts(PEER_IP, US_IP, PEER_PORT, US_PORT, P1, sa.seq + 1, SS_TCP_ACK, 65535,
+                           opt2, 4, "data", 4);
     ss_stack_input(st, now, pkt, n);
     char b[8];
     cr_assert_eq(ss_tcp_recv(st, now, sd, b, sizeof b), 4);
+}
+
+/* MUST-64: an option that starts at an odd offset (MSS right after one
+ * NOP, at offset 1) is found and used. */
+Test(tcp_rfc, must64_mss_option_at_an_odd_offset)
+{
+    uint8_t opt[8] = {1, 2, 4, 0x03, 0xe7, 0, 0, 0};   /* NOP, MSS 999, EOL, padding */
+    struct tseg sa;
+    int sd = open_with_syn_options(opt, sizeof opt, &sa);
+    struct ss_stack_sock_info in;
+    ss_stack_sock_info(st, sd, &in);
+    cr_assert_eq(in.snd_mss, 999);
+}
+
+/* MUST-41: a passive OPEN creates a new LISTEN record or fails; it never
+ * touches connections that exist. */
+Test(tcp_rfc, must41_passive_open_leaves_existing_connections_alone)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    cr_assert_eq(ss_tcp_listen(st, US_PORT, 8), -EADDRINUSE, "the port is taken: an error");
+    int other = ss_tcp_listen(st, US_PORT + 1, 8);
+    cr_assert_geq(other, 0, "another port: a new LISTEN record");
+    cr_assert_eq(sock_state(other), SS_TCP_LISTEN);
+    cr_assert_eq(sock_state(sd), SS_TCP_ESTABLISHED);
+    cr_assert_eq(sock_state(listen_sd), SS_TCP_LISTEN);
+    cap_clear();
+    cr_assert_eq(ss_tcp_send(st, now, sd, "x", 1), 1);
+    struct tseg d = one_seg();
+    cr_assert_eq(d.seq, iss + 1, "the connection goes on where it was");
+    cr_assert_eq(d.ack, P1);
+    cap_clear();
+    peer_send_mss(PEER_PORT + 7, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535, 1460);
+    cr_assert_eq(one_seg().flags, SS_TCP_SYN | SS_TCP_ACK, "the first listener still answers");
 }
 
 Test(tcp_rfc, must7_illegal_option_length_drops_segment)
