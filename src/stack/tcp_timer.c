@@ -108,7 +108,7 @@ static void on_rtx(ss_stack *st, struct ss_sock *sk)
     sk->t_rtx = SS_NEVER;
     if (sk->snd_una == sk->snd_max)
         return;
-    /* MUST-36 (RFC 9293 3.8.6.1): the peer shrank its window to zero with
+    /* MUST-37 (RFC 9293 3.8.6.1): the peer shrank its window to zero with
      * data outstanding. The retransmissions now probe the window, and one
      * the peer answered (a segment arrived since the previous one went)
      * does not count towards R2: the connection stays open as long as the
