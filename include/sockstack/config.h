@@ -205,7 +205,8 @@
 #define SS_STACK_DEFAULT_PEER_MSS 536
 /* Per-socket send buffer: several windows of data in flight. */
 #define SS_STACK_SNDBUF (128 * 1024)
-/* Per-socket receive buffer: the largest window without window scaling. */
+/* Per-socket receive buffer: the largest window without window scaling
+ * (larger ones, up to 1 GiB, need a peer that negotiates it). */
 #define SS_STACK_RCVBUF 65535
 /* Maximum segment lifetime; TIME-WAIT is 2*MSL. RFC 9293 says 2 minutes;
  * 30 s like Linux' 60 s TIME-WAIT keeps ports from piling up. */
@@ -254,6 +255,14 @@
  * off, as Linux' net.ipv4.tcp_rfc1337 = 0, where a valid RST ends TIME-WAIT
  * as RFC 9293 3.10.7.4 says. */
 #define SS_STACK_RFC1337 0
+/* TCP options offered by default, as Linux does: window scaling and
+ * timestamps (RFC 7323), SACK (RFC 2018). */
+#define SS_STACK_WSCALE 1
+#define SS_STACK_TIMESTAMPS 1
+#define SS_STACK_SACK 1
+/* SACKed ranges remembered per connection: a loss pattern with more
+ * holes than this only loses precision (the highest range is dropped). */
+#define SS_STACK_SACK_MAX 16
 /* Ephemeral port range (RFC 6335 dynamic ports). */
 #define SS_STACK_EPHEMERAL_LO 49152
 #define SS_STACK_EPHEMERAL_HI 65535

@@ -171,6 +171,10 @@ typedef struct ss_tcp_info {
     uint64_t bytes_acked;
     uint64_t bytes_received;
     uint64_t bytes_sent;
+    /* TCP options in use (Linux' tcpi_options): SS_TCPI_OPT_* of stack.h
+     * (timestamps 1, SACK 2, window scaling 4), and the two shifts. */
+    unsigned options;
+    uint8_t snd_wscale, rcv_wscale;
 } ss_tcp_info;
 
 int ss_sock_tcp_info(ss_sock *s, ss_tcp_info *out);

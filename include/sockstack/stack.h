@@ -112,6 +112,7 @@ enum ss_drop_reason {
     SS_DROP_TCP_NO_MEMORY,     /* socket pool exhausted */
     SS_DROP_TCP_OOO_FULL,      /* out-of-order queue full */
     SS_DROP_TCP_NO_FLAGS,      /* no ACK/SYN/RST where required */
+    SS_DROP_TCP_PAWS,          /* old timestamp (RFC 7323 5.3) or none once negotiated */
     SS_DROP_NREASONS
 };
 
@@ -127,7 +128,23 @@ struct ss_trace_seg {
     uint16_t mss;          /* MSS option value, 0 if absent */
     uint8_t opt_len;       /* total option bytes */
     uint16_t urp;          /* urgent pointer field (meaningful with URG) */
+    uint8_t opt[40];       /* the option bytes as on the wire (opt_len of them);
+                            * the format functions show these when opt_len > 0 */
+    /* Decoded options (RFC 7323, RFC 2018); see also ss_tcp_options_format. */
+    int8_t wscale;         /* window scale shift, -1 if absent */
+    bool sack_ok;          /* SACK-permitted */
+    bool ts;               /* timestamps present: */
+    uint32_t ts_val, ts_ecr;
+    uint8_t nsack;         /* SACK blocks [start, end) */
+    uint32_t sack[4][2];
 };
+
+/* TCP option bytes in tcpdump's notation, without the angle brackets:
+ * "mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7",
+ * "nop,nop,TS val 5 ecr 3,nop,nop,sack 1 {3001:4461}" (SACK edges as
+ * absolute sequence numbers), "eol", "opt-30:4" for an unknown kind with
+ * its length, "bad-opts" where the list is malformed. snprintf semantics. */
+int ss_tcp_options_format(const uint8_t *opt, size_t len, char *buf, size_t buflen);
 
 struct ss_trace_event {
     uint64_t time_us;
@@ -168,11 +185,16 @@ enum {
 
 /* One line of textbook notation, no newline, e.g.
  *   "SYN-SENT -> ESTABLISHED"
- *   "> SYN seq=1000 win=65535 <mss 1460>"
+ *   "> SYN seq=1000 win=65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>"
  *   "< SYN,ACK seq=5000 ack=1001 win=64240 <mss 1460>"
- *   "> [rtx] PSH,ACK seq=1001 ack=5001 win=65535 len=100"
+ *   "> [rtx] PSH,ACK seq=1001 ack=5001 win=65535 len=100 <nop,nop,TS val 5 ecr 3>"
+ *   "> ACK seq=1 ack=3001 win=501 <nop,nop,TS val 5 ecr 3,nop,nop,sack 1 {4461:5921}>"
  *   "rtt sample=12000us srtt=12000us rttvar=6000us rto=1000000us"
- * '>' is a segment we send, '<' one we receive. Returns the length the full
+ * '>' is a segment we send, '<' one we receive. win= is the window field
+ * as on the wire (unscaled). Options follow in angle brackets, every
+ * option in order as on the wire, in tcpdump's notation (see
+ * ss_tcp_options_format); an event with opt_len 0 but mss set shows
+ * "<mss N>". Returns the length the full
  * line needs (snprintf semantics; truncated to fit len, always terminated
  * when len > 0). */
 int ss_trace_format(const struct ss_trace_event *ev, unsigned flags,
@@ -215,6 +237,12 @@ struct ss_stack_cfg {
                                  * all zero is refused (-EINVAL, MUST-9) */
     uint32_t challenge_ack_limit; /* challenge ACKs per second and connection (RFC 5961 7) */
     bool rfc1337;               /* ignore RSTs in TIME-WAIT (RFC 1337); Linux' default: off */
+    /* TCP options, each offered and accepted only when true (a socket can
+     * switch each off: SS_SO_WSCALE, SS_SO_TIMESTAMPS, SS_SO_SACK). */
+    bool wscale;                /* window scaling (RFC 7323 2) */
+    bool timestamps;            /* timestamps: RTTM and PAWS (RFC 7323 3-5) */
+    bool sack;                  /* selective acknowledgments (RFC 2018) */
+    uint32_t sack_max;          /* SACKed ranges remembered per connection */
     ss_stack_output_fn output;  /* required: receives whole IPv4 packets */
     void *output_ctx;
     ss_stack_trace_fn trace;    /* optional */
@@ -225,8 +253,9 @@ struct ss_stack_cfg {
 void ss_stack_cfg_default(struct ss_stack_cfg *cfg);
 
 /* Create a stack. Allocates every pool now. -EINVAL on a bad cfg (no output
- * callback, zero sizes, rcvbuf > 65535 without window scaling, ...),
- * -ENOMEM. */
+ * callback, zero sizes, buffers above 1 GiB, ...), -ENOMEM. A receive
+ * buffer above 65535 bytes is advertised in full only to peers that
+ * negotiate window scaling. */
 int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out);
 void ss_stack_free(ss_stack *st);
 
@@ -264,6 +293,7 @@ struct ss_stack_stats {
     uint64_t tcp_ooo_in, tcp_ooo_dropped, tcp_dup_data, tcp_no_memory;
     uint64_t tcp_active_opens, tcp_passive_opens, tcp_estab_resets;
     uint64_t tcp_tw_recycled;   /* TIME-WAIT ended early: pool full, or a new SYN reused the tuple */
+    uint64_t tcp_paws_dropped;  /* old timestamp (PAWS, RFC 7323 5) or none where required */
 };
 void ss_stack_stats(const ss_stack *st, struct ss_stack_stats *out);
 
@@ -306,6 +336,12 @@ enum ss_sockopt {
     SS_SO_MAXRT,           /* RTO expiries before ETIMEDOUT (R2 of RFC 9293
                             * 3.8.3), 1 .. 1000; default cfg.max_retries */
     SS_SO_TOS,             /* IPv4 TOS / DS field for this socket, 0 .. 255 */
+    /* int bool, default from the stack's cfg; set on a listener (its
+     * connections inherit it) or on a socket from ss_tcp_socket before
+     * connect (-EISCONN later): may the connection use ... */
+    SS_SO_WSCALE,          /* window scaling (RFC 7323 2) */
+    SS_SO_TIMESTAMPS,      /* timestamps (RFC 7323 3-5) */
+    SS_SO_SACK,            /* selective acknowledgments (RFC 2018) */
 };
 int ss_stack_sock_setopt(ss_stack *st, int sd, int opt, int value);
 int ss_stack_sock_getopt(const ss_stack *st, int sd, int opt, int *value);
@@ -326,8 +362,19 @@ struct ss_stack_sock_info {
     uint32_t snd_queued, rcv_queued;   /* bytes in the buffers */
     uint32_t accept_queued, syn_queued;/* listener only */
     int soft_error;        /* last ICMP soft error (RFC 9293 MUST-47), 0 if none */
+    unsigned options;      /* SS_TCPI_OPT_*: negotiated, as Linux' tcpi_options */
+    uint8_t snd_wscale;    /* the peer's window shift (0 without scaling) */
+    uint8_t rcv_wscale;    /* ours */
+    uint32_t sacked_bytes; /* bytes the peer SACKed above SND.UNA */
 };
+/* Bits of ss_stack_sock_info.options (the values of Linux' TCPI_OPT_*). */
+enum { SS_TCPI_OPT_TIMESTAMPS = 1, SS_TCPI_OPT_SACK = 2, SS_TCPI_OPT_WSCALE = 4 };
 int ss_stack_sock_info(const ss_stack *st, int sd, struct ss_stack_sock_info *out);
+
+/* What the peer has SACKed (RFC 2018), for tools and tests: up to max
+ * ranges [start, end) of sequence space, lowest first, into ranges.
+ * Returns how many the connection holds (may exceed max), or -EBADF. */
+int ss_stack_sock_sacked(const ss_stack *st, int sd, uint32_t (*ranges)[2], int max);
 
 /* ---- TCP --------------------------------------------------------------- */
 /* Passive open on our address:port (port 0 picks an ephemeral one).

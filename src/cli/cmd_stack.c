@@ -73,6 +73,7 @@ struct demo_opts {
     bool trace, trace_json, quiet_trace;
     const char *pcap, *svg, *plot;
     bool diagram;
+    struct cli_tcpopt tcp;  /* both stacks */
 };
 
 struct demo_ctx {
@@ -175,6 +176,7 @@ static void demo_usage(FILE *out, const char *cmd)
     if (!strcmp(cmd, "diagram"))
         fprintf(out, "  --svg FILE          also draw the diagram as SVG into FILE\n"
                      "  --plot FILE         SVG plots of A's sequence number, cwnd and RTT\n");
+    fprintf(out, "TCP options of both stacks:\n%s", cli_tcpopt_help);
     fprintf(out, "  -h, --help          show this help\n");
 }
 
@@ -193,6 +195,7 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cm
         {"pcap", required_argument, 0, O_PCAP},
         {"svg", required_argument, 0, O_SVG},
         {"plot", required_argument, 0, O_PLOT},
+        CLI_TCPOPT_OPTIONS,
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -237,7 +240,11 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cm
             break;
         case 'h': demo_usage(stdout, cmd); return -CLI_OK - 1;
         case ':': return cli_usage_error(usage_cmd, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(usage_cmd, "unknown option '%s'", argv[optind - 1]);
+        default:
+            rc = cli_tcpopt_getopt(c, optarg, &o->tcp);
+            if (rc == 0)
+                return cli_usage_error(usage_cmd, "unknown option '%s'", argv[optind - 1]);
+            break;
         }
         if (rc < 0)
             return CLI_USAGE;
@@ -286,6 +293,7 @@ static int run_demo(struct demo_opts *o)
     cfg.tap_arg = d;
     struct node_trace nt[2] = {{d, 0}, {d, 1}};
     for (int i = 0; i < 2; i++) {
+        cli_tcpopt_apply(&o->tcp, &cfg.stack[i]);
         cfg.stack[i].trace = demo_trace;
         cfg.stack[i].trace_ctx = &nt[i];
     }
@@ -548,7 +556,8 @@ static void up_usage(FILE *out)
             "  --from-stack KEY=V,... the stack's output only (keys as the options\n"
             "                      above: loss=1,delay=20,...); likewise --to-stack\n"
             "  --seed S            the link model's PRNG seed (default 1)\n"
-            "  -h, --help          show this help\n");
+            "%s"
+            "  -h, --help          show this help\n", cli_tcpopt_help);
 }
 
 static int cmd_up(int argc, char **argv)
@@ -572,10 +581,12 @@ static int cmd_up(int argc, char **argv)
         {"trace", no_argument, 0, O_TRACE},
         {"trace-json", no_argument, 0, O_JSON},
         {"pcap", required_argument, 0, O_PCAP},
+        CLI_TCPOPT_OPTIONS,
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *U = "stack up ";
+    struct cli_tcpopt tcp = {0};
     const char *tun = NULL, *pcap_path = NULL, *serve = NULL, *connect_to = NULL;
     struct in_addr addr = {0}, peer = {0}, raddr = {0};
     unsigned prefix = 0;
@@ -662,7 +673,13 @@ static int cmd_up(int argc, char **argv)
         case O_PCAP: pcap_path = optarg; break;
         case 'h': up_usage(stdout); return CLI_OK;
         case ':': return cli_usage_error(U, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(U, "unknown option '%s'", argv[optind - 1]);
+        default:
+            rc = cli_tcpopt_getopt(c, optarg, &tcp);
+            if (rc == 0)
+                return cli_usage_error(U, "unknown option '%s'", argv[optind - 1]);
+            if (rc < 0)
+                return CLI_USAGE;
+            break;
         }
     }
     if (optind < argc)
@@ -713,6 +730,7 @@ static int cmd_up(int argc, char **argv)
     ss_stack_cfg_default(&cfg);
     if (sndbuf)
         cfg.sndbuf = (uint32_t)sndbuf;
+    cli_tcpopt_apply(&tcp, &cfg);
     if (trace || trace_json) {
         cfg.trace = up_trace;
         cfg.trace_ctx = &u;

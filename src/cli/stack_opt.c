@@ -20,7 +20,53 @@ const char cli_stack_help[] =
     "                         of the kernel's sockets: create TUN device NAME\n"
     "                         (needs CAP_NET_ADMIN), give the stack ADDR and the\n"
     "                         kernel's side peer (default: the first other host\n"
-    "                         of the prefix); IPv4 only\n";
+    "                         of the prefix); IPv4 only. More keys: wscale=off,\n"
+    "                         timestamps=off, sack=off (TCP options, on by\n"
+    "                         default), rcvbuf=BYTES (receive buffer, up to 64M)\n";
+
+const char cli_tcpopt_help[] =
+    "  --no-wscale         do not use TCP window scaling (RFC 7323)\n"
+    "  --no-timestamps     do not use TCP timestamps (RFC 7323: RTTM, PAWS)\n"
+    "  --no-sack           do not use selective acknowledgments (RFC 2018)\n"
+    "  --rcvbuf BYTES      receive buffer per connection (K/M suffixes, up to\n"
+    "                      64M; default 65535; beyond 64K needs window scaling)\n";
+
+int cli_tcpopt_getopt(int c, const char *arg, struct cli_tcpopt *t)
+{
+    switch (c) {
+    case CLI_O_NO_WSCALE: t->no_wscale = true; return 1;
+    case CLI_O_NO_TIMESTAMPS: t->no_timestamps = true; return 1;
+    case CLI_O_NO_SACK: t->no_sack = true; return 1;
+    case CLI_O_RCVBUF:
+        return cli_parse_scaled("--rcvbuf", arg, 1024, 1, CLI_RCVBUF_MAX, &t->rcvbuf) < 0
+                   ? -CLI_USAGE : 1;
+    default: return 0;
+    }
+}
+
+void cli_tcpopt_apply(const struct cli_tcpopt *t, struct ss_stack_cfg *cfg)
+{
+    if (t->no_wscale)
+        cfg->wscale = false;
+    if (t->no_timestamps)
+        cfg->timestamps = false;
+    if (t->no_sack)
+        cfg->sack = false;
+    if (t->rcvbuf)
+        cfg->rcvbuf = (uint32_t)t->rcvbuf;
+}
+
+/* "on"/"off" (or 1/0) for a --stack key. */
+static int parse_onoff(const char *cmd, const char *key, const char *v, bool *off)
+{
+    if (!strcmp(v, "on") || !strcmp(v, "1"))
+        *off = false;
+    else if (!strcmp(v, "off") || !strcmp(v, "0"))
+        *off = true;
+    else
+        return cli_usage_error(cmd, "--stack %s=: '%s' is not on or off", key, v);
+    return 0;
+}
 
 int cli_parse_addr_prefix(const char *s, struct in_addr *a, unsigned *prefix)
 {
@@ -54,8 +100,8 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
     for (char *tok = strtok_r(dup, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(tok, '=');
         if (!eq) {
-            rc = cli_usage_error(cmd, "--stack: '%s' is not KEY=VALUE (keys: tun, addr, peer, mtu)",
-                                 tok);
+            rc = cli_usage_error(cmd, "--stack: '%s' is not KEY=VALUE (keys: tun, addr, peer, "
+                                 "mtu, wscale, timestamps, sack, rcvbuf)", tok);
             break;
         }
         *eq = '\0';
@@ -82,8 +128,18 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
                 rc = CLI_USAGE;
             else
                 sp->mtu = (unsigned)m;
+        } else if (!strcmp(tok, "wscale")) {
+            rc = parse_onoff(cmd, tok, v, &sp->tcp.no_wscale);
+        } else if (!strcmp(tok, "timestamps")) {
+            rc = parse_onoff(cmd, tok, v, &sp->tcp.no_timestamps);
+        } else if (!strcmp(tok, "sack")) {
+            rc = parse_onoff(cmd, tok, v, &sp->tcp.no_sack);
+        } else if (!strcmp(tok, "rcvbuf")) {
+            if (cli_parse_scaled("--stack rcvbuf=", v, 1024, 1, CLI_RCVBUF_MAX, &sp->tcp.rcvbuf) < 0)
+                rc = CLI_USAGE;
         } else {
-            rc = cli_usage_error(cmd, "--stack: unknown key '%s' (tun, addr, peer, mtu)", tok);
+            rc = cli_usage_error(cmd, "--stack: unknown key '%s' (tun, addr, peer, mtu, wscale, "
+                                 "timestamps, sack, rcvbuf)", tok);
         }
     }
     free(dup);
@@ -143,6 +199,7 @@ int cli_stack_start(ss_loop *loop, const struct cli_stack_spec *sp,
     else
         ss_stack_cfg_default(&c);
     c.local_addr = ntohl(sp->addr.s_addr);
+    cli_tcpopt_apply(&sp->tcp, &c);
     if (getrandom(c.isn_secret, sizeof c.isn_secret, 0) != (ssize_t)sizeof c.isn_secret) {
         cli_error("getrandom: %s", strerror(errno));
         goto fail;

@@ -241,5 +241,21 @@ int ss_tcp_info_format(const ss_tcp_info *ti, char *buf, size_t cap)
                      ssth, ti->retransmits, (unsigned long long)ti->bytes_sent,
                      (unsigned long long)ti->bytes_acked,
                      (unsigned long long)ti->bytes_received);
+    if (n >= 0 && (size_t)n < cap) {
+        /* Like ss(8): "ts sack wscale:7,7" (theirs, ours). */
+        int m = snprintf(buf + n, cap - (size_t)n, "  options       %s%s%s",
+                         ti->options & 1 ? " ts" : "", ti->options & 2 ? " sack" : "",
+                         ti->options ? "" : " none");
+        n = m < 0 ? m : n + m;
+        if (n >= 0 && (size_t)n < cap && (ti->options & 4)) {
+            m = snprintf(buf + n, cap - (size_t)n, " wscale:%u,%u", ti->snd_wscale,
+                         ti->rcv_wscale);
+            n = m < 0 ? m : n + m;
+        }
+        if (n >= 0 && (size_t)n < cap) {
+            m = snprintf(buf + n, cap - (size_t)n, "\n");
+            n = m < 0 ? m : n + m;
+        }
+    }
     return n < 0 ? -EINVAL : (size_t)n >= cap ? -ENOSPC : n;
 }

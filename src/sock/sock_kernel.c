@@ -320,6 +320,9 @@ static int k_tcp_info(ss_sock *s, ss_tcp_info *out)
     out->bytes_acked = ti.tcpi_bytes_acked;
     out->bytes_received = ti.tcpi_bytes_received;
     out->bytes_sent = ti.tcpi_bytes_sent;
+    out->options = ti.tcpi_options & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
+    out->snd_wscale = ti.tcpi_snd_wscale;
+    out->rcv_wscale = ti.tcpi_rcv_wscale;
     return 0;
 }
 

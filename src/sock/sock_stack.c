@@ -645,6 +645,9 @@ static int s_tcp_info(ss_sock *s, ss_tcp_info *out)
         return err;
     snprintf(out->state, sizeof out->state, "%s", ss_tcp_state_name(in.state));
     out->rtt_us = in.srtt_us;
+    out->options = in.options;
+    out->snd_wscale = in.snd_wscale;
+    out->rcv_wscale = in.rcv_wscale;
     out->rttvar_us = in.rttvar_us;
     out->rto_us = in.rto_us;
     out->snd_mss = in.snd_mss;

@@ -34,6 +34,10 @@ void ss_stack_cfg_default(struct ss_stack_cfg *cfg)
     cfg->frag_timeout_ms = SS_STACK_FRAG_TIMEOUT_MS;
     cfg->challenge_ack_limit = SS_STACK_CHALLENGE_ACK_LIMIT;
     cfg->rfc1337 = SS_STACK_RFC1337;
+    cfg->wscale = SS_STACK_WSCALE;
+    cfg->timestamps = SS_STACK_TIMESTAMPS;
+    cfg->sack = SS_STACK_SACK;
+    cfg->sack_max = SS_STACK_SACK_MAX;
 }
 
 /* MUST-9: F() of RFC 6528 must not be computable from outside; with the
@@ -51,12 +55,13 @@ static bool cfg_valid(const struct ss_stack_cfg *c)
 {
     return c->output && c->ttl && c->mss >= 64 && c->mss <= SS_PKT_MAX - 40 &&
            c->sndbuf >= 1 && c->sndbuf <= (1u << 30) && c->rcvbuf >= 1 &&
-           c->rcvbuf <= 65535 && c->msl_ms && c->rto_min_ms && c->rto_max_ms >= c->rto_min_ms &&
+           c->rcvbuf <= (1u << 30) && c->msl_ms && c->rto_min_ms && c->rto_max_ms >= c->rto_min_ms &&
            c->rto_initial_ms && c->rto_max_ms <= 3600000 && c->max_retries && c->syn_retries &&
            c->keepalive_intvl_s && c->keepalive_cnt && c->delack_ms && c->delack_ms < 500 &&
            c->syn_backlog && c->max_sockets && c->max_sockets <= 65536 && c->ooo_max &&
            c->udp_rcvq_max && c->frag_timeout_ms && c->frag_slots <= 64 &&
-           c->challenge_ack_limit && secret_set(c->isn_secret, sizeof c->isn_secret);
+           c->challenge_ack_limit && secret_set(c->isn_secret, sizeof c->isn_secret) &&
+           c->sack_max <= 4096;
 }
 
 int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
@@ -69,15 +74,16 @@ int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
         return -ENOMEM;
     st->cfg = *cfg;
     size_t n = cfg->max_sockets;
-    size_t per = (size_t)cfg->sndbuf + cfg->rcvbuf;
+    size_t per = (size_t)cfg->sndbuf + cfg->rcvbuf + SS_RCV_SLACK;
     st->socks = calloc(n, sizeof *st->socks);
     st->bufpool = malloc(n * per);
     st->ooopool = calloc(n * cfg->ooo_max, sizeof *st->ooopool);
+    st->sbpool = calloc(n * cfg->sack_max + 1, sizeof *st->sbpool);
     st->tx = malloc(SS_PKT_MAX);
     st->frags = calloc(cfg->frag_slots ? cfg->frag_slots : 1, sizeof *st->frags);
     size_t fragsz = SS_PKT_MAX + SS_PKT_MAX / 64 + 1;
     st->fragpool = cfg->frag_slots ? malloc(cfg->frag_slots * fragsz) : NULL;
-    if (!st->socks || !st->bufpool || !st->ooopool || !st->tx || !st->frags ||
+    if (!st->socks || !st->bufpool || !st->ooopool || !st->sbpool || !st->tx || !st->frags ||
         (cfg->frag_slots && !st->fragpool)) {
         ss_stack_free(st);
         return -ENOMEM;
@@ -88,8 +94,9 @@ int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
         sk->snd.buf = st->bufpool + i * per;
         sk->snd.cap = cfg->sndbuf;
         sk->rcv.buf = st->bufpool + i * per + cfg->sndbuf;
-        sk->rcv.cap = cfg->rcvbuf;
+        sk->rcv.cap = cfg->rcvbuf + SS_RCV_SLACK;
         sk->ooo = st->ooopool + i * cfg->ooo_max;
+        sk->sb = st->sbpool + i * cfg->sack_max;
     }
     for (size_t i = 0; i < cfg->frag_slots; i++) {
         st->frags[i].buf = st->fragpool + i * fragsz;
@@ -107,6 +114,7 @@ void ss_stack_free(ss_stack *st)
     free(st->socks);
     free(st->bufpool);
     free(st->ooopool);
+    free(st->sbpool);
     free(st->tx);
     free(st->frags);
     free(st->fragpool);
@@ -263,12 +271,17 @@ struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind)
     uint8_t *sb = sk->snd.buf, *rb = sk->rcv.buf;
     uint32_t sc = sk->snd.cap, rc = sk->rcv.cap;
     struct ss_ooo *oo = sk->ooo;
+    struct ss_sack_blk *sbt = sk->sb;
     memset(sk, 0, sizeof *sk);
     sk->id = id;
     sk->kind = kind;
     sk->snd = (struct ss_ring){.buf = sb, .cap = sc, .limit = sc};
-    sk->rcv = (struct ss_ring){.buf = rb, .cap = rc, .limit = rc};
+    sk->rcv = (struct ss_ring){.buf = rb, .cap = rc, .limit = st->cfg.rcvbuf};
     sk->ooo = oo;
+    sk->sb = sbt;
+    sk->opt_allow = (uint8_t)((st->cfg.wscale ? SS_OPTF_WSCALE : 0) |
+                              (st->cfg.timestamps ? SS_OPTF_TS : 0) |
+                              (st->cfg.sack ? SS_OPTF_SACK : 0));
     sk->parent = -1;
     sk->next_q = -1;
     sk->accept_head = sk->accept_tail = -1;
@@ -411,6 +424,7 @@ void ss__tcp_drop(ss_stack *st, struct ss_sock *sk, int err)
     ss__set_state(st, sk, SS_TCP_CLOSED);
     sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = sk->t_sws = SS_NEVER;
     sk->ooo_n = 0;
+    sk->sb_n = 0;
     if (err) {
         sk->error = err;
         ss__stack_sock_event(st, sk, SS_EV_ERROR | SS_EV_READABLE | SS_EV_WRITABLE, err);
@@ -435,6 +449,7 @@ void ss__tcp_listener_add_child(ss_stack *st, struct ss_sock *ls, struct ss_sock
     sk->keep_cnt = ls->keep_cnt;
     sk->snd.limit = ls->snd.limit;
     sk->rcv.limit = ls->rcv.limit;
+    sk->opt_allow = ls->opt_allow;
     ls->syn_q++;
 }
 
@@ -581,6 +596,13 @@ int ss_stack_sock_error(ss_stack *st, int sd)
     return e;
 }
 
+/* The SS_OPTF_* bit of an option socket option. */
+static uint8_t opt_bit(int opt)
+{
+    return opt == SS_SO_WSCALE ? SS_OPTF_WSCALE : opt == SS_SO_TIMESTAMPS ? SS_OPTF_TS
+                                                                         : SS_OPTF_SACK;
+}
+
 /* *field = value when lo <= value <= hi; else -EINVAL and no change. */
 static int set_in_range(uint32_t *field, int value, int lo, int hi)
 {
@@ -629,12 +651,24 @@ int ss_stack_sock_setopt(ss_stack *st, int sd, int opt, int value)
         sk->tos = (uint8_t)value;
         return 0;
     case SS_SO_RCVBUF:
-        if (value < 1 || (uint32_t)value > sk->rcv.cap)
+        if (value < 1 || (uint32_t)value > st->cfg.rcvbuf)
             return -EINVAL;
         if (sk->kind == SS_SK_TCP && sk->state != SS_TCP_CLOSED && sk->state != SS_TCP_LISTEN)
             return -EISCONN;
         sk->rcv.limit = (uint32_t)value;
         return 0;
+    case SS_SO_WSCALE:
+    case SS_SO_TIMESTAMPS:
+    case SS_SO_SACK: {
+        /* Options are negotiated on the SYNs: before them only. */
+        if (sk->kind != SS_SK_TCP)
+            return -ENOPROTOOPT;
+        if (sk->state != SS_TCP_LISTEN && !sk->unopened)
+            return -EISCONN;
+        uint8_t bit = opt_bit(opt);
+        sk->opt_allow = (uint8_t)(value ? sk->opt_allow | bit : sk->opt_allow & ~bit);
+        return 0;
+    }
     default:
         return -ENOPROTOOPT;
     }
@@ -655,6 +689,9 @@ int ss_stack_sock_getopt(const ss_stack *st, int sd, int opt, int *value)
     case SS_SO_RCVBUF: *value = (int)sk->rcv.limit; return 0;
     case SS_SO_MAXRT: *value = (int)sk->max_retries; return 0;
     case SS_SO_TOS: *value = sk->tos; return 0;
+    case SS_SO_WSCALE:
+    case SS_SO_TIMESTAMPS:
+    case SS_SO_SACK: *value = (sk->opt_allow & opt_bit(opt)) != 0; return 0;
     default: return -ENOPROTOOPT;
     }
 }
@@ -697,7 +734,26 @@ int ss_stack_sock_info(const ss_stack *st, int sd, struct ss_stack_sock_info *o)
     o->accept_queued = (uint32_t)sk->accept_q;
     o->syn_queued = (uint32_t)sk->syn_q;
     o->soft_error = sk->soft_err;
+    o->options = (sk->ts_ok ? SS_TCPI_OPT_TIMESTAMPS : 0u) | (sk->sack_ok ? SS_TCPI_OPT_SACK : 0u) |
+                 (sk->ws_ok ? SS_TCPI_OPT_WSCALE : 0u);
+    o->snd_wscale = sk->snd_wscale;
+    o->rcv_wscale = sk->rcv_wscale;
+    o->sacked_bytes = ss__sack_sacked_bytes(sk);
     return 0;
+}
+
+int ss_stack_sock_sacked(const ss_stack *st, int sd, uint32_t (*ranges)[2], int max)
+{
+    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    if (!sk)
+        return -EBADF;
+    uint32_t n = ss__sack_count(sk);
+    for (uint32_t i = 0; i < n && (int)i < max; i++) {
+        struct ss_sack_blk b = ss__sack_range(sk, i);
+        ranges[i][0] = b.start;
+        ranges[i][1] = b.end;
+    }
+    return (int)n;
 }
 
 /* ---- TCP socket calls --------------------------------------------------- */
@@ -771,6 +827,7 @@ static void open_active(ss_stack *st, struct ss_sock *sk, uint64_t now_us, uint3
     sk->iss = ss__isn(st, sk->laddr, lport, raddr, rport, now_us);
     sk->snd_una = sk->snd_nxt = sk->snd_max = sk->iss;
     sk->rcv_adv = 0;
+    ss__opt_syn_out(st, sk);
     st->stats.tcp_active_opens++;
     ss__set_state(st, sk, SS_TCP_SYN_SENT);
     ss__tcp_output(st, sk);

@@ -30,6 +30,10 @@
 #define SS_TCP_HDR 20
 #define SS_UDP_HDR 8
 #define SS_PKT_MAX 65535
+/* Receive ring room beyond cfg.rcvbuf: with window scaling the advertised
+ * window is rounded up to 2^shift (at most 2^14) so its right edge never
+ * moves left (RFC 7323 2.4); what that promises beyond the buffer fits here. */
+#define SS_RCV_SLACK ((1u << 14) - 1)
 
 enum { SS_IPPROTO_ICMP = 1, SS_IPPROTO_TCP = 6, SS_IPPROTO_UDP = 17 };
 
@@ -44,16 +48,34 @@ struct ss_ip {
     size_t len;             /* payload bytes */
 };
 
+/* A range [start, end) of sequence space (SACK blocks, scoreboard). */
+struct ss_sack_blk {
+    uint32_t start, end;
+};
+
+/* SACK blocks that fit in 40 option bytes (RFC 2018 3): 4, or 3 with
+ * the Timestamps option. */
+#define SS_SACK_BLOCKS_MAX 4
+
 /* The TCP segment under processing: parsed once, passed by pointer. */
 struct ss_seg {
     uint32_t src, dst;      /* IPv4, host order */
     uint16_t sport, dport;
     uint32_t seq, ack;
     uint8_t flags;
-    uint16_t wnd;
+    uint16_t wnd;           /* window field as on the wire (unscaled) */
     uint16_t urp;
     uint16_t mss;           /* MSS option, 0 if absent */
     uint8_t opt_len;
+    const uint8_t *opt;     /* the option bytes (opt_len of them) */
+    /* Options parsed by ss__tcp_parse_options (tcp_opt.c). */
+    bool has_ws;            /* Window Scale (RFC 7323 2), SYN only */
+    uint8_t ws;             /* its shift count as sent */
+    bool sack_ok;           /* SACK-permitted (RFC 2018 2), SYN only */
+    bool has_ts;            /* Timestamps (RFC 7323 3) */
+    uint32_t ts_val, ts_ecr;
+    uint8_t nsack;          /* SACK blocks (RFC 2018 3), as sent */
+    struct ss_sack_blk sack[SS_SACK_BLOCKS_MAX];
     const uint8_t *data;
     uint32_t len;           /* payload bytes (after any trimming) */
 };
@@ -76,7 +98,12 @@ struct ss_ring {
 /* An out-of-order range [start, end) already written into the receive ring. */
 struct ss_ooo {
     uint32_t start, end;
+    uint32_t stamp;         /* sk->ooo_clock when a segment last landed in it
+                             * (SACK blocks go most recent first, RFC 2018 4) */
 };
+
+/* Bits of ss_sock.opt_allow: the options a socket may negotiate. */
+enum { SS_OPTF_WSCALE = 1, SS_OPTF_TS = 2, SS_OPTF_SACK = 4 };
 
 enum ss_stack_sock_kind { SS_SK_FREE = 0, SS_SK_TCP, SS_SK_UDP };
 
@@ -125,6 +152,20 @@ struct ss_sock {
     struct ss_ring snd, rcv;
     struct ss_ooo *ooo;     /* pool slice of cfg.ooo_max entries */
     uint32_t ooo_n;
+    uint32_t ooo_clock;     /* stamps of ooo entries */
+
+    /* TCP options (tcp_opt.c): RFC 7323, RFC 2018 */
+    uint8_t opt_allow;      /* SS_OPTF_*: what this socket offers / accepts */
+    bool ws_ok, ts_ok, sack_ok;   /* negotiated on the SYN exchange */
+    uint8_t ws_offer;       /* the shift our SYN offers (from the rcv buffer) */
+    uint8_t snd_wscale;     /* peer's shift: its window is SEG.WND << snd_wscale */
+    uint8_t rcv_wscale;     /* our shift: we send window >> rcv_wscale */
+    uint32_t ts_off;        /* per-connection offset of our TSval clock */
+    uint32_t ts_recent;     /* TS.Recent (RFC 7323 4.3) */
+    uint64_t ts_recent_at;  /* st->now when TS.Recent was set (PAWS 24 days) */
+    uint32_t last_ack_sent; /* Last.ACK.sent (RFC 7323 4.3) */
+    struct ss_sack_blk *sb; /* SACK scoreboard: pool slice of cfg.sack_max */
+    uint32_t sb_n;          /* ranges in use: sorted, disjoint, not touching */
 
     /* options */
     bool nodelay, keepalive;
@@ -193,6 +234,7 @@ struct ss_stack {
     struct ss_sock *socks;
     uint8_t *bufpool;
     struct ss_ooo *ooopool;
+    struct ss_sack_blk *sbpool; /* SACK scoreboards, cfg.sack_max per socket */
     struct ss_frag *frags;
     uint8_t *fragpool;
     uint8_t *tx;            /* scratch packet buffer, SS_PKT_MAX */
@@ -264,9 +306,67 @@ uint32_t ss__cc_window(const struct ss_sock *sk);
  * when either changed since the last time. */
 void ss__cc_trace(ss_stack *st, struct ss_sock *sk);
 
-/* tcp_opt.c */
+/* tcp_opt.c: options (RFC 9293 3.1, RFC 7323, RFC 2018) */
+/* Parse options into seg (mss, ws, sack_ok, ts, sack blocks). Returns 0,
+ * or -1 for a malformed list. */
 int ss__tcp_parse_options(const uint8_t *opt, size_t len, struct ss_seg *seg);
-size_t ss__tcp_write_options(uint8_t *p, uint8_t flags, uint16_t mss);
+/* Write the options of a segment sk sends with these flags and len bytes
+ * of data at p (room for 40 bytes); returns their length, a multiple of 4. */
+size_t ss__tcp_write_options(ss_stack *st, const struct ss_sock *sk, uint8_t *p, uint8_t flags,
+                             uint32_t len);
+
+/* ---- SACK scoreboard (tcp_opt.c): what the peer SACKed (RFC 2018, RFC 6675)
+ * The peer's SACK blocks, kept per connection as at most cfg.sack_max
+ * ranges [start, end), sorted, disjoint and not touching, all within
+ * [SND.UNA, SND.MAX]. Updated from every acceptable ACK (ss__sack_update,
+ * before SND.UNA moves); ranges at or below the cumulative ACK are pruned
+ * there. Blocks outside [max(SND.UNA, SEG.ACK), SND.MAX] or empty are
+ * ignored (RFC 2018 / RFC 6675 validity; D-SACK blocks fall below). When
+ * the table is full, the highest range is forgotten (that data then only
+ * looks unSACKed: safe, at worst sent again). Empty unless SACK was
+ * negotiated. No allocation: the table is a pool slice. */
+void ss__sack_update(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg);
+/* Forget every SACKed range (e.g. after an RTO, RFC 2018 8 / RFC 6675 5.1). */
+void ss__sack_clear(struct ss_sock *sk);
+/* Is the byte at seq SACKed? */
+bool ss__sack_is_sacked(const struct ss_sock *sk, uint32_t seq);
+/* Bytes SACKed in total (all ranges). */
+uint32_t ss__sack_sacked_bytes(const struct ss_sock *sk);
+/* Bytes SACKed at sequence numbers greater than seq (seq itself excluded). */
+uint32_t ss__sack_sacked_above(const struct ss_sock *sk, uint32_t seq);
+/* Number of SACKed ranges lying wholly above seq (discontiguous SACKed
+ * sequences for IsLost, RFC 6675 4 with DupThresh). */
+uint32_t ss__sack_ranges_above(const struct ss_sock *sk, uint32_t seq);
+/* RFC 6675 IsLost(seq): dupthresh discontiguous SACKed ranges above seq,
+ * or more than (dupthresh - 1) * SMSS bytes SACKed above it. */
+bool ss__sack_is_lost(const struct ss_sock *sk, uint32_t seq, uint32_t dupthresh);
+/* End (one past the highest byte) of the highest SACKed range: RFC 6675's
+ * HighSACKed + 1; SND.UNA when nothing is SACKed. */
+uint32_t ss__sack_high(const struct ss_sock *sk);
+/* The first range not SACKed at or after seq and below ss__sack_high():
+ * true with [*start, *end) (start >= seq), false if there is none (seq at
+ * or beyond the highest SACKed byte). Holes are what NextSeg() rule (1)
+ * looks at. */
+bool ss__sack_next_hole(const struct ss_sock *sk, uint32_t seq, uint32_t *start, uint32_t *end);
+/* Ranges in use, and range i (0 = lowest) for iteration. */
+uint32_t ss__sack_count(const struct ss_sock *sk);
+struct ss_sack_blk ss__sack_range(const struct ss_sock *sk, uint32_t i);
+
+/* Negotiation: ss__opt_syn_out before our SYN / SYN,ACK; ss__opt_syn_in
+ * with the peer's SYN (LISTEN) or SYN,ACK (SYN-SENT). */
+void ss__opt_syn_out(ss_stack *st, struct ss_sock *sk);
+void ss__opt_syn_in(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg);
+/* The peer's window in bytes: SEG.WND scaled, except on a SYN. */
+uint32_t ss__opt_snd_wnd(const struct ss_sock *sk, const struct ss_seg *seg);
+/* PAWS (RFC 7323 5.3 R1): true when the segment is an old duplicate. */
+bool ss__ts_paws(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg);
+/* TS.Recent update (RFC 7323 4.3 (2)); seq as the segment arrived. */
+void ss__ts_update(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg, uint32_t seq);
+/* RTTM (RFC 7323 4.1): a sample from TSecr; true when one was taken. */
+bool ss__ts_rtt(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg);
+/* Our TSval clock (RFC 7323 4.1): st->now in milliseconds plus the
+ * connection's offset. */
+uint32_t ss__ts_now(const ss_stack *st, const struct ss_sock *sk);
 
 /* trace.c */
 void ss__trace(ss_stack *st, struct ss_trace_event *ev);

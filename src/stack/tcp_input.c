@@ -6,7 +6,8 @@
  *   LISTEN               listen_state()        3.10.7.2
  *   SYN-SENT             syn_sent_state()      3.10.7.3
  *   everything else      synchronized()        3.10.7.4, in the RFC's order:
- *     1 sequence number check   check_sequence()
+ *     1 sequence number check   check_timestamp()   (RFC 7323 5.3: PAWS)
+ *                               check_sequence()
  *     2 RST bit                 check_rst()         (+ RFC 5961 3.2)
  *     4 SYN bit                 check_syn()         (+ RFC 5961 4.2)
  *     5 ACK field               check_ack()         (+ RFC 5961 5.2)
@@ -80,9 +81,10 @@ static void use_peer_mss(ss_stack *st, struct ss_sock *sk, const struct ss_seg *
 
 static void update_window(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
 {
-    if (sk->snd_wnd != seg->wnd)
-        ss__trace_win(st, sk, false, sk->snd_wnd, seg->wnd);
-    sk->snd_wnd = seg->wnd;
+    uint32_t wnd = ss__opt_snd_wnd(sk, seg);   /* scaled (RFC 7323 2.3) */
+    if (sk->snd_wnd != wnd)
+        ss__trace_win(st, sk, false, sk->snd_wnd, wnd);
+    sk->snd_wnd = wnd;
     sk->snd_wl1 = seg->seq;
     sk->snd_wl2 = seg->ack;
     if (sk->snd_wnd > sk->max_snd_wnd)
@@ -155,6 +157,8 @@ static void listen_state(ss_stack *st, struct ss_sock *ls, const struct ss_seg *
     sk->snd_wl1 = seg->seq;
     sk->snd_wl2 = sk->iss;
     use_peer_mss(st, sk, seg);
+    ss__opt_syn_out(st, sk);
+    ss__opt_syn_in(st, sk, seg);   /* WS, TS, SACK: what the SYN offers */
     sk->last_rcv = st->now;
     st->stats.tcp_passive_opens++;
     ss__set_state(st, sk, SS_TCP_SYN_RECEIVED);
@@ -212,9 +216,12 @@ static void syn_sent_state(ss_stack *st, struct ss_sock *sk, const struct ss_seg
     sk->rcv_nxt = seg->seq + 1;
     sk->rcv_adv = sk->rcv_nxt;
     use_peer_mss(st, sk, seg);
+    ss__opt_syn_in(st, sk, seg);   /* what both SYNs carry is in use */
     if (ack_ok) {
         sk->snd_una = seg->ack;
-        if (sk->rtt_timing)   /* Karn: only an unretransmitted SYN */
+        if (ss__ts_rtt(st, sk, seg))
+            ;   /* RTTM from the echo of our SYN's TSval */
+        else if (sk->rtt_timing)   /* Karn: only an unretransmitted SYN */
             ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
         sk->rtt_timing = false;
         sk->backoff = 0;
@@ -310,6 +317,23 @@ static enum verdict check_sequence(ss_stack *st, struct ss_sock *sk, struct ss_s
     return CONTINUE;
 }
 
+/* Before the sequence check (RFC 7323 5.3): once timestamps are in use,
+ * a non-RST segment without one is dropped silently (RFC 7323 3.2), and
+ * one with an old TSval (PAWS, R1) is dropped with an ACK. */
+static enum verdict check_timestamp(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    if (!sk->ts_ok || (seg->flags & SS_TCP_RST))
+        return CONTINUE;
+    bool old = ss__ts_paws(st, sk, seg);
+    if (seg->has_ts && !old)
+        return CONTINUE;
+    st->stats.tcp_paws_dropped++;
+    drop_seg(st, sk, seg, SS_DROP_TCP_PAWS);
+    if (old)
+        sk->ack_now = true;   /* <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at the end */
+    return DONE;
+}
+
 /* second: RST. RFC 5961 3.2: exact RCV.NXT resets; elsewhere in the window
  * earns a challenge ACK. */
 static enum verdict check_rst(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg,
@@ -385,9 +409,13 @@ static void new_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
         sk->snd_up_valid = false;   /* the urgent data is delivered */
     if (SEQ_LT(sk->snd_nxt, sk->snd_una))
         sk->snd_nxt = sk->snd_una;
-    /* RFC 6298: sample from the timed segment (never a retransmitted
-     * one: Karn, rtt_timing was cleared on retransmission). */
-    if (sk->rtt_timing && SEQ_GT(seg->ack, sk->rtt_seq)) {
+    /* RFC 7323 4.1: with timestamps, every ACK of new data gives a
+     * sample. Else RFC 6298: sample from the timed segment (never a
+     * retransmitted one: Karn, rtt_timing was cleared on retransmission). */
+    if (sk->ts_ok) {
+        ss__ts_rtt(st, sk, seg);
+        sk->rtt_timing = false;
+    } else if (sk->rtt_timing && SEQ_GT(seg->ack, sk->rtt_seq)) {
         sk->rtt_timing = false;
         ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
     }
@@ -413,7 +441,9 @@ static enum verdict synrcvd_ack(ss_stack *st, struct ss_sock *sk, const struct s
         return DONE;
     }
     sk->snd_una = seg->ack;
-    if (sk->rtt_timing)   /* Karn: cleared if the SYN,ACK was retransmitted */
+    if (ss__ts_rtt(st, sk, seg))
+        ;   /* RTTM from the echo of our SYN,ACK's TSval */
+    else if (sk->rtt_timing)   /* Karn: cleared if the SYN,ACK was retransmitted */
         ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
     sk->rtt_timing = false;
     sk->backoff = 0;
@@ -471,6 +501,7 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
         challenge_ack(st, sk, seg);
         return DONE;
     }
+    ss__sack_update(st, sk, seg);   /* the scoreboard first: RFC 6675 Update() */
     if (SEQ_GT(seg->ack, sk->snd_una))
         new_ack(st, sk, seg);
     /* Window update (3.10.7.4 fifth, ESTABLISHED): if SND.UNA =< SEG.ACK,
@@ -536,9 +567,11 @@ static void check_urg(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg
  * with neighbours. Returns false when the queue is full. */
 static bool ooo_insert(struct ss_sock *sk, uint32_t start, uint32_t end, uint32_t max)
 {
+    uint32_t stamp = ++sk->ooo_clock;   /* this range took the latest segment */
     for (uint32_t i = 0; i < sk->ooo_n; i++) {
         struct ss_ooo *o = &sk->ooo[i];
         if (SEQ_LEQ(start, o->end) && SEQ_LEQ(o->start, end)) {
+            o->stamp = stamp;
             if (SEQ_LT(start, o->start))
                 o->start = start;
             if (SEQ_GT(end, o->end))
@@ -554,6 +587,7 @@ static bool ooo_insert(struct ss_sock *sk, uint32_t start, uint32_t end, uint32_
                     *p = sk->ooo[--sk->ooo_n];
                     if (i == sk->ooo_n)
                         i = j, o = &sk->ooo[i];
+                    o->stamp = stamp;
                     continue;
                 }
                 j++;
@@ -563,7 +597,7 @@ static bool ooo_insert(struct ss_sock *sk, uint32_t start, uint32_t end, uint32_
     }
     if (sk->ooo_n >= max)
         return false;
-    sk->ooo[sk->ooo_n++] = (struct ss_ooo){start, end};
+    sk->ooo[sk->ooo_n++] = (struct ss_ooo){start, end, stamp};
     return true;
 }
 
@@ -644,8 +678,11 @@ static void synchronized(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
         seg->seq++;
     }
     uint32_t orig_seq = seg->seq;
+    if (check_timestamp(st, sk, seg) == DONE)
+        return;
     if (check_sequence(st, sk, seg) == DONE)
         return;
+    ss__ts_update(st, sk, seg, orig_seq);   /* RFC 7323 5.3 R3 */
     if (check_rst(st, sk, seg, orig_seq) == DONE)
         return;
     if (check_syn(st, sk, seg) == DONE)
@@ -722,6 +759,7 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
         return;
     }
     seg.opt_len = (uint8_t)(doff - SS_TCP_HDR);
+    seg.opt = t + SS_TCP_HDR;
     seg.data = t + doff;
     seg.len = (uint32_t)(ip->len - doff);
     if (seg.sport == 0 || seg.dport == 0) {

@@ -10,19 +10,44 @@
 #include "sockstack/config.h"
 #include "stack_int.h"
 
-/* Window we may advertise now (receiver SWS avoidance, RFC 9293 3.8.6.2.2 /
- * RFC 1122 4.2.3.3): the right edge only moves by at least
- * min(buffer/2, MSS), and never moves left (no shrinking, SHLD-14, 3.8.6). */
+/* Window we may advertise now, in bytes, as the peer will read it
+ * (a multiple of 2^Rcv.Wind.Shift, RFC 7323 2.3). Receiver SWS avoidance
+ * (RFC 9293 3.8.6.2.2 / RFC 1122 4.2.3.3): the right edge only moves by
+ * at least min(buffer/2, MSS), up to the free space of SO_RCVBUF. It
+ * never moves left (SHLD-14, 3.8.6): with scaling, the current window is
+ * rounded up to the granularity, which may promise up to 2^shift - 1
+ * bytes beyond SO_RCVBUF; the ring's SS_RCV_SLACK holds them. Only if
+ * a peer keeps sending odd-sized segments into a buffer the application
+ * does not read would the slack run out: then the window is rounded
+ * down, a retraction of less than 2^shift that RFC 7323 2.4 foresees,
+ * and data up to the edge once advertised (RCV.ADV) is still accepted. */
+/* Free receive buffer, at most what the window field can say. */
+static uint32_t rcv_room(const struct ss_sock *sk)
+{
+    uint32_t room = sk->rcv.limit > sk->rcv.len ? sk->rcv.limit - sk->rcv.len : 0;
+    return ss__min32(room, 65535u << sk->rcv_wscale);
+}
+
+static uint32_t rcv_cur(const struct ss_sock *sk)
+{
+    return SEQ_GT(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
+}
+
+/* Receiver SWS avoidance: may the right edge move right now? */
+static bool rcv_window_opens(const struct ss_sock *sk)
+{
+    uint32_t thresh = ss__min32(sk->rcv.limit / 2, sk->rcv_mss);
+    return rcv_room(sk) >= rcv_cur(sk) + thresh;
+}
+
 uint32_t ss__tcp_rcv_window(const struct ss_sock *sk)
 {
-    uint32_t free_ = sk->rcv.limit > sk->rcv.len ? sk->rcv.limit - sk->rcv.len : 0;
-    if (free_ > 65535)
-        free_ = 65535;
-    uint32_t cur = SEQ_GT(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
-    uint32_t thresh = ss__min32(sk->rcv.limit / 2, sk->rcv_mss);
-    if (free_ >= cur + thresh)
-        return free_;
-    return cur;
+    uint32_t gran = 1u << sk->rcv_wscale;
+    uint32_t room = rcv_room(sk);
+    uint32_t w = rcv_window_opens(sk) ? room : rcv_cur(sk);
+    uint64_t up = ((uint64_t)w + gran - 1) & ~(uint64_t)(gran - 1);
+    uint32_t phys = sk->rcv.cap - sk->rcv.len;
+    return up <= phys && up <= 65535u << sk->rcv_wscale ? (uint32_t)up : w & ~(gran - 1);
 }
 
 /* Write the TCP header for h (ports, seq, ack, flags, window, urgent
@@ -67,7 +92,7 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t
                          uint32_t len, bool rtx)
 {
     uint8_t *t = st->tx + SS_IP_HDR;
-    size_t optlen = ss__tcp_write_options(t + SS_TCP_HDR, flags, sk->rcv_mss);
+    size_t optlen = ss__tcp_write_options(st, sk, t + SS_TCP_HDR, flags, len);
     size_t hl = SS_TCP_HDR + optlen;
     bool synced = !ss__tcp_opening(sk);
     if (len) {
@@ -78,11 +103,19 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t
     uint32_t old_adv = sk->rcv_adv - sk->rcv_nxt;
     if (flags & SS_TCP_RST)
         wnd = 0;
+    /* RFC 7323 2.2-2.3: the window of a SYN is never scaled; after it,
+     * the field is the window >> Rcv.Wind.Shift (exact: wnd is a
+     * multiple of the granularity). */
+    uint16_t field = (uint16_t)((flags & SS_TCP_SYN) ? ss__min32(wnd, 65535)
+                                                      : wnd >> sk->rcv_wscale);
+    if (flags & SS_TCP_SYN)
+        wnd = field;
     struct ss_seg h = {.src = sk->laddr, .dst = sk->raddr, .sport = sk->lport,
                        .dport = sk->rport, .seq = seq,
                        .ack = (flags & SS_TCP_ACK) ? sk->rcv_nxt : 0, .flags = flags,
-                       .wnd = (uint16_t)wnd, .mss = optlen ? sk->rcv_mss : 0,
-                       .opt_len = (uint8_t)optlen, .len = len};
+                       .wnd = field, .opt = t + SS_TCP_HDR, .opt_len = (uint8_t)optlen,
+                       .len = len};
+    ss__tcp_parse_options(h.opt, optlen, &h);   /* what the trace shows */
     /* Urgent data pending: URG with the pointer at the octet after it,
      * as an offset from this segment's sequence number (MUST-62). */
     if (sk->snd_up_valid && !(flags & (SS_TCP_SYN | SS_TCP_RST)) && SEQ_GT(sk->snd_up, seq)) {
@@ -101,6 +134,7 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t
             }
         }
         sk->ack_now = false;
+        sk->last_ack_sent = sk->rcv_nxt;   /* Last.ACK.sent (RFC 7323 4.3) */
         sk->unacked_segs = 0;
         sk->t_delack = SS_NEVER;
     }
@@ -270,8 +304,7 @@ void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
     sk->sws_force = false;
     /* A window update owed to the peer after the application read. */
     if (!sent && sk->state != SS_TCP_TIME_WAIT) {
-        uint32_t cur = SEQ_GT(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
-        if (ss__tcp_rcv_window(sk) > cur && !sk->fin_rcvd)
+        if (rcv_window_opens(sk) && ss__tcp_rcv_window(sk) > rcv_cur(sk) && !sk->fin_rcvd)
             sk->ack_now = true;
     }
     if (sk->ack_now)

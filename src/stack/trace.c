@@ -54,6 +54,7 @@ static const char *const drop_names[SS_DROP_NREASONS] = {
     [SS_DROP_TCP_NO_MEMORY] = "tcp-no-memory",
     [SS_DROP_TCP_OOO_FULL] = "tcp-ooo-full",
     [SS_DROP_TCP_NO_FLAGS] = "tcp-no-flags",
+    [SS_DROP_TCP_PAWS] = "tcp-paws",
 };
 
 const char *ss_drop_reason_name(int reason)
@@ -119,6 +120,49 @@ static void app(char *buf, size_t len, size_t *n, const char *fmt, ...)
         *n += (size_t)w;
 }
 
+int ss_tcp_options_format(const uint8_t *opt, size_t len, char *buf, size_t buflen)
+{
+    size_t n = 0, i = 0;
+    if (buflen)
+        buf[0] = '\0';
+    while (i < len) {
+        uint8_t kind = opt[i];
+        const char *sep = i ? "," : "";
+        if (kind == 0) {
+            app(buf, buflen, &n, "%seol", sep);
+            break;
+        }
+        if (kind == 1) {
+            app(buf, buflen, &n, "%snop", sep);
+            i++;
+            continue;
+        }
+        if (i + 1 >= len || opt[i + 1] < 2 || i + opt[i + 1] > len) {
+            app(buf, buflen, &n, "%sbad-opts", sep);
+            break;
+        }
+        uint8_t ol = opt[i + 1];
+        const uint8_t *v = opt + i + 2;
+        if (kind == 2 && ol == 4) {
+            app(buf, buflen, &n, "%smss %u", sep, ss__get16(v));
+        } else if (kind == 3 && ol == 3) {
+            app(buf, buflen, &n, "%swscale %u", sep, v[0]);
+        } else if (kind == 4 && ol == 2) {
+            app(buf, buflen, &n, "%ssackOK", sep);
+        } else if (kind == 8 && ol == 10) {
+            app(buf, buflen, &n, "%sTS val %u ecr %u", sep, ss__get32(v), ss__get32(v + 4));
+        } else if (kind == 5 && (ol - 2) % 8 == 0) {
+            app(buf, buflen, &n, "%ssack %u ", sep, (ol - 2u) / 8);
+            for (size_t b = 0; b + 8 <= (size_t)ol - 2; b += 8)
+                app(buf, buflen, &n, "{%u:%u}", ss__get32(v + b), ss__get32(v + b + 4));
+        } else {
+            app(buf, buflen, &n, "%sopt-%u:%u", sep, kind, ol);
+        }
+        i += ol;
+    }
+    return (int)n;
+}
+
 static void addr_str(uint32_t a, uint16_t port, char *out, size_t len)
 {
     snprintf(out, len, "%u.%u.%u.%u:%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255,
@@ -158,8 +202,13 @@ int ss_trace_format(const struct ss_trace_event *ev, unsigned flags, char *buf, 
             app(buf, len, &n, " len=%u", s->len);
         if (s->flags & SS_TCP_URG)
             app(buf, len, &n, " urp=%u", s->urp);
-        if (s->mss)
+        if (s->opt_len) {
+            char o[256];
+            ss_tcp_options_format(s->opt, ss__min32(s->opt_len, sizeof s->opt), o, sizeof o);
+            app(buf, len, &n, " <%s>", o);
+        } else if (s->mss) {
             app(buf, len, &n, " <mss %u>", s->mss);
+        }
         break;
     }
     case SS_TRACE_RTT:
@@ -232,6 +281,26 @@ int ss_trace_format_json(const struct ss_trace_event *ev, char *buf, size_t len)
         json_object_set_new(o, "len", json_integer(ev->u.seg.len));
         if (ev->u.seg.mss)
             json_object_set_new(o, "mss", json_integer(ev->u.seg.mss));
+        if (ev->u.seg.wscale >= 0 && ev->u.seg.opt_len)
+            json_object_set_new(o, "wscale", json_integer(ev->u.seg.wscale));
+        if (ev->u.seg.sack_ok)
+            json_object_set_new(o, "sack_ok", json_true());
+        if (ev->u.seg.ts) {
+            json_object_set_new(o, "ts_val", json_integer(ev->u.seg.ts_val));
+            json_object_set_new(o, "ts_ecr", json_integer(ev->u.seg.ts_ecr));
+        }
+        if (ev->u.seg.nsack) {
+            json_t *arr = json_array();
+            for (unsigned k = 0; k < ev->u.seg.nsack && k < 4; k++)
+                json_array_append_new(arr, json_pack("[I,I]", (json_int_t)ev->u.seg.sack[k][0],
+                                                     (json_int_t)ev->u.seg.sack[k][1]));
+            json_object_set_new(o, "sack", arr);
+        }
+        if (ev->u.seg.opt_len) {
+            char ob[256];
+            ss_tcp_options_format(ev->u.seg.opt, ss__min32(ev->u.seg.opt_len, 40), ob, sizeof ob);
+            json_object_set_new(o, "options", json_string(ob));
+        }
         if (ev->u.seg.flags & SS_TCP_URG)
             json_object_set_new(o, "urp", json_integer(ev->u.seg.urp));
         json_object_set_new(o, "rtx", json_boolean(ev->kind == SS_TRACE_RETRANSMIT));
@@ -336,6 +405,18 @@ void ss__trace_seg(ss_stack *st, struct ss_sock *sk, enum ss_trace_kind kind,
     ev.u.seg.mss = seg->mss;
     ev.u.seg.opt_len = seg->opt_len;
     ev.u.seg.urp = seg->urp;
+    if (seg->opt && seg->opt_len)
+        memcpy(ev.u.seg.opt, seg->opt, ss__min32(seg->opt_len, sizeof ev.u.seg.opt));
+    ev.u.seg.wscale = seg->has_ws ? (int8_t)(seg->ws > 127 ? 127 : seg->ws) : -1;
+    ev.u.seg.sack_ok = seg->sack_ok;
+    ev.u.seg.ts = seg->has_ts;
+    ev.u.seg.ts_val = seg->ts_val;
+    ev.u.seg.ts_ecr = seg->ts_ecr;
+    ev.u.seg.nsack = seg->nsack;
+    for (unsigned b = 0; b < seg->nsack && b < 4; b++) {
+        ev.u.seg.sack[b][0] = seg->sack[b].start;
+        ev.u.seg.sack[b][1] = seg->sack[b].end;
+    }
     ss__trace(st, &ev);
 }
 

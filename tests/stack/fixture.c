@@ -171,6 +171,81 @@ void peer_send_mss(uint16_t pport, uint16_t dport, uint32_t seq, uint32_t ack, u
     ss_stack_input(st, now, pkt, n);
 }
 
+void peer_send_opts(uint16_t pport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
+                    uint16_t win, const uint8_t *opt, size_t olen, const void *data, size_t len)
+{
+    static uint8_t pkt[70000];
+    cr_assert_eq(olen % 4, 0, "options fill whole words");
+    cr_assert_leq(olen, 40);
+    uint8_t *t = pkt + 20;
+    size_t hl = 20 + olen;
+    memset(t, 0, hl);
+    put16(t, pport);
+    put16(t + 2, dport);
+    put32(t + 4, seq);
+    put32(t + 8, ack);
+    t[12] = (uint8_t)((hl / 4) << 4);
+    t[13] = flags;
+    put16(t + 14, win);
+    if (olen)
+        memcpy(t + 20, opt, olen);
+    if (len)
+        memcpy(t + hl, data, len);
+    put16(t + 16, t_csum(t, hl + len, pseudo(PEER_IP, US_IP, 6, hl + len)));
+    size_t n = mk_ip(pkt, PEER_IP, US_IP, 6, t, hl + len);
+    ss_stack_input(st, now, pkt, n);
+}
+
+size_t opt_mss(uint8_t *p, uint16_t mss)
+{
+    p[0] = 2;
+    p[1] = 4;
+    put16(p + 2, mss);
+    return 4;
+}
+
+size_t opt_ws(uint8_t *p, uint8_t shift)
+{
+    p[0] = 1;
+    p[1] = 3;
+    p[2] = 3;
+    p[3] = shift;
+    return 4;
+}
+
+size_t opt_sackok(uint8_t *p)
+{
+    p[0] = 1;
+    p[1] = 1;
+    p[2] = 4;
+    p[3] = 2;
+    return 4;
+}
+
+size_t opt_ts(uint8_t *p, uint32_t val, uint32_t ecr)
+{
+    p[0] = 1;
+    p[1] = 1;
+    p[2] = 8;
+    p[3] = 10;
+    put32(p + 4, val);
+    put32(p + 8, ecr);
+    return 12;
+}
+
+size_t opt_sack(uint8_t *p, int n, const uint32_t blk[][2])
+{
+    p[0] = 1;
+    p[1] = 1;
+    p[2] = 5;
+    p[3] = (uint8_t)(2 + 8 * n);
+    for (int i = 0; i < n; i++) {
+        put32(p + 4 + 8 * i, blk[i][0]);
+        put32(p + 8 + 8 * i, blk[i][1]);
+    }
+    return 4 + 8 * (size_t)n;
+}
+
 void seg_in(uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, const void *data,
             size_t len)
 {
@@ -210,10 +285,37 @@ struct tseg cap_tcp(int i)
             o++;
             continue;
         }
+        cr_assert_leq(o + 2, hl, "option header within the TCP header");
+        cr_assert_geq(t[o + 1], 2, "option length");
+        cr_assert_leq(o + t[o + 1], hl, "option within the TCP header");
+        const uint8_t *v = t + o + 2;
         if (t[o] == 2 && t[o + 1] == 4)
-            s.mss = get16(t + o + 2);
+            s.mss = get16(v);
+        if (t[o] == 3 && t[o + 1] == 3) {
+            s.has_ws = true;
+            s.ws = v[0];
+        }
+        if (t[o] == 4 && t[o + 1] == 2)
+            s.sack_ok = true;
+        if (t[o] == 8 && t[o + 1] == 10) {
+            s.has_ts = true;
+            s.ts_val = get32(v);
+            s.ts_ecr = get32(v + 4);
+        }
+        if (t[o] == 5) {
+            cr_assert_eq((t[o + 1] - 2) % 8, 0, "SACK option length 2 + 8n");
+            s.nsack = (t[o + 1] - 2) / 8;
+            cr_assert_leq(s.nsack, 4);
+            for (int b = 0; b < s.nsack; b++) {
+                s.sack[b][0] = get32(v + 8 * b);
+                s.sack[b][1] = get32(v + 8 * b + 4);
+            }
+        }
         o += t[o + 1];
     }
+    cr_assert_leq(hl, 60);
+    s.optlen = hl - 20;
+    memcpy(s.opt, t + 20, s.optlen);
     s.data = t + hl;
     s.len = tl - hl;
     return s;

@@ -36,6 +36,16 @@ struct tseg {
     uint8_t flags;
     uint16_t win;
     uint16_t mss;          /* 0 if no MSS option */
+    /* Other options, parsed here independently of the stack's code. */
+    uint8_t opt[40];       /* the option bytes as sent */
+    size_t optlen;
+    bool has_ws;           /* window scale: shift ws */
+    uint8_t ws;
+    bool sack_ok;          /* SACK-permitted */
+    bool has_ts;           /* timestamps */
+    uint32_t ts_val, ts_ecr;
+    int nsack;             /* SACK blocks [start, end) */
+    uint32_t sack[4][2];
     uint8_t ttl;
     bool df;
     const uint8_t *data;
@@ -84,6 +94,16 @@ void peer_send(uint16_t pport, uint16_t dport, uint32_t seq, uint32_t ack, uint8
                uint16_t win, const void *data, size_t len);
 void peer_send_mss(uint16_t pport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
                    uint16_t win, uint16_t mss);
+/* Inject a segment from the peer with arbitrary option bytes (olen a
+ * multiple of 4, at most 40). */
+void peer_send_opts(uint16_t pport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
+                    uint16_t win, const uint8_t *opt, size_t olen, const void *data, size_t len);
+/* Option bytes, built here: each helper writes at p and returns the length. */
+size_t opt_mss(uint8_t *p, uint16_t mss);                    /* 4 bytes */
+size_t opt_ws(uint8_t *p, uint8_t shift);                    /* nop, wscale: 4 */
+size_t opt_sackok(uint8_t *p);                               /* nop, nop, sackOK: 4 */
+size_t opt_ts(uint8_t *p, uint32_t val, uint32_t ecr);       /* nop, nop, TS: 12 */
+size_t opt_sack(uint8_t *p, int n, const uint32_t blk[][2]); /* nop, nop, SACK: 4 + 8n */
 /* Shorthand for the fixture connection PEER_PORT -> US_PORT. */
 void seg_in(uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, const void *data,
             size_t len);

@@ -97,8 +97,8 @@ Test(basics, config_is_validated)
     ss_stack_cfg_default(&c);
     cr_assert_eq(ss_stack_new(&c, &s2), -EINVAL, "no output callback");
     c = cfg;
-    c.rcvbuf = 70000;
-    cr_assert_eq(ss_stack_new(&c, &s2), -EINVAL, "window > 65535 without scaling");
+    c.rcvbuf = (1u << 30) + 1;
+    cr_assert_eq(ss_stack_new(&c, &s2), -EINVAL, "window > 2^30 (RFC 7323 2.3: shift 14)");
     c = cfg;
     c.delack_ms = 500;
     cr_assert_eq(ss_stack_new(&c, &s2), -EINVAL, "RFC 1122: delay < 0.5 s");

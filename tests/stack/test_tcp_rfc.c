@@ -130,9 +130,14 @@ Test(tcp_rfc, must14_65_68_69_mss_option_bytes_only_on_syn)
     uint32_t iss;
     int sd = ss_tcp_connect(st, now, PEER_IP, US_PORT, ACT_PORT);
     const uint8_t *t = caps[0].data + 20;
-    cr_assert_eq(t[12] >> 4, 6, "20-byte header + 4 option bytes");
+    /* MSS first, then sackOK, TS (RFC 7323, its TSval from our clock) and
+     * window scale (RFC 7323 2, shift 0 for an 8 KiB buffer). */
+    cr_assert_eq(t[12] >> 4, 10, "20-byte header + 20 option bytes");
     uint8_t want[4] = {2, 4, 0x05, 0xb4};
     cr_assert_eq(memcmp(t + 20, want, 4), 0, "MSS 1460, kind/length/value");
+    uint8_t rest[8] = {4, 2, 8, 10}, tail[8] = {0, 0, 0, 0, 1, 3, 3, 0};
+    cr_assert_eq(memcmp(t + 24, rest, 4), 0, "sackOK, then TS kind/length");
+    cr_assert_eq(memcmp(t + 32, tail, 8), 0, "TSecr 0, nop, wscale 0");
     iss = cap_tcp(0).seq;
     cap_clear();
     aseg_in(PEER_ISS, iss + 1, SS_TCP_SYN | SS_TCP_ACK, 65535, NULL, 0);
