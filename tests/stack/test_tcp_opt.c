@@ -472,6 +472,22 @@ Test(tcp_opt, rttm_sample_from_tsecr)
     peer_send_opts(US_PORT, ACT_PORT, PEER_ISS + 1, s.seq + 9, SS_TCP_ACK, 65535, a,
                    opt_ts(a, 1003, d.ts_val), NULL, 0);
     cr_assert_eq(info(sd).srtt_us, want_srtt, "no new data acknowledged: no sample");
+    /* A retransmission's ACK echoes the retransmission's TSval: a valid
+     * sample where Karn's rule would take none (RFC 7323 4.1). */
+    cr_assert_eq(ss_tcp_send(st, now, sd, "x", 1), 1);
+    cap_clear();
+    advance(info(sd).rto_us);
+    struct tseg r = one_seg();
+    cr_assert_eq(r.seq, s.seq + 9, "the RTO resent the byte");
+    now += 20 * MS;
+    peer_send_opts(US_PORT, ACT_PORT, PEER_ISS + 1, s.seq + 10, SS_TCP_ACK, 65535, a,
+                   opt_ts(a, 1004, r.ts_val), NULL, 0);
+    R = 20000;
+    want_rttvar = (3 * want_rttvar + (R > want_srtt ? R - want_srtt : want_srtt - R)) / 4;
+    want_srtt = (7 * want_srtt + R) / 8;
+    in = info(sd);
+    cr_assert_eq(in.srtt_us, want_srtt, "srtt %u", in.srtt_us);
+    cr_assert_eq(in.rttvar_us, want_rttvar);
 }
 
 Test(tcp_opt, paws_drops_old_timestamp_and_acks)

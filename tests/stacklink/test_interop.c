@@ -409,3 +409,57 @@ Test(interop, stack_client_to_a_closed_kernel_port_is_refused)
     free(err);
     check_pcap(2);
 }
+
+/* Lines tshark prints for a display filter (fields ip.src and extra),
+ * joined into buf; returns the number of lines. */
+static int tshark_lines(const char *filter, const char *extra, char *buf, size_t len)
+{
+    char cmd[768];
+    snprintf(cmd, sizeof cmd, "tshark -r %s -Y '%s' -T fields -E separator=, -e ip.src %s "
+             "2>/dev/null", pcap_path, filter, extra);
+    FILE *f = popen(cmd, "r");
+    cr_assert(f, "popen tshark");
+    size_t n = fread(buf, 1, len - 1, f);
+    buf[n] = '\0';
+    cr_assert_eq(pclose(f), 0, "tshark failed");
+    int lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += buf[i] == '\n';
+    return lines;
+}
+
+/* Linux and the stack negotiate window scaling, timestamps and SACK
+ * (RFC 7323, RFC 2018): both SYNs carry all three, the stack's shift is 7
+ * for a 4 MiB receive buffer, and every segment but RSTs carries TS. */
+Test(interop, kernel_negotiates_wscale_timestamps_sack)
+{
+    need_root_and_netns();
+    const char *extra[] = {"--serve", "echo:7", "--rcvbuf", "4M", NULL};
+    start_stack(extra);
+    int port = th_wait_listening(&stack_p, 10000, NULL, 0);
+    cr_assert_eq(port, 7, "stack did not come up (got %d)", port);
+    const char *args[] = {"/usr/bin/python3", interop_py(), "echo-client", STACK_ADDR,
+                          "7", "4194304", NULL};
+    char *out = run_peer(args, 60000);
+    long sent = 0, got = 0;
+    char hs[65], hr[65];
+    cr_assert(get_result(out, "sent", &sent, hs), "%s", out);
+    cr_assert(get_result(out, "received", &got, hr), "%s", out);
+    cr_assert_eq(got, 4 * MiB);
+    cr_assert_str_eq(hs, hr);
+    free(out);
+    stop_stack(100);
+    char buf[4096];
+    int n = tshark_lines("tcp.flags.syn==1 && tcp.options.sack_perm && "
+                         "tcp.options.timestamp.tsval && tcp.options.wscale.shift",
+                         "-e tcp.flags.ack -e tcp.options.wscale.shift", buf, sizeof buf);
+    cr_assert_eq(n, 2, "SYN and SYN,ACK with sackOK, TS and wscale: %s", buf);
+    cr_assert(strstr(buf, KERNEL_ADDR ",0,"), "the kernel's SYN: %s", buf);
+    cr_assert(strstr(buf, STACK_ADDR ",1,7\n"), "our SYN,ACK, shift 7: %s", buf);
+    n = tshark_lines("tcp && tcp.flags.reset==0 && !tcp.options.timestamp.tsval", "", buf,
+                     sizeof buf);
+    cr_assert_eq(n, 0, "segments without TS: %s", buf);
+    n = tshark_lines("tcp && tcp.flags.syn==0 && tcp.window_size_scalefactor!=128 && "
+                     "ip.src==" STACK_ADDR, "", buf, sizeof buf);
+    cr_assert_eq(n, 0, "our windows scaled by 128 in tshark's eyes: %s", buf);
+}
