@@ -556,7 +556,7 @@ static void up_usage(FILE *out)
             "  --from-stack KEY=V,... the stack's output only (keys as the options\n"
             "                      above: loss=1,delay=20,...); likewise --to-stack\n"
             "  --seed S            the link model's PRNG seed (default 1)\n"
-            "%s"
+            "TCP options of the stack:\n%s"
             "  -h, --help          show this help\n", cli_tcpopt_help);
 }
 
