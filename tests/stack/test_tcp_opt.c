@@ -252,6 +252,25 @@ Test(tcp_opt, peer_window_scaled_but_not_on_syn)
     cr_assert_eq(ncap, 2, "the scaled window is full");
 }
 
+Test(tcp_opt, synack_window_not_scaled_active_open)
+{
+    int sd = ss_tcp_connect(st, now, PEER_IP, US_PORT, ACT_PORT);
+    struct tseg s = one_seg();
+    cap_clear();
+    uint8_t o[8];
+    size_t n = opt_mss(o, 1460);
+    n += opt_ws(o + n, 3);
+    peer_send_opts(US_PORT, ACT_PORT, PEER_ISS, s.seq + 1, SS_TCP_SYN | SS_TCP_ACK, 1000, o, n,
+                   NULL, 0);
+    struct ss_stack_sock_info in = info(sd);
+    cr_assert_eq(in.state, SS_TCP_ESTABLISHED);
+    cr_assert_eq(in.snd_wscale, 3);
+    cr_assert_eq(in.snd_wnd, 1000, "the SYN,ACK's window as it is");
+    peer_send_opts(US_PORT, ACT_PORT, PEER_ISS + 1, s.seq + 1, SS_TCP_ACK, 1000, NULL, 0, NULL,
+                   0);
+    cr_assert_eq(info(sd).snd_wnd, 8000, "later windows << 3");
+}
+
 Test(tcp_opt, peer_shift_above_14_taken_as_14)
 {
     uint8_t o[4];
@@ -414,6 +433,22 @@ Test(tcp_opt, ts_on_every_segment_but_rst)
     struct tseg r = one_seg();
     cr_assert_eq(r.flags, SS_TCP_RST);
     cr_assert_eq(r.optlen, 0, "no TS on a RST (RFC 7323 3.2)");
+}
+
+Test(tcp_opt, ts_bytes_come_out_of_the_mss)
+{
+    /* RFC 6691: the MSS counts no options; with 12 bytes of TS on every
+     * segment, a full segment carries 1448 bytes in a 1500-byte packet. */
+    uint32_t iss;
+    int sd = ts_conn(&iss);
+    cr_assert_eq(info(sd).snd_mss, 1448);
+    ss_stack_sock_setopt(st, sd, SS_SO_NODELAY, 1);
+    static uint8_t d[2000];
+    cr_assert_eq(ss_tcp_send(st, now, sd, d, sizeof d), 2000);
+    cr_assert_eq(ncap, 2);
+    cr_assert_eq(cap_tcp(0).len, 1448);
+    cr_assert_eq(caps[0].len, 1500, "20 + 20 + 12 + 1448");
+    cr_assert_eq(cap_tcp(1).len, 552);
 }
 
 Test(tcp_opt, segment_without_ts_dropped_once_negotiated)
