@@ -114,12 +114,12 @@ size_t mk_ip(uint8_t *buf, uint32_t src, uint32_t dst, uint8_t proto, const void
     return 20 + len;
 }
 
-size_t mk_tcp(uint8_t *buf, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
-              uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, uint16_t mss,
-              const void *data, size_t len)
+size_t mk_tcp_opts(uint8_t *buf, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
+                   uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, const uint8_t *opt,
+                   size_t olen, const void *data, size_t len)
 {
     uint8_t *t = buf + 20;
-    size_t hl = mss ? 24 : 20;
+    size_t hl = 20 + olen;
     memset(t, 0, hl);
     put16(t, sport);
     put16(t + 2, dport);
@@ -128,15 +128,21 @@ size_t mk_tcp(uint8_t *buf, uint32_t src, uint32_t dst, uint16_t sport, uint16_t
     t[12] = (uint8_t)((hl / 4) << 4);
     t[13] = flags;
     put16(t + 14, win);
-    if (mss) {
-        t[20] = 2;
-        t[21] = 4;
-        put16(t + 22, mss);
-    }
+    if (olen)
+        memcpy(t + 20, opt, olen);
     if (len)
         memcpy(t + hl, data, len);
     put16(t + 16, t_csum(t, hl + len, pseudo(src, dst, 6, hl + len)));
     return mk_ip(buf, src, dst, 6, t, hl + len);
+}
+
+size_t mk_tcp(uint8_t *buf, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
+              uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, uint16_t mss,
+              const void *data, size_t len)
+{
+    uint8_t o[4];
+    size_t olen = mss ? opt_mss(o, mss) : 0;
+    return mk_tcp_opts(buf, src, dst, sport, dport, seq, ack, flags, win, o, olen, data, len);
 }
 
 size_t mk_udp(uint8_t *buf, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
@@ -177,22 +183,8 @@ void peer_send_opts(uint16_t pport, uint16_t dport, uint32_t seq, uint32_t ack, 
     static uint8_t pkt[70000];
     cr_assert_eq(olen % 4, 0, "options fill whole words");
     cr_assert_leq(olen, 40);
-    uint8_t *t = pkt + 20;
-    size_t hl = 20 + olen;
-    memset(t, 0, hl);
-    put16(t, pport);
-    put16(t + 2, dport);
-    put32(t + 4, seq);
-    put32(t + 8, ack);
-    t[12] = (uint8_t)((hl / 4) << 4);
-    t[13] = flags;
-    put16(t + 14, win);
-    if (olen)
-        memcpy(t + 20, opt, olen);
-    if (len)
-        memcpy(t + hl, data, len);
-    put16(t + 16, t_csum(t, hl + len, pseudo(PEER_IP, US_IP, 6, hl + len)));
-    size_t n = mk_ip(pkt, PEER_IP, US_IP, 6, t, hl + len);
+    size_t n = mk_tcp_opts(pkt, PEER_IP, US_IP, pport, dport, seq, ack, flags, win, opt, olen,
+                           data, len);
     ss_stack_input(st, now, pkt, n);
 }
 

@@ -84,6 +84,10 @@ uint16_t t_csum(const void *buf, size_t len, uint32_t init);
 size_t mk_tcp(uint8_t *buf, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
               uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, uint16_t mss,
               const void *data, size_t len);
+/* The same with option bytes opt (olen, a multiple of 4) after the header. */
+size_t mk_tcp_opts(uint8_t *buf, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
+                   uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, const uint8_t *opt,
+                   size_t olen, const void *data, size_t len);
 size_t mk_ip(uint8_t *buf, uint32_t src, uint32_t dst, uint8_t proto, const void *payload,
              size_t len);
 size_t mk_udp(uint8_t *buf, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,

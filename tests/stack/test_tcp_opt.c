@@ -8,6 +8,12 @@
 #include <string.h>
 
 #include "fixture.h"
+/* The scoreboard API of stack_int.h (what congestion control uses); its
+ * prototypes name a parameter st, as the fixture names the stack. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#include "stack/stack_int.h"
+#pragma GCC diagnostic pop
 
 TestSuite(tcp_opt, .init = fx_setup, .fini = fx_teardown, .timeout = 30);
 
@@ -758,6 +764,51 @@ Test(tcp_opt, scoreboard_ignores_invalid_blocks)
     /* Below the ACK this segment carries: also ignored. */
     sack_ack(S + 2000, 2, (const uint32_t[][2]){{S + 1000, S + 2000}, {S + 4000, S + 5000}});
     want_sb(sd, 1, (const uint32_t[][2]){{4000, 5000}}, S);
+}
+
+/* The queries RFC 6675 needs (pipe, NextSeg, IsLost), on a known board. */
+Test(tcp_opt, scoreboard_queries_for_rfc6675)
+{
+    uint32_t S;
+    int sd = sent5(&S);
+    const struct ss_sock *sk = &st->socks[sd];
+    cr_assert_eq(ss__sack_high(sk), S, "nothing SACKed: SND.UNA");
+    uint32_t a, b;
+    cr_assert(!ss__sack_next_hole(sk, S, &a, &b), "no hole below nothing");
+    sack_ack(S, 2, (const uint32_t[][2]){{S + 1000, S + 2000}, {S + 3000, S + 4000}});
+    cr_assert(!ss__sack_is_sacked(sk, S + 999));
+    cr_assert(ss__sack_is_sacked(sk, S + 1000));
+    cr_assert(ss__sack_is_sacked(sk, S + 1999));
+    cr_assert(!ss__sack_is_sacked(sk, S + 2000));
+    cr_assert_eq(ss__sack_sacked_bytes(sk), 2000);
+    cr_assert_eq(ss__sack_sacked_above(sk, S), 2000);
+    cr_assert_eq(ss__sack_sacked_above(sk, S + 1500), 499 + 1000);
+    cr_assert_eq(ss__sack_sacked_above(sk, S + 3999), 0);
+    cr_assert_eq(ss__sack_ranges_above(sk, S), 2);
+    cr_assert_eq(ss__sack_ranges_above(sk, S + 1000), 1, "a range starting at seq is not above it");
+    cr_assert_eq(ss__sack_high(sk), S + 4000);
+    /* IsLost with DupThresh 3 and SMSS 1000: 2 ranges, 2000 bytes (not > 2000). */
+    cr_assert(!ss__sack_is_lost(sk, S, 3));
+    cr_assert(ss__sack_is_lost(sk, S, 2));
+    cr_assert(ss__sack_next_hole(sk, S, &a, &b));
+    cr_assert_eq(a, S);
+    cr_assert_eq(b, S + 1000);
+    cr_assert(ss__sack_next_hole(sk, S + 1000, &a, &b));
+    cr_assert_eq(a, S + 2000, "from inside a SACKed range: the hole after it");
+    cr_assert_eq(b, S + 3000);
+    cr_assert(ss__sack_next_hole(sk, S + 2500, &a, &b));
+    cr_assert_eq(a, S + 2500);
+    cr_assert_eq(b, S + 3000);
+    cr_assert(!ss__sack_next_hole(sk, S + 3500, &a, &b), "nothing SACKed above");
+    sack_ack(S, 1, (const uint32_t[][2]){{S + 4500, S + 5000}});
+    cr_assert(ss__sack_is_lost(sk, S, 3), "three ranges above");
+    cr_assert_eq(ss__sack_sacked_above(sk, S), 2500);
+    cr_assert(ss__sack_next_hole(sk, S + 3500, &a, &b));
+    cr_assert_eq(a, S + 4000);
+    cr_assert_eq(b, S + 4500);
+    cr_assert_eq(ss__sack_high(sk), S + 5000);
+    cr_assert_eq(ss__sack_count(sk), 3);
+    cr_assert_eq(ss__sack_range(sk, 2).start, S + 4500);
 }
 
 static void sack2(struct ss_stack_cfg *c) { c->sack_max = 2; }

@@ -15,37 +15,13 @@ TestSuite(tcp_rfc, .init = fx_setup, .fini = fx_teardown, .timeout = 20);
 static uint8_t pkt[2000];
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
-
-/* A TCP segment with raw option bytes (padded to a multiple of 4 by the caller). */
-static size_t mk_tcp_opts(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
-                          uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win,
-                          const uint8_t *opt, size_t olen, const void *data, size_t len)
-{
-    uint8_t *t = pkt + 20;
-    size_t hl = 20 + olen;
-    memset(t, 0, hl);
-    put16(t, sport);
-    put16(t + 2, dport);
-    put32(t + 4, seq);
-    put32(t + 8, ack);
-    t[12] = (uint8_t)((hl / 4) << 4);
-    t[13] = flags;
-    put16(t + 14, win);
-    memcpy(t + 20, opt, olen);
-    if (len)
-        memcpy(t + hl, data, len);
-    uint32_t ps = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + 6 + (uint32_t)(hl + len);
-    put16(t + 16, t_csum(t, hl + len, ps));
-    return mk_ip(pkt, src, dst, 6, t, hl + len);
-}
 
 /* Passive open whose SYN carries the option bytes opt; returns the
  * accepted sd and our SYN,ACK in *sa. */
 static int open_with_syn_options(const uint8_t *opt, size_t olen, struct tseg *sa)
 {
     int ls = ss_tcp_listen(st, US_PORT, 4);
-    size_t n = mk_tcp_opts(PEER_IP, US_IP, PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535,
+    size_t n = mk_tcp_opts(pkt, PEER_IP, US_IP, PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535,
                            opt, olen, NULL, 0);
     ss_stack_input(st, now, pkt, n);
     *sa = one_seg();
@@ -67,7 +43,7 @@ Test(tcp_rfc, must4_5_6_64_options_any_alignment_unknown_skipped)
     cr_assert_eq(in.snd_mss, 1000, "MSS found behind an unknown option");
     /* Options on a data segment are parsed and ignored (MUST-5). */
     uint8_t opt2[4] = {1, 1, 1, 0};
-    size_t n = mk_tcp_opts(PEER_IP, US_IP, PEER_PORT, US_PORT, P1, sa.seq + 1, SS_TCP_ACK, 65535,
+    size_t n = mk_tcp_opts(pkt, PEER_IP, US_IP, PEER_PORT, US_PORT, P1, sa.seq + 1, SS_TCP_ACK, 65535,
                            opt2, 4, "data", 4);
     ss_stack_input(st, now, pkt, n);
     char b[8];
@@ -112,11 +88,11 @@ Test(tcp_rfc, must7_illegal_option_length_drops_segment)
 {
     int ls = ss_tcp_listen(st, US_PORT, 4);
     uint8_t opt[4] = {2, 0, 5, 0xb4};   /* length 0 */
-    size_t n = mk_tcp_opts(PEER_IP, US_IP, PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535,
+    size_t n = mk_tcp_opts(pkt, PEER_IP, US_IP, PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535,
                            opt, 4, NULL, 0);
     cr_assert_eq(ss_stack_input(st, now, pkt, n), SS_EBADPKT);
     uint8_t opt2[4] = {1, 2, 9, 0};     /* length past the header */
-    n = mk_tcp_opts(PEER_IP, US_IP, PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535, opt2, 4,
+    n = mk_tcp_opts(pkt, PEER_IP, US_IP, PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535, opt2, 4,
                     NULL, 0);
     cr_assert_eq(ss_stack_input(st, now, pkt, n), SS_EBADPKT);
     cr_assert_eq(ncap, 0);
