@@ -164,6 +164,39 @@ Test(stack_cli, options_are_checked)
     }
 }
 
+/* --no-sack / --no-timestamps / --no-wscale / --rcvbuf reach both stacks:
+ * the SYNs show exactly the options left (RFC 7323, RFC 2018). */
+Test(stack_cli, demo_tcp_options_switch_off_and_rcvbuf_sets_the_shift)
+{
+    const char *a[] = {"stack", "demo", "--bytes", "1K", "--trace", "--no-sack",
+                       "--no-timestamps", NULL};
+    struct th_result r = th_run_cli(a, 30000);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    int n = 0;
+    for (const char *p = r.out; (p = strstr(p, "<mss 1460,nop,wscale 0>\n")); p++)
+        n++;
+    cr_assert_eq(n, 4, "A's SYN and B's SYN,ACK, each sent and received: %s", r.out);
+    cr_assert(!strstr(r.out, "sackOK") && !strstr(r.out, "TS val"), "%s", r.out);
+    th_result_free(&r);
+    const char *b[] = {"stack", "demo", "--bytes", "1K", "--trace", "--no-wscale",
+                       "--rcvbuf", "4M", NULL};
+    r = th_run_cli(b, 30000);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_assert(strstr(r.out, "A  > SYN seq="), "%s", r.out);
+    cr_assert(!strstr(r.out, "wscale"), "%s", r.out);
+    cr_assert(strstr(r.out, "<mss 1460,sackOK,TS val "), "%s", r.out);
+    th_result_free(&r);
+    const char *c[] = {"stack", "demo", "--bytes", "1K", "--trace", "--rcvbuf", "4M", NULL};
+    r = th_run_cli(c, 30000);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_assert(strstr(r.out, " ecr 0,nop,wscale 7>\n"), "4 MiB: shift 7: %s", r.out);
+    th_result_free(&r);
+    const char *d[] = {"stack", "demo", "--rcvbuf", "65M", NULL};
+    r = th_run_cli(d, 30000);
+    cr_assert_eq(r.status, 2, "above 64M is a usage error");
+    th_result_free(&r);
+}
+
 Test(stack_cli, demo_pcap_is_clean_and_complete)
 {
     char path[128];
