@@ -199,6 +199,14 @@ Test(stack_cli, connect_half_closes_and_prints_the_kernel_servers_last_bytes)
     cr_assert(strstr(err, "tcp info:"), "%s", err);
     cr_assert(strstr(err, "  bytes sent     39\n"), "%s", err);
     cr_assert(strstr(err, "  bytes received 99\n"), "%s", err);
+    /* ... and the options Linux negotiated with it: timestamps, SACK and
+     * window scaling (the kernel's shift, then ours: 0 for 64 KiB). */
+    const char *o = strstr(err, "  options        ts sack wscale:");
+    cr_assert(o, "%s", err);
+    unsigned theirs = 99, ours = 99;
+    cr_assert_eq(sscanf(o, "  options        ts sack wscale:%u,%u", &theirs, &ours), 2, "%s", o);
+    cr_assert_leq(theirs, 14);
+    cr_assert_eq(ours, 0, "%s", o);
     free(out);
     free(err);
     char *pout = NULL;
