@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "pkt.h"
 #include "sockstack/link.h"
 #include "sockstack/reactor.h"
 #include "sockstack/relay.h"
@@ -56,6 +57,21 @@ static void teardown(void)
 
 TestSuite(relay, .fini = teardown, .timeout = 120);
 
+#ifdef SS_RELAY_INTEROP
+/* This build holds only the long interop test (its own meson test, so the
+ * quick ones stay quick); the helpers of the others go unused. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+
+/* A scratch directory, removed in teardown. */
+static void make_tmpdir(void)
+{
+    char cmd[128];
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/ss-relay-%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
+
 /* Two fresh namespaces with lo up; a scratch directory. */
 static void make_namespaces(void)
 {
@@ -67,9 +83,7 @@ static void make_namespaces(void)
         snprintf(cmd, sizeof cmd, "ip netns add %s && ip -n %s link set lo up", ns[i], ns[i]);
         cr_assert_eq(system(cmd), 0, "%s", cmd);
     }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ss-relay-%d", (int)getpid());
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", tmpdir);
-    cr_assert_eq(system(cmd), 0);
+    make_tmpdir();
 }
 
 /* Start `sockstack link` between ta@A and tb@B with extra options; wait for
@@ -368,6 +382,51 @@ Test(relay, stack_up_link_options_put_the_stack_behind_the_model)
     free(err);
 }
 
+#ifdef SS_RELAY_INTEROP
+/* ---- the kernel's TCP and ours across the lossy path ---------------------- */
+
+#define STACK_ADDR "10.79.0.2"
+#define KERNEL_ADDR "10.79.0.1"
+
+/* 20 MiB from the kernel to the stack's echo service and 20 MiB back, at
+ * 1% loss and 20 ms each way: what comes back is what went out, and every
+ * packet of the run decodes cleanly in tshark. */
+Test(relay, kernel_and_stack_exchange_20MiB_each_way_at_1pct_loss_20ms, .timeout = 360)
+{
+    th_enter_netns();
+    make_tmpdir();
+    char tun[32], pcap[96], src[96], dst[96], cmd[512];
+    snprintf(tun, sizeof tun, "ssk%d", (int)getpid() % 100000);
+    snprintf(pcap, sizeof pcap, "%s/stack.pcap", tmpdir);
+    snprintf(src, sizeof src, "%s/data", tmpdir);
+    snprintf(dst, sizeof dst, "%s/back", tmpdir);
+    const char *argv[] = {th_sockstack(), "stack", "up", "--tun", tun, "--addr",
+                          STACK_ADDR "/24", "--serve", "echo:7", "--loss", "1", "--delay",
+                          "20", "--seed", "3", "--pcap", pcap, NULL};
+    cr_assert_eq(th_spawn(&relay_p, (char *const *)argv), 0);
+    cr_assert_eq(th_wait_listening(&relay_p, 10000, NULL, 0), 7);
+    snprintf(cmd, sizeof cmd, "head -c 20971520 /dev/urandom > %s", src);
+    run(cmd);
+    /* Kernel TCP: the file out, the echo into another file; socat waits for
+     * the echo's end of stream after its own (-t). */
+    snprintf(cmd, sizeof cmd,
+             "socat -t 200 -b 65536 OPEN:%s,rdonly!!CREATE:%s TCP:" STACK_ADDR ":7", src, dst);
+    run(cmd);
+    char h1[65], h2[65];
+    sha256_of(src, h1);
+    sha256_of(dst, h2);
+    cr_assert_str_eq(h1, h2, "the echo differs from what was sent");
+    char *err = stop_collect(true);
+    cr_assert(strstr(err, "link stack -> device: received="), "%s", err);
+    free(err);
+    long count = 0, bad = 0;
+    cr_assert_eq(tp_tshark_check_from_kernel(pcap, KERNEL_ADDR, &count, &bad), 0);
+    cr_assert_geq(count, 2 * 14364, "20 MiB each way is at least 14364 segments: %ld", count);
+    cr_assert_eq(bad, 0, "%ld malformed or bad-checksum packets in %s", bad, pcap);
+}
+
+#else /* the quick tests */
+
 /* ---- the library: two application sides, no devices, no root ----------- */
 
 struct app_rx {
@@ -512,3 +571,5 @@ Test(relay, help_lists_the_shared_link_options)
         th_result_free(&r);
     }
 }
+
+#endif
