@@ -388,6 +388,19 @@ Test(relay, stack_up_link_options_put_the_stack_behind_the_model)
 #define STACK_ADDR "10.79.0.2"
 #define KERNEL_ADDR "10.79.0.1"
 
+/* Frames of pcap matching the tshark display filter. */
+static long tshark_count(const char *pcap, const char *filter)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "tshark -n -r '%s' -Y '%s' 2>/dev/null | wc -l", pcap, filter);
+    FILE *f = popen(cmd, "r");
+    cr_assert(f);
+    long n = -1;
+    cr_assert_eq(fscanf(f, "%ld", &n), 1);
+    pclose(f);
+    return n;
+}
+
 /* 20 MiB from the kernel to the stack's echo service and 20 MiB back, at
  * 1% loss and 20 ms each way: what comes back is what went out, and every
  * packet of the run decodes cleanly in tshark. */
@@ -423,6 +436,27 @@ Test(relay, kernel_and_stack_exchange_20MiB_each_way_at_1pct_loss_20ms, .timeout
     cr_assert_eq(tp_tshark_check_from_kernel(pcap, KERNEL_ADDR, &count, &bad), 0);
     cr_assert_geq(count, 2 * 14364, "20 MiB each way is at least 14364 segments: %ld", count);
     cr_assert_eq(bad, 0, "%ld malformed or bad-checksum packets in %s", bad, pcap);
+    /* Window scaling, timestamps and SACK offered by both SYNs... */
+    const char *all3 = "tcp.options.wscale.shift && tcp.options.timestamp.tsval && "
+                       "tcp.options.sack_perm";
+    char f[512];
+    snprintf(f, sizeof f, "tcp.flags.syn==1 && tcp.flags.ack==0 && ip.src==" KERNEL_ADDR);
+    long syn = tshark_count(pcap, f);
+    snprintf(f, sizeof f, "tcp.flags.syn==1 && tcp.flags.ack==0 && ip.src==" KERNEL_ADDR
+                          " && %s", all3);
+    cr_assert_eq(tshark_count(pcap, f), syn, "the kernel's SYN lacks an option");
+    snprintf(f, sizeof f, "tcp.flags.syn==1 && tcp.flags.ack==1 && ip.src==" STACK_ADDR);
+    long synack = tshark_count(pcap, f);
+    cr_assert_geq(synack, 1);
+    snprintf(f, sizeof f, "tcp.flags.syn==1 && tcp.flags.ack==1 && ip.src==" STACK_ADDR
+                          " && %s", all3);
+    cr_assert_eq(tshark_count(pcap, f), synack, "the stack's SYN,ACK lacks an option");
+    /* ...timestamps on every segment after them (RSTs aside)... */
+    cr_assert_eq(tshark_count(pcap, "tcp && !tcp.options.timestamp.tsval && "
+                                    "tcp.flags.reset==0"), 0);
+    /* ...and SACK blocks in use both ways: 1% loss leaves holes each way. */
+    cr_assert_gt(tshark_count(pcap, "tcp.options.sack_le && ip.src==" STACK_ADDR), 0);
+    cr_assert_gt(tshark_count(pcap, "tcp.options.sack_le && ip.src==" KERNEL_ADDR), 0);
 }
 
 #else /* the quick tests */
