@@ -263,6 +263,10 @@
 /* SACKed ranges remembered per connection: a loss pattern with more
  * holes than this only loses precision (the highest range is dropped). */
 #define SS_STACK_SACK_MAX 16
+/* Congestion control of new sockets: CUBIC (RFC 9438), Linux's default. */
+#define SS_STACK_CC_ALGO SS_CC_CUBIC
+/* Initial window in segments, RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)). */
+#define SS_STACK_INIT_CWND 10
 /* Ephemeral port range (RFC 6335 dynamic ports). */
 #define SS_STACK_EPHEMERAL_LO 49152
 #define SS_STACK_EPHEMERAL_HI 65535

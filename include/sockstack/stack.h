@@ -83,7 +83,41 @@ enum ss_trace_kind {
     SS_TRACE_ICMP_OUT,    /* u.icmp */
     SS_TRACE_UDP_IN,      /* u.udp */
     SS_TRACE_UDP_OUT,     /* u.udp */
-    SS_TRACE_CC,          /* u.cc: the sender's window or loss-recovery state changed */
+    SS_TRACE_CC,          /* u.cc: cwnd, ssthresh or the loss-recovery phase changed */
+};
+
+/* ---- congestion control ------------------------------------------------- */
+/* Algorithms, chosen per socket (SS_SO_CONGESTION) like Linux's TCP_CONGESTION. */
+enum ss_cc_algo {
+    SS_CC_NEWRENO = 1,     /* RFC 5681 + RFC 6582 (+ RFC 3465, 3042, 6928) */
+    SS_CC_CUBIC,           /* RFC 9438, the default (as Linux) */
+    SS_CC_NALGOS
+};
+/* "newreno", "cubic"; "?" for out-of-range values. */
+const char *ss_tcp_cc_name(int algo);
+/* The algorithm called name (case-insensitive), or -EINVAL. */
+int ss_tcp_cc_parse(const char *name);
+
+/* Loss-recovery phase of a connection's sender (u.cc.phase). */
+enum ss_cc_phase {
+    SS_CC_OPEN = 0,        /* no loss seen: slow start or congestion avoidance */
+    SS_CC_DISORDER,        /* 1 or 2 duplicate ACKs: limited transmit (RFC 3042) */
+    SS_CC_RECOVERY,        /* fast recovery (RFC 6582, or RFC 6675 with SACK) */
+    SS_CC_LOSS,            /* after an RTO, until SND.MAX of then is acknowledged */
+};
+/* "open", "disorder", "recovery", "loss"; "?" for out-of-range values. */
+const char *ss_cc_phase_name(int phase);
+
+/* What changed the congestion state (u.cc.mark). */
+enum ss_cc_mark {
+    SS_CC_MARK_NONE = 0,     /* growth on an ACK (slow start / congestion avoidance) */
+    SS_CC_MARK_INIT,         /* initial window set (RFC 6928) */
+    SS_CC_MARK_FAST_RETRANSMIT, /* third duplicate ACK: fast retransmit, enter fast recovery */
+    SS_CC_MARK_PARTIAL_ACK,  /* partial ACK in recovery: the next hole is resent */
+    SS_CC_MARK_EXIT_RECOVERY,/* full ACK: fast recovery ends */
+    SS_CC_MARK_EXIT_LOSS,    /* SND.MAX at the RTO acknowledged: RTO recovery ends */
+    SS_CC_MARK_RTO,          /* retransmission timeout: cwnd = 1 MSS */
+    SS_CC_MARK_IDLE_RESTART, /* idle longer than the RTO: cwnd = min(IW, cwnd) */
 };
 
 /* Why a packet or segment was dropped (u.drop.reason). */
@@ -169,10 +203,14 @@ struct ss_trace_event {
         struct { uint8_t type, code; uint16_t len; } icmp;
         struct { uint16_t len; } udp;
         struct {
-            uint32_t cwnd;         /* window the sender uses now: min(peer window,
-                                    * congestion window), bytes */
-            uint32_t ssthresh;     /* UINT32_MAX: none (no congestion control yet) */
-            bool rto_recovery;     /* after an RTO: one segment at a time */
+            uint32_t cwnd;         /* congestion window, bytes */
+            uint32_t ssthresh;     /* slow-start threshold, bytes; UINT32_MAX: none yet */
+            uint32_t flight;       /* FlightSize: SND.MAX - SND.UNA, bytes */
+            uint32_t peer_wnd;     /* the peer's window (SND.WND), bytes */
+            uint32_t mss;          /* SMSS, to show the window in segments */
+            uint8_t phase;         /* enum ss_cc_phase */
+            uint8_t mark;          /* enum ss_cc_mark: what just happened */
+            uint8_t algo;          /* enum ss_cc_algo */
         } cc;
     } u;
 };
@@ -243,6 +281,9 @@ struct ss_stack_cfg {
     bool timestamps;            /* timestamps: RTTM and PAWS (RFC 7323 3-5) */
     bool sack;                  /* selective acknowledgments (RFC 2018) */
     uint32_t sack_max;          /* SACKed ranges remembered per connection */
+    int cc_algo;                /* enum ss_cc_algo of new sockets */
+    uint32_t init_cwnd;         /* IW in segments: min(N*MSS, max(2*MSS, N*1460)),
+                                 * RFC 6928 with N = 10 */
     ss_stack_output_fn output;  /* required: receives whole IPv4 packets */
     void *output_ctx;
     ss_stack_trace_fn trace;    /* optional */
@@ -342,6 +383,8 @@ enum ss_sockopt {
     SS_SO_WSCALE,          /* window scaling (RFC 7323 2) */
     SS_SO_TIMESTAMPS,      /* timestamps (RFC 7323 3-5) */
     SS_SO_SACK,            /* selective acknowledgments (RFC 2018) */
+    SS_SO_CONGESTION,      /* enum ss_cc_algo (Linux: TCP_CONGESTION); any time,
+                            * the window is kept and the new algorithm starts afresh */
 };
 int ss_stack_sock_setopt(ss_stack *st, int sd, int opt, int value);
 int ss_stack_sock_getopt(const ss_stack *st, int sd, int opt, int *value);
@@ -355,7 +398,9 @@ struct ss_stack_sock_info {
     uint32_t iss, irs, snd_una, snd_nxt, snd_wnd, rcv_nxt, rcv_wnd;
     uint16_t snd_mss, rcv_mss;
     uint32_t srtt_us, rttvar_us, rto_us;
-    uint32_t cwnd, ssthresh;   /* placeholder until congestion control */
+    uint32_t cwnd, ssthresh;   /* bytes; ssthresh UINT32_MAX: none yet */
+    int cc_algo;               /* enum ss_cc_algo */
+    int cc_phase;              /* enum ss_cc_phase */
     uint64_t retransmits, timeouts;
     uint64_t bytes_in, bytes_out, segs_in, segs_out;  /* bytes: payload, each byte
                                 * once (retransmissions not counted again) */

@@ -38,6 +38,8 @@ void ss_stack_cfg_default(struct ss_stack_cfg *cfg)
     cfg->timestamps = SS_STACK_TIMESTAMPS;
     cfg->sack = SS_STACK_SACK;
     cfg->sack_max = SS_STACK_SACK_MAX;
+    cfg->cc_algo = SS_STACK_CC_ALGO;
+    cfg->init_cwnd = SS_STACK_INIT_CWND;
 }
 
 /* MUST-9: F() of RFC 6528 must not be computable from outside; with the
@@ -61,7 +63,8 @@ static bool cfg_valid(const struct ss_stack_cfg *c)
            c->syn_backlog && c->max_sockets && c->max_sockets <= 65536 && c->ooo_max &&
            c->udp_rcvq_max && c->frag_timeout_ms && c->frag_slots <= 64 &&
            c->challenge_ack_limit && secret_set(c->isn_secret, sizeof c->isn_secret) &&
-           c->sack_max <= 4096;
+           c->sack_max <= 4096 &&
+           ss__cc_ops_of(c->cc_algo) && c->init_cwnd >= 1 && c->init_cwnd <= 1000;
 }
 
 int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
@@ -447,6 +450,7 @@ void ss__tcp_listener_add_child(ss_stack *st, struct ss_sock *ls, struct ss_sock
     sk->keep_idle_s = ls->keep_idle_s;
     sk->keep_intvl_s = ls->keep_intvl_s;
     sk->keep_cnt = ls->keep_cnt;
+    sk->cc = ls->cc;
     sk->snd.limit = ls->snd.limit;
     sk->rcv.limit = ls->rcv.limit;
     sk->opt_allow = ls->opt_allow;
@@ -650,6 +654,8 @@ int ss_stack_sock_setopt(ss_stack *st, int sd, int opt, int value)
             return -EINVAL;
         sk->tos = (uint8_t)value;
         return 0;
+    case SS_SO_CONGESTION:
+        return sk->kind == SS_SK_TCP ? ss__cc_select(st, sk, value) : -ENOPROTOOPT;
     case SS_SO_RCVBUF:
         if (value < 1 || (uint32_t)value > st->cfg.rcvbuf)
             return -EINVAL;
@@ -692,6 +698,11 @@ int ss_stack_sock_getopt(const ss_stack *st, int sd, int opt, int *value)
     case SS_SO_WSCALE:
     case SS_SO_TIMESTAMPS:
     case SS_SO_SACK: *value = (sk->opt_allow & opt_bit(opt)) != 0; return 0;
+    case SS_SO_CONGESTION:
+        if (sk->kind != SS_SK_TCP)
+            return -ENOPROTOOPT;
+        *value = sk->cc->algo;
+        return 0;
     default: return -ENOPROTOOPT;
     }
 }
@@ -723,6 +734,8 @@ int ss_stack_sock_info(const ss_stack *st, int sd, struct ss_stack_sock_info *o)
     o->rto_us = sk->rto_us;
     o->cwnd = sk->cwnd;
     o->ssthresh = sk->ssthresh;
+    o->cc_algo = sk->kind == SS_SK_TCP ? sk->cc->algo : 0;
+    o->cc_phase = sk->cc_phase;
     o->retransmits = sk->retransmits;
     o->timeouts = sk->timeouts;
     o->bytes_in = sk->bytes_in;

@@ -107,6 +107,20 @@ enum { SS_OPTF_WSCALE = 1, SS_OPTF_TS = 2, SS_OPTF_SACK = 4 };
 
 enum ss_stack_sock_kind { SS_SK_FREE = 0, SS_SK_TCP, SS_SK_UDP };
 
+/* Per-algorithm congestion-control state (tcp_cc_*.c), one per TCB. */
+struct ss__cc_cubic {
+    double w_max;           /* segments: window before the last reduction */
+    double k;               /* seconds: time to reach w_max again */
+    double w_est;           /* segments: the Reno-friendly estimate (RFC 9438 4.3) */
+    double cwnd_prior;      /* segments: cwnd when ssthresh was last set */
+    uint64_t epoch_start;   /* µs: start of this congestion-avoidance stage */
+    bool epoch_valid;       /* false: the next ACK in congestion avoidance starts one */
+    bool after_rto;         /* the next stage is the first after a timeout (4.8) */
+};
+union ss__cc_state {
+    struct ss__cc_cubic cubic;
+};
+
 struct ss_sock {
     enum ss_stack_sock_kind kind;
     int id;
@@ -195,13 +209,23 @@ struct ss_sock {
     bool out_pending;       /* output deferred to the end of an input batch */
     uint32_t unacked_segs;  /* full-sized segments received since our last ACK */
 
-    /* congestion control hook (tcp_cc.c) */
-    uint32_t cwnd, ssthresh;
-    bool rto_recovery;      /* after an RTO: only the retransmission in flight */
-    uint32_t recover;       /* SND.MAX at the RTO: recovery ends when acked */
-    bool cc_traced;         /* an SS_TRACE_CC went out with the two below */
-    bool cc_traced_rec;
-    uint32_t cc_traced_wnd;
+    /* congestion control (tcp_cc.c: loss recovery; tcp_cc_*.c: algorithms) */
+    const struct ss__cc_ops *cc;
+    uint32_t cwnd, ssthresh;    /* bytes; ssthresh UINT32_MAX until the first loss */
+    uint8_t cc_phase;           /* enum ss_cc_phase */
+    bool cc_started;            /* IW set (first ACK of our SYN seen) */
+    bool cwnd_limited;          /* the last send stopped at cwnd, not at data or SND.WND */
+    uint32_t dupacks;           /* consecutive duplicate ACKs (RFC 5681 2) */
+    uint32_t recover;           /* RFC 6582: SND.MAX when recovery (fast or RTO) began */
+    uint32_t ca_acked;          /* RFC 3465 byte counter in congestion avoidance */
+    uint32_t lt_bytes;          /* new data sent by limited transmit (RFC 3042) */
+    uint32_t rtx_seq;           /* one retransmission owed at rtx_seq (rtx_mark) */
+    bool rtx_mark;              /* fast retransmit / partial ACK: send rtx_seq's segment */
+    uint64_t last_send;         /* time data was last sent (RFC 5681 4.1 idle restart) */
+    union ss__cc_state ccs;     /* the algorithm's own state */
+    bool cc_traced;             /* an SS_TRACE_CC went out with the values below */
+    uint8_t cc_traced_phase;
+    uint32_t cc_traced_cwnd, cc_traced_ssthresh;
 
     /* RFC 5961 section 7: challenge ACKs of this connection */
     uint64_t chack_window;  /* start of the current challenge-ACK second */
@@ -297,14 +321,57 @@ void ss__tcp_rtt_sample(ss_stack *st, struct ss_sock *sk, uint64_t rtt_us);
 void ss__tcp_arm_rtx(ss_stack *st, struct ss_sock *sk);
 void ss__tcp_keep_reset(ss_stack *st, struct ss_sock *sk);
 
-/* tcp_cc.c */
+/* tcp_cc.c: one congestion-control algorithm (tcp_cc_newreno.c,
+ * tcp_cc_cubic.c). The shared loss recovery in tcp_cc.c (duplicate ACKs,
+ * fast retransmit, fast recovery, limited transmit, RTO, idle restart)
+ * calls these; cwnd and ssthresh are bytes, in the TCB. */
+struct ss__cc_ops {
+    const char *name;
+    enum ss_cc_algo algo;
+    /* Fresh algorithm state (connection start, or SS_SO_CONGESTION). */
+    void (*init)(ss_stack *st, struct ss_sock *sk);
+    /* acked bytes of new data acknowledged outside fast recovery: grow cwnd
+     * (slow start below ssthresh, congestion avoidance above). */
+    void (*on_ack)(ss_stack *st, struct ss_sock *sk, uint32_t acked);
+    /* Loss detected (third duplicate ACK, or an RTO that is not a repeat):
+     * the new ssthresh. The algorithm records what it needs (W_max ...). */
+    uint32_t (*ssthresh)(ss_stack *st, struct ss_sock *sk);
+    /* After an RTO set cwnd to one segment. */
+    void (*on_rto)(ss_stack *st, struct ss_sock *sk);
+    /* Fast recovery ends with a full ACK: the cwnd to continue with. */
+    uint32_t (*exit_recovery)(ss_stack *st, struct ss_sock *sk);
+    /* Restart after idle (RFC 5681 4.1) is about to cut cwnd. */
+    void (*on_idle)(ss_stack *st, struct ss_sock *sk);
+};
+extern const struct ss__cc_ops ss__cc_newreno, ss__cc_cubic;
+const struct ss__cc_ops *ss__cc_ops_of(int algo);
+
 void ss__cc_init(ss_stack *st, struct ss_sock *sk);
+int ss__cc_select(ss_stack *st, struct ss_sock *sk, int algo);
+/* Our SYN is acknowledged: the initial window (RFC 6928, RFC 5681 3.1). */
+void ss__cc_start(ss_stack *st, struct ss_sock *sk);
+/* New data acknowledged (SND.UNA already advanced by acked bytes). */
 void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked);
+/* A duplicate ACK as RFC 5681 2 defines it. */
+void ss__cc_on_dupack(ss_stack *st, struct ss_sock *sk);
+/* The retransmission timer expired (data, not the SYN). */
 void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk);
+/* Before sending new data: restart after idle (RFC 5681 4.1). */
+void ss__cc_before_send(ss_stack *st, struct ss_sock *sk);
+/* Bytes the congestion state allows in flight (cwnd, plus limited transmit). */
 uint32_t ss__cc_window(const struct ss_sock *sk);
-/* Trace (SS_TRACE_CC) the window the sender uses and the recovery state
- * when either changed since the last time. */
-void ss__cc_trace(ss_stack *st, struct ss_sock *sk);
+/* FlightSize: SND.MAX - SND.UNA. */
+uint32_t ss__cc_flight(const struct ss_sock *sk);
+/* FlightSize for ssthresh: without what limited transmit sent (RFC 5681 3.2 (2)). */
+uint32_t ss__cc_flight_loss(const struct ss_sock *sk);
+/* New data [.., end) went out: limited transmit's share is counted. */
+void ss__cc_sent(struct ss_sock *sk, uint32_t new_bytes);
+/* Trace (SS_TRACE_CC) the congestion state with mark, or (MARK_NONE) only
+ * when cwnd, ssthresh or the phase changed since the last time. */
+void ss__cc_trace(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark);
+/* Slow start with byte counting (RFC 3465, L = 2*SMSS), shared by algorithms:
+ * returns the acked bytes left over once cwnd reached ssthresh. */
+uint32_t ss__cc_slow_start(struct ss_sock *sk, uint32_t acked);
 
 /* tcp_opt.c: options (RFC 9293 3.1, RFC 7323, RFC 2018) */
 /* Parse options into seg (mss, ws, sack_ok, ts, sack blocks). Returns 0,
@@ -377,7 +444,7 @@ void ss__trace_drop(ss_stack *st, struct ss_sock *sk, int reason, uint8_t proto,
                     uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport);
 void ss__trace_rtt(ss_stack *st, struct ss_sock *sk, uint32_t sample);
 void ss__trace_win(ss_stack *st, struct ss_sock *sk, bool ours, uint32_t o, uint32_t n);
-void ss__trace_cc(ss_stack *st, struct ss_sock *sk, uint32_t cwnd);
+void ss__trace_cc(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark);
 
 /* stack.c: sockets, pools, rings, events */
 struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind);

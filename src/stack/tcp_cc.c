@@ -1,72 +1,310 @@
-/* tcp_cc: the congestion-control hook.
+/* tcp_cc: loss recovery shared by every congestion-control algorithm.
  *
- * Not implemented yet (a later issue brings RFC 5681 / RFC 6582 NewReno).
- * The sender asks ss__cc_window() how much may be in flight besides the
- * peer's window. Outside loss recovery the answer is "unlimited"; the one
- * rule already here is the RTO recovery of RFC 6298 (5.4): after a
- * retransmission timeout only the earliest unacknowledged segment is in
- * flight (a loss window of one segment, RFC 5681 3.1), and nothing beyond
- * it goes out until an ACK for new data arrives. An ACK that covers
- * everything sent before the timeout (SND.MAX then, `recover`) ends the
- * recovery and sending goes on as before. A partial ACK (the peer holds
- * later data but misses another segment) lets exactly the next
- * unacknowledged segment go, as RFC 6582 3.2 (5) does for partial ACKs,
- * rather than resending the whole rest of the flight (go-back-N) the
- * peer mostly has. Slow start replaces the one-segment window with
- * growth from it.
+ * An algorithm (tcp_cc_newreno.c, tcp_cc_cubic.c) says how cwnd grows on
+ * an ACK and what ssthresh becomes on a loss (struct ss__cc_ops). This
+ * file decides when those happen, and what is resent:
  *
- * ss__cc_trace() emits SS_TRACE_CC with the window the sender uses
- * (min(peer window, cwnd)) and the recovery state when either changes.
+ *   RFC 6928           initial window                   ss__cc_start()
+ *   RFC 5681 2         duplicate ACK (the definition)   tcp_input.c check_ack()
+ *   RFC 5681 3.1       slow start, byte counting        ss__cc_slow_start()
+ *     + RFC 3465 2       (L = 2*SMSS)
+ *   RFC 5681 3.1 (4)   RTO: ssthresh, loss window       ss__cc_on_timeout()
+ *   RFC 5681 3.2       fast retransmit on the 3rd       ss__cc_on_dupack()
+ *     + RFC 6582 3.2     duplicate ACK, fast recovery     enter_recovery()
+ *                        (recover = SND.MAX)
+ *   RFC 6582 3.2 (3)   full ACK ends recovery           ss__cc_on_ack()
+ *   RFC 6582 3.2 (5)   partial ACK: resend the next     ss__cc_on_ack()
+ *                        hole, deflate cwnd
+ *   RFC 3042           limited transmit                 ss__cc_window()
+ *   RFC 5681 4.1       restart after idle               ss__cc_before_send()
+ *
+ * Nothing here builds a segment: a retransmission is a mark (rtx_mark /
+ * rtx_seq for one segment, SND.NXT pulled back for an RTO) that
+ * tcp_output.c's send_next() turns into a segment, like new data.
+ * ss__cc_trace() emits SS_TRACE_CC with the real state and what changed it.
  */
+#include <errno.h>
+#include <strings.h>
+
 #include "stack_int.h"
+
+static const struct ss__cc_ops *const algos[SS_CC_NALGOS] = {
+    [SS_CC_NEWRENO] = &ss__cc_newreno,
+    [SS_CC_CUBIC] = &ss__cc_cubic,
+};
+
+const struct ss__cc_ops *ss__cc_ops_of(int algo)
+{
+    return algo > 0 && algo < SS_CC_NALGOS ? algos[algo] : NULL;
+}
+
+const char *ss_tcp_cc_name(int algo)
+{
+    const struct ss__cc_ops *o = ss__cc_ops_of(algo);
+    return o ? o->name : "?";
+}
+
+int ss_tcp_cc_parse(const char *name)
+{
+    for (int a = 1; name && a < SS_CC_NALGOS; a++)
+        if (strcasecmp(name, algos[a]->name) == 0)
+            return a;
+    return -EINVAL;
+}
+
+const char *ss_cc_phase_name(int phase)
+{
+    static const char *const n[] = {"open", "disorder", "recovery", "loss"};
+    return phase >= 0 && phase <= SS_CC_LOSS ? n[phase] : "?";
+}
+
+/* RFC 6928: IW = min(N*MSS, max(2*MSS, N*1460)), N = cfg.init_cwnd (10). */
+static uint32_t initial_window(const ss_stack *st, const struct ss_sock *sk)
+{
+    uint32_t n = st->cfg.init_cwnd, mss = sk->snd_mss;
+    uint32_t b = 2 * mss > n * 1460 ? 2 * mss : n * 1460;
+    return ss__min32(n * mss, b);
+}
 
 void ss__cc_init(ss_stack *st, struct ss_sock *sk)
 {
-    (void)st;
-    sk->cwnd = UINT32_MAX;
+    sk->cc = ss__cc_ops_of(st->cfg.cc_algo);
+    sk->cwnd = UINT32_MAX;      /* the handshake is not congestion controlled */
     sk->ssthresh = UINT32_MAX;
-    sk->rto_recovery = false;
+    sk->cc_phase = SS_CC_OPEN;
+    sk->cc_started = false;
 }
 
-void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
+int ss__cc_select(ss_stack *st, struct ss_sock *sk, int algo)
 {
-    (void)st;
-    if (!acked || !sk->rto_recovery)
-        return;
-    if (SEQ_GEQ(sk->snd_una, sk->recover)) {
-        sk->rto_recovery = false;
-        sk->cwnd = UINT32_MAX;
-        ss__cc_trace(st, sk);   /* also when no more output follows */
-    } else {
-        sk->cwnd = sk->snd_mss;   /* partial ACK: the next hole, only */
-    }
+    const struct ss__cc_ops *o = ss__cc_ops_of(algo);
+    if (!o)
+        return -EINVAL;
+    sk->cc = o;
+    if (sk->cc_started)
+        o->init(st, sk);
+    return 0;
 }
 
-void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk)
+void ss__cc_start(ss_stack *st, struct ss_sock *sk)
 {
-    (void)st;
-    /* Loss window: the one segment retransmit_first() is about to send. */
-    sk->rto_recovery = true;
-    sk->recover = sk->snd_max;
-    sk->cwnd = sk->snd_mss;
-    ss__cc_trace(st, sk);
+    /* RFC 5681 3.1: after a lost SYN or SYN,ACK the initial window is one
+     * segment; otherwise RFC 6928's. ssthresh starts "arbitrarily high". */
+    sk->cwnd = sk->timeouts ? sk->snd_mss : initial_window(st, sk);
+    sk->ssthresh = UINT32_MAX;
+    sk->cc_phase = SS_CC_OPEN;
+    sk->dupacks = 0;
+    sk->ca_acked = 0;
+    sk->recover = sk->snd_una;
+    sk->rtx_mark = false;
+    sk->cc_started = true;
+    sk->cc->init(st, sk);
+    ss__cc_trace(st, sk, SS_CC_MARK_INIT);
+}
+
+uint32_t ss__cc_flight(const struct ss_sock *sk)
+{
+    return sk->snd_max - sk->snd_una;
+}
+
+uint32_t ss__cc_flight_loss(const struct ss_sock *sk)
+{
+    uint32_t f = ss__cc_flight(sk);
+    return f > sk->lt_bytes ? f - sk->lt_bytes : 0;
+}
+
+void ss__cc_sent(struct ss_sock *sk, uint32_t new_bytes)
+{
+    if (sk->cc_phase == SS_CC_DISORDER)
+        sk->lt_bytes += new_bytes;
 }
 
 uint32_t ss__cc_window(const struct ss_sock *sk)
 {
+    if (!sk->cc_started)
+        return UINT32_MAX;
+    /* RFC 3042: on each of the first two duplicate ACKs one new segment
+     * beyond cwnd (cwnd itself unchanged), if the peer's window allows. */
+    if (sk->cc_phase == SS_CC_DISORDER)
+        return sk->cwnd + ss__min32(sk->dupacks, 2) * sk->snd_mss;
     return sk->cwnd;
 }
 
-/* With no congestion control yet the window that limits the sender is
- * the peer's, or the one segment of RTO recovery: that is what is traced
- * as "cwnd", so that plots show what actually bounds the flight. */
-void ss__cc_trace(ss_stack *st, struct ss_sock *sk)
+uint32_t ss__cc_slow_start(struct ss_sock *sk, uint32_t acked)
 {
-    uint32_t w = ss__min32(sk->snd_wnd, ss__cc_window(sk));
-    if (sk->cc_traced && w == sk->cc_traced_wnd && sk->rto_recovery == sk->cc_traced_rec)
+    /* RFC 3465 2.2 / RFC 5681 3.1: cwnd += min(N, L), L = 2*SMSS, up to
+     * ssthresh; what is left over counts towards congestion avoidance. */
+    uint32_t inc = ss__min32(acked, 2u * sk->snd_mss);
+    uint32_t room = sk->ssthresh - sk->cwnd;
+    if (inc <= room) {
+        sk->cwnd += inc;
+        return 0;
+    }
+    sk->cwnd = sk->ssthresh;
+    return acked - room;
+}
+
+/* RFC 6582 3.2 (3) option 1: cwnd = min(ssthresh, max(FlightSize, SMSS)
+ * + SMSS), which avoids a burst when little is in flight. */
+static uint32_t exit_cwnd(const struct ss_sock *sk)
+{
+    uint32_t f = ss__cc_flight(sk);
+    if (f < sk->snd_mss)
+        f = sk->snd_mss;
+    return ss__min32(sk->ssthresh, f + sk->snd_mss);
+}
+
+/* Grow only when cwnd is what limits the sender (RFC 7661's idea, as
+ * Linux's tcp_is_cwnd_limited): a window that is not used proves nothing. */
+static bool cwnd_limited(const struct ss_sock *sk, uint32_t acked)
+{
+    uint32_t before = sk->snd_nxt - sk->snd_una + acked;   /* in flight before the ACK */
+    if (before + sk->snd_mss > sk->cwnd)
+        return true;
+    return sk->cwnd < sk->ssthresh && 2 * before >= sk->cwnd;
+}
+
+void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
+{
+    if (!sk->cc_started || !acked)
+        return;
+    sk->dupacks = 0;
+    sk->lt_bytes = 0;
+    switch (sk->cc_phase) {
+    case SS_CC_RECOVERY:
+        if (SEQ_GEQ(sk->snd_una, sk->recover)) {
+            /* RFC 6582 3.2 (3): a full ACK, recovery is over. */
+            sk->cwnd = sk->cc->exit_recovery ? sk->cc->exit_recovery(st, sk) : exit_cwnd(sk);
+            sk->cc_phase = SS_CC_OPEN;
+            sk->ca_acked = 0;
+            ss__cc_trace(st, sk, SS_CC_MARK_EXIT_RECOVERY);
+            return;
+        }
+        /* RFC 6582 3.2 (5): a partial ACK. Resend the first unacknowledged
+         * segment, deflate cwnd by what was acknowledged and add back one
+         * SMSS if at least that much was, so that about ssthresh stays in
+         * flight when recovery ends. */
+        sk->rtx_mark = true;
+        sk->rtx_seq = sk->snd_una;
+        sk->cwnd -= ss__min32(acked, sk->cwnd);
+        if (acked >= sk->snd_mss)
+            sk->cwnd += sk->snd_mss;
+        if (sk->cwnd < sk->snd_mss)
+            sk->cwnd = sk->snd_mss;
+        ss__cc_trace(st, sk, SS_CC_MARK_PARTIAL_ACK);
+        return;
+    case SS_CC_LOSS:
+        /* After an RTO: slow start from one segment resends from SND.UNA
+         * (SND.NXT was pulled back) until SND.MAX of then is acknowledged. */
+        if (SEQ_GEQ(sk->snd_una, sk->recover)) {
+            sk->cc_phase = SS_CC_OPEN;
+            ss__cc_trace(st, sk, SS_CC_MARK_EXIT_LOSS);
+        }
+        break;
+    default:
+        sk->cc_phase = SS_CC_OPEN;
+        break;
+    }
+    if (cwnd_limited(sk, acked))
+        sk->cc->on_ack(st, sk, acked);
+    ss__cc_trace(st, sk, SS_CC_MARK_NONE);
+}
+
+/* RFC 5681 3.2 (1)-(3) with RFC 6582 3.2 (2): ssthresh from the algorithm,
+ * recover = SND.MAX, resend SND.UNA's segment, cwnd = ssthresh + 3*SMSS
+ * (the three segments the duplicate ACKs say have left the network). */
+static void enter_recovery(ss_stack *st, struct ss_sock *sk)
+{
+    sk->ssthresh = sk->cc->ssthresh(st, sk);
+    sk->recover = sk->snd_max;
+    sk->rtx_mark = true;
+    sk->rtx_seq = sk->snd_una;
+    sk->cwnd = sk->ssthresh + 3u * sk->snd_mss;
+    sk->cc_phase = SS_CC_RECOVERY;
+    sk->ca_acked = 0;
+    sk->lt_bytes = 0;
+    ss__cc_trace(st, sk, SS_CC_MARK_FAST_RETRANSMIT);
+}
+
+void ss__cc_on_dupack(ss_stack *st, struct ss_sock *sk)
+{
+    if (!sk->cc_started)
+        return;
+    switch (sk->cc_phase) {
+    case SS_CC_RECOVERY:
+        /* RFC 5681 3.2 (4): each further duplicate ACK means one more
+         * segment has left the network: inflate cwnd by one SMSS. */
+        sk->cwnd += sk->snd_mss;
+        ss__cc_trace(st, sk, SS_CC_MARK_NONE);
+        return;
+    case SS_CC_LOSS:
+        /* RFC 6582 3.2 (2): duplicate ACKs below `recover` (the RTO's
+         * SND.MAX) come from the go-back-N resends: no fast retransmit. */
+        return;
+    default:
+        break;
+    }
+    sk->dupacks++;
+    if (sk->dupacks < 3) {
+        sk->cc_phase = SS_CC_DISORDER;   /* limited transmit (RFC 3042) */
+        ss__cc_trace(st, sk, SS_CC_MARK_NONE);
+        return;
+    }
+    /* RFC 6582 3.2 (2): fast retransmit only if the ACK covers more than
+     * recover, so one window's losses start one recovery. */
+    if (sk->dupacks == 3 && SEQ_GT(sk->snd_una, sk->recover))
+        enter_recovery(st, sk);
+}
+
+void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk)
+{
+    if (!sk->cc_started)
+        return;
+    /* RFC 5681 3.1 (4): ssthresh = max(FlightSize/2, 2*SMSS) (or the
+     * algorithm's rule) on the first timeout of a segment; held when the
+     * same segment times out again, and not cut twice for the loss that
+     * fast recovery already answered. cwnd = the loss window, 1 SMSS. */
+    if (sk->backoff <= 1 && sk->cc_phase != SS_CC_RECOVERY)
+        sk->ssthresh = sk->cc->ssthresh(st, sk);
+    sk->cwnd = sk->snd_mss;
+    sk->cc_phase = SS_CC_LOSS;
+    sk->recover = sk->snd_max;
+    sk->dupacks = 0;
+    sk->ca_acked = 0;
+    sk->lt_bytes = 0;
+    sk->rtx_mark = false;
+    if (sk->cc->on_rto)
+        sk->cc->on_rto(st, sk);
+    ss__cc_trace(st, sk, SS_CC_MARK_RTO);
+}
+
+void ss__cc_before_send(ss_stack *st, struct ss_sock *sk)
+{
+    /* RFC 5681 4.1: after more than one RTO without sending, cwnd =
+     * min(IW, cwnd), so the next flight is not a burst into a path
+     * whose state we no longer know. */
+    if (!sk->cc_started || sk->snd_una != sk->snd_max || !sk->last_send ||
+        st->now - sk->last_send <= sk->rto_us)
+        return;
+    sk->last_send = st->now;   /* once per idle period */
+    uint32_t iw = initial_window(st, sk);
+    if (sk->cwnd <= iw)
+        return;
+    if (sk->cc->on_idle)
+        sk->cc->on_idle(st, sk);
+    sk->cwnd = iw;
+    sk->ca_acked = 0;
+    ss__cc_trace(st, sk, SS_CC_MARK_IDLE_RESTART);
+}
+
+void ss__cc_trace(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark)
+{
+    if (mark == SS_CC_MARK_NONE && sk->cc_traced && sk->cc_traced_cwnd == sk->cwnd &&
+        sk->cc_traced_ssthresh == sk->ssthresh && sk->cc_traced_phase == sk->cc_phase)
         return;
     sk->cc_traced = true;
-    sk->cc_traced_wnd = w;
-    sk->cc_traced_rec = sk->rto_recovery;
-    ss__trace_cc(st, sk, w);
+    sk->cc_traced_cwnd = sk->cwnd;
+    sk->cc_traced_ssthresh = sk->ssthresh;
+    sk->cc_traced_phase = sk->cc_phase;
+    ss__trace_cc(st, sk, mark);
 }

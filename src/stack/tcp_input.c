@@ -481,6 +481,17 @@ static enum verdict closing_ack(ss_stack *st, struct ss_sock *sk)
     }
 }
 
+/* RFC 5681 2: a duplicate ACK (a) acknowledges outstanding data, (b)
+ * carries no data, (c) has neither SYN nor FIN, (d) SEG.ACK == SND.UNA,
+ * (e) repeats the last advertised window. A zero window is flow control,
+ * not loss: its ACKs (answers to probes) never count. */
+static bool is_dupack(const struct ss_sock *sk, const struct ss_seg *seg)
+{
+    return sk->snd_max != sk->snd_una && seg->len == 0 &&
+           !(seg->flags & (SS_TCP_SYN | SS_TCP_FIN)) && seg->ack == sk->snd_una &&
+           ss__opt_snd_wnd(sk, seg) == sk->snd_wnd && sk->snd_wnd != 0;
+}
+
 /* fifth: ACK. */
 static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
 {
@@ -504,6 +515,8 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
     ss__sack_update(st, sk, seg);   /* the scoreboard first: RFC 6675 Update() */
     if (SEQ_GT(seg->ack, sk->snd_una))
         new_ack(st, sk, seg);
+    else if (is_dupack(sk, seg))
+        ss__cc_on_dupack(st, sk);
     /* Window update (3.10.7.4 fifth, ESTABLISHED): if SND.UNA =< SEG.ACK,
      * from a newer segment, or the same one acknowledging more. */
     if (SEQ_LEQ(sk->snd_una, seg->ack) &&

@@ -185,6 +185,63 @@ static bool sends_data(enum ss_tcp_state s)
            s == SS_TCP_CLOSING || s == SS_TCP_LAST_ACK;
 }
 
+/* The one builder of data segments: [seq, seq+len) of the send ring,
+ * with PSH when it empties the ring and FIN when it reaches our FIN
+ * (len may be 0 for a FIN alone). New data, go-back-N after an RTO, a
+ * fast retransmission and a partial ACK's hole all come through here.
+ * Returns the sequence space used. */
+static uint32_t send_data_at(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint32_t len)
+{
+    uint32_t data_end = sk->snd_una + sk->snd.len;
+    bool rtx = SEQ_LT(seq, sk->snd_max);
+    uint8_t flags = SS_TCP_ACK;
+    if (len && seq + len == data_end)
+        flags |= SS_TCP_PSH;
+    if (sk->fin_queued && seq + len == sk->fin_seq)
+        flags |= SS_TCP_FIN;
+    ss__tcp_send_segment(st, sk, seq, flags, len, rtx);
+    sk->last_send = st->now;
+    uint32_t end = seq + len + ((flags & SS_TCP_FIN) ? 1 : 0);
+    /* Count payload sent for the first time: a segment that starts in a
+     * retransmission may go on past SND.MAX with new data. */
+    if (SEQ_GT(seq + len, sk->snd_max)) {
+        sk->bytes_out += seq + len - sk->snd_max;
+        ss__cc_sent(sk, seq + len - sk->snd_max);
+    }
+    if (SEQ_GT(end, sk->snd_nxt))
+        sk->snd_nxt = end;
+    if (SEQ_GT(end, sk->snd_max)) {
+        /* RFC 6298 / Karn: time one segment of new data at a time. */
+        if (!sk->rtt_timing && !rtx) {
+            sk->rtt_timing = true;
+            sk->rtt_seq = seq;
+            sk->rtt_start = st->now;
+        }
+        sk->snd_max = end;
+    }
+    if (sk->t_rtx == SS_NEVER)
+        ss__tcp_arm_rtx(st, sk);
+    sk->t_persist = SS_NEVER;
+    return end - seq;
+}
+
+/* A retransmission owed by the loss recovery (tcp_cc.c: fast retransmit,
+ * a partial ACK's hole; tcp_timer.c: the RTO's first segment): one
+ * segment at rtx_seq, of what was sent before, whatever the windows
+ * (RFC 5681 3.2 (2), RFC 6298 (5.4)). */
+static void send_marked(ss_stack *st, struct ss_sock *sk)
+{
+    sk->rtx_mark = false;
+    uint32_t seq = SEQ_LT(sk->rtx_seq, sk->snd_una) ? sk->snd_una : sk->rtx_seq;
+    uint32_t data_end = sk->snd_una + sk->snd.len;
+    uint32_t data = SEQ_GT(data_end, seq) ? data_end - seq : 0;
+    uint32_t sent = SEQ_GT(sk->snd_max, seq) ? sk->snd_max - seq : 0;
+    uint32_t len = ss__min32(ss__min32(data, sent), sk->snd_mss);
+    bool fin = sk->fin_queued && seq + len == sk->fin_seq && SEQ_GT(sk->snd_max, sk->fin_seq);
+    if (len || fin)
+        send_data_at(st, sk, seq, len);
+}
+
 /* Send one segment of data/FIN starting at SND.NXT; returns false when
  * nothing (more) may be sent now. */
 static bool send_next(ss_stack *st, struct ss_sock *sk)
@@ -216,41 +273,11 @@ static bool send_next(ss_stack *st, struct ss_sock *sk)
             return false;
         }
         sk->t_sws = SS_NEVER;
-        uint8_t flags = SS_TCP_ACK;
-        if (all)
-            flags |= SS_TCP_PSH;
-        if (sk->fin_queued && all && sk->snd_nxt + len == sk->fin_seq)
-            flags |= SS_TCP_FIN;
-        uint32_t seq = sk->snd_nxt;
-        ss__tcp_send_segment(st, sk, seq, flags, len, rtx);
-        /* Count payload sent for the first time: a segment that starts
-         * in a retransmission (SND.NXT <= SND.MAX) may go on past SND.MAX
-         * with new data. */
-        if (SEQ_GT(seq + len, sk->snd_max))
-            sk->bytes_out += seq + len - sk->snd_max;
-        sk->snd_nxt += len + ((flags & SS_TCP_FIN) ? 1 : 0);
-        if (SEQ_GT(sk->snd_nxt, sk->snd_max)) {
-            /* RFC 6298 / Karn: time one segment of new data at a time. */
-            if (!sk->rtt_timing && !rtx) {
-                sk->rtt_timing = true;
-                sk->rtt_seq = seq;
-                sk->rtt_start = st->now;
-            }
-            sk->snd_max = sk->snd_nxt;
-        }
-        if (sk->t_rtx == SS_NEVER)
-            ss__tcp_arm_rtx(st, sk);
-        sk->t_persist = SS_NEVER;
+        send_data_at(st, sk, sk->snd_nxt, len);
         return true;
     }
     if (sk->fin_queued && sk->snd_nxt == sk->fin_seq && avail == 0) {
-        bool frtx = SEQ_LT(sk->snd_nxt, sk->snd_max);
-        ss__tcp_send_segment(st, sk, sk->snd_nxt, SS_TCP_FIN | SS_TCP_ACK, 0, frtx);
-        sk->snd_nxt++;
-        if (SEQ_GT(sk->snd_nxt, sk->snd_max))
-            sk->snd_max = sk->snd_nxt;
-        if (sk->t_rtx == SS_NEVER)
-            ss__tcp_arm_rtx(st, sk);
+        send_data_at(st, sk, sk->snd_nxt, 0);
         return false;
     }
     /* Zero window with data waiting and nothing in flight that an RTO
@@ -263,6 +290,33 @@ static bool send_next(ss_stack *st, struct ss_sock *sk)
     return false;
 }
 
+/* SYN (SYN-SENT) or SYN,ACK (SYN-RECEIVED, or closed from there with
+ * our SYN still unacknowledged), when SND.NXT is back at ISS. */
+static void send_syn(ss_stack *st, struct ss_sock *sk)
+{
+    if (sk->snd_nxt != sk->iss) {
+        if (sk->ack_now && sk->state == SS_TCP_SYN_RECEIVED)
+            ss__tcp_send_ack(st, sk);
+        return;
+    }
+    /* RFC 9293 3.10.1 / 3.10.7.2: <SEQ=ISS><CTL=SYN> or
+     * <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, with our MSS. */
+    uint8_t f = sk->state == SS_TCP_SYN_SENT ? SS_TCP_SYN : SS_TCP_SYN | SS_TCP_ACK;
+    bool rtx = SEQ_GT(sk->snd_max, sk->iss) && !sk->synack_first;
+    sk->synack_first = false;
+    ss__tcp_send_segment(st, sk, sk->iss, f, 0, rtx);
+    if (!rtx) {
+        sk->rtt_timing = true;
+        sk->rtt_seq = sk->iss;
+        sk->rtt_start = st->now;
+    }
+    sk->snd_nxt = sk->iss + 1;
+    if (SEQ_GT(sk->snd_nxt, sk->snd_max))
+        sk->snd_max = sk->snd_nxt;
+    if (sk->t_rtx == SS_NEVER)
+        ss__tcp_arm_rtx(st, sk);
+}
+
 void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
 {
     switch (sk->state) {
@@ -271,35 +325,27 @@ void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
         return;
     case SS_TCP_SYN_SENT:
     case SS_TCP_SYN_RECEIVED:
-        /* RFC 9293 3.10.1 / 3.10.7.2: <SEQ=ISS><CTL=SYN> or
-         * <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, with our MSS. */
-        if (sk->snd_nxt == sk->iss) {
-            uint8_t f = sk->state == SS_TCP_SYN_SENT ? SS_TCP_SYN : SS_TCP_SYN | SS_TCP_ACK;
-            bool rtx = SEQ_GT(sk->snd_max, sk->iss) && !sk->synack_first;
-            sk->synack_first = false;
-            ss__tcp_send_segment(st, sk, sk->iss, f, 0, rtx);
-            if (!rtx) {
-                sk->rtt_timing = true;
-                sk->rtt_seq = sk->iss;
-                sk->rtt_start = st->now;
-            }
-            sk->snd_nxt = sk->iss + 1;
-            if (SEQ_GT(sk->snd_nxt, sk->snd_max))
-                sk->snd_max = sk->snd_nxt;
-            if (sk->t_rtx == SS_NEVER)
-                ss__tcp_arm_rtx(st, sk);
-        } else if (sk->ack_now && sk->state == SS_TCP_SYN_RECEIVED) {
-            ss__tcp_send_ack(st, sk);
-        }
+        send_syn(st, sk);
         return;
     default:
         break;
     }
+    if (sk->snd_una == sk->iss && sk->snd_nxt == sk->iss) {
+        send_syn(st, sk);   /* closed from SYN-RECEIVED: the RTO resends our SYN */
+        return;
+    }
     bool sent = false;
     if (sends_data(sk->state)) {
-        ss__cc_trace(st, sk);
+        if (!sk->cc_started)
+            ss__cc_start(st, sk);
+        ss__cc_before_send(st, sk);
+        if (sk->rtx_mark) {
+            send_marked(st, sk);
+            sent = true;
+        }
         for (int i = 0; i < 1 << 16 && send_next(st, sk); i++)
             sent = true;
+        ss__cc_trace(st, sk, SS_CC_MARK_NONE);
     }
     sk->sws_force = false;
     /* A window update owed to the peer after the application read. */

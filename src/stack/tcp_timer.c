@@ -71,38 +71,6 @@ static void give_up(ss_stack *st, struct ss_sock *sk)
     ss__tcp_drop(st, sk, err);
 }
 
-/* Retransmit the earliest unacknowledged segment, whatever the window
- * (RFC 6298 (5.4)). ss__cc_on_timeout() has closed the congestion window
- * to that one segment, so nothing else is sent until an ACK arrives. */
-static void retransmit_first(ss_stack *st, struct ss_sock *sk)
-{
-    if (ss__tcp_opening(sk)) {
-        sk->snd_nxt = sk->iss;
-        ss__tcp_output(st, sk);
-        return;
-    }
-    if (sk->snd_una == sk->iss) {
-        /* Closed from SYN-RECEIVED: our SYN is still unacknowledged. */
-        ss__tcp_send_segment(st, sk, sk->iss, SS_TCP_SYN | SS_TCP_ACK, 0, true);
-        sk->snd_nxt = sk->iss + 1;
-        return;
-    }
-    sk->snd_nxt = sk->snd_una;
-    uint32_t len = ss__min32(sk->snd.len, sk->snd_mss);
-    uint32_t outstanding = sk->snd_max - sk->snd_una;
-    if (len > outstanding)
-        len = outstanding;
-    uint8_t flags = SS_TCP_ACK;
-    if (len == sk->snd.len && len)
-        flags |= SS_TCP_PSH;
-    if (sk->fin_queued && sk->snd_una + len == sk->fin_seq && SEQ_GT(sk->snd_max, sk->fin_seq))
-        flags |= SS_TCP_FIN;
-    if (len == 0 && !(flags & SS_TCP_FIN))
-        return;
-    ss__tcp_send_segment(st, sk, sk->snd_una, flags, len, true);
-    sk->snd_nxt = sk->snd_una + len + ((flags & SS_TCP_FIN) ? 1 : 0);
-}
-
 static void on_rtx(ss_stack *st, struct ss_sock *sk)
 {
     sk->t_rtx = SS_NEVER;
@@ -128,10 +96,18 @@ static void on_rtx(ss_stack *st, struct ss_sock *sk)
     sk->rto_us = clamp_rto(st, (uint64_t)sk->rto_us * 2);
     sk->rtt_timing = false;
     ss__trace_rtt(st, sk, 0);
-    /* The handshake's SYN is not data: no loss window there. */
-    if (!ss__tcp_opening(sk))
+    /* Mark what must be resent, as lwIP's tcp_rexmit_rto(): SND.NXT back
+     * to SND.UNA (go-back-N within the loss window of one segment that
+     * ss__cc_on_timeout() sets), and the first segment owed whatever the
+     * peer's window (RFC 6298 (5.4)). ss__tcp_output() builds it; the
+     * handshake's SYN is not data, so no loss window there. */
+    sk->snd_nxt = sk->snd_una;
+    if (!ss__tcp_opening(sk) && sk->snd_una != sk->iss) {
         ss__cc_on_timeout(st, sk);
-    retransmit_first(st, sk);
+        sk->rtx_mark = true;
+        sk->rtx_seq = sk->snd_una;
+    }
+    ss__tcp_output(st, sk);
     ss__tcp_arm_rtx(st, sk);
 }
 

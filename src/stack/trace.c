@@ -169,6 +169,21 @@ static void addr_str(uint32_t a, uint16_t port, char *out, size_t len)
              port);
 }
 
+/* The trace's words for what changed the congestion state ("" for growth). */
+static const char *cc_mark_text(int mark)
+{
+    switch (mark) {
+    case SS_CC_MARK_INIT: return "initial window";
+    case SS_CC_MARK_FAST_RETRANSMIT: return "dup ACK #3 -> fast retransmit, enter fast recovery";
+    case SS_CC_MARK_PARTIAL_ACK: return "partial ACK -> retransmit next hole";
+    case SS_CC_MARK_EXIT_RECOVERY: return "exit fast recovery";
+    case SS_CC_MARK_EXIT_LOSS: return "exit RTO recovery";
+    case SS_CC_MARK_RTO: return "RTO -> cwnd 1 MSS";
+    case SS_CC_MARK_IDLE_RESTART: return "idle restart -> cwnd min(IW, cwnd)";
+    default: return "";
+    }
+}
+
 int ss_trace_format(const struct ss_trace_event *ev, unsigned flags, char *buf, size_t len)
 {
     size_t n = 0;
@@ -237,14 +252,19 @@ int ss_trace_format(const struct ss_trace_event *ev, unsigned flags, char *buf, 
         app(buf, len, &n, "%s UDP len=%u", ev->kind == SS_TRACE_UDP_IN ? "<" : ">",
             ev->u.udp.len);
         break;
-    case SS_TRACE_CC:
+    case SS_TRACE_CC: {
+        const char *m = cc_mark_text(ev->u.cc.mark);
+        if (*m)
+            app(buf, len, &n, "%s: ", m);
+        app(buf, len, &n, "cwnd=%u", ev->u.cc.cwnd);
         if (ev->u.cc.ssthresh == UINT32_MAX)
-            app(buf, len, &n, "cwnd=%u ssthresh=inf", ev->u.cc.cwnd);
+            app(buf, len, &n, " ssthresh=inf");
         else
-            app(buf, len, &n, "cwnd=%u ssthresh=%u", ev->u.cc.cwnd, ev->u.cc.ssthresh);
-        if (ev->u.cc.rto_recovery)
-            app(buf, len, &n, " rto-recovery");
+            app(buf, len, &n, " ssthresh=%u", ev->u.cc.ssthresh);
+        app(buf, len, &n, " flight=%u peer-wnd=%u %s %s", ev->u.cc.flight, ev->u.cc.peer_wnd,
+            ss_cc_phase_name(ev->u.cc.phase), ss_tcp_cc_name(ev->u.cc.algo));
         break;
+    }
     default:
         app(buf, len, &n, "?");
         break;
@@ -333,8 +353,16 @@ int ss_trace_format_json(const struct ss_trace_event *ev, char *buf, size_t len)
         break;
     case SS_TRACE_CC:
         json_object_set_new(o, "cwnd", json_integer(ev->u.cc.cwnd));
-        json_object_set_new(o, "ssthresh", json_integer(ev->u.cc.ssthresh));
-        json_object_set_new(o, "rto_recovery", json_boolean(ev->u.cc.rto_recovery));
+        json_object_set_new(o, "ssthresh", ev->u.cc.ssthresh == UINT32_MAX
+                                               ? json_null()
+                                               : json_integer(ev->u.cc.ssthresh));
+        json_object_set_new(o, "flight", json_integer(ev->u.cc.flight));
+        json_object_set_new(o, "peer_wnd", json_integer(ev->u.cc.peer_wnd));
+        json_object_set_new(o, "mss", json_integer(ev->u.cc.mss));
+        json_object_set_new(o, "phase", json_string(ss_cc_phase_name(ev->u.cc.phase)));
+        json_object_set_new(o, "algo", json_string(ss_tcp_cc_name(ev->u.cc.algo)));
+        if (*cc_mark_text(ev->u.cc.mark))
+            json_object_set_new(o, "mark", json_string(cc_mark_text(ev->u.cc.mark)));
         break;
     default:
         break;
@@ -452,15 +480,20 @@ void ss__trace_rtt(ss_stack *st, struct ss_sock *sk, uint32_t sample)
     ss__trace(st, &ev);
 }
 
-void ss__trace_cc(ss_stack *st, struct ss_sock *sk, uint32_t cwnd)
+void ss__trace_cc(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark)
 {
     if (!st->cfg.trace)
         return;
     struct ss_trace_event ev = {.kind = SS_TRACE_CC};
     fill_tuple(&ev, sk);
-    ev.u.cc.cwnd = cwnd;
+    ev.u.cc.cwnd = sk->cwnd;
     ev.u.cc.ssthresh = sk->ssthresh;
-    ev.u.cc.rto_recovery = sk->rto_recovery;
+    ev.u.cc.flight = ss__cc_flight(sk);
+    ev.u.cc.peer_wnd = sk->snd_wnd;
+    ev.u.cc.mss = sk->snd_mss;
+    ev.u.cc.phase = sk->cc_phase;
+    ev.u.cc.mark = (uint8_t)mark;
+    ev.u.cc.algo = (uint8_t)sk->cc->algo;
     ss__trace(st, &ev);
 }
 

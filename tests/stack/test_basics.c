@@ -134,8 +134,10 @@ Test(basics, handshake_and_data_traced_in_textbook_notation)
     snprintf(want[4], sizeof want[4], "< ACK seq=1001 ack=%u win=65535", iss + 1);
     snprintf(want[5], sizeof want[5], "rtt sample=1us srtt=1us rttvar=0us rto=1000000us");
     snprintf(want[6], sizeof want[6], "SYN-RECEIVED -> ESTABLISHED");
-    /* The window the sender uses (the peer's: no congestion control yet). */
-    snprintf(want[7], sizeof want[7], "cwnd=65535 ssthresh=inf");
+    /* The congestion state as data starts: RFC 6928's initial window of
+     * ten 1460-byte segments, no ssthresh yet, the default algorithm. */
+    snprintf(want[7], sizeof want[7],
+             "initial window: cwnd=14600 ssthresh=inf flight=0 peer-wnd=65535 open cubic");
     snprintf(want[8], sizeof want[8], "> PSH,ACK seq=%u ack=1001 win=8192 len=2", iss + 1);
     cr_assert_geq(ntrace, 9);
     for (int i = 0; i < 9; i++)

@@ -206,8 +206,9 @@ Test(tcp_timers, poll_deadline_is_nearest_timer)
 }
 
 /* RFC 6298 (5.4)-(5.6): on a timeout only the earliest unacknowledged
- * segment is resent, nothing beyond it until an ACK arrives (no go-back-N
- * flood); the ACK for the retransmission lets sending go on. */
+ * segment is resent, nothing beyond it until an ACK arrives (the loss
+ * window of RFC 5681 3.1, no go-back-N flood); the ACK for the
+ * retransmission lets sending go on in slow start from one segment. */
 Test(tcp_timers, rto_resends_only_the_earliest_segment)
 {
     uint32_t iss;
@@ -231,11 +232,15 @@ Test(tcp_timers, rto_resends_only_the_earliest_segment)
     advance(in.rto_us);
     cr_assert_eq(ncap, 0, "%d segments sent beyond the retransmission", ncap);
     /* The ACK for the retransmission, partial (the peer misses the
-     * second segment too): that one segment follows, not the whole rest
-     * of the flight. */
+     * second segment too): slow start makes cwnd two segments, so the
+     * next two follow (RFC 5681 3.1), not the whole rest of the flight. */
     seg_in(P1, iss + 1 + 1460, SS_TCP_ACK, 65535, NULL, 0);
-    r = one_seg();
+    cr_assert_eq(ncap, 2, "%d segments after the partial ACK", ncap);
+    r = cap_tcp(0);
     cr_assert_eq(r.seq, iss + 1 + 1460);
+    cr_assert_eq(r.len, 1460);
+    r = cap_tcp(1);
+    cr_assert_eq(r.seq, iss + 1 + 2 * 1460);
     cr_assert_eq(r.len, 1460);
     /* The peer had the rest: everything acknowledged, timer off. */
     cap_clear();
@@ -261,14 +266,17 @@ Test(tcp_timers, bytes_out_counts_new_part_of_mixed_segment)
     struct ss_stack_sock_info in;
     ss_stack_sock_info(st, sd, &in);
     advance(in.rto_us);                       /* the first one again */
+    /* 1000 new bytes queued behind the 100 still unacknowledged; the
+     * loss window (one segment, in flight) holds them back. */
     cap_clear();
-    seg_in(P1, iss + 1 + 1460, SS_TCP_ACK, 65535, NULL, 0);   /* partial: the second */
-    cr_assert_eq(one_seg().seq, iss + 1 + 1460);
-    /* 1000 new bytes queued behind the 100 still unacknowledged. */
     cr_assert_eq(ss_tcp_send(st, now, sd, data, 1000), 1000);
-    cap_clear();
-    seg_in(P1, iss + 1 + 2 * 1460, SS_TCP_ACK, 65535, NULL, 0);
-    struct tseg m = one_seg();
+    cr_assert_eq(ncap, 0);
+    /* Partial ACK: cwnd two segments, the second one again and then the
+     * 100 resent with the 1000 new in one segment. */
+    seg_in(P1, iss + 1 + 1460, SS_TCP_ACK, 65535, NULL, 0);
+    cr_assert_eq(ncap, 2);
+    cr_assert_eq(cap_tcp(0).seq, iss + 1 + 1460);
+    struct tseg m = cap_tcp(1);
     cr_assert_eq(m.seq, iss + 1 + 2 * 1460);
     cr_assert_eq(m.len, 1100, "100 resent + 1000 new in one segment: %zu", m.len);
     ss_stack_sock_info(st, sd, &in);
@@ -283,27 +291,33 @@ static int find_trace(const char *line, int from)
     return -1;
 }
 
-/* SS_TRACE_CC: the window the sender uses (the peer's, with no congestion
- * control yet) and the RTO-recovery state, each time either changes. */
-Test(tcp_timers, cc_trace_shows_peer_window_and_rto_recovery)
+/* SS_TRACE_CC: the real congestion state (cwnd, ssthresh, flight, the
+ * peer's window, the phase) with what changed it: the initial window, the
+ * RTO's loss window, the end of RTO recovery. */
+Test(tcp_timers, cc_trace_shows_congestion_state_and_rto)
 {
     uint32_t iss;
     int sd = fx_passive(&iss);
+    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_CONGESTION, SS_CC_NEWRENO), 0);
     static uint8_t data[3 * 1460];
     memset(data, 'c', sizeof data);
     cr_assert_eq(ss_tcp_send(st, now, sd, data, sizeof data), (ssize_t)sizeof data);
     ss_stack_poll(st, now);
-    int a = find_trace("cwnd=65535 ssthresh=inf", 0);
-    cr_assert_geq(a, 0, "no cc event for the peer's window");
+    /* Set at the handshake's end, under the default algorithm; the
+     * switch to NewReno keeps the window. */
+    int a = find_trace("initial window: cwnd=14600 ssthresh=inf flight=0 peer-wnd=65535 open "
+                       "cubic", 0);
+    cr_assert_geq(a, 0, "no cc event for the initial window");
     struct ss_stack_sock_info in;
     ss_stack_sock_info(st, sd, &in);
     advance(in.rto_us);
-    int b = find_trace("cwnd=1460 ssthresh=inf rto-recovery", a + 1);
-    cr_assert_gt(b, a, "no cc event for the RTO recovery");
-    seg_in(P1, iss + 1 + 1460, SS_TCP_ACK, 65535, NULL, 0);   /* partial: still one */
-    cr_assert_eq(find_trace("cwnd=65535 ssthresh=inf", b + 1), -1);
+    /* ssthresh = max(FlightSize/2, 2*SMSS) = max(2190, 2920). */
+    int b = find_trace("RTO -> cwnd 1 MSS: cwnd=1460 ssthresh=2920 flight=4380 "
+                       "peer-wnd=65535 loss newreno", a + 1);
+    cr_assert_gt(b, a, "no cc event for the RTO");
     seg_in(P1, iss + 1 + sizeof data, SS_TCP_ACK, 40000, NULL, 0);
-    cr_assert_gt(find_trace("cwnd=40000 ssthresh=inf", b + 1), b, "recovery over: peer window");
+    cr_assert_gt(find_trace("exit RTO recovery: cwnd=1460 ssthresh=2920 flight=0 "
+                            "peer-wnd=65535 open newreno", b + 1), b, "recovery over");
     cr_assert_lt(ntrace, TRACE_MAX, "trace buffer full: the test saw only part");
 }
 
