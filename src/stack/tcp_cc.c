@@ -95,7 +95,7 @@ void ss__cc_start(ss_stack *st, struct ss_sock *sk)
     sk->cc_phase = SS_CC_OPEN;
     sk->dupacks = 0;
     sk->ca_acked = 0;
-    sk->recover = sk->snd_una;
+    sk->recover = sk->iss;      /* RFC 6582 3.2 (1): recover = ISS at start */
     sk->rtx_mark = false;
     sk->cc_started = true;
     sk->cc->init(st, sk);

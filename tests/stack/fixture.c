@@ -353,15 +353,21 @@ int sock_state(int sd)
 
 int fx_passive(uint32_t *our_iss)
 {
+    return fx_passive_mss_rtt(1460, 0, our_iss);
+}
+
+int fx_passive_mss_rtt(uint16_t mss, uint64_t rtt_us, uint32_t *our_iss)
+{
     listen_sd = ss_tcp_listen(st, US_PORT, 8);
     cr_assert_geq(listen_sd, 0);
     ss_stack_sock_set_cb(st, listen_sd, on_event, NULL);
     cap_clear();
-    peer_send_mss(PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535, 1460);
+    peer_send_mss(PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535, mss);
     struct tseg s = one_seg();
     cr_assert_eq(s.flags, SS_TCP_SYN | SS_TCP_ACK);
     cr_assert_eq(s.ack, PEER_ISS + 1);
     cap_clear();
+    now += rtt_us;
     seg_in(PEER_ISS + 1, s.seq + 1, SS_TCP_ACK, 65535, NULL, 0);
     cr_assert_eq(ncap, 0, "the handshake's last ACK needs no answer");
     uint32_t ra;

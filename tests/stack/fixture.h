@@ -124,6 +124,9 @@ uint64_t advance(uint64_t us);
 /* A connection in ESTABLISHED: passive (listen+SYN+ACK+accept) or active.
  * Returns the sd; *our_iss receives the stack's ISS. Peer ISS = PEER_ISS. */
 int fx_passive(uint32_t *our_iss);
+/* fx_passive with the peer's MSS option and the SYN,ACK answered rtt_us
+ * later (the first RTT sample: SRTT = rtt_us, or 1 µs for 0). */
+int fx_passive_mss_rtt(uint16_t mss, uint64_t rtt_us, uint32_t *our_iss);
 int fx_active(uint32_t *our_iss);
 extern int listen_sd;
 

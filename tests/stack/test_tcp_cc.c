@@ -1,0 +1,576 @@
+/* Congestion control (tcp_cc.c, tcp_cc_newreno.c, tcp_cc_cubic.c), byte
+ * built: the peer's ACKs are written by hand, time moves only when the
+ * test says, and every window is an exact byte count.
+ *
+ * The peer announces MSS 1000 so that windows read as segments*1000.
+ * cfg.rto_min_ms is 10 s so that no timer fires unless a test waits for it.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "fixture.h"
+
+#define P1 (PEER_ISS + 1)
+#define M 1000u                 /* SMSS */
+#define RTT (100 * MS)
+
+static uint32_t iss;            /* the stack's ISS */
+static int sd;
+static uint8_t data[300000];
+
+static int tweak_algo = SS_CC_NEWRENO;
+static uint32_t tweak_iw = 10;
+
+static void tweak(struct ss_stack_cfg *c)
+{
+    c->sndbuf = sizeof data;
+    c->rto_min_ms = 10000;
+    c->rto_initial_ms = 10000;
+    c->cc_algo = tweak_algo;
+    c->init_cwnd = tweak_iw;
+}
+
+static void open_conn(void)
+{
+    fx_setup_with(tweak);
+    sd = fx_passive_mss_rtt(M, RTT, &iss);
+    memset(data, 'd', sizeof data);
+}
+
+static void nr_setup(void)
+{
+    tweak_algo = SS_CC_NEWRENO;
+    tweak_iw = 10;
+    open_conn();
+}
+
+static void cubic_setup(void)
+{
+    tweak_algo = SS_CC_CUBIC;
+    tweak_iw = 20;
+    open_conn();
+}
+
+static struct ss_stack_sock_info info(void)
+{
+    struct ss_stack_sock_info in;
+    cr_assert_eq(ss_stack_sock_info(st, sd, &in), 0);
+    return in;
+}
+
+static uint32_t cwnd(void) { return info().cwnd; }
+static uint32_t ssthresh(void) { return info().ssthresh; }
+static uint32_t una(void) { return info().snd_una; }
+/* Byte offset of a sequence number in our stream (0 = first data byte). */
+static uint32_t off(uint32_t seq) { return seq - iss - 1; }
+
+static void queue(size_t n)
+{
+    cr_assert_eq(ss_tcp_send(st, now, sd, data, n), (ssize_t)n);
+}
+
+/* The peer acknowledges everything before our byte offset o. */
+static void ack_to(uint32_t o)
+{
+    seg_in(P1, iss + 1 + o, SS_TCP_ACK, 65535, NULL, 0);
+}
+
+/* A duplicate ACK (RFC 5681 2): SND.UNA again, no data, same window. */
+static void dupack(void)
+{
+    seg_in(P1, una(), SS_TCP_ACK, 65535, NULL, 0);
+}
+
+/* The peer acknowledges n more segments, one ACK each. */
+static void ack_each(int n)
+{
+    uint32_t o = off(una());
+    for (int i = 0; i < n; i++) {
+        o += M;
+        ack_to(o);
+    }
+}
+
+static int count_data_segs(void)
+{
+    int n = 0;
+    for (int i = 0; i < ncap; i++)
+        if (cap_tcp(i).len)
+            n++;
+    return n;
+}
+
+static bool traced(const char *prefix)
+{
+    for (int i = 0; i < ntrace; i++)
+        if (strncmp(trace_lines[i], prefix, strlen(prefix)) == 0)
+            return true;
+    return false;
+}
+
+/* ================= NewReno (RFC 5681, RFC 6582, RFC 3465, RFC 3042) ====== */
+
+/* RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)); RFC 5681 3.1 with
+ * RFC 3465: one ACK per segment adds one SMSS, so cwnd doubles per RTT. */
+Test(cc_newreno, slow_start_doubles_cwnd_per_rtt, .init = nr_setup, .fini = fx_teardown)
+{
+    cr_assert_eq(cwnd(), 10 * M, "IW %u", cwnd());
+    cr_assert_eq(ssthresh(), UINT32_MAX);
+    cap_clear();
+    queue(100 * M);
+    cr_assert_eq(ncap, 10, "the initial window: %d segments", ncap);
+    cap_clear();
+    now += RTT;
+    ack_each(10);
+    cr_assert_eq(cwnd(), 20 * M);
+    cr_assert_eq(ncap, 20, "each ACK released two segments: %d", ncap);
+    cap_clear();
+    now += RTT;
+    ack_each(20);
+    cr_assert_eq(cwnd(), 40 * M);
+    cr_assert_eq(ncap, 40);
+}
+
+/* RFC 3465 2.2: an ACK for many segments adds at most L = 2*SMSS. */
+Test(cc_newreno, slow_start_byte_counting_limit_is_two_segments, .init = nr_setup,
+     .fini = fx_teardown)
+{
+    queue(100 * M);
+    now += RTT;
+    ack_to(5 * M);
+    cr_assert_eq(cwnd(), 12 * M);
+}
+
+/* Reach congestion avoidance through an RTO: ssthresh = FlightSize/2 =
+ * 5 segments, cwnd 1, then slow start to ssthresh. */
+static void to_congestion_avoidance(void)
+{
+    queue(200 * M);
+    struct ss_stack_sock_info in = info();
+    advance(in.rto_us);
+    cr_assert_eq(cwnd(), M);
+    cr_assert_eq(ssthresh(), 5 * M);
+    now += RTT;
+    ack_to(10 * M);             /* the peer had the rest of the flight */
+    cr_assert_eq(cwnd(), 3 * M, "slow start, L = 2*SMSS: %u", cwnd());
+    ack_each(1);
+    cr_assert_eq(cwnd(), 4 * M);
+    ack_each(1);
+    cr_assert_eq(cwnd(), 5 * M, "at ssthresh");
+}
+
+/* RFC 5681 3.1 / RFC 3465 2.1: in congestion avoidance one SMSS per
+ * cwnd of acknowledged bytes, i.e. per RTT. */
+Test(cc_newreno, congestion_avoidance_adds_one_mss_per_rtt, .init = nr_setup,
+     .fini = fx_teardown)
+{
+    to_congestion_avoidance();
+    for (int i = 0; i < 4; i++) {
+        ack_each(1);
+        cr_assert_eq(cwnd(), 5 * M, "ack %d of the round: %u", i, cwnd());
+    }
+    ack_each(1);
+    cr_assert_eq(cwnd(), 6 * M, "one round, one segment more");
+    ack_each(5);
+    cr_assert_eq(cwnd(), 6 * M);
+    ack_each(1);
+    cr_assert_eq(cwnd(), 7 * M);
+}
+
+/* RFC 3042: the first and second duplicate ACKs each send exactly one new
+ * segment (cwnd unchanged). */
+Test(cc_newreno, limited_transmit_one_new_segment_per_dupack, .init = nr_setup,
+     .fini = fx_teardown)
+{
+    queue(100 * M);
+    cap_clear();
+    dupack();
+    struct tseg s = one_seg();
+    cr_assert_eq(off(s.seq), 10 * M, "new data, after the flight");
+    cr_assert_eq(s.len, M);
+    cr_assert_eq(cwnd(), 10 * M);
+    cap_clear();
+    dupack();
+    s = one_seg();
+    cr_assert_eq(off(s.seq), 11 * M);
+    cr_assert_eq(info().cc_phase, SS_CC_DISORDER);
+}
+
+/* RFC 5681 3.2: the third duplicate ACK resends SND.UNA's segment, sets
+ * ssthresh = max(FlightSize/2, 2*SMSS) without limited transmit's
+ * segments, cwnd = ssthresh + 3*SMSS. */
+Test(cc_newreno, third_dupack_fast_retransmit, .init = nr_setup, .fini = fx_teardown)
+{
+    queue(100 * M);
+    dupack();
+    dupack();
+    cap_clear();
+    dupack();
+    struct tseg s = one_seg();
+    cr_assert_eq(off(s.seq), 0, "SND.UNA's segment");
+    cr_assert_eq(s.len, M);
+    cr_assert_eq(ssthresh(), 5 * M, "FlightSize 10 segments (+2 limited transmit)");
+    cr_assert_eq(cwnd(), 8 * M);
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(info().retransmits, 1);
+    cr_assert(traced("dup ACK #3 -> fast retransmit, enter fast recovery: cwnd=8000 "
+                     "ssthresh=5000"));
+    /* A fourth inflates cwnd by one SMSS (RFC 5681 3.2 (4)). */
+    dupack();
+    cr_assert_eq(cwnd(), 9 * M);
+}
+
+/* ssthresh is at least 2*SMSS when little is in flight. */
+Test(cc_newreno, fast_retransmit_ssthresh_floor_two_segments, .init = nr_setup,
+     .fini = fx_teardown)
+{
+    queue(3 * M);
+    dupack();
+    dupack();
+    cap_clear();
+    dupack();
+    cr_assert_eq(off(one_seg().seq), 0);
+    cr_assert_eq(ssthresh(), 2 * M, "max(3000/2, 2000)");
+    cr_assert_eq(cwnd(), 5 * M);
+}
+
+static void into_fast_recovery(void)
+{
+    queue(100 * M);
+    dupack();
+    dupack();
+    dupack();
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cap_clear();
+}
+
+/* RFC 6582 3.2 (5): a partial ACK resends the next hole at once, deflates
+ * cwnd by what it acknowledged (+1 SMSS), and stays in recovery. */
+Test(cc_newreno, partial_ack_retransmits_next_hole, .init = nr_setup, .fini = fx_teardown)
+{
+    into_fast_recovery();
+    ack_to(2 * M);              /* the peer misses the third segment too */
+    struct tseg s = one_seg();
+    cr_assert_eq(off(s.seq), 2 * M, "the next hole");
+    cr_assert_eq(s.len, M);
+    cr_assert_eq(cwnd(), 8 * M - 2 * M + M);
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert(traced("partial ACK -> retransmit next hole"));
+}
+
+/* RFC 6582 3.2 (3): an ACK of everything up to `recover` ends recovery
+ * with cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS). */
+Test(cc_newreno, full_ack_exits_recovery, .init = nr_setup, .fini = fx_teardown)
+{
+    into_fast_recovery();
+    ack_to(12 * M);             /* recover: SND.MAX at the third dup ACK */
+    cr_assert_eq(info().cc_phase, SS_CC_OPEN);
+    cr_assert_eq(cwnd(), 2 * M, "min(5000, max(0, 1000) + 1000)");
+    cr_assert_eq(ssthresh(), 5 * M);
+    cr_assert(traced("exit fast recovery: cwnd=2000 ssthresh=5000"));
+    cr_assert_eq(count_data_segs(), 2);
+}
+
+/* RFC 6582 3.2 (2): duplicate ACKs that do not cover more than `recover`
+ * start no second recovery (they may come from the same window's losses). */
+Test(cc_newreno, no_second_recovery_at_recover, .init = nr_setup, .fini = fx_teardown)
+{
+    into_fast_recovery();
+    ack_to(12 * M);
+    uint64_t rtx = info().retransmits;
+    dupack();
+    dupack();
+    dupack();
+    cr_assert_eq(info().retransmits, rtx, "no fast retransmit");
+    cr_assert_eq(ssthresh(), 5 * M);
+    cr_assert_eq(info().cc_phase, SS_CC_DISORDER);
+}
+
+/* RFC 5681 2: an ACK that changes the window, or carries data, is not a
+ * duplicate ACK: three of them start nothing. */
+Test(cc_newreno, dupack_needs_same_window_and_no_data, .init = nr_setup, .fini = fx_teardown)
+{
+    queue(100 * M);
+    cap_clear();
+    for (int i = 0; i < 3; i++)
+        seg_in(P1, una(), SS_TCP_ACK, (uint16_t)(60000 + i), NULL, 0);
+    cr_assert_eq(info().cc_phase, SS_CC_OPEN);
+    for (int i = 0; i < 3; i++)
+        seg_in(P1 + (uint32_t)i, una(), SS_TCP_ACK | SS_TCP_PSH, 60002, "x", 1);
+    cr_assert_eq(info().cc_phase, SS_CC_OPEN);
+    cr_assert_eq(info().retransmits, 0);
+    cr_assert_eq(ssthresh(), UINT32_MAX);
+}
+
+/* RFC 5681 3.1 (4) and RFC 6298 (5.4): on a timeout ssthresh =
+ * max(FlightSize/2, 2*SMSS), cwnd = 1 SMSS, and only SND.UNA's segment
+ * is resent; a second timeout of the same segment keeps ssthresh. */
+Test(cc_newreno, rto_gives_one_mss, .init = nr_setup, .fini = fx_teardown)
+{
+    queue(100 * M);
+    cap_clear();
+    struct ss_stack_sock_info in = info();
+    advance(in.rto_us);
+    struct tseg s = one_seg();
+    cr_assert_eq(off(s.seq), 0);
+    cr_assert_eq(s.len, M);
+    cr_assert_eq(cwnd(), M);
+    cr_assert_eq(ssthresh(), 5 * M);
+    cr_assert_eq(info().cc_phase, SS_CC_LOSS);
+    cr_assert(traced("RTO -> cwnd 1 MSS: cwnd=1000 ssthresh=5000 flight=10000"));
+    cap_clear();
+    advance(info().rto_us);
+    cr_assert_eq(off(one_seg().seq), 0);
+    cr_assert_eq(ssthresh(), 5 * M, "held on the second timeout");
+    cr_assert_eq(cwnd(), M);
+}
+
+/* RFC 5681 4.1: idle for more than one RTO, cwnd = min(IW, cwnd); idle
+ * for less, cwnd stays. */
+Test(cc_newreno, restart_after_idle, .init = nr_setup, .fini = fx_teardown)
+{
+    queue(30 * M);
+    now += RTT;
+    ack_each(10);
+    cr_assert_eq(cwnd(), 20 * M);
+    ack_to(30 * M);             /* all acknowledged: + min(20000, 2*SMSS) */
+    cr_assert_eq(cwnd(), 22 * M);
+    uint32_t rto = info().rto_us;
+    now += rto / 2;
+    cap_clear();
+    queue(25 * M);
+    cr_assert_eq(ncap, 22, "idle < RTO: the whole cwnd");
+    cr_assert_eq(cwnd(), 22 * M);
+    now += RTT;
+    ack_to(52 * M);
+    cr_assert_eq(ncap, 25);
+    ack_to(55 * M);
+    cr_assert_eq(cwnd(), 24 * M);
+    now += info().rto_us + 1;
+    cap_clear();
+    queue(30 * M);
+    cr_assert_eq(cwnd(), 10 * M, "idle > RTO: back to the initial window");
+    cr_assert_eq(ncap, 10);
+    cr_assert(traced("idle restart -> cwnd min(IW, cwnd): cwnd=10000"));
+}
+
+/* ===================== CUBIC (RFC 9438) ================================== */
+
+/* The expected windows come from RFC 9438's equations here, in the test:
+ * W_cubic(t) = C*(t-K)^3 + W_max, K = cbrt((W_max - cwnd_epoch)/C) (eq. 2),
+ * target = W_cubic(t+RTT) clamped to [cwnd, 1.5*cwnd], cwnd += (target -
+ * cwnd)/cwnd per SMSS acked; W_est += alpha*acked/cwnd with alpha =
+ * 3(1-beta)/(1+beta) (1 once W_est >= cwnd_prior), and cwnd = W_est while
+ * W_cubic(t) < W_est; on loss W_max = cwnd (fast convergence: cwnd*(1+beta)/2
+ * when below the old W_max), ssthresh = cwnd*beta. Windows in segments. */
+#define C_ 0.4
+#define BETA 0.7
+
+struct cubic_model {
+    double w_max, k, w_est, cwnd_prior;
+    uint64_t epoch;
+    bool in_epoch;
+};
+
+static double w_cubic_at(const struct cubic_model *m, double t)
+{
+    return C_ * pow(t - m->k, 3) + m->w_max;
+}
+
+/* A congestion event at window cw (bytes): returns ssthresh in bytes. */
+static uint32_t model_loss(struct cubic_model *m, uint32_t cw_bytes)
+{
+    double cw = (double)cw_bytes / M;
+    m->w_max = cw < m->w_max ? cw * (1 + BETA) / 2 : cw;
+    m->cwnd_prior = cw;
+    m->in_epoch = false;
+    return (uint32_t)((uint64_t)cw_bytes * 7 / 10);
+}
+
+/* An ACK of acked bytes at time t_now in congestion avoidance. */
+static uint32_t model_ack(struct cubic_model *m, uint32_t cw_bytes, uint32_t acked,
+                          uint64_t t_now, double rtt_s)
+{
+    double cw = (double)cw_bytes / M;
+    if (!m->in_epoch) {
+        m->in_epoch = true;
+        m->epoch = t_now;
+        m->k = cw < m->w_max ? cbrt((m->w_max - cw) / C_) : 0;
+        if (cw >= m->w_max)
+            m->w_max = cw;
+        m->w_est = cw;
+    }
+    double t = (double)(t_now - m->epoch) / 1e6;
+    double alpha = m->w_est >= m->cwnd_prior ? 1.0 : 3 * (1 - BETA) / (1 + BETA);
+    m->w_est += alpha * (double)acked / (double)cw_bytes;
+    if (w_cubic_at(m, t) < m->w_est) {
+        uint32_t e = (uint32_t)(m->w_est * M);
+        return e > cw_bytes ? e : cw_bytes;
+    }
+    double target = w_cubic_at(m, t + rtt_s);
+    if (target < cw)
+        target = cw;
+    if (target > 1.5 * cw)
+        target = 1.5 * cw;
+    uint32_t tb = (uint32_t)(target * M);
+    if (tb <= cw_bytes)
+        return cw_bytes;
+    return cw_bytes + (uint32_t)((uint64_t)(tb - cw_bytes) * acked / cw_bytes);
+}
+
+static double srtt_s(void) { return (double)info().srtt_us / 1e6; }
+
+/* Fast recovery from the initial window of 20 segments and a full ACK:
+ * W_max 20, ssthresh = cwnd = 14 segments (RFC 9438 4.6). */
+static void cubic_first_loss(struct cubic_model *m)
+{
+    memset(m, 0, sizeof *m);
+    queue(250 * M);
+    cr_assert_eq(cwnd(), 20 * M);
+    now += RTT;
+    dupack();
+    dupack();
+    dupack();
+    uint32_t want = model_loss(m, 20 * M);
+    cr_assert_eq(ssthresh(), want);
+    cr_assert_eq(ssthresh(), 14 * M);
+    cr_assert_eq(cwnd(), 17 * M, "ssthresh + 3*SMSS in fast recovery");
+    ack_to(22 * M);
+    cr_assert_eq(cwnd(), 14 * M, "recovery over: cwnd = ssthresh");
+    cr_assert_eq(info().cc_phase, SS_CC_OPEN);
+}
+
+/* One ACK for everything in flight at now; returns what the model says. */
+static uint32_t cubic_ack_all(struct cubic_model *m)
+{
+    struct ss_stack_sock_info in = info();
+    uint32_t before = in.cwnd;
+    uint32_t acked = in.snd_nxt - in.snd_una;
+    cap_clear();
+    ack_to(off(in.snd_nxt));
+    return model_ack(m, before, acked, now, srtt_s());
+}
+
+Test(cc_cubic, default_algorithm_is_cubic, .init = cubic_setup, .fini = fx_teardown)
+{
+    int v = 0;
+    cr_assert_eq(ss_stack_sock_getopt(st, sd, SS_SO_CONGESTION, &v), 0);
+    cr_assert_eq(v, SS_CC_CUBIC);
+    struct ss_stack_cfg c;
+    ss_stack_cfg_default(&c);
+    cr_assert_eq(c.cc_algo, SS_CC_CUBIC);
+    cr_assert_eq(c.init_cwnd, 10);
+    cr_assert_str_eq(ss_tcp_cc_name(SS_CC_CUBIC), "cubic");
+    cr_assert_eq(ss_tcp_cc_parse("NewReno"), SS_CC_NEWRENO);
+    cr_assert_lt(ss_tcp_cc_parse("vegas"), 0);
+    cr_assert_lt(ss_stack_sock_setopt(st, sd, SS_SO_CONGESTION, 99), 0);
+}
+
+/* RFC 9438 4.6: ssthresh = 0.7*cwnd on the third duplicate ACK. */
+Test(cc_cubic, multiplicative_decrease_beta_0_7, .init = cubic_setup, .fini = fx_teardown)
+{
+    struct cubic_model m;
+    cubic_first_loss(&m);
+}
+
+/* RFC 9438 4.3: just after the reduction W_cubic(t) is below W_est, so
+ * cwnd follows the Reno-friendly estimate. */
+Test(cc_cubic, reno_friendly_region, .init = cubic_setup, .fini = fx_teardown)
+{
+    struct cubic_model m;
+    cubic_first_loss(&m);
+    now += RTT;
+    uint32_t want = cubic_ack_all(&m);
+    cr_assert_lt(w_cubic_at(&m, 0), m.w_est, "the test's premise: Reno-friendly");
+    cr_assert_eq(cwnd(), want, "cwnd %u, W_est*MSS %u", cwnd(), want);
+    cr_assert_eq(want, (uint32_t)((14 + 3 * 0.3 / 1.7) * M));
+}
+
+/* RFC 9438 4.2, 4.4, 4.5: later ACKs follow W_cubic(t+RTT): concave below
+ * W_max (t < K), then convex past it (t > K). */
+Test(cc_cubic, window_follows_w_cubic, .init = cubic_setup, .fini = fx_teardown)
+{
+    struct cubic_model m;
+    cubic_first_loss(&m);
+    now += RTT;
+    uint32_t want = cubic_ack_all(&m);              /* t = 0: the epoch starts */
+    cr_assert_eq(cwnd(), want);
+    cr_assert(fabs(m.k - 2.4662) < 1e-4, "K = cbrt((20 - 14)/0.4): %.17g", m.k);
+    now += 2 * SEC;                                 /* t = 2 s < K = 2.47 s */
+    want = cubic_ack_all(&m);
+    cr_assert_gt(w_cubic_at(&m, 2.0), m.w_est, "the test's premise: cubic region");
+    cr_assert_eq(cwnd(), want, "concave: cwnd %u, want %u", cwnd(), want);
+    now += 2 * SEC;                                 /* t = 4 s > K */
+    want = cubic_ack_all(&m);
+    cr_assert_gt(w_cubic_at(&m, 4.0), 20.0, "the test's premise: convex, above W_max");
+    cr_assert_eq(cwnd(), want, "convex: cwnd %u, want %u", cwnd(), want);
+    now += 1 * SEC;
+    want = cubic_ack_all(&m);
+    cr_assert_eq(cwnd(), want, "convex: cwnd %u, want %u", cwnd(), want);
+    /* Far out on the curve the target is clamped to 1.5*cwnd (4.2). */
+    now += 5 * SEC;
+    uint32_t before = cwnd();
+    want = cubic_ack_all(&m);
+    cr_assert_gt(w_cubic_at(&m, 10.0), 1.5 * before / M, "the test's premise: clamped");
+    cr_assert_eq(cwnd(), want, "clamped: cwnd %u, want %u", cwnd(), want);
+}
+
+/* RFC 9438 4.7: a loss below the last W_max lowers W_max to
+ * cwnd*(1+beta)/2, and the curve's plateau with it. */
+Test(cc_cubic, fast_convergence, .init = cubic_setup, .fini = fx_teardown)
+{
+    struct cubic_model m;
+    cubic_first_loss(&m);
+    now += RTT;
+    /* One segment acknowledged, so the next losses are past `recover`. */
+    struct ss_stack_sock_info in = info();
+    uint32_t want = model_ack(&m, in.cwnd, M, now, srtt_s());
+    ack_to(off(in.snd_una) + M);
+    cr_assert_eq(cwnd(), want);
+    uint32_t at_loss = cwnd();
+    dupack();
+    dupack();
+    dupack();
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    uint32_t ss = model_loss(&m, at_loss);
+    cr_assert_eq(ssthresh(), ss);
+    cr_assert_lt(m.w_max, (double)at_loss / M, "the test's premise: fast convergence");
+    ack_to(off(info().snd_nxt));
+    cr_assert_eq(cwnd(), ss);
+    now += RTT;
+    want = cubic_ack_all(&m);
+    cr_assert_eq(cwnd(), want);
+    now += 1500 * MS;
+    want = cubic_ack_all(&m);
+    cr_assert_gt(w_cubic_at(&m, 1.5), m.w_est, "the test's premise: cubic region");
+    cr_assert_eq(cwnd(), want, "cwnd %u, want %u", cwnd(), want);
+}
+
+/* RFC 9438 4.8 with RFC 5681: a timeout gives cwnd 1 SMSS and ssthresh
+ * 0.7*cwnd. */
+Test(cc_cubic, rto_gives_one_mss, .init = cubic_setup, .fini = fx_teardown)
+{
+    queue(50 * M);
+    cap_clear();
+    advance(info().rto_us);
+    cr_assert_eq(off(one_seg().seq), 0);
+    cr_assert_eq(cwnd(), M);
+    cr_assert_eq(ssthresh(), 14 * M);
+    /* RFC 5681 3.1: the same segment timing out again keeps ssthresh. */
+    cap_clear();
+    advance(info().rto_us);
+    cr_assert_eq(off(one_seg().seq), 0);
+    cr_assert_eq(ssthresh(), 14 * M);
+    cr_assert_eq(cwnd(), M);
+}
+
+/* Slow start is RFC 5681's for CUBIC too (RFC 9438 4.10). */
+Test(cc_cubic, slow_start_doubles_cwnd_per_rtt, .init = cubic_setup, .fini = fx_teardown)
+{
+    cap_clear();
+    queue(100 * M);
+    cr_assert_eq(ncap, 20);
+    now += RTT;
+    ack_each(20);
+    cr_assert_eq(cwnd(), 40 * M);
+}
