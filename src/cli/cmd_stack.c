@@ -74,6 +74,7 @@ struct demo_opts {
     const char *pcap, *svg, *plot;
     bool diagram;
     struct cli_tcpopt tcp;  /* both stacks */
+    int cc_algo;           /* 0: the stack's default */
 };
 
 struct demo_ctx {
@@ -168,6 +169,8 @@ static void demo_usage(FILE *out, const char *cmd)
             "  --bytes N           bytes A sends (K/M/G suffixes; default %s)\n"
             "  --seed S            PRNG seed for the link, the ISNs, the data\n"
             "  --limit SECONDS     give up after this much virtual time (600)\n"
+            "  --cc ALGO           congestion control of both stacks: cubic (default)\n"
+            "                      or newreno\n"
             "Output:\n"
             "  --trace             every event of both stacks (RTT, windows, drops)\n"
             "  --trace-json        the events as JSON lines instead\n"
@@ -183,8 +186,9 @@ static void demo_usage(FILE *out, const char *cmd)
 static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cmd,
                       const char *usage_cmd)
 {
-    enum { O_BYTES = 256, O_SEED, O_LIMIT, O_TRACE, O_JSON, O_PCAP, O_SVG, O_PLOT };
+    enum { O_BYTES = 256, O_SEED, O_LIMIT, O_TRACE, O_JSON, O_PCAP, O_SVG, O_PLOT, O_CC };
     static const struct option opts[] = {
+        {"cc", required_argument, 0, O_CC},
         CLI_LINK_LONGOPTS,
         CLI_LINK_DIR_LONGOPTS("a-to-b", "b-to-a"),
         {"bytes", required_argument, 0, O_BYTES},
@@ -228,6 +232,10 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cm
         case O_TRACE: o->trace = true; break;
         case O_JSON: o->trace_json = true; break;
         case O_PCAP: o->pcap = optarg; break;
+        case O_CC:
+            if (cli_parse_cc(usage_cmd, "--cc", optarg, &o->cc_algo) != 0)
+                return CLI_USAGE;
+            break;
         case O_SVG:
         case O_PLOT:
             if (!o->diagram)
@@ -296,6 +304,8 @@ static int run_demo(struct demo_opts *o)
         cli_tcpopt_apply(&o->tcp, &cfg.stack[i]);
         cfg.stack[i].trace = demo_trace;
         cfg.stack[i].trace_ctx = &nt[i];
+        if (o->cc_algo)
+            cfg.stack[i].cc_algo = o->cc_algo;
     }
     int rc = ss_simnet_new(&cfg, &d->net);
     if (rc < 0) {
@@ -545,6 +555,7 @@ static void up_usage(FILE *out)
             "  --wait-eof          with --connect: close only after the peer's EOF\n"
             "  --sndbuf N          each socket's send buffer (K/M suffixes; default\n"
             "                      config.h): the most data in flight\n"
+            "  --cc ALGO           congestion control: cubic (default) or newreno\n"
             "  --trace             print every trace event (text)\n"
             "  --trace-json        print every trace event as JSON lines\n"
             "  --pcap FILE         write every packet both ways to FILE (as the stack\n"
@@ -563,8 +574,9 @@ static void up_usage(FILE *out)
 static int cmd_up(int argc, char **argv)
 {
     enum { O_TUN = 256, O_ADDR, O_PEER, O_MTU, O_SERVE, O_SRCB, O_CONNECT, O_SEND,
-           O_WAITEOF, O_TRACE, O_JSON, O_PCAP, O_SEED, O_SNDBUF };
+           O_WAITEOF, O_TRACE, O_JSON, O_PCAP, O_SEED, O_SNDBUF, O_CC };
     static const struct option opts[] = {
+        {"cc", required_argument, 0, O_CC},
         CLI_LINK_LONGOPTS,
         CLI_LINK_DIR_LONGOPTS("from-stack", "to-stack"),
         {"seed", required_argument, 0, O_SEED},
@@ -592,6 +604,7 @@ static int cmd_up(int argc, char **argv)
     unsigned prefix = 0;
     bool have_addr = false, have_peer = false, have_send = false, wait_eof = false;
     bool trace = false, trace_json = false;
+    int cc_algo = 0;
     uint16_t rport = 0;
     uint64_t mtu = 0, source_bytes = 1024 * 1024, send_bytes = 0;
     struct serve_spec specs[16];
@@ -671,6 +684,10 @@ static int cmd_up(int argc, char **argv)
         case O_TRACE: trace = true; break;
         case O_JSON: trace_json = true; break;
         case O_PCAP: pcap_path = optarg; break;
+        case O_CC:
+            if (cli_parse_cc(U, "--cc", optarg, &cc_algo) != 0)
+                return CLI_USAGE;
+            break;
         case 'h': up_usage(stdout); return CLI_OK;
         case ':': return cli_usage_error(U, "option '%s' needs a value", argv[optind - 1]);
         default:
@@ -695,7 +712,8 @@ static int cmd_up(int argc, char **argv)
     if (trace && trace_json)
         return cli_usage_error(U, "--trace and --trace-json exclude each other");
     struct cli_stack_spec sp = {.addr = addr, .prefix = prefix, .peer = peer,
-                                .have_peer = have_peer, .mtu = (unsigned)mtu};
+                                .have_peer = have_peer, .mtu = (unsigned)mtu,
+                                .cc_algo = cc_algo};
     snprintf(sp.tun, sizeof sp.tun, "%s", tun);
     if ((rc = cli_stack_check(U, "--addr:", "--peer", &sp)) != 0)
         return rc;

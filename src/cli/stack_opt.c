@@ -15,14 +15,16 @@
 #include "sockstack/sock_stack.h"
 
 const char cli_stack_help[] =
-    "      --stack tun=NAME,addr=ADDR/PREFIX[,peer=ADDR][,mtu=N]\n"
+    "      --stack tun=NAME,addr=ADDR/PREFIX[,peer=ADDR][,mtu=N][,cc=ALGO]\n"
     "                         run on sockstack's user-space TCP/IP stack instead\n"
     "                         of the kernel's sockets: create TUN device NAME\n"
     "                         (needs CAP_NET_ADMIN), give the stack ADDR and the\n"
     "                         kernel's side peer (default: the first other host\n"
     "                         of the prefix); IPv4 only. More keys: wscale=off,\n"
     "                         timestamps=off, sack=off (TCP options, on by\n"
-    "                         default), rcvbuf=BYTES (receive buffer, up to 64M)\n";
+    "                         default), rcvbuf=BYTES (receive buffer, up to 64M),\n"
+    "                         cc=ALGO (congestion control: cubic, the default,\n"
+    "                         or newreno)\n";
 
 const char cli_tcpopt_help[] =
     "  --no-wscale         do not use TCP window scaling (RFC 7323)\n"
@@ -68,6 +70,21 @@ static int parse_onoff(const char *cmd, const char *key, const char *v, bool *of
     return 0;
 }
 
+int cli_parse_cc(const char *cmd, const char *opt, const char *name, int *algo)
+{
+    int a = ss_tcp_cc_parse(name);
+    if (a > 0) {
+        *algo = a;
+        return 0;
+    }
+    char names[64] = "";
+    for (int i = 1; i < SS_CC_NALGOS; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i > 1 ? ", " : "",
+                 ss_tcp_cc_name(i));
+    return cli_usage_error(cmd, "%s: unknown congestion control '%s' (valid: %s)", opt, name,
+                           names);
+}
+
 int cli_parse_addr_prefix(const char *s, struct in_addr *a, unsigned *prefix)
 {
     char buf[64];
@@ -101,7 +118,7 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
         char *eq = strchr(tok, '=');
         if (!eq) {
             rc = cli_usage_error(cmd, "--stack: '%s' is not KEY=VALUE (keys: tun, addr, peer, "
-                                 "mtu, wscale, timestamps, sack, rcvbuf)", tok);
+                                 "mtu, wscale, timestamps, sack, rcvbuf, cc)", tok);
             break;
         }
         *eq = '\0';
@@ -137,9 +154,11 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
         } else if (!strcmp(tok, "rcvbuf")) {
             if (cli_parse_scaled("--stack rcvbuf=", v, 1024, 1, CLI_RCVBUF_MAX, &sp->tcp.rcvbuf) < 0)
                 rc = CLI_USAGE;
+        } else if (!strcmp(tok, "cc")) {
+            rc = cli_parse_cc(cmd, "--stack cc=", v, &sp->cc_algo);
         } else {
             rc = cli_usage_error(cmd, "--stack: unknown key '%s' (tun, addr, peer, mtu, wscale, "
-                                 "timestamps, sack, rcvbuf)", tok);
+                                 "timestamps, sack, rcvbuf, cc)", tok);
         }
     }
     free(dup);
@@ -200,6 +219,8 @@ int cli_stack_start(ss_loop *loop, const struct cli_stack_spec *sp,
         ss_stack_cfg_default(&c);
     c.local_addr = ntohl(sp->addr.s_addr);
     cli_tcpopt_apply(&sp->tcp, &c);
+    if (sp->cc_algo)
+        c.cc_algo = sp->cc_algo;
     if (getrandom(c.isn_secret, sizeof c.isn_secret, 0) != (ssize_t)sizeof c.isn_secret) {
         cli_error("getrandom: %s", strerror(errno));
         goto fail;

@@ -51,7 +51,13 @@ struct cli_stack_spec {
     bool have_link;        /* put the link model between device and stack */
     struct ss_tunnet_link link;
     struct cli_tcpopt tcp; /* wscale=, timestamps=, sack=, rcvbuf= */
+    int cc_algo;           /* enum ss_cc_algo; 0: the stack's default */
 };
+
+/* name of a congestion-control algorithm for option opt ("--cc",
+ * "--stack cc=") into *algo: 0, or CLI_USAGE after a message listing the
+ * valid names. */
+int cli_parse_cc(const char *cmd, const char *opt, const char *name, int *algo);
 
 /* The --help lines for --stack. */
 extern const char cli_stack_help[];
