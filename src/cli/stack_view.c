@@ -150,6 +150,18 @@ static void add_point(struct sv_log *l, uint64_t t, double v, enum sv_series s)
         l->pts[l->npts++] = (struct sv_point){t, v, s};
 }
 
+/* A window holds until it changes: a step, not a slope. */
+static void add_step(struct sv_log *l, uint64_t t, double v, enum sv_series series)
+{
+    if (l->step_known[series] && l->step_last[series] == v)
+        return;
+    if (l->step_known[series])
+        add_point(l, t, l->step_last[series], series);
+    add_point(l, t, v, series);
+    l->step_known[series] = true;
+    l->step_last[series] = v;
+}
+
 void sv_on_tap(struct sv_log *l, enum ss_sim_tap_point pt, int from, uint64_t id,
                uint64_t now, const uint8_t *pkt, size_t len)
 {
@@ -264,13 +276,15 @@ void sv_on_trace(struct sv_log *l, int node, const struct ss_trace_event *ev)
         break;
     case SS_TRACE_CC:
         if (node == 0) {
-            /* A window holds until it changes: a step, not a slope. */
-            if (l->cwnd_known)
-                add_point(l, ev->time_us, l->cwnd_last, SV_CWND);
-            add_point(l, ev->time_us, ev->u.cc.cwnd, SV_CWND);
-            l->cwnd_known = true;
-            l->cwnd_last = ev->u.cc.cwnd;
+            add_step(l, ev->time_us, ev->u.cc.cwnd, SV_CWND);
+            if (ev->u.cc.ssthresh != UINT32_MAX)   /* none before the first loss */
+                add_step(l, ev->time_us, ev->u.cc.ssthresh, SV_SSTHRESH);
+            add_step(l, ev->time_us, ev->u.cc.peer_wnd, SV_PEER_WND);
         }
+        break;
+    case SS_TRACE_WINDOW:
+        if (node == 0 && !ev->u.win.ours)
+            add_step(l, ev->time_us, ev->u.win.new_win, SV_PEER_WND);
         break;
     default:
         break;
@@ -520,15 +534,15 @@ int sv_write_plot(const struct sv_log *l, FILE *out)
                  "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     static const enum sv_series s_seq[] = {SV_SEQ, SV_SEQ_RTX};
     static const char *const c_seq[] = {"#06c", "#c00"};
-    static const enum sv_series s_cwnd[] = {SV_CWND, SV_INFLIGHT};
-    static const char *const c_cwnd[] = {"#080", "#e80"};
+    static const enum sv_series s_cwnd[] = {SV_PEER_WND, SV_SSTHRESH, SV_INFLIGHT, SV_CWND};
+    static const char *const c_cwnd[] = {"#aaa", "#06c", "#e80", "#080"};
     static const enum sv_series s_rtt[] = {SV_SRTT, SV_RTT_SAMPLE};
     static const char *const c_rtt[] = {"#60c", "#999"};
     panel(out, l, tmax, 40, 180, "A: sequence number sent (relative; red = retransmission)",
           s_seq, c_seq, 2, true);
     panel(out, l, tmax, 290, 180,
-          "A: congestion window (green, as traced) and bytes in flight (orange)",
-          s_cwnd, c_cwnd, 2, false);
+          "A, bytes: cwnd (green), ssthresh (blue), peer's window (grey), in flight (orange)",
+          s_cwnd, c_cwnd, 4, false);
     panel(out, l, tmax, 540, 180, "A: smoothed RTT (purple) and samples (grey), ms",
           s_rtt, c_rtt, 2, false);
     fprintf(out, "</svg>\n");

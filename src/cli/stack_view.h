@@ -41,7 +41,7 @@ struct sv_row {
 };
 
 enum sv_series { SV_CWND, SV_INFLIGHT, SV_SRTT, SV_RTT_SAMPLE, SV_SEQ, SV_SEQ_RTX,
-                 SV_NSERIES };
+                 SV_SSTHRESH, SV_PEER_WND, SV_NSERIES };
 
 struct sv_point {
     uint64_t t;
@@ -68,8 +68,9 @@ struct sv_log {
     char name[2][32];    /* "10.0.0.1:49152" */
     uint32_t snd_max, ack_max; /* A's highest seq+len sent, highest ack got */
     bool flight_known;
-    bool cwnd_known;
-    uint32_t cwnd_last;  /* A's last traced window: the line is drawn in steps */
+    /* A's last traced cwnd, ssthresh, peer's window: lines drawn in steps. */
+    bool step_known[SV_NSERIES];
+    double step_last[SV_NSERIES];
     uint64_t t_end;
 };
 

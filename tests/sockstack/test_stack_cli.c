@@ -207,6 +207,10 @@ Test(stack_cli, connect_half_closes_and_prints_the_kernel_servers_last_bytes)
     cr_assert_eq(sscanf(o, "  options        ts sack wscale:%u,%u", &theirs, &ours), 2, "%s", o);
     cr_assert_leq(theirs, 14);
     cr_assert_eq(ours, 0, "%s", o);
+    /* The congestion window, not the peer's: RFC 6928's ten segments
+     * (39 bytes never fill it, so it does not grow), no loss yet. */
+    cr_assert(strstr(err, "  cwnd           10 segments\n"), "%s", err);
+    cr_assert(strstr(err, "  ssthresh       infinite\n"), "%s", err);
     free(out);
     free(err);
     char *pout = NULL;
