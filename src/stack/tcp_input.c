@@ -805,7 +805,9 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
     else
         synchronized(st, sk, &seg);
     if (sk->kind == SS_SK_TCP && sk->state != SS_TCP_CLOSED) {
-        if (sk->t_keep != SS_NEVER)
+        /* Not only when the timer runs: FIN-WAIT-1 stops it, and the
+         * FIN-WAIT-2 that follows needs it again (a peer that vanished). */
+        if (sk->keepalive)
             ss__tcp_keep_reset(st, sk);
         if (st->batching)
             sk->out_pending = true;   /* MUST-59: ACK after the whole batch */

@@ -198,6 +198,44 @@ Test(tcp_timers, keepalive_probes_answered_then_unanswered)
     cr_assert(saw_event(sd, SS_EV_ERROR, -ETIMEDOUT));
 }
 
+/* Found by fuzz_simnet: keep-alive stayed off for good once a segment
+ * arrived in FIN-WAIT-1, so a FIN-WAIT-2 whose peer vanished (its
+ * ETIMEDOUT sends no RST) was never probed and never ended. */
+Test(tcp_timers, keepalive_runs_in_fin_wait_2_reached_after_data_in_fin_wait_1)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    ss_stack_sock_set_cb(st, sd, on_event, NULL);
+    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPIDLE, 10), 0);
+    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPINTVL, 2), 0);
+    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPCNT, 3), 0);
+    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPALIVE, 1), 0);
+    cr_assert_eq(ss_tcp_shutdown(st, now, sd), 0);
+    ss_stack_poll(st, now);
+    cr_assert_eq(sock_state(sd), SS_TCP_FIN_WAIT_1);
+    seg_in(P1, iss + 1, SS_TCP_ACK, 65535, "0123456789", 10);
+    cr_assert_eq(sock_state(sd), SS_TCP_FIN_WAIT_1, "the FIN is not acknowledged yet");
+    seg_in(P1 + 10, iss + 2, SS_TCP_ACK, 65535, NULL, 0);
+    cr_assert_eq(sock_state(sd), SS_TCP_FIN_WAIT_2);
+    advance(SEC); /* the delayed ACK of the data goes out */
+    cap_clear();
+    advance(9 * SEC - 1);
+    cr_assert_eq(ncap, 0);
+    advance(1);
+    struct tseg p = one_seg();
+    cr_assert_eq(p.flags, SS_TCP_ACK);
+    cr_assert_eq(p.seq, iss + 1, "<SEQ=SND.NXT-1>");
+    cr_assert_eq(p.ack, P1 + 10);
+    cr_assert_eq(p.len, 0);
+    advance(2 * SEC);
+    advance(2 * SEC);
+    cr_assert_eq(ncap, 3, "unanswered: probes every interval");
+    cr_assert_eq(sock_state(sd), SS_TCP_FIN_WAIT_2);
+    advance(2 * SEC);
+    cr_assert_eq(sock_state(sd), SS_TCP_CLOSED, "after KEEPCNT unanswered probes");
+    cr_assert(saw_event(sd, SS_EV_ERROR, -ETIMEDOUT));
+}
+
 Test(tcp_timers, poll_deadline_is_nearest_timer)
 {
     cr_assert_eq(ss_stack_poll(st, now), UINT64_MAX);
