@@ -132,6 +132,28 @@ int ss_sim_set_params(ss_sim *s, int dir, const struct ss_sim_params *p);
 /* Called for every packet at the chosen points (OR of ss_sim_tap_point). */
 void ss_sim_set_tap(ss_sim *s, unsigned points, ss_sim_tap_cb cb, void *arg);
 
+/* One packet's fate on the link. The PRNG decides it from the parameters;
+ * a fate callback (ss_sim_set_fate) may decide instead, packet by packet:
+ * that is how a fuzzer steers the link. The queue limit still applies. */
+struct ss_sim_fate {
+    bool lose;               /* dropped (counted as lost) */
+    bool dup;                /* a second copy right behind */
+    uint64_t hold_us;        /* > 0: held back this long, so later packets
+                                overtake it (reordering) */
+    uint64_t extra_delay_us; /* added to the wire delay; order is kept, so
+                                the packets behind it wait too */
+    bool corrupt;            /* byte corrupt_at % len ^= corrupt_mask */
+    size_t corrupt_at;
+    uint8_t corrupt_mask;    /* 0 leaves the byte as it is */
+};
+/* Fill *f (it holds the PRNG's decision) and return true to use it, or
+ * return false to keep the PRNG's decision. from is the sending endpoint. */
+typedef bool (*ss_sim_fate_fn)(void *arg, int from, const uint8_t *pkt, size_t len,
+                               struct ss_sim_fate *f);
+/* Let fn decide every packet's fate from now on (NULL: the PRNG again).
+ * The PRNG still draws for every packet, so a fallback stays seeded. */
+void ss_sim_set_fate(ss_sim *s, ss_sim_fate_fn fn, void *arg);
+
 /* Endpoint `from` (0 or 1) puts a packet on the link at now_us. The packet
  * is copied. Returns 0 (also when the link loses it: that is the link's
  * business, counted in the stats), -EMSGSIZE, -EINVAL, or -ENOMEM. now_us

@@ -10,7 +10,8 @@
  *
  * Every packet draws the same six numbers from the PRNG whatever the
  * parameters, so changing one probability does not reshuffle the others'
- * decisions for the same seed. */
+ * decisions for the same seed. A fate callback (ss_sim_set_fate) may
+ * overrule the draws packet by packet; the draws happen all the same. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,8 @@ struct ss_sim {
     unsigned tap_points;
     ss_sim_tap_cb tap;
     void *tap_arg;
+    ss_sim_fate_fn fate;
+    void *fate_arg;
 };
 
 void ss_sim_params_init(struct ss_sim_params *p)
@@ -107,6 +110,12 @@ void ss_sim_set_tap(ss_sim *s, unsigned points, ss_sim_tap_cb cb, void *arg)
     s->tap_points = cb ? points : 0;
     s->tap = cb;
     s->tap_arg = arg;
+}
+
+void ss_sim_set_fate(ss_sim *s, ss_sim_fate_fn fn, void *arg)
+{
+    s->fate = fn;
+    s->fate_arg = arg;
 }
 
 static bool before(const struct sim_pkt *a, const struct sim_pkt *b)
@@ -198,8 +207,20 @@ int ss_sim_send(ss_sim *s, int from, uint64_t now_us, const void *pkt, size_t le
     double u_corrupt = ss_prng_unit(&s->rng);
     uint64_t jitter = ss_prng_below(&s->rng, d->p.jitter_us + 1);
     uint64_t bit = ss_prng_below(&s->rng, (uint64_t)len * 8);
+    const struct ss_sim_fate drawn = {
+        .lose = u_loss < d->p.loss,
+        .dup = u_dup < d->p.dup,
+        .hold_us = u_reorder < d->p.reorder ? d->p.reorder_us : 0,
+        .extra_delay_us = jitter,
+        .corrupt = u_corrupt < d->p.corrupt,
+        .corrupt_at = (size_t)(bit / 8),
+        .corrupt_mask = (uint8_t)(1u << (bit % 8)),
+    };
+    struct ss_sim_fate f = drawn;
+    if (s->fate && !s->fate(s->fate_arg, from, pkt, len, &f))
+        f = drawn;
 
-    if (u_loss < d->p.loss) {
+    if (f.lose) {
         d->st.lost++;
         if (s->tap_points & SS_SIM_TAP_LOST)
             s->tap(s->tap_arg, SS_SIM_TAP_LOST, from, id, now_us, pkt, len);
@@ -217,29 +238,29 @@ int ss_sim_send(ss_sim *s, int from, uint64_t now_us, const void *pkt, size_t le
         tx = ((uint64_t)len * 8 * 1000000 + d->p.bandwidth_bps - 1) /
              d->p.bandwidth_bps;
     d->busy_until = start + tx;
-    uint64_t at = d->busy_until + d->p.delay_us + jitter;
+    uint64_t at = d->busy_until + d->p.delay_us + f.extra_delay_us;
     if (at < d->last_arrival)
         at = d->last_arrival;
     d->last_arrival = at;
-    if (u_reorder < d->p.reorder) {
-        at += d->p.reorder_us;
+    if (f.hold_us) {
+        at += f.hold_us;
         d->st.reordered++;
     }
 
     const uint8_t *data = pkt;
     uint8_t small[SS_SIM_MTU];
     uint8_t *copy = NULL;
-    if (u_corrupt < d->p.corrupt) {
+    if (f.corrupt) {
         copy = len <= sizeof small ? small : malloc(len);
         if (!copy)
             return -ENOMEM;
         memcpy(copy, pkt, len);
-        copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        copy[f.corrupt_at % len] ^= f.corrupt_mask;
         data = copy;
         d->st.corrupted++;
     }
     int rc = enqueue(s, 1 - from, id, at, data, len);
-    if (rc == 0 && u_dup < d->p.dup && d->held < d->p.queue_limit) {
+    if (rc == 0 && f.dup && d->held < d->p.queue_limit) {
         rc = enqueue(s, 1 - from, id, at, data, len);
         if (rc == 0)
             d->st.duplicated++;

@@ -361,6 +361,67 @@ Test(sim, corruption_flips_exactly_one_bit)
     ss_sim_free(s);
 }
 
+/* A fate callback decides packet by packet (this is how fuzz_simnet steers
+ * the link); returning false leaves the packet to the parameters. */
+static int fate_calls;
+static bool scripted_fate(void *arg, int from, const uint8_t *pkt, size_t len,
+                          struct ss_sim_fate *f)
+{
+    (void)arg;
+    cr_assert_eq(from, 0);
+    cr_assert_eq(len, 80);
+    cr_assert_eq(pkt_id(pkt), (uint32_t)fate_calls);
+    switch (fate_calls++) {
+    case 0: *f = (struct ss_sim_fate){0}; return true;
+    case 1: *f = (struct ss_sim_fate){.lose = true}; return true;
+    case 2: *f = (struct ss_sim_fate){.dup = true}; return true;
+    case 3: *f = (struct ss_sim_fate){.hold_us = 5000}; return true;
+    case 4:
+        *f = (struct ss_sim_fate){.corrupt = true, .corrupt_at = 90, .corrupt_mask = 0xff};
+        return true; /* offset 90 of 80 bytes: byte 10 */
+    case 5: *f = (struct ss_sim_fate){.extra_delay_us = 300}; return true;
+    default: return false;
+    }
+}
+
+Test(sim, a_fate_callback_decides_each_packet)
+{
+    struct ss_sim_params p;
+    ss_sim_params_init(&p);
+    p.delay_us = 1000;
+    ss_sim *s = new_sim(p, 9);
+    ss_sim_set_fate(s, scripted_fate, NULL);
+    fate_calls = 0;
+    struct run *r = calloc(1, sizeof *r);
+    drive(s, r, 10, 100, 80);
+    cr_assert_eq(fate_calls, 10);
+    /* 1 lost, 2 twice, 3 held back behind all others, 5 delayed by 300 µs
+     * and (order kept) 6-8 behind it at the same instant. */
+    static const uint32_t ids[] = {0, 2, 2, 4, 5, 6, 7, 8, 9, 3};
+    static const uint64_t ats[] = {1000, 1200, 1200, 1400, 1800, 1800, 1800, 1800, 1900, 6300};
+    cr_assert_eq(r->n, 10);
+    for (size_t i = 0; i < 10; i++) {
+        cr_assert_eq(r->ids[i], ids[i], "delivery %zu: packet %u", i, r->ids[i]);
+        cr_assert_eq(r->ats[i], ats[i], "delivery %zu at %llu", i,
+                     (unsigned long long)r->ats[i]);
+    }
+    /* Packet 4 (delivery 3): byte 10 is XORed with 0xff. Each log entry is
+     * (to, at, 80 bytes). */
+    size_t entry = sizeof(int) + sizeof(uint64_t) + 80;
+    cr_assert_eq(r->log[3 * entry + sizeof(int) + sizeof(uint64_t) + 10],
+                 (uint8_t)((4 * 31 + 10) ^ 0xff));
+    struct ss_sim_stats st;
+    ss_sim_get_stats(s, 0, &st);
+    cr_assert_eq(st.lost, 1);
+    cr_assert_eq(st.duplicated, 1);
+    cr_assert_eq(st.reordered, 1);
+    cr_assert_eq(st.corrupted, 1);
+    cr_assert_eq(st.delivered, 10);
+    ss_sim_free(s);
+    free(r->log);
+    free(r);
+}
+
 Test(sim, bad_arguments_are_refused)
 {
     struct ss_sim_params p[2];
