@@ -37,6 +37,13 @@ struct ss_simnet_cfg {
     ss_sim_tap_cb tap;            /* optional: every packet's story on the
                                      link (all ss_sim_tap_point points) */
     void *tap_arg;
+    /* optional: an application driven by the loop. Called at every step
+     * of ss_simnet_run after the packets due were delivered and before the
+     * stacks are polled, so what its socket calls send goes out in the
+     * same step. Returns the latest time (> now_us) it wants to be called
+     * again, UINT64_MAX for "only when something else happens". */
+    uint64_t (*app)(void *arg, uint64_t now_us);
+    void *app_arg;
 };
 
 /* Defaults: perfect link, stacks from ss_stack_cfg_default with addresses

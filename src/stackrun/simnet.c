@@ -2,8 +2,10 @@
  *
  * The loop (ss_simnet_run), one instant at a time:
  *   deliver every packet due now -> ss_stack_input of its destination
+ *   the application step, if any (cfg.app: socket calls)
  *   poll both stacks at now (timers, output, socket events)
- *   next = min(link's next arrival, both stacks' deadlines); jump there.
+ *   next = min(link's next arrival, both stacks' and the application's
+ *              deadlines); jump there.
  * Nothing sleeps: time is a number that the loop advances. */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,6 +20,8 @@ struct ss_simnet {
     ss_pcap *pcap;
     ss_sim_tap_cb tap;
     void *tap_arg;
+    uint64_t (*app)(void *arg, uint64_t now_us);
+    void *app_arg;
     uint64_t now;
     /* Packets due at one instant, staged so that each stack gets them as
      * one batch (ACKs aggregate as they do behind a real NIC). Bounded by
@@ -98,6 +102,8 @@ int ss_simnet_new(const struct ss_simnet_cfg *cfg, ss_simnet **out)
     n->pcap = cfg->pcap;
     n->tap = cfg->tap;
     n->tap_arg = cfg->tap_arg;
+    n->app = cfg->app;
+    n->app_arg = cfg->app_arg;
     if (n->pcap || n->tap)
         ss_sim_set_tap(n->link, SS_SIM_TAP_SEND | SS_SIM_TAP_DELIVER |
                                     SS_SIM_TAP_LOST | SS_SIM_TAP_QDROP,
@@ -148,8 +154,9 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 static int deliver_due(ss_simnet *n)
 {
     size_t used = 0, count = 0;
+    size_t room = SS_SIM_MTU; /* grows to 64 KiB if a packet needs it */
     for (;;) {
-        uint8_t *stage = grow(n->stage, &n->stage_cap, used + 65536, 1);
+        uint8_t *stage = grow(n->stage, &n->stage_cap, used + room, 1);
         if (!stage)
             return -ENOMEM;
         n->stage = stage;
@@ -160,6 +167,10 @@ static int deliver_due(ss_simnet *n)
         int to;
         ssize_t len = ss_sim_deliver(n->link, n->now, &to, NULL, n->stage + used,
                                      n->stage_cap - used);
+        if (len == -EMSGSIZE && room < 65536) {
+            room = 65536;
+            continue;
+        }
         if (len < 0)
             return (int)len;
         if (len == 0)
@@ -203,7 +214,7 @@ int ss_simnet_run(ss_simnet *n, ss_simnet_done_fn done, void *arg,
         int rc = deliver_due(n);
         if (rc < 0)
             return rc;
-        uint64_t next = UINT64_MAX;
+        uint64_t next = n->app ? n->app(n->app_arg, n->now) : UINT64_MAX;
         for (int i = 0; i < 2; i++) {
             uint64_t d = ss_stack_poll(n->stack[i], n->now);
             if (d < next)

@@ -290,6 +290,35 @@ Test(simnet, a_link_that_dies_mid_transfer_ends_in_a_clean_error)
     free(c);
 }
 
+/* The application step (cfg.app): called at every step, before the
+ * polls, and its deadline wakes the loop on an otherwise idle network. */
+struct app_log { uint64_t at[8]; int n; };
+
+static uint64_t app_step(void *arg, uint64_t now)
+{
+    struct app_log *l = arg;
+    if (l->n < 8)
+        l->at[l->n++] = now;
+    return l->n < 4 ? now + 250000 : UINT64_MAX;
+}
+
+Test(simnet, the_application_step_sets_its_own_wake_up)
+{
+    struct app_log l = {0};
+    struct ss_simnet_cfg cfg;
+    ss_simnet_cfg_default(&cfg);
+    cfg.app = app_step;
+    cfg.app_arg = &l;
+    ss_simnet *net;
+    cr_assert_eq(ss_simnet_new(&cfg, &net), 0);
+    cr_assert_eq(ss_simnet_run(net, NULL, NULL, LIMIT_US), 0);
+    cr_assert_eq(l.n, 4);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(l.at[i], (uint64_t)i * 250000);
+    cr_assert_eq(ss_simnet_now(net), 750000);
+    ss_simnet_free(net);
+}
+
 Test(simnet, same_seed_same_run_byte_for_byte)
 {
     struct ss_sim_params p = link_params();
