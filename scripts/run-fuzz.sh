@@ -1,14 +1,31 @@
 #!/usr/bin/env bash
-# Runs every libFuzzer target in build dir $1 for $2 seconds each.
+# Runs the libFuzzer targets in build dir $1 for $2 seconds each (one job),
+# or only the targets named after that (e.g. `run-fuzz.sh build-fuzz 3600
+# fuzz-stack`). New inputs go to $1/fuzz/corpus-NAME; the seed corpus
+# fuzz/corpus/NAME and the dictionary fuzz/NAME.dict are used when present.
+# Inputs up to 64 KiB: the stack targets need room for many packets.
+# FUZZ_RUNS=N stops each target after N executions (whichever comes first).
 set -euo pipefail
-build=${1:?usage: run-fuzz.sh BUILD_DIR SECONDS}
+build=${1:?usage: run-fuzz.sh BUILD_DIR SECONDS [TARGET...]}
 secs=${2:-60}
+shift 2 || shift $#
+src=$(cd "$(dirname "$0")/.." && pwd)
 shopt -s nullglob
-for f in "$build"/fuzz/fuzz-*; do
-  [ -f "$f" ] && [ -x "$f" ] || continue
-  name=$(basename "$f")
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  for f in "$build"/fuzz/fuzz-*; do targets+=("$(basename "$f")"); done
+fi
+for name in "${targets[@]}"; do
+  f="$build/fuzz/$name"
+  [ -f "$f" ] && [ -x "$f" ] || { echo "no fuzz target $f" >&2; exit 2; }
+  base=fuzz_${name#fuzz-}
   corpus="$build/fuzz/corpus-$name"
   mkdir -p "$corpus"
+  args=(-max_total_time="$secs" -max_len=65536 -print_final_stats=1)
+  [ -n "${FUZZ_RUNS:-}" ] && args+=(-runs="$FUZZ_RUNS")
+  [ -f "$src/fuzz/$base.dict" ] && args+=(-dict="$src/fuzz/$base.dict")
+  seeds=()
+  [ -d "$src/fuzz/corpus/$base" ] && seeds+=("$src/fuzz/corpus/$base")
   echo "== $name: ${secs}s"
-  "$f" -max_total_time="$secs" -print_final_stats=1 "$corpus"
+  "$f" "${args[@]}" "$corpus" "${seeds[@]}"
 done
