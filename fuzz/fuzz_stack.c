@@ -159,7 +159,8 @@ static bool covered(const struct tuple *t, uint32_t x)
 struct opts {
     bool mss, ws, sackok, ts, sack;
     uint32_t tsval;
-    int ts_off; /* offset of the TS option within the options, or -1 */
+    int ts_off;            /* offset of the TS option within the options, or -1 */
+    int sack_off, sack_len; /* the (last) SACK option, if sack */
 };
 
 static bool parse_opts(const uint8_t *o, size_t n, struct opts *out)
@@ -181,7 +182,11 @@ static bool parse_opts(const uint8_t *o, size_t n, struct opts *out)
         case 2: out->mss = l == 4; break;
         case 3: out->ws = l == 3; break;
         case 4: out->sackok = l == 2; break;
-        case 5: out->sack = true; break;
+        case 5:
+            out->sack = true;
+            out->sack_off = (int)i;
+            out->sack_len = l;
+            break;
         case 8:
             if (l == 10) {
                 out->ts = true;
@@ -381,23 +386,12 @@ static uint8_t bstore[BATCH + 1][65536];
 static void steer_sack(uint8_t *t, size_t tl, uint32_t una)
 {
     size_t doff = (size_t)(t[12] >> 4) * 4;
-    if (doff < 20 || doff > tl)
+    struct opts o;
+    if (doff < 20 || doff > tl || !parse_opts(t + 20, doff - 20, &o) || !o.sack)
         return;
-    for (size_t i = 20; i < doff;) {
-        uint8_t k = t[i];
-        if (k == 0)
-            break;
-        if (k == 1) {
-            i++;
-            continue;
-        }
-        if (i + 1 >= doff || t[i + 1] < 2 || i + t[i + 1] > doff)
-            break;
-        if (k == 5)
-            for (size_t e = i + 2; e + 4 <= i + t[i + 1]; e += 4)
-                put32(t + e, una + (uint32_t)(int32_t)(int16_t)get16(t + e + 2));
-        i += t[i + 1];
-    }
+    uint8_t *sack = t + 20 + o.sack_off;
+    for (int e = 2; e + 4 <= o.sack_len; e += 4)
+        put32(sack + e, una + (uint32_t)(int32_t)(int16_t)get16(sack + e + 2));
 }
 
 static void fix(struct fz *z, uint8_t *p, size_t n, uint8_t ctl)
