@@ -166,15 +166,23 @@ Test(tcp_timers, keepalive_defaults_are_rfc1122)
     cr_assert_eq(ss_stack_poll(st, now), UINT64_MAX);
 }
 
-Test(tcp_timers, keepalive_probes_answered_then_unanswered)
+/* A passive connection with keep-alive on: idle 10 s, probes every 2 s,
+ * 3 of them. */
+static int keepalive_conn(uint32_t *iss)
 {
-    uint32_t iss;
-    int sd = fx_passive(&iss);
+    int sd = fx_passive(iss);
     ss_stack_sock_set_cb(st, sd, on_event, NULL);
     cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPIDLE, 10), 0);
     cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPINTVL, 2), 0);
     cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPCNT, 3), 0);
     cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPALIVE, 1), 0);
+    return sd;
+}
+
+Test(tcp_timers, keepalive_probes_answered_then_unanswered)
+{
+    uint32_t iss;
+    int sd = keepalive_conn(&iss);
     advance(10 * SEC - 1);
     cr_assert_eq(ncap, 0);
     advance(1);
@@ -204,12 +212,7 @@ Test(tcp_timers, keepalive_probes_answered_then_unanswered)
 Test(tcp_timers, keepalive_runs_in_fin_wait_2_reached_after_data_in_fin_wait_1)
 {
     uint32_t iss;
-    int sd = fx_passive(&iss);
-    ss_stack_sock_set_cb(st, sd, on_event, NULL);
-    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPIDLE, 10), 0);
-    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPINTVL, 2), 0);
-    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPCNT, 3), 0);
-    cr_assert_eq(ss_stack_sock_setopt(st, sd, SS_SO_KEEPALIVE, 1), 0);
+    int sd = keepalive_conn(&iss);
     cr_assert_eq(ss_tcp_shutdown(st, now, sd), 0);
     ss_stack_poll(st, now);
     cr_assert_eq(sock_state(sd), SS_TCP_FIN_WAIT_1);
