@@ -47,7 +47,8 @@
  *     at most 3000), 2 recv, 3 shutdown, 4 close, 5 abort, 6 accept into
  *     the slot, 7 setopt (option 1 + (arg & 15), value vals[arg >> 4]),
  *     8 send urgent, 9 UDP sendto, 10 UDP recvfrom, 11 connect from the
- *     slot to 10.0.0.1:arg, 12 listen on port arg in the slot, 13 queries
+ *     slot to 10.0.0.1:arg (offering window scale, timestamps, SACK as arg
+ *     bits 0-2 say), 12 listen on port arg in the slot, 13 queries
  *     (getopt, info, events, error), 14 urgent query + recv, 15 poll.
  */
 #include <stddef.h>
@@ -575,7 +576,12 @@ static void act(struct fz *z, uint8_t a, uint8_t arg, const uint8_t *data, size_
         if (sd < 0) {
             int c = ss_tcp_socket(z->st);
             if (c >= 0) {
+                /* Options that must precede the SYN: the window it
+                 * offers, and which of WS / TS / SACK it offers. */
                 ss_stack_sock_setopt(z->st, c, SS_SO_RCVBUF, 1 + arg * 16);
+                ss_stack_sock_setopt(z->st, c, SS_SO_WSCALE, arg & 1);
+                ss_stack_sock_setopt(z->st, c, SS_SO_TIMESTAMPS, (arg & 2) != 0);
+                ss_stack_sock_setopt(z->st, c, SS_SO_SACK, (arg & 4) != 0);
                 if (ss_tcp_connect_sd(z->st, z->now, c, PEER, arg, 0) == 0)
                     *slot = c;
                 else
