@@ -221,6 +221,7 @@ struct ss_sock {
     uint32_t lt_bytes;          /* new data sent by limited transmit (RFC 3042) */
     uint32_t rtx_seq;           /* one retransmission owed at rtx_seq (rtx_mark) */
     bool rtx_mark;              /* fast retransmit / partial ACK: send rtx_seq's segment */
+    uint32_t high_rxt;          /* RFC 6675 HighRxt + 1: end of the highest retransmission */
     uint64_t last_send;         /* time data was last sent (RFC 5681 4.1 idle restart) */
     union ss__cc_state ccs;     /* the algorithm's own state */
     bool cc_traced;             /* an SS_TRACE_CC went out with the values below */
@@ -366,6 +367,16 @@ uint32_t ss__cc_flight(const struct ss_sock *sk);
 uint32_t ss__cc_flight_loss(const struct ss_sock *sk);
 /* New data [.., end) went out: limited transmit's share is counted. */
 void ss__cc_sent(struct ss_sock *sk, uint32_t new_bytes);
+/* RFC 6675: is sk in fast recovery driven by the SACK scoreboard (SACK
+ * negotiated)? Then tcp_output.c sends by ss__cc_next_seg() while
+ * cwnd - pipe >= 1 SMSS. */
+bool ss__cc_sack_recovery(const struct ss_sock *sk);
+/* RFC 6675 SetPipe(): octets estimated in the network. */
+uint32_t ss__cc_pipe(const struct ss_sock *sk);
+/* RFC 6675 NextSeg() rules (1) and (3): a retransmission [*seq, *seq+*len)
+ * of the first unSACKed hole above HighRxt, IsLost for rule (1)
+ * (lost = true) or any for rule (3) (lost = false); false if none. */
+bool ss__cc_next_hole(const struct ss_sock *sk, bool lost, uint32_t *seq, uint32_t *len);
 /* Trace (SS_TRACE_CC) the congestion state with mark, or (MARK_NONE) only
  * when cwnd, ssthresh or the phase changed since the last time. */
 void ss__cc_trace(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark);

@@ -17,6 +17,16 @@
  *                        hole, deflate cwnd
  *   RFC 3042           limited transmit                 ss__cc_window()
  *   RFC 5681 4.1       restart after idle               ss__cc_before_send()
+ *   RFC 6675 (SACK negotiated): loss recovery on the scoreboard
+ *     5 entry            DupThresh dup ACKs or IsLost     ss__cc_on_dupack()
+ *                          (SND.UNA)
+ *     5 (4.2)            cwnd = ssthresh, no inflation,   enter_recovery()
+ *                          no deflation
+ *     4 SetPipe          pipe                             ss__cc_pipe()
+ *     4 NextSeg (1),(3)  the first hole above HighRxt     ss__cc_next_hole()
+ *                          (rule (2), new data, is
+ *                          tcp_output.c's send_next())
+ *     5 exit             SND.UNA >= RecoveryPoint         ss__cc_on_ack()
  *
  * Nothing here builds a segment: a retransmission is a mark (rtx_mark /
  * rtx_seq for one segment, SND.NXT pulled back for an RTO) that
@@ -27,6 +37,9 @@
 #include <strings.h>
 
 #include "stack_int.h"
+
+/* RFC 5681 / RFC 6675 DupThresh: a constant of the RFCs, not a tunable. */
+#define DUPTHRESH 3u
 
 static const struct ss__cc_ops *const algos[SS_CC_NALGOS] = {
     [SS_CC_NEWRENO] = &ss__cc_newreno,
@@ -97,6 +110,7 @@ void ss__cc_start(ss_stack *st, struct ss_sock *sk)
     sk->ca_acked = 0;
     sk->recover = sk->iss;      /* RFC 6582 3.2 (1): recover = ISS at start */
     sk->rtx_mark = false;
+    sk->high_rxt = sk->snd_una;
     sk->cc_started = true;
     sk->cc->init(st, sk);
     ss__cc_trace(st, sk, SS_CC_MARK_INIT);
@@ -119,10 +133,65 @@ void ss__cc_sent(struct ss_sock *sk, uint32_t new_bytes)
         sk->lt_bytes += new_bytes;
 }
 
+bool ss__cc_sack_recovery(const struct ss_sock *sk)
+{
+    return sk->sack_ok && sk->cc_started && sk->cc_phase == SS_CC_RECOVERY;
+}
+
+/* RFC 6675 4 SetPipe(): for each octet of [SND.UNA, SND.MAX) not SACKed,
+ * one if it is not IsLost, and one more if it was retransmitted (below
+ * HighRxt). IsLost() is the same for every octet of a hole (the same
+ * ranges lie above all of them), so this walks holes, not octets; above
+ * the highest SACKed octet nothing is lost. */
+uint32_t ss__cc_pipe(const struct ss_sock *sk)
+{
+    uint32_t pipe = 0, seq = sk->snd_una, s, e;
+    uint32_t rxt = SEQ_GT(sk->high_rxt, sk->snd_una) ? sk->high_rxt : sk->snd_una;
+    while (ss__sack_next_hole(sk, seq, &s, &e)) {
+        if (!ss__sack_is_lost(sk, s, DUPTHRESH))
+            pipe += e - s;
+        if (SEQ_GT(rxt, s))
+            pipe += (SEQ_LT(rxt, e) ? rxt : e) - s;
+        seq = e;
+    }
+    uint32_t high = ss__sack_high(sk);
+    if (SEQ_LT(high, sk->snd_una))
+        high = sk->snd_una;
+    if (SEQ_GT(sk->snd_max, high))
+        pipe += sk->snd_max - high;
+    if (SEQ_GT(rxt, high))
+        pipe += rxt - high;
+    return pipe;
+}
+
+bool ss__cc_next_hole(const struct ss_sock *sk, bool lost, uint32_t *seq, uint32_t *len)
+{
+    uint32_t from = SEQ_GT(sk->high_rxt, sk->snd_una) ? sk->high_rxt : sk->snd_una, s, e;
+    /* (1.a)/(3.a) above HighRxt, (1.b)/(3.b) below the highest SACKed
+     * octet (next_hole stops there); holes only get less IsLost going up,
+     * so the first hole decides rule (1). */
+    if (!ss__sack_next_hole(sk, from, &s, &e))
+        return false;
+    if (lost && !ss__sack_is_lost(sk, s, DUPTHRESH))
+        return false;
+    *seq = s;
+    *len = ss__min32(e - s, sk->snd_mss);
+    return true;
+}
+
 uint32_t ss__cc_window(const struct ss_sock *sk)
 {
     if (!sk->cc_started)
         return UINT32_MAX;
+    /* RFC 6675 (4.4): in SACK recovery, new data (NextSeg rule (2)) only
+     * while cwnd - pipe >= 1 SMSS: as a window from SND.UNA, what is sent
+     * plus that room. */
+    if (ss__cc_sack_recovery(sk)) {
+        uint32_t pipe = ss__cc_pipe(sk);
+        uint32_t room = sk->cwnd > pipe ? sk->cwnd - pipe : 0;
+        return room < sk->snd_mss ? sk->snd_nxt - sk->snd_una
+                                  : sk->snd_nxt - sk->snd_una + room;
+    }
     /* RFC 3042: on each of the first two duplicate ACKs one new segment
      * beyond cwnd (cwnd itself unchanged), if the peer's window allows. */
     if (sk->cc_phase == SS_CC_DISORDER)
@@ -173,6 +242,7 @@ void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
     switch (sk->cc_phase) {
     case SS_CC_RECOVERY:
         if (SEQ_GEQ(sk->snd_una, sk->recover)) {
+            /* RFC 6675 5: SND.UNA >= RecoveryPoint ends it too. */
             /* RFC 6582 3.2 (3): a full ACK, recovery is over. */
             sk->cwnd = sk->cc->exit_recovery ? sk->cc->exit_recovery(st, sk) : exit_cwnd(sk);
             sk->cc_phase = SS_CC_OPEN;
@@ -184,6 +254,12 @@ void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
          * segment, deflate cwnd by what was acknowledged and add back one
          * SMSS if at least that much was, so that about ssthresh stays in
          * flight when recovery ends. */
+        if (sk->sack_ok) {
+            /* RFC 6675: no deflation; pipe shrank by what was acknowledged
+             * and NextSeg() picks what to resend (tcp_output.c). */
+            ss__cc_trace(st, sk, SS_CC_MARK_NONE);
+            return;
+        }
         sk->rtx_mark = true;
         sk->rtx_seq = sk->snd_una;
         sk->cwnd -= ss__min32(acked, sk->cwnd);
@@ -219,7 +295,10 @@ static void enter_recovery(ss_stack *st, struct ss_sock *sk)
     sk->recover = sk->snd_max;
     sk->rtx_mark = true;
     sk->rtx_seq = sk->snd_una;
-    sk->cwnd = sk->ssthresh + 3u * sk->snd_mss;
+    sk->high_rxt = sk->snd_una;
+    /* RFC 6675 5 (4.2): with SACK, cwnd = ssthresh; pipe, not an inflated
+     * cwnd, accounts for what the duplicate ACKs say has left. */
+    sk->cwnd = sk->ssthresh + (sk->sack_ok ? 0 : 3u * sk->snd_mss);
     sk->cc_phase = SS_CC_RECOVERY;
     sk->ca_acked = 0;
     sk->lt_bytes = 0;
@@ -233,8 +312,10 @@ void ss__cc_on_dupack(ss_stack *st, struct ss_sock *sk)
     switch (sk->cc_phase) {
     case SS_CC_RECOVERY:
         /* RFC 5681 3.2 (4): each further duplicate ACK means one more
-         * segment has left the network: inflate cwnd by one SMSS. */
-        sk->cwnd += sk->snd_mss;
+         * segment has left the network: inflate cwnd by one SMSS. With
+         * SACK (RFC 6675) pipe says that instead. */
+        if (!sk->sack_ok)
+            sk->cwnd += sk->snd_mss;
         ss__cc_trace(st, sk, SS_CC_MARK_NONE);
         return;
     case SS_CC_LOSS:
@@ -245,15 +326,20 @@ void ss__cc_on_dupack(ss_stack *st, struct ss_sock *sk)
         break;
     }
     sk->dupacks++;
-    if (sk->dupacks < 3) {
+    /* RFC 6675 5: with SACK, recovery also starts when the scoreboard
+     * says SND.UNA's segment IsLost, before DupThresh duplicate ACKs. */
+    bool lost = sk->sack_ok && ss__sack_is_lost(sk, sk->snd_una, DUPTHRESH);
+    if (sk->dupacks < DUPTHRESH && !lost) {
         sk->cc_phase = SS_CC_DISORDER;   /* limited transmit (RFC 3042) */
         ss__cc_trace(st, sk, SS_CC_MARK_NONE);
         return;
     }
     /* RFC 6582 3.2 (2): fast retransmit only if the ACK covers more than
      * recover, so one window's losses start one recovery. */
-    if (sk->dupacks == 3 && SEQ_GT(sk->snd_una, sk->recover))
+    if ((sk->dupacks == DUPTHRESH || lost) && SEQ_GT(sk->snd_una, sk->recover))
         enter_recovery(st, sk);
+    else if (lost)
+        sk->cc_phase = SS_CC_DISORDER;
 }
 
 void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk)

@@ -240,20 +240,52 @@ static void send_marked(ss_stack *st, struct ss_sock *sk)
     bool fin = sk->fin_queued && seq + len == sk->fin_seq && SEQ_GT(sk->snd_max, sk->fin_seq);
     if (len || fin)
         send_data_at(st, sk, seq, len);
+    if (SEQ_GT(seq + len, sk->high_rxt))
+        sk->high_rxt = seq + len;   /* RFC 6675 (4.3): HighRxt */
+}
+
+/* Go-back-N after an RTO with SACK: SND.NXT skips what the peer SACKed,
+ * and a segment stops where the next SACKed range starts; returns the
+ * bytes SACKed in [SND.UNA, SND.NXT), which the window does not count
+ * (they have left the network). Like Linux, the scoreboard is kept
+ * across an RTO (RFC 6675 5.1 allows it; only a reneging peer would make
+ * this wrong, and then the next RTO resends from SND.UNA again), so
+ * SACKed data is never sent twice. *cap is the room before the next
+ * SACKed range (UINT32_MAX if none). */
+static uint32_t skip_sacked(struct ss_sock *sk, uint32_t *cap)
+{
+    *cap = UINT32_MAX;
+    if (!sk->sack_ok || !SEQ_LT(sk->snd_nxt, sk->snd_max))
+        return 0;
+    uint32_t n = ss__sack_count(sk);
+    for (uint32_t i = 0; i < n; i++) {
+        struct ss_sack_blk r = ss__sack_range(sk, i);
+        if (SEQ_LEQ(r.start, sk->snd_nxt) && SEQ_LT(sk->snd_nxt, r.end))
+            sk->snd_nxt = r.end;
+        else if (SEQ_GT(r.start, sk->snd_nxt)) {
+            *cap = r.start - sk->snd_nxt;
+            break;
+        }
+    }
+    uint32_t all = ss__sack_sacked_bytes(sk);
+    uint32_t above = ss__sack_sacked_above(sk, sk->snd_nxt - 1);
+    return all - above;
 }
 
 /* Send one segment of data/FIN starting at SND.NXT; returns false when
  * nothing (more) may be sent now. */
 static bool send_next(ss_stack *st, struct ss_sock *sk)
 {
+    uint32_t cap, sacked = skip_sacked(sk, &cap);
     uint32_t data_end = sk->snd_una + sk->snd.len;
     uint32_t avail = SEQ_GT(data_end, sk->snd_nxt) ? data_end - sk->snd_nxt : 0;
     uint32_t in_flight = sk->snd_nxt - sk->snd_una;
-    uint32_t wnd = ss__min32(sk->snd_wnd, ss__cc_window(sk));
+    uint32_t cw = ss__cc_window(sk);
+    uint32_t wnd = ss__min32(sk->snd_wnd, cw > UINT32_MAX - sacked ? UINT32_MAX : cw + sacked);
     uint32_t right = sk->snd_una + wnd;
     uint32_t usable = SEQ_GT(right, sk->snd_nxt) ? right - sk->snd_nxt : 0;
     bool rtx = SEQ_LT(sk->snd_nxt, sk->snd_max);
-    uint32_t len = ss__min32(ss__min32(avail, usable), sk->snd_mss);
+    uint32_t len = ss__min32(ss__min32(ss__min32(avail, usable), sk->snd_mss), cap);
 
     if (len > 0) {
         bool full = len == sk->snd_mss;
@@ -288,6 +320,29 @@ static bool send_next(ss_stack *st, struct ss_sock *sk)
         sk->t_persist = st->now + ss__min64(d, (uint64_t)st->cfg.rto_max_ms * 1000);
     }
     return false;
+}
+
+/* RFC 6675 (4.4) / (C): in SACK recovery, one segment by NextSeg()
+ * while cwnd - pipe >= 1 SMSS: rule (1) a lost hole above HighRxt, rule
+ * (2) new data (send_next(), whose window ss__cc_window() makes the
+ * room cwnd - pipe), rule (3) any hole above HighRxt. A SACKed byte is
+ * never chosen: holes are the unSACKed ranges. */
+static bool send_next_seg(ss_stack *st, struct ss_sock *sk)
+{
+    uint32_t pipe = ss__cc_pipe(sk), seq, len;
+    if (sk->cwnd < pipe || sk->cwnd - pipe < sk->snd_mss)
+        return false;
+    bool hole = ss__cc_next_hole(sk, true, &seq, &len);
+    if (!hole) {
+        if (send_next(st, sk))
+            return true;
+        hole = ss__cc_next_hole(sk, false, &seq, &len);
+    }
+    if (!hole)
+        return false;
+    send_data_at(st, sk, seq, len);
+    sk->high_rxt = seq + len;
+    return true;
 }
 
 /* SYN (SYN-SENT) or SYN,ACK (SYN-RECEIVED, or closed from there with
@@ -343,7 +398,9 @@ void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
             send_marked(st, sk);
             sent = true;
         }
-        for (int i = 0; i < 1 << 16 && send_next(st, sk); i++)
+        bool (*next)(ss_stack *, struct ss_sock *) =
+            ss__cc_sack_recovery(sk) ? send_next_seg : send_next;
+        for (int i = 0; i < 1 << 16 && next(st, sk); i++)
             sent = true;
         ss__cc_trace(st, sk, SS_CC_MARK_NONE);
     }

@@ -574,3 +574,168 @@ Test(cc_cubic, slow_start_doubles_cwnd_per_rtt, .init = cubic_setup, .fini = fx_
     ack_each(20);
     cr_assert_eq(cwnd(), 40 * M);
 }
+
+/* ================= SACK loss recovery (RFC 6675) ========================= */
+
+/* A passive connection that negotiated SACK (MSS 1000, sackOK on the
+ * peer's SYN), NewReno. */
+static void sack_setup(void)
+{
+    tweak_algo = SS_CC_NEWRENO;
+    tweak_iw = 10;
+    fx_setup_with(tweak);
+    memset(data, 'd', sizeof data);
+    int l = ss_tcp_listen(st, US_PORT, 8);
+    cr_assert_geq(l, 0);
+    cap_clear();
+    uint8_t o[8];
+    size_t n = opt_mss(o, M);
+    n += opt_sackok(o + n);
+    peer_send_opts(PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535, o, n, NULL, 0);
+    struct tseg s = one_seg();
+    cr_assert(s.sack_ok);
+    iss = s.seq;
+    now += RTT;
+    seg_in(P1, iss + 1, SS_TCP_ACK, 65535, NULL, 0);
+    uint32_t ra;
+    uint16_t rp;
+    sd = ss_tcp_accept(st, l, &ra, &rp);
+    cr_assert_geq(sd, 0);
+    cr_assert_eq(info().options & SS_TCPI_OPT_SACK, SS_TCPI_OPT_SACK);
+    cap_clear();
+}
+
+/* What the peer holds above its cumulative ACK, as byte offsets. */
+static uint32_t sblk[4][2];
+static int nsblk;
+
+/* Every data segment captured since the last check: none may touch a
+ * SACKed range; the retransmissions (below hi, the highest offset sent
+ * so far) are appended to rtx[]. */
+static uint32_t sent_hi;
+static uint32_t rtx[32];
+static int nrtx;
+
+static void check_caps(void)
+{
+    for (int i = 0; i < ncap; i++) {
+        struct tseg s = cap_tcp(i);
+        if (!s.len)
+            continue;
+        uint32_t a = off(s.seq), b = a + s.len;
+        for (int k = 0; k < nsblk; k++)
+            cr_assert(b <= sblk[k][0] || a >= sblk[k][1],
+                      "SACKed data sent again: [%u, %u) in [%u, %u)", a, b, sblk[k][0],
+                      sblk[k][1]);
+        if (a < sent_hi) {
+            cr_assert_lt(nrtx, 32);
+            rtx[nrtx++] = a;
+        }
+        if (b > sent_hi)
+            sent_hi = b;
+    }
+    cap_clear();
+}
+
+/* An ACK of offset o carrying the SACK blocks sblk[] (most recent first
+ * is not needed: the scoreboard sorts). */
+static void sack_ack(uint32_t o)
+{
+    uint32_t blk[4][2];
+    for (int k = 0; k < nsblk; k++) {
+        blk[k][0] = iss + 1 + sblk[k][0];
+        blk[k][1] = iss + 1 + sblk[k][1];
+    }
+    uint8_t opt[40];
+    size_t n = nsblk ? opt_sack(opt, nsblk, (const uint32_t(*)[2])blk) : 0;
+    peer_send_opts(PEER_PORT, US_PORT, P1, iss + 1 + o, SS_TCP_ACK, 65535, opt, n, NULL, 0);
+    check_caps();
+}
+
+static void set_blocks(int n, const uint32_t (*b)[2])
+{
+    nsblk = n;
+    for (int k = 0; k < n; k++) {
+        sblk[k][0] = b[k][0];
+        sblk[k][1] = b[k][1];
+    }
+}
+
+/* A 10-segment flight (segments 1..10 at offsets 0..9000); segments 2
+ * (offset 1000) and 5 (offset 4000) are lost, the peer SACKs each other
+ * one as it arrives. */
+static void flight_with_two_losses(void)
+{
+    nsblk = 0;
+    nrtx = 0;
+    sent_hi = 0;
+    queue(10 * M);
+    check_caps();
+    cr_assert_eq(sent_hi, 10 * M, "the whole flight in the IW");
+    sack_ack(1 * M);   /* segment 1 */
+    set_blocks(1, (const uint32_t[][2]){{2 * M, 3 * M}});
+    sack_ack(1 * M);   /* 3 */
+    set_blocks(1, (const uint32_t[][2]){{2 * M, 4 * M}});
+    sack_ack(1 * M);   /* 4 */
+    cr_assert_eq(info().cc_phase, SS_CC_DISORDER);
+    cr_assert_eq(nrtx, 0);
+    set_blocks(2, (const uint32_t[][2]){{2 * M, 4 * M}, {5 * M, 6 * M}});
+    sack_ack(1 * M);   /* 6: the third duplicate ACK */
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(ssthresh(), 4500, "FlightSize 9000 / 2");
+    cr_assert_eq(cwnd(), 4500, "RFC 6675 (4.2): cwnd = ssthresh, no 3*SMSS");
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 1 * M, "SND.UNA's segment first");
+    for (uint32_t e = 7; e <= 10; e++) {   /* 7..10 */
+        set_blocks(2, (const uint32_t[][2]){{2 * M, 4 * M}, {5 * M, e * M}});
+        sack_ack(1 * M);
+    }
+}
+
+/* RFC 6675 NextSeg (1): exactly the lost segments are resent, at their
+ * exact sequence numbers, each once; SACKed data never; recovery ends
+ * at RecoveryPoint. */
+Test(cc_sack, retransmits_exactly_the_holes, .init = sack_setup, .fini = fx_teardown)
+{
+    flight_with_two_losses();
+    cr_assert_eq(nrtx, 2, "%d retransmissions", nrtx);
+    cr_assert_eq(rtx[0], 1 * M);
+    cr_assert_eq(rtx[1], 4 * M, "the second hole once IsLost (3 SMSS SACKed above)");
+    cr_assert_eq(info().retransmits, 2);
+    /* The first retransmission arrives: a partial ACK, nothing resent. */
+    set_blocks(1, (const uint32_t[][2]){{5 * M, 10 * M}});
+    sack_ack(4 * M);
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(nrtx, 2);
+    nsblk = 0;
+    sack_ack(10 * M);
+    cr_assert_eq(info().cc_phase, SS_CC_OPEN, "SND.UNA >= RecoveryPoint");
+    cr_assert_eq(nrtx, 2);
+    cr_assert_eq(info().retransmits, 2);
+}
+
+/* After an RTO the scoreboard is kept (as Linux): go-back-N from SND.UNA
+ * skips the SACKed ranges, so exactly offsets 1000 and 4000 go out. */
+Test(cc_sack, rto_go_back_n_skips_sacked, .init = sack_setup, .fini = fx_teardown)
+{
+    flight_with_two_losses();
+    cr_assert_eq(nrtx, 2);
+    nrtx = 0;
+    /* Both retransmissions are lost too: the RTO fires. */
+    advance(info().rto_us);
+    check_caps();
+    cr_assert_eq(info().cc_phase, SS_CC_LOSS);
+    cr_assert_eq(cwnd(), M);
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 1 * M, "SND.UNA's segment");
+    /* It arrives: the peer acknowledges up to the second hole. */
+    set_blocks(1, (const uint32_t[][2]){{5 * M, 10 * M}});
+    sack_ack(4 * M);
+    cr_assert_eq(nrtx, 2, "%d sent", nrtx);
+    cr_assert_eq(rtx[1], 4 * M, "the next unSACKed segment, 5000-9999 skipped");
+    nsblk = 0;
+    sack_ack(10 * M);
+    cr_assert_eq(info().cc_phase, SS_CC_OPEN);
+    cr_assert_eq(nrtx, 2, "nothing else was resent");
+    cr_assert_eq(info().retransmits, 4);
+}
