@@ -10,7 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 # libFuzzer exits 77 on a crash by default, which meson counts as a skip.
 # -runs bounds the run by count, so that `make test` does the same work
 # on a fast or a loaded machine (a time bound alone made the outcome
-# depend on the load); fuzz/known/ holds open findings (docs/stack.md).
+# depend on the load).
 args=(-runs=1000 -max_total_time=10 -seed=1 -max_len=65536 -error_exitcode=1 -timeout_exitcode=1
       -artifact_prefix="$tmp/")
 [ -f "$dir/$name.dict" ] && args+=(-dict="$dir/$name.dict")
