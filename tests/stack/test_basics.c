@@ -29,6 +29,41 @@ Test(basics, internet_checksum_rfc1071_example)
     cr_assert_eq(ss_csum_add(0, odd, 1), 0x0100);
 }
 
+/* RFC 1071's definition, one big-endian 16-bit word at a time: the
+ * reference the word-at-a-time ss_csum_add must agree with. */
+static uint32_t csum_ref(uint32_t sum, const uint8_t *p, size_t len)
+{
+    uint64_t s = sum;
+    for (size_t i = 0; i + 1 < len; i += 2)
+        s += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (len & 1)
+        s += (uint32_t)(p[len - 1] << 8);
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint32_t)s;
+}
+
+Test(basics, internet_checksum_agrees_with_rfc1071_at_every_length_and_alignment)
+{
+    static uint8_t buf[2100];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    memset(buf + 1000, 0xff, 600); /* long carries */
+    for (size_t off = 0; off < 8; off++)
+        for (size_t len = 0; len + off <= sizeof buf; len += (len < 80 ? 1 : 37))
+            for (uint32_t start = 0; start <= 0xffff; start += 0x7fff)
+                cr_assert_eq(ss_csum_add(start, buf + off, len), csum_ref(start, buf + off, len),
+                             "off %zu len %zu start %#x", off, len, start);
+    uint8_t ones[64];
+    memset(ones, 0xff, sizeof ones);
+    cr_assert_eq(ss_csum_add(0, ones, sizeof ones), 0xffff);
+    memset(ones, 0, sizeof ones);
+    cr_assert_eq(ss_csum_add(0, ones, sizeof ones), 0);
+}
+
 Test(basics, trace_text_lines)
 {
     char b[128];
