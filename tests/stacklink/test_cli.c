@@ -247,3 +247,58 @@ Test(stack_cli, same_seed_gives_the_same_pcap_file_byte_for_byte)
     unlink(a);
     unlink(b);
 }
+
+/* The simulated link stays byte-identical per seed: the SHA-256 of a
+ * seeded run's JSON trace (every segment, option, RTT, window and
+ * congestion event of both stacks) and of its pcap (every byte of every
+ * packet, checksums included) are stored here. Any change to what the
+ * stack does over the simulated link changes them. A change that means to
+ * alter the simulation updates the digests in the same commit and says
+ * why; a change that should not (a new link driver, offloads, a faster
+ * checksum) must leave them alone. */
+struct sim_digest {
+    const char *args;   /* stack demo options */
+    const char *trace;  /* sha256 of --trace-json's stdout */
+    const char *pcap;   /* sha256 of --pcap's file */
+};
+
+static const struct sim_digest sim_digests[] = {
+    {"--seed 3 --loss 2 --bytes 300K",
+     "87e78da1b5d6bd617f96c478c318f4fcaeede97a459ae2710c805c718bc638b8",
+     "38bcf926291b083ed7b067f700f09bd4d968f5177d7108892cfa986909cd693c"},
+    {"--seed 21 --cc newreno --loss 3 --reorder 5 --dup 2 --corrupt 1 --jitter 2 --bytes 200K",
+     "addf71cf7ce5309136b90612ad948648b56a1237bd45f82c678b4b065aed64a0",
+     "b667ec69384ded955aac79081624d93ce0931f1584f68b6bbceea26d89cdf8bc"},
+    {"--seed 5 --bandwidth 5M --delay 20 --queue 10 --bytes 500K --rcvbuf 256K",
+     "f4f1783d668955fcc79d93600dd569e31658a946f7cc679e12b72d0295d7a9ec",
+     "916c64061b1679f269201f3b9e09fb6094b55cc538a5250fe65f4dda8ba70b0f"},
+    {NULL, NULL, NULL},
+};
+
+static void sha256_of_cmd(const char *cmd, char out[65])
+{
+    FILE *f = popen(cmd, "r");
+    cr_assert(f, "popen %s", cmd);
+    char line[160] = "";
+    char *got = fgets(line, sizeof line, f);
+    int st = pclose(f);
+    cr_assert(got && st == 0, "%s: status %d", cmd, st);
+    cr_assert(sscanf(line, "%64s", out) == 1);
+}
+
+Test(stack_cli, seeded_simulated_runs_match_their_stored_digests)
+{
+    char pcap[128], cmd[1024], trace[65], pc[65];
+    snprintf(pcap, sizeof pcap, "/tmp/ss-test-digest-%d.pcap", (int)getpid());
+    for (const struct sim_digest *d = sim_digests; d->args; d++) {
+        snprintf(cmd, sizeof cmd, "'%s' stack demo %s --trace-json 2>/dev/null | sha256sum",
+                 th_sockstack(), d->args);
+        sha256_of_cmd(cmd, trace);
+        snprintf(cmd, sizeof cmd, "'%s' stack demo %s --pcap %s >/dev/null 2>&1 && sha256sum %s",
+                 th_sockstack(), d->args, pcap, pcap);
+        sha256_of_cmd(cmd, pc);
+        unlink(pcap);
+        cr_expect_str_eq(trace, d->trace, "stack demo %s: the trace changed", d->args);
+        cr_expect_str_eq(pc, d->pcap, "stack demo %s: the packets changed", d->args);
+    }
+}
