@@ -66,5 +66,7 @@ int cmd_stack(int argc, char **argv);
 int cmd_link(int argc, char **argv);
 int cmd_broadcast(int argc, char **argv);
 int cmd_discover(int argc, char **argv);
+int cmd_ping(int argc, char **argv);
+int cmd_traceroute(int argc, char **argv);
 
 #endif

@@ -25,6 +25,8 @@ static const struct cli_cmd commands[] = {
     {"link", cmd_link, "an impaired path (loss, delay, bandwidth...) between two TUN devices"},
     {"broadcast", cmd_broadcast, "send or listen for UDP broadcast datagrams"},
     {"discover", cmd_discover, "list services that answer a broadcast probe"},
+    {"ping", cmd_ping, "ICMP echo over a raw socket, in iputils' format"},
+    {"traceroute", cmd_traceroute, "the routers on the way: UDP, ICMP or TCP SYN probes"},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,238 @@
+/* sockstack ping and traceroute in network namespaces, against the kernel
+ * and against the user-space stack (`stack up` behind router r2), and side
+ * by side with iputils' ping where the output must match. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "netns.h"
+
+static struct th_proc stack_p = {.pid = -1, .in = -1, .out = -1, .err = -1};
+
+static void teardown(void)
+{
+    th_reap(&stack_p);
+    ns_teardown();
+}
+
+TestSuite(raw, .init = ns_make_line, .fini = teardown, .timeout = 120);
+
+/* `sockstack ARGS` inside namespace ns; output (stdout+stderr) in *out. */
+static int in_ns(int ns, char **out, const char *args)
+{
+    return ns_capture(out, "ip netns exec %s %s %s", ns_name[ns], th_sockstack(), args);
+}
+
+/* Every reply line of a ping with count n: icmp_seq=1..n in order, from
+ * addr, with this ttl and a time. */
+static void assert_replies(const char *out, const char *addr, int n, int ttl)
+{
+    const char *p = out;
+    for (int seq = 1; seq <= n; seq++) {
+        char want[160];
+        snprintf(want, sizeof want, "64 bytes from %s: icmp_seq=%d ttl=%d time=", addr, seq,
+                 ttl);
+        const char *q = strstr(p, want);
+        cr_assert(q, "no '%s' in:\n%s", want, out);
+        p = q + strlen(want);
+    }
+}
+
+/* The statistics line without its time. */
+static void assert_stats(const char *out, const char *stats)
+{
+    cr_assert(strstr(out, stats), "no '%s' in:\n%s", stats, out);
+}
+
+/* Start `stack up` in r2 on a TUN, the stack at 10.81.4.2, serving echo. */
+static void start_stack(void)
+{
+    const char *argv[] = {"ip", "netns", "exec", ns_name[NS_R2], th_sockstack(), "stack",
+                          "up", "--tun", "ssraw0", "--addr", "10.81.4.2/24", "--serve",
+                          "echo:7", NULL};
+    cr_assert_eq(th_spawn(&stack_p, (char *const *)argv), 0);
+    cr_assert_eq(th_wait_listening(&stack_p, 10000, NULL, 0), 7);
+}
+
+/* ---- ping ----------------------------------------------------------------- */
+
+Test(raw, ping_kernel_ipv4_across_two_routers)
+{
+    char *out;
+    int st = in_ns(NS_H1, &out, "ping -c 3 -i 0.2 10.81.3.2");
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strstr(out, "PING 10.81.3.2 (10.81.3.2) 56(84) bytes of data.\n"), "%s", out);
+    /* Two routers on the way: 64 - 2. */
+    assert_replies(out, "10.81.3.2", 3, 62);
+    assert_stats(out, "\n--- 10.81.3.2 ping statistics ---\n"
+                      "3 packets transmitted, 3 received, 0% packet loss, time ");
+    cr_assert(strstr(out, "rtt min/avg/max/mdev = "), "%s", out);
+    free(out);
+}
+
+Test(raw, ping_kernel_ipv6)
+{
+    char *out;
+    int st = in_ns(NS_H1, &out, "ping -6 -c 2 -i 0.2 fd81:3::2");
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strstr(out, "PING fd81:3::2(fd81:3::2) 56 data bytes\n"), "%s", out);
+    assert_replies(out, "fd81:3::2", 2, 62);
+    assert_stats(out, "2 packets transmitted, 2 received, 0% packet loss, time ");
+    free(out);
+}
+
+Test(raw, ping_unprivileged_datagram_socket_ipv4_and_ipv6)
+{
+    char *out;
+    int st = in_ns(NS_H1, &out, "ping --dgram -c 2 -i 0.2 -s 100 10.81.1.1");
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strstr(out, "PING 10.81.1.1 (10.81.1.1) 100(128) bytes of data.\n"), "%s", out);
+    const char *p = out;
+    for (int seq = 1; seq <= 2; seq++) {
+        char want[96];
+        snprintf(want, sizeof want, "108 bytes from 10.81.1.1: icmp_seq=%d ttl=64 time=", seq);
+        cr_assert((p = strstr(p, want)), "no '%s' in:\n%s", want, out);
+    }
+    free(out);
+    st = in_ns(NS_H1, &out, "ping --dgram -6 -c 2 -i 0.2 fd81:1::1");
+    cr_assert_eq(st, 0, "%s", out);
+    assert_replies(out, "fd81:1::1", 2, 64);
+    free(out);
+}
+
+Test(raw, ping_user_space_stack_answers)
+{
+    start_stack();
+    char *out;
+    int st = in_ns(NS_H1, &out, "ping -c 3 -i 0.2 10.81.4.2");
+    cr_assert_eq(st, 0, "%s", out);
+    /* The stack's TTL is 64; r2 and r1 forward the reply on its way back. */
+    assert_replies(out, "10.81.4.2", 3, 62);
+    assert_stats(out, "3 packets transmitted, 3 received, 0% packet loss, time ");
+    free(out);
+}
+
+/* A host that never answers: iputils' 100% loss line and exit status 1,
+ * the same lines as iputils' own ping in the same place. */
+Test(raw, ping_unanswered_host_100pct_loss_exit_1_as_iputils)
+{
+    ns_sh("ip netns exec %s sysctl -qw net.ipv4.icmp_echo_ignore_all=1", ns_name[NS_H2]);
+    char *out, *ref;
+    int st = in_ns(NS_H1, &out, "ping -c 3 -i 0.2 -W 1 10.81.3.2");
+    cr_assert_eq(st, 1, "%s", out);
+    assert_stats(out, "3 packets transmitted, 0 received, 100% packet loss, time ");
+    cr_assert_null(strstr(out, "rtt "), "%s", out);
+    int rst = ns_capture(&ref, "ip netns exec %s ping -c 3 -i 0.2 -W 1 10.81.3.2",
+                         ns_name[NS_H1]);
+    cr_assert_eq(rst, st, "iputils: %d, ours: %d", rst, st);
+    /* Same text up to the time figure. */
+    char *t1 = strstr(out, ", time "), *t2 = strstr(ref, ", time ");
+    cr_assert(t1 && t2);
+    *t1 = *t2 = '\0';
+    cr_assert_str_eq(out, ref);
+    free(out);
+    free(ref);
+}
+
+Test(raw, ping_ttl_1_gets_time_exceeded_from_the_first_router)
+{
+    char *out;
+    int st = in_ns(NS_H1, &out, "ping -c 2 -i 0.2 -W 1 -t 1 10.81.3.2");
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert(strstr(out, "From 10.81.1.1 icmp_seq=1 Time to live exceeded\n"
+                          "From 10.81.1.1 icmp_seq=2 Time to live exceeded\n"),
+              "%s", out);
+    assert_stats(out, "2 packets transmitted, 0 received, +2 errors, 100% packet loss, time ");
+    free(out);
+}
+
+Test(raw, ping_usage_and_unknown_host)
+{
+    char *out;
+    cr_assert_eq(in_ns(NS_H1, &out, "ping -c 0 10.81.1.1"), 2, "%s", out);
+    free(out);
+    cr_assert_eq(in_ns(NS_H1, &out, "ping no-such-host.invalid"), 2, "%s", out);
+    cr_assert(strstr(out, "ping: no-such-host.invalid: Name or service not known"), "%s", out);
+    free(out);
+}
+
+/* ---- traceroute ------------------------------------------------------------ */
+
+/* The three hop lines of a trace to dst through r1 and r2. */
+static void assert_three_hops(const char *out, const char *dst, const char *hop1,
+                              const char *hop2)
+{
+    char want[128];
+    snprintf(want, sizeof want, "traceroute to %s (%s), 30 hops max, ", dst, dst);
+    cr_assert(strstr(out, want), "%s", out);
+    const char *hops[3] = {hop1, hop2, dst};
+    for (int i = 0; i < 3; i++) {
+        snprintf(want, sizeof want, "\n %d  %s  ", i + 1, hops[i]);
+        const char *l = strstr(out, want);
+        cr_assert(l, "no hop line '%s' in:\n%s", want + 1, out);
+        /* three answers, each "N.NNN ms", no stars, no marks */
+        const char *e = strchr(l + 1, '\n');
+        int ms = 0;
+        for (const char *q = l; q && q < e; q = strstr(q + 1, " ms"))
+            if (q != l)
+                ms++;
+        cr_assert_eq(ms, 3, "hop %d: %.*s\n%s", i + 1, (int)(e - l), l, out);
+        cr_assert_null(memchr(l, '*', (size_t)(e - l)));
+        cr_assert_null(memchr(l, '!', (size_t)(e - l)));
+    }
+    snprintf(want, sizeof want, "\n 4 ");
+    cr_assert_null(strstr(out, want), "a fourth hop:\n%s", out);
+}
+
+Test(raw, traceroute_udp_icmp_tcp_to_the_kernel_three_hops)
+{
+    const char *modes[] = {"-U", "-I", "-T -p 7"};
+    for (int i = 0; i < 3; i++) {
+        char *out, args[96];
+        snprintf(args, sizeof args, "traceroute %s -w 2 10.81.3.2", modes[i]);
+        int st = in_ns(NS_H1, &out, args);
+        cr_assert_eq(st, 0, "%s: %s", modes[i], out);
+        assert_three_hops(out, "10.81.3.2", "10.81.1.1", "10.81.2.2");
+        free(out);
+    }
+}
+
+Test(raw, traceroute_ipv6_udp_three_hops)
+{
+    char *out;
+    int st = in_ns(NS_H1, &out, "traceroute -6 -w 2 fd81:3::2");
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strstr(out, "30 hops max, 80 byte packets\n"), "%s", out);
+    assert_three_hops(out, "fd81:3::2", "fd81:1::1", "fd81:2::2");
+    free(out);
+}
+
+Test(raw, traceroute_udp_icmp_tcp_to_the_user_space_stack_three_hops)
+{
+    start_stack();
+    const char *modes[] = {"-U", "-I", "-T -p 7", "-T -p 9"};
+    for (int i = 0; i < 4; i++) {
+        char *out, args[96];
+        snprintf(args, sizeof args, "traceroute %s -w 2 10.81.4.2", modes[i]);
+        int st = in_ns(NS_H1, &out, args);
+        cr_assert_eq(st, 0, "%s: %s", modes[i], out);
+        assert_three_hops(out, "10.81.4.2", "10.81.1.1", "10.81.2.2");
+        free(out);
+    }
+}
+
+Test(raw, traceroute_unreachable_net_is_marked_and_ends)
+{
+    /* r1 has no route to 10.81.9.0/24: r2... no, r1 answers net unreachable. */
+    ns_sh("ip -n %s route add unreachable 10.81.9.0/24", ns_name[NS_R1]);
+    char *out;
+    int st = in_ns(NS_H1, &out, "traceroute -q 2 -w 1 10.81.9.9");
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert(strstr(out, "\n 1  10.81.1.1  "), "%s", out);
+    cr_assert(strstr(out, " ms !H\n") || strstr(out, " ms !N\n"), "%s", out);
+    cr_assert_null(strstr(out, "\n 2 "), "%s", out);
+    free(out);
+}
