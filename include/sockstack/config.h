@@ -245,6 +245,10 @@
 #define SS_STACK_UDP_RCVQ_MAX 64
 /* IPv4 reassemblies in progress; each holds up to 64 KiB. */
 #define SS_STACK_FRAG_SLOTS 4
+/* Bytes of fragment data held at once across all reassemblies (Linux:
+ * ipfrag_high_thresh): three largest datagrams, so a fourth pushes out the
+ * oldest instead of the slots' whole 256 KiB filling with partial ones. */
+#define SS_STACK_FRAG_MEM (3 * 65536)
 /* RFC 791 suggests a 15 s reassembly timer lower bound; Linux uses 30 s. */
 #define SS_STACK_FRAG_TIMEOUT_MS 30000
 /* Challenge ACKs per second per connection (RFC 5961 section 7; Linux'

@@ -271,6 +271,9 @@ struct ss_stack_cfg {
     uint32_t udp_rcvq_max;      /* datagrams queued per UDP socket */
     uint32_t frag_slots;        /* IPv4 reassemblies in progress at once */
     uint32_t frag_timeout_ms;   /* an incomplete reassembly is dropped after */
+    uint32_t frag_mem;          /* bytes of fragments held across all reassemblies;
+                                 * past it (or with every slot taken) the oldest
+                                 * reassembly is dropped */
     uint8_t isn_secret[32];     /* RFC 6528 secret: caller fills >= 16 random bytes;
                                  * all zero is refused (-EINVAL, MUST-9) */
     uint32_t challenge_ack_limit; /* challenge ACKs per second and connection (RFC 5961 7) */
@@ -326,6 +329,7 @@ struct ss_stack_stats {
     uint64_t ip_bad_header, ip_bad_checksum, ip_bad_len;
     uint64_t ip_not_for_us, ip_bad_src, ip_unknown_proto, ip_out_err;
     uint64_t ip_frag_in, ip_frag_reassembled, ip_frag_dropped, ip_frag_timeout;
+    uint64_t ip_frag_evicted;   /* reassemblies dropped oldest-first for room (slots, frag_mem) */
     uint64_t icmp_in, icmp_out, icmp_bad, icmp_echo_in, icmp_unreach_in;
     uint64_t udp_in, udp_out, udp_bad, udp_bad_checksum, udp_no_port, udp_queue_full;
     uint64_t tcp_in, tcp_out, tcp_bad_checksum, tcp_bad_header, tcp_no_socket;

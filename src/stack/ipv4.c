@@ -37,7 +37,41 @@ static void deliver(ss_stack *st, const struct ss_ip *ip)
     }
 }
 
-/* ---- reassembly (RFC 791 3.2, RFC 815 style bitmap of 8-byte blocks) ---- */
+/* ---- reassembly (RFC 791 3.2, RFC 815 style bitmap of 8-byte blocks) ----
+ * Bounded twice: at most cfg.frag_slots datagrams in progress and at most
+ * cfg.frag_mem bytes of fragment data held across them (st->frag_mem).
+ * Under pressure the oldest reassembly (the earliest deadline) goes
+ * first, as Linux evicts past ipfrag_high_thresh: a sender that only
+ * ever sends first fragments cannot hold the slots until they time out. */
+static void frag_release(ss_stack *st, struct ss_frag *f)
+{
+    st->frag_mem -= f->have;
+    f->have = 0;
+    f->used = false;
+}
+
+static void frag_drop(ss_stack *st, struct ss_frag *f)
+{
+    drop(st, SS_DROP_IP_FRAG, &st->stats.ip_frag_dropped, f->proto, f->src, f->dst);
+    frag_release(st, f);
+}
+
+/* Drop the oldest reassembly other than keep: its slot, NULL if none. */
+static struct ss_frag *frag_evict_oldest(ss_stack *st, const struct ss_frag *keep)
+{
+    struct ss_frag *old = NULL;
+    for (uint32_t i = 0; i < st->cfg.frag_slots; i++) {
+        struct ss_frag *f = &st->frags[i];
+        if (f->used && f != keep && (!old || f->deadline < old->deadline))
+            old = f;
+    }
+    if (old) {
+        st->stats.ip_frag_evicted++;
+        frag_drop(st, old);
+    }
+    return old;
+}
+
 static struct ss_frag *frag_slot(ss_stack *st, const struct ss_ip *ip)
 {
     struct ss_frag *free_slot = NULL;
@@ -50,7 +84,7 @@ static struct ss_frag *frag_slot(ss_stack *st, const struct ss_ip *ip)
             free_slot = f;
     }
     if (!free_slot)
-        return NULL;
+        free_slot = frag_evict_oldest(st, NULL);   /* all used: frag_slots > 0 of them */
     free_slot->used = true;
     free_slot->src = ip->src;
     free_slot->dst = ip->dst;
@@ -77,10 +111,6 @@ static void frag_input(ss_stack *st, struct ss_ip *ip, uint16_t off_field)
         return;
     }
     struct ss_frag *f = frag_slot(st, ip);
-    if (!f) {
-        drop(st, SS_DROP_IP_FRAG, &st->stats.ip_frag_dropped, ip->proto, ip->src, ip->dst);
-        return;
-    }
     /* Overlapping fragments are a classic attack vector: drop the whole
      * datagram (as RFC 5722 does for IPv6). Exact duplicates are ignored. */
     uint32_t b0 = off / 8, nb = (ip->len + 7) / 8;
@@ -90,24 +120,29 @@ static void frag_input(ss_stack *st, struct ss_ip *ip, uint16_t off_field)
     if (seen == nb)
         return; /* an exact duplicate of what we have */
     if (seen != 0 || (f->total && off + ip->len > f->total) || (!more && f->total)) {
-        f->used = false;
-        drop(st, SS_DROP_IP_FRAG, &st->stats.ip_frag_dropped, ip->proto, ip->src, ip->dst);
+        frag_drop(st, f);
         return;
     }
     if (!more) {
         f->total = off + ip->len;
         for (uint32_t b = (f->total + 7) / 8; b <= SS_PKT_MAX / 8; b++)
             if (map_get(f->map, b)) { /* data beyond the end */
-                f->used = false;
-                drop(st, SS_DROP_IP_FRAG, &st->stats.ip_frag_dropped, ip->proto, ip->src,
-                     ip->dst);
+                frag_drop(st, f);
                 return;
             }
+    }
+    /* The memory bound: older reassemblies make room, or this one goes. */
+    while (st->frag_mem + ip->len > st->cfg.frag_mem) {
+        if (!frag_evict_oldest(st, f)) {
+            frag_drop(st, f);
+            return;
+        }
     }
     memcpy(f->buf + 60 + off, ip->payload, ip->len);
     for (uint32_t b = b0; b < b0 + nb; b++)
         map_set(f->map, b);
     f->have += ip->len;
+    st->frag_mem += ip->len;
     if (off == 0) {
         memcpy(f->hdr, ip->hdr, ip->hdr_len);
         f->hdr_len = ip->hdr_len;
@@ -120,7 +155,7 @@ static void frag_input(ss_stack *st, struct ss_ip *ip, uint16_t off_field)
     whole.hdr_len = f->hdr_len;
     whole.payload = f->buf + 60;
     whole.len = f->total;
-    f->used = false;   /* the buffer stays intact until the next fragment */
+    frag_release(st, f);   /* the buffer stays intact until the next fragment */
     deliver(st, &whole);
 }
 
@@ -132,9 +167,8 @@ uint64_t ss__frag_timers(ss_stack *st, uint64_t now)
         if (!f->used)
             continue;
         if (now >= f->deadline) {
-            f->used = false;
             st->stats.ip_frag_timeout++;
-            drop(st, SS_DROP_IP_FRAG, &st->stats.ip_frag_dropped, f->proto, f->src, f->dst);
+            frag_drop(st, f);
             /* RFC 792: time exceeded (reassembly) only if the first fragment came. */
         } else {
             next = ss__min64(next, f->deadline);

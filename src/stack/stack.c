@@ -32,6 +32,7 @@ void ss_stack_cfg_default(struct ss_stack_cfg *cfg)
     cfg->udp_rcvq_max = SS_STACK_UDP_RCVQ_MAX;
     cfg->frag_slots = SS_STACK_FRAG_SLOTS;
     cfg->frag_timeout_ms = SS_STACK_FRAG_TIMEOUT_MS;
+    cfg->frag_mem = SS_STACK_FRAG_MEM;
     cfg->challenge_ack_limit = SS_STACK_CHALLENGE_ACK_LIMIT;
     cfg->rfc1337 = SS_STACK_RFC1337;
     cfg->wscale = SS_STACK_WSCALE;

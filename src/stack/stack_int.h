@@ -262,6 +262,7 @@ struct ss_stack {
     struct ss_sack_blk *sbpool; /* SACK scoreboards, cfg.sack_max per socket */
     struct ss_frag *frags;
     uint8_t *fragpool;
+    uint32_t frag_mem;      /* fragment bytes held (ipv4.c), <= cfg.frag_mem */
     uint8_t *tx;            /* scratch packet buffer, SS_PKT_MAX */
     uint16_t ip_id;
     uint16_t next_port;

@@ -390,3 +390,118 @@ Test(ip, icmp_error_quoting_seq_not_in_flight_is_ignored_when_idle)
     ss_stack_sock_info(st, sd, &in);
     cr_assert_eq(in.soft_error, -EHOSTUNREACH);
 }
+
+/* ---- fragment slots and memory under pressure ----------------------------- */
+
+/* A 3000-byte UDP datagram to port 9000 with IP id `id`, as two fragments:
+ * [0, 1480) with MF, then [1480, 3008). which: 0 the first, 1 the last. */
+static void udp_frag(uint16_t id, int which, uint8_t fill)
+{
+    uint8_t data[3000];
+    memset(data, fill, sizeof data);
+    static uint8_t whole[4000], f[2000];
+    size_t wn = mk_udp(whole, PEER_IP, US_IP, 5000, 9000, data, sizeof data, true);
+    whole[4] = (uint8_t)(id >> 8);
+    whole[5] = (uint8_t)id;
+    size_t n = which == 0 ? frag(f, whole, wn, 0, 1480, true)
+                          : frag(f, whole, wn, 1480, wn - 20 - 1480, false);
+    ss_stack_input(st, now, f, n);
+}
+
+/* The issue-10 lock-out: first fragments alone took every slot until
+ * they timed out. Now a new datagram pushes out the oldest reassembly,
+ * and only that one: the others still complete. */
+Test(ip, fragment_slots_full_oldest_evicted_first)
+{
+    int sd = ss_udp_bind(st, 9000);
+    cr_assert_eq(cfg.frag_slots, 4);
+    for (uint16_t id = 1; id <= 4; id++) {   /* four first fragments take every slot */
+        udp_frag(id, 0, (uint8_t)id);
+        now += 1 * MS;
+    }
+    udp_frag(100, 0, 0xab);                  /* a new datagram: id 1 goes */
+    udp_frag(100, 1, 0xab);
+    uint8_t b[4000];
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, sizeof b, NULL, NULL), 3000);
+    cr_assert_eq(b[0], 0xab);
+    cr_assert_eq(b[2999], 0xab);
+    udp_frag(2, 1, 2);                       /* id 2 was kept: it completes */
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, sizeof b, NULL, NULL), 3000);
+    cr_assert_eq(b[0], 2);
+    udp_frag(1, 1, 1);                       /* id 1 was evicted: its rest starts anew */
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, sizeof b, NULL, NULL), -EAGAIN);
+    struct ss_stack_stats s;
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.ip_frag_evicted, 1);
+    cr_assert_eq(s.ip_frag_dropped, 1);
+    cr_assert_eq(s.ip_frag_reassembled, 2);
+    cr_assert_eq(s.ip_frag_in, 8);
+}
+
+/* Many more first fragments than slots, each a new datagram: the slots
+ * turn over, the memory held never passes the bound, and a datagram sent
+ * between them still arrives. */
+Test(ip, fragment_flood_never_locks_out_a_datagram)
+{
+    int sd = ss_udp_bind(st, 9000);
+    for (uint16_t id = 1; id <= 1000; id++) {
+        udp_frag(id, 0, 0);
+        now += 10;
+    }
+    udp_frag(5000, 0, 0x5a);
+    udp_frag(5000, 1, 0x5a);
+    uint8_t b[4000];
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, sizeof b, NULL, NULL), 3000);
+    cr_assert_eq(b[1234], 0x5a);
+    struct ss_stack_stats s;
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.ip_frag_evicted, 1000 - 4 + 1);
+    cr_assert_eq(s.ip_frag_reassembled, 1);
+}
+
+static void small_frag_mem(struct ss_stack_cfg *c)
+{
+    c->frag_mem = 4000;
+}
+
+static void frag_mem_setup(void)
+{
+    fx_setup_with(small_frag_mem);
+}
+
+/* cfg.frag_mem bounds the bytes held across reassemblies: each fragment
+ * that would pass it pushes out the oldest other reassembly; one that
+ * cannot fit even alone drops its own datagram. */
+Test(ip_frag_mem, bound_evicts_oldest, .init = frag_mem_setup, .fini = fx_teardown)
+{
+    int sd = ss_udp_bind(st, 9000);
+    udp_frag(1, 0, 1);          /* 1480 held */
+    now += 1 * MS;
+    udp_frag(2, 0, 2);          /* 2960 */
+    now += 1 * MS;
+    udp_frag(3, 0, 3);          /* 4440 > 4000: id 1 goes, 2960 */
+    struct ss_stack_stats s;
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.ip_frag_evicted, 1);
+    udp_frag(3, 1, 3);          /* 2960 + 1528 > 4000: id 2 goes; id 3 completes */
+    uint8_t b[4000];
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, sizeof b, NULL, NULL), 3000);
+    cr_assert_eq(b[0], 3);
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.ip_frag_evicted, 2);
+    udp_frag(2, 1, 2);          /* id 2 is gone: its last fragment waits alone */
+    cr_assert_eq(ss_udp_recvfrom(st, sd, b, sizeof b, NULL, NULL), -EAGAIN);
+
+    /* A datagram larger than the bound cannot be held at all. */
+    static uint8_t data[5000], whole[6000], f[3000];
+    size_t wn = mk_udp(whole, PEER_IP, US_IP, 5000, 9000, data, sizeof data, true);
+    whole[5] = 77;
+    ss_udp_close(st, sd);
+    ss_stack_stats(st, &s);
+    uint64_t dropped = s.ip_frag_dropped;
+    ss_stack_input(st, now, f, frag(f, whole, wn, 0, 2400, true));
+    ss_stack_input(st, now, f, frag(f, whole, wn, 2400, wn - 20 - 2400, false));
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.ip_frag_dropped, dropped + 2, "id 2's remnant pushed out, then the big one");
+    cr_assert_eq(s.ip_frag_reassembled, 1);
+}
