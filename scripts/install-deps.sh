@@ -14,6 +14,7 @@ PKGS=(
   clang libclang-rt-14-dev
   # real peers and tools used by tests and benchmarks
   python3 ncat socat tshark iproute2 iputils-ping procps tmux sockperf
+  nftables
   libzmq3-dev
 )
 

@@ -247,6 +247,13 @@ int ss_trace_format_json(const struct ss_trace_event *ev, char *buf, size_t len)
 /* Name of a trace kind ("state", "seg_in", ...). */
 const char *ss_trace_kind_name(int kind);
 
+/* Decode a TCP header (and its options, as the stack parses them) of a
+ * segment of len bytes (header + payload) into out, as a trace event holds
+ * it: what a capture needs to be shown in the trace's notation. Checksums
+ * are not checked. Returns the header length or SS_EBADPKT. */
+int ss_tcp_seg_decode(const uint8_t *tcp, size_t len, uint16_t *sport, uint16_t *dport,
+                      struct ss_trace_seg *out);
+
 /* Flag bits as "SYN,ACK" into buf (at least 32 bytes); returns buf. */
 char *ss_tcp_flags_str(uint8_t flags, char *buf, size_t len);
 

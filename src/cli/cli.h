@@ -68,5 +68,6 @@ int cmd_broadcast(int argc, char **argv);
 int cmd_discover(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_traceroute(int argc, char **argv);
+int cmd_sniff(int argc, char **argv);
 
 #endif

@@ -27,6 +27,7 @@ static const struct cli_cmd commands[] = {
     {"discover", cmd_discover, "list services that answer a broadcast probe"},
     {"ping", cmd_ping, "ICMP echo over a raw socket, in iputils' format"},
     {"traceroute", cmd_traceroute, "the routers on the way: UDP, ICMP or TCP SYN probes"},
+    {"sniff", cmd_sniff, "capture TCP (libpcap): segments, inferred states, retransmissions..."},
 };
 
 static void usage(FILE *out)

@@ -73,25 +73,11 @@ static bool parse_tcp(const uint8_t *pkt, size_t len, struct sv_wire *w)
     return true;
 }
 
-static void flags_str(uint8_t f, char *buf, size_t cap)
-{
-    static const struct { uint8_t bit; const char *name; } names[] = {
-        {0x02, "SYN"}, {0x01, "FIN"}, {0x04, "RST"}, {0x08, "PSH"},
-        {0x10, "ACK"}, {0x20, "URG"}, {0x40, "ECE"}, {0x80, "CWR"}};
-    size_t n = 0;
-    buf[0] = '\0';
-    /* Textbook order: SYN,ACK / FIN,ACK, so ACK goes after SYN and FIN. */
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (f & names[i].bit)
-            n += (size_t)snprintf(buf + n, cap > n ? cap - n : 0, "%s%s",
-                                  n ? "," : "", names[i].name);
-}
-
 static void describe_wire(const struct sv_wire *w, const uint32_t *isn_from,
                           const uint32_t *isn_to, char *buf, size_t cap)
 {
     char f[40];
-    flags_str(w->flags, f, sizeof f);
+    ss_tcp_flags_str(w->flags, f, sizeof f);
     uint32_t seq = w->seq - (isn_from ? *isn_from : 0);
     size_t n = (size_t)snprintf(buf, cap, "%s seq=%u", f, seq);
     if (w->flags & 0x10)

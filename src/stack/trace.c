@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/fmt.h"
+#include "sockstack/err.h"
 #include "stack_int.h"
 
 static const char *const state_names[SS_TCP_NSTATES] = {
@@ -107,18 +109,7 @@ char *ss_tcp_flags_str(uint8_t flags, char *buf, size_t len)
     return buf;
 }
 
-/* Append with snprintf semantics: *n counts what the full text needs. */
-static void app(char *buf, size_t len, size_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void app(char *buf, size_t len, size_t *n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(*n < len ? buf + *n : NULL, *n < len ? len - *n : 0, fmt, ap);
-    va_end(ap);
-    if (w > 0)
-        *n += (size_t)w;
-}
+#define app ss__fmt_app
 
 int ss_tcp_options_format(const uint8_t *opt, size_t len, char *buf, size_t buflen)
 {
@@ -411,6 +402,31 @@ void ss__trace_state(ss_stack *st, struct ss_sock *sk, int old_state, int new_st
     ss__trace(st, &ev);
 }
 
+/* The traced view of a parsed segment (the one place that fills it). */
+static void seg_to_trace(const struct ss_seg *seg, struct ss_trace_seg *o)
+{
+    o->flags = seg->flags;
+    o->seq = seg->seq;
+    o->ack = seg->ack;
+    o->win = seg->wnd;
+    o->len = seg->len;
+    o->mss = seg->mss;
+    o->opt_len = seg->opt_len;
+    o->urp = seg->urp;
+    if (seg->opt && seg->opt_len)
+        memcpy(o->opt, seg->opt, ss__min32(seg->opt_len, sizeof o->opt));
+    o->wscale = seg->has_ws ? (int8_t)(seg->ws > 127 ? 127 : seg->ws) : -1;
+    o->sack_ok = seg->sack_ok;
+    o->ts = seg->has_ts;
+    o->ts_val = seg->ts_val;
+    o->ts_ecr = seg->ts_ecr;
+    o->nsack = seg->nsack;
+    for (unsigned b = 0; b < seg->nsack && b < 4; b++) {
+        o->sack[b][0] = seg->sack[b].start;
+        o->sack[b][1] = seg->sack[b].end;
+    }
+}
+
 void ss__trace_seg(ss_stack *st, struct ss_sock *sk, enum ss_trace_kind kind,
                    const struct ss_seg *seg)
 {
@@ -425,27 +441,36 @@ void ss__trace_seg(ss_stack *st, struct ss_sock *sk, enum ss_trace_kind kind,
         ev.lport = in ? seg->dport : seg->sport;
         ev.rport = in ? seg->sport : seg->dport;
     }
-    ev.u.seg.flags = seg->flags;
-    ev.u.seg.seq = seg->seq;
-    ev.u.seg.ack = seg->ack;
-    ev.u.seg.win = seg->wnd;
-    ev.u.seg.len = seg->len;
-    ev.u.seg.mss = seg->mss;
-    ev.u.seg.opt_len = seg->opt_len;
-    ev.u.seg.urp = seg->urp;
-    if (seg->opt && seg->opt_len)
-        memcpy(ev.u.seg.opt, seg->opt, ss__min32(seg->opt_len, sizeof ev.u.seg.opt));
-    ev.u.seg.wscale = seg->has_ws ? (int8_t)(seg->ws > 127 ? 127 : seg->ws) : -1;
-    ev.u.seg.sack_ok = seg->sack_ok;
-    ev.u.seg.ts = seg->has_ts;
-    ev.u.seg.ts_val = seg->ts_val;
-    ev.u.seg.ts_ecr = seg->ts_ecr;
-    ev.u.seg.nsack = seg->nsack;
-    for (unsigned b = 0; b < seg->nsack && b < 4; b++) {
-        ev.u.seg.sack[b][0] = seg->sack[b].start;
-        ev.u.seg.sack[b][1] = seg->sack[b].end;
-    }
+    seg_to_trace(seg, &ev.u.seg);
     ss__trace(st, &ev);
+}
+
+int ss_tcp_seg_decode(const uint8_t *tcp, size_t len, uint16_t *sport, uint16_t *dport,
+                      struct ss_trace_seg *out)
+{
+    if (len < 20)
+        return SS_EBADPKT;
+    size_t off = (size_t)(tcp[12] >> 4) * 4;
+    if (off < 20 || off > len)
+        return SS_EBADPKT;
+    struct ss_seg seg = {0};
+    seg.sport = ss__get16(tcp);
+    seg.dport = ss__get16(tcp + 2);
+    seg.seq = ss__get32(tcp + 4);
+    seg.ack = ss__get32(tcp + 8);
+    seg.flags = tcp[13];
+    seg.wnd = ss__get16(tcp + 14);
+    seg.urp = ss__get16(tcp + 18);
+    seg.opt = tcp + 20;
+    seg.opt_len = (uint8_t)(off - 20);
+    seg.len = (uint32_t)(len - off);
+    if (ss__tcp_parse_options(seg.opt, seg.opt_len, &seg) < 0)
+        return SS_EBADPKT;
+    memset(out, 0, sizeof *out);
+    seg_to_trace(&seg, out);
+    *sport = seg.sport;
+    *dport = seg.dport;
+    return (int)off;
 }
 
 void ss__trace_drop(ss_stack *st, struct ss_sock *sk, int reason, uint8_t proto, uint32_t src,

@@ -1,0 +1,222 @@
+/* sockstack sniff on a known exchange in two namespaces: handshake, 1000
+ * bytes whose first copy nftables drops (so exactly one retransmission),
+ * and the close with TIME-WAIT. The inferred states and every flag are
+ * compared exactly, for the live capture, for its -w file read back, and
+ * for a pcap written by tshark at the same time.
+ *
+ *   ns a: va 10.82.0.1 (client, captures) ---- ns b: vb 10.82.0.2 (server :5000, nft drop)
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "netns.h"
+
+static struct th_proc sniff_p = {.pid = -1, .in = -1, .out = -1, .err = -1};
+static struct th_proc tshark_p = {.pid = -1, .in = -1, .out = -1, .err = -1};
+static struct th_proc server_p = {.pid = -1, .in = -1, .out = -1, .err = -1};
+static char dir[64];
+
+static void teardown(void)
+{
+    th_reap(&sniff_p);
+    th_reap(&tshark_p);
+    th_reap(&server_p);
+    ns_teardown();
+    if (dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        if (system(cmd) != 0) {
+            /* nothing more to do */
+        }
+    }
+}
+
+TestSuite(sniff, .fini = teardown, .timeout = 120);
+
+
+static void make_pair(void)
+{
+    if (!th_is_root())
+        cr_skip_test("needs root: network namespaces, capture, nftables");
+    snprintf(dir, sizeof dir, "/tmp/ss-sniff-%d", (int)getpid());
+    ns_sh("mkdir -p %s", dir);
+    snprintf(ns_name[NS_H1], sizeof ns_name[0], "sssna-%d", (int)getpid());
+    snprintf(ns_name[NS_H2], sizeof ns_name[0], "sssnb-%d", (int)getpid());
+    const char *a = ns_name[NS_H1], *b = ns_name[NS_H2];
+    ns_sh("ip netns add %s && ip netns add %s", a, b);
+    ns_sh("ip link add va netns %s type veth peer name vb netns %s", a, b);
+    ns_sh("ip -n %s addr add 10.82.0.1/24 dev va && ip -n %s link set va up && "
+          "ip -n %s link set lo up", a, a, a);
+    ns_sh("ip -n %s addr add 10.82.0.2/24 dev vb && ip -n %s link set vb up && "
+          "ip -n %s link set lo up", b, b, b);
+    /* The first 1052-byte packet to port 5000 (1000 bytes of data) is dropped;
+     * once the quota has seen it, the next one is accepted. */
+    ns_sh("ip netns exec %s nft -f - <<'EOF'\n"
+          "table inet sssniff {\n"
+          "  chain input {\n"
+          "    type filter hook input priority 0;\n"
+          "    tcp dport 5000 ip length 1052 quota over 1052 bytes accept\n"
+          "    tcp dport 5000 ip length 1052 drop\n"
+          "  }\n"
+          "}\n"
+          "EOF", b);
+}
+
+/* Start a process in ns and wait for needle on its stderr. */
+static void spawn_ready(struct th_proc *p, int ns, const char *const *args, const char *needle)
+{
+    const char *argv[32] = {"ip", "netns", "exec", ns_name[ns]};
+    int n = 4;
+    for (int i = 0; args[i]; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    cr_assert_eq(th_spawn(p, (char *const *)argv), 0);
+    if (needle) {
+        char buf[4096];
+        cr_assert(th_read_until(p->err, needle, buf, sizeof buf, 20000),
+                  "no '%s' from %s: %s", needle, args[0], buf);
+    }
+}
+
+/* One line per event, addresses as A/B, without times, sequence numbers,
+ * windows and options:
+ *   "A > SYN", "A CLOSED -> SYN-SENT", "A > [rtx] PSH,ACK len=1000", ... */
+static char *normalize(const char *out)
+{
+    size_t cap = strlen(out) + 1;
+    char *res = calloc(1, cap);
+    cr_assert(res);
+    const char *l = out;
+    while (*l) {
+        const char *e = strchr(l, '\n');
+        size_t ll = e ? (size_t)(e - l) : strlen(l);
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", (int)ll, l);
+        l += ll + (e ? 1 : 0);
+        char *save, *tok = strtok_r(line, " ", &save);   /* time */
+        char *me = strtok_r(NULL, " ", &save);
+        if (!tok || !me || !strtok_r(NULL, " ", &save))
+            continue;
+        strcat(res, strncmp(me, "10.82.0.1:", 10) == 0 ? "A" : "B");
+        while ((tok = strtok_r(NULL, " ", &save))) {
+            if (!strncmp(tok, "seq=", 4) || !strncmp(tok, "ack=", 4) ||
+                !strncmp(tok, "win=", 4) || tok[0] == '<')
+                continue;
+            if (strchr(tok, '>') && tok[0] != '>' && tok[0] != '-')
+                continue;   /* the tail of an option list */
+            if (tok[0] != '[' && strchr(tok, ',') && !strstr(tok, "ACK") &&
+                !strstr(tok, "SYN") && !strstr(tok, "FIN"))
+                continue;
+            if (!strcmp(tok, "val") || !strcmp(tok, "ecr") || strspn(tok, "0123456789") ==
+                                                                    strlen(tok))
+                continue;
+            strcat(res, " ");
+            strcat(res, tok);
+        }
+        strcat(res, "\n");
+    }
+    return res;
+}
+
+static const char *const expected =
+    "A > SYN\n"
+    "A CLOSED -> SYN-SENT\n"
+    "B LISTEN -> SYN-RECEIVED\n"
+    "B > SYN,ACK\n"
+    "A SYN-SENT -> ESTABLISHED\n"
+    "A > ACK\n"
+    "B SYN-RECEIVED -> ESTABLISHED\n"
+    "A > PSH,ACK len=1000\n"
+    "A > [rtx] PSH,ACK len=1000\n"
+    "B > ACK\n"
+    "A > FIN,ACK\n"
+    "A ESTABLISHED -> FIN-WAIT-1\n"
+    "B ESTABLISHED -> CLOSE-WAIT\n"
+    "B > ACK\n"
+    "A FIN-WAIT-1 -> FIN-WAIT-2\n"
+    "B > FIN,ACK\n"
+    "B CLOSE-WAIT -> LAST-ACK\n"
+    "A FIN-WAIT-2 -> TIME-WAIT\n"
+    "A > ACK\n"
+    "B LAST-ACK -> CLOSED\n";
+
+Test(sniff, live_and_tshark_capture_of_an_exchange_with_one_drop)
+{
+    make_pair();
+    char ours[128], tsh[128];
+    snprintf(ours, sizeof ours, "%s/ours.pcap", dir);
+    snprintf(tsh, sizeof tsh, "%s/tshark.pcap", dir);
+    const char *srv[] = {"python3", "-c",
+                         "import socket,sys,time\n"
+                         "s=socket.socket(); s.bind(('10.82.0.2',5000)); s.listen(1)\n"
+                         "print('ready',file=sys.stderr,flush=True)\n"
+                         "c,_=s.accept()\n"
+                         "while c.recv(65536): pass\n"
+                         "time.sleep(0.3); c.close()\n",
+                         NULL};
+    spawn_ready(&server_p, NS_H2, srv, "ready");
+    const char *sn[] = {th_sockstack(), "sniff", "-i", "va", "-w", ours, "tcp", "port", "5000",
+                        NULL};
+    spawn_ready(&sniff_p, NS_H1, sn, "capturing on va");
+    const char *ts[] = {"tshark", "-i", "va", "-F", "pcap", "-w", tsh, "-f", "tcp port 5000",
+                        NULL};
+    spawn_ready(&tshark_p, NS_H1, ts, "Capturing on");
+    /* The client waits for its data to be acknowledged before closing, so
+     * the retransmission comes before the FIN. */
+    ns_sh("ip netns exec %s python3 -c \""
+          "import socket,time\n"
+          "s=socket.create_connection(('10.82.0.2',5000)); s.sendall(b'x'*1000)\n"
+          "time.sleep(1.0); s.close(); time.sleep(0.8)\n\"", ns_name[NS_H1]);
+    cr_assert_eq(th_wait(&server_p, 5000), 0);
+    server_p.pid = -1;
+    char *live = NULL;
+    kill(sniff_p.pid, SIGINT);
+    ssize_t nl = th_read_all(sniff_p.out, &live, 5000);
+    cr_assert(live && nl > 0);
+    live = realloc(live, (size_t)nl + 1);
+    live[nl] = '\0';
+    cr_assert_eq(th_wait(&sniff_p, 5000), 0);
+    sniff_p.pid = -1;
+    kill(tshark_p.pid, SIGINT);
+    th_wait(&tshark_p, 10000);
+    tshark_p.pid = -1;
+    cr_assert(live);
+    char *n = normalize(live);
+    cr_assert_str_eq(n, expected, "live:\n%s", live);
+    free(n);
+
+    /* Our own -w file, read back: the same lines, times included. */
+    char *back;
+    int st = ns_capture(&back, "%s sniff -r %s", th_sockstack(), ours);
+    cr_assert_eq(st, 0, "%s", back);
+    cr_assert_str_eq(back, live);
+    free(back);
+
+    /* tshark's file (Ethernet frames, pcap): the same story. */
+    char *tf;
+    st = ns_capture(&tf, "%s sniff -r %s", th_sockstack(), tsh);
+    cr_assert_eq(st, 0, "%s", tf);
+    n = normalize(tf);
+    cr_assert_str_eq(n, expected, "tshark's capture:\n%s", tf);
+    free(n);
+    free(tf);
+    free(live);
+}
+
+Test(sniff, usage_errors)
+{
+    char *out;
+    cr_assert_eq(ns_capture(&out, "%s sniff", th_sockstack()), 2, "%s", out);
+    free(out);
+    cr_assert_eq(ns_capture(&out, "%s sniff -i lo -r x.pcap", th_sockstack()), 2, "%s", out);
+    free(out);
+    cr_assert_eq(ns_capture(&out, "%s sniff -r /nonexistent.pcap", th_sockstack()), 1, "%s",
+                 out);
+    cr_assert(strstr(out, "/nonexistent.pcap"), "%s", out);
+    free(out);
+}
