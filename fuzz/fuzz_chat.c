@@ -24,7 +24,7 @@ static int f_send(void *conn, const void *p, size_t len)
 static size_t f_space(void *conn) { return 1 << 20; }
 static void f_close(void *conn) {}
 
-static const ss_chat_io io = {f_send, f_space, f_close};
+static const ss_chat_io io = {.send = f_send, .space = f_space, .close = f_close};
 static ss_chat_room *room;
 static unsigned runs;
 

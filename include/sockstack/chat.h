@@ -23,6 +23,28 @@
 typedef struct ss_chat_room ss_chat_room;
 typedef struct ss_chat_conn ss_chat_conn;
 
+/* One line the room sends (with its '\n'), formatted once and shared by
+ * reference by every recipient's queue: a message to 1,000 members is one
+ * allocation, not 1,000 copies. Immutable; freed with its last reference. */
+typedef struct ss_chat_line ss_chat_line;
+const char *ss_chat_line_data(const ss_chat_line *l, size_t *len);
+ss_chat_line *ss_chat_line_ref(ss_chat_line *l);
+void ss_chat_line_unref(ss_chat_line *l);
+/* Lines allocated now in this process, and the most at once (*peak). */
+uint64_t ss_chat_lines_alive(uint64_t *peak);
+
+/* A PBKDF2-HMAC-SHA256 job of /login or /register. The room hands it to
+ * io->kdf so that the hash runs off the event loop; ss_chat_kdf_run is the
+ * only call allowed on another thread, and it touches nothing but the job. */
+typedef struct ss_chat_kdf ss_chat_kdf;
+void ss_chat_kdf_run(ss_chat_kdf *job);
+/* Back on the loop thread, after ss_chat_kdf_run: the room answers the
+ * command and takes the job back (frees it). Safe after the connection
+ * that asked was disconnected: the job is then only freed. */
+void ss_chat_kdf_done(ss_chat_kdf *job, int64_t now_ms);
+/* The io handle of the connection that asked, NULL once it is gone. */
+void *ss_chat_kdf_conn(const ss_chat_kdf *job);
+
 /* How the room reaches a connection. conn is the glue's own handle. */
 typedef struct ss_chat_io {
     /* Queue len bytes for conn. 0, or a negative code when conn's bounded
@@ -30,10 +52,23 @@ typedef struct ss_chat_io {
      * disconnects it (later, never from inside this call), and the room
      * sends it nothing more. */
     int (*send)(void *conn, const void *data, size_t len);
-    /* Bytes conn's output queue can still take (paces file downloads). */
+    /* Bytes conn's output queue can still take (paces file downloads and
+     * offline-message pages). */
     size_t (*space)(void *conn);
     /* Close conn once what is queued has been sent (/quit). */
     void (*close)(void *conn);
+    /* Optional: queue a shared line (take a reference to keep it). Same
+     * return as send. NULL: the room calls send with the line's bytes. */
+    int (*send_line)(void *conn, ss_chat_line *l);
+    /* Optional flow control: may the room start on a new line from conn
+     * now? counted is false for a line that is not rate-limited (file
+     * chunks). NULL: always. When it says no, ss_chat_feed stops there. */
+    bool (*admit)(void *conn, bool counted);
+    /* Optional: run ss_chat_kdf_run(job) on another thread, then call
+     * ss_chat_kdf_done(job, now) on the loop thread. 0 = accepted; a
+     * negative code = cannot now (the room answers "ERR busy"). NULL: the
+     * room hashes inline (tests, fuzzing). */
+    int (*kdf)(void *conn, ss_chat_kdf *job);
 } ss_chat_io;
 
 typedef struct ss_chat_opts {
@@ -48,6 +83,11 @@ typedef struct ss_chat_opts {
     uint64_t file_max;       /* largest file one /offer may announce */
     uint64_t file_quota;     /* pending offer bytes kept per recipient */
     int pbkdf2_iter;         /* PBKDF2-HMAC-SHA256 iterations */
+    int offline_max;         /* offline messages kept per recipient */
+    int offers_max;          /* pending offers per recipient and per sender */
+    int login_free;          /* failed logins per nick / address before the
+                              * throttle delays the next one */
+    int login_delay_max_ms;  /* the throttle's longest delay */
 } ss_chat_opts;
 
 /* Defaults from config.h. */
@@ -63,8 +103,18 @@ void ss_chat_room_close(ss_chat_room *room);
  * the epoch. Returns NULL only when out of memory. */
 ss_chat_conn *ss_chat_connect(ss_chat_room *room, void *conn, int64_t now_ms);
 /* Bytes received on c, in any split. Returns 0, or a negative code when the
- * store failed (the room stays consistent; the glue may log it). */
+ * store failed (the room stays consistent; the glue may log it). For an io
+ * without admit and kdf (everything is consumed). */
 int ss_chat_recv(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms);
+/* The same with flow control: stops before a new line when io->admit says
+ * no or while a /login or /register hash is running (ss_chat_busy);
+ * *used says how many bytes were taken. Feed the rest again later. */
+int ss_chat_feed(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms,
+                 size_t *used);
+/* True while c waits for a password hash (io->kdf). */
+bool ss_chat_busy(const ss_chat_conn *c);
+/* The peer's address without port (for the per-address login throttle). */
+void ss_chat_conn_set_addr(ss_chat_conn *c, const char *addr);
 /* The peer half-closed: a final line without LF still counts. */
 void ss_chat_eof(ss_chat_conn *c, int64_t now_ms);
 /* c's output queue has room again: continue a file download. */
@@ -83,14 +133,37 @@ const char *ss_chat_nick(const ss_chat_conn *c);
 struct ss_service;
 typedef struct ss_chat_server ss_chat_server;
 
+/* Flow control and limits of the server glue. */
+typedef struct ss_chat_server_opts {
+    size_t outq_max;      /* hard cap of one client's queue (bytes of the
+                           * lines it references); past it: told and cut */
+    size_t outq_high;     /* a client this far behind makes talkers wait */
+    unsigned stall_ms;    /* a client behind and not reading this long is
+                           * told and cut off */
+    unsigned nick_timeout_ms; /* a connection without a nick is closed */
+    int per_addr_max;     /* connections per peer address (0: no cap) */
+    unsigned rate_lines;  /* lines per second a client may send ... */
+    unsigned rate_burst;  /* ... with this burst (0: no rate limit) */
+} ss_chat_server_opts;
+void ss_chat_server_opts_init(ss_chat_server_opts *so);
+
 /* The room plus what the glue needs; pass it as the framework's svc_ctx.
- * outq_max: bytes a client may fall behind before it is told and
- * disconnected (0: SS_CHAT_OUTQ_MAX). */
-int ss_chat_server_new(const ss_chat_opts *o, size_t outq_max, ss_chat_server **out);
+ * so NULL: defaults. The framework's outbuf_max should be at least
+ * SS_CHAT_STAGE (lines are handed to it that far ahead). */
+int ss_chat_server_new(const ss_chat_opts *o, const ss_chat_server_opts *so,
+                       ss_chat_server **out);
 void ss_chat_server_free(ss_chat_server *cs);
 ss_chat_room *ss_chat_server_room(ss_chat_server *cs);
-/* Clients disconnected so far because their output queue overflowed. */
-uint64_t ss_chat_server_overflows(const ss_chat_server *cs);
+typedef struct ss_chat_server_stats {
+    uint64_t overflows;   /* cut off at the hard queue cap */
+    uint64_t stalled;     /* cut off for not reading (stall_ms) */
+    uint64_t nick_timeouts, addr_refused;
+    uint64_t waits;       /* times a talker was made to wait for readers */
+    uint64_t rate_waits;  /* times a talker waited for its rate */
+    uint64_t lines_alive; /* shared lines allocated now */
+    uint64_t lines_peak;
+} ss_chat_server_stats;
+void ss_chat_server_stats_get(const ss_chat_server *cs, ss_chat_server_stats *out);
 /* The event-style service (on_open/on_data/on_eof/on_drain/on_close). */
 const struct ss_service *ss_chat_service(void);
 
@@ -134,6 +207,8 @@ bool ss_utf8_valid(const void *buf, size_t len);
 bool ss_chat_nick_valid(const char *s);
 /* "2026-11-21T05:40:44.123Z" for ms since the epoch; buf >= 32 bytes. */
 void ss_chat_format_ts(int64_t ms, char *buf, size_t cap);
+/* The inverse: ms since the epoch, or -1 when s is not that format. */
+int64_t ss_chat_parse_ts(const char *s);
 /* Lowercase hex SHA-256 of a file, into hex (65 bytes). Returns 0 and the
  * size in *size, or a negative errno. */
 int ss_chat_file_sha256(const char *path, char hex[65], uint64_t *size);

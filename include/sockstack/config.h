@@ -155,9 +155,41 @@
 /* PBKDF2-HMAC-SHA256 iterations for registered passwords (OWASP's 2023
  * figure is 600k; 100k keeps a login near 50 ms on one core). */
 #define SS_CHAT_PBKDF2_ITER 100000
-/* Per-client output queue in the chat server: a client that falls this far
- * behind is told and disconnected, so it never slows the others. */
+/* Hard cap of one chat client's output queue (bytes of the shared lines it
+ * references): a memory bound, not flow control. Talkers wait long before
+ * a reading client gets near it (SS_CHAT_OUTQ_HIGH). */
 #define SS_CHAT_OUTQ_MAX (256 * 1024)
+/* A client queued this far behind makes talkers wait (the server stops
+ * reading from them and TCP pushes back) until it is below half of it. */
+#define SS_CHAT_OUTQ_HIGH (64 * 1024)
+/* Bytes handed to the framework's own (copying) queue ahead of the socket;
+ * the rest waits as shared lines. */
+#define SS_CHAT_STAGE (32 * 1024)
+/* A client behind that reads nothing for this long is told and cut off:
+ * long enough for a paused laptop, short enough that a room waits little. */
+#define SS_CHAT_STALL_MS 20000
+/* A connection that chose no nickname within this time is closed. */
+#define SS_CHAT_NICK_TIMEOUT_MS 30000
+/* Connections per peer address (a NAT may hide a household). */
+#define SS_CHAT_PER_ADDR_MAX 64
+/* Lines per second a client may send, with a burst: faster than anyone
+ * types or pastes, slow enough that one client cannot flood the room.
+ * File chunks are not counted (TCP and file_max pace them). */
+#define SS_CHAT_RATE_LINES 200
+#define SS_CHAT_RATE_BURST 400
+/* Offline messages kept per recipient, and sent per page on join. */
+#define SS_CHAT_OFFLINE_MAX 1000
+#define SS_CHAT_OFFLINE_PAGE 32
+/* Pending file offers per recipient and per sender (besides the bytes). */
+#define SS_CHAT_OFFERS_MAX 32
+/* Failed logins per nick or address before each next try waits; the wait
+ * doubles from 1 s up to the max. */
+#define SS_CHAT_LOGIN_FREE 3
+#define SS_CHAT_LOGIN_DELAY_MAX_MS 60000
+/* Entries of each login throttle table (nicks, addresses); bounded. */
+#define SS_CHAT_THROTTLE_SLOTS 4096
+/* Password hash jobs waiting for the worker thread. */
+#define SS_CHAT_KDF_QUEUE 64
 /* SO_SNDBUF of each chat connection (the kernel doubles it): without a
  * bound, send-buffer autotuning parks megabytes for a stuck reader before
  * our own queue notices; 64 kB still streams files at loopback speed. */

@@ -1,14 +1,27 @@
 /* chat: the sans-I/O chat room (see include/sockstack/chat.h and the
  * "chat" section of docs/protocols.md).
  *
- * Input path: ss_chat_recv -> frame lines (LF/CRLF, max_line, UTF-8)
- *   -> handle_line -> one handler per command -> replies/events through
- *   io->send. Every stored thing (public message, offline message, user,
- *   file) is committed to the store before the sender is acknowledged.
+ * Input path: ss_chat_feed -> (io->admit at each line start) -> frame
+ *   lines (LF/CRLF, max_line, UTF-8) -> handle_line -> one handler per
+ *   command -> replies and events through the routing seam below.
+ * Every stored thing (public message, offline message, user, file) is
+ * committed to the store before the sender is acknowledged.
+ *
+ * Routing seam. Everything the room sends leaves through three functions,
+ * the place where a cluster backend (Redis, issue 14) or another front end
+ * (IRC, issue 15) plugs in:
+ *   route_conn(c, line)             one connection of this room
+ *   route_room(r, except, line)     every named member except `except`
+ *   route_presence(r, c, line)      JOIN / LEAVE / NICK events (suppressed
+ *                                   above presence_max)
+ * and users are found through find_online(r, nick). A line is formatted
+ * once (ss_chat_line) and shared by every recipient's queue.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +52,40 @@ struct ss_chat_conn {
     /* download in progress (/accept) */
     int64_t dl_id;
     uint64_t dl_off, dl_size;
+    /* offline messages: delivered in pages as the queue drains; rows are
+     * deleted once a later drain shows the page left the queue */
+    int64_t off_sent, off_queued;  /* last id deleted-able, last id queued */
+    bool off_more;
+    int64_t since;                 /* /since: join history from this time */
+    ss_chat_kdf *kdf;              /* password hash running for c */
+    char addr[64];                 /* peer address (login throttle) */
+};
+
+struct ss_chat_line {
+    uint32_t refs;
+    uint32_t len;
+    char data[];
+};
+
+enum { KDF_CHECK, KDF_HASH };
+
+struct ss_chat_kdf {
+    ss_chat_conn *c;     /* NULL once c was disconnected */
+    int kind;
+    bool known;          /* CHECK: a registered nick (else a stand-in
+                          * record, so unknown nicks cost the same) */
+    bool ok;
+    int iter;
+    uint8_t salt[16], hash[32], out[32];
+    char nick[SS_CHAT_NICK_MAX + 1];
+    char pw[];
+};
+
+/* Failed-login throttle: a bounded table per key kind (nick, address). */
+struct thr_slot {
+    uint64_t key;
+    int fails;
+    int64_t next_ok, last;
 };
 
 struct ss_chat_room {
@@ -53,6 +100,9 @@ struct ss_chat_room {
     int online;
     char *out;      /* one formatted line */
     size_t out_cap;
+    uint64_t thr_seed;
+    struct thr_slot *thr_nick, *thr_addr; /* SS_CHAT_THROTTLE_SLOTS each */
+    uint8_t dummy_salt[16], dummy_hash[32]; /* stand-in for unknown nicks */
 };
 
 void ss_chat_opts_init(ss_chat_opts *o)
@@ -68,6 +118,10 @@ void ss_chat_opts_init(ss_chat_opts *o)
         .file_max = SS_CHAT_FILE_MAX,
         .file_quota = SS_CHAT_FILE_QUOTA,
         .pbkdf2_iter = SS_CHAT_PBKDF2_ITER,
+        .offline_max = SS_CHAT_OFFLINE_MAX,
+        .offers_max = SS_CHAT_OFFERS_MAX,
+        .login_free = SS_CHAT_LOGIN_FREE,
+        .login_delay_max_ms = SS_CHAT_LOGIN_DELAY_MAX_MS,
     };
 }
 
@@ -88,14 +142,18 @@ int ss_chat_room_open(ss_chat_room **out, const ss_chat_opts *o,
     r->out = malloc(r->out_cap);
     r->nick_cap = SS_CHAT_NICK_TAB_INIT;
     r->nick_tab = calloc(r->nick_cap, sizeof *r->nick_tab);
-    int err = r->out && r->nick_tab ? ss__chat_store_open(o->db_path, &r->st) : -ENOMEM;
+    r->thr_nick = calloc(SS_CHAT_THROTTLE_SLOTS, sizeof *r->thr_nick);
+    r->thr_addr = calloc(SS_CHAT_THROTTLE_SLOTS, sizeof *r->thr_addr);
+    int err = r->out && r->nick_tab && r->thr_nick && r->thr_addr ? 0 : -ENOMEM;
+    if (!err && (RAND_bytes((uint8_t *)&r->thr_seed, sizeof r->thr_seed) != 1 ||
+                 RAND_bytes(r->dummy_salt, 16) != 1 || RAND_bytes(r->dummy_hash, 32) != 1))
+        err = -EIO;
+    if (!err)
+        err = ss__chat_store_open(o->db_path, &r->st);
     if (!err)
         err = ss__chat_file_drop_incomplete(r->st);
     if (err) {
-        ss__chat_store_close(r->st);
-        free(r->nick_tab);
-        free(r->out);
-        free(r);
+        ss_chat_room_close(r);
         return err;
     }
     *out = r;
@@ -107,6 +165,8 @@ void ss_chat_room_close(ss_chat_room *room)
     if (!room)
         return;
     ss__chat_store_close(room->st);
+    free(room->thr_nick);
+    free(room->thr_addr);
     free(room->nick_tab);
     free(room->out);
     free(room);
@@ -116,14 +176,101 @@ int ss_chat_online(const ss_chat_room *room) { return room->online; }
 
 const char *ss_chat_nick(const ss_chat_conn *c) { return c->named ? c->nick : NULL; }
 
-/* ---- output ------------------------------------------------------------ */
+/* ---- shared lines ------------------------------------------------------ */
 
-static void send_raw(ss_chat_conn *c, const char *line, size_t len)
+const char *ss_chat_line_data(const ss_chat_line *l, size_t *len)
+{
+    *len = l->len;
+    return l->data;
+}
+
+/* Loop-thread counters (every room of a process runs on its loop). */
+static uint64_t lines_alive, lines_peak;
+
+uint64_t ss_chat_lines_alive(uint64_t *peak)
+{
+    if (peak)
+        *peak = lines_peak;
+    return lines_alive;
+}
+
+ss_chat_line *ss_chat_line_ref(ss_chat_line *l)
+{
+    l->refs++;
+    return l;
+}
+
+void ss_chat_line_unref(ss_chat_line *l)
+{
+    if (l && --l->refs == 0) {
+        lines_alive--;
+        free(l);
+    }
+}
+
+static ss_chat_line *line_new(const char *data, size_t len)
+{
+    ss_chat_line *l = malloc(sizeof *l + len);
+    if (!l)
+        return NULL;
+    l->refs = 1;
+    l->len = (uint32_t)len;
+    if (++lines_alive > lines_peak)
+        lines_peak = lines_alive;
+    memcpy(l->data, data, len);
+    return l;
+}
+
+/* ---- output: the routing seam (see the top of the file) ----------------- */
+
+/* Hand one line to c's queue; l may be NULL when the room formats for one
+ * recipient and the io has no send_line. */
+static void route_conn_bytes(ss_chat_conn *c, ss_chat_line *l, const char *data,
+                             size_t len)
 {
     if (c->dead)
         return;
-    if (c->room->io.send(c->io, line, len) < 0)
+    const ss_chat_io *io = &c->room->io;
+    int err;
+    if (io->send_line) {
+        ss_chat_line *own = l ? l : line_new(data, len);
+        err = own ? io->send_line(c->io, own) : -ENOMEM;
+        if (!l)
+            ss_chat_line_unref(own);
+    } else {
+        err = io->send(c->io, data, len);
+    }
+    if (err < 0)
         c->dead = true;
+}
+
+static void route_conn(ss_chat_conn *c, const char *data, size_t len)
+{
+    route_conn_bytes(c, NULL, data, len);
+}
+
+/* Every named member but `except` (may be NULL): one shared line. */
+static void route_room(ss_chat_room *r, ss_chat_conn *except, const char *data,
+                       size_t len)
+{
+    ss_chat_line *l = r->io.send_line ? line_new(data, len) : NULL;
+    for (ss_chat_conn *c = r->conns; c; c = c->next)
+        if (c != except && c->named)
+            route_conn_bytes(c, l, data, len);
+    ss_chat_line_unref(l);
+}
+
+/* Presence events go to everyone only while the room is small enough. */
+static bool presence(const ss_chat_room *r)
+{
+    return r->o.presence_max <= 0 || r->online <= r->o.presence_max;
+}
+
+static void route_presence(ss_chat_room *r, ss_chat_conn *about, const char *data,
+                           size_t len)
+{
+    if (presence(r))
+        route_room(r, about, data, len);
 }
 
 /* Format one line (the '\n' is added here) into room->out; returns length. */
@@ -142,7 +289,7 @@ static void say(ss_chat_conn *c, const char *fmt, ...)
     va_start(ap, fmt);
     size_t len = vfmt(c->room, fmt, ap);
     va_end(ap);
-    send_raw(c, c->room->out, len);
+    route_conn(c, c->room->out, len);
 }
 
 /* To every named connection except `except` (may be NULL). */
@@ -153,9 +300,18 @@ static void broadcast(ss_chat_room *r, ss_chat_conn *except, const char *fmt, ..
     va_start(ap, fmt);
     size_t len = vfmt(r, fmt, ap);
     va_end(ap);
-    for (ss_chat_conn *c = r->conns; c; c = c->next)
-        if (c != except && c->named)
-            send_raw(c, r->out, len);
+    route_room(r, except, r->out, len);
+}
+
+/* A presence event (JOIN/LEAVE/NICK) about `about`. */
+__attribute__((format(printf, 3, 4)))
+static void announce(ss_chat_room *r, ss_chat_conn *about, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = vfmt(r, fmt, ap);
+    va_end(ap);
+    route_presence(r, about, r->out, len);
 }
 
 /* ---- nick index: a join, /msg or /nick looks up one chain, not every
@@ -219,12 +375,6 @@ static ss_chat_conn *find_online(ss_chat_room *r, const char *nick)
     return NULL;
 }
 
-/* Presence events go to everyone only while the room is small enough. */
-static bool presence(const ss_chat_room *r)
-{
-    return r->o.presence_max <= 0 || r->online <= r->o.presence_max;
-}
-
 /* ---- connection lifecycle --------------------------------------------- */
 
 ss_chat_conn *ss_chat_connect(ss_chat_room *room, void *conn, int64_t now_ms)
@@ -252,6 +402,15 @@ static void upload_abort(ss_chat_conn *c)
     c->up_id = 0;
 }
 
+/* Offers waiting for an unregistered nick live only while its holder is
+ * online: they never go to whoever takes the nick next. */
+static void forget_unregistered(ss_chat_conn *c)
+{
+    struct ss__chat_user u;
+    if (ss__chat_user_get(c->room->st, c->nick, &u) == 0 && !u.registered)
+        ss__chat_forget(c->room->st, c->nick);
+}
+
 static void leave(ss_chat_conn *c, int64_t now)
 {
     ss_chat_room *r = c->room;
@@ -261,10 +420,11 @@ static void leave(ss_chat_conn *c, int64_t now)
     c->named = false;
     r->online--;
     ss__chat_user_touch(r->st, c->nick, now);
+    forget_unregistered(c);
+    c->off_more = false;
     char ts[32];
     ss_chat_format_ts(now, ts, sizeof ts);
-    if (presence(r))
-        broadcast(r, c, "LEAVE %s %s %d", ts, c->nick, r->online);
+    announce(r, c, "LEAVE %s %s %d", ts, c->nick, r->online);
 }
 
 void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms)
@@ -272,6 +432,8 @@ void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms)
     ss_chat_room *r = c->room;
     leave(c, now_ms);
     upload_abort(c);
+    if (c->kdf)
+        c->kdf->c = NULL; /* the job finishes elsewhere and is only freed */
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -294,6 +456,9 @@ static void send_hist(void *arg, int64_t ts, const char *nick, int kind,
 
 static void send_offline(void *arg, int64_t ts, const char *from, const char *text)
 {
+    ss_chat_conn *c = arg;
+    if (c->dead)
+        return;
     char t[32];
     ss_chat_format_ts(ts, t, sizeof t);
     say(arg, "OFFLINE %s %s %s", t, from, text);
@@ -303,6 +468,56 @@ static void send_offer(void *arg, const struct ss__chat_file *f)
 {
     say(arg, "OFFER %lld %s %llu %s %s", (long long)f->id, f->sender,
         (unsigned long long)f->size, f->sha256, f->name);
+}
+
+/* Send the next page of c's offline messages while its queue has room;
+ * rows of pages sent before are deleted first (they left the queue). */
+static void offline_pump(ss_chat_conn *c)
+{
+    ss_chat_room *r = c->room;
+    if (c->off_sent > 0) {
+        ss__chat_offline_delete(r->st, c->nick, c->off_sent);
+        c->off_sent = 0;
+    }
+    /* Rows that surely fit: "OFFLINE ts nick text\n" is at most this. */
+    size_t row = r->o.max_line + 96;
+    size_t rows;
+    while (c->off_more && !c->dead && (rows = r->io.space(c->io) / row) > 0) {
+        int page = rows < SS_CHAT_OFFLINE_PAGE ? (int)rows : SS_CHAT_OFFLINE_PAGE;
+        int64_t last;
+        int n = ss__chat_offline_page(r->st, c->nick, c->off_queued, page, send_offline, c,
+                                      &last);
+        if (n <= 0 || c->dead) {
+            c->off_more = false;
+            break;
+        }
+        c->off_queued = last;
+        if (n < page)
+            c->off_more = false;
+    }
+    /* Deleted at the next drain, once these lines have left the queue. */
+    c->off_sent = c->off_queued;
+}
+
+/* What waits for c at join: offline messages (in pages) and file offers
+ * (at most offers_max), only for a nick c owns. */
+static void deliver_waiting(ss_chat_conn *c)
+{
+    ss_chat_room *r = c->room;
+    struct ss__chat_user u;
+    if (ss__chat_user_get(r->st, c->nick, &u) < 0)
+        return;
+    if (!u.registered) {
+        /* Left by an earlier holder of an unregistered nick: not c's. */
+        ss__chat_forget(r->st, c->nick);
+        return;
+    }
+    c->off_queued = 0;
+    c->off_sent = 0;
+    c->off_more = true;
+    offline_pump(c);
+    c->off_sent = c->off_queued;
+    ss__chat_file_pending(r->st, c->nick, r->o.offers_max, send_offer, c);
 }
 
 /* c becomes `nick` (validated, free, and allowed). */
@@ -315,13 +530,13 @@ static void take_nick(ss_chat_conn *c, const char *nick, int64_t now)
         char old[sizeof c->nick];
         snprintf(old, sizeof old, "%s", c->nick);
         ss__chat_user_touch(r->st, old, now);
+        forget_unregistered(c);
         nick_unindex(c);
         snprintf(c->nick, sizeof c->nick, "%s", nick);
         nick_index(c);
         ss__chat_user_touch(r->st, nick, now);
         say(c, "OK nick %s %d", nick, r->online);
-        if (presence(r))
-            broadcast(r, c, "NICK %s %s %s", ts, old, nick);
+        announce(r, c, "NICK %s %s %s", ts, old, nick);
     } else {
         snprintf(c->nick, sizeof c->nick, "%s", nick);
         ss__chat_user_touch(r->st, nick, now);
@@ -329,13 +544,13 @@ static void take_nick(ss_chat_conn *c, const char *nick, int64_t now)
         nick_index(c);
         r->online++;
         say(c, "OK nick %s %d", nick, r->online);
-        if (presence(r))
-            broadcast(r, c, "JOIN %s %s %d", ts, nick, r->online);
-        if (r->o.join_history > 0)
-            ss__chat_history_last(r->st, r->o.join_history, send_hist, c);
+        announce(r, c, "JOIN %s %s %d", ts, nick, r->online);
+        if (c->since > 0)
+            ss__chat_history_last(r->st, r->o.history_max, c->since, send_hist, c);
+        else if (r->o.join_history > 0)
+            ss__chat_history_last(r->st, r->o.join_history, -1, send_hist, c);
     }
-    ss__chat_offline_take(r->st, nick, send_offline, c);
-    ss__chat_file_pending(r->st, nick, send_offer, c);
+    deliver_waiting(c);
 }
 
 /* ---- commands ---------------------------------------------------------- */
@@ -405,6 +620,172 @@ static void cmd_nick(ss_chat_conn *c, char *args, int64_t now)
     take_nick(c, nick, now);
 }
 
+/* ---- the failed-login throttle ------------------------------------------ */
+
+static uint64_t thr_key(const ss_chat_room *r, const char *s)
+{
+    uint64_t h = 1469598103934665603ull ^ r->thr_seed; /* FNV-1a, seeded */
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ (uint64_t)tolower(*p)) * 1099511628211ull;
+    return h | 1; /* 0 marks a free slot */
+}
+
+/* The slot for key: found, else a free or the least useful one (probes 8;
+ * an entry still delaying someone is evicted last). */
+static struct thr_slot *thr_slot(struct thr_slot *tab, uint64_t key, int64_t now)
+{
+    struct thr_slot *best = NULL;
+    for (int i = 0; i < 8; i++) {
+        struct thr_slot *e = &tab[(key + (uint64_t)i) & (SS_CHAT_THROTTLE_SLOTS - 1)];
+        if (e->key == key)
+            return e;
+        if (!best || (e->next_ok <= now && best->next_ok > now) ||
+            (((e->next_ok <= now) == (best->next_ok <= now)) && e->last < best->last))
+            best = e;
+    }
+    *best = (struct thr_slot){.key = key};
+    return best;
+}
+
+/* ms until c may try to log in to nick again (0: now). */
+static int64_t thr_wait(ss_chat_conn *c, const char *nick, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    int64_t a = thr_slot(r->thr_nick, thr_key(r, nick), now)->next_ok - now;
+    int64_t b = c->addr[0] ? thr_slot(r->thr_addr, thr_key(r, c->addr), now)->next_ok - now : 0;
+    int64_t w = a > b ? a : b;
+    return w > 0 ? w : 0;
+}
+
+static void thr_note(ss_chat_room *r, struct thr_slot *e, bool ok, int64_t now)
+{
+    e->last = now;
+    if (ok) {
+        e->fails = 0;
+        e->next_ok = 0;
+        return;
+    }
+    e->fails++;
+    if (e->fails >= r->o.login_free) {
+        int shift = e->fails - r->o.login_free;
+        int64_t d = shift >= 16 ? r->o.login_delay_max_ms : 1000ll << shift;
+        e->next_ok = now + (d < r->o.login_delay_max_ms ? d : r->o.login_delay_max_ms);
+    }
+}
+
+static void thr_result(ss_chat_conn *c, const char *nick, bool ok, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    thr_note(r, thr_slot(r->thr_nick, thr_key(r, nick), now), ok, now);
+    if (c->addr[0])
+        thr_note(r, thr_slot(r->thr_addr, thr_key(r, c->addr), now), ok, now);
+}
+
+void ss_chat_conn_set_addr(ss_chat_conn *c, const char *addr)
+{
+    snprintf(c->addr, sizeof c->addr, "%s", addr ? addr : "");
+}
+
+/* ---- password hashing, off the loop when the io can ---------------------- */
+
+void ss_chat_kdf_run(ss_chat_kdf *j)
+{
+    if (PKCS5_PBKDF2_HMAC(j->pw, (int)strlen(j->pw), j->salt, 16, j->iter, EVP_sha256(),
+                          32, j->out) != 1) {
+        j->ok = false;
+        return;
+    }
+    j->ok = j->kind == KDF_HASH || (j->known && CRYPTO_memcmp(j->out, j->hash, 32) == 0);
+}
+
+static ss_chat_kdf *kdf_new(ss_chat_conn *c, int kind, const char *nick, const char *pw)
+{
+    size_t n = strlen(pw);
+    ss_chat_kdf *j = calloc(1, sizeof *j + n + 1);
+    if (!j)
+        return NULL;
+    j->c = c;
+    j->kind = kind;
+    snprintf(j->nick, sizeof j->nick, "%s", nick);
+    memcpy(j->pw, pw, n + 1);
+    return j;
+}
+
+static void kdf_finish(ss_chat_kdf *j, int64_t now);
+
+/* Run j: on the io's worker (c waits, ss_chat_busy) or inline. */
+static void kdf_start(ss_chat_conn *c, ss_chat_kdf *j, int64_t now)
+{
+    if (c->room->io.kdf) {
+        c->kdf = j;
+        if (c->room->io.kdf(c->io, j) == 0)
+            return;
+        c->kdf = NULL;
+        OPENSSL_cleanse(j->pw, strlen(j->pw));
+        free(j);
+        say(c, "ERR busy the server is busy checking passwords; try again");
+        return;
+    }
+    ss_chat_kdf_run(j);
+    kdf_finish(j, now);
+}
+
+static void login_done(ss_chat_conn *c, ss_chat_kdf *j, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    thr_result(c, j->nick, j->ok, now);
+    if (!j->ok) {
+        /* One answer for unknown nick and wrong password: no nick probing. */
+        say(c, "ERR auth wrong nickname or password");
+        return;
+    }
+    ss_chat_conn *other = find_online(r, j->nick);
+    if (other && other != c) {
+        say(c, "ERR nicktaken %s is online", j->nick);
+        return;
+    }
+    c->authed = true;
+    say(c, "OK login %s", j->nick);
+    if (!(c->named && !strcmp(c->nick, j->nick)))
+        take_nick(c, j->nick, now);
+}
+
+static void register_done(ss_chat_conn *c, ss_chat_kdf *j, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    struct ss__chat_user u;
+    /* c may have changed nick while the hash ran; and someone else may
+     * have registered it meanwhile. */
+    if (!c->named || strcmp(c->nick, j->nick) || ss__chat_user_get(r->st, j->nick, &u) < 0 ||
+        (u.registered && !c->authed) || !j->ok ||
+        ss__chat_user_register(r->st, j->nick, j->iter, j->salt, j->out) < 0) {
+        say(c, "ERR store could not store the password");
+        return;
+    }
+    c->authed = true;
+    say(c, "OK register %s", j->nick);
+}
+
+static void kdf_finish(ss_chat_kdf *j, int64_t now)
+{
+    ss_chat_conn *c = j->c;
+    if (c) {
+        c->kdf = NULL;
+        if (j->kind == KDF_CHECK)
+            login_done(c, j, now);
+        else
+            register_done(c, j, now);
+    }
+    OPENSSL_cleanse(j->pw, strlen(j->pw));
+    free(j);
+}
+
+void ss_chat_kdf_done(ss_chat_kdf *job, int64_t now_ms) { kdf_finish(job, now_ms); }
+
+void *ss_chat_kdf_conn(const ss_chat_kdf *job) { return job->c ? job->c->io : NULL; }
+
+bool ss_chat_busy(const ss_chat_conn *c) { return c->kdf != NULL; }
+
 static void cmd_login(ss_chat_conn *c, char *args, int64_t now)
 {
     ss_chat_room *r = c->room;
@@ -414,22 +795,33 @@ static void cmd_login(ss_chat_conn *c, char *args, int64_t now)
         say(c, "ERR usage /login NICK PASSWORD");
         return;
     }
-    struct ss__chat_user u;
-    if (!ss_chat_nick_valid(nick) || ss__chat_user_get(r->st, nick, &u) < 0 ||
-        !u.registered || !ss_chat_pw_check(pw, u.iter, u.salt, u.hash)) {
-        /* One answer for unknown nick and wrong password: no nick probing. */
+    if (!ss_chat_nick_valid(nick)) {
         say(c, "ERR auth wrong nickname or password");
         return;
     }
-    ss_chat_conn *other = find_online(r, nick);
-    if (other && other != c) {
-        say(c, "ERR nicktaken %s is online", nick);
+    int64_t wait = thr_wait(c, nick, now);
+    if (wait > 0) {
+        say(c, "ERR throttled too many failed logins; try again in %lld s",
+            (long long)(wait + 999) / 1000);
         return;
     }
-    c->authed = true;
-    say(c, "OK login %s", nick);
-    if (!(c->named && !strcmp(c->nick, nick)))
-        take_nick(c, nick, now);
+    struct ss__chat_user u;
+    if (ss__chat_user_get(r->st, nick, &u) < 0) {
+        say(c, "ERR store the store failed");
+        return;
+    }
+    ss_chat_kdf *j = kdf_new(c, KDF_CHECK, nick, pw);
+    if (!j) {
+        say(c, "ERR store out of memory");
+        return;
+    }
+    /* An unknown nick costs one full hash too, against a stand-in record:
+     * the answer and its time are the same as for a wrong password. */
+    j->known = u.registered;
+    j->iter = u.registered ? u.iter : r->o.pbkdf2_iter;
+    memcpy(j->salt, u.registered ? u.salt : r->dummy_salt, 16);
+    memcpy(j->hash, u.registered ? u.hash : r->dummy_hash, 32);
+    kdf_start(c, j, now);
 }
 
 static void cmd_register(ss_chat_conn *c, char *args, int64_t now)
@@ -451,14 +843,29 @@ static void cmd_register(ss_chat_conn *c, char *args, int64_t now)
         say(c, "ERR registered %s is registered: /login %s PASSWORD", c->nick, c->nick);
         return;
     }
-    uint8_t salt[16], hash[32];
-    if (ss_chat_pw_hash(pw, r->o.pbkdf2_iter, salt, hash) < 0 ||
-        ss__chat_user_register(r->st, c->nick, r->o.pbkdf2_iter, salt, hash) < 0) {
+    ss_chat_kdf *j = kdf_new(c, KDF_HASH, c->nick, pw);
+    if (!j || RAND_bytes(j->salt, 16) != 1) {
+        free(j);
         say(c, "ERR store could not store the password");
         return;
     }
-    c->authed = true;
-    say(c, "OK register %s", c->nick);
+    j->iter = r->o.pbkdf2_iter;
+    kdf_start(c, j, now);
+}
+
+/* May things be stored for offline `nick`? Says why not to c. */
+static bool storable_for(ss_chat_conn *c, const char *nick, struct ss__chat_user *u)
+{
+    if (!ss_chat_nick_valid(nick) || ss__chat_user_get(c->room->st, nick, u) < 0 ||
+        !u->exists) {
+        say(c, "ERR nouser no user %s", nick);
+        return false;
+    }
+    if (!u->registered) {
+        say(c, "ERR notregistered %s is not registered; nothing stored", nick);
+        return false;
+    }
+    return true;
 }
 
 static void cmd_msg(ss_chat_conn *c, char *args, int64_t now)
@@ -480,8 +887,10 @@ static void cmd_msg(ss_chat_conn *c, char *args, int64_t now)
         return;
     }
     struct ss__chat_user u;
-    if (!ss_chat_nick_valid(nick) || ss__chat_user_get(r->st, nick, &u) < 0 || !u.exists) {
-        say(c, "ERR nouser no user %s", nick);
+    if (!storable_for(c, nick, &u))
+        return;
+    if (ss__chat_offline_count(r->st, nick) >= r->o.offline_max) {
+        say(c, "ERR full %s has %d messages waiting; not stored", nick, r->o.offline_max);
         return;
     }
     if (ss__chat_offline_add(r->st, now, c->nick, nick, args) < 0) {
@@ -534,8 +943,22 @@ static void cmd_history(ss_chat_conn *c, char *args, int64_t now)
             return;
         }
     }
-    int got = ss__chat_history_last(r->st, (int)n, send_hist, c);
+    int got = ss__chat_history_last(r->st, (int)n, -1, send_hist, c);
     say(c, "OK history %d", got < 0 ? 0 : got);
+}
+
+/* /since TS (before /nick): the join history is every message from TS on
+ * (up to history_max), so a reconnecting client continues where it was. */
+static void cmd_since(ss_chat_conn *c, char *args, int64_t now)
+{
+    char *a = word(&args);
+    int64_t ms;
+    if (!a || *args || (ms = ss_chat_parse_ts(a)) < 0) {
+        say(c, "ERR usage /since TIMESTAMP (as in MSG lines, before /nick)");
+        return;
+    }
+    c->since = ms;
+    say(c, "OK since");
 }
 
 /* A public message or action: stored, then acknowledged, then fanned out. */
@@ -561,6 +984,7 @@ static const char *const help_lines[] = {
     "/msg NICK TEXT        private message (stored if NICK is offline)",
     "/who                  online users, and offline users with last-seen time",
     "/history [N]          the last N public messages (default 20)",
+    "/since TIMESTAMP      (before /nick) join history from that time on",
     "/me ACTION            an action (\"* alice waves\")",
     "/register PASSWORD    protect your nickname",
     "/login NICK PASSWORD  take your registered nickname",
@@ -636,12 +1060,17 @@ static void cmd_offer(ss_chat_conn *c, char *args, int64_t now)
     }
     ss_chat_conn *to = find_online(r, nick);
     struct ss__chat_user u;
-    if (!to && (!ss_chat_nick_valid(nick) || ss__chat_user_get(r->st, nick, &u) < 0 ||
-                !u.exists)) {
-        say(c, "ERR nouser no user %s", nick);
+    if (!to && !storable_for(c, nick, &u))
+        return;
+    const char *rcpt = to ? to->nick : nick;
+    if (ss__chat_file_count(r->st, rcpt, NULL) >= r->o.offers_max) {
+        say(c, "ERR quota %s has %d offers waiting", rcpt, r->o.offers_max);
         return;
     }
-    const char *rcpt = to ? to->nick : nick;
+    if (ss__chat_file_count(r->st, NULL, c->nick) >= r->o.offers_max) {
+        say(c, "ERR quota you have %d offers waiting to be accepted", r->o.offers_max);
+        return;
+    }
     uint64_t pending;
     if (ss__chat_file_pending_bytes(r->st, rcpt, &pending) < 0) {
         say(c, "ERR store the store failed");
@@ -858,6 +1287,7 @@ static const struct {
     {"quit", cmd_quit},       {"register", cmd_register}, {"login", cmd_login},
     {"send", cmd_send},       {"offer", cmd_offer},     {"chunk", cmd_chunk},
     {"done", cmd_done},       {"accept", cmd_accept},   {"decline", cmd_decline},
+    {"since", cmd_since},
 };
 
 /* One complete line (no EOL, NUL-terminated in place, valid UTF-8). */
@@ -900,15 +1330,31 @@ static void line_in(ss_chat_conn *c, char *line, size_t len, int64_t now)
     handle_line(c, line, len, now);
 }
 
-int ss_chat_recv(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms)
+/* May c start on a new line beginning at p (n bytes seen of it)? */
+static bool admit(ss_chat_conn *c, const char *p, size_t n)
+{
+    if (c->kdf)
+        return false;
+    if (!c->room->io.admit)
+        return true;
+    /* File chunks are paced by TCP and bounded by file_max, not rated. */
+    bool chunk = n >= 7 && !memcmp(p, "/chunk ", 7);
+    return c->room->io.admit(c->io, !chunk);
+}
+
+int ss_chat_feed(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms,
+                 size_t *used)
 {
     ss_chat_room *r = c->room;
-    const char *p = buf, *end = p + len;
+    const char *start = buf, *p = buf, *end = p + len;
     /* Room for the longest line, its '\r' and a NUL. */
     size_t keep = r->o.max_line + 2;
+    int err = 0;
     while (p < end && !c->dead) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t seg = (size_t)((nl ? nl : end) - p);
+        if (c->part_len == 0 && !c->discarding && !admit(c, p, seg))
+            break;
         if (c->discarding) {
             if (nl)
                 c->discarding = false;
@@ -927,8 +1373,10 @@ int ss_chat_recv(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms)
         }
         if (!c->part)
             c->part = malloc(keep);
-        if (!c->part)
-            return -ENOMEM;
+        if (!c->part) {
+            err = -ENOMEM;
+            break;
+        }
         memcpy(c->part + c->part_len, p, seg);
         c->part_len += seg;
         p += seg;
@@ -943,7 +1391,16 @@ int ss_chat_recv(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms)
         free(c->part);
         c->part = NULL;
     }
-    return 0;
+    if (c->dead)
+        p = end; /* nothing more is read from it */
+    *used = (size_t)(p - start);
+    return err;
+}
+
+int ss_chat_recv(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms)
+{
+    size_t used;
+    return ss_chat_feed(c, buf, len, now_ms, &used);
 }
 
 void ss_chat_eof(ss_chat_conn *c, int64_t now_ms)
@@ -960,5 +1417,7 @@ void ss_chat_eof(ss_chat_conn *c, int64_t now_ms)
 
 void ss_chat_drain(ss_chat_conn *c)
 {
+    if (c->named)
+        offline_pump(c);
     pump(c);
 }

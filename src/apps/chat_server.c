@@ -1,20 +1,36 @@
 /* chat_server: the chat room as an event-style service of the server
- * framework. The framework owns sockets, output queues and timeouts; this
- * glue hands received bytes to the room with the wall-clock time, and turns
- * the room's output into ss_conn_write calls with one extra rule: a client
- * whose queue would pass outq_max is told (ERR overflow) and disconnected,
- * so one slow reader never holds up the fan-out to everyone else.
+ * framework, with fair flow control.
  *
- * Output is corked for one loop iteration: lines for a connection collect
- * in its pending buffer and go out in one ss_conn_write from a deferred
- * task at the end of the iteration. A fan-out burst (several senders read
- * in one iteration, each message to every member) then costs one send()
- * per member instead of one per line.
+ * RX: readable -> on_data -> ss_chat_feed (io_admit before each line)
+ *       -> the room -> io_send_line per recipient (a reference, no copy)
+ *     a line not admitted: the rest of the read is held, reading paused.
+ * TX: io_send_line -> x->q (ring of shared lines) -> end of the loop
+ *       iteration (flush_all) or on_drain -> push(): writev of lines while
+ *       the framework's own queue holds less than SS_CHAT_STAGE.
+ *
+ * Flow control, in the issue's words "a talker is slowed, a reader is not
+ * cut off":
+ *  - A client whose queue (shared lines + staged bytes) passes outq_high is
+ *    "behind". While any client is behind, no talker starts a new line:
+ *    the server stops reading from it and TCP pushes back on the talker.
+ *    When the last one is below outq_high / 2, held talkers continue.
+ *  - A client behind that makes no progress (nothing moved to its socket)
+ *    for stall_ms is told "ERR stalled" and cut off.
+ *  - outq_max is the hard memory cap per client; a reading client never
+ *    gets near it, because talkers stop at the next line boundary.
+ *  - Each client has a token bucket of rate_lines per second (burst
+ *    rate_burst); past it, its reading pauses until the bucket refills.
+ * Also here: the per-address connection cap, the nick timeout, and the
+ * worker thread that runs PBKDF2 for /login and /register (io_kdf).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sockstack/chat.h"
 #include "sockstack/config.h"
@@ -22,23 +38,70 @@
 
 struct chat_ctx;
 
+/* Connections per peer address: a small chained table. */
+struct addr_ent {
+    struct addr_ent *next;
+    int n;
+    char addr[64];
+};
+enum { ADDR_TAB = 1024 };
+
+/* The PBKDF2 worker: jobs in, results out, an eventfd wakes the loop. */
+struct kdf_worker {
+    pthread_t th;
+    bool started, quit;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ss_chat_kdf *todo[SS_CHAT_KDF_QUEUE];
+    int todo_head, todo_n;
+    ss_chat_kdf *done[SS_CHAT_KDF_QUEUE + 1];
+    int done_n;
+    int running; /* 0 or 1: taken from todo, not yet in done */
+    int efd;
+    ss_loop *loop;
+};
+
 struct ss_chat_server {
     ss_chat_room *room;
-    size_t outq_max;
-    uint64_t overflows;
-    ss_defer flush;           /* end-of-iteration flush of dirty conns */
-    struct chat_ctx *dirty;   /* conns with pending output */
+    ss_chat_server_opts so;
+    ss_chat_server_stats st;
+    ss_defer flush;           /* end-of-iteration push of dirty conns */
+    ss_defer wake;            /* resume talkers held for readers */
+    struct chat_ctx *dirty;   /* conns with lines not yet pushed */
+    struct chat_ctx *waiters; /* talkers held until nobody is behind */
+    int n_behind;
+    struct addr_ent *addrs[ADDR_TAB];
+    struct kdf_worker kw;
 };
 
 struct chat_ctx {
     ss_chat_conn *cc;
     ss_conn *conn;
-    bool overflowed;
-    char *pend;               /* corked output, sent at the iteration's end */
-    size_t pend_len, pend_cap;
+    ss_chat_server *cs;
+    /* output: a ring of shared lines */
+    ss_chat_line **q;
+    size_t q_head, q_n, q_cap;
+    size_t q_off;             /* bytes of q[q_head] already pushed */
+    size_t q_bytes;           /* bytes referenced and not yet pushed */
+    bool behind, cut;
+    uint64_t progress_ms;     /* loop time of the last push */
+    uint64_t opened_ms;
     struct chat_ctx *dprev, *dnext;
     bool dirty;
+    /* input held back by flow control */
+    char *held;
+    size_t held_len;
+    bool waiting;             /* on cs->waiters */
+    struct chat_ctx *wprev, *wnext;
+    double tokens;
+    uint64_t tok_ms;
+    ss_timer rate_timer;
+    bool rate_armed;
+    bool counted_addr;
+    char addr[64];
 };
+
+static ss_chat_server *server_of(ss_conn *c) { return ss_conn_server_ctx(c); }
 
 static int64_t wall_ms(void)
 {
@@ -47,7 +110,20 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static ss_chat_server *server_of(ss_conn *c) { return ss_conn_server_ctx(c); }
+void ss_chat_server_opts_init(ss_chat_server_opts *so)
+{
+    *so = (ss_chat_server_opts){
+        .outq_max = SS_CHAT_OUTQ_MAX,
+        .outq_high = SS_CHAT_OUTQ_HIGH,
+        .stall_ms = SS_CHAT_STALL_MS,
+        .nick_timeout_ms = SS_CHAT_NICK_TIMEOUT_MS,
+        .per_addr_max = SS_CHAT_PER_ADDR_MAX,
+        .rate_lines = SS_CHAT_RATE_LINES,
+        .rate_burst = SS_CHAT_RATE_BURST,
+    };
+}
+
+/* ---- lists ---------------------------------------------------------------- */
 
 static void undirty(ss_chat_server *cs, struct chat_ctx *x)
 {
@@ -63,20 +139,144 @@ static void undirty(ss_chat_server *cs, struct chat_ctx *x)
     x->dirty = false;
 }
 
-/* Hand x's pending bytes to the framework. */
-static int flush_one(ss_chat_server *cs, struct chat_ctx *x)
+static void mark_dirty(ss_chat_server *cs, struct chat_ctx *x)
 {
-    undirty(cs, x);
-    int err = 0;
-    if (x->pend_len)
-        err = ss_conn_write(x->conn, x->pend, x->pend_len);
-    x->pend_len = 0;
-    if (x->pend_cap > SS_CHAT_PEND_KEEP) {
-        free(x->pend);
-        x->pend = NULL;
-        x->pend_cap = 0;
+    if (x->dirty)
+        return;
+    x->dirty = true;
+    x->dprev = NULL;
+    x->dnext = cs->dirty;
+    if (cs->dirty)
+        cs->dirty->dprev = x;
+    cs->dirty = x;
+    ss_loop_defer(ss_conn_loop(x->conn), &cs->flush);
+}
+
+static void unwait(ss_chat_server *cs, struct chat_ctx *x)
+{
+    if (!x->waiting)
+        return;
+    if (x->wprev)
+        x->wprev->wnext = x->wnext;
+    else
+        cs->waiters = x->wnext;
+    if (x->wnext)
+        x->wnext->wprev = x->wprev;
+    x->wprev = x->wnext = NULL;
+    x->waiting = false;
+}
+
+static void add_waiter(ss_chat_server *cs, struct chat_ctx *x)
+{
+    if (x->waiting)
+        return;
+    x->waiting = true;
+    x->wprev = NULL;
+    x->wnext = cs->waiters;
+    if (cs->waiters)
+        cs->waiters->wprev = x;
+    cs->waiters = x;
+}
+
+/* ---- the output queue ------------------------------------------------------ */
+
+static size_t queued(const struct chat_ctx *x)
+{
+    return x->q_bytes + ss_conn_out_queued(x->conn);
+}
+
+static void set_behind(struct chat_ctx *x, bool behind)
+{
+    ss_chat_server *cs = x->cs;
+    if (x->behind == behind)
+        return;
+    x->behind = behind;
+    if (behind) {
+        cs->n_behind++;
+        x->progress_ms = ss_loop_now(ss_conn_loop(x->conn));
+        ss_conn_timer_start(x->conn, cs->so.stall_ms);
+    } else {
+        if (--cs->n_behind == 0 && cs->waiters)
+            ss_loop_defer(ss_conn_loop(x->conn), &cs->wake);
+        if (!x->cut && x->cc && !ss_chat_nick(x->cc))
+            ss_conn_timer_start(x->conn, 1); /* on_timer re-arms the nick deadline */
     }
-    return err;
+}
+
+static void drop_queue(struct chat_ctx *x)
+{
+    for (size_t i = 0; i < x->q_n; i++)
+        ss_chat_line_unref(x->q[(x->q_head + i) % x->q_cap]);
+    free(x->q);
+    x->q = NULL;
+    x->q_head = x->q_n = x->q_cap = x->q_off = x->q_bytes = 0;
+}
+
+/* Cut x off with a last line (it may never read it). */
+static void cut(struct chat_ctx *x, const char *note, bool from_room)
+{
+    if (x->cut)
+        return;
+    x->cut = true;
+    drop_queue(x);
+    undirty(x->cs, x);
+    set_behind(x, false);
+    ss_conn_write(x->conn, note, strlen(note));
+    ss_server_log(ss_conn_server(x->conn), SS_LOG_DEBUG, "%s: %.*s",
+                  ss_conn_peer_str(x->conn), (int)strlen(note) - 1, note);
+    ss_conn_close(x->conn);
+    ss_conn_timer_start(x->conn, SS_CHAT_OVERFLOW_LINGER_MS);
+    /* Inside a room call the room marks it dead from our return code;
+     * otherwise it leaves the room now (presence, last seen). */
+    if (!from_room && x->cc) {
+        ss_chat_disconnect(x->cc, wall_ms());
+        x->cc = NULL;
+    }
+}
+
+/* Hand queued lines to the framework while its queue is short. */
+static void push(struct chat_ctx *x)
+{
+    ss_chat_server *cs = x->cs;
+    bool moved = false;
+    while (x->q_n && !x->cut && ss_conn_out_queued(x->conn) < SS_CHAT_STAGE) {
+        struct iovec iov[64];
+        int n = 0;
+        size_t total = 0;
+        for (size_t i = 0; i < x->q_n && n < 64 && total < SS_CHAT_STAGE; i++) {
+            size_t len;
+            const char *d = ss_chat_line_data(x->q[(x->q_head + i) % x->q_cap], &len);
+            size_t skip = i == 0 ? x->q_off : 0;
+            iov[n].iov_base = (void *)(d + skip);
+            iov[n].iov_len = len - skip;
+            total += len - skip;
+            n++;
+        }
+        if (ss_conn_writev(x->conn, iov, n) < 0) {
+            drop_queue(x);
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            ss_chat_line_unref(x->q[x->q_head]);
+            x->q_head = (x->q_head + 1) % x->q_cap;
+            x->q_n--;
+        }
+        x->q_off = 0;
+        x->q_bytes -= total;
+        moved = true;
+    }
+    if (moved)
+        x->progress_ms = ss_loop_now(ss_conn_loop(x->conn));
+    if (x->behind && queued(x) <= cs->so.outq_high / 2)
+        set_behind(x, false);
+}
+
+/* Everything x had went to the socket and no on_drain will come: let the
+ * room produce more (file download, offline page). */
+static void maybe_room_drain(struct chat_ctx *x)
+{
+    if (!x->q_n && !ss_conn_out_queued(x->conn) && x->cc && !x->cut)
+        ss_chat_drain(x->cc);
 }
 
 static void flush_all(ss_loop *loop, void *arg)
@@ -84,98 +284,372 @@ static void flush_all(ss_loop *loop, void *arg)
     ss_chat_server *cs = arg;
     while (cs->dirty) {
         struct chat_ctx *x = cs->dirty;
-        if (flush_one(cs, x) < 0)
-            x->overflowed = true;
+        undirty(cs, x);
+        push(x);
+        maybe_room_drain(x);
     }
+}
+
+static int io_send_line(void *conn, ss_chat_line *l)
+{
+    ss_conn *c = conn;
+    struct chat_ctx *x = ss_conn_ctx(c);
+    ss_chat_server *cs = x->cs;
+    if (x->cut)
+        return -ENOBUFS;
+    size_t len;
+    ss_chat_line_data(l, &len);
+    if (queued(x) + len > cs->so.outq_max) {
+        cs->st.overflows++;
+        cut(x, "ERR overflow your queue passed its limit; disconnecting\n", true);
+        return -ENOBUFS;
+    }
+    if (x->q_n == x->q_cap) {
+        size_t cap = x->q_cap ? x->q_cap * 2 : 16;
+        ss_chat_line **q = malloc(cap * sizeof *q);
+        if (!q)
+            return -ENOMEM;
+        for (size_t i = 0; i < x->q_n; i++)
+            q[i] = x->q[(x->q_head + i) % x->q_cap];
+        free(x->q);
+        x->q = q;
+        x->q_head = 0;
+        x->q_cap = cap;
+    }
+    x->q[(x->q_head + x->q_n) % x->q_cap] = ss_chat_line_ref(l);
+    x->q_n++;
+    x->q_bytes += len;
+    if (!x->behind && queued(x) > cs->so.outq_high)
+        set_behind(x, true);
+    mark_dirty(cs, x);
+    return 0;
 }
 
 static int io_send(void *conn, const void *data, size_t len)
 {
-    ss_conn *c = conn;
-    struct chat_ctx *x = ss_conn_ctx(c);
-    ss_chat_server *cs = server_of(c);
-    if (x->overflowed)
-        return -ENOBUFS;
-    if (ss_conn_out_queued(c) + x->pend_len + len > cs->outq_max) {
-        static const char note[] =
-            "ERR overflow you are not reading fast enough; disconnecting\n";
-        x->overflowed = true;
-        cs->overflows++;
-        flush_one(cs, x);
-        ss_conn_write(c, note, sizeof note - 1);
-        ss_server_log(ss_conn_server(c), SS_LOG_DEBUG,
-                      "%s: output queue over %zu bytes; disconnecting",
-                      ss_conn_peer_str(c), cs->outq_max);
-        ss_conn_close(c);
-        /* It may never read the note: cut it off if it has not left soon. */
-        ss_conn_timer_start(c, SS_CHAT_OVERFLOW_LINGER_MS);
-        return -ENOBUFS;
-    }
-    if (x->pend_len + len > x->pend_cap) {
-        size_t cap = x->pend_cap ? x->pend_cap : 1024;
-        while (cap < x->pend_len + len)
-            cap *= 2;
-        char *p = realloc(x->pend, cap);
-        if (!p)
-            return -ENOMEM;
-        x->pend = p;
-        x->pend_cap = cap;
-    }
-    memcpy(x->pend + x->pend_len, data, len);
-    x->pend_len += len;
-    if (!x->dirty) {
-        x->dirty = true;
-        x->dprev = NULL;
-        x->dnext = cs->dirty;
-        if (cs->dirty)
-            cs->dirty->dprev = x;
-        cs->dirty = x;
-        ss_loop_defer(ss_conn_loop(c), &cs->flush);
-    }
-    return 0;
+    (void)conn, (void)data, (void)len;
+    return -ENOTSUP; /* every line comes through io_send_line */
 }
 
 static size_t io_space(void *conn)
 {
     ss_conn *c = conn;
     struct chat_ctx *x = ss_conn_ctx(c);
-    size_t max = server_of(c)->outq_max, q = ss_conn_out_queued(c) + x->pend_len;
-    return q >= max ? 0 : max - q;
+    /* Producers (downloads, offline pages) fill up to the high-water mark,
+     * so they never make talkers wait or get near the hard cap. */
+    size_t max = x->cs->so.outq_high, q = queued(x);
+    return x->cut || q >= max ? 0 : max - q;
 }
 
 static void io_close(void *conn)
 {
     ss_conn *c = conn;
-    flush_one(server_of(c), ss_conn_ctx(c));
+    push(ss_conn_ctx(c));
     ss_conn_close(c);
 }
 
-static const ss_chat_io chat_io = {io_send, io_space, io_close};
+/* ---- input flow control ------------------------------------------------------ */
+
+static bool io_admit(void *conn, bool counted)
+{
+    ss_conn *c = conn;
+    struct chat_ctx *x = ss_conn_ctx(c);
+    ss_chat_server *cs = x->cs;
+    if (cs->n_behind > 0)
+        return false;
+    if (!counted || !cs->so.rate_lines)
+        return true;
+    uint64_t now = ss_loop_now(ss_conn_loop(c));
+    x->tokens += (double)(now - x->tok_ms) * cs->so.rate_lines / 1000.0;
+    if (x->tokens > cs->so.rate_burst)
+        x->tokens = cs->so.rate_burst;
+    x->tok_ms = now;
+    if (x->tokens < 1.0)
+        return false;
+    x->tokens -= 1.0;
+    return true;
+}
+
+static void feed(struct chat_ctx *x, const char *data, size_t len);
+
+/* Feed what was held back; resume reading once all of it went in. */
+static void resume_input(struct chat_ctx *x)
+{
+    if (!x->held || !x->cc)
+        return;
+    char *h = x->held;
+    size_t n = x->held_len;
+    x->held = NULL;
+    x->held_len = 0;
+    feed(x, h, n);
+    free(h);
+    if (!x->held && !x->cut)
+        ss_conn_resume_read(x->conn);
+}
+
+static void wake_all(ss_loop *loop, void *arg)
+{
+    ss_chat_server *cs = arg;
+    while (cs->waiters && cs->n_behind == 0) {
+        struct chat_ctx *x = cs->waiters;
+        unwait(cs, x);
+        resume_input(x);
+    }
+}
+
+static void rate_cb(ss_loop *loop, ss_timer *t, void *arg)
+{
+    struct chat_ctx *x = arg;
+    x->rate_armed = false;
+    resume_input(x);
+}
+
+/* Give the room data; keep what it did not take and say why it waits. */
+static void feed(struct chat_ctx *x, const char *data, size_t len)
+{
+    ss_chat_server *cs = x->cs;
+    size_t used = 0;
+    int err = ss_chat_feed(x->cc, data, len, wall_ms(), &used);
+    if (err < 0)
+        ss_server_log(ss_conn_server(x->conn), SS_LOG_WARN, "%s: chat store: %d",
+                      ss_conn_peer_str(x->conn), err);
+    if (used >= len || x->cut || !x->cc)
+        return;
+    /* Held: at most one read (SS_SERVER_READ_CHUNK) per connection. */
+    x->held = malloc(len - used);
+    if (!x->held) {
+        cut(x, "ERR overflow out of memory; disconnecting\n", false);
+        return;
+    }
+    memcpy(x->held, data + used, len - used);
+    x->held_len = len - used;
+    ss_conn_pause_read(x->conn);
+    if (ss_chat_busy(x->cc))
+        return; /* the KDF completion resumes it */
+    if (cs->n_behind > 0) {
+        cs->st.waits++;
+        add_waiter(cs, x);
+        return;
+    }
+    /* Out of tokens: wait for one. */
+    cs->st.rate_waits++;
+    uint64_t ms = (uint64_t)((1.0 - x->tokens) * 1000.0 / cs->so.rate_lines) + 1;
+    ss_timer_start(ss_conn_loop(x->conn), &x->rate_timer, ms);
+    x->rate_armed = true;
+}
+
+/* ---- the PBKDF2 worker -------------------------------------------------------- */
+
+static void *kdf_main(void *arg)
+{
+    struct kdf_worker *kw = arg;
+    pthread_mutex_lock(&kw->mu);
+    for (;;) {
+        while (!kw->quit && kw->todo_n == 0)
+            pthread_cond_wait(&kw->cv, &kw->mu);
+        if (kw->quit)
+            break;
+        ss_chat_kdf *j = kw->todo[kw->todo_head];
+        kw->todo_head = (kw->todo_head + 1) % SS_CHAT_KDF_QUEUE;
+        kw->todo_n--;
+        kw->running = 1;
+        pthread_mutex_unlock(&kw->mu);
+        ss_chat_kdf_run(j);
+        pthread_mutex_lock(&kw->mu);
+        kw->running = 0;
+        kw->done[kw->done_n++] = j;
+        uint64_t one = 1;
+        if (write(kw->efd, &one, sizeof one) < 0) {
+            /* the counter cannot overflow at these numbers */
+        }
+    }
+    pthread_mutex_unlock(&kw->mu);
+    return NULL;
+}
+
+static void kdf_ready(ss_loop *loop, int fd, unsigned ev, void *arg)
+{
+    ss_chat_server *cs = arg;
+    struct kdf_worker *kw = &cs->kw;
+    uint64_t v;
+    if (read(fd, &v, sizeof v) < 0) {
+        /* spurious wake-up: nothing to read */
+    }
+    ss_chat_kdf *done[SS_CHAT_KDF_QUEUE + 1];
+    pthread_mutex_lock(&kw->mu);
+    int n = kw->done_n;
+    memcpy(done, kw->done, (size_t)n * sizeof *done);
+    kw->done_n = 0;
+    pthread_mutex_unlock(&kw->mu);
+    for (int i = 0; i < n; i++) {
+        /* The room answers and frees the job; then the connection (if it
+         * is still there) goes on with the lines it sent after it. */
+        ss_conn *conn = ss_chat_kdf_conn(done[i]);
+        ss_chat_kdf_done(done[i], wall_ms());
+        if (conn)
+            resume_input(ss_conn_ctx(conn));
+    }
+}
+
+static int io_kdf(void *conn, ss_chat_kdf *job)
+{
+    ss_conn *c = conn;
+    ss_chat_server *cs = server_of(c);
+    struct kdf_worker *kw = &cs->kw;
+    if (!kw->started) {
+        kw->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (kw->efd < 0)
+            return -errno;
+        kw->loop = ss_conn_loop(c);
+        int err = ss_loop_io_add(kw->loop, kw->efd, SS_READ, kdf_ready, cs);
+        if (err < 0 || pthread_create(&kw->th, NULL, kdf_main, kw) != 0) {
+            if (!err)
+                ss_loop_io_del(kw->loop, kw->efd);
+            close(kw->efd);
+            kw->efd = -1;
+            return err < 0 ? err : -EAGAIN;
+        }
+        kw->started = true;
+    }
+    pthread_mutex_lock(&kw->mu);
+    int err = 0;
+    if (kw->todo_n + kw->running + kw->done_n >= SS_CHAT_KDF_QUEUE) {
+        err = -EAGAIN;
+    } else {
+        kw->todo[(kw->todo_head + kw->todo_n) % SS_CHAT_KDF_QUEUE] = job;
+        kw->todo_n++;
+        pthread_cond_signal(&kw->cv);
+    }
+    pthread_mutex_unlock(&kw->mu);
+    return err;
+}
+
+static void kdf_stop(ss_chat_server *cs)
+{
+    struct kdf_worker *kw = &cs->kw;
+    if (!kw->started)
+        return;
+    pthread_mutex_lock(&kw->mu);
+    kw->quit = true;
+    pthread_cond_signal(&kw->cv);
+    pthread_mutex_unlock(&kw->mu);
+    pthread_join(kw->th, NULL);
+    /* Every connection is gone by now: the jobs left are only freed. */
+    for (int i = 0; i < kw->todo_n; i++)
+        ss_chat_kdf_done(kw->todo[(kw->todo_head + i) % SS_CHAT_KDF_QUEUE], 0);
+    for (int i = 0; i < kw->done_n; i++)
+        ss_chat_kdf_done(kw->done[i], 0);
+    kw->todo_n = kw->done_n = 0;
+    /* Not ss_loop_io_del: the server's own loop is gone by now. */
+    close(kw->efd);
+    kw->started = false;
+}
+
+static const ss_chat_io chat_io = {
+    .send = io_send,
+    .space = io_space,
+    .close = io_close,
+    .send_line = io_send_line,
+    .admit = io_admit,
+    .kdf = io_kdf,
+};
+
+/* ---- per-address cap ------------------------------------------------------------- */
+
+/* "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "[::1]". */
+static void addr_of(ss_conn *c, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", ss_conn_peer_str(c));
+    char *colon = strrchr(out, ':');
+    if (colon && strncmp(out, "unix:", 5))
+        *colon = '\0';
+}
+
+static struct addr_ent **addr_slot(ss_chat_server *cs, const char *a)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)a; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    struct addr_ent **pp = &cs->addrs[h % ADDR_TAB];
+    while (*pp && strcmp((*pp)->addr, a))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Count one more connection from a; false past the cap. */
+static bool addr_take(ss_chat_server *cs, const char *a)
+{
+    struct addr_ent **pp = addr_slot(cs, a);
+    if (!*pp) {
+        *pp = calloc(1, sizeof **pp);
+        if (!*pp)
+            return false;
+        snprintf((*pp)->addr, sizeof (*pp)->addr, "%s", a);
+    }
+    if (cs->so.per_addr_max > 0 && (*pp)->n >= cs->so.per_addr_max)
+        return false;
+    (*pp)->n++;
+    return true;
+}
+
+static void addr_put(ss_chat_server *cs, const char *a)
+{
+    struct addr_ent **pp = addr_slot(cs, a);
+    if (*pp && --(*pp)->n <= 0) {
+        struct addr_ent *e = *pp;
+        *pp = e->next;
+        free(e);
+    }
+}
+
+/* ---- the service ---------------------------------------------------------------- */
 
 static int on_open(ss_conn *c)
 {
+    ss_chat_server *cs = server_of(c);
     struct chat_ctx *x = ss_conn_ctx(c);
     x->conn = c;
-    x->cc = ss_chat_connect(server_of(c)->room, c, wall_ms());
-    return x->cc ? 0 : -ENOMEM;
+    x->cs = cs;
+    x->tokens = cs->so.rate_burst;
+    x->tok_ms = x->opened_ms = ss_loop_now(ss_conn_loop(c));
+    ss_timer_init(&x->rate_timer, rate_cb, x);
+    addr_of(c, x->addr, sizeof x->addr);
+    if (!addr_take(cs, x->addr)) {
+        cs->st.addr_refused++;
+        char note[128];
+        int n = snprintf(note, sizeof note,
+                         "ERR toomany %d connections from your address already\n",
+                         cs->so.per_addr_max);
+        ss_conn_write(c, note, (size_t)n);
+        ss_conn_close(c);
+        return 0;
+    }
+    x->counted_addr = true;
+    x->cc = ss_chat_connect(cs->room, c, wall_ms());
+    if (!x->cc)
+        return -ENOMEM;
+    ss_chat_conn_set_addr(x->cc, x->addr);
+    if (cs->so.nick_timeout_ms)
+        ss_conn_timer_start(c, cs->so.nick_timeout_ms);
+    return 0;
 }
 
 static int on_data(ss_conn *c, const void *data, size_t len)
 {
     struct chat_ctx *x = ss_conn_ctx(c);
-    int err = ss_chat_recv(x->cc, data, len, wall_ms());
-    if (err < 0)
-        ss_server_log(ss_conn_server(c), SS_LOG_WARN, "%s: chat store: %d",
-                      ss_conn_peer_str(c), err);
+    if (x->cc && !x->cut)
+        feed(x, data, len);
     return 0;
 }
 
 static int on_eof(ss_conn *c)
 {
     struct chat_ctx *x = ss_conn_ctx(c);
-    ss_chat_eof(x->cc, wall_ms());
+    if (x->cc)
+        ss_chat_eof(x->cc, wall_ms());
     /* The replies to its last lines must leave before the close. */
-    flush_one(server_of(c), x);
+    undirty(x->cs, x);
+    push(x);
     ss_conn_close(c);
     return 0;
 }
@@ -183,26 +657,71 @@ static int on_eof(ss_conn *c)
 static int on_drain(ss_conn *c)
 {
     struct chat_ctx *x = ss_conn_ctx(c);
-    if (!x->overflowed)
+    if (x->cut)
+        return 0;
+    push(x);
+    if (x->cc && x->q_n == 0)
         ss_chat_drain(x->cc);
     return 0;
 }
 
+/* The one per-connection timer: nick deadline, stall check, or the last
+ * second of a client being cut off. */
 static int on_timer(ss_conn *c)
 {
-    return -ETIMEDOUT;
+    struct chat_ctx *x = ss_conn_ctx(c);
+    ss_chat_server *cs = x->cs;
+    if (x->cut)
+        return -ETIMEDOUT;
+    uint64_t now = ss_loop_now(ss_conn_loop(c));
+    char note[160];
+    if (x->behind) {
+        uint64_t idle = now - x->progress_ms;
+        if (idle >= cs->so.stall_ms) {
+            cs->st.stalled++;
+            snprintf(note, sizeof note, "ERR stalled you read nothing for %u ms while "
+                     "%zu bytes waited; disconnecting\n", cs->so.stall_ms, queued(x));
+            cut(x, note, false);
+            return 0;
+        }
+        ss_conn_timer_start(c, cs->so.stall_ms - idle);
+        return 0;
+    }
+    if (x->cc && !ss_chat_nick(x->cc) && cs->so.nick_timeout_ms) {
+        uint64_t age = now - x->opened_ms;
+        if (age >= cs->so.nick_timeout_ms) {
+            cs->st.nick_timeouts++;
+            snprintf(note, sizeof note, "ERR timeout no /nick within %u ms; "
+                     "disconnecting\n", cs->so.nick_timeout_ms);
+            cut(x, note, false);
+            return 0;
+        }
+        ss_conn_timer_start(c, cs->so.nick_timeout_ms - age);
+    }
+    return 0;
 }
 
 static void on_close(ss_conn *c, int err)
 {
     struct chat_ctx *x = ss_conn_ctx(c);
+    ss_chat_server *cs = x->cs;
+    if (!cs)
+        return;
     if (x->cc)
         ss_chat_disconnect(x->cc, wall_ms());
     x->cc = NULL;
-    undirty(server_of(c), x);
-    free(x->pend);
-    x->pend = NULL;
-    x->pend_len = x->pend_cap = 0;
+    set_behind(x, false);
+    undirty(cs, x);
+    unwait(cs, x);
+    if (x->rate_armed)
+        ss_timer_stop(ss_conn_loop(c), &x->rate_timer);
+    x->rate_armed = false;
+    drop_queue(x);
+    free(x->held);
+    x->held = NULL;
+    if (x->counted_addr)
+        addr_put(cs, x->addr);
+    x->counted_addr = false;
 }
 
 static const ss_service chat_service = {
@@ -218,16 +737,33 @@ static const ss_service chat_service = {
 
 const struct ss_service *ss_chat_service(void) { return &chat_service; }
 
-int ss_chat_server_new(const ss_chat_opts *o, size_t outq_max, ss_chat_server **out)
+int ss_chat_server_new(const ss_chat_opts *o, const ss_chat_server_opts *so,
+                       ss_chat_server **out)
 {
     *out = NULL;
     ss_chat_server *cs = calloc(1, sizeof *cs);
     if (!cs)
         return -ENOMEM;
-    cs->outq_max = outq_max ? outq_max : SS_CHAT_OUTQ_MAX;
+    if (so)
+        cs->so = *so;
+    else
+        ss_chat_server_opts_init(&cs->so);
+    if (!cs->so.outq_max)
+        cs->so.outq_max = SS_CHAT_OUTQ_MAX;
+    if (!cs->so.outq_high || cs->so.outq_high > cs->so.outq_max / 2)
+        cs->so.outq_high = cs->so.outq_max / 2 < SS_CHAT_OUTQ_HIGH ? cs->so.outq_max / 2
+                                                                   : SS_CHAT_OUTQ_HIGH;
+    if (!cs->so.stall_ms)
+        cs->so.stall_ms = SS_CHAT_STALL_MS;
     ss_defer_init(&cs->flush, flush_all, cs);
+    ss_defer_init(&cs->wake, wake_all, cs);
+    pthread_mutex_init(&cs->kw.mu, NULL);
+    pthread_cond_init(&cs->kw.cv, NULL);
+    cs->kw.efd = -1;
     int err = ss_chat_room_open(&cs->room, o, &chat_io);
     if (err) {
+        pthread_mutex_destroy(&cs->kw.mu);
+        pthread_cond_destroy(&cs->kw.cv);
         free(cs);
         return err;
     }
@@ -239,10 +775,23 @@ void ss_chat_server_free(ss_chat_server *cs)
 {
     if (!cs)
         return;
+    kdf_stop(cs);
     ss_chat_room_close(cs->room);
+    for (int i = 0; i < ADDR_TAB; i++)
+        while (cs->addrs[i]) {
+            struct addr_ent *e = cs->addrs[i];
+            cs->addrs[i] = e->next;
+            free(e);
+        }
+    pthread_mutex_destroy(&cs->kw.mu);
+    pthread_cond_destroy(&cs->kw.cv);
     free(cs);
 }
 
 ss_chat_room *ss_chat_server_room(ss_chat_server *cs) { return cs->room; }
 
-uint64_t ss_chat_server_overflows(const ss_chat_server *cs) { return cs->overflows; }
+void ss_chat_server_stats_get(const ss_chat_server *cs, ss_chat_server_stats *out)
+{
+    *out = cs->st;
+    out->lines_alive = ss_chat_lines_alive(&out->lines_peak);
+}

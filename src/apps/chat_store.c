@@ -16,9 +16,12 @@
 enum {
     Q_USER_GET, Q_USER_TOUCH, Q_USER_REG, Q_USERS_LIST,
     Q_HIST_ADD, Q_HIST_LAST,
-    Q_OFF_ADD, Q_OFF_LIST, Q_OFF_DEL,
+    Q_HIST_SINCE,
+    Q_OFF_ADD, Q_OFF_LIST, Q_OFF_DEL, Q_OFF_COUNT, Q_OFF_DEL_ALL,
     Q_FILE_NEW, Q_FILE_DONE, Q_FILE_GET, Q_FILE_DEL, Q_FILE_BYTES,
-    Q_FILE_PENDING, Q_FILE_PROGRESS, Q_FILE_DROP,
+    Q_FILE_PENDING, Q_FILE_PROGRESS, Q_FILE_DROP, Q_FILE_COUNT_TO,
+    Q_FILE_COUNT_FROM, Q_FILE_DEL_TO, Q_DATA_ADD, Q_DATA_READ, Q_DATA_DEL,
+    Q_DATA_DROP,
     Q_COUNT
 };
 
@@ -34,14 +37,17 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_HIST_ADD] = "INSERT INTO history(ts, nick, kind, text) VALUES(?1, ?2, ?3, ?4)",
     [Q_HIST_LAST] = "SELECT ts, nick, kind, text FROM (SELECT * FROM history "
                     "ORDER BY id DESC LIMIT ?1) ORDER BY id",
+    [Q_HIST_SINCE] = "SELECT ts, nick, kind, text FROM (SELECT * FROM history "
+                     "WHERE ts >= ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
     [Q_OFF_ADD] = "INSERT INTO offline(ts, sender, recipient, text) "
                   "VALUES(?1, ?2, ?3, ?4)",
     [Q_OFF_LIST] = "SELECT id, ts, sender, text FROM offline "
-                   "WHERE recipient = ?1 ORDER BY id",
+                   "WHERE recipient = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
     [Q_OFF_DEL] = "DELETE FROM offline WHERE recipient = ?1 AND id <= ?2",
+    [Q_OFF_COUNT] = "SELECT COUNT(*) FROM offline WHERE recipient = ?1",
+    [Q_OFF_DEL_ALL] = "DELETE FROM offline WHERE recipient = ?1",
     [Q_FILE_NEW] = "INSERT INTO files(ts, sender, recipient, name, size, sha256, "
-                   "received, complete, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0, 0, "
-                   "zeroblob(?5))",
+                   "received, complete) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
     [Q_FILE_DONE] = "UPDATE files SET complete = 1 WHERE id = ?1",
     [Q_FILE_GET] = "SELECT id, ts, sender, recipient, name, size, received, sha256, "
                    "complete FROM files WHERE id = ?1",
@@ -49,9 +55,19 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_FILE_BYTES] = "SELECT COALESCE(SUM(size), 0) FROM files WHERE recipient = ?1",
     [Q_FILE_PENDING] = "SELECT id, ts, sender, recipient, name, size, received, "
                        "sha256, complete FROM files WHERE recipient = ?1 "
-                       "AND complete = 1 ORDER BY id",
+                       "AND complete = 1 ORDER BY id LIMIT ?2",
     [Q_FILE_PROGRESS] = "UPDATE files SET received = ?2 WHERE id = ?1",
     [Q_FILE_DROP] = "DELETE FROM files WHERE complete = 0",
+    [Q_FILE_COUNT_TO] = "SELECT COUNT(*) FROM files WHERE recipient = ?1",
+    [Q_FILE_COUNT_FROM] = "SELECT COUNT(*) FROM files WHERE sender = ?1",
+    [Q_FILE_DEL_TO] = "DELETE FROM files WHERE recipient = ?1",
+    [Q_DATA_ADD] = "INSERT INTO file_data(file, off, data) VALUES(?1, ?2, ?3)",
+    /* The piece holding ?2 and those after it, in order. */
+    [Q_DATA_READ] = "SELECT off, data FROM file_data WHERE file = ?1 AND off >= "
+                    "(SELECT COALESCE(MAX(off), 0) FROM file_data WHERE file = ?1 "
+                    "AND off <= ?2) ORDER BY off",
+    [Q_DATA_DEL] = "DELETE FROM file_data WHERE file = ?1",
+    [Q_DATA_DROP] = "DELETE FROM file_data WHERE file NOT IN (SELECT id FROM files)",
 };
 
 static const char schema[] =
@@ -70,7 +86,13 @@ static const char schema[] =
     " recipient TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL,"
     " size INTEGER NOT NULL, sha256 TEXT NOT NULL, received INTEGER NOT NULL,"
     " complete INTEGER NOT NULL, data BLOB);"
-    "CREATE INDEX IF NOT EXISTS files_rcpt ON files(recipient, id);";
+    "CREATE INDEX IF NOT EXISTS files_rcpt ON files(recipient, id);"
+    "CREATE INDEX IF NOT EXISTS files_sender ON files(sender COLLATE NOCASE);"
+    /* File bytes, one row per uploaded chunk: the store grows as data
+     * arrives, nothing is allocated for the announced size up front. */
+    "CREATE TABLE IF NOT EXISTS file_data("
+    " file INTEGER NOT NULL, off INTEGER NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY(file, off));";
 
 struct ss__chat_store {
     sqlite3 *db;
@@ -205,10 +227,16 @@ int64_t ss__chat_history_add(ss__chat_store *st, int64_t ts, const char *nick,
     return err ? err : sqlite3_last_insert_rowid(st->db);
 }
 
-int ss__chat_history_last(ss__chat_store *st, int n, ss__chat_hist_cb cb, void *arg)
+int ss__chat_history_last(ss__chat_store *st, int n, int64_t since,
+                          ss__chat_hist_cb cb, void *arg)
 {
-    sqlite3_stmt *s = q(st, Q_HIST_LAST);
-    sqlite3_bind_int(s, 1, n);
+    sqlite3_stmt *s = q(st, since >= 0 ? Q_HIST_SINCE : Q_HIST_LAST);
+    if (since >= 0) {
+        sqlite3_bind_int64(s, 1, since);
+        sqlite3_bind_int(s, 2, n);
+    } else {
+        sqlite3_bind_int(s, 1, n);
+    }
     int count = 0, rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         cb(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
@@ -231,29 +259,63 @@ int64_t ss__chat_offline_add(ss__chat_store *st, int64_t ts, const char *from,
     return err ? err : sqlite3_last_insert_rowid(st->db);
 }
 
-int ss__chat_offline_take(ss__chat_store *st, const char *to, ss__chat_off_cb cb,
-                          void *arg)
+int ss__chat_offline_page(ss__chat_store *st, const char *to, int64_t after, int max,
+                          ss__chat_off_cb cb, void *arg, int64_t *last)
 {
     sqlite3_stmt *s = q(st, Q_OFF_LIST);
     sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
-    int64_t last = 0;
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, max);
+    *last = after;
     int n = 0, rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        last = sqlite3_column_int64(s, 0);
+        *last = sqlite3_column_int64(s, 0);
         cb(arg, sqlite3_column_int64(s, 1), (const char *)sqlite3_column_text(s, 2),
            (const char *)sqlite3_column_text(s, 3));
         n++;
     }
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return -EIO;
-    if (n == 0)
-        return 0;
-    s = q(st, Q_OFF_DEL);
+    return rc == SQLITE_DONE ? n : -EIO;
+}
+
+int ss__chat_offline_delete(ss__chat_store *st, const char *to, int64_t upto)
+{
+    sqlite3_stmt *s = q(st, upto < 0 ? Q_OFF_DEL_ALL : Q_OFF_DEL);
     sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, last);
-    int err = run(s);
-    return err ? err : n;
+    if (upto >= 0)
+        sqlite3_bind_int64(s, 2, upto);
+    return run(s);
+}
+
+/* One COUNT(*) with a text key. */
+static int count_by(ss__chat_store *st, int qi, const char *key)
+{
+    sqlite3_stmt *s = q(st, qi);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    int n = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -EIO;
+    sqlite3_reset(s);
+    return n;
+}
+
+int ss__chat_offline_count(ss__chat_store *st, const char *to)
+{
+    return count_by(st, Q_OFF_COUNT, to);
+}
+
+int ss__chat_file_count(ss__chat_store *st, const char *to, const char *from)
+{
+    return to ? count_by(st, Q_FILE_COUNT_TO, to) : count_by(st, Q_FILE_COUNT_FROM, from);
+}
+
+int ss__chat_forget(ss__chat_store *st, const char *nick)
+{
+    int err = ss__chat_offline_delete(st, nick, -1);
+    sqlite3_stmt *s = q(st, Q_FILE_DEL_TO);
+    sqlite3_bind_text(s, 1, nick, -1, SQLITE_STATIC);
+    int e2 = run(s);
+    int e3 = run(q(st, Q_DATA_DROP));
+    return err ? err : e2 ? e2 : e3;
 }
 
 int64_t ss__chat_file_create(ss__chat_store *st, int64_t ts, const char *from,
@@ -271,29 +333,17 @@ int64_t ss__chat_file_create(ss__chat_store *st, int64_t ts, const char *from,
     return err ? err : sqlite3_last_insert_rowid(st->db);
 }
 
-static int blob_io(ss__chat_store *st, int64_t id, uint64_t off, void *buf,
-                   size_t len, bool write)
-{
-    sqlite3_blob *b;
-    if (sqlite3_blob_open(st->db, "main", "files", "data", id, write, &b) != SQLITE_OK)
-        return -ENOENT;
-    if ((uint64_t)sqlite3_blob_bytes(b) < off + len) {
-        sqlite3_blob_close(b);
-        return -EINVAL;
-    }
-    int rc = write ? sqlite3_blob_write(b, buf, (int)len, (int)off)
-                   : sqlite3_blob_read(b, buf, (int)len, (int)off);
-    sqlite3_blob_close(b);
-    return rc == SQLITE_OK ? 0 : -EIO;
-}
-
 int ss__chat_file_write(ss__chat_store *st, int64_t id, uint64_t off,
                         const void *data, size_t len)
 {
-    int err = blob_io(st, id, off, (void *)data, len, true);
+    sqlite3_stmt *s = q(st, Q_DATA_ADD);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)off);
+    sqlite3_bind_blob(s, 3, data, (int)len, SQLITE_STATIC);
+    int err = run(s);
     if (err)
         return err;
-    sqlite3_stmt *s = q(st, Q_FILE_PROGRESS);
+    s = q(st, Q_FILE_PROGRESS);
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)(off + len));
     return run(s);
@@ -302,7 +352,27 @@ int ss__chat_file_write(ss__chat_store *st, int64_t id, uint64_t off,
 int ss__chat_file_read(ss__chat_store *st, int64_t id, uint64_t off, void *buf,
                        size_t len)
 {
-    return blob_io(st, id, off, buf, len, false);
+    sqlite3_stmt *s = q(st, Q_DATA_READ);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)off);
+    unsigned char *out = buf;
+    size_t got = 0;
+    int rc;
+    while (got < len && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t at = (uint64_t)sqlite3_column_int64(s, 0);
+        const unsigned char *p = sqlite3_column_blob(s, 1);
+        size_t n = (size_t)sqlite3_column_bytes(s, 1);
+        uint64_t want = off + got;
+        if (at > want || at + n <= want)
+            break; /* a hole: the file is not all there */
+        size_t skip = (size_t)(want - at), take = n - skip;
+        if (take > len - got)
+            take = len - got;
+        memcpy(out + got, p + skip, take);
+        got += take;
+    }
+    sqlite3_reset(s);
+    return got == len ? 0 : -EINVAL;
 }
 
 int ss__chat_file_complete(ss__chat_store *st, int64_t id)
@@ -339,9 +409,13 @@ int ss__chat_file_get(ss__chat_store *st, int64_t id, struct ss__chat_file *f)
 
 int ss__chat_file_delete(ss__chat_store *st, int64_t id)
 {
-    sqlite3_stmt *s = q(st, Q_FILE_DEL);
+    sqlite3_stmt *s = q(st, Q_DATA_DEL);
     sqlite3_bind_int64(s, 1, id);
-    return run(s);
+    int err = run(s);
+    s = q(st, Q_FILE_DEL);
+    sqlite3_bind_int64(s, 1, id);
+    int e2 = run(s);
+    return err ? err : e2;
 }
 
 int ss__chat_file_pending_bytes(ss__chat_store *st, const char *to, uint64_t *out)
@@ -354,11 +428,12 @@ int ss__chat_file_pending_bytes(ss__chat_store *st, const char *to, uint64_t *ou
     return rc == SQLITE_ROW ? 0 : -EIO;
 }
 
-int ss__chat_file_pending(ss__chat_store *st, const char *to, ss__chat_file_cb cb,
-                          void *arg)
+int ss__chat_file_pending(ss__chat_store *st, const char *to, int max,
+                          ss__chat_file_cb cb, void *arg)
 {
     sqlite3_stmt *s = q(st, Q_FILE_PENDING);
     sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, max);
     int n = 0, rc;
     struct ss__chat_file f;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -372,5 +447,6 @@ int ss__chat_file_pending(ss__chat_store *st, const char *to, ss__chat_file_cb c
 
 int ss__chat_file_drop_incomplete(ss__chat_store *st)
 {
-    return run(q(st, Q_FILE_DROP));
+    int err = run(q(st, Q_FILE_DROP));
+    return err ? err : run(q(st, Q_DATA_DROP));
 }

@@ -54,19 +54,28 @@ int64_t ss__chat_history_add(ss__chat_store *st, int64_t ts, const char *nick,
                              int kind, const char *text);
 typedef void (*ss__chat_hist_cb)(void *arg, int64_t ts, const char *nick,
                                  int kind, const char *text);
-/* The last n messages, oldest first. Returns how many. */
-int ss__chat_history_last(ss__chat_store *st, int n, ss__chat_hist_cb cb, void *arg);
+/* The last n messages (since >= 0: of those stamped at or after since),
+ * oldest first. Returns how many. */
+int ss__chat_history_last(ss__chat_store *st, int n, int64_t since,
+                          ss__chat_hist_cb cb, void *arg);
 
 /* Offline private messages. */
 int64_t ss__chat_offline_add(ss__chat_store *st, int64_t ts, const char *from,
                              const char *to, const char *text);
 typedef void (*ss__chat_off_cb)(void *arg, int64_t ts, const char *from,
                                 const char *text);
-/* Deliver every stored message for `to` in order, then delete them. */
-int ss__chat_offline_take(ss__chat_store *st, const char *to, ss__chat_off_cb cb,
-                          void *arg);
+/* Up to max stored messages for `to` with id > after, in order; *last is
+ * the id of the last one (after when none). Nothing is deleted. */
+int ss__chat_offline_page(ss__chat_store *st, const char *to, int64_t after, int max,
+                          ss__chat_off_cb cb, void *arg, int64_t *last);
+/* Delete `to`'s messages with id <= upto (upto < 0: all of them). */
+int ss__chat_offline_delete(ss__chat_store *st, const char *to, int64_t upto);
+int ss__chat_offline_count(ss__chat_store *st, const char *to);
+/* Drop every offline message and file offer waiting for nick. */
+int ss__chat_forget(ss__chat_store *st, const char *nick);
 
-/* Files: the bytes live in a zeroblob sized at offer time. */
+/* Files: the bytes live in file_data, one row per chunk written; the store
+ * grows as data arrives. */
 int64_t ss__chat_file_create(ss__chat_store *st, int64_t ts, const char *from,
                              const char *to, const char *name, uint64_t size,
                              const char *sha256);
@@ -80,9 +89,12 @@ int ss__chat_file_delete(ss__chat_store *st, int64_t id);
 /* Bytes of offers (complete or in progress) waiting for `to`. */
 int ss__chat_file_pending_bytes(ss__chat_store *st, const char *to, uint64_t *out);
 typedef void (*ss__chat_file_cb)(void *arg, const struct ss__chat_file *f);
-/* Complete offers waiting for `to`, oldest first. */
-int ss__chat_file_pending(ss__chat_store *st, const char *to, ss__chat_file_cb cb,
-                          void *arg);
+/* Offers waiting for `to` (from NULL) or sent by `from` (to NULL), complete
+ * or not. */
+int ss__chat_file_count(ss__chat_store *st, const char *to, const char *from);
+/* Complete offers waiting for `to`, oldest first, at most max. */
+int ss__chat_file_pending(ss__chat_store *st, const char *to, int max,
+                          ss__chat_file_cb cb, void *arg);
 /* Drop offers whose upload never completed (server restart). */
 int ss__chat_file_drop_incomplete(ss__chat_store *st);
 

@@ -73,6 +73,26 @@ void ss_chat_format_ts(int64_t ms, char *buf, size_t cap)
     snprintf(buf, cap, "%s.%03dZ", base, (int)(ms % 1000));
 }
 
+int64_t ss_chat_parse_ts(const char *s)
+{
+    struct tm tm = {0};
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    int ms = 0;
+    if (!end)
+        return -1;
+    if (*end == '.') {
+        if (!isdigit((unsigned char)end[1]) || !isdigit((unsigned char)end[2]) ||
+            !isdigit((unsigned char)end[3]))
+            return -1;
+        ms = (end[1] - '0') * 100 + (end[2] - '0') * 10 + (end[3] - '0');
+        end += 4;
+    }
+    if (strcmp(end, "Z"))
+        return -1;
+    time_t t = timegm(&tm);
+    return t < 0 ? -1 : (int64_t)t * 1000 + ms;
+}
+
 int ss_chat_file_sha256(const char *path, char hex[65], uint64_t *size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -21,6 +21,14 @@ enum {
     CHAT_OPT_FILE_MAX,
     CHAT_OPT_PBKDF2,
     CHAT_OPT_PRESENCE,
+    CHAT_OPT_OUTQ_HIGH,
+    CHAT_OPT_STALL,
+    CHAT_OPT_NICK_TIMEOUT,
+    CHAT_OPT_PER_ADDR,
+    CHAT_OPT_RATE,
+    CHAT_OPT_BURST,
+    CHAT_OPT_OFFLINE_MAX,
+    CHAT_OPT_OFFERS_MAX,
 };
 
 const struct option serve_chat_longopts[] = {
@@ -33,6 +41,14 @@ const struct option serve_chat_longopts[] = {
     {"file-max", required_argument, NULL, CHAT_OPT_FILE_MAX},
     {"pbkdf2-iter", required_argument, NULL, CHAT_OPT_PBKDF2},
     {"presence-max", required_argument, NULL, CHAT_OPT_PRESENCE},
+    {"outq-high", required_argument, NULL, CHAT_OPT_OUTQ_HIGH},
+    {"stall-timeout", required_argument, NULL, CHAT_OPT_STALL},
+    {"nick-timeout", required_argument, NULL, CHAT_OPT_NICK_TIMEOUT},
+    {"per-addr", required_argument, NULL, CHAT_OPT_PER_ADDR},
+    {"rate", required_argument, NULL, CHAT_OPT_RATE},
+    {"burst", required_argument, NULL, CHAT_OPT_BURST},
+    {"offline-max", required_argument, NULL, CHAT_OPT_OFFLINE_MAX},
+    {"offers-max", required_argument, NULL, CHAT_OPT_OFFERS_MAX},
     {NULL, 0, NULL, 0},
 };
 
@@ -41,8 +57,19 @@ const char serve_chat_help[] =
     "                           users, files (default: in memory, lost on exit)\n"
     "      --room NAME          room name shown to clients (default lobby)\n"
     "      --max-line BYTES     longest accepted line (default 4096)\n"
-    "      --outq BYTES         how far a client may fall behind before it is\n"
-    "                           told and disconnected (default 256k)\n"
+    "      --outq BYTES         hard cap of one client's queue: past it the\n"
+    "                           client is told and disconnected (default 256k)\n"
+    "      --outq-high BYTES    a client this far behind makes talkers wait\n"
+    "                           (default 64k; clipped to half of --outq)\n"
+    "      --stall-timeout MS   a client behind that reads nothing this long is\n"
+    "                           told and cut off (default 20000)\n"
+    "      --nick-timeout MS    close connections without /nick (default 30000)\n"
+    "      --per-addr N         connections per peer address (default 64; 0: no cap)\n"
+    "      --rate N             lines per second a client may send (default 200;\n"
+    "                           0: no limit); --burst N above it (default 400)\n"
+    "      --offline-max N      offline messages kept per recipient (1000)\n"
+    "      --offers-max N       pending file offers per recipient and per\n"
+    "                           sender (default 32)\n"
     "      --join-history N     public messages shown on join (default 20)\n"
     "      --file-quota BYTES   pending file offers kept per recipient (128M)\n"
     "      --file-max BYTES     largest file offer (default 64M)\n"
@@ -52,7 +79,7 @@ const char serve_chat_help[] =
 
 struct chat_row {
     ss_chat_opts o;
-    uint64_t outq;
+    ss_chat_server_opts so;
     ss_chat_server *cs;
 };
 
@@ -63,7 +90,7 @@ static struct chat_row *row_state(struct serve_ctx *sc)
         if (!r)
             return NULL;
         ss_chat_opts_init(&r->o);
-        r->outq = SS_CHAT_OUTQ_MAX;
+        ss_chat_server_opts_init(&r->so);
         sc->state = r;
     }
     return sc->state;
@@ -91,8 +118,49 @@ int serve_chat_option(struct serve_ctx *sc, int opt, const char *arg)
         r->o.max_line = (size_t)v;
         return 0;
     case CHAT_OPT_OUTQ:
-        if (cli_parse_u64("--outq", arg, 16 * 1024, 1u << 30, &r->outq) < 0)
+        if (cli_parse_u64("--outq", arg, 16 * 1024, 1u << 30, &v) < 0)
             return CLI_USAGE;
+        r->so.outq_max = (size_t)v;
+        return 0;
+    case CHAT_OPT_OUTQ_HIGH:
+        if (cli_parse_u64("--outq-high", arg, 4096, 1u << 29, &v) < 0)
+            return CLI_USAGE;
+        r->so.outq_high = (size_t)v;
+        return 0;
+    case CHAT_OPT_STALL:
+        if (cli_parse_int("--stall-timeout", arg, 100, 3600000, &i) < 0)
+            return CLI_USAGE;
+        r->so.stall_ms = (unsigned)i;
+        return 0;
+    case CHAT_OPT_NICK_TIMEOUT:
+        if (cli_parse_int("--nick-timeout", arg, 0, 3600000, &i) < 0)
+            return CLI_USAGE;
+        r->so.nick_timeout_ms = (unsigned)i;
+        return 0;
+    case CHAT_OPT_PER_ADDR:
+        if (cli_parse_int("--per-addr", arg, 0, 10000000, &i) < 0)
+            return CLI_USAGE;
+        r->so.per_addr_max = i;
+        return 0;
+    case CHAT_OPT_RATE:
+        if (cli_parse_int("--rate", arg, 0, 10000000, &i) < 0)
+            return CLI_USAGE;
+        r->so.rate_lines = (unsigned)i;
+        return 0;
+    case CHAT_OPT_BURST:
+        if (cli_parse_int("--burst", arg, 1, 10000000, &i) < 0)
+            return CLI_USAGE;
+        r->so.rate_burst = (unsigned)i;
+        return 0;
+    case CHAT_OPT_OFFLINE_MAX:
+        if (cli_parse_int("--offline-max", arg, 0, 10000000, &i) < 0)
+            return CLI_USAGE;
+        r->o.offline_max = i;
+        return 0;
+    case CHAT_OPT_OFFERS_MAX:
+        if (cli_parse_int("--offers-max", arg, 0, 100000, &i) < 0)
+            return CLI_USAGE;
+        r->o.offers_max = i;
         return 0;
     case CHAT_OPT_HISTORY:
         if (cli_parse_int("--join-history", arg, 0, SS_CHAT_HISTORY_MAX, &i) < 0)
@@ -151,7 +219,7 @@ int serve_chat_setup(struct serve_ctx *sc)
     long nofile = serve_raise_nofile();
     if (nofile >= 0 && nofile < 10240)
         cli_log("chat: open-file limit is %ld; at most about that many clients", nofile);
-    int err = ss_chat_server_new(&r->o, (size_t)r->outq, &r->cs);
+    int err = ss_chat_server_new(&r->o, &r->so, &r->cs);
     if (err) {
         cli_error("serve chat: %s: %s", r->o.db_path ? r->o.db_path : "store",
                   ss_strerror(err));
@@ -160,8 +228,9 @@ int serve_chat_setup(struct serve_ctx *sc)
     }
     sc->svc = ss_chat_service();
     sc->opts.svc_ctx = r->cs;
-    /* The framework's own backpressure threshold matches ours. */
-    sc->opts.outbuf_max = (size_t)r->outq;
+    /* The framework's queue only stages lines ahead of the socket
+     * (SS_CHAT_STAGE); ours does the flow control. */
+    sc->opts.outbuf_max = r->so.outq_max;
     /* Chat lines are small and latency is what people feel: no Nagle
      * (with delayed ACKs it would hold lines back up to 40 ms). */
     if (sc->opts.conn_sockopts.nodelay < 0)
@@ -169,7 +238,8 @@ int serve_chat_setup(struct serve_ctx *sc)
     /* Bound the kernel's share too: with send-buffer autotuning a stuck
      * reader could park megabytes in its socket before our queue grows. */
     if (sc->opts.conn_sockopts.sndbuf < 0)
-        sc->opts.conn_sockopts.sndbuf = (int)(r->outq < SS_CHAT_SNDBUF ? r->outq : SS_CHAT_SNDBUF);
+        sc->opts.conn_sockopts.sndbuf = (int)(r->so.outq_max < SS_CHAT_SNDBUF ? r->so.outq_max
+                                                                             : SS_CHAT_SNDBUF);
     if (sc->opts.max_conns == 0 || sc->opts.max_conns > (size_t)nofile)
         sc->opts.max_conns = nofile > 64 ? (size_t)nofile - 32 : 32;
     return 0;
