@@ -292,26 +292,34 @@ static void say(ss_chat_conn *c, const char *fmt, ...)
     route_conn(c, c->room->out, len);
 }
 
-/* To every named connection except `except` (may be NULL). */
+/* To every named connection except `except` (may be NULL); a presence
+ * event (JOIN/LEAVE/NICK) when presence_event. */
+static void vbroadcast(ss_chat_room *r, ss_chat_conn *except, bool presence_event,
+                       const char *fmt, va_list ap)
+{
+    size_t len = vfmt(r, fmt, ap);
+    if (presence_event)
+        route_presence(r, except, r->out, len);
+    else
+        route_room(r, except, r->out, len);
+}
+
 __attribute__((format(printf, 3, 4)))
 static void broadcast(ss_chat_room *r, ss_chat_conn *except, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    size_t len = vfmt(r, fmt, ap);
+    vbroadcast(r, except, false, fmt, ap);
     va_end(ap);
-    route_room(r, except, r->out, len);
 }
 
-/* A presence event (JOIN/LEAVE/NICK) about `about`. */
 __attribute__((format(printf, 3, 4)))
 static void announce(ss_chat_room *r, ss_chat_conn *about, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    size_t len = vfmt(r, fmt, ap);
+    vbroadcast(r, about, true, fmt, ap);
     va_end(ap);
-    route_presence(r, about, r->out, len);
 }
 
 /* ---- nick index: a join, /msg or /nick looks up one chain, not every

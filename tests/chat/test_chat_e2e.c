@@ -22,56 +22,18 @@
 #include "harness.h"
 #include "stream.h"
 
+#include "fixture.h"
+
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Processes this test started, stopped by PID in teardown. */
-static struct th_proc procs[16];
-static int nprocs;
-static char dir[128];
+TestSuite(chat_e2e, .init = fx_setup, .fini = fx_teardown, .timeout = 60);
 
-static struct th_proc *track(struct th_proc p)
-{
-    procs[nprocs] = p;
-    return &procs[nprocs++];
-}
-
-static void setup(void)
-{
-    nprocs = 0;
-    snprintf(dir, sizeof dir, "/tmp/ss-chat-e2e-%d", (int)getpid());
-    mkdir(dir, 0700);
-}
-
-static void teardown(void)
-{
-    for (int i = 0; i < nprocs; i++) {
-        if (procs[i].pid > 0 && kill(procs[i].pid, 0) == 0)
-            th_stop(&procs[i], SIGKILL, 2000);
-        th_close_fds(&procs[i]);
-    }
-    streams_free();
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(chat_e2e, .init = setup, .fini = teardown, .timeout = 60);
-
-/* Start the chat server on 127.0.0.1 (port 0 = any) with a db in dir. */
+/* The server with up to two extra arguments (NULL: none). */
 static int start_server(struct th_proc **out, int port, const char *extra1,
                         const char *extra2)
 {
-    char db[200], portstr[16];
-    snprintf(db, sizeof db, "%s/chat.db", dir);
-    snprintf(portstr, sizeof portstr, "%d", port);
-    struct th_proc p;
-    cr_assert_eq(th_spawn_cli(&p, "serve", "chat", "-b", "127.0.0.1", "--port", portstr,
-                              "--db", db, "--pbkdf2-iter", "1000", "--grace", "0",
-                              extra1, extra2, NULL), 0);
-    *out = track(p);
-    int got = th_wait_listening(*out, 10000, NULL, 0);
-    cr_assert_gt(got, 0, "server did not start");
-    return got;
+    const char *extra[] = {extra1, extra2, NULL};
+    return fx_server(out, port, extra1 ? extra : NULL);
 }
 
 /* Our client in line mode. */
@@ -112,21 +74,6 @@ static struct th_proc *nc_client(int port, struct stream *s)
     struct th_proc *t = track(p);
     stream_init(s, t->out);
     return t;
-}
-
-/* A raw socket, optionally with a small receive buffer. */
-static int raw_client(int port, int rcvbuf)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    if (rcvbuf)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -209,7 +156,7 @@ Test(chat_e2e, overlong_line_and_invalid_utf8_refused_connection_stays_usable)
     static struct stream a, r;
     our_client(port, "alice", &a, NULL, NULL);
     EXPECT(&a, "-- you are alice");
-    int fd = raw_client(port, 0);
+    int fd = fx_raw(port, 0);
     stream_init(&r, fd);
     put(fd, "/nick raw\n");
     EXPECT(&r, "OK nick raw 2\n");
@@ -230,7 +177,7 @@ Test(chat_e2e, overlong_line_and_invalid_utf8_refused_connection_stays_usable)
     /* a client that half-closes right after its last line (nc -N) still
      * gets every reply, and that last line needs no LF */
     static struct stream h;
-    int hc = raw_client(port, 0);
+    int hc = fx_raw(port, 0);
     stream_init(&h, hc);
     put(hc, "/nick half\n/who\nlast words");
     cr_assert_eq(shutdown(hc, SHUT_WR), 0);
@@ -379,12 +326,12 @@ Test(chat_e2e, client_that_stops_reading_is_disconnected_others_keep_receiving)
     struct th_proc *srv;
     int port = start_server(&srv, 0, "--stall-timeout", "1500");
     static struct stream a, c, s;
-    int alice = raw_client(port, 0), carol = raw_client(port, 0);
+    int alice = fx_raw(port, 0), carol = fx_raw(port, 0);
     stream_init(&a, alice);
     stream_init(&c, carol);
     put(alice, "/nick alice\n");
     EXPECT(&a, "OK nick alice 1\n");
-    int stuck = raw_client(port, 4096);
+    int stuck = fx_raw(port, 4096);
     put(stuck, "/nick stuck\n");
     EXPECT(&a, " stuck 2\n");
     put(carol, "/nick carol\n");

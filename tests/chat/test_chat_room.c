@@ -607,3 +607,47 @@ Test(chat_room, nick_index_holds_across_growth_renames_and_leaves)
             ss_chat_disconnect(many[i].c, T0);
     free(many);
 }
+
+/* ---- shared lines: a message is stored once for all its recipients ---- */
+
+static ss_chat_line *held[16];
+static int nheld;
+
+static int f_send_line(void *conn, ss_chat_line *l)
+{
+    cr_assert_lt(nheld, 16);
+    held[nheld++] = ss_chat_line_ref(l);
+    size_t len;
+    const char *d = ss_chat_line_data(l, &len);
+    return f_send(conn, d, len);
+}
+
+Test(chat_room, one_public_message_is_one_shared_line_for_every_recipient)
+{
+    ss_chat_room_close(room);
+    ss_chat_opts o;
+    ss_chat_opts_init(&o);
+    o.db_path = dbpath;
+    o.pbkdf2_iter = 1000;
+    static const ss_chat_io sio = {.send = f_send, .space = f_space, .close = f_close,
+                                   .send_line = f_send_line};
+    cr_assert_eq(ss_chat_room_open(&room, &o, &sio), 0);
+    for (int i = 0; i < 4; i++)
+        join(i, (const char *[]){"alice", "bob", "carol", "dave"}[i]);
+    for (int i = 0; i < nheld; i++)
+        ss_chat_line_unref(held[i]);
+    nheld = 0;
+    uint64_t before = ss_chat_lines_alive(NULL);
+    in(0, "to all of you\n");
+    /* "OK sent 1" to alice and one MSG line held by bob, carol and dave. */
+    cr_assert_eq(nheld, 4);
+    cr_assert_eq(ss_chat_lines_alive(NULL) - before, 2);
+    cr_assert_eq(held[1], held[2]);
+    cr_assert_eq(held[2], held[3]);
+    size_t len;
+    cr_assert_eq(strncmp(ss_chat_line_data(held[1], &len), "MSG ", 4), 0);
+    for (int i = 0; i < nheld; i++)
+        ss_chat_line_unref(held[i]);
+    nheld = 0;
+    cr_assert_eq(ss_chat_lines_alive(NULL), before);
+}
