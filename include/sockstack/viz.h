@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sockstack/stack.h"
 
@@ -125,5 +126,49 @@ typedef void (*ss_sniff_cb)(void *ctx, const struct ss_ana_rec *rec);
  * text in err. Returns 0 or a negative code. */
 int ss_sniff_run(const struct ss_sniff_cfg *cfg, ss_sniff_cb cb, void *ctx, char *err,
                  size_t errlen);
+
+/* ---- drawing ------------------------------------------------------------- */
+
+/* A recording of analysed records (bounded) and of the stack's congestion
+ * and RTT figures, from which the pictures are drawn: a sequence diagram
+ * (terminal or SVG) and plots (tcptrace's time-sequence graph, cwnd and
+ * ssthresh, RTT) with axes, ticks and units. One connection is drawn:
+ * the first one recorded unless ss_viz_select says otherwise. */
+typedef struct ss_viz ss_viz;
+
+/* Room for max_recs records (a longer run is drawn up to there and says so). */
+int ss_viz_new(size_t max_recs, ss_viz **out);
+void ss_viz_free(ss_viz *v);
+
+/* An IP packet seen (or sent on a simulated link) at t_us: analysed and
+ * recorded. Returns the record's index (>= 0), -1 when it is not TCP, or a
+ * negative errno (-ENOSPC: the recording is full). */
+long ss_viz_packet(ss_viz *v, uint64_t t_us, const uint8_t *pkt, size_t len);
+/* A record from an analyser of the caller's (sniff's callback). */
+long ss_viz_add(ss_viz *v, const struct ss_ana_rec *rec);
+/* What a simulated link knows: record i arrived at t_us, or was lost. */
+void ss_viz_arrived(ss_viz *v, long i, uint64_t t_us);
+void ss_viz_lost(ss_viz *v, long i);
+/* A trace event of the stack on `side` (0: the connection's opener):
+ * SS_TRACE_CC gives cwnd and ssthresh, SS_TRACE_RTT the RTT. */
+void ss_viz_trace(ss_viz *v, int side, const struct ss_trace_event *ev);
+/* The end of the run (TIME-WAIT is drawn up to here). */
+void ss_viz_finish(ss_viz *v, uint64_t t_end_us);
+/* Draw connection conn (default 0). -EINVAL if there is no such one. */
+int ss_viz_select(ss_viz *v, int conn);
+/* Read a whole capture file into v (ss_sniff_run's reader). */
+int ss_viz_read_pcap(ss_viz *v, const char *path, char *err, size_t errlen);
+
+/* The sequence diagram as text at most width columns wide (>= 60). */
+int ss_viz_diagram_text(const ss_viz *v, int width, FILE *out);
+/* The same as SVG: one lifeline per side, and the listener apart from the
+ * connection it accepted; back-to-back segments bundled into one arrow;
+ * waits marked with the timer that ended them; TIME-WAIT as a span. Every
+ * text is 12px monospace (7.2px a character), and no two overlap. */
+int ss_viz_diagram_svg(const ss_viz *v, FILE *out);
+/* Plots as SVG: time-sequence graph (data segments, retransmissions, ACK
+ * line, receive-window line, SACK blocks), cwnd/ssthresh (from the trace;
+ * bytes in flight from packets), RTT; axes with ticks and units. */
+int ss_viz_plot_svg(const ss_viz *v, FILE *out);
 
 #endif

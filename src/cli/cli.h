@@ -69,5 +69,6 @@ int cmd_discover(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_traceroute(int argc, char **argv);
 int cmd_sniff(int argc, char **argv);
+int cmd_diagram(int argc, char **argv);
 
 #endif

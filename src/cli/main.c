@@ -28,6 +28,7 @@ static const struct cli_cmd commands[] = {
     {"ping", cmd_ping, "ICMP echo over a raw socket, in iputils' format"},
     {"traceroute", cmd_traceroute, "the routers on the way: UDP, ICMP or TCP SYN probes"},
     {"sniff", cmd_sniff, "capture TCP (libpcap): segments, inferred states, retransmissions..."},
+    {"diagram", cmd_diagram, "draw a capture: sequence diagram (terminal, SVG) and plots"},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,283 @@
+/* sockstack diagram on captures built byte by byte: the terminal diagram
+ * keeps to --width, SVG texts never overlap (boxes from the layout: 12px
+ * monospace, 7.2px a character), the plots have axes with ticks and units,
+ * waits name their timer, TIME-WAIT is a span, the listener has its own
+ * column, and a 10 MB transfer's pictures stay under 300 KB each. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "pktgen.h"
+#include "sockstack/stack.h"
+
+static char dir[64];
+
+static void teardown(void)
+{
+    if (dir[0] && !getenv("SS_DRAW_KEEP")) {  /* kept for a look when set */
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        if (system(cmd) != 0) {
+            /* nothing more to do */
+        }
+    }
+}
+
+TestSuite(draw, .fini = teardown, .timeout = 120);
+
+static const char *path_of(const char *name)
+{
+    static char p[4][128];
+    static int k;
+    k = (k + 1) % 4;
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/ss-draw-%d", (int)getpid());
+        mkdir(dir, 0700);
+    }
+    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
+    return p[k];
+}
+
+static pcap_t *dead;
+
+static void begin(const char *file)
+{
+    dead = pcap_open_dead(DLT_RAW, 65535);
+    pg_dump = pcap_dump_open(dead, path_of(file));
+    cr_assert(pg_dump);
+    pg_now_us = 0;
+}
+
+static void end(void)
+{
+    pcap_dump_close(pg_dump);
+    pcap_close(dead);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    cr_assert(b);
+    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return b;
+}
+
+struct box {
+    double x0, x1, y0, y1;
+    char s[64];
+};
+
+/* Every <text>'s box: 7.2px a character (entities count one), 12px tall
+ * above the baseline (descenders: 3px below). */
+static size_t text_boxes(const char *svg, struct box **out)
+{
+    size_t cap = 1024, n = 0;
+    struct box *b = malloc(cap * sizeof *b);
+    cr_assert(b);
+    for (const char *p = strstr(svg, "<text "); p; p = strstr(p + 1, "<text ")) {
+        double x, y;
+        char anchor[16] = "start";
+        const char *q = strstr(p, " x=\"");
+        cr_assert(q && sscanf(q, " x=\"%lf\" y=\"%lf\"", &x, &y) == 2, "%.80s", p);
+        const char *a = strstr(p, "text-anchor=\"");
+        const char *gt = strchr(p, '>');
+        if (a && a < gt)
+            sscanf(a, "text-anchor=\"%15[a-z]\"", anchor);
+        const char *e = strstr(gt, "</text>");
+        cr_assert(e);
+        size_t chars = 0;
+        for (const char *c = gt + 1; c < e; c++) {
+            if (*c == '&')
+                c = strchr(c, ';');
+            if ((*c & 0xc0) != 0x80)
+                chars++;
+        }
+        double w = (double)chars * 7.2;
+        double x0 = !strcmp(anchor, "middle") ? x - w / 2 : !strcmp(anchor, "end") ? x - w : x;
+        if (n == cap)
+            b = realloc(b, (cap *= 2) * sizeof *b);
+        b[n] = (struct box){x0, x0 + w, y - 12, y + 3, ""};
+        snprintf(b[n].s, sizeof b[n].s, "%.*s", (int)(e - gt - 1 < 63 ? e - gt - 1 : 63), gt + 1);
+        n++;
+    }
+    *out = b;
+    return n;
+}
+
+static int cmp_y(const void *a, const void *b)
+{
+    double d = ((const struct box *)a)->y0 - ((const struct box *)b)->y0;
+    return d < 0 ? -1 : d > 0;
+}
+
+static void assert_no_overlap(const char *svg, const char *what)
+{
+    struct box *b;
+    size_t n = text_boxes(svg, &b);
+    cr_assert_gt(n, 0);
+    qsort(b, n, sizeof *b, cmp_y);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n && b[j].y0 < b[i].y1; j++)
+            cr_assert(b[i].x1 <= b[j].x0 || b[j].x1 <= b[i].x0,
+                      "%s: '%s' (%.1f..%.1f, y %.1f) overlaps '%s' (%.1f..%.1f, y %.1f)", what,
+                      b[i].s, b[i].x0, b[i].x1, b[i].y0, b[j].s, b[j].x0, b[j].x1, b[j].y0);
+    free(b);
+}
+
+static size_t count(const char *s, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* Handshake, six back-to-back segments (the third lost), ACKs, a wait of
+ * one second and the retransmission, the close, then 4 s of TIME-WAIT
+ * until the capture's last packet (another connection's SYN). */
+static void small_capture(void)
+{
+    begin("small.pcap");
+    const uint8_t A = SS_TCP_ACK;
+    pg_step_us = 100;
+    pg_seg(0, 1000, 0, SS_TCP_SYN, 64000, 0);
+    pg_seg(1, 5000, 1001, SS_TCP_SYN | A, 64000, 0);
+    pg_seg(0, 1001, 5001, A, 64000, 0);
+    for (int i = 0; i < 6; i++)
+        if (i != 2)
+            pg_seg(0, 1001 + 1000u * (unsigned)i, 5001, A, 64000, 1000);
+    pg_seg(1, 5001, 3001, A, 64000, 0);
+    pg_seg(1, 5001, 3001, A, 64000, 0);
+    pg_seg(1, 5001, 3001, A, 64000, 0);
+    pg_now_us += 1000000;
+    pg_seg(0, 3001, 5001, A, 64000, 1000);
+    pg_seg(1, 5001, 7001, A, 64000, 0);
+    pg_seg(0, 7001, 5001, SS_TCP_FIN | A, 64000, 0);
+    pg_seg(1, 5001, 7002, SS_TCP_FIN | A, 64000, 0);
+    pg_seg(0, 7002, 5002, A, 64000, 0);
+    pg_now_us += 4000000;
+    uint8_t p[64];
+    size_t tl = pg_tcp(p + 20, 1001, 80, 1, 0, SS_TCP_SYN, 1000, 0, 0);
+    pg_ip4(p, "10.0.0.1", "10.0.0.2", 6, tl);
+    pg_write_pkt(p, 20 + tl);
+    end();
+}
+
+Test(draw, terminal_diagram_keeps_to_its_width_and_names_the_timer)
+{
+    small_capture();
+    const int widths[] = {60, 80, 132};
+    for (int k = 0; k < 3; k++) {
+        char w[8];
+        snprintf(w, sizeof w, "%d", widths[k]);
+        const char *args[] = {"diagram", "--width", w, path_of("small.pcap"), NULL};
+        struct th_result r = th_run_cli(args, 20000);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        for (char *l = r.out; *l;) {
+            char *e = strchr(l, '\n');
+            size_t len = e ? (size_t)(e - l) : strlen(l);
+            cr_assert_leq(len, (size_t)widths[k], "width %d: %.*s", widths[k], (int)len, l);
+            l += len + (e ? 1 : 0);
+        }
+        if (widths[k] >= 80) {
+            cr_assert(strstr(r.out, "retransmission timer"), "%s", r.out);
+            cr_assert(strstr(r.out, "=> TIME-WAIT"), "%s", r.out);
+            cr_assert(strstr(r.out, "=> SYN-RECEIVED"), "%s", r.out);
+        }
+        th_result_free(&r);
+    }
+}
+
+Test(draw, svg_diagram_and_plots_structure)
+{
+    small_capture();
+    const char *args[] = {"diagram", "--width", "100", "--svg", path_of("d.svg"), "--plot",
+                          path_of("p.svg"), path_of("small.pcap"), NULL};
+    struct th_result r = th_run_cli(args, 20000);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    th_result_free(&r);
+    char *d = slurp(path_of("d.svg"), NULL);
+    assert_no_overlap(d, "diagram");
+    /* The listener apart from the connection, bundled segments, the wait
+     * named after its timer, TIME-WAIT as a span of 4 s. */
+    cr_assert(strstr(d, ">B listening</text>"));
+    cr_assert(strstr(d, ">LISTEN</text>"));
+    cr_assert(strstr(d, ">SYN-RECEIVED (accepted from LISTEN)</text>"));
+    cr_assert(strstr(d, ">2 segments 1:2001 ack=1</text>"), "%s", d);
+    cr_assert(strstr(d, ">ACK 3001:4001 ack=1 win=64000 [out-of-order]</text>"), "%s", d);
+    cr_assert(strstr(d, ">2 segments 4001:6001 ack=1</text>"), "%s", d);
+    cr_assert(strstr(d, ">ACK ack=2001 win=64000 [dup-ack 2]</text>"), "%s", d);
+    cr_assert(strstr(d, ": retransmission timer (RTO)</text>"), "%s", d);
+    cr_assert(strstr(d, ">[rtx] ACK 2001:3001 ack=1 win=64000</text>"), "%s", d);
+    cr_assert(strstr(d, "class=\"timewait\""));
+    cr_assert(strstr(d, ">TIME-WAIT 4.000 s (capture ends)</text>") ||
+                  strstr(d, ">TIME-WAIT 4.000 s -&gt; CLOSED</text>"),
+              "%s", d);
+    free(d);
+    char *p = slurp(path_of("p.svg"), NULL);
+    assert_no_overlap(p, "plots");
+    cr_assert_eq(count(p, "<g class=\"axis\">"), 3);
+    cr_assert_eq(count(p, ">time (s)</text>"), 3);
+    cr_assert_geq(count(p, ">bytes</text>"), 2);
+    cr_assert_eq(count(p, ">ms</text>"), 1);
+    cr_assert(strstr(p, "class=\"ackline\""));
+    cr_assert(strstr(p, "class=\"winline\""));
+    cr_assert(strstr(p, "class=\"rtx\""));
+    /* Ticks: at least four numbered ones on each time axis. */
+    cr_assert_geq(count(p, "text-anchor=\"middle\" class=\"ax\""), 12);
+    free(p);
+}
+
+Test(draw, ten_megabytes_stay_small_and_readable)
+{
+    begin("big.pcap");
+    const uint8_t A = SS_TCP_ACK;
+    pg_step_us = 20;
+    pg_seg(0, 0, 0, SS_TCP_SYN, 64000, 0);
+    pg_seg(1, 0, 1, SS_TCP_SYN | A, 64000, 0);
+    pg_seg(0, 1, 1, A, 64000, 0);
+    const uint32_t mss = 1448, total = 10u * 1024 * 1024;
+    uint32_t segs = (total + mss - 1) / mss;
+    for (uint32_t i = 0; i < segs; i++) {
+        uint32_t seq = 1 + i * mss, len = i == segs - 1 ? total - i * mss : mss;
+        if (i != 3000)
+            pg_seg(0, seq, 1, A, 64000, len);
+        if (i % 2 == 1)
+            pg_seg(1, 1, i >= 3000 && i < 3010 ? 1 + 3000 * mss : seq + len, A, 64000, 0);
+        if (i == 3010)
+            pg_seg(0, 1 + 3000 * mss, 1, A, 64000, mss);
+    }
+    pg_seg(0, 1 + total, 1, SS_TCP_FIN | A, 64000, 0);
+    pg_seg(1, 1, 2 + total, SS_TCP_FIN | A, 64000, 0);
+    pg_seg(0, 2 + total, 2, A, 64000, 0);
+    end();
+    const char *args[] = {"diagram", "--width", "80", "--svg", path_of("bd.svg"), "--plot",
+                          path_of("bp.svg"), path_of("big.pcap"), NULL};
+    struct th_result r = th_run_cli(args, 60000);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    th_result_free(&r);
+    size_t dl, pl;
+    char *d = slurp(path_of("bd.svg"), &dl);
+    char *p = slurp(path_of("bp.svg"), &pl);
+    cr_assert_lt(dl, 300000, "diagram: %zu bytes", dl);
+    cr_assert_lt(pl, 300000, "plots: %zu bytes", pl);
+    assert_no_overlap(d, "10 MB diagram");
+    assert_no_overlap(p, "10 MB plots");
+    cr_assert(strstr(d, "[rtx]"));
+    cr_assert(strstr(d, "[dup-ack"));
+    free(d);
+    free(p);
+}
