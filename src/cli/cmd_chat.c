@@ -1,15 +1,18 @@
 /* sockstack chat HOST PORT --name NICK: the chat client.
  *
  * One reactor loop drives the server socket, stdin and the reconnect timer.
- * On a terminal it draws an ncurses screen (cmd_chat_tui.c); otherwise it
- * is a plain line client: stdin lines are sent, server lines are printed
- * one per line in a readable form. /send NICK PATH and incoming files are
- * handled here (offer, chunks, SHA-256 check, atomic rename) through the
- * library's ss_chat_ul / ss_chat_dl. If the server goes away the client
- * says so and reconnects with exponential backoff.
+ * Server bytes go through the library's decoder (ss_chat_client_feed), and
+ * this file only renders its events: on a terminal on an ncurses screen
+ * (cmd_chat_tui.c), otherwise one line each. /send NICK PATH and incoming
+ * files are handled here through the library's ss_chat_ul / ss_chat_dl.
+ * Lines typed (or piped) before the connection is up are kept and sent
+ * once it is; at stdin EOF the exit status says whether all were sent.
+ * If the server goes away the client says so and reconnects with
+ * exponential backoff, asking for history from the last line it showed.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 #include "cli/chat_ui.h"
 #include "cli/cli.h"
 #include "sockstack/chat.h"
+#include "sockstack/chat_client.h"
 #include "sockstack/config.h"
 #include "sockstack/err.h"
 #include "sockstack/reactor.h"
@@ -35,12 +39,17 @@ struct chat_client {
     enum { ST_OFFLINE, ST_CONNECTING, ST_CONNECTED } state;
     char peer[SS_ADDR_STRLEN];
     /* server -> us */
-    char in[SS_CHAT_CLIENT_LINE_MAX + 2];
-    size_t in_len;
-    bool in_skip;
+    ss_chat_client *dec;
+    char me[SS_CHAT_NICK_MAX + 1]; /* the nick the server gave us */
+    int quiet_who;                 /* our own /who answers not to print */
+    bool got_bye;
     /* us -> server */
     char *out;
     size_t out_len;
+    /* lines typed while not connected: sent once connected */
+    char *pend;
+    size_t pend_len;
+    int pend_lines;
     /* stdin (line mode) */
     char line[SS_CHAT_MAX_LINE * 4];
     size_t line_len;
@@ -76,20 +85,16 @@ static void show(struct chat_client *cl, const char *ts, const char *nick,
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    /* Never let a peer's control bytes reach the terminal. */
-    for (char *p = text; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    /* Never let a peer's control bytes (C0 or C1) reach the terminal. */
+    ss_chat_text_clean(text);
     char hhmmss[16] = "";
-    if (ts && strlen(ts) >= 19) {
+    int64_t ms = ts ? ss_chat_parse_ts(ts) : -1;
+    if (ms >= 0) {
         /* Server time is UTC ISO 8601; show it in local time. */
-        struct tm tm = {0};
-        if (strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm)) {
-            time_t t = timegm(&tm);
-            struct tm lt;
-            localtime_r(&t, &lt);
-            strftime(hhmmss, sizeof hhmmss, "%H:%M:%S", &lt);
-        }
+        time_t t = (time_t)(ms / 1000);
+        struct tm lt;
+        localtime_r(&t, &lt);
+        strftime(hhmmss, sizeof hhmmss, "%H:%M:%S", &lt);
     }
     if (cl->ui) {
         chat_ui_add(cl->ui, hhmmss, nick, text);
@@ -108,6 +113,15 @@ static void set_state(struct chat_client *cl, int st)
         chat_ui_status(cl->ui, cl->online,
                        st == ST_CONNECTED ? "connected" : st == ST_CONNECTING ? "connecting"
                                                                               : "offline");
+}
+
+/* Now as a server-style timestamp (for our own lines). */
+static const char *now_ts(char *buf, size_t cap)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    ss_chat_format_ts((int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000, buf, cap);
+    return buf;
 }
 
 /* ---- sending ---------------------------------------------------------- */
@@ -166,6 +180,27 @@ static void maybe_finish_stdin(struct chat_client *cl)
     }
 }
 
+/* Show what the user typed (the server does not echo it), with the time. */
+static void show_own(struct chat_client *cl, const char *line)
+{
+    char ts[32];
+    const char *me = cl->me[0] ? cl->me : cl->nick;
+    now_ts(ts, sizeof ts);
+    if (line[0] != '/' || line[1] == '/') {
+        const char *text = line[0] == '/' ? line + 1 : line;
+        ss_chat_client_sent(cl->dec, me, text, false);
+        show(cl, ts, me, "<%s> %s", me, text);
+    } else if (!strncmp(line, "/me ", 4)) {
+        ss_chat_client_sent(cl->dec, me, line + 4, true);
+        show(cl, ts, me, "* %s %s", me, line + 4);
+    } else if (!strncmp(line, "/msg ", 5)) {
+        char to[64];
+        int n = 0;
+        if (sscanf(line + 5, "%63s %n", to, &n) == 1 && n > 0 && line[5 + n])
+            show(cl, ts, me, "-> *%s* %s", to, line + 5 + n);
+    }
+}
+
 /* A line the user typed (no EOL). */
 static void user_line(struct chat_client *cl, const char *line)
 {
@@ -202,54 +237,49 @@ static void user_line(struct chat_client *cl, const char *line)
     }
     if (!strcmp(line, "/quit") || !strncmp(line, "/quit ", 6))
         cl->quitting = true;
+    show_own(cl, line);
     size_t n = strlen(line);
     if (cl->state != ST_CONNECTED) {
-        show(cl, NULL, NULL, "!! not connected; not sent: %s", line);
+        /* Kept until the connection is up (piped input, reconnects). */
+        if (cl->pend_len + n + 1 > OUT_MAX) {
+            show(cl, NULL, NULL, "!! not connected and %d lines wait; not sent: %s",
+                 cl->pend_lines, line);
+            cl->exit_code = CLI_RUNTIME;
+            return;
+        }
+        memcpy(cl->pend + cl->pend_len, line, n);
+        cl->pend[cl->pend_len + n] = '\n';
+        cl->pend_len += n + 1;
+        cl->pend_lines++;
         return;
     }
-    if (!queue(cl, line, n) || !queue(cl, "\n", 1))
+    if (!queue(cl, line, n) || !queue(cl, "\n", 1)) {
         show(cl, NULL, NULL, "!! output queue full; not sent");
+        cl->exit_code = CLI_RUNTIME;
+    }
 }
 
 /* ---- receiving -------------------------------------------------------- */
 
-/* Split the first space-separated field off *p. */
-static char *field(char **p)
+static void file_event(struct chat_client *cl, const ss_chat_ev *ev)
 {
-    char *s = *p;
-    if (!s)
-        return NULL;
-    char *sp = strchr(s, ' ');
-    if (sp) {
-        *sp = '\0';
-        *p = sp + 1;
-    } else {
-        *p = NULL;
-    }
-    return s;
-}
-
-static void file_line(struct chat_client *cl, const char *kind, char *rest)
-{
-    if (!strcmp(kind, "FILE")) {
-        char *id = field(&rest), *size = field(&rest), *sha = field(&rest);
-        if (!id || !size || !sha || !rest)
-            return;
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)ev->id);
+    if (ev->kind == SS_CHAT_EV_FILE) {
         ss_chat_dl_abort(cl->dl);
         cl->dl = NULL;
-        int err = ss_chat_dl_begin(&cl->dl, cl->dir, atoll(id),
-                                   strtoull(size, NULL, 10), sha, rest);
+        int err = ss_chat_dl_begin(&cl->dl, cl->dir, ev->id, ev->size, ev->sha256, ev->text);
         if (err)
-            show(cl, NULL, NULL, "!! cannot receive %s: %s", rest, ss_strerror(err));
+            show(cl, NULL, NULL, "!! cannot receive %s: %s", ev->text, ss_strerror(err));
         else
-            show(cl, NULL, NULL, "-- receiving %s (%s bytes)", rest, size);
+            show(cl, NULL, NULL, "-- receiving %s (%llu bytes)", ev->text,
+                 (unsigned long long)ev->size);
         return;
     }
-    if (!strcmp(kind, "CHUNK")) {
-        char *id = field(&rest), *off = field(&rest);
-        if (!cl->dl || !id || !off || !rest || atoll(id) != ss_chat_dl_id(cl->dl))
-            return;
-        int err = ss_chat_dl_chunk(cl->dl, strtoull(off, NULL, 10), rest);
+    if (!cl->dl || ev->id != ss_chat_dl_id(cl->dl))
+        return;
+    if (ev->kind == SS_CHAT_EV_CHUNK) {
+        int err = ss_chat_dl_chunk(cl->dl, ev->off, ev->text);
         if (err) {
             show(cl, NULL, NULL, "!! file %s: %s; discarded", id, ss_strerror(err));
             ss_chat_dl_abort(cl->dl);
@@ -257,10 +287,6 @@ static void file_line(struct chat_client *cl, const char *kind, char *rest)
         }
         return;
     }
-    /* FILEEND */
-    char *id = field(&rest);
-    if (!cl->dl || !id || atoll(id) != ss_chat_dl_id(cl->dl))
-        return;
     char path[8192];
     int err = ss_chat_dl_finish(cl->dl, path, sizeof path);
     cl->dl = NULL;
@@ -270,129 +296,147 @@ static void file_line(struct chat_client *cl, const char *kind, char *rest)
         show(cl, NULL, NULL, "-- received file %s, SHA-256 verified: %s", id, path);
 }
 
-/* One line from the server (no EOL): render it or act on it. */
-static void server_line(struct chat_client *cl, char *line)
+static void ok_event(struct chat_client *cl, const ss_chat_ev *ev)
 {
-    char *rest = line;
-    char *kind = field(&rest);
-    if (!strcmp(kind, "MSG") || !strcmp(kind, "ME") || !strcmp(kind, "PRIV") ||
-        !strcmp(kind, "OFFLINE") || !strcmp(kind, "HIST")) {
-        char *ts = field(&rest);
-        bool me = !strcmp(kind, "ME");
-        if (!strcmp(kind, "HIST")) {
-            char *k = field(&rest);
-            me = k && !strcmp(k, "ME");
+    const char *what = ev->code, *rest = ev->text;
+    if (!strcmp(what, "nick")) {
+        snprintf(cl->me, sizeof cl->me, "%s", ev->nick);
+        cl->online = ev->count;
+        if (cl->ui) {
+            chat_ui_nick(cl->ui, cl->me);
+            chat_ui_user(cl->ui, cl->me, true, 0);
+            /* Fill the user list quietly. */
+            if (queue(cl, "/who\n", 5))
+                cl->quiet_who++;
         }
-        char *nick = field(&rest);
-        if (!ts || !nick)
-            return;
-        const char *text = rest ? rest : "";
-        if (me)
-            show(cl, ts, nick, "* %s %s", nick, text);
-        else if (!strcmp(kind, "PRIV"))
-            show(cl, ts, nick, "*%s* %s", nick, text);
-        else if (!strcmp(kind, "OFFLINE"))
-            show(cl, ts, nick, "*%s* %s (while you were away)", nick, text);
-        else
-            show(cl, ts, nick, "<%s> %s", nick, text);
-    } else if (!strcmp(kind, "JOIN") || !strcmp(kind, "LEAVE")) {
-        char *ts = field(&rest), *nick = field(&rest), *n = field(&rest);
-        if (!nick)
-            return;
-        cl->online = n ? atoi(n) : cl->online;
         set_state(cl, cl->state);
-        show(cl, ts, NULL, "-- %s %s (%d online)", nick,
-             kind[0] == 'J' ? "joined" : "left", cl->online);
-    } else if (!strcmp(kind, "NICK")) {
-        char *ts = field(&rest), *old = field(&rest);
-        show(cl, ts, NULL, "-- %s is now known as %s", old ? old : "?", rest ? rest : "?");
-    } else if (!strcmp(kind, "WHO")) {
-        char *nick = field(&rest), *st = field(&rest);
-        if (st && !strcmp(st, "offline"))
-            show(cl, NULL, NULL, "-- %s offline, last seen %s", nick, rest ? rest : "?");
-        else
-            show(cl, NULL, NULL, "-- %s online", nick);
-    } else if (!strcmp(kind, "OK")) {
-        char *what = field(&rest);
-        if (!what)
+        show(cl, NULL, NULL, "-- you are %s (%d online)", ev->nick, cl->online);
+    } else if (!strcmp(what, "offer") && cl->ul && cl->ul_id == -1 && *rest) {
+        cl->ul_id = atoll(rest);
+        upload_pump(cl);
+    } else if (!strcmp(what, "upload")) {
+        char id[24] = "?";
+        sscanf(rest, "%23s", id);
+        const char *how = strchr(rest, ' ');
+        show(cl, NULL, NULL, "-- file %s uploaded (%s)", id, how ? how + 1 : "");
+        maybe_finish_stdin(cl);
+    } else if (!strcmp(what, "who")) {
+        if (cl->quiet_who > 0) {
+            cl->quiet_who--;
             return;
-        if (!strcmp(what, "nick")) {
-            char *nick = field(&rest);
-            cl->online = rest ? atoi(rest) : cl->online;
-            set_state(cl, cl->state);
-            show(cl, NULL, NULL, "-- you are %s (%d online)", nick, cl->online);
-        } else if (!strcmp(what, "offer") && cl->ul && cl->ul_id == -1 && rest) {
-            cl->ul_id = atoll(rest);
-            upload_pump(cl);
-        } else if (!strcmp(what, "upload")) {
-            char *id = field(&rest);
-            show(cl, NULL, NULL, "-- file %s uploaded (%s)", id ? id : "?",
-                 rest ? rest : "");
-            maybe_finish_stdin(cl);
-        } else if (!strcmp(what, "who")) {
-            char *on = field(&rest);
-            show(cl, NULL, NULL, "-- %s online, %s offline listed", on, rest ? rest : "0");
-        } else if (!strcmp(what, "msg") && rest && strstr(rest, "stored")) {
-            char *to = field(&rest);
-            show(cl, NULL, NULL, "-- %s is offline; message stored", to);
-        } else if (!strcmp(what, "login") || !strcmp(what, "register")) {
-            show(cl, NULL, NULL, "-- %s %s", what == NULL ? "" :
-                 !strcmp(what, "login") ? "logged in as" : "registered", rest ? rest : "");
         }
-        /* OK sent / msg / history / help / accept / decline: nothing to say. */
-    } else if (!strcmp(kind, "ERR")) {
-        char *code = field(&rest);
-        if (cl->ul && cl->ul_id == -1 && code && strcmp(code, "toolong") &&
-            strcmp(code, "utf8") && strcmp(code, "overflow")) {
-            show(cl, NULL, NULL, "!! file not sent: %s", rest ? rest : code);
+        int on = 0, off = 0;
+        sscanf(rest, "%d %d", &on, &off);
+        show(cl, NULL, NULL, "-- %d online, %d offline listed", on, off);
+    } else if (!strcmp(what, "msg") && strstr(rest, " stored")) {
+        char to[64] = "?";
+        sscanf(rest, "%63s", to);
+        show(cl, NULL, NULL, "-- %s is offline; message stored", to);
+    } else if (!strcmp(what, "login") || !strcmp(what, "register")) {
+        show(cl, NULL, NULL, "-- %s %s", !strcmp(what, "login") ? "logged in as" : "registered",
+             rest);
+    }
+    /* OK sent / msg / history / help / accept / decline / since: nothing. */
+}
+
+/* One event from the decoder: render it or act on it. */
+static void server_event(void *arg, const ss_chat_ev *ev)
+{
+    struct chat_client *cl = arg;
+    char when[64];
+    switch (ev->kind) {
+    case SS_CHAT_EV_HIST:
+        if (ev->dup)
+            return; /* shown before the reconnect */
+        /* fall through */
+    case SS_CHAT_EV_MSG:
+    case SS_CHAT_EV_ME:
+        if (ev->me)
+            show(cl, ev->ts_str, ev->nick, "* %s %s", ev->nick, ev->text);
+        else
+            show(cl, ev->ts_str, ev->nick, "<%s> %s", ev->nick, ev->text);
+        break;
+    case SS_CHAT_EV_PRIV:
+        show(cl, ev->ts_str, ev->nick, "*%s* %s", ev->nick, ev->text);
+        break;
+    case SS_CHAT_EV_OFFLINE:
+        show(cl, ev->ts_str, ev->nick, "*%s* %s (while you were away)", ev->nick, ev->text);
+        break;
+    case SS_CHAT_EV_JOIN:
+    case SS_CHAT_EV_LEAVE:
+        cl->online = ev->count ? ev->count : cl->online;
+        if (cl->ui)
+            chat_ui_user(cl->ui, ev->nick, ev->kind == SS_CHAT_EV_JOIN, ev->ts > 0 ? ev->ts : 0);
+        set_state(cl, cl->state);
+        show(cl, ev->ts_str, NULL, "-- %s %s (%d online)", ev->nick,
+             ev->kind == SS_CHAT_EV_JOIN ? "joined" : "left", cl->online);
+        break;
+    case SS_CHAT_EV_NICK:
+        if (cl->ui) {
+            chat_ui_user(cl->ui, ev->nick, false, -1); /* -1: forget */
+            chat_ui_user(cl->ui, ev->nick2, true, 0);
+        }
+        show(cl, ev->ts_str, NULL, "-- %s is now known as %s", ev->nick, ev->nick2);
+        break;
+    case SS_CHAT_EV_WHO: {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        if (cl->ui)
+            chat_ui_user(cl->ui, ev->nick, ev->online, ev->ts > 0 ? ev->ts : 0);
+        if (cl->quiet_who > 0)
+            break;
+        if (ev->online) {
+            show(cl, NULL, NULL, "-- %s online", ev->nick);
+        } else {
+            ss_chat_ago(ev->ts, (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000, when,
+                        sizeof when);
+            show(cl, NULL, NULL, "-- %s offline, last seen %s", ev->nick, when);
+        }
+        break;
+    }
+    case SS_CHAT_EV_OK:
+        ok_event(cl, ev);
+        break;
+    case SS_CHAT_EV_ERR:
+        if (cl->ul && cl->ul_id == -1 && strcmp(ev->code, "toolong") &&
+            strcmp(ev->code, "utf8") && strcmp(ev->code, "overflow")) {
+            show(cl, NULL, NULL, "!! file not sent: %s", *ev->text ? ev->text : ev->code);
             upload_stop(cl);
             maybe_finish_stdin(cl);
             return;
         }
-        show(cl, NULL, NULL, "!! %s", rest ? rest : code ? code : "error");
-    } else if (!strcmp(kind, "INFO")) {
+        show(cl, NULL, NULL, "!! %s", *ev->text ? ev->text : ev->code);
+        break;
+    case SS_CHAT_EV_INFO: {
         /* The greeting names the room: "welcome to ROOM (sockstack chat)..." */
         char room[64];
-        if (cl->ui && rest && sscanf(rest, "welcome to %63s (", room) == 1)
+        if (cl->ui && sscanf(ev->text, "welcome to %63s (", room) == 1)
             chat_ui_room(cl->ui, room);
-        show(cl, NULL, NULL, "-- %s", rest ? rest : "");
-    } else if (!strcmp(kind, "OFFER")) {
-        char *id = field(&rest), *from = field(&rest), *size = field(&rest),
-             *sha = field(&rest);
-        show(cl, NULL, from, "-- %s offers %s (%s bytes, SHA-256 %s): /accept %s or "
-             "/decline %s", from, rest ? rest : "?", size, sha, id, id);
-    } else if (!strcmp(kind, "FILE") || !strcmp(kind, "CHUNK") ||
-               !strcmp(kind, "FILEEND")) {
-        file_line(cl, kind, rest);
-    } else if (!strcmp(kind, "ACCEPTED") || !strcmp(kind, "DECLINED")) {
-        char *id = field(&rest);
-        show(cl, NULL, NULL, "-- %s %s file %s", rest ? rest : "?",
-             kind[0] == 'A' ? "accepted" : "declined", id);
-    } else if (!strcmp(kind, "BYE")) {
-        show(cl, NULL, NULL, "-- server: %s", rest ? rest : "bye");
-    } else {
-        show(cl, NULL, NULL, "%s%s%s", kind, rest ? " " : "", rest ? rest : "");
+        show(cl, NULL, NULL, "-- %s", ev->text);
+        break;
     }
-}
-
-static void feed(struct chat_client *cl, const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char ch = p[i];
-        if (ch == '\n') {
-            if (!cl->in_skip) {
-                if (cl->in_len && cl->in[cl->in_len - 1] == '\r')
-                    cl->in_len--;
-                cl->in[cl->in_len] = '\0';
-                server_line(cl, cl->in);
-            }
-            cl->in_len = 0;
-            cl->in_skip = false;
-        } else if (cl->in_len < sizeof cl->in - 1) {
-            cl->in[cl->in_len++] = ch;
-        } else {
-            cl->in_skip = true; /* a server line longer than ours: drop it */
-        }
+    case SS_CHAT_EV_OFFER:
+        show(cl, NULL, ev->nick, "-- %s offers %s (%llu bytes, SHA-256 %s): /accept %lld or "
+             "/decline %lld", ev->nick, ev->text, (unsigned long long)ev->size, ev->sha256,
+             (long long)ev->id, (long long)ev->id);
+        break;
+    case SS_CHAT_EV_FILE:
+    case SS_CHAT_EV_CHUNK:
+    case SS_CHAT_EV_FILEEND:
+        file_event(cl, ev);
+        break;
+    case SS_CHAT_EV_ACCEPTED:
+    case SS_CHAT_EV_DECLINED:
+        show(cl, NULL, NULL, "-- %s %s file %lld", ev->nick2,
+             ev->kind == SS_CHAT_EV_ACCEPTED ? "accepted" : "declined", (long long)ev->id);
+        break;
+    case SS_CHAT_EV_BYE:
+        cl->got_bye = true;
+        show(cl, NULL, NULL, "-- server: %s", *ev->text ? ev->text : "bye");
+        break;
+    default:
+        show(cl, NULL, NULL, "%s", ev->raw);
+        break;
     }
 }
 
@@ -402,8 +446,10 @@ static void drop(struct chat_client *cl, const char *why)
 {
     ss_sock_close(cl->s);
     cl->s = NULL;
+    if (cl->out_len && !cl->got_bye)
+        cl->exit_code = CLI_RUNTIME; /* some of what was typed did not go out */
     cl->out_len = 0;
-    cl->in_len = 0;
+    ss_chat_client_reset(cl->dec);
     if (cl->ul) {
         show(cl, NULL, NULL, "!! upload of %s interrupted", ss_chat_ul_name(cl->ul));
         upload_stop(cl);
@@ -412,10 +458,16 @@ static void drop(struct chat_client *cl, const char *why)
     cl->dl = NULL;
     bool was = cl->state == ST_CONNECTED;
     set_state(cl, ST_OFFLINE);
-    if (cl->quitting || !cl->reconnect) {
-        if (!cl->quitting) {
-            show(cl, NULL, NULL, "!! %s", why);
-            cl->exit_code = CLI_RUNTIME;
+    /* Piped input that has ended is not worth waiting for a server. */
+    bool give_up = cl->stdin_eof && !cl->ui && !was;
+    if (cl->quitting || !cl->reconnect || give_up) {
+        if (!cl->quitting || !cl->got_bye) {
+            if (cl->pend_lines)
+                show(cl, NULL, NULL, "!! %s; %d lines not sent", why, cl->pend_lines);
+            else if (!cl->quitting || !was)
+                show(cl, NULL, NULL, "!! %s", why);
+            if (!cl->got_bye)
+                cl->exit_code = CLI_RUNTIME;
         }
         ss_loop_stop(cl->loop);
         return;
@@ -433,10 +485,19 @@ static void connected(struct chat_client *cl)
     cl->backoff_ms = SS_CHAT_BACKOFF_MIN_MS;
     show(cl, NULL, NULL, "-- connected to %s", cl->peer);
     char buf[256];
-    int n = cl->password
-                ? snprintf(buf, sizeof buf, "/login %s %s\n", cl->nick, cl->password)
-                : snprintf(buf, sizeof buf, "/nick %s\n", cl->nick);
+    /* After a reconnect: history from the last line shown, not again. */
+    int n = ss_chat_client_since(cl->dec, buf, sizeof buf);
+    if (n > 0)
+        queue(cl, buf, (size_t)n);
+    const char *nick = cl->me[0] ? cl->me : cl->nick;
+    n = cl->password ? snprintf(buf, sizeof buf, "/login %s %s\n", nick, cl->password)
+                     : snprintf(buf, sizeof buf, "/nick %s\n", nick);
     queue(cl, buf, (size_t)n);
+    /* What was typed or piped while offline, in order. */
+    if (cl->pend_len && queue(cl, cl->pend, cl->pend_len)) {
+        cl->pend_len = 0;
+        cl->pend_lines = 0;
+    }
     if (cl->stdin_eof)
         maybe_finish_stdin(cl);
 }
@@ -461,7 +522,7 @@ static void sock_cb(ss_sock *s, unsigned ev, void *arg)
             return;
         }
         if (n > 0)
-            feed(cl, buf, (size_t)n);
+            ss_chat_client_feed(cl->dec, buf, (size_t)n);
         if (!cl->s)
             return;
     }
@@ -513,10 +574,15 @@ static void stdin_cb(ss_loop *loop, int fd, unsigned ev, void *arg)
         char line[SS_CHAT_MAX_LINE * 4];
         int r;
         while ((r = chat_ui_key(cl->ui, line, sizeof line)) != 0) {
-            if (r > 0)
+            if (r > 0) {
                 user_line(cl, line);
-            else if (r == CHAT_UI_QUIT && !cl->quitting)
+            } else if (r == CHAT_UI_OPEN) {
+                char cmd[64];
+                snprintf(cmd, sizeof cmd, "/connect %.*s", SS_CHAT_NICK_MAX, line);
+                user_line(cl, cmd);
+            } else if (r == CHAT_UI_QUIT && !cl->quitting) {
                 user_line(cl, "/quit");
+            }
         }
         if (cl->quitting && cl->state != ST_CONNECTED)
             ss_loop_stop(loop);
@@ -533,8 +599,15 @@ static void stdin_cb(ss_loop *loop, int fd, unsigned ev, void *arg)
             cl->line_len = 0;
             user_line(cl, cl->line);
         }
-        if (cl->state != ST_CONNECTED && !cl->reconnect)
+        if (cl->state == ST_OFFLINE) {
+            /* Waiting to reconnect: what was piped cannot be sent now. */
+            if (cl->pend_lines) {
+                show(cl, NULL, NULL, "!! not connected; %d lines not sent", cl->pend_lines);
+                cl->exit_code = CLI_RUNTIME;
+            }
             ss_loop_stop(loop);
+            return;
+        }
         maybe_finish_stdin(cl);
         return;
     }
@@ -555,6 +628,14 @@ static void stdin_cb(ss_loop *loop, int fd, unsigned ev, void *arg)
     }
     memmove(cl->line, start, left);
     cl->line_len = left;
+}
+
+/* The terminal was resized: lay out and redraw at the new size now, not
+ * at the next key. */
+static void winch_cb(ss_loop *loop, int signo, void *arg)
+{
+    struct chat_client *cl = arg;
+    chat_ui_resize(cl->ui);
 }
 
 /* ---- main ------------------------------------------------------------- */
@@ -625,9 +706,13 @@ int cmd_chat(int argc, char **argv)
     cl.port = argv[optind + 1];
 
     cl.out = malloc(OUT_MAX);
-    if (!cl.out || ss_loop_new(&cl.loop) < 0) {
+    cl.pend = malloc(OUT_MAX);
+    if (!cl.out || !cl.pend || ss_chat_client_new(&cl.dec, server_event, &cl) < 0 ||
+        ss_loop_new(&cl.loop) < 0) {
         cli_error("out of memory");
         free(cl.out);
+        free(cl.pend);
+        ss_chat_client_free(cl.dec);
         return CLI_RUNTIME;
     }
     ss_timer_init(&cl.retry, retry_cb, &cl);
@@ -637,6 +722,8 @@ int cmd_chat(int argc, char **argv)
             cli_error("cannot start the terminal screen; using line mode");
     }
     ss_loop_io_add(cl.loop, 0, SS_READ, stdin_cb, &cl);
+    if (cl.ui)
+        ss_loop_signal_add(cl.loop, SIGWINCH, winch_cb, &cl);
     client_connect(&cl);
     ss_loop_run(cl.loop);
 
@@ -648,5 +735,7 @@ int cmd_chat(int argc, char **argv)
         chat_ui_close(cl.ui);
     ss_loop_free(cl.loop);
     free(cl.out);
+    free(cl.pend);
+    ss_chat_client_free(cl.dec);
     return cl.exit_code;
 }

@@ -391,3 +391,88 @@ Test(chat_e2e, client_reconnects_with_backoff_and_says_so)
     EXPECT(&a, "-- connected to 127.0.0.1:");
     EXPECT(&a, "-- you are alice (1 online)\n");
 }
+
+/* ---- the client (issue 11) ---------------------------------------------- */
+
+/* Run `sh -c CMD` with $SS set to the CLI; its exit status. */
+static int sh(const char *cmd)
+{
+    setenv("SS", th_sockstack(), 1);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(chat_e2e, piped_input_is_sent_once_connected_and_the_exit_status_says_so)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, NULL, NULL);
+    static struct stream a;
+    int alice = fx_join(port, &a, "alice");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "printf 'hi\\nsecond line\\n' | \"$SS\" chat 127.0.0.1 %d "
+             "--name bot > %s/bot.out 2>&1", port, dir);
+    cr_assert_eq(sh(cmd), 0);
+    EXPECT(&a, " bot hi\n");
+    EXPECT(&a, " bot second line\n");
+    (void)alice;
+    /* Nobody listening: nothing can be sent, and the status says so. */
+    snprintf(cmd, sizeof cmd, "printf 'a\\nb\\n' | \"$SS\" chat 127.0.0.1 1 --name bot "
+             "> %s/none.out 2>&1", dir);
+    cr_assert_eq(sh(cmd), 1);
+    snprintf(cmd, sizeof cmd, "grep -q '2 lines not sent' %s/none.out", dir);
+    cr_assert_eq(sh(cmd), 0);
+}
+
+Test(chat_e2e, own_lines_are_shown_and_control_codes_never_reach_the_terminal)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, NULL, NULL);
+    static struct stream b, a;
+    struct th_proc *bob = our_client(port, "bob", &b, "--plain", NULL);
+    EXPECT(&b, "-- you are bob");
+    int alice = fx_join(port, &a, "alice");
+    /* CSI (C1, U+009B) clear-screen, an OSC title (ESC ] ... BEL), DEL. */
+    put(alice, "evil \xc2\x9b" "2J \x1b]0;pwned\x07 \x7f done\n");
+    EXPECT(&b, "done\n");
+    cr_assert_null(memchr(b.buf, 0x1b, b.len));
+    cr_assert_null(memchr(b.buf, 0x07, b.len));
+    cr_assert_null(memchr(b.buf, 0x7f, b.len));
+    cr_assert_null(strstr(b.buf, "\xc2\x9b"));
+    cr_assert(strstr(b.buf, "<alice> evil ??2J ?]0;pwned? ? done\n"), "%s", b.buf);
+    /* bob's own lines, with a time: public, action, private */
+    put(bob->in, "my own words\n/me nods\n/msg alice psst\n");
+    EXPECT(&b, "] <bob> my own words\n");
+    EXPECT(&b, "] * bob nods\n");
+    EXPECT(&b, "] -> *alice* psst\n");
+    EXPECT(&a, "PRIV ");
+}
+
+Test(chat_e2e, reconnect_continues_history_without_duplicates)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, NULL, NULL);
+    static struct stream b, a1, a2;
+    our_client(port, "bob", &b, NULL, NULL);
+    EXPECT(&b, "-- you are bob");
+    int alice = fx_join(port, &a1, "alice");
+    put(alice, "line one\nline two\n");
+    EXPECT(&b, "<alice> line two\n");
+    close(alice);
+    cr_assert_neq(th_stop(srv, SIGKILL, 5000), -1);
+    EXPECT(&b, "-- connection lost");
+    start_server(&srv, port, NULL, NULL);
+    alice = fx_join(port, &a2, "alice");
+    put(alice, "line three\n");
+    EXPECT(&a2, "OK sent ");
+    EXPECT(&b, "<alice> line three\n");
+    for (int i = 0; i < 100 && count(&b, "-- you are bob") < 2; i++)
+        pump(&b, 100);
+    cr_assert_eq(count(&b, "-- you are bob"), 2, "%s", b.buf);
+    put(alice, "/who\n");
+    EXPECT(&a2, "OK who");
+    pump(&b, 500);
+    cr_assert_eq(count(&b, "<alice> line one\n"), 1, "%s", b.buf);
+    cr_assert_eq(count(&b, "<alice> line two\n"), 1, "%s", b.buf);
+    cr_assert_eq(count(&b, "<alice> line three\n"), 1, "%s", b.buf);
+    close(alice);
+}

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <locale.h>
+#include <wchar.h>
 
 #include "harness.h"
 
@@ -75,6 +77,11 @@ static void keys(const char *literal, bool enter)
     }
 }
 
+static void put_raw(int fd, const char *s)
+{
+    cr_assert_eq(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+}
+
 /* The last non-empty line of the screen. */
 static const char *last_line(void)
 {
@@ -105,7 +112,8 @@ Test(chat_tui, incoming_message_never_garbles_the_input_line)
              sock_name, th_sockstack(), port);
     cr_assert_eq(system(cmd), 0);
     cr_assert(screen_has("-- you are bob (1 online)", 10000), "%s", capture());
-    cr_assert(screen_has(" room lobby | 1 online | connected | bob", 5000), "%s", capture());
+    cr_assert(screen_has(" room lobby | 1 online | connected | bob | [lobby]", 5000), "%s",
+              capture());
 
     keys("typing in prog", false);
     cr_assert(screen_has("> typing in prog", 5000), "%s", capture());
@@ -119,7 +127,8 @@ Test(chat_tui, incoming_message_never_garbles_the_input_line)
     cr_assert_eq(write(fd, hello, strlen(hello)), (ssize_t)strlen(hello));
 
     cr_assert(screen_has("<alice> hello bob, incoming", 10000), "%s", capture());
-    cr_assert(screen_has(" room lobby | 2 online | connected | bob", 5000), "%s", capture());
+    cr_assert(screen_has(" room lobby | 2 online | connected | bob | [lobby]", 5000), "%s",
+              capture());
     cr_assert_str_eq(last_line(), "> typing in prog");
 
     /* finish the word and send: alice gets the whole line */
@@ -136,6 +145,8 @@ Test(chat_tui, incoming_message_never_garbles_the_input_line)
         }
     }
     cr_assert(strstr(got, " bob typing in progress\n"), "%s", got);
+    /* bob sees his own line too, with the time */
+    cr_assert(screen_has("] <bob> typing in progress", 5000), "%s", capture());
     /* the input line is empty again (tmux trims the trailing blank) */
     for (int i = 0; i < 100 && strcmp(last_line(), ">"); i++)
         usleep(50000);
@@ -159,9 +170,19 @@ Test(chat_tui, incoming_message_never_garbles_the_input_line)
     cr_assert(screen_has("<alice> filler 39", 5000), "%s", capture());
     cr_assert_null(strstr(capture(), "scrolled back"));
 
-    /* resize: the status and input lines move to the new bottom */
+    /* resize: the status and input lines move to the new bottom at once,
+     * before any key is pressed */
+    keys("before", false);
     snprintf(cmd, sizeof cmd, "tmux -L %s resize-window -x 60 -y 12", sock_name);
     cr_assert_eq(system(cmd), 0);
+    for (int i = 0; i < 100 && strcmp(last_line(), "> before"); i++)
+        usleep(50000);
+    cr_assert_str_eq(last_line(), "> before", "%s", capture());
+    cr_assert(strstr(capture(), "| bob | [lobby]\n> before"), "%s", capture());
+    /* a line arriving after the resize is drawn at the new width */
+    put_raw(fd, "after the resize this line is longer than sixty columns so it wraps\n");
+    cr_assert(screen_has("wraps", 5000), "%s", capture());
+    keys("\x15", false); /* Ctrl-U */
     keys("after resize", false);
     for (int i = 0; i < 100 && strcmp(last_line(), "> after resize"); i++)
         usleep(50000);
@@ -171,7 +192,142 @@ Test(chat_tui, incoming_message_never_garbles_the_input_line)
     for (char *p = scr; *p; p++)
         rows += *p == '\n';
     cr_assert_eq(rows, 12, "%s", scr);
-    cr_assert(strstr(scr, " room lobby | 2 online | connected | bob\n> after resize"), "%s",
-              scr);
+    cr_assert(strstr(scr, " room lobby | 2 online | connected | bob | [lobby]\n> after resize"),
+              "%s", scr);
     close(fd);
+}
+
+/* The server, bob's screen (w x h) and alice on a raw socket. */
+static int start_bob(int w, int h, int *alice)
+{
+    if (system("command -v tmux >/dev/null") != 0)
+        cr_skip_test("tmux not installed");
+    cr_assert_eq(th_spawn_cli(&srv, "serve", "chat", "-b", "127.0.0.1", "--port", "0",
+                              "--grace", "0", NULL), 0);
+    srv_up = true;
+    int port = th_wait_listening(&srv, 10000, NULL, 0);
+    cr_assert_gt(port, 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "tmux -L %s -f /dev/null new-session -d -x %d -y %d "
+             "'LANG=C.UTF-8 TERM=screen %s chat 127.0.0.1 %d --name bob'",
+             sock_name, w, h, th_sockstack(), port);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert(screen_has("-- you are bob (1 online)", 10000), "%s", capture());
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    put_raw(fd, "/nick alice\n");
+    cr_assert(screen_has("-- alice joined", 10000), "%s", capture());
+    *alice = fd;
+    return port;
+}
+
+/* Screen columns of one UTF-8 line (wide characters count two). */
+static int columns(const char *s)
+{
+    int cols = 0;
+    mbstate_t ps;
+    memset(&ps, 0, sizeof ps);
+    while (*s) {
+        wchar_t c;
+        size_t r = mbrtowc(&c, s, strlen(s), &ps);
+        if (r == (size_t)-1 || r == (size_t)-2 || r == 0)
+            return -1;
+        int k = wcwidth(c);
+        cols += k < 0 ? 1 : k;
+        s += r;
+    }
+    return cols;
+}
+
+Test(chat_tui, wide_characters_wrap_by_columns_and_never_overwrite_the_next_line)
+{
+    setlocale(LC_ALL, "C.UTF-8");
+    int alice;
+    start_bob(60, 20, &alice);
+    /* 100 CJK characters: 200 columns at 2 each, several rows of the pane
+     * (counted as characters they would be half as many rows). */
+    char line[1024] = "";
+    for (int i = 0; i < 100; i++)
+        strcat(line, i % 2 ? "語" : "日");
+    strcat(line, " end\nnext line stays whole\n");
+    put_raw(alice, line);
+    cr_assert(screen_has("<alice> next line stays whole", 5000), "%s", capture());
+    char *scr = capture();
+    /* No row is wider than the terminal; the CJK text spans several rows
+     * and every one of its characters is on screen. */
+    int cjk = 0;
+    for (char *row = strtok(scr, "\n"); row; row = strtok(NULL, "\n")) {
+        int c = columns(row);
+        cr_assert(c >= 0 && c <= 60, "row of %d columns: %s", c, row);
+        for (char *p = row; (p = strstr(p, "日")) || 0; p += 3)
+            cjk++;
+        for (char *p = row; (p = strstr(p, "語")); p += 3)
+            cjk++;
+    }
+    cr_assert_eq(cjk, 100, "%s", capture());
+    close(alice);
+}
+
+Test(chat_tui, editing_keys_history_and_nick_completion)
+{
+    int alice;
+    start_bob(80, 20, &alice);
+    char cmd[256];
+    /* world, Home, "hello ", End, "!" -> "hello world!" */
+    keys("world", false);
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys Home", sock_name);
+    cr_assert_eq(system(cmd), 0);
+    keys("hello ", false);
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys End", sock_name);
+    cr_assert_eq(system(cmd), 0);
+    keys("!", false);
+    cr_assert(screen_has("> hello world!", 5000), "%s", capture());
+    /* Left twice, Backspace removes the "l" before the cursor */
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys Left Left BSpace", sock_name);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert(screen_has("> hello word!", 5000), "%s", capture());
+    /* Ctrl-E, Ctrl-W deletes the last word; Ctrl-A then Ctrl-K clears */
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys C-e C-w", sock_name);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert(screen_has("> hello \n", 5000) || screen_has("> hello", 100), "%s", capture());
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys C-a C-k", sock_name);
+    cr_assert_eq(system(cmd), 0);
+    for (int i = 0; i < 100 && strcmp(last_line(), ">"); i++)
+        usleep(50000);
+    cr_assert_str_eq(last_line(), ">");
+    /* Tab completes a nick at the start of the line with ": " */
+    keys("al", false);
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys Tab", sock_name);
+    cr_assert_eq(system(cmd), 0);
+    keys("hi there", true);
+    char got[4096] = "";
+    size_t len = 0;
+    for (int i = 0; i < 100 && !strstr(got, " bob alice: hi there\n"); i++) {
+        ssize_t n = recv(alice, got + len, sizeof got - 1 - len, MSG_DONTWAIT);
+        if (n > 0)
+            got[len += (size_t)n] = '\0';
+        else
+            usleep(50000);
+    }
+    cr_assert(strstr(got, " bob alice: hi there\n"), "%s", got);
+    /* Up brings the sent line back */
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys Up", sock_name);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert(screen_has("> alice: hi there", 5000), "%s", capture());
+    /* Ctrl-C clears a line, then asks, then quits */
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys C-c", sock_name);
+    cr_assert_eq(system(cmd), 0);
+    for (int i = 0; i < 100 && strcmp(last_line(), ">"); i++)
+        usleep(50000);
+    cr_assert_str_eq(last_line(), ">");
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys C-c", sock_name);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert(screen_has("Ctrl-C again to quit", 5000), "%s", capture());
+    /* the status bar follows /nick */
+    keys("/nick robert", true);
+    cr_assert(screen_has("| connected | robert |", 5000), "%s", capture());
+    close(alice);
 }

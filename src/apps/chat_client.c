@@ -1,0 +1,322 @@
+/* chat_client: the client-side decoder of the chat line protocol (see
+ * include/sockstack/chat_client.h).
+ *
+ * RX: ss_chat_client_feed -> split lines (LF, CRLF) -> ss_chat_client_parse
+ *     -> history de-duplication -> cb(ev).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sockstack/chat.h"
+#include "sockstack/chat_client.h"
+#include "sockstack/config.h"
+
+/* Public lines at the newest timestamp seen (lines within one ms). */
+enum { SEEN_AT_LAST = 16 };
+/* Our own recent public lines (the server does not echo them). */
+enum { SEEN_OWN = 64 };
+
+struct ss_chat_client {
+    ss_chat_ev_cb cb;
+    void *arg;
+    char in[SS_CHAT_CLIENT_LINE_MAX + 2];
+    size_t in_len;
+    bool skip;
+    int64_t last_ts;
+    char last_ts_str[32];
+    uint64_t seen[SEEN_AT_LAST];
+    int nseen;
+    uint64_t own[SEEN_OWN];
+    int own_next;
+};
+
+int ss_chat_client_new(ss_chat_client **out, ss_chat_ev_cb cb, void *arg)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return -ENOMEM;
+    (*out)->cb = cb;
+    (*out)->arg = arg;
+    (*out)->last_ts = -1;
+    return 0;
+}
+
+void ss_chat_client_free(ss_chat_client *cl) { free(cl); }
+
+void ss_chat_client_reset(ss_chat_client *cl)
+{
+    cl->in_len = 0;
+    cl->skip = false;
+}
+
+int ss_chat_client_since(const ss_chat_client *cl, char *buf, size_t cap)
+{
+    if (cl->last_ts < 0)
+        return 0;
+    int n = snprintf(buf, cap, "/since %s\n", cl->last_ts_str);
+    return n > 0 && (size_t)n < cap ? n : 0;
+}
+
+/* ---- text ------------------------------------------------------------- */
+
+void ss_chat_text_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        if (*p < 0x20 || *p == 0x7f) {
+            *p++ = '?';
+            continue;
+        }
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        /* Length of this UTF-8 sequence, if it is well formed. */
+        size_t n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+        size_t have = 0;
+        while (have < n && p[have])
+            have++;
+        if (!n || have < n || !ss_utf8_valid(p, n)) {
+            *p++ = '?';
+            continue;
+        }
+        if (n == 2 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            /* C1 control (CSI, OSC, ...): two bytes become "??". */
+            p[0] = p[1] = '?';
+        }
+        p += n;
+    }
+}
+
+void ss_chat_ago(int64_t then_ms, int64_t now_ms, char *buf, size_t cap)
+{
+    int64_t d = (now_ms - then_ms) / 1000;
+    if (then_ms <= 0) {
+        snprintf(buf, cap, "never");
+    } else if (d < 60) {
+        snprintf(buf, cap, "just now");
+    } else if (d < 3600) {
+        snprintf(buf, cap, "%lld min ago", (long long)(d / 60));
+    } else if (d < 86400) {
+        snprintf(buf, cap, "%lld h ago", (long long)(d / 3600));
+    } else {
+        time_t t = (time_t)(then_ms / 1000);
+        struct tm lt;
+        localtime_r(&t, &lt);
+        strftime(buf, cap, "%Y-%m-%d %H:%M", &lt);
+    }
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+/* Split the first space-separated field off *p ("" when none left). */
+static char *field(char **p)
+{
+    char *s = *p;
+    char *sp = strchr(s, ' ');
+    if (sp) {
+        *sp = '\0';
+        *p = sp + 1;
+    } else {
+        *p = s + strlen(s);
+    }
+    return s;
+}
+
+static uint64_t num(const char *s) { return strtoull(s, NULL, 10); }
+
+static const struct {
+    const char *word;
+    int kind;
+} kinds[] = {
+    {"MSG", SS_CHAT_EV_MSG},           {"ME", SS_CHAT_EV_ME},
+    {"PRIV", SS_CHAT_EV_PRIV},         {"OFFLINE", SS_CHAT_EV_OFFLINE},
+    {"HIST", SS_CHAT_EV_HIST},         {"JOIN", SS_CHAT_EV_JOIN},
+    {"LEAVE", SS_CHAT_EV_LEAVE},       {"NICK", SS_CHAT_EV_NICK},
+    {"WHO", SS_CHAT_EV_WHO},           {"OK", SS_CHAT_EV_OK},
+    {"ERR", SS_CHAT_EV_ERR},           {"INFO", SS_CHAT_EV_INFO},
+    {"OFFER", SS_CHAT_EV_OFFER},       {"FILE", SS_CHAT_EV_FILE},
+    {"CHUNK", SS_CHAT_EV_CHUNK},       {"FILEEND", SS_CHAT_EV_FILEEND},
+    {"ACCEPTED", SS_CHAT_EV_ACCEPTED}, {"DECLINED", SS_CHAT_EV_DECLINED},
+    {"BYE", SS_CHAT_EV_BYE},           {"P2P", SS_CHAT_EV_P2P},
+};
+
+static void stamp(ss_chat_ev *ev, char **rest)
+{
+    ev->ts_str = field(rest);
+    ev->ts = ss_chat_parse_ts(ev->ts_str);
+}
+
+void ss_chat_client_parse(char *line, ss_chat_ev *ev)
+{
+    *ev = (ss_chat_ev){.ts = -1, .ts_str = "", .nick = "", .nick2 = "", .code = "",
+                       .text = "", .sha256 = "", .raw = line};
+    char *rest = line;
+    char *word = field(&rest);
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(word, kinds[i].word))
+            ev->kind = kinds[i].kind;
+    switch (ev->kind) {
+    case SS_CHAT_EV_MSG:
+    case SS_CHAT_EV_ME:
+    case SS_CHAT_EV_PRIV:
+    case SS_CHAT_EV_OFFLINE:
+        stamp(ev, &rest);
+        ev->nick = field(&rest);
+        ev->text = rest;
+        ev->me = ev->kind == SS_CHAT_EV_ME;
+        break;
+    case SS_CHAT_EV_HIST:
+        stamp(ev, &rest);
+        ev->code = field(&rest);
+        ev->me = !strcmp(ev->code, "ME");
+        ev->nick = field(&rest);
+        ev->text = rest;
+        break;
+    case SS_CHAT_EV_JOIN:
+    case SS_CHAT_EV_LEAVE:
+        stamp(ev, &rest);
+        ev->nick = field(&rest);
+        ev->count = atoi(field(&rest));
+        break;
+    case SS_CHAT_EV_NICK:
+        stamp(ev, &rest);
+        ev->nick = field(&rest);
+        ev->nick2 = field(&rest);
+        break;
+    case SS_CHAT_EV_WHO:
+        ev->nick = field(&rest);
+        ev->online = !strcmp(field(&rest), "online");
+        if (!ev->online)
+            stamp(ev, &rest);
+        break;
+    case SS_CHAT_EV_OK:
+    case SS_CHAT_EV_ERR:
+    case SS_CHAT_EV_P2P:
+        ev->code = field(&rest);
+        ev->text = rest;
+        if (ev->kind == SS_CHAT_EV_OK && !strcmp(ev->code, "nick")) {
+            ev->nick = field(&rest);
+            ev->count = atoi(rest);
+        }
+        break;
+    case SS_CHAT_EV_INFO:
+    case SS_CHAT_EV_BYE:
+        ev->text = rest;
+        break;
+    case SS_CHAT_EV_OFFER:
+        ev->id = (int64_t)num(field(&rest));
+        ev->nick = field(&rest);
+        ev->size = num(field(&rest));
+        ev->sha256 = field(&rest);
+        ev->text = rest;
+        break;
+    case SS_CHAT_EV_FILE:
+        ev->id = (int64_t)num(field(&rest));
+        ev->size = num(field(&rest));
+        ev->sha256 = field(&rest);
+        ev->text = rest;
+        break;
+    case SS_CHAT_EV_CHUNK:
+        ev->id = (int64_t)num(field(&rest));
+        ev->off = num(field(&rest));
+        ev->text = rest;
+        break;
+    case SS_CHAT_EV_FILEEND:
+        ev->id = (int64_t)num(field(&rest));
+        break;
+    case SS_CHAT_EV_ACCEPTED:
+    case SS_CHAT_EV_DECLINED:
+        ev->id = (int64_t)num(field(&rest));
+        ev->nick2 = field(&rest);
+        break;
+    default:
+        ev->text = line;
+        break;
+    }
+}
+
+/* ---- history de-duplication across reconnects ------------------------- */
+
+static uint64_t line_hash(const ss_chat_ev *ev)
+{
+    uint64_t h = 1469598103934665603ull;
+    const char *parts[] = {ev->nick, "\x01", ev->text, ev->me ? "\x02" : "\x03"};
+    for (size_t i = 0; i < 4; i++)
+        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
+            h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+/* A public line (live or history): mark a repeat, remember the newest. */
+static void track_public(ss_chat_client *cl, ss_chat_ev *ev)
+{
+    if (ev->ts < 0)
+        return;
+    uint64_t h = line_hash(ev);
+    if (ev->kind == SS_CHAT_EV_HIST)
+        for (int i = 0; i < SEEN_OWN; i++)
+            if (cl->own[i] == h) {
+                cl->own[i] = 0; /* shown when typed; once is enough */
+                ev->dup = true;
+                break;
+            }
+    if (ev->ts < cl->last_ts) {
+        ev->dup = ev->kind == SS_CHAT_EV_HIST;
+        return;
+    }
+    if (ev->ts == cl->last_ts) {
+        for (int i = 0; i < cl->nseen; i++)
+            if (cl->seen[i] == h) {
+                ev->dup = ev->kind == SS_CHAT_EV_HIST;
+                return;
+            }
+        if (cl->nseen < SEEN_AT_LAST)
+            cl->seen[cl->nseen++] = h;
+        return;
+    }
+    cl->last_ts = ev->ts;
+    snprintf(cl->last_ts_str, sizeof cl->last_ts_str, "%s", ev->ts_str);
+    cl->seen[0] = h;
+    cl->nseen = 1;
+}
+
+static void line_done(ss_chat_client *cl)
+{
+    if (cl->in_len && cl->in[cl->in_len - 1] == '\r')
+        cl->in_len--;
+    cl->in[cl->in_len] = '\0';
+    ss_chat_ev ev;
+    ss_chat_client_parse(cl->in, &ev);
+    if (ev.kind == SS_CHAT_EV_MSG || ev.kind == SS_CHAT_EV_ME || ev.kind == SS_CHAT_EV_HIST)
+        track_public(cl, &ev);
+    cl->cb(cl->arg, &ev);
+}
+
+int ss_chat_client_feed(ss_chat_client *cl, const void *buf, size_t n)
+{
+    const char *p = buf;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n') {
+            if (!cl->skip)
+                line_done(cl);
+            cl->in_len = 0;
+            cl->skip = false;
+        } else if (cl->in_len < sizeof cl->in - 1) {
+            cl->in[cl->in_len++] = p[i];
+        } else {
+            cl->skip = true; /* longer than any server line: drop it */
+        }
+    }
+    return 0;
+}
+
+void ss_chat_client_sent(ss_chat_client *cl, const char *nick, const char *text, bool me)
+{
+    ss_chat_ev ev = {.nick = nick, .text = text, .me = me};
+    cl->own[cl->own_next] = line_hash(&ev);
+    cl->own_next = (cl->own_next + 1) % SEEN_OWN;
+}
