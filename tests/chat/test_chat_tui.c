@@ -95,7 +95,8 @@ static const char *last_line(void)
     return line;
 }
 
-Test(chat_tui, incoming_message_never_garbles_the_input_line)
+/* The server and bob's screen (w x h, in tmux); the server's port. */
+static int start_screen(int w, int h)
 {
     if (system("command -v tmux >/dev/null") != 0)
         cr_skip_test("tmux not installed");
@@ -104,14 +105,34 @@ Test(chat_tui, incoming_message_never_garbles_the_input_line)
     srv_up = true;
     int port = th_wait_listening(&srv, 10000, NULL, 0);
     cr_assert_gt(port, 0);
-
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
-             "tmux -L %s -f /dev/null new-session -d -x 80 -y 20 "
-             "'TERM=xterm-256color %s chat 127.0.0.1 %d --name bob'",
-             sock_name, th_sockstack(), port);
+             "tmux -L %s -f /dev/null new-session -d -x %d -y %d "
+             "'LANG=C.UTF-8 TERM=screen %s chat 127.0.0.1 %d --name bob'",
+             sock_name, w, h, th_sockstack(), port);
     cr_assert_eq(system(cmd), 0);
     cr_assert(screen_has("-- you are bob (1 online)", 10000), "%s", capture());
+    return port;
+}
+
+/* bob's screen and alice on a raw socket. */
+static int start_bob(int w, int h, int *alice)
+{
+    int port = start_screen(w, h);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    put_raw(fd, "/nick alice\n");
+    cr_assert(screen_has("-- alice joined", 10000), "%s", capture());
+    *alice = fd;
+    return port;
+}
+
+Test(chat_tui, incoming_message_never_garbles_the_input_line)
+{
+    int port = start_screen(80, 20);
+    char cmd[1024];
     cr_assert(screen_has(" room lobby | 1 online | connected | bob | [lobby]", 5000), "%s",
               capture());
 
@@ -195,33 +216,6 @@ Test(chat_tui, incoming_message_never_garbles_the_input_line)
     cr_assert(strstr(scr, " room lobby | 2 online | connected | bob | [lobby]\n> after resize"),
               "%s", scr);
     close(fd);
-}
-
-/* The server, bob's screen (w x h) and alice on a raw socket. */
-static int start_bob(int w, int h, int *alice)
-{
-    if (system("command -v tmux >/dev/null") != 0)
-        cr_skip_test("tmux not installed");
-    cr_assert_eq(th_spawn_cli(&srv, "serve", "chat", "-b", "127.0.0.1", "--port", "0",
-                              "--grace", "0", NULL), 0);
-    srv_up = true;
-    int port = th_wait_listening(&srv, 10000, NULL, 0);
-    cr_assert_gt(port, 0);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "tmux -L %s -f /dev/null new-session -d -x %d -y %d "
-             "'LANG=C.UTF-8 TERM=screen %s chat 127.0.0.1 %d --name bob'",
-             sock_name, w, h, th_sockstack(), port);
-    cr_assert_eq(system(cmd), 0);
-    cr_assert(screen_has("-- you are bob (1 online)", 10000), "%s", capture());
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    put_raw(fd, "/nick alice\n");
-    cr_assert(screen_has("-- alice joined", 10000), "%s", capture());
-    *alice = fd;
-    return port;
 }
 
 /* Screen columns of one UTF-8 line (wide characters count two). */
