@@ -269,8 +269,11 @@
 #define SS_STACK_DELACK_MS 40
 /* Largest listen backlog (SYN-RECEIVED + unaccepted). */
 #define SS_STACK_SYN_BACKLOG 128
-/* Sockets in the pool (TCP incl. TIME-WAIT, UDP, listeners). */
-#define SS_STACK_MAX_SOCKETS 64
+/* Sockets at most (TCP incl. TIME-WAIT, UDP, listeners); each is
+ * allocated when opened, so the limit costs nothing until used. */
+#define SS_STACK_MAX_SOCKETS 65536
+/* Socket buffer memory of one stack in all (ss_stack_cfg.mem_max). */
+#define SS_STACK_MEM_MAX (1024ull * 1024 * 1024)
 /* Out-of-order ranges kept per connection before new ones are dropped. */
 #define SS_STACK_OOO_MAX 16
 /* Datagrams queued per UDP socket before new ones are dropped. */

@@ -265,7 +265,9 @@ struct ss_stack_cfg {
     uint32_t local_addr;        /* our IPv4 address, host byte order */
     uint8_t ttl;                /* TTL of packets we originate */
     uint16_t mss;               /* MSS we advertise and our send cap */
-    uint32_t sndbuf, rcvbuf;    /* per-socket buffer bytes (pool size) */
+    uint32_t sndbuf, rcvbuf;    /* per-socket buffer limits in bytes; memory is
+                                 * taken as data is queued, given back idle */
+    uint64_t mem_max;           /* bytes of socket buffers in all (0: no limit) */
     uint32_t msl_ms;            /* TIME-WAIT lasts 2 * msl_ms */
     uint32_t rto_min_ms, rto_max_ms, rto_initial_ms;
     uint32_t max_retries;       /* RTO expiries before ETIMEDOUT (data/FIN) */
@@ -273,7 +275,8 @@ struct ss_stack_cfg {
     uint32_t keepalive_idle_s, keepalive_intvl_s, keepalive_cnt;
     uint32_t delack_ms;         /* longest delay of an ACK (RFC 1122: < 500) */
     uint32_t syn_backlog;       /* cap on a listener's backlog argument */
-    uint32_t max_sockets;       /* TCP + UDP sockets, including TIME-WAIT */
+    uint32_t max_sockets;       /* TCP + UDP sockets, including TIME-WAIT (up to
+                                 * 16,777,216; each is allocated when opened) */
     uint32_t ooo_max;           /* out-of-order ranges kept per connection */
     uint32_t udp_rcvq_max;      /* datagrams queued per UDP socket */
     uint32_t frag_slots;        /* IPv4 reassemblies in progress at once */
@@ -346,7 +349,17 @@ struct ss_stack_stats {
     uint64_t tcp_active_opens, tcp_passive_opens, tcp_estab_resets;
     uint64_t tcp_tw_recycled;   /* TIME-WAIT ended early: pool full, or a new SYN reused the tuple */
     uint64_t tcp_paws_dropped;  /* old timestamp (PAWS, RFC 7323 5) or none where required */
+    uint64_t mem_refused;       /* buffer growth refused: cfg.mem_max reached, or malloc failed */
 };
+/* Sockets open and bytes of socket buffers held now (memory is taken on
+ * demand): for tools and tests. */
+struct ss_stack_mem {
+    uint32_t sockets;           /* open, TIME-WAIT included */
+    uint64_t socket_bytes;      /* the sockets' own state */
+    uint64_t buffer_bytes;      /* ring buffers and out-of-order / SACK tables */
+    uint64_t table_bytes;       /* lookup hash, timer heap, socket table */
+};
+void ss_stack_mem(const ss_stack *st, struct ss_stack_mem *out);
 void ss_stack_stats(const ss_stack *st, struct ss_stack_stats *out);
 
 /* ---- sockets ----------------------------------------------------------- */

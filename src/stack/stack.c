@@ -28,6 +28,7 @@ void ss_stack_cfg_default(struct ss_stack_cfg *cfg)
     cfg->delack_ms = SS_STACK_DELACK_MS;
     cfg->syn_backlog = SS_STACK_SYN_BACKLOG;
     cfg->max_sockets = SS_STACK_MAX_SOCKETS;
+    cfg->mem_max = SS_STACK_MEM_MAX;
     cfg->ooo_max = SS_STACK_OOO_MAX;
     cfg->udp_rcvq_max = SS_STACK_UDP_RCVQ_MAX;
     cfg->frag_slots = SS_STACK_FRAG_SLOTS;
@@ -61,7 +62,7 @@ static bool cfg_valid(const struct ss_stack_cfg *c)
            c->rcvbuf <= (1u << 30) && c->msl_ms && c->rto_min_ms && c->rto_max_ms >= c->rto_min_ms &&
            c->rto_initial_ms && c->rto_max_ms <= 3600000 && c->max_retries && c->syn_retries &&
            c->keepalive_intvl_s && c->keepalive_cnt && c->delack_ms && c->delack_ms < 500 &&
-           c->syn_backlog && c->max_sockets && c->max_sockets <= 65536 && c->ooo_max &&
+           c->syn_backlog && c->max_sockets && c->max_sockets <= (1u << 24) && c->ooo_max &&
            c->udp_rcvq_max && c->frag_timeout_ms && c->frag_slots <= 64 &&
            c->challenge_ack_limit && secret_set(c->isn_secret, sizeof c->isn_secret) &&
            c->sack_max <= 4096 &&
@@ -77,48 +78,77 @@ int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
     if (!st)
         return -ENOMEM;
     st->cfg = *cfg;
-    size_t n = cfg->max_sockets;
-    size_t per = (size_t)cfg->sndbuf + cfg->rcvbuf + SS_RCV_SLACK;
-    st->socks = calloc(n, sizeof *st->socks);
-    st->bufpool = malloc(n * per);
-    st->ooopool = calloc(n * cfg->ooo_max, sizeof *st->ooopool);
-    st->sbpool = calloc(n * cfg->sack_max + 1, sizeof *st->sbpool);
+    /* Nothing here grows with max_sockets: sockets, their buffers and
+     * the tables come as they are used. */
+    st->tcp_port_refs = calloc(65536, sizeof *st->tcp_port_refs);
     st->tx = malloc(SS_PKT_MAX);
     st->frags = calloc(cfg->frag_slots ? cfg->frag_slots : 1, sizeof *st->frags);
     size_t fragsz = SS_PKT_MAX + SS_PKT_MAX / 64 + 1;
     st->fragpool = cfg->frag_slots ? malloc(cfg->frag_slots * fragsz) : NULL;
-    if (!st->socks || !st->bufpool || !st->ooopool || !st->sbpool || !st->tx || !st->frags ||
-        (cfg->frag_slots && !st->fragpool)) {
+    if (!st->tcp_port_refs || !st->tx || !st->frags || (cfg->frag_slots && !st->fragpool)) {
         ss_stack_free(st);
         return -ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct ss_sock *sk = &st->socks[i];
-        sk->id = (int)i;
-        sk->snd.buf = st->bufpool + i * per;
-        sk->snd.cap = cfg->sndbuf;
-        sk->rcv.buf = st->bufpool + i * per + cfg->sndbuf;
-        sk->rcv.cap = cfg->rcvbuf + SS_RCV_SLACK;
-        sk->ooo = st->ooopool + i * cfg->ooo_max;
-        sk->sb = st->sbpool + i * cfg->sack_max;
     }
     for (size_t i = 0; i < cfg->frag_slots; i++) {
         st->frags[i].buf = st->fragpool + i * fragsz;
         st->frags[i].map = st->frags[i].buf + SS_PKT_MAX;
     }
+    /* The hash key: from the ISN secret, so a peer cannot aim its ports
+     * at one chain. */
+    uint8_t md[SHA256_DIGEST_LENGTH];
+    SHA256(cfg->isn_secret, sizeof cfg->isn_secret, md);
+    memcpy(&st->hash_key, md, sizeof st->hash_key);
+    st->hash_key |= 1;
     st->next_port = SS_STACK_EPHEMERAL_LO;
     *out = st;
     return 0;
+}
+
+static void sock_free(ss_stack *st, struct ss_sock *sk)
+{
+    st->mem -= (uint64_t)sk->snd.cap + sk->rcv.cap;
+    free(sk->snd.buf);
+    free(sk->rcv.buf);
+    free(sk->ooo);
+    free(sk->sb);
+    free(sk);
+}
+
+/* Free what was released (ss__stack_sock_release): no caller holds a
+ * pointer to it any more, and no list does. One mechanism for "freed in
+ * its own callback": release only marks and unlinks, this frees. */
+static void reap(ss_stack *st)
+{
+    struct ss_sock **pp = &st->zombies;
+    while (*pp) {
+        struct ss_sock *sk = *pp;
+        if (sk->on_ev || sk->on_out || sk->on_dirty) {
+            pp = &sk->h_next;   /* a list still links it: next time */
+            continue;
+        }
+        *pp = sk->h_next;
+        sock_free(st, sk);
+    }
 }
 
 void ss_stack_free(ss_stack *st)
 {
     if (!st)
         return;
-    free(st->socks);
-    free(st->bufpool);
-    free(st->ooopool);
-    free(st->sbpool);
+    while (st->zombies) {
+        struct ss_sock *sk = st->zombies;
+        st->zombies = sk->h_next;
+        sock_free(st, sk);
+    }
+    for (uint32_t i = 0; i < st->tab_hi; i++)
+        if (st->tab[i])
+            sock_free(st, st->tab[i]);
+    free(st->tab);
+    free(st->free_ids);
+    free(st->hash);
+    free(st->heap);
+    free(st->scratch);
+    free(st->tcp_port_refs);
     free(st->tx);
     free(st->frags);
     free(st->fragpool);
@@ -135,56 +165,146 @@ void ss_stack_stats(const ss_stack *st, struct ss_stack_stats *out)
     *out = st->stats;
 }
 
+void ss_stack_mem(const ss_stack *st, struct ss_stack_mem *out)
+{
+    *out = (struct ss_stack_mem){.sockets = st->nsocks};
+    out->socket_bytes = (uint64_t)st->nsocks * sizeof(struct ss_sock);
+    out->buffer_bytes = st->mem;
+    for (uint32_t i = 0; i < st->tab_hi; i++) {
+        const struct ss_sock *sk = st->tab[i];
+        if (sk && sk->ooo)
+            out->buffer_bytes += st->cfg.ooo_max * sizeof *sk->ooo;
+        if (sk && sk->sb)
+            out->buffer_bytes += st->cfg.sack_max * sizeof *sk->sb;
+    }
+    out->table_bytes = (uint64_t)st->tab_n * (sizeof *st->tab + sizeof *st->free_ids) +
+                       (uint64_t)st->hash_n * sizeof *st->hash +
+                       (uint64_t)st->heap_cap * sizeof *st->heap +
+                       65536 * sizeof *st->tcp_port_refs;
+}
+
 /* ---- events ------------------------------------------------------------ */
 void ss__stack_sock_event(ss_stack *st, struct ss_sock *sk, unsigned ev, int err)
 {
-    (void)st;
     sk->pending_ev |= ev;
     if (ev & SS_EV_ERROR)
         sk->ev_err = err;
+    if (!sk->on_ev) {
+        sk->on_ev = true;
+        sk->ev_next = st->ev_head;
+        st->ev_head = sk;
+    }
+}
+
+/* Take a list linked through the field at offset off, sorted by id: the
+ * callbacks and deferred output run in socket order, the same order on
+ * every run whatever order the events came in. */
+static int by_id(const void *a, const void *b)
+{
+    int x = (*(struct ss_sock *const *)a)->id, y = (*(struct ss_sock *const *)b)->id;
+    return (x > y) - (x < y);
+}
+
+static size_t take_sorted(ss_stack *st, struct ss_sock **head, size_t off,
+                          struct ss_sock ***out)
+{
+    size_t n = 0;
+    for (struct ss_sock *p = *head; p; p = *(struct ss_sock **)((char *)p + off))
+        n++;
+    *out = NULL;
+    if (!n)
+        return 0;
+    /* One scratch vector per stack, kept: no allocation per packet. A
+     * nested call (a callback that sends inside a batch) gets its own. */
+    struct ss_sock **v = st->scratch_busy ? NULL : st->scratch;
+    if (!v || st->scratch_cap < n) {
+        size_t cap = n < 64 ? 64 : n;
+        v = st->scratch_busy ? malloc(cap * sizeof *v) : realloc(st->scratch, cap * sizeof *v);
+        if (!v)
+            return 0;   /* left on the list: the next call delivers it */
+        if (!st->scratch_busy) {
+            st->scratch = v;
+            st->scratch_cap = cap;
+        }
+    }
+    if (v == st->scratch)
+        st->scratch_busy = true;
+    n = 0;
+    for (struct ss_sock *p = *head; p; p = *(struct ss_sock **)((char *)p + off))
+        v[n++] = p;
+    *head = NULL;
+    if (n > 1)
+        qsort(v, n, sizeof *v, by_id);
+    *out = v;
+    return n;
+}
+
+static void put_sorted(ss_stack *st, struct ss_sock **v)
+{
+    if (v && v == st->scratch)
+        st->scratch_busy = false;
+    else
+        free(v);
 }
 
 /* Deliver pending events. Callbacks may call back into the stack (send,
  * close, accept ...); a nested dispatch is skipped and the outer loop
- * picks up whatever the callback produced. */
+ * picks up whatever the callback produced. Only sockets with events are
+ * visited. */
 static void dispatch(ss_stack *st)
 {
     if (st->dispatching)
         return;
     st->dispatching = 1;
-    for (int round = 0; round < 4; round++) {
-        bool any = false;
-        for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
-            struct ss_sock *sk = &st->socks[i];
-            if (!sk->pending_ev)
-                continue;
+    for (int round = 0; round < 4 && st->ev_head; round++) {
+        struct ss_sock **v;
+        size_t n = take_sorted(st, &st->ev_head, offsetof(struct ss_sock, ev_next), &v);
+        for (size_t i = 0; i < n; i++)
+            v[i]->on_ev = false;
+        for (size_t i = 0; i < n; i++) {
+            struct ss_sock *sk = v[i];
             unsigned ev = sk->pending_ev;
             int err = sk->ev_err;
+            if (sk->on_ev)
+                continue;   /* an earlier callback already re-queued it */
             sk->pending_ev = 0;
             sk->ev_err = 0;
             if (sk->kind == SS_SK_FREE || !sk->user || !sk->cb)
                 continue;
-            any = true;
             sk->cb(sk->cb_arg, st, sk->id, ev, err);
         }
-        if (!any)
-            break;
+        put_sorted(st, v);
     }
     st->dispatching = 0;
+}
+
+static uint64_t bad_count(const ss_stack *st)
+{
+    return st->stats.ip_bad_header + st->stats.ip_bad_checksum + st->stats.ip_bad_len +
+           st->stats.tcp_bad_checksum + st->stats.tcp_bad_header + st->stats.udp_bad +
+           st->stats.icmp_bad;
+}
+
+/* The end of every entry point that runs protocol code: deliver events,
+ * then free what was released (outermost call only). */
+static void refile(ss_stack *st);
+
+static void settle(ss_stack *st)
+{
+    dispatch(st);
+    if (st->dispatching)
+        return;
+    refile(st);
+    reap(st);
 }
 
 int ss_stack_input(ss_stack *st, uint64_t now_us, const uint8_t *pkt, size_t len)
 {
     st->now = now_us;
-    uint64_t bad = st->stats.ip_bad_header + st->stats.ip_bad_checksum + st->stats.ip_bad_len +
-                   st->stats.tcp_bad_checksum + st->stats.tcp_bad_header +
-                   st->stats.udp_bad + st->stats.icmp_bad;
+    uint64_t bad = bad_count(st);
     ss__ip_input(st, pkt, len);
-    dispatch(st);
-    uint64_t bad2 = st->stats.ip_bad_header + st->stats.ip_bad_checksum + st->stats.ip_bad_len +
-                    st->stats.tcp_bad_checksum + st->stats.tcp_bad_header +
-                    st->stats.udp_bad + st->stats.icmp_bad;
-    return bad2 != bad ? SS_EBADPKT : 0;
+    settle(st);
+    return bad_count(st) != bad ? SS_EBADPKT : 0;
 }
 
 int ss_stack_input_batch(ss_stack *st, uint64_t now_us, const uint8_t *const *pkts,
@@ -194,58 +314,215 @@ int ss_stack_input_batch(ss_stack *st, uint64_t now_us, const uint8_t *const *pk
     st->now = now_us;
     st->batching = true;
     for (size_t i = 0; i < n; i++) {
-        uint64_t before = st->stats.ip_bad_header + st->stats.ip_bad_checksum +
-                          st->stats.ip_bad_len + st->stats.tcp_bad_checksum +
-                          st->stats.tcp_bad_header + st->stats.udp_bad + st->stats.icmp_bad;
+        uint64_t before = bad_count(st);
         ss__ip_input(st, pkts[i], lens[i]);
-        uint64_t after = st->stats.ip_bad_header + st->stats.ip_bad_checksum +
-                         st->stats.ip_bad_len + st->stats.tcp_bad_checksum +
-                         st->stats.tcp_bad_header + st->stats.udp_bad + st->stats.icmp_bad;
-        bad += after != before;
+        bad += bad_count(st) != before;
     }
     st->batching = false;
-    for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
-        struct ss_sock *sk = &st->socks[i];
+    struct ss_sock **v;
+    size_t k = take_sorted(st, &st->out_head, offsetof(struct ss_sock, out_next), &v);
+    for (size_t i = 0; i < k; i++)
+        v[i]->on_out = false;
+    for (size_t i = 0; i < k; i++) {
+        struct ss_sock *sk = v[i];
         if (sk->kind == SS_SK_TCP && sk->out_pending) {
             sk->out_pending = false;
             ss__tcp_output(st, sk);
         }
     }
-    dispatch(st);
+    put_sorted(st, v);
+    settle(st);
     return bad;
+}
+
+/* Output deferred to the end of the batch (MUST-59). */
+void ss__tcp_defer_output(ss_stack *st, struct ss_sock *sk)
+{
+    sk->out_pending = true;
+    if (!sk->on_out) {
+        sk->on_out = true;
+        sk->out_next = st->out_head;
+        st->out_head = sk;
+    }
+}
+
+/* ---- timers: a binary min-heap of sockets by (deadline, id) --------------- */
+static bool heap_less(const struct ss_sock *a, const struct ss_sock *b)
+{
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->id < b->id);
+}
+
+static void heap_set(ss_stack *st, uint32_t i, struct ss_sock *sk)
+{
+    st->heap[i] = sk;
+    sk->heap_i = i + 1;
+}
+
+static void heap_up(ss_stack *st, uint32_t i)
+{
+    struct ss_sock *sk = st->heap[i];
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (!heap_less(sk, st->heap[p]))
+            break;
+        heap_set(st, i, st->heap[p]);
+        i = p;
+    }
+    heap_set(st, i, sk);
+}
+
+static void heap_down(ss_stack *st, uint32_t i)
+{
+    struct ss_sock *sk = st->heap[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= st->heap_n)
+            break;
+        if (c + 1 < st->heap_n && heap_less(st->heap[c + 1], st->heap[c]))
+            c++;
+        if (!heap_less(st->heap[c], sk))
+            break;
+        heap_set(st, i, st->heap[c]);
+        i = c;
+    }
+    heap_set(st, i, sk);
+}
+
+static void heap_remove(ss_stack *st, struct ss_sock *sk)
+{
+    if (!sk->heap_i)
+        return;
+    uint32_t i = sk->heap_i - 1;
+    sk->heap_i = 0;
+    struct ss_sock *last = st->heap[--st->heap_n];
+    if (last == sk)
+        return;
+    heap_set(st, i, last);
+    heap_up(st, i);
+    heap_down(st, last->heap_i - 1);
+}
+
+/* File sk under deadline d (SS_NEVER: out of the heap). false: no memory
+ * to grow the heap (sk then stays where it was). */
+static bool heap_file(ss_stack *st, struct ss_sock *sk, uint64_t d)
+{
+    if (d == SS_NEVER) {
+        heap_remove(st, sk);
+        return true;
+    }
+    if (!sk->heap_i) {
+        if (st->heap_n == st->heap_cap) {
+            uint32_t cap = st->heap_cap ? st->heap_cap * 2 : 64;
+            struct ss_sock **h = realloc(st->heap, cap * sizeof *h);
+            if (!h)
+                return false;
+            st->heap = h;
+            st->heap_cap = cap;
+        }
+        sk->deadline = d;
+        heap_set(st, st->heap_n++, sk);
+        heap_up(st, st->heap_n - 1);
+        return true;
+    }
+    uint64_t old = sk->deadline;
+    sk->deadline = d;
+    if (d < old)
+        heap_up(st, sk->heap_i - 1);
+    else if (d > old)
+        heap_down(st, sk->heap_i - 1);
+    return true;
+}
+
+static uint64_t sock_deadline(const struct ss_sock *sk)
+{
+    return sk->kind == SS_SK_TCP ? ss__tcp_next_deadline(sk) : SS_NEVER;
+}
+
+void ss__sock_touch(ss_stack *st, struct ss_sock *sk)
+{
+    if (!sk->on_dirty && sk->kind != SS_SK_FREE) {
+        sk->on_dirty = true;
+        sk->dirty_next = st->dirty_head;
+        st->dirty_head = sk;
+    }
+}
+
+/* Re-file every touched socket under its current deadline. */
+static void refile(ss_stack *st)
+{
+    while (st->dirty_head) {
+        struct ss_sock *sk = st->dirty_head;
+        if (sk->kind != SS_SK_FREE && !heap_file(st, sk, sock_deadline(sk)))
+            return;   /* out of memory: the rest stays touched, tried again */
+        st->dirty_head = sk->dirty_next;
+        sk->on_dirty = false;
+    }
 }
 
 uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us)
 {
     st->now = now_us;
     uint64_t next = ss__frag_timers(st, now_us);
-    for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
-        struct ss_sock *sk = &st->socks[i];
-        if (sk->kind != SS_SK_TCP)
+    refile(st);
+    /* Only the sockets whose deadline has come, earliest first. A socket
+     * re-filed for now or earlier by its own timers waits for the next
+     * call (no loop at one instant). */
+    struct ss_sock *due = NULL;
+    while (st->heap_n && st->heap[0]->deadline <= now_us) {
+        struct ss_sock *sk = st->heap[0];
+        heap_remove(st, sk);
+        sk->dirty_next = due;   /* a list of its own until re-filed */
+        due = sk;
+        sk->on_dirty = true;
+    }
+    /* Run them in (deadline, id) order: the list is reversed. */
+    struct ss_sock *rev = NULL;
+    while (due) {
+        struct ss_sock *n = due->dirty_next;
+        due->dirty_next = rev;
+        rev = due;
+        due = n;
+    }
+    for (struct ss_sock *sk = rev; sk; sk = sk->dirty_next) {
+        if (sk->kind == SS_SK_FREE)
             continue;
-        ss__tcp_timers(st, sk, now_us);
-        if (sk->kind == SS_SK_TCP)
-            ss__tcp_output(st, sk);
+        if (sk->kind == SS_SK_TCP) {
+            ss__tcp_timers(st, sk, now_us);
+            if (sk->kind == SS_SK_TCP)
+                ss__tcp_output(st, sk);
+        }
     }
-    dispatch(st);
-    for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
-        struct ss_sock *sk = &st->socks[i];
-        if (sk->kind == SS_SK_TCP)
-            next = ss__min64(next, ss__tcp_next_deadline(sk));
+    /* Back into the dirty list, to be re-filed below. */
+    while (rev) {
+        struct ss_sock *n = rev->dirty_next;
+        rev->on_dirty = false;
+        if (rev->kind != SS_SK_FREE)
+            ss__sock_touch(st, rev);
+        rev = n;
     }
+    settle(st);
+    if (st->heap_n)
+        next = ss__min64(next, st->heap[0]->deadline);
     return next;
 }
 
-/* ---- pool -------------------------------------------------------------- */
+/* ---- sockets: ids, lookup, memory ------------------------------------- */
+struct ss_sock *ss__sock_at(const ss_stack *st, int sd)
+{
+    if (sd < 0 || (uint32_t)sd >= st->tab_hi)
+        return NULL;
+    return st->tab[sd];
+}
+
 /* The pool is full: end the orphaned TIME-WAIT connection closest to its
- * end (as Linux does past tcp_max_tw_buckets), so a pool of TIME-WAITs
- * cannot lock out new connections. */
+ * end (as Linux does past tcp_max_tw_buckets), so TIME-WAITs cannot lock
+ * out new connections. A scan, but only when the table is full. */
 static bool recycle_time_wait(ss_stack *st)
 {
     struct ss_sock *old = NULL;
-    for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
-        struct ss_sock *sk = &st->socks[i];
-        if (sk->kind == SS_SK_TCP && sk->state == SS_TCP_TIME_WAIT && !sk->user &&
+    for (uint32_t i = 0; i < st->tab_hi; i++) {
+        struct ss_sock *sk = st->tab[i];
+        if (sk && sk->kind == SS_SK_TCP && sk->state == SS_TCP_TIME_WAIT && !sk->user &&
             (!old || sk->t_2msl < old->t_2msl))
             old = sk;
     }
@@ -256,33 +533,82 @@ static bool recycle_time_wait(ss_stack *st)
     return true;
 }
 
-static struct ss_sock *free_slot(ss_stack *st)
+/* Free ids: a min-heap of ints, so the lowest free id is reused first. */
+static void ids_push(ss_stack *st, int id)
 {
-    for (uint32_t i = 0; i < st->cfg.max_sockets; i++)
-        if (st->socks[i].kind == SS_SK_FREE)
-            return &st->socks[i];
-    return NULL;
+    uint32_t i = st->free_n++;
+    while (i > 0 && st->free_ids[(i - 1) / 2] > id) {
+        st->free_ids[i] = st->free_ids[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    st->free_ids[i] = id;
+}
+
+static int ids_pop(ss_stack *st)
+{
+    int top = st->free_ids[0], last = st->free_ids[--st->free_n];
+    uint32_t i = 0;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= st->free_n)
+            break;
+        if (c + 1 < st->free_n && st->free_ids[c + 1] < st->free_ids[c])
+            c++;
+        if (st->free_ids[c] >= last)
+            break;
+        st->free_ids[i] = st->free_ids[c];
+        i = c;
+    }
+    if (st->free_n)
+        st->free_ids[i] = last;
+    return top;
+}
+
+/* A free id, growing the table (and the room for free ids) as needed;
+ * -1 when max_sockets are in use. */
+static int take_id(ss_stack *st)
+{
+    if (st->free_n)
+        return ids_pop(st);
+    if (st->tab_hi >= st->cfg.max_sockets)
+        return -1;
+    if (st->tab_hi == st->tab_n) {
+        uint32_t n = st->tab_n ? st->tab_n * 2 : 16;
+        if (n > st->cfg.max_sockets)
+            n = st->cfg.max_sockets;
+        struct ss_sock **t = realloc(st->tab, n * sizeof *t);
+        if (!t)
+            return -1;
+        st->tab = t;
+        int *f = realloc(st->free_ids, n * sizeof *f);
+        if (!f)
+            return -1;
+        st->free_ids = f;
+        st->tab_n = n;
+    }
+    st->tab[st->tab_hi] = NULL;
+    return (int)st->tab_hi++;
 }
 
 struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind)
 {
-    struct ss_sock *sk = free_slot(st);
-    if (!sk && recycle_time_wait(st))
-        sk = free_slot(st);
+    if (st->nsocks >= st->cfg.max_sockets && !recycle_time_wait(st))
+        return NULL;
+    reap(st);   /* what the recycling released, if nothing links it */
+    struct ss_sock *sk = calloc(1, sizeof *sk);
     if (!sk)
         return NULL;
-    int id = (int)(sk - st->socks);
-    uint8_t *sb = sk->snd.buf, *rb = sk->rcv.buf;
-    uint32_t sc = sk->snd.cap, rc = sk->rcv.cap;
-    struct ss_ooo *oo = sk->ooo;
-    struct ss_sack_blk *sbt = sk->sb;
-    memset(sk, 0, sizeof *sk);
+    int id = take_id(st);
+    if (id < 0) {
+        free(sk);
+        return NULL;
+    }
+    st->tab[id] = sk;
+    st->nsocks++;
     sk->id = id;
     sk->kind = kind;
-    sk->snd = (struct ss_ring){.buf = sb, .cap = sc, .limit = sc};
-    sk->rcv = (struct ss_ring){.buf = rb, .cap = rc, .limit = st->cfg.rcvbuf};
-    sk->ooo = oo;
-    sk->sb = sbt;
+    sk->snd = (struct ss_ring){.max = st->cfg.sndbuf, .limit = st->cfg.sndbuf};
+    sk->rcv = (struct ss_ring){.max = st->cfg.rcvbuf + SS_RCV_SLACK, .limit = st->cfg.rcvbuf};
     sk->opt_allow = (uint8_t)((st->cfg.wscale ? SS_OPTF_WSCALE : 0) |
                               (st->cfg.timestamps ? SS_OPTF_TS : 0) |
                               (st->cfg.sack ? SS_OPTF_SACK : 0));
@@ -302,74 +628,168 @@ struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind)
     return sk;
 }
 
+/* Hold or give back sk's local port in the TCP port counts. */
+static void port_hold(ss_stack *st, struct ss_sock *sk, uint16_t port)
+{
+    sk->lport = port;
+    if (sk->kind == SS_SK_TCP && !sk->port_held) {
+        st->tcp_port_refs[port]++;
+        sk->port_held = true;
+    }
+}
+
 void ss__stack_sock_release(ss_stack *st, struct ss_sock *sk)
 {
-    (void)st;
+    if (sk->kind == SS_SK_FREE)
+        return;
+    ss__sock_unhash(st, sk);
+    if (sk->port_held) {
+        st->tcp_port_refs[sk->lport]--;
+        sk->port_held = false;
+    }
+    heap_remove(st, sk);
     sk->kind = SS_SK_FREE;
     sk->user = false;
     sk->pending_ev = 0;
+    st->tab[sk->id] = NULL;
+    ids_push(st, sk->id);
+    st->nsocks--;
+    sk->h_next = st->zombies;
+    st->zombies = sk;
 }
 
 struct ss_sock *ss__stack_sock_get(const ss_stack *st, int sd)
 {
-    if (sd < 0 || (uint32_t)sd >= st->cfg.max_sockets)
-        return NULL;
-    struct ss_sock *sk = &st->socks[sd];
-    if (sk->kind == SS_SK_FREE || !sk->user)
+    struct ss_sock *sk = ss__sock_at(st, sd);
+    if (!sk || !sk->user)
         return NULL;
     return sk;
+}
+
+/* ---- the lookup hash ------------------------------------------------------ */
+enum { KEY_CONN = 1, KEY_LISTEN = 2, KEY_UDP = 3 };
+
+static uint32_t hash_of(const ss_stack *st, int tag, uint32_t laddr, uint16_t lport,
+                        uint32_t raddr, uint16_t rport)
+{
+    uint64_t h = st->hash_key;
+    h ^= ((uint64_t)laddr << 32 | raddr) * 0x9e3779b97f4a7c15ull;
+    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
+    h ^= ((uint64_t)tag << 32 | (uint32_t)lport << 16 | rport) * 0x94d049bb133111ebull;
+    h = (h ^ (h >> 31)) * st->hash_key;
+    return (uint32_t)(h >> 32);
+}
+
+static int key_tag(const struct ss_sock *sk)
+{
+    if (sk->kind == SS_SK_UDP)
+        return KEY_UDP;
+    return sk->state == SS_TCP_LISTEN ? KEY_LISTEN : KEY_CONN;
+}
+
+static uint32_t sock_hash(const ss_stack *st, const struct ss_sock *sk)
+{
+    int tag = key_tag(sk);
+    if (tag == KEY_CONN)
+        return hash_of(st, tag, sk->laddr, sk->lport, sk->raddr, sk->rport);
+    return hash_of(st, tag, 0, sk->lport, 0, 0);
+}
+
+/* Double the buckets when the chains would grow past one socket each. */
+static void hash_grow(ss_stack *st)
+{
+    uint32_t n = st->hash_n ? st->hash_n * 2 : 64;
+    struct ss_sock **b = calloc(n, sizeof *b);
+    if (!b)
+        return;   /* longer chains, still correct */
+    for (uint32_t i = 0; i < st->hash_n; i++) {
+        while (st->hash[i]) {
+            struct ss_sock *sk = st->hash[i];
+            st->hash[i] = sk->h_next;
+            uint32_t j = sock_hash(st, sk) & (n - 1);
+            sk->h_next = b[j];
+            b[j] = sk;
+        }
+    }
+    free(st->hash);
+    st->hash = b;
+    st->hash_n = n;
+}
+
+void ss__sock_hash(ss_stack *st, struct ss_sock *sk)
+{
+    if (sk->hashed)
+        ss__sock_unhash(st, sk);
+    if (st->hash_used >= st->hash_n)
+        hash_grow(st);
+    if (!st->hash_n)
+        return;   /* no memory for even the first table: lookups miss it */
+    uint32_t j = sock_hash(st, sk) & (st->hash_n - 1);
+    sk->h_next = st->hash[j];
+    st->hash[j] = sk;
+    sk->hashed = true;
+    st->hash_used++;
+}
+
+void ss__sock_unhash(ss_stack *st, struct ss_sock *sk)
+{
+    if (!sk->hashed)
+        return;
+    /* The key it was filed under: a listener is filed as one, and only
+     * a socket's state decides that (unhash before changing it). */
+    struct ss_sock **pp = &st->hash[sock_hash(st, sk) & (st->hash_n - 1)];
+    while (*pp && *pp != sk)
+        pp = &(*pp)->h_next;
+    if (*pp)
+        *pp = sk->h_next;
+    sk->h_next = NULL;
+    sk->hashed = false;
+    st->hash_used--;
 }
 
 /* Exact 4-tuple first, then a listener on the port. */
 struct ss_sock *ss__tcp_lookup(ss_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
                                uint16_t rport)
 {
-    struct ss_sock *listener = NULL;
-    for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
-        struct ss_sock *sk = &st->socks[i];
-        if (sk->kind != SS_SK_TCP || sk->lport != lport)
-            continue;
-        if (sk->state == SS_TCP_LISTEN) {
-            listener = sk;
-            continue;
-        }
-        if (sk->state != SS_TCP_CLOSED && sk->raddr == raddr && sk->rport == rport &&
-            sk->laddr == laddr)
+    if (!st->hash_n)
+        return NULL;
+    uint32_t m = st->hash_n - 1;
+    for (struct ss_sock *sk = st->hash[hash_of(st, KEY_CONN, laddr, lport, raddr, rport) & m];
+         sk; sk = sk->h_next)
+        if (sk->kind == SS_SK_TCP && sk->state != SS_TCP_LISTEN && sk->state != SS_TCP_CLOSED &&
+            sk->lport == lport && sk->raddr == raddr && sk->rport == rport && sk->laddr == laddr)
             return sk;
-    }
-    return listener;
+    for (struct ss_sock *sk = st->hash[hash_of(st, KEY_LISTEN, 0, lport, 0, 0) & m]; sk;
+         sk = sk->h_next)
+        if (sk->kind == SS_SK_TCP && sk->state == SS_TCP_LISTEN && sk->lport == lport)
+            return sk;
+    return NULL;
 }
 
 struct ss_sock *ss__udp_lookup(ss_stack *st, uint16_t lport)
 {
-    for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
-        struct ss_sock *sk = &st->socks[i];
+    if (!st->hash_n)
+        return NULL;
+    for (struct ss_sock *sk = st->hash[hash_of(st, KEY_UDP, 0, lport, 0, 0) & (st->hash_n - 1)];
+         sk; sk = sk->h_next)
         if (sk->kind == SS_SK_UDP && sk->lport == lport)
             return sk;
-    }
     return NULL;
 }
 
 static bool port_in_use(ss_stack *st, enum ss_stack_sock_kind kind, uint16_t port)
 {
-    for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
-        struct ss_sock *sk = &st->socks[i];
-        if (sk->kind == kind && sk->lport == port)
-            return true;
-    }
-    return false;
+    if (kind == SS_SK_TCP)
+        return st->tcp_port_refs[port] != 0;
+    return ss__udp_lookup(st, port) != NULL;
 }
 
 /* RFC 9293 MUST-42: a LISTEN may share its port with connections (say one
  * in SYN-SENT from that port); only a second listener conflicts. */
 static bool listener_on(ss_stack *st, uint16_t port)
 {
-    for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
-        struct ss_sock *sk = &st->socks[i];
-        if (sk->kind == SS_SK_TCP && sk->state == SS_TCP_LISTEN && sk->lport == port)
-            return true;
-    }
-    return false;
+    struct ss_sock *sk = ss__tcp_lookup(st, 0, port, 0, 0);
+    return sk && sk->state == SS_TCP_LISTEN;
 }
 
 static uint16_t ephemeral_port(ss_stack *st, enum ss_stack_sock_kind kind)
@@ -392,6 +812,7 @@ void ss__set_state(ss_stack *st, struct ss_sock *sk, enum ss_tcp_state ns)
     if (old == ns)
         return;
     sk->state = ns;
+    ss__sock_touch(st, sk);
     ss__trace_state(st, sk, (int)old, (int)ns);
 }
 
@@ -399,16 +820,16 @@ static void unlink_from_listener(ss_stack *st, struct ss_sock *sk)
 {
     if (sk->parent < 0)
         return;
-    struct ss_sock *ls = &st->socks[sk->parent];
+    struct ss_sock *ls = ss__sock_at(st, sk->parent);
     if (sk->in_accept_q) {
         int prev = -1;
-        for (int c = ls->accept_head; c >= 0; prev = c, c = st->socks[c].next_q) {
+        for (int c = ls->accept_head; c >= 0; prev = c, c = ss__sock_at(st, c)->next_q) {
             if (c != sk->id)
                 continue;
             if (prev < 0)
                 ls->accept_head = sk->next_q;
             else
-                st->socks[prev].next_q = sk->next_q;
+                ss__sock_at(st, prev)->next_q = sk->next_q;
             if (ls->accept_tail == sk->id)
                 ls->accept_tail = prev;
             break;
@@ -425,6 +846,8 @@ static void unlink_from_listener(ss_stack *st, struct ss_sock *sk)
 void ss__tcp_drop(ss_stack *st, struct ss_sock *sk, int err)
 {
     unlink_from_listener(st, sk);
+    ss__sock_unhash(st, sk);
+    ss__sock_touch(st, sk);
     ss__set_state(st, sk, SS_TCP_CLOSED);
     sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = sk->t_sws = SS_NEVER;
     sk->ooo_n = 0;
@@ -439,9 +862,9 @@ void ss__tcp_drop(ss_stack *st, struct ss_sock *sk, int err)
         ss__stack_sock_release(st, sk);
 }
 
+/* sk's 4-tuple is set: it joins ls's SYN queue and the lookup table. */
 void ss__tcp_listener_add_child(ss_stack *st, struct ss_sock *ls, struct ss_sock *sk)
 {
-    (void)st;
     sk->parent = ls->id;
     sk->passive = true;
     sk->cb = ls->cb;
@@ -456,6 +879,8 @@ void ss__tcp_listener_add_child(ss_stack *st, struct ss_sock *ls, struct ss_sock
     sk->rcv.limit = ls->rcv.limit;
     sk->opt_allow = ls->opt_allow;
     ls->syn_q++;
+    port_hold(st, sk, sk->lport);
+    ss__sock_hash(st, sk);
 }
 
 /* A passive child reached ESTABLISHED: move it to the accept queue. */
@@ -463,13 +888,13 @@ void ss__tcp_established_child(ss_stack *st, struct ss_sock *sk)
 {
     if (sk->parent < 0 || sk->in_accept_q)
         return;
-    struct ss_sock *ls = &st->socks[sk->parent];
+    struct ss_sock *ls = ss__sock_at(st, sk->parent);
     ls->syn_q--;
     ls->accept_q++;
     sk->in_accept_q = true;
     sk->next_q = -1;
     if (ls->accept_tail >= 0)
-        st->socks[ls->accept_tail].next_q = sk->id;
+        ss__sock_at(st, ls->accept_tail)->next_q = sk->id;
     else
         ls->accept_head = sk->id;
     ls->accept_tail = sk->id;
@@ -492,6 +917,71 @@ uint32_t ss__isn(ss_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr, u
 }
 
 /* ---- rings ------------------------------------------------------------- */
+#define RING_MIN 4096u
+
+bool ss__ring_reserve(ss_stack *st, struct ss_ring *r, uint32_t need)
+{
+    if (need <= r->cap)
+        return true;
+    if (need > r->max)
+        return false;
+    uint32_t cap = r->cap ? r->cap : RING_MIN;
+    while (cap < need && cap < r->max)
+        cap = cap > r->max / 2 ? r->max : cap * 2;
+    if (cap > r->max)
+        cap = r->max;
+    if (st->cfg.mem_max && st->mem + cap - r->cap > st->cfg.mem_max) {
+        st->stats.mem_refused++;
+        return false;
+    }
+    uint8_t *b = malloc(cap);
+    if (!b) {
+        st->stats.mem_refused++;
+        return false;
+    }
+    /* Linear from the head: bytes (and out-of-order bytes beyond len)
+     * keep their offsets. */
+    if (r->cap) {
+        uint32_t first = r->cap - r->head;
+        memcpy(b, r->buf + r->head, first);
+        memcpy(b + first, r->buf, r->head);
+    }
+    free(r->buf);
+    st->mem += cap - r->cap;
+    r->buf = b;
+    r->cap = cap;
+    r->head = 0;
+    return true;
+}
+
+static void ring_release(ss_stack *st, struct ss_ring *r)
+{
+    st->mem -= r->cap;
+    free(r->buf);
+    r->buf = NULL;
+    r->cap = r->head = r->len = 0;
+}
+
+/* Give back what a socket does not use now: empty rings, and the
+ * out-of-order and SACK tables when they hold nothing. Done at once (no
+ * timer, so no extra wake-up): a ring that fills again is allocated
+ * again, small first. */
+void ss__sock_ring_idle(ss_stack *st, struct ss_sock *sk)
+{
+    if (!sk->snd.len && sk->snd.cap)
+        ring_release(st, &sk->snd);
+    if (!sk->rcv.len && !sk->ooo_n && sk->rcv.cap)
+        ring_release(st, &sk->rcv);
+    if (!sk->ooo_n) {
+        free(sk->ooo);
+        sk->ooo = NULL;
+    }
+    if (!sk->sb_n) {
+        free(sk->sb);
+        sk->sb = NULL;
+    }
+}
+
 uint32_t ss__ring_free(const struct ss_ring *r)
 {
     return r->len >= r->limit ? 0 : r->limit - r->len;
@@ -499,6 +989,8 @@ uint32_t ss__ring_free(const struct ss_ring *r)
 
 void ss__ring_poke(struct ss_ring *r, uint32_t off, const void *data, uint32_t len)
 {
+    if (!len)
+        return;
     const uint8_t *d = data;
     uint32_t pos = (r->head + off) % r->cap;
     uint32_t first = ss__min32(len, r->cap - pos);
@@ -510,6 +1002,7 @@ void ss__ring_poke(struct ss_ring *r, uint32_t off, const void *data, uint32_t l
 uint32_t ss__ring_write(struct ss_ring *r, const void *data, uint32_t len)
 {
     len = ss__min32(len, ss__ring_free(r));
+    len = ss__min32(len, r->cap - r->len);   /* what ss__ring_reserve made room for */
     if (len) {
         ss__ring_poke(r, r->len, data, len);
         r->len += len;
@@ -519,6 +1012,8 @@ uint32_t ss__ring_write(struct ss_ring *r, const void *data, uint32_t len)
 
 void ss__ring_peek(const struct ss_ring *r, uint32_t off, void *out, uint32_t len)
 {
+    if (!len)
+        return;
     uint8_t *o = out;
     uint32_t pos = (r->head + off) % r->cap;
     uint32_t first = ss__min32(len, r->cap - pos);
@@ -531,6 +1026,8 @@ void ss__ring_consume(struct ss_ring *r, uint32_t len)
 {
     if (len > r->len)
         len = r->len;
+    if (!len)
+        return;
     r->head = (r->head + len) % r->cap;
     r->len -= len;
     /* The head is never reset to 0 when the ring empties: out-of-order
@@ -644,7 +1141,7 @@ int ss_stack_sock_setopt(ss_stack *st, int sd, int opt, int value)
     case SS_SO_KEEPCNT:
         return set_in_range(&sk->keep_cnt, value, 1, 127);
     case SS_SO_SNDBUF:
-        if (value < 1 || (uint32_t)value > sk->snd.cap || (uint32_t)value < sk->snd.len)
+        if (value < 1 || (uint32_t)value > sk->snd.max || (uint32_t)value < sk->snd.len)
             return -EINVAL;
         sk->snd.limit = (uint32_t)value;
         return 0;
@@ -787,11 +1284,12 @@ int ss_tcp_listen(ss_stack *st, uint16_t port, int backlog)
     if (!sk)
         return -EMFILE;
     sk->user = true;
-    sk->lport = port;
+    port_hold(st, sk, port);
     sk->raddr = 0;
     sk->rport = 0;
     sk->backlog = backlog;
     ss__set_state(st, sk, SS_TCP_LISTEN);
+    ss__sock_hash(st, sk);
     return sk->id;
 }
 
@@ -804,7 +1302,7 @@ int ss_tcp_accept(ss_stack *st, int lsd, uint32_t *raddr, uint16_t *rport)
         return -EINVAL;
     if (ls->accept_head < 0)
         return -EAGAIN;
-    struct ss_sock *sk = &st->socks[ls->accept_head];
+    struct ss_sock *sk = ss__sock_at(st, ls->accept_head);
     unlink_from_listener(st, sk);
     sk->user = true;
     if (raddr)
@@ -835,9 +1333,10 @@ static void open_active(ss_stack *st, struct ss_sock *sk, uint64_t now_us, uint3
                         uint16_t rport, uint16_t lport)
 {
     sk->unopened = false;
-    sk->lport = lport;
+    port_hold(st, sk, lport);
     sk->raddr = raddr;
     sk->rport = rport;
+    ss__sock_hash(st, sk);
     sk->iss = ss__isn(st, sk->laddr, lport, raddr, rport, now_us);
     sk->snd_una = sk->snd_nxt = sk->snd_max = sk->iss;
     sk->rcv_adv = 0;
@@ -893,6 +1392,19 @@ static struct ss_sock *tcp_get(ss_stack *st, int sd)
     return sk && sk->kind == SS_SK_TCP ? sk : NULL;
 }
 
+/* Queue what the send buffer takes, growing its ring as needed: the
+ * bytes queued, 0 when the buffer is full, -ENOBUFS when the stack's
+ * memory limit leaves no room at all. */
+static ssize_t queue_send(ss_stack *st, struct ss_sock *sk, const void *buf, size_t len)
+{
+    uint32_t want = ss__min32(len > UINT32_MAX ? UINT32_MAX : (uint32_t)len, ss__ring_free(&sk->snd));
+    if (!want)
+        return 0;
+    if (!ss__ring_reserve(st, &sk->snd, sk->snd.len + want) && sk->snd.cap == sk->snd.len)
+        return -ENOBUFS;
+    return ss__ring_write(&sk->snd, buf, want);
+}
+
 ssize_t ss_tcp_send(ss_stack *st, uint64_t now_us, int sd, const void *buf, size_t len)
 {
     st->now = now_us;
@@ -909,11 +1421,11 @@ ssize_t ss_tcp_send(ss_stack *st, uint64_t now_us, int sd, const void *buf, size
         return -EPIPE;
     if (len == 0)
         return 0;
-    uint32_t n = ss__ring_write(&sk->snd, buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
-    if (n == 0)
-        return -EAGAIN;
+    ssize_t n = queue_send(st, sk, buf, len);
+    if (n <= 0)
+        return n ? n : -EAGAIN;
     ss__tcp_output(st, sk);
-    return (ssize_t)n;
+    return n;
 }
 
 ssize_t ss_tcp_send_urgent(ss_stack *st, uint64_t now_us, int sd, const void *buf, size_t len)
@@ -924,15 +1436,15 @@ ssize_t ss_tcp_send_urgent(ss_stack *st, uint64_t now_us, int sd, const void *bu
     if (!tcp_can_send(sk) || len == 0)
         return ss_tcp_send(st, now_us, sd, buf, len);
     /* Queue first, then mark the end of what was queued as urgent. */
-    uint32_t n = ss__ring_write(&sk->snd, buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
-    if (n == 0)
-        return sk->error ? sk->error : -EAGAIN;
+    ssize_t n = queue_send(st, sk, buf, len);
+    if (n <= 0)
+        return n ? n : sk->error ? sk->error : -EAGAIN;
     bool opening = ss__tcp_opening(sk);
     sk->snd_up = sk->snd_una + sk->snd.len + (opening ? 1 : 0);
     sk->snd_up_valid = true;
     st->now = now_us;
     ss__tcp_output(st, sk);
-    return (ssize_t)n;
+    return n;
 }
 
 int ss_tcp_urgent(const ss_stack *st, int sd)
@@ -967,6 +1479,8 @@ ssize_t ss_tcp_recv(ss_stack *st, uint64_t now_us, int sd, void *buf, size_t len
     }
     ss__ring_peek(&sk->rcv, 0, buf, n);
     ss__ring_consume(&sk->rcv, n);
+    if (!sk->rcv.len)
+        ss__sock_ring_idle(st, sk);
     /* Out-of-order bytes sit beyond rcv.len at offsets from the head:
      * the ring head moved, and so did they. Nothing else to adjust. */
     ss__tcp_output(st, sk);   /* window update if it opened enough */
@@ -1020,9 +1534,9 @@ int ss_tcp_abort(ss_stack *st, uint64_t now_us, int sd)
     sk->user = false;
     if (sk->state == SS_TCP_LISTEN) {
         /* Abort everything still queued on the listener. */
-        for (uint32_t i = 0; i < st->cfg.max_sockets; i++) {
-            struct ss_sock *c = &st->socks[i];
-            if (c->kind == SS_SK_TCP && c->parent == sk->id) {
+        for (uint32_t i = 0; i < st->tab_hi; i++) {
+            struct ss_sock *c = st->tab[i];
+            if (c && c->kind == SS_SK_TCP && c->parent == sk->id) {
                 ss__tcp_send_rst(st, c);
                 c->user = false;
                 ss__tcp_drop(st, c, 0);
@@ -1057,8 +1571,10 @@ int ss_tcp_close(ss_stack *st, uint64_t now_us, int sd)
     sk->user = false;
     sk->pending_ev = 0;
     /* An orphan in FIN-WAIT-2 must not wait for the peer forever. */
-    if (sk->state == SS_TCP_FIN_WAIT_2 && sk->t_2msl == SS_NEVER)
+    if (sk->state == SS_TCP_FIN_WAIT_2 && sk->t_2msl == SS_NEVER) {
         sk->t_2msl = now_us + ss__2msl_us(st);
+        ss__sock_touch(st, sk);
+    }
     if (sk->state == SS_TCP_CLOSED)
         ss__stack_sock_release(st, sk);
     return rc < 0 && rc != -ENOTCONN ? rc : 0;
@@ -1078,6 +1594,7 @@ int ss_udp_bind(ss_stack *st, uint16_t port)
         return -EMFILE;
     sk->user = true;
     sk->lport = port;
+    ss__sock_hash(st, sk);
     return sk->id;
 }
 

@@ -86,11 +86,14 @@ static inline uint32_t ss__seg_seqlen(const struct ss_seg *s)
     return s->len + ((s->flags & SS_TCP_SYN) ? 1 : 0) + ((s->flags & SS_TCP_FIN) ? 1 : 0);
 }
 
-/* A byte ring over a slice of the buffer pool. */
+/* A byte ring, allocated when the first byte needs it, grown by doubling
+ * up to max and given back when it empties (stack.c). */
 struct ss_ring {
-    uint8_t *buf;
-    uint32_t cap;           /* pool slice size */
-    uint32_t limit;         /* usable size (SO_SNDBUF/SO_RCVBUF), <= cap */
+    uint8_t *buf;           /* NULL while cap is 0 */
+    uint32_t cap;           /* bytes allocated now */
+    uint32_t max;           /* most it may grow to (the receive ring: the
+                             * buffer plus the window-scaling slack) */
+    uint32_t limit;         /* usable size (SO_SNDBUF/SO_RCVBUF), <= max */
     uint32_t head;          /* index of the first byte */
     uint32_t len;           /* bytes stored */
 };
@@ -124,6 +127,14 @@ union ss__cc_state {
 struct ss_sock {
     enum ss_stack_sock_kind kind;
     int id;
+    /* Links of the stack's tables and lists (stack.c): the lookup hash
+     * chain, the timer heap position, and the lists of sockets with
+     * events to deliver, output deferred by a batch, timers to re-file. */
+    struct ss_sock *h_next;
+    uint32_t heap_i;        /* index in st->heap + 1; 0: not in it */
+    uint64_t deadline;      /* the key it is filed under in the heap */
+    struct ss_sock *ev_next, *out_next, *dirty_next;
+    bool on_ev, on_out, on_dirty, hashed, port_held;
     bool user;              /* the application holds the handle */
     ss_stack_sock_cb cb;
     void *cb_arg;
@@ -256,10 +267,28 @@ struct ss_frag {
 struct ss_stack {
     struct ss_stack_cfg cfg;
     struct ss_stack_stats stats;
-    struct ss_sock *socks;
-    uint8_t *bufpool;
-    struct ss_ooo *ooopool;
-    struct ss_sack_blk *sbpool; /* SACK scoreboards, cfg.sack_max per socket */
+    /* Sockets, allocated when opened: tab[sd] (NULL when free), grown by
+     * doubling up to cfg.max_sockets. Free ids below tab_hi wait in a
+     * min-heap, so the lowest free id is taken, as before. */
+    struct ss_sock **tab;
+    uint32_t tab_n, tab_hi, nsocks;
+    int *free_ids;
+    uint32_t free_n, free_cap;
+    /* Lookup: one chained hash over TCP connections (4-tuple), TCP
+     * listeners and UDP sockets (local port), keyed with a secret. */
+    struct ss_sock **hash;
+    uint32_t hash_n, hash_used;
+    uint64_t hash_key;
+    uint32_t *tcp_port_refs;  /* [65536]: TCP sockets holding each local port */
+    /* Timers: a min-heap of sockets by (deadline, id). */
+    struct ss_sock **heap;
+    uint32_t heap_n, heap_cap;
+    struct ss_sock *ev_head, *out_head, *dirty_head;
+    struct ss_sock *zombies;  /* released, freed at the next safe point */
+    struct ss_sock **scratch; /* sorted copies of the event / output lists */
+    size_t scratch_cap;
+    bool scratch_busy;
+    uint64_t mem;             /* bytes of ring buffers held */
     struct ss_frag *frags;
     uint8_t *fragpool;
     uint32_t frag_mem;      /* fragment bytes held (ipv4.c), <= cfg.frag_mem */
@@ -268,6 +297,7 @@ struct ss_stack {
     uint16_t next_port;
     uint64_t now;           /* time of the call in progress */
     int dispatching;
+    int depth;              /* nesting of calls that may hold sockets */
     bool batching;          /* inside ss_stack_input_batch: defer TCP output */
 };
 
@@ -309,6 +339,9 @@ void ss__tcp_icmp_error(ss_stack *st, int err, bool hard, const uint8_t *quoted,
 
 /* tcp_output.c */
 void ss__tcp_output(ss_stack *st, struct ss_sock *sk);
+/* Inside ss_stack_input_batch: run ss__tcp_output for sk once the batch
+ * is in (stack.c). */
+void ss__tcp_defer_output(ss_stack *st, struct ss_sock *sk);
 void ss__tcp_send_ack(ss_stack *st, struct ss_sock *sk);
 int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t flags,
                          uint32_t len, bool rtx);
@@ -462,6 +495,20 @@ void ss__trace_cc(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark);
 struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind);
 void ss__stack_sock_release(ss_stack *st, struct ss_sock *sk);
 struct ss_sock *ss__stack_sock_get(const ss_stack *st, int sd);
+/* The socket with id sd whatever its state (NULL if free). */
+struct ss_sock *ss__sock_at(const ss_stack *st, int sd);
+/* sk's timers may have changed: re-file it in the timer heap before the
+ * next ss_stack_poll decides what is due. */
+void ss__sock_touch(ss_stack *st, struct ss_sock *sk);
+/* File a TCP socket under its 4-tuple (after laddr/lport/raddr/rport are
+ * set), or a listener / UDP socket under its port; and take it out. */
+void ss__sock_hash(ss_stack *st, struct ss_sock *sk);
+void ss__sock_unhash(ss_stack *st, struct ss_sock *sk);
+/* Make room in a ring for need bytes from its head (growing it up to
+ * max, within the stack's memory limit). false: no memory. */
+bool ss__ring_reserve(ss_stack *st, struct ss_ring *r, uint32_t need);
+/* A ring emptied: give back the memory sk holds and does not use. */
+void ss__sock_ring_idle(ss_stack *st, struct ss_sock *sk);
 struct ss_sock *ss__tcp_lookup(ss_stack *st, uint32_t laddr, uint16_t lport,
                                uint32_t raddr, uint16_t rport);
 struct ss_sock *ss__udp_lookup(ss_stack *st, uint16_t lport);

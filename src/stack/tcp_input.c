@@ -18,6 +18,7 @@
  * (3, security/compartment, does not apply: no IPSO.)
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sockstack/config.h"
@@ -404,6 +405,8 @@ static void new_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
     if (data > sk->snd.len)
         data = sk->snd.len;
     ss__ring_consume(&sk->snd, data);
+    if (!sk->snd.len)
+        ss__sock_ring_idle(st, sk);
     sk->snd_una = seg->ack;
     if (sk->snd_up_valid && SEQ_GEQ(sk->snd_una, sk->snd_up))
         sk->snd_up_valid = false;   /* the urgent data is delivered */
@@ -580,6 +583,8 @@ static void check_urg(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg
  * with neighbours. Returns false when the queue is full. */
 static bool ooo_insert(struct ss_sock *sk, uint32_t start, uint32_t end, uint32_t max)
 {
+    if (!sk->ooo && !(sk->ooo = calloc(max, sizeof *sk->ooo)))
+        return false;   /* allocated at the first hole, given back idle */
     uint32_t stamp = ++sk->ooo_clock;   /* this range took the latest segment */
     for (uint32_t i = 0; i < sk->ooo_n; i++) {
         struct ss_ooo *o = &sk->ooo[i];
@@ -653,6 +658,13 @@ static void receive_text(ss_stack *st, struct ss_sock *sk, const struct ss_seg *
         return;
     }
     uint32_t off = seg->seq - sk->rcv_nxt;   /* >= 0 after trimming */
+    if (!ss__ring_reserve(st, &sk->rcv, sk->rcv.len + off + seg->len)) {
+        /* No memory for what the window promised: drop it, as Linux does
+         * under memory pressure; the peer retransmits. */
+        st->stats.tcp_no_memory++;
+        drop_seg(st, sk, seg, SS_DROP_TCP_NO_MEMORY);
+        return;
+    }
     ss__ring_poke(&sk->rcv, sk->rcv.len + off, seg->data, seg->len);
     if (off == 0) {
         bool had_ooo = sk->ooo_n > 0;
@@ -800,6 +812,7 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
     }
     sk->segs_in++;
     sk->last_rcv = st->now;
+    ss__sock_touch(st, sk);   /* its timers may change: re-filed before the next poll */
     if (sk->state == SS_TCP_SYN_SENT)
         syn_sent_state(st, sk, &seg);
     else
@@ -810,7 +823,7 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
         if (sk->keepalive)
             ss__tcp_keep_reset(st, sk);
         if (st->batching)
-            sk->out_pending = true;   /* MUST-59: ACK after the whole batch */
+            ss__tcp_defer_output(st, sk);   /* MUST-59: ACK after the whole batch */
         else
             ss__tcp_output(st, sk);
     }
@@ -826,6 +839,7 @@ void ss__tcp_icmp_error(ss_stack *st, int err, bool hard, const uint8_t *q, size
     struct ss_sock *sk = ss__tcp_lookup(st, st->cfg.local_addr, sport, dst, dport);
     if (!sk || sk->state == SS_TCP_LISTEN || sk->state == SS_TCP_CLOSED)
         return;
+    ss__sock_touch(st, sk);
     /* RFC 5927 4.1: the quoted seq must be in flight, SND.UNA =< SEQ <
      * SND.NXT (here SND.MAX); with nothing in flight, nothing is. */
     if (!SEQ_IN(seq, sk->snd_una, sk->snd_max))

@@ -15,6 +15,7 @@
  *                           that took the latest segment first
  *   SACK, sender (2018 5)   the scoreboard ss__sack_* (see stack_int.h)
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "stack_int.h"
@@ -316,6 +317,8 @@ static void sb_prune(struct ss_sock *sk, uint32_t una)
 /* Insert [s, e) keeping the table sorted, disjoint and not touching. */
 static void sb_insert(struct ss_sock *sk, uint32_t max, uint32_t s, uint32_t e)
 {
+    if (!sk->sb && !(sk->sb = calloc(max, sizeof *sk->sb)))
+        return;   /* the range only looks unSACKed: safe, at worst sent again */
     uint32_t i = 0;
     while (i < sk->sb_n && SEQ_LT(sk->sb[i].end, s))
         i++;

@@ -46,7 +46,7 @@ uint32_t ss__tcp_rcv_window(const struct ss_sock *sk)
     uint32_t room = rcv_room(sk);
     uint32_t w = rcv_window_opens(sk) ? room : rcv_cur(sk);
     uint64_t up = ((uint64_t)w + gran - 1) & ~(uint64_t)(gran - 1);
-    uint32_t phys = sk->rcv.cap - sk->rcv.len;
+    uint32_t phys = sk->rcv.max - sk->rcv.len;
     return up <= phys && up <= 65535u << sk->rcv_wscale ? (uint32_t)up : w & ~(gran - 1);
 }
 
@@ -374,6 +374,7 @@ static void send_syn(ss_stack *st, struct ss_sock *sk)
 
 void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
 {
+    ss__sock_touch(st, sk);   /* what it sends arms timers */
     switch (sk->state) {
     case SS_TCP_CLOSED:
     case SS_TCP_LISTEN:

@@ -43,11 +43,13 @@ void ss__tcp_rtt_sample(ss_stack *st, struct ss_sock *sk, uint64_t r)
 void ss__tcp_arm_rtx(ss_stack *st, struct ss_sock *sk)
 {
     sk->t_rtx = st->now + sk->rto_us;
+    ss__sock_touch(st, sk);
 }
 
 void ss__tcp_keep_reset(ss_stack *st, struct ss_sock *sk)
 {
     sk->keep_probes = 0;
+    ss__sock_touch(st, sk);
     if (sk->kind != SS_SK_TCP || !sk->keepalive ||
         (sk->state != SS_TCP_ESTABLISHED && sk->state != SS_TCP_CLOSE_WAIT &&
          sk->state != SS_TCP_FIN_WAIT_2)) {

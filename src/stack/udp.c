@@ -62,7 +62,8 @@ void ss__udp_input(ss_stack *st, const struct ss_ip *ip)
     }
     size_t dlen = ulen - SS_UDP_HDR;
     trace_udp(st, sk, SS_TRACE_UDP_IN, ip->src, sport, dlen);
-    if (sk->udp_q >= st->cfg.udp_rcvq_max || ss__ring_free(&sk->rcv) < REC_HDR + dlen) {
+    if (sk->udp_q >= st->cfg.udp_rcvq_max || ss__ring_free(&sk->rcv) < REC_HDR + dlen ||
+        !ss__ring_reserve(st, &sk->rcv, sk->rcv.len + REC_HDR + (uint32_t)dlen)) {
         st->stats.udp_queue_full++;
         ss__trace_drop(st, sk, SS_DROP_UDP_QUEUE_FULL, SS_IPPROTO_UDP, ip->src, ip->dst, sport,
                        dport);
@@ -154,6 +155,8 @@ ssize_t ss_udp_recvmsg(ss_stack *st, int sd, void *buf, size_t len, uint32_t *ra
         ss__ring_peek(&sk->rcv, REC_HDR, buf, n);
     ss__ring_consume(&sk->rcv, REC_HDR + dlen);
     sk->udp_q--;
+    if (!sk->udp_q)
+        ss__sock_ring_idle(st, sk);
     if (raddr)
         *raddr = ss__get32(h);
     if (rport)
