@@ -607,8 +607,8 @@ struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind)
     st->nsocks++;
     sk->id = id;
     sk->kind = kind;
-    sk->snd = (struct ss_ring){.max = st->cfg.sndbuf, .limit = st->cfg.sndbuf};
-    sk->rcv = (struct ss_ring){.max = st->cfg.rcvbuf + SS_RCV_SLACK, .limit = st->cfg.rcvbuf};
+    sk->snd = (struct ss_ring){.limit = st->cfg.sndbuf};
+    sk->rcv = (struct ss_ring){.limit = st->cfg.rcvbuf};
     sk->opt_allow = (uint8_t)((st->cfg.wscale ? SS_OPTF_WSCALE : 0) |
                               (st->cfg.timestamps ? SS_OPTF_TS : 0) |
                               (st->cfg.sack ? SS_OPTF_SACK : 0));
@@ -923,18 +923,21 @@ bool ss__ring_reserve(ss_stack *st, struct ss_ring *r, uint32_t need)
 {
     if (need <= r->cap)
         return true;
-    if (need > r->max)
+    /* Beyond limit only what a receive window rounded up to its scale
+     * granularity may bring (SS_RCV_SLACK), and only as much as asked. */
+    uint64_t max = (uint64_t)r->limit + SS_RCV_SLACK;
+    if (need > max)
         return false;
-    uint32_t cap = r->cap ? r->cap : RING_MIN;
-    while (cap < need && cap < r->max)
-        cap = cap > r->max / 2 ? r->max : cap * 2;
-    if (cap > r->max)
-        cap = r->max;
+    uint64_t cap = r->cap ? r->cap : RING_MIN;
+    while (cap < need)
+        cap *= 2;
+    if (cap > r->limit)
+        cap = need > r->limit ? need : r->limit;
     if (st->cfg.mem_max && st->mem + cap - r->cap > st->cfg.mem_max) {
         st->stats.mem_refused++;
         return false;
     }
-    uint8_t *b = malloc(cap);
+    uint8_t *b = malloc((size_t)cap);
     if (!b) {
         st->stats.mem_refused++;
         return false;
@@ -949,7 +952,7 @@ bool ss__ring_reserve(ss_stack *st, struct ss_ring *r, uint32_t need)
     free(r->buf);
     st->mem += cap - r->cap;
     r->buf = b;
-    r->cap = cap;
+    r->cap = (uint32_t)cap;
     r->head = 0;
     return true;
 }
@@ -1141,7 +1144,7 @@ int ss_stack_sock_setopt(ss_stack *st, int sd, int opt, int value)
     case SS_SO_KEEPCNT:
         return set_in_range(&sk->keep_cnt, value, 1, 127);
     case SS_SO_SNDBUF:
-        if (value < 1 || (uint32_t)value > sk->snd.max || (uint32_t)value < sk->snd.len)
+        if (value < 1 || (uint32_t)value > st->cfg.sndbuf || (uint32_t)value < sk->snd.len)
             return -EINVAL;
         sk->snd.limit = (uint32_t)value;
         return 0;

@@ -90,10 +90,9 @@ static inline uint32_t ss__seg_seqlen(const struct ss_seg *s)
  * up to max and given back when it empties (stack.c). */
 struct ss_ring {
     uint8_t *buf;           /* NULL while cap is 0 */
-    uint32_t cap;           /* bytes allocated now */
-    uint32_t max;           /* most it may grow to (the receive ring: the
-                             * buffer plus the window-scaling slack) */
-    uint32_t limit;         /* usable size (SO_SNDBUF/SO_RCVBUF), <= max */
+    uint32_t cap;           /* bytes allocated now: at most limit, or (the
+                             * receive ring) limit + SS_RCV_SLACK */
+    uint32_t limit;         /* usable size (SO_SNDBUF/SO_RCVBUF) */
     uint32_t head;          /* index of the first byte */
     uint32_t len;           /* bytes stored */
 };
@@ -125,129 +124,131 @@ union ss__cc_state {
 };
 
 struct ss_sock {
-    enum ss_stack_sock_kind kind;
-    int id;
+    /* Fields are grouped by size within each part (8, 4, 2, 1 bytes, then
+     * the flags), so the TCB has no holes: an idle connection costs
+     * sizeof(struct ss_sock) and nothing else (tests/stack: tcp_scale). */
+
+    /* --- every socket --- */
     /* Links of the stack's tables and lists (stack.c): the lookup hash
-     * chain, the timer heap position, and the lists of sockets with
-     * events to deliver, output deferred by a batch, timers to re-file. */
+     * chain (the zombie list once released), the timer heap, and the
+     * lists of sockets with events to deliver, output deferred by a
+     * batch, timers to re-file. */
     struct ss_sock *h_next;
-    uint32_t heap_i;        /* index in st->heap + 1; 0: not in it */
-    uint64_t deadline;      /* the key it is filed under in the heap */
     struct ss_sock *ev_next, *out_next, *dirty_next;
-    bool on_ev, on_out, on_dirty, hashed, port_held;
-    bool user;              /* the application holds the handle */
+    uint64_t deadline;      /* the key it is filed under in the heap */
     ss_stack_sock_cb cb;
     void *cb_arg;
+    struct ss_ring snd, rcv;
+    uint32_t heap_i;        /* index in st->heap + 1; 0: not in it */
+    int id;
     unsigned pending_ev;    /* events to deliver at the next dispatch */
     int error;              /* pending error for the application */
     int ev_err;             /* error reported with SS_EV_ERROR */
     int soft_err;           /* last ICMP soft error, reported on timeout */
     uint32_t max_retries;   /* R2 (SS_SO_MAXRT) */
-    uint8_t tos;            /* IPv4 TOS / DS field */
-
     uint32_t laddr, raddr;
     uint16_t lport, rport;
+    uint8_t kind;           /* enum ss_stack_sock_kind */
+    uint8_t state;          /* enum ss_tcp_state (TCP) */
+    uint8_t tos;            /* IPv4 TOS / DS field */
 
-    /* --- TCP --- */
-    enum ss_tcp_state state;
-    bool unopened;          /* from ss_tcp_socket, not connected yet */
-    bool passive;           /* came from a listener (SYN-RECEIVED -> LISTEN on RST) */
+    /* --- TCP: listener and accept queue --- */
     int parent;             /* listener id while in its queues, else -1 */
     int next_q;             /* link in the listener's accept queue */
-    bool in_accept_q;
     int backlog;            /* listener: limit of syn_q + accept_q */
     int syn_q, accept_q;    /* listener: counts */
     int accept_head, accept_tail;
 
-    /* Send sequence variables (RFC 9293 3.3.1) */
+    /* --- TCP: sequence variables (RFC 9293 3.3.1) --- */
     uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
     uint32_t max_snd_wnd;   /* largest window the peer offered (RFC 5961 5.2) */
-    uint16_t snd_mss;       /* effective send MSS */
-    /* Receive sequence variables */
     uint32_t irs, rcv_nxt, rcv_adv;  /* rcv_adv: right edge advertised */
+    uint32_t fin_seq;       /* seq of our FIN when fin_queued */
+    uint32_t ooo_fin_seq;   /* where the FIN beyond a hole sits (ooo_fin) */
+    uint32_t snd_up, rcv_up;    /* urgent pointers (RFC 9293 3.8.5), as sequence numbers */
+    uint16_t snd_mss;       /* effective send MSS */
     uint16_t rcv_mss;       /* what we advertise */
 
-    bool fin_queued;        /* application closed the send side */
-    bool fin_sent;          /* FIN occupies snd_max - 1 */
-    uint32_t fin_seq;       /* seq of our FIN when fin_queued */
-    bool fin_rcvd;          /* peer's FIN consumed (EOF) */
-    bool ooo_fin;           /* FIN seen beyond a hole, at ooo_fin_seq */
-    uint32_t ooo_fin_seq;
-
-    struct ss_ring snd, rcv;
-    struct ss_ooo *ooo;     /* pool slice of cfg.ooo_max entries */
+    /* --- TCP: out of order, options (tcp_opt.c: RFC 7323, RFC 2018) --- */
+    struct ss_ooo *ooo;     /* cfg.ooo_max entries, allocated at the first hole */
+    struct ss_sack_blk *sb; /* SACK scoreboard: cfg.sack_max ranges, allocated
+                             * at the first SACK */
+    uint64_t ts_recent_at;  /* st->now when TS.Recent was set (PAWS 24 days) */
     uint32_t ooo_n;
     uint32_t ooo_clock;     /* stamps of ooo entries */
-
-    /* TCP options (tcp_opt.c): RFC 7323, RFC 2018 */
+    uint32_t ts_off;        /* per-connection offset of our TSval clock */
+    uint32_t ts_recent;     /* TS.Recent (RFC 7323 4.3) */
+    uint32_t last_ack_sent; /* Last.ACK.sent (RFC 7323 4.3) */
+    uint32_t sb_n;          /* ranges in use: sorted, disjoint, not touching */
     uint8_t opt_allow;      /* SS_OPTF_*: what this socket offers / accepts */
-    bool ws_ok, ts_ok, sack_ok;   /* negotiated on the SYN exchange */
     uint8_t ws_offer;       /* the shift our SYN offers (from the rcv buffer) */
     uint8_t snd_wscale;     /* peer's shift: its window is SEG.WND << snd_wscale */
     uint8_t rcv_wscale;     /* our shift: we send window >> rcv_wscale */
-    uint32_t ts_off;        /* per-connection offset of our TSval clock */
-    uint32_t ts_recent;     /* TS.Recent (RFC 7323 4.3) */
-    uint64_t ts_recent_at;  /* st->now when TS.Recent was set (PAWS 24 days) */
-    uint32_t last_ack_sent; /* Last.ACK.sent (RFC 7323 4.3) */
-    struct ss_sack_blk *sb; /* SACK scoreboard: pool slice of cfg.sack_max */
-    uint32_t sb_n;          /* ranges in use: sorted, disjoint, not touching */
 
-    /* options */
-    bool nodelay, keepalive;
-    uint32_t keep_idle_s, keep_intvl_s, keep_cnt;
-
-    /* RFC 6298 state */
-    uint32_t srtt_us, rttvar_us, rto_us;
-    bool rtt_valid;         /* first sample taken */
-    bool rtt_timing;        /* measuring rtt_seq */
-    uint32_t rtt_seq;
-    uint64_t rtt_start;
-    uint32_t backoff;       /* consecutive RTO expiries */
-    uint32_t persist_backoff;
-    uint32_t keep_probes;
-
-    /* timers: absolute µs, SS_NEVER when off */
+    /* --- TCP: timers (absolute µs, SS_NEVER when off) and RFC 6298 --- */
     uint64_t t_rtx, t_persist, t_delack, t_keep, t_2msl;
     uint64_t t_sws;         /* sender SWS override timeout (RFC 9293 3.8.6.2.1) */
-    bool sws_force;         /* it expired: send the held sliver now */
     uint64_t last_rcv;      /* time of the last segment received */
-
-    /* ACK policy */
-    bool ack_now;
-    bool synack_first;      /* simultaneous open: the next SYN,ACK is not a retransmission */
-    bool snd_up_valid, rcv_up_valid;
-    uint32_t snd_up, rcv_up;    /* urgent pointers (RFC 9293 3.8.5), as sequence numbers */
-    bool out_pending;       /* output deferred to the end of an input batch */
+    uint64_t rtt_start;
+    uint32_t srtt_us, rttvar_us, rto_us;
+    uint32_t rtt_seq;
+    uint32_t backoff;       /* consecutive RTO expiries */
+    uint32_t persist_backoff;
+    uint32_t keep_idle_s, keep_intvl_s, keep_cnt;
+    uint32_t keep_probes;
     uint32_t unacked_segs;  /* full-sized segments received since our last ACK */
 
-    /* congestion control (tcp_cc.c: loss recovery; tcp_cc_*.c: algorithms) */
+    /* --- TCP: congestion control (tcp_cc.c: loss recovery; tcp_cc_*.c) --- */
     const struct ss__cc_ops *cc;
+    uint64_t last_send;         /* time data was last sent (RFC 5681 4.1 idle restart) */
+    union ss__cc_state ccs;     /* the algorithm's own state */
     uint32_t cwnd, ssthresh;    /* bytes; ssthresh UINT32_MAX until the first loss */
-    uint8_t cc_phase;           /* enum ss_cc_phase */
-    bool cc_started;            /* IW set (first ACK of our SYN seen) */
-    bool cwnd_limited;          /* the last send stopped at cwnd, not at data or SND.WND */
     uint32_t dupacks;           /* consecutive duplicate ACKs (RFC 5681 2) */
     uint32_t recover;           /* RFC 6582: SND.MAX when recovery (fast or RTO) began */
     uint32_t ca_acked;          /* RFC 3465 byte counter in congestion avoidance */
     uint32_t lt_bytes;          /* new data sent by limited transmit (RFC 3042) */
     uint32_t rtx_seq;           /* one retransmission owed at rtx_seq (rtx_mark) */
-    bool rtx_mark;              /* fast retransmit / partial ACK: send rtx_seq's segment */
     uint32_t high_rxt;          /* RFC 6675 HighRxt + 1: end of the highest retransmission */
-    uint64_t last_send;         /* time data was last sent (RFC 5681 4.1 idle restart) */
-    union ss__cc_state ccs;     /* the algorithm's own state */
-    bool cc_traced;             /* an SS_TRACE_CC went out with the values below */
+    uint32_t cc_traced_cwnd, cc_traced_ssthresh;  /* as last traced (cc_traced) */
+    uint8_t cc_phase;           /* enum ss_cc_phase */
     uint8_t cc_traced_phase;
-    uint32_t cc_traced_cwnd, cc_traced_ssthresh;
 
-    /* RFC 5961 section 7: challenge ACKs of this connection */
+    /* --- TCP: RFC 5961 section 7, challenge ACKs of this connection --- */
     uint64_t chack_window;  /* start of the current challenge-ACK second */
     uint32_t chack_count;   /* challenge ACKs sent in it */
 
-    /* statistics */
-    uint64_t retransmits, timeouts, bytes_in, bytes_out, segs_in, segs_out;
-
     /* --- UDP --- */
     uint32_t udp_q;         /* datagrams queued */
+
+    /* --- statistics --- */
+    uint64_t bytes_in, bytes_out;
+    uint32_t retransmits, timeouts, segs_in, segs_out;  /* 32 bits, as Linux' tcp_info */
+
+    /* --- flags --- */
+    bool on_ev : 1, on_out : 1, on_dirty : 1;  /* on those lists of the stack */
+    bool hashed : 1;            /* in the lookup hash */
+    bool port_held : 1;         /* counted in st->tcp_port_refs */
+    bool user : 1;              /* the application holds the handle */
+    bool unopened : 1;          /* from ss_tcp_socket, not connected yet */
+    bool passive : 1;           /* came from a listener (SYN-RECEIVED -> LISTEN on RST) */
+    bool in_accept_q : 1;
+    bool fin_queued : 1;        /* application closed the send side */
+    bool fin_sent : 1;          /* FIN occupies snd_max - 1 */
+    bool fin_rcvd : 1;          /* peer's FIN consumed (EOF) */
+    bool ooo_fin : 1;           /* FIN seen beyond a hole, at ooo_fin_seq */
+    bool ws_ok : 1, ts_ok : 1, sack_ok : 1;   /* negotiated on the SYN exchange */
+    bool nodelay : 1, keepalive : 1;
+    bool rtt_valid : 1;         /* first sample taken */
+    bool rtt_timing : 1;        /* measuring rtt_seq */
+    bool sws_force : 1;         /* the SWS timer expired: send the held sliver now */
+    bool ack_now : 1;
+    bool synack_first : 1;      /* simultaneous open: the next SYN,ACK is not a retransmission */
+    bool snd_up_valid : 1, rcv_up_valid : 1;
+    bool out_pending : 1;       /* output deferred to the end of an input batch */
+    bool cc_started : 1;        /* IW set (first ACK of our SYN seen) */
+    bool cwnd_limited : 1;      /* the last send stopped at cwnd, not at data or SND.WND */
+    bool rtx_mark : 1;          /* fast retransmit / partial ACK: send rtx_seq's segment */
+    bool cc_traced : 1;         /* an SS_TRACE_CC went out with the values above */
 };
 
 struct ss_frag {

@@ -46,7 +46,7 @@ uint32_t ss__tcp_rcv_window(const struct ss_sock *sk)
     uint32_t room = rcv_room(sk);
     uint32_t w = rcv_window_opens(sk) ? room : rcv_cur(sk);
     uint64_t up = ((uint64_t)w + gran - 1) & ~(uint64_t)(gran - 1);
-    uint32_t phys = sk->rcv.max - sk->rcv.len;
+    uint32_t phys = sk->rcv.limit + SS_RCV_SLACK - sk->rcv.len;
     return up <= phys && up <= 65535u << sk->rcv_wscale ? (uint32_t)up : w & ~(gran - 1);
 }
 
