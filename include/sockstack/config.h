@@ -306,6 +306,19 @@
 #define SS_STACK_CC_ALGO SS_CC_CUBIC
 /* Initial window in segments, RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)). */
 #define SS_STACK_INIT_CWND 10
+/* Half-open connections (SYN queue entries) across all listeners: Linux's
+ * tcp_max_syn_backlog default; an entry is about 64 bytes, not a socket. */
+#define SS_STACK_SYNQ_MAX 1024
+/* SYN cookies when a listener's SYN queue is full (Linux' tcp_syncookies=1). */
+#define SS_STACK_SYNCOOKIES 1
+/* Seconds per tick of the cookie's time counter; a cookie is accepted in
+ * its tick and the next, so it lives 64-128 s (Linux: 60 s ticks, 2 of them). */
+#define SS_STACK_SYNCOOKIE_PERIOD_S 64
+/* SYN,ACK retransmissions of a half-open entry made while its listener's
+ * SYN queue was more than half full (otherwise cfg.syn_retries): a flood's
+ * entries give their place up after 1 + 2 + 4 s instead of 3 minutes
+ * (Linux prunes young requests the same way). */
+#define SS_STACK_SYNACK_RETRIES_PRESSURE 2
 /* Ephemeral port range (RFC 6335 dynamic ports). */
 #define SS_STACK_EPHEMERAL_LO 49152
 #define SS_STACK_EPHEMERAL_HI 65535

@@ -84,6 +84,14 @@ enum ss_trace_kind {
     SS_TRACE_UDP_IN,      /* u.udp */
     SS_TRACE_UDP_OUT,     /* u.udp */
     SS_TRACE_CC,          /* u.cc: cwnd, ssthresh or the loss-recovery phase changed */
+    SS_TRACE_SYNCOOKIE,   /* u.cookie: a SYN cookie sent, accepted or rejected */
+};
+
+/* What happened to a SYN cookie (u.cookie.what). */
+enum ss_cookie_what {
+    SS_COOKIE_SENT = 1,    /* a SYN,ACK whose ISS is a cookie (SYN queue full, or always) */
+    SS_COOKIE_ACCEPTED,    /* a valid cookie ACK made a connection */
+    SS_COOKIE_REJECTED,    /* an ACK to a listener whose cookie is wrong or expired (RST) */
 };
 
 /* ---- congestion control ------------------------------------------------- */
@@ -212,6 +220,11 @@ struct ss_trace_event {
             uint8_t mark;          /* enum ss_cc_mark: what just happened */
             uint8_t algo;          /* enum ss_cc_algo */
         } cc;
+        struct {
+            uint8_t what;          /* enum ss_cookie_what */
+            uint16_t mss;          /* the MSS the cookie encodes (0 when rejected) */
+            uint32_t isn;          /* the cookie: our ISS (the ACK's SEG.ACK - 1) */
+        } cookie;
     } u;
 };
 
@@ -297,6 +310,12 @@ struct ss_stack_cfg {
     int cc_algo;                /* enum ss_cc_algo of new sockets */
     uint32_t init_cwnd;         /* IW in segments: min(N*MSS, max(2*MSS, N*1460)),
                                  * RFC 6928 with N = 10 */
+    /* SYN flood defence (RFC 4987). A SYN to a listener takes a small
+     * half-open entry (not a socket) until the handshake completes; a
+     * listener holds at most its backlog of them, the stack synq_max. */
+    uint32_t synq_max;          /* half-open entries across all listeners */
+    int syncookies;             /* SYN cookies: 0 never, 1 when the listener's SYN
+                                 * queue is full, 2 for every SYN */
     ss_stack_output_fn output;  /* required: receives whole IPv4 packets */
     void *output_ctx;
     ss_stack_trace_fn trace;    /* optional */
@@ -350,6 +369,10 @@ struct ss_stack_stats {
     uint64_t tcp_tw_recycled;   /* TIME-WAIT ended early: pool full, or a new SYN reused the tuple */
     uint64_t tcp_paws_dropped;  /* old timestamp (PAWS, RFC 7323 5) or none where required */
     uint64_t mem_refused;       /* buffer growth refused: cfg.mem_max reached, or malloc failed */
+    uint64_t tcp_syncookies_sent;   /* SYN,ACKs with a cookie for ISS */
+    uint64_t tcp_syncookies_recv;   /* valid cookie ACKs: connections made from them */
+    uint64_t tcp_syncookies_failed; /* ACKs to a listener with a wrong or expired cookie */
+    uint64_t tcp_synq_timeouts;     /* half-open entries given up after their SYN,ACK retries */
 };
 /* Sockets open and bytes of socket buffers held now (memory is taken on
  * demand): for tools and tests. */

@@ -42,6 +42,8 @@ void ss_stack_cfg_default(struct ss_stack_cfg *cfg)
     cfg->sack_max = SS_STACK_SACK_MAX;
     cfg->cc_algo = SS_STACK_CC_ALGO;
     cfg->init_cwnd = SS_STACK_INIT_CWND;
+    cfg->synq_max = SS_STACK_SYNQ_MAX;
+    cfg->syncookies = SS_STACK_SYNCOOKIES;
 }
 
 /* MUST-9: F() of RFC 6528 must not be computable from outside; with the
@@ -66,7 +68,9 @@ static bool cfg_valid(const struct ss_stack_cfg *c)
            c->udp_rcvq_max && c->frag_timeout_ms && c->frag_slots <= 64 &&
            c->challenge_ack_limit && secret_set(c->isn_secret, sizeof c->isn_secret) &&
            c->sack_max <= 4096 &&
-           ss__cc_ops_of(c->cc_algo) && c->init_cwnd >= 1 && c->init_cwnd <= 1000;
+           ss__cc_ops_of(c->cc_algo) && c->init_cwnd >= 1 && c->init_cwnd <= 1000 &&
+           c->synq_max >= 1 && c->synq_max <= (1u << 20) && c->syncookies >= 0 &&
+           c->syncookies <= 2;
 }
 
 int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
@@ -85,7 +89,8 @@ int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
     st->frags = calloc(cfg->frag_slots ? cfg->frag_slots : 1, sizeof *st->frags);
     size_t fragsz = SS_PKT_MAX + SS_PKT_MAX / 64 + 1;
     st->fragpool = cfg->frag_slots ? malloc(cfg->frag_slots * fragsz) : NULL;
-    if (!st->tcp_port_refs || !st->tx || !st->frags || (cfg->frag_slots && !st->fragpool)) {
+    if (!st->tcp_port_refs || !st->tx || !st->frags || (cfg->frag_slots && !st->fragpool) ||
+        ss__synq_init(st) < 0) {
         ss_stack_free(st);
         return -ENOMEM;
     }
@@ -152,6 +157,7 @@ void ss_stack_free(ss_stack *st)
     free(st->tx);
     free(st->frags);
     free(st->fragpool);
+    ss__synq_free(st);
     free(st);
 }
 
@@ -462,7 +468,7 @@ static void refile(ss_stack *st)
 uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us)
 {
     st->now = now_us;
-    uint64_t next = ss__frag_timers(st, now_us);
+    uint64_t next = ss__min64(ss__frag_timers(st, now_us), ss__synq_timers(st, now_us));
     refile(st);
     /* Only the sockets whose deadline has come, earliest first. A socket
      * re-filed for now or earlier by its own timers waits for the next
@@ -667,7 +673,7 @@ struct ss_sock *ss__stack_sock_get(const ss_stack *st, int sd)
 }
 
 /* ---- the lookup hash ------------------------------------------------------ */
-enum { KEY_CONN = 1, KEY_LISTEN = 2, KEY_UDP = 3 };
+enum { KEY_CONN = 1, KEY_LISTEN = 2, KEY_UDP = 3, KEY_SYNQ = 4 };
 
 static uint32_t hash_of(const ss_stack *st, int tag, uint32_t laddr, uint16_t lport,
                         uint32_t raddr, uint16_t rport)
@@ -678,6 +684,12 @@ static uint32_t hash_of(const ss_stack *st, int tag, uint32_t laddr, uint16_t lp
     h ^= ((uint64_t)tag << 32 | (uint32_t)lport << 16 | rport) * 0x94d049bb133111ebull;
     h = (h ^ (h >> 31)) * st->hash_key;
     return (uint32_t)(h >> 32);
+}
+
+uint32_t ss__tuple_hash(const ss_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+                        uint16_t rport)
+{
+    return hash_of(st, KEY_SYNQ, laddr, lport, raddr, rport);
 }
 
 static int key_tag(const struct ss_sock *sk)
@@ -902,18 +914,17 @@ void ss__tcp_established_child(ss_stack *st, struct ss_sock *sk)
 }
 
 /* RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, secretkey),
- * M a 4-microsecond timer (from the caller's clock), F = SHA-256. */
+ * M a 4-microsecond timer (from the caller's clock), F = SHA-256 keyed
+ * with the secret (ss__keyed_hash32, which SYN cookies use too). */
 uint32_t ss__isn(ss_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr, uint16_t rport,
                  uint64_t now)
 {
-    uint8_t in[12 + sizeof st->cfg.isn_secret], md[SHA256_DIGEST_LENGTH];
+    uint8_t in[12];
     ss__put32(in, laddr);
     ss__put16(in + 4, lport);
     ss__put32(in + 6, raddr);
     ss__put16(in + 10, rport);
-    memcpy(in + 12, st->cfg.isn_secret, sizeof st->cfg.isn_secret);
-    SHA256(in, sizeof in, md);
-    return (uint32_t)(now / 4) + ss__get32(md);
+    return (uint32_t)(now / 4) + ss__keyed_hash32(st, in, sizeof in);
 }
 
 /* ---- rings ------------------------------------------------------------- */
@@ -1536,6 +1547,7 @@ int ss_tcp_abort(ss_stack *st, uint64_t now_us, int sd)
         return -EBADF;
     sk->user = false;
     if (sk->state == SS_TCP_LISTEN) {
+        ss__synq_flush(st, sk->id);
         /* Abort everything still queued on the listener. */
         for (uint32_t i = 0; i < st->tab_hi; i++) {
             struct ss_sock *c = st->tab[i];

@@ -265,6 +265,39 @@ struct ss_frag {
     size_t hdr_len;
 };
 
+/* A half-open passive connection (tcp_synq.c): what the peer's SYN said
+ * and what we answered, about 64 bytes instead of a socket. The socket is
+ * made when the handshake's ACK arrives. */
+struct ss_synreq {
+    uint32_t laddr, raddr;
+    uint16_t lport, rport;
+    int listener;           /* the listener's sd; -1: the entry is free */
+    uint32_t iss, irs;
+    uint16_t wnd, mss;      /* the SYN's window field and MSS option (0: none) */
+    uint8_t ws;             /* its window scale shift (has_ws) */
+    bool has_ws, sack_ok, has_ts;
+    uint32_t ts_val;        /* its TSval (has_ts) */
+    uint32_t retries;       /* SYN,ACKs sent again */
+    uint32_t max_retries;   /* how many may go (fewer when made under pressure) */
+    uint64_t sent_at;       /* the first SYN,ACK (RTT sample if never resent) */
+    uint64_t deadline;      /* next SYN,ACK retransmission, or giving up */
+    uint32_t heap_i;        /* position in the deadline heap + 1 */
+    int32_t next;           /* hash chain, or the free list */
+};
+
+/* The SYN queue of every listener: a table of cfg.synq_max entries with a
+ * keyed hash on the 4-tuple and a min-heap of deadlines. */
+struct ss_synq {
+    struct ss_synreq *req;
+    int32_t *hash;          /* chain heads, hmask + 1 of them */
+    uint32_t hmask;
+    int32_t free;           /* head of the free list */
+    uint32_t n;             /* entries in use */
+    uint32_t *heap;         /* entry indices, ordered by (deadline, index) */
+    uint64_t cookie_at;     /* when the last cookie went out */
+    bool cookie_sent;       /* one did */
+};
+
 struct ss_stack {
     struct ss_stack_cfg cfg;
     struct ss_stack_stats stats;
@@ -293,6 +326,7 @@ struct ss_stack {
     struct ss_frag *frags;
     uint8_t *fragpool;
     uint32_t frag_mem;      /* fragment bytes held (ipv4.c), <= cfg.frag_mem */
+    struct ss_synq synq;    /* half-open connections (tcp_synq.c) */
     uint8_t *tx;            /* scratch packet buffer, SS_PKT_MAX */
     uint16_t ip_id;
     uint16_t next_port;
@@ -337,6 +371,46 @@ void ss__udp_icmp_error(ss_stack *st, int err, const uint8_t *quoted, size_t qle
 /* tcp_input.c */
 void ss__tcp_input(ss_stack *st, const struct ss_ip *ip);
 void ss__tcp_icmp_error(ss_stack *st, int err, bool hard, const uint8_t *quoted, size_t qlen);
+
+/* A passive open's TCB from the peer's SYN (RFC 9293 3.10.7.2, third):
+ * tuple, IRS, RCV.NXT, ISS, the send variables, MSS and options. sk
+ * carries the listener's settings already. */
+void ss__tcp_passive_tcb(ss_stack *st, struct ss_sock *sk, const struct ss_seg *syn, uint32_t iss);
+
+/* stack.c: the keyed hash of a 4-tuple the lookup table uses (a tag of
+ * its own, so SYN-queue chains do not mirror the socket chains). */
+uint32_t ss__tuple_hash(const ss_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+                        uint16_t rport);
+
+/* tcp_synq.c: the SYN queue (half-open entries) and SYN cookies' use */
+int ss__synq_init(ss_stack *st);
+void ss__synq_free(ss_stack *st);
+/* LISTEN got a SYN (no RST, no ACK): an entry and a SYN,ACK, a cookie
+ * SYN,ACK, or a drop when the queue is full. */
+void ss__synq_syn(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg);
+/* A segment to listener ls, before LISTEN's own rules: for a half-open
+ * entry or a cookie. Returns true when it was taken; then *conn is NULL,
+ * or the new connection (SYN-RECEIVED) the segment is to be processed in. */
+bool ss__synq_input(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg,
+                    struct ss_sock **conn);
+/* SYN,ACK retransmissions and give-ups due by now; the next deadline. */
+uint64_t ss__synq_timers(ss_stack *st, uint64_t now);
+/* The listener sd closes: its half-open entries go. */
+void ss__synq_flush(ss_stack *st, int sd);
+
+/* tcp_syncookie.c: SYN cookies (RFC 4987, Linux's layout) */
+/* A keyed hash of msg (SHA-256 with cfg.isn_secret), its first 32 bits. */
+uint32_t ss__keyed_hash32(const ss_stack *st, const uint8_t *msg, size_t len);
+/* The cookie ISS for this SYN; *mss the MSS the cookie encodes. */
+uint32_t ss__syncookie_make(const ss_stack *st, const struct ss_seg *syn, uint16_t *mss);
+/* Is SEG.ACK - 1 a cookie of ours for this tuple and SEG.SEQ - 1, of this
+ * or the previous time tick? *mss the MSS it encodes. */
+bool ss__syncookie_check(const ss_stack *st, const struct ss_seg *ack, uint16_t *mss);
+/* Our TSval on a cookie SYN,ACK: tsval moved back by less than 64 so that
+ * its low 6 bits hold the window scale (0xf: none) and SACK-permitted. */
+uint32_t ss__syncookie_tsval(uint32_t tsval, bool ws_ok, uint8_t ws, bool sack_ok);
+/* Those options back from the TSecr of the cookie ACK. */
+void ss__syncookie_ts_decode(uint32_t tsecr, bool *has_ws, uint8_t *ws, bool *sack_ok);
 
 /* tcp_output.c */
 void ss__tcp_output(ss_stack *st, struct ss_sock *sk);
@@ -491,6 +565,8 @@ void ss__trace_drop(ss_stack *st, struct ss_sock *sk, int reason, uint8_t proto,
 void ss__trace_rtt(ss_stack *st, struct ss_sock *sk, uint32_t sample);
 void ss__trace_win(ss_stack *st, struct ss_sock *sk, bool ours, uint32_t o, uint32_t n);
 void ss__trace_cc(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark);
+void ss__trace_cookie(ss_stack *st, const struct ss_seg *seg, enum ss_cookie_what what,
+                      uint32_t isn, uint16_t mss);
 
 /* stack.c: sockets, pools, rings, events */
 struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind);

@@ -4,6 +4,7 @@
  * under processing, passed by pointer) -> demultiplex -> one handler:
  *   no socket / CLOSED   closed_state()        3.10.7.1
  *   LISTEN               listen_state()        3.10.7.2
+ *                        (half-open entries, SYN cookies: tcp_synq.c)
  *   SYN-SENT             syn_sent_state()      3.10.7.3
  *   everything else      synchronized()        3.10.7.4, in the RFC's order:
  *     1 sequence number check   check_timestamp()   (RFC 7323 5.3: PAWS)
@@ -114,56 +115,52 @@ static void closed_state(ss_stack *st, const struct ss_seg *seg)
 }
 
 /* ---- LISTEN (3.10.7.2) ---------------------------------------------------- */
-static void listen_state(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg)
+void ss__tcp_passive_tcb(ss_stack *st, struct ss_sock *sk, const struct ss_seg *syn, uint32_t iss)
 {
+    /* Third (SYN): RCV.NXT = SEG.SEQ+1, IRS = SEG.SEQ, ISS selected,
+     * SND.NXT = ISS+1 once <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> is sent.
+     * Data on the SYN is not queued (it will be retransmitted). */
+    sk->laddr = syn->dst;
+    sk->lport = syn->dport;
+    sk->raddr = syn->src;
+    sk->rport = syn->sport;
+    sk->irs = syn->seq;
+    sk->rcv_nxt = syn->seq + 1;
+    sk->rcv_adv = sk->rcv_nxt;
+    sk->iss = iss;
+    sk->snd_una = sk->snd_nxt = sk->snd_max = iss;
+    sk->snd_wnd = syn->wnd;
+    sk->max_snd_wnd = syn->wnd;
+    sk->snd_wl1 = syn->seq;
+    sk->snd_wl2 = iss;
+    use_peer_mss(st, sk, syn);
+    ss__opt_syn_out(st, sk);
+    ss__opt_syn_in(st, sk, syn);   /* WS, TS, SACK: what the SYN offers */
+    sk->last_rcv = st->now;
+}
+
+/* Returns the connection the segment goes on in (a handshake completed by
+ * it: tcp_synq.c), or NULL when LISTEN dealt with it. */
+static struct ss_sock *listen_state(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg)
+{
+    struct ss_sock *conn;
+    if (ss__synq_input(st, ls, seg, &conn))   /* a half-open entry's, or a cookie */
+        return conn;
     if (seg->flags & SS_TCP_RST)      /* first: an incoming RST is ignored */
-        return;
+        return NULL;
     if (seg->flags & SS_TCP_ACK) {    /* second: any ACK gets <SEQ=SEG.ACK><CTL=RST> */
         drop_seg(st, ls, seg, SS_DROP_TCP_BAD_ACK);
         ss__tcp_send_rst_for(st, seg);
-        return;
+        return NULL;
     }
     if (!(seg->flags & SS_TCP_SYN)) { /* fourth: anything else is dropped */
         drop_seg(st, ls, seg, SS_DROP_TCP_NO_FLAGS);
-        return;
+        return NULL;
     }
-    /* Backlog full: drop the SYN silently; the peer's SYN retransmission
-     * tries again later (like Linux without syncookies). */
-    if (ls->syn_q + ls->accept_q >= ls->backlog) {
-        st->stats.tcp_syn_queue_full++;
-        drop_seg(st, ls, seg, SS_DROP_TCP_SYN_QUEUE_FULL);
-        return;
-    }
-    struct ss_sock *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
-    if (!sk) {
-        st->stats.tcp_no_memory++;
-        drop_seg(st, ls, seg, SS_DROP_TCP_NO_MEMORY);
-        return;
-    }
-    sk->laddr = seg->dst;
-    sk->lport = seg->dport;
-    sk->raddr = seg->src;
-    sk->rport = seg->sport;
-    ss__tcp_listener_add_child(st, ls, sk);
-    /* Third (SYN): RCV.NXT = SEG.SEQ+1, IRS = SEG.SEQ, ISS selected,
-     * <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> sent, SND.NXT = ISS+1. Data on
-     * the SYN is not queued (it will be retransmitted). */
-    sk->irs = seg->seq;
-    sk->rcv_nxt = seg->seq + 1;
-    sk->rcv_adv = sk->rcv_nxt;
-    sk->iss = ss__isn(st, sk->laddr, sk->lport, sk->raddr, sk->rport, st->now);
-    sk->snd_una = sk->snd_nxt = sk->snd_max = sk->iss;
-    sk->snd_wnd = seg->wnd;
-    sk->max_snd_wnd = seg->wnd;
-    sk->snd_wl1 = seg->seq;
-    sk->snd_wl2 = sk->iss;
-    use_peer_mss(st, sk, seg);
-    ss__opt_syn_out(st, sk);
-    ss__opt_syn_in(st, sk, seg);   /* WS, TS, SACK: what the SYN offers */
-    sk->last_rcv = st->now;
-    st->stats.tcp_passive_opens++;
-    ss__set_state(st, sk, SS_TCP_SYN_RECEIVED);
-    ss__tcp_output(st, sk);
+    /* Third (SYN): a half-open entry and our SYN,ACK (or a cookie, or a
+     * drop when the SYN queue is full): tcp_synq.c. */
+    ss__synq_syn(st, ls, seg);
+    return NULL;
 }
 
 /* ---- SYN-SENT (3.10.7.3) -------------------------------------------------- */
@@ -807,8 +804,9 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
         return;
     }
     if (sk->state == SS_TCP_LISTEN) {
-        listen_state(st, sk, &seg);
-        return;
+        sk = listen_state(st, sk, &seg);
+        if (!sk)
+            return;
     }
     sk->segs_in++;
     sk->last_rcv = st->now;

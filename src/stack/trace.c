@@ -81,6 +81,7 @@ const char *ss_trace_kind_name(int kind)
     case SS_TRACE_UDP_IN: return "udp_in";
     case SS_TRACE_UDP_OUT: return "udp_out";
     case SS_TRACE_CC: return "cc";
+    case SS_TRACE_SYNCOOKIE: return "syncookie";
     default: return "?";
     }
 }
@@ -158,6 +159,17 @@ static void addr_str(uint32_t a, uint16_t port, char *out, size_t len)
 {
     snprintf(out, len, "%u.%u.%u.%u:%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255,
              port);
+}
+
+/* "sent", "accepted", "rejected" for a SYN cookie event. */
+static const char *cookie_what(int what)
+{
+    switch (what) {
+    case SS_COOKIE_SENT: return "sent";
+    case SS_COOKIE_ACCEPTED: return "accepted";
+    case SS_COOKIE_REJECTED: return "rejected";
+    default: return "?";
+    }
 }
 
 /* The trace's words for what changed the congestion state ("" for growth). */
@@ -256,6 +268,12 @@ int ss_trace_format(const struct ss_trace_event *ev, unsigned flags, char *buf, 
             ss_cc_phase_name(ev->u.cc.phase), ss_tcp_cc_name(ev->u.cc.algo));
         break;
     }
+    case SS_TRACE_SYNCOOKIE:
+        app(buf, len, &n, "syncookie %s isn=%u", cookie_what(ev->u.cookie.what),
+            ev->u.cookie.isn);
+        if (ev->u.cookie.mss)
+            app(buf, len, &n, " mss=%u", ev->u.cookie.mss);
+        break;
     default:
         app(buf, len, &n, "?");
         break;
@@ -354,6 +372,12 @@ int ss_trace_format_json(const struct ss_trace_event *ev, char *buf, size_t len)
         json_object_set_new(o, "algo", json_string(ss_tcp_cc_name(ev->u.cc.algo)));
         if (*cc_mark_text(ev->u.cc.mark))
             json_object_set_new(o, "mark", json_string(cc_mark_text(ev->u.cc.mark)));
+        break;
+    case SS_TRACE_SYNCOOKIE:
+        json_object_set_new(o, "what", json_string(cookie_what(ev->u.cookie.what)));
+        json_object_set_new(o, "isn", json_integer(ev->u.cookie.isn));
+        if (ev->u.cookie.mss)
+            json_object_set_new(o, "mss", json_integer(ev->u.cookie.mss));
         break;
     default:
         break;
@@ -531,5 +555,21 @@ void ss__trace_win(ss_stack *st, struct ss_sock *sk, bool ours, uint32_t o, uint
     ev.u.win.ours = ours;
     ev.u.win.old_win = o;
     ev.u.win.new_win = n;
+    ss__trace(st, &ev);
+}
+
+void ss__trace_cookie(ss_stack *st, const struct ss_seg *seg, enum ss_cookie_what what,
+                      uint32_t isn, uint16_t mss)
+{
+    if (!st->cfg.trace)
+        return;
+    struct ss_trace_event ev = {.kind = SS_TRACE_SYNCOOKIE, .sd = -1};
+    ev.laddr = seg->dst;
+    ev.raddr = seg->src;
+    ev.lport = seg->dport;
+    ev.rport = seg->sport;
+    ev.u.cookie.what = (uint8_t)what;
+    ev.u.cookie.isn = isn;
+    ev.u.cookie.mss = mss;
     ss__trace(st, &ev);
 }

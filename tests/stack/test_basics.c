@@ -164,9 +164,11 @@ Test(basics, handshake_and_data_traced_in_textbook_notation)
     char want[9][128];
     snprintf(want[0], sizeof want[0], "CLOSED -> LISTEN");
     snprintf(want[1], sizeof want[1], "< SYN seq=1000 win=65535 <mss 1460>");
-    snprintf(want[2], sizeof want[2], "CLOSED -> SYN-RECEIVED");
-    snprintf(want[3], sizeof want[3], "> SYN,ACK seq=%u ack=1001 win=8192 <mss 1460>", iss);
-    snprintf(want[4], sizeof want[4], "< ACK seq=1001 ack=%u win=65535", iss + 1);
+    /* The SYN makes a half-open entry, not a socket (tcp_synq.c): the
+     * socket, and so its first state, comes with the handshake's ACK. */
+    snprintf(want[2], sizeof want[2], "> SYN,ACK seq=%u ack=1001 win=8192 <mss 1460>", iss);
+    snprintf(want[3], sizeof want[3], "< ACK seq=1001 ack=%u win=65535", iss + 1);
+    snprintf(want[4], sizeof want[4], "CLOSED -> SYN-RECEIVED");
     snprintf(want[5], sizeof want[5], "rtt sample=1us srtt=1us rttvar=0us rto=1000000us");
     snprintf(want[6], sizeof want[6], "SYN-RECEIVED -> ESTABLISHED");
     /* The congestion state as data starts: RFC 6928's initial window of

@@ -190,8 +190,16 @@ Test(tcp_open, listen_ignores_rst_and_resets_ack)
     cr_assert_eq(ncap, 0, "LISTEN drops a segment with neither SYN, ACK nor RST");
 }
 
+static void no_cookies(struct ss_stack_cfg *c)
+{
+    c->syncookies = 0;
+}
+
+/* With SYN cookies off (cfg.syncookies 0), as Linux without them. */
 Test(tcp_open, full_syn_queue_drops_syn_silently)
 {
+    fx_teardown();
+    fx_setup_with(no_cookies);
     int ls = ss_tcp_listen(st, US_PORT, 2);
     peer_send(41000, US_PORT, 10, 0, SS_TCP_SYN, 1000, NULL, 0);
     peer_send(41001, US_PORT, 10, 0, SS_TCP_SYN, 1000, NULL, 0);
