@@ -69,6 +69,10 @@ typedef struct ss_chat_io {
      * negative code = cannot now (the room answers "ERR busy"). NULL: the
      * room hashes inline (tests, fuzzing). */
     int (*kdf)(void *conn, ss_chat_kdf *job);
+    /* Optional: from now on, pass bytes between a and b unchanged (the
+     * fallback relay of a point-to-point connection). The room sends them
+     * nothing more; ss_chat_relayed() is true for both. */
+    void (*relay)(void *a, void *b);
 } ss_chat_io;
 
 typedef struct ss_chat_opts {
@@ -115,6 +119,11 @@ int ss_chat_feed(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms,
 bool ss_chat_busy(const ss_chat_conn *c);
 /* The peer's address without port (for the per-address login throttle). */
 void ss_chat_conn_set_addr(ss_chat_conn *c, const char *addr);
+/* The peer's address and port as the server sees it ("203.0.113.7:4000"):
+ * what a point-to-point introduction tells the other side. */
+void ss_chat_conn_set_peer(ss_chat_conn *c, const char *peer);
+/* c was handed to the byte relay (io->relay): feed it no more lines. */
+bool ss_chat_relayed(const ss_chat_conn *c);
 /* The peer half-closed: a final line without LF still counts. */
 void ss_chat_eof(ss_chat_conn *c, int64_t now_ms);
 /* c's output queue has room again: continue a file download. */
@@ -160,6 +169,8 @@ typedef struct ss_chat_server_stats {
     uint64_t nick_timeouts, addr_refused;
     uint64_t waits;       /* times a talker was made to wait for readers */
     uint64_t rate_waits;  /* times a talker waited for its rate */
+    uint64_t relayed_bytes; /* bytes passed through point-to-point relays */
+    uint64_t relays;      /* relays set up */
     uint64_t lines_alive; /* shared lines allocated now */
     uint64_t lines_peak;
 } ss_chat_server_stats;

@@ -188,6 +188,16 @@
 #define SS_CHAT_LOGIN_DELAY_MAX_MS 60000
 /* Entries of each login throttle table (nicks, addresses); bounded. */
 #define SS_CHAT_THROTTLE_SLOTS 4096
+/* Point-to-point introductions in progress, and how long one is valid. */
+#define SS_CHAT_P2P_MAX 256
+#define SS_CHAT_P2P_TTL_MS 120000
+/* Point-to-point setup: direct tries (LAN) get this long before punching
+ * starts, punching (retried every RETRY ms, a SYN each) this long before the
+ * relay; the whole setup gives up after RELAY ms. */
+#define SS_CHAT_P2P_DIRECT_MS 1500
+#define SS_CHAT_P2P_PUNCH_MS 5000
+#define SS_CHAT_P2P_PUNCH_RETRY_MS 300
+#define SS_CHAT_P2P_RELAY_MS 20000
 /* Password hash jobs waiting for the worker thread. */
 #define SS_CHAT_KDF_QUEUE 64
 /* SO_SNDBUF of each chat connection (the kernel doubles it): without a

@@ -59,6 +59,22 @@ struct ss_chat_conn {
     int64_t since;                 /* /since: join history from this time */
     ss_chat_kdf *kdf;              /* password hash running for c */
     char addr[64];                 /* peer address (login throttle) */
+    char peer[80];                 /* peer address and port (rendezvous) */
+    bool p2p;                      /* named in an introduction */
+    bool relayed;                  /* handed to the byte relay: no more lines */
+};
+
+/* A point-to-point introduction: the server is directory and rendezvous.
+ * Side 0 asked (/connect), side 1 is the peer. */
+struct p2p_intro {
+    int64_t id;                    /* 0: free */
+    int64_t expires;
+    char key[33];                  /* 16 random bytes, hex: both sides' secret */
+    char nick[2][SS_CHAT_NICK_MAX + 1];
+    ss_chat_conn *probe[2];        /* /p2p hello connections */
+    char pub[2][80];               /* what the server saw of each probe */
+    char cands[2][256];            /* local candidates each side announced */
+    ss_chat_conn *relay[2];        /* /p2p relay connections */
 };
 
 struct ss_chat_line {
@@ -103,6 +119,8 @@ struct ss_chat_room {
     uint64_t thr_seed;
     struct thr_slot *thr_nick, *thr_addr; /* SS_CHAT_THROTTLE_SLOTS each */
     uint8_t dummy_salt[16], dummy_hash[32]; /* stand-in for unknown nicks */
+    struct p2p_intro intros[SS_CHAT_P2P_MAX];
+    int64_t next_intro;
 };
 
 void ss_chat_opts_init(ss_chat_opts *o)
@@ -419,6 +437,8 @@ static void forget_unregistered(ss_chat_conn *c)
         ss__chat_forget(c->room->st, c->nick);
 }
 
+static void p2p_forget(ss_chat_conn *c);
+
 static void leave(ss_chat_conn *c, int64_t now)
 {
     ss_chat_room *r = c->room;
@@ -440,6 +460,8 @@ void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms)
     ss_chat_room *r = c->room;
     leave(c, now_ms);
     upload_abort(c);
+    if (c->p2p)
+        p2p_forget(c);
     if (c->kdf)
         c->kdf->c = NULL; /* the job finishes elsewhere and is only freed */
     if (c->prev)
@@ -693,6 +715,13 @@ void ss_chat_conn_set_addr(ss_chat_conn *c, const char *addr)
 {
     snprintf(c->addr, sizeof c->addr, "%s", addr ? addr : "");
 }
+
+void ss_chat_conn_set_peer(ss_chat_conn *c, const char *peer)
+{
+    snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
+}
+
+bool ss_chat_relayed(const ss_chat_conn *c) { return c->relayed; }
 
 /* ---- password hashing, off the loop when the io can ---------------------- */
 
@@ -998,6 +1027,7 @@ static const char *const help_lines[] = {
     "/login NICK PASSWORD  take your registered nickname",
     "/send NICK PATH       send a file (the sockstack chat client does this)",
     "/accept ID            accept a file offer; /decline ID refuses it",
+    "/connect NICK         a point-to-point connection with NICK (our client)",
     "/quit                 leave",
     "anything else         a public message (start it with // to begin with /)",
 };
@@ -1271,6 +1301,118 @@ static void cmd_decline(ss_chat_conn *c, char *args, int64_t now)
         say(from, "DECLINED %lld %s", (long long)f.id, c->nick);
 }
 
+/* ---- point-to-point introductions --------------------------------------- */
+
+static void p2p_forget(ss_chat_conn *c)
+{
+    ss_chat_room *r = c->room;
+    for (int i = 0; i < SS_CHAT_P2P_MAX; i++)
+        for (int k = 0; k < 2; k++) {
+            if (r->intros[i].probe[k] == c)
+                r->intros[i].probe[k] = NULL;
+            if (r->intros[i].relay[k] == c)
+                r->intros[i].relay[k] = NULL;
+        }
+}
+
+/* /connect NICK: introduce c to NICK with a fresh key for both. */
+static void cmd_connect(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    if (!need_nick(c))
+        return;
+    char *nick = word(&args);
+    if (!nick || *args) {
+        say(c, "ERR usage /connect NICK");
+        return;
+    }
+    ss_chat_conn *to = find_online(r, nick);
+    if (!to || to == c) {
+        say(c, "ERR nouser %s is not online", nick);
+        return;
+    }
+    struct p2p_intro *in = NULL;
+    for (int i = 0; i < SS_CHAT_P2P_MAX && !in; i++)
+        if (!r->intros[i].id || r->intros[i].expires <= now)
+            in = &r->intros[i];
+    uint8_t key[16];
+    if (!in || RAND_bytes(key, sizeof key) != 1) {
+        say(c, "ERR busy too many introductions in progress; try again");
+        return;
+    }
+    *in = (struct p2p_intro){.id = ++r->next_intro, .expires = now + SS_CHAT_P2P_TTL_MS};
+    for (int i = 0; i < 16; i++)
+        snprintf(in->key + 2 * i, 3, "%02x", key[i]);
+    snprintf(in->nick[0], sizeof in->nick[0], "%s", c->nick);
+    snprintf(in->nick[1], sizeof in->nick[1], "%s", to->nick);
+    say(c, "OK connect %lld %s", (long long)in->id, to->nick);
+    say(c, "P2P intro %lld %s %s 0", (long long)in->id, to->nick, in->key);
+    say(to, "P2P intro %lld %s %s 1", (long long)in->id, c->nick, in->key);
+}
+
+/* The introduction named by "ID SIDE KEY" in *args, if the key is right. */
+static struct p2p_intro *p2p_find(ss_chat_conn *c, char **args, int *side, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    char *id_s = word(args), *side_s = word(args), *key = word(args);
+    uint64_t id;
+    if (!parse_u64(id_s, &id) || !side_s || (strcmp(side_s, "0") && strcmp(side_s, "1")) ||
+        !key || strlen(key) != 32)
+        return NULL;
+    *side = side_s[0] - '0';
+    for (int i = 0; i < SS_CHAT_P2P_MAX; i++) {
+        struct p2p_intro *in = &r->intros[i];
+        if (in->id == (int64_t)id && in->expires > now &&
+            CRYPTO_memcmp(in->key, key, 32) == 0)
+            return in;
+    }
+    return NULL;
+}
+
+/* /p2p hello ID SIDE KEY [CANDIDATES]: on a fresh connection from the port
+ * the client will punch from. /p2p relay ID SIDE KEY: pair two fresh
+ * connections into a byte relay when direct paths fail. */
+static void cmd_p2p(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    char *verb = word(&args);
+    int side;
+    struct p2p_intro *in = verb ? p2p_find(c, &args, &side, now) : NULL;
+    if (!in) {
+        say(c, "ERR p2p no such introduction (or a wrong key)");
+        return;
+    }
+    c->p2p = true;
+    if (!strcmp(verb, "hello")) {
+        in->probe[side] = c;
+        snprintf(in->pub[side], sizeof in->pub[side], "%s", c->peer[0] ? c->peer : "-");
+        snprintf(in->cands[side], sizeof in->cands[side], "%s", args);
+        say(c, "OK p2p hello %s", in->pub[side]);
+        if (in->probe[0] && in->probe[1])
+            for (int k = 0; k < 2; k++)
+                say(in->probe[k], "P2P peer %lld %s %s", (long long)in->id, in->pub[!k],
+                    in->cands[!k]);
+        return;
+    }
+    if (!strcmp(verb, "relay") && !*args) {
+        if (!r->io.relay) {
+            say(c, "ERR p2p no relay here");
+            return;
+        }
+        in->relay[side] = c;
+        if (!in->relay[0] || !in->relay[1])
+            return;
+        ss_chat_conn *a = in->relay[0], *b = in->relay[1];
+        in->relay[0] = in->relay[1] = NULL;
+        say(a, "OK p2p relay");
+        say(b, "OK p2p relay");
+        a->relayed = b->relayed = true;
+        r->io.relay(a->io, b->io);
+        return;
+    }
+    say(c, "ERR usage /p2p hello|relay ID SIDE KEY ...");
+}
+
 static void cmd_send(ss_chat_conn *c, char *args, int64_t now)
 {
     say(c, "ERR usage /send is done by the client: it sends /offer, /chunk and "
@@ -1295,7 +1437,7 @@ static const struct {
     {"quit", cmd_quit},       {"register", cmd_register}, {"login", cmd_login},
     {"send", cmd_send},       {"offer", cmd_offer},     {"chunk", cmd_chunk},
     {"done", cmd_done},       {"accept", cmd_accept},   {"decline", cmd_decline},
-    {"since", cmd_since},
+    {"since", cmd_since},     {"connect", cmd_connect}, {"p2p", cmd_p2p},
 };
 
 /* One complete line (no EOL, NUL-terminated in place, valid UTF-8). */
@@ -1358,7 +1500,7 @@ int ss_chat_feed(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms,
     /* Room for the longest line, its '\r' and a NUL. */
     size_t keep = r->o.max_line + 2;
     int err = 0;
-    while (p < end && !c->dead) {
+    while (p < end && !c->dead && !c->relayed) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t seg = (size_t)((nl ? nl : end) - p);
         if (c->part_len == 0 && !c->discarding && !admit(c, p, seg))
@@ -1399,7 +1541,7 @@ int ss_chat_feed(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms,
         free(c->part);
         c->part = NULL;
     }
-    if (c->dead)
+    if (c->dead && !c->relayed)
         p = end; /* nothing more is read from it */
     *used = (size_t)(p - start);
     return err;

@@ -20,8 +20,11 @@
  *    gets near it, because talkers stop at the next line boundary.
  *  - Each client has a token bucket of rate_lines per second (burst
  *    rate_burst); past it, its reading pauses until the bucket refills.
- * Also here: the per-address connection cap, the nick timeout, and the
- * worker thread that runs PBKDF2 for /login and /register (io_kdf).
+ * Also here: the per-address connection cap, the nick timeout, the
+ * worker thread that runs PBKDF2 for /login and /register (io_kdf), and
+ * the byte relay of point-to-point connections that found no direct path:
+ *   RX on one end -> on_data -> ss_conn_write(other end); a full queue on
+ *   the other end pauses reading here until its on_drain.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -99,6 +102,9 @@ struct chat_ctx {
     bool rate_armed;
     bool counted_addr;
     char addr[64];
+    struct chat_ctx *relay;   /* the other end of a point-to-point relay */
+    bool relay_wait;          /* relayed, not yet paired with its peer */
+    bool relay_eof;           /* this end has closed its sending side */
 };
 
 static ss_chat_server *server_of(ss_conn *c) { return ss_conn_server_ctx(c); }
@@ -348,6 +354,50 @@ static void io_close(void *conn)
     ss_conn_close(c);
 }
 
+/* ---- the point-to-point byte relay --------------------------------------------- */
+
+/* Pass data from x to its relay peer; pause x while the peer is full. */
+static void relay_pass(struct chat_ctx *x, const char *data, size_t len)
+{
+    struct chat_ctx *y = x->relay;
+    if (!y || ss_conn_write(y->conn, data, len) < 0) {
+        ss_conn_close(x->conn);
+        return;
+    }
+    x->cs->st.relayed_bytes += len;
+    if (ss_conn_out_full(y->conn))
+        ss_conn_pause_read(x->conn);
+}
+
+/* Leave the room: from now on x's bytes go to its peer. */
+static void relay_detach(struct chat_ctx *x)
+{
+    push(x); /* "OK p2p relay" */
+    if (x->cc) {
+        ss_chat_disconnect(x->cc, wall_ms());
+        x->cc = NULL;
+    }
+    ss_conn_timer_stop(x->conn); /* no nick timeout for a relay */
+    if (x->held) {
+        char *h = x->held;
+        size_t n = x->held_len;
+        x->held = NULL;
+        x->held_len = 0;
+        relay_pass(x, h, n);
+        free(h);
+    }
+    ss_conn_resume_read(x->conn);
+}
+
+static void io_relay(void *a, void *b)
+{
+    struct chat_ctx *x = ss_conn_ctx(a), *y = ss_conn_ctx(b);
+    x->relay = y;
+    y->relay = x;
+    x->relay_wait = y->relay_wait = true;
+    x->cs->st.relays++;
+}
+
 /* ---- input flow control ------------------------------------------------------ */
 
 static bool io_admit(void *conn, bool counted)
@@ -413,6 +463,17 @@ static void feed(struct chat_ctx *x, const char *data, size_t len)
     if (err < 0)
         ss_server_log(ss_conn_server(x->conn), SS_LOG_WARN, "%s: chat store: %d",
                       ss_conn_peer_str(x->conn), err);
+    if (x->relay && x->relay_wait) {
+        /* This line paired the relay: both ends leave the room; bytes
+         * after the line go to the peer. */
+        struct chat_ctx *y = x->relay;
+        x->relay_wait = y->relay_wait = false;
+        relay_detach(y);
+        if (used < len)
+            relay_pass(x, data + used, len - used);
+        relay_detach(x);
+        return;
+    }
     if (used >= len || x->cut || !x->cc)
         return;
     /* Held: at most one read (SS_SERVER_READ_CHUNK) per connection. */
@@ -424,8 +485,8 @@ static void feed(struct chat_ctx *x, const char *data, size_t len)
     memcpy(x->held, data + used, len - used);
     x->held_len = len - used;
     ss_conn_pause_read(x->conn);
-    if (ss_chat_busy(x->cc))
-        return; /* the KDF completion resumes it */
+    if (ss_chat_busy(x->cc) || ss_chat_relayed(x->cc))
+        return; /* the KDF completion, or the relay's pairing, resumes it */
     if (cs->n_behind > 0) {
         cs->st.waits++;
         add_waiter(cs, x);
@@ -552,6 +613,7 @@ static const ss_chat_io chat_io = {
     .send_line = io_send_line,
     .admit = io_admit,
     .kdf = io_kdf,
+    .relay = io_relay,
 };
 
 /* ---- per-address cap ------------------------------------------------------------- */
@@ -629,6 +691,7 @@ static int on_open(ss_conn *c)
     if (!x->cc)
         return -ENOMEM;
     ss_chat_conn_set_addr(x->cc, x->addr);
+    ss_chat_conn_set_peer(x->cc, ss_conn_peer_str(c));
     if (cs->so.nick_timeout_ms)
         ss_conn_timer_start(c, cs->so.nick_timeout_ms);
     return 0;
@@ -637,7 +700,9 @@ static int on_open(ss_conn *c)
 static int on_data(ss_conn *c, const void *data, size_t len)
 {
     struct chat_ctx *x = ss_conn_ctx(c);
-    if (x->cc && !x->cut)
+    if (x->relay && !x->relay_wait)
+        relay_pass(x, data, len);
+    else if (x->cc && !x->cut)
         feed(x, data, len);
     return 0;
 }
@@ -645,6 +710,17 @@ static int on_data(ss_conn *c, const void *data, size_t len)
 static int on_eof(ss_conn *c)
 {
     struct chat_ctx *x = ss_conn_ctx(c);
+    if (x->relay) {
+        /* Half-close passes through: the peer sees EOF after the data; when
+         * both ends have closed, the relay ends. */
+        x->relay_eof = true;
+        ss_conn_shutdown_write(x->relay->conn);
+        if (x->relay->relay_eof) {
+            ss_conn_close(x->relay->conn);
+            ss_conn_close(c);
+        }
+        return 0;
+    }
     if (x->cc)
         ss_chat_eof(x->cc, wall_ms());
     /* The replies to its last lines must leave before the close. */
@@ -657,6 +733,10 @@ static int on_eof(ss_conn *c)
 static int on_drain(ss_conn *c)
 {
     struct chat_ctx *x = ss_conn_ctx(c);
+    if (x->relay && !x->relay_wait) {
+        ss_conn_resume_read(x->relay->conn);
+        return 0;
+    }
     if (x->cut)
         return 0;
     push(x);
@@ -710,6 +790,11 @@ static void on_close(ss_conn *c, int err)
     if (x->cc)
         ss_chat_disconnect(x->cc, wall_ms());
     x->cc = NULL;
+    if (x->relay) {
+        x->relay->relay = NULL;
+        ss_conn_close(x->relay->conn);
+        x->relay = NULL;
+    }
     set_behind(x, false);
     undirty(cs, x);
     unwait(cs, x);

@@ -23,6 +23,7 @@
 #include "cli/cli.h"
 #include "sockstack/chat.h"
 #include "sockstack/chat_client.h"
+#include "sockstack/chat_p2p.h"
 #include "sockstack/config.h"
 #include "sockstack/err.h"
 #include "sockstack/reactor.h"
@@ -30,6 +31,17 @@
 
 /* Output queue towards the server: bounded; stdin and uploads pause at it. */
 enum { OUT_MAX = 1 << 20 };
+
+enum { PEERS_MAX = 8 };
+
+/* A point-to-point session with one user (its own tab on the screen). */
+struct peer {
+    struct chat_client *cl;
+    char nick[SS_CHAT_NICK_MAX + 1];
+    ss_chat_p2p *p;
+    int tab;
+    bool dead; /* ended: freed by the deferred sweep */
+};
 
 struct chat_client {
     ss_loop *loop;
@@ -63,6 +75,9 @@ struct chat_client {
     ss_chat_ul *ul;
     int64_t ul_id;
     ss_chat_dl *dl;
+    /* point-to-point sessions */
+    struct peer peers[PEERS_MAX];
+    ss_defer sweep;
     /* what the status line shows */
     int online;
     struct chat_ui *ui; /* NULL in line mode */
@@ -70,6 +85,7 @@ struct chat_client {
 
 static void client_connect(struct chat_client *cl);
 static void sock_cb(ss_sock *s, unsigned ev, void *arg);
+static bool peer_input(struct chat_client *cl, const char *nick, const char *line);
 
 /* ---- showing things --------------------------------------------------- */
 
@@ -204,6 +220,30 @@ static void show_own(struct chat_client *cl, const char *line)
 /* A line the user typed (no EOL). */
 static void user_line(struct chat_client *cl, const char *line)
 {
+    const char *tab_name;
+    if (cl->ui && chat_ui_active(cl->ui, &tab_name) > 0 &&
+        (line[0] != '/' || !strncmp(line, "/send ", 6))) {
+        peer_input(cl, tab_name, line);
+        return;
+    }
+    if (!strncmp(line, "/to ", 4) || !strncmp(line, "/sendto ", 8)) {
+        char nick[SS_CHAT_NICK_MAX + 1];
+        int n = 0;
+        bool file = line[1] == 's';
+        if (sscanf(line + (file ? 8 : 4), "%24s %n", nick, &n) != 1 || !n) {
+            show(cl, NULL, NULL, "!! usage: /to NICK TEXT, /sendto NICK PATH");
+            return;
+        }
+        const char *arg = line + (file ? 8 : 4) + n;
+        if (file) {
+            char cmd[SS_CHAT_MAX_LINE * 4 + 8];
+            snprintf(cmd, sizeof cmd, "/send %s", arg);
+            peer_input(cl, nick, cmd);
+        } else {
+            peer_input(cl, nick, arg);
+        }
+        return;
+    }
     if (!strncmp(line, "/send ", 6)) {
         char to[64], path[4096];
         if (sscanf(line + 6, "%63s %4095[^\n]", to, path) != 2) {
@@ -257,6 +297,152 @@ static void user_line(struct chat_client *cl, const char *line)
         show(cl, NULL, NULL, "!! output queue full; not sent");
         cl->exit_code = CLI_RUNTIME;
     }
+}
+
+/* ---- point-to-point ---------------------------------------------------- */
+
+static struct peer *peer_of(struct chat_client *cl, const char *nick)
+{
+    for (int i = 0; i < PEERS_MAX; i++)
+        if (cl->peers[i].p && !cl->peers[i].dead && !strcasecmp(cl->peers[i].nick, nick))
+            return &cl->peers[i];
+    return NULL;
+}
+
+/* Show a line in the peer's tab (line mode: prefixed with [nick]). */
+static void peer_show(struct peer *pe, const char *nick, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void peer_show(struct peer *pe, const char *nick, const char *fmt, ...)
+{
+    struct chat_client *cl = pe->cl;
+    char text[SS_CHAT_CLIENT_LINE_MAX + 64], ts[32], hhmmss[16] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    ss_chat_text_clean(text);
+    time_t t = (time_t)(ss_chat_parse_ts(now_ts(ts, sizeof ts)) / 1000);
+    struct tm lt;
+    localtime_r(&t, &lt);
+    strftime(hhmmss, sizeof hhmmss, "%H:%M:%S", &lt);
+    if (cl->ui) {
+        chat_ui_add_to(cl->ui, pe->tab, hhmmss, nick, text);
+        return;
+    }
+    printf("[%s] [%s] %s\n", hhmmss, pe->nick, text);
+    fflush(stdout);
+}
+
+static void p2p_status(void *arg, const char *text)
+{
+    peer_show(arg, NULL, "-- %s", text);
+}
+
+static void p2p_text(void *arg, const char *text)
+{
+    struct peer *pe = arg;
+    peer_show(pe, pe->nick, "<%s> %s", pe->nick, text);
+}
+
+static void p2p_file(void *arg, int err, const char *path)
+{
+    if (err)
+        peer_show(arg, NULL, "!! file from peer: %s; discarded", ss_strerror(err));
+    else
+        peer_show(arg, NULL, "-- received file from peer, SHA-256 verified: %s", path);
+}
+
+static void p2p_sent(void *arg, int err, const char *name)
+{
+    if (err)
+        peer_show(arg, NULL, "!! %s: %s", name, ss_strerror(err));
+    else
+        peer_show(arg, NULL, "-- %s received by the peer, SHA-256 verified", name);
+}
+
+static void p2p_closed(void *arg, int err)
+{
+    struct peer *pe = arg;
+    peer_show(pe, NULL, "-- point-to-point connection %s%s", err ? "failed: " : "closed",
+              err ? ss_strerror(err) : "");
+    pe->dead = true;
+    ss_loop_defer(pe->cl->loop, &pe->cl->sweep);
+}
+
+static void sweep_cb(ss_loop *loop, void *arg)
+{
+    struct chat_client *cl = arg;
+    for (int i = 0; i < PEERS_MAX; i++)
+        if (cl->peers[i].dead) {
+            ss_chat_p2p_free(cl->peers[i].p);
+            cl->peers[i] = (struct peer){0};
+        }
+}
+
+/* "P2P intro ID PEER KEY SIDE": the server introduced us; set up the path. */
+static void p2p_intro(struct chat_client *cl, const char *rest)
+{
+    long long id;
+    char nick[SS_CHAT_NICK_MAX + 1], key[40];
+    int side;
+    if (sscanf(rest, "intro %lld %24s %39s %d", &id, nick, key, &side) != 4)
+        return;
+    struct peer *pe = peer_of(cl, nick);
+    if (pe) {
+        ss_chat_p2p_free(pe->p);
+        *pe = (struct peer){0};
+    }
+    for (int i = 0; i < PEERS_MAX && !pe; i++)
+        if (!cl->peers[i].p)
+            pe = &cl->peers[i];
+    if (!pe) {
+        show(cl, NULL, NULL, "!! too many point-to-point sessions; %s refused", nick);
+        return;
+    }
+    *pe = (struct peer){.cl = cl};
+    snprintf(pe->nick, sizeof pe->nick, "%s", nick);
+    pe->tab = cl->ui ? chat_ui_tab(cl->ui, nick) : 0;
+    ss_chat_p2p_opts o;
+    ss_chat_p2p_opts_init(&o);
+    o.loop = cl->loop;
+    o.server_host = cl->host;
+    o.server_port = cl->port;
+    o.id = id;
+    o.side = side;
+    o.key = key;
+    o.dir = cl->dir;
+    o.cb = (ss_chat_p2p_cb){p2p_status, p2p_text, p2p_file, p2p_sent, p2p_closed};
+    o.arg = pe;
+    peer_show(pe, NULL, "-- point-to-point with %s: %s", nick,
+              side ? "they asked" : "asked the server to introduce us");
+    int err = ss_chat_p2p_start(&pe->p, &o);
+    if (err) {
+        peer_show(pe, NULL, "!! point-to-point: %s", ss_strerror(err));
+        *pe = (struct peer){0};
+    }
+}
+
+/* Text or "/send PATH" for peer nick; true when it was for a peer. */
+static bool peer_input(struct chat_client *cl, const char *nick, const char *line)
+{
+    struct peer *pe = peer_of(cl, nick);
+    if (!pe) {
+        show(cl, NULL, NULL, "!! no point-to-point session with %s: /connect %s", nick, nick);
+        return true;
+    }
+    int err;
+    if (!strncmp(line, "/send ", 6)) {
+        err = ss_chat_p2p_send_file(pe->p, line + 6);
+        if (!err)
+            peer_show(pe, NULL, "-- sending %s to %s (point-to-point)", line + 6, nick);
+    } else {
+        err = ss_chat_p2p_send_text(pe->p, line);
+        if (!err)
+            peer_show(pe, cl->me, "<%s> %s", cl->me[0] ? cl->me : cl->nick, line);
+    }
+    if (err)
+        peer_show(pe, NULL, "!! not sent: %s", ss_strerror(err));
+    return true;
 }
 
 /* ---- receiving -------------------------------------------------------- */
@@ -429,6 +615,13 @@ static void server_event(void *arg, const ss_chat_ev *ev)
     case SS_CHAT_EV_DECLINED:
         show(cl, NULL, NULL, "-- %s %s file %lld", ev->nick2,
              ev->kind == SS_CHAT_EV_ACCEPTED ? "accepted" : "declined", (long long)ev->id);
+        break;
+    case SS_CHAT_EV_P2P:
+        if (!strcmp(ev->code, "intro")) {
+            char rest[256];
+            snprintf(rest, sizeof rest, "intro %s", ev->text);
+            p2p_intro(cl, rest);
+        }
         break;
     case SS_CHAT_EV_BYE:
         cl->got_bye = true;
@@ -658,7 +851,11 @@ static void usage(FILE *out)
             "  -h, --help            this help\n"
             "\n"
             "Typed commands: /send NICK PATH, /accept ID, /decline ID, /msg NICK TEXT,\n"
-            "/who, /history [N], /me ACTION, /register PW, /help, /quit.\n");
+            "/who, /history [N], /me ACTION, /register PW, /help, /quit.\n"
+            "Point-to-point: /connect NICK (or F2 and Enter on the screen) asks the\n"
+            "server to introduce you; the path (direct, hole punched through NAT, or\n"
+            "relayed) is shown. Then /to NICK TEXT and /sendto NICK PATH (on the\n"
+            "screen: type in the peer's tab, /send PATH there).\n");
 }
 
 int cmd_chat(int argc, char **argv)
@@ -716,6 +913,7 @@ int cmd_chat(int argc, char **argv)
         return CLI_RUNTIME;
     }
     ss_timer_init(&cl.retry, retry_cb, &cl);
+    ss_defer_init(&cl.sweep, sweep_cb, &cl);
     if (!plain && isatty(0) && isatty(1)) {
         cl.ui = chat_ui_open("?", cl.nick);
         if (!cl.ui)
@@ -728,6 +926,9 @@ int cmd_chat(int argc, char **argv)
     ss_loop_run(cl.loop);
 
     ss_timer_stop(cl.loop, &cl.retry);
+    ss_loop_defer_cancel(cl.loop, &cl.sweep);
+    for (int i = 0; i < PEERS_MAX; i++)
+        ss_chat_p2p_free(cl.peers[i].p);
     ss_sock_close(cl.s);
     upload_stop(&cl);
     ss_chat_dl_abort(cl.dl);

@@ -250,6 +250,18 @@ void serve_chat_cleanup(struct serve_ctx *sc)
     struct chat_row *r = sc->state;
     if (!r)
         return;
+    if (r->cs) {
+        ss_chat_server_stats st;
+        ss_chat_server_stats_get(r->cs, &st);
+        cli_log("chat: %llu relays, %llu bytes relayed; cut off: %llu stalled, %llu "
+                "overflowed, %llu without a nick; %llu refused per address; talkers "
+                "waited %llu times for readers, %llu for their rate; peak %llu shared lines",
+                (unsigned long long)st.relays, (unsigned long long)st.relayed_bytes,
+                (unsigned long long)st.stalled, (unsigned long long)st.overflows,
+                (unsigned long long)st.nick_timeouts, (unsigned long long)st.addr_refused,
+                (unsigned long long)st.waits, (unsigned long long)st.rate_waits,
+                (unsigned long long)st.lines_peak);
+    }
     ss_chat_server_free(r->cs);
     free(r);
     sc->state = NULL;

@@ -1,0 +1,723 @@
+/* chat_p2p: a point-to-point session with NAT traversal (see
+ * include/sockstack/chat_p2p.h for the steps and the wire format).
+ *
+ * Path setup:  start -> listen on P, probe from P -> "/p2p hello" ->
+ *   "P2P peer PUB CANDS" -> direct (side 0 -> each candidate) -> after
+ *   direct_ms: punch (both, from P -> PUB, retried) -> after punch_ms:
+ *   relay ("/p2p relay" to the server) -> first authenticated stream wins
+ *   (side 0 sends "USE").
+ * RX (chosen stream): cand_io -> lines -> session_line -> MSG / FILE /
+ *   RESUME / /chunk / /done / DONE -> callbacks.
+ * TX: send_text / upload pump -> p->out (bounded) -> socket when writable.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sockstack/auth.h"
+#include "sockstack/chat.h"
+#include "sockstack/chat_client.h"
+#include "sockstack/chat_p2p.h"
+#include "sockstack/config.h"
+#include "sockstack/err.h"
+#include "sockstack/sock.h"
+
+enum { CANDS_MAX = 8, OUT_MAX = 1 << 20, LINE_MAX_P2P = SS_CHAT_MAX_LINE + 256 };
+enum ckind { C_PROBE, C_DIRECT, C_PUNCH, C_ACCEPTED, C_RELAY };
+enum phase { PH_HELLO, PH_DIRECT, PH_PUNCH, PH_RELAY, PH_UP, PH_DONE };
+
+struct cand {
+    ss_sock *s;
+    enum ckind kind;
+    bool connecting, authing, relay_ok;
+    ss_auth auth;
+    char label[160];
+    char in[LINE_MAX_P2P + 2];
+    size_t in_len;
+    struct ss_chat_p2p *p;
+};
+
+struct ss_chat_p2p {
+    ss_chat_p2p_opts o;
+    ss_auth_key key;
+    ss_addr server;
+    ss_sock *listener;
+    int port;                    /* P */
+    struct cand c[CANDS_MAX];
+    struct cand *probe;
+    enum phase phase;
+    ss_timer phase_timer, retry_timer;
+    char peer_pub[80];
+    char peer_cands[256];
+    struct cand *up;             /* the chosen stream */
+    char path[160];
+    char *out;
+    size_t out_len;
+    ss_chat_ul *ul;
+    int64_t ul_id;
+    bool ul_go;
+    ss_chat_dl *dl;
+    int64_t next_id;
+};
+
+void ss_chat_p2p_opts_init(ss_chat_p2p_opts *o)
+{
+    *o = (ss_chat_p2p_opts){.direct_ms = SS_CHAT_P2P_DIRECT_MS,
+                            .punch_ms = SS_CHAT_P2P_PUNCH_MS, .dir = "."};
+}
+
+static void status(ss_chat_p2p *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void status(ss_chat_p2p *p, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (p->o.cb.status)
+        p->o.cb.status(p->o.arg, buf);
+}
+
+static void cand_close(struct cand *k)
+{
+    if (k->s)
+        ss_sock_close(k->s);
+    k->s = NULL;
+    k->in_len = 0;
+    if (k->p && k->p->probe == k)
+        k->p->probe = NULL;
+}
+
+static struct cand *cand_new(ss_chat_p2p *p, enum ckind kind)
+{
+    for (int i = 0; i < CANDS_MAX; i++)
+        if (!p->c[i].s) {
+            p->c[i] = (struct cand){.kind = kind, .p = p};
+            return &p->c[i];
+        }
+    return NULL;
+}
+
+static void cand_io(ss_sock *s, unsigned ev, void *arg);
+
+/* Reuse options so that the listener, the probe and the punches share P. */
+static void reuse_opts(ss_sockopts *so)
+{
+    ss_sockopts_init(so);
+    so->reuseaddr = 1;
+    so->reuseport = 1;
+}
+
+/* Connect k to a (from P when from_p). */
+static int cand_connect(ss_chat_p2p *p, struct cand *k, const ss_addr *a, bool from_p)
+{
+    ss_sockopts so;
+    reuse_opts(&so);
+    ss_addr local, *bind_to = NULL;
+    if (from_p) {
+        char port[8];
+        snprintf(port, sizeof port, "%d", p->port);
+        if (ss_addr_resolve("0.0.0.0", port, AF_INET, SS_STREAM, true, &local, 1) < 1)
+            return -EINVAL;
+        bind_to = &local;
+    }
+    int err = ss_sock_connect_to(ss_backend_kernel(), a, SS_STREAM, from_p ? &so : NULL,
+                                 bind_to, &k->s, NULL);
+    if (err < 0 && err != -EINPROGRESS)
+        return err;
+    k->connecting = true;
+    ss_sock_watch(k->s, p->o.loop, SS_WRITE, cand_io, k);
+    return 0;
+}
+
+/* ---- sending on a candidate ------------------------------------------------ */
+
+static int raw_send(struct cand *k, const void *d, size_t n)
+{
+    /* Handshake and control lines are small: the socket takes them. */
+    ssize_t r = ss_sock_send(k->s, d, n);
+    return r == (ssize_t)n ? 0 : r < 0 ? (int)r : -EAGAIN;
+}
+
+static void auth_flush(struct cand *k)
+{
+    const uint8_t *d;
+    size_t n = ss_auth_output(&k->auth, &d);
+    if (n && raw_send(k, d, n) == 0)
+        ss_auth_output_done(&k->auth, n);
+}
+
+static void start_auth(ss_chat_p2p *p, struct cand *k)
+{
+    k->authing = true;
+    ss_auth_init(&k->auth, p->o.side == 0 ? SS_AUTH_SERVER : SS_AUTH_CLIENT, SS_AUTH_MUTUAL,
+                 &p->key, NULL);
+    auth_flush(k);
+    ss_sock_watch(k->s, p->o.loop, SS_READ, cand_io, k);
+}
+
+/* ---- the chosen stream ------------------------------------------------------- */
+
+static void want(ss_chat_p2p *p)
+{
+    if (p->up)
+        ss_sock_watch(p->up->s, p->o.loop, SS_READ | (p->out_len ? SS_WRITE : 0), cand_io,
+                      p->up);
+}
+
+static bool out_put(ss_chat_p2p *p, const char *d, size_t n)
+{
+    if (!p->up || p->out_len + n > OUT_MAX)
+        return false;
+    memcpy(p->out + p->out_len, d, n);
+    p->out_len += n;
+    want(p);
+    return true;
+}
+
+__attribute__((format(printf, 2, 3)))
+static bool out_fmt(ss_chat_p2p *p, const char *fmt, ...)
+{
+    char buf[LINE_MAX_P2P];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return n > 0 && (size_t)n < sizeof buf && out_put(p, buf, (size_t)n);
+}
+
+static void upload_pump(ss_chat_p2p *p)
+{
+    char buf[SS_CHAT_MAX_LINE];
+    while (p->ul && p->ul_go && p->out_len < OUT_MAX / 2) {
+        int n = ss_chat_ul_next(p->ul, p->ul_id, buf, sizeof buf);
+        if (n <= 0) {
+            if (n == 0)
+                out_fmt(p, "/done %lld\n", (long long)p->ul_id);
+            else if (p->o.cb.sent)
+                p->o.cb.sent(p->o.arg, n, ss_chat_ul_name(p->ul));
+            if (n < 0) {
+                ss_chat_ul_close(p->ul);
+                p->ul = NULL;
+            }
+            p->ul_go = false;
+            return;
+        }
+        out_put(p, buf, (size_t)n);
+    }
+}
+
+static void finish(ss_chat_p2p *p, int err)
+{
+    if (p->phase == PH_DONE)
+        return;
+    p->phase = PH_DONE;
+    ss_timer_stop(p->o.loop, &p->phase_timer);
+    ss_timer_stop(p->o.loop, &p->retry_timer);
+    for (int i = 0; i < CANDS_MAX; i++)
+        cand_close(&p->c[i]);
+    p->up = NULL;
+    if (p->listener) {
+        ss_sock_close(p->listener);
+        p->listener = NULL;
+    }
+    ss_chat_dl_abort(p->dl);
+    p->dl = NULL;
+    if (p->o.cb.closed)
+        p->o.cb.closed(p->o.arg, err);
+}
+
+/* Split the first space-separated word off *s. */
+static char *word(char **s)
+{
+    char *w = *s, *sp = strchr(w, ' ');
+    if (sp) {
+        *sp = '\0';
+        *s = sp + 1;
+    } else {
+        *s = w + strlen(w);
+    }
+    return w;
+}
+
+/* One line on the chosen stream. */
+static void session_line(ss_chat_p2p *p, char *line)
+{
+    char *rest = line;
+    char *kind = word(&rest);
+    if (!strcmp(kind, "MSG")) {
+        ss_chat_text_clean(rest);
+        if (p->o.cb.text)
+            p->o.cb.text(p->o.arg, rest);
+    } else if (!strcmp(kind, "FILE")) {
+        int64_t id = atoll(word(&rest));
+        uint64_t size = strtoull(word(&rest), NULL, 10);
+        char *sha = word(&rest);
+        ss_chat_dl_abort(p->dl);
+        p->dl = NULL;
+        int err = ss_chat_dl_begin(&p->dl, p->o.dir, id, size, sha, rest);
+        if (err) {
+            out_fmt(p, "NOFILE %lld\n", (long long)id);
+            if (p->o.cb.file)
+                p->o.cb.file(p->o.arg, err, rest);
+            return;
+        }
+        out_fmt(p, "RESUME %lld 0\n", (long long)id);
+    } else if (!strcmp(kind, "RESUME")) {
+        int64_t id = atoll(word(&rest));
+        if (p->ul && id == p->ul_id) {
+            p->ul_go = true;
+            upload_pump(p);
+        }
+    } else if (!strcmp(kind, "/chunk")) {
+        int64_t id = atoll(word(&rest));
+        uint64_t off = strtoull(word(&rest), NULL, 10);
+        if (!p->dl || id != ss_chat_dl_id(p->dl))
+            return;
+        int err = ss_chat_dl_chunk(p->dl, off, rest);
+        if (err) {
+            ss_chat_dl_abort(p->dl);
+            p->dl = NULL;
+            out_fmt(p, "FAILED %lld\n", (long long)id);
+            if (p->o.cb.file)
+                p->o.cb.file(p->o.arg, err, "");
+        }
+    } else if (!strcmp(kind, "/done")) {
+        int64_t id = atoll(word(&rest));
+        if (!p->dl || id != ss_chat_dl_id(p->dl))
+            return;
+        char path[4096];
+        int err = ss_chat_dl_finish(p->dl, path, sizeof path);
+        p->dl = NULL;
+        out_fmt(p, "%s %lld\n", err ? "FAILED" : "DONE", (long long)id);
+        if (p->o.cb.file)
+            p->o.cb.file(p->o.arg, err, err ? "" : path);
+    } else if (!strcmp(kind, "DONE") || !strcmp(kind, "FAILED") || !strcmp(kind, "NOFILE")) {
+        int64_t id = atoll(word(&rest));
+        if (p->ul && id == p->ul_id) {
+            if (p->o.cb.sent)
+                p->o.cb.sent(p->o.arg, kind[0] == 'D' ? 0 : SS_EDIGEST,
+                             ss_chat_ul_name(p->ul));
+            ss_chat_ul_close(p->ul);
+            p->ul = NULL;
+        }
+    }
+}
+
+/* The stream k is the one: close the others and the setup. */
+static void go_up(ss_chat_p2p *p, struct cand *k)
+{
+    for (int i = 0; i < CANDS_MAX; i++)
+        if (&p->c[i] != k)
+            cand_close(&p->c[i]);
+    p->probe = NULL;
+    if (p->listener) {
+        ss_sock_close(p->listener);
+        p->listener = NULL;
+    }
+    ss_timer_stop(p->o.loop, &p->phase_timer);
+    ss_timer_stop(p->o.loop, &p->retry_timer);
+    p->up = k;
+    p->phase = PH_UP;
+    snprintf(p->path, sizeof p->path, "%s", k->label);
+    status(p, "connected: %s", k->label);
+    want(p);
+}
+
+/* ---- the rendezvous (probe) --------------------------------------------------- */
+
+static void start_punch(ss_chat_p2p *p);
+static void start_relay(ss_chat_p2p *p);
+
+static void peer_known(ss_chat_p2p *p, char *rest)
+{
+    /* "ID PUB CAND CAND ..." */
+    word(&rest);
+    snprintf(p->peer_pub, sizeof p->peer_pub, "%s", word(&rest));
+    snprintf(p->peer_cands, sizeof p->peer_cands, "%s", rest);
+    p->phase = PH_DIRECT;
+    status(p, "peer at %s (local %s)", p->peer_pub, *rest ? rest : "none");
+    if (p->o.side == 0 && !p->o.no_direct) {
+        char cands[256];
+        snprintf(cands, sizeof cands, "%s", p->peer_cands);
+        for (char *r = cands, *w; *(w = word(&r));) {
+            char *colon = strrchr(w, ':');
+            ss_addr a;
+            struct cand *k = colon ? cand_new(p, C_DIRECT) : NULL;
+            if (!k)
+                continue;
+            *colon = '\0';
+            if (ss_addr_resolve(w, colon + 1, AF_INET, SS_STREAM, false, &a, 1) < 1 ||
+                cand_connect(p, k, &a, false) < 0) {
+                cand_close(k);
+                continue;
+            }
+            snprintf(k->label, sizeof k->label, "direct to %s:%s", w, colon + 1);
+        }
+        status(p, "trying direct connections");
+    }
+    ss_timer_start(p->o.loop, &p->phase_timer, p->o.no_direct ? 1 : p->o.direct_ms);
+}
+
+static void probe_line(ss_chat_p2p *p, char *line)
+{
+    char *rest = line;
+    char *kind = word(&rest);
+    if (!strcmp(kind, "P2P") && !strcmp(word(&rest), "peer") && p->phase == PH_HELLO) {
+        peer_known(p, rest);
+    } else if (!strcmp(kind, "OK")) {
+        if (!strcmp(word(&rest), "p2p") && !strcmp(word(&rest), "hello"))
+            status(p, "the server sees us at %s", rest);
+    } else if (!strcmp(kind, "ERR")) {
+        status(p, "server: %s", rest);
+        finish(p, -EPROTO);
+    }
+}
+
+/* Local addresses at port P: the candidates for a direct connection. */
+static void local_candidates(ss_chat_p2p *p, char *buf, size_t cap)
+{
+    struct ifaddrs *ifs;
+    size_t n = 0;
+    buf[0] = '\0';
+    if (getifaddrs(&ifs) < 0)
+        return;
+    int count = 0;
+    for (struct ifaddrs *i = ifs; i && count < 4; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+            (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP))
+            continue;
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, ip, sizeof ip);
+        int k = snprintf(buf + n, cap - n, "%s%s:%d", n ? " " : "", ip, p->port);
+        if (k < 0 || (size_t)k >= cap - n)
+            break;
+        n += (size_t)k;
+        count++;
+    }
+    freeifaddrs(ifs);
+}
+
+/* ---- phases ----------------------------------------------------------------- */
+
+static void punch_once(ss_chat_p2p *p)
+{
+    char pub[80];
+    snprintf(pub, sizeof pub, "%s", p->peer_pub);
+    char *colon = strrchr(pub, ':');
+    ss_addr a;
+    if (!colon)
+        return;
+    *colon = '\0';
+    if (ss_addr_resolve(pub, colon + 1, AF_INET, SS_STREAM, false, &a, 1) < 1)
+        return;
+    for (int i = 0; i < CANDS_MAX; i++)
+        if (p->c[i].s && p->c[i].kind == C_PUNCH)
+            return; /* one attempt at a time */
+    struct cand *k = cand_new(p, C_PUNCH);
+    if (!k)
+        return;
+    if (cand_connect(p, k, &a, true) < 0) {
+        cand_close(k);
+        return;
+    }
+    snprintf(k->label, sizeof k->label, "hole punched with %s", p->peer_pub);
+}
+
+static void retry_cb(ss_loop *loop, ss_timer *t, void *arg)
+{
+    ss_chat_p2p *p = arg;
+    if (p->phase != PH_PUNCH)
+        return;
+    punch_once(p);
+    ss_timer_start(loop, &p->retry_timer, SS_CHAT_P2P_PUNCH_RETRY_MS);
+}
+
+static void start_punch(ss_chat_p2p *p)
+{
+    p->phase = PH_PUNCH;
+    if (p->o.no_punch) {
+        start_relay(p);
+        return;
+    }
+    status(p, "hole punching with %s", p->peer_pub);
+    punch_once(p);
+    ss_timer_start(p->o.loop, &p->retry_timer, SS_CHAT_P2P_PUNCH_RETRY_MS);
+    ss_timer_start(p->o.loop, &p->phase_timer, p->o.punch_ms);
+}
+
+static void start_relay(ss_chat_p2p *p)
+{
+    p->phase = PH_RELAY;
+    ss_timer_stop(p->o.loop, &p->retry_timer);
+    struct cand *k = cand_new(p, C_RELAY);
+    if (!k || cand_connect(p, k, &p->server, false) < 0) {
+        if (k)
+            cand_close(k);
+        finish(p, -EHOSTUNREACH);
+        return;
+    }
+    snprintf(k->label, sizeof k->label, "relayed by the server");
+    status(p, "no direct path; falling back to the relay through the server");
+    ss_timer_start(p->o.loop, &p->phase_timer, SS_CHAT_P2P_RELAY_MS);
+}
+
+static void phase_cb(ss_loop *loop, ss_timer *t, void *arg)
+{
+    ss_chat_p2p *p = arg;
+    if (p->phase == PH_DIRECT)
+        start_punch(p);
+    else if (p->phase == PH_PUNCH)
+        start_relay(p);
+    else if (p->phase == PH_RELAY || p->phase == PH_HELLO)
+        finish(p, -ETIMEDOUT);
+}
+
+/* ---- socket events ---------------------------------------------------------- */
+
+/* Lines in k->in from data; stops early when the stream was chosen and
+ * the rest belongs to it (returns how much was used). */
+static size_t lines_in(ss_chat_p2p *p, struct cand *k, const char *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (d[i] != '\n') {
+            if (k->in_len < LINE_MAX_P2P)
+                k->in[k->in_len++] = d[i];
+            continue;
+        }
+        if (k->in_len && k->in[k->in_len - 1] == '\r')
+            k->in_len--;
+        k->in[k->in_len] = '\0';
+        k->in_len = 0;
+        if (k == p->probe && k->kind == C_PROBE) {
+            probe_line(p, k->in);
+        } else if (k->kind == C_RELAY && !k->relay_ok) {
+            if (!strcmp(k->in, "OK p2p relay")) {
+                k->relay_ok = true;
+                start_auth(p, k);
+                return i + 1;
+            }
+        } else if (p->up == k) {
+            session_line(p, k->in);
+        } else if (!strcmp(k->in, "USE") && p->o.side == 1) {
+            go_up(p, k);
+        }
+        if (p->phase == PH_DONE)
+            return n;
+    }
+    return n;
+}
+
+static void feed(ss_chat_p2p *p, struct cand *k, const char *d, size_t n)
+{
+    while (n > 0 && k->s) {
+        if (k->authing) {
+            ssize_t used = ss_auth_input(&k->auth, d, n);
+            if (used < 0) {
+                status(p, "refused a connection (%s): wrong introduction key", k->label);
+                cand_close(k);
+                return;
+            }
+            auth_flush(k);
+            d += used;
+            n -= (size_t)used;
+            if (!ss_auth_done(&k->auth))
+                continue;
+            k->authing = false;
+            if (p->o.side == 0 && !p->up) {
+                raw_send(k, "USE\n", 4);
+                go_up(p, k);
+            }
+            continue;
+        }
+        size_t used = lines_in(p, k, d, n);
+        d += used;
+        n -= used;
+    }
+}
+
+static void cand_io(ss_sock *s, unsigned ev, void *arg)
+{
+    struct cand *k = arg;
+    ss_chat_p2p *p = k->p;
+    if (k->connecting) {
+        int err = ss_sock_error(s);
+        if (err) {
+            bool probe = k == p->probe;
+            cand_close(k);
+            if (probe)
+                finish(p, err);
+            return;
+        }
+        k->connecting = false;
+        if (k == p->probe) {
+            char cands[200], line[512];
+            local_candidates(p, cands, sizeof cands);
+            int n = snprintf(line, sizeof line, "/p2p hello %lld %d %s %s\n",
+                             (long long)p->o.id, p->o.side, p->o.key, cands);
+            raw_send(k, line, (size_t)n);
+            ss_sock_watch(s, p->o.loop, SS_READ, cand_io, k);
+        } else if (k->kind == C_RELAY) {
+            char line[160];
+            int n = snprintf(line, sizeof line, "/p2p relay %lld %d %s\n",
+                             (long long)p->o.id, p->o.side, p->o.key);
+            raw_send(k, line, (size_t)n);
+            ss_sock_watch(s, p->o.loop, SS_READ, cand_io, k);
+        } else {
+            start_auth(p, k);
+        }
+        return;
+    }
+    if (ev & (SS_READ | SS_HUP)) {
+        char buf[65536];
+        ssize_t n = ss_sock_recv(s, buf, sizeof buf);
+        if (n == 0 || (n < 0 && n != -EAGAIN)) {
+            bool was_up = p->up == k, probe = k == p->probe;
+            cand_close(k);
+            if (was_up)
+                finish(p, n == 0 ? 0 : (int)n);
+            else if (probe && p->phase == PH_HELLO)
+                finish(p, -ECONNRESET);
+            return;
+        }
+        if (n > 0)
+            feed(p, k, buf, (size_t)n);
+    }
+    if (p->up == k && k->s && (ev & SS_WRITE) && p->out_len) {
+        ssize_t n = ss_sock_send(k->s, p->out, p->out_len);
+        if (n < 0 && n != -EAGAIN) {
+            finish(p, (int)n);
+            return;
+        }
+        if (n > 0) {
+            memmove(p->out, p->out + n, p->out_len - (size_t)n);
+            p->out_len -= (size_t)n;
+        }
+        upload_pump(p);
+        want(p);
+    }
+}
+
+static void listen_cb(ss_sock *s, unsigned ev, void *arg)
+{
+    ss_chat_p2p *p = arg;
+    ss_sock *ns;
+    ss_addr from;
+    while (ss_sock_accept(s, &ns, &from) == 0) {
+        struct cand *k = p->phase == PH_UP ? NULL : cand_new(p, C_ACCEPTED);
+        if (!k) {
+            ss_sock_close(ns);
+            continue;
+        }
+        k->s = ns;
+        char a[SS_ADDR_STRLEN];
+        ss_addr_format(&from, a, sizeof a);
+        /* From the peer's public address: our NAT let it in (punched). */
+        snprintf(k->label, sizeof k->label, "%s %s",
+                 !strcmp(a, p->peer_pub) ? "hole punched with" : "direct from", a);
+        start_auth(p, k);
+    }
+}
+
+/* ---- API ---------------------------------------------------------------------- */
+
+int ss_chat_p2p_start(ss_chat_p2p **out, const ss_chat_p2p_opts *o)
+{
+    *out = NULL;
+    if (!o->loop || !o->key || strlen(o->key) != 32 || (o->side != 0 && o->side != 1))
+        return -EINVAL;
+    ss_chat_p2p *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->o = *o;
+    p->out = malloc(OUT_MAX);
+    ss_timer_init(&p->phase_timer, phase_cb, p);
+    ss_timer_init(&p->retry_timer, retry_cb, p);
+    int err = p->out ? ss_auth_key_set(&p->key, o->key, 32) : -ENOMEM;
+    if (!err && ss_addr_resolve(o->server_host, o->server_port, AF_INET, SS_STREAM, false,
+                                &p->server, 1) < 1)
+        err = -EHOSTUNREACH;
+    /* Listen on P; the probe goes out from the same P. */
+    ss_sockopts so;
+    reuse_opts(&so);
+    ss_addr any;
+    if (!err && ss_addr_resolve("0.0.0.0", "0", AF_INET, SS_STREAM, true, &any, 1) < 1)
+        err = -EINVAL;
+    if (!err)
+        err = ss_sock_listen_on(ss_backend_kernel(), &any, SS_STREAM, &so, 16, &p->listener,
+                                NULL);
+    ss_addr local;
+    if (!err && !(err = ss_sock_local_addr(p->listener, &local)))
+        p->port = ss_addr_port(&local);
+    if (!err)
+        err = ss_sock_watch(p->listener, o->loop, SS_READ, listen_cb, p);
+    if (!err) {
+        p->probe = cand_new(p, C_PROBE);
+        err = cand_connect(p, p->probe, &p->server, true);
+    }
+    if (err) {
+        p->phase = PH_DONE;
+        ss_chat_p2p_free(p);
+        return err;
+    }
+    ss_timer_start(o->loop, &p->phase_timer, SS_CHAT_P2P_RELAY_MS);
+    *out = p;
+    return 0;
+}
+
+int ss_chat_p2p_send_text(ss_chat_p2p *p, const char *text)
+{
+    if (!p->up)
+        return -ENOTCONN;
+    if (strchr(text, '\n'))
+        return -EINVAL;
+    return out_fmt(p, "MSG %s\n", text) ? 0 : -ENOBUFS;
+}
+
+int ss_chat_p2p_send_file(ss_chat_p2p *p, const char *path)
+{
+    if (!p->up)
+        return -ENOTCONN;
+    if (p->ul)
+        return -EBUSY;
+    int err = ss_chat_ul_open(&p->ul, path);
+    if (err)
+        return err;
+    p->ul_id = ++p->next_id;
+    p->ul_go = false;
+    if (!out_fmt(p, "FILE %lld %llu %s %s\n", (long long)p->ul_id,
+                 (unsigned long long)ss_chat_ul_size(p->ul), ss_chat_ul_sha256(p->ul),
+                 ss_chat_ul_name(p->ul))) {
+        ss_chat_ul_close(p->ul);
+        p->ul = NULL;
+        return -ENOBUFS;
+    }
+    return 0;
+}
+
+const char *ss_chat_p2p_path(const ss_chat_p2p *p) { return p->path; }
+
+bool ss_chat_p2p_up(const ss_chat_p2p *p) { return p->up != NULL; }
+
+void ss_chat_p2p_free(ss_chat_p2p *p)
+{
+    if (!p)
+        return;
+    ss_timer_stop(p->o.loop, &p->phase_timer);
+    ss_timer_stop(p->o.loop, &p->retry_timer);
+    for (int i = 0; i < CANDS_MAX; i++)
+        cand_close(&p->c[i]);
+    if (p->listener)
+        ss_sock_close(p->listener);
+    ss_chat_ul_close(p->ul);
+    ss_chat_dl_abort(p->dl);
+    ss_auth_key_clear(&p->key);
+    free(p->out);
+    free(p);
+}

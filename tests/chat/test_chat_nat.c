@@ -1,0 +1,215 @@
+/* Point-to-point chat through NAT (issue 11): a "public" namespace holds
+ * the server, two "home" namespaces sit behind their own NAT namespace
+ * (nftables masquerade; tests/chat/nat_topo.sh builds it and removes it in
+ * teardown, also after a failure). Our client runs in each home.
+ *   1. both NATs keep one mapping per local port: hole punching, and the
+ *      server's counters show no relayed bytes;
+ *   2. nat2 maps every connection to a random port: punching fails, the
+ *      relay carries it, and the user is told;
+ *   3. both peers on one LAN: a direct local connection.
+ * In each case the peers exchange messages and a 50 MiB file (SHA-256
+ * equal) while a file from the server arrives at the same time.
+ * An impostor without the introduction's key is refused (loopback). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "sockstack/auth.h"
+
+static char prefix[32];
+static bool topo_up;
+
+static void nat_setup(void)
+{
+    fx_setup();
+    snprintf(prefix, sizeof prefix, "ssn%d", (int)getpid() % 100000);
+}
+
+static void nat_teardown(void)
+{
+    fx_teardown();
+    if (topo_up) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "sh %s down %s", th_source_path("tests/chat/nat_topo.sh"),
+                 prefix);
+        cr_assert_eq(system(cmd), 0);
+        topo_up = false;
+    }
+}
+
+TestSuite(chat_nat, .init = nat_setup, .fini = nat_teardown, .timeout = 300);
+
+/* `ip netns exec PREFIX-NS sockstack ARGS...` */
+static struct th_proc *in_ns(const char *ns, const char *const *args)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s-%s", prefix, ns);
+    char *argv[32] = {"ip", "netns", "exec", name, (char *)th_sockstack()};
+    int n = 5;
+    for (int i = 0; args[i] && n < 31; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    struct th_proc p;
+    cr_assert_eq(th_spawn(&p, argv), 0);
+    return track(p);
+}
+
+static void wait_for(struct stream *s, const char *needle, int ms)
+{
+    cr_assert(expect(s, needle, ms), "did not see \"%s\" in:\n%s", needle,
+              s->buf ? (s->len > 3000 ? s->buf + s->len - 3000 : s->buf) : "");
+}
+
+static void run_case(const char *mode, const char *bob_ns, const char *path,
+                     const char *relays)
+{
+    if (!th_is_root())
+        cr_skip_test("needs root for network namespaces");
+    if (system("command -v nft >/dev/null") != 0)
+        cr_skip_test("nftables not installed (scripts/install-deps.sh)");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "sh %s up %s %s", th_source_path("tests/chat/nat_topo.sh"),
+             prefix, mode);
+    topo_up = true;
+    cr_assert_eq(system(cmd), 0, "topology");
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/a %s/b && head -c 52428800 /dev/urandom > %s/big.bin"
+             " && head -c 300000 /dev/urandom > %s/small.bin", dir, dir, dir, dir);
+    cr_assert_eq(system(cmd), 0);
+
+    char db[200];
+    snprintf(db, sizeof db, "%s/chat.db", dir);
+    const char *sargs[] = {"serve", "chat", "-b", "203.0.113.1", "--port", "7200", "--db", db,
+                           "--pbkdf2-iter", "1000", "--grace", "0", NULL};
+    struct th_proc *srv = in_ns("pub", sargs);
+    cr_assert_gt(th_wait_listening(srv, 10000, NULL, 0), 0);
+
+    char adir[200], bdir[200];
+    snprintf(adir, sizeof adir, "%s/a", dir);
+    snprintf(bdir, sizeof bdir, "%s/b", dir);
+    const char *aargs[] = {"chat", "203.0.113.1", "7200", "--name", "alice", "--dir", adir,
+                           NULL};
+    const char *bargs[] = {"chat", "203.0.113.1", "7200", "--name", "bob", "--dir", bdir,
+                           NULL};
+    static struct stream a, b;
+    struct th_proc *bob = in_ns(bob_ns, bargs);
+    stream_init(&b, bob->out);
+    wait_for(&b, "-- you are bob", 10000);
+    struct th_proc *alice = in_ns("h1", aargs);
+    stream_init(&a, alice->out);
+    wait_for(&a, "-- you are alice", 10000);
+
+    put(alice->in, "/connect bob\n");
+    char want[128];
+    snprintf(want, sizeof want, "[bob] -- connected: %s", path);
+    wait_for(&a, want, 30000);
+    snprintf(want, sizeof want, "[alice] -- connected: %s", path);
+    wait_for(&b, want, 30000);
+    if (!strcmp(mode, "symmetric"))
+        cr_assert_eq(count(&a, "[bob] -- no direct path; falling back to the relay through "
+                               "the server\n"), 1, "%s", a.buf);
+
+    put(alice->in, "/to bob hello over the point-to-point path\n");
+    wait_for(&b, "[alice] <alice> hello over the point-to-point path\n", 10000);
+    put(bob->in, "/to alice and back\n");
+    wait_for(&a, "[bob] <bob> and back\n", 10000);
+
+    /* 50 MiB point-to-point while a file comes through the server. */
+    snprintf(cmd, sizeof cmd, "/sendto bob %s/big.bin\n/send bob %s/small.bin\n", dir, dir);
+    put(alice->in, cmd);
+    wait_for(&b, "-- alice offers small.bin (300000 bytes", 20000);
+    put(bob->in, "/accept 1\n");
+    wait_for(&b, "-- received file 1, SHA-256 verified:", 60000);
+    cr_assert_eq(count(&b, "received file from peer"), 0,
+                 "the server's file should arrive while the peer's is still coming");
+    wait_for(&b, "[alice] -- received file from peer, SHA-256 verified:", 240000);
+    wait_for(&a, "[bob] -- big.bin received by the peer, SHA-256 verified", 20000);
+    snprintf(cmd, sizeof cmd, "cmp %s/big.bin %s/b/big.bin && cmp %s/small.bin %s/b/small.bin",
+             dir, dir, dir, dir);
+    cr_assert_eq(system(cmd), 0);
+
+    /* The server's own count of relayed bytes. */
+    th_stop(srv, SIGTERM, 10000);
+    char *err = NULL;
+    th_read_all(srv->err, &err, 2000);
+    cr_assert(err && strstr(err, relays), "server said:\n%s", err ? err : "");
+    free(err);
+}
+
+Test(chat_nat, both_behind_port_keeping_nats_connect_by_hole_punching)
+{
+    run_case("cone", "h2", "hole punched with 203.0.113.", "0 relays, 0 bytes relayed");
+}
+
+Test(chat_nat, a_nat_that_defeats_punching_falls_back_to_the_relay)
+{
+    run_case("symmetric", "h2", "relayed by the server", "1 relays, ");
+}
+
+Test(chat_nat, two_peers_on_one_lan_connect_directly)
+{
+    run_case("cone", "h1b", "direct ", "0 relays, 0 bytes relayed");
+}
+
+/* ---- the introduction's key ----------------------------------------------- */
+
+Test(chat_nat, an_impostor_without_the_key_is_refused)
+{
+    struct th_proc *srv;
+    int port = fx_server(&srv, 0, NULL);
+    static struct stream a, b, m;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct th_proc p;
+    cr_assert_eq(th_spawn_cli(&p, "chat", "127.0.0.1", portstr, "--name", "alice", "--dir",
+                              dir, NULL), 0);
+    struct th_proc *alice = track(p);
+    stream_init(&a, alice->out);
+    wait_for(&a, "-- you are alice", 10000);
+    /* bob is this test: it learns the key from the introduction. */
+    int bob = fx_join(port, &b, "bob");
+    put(alice->in, "/connect bob\n");
+    wait_for(&b, "P2P intro ", 10000);
+    long long id;
+    char key[40];
+    cr_assert_eq(sscanf(b.buf + b.pos, "%lld alice %39s 1", &id, key), 2, "%s", b.buf);
+    wait_for(&a, "-- the server sees us at 127.0.0.1:", 10000);
+    int alice_port = atoi(a.buf + a.pos);
+    cr_assert_gt(alice_port, 0);
+
+    /* The relay refuses a wrong key for the right introduction. */
+    int mal = fx_raw(port, 0);
+    stream_init(&m, mal);
+    char line[200];
+    snprintf(line, sizeof line, "/p2p relay %lld 1 %032d\n", id, 7);
+    put(mal, line);
+    wait_for(&m, "ERR p2p no such introduction (or a wrong key)\n", 10000);
+    close(mal);
+
+    /* alice's own port refuses a peer that cannot answer with the key. */
+    ss_auth_key wrong, right;
+    ss_auth_key_set(&wrong, "0123456789abcdef0123456789abcdef", 32);
+    ss_auth_key_set(&right, key, 32);
+    ss_auth st;
+    mal = fx_raw(alice_port, 0);
+    ss_auth_init(&st, SS_AUTH_CLIENT, SS_AUTH_MUTUAL, &wrong, NULL);
+    cr_assert_neq(ss_auth_run_fd(&st, mal, 5000), 0);
+    wait_for(&a, "[bob] -- refused a connection (direct from 127.0.0.1:", 10000);
+    wait_for(&a, "): wrong introduction key\n", 1000);
+    close(mal);
+    cr_assert_eq(count(&a, "connected:"), 0);
+
+    /* The real bob, with the key, is accepted and told to use this one. */
+    int real = fx_raw(alice_port, 0);
+    ss_auth_init(&st, SS_AUTH_CLIENT, SS_AUTH_MUTUAL, &right, NULL);
+    cr_assert_eq(ss_auth_run_fd(&st, real, 5000), 0);
+    static struct stream r;
+    stream_init(&r, real);
+    wait_for(&r, "USE\n", 10000);
+    wait_for(&a, "[bob] -- connected: direct from 127.0.0.1:", 10000);
+    put(real, "MSG hello from the real bob\n");
+    wait_for(&a, "[bob] <bob> hello from the real bob\n", 10000);
+    close(real);
+    close(bob);
+}
