@@ -354,6 +354,16 @@ static void io_close(void *conn)
     ss_conn_close(c);
 }
 
+/* The input held back by flow control (the caller frees it), or NULL. */
+static char *take_held(struct chat_ctx *x, size_t *n)
+{
+    char *h = x->held;
+    *n = x->held_len;
+    x->held = NULL;
+    x->held_len = 0;
+    return h;
+}
+
 /* ---- the point-to-point byte relay --------------------------------------------- */
 
 /* Pass data from x to its relay peer; pause x while the peer is full. */
@@ -378,14 +388,11 @@ static void relay_detach(struct chat_ctx *x)
         x->cc = NULL;
     }
     ss_conn_timer_stop(x->conn); /* no nick timeout for a relay */
-    if (x->held) {
-        char *h = x->held;
-        size_t n = x->held_len;
-        x->held = NULL;
-        x->held_len = 0;
+    size_t n;
+    char *h = take_held(x, &n);
+    if (h)
         relay_pass(x, h, n);
-        free(h);
-    }
+    free(h);
     ss_conn_resume_read(x->conn);
 }
 
@@ -427,10 +434,8 @@ static void resume_input(struct chat_ctx *x)
 {
     if (!x->held || !x->cc)
         return;
-    char *h = x->held;
-    size_t n = x->held_len;
-    x->held = NULL;
-    x->held_len = 0;
+    size_t n;
+    char *h = take_held(x, &n);
     feed(x, h, n);
     free(h);
     if (!x->held && !x->cut)
