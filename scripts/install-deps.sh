@@ -15,6 +15,8 @@ PKGS=(
   # real peers and tools used by tests and benchmarks
   python3 ncat socat tshark iproute2 iputils-ping procps tmux sockperf
   nftables
+  # the viewer's test: a real browser, headless (Debian's package)
+  chromium chromium-driver
   libzmq3-dev
 )
 

@@ -152,6 +152,16 @@ void ss_viz_lost(ss_viz *v, long i);
 /* A trace event of the stack on `side` (0: the connection's opener):
  * SS_TRACE_CC gives cwnd and ssthresh, SS_TRACE_RTT the RTT. */
 void ss_viz_trace(ss_viz *v, int side, const struct ss_trace_event *ev);
+/* A trace event of a user-space stack, node 0 being the connection's
+ * opener: STATE events of both (the stacks' own states, not inferred),
+ * node 0's segments when `segments` (else they come as packets, from a
+ * link tap, each once), node 0's SS_TRACE_CC and SS_TRACE_RTT. Returns as
+ * ss_viz_packet. */
+long ss_viz_stack_event(ss_viz *v, int node, const struct ss_trace_event *ev, bool segments);
+/* Read a run written by `stack demo --trace-json` (one JSON object a line,
+ * with "node":"A"/"B") through ss_viz_stack_event. 0, -ENOENT, SS_EBADPKT
+ * (a line that is not such an object; its number in err). */
+int ss_viz_read_jsonl(ss_viz *v, const char *path, char *err, size_t errlen);
 /* The end of the run (TIME-WAIT is drawn up to here). */
 void ss_viz_finish(ss_viz *v, uint64_t t_end_us);
 /* Draw connection conn (default 0). -EINVAL if there is no such one. */
@@ -170,5 +180,12 @@ int ss_viz_diagram_svg(const ss_viz *v, FILE *out);
  * line, receive-window line, SACK blocks), cwnd/ssthresh (from the trace;
  * bytes in flight from packets), RTT; axes with ticks and units. */
 int ss_viz_plot_svg(const ss_viz *v, FILE *out);
+/* One self-contained HTML page (no network: inline script, style and SVG,
+ * and a Content-Security-Policy that forbids fetching anything): a timeline
+ * scrubber over the connection's packets, the sequence diagram, each
+ * side's state at the cursor with RFC 9293's state diagram lit, every
+ * header field of the selected packet, zoomable plots. "#i=N" in the URL
+ * opens it at packet N. */
+int ss_viz_html(const ss_viz *v, const char *title, FILE *out);
 
 #endif

@@ -3,6 +3,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -163,3 +165,15 @@ int cli_parse_double(const char *opt, const char *s, double min, double max,
     *out = v;
     return 0;
 }
+
+/* The terminal's width, else $COLUMNS, else 80. */
+int cli_term_width(void)
+{
+    struct winsize ws;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+        return ws.ws_col;
+    const char *c = getenv("COLUMNS");
+    int n = c ? atoi(c) : 0;
+    return n >= 20 ? n : 80;
+}
+

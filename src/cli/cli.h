@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum { CLI_OK = 0, CLI_RUNTIME = 1, CLI_USAGE = 2 };
 
@@ -46,6 +47,15 @@ int cli_parse_scaled(const char *opt, const char *s, unsigned base, uint64_t min
 int cli_parse_double(const char *opt, const char *s, double min, double max,
                      double *out);
 
+/* One drawing (viz.h) into path: CLI_OK, or CLI_RUNTIME after a message
+ * naming opt. */
+struct ss_viz;
+int cli_write_view(const char *opt, const char *path,
+                   int (*fn)(const struct ss_viz *, FILE *), const struct ss_viz *v);
+
+/* Columns of the terminal on stdout, else $COLUMNS, else 80. */
+int cli_term_width(void);
+
 /* Print "Try 'sockstack CMD --help'." and return CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -70,5 +80,6 @@ int cmd_ping(int argc, char **argv);
 int cmd_traceroute(int argc, char **argv);
 int cmd_sniff(int argc, char **argv);
 int cmd_diagram(int argc, char **argv);
+int cmd_view(int argc, char **argv);
 
 #endif

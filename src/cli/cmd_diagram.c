@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "sockstack/err.h"
@@ -32,19 +30,8 @@ static void usage(FILE *out)
             "  -h, --help    show this help\n");
 }
 
-/* The terminal's width, else $COLUMNS, else 80. */
-static int term_width(void)
-{
-    struct winsize ws;
-    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
-        return ws.ws_col;
-    const char *c = getenv("COLUMNS");
-    int n = c ? atoi(c) : 0;
-    return n >= 20 ? n : 80;
-}
-
-static int write_file(const char *opt, const char *path, int (*fn)(const ss_viz *, FILE *),
-                      const ss_viz *v)
+int cli_write_view(const char *opt, const char *path,
+                   int (*fn)(const struct ss_viz *, FILE *), const struct ss_viz *v)
 {
     FILE *f = fopen(path, "w");
     int rc = f ? fn(v, f) : -errno;
@@ -109,12 +96,12 @@ int cmd_diagram(int argc, char **argv)
     } else if (ss_viz_select(v, conn) < 0) {
         cli_error("%s: no TCP connection number %d", argv[optind], conn);
     } else {
-        rc = ss_viz_diagram_text(v, width ? width : term_width(), stdout);
+        rc = ss_viz_diagram_text(v, width ? width : cli_term_width(), stdout);
         status = CLI_OK;
         if (svg)
-            status = write_file("--svg", svg, ss_viz_diagram_svg, v);
+            status = cli_write_view("--svg", svg, ss_viz_diagram_svg, v);
         if (status == CLI_OK && plot)
-            status = write_file("--plot", plot, ss_viz_plot_svg, v);
+            status = cli_write_view("--plot", plot, ss_viz_plot_svg, v);
     }
     ss_viz_free(v);
     return status;

@@ -21,7 +21,7 @@
 #include "cli/cli.h"
 #include "cli/link_opt.h"
 #include "cli/stack_opt.h"
-#include "cli/stack_view.h"
+#include "sockstack/viz.h"
 #include "sockstack/err.h"
 #include "sockstack/link.h"
 #include "sockstack/reactor.h"
@@ -71,8 +71,9 @@ struct demo_opts {
     struct ss_sim_params link[2]; /* [0]: A -> B, [1]: B -> A */
     uint64_t bytes, seed, limit_us;
     bool trace, trace_json, quiet_trace;
-    const char *pcap, *svg, *plot;
+    const char *pcap, *svg, *plot, *html;
     bool diagram;
+    int width;             /* diagram: columns; 0: the terminal's */
     struct cli_tcpopt tcp;  /* both stacks */
     int cc_algo;           /* 0: the stack's default */
 };
@@ -81,8 +82,8 @@ struct demo_ctx {
     struct demo_opts *o;
     ss_simnet *net;
     struct ss_xfer tx, rx;
-    struct sv_log log;
-    bool have_log;
+    ss_viz *viz;           /* the drawing's recording (diagram, --html) */
+    struct { uint64_t id; long idx; } wire[4096]; /* link packet id -> record */
     uint64_t retrans[2];
 };
 
@@ -96,8 +97,8 @@ static void demo_trace(void *arg, const struct ss_trace_event *ev)
     struct demo_ctx *d = nt->d;
     if (ev->kind == SS_TRACE_RETRANSMIT)
         d->retrans[nt->node]++;
-    if (d->have_log)
-        sv_on_trace(&d->log, nt->node, ev);
+    if (d->viz)
+        ss_viz_stack_event(d->viz, nt->node, ev, false);
     if (d->o->quiet_trace)
         return;
     if (d->o->trace_json) {
@@ -125,17 +126,44 @@ static void demo_trace(void *arg, const struct ss_trace_event *ev)
         print_trace(stdout, node_name(nt->node), ev, false, 0);
 }
 
+/* A packet in the trace's notation, without the direction mark. */
+static void describe(const uint8_t *pkt, size_t len, char *buf, size_t cap)
+{
+    size_t ihl = len >= 20 ? (size_t)(pkt[0] & 15) * 4 : 0;
+    struct ss_trace_event ev = {.kind = SS_TRACE_SEG_OUT};
+    uint16_t sp, dp;
+    if (ihl >= 20 && ihl < len && pkt[9] == 6 &&
+        ss_tcp_seg_decode(pkt + ihl, len - ihl, &sp, &dp, &ev.u.seg) >= 0) {
+        char line[256];
+        ss_trace_format(&ev, 0, line, sizeof line);
+        snprintf(buf, cap, "%s", line + 2);
+    } else {
+        snprintf(buf, cap, "IP proto=%u len=%zu", len >= 20 ? pkt[9] : 0, len);
+    }
+}
+
 static void demo_tap(void *arg, enum ss_sim_tap_point pt, int from, uint64_t id,
                      uint64_t now, const uint8_t *pkt, size_t len)
 {
     struct demo_ctx *d = arg;
-    if (d->have_log)
-        sv_on_tap(&d->log, pt, from, id, now, pkt, len);
+    if (d->viz) {
+        /* Each packet once, as sent; the link says what became of it. */
+        size_t slot = id % (sizeof d->wire / sizeof d->wire[0]);
+        if (pt == SS_SIM_TAP_SEND) {
+            d->wire[slot].id = id;
+            d->wire[slot].idx = ss_viz_packet(d->viz, now, pkt, len);
+        } else if (d->wire[slot].id == id) {
+            if (pt == SS_SIM_TAP_DELIVER)
+                ss_viz_arrived(d->viz, d->wire[slot].idx, now);
+            else
+                ss_viz_lost(d->viz, d->wire[slot].idx);
+        }
+    }
     if (d->o->quiet_trace || d->o->trace_json)
         return;
     if (pt == SS_SIM_TAP_LOST || pt == SS_SIM_TAP_QDROP) {
-        char desc[128];
-        sv_describe(pkt, len, desc, sizeof desc);
+        char desc[256];
+        describe(pkt, len, desc, sizeof desc);
         printf("%11.6f %s  link: %s %s\n", now / 1e6, from == 0 ? "A->B" : "B->A",
                pt == SS_SIM_TAP_LOST ? "lost" : "queue full, dropped", desc);
     }
@@ -174,11 +202,13 @@ static void demo_usage(FILE *out, const char *cmd)
             "Output:\n"
             "  --trace             every event of both stacks (RTT, windows, drops)\n"
             "  --trace-json        the events as JSON lines instead\n"
-            "  --pcap FILE         write every packet as sent to FILE (pcap)\n",
+            "  --pcap FILE         write every packet as sent to FILE (pcap)\n"
+            "  --html FILE         one page to step through the run in a browser\n",
             !strcmp(cmd, "diagram") ? "4K" : "20K");
     if (!strcmp(cmd, "diagram"))
-        fprintf(out, "  --svg FILE          also draw the diagram as SVG into FILE\n"
-                     "  --plot FILE         SVG plots of A's sequence number, cwnd and RTT\n");
+        fprintf(out, "  --width N           the diagram's columns (default: the terminal's)\n"
+                     "  --svg FILE          also draw the diagram as SVG into FILE\n"
+                     "  --plot FILE         SVG plots: time-sequence graph, cwnd, RTT\n");
     fprintf(out, "TCP options of both stacks:\n%s", cli_tcpopt_help);
     fprintf(out, "  -h, --help          show this help\n");
 }
@@ -186,7 +216,8 @@ static void demo_usage(FILE *out, const char *cmd)
 static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cmd,
                       const char *usage_cmd)
 {
-    enum { O_BYTES = 256, O_SEED, O_LIMIT, O_TRACE, O_JSON, O_PCAP, O_SVG, O_PLOT, O_CC };
+    enum { O_BYTES = 256, O_SEED, O_LIMIT, O_TRACE, O_JSON, O_PCAP, O_SVG, O_PLOT, O_CC,
+           O_HTML, O_WIDTH };
     static const struct option opts[] = {
         {"cc", required_argument, 0, O_CC},
         CLI_LINK_LONGOPTS,
@@ -199,6 +230,8 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cm
         {"pcap", required_argument, 0, O_PCAP},
         {"svg", required_argument, 0, O_SVG},
         {"plot", required_argument, 0, O_PLOT},
+        {"html", required_argument, 0, O_HTML},
+        {"width", required_argument, 0, O_WIDTH},
         CLI_TCPOPT_OPTIONS,
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -232,6 +265,12 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cm
         case O_TRACE: o->trace = true; break;
         case O_JSON: o->trace_json = true; break;
         case O_PCAP: o->pcap = optarg; break;
+        case O_HTML: o->html = optarg; break;
+        case O_WIDTH:
+            if (!o->diagram)
+                return cli_usage_error(usage_cmd, "--width is an option of 'stack diagram'");
+            rc = cli_parse_int("--width", optarg, 60, 1000, &o->width);
+            break;
         case O_CC:
             if (cli_parse_cc(usage_cmd, "--cc", optarg, &o->cc_algo) != 0)
                 return CLI_USAGE;
@@ -277,12 +316,11 @@ static int run_demo(struct demo_opts *o)
     d->tx.sd = d->tx.lsd = d->rx.sd = d->rx.lsd = -1;
     int status = CLI_RUNTIME;
     ss_pcap *pcap = NULL;
-    if (o->diagram) {
-        if (sv_init(&d->log) < 0) {
+    if (o->diagram || o->html) {
+        if (ss_viz_new(200000, &d->viz) < 0) {
             cli_error("out of memory");
             goto out;
         }
-        d->have_log = true;
     }
     if (o->pcap) {
         int rc = ss_pcap_open(&pcap, o->pcap);
@@ -336,20 +374,21 @@ static int run_demo(struct demo_opts *o)
         goto out;
     }
 
-    if (o->diagram) {
-        sv_finish(&d->log, vt);
-        sv_print_diagram(&d->log, stdout);
-        if (o->svg) {
-            FILE *f = fopen(o->svg, "w");
-            if (!f || sv_write_svg(&d->log, f) < 0 || fclose(f) != 0) {
-                cli_error("--svg %s: %s", o->svg, strerror(errno));
-                goto out;
-            }
-        }
-        if (o->plot) {
-            FILE *f = fopen(o->plot, "w");
-            if (!f || sv_write_plot(&d->log, f) < 0 || fclose(f) != 0) {
-                cli_error("--plot %s: %s", o->plot, strerror(errno));
+    if (d->viz) {
+        ss_viz_finish(d->viz, vt);
+        if (o->diagram)
+            ss_viz_diagram_text(d->viz, o->width ? o->width : cli_term_width(), stdout);
+        if (o->svg && cli_write_view("--svg", o->svg, ss_viz_diagram_svg, d->viz) != CLI_OK)
+            goto out;
+        if (o->plot && cli_write_view("--plot", o->plot, ss_viz_plot_svg, d->viz) != CLI_OK)
+            goto out;
+        if (o->html) {
+            char title[96];
+            snprintf(title, sizeof title, "stack %s --seed %llu", o->diagram ? "diagram" : "demo",
+                     (unsigned long long)o->seed);
+            FILE *f = fopen(o->html, "w");
+            if (!f || ss_viz_html(d->viz, title, f) < 0 || fclose(f) != 0) {
+                cli_error("--html %s: %s", o->html, strerror(errno));
                 goto out;
             }
         }
@@ -408,8 +447,7 @@ out:
     }
     ss_simnet_free(d->net);
     ss_pcap_close(pcap);
-    if (d->have_log)
-        sv_free(&d->log);
+    ss_viz_free(d->viz);
     free(d);
     return status;
 }

@@ -29,6 +29,7 @@ static const struct cli_cmd commands[] = {
     {"traceroute", cmd_traceroute, "the routers on the way: UDP, ICMP or TCP SYN probes"},
     {"sniff", cmd_sniff, "capture TCP (libpcap): segments, inferred states, retransmissions..."},
     {"diagram", cmd_diagram, "draw a capture: sequence diagram (terminal, SVG) and plots"},
+    {"view", cmd_view, "one HTML page to step through a connection (no network needed)"},
 };
 
 static void usage(FILE *out)

@@ -19,38 +19,13 @@
 #include "core/fmt.h"
 #include "sockstack/err.h"
 #include "sockstack/viz.h"
+#include "viz/viz_int.h"
 
 #define app ss__fmt_app
 
 #define CHAR_W 7.2     /* 12px monospace: 0.6 em */
 #define ROW_H 24
-#define MAX_PTS 200000
 #define MAX_ROWS 2400  /* rows drawn; bundles grow to stay under it */
-
-struct vrec {
-    struct ss_ana_rec r;
-    uint64_t t_arr;
-    bool arrived, lost;
-};
-
-enum { PT_CWND, PT_SSTHRESH, PT_SRTT, PT_RTT_SAMPLE, PT_N };
-
-struct vpt {
-    uint64_t t;
-    double v;
-    int series;
-};
-
-struct ss_viz {
-    ss_ana *ana;
-    struct vrec *recs;
-    size_t n, cap;
-    bool truncated;
-    struct vpt *pts;
-    size_t npts;
-    int conn;
-    uint64_t t_end;
-};
 
 int ss_viz_new(size_t max_recs, ss_viz **out)
 {
@@ -139,6 +114,23 @@ void ss_viz_trace(ss_viz *v, int side, const struct ss_trace_event *ev)
     }
 }
 
+long ss_viz_stack_event(ss_viz *v, int node, const struct ss_trace_event *ev, bool segments)
+{
+    bool seg = ev->kind == SS_TRACE_SEG_IN || ev->kind == SS_TRACE_SEG_OUT ||
+               ev->kind == SS_TRACE_RETRANSMIT;
+    if (ev->kind == SS_TRACE_CC || ev->kind == SS_TRACE_RTT) {
+        ss_viz_trace(v, node, ev);
+        return -1;
+    }
+    if (ev->kind != SS_TRACE_STATE && !(seg && segments && node == 0))
+        return -1;
+    struct ss_ana_rec rec;
+    int r = ss_ana_trace(v->ana, ev, &rec);
+    if (r <= 0)
+        return r < 0 ? r : -1;
+    return ss_viz_add(v, &rec);
+}
+
 void ss_viz_finish(ss_viz *v, uint64_t t_end_us)
 {
     if (t_end_us > v->t_end)
@@ -194,6 +186,7 @@ struct layout {
     struct ss_ana_end end[2];
     bool have_ends;
     long tw_row[2];            /* row where a side entered TIME-WAIT, or -1 */
+    bool tw_closed[2];         /* and the stack said it left it */
     double label_w;            /* widest segment label, px */
     bool truncated;
 };
@@ -305,19 +298,21 @@ static int layout(const ss_viz *v, struct layout *L)
     L->rows = calloc(MAX_ROWS, sizeof *L->rows);
     if (!L->rows)
         return -ENOMEM;
-    uint64_t t_first = 0, t_last = 0;
+    uint64_t t_first = 0, t_last = 0, t_active = 0;
     bool any = false;
     for (size_t i = 0; i < v->n; i++) {
         if (!is_conn(v, i))
             continue;
         const struct ss_ana_rec *r = &v->recs[i].r;
-        if (!any) {
+        if (!any)
             t_first = r->t_us;
-            /* The other side listened when the first segment was a SYN. */
-            L->listener = r->kind == SS_ANA_SEG &&
-                          (r->seg.flags & (SS_TCP_SYN | SS_TCP_ACK)) == SS_TCP_SYN;
-        }
+        /* The other side listened when the first segment was a SYN. */
+        if (r->kind == SS_ANA_SEG && !L->have_ends)
+            L->listener = (r->seg.flags & (SS_TCP_SYN | SS_TCP_ACK)) == SS_TCP_SYN;
         any = true;
+        if (r->kind == SS_ANA_SEG && r->state[0] != SS_TCP_TIME_WAIT &&
+            r->state[1] != SS_TCP_TIME_WAIT)
+            t_active = r->t_us;   /* TIME-WAIT's 2 MSL would make every wait look short */
         t_last = r->t_us;
         if (r->kind == SS_ANA_SEG && !L->have_ends) {
             L->end[r->from] = r->src;
@@ -333,7 +328,7 @@ static int layout(const ss_viz *v, struct layout *L)
         return -EINVAL;
     /* Bundles: plain segments within a quantum of time join the open bundle
      * of their direction and kind (data or ACK); anything else closes it. */
-    uint64_t span = t_last - t_first;
+    uint64_t span = (t_active > t_first ? t_active : t_last) - t_first;
     uint64_t quantum = span / 400 > 200 ? span / 400 : 200;
     uint64_t gap_min = span / 40 > 100000 ? span / 40 : 100000;
     long open[2][2] = {{-1, -1}, {-1, -1}};
@@ -385,20 +380,25 @@ static int layout(const ss_viz *v, struct layout *L)
             continue;
         }
         open[0][0] = open[0][1] = open[1][0] = open[1][1] = -1;
-        struct row *s = new_row(L, r->kind == SS_ANA_ICMP_ERR ? ROW_ICMP : ROW_SEG, r->t_us);
-        if (!s)
-            break;
-        s->count = 1;
-        s->lost = x->lost;
-        s->rtx = r->flags & SS_ANA_RTX;
-        s->from_col = side_col(L, x_side);
-        s->to_col = side_col(L, 1 - x_side);
-        /* The first SYN goes to the listener. */
-        if (L->listener && x_side == 0 && (r->seg.flags & (SS_TCP_SYN | SS_TCP_ACK)) ==
-                                              SS_TCP_SYN)
-            s->to_col = 1;
-        s->col = -1;
-        seg_label(L, r, s->label, sizeof s->label);
+        struct row *s = NULL;
+        if (r->kind != SS_ANA_STATE) {
+            s = new_row(L, r->kind == SS_ANA_ICMP_ERR ? ROW_ICMP : ROW_SEG, r->t_us);
+            if (!s)
+                break;
+        }
+        if (s) {
+            s->count = 1;
+            s->lost = x->lost;
+            s->rtx = r->flags & SS_ANA_RTX;
+            s->from_col = side_col(L, x_side);
+            s->to_col = side_col(L, 1 - x_side);
+            /* The first SYN goes to the listener. */
+            if (L->listener && x_side == 0 && (r->seg.flags & (SS_TCP_SYN | SS_TCP_ACK)) ==
+                                                  SS_TCP_SYN)
+                s->to_col = 1;
+            s->col = -1;
+            seg_label(L, r, s->label, sizeof s->label);
+        }
         for (int c = 0; c < r->nchanges; c++) {
             struct row *st = new_row(L, ROW_STATE, r->t_us);
             if (!st)
@@ -413,6 +413,8 @@ static int layout(const ss_viz *v, struct layout *L)
                          ss_tcp_state_name(r->change[c].new_state));
             if (r->change[c].new_state == SS_TCP_TIME_WAIT)
                 L->tw_row[side] = (long)(st - L->rows);
+            if (r->change[c].old_state == SS_TCP_TIME_WAIT)
+                L->tw_closed[side] = true;
         }
     }
     /* Bundle labels: "N segs 1:14481" / "N ACKs ack=...". */
@@ -451,7 +453,7 @@ static int layout(const ss_viz *v, struct layout *L)
         char d[32];
         fmt_dur(e->t - L->rows[L->tw_row[side]].t, d, sizeof d);
         snprintf(e->label, sizeof e->label, "TIME-WAIT %s%s", d,
-                 v->t_end > t_last ? " -> CLOSED" : " (capture ends)");
+                 L->tw_closed[side] || v->t_end > t_last ? " -> CLOSED" : " (capture ends)");
     }
     for (size_t k = 0; k < L->n; k++)
         if (L->rows[k].kind == ROW_SEG || L->rows[k].kind == ROW_ICMP) {
@@ -507,7 +509,7 @@ int ss_viz_diagram_text(const ss_viz *v, int width, FILE *out)
                 mid[aw - 2] = r->lost ? 'X' : '>';
             else
                 mid[1] = r->lost ? 'X' : '<';
-        } else if (r->kind == ROW_GAP) {
+        } else if (r->kind == ROW_GAP || r->kind == ROW_END) {
             int start = (aw - n) / 2;
             mid[0] = mid[aw - 1] = ':';
             memcpy(mid + start, r->label, (size_t)n);
@@ -973,6 +975,11 @@ int ss_viz_plot_svg(const ss_viz *v, FILE *out)
                              "fill=\"#60c\"/>\n", c, py(&rp, colmax[0][c]));
         }
     }
+    /* Where the viewer draws its time cursor (the first panel's scale). */
+    fprintf(out, "<line id=\"tcursor\" data-x0=\"%.1f\" data-w=\"%.1f\" data-tmax=\"%g\" "
+                 "x1=\"-10\" y1=\"%.1f\" x2=\"-10\" y2=\"%.1f\" stroke=\"#f0f\" "
+                 "stroke-width=\"1.5\"/>\n",
+            p.x0, p.w, p.tmax, p.y0, rp.y0 + rp.h);
     fputs("</svg>\n", out);
     free(tc), free(vc);
     free(ta), free(va), free(tw), free(vw), free(tf), free(vf), free(tr), free(vr);

@@ -22,4 +22,11 @@ void pg_seg(int dir, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, ui
 void pg_icmp_err(uint8_t type, uint8_t code, uint32_t seq);
 void pg_seg6(int dir, uint32_t seq, uint32_t ack, uint8_t flags);
 
+/* The drawing and viewer tests' connection, into a pcap at path:
+ * handshake, six back-to-back 1000-byte segments of which the third is
+ * lost, three ACKs, a one-second wait, the retransmission, the close, and
+ * 4 s later another connection's SYN (so TIME-WAIT lasts 4 s). 16 packets
+ * of connection 0. */
+void pg_small_capture(const char *path);
+
 #endif

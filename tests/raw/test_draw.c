@@ -145,35 +145,9 @@ static size_t count(const char *s, const char *needle)
     return n;
 }
 
-/* Handshake, six back-to-back segments (the third lost), ACKs, a wait of
- * one second and the retransmission, the close, then 4 s of TIME-WAIT
- * until the capture's last packet (another connection's SYN). */
 static void small_capture(void)
 {
-    begin("small.pcap");
-    const uint8_t A = SS_TCP_ACK;
-    pg_step_us = 100;
-    pg_seg(0, 1000, 0, SS_TCP_SYN, 64000, 0);
-    pg_seg(1, 5000, 1001, SS_TCP_SYN | A, 64000, 0);
-    pg_seg(0, 1001, 5001, A, 64000, 0);
-    for (int i = 0; i < 6; i++)
-        if (i != 2)
-            pg_seg(0, 1001 + 1000u * (unsigned)i, 5001, A, 64000, 1000);
-    pg_seg(1, 5001, 3001, A, 64000, 0);
-    pg_seg(1, 5001, 3001, A, 64000, 0);
-    pg_seg(1, 5001, 3001, A, 64000, 0);
-    pg_now_us += 1000000;
-    pg_seg(0, 3001, 5001, A, 64000, 1000);
-    pg_seg(1, 5001, 7001, A, 64000, 0);
-    pg_seg(0, 7001, 5001, SS_TCP_FIN | A, 64000, 0);
-    pg_seg(1, 5001, 7002, SS_TCP_FIN | A, 64000, 0);
-    pg_seg(0, 7002, 5002, A, 64000, 0);
-    pg_now_us += 4000000;
-    uint8_t p[64];
-    size_t tl = pg_tcp(p + 20, 1001, 80, 1, 0, SS_TCP_SYN, 1000, 0, 0);
-    pg_ip4(p, "10.0.0.1", "10.0.0.2", 6, tl);
-    pg_write_pkt(p, 20 + tl);
-    end();
+    pg_small_capture(path_of("small.pcap"));
 }
 
 Test(draw, terminal_diagram_keeps_to_its_width_and_names_the_timer)

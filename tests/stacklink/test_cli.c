@@ -32,7 +32,7 @@ Test(stack_cli, demo_shows_handshake_retransmission_and_summary)
     cr_assert(strstr(r.out, "A  > [rtx] SYN seq="), "%s", r.out);
     cr_assert(strstr(r.out, "A  < SYN,ACK seq="), "%s", r.out);
     cr_assert(strstr(r.out, "A  SYN-SENT -> ESTABLISHED\n"), "%s", r.out);
-    cr_assert(strstr(r.out, "<mss 1460>"), "%s", r.out);
+    cr_assert(strstr(r.out, "<mss 1460,"), "%s", r.out);
     cr_assert(strstr(r.out, "  sent      20480 bytes  sha256 "), "%s", r.out);
     cr_assert(strstr(r.out, "  received  20480 bytes  sha256 "), "%s", r.out);
     cr_assert(strstr(r.out, "(match)"), "%s", r.out);
@@ -85,15 +85,20 @@ Test(stack_cli, diagram_draws_terminal_and_well_formed_svg)
     char svg[128], plot[128];
     snprintf(svg, sizeof svg, "/tmp/ss-test-diag-%d.svg", (int)getpid());
     snprintf(plot, sizeof plot, "/tmp/ss-test-plot-%d.svg", (int)getpid());
-    const char *args[] = {"stack", "diagram", "--loss", "5", "--seed", "9",
+    const char *args[] = {"stack", "diagram", "--loss", "5", "--seed", "9", "--width", "100",
                           "--svg", svg, "--plot", plot, NULL};
     struct th_result r = th_run_cli(args, 30000);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    /* A's SYN (relative seq 0) lost, then retransmitted and answered. */
-    cr_assert(strstr(r.out, "|- SYN seq=0 win=65535 <mss 1460> -X"), "%s", r.out);
-    cr_assert(strstr(r.out, "|- [rtx] SYN seq=0 win=65535 <mss 1460> --"), "%s", r.out);
-    cr_assert(strstr(r.out, "SYN,ACK seq=0 ack=1 win=65535 <mss 1460> --|"), "%s", r.out);
-    cr_assert(strstr(r.out, "SYN-SENT -> ESTABLISHED"), "%s", r.out);
+    /* A's SYN (relative seq 0) lost, the RTO's wait, the retransmission
+     * answered; each state change on its own line. */
+    cr_assert(strstr(r.out, " SYN seq=0 win=65535 <mss 1460,sack,ts,ws 0> -----X|"), "%s", r.out);
+    cr_assert(strstr(r.out, " ... 1.000 s: retransmission timer (RTO) "), "%s", r.out);
+    cr_assert(strstr(r.out, " [rtx] SYN seq=0 win=65535 <mss 1460,sack,ts,ws 0> -->|"), "%s",
+              r.out);
+    cr_assert(strstr(r.out, "|< SYN,ACK seq=0 ack=1 win=65535 <mss 1460,sack,ts,ws 0> -|"), "%s",
+              r.out);
+    cr_assert(strstr(r.out, "  1.020  => ESTABLISHED|"), "%s", r.out);
+    cr_assert(strstr(r.out, "TIME-WAIT 60.000 s -> CLOSED"), "%s", r.out);
     char cmd[512];
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 -c 'import sys,xml.dom.minidom as m\n"

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Drive headless chromium over the DevTools protocol (--remote-debugging-pipe:
+NUL-terminated JSON on fds 3 and 4; Python's standard library only).
+
+    cdp.py CHROMIUM PROFILE_DIR URL [INDEX...]
+
+Opens URL in a new page with the Network domain on, then for each INDEX
+scrubs the viewer there (show(INDEX), as the range input does) and prints
+"at INDEX: <state-a> <state-b> <pos>". Last, every request the page made:
+"request: URL" lines, then "done". Exit 0, or 1 with a message on stderr."""
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+
+def main():
+    chrome, profile, url = sys.argv[1:4]
+    indices = [int(a) for a in sys.argv[4:]]
+    to_chrome_r, to_chrome_w = os.pipe()
+    from_chrome_r, from_chrome_w = os.pipe()
+
+    def fds():
+        # Out of the way first: a pipe may already sit on 3 or 4.
+        a, b = os.dup(to_chrome_r), os.dup(from_chrome_w)
+        os.dup2(a, 3)
+        os.dup2(b, 4)
+        os.set_inheritable(3, True)
+        os.set_inheritable(4, True)
+
+    proc = subprocess.Popen(
+        [chrome, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--user-data-dir=" + profile, "--remote-debugging-pipe", "about:blank"],
+        preexec_fn=fds, close_fds=False,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(to_chrome_r)
+    os.close(from_chrome_w)
+    buf = b""
+    events = []
+    next_id = [0]
+
+    def send(method, params=None, session=None):
+        next_id[0] += 1
+        msg = {"id": next_id[0], "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(to_chrome_w, json.dumps(msg).encode() + b"\0")
+        return next_id[0]
+
+    def read_msg(deadline):
+        nonlocal buf
+        while b"\0" not in buf:
+            left = deadline - time.time()
+            if left <= 0 or not select.select([from_chrome_r], [], [], left)[0]:
+                return None
+            chunk = os.read(from_chrome_r, 65536)
+            if not chunk:
+                return None
+            buf += chunk
+        raw, buf = buf.split(b"\0", 1)
+        return json.loads(raw)
+
+    def call(method, params=None, session=None, timeout=20):
+        want = send(method, params, session)
+        deadline = time.time() + timeout
+        while True:
+            m = read_msg(deadline)
+            if m is None:
+                raise SystemExit("no answer to " + method)
+            if m.get("id") == want:
+                if "error" in m:
+                    raise SystemExit(method + ": " + json.dumps(m["error"]))
+                return m.get("result", {})
+            events.append(m)
+
+    try:
+        target = call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        sid = call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        call("Network.enable", {}, sid)
+        call("Page.enable", {}, sid)
+        call("Page.navigate", {"url": url}, sid)
+        deadline = time.time() + 20
+        while not any(e.get("method") == "Page.loadEventFired" for e in events):
+            m = read_msg(deadline)
+            if m is None:
+                raise SystemExit("the page did not load")
+            events.append(m)
+        expr = ("[document.getElementById('state-a').textContent,"
+                "document.getElementById('state-b').textContent,"
+                "document.getElementById('pos').textContent].join('|')")
+        for i in indices:
+            r = call("Runtime.evaluate", {"expression": "show(%d);%s" % (i, expr),
+                                          "returnByValue": True}, sid)
+            print("at %d: %s" % (i, r["result"]["value"]))
+        # Anything the page might still fetch has had a second to start.
+        deadline = time.time() + 1
+        while True:
+            m = read_msg(deadline)
+            if m is None:
+                break
+            events.append(m)
+        for e in events:
+            if e.get("method") == "Network.requestWillBeSent":
+                print("request: " + e["params"]["request"]["url"])
+        print("done")
+    finally:
+        try:
+            send("Browser.close")
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    main()

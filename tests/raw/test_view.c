@@ -1,0 +1,245 @@
+/* The viewer in a real browser: Debian's chromium, headless, loads
+ * view.html from disk. The URL's "#i=N" moves the cursor (as the scrubber
+ * does); the DOM after the script ran (--dump-dom) must show each side's
+ * state, the lit boxes of the state diagram and the packet count. A
+ * script (tests/raw/cdp.py, the DevTools protocol over a pipe) scrubs the
+ * timeline and reads the states; the page must request nothing but its own
+ * file. A screenshot is kept in the build directory (view.png). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "netns.h"
+#include "pktgen.h"
+
+static char dir[64];
+
+static void teardown(void)
+{
+    if (dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        if (system(cmd) != 0) {
+            /* nothing more to do */
+        }
+    }
+}
+
+TestSuite(view, .fini = teardown, .timeout = 180);
+
+static const char *chromium(void)
+{
+    if (access("/usr/bin/chromium", X_OK) != 0)
+        cr_skip_test("needs Debian's chromium (scripts/install-deps.sh)");
+    return "/usr/bin/chromium";
+}
+
+static void setup_dir(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/ss-view-%d", (int)getpid());
+    mkdir(dir, 0700);
+}
+
+/* The page's DOM after its script ran, opened at fragment frag. */
+static char *dom(const char *html, const char *frag, const char *extra)
+{
+    char *out;
+    int st = ns_capture(&out,
+                        "%s --headless --no-sandbox --disable-gpu --no-first-run "
+                        "--user-data-dir=%s/profile %s --dump-dom 'file://%s%s' 2>/dev/null",
+                        chromium(), dir, extra ? extra : "", html, frag);
+    cr_assert_eq(st, 0, "chromium: %s", out);
+    return out;
+}
+
+/* The text of the element with this id ("" if none). */
+static void text_of(const char *d, const char *id, char *buf, size_t cap)
+{
+    char needle[64];
+    snprintf(needle, sizeof needle, "id=\"%s\">", id);
+    const char *p = strstr(d, needle);
+    buf[0] = '\0';
+    if (p) {
+        p += strlen(needle);
+        const char *e = strchr(p, '<');
+        snprintf(buf, cap, "%.*s", e ? (int)(e - p) : 0, p);
+    }
+}
+
+static void assert_at(const char *html, int i, const char *a, const char *b)
+{
+    char frag[32], got[64];
+    snprintf(frag, sizeof frag, "#i=%d", i);
+    char *d = dom(html, frag, NULL);
+    text_of(d, "state-a", got, sizeof got);
+    cr_assert_str_eq(got, a, "A at packet %d", i);
+    text_of(d, "state-b", got, sizeof got);
+    cr_assert_str_eq(got, b, "B at packet %d", i);
+    text_of(d, "pos", got, sizeof got);
+    char want[64];
+    snprintf(want, sizeof want, "packet %d of 16", i + 1);
+    cr_assert_str_eq(got, want);
+    /* The state diagram lights A's box and B's (both: one box, both classes). */
+    char box[96];
+    snprintf(box, sizeof box, "id=\"fsm-%s\" x=", a);
+    const char *r = strstr(d, box);
+    cr_assert(r, "no box %s", a);
+    const char *cls = strstr(r, "class=\"");
+    cr_assert(cls && cls < strchr(r, '>'), "%s not lit", a);
+    cr_assert(!strncmp(cls, "class=\"a", 8), "%.30s", cls);
+    free(d);
+}
+
+/* Inside a network namespace of its own (when root), so that nothing the
+ * browser itself might try (updates, accounts) can leave the machine. */
+static void private_net(void)
+{
+    if (th_is_root())
+        th_enter_netns();
+}
+
+Test(view, scrubbing_a_capture_in_headless_chromium)
+{
+    chromium();
+    private_net();
+    setup_dir();
+    char pcap[96], html[96], cmd[1024];
+    snprintf(pcap, sizeof pcap, "%s/small.pcap", dir);
+    snprintf(html, sizeof html, "%s/view.html", dir);
+    pg_small_capture(pcap);
+    const char *args[] = {"view", pcap, "-o", html, NULL};
+    struct th_result r = th_run_cli(args, 20000);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    th_result_free(&r);
+
+    /* Self-contained: a policy that allows no fetch, and nothing to fetch. */
+    FILE *f = fopen(html, "r");
+    cr_assert(f);
+    static char page[1 << 20];
+    size_t n = fread(page, 1, sizeof page - 1, f);
+    page[n] = '\0';
+    fclose(f);
+    cr_assert(strstr(page, "content=\"default-src 'none'; "));
+    for (const char *p = strstr(page, "http"); p; p = strstr(p + 1, "http"))
+        cr_assert(!strncmp(p, "http://www.w3.org/2000/svg\"", 27) ||
+                      !strncmp(p, "http-equiv", 10),
+                  "a URL in the page: %.60s", p);
+    cr_assert_null(strstr(page, " src="));
+    cr_assert_null(strstr(page, " href="));
+
+    char *d = dom(html, "", NULL);
+    char got[64];
+    text_of(d, "count", got, sizeof got);
+    cr_assert_str_eq(got, "16 packets");
+    size_t items = 0;
+    for (const char *p = strstr(d, "<li"); p; p = strstr(p + 1, "<li"))
+        if (p[3] == '>' || p[3] == ' ')
+            items++;
+    cr_assert_eq(items, 16);
+    free(d);
+
+    /* Opened at a packet ("#i=N"): the states and the lit boxes. */
+    assert_at(html, 2, "ESTABLISHED", "ESTABLISHED");
+    assert_at(html, 14, "TIME-WAIT", "LAST-ACK");
+    /* A time instead of a packet: the last packet at or before it. */
+    d = dom(html, "#t=1.0012", NULL);
+    text_of(d, "pos", got, sizeof got);
+    cr_assert_str_eq(got, "packet 13 of 16");
+    char line[256];
+    text_of(d, "line", line, sizeof line);
+    cr_assert_str_eq(line, "B 10.0.0.2:80 10.0.0.1:1000 &gt; ACK seq=5001 ack=7001 win=64000");
+    free(d);
+
+    /* Scrubbing as the range input does (DevTools protocol: show(i)), and
+     * every request the page made: the file itself, nothing else. */
+    char *log;
+    cr_assert_eq(ns_capture(&log, "python3 %s /usr/bin/chromium %s/cdp-profile 'file://%s' "
+                                  "0 2 11 13 14 15",
+                            th_source_path("tests/raw/cdp.py"), dir, html),
+                 0, "%s", log);
+    char want[512];
+    snprintf(want, sizeof want,
+             "at 0: SYN-SENT|SYN-RECEIVED|packet 1 of 16\n"
+             "at 2: ESTABLISHED|ESTABLISHED|packet 3 of 16\n"
+             "at 11: ESTABLISHED|ESTABLISHED|packet 12 of 16\n"
+             "at 13: FIN-WAIT-1|CLOSE-WAIT|packet 14 of 16\n"
+             "at 14: TIME-WAIT|LAST-ACK|packet 15 of 16\n"
+             "at 15: TIME-WAIT|CLOSED|packet 16 of 16\n"
+             "request: file://%s\n"
+             "done\n",
+             html);
+    cr_assert_str_eq(log, want);
+    free(log);
+
+    /* A screenshot at the retransmission, kept beside the test. */
+    const char *art = getenv("SS_ARTIFACT_DIR");
+    char png[256];
+    snprintf(png, sizeof png, "%s/view.png", art ? art : dir);
+    snprintf(cmd, sizeof cmd,
+             "%s --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=%s/profile "
+             "--window-size=1400,1100 --screenshot=%s 'file://%s#i=11' >/dev/null 2>&1",
+             chromium(), dir, png, html);
+    cr_assert_eq(system(cmd), 0);
+    struct stat sb;
+    cr_assert_eq(stat(png, &sb), 0, "%s", png);
+    cr_assert_gt(sb.st_size, 20000);
+}
+
+Test(view, stack_demo_html_and_its_jsonl_show_the_run)
+{
+    chromium();
+    private_net();
+    setup_dir();
+    char html[96], html2[96], jsonl[96], pcap[96];
+    snprintf(html, sizeof html, "%s/demo.html", dir);
+    snprintf(html2, sizeof html2, "%s/run.html", dir);
+    snprintf(jsonl, sizeof jsonl, "%s/run.jsonl", dir);
+    snprintf(pcap, sizeof pcap, "%s/run.pcap", dir);
+    /* The README's run: seed 35 at 5% loss, 8K. */
+    const char *args[] = {"stack", "demo", "--loss", "5", "--seed", "35", "--bytes", "8K",
+                          "--html", html, "--pcap", pcap, NULL};
+    struct th_result r = th_run_cli(args, 30000);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    const char *pc = strstr(r.out, "  pcap: ");
+    cr_assert(pc, "%s", r.out);
+    int npk = atoi(pc + 8);
+    th_result_free(&r);
+    char *d = dom(html, "#i=0", NULL);
+    char got[64], want[64];
+    text_of(d, "count", got, sizeof got);
+    snprintf(want, sizeof want, "%d packets", npk);
+    cr_assert_str_eq(got, want, "every packet the link carried, as the pcap has them");
+    text_of(d, "state-a", got, sizeof got);
+    cr_assert_str_eq(got, "SYN-SENT");
+    free(d);
+    /* In TIME-WAIT's minute: A waits, B has closed; after it, A too (the
+     * stacks' own states, traced). */
+    d = dom(html, "#t=30", NULL);
+    text_of(d, "state-a", got, sizeof got);
+    cr_assert_str_eq(got, "TIME-WAIT");
+    text_of(d, "state-b", got, sizeof got);
+    cr_assert_str_eq(got, "CLOSED");
+    free(d);
+    d = dom(html, "#t=100", NULL);
+    text_of(d, "state-a", got, sizeof got);
+    cr_assert_str_eq(got, "CLOSED");
+    text_of(d, "pos", got, sizeof got);
+    snprintf(want, sizeof want, "state change after packet %d of %d", npk, npk);
+    cr_assert_str_eq(got, want);
+    free(d);
+    /* The same run as JSON lines, viewed: A's segments as A traced them. */
+    char *out;
+    cr_assert_eq(ns_capture(&out, "%s stack demo --loss 5 --seed 35 --bytes 8K --trace-json "
+                                  "> %s 2>/dev/null && %s view %s -o %s",
+                            th_sockstack(), jsonl, th_sockstack(), jsonl, html2),
+                 0);
+    free(out);
+    d = dom(html2, "#t=30", NULL);
+    text_of(d, "state-a", got, sizeof got);
+    cr_assert_str_eq(got, "TIME-WAIT");
+    free(d);
+}
