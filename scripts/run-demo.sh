@@ -11,5 +11,6 @@ bin=${1:?usage: run-demo.sh PATH_TO_SOCKSTACK}
 echo "\$ sockstack stack demo --loss 5 --seed 35 --bytes 8K"
 "$bin" stack demo --loss 5 --seed 35 --bytes 8K
 echo
-echo "More: sockstack stack diagram --loss 5 --seed 35 --svg conn.svg --plot plots.svg"
+echo "More: sockstack stack diagram --loss 5 --seed 35 --bytes 8K --svg conn.svg --plot plots.svg"
+echo "      sockstack stack demo --loss 5 --seed 35 --bytes 8K --html run.html   (the same run, in a browser)"
 echo "      sockstack stack demo --help    (delay, jitter, bandwidth, reordering, ...)"
