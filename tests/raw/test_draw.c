@@ -255,3 +255,28 @@ Test(draw, ten_megabytes_stay_small_and_readable)
     free(d);
     free(p);
 }
+
+/* A real transfer: 10 MB between the two user-space stacks at 1% loss. */
+Test(draw, stack_diagram_of_a_10MB_run_stays_small_and_readable)
+{
+    const char *args[] = {"stack", "diagram", "--bytes", "10M", "--seed", "3", "--loss", "1",
+                          "--width", "80", "--svg", path_of("sd.svg"), "--plot",
+                          path_of("sp.svg"), NULL};
+    struct th_result r = th_run_cli(args, 60000);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "  received  10485760 bytes"), "%s", r.out);
+    th_result_free(&r);
+    size_t dl, pl;
+    char *d = slurp(path_of("sd.svg"), &dl);
+    char *p = slurp(path_of("sp.svg"), &pl);
+    cr_assert_lt(dl, 300000, "diagram: %zu bytes", dl);
+    cr_assert_lt(pl, 300000, "plots: %zu bytes", pl);
+    assert_no_overlap(d, "10 MB run's diagram");
+    assert_no_overlap(p, "10 MB run's plots");
+    cr_assert(strstr(d, "[rtx]"));
+    cr_assert(strstr(d, " segments "));
+    cr_assert(strstr(p, "class=\"cwnd\""));
+    cr_assert(strstr(p, "class=\"ssthresh\""));
+    free(d);
+    free(p);
+}
