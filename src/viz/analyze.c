@@ -466,7 +466,9 @@ int ss_ana_trace(ss_ana *a, const struct ss_trace_event *ev, struct ss_ana_rec *
         c->s[x].traced = false;
         c->s[x].state = ev->u.state.old_state;
         change(c, rec, x, ev->u.state.new_state);
-        c->s[x].traced = true;
+        /* From the first traced change on, the stacks say where both sides
+         * are; inferring the other side too would tell it twice. */
+        c->s[0].traced = c->s[1].traced = true;
         rec->state[0] = c->s[0].state;
         rec->state[1] = c->s[1].state;
         return 1;

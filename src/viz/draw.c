@@ -405,7 +405,9 @@ static int layout(const ss_viz *v, struct layout *L)
                 break;
             int side = r->change[c].side;
             st->col = side_col(L, side);
-            if (side == 1 && r->change[c].old_state == SS_TCP_LISTEN)
+            /* The connection the listener accepted starts here, in its own
+             * column (a stack traces it from CLOSED, the wire from LISTEN). */
+            if (side == 1 && L->listener && r->change[c].new_state == SS_TCP_SYN_RECEIVED)
                 snprintf(st->label, sizeof st->label, "SYN-RECEIVED (accepted from LISTEN)");
             else
                 snprintf(st->label, sizeof st->label, "%s -> %s",
