@@ -734,20 +734,34 @@ static void synchronized(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
 /* ---- entry ---------------------------------------------------------------- */
 
 /* A new SYN for a tuple in TIME-WAIT may reopen it (RFC 9293 3.6.1 MAY-2,
- * RFC 1122 4.2.2.13) when it cannot be an old duplicate and cannot meet
- * old ones: SEG.SEQ above the old RCV.NXT (RFC 6191 without timestamps),
- * and the ISS the new connection gets above the largest sequence number
- * the old one used (SND.MAX), else the TIME-WAIT stays and answers.
- * TODO(timestamps): with TS on both connections RFC 6191 decides by
- * TSval > TS.Recent first; the TIME-WAIT TCB needs its TS.Recent for it.
- * Not done: (2) of 3.6.1, going back to TIME-WAIT when the SYN turns out
- * to be an old duplicate (docs/rfc9293.md, MUST-13). */
-static bool time_wait_reusable(ss_stack *st, const struct ss_sock *sk, const struct ss_seg *seg)
+ * RFC 1122 4.2.2.13) when it cannot be an old duplicate, as RFC 6191
+ * decides:
+ *   - both incarnations with timestamps (the old one used them, the SYN
+ *     offers them and we would accept them): SEG.TSval > TS.Recent, or
+ *     equal with SEG.SEQ above the old RCV.NXT; PAWS guards the new
+ *     connection from old segments, so the ISS does not matter;
+ *   - otherwise by sequence numbers: SEG.SEQ above the old RCV.NXT, and
+ *     the ISS the new connection gets above the largest sequence number
+ *     the old one used (SND.MAX), so it cannot meet old segments.
+ * Else the TIME-WAIT stays: it answers the SYN as any segment (the
+ * sequence-number case) or drops it silently (the timestamp case, RFC
+ * 6191 2). Not done: (2) of 3.6.1, going back to TIME-WAIT when the SYN
+ * turns out to be an old duplicate (docs/rfc9293.md, MUST-13). */
+enum tw_verdict { TW_KEEP, TW_REOPEN, TW_DROP };
+
+static enum tw_verdict time_wait_reuse(ss_stack *st, const struct ss_sock *sk,
+                                       const struct ss_seg *seg)
 {
+    if (sk->ts_ok && seg->has_ts && (sk->opt_allow & SS_OPTF_TS)) {
+        if (SEQ_GT(seg->ts_val, sk->ts_recent) ||
+            (seg->ts_val == sk->ts_recent && SEQ_GT(seg->seq, sk->rcv_nxt)))
+            return TW_REOPEN;
+        return TW_DROP;
+    }
     if (!SEQ_GT(seg->seq, sk->rcv_nxt))
-        return false;
+        return TW_KEEP;
     uint32_t iss = ss__isn(st, sk->laddr, sk->lport, sk->raddr, sk->rport, st->now);
-    return SEQ_GT(iss, sk->snd_max);
+    return SEQ_GT(iss, sk->snd_max) ? TW_REOPEN : TW_KEEP;
 }
 
 void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
@@ -792,11 +806,19 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
 
     struct ss_sock *sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);
     if (sk && sk->state == SS_TCP_TIME_WAIT &&
-        (seg.flags & (SS_TCP_SYN | SS_TCP_ACK | SS_TCP_RST)) == SS_TCP_SYN &&
-        time_wait_reusable(st, sk, &seg)) {
-        st->stats.tcp_tw_recycled++;
-        ss__tcp_drop(st, sk, 0);
-        sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);
+        (seg.flags & (SS_TCP_SYN | SS_TCP_ACK | SS_TCP_RST)) == SS_TCP_SYN) {
+        enum tw_verdict v = time_wait_reuse(st, sk, &seg);
+        if (v == TW_DROP) {
+            ss__trace_seg(st, sk, SS_TRACE_SEG_IN, &seg);
+            st->stats.tcp_paws_dropped++;
+            drop_seg(st, sk, &seg, SS_DROP_TCP_PAWS);
+            return;
+        }
+        if (v == TW_REOPEN) {
+            st->stats.tcp_tw_recycled++;
+            ss__tcp_drop(st, sk, 0);
+            sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);
+        }
     }
     ss__trace_seg(st, sk && sk->state != SS_TCP_LISTEN ? sk : NULL, SS_TRACE_SEG_IN, &seg);
     if (!sk || sk->state == SS_TCP_CLOSED) {

@@ -426,6 +426,70 @@ Test(tcp_opt, ts_echo_follows_last_ack_sent)
     cr_assert_eq(a.ts_ecr, 400, "the earliest segment the ACK acknowledges");
 }
 
+/* A timestamps connection we close first, now in TIME-WAIT with
+ * TS.Recent 102 and RCV.NXT P1 + 1, orphaned. */
+static void ts_time_wait(uint32_t *iss)
+{
+    int sd = ts_conn(iss);
+    cr_assert_eq(ss_tcp_shutdown(st, now, sd), 0);
+    struct tseg f = one_seg();
+    cr_assert_eq(f.flags, SS_TCP_FIN | SS_TCP_ACK);
+    cap_clear();
+    ts_seg(P1, *iss + 2, SS_TCP_FIN | SS_TCP_ACK, 102, f.ts_val, NULL, 0);
+    cr_assert_eq(sock_state(sd), SS_TCP_TIME_WAIT);
+    ss_tcp_close(st, now, sd);
+    cap_clear();
+}
+
+/* A new SYN with the peer's SYN options and TSval val, at seq. */
+static void syn_ts(uint32_t seq, uint32_t val)
+{
+    uint8_t o[40];
+    size_t n = opt_mss(o, 1460);
+    n += opt_ts(o + n, val, 0);
+    peer_send_opts(PEER_PORT, US_PORT, seq, 0, SS_TCP_SYN, 65535, o, n, NULL, 0);
+}
+
+/* RFC 6191: with timestamps on both incarnations, a SYN whose TSval is
+ * above TS.Recent reopens the TIME-WAIT even with a sequence number
+ * below the old RCV.NXT and no time passed for the ISS clock. */
+Test(tcp_opt, time_wait_reopened_by_newer_timestamp)
+{
+    uint32_t iss;
+    ts_time_wait(&iss);
+    syn_ts(PEER_ISS - 5000, 103);
+    struct tseg sa = one_seg();
+    cr_assert_eq(sa.flags, SS_TCP_SYN | SS_TCP_ACK);
+    cr_assert_eq(sa.ack, PEER_ISS - 4999);
+    cr_assert(sa.has_ts);
+    cr_assert_eq(sa.ts_ecr, 103);
+    struct ss_stack_stats s;
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.tcp_tw_recycled, 1);
+}
+
+/* ... and one whose TSval is below TS.Recent is an old duplicate: dropped
+ * silently (RFC 6191 2), the TIME-WAIT stays, even when its sequence
+ * number is above the old RCV.NXT and the ISS clock has moved on. */
+Test(tcp_opt, time_wait_keeps_syn_with_older_timestamp)
+{
+    uint32_t iss;
+    ts_time_wait(&iss);
+    now += 1 * SEC;
+    syn_ts(P1 + 100000, 101);
+    cr_assert_eq(ncap, 0, "dropped without an answer");
+    struct ss_stack_stats s;
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.tcp_tw_recycled, 0);
+    cr_assert_eq(s.tcp_paws_dropped, 1);
+    cr_assert_eq(s.tcp_passive_opens, 1, "only the first connection");
+    /* Equal TSval with a sequence number above RCV.NXT: reopened. */
+    syn_ts(P1 + 100000, 102);
+    cr_assert_eq(one_seg().flags, SS_TCP_SYN | SS_TCP_ACK);
+    ss_stack_stats(st, &s);
+    cr_assert_eq(s.tcp_tw_recycled, 1);
+}
+
 Test(tcp_opt, ts_on_every_segment_but_rst)
 {
     uint32_t iss;
