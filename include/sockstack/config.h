@@ -245,8 +245,11 @@
 #define SS_STACK_MSS 1460
 /* MSS assumed when the peer sends no MSS option (RFC 9293 3.7.1, MUST-15). */
 #define SS_STACK_DEFAULT_PEER_MSS 536
-/* Per-socket send buffer: several windows of data in flight. */
-#define SS_STACK_SNDBUF (128 * 1024)
+/* Per-socket send buffer limit: 4 MiB, as Linux' tcp_wmem maximum, so
+ * that a path of 100 ms at 300 Mbit/s is not limited by it. Memory is
+ * taken only as data waits (4 KiB first, doubling) and given back when
+ * it is acknowledged; ss_stack_cfg.mem_max bounds the stack's total. */
+#define SS_STACK_SNDBUF (4 * 1024 * 1024)
 /* Per-socket receive buffer: the largest window without window scaling
  * (larger ones, up to 1 GiB, need a peer that negotiates it). */
 #define SS_STACK_RCVBUF 65535
