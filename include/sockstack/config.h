@@ -226,6 +226,8 @@
 #define SS_UDPCHAT_MAX_DGRAM 1400
 /* Seconds a peer stays on the relay list after its last datagram. */
 #define SS_UDPCHAT_PEER_TTL 300
+/* A udp-chat cookie is valid for this slot of time and the next. */
+#define SS_UDPCHAT_COOKIE_MS 60000
 /* Peers the relay remembers (bounded table). */
 #define SS_UDPCHAT_MAX_PEERS 4096
 /* Receiver: senders whose sequence numbers are tracked, and missing sequence

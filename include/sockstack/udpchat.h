@@ -1,10 +1,13 @@
 /* udpchat: chat over UDP datagrams (issue 4), sans-I/O.
  *
  * A datagram is one line of UTF-8 text: "UC1 SEQ NICK TEXT" (no newline).
- * SEQ counts the sender's messages from 1; SEQ 0 with no text is a hello
- * (keep-alive) that registers the sender with the relay and is not relayed.
- * The relay forwards each message, unchanged, to every peer it has heard
- * from in the last SS_UDPCHAT_PEER_TTL seconds, except its sender.
+ * SEQ counts the sender's messages from 1; SEQ 0 is a hello (keep-alive),
+ * never relayed. The relay adds an address only after a return-path check:
+ * a first hello (padded to at least 21 bytes) is answered "UC1C COOKIE",
+ * and the hello "UC1 0 NICK cookie=COOKIE" from the same address then
+ * registers it, owning NICK while it lives. The relay forwards each message
+ * from a registered address under its own nick, unchanged, to every peer
+ * heard from in the last SS_UDPCHAT_PEER_TTL seconds, except its sender.
  * Receivers count per sender: loss (a gap in SEQ), late arrivals (a SEQ
  * that was counted lost, i.e. reordering), duplicates. See
  * docs/protocols.md ("udp-chat").
@@ -71,6 +74,14 @@ int ss_udpchat_relay_input(ss_udpchat_relay *r, const void *data, size_t len,
                            const ss_addr *from, uint64_t now_ms,
                            ss_udpchat_send_fn send, void *arg);
 size_t ss_udpchat_relay_peers(const ss_udpchat_relay *r);
+typedef struct ss_udpchat_relay_stats {
+    uint64_t cookies;      /* cookie answers sent (each <= its hello) */
+    uint64_t registered;   /* addresses added after a valid cookie */
+    uint64_t refused_nick; /* hellos for a nick another address owns */
+    uint64_t dropped;      /* malformed, unregistered, or wrong nick */
+    uint64_t relayed;      /* datagrams sent on to peers */
+} ss_udpchat_relay_stats;
+const ss_udpchat_relay_stats *ss_udpchat_relay_stats_get(const ss_udpchat_relay *r);
 
 /* The datagram-style service for the server framework; svc_ctx must be an
  * ss_udpchat_relay. */

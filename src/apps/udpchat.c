@@ -2,6 +2,10 @@
  * include/sockstack/udpchat.h). No I/O here except in the small service
  * glue at the end, which the server framework drives. */
 #include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,12 +161,15 @@ int ss_udpchat_rx_seen(ss_udpchat_rx *rx, const char *nick, uint32_t seq,
 struct relay_peer {
     ss_addr addr;
     uint64_t heard;
+    char nick[SS_CHAT_NICK_MAX + 1]; /* owned by this address while it lives */
 };
 
 struct ss_udpchat_relay {
     struct relay_peer *peers;
     size_t n, max;
     unsigned ttl_ms;
+    uint8_t secret[32];   /* keys the return-path cookies */
+    ss_udpchat_relay_stats st;
 };
 
 int ss_udpchat_relay_new(ss_udpchat_relay **out, unsigned peer_ttl_ms, size_t max_peers)
@@ -174,6 +181,10 @@ int ss_udpchat_relay_new(ss_udpchat_relay **out, unsigned peer_ttl_ms, size_t ma
     }
     r->max = max_peers;
     r->ttl_ms = peer_ttl_ms;
+    if (RAND_bytes(r->secret, sizeof r->secret) != 1) {
+        ss_udpchat_relay_free(r);
+        return -EIO;
+    }
     *out = r;
     return 0;
 }
@@ -193,6 +204,47 @@ static bool same_addr(const ss_addr *a, const ss_addr *b)
     return a->len == b->len && !memcmp(&a->sa, &b->sa, a->len);
 }
 
+const ss_udpchat_relay_stats *ss_udpchat_relay_stats_get(const ss_udpchat_relay *r)
+{
+    return &r->st;
+}
+
+/* The cookie for (from, nick) in time slot `slot`: 16 hex characters of
+ * HMAC-SHA256(secret, address || nick || slot). */
+static void cookie(const ss_udpchat_relay *r, const ss_addr *from, const char *nick,
+                   uint64_t slot, char out[17])
+{
+    uint8_t msg[sizeof from->sa + SS_CHAT_NICK_MAX + 8], mac[32];
+    size_t n = 0;
+    memcpy(msg, &from->sa, from->len);
+    n += from->len;
+    size_t nl = strlen(nick);
+    memcpy(msg + n, nick, nl);
+    n += nl;
+    memcpy(msg + n, &slot, 8);
+    n += 8;
+    unsigned ml = sizeof mac;
+    HMAC(EVP_sha256(), r->secret, sizeof r->secret, msg, n, mac, &ml);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+/* A valid cookie for this address and nick (this minute or the last). */
+static bool cookie_ok(const ss_udpchat_relay *r, const ss_addr *from, const char *nick,
+                      const char *text, size_t tlen, uint64_t now_ms)
+{
+    if (tlen != 7 + 16 || memcmp(text, "cookie=", 7))
+        return false;
+    uint64_t slot = now_ms / SS_UDPCHAT_COOKIE_MS;
+    for (uint64_t k = 0; k < 2; k++) {
+        char want[17];
+        cookie(r, from, nick, slot - k, want);
+        if (CRYPTO_memcmp(want, text + 7, 16) == 0)
+            return true;
+    }
+    return false;
+}
+
 int ss_udpchat_relay_input(ss_udpchat_relay *r, const void *data, size_t len,
                            const ss_addr *from, uint64_t now_ms,
                            ss_udpchat_send_fn send, void *arg)
@@ -201,33 +253,72 @@ int ss_udpchat_relay_input(ss_udpchat_relay *r, const void *data, size_t len,
     char nick[SS_CHAT_NICK_MAX + 1];
     const char *text;
     size_t tlen;
-    if (ss_udpchat_decode(data, len, &seq, nick, sizeof nick, &text, &tlen) < 0)
+    if (ss_udpchat_decode(data, len, &seq, nick, sizeof nick, &text, &tlen) < 0) {
+        r->st.dropped++;
         return SS_EBADPKT;
-    /* Forget the silent, remember (or refresh) the sender. */
-    struct relay_peer *me = NULL;
+    }
+    /* Forget the silent; find the sender and the nick's owner. */
+    struct relay_peer *me = NULL, *owner = NULL;
     for (size_t i = 0; i < r->n;) {
-        if (now_ms - r->peers[i].heard > r->ttl_ms && !same_addr(&r->peers[i].addr, from)) {
+        if (now_ms > r->peers[i].heard && now_ms - r->peers[i].heard > r->ttl_ms) {
             r->peers[i] = r->peers[--r->n];
             continue;
         }
         if (same_addr(&r->peers[i].addr, from))
             me = &r->peers[i];
+        if (!strcasecmp(r->peers[i].nick, nick))
+            owner = &r->peers[i];
         i++;
     }
-    if (!me && r->n < r->max)
-        me = &r->peers[r->n++];
-    if (me) {
-        me->addr = *from;
-        me->heard = now_ms;
+    if (seq == 0) {
+        /* A hello. Registered: a keep-alive. Else the address must prove
+         * it receives what we send (return path) before it is added: the
+         * answer is a cookie no longer than the hello, so a spoofed hello
+         * cannot be amplified. */
+        if (me && !strcasecmp(me->nick, nick)) {
+            me->heard = now_ms;
+            return 0;
+        }
+        if (owner || me) {
+            r->st.refused_nick++;
+            return SS_EBADPKT; /* the nick, or this address, belongs to another */
+        }
+        if (cookie_ok(r, from, nick, text, tlen, now_ms)) {
+            if (r->n == r->max) {
+                r->st.dropped++;
+                return 0;
+            }
+            me = &r->peers[r->n++];
+            me->addr = *from;
+            me->heard = now_ms;
+            snprintf(me->nick, sizeof me->nick, "%s", nick);
+            r->st.registered++;
+            return 0;
+        }
+        char reply[32];
+        memcpy(reply, "UC1C ", 5);
+        cookie(r, from, nick, now_ms / SS_UDPCHAT_COOKIE_MS, reply + 5);
+        if (len < 5 + 16) {
+            r->st.dropped++; /* shorter than the answer: no reply at all */
+            return 0;
+        }
+        send(arg, reply, 5 + 16, from);
+        r->st.cookies++;
+        return 0;
     }
-    if (seq == 0 && tlen == 0)
-        return 0; /* hello */
+    /* A message: only from a registered address, under its own nick. */
+    if (!me || strcasecmp(me->nick, nick)) {
+        r->st.dropped++;
+        return SS_EBADPKT;
+    }
+    me->heard = now_ms;
     int sent = 0;
     for (size_t i = 0; i < r->n; i++)
         if (&r->peers[i] != me) {
             send(arg, data, len, &r->peers[i].addr);
             sent++;
         }
+    r->st.relayed += (uint64_t)sent;
     return sent;
 }
 

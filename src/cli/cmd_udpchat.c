@@ -78,7 +78,9 @@ static void send_text(struct uc *u, uint32_t seq, const char *text)
 static void hello_cb(ss_loop *loop, ss_timer *t, void *arg)
 {
     struct uc *u = arg;
-    send_text(u, 0, "");
+    /* Padded: the relay answers a hello only if it is no shorter than the
+     * answer (no amplification). */
+    send_text(u, 0, "pad=0000000000000000");
     ss_timer_start(loop, &u->hello, HELLO_MS);
 }
 
@@ -109,6 +111,14 @@ static void sock_cb(ss_sock *s, unsigned ev, void *arg)
     char nick[SS_CHAT_NICK_MAX + 1];
     const char *text;
     size_t tlen;
+    if (n == 5 + 16 && !memcmp(buf, "UC1C ", 5)) {
+        /* The relay's return-path check: send its cookie back. */
+        char c[32] = "cookie=";
+        memcpy(c + 7, buf + 5, 16);
+        c[23] = '\0';
+        send_text(u, 0, c);
+        return;
+    }
     if (ss_udpchat_decode(buf, (size_t)n, &seq, nick, sizeof nick, &text, &tlen) < 0) {
         st->malformed++;
         ss_addr_format(&from, who, sizeof who);

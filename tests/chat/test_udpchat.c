@@ -190,3 +190,89 @@ Test(udpchat, client_shows_loss_reordering_duplicates_truncation_and_refuses_ove
     EXPECT(&b, "-- udp-chat: sent ");
     EXPECT(&b, ", received 9, lost 1, out of order 1, duplicates 1, truncated 1\n");
 }
+
+/* ---- the relay against spoofing (issue 11) --------------------------------- */
+
+/* Everything the relay sends, counted per destination port. */
+struct sent_log {
+    size_t datagrams, bytes;
+    size_t to_victim;  /* datagrams to ports 20000..20999 */
+    char last[64];
+    size_t last_len;
+};
+
+static void log_send(void *arg, const void *data, size_t len, const ss_addr *to)
+{
+    struct sent_log *l = arg;
+    l->datagrams++;
+    l->bytes += len;
+    int port = ss_addr_port(to);
+    if (port >= 20000 && port < 21000)
+        l->to_victim++;
+    l->last_len = len < sizeof l->last ? len : sizeof l->last - 1;
+    memcpy(l->last, data, l->last_len);
+    l->last[l->last_len] = '\0';
+}
+
+static ss_addr addr_at(int port)
+{
+    ss_addr a;
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    cr_assert_eq(ss_addr_resolve("127.0.0.9", p, AF_INET, SS_DGRAM, false, &a, 1), 1);
+    return a;
+}
+
+/* A client's hello, then its cookie back if the relay asked for one. */
+static void join_relay(ss_udpchat_relay *r, const char *nick, const ss_addr *from,
+                       struct sent_log *l)
+{
+    char dg[128];
+    int n = snprintf(dg, sizeof dg, "UC1 0 %s pad=0000000000000000", nick);
+    l->last_len = 0;
+    ss_udpchat_relay_input(r, dg, (size_t)n, from, 1001, log_send, l);
+    if (l->last_len == 21 && !memcmp(l->last, "UC1C ", 5)) {
+        n = snprintf(dg, sizeof dg, "UC1 0 %s cookie=%.16s", nick, l->last + 5);
+        ss_udpchat_relay_input(r, dg, (size_t)n, from, 1001, log_send, l);
+    }
+}
+
+Test(udpchat, spoofed_hellos_are_not_amplified_and_nicks_are_owned)
+{
+    ss_udpchat_relay *r;
+    cr_assert_eq(ss_udpchat_relay_new(&r, 300000, 4096), 0);
+    struct sent_log l = {0};
+    /* 1,000 hellos "from" the victim's ports: none can answer a cookie. */
+    size_t in_bytes = 0;
+    for (int i = 0; i < 1000; i++) {
+        ss_addr v = addr_at(20000 + i);
+        char dg[64];
+        int n = snprintf(dg, sizeof dg, "UC1 0 v%d pad=0000000000000000", i);
+        in_bytes += (size_t)n;
+        ss_udpchat_relay_input(r, dg, (size_t)n, &v, 1000, log_send, &l);
+    }
+    cr_assert_leq(l.bytes, in_bytes, "the relay sent more than it got");
+    size_t before = l.to_victim;
+    /* A real sender passes the return-path check and sends 1,400 bytes. */
+    ss_addr alice = addr_at(30001), bob = addr_at(30002);
+    join_relay(r, "alice", &alice, &l);
+    join_relay(r, "bob", &bob, &l);
+    static char big[SS_UDPCHAT_MAX_DGRAM + 1];
+    int n = ss_udpchat_encode(big, sizeof big, SS_UDPCHAT_MAX_DGRAM, 1, "alice", "");
+    cr_assert_gt(n, 0);
+    memset(big + n, 'x', SS_UDPCHAT_MAX_DGRAM - (size_t)n);
+    size_t sends = l.datagrams;
+    ss_udpchat_relay_input(r, big, SS_UDPCHAT_MAX_DGRAM, &alice, 1001, log_send, &l);
+    cr_assert_eq(l.to_victim, before, "relayed to spoofed addresses");
+    cr_assert_eq(l.datagrams - sends, 1, "to bob only");
+    /* Nick ownership: another address cannot be alice, nor send as alice. */
+    ss_addr mallory = addr_at(30003);
+    sends = l.datagrams;
+    join_relay(r, "alice", &mallory, &l);
+    n = ss_udpchat_encode(big, sizeof big, SS_UDPCHAT_MAX_DGRAM, 2, "alice", "it is me");
+    cr_assert_lt(ss_udpchat_relay_input(r, big, (size_t)n, &mallory, 1002, log_send, &l), 0);
+    n = ss_udpchat_encode(big, sizeof big, SS_UDPCHAT_MAX_DGRAM, 5, "carol", "as bob");
+    cr_assert_lt(ss_udpchat_relay_input(r, big, (size_t)n, &bob, 1003, log_send, &l), 0);
+    cr_assert_eq(l.datagrams, sends, "nothing relayed for an impostor");
+    ss_udpchat_relay_free(r);
+}
