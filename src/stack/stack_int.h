@@ -494,6 +494,10 @@ void ss__cc_trace(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark);
 uint32_t ss__cc_slow_start(struct ss_sock *sk, uint32_t acked);
 
 /* tcp_opt.c: options (RFC 9293 3.1, RFC 7323, RFC 2018) */
+/* Parse the TCP header at t (len bytes with data) into seg; the data
+ * offset, or -1 for a bad offset or option list (the fixed fields are
+ * set even then). */
+int ss__tcp_parse_header(const uint8_t *t, size_t len, struct ss_seg *seg);
 /* Parse options into seg (mss, ws, sack_ok, ts, sack blocks). Returns 0,
  * or -1 for a malformed list. */
 int ss__tcp_parse_options(const uint8_t *opt, size_t len, struct ss_seg *seg);

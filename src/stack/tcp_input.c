@@ -780,24 +780,11 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
         drop_seg(st, NULL, &seg, SS_DROP_TCP_BAD_CHECKSUM);
         return;
     }
-    size_t doff = (size_t)(t[12] >> 4) * 4;
-    seg.sport = ss__get16(t);
-    seg.dport = ss__get16(t + 2);
-    seg.seq = ss__get32(t + 4);
-    seg.ack = ss__get32(t + 8);
-    seg.flags = t[13];
-    seg.wnd = ss__get16(t + 14);
-    seg.urp = ss__get16(t + 18);
-    if (doff < SS_TCP_HDR || doff > ip->len ||
-        ss__tcp_parse_options(t + SS_TCP_HDR, doff - SS_TCP_HDR, &seg) < 0) {
+    if (ss__tcp_parse_header(t, ip->len, &seg) < 0) {
         st->stats.tcp_bad_header++;
         drop_seg(st, NULL, &seg, SS_DROP_TCP_BAD_HEADER);
         return;
     }
-    seg.opt_len = (uint8_t)(doff - SS_TCP_HDR);
-    seg.opt = t + SS_TCP_HDR;
-    seg.data = t + doff;
-    seg.len = (uint32_t)(ip->len - doff);
     if (seg.sport == 0 || seg.dport == 0) {
         st->stats.tcp_bad_header++;
         drop_seg(st, NULL, &seg, SS_DROP_TCP_BAD_HEADER);

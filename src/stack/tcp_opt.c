@@ -30,6 +30,34 @@ enum {
 /* RFC 7323 5.5: TS.Recent is invalid after 24 days of idleness. */
 #define PAWS_IDLE_US (24ull * 24 * 3600 * 1000000)
 
+/* The TCP header at t (len bytes: header, options, data) into seg:
+ * ports, seq, ack, flags, window, urgent pointer (set even when the
+ * header turns out bad, so the drop can be traced), then the options and
+ * the data. Returns the data offset, or -1 when it is out of range or
+ * the option list is malformed. Shared by the input path and the
+ * decoder of captured segments (ss_tcp_seg_decode). */
+int ss__tcp_parse_header(const uint8_t *t, size_t len, struct ss_seg *seg)
+{
+    if (len < SS_TCP_HDR)
+        return -1;
+    size_t doff = (size_t)(t[12] >> 4) * 4;
+    seg->sport = ss__get16(t);
+    seg->dport = ss__get16(t + 2);
+    seg->seq = ss__get32(t + 4);
+    seg->ack = ss__get32(t + 8);
+    seg->flags = t[13];
+    seg->wnd = ss__get16(t + 14);
+    seg->urp = ss__get16(t + 18);
+    if (doff < SS_TCP_HDR || doff > len ||
+        ss__tcp_parse_options(t + SS_TCP_HDR, doff - SS_TCP_HDR, seg) < 0)
+        return -1;
+    seg->opt_len = (uint8_t)(doff - SS_TCP_HDR);
+    seg->opt = t + SS_TCP_HDR;
+    seg->data = t + doff;
+    seg->len = (uint32_t)(len - doff);
+    return (int)doff;
+}
+
 /* Parse options into seg. Unknown options are skipped by their length
  * (MUST-6: any option may appear; MUST-7: unknown ones are ignored).
  * Options of the wrong length are ignored too. Returns 0, or -1 for a

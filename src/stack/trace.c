@@ -472,29 +472,15 @@ void ss__trace_seg(ss_stack *st, struct ss_sock *sk, enum ss_trace_kind kind,
 int ss_tcp_seg_decode(const uint8_t *tcp, size_t len, uint16_t *sport, uint16_t *dport,
                       struct ss_trace_seg *out)
 {
-    if (len < 20)
-        return SS_EBADPKT;
-    size_t off = (size_t)(tcp[12] >> 4) * 4;
-    if (off < 20 || off > len)
-        return SS_EBADPKT;
     struct ss_seg seg = {0};
-    seg.sport = ss__get16(tcp);
-    seg.dport = ss__get16(tcp + 2);
-    seg.seq = ss__get32(tcp + 4);
-    seg.ack = ss__get32(tcp + 8);
-    seg.flags = tcp[13];
-    seg.wnd = ss__get16(tcp + 14);
-    seg.urp = ss__get16(tcp + 18);
-    seg.opt = tcp + 20;
-    seg.opt_len = (uint8_t)(off - 20);
-    seg.len = (uint32_t)(len - off);
-    if (ss__tcp_parse_options(seg.opt, seg.opt_len, &seg) < 0)
+    int off = ss__tcp_parse_header(tcp, len, &seg);
+    if (off < 0)
         return SS_EBADPKT;
     memset(out, 0, sizeof *out);
     seg_to_trace(&seg, out);
     *sport = seg.sport;
     *dport = seg.dport;
-    return (int)off;
+    return off;
 }
 
 void ss__trace_drop(ss_stack *st, struct ss_sock *sk, int reason, uint8_t proto, uint32_t src,
