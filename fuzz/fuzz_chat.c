@@ -1,9 +1,23 @@
-/* libFuzzer: the chat room on arbitrary client bytes.
- * Byte 0 picks a chunk size. The input goes to one named connection in
- * chunks (then EOF); a second connection watches. Every write the room
- * makes to either must be exactly one line: ends in '\n', no other '\n',
- * valid UTF-8, and no longer than the room's output bound. */
+/* libFuzzer: the chat room on arbitrary client bytes, a fresh room (in-memory
+ * store) per input so that every crash reproduces from its input alone.
+ *
+ * Byte 0 picks a chunk size, byte 1 the I/O weather: how much queue space
+ * the room sees (file downloads and offline pages are paced by it), whether
+ * io->admit holds lines back (flow control: the rest is fed again later),
+ * which sends fail (as a cut-off client's would), and whether password
+ * hashes complete at once or one chunk later (the worker thread's order).
+ * The rest goes, chunk by chunk, to one of two connections (bit 7 of each
+ * chunk's first byte picks the second), so that a point-to-point
+ * introduction, its hello and its relay pairing can be reached; a third
+ * connection watches. Before the input, "victim" is registered and has an
+ * offline message and a file offer waiting, so /login, /accept and offline
+ * delivery are reachable.
+ *
+ * Every line the room sends must be exactly one line: ends in '\n', no
+ * other '\n', valid UTF-8, no longer than the room's output bound. */
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,54 +26,180 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int f_send(void *conn, const void *p, size_t len)
+struct fconn {
+    int id;
+    bool relayed;
+};
+
+static uint8_t weather;
+static char intro_key[33]; /* the key of the last "P2P intro": "@K" in the input */
+static unsigned sends;
+static ss_chat_kdf *pending[8];
+static int npending;
+
+static void check_line(const char *s, size_t len)
 {
-    const char *s = p;
     if (len == 0 || s[len - 1] != '\n' || memchr(s, '\n', len - 1) ||
         !ss_utf8_valid(s, len) || len > SS_CHAT_MAX_LINE + 256)
         abort();
+}
+
+static int f_send(void *conn, const void *p, size_t len)
+{
+    check_line(p, len);
+    const char *s = p;
+    char key[33];
+    long long id;
+    char peer[32];
+    int side;
+    if (len > 10 && !memcmp(s, "P2P intro ", 10) &&
+        sscanf(s + 10, "%lld %31s %32s %d", &id, peer, key, &side) == 4)
+        memcpy(intro_key, key, sizeof key);
+    /* Weather bits 4-5: every 7th, 31st or 127th send fails (0: none). */
+    static const unsigned every[4] = {0, 7, 31, 127};
+    unsigned e = every[(weather >> 4) & 3];
+    return e && ++sends % e == 0 ? -ENOBUFS : 0;
+}
+
+static int f_send_line(void *conn, ss_chat_line *l)
+{
+    size_t len;
+    const char *d = ss_chat_line_data(l, &len);
+    return f_send(conn, d, len);
+}
+
+static size_t f_space(void *conn)
+{
+    static const size_t space[4] = {0, 3000, 70000, 1 << 20};
+    return space[weather & 3];
+}
+
+static void f_close(void *conn) {}
+
+static bool f_admit(void *conn, bool counted)
+{
+    /* Weather bit 2: hold every line that counts against the rate. */
+    return !((weather & 4) && counted);
+}
+
+static int f_kdf(void *conn, ss_chat_kdf *job)
+{
+    if (npending == 8)
+        return -EAGAIN;
+    ss_chat_kdf_run(job);
+    pending[npending++] = job;
     return 0;
 }
 
-static size_t f_space(void *conn) { return 1 << 20; }
-static void f_close(void *conn) {}
+static void f_relay(void *a, void *b)
+{
+    ((struct fconn *)a)->relayed = ((struct fconn *)b)->relayed = true;
+}
 
-static const ss_chat_io io = {.send = f_send, .space = f_space, .close = f_close};
-static ss_chat_room *room;
-static unsigned runs;
+static void finish_kdf(void)
+{
+    while (npending > 0)
+        ss_chat_kdf_done(pending[--npending], 1700000000001);
+}
+
+static const ss_chat_io io_sync = {.send = f_send, .space = f_space, .close = f_close,
+                                   .send_line = f_send_line};
+static const ss_chat_io io_async = {.send = f_send, .space = f_space, .close = f_close,
+                                    .send_line = f_send_line, .admit = f_admit,
+                                    .kdf = f_kdf, .relay = f_relay};
+
+/* Feed everything, as the glue would: what is held back is fed again once
+ * the hash is done or flow control lets it through. "@K" in the input
+ * stands for the key of the last introduction (which is random), so that
+ * /p2p hello and /p2p relay get past the key check. */
+static void feed_all(ss_chat_conn *c, const uint8_t *in, size_t len, int64_t now)
+{
+    static uint8_t buf[64 * 16];
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (intro_key[0] && i + 1 < len && in[i] == '@' && in[i + 1] == 'K') {
+            memcpy(buf + n, intro_key, 32);
+            n += 32;
+            i++;
+        } else {
+            buf[n++] = in[i];
+        }
+    }
+    const uint8_t *p = buf;
+    for (int rounds = 0; n > 0 && rounds < 4; rounds++) {
+        size_t used = 0;
+        ss_chat_feed(c, p, n, now, &used);
+        p += used;
+        n -= used;
+        finish_kdf();
+        weather &= (uint8_t)~4; /* the held lines go through next time */
+        if (ss_chat_relayed(c))
+            return;
+    }
+}
+
+static void prepare(ss_chat_room *room)
+{
+    struct fconn v = {0};
+    ss_chat_conn *c = ss_chat_connect(room, &v, 1699999999000);
+    static const char setup[] =
+        "/nick victim\n/register secret1\n/quit\n";
+    ss_chat_recv(c, setup, sizeof setup - 1, 1699999999000);
+    ss_chat_disconnect(c, 1699999999000);
+    struct fconn w = {0};
+    c = ss_chat_connect(room, &w, 1699999999100);
+    static const char mail[] =
+        "/nick sender\n/msg victim waiting for you\n"
+        "/offer victim 3 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad "
+        "a.txt\n/chunk 1 0 YWJj\n/done 1\n";
+    ss_chat_recv(c, mail, sizeof mail - 1, 1699999999100);
+    ss_chat_disconnect(c, 1699999999100);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* A fresh in-memory store now and then keeps long runs bounded. */
-    if (room && ++runs % 10000 == 0) {
-        ss_chat_room_close(room);
-        room = NULL;
-    }
-    if (!room) {
-        ss_chat_opts o;
-        ss_chat_opts_init(&o);
-        o.pbkdf2_iter = 1000;
-        o.file_max = 1 << 16;
-        if (ss_chat_room_open(&room, &o, &io) < 0)
-            abort();
-    }
-    if (size < 1)
+    if (size < 2)
         return 0;
     size_t chunk = (size_t)data[0] % 64 + 1;
-    data++;
-    size--;
-    int a, b;
-    ss_chat_conn *ca = ss_chat_connect(room, &a, 1700000000000);
-    ss_chat_conn *cb = ss_chat_connect(room, &b, 1700000000000);
-    ss_chat_recv(cb, "/nick watcher\n", 14, 1700000000000);
-    ss_chat_recv(ca, "/nick fuzz\n", 11, 1700000000000);
+    weather = data[1];
+    sends = 0;
+    intro_key[0] = '\0';
+    data += 2;
+    size -= 2;
+    ss_chat_opts o;
+    ss_chat_opts_init(&o);
+    o.pbkdf2_iter = 1000;
+    o.file_max = 1 << 16;
+    o.offline_max = 8;
+    o.offers_max = 4;
+    ss_chat_room *room;
+    /* Weather bit 3: the io a test sees (synchronous) or the server's. */
+    if (ss_chat_room_open(&room, &o, (weather & 8) ? &io_async : &io_sync) < 0)
+        abort();
+    prepare(room);
+    struct fconn fa = {.id = 1}, fb = {.id = 2}, fw = {.id = 3};
+    ss_chat_conn *ca = ss_chat_connect(room, &fa, 1700000000000);
+    ss_chat_conn *cb = ss_chat_connect(room, &fb, 1700000000000);
+    ss_chat_conn *cw = ss_chat_connect(room, &fw, 1700000000000);
+    ss_chat_conn_set_addr(ca, "192.0.2.1");
+    ss_chat_conn_set_peer(cb, "192.0.2.2:4000");
+    ss_chat_recv(cw, "/nick watcher\n", 14, 1700000000000);
     for (size_t off = 0; off < size; off += chunk) {
         size_t n = size - off < chunk ? size - off : chunk;
-        ss_chat_recv(ca, data + off, n, 1700000000001);
-        ss_chat_drain(ca);
+        bool second = data[off] & 0x80;
+        ss_chat_conn *c = second ? cb : ca;
+        struct fconn *f = second ? &fb : &fa;
+        if (!f->relayed)
+            feed_all(c, data + off, n, 1700000000001 + (int64_t)off);
+        ss_chat_drain(c);
     }
+    finish_kdf();
     ss_chat_eof(ca, 1700000000002);
+    finish_kdf();
     ss_chat_disconnect(ca, 1700000000003);
     ss_chat_disconnect(cb, 1700000000003);
+    ss_chat_disconnect(cw, 1700000000003);
+    finish_kdf(); /* none left; a job of a gone connection is only freed */
+    ss_chat_room_close(room);
     return 0;
 }
