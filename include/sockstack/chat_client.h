@@ -48,7 +48,7 @@ typedef struct ss_chat_ev {
     const char *nick;     /* sender, subject, or OLD for NICK */
     const char *nick2;    /* NEW for NICK; NICK for ACCEPTED/DECLINED */
     const char *code;     /* OK/ERR code; HIST kind; P2P verb */
-    const char *text;     /* message text, file name, details */
+    const char *text;     /* message text, file name, details (OK nick: the nick) */
     int64_t id;           /* file id */
     uint64_t size, off;
     const char *sha256;
@@ -56,7 +56,8 @@ typedef struct ss_chat_ev {
     bool online;          /* WHO */
     bool me;              /* HIST ME, or ME */
     bool dup;             /* history already seen before a reconnect */
-    const char *raw;      /* the whole line */
+    const char *raw;      /* the line (whole for SS_CHAT_EV_OTHER; other
+                           * kinds have NULs between their fields) */
 } ss_chat_ev;
 
 typedef void (*ss_chat_ev_cb)(void *arg, const ss_chat_ev *ev);

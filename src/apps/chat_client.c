@@ -234,6 +234,9 @@ void ss_chat_client_parse(char *line, ss_chat_ev *ev)
         ev->nick2 = field(&rest);
         break;
     default:
+        /* Unknown: the whole line, as it came. */
+        if (rest != word + strlen(word))
+            word[strlen(word)] = ' ';
         ev->text = line;
         break;
     }

@@ -1,0 +1,86 @@
+/* The client's decoder (apps/chat_client.c), byte by byte: typed events
+ * with exact fields, lines split anywhere, history already seen marked as
+ * a duplicate after a reconnect, and text made safe for a terminal. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sockstack/chat_client.h"
+
+static char got[16][256];
+static int ngot;
+
+/* Each event as one line of text, for exact comparison. */
+static void record(void *arg, const ss_chat_ev *ev)
+{
+    cr_assert_lt(ngot, 16);
+    snprintf(got[ngot++], sizeof got[0], "%d|%s|%lld|%s|%s|%s|%s|%lld|%llu|%d|%d|%d", ev->kind,
+             ev->ts_str, (long long)ev->ts, ev->nick, ev->nick2, ev->code, ev->text,
+             (long long)ev->id, (unsigned long long)ev->size, ev->count, ev->online, ev->dup);
+}
+
+TestSuite(chat_client, .timeout = 10);
+
+Test(chat_client, every_kind_decodes_with_exact_fields_across_splits)
+{
+    ss_chat_client *cl;
+    cr_assert_eq(ss_chat_client_new(&cl, record, NULL), 0);
+    ngot = 0;
+    const char *in = "MSG 2023-11-14T22:13:20.123Z alice hello there\r\n"
+                     "JOIN 2023-11-14T22:13:21.000Z bob 2\n"
+                     "NICK 2023-11-14T22:13:22.000Z bob robert\n"
+                     "WHO carol offline 2023-11-14T22:00:00.000Z\n"
+                     "OK nick alice 3\n"
+                     "ERR quota victim has 32 offers waiting\n"
+                     "OFFER 7 bob 300 e3b0 a b.txt\n"
+                     "P2P intro 4 bob 0123 1\n"
+                     "WHAT is this\n";
+    /* one byte at a time */
+    for (const char *p = in; *p; p++)
+        ss_chat_client_feed(cl, p, 1);
+    cr_assert_eq(ngot, 9);
+    cr_assert_str_eq(got[0], "1|2023-11-14T22:13:20.123Z|1700000000123|alice|||hello there|0|0|0|0|0");
+    cr_assert_str_eq(got[1], "6|2023-11-14T22:13:21.000Z|1700000001000|bob||||0|0|2|0|0");
+    cr_assert_str_eq(got[2], "8|2023-11-14T22:13:22.000Z|1700000002000|bob|robert|||0|0|0|0|0");
+    cr_assert_str_eq(got[3], "9|2023-11-14T22:00:00.000Z|1699999200000|carol||||0|0|0|0|0");
+    cr_assert_str_eq(got[4], "10||-1|alice||nick|alice|0|0|3|0|0"); /* nick and count */
+    cr_assert_str_eq(got[5], "11||-1|||quota|victim has 32 offers waiting|0|0|0|0|0");
+    cr_assert_str_eq(got[6], "13||-1|bob|||a b.txt|7|300|0|0|0");
+    cr_assert_str_eq(got[7], "20||-1|||intro|4 bob 0123 1|0|0|0|0|0");
+    cr_assert_str_eq(got[8], "0||-1||||WHAT is this|0|0|0|0|0");
+    ss_chat_client_free(cl);
+}
+
+Test(chat_client, history_seen_before_a_reconnect_is_marked_and_since_is_offered)
+{
+    ss_chat_client *cl;
+    cr_assert_eq(ss_chat_client_new(&cl, record, NULL), 0);
+    ngot = 0;
+    char since[64];
+    cr_assert_eq(ss_chat_client_since(cl, since, sizeof since), 0);
+    const char *live = "MSG 2023-11-14T22:13:20.123Z alice one\n"
+                       "MSG 2023-11-14T22:13:20.123Z bob two\n";
+    ss_chat_client_feed(cl, live, strlen(live));
+    ss_chat_client_sent(cl, "me", "mine", false);
+    cr_assert_gt(ss_chat_client_since(cl, since, sizeof since), 0);
+    cr_assert_str_eq(since, "/since 2023-11-14T22:13:20.123Z\n");
+    /* after the reconnect: the same two, ours, and a new one */
+    ngot = 0;
+    const char *hist = "HIST 2023-11-14T22:13:20.123Z MSG alice one\n"
+                       "HIST 2023-11-14T22:13:20.123Z MSG bob two\n"
+                       "HIST 2023-11-14T22:13:21.000Z MSG me mine\n"
+                       "HIST 2023-11-14T22:13:22.000Z MSG carol three\n";
+    ss_chat_client_feed(cl, hist, strlen(hist));
+    cr_assert_eq(ngot, 4);
+    for (int i = 0; i < 3; i++)
+        cr_assert(got[i][strlen(got[i]) - 1] == '1', "%s", got[i]);
+    cr_assert(got[3][strlen(got[3]) - 1] == '0', "%s", got[3]);
+    ss_chat_client_free(cl);
+}
+
+Test(chat_client, text_clean_replaces_c0_c1_and_invalid_bytes)
+{
+    char s[] = "a\x1b[2Jb\xc2\x9b" "c\x07\x7f\xc3\xa9\xe6\x97\xa5\xff!";
+    ss_chat_text_clean(s);
+    cr_assert_str_eq(s, "a?[2Jb??c??\xc3\xa9\xe6\x97\xa5?!");
+}
