@@ -362,6 +362,13 @@
 #define SS_TUN_BATCH 64
 /* Built-in services (echo, discard, source) one `stack up` can run. */
 #define SS_STACKRUN_SVC_MAX 16
+/* A built-in service's TCP connection with no byte either way for this
+ * long is reset (nginx's keepalive_timeout is 75 s): idle peers cannot
+ * hold sockets for ever. */
+#define SS_STACKRUN_IDLE_MS 60000
+/* TCP connections one peer address may hold at a built-in service: half
+ * the default socket pool, so one address never takes it all. */
+#define SS_STACKRUN_MAX_PER_PEER 32
 /* Per-connection buffer of a built-in service: a few full-size segments. */
 #define SS_STACKRUN_CONN_BUF 16384
 

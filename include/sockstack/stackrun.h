@@ -119,6 +119,8 @@ typedef struct ss_svcs ss_svcs;
 
 struct ss_svc_stats {
     uint64_t accepted, active, closed, errors;
+    uint64_t refused;           /* reset at accept: the peer was at max_per_peer */
+    uint64_t idle_closed;       /* reset after idle_ms without a byte either way */
     uint64_t tcp_bytes_in, tcp_bytes_out;
     uint64_t udp_in, udp_out;
 };
@@ -129,6 +131,18 @@ int ss_svcs_new(ss_stack *st, uint64_t (*now_fn)(void *), void *now_arg,
 /* Add a service on port (TCP, and UDP for echo/discard). 0 or -errno. */
 int ss_svcs_add(ss_svcs *s, enum ss_svc_kind kind, uint16_t port,
                 uint64_t source_bytes);
+/* Limits that keep idle or greedy peers from holding every socket.
+ * Defaults SS_STACKRUN_IDLE_MS and SS_STACKRUN_MAX_PER_PEER (config.h). */
+struct ss_svc_limits {
+    uint32_t idle_ms;           /* reset a TCP connection with no byte in or out
+                                 * for this long; 0: never */
+    uint32_t max_per_peer;      /* TCP connections one peer address may hold at
+                                 * once; more are reset when accepted; 0: no cap */
+};
+void ss_svcs_set_limits(ss_svcs *s, const struct ss_svc_limits *lim);
+/* Reset connections idle past limits.idle_ms at now (the now_fn clock,
+ * µs); returns when to call again (UINT64_MAX: nothing to watch). */
+uint64_t ss_svcs_poll(ss_svcs *s, uint64_t now);
 void ss_svcs_get_stats(const ss_svcs *s, struct ss_svc_stats *out);
 /* Abort every connection and close every socket. */
 void ss_svcs_free(ss_svcs *s);

@@ -21,6 +21,7 @@
 #include "cli/cli.h"
 #include "cli/link_opt.h"
 #include "cli/stack_opt.h"
+#include "sockstack/config.h"
 #include "sockstack/viz.h"
 #include "sockstack/err.h"
 #include "sockstack/link.h"
@@ -477,6 +478,7 @@ struct up_ctx {
     bool trace, trace_json;
     uint64_t t0;
     int status;
+    uint32_t idle_ms;       /* the services' idle limit (0: none) */
 };
 
 static void up_trace(void *arg, const struct ss_trace_event *ev)
@@ -509,6 +511,18 @@ static void up_check(ss_loop *loop, ss_timer *t, void *arg)
         return;
     }
     ss_timer_start(loop, t, 5);
+}
+
+/* The services' idle limit: reset what is idle, come back when the next
+ * one could be (or after a whole idle period when nothing is open). */
+static void up_idle(ss_loop *loop, ss_timer *t, void *arg)
+{
+    struct up_ctx *u = arg;
+    uint64_t now = ss_tunnet_now(u->tn);
+    uint64_t next = ss_svcs_poll(u->svcs, now);
+    ss_tunnet_kick(u->tn);
+    uint64_t delay = next == UINT64_MAX ? u->idle_ms : (next - now + 999) / 1000;
+    ss_timer_start(loop, t, delay ? delay : 1);
 }
 
 static int parse_hostport(const char *s, struct in_addr *a, uint16_t *port)
@@ -587,6 +601,12 @@ static void up_usage(FILE *out)
             "                      discard:PORT (TCP and UDP), source:PORT (TCP: sends\n"
             "                      --source-bytes, then closes first)\n"
             "  --source-bytes N    what source sends (K/M/G suffixes; default 1M)\n"
+            "  --idle-timeout S    reset a service's TCP connection after S seconds\n"
+            "                      without a byte either way (default 60; 0: never)\n"
+            "  --max-per-peer N    TCP connections one peer address may hold at the\n"
+            "                      services; more are reset (default 32; 0: no cap)\n"
+            "  --syncookies N      SYN cookies: 0 never, 1 when a listener's SYN queue\n"
+            "                      is full (default), 2 always\n"
             "  --connect ADDR:PORT the stack opens a connection, sends --send bytes,\n"
             "                      reads to EOF, prints both SHA-256 and exits\n"
             "  --send N            bytes to send with --connect (default 0)\n"
@@ -612,7 +632,8 @@ static void up_usage(FILE *out)
 static int cmd_up(int argc, char **argv)
 {
     enum { O_TUN = 256, O_ADDR, O_PEER, O_MTU, O_SERVE, O_SRCB, O_CONNECT, O_SEND,
-           O_WAITEOF, O_TRACE, O_JSON, O_PCAP, O_SEED, O_SNDBUF, O_CC };
+           O_WAITEOF, O_TRACE, O_JSON, O_PCAP, O_SEED, O_SNDBUF, O_CC, O_IDLE, O_PERPEER,
+           O_COOKIES };
     static const struct option opts[] = {
         {"cc", required_argument, 0, O_CC},
         CLI_LINK_LONGOPTS,
@@ -625,6 +646,9 @@ static int cmd_up(int argc, char **argv)
         {"mtu", required_argument, 0, O_MTU},
         {"serve", required_argument, 0, O_SERVE},
         {"source-bytes", required_argument, 0, O_SRCB},
+        {"idle-timeout", required_argument, 0, O_IDLE},
+        {"max-per-peer", required_argument, 0, O_PERPEER},
+        {"syncookies", required_argument, 0, O_COOKIES},
         {"connect", required_argument, 0, O_CONNECT},
         {"send", required_argument, 0, O_SEND},
         {"wait-eof", no_argument, 0, O_WAITEOF},
@@ -653,7 +677,9 @@ static int cmd_up(int argc, char **argv)
     struct cli_link lk;
     cli_link_init(&lk, &link_defaults);
     uint64_t seed = 1, sndbuf = 0;
-    bool have_seed = false;
+    uint64_t idle_s = SS_STACKRUN_IDLE_MS / 1000, per_peer = SS_STACKRUN_MAX_PER_PEER;
+    uint64_t syncookies = SS_STACK_SYNCOOKIES;
+    bool have_seed = false, have_limits = false;
     optind = 1;
     opterr = 0;
     int c, rc;
@@ -705,6 +731,20 @@ static int cmd_up(int argc, char **argv)
             if (cli_parse_scaled("--source-bytes", optarg, 1024, 0, 1ull << 40, &source_bytes) < 0)
                 return CLI_USAGE;
             break;
+        case O_IDLE:
+            if (cli_parse_u64("--idle-timeout", optarg, 0, 86400, &idle_s) < 0)
+                return CLI_USAGE;
+            have_limits = true;
+            break;
+        case O_PERPEER:
+            if (cli_parse_u64("--max-per-peer", optarg, 0, 1000000, &per_peer) < 0)
+                return CLI_USAGE;
+            have_limits = true;
+            break;
+        case O_COOKIES:
+            if (cli_parse_u64("--syncookies", optarg, 0, 2, &syncookies) < 0)
+                return CLI_USAGE;
+            break;
         case O_CONNECT:
             rc = parse_hostport(optarg, &raddr, &rport);
             if (rc == -1)
@@ -747,6 +787,8 @@ static int cmd_up(int argc, char **argv)
         return cli_usage_error(U, "nothing to do: give --serve and/or --connect");
     if ((have_send || wait_eof) && !connect_to)
         return cli_usage_error(U, "--send and --wait-eof need --connect");
+    if (have_limits && !serve)
+        return cli_usage_error(U, "--idle-timeout and --max-per-peer need --serve");
     if (trace && trace_json)
         return cli_usage_error(U, "--trace and --trace-json exclude each other");
     struct cli_stack_spec sp = {.addr = addr, .prefix = prefix, .peer = peer,
@@ -769,8 +811,9 @@ static int cmd_up(int argc, char **argv)
                        .xfer = {.sd = -1, .lsd = -1}};
     ss_pcap *pcap = NULL;
     struct cli_stack run = {.fd = -1};
-    ss_timer check;
+    ss_timer check, idle;
     ss_timer_init(&check, up_check, &u);
+    ss_timer_init(&idle, up_idle, &u);
     u.status = CLI_RUNTIME;
     if (pcap_path && (rc = ss_pcap_open(&pcap, pcap_path)) < 0) {
         cli_error("--pcap %s: %s", pcap_path, ss_strerror(rc));
@@ -786,6 +829,7 @@ static int cmd_up(int argc, char **argv)
     ss_stack_cfg_default(&cfg);
     if (sndbuf)
         cfg.sndbuf = (uint32_t)sndbuf;
+    cfg.syncookies = (int)syncookies;
     cli_tcpopt_apply(&tcp, &cfg);
     if (trace || trace_json) {
         cfg.trace = up_trace;
@@ -804,6 +848,12 @@ static int cmd_up(int argc, char **argv)
             cli_error("cannot start services: %s", ss_strerror(rc));
             goto out;
         }
+        struct ss_svc_limits lim = {.idle_ms = (uint32_t)(idle_s * 1000),
+                                    .max_per_peer = (uint32_t)per_peer};
+        ss_svcs_set_limits(u.svcs, &lim);
+        u.idle_ms = lim.idle_ms;
+        if (u.idle_ms)
+            ss_timer_start(u.loop, &idle, u.idle_ms);
         for (int i = 0; i < nspecs; i++) {
             if ((rc = ss_svcs_add(u.svcs, specs[i].kind, specs[i].port, source_bytes)) < 0) {
                 cli_error("cannot serve on port %u: %s", specs[i].port, ss_strerror(rc));
@@ -849,8 +899,10 @@ static int cmd_up(int argc, char **argv)
         }
     }
 out:
-    if (u.loop)
+    if (u.loop) {
         ss_timer_stop(u.loop, &check);
+        ss_timer_stop(u.loop, &idle);
+    }
     if (u.client)
         ss_xfer_cleanup(&u.xfer);
     if (u.svcs)
