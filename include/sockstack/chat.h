@@ -186,6 +186,14 @@ const struct ss_service *ss_chat_service(void);
 typedef struct ss_chat_dl ss_chat_dl;
 int ss_chat_dl_begin(ss_chat_dl **out, const char *dir, int64_t id, uint64_t size,
                      const char *sha_hex, const char *name);
+/* The same, resumable: the temporary file is named after the file and its
+ * SHA-256 (".NAME.SHA16.part"), and bytes an earlier try left there are
+ * kept (hashed again); ss_chat_dl_offset says where to go on from. */
+int ss_chat_dl_resume(ss_chat_dl **out, const char *dir, int64_t id, uint64_t size,
+                      const char *sha_hex, const char *name);
+uint64_t ss_chat_dl_offset(const ss_chat_dl *d);
+/* Stop without deleting what arrived (for a later ss_chat_dl_resume). */
+void ss_chat_dl_keep(ss_chat_dl *d);
 int64_t ss_chat_dl_id(const ss_chat_dl *d);
 /* One CHUNK's offset and base64 payload: 0, or -EPROTO (bad base64, wrong
  * offset, past the size) / a negative errno from the disk. */
@@ -201,6 +209,8 @@ typedef struct ss_chat_ul ss_chat_ul;
 int ss_chat_ul_open(ss_chat_ul **out, const char *path);
 uint64_t ss_chat_ul_size(const ss_chat_ul *u);
 const char *ss_chat_ul_sha256(const ss_chat_ul *u);
+/* Go on from off (the receiver already has the bytes before it). */
+void ss_chat_ul_seek(ss_chat_ul *u, uint64_t off);
 /* The file's base name, as announced. */
 const char *ss_chat_ul_name(const ss_chat_ul *u);
 /* The next "/chunk ID OFFSET BASE64\n" line into buf (cap >= 2900):

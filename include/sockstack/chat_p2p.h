@@ -23,8 +23,9 @@
  *
  * On the chosen stream: "MSG TEXT" lines, and files as in the server's
  * protocol ("/offer"-free): "FILE ID SIZE SHA256 NAME", the receiver's
- * "RESUME ID OFFSET", then "/chunk ID OFFSET BASE64" lines and "/done ID";
- * the receiver checks size and SHA-256 before the file appears.
+ * "RESUME ID OFFSET" (what an interrupted earlier try left), then
+ * "/chunk ID OFFSET BASE64" lines from there and "/done ID"; the receiver
+ * checks size and SHA-256 before the file appears.
  */
 #ifndef SOCKSTACK_CHAT_P2P_H
 #define SOCKSTACK_CHAT_P2P_H

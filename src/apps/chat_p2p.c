@@ -227,7 +227,7 @@ static void finish(ss_chat_p2p *p, int err)
         ss_sock_close(p->listener);
         p->listener = NULL;
     }
-    ss_chat_dl_abort(p->dl);
+    ss_chat_dl_keep(p->dl); /* what arrived stays for a resume */
     p->dl = NULL;
     if (p->o.cb.closed)
         p->o.cb.closed(p->o.arg, err);
@@ -261,17 +261,26 @@ static void session_line(ss_chat_p2p *p, char *line)
         char *sha = word(&rest);
         ss_chat_dl_abort(p->dl);
         p->dl = NULL;
-        int err = ss_chat_dl_begin(&p->dl, p->o.dir, id, size, sha, rest);
+        int err = ss_chat_dl_resume(&p->dl, p->o.dir, id, size, sha, rest);
         if (err) {
             out_fmt(p, "NOFILE %lld\n", (long long)id);
             if (p->o.cb.file)
                 p->o.cb.file(p->o.arg, err, rest);
             return;
         }
-        out_fmt(p, "RESUME %lld 0\n", (long long)id);
+        uint64_t have = ss_chat_dl_offset(p->dl);
+        if (have)
+            status(p, "resuming %s at byte %llu of %llu", rest, (unsigned long long)have,
+                   (unsigned long long)size);
+        out_fmt(p, "RESUME %lld %llu\n", (long long)id, (unsigned long long)have);
     } else if (!strcmp(kind, "RESUME")) {
         int64_t id = atoll(word(&rest));
+        uint64_t off = strtoull(word(&rest), NULL, 10);
         if (p->ul && id == p->ul_id) {
+            ss_chat_ul_seek(p->ul, off);
+            if (off)
+                status(p, "the peer has %llu bytes already; resuming there",
+                       (unsigned long long)off);
             p->ul_go = true;
             upload_pump(p);
         }
@@ -716,7 +725,7 @@ void ss_chat_p2p_free(ss_chat_p2p *p)
     if (p->listener)
         ss_sock_close(p->listener);
     ss_chat_ul_close(p->ul);
-    ss_chat_dl_abort(p->dl);
+    ss_chat_dl_keep(p->dl);
     ss_auth_key_clear(&p->key);
     free(p->out);
     free(p);

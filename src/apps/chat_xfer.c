@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +31,10 @@ struct ss_chat_dl {
     EVP_MD_CTX *md;
 };
 
-int ss_chat_dl_begin(ss_chat_dl **out, const char *dir, int64_t id, uint64_t size,
-                     const char *sha_hex, const char *name)
+/* A download into tmp (a mkostemp template when resume is false, else a
+ * fixed name that may hold the first bytes from an interrupted try). */
+static int dl_open(ss_chat_dl **out, const char *dir, int64_t id, uint64_t size,
+                   const char *sha_hex, const char *name, bool resume)
 {
     *out = NULL;
     /* The name comes from the peer: no directories, nothing hidden. */
@@ -46,11 +49,32 @@ int ss_chat_dl_begin(ss_chat_dl **out, const char *dir, int64_t id, uint64_t siz
     snprintf(d->sha, sizeof d->sha, "%s", sha_hex);
     snprintf(d->dir, sizeof d->dir, "%s", dir && *dir ? dir : ".");
     snprintf(d->name, sizeof d->name, "%s", name);
-    snprintf(d->tmp, sizeof d->tmp, "%s/.%s.partXXXXXX", d->dir, name);
-    d->fd = mkostemp(d->tmp, O_CLOEXEC);
+    if (resume) {
+        snprintf(d->tmp, sizeof d->tmp, "%s/.%s.%.16s.part", d->dir, name, sha_hex);
+        d->fd = open(d->tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    } else {
+        snprintf(d->tmp, sizeof d->tmp, "%s/.%s.partXXXXXX", d->dir, name);
+        d->fd = mkostemp(d->tmp, O_CLOEXEC);
+    }
     d->md = EVP_MD_CTX_new();
-    if (d->fd < 0 || !d->md || !EVP_DigestInit_ex(d->md, EVP_sha256(), NULL)) {
-        int err = d->fd < 0 ? -errno : -ENOMEM;
+    int err = d->fd < 0 ? -errno : !d->md || !EVP_DigestInit_ex(d->md, EVP_sha256(), NULL)
+                                       ? -ENOMEM : 0;
+    /* What an earlier try left: hash it and go on from its end. */
+    unsigned char buf[65536];
+    ssize_t n;
+    while (!err && resume && (n = read(d->fd, buf, sizeof buf)) != 0) {
+        if (n < 0 || d->off + (uint64_t)n > d->size) {
+            err = n < 0 ? -errno : 0;
+            if (!err && (ftruncate(d->fd, 0) < 0 || lseek(d->fd, 0, SEEK_SET) < 0))
+                err = -errno;
+            d->off = 0;
+            EVP_DigestInit_ex(d->md, EVP_sha256(), NULL);
+            break;
+        }
+        EVP_DigestUpdate(d->md, buf, (size_t)n);
+        d->off += (uint64_t)n;
+    }
+    if (err) {
         if (d->fd >= 0) {
             close(d->fd);
             unlink(d->tmp);
@@ -61,6 +85,29 @@ int ss_chat_dl_begin(ss_chat_dl **out, const char *dir, int64_t id, uint64_t siz
     }
     *out = d;
     return 0;
+}
+
+int ss_chat_dl_begin(ss_chat_dl **out, const char *dir, int64_t id, uint64_t size,
+                     const char *sha_hex, const char *name)
+{
+    return dl_open(out, dir, id, size, sha_hex, name, false);
+}
+
+int ss_chat_dl_resume(ss_chat_dl **out, const char *dir, int64_t id, uint64_t size,
+                      const char *sha_hex, const char *name)
+{
+    return dl_open(out, dir, id, size, sha_hex, name, true);
+}
+
+uint64_t ss_chat_dl_offset(const ss_chat_dl *d) { return d->off; }
+
+void ss_chat_dl_keep(ss_chat_dl *d)
+{
+    if (!d)
+        return;
+    close(d->fd);
+    EVP_MD_CTX_free(d->md);
+    free(d);
 }
 
 int64_t ss_chat_dl_id(const ss_chat_dl *d) { return d->id; }
@@ -167,6 +214,7 @@ int ss_chat_ul_open(ss_chat_ul **out, const char *path)
 }
 
 uint64_t ss_chat_ul_size(const ss_chat_ul *u) { return u->size; }
+void ss_chat_ul_seek(ss_chat_ul *u, uint64_t off) { u->off = off < u->size ? off : u->size; }
 const char *ss_chat_ul_sha256(const ss_chat_ul *u) { return u->sha; }
 const char *ss_chat_ul_name(const ss_chat_ul *u) { return u->name; }
 

@@ -17,6 +17,7 @@
 
 #include "fixture.h"
 #include "sockstack/auth.h"
+#include <openssl/evp.h>
 
 static char prefix[32];
 static bool topo_up;
@@ -211,5 +212,101 @@ Test(chat_nat, an_impostor_without_the_key_is_refused)
     put(real, "MSG hello from the real bob\n");
     wait_for(&a, "[bob] <bob> hello from the real bob\n", 10000);
     close(real);
+    close(bob);
+}
+
+/* This test as the peer of our client: a fresh introduction, then the
+ * authenticated stream (auth client, side 1) once alice said "USE". */
+static int peer_stream(struct stream *a, struct stream *b, struct th_proc *alice, int bob,
+                       struct stream *r)
+{
+    put(alice->in, "/connect bob\n");
+    wait_for(b, "P2P intro ", 10000);
+    long long id;
+    char key[40];
+    cr_assert_eq(sscanf(b->buf + b->pos, "%lld alice %39s 1", &id, key), 2, "%s", b->buf);
+    wait_for(a, "-- the server sees us at 127.0.0.1:", 10000);
+    int port = atoi(a->buf + a->pos);
+    ss_auth_key k;
+    ss_auth_key_set(&k, key, 32);
+    ss_auth st;
+    int fd = fx_raw(port, 0);
+    ss_auth_init(&st, SS_AUTH_CLIENT, SS_AUTH_MUTUAL, &k, NULL);
+    cr_assert_eq(ss_auth_run_fd(&st, fd, 5000), 0);
+    stream_init(r, fd);
+    wait_for(r, "USE\n", 10000);
+    (void)bob;
+    return fd;
+}
+
+Test(chat_nat, an_interrupted_file_resumes_where_it_stopped)
+{
+    struct th_proc *srv;
+    int port = fx_server(&srv, 0, NULL);
+    static struct stream a, b, r1, r2;
+    char portstr[16], rdir[200];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    snprintf(rdir, sizeof rdir, "%s/recv", dir);
+    mkdir(rdir, 0700);
+    struct th_proc p;
+    cr_assert_eq(th_spawn_cli(&p, "chat", "127.0.0.1", portstr, "--name", "alice", "--dir",
+                              rdir, NULL), 0);
+    struct th_proc *alice = track(p);
+    stream_init(&a, alice->out);
+    wait_for(&a, "-- you are alice", 10000);
+    int bob = fx_join(port, &b, "bob");
+    /* 40 chunks of 2048 bytes; the first try stops after 15. */
+    enum { CHUNKS = 40, CUT = 15, CH = 2048 };
+    static unsigned char data[CHUNKS * CH];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i * 7 + i / 251);
+    char src[256], sha[80], cmd[600];
+    snprintf(src, sizeof src, "%s/data.bin", dir);
+    FILE *f = fopen(src, "wb");
+    cr_assert(f && fwrite(data, 1, sizeof data, f) == sizeof data);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "sha256sum %s | cut -c1-64 > %s/sha", src, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/sha", dir);
+    f = fopen(cmd, "r");
+    cr_assert(f && fscanf(f, "%64s", sha) == 1);
+    fclose(f);
+
+    char line[4000], b64[3000];
+    int fd = peer_stream(&a, &b, alice, bob, &r1);
+    snprintf(line, sizeof line, "FILE 1 %zu %s data.bin\n", sizeof data, sha);
+    put(fd, line);
+    wait_for(&r1, "RESUME 1 0\n", 10000);
+    for (int c = 0; c < CUT; c++) {
+        EVP_EncodeBlock((unsigned char *)b64, data + c * CH, CH);
+        snprintf(line, sizeof line, "/chunk 1 %d %s\n", c * CH, b64);
+        put(fd, line);
+    }
+    /* A round trip, so that the chunks were taken before the cut. */
+    put(fd, "MSG cut here\n");
+    wait_for(&a, "[bob] <bob> cut here\n", 10000);
+    close(fd);
+    wait_for(&a, "[bob] -- point-to-point connection closed", 10000);
+
+    /* A second introduction: alice says where to go on from. */
+    fd = peer_stream(&a, &b, alice, bob, &r2);
+    snprintf(line, sizeof line, "FILE 1 %zu %s data.bin\n", sizeof data, sha);
+    put(fd, line);
+    snprintf(line, sizeof line, "RESUME 1 %d\n", CUT * CH);
+    wait_for(&r2, line, 10000);
+    for (int c = CUT; c < CHUNKS; c++) {
+        EVP_EncodeBlock((unsigned char *)b64, data + c * CH, CH);
+        snprintf(line, sizeof line, "/chunk 1 %d %s\n", c * CH, b64);
+        put(fd, line);
+    }
+    put(fd, "/done 1\n");
+    wait_for(&r2, "DONE 1\n", 10000);
+    wait_for(&a, "-- received file from peer, SHA-256 verified:", 10000);
+    snprintf(cmd, sizeof cmd, "cmp %s %s/data.bin", src, rdir);
+    cr_assert_eq(system(cmd), 0);
+    /* No partial file is left behind. */
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A %s | grep part)\"", rdir);
+    cr_assert_eq(system(cmd), 0);
+    close(fd);
     close(bob);
 }
