@@ -599,6 +599,16 @@ void ss__stack_sock_event(ss_stack *st, struct ss_sock *sk, unsigned ev, int err
 void ss__tcp_drop(ss_stack *st, struct ss_sock *sk, int err);
 uint32_t ss__isn(ss_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
                  uint16_t rport, uint64_t now);
+/* Ports: the lowest free ephemeral port for kind (0 if none), whether a
+ * port is taken, whether a TCP listener has it; sk holds port (counted). */
+uint16_t ss__ephemeral_port(ss_stack *st, enum ss_stack_sock_kind kind);
+bool ss__port_in_use(ss_stack *st, enum ss_stack_sock_kind kind, uint16_t port);
+bool ss__listener_on(ss_stack *st, uint16_t port);
+void ss__port_hold(ss_stack *st, struct ss_sock *sk, uint16_t port);
+/* Take sk out of its listener's SYN or accept queue. */
+void ss__tcp_unlink_from_listener(ss_stack *st, struct ss_sock *sk);
+/* May the application queue data on sk (SEND allowed in this state)? */
+bool ss__tcp_can_send(const struct ss_sock *sk);
 void ss__tcp_listener_add_child(ss_stack *st, struct ss_sock *ls, struct ss_sock *sk);
 void ss__tcp_established_child(ss_stack *st, struct ss_sock *sk);
 

@@ -165,3 +165,30 @@ ssize_t ss_udp_recvmsg(ss_stack *st, int sd, void *buf, size_t len, uint32_t *ra
         *truncated = n < dlen;
     return (ssize_t)n;
 }
+
+/* ---- UDP user calls ------------------------------------------------------ */
+int ss_udp_bind(ss_stack *st, uint16_t port)
+{
+    if (port == 0)
+        port = ss__ephemeral_port(st, SS_SK_UDP);
+    else if (ss__port_in_use(st, SS_SK_UDP, port))
+        return -EADDRINUSE;
+    if (port == 0)
+        return -EADDRINUSE;
+    struct ss_sock *sk = ss__stack_sock_alloc(st, SS_SK_UDP);
+    if (!sk)
+        return -EMFILE;
+    sk->user = true;
+    sk->lport = port;
+    ss__sock_hash(st, sk);
+    return sk->id;
+}
+
+int ss_udp_close(ss_stack *st, int sd)
+{
+    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    if (!sk || sk->kind != SS_SK_UDP)
+        return -EBADF;
+    ss__stack_sock_release(st, sk);
+    return 0;
+}
