@@ -2,6 +2,8 @@
  *
  * The simulated link draws every random decision from here, so a run is a
  * function of its seed alone: no libc generator, no clock, no global state. */
+#include <string.h>
+
 #include "sockstack/link.h"
 
 static uint64_t splitmix64(uint64_t *x)
@@ -24,9 +26,8 @@ void ss_prng_seed(struct ss_prng *r, uint64_t seed)
         r->s[i] = splitmix64(&seed);
 }
 
-uint64_t ss_prng_next(struct ss_prng *r)
+static inline uint64_t step(uint64_t *s)
 {
-    uint64_t *s = r->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
     uint64_t t = s[1] << 17;
     s[2] ^= s[0];
@@ -36,6 +37,23 @@ uint64_t ss_prng_next(struct ss_prng *r)
     s[2] ^= t;
     s[3] = rotl(s[3], 45);
     return result;
+}
+
+uint64_t ss_prng_next(struct ss_prng *r) { return step(r->s); }
+
+void ss_prng_fill(struct ss_prng *r, void *buf, size_t len)
+{
+    uint64_t s[4] = {r->s[0], r->s[1], r->s[2], r->s[3]}; /* in registers */
+    uint8_t *p = buf;
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t v = step(s);
+        memcpy(p, &v, 8);
+    }
+    if (len) {
+        uint64_t v = step(s);
+        memcpy(p, &v, len);
+    }
+    memcpy(r->s, s, sizeof s);
 }
 
 uint64_t ss_prng_below(struct ss_prng *r, uint64_t n)

@@ -15,11 +15,7 @@
 
 void ss_xfer_pattern(struct ss_prng *rng, unsigned char *buf, size_t len)
 {
-    for (size_t i = 0; i < len; i += 8) {
-        uint64_t v = ss_prng_next(rng);
-        size_t n = len - i < 8 ? len - i : 8;
-        memcpy(buf + i, &v, n);
-    }
+    ss_prng_fill(rng, buf, len);
 }
 
 static uint64_t now_of(struct ss_xfer *x) { return x->now_fn(x->now_arg); }

@@ -41,6 +41,25 @@ Test(prng, same_seed_same_stream_other_seed_other_stream)
     cr_assert_gt(diff, 990);
 }
 
+Test(prng, fill_gives_the_bytes_of_next_in_order)
+{
+    for (size_t len = 0; len < 40; len++) {
+        struct ss_prng a, b;
+        ss_prng_seed(&a, 7);
+        ss_prng_seed(&b, 7);
+        uint8_t got[48], want[48];
+        memset(got, 0xaa, sizeof got);
+        memset(want, 0xaa, sizeof want);
+        ss_prng_fill(&a, got, len);
+        for (size_t i = 0; i < len; i += 8) {
+            uint64_t v = ss_prng_next(&b);
+            memcpy(want + i, &v, len - i < 8 ? len - i : 8);
+        }
+        cr_assert_arr_eq(got, want, sizeof got, "len %zu", len);
+        cr_assert_eq(ss_prng_next(&a), ss_prng_next(&b), "state after len %zu", len);
+    }
+}
+
 Test(prng, below_stays_in_range_and_unit_below_one)
 {
     struct ss_prng r;
