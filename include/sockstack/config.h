@@ -245,6 +245,10 @@
 #define SS_STACK_TTL 64
 /* MSS we advertise: Ethernet/TUN MTU 1500 - 20 (IPv4) - 20 (TCP). */
 #define SS_STACK_MSS 1460
+/* Largest payload of one TCP segment handed to a link with segmentation
+ * offload (cfg.tso_max): an IPv4 packet of at most 65535 bytes with the
+ * largest IP (20) and TCP (60) headers; the kernel's GSO limit is 64 KiB. */
+#define SS_STACK_TSO_MAX (65535 - 20 - 60)
 /* MSS assumed when the peer sends no MSS option (RFC 9293 3.7.1, MUST-15). */
 #define SS_STACK_DEFAULT_PEER_MSS 536
 /* Per-socket send buffer limit: 4 MiB, as Linux' tcp_wmem maximum, so

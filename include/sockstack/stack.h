@@ -272,6 +272,13 @@ char *ss_tcp_flags_str(uint8_t flags, char *buf, size_t len);
 
 /* ---- configuration ----------------------------------------------------- */
 typedef int (*ss_stack_output_fn)(void *ctx, const uint8_t *pkt, size_t len);
+/* A TCP segment for a link with offloads (cfg.output_offload): gso_size > 0
+ * means the payload is longer than one MSS and the link cuts it into
+ * gso_size pieces (TSO/GSO, as a virtio-net header's gso_size);
+ * csum_partial means the TCP checksum field holds only the pseudo-header
+ * sum, for the link to complete over the TCP header and payload. */
+typedef int (*ss_stack_output_offload_fn)(void *ctx, const uint8_t *pkt, size_t len,
+                                          uint16_t gso_size, bool csum_partial);
 typedef void (*ss_stack_trace_fn)(void *ctx, const struct ss_trace_event *ev);
 
 struct ss_stack_cfg {
@@ -318,6 +325,17 @@ struct ss_stack_cfg {
                                  * queue is full, 2 for every SYN */
     ss_stack_output_fn output;  /* required: receives whole IPv4 packets */
     void *output_ctx;
+    /* Offloads of the link, e.g. a TUN device with IFF_VNET_HDR (all off by
+     * default: a link without them, the simulated one too, sees the same
+     * packets as ever). With output_offload set, every TCP segment goes
+     * there (with output_ctx) instead of output. */
+    ss_stack_output_offload_fn output_offload;
+    uint32_t tso_max;           /* > 0: a data segment may carry up to this many
+                                 * payload bytes (whole MSS, at most SS_STACK_TSO_MAX),
+                                 * for the link to cut (gso_size = MSS); needs
+                                 * output_offload. Not while SACK blocks are sent. */
+    bool tx_csum_offload;       /* TCP checksums left partial for the link; needs
+                                 * output_offload */
     ss_stack_trace_fn trace;    /* optional */
     void *trace_ctx;
 };
@@ -347,6 +365,18 @@ int ss_stack_input(ss_stack *st, uint64_t now_us, const uint8_t *pkt, size_t len
  * malformed. */
 int ss_stack_input_batch(ss_stack *st, uint64_t now_us, const uint8_t *const *pkts,
                          const size_t *lens, size_t n);
+
+/* Per-packet facts a link with offloads knows (ss_stack_input_batch_flags). */
+enum {
+    SS_RX_CSUM_OK = 1,  /* the TCP/UDP checksum was checked by the link, or the
+                         * packet never left the host and its checksum is
+                         * partial (virtio-net NEEDS_CSUM / DATA_VALID):
+                         * not verified again */
+};
+/* ss_stack_input_batch with flags[i] (SS_RX_*) per packet; flags may be
+ * NULL. A TCP segment may carry more than one MSS (a link's GRO). */
+int ss_stack_input_batch_flags(ss_stack *st, uint64_t now_us, const uint8_t *const *pkts,
+                               const size_t *lens, const uint8_t *flags, size_t n);
 
 /* Run due timers, send pending output, deliver events. Returns the absolute
  * time (µs) of the next deadline, UINT64_MAX if none. Call it after input,

@@ -252,7 +252,10 @@ int ss__ip_output(ss_stack *st, uint8_t *pkt, size_t payload_len, uint32_t dst, 
     ss__put32(pkt + 16, dst);
     ss__put16(pkt + 10, ss_csum_fold(ss_csum_add(0, pkt, SS_IP_HDR)));
     st->stats.ip_out++;
-    int rc = st->cfg.output(st->cfg.output_ctx, pkt, total);
+    int rc = st->cfg.output_offload && proto == SS_IPPROTO_TCP
+                 ? st->cfg.output_offload(st->cfg.output_ctx, pkt, total, st->tx_gso,
+                                          st->cfg.tx_csum_offload)
+                 : st->cfg.output(st->cfg.output_ctx, pkt, total);
     if (rc < 0)
         st->stats.ip_out_err++;
     return rc < 0 ? rc : 0;

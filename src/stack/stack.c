@@ -70,7 +70,8 @@ static bool cfg_valid(const struct ss_stack_cfg *c)
            c->sack_max <= 4096 &&
            ss__cc_ops_of(c->cc_algo) && c->init_cwnd >= 1 && c->init_cwnd <= 1000 &&
            c->synq_max >= 1 && c->synq_max <= (1u << 20) && c->syncookies >= 0 &&
-           c->syncookies <= 2;
+           c->syncookies <= 2 && c->tso_max <= SS_STACK_TSO_MAX &&
+           ((!c->tso_max && !c->tx_csum_offload) || c->output_offload);
 }
 
 int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
@@ -316,12 +317,20 @@ int ss_stack_input(ss_stack *st, uint64_t now_us, const uint8_t *pkt, size_t len
 int ss_stack_input_batch(ss_stack *st, uint64_t now_us, const uint8_t *const *pkts,
                          const size_t *lens, size_t n)
 {
+    return ss_stack_input_batch_flags(st, now_us, pkts, lens, NULL, n);
+}
+
+int ss_stack_input_batch_flags(ss_stack *st, uint64_t now_us, const uint8_t *const *pkts,
+                               const size_t *lens, const uint8_t *flags, size_t n)
+{
     int bad = 0;
     st->now = now_us;
     st->batching = true;
     for (size_t i = 0; i < n; i++) {
         uint64_t before = bad_count(st);
+        st->rx_flags = flags ? flags[i] : 0;
         ss__ip_input(st, pkts[i], lens[i]);
+        st->rx_flags = 0;
         bad += bad_count(st) != before;
     }
     st->batching = false;

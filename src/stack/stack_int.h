@@ -334,6 +334,8 @@ struct ss_stack {
     int dispatching;
     int depth;              /* nesting of calls that may hold sockets */
     bool batching;          /* inside ss_stack_input_batch: defer TCP output */
+    uint8_t rx_flags;       /* SS_RX_* of the packet being processed */
+    uint16_t tx_gso;        /* gso_size of the TCP segment being sent (0: none) */
 };
 
 /* SYN-SENT or SYN-RECEIVED: our SYN is not yet acknowledged, nothing is

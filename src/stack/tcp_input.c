@@ -673,8 +673,9 @@ static void receive_text(ss_stack *st, struct ss_sock *sk, const struct ss_seg *
         /* RFC 1122 4.2.3.2 / RFC 5681 4.2: ACK at least every second
          * full-sized segment, at once when a hole is filled, else within
          * delack_ms. */
-        if (seg->len >= ss__min32(sk->rcv_mss, sk->snd_mss))
-            sk->unacked_segs++;
+        /* A segment the link coalesced (GRO) counts as the full-sized
+         * segments it holds, so it is ACKed at once, as Linux does. */
+        sk->unacked_segs += seg->len / ss__min32(sk->rcv_mss, sk->snd_mss);
         if (had_ooo || sk->unacked_segs >= 2)
             sk->ack_now = true;
         else if (sk->t_delack == SS_NEVER)
@@ -775,7 +776,7 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
         return;
     }
     uint32_t s = ss__pseudo_sum(ip->src, ip->dst, SS_IPPROTO_TCP, (uint32_t)ip->len);
-    if (ss_csum_fold(ss_csum_add(s, t, ip->len)) != 0) {
+    if (!(st->rx_flags & SS_RX_CSUM_OK) && ss_csum_fold(ss_csum_add(s, t, ip->len)) != 0) {
         st->stats.tcp_bad_checksum++;
         drop_seg(st, NULL, &seg, SS_DROP_TCP_BAD_CHECKSUM);
         return;

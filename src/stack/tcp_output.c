@@ -53,7 +53,7 @@ uint32_t ss__tcp_rcv_window(const struct ss_sock *sk)
 /* Write the TCP header for h (ports, seq, ack, flags, window, urgent
  * pointer; hl bytes with options already at t + 20) and the checksum over
  * it and the h->len payload bytes that follow it. */
-static void put_header(uint8_t *t, const struct ss_seg *h, size_t hl)
+static void put_header(uint8_t *t, const struct ss_seg *h, size_t hl, bool csum_partial)
 {
     ss__put16(t, h->sport);
     ss__put16(t + 2, h->dport);
@@ -66,7 +66,10 @@ static void put_header(uint8_t *t, const struct ss_seg *h, size_t hl)
     ss__put16(t + 18, h->urp);
     uint32_t tl = (uint32_t)(hl + h->len);
     uint32_t s = ss__pseudo_sum(h->src, h->dst, SS_IPPROTO_TCP, tl);
-    ss__put16(t + 16, ss_csum_fold(ss_csum_add(s, t, tl)));
+    /* With checksum offload the field holds the pseudo-header sum, not
+     * inverted, and the link sums the rest over it (as Linux's
+     * CHECKSUM_PARTIAL): the payload is never read for a checksum here. */
+    ss__put16(t + 16, csum_partial ? (uint16_t)s : ss_csum_fold(ss_csum_add(s, t, tl)));
 }
 
 /* Trace, count and send the segment h built in st->tx. sk is NULL for a
@@ -123,7 +126,7 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t
         h.flags |= SS_TCP_URG;
         h.urp = (uint16_t)(up > 65535 ? 65535 : up);
     }
-    put_header(t, &h, hl);
+    put_header(t, &h, hl, st->cfg.tx_csum_offload);
 
     if ((flags & SS_TCP_ACK) && !(flags & SS_TCP_RST)) {
         if (synced || (flags & SS_TCP_SYN)) {
@@ -138,7 +141,10 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t
         sk->unacked_segs = 0;
         sk->t_delack = SS_NEVER;
     }
-    return emit(st, sk, &h, rtx, sk->tos);
+    st->tx_gso = len > sk->snd_mss ? (uint16_t)sk->snd_mss : 0;
+    int rc = emit(st, sk, &h, rtx, sk->tos);
+    st->tx_gso = 0;
+    return rc;
 }
 
 /* A pure ACK carries SND.MAX, the highest sequence number sent, not
@@ -175,7 +181,7 @@ void ss__tcp_send_rst_for(ss_stack *st, const struct ss_seg *seg)
                        .dport = seg->sport, .seq = acked ? seg->ack : 0,
                        .ack = acked ? 0 : seg->seq + ss__seg_seqlen(seg),
                        .flags = acked ? SS_TCP_RST : SS_TCP_RST | SS_TCP_ACK};
-    put_header(st->tx + SS_IP_HDR, &h, SS_TCP_HDR);
+    put_header(st->tx + SS_IP_HDR, &h, SS_TCP_HDR, st->cfg.tx_csum_offload);
     emit(st, NULL, &h, false, 0);
 }
 
@@ -272,6 +278,16 @@ static uint32_t skip_sacked(struct ss_sock *sk, uint32_t *cap)
     return all - above;
 }
 
+/* The most payload one segment may carry: the MSS or, when the link cuts
+ * segments itself (cfg.tso_max, TSO/GSO), as many whole MSS as fit. Not
+ * while we send SACK blocks: the link copies the header into every piece,
+ * and those would outgrow the MSS the peer asked for. */
+static uint32_t seg_max(const ss_stack *st, const struct ss_sock *sk)
+{
+    uint32_t n = st->cfg.tso_max / sk->snd_mss;
+    return n > 1 && sk->ooo_n == 0 ? n * sk->snd_mss : sk->snd_mss;
+}
+
 /* Send one segment of data/FIN starting at SND.NXT; returns false when
  * nothing (more) may be sent now. */
 static bool send_next(ss_stack *st, struct ss_sock *sk)
@@ -285,10 +301,10 @@ static bool send_next(ss_stack *st, struct ss_sock *sk)
     uint32_t right = sk->snd_una + wnd;
     uint32_t usable = SEQ_GT(right, sk->snd_nxt) ? right - sk->snd_nxt : 0;
     bool rtx = SEQ_LT(sk->snd_nxt, sk->snd_max);
-    uint32_t len = ss__min32(ss__min32(ss__min32(avail, usable), sk->snd_mss), cap);
+    uint32_t len = ss__min32(ss__min32(ss__min32(avail, usable), seg_max(st, sk)), cap);
 
     if (len > 0) {
-        bool full = len == sk->snd_mss;
+        bool full = len >= sk->snd_mss;
         bool all = len == avail;
         /* Nagle (RFC 896, RFC 9293 3.7.4): a short segment only when
          * nothing is unacknowledged, unless switched off or closing.

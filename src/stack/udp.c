@@ -43,8 +43,9 @@ void ss__udp_input(ss_stack *st, const struct ss_ip *ip)
         return;
     }
     /* A zero checksum means "not computed" (RFC 768); anything else must
-     * verify over pseudo-header + UDP header + data. */
-    if (ss__get16(u + 6) != 0) {
+     * verify over pseudo-header + UDP header + data, unless the link
+     * vouches for it (SS_RX_CSUM_OK: partial or already checked). */
+    if (ss__get16(u + 6) != 0 && !(st->rx_flags & SS_RX_CSUM_OK)) {
         uint32_t s = ss__pseudo_sum(ip->src, ip->dst, SS_IPPROTO_UDP, ulen);
         if (ss_csum_fold(ss_csum_add(s, u, ulen)) != 0) {
             bad(st, ip, &st->stats.udp_bad_checksum);
