@@ -2,7 +2,10 @@
  *
  * Three pieces, each independent of the protocol core:
  *   tun  - a Linux TUN device (IFF_TUN | IFF_NO_PI): one read() is one IPv4
- *          packet. The fd is non-blocking, for the reactor.
+ *          packet. The fd is non-blocking, for the reactor. Optionally with
+ *          a virtio-net header before each packet (IFF_VNET_HDR) and
+ *          offloads (TUNSETOFFLOAD): checksums and TCP segments of up to
+ *          64 KiB both ways.
  *   sim  - an in-process link between two endpoints (0 and 1) with delay,
  *          jitter, bandwidth, loss, duplication, reordering and corruption,
  *          driven by a seeded PRNG on a virtual clock: the same seed and the
@@ -32,6 +35,10 @@ struct ss_prng {
 
 void ss_prng_seed(struct ss_prng *r, uint64_t seed);
 uint64_t ss_prng_next(struct ss_prng *r);
+/* Fill buf with successive outputs, each as 8 bytes in native order (the
+ * last one cut to what is left): the same bytes as calling ss_prng_next
+ * per 8 bytes, several times faster. */
+void ss_prng_fill(struct ss_prng *r, void *buf, size_t len);
 /* Uniform in [0, n); n == 0 gives 0. Unbiased (rejection). */
 uint64_t ss_prng_below(struct ss_prng *r, uint64_t n);
 /* Uniform double in [0, 1) with 53 random bits. */
@@ -59,6 +66,54 @@ int ss_tun_up(const char *ifname, unsigned mtu);
 
 /* Bring the device down (best effort before close). Returns 0 or -errno. */
 int ss_tun_down(const char *ifname);
+
+/* ss_tun_open with options: SS_TUN_VNET puts a virtio-net header of
+ * SS_VNET_HDR_LEN bytes before every packet read or written (IFF_VNET_HDR,
+ * TUNSETVNETHDRSZ), which ss_tun_set_offload needs; SS_TUN_MULTI_QUEUE
+ * opens one queue of a multi-queue device (IFF_MULTI_QUEUE: open the same
+ * name again for the next queue). */
+enum { SS_TUN_VNET = 1, SS_TUN_MULTI_QUEUE = 2 };
+int ss_tun_open_opts(const char *name, unsigned opts, char *ifname, size_t ifname_cap);
+
+/* Offloads (fd opened with SS_TUN_VNET): the kernel may hand us TCP
+ * segments of up to 64 KiB (its GSO/GRO, gso_size in the header) with the
+ * checksum left partial, and takes ours the same way (TSO4/TSO6, CSUM).
+ * on = false switches them off again. 0 or -errno. */
+int ss_tun_set_offload(int fd, bool on);
+
+/* The virtio-net header (struct virtio_net_hdr_mrg_rxbuf: 12 bytes, so
+ * the IPv4 header after it is 4-byte aligned), in native byte order (a
+ * TUN device's default). */
+#define SS_VNET_HDR_LEN 12
+
+/* What a received header says. */
+struct ss_vnet_rx {
+    bool csum_ok;          /* DATA_VALID (checked) or NEEDS_CSUM (partial: the
+                            * packet never left this host): trust it */
+    bool csum_partial;     /* NEEDS_CSUM: csum_start/csum_offset are valid */
+    uint16_t csum_start, csum_offset;
+    uint16_t gso_size;     /* > 0: a coalesced TCP segment of gso_size pieces */
+};
+/* Decode hdr: 0, or -EINVAL for a header this driver does not know (a
+ * GSO type other than TCPv4/TCPv6). */
+int ss_vnet_hdr_get(const uint8_t *hdr, struct ss_vnet_rx *out);
+
+/* Fill hdr for the IPv4 packet pkt we send: csum_partial marks its
+ * TCP/UDP checksum as partial (NEEDS_CSUM at the IP header's end);
+ * gso_size > 0 asks the kernel to cut the TCP payload into pieces of that
+ * size (GSO_TCPV4). */
+void ss_vnet_hdr_put(uint8_t *hdr, const uint8_t *pkt, size_t len, uint16_t gso_size,
+                     bool csum_partial);
+
+/* Complete a partial checksum in place (what the kernel does for a
+ * NEEDS_CSUM packet): the Internet checksum of pkt[start, len) stored at
+ * pkt + start + offset. For capture files, which should show the packet as
+ * it goes out. -EINVAL when the positions are outside the packet. */
+int ss_csum_complete(uint8_t *pkt, size_t len, size_t start, size_t offset);
+
+/* Write hdr (hdr_len bytes) and pkt as one packet (writev): 0, -EAGAIN
+ * (dropped), or -errno. */
+int ss_tun_write2(int fd, const void *hdr, size_t hdr_len, const void *pkt, size_t len);
 
 /* Read one packet: its length, -EAGAIN when none is ready, or -errno. */
 ssize_t ss_tun_read(int fd, void *buf, size_t cap);

@@ -76,6 +76,10 @@ typedef struct ss_tunnet ss_tunnet;
 struct ss_tunnet_stats {
     uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
     uint64_t tx_dropped; /* device queue full or write error */
+    /* With SS_TUNNET_OFFLOAD: packets longer than one segment (the
+     * kernel's GRO/GSO, our TSO) each way, and packets whose checksum the
+     * virtio-net header vouched for (not computed by the stack). */
+    uint64_t rx_gso, tx_gso, rx_csum_skipped;
 };
 
 /* The link model between the device and the stack (a relay, relay.h):
@@ -85,13 +89,21 @@ struct ss_tunnet_link {
     uint64_t seed;
 };
 
+/* Flags of ss_tunnet_new. SS_TUNNET_OFFLOAD: tun_fd was opened with
+ * SS_TUN_VNET and ss_tun_set_offload(fd, true); the stack then takes
+ * segments of up to 64 KiB (GRO), sends them (TSO: cfg.tso_max) and leaves
+ * TCP checksums to the kernel both ways. Not with a link model. */
+enum { SS_TUNNET_OFFLOAD = 1 };
+
 /* Run a stack on tun_fd (from ss_tun_open) in loop. cfg->output is
  * replaced; pcap (optional) gets every packet both ways as the stack sends
- * and receives it, wall-clock stamped; link (optional, NULL: a direct
- * wire) puts the link model between device and stack. The tunnet does not
- * own tun_fd or pcap. */
+ * and receives it, wall-clock stamped (with offloads: checksums completed,
+ * a GSO packet as one); link (optional, NULL: a direct wire) puts the
+ * link model between device and stack. The tunnet does not own tun_fd or
+ * pcap. -EINVAL for SS_TUNNET_OFFLOAD with a link. */
 int ss_tunnet_new(ss_loop *loop, int tun_fd, const struct ss_stack_cfg *cfg,
-                  ss_pcap *pcap, const struct ss_tunnet_link *link, ss_tunnet **out);
+                  ss_pcap *pcap, const struct ss_tunnet_link *link, unsigned flags,
+                  ss_tunnet **out);
 /* Stop watching the fd and the timer, free the stack. */
 void ss_tunnet_free(ss_tunnet *t);
 

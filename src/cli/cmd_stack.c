@@ -613,6 +613,10 @@ static void up_usage(FILE *out)
             "  --wait-eof          with --connect: close only after the peer's EOF\n"
             "  --sndbuf N          each socket's send buffer (K/M suffixes; default\n"
             "                      config.h): the most data in flight\n"
+            "  --offload           use the device's offloads (virtio-net header): TCP\n"
+            "                      segments of up to 64 KiB both ways (the kernel's\n"
+            "                      GRO/GSO, our TSO) and checksums left to the kernel;\n"
+            "                      not with a link model (default: off)\n"
             "  --cc ALGO           congestion control: cubic (default) or newreno\n"
             "  --trace             print every trace event (text)\n"
             "  --trace-json        print every trace event as JSON lines\n"
@@ -633,13 +637,14 @@ static int cmd_up(int argc, char **argv)
 {
     enum { O_TUN = 256, O_ADDR, O_PEER, O_MTU, O_SERVE, O_SRCB, O_CONNECT, O_SEND,
            O_WAITEOF, O_TRACE, O_JSON, O_PCAP, O_SEED, O_SNDBUF, O_CC, O_IDLE, O_PERPEER,
-           O_COOKIES };
+           O_COOKIES, O_OFFLOAD };
     static const struct option opts[] = {
         {"cc", required_argument, 0, O_CC},
         CLI_LINK_LONGOPTS,
         CLI_LINK_DIR_LONGOPTS("from-stack", "to-stack"),
         {"seed", required_argument, 0, O_SEED},
         {"sndbuf", required_argument, 0, O_SNDBUF},
+        {"offload", no_argument, 0, O_OFFLOAD},
         {"tun", required_argument, 0, O_TUN},
         {"addr", required_argument, 0, O_ADDR},
         {"peer", required_argument, 0, O_PEER},
@@ -664,7 +669,7 @@ static int cmd_up(int argc, char **argv)
     const char *tun = NULL, *pcap_path = NULL, *serve = NULL, *connect_to = NULL;
     struct in_addr addr = {0}, peer = {0}, raddr = {0};
     unsigned prefix = 0;
-    bool have_addr = false, have_peer = false, have_send = false, wait_eof = false;
+    bool have_addr = false, have_peer = false, have_send = false, wait_eof = false, offload = false;
     bool trace = false, trace_json = false;
     int cc_algo = 0;
     uint16_t rport = 0;
@@ -759,6 +764,7 @@ static int cmd_up(int argc, char **argv)
             have_send = true;
             break;
         case O_WAITEOF: wait_eof = true; break;
+        case O_OFFLOAD: offload = true; break;
         case O_TRACE: trace = true; break;
         case O_JSON: trace_json = true; break;
         case O_PCAP: pcap_path = optarg; break;
@@ -793,12 +799,14 @@ static int cmd_up(int argc, char **argv)
         return cli_usage_error(U, "--trace and --trace-json exclude each other");
     struct cli_stack_spec sp = {.addr = addr, .prefix = prefix, .peer = peer,
                                 .have_peer = have_peer, .mtu = (unsigned)mtu,
-                                .cc_algo = cc_algo};
+                                .cc_algo = cc_algo, .offload = offload};
     snprintf(sp.tun, sizeof sp.tun, "%s", tun);
     if ((rc = cli_stack_check(U, "--addr:", "--peer", &sp)) != 0)
         return rc;
     if (have_seed && !lk.given)
         return cli_usage_error(U, "--seed is the link model's: give a link option too");
+    if (lk.given && offload)
+        return cli_usage_error(U, "--offload does not go with a link model");
     if (lk.given) {
         if (cli_link_finish(&lk, sp.link.p) < 0)
             return CLI_USAGE;

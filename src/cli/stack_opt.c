@@ -24,7 +24,8 @@ const char cli_stack_help[] =
     "                         timestamps=off, sack=off (TCP options, on by\n"
     "                         default), rcvbuf=BYTES (receive buffer, up to 64M),\n"
     "                         cc=ALGO (congestion control: cubic, the default,\n"
-    "                         or newreno)\n";
+    "                         or newreno), offload=on (the device's TSO/GRO and\n"
+    "                         checksum offloads; default off)\n";
 
 const char cli_tcpopt_help[] =
     "  --no-wscale         do not use TCP window scaling (RFC 7323)\n"
@@ -118,7 +119,7 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
         char *eq = strchr(tok, '=');
         if (!eq) {
             rc = cli_usage_error(cmd, "--stack: '%s' is not KEY=VALUE (keys: tun, addr, peer, "
-                                 "mtu, wscale, timestamps, sack, rcvbuf, cc)", tok);
+                                 "mtu, wscale, timestamps, sack, rcvbuf, cc, offload)", tok);
             break;
         }
         *eq = '\0';
@@ -156,9 +157,13 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
                 rc = CLI_USAGE;
         } else if (!strcmp(tok, "cc")) {
             rc = cli_parse_cc(cmd, "--stack cc=", v, &sp->cc_algo);
+        } else if (!strcmp(tok, "offload")) {
+            bool off = false;
+            rc = parse_onoff(cmd, tok, v, &off);
+            sp->offload = !off;
         } else {
             rc = cli_usage_error(cmd, "--stack: unknown key '%s' (tun, addr, peer, mtu, wscale, "
-                                 "timestamps, sack, rcvbuf, cc)", tok);
+                                 "timestamps, sack, rcvbuf, cc, offload)", tok);
         }
     }
     free(dup);
@@ -202,10 +207,16 @@ int cli_stack_start(ss_loop *loop, const struct cli_stack_spec *sp,
                     struct cli_stack *r)
 {
     memset(r, 0, sizeof *r);
+    r->offload = sp->offload;
     int rc;
-    r->fd = ss_tun_open(sp->tun, r->ifname, sizeof r->ifname);
+    r->fd = ss_tun_open_opts(sp->tun, sp->offload ? SS_TUN_VNET : 0, r->ifname,
+                             sizeof r->ifname);
     if (r->fd < 0) {
         cli_error("cannot open TUN device %s: %s", sp->tun, ss_strerror(r->fd));
+        goto fail;
+    }
+    if (sp->offload && (rc = ss_tun_set_offload(r->fd, true)) < 0) {
+        cli_error("%s: cannot switch offloads on: %s", r->ifname, ss_strerror(rc));
         goto fail;
     }
     if ((rc = ss_tun_configure(r->ifname, sp->peer, sp->prefix, sp->mtu)) < 0) {
@@ -226,7 +237,7 @@ int cli_stack_start(ss_loop *loop, const struct cli_stack_spec *sp,
         goto fail;
     }
     if ((rc = ss_tunnet_new(loop, r->fd, &c, pcap, sp->have_link ? &sp->link : NULL,
-                            &r->tn)) < 0) {
+                            sp->offload ? SS_TUNNET_OFFLOAD : 0, &r->tn)) < 0) {
         cli_error("cannot start the stack: %s", ss_strerror(rc));
         goto fail;
     }
@@ -257,6 +268,10 @@ void cli_stack_stop(struct cli_stack *r, bool log_stats)
                     (unsigned long long)ss.tcp_passive_opens,
                     (unsigned long long)ss.tcp_active_opens,
                     (unsigned long long)ss.tcp_retransmits, (unsigned long long)ss.tcp_rst_out);
+            if (r->offload)
+                cli_log("%s: offload: %llu segments above the MSS in, %llu out, %llu checksums "
+                        "left to the kernel", r->ifname, (unsigned long long)ts.rx_gso,
+                        (unsigned long long)ts.tx_gso, (unsigned long long)ts.rx_csum_skipped);
             const ss_relay *rl = ss_tunnet_relay(r->tn);
             for (int d = 0; rl && d < 2; d++) {
                 struct ss_relay_stats rs;

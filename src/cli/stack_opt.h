@@ -52,6 +52,7 @@ struct cli_stack_spec {
     struct ss_tunnet_link link;
     struct cli_tcpopt tcp; /* wscale=, timestamps=, sack=, rcvbuf= */
     int cc_algo;           /* enum ss_cc_algo; 0: the stack's default */
+    bool offload;          /* virtio-net header, TSO/GRO and checksum offload */
 };
 
 /* name of a congestion-control algorithm for option opt ("--cc",
@@ -81,6 +82,7 @@ int cli_stack_check(const char *cmd, const char *addr_opt, const char *peer_opt,
 struct cli_stack {
     char ifname[32];
     int fd;                /* -1: none */
+    bool offload;
     ss_tunnet *tn;
     ss_backend *be;        /* the sock backend over it, with want_backend */
 };

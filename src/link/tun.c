@@ -7,16 +7,24 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sockstack/link.h"
+#include "sockstack/stack.h"
 
 int ss_tun_open(const char *name, char *ifname, size_t ifname_cap)
+{
+    return ss_tun_open_opts(name, 0, ifname, ifname_cap);
+}
+
+int ss_tun_open_opts(const char *name, unsigned opts, char *ifname, size_t ifname_cap)
 {
     if (name && strlen(name) >= IFNAMSIZ)
         return -ENAMETOOLONG;
@@ -28,9 +36,15 @@ int ss_tun_open(const char *name, char *ifname, size_t ifname_cap)
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    if (opts & SS_TUN_VNET)
+        ifr.ifr_flags |= IFF_VNET_HDR;
+    if (opts & SS_TUN_MULTI_QUEUE)
+        ifr.ifr_flags |= IFF_MULTI_QUEUE;
     if (name)
         memcpy(ifr.ifr_name, name, strlen(name));
-    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int hdr_len = SS_VNET_HDR_LEN;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0 ||
+        ((opts & SS_TUN_VNET) && ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0)) {
         int e = errno;
         close(fd);
         return -e;
@@ -153,6 +167,75 @@ int ss_tun_write(int fd, const void *pkt, size_t len)
 {
     for (;;) {
         ssize_t n = write(fd, pkt, len);
+        if (n >= 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+int ss_tun_set_offload(int fd, bool on)
+{
+    unsigned long off = on ? TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 : 0;
+    return ioctl(fd, TUNSETOFFLOAD, off) < 0 ? -errno : 0;
+}
+
+_Static_assert(sizeof(struct virtio_net_hdr_mrg_rxbuf) == SS_VNET_HDR_LEN, "vnet header");
+
+int ss_vnet_hdr_get(const uint8_t *hdr, struct ss_vnet_rx *out)
+{
+    struct virtio_net_hdr h;
+    memcpy(&h, hdr, sizeof h);
+    memset(out, 0, sizeof *out);
+    out->csum_partial = h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    out->csum_ok = out->csum_partial || (h.flags & VIRTIO_NET_HDR_F_DATA_VALID);
+    out->csum_start = h.csum_start;
+    out->csum_offset = h.csum_offset;
+    uint8_t type = h.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+    if (type == VIRTIO_NET_HDR_GSO_NONE)
+        return 0;
+    if (type != VIRTIO_NET_HDR_GSO_TCPV4 && type != VIRTIO_NET_HDR_GSO_TCPV6)
+        return -EINVAL;
+    out->gso_size = h.gso_size;
+    return 0;
+}
+
+void ss_vnet_hdr_put(uint8_t *hdr, const uint8_t *pkt, size_t len, uint16_t gso_size,
+                     bool csum_partial)
+{
+    struct virtio_net_hdr_mrg_rxbuf m;
+    memset(&m, 0, sizeof m);
+    size_t ihl = len ? (size_t)(pkt[0] & 15) * 4 : 0;
+    uint8_t proto = len > 9 ? pkt[9] : 0;
+    if (csum_partial && (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && len > ihl) {
+        m.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        m.hdr.csum_start = (uint16_t)ihl;
+        m.hdr.csum_offset = proto == IPPROTO_TCP ? 16 : 6;
+    }
+    if (gso_size && proto == IPPROTO_TCP && len >= ihl + 20) {
+        m.hdr.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+        m.hdr.gso_size = gso_size;
+        m.hdr.hdr_len = (uint16_t)(ihl + (size_t)(pkt[ihl + 12] >> 4) * 4);
+    }
+    memcpy(hdr, &m, sizeof m);
+}
+
+int ss_csum_complete(uint8_t *pkt, size_t len, size_t start, size_t offset)
+{
+    if (start >= len || start + offset + 2 > len)
+        return -EINVAL;
+    uint16_t c = ss_csum_fold(ss_csum_add(0, pkt + start, len - start));
+    pkt[start + offset] = (uint8_t)(c >> 8);
+    pkt[start + offset + 1] = (uint8_t)c;
+    return 0;
+}
+
+int ss_tun_write2(int fd, const void *hdr, size_t hdr_len, const void *pkt, size_t len)
+{
+    struct iovec iov[2] = {{(void *)hdr, hdr_len}, {(void *)pkt, len}};
+    for (;;) {
+        ssize_t n = writev(fd, iov, 2);
         if (n >= 0)
             return 0;
         if (errno == EINTR)
