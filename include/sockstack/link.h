@@ -64,6 +64,10 @@ int ss_tun_configure(const char *ifname, struct in_addr kernel_addr,
  * device whose addresses and routes are set elsewhere. 0 or -errno. */
 int ss_tun_up(const char *ifname, unsigned mtu);
 
+/* The device's transmit queue (kernel -> reader) in packets
+ * (SIOCSIFTXQLEN). 0 or -errno. */
+int ss_tun_set_txqueuelen(const char *ifname, unsigned packets);
+
 /* Bring the device down (best effort before close). Returns 0 or -errno. */
 int ss_tun_down(const char *ifname);
 

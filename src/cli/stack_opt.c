@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/stack_opt.h"
 #include "cli/link_opt.h"
+#include "sockstack/config.h"
 #include "sockstack/err.h"
 #include "sockstack/relay.h"
 #include "sockstack/sock_stack.h"
@@ -219,7 +220,8 @@ int cli_stack_start(ss_loop *loop, const struct cli_stack_spec *sp,
         cli_error("%s: cannot switch offloads on: %s", r->ifname, ss_strerror(rc));
         goto fail;
     }
-    if ((rc = ss_tun_configure(r->ifname, sp->peer, sp->prefix, sp->mtu)) < 0) {
+    if ((rc = ss_tun_configure(r->ifname, sp->peer, sp->prefix, sp->mtu)) < 0 ||
+        (rc = ss_tun_set_txqueuelen(r->ifname, SS_TUN_TXQLEN)) < 0) {
         cli_error("cannot configure %s: %s", r->ifname, ss_strerror(rc));
         goto fail;
     }

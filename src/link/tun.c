@@ -139,6 +139,16 @@ int ss_tun_up(const char *ifname, unsigned mtu)
     return if_ioctl(SIOCSIFFLAGS, &ifr);
 }
 
+int ss_tun_set_txqueuelen(const char *ifname, unsigned packets)
+{
+    struct ifreq ifr;
+    int rc = set_name(&ifr, ifname);
+    if (rc < 0)
+        return rc;
+    ifr.ifr_qlen = (int)packets;
+    return if_ioctl(SIOCSIFTXQLEN, &ifr);
+}
+
 int ss_tun_down(const char *ifname)
 {
     struct ifreq ifr;
