@@ -43,7 +43,7 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 	@scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench: build
-	@for b in bench/*/run; do echo "== $$b"; $$b $(BUILD) || exit 1; done
+	@for b in bench/*/run bench/stack/speed; do echo "== $$b"; $$b $(BUILD) || exit 1; done
 
 install: build
 	meson install -C $(BUILD)
