@@ -519,7 +519,7 @@ int ss_viz_diagram_text(const ss_viz *v, int width, FILE *out)
             const char *arrow = strstr(r->label, "-> ");
             const char *st = r->kind == ROW_STATE && arrow ? arrow + 3 : r->label;
             char s[64];
-            snprintf(s, sizeof s, "%s%s", r->kind == ROW_STATE ? "=> " : "", st);
+            snprintf(s, sizeof s, "%s%.60s", r->kind == ROW_STATE ? "=> " : "", st);
             char *sp = r->kind == ROW_STATE ? strchr(s + 3, ' ') : NULL;
             if (sp)
                 *sp = '\0';   /* "SYN-RECEIVED (accepted from LISTEN)" */
