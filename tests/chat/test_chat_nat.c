@@ -155,29 +155,45 @@ Test(chat_nat, two_peers_on_one_lan_connect_directly)
 
 /* ---- the introduction's key ----------------------------------------------- */
 
+/* Our client as alice on the loopback server, files into d. */
+static struct th_proc *start_alice(int port, const char *d, struct stream *a)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct th_proc p;
+    cr_assert_eq(th_spawn_cli(&p, "chat", "127.0.0.1", portstr, "--name", "alice", "--dir",
+                              d, NULL), 0);
+    struct th_proc *alice = track(p);
+    stream_init(a, alice->out);
+    wait_for(a, "-- you are alice", 10000);
+    return alice;
+}
+
+/* alice asks for bob (this test, on stream b): the introduction's id and
+ * key as bob got them; returns the port alice listens on. */
+static int introduce(struct stream *a, struct stream *b, struct th_proc *alice,
+                     long long *id, char key[40])
+{
+    put(alice->in, "/connect bob\n");
+    wait_for(b, "P2P intro ", 10000);
+    cr_assert_eq(sscanf(b->buf + b->pos, "%lld alice %39s 1", id, key), 2, "%s", b->buf);
+    wait_for(a, "-- the server sees us at 127.0.0.1:", 10000);
+    int port = atoi(a->buf + a->pos);
+    cr_assert_gt(port, 0);
+    return port;
+}
+
 Test(chat_nat, an_impostor_without_the_key_is_refused)
 {
     struct th_proc *srv;
     int port = fx_server(&srv, 0, NULL);
     static struct stream a, b, m;
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    struct th_proc p;
-    cr_assert_eq(th_spawn_cli(&p, "chat", "127.0.0.1", portstr, "--name", "alice", "--dir",
-                              dir, NULL), 0);
-    struct th_proc *alice = track(p);
-    stream_init(&a, alice->out);
-    wait_for(&a, "-- you are alice", 10000);
+    struct th_proc *alice = start_alice(port, dir, &a);
     /* bob is this test: it learns the key from the introduction. */
     int bob = fx_join(port, &b, "bob");
-    put(alice->in, "/connect bob\n");
-    wait_for(&b, "P2P intro ", 10000);
     long long id;
     char key[40];
-    cr_assert_eq(sscanf(b.buf + b.pos, "%lld alice %39s 1", &id, key), 2, "%s", b.buf);
-    wait_for(&a, "-- the server sees us at 127.0.0.1:", 10000);
-    int alice_port = atoi(a.buf + a.pos);
-    cr_assert_gt(alice_port, 0);
+    int alice_port = introduce(&a, &b, alice, &id, key);
 
     /* The relay refuses a wrong key for the right introduction. */
     int mal = fx_raw(port, 0);
@@ -217,16 +233,12 @@ Test(chat_nat, an_impostor_without_the_key_is_refused)
 
 /* This test as the peer of our client: a fresh introduction, then the
  * authenticated stream (auth client, side 1) once alice said "USE". */
-static int peer_stream(struct stream *a, struct stream *b, struct th_proc *alice, int bob,
+static int peer_stream(struct stream *a, struct stream *b, struct th_proc *alice,
                        struct stream *r)
 {
-    put(alice->in, "/connect bob\n");
-    wait_for(b, "P2P intro ", 10000);
     long long id;
     char key[40];
-    cr_assert_eq(sscanf(b->buf + b->pos, "%lld alice %39s 1", &id, key), 2, "%s", b->buf);
-    wait_for(a, "-- the server sees us at 127.0.0.1:", 10000);
-    int port = atoi(a->buf + a->pos);
+    int port = introduce(a, b, alice, &id, key);
     ss_auth_key k;
     ss_auth_key_set(&k, key, 32);
     ss_auth st;
@@ -235,7 +247,6 @@ static int peer_stream(struct stream *a, struct stream *b, struct th_proc *alice
     cr_assert_eq(ss_auth_run_fd(&st, fd, 5000), 0);
     stream_init(r, fd);
     wait_for(r, "USE\n", 10000);
-    (void)bob;
     return fd;
 }
 
@@ -244,16 +255,10 @@ Test(chat_nat, an_interrupted_file_resumes_where_it_stopped)
     struct th_proc *srv;
     int port = fx_server(&srv, 0, NULL);
     static struct stream a, b, r1, r2;
-    char portstr[16], rdir[200];
-    snprintf(portstr, sizeof portstr, "%d", port);
+    char rdir[200];
     snprintf(rdir, sizeof rdir, "%s/recv", dir);
     mkdir(rdir, 0700);
-    struct th_proc p;
-    cr_assert_eq(th_spawn_cli(&p, "chat", "127.0.0.1", portstr, "--name", "alice", "--dir",
-                              rdir, NULL), 0);
-    struct th_proc *alice = track(p);
-    stream_init(&a, alice->out);
-    wait_for(&a, "-- you are alice", 10000);
+    struct th_proc *alice = start_alice(port, rdir, &a);
     int bob = fx_join(port, &b, "bob");
     /* 40 chunks of 2048 bytes; the first try stops after 15. */
     enum { CHUNKS = 40, CUT = 15, CH = 2048 };
@@ -273,7 +278,7 @@ Test(chat_nat, an_interrupted_file_resumes_where_it_stopped)
     fclose(f);
 
     char line[4000], b64[3000];
-    int fd = peer_stream(&a, &b, alice, bob, &r1);
+    int fd = peer_stream(&a, &b, alice, &r1);
     snprintf(line, sizeof line, "FILE 1 %zu %s data.bin\n", sizeof data, sha);
     put(fd, line);
     wait_for(&r1, "RESUME 1 0\n", 10000);
@@ -289,7 +294,7 @@ Test(chat_nat, an_interrupted_file_resumes_where_it_stopped)
     wait_for(&a, "[bob] -- point-to-point connection closed", 10000);
 
     /* A second introduction: alice says where to go on from. */
-    fd = peer_stream(&a, &b, alice, bob, &r2);
+    fd = peer_stream(&a, &b, alice, &r2);
     snprintf(line, sizeof line, "FILE 1 %zu %s data.bin\n", sizeof data, sha);
     put(fd, line);
     snprintf(line, sizeof line, "RESUME 1 %d\n", CUT * CH);
