@@ -86,11 +86,12 @@ int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
     /* Nothing here grows with max_sockets: sockets, their buffers and
      * the tables come as they are used. */
     st->tcp_port_refs = calloc(65536, sizeof *st->tcp_port_refs);
+    st->trimq = malloc(TRIMQ_MAX * sizeof *st->trimq);
     st->tx = malloc(SS_PKT_MAX);
     st->frags = calloc(cfg->frag_slots ? cfg->frag_slots : 1, sizeof *st->frags);
     size_t fragsz = SS_PKT_MAX + SS_PKT_MAX / 64 + 1;
     st->fragpool = cfg->frag_slots ? malloc(cfg->frag_slots * fragsz) : NULL;
-    if (!st->tcp_port_refs || !st->tx || !st->frags || (cfg->frag_slots && !st->fragpool) ||
+    if (!st->tcp_port_refs || !st->trimq || !st->tx || !st->frags || (cfg->frag_slots && !st->fragpool) ||
         ss__synq_init(st) < 0) {
         ss_stack_free(st);
         return -ENOMEM;
@@ -128,7 +129,7 @@ static void reap(ss_stack *st)
     struct ss_sock **pp = &st->zombies;
     while (*pp) {
         struct ss_sock *sk = *pp;
-        if (sk->on_ev || sk->on_out || sk->on_dirty) {
+        if (sk->on_ev || sk->on_out || sk->on_dirty || sk->on_trimq) {
             pp = &sk->h_next;   /* a list still links it: next time */
             continue;
         }
@@ -141,6 +142,7 @@ void ss_stack_free(ss_stack *st)
 {
     if (!st)
         return;
+    free(st->trimq);
     while (st->zombies) {
         struct ss_sock *sk = st->zombies;
         st->zombies = sk->h_next;
@@ -474,10 +476,13 @@ static void refile(ss_stack *st)
     }
 }
 
+static void trim_due(ss_stack *st, uint64_t now);
+
 uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us)
 {
     st->now = now_us;
     uint64_t next = ss__min64(ss__frag_timers(st, now_us), ss__synq_timers(st, now_us));
+    trim_due(st, now_us);
     refile(st);
     /* Only the sockets whose deadline has come, earliest first. A socket
      * re-filed for now or earlier by its own timers waits for the next
@@ -985,11 +990,9 @@ static void ring_release(ss_stack *st, struct ss_ring *r)
     r->cap = r->head = r->len = 0;
 }
 
-/* Give back what a socket does not use now: empty rings, and the
- * out-of-order and SACK tables when they hold nothing. Done at once (no
- * timer, so no extra wake-up): a ring that fills again is allocated
- * again, small first. */
-void ss__sock_ring_idle(ss_stack *st, struct ss_sock *sk)
+/* Give back what a socket does not use: empty rings, and the
+ * out-of-order and SACK tables when they hold nothing. */
+static void trim(ss_stack *st, struct ss_sock *sk)
 {
     if (!sk->snd.len && sk->snd.cap)
         ring_release(st, &sk->snd);
@@ -1002,6 +1005,43 @@ void ss__sock_ring_idle(ss_stack *st, struct ss_sock *sk)
     if (!sk->sb_n) {
         free(sk->sb);
         sk->sb = NULL;
+    }
+}
+
+/* A ring emptied. It is not freed at once: a bulk transfer empties its
+ * rings after every batch, and freeing them there made each batch pay
+ * malloc, free and the copies of growing again (bench/stack/speed: 3.0
+ * -> 1.3 Gbit/s). The socket goes on a queue instead, and the first
+ * ss_stack_poll at least TRIM_US later gives back what is still empty.
+ * The queue asks for no wake-up of its own (the runs stay as they were);
+ * when it is full, the socket is trimmed at once. */
+void ss__sock_ring_idle(ss_stack *st, struct ss_sock *sk)
+{
+    if (sk->on_trimq)
+        return;
+    if (!sk->snd.cap && !sk->rcv.cap && !sk->ooo && !sk->sb)
+        return;
+    if (st->trimq_n == TRIMQ_MAX) {
+        trim(st, sk);
+        return;
+    }
+    st->trimq[(st->trimq_head + st->trimq_n++) % TRIMQ_MAX] =
+        (struct ss_trim){.sk = sk, .at = st->now + TRIM_US};
+    sk->on_trimq = true;
+}
+
+static void trim_due(ss_stack *st, uint64_t now)
+{
+    while (st->trimq_n) {
+        struct ss_trim *t = &st->trimq[st->trimq_head];
+        if (t->at > now)
+            break;
+        struct ss_sock *sk = t->sk;
+        st->trimq_head = (st->trimq_head + 1) % TRIMQ_MAX;
+        st->trimq_n--;
+        sk->on_trimq = false;
+        if (sk->kind != SS_SK_FREE)
+            trim(st, sk);
     }
 }
 

@@ -249,6 +249,7 @@ struct ss_sock {
     bool cwnd_limited : 1;      /* the last send stopped at cwnd, not at data or SND.WND */
     bool rtx_mark : 1;          /* fast retransmit / partial ACK: send rtx_seq's segment */
     bool cc_traced : 1;         /* an SS_TRACE_CC went out with the values above */
+    bool on_trimq : 1;          /* waits on st->trimq to give back empty buffers */
 };
 
 struct ss_frag {
@@ -298,6 +299,14 @@ struct ss_synq {
     bool cookie_sent;       /* one did */
 };
 
+/* Empty buffers are given back TRIM_US after they empty (stack.c). */
+#define TRIM_US 1000000u
+#define TRIMQ_MAX 65536u
+struct ss_trim {
+    struct ss_sock *sk;
+    uint64_t at;              /* give back at the first poll from then */
+};
+
 struct ss_stack {
     struct ss_stack_cfg cfg;
     struct ss_stack_stats stats;
@@ -323,6 +332,8 @@ struct ss_stack {
     size_t scratch_cap;
     bool scratch_busy;
     uint64_t mem;             /* bytes of ring buffers held */
+    struct ss_trim *trimq;    /* sockets whose rings emptied, oldest first */
+    uint32_t trimq_head, trimq_n;
     struct ss_frag *frags;
     uint8_t *fragpool;
     uint32_t frag_mem;      /* fragment bytes held (ipv4.c), <= cfg.frag_mem */
