@@ -13,7 +13,7 @@ PKGS=(
   # fuzzing (libFuzzer runtime for clang)
   clang libclang-rt-14-dev
   # real peers and tools used by tests and benchmarks
-  python3 ncat socat tshark iproute2 iputils-ping procps tmux sockperf
+  python3 openssl ncat socat tshark iproute2 iputils-ping procps tmux sockperf
   nftables
   # the viewer's test: a real browser, headless (Debian's package)
   chromium chromium-driver

@@ -381,5 +381,19 @@
 #define SS_STACKRUN_MAX_PER_PEER 32
 /* Per-connection buffer of a built-in service: a few full-size segments. */
 #define SS_STACKRUN_CONN_BUF 16384
+/* Plaintext one TLS send takes at most (SSL_write cuts it into 16 KiB
+ * records): four records per call amortise the call, and it is also what
+ * a TLS socket keeps for the caller when the kernel's buffer is full. */
+#define SS_TLS_WRITE_CHUNK 65536
+/* A TLS send whose first piece is at least this long encrypts it in place;
+ * smaller pieces (a frame header and its data) are copied together first,
+ * so they become one record instead of one each. */
+#define SS_TLS_WRITE_MIN_DIRECT 4096
+/* A client's connection attempt (connect, then the TLS handshake) to one
+ * address gives up after this long: an unreachable host must not hang a
+ * command silently (TCP's own SYN retries take over two minutes). */
+#define SS_DIAL_TIMEOUT_MS 10000
+/* Validity of the pair `sockstack keygen --tls` makes. */
+#define SS_TLS_KEYGEN_DAYS 365
 
 #endif

@@ -167,6 +167,11 @@ typedef struct ss_server_opts {
                                  * init sets reuseaddr = 1 */
     ss_sockopts conn_sockopts;  /* applied to each accepted socket
                                  * (init: all "leave as is") */
+    struct ss_tls_ctx *tls;     /* streams: NULL (plain), or a server
+                                 * context (sockstack/tls.h): every accepted
+                                 * connection speaks TLS, after the access
+                                 * list and the limit; the service sees
+                                 * plaintext. The caller keeps it alive. */
 
     int model;                  /* enum ss_server_model */
     int workers;                /* event loops (threads) for SS_MODEL_EVENT;

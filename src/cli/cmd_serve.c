@@ -19,6 +19,7 @@
 #include "sockstack/discover.h"
 #include "cli/sockopt_cli.h"
 #include "cli/stack_opt.h"
+#include "cli/tls_cli.h"
 #include "sockstack/err.h"
 #include "sockstack/server.h"
 
@@ -110,14 +111,14 @@ static void usage(FILE *out, const struct serve_service *row)
                      "Services:\n");
         for (size_t i = 0; i < serve_services_count; i++)
             fprintf(out, "  %-12s %s\n", serve_services[i].name, serve_services[i].summary);
-        fprintf(out, "\n%s\n%s\nRun 'sockstack serve SERVICE --help' for its own options.\n",
-                shared_help, cli_sockopt_help);
+        fprintf(out, "\n%s\n%s\n%s\nRun 'sockstack serve SERVICE --help' for its own options.\n",
+                shared_help, cli_tls_server_help, cli_sockopt_help);
         return;
     }
     fprintf(out, "Usage: sockstack serve %s [OPTIONS]\n\n%s.\n\n", row->name, row->summary);
     if (row->help)
         fprintf(out, "Options of %s:\n%s\n", row->name, row->help);
-    fprintf(out, "%s\n%s", shared_help, cli_sockopt_help);
+    fprintf(out, "%s\n%s\n%s", shared_help, cli_tls_server_help, cli_sockopt_help);
 }
 
 static const struct serve_service *find_service(const char *name)
@@ -197,7 +198,8 @@ int cmd_serve(int argc, char **argv)
         return cli_usage_error("serve ", "unknown service '%s'", argv[1]);
 
     /* shared + the row's own + socket options, in one getopt table */
-    static const struct option sockopt_longopts[] = {CLI_SOCKOPT_LONGOPTS};
+    static const struct option sockopt_longopts[] = {CLI_SOCKOPT_LONGOPTS,
+                                                     CLI_TLS_SERVER_LONGOPTS};
     size_t n_shared = sizeof shared_longopts / sizeof shared_longopts[0];
     size_t n_sock = sizeof sockopt_longopts / sizeof sockopt_longopts[0];
     size_t n_row = 0;
@@ -226,6 +228,9 @@ int cmd_serve(int argc, char **argv)
     ss_loop *stack_loop = NULL;
     int announce_port = SS_DISCOVER_PORT;
     const char *bind = NULL, *port = "0";
+    struct cli_tls tls;
+    ss_tls_ctx *tls_ctx = NULL;
+    cli_tls_init(&tls);
     int rc = CLI_OK;
 
     argc--;
@@ -372,6 +377,8 @@ int cmd_serve(int argc, char **argv)
                     goto out;
                 break;
             }
+            if (cli_tls_parse(c, optarg, &tls))
+                continue;
             switch (cli_sockopt_parse(c, optarg, &o->sockopts)) {
             case 1:
                 continue;
@@ -404,6 +411,13 @@ int cmd_serve(int argc, char **argv)
     }
     if (!sc.udp && !(row->kinds & SERVE_STREAM)) {
         rc = cli_usage_error("serve ", "%s is a datagram (UDP) service only", row->name);
+        goto out;
+    }
+    if ((rc = cli_tls_check(&tls, true, "serve ")) != 0)
+        goto out;
+    if (sc.udp && tls.on) {
+        rc = cli_usage_error("serve ", "TLS runs over streams: --tls-cert does not apply to %s",
+                             row->name);
         goto out;
     }
     if (sc.udp && model_set && o->model != SS_MODEL_EVENT) {
@@ -466,6 +480,9 @@ int cmd_serve(int argc, char **argv)
     o->conn_sockopts.reuseport = -1;
     o->conn_sockopts.bind_device[0] = '\0';
 
+    if ((rc = cli_tls_ctx(&tls, true, &tls_ctx)) != 0)
+        goto out;
+    o->tls = tls_ctx;
     if ((rc = row->setup(&sc)) != 0)
         goto out;
 
@@ -519,6 +536,7 @@ out_cleanup:
     if (stack_loop)
         ss_loop_free(stack_loop);
 out:
+    ss_tls_ctx_free(tls_ctx);
     free(longopts);
     return rc;
 }

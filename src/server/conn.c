@@ -24,6 +24,7 @@
 #include "server/server_int.h"
 #include "sockstack/config.h"
 #include "sockstack/err.h"
+#include "sockstack/tls.h"
 
 #define CONN_FREE_MAX SS_SERVER_CONN_POOL
 
@@ -90,7 +91,10 @@ static void conn_finish(ss_conn *c, int err)
         ss_timer_stop(w->loop, &c->idle_timer);
         ss_timer_stop(w->loop, &c->svc_timer);
     }
+    char why[200] = ""; /* a TLS failure says which (expired, unknown CA) */
     if (c->sock) {
+        if (err && ss_sock_is_tls(c->sock) && ss_tls_error(c->sock, why + 2, sizeof why - 2) > 0)
+            memcpy(why, " (", 2), strncat(why, ")", sizeof why - strlen(why) - 1);
         ss_sock_close(c->sock);
         c->sock = NULL;
     }
@@ -99,9 +103,9 @@ static void conn_finish(ss_conn *c, int err)
         stat_add(&w->idle_closed, 1);
     else if (err < 0)
         stat_add(&w->errors, 1);
-    ss_server_log(srv, SS_LOG_DEBUG, "connection #%llu from %s closed%s%s",
+    ss_server_log(srv, SS_LOG_DEBUG, "connection #%llu from %s closed%s%s%s",
                    (unsigned long long)c->id, c->peer_str, err ? ": " : "",
-                   err ? ss_strerror(err) : "");
+                   err ? ss_strerror(err) : "", why);
     if (srv->svc->on_close)
         srv->svc->on_close(c, err);
     /* unlink from the active list */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "server/server_int.h"
+#include "sockstack/tls.h"
 #include "sockstack/config.h"
 #include "sockstack/err.h"
 
@@ -453,6 +454,11 @@ static void on_accept(ss_sock *ls, unsigned events, void *arg)
             ss_sock_close(s);
             continue;
         }
+        if (srv->o.tls && (r = ss_tls_wrap(srv->o.tls, s, NULL, &s)) < 0) {
+            stat_add(&w->errors, 1);
+            ss_server_log(srv, SS_LOG_WARN, "cannot start TLS: %s", ss_strerror(r));
+            continue;
+        }
         stat_add(&w->accepted, 1);
         if (srv->model == SS_MODEL_EVENT)
             r = ss__conn_open(w, s, &peer);
@@ -712,6 +718,10 @@ static int check_service(const ss_service *svc, const ss_server_opts *o,
         }
         if (o->model != SS_MODEL_EVENT) {
             ss_server_log(srv, SS_LOG_ERROR, "datagram services run on the event model only");
+            return -EINVAL;
+        }
+        if (o->tls) {
+            ss_server_log(srv, SS_LOG_ERROR, "TLS runs over streams, not datagrams");
             return -EINVAL;
         }
         return 0;
