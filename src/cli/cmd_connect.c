@@ -55,11 +55,13 @@ static void usage(FILE *out)
             "%s"
             "\n"
             "%s"
+            "\n"
+            "%s"
             "  (--timeout also bounds each connection attempt.)\n"
             "\n"
             "Exit status: 0 when the conversation ended normally, 1 on a runtime\n"
             "error (connection refused, reset, ...), 2 on a usage error.\n",
-            cli_stack_help, cli_sockopt_help);
+            cli_stack_help, cli_tls_client_help, cli_sockopt_help);
 }
 
 struct conn {
@@ -69,6 +71,8 @@ struct conn {
     ss_nc_dial *dial;
     bool info;
     char peer_name[SS_ADDR_STRLEN];
+    ss_tls_ctx *tls;
+    const char *servername; /* what the server's certificate must name */
     int rc;
 };
 
@@ -103,9 +107,17 @@ static void on_dialled(ss_sock *s, int err, const ss_addr *failed,
         ss_loop_stop(c->loop);
         return;
     }
-    c->sock = s;
     nc_cli_peer_name(s, c->peer_name, sizeof c->peer_name);
     cli_debug("connected to %s", c->peer_name);
+    /* TLS: the handshake runs as soon as the engine watches the socket;
+     * a certificate that does not verify ends the conversation (DONE). */
+    if (c->tls && (err = ss_tls_wrap(c->tls, s, c->servername, &s)) < 0) {
+        cli_error("connect: TLS: %s", ss_strerror(err));
+        c->rc = CLI_RUNTIME;
+        ss_loop_stop(c->loop);
+        return;
+    }
+    c->sock = s;
     err = ss_nc_attach(c->nc, s);
     if (err < 0) {
         cli_error("connect: %s", ss_strerror(err));
@@ -132,6 +144,7 @@ int cmd_connect(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"stack", required_argument, NULL, 'T'},
+        CLI_TLS_CLIENT_LONGOPTS,
         CLI_SOCKOPT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -184,7 +197,8 @@ int cmd_connect(int argc, char **argv)
     if (bind_host && is_unix != !strncmp(bind_host, "unix:", 5))
         return cli_usage_error("connect ", "--bind %s: not the same family as %s",
                                bind_host, host);
-    if ((rc = nc_cli_check_stack(&o, is_unix)) != 0)
+    if ((rc = nc_cli_check_stack(&o, is_unix)) != 0 ||
+        (rc = cli_tls_check(&o.tls, false, "connect ")) != 0)
         return rc;
 
     int type = nc_cli_type(&o);
@@ -228,13 +242,23 @@ int cmd_connect(int argc, char **argv)
     o.no.recv_size = (size_t)o.recv_size;
 
     struct conn cn = {.info = o.info, .rc = CLI_OK};
-    if (nc_cli_loop_new(&cn.loop) != 0)
+    char bare[256];
+    cn.servername = o.tls.servername ? o.tls.servername
+                    : is_unix         ? NULL
+                                      : cli_tls_host_name(host, bare, sizeof bare);
+    if (cli_tls_ctx(&o.tls, false, &cn.tls) != 0)
         return CLI_RUNTIME;
+    if (nc_cli_loop_new(&cn.loop) != 0) {
+        ss_tls_ctx_free(cn.tls);
+        return CLI_RUNTIME;
+    }
     ss_loop_signal_add(cn.loop, SIGINT, on_signal, &cn);
     ss_loop_signal_add(cn.loop, SIGTERM, on_signal, &cn);
     const ss_backend *be;
-    if (nc_cli_backend(&o, cn.loop, &stack_run, &be) != CLI_OK)
+    if (nc_cli_backend(&o, cn.loop, &stack_run, &be) != CLI_OK) {
+        ss_tls_ctx_free(cn.tls);
         return CLI_RUNTIME;
+    }
     int err = ss_nc_new(cn.loop, &o.no, on_nc, &cn, &cn.nc);
     if (err == 0)
         err = ss_nc_dial_start(cn.loop, be, addrs, n, type, &o.so,
@@ -250,5 +274,6 @@ int cmd_connect(int argc, char **argv)
     ss_nc_dial_free(cn.dial);
     ss_sock_close(cn.sock);
     nc_cli_teardown(&stack_run, cn.loop);
+    ss_tls_ctx_free(cn.tls);
     return cn.rc;
 }

@@ -60,9 +60,11 @@ static void usage(FILE *out)
             "\n"
             "%s"
             "\n"
+            "%s"
+            "\n"
             "Exit status: 0 when the peer left (or on SIGINT/SIGTERM), 1 on a runtime\n"
             "error (address in use, ...), 2 on a usage error.\n",
-            cli_stack_help, cli_sockopt_help);
+            cli_stack_help, cli_tls_server_help, cli_sockopt_help);
 }
 
 struct lsn {
@@ -73,6 +75,7 @@ struct lsn {
     bool keep_open;
     bool info;
     char peer_name[SS_ADDR_STRLEN];
+    ss_tls_ctx *tls;
     bool udp;
     int rc;
 };
@@ -140,6 +143,12 @@ static void on_accept(ss_sock *s, unsigned events, void *arg)
         ss_sock_close(l->listener);
         l->listener = NULL;
     }
+    if (l->tls && (err = ss_tls_wrap(l->tls, c, NULL, &c)) < 0) {
+        cli_error("accept: TLS: %s", ss_strerror(err));
+        l->rc = CLI_RUNTIME;
+        ss_loop_stop(l->loop);
+        return;
+    }
     l->peer = c;
     err = ss_nc_attach(l->nc, c);
     if (err < 0) {
@@ -192,6 +201,7 @@ int cmd_listen(int argc, char **argv)
         {"info", no_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
         {"stack", required_argument, NULL, 'T'},
+        CLI_TLS_SERVER_LONGOPTS,
         CLI_SOCKOPT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -240,7 +250,8 @@ int cmd_listen(int argc, char **argv)
         return cli_usage_error("listen ", "--keep-open is for TCP (a UDP listener "
                                           "already hears every sender)");
     if ((rc = nc_cli_check_udp(&o, is_unix)) != 0 ||
-        (rc = nc_cli_check_stack(&o, is_unix)) != 0)
+        (rc = nc_cli_check_stack(&o, is_unix)) != 0 ||
+        (rc = cli_tls_check(&o.tls, true, "listen ")) != 0)
         return rc;
     if (o.use_stack && !bind_host)
         bind_host = cli_stack_addr_str(&o.stack_spec);
@@ -256,17 +267,24 @@ int cmd_listen(int argc, char **argv)
         o.so.reuseaddr = 1;
 
     struct lsn l = {.keep_open = keep, .info = o.info, .udp = udp, .rc = CLI_OK};
-    if (nc_cli_loop_new(&l.loop) != 0)
+    if (cli_tls_ctx(&o.tls, true, &l.tls) != 0)
         return CLI_RUNTIME;
+    if (nc_cli_loop_new(&l.loop) != 0) {
+        ss_tls_ctx_free(l.tls);
+        return CLI_RUNTIME;
+    }
     const ss_backend *be;
-    if (nc_cli_backend(&o, l.loop, &stack_run, &be) != CLI_OK)
+    if (nc_cli_backend(&o, l.loop, &stack_run, &be) != CLI_OK) {
+        ss_tls_ctx_free(l.tls);
         return CLI_RUNTIME;
+    }
     ss_addr used;
     const char *failed_opt = NULL;
     int err = open_listener(be, addrs, n, type, &o.so, &l.listener, &used, &failed_opt);
     if (err < 0) {
         nc_cli_report_open("listen", &addrs[0], failed_opt, err);
         nc_cli_teardown(&stack_run, l.loop);
+        ss_tls_ctx_free(l.tls);
         return CLI_RUNTIME;
     }
     ss_addr local;
@@ -303,6 +321,7 @@ int cmd_listen(int argc, char **argv)
     ss_sock_close(l.peer);
     ss_sock_close(l.listener);
     nc_cli_teardown(&stack_run, l.loop);
+    ss_tls_ctx_free(l.tls);
     if (is_unix) {
         const struct sockaddr_un *un = (const struct sockaddr_un *)&used.sa;
         if (un->sun_path[0] != '\0')

@@ -18,6 +18,7 @@ void nc_cli_opts_init(struct nc_cli_opts *o, const char *cmd)
     ss_sockopts_init(&o->so);
     ss_nc_opts_init(&o->no);
     o->recv_size = SS_NC_RECV_SIZE;
+    cli_tls_init(&o->tls);
 }
 
 int nc_cli_parse_opt(struct nc_cli_opts *o, int c, const char *arg, char **argv)
@@ -44,6 +45,8 @@ int nc_cli_parse_opt(struct nc_cli_opts *o, int c, const char *arg, char **argv)
     case '?':
         return cli_usage_error(o->cmd, "unknown option '%s'", argv[optind - 1]);
     default:
+        if (cli_tls_parse(c, arg, &o->tls))
+            return 0;
         switch (cli_sockopt_parse(c, arg, &o->so)) {
         case 1: return 0;
         case -1: return CLI_USAGE;
@@ -71,6 +74,8 @@ int nc_cli_check_udp(const struct nc_cli_opts *o, bool is_unix)
         return cli_usage_error(o->cmd, "--recv-size needs --udp");
     if (o->info && (o->udp || is_unix))
         return cli_usage_error(o->cmd, "--info is for TCP connections");
+    if (o->tls.on && o->udp)
+        return cli_usage_error(o->cmd, "TLS runs over streams: --tls* does not apply with --udp");
     return 0;
 }
 
@@ -195,6 +200,13 @@ void nc_cli_report_done(const ss_nc_event *ev, const char *peer)
     case SS_NC_AT_SEND:
     case SS_NC_AT_RECV:
     default:
+        if (ev->err == SS_ETLS || ev->err == SS_ETLSVERIFY) {
+            char why[256];
+            if (ss_tls_error(ev->sock, why, sizeof why) > 0) {
+                cli_error("TLS with %s failed: %s", peer, why);
+                break;
+            }
+        }
         cli_error("%s %s: %s", ev->where == SS_NC_AT_SEND ? "send" : "recv",
                   peer, ss_strerror(ev->err));
         break;

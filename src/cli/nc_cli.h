@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cli/stack_opt.h"
+#include "cli/tls_cli.h"
 #include "sockstack/nc.h"
 #include "sockstack/sock.h"
 
@@ -21,6 +22,7 @@ struct nc_cli_opts {
     bool raw_set, recv_set, wait_set; /* wait_set: connect's --wait */
     uint64_t recv_size;
     struct cli_stack_spec stack_spec;
+    struct cli_tls tls;          /* --tls* (client or server options) */
 };
 
 void nc_cli_opts_init(struct nc_cli_opts *o, const char *cmd);

@@ -103,3 +103,14 @@ void cli_tls_report(const char *what, ss_sock *s, int err)
         ss_tls_error(s, why, sizeof why);
     cli_error("%s: %s", what, why[0] ? why : ss_strerror(err));
 }
+
+const char *cli_tls_host_name(const char *host, char *buf, size_t cap)
+{
+    size_t n = strlen(host);
+    if (n > 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < cap) {
+        memcpy(buf, host + 1, n - 2);
+        buf[n - 2] = '\0';
+        return buf;
+    }
+    return host;
+}

@@ -59,6 +59,9 @@ int cli_tls_check(struct cli_tls *t, bool server, const char *cmd);
 /* The context (NULL when TLS is off): 0, or CLI_RUNTIME after printing
  * why (which file, what is wrong with it). */
 int cli_tls_ctx(const struct cli_tls *t, bool server, ss_tls_ctx **out);
+/* The name a server's certificate must show for HOST as typed: "[::1]"
+ * becomes "::1" (into buf); other names are returned as they are. */
+const char *cli_tls_host_name(const char *host, char *buf, size_t cap);
 /* Print "sockstack: WHAT: REASON" for a TLS socket that failed with err
  * (the reason from the socket when it has one). */
 void cli_tls_report(const char *what, ss_sock *s, int err);
