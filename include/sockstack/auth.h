@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 #include "sockstack/config.h"
+#include "sockstack/dial.h"
 
 typedef struct ss_auth_key {
     uint8_t bytes[SS_AUTH_KEY_MAX];
@@ -111,6 +112,9 @@ const char *ss_auth_state_name(enum ss_auth_state s);
  * SS_EAUTH, -ETIMEDOUT, -ECONNRESET (peer closed: for a one-way server it
  * also means "client gave up"), or a negative errno. */
 int ss_auth_run_fd(ss_auth *a, int fd, int timeout_ms);
+/* The same on a stream (any backend, TLS or not), waiting only in its loop:
+ * what the clients use. */
+int ss_auth_run_stream(ss_auth *a, ss_stream *st, int timeout_ms);
 
 /* ---- slowing down guessers ---------------------------------------------- */
 

@@ -60,4 +60,21 @@ ssize_t ss_sock_recv_wait(ss_sock *s, ss_loop *loop, void *buf, size_t cap,
 int ss_sock_send_all(ss_sock *s, ss_loop *loop, const void *buf, size_t len,
                      int timeout_ms);
 
+/* A connected socket and the loop a sequential client waits in: what the
+ * exec, files and auth clients take instead of a blocking descriptor. */
+typedef struct ss_stream {
+    ss_sock *sock;
+    ss_loop *loop;
+    int timeout_ms;  /* per wait; < 0: no limit */
+} ss_stream;
+
+/* ss_sock_recv_wait / ss_sock_send_all on st. */
+ssize_t ss_stream_recv(ss_stream *st, void *buf, size_t cap);
+int ss_stream_send_all(ss_stream *st, const void *buf, size_t len);
+/* All of iov (one TLS record when small): 0 or a negative code. */
+int ss_stream_sendv_all(ss_stream *st, const struct iovec *iov, int iovcnt);
+/* Exactly len bytes: 0, 1 at end of stream before the first byte, -EPIPE
+ * at end of stream after it, or a negative code. */
+int ss_stream_read_exact(ss_stream *st, void *buf, size_t len);
+
 #endif

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 
 #include "sockstack/auth.h"
+#include "sockstack/dial.h"
 #include "sockstack/server.h"
 
 enum ss_exec_msg {
@@ -56,14 +57,15 @@ const ss_service *ss_exec_service(void);
 /* The tutorial-compatible service (blocking style, no authentication). */
 const ss_service *ss_exec_compat_service(void);
 
-/* Client: on a connected, authenticated blocking fd, run argv (argc == 1:
- * by the shell, like ssh), forward in_fd (until EOF; -1: none) as stdin,
- * write the command's stdout/stderr to out_fd/err_fd as they arrive.
- * *status gets the exit code, or 128+N for signal N. *err_msg (if not NULL)
- * points at the server's ERROR text, if any (static storage, per call).
+/* Client: on a connected, authenticated stream (any backend, TLS or not;
+ * it waits only in st's loop), run argv (argc == 1: by the shell, like
+ * ssh), forward in_fd (until EOF; -1: none) as stdin, write the command's
+ * stdout/stderr to out_fd/err_fd as they arrive. *status gets the exit
+ * code, or 128+N for signal N. The server's ERROR text, if any, goes into
+ * err_msg (the caller's buffer, err_cap bytes; "" when none).
  * Returns 0, SS_EPEERPROTO, SS_EFRAMESIZE, -ECONNRESET or a negative errno. */
-int ss_exec_client_run(int fd, int argc, char *const argv[], int in_fd,
-                       int out_fd, int err_fd, int *status,
-                       const char **err_msg);
+int ss_exec_client_run(ss_stream *st, int argc, char *const argv[], int in_fd,
+                       int out_fd, int err_fd, int *status, char *err_msg,
+                       size_t err_cap);
 
 #endif

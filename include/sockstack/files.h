@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sockstack/dial.h"
 #include "sockstack/server.h"
 
 enum ss_files_msg {
@@ -73,7 +74,7 @@ const ss_service *ss_files_service(void);
  * ".." and symlinks that lead outside: SS_EPATH. */
 int ss_files_open_beneath(int root_fd, const char *name, int flags, int mode);
 
-/* ---- clients (blocking fd, after the handshake) -------------------------- */
+/* ---- clients (on an authenticated stream; they wait only in its loop) ---- */
 
 /* Progress: done of total bytes so far (called per chunk). */
 typedef void (*ss_files_progress_cb)(uint64_t done, uint64_t total, void *arg);
@@ -85,10 +86,10 @@ typedef struct ss_files_err {
 
 /* Send local file `local` as `remote`. Returns 0; SS_EREMOTE with the
  * server's reason in err; SS_EDIGEST; or a negative errno. */
-int ss_files_put(int fd, const char *local, const char *remote, bool resume,
+int ss_files_put(ss_stream *cs, const char *local, const char *remote, bool resume,
                  ss_files_progress_cb cb, void *arg, ss_files_err *err);
 /* Fetch `remote` into `local` (temp file, verify, rename). */
-int ss_files_get(int fd, const char *remote, const char *local, bool resume,
+int ss_files_get(ss_stream *cs, const char *remote, const char *local, bool resume,
                  ss_files_progress_cb cb, void *arg, ss_files_err *err);
 
 typedef struct ss_files_entry {
@@ -100,7 +101,7 @@ typedef struct ss_files_entry {
 } ss_files_entry;
 typedef void (*ss_files_entry_cb)(const ss_files_entry *e, void *arg);
 /* List directory `dir` ("" = root). */
-int ss_files_ls(int fd, const char *dir, ss_files_entry_cb cb, void *arg,
+int ss_files_ls(ss_stream *cs, const char *dir, ss_files_entry_cb cb, void *arg,
                 ss_files_err *err);
 
 /* Temporary name used for a transfer into `path`: "DIR/.BASE.sockstack-part". */

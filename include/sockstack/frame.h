@@ -37,6 +37,7 @@
 #include <sys/uio.h>
 
 #include "sockstack/config.h"
+#include "sockstack/dial.h"
 
 enum ss_frame_layout {
     SS_FRAME_BE32 = 0,
@@ -151,5 +152,8 @@ int ss_frame_write(int fd, enum ss_frame_layout layout, const void *payload,
  * payload arrives, so a lying length costs nothing. */
 int ss_frame_read(int fd, enum ss_frame_layout layout, uint64_t max,
                   uint8_t **out, size_t *len);
+/* The same from a stream, waiting in its loop (TLS, the user-space stack). */
+int ss_frame_read_stream(ss_stream *st, enum ss_frame_layout layout, uint64_t max,
+                         uint8_t **out, size_t *len);
 
 #endif

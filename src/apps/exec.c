@@ -589,40 +589,149 @@ static int client_msg(const uint8_t *p, size_t len, void *arg)
     }
 }
 
-static int send_fd_msg(int fd, uint8_t type, const void *p, size_t len)
+/* One message (header + type + payload) as one send, waiting in the loop. */
+static int send_msg_stream(ss_stream *st, uint8_t type, const void *p, size_t len)
 {
     uint8_t hdr[5];
     ss_frame_header_write(SS_FRAME_BE32, len + 1, hdr);
     hdr[4] = type;
     struct iovec iov[2] = {{hdr, 5}, {(void *)p, len}};
-    int cnt = len ? 2 : 1;
-    size_t total = 5 + len, done = 0;
-    while (done < total) {
-        ssize_t w = writev(fd, iov, cnt);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        done += (size_t)w;
-        size_t n = (size_t)w;
-        for (int i = 0; i < cnt && n; i++) {
-            size_t t = n < iov[i].iov_len ? n : iov[i].iov_len;
-            iov[i].iov_base = (uint8_t *)iov[i].iov_base + t;
-            iov[i].iov_len -= t;
-            n -= t;
+    return ss_stream_sendv_all(st, iov, len ? 2 : 1);
+}
+
+/* The client's conversation on the loop: stdin -> STDIN messages (one at a
+ * time: stdin is read again only when the last one went out), messages
+ * from the server -> out_fd / err_fd, until EXIT or SIGNAL. */
+struct xrun {
+    ss_stream *st;
+    struct xclient x;
+    ss_frame_decoder dec;
+    int in_fd;              /* -1 once EOF went out (or no stdin) */
+    bool in_watched;        /* in_fd registered with the loop */
+    bool in_pollable;       /* epoll takes it (not a regular file) */
+    ss_defer in_defer;      /* reads a non-pollable stdin */
+    uint8_t *obuf;          /* one STDIN message being sent */
+    size_t olen, ooff;
+    uint8_t *rbuf;
+    int rc;
+};
+
+static void xrun_watch(struct xrun *r);
+
+/* Send what obuf holds: 0 (all or some sent), or a failure. */
+static int xrun_flush(struct xrun *r)
+{
+    while (r->ooff < r->olen) {
+        ssize_t n = ss_sock_send(r->st->sock, r->obuf + r->ooff, r->olen - r->ooff);
+        if (n == -EAGAIN)
+            return 0;
+        if (n < 0) {
+            /* The server may have finished and closed: keep reading. */
+            if (n == -EPIPE || n == -ECONNRESET) {
+                r->olen = r->ooff = 0;
+                if (r->in_watched)
+                    ss_loop_io_del(r->st->loop, r->in_fd);
+                r->in_watched = false;
+                r->in_fd = -1;
+                return 0;
+            }
+            return (int)n;
         }
+        r->ooff += (size_t)n;
     }
+    r->olen = r->ooff = 0;
     return 0;
 }
 
-int ss_exec_client_run(int fd, int argc, char *const argv[], int in_fd,
-                       int out_fd, int err_fd, int *status,
-                       const char **err_msg)
+/* Read stdin once into a STDIN (or STDIN_EOF) message and start sending. */
+static void xrun_read_stdin(struct xrun *r)
 {
-    static __thread struct xclient x;
-    x = (struct xclient){.out_fd = out_fd, .err_fd = err_fd};
-    if (err_msg)
-        *err_msg = NULL;
+    if (r->in_fd < 0 || r->olen > 0 || r->rc < 0)
+        return;
+    ssize_t n = read(r->in_fd, r->obuf + 5, SS_EXEC_CHUNK);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n < 0) {
+        r->rc = -errno;
+        return;
+    }
+    ss_frame_header_write(SS_FRAME_BE32, (uint64_t)n + 1, r->obuf);
+    r->obuf[4] = n > 0 ? SS_EXEC_STDIN : SS_EXEC_STDIN_EOF;
+    r->olen = 5 + (size_t)n;
+    r->ooff = 0;
+    if (n == 0) {
+        if (r->in_watched)
+            ss_loop_io_del(r->st->loop, r->in_fd);
+        r->in_watched = false;
+        r->in_fd = -1;
+    }
+    int rc = xrun_flush(r);
+    if (rc < 0)
+        r->rc = rc;
+}
+
+static void xrun_stdin_cb(ss_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct xrun *r = arg;
+    xrun_read_stdin(r);
+    xrun_watch(r);
+}
+
+static void xrun_defer_cb(ss_loop *loop, void *arg)
+{
+    struct xrun *r = arg;
+    xrun_read_stdin(r);
+    xrun_watch(r);
+}
+
+static void xrun_sock_cb(ss_sock *s, unsigned events, void *arg)
+{
+    struct xrun *r = arg;
+    if ((events & SS_WRITE) && r->olen > 0) {
+        int rc = xrun_flush(r);
+        if (rc < 0)
+            r->rc = rc;
+    }
+    for (int i = 0; i < 16 && !r->x.done && r->rc == 0; i++) {
+        ssize_t n = ss_sock_recv(s, r->rbuf, SS_EXEC_CHUNK);
+        if (n == -EAGAIN)
+            break;
+        if (n <= 0) {
+            r->rc = n < 0 ? (int)n : -ECONNRESET;
+            break;
+        }
+        ssize_t d = ss_frame_decode(&r->dec, r->rbuf, (size_t)n, client_msg, &r->x);
+        if (d < 0)
+            r->rc = (int)d;
+    }
+    xrun_watch(r);
+}
+
+/* Ask for what the conversation waits for: the server's messages always;
+ * the socket's room while a message is half sent; stdin otherwise. */
+static void xrun_watch(struct xrun *r)
+{
+    if (r->rc < 0 || r->x.done)
+        return;
+    int rc = ss_sock_watch(r->st->sock, r->st->loop, SS_READ | (r->olen ? SS_WRITE : 0),
+                           xrun_sock_cb, r);
+    bool want_in = r->in_fd >= 0 && r->olen == 0;
+    if (rc == 0 && r->in_fd >= 0 && r->in_pollable)
+        rc = ss_loop_io_mod(r->st->loop, r->in_fd, want_in ? SS_READ : 0);
+    if (rc == 0 && want_in && !r->in_pollable)
+        ss_loop_defer(r->st->loop, &r->in_defer);
+    if (rc < 0)
+        r->rc = rc;
+}
+
+int ss_exec_client_run(ss_stream *st, int argc, char *const argv[], int in_fd,
+                       int out_fd, int err_fd, int *status, char *err_msg,
+                       size_t err_cap)
+{
+    struct xrun r = {.st = st, .in_fd = in_fd};
+    r.x = (struct xclient){.out_fd = out_fd, .err_fd = err_fd};
+    if (err_msg && err_cap)
+        err_msg[0] = '\0';
     /* REQUEST: flags, then NUL-terminated arguments. */
     size_t need = 1;
     for (int i = 0; i < argc; i++)
@@ -639,66 +748,43 @@ int ss_exec_client_run(int fd, int argc, char *const argv[], int in_fd,
         memcpy(req + off, argv[i], l);
         off += l;
     }
-    int rc = send_fd_msg(fd, SS_EXEC_REQUEST, req, need);
+    int rc = send_msg_stream(st, SS_EXEC_REQUEST, req, need);
     free(req);
     if (rc < 0)
         return rc;
-    if (in_fd < 0 && (rc = send_fd_msg(fd, SS_EXEC_STDIN_EOF, NULL, 0)) < 0)
+    if (in_fd < 0 && (rc = send_msg_stream(st, SS_EXEC_STDIN_EOF, NULL, 0)) < 0)
         return rc;
 
-    ss_frame_decoder dec;
-    ss_frame_decoder_init(&dec, SS_FRAME_BE32, SS_EXEC_FRAME_MAX);
-    uint8_t *buf = malloc(SS_EXEC_CHUNK);
-    if (!buf)
-        return -ENOMEM;
-    rc = 0;
-    while (!x.done) {
-        struct pollfd pf[2] = {{fd, POLLIN, 0}, {in_fd, POLLIN, 0}};
-        int n = poll(pf, in_fd >= 0 ? 2 : 1, -1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            break;
-        }
-        if (in_fd >= 0 && pf[1].revents) {
-            ssize_t r = read(in_fd, buf, SS_EXEC_CHUNK);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r > 0)
-                rc = send_fd_msg(fd, SS_EXEC_STDIN, buf, (size_t)r);
-            else {
-                rc = send_fd_msg(fd, SS_EXEC_STDIN_EOF, NULL, 0);
-                in_fd = -1;
-            }
-            /* The server may have finished and closed: keep reading. */
-            if (rc == -EPIPE || rc == -ECONNRESET) {
-                rc = 0;
-                in_fd = -1;
-            }
-            if (rc < 0)
-                break;
-        }
-        if (pf[0].revents) {
-            ssize_t r = read(fd, buf, SS_EXEC_CHUNK);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                rc = r < 0 ? -errno : -ECONNRESET;
-                break;
-            }
-            ssize_t d = ss_frame_decode(&dec, buf, (size_t)r, client_msg, &x);
-            if (d < 0) {
-                rc = (int)d;
-                break;
-            }
-        }
+    ss_frame_decoder_init(&r.dec, SS_FRAME_BE32, SS_EXEC_FRAME_MAX);
+    ss_defer_init(&r.in_defer, xrun_defer_cb, &r);
+    r.rbuf = malloc(SS_EXEC_CHUNK);
+    r.obuf = malloc(SS_EXEC_CHUNK + 5);
+    if (!r.rbuf || !r.obuf)
+        r.rc = -ENOMEM;
+    if (r.rc == 0 && in_fd >= 0) {
+        /* A regular file or /dev/null is always ready, and epoll refuses
+         * it: read it from a deferred task instead. */
+        int e = ss_loop_io_add(st->loop, in_fd, SS_READ, xrun_stdin_cb, &r);
+        r.in_pollable = r.in_watched = e == 0;
+        if (e < 0 && e != -EPERM)
+            r.rc = e;
     }
-    free(buf);
-    ss_frame_decoder_free(&dec);
-    if (x.err_msg[0] && err_msg)
-        *err_msg = x.err_msg;
-    if (x.done)
-        *status = x.status;
-    return x.done ? 0 : rc;
+    xrun_watch(&r);
+    while (!r.x.done && r.rc == 0) {
+        int e = ss_loop_run_once(st->loop, -1);
+        if (e < 0)
+            r.rc = e;
+    }
+    if (r.in_watched)
+        ss_loop_io_del(st->loop, r.in_fd);
+    ss_loop_defer_cancel(st->loop, &r.in_defer);
+    ss_sock_unwatch(st->sock);
+    free(r.rbuf);
+    free(r.obuf);
+    ss_frame_decoder_free(&r.dec);
+    if (r.x.err_msg[0] && err_msg && err_cap)
+        snprintf(err_msg, err_cap, "%s", r.x.err_msg);
+    if (r.x.done)
+        *status = r.x.status;
+    return r.x.done ? 0 : r.rc;
 }

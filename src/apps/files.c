@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,46 +568,20 @@ const ss_service *ss_files_service(void)
 
 /* ---- clients ---------------------------------------------------------------- */
 
-static int send_fd(int fd, uint8_t type, const void *a, size_t alen, const void *b,
-                   size_t blen)
+static int send_st(ss_stream *st, uint8_t type, const void *a, size_t alen,
+                   const void *b, size_t blen)
 {
     uint8_t hdr[5];
     ss_frame_header_write(SS_FRAME_BE32, 1 + alen + blen, hdr);
     hdr[4] = type;
     struct iovec iov[3] = {{hdr, 5}, {(void *)a, alen}, {(void *)b, blen}};
-    size_t left = 5 + alen + blen;
-    struct iovec *v = iov;
-    int cnt = 3;
-    while (left) {
-        ssize_t w = writev(fd, v, cnt);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        left -= (size_t)w;
-        size_t n = (size_t)w;
-        while (cnt && n >= v->iov_len) {
-            n -= v->iov_len;
-            v++;
-            cnt--;
-        }
-        if (cnt) {
-            v->iov_base = (uint8_t *)v->iov_base + n;
-            v->iov_len -= n;
-        }
-    }
-    return 0;
+    return ss_stream_sendv_all(st, iov, 3);
 }
 
-/* Next message: 1 with *p and *len (free *p), or a negative code. An ERROR
- * message becomes SS_EREMOTE with its text in err. */
-static int recv_msg(int fd, uint8_t **p, size_t *len, ss_files_err *err)
+/* A message just read: 1, or SS_EPEERPROTO for an empty one, or SS_EREMOTE
+ * with the text of an ERROR in err (the message is then freed). */
+static int msg_check(uint8_t **p, size_t *len, ss_files_err *err)
 {
-    int rc = ss_frame_read(fd, SS_FRAME_BE32, SS_FILES_FRAME_MAX, p, len);
-    if (rc == 0)
-        return -ECONNRESET;
-    if (rc < 0)
-        return rc == -EPIPE ? -ECONNRESET : rc;
     if (*len == 0) {
         free(*p);
         *p = NULL;
@@ -623,10 +596,53 @@ static int recv_msg(int fd, uint8_t **p, size_t *len, ss_files_err *err)
     return 1;
 }
 
-static int expect(int fd, uint8_t type, size_t minlen, uint8_t **p, size_t *len,
+/* Next message: 1 with *p and *len (free *p), or a negative code. An ERROR
+ * message becomes SS_EREMOTE with its text in err. */
+static int recv_msg(ss_stream *st, uint8_t **p, size_t *len, ss_files_err *err)
+{
+    int rc = ss_frame_read_stream(st, SS_FRAME_BE32, SS_FILES_FRAME_MAX, p, len);
+    if (rc == 0)
+        return -ECONNRESET;
+    if (rc < 0)
+        return rc == -EPIPE ? -ECONNRESET : rc;
+    return msg_check(p, len, err);
+}
+
+/* During the data the server speaks only to refuse (disk full ...): 0 if
+ * it has said nothing yet (without waiting), else its message as recv_msg
+ * gives it. A TLS socket may be readable for records that carry no data
+ * (session tickets): only a message counts. */
+static int recv_msg_now(ss_stream *st, uint8_t **p, size_t *len, ss_files_err *err)
+{
+    uint8_t hdr[4];
+    ssize_t n = ss_sock_recv(st->sock, hdr, sizeof hdr);
+    if (n == -EAGAIN)
+        return 0;
+    if (n <= 0)
+        return n == 0 ? -ECONNRESET : (int)n;
+    int rc = (size_t)n < sizeof hdr ? ss_stream_read_exact(st, hdr + n, sizeof hdr - (size_t)n) : 0;
+    if (rc != 0)
+        return rc == 1 || rc == -EPIPE ? -ECONNRESET : rc;
+    uint64_t need = ss_frame_header_read(SS_FRAME_BE32, hdr);
+    if (need > SS_FILES_FRAME_MAX)
+        return SS_EFRAMESIZE;
+    *p = malloc(need ? need : 1);
+    if (!*p)
+        return -ENOMEM;
+    *len = (size_t)need;
+    rc = ss_stream_read_exact(st, *p, *len);
+    if (rc != 0) {
+        free(*p);
+        *p = NULL;
+        return rc == 1 || rc == -EPIPE ? -ECONNRESET : rc;
+    }
+    return msg_check(p, len, err);
+}
+
+static int expect(ss_stream *st, uint8_t type, size_t minlen, uint8_t **p, size_t *len,
                   ss_files_err *err)
 {
-    int rc = recv_msg(fd, p, len, err);
+    int rc = recv_msg(st, p, len, err);
     if (rc < 0)
         return rc;
     if ((*p)[0] != type || *len < minlen) {
@@ -637,7 +653,7 @@ static int expect(int fd, uint8_t type, size_t minlen, uint8_t **p, size_t *len,
     return 0;
 }
 
-int ss_files_put(int fd, const char *local, const char *remote, bool resume,
+int ss_files_put(ss_stream *cs, const char *local, const char *remote, bool resume,
                  ss_files_progress_cb cb, void *arg, ss_files_err *err)
 {
     err->msg[0] = '\0';
@@ -662,9 +678,9 @@ int ss_files_put(int fd, const char *local, const char *remote, bool resume,
     EVP_MD_CTX *sha = EVP_MD_CTX_new();
     int rc = sha && EVP_DigestInit_ex(sha, EVP_sha256(), NULL) ? 0 : -ENOMEM;
     if (!rc)
-        rc = send_fd(fd, SS_FILES_PUT, h, 13, remote, strlen(remote));
+        rc = send_st(cs, SS_FILES_PUT, h, 13, remote, strlen(remote));
     if (!rc)
-        rc = expect(fd, SS_FILES_OK, 9, &m, &mlen, err);
+        rc = expect(cs, SS_FILES_OK, 9, &m, &mlen, err);
     if (rc < 0)
         goto out;
     uint64_t off = get_u64(m + 1);
@@ -698,16 +714,14 @@ int ss_files_put(int fd, const char *local, const char *remote, bool resume,
         if ((uint64_t)r > size - done)
             r = (ssize_t)(size - done);
         EVP_DigestUpdate(sha, buf, (size_t)r);
-        if ((rc = send_fd(fd, SS_FILES_DATA, buf, (size_t)r, NULL, 0)) < 0)
+        if ((rc = send_st(cs, SS_FILES_DATA, buf, (size_t)r, NULL, 0)) < 0)
             break;
         done += (uint64_t)r;
         if (cb)
             cb(done, size, arg);
         /* The server speaks during the data only to refuse (disk full ...). */
-        struct pollfd pf = {fd, POLLIN, 0};
-        if (poll(&pf, 1, 0) > 0) {
-            rc = recv_msg(fd, &m, &mlen, err);
-            if (rc >= 0) {
+        if ((rc = recv_msg_now(cs, &m, &mlen, err)) != 0) {
+            if (rc > 0) {
                 free(m);
                 m = NULL;
                 rc = SS_EPEERPROTO;
@@ -717,7 +731,7 @@ int ss_files_put(int fd, const char *local, const char *remote, bool resume,
     }
     if (rc == -EPIPE || rc == -ECONNRESET) {
         /* Refused mid-way: the reason is waiting to be read. */
-        int r2 = recv_msg(fd, &m, &mlen, err);
+        int r2 = recv_msg(cs, &m, &mlen, err);
         if (r2 == SS_EREMOTE)
             rc = r2;
         else if (r2 > 0)
@@ -729,9 +743,9 @@ int ss_files_put(int fd, const char *local, const char *remote, bool resume,
     uint8_t md[32];
     unsigned mdl = 32;
     EVP_DigestFinal_ex(sha, md, &mdl);
-    if ((rc = send_fd(fd, SS_FILES_END, md, 32, NULL, 0)) < 0)
+    if ((rc = send_st(cs, SS_FILES_END, md, 32, NULL, 0)) < 0)
         goto out;
-    if ((rc = expect(fd, SS_FILES_OK, 9, &m, &mlen, err)) < 0)
+    if ((rc = expect(cs, SS_FILES_OK, 9, &m, &mlen, err)) < 0)
         goto out;
     rc = get_u64(m + 1) == size ? 0 : SS_EPEERPROTO;
     free(m);
@@ -743,7 +757,7 @@ out:
     return rc;
 }
 
-int ss_files_get(int fd, const char *remote, const char *local, bool resume,
+int ss_files_get(ss_stream *cs, const char *remote, const char *local, bool resume,
                  ss_files_progress_cb cb, void *arg, ss_files_err *err)
 {
     err->msg[0] = '\0';
@@ -779,9 +793,9 @@ int ss_files_get(int fd, const char *remote, const char *local, bool resume,
     g[0] = resume ? SS_FILES_FLAG_RESUME : 0;
     put_u64(g + 1, off);
     if (!rc)
-        rc = send_fd(fd, SS_FILES_GET, g, 9, remote, strlen(remote));
+        rc = send_st(cs, SS_FILES_GET, g, 9, remote, strlen(remote));
     if (!rc)
-        rc = expect(fd, SS_FILES_HEADER, 13, &m, &mlen, err);
+        rc = expect(cs, SS_FILES_HEADER, 13, &m, &mlen, err);
     if (rc < 0) {
         keep_part = resume && rc != SS_EREMOTE;
         goto out;
@@ -797,7 +811,7 @@ int ss_files_get(int fd, const char *remote, const char *local, bool resume,
     }
     uint64_t done = off;
     for (;;) {
-        if ((rc = recv_msg(fd, &m, &mlen, err)) < 0)
+        if ((rc = recv_msg(cs, &m, &mlen, err)) < 0)
             goto out;
         if (m[0] == SS_FILES_DATA) {
             if (done + (mlen - 1) > size) {
@@ -852,15 +866,15 @@ out:
     return rc;
 }
 
-int ss_files_ls(int fd, const char *dir, ss_files_entry_cb cb, void *arg,
+int ss_files_ls(ss_stream *cs, const char *dir, ss_files_entry_cb cb, void *arg,
                 ss_files_err *err)
 {
     err->msg[0] = '\0';
-    int rc = send_fd(fd, SS_FILES_LIST, dir, strlen(dir), NULL, 0);
+    int rc = send_st(cs, SS_FILES_LIST, dir, strlen(dir), NULL, 0);
     while (rc >= 0) {
         uint8_t *m;
         size_t mlen;
-        if ((rc = recv_msg(fd, &m, &mlen, err)) < 0)
+        if ((rc = recv_msg(cs, &m, &mlen, err)) < 0)
             break;
         if (m[0] == SS_FILES_LISTEND) {
             free(m);

@@ -21,6 +21,8 @@
 
 #include "cli/chat_ui.h"
 #include "cli/cli.h"
+#include "cli/sockopt_cli.h"
+#include "cli/tls_cli.h"
 #include "sockstack/chat.h"
 #include "sockstack/chat_client.h"
 #include "sockstack/chat_p2p.h"
@@ -47,6 +49,9 @@ struct chat_client {
     ss_loop *loop;
     const char *host, *port, *nick, *password, *dir;
     bool reconnect;
+    ss_sockopts so;            /* the shared socket options */
+    ss_tls_ctx *tls;           /* --tls: a client context, else NULL */
+    const char *servername;    /* the name the server's certificate shows */
     ss_sock *s;
     enum { ST_OFFLINE, ST_CONNECTING, ST_CONNECTED } state;
     char peer[SS_ADDR_STRLEN];
@@ -695,12 +700,28 @@ static void connected(struct chat_client *cl)
         maybe_finish_stdin(cl);
 }
 
+/* Why s failed with err: the TLS reason when there is one. */
+static const char *sock_why(ss_sock *s, int err, char *buf, size_t cap)
+{
+    if (ss_sock_is_tls(s) && ss_tls_error(s, buf, cap) > 0)
+        return buf;
+    return ss_strerror(err);
+}
+
 static void sock_cb(ss_sock *s, unsigned ev, void *arg)
 {
     struct chat_client *cl = arg;
+    char why[256];
     if (cl->state == ST_CONNECTING) {
         int err = ss_sock_error(s);
         if (err) {
+            drop(cl, ss_strerror(err));
+            return;
+        }
+        /* TLS: the handshake runs on the first reads and writes; a
+         * certificate that does not verify drops the connection. */
+        if (cl->tls && !ss_sock_is_tls(s) && (ss_sock_unwatch(s), true) &&
+            (err = ss_tls_wrap(cl->tls, s, cl->servername, &cl->s)) < 0) {
             drop(cl, ss_strerror(err));
             return;
         }
@@ -711,7 +732,7 @@ static void sock_cb(ss_sock *s, unsigned ev, void *arg)
         char buf[65536];
         ssize_t n = ss_sock_recv(s, buf, sizeof buf);
         if (n == 0 || (n < 0 && n != -EAGAIN)) {
-            drop(cl, n == 0 ? "server closed the connection" : ss_strerror((int)n));
+            drop(cl, n == 0 ? "server closed the connection" : sock_why(s, (int)n, why, sizeof why));
             return;
         }
         if (n > 0)
@@ -722,7 +743,7 @@ static void sock_cb(ss_sock *s, unsigned ev, void *arg)
     if ((ev & SS_WRITE) && cl->out_len) {
         ssize_t n = ss_sock_send(s, cl->out, cl->out_len);
         if (n < 0 && n != -EAGAIN) {
-            drop(cl, ss_strerror((int)n));
+            drop(cl, sock_why(s, (int)n, why, sizeof why));
             return;
         }
         if (n > 0) {
@@ -743,10 +764,14 @@ static void client_connect(struct chat_client *cl)
         return;
     }
     ss_addr_format(&addrs[0], cl->peer, sizeof cl->peer);
-    int err = ss_sock_connect_to(ss_backend_kernel(), &addrs[0], SS_STREAM, NULL, NULL,
-                                 &cl->s, NULL);
+    const char *failed = NULL;
+    int err = ss_sock_connect_to(ss_backend_kernel(), &addrs[0], SS_STREAM, &cl->so, NULL,
+                                 &cl->s, &failed);
     if (err < 0 && err != -EINPROGRESS) {
-        drop(cl, ss_strerror(err));
+        char why[160];
+        snprintf(why, sizeof why, "%s%s%s", failed ? failed : "", failed ? ": " : "",
+                 ss_strerror(err));
+        drop(cl, why);
         return;
     }
     set_state(cl, ST_CONNECTING);
@@ -849,13 +874,14 @@ static void usage(FILE *out)
             "      --plain           line mode even on a terminal\n"
             "      --no-reconnect    exit 1 when the connection is lost\n"
             "  -h, --help            this help\n"
-            "\n"
+            "\n%s\n%s\n"
             "Typed commands: /send NICK PATH, /accept ID, /decline ID, /msg NICK TEXT,\n"
             "/who, /history [N], /me ACTION, /register PW, /help, /quit.\n"
             "Point-to-point: /connect NICK (or F2 and Enter on the screen) asks the\n"
             "server to introduce you; the path (direct, hole punched through NAT, or\n"
             "relayed) is shown. Then /to NICK TEXT and /sendto NICK PATH (on the\n"
-            "screen: type in the peer's tab, /send PATH there).\n");
+            "screen: type in the peer's tab, /send PATH there).\n",
+            cli_tls_client_help, cli_sockopt_help);
 }
 
 int cmd_chat(int argc, char **argv)
@@ -868,10 +894,15 @@ int cmd_chat(int argc, char **argv)
         {"plain", no_argument, NULL, OPT_PLAIN},
         {"no-reconnect", no_argument, NULL, OPT_NORECONNECT},
         {"help", no_argument, NULL, 'h'},
+        CLI_TLS_CLIENT_LONGOPTS,
+        CLI_SOCKOPT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     struct chat_client cl = {.dir = ".", .reconnect = true,
                              .backoff_ms = SS_CHAT_BACKOFF_MIN_MS};
+    struct cli_tls tls;
+    cli_tls_init(&tls);
+    ss_sockopts_init(&cl.so);
     bool plain = false;
     int c;
     optind = 1;
@@ -883,9 +914,18 @@ int cmd_chat(int argc, char **argv)
         case OPT_PLAIN: plain = true; break;
         case OPT_NORECONNECT: cl.reconnect = false; break;
         case 'h': usage(stdout); return CLI_OK;
-        default: return cli_usage_error("chat ", "unknown option");
+        default:
+            if (cli_tls_parse(c, optarg, &tls))
+                break;
+            switch (cli_sockopt_parse(c, optarg, &cl.so)) {
+            case 1: continue;
+            case -1: return CLI_USAGE;
+            }
+            return cli_usage_error("chat ", "unknown option");
         }
     }
+    if (cli_tls_check(&tls, false, "chat ") != 0)
+        return CLI_USAGE;
     if (argc - optind != 2)
         return cli_usage_error("chat ", "expected HOST PORT");
     if (!cl.nick)
@@ -901,6 +941,11 @@ int cmd_chat(int argc, char **argv)
         return CLI_USAGE;
     cl.host = argv[optind];
     cl.port = argv[optind + 1];
+    char bare[256];
+    cl.servername = tls.servername ? tls.servername
+                                   : cli_tls_host_name(cl.host, bare, sizeof bare);
+    if (cli_tls_ctx(&tls, false, &cl.tls) != 0)
+        return CLI_RUNTIME;
 
     cl.out = malloc(OUT_MAX);
     cl.pend = malloc(OUT_MAX);
@@ -910,6 +955,7 @@ int cmd_chat(int argc, char **argv)
         free(cl.out);
         free(cl.pend);
         ss_chat_client_free(cl.dec);
+        ss_tls_ctx_free(cl.tls);
         return CLI_RUNTIME;
     }
     ss_timer_init(&cl.retry, retry_cb, &cl);
@@ -938,5 +984,6 @@ int cmd_chat(int argc, char **argv)
     free(cl.out);
     free(cl.pend);
     ss_chat_client_free(cl.dec);
+    ss_tls_ctx_free(cl.tls);
     return cl.exit_code;
 }

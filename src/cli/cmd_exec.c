@@ -26,7 +26,9 @@ static void usage(FILE *out)
             "  -k, --key-file FILE   shared key (required)\n"
             "  -n, --no-stdin        do not forward stdin (the command reads EOF)\n"
             "  -v, --verbose         log the connection steps\n"
-            "  -h, --help            show this help\n");
+            "  -h, --help            show this help\n"
+            "\n%s\n%s\n%s",
+            cli_client_help, cli_tls_client_help, cli_sockopt_help);
 }
 
 int cmd_exec(int argc, char **argv)
@@ -36,10 +38,13 @@ int cmd_exec(int argc, char **argv)
         {"no-stdin", no_argument, NULL, 'n'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
+        CLI_CLIENT_LONGOPTS,
         {0, 0, 0, 0},
     };
     const char *keyfile = NULL;
     bool no_stdin = false;
+    struct cli_client_opts co;
+    cli_client_opts_init(&co);
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:nvh", opts, NULL)) != -1) {
@@ -48,28 +53,39 @@ int cmd_exec(int argc, char **argv)
         case 'n': no_stdin = true; break;
         case 'v': cli_log_level = CLI_LOG_DEBUG; break;
         case 'h': usage(stdout); return CLI_OK;
-        default: return cli_usage_error("exec ", "bad option");
+        default:
+            switch (cli_client_parse(c, optarg, &co, "exec ")) {
+            case 1: continue;
+            case -1: return CLI_USAGE;
+            }
+            return cli_usage_error("exec ", "bad option");
         }
     }
+    if (cli_client_check(&co, "exec ") != 0)
+        return CLI_USAGE;
     if (argc - optind < 3)
         return cli_usage_error("exec ", "need HOST PORT -- COMMAND");
     if (!keyfile)
         return cli_usage_error("exec ", "--key-file is required");
     const char *host = argv[optind], *port = argv[optind + 1];
-    int fd = cli_connect_auth(host, port, keyfile);
-    if (fd < 0)
+    struct cli_session ses;
+    if (cli_connect_auth(host, port, keyfile, &co, &ses) < 0)
         return EXEC_OWN_ERROR;
     int status = 0;
-    const char *msg = NULL;
-    int rc = ss_exec_client_run(fd, argc - optind - 2, argv + optind + 2,
+    char msg[512];
+    int rc = ss_exec_client_run(&ses.st, argc - optind - 2, argv + optind + 2,
                                 no_stdin ? -1 : STDIN_FILENO, STDOUT_FILENO,
-                                STDERR_FILENO, &status, &msg);
-    close(fd);
-    if (msg)
+                                STDERR_FILENO, &status, msg, sizeof msg);
+    if (msg[0])
         cli_error("server: %s", msg);
     if (rc < 0) {
-        cli_error("exec: %s", ss_strerror(rc));
+        char why[256] = "";
+        if (ss_sock_is_tls(ses.st.sock))
+            ss_tls_error(ses.st.sock, why, sizeof why);
+        cli_error("exec: %s", why[0] ? why : ss_strerror(rc));
+        cli_session_close(&ses);
         return EXEC_OWN_ERROR;
     }
+    cli_session_close(&ses);
     return status;
 }

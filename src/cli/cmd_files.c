@@ -63,7 +63,9 @@ static void usage(FILE *out, const char *cmd)
         fprintf(out, "  -r, --resume          continue an interrupted transfer\n"
                      "  -q, --quiet           no progress bar (shown only on a terminal)\n");
     fprintf(out, "  -v, --verbose         log the connection steps\n"
-                 "  -h, --help            show this help\n");
+                 "  -h, --help            show this help\n"
+                 "\n%s\n%s\n%s",
+            cli_client_help, cli_tls_client_help, cli_sockopt_help);
 }
 
 static void print_entry(const ss_files_entry *e, void *arg)
@@ -84,8 +86,11 @@ static int files_main(const char *cmd, int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
+        CLI_CLIENT_LONGOPTS,
         {0, 0, 0, 0},
     };
+    struct cli_client_opts co;
+    cli_client_opts_init(&co);
     char errcmd[16];
     snprintf(errcmd, sizeof errcmd, "%s ", cmd);
     const char *keyfile = NULL;
@@ -100,9 +105,16 @@ static int files_main(const char *cmd, int argc, char **argv)
         case 'q': quiet = true; break;
         case 'v': cli_log_level = CLI_LOG_DEBUG; break;
         case 'h': usage(stdout, cmd); return CLI_OK;
-        default: return cli_usage_error(errcmd, "bad option");
+        default:
+            switch (cli_client_parse(c, optarg, &co, errcmd)) {
+            case 1: continue;
+            case -1: return CLI_USAGE;
+            }
+            return cli_usage_error(errcmd, "bad option");
         }
     }
+    if (cli_client_check(&co, errcmd) != 0)
+        return CLI_USAGE;
     int nargs = argc - optind;
     if (is_ls ? (nargs < 2 || nargs > 3) : (nargs < 3 || nargs > 4))
         return cli_usage_error(errcmd, "wrong number of arguments");
@@ -116,8 +128,8 @@ static int files_main(const char *cmd, int argc, char **argv)
     snprintf(defname, sizeof defname, "%s", a);
     const char *b = nargs > 3 ? argv[optind + 3] : basename(defname);
 
-    int fd = cli_connect_auth(host, port, keyfile);
-    if (fd < 0)
+    struct cli_session ses;
+    if (cli_connect_auth(host, port, keyfile, &co, &ses) < 0)
         return CLI_RUNTIME;
     struct progress pr = {.on = !quiet && isatty(STDERR_FILENO)};
     clock_gettime(CLOCK_MONOTONIC, &pr.start);
@@ -125,12 +137,19 @@ static int files_main(const char *cmd, int argc, char **argv)
     ss_files_err err;
     int rc;
     if (is_ls)
-        rc = ss_files_ls(fd, a, print_entry, NULL, &err);
+        rc = ss_files_ls(&ses.st, a, print_entry, NULL, &err);
     else if (!strcmp(cmd, "put"))
-        rc = ss_files_put(fd, a, b, resume, on_progress, &pr, &err);
+        rc = ss_files_put(&ses.st, a, b, resume, on_progress, &pr, &err);
     else
-        rc = ss_files_get(fd, a, b, resume, on_progress, &pr, &err);
-    close(fd);
+        rc = ss_files_get(&ses.st, a, b, resume, on_progress, &pr, &err);
+    char why[256] = "";
+    if (rc < 0 && ss_sock_is_tls(ses.st.sock))
+        ss_tls_error(ses.st.sock, why, sizeof why);
+    cli_session_close(&ses);
+    if (why[0]) {
+        cli_error("%s: TLS: %s", cmd, why);
+        return CLI_RUNTIME;
+    }
     if (pr.on)
         fputc('\n', stderr);
     if (rc == SS_EREMOTE) {

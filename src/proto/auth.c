@@ -450,3 +450,45 @@ void ss_auth_throttle_ok(ss_auth_throttle *t, const struct sockaddr *sa)
     if (s)
         memset(s, 0, sizeof *s);
 }
+
+int ss_auth_run_stream(ss_auth *a, ss_stream *st, int timeout_ms)
+{
+    ss_loop_update_time(st->loop);
+    uint64_t deadline = ss_loop_now(st->loop) + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    while (!ss_auth_done(a)) {
+        if (ss_auth_failed(a))
+            return a->err;
+        const uint8_t *p;
+        size_t out = ss_auth_output(a, &p);
+        ssize_t n;
+        if (out) {
+            n = ss_sock_send(st->sock, p, out);
+            if (n > 0)
+                ss_auth_output_done(a, (size_t)n);
+        } else {
+            uint8_t buf[2 * SS_AUTH_CHALLENGE_LEN];
+            size_t want = ss_auth_want(a);
+            n = ss_sock_recv(st->sock, buf, want < sizeof buf ? want : sizeof buf);
+            if (n == 0)
+                return -ECONNRESET;
+            if (n > 0) {
+                ssize_t c = ss_auth_input(a, buf, (size_t)n);
+                if (c < 0)
+                    return (int)c;
+            }
+        }
+        if (n >= 0)
+            continue;
+        if (n != -EAGAIN && n != -EINTR)
+            return (int)n;
+        ss_loop_update_time(st->loop);
+        uint64_t now = ss_loop_now(st->loop);
+        if (timeout_ms > 0 && now >= deadline)
+            return -ETIMEDOUT;
+        int r = ss_sock_wait(st->sock, st->loop, out ? SS_WRITE : SS_READ,
+                             timeout_ms > 0 ? (int)(deadline - now) : -1);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}

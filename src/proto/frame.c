@@ -365,17 +365,33 @@ int ss_frame_write(int fd, enum ss_frame_layout layout, const void *payload,
     return w < 0 ? (int)w : 0;
 }
 
+/* Some bytes from a source: count, 0 at its end, or a negative code. */
+typedef ssize_t (*read_fn)(void *src, void *buf, size_t cap);
+
+static ssize_t fd_read(void *src, void *buf, size_t cap)
+{
+    for (;;) {
+        ssize_t r = read(*(int *)src, buf, cap);
+        if (r >= 0)
+            return r;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+static ssize_t stream_read(void *src, void *buf, size_t cap)
+{
+    return ss_stream_recv(src, buf, cap);
+}
+
 /* Read exactly len bytes; 0 ok, 1 EOF before any byte, -EPIPE EOF after some. */
-static int read_exact(int fd, uint8_t *p, size_t len)
+static int read_exact(read_fn rd, void *src, uint8_t *p, size_t len)
 {
     size_t got = 0;
     while (got < len) {
-        ssize_t r = read(fd, p + got, len - got);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
+        ssize_t r = rd(src, p + got, len - got);
+        if (r < 0)
+            return (int)r;
         if (r == 0)
             return got == 0 ? 1 : -EPIPE;
         got += (size_t)r;
@@ -383,14 +399,15 @@ static int read_exact(int fd, uint8_t *p, size_t len)
     return 0;
 }
 
-int ss_frame_read(int fd, enum ss_frame_layout layout, uint64_t max,
-                  uint8_t **out, size_t *len)
+/* One message from rd (see ss_frame_read). */
+static int frame_read(read_fn rd, void *src, enum ss_frame_layout layout, uint64_t max,
+                      uint8_t **out, size_t *len)
 {
     uint8_t hdr[8];
     size_t hl = ss_frame_header_len(layout);
     *out = NULL;
     *len = 0;
-    int rc = read_exact(fd, hdr, hl);
+    int rc = read_exact(rd, src, hdr, hl);
     if (rc == 1)
         return 0;
     if (rc < 0)
@@ -414,17 +431,26 @@ int ss_frame_read(int fd, enum ss_frame_layout layout, uint64_t max,
             buf = nb;
             cap = nc;
         }
-        ssize_t r = read(fd, buf + have, cap - have);
-        if (r < 0 && errno == EINTR)
-            continue;
+        ssize_t r = rd(src, buf + have, cap - have);
         if (r <= 0) {
-            int e = r < 0 ? -errno : -EPIPE;
             free(buf);
-            return e;
+            return r < 0 ? (int)r : -EPIPE;
         }
         have += (size_t)r;
     }
     *out = buf;
     *len = (size_t)need;
     return 1;
+}
+
+int ss_frame_read(int fd, enum ss_frame_layout layout, uint64_t max,
+                  uint8_t **out, size_t *len)
+{
+    return frame_read(fd_read, &fd, layout, max, out, len);
+}
+
+int ss_frame_read_stream(ss_stream *st, enum ss_frame_layout layout, uint64_t max,
+                         uint8_t **out, size_t *len)
+{
+    return frame_read(stream_read, st, layout, max, out, len);
 }

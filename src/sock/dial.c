@@ -189,3 +189,60 @@ int ss_dial(ss_loop *loop, const char *host, const char *port,
                  ss_strerror(rc));
     return rc;
 }
+
+ssize_t ss_stream_recv(ss_stream *st, void *buf, size_t cap)
+{
+    return ss_sock_recv_wait(st->sock, st->loop, buf, cap, st->timeout_ms);
+}
+
+int ss_stream_send_all(ss_stream *st, const void *buf, size_t len)
+{
+    return ss_sock_send_all(st->sock, st->loop, buf, len, st->timeout_ms);
+}
+
+int ss_stream_sendv_all(ss_stream *st, const struct iovec *iov_in, int iovcnt)
+{
+    struct iovec iov[8];
+    if (iovcnt > 8)
+        return -EINVAL;
+    memcpy(iov, iov_in, (size_t)iovcnt * sizeof *iov);
+    struct iovec *v = iov;
+    int cnt = iovcnt;
+    while (cnt > 0 && v->iov_len == 0)
+        v++, cnt--;
+    while (cnt > 0) {
+        ssize_t n = ss_sock_sendv(st->sock, v, cnt);
+        if (n == -EAGAIN || n == -EINTR) {
+            int r = ss_sock_wait(st->sock, st->loop, SS_WRITE, st->timeout_ms);
+            if (r < 0)
+                return r;
+            continue;
+        }
+        if (n < 0)
+            return (int)n;
+        size_t k = (size_t)n;
+        while (cnt > 0 && k >= v->iov_len) {
+            k -= v->iov_len;
+            v++, cnt--;
+        }
+        if (cnt > 0) {
+            v->iov_base = (char *)v->iov_base + k;
+            v->iov_len -= k;
+        }
+    }
+    return 0;
+}
+
+int ss_stream_read_exact(ss_stream *st, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = ss_stream_recv(st, (char *)buf + got, len - got);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            return got == 0 ? 1 : -EPIPE;
+        got += (size_t)n;
+    }
+    return 0;
+}
