@@ -40,8 +40,10 @@ typedef struct ss_auth_key {
 } ss_auth_key;
 
 /* Load the key: the file's first line without its newline ("\n" or
- * "\r\n"). Returns 0, SS_EKEYPERM if the file is readable or writable by
- * group or others (like ssh), SS_EKEYFMT if the first line is empty or
+ * "\r\n"). Returns 0, SS_EKEYOWNER if the file's owner is not this
+ * process's effective user, SS_EKEYPERM if the file is readable or
+ * writable by group or others (like ssh: whoever can write it can replace
+ * the key), SS_EKEYFMT if the first line is empty or
  * longer than SS_AUTH_KEY_MAX, or a negative errno (-ENOENT, -EACCES). */
 int ss_auth_key_load(const char *path, ss_auth_key *out);
 /* Use len raw bytes as the key (tests, embedding). SS_EKEYFMT if empty or

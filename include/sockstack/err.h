@@ -12,8 +12,9 @@
 /* X(name, value, message): the one table of sockstack's own codes. */
 #define SS_ERR_TABLE(X)                                                          \
     X(SS_EAUTH,      -10001, "authentication failed")                           \
-    X(SS_EKEYPERM,   -10002, "key file is readable by group or others")         \
+    X(SS_EKEYPERM,   -10002, "key file is readable or writable by group or others") \
     X(SS_EKEYFMT,    -10003, "key file has no key on its first line")           \
+    X(SS_EKEYOWNER,  -10040, "key file is not owned by this user")              \
     X(SS_EFRAMESIZE, -10004, "message length exceeds the configured maximum")   \
     X(SS_EFRAMEFMT,  -10005, "unknown length-field layout")                     \
     X(SS_EDIGEST,    -10006, "SHA-256 digest mismatch")                         \

@@ -53,8 +53,14 @@ int ss_auth_key_load(const char *path, ss_auth_key *out)
         close(fd);
         return S_ISDIR(st.st_mode) ? -EISDIR : SS_EKEYFMT;
     }
-    /* Like ssh with a private key: a secret others can read is no secret. */
-    if (st.st_mode & (S_IRGRP | S_IROTH)) {
+    /* Like ssh with a private key: a secret others can read is no secret,
+     * and one that others can write (or that another user owns and can
+     * chmod) can be replaced by them. */
+    if (st.st_uid != geteuid()) {
+        close(fd);
+        return SS_EKEYOWNER;
+    }
+    if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
         close(fd);
         return SS_EKEYPERM;
     }

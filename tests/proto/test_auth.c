@@ -78,8 +78,40 @@ Test(auth, key_readable_by_group_or_others_is_refused)
     cr_assert_eq(ss_auth_key_load(p, &k), SS_EKEYPERM);
     write_file(p, "secret\n", 7, 0604);
     cr_assert_eq(ss_auth_key_load(p, &k), SS_EKEYPERM);
-    cr_assert_str_eq(ss_strerror(SS_EKEYPERM), "key file is readable by group or others");
+    cr_assert_str_eq(ss_strerror(SS_EKEYPERM),
+                     "key file is readable or writable by group or others");
     write_file(p, "secret\n", 7, 0600);
+    cr_assert_eq(ss_auth_key_load(p, &k), 0);
+}
+
+/* Issue 13 item 7: whoever can write the key file can replace the key. */
+Test(auth, key_writable_by_group_or_others_is_refused)
+{
+    char p[128];
+    ss_auth_key k;
+    snprintf(p, sizeof p, "%s/k", dir);
+    const mode_t modes[] = {0620, 0602, 0622, 0660, 0606, 0200 | 0020};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        write_file(p, "secret\n", 7, modes[i]);
+        cr_assert_eq(ss_auth_key_load(p, &k), SS_EKEYPERM, "mode %04o was accepted",
+                     (unsigned)modes[i]);
+    }
+    write_file(p, "secret\n", 7, 0400);
+    cr_assert_eq(ss_auth_key_load(p, &k), 0, "read-only for the owner is fine");
+}
+
+Test(auth, key_owned_by_another_user_is_refused)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to give the key file to another user");
+    char p[128];
+    ss_auth_key k;
+    snprintf(p, sizeof p, "%s/k", dir);
+    write_file(p, "secret\n", 7, 0600);
+    cr_assert_eq(chown(p, 65534, 65534), 0);
+    cr_assert_eq(ss_auth_key_load(p, &k), SS_EKEYOWNER);
+    cr_assert_str_eq(ss_strerror(SS_EKEYOWNER), "key file is not owned by this user");
+    cr_assert_eq(chown(p, 0, 0), 0);
     cr_assert_eq(ss_auth_key_load(p, &k), 0);
 }
 
