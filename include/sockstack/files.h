@@ -59,7 +59,11 @@ enum { SS_FILES_FLAG_RESUME = 1 };
 
 typedef struct ss_files_opts {
     const char *root;
-    int root_fd; /* opened by ss_files_opts_open */
+    int root_fd;            /* opened by ss_files_opts_open */
+    uint64_t max_size;      /* largest PUT; 0: SS_FILES_SIZE_MAX */
+    uint64_t quota;         /* bytes of regular files under root; 0: none */
+    unsigned part_expire_s; /* partial files older are removed;
+                               0: SS_FILES_PART_EXPIRE_SECS, UINT_MAX: never */
 } ss_files_opts;
 
 /* Open opts->root (must be a directory). 0 or a negative errno. */

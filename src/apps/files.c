@@ -17,13 +17,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -176,8 +179,8 @@ struct fconn {
     enum fstate st;
     char name[1024];
     /* put */
-    int dirfd, tmpfd;
-    char base[256], part[300];
+    int dirfd, tmpfd, lockfd;
+    char base[256], part[300], lock[300];
     uint64_t size, got;
     uint32_t mode;
     EVP_MD_CTX *sha;
@@ -187,10 +190,32 @@ struct fconn {
     uint8_t *buf;
 };
 
+/* Copy a request's name (n bytes, no NUL) into x->name; a name longer
+ * than SS_FILES_NAME_MAX is refused (its start is kept for the message),
+ * never cut to what fits. */
+static int take_name(struct fconn *x, const uint8_t *p, size_t n)
+{
+    _Static_assert(SS_FILES_NAME_MAX < sizeof x->name, "name buffer");
+    if (n > SS_FILES_NAME_MAX) {
+        snprintf(x->name, sizeof x->name, "%.40s... (%zu bytes, more than %d)",
+                 (const char *)p, n, SS_FILES_NAME_MAX);
+        return -ENAMETOOLONG;
+    }
+    memcpy(x->name, p, n);
+    x->name[n] = '\0';
+    return 0;
+}
+
+static const ss_files_opts *opts_of(ss_conn *c)
+{
+    static const ss_files_opts none = {.root_fd = -1};
+    const ss_files_opts *o = ss_conn_server_ctx(c);
+    return o ? o : &none;
+}
+
 static int root_of(ss_conn *c)
 {
-    const ss_files_opts *o = ss_conn_server_ctx(c);
-    return o ? o->root_fd : -1;
+    return opts_of(c)->root_fd;
 }
 
 static int send_msg(ss_conn *c, uint8_t type, const void *a, size_t alen,
@@ -218,8 +243,16 @@ static void put_cleanup(struct fconn *x, bool remove_part)
     if (x->tmpfd >= 0)
         close(x->tmpfd);
     x->tmpfd = -1;
-    if (remove_part && x->dirfd >= 0 && x->part[0])
+    /* Only the owner of the name touches its partial file. */
+    if (remove_part && x->lockfd >= 0 && x->part[0])
         unlinkat(x->dirfd, x->part, 0);
+    if (x->lockfd >= 0) {
+        /* Removed while still held: a waiter that opened this inode sees
+         * that the name no longer leads to it and takes the new one. */
+        unlinkat(x->dirfd, x->lock, 0);
+        close(x->lockfd);
+        x->lockfd = -1;
+    }
     if (x->dirfd >= 0)
         close(x->dirfd);
     x->dirfd = -1;
@@ -259,7 +292,190 @@ static int open_parent(struct fconn *x, const char *name)
     x->dirfd = fd;
     snprintf(x->base, sizeof x->base, "%s", base);
     snprintf(x->part, sizeof x->part, ".%s.sockstack-part", base);
+    snprintf(x->lock, sizeof x->lock, ".%s.sockstack-lock", base);
     return 0;
+}
+
+/* Bytes of the regular files under dirfd (not following links), at most
+ * *budget entries visited (then -EDQUOT: too big to count). */
+static int tree_bytes(int dirfd, int depth, size_t *budget, uint64_t *sum)
+{
+    if (depth > 64)
+        return -EDQUOT;
+    int fd = dup(dirfd);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return -errno;
+    }
+    rewinddir(d);
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if ((*budget)-- == 0) {
+            rc = -EDQUOT;
+            break;
+        }
+        struct stat st;
+        if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISREG(st.st_mode)) {
+            *sum += (uint64_t)st.st_size;
+        } else if (S_ISDIR(st.st_mode)) {
+            int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0) {
+                rc = tree_bytes(sub, depth + 1, budget, sum);
+                close(sub);
+            }
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Does an upload of size bytes to x->base (from offset `have` of a kept
+ * partial file) fit the size limit and the quota? 0, or why not. */
+static int check_limits(struct fconn *x, uint64_t have, const char **what)
+{
+    const ss_files_opts *o = opts_of(x->c);
+    uint64_t max = o->max_size ? o->max_size : SS_FILES_SIZE_MAX;
+    static _Thread_local char why[96];
+    if (x->size > max) {
+        snprintf(why, sizeof why, "larger than the server's limit of %llu bytes",
+                 (unsigned long long)max);
+        *what = why;
+        return -EFBIG;
+    }
+    if (!o->quota)
+        return 0;
+    size_t budget = SS_FILES_QUOTA_WALK_MAX;
+    uint64_t used = 0;
+    int rc = tree_bytes(root_of(x->c), 0, &budget, &used);
+    struct stat st;
+    /* The file it replaces and the part already kept are counted once. */
+    if (fstatat(x->dirfd, x->base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+        used -= (uint64_t)st.st_size < used ? (uint64_t)st.st_size : used;
+    used -= have < used ? have : used;
+    if (rc == 0 && (x->size > o->quota || used > o->quota - x->size))
+        rc = -EDQUOT;
+    if (rc < 0) {
+        snprintf(why, sizeof why, "over the quota of %llu bytes (%llu in use)",
+                 (unsigned long long)o->quota, (unsigned long long)used);
+        *what = why;
+    }
+    return rc;
+}
+
+/* Remove partial files of interrupted uploads in x's directory that have
+ * not changed for the configured time, unless their upload still runs
+ * (its name is locked). */
+static void expire_parts(struct fconn *x)
+{
+    const ss_files_opts *o = opts_of(x->c);
+    unsigned secs = o->part_expire_s ? o->part_expire_s : SS_FILES_PART_EXPIRE_SECS;
+    if (secs == UINT_MAX)
+        return;
+    int fd = dup(x->dirfd);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    rewinddir(d);
+    time_t now = time(NULL);
+    static const char sfx[] = ".sockstack-part";
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (e->d_name[0] != '.' || n < sizeof sfx || n >= 250 ||
+            strcmp(e->d_name + n - (sizeof sfx - 1), sfx) != 0)
+            continue;
+        struct stat st;
+        if (fstatat(x->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+            now - st.st_mtime < (time_t)secs)
+            continue;
+        char lock[300];
+        snprintf(lock, sizeof lock, "%.*s.sockstack-lock", (int)(n - (sizeof sfx - 1)),
+                 e->d_name);
+        int lfd = openat(x->dirfd, lock, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+            close(lfd); /* its upload is still running */
+            continue;
+        }
+        if (unlinkat(x->dirfd, e->d_name, 0) == 0)
+            ss_server_log(ss_conn_server(x->c), SS_LOG_INFO,
+                          "removed %s: partial file unchanged for more than %u s", e->d_name,
+                          secs);
+        if (lfd >= 0) {
+            unlinkat(x->dirfd, lock, 0);
+            close(lfd);
+        }
+    }
+    closedir(d);
+}
+
+/* Own the name for this upload: an exclusive flock on .NAME.sockstack-lock
+ * beside it. A second upload to the same name is refused (-EBUSY) instead
+ * of sharing the partial file. The holder removes the lock file when it is
+ * done, so a lock taken on an inode that has meanwhile left the name is
+ * dropped and taken again on the new one. */
+static int lock_name(struct fconn *x)
+{
+    for (int tries = 0; tries < 4; tries++) {
+        int fd = openat(x->dirfd, x->lock,
+                        O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return -errno;
+        struct stat st, now;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+            close(fd);
+            return -EINVAL;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            int e = errno;
+            close(fd);
+            return e == EWOULDBLOCK ? -EBUSY : -e;
+        }
+        if (fstatat(x->dirfd, x->lock, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+            now.st_dev == st.st_dev && now.st_ino == st.st_ino) {
+            x->lockfd = fd;
+            return 0;
+        }
+        close(fd);
+    }
+    return -EBUSY;
+}
+
+/* The partial file of this upload, never reached through a link: a fresh
+ * upload removes any old one and creates its own with O_EXCL; a resumed one
+ * reopens the kept file only if it is a regular file with no other name
+ * (a hard link planted there could point at a file outside the root). */
+static int open_part(struct fconn *x, bool resume)
+{
+    int fd = -1;
+    if (resume) {
+        fd = openat(x->dirfd, x->part, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 && errno != ENOENT)
+            return -errno;
+    }
+    if (fd < 0) {
+        if (unlinkat(x->dirfd, x->part, 0) < 0 && errno != ENOENT)
+            return -errno;
+        fd = openat(x->dirfd, x->part,
+                    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return -errno;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        close(fd);
+        return -EMLINK;
+    }
+    return fd;
 }
 
 static int req_put(struct fconn *x, const uint8_t *p, size_t len)
@@ -269,30 +485,34 @@ static int req_put(struct fconn *x, const uint8_t *p, size_t len)
     bool resume = p[0] & SS_FILES_FLAG_RESUME;
     x->size = get_u64(p + 1);
     x->mode = get_u32(p + 9) & 07777;
-    snprintf(x->name, sizeof x->name, "%.*s", (int)(len - 13), (const char *)p + 13);
     if (memchr(p + 13, '\0', len - 13))
         return SS_EPEERPROTO;
     x->got = 0;
     x->st = F_PUT_DATA;
-    int rc = check_name(x->name, false);
+    int rc = take_name(x, p + 13, len - 13);
+    if (rc < 0)
+        return put_refuse(x, rc, "refused");
+    rc = check_name(x->name, false);
     if (rc < 0 || (rc = open_parent(x, x->name)) < 0)
         return put_refuse(x, rc, "refused");
-    x->tmpfd = openat(x->dirfd, x->part,
-                      O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0600);
+    expire_parts(x);
+    if ((rc = lock_name(x)) < 0)
+        return put_refuse(x, rc, rc == -EBUSY ? "another upload to this name is in progress"
+                                              : "cannot lock the name");
+    x->tmpfd = open_part(x, resume);
     if (x->tmpfd < 0)
-        return put_refuse(x, -errno, "cannot create");
-    if (!x->sha)
-        x->sha = EVP_MD_CTX_new();
-    if (!x->sha || !EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL))
-        return put_refuse(x, -ENOMEM, NULL);
+        return put_refuse(x, x->tmpfd, x->tmpfd == -EMLINK
+                                           ? "the partial file has other links: not used"
+                                           : "cannot create");
     uint64_t off = 0;
+    struct stat st;
+    if (fstat(x->tmpfd, &st) < 0)
+        return put_refuse(x, -errno, NULL);
+    const char *why = NULL;
+    if ((rc = check_limits(x, (uint64_t)st.st_size, &why)) < 0)
+        return put_refuse(x, rc, why);
     if (resume) {
-        struct stat st;
-        if (fstat(x->tmpfd, &st) < 0)
-            return put_refuse(x, -errno, NULL);
         off = (uint64_t)st.st_size < x->size ? (uint64_t)st.st_size : x->size;
-        if ((rc = hash_prefix(x->tmpfd, off, x->sha)) < 0)
-            return put_refuse(x, rc, "cannot read the partial file");
         if (ftruncate(x->tmpfd, (off_t)off) < 0 || lseek(x->tmpfd, (off_t)off, SEEK_SET) < 0)
             return put_refuse(x, -errno, NULL);
     }
@@ -314,7 +534,6 @@ static int put_data(struct fconn *x, const uint8_t *p, size_t len)
     int rc = write_sparse(x->tmpfd, p, len);
     if (rc < 0)
         return put_fail(x, rc, "write failed");
-    EVP_DigestUpdate(x->sha, p, len);
     x->got += len;
     return 0;
 }
@@ -333,16 +552,29 @@ static int put_end(struct fconn *x, const uint8_t *p, size_t len)
         x->st = F_IDLE;
         return rc;
     }
-    uint8_t md[32];
-    unsigned mdlen = 32;
-    EVP_DigestFinal_ex(x->sha, md, &mdlen);
+    /* The digest is taken over the file as it will be renamed, not over
+     * the stream: what is checked is what gets stored. */
     int rc = 0;
     const char *what = NULL;
-    if (CRYPTO_memcmp(md, p, 32) != 0) {
+    uint8_t md[32];
+    unsigned mdlen = 32;
+    struct stat st;
+    if (ftruncate(x->tmpfd, (off_t)x->size) < 0 || fsync(x->tmpfd) < 0) {
+        rc = -errno;
+        what = "cannot complete the file";
+    } else if (fstat(x->tmpfd, &st) < 0 || st.st_nlink != 1) {
+        rc = -EMLINK;
+        what = "the partial file gained another link: not stored";
+    } else if (!x->sha && !(x->sha = EVP_MD_CTX_new())) {
+        rc = -ENOMEM;
+    } else if (!EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL)) {
+        rc = -ENOMEM;
+    } else if ((rc = hash_prefix(x->tmpfd, x->size, x->sha)) < 0) {
+        what = "cannot read the file back";
+    } else if (!EVP_DigestFinal_ex(x->sha, md, &mdlen) || CRYPTO_memcmp(md, p, 32) != 0) {
         rc = SS_EDIGEST;
         what = "not stored";
-    } else if (ftruncate(x->tmpfd, (off_t)x->size) < 0 || fchmod(x->tmpfd, x->mode & 0777) < 0 ||
-               fsync(x->tmpfd) < 0) {
+    } else if (fchmod(x->tmpfd, x->mode & 0777) < 0) {
         rc = -errno;
         what = "cannot complete the file";
     } else if (renameat(x->dirfd, x->part, x->dirfd, x->base) < 0) {
@@ -394,9 +626,15 @@ static int req_get(struct fconn *x, const uint8_t *p, size_t len)
     if (len < 1 + 8 || memchr(p + 9, '\0', len - 9))
         return SS_EPEERPROTO;
     uint64_t off = get_u64(p + 1);
-    snprintf(x->name, sizeof x->name, "%.*s", (int)(len - 9), (const char *)p + 9);
-    int rc = check_name(x->name, false);
-    int fd = rc < 0 ? rc : ss_files_open_beneath(root_of(x->c), x->name, O_RDONLY, 0);
+    int rc = take_name(x, p + 9, len - 9);
+    if (rc < 0)
+        return send_error(x, rc, "refused");
+    rc = check_name(x->name, false);
+    /* O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer
+     * with the whole server stopped; fstat then turns it away. */
+    int fd = rc < 0 ? rc
+                    : ss_files_open_beneath(root_of(x->c), x->name,
+                                            O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
     if (fd < 0)
         return send_error(x, fd, "refused");
     struct stat st;
@@ -457,7 +695,9 @@ static int req_list(struct fconn *x, const uint8_t *p, size_t len)
 {
     if (memchr(p, '\0', len))
         return SS_EPEERPROTO;
-    snprintf(x->name, sizeof x->name, "%.*s", (int)len, (const char *)p);
+    int rc = take_name(x, p, len);
+    if (rc < 0)
+        return send_error(x, rc, "refused");
     int fd = ss_files_open_beneath(root_of(x->c), x->name, O_RDONLY | O_DIRECTORY, 0);
     if (fd < 0)
         return send_error(x, fd, "refused");
@@ -503,7 +743,7 @@ static int f_open(ss_conn *c)
 {
     struct fconn *x = ss_conn_ctx(c);
     x->c = c;
-    x->dirfd = x->tmpfd = x->rfd = -1;
+    x->dirfd = x->tmpfd = x->rfd = x->lockfd = -1;
     ss_frame_decoder_init(&x->dec, SS_FRAME_BE32, SS_FILES_FRAME_MAX);
     return 0;
 }
