@@ -114,8 +114,11 @@
 /* Stdin bytes buffered for a child that is not reading before the server
  * stops reading the connection (backpressure towards the client). */
 #define SS_EXEC_STDIN_MAX (256 * 1024)
-/* --compat tutorial: one recv of at most this many bytes is the command
- * (the tutorial's recv(1024)); replies are capped to keep memory bounded. */
+/* Most arguments in one request (argv[0] included): more is refused, never
+ * cut short. */
+#define SS_EXEC_ARGS_MAX 4096
+/* --compat tutorial: the longest command line a request may announce (the
+ * tutorial's recv(1024)); replies are capped to keep memory bounded. */
 #define SS_EXEC_COMPAT_CMD_MAX 1024
 #define SS_EXEC_COMPAT_REPLY_MAX (16u * 1024 * 1024)
 
@@ -125,6 +128,16 @@
 #define SS_FILES_CHUNK (256 * 1024)
 /* Largest files message (a data chunk plus its tag). */
 #define SS_FILES_FRAME_MAX (SS_FILES_CHUNK + 64 * 1024)
+/* Longest name in a request (bytes): longer is refused, never cut. */
+#define SS_FILES_NAME_MAX 1023
+/* Default largest file a PUT may announce (--max-size): 1 TiB. */
+#define SS_FILES_SIZE_MAX (1ull << 40)
+/* Default age after which a partial file of an interrupted upload is
+ * removed (--part-expire): a day to come back with --resume. */
+#define SS_FILES_PART_EXPIRE_SECS (24 * 60 * 60)
+/* Most entries the --quota walk of the root visits: a bigger tree counts as
+ * over the quota rather than stalling the server. */
+#define SS_FILES_QUOTA_WALK_MAX 100000
 /* ---- apps: chat (issue 4) ----------------------------------------------- */
 /* First size of the chat room's nick index (it doubles as the room fills;
  * one pointer per slot). */

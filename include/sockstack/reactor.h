@@ -20,8 +20,10 @@
 
 typedef struct ss_loop ss_loop;
 
-/* Readiness bits. SS_HUP is only reported (error or hang-up), never asked. */
-enum { SS_READ = 1u, SS_WRITE = 2u, SS_HUP = 4u };
+/* Readiness bits. SS_HUP is only reported (error or hang-up), never asked.
+ * SS_RDHUP, asked without SS_READ, reports only that the peer closed its
+ * sending side (EPOLLRDHUP), not the bytes waiting before that close. */
+enum { SS_READ = 1u, SS_WRITE = 2u, SS_HUP = 4u, SS_RDHUP = 8u };
 
 typedef void (*ss_io_cb)(ss_loop *loop, int fd, unsigned events, void *arg);
 

@@ -106,6 +106,13 @@ typedef struct ss_service {
      * for idle/timer, -ECONNRESET, a handler's code, ...). Free what the
      * context owns here. ss_conn_write is no longer possible. */
     void (*on_close)(ss_conn *c, int err);
+    /* The peer closed its side (FIN or reset) while the service has reading
+     * paused (ss_conn_pause_read): bytes it has not read may still wait in
+     * the socket. Without this, a paused connection learns of the hang-up
+     * only when it reads again. It must end the connection or resume
+     * reading (it is asked again while neither happens). Kernel sockets
+     * only (EPOLLRDHUP). Default: none. */
+    int (*on_hangup)(ss_conn *c);
 
     /* ---- blocking style (thread and fork models) ---- */
     /* Own the whole conversation with ss_conn_read / ss_conn_write_all;

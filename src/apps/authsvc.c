@@ -185,6 +185,17 @@ static int w_timer(ss_conn *c)
     return 0;
 }
 
+/* Only set when the inner service has its own: a peer gone while its
+ * challenge is delayed is dropped at once. */
+static int w_hangup(ss_conn *c)
+{
+    ss_authsvc *w = wrap_of(c);
+    if (st_of(c)->phase == PH_OPEN)
+        return w->inner->on_hangup(c);
+    ss_conn_abort(c, -ECONNRESET);
+    return 0;
+}
+
 static void w_close(ss_conn *c, int err)
 {
     ss_authsvc *w = wrap_of(c);
@@ -266,6 +277,8 @@ int ss_authsvc_init(ss_authsvc *w, const ss_service *inner,
     w->svc.on_eof = w_eof;
     w->svc.on_drain = w_drain;
     w->svc.on_timer = w_timer;
+    if (inner->on_hangup)
+        w->svc.on_hangup = w_hangup;
     return 0;
 }
 

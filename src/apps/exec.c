@@ -1,33 +1,188 @@
 /* exec service and client (see sockstack/exec.h for the wire format).
  *
  * Server, per connection (event style, on the connection's loop):
- *   REQUEST -> posix_spawn the command in a new process group with three
- *   pipes; the pipes and a pidfd join the loop. Output read from a pipe is
+ *   REQUEST -> fork+exec the command in a new process group with three
+ *   pipes (in a cgroup of its own when it can: see "sessions" below); the
+ *   pipes and a pidfd join the loop. Output read from a pipe is
  *   queued as one message; when the connection's output queue is full the
  *   pipes are no longer watched (the child blocks on write) until on_drain.
  *   Stdin messages go to a bounded buffer; above it the connection is no
  *   longer read. When the child has exited and both pipes are at EOF, the
  *   status goes out and the connection closes. Whatever ends the connection
- *   first (client gone, timeout) kills the whole group.
+ *   first (client gone, timeout) kills the whole session. While reading is
+ *   paused the client's hang-up is still watched (on_hangup, EPOLLRDHUP).
  */
 #include "sockstack/exec.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sockstack/err.h"
 #include "sockstack/frame.h"
 
-extern char **environ;
+/* ---- sessions: what "kill the whole command" reaches ----------------------
+ *
+ * A command may leave its process group (setsid) and so escape
+ * kill(-pgid). Where the server can create cgroups (cgroup v2 mounted, and
+ * the server's own cgroup writable: root, or a delegated subtree), every
+ * command runs in a cgroup of its own,
+ *   <cgroup2 mount>/<server's cgroup>/sockstack-exec.<server pid>.<n>,
+ * entered by the child before it executes anything; ending the session
+ * writes 1 to its cgroup.kill (Linux 5.14+), which kills every process in
+ * it whatever its session or group, then removes the cgroup. Elsewhere the
+ * process group is all there is: SIGKILL to the group, and a command that
+ * calls setsid() outlives its client. The server logs which one at its
+ * first command. */
+
+struct session {
+    pid_t pid;          /* the command, also its process group id */
+    int cg_kill;        /* cgroup.kill of its cgroup, or -1 */
+    char cg[PATH_MAX];  /* its cgroup directory, "" when none */
+};
+
+static pthread_once_t cg_once = PTHREAD_ONCE_INIT;
+static char cg_base[PATH_MAX]; /* "" when cgroups cannot be used */
+static char cg_why[PATH_MAX + 64];
+static _Atomic unsigned cg_seq;
+static atomic_flag cg_logged = ATOMIC_FLAG_INIT;
+
+/* Find the cgroup v2 mount and this process's cgroup in it. */
+static void cg_find(void)
+{
+    char mnt[PATH_MAX] = "", self[PATH_MAX] = "", line[PATH_MAX + 256];
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    while (f && fgets(line, sizeof line, f)) {
+        /* id parent maj:min root mountpoint options ... - fstype source ... */
+        char *sep = strstr(line, " - cgroup2 ");
+        char point[PATH_MAX];
+        if (sep && sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1) {
+            snprintf(mnt, sizeof mnt, "%s", point);
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    f = fopen("/proc/self/cgroup", "re");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "0::", 3)) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(self, sizeof self, "%.2000s", line + 3);
+        }
+    if (f)
+        fclose(f);
+    if (!mnt[0] || !self[0]) {
+        snprintf(cg_why, sizeof cg_why, "no cgroup v2 hierarchy is mounted");
+        return;
+    }
+    char base[PATH_MAX], probe[PATH_MAX + 64];
+    snprintf(base, sizeof base, "%.2000s%.2000s", mnt, strcmp(self, "/") ? self : "");
+    snprintf(probe, sizeof probe, "%s/sockstack-exec.%ld.probe", base, (long)getpid());
+    if (mkdir(probe, 0755) < 0) {
+        snprintf(cg_why, sizeof cg_why, "cannot create cgroups under %.4000s: %s", base,
+                 strerror(errno));
+        return;
+    }
+    char kill_file[PATH_MAX + 80];
+    snprintf(kill_file, sizeof kill_file, "%s/cgroup.kill", probe);
+    bool can_kill = access(kill_file, W_OK) == 0;
+    rmdir(probe);
+    if (!can_kill) {
+        snprintf(cg_why, sizeof cg_why, "cgroups under %.4000s have no cgroup.kill "
+                 "(Linux < 5.14)", base);
+        return;
+    }
+    snprintf(cg_base, sizeof cg_base, "%s", base);
+}
+
+/* A cgroup for a new session (s->cg, s->cg_kill), and an open descriptor
+ * of its cgroup.procs for the child to enter it; -1 when there is none. */
+static int cg_create(struct session *s)
+{
+    pthread_once(&cg_once, cg_find);
+    s->cg[0] = '\0';
+    s->cg_kill = -1;
+    if (!cg_base[0])
+        return -1;
+    snprintf(s->cg, sizeof s->cg, "%.4000s/sockstack-exec.%ld.%u", cg_base, (long)getpid(),
+             atomic_fetch_add(&cg_seq, 1));
+    if (mkdir(s->cg, 0755) < 0) {
+        s->cg[0] = '\0';
+        return -1;
+    }
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/cgroup.kill", s->cg);
+    s->cg_kill = open(p, O_WRONLY | O_CLOEXEC);
+    snprintf(p, sizeof p, "%s/cgroup.procs", s->cg);
+    int procs = s->cg_kill < 0 ? -1 : open(p, O_WRONLY | O_CLOEXEC);
+    if (procs < 0) {
+        if (s->cg_kill >= 0)
+            close(s->cg_kill);
+        s->cg_kill = -1;
+        rmdir(s->cg);
+        s->cg[0] = '\0';
+    }
+    return procs;
+}
+
+/* Which containment this server uses, once, at its first command. */
+static void cg_log(ss_server *srv)
+{
+    if (!srv || atomic_flag_test_and_set(&cg_logged))
+        return;
+    pthread_once(&cg_once, cg_find);
+    if (cg_base[0])
+        ss_server_log(srv, SS_LOG_INFO, "each command runs in a cgroup of its own under %s: "
+                      "ending a session kills all of its processes", cg_base);
+    else
+        ss_server_log(srv, SS_LOG_WARN, "process-group kill only (%s): a command that "
+                      "calls setsid() can outlive its client", cg_why);
+}
+
+/* Kill every process of the session (its cgroup, and its process group). */
+static void session_kill(struct session *s)
+{
+    if (s->cg_kill >= 0)
+        while (write(s->cg_kill, "1", 1) < 0 && errno == EINTR)
+            ;
+    if (s->pid > 0)
+        kill(-s->pid, SIGKILL);
+}
+
+/* After the command was reaped: kill what is left and remove the cgroup
+ * (its killed processes leave it within moments; not waited for past
+ * ~100 ms, then the empty cgroup stays behind and is logged). */
+static void session_end(struct session *s, ss_server *srv)
+{
+    session_kill(s);
+    if (s->cg_kill >= 0)
+        close(s->cg_kill);
+    s->cg_kill = -1;
+    if (!s->cg[0])
+        return;
+    for (int i = 0; i < 100 && rmdir(s->cg) < 0; i++) {
+        if (errno != EBUSY) {
+            break;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (access(s->cg, F_OK) == 0 && srv)
+        ss_server_log(srv, SS_LOG_WARN, "cgroup %s still busy: left behind", s->cg);
+    s->cg[0] = '\0';
+}
 
 struct xconn {
     ss_conn *c;
@@ -35,6 +190,7 @@ struct xconn {
     ss_frame_decoder dec;
     bool started;
     pid_t pid;          /* also the process group id */
+    struct session sess;
     int pidfd;
     bool exited, status_sent;
     int wstatus;
@@ -200,43 +356,88 @@ static int nonblock(int fd)
     return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
 }
 
-/* Spawn argv in its own process group with stdio on three new pipes. */
-static int spawn(char *const argv[], pid_t *pid, int *in, int *out, int *err)
+/* Signals the server handles or ignores, set back to their defaults in
+ * the command. */
+static const int reset_signals[] = {SIGPIPE, SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGQUIT};
+
+/* Format a pid in decimal without stdio (between fork and exec). */
+static size_t pid_text(pid_t pid, char *buf)
 {
-    int p[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+    char tmp[24];
+    size_t n = 0;
+    unsigned long v = (unsigned long)pid;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Spawn argv in its own process group (and the session's cgroup, if any)
+ * with stdio on three new pipes. Between fork and exec the child only
+ * makes async-signal-safe calls; why exec failed comes back on a pipe. */
+static int spawn(char *const argv[], struct session *s, int *in, int *out, int *err)
+{
+    int p[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+    int procs = cg_create(s);
     int rc = 0;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (pipe2(p[i], O_CLOEXEC) < 0) {
             rc = -errno;
             goto fail;
         }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    posix_spawn_file_actions_adddup2(&fa, p[0][0], 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1][1], 1);
-    posix_spawn_file_actions_adddup2(&fa, p[2][1], 2);
-    sigset_t none, def;
-    sigemptyset(&none);
-    sigemptyset(&def);
-    sigaddset(&def, SIGPIPE);
-    sigaddset(&def, SIGINT);
-    sigaddset(&def, SIGTERM);
-    sigaddset(&def, SIGCHLD);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &def);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-    rc = -posix_spawnp(pid, argv[0], &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    if (rc)
+    pid_t pid = fork();
+    if (pid < 0) {
+        rc = -errno;
         goto fail;
+    }
+    if (pid == 0) {
+        int e = 0;
+        if (procs >= 0) {
+            char buf[24];
+            size_t n = pid_text(getpid(), buf);
+            if (write(procs, buf, n) != (ssize_t)n)
+                e = errno;
+        }
+        if (!e && (setpgid(0, 0) < 0 || dup2(p[0][0], 0) < 0 || dup2(p[1][1], 1) < 0 ||
+                   dup2(p[2][1], 2) < 0))
+            e = errno;
+        if (!e) {
+            struct sigaction dfl;
+            memset(&dfl, 0, sizeof dfl);
+            dfl.sa_handler = SIG_DFL;
+            for (size_t i = 0; i < sizeof reset_signals / sizeof reset_signals[0]; i++)
+                sigaction(reset_signals[i], &dfl, NULL);
+            sigset_t none;
+            sigemptyset(&none);
+            sigprocmask(SIG_SETMASK, &none, NULL);
+            execvp(argv[0], argv);
+            e = errno;
+        }
+        while (write(p[3][1], &e, sizeof e) < 0 && errno == EINTR)
+            ;
+        _exit(127);
+    }
+    close(p[3][1]);
+    p[3][1] = -1;
+    int e = 0;
+    ssize_t r;
+    while ((r = read(p[3][0], &e, sizeof e)) < 0 && errno == EINTR)
+        ;
+    if (r == (ssize_t)sizeof e) { /* it never ran */
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        rc = -e;
+        goto fail;
+    }
+    s->pid = pid;
+    if (procs >= 0)
+        close(procs);
     close(p[0][0]);
     close(p[1][1]);
     close(p[2][1]);
+    close(p[3][0]);
     *in = p[0][1];
     *out = p[1][0];
     *err = p[2][0];
@@ -245,10 +446,13 @@ static int spawn(char *const argv[], pid_t *pid, int *in, int *out, int *err)
     nonblock(*err);
     return 0;
 fail:
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         for (int j = 0; j < 2; j++)
             if (p[i][j] >= 0)
                 close(p[i][j]);
+    if (procs >= 0)
+        close(procs);
+    session_end(s, NULL);
     return rc;
 }
 
@@ -257,24 +461,38 @@ static int start(struct xconn *x, const uint8_t *p, size_t len)
     if (len < 2 || p[len - 1] != '\0')
         return SS_EPEERPROTO;
     uint8_t flags = p[0];
-    char *args[4096];
-    int n = 0;
     const ss_exec_opts *o = xopts(x->c);
+    size_t words = 0;
+    for (size_t off = 1; off < len; off += strlen((const char *)p + off) + 1)
+        words++;
+    if ((flags & SS_EXEC_FLAG_SHELL) && words != 1)
+        return SS_EPEERPROTO;
+    x->started = true;
+    cg_log(ss_conn_server(x->c));
+    if (words + 1 > SS_EXEC_ARGS_MAX) {
+        /* Refused whole: a command cut short could do something else. */
+        char msg[128];
+        int m = snprintf(msg, sizeof msg, "refused: %zu arguments; the limit is %d", words,
+                         SS_EXEC_ARGS_MAX - 1);
+        ss_server_log(ss_conn_server(x->c), SS_LOG_INFO, "%s: %s", ss_conn_peer_str(x->c), msg);
+        send_msg(x->c, SS_EXEC_ERROR, msg, (size_t)m);
+        x->exited = true;
+        x->wstatus = 126 << 8;
+        return maybe_finish(x);
+    }
+    char *args[SS_EXEC_ARGS_MAX + 2];
+    int n = 0;
     if (flags & SS_EXEC_FLAG_SHELL) {
         args[n++] = (char *)(o->shell ? o->shell : "/bin/sh");
         args[n++] = (char *)"-c";
     }
-    for (size_t off = 1; off < len && n < 4095;) {
+    for (size_t off = 1; off < len; off += strlen((const char *)p + off) + 1)
         args[n++] = (char *)p + off;
-        off += strlen((const char *)p + off) + 1;
-    }
     args[n] = NULL;
-    if ((flags & SS_EXEC_FLAG_SHELL) && n != 3)
-        return SS_EPEERPROTO;
-    x->started = true;
     ss_server_log(ss_conn_server(x->c), SS_LOG_DEBUG, "%s runs %s%s (timeout %u ms)",
                   ss_conn_peer_str(x->c), args[0], n > 1 ? " ..." : "", o->timeout_ms);
-    int rc = spawn(args, &x->pid, &x->in_fd, &x->out_fd, &x->err_fd);
+    int rc = spawn(args, &x->sess, &x->in_fd, &x->out_fd, &x->err_fd);
+    x->pid = x->sess.pid;
     if (rc < 0) {
         char msg[256];
         int m = snprintf(msg, sizeof msg, "cannot run %s: %s", args[flags & 1 ? 2 : 0],
@@ -335,6 +553,7 @@ static int x_open(ss_conn *c)
     x->c = c;
     x->loop = ss_conn_loop(c);
     x->pidfd = x->in_fd = x->out_fd = x->err_fd = -1;
+    x->sess.cg_kill = -1;
     ss_frame_decoder_init(&x->dec, SS_FRAME_BE32, SS_EXEC_FRAME_MAX);
     return 0;
 }
@@ -374,10 +593,10 @@ static int x_timer(ss_conn *c)
     if (!x->started || x->exited)
         return -ETIMEDOUT;
     char msg[96];
-    int m = snprintf(msg, sizeof msg, "timed out after %u ms: process group killed",
-                     xopts(c)->timeout_ms);
+    int m = snprintf(msg, sizeof msg, "timed out after %u ms: %s killed", xopts(c)->timeout_ms,
+                     x->sess.cg[0] ? "its cgroup" : "process group");
     ss_server_log(ss_conn_server(c), SS_LOG_INFO, "%s: command %s", ss_conn_peer_str(c), msg);
-    kill(-x->pid, SIGKILL);
+    session_kill(&x->sess);
     return send_msg(c, SS_EXEC_ERROR, msg, (size_t)m);
 }
 
@@ -385,13 +604,15 @@ static void x_close(ss_conn *c, int err)
 {
     struct xconn *x = ss_conn_ctx(c);
     if (x->started && x->pid > 0) {
-        /* No orphans: the whole group goes, whatever ended the connection. */
-        kill(-x->pid, SIGKILL);
+        /* No orphans: the whole session goes, whatever ended the
+         * connection (also daemons a finished command left behind). */
+        session_kill(&x->sess);
         if (!x->exited) {
             int st;
             while (waitpid(x->pid, &st, 0) < 0 && errno == EINTR)
                 ;
         }
+        session_end(&x->sess, ss_conn_server(c));
     }
     close_fd(x, &x->pidfd);
     close_fd(x, &x->in_fd);
@@ -399,6 +620,16 @@ static void x_close(ss_conn *c, int err)
     close_fd(x, &x->err_fd);
     free(x->inbuf);
     ss_frame_decoder_free(&x->dec);
+}
+
+/* The client hung up while its stdin was held back (reading paused): the
+ * session goes now, not when the command next reads. */
+static int x_hangup(ss_conn *c)
+{
+    ss_server_log(ss_conn_server(c), SS_LOG_INFO, "%s: client hung up: session killed",
+                  ss_conn_peer_str(c));
+    ss_conn_abort(c, -ECONNRESET);
+    return 0;
 }
 
 static const ss_service exec_service = {
@@ -410,6 +641,7 @@ static const ss_service exec_service = {
     .on_drain = x_drain,
     .on_timer = x_timer,
     .on_close = x_close,
+    .on_hangup = x_hangup,
 };
 
 const ss_service *ss_exec_service(void)
@@ -425,11 +657,12 @@ static int run_capture(const ss_exec_opts *o, const char *cmd, uint8_t **out,
 {
     char *argv[] = {(char *)(o->shell ? o->shell : "/bin/sh"), (char *)"-c",
                     (char *)cmd, NULL};
-    pid_t pid;
+    struct session sess;
     int in, fo, fe;
-    int rc = spawn(argv, &pid, &in, &fo, &fe);
+    int rc = spawn(argv, &sess, &in, &fo, &fe);
     if (rc < 0)
         return rc;
+    pid_t pid = sess.pid;
     close(in);
     uint8_t *buf[2] = {NULL, NULL};
     size_t len[2] = {0, 0}, cap[2] = {0, 0};
@@ -439,7 +672,7 @@ static int run_capture(const ss_exec_opts *o, const char *cmd, uint8_t **out,
     while (open_n > 0) {
         int pr = poll(pf, 2, timeout);
         if (pr == 0) {
-            kill(-pid, SIGKILL);
+            session_kill(&sess);
             break;
         }
         if (pr < 0) {
@@ -480,10 +713,11 @@ static int run_capture(const ss_exec_opts *o, const char *cmd, uint8_t **out,
     for (int i = 0; i < 2; i++)
         if (pf[i].fd >= 0)
             close(pf[i].fd);
-    kill(-pid, SIGKILL); /* stragglers of the group */
+    session_kill(&sess); /* stragglers of the session */
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
+    session_end(&sess, NULL);
     *out = buf[0];
     *out_len = len[0];
     *err = buf[1];
@@ -491,22 +725,57 @@ static int run_capture(const ss_exec_opts *o, const char *cmd, uint8_t **out,
     return 0;
 }
 
+/* Read exactly len bytes: 0, SS_EPEERPROTO on a close in the middle, or a
+ * negative error. */
+static int read_exact(ss_conn *c, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = ss_conn_read(c, (uint8_t *)buf + got, len - got);
+        if (r < 0)
+            return (int)r;
+        if (r == 0)
+            return got ? SS_EPEERPROTO : -ECONNRESET;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* One request is a 4-byte little-endian length (python struct 'i', as the
+ * tutorial client packs it) and then that many bytes of command line.
+ * Anything else never reaches the shell: a length outside 1..1024 (an
+ * HTTP request's "POST" reads as 1414745936) closes the connection before
+ * a byte of the command is read. */
 static int compat_handle(ss_conn *c)
 {
     const ss_exec_opts *o = xopts(c);
     for (;;) {
+        uint8_t lenb[4];
+        int rc = read_exact(c, lenb, 4);
+        if (rc == -ECONNRESET)
+            return 0; /* closed between requests: done */
+        if (rc < 0)
+            return rc;
+        uint64_t len = ss_frame_header_read(SS_FRAME_LE32, lenb);
+        if (len == 0 || len > SS_EXEC_COMPAT_CMD_MAX) {
+            ss_server_log(ss_conn_server(c), SS_LOG_WARN,
+                          "%s: closing: a request must start with a 4-byte length of "
+                          "1..%d (got %02x %02x %02x %02x); nothing was run",
+                          ss_conn_peer_str(c), SS_EXEC_COMPAT_CMD_MAX, lenb[0], lenb[1],
+                          lenb[2], lenb[3]);
+            return SS_EPEERPROTO;
+        }
         char cmd[SS_EXEC_COMPAT_CMD_MAX + 1];
-        ssize_t r = ss_conn_read(c, cmd, SS_EXEC_COMPAT_CMD_MAX);
-        if (r <= 0)
-            return r < 0 ? (int)r : 0;
-        cmd[r] = '\0';
-        if (strlen(cmd) != (size_t)r)
+        if ((rc = read_exact(c, cmd, (size_t)len)) < 0)
+            return rc == -ECONNRESET ? SS_EPEERPROTO : rc;
+        cmd[len] = '\0';
+        if (strlen(cmd) != (size_t)len)
             return SS_EPEERPROTO; /* a NUL inside a command line */
-        ss_server_log(ss_conn_server(c), SS_LOG_DEBUG, "%s runs: %s",
-                      ss_conn_peer_str(c), cmd);
+        ss_server_log(ss_conn_server(c), SS_LOG_DEBUG, "%s runs a %llu-byte command",
+                      ss_conn_peer_str(c), (unsigned long long)len);
         uint8_t *out, *err;
         size_t out_len, err_len;
-        int rc = run_capture(o, cmd, &out, &out_len, &err, &err_len);
+        rc = run_capture(o, cmd, &out, &out_len, &err, &err_len);
         if (rc < 0)
             return rc;
         const uint8_t *reply = err_len ? err : out;

@@ -2,10 +2,13 @@
 #include "cli/serve_proto.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "sockstack/authsvc.h"
@@ -44,8 +47,11 @@ int cli_load_key(const char *path, ss_auth_key *k)
 {
     int rc = ss_auth_key_load(path, k);
     if (rc == SS_EKEYPERM)
-        cli_error("%s: key file is readable by group or others; "
+        cli_error("%s: key file is readable or writable by group or others; "
                   "run 'chmod 600 %s'", path, path);
+    else if (rc == SS_EKEYOWNER)
+        cli_error("%s: key file is not owned by this user (uid %d); "
+                  "its owner could replace the key", path, (int)geteuid());
     else if (rc == SS_EKEYFMT)
         cli_error("%s: no key on the first line (or longer than %d bytes); "
                   "'sockstack keygen FILE' writes one", path, SS_AUTH_KEY_MAX);
@@ -155,6 +161,9 @@ int serve_exec_setup(struct serve_ctx *sc)
                       "address (e.g. --bind 127.0.0.1) or a Unix socket");
             return CLI_USAGE;
         }
+        cli_error("WARNING: serve exec --compat tutorial has no authentication: any "
+                  "program on this host that can connect runs commands as this user "
+                  "(uid %d)", (int)getuid());
         sc->svc = ss_exec_compat_service();
         sc->opts.svc_ctx = &exec_opts;
         return 0;
@@ -173,17 +182,26 @@ const char serve_exec_help[] =
     "      --shell PATH         shell for single-string commands (default /bin/sh)\n"
     "      --timeout SECS       kill a command's process group after SECS (for\n"
     "                           exec this replaces the socket option SO_RCVTIMEO)\n"
-    "      --compat tutorial    the classic tutorial's protocol: no auth, command\n"
-    "                           line in, le32 length + stderr-or-stdout out;\n"
-    "                           loopback or Unix socket only\n";
+    "      --compat tutorial    the classic tutorial's protocol: no auth; le32\n"
+    "                           length + command line in, le32 length +\n"
+    "                           stderr-or-stdout out; loopback or Unix socket\n"
+    "                           only; warns at start\n";
 
 /* ---- files -------------------------------------------------------------- */
 
-enum { FILES_OPT_ROOT = SERVE_OPT_SERVICE };
+enum {
+    FILES_OPT_ROOT = SERVE_OPT_SERVICE,
+    FILES_OPT_MAX_SIZE,
+    FILES_OPT_QUOTA,
+    FILES_OPT_PART_EXPIRE,
+};
 
 const struct option serve_files_longopts[] = {
     SERVE_KEYFILE_LONGOPT,
     {"root", required_argument, NULL, FILES_OPT_ROOT},
+    {"max-size", required_argument, NULL, FILES_OPT_MAX_SIZE},
+    {"quota", required_argument, NULL, FILES_OPT_QUOTA},
+    {"part-expire", required_argument, NULL, FILES_OPT_PART_EXPIRE},
     {NULL, 0, NULL, 0},
 };
 
@@ -194,8 +212,27 @@ int serve_files_option(struct serve_ctx *sc, int opt, const char *arg)
     int rc = serve_auth_option(opt, arg);
     if (rc != 1)
         return rc;
-    if (opt == FILES_OPT_ROOT)
+    uint64_t v;
+    switch (opt) {
+    case FILES_OPT_ROOT:
         files_opts.root = arg;
+        return 0;
+    case FILES_OPT_MAX_SIZE:
+        if (cli_parse_scaled("--max-size", arg, 1024, 1, UINT64_MAX / 2, &v) < 0)
+            return CLI_USAGE;
+        files_opts.max_size = v;
+        return 0;
+    case FILES_OPT_QUOTA:
+        if (cli_parse_scaled("--quota", arg, 1024, 1, UINT64_MAX / 2, &v) < 0)
+            return CLI_USAGE;
+        files_opts.quota = v;
+        return 0;
+    case FILES_OPT_PART_EXPIRE:
+        if (cli_parse_u64("--part-expire", arg, 0, UINT_MAX - 1, &v) < 0)
+            return CLI_USAGE;
+        files_opts.part_expire_s = v ? (unsigned)v : UINT_MAX;
+        return 0;
+    }
     return 0;
 }
 
@@ -225,4 +262,10 @@ const char serve_files_help[] =
     "      --root DIR           serve files under DIR only (required)\n"
     SERVE_KEYFILE_HELP_LINE
     "                           (required; clients authenticate the server too)\n"
-    SERVE_AUTH_TIMEOUT_HELP;
+    SERVE_AUTH_TIMEOUT_HELP
+    "      --max-size BYTES     refuse a put announcing more (suffix K, M, G;\n"
+    "                           default 1 TiB)\n"
+    "      --quota BYTES        refuse a put that would bring the regular files\n"
+    "                           under DIR above BYTES (default: no quota)\n"
+    "      --part-expire SECS   remove partial files of interrupted puts left\n"
+    "                           unchanged for SECS (default 86400; 0: never)\n";

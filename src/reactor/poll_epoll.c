@@ -44,6 +44,8 @@ static int ep_ctl(void *state, int op, int fd, unsigned events, uint64_t token)
         ev.events |= EPOLLIN | EPOLLRDHUP;
     if (events & SS_WRITE)
         ev.events |= EPOLLOUT;
+    if (events & SS_RDHUP)
+        ev.events |= EPOLLRDHUP;
     ev.data.u64 = token;
     return epoll_ctl(s->epfd, ops[op], fd, &ev) < 0 ? -errno : 0;
 }
@@ -63,6 +65,8 @@ static int ep_wait(void *state, struct ss_poll_event *out, int max, int timeout_
             e |= SS_READ;
         if (r & EPOLLOUT)
             e |= SS_WRITE;
+        if (r & EPOLLRDHUP)
+            e |= SS_RDHUP;
         if (r & (EPOLLERR | EPOLLHUP))
             e |= SS_HUP;
         out[i].token = s->evs[i].data.u64;

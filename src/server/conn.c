@@ -55,6 +55,8 @@ static void conn_update_watch(ss_conn *c)
     if (!c->dying) {
         if (conn_reading(c))
             ev |= SS_READ;
+        else if (c->paused_svc && !c->eof && !c->closing && c->w->srv->svc->on_hangup)
+            ev |= SS_RDHUP;
         if (c->out.bytes > 0)
             ev |= SS_WRITE;
     }
@@ -253,7 +255,13 @@ static void conn_io(ss_sock *s, unsigned events, void *arg)
         conn_flush(c);
     if ((events & SS_READ) && conn_reading(c))
         conn_read(c);
-    else if ((events & SS_HUP) && !c->dying && !(events & (SS_READ | SS_WRITE))) {
+    else if ((events & (SS_RDHUP | SS_HUP)) && (c->watching & SS_RDHUP) && !c->dying &&
+             c->paused_svc) {
+        /* Hung up while the service reads nothing: tell it now. */
+        int r = c->w->srv->svc->on_hangup(c);
+        if (r < 0)
+            conn_end(c, r);
+    } else if ((events & SS_HUP) && !c->dying && !(events & (SS_READ | SS_WRITE))) {
         /* Hang-up while we ask for nothing: epoll reports it regardless,
          * so settle it now instead of spinning. */
         int err = ss_sock_error(c->sock);

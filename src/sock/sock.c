@@ -131,7 +131,7 @@ int ss_sock_watch(ss_sock *s, ss_loop *loop, unsigned events, ss_sock_cb cb, voi
     s->cb = cb;
     s->cb_arg = arg;
     s->loop = loop;
-    s->events = events & (SS_READ | SS_WRITE);
+    s->events = events & (SS_READ | SS_WRITE | SS_RDHUP);
     int err = s->be->ops->watch(s);
     if (err == 0)
         s->watching = true;

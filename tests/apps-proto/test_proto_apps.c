@@ -100,8 +100,20 @@ Test(proto_apps, key_file_readable_by_others_is_refused)
     struct result r;
     run_cli(&r, 10000, "serve", "echo", "--key-file", keyf, "--port", "0", NULL);
     cr_assert_eq(r.status, 1);
-    cr_assert(strstr(r.err, "readable by group or others") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "readable or writable by group or others") != NULL, "%s", r.err);
     result_free(&r);
+    /* Issue 13 item 7: writable by group or others, each alone. */
+    const mode_t modes[] = {0620, 0602, 0622};
+    for (size_t i = 0; i < 3; i++) {
+        chmod(keyf, modes[i]);
+        run_cli(&r, 10000, "serve", "echo", "--key-file", keyf, "--port", "0", NULL);
+        cr_assert_eq(r.status, 1, "mode %04o", (unsigned)modes[i]);
+        char want[600];
+        snprintf(want, sizeof want, "%s: key file is readable or writable by group or others; "
+                 "run 'chmod 600 %s'", keyf, keyf);
+        cr_assert(strstr(r.err, want) != NULL, "mode %04o: %s", (unsigned)modes[i], r.err);
+        result_free(&r);
+    }
 }
 
 /* ---- an impostor server ---------------------------------------------------- */
@@ -291,7 +303,7 @@ static const char compat_client[] =
     "        b += d\n"
     "    return b\n"
     "for cmd in ['echo hello', 'echo out; echo oops >&2', 'true']:\n"
-    "    s.send(cmd.encode())\n"
+    "    s.sendall(struct.pack('i', len(cmd)) + cmd.encode())\n"
     "    length = struct.unpack('i', recvall(4))[0]\n"
     "    print(repr(recvall(length)))\n";
 
