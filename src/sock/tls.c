@@ -532,6 +532,8 @@ static ssize_t tls_sendv(ss_sock *s, const struct iovec *iov, int iovcnt)
             size_t n = iov[i].iov_len;
             if (n > SS_TLS_WRITE_CHUNK - len)
                 n = SS_TLS_WRITE_CHUNK - len;
+            if (n == 0)
+                continue; /* an empty piece may have no base at all */
             memcpy(t->stage + len, iov[i].iov_base, n);
             len += n;
         }
