@@ -30,6 +30,9 @@ typedef struct ss_chat_line ss_chat_line;
 const char *ss_chat_line_data(const ss_chat_line *l, size_t *len);
 ss_chat_line *ss_chat_line_ref(ss_chat_line *l);
 void ss_chat_line_unref(ss_chat_line *l);
+/* A new line holding a copy of data (one reference), NULL without memory:
+ * for a front end that formats its own lines (IRC). */
+ss_chat_line *ss_chat_line_new(const void *data, size_t len);
 /* Lines allocated now in this process, and the most at once (*peak). */
 uint64_t ss_chat_lines_alive(uint64_t *peak);
 
@@ -134,6 +137,8 @@ void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms);
 
 /* Online users right now (named connections). */
 int ss_chat_online(const ss_chat_room *room);
+/* The io handle of the online user nick (any case), or NULL. */
+void *ss_chat_find_io(ss_chat_room *room, const char *nick);
 /* Nickname of c, or NULL before /nick. */
 const char *ss_chat_nick(const ss_chat_conn *c);
 
@@ -177,6 +182,9 @@ typedef struct ss_chat_server_stats {
 void ss_chat_server_stats_get(const ss_chat_server *cs, ss_chat_server_stats *out);
 /* The event-style service (on_open/on_data/on_eof/on_drain/on_close). */
 const struct ss_service *ss_chat_service(void);
+/* The same room for IRC clients (issue 15): run it as a second server on
+ * the same loop with the same svc_ctx (ss_server_attach). */
+const struct ss_service *ss_chat_irc_service(void);
 
 /* ---- file transfer, client side -------------------------------------- */
 

@@ -201,6 +201,22 @@
 #define SS_CHAT_LOGIN_DELAY_MAX_MS 60000
 /* Entries of each login throttle table (nicks, addresses); bounded. */
 #define SS_CHAT_THROTTLE_SLOTS 4096
+/* Longest room topic (/topic, IRC TOPIC): fits one IRC line with room
+ * for the 332 numeric's prefix (TOPICLEN in 005). */
+#define SS_CHAT_TOPIC_MAX 300
+/* IRC (issue 15). A line is at most 512 bytes with its CRLF (RFC 1459
+ * 2.3); IRCv3 allows 8191 more for tags in front of it (message-tags),
+ * of which a client may send 4094. */
+#define SS_CHAT_IRC_LINE 512
+#define SS_CHAT_IRC_TAGS 4096
+/* One AUTHENTICATE payload is at most 400 bytes (IRCv3 SASL 3.1); a PLAIN
+ * message of nick, nick and password fits in 3 of them. */
+#define SS_CHAT_IRC_SASL_MAX 1200
+/* Messages replayed on JOIN to a client without draft/chathistory, and
+ * the most one CHATHISTORY request returns (CHATHISTORY=N in 005). */
+#define SS_CHAT_IRC_REPLAY 20
+#define SS_CHAT_IRC_CHATHISTORY_MAX 100
+
 /* Point-to-point introductions in progress, and how long one is valid. */
 #define SS_CHAT_P2P_MAX 256
 #define SS_CHAT_P2P_TTL_MS 120000

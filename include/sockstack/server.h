@@ -238,6 +238,16 @@ void ss_server_stop(ss_server *srv);
 /* Free a server that is not running (closes its sockets). NULL is fine. */
 void ss_server_free(ss_server *srv);
 
+/* A second listener on a loop another server runs: serve srv (created
+ * with opts.loop, event model, one worker, a stream) without running the
+ * loop; the other server's ss_server_run drives both. Calls on_ready.
+ * Returns 0 or -EINVAL. */
+int ss_server_attach(ss_server *srv);
+/* Stop an attached server: close its listener and end its connections
+ * (their on_close runs), turning the loop until they are gone. Then
+ * ss_server_free. */
+void ss_server_detach(ss_server *srv);
+
 /* The first bound address (e.g. to learn the port after port "0"). */
 int ss_server_addr(const ss_server *srv, ss_addr *out);
 void *ss_server_ctx(const ss_server *srv);

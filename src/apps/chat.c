@@ -62,6 +62,7 @@ struct ss_chat_conn {
     char peer[80];                 /* peer address and port (rendezvous) */
     bool p2p;                      /* named in an introduction */
     bool relayed;                  /* handed to the byte relay: no more lines */
+    char *away;                    /* /away text (malloc'd), NULL: here */
 };
 
 /* A point-to-point introduction: the server is directory and rendezvous.
@@ -224,6 +225,13 @@ void ss_chat_line_unref(ss_chat_line *l)
         lines_alive--;
         free(l);
     }
+}
+
+static ss_chat_line *line_new(const char *data, size_t len);
+
+ss_chat_line *ss_chat_line_new(const void *data, size_t len)
+{
+    return line_new(data, len);
 }
 
 static ss_chat_line *line_new(const char *data, size_t len)
@@ -401,6 +409,12 @@ static ss_chat_conn *find_online(ss_chat_room *r, const char *nick)
     return NULL;
 }
 
+void *ss_chat_find_io(ss_chat_room *room, const char *nick)
+{
+    ss_chat_conn *c = find_online(room, nick);
+    return c ? c->io : NULL;
+}
+
 /* ---- connection lifecycle --------------------------------------------- */
 
 ss_chat_conn *ss_chat_connect(ss_chat_room *room, void *conn, int64_t now_ms)
@@ -464,6 +478,7 @@ void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms)
         p2p_forget(c);
     if (c->kdf)
         c->kdf->c = NULL; /* the job finishes elsewhere and is only freed */
+    free(c->away);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -959,7 +974,8 @@ static void cmd_who(ss_chat_conn *c, char *args, int64_t now)
     struct who_ctx w = {.c = c};
     for (ss_chat_conn *o = r->conns; o; o = o->next)
         if (o->named && !o->dead) {
-            say(c, "WHO %s online", o->nick);
+            say(c, "WHO %s online%s%s", o->nick, o->away ? " away " : "",
+                o->away ? o->away : "");
             w.listed++;
         }
     int online = w.listed;
@@ -970,17 +986,20 @@ static void cmd_who(ss_chat_conn *c, char *args, int64_t now)
 static void cmd_history(ss_chat_conn *c, char *args, int64_t now)
 {
     ss_chat_room *r = c->room;
-    char *a = word(&args);
+    char *a = word(&args), *b = word(&args);
     long n = 20;
+    int64_t before = -1;
     if (a) {
         char *end;
         n = strtol(a, &end, 10);
-        if (*end || n < 1 || n > r->o.history_max || *args) {
-            say(c, "ERR usage /history [N], N from 1 to %d", r->o.history_max);
+        if (*end || n < 1 || n > r->o.history_max || *args ||
+            (b && (before = ss_chat_parse_ts(b)) < 0)) {
+            say(c, "ERR usage /history [N [TIMESTAMP]], N from 1 to %d", r->o.history_max);
             return;
         }
     }
-    int got = ss__chat_history_last(r->st, (int)n, -1, send_hist, c);
+    int got = before >= 0 ? ss__chat_history_before(r->st, (int)n, before, send_hist, c)
+                          : ss__chat_history_last(r->st, (int)n, -1, send_hist, c);
     say(c, "OK history %d", got < 0 ? 0 : got);
 }
 
@@ -1016,11 +1035,95 @@ static void publish(ss_chat_conn *c, int kind, const char *text, int64_t now)
               c->nick, text);
 }
 
+/* /notice NICK TEXT: to an online user only, never stored, and (as IRC
+ * asks of notices) nothing automatic answers it. */
+static void cmd_notice(ss_chat_conn *c, char *args, int64_t now)
+{
+    if (!need_nick(c))
+        return;
+    char *nick = word(&args);
+    if (!nick || !*args) {
+        say(c, "ERR usage /notice NICK TEXT");
+        return;
+    }
+    ss_chat_conn *to = find_online(c->room, nick);
+    if (!to) {
+        say(c, "ERR nouser %s is not online", nick);
+        return;
+    }
+    char ts[32];
+    ss_chat_format_ts(now, ts, sizeof ts);
+    say(to, "NOTICE %s %s %s", ts, c->nick, args);
+    say(c, "OK notice %s", to->nick);
+}
+
+/* /away TEXT marks c away (shown by /who, announced as a presence event);
+ * /away alone: back. */
+static void cmd_away(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    if (!need_nick(c))
+        return;
+    char ts[32];
+    ss_chat_format_ts(now, ts, sizeof ts);
+    free(c->away);
+    c->away = NULL;
+    if (!*args) {
+        say(c, "OK back");
+        announce(r, c, "BACK %s %s", ts, c->nick);
+        return;
+    }
+    c->away = strdup(args);
+    if (!c->away) {
+        say(c, "ERR store out of memory");
+        return;
+    }
+    say(c, "OK away");
+    announce(r, c, "AWAY %s %s %s", ts, c->nick, args);
+}
+
+/* /topic: "TOPIC TS NICK TEXT" (if set) and "OK topic"; /topic TEXT sets
+ * it (stored) and everyone, c too, gets the TOPIC line. */
+static void cmd_topic(ss_chat_conn *c, char *args, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    char v[SS_CHAT_TOPIC_MAX + 96];
+    if (!*args) {
+        int got = ss__chat_meta_get(r->st, "topic", v, sizeof v);
+        if (got < 0) {
+            say(c, "ERR store the store failed");
+            return;
+        }
+        if (got > 0)
+            say(c, "TOPIC %s", v);
+        say(c, "OK topic");
+        return;
+    }
+    if (!need_nick(c))
+        return;
+    if (strlen(args) > SS_CHAT_TOPIC_MAX) {
+        say(c, "ERR toolong topics are limited to %d bytes", SS_CHAT_TOPIC_MAX);
+        return;
+    }
+    char ts[32];
+    ss_chat_format_ts(now, ts, sizeof ts);
+    snprintf(v, sizeof v, "%s %s %s", ts, c->nick, args);
+    if (ss__chat_meta_set(r->st, "topic", v) < 0) {
+        say(c, "ERR store topic not stored");
+        return;
+    }
+    broadcast(r, NULL, "TOPIC %s", v);
+    say(c, "OK topic set");
+}
+
 static const char *const help_lines[] = {
     "/nick NAME            choose or change your nickname",
     "/msg NICK TEXT        private message (stored if NICK is offline)",
     "/who                  online users, and offline users with last-seen time",
-    "/history [N]          the last N public messages (default 20)",
+    "/history [N [TS]]     the last N public messages (default 20), before TS",
+    "/notice NICK TEXT     a notice to an online user (never stored or answered)",
+    "/away [TEXT]          mark yourself away (no TEXT: back)",
+    "/topic [TEXT]         show or set the room's topic",
     "/since TIMESTAMP      (before /nick) join history from that time on",
     "/me ACTION            an action (\"* alice waves\")",
     "/register PASSWORD    protect your nickname",
@@ -1438,6 +1541,7 @@ static const struct {
     {"send", cmd_send},       {"offer", cmd_offer},     {"chunk", cmd_chunk},
     {"done", cmd_done},       {"accept", cmd_accept},   {"decline", cmd_decline},
     {"since", cmd_since},     {"connect", cmd_connect}, {"p2p", cmd_p2p},
+    {"notice", cmd_notice},   {"away", cmd_away},       {"topic", cmd_topic},
 };
 
 /* One complete line (no EOL, NUL-terminated in place, valid UTF-8). */

@@ -25,6 +25,11 @@
  * the byte relay of point-to-point connections that found no direct path:
  *   RX on one end -> on_data -> ss_conn_write(other end); a full queue on
  *   the other end pauses reading here until its on_drain.
+ * IRC connections (ss_chat_irc_service, issue 15) are the same connections
+ * with an IRC front (chat_irc.c) between the socket and the room:
+ *   RX: on_data -> ss__irc_feed (irc_admit before each IRC line: the same
+ *         flow control and rate) -> native lines -> ss_chat_feed
+ *   TX: the room -> io_send_line -> ss__irc_out -> irc_emit -> queue_line
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apps/chat_irc.h"
 #include "sockstack/chat.h"
 #include "sockstack/config.h"
 #include "sockstack/server.h"
@@ -75,6 +81,7 @@ struct ss_chat_server {
     int n_behind;
     struct addr_ent *addrs[ADDR_TAB];
     struct kdf_worker kw;
+    ss__irc_hub *hub;         /* shared by the IRC connections */
 };
 
 struct chat_ctx {
@@ -105,6 +112,7 @@ struct chat_ctx {
     struct chat_ctx *relay;   /* the other end of a point-to-point relay */
     bool relay_wait;          /* relayed, not yet paired with its peer */
     bool relay_eof;           /* this end has closed its sending side */
+    ss__irc *irc;             /* an IRC connection's front, else NULL */
 };
 
 static ss_chat_server *server_of(ss_conn *c) { return ss_conn_server_ctx(c); }
@@ -227,7 +235,12 @@ static void cut(struct chat_ctx *x, const char *note, bool from_room)
     drop_queue(x);
     undirty(x->cs, x);
     set_behind(x, false);
-    ss_conn_write(x->conn, note, strlen(note));
+    char irc_note[256];
+    if (x->irc) {
+        ss_conn_write(x->conn, irc_note, ss__irc_fatal(note, irc_note, sizeof irc_note));
+    } else {
+        ss_conn_write(x->conn, note, strlen(note));
+    }
     ss_server_log(ss_conn_server(x->conn), SS_LOG_DEBUG, "%s: %.*s",
                   ss_conn_peer_str(x->conn), (int)strlen(note) - 1, note);
     ss_conn_close(x->conn);
@@ -296,10 +309,9 @@ static void flush_all(ss_loop *loop, void *arg)
     }
 }
 
-static int io_send_line(void *conn, ss_chat_line *l)
+/* Put l on x's queue (a reference), or cut x off past outq_max. */
+static int queue_line(struct chat_ctx *x, ss_chat_line *l)
 {
-    ss_conn *c = conn;
-    struct chat_ctx *x = ss_conn_ctx(c);
     ss_chat_server *cs = x->cs;
     if (x->cut)
         return -ENOBUFS;
@@ -329,6 +341,13 @@ static int io_send_line(void *conn, ss_chat_line *l)
         set_behind(x, true);
     mark_dirty(cs, x);
     return 0;
+}
+
+static int io_send_line(void *conn, ss_chat_line *l)
+{
+    struct chat_ctx *x = ss_conn_ctx(conn);
+    /* An IRC connection's lines are written as IRC by its front. */
+    return x->irc ? ss__irc_out(x->irc, l) : queue_line(x, l);
 }
 
 static int io_send(void *conn, const void *data, size_t len)
@@ -407,10 +426,9 @@ static void io_relay(void *a, void *b)
 
 /* ---- input flow control ------------------------------------------------------ */
 
-static bool io_admit(void *conn, bool counted)
+static bool admit_line(struct chat_ctx *x, bool counted)
 {
-    ss_conn *c = conn;
-    struct chat_ctx *x = ss_conn_ctx(c);
+    ss_conn *c = x->conn;
     ss_chat_server *cs = x->cs;
     if (cs->n_behind > 0)
         return false;
@@ -425,6 +443,14 @@ static bool io_admit(void *conn, bool counted)
         return false;
     x->tokens -= 1.0;
     return true;
+}
+
+static bool io_admit(void *conn, bool counted)
+{
+    struct chat_ctx *x = ss_conn_ctx(conn);
+    /* An IRC line was admitted whole by its front (irc_admit); the native
+     * lines it turns into are not counted again. */
+    return x->irc ? true : admit_line(x, counted);
 }
 
 static void feed(struct chat_ctx *x, const char *data, size_t len);
@@ -464,7 +490,8 @@ static void feed(struct chat_ctx *x, const char *data, size_t len)
 {
     ss_chat_server *cs = x->cs;
     size_t used = 0;
-    int err = ss_chat_feed(x->cc, data, len, wall_ms(), &used);
+    int err = x->irc ? ss__irc_feed(x->irc, data, len, wall_ms(), &used)
+                     : ss_chat_feed(x->cc, data, len, wall_ms(), &used);
     if (err < 0)
         ss_server_log(ss_conn_server(x->conn), SS_LOG_WARN, "%s: chat store: %d",
                       ss_conn_peer_str(x->conn), err);
@@ -621,6 +648,28 @@ static const ss_chat_io chat_io = {
     .relay = io_relay,
 };
 
+/* ---- the IRC front's io ----------------------------------------------------------- */
+
+static int irc_emit(void *arg, ss_chat_line *l) { return queue_line(arg, l); }
+
+static bool irc_admit(void *arg, bool counted) { return admit_line(arg, counted); }
+
+static int irc_peer_kind(void *arg, const char *nick)
+{
+    struct chat_ctx *x = arg;
+    ss_conn *c = ss_chat_find_io(x->cs->room, nick);
+    if (!c)
+        return SS__IRC_PEER_NONE;
+    struct chat_ctx *y = ss_conn_ctx(c);
+    return y->irc ? SS__IRC_PEER_IRC : SS__IRC_PEER_NATIVE;
+}
+
+static const ss__irc_io irc_io = {
+    .emit = irc_emit,
+    .admit = irc_admit,
+    .peer_kind = irc_peer_kind,
+};
+
 /* ---- per-address cap ------------------------------------------------------------- */
 
 /* "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "[::1]". */
@@ -671,7 +720,7 @@ static void addr_put(ss_chat_server *cs, const char *a)
 
 /* ---- the service ---------------------------------------------------------------- */
 
-static int on_open(ss_conn *c)
+static int open_conn(ss_conn *c, bool irc)
 {
     ss_chat_server *cs = server_of(c);
     struct chat_ctx *x = ss_conn_ctx(c);
@@ -692,15 +741,23 @@ static int on_open(ss_conn *c)
         return 0;
     }
     x->counted_addr = true;
+    if (irc && !(x->irc = ss__irc_new(cs->hub, &irc_io, x)))
+        return -ENOMEM;
     x->cc = ss_chat_connect(cs->room, c, wall_ms());
     if (!x->cc)
         return -ENOMEM;
+    if (x->irc)
+        ss__irc_attach(x->irc, x->cc);
     ss_chat_conn_set_addr(x->cc, x->addr);
     ss_chat_conn_set_peer(x->cc, ss_conn_peer_str(c));
     if (cs->so.nick_timeout_ms)
         ss_conn_timer_start(c, cs->so.nick_timeout_ms);
     return 0;
 }
+
+static int on_open(ss_conn *c) { return open_conn(c, false); }
+
+static int on_open_irc(ss_conn *c) { return open_conn(c, true); }
 
 static int on_data(ss_conn *c, const void *data, size_t len)
 {
@@ -812,6 +869,8 @@ static void on_close(ss_conn *c, int err)
     if (x->counted_addr)
         addr_put(cs, x->addr);
     x->counted_addr = false;
+    ss__irc_free(x->irc);
+    x->irc = NULL;
 }
 
 static const ss_service chat_service = {
@@ -826,6 +885,21 @@ static const ss_service chat_service = {
 };
 
 const struct ss_service *ss_chat_service(void) { return &chat_service; }
+
+/* The same room over IRC: only the open differs (the connection gets its
+ * IRC front); the flow control, limits and timers are the native ones. */
+static const ss_service chat_irc_service = {
+    .name = "chat-irc",
+    .conn_ctx_size = sizeof(struct chat_ctx),
+    .on_open = on_open_irc,
+    .on_data = on_data,
+    .on_eof = on_eof,
+    .on_drain = on_drain,
+    .on_timer = on_timer,
+    .on_close = on_close,
+};
+
+const struct ss_service *ss_chat_irc_service(void) { return &chat_irc_service; }
 
 int ss_chat_server_new(const ss_chat_opts *o, const ss_chat_server_opts *so,
                        ss_chat_server **out)
@@ -851,7 +925,10 @@ int ss_chat_server_new(const ss_chat_opts *o, const ss_chat_server_opts *so,
     pthread_cond_init(&cs->kw.cv, NULL);
     cs->kw.efd = -1;
     int err = ss_chat_room_open(&cs->room, o, &chat_io);
+    if (!err)
+        err = ss__irc_hub_new(&cs->hub, "sockstack", o->room);
     if (err) {
+        ss_chat_room_close(cs->room);
         pthread_mutex_destroy(&cs->kw.mu);
         pthread_cond_destroy(&cs->kw.cv);
         free(cs);
@@ -867,6 +944,7 @@ void ss_chat_server_free(ss_chat_server *cs)
         return;
     kdf_stop(cs);
     ss_chat_room_close(cs->room);
+    ss__irc_hub_free(cs->hub);
     for (int i = 0; i < ADDR_TAB; i++)
         while (cs->addrs[i]) {
             struct addr_ent *e = cs->addrs[i];

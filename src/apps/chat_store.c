@@ -16,7 +16,7 @@
 enum {
     Q_USER_GET, Q_USER_TOUCH, Q_USER_REG, Q_USERS_LIST,
     Q_HIST_ADD, Q_HIST_LAST,
-    Q_HIST_SINCE,
+    Q_HIST_SINCE, Q_HIST_BEFORE, Q_META_GET, Q_META_SET,
     Q_OFF_ADD, Q_OFF_LIST, Q_OFF_DEL, Q_OFF_COUNT, Q_OFF_DEL_ALL,
     Q_FILE_NEW, Q_FILE_DONE, Q_FILE_GET, Q_FILE_DEL, Q_FILE_BYTES,
     Q_FILE_PENDING, Q_FILE_PROGRESS, Q_FILE_DROP, Q_FILE_COUNT_TO,
@@ -39,6 +39,11 @@ static const char *const sql_text[Q_COUNT] = {
                     "ORDER BY id DESC LIMIT ?1) ORDER BY id",
     [Q_HIST_SINCE] = "SELECT ts, nick, kind, text FROM (SELECT * FROM history "
                      "WHERE ts >= ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+    [Q_HIST_BEFORE] = "SELECT ts, nick, kind, text FROM (SELECT * FROM history "
+                      "WHERE ts < ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+    [Q_META_GET] = "SELECT v FROM meta WHERE k = ?1",
+    [Q_META_SET] = "INSERT INTO meta(k, v) VALUES(?1, ?2) "
+                   "ON CONFLICT(k) DO UPDATE SET v = ?2",
     [Q_OFF_ADD] = "INSERT INTO offline(ts, sender, recipient, text) "
                   "VALUES(?1, ?2, ?3, ?4)",
     [Q_OFF_LIST] = "SELECT id, ts, sender, text FROM offline "
@@ -77,6 +82,8 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS history("
     " id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, nick TEXT NOT NULL,"
     " kind INTEGER NOT NULL, text TEXT NOT NULL);"
+    /* Room settings (the topic), one row each. */
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS offline("
     " id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, sender TEXT NOT NULL,"
     " recipient TEXT NOT NULL COLLATE NOCASE, text TEXT NOT NULL);"
@@ -245,6 +252,46 @@ int ss__chat_history_last(ss__chat_store *st, int n, int64_t since,
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? count : -EIO;
+}
+
+int ss__chat_history_before(ss__chat_store *st, int n, int64_t before,
+                            ss__chat_hist_cb cb, void *arg)
+{
+    sqlite3_stmt *s = q(st, Q_HIST_BEFORE);
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int(s, 2, n);
+    int count = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        cb(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+           sqlite3_column_int(s, 2), (const char *)sqlite3_column_text(s, 3));
+        count++;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? count : -EIO;
+}
+
+int ss__chat_meta_get(ss__chat_store *st, const char *k, char *v, size_t cap)
+{
+    sqlite3_stmt *s = q(st, Q_META_GET);
+    sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    int ret = 0;
+    if (rc == SQLITE_ROW) {
+        snprintf(v, cap, "%s", (const char *)sqlite3_column_text(s, 0));
+        ret = 1;
+    } else if (rc != SQLITE_DONE) {
+        ret = -EIO;
+    }
+    sqlite3_reset(s);
+    return ret;
+}
+
+int ss__chat_meta_set(ss__chat_store *st, const char *k, const char *v)
+{
+    sqlite3_stmt *s = q(st, Q_META_SET);
+    sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, v, -1, SQLITE_STATIC);
+    return run(s);
 }
 
 int64_t ss__chat_offline_add(ss__chat_store *st, int64_t ts, const char *from,

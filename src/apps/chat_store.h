@@ -59,6 +59,14 @@ typedef void (*ss__chat_hist_cb)(void *arg, int64_t ts, const char *nick,
 int ss__chat_history_last(ss__chat_store *st, int n, int64_t since,
                           ss__chat_hist_cb cb, void *arg);
 
+/* The last n messages stamped before `before`, oldest first. */
+int ss__chat_history_before(ss__chat_store *st, int n, int64_t before,
+                            ss__chat_hist_cb cb, void *arg);
+
+/* Room settings: 1 and the value in v, 0 when unset, or -EIO. */
+int ss__chat_meta_get(ss__chat_store *st, const char *k, char *v, size_t cap);
+int ss__chat_meta_set(ss__chat_store *st, const char *k, const char *v);
+
 /* Offline private messages. */
 int64_t ss__chat_offline_add(ss__chat_store *st, int64_t ts, const char *from,
                              const char *to, const char *text);

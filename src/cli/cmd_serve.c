@@ -522,7 +522,14 @@ int cmd_serve(int argc, char **argv)
             goto out_cleanup;
         }
     }
+    if (row->attach && (rc = row->attach(&sc, srv)) != 0) {
+        ss_announcer_stop(ann);
+        ss_server_free(srv);
+        goto out_cleanup;
+    }
     err = ss_server_run(srv);
+    if (row->detach)
+        row->detach(&sc);
     ss_announcer_stop(ann);
     ss_server_free(srv);
     if (err < 0) {

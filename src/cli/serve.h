@@ -39,6 +39,12 @@ struct serve_service {
      * code after printing why. */
     int (*setup)(struct serve_ctx *sc);
     void (*cleanup)(struct serve_ctx *sc); /* may be NULL */
+    /* May be NULL. The server is bound: start what runs beside it on its
+     * loop (chat's IRC listener); 0 or an exit code after printing why. */
+    int (*attach)(struct serve_ctx *sc, ss_server *srv);
+    /* May be NULL. The server stopped and is not yet freed: stop what
+     * attach started, while the loop is still there. */
+    void (*detach)(struct serve_ctx *sc);
 };
 
 struct serve_ctx {

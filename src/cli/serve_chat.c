@@ -29,6 +29,7 @@ enum {
     CHAT_OPT_BURST,
     CHAT_OPT_OFFLINE_MAX,
     CHAT_OPT_OFFERS_MAX,
+    CHAT_OPT_IRC_PORT,
 };
 
 const struct option serve_chat_longopts[] = {
@@ -49,6 +50,7 @@ const struct option serve_chat_longopts[] = {
     {"burst", required_argument, NULL, CHAT_OPT_BURST},
     {"offline-max", required_argument, NULL, CHAT_OPT_OFFLINE_MAX},
     {"offers-max", required_argument, NULL, CHAT_OPT_OFFERS_MAX},
+    {"irc-port", required_argument, NULL, CHAT_OPT_IRC_PORT},
     {NULL, 0, NULL, 0},
 };
 
@@ -75,12 +77,18 @@ const char serve_chat_help[] =
     "      --file-max BYTES     largest file offer (default 64M)\n"
     "      --pbkdf2-iter N      PBKDF2 iterations for new passwords (100000)\n"
     "      --presence-max N     above N users online, joins and leaves are not\n"
-    "                           announced to everyone (default 1000; 0: always)\n";
+    "                           announced to everyone (default 1000; 0: always)\n"
+    "      --irc-port PORT      also serve the room to IRC clients on PORT (same\n"
+    "                           address; 0: any free port), as channel #ROOM\n";
 
 struct chat_row {
     ss_chat_opts o;
     ss_chat_server_opts so;
     ss_chat_server *cs;
+    const char *irc_port;   /* --irc-port, or NULL */
+    ss_loop *loop;          /* ours, when IRC needs one loop for both */
+    ss_server_opts irc_o;
+    ss_server *irc;         /* the IRC listener, beside the native one */
 };
 
 static struct chat_row *row_state(struct serve_ctx *sc)
@@ -180,6 +188,11 @@ int serve_chat_option(struct serve_ctx *sc, int opt, const char *arg)
             return CLI_USAGE;
         r->o.presence_max = i;
         return 0;
+    case CHAT_OPT_IRC_PORT:
+        if (cli_parse_int("--irc-port", arg, 0, 65535, &i) < 0)
+            return CLI_USAGE;
+        r->irc_port = arg;
+        return 0;
     case CHAT_OPT_PBKDF2:
         if (cli_parse_int("--pbkdf2-iter", arg, 1000, 10000000, &i) < 0)
             return CLI_USAGE;
@@ -219,6 +232,18 @@ int serve_chat_setup(struct serve_ctx *sc)
     long nofile = serve_raise_nofile();
     if (nofile >= 0 && nofile < 10240)
         cli_log("chat: open-file limit is %ld; at most about that many clients", nofile);
+    /* The IRC listener serves the same room: it must run on the same
+     * loop, so the native server gets one it does not own (--stack puts
+     * its own loop there instead, later; both servers use that one). */
+    if (r->irc_port && !sc->opts.loop) {
+        int e = ss_loop_new(&r->loop);
+        if (e < 0) {
+            cli_error("event loop: %s", ss_strerror(e));
+            serve_chat_cleanup(sc);
+            return CLI_RUNTIME;
+        }
+        sc->opts.loop = r->loop;
+    }
     int err = ss_chat_server_new(&r->o, &r->so, &r->cs);
     if (err) {
         cli_error("serve chat: %s: %s", r->o.db_path ? r->o.db_path : "store",
@@ -245,6 +270,47 @@ int serve_chat_setup(struct serve_ctx *sc)
     return 0;
 }
 
+static void irc_ready(const ss_addr *addr, const char *proto, void *arg)
+{
+    char a[SS_ADDR_STRLEN];
+    if (ss_addr_format(addr, a, sizeof a) < 0)
+        snprintf(a, sizeof a, "?");
+    fprintf(stderr, "chat: IRC on %s (%s)\n", a, proto);
+    fflush(stderr);
+}
+
+int serve_chat_attach(struct serve_ctx *sc, ss_server *srv)
+{
+    struct chat_row *r = sc->state;
+    if (!r || !r->irc_port)
+        return 0;
+    (void)srv;
+    r->irc_o = sc->opts;
+    r->irc_o.port = r->irc_port;
+    r->irc_o.handle_signals = false; /* the native server's watchers stop both */
+    r->irc_o.on_ready = irc_ready;
+    int err = ss_server_new(ss_chat_irc_service(), &r->irc_o, &r->irc);
+    if (!err && (err = ss_server_attach(r->irc)) < 0) {
+        ss_server_free(r->irc);
+        r->irc = NULL;
+    }
+    if (err) {
+        cli_error("serve chat: --irc-port %s: %s", r->irc_port, ss_strerror(err));
+        return CLI_RUNTIME;
+    }
+    return 0;
+}
+
+void serve_chat_detach(struct serve_ctx *sc)
+{
+    struct chat_row *r = sc->state;
+    if (!r || !r->irc)
+        return;
+    ss_server_detach(r->irc);
+    ss_server_free(r->irc);
+    r->irc = NULL;
+}
+
 void serve_chat_cleanup(struct serve_ctx *sc)
 {
     struct chat_row *r = sc->state;
@@ -262,7 +328,10 @@ void serve_chat_cleanup(struct serve_ctx *sc)
                 (unsigned long long)st.waits, (unsigned long long)st.rate_waits,
                 (unsigned long long)st.lines_peak);
     }
+    serve_chat_detach(sc);
     ss_chat_server_free(r->cs);
+    if (r->loop)
+        ss_loop_free(r->loop);
     free(r);
     sc->state = NULL;
 }

@@ -10,6 +10,8 @@ extern const char serve_chat_help[];
 int serve_chat_option(struct serve_ctx *sc, int opt, const char *arg);
 int serve_chat_setup(struct serve_ctx *sc);
 void serve_chat_cleanup(struct serve_ctx *sc);
+int serve_chat_attach(struct serve_ctx *sc, ss_server *srv);
+void serve_chat_detach(struct serve_ctx *sc);
 
 int serve_udpchat_setup(struct serve_ctx *sc);
 void serve_udpchat_cleanup(struct serve_ctx *sc);

@@ -95,6 +95,8 @@ const struct serve_service serve_services[] = {
         .option = serve_chat_option,
         .setup = serve_chat_setup,
         .cleanup = serve_chat_cleanup,
+        .attach = serve_chat_attach,
+        .detach = serve_chat_detach,
     },
     {
         .name = "udp-chat",

@@ -696,6 +696,33 @@ int ss_server_run(ss_server *srv)
     return err;
 }
 
+int ss_server_attach(ss_server *srv)
+{
+    struct worker *w = &srv->workers[0];
+    if (!w->loop_borrowed || srv->nworkers != 1 || srv->model != SS_MODEL_EVENT ||
+        srv->o.type != SS_STREAM || !w->lsock)
+        return -EINVAL;
+    int err = ss_sock_watch(w->lsock, w->loop, SS_READ, on_accept, w);
+    if (err == 0 && srv->o.on_ready)
+        srv->o.on_ready(&srv->addr, srv->proto, srv->o.cb_arg);
+    return err;
+}
+
+void ss_server_detach(ss_server *srv)
+{
+    struct worker *w = &srv->workers[0];
+    w->stopping = true;
+    ss_timer_stop(w->loop, &w->accept_timer);
+    if (w->lsock) {
+        ss_sock_close(w->lsock);
+        w->lsock = NULL;
+    }
+    ss__conn_abort_all(w, -ECANCELED);
+    /* Each aborted connection finishes in a deferred step of the loop. */
+    for (int i = 0; i < 100 && w->active; i++)
+        ss_loop_run_once(w->loop, 10);
+}
+
 /* ---- creation ----------------------------------------------------------- */
 
 static int check_service(const ss_service *svc, const ss_server_opts *o,
