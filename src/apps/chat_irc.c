@@ -200,8 +200,10 @@ static int ob_emit(ss__irc *ic, struct obuf *b)
 /* The nick a numeric is addressed to: "*" before registration. */
 static const char *me(const ss__irc *ic)
 {
-    return ic->registered || ic->named ? ic->nick : "*";
+    return ic->registered || ic->named || ic->has_nick ? ic->nick : "*";
 }
+
+bool ss__irc_registered(const ss__irc *ic) { return ic->registered; }
 
 __attribute__((format(printf, 2, 3)))
 static void sendf(ss__irc *ic, const char *fmt, ...)
@@ -600,7 +602,7 @@ static void cmd_authenticate(ss__irc *ic, struct msg *m, int64_t now)
     size_t len = strcmp(a, "+") ? strlen(a) : 0;
     if (len > 400 || ic->sasl_len + len > SS_CHAT_IRC_SASL_MAX) {
         sasl_reset(ic);
-        num(ic, "905", ":SASL message too long");
+        num(ic, "905", ":SASL message too long"); /* and aborted (IRCv3 SASL) */
         return;
     }
     char *nb = realloc(ic->sasl_buf, ic->sasl_len + len + 1);
@@ -1288,6 +1290,8 @@ static void err_in(ss__irc *ic, char *rest)
     switch (ic->pend) {
     case P_REG:
     case P_NICK:
+        if (ic->pend == P_REG)
+            ic->has_nick = false; /* the client must send another NICK */
         if (!strcmp(code, "badnick"))
             num(ic, "432", "%s :Erroneous nickname", ic->pend == P_REG ? ic->nick : t);
         else if (!strcmp(code, "nicktaken"))

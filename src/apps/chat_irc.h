@@ -52,6 +52,9 @@ ss__irc *ss__irc_new(ss__irc_hub *h, const ss__irc_io *io, void *arg);
 void ss__irc_attach(ss__irc *ic, ss_chat_conn *cc);
 void ss__irc_free(ss__irc *ic);
 
+/* Welcomed (001 sent). Before that the room sends no offline messages:
+ * the glue reports no space (a client takes no PRIVMSG before 001). */
+bool ss__irc_registered(const ss__irc *ic);
 /* Bytes from the client, in any split. *used: how many were taken; it
  * stops before a line io->admit refused or while a login hash runs (feed
  * the rest again later). Returns 0 or a negative code (the store). */

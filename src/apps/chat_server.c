@@ -363,6 +363,8 @@ static size_t io_space(void *conn)
     /* Producers (downloads, offline pages) fill up to the high-water mark,
      * so they never make talkers wait or get near the hard cap. */
     size_t max = x->cs->so.outq_high, q = queued(x);
+    if (x->irc && !ss__irc_registered(x->irc))
+        return 0; /* offline messages wait for the welcome (ss_chat_drain) */
     return x->cut || q >= max ? 0 : max - q;
 }
 
@@ -736,7 +738,11 @@ static int open_conn(ss_conn *c, bool irc)
         int n = snprintf(note, sizeof note,
                          "ERR toomany %d connections from your address already\n",
                          cs->so.per_addr_max);
-        ss_conn_write(c, note, (size_t)n);
+        char irc_note[160];
+        if (irc)
+            ss_conn_write(c, irc_note, ss__irc_fatal(note, irc_note, sizeof irc_note));
+        else
+            ss_conn_write(c, note, (size_t)n);
         ss_conn_close(c);
         return 0;
     }
