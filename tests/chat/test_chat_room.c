@@ -349,7 +349,7 @@ Test(chat_room, history_on_join_and_on_request)
              "HIST %s MSG alice m5\nHIST %s ME alice sighs\nOK history 2\n", TS0, TS0);
     cr_assert_str_eq(take(1), want);
     in(1, "/history 0\n");
-    cr_assert_str_eq(take(1), "ERR usage /history [N], N from 1 to 1000\n");
+    cr_assert_str_eq(take(1), "ERR usage /history [N [TIMESTAMP]], N from 1 to 1000\n");
 }
 
 Test(chat_room, store_survives_reopen)
