@@ -765,6 +765,9 @@ static void say_to(ss__irc *ic, const char *target, char *text, bool notice, int
                 num(ic, "404", "%s :Cannot send to channel", target);
             return;
         }
+        if (notice)
+            return; /* the room has no notices: one as a message could set
+                     * bots answering each other (see docs) */
         snprintf(ic->ptarget, sizeof ic->ptarget, "%s", ic->hub->chan);
         ic->ptext = text;
         ic->paction = false;
