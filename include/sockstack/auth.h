@@ -132,6 +132,7 @@ typedef struct ss_auth_throttle_slot {
 
 typedef struct ss_auth_throttle {
     ss_auth_throttle_slot slot[SS_AUTH_THROTTLE_SLOTS];
+    ss_auth_throttle_slot key; /* every failure with this key, any address */
 } ss_auth_throttle;
 
 void ss_auth_throttle_init(ss_auth_throttle *t);
@@ -144,7 +145,13 @@ uint64_t ss_auth_throttle_delay(ss_auth_throttle *t, const struct sockaddr *sa,
  * failure count for that address. */
 uint32_t ss_auth_throttle_fail(ss_auth_throttle *t, const struct sockaddr *sa,
                                uint64_t now_ms);
-/* A success forgets the address. */
+/* A success forgets the address (not the key's count). */
 void ss_auth_throttle_ok(ss_auth_throttle *t, const struct sockaddr *sa);
+/* How long (ms) any new attempt must wait because of the failures with
+ * this key from all addresses together: none before there have been
+ * SS_AUTH_THROTTLE_KEY_FREE, then SS_AUTH_THROTTLE_BASE_MS after that many,
+ * doubling per further failure up to SS_AUTH_THROTTLE_MAX_MS; forgotten SS_AUTH_THROTTLE_FORGET_MS after the
+ * last one. *failures (if not NULL) gets the count. */
+uint64_t ss_auth_throttle_key_delay(ss_auth_throttle *t, uint64_t now_ms, uint32_t *failures);
 
 #endif

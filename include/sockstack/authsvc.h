@@ -8,7 +8,11 @@
  * the inner service is unchanged ("echo exactly as before"). A failed or
  * timed-out peer is closed without a byte, logged with its address, and
  * its address is slowed down (ss_auth_throttle): its next connections wait
- * before they get a challenge.
+ * before they get a challenge. Failures also count against the key from
+ * all addresses together, so rotating source addresses does not escape.
+ * The throttle lives in memory shared (MAP_SHARED) by the server's
+ * threads and, under the fork model, by its children: a failure a child
+ * sees delays the next connection whichever child serves it.
  *
  * Context layout: the inner service's per-connection context comes first
  * (ss_conn_ctx() works for it unchanged); the wrapper's state follows.
@@ -29,10 +33,12 @@ typedef struct ss_authsvc {
     const ss_auth_key *key;
     enum ss_auth_mode mode;      /* one-way (tutorial clients) or mutual */
     unsigned timeout_ms;         /* handshake deadline */
-    pthread_mutex_t lock;        /* workers share the throttle */
-    ss_auth_throttle throttle;
-    uint64_t failures;           /* failed handshakes so far */
+    struct ss_authsvc_shared *sh; /* throttle and count, shared by threads
+                                     and forked children */
 } ss_authsvc;
+
+/* Failed handshakes so far (all workers and children). */
+uint64_t ss_authsvc_failures(ss_authsvc *w);
 
 /* Fill w to wrap inner. timeout_ms 0 means SS_AUTH_TIMEOUT_SECS. w, inner
  * and key must outlive the server; pass &w->svc to ss_server_new. */

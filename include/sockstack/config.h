@@ -104,6 +104,10 @@
 #define SS_AUTH_THROTTLE_MAX_MS 8000
 /* A failure older than this is forgotten. */
 #define SS_AUTH_THROTTLE_FORGET_MS (10 * 60 * 1000)
+/* Failures with one key, from any address, before every new attempt waits
+ * too: rotating source addresses (any of 127.0.0.0/8, a /64) does not
+ * escape the throttle, while a few typos do not slow everyone down. */
+#define SS_AUTH_THROTTLE_KEY_FREE 8
 
 /* ---- apps: exec --------------------------------------------------------- */
 /* Largest exec message (request, stdin or output chunk): commands and

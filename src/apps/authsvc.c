@@ -9,11 +9,33 @@
 #include <errno.h>
 #include <stdalign.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "sockstack/err.h"
 
 enum phase { PH_DELAYED = 0, PH_HANDSHAKE, PH_OPEN, PH_FAILED };
+
+/* In a MAP_SHARED mapping made before any fork: the fork model's children
+ * record their failures where the parent and every later child see them.
+ * The mutex is process-shared and robust: a child killed while holding
+ * it does not block the others. */
+struct ss_authsvc_shared {
+    pthread_mutex_t lock;
+    ss_auth_throttle throttle;
+    uint64_t failures;
+};
+
+static void sh_lock(struct ss_authsvc_shared *sh)
+{
+    if (pthread_mutex_lock(&sh->lock) == EOWNERDEAD)
+        pthread_mutex_consistent(&sh->lock);
+}
+
+static void sh_unlock(struct ss_authsvc_shared *sh)
+{
+    pthread_mutex_unlock(&sh->lock);
+}
 
 struct wstate {
     ss_auth auth;
@@ -53,10 +75,10 @@ static const struct sockaddr *peer_sa(const ss_conn *c)
 static int refuse(ss_conn *c, struct wstate *s, int err, const char *why)
 {
     ss_authsvc *w = wrap_of(c);
-    pthread_mutex_lock(&w->lock);
-    uint32_t n = ss_auth_throttle_fail(&w->throttle, peer_sa(c), now_ms());
-    w->failures++;
-    pthread_mutex_unlock(&w->lock);
+    sh_lock(w->sh);
+    uint32_t n = ss_auth_throttle_fail(&w->sh->throttle, peer_sa(c), now_ms());
+    w->sh->failures++;
+    sh_unlock(w->sh);
     ss_server_log(ss_conn_server(c), SS_LOG_WARN,
                   "authentication failed from %s: %s (failure %u from this address)",
                   ss_conn_peer_str(c), why, n);
@@ -91,14 +113,26 @@ static int start_handshake(ss_conn *c, struct wstate *s)
     return rc < 0 ? rc : flush_auth(c, s);
 }
 
-/* How long this peer's challenge waits: its recent failures (the table is
- * shared by every worker thread). */
+/* How long this peer's challenge waits: its address's recent failures,
+ * or the key's from all addresses, whichever is longer (the table is
+ * shared by every worker thread and child). Logged with the reason. */
 static uint64_t peer_delay(ss_authsvc *w, ss_conn *c)
 {
-    pthread_mutex_lock(&w->lock);
-    uint64_t delay = ss_auth_throttle_delay(&w->throttle, peer_sa(c), now_ms());
-    pthread_mutex_unlock(&w->lock);
-    return delay;
+    uint64_t now = now_ms();
+    uint32_t key_n;
+    sh_lock(w->sh);
+    uint64_t delay = ss_auth_throttle_delay(&w->sh->throttle, peer_sa(c), now);
+    uint64_t key = ss_auth_throttle_key_delay(&w->sh->throttle, now, &key_n);
+    sh_unlock(w->sh);
+    if (key > delay)
+        ss_server_log(ss_conn_server(c), SS_LOG_DEBUG,
+                      "%s: challenge delayed %llu ms: %u recent failures with this key "
+                      "from any address", ss_conn_peer_str(c), (unsigned long long)key, key_n);
+    else if (delay)
+        ss_server_log(ss_conn_server(c), SS_LOG_DEBUG,
+                      "%s failed recently: challenge delayed %llu ms", ss_conn_peer_str(c),
+                      (unsigned long long)delay);
+    return key > delay ? key : delay;
 }
 
 static int w_open(ss_conn *c)
@@ -107,9 +141,6 @@ static int w_open(ss_conn *c)
     struct wstate *s = st_of(c);
     uint64_t delay = peer_delay(w, c);
     if (delay) {
-        ss_server_log(ss_conn_server(c), SS_LOG_DEBUG,
-                      "%s failed recently: challenge delayed %llu ms",
-                      ss_conn_peer_str(c), (unsigned long long)delay);
         s->phase = PH_DELAYED;
         ss_conn_pause_read(c);
         return ss_conn_timer_start(c, delay);
@@ -134,9 +165,9 @@ static int w_data(ss_conn *c, const void *data, size_t len)
     if (s->auth.state != SS_AUTH_DONE)
         return 0;
     ss_conn_timer_stop(c);
-    pthread_mutex_lock(&w->lock);
-    ss_auth_throttle_ok(&w->throttle, peer_sa(c));
-    pthread_mutex_unlock(&w->lock);
+    sh_lock(w->sh);
+    ss_auth_throttle_ok(&w->sh->throttle, peer_sa(c));
+    sh_unlock(w->sh);
     ss_server_log(ss_conn_server(c), SS_LOG_DEBUG, "%s authenticated",
                   ss_conn_peer_str(c));
     s->phase = PH_OPEN;
@@ -240,9 +271,9 @@ static int w_handle(ss_conn *c)
             return 0;
         }
     }
-    pthread_mutex_lock(&w->lock);
-    ss_auth_throttle_ok(&w->throttle, peer_sa(c));
-    pthread_mutex_unlock(&w->lock);
+    sh_lock(w->sh);
+    ss_auth_throttle_ok(&w->sh->throttle, peer_sa(c));
+    sh_unlock(w->sh);
     s->phase = PH_OPEN;
     s->inner_opened = true;
     if (w->inner->on_open && (rc = w->inner->on_open(c)) < 0)
@@ -261,10 +292,23 @@ int ss_authsvc_init(ss_authsvc *w, const ss_service *inner,
     w->key = key;
     w->mode = mode;
     w->timeout_ms = timeout_ms ? timeout_ms : SS_AUTH_TIMEOUT_SECS * 1000u;
-    ss_auth_throttle_init(&w->throttle);
-    int rc = pthread_mutex_init(&w->lock, NULL);
-    if (rc)
+    void *m = mmap(NULL, sizeof *w->sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    w->sh = m; /* zero-filled */
+    ss_auth_throttle_init(&w->sh->throttle);
+    pthread_mutexattr_t at;
+    pthread_mutexattr_init(&at);
+    pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+    int rc = pthread_mutex_init(&w->sh->lock, &at);
+    pthread_mutexattr_destroy(&at);
+    if (rc) {
+        munmap(w->sh, sizeof *w->sh);
+        w->sh = NULL;
         return -rc;
+    }
     w->svc.name = inner->name;
     w->svc.conn_ctx_size = inner_size(inner) + sizeof(struct wstate);
     w->svc.on_close = w_close;
@@ -284,5 +328,17 @@ int ss_authsvc_init(ss_authsvc *w, const ss_service *inner,
 
 void ss_authsvc_destroy(ss_authsvc *w)
 {
-    pthread_mutex_destroy(&w->lock);
+    if (!w->sh)
+        return;
+    pthread_mutex_destroy(&w->sh->lock);
+    munmap(w->sh, sizeof *w->sh);
+    w->sh = NULL;
+}
+
+uint64_t ss_authsvc_failures(ss_authsvc *w)
+{
+    sh_lock(w->sh);
+    uint64_t n = w->sh->failures;
+    sh_unlock(w->sh);
+    return n;
 }

@@ -431,9 +431,37 @@ uint64_t ss_auth_throttle_delay(ss_auth_throttle *t, const struct sockaddr *sa,
     return s->until_ms > now_ms ? s->until_ms - now_ms : 0;
 }
 
+/* The key's count: one more failure from anywhere. */
+static void key_fail(ss_auth_throttle *t, uint64_t now_ms)
+{
+    ss_auth_throttle_slot *k = &t->key;
+    if (now_ms - k->last_ms > SS_AUTH_THROTTLE_FORGET_MS)
+        k->failures = 0;
+    k->failures++;
+    k->last_ms = now_ms;
+    if (k->failures < SS_AUTH_THROTTLE_KEY_FREE)
+        return;
+    uint64_t pen = SS_AUTH_THROTTLE_BASE_MS;
+    for (uint32_t i = SS_AUTH_THROTTLE_KEY_FREE; i < k->failures && pen < SS_AUTH_THROTTLE_MAX_MS;
+         i++)
+        pen *= 2;
+    k->until_ms = now_ms + (pen < SS_AUTH_THROTTLE_MAX_MS ? pen : SS_AUTH_THROTTLE_MAX_MS);
+}
+
+uint64_t ss_auth_throttle_key_delay(ss_auth_throttle *t, uint64_t now_ms, uint32_t *failures)
+{
+    ss_auth_throttle_slot *k = &t->key;
+    if (k->failures && now_ms - k->last_ms > SS_AUTH_THROTTLE_FORGET_MS)
+        memset(k, 0, sizeof *k);
+    if (failures)
+        *failures = k->failures;
+    return k->until_ms > now_ms ? k->until_ms - now_ms : 0;
+}
+
 uint32_t ss_auth_throttle_fail(ss_auth_throttle *t, const struct sockaddr *sa,
                                uint64_t now_ms)
 {
+    key_fail(t, now_ms);
     ss_auth_throttle_slot *s = find(t, sa, true, now_ms);
     if (now_ms - s->last_ms > SS_AUTH_THROTTLE_FORGET_MS)
         s->failures = 0;

@@ -347,3 +347,32 @@ Test(auth, throttle_doubles_penalty_forgets_on_success_and_is_bounded)
     cr_assert_eq(ss_auth_throttle_delay(&t, (const struct sockaddr *)&first, 10000), 0,
                  "oldest entry evicted");
 }
+
+/* Issue 13 item 6: failures count against the key from every address. */
+Test(auth, throttle_counts_the_key_across_addresses)
+{
+    static ss_auth_throttle t;
+    ss_auth_throttle_init(&t);
+    uint32_t n = 99;
+    cr_assert_eq(ss_auth_throttle_key_delay(&t, 1000, &n), 0);
+    cr_assert_eq(n, 0);
+    for (uint32_t i = 1; i <= SS_AUTH_THROTTLE_KEY_FREE; i++) {
+        cr_assert_eq(ss_auth_throttle_key_delay(&t, 1000, NULL), 0, "before failure %u", i);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001 + i)};
+        cr_assert_eq(ss_auth_throttle_fail(&t, (const struct sockaddr *)&a, 1000), 1,
+                     "each address failed once");
+    }
+    cr_assert_eq(ss_auth_throttle_key_delay(&t, 1000, &n), SS_AUTH_THROTTLE_BASE_MS);
+    cr_assert_eq(n, SS_AUTH_THROTTLE_KEY_FREE);
+    struct sockaddr_in b = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000101)};
+    ss_auth_throttle_fail(&t, (const struct sockaddr *)&b, 1000);
+    cr_assert_eq(ss_auth_throttle_key_delay(&t, 1000, NULL), 2 * SS_AUTH_THROTTLE_BASE_MS);
+    for (int i = 0; i < 20; i++)
+        ss_auth_throttle_fail(&t, (const struct sockaddr *)&b, 1000);
+    cr_assert_eq(ss_auth_throttle_key_delay(&t, 1000, NULL), SS_AUTH_THROTTLE_MAX_MS);
+    /* A success forgets the address, not the key's count. */
+    ss_auth_throttle_ok(&t, (const struct sockaddr *)&b);
+    cr_assert_eq(ss_auth_throttle_key_delay(&t, 1000, NULL), SS_AUTH_THROTTLE_MAX_MS);
+    cr_assert_eq(ss_auth_throttle_key_delay(&t, 1001 + SS_AUTH_THROTTLE_FORGET_MS, &n), 0);
+    cr_assert_eq(n, 0, "forgotten after the window");
+}
