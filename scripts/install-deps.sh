@@ -14,6 +14,8 @@ PKGS=(
   clang libclang-rt-14-dev
   # real peers and tools used by tests and benchmarks
   python3 openssl ncat socat tshark iproute2 iputils-ping procps tmux sockperf
+  # IRC clients for the chat server's IRC tests (issue 15)
+  irssi weechat-headless weechat-plugins
   nftables
   # the viewer's test: a real browser, headless (Debian's package)
   chromium chromium-driver

@@ -97,7 +97,7 @@ struct ss__irc {
     bool discarding;
     /* registration */
     char nick[SS_CHAT_NICK_MAX + 1]; /* wanted, then the registered one */
-    bool has_nick, has_user, registered, named, cap_hold, authed;
+    bool has_nick, has_user, registered, named, cap_hold, authed, invisible;
     char pass[256];
     bool has_pass;
     unsigned caps;
@@ -918,7 +918,13 @@ static void cmd_mode(ss__irc *ic, struct msg *m, int64_t now)
     if (strcasecmp(t, ic->nick)) {
         num(ic, "502", ":Cant change mode for other users");
     } else if (m->n < 2) {
-        num(ic, "221", "+");
+        num(ic, "221", "+%s", ic->invisible ? "i" : "");
+    } else if (!strcmp(m->p[1], "+i") || !strcmp(m->p[1], "-i")) {
+        /* +i is all clients set on connect; it changes nothing here (there
+         * is one channel and no global WHO), but it is kept and shown. */
+        ic->invisible = m->p[1][0] == '+';
+        sendf(ic, ":%s!%s@%s MODE %s :%s", ic->nick, ic->nick, ic->hub->server, ic->nick,
+              m->p[1]);
     } else {
         num(ic, "501", ":Unknown MODE flag");
     }

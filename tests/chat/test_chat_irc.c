@@ -480,7 +480,7 @@ Test(chat_irc, presence_and_queries)
              SRV "461 alice TOPIC :Not enough parameters\r\n",
              (long long)(ss_chat_parse_ts(ts) / 1000));
     EXPECT(&a, want);
-    put(afd, "MODE #lobby\r\nMODE #lobby b\r\nMODE #lobby +o bob\r\nMODE alice\r\nMODE alice +i\r\n"
+    put(afd, "MODE #lobby\r\nMODE #lobby b\r\nMODE #lobby +o bob\r\nMODE alice\r\nMODE alice +w\r\n"
              "MODE bob\r\nMODE\r\nFOO bar\r\nPART #x\r\nPART #lobby :bye\r\nPART #lobby\r\n"
              "JOIN #x,#y\r\nJOIN\r\n");
     EXPECT(&a, SRV "324 alice #lobby +nt\r\n"
@@ -497,6 +497,8 @@ Test(chat_irc, presence_and_queries)
                    SRV "403 alice #x :No such channel\r\n"
                    SRV "403 alice #y :No such channel\r\n"
                    SRV "461 alice JOIN :Not enough parameters\r\n");
+    put(afd, "MODE alice +i\r\nMODE alice\r\n");
+    EXPECT(&a, ":alice!alice@sockstack MODE alice :+i\r\n" SRV "221 alice +i\r\n");
     put(nfd, "/nick bobby\n");
     EXPECT(&a, ":bob!bob@sockstack NICK :bobby\r\n");
     put(nfd, "/quit\n");
