@@ -3,7 +3,9 @@
  *   chatload HOST PORT CLIENTS SENDERS WINDOW SECS MODE
  *
  * Opens CLIENTS connections (MODE "ss": each takes a nickname with /nick;
- * MODE "ncat": ncat --chat needs nothing), waits until the join chatter has
+ * MODE "irc": each registers (NICK, USER) and joins #lobby on the chat
+ * server's IRC port, and sends PRIVMSG #lobby; MODE "ncat": ncat --chat
+ * needs nothing), waits until the join chatter has
  * settled, then SENDERS of them send messages "@@ID:NS@@" (NS = send time,
  * CLOCK_MONOTONIC ns) with at most WINDOW of their own messages in flight: a
  * message is complete when every other client has received it (or after 2 s,
@@ -58,6 +60,7 @@ static uint64_t *hist;
 static int n_clients;
 static uint64_t next_id = 1, delivered, timeouts, joined_count;
 static int measuring;
+static int irc; /* MODE "irc" */
 
 static uint64_t now_ns(void)
 {
@@ -94,9 +97,10 @@ static void send_msg(int i)
     if (m->live)
         return; /* ring full: skip this turn */
     *m = (struct msg){.id = id, .sent_ns = now_ns(), .from = i, .live = 1};
-    char line[96];
-    int n = snprintf(line, sizeof line, "@@%llu:%llu@@\n", (unsigned long long)id,
-                     (unsigned long long)m->sent_ns);
+    char line[128];
+    int n = snprintf(line, sizeof line, "%s@@%llu:%llu@@%s", irc ? "PRIVMSG #lobby :" : "",
+                     (unsigned long long)id, (unsigned long long)m->sent_ns,
+                     irc ? "\r\n" : "\n");
     send_all(c->fd, line, (size_t)n);
     c->inflight++;
 }
@@ -132,7 +136,11 @@ static int parse_back(const char **pp, const char *start, uint64_t *out)
 static void on_line(int i, const char *line, const char *end, uint64_t now)
 {
     struct client *c = &cl[i];
-    if (!c->joined && end - line >= 8 && !memcmp(line, "OK nick ", 8)) {
+    if (end > line && end[-1] == '\r')
+        end--;
+    if (!c->joined && ((!irc && end - line >= 8 && !memcmp(line, "OK nick ", 8)) ||
+                       (irc && end - line > 30 && memmem(line, (size_t)(end - line),
+                                                         " 366 ", 5)))) {
         c->joined = 1;
         joined_count++;
         return;
@@ -207,7 +215,7 @@ static double pct(double q)
 int main(int argc, char **argv)
 {
     if (argc != 8) {
-        fprintf(stderr, "usage: chatload HOST PORT CLIENTS SENDERS WINDOW SECS ss|ncat\n");
+        fprintf(stderr, "usage: chatload HOST PORT CLIENTS SENDERS WINDOW SECS ss|irc|ncat\n");
         return 2;
     }
     const char *host = argv[1];
@@ -215,7 +223,8 @@ int main(int argc, char **argv)
     n_clients = atoi(argv[3]);
     int senders = atoi(argv[4]), window = atoi(argv[5]);
     double secs = atof(argv[6]);
-    int ss = !strcmp(argv[7], "ss");
+    irc = !strcmp(argv[7], "irc");
+    int ss = !strcmp(argv[7], "ss") || irc;
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
@@ -247,8 +256,11 @@ int main(int argc, char **argv)
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
         if (ss) {
-            char nick[32];
-            int n = snprintf(nick, sizeof nick, "/nick u%d_%d\n", (int)getpid(), i);
+            char nick[96];
+            int n = irc ? snprintf(nick, sizeof nick,
+                                   "NICK u%d_%d\r\nUSER u 0 * :u\r\nJOIN #lobby\r\n",
+                                   (int)getpid(), i)
+                        : snprintf(nick, sizeof nick, "/nick u%d_%d\n", (int)getpid(), i);
             send_all(fd, nick, (size_t)n);
         }
     }

@@ -651,3 +651,51 @@ Test(chat_room, one_public_message_is_one_shared_line_for_every_recipient)
     nheld = 0;
     cr_assert_eq(ss_chat_lines_alive(NULL), before);
 }
+
+/* Issue 15's native commands (what IRC's NOTICE, AWAY and TOPIC map to). */
+Test(chat_room, notice_away_topic)
+{
+    join(0, "alice");
+    join(1, "bob");
+    in(0, "/notice bob psst\n/notice carol x\n/notice bob\n");
+    cr_assert_str_eq(take(0), "OK notice bob\nERR nouser carol is not online\n"
+                              "ERR usage /notice NICK TEXT\n");
+    cr_assert_str_eq(take(1), "NOTICE 2023-11-14T22:13:20.123Z alice psst\n");
+    in(0, "/away at lunch\n/who\n");
+    cr_assert_str_eq(take(0), "OK away\nWHO bob online\nWHO alice online away at lunch\n"
+                              "OK who 2 0\n");
+    cr_assert_str_eq(take(1), "AWAY 2023-11-14T22:13:20.123Z alice at lunch\n");
+    in(0, "/away\n");
+    cr_assert_str_eq(take(0), "OK back\n");
+    cr_assert_str_eq(take(1), "BACK 2023-11-14T22:13:20.123Z alice\n");
+    in(1, "/topic\n/topic news of the day\n/topic\n");
+    cr_assert_str_eq(take(1), "OK topic\n"
+                              "TOPIC 2023-11-14T22:13:20.123Z bob news of the day\n"
+                              "OK topic set\n"
+                              "TOPIC 2023-11-14T22:13:20.123Z bob news of the day\n"
+                              "OK topic\n");
+    cr_assert_str_eq(take(0), "TOPIC 2023-11-14T22:13:20.123Z bob news of the day\n");
+    char big[400] = "/topic ";
+    memset(big + 7, 't', 301);
+    strcpy(big + 308, "\n");
+    in(1, big);
+    cr_assert_str_eq(take(1), "ERR toolong topics are limited to 300 bytes\n");
+}
+
+/* /history N TS: the last N before TS. */
+Test(chat_room, history_before)
+{
+    join(0, "alice");
+    ss_chat_recv(fc[0].c, "one\n", 4, T0);
+    ss_chat_recv(fc[0].c, "two\n", 4, T0 + 1000);
+    ss_chat_recv(fc[0].c, "three\n", 6, T0 + 2000);
+    take(0);
+    in(0, "/history 5 2023-11-14T22:13:22.123Z\n");
+    cr_assert_str_eq(take(0), "HIST 2023-11-14T22:13:20.123Z MSG alice one\n"
+                              "HIST 2023-11-14T22:13:21.123Z MSG alice two\n"
+                              "OK history 2\n");
+    in(0, "/history 1 2023-11-14T22:13:22.123Z\n/history 1 yesterday\n");
+    cr_assert_str_eq(take(0), "HIST 2023-11-14T22:13:21.123Z MSG alice two\n"
+                              "OK history 1\n"
+                              "ERR usage /history [N [TIMESTAMP]], N from 1 to 1000\n");
+}
