@@ -599,3 +599,29 @@ Test(chat_irc, limits_as_native)
     EXPECT(&c, "ERROR :Closing Link: toomany 2 connections from your address already\r\n");
     EXPECT(&a, "ERROR :Closing Link: timeout no /nick within 300 ms; disconnecting\r\n");
 }
+
+/* TLS: with --tls-cert the IRC port speaks TLS too (the 6697 convention);
+ * openssl s_client is the client. */
+Test(chat_irc, tls_on_the_irc_port)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "%s keygen --tls %s/tls >/dev/null 2>&1", th_sockstack(), dir);
+    cr_assert_eq(system(cmd), 0);
+    char cert[200], key[200];
+    snprintf(cert, sizeof cert, "%s/tls/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/tls/key.pem", dir);
+    const char *extra[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    irc_server(extra);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", irc_port);
+    char *argv[] = {"openssl", "s_client", "-quiet", "-connect", addr, NULL};
+    struct th_proc p;
+    cr_assert_eq(th_spawn(&p, argv), 0);
+    struct th_proc *t = track(p);
+    struct stream s;
+    stream_init(&s, t->out);
+    put(t->in, "NICK tlsuser\r\nUSER u 0 * :u\r\n");
+    char want[2048];
+    burst(want, sizeof want, "tlsuser");
+    EXPECT(&s, want);
+}
