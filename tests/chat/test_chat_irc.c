@@ -625,3 +625,25 @@ Test(chat_irc, tls_on_the_irc_port)
     burst(want, sizeof want, "tlsuser");
     EXPECT(&s, want);
 }
+
+/* The native token bucket paces IRC lines too: with --rate 20 --burst 1,
+ * five lines in one write are taken one per token, so the talker waits
+ * exactly four times for its rate (the server's counters at exit). */
+Test(chat_irc, rate_limit_as_native)
+{
+    const char *extra[] = {"--rate", "20", "--burst", "1", NULL};
+    irc_server(extra);
+    struct th_proc *srv = &procs[nprocs - 1];
+    struct stream s;
+    int fd = irc_raw(&s);
+    put(fd, "NICK a\r\nUSER a 0 * :a\r\nPING :1\r\nPING :2\r\nPING :3\r\n");
+    EXPECT(&s, SRV "PONG sockstack :1\r\n" SRV "PONG sockstack :2\r\n"
+                   SRV "PONG sockstack :3\r\n");
+    close(fd);
+    cr_assert_eq(th_stop(srv, SIGTERM, 10000), 0);
+    char *err = NULL;
+    th_read_all(srv->err, &err, 2000);
+    cr_assert(err && strstr(err, "talkers waited 0 times for readers, 4 for their rate"),
+              "%s", err ? err : "");
+    free(err);
+}
