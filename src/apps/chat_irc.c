@@ -65,6 +65,7 @@ enum pend {
     P_REPLAY,    /* /history on JOIN */
     P_HISTORY,   /* /history for CHATHISTORY */
     P_QUIT,      /* /quit */
+    P_LIST,      /* /topic for LIST */
 };
 
 struct ss__irc_hub {
@@ -115,6 +116,7 @@ struct ss__irc {
     bool paction, pfound, pjoin;
     int64_t pnow, pafter;
     char pbatch[16];
+    char ptopic[SS_CHAT_TOPIC_MAX + 1];
     struct obuf names; /* NAMES: nicks gathered for one 353 */
     unsigned batch_seq;
     char nbuf[SS_CHAT_MAX_LINE + 256]; /* one native line */
@@ -992,6 +994,51 @@ static void cmd_chathistory(ss__irc *ic, struct msg *m, int64_t now)
     ic->pbatch[0] = '\0';
 }
 
+/* ISON nick...: 303 with those online (RFC 2812 4.9). */
+static void cmd_ison(ss__irc *ic, struct msg *m, int64_t now)
+{
+    if (!need(ic, m, 1))
+        return;
+    char out[SS_CHAT_IRC_LINE] = "";
+    size_t n = 0;
+    for (int i = 0; i < m->n; i++) {
+        char list[SS_CHAT_IRC_LINE];
+        snprintf(list, sizeof list, "%s", m->p[i]);
+        for (char *save, *w = strtok_r(list, " ", &save); w; w = strtok_r(NULL, " ", &save))
+            if (ss_chat_nick_valid(w) && ic->io.peer_kind(ic->arg, w) != SS__IRC_PEER_NONE &&
+                n + strlen(w) + 2 < sizeof out - 64)
+                n += (size_t)snprintf(out + n, sizeof out - n, "%s%s", n ? " " : "", w);
+    }
+    num(ic, "303", ":%s", out);
+}
+
+/* USERHOST nick{1..5}: 302 "nick=+nick@server" for those online. */
+static void cmd_userhost(ss__irc *ic, struct msg *m, int64_t now)
+{
+    if (!need(ic, m, 1))
+        return;
+    char out[SS_CHAT_IRC_LINE] = "";
+    size_t n = 0;
+    for (int i = 0; i < m->n && i < 5; i++)
+        if (ss_chat_nick_valid(m->p[i]) &&
+            ic->io.peer_kind(ic->arg, m->p[i]) != SS__IRC_PEER_NONE)
+            n += (size_t)snprintf(out + n, sizeof out - n, "%s%s=+%s@%s", n ? " " : "",
+                                  m->p[i], m->p[i], ic->hub->server);
+    num(ic, "302", ":%s", out);
+}
+
+/* LIST: the one channel, its users and topic (321, 322, 323). */
+static void cmd_list(ss__irc *ic, struct msg *m, int64_t now)
+{
+    num(ic, "321", "Channel :Users  Name");
+    if (m->n < 1 || is_chan(ic, m->p[0]) || !strcmp(m->p[0], "*")) {
+        ic->ptopic[0] = '\0';
+        room(ic, P_LIST, now, "/topic");
+        num(ic, "322", "%s %d :%s", ic->hub->chan, ic->io.online(ic->arg), ic->ptopic);
+    }
+    num(ic, "323", ":End of /LIST");
+}
+
 static void cmd_quit(ss__irc *ic, struct msg *m, int64_t now)
 {
     snprintf(ic->ptarget, sizeof ic->ptarget, "%s", m->n >= 1 ? m->p[0] : "");
@@ -1013,6 +1060,8 @@ static const struct {
     {"WHOIS", cmd_whois, false},    {"TOPIC", cmd_topic, false},
     {"AWAY", cmd_away, false},      {"MODE", cmd_mode, false},
     {"MOTD", cmd_motd, false},      {"CHATHISTORY", cmd_chathistory, false},
+    {"ISON", cmd_ison, false},      {"USERHOST", cmd_userhost, false},
+    {"LIST", cmd_list, false},
 };
 
 static void handle(ss__irc *ic, char *line, size_t len, int64_t now)
@@ -1274,6 +1323,12 @@ static void who_in(ss__irc *ic, char *rest)
 /* "TOPIC ts nick text": an answer (332/333) or a change (TOPIC). */
 static void topic_in(ss__irc *ic, ss_chat_line *l, char *rest)
 {
+    if (ic->pend == P_LIST) {
+        char *ts = word(&rest), *nick = word(&rest);
+        if (ts && nick)
+            snprintf(ic->ptopic, sizeof ic->ptopic, "%s", rest);
+        return;
+    }
     if (ic->pend == P_TOPIC) {
         char *ts = word(&rest), *nick = word(&rest);
         if (!ts || !nick)
@@ -1428,12 +1483,42 @@ static void ok_in(ss__irc *ic, char *rest)
     }
 }
 
+static bool kind_is(const char *d, size_t len, const char *k)
+{
+    size_t n = strlen(k);
+    return len > n && !memcmp(d, k, n) && d[n] == ' ';
+}
+
+/* The event the hub formatted for the last recipient comes again (a
+ * fan-out): 1 and sent (or filtered out) without parsing; 0 otherwise. */
+static int shared_again(ss__irc *ic, ss_chat_line *l, const char *d, size_t len)
+{
+    ss__irc_hub *h = ic->hub;
+    int v = (ic->caps & CAP_TIME) ? 1 : 0;
+    if (h->src != l || !h->done[v])
+        return 0;
+    bool want;
+    if (kind_is(d, len, "MSG") || kind_is(d, len, "ME") || kind_is(d, len, "JOIN"))
+        want = ic->joined;
+    else if (kind_is(d, len, "LEAVE") || kind_is(d, len, "NICK"))
+        want = true;
+    else if (kind_is(d, len, "AWAY") || kind_is(d, len, "BACK"))
+        want = ic->caps & CAP_AWAY;
+    else
+        return 0;
+    if (want && h->out[v] && ic->io.emit(ic->arg, h->out[v]) < 0)
+        ic->dead = true;
+    return 1;
+}
+
 int ss__irc_out(ss__irc *ic, ss_chat_line *l)
 {
     if (ic->dead)
         return -ENOBUFS;
     size_t len;
     const char *d = ss_chat_line_data(l, &len);
+    if (shared_again(ic, l, d, len))
+        return ic->dead ? -ENOBUFS : 0;
     char *buf = malloc(len + 1);
     if (!buf)
         return -ENOMEM;

@@ -41,6 +41,8 @@ typedef struct ss__irc_io {
     bool (*admit)(void *arg, bool counted);
     /* Online user nick: SS__IRC_PEER_*. */
     int (*peer_kind)(void *arg, const char *nick);
+    /* Users online in the room (LIST). */
+    int (*online)(void *arg);
 } ss__irc_io;
 
 /* Shared by every IRC connection of one server: names and the cache. */

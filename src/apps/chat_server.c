@@ -666,7 +666,14 @@ static int irc_peer_kind(void *arg, const char *nick)
     return y->irc ? SS__IRC_PEER_IRC : SS__IRC_PEER_NATIVE;
 }
 
+static int irc_online(void *arg)
+{
+    struct chat_ctx *x = arg;
+    return ss_chat_online(x->cs->room);
+}
+
 static const ss__irc_io irc_io = {
+    .online = irc_online,
     .emit = irc_emit,
     .admit = irc_admit,
     .peer_kind = irc_peer_kind,

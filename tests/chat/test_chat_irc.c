@@ -647,3 +647,23 @@ Test(chat_irc, rate_limit_as_native)
               "%s", err ? err : "");
     free(err);
 }
+
+/* ISON, USERHOST and LIST, asked of the room (online users, topic). */
+Test(chat_irc, ison_userhost_list)
+{
+    int native = irc_server(NULL);
+    struct stream n, a;
+    int nfd = fx_join(native, &n, "bob");
+    int afd = irc_join(&a, "alice", "");
+    put(nfd, "/topic our room\n");
+    EXPECT(&a, ":bob!bob@sockstack TOPIC #lobby :our room\r\n");
+    put(afd, "ISON bob carol alice\r\nISON\r\nUSERHOST bob nobody\r\nLIST\r\nLIST #other\r\n");
+    EXPECT(&a, SRV "303 alice :bob alice\r\n"
+                   SRV "461 alice ISON :Not enough parameters\r\n"
+                   SRV "302 alice :bob=+bob@sockstack\r\n"
+                   SRV "321 alice Channel :Users  Name\r\n"
+                   SRV "322 alice #lobby 2 :our room\r\n"
+                   SRV "323 alice :End of /LIST\r\n"
+                   SRV "321 alice Channel :Users  Name\r\n"
+                   SRV "323 alice :End of /LIST\r\n");
+}
