@@ -10,7 +10,9 @@ Checks: all three in #lobby; channel and private messages between each
 pair; presence (join, quit); an offline message stored for carol arrives
 in WeeChat (SASL login) stamped with the time it was sent (server-time),
 not the time it was delivered; a DCC SEND of 20 MiB from irssi to WeeChat
-arrives with an equal SHA-256.
+arrives with an equal SHA-256; a passive (reverse) DCC SEND, port 0 and a
+token, from irssi to a second irssi arrives with an equal SHA-256 (WeeChat
+3.8 cannot take a passive DCC: it reads "1.1.1.1 0" as part of the name).
 
 Exit 77 (meson: skipped) with the reason when a client is missing.
 Every wait is for exact text with a deadline; the only sleep puts two
@@ -108,7 +110,8 @@ def main():
     try:
         run(tmp, procs, session, env)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], stderr=subprocess.DEVNULL)
+        for sess in (session, session + "-b"):
+            subprocess.run(["tmux", "kill-session", "-t", sess], stderr=subprocess.DEVNULL)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -205,9 +208,13 @@ def run(tmp, procs, session, env):
                    check=True)
     ilog = lambda name: read(f"{idir}/logs/{name}.log")
 
-    def irssi(text):
-        subprocess.run(["tmux", "send-keys", "-t", session, "-l", text], check=True)
-        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+    def irssi(text, sess=session):
+        subprocess.run(["tmux", "send-keys", "-t", sess, "-l", text], check=True)
+        subprocess.run(["tmux", "send-keys", "-t", sess, "Enter"], check=True)
+
+    def screen(sess):
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", sess], capture_output=True,
+                              text=True).stdout
 
     wait_for(lambda: "Welcome to the sockstack chat" in
              subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
@@ -266,6 +273,32 @@ def run(tmp, procs, session, env):
     wait_for(complete, "DCC SEND: 20 MiB arrived in WeeChat", timeout=60)
     got = hashlib.sha256(read_bytes(dst)).hexdigest() if os.path.exists(dst) else ""
     check(got == want, f"DCC SEND: SHA-256 equal ({got[:16]} == {want[:16]})")
+
+    # ---- passive (reverse) DCC SEND, irssi -> irssi ----
+    bdir = f"{tmp}/irssi-b"
+    os.makedirs(f"{bdir}/dl")
+    with open(f"{bdir}/config", "w") as f:
+        f.write('settings = {\n  core = { real_name = "bobby"; user_name = "bobby"; '
+                'nick = "bobby"; };\n  "irc/dcc" = { dcc_download_path = '
+                f'"{bdir}/dl"; }};\n}};\n')
+    subprocess.run(["tmux", "new-session", "-d", "-s", session + "-b", "-x", "200", "-y", "50",
+                    f"TZ=UTC irssi --home={bdir} -c 127.0.0.1 -p {irc_port} -n bobby"],
+                   check=True)
+    wait_for(lambda: "Welcome to the sockstack chat" in screen(session + "-b"),
+             "second irssi (bobby) registered")
+    small = f"{tmp}/passive.bin"
+    with open(small, "wb") as f:
+        f.write(os.urandom(2 << 20))
+    irssi(f"/dcc send -passive bobby {small}")
+    wait_for(lambda: "DCC SEND from alice" in screen(session + "-b"),
+             "bobby got the passive DCC SEND offer (port 0, token)")
+    irssi("/dcc get alice", session + "-b")
+    got_b = f"{bdir}/dl/passive.bin"
+    wait_for(lambda: os.path.exists(got_b) and os.path.getsize(got_b) == 2 << 20,
+             "passive DCC: 2 MiB arrived in the second irssi", timeout=30)
+    if os.path.exists(got_b):
+        check(hashlib.sha256(read_bytes(got_b)).hexdigest() ==
+              hashlib.sha256(read_bytes(small)).hexdigest(), "passive DCC: SHA-256 equal")
 
     # ---- presence: the native user leaves ----
     nat.say("/quit")
