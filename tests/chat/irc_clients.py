@@ -197,15 +197,22 @@ def run(tmp, procs, session, env):
             f.write(f"{buffer} *{text}\n")
 
     # ---- irssi in tmux, as alice ----
+    def start_irssi(sess, nick, home):
+        """irssi as nick in tmux session sess: autolog in home/logs,
+        downloads in home/dl."""
+        os.makedirs(f"{home}/logs")
+        os.makedirs(f"{home}/dl")
+        with open(f"{home}/config", "w") as f:
+            f.write(f'settings = {{\n  core = {{ real_name = "{nick}"; user_name = "{nick}"; '
+                    f'nick = "{nick}"; }};\n  "fe-common/core" = {{ autolog = "yes"; '
+                    f'autolog_path = "{home}/logs/$0.log"; autolog_level = "all"; }};\n'
+                    f'  "irc/dcc" = {{ dcc_download_path = "{home}/dl"; }};\n}};\n')
+        subprocess.run(["tmux", "new-session", "-d", "-s", sess, "-x", "200", "-y", "50",
+                        f"TZ=UTC irssi --home={home} -c 127.0.0.1 -p {irc_port} -n {nick}"],
+                       check=True)
+
     idir = f"{tmp}/irssi"
-    os.makedirs(f"{idir}/logs")
-    with open(f"{idir}/config", "w") as f:
-        f.write('settings = {\n  core = { real_name = "alice"; user_name = "alice"; '
-                'nick = "alice"; };\n  "fe-common/core" = { autolog = "yes"; '
-                f'autolog_path = "{idir}/logs/$0.log"; autolog_level = "all"; }};\n}};\n')
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
-                    f"TZ=UTC irssi --home={idir} -c 127.0.0.1 -p {irc_port} -n alice"],
-                   check=True)
+    start_irssi(session, "alice", idir)
     ilog = lambda name: read(f"{idir}/logs/{name}.log")
 
     def irssi(text, sess=session):
@@ -276,14 +283,7 @@ def run(tmp, procs, session, env):
 
     # ---- passive (reverse) DCC SEND, irssi -> irssi ----
     bdir = f"{tmp}/irssi-b"
-    os.makedirs(f"{bdir}/dl")
-    with open(f"{bdir}/config", "w") as f:
-        f.write('settings = {\n  core = { real_name = "bobby"; user_name = "bobby"; '
-                'nick = "bobby"; };\n  "irc/dcc" = { dcc_download_path = '
-                f'"{bdir}/dl"; }};\n}};\n')
-    subprocess.run(["tmux", "new-session", "-d", "-s", session + "-b", "-x", "200", "-y", "50",
-                    f"TZ=UTC irssi --home={bdir} -c 127.0.0.1 -p {irc_port} -n bobby"],
-                   check=True)
+    start_irssi(session + "-b", "bobby", bdir)
     wait_for(lambda: "Welcome to the sockstack chat" in screen(session + "-b"),
              "second irssi (bobby) registered")
     small = f"{tmp}/passive.bin"
