@@ -532,6 +532,18 @@ static void sasl_reset(ss__irc *ic)
     ic->sasl = false;
 }
 
+/* A password the native /login can take as one word: no spaces and no
+ * control characters (a decoded LF would start a second native line). */
+static bool pw_ok(const char *pw)
+{
+    if (!pw[0])
+        return false;
+    for (const unsigned char *p = (const unsigned char *)pw; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return false;
+    return true;
+}
+
 /* The whole PLAIN message arrived (base64 in sasl_buf): log in. */
 static void sasl_plain(ss__irc *ic, int64_t now)
 {
@@ -557,7 +569,7 @@ static void sasl_plain(ss__irc *ic, int64_t now)
         }
     }
     if (!authc || (authz[0] && strcasecmp(authz, authc)) || !ss_chat_nick_valid(authc) ||
-        !pw[0] || strchr(pw, ' ')) {
+        !pw_ok(pw)) {
         num(ic, "904", ":SASL authentication failed");
     } else {
         ic->sasl_login = true;
@@ -631,7 +643,7 @@ static void cmd_pass(ss__irc *ic, struct msg *m, int64_t now)
     if (!need(ic, m, 1))
         return;
     snprintf(ic->pass, sizeof ic->pass, "%s", m->p[0]);
-    ic->has_pass = !strchr(ic->pass, ' ');
+    ic->has_pass = pw_ok(ic->pass);
 }
 
 static void cmd_nick(ss__irc *ic, struct msg *m, int64_t now)
