@@ -218,8 +218,8 @@ Test(chat_irc, sasl_plain)
                    "AUTHENTICATE +\r\n"
                    SRV "906 carol :SASL authentication aborted\r\n");
     /* A decoded LF must not start a second native line: base64 of
-     * "\0carol\0secret1\n/nick evil" is refused, and nothing else runs. */
-    put(fd, "AUTHENTICATE PLAIN\r\nAUTHENTICATE AGNhcm9sAHNlY3JldDEKL25pY2sgZXZpbA==\r\n");
+     * "\0carol\0secret1\n/quit" is refused, and nothing else runs. */
+    put(fd, "AUTHENTICATE PLAIN\r\nAUTHENTICATE AGNhcm9sAHNlY3JldDEKL3F1aXQ=\r\n");
     EXPECT(&s, "AUTHENTICATE +\r\n" SRV "904 carol :SASL authentication failed\r\n");
     /* base64("\0carol\0wrong") and then the right one */
     put(fd, "AUTHENTICATE PLAIN\r\nAUTHENTICATE AGNhcm9sAHdyb25n\r\n");
