@@ -54,6 +54,11 @@
 #define SS_SERVER_GRACE_SECS 5
 /* Default cap on simultaneous connections per service. */
 #define SS_SERVER_MAX_CONNS 100000
+/* Open connections from one IP address at most for `serve exec` and
+ * `serve files` (--max-per-addr; the framework's own default is no cap):
+ * one host cannot take every descriptor or process slot, while a busy
+ * client machine or a NAT still fits. */
+#define SS_SERVER_MAX_PER_ADDR 64
 /* Output queue chunk: holds a typical reply whole, 4 pages, and 16 of them
  * cover the default queue limit. */
 #define SS_SERVER_OUTBUF_CHUNK 16384

@@ -188,6 +188,13 @@ typedef struct ss_server_opts {
                                  * counted in refused_limit; 0 = no limit
                                  * (init: SS_SERVER_MAX_CONNS). With workers
                                  * the limit is per worker divided evenly. */
+    size_t max_per_addr;        /* open connections from one IP address (port
+                                 * ignored, IPv4-mapped = IPv4) at most; the
+                                 * next is closed at once, counted in
+                                 * refused_limit; 0 = no cap (the init
+                                 * value; exec and files in the CLI use
+                                 * SS_SERVER_MAX_PER_ADDR). Unix peers are
+                                 * not capped. */
     unsigned busy_poll_us;      /* each event loop the server owns polls
                                  * without sleeping this long before it
                                  * sleeps (ss_loop_set_busy_poll); 0 = off */

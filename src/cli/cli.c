@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "sockstack/text.h"
 
 int cli_log_level = CLI_LOG_INFO;
 
@@ -33,10 +34,14 @@ void cli_vlog(int level, const char *fmt, va_list ap)
     localtime_r(&tv.tv_sec, &tm);
     char ts[32];
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    char line[1024];
-    vsnprintf(line, sizeof line, fmt, ap);
+    char line[1024], safe[2048];
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    /* Names and text from peers reach log lines: no control code gets to
+     * the terminal (ESC sequences, a bare CR rewriting the line). */
+    ss_text_escape(line, n < 0 ? 0 : (size_t)n < sizeof line ? (size_t)n : sizeof line - 1,
+                   safe, sizeof safe, SS_TEXT_KEEP_BACKSLASH); /* the server's are escaped */
     /* One write per line so lines from several workers never interleave. */
-    fprintf(stderr, "%s.%03ld %s\n", ts, (long)(tv.tv_usec / 1000), line);
+    fprintf(stderr, "%s.%03ld %s\n", ts, (long)(tv.tv_usec / 1000), safe);
 }
 
 void cli_log(const char *fmt, ...)

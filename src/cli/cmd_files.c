@@ -10,6 +10,7 @@
 #include "cli/client.h"
 #include "sockstack/err.h"
 #include "sockstack/files.h"
+#include "sockstack/text.h"
 
 struct progress {
     bool on;
@@ -74,8 +75,9 @@ static void print_entry(const ss_files_entry *e, void *arg)
     time_t t = (time_t)e->mtime;
     struct tm tm;
     strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime_r(&t, &tm));
-    printf("%c %04o %12llu %s %s\n", e->kind, e->mode, (unsigned long long)e->size, when,
-           e->name);
+    char name[4 * sizeof e->name + 1]; /* a name can spell ESC sequences */
+    ss_text_escape(e->name, strlen(e->name), name, sizeof name, 0);
+    printf("%c %04o %12llu %s %s\n", e->kind, e->mode, (unsigned long long)e->size, when, name);
 }
 
 static int files_main(const char *cmd, int argc, char **argv)
@@ -153,7 +155,9 @@ static int files_main(const char *cmd, int argc, char **argv)
     if (pr.on)
         fputc('\n', stderr);
     if (rc == SS_EREMOTE) {
-        cli_error("%s: server: %s", cmd, err.msg);
+        char safe[4 * sizeof err.msg + 1];
+        ss_text_escape(err.msg, strlen(err.msg), safe, sizeof safe, 0);
+        cli_error("%s: server: %s", cmd, safe);
         return CLI_RUNTIME;
     }
     if (rc < 0) {

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 enum {
     OPT_BACKLOG = 0x3000,
     OPT_MAX_CONNS,
+    OPT_MAX_PER_ADDR,
     OPT_IDLE,
     OPT_BUSY_POLL,
     OPT_ALLOW,
@@ -50,6 +52,7 @@ static const struct option shared_longopts[] = {
     {"workers", required_argument, NULL, 'w'},
     {"backlog", required_argument, NULL, OPT_BACKLOG},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"max-per-addr", required_argument, NULL, OPT_MAX_PER_ADDR},
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
     {"allow", required_argument, NULL, OPT_ALLOW},
@@ -78,6 +81,9 @@ static const char shared_help[] =
     "Limits:\n"
     "      --backlog N          listen() backlog (default 511)\n"
     "      --max-conns N        open connections at most; more are closed at once\n"
+    "      --max-per-addr N     open connections from one IP address at most\n"
+    "                           (0: no cap; default 64 for exec and files, no cap\n"
+    "                           for the others); more are closed at once\n"
     "      --idle-timeout SECS  close connections silent this long (default: never)\n"
     "      --outbuf BYTES       per-connection output queue limit (default 256k;\n"
     "                           k/M/G suffixes);\n"
@@ -218,6 +224,7 @@ int cmd_serve(int argc, char **argv)
     struct serve_ctx sc = {.row = row};
     ss_server_opts *o = &sc.opts;
     ss_server_opts_init(o);
+    o->max_per_addr = SIZE_MAX; /* not given: the service's default */
     o->log = on_log;
     o->on_ready = on_ready;
     static ss_cidr allow[MAX_CIDRS], deny[MAX_CIDRS];
@@ -294,6 +301,15 @@ int cmd_serve(int argc, char **argv)
                 goto out;
             }
             o->max_conns = (size_t)v;
+            break;
+        }
+        case OPT_MAX_PER_ADDR: {
+            uint64_t v;
+            if (cli_parse_u64("--max-per-addr", optarg, 0, 10000000, &v) < 0) {
+                rc = CLI_USAGE;
+                goto out;
+            }
+            o->max_per_addr = (size_t)v;
             break;
         }
         case OPT_IDLE:
@@ -483,6 +499,9 @@ int cmd_serve(int argc, char **argv)
     if ((rc = cli_tls_ctx(&tls, true, &tls_ctx)) != 0)
         goto out;
     o->tls = tls_ctx;
+    if (o->max_per_addr == SIZE_MAX)
+        o->max_per_addr = !strcmp(row->name, "exec") || !strcmp(row->name, "files")
+                              ? SS_SERVER_MAX_PER_ADDR : 0;
     if ((rc = row->setup(&sc)) != 0)
         goto out;
 

@@ -119,6 +119,8 @@ static void conn_finish(ss_conn *c, int err)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     atomic_fetch_sub_explicit(&w->active_n, 1, memory_order_relaxed);
+    if (!w->single) /* a thread or child job is counted until it is reaped */
+        ss__peer_put(srv, &c->peer);
     if (w->loop && (w->single || (w->stopping && !w->active)))
         ss_loop_stop(w->loop);
     if (c->busy == 0)

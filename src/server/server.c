@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -29,6 +30,7 @@
 #include "sockstack/tls.h"
 #include "sockstack/config.h"
 #include "sockstack/err.h"
+#include "sockstack/text.h"
 
 #define ACCEPT_BATCH SS_SERVER_ACCEPT_BATCH
 #define DGRAM_BATCH SS_SERVER_DGRAM_BATCH
@@ -53,7 +55,11 @@ static void vlog_(ss_server *srv, int level, const char *fmt, va_list ap)
     if (n < 0 || (size_t)n >= sizeof msg)
         n = 0;
     vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
-    srv->o.log(level, msg, srv->o.cb_arg);
+    /* Peers choose names and bytes that reach log lines: no C0 or C1
+     * control code gets through to whoever reads the log. */
+    char safe[4 * sizeof msg];
+    ss_text_escape(msg, strlen(msg), safe, sizeof safe, 0);
+    srv->o.log(level, safe, srv->o.cb_arg);
 }
 
 void ss_server_log(ss_server *srv, int level, const char *fmt, ...)
@@ -82,6 +88,7 @@ void ss_server_opts_init(ss_server_opts *o)
     o->workers = 1;
     o->backlog = SS_LISTEN_BACKLOG;
     o->max_conns = SS_SERVER_MAX_CONNS;
+    o->max_per_addr = SS_SERVER_MAX_PER_ADDR;
     o->grace_ms = SS_SERVER_GRACE_SECS * 1000;
     o->outbuf_max = SS_SERVER_OUTBUF_MAX;
     o->dgram_max = SS_SERVER_DGRAM_MAX;
@@ -198,6 +205,7 @@ static void jobs_reap(ss_server *srv)
         *pp = j->next;
         srv->njobs--;
         pthread_mutex_unlock(&srv->mu);
+        ss__peer_put(srv, &j->peer);
         if (!j->pid)
             pthread_join(j->tid, NULL);
         free(j);
@@ -454,7 +462,18 @@ static void on_accept(ss_sock *ls, unsigned events, void *arg)
             ss_sock_close(s);
             continue;
         }
+        size_t from_peer;
+        if (ss__peer_take(srv, &peer, &from_peer) < 0) {
+            stat_add(&w->refused_limit, 1);
+            char a[SS_ADDR_STRLEN];
+            ss_addr_format(&peer, a, sizeof a);
+            ss_server_log(srv, SS_LOG_INFO, "refused %s: %zu connections open from this "
+                          "address (--max-per-addr)", a, from_peer);
+            ss_sock_close(s);
+            continue;
+        }
         if (srv->o.tls && (r = ss_tls_wrap(srv->o.tls, s, NULL, &s)) < 0) {
+            ss__peer_put(srv, &peer);
             stat_add(&w->errors, 1);
             ss_server_log(srv, SS_LOG_WARN, "cannot start TLS: %s", ss_strerror(r));
             continue;
@@ -465,6 +484,7 @@ static void on_accept(ss_sock *ls, unsigned events, void *arg)
         else
             r = job_start(w, s, &peer);
         if (r < 0) {
+            ss__peer_put(srv, &peer); /* never opened: not counted */
             stat_add(&w->errors, 1);
             ss_server_log(srv, SS_LOG_WARN, "cannot serve a connection: %s",
                            ss_strerror(r));
@@ -766,6 +786,20 @@ static int check_service(const ss_service *svc, const ss_server_opts *o,
     return 0;
 }
 
+/* Every server may need a descriptor per connection (and exec three more
+ * per command): the soft limit (often 1024) goes up to the hard one. */
+static void raise_nofile(ss_server *srv)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        ss_server_log(srv, SS_LOG_DEBUG, "descriptor limit raised from %llu to %llu",
+                      (unsigned long long)was, (unsigned long long)rl.rlim_max);
+}
+
 int ss_server_new(const ss_service *svc, const ss_server_opts *o,
                   ss_server **out)
 {
@@ -775,6 +809,7 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
         return -ENOMEM;
     srv->svc = svc;
     srv->o = *o;
+    raise_nofile(srv);
     if (!srv->o.backend)
         srv->o.backend = ss_backend_kernel();
     if (!srv->o.port)
@@ -788,6 +823,7 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
     if (srv->o.workers < 1)
         srv->o.workers = 1;
     pthread_mutex_init(&srv->mu, NULL);
+    pthread_mutex_init(&srv->peer_mu, NULL);
     srv->stats_rd = srv->stats_wr = -1;
     int err = check_service(svc, &srv->o, srv);
     if (err < 0)
@@ -929,6 +965,8 @@ void ss_server_free(ss_server *srv)
     }
     free(srv->workers);
     pthread_mutex_destroy(&srv->mu);
+    ss__peer_free(srv);
+    pthread_mutex_destroy(&srv->peer_mu);
     free(srv);
 }
 

@@ -18,6 +18,22 @@ int ss__acl_check(const ss_cidr *allow, size_t n_allow, const ss_cidr *deny,
 
 struct worker;
 
+/* Open connections per IP address, for opts.max_per_addr (acl.c): a
+ * chained hash table, one node per address with connections open. */
+struct peer_count {
+    struct peer_count *next;
+    uint8_t key[17];          /* family, then 16 address bytes */
+    size_t n;
+};
+#define SS__PEER_BUCKETS 1024
+/* Count one more connection from peer: 0, or SS_ELIMIT when it already
+ * has opts.max_per_addr open (then nothing is counted). *open gets the
+ * count before this one. */
+int ss__peer_take(ss_server *srv, const ss_addr *peer, size_t *open);
+/* The connection counted by ss__peer_take closed. */
+void ss__peer_put(ss_server *srv, const ss_addr *peer);
+void ss__peer_free(ss_server *srv);
+
 struct ss_conn {
     struct worker *w;
     ss_conn *prev, *next;     /* worker's active list, or free list */
@@ -108,6 +124,10 @@ struct ss_server {
     size_t njobs;
     _Atomic uint64_t job_errors, job_idle, job_bytes_in, job_bytes_out;
     int stats_rd, stats_wr;   /* fork model: children's job_stats, or -1 */
+
+    /* per-address cap (acl.c) */
+    pthread_mutex_t peer_mu;
+    struct peer_count *peer_tab[SS__PEER_BUCKETS];
 };
 
 /* conn.c */
