@@ -201,3 +201,20 @@ char *read_text(int fd, int timeout_ms)
     buf[n > 0 ? n : 0] = '\0';
     return buf;
 }
+
+bool gone_within(pid_t pid, int ms)
+{
+    long end = now_ms() + ms;
+    while (now_ms() < end) {
+        if (kill(pid, 0) < 0 && errno == ESRCH)
+            return true;
+        usleep(20000);
+    }
+    return false;
+}
+
+void python(struct result *r, const char *script, const char *arg1, const char *arg2)
+{
+    char *argv[] = {"python3", "-c", (char *)script, (char *)arg1, (char *)arg2, NULL};
+    run_argv(argv, NULL, 0, 20000, r, NULL);
+}

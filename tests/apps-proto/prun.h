@@ -3,7 +3,9 @@
 #ifndef SS_TEST_PRUN_H
 #define SS_TEST_PRUN_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <openssl/evp.h>
 
@@ -27,6 +29,8 @@ long now_ms(void);
  * of kept when sha is not NULL). */
 void run_argv(char *const argv[], const char *in, size_t in_len, int timeout_ms,
               struct result *r, EVP_MD_CTX *sha);
+/* python3 -c SCRIPT ARG1 ARG2 (arg2 may be NULL), no stdin, 20 s at most. */
+void python(struct result *r, const char *script, const char *arg1, const char *arg2);
 /* sockstack ARGS... (NULL-terminated), no stdin. */
 void run_cli(struct result *r, int timeout_ms, ...);
 /* Start `sockstack serve ARGS --bind 127.0.0.1 --port 0`; port as text. */
@@ -35,6 +39,8 @@ void serve(struct th_proc *p, char port[8], char *const args[]);
 void stop(struct th_proc *p);
 /* SIGTERM and return the wait status (the caller reads its stderr). */
 int stop_status(struct th_proc *p);
+/* Process pid no longer exists within ms (polled every 20 ms). */
+bool gone_within(pid_t pid, int ms);
 /* Everything until EOF or timeout, NUL-terminated (free it). */
 char *read_text(int fd, int timeout_ms);
 

@@ -19,23 +19,6 @@
 
 TestSuite(exec_safety, .init = prun_setup, .fini = prun_teardown, .timeout = 120);
 
-static void python(struct result *r, const char *script, const char *arg1, const char *arg2)
-{
-    char *argv[] = {"python3", "-c", (char *)script, (char *)arg1, (char *)arg2, NULL};
-    run_argv(argv, NULL, 0, 20000, r, NULL);
-}
-
-static bool gone_within(pid_t pid, int ms)
-{
-    long end = now_ms() + ms;
-    while (now_ms() < end) {
-        if (kill(pid, 0) < 0 && errno == ESRCH)
-            return true;
-        usleep(20000);
-    }
-    return false;
-}
-
 /* ---- --compat tutorial: nothing but a framed command reaches the shell --- */
 
 /* argv: port, path of the file the HTTP body would create. */
@@ -123,6 +106,18 @@ static pid_t start_and_read_pid(struct th_proc *cl, const char *port, const char
     return (pid_t)pid;
 }
 
+/* kill -9 the client; is pid gone within 10 s? (If not, it is killed here:
+ * a failed test leaves nothing running.) */
+static bool kill_client_then_gone(struct th_proc *cl, pid_t pid)
+{
+    th_stop(cl, SIGKILL, 5000);
+    th_close_fds(cl);
+    bool gone = gone_within(pid, 10000);
+    if (!gone)
+        kill(pid, SIGKILL);
+    return gone;
+}
+
 /* Issue 13 item 3: 400 KiB of stdin for a command that never reads it:
  * 64 KiB fill its pipe, 256 KiB more fill the server's buffer and the
  * server stops reading the connection. Then the client dies. */
@@ -139,11 +134,7 @@ Test(exec_safety, client_killed_while_its_stdin_is_held_back_takes_the_command_a
     cr_assert_eq(th_write_all(cl.in, in, sizeof in), 0, "the client took all of its stdin");
     usleep(500000); /* let it cross the connection: not asserted, only waited for */
     cr_assert_eq(kill(cmd, 0), 0, "the command runs");
-    th_stop(&cl, SIGKILL, 5000);
-    th_close_fds(&cl);
-    bool gone = gone_within(cmd, 10000);
-    if (!gone)
-        kill(cmd, SIGKILL);
+    bool gone = kill_client_then_gone(&cl, cmd);
     cr_assert(gone, "command %d survived its client", (int)cmd);
     stop(&srv);
 }
@@ -157,14 +148,10 @@ Test(exec_safety, a_setsid_child_does_not_survive_the_disconnect)
     struct th_proc cl;
     pid_t child = start_and_read_pid(&cl, port, "setsid sleep 301 & echo $!; wait");
     cr_assert_eq(kill(child, 0), 0, "the setsid child runs");
-    th_stop(&cl, SIGKILL, 5000);
-    th_close_fds(&cl);
-    bool gone = gone_within(child, 10000);
+    bool gone = kill_client_then_gone(&cl, child);
     stop_status(&srv);
     char *log = read_text(srv.err, 2000);
     th_close_fds(&srv);
-    if (!gone)
-        kill(child, SIGKILL);
     if (strstr(log, "process-group kill only")) {
         free(log);
         cr_skip_test("no cgroup v2 to create cgroups in (the server said: process-group "

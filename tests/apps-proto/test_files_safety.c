@@ -61,24 +61,31 @@ static void fill(uint8_t *p, size_t n, unsigned seed)
         p[i] = (uint8_t)(rand_r(&seed) >> 5);
 }
 
+/* The start of a python files client: argv port keyfile name ...; the
+ * mutual handshake (the server's proof is read, not checked: the server is
+ * ours), then recvall(n). */
+#define PY_FILES_CLIENT                                                               \
+    "import socket, hmac, os, sys, struct, hashlib\n"                               \
+    "port, keyfile, name = int(sys.argv[1]), sys.argv[2], sys.argv[3]\n"            \
+    "key = open(keyfile, 'rb').readline().rstrip(b'\\n')\n"                          \
+    "s = socket.create_connection(('127.0.0.1', port))\n"                           \
+    "def recvall(n):\n"                                                             \
+    "    b = b''\n"                                                                 \
+    "    while len(b) < n:\n"                                                       \
+    "        d = s.recv(n - len(b))\n"                                              \
+    "        if not d: raise SystemExit('closed')\n"                                \
+    "        b += d\n"                                                              \
+    "    return b\n"                                                                \
+    "cs = recvall(32)\n"                                                            \
+    "s.sendall(hmac.new(key, cs, 'sha256').digest() + os.urandom(32))\n"           \
+    "recvall(32)\n"
+
 /* A files client in python that stops half way through its upload until
  * told to go on: argv port keyfile name path. Prints "half" when half the
  * data is sent, then after a line on stdin "ok" or "error TEXT". */
 static const char slow_put[] =
-    "import socket, hmac, os, sys, struct, hashlib\n"
-    "port, keyfile, name, path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]\n"
-    "key = open(keyfile, 'rb').readline().rstrip(b'\\n')\n"
-    "s = socket.create_connection(('127.0.0.1', port))\n"
-    "def recvall(n):\n"
-    "    b = b''\n"
-    "    while len(b) < n:\n"
-    "        d = s.recv(n - len(b))\n"
-    "        if not d: raise SystemExit('closed')\n"
-    "        b += d\n"
-    "    return b\n"
-    "cs = recvall(32)\n"
-    "s.sendall(hmac.new(key, cs, 'sha256').digest() + os.urandom(32))\n"
-    "recvall(32)\n"
+    PY_FILES_CLIENT
+    "path = sys.argv[4]\n"
     "def send(t, body): s.sendall(struct.pack('>IB', len(body) + 1, t) + body)\n"
     "def recv():\n"
     "    m = recvall(struct.unpack('>I', recvall(4))[0])\n"
@@ -259,20 +266,8 @@ Test(files_safety, a_name_over_the_limit_is_refused_not_cut)
 /* A PUT announcing `size` bytes; prints the reply's type and text. argv:
  * port keyfile name size. */
 static const char announce_put[] =
-    "import socket, hmac, os, sys, struct\n"
-    "port, keyfile, name, size = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])\n"
-    "key = open(keyfile, 'rb').readline().rstrip(b'\\n')\n"
-    "s = socket.create_connection(('127.0.0.1', port))\n"
-    "def recvall(n):\n"
-    "    b = b''\n"
-    "    while len(b) < n:\n"
-    "        d = s.recv(n - len(b))\n"
-    "        if not d: raise SystemExit('closed')\n"
-    "        b += d\n"
-    "    return b\n"
-    "cs = recvall(32)\n"
-    "s.sendall(hmac.new(key, cs, 'sha256').digest() + os.urandom(32))\n"
-    "recvall(32)\n"
+    PY_FILES_CLIENT
+    "size = int(sys.argv[4])\n"
     "s.sendall(struct.pack('>IBBQI', 14 + len(name), 0x20, 0, size, 0o644) + name.encode())\n"
     "m = recvall(struct.unpack('>I', recvall(4))[0])\n"
     "print('%02x %s' % (m[0], m[1:].decode(errors='replace')))\n";

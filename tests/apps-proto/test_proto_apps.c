@@ -24,12 +24,6 @@
 
 TestSuite(proto_apps, .init = prun_setup, .fini = prun_teardown, .timeout = 120);
 
-static void python(struct result *r, const char *script, const char *arg1, const char *arg2)
-{
-    char *argv[] = {"python3", "-c", (char *)script, (char *)arg1, (char *)arg2, NULL};
-    run_argv(argv, NULL, 0, 20000, r, NULL);
-}
-
 /* ---- authenticated echo: the tutorial's python client ------------------- */
 
 static const char tutorial_client[] =
@@ -237,17 +231,6 @@ Test(proto_apps, exec_100_mib_output_arrives_complete_and_in_order)
     result_free(&local);
     result_free(&r);
     stop(&srv);
-}
-
-static bool gone_within(pid_t pid, int ms)
-{
-    long end = now_ms() + ms;
-    while (now_ms() < end) {
-        if (kill(pid, 0) < 0 && errno == ESRCH)
-            return true;
-        usleep(20000);
-    }
-    return false;
 }
 
 Test(proto_apps, client_disconnect_kills_the_whole_process_group)
