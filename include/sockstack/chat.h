@@ -137,6 +137,8 @@ void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms);
 
 /* Online users right now (named connections). */
 int ss_chat_online(const ss_chat_room *room);
+/* The id of c's upload in progress (/offer ... /done), 0 when none. */
+int64_t ss_chat_upload_id(const ss_chat_conn *c);
 /* The io handle of the online user nick (any case), or NULL. */
 void *ss_chat_find_io(ss_chat_room *room, const char *nick);
 /* Nickname of c, or NULL before /nick. */

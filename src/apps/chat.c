@@ -409,6 +409,8 @@ static ss_chat_conn *find_online(ss_chat_room *r, const char *nick)
     return NULL;
 }
 
+int64_t ss_chat_upload_id(const ss_chat_conn *c) { return c->up_id; }
+
 void *ss_chat_find_io(ss_chat_room *room, const char *nick)
 {
     ss_chat_conn *c = find_online(room, nick);
@@ -1184,7 +1186,10 @@ static void cmd_offer(ss_chat_conn *c, char *args, int64_t now)
     char *nick = word(&args), *size_s = word(&args), *sha = word(&args);
     const char *name = args;
     uint64_t size;
-    if (!nick || !parse_u64(size_s, &size) || !sha || !hex64(sha) || !*name ||
+    /* SHA256 "-": the server computes it (a file it relays from IRC DCC,
+     * whose digest nobody knows up front). */
+    bool computed = sha && !strcmp(sha, "-");
+    if (!nick || !parse_u64(size_s, &size) || !sha || (!hex64(sha) && !computed) || !*name ||
         strlen(name) > 255 || strchr(name, '/') || !strcmp(name, ".") ||
         !strcmp(name, "..")) {
         say(c, "ERR usage /offer NICK SIZE SHA256 NAME (NAME without '/')");
@@ -1296,7 +1301,8 @@ static void cmd_done(ss_chat_conn *c, char *args, int64_t now)
     EVP_DigestFinal_ex(c->up_md, d, NULL);
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", d[i]);
-    if (c->up_off != c->up_size || strcmp(hex, c->up_sha)) {
+    bool computed = !strcmp(c->up_sha, "-");
+    if (c->up_off != c->up_size || (!computed && strcmp(hex, c->up_sha))) {
         say(c, "ERR digest file %llu: got %llu of %llu bytes, SHA-256 %s; discarded",
             (unsigned long long)id, (unsigned long long)c->up_off,
             (unsigned long long)c->up_size, hex);
@@ -1307,7 +1313,8 @@ static void cmd_done(ss_chat_conn *c, char *args, int64_t now)
     c->up_md = NULL;
     c->up_id = 0;
     struct ss__chat_file f;
-    if (ss__chat_file_complete(r->st, (int64_t)id) < 0 ||
+    if ((computed ? ss__chat_file_complete_sha(r->st, (int64_t)id, hex)
+                  : ss__chat_file_complete(r->st, (int64_t)id)) < 0 ||
         ss__chat_file_get(r->st, (int64_t)id, &f) < 0) {
         say(c, "ERR store file not stored");
         ss__chat_file_delete(r->st, (int64_t)id);

@@ -766,6 +766,51 @@ static char *ctcp_action(char *text)
     return a;
 }
 
+/* "SEND name ip port size[ token]\1" (name may be "quoted") to native
+ * target: the glue fetches it (active DCC only) and offers it natively. */
+static void dcc_bridge(ss__irc *ic, const char *target, char *args)
+{
+    const char *why = "its client has no DCC";
+    if (!strncmp(args, "SEND ", 5) && ic->io.dcc_get) {
+        char *p = args + 5, *name;
+        if (*p == '"') {
+            name = ++p;
+            p = strchr(p, '"');
+            if (p)
+                *p++ = '\0';
+        } else {
+            name = p;
+            p = strchr(p, ' ');
+            if (p)
+                *p++ = '\0';
+        }
+        unsigned long long ip = 0, port = 0, size = 0;
+        if (p && sscanf(p, "%llu %llu %llu", &ip, &port, &size) == 3 && ip <= 0xffffffffull &&
+            port <= 65535) {
+            if (port == 0) {
+                why = "a passive DCC needs the receiver to listen, which the server does not "
+                      "do for it; send it as an ordinary (active) DCC";
+            } else {
+                int err = ic->io.dcc_get(ic->arg, target, name, (uint32_t)ip, (uint16_t)port,
+                                         size);
+                if (err == 0) {
+                    sendf(ic, ":%s NOTICE %s :%s uses the native chat protocol: the server "
+                              "takes %s from you over DCC and offers it to %s as a file",
+                          ic->hub->server, ic->nick, target, name, target);
+                    return;
+                }
+                if (err == 1)
+                    return; /* the room refused the offer and said why */
+                why = err == -EPERM  ? "the DCC address is not the one you are connected from"
+                      : err == -EBUSY ? "another file from you is still being fetched"
+                                      : "the server could not connect to you";
+            }
+        }
+    }
+    sendf(ic, ":%s NOTICE %s :%s uses the native chat protocol, so the DCC was not passed "
+              "on: %s. Nothing was sent.", ic->hub->server, ic->nick, target, why);
+}
+
 static void say_to(ss__irc *ic, const char *target, char *text, bool notice, int64_t now)
 {
     if (target[0] == '#') {
@@ -802,13 +847,11 @@ static void say_to(ss__irc *ic, const char *target, char *text, bool notice, int
         return;
     }
     /* DCC: between IRC users it passes unchanged; a native user's client
-     * has no DCC, and the server cannot stand in for it (see docs). */
+     * has no DCC: a DCC SEND is fetched by the server and becomes a native
+     * file offer (dcc_bridge), anything else is refused with the reason. */
     if (!strncmp(text, "\001DCC ", 5) && ic->io.peer_kind &&
         ic->io.peer_kind(ic->arg, target) == SS__IRC_PEER_NATIVE) {
-        sendf(ic, ":%s NOTICE %s :%s uses the native chat protocol, which has no DCC: "
-                  "nothing was sent. Send files with the native client's /send, or "
-                  "ask %s to connect over IRC",
-              ic->hub->server, ic->nick, target, target);
+        dcc_bridge(ic, target, text + 5);
         return;
     }
     snprintf(ic->ptarget, sizeof ic->ptarget, "%s", target);
@@ -1483,6 +1526,13 @@ static void ok_in(ss__irc *ic, char *rest)
     if (!strcmp(what, "topic") && ic->pend == P_TOPIC && !*rest && !ic->pfound &&
         !ic->pjoin) {
         num(ic, "331", "%s :No topic is set", ic->hub->chan);
+        return;
+    }
+    if (!strcmp(what, "upload")) { /* a DCC fetched for a native user */
+        char *id = word(&rest);
+        if (id)
+            sendf(ic, ":%s NOTICE %s :file %s received over DCC and %s as a native file offer",
+                  srv, ic->nick, id, !strcmp(rest, "offered") ? "offered" : "stored");
         return;
     }
     if (!strcmp(what, "away")) {

@@ -41,6 +41,12 @@ typedef struct ss__irc_io {
     bool (*admit)(void *arg, bool counted);
     /* Online user nick: SS__IRC_PEER_*. */
     int (*peer_kind)(void *arg, const char *nick);
+    /* A DCC SEND from this user to native user nick (active: ip:port):
+     * fetch it and offer it natively. 0 started, 1 refused by the room
+     * (which said why), -EPERM (not the user's address), -EBUSY, or
+     * another negative code. NULL: DCC to native users is refused. */
+    int (*dcc_get)(void *arg, const char *nick, const char *name, uint32_t ip,
+                   uint16_t port, uint64_t size);
     /* Users online in the room (LIST). */
     int (*online)(void *arg);
 } ss__irc_io;

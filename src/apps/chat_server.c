@@ -30,8 +30,16 @@
  *   RX: on_data -> ss__irc_feed (irc_admit before each IRC line: the same
  *         flow control and rate) -> native lines -> ss_chat_feed
  *   TX: the room -> io_send_line -> ss__irc_out -> irc_emit -> queue_line
+ * and a DCC SEND from an IRC user to a native one is fetched here and fed
+ * to the room as that user's upload (the room's own file offer):
+ *   irc_dcc_get -> "/offer NICK SIZE - NAME" -> connect to the sender ->
+ *   readable -> dcc_read -> "/chunk ID OFF B64" lines, 4-byte DCC acks ->
+ *   "/done ID" (the room computes the SHA-256) -> OFFER to the native user
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +121,14 @@ struct chat_ctx {
     bool relay_wait;          /* relayed, not yet paired with its peer */
     bool relay_eof;           /* this end has closed its sending side */
     ss__irc *irc;             /* an IRC connection's front, else NULL */
+    struct dcc_get *dcc;      /* a DCC SEND being fetched for a native user */
+};
+
+/* One DCC SEND fetched from an IRC user (active DCC: we connect). */
+struct dcc_get {
+    ss_sock *s;
+    int64_t id;               /* the room's upload */
+    uint64_t size, got;
 };
 
 static ss_chat_server *server_of(ss_conn *c) { return ss_conn_server_ctx(c); }
@@ -672,7 +688,125 @@ static int irc_online(void *arg)
     return ss_chat_online(x->cs->room);
 }
 
+/* ---- DCC SEND from IRC to a native user ------------------------------------------- */
+
+static void dcc_end(struct chat_ctx *x)
+{
+    struct dcc_get *d = x->dcc;
+    if (!d)
+        return;
+    x->dcc = NULL;
+    ss_sock_close(d->s);
+    free(d);
+}
+
+/* One native line as x's own (the room answers x, through its IRC front). */
+static bool dcc_line(struct chat_ctx *x, const char *line, size_t len)
+{
+    size_t used = 0;
+    ss_chat_feed(x->cc, line, len, wall_ms(), &used);
+    return used == len;
+}
+
+/* Finish: "/done" makes the room check the size, store the digest and
+ * offer the file (or refuse, and drop it, when bytes are missing). */
+static void dcc_done(struct chat_ctx *x)
+{
+    char line[64];
+    int n = snprintf(line, sizeof line, "/done %lld\n", (long long)x->dcc->id);
+    dcc_end(x);
+    if (x->cc && !x->cut)
+        dcc_line(x, line, (size_t)n);
+    mark_dirty(x->cs, x);
+}
+
+static void dcc_read(ss_sock *s, unsigned events, void *arg)
+{
+    struct chat_ctx *x = arg;
+    struct dcc_get *d = x->dcc;
+    unsigned char buf[16 * SS_CHAT_CHUNK];
+    ssize_t r = ss_sock_recv(s, buf, sizeof buf);
+    if (r == -EAGAIN || r == -EINTR)
+        return;
+    if (r <= 0) {
+        dcc_done(x); /* EOF or error: short, refused by the room */
+        return;
+    }
+    size_t n = (size_t)r;
+    if (n > d->size - d->got)
+        n = (size_t)(d->size - d->got);
+    for (size_t off = 0; off < n; off += SS_CHAT_CHUNK) {
+        size_t k = n - off < SS_CHAT_CHUNK ? n - off : SS_CHAT_CHUNK;
+        char line[64 + (SS_CHAT_CHUNK + 2) / 3 * 4 + 2];
+        int h = snprintf(line, sizeof line, "/chunk %lld %llu ", (long long)d->id,
+                         (unsigned long long)(d->got + off));
+        int b = EVP_EncodeBlock((unsigned char *)line + h, buf + off, (int)k);
+        line[h + b] = '\n';
+        if (!dcc_line(x, line, (size_t)(h + b + 1)) || ss_chat_upload_id(x->cc) != d->id) {
+            dcc_end(x); /* the room refused a chunk (and said so) */
+            return;
+        }
+    }
+    d->got += n;
+    /* DCC's acknowledgement: bytes received so far, 32-bit big-endian. */
+    uint32_t ack = htonl((uint32_t)d->got);
+    ss_sock_send(s, &ack, sizeof ack);
+    if (d->got == d->size)
+        dcc_done(x);
+}
+
+static int irc_dcc_get(void *arg, const char *nick, const char *name, uint32_t ip,
+                       uint16_t port, uint64_t size)
+{
+    struct chat_ctx *x = arg;
+    const ss_addr *peer = ss_conn_peer(x->conn);
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&peer->sa;
+    /* Only the sender's own address: the server must not be made to
+     * connect anywhere else (the DCC address is whatever the client says). */
+    if (peer->sa.ss_family != AF_INET || ntohl(sin->sin_addr.s_addr) != ip)
+        return -EPERM;
+    if (x->dcc || ss_chat_upload_id(x->cc))
+        return -EBUSY;
+    if (ss_sock_fd(ss_conn_sock(x->conn)) < 0)
+        return -ENOTSUP; /* the user-space stack: not from here */
+    char line[SS_CHAT_IRC_LINE + 64];
+    int n = snprintf(line, sizeof line, "/offer %s %llu - %s\n", nick, (unsigned long long)size,
+                     name);
+    if (n < 0 || (size_t)n >= sizeof line || !dcc_line(x, line, (size_t)n))
+        return 1;
+    int64_t id = ss_chat_upload_id(x->cc);
+    if (!id)
+        return 1;
+    struct dcc_get *d = calloc(1, sizeof *d);
+    ss_addr a = {.len = sizeof(struct sockaddr_in)};
+    struct sockaddr_in *to = (struct sockaddr_in *)&a.sa;
+    to->sin_family = AF_INET;
+    to->sin_port = htons(port);
+    to->sin_addr.s_addr = htonl(ip);
+    int err = d ? ss_sock_connect_to(ss_backend_kernel(), &a, SS_STREAM, NULL, NULL, &d->s, NULL)
+                : -ENOMEM;
+    if (err == -EINPROGRESS)
+        err = 0;
+    if (!err)
+        err = ss_sock_watch(d->s, ss_conn_loop(x->conn), SS_READ, dcc_read, x);
+    if (err) {
+        if (d && d->s)
+            ss_sock_close(d->s);
+        free(d);
+        n = snprintf(line, sizeof line, "/done %lld\n", (long long)id); /* drop the offer */
+        dcc_line(x, line, (size_t)n);
+        return err;
+    }
+    d->id = id;
+    d->size = size;
+    x->dcc = d;
+    if (size == 0)
+        dcc_done(x);
+    return 0;
+}
+
 static const ss__irc_io irc_io = {
+    .dcc_get = irc_dcc_get,
     .online = irc_online,
     .emit = irc_emit,
     .admit = irc_admit,
@@ -882,6 +1016,7 @@ static void on_close(ss_conn *c, int err)
     if (x->counted_addr)
         addr_put(cs, x->addr);
     x->counted_addr = false;
+    dcc_end(x);
     ss__irc_free(x->irc);
     x->irc = NULL;
 }

@@ -16,7 +16,7 @@
 enum {
     Q_USER_GET, Q_USER_TOUCH, Q_USER_REG, Q_USERS_LIST,
     Q_HIST_ADD, Q_HIST_LAST,
-    Q_HIST_SINCE, Q_HIST_BEFORE, Q_META_GET, Q_META_SET,
+    Q_HIST_SINCE, Q_HIST_BEFORE, Q_META_GET, Q_META_SET, Q_FILE_DONE_SHA,
     Q_OFF_ADD, Q_OFF_LIST, Q_OFF_DEL, Q_OFF_COUNT, Q_OFF_DEL_ALL,
     Q_FILE_NEW, Q_FILE_DONE, Q_FILE_GET, Q_FILE_DEL, Q_FILE_BYTES,
     Q_FILE_PENDING, Q_FILE_PROGRESS, Q_FILE_DROP, Q_FILE_COUNT_TO,
@@ -54,6 +54,7 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_FILE_NEW] = "INSERT INTO files(ts, sender, recipient, name, size, sha256, "
                    "received, complete) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
     [Q_FILE_DONE] = "UPDATE files SET complete = 1 WHERE id = ?1",
+    [Q_FILE_DONE_SHA] = "UPDATE files SET complete = 1, sha256 = ?2 WHERE id = ?1",
     [Q_FILE_GET] = "SELECT id, ts, sender, recipient, name, size, received, sha256, "
                    "complete FROM files WHERE id = ?1",
     [Q_FILE_DEL] = "DELETE FROM files WHERE id = ?1",
@@ -426,6 +427,14 @@ int ss__chat_file_complete(ss__chat_store *st, int64_t id)
 {
     sqlite3_stmt *s = q(st, Q_FILE_DONE);
     sqlite3_bind_int64(s, 1, id);
+    return run(s);
+}
+
+int ss__chat_file_complete_sha(ss__chat_store *st, int64_t id, const char *sha256)
+{
+    sqlite3_stmt *s = q(st, Q_FILE_DONE_SHA);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, sha256, -1, SQLITE_STATIC);
     return run(s);
 }
 

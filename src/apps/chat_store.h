@@ -90,6 +90,8 @@ int64_t ss__chat_file_create(ss__chat_store *st, int64_t ts, const char *from,
 int ss__chat_file_write(ss__chat_store *st, int64_t id, uint64_t off,
                         const void *data, size_t len);
 int ss__chat_file_complete(ss__chat_store *st, int64_t id);
+/* The same, storing the digest computed while it arrived. */
+int ss__chat_file_complete_sha(ss__chat_store *st, int64_t id, const char *sha256);
 int ss__chat_file_get(ss__chat_store *st, int64_t id, struct ss__chat_file *f);
 int ss__chat_file_read(ss__chat_store *st, int64_t id, uint64_t off, void *buf,
                        size_t len);

@@ -10,7 +10,8 @@ Checks: all three in #lobby; channel and private messages between each
 pair; presence (join, quit); an offline message stored for carol arrives
 in WeeChat (SASL login) stamped with the time it was sent (server-time),
 not the time it was delivered; a DCC SEND of 20 MiB from irssi to WeeChat
-arrives with an equal SHA-256; a passive (reverse) DCC SEND, port 0 and a
+arrives with an equal SHA-256; a DCC SEND from irssi to the native user
+arrives as a native file offer the native client takes; a passive (reverse) DCC SEND, port 0 and a
 token, from irssi to a second irssi arrives with an equal SHA-256 (WeeChat
 3.8 cannot take a passive DCC: it reads "1.1.1.1 0" as part of the name).
 
@@ -22,6 +23,7 @@ the two times are told apart.
 import datetime
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -280,6 +282,23 @@ def run(tmp, procs, session, env):
     wait_for(complete, "DCC SEND: 20 MiB arrived in WeeChat", timeout=60)
     got = hashlib.sha256(read_bytes(dst)).hexdigest() if os.path.exists(dst) else ""
     check(got == want, f"DCC SEND: SHA-256 equal ({got[:16]} == {want[:16]})")
+
+    # ---- DCC SEND from irssi to the native user: fetched by the server,
+    # offered as a native file, taken with /accept ----
+    tonat = f"{tmp}/to-native.bin"
+    with open(tonat, "wb") as f:
+        f.write(os.urandom(5 << 20))
+    irssi(f"/dcc send nat {tonat}")
+    offer = wait_for(lambda: re.search(r"-- alice offers to-native\.bin \((\d+) bytes, SHA-256 "
+                                       r"([0-9a-f]{64})\): /accept (\d+)", nat.text()),
+                     "DCC SEND to the native user became a native file offer", timeout=30)
+    if offer:
+        check(offer.group(1) == str(5 << 20) and
+              offer.group(2) == hashlib.sha256(read_bytes(tonat)).hexdigest(),
+              "the offer has the size and SHA-256 of the file irssi sent")
+        nat.say(f"/accept {offer.group(3)}")
+        wait_for(lambda: "received file" in nat.text() and "SHA-256 verified" in nat.text(),
+                 "the native client received it, SHA-256 verified", timeout=30)
 
     # ---- passive (reverse) DCC SEND, irssi -> irssi ----
     bdir = f"{tmp}/irssi-b"

@@ -7,7 +7,10 @@
  * irctest (progval/irctest) cannot be fetched here; the cases of its
  * server tests that apply are written out below, each marked "irctest:".
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,11 +370,10 @@ Test(chat_irc, ctcp_action_and_dcc)
     put(bfd, "PRIVMSG alice :\001DCC SEND file.bin 2130706433 4000 20971520 77\001\r\n");
     EXPECT(&a, ":bobby!bobby@sockstack PRIVMSG alice :\001DCC SEND file.bin 2130706433 4000 "
                "20971520 77\001\r\n");
-    /* DCC towards a native user: not sent, and why */
+    /* DCC CHAT towards a native user: not sent, and why */
     put(afd, "PRIVMSG nat :\001DCC CHAT chat 2130706433 4001\001\r\n");
-    EXPECT(&a, SRV "NOTICE alice :nat uses the native chat protocol, which has no DCC: nothing "
-                   "was sent. Send files with the native client's /send, or ask nat to connect "
-                   "over IRC\r\n");
+    EXPECT(&a, SRV "NOTICE alice :nat uses the native chat protocol, so the DCC was not passed "
+                   "on: its client has no DCC. Nothing was sent.\r\n");
     put(nfd, "/history 1\n");
     EXPECT(&n, "OK history 1\n");
     cr_assert_null(strstr(n.buf, "DCC"), "%s", n.buf);
@@ -670,4 +672,67 @@ Test(chat_irc, ison_userhost_list)
                    SRV "323 alice :End of /LIST\r\n"
                    SRV "321 alice Channel :Users  Name\r\n"
                    SRV "323 alice :End of /LIST\r\n");
+}
+
+/* A DCC SEND from an IRC user to a native one: the server connects to the
+ * sender (active DCC, only at the sender's own address), acknowledges as
+ * a DCC receiver does, and offers the file natively with its SHA-256. */
+Test(chat_irc, dcc_send_to_native_becomes_an_offer)
+{
+    int native = irc_server(NULL);
+    struct stream n, a;
+    int nfd = fx_join(native, &n, "nat");
+    int afd = irc_join(&a, "alice", "");
+    /* refused: a passive DCC, and an address that is not alice's */
+    put(afd, "PRIVMSG nat :\001DCC SEND f.bin 16843009 0 5000 7\001\r\n"
+             "PRIVMSG nat :\001DCC SEND f.bin 16843009 4000 5000\001\r\n");
+    EXPECT(&a, SRV "NOTICE alice :nat uses the native chat protocol, so the DCC was not passed "
+                   "on: a passive DCC needs the receiver to listen, which the server does not "
+                   "do for it; send it as an ordinary (active) DCC. Nothing was sent.\r\n"
+                   SRV "NOTICE alice :nat uses the native chat protocol, so the DCC was not passed "
+                   "on: the DCC address is not the one you are connected from. Nothing was "
+                   "sent.\r\n");
+    /* alice offers 5000 bytes from a port she listens on */
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    cr_assert_eq(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(ls, 1), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(ls, (struct sockaddr *)&sa, &sl);
+    char line[200];
+    snprintf(line, sizeof line, "PRIVMSG nat :\001DCC SEND f.bin 2130706433 %d 5000\001\r\n",
+             ntohs(sa.sin_port));
+    put(afd, line);
+    EXPECT(&a, SRV "NOTICE alice :nat uses the native chat protocol: the server takes f.bin from "
+                   "you over DCC and offers it to nat as a file\r\n");
+    int c = accept(ls, NULL, NULL);
+    cr_assert_geq(c, 0);
+    unsigned char data[5000];
+    for (int i = 0; i < 5000; i++)
+        data[i] = (unsigned char)(i * 7 + 3);
+    cr_assert_eq(write(c, data, sizeof data), 5000);
+    /* acks: 32-bit big-endian counts; the last one is 5000 */
+    unsigned char ack[4] = {0};
+    long deadline = now_ms() + 10000;
+    while (now_ms() < deadline && !(ack[2] == 0x13 && ack[3] == 0x88)) {
+        struct pollfd p = {.fd = c, .events = POLLIN};
+        if (poll(&p, 1, 100) == 1)
+            cr_assert_eq(read(c, ack, 4), 4);
+    }
+    cr_assert(ack[0] == 0 && ack[1] == 0 && ack[2] == 0x13 && ack[3] == 0x88);
+    close(c);
+    close(ls);
+    char path[200], hex[65];
+    snprintf(path, sizeof path, "%s/f.bin", dir);
+    FILE *f = fopen(path, "wb");
+    fwrite(data, 1, sizeof data, f);
+    fclose(f);
+    uint64_t size;
+    cr_assert_eq(ss_chat_file_sha256(path, hex, &size), 0);
+    char want[200];
+    snprintf(want, sizeof want, " alice 5000 %s f.bin\n", hex);
+    EXPECT(&n, "OFFER ");
+    EXPECT(&n, want);
+    EXPECT(&a, " received over DCC and offered as a native file offer\r\n");
+    (void)nfd;
 }
