@@ -359,6 +359,9 @@
 /* SACKed ranges remembered per connection: a loss pattern with more
  * holes than this only loses precision (the highest range is dropped). */
 #define SS_STACK_SACK_MAX 16
+/* Retransmissions in SACK recovery remembered per connection, to find a
+ * retransmission that was lost too (tcp_cc.c, ss__cc_lost_rxt). */
+#define SS_STACK_RXT_MAX 64
 /* Congestion control of new sockets: CUBIC (RFC 9438), Linux's default. */
 #define SS_STACK_CC_ALGO SS_CC_CUBIC
 /* Initial window in segments, RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)). */

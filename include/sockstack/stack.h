@@ -126,6 +126,7 @@ enum ss_cc_mark {
     SS_CC_MARK_EXIT_LOSS,    /* SND.MAX at the RTO acknowledged: RTO recovery ends */
     SS_CC_MARK_RTO,          /* retransmission timeout: cwnd = 1 MSS */
     SS_CC_MARK_IDLE_RESTART, /* idle longer than the RTO: cwnd = min(IW, cwnd) */
+    SS_CC_MARK_LOST_RXT,     /* a retransmission was lost too: resent (SACK recovery) */
 };
 
 /* Why a packet or segment was dropped (u.drop.reason). */

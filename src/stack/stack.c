@@ -118,6 +118,7 @@ static void sock_free(ss_stack *st, struct ss_sock *sk)
     free(sk->rcv.buf);
     free(sk->ooo);
     free(sk->sb);
+    free(sk->rx);
     free(sk);
 }
 
@@ -185,6 +186,8 @@ void ss_stack_mem(const ss_stack *st, struct ss_stack_mem *out)
             out->buffer_bytes += st->cfg.ooo_max * sizeof *sk->ooo;
         if (sk && sk->sb)
             out->buffer_bytes += st->cfg.sack_max * sizeof *sk->sb;
+        if (sk && sk->rx)
+            out->buffer_bytes += SS_STACK_RXT_MAX * sizeof *sk->rx;
     }
     out->table_bytes = (uint64_t)st->tab_n * (sizeof *st->tab + sizeof *st->free_ids) +
                        (uint64_t)st->hash_n * sizeof *st->hash +
@@ -1006,6 +1009,10 @@ static void trim(ss_stack *st, struct ss_sock *sk)
         free(sk->sb);
         sk->sb = NULL;
     }
+    if (!sk->rx_n) {
+        free(sk->rx);
+        sk->rx = NULL;
+    }
 }
 
 /* A ring emptied. It is not freed at once: a bulk transfer empties its
@@ -1019,7 +1026,7 @@ void ss__sock_ring_idle(ss_stack *st, struct ss_sock *sk)
 {
     if (sk->on_trimq)
         return;
-    if (!sk->snd.cap && !sk->rcv.cap && !sk->ooo && !sk->sb)
+    if (!sk->snd.cap && !sk->rcv.cap && !sk->ooo && !sk->sb && !sk->rx)
         return;
     if (st->trimq_n == TRIMQ_MAX) {
         trim(st, sk);

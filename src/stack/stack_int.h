@@ -173,6 +173,8 @@ struct ss_sock {
     struct ss_ooo *ooo;     /* cfg.ooo_max entries, allocated at the first hole */
     struct ss_sack_blk *sb; /* SACK scoreboard: cfg.sack_max ranges, allocated
                              * at the first SACK */
+    struct ss_rxt *rx;      /* retransmissions in SACK recovery, oldest first:
+                             * SS_STACK_RXT_MAX, allocated at the first */
     uint64_t ts_recent_at;  /* st->now when TS.Recent was set (PAWS 24 days) */
     uint32_t ooo_n;
     uint32_t ooo_clock;     /* stamps of ooo entries */
@@ -210,6 +212,7 @@ struct ss_sock {
     uint32_t rtx_seq;           /* one retransmission owed at rtx_seq (rtx_mark) */
     uint32_t high_rxt;          /* RFC 6675 HighRxt + 1: end of the highest retransmission */
     uint32_t cc_traced_cwnd, cc_traced_ssthresh;  /* as last traced (cc_traced) */
+    uint8_t rx_n;               /* entries of rx in use */
     uint8_t cc_phase;           /* enum ss_cc_phase */
     uint8_t cc_traced_phase;
 
@@ -250,6 +253,15 @@ struct ss_sock {
     bool rtx_mark : 1;          /* fast retransmit / partial ACK: send rtx_seq's segment */
     bool cc_traced : 1;         /* an SS_TRACE_CC went out with the values above */
     bool on_trimq : 1;          /* waits on st->trimq to give back empty buffers */
+};
+
+/* One retransmission sent in SACK or RTO recovery: [seq, end), and SND.NXT
+ * when it went out (`mark`), with the bytes SACKed above it then (`base`).
+ * Data above `mark` left after it; once DupThresh segments' worth more is
+ * SACKed there while [seq, end) has not arrived, it was lost too. */
+struct ss_rxt {
+    uint32_t seq, end, mark, base;
+    bool lost;      /* found lost (ss__cc_rxt_update), to be resent */
 };
 
 struct ss_frag {
@@ -492,6 +504,20 @@ void ss__cc_sent(struct ss_sock *sk, uint32_t new_bytes);
 /* RFC 6675: is sk in fast recovery driven by the SACK scoreboard (SACK
  * negotiated)? Then tcp_output.c sends by ss__cc_next_seg() while
  * cwnd - pipe >= 1 SMSS. */
+/* Retransmissions in SACK or RTO recovery (RFC 6675 has no rule for one that is
+ * lost too; RFC 8985's RACK finds it by time, this by sequence, as in
+ * draft-scheffenegger-tcpm-lrd: DupThresh segments' worth sent after it
+ * arrived, it did not).
+ * - ss__cc_rxt_sent: remember one just sent, with SACK, in recovery or
+ *   after an RTO (not when SS_STACK_RXT_MAX are remembered: the newest
+ *   goes untracked, the RTO still covers it);
+ * - ss__cc_rxt_update: after an ACK, forget what arrived and mark what
+ *   was lost (it leaves pipe); true if one waits to be resent;
+ * - ss__cc_lost_rxt: take the oldest marked one, to be resent. */
+void ss__cc_rxt_sent(struct ss_sock *sk, uint32_t seq, uint32_t end);
+bool ss__cc_rxt_update(ss_stack *st, struct ss_sock *sk);
+uint32_t ss__cc_rxt_lost_bytes(const struct ss_sock *sk);
+bool ss__cc_lost_rxt(struct ss_sock *sk, uint32_t *seq, uint32_t *len);
 bool ss__cc_sack_recovery(const struct ss_sock *sk);
 /* RFC 6675 SetPipe(): octets estimated in the network. */
 uint32_t ss__cc_pipe(const struct ss_sock *sk);
@@ -529,7 +555,9 @@ size_t ss__tcp_write_options(ss_stack *st, const struct ss_sock *sk, uint8_t *p,
  * the table is full, the highest range is forgotten (that data then only
  * looks unSACKed: safe, at worst sent again). Empty unless SACK was
  * negotiated. No allocation: the table is a pool slice. */
-void ss__sack_update(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg);
+/* Returns true if the blocks SACKed octets not SACKed before (RFC 6675 2:
+ * what makes an ACK a duplicate ACK when SACK is in use). */
+bool ss__sack_update(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg);
 /* Forget every SACKed range (e.g. after an RTO, RFC 2018 8 / RFC 6675 5.1). */
 void ss__sack_clear(struct ss_sock *sk);
 /* Is the byte at seq SACKed? */

@@ -27,6 +27,10 @@
  *                          (rule (2), new data, is
  *                          tcp_output.c's send_next())
  *     5 exit             SND.UNA >= RecoveryPoint         ss__cc_on_ack()
+ *   a lost retransmission (no RFC 6675 rule; RFC 8985    ss__cc_lost_rxt()
+ *     finds it by time, this by sequence as in
+ *     draft-scheffenegger-tcpm-lrd: DupThresh segments
+ *     sent after it arrived, it did not)
  *
  * Nothing here builds a segment: a retransmission is a mark (rtx_mark /
  * rtx_seq for one segment, SND.NXT pulled back for an RTO) that
@@ -34,8 +38,11 @@
  * ss__cc_trace() emits SS_TRACE_CC with the real state and what changed it.
  */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
+#include "sockstack/config.h"
 #include "stack_int.h"
 
 /* RFC 5681 / RFC 6675 DupThresh: a constant of the RFCs, not a tunable. */
@@ -161,7 +168,10 @@ uint32_t ss__cc_pipe(const struct ss_sock *sk)
         pipe += sk->snd_max - high;
     if (SEQ_GT(rxt, high))
         pipe += rxt - high;
-    return pipe;
+    /* A retransmission found lost (ss__cc_rxt_update) has left the
+     * network: its octets no longer count twice. */
+    uint32_t lost = ss__cc_rxt_lost_bytes(sk);
+    return pipe > lost ? pipe - lost : 0;
 }
 
 bool ss__cc_next_hole(const struct ss_sock *sk, bool lost, uint32_t *seq, uint32_t *len)
@@ -177,6 +187,82 @@ bool ss__cc_next_hole(const struct ss_sock *sk, bool lost, uint32_t *seq, uint32
     *seq = s;
     *len = ss__min32(e - s, sk->snd_mss);
     return true;
+}
+
+void ss__cc_rxt_sent(struct ss_sock *sk, uint32_t seq, uint32_t end)
+{
+    if (!sk->sack_ok || !sk->cc_started ||
+        (sk->cc_phase != SS_CC_RECOVERY && sk->cc_phase != SS_CC_LOSS))
+        return;
+    /* When full, the newest goes untracked (the RTO still covers it): the
+     * oldest are the ones that hold SND.UNA, and so the whole window. */
+    if (sk->rx_n == SS_STACK_RXT_MAX ||
+        (!sk->rx && !(sk->rx = calloc(SS_STACK_RXT_MAX, sizeof *sk->rx))))
+        return;
+    /* Sent after it: what lies above SND.NXT now (new data in recovery,
+     * where SND.NXT = SND.MAX; the rest of the go-back-N after an RTO).
+     * Only SACKs that arrive later count (the scoreboard is kept across
+     * an RTO, and old blocks above the mark prove nothing). */
+    uint32_t mark = sk->snd_nxt;
+    sk->rx[sk->rx_n++] = (struct ss_rxt){seq, end, mark, ss__sack_sacked_above(sk, mark - 1), false};
+}
+
+bool ss__cc_rxt_update(ss_stack *st, struct ss_sock *sk)
+{
+    if (!sk->rx_n)
+        return false;
+    /* Forget what arrived: acknowledged, or SACKed from end to end. */
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < sk->rx_n; i++) {
+        struct ss_rxt r = sk->rx[i];
+        if (SEQ_LEQ(r.end, sk->snd_una) ||
+            (ss__sack_is_sacked(sk, r.seq) && ss__sack_is_sacked(sk, r.end - 1)))
+            continue;
+        sk->rx[k++] = r;
+    }
+    sk->rx_n = (uint8_t)k;
+    /* Oldest first, and marks only grow: the first one not lost ends the
+     * search. Like IsLost (RFC 6675 4), more than (DupThresh - 1) * SMSS
+     * bytes newly SACKed at or above the mark tolerate that much
+     * reordering. */
+    bool found = false;
+    for (uint32_t i = 0; i < k; i++) {
+        if (sk->rx[i].lost)
+            continue;
+        uint32_t now_above = ss__sack_sacked_above(sk, sk->rx[i].mark - 1);
+        uint32_t fresh = now_above > sk->rx[i].base ? now_above - sk->rx[i].base : 0;
+        if (fresh <= (DUPTHRESH - 1) * (uint32_t)sk->snd_mss)
+            break;
+        sk->rx[i].lost = true;
+        found = true;
+    }
+    if (found)
+        ss__cc_trace(st, sk, SS_CC_MARK_LOST_RXT);
+    return found || ss__cc_rxt_lost_bytes(sk) > 0;
+}
+
+uint32_t ss__cc_rxt_lost_bytes(const struct ss_sock *sk)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < sk->rx_n; i++)
+        if (sk->rx[i].lost)
+            n += sk->rx[i].end - (SEQ_LT(sk->rx[i].seq, sk->snd_una) ? sk->snd_una : sk->rx[i].seq);
+    return n;
+}
+
+bool ss__cc_lost_rxt(struct ss_sock *sk, uint32_t *seq, uint32_t *len)
+{
+    for (uint32_t i = 0; i < sk->rx_n; i++) {
+        if (!sk->rx[i].lost)
+            continue;
+        struct ss_rxt r = sk->rx[i];
+        memmove(sk->rx + i, sk->rx + i + 1, (sk->rx_n - i - 1) * sizeof *sk->rx);
+        sk->rx_n--;
+        *seq = SEQ_LT(r.seq, sk->snd_una) ? sk->snd_una : r.seq;
+        *len = ss__min32(r.end - *seq, sk->snd_mss);
+        return true;
+    }
+    return false;
 }
 
 uint32_t ss__cc_window(const struct ss_sock *sk)
@@ -247,6 +333,7 @@ void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
             sk->cwnd = sk->cc->exit_recovery ? sk->cc->exit_recovery(st, sk) : exit_cwnd(sk);
             sk->cc_phase = SS_CC_OPEN;
             sk->ca_acked = 0;
+            sk->rx_n = 0;
             ss__cc_trace(st, sk, SS_CC_MARK_EXIT_RECOVERY);
             return;
         }
@@ -274,6 +361,7 @@ void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
          * (SND.NXT was pulled back) until SND.MAX of then is acknowledged. */
         if (SEQ_GEQ(sk->snd_una, sk->recover)) {
             sk->cc_phase = SS_CC_OPEN;
+            sk->rx_n = 0;
             ss__cc_trace(st, sk, SS_CC_MARK_EXIT_LOSS);
         }
         break;
@@ -296,6 +384,7 @@ static void enter_recovery(ss_stack *st, struct ss_sock *sk)
     sk->rtx_mark = true;
     sk->rtx_seq = sk->snd_una;
     sk->high_rxt = sk->snd_una;
+    sk->rx_n = 0;
     /* RFC 6675 5 (4.2): with SACK, cwnd = ssthresh; pipe, not an inflated
      * cwnd, accounts for what the duplicate ACKs say has left. */
     sk->cwnd = sk->ssthresh + (sk->sack_ok ? 0 : 3u * sk->snd_mss);
@@ -335,8 +424,12 @@ void ss__cc_on_dupack(ss_stack *st, struct ss_sock *sk)
         return;
     }
     /* RFC 6582 3.2 (2): fast retransmit only if the ACK covers more than
-     * recover, so one window's losses start one recovery. */
-    if ((sk->dupacks == DUPTHRESH || lost) && SEQ_GT(sk->snd_una, sk->recover))
+     * recover, so one window's losses start one recovery. With SACK (RFC
+     * 6675 5) recovery is over once SND.UNA reaches RecoveryPoint, and the
+     * blocks show which losses are new: a loss at RecoveryPoint itself
+     * (the first segment sent after it) starts recovery too. */
+    bool past = sk->sack_ok ? SEQ_GEQ(sk->snd_una, sk->recover) : SEQ_GT(sk->snd_una, sk->recover);
+    if ((sk->dupacks == DUPTHRESH || lost) && past)
         enter_recovery(st, sk);
     else if (lost)
         sk->cc_phase = SS_CC_DISORDER;
@@ -359,6 +452,7 @@ void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk)
     sk->ca_acked = 0;
     sk->lt_bytes = 0;
     sk->rtx_mark = false;
+    sk->rx_n = 0;   /* the go-back-N resends every hole; its own are tracked */
     if (sk->cc->on_rto)
         sk->cc->on_rto(st, sk);
     ss__cc_trace(st, sk, SS_CC_MARK_RTO);

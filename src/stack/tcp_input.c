@@ -481,8 +481,8 @@ static enum verdict closing_ack(ss_stack *st, struct ss_sock *sk)
     }
 }
 
-/* RFC 5681 2: a duplicate ACK (a) acknowledges outstanding data, (b)
- * carries no data, (c) has neither SYN nor FIN, (d) SEG.ACK == SND.UNA,
+/* RFC 5681 2 (without SACK): a duplicate ACK (a) acknowledges outstanding
+ * data, (b) carries no data, (c) has neither SYN nor FIN, (d) SEG.ACK == SND.UNA,
  * (e) repeats the last advertised window. A zero window is flow control,
  * not loss: its ACKs (answers to probes) never count. */
 static bool is_dupack(const struct ss_sock *sk, const struct ss_seg *seg)
@@ -512,11 +512,18 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
         challenge_ack(st, sk, seg);
         return DONE;
     }
-    ss__sack_update(st, sk, seg);   /* the scoreboard first: RFC 6675 Update() */
-    if (SEQ_GT(seg->ack, sk->snd_una))
+    /* The scoreboard first: RFC 6675 Update(). With SACK, RFC 6675 2
+     * counts an ACK as a duplicate when it SACKs new octets, whatever its
+     * window or data, and even when it also moves SND.UNA (after the
+     * cumulative ACK has reset DupAcks, step (1)). */
+    bool fresh = ss__sack_update(st, sk, seg);
+    if (SEQ_GT(seg->ack, sk->snd_una)) {
         new_ack(st, sk, seg);
-    else if (is_dupack(sk, seg))
+        if (fresh && sk->snd_max != sk->snd_una)
+            ss__cc_on_dupack(st, sk);
+    } else if (sk->sack_ok ? fresh && sk->snd_max != sk->snd_una : is_dupack(sk, seg)) {
         ss__cc_on_dupack(st, sk);
+    }
     /* Window update (3.10.7.4 fifth, ESTABLISHED): if SND.UNA =< SEG.ACK,
      * from a newer segment, or the same one acknowledging more. */
     if (SEQ_LEQ(sk->snd_una, seg->ack) &&

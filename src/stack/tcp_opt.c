@@ -375,19 +375,21 @@ static void sb_insert(struct ss_sock *sk, uint32_t max, uint32_t s, uint32_t e)
     sk->sb_n++;
 }
 
-void ss__sack_update(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+bool ss__sack_update(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
 {
     if (!sk->sack_ok || !(seg->flags & SS_TCP_ACK))
-        return;
+        return false;
     uint32_t lo = SEQ_GT(seg->ack, sk->snd_una) && SEQ_LEQ(seg->ack, sk->snd_max)
                       ? seg->ack : sk->snd_una;
     sb_prune(sk, lo);
+    uint32_t before = ss__sack_sacked_bytes(sk);
     for (uint32_t b = 0; b < seg->nsack; b++) {
         uint32_t s = seg->sack[b].start, e = seg->sack[b].end;
         if (!SEQ_LT(s, e) || SEQ_LT(s, lo) || SEQ_GT(e, sk->snd_max))
             continue;   /* invalid, below the cumulative ACK (D-SACK) or never sent */
         sb_insert(sk, st->cfg.sack_max, s, e);
     }
+    return ss__sack_sacked_bytes(sk) > before;
 }
 
 bool ss__sack_is_sacked(const struct ss_sock *sk, uint32_t seq)

@@ -228,6 +228,8 @@ static uint32_t send_data_at(ss_stack *st, struct ss_sock *sk, uint32_t seq, uin
     if (sk->t_rtx == SS_NEVER)
         ss__tcp_arm_rtx(st, sk);
     sk->t_persist = SS_NEVER;
+    if (rtx && len)
+        ss__cc_rxt_sent(sk, seq, seq + len);
     return end - seq;
 }
 
@@ -261,9 +263,13 @@ static void send_marked(ss_stack *st, struct ss_sock *sk)
 static uint32_t skip_sacked(struct ss_sock *sk, uint32_t *cap)
 {
     *cap = UINT32_MAX;
-    if (!sk->sack_ok || !SEQ_LT(sk->snd_nxt, sk->snd_max))
+    bool back = SEQ_LT(sk->snd_nxt, sk->snd_max);
+    /* Still in RTO recovery once the go-back-N has reached SND.MAX: what
+     * the peer SACKed has left the network, and new data may take its
+     * place (without this, the window stayed full of SACKed data). */
+    if (!sk->sack_ok || (!back && sk->cc_phase != SS_CC_LOSS))
         return 0;
-    uint32_t n = ss__sack_count(sk);
+    uint32_t n = back ? ss__sack_count(sk) : 0;
     for (uint32_t i = 0; i < n; i++) {
         struct ss_sack_blk r = ss__sack_range(sk, i);
         if (SEQ_LEQ(r.start, sk->snd_nxt) && SEQ_LT(sk->snd_nxt, r.end))
@@ -348,6 +354,12 @@ static bool send_next_seg(ss_stack *st, struct ss_sock *sk)
     uint32_t pipe = ss__cc_pipe(sk), seq, len;
     if (sk->cwnd < pipe || sk->cwnd - pipe < sk->snd_mss)
         return false;
+    /* Before NextSeg's rule (1): a retransmission that was lost too is
+     * resent (it lies below HighRxt, where NextSeg no longer looks). */
+    if (ss__cc_lost_rxt(sk, &seq, &len)) {
+        send_data_at(st, sk, seq, len);
+        return true;
+    }
     bool hole = ss__cc_next_hole(sk, true, &seq, &len);
     if (!hole) {
         if (send_next(st, sk))
@@ -414,6 +426,16 @@ void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
         if (sk->rtx_mark) {
             send_marked(st, sk);
             sent = true;
+        }
+        /* A retransmission lost too: in SACK recovery NextSeg resends
+         * it within pipe (send_next_seg); after an RTO, where the go-back-N
+         * has passed it, one is resent per ACK, as a fast retransmit. */
+        if (ss__cc_rxt_update(st, sk) && sk->cc_phase == SS_CC_LOSS) {
+            uint32_t seq, len;
+            if (ss__cc_lost_rxt(sk, &seq, &len)) {
+                send_data_at(st, sk, seq, len);
+                sent = true;
+            }
         }
         bool (*next)(ss_stack *, struct ss_sock *) =
             ss__cc_sack_recovery(sk) ? send_next_seg : send_next;

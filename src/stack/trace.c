@@ -183,6 +183,7 @@ static const char *cc_mark_text(int mark)
     case SS_CC_MARK_EXIT_LOSS: return "exit RTO recovery";
     case SS_CC_MARK_RTO: return "RTO -> cwnd 1 MSS";
     case SS_CC_MARK_IDLE_RESTART: return "idle restart -> cwnd min(IW, cwnd)";
+    case SS_CC_MARK_LOST_RXT: return "retransmission lost too -> resend it";
     default: return "";
     }
 }

@@ -739,3 +739,134 @@ Test(cc_sack, rto_go_back_n_skips_sacked, .init = sack_setup, .fini = fx_teardow
     cr_assert_eq(nrtx, 2, "nothing else was resent");
     cr_assert_eq(info().retransmits, 4);
 }
+
+/* A retransmission lost too (RFC 6675 has no rule for it; without one the
+ * connection waits for the RTO): 20 segments queued, the IW of 10 sent,
+ * segment 2 (offset 1000) lost, and its fast retransmission lost as well.
+ * When it goes out, 14000 has been sent (the IW, limited transmit, and
+ * what pipe allowed). As 10000.. arrive, new data 14000.. goes out; once
+ * three segments sent after the retransmission (14000-17000) are SACKed
+ * and 1000 is still a hole, 1000 is resent at once, with no timer. */
+Test(cc_sack, lost_retransmission_resent_without_rto, .init = sack_setup, .fini = fx_teardown)
+{
+    nsblk = 0;
+    nrtx = 0;
+    sent_hi = 0;
+    queue(20 * M);
+    check_caps();
+    cr_assert_eq(sent_hi, 10 * M);
+    sack_ack(1 * M);
+    for (uint32_t e = 3; e <= 10; e++) {   /* segments 3..10 arrive */
+        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
+        sack_ack(1 * M);
+    }
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 1 * M);
+    cr_assert_eq(sent_hi, 14 * M, "sent by then: %u", sent_hi);
+    /* 10000.. arrive one by one; the retransmission of 1000 does not. */
+    uint32_t timeouts = info().timeouts;
+    for (uint32_t e = 11; e <= 17; e++) {
+        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
+        sack_ack(1 * M);
+        cr_assert_eq(nrtx, e < 17 ? 1 : 2, "after segment %u: %d retransmissions", e, nrtx);
+    }
+    cr_assert_eq(rtx[1], 1 * M, "the lost retransmission, resent");
+    cr_assert_eq(info().timeouts, timeouts, "no RTO");
+    cr_assert(traced("retransmission lost too"));
+    /* It arrives: everything SACKed is acknowledged. */
+    nsblk = 0;
+    sack_ack(17 * M);
+    cr_assert_eq(una(), iss + 1 + 17 * M);
+    cr_assert_eq(nrtx, 2);
+}
+
+/* With SACK a new loss right at the old RecoveryPoint starts recovery:
+ * recovery ends with SND.UNA = recover, and the very next segment is
+ * lost. RFC 6582's "covers more than recover" guard is for NewReno,
+ * which cannot tell new duplicate ACKs from old ones; SACK blocks above
+ * RecoveryPoint can (RFC 6675 5 has no such guard). */
+Test(cc_sack, new_loss_at_recovery_point, .init = sack_setup, .fini = fx_teardown)
+{
+    flight_with_two_losses();
+    nsblk = 0;
+    sack_ack(10 * M);
+    cr_assert_eq(info().cc_phase, SS_CC_OPEN);
+    nrtx = 0;
+    queue(10 * M);   /* 10000 and 11000 go out (cwnd 2 SMSS); 10000 is lost */
+    check_caps();
+    cr_assert_eq(sent_hi, 12 * M, "sent: %u", sent_hi);
+    /* 11000, then 12000 and 13000 (limited transmit) arrive. */
+    for (uint32_t e = 12; e <= 14; e++) {
+        set_blocks(1, (const uint32_t[][2]){{11 * M, e * M}});
+        sack_ack(10 * M);
+    }
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 10 * M, "the segment at the old RecoveryPoint");
+}
+
+/* RFC 6675 2: with SACK, an ACK that SACKs new octets is a duplicate ACK
+ * even when its window differs (a receiver that reads as data arrives
+ * opens its window on every ACK, as Linux's does). RFC 5681's definition
+ * would count none of these three, and the hole would wait for the RTO. */
+Test(cc_sack, dupacks_with_changing_window, .init = sack_setup, .fini = fx_teardown)
+{
+    nsblk = 0;
+    nrtx = 0;
+    sent_hi = 0;
+    queue(10 * M);
+    check_caps();
+    sack_ack(1 * M);
+    uint16_t win = 65535;
+    for (uint32_t e = 3; e <= 5; e++) {   /* segments 3, 4, 5 arrive */
+        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
+        uint32_t blk[1][2] = {{iss + 1 + 2 * M, iss + 1 + e * M}};
+        uint8_t opt[40];
+        size_t n = opt_sack(opt, 1, (const uint32_t(*)[2])blk);
+        win -= 1000;
+        peer_send_opts(PEER_PORT, US_PORT, P1, iss + 1 + 1 * M, SS_TCP_ACK, win, opt, n, NULL, 0);
+        check_caps();
+    }
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 1 * M);
+}
+
+/* After an RTO the go-back-N's own retransmissions are watched too. In
+ * recovery 10000 and 11000 went out as new data; all of it times out.
+ * After the RTO, 1000 arrives; the go-back-N resends 4000 (lost again),
+ * 10000 and 11000 (they arrive), then new data. The blocks SACKed before
+ * the resend (5000-10000) prove nothing; on the third segment SACKed
+ * after it, 4000 goes out again, with no second RTO. */
+Test(cc_sack, lost_retransmission_after_rto, .init = sack_setup, .fini = fx_teardown)
+{
+    flight_with_two_losses();
+    queue(10 * M);   /* more data behind the flight */
+    check_caps();
+    cr_assert_eq(sent_hi, 12 * M, "new data in recovery: up to %u", sent_hi);
+    nrtx = 0;
+    advance(info().rto_us);
+    check_caps();
+    cr_assert_eq(info().cc_phase, SS_CC_LOSS);
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 1 * M);
+    uint32_t timeouts = info().timeouts;
+    set_blocks(1, (const uint32_t[][2]){{5 * M, 10 * M}});
+    sack_ack(4 * M);   /* 1000 arrived */
+    cr_assert_eq(nrtx, 4, "%d", nrtx);
+    cr_assert_eq(rtx[1], 4 * M);
+    cr_assert_eq(rtx[2], 10 * M);
+    cr_assert_eq(rtx[3], 11 * M);
+    set_blocks(1, (const uint32_t[][2]){{5 * M, 11 * M}});
+    sack_ack(4 * M);   /* 10000 arrived */
+    set_blocks(1, (const uint32_t[][2]){{5 * M, 12 * M}});
+    sack_ack(4 * M);   /* 11000: two segments after the resend, not yet */
+    cr_assert_eq(nrtx, 4, "%d", nrtx);
+    cr_assert_geq(sent_hi, 13 * M, "new data went out: up to %u", sent_hi);
+    set_blocks(1, (const uint32_t[][2]){{5 * M, 13 * M}});
+    sack_ack(4 * M);   /* 12000: the third */
+    cr_assert_eq(nrtx, 5, "%d", nrtx);
+    cr_assert_eq(rtx[4], 4 * M, "the lost resend, again");
+    cr_assert_eq(info().timeouts, timeouts, "no second RTO");
+}

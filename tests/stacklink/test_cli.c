@@ -273,17 +273,21 @@ struct sim_digest {
  * six trace lines per run moved, the packets (pcap) are unchanged.
  * 2026-12-02, send buffer limit 4 MiB: A's application queues everything
  * at once, so its shutdown (ESTABLISHED -> FIN-WAIT-1) is traced at the
- * start; the packets are unchanged. */
+ * start; the packets are unchanged.
+ * 2026-12-03, loss recovery: lost retransmissions are resent without the
+ * RTO, a SACK that carries new octets is a duplicate ACK whatever the
+ * window, and a loss at the old RecoveryPoint starts recovery: the
+ * packets of all three runs change (each still delivers every byte). */
 static const struct sim_digest sim_digests[] = {
     {"--seed 3 --loss 2 --bytes 300K",
-     "86b18a29ad95620b87f434582732126c034e1f4f59462d8775f2625d25a88352",
-     "38bcf926291b083ed7b067f700f09bd4d968f5177d7108892cfa986909cd693c"},
+     "318f94320b8f90974094797c3d358a289a88e92f8ceac6ed3e26f777925f130e",
+     "479f866209e3dad0981a1ba96902bfbaea39451ce8fde3f41e67da963375564b"},
     {"--seed 21 --cc newreno --loss 3 --reorder 5 --dup 2 --corrupt 1 --jitter 2 --bytes 200K",
-     "3429ff74f92ff99d58fa337e3c8ee0c2f3b90f6244796d4428c91e279654af6d",
-     "b667ec69384ded955aac79081624d93ce0931f1584f68b6bbceea26d89cdf8bc"},
+     "3b52501567bbce542fe30e0511730aa8f389947a8970aeee61d68d26487b7805",
+     "a89d7d32fa14d92083db73bdc01ffe7454c74ef1404ee0bdbc776ff566271ebb"},
     {"--seed 5 --bandwidth 5M --delay 20 --queue 10 --bytes 500K --rcvbuf 256K",
-     "6d290c8994c14c1dd6e3b2ae35bb056dfa3c133faff6389c7189e73f71b6d9a7",
-     "916c64061b1679f269201f3b9e09fb6094b55cc538a5250fe65f4dda8ba70b0f"},
+     "b4e935902f493f6beb069828bbb7e69f84385447a520695b29e75961721a956b",
+     "3470b570c92ee4ba118b664e6c760477ab6471dda8724cfa16ec3844d95a9dca"},
     {NULL, NULL, NULL},
 };
 
