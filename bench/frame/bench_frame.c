@@ -3,10 +3,13 @@
  *          vs libzmq PUSH/PULL (same count and size)
  *   large  1 MiB messages: sockstack frames (writev, zero-copy receive)
  *          vs a raw TCP pipe moving the same bytes with write()/read()
+ *   tls    1 MiB messages over TLS (sock/tls, both ends, the reactor)
+ *          vs socat OPENSSL-LISTEN / OPENSSL moving the same bytes
  * Each case forks a receiver, times from start to the receiver's last byte,
  * and prints one line "CASE VALUE UNIT". */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -17,7 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sockstack/dial.h"
 #include "sockstack/frame.h"
+#include "sockstack/tls.h"
 
 #ifdef HAVE_ZMQ
 #include <zmq.h>
@@ -212,6 +217,177 @@ static double run_zmq(uint64_t msgs, size_t size)
 }
 #endif
 
+/* ---- TLS -------------------------------------------------------------------- */
+
+static char tls_dir[64];
+
+static ss_tls_ctx *tls_ctx(bool server)
+{
+    char cert[128], key[128], err[256];
+    snprintf(cert, sizeof cert, "%s/cert.pem", tls_dir);
+    snprintf(key, sizeof key, "%s/key.pem", tls_dir);
+    ss_tls_opts o;
+    ss_tls_opts_init(&o);
+    if (server) {
+        o.cert = cert;
+        o.key = key;
+    } else {
+        o.ca = cert;
+    }
+    ss_tls_ctx *c;
+    if (ss_tls_ctx_new(&o, server, &c, err, sizeof err) < 0) {
+        fprintf(stderr, "tls: %s\n", err);
+        exit(1);
+    }
+    return c;
+}
+
+/* Frames of size bytes over TLS: the receiver decodes in place. */
+static double run_frames_tls(uint64_t msgs, size_t size)
+{
+    ss_addr a;
+    ss_addr_resolve("127.0.0.1", "0", AF_INET, SS_STREAM, true, &a, 1);
+    ss_sock *ls;
+    if (ss_sock_listen_on(ss_backend_kernel(), &a, SS_STREAM, NULL, 4, &ls, NULL) < 0)
+        die("listen");
+    ss_sock_local_addr(ls, &a);
+    char port[16];
+    snprintf(port, sizeof port, "%d", ss_addr_port(&a));
+    uint8_t *payload = calloc(1, size ? size : 1);
+    double t0 = now();
+    pid_t pid = fork();
+    if (pid == 0) {
+        ss_loop *loop;
+        ss_loop_new(&loop);
+        ss_tls_ctx *ctx = tls_ctx(true);
+        ss_sock *c = NULL;
+        while (ss_sock_accept(ls, &c, NULL) == -EAGAIN)
+            ss_sock_wait(ls, loop, SS_READ, -1);
+        if (!c || ss_tls_wrap(ctx, c, NULL, &c) < 0)
+            die("accept");
+        ss_stream st = {.sock = c, .loop = loop, .timeout_ms = 30000};
+        ss_frame_decoder d;
+        ss_frame_decoder_init(&d, SS_FRAME_BE32, 64u << 20);
+        struct count cnt = {0};
+        static uint8_t buf[64 * 1024];
+        while (cnt.n < msgs) {
+            uint8_t *room;
+            ssize_t r = ss_frame_decoder_room(&d, &room);
+            ssize_t n;
+            if (r > 16384) {
+                if ((n = ss_stream_recv(&st, room, (size_t)r)) <= 0)
+                    die("tls read");
+                ss_frame_decoder_commit(&d, (size_t)n, count_cb, &cnt);
+                continue;
+            }
+            size_t want = cnt.n && ss_frame_decoder_idle(&d) ? ss_frame_header_len(SS_FRAME_BE32)
+                                                             : sizeof buf;
+            if ((n = ss_stream_recv(&st, buf, want)) <= 0)
+                die("tls read");
+            if (ss_frame_decode(&d, buf, (size_t)n, count_cb, &cnt) < 0)
+                die("decode");
+        }
+        ss_frame_decoder_free(&d);
+        _exit(0);
+    }
+    ss_sock_close(ls);
+    ss_loop *loop;
+    ss_loop_new(&loop);
+    ss_tls_ctx *ctx = tls_ctx(false);
+    ss_dial_opts o;
+    ss_dial_opts_init(&o);
+    o.tls = ctx;
+    ss_sock *s;
+    char err[256];
+    if (ss_dial(loop, "127.0.0.1", port, &o, &s, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    ss_stream st = {.sock = s, .loop = loop, .timeout_ms = 30000};
+    for (uint64_t i = 0; i < msgs; i++) {
+        uint8_t hdr[4];
+        ss_frame_header_write(SS_FRAME_BE32, size, hdr);
+        struct iovec iov[2] = {{hdr, 4}, {payload, size}};
+        if (ss_stream_sendv_all(&st, iov, 2) < 0)
+            die("tls write");
+    }
+    int stt;
+    waitpid(pid, &stt, 0);
+    double t = now() - t0;
+    ss_sock_close(s);
+    ss_tls_ctx_free(ctx);
+    ss_loop_free(loop);
+    free(payload);
+    return t;
+}
+
+/* socat OPENSSL-LISTEN -> stdout (/dev/null) and stdin -> socat OPENSSL,
+ * fed `bytes` from a pipe: the same bytes through socat's TLS. < 0 when
+ * socat is missing. */
+static double run_socat_tls(uint64_t bytes)
+{
+    int port;
+    close(listener(&port)); /* a free port */
+    char lspec[512], cspec[256];
+    snprintf(lspec, sizeof lspec,
+             "OPENSSL-LISTEN:%d,bind=127.0.0.1,reuseaddr,cert=%s/cert.pem,key=%s/key.pem,verify=0",
+             port, tls_dir, tls_dir);
+    snprintf(cspec, sizeof cspec, "OPENSSL:127.0.0.1:%d,cafile=%s/cert.pem", port, tls_dir);
+    pid_t rx = fork();
+    if (rx == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        execlp("socat", "socat", "-u", lspec, "-", (char *)NULL);
+        _exit(127);
+    }
+    /* Wait until it listens (a probe would use up its one connection). */
+    for (int i = 0; i < 200; i++) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "ss -Hltn 'sport = :%d' | grep -q .", port);
+        if (system(cmd) == 0)
+            break;
+        usleep(20000);
+    }
+    int pfd[2];
+    if (pipe(pfd) < 0)
+        die("pipe");
+    double t0 = now();
+    pid_t tx = fork();
+    if (tx == 0) {
+        dup2(pfd[0], 0);
+        close(pfd[0]);
+        close(pfd[1]);
+        execlp("socat", "socat", "-u", "-", cspec, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[0]);
+    static uint8_t chunk[1 << 20];
+    for (uint64_t sent = 0; sent < bytes;) {
+        ssize_t w = write(pfd[1], chunk, sizeof chunk);
+        if (w <= 0)
+            break;
+        sent += (uint64_t)w;
+    }
+    close(pfd[1]);
+    int st1, st2;
+    waitpid(tx, &st1, 0);
+    waitpid(rx, &st2, 0);
+    double t = now() - t0;
+    if (!WIFEXITED(st1) || WEXITSTATUS(st1) != 0 || !WIFEXITED(st2) || WEXITSTATUS(st2) != 0)
+        return -1;
+    return t;
+}
+
+static void tls_cleanup(void)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/cert.pem", tls_dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/key.pem", tls_dir);
+    unlink(p);
+    rmdir(tls_dir);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t small_n = argc > 1 ? strtoull(argv[1], NULL, 10) : 10000000;
@@ -236,5 +412,21 @@ int main(int argc, char **argv)
     t = run_raw((uint64_t)large_n * large, large);
     printf("large-raw %.1f MB/s (write/read of 1 MiB buffers)\n",
            (double)large_n * large / t / 1e6);
+    if (getenv("BENCH_TLS") && large_n > 1) {
+        char err[256];
+        snprintf(tls_dir, sizeof tls_dir, "/tmp/ss-bench-tls-XXXXXX");
+        if (!mkdtemp(tls_dir) || ss_tls_keygen(tls_dir, 1, false, err, sizeof err) < 0)
+            die("keygen");
+        t = run_frames_tls(large_n, large);
+        printf("tls-sockstack %.1f MB/s (%llu x 1 MiB over TLS)\n",
+               (double)large_n * large / t / 1e6, (unsigned long long)large_n);
+        t = run_socat_tls((uint64_t)large_n * large);
+        if (t > 0)
+            printf("tls-socat %.1f MB/s (socat OPENSSL, same bytes)\n",
+                   (double)large_n * large / t / 1e6);
+        else
+            printf("tls-socat unavailable\n");
+        tls_cleanup();
+    }
     return 0;
 }
