@@ -434,6 +434,13 @@
  * address gives up after this long: an unreachable host must not hang a
  * command silently (TCP's own SYN retries take over two minutes). */
 #define SS_DIAL_TIMEOUT_MS 10000
+/* TLS records a connection collects before one send() (and the most it
+ * holds unsent): four full records; on a machine where a system call costs
+ * more than encrypting 16 KiB, one send per record halves the rate. */
+#define SS_TLS_WBUF (4 * (16384 + 256))
+/* Bytes a TLS connection asks the socket for per recv() (OpenSSL's read
+ * ahead): several records per system call. */
+#define SS_TLS_READ_AHEAD 65536
 /* Validity of the pair `sockstack keygen --tls` makes. */
 #define SS_TLS_KEYGEN_DAYS 365
 

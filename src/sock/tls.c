@@ -60,6 +60,11 @@ struct tls_sock {
     unsigned long ossl;  /* first OpenSSL error of the failure */
     uint8_t *stage;      /* bytes accepted from the caller, not yet sent */
     size_t stage_len;
+    uint8_t *wbuf;       /* records OpenSSL wrote, not yet sent: one send
+                          * for several records instead of one each */
+    size_t wbuf_len, wbuf_off;
+    bool starved;        /* SSL_read wants bytes the socket has not given */
+    bool notify_sent;    /* close_notify written (maybe still in wbuf) */
     ss_defer pending;    /* plaintext held by OpenSSL: deliver SS_READ */
 };
 
@@ -88,20 +93,49 @@ static const char *ossl_reason(const char *dflt)
 
 /* ---- the BIO: OpenSSL reads and writes the inner ss_sock ---------------- */
 
+/* Send what wbuf holds: 0 when empty, -EAGAIN, or the socket's error. */
+static int wbuf_flush(struct tls_sock *t)
+{
+    while (t->wbuf_off < t->wbuf_len) {
+        ssize_t n = ss_sock_send(t->inner, t->wbuf + t->wbuf_off, t->wbuf_len - t->wbuf_off);
+        if (n == -EAGAIN || n == -EINTR)
+            return -EAGAIN;
+        if (n < 0) {
+            t->io_err = (int)n;
+            return (int)n;
+        }
+        t->wbuf_off += (size_t)n;
+    }
+    t->wbuf_len = t->wbuf_off = 0;
+    return 0;
+}
+
+/* Records are collected in wbuf and sent together when it fills, when
+ * OpenSSL flushes (handshake flights), or at the end of each of our calls
+ * into OpenSSL (wbuf_flush after every SSL_* call that writes). */
 static int bio_write(BIO *b, const char *p, int len)
 {
     struct tls_sock *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
-    ssize_t n = ss_sock_send(t->inner, p, (size_t)len);
-    if (n == -EAGAIN || n == -EINTR) {
-        BIO_set_retry_write(b);
-        return -1;
+    if (t->wbuf_len + (size_t)len > SS_TLS_WBUF) {
+        int rc = wbuf_flush(t);
+        if (rc < 0 && rc != -EAGAIN)
+            return -1;
+        if (t->wbuf_off > 0) { /* keep the unsent tail at the front */
+            memmove(t->wbuf, t->wbuf + t->wbuf_off, t->wbuf_len - t->wbuf_off);
+            t->wbuf_len -= t->wbuf_off;
+            t->wbuf_off = 0;
+        }
+        if (t->wbuf_len + (size_t)len > SS_TLS_WBUF) {
+            BIO_set_retry_write(b);
+            return -1;
+        }
     }
-    if (n < 0) {
-        t->io_err = (int)n;
+    if (!t->wbuf && !(t->wbuf = malloc(SS_TLS_WBUF)))
         return -1;
-    }
-    return (int)n;
+    memcpy(t->wbuf + t->wbuf_len, p, (size_t)len);
+    t->wbuf_len += (size_t)len;
+    return len;
 }
 
 static int bio_read(BIO *b, char *p, int len)
@@ -122,7 +156,16 @@ static int bio_read(BIO *b, char *p, int len)
 
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+    if (cmd != BIO_CTRL_FLUSH)
+        return 0;
+    struct tls_sock *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    int rc = wbuf_flush(t);
+    if (rc == 0)
+        return 1;
+    if (rc == -EAGAIN)
+        BIO_set_retry_write(b);
+    return -1;
 }
 
 static int bio_create(BIO *b)
@@ -225,6 +268,10 @@ int ss_tls_ctx_new(const ss_tls_opts *o, bool server, ss_tls_ctx **out,
     SSL_CTX_set_app_data(c->ctx, c);
     SSL_CTX_set_min_proto_version(c->ctx, o->tls13_only ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_mode(c->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Read several records per recv(): each system call costs more than
+     * decrypting 16 KiB. */
+    SSL_CTX_set_read_ahead(c->ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(c->ctx, SS_TLS_READ_AHEAD);
     /* A peer that closes without close_notify ends the stream (0), as
      * ncat and socat do; our protocols check their own ends. */
     SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
@@ -323,6 +370,20 @@ static int tls_result(struct tls_sock *t, int r, unsigned *want)
     return t->err;
 }
 
+/* After an SSL call: send the records it wrote, as far as the socket
+ * takes them; a failed socket fails the connection. */
+static void wflush(struct tls_sock *t)
+{
+    int rc = wbuf_flush(t);
+    if (rc < 0 && rc != -EAGAIN && !t->err)
+        t->err = rc;
+}
+
+static bool wbuf_pending(const struct tls_sock *t)
+{
+    return t->wbuf_off < t->wbuf_len;
+}
+
 static int tls_step_handshake(struct tls_sock *t)
 {
     if (t->hs_done)
@@ -331,9 +392,10 @@ static int tls_step_handshake(struct tls_sock *t)
         return t->err;
     ERR_clear_error();
     int r = SSL_do_handshake(t->ssl);
+    wflush(t);
     if (r == 1) {
         t->hs_done = true;
-        return 0;
+        return t->err;
     }
     unsigned want = SS_READ;
     int rc = tls_result(t, r, &want);
@@ -353,10 +415,11 @@ static int stage_flush(struct tls_sock *t)
         return t->err;
     ERR_clear_error();
     int r = SSL_write(t->ssl, t->stage, (int)t->stage_len);
+    wflush(t);
     if (r > 0) {
         t->stage_len = 0;
         t->hs_done = t->hs_done || SSL_is_init_finished(t->ssl);
-        return 0;
+        return t->err;
     }
     unsigned want = SS_WRITE;
     int rc = tls_result(t, r, &want);
@@ -367,22 +430,29 @@ static int stage_flush(struct tls_sock *t)
     return rc;
 }
 
-/* close_notify, then the FIN, once the stage is empty. */
+/* close_notify, then the FIN, once the stage and wbuf are empty. */
 static void shut_step(struct tls_sock *t)
 {
     if (!t->shut_pending || t->shut_done || t->stage_len || t->err)
         return;
     if (!t->hs_done)
         return; /* nothing said yet: the FIN waits for the handshake */
-    ERR_clear_error();
-    int r = SSL_shutdown(t->ssl);
-    if (r < 0) {
-        unsigned want = SS_WRITE;
-        if (tls_result(t, r, &want) == -EAGAIN) {
-            t->st_want = want;
-            return;
+    if (!t->notify_sent) {
+        ERR_clear_error();
+        int r = SSL_shutdown(t->ssl);
+        if (r < 0) {
+            unsigned want = SS_WRITE;
+            if (tls_result(t, r, &want) == -EAGAIN) {
+                wflush(t);
+                t->st_want = want;
+                return;
+            }
         }
+        t->notify_sent = true;
     }
+    wflush(t);
+    if (wbuf_pending(t) && !t->err)
+        return; /* the FIN follows the last record */
     t->shut_done = true;
     ss_sock_shutdown(t->inner, SHUT_WR);
 }
@@ -393,7 +463,7 @@ static void pending_cb(ss_loop *loop, void *arg)
 {
     ss_sock *s = arg;
     struct tls_sock *t = s->impl;
-    if (s->watching && (s->events & SS_READ) && SSL_pending(t->ssl) > 0)
+    if (s->watching && (s->events & SS_READ) && !t->starved && SSL_has_pending(t->ssl))
         ss__sock_ready(s, SS_READ);
 }
 
@@ -402,8 +472,8 @@ static void pending_cb(ss_loop *loop, void *arg)
 static void pending_check(ss_sock *s)
 {
     struct tls_sock *t = s->impl;
-    if (s->loop && (s->events & SS_READ) && t->hs_done && !t->err &&
-        SSL_pending(t->ssl) > 0)
+    if (s->loop && (s->events & SS_READ) && t->hs_done && !t->err && !t->starved &&
+        SSL_has_pending(t->ssl))
         ss_loop_defer(s->loop, &t->pending);
 }
 
@@ -413,6 +483,10 @@ static void inner_cb(ss_sock *inner, unsigned ev, void *arg)
     struct tls_sock *t = s->impl;
     unsigned user = s->events;
     unsigned d = ev & SS_HUP;
+    if (ev & (SS_READ | SS_HUP))
+        t->starved = false;
+    if ((ev & (SS_WRITE | SS_HUP)) && wbuf_pending(t))
+        wflush(t);
     if (!t->hs_done && !t->err) {
         if (!(ev & (t->hs_want | SS_HUP))) {
             tls_rewatch(s);
@@ -432,7 +506,8 @@ static void inner_cb(ss_sock *inner, unsigned ev, void *arg)
         shut_step(t);
         if ((user & SS_READ) && (ev & (t->rd_want | SS_HUP)))
             d |= SS_READ;
-        if ((user & SS_WRITE) && !t->stage_len && (ev & (SS_WRITE | t->st_want | SS_HUP)))
+        if ((user & SS_WRITE) && !t->stage_len && !wbuf_pending(t) &&
+            (ev & (SS_WRITE | t->st_want | SS_HUP)))
             d |= SS_WRITE;
         if (t->err)
             d |= user;
@@ -463,6 +538,8 @@ static void tls_rewatch(ss_sock *s)
         else if (user & SS_WRITE)
             ev |= SS_WRITE;
     }
+    if (wbuf_pending(t) && !t->err)
+        ev |= SS_WRITE;
     if (t->err && user) {
         /* Failed: let the caller see it at once, then stay quiet. */
         ss_loop_defer(s->loop, &t->pending);
@@ -541,8 +618,11 @@ static ssize_t tls_sendv(ss_sock *s, const struct iovec *iov, int iovcnt)
     }
     ERR_clear_error();
     int r = SSL_write(t->ssl, src, (int)len);
+    wflush(t);
     if (r > 0) {
         t->hs_done = t->hs_done || SSL_is_init_finished(t->ssl);
+        if (wbuf_pending(t))
+            tls_rewatch(s);
         return r;
     }
     unsigned want = SS_WRITE;
@@ -581,7 +661,9 @@ static ssize_t tls_recv(ss_sock *s, void *buf, size_t cap)
         cap = INT_MAX;
     ERR_clear_error();
     int r = SSL_read(t->ssl, buf, (int)cap);
+    wflush(t);
     if (r > 0) {
+        t->starved = false;
         t->rd_want = SS_READ;
         t->hs_done = t->hs_done || SSL_is_init_finished(t->ssl);
         pending_check(s);
@@ -591,6 +673,7 @@ static ssize_t tls_recv(ss_sock *s, void *buf, size_t cap)
     int rc = tls_result(t, r, &want);
     if (rc == -EAGAIN) {
         t->rd_want = want;
+        t->starved = want == SS_READ;
         if (!t->hs_done)
             t->hs_want = want;
         t->hs_done = t->hs_done || SSL_is_init_finished(t->ssl);
@@ -636,10 +719,11 @@ static int tls_close(ss_sock *s)
         return 0;
     if (t->hs_done && !t->err && !t->shut_done) {
         /* Best effort, never waiting: the last bytes, then close_notify. */
-        if (stage_flush(t) == 0) {
+        if (stage_flush(t) == 0 && !t->notify_sent) {
             ERR_clear_error();
             SSL_shutdown(t->ssl);
         }
+        wbuf_flush(t);
     }
     if (t->err == SS_ETLS || t->err == SS_ETLSVERIFY) {
         /* We sent an alert. Bytes of the peer left unread would make the
@@ -653,6 +737,7 @@ static int tls_close(ss_sock *s)
     SSL_free(t->ssl);
     int rc = ss_sock_close(t->inner);
     free(t->stage);
+    free(t->wbuf);
     free(t);
     s->impl = NULL;
     return rc;
