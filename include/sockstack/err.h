@@ -28,9 +28,9 @@
     X(SS_ENOHOST,    -10014, "name or service not known")                       \
     X(SS_ELISTENING, -10015, "another server is listening on this address")     \
     X(SS_EREMOTE,    -10030, "the server refused the request")             \
-    X(SS_ETLS,       -10040, "TLS handshake or record failed")                 \
-    X(SS_ETLSVERIFY, -10041, "the peer's certificate did not verify")          \
-    X(SS_ETLSCONF,   -10042, "TLS configuration error")
+    X(SS_ETLS,       -10050, "TLS handshake or record failed")                 \
+    X(SS_ETLSVERIFY, -10051, "the peer's certificate did not verify")          \
+    X(SS_ETLSCONF,   -10052, "TLS configuration error")
 
 enum ss_err {
 #define SS_ERR_ENUM(name, value, msg) name = value,

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,59 +308,73 @@ bool ss_auth_failed(const ss_auth *a)
     return a->state == SS_AUTH_FAILED;
 }
 
-static int64_t mono_ms(void)
+/* ss_auth_run_fd waits in a private loop of the reactor, not in poll(). */
+struct fd_run {
+    ss_auth *a;
+    int fd;
+    int rc;
+    bool timed_out;
+};
+
+/* One step on fd: send what the handshake has, or read what it needs. */
+static void fd_step(ss_loop *loop, int fd, unsigned events, void *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    struct fd_run *r = arg;
+    const uint8_t *p;
+    size_t out = ss_auth_output(r->a, &p);
+    if (out) {
+        ssize_t w = send(fd, p, out, MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOTSOCK)
+            w = write(fd, p, out);
+        if (w < 0 && errno != EINTR && errno != EAGAIN)
+            r->rc = -errno;
+        else if (w > 0)
+            ss_auth_output_done(r->a, (size_t)w);
+    } else {
+        uint8_t buf[2 * SS_AUTH_CHALLENGE_LEN];
+        size_t want = ss_auth_want(r->a);
+        ssize_t n = read(fd, buf, want < sizeof buf ? want : sizeof buf);
+        if (n < 0 && errno != EINTR && errno != EAGAIN)
+            r->rc = -errno;
+        else if (n == 0)
+            r->rc = -ECONNRESET;
+        else if (n > 0) {
+            ssize_t c = ss_auth_input(r->a, buf, (size_t)n);
+            if (c < 0)
+                r->rc = (int)c;
+        }
+    }
+    if (r->rc == 0 && !ss_auth_done(r->a))
+        ss_loop_io_mod(loop, fd, ss_auth_output(r->a, &p) ? SS_WRITE : SS_READ);
+}
+
+static void fd_timeout(ss_loop *loop, ss_timer *t, void *arg)
+{
+    struct fd_run *r = arg;
+    r->timed_out = true;
 }
 
 int ss_auth_run_fd(ss_auth *a, int fd, int timeout_ms)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
-    while (!ss_auth_done(a)) {
-        if (ss_auth_failed(a))
-            return a->err;
-        const uint8_t *p;
-        size_t out = ss_auth_output(a, &p);
-        struct pollfd pfd = {.fd = fd, .events = out ? POLLOUT : POLLIN};
-        int64_t left = deadline - mono_ms();
-        if (left <= 0)
-            return -ETIMEDOUT;
-        int pr = poll(&pfd, 1, (int)left);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr < 0)
-            return -errno;
-        if (pr == 0)
-            return -ETIMEDOUT;
-        if (out) {
-            ssize_t w = send(fd, p, out, MSG_NOSIGNAL);
-            if (w < 0 && errno == ENOTSOCK)
-                w = write(fd, p, out);
-            if (w < 0) {
-                if (errno == EINTR || errno == EAGAIN)
-                    continue;
-                return -errno;
-            }
-            ss_auth_output_done(a, (size_t)w);
-            continue;
-        }
-        uint8_t buf[2 * SS_AUTH_CHALLENGE_LEN];
-        size_t want = ss_auth_want(a);
-        ssize_t r = read(fd, buf, want < sizeof buf ? want : sizeof buf);
-        if (r < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            return -ECONNRESET;
-        ssize_t c = ss_auth_input(a, buf, (size_t)r);
-        if (c < 0)
-            return (int)c;
-    }
-    return 0;
+    ss_loop *loop;
+    int rc = ss_loop_new(&loop);
+    if (rc < 0)
+        return rc;
+    struct fd_run r = {.a = a, .fd = fd};
+    ss_timer t;
+    ss_timer_init(&t, fd_timeout, &r);
+    const uint8_t *p;
+    rc = ss_loop_io_add(loop, fd, ss_auth_output(a, &p) ? SS_WRITE : SS_READ, fd_step, &r);
+    if (rc == 0)
+        rc = ss_timer_start(loop, &t, (uint64_t)(timeout_ms > 0 ? timeout_ms : 0));
+    while (rc == 0 && r.rc == 0 && !r.timed_out && !ss_auth_done(a) && !ss_auth_failed(a))
+        rc = ss_loop_run_once(loop, -1);
+    if (rc == 0)
+        rc = ss_auth_failed(a) ? a->err : r.rc ? r.rc : ss_auth_done(a) ? 0 : -ETIMEDOUT;
+    ss_timer_stop(loop, &t);
+    ss_loop_io_del(loop, fd);
+    ss_loop_free(loop);
+    return rc;
 }
 
 /* ---- throttle ----------------------------------------------------------- */

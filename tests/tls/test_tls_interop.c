@@ -18,7 +18,21 @@
 
 #include "harness.h"
 
-TestSuite(tls_interop, .timeout = 60);
+/* Every process a test starts is one of these, reaped by the teardown
+ * also when an assertion ended the test early. */
+static struct th_proc g_s = {.pid = -1}, g_c = {.pid = -1}, g_srv = {.pid = -1};
+
+static void cleanup(void);
+
+static void teardown(void)
+{
+    th_reap(&g_s);
+    th_reap(&g_c);
+    th_reap(&g_srv);
+    cleanup();
+}
+
+TestSuite(tls_interop, .timeout = 60, .fini = teardown);
 
 static char dir[64];   /* our pair: cert.pem key.pem; openssl's: ca.pem ... */
 static char odir[80];  /* another keygen pair: the wrong CA */
@@ -38,6 +52,8 @@ static const char *P(const char *name) { return in_dir(dir, name); }
 static int exit_code(struct th_proc *p, int timeout_ms)
 {
     int st = th_wait(p, timeout_ms);
+    if (st != -1)
+        p->pid = -1; /* reaped: the teardown must not signal a reused pid */
     cr_assert_neq(st, -1, "process did not exit in time");
     cr_assert(WIFEXITED(st), "process died by signal %d", WTERMSIG(st));
     return WEXITSTATUS(st);
@@ -79,8 +95,8 @@ static void cleanup(void)
 {
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (dir[0])
-        run_ok(cmd);
+    if (dir[0] && system(cmd) == 0)
+        dir[0] = '\0';
 }
 
 /* A free loopback port (bound, then released) for peers that need one. */
@@ -131,7 +147,8 @@ static void serve(struct th_proc *p, char port[16], char *const args[])
 
 static void stop(struct th_proc *p)
 {
-    th_stop(p, SIGTERM, 5000);
+    if (th_stop(p, SIGTERM, 5000) != -1)
+        p->pid = -1;
     th_close_fds(p);
 }
 
@@ -167,53 +184,51 @@ static void echo_server(struct th_proc *s, char port[16], const char *cert, cons
 Test(tls_interop, serve_echo_answers_openssl_s_client_byte_for_byte_and_resumes)
 {
     certs();
-    struct th_proc s, c;
     char port[16], addr[32], sess[128];
-    echo_server(&s, port, P("cert.pem"), P("key.pem"), NULL);
+    echo_server(&g_s, port, P("cert.pem"), P("key.pem"), NULL);
     snprintf(addr, sizeof addr, "127.0.0.1:%s", port);
     snprintf(sess, sizeof sess, "%s/sess.pem", dir);
-    char *out = converse(&c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
+    char *out = converse(&g_c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
                                   (char *)P("cert.pem"), "-verify_return_error",
                                   "-servername", "localhost", "-sess_out", sess),
                          "hello from s_client\n", "hello from s_client\n");
     cr_assert(strstr(out, "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384") != NULL, "%s", out);
     cr_assert(strstr(out, "Verify return code: 0 (ok)") != NULL, "%s", out);
-    cr_assert_eq(exit_code(&c, 10000), 0);
-    th_close_fds(&c);
+    cr_assert_eq(exit_code(&g_c, 10000), 0);
+    th_close_fds(&g_c);
     free(out);
     /* The ticket we handed out brings the next connection back. */
-    out = converse(&c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
+    out = converse(&g_c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
                             (char *)P("cert.pem"), "-verify_return_error", "-sess_in", sess),
                    "again\n", "again\n");
     cr_assert(strstr(out, "Reused, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384") != NULL, "%s", out);
-    cr_assert_eq(exit_code(&c, 10000), 0);
-    th_close_fds(&c);
+    cr_assert_eq(exit_code(&g_c, 10000), 0);
+    th_close_fds(&g_c);
     free(out);
-    stop(&s);
+    stop(&g_s);
     cleanup();
 }
 
 Test(tls_interop, serve_echo_answers_ncat_ssl_and_socat_openssl)
 {
     certs();
-    struct th_proc s, c;
     char port[16], socat_addr[256];
-    echo_server(&s, port, P("cert.pem"), P("key.pem"), NULL);
-    char *out = converse(&c, ARGS("ncat", "--ssl", "--ssl-verify", "--ssl-trustfile",
+    echo_server(&g_s, port, P("cert.pem"), P("key.pem"), NULL);
+    char *out = converse(&g_c, ARGS("ncat", "--ssl", "--ssl-verify", "--ssl-trustfile",
                                   (char *)P("cert.pem"), "localhost", port),
                          "ncat says hi\n", "\n");
     cr_assert_str_eq(out, "ncat says hi\n");
-    exit_code(&c, 10000);
-    th_close_fds(&c);
+    exit_code(&g_c, 10000);
+    th_close_fds(&g_c);
     free(out);
     snprintf(socat_addr, sizeof socat_addr, "OPENSSL:127.0.0.1:%s,cafile=%s", port,
              P("cert.pem"));
-    out = converse(&c, ARGS("socat", "-", socat_addr), "socat says hi\n", "\n");
+    out = converse(&g_c, ARGS("socat", "-", socat_addr), "socat says hi\n", "\n");
     cr_assert_str_eq(out, "socat says hi\n");
-    cr_assert_eq(exit_code(&c, 10000), 0);
-    th_close_fds(&c);
+    cr_assert_eq(exit_code(&g_c, 10000), 0);
+    th_close_fds(&g_c);
     free(out);
-    stop(&s);
+    stop(&g_s);
     cleanup();
 }
 
@@ -222,52 +237,51 @@ Test(tls_interop, serve_echo_answers_ncat_ssl_and_socat_openssl)
 Test(tls_interop, connect_talks_to_openssl_s_server_ncat_and_socat)
 {
     certs();
-    struct th_proc srv, c;
     char port[16], accept_spec[256];
     /* s_server -rev sends each line back reversed; it says ACCEPT when
      * ready (a probe would use up its one connection). */
     int pt = free_port();
     snprintf(port, sizeof port, "%d", pt);
-    cr_assert_eq(th_spawn(&srv, ARGS("openssl", "s_server", "-accept", port, "-cert",
+    cr_assert_eq(th_spawn(&g_srv, ARGS("openssl", "s_server", "-accept", port, "-cert",
                                      (char *)P("cert.pem"), "-key", (char *)P("key.pem"),
                                      "-rev", "-naccept", "1")), 0);
     char tmp[1024];
-    cr_assert(th_read_until(srv.out, "ACCEPT", tmp, sizeof tmp, 10000), "%s", tmp);
-    char *out = converse(&c, CLI("connect", "--tls-ca", (char *)P("cert.pem"), "127.0.0.1", port),
+    cr_assert(th_read_until(g_srv.out, "ACCEPT", tmp, sizeof tmp, 10000), "%s", tmp);
+    char *out = converse(&g_c, CLI("connect", "--tls-ca", (char *)P("cert.pem"), "127.0.0.1", port),
                          "sockstack\n", "\n");
     cr_assert_str_eq(out, "kcatskcos\n");
-    exit_code(&c, 10000);
-    th_close_fds(&c);
+    exit_code(&g_c, 10000);
+    th_close_fds(&g_c);
     free(out);
-    th_reap(&srv);
+    th_reap(&g_srv);
     /* ncat --ssl running cat (-k: the readiness probe is one connection). */
     pt = free_port();
     snprintf(port, sizeof port, "%d", pt);
-    cr_assert_eq(th_spawn(&srv, ARGS("ncat", "-l", "-k", "--ssl", "--ssl-cert",
+    cr_assert_eq(th_spawn(&g_srv, ARGS("ncat", "-l", "-k", "--ssl", "--ssl-cert",
                                      (char *)P("cert.pem"), "--ssl-key", (char *)P("key.pem"),
                                      "127.0.0.1", port, "-e", "/bin/cat")), 0);
     wait_port(pt);
-    out = converse(&c, CLI("connect", "--tls-ca", (char *)P("cert.pem"), "localhost", port),
+    out = converse(&g_c, CLI("connect", "--tls-ca", (char *)P("cert.pem"), "localhost", port),
                    "to ncat and back\n", "\n");
     cr_assert_str_eq(out, "to ncat and back\n");
-    exit_code(&c, 10000);
-    th_close_fds(&c);
+    exit_code(&g_c, 10000);
+    th_close_fds(&g_c);
     free(out);
-    th_reap(&srv);
+    th_reap(&g_srv);
     /* socat OPENSSL-LISTEN running cat (fork: a process per connection). */
     pt = free_port();
     snprintf(port, sizeof port, "%d", pt);
     snprintf(accept_spec, sizeof accept_spec, "OPENSSL-LISTEN:%d,bind=127.0.0.1,cert=%s,key=%s,"
              "verify=0,reuseaddr,fork", pt, P("cert.pem"), P("key.pem"));
-    cr_assert_eq(th_spawn(&srv, ARGS("socat", accept_spec, "EXEC:cat")), 0);
+    cr_assert_eq(th_spawn(&g_srv, ARGS("socat", accept_spec, "EXEC:cat")), 0);
     wait_port(pt);
-    out = converse(&c, CLI("connect", "--tls-ca", (char *)P("cert.pem"), "127.0.0.1", port),
+    out = converse(&g_c, CLI("connect", "--tls-ca", (char *)P("cert.pem"), "127.0.0.1", port),
                    "to socat and back\n", "\n");
     cr_assert_str_eq(out, "to socat and back\n");
-    exit_code(&c, 10000);
-    th_close_fds(&c);
+    exit_code(&g_c, 10000);
+    th_close_fds(&g_c);
     free(out);
-    th_reap(&srv);
+    th_reap(&g_srv);
     cleanup();
 }
 
@@ -276,9 +290,8 @@ Test(tls_interop, connect_talks_to_openssl_s_server_ncat_and_socat)
 Test(tls_interop, a_wrong_ca_is_refused_both_ways)
 {
     certs();
-    struct th_proc s;
     char port[16], want[256], addr[32];
-    echo_server(&s, port, P("cert.pem"), P("key.pem"), NULL);
+    echo_server(&g_s, port, P("cert.pem"), P("key.pem"), NULL);
     const char *const a[] = {"connect", "--tls-ca", in_dir(odir, "cert.pem"), "127.0.0.1", port,
                              NULL};
     struct th_result r = th_run_cli(a, 10000);
@@ -289,27 +302,25 @@ Test(tls_interop, a_wrong_ca_is_refused_both_ways)
     cr_assert_str_eq(r.out, "");
     th_result_free(&r);
     /* s_client trusting the other pair stops too. */
-    struct th_proc c;
     snprintf(addr, sizeof addr, "127.0.0.1:%s", port);
-    cr_assert_eq(th_spawn(&c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
+    cr_assert_eq(th_spawn(&g_c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
                                    (char *)in_dir(odir, "cert.pem"), "-verify_return_error")), 0);
-    close(c.in);
-    c.in = -1;
-    char *err = read_fd(c.err);
-    cr_assert_eq(exit_code(&c, 10000), 1);
+    close(g_c.in);
+    g_c.in = -1;
+    char *err = read_fd(g_c.err);
+    cr_assert_eq(exit_code(&g_c, 10000), 1);
     cr_assert(strstr(err, "verify error:num=18:self-signed certificate") != NULL, "%s", err);
     free(err);
-    th_close_fds(&c);
-    stop(&s);
+    th_close_fds(&g_c);
+    stop(&g_s);
     cleanup();
 }
 
 Test(tls_interop, an_expired_certificate_is_refused)
 {
     certs();
-    struct th_proc s;
     char port[16], want[256];
-    echo_server(&s, port, P("expired.pem"), P("expired.key"), NULL);
+    echo_server(&g_s, port, P("expired.pem"), P("expired.key"), NULL);
     const char *const a[] = {"connect", "--tls-ca", P("expired.pem"), "127.0.0.1", port, NULL};
     struct th_result r = th_run_cli(a, 10000);
     cr_assert_eq(r.status, 1);
@@ -319,22 +330,20 @@ Test(tls_interop, an_expired_certificate_is_refused)
     th_result_free(&r);
     /* --tls-insecure (tests only) takes it anyway: the check above is the
      * date, nothing else. */
-    struct th_proc c;
-    char *out = converse(&c, CLI("connect", "--tls-insecure", "127.0.0.1", port), "old\n", "\n");
+    char *out = converse(&g_c, CLI("connect", "--tls-insecure", "127.0.0.1", port), "old\n", "\n");
     cr_assert_str_eq(out, "old\n");
-    exit_code(&c, 10000);
-    th_close_fds(&c);
+    exit_code(&g_c, 10000);
+    th_close_fds(&g_c);
     free(out);
-    stop(&s);
+    stop(&g_s);
     cleanup();
 }
 
 Test(tls_interop, a_client_certificate_is_required_with_tls_ca)
 {
     certs();
-    struct th_proc s, c;
     char port[16], want[256], addr[32];
-    echo_server(&s, port, P("cert.pem"), P("key.pem"), P("ca.pem"));
+    echo_server(&g_s, port, P("cert.pem"), P("key.pem"), P("ca.pem"));
     /* Ours without a certificate: refused, saying why. */
     const char *const a[] = {"connect", "--tls-ca", P("cert.pem"), "127.0.0.1", port, NULL};
     struct th_result r = th_run_cli(a, 10000);
@@ -345,29 +354,29 @@ Test(tls_interop, a_client_certificate_is_required_with_tls_ca)
     th_result_free(&r);
     /* openssl s_client without one: the same alert. */
     snprintf(addr, sizeof addr, "127.0.0.1:%s", port);
-    cr_assert_eq(th_spawn(&c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
+    cr_assert_eq(th_spawn(&g_c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
                                    (char *)P("cert.pem"), "-quiet")), 0);
-    th_write_all(c.in, "x\n", 2);
+    th_write_all(g_c.in, "x\n", 2);
     char err[4096];
-    cr_assert(th_read_until(c.err, "tlsv13 alert certificate required", err, sizeof err, 10000),
+    cr_assert(th_read_until(g_c.err, "tlsv13 alert certificate required", err, sizeof err, 10000),
               "%s", err);
-    th_reap(&c);
+    th_reap(&g_c);
     /* With the client certificate the CA signed: accepted, both clients. */
-    char *out = converse(&c, CLI("connect", "--tls-ca", (char *)P("cert.pem"), "--tls-cert",
+    char *out = converse(&g_c, CLI("connect", "--tls-ca", (char *)P("cert.pem"), "--tls-cert",
                                  (char *)P("client.pem"), "--tls-key", (char *)P("client.key"),
                                  "127.0.0.1", port),
                          "with a certificate\n", "\n");
     cr_assert_str_eq(out, "with a certificate\n");
-    cr_assert_eq(exit_code(&c, 10000), 0);
-    th_close_fds(&c);
+    cr_assert_eq(exit_code(&g_c, 10000), 0);
+    th_close_fds(&g_c);
     free(out);
-    out = converse(&c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
+    out = converse(&g_c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
                             (char *)P("cert.pem"), "-cert", (char *)P("client.pem"), "-key",
                             (char *)P("client.key"), "-quiet", "-no_ign_eof"),
                    "s_client with one\n", "s_client with one\n");
     cr_assert_str_eq(out, "s_client with one\n");
-    exit_code(&c, 10000);
-    th_close_fds(&c);
+    exit_code(&g_c, 10000);
+    th_close_fds(&g_c);
     free(out);
     /* A certificate of another CA (our keygen pair): unknown CA. */
     const char *const b[] = {"connect", "--tls-ca", P("cert.pem"), "--tls-cert", P("cert.pem"),
@@ -378,7 +387,7 @@ Test(tls_interop, a_client_certificate_is_required_with_tls_ca)
              "ca\n", port);
     cr_assert_str_eq(r.err, want);
     th_result_free(&r);
-    stop(&s);
+    stop(&g_s);
     cleanup();
 }
 
@@ -387,7 +396,6 @@ Test(tls_interop, a_client_certificate_is_required_with_tls_ca)
 Test(tls_interop, exec_runs_with_auth_inside_tls)
 {
     certs();
-    struct th_proc s;
     char port[16], key[128], okey[128];
     snprintf(key, sizeof key, "%s/auth.key", dir);
     snprintf(okey, sizeof okey, "%s/other.key", dir);
@@ -397,7 +405,7 @@ Test(tls_interop, exec_runs_with_auth_inside_tls)
     const char *const kg2[] = {"keygen", okey, NULL};
     r = th_run_cli(kg2, 10000);
     th_result_free(&r);
-    serve(&s, port, ARGS("exec", "--key-file", key, "--tls-cert", (char *)P("cert.pem"),
+    serve(&g_s, port, ARGS("exec", "--key-file", key, "--tls-cert", (char *)P("cert.pem"),
                          "--tls-key", (char *)P("key.pem")));
     const char *const a[] = {"exec", "--tls-ca", P("cert.pem"), "-k", key, "127.0.0.1", port,
                              "--", "echo inside tls; exit 7", NULL};
@@ -426,14 +434,13 @@ Test(tls_interop, exec_runs_with_auth_inside_tls)
              "verify failed: self-signed certificate\n", port);
     cr_assert_str_eq(r.err, want);
     th_result_free(&r);
-    stop(&s);
+    stop(&g_s);
     cleanup();
 }
 
 Test(tls_interop, files_put_get_ls_over_tls)
 {
     certs();
-    struct th_proc s;
     char port[16], key[128], root[128], src[128], back[128];
     snprintf(key, sizeof key, "%s/auth.key", dir);
     snprintf(root, sizeof root, "%s/root", dir);
@@ -451,7 +458,7 @@ Test(tls_interop, files_put_get_ls_over_tls)
     FILE *f = fopen(src, "wb");
     cr_assert_eq(fwrite(data, 1, len, f), len);
     fclose(f);
-    serve(&s, port, ARGS("files", "--root", root, "--key-file", key, "--tls-cert",
+    serve(&g_s, port, ARGS("files", "--root", root, "--key-file", key, "--tls-cert",
                          (char *)P("cert.pem"), "--tls-key", (char *)P("key.pem")));
     const char *const put[] = {"put", "-q", "--tls-ca", P("cert.pem"), "-k", key, "127.0.0.1",
                                port, src, "f.bin", NULL};
@@ -478,7 +485,7 @@ Test(tls_interop, files_put_get_ls_over_tls)
     th_result_free(&r);
     free(got);
     free(data);
-    stop(&s);
+    stop(&g_s);
     cleanup();
 }
 

@@ -15,7 +15,8 @@
 #include "sockstack/server.h"
 #include "sockstack/tls.h"
 
-TestSuite(tls_layer, .timeout = 60);
+static void teardown(void);
+TestSuite(tls_layer, .timeout = 60, .fini = teardown);
 
 struct srv {
     ss_server *srv;
@@ -44,14 +45,24 @@ static void make_dirs(void)
     cr_assert_eq(ss_tls_keygen(dir_b, 30, false, err, sizeof err), 0, "%s", err);
 }
 
-static void rm_dir(const char *d)
+static void rm_dir(char *d)
 {
+    if (!d[0])
+        return;
     char p[128];
     snprintf(p, sizeof p, "%s/cert.pem", d);
     unlink(p);
     snprintf(p, sizeof p, "%s/key.pem", d);
     unlink(p);
     rmdir(d);
+    d[0] = '\0';
+}
+
+/* Also after a failed assertion: no key pairs left in /tmp. */
+static void teardown(void)
+{
+    rm_dir(dir_a);
+    rm_dir(dir_b);
 }
 
 static void path(char *out, size_t cap, const char *dir, const char *f)
