@@ -52,6 +52,11 @@
 #define SS_SERVER_READ_CHUNK (64 * 1024)
 /* Seconds in-flight connections get to finish after SIGINT/SIGTERM. */
 #define SS_SERVER_GRACE_SECS 5
+/* After a server closes a connection whose peer is still sending: how long
+ * it reads and drops the peer's bytes (after sending FIN) before closing
+ * anyway. Closing with unread bytes sends RST, which makes the peer's TCP
+ * drop the server's last reply unread (nginx: lingering_timeout 5 s). */
+#define SS_SERVER_LINGER_MS 2000
 /* Default cap on simultaneous connections per service. */
 #define SS_SERVER_MAX_CONNS 100000
 /* Open connections from one IP address at most for `serve exec` and

@@ -7,6 +7,11 @@
  *   writable -> conn_flush -> writev from the queue; below half the limit
  *               reading resumes and on_drain runs
  *   EOF -> on_eof (default: ss_conn_close = flush, then close)
+ *   ss_conn_close before the peer's EOF -> flush, FIN, then linger: read and
+ *               drop what the peer still sends until its EOF or
+ *               SS_SERVER_LINGER_MS (a close with unread bytes sends RST,
+ *               and the peer's TCP discards what it has not read yet: the
+ *               last reply would be lost)
  *   any error / abort / timeout -> conn_end: reading and writing stop at
  *               once, the close itself is deferred to the end of the loop
  *               iteration (never from inside a call the service made)
@@ -53,7 +58,7 @@ static void conn_update_watch(ss_conn *c)
         return;
     unsigned ev = 0;
     if (!c->dying) {
-        if (conn_reading(c))
+        if (conn_reading(c) || c->lingering)
             ev |= SS_READ;
         else if (c->paused_svc && !c->eof && !c->closing && c->w->srv->svc->on_hangup)
             ev |= SS_RDHUP;
@@ -161,6 +166,22 @@ static void conn_touch(ss_conn *c)
         c->last_active = ss_loop_now(c->w->loop);
 }
 
+/* Everything is sent: close now if the peer is done too, else send the FIN
+ * and linger (see the top of the file). */
+static void conn_close_flushed(ss_conn *c)
+{
+    if (c->eof || c->lingering || c->blocking || !c->w->loop) {
+        if (!c->lingering)
+            conn_end(c, 0);
+        return;
+    }
+    c->lingering = true;
+    ss_sock_shutdown(c->sock, SHUT_WR);
+    ss_timer_start(c->w->loop, &c->idle_timer, SS_SERVER_LINGER_MS);
+    if (c->busy == 0)
+        conn_update_watch(c);
+}
+
 /* Send what the queue holds, as far as the socket takes it. */
 static void conn_flush(ss_conn *c)
 {
@@ -200,7 +221,7 @@ static void conn_flush(ss_conn *c)
     }
     if (c->out.bytes == 0) {
         if (c->closing) {
-            conn_end(c, 0);
+            conn_close_flushed(c);
         } else if (c->shut_wr && !c->shut_wr_done) {
             c->shut_wr_done = true;
             ss_sock_shutdown(c->sock, SHUT_WR);
@@ -249,10 +270,30 @@ static void conn_read(ss_conn *c)
     }
 }
 
+/* Lingering: drop what the peer sends until its EOF (then close). */
+static void conn_linger_read(ss_conn *c)
+{
+    for (int i = 0; i < 4; i++) {
+        ssize_t n = ss_sock_recv(c->sock, c->w->rbuf, c->w->rbuf_cap);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            conn_end(c, 0);
+            return;
+        }
+    }
+}
+
 static void conn_io(ss_sock *s, unsigned events, void *arg)
 {
     ss_conn *c = arg;
     c->busy++;
+    if (c->lingering) {
+        if ((events & (SS_READ | SS_HUP)) && !c->dying)
+            conn_linger_read(c);
+        conn_after_dispatch(c);
+        return;
+    }
     if ((events & SS_WRITE) && c->out.bytes > 0 && !c->dying)
         conn_flush(c);
     if ((events & SS_READ) && conn_reading(c))
@@ -279,6 +320,12 @@ static void idle_cb(ss_loop *loop, ss_timer *t, void *arg)
     uint64_t now = ss_loop_now(loop);
     if (c->dying)
         return;
+    if (c->lingering) { /* the peer kept its side open: enough */
+        c->busy++;
+        conn_end(c, 0);
+        conn_after_dispatch(c);
+        return;
+    }
     if (now - c->last_active >= idle) {
         c->busy++;
         c->idle_expired = true;
@@ -507,7 +554,7 @@ void ss_conn_close(ss_conn *c)
     if (c->blocking)
         return;
     if (c->out.bytes == 0)
-        conn_end(c, 0);
+        conn_close_flushed(c);
     else if (c->busy == 0)
         conn_update_watch(c);
 }

@@ -50,6 +50,7 @@ struct ss_conn {
     int pending_err;          /* why finish_defer will close */
     bool paused_svc, paused_bp, eof, closing, shut_wr, shut_wr_done;
     bool want_drain, dying, finished, blocking, watched_once, idle_expired;
+    bool lingering;           /* closed by us, FIN sent, draining the peer */
     void *ctx;
 };
 

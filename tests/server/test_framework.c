@@ -419,3 +419,48 @@ static void counters_under(int model)
 Test(framework, counters_event_model) { counters_under(SS_MODEL_EVENT); }
 Test(framework, counters_thread_model) { counters_under(SS_MODEL_THREAD); }
 Test(framework, counters_fork_model_children_report_to_the_parent) { counters_under(SS_MODEL_FORK); }
+
+/* ---- closing first: the last reply survives a peer still sending -------- */
+
+enum { BYE_LEN = 1 << 20 };
+
+/* Answers the first bytes with BYE_LEN bytes of a pattern and closes. */
+static int bye_data(ss_conn *c, const void *data, size_t len)
+{
+    static char reply[BYE_LEN];
+    for (size_t i = 0; i < sizeof reply; i++)
+        reply[i] = (char)(i % 253);
+    int r = ss_conn_write(c, reply, sizeof reply);
+    ss_conn_close(c);
+    return r;
+}
+
+static const ss_service bye_svc = {.name = "bye", .on_data = bye_data};
+
+/* The server closes while its reply still waits in its kernel's send
+ * buffer (the client reads slowly) and the client's next bytes arrive
+ * unread. Closing then would send RST and drop the rest of the reply: the
+ * client would read part of it, then ECONNRESET. Lingering, the server
+ * sends everything and its FIN, drops the client's bytes, and closes when
+ * the client does. */
+Test(framework, a_server_that_closes_first_lingers_so_its_reply_is_read)
+{
+    struct running r;
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.outbuf_max = 4 * BYE_LEN; /* the whole reply is queued at once */
+    start(&r, &bye_svc, &o);
+    int fd = dial_rcvbuf(r.port, 32 * 1024);
+    send_all(fd, "hi\n", 3);
+    usleep(200000); /* the server has queued the reply and closed */
+    send_all(fd, "more\n", 5);
+    usleep(200000);
+    static char buf[BYE_LEN];
+    recv_exact(fd, buf, sizeof buf);
+    for (size_t i = 0; i < sizeof buf; i++)
+        cr_assert_eq(buf[i], (char)(i % 253), "byte %zu", i);
+    char c;
+    cr_assert_eq(recv(fd, &c, 1, 0), 0, "expected EOF after the reply");
+    close(fd);
+    finish(&r, NULL);
+}
