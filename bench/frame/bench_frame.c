@@ -76,8 +76,16 @@ static int count_cb(const uint8_t *p, size_t len, void *arg)
     return 0;
 }
 
+/* Some bytes from a connection: count (> 0), or <= 0 at its end / error. */
+typedef ssize_t (*read_fn)(void *src, void *buf, size_t cap);
+
+static ssize_t fd_read(void *src, void *buf, size_t cap)
+{
+    return read(*(int *)src, buf, cap);
+}
+
 /* Receiver for frames: chunked reads + decoder, zero-copy for big payloads. */
-static void frame_receiver(int fd, uint64_t want_msgs)
+static void frame_receive(read_fn rd, void *src, uint64_t want_msgs)
 {
     ss_frame_decoder d;
     ss_frame_decoder_init(&d, SS_FRAME_BE32, 64u << 20);
@@ -87,7 +95,7 @@ static void frame_receiver(int fd, uint64_t want_msgs)
         uint8_t *room;
         ssize_t r = ss_frame_decoder_room(&d, &room);
         if (r > 65536) {
-            ssize_t n = read(fd, room, (size_t)r);
+            ssize_t n = rd(src, room, (size_t)r);
             if (n <= 0)
                 die("read");
             ss_frame_decoder_commit(&d, (size_t)n, count_cb, &c);
@@ -97,13 +105,18 @@ static void frame_receiver(int fd, uint64_t want_msgs)
          * payload lands in the decoder's buffer directly, not via buf. */
         size_t want = c.n && c.bytes / c.n > 65536 && ss_frame_decoder_idle(&d)
                           ? ss_frame_header_len(SS_FRAME_BE32) : sizeof buf;
-        ssize_t n = read(fd, buf, want);
+        ssize_t n = rd(src, buf, want);
         if (n <= 0)
             die("read");
         if (ss_frame_decode(&d, buf, (size_t)n, count_cb, &c) < 0)
             die("decode");
     }
     ss_frame_decoder_free(&d);
+}
+
+static void frame_receiver(int fd, uint64_t want_msgs)
+{
+    frame_receive(fd_read, &fd, want_msgs);
 }
 
 static double run_frames(uint64_t msgs, size_t size)
@@ -242,6 +255,11 @@ static ss_tls_ctx *tls_ctx(bool server)
     return c;
 }
 
+static ssize_t stream_read(void *src, void *buf, size_t cap)
+{
+    return ss_stream_recv(src, buf, cap);
+}
+
 /* Frames of size bytes over TLS: the receiver decodes in place. */
 static double run_frames_tls(uint64_t msgs, size_t size)
 {
@@ -266,28 +284,7 @@ static double run_frames_tls(uint64_t msgs, size_t size)
         if (!c || ss_tls_wrap(ctx, c, NULL, &c) < 0)
             die("accept");
         ss_stream st = {.sock = c, .loop = loop, .timeout_ms = 30000};
-        ss_frame_decoder d;
-        ss_frame_decoder_init(&d, SS_FRAME_BE32, 64u << 20);
-        struct count cnt = {0};
-        static uint8_t buf[64 * 1024];
-        while (cnt.n < msgs) {
-            uint8_t *room;
-            ssize_t r = ss_frame_decoder_room(&d, &room);
-            ssize_t n;
-            if (r > 16384) {
-                if ((n = ss_stream_recv(&st, room, (size_t)r)) <= 0)
-                    die("tls read");
-                ss_frame_decoder_commit(&d, (size_t)n, count_cb, &cnt);
-                continue;
-            }
-            size_t want = cnt.n && ss_frame_decoder_idle(&d) ? ss_frame_header_len(SS_FRAME_BE32)
-                                                             : sizeof buf;
-            if ((n = ss_stream_recv(&st, buf, want)) <= 0)
-                die("tls read");
-            if (ss_frame_decode(&d, buf, (size_t)n, count_cb, &cnt) < 0)
-                die("decode");
-        }
-        ss_frame_decoder_free(&d);
+        frame_receive(stream_read, &st, msgs);
         _exit(0);
     }
     ss_sock_close(ls);

@@ -166,6 +166,33 @@ static char *converse(struct th_proc *p, char *const argv[], const char *msg, co
     return out;
 }
 
+/* Run argv with msg on its stdin: its stdout must be exactly want (read
+ * until want's last line), then it must end (status: exit code, or -1 for
+ * "any": peers that report a closed stdin their own way). */
+static void expect_echo(char *const argv[], const char *msg, const char *want, int status)
+{
+    char *out = converse(&g_c, argv, msg, want);
+    cr_assert_str_eq(out, want);
+    int st = exit_code(&g_c, 10000);
+    if (status >= 0)
+        cr_assert_eq(st, status, "%s exited %d", argv[0], st);
+    th_close_fds(&g_c);
+    free(out);
+}
+
+/* `sockstack ARGS...` (a client of 127.0.0.1:port) must exit 1 with exactly
+ * "sockstack: TLS with 127.0.0.1:PORT failed: REASON" and print nothing. */
+static void expect_tls_refusal(const char *const args[], const char *port, const char *reason)
+{
+    struct th_result r = th_run_cli(args, 10000);
+    char want[256];
+    snprintf(want, sizeof want, "sockstack: TLS with 127.0.0.1:%s failed: %s\n", port, reason);
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert_str_eq(r.err, want);
+    cr_assert_str_eq(r.out, "");
+    th_result_free(&r);
+}
+
 #define CLI(...) ((char *[]){(char *)th_sockstack(), __VA_ARGS__, NULL})
 #define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
 
@@ -214,20 +241,13 @@ Test(tls_interop, serve_echo_answers_ncat_ssl_and_socat_openssl)
     certs();
     char port[16], socat_addr[256];
     echo_server(&g_s, port, P("cert.pem"), P("key.pem"), NULL);
-    char *out = converse(&g_c, ARGS("ncat", "--ssl", "--ssl-verify", "--ssl-trustfile",
+    expect_echo(ARGS("ncat", "--ssl", "--ssl-verify", "--ssl-trustfile",
                                   (char *)P("cert.pem"), "localhost", port),
-                         "ncat says hi\n", "\n");
-    cr_assert_str_eq(out, "ncat says hi\n");
-    exit_code(&g_c, 10000);
-    th_close_fds(&g_c);
-    free(out);
+                "ncat says hi\n", "ncat says hi\n", -1);
     snprintf(socat_addr, sizeof socat_addr, "OPENSSL:127.0.0.1:%s,cafile=%s", port,
              P("cert.pem"));
-    out = converse(&g_c, ARGS("socat", "-", socat_addr), "socat says hi\n", "\n");
-    cr_assert_str_eq(out, "socat says hi\n");
-    cr_assert_eq(exit_code(&g_c, 10000), 0);
-    th_close_fds(&g_c);
-    free(out);
+    expect_echo(ARGS("socat", "-", socat_addr),
+                "socat says hi\n", "socat says hi\n", 0);
     stop(&g_s);
     cleanup();
 }
@@ -247,12 +267,8 @@ Test(tls_interop, connect_talks_to_openssl_s_server_ncat_and_socat)
                                      "-rev", "-naccept", "1")), 0);
     char tmp[1024];
     cr_assert(th_read_until(g_srv.out, "ACCEPT", tmp, sizeof tmp, 10000), "%s", tmp);
-    char *out = converse(&g_c, CLI("connect", "--tls-ca", (char *)P("cert.pem"), "127.0.0.1", port),
-                         "sockstack\n", "\n");
-    cr_assert_str_eq(out, "kcatskcos\n");
-    exit_code(&g_c, 10000);
-    th_close_fds(&g_c);
-    free(out);
+    expect_echo(CLI("connect", "--tls-ca", (char *)P("cert.pem"), "127.0.0.1", port),
+                "sockstack\n", "kcatskcos\n", -1);
     th_reap(&g_srv);
     /* ncat --ssl running cat (-k: the readiness probe is one connection). */
     pt = free_port();
@@ -261,12 +277,8 @@ Test(tls_interop, connect_talks_to_openssl_s_server_ncat_and_socat)
                                      (char *)P("cert.pem"), "--ssl-key", (char *)P("key.pem"),
                                      "127.0.0.1", port, "-e", "/bin/cat")), 0);
     wait_port(pt);
-    out = converse(&g_c, CLI("connect", "--tls-ca", (char *)P("cert.pem"), "localhost", port),
-                   "to ncat and back\n", "\n");
-    cr_assert_str_eq(out, "to ncat and back\n");
-    exit_code(&g_c, 10000);
-    th_close_fds(&g_c);
-    free(out);
+    expect_echo(CLI("connect", "--tls-ca", (char *)P("cert.pem"), "localhost", port),
+                "to ncat and back\n", "to ncat and back\n", -1);
     th_reap(&g_srv);
     /* socat OPENSSL-LISTEN running cat (fork: a process per connection). */
     pt = free_port();
@@ -275,12 +287,8 @@ Test(tls_interop, connect_talks_to_openssl_s_server_ncat_and_socat)
              "verify=0,reuseaddr,fork", pt, P("cert.pem"), P("key.pem"));
     cr_assert_eq(th_spawn(&g_srv, ARGS("socat", accept_spec, "EXEC:cat")), 0);
     wait_port(pt);
-    out = converse(&g_c, CLI("connect", "--tls-ca", (char *)P("cert.pem"), "127.0.0.1", port),
-                   "to socat and back\n", "\n");
-    cr_assert_str_eq(out, "to socat and back\n");
-    exit_code(&g_c, 10000);
-    th_close_fds(&g_c);
-    free(out);
+    expect_echo(CLI("connect", "--tls-ca", (char *)P("cert.pem"), "127.0.0.1", port),
+                "to socat and back\n", "to socat and back\n", -1);
     th_reap(&g_srv);
     cleanup();
 }
@@ -290,17 +298,11 @@ Test(tls_interop, connect_talks_to_openssl_s_server_ncat_and_socat)
 Test(tls_interop, a_wrong_ca_is_refused_both_ways)
 {
     certs();
-    char port[16], want[256], addr[32];
+    char port[16], addr[32];
     echo_server(&g_s, port, P("cert.pem"), P("key.pem"), NULL);
     const char *const a[] = {"connect", "--tls-ca", in_dir(odir, "cert.pem"), "127.0.0.1", port,
                              NULL};
-    struct th_result r = th_run_cli(a, 10000);
-    cr_assert_eq(r.status, 1);
-    snprintf(want, sizeof want, "sockstack: TLS with 127.0.0.1:%s failed: certificate verify "
-             "failed: self-signed certificate\n", port);
-    cr_assert_str_eq(r.err, want);
-    cr_assert_str_eq(r.out, "");
-    th_result_free(&r);
+    expect_tls_refusal(a, port, "certificate verify failed: self-signed certificate");
     /* s_client trusting the other pair stops too. */
     snprintf(addr, sizeof addr, "127.0.0.1:%s", port);
     cr_assert_eq(th_spawn(&g_c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
@@ -319,22 +321,14 @@ Test(tls_interop, a_wrong_ca_is_refused_both_ways)
 Test(tls_interop, an_expired_certificate_is_refused)
 {
     certs();
-    char port[16], want[256];
+    char port[16];
     echo_server(&g_s, port, P("expired.pem"), P("expired.key"), NULL);
     const char *const a[] = {"connect", "--tls-ca", P("expired.pem"), "127.0.0.1", port, NULL};
-    struct th_result r = th_run_cli(a, 10000);
-    cr_assert_eq(r.status, 1);
-    snprintf(want, sizeof want, "sockstack: TLS with 127.0.0.1:%s failed: certificate verify "
-             "failed: certificate has expired\n", port);
-    cr_assert_str_eq(r.err, want);
-    th_result_free(&r);
+    expect_tls_refusal(a, port, "certificate verify failed: certificate has expired");
     /* --tls-insecure (tests only) takes it anyway: the check above is the
      * date, nothing else. */
-    char *out = converse(&g_c, CLI("connect", "--tls-insecure", "127.0.0.1", port), "old\n", "\n");
-    cr_assert_str_eq(out, "old\n");
-    exit_code(&g_c, 10000);
-    th_close_fds(&g_c);
-    free(out);
+    expect_echo(CLI("connect", "--tls-insecure", "127.0.0.1", port),
+                "old\n", "old\n", -1);
     stop(&g_s);
     cleanup();
 }
@@ -342,16 +336,11 @@ Test(tls_interop, an_expired_certificate_is_refused)
 Test(tls_interop, a_client_certificate_is_required_with_tls_ca)
 {
     certs();
-    char port[16], want[256], addr[32];
+    char port[16], addr[32];
     echo_server(&g_s, port, P("cert.pem"), P("key.pem"), P("ca.pem"));
     /* Ours without a certificate: refused, saying why. */
     const char *const a[] = {"connect", "--tls-ca", P("cert.pem"), "127.0.0.1", port, NULL};
-    struct th_result r = th_run_cli(a, 10000);
-    cr_assert_eq(r.status, 1);
-    snprintf(want, sizeof want, "sockstack: TLS with 127.0.0.1:%s failed: tlsv13 alert "
-             "certificate required\n", port);
-    cr_assert_str_eq(r.err, want);
-    th_result_free(&r);
+    expect_tls_refusal(a, port, "tlsv13 alert certificate required");
     /* openssl s_client without one: the same alert. */
     snprintf(addr, sizeof addr, "127.0.0.1:%s", port);
     cr_assert_eq(th_spawn(&g_c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
@@ -362,31 +351,18 @@ Test(tls_interop, a_client_certificate_is_required_with_tls_ca)
               "%s", err);
     th_reap(&g_c);
     /* With the client certificate the CA signed: accepted, both clients. */
-    char *out = converse(&g_c, CLI("connect", "--tls-ca", (char *)P("cert.pem"), "--tls-cert",
+    expect_echo(CLI("connect", "--tls-ca", (char *)P("cert.pem"), "--tls-cert",
                                  (char *)P("client.pem"), "--tls-key", (char *)P("client.key"),
                                  "127.0.0.1", port),
-                         "with a certificate\n", "\n");
-    cr_assert_str_eq(out, "with a certificate\n");
-    cr_assert_eq(exit_code(&g_c, 10000), 0);
-    th_close_fds(&g_c);
-    free(out);
-    out = converse(&g_c, ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
+                "with a certificate\n", "with a certificate\n", 0);
+    expect_echo(ARGS("openssl", "s_client", "-connect", addr, "-CAfile",
                             (char *)P("cert.pem"), "-cert", (char *)P("client.pem"), "-key",
                             (char *)P("client.key"), "-quiet", "-no_ign_eof"),
-                   "s_client with one\n", "s_client with one\n");
-    cr_assert_str_eq(out, "s_client with one\n");
-    exit_code(&g_c, 10000);
-    th_close_fds(&g_c);
-    free(out);
+                "s_client with one\n", "s_client with one\n", -1);
     /* A certificate of another CA (our keygen pair): unknown CA. */
     const char *const b[] = {"connect", "--tls-ca", P("cert.pem"), "--tls-cert", P("cert.pem"),
                              "--tls-key", P("key.pem"), "127.0.0.1", port, NULL};
-    r = th_run_cli(b, 10000);
-    cr_assert_eq(r.status, 1);
-    snprintf(want, sizeof want, "sockstack: TLS with 127.0.0.1:%s failed: tlsv1 alert unknown "
-             "ca\n", port);
-    cr_assert_str_eq(r.err, want);
-    th_result_free(&r);
+    expect_tls_refusal(b, port, "tlsv1 alert unknown ca");
     stop(&g_s);
     cleanup();
 }

@@ -250,6 +250,26 @@ Test(tls_layer, wrong_ca_and_wrong_name_are_refused_with_the_reason)
     rm_dir(dir_b);
 }
 
+/* A client trusting ca and showing the pair in cert_dir (or none) is
+ * refused by the server with the alert want: at the handshake or, TLS 1.3,
+ * at its first read. */
+static void expect_refused(ss_loop *loop, const char *ca, const char *cert_dir,
+                           const char *port, const char *want)
+{
+    char err[256];
+    ss_tls_ctx *c = client_ctx(ca, cert_dir);
+    ss_sock *cs;
+    int rc = dial(loop, c, "127.0.0.1", port, NULL, &cs, err, sizeof err);
+    if (rc == 0) {
+        rc = echo_round(loop, cs, 5);
+        ss_tls_error(cs, err, sizeof err);
+        ss_sock_close(cs);
+    }
+    cr_assert_eq(rc, SS_ETLS, "%s: %s", ss_err_name(rc), err);
+    cr_assert_str_eq(err, want);
+    ss_tls_ctx_free(c);
+}
+
 Test(tls_layer, a_required_client_certificate_is_checked)
 {
     make_dirs();
@@ -262,30 +282,12 @@ Test(tls_layer, a_required_client_certificate_is_checked)
     cr_assert_eq(ss_loop_new(&loop), 0);
     /* Without a certificate: TLS 1.3 lets the client finish first; the
      * server's alert comes with the first read. */
-    ss_tls_ctx *c = client_ctx(ca_a, NULL);
-    ss_sock *cs;
-    int rc = dial(loop, c, "127.0.0.1", s.port, NULL, &cs, err, sizeof err);
-    if (rc == 0) {
-        rc = echo_round(loop, cs, 5);
-        ss_tls_error(cs, err, sizeof err);
-        ss_sock_close(cs);
-    }
-    cr_assert_eq(rc, SS_ETLS, "%s: %s", ss_err_name(rc), err);
-    cr_assert_str_eq(err, "tlsv13 alert certificate required");
-    ss_tls_ctx_free(c);
+    expect_refused(loop, ca_a, NULL, s.port, "tlsv13 alert certificate required");
     /* The wrong certificate (pair a, not signed by b). */
-    c = client_ctx(ca_a, dir_a);
-    rc = dial(loop, c, "127.0.0.1", s.port, NULL, &cs, err, sizeof err);
-    if (rc == 0) {
-        rc = echo_round(loop, cs, 5);
-        ss_tls_error(cs, err, sizeof err);
-        ss_sock_close(cs);
-    }
-    cr_assert_eq(rc, SS_ETLS, "%s: %s", ss_err_name(rc), err);
-    cr_assert_str_eq(err, "tlsv1 alert unknown ca");
-    ss_tls_ctx_free(c);
+    expect_refused(loop, ca_a, dir_a, s.port, "tlsv1 alert unknown ca");
     /* The right one. */
-    c = client_ctx(ca_a, dir_b);
+    ss_sock *cs;
+    ss_tls_ctx *c = client_ctx(ca_a, dir_b);
     cr_assert_eq(dial(loop, c, "127.0.0.1", s.port, NULL, &cs, err, sizeof err), 0, "%s", err);
     cr_assert_eq(echo_round(loop, cs, 100000), 0);
     ss_sock_close(cs);
