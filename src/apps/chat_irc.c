@@ -1573,6 +1573,48 @@ static int shared_again(ss__irc *ic, ss_chat_line *l, const char *d, size_t len)
     return 1;
 }
 
+/* A native file offer: announced as a DCC SEND from its sender, with the
+ * server as the sending end (the glue listens and streams the file). */
+static void offer_in(ss__irc *ic, char *id, const char *from, const char *size,
+                     const char *sha, const char *name)
+{
+    uint32_t ip;
+    uint16_t port;
+    int err = ic->io.dcc_offer ? ic->io.dcc_offer(ic->arg, strtoll(id, NULL, 10), &ip, &port)
+                               : -ENOTSUP;
+    if (err < 0) {
+        sendf(ic, ":%s NOTICE %s :%s offers you the file %s (%s bytes) through the native "
+                  "chat; %s: take it with the sockstack chat client (/accept %s), or wait "
+                  "for the next login", ic->hub->server, ic->nick, from, name, size,
+              err == -EBUSY ? "another file is being offered to you over DCC now"
+                            : "it cannot be offered over DCC here", id);
+        return;
+    }
+    sendf(ic, ":%s NOTICE %s :%s offers you the file %s (%s bytes, SHA-256 %s) through the "
+              "native chat; the server sends it over DCC", ic->hub->server, ic->nick, from,
+          name, size, sha);
+    bool quote = strchr(name, ' ') != NULL;
+    sendf(ic, ":%s!%s@%s PRIVMSG %s :\001DCC SEND %s%s%s %u %u %s\001", from, from,
+          ic->hub->server, ic->nick, quote ? "\"" : "", name, quote ? "\"" : "", ip, port, size);
+}
+
+/* "CHUNK id off base64": bytes of the file being sent over DCC. */
+static void chunk_in(ss__irc *ic, char *rest)
+{
+    char *id = word(&rest), *off = word(&rest), *b64 = word(&rest);
+    if (!id || !off || !b64 || !ic->io.dcc_data)
+        return;
+    size_t blen = strlen(b64);
+    unsigned char raw[SS_CHAT_CHUNK + 3];
+    int n = -1;
+    if (blen % 4 == 0 && blen / 4 * 3 <= sizeof raw)
+        n = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)blen);
+    if (n >= 0)
+        n -= (blen > 0 && b64[blen - 1] == '=') + (blen > 1 && b64[blen - 2] == '=');
+    if (n >= 0)
+        ic->io.dcc_data(ic->arg, strtoll(id, NULL, 10), raw, (size_t)n);
+}
+
 int ss__irc_out(ss__irc *ic, ss_chat_line *l)
 {
     if (ic->dead)
@@ -1627,9 +1669,13 @@ int ss__irc_out(ss__irc *ic, ss_chat_line *l)
     } else if (!strcmp(kind, "OFFER")) {
         char *id = word(&rest), *from = word(&rest), *size = word(&rest), *sha = word(&rest);
         if (id && from && size && sha)
-            sendf(ic, ":%s NOTICE %s :%s offers you the file %s (%s bytes) through the "
-                      "native chat, which IRC cannot fetch: take it with the sockstack chat "
-                      "client (/accept %s)", ic->hub->server, ic->nick, from, rest, size, id);
+            offer_in(ic, id, from, size, sha, rest);
+    } else if (!strcmp(kind, "CHUNK")) {
+        chunk_in(ic, rest);
+    } else if (!strcmp(kind, "FILEEND")) {
+        char *id = word(&rest);
+        if (id && ic->io.dcc_data)
+            ic->io.dcc_data(ic->arg, strtoll(id, NULL, 10), NULL, 0);
     } else if (!strcmp(kind, "P2P")) {
         char *verb = word(&rest), *id = word(&rest), *peer = word(&rest);
         if (verb && !strcmp(verb, "intro") && id && peer)

@@ -47,6 +47,13 @@ typedef struct ss__irc_io {
      * another negative code. NULL: DCC to native users is refused. */
     int (*dcc_get)(void *arg, const char *nick, const char *name, uint32_t ip,
                    uint16_t port, uint64_t size);
+    /* A native file offer (room id) to this IRC user: listen for its DCC
+     * connection; 0 and the address to announce in *ip, *port, or
+     * negative (-EBUSY: one at a time). NULL: a NOTICE instead. */
+    int (*dcc_offer)(void *arg, int64_t id, uint32_t *ip, uint16_t *port);
+    /* Bytes of that file (from the room's CHUNK lines), in order; len 0:
+     * the end (FILEEND). 0, or negative to stop. */
+    int (*dcc_data)(void *arg, int64_t id, const void *data, size_t len);
     /* Users online in the room (LIST). */
     int (*online)(void *arg);
 } ss__irc_io;

@@ -35,6 +35,11 @@
  *   irc_dcc_get -> "/offer NICK SIZE - NAME" -> connect to the sender ->
  *   readable -> dcc_read -> "/chunk ID OFF B64" lines, 4-byte DCC acks ->
  *   "/done ID" (the room computes the SHA-256) -> OFFER to the native user
+ * and the other way, a native file offer to an IRC user is sent by DCC
+ * from here (the room's download, written to the DCC connection):
+ *   OFFER -> irc_dcc_offer (listen) -> CTCP DCC SEND from the sender ->
+ *   the client connects -> dcc_accept -> "/accept ID" -> CHUNK lines ->
+ *   irc_dcc_data -> dcc_flush (paced: io_space counts what waits here)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,7 +128,18 @@ struct chat_ctx {
     bool relay_eof;           /* this end has closed its sending side */
     ss__irc *irc;             /* an IRC connection's front, else NULL */
     struct dcc_get *dcc;      /* a DCC SEND being fetched for a native user */
+    struct dcc_put *put;      /* a native offer being sent to this IRC user */
 };
+
+/* A native file offer sent to an IRC user over DCC (we listen). */
+struct dcc_put {
+    ss_sock *ls, *s;          /* listener until the client connects, then it */
+    int64_t id;
+    char *buf;                /* bytes waiting for the socket */
+    size_t off, len;
+    bool end;                 /* FILEEND came: shut down once buf is out */
+};
+enum { DCC_PUT_BUF = 256 * 1024 };
 
 /* One DCC SEND fetched from an IRC user (active DCC: we connect). */
 struct dcc_get {
@@ -381,7 +398,12 @@ static size_t io_space(void *conn)
     size_t max = x->cs->so.outq_high, q = queued(x);
     if (x->irc && !ss__irc_registered(x->irc))
         return 0; /* offline messages wait for the welcome (ss_chat_drain) */
-    return x->cut || q >= max ? 0 : max - q;
+    size_t space = x->cut || q >= max ? 0 : max - q;
+    if (x->put && x->put->s) { /* a download going out over DCC */
+        size_t room = x->put->len >= DCC_PUT_BUF ? 0 : DCC_PUT_BUF - x->put->len;
+        space = space < room ? space : room;
+    }
+    return space;
 }
 
 static void io_close(void *conn)
@@ -805,7 +827,148 @@ static int irc_dcc_get(void *arg, const char *nick, const char *name, uint32_t i
     return 0;
 }
 
+static void put_end(struct chat_ctx *x)
+{
+    struct dcc_put *p = x->put;
+    if (!p)
+        return;
+    x->put = NULL;
+    if (p->ls)
+        ss_sock_close(p->ls);
+    if (p->s)
+        ss_sock_close(p->s);
+    free(p->buf);
+    free(p);
+}
+
+static void put_io(ss_sock *s, unsigned events, void *arg);
+
+/* Write what waits; more from the room when there is room for it (not
+ * from inside the room's own pump: in_room). */
+static void put_flush(struct chat_ctx *x, bool in_room)
+{
+    struct dcc_put *p = x->put;
+    while (p->len) {
+        ssize_t w = ss_sock_send(p->s, p->buf + p->off, p->len);
+        if (w == -EAGAIN)
+            break;
+        if (w < 0) {
+            put_end(x);
+            return;
+        }
+        p->off += (size_t)w;
+        p->len -= (size_t)w;
+    }
+    if (!p->len)
+        p->off = 0;
+    ss_sock_watch(p->s, ss_conn_loop(x->conn), SS_READ | (p->len ? SS_WRITE : 0), put_io, x);
+    if (!p->len && p->end) {
+        ss_sock_shutdown(p->s, SHUT_WR); /* the receiver closes when it has all */
+        return;
+    }
+    if (!in_room && p->len < DCC_PUT_BUF / 2 && x->cc && !x->cut)
+        ss_chat_drain(x->cc);
+}
+
+/* The DCC connection: acknowledgements to read (and drop), room to write. */
+static void put_io(ss_sock *s, unsigned events, void *arg)
+{
+    struct chat_ctx *x = arg;
+    if (events & SS_READ) {
+        char acks[4096];
+        ssize_t r = ss_sock_recv(s, acks, sizeof acks);
+        if (r == 0 || (r < 0 && r != -EAGAIN && r != -EINTR)) {
+            put_end(x); /* the receiver closed: done, or gave up */
+            return;
+        }
+    }
+    if (events & SS_WRITE)
+        put_flush(x, false);
+}
+
+static void put_accept(ss_sock *ls, unsigned events, void *arg)
+{
+    struct chat_ctx *x = arg;
+    struct dcc_put *p = x->put;
+    ss_sock *s;
+    ss_addr peer;
+    while (ss_sock_accept(ls, &s, &peer) == 0) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&peer.sa;
+        const struct sockaddr_in *b = (const struct sockaddr_in *)&ss_conn_peer(x->conn)->sa;
+        if (peer.sa.ss_family != AF_INET || a->sin_addr.s_addr != b->sin_addr.s_addr) {
+            ss_sock_close(s); /* only the user it was offered to */
+            continue;
+        }
+        ss_sock_close(ls);
+        p->ls = NULL;
+        p->s = s;
+        ss_sock_set_blocking(s, false);
+        ss_sock_watch(s, ss_conn_loop(x->conn), SS_READ, put_io, x);
+        char line[64];
+        int n = snprintf(line, sizeof line, "/accept %lld\n", (long long)p->id);
+        dcc_line(x, line, (size_t)n); /* FILE, then CHUNKs as space allows */
+        mark_dirty(x->cs, x);
+        return;
+    }
+}
+
+static int irc_dcc_offer(void *arg, int64_t id, uint32_t *ip, uint16_t *port)
+{
+    struct chat_ctx *x = arg;
+    if (x->put)
+        return -EBUSY;
+    ss_addr a = *ss_conn_local(x->conn);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&a.sa;
+    if (a.sa.ss_family != AF_INET || ss_sock_fd(ss_conn_sock(x->conn)) < 0)
+        return -ENOTSUP;
+    sin->sin_port = 0;
+    struct dcc_put *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->buf = malloc(DCC_PUT_BUF + SS_CHAT_CHUNK);
+    int err = p->buf ? ss_sock_listen_on(ss_backend_kernel(), &a, SS_STREAM, NULL, 1, &p->ls, NULL)
+                     : -ENOMEM;
+    ss_addr bound;
+    if (!err)
+        err = ss_sock_local_addr(p->ls, &bound);
+    if (!err)
+        err = ss_sock_watch(p->ls, ss_conn_loop(x->conn), SS_READ, put_accept, x);
+    p->id = id;
+    x->put = p;
+    if (err) {
+        put_end(x);
+        return err;
+    }
+    *ip = ntohl(sin->sin_addr.s_addr);
+    *port = (uint16_t)ss_addr_port(&bound);
+    return 0;
+}
+
+static int irc_dcc_data(void *arg, int64_t id, const void *data, size_t len)
+{
+    struct chat_ctx *x = arg;
+    struct dcc_put *p = x->put;
+    if (!p || !p->s || p->id != id)
+        return -EINVAL;
+    if (!len) {
+        p->end = true;
+    } else {
+        if (p->off + p->len + len > DCC_PUT_BUF + SS_CHAT_CHUNK) {
+            memmove(p->buf, p->buf + p->off, p->len);
+            p->off = 0;
+        }
+        if (p->len + len > DCC_PUT_BUF + SS_CHAT_CHUNK)
+            return -ENOBUFS; /* io_space keeps the room below this */
+        memcpy(p->buf + p->off + p->len, data, len);
+        p->len += len;
+    }
+    put_flush(x, true);
+    return 0;
+}
+
 static const ss__irc_io irc_io = {
+    .dcc_offer = irc_dcc_offer,
+    .dcc_data = irc_dcc_data,
     .dcc_get = irc_dcc_get,
     .online = irc_online,
     .emit = irc_emit,
@@ -1017,6 +1180,7 @@ static void on_close(ss_conn *c, int err)
         addr_put(cs, x->addr);
     x->counted_addr = false;
     dcc_end(x);
+    put_end(x);
     ss__irc_free(x->irc);
     x->irc = NULL;
 }

@@ -11,7 +11,8 @@ pair; presence (join, quit); an offline message stored for carol arrives
 in WeeChat (SASL login) stamped with the time it was sent (server-time),
 not the time it was delivered; a DCC SEND of 20 MiB from irssi to WeeChat
 arrives with an equal SHA-256; a DCC SEND from irssi to the native user
-arrives as a native file offer the native client takes; a passive (reverse) DCC SEND, port 0 and a
+arrives as a native file offer the native client takes; a native /send
+to the WeeChat user arrives over DCC sent by the server; a passive (reverse) DCC SEND, port 0 and a
 token, from irssi to a second irssi arrives with an equal SHA-256 (WeeChat
 3.8 cannot take a passive DCC: it reads "1.1.1.1 0" as part of the name).
 
@@ -299,6 +300,19 @@ def run(tmp, procs, session, env):
         nat.say(f"/accept {offer.group(3)}")
         wait_for(lambda: "received file" in nat.text() and "SHA-256 verified" in nat.text(),
                  "the native client received it, SHA-256 verified", timeout=30)
+
+    # ---- a native file offer to the WeeChat user: sent by the server
+    # over DCC, auto-accepted by WeeChat ----
+    n2i = f"{tmp}/from-native.bin"
+    with open(n2i, "wb") as f:
+        f.write(os.urandom(3 << 20))
+    nat.say(f"/send carol {n2i}")
+    wdst = f"{wd}/dl/nat.from-native.bin"
+    wait_for(lambda: os.path.exists(wdst) and os.path.getsize(wdst) == 3 << 20,
+             "a native /send to carol arrived in WeeChat over DCC", timeout=30)
+    if os.path.exists(wdst):
+        check(hashlib.sha256(read_bytes(wdst)).hexdigest() ==
+              hashlib.sha256(read_bytes(n2i)).hexdigest(), "native -> WeeChat file: SHA-256 equal")
 
     # ---- passive (reverse) DCC SEND, irssi -> irssi ----
     bdir = f"{tmp}/irssi-b"

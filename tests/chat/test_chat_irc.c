@@ -736,3 +736,75 @@ Test(chat_irc, dcc_send_to_native_becomes_an_offer)
     EXPECT(&a, " received over DCC and offered as a native file offer\r\n");
     (void)nfd;
 }
+
+/* A native file offer to an IRC user: the server sends it by DCC, as a
+ * CTCP DCC SEND from the native sender with the server's own address. */
+Test(chat_irc, native_offer_becomes_a_dcc_send)
+{
+    int native = irc_server(NULL);
+    struct stream n, a;
+    int nfd = fx_join(native, &n, "nat");
+    irc_join(&a, "alice", "");
+    char path[200], hex[65];
+    snprintf(path, sizeof path, "%s/a.bin", dir);
+    FILE *f = fopen(path, "wb");
+    for (int i = 0; i < 3000; i++)
+        fputc('A', f);
+    fclose(f);
+    uint64_t size;
+    cr_assert_eq(ss_chat_file_sha256(path, hex, &size), 0);
+    static char line[4200];
+    snprintf(line, sizeof line, "/offer alice 3000 %s a.bin\n", hex);
+    put(nfd, line);
+    EXPECT(&n, "OK offer 1\n");
+    int k = sprintf(line, "/chunk 1 0 ");
+    for (int i = 0; i < 1000; i++, k += 4)
+        memcpy(line + k, "QUFB", 4); /* base64 of "AAA" */
+    strcpy(line + k, "\n/done 1\n");
+    put(nfd, line);
+    EXPECT(&n, "OK upload 1 offered\n");
+    char want[400];
+    snprintf(want, sizeof want, SRV "NOTICE alice :nat offers you the file a.bin (3000 bytes, "
+             "SHA-256 %s) through the native chat; the server sends it over DCC\r\n"
+             ":nat!nat@sockstack PRIVMSG alice :\001DCC SEND a.bin 2130706433 ", hex);
+    EXPECT(&a, want);
+    int port = atoi(a.buf + a.pos);
+    snprintf(want, sizeof want, "%d 3000\001\r\n", port);
+    EXPECT(&a, want);
+    /* another address (127.0.0.2) is not alice: closed at once, unserved */
+    int o = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in from = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000002)};
+    cr_assert_eq(bind(o, (struct sockaddr *)&from, sizeof from), 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(0x7f000001)};
+    cr_assert_eq(connect(o, (struct sockaddr *)&to, sizeof to), 0);
+    struct pollfd po = {.fd = o, .events = POLLIN};
+    cr_assert_eq(poll(&po, 1, 5000), 1);
+    char one;
+    cr_assert_leq(read(o, &one, 1), 0, "a stranger got file bytes");
+    close(o);
+    /* alice's client connects and reads, acknowledging as DCC does */
+    int c = fx_raw(port, 0);
+    char got[3001];
+    size_t have = 0;
+    long deadline = now_ms() + 10000;
+    while (have < 3000 && now_ms() < deadline) {
+        struct pollfd p = {.fd = c, .events = POLLIN};
+        if (poll(&p, 1, 100) != 1)
+            continue;
+        ssize_t r = read(c, got + have, sizeof got - 1 - have);
+        cr_assert_gt(r, 0);
+        have += (size_t)r;
+        uint32_t ack = htonl((uint32_t)have);
+        cr_assert_eq(write(c, &ack, 4), 4);
+    }
+    cr_assert_eq(have, 3000);
+    for (int i = 0; i < 3000; i++)
+        cr_assert_eq(got[i], 'A');
+    /* then the server shuts its side: EOF, nothing more */
+    struct pollfd p = {.fd = c, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 5000), 1);
+    cr_assert_eq(read(c, got, 1), 0);
+    close(c);
+    EXPECT(&n, "ACCEPTED 1 alice\n");
+}
