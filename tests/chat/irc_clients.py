@@ -265,37 +265,20 @@ def run(tmp, procs, session, env):
 
     # ---- DCC SEND of 20 MiB, irssi -> WeeChat ----
     src = f"{tmp}/big.bin"
-    h = hashlib.sha256()
-    with open(src, "wb") as f:
-        for _ in range(20):
-            block = os.urandom(1 << 20)
-            h.update(block)
-            f.write(block)
-    want = h.hexdigest()
+    want = random_file(src, 20)
     irssi(f"/dcc send carol {src}")
-    dst = f"{wd}/dl/alice.big.bin"
-
-    def complete():
-        try:
-            return os.path.getsize(dst) == 20 << 20
-        except OSError:
-            return False
-    wait_for(complete, "DCC SEND: 20 MiB arrived in WeeChat", timeout=60)
-    got = hashlib.sha256(read_bytes(dst)).hexdigest() if os.path.exists(dst) else ""
-    check(got == want, f"DCC SEND: SHA-256 equal ({got[:16]} == {want[:16]})")
+    arrived(f"{wd}/dl/alice.big.bin", 20, want, "DCC SEND irssi -> WeeChat", timeout=60)
 
     # ---- DCC SEND from irssi to the native user: fetched by the server,
     # offered as a native file, taken with /accept ----
     tonat = f"{tmp}/to-native.bin"
-    with open(tonat, "wb") as f:
-        f.write(os.urandom(5 << 20))
+    want = random_file(tonat, 5)
     irssi(f"/dcc send nat {tonat}")
     offer = wait_for(lambda: re.search(r"-- alice offers to-native\.bin \((\d+) bytes, SHA-256 "
                                        r"([0-9a-f]{64})\): /accept (\d+)", nat.text()),
                      "DCC SEND to the native user became a native file offer", timeout=30)
     if offer:
-        check(offer.group(1) == str(5 << 20) and
-              offer.group(2) == hashlib.sha256(read_bytes(tonat)).hexdigest(),
+        check(offer.group(1) == str(5 << 20) and offer.group(2) == want,
               "the offer has the size and SHA-256 of the file irssi sent")
         nat.say(f"/accept {offer.group(3)}")
         wait_for(lambda: "received file" in nat.text() and "SHA-256 verified" in nat.text(),
@@ -304,15 +287,9 @@ def run(tmp, procs, session, env):
     # ---- a native file offer to the WeeChat user: sent by the server
     # over DCC, auto-accepted by WeeChat ----
     n2i = f"{tmp}/from-native.bin"
-    with open(n2i, "wb") as f:
-        f.write(os.urandom(3 << 20))
+    want = random_file(n2i, 3)
     nat.say(f"/send carol {n2i}")
-    wdst = f"{wd}/dl/nat.from-native.bin"
-    wait_for(lambda: os.path.exists(wdst) and os.path.getsize(wdst) == 3 << 20,
-             "a native /send to carol arrived in WeeChat over DCC", timeout=30)
-    if os.path.exists(wdst):
-        check(hashlib.sha256(read_bytes(wdst)).hexdigest() ==
-              hashlib.sha256(read_bytes(n2i)).hexdigest(), "native -> WeeChat file: SHA-256 equal")
+    arrived(f"{wd}/dl/nat.from-native.bin", 3, want, "native /send -> WeeChat over DCC")
 
     # ---- passive (reverse) DCC SEND, irssi -> irssi ----
     bdir = f"{tmp}/irssi-b"
@@ -320,23 +297,40 @@ def run(tmp, procs, session, env):
     wait_for(lambda: "Welcome to the sockstack chat" in screen(session + "-b"),
              "second irssi (bobby) registered")
     small = f"{tmp}/passive.bin"
-    with open(small, "wb") as f:
-        f.write(os.urandom(2 << 20))
+    want = random_file(small, 2)
     irssi(f"/dcc send -passive bobby {small}")
     wait_for(lambda: "DCC SEND from alice" in screen(session + "-b"),
              "bobby got the passive DCC SEND offer (port 0, token)")
     irssi("/dcc get alice", session + "-b")
-    got_b = f"{bdir}/dl/passive.bin"
-    wait_for(lambda: os.path.exists(got_b) and os.path.getsize(got_b) == 2 << 20,
-             "passive DCC: 2 MiB arrived in the second irssi", timeout=30)
-    if os.path.exists(got_b):
-        check(hashlib.sha256(read_bytes(got_b)).hexdigest() ==
-              hashlib.sha256(read_bytes(small)).hexdigest(), "passive DCC: SHA-256 equal")
+    arrived(f"{bdir}/dl/passive.bin", 2, want, "passive DCC irssi -> irssi")
 
     # ---- presence: the native user leaves ----
     nat.say("/quit")
     wait_for(lambda: "nat [nat@sockstack] has quit" in ilog("#lobby"), "irssi sees nat quit")
     wait_for(lambda: "nat (nat@sockstack) has quit" in wlog("#lobby"), "WeeChat sees nat quit")
+
+
+def random_file(path, mib):
+    """mib MiB of random bytes at path; returns their SHA-256."""
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            block = os.urandom(1 << 20)
+            h.update(block)
+            f.write(block)
+    return h.hexdigest()
+
+
+def arrived(path, mib, want, what, timeout=30):
+    """Wait until path has mib MiB, then compare its SHA-256 with want."""
+    def complete():
+        try:
+            return os.path.getsize(path) == mib << 20
+        except OSError:
+            return False
+    wait_for(complete, f"{what}: {mib} MiB arrived", timeout=timeout)
+    got = hashlib.sha256(read_bytes(path)).hexdigest() if os.path.exists(path) else ""
+    check(got == want, f"{what}: SHA-256 equal ({got[:16]} == {want[:16]})")
 
 
 def read_bytes(path):
