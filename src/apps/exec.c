@@ -107,6 +107,8 @@ static void cg_find(void)
     snprintf(cg_base, sizeof cg_base, "%s", base);
 }
 
+static void cg_retry_left(void);
+
 /* A cgroup for a new session (s->cg, s->cg_kill), and an open descriptor
  * of its cgroup.procs for the child to enter it; -1 when there is none. */
 static int cg_create(struct session *s)
@@ -116,6 +118,7 @@ static int cg_create(struct session *s)
     s->cg_kill = -1;
     if (!cg_base[0])
         return -1;
+    cg_retry_left();
     snprintf(s->cg, sizeof s->cg, "%.4000s/sockstack-exec.%ld.%u", cg_base, (long)getpid(),
              atomic_fetch_add(&cg_seq, 1));
     if (mkdir(s->cg, 0755) < 0) {
@@ -161,9 +164,38 @@ static void session_kill(struct session *s)
         kill(-s->pid, SIGKILL);
 }
 
+/* Cgroups whose killed processes had not all left yet (a zombie that
+ * init has not reaped keeps it busy): removed at a later session's start
+ * or end. */
+static pthread_mutex_t cg_left_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *cg_left[64];
+
+static void cg_retry_left(void)
+{
+    pthread_mutex_lock(&cg_left_mu);
+    for (size_t i = 0; i < sizeof cg_left / sizeof cg_left[0]; i++)
+        if (cg_left[i] && (rmdir(cg_left[i]) == 0 || errno == ENOENT)) {
+            free(cg_left[i]);
+            cg_left[i] = NULL;
+        }
+    pthread_mutex_unlock(&cg_left_mu);
+}
+
+/* Keep path for a later try; false when the list is full. */
+static bool cg_leave(const char *path)
+{
+    bool kept = false;
+    pthread_mutex_lock(&cg_left_mu);
+    for (size_t i = 0; i < sizeof cg_left / sizeof cg_left[0] && !kept; i++)
+        if (!cg_left[i] && (cg_left[i] = strdup(path)) != NULL)
+            kept = true;
+    pthread_mutex_unlock(&cg_left_mu);
+    return kept;
+}
+
 /* After the command was reaped: kill what is left and remove the cgroup
  * (its killed processes leave it within moments; not waited for past
- * ~100 ms, then the empty cgroup stays behind and is logged). */
+ * ~20 ms, then its removal is retried by later sessions). */
 static void session_end(struct session *s, ss_server *srv)
 {
     session_kill(s);
@@ -172,16 +204,14 @@ static void session_end(struct session *s, ss_server *srv)
     s->cg_kill = -1;
     if (!s->cg[0])
         return;
-    for (int i = 0; i < 100 && rmdir(s->cg) < 0; i++) {
-        if (errno != EBUSY) {
-            break;
-        }
+    for (int i = 0; i < 20 && rmdir(s->cg) < 0 && errno == EBUSY; i++) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
-    if (access(s->cg, F_OK) == 0 && srv)
+    if (access(s->cg, F_OK) == 0 && !cg_leave(s->cg) && srv)
         ss_server_log(srv, SS_LOG_WARN, "cgroup %s still busy: left behind", s->cg);
     s->cg[0] = '\0';
+    cg_retry_left();
 }
 
 struct xconn {
@@ -245,7 +275,7 @@ static int maybe_finish(struct xconn *x)
         rc = send_msg(x->c, SS_EXEC_EXIT, v, 4);
     }
     ss_conn_timer_stop(x->c);
-    ss_conn_close(x->c);
+    ss_conn_close(x->c); /* lingers until the client's EOF (server.h) */
     return rc;
 }
 
