@@ -361,9 +361,12 @@
 #define SS_STACK_WSCALE 1
 #define SS_STACK_TIMESTAMPS 1
 #define SS_STACK_SACK 1
+/* HyStart++ (RFC 9406): leave the initial slow start when the RTT grows,
+ * before the queue overflows (Linux's CUBIC has HyStart on by default). */
+#define SS_STACK_HYSTART 1
 /* SACKed ranges remembered per connection: a loss pattern with more
  * holes than this only loses precision (the highest range is dropped). */
-#define SS_STACK_SACK_MAX 16
+#define SS_STACK_SACK_MAX 64
 /* Retransmissions in SACK recovery remembered per connection, to find a
  * retransmission that was lost too (tcp_cc.c, ss__cc_lost_rxt). */
 #define SS_STACK_RXT_MAX 64

@@ -127,6 +127,9 @@ enum ss_cc_mark {
     SS_CC_MARK_RTO,          /* retransmission timeout: cwnd = 1 MSS */
     SS_CC_MARK_IDLE_RESTART, /* idle longer than the RTO: cwnd = min(IW, cwnd) */
     SS_CC_MARK_LOST_RXT,     /* a retransmission was lost too: resent (SACK recovery) */
+    SS_CC_MARK_HYSTART_CSS,  /* HyStart++: the RTT rose, conservative slow start */
+    SS_CC_MARK_HYSTART_SS,   /* HyStart++: the RTT fell again, back to slow start */
+    SS_CC_MARK_HYSTART_CA,   /* HyStart++: CSS over, ssthresh = cwnd */
 };
 
 /* Why a packet or segment was dropped (u.drop.reason). */
@@ -316,6 +319,7 @@ struct ss_stack_cfg {
     bool sack;                  /* selective acknowledgments (RFC 2018) */
     uint32_t sack_max;          /* SACKed ranges remembered per connection */
     int cc_algo;                /* enum ss_cc_algo of new sockets */
+    bool hystart;               /* HyStart++ (RFC 9406) in the initial slow start */
     uint32_t init_cwnd;         /* IW in segments: min(N*MSS, max(2*MSS, N*1460)),
                                  * RFC 6928 with N = 10 */
     /* SYN flood defence (RFC 4987). A SYN to a listener takes a small

@@ -212,6 +212,13 @@ struct ss_sock {
     uint32_t rtx_seq;           /* one retransmission owed at rtx_seq (rtx_mark) */
     uint32_t high_rxt;          /* RFC 6675 HighRxt + 1: end of the highest retransmission */
     uint32_t cc_traced_cwnd, cc_traced_ssthresh;  /* as last traced (cc_traced) */
+    /* HyStart++ (RFC 9406), in the initial slow start only */
+    uint32_t hs_window_end;     /* a round ends when SND.UNA reaches it */
+    uint32_t hs_last_min, hs_cur_min;  /* min RTT (us) of the last and this round */
+    uint32_t hs_css_base;       /* cssBaselineMinRtt */
+    uint8_t hs_samples;         /* RTT samples in this round (up to N_RTT_SAMPLE) */
+    uint8_t hs_css_rounds;      /* rounds spent in CSS */
+    uint8_t hs_phase;           /* enum ss__hs_phase */
     uint8_t rx_n;               /* entries of rx in use */
     uint8_t cc_phase;           /* enum ss_cc_phase */
     uint8_t cc_traced_phase;
@@ -481,6 +488,13 @@ struct ss__cc_ops {
 extern const struct ss__cc_ops ss__cc_newreno, ss__cc_cubic;
 const struct ss__cc_ops *ss__cc_ops_of(int algo);
 
+/* HyStart++ (RFC 9406): SS_HS_OFF once the initial slow start is over (or
+ * never, cfg.hystart false); SS_HS_SS in slow start, watching the RTT;
+ * SS_HS_CSS in Conservative Slow Start. ss__cc_hystart_rtt() takes every
+ * RTT sample; ss__cc_slow_start() does the rest. */
+enum ss__hs_phase { SS_HS_OFF, SS_HS_SS, SS_HS_CSS };
+void ss__cc_hystart_rtt(struct ss_sock *sk, uint32_t rtt_us);
+
 void ss__cc_init(ss_stack *st, struct ss_sock *sk);
 int ss__cc_select(ss_stack *st, struct ss_sock *sk, int algo);
 /* Our SYN is acknowledged: the initial window (RFC 6928, RFC 5681 3.1). */
@@ -528,9 +542,10 @@ bool ss__cc_next_hole(const struct ss_sock *sk, bool lost, uint32_t *seq, uint32
 /* Trace (SS_TRACE_CC) the congestion state with mark, or (MARK_NONE) only
  * when cwnd, ssthresh or the phase changed since the last time. */
 void ss__cc_trace(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark);
-/* Slow start with byte counting (RFC 3465, L = 2*SMSS), shared by algorithms:
- * returns the acked bytes left over once cwnd reached ssthresh. */
-uint32_t ss__cc_slow_start(struct ss_sock *sk, uint32_t acked);
+/* Slow start with byte counting (RFC 3465, L = 2*SMSS), shared by algorithms,
+ * with HyStart++ in the initial one: returns the acked bytes left over once
+ * cwnd reached ssthresh (or HyStart++ ended slow start). */
+uint32_t ss__cc_slow_start(ss_stack *st, struct ss_sock *sk, uint32_t acked);
 
 /* tcp_opt.c: options (RFC 9293 3.1, RFC 7323, RFC 2018) */
 /* Parse the TCP header at t (len bytes with data) into seg; the data

@@ -8,6 +8,7 @@
  *   RFC 5681 2         duplicate ACK (the definition)   tcp_input.c check_ack()
  *   RFC 5681 3.1       slow start, byte counting        ss__cc_slow_start()
  *     + RFC 3465 2       (L = 2*SMSS)
+ *     + RFC 9406         HyStart++ in the initial one     hystart()
  *   RFC 5681 3.1 (4)   RTO: ssthresh, loss window       ss__cc_on_timeout()
  *   RFC 5681 3.2       fast retransmit on the 3rd       ss__cc_on_dupack()
  *     + RFC 6582 3.2     duplicate ACK, fast recovery     enter_recovery()
@@ -118,6 +119,10 @@ void ss__cc_start(ss_stack *st, struct ss_sock *sk)
     sk->recover = sk->iss;      /* RFC 6582 3.2 (1): recover = ISS at start */
     sk->rtx_mark = false;
     sk->high_rxt = sk->snd_una;
+    sk->hs_phase = st->cfg.hystart ? SS_HS_SS : SS_HS_OFF;
+    sk->hs_window_end = sk->snd_nxt;
+    sk->hs_last_min = sk->hs_cur_min = UINT32_MAX;
+    sk->hs_samples = 0;
     sk->cc_started = true;
     sk->cc->init(st, sk);
     ss__cc_trace(st, sk, SS_CC_MARK_INIT);
@@ -285,11 +290,73 @@ uint32_t ss__cc_window(const struct ss_sock *sk)
     return sk->cwnd;
 }
 
-uint32_t ss__cc_slow_start(struct ss_sock *sk, uint32_t acked)
+/* RFC 9406 4.2's constants (L, the byte-counting limit, stays RFC 3465's
+ * 2 SMSS below: the stack does not pace). */
+#define HS_MIN_RTT_THRESH_US 4000u
+#define HS_MAX_RTT_THRESH_US 16000u
+#define HS_MIN_RTT_DIVISOR 8u
+#define HS_N_RTT_SAMPLE 8u
+#define HS_CSS_GROWTH_DIVISOR 4u
+#define HS_CSS_ROUNDS 5u
+
+void ss__cc_hystart_rtt(struct ss_sock *sk, uint32_t rtt_us)
 {
+    if (sk->hs_phase == SS_HS_OFF)
+        return;
+    if (rtt_us < sk->hs_cur_min)
+        sk->hs_cur_min = rtt_us;
+    if (sk->hs_samples < UINT8_MAX)
+        sk->hs_samples++;
+}
+
+/* RFC 9406 4.2, on an ACK in the initial slow start: a new round when
+ * SND.UNA passes windowEnd; SS -> CSS when this round's min RTT (after
+ * N_RTT_SAMPLE samples) is RttThresh above the last round's; CSS -> SS
+ * when it falls below cssBaselineMinRtt; CSS_ROUNDS rounds of CSS end
+ * slow start (ssthresh = cwnd). Returns true when slow start is over. */
+static bool hystart(ss_stack *st, struct ss_sock *sk)
+{
+    if (SEQ_GEQ(sk->snd_una, sk->hs_window_end)) {
+        sk->hs_last_min = sk->hs_cur_min;
+        sk->hs_cur_min = UINT32_MAX;
+        sk->hs_samples = 0;
+        sk->hs_window_end = sk->snd_nxt;
+        if (sk->hs_phase == SS_HS_CSS && ++sk->hs_css_rounds >= HS_CSS_ROUNDS) {
+            sk->ssthresh = sk->cwnd;
+            sk->hs_phase = SS_HS_OFF;
+            ss__cc_trace(st, sk, SS_CC_MARK_HYSTART_CA);
+            return true;
+        }
+    }
+    if (sk->hs_samples < HS_N_RTT_SAMPLE || sk->hs_cur_min == UINT32_MAX)
+        return false;
+    if (sk->hs_phase == SS_HS_SS && sk->hs_last_min != UINT32_MAX) {
+        uint32_t th = sk->hs_last_min / HS_MIN_RTT_DIVISOR;
+        th = th < HS_MIN_RTT_THRESH_US ? HS_MIN_RTT_THRESH_US
+             : th > HS_MAX_RTT_THRESH_US ? HS_MAX_RTT_THRESH_US : th;
+        if (sk->hs_cur_min >= sk->hs_last_min + th) {
+            sk->hs_css_base = sk->hs_cur_min;
+            sk->hs_css_rounds = 0;
+            sk->hs_phase = SS_HS_CSS;
+            ss__cc_trace(st, sk, SS_CC_MARK_HYSTART_CSS);
+        }
+    } else if (sk->hs_phase == SS_HS_CSS && sk->hs_cur_min < sk->hs_css_base) {
+        sk->hs_phase = SS_HS_SS;   /* a spurious exit: the RTT fell back */
+        ss__cc_trace(st, sk, SS_CC_MARK_HYSTART_SS);
+    }
+    return false;
+}
+
+uint32_t ss__cc_slow_start(ss_stack *st, struct ss_sock *sk, uint32_t acked)
+{
+    if (sk->hs_phase != SS_HS_OFF && hystart(st, sk))
+        return acked;
     /* RFC 3465 2.2 / RFC 5681 3.1: cwnd += min(N, L), L = 2*SMSS, up to
-     * ssthresh; what is left over counts towards congestion avoidance. */
+     * ssthresh; what is left over counts towards congestion avoidance.
+     * In CSS (RFC 9406 4.3) a quarter of that. */
     uint32_t inc = ss__min32(acked, 2u * sk->snd_mss);
+    if (sk->hs_phase == SS_HS_CSS)
+        inc /= HS_CSS_GROWTH_DIVISOR;
     uint32_t room = sk->ssthresh - sk->cwnd;
     if (inc <= room) {
         sk->cwnd += inc;
@@ -379,6 +446,7 @@ void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
  * (the three segments the duplicate ACKs say have left the network). */
 static void enter_recovery(ss_stack *st, struct ss_sock *sk)
 {
+    sk->hs_phase = SS_HS_OFF;   /* RFC 9406 4.2: a loss ends slow start */
     sk->ssthresh = sk->cc->ssthresh(st, sk);
     sk->recover = sk->snd_max;
     sk->rtx_mark = true;
@@ -439,6 +507,7 @@ void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk)
 {
     if (!sk->cc_started)
         return;
+    sk->hs_phase = SS_HS_OFF;
     /* RFC 5681 3.1 (4): ssthresh = max(FlightSize/2, 2*SMSS) (or the
      * algorithm's rule) on the first timeout of a segment; held when the
      * same segment times out again, and not cut twice for the loss that

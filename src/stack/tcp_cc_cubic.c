@@ -68,7 +68,7 @@ static void start_epoch(ss_stack *st, struct ss_sock *sk, double cw)
 static void cubic_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
 {
     if (sk->cwnd < sk->ssthresh) {
-        acked = ss__cc_slow_start(sk, acked);
+        acked = ss__cc_slow_start(st, sk, acked);
         if (!acked)
             return;
     }

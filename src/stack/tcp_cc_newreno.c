@@ -25,7 +25,7 @@ static void newreno_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
 {
     (void)st;
     if (sk->cwnd < sk->ssthresh) {
-        acked = ss__cc_slow_start(sk, acked);
+        acked = ss__cc_slow_start(st, sk, acked);
         if (!acked)
             return;
     }

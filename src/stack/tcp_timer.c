@@ -36,6 +36,7 @@ void ss__tcp_rtt_sample(ss_stack *st, struct ss_sock *sk, uint64_t r)
     }
     uint64_t k = 4ull * sk->rttvar_us;
     sk->rto_us = clamp_rto(st, (uint64_t)sk->srtt_us + (k > CLOCK_G_US ? k : CLOCK_G_US));
+    ss__cc_hystart_rtt(sk, R);
     ss__trace_rtt(st, sk, R);
 }
 

@@ -184,6 +184,9 @@ static const char *cc_mark_text(int mark)
     case SS_CC_MARK_RTO: return "RTO -> cwnd 1 MSS";
     case SS_CC_MARK_IDLE_RESTART: return "idle restart -> cwnd min(IW, cwnd)";
     case SS_CC_MARK_LOST_RXT: return "retransmission lost too -> resend it";
+    case SS_CC_MARK_HYSTART_CSS: return "HyStart++: RTT rose -> conservative slow start";
+    case SS_CC_MARK_HYSTART_SS: return "HyStart++: RTT fell -> slow start again";
+    case SS_CC_MARK_HYSTART_CA: return "HyStart++: CSS over -> ssthresh = cwnd";
     default: return "";
     }
 }

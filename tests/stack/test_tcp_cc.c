@@ -6,6 +6,7 @@
  * cfg.rto_min_ms is 10 s so that no timer fires unless a test waits for it.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fixture.h"
@@ -117,7 +118,7 @@ Test(cc_newreno, slow_start_doubles_cwnd_per_rtt, .init = nr_setup, .fini = fx_t
     cr_assert_eq(cwnd(), 10 * M, "IW %u", cwnd());
     cr_assert_eq(ssthresh(), UINT32_MAX);
     cap_clear();
-    queue(100 * M);
+    queue(290 * M);
     cr_assert_eq(ncap, 10, "the initial window: %d segments", ncap);
     cap_clear();
     now += RTT;
@@ -135,7 +136,7 @@ Test(cc_newreno, slow_start_doubles_cwnd_per_rtt, .init = nr_setup, .fini = fx_t
 Test(cc_newreno, slow_start_byte_counting_limit_is_two_segments, .init = nr_setup,
      .fini = fx_teardown)
 {
-    queue(100 * M);
+    queue(290 * M);
     now += RTT;
     ack_to(5 * M);
     cr_assert_eq(cwnd(), 12 * M);
@@ -182,7 +183,7 @@ Test(cc_newreno, congestion_avoidance_adds_one_mss_per_rtt, .init = nr_setup,
 Test(cc_newreno, limited_transmit_one_new_segment_per_dupack, .init = nr_setup,
      .fini = fx_teardown)
 {
-    queue(100 * M);
+    queue(290 * M);
     cap_clear();
     dupack();
     struct tseg s = one_seg();
@@ -201,7 +202,7 @@ Test(cc_newreno, limited_transmit_one_new_segment_per_dupack, .init = nr_setup,
  * segments, cwnd = ssthresh + 3*SMSS. */
 Test(cc_newreno, third_dupack_fast_retransmit, .init = nr_setup, .fini = fx_teardown)
 {
-    queue(100 * M);
+    queue(290 * M);
     dupack();
     dupack();
     cap_clear();
@@ -236,7 +237,7 @@ Test(cc_newreno, fast_retransmit_ssthresh_floor_two_segments, .init = nr_setup,
 
 static void into_fast_recovery(void)
 {
-    queue(100 * M);
+    queue(290 * M);
     dupack();
     dupack();
     dupack();
@@ -290,7 +291,7 @@ Test(cc_newreno, no_second_recovery_at_recover, .init = nr_setup, .fini = fx_tea
  * duplicate ACK: three of them start nothing. */
 Test(cc_newreno, dupack_needs_same_window_and_no_data, .init = nr_setup, .fini = fx_teardown)
 {
-    queue(100 * M);
+    queue(290 * M);
     cap_clear();
     for (int i = 0; i < 3; i++)
         seg_in(P1, una(), SS_TCP_ACK, (uint16_t)(60000 + i), NULL, 0);
@@ -307,7 +308,7 @@ Test(cc_newreno, dupack_needs_same_window_and_no_data, .init = nr_setup, .fini =
  * is resent; a second timeout of the same segment keeps ssthresh. */
 Test(cc_newreno, rto_gives_one_mss, .init = nr_setup, .fini = fx_teardown)
 {
-    queue(100 * M);
+    queue(290 * M);
     cap_clear();
     struct ss_stack_sock_info in = info();
     advance(in.rto_us);
@@ -568,7 +569,7 @@ Test(cc_cubic, rto_gives_one_mss, .init = cubic_setup, .fini = fx_teardown)
 Test(cc_cubic, slow_start_doubles_cwnd_per_rtt, .init = cubic_setup, .fini = fx_teardown)
 {
     cap_clear();
-    queue(100 * M);
+    queue(290 * M);
     cr_assert_eq(ncap, 20);
     now += RTT;
     ack_each(20);
@@ -869,4 +870,143 @@ Test(cc_sack, lost_retransmission_after_rto, .init = sack_setup, .fini = fx_tear
     cr_assert_eq(nrtx, 5, "%d", nrtx);
     cr_assert_eq(rtx[4], 4 * M, "the lost resend, again");
     cr_assert_eq(info().timeouts, timeouts, "no second RTO");
+}
+
+/* ================= HyStart++ (RFC 9406) ================================== */
+
+/* A passive connection with timestamps (an RTT sample on every ACK),
+ * MSS 1000, so segments of TSM = 988 bytes (12 for the TS option),
+ * NewReno, IW 4 (so that the fixture's 256 captured packets hold every
+ * round); hystart as tweak_hystart says. */
+#define TSM 988u
+static bool tweak_hystart = true;
+/* HyStart++'s trace marks seen so far (the fixture keeps only the first
+ * TRACE_MAX lines, so each round reads and clears them). */
+static bool hs_css, hs_ca, hs_any;
+
+static void hs_scan(void)
+{
+    hs_css |= traced("HyStart++: RTT rose -> conservative slow start");
+    hs_ca |= traced("HyStart++: CSS over -> ssthresh = cwnd");
+    hs_any |= traced("HyStart++");
+    ntrace = 0;
+}
+
+static uint32_t peer_tsval = 1000;
+
+static void tweak_hs(struct ss_stack_cfg *c)
+{
+    tweak(c);
+    c->hystart = tweak_hystart;
+}
+
+static void ts_setup(void)
+{
+    hs_css = hs_ca = hs_any = false;
+    tweak_algo = SS_CC_NEWRENO;
+    tweak_iw = 4;
+    fx_setup_with(tweak_hs);
+    memset(data, 'd', sizeof data);
+    int l = ss_tcp_listen(st, US_PORT, 8);
+    cr_assert_geq(l, 0);
+    cap_clear();
+    uint8_t o[24];
+    size_t n = opt_mss(o, M);
+    n += opt_ws(o + n, 7);   /* the peer's window: 65535 << 7, 8 MiB */
+    n += opt_ts(o + n, peer_tsval++, 0);
+    peer_send_opts(PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535, o, n, NULL, 0);
+    struct tseg s = one_seg();
+    cr_assert(s.has_ts);
+    iss = s.seq;
+    now += RTT;
+    n = opt_ts(o, peer_tsval++, s.ts_val);
+    peer_send_opts(PEER_PORT, US_PORT, P1, iss + 1, SS_TCP_ACK, 65535, o, n, NULL, 0);
+    uint32_t ra;
+    uint16_t rp;
+    sd = ss_tcp_accept(st, l, &ra, &rp);
+    cr_assert_geq(sd, 0);
+    cap_clear();
+}
+
+/* One round: rtt_ms after the segments captured since the last round
+ * went out, each is acknowledged on its own, echoing its TSval, and as
+ * much is queued again. Returns how many were acknowledged. */
+static int ts_round(uint32_t rtt_ms)
+{
+    struct tseg segs[256];
+    int n = 0;
+    for (int i = 0; i < ncap && n < 256; i++) {
+        struct tseg s = cap_tcp(i);
+        if (s.len)
+            segs[n++] = s;
+    }
+    cap_clear();
+    now += (uint64_t)rtt_ms * MS;
+    for (int i = 0; i < n; i++) {
+        uint8_t o[12];
+        size_t k = opt_ts(o, peer_tsval++, segs[i].ts_val);
+        uint32_t end = segs[i].seq + segs[i].len;
+        peer_send_opts(PEER_PORT, US_PORT, P1, end, SS_TCP_ACK, 65535, o, k, NULL, 0);
+        queue(segs[i].len);   /* keep the send buffer full: cwnd, not data, limits */
+        hs_scan();
+    }
+    return n;
+}
+
+/* RFC 9406 4.2: while the RTT holds, slow start doubles cwnd per round;
+ * when a round's min RTT (after 8 samples) is RttThresh = max(4 ms,
+ * min(lastRoundMinRTT / 8, 16 ms)) = 12.5 ms above the last round's,
+ * Conservative Slow Start grows by a quarter as much; after 5 CSS rounds
+ * ssthresh = cwnd and congestion avoidance follows. */
+/* The samples of one round: a round ends when SND.UNA passes what was
+ * sent when it began, so a round's first ACKs belong to the test's
+ * previous flight and its minimum lags one flight behind the RTT. */
+static void hs_rounds(int n, uint32_t rtt_ms)
+{
+    for (int r = 0; r < n; r++)
+        ts_round(rtt_ms);
+}
+
+Test(hystart, rtt_rise_enters_css_then_ca, .init = ts_setup, .fini = fx_teardown)
+{
+    queue(200 * M);
+    cr_assert_eq(ts_round(100), 4);
+    cr_assert_eq(cwnd(), 8 * TSM);
+    /* 110 ms: 10 ms above 100 is below RttThresh (12.5 ms). */
+    cr_assert_eq(ts_round(110), 8);
+    cr_assert_eq(cwnd(), 16 * TSM, "slow start doubled cwnd");
+    cr_assert_eq(ts_round(110), 16);
+    cr_assert_eq(cwnd(), 32 * TSM);
+    cr_assert(!hs_any, "10 ms < RttThresh");
+    /* 125 ms: 15 ms above 110 is past RttThresh (13.75 ms): after 8
+     * samples of this flight, CSS. */
+    cr_assert_eq(ts_round(125), 32);
+    cr_assert(hs_css);
+    cr_assert(!hs_ca);
+    cr_assert_eq(ssthresh(), UINT32_MAX, "CSS is still slow start");
+    /* In CSS each ACK adds a quarter of slow start's increase. */
+    uint32_t before = cwnd();
+    int acked = ts_round(125);
+    cr_assert_eq(cwnd() - before, (uint32_t)acked * (TSM / 4), "%u after %d ACKs",
+                 cwnd() - before, acked);
+    hs_rounds(6, 125);
+    cr_assert(hs_ca, "CSS_ROUNDS = 5 rounds of CSS end slow start");
+    cr_assert_neq(ssthresh(), UINT32_MAX);
+}
+
+/* The same RTTs with cfg.hystart off: slow start goes on doubling. */
+Test(hystart, off_by_config, .fini = fx_teardown)
+{
+    tweak_hystart = false;
+    ts_setup();
+    tweak_hystart = true;
+    queue(200 * M);
+    ts_round(100);
+    ts_round(110);
+    ts_round(110);
+    ts_round(125);
+    cr_assert_eq(ts_round(125), 64);
+    cr_assert_eq(cwnd(), 128 * TSM, "slow start all along");
+    cr_assert(!hs_any);
+    cr_assert_eq(ssthresh(), UINT32_MAX);
 }
