@@ -11,6 +11,9 @@
 
 #include "sockstack/server.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 /* Longest request accepted, in bytes (surrounding whitespace included). */
 #define SS_AREA_MAX_REQUEST 64
 
@@ -20,5 +23,7 @@ const ss_service *ss_area_service(void);
  * Returns its length. Pure: the service and the tests use it. */
 int ss_area_reply(const void *req, size_t len, bool truncated, char *out,
                   size_t cap);
+
+SS_API_END
 
 #endif

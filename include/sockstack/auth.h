@@ -34,6 +34,9 @@
 #include "sockstack/config.h"
 #include "sockstack/dial.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 typedef struct ss_auth_key {
     uint8_t bytes[SS_AUTH_KEY_MAX];
     size_t len;
@@ -153,5 +156,7 @@ void ss_auth_throttle_ok(ss_auth_throttle *t, const struct sockaddr *sa);
  * doubling per further failure up to SS_AUTH_THROTTLE_MAX_MS; forgotten SS_AUTH_THROTTLE_FORGET_MS after the
  * last one. *failures (if not NULL) gets the count. */
 uint64_t ss_auth_throttle_key_delay(ss_auth_throttle *t, uint64_t now_ms, uint32_t *failures);
+
+SS_API_END
 
 #endif

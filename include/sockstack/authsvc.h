@@ -27,6 +27,9 @@
 #include "sockstack/auth.h"
 #include "sockstack/server.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 typedef struct ss_authsvc {
     ss_service svc;              /* first: what ss_server_new gets */
     const ss_service *inner;
@@ -46,5 +49,7 @@ int ss_authsvc_init(ss_authsvc *w, const ss_service *inner,
                     const ss_auth_key *key, enum ss_auth_mode mode,
                     unsigned timeout_ms);
 void ss_authsvc_destroy(ss_authsvc *w);
+
+SS_API_END
 
 #endif

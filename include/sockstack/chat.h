@@ -20,6 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 typedef struct ss_chat_room ss_chat_room;
 typedef struct ss_chat_conn ss_chat_conn;
 
@@ -248,5 +251,7 @@ int ss_chat_file_sha256(const char *path, char hex[65], uint64_t *size);
 int ss_chat_pw_hash(const char *pw, int iter, uint8_t salt[16], uint8_t hash[32]);
 bool ss_chat_pw_check(const char *pw, int iter, const uint8_t salt[16],
                       const uint8_t hash[32]);
+
+SS_API_END
 
 #endif

@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 enum ss_chat_ev_kind {
     SS_CHAT_EV_OTHER = 0, /* a line this decoder does not know: raw */
     SS_CHAT_EV_MSG,       /* MSG TS NICK TEXT */
@@ -86,5 +89,7 @@ void ss_chat_text_clean(char *s);
 /* "5 min ago", "2 h ago", or a local date and time, for a last-seen time
  * (ms) seen at now_ms. */
 void ss_chat_ago(int64_t then_ms, int64_t now_ms, char *buf, size_t cap);
+
+SS_API_END
 
 #endif

@@ -35,6 +35,9 @@
 
 #include "sockstack/reactor.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 typedef struct ss_chat_p2p ss_chat_p2p;
 
 typedef struct ss_chat_p2p_cb {
@@ -76,5 +79,7 @@ int ss_chat_p2p_send_file(ss_chat_p2p *p, const char *path);
 const char *ss_chat_p2p_path(const ss_chat_p2p *p);
 bool ss_chat_p2p_up(const ss_chat_p2p *p);
 void ss_chat_p2p_free(ss_chat_p2p *p);
+
+SS_API_END
 
 #endif

@@ -7,6 +7,9 @@
 #ifndef SOCKSTACK_CONFIG_H
 #define SOCKSTACK_CONFIG_H
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 /* ---- reactor ------------------------------------------------------------ */
 /* Events taken from the poller per wait: enough to amortise the syscall,
  * small enough to keep the array on the loop's own allocation. */
@@ -451,5 +454,7 @@
 #define SS_TLS_READ_AHEAD 65536
 /* Validity of the pair `sockstack keygen --tls` makes. */
 #define SS_TLS_KEYGEN_DAYS 365
+
+SS_API_END
 
 #endif

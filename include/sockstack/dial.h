@@ -17,6 +17,9 @@
 #include "sockstack/reactor.h"
 #include "sockstack/sock.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 struct ss_tls_ctx;
 
 typedef struct ss_dial_opts {
@@ -76,5 +79,7 @@ int ss_stream_sendv_all(ss_stream *st, const struct iovec *iov, int iovcnt);
 /* Exactly len bytes: 0, 1 at end of stream before the first byte, -EPIPE
  * at end of stream after it, or a negative code. */
 int ss_stream_read_exact(ss_stream *st, void *buf, size_t len);
+
+SS_API_END
 
 #endif

@@ -13,6 +13,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 #define SS_DISCOVER_PROBE "SSDISCOVER1"
 
 /* "SSSERVICE1 NAME PORT PROTO" into buf; its length or -ENOSPC/-EINVAL. */
@@ -31,5 +34,7 @@ int ss_announcer_start(ss_announcer **out, const char *name, int port,
 /* Probes answered so far. */
 unsigned long ss_announcer_answered(const ss_announcer *a);
 void ss_announcer_stop(ss_announcer *a);
+
+SS_API_END
 
 #endif

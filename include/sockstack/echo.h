@@ -19,6 +19,9 @@
 
 #include "sockstack/server.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 typedef struct ss_echo_opts {
     bool upper;
     bool sockperf;
@@ -35,5 +38,7 @@ enum {
     SS_SOCKPERF_WARMUP = 0x4,
     SS_SOCKPERF_MAX = 65536, /* largest message accepted (bytes, header incl.) */
 };
+
+SS_API_END
 
 #endif

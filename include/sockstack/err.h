@@ -9,6 +9,9 @@
 #ifndef SOCKSTACK_ERR_H
 #define SOCKSTACK_ERR_H
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 /* X(name, value, message): the one table of sockstack's own codes. */
 #define SS_ERR_TABLE(X)                                                          \
     X(SS_EAUTH,      -10001, "authentication failed")                           \
@@ -43,5 +46,7 @@ const char *ss_strerror(int err);
 
 /* Symbolic name ("ECONNREFUSED", "SS_EAUTH"); never NULL. */
 const char *ss_err_name(int err);
+
+SS_API_END
 
 #endif

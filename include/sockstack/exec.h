@@ -33,6 +33,9 @@
 #include "sockstack/dial.h"
 #include "sockstack/server.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 enum ss_exec_msg {
     SS_EXEC_STDOUT = 0x01,
     SS_EXEC_STDERR = 0x02,
@@ -67,5 +70,7 @@ const ss_service *ss_exec_compat_service(void);
 int ss_exec_client_run(ss_stream *st, int argc, char *const argv[], int in_fd,
                        int out_fd, int err_fd, int *status, char *err_msg,
                        size_t err_cap);
+
+SS_API_END
 
 #endif

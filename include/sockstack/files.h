@@ -42,6 +42,9 @@
 #include "sockstack/dial.h"
 #include "sockstack/server.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 enum ss_files_msg {
     SS_FILES_PUT = 0x20,
     SS_FILES_GET = 0x21,
@@ -110,5 +113,7 @@ int ss_files_ls(ss_stream *cs, const char *dir, ss_files_entry_cb cb, void *arg,
 
 /* Temporary name used for a transfer into `path`: "DIR/.BASE.sockstack-part". */
 int ss_files_part_name(const char *path, char *out, size_t cap);
+
+SS_API_END
 
 #endif

@@ -39,6 +39,9 @@
 #include "sockstack/config.h"
 #include "sockstack/dial.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 enum ss_frame_layout {
     SS_FRAME_BE32 = 0,
     SS_FRAME_LE32 = 1,
@@ -155,5 +158,7 @@ int ss_frame_read(int fd, enum ss_frame_layout layout, uint64_t max,
 /* The same from a stream, waiting in its loop (TLS, the user-space stack). */
 int ss_frame_read_stream(ss_stream *st, enum ss_frame_layout layout, uint64_t max,
                          uint8_t **out, size_t *len);
+
+SS_API_END
 
 #endif

@@ -26,6 +26,9 @@
 #include <netinet/in.h>
 #include <sys/types.h>
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 /* ---- PRNG: xoshiro256** seeded by splitmix64 ----------------------------
  * Written out here so that simulated runs are reproducible on any machine
  * and libc (rand() and random() are not specified to be). */
@@ -250,5 +253,7 @@ int ss_pcap_flush(ss_pcap *p);
 uint64_t ss_pcap_count(const ss_pcap *p);
 /* Flush and close; NULL is fine. */
 void ss_pcap_close(ss_pcap *p);
+
+SS_API_END
 
 #endif

@@ -37,6 +37,9 @@
 #include "sockstack/reactor.h"
 #include "sockstack/sock.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 typedef struct ss_nc ss_nc;
 
 typedef struct ss_nc_opts {
@@ -140,5 +143,7 @@ int ss_nc_dial_start(ss_loop *loop, const ss_backend *be, const ss_addr *addrs,
                      ss_nc_dial **out);
 /* Cancel (if still running) and free. */
 void ss_nc_dial_free(ss_nc_dial *d);
+
+SS_API_END
 
 #endif

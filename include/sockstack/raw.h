@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 /* Text of an address as inet_ntop writes it ("10.0.0.1", "fe80::1"). */
 #define SS_RAW_ADDRSTRLEN 46
 
@@ -124,5 +127,7 @@ typedef void (*ss_tr_cb)(void *ctx, const struct ss_tr_event *ev);
  * unreachable, or max_ttl. *reached tells whether the destination answered.
  * Needs a raw socket (CAP_NET_RAW): -EPERM without. */
 int ss_traceroute_run(const struct ss_tr_cfg *cfg, ss_tr_cb cb, void *ctx, bool *reached);
+
+SS_API_END
 
 #endif

@@ -18,6 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 typedef struct ss_loop ss_loop;
 
 /* Readiness bits. SS_HUP is only reported (error or hang-up), never asked.
@@ -99,5 +102,7 @@ int ss_loop_signal_add(ss_loop *loop, int signo, ss_signal_cb cb, void *arg);
 
 /* Name of the poller backend in use ("epoll"). */
 const char *ss_loop_backend(const ss_loop *loop);
+
+SS_API_END
 
 #endif

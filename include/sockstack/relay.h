@@ -25,6 +25,9 @@
 #include "sockstack/link.h"
 #include "sockstack/reactor.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 typedef struct ss_relay ss_relay;
 
 /* Deliver one packet to application side `side`. */
@@ -80,5 +83,7 @@ size_t ss_relay_pending(const ss_relay *r);
  * -errno. */
 int ss_relay_tun_open(const char *netns, const char *name, const struct in_addr *addr,
                       unsigned prefix, unsigned mtu, char *ifname, size_t ifname_cap);
+
+SS_API_END
 
 #endif

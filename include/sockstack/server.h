@@ -71,6 +71,9 @@
 #include "sockstack/reactor.h"
 #include "sockstack/sock.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 typedef struct ss_server ss_server;
 typedef struct ss_conn ss_conn;
 
@@ -352,5 +355,7 @@ bool ss_conn_stopping(const ss_conn *c);
 ssize_t ss_conn_read(ss_conn *c, void *buf, size_t cap);
 /* Write all len bytes (blocking): 0 or a negative code. */
 int ss_conn_write_all(ss_conn *c, const void *data, size_t len);
+
+SS_API_END
 
 #endif

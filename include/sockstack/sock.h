@@ -23,6 +23,9 @@
 
 #include "sockstack/reactor.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 /* ---- addresses ---------------------------------------------------------- */
 
 /* Any address sockstack speaks: IPv4, IPv6 or a Unix socket path. */
@@ -180,5 +183,7 @@ typedef struct ss_tcp_info {
 int ss_sock_tcp_info(ss_sock *s, ss_tcp_info *out);
 /* A readable multi-line block of info into buf. Returns length. */
 int ss_tcp_info_format(const ss_tcp_info *ti, char *buf, size_t cap);
+
+SS_API_END
 
 #endif

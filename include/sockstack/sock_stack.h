@@ -36,6 +36,9 @@
 #include "sockstack/stack.h"
 #include "sockstack/stackrun.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 /* What the backend needs from whoever drives the stack. */
 typedef struct ss_stack_driver {
     ss_stack *stack;
@@ -55,5 +58,7 @@ int ss_backend_stack_new(const ss_stack_driver *drv, ss_backend **out);
  * kick = ss_tunnet_kick. addr: 0 or the stack's address (host order). */
 int ss_backend_stack_tunnet(ss_tunnet *net, uint32_t addr, ss_backend **out);
 void ss_backend_stack_free(ss_backend *be);
+
+SS_API_END
 
 #endif

@@ -42,6 +42,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 typedef struct ss_stack ss_stack;
 
 /* ---- TCP states (RFC 9293 section 3.3.2) ------------------------------- */
@@ -594,5 +597,7 @@ int ss_udp_close(ss_stack *st, int sd);
  * starting from sum (for pseudo-headers). */
 uint32_t ss_csum_add(uint32_t sum, const void *buf, size_t len);
 uint16_t ss_csum_fold(uint32_t sum);   /* ~fold(sum), ready for the wire */
+
+SS_API_END
 
 #endif

@@ -23,6 +23,9 @@
 #include "sockstack/reactor.h"
 #include "sockstack/stack.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 /* ---- simnet -------------------------------------------------------------- */
 
 typedef struct ss_simnet ss_simnet;
@@ -203,5 +206,7 @@ void ss_xfer_cleanup(struct ss_xfer *x);
 
 /* Fill buf with the pattern that ss_xfer sends for seed, continuing rng. */
 void ss_xfer_pattern(struct ss_prng *rng, unsigned char *buf, size_t len);
+
+SS_API_END
 
 #endif

@@ -6,6 +6,9 @@
 
 #include <stddef.h>
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 /* Copy len bytes of in to out (cap bytes, always NUL-terminated when cap >
  * 0) with every C0 control (0x00-0x1f, 0x7f) and C1 control (U+0080 to
  * U+009F, bytes C2 80 to C2 9F in UTF-8) written as \xNN per byte, every
@@ -17,5 +20,7 @@
  * escape). */
 enum { SS_TEXT_KEEP_BACKSLASH = 1u };
 size_t ss_text_escape(const void *in, size_t len, char *out, size_t cap, unsigned flags);
+
+SS_API_END
 
 #endif

@@ -42,6 +42,9 @@
 
 #include "sockstack/sock.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 typedef struct ss_tls_ctx ss_tls_ctx;
 
 /* What a context needs. Paths are PEM files. */
@@ -101,5 +104,7 @@ int ss_tls_describe(const ss_sock *s, char *buf, size_t cap);
  * Returns 0 or a negative code with the reason in err. */
 int ss_tls_keygen(const char *dir, int days, bool force, char *err,
                   size_t errcap);
+
+SS_API_END
 
 #endif

@@ -21,6 +21,9 @@
 
 #include "sockstack/sock.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 /* Build a datagram into buf (cap >= SS_UDPCHAT_MAX_DGRAM). Returns its
  * length, -EMSGSIZE if it would exceed max bytes (the sender refuses it),
  * or -EINVAL for a bad nick or non-UTF-8 text. */
@@ -87,5 +90,7 @@ const ss_udpchat_relay_stats *ss_udpchat_relay_stats_get(const ss_udpchat_relay 
  * ss_udpchat_relay. */
 struct ss_service;
 const struct ss_service *ss_udpchat_service(void);
+
+SS_API_END
 
 #endif

@@ -22,6 +22,9 @@
 
 #include "sockstack/stack.h"
 
+#include "sockstack/api.h"
+SS_API_BEGIN
+
 typedef struct ss_ana ss_ana;
 
 /* Flags of a record (bits). */
@@ -187,5 +190,7 @@ int ss_viz_plot_svg(const ss_viz *v, FILE *out);
  * header field of the selected packet, zoomable plots. "#i=N" in the URL
  * opens it at packet N. */
 int ss_viz_html(const ss_viz *v, const char *title, FILE *out);
+
+SS_API_END
 
 #endif
