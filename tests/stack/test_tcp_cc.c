@@ -578,32 +578,44 @@ Test(cc_cubic, slow_start_doubles_cwnd_per_rtt, .init = cubic_setup, .fini = fx_
 
 /* ================= SACK loss recovery (RFC 6675) ========================= */
 
+/* A passive connection: the peer's SYN carries the options syn[nsyn],
+ * its handshake ACK the options ack_opt(SYN,ACK) returns into a[]; the
+ * stack's configuration through tw. Returns our SYN,ACK. */
+static struct tseg passive_with(void (*tw)(struct ss_stack_cfg *), const uint8_t *syn,
+                                size_t nsyn, size_t (*ack_opt)(uint8_t *a, struct tseg s))
+{
+    fx_setup_with(tw);
+    memset(data, 'd', sizeof data);
+    int l = ss_tcp_listen(st, US_PORT, 8);
+    cr_assert_geq(l, 0);
+    cap_clear();
+    peer_send_opts(PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535, syn, nsyn, NULL, 0);
+    struct tseg s = one_seg();
+    iss = s.seq;
+    now += RTT;
+    uint8_t a[40];
+    size_t n = ack_opt ? ack_opt(a, s) : 0;
+    peer_send_opts(PEER_PORT, US_PORT, P1, iss + 1, SS_TCP_ACK, 65535, a, n, NULL, 0);
+    uint32_t ra;
+    uint16_t rp;
+    sd = ss_tcp_accept(st, l, &ra, &rp);
+    cr_assert_geq(sd, 0);
+    cap_clear();
+    return s;
+}
+
 /* A passive connection that negotiated SACK (MSS 1000, sackOK on the
  * peer's SYN), NewReno. */
 static void sack_setup(void)
 {
     tweak_algo = SS_CC_NEWRENO;
     tweak_iw = 10;
-    fx_setup_with(tweak);
-    memset(data, 'd', sizeof data);
-    int l = ss_tcp_listen(st, US_PORT, 8);
-    cr_assert_geq(l, 0);
-    cap_clear();
     uint8_t o[8];
     size_t n = opt_mss(o, M);
     n += opt_sackok(o + n);
-    peer_send_opts(PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535, o, n, NULL, 0);
-    struct tseg s = one_seg();
+    struct tseg s = passive_with(tweak, o, n, NULL);
     cr_assert(s.sack_ok);
-    iss = s.seq;
-    now += RTT;
-    seg_in(P1, iss + 1, SS_TCP_ACK, 65535, NULL, 0);
-    uint32_t ra;
-    uint16_t rp;
-    sd = ss_tcp_accept(st, l, &ra, &rp);
-    cr_assert_geq(sd, 0);
     cr_assert_eq(info().options & SS_TCPI_OPT_SACK, SS_TCPI_OPT_SACK);
-    cap_clear();
 }
 
 /* What the peer holds above its cumulative ACK, as byte offsets. */
@@ -900,32 +912,22 @@ static void tweak_hs(struct ss_stack_cfg *c)
     c->hystart = tweak_hystart;
 }
 
+static size_t ts_echo(uint8_t *a, struct tseg s)
+{
+    return opt_ts(a, peer_tsval++, s.ts_val);
+}
+
 static void ts_setup(void)
 {
     hs_css = hs_ca = hs_any = false;
     tweak_algo = SS_CC_NEWRENO;
     tweak_iw = 4;
-    fx_setup_with(tweak_hs);
-    memset(data, 'd', sizeof data);
-    int l = ss_tcp_listen(st, US_PORT, 8);
-    cr_assert_geq(l, 0);
-    cap_clear();
     uint8_t o[24];
     size_t n = opt_mss(o, M);
     n += opt_ws(o + n, 7);   /* the peer's window: 65535 << 7, 8 MiB */
     n += opt_ts(o + n, peer_tsval++, 0);
-    peer_send_opts(PEER_PORT, US_PORT, PEER_ISS, 0, SS_TCP_SYN, 65535, o, n, NULL, 0);
-    struct tseg s = one_seg();
+    struct tseg s = passive_with(tweak_hs, o, n, ts_echo);
     cr_assert(s.has_ts);
-    iss = s.seq;
-    now += RTT;
-    n = opt_ts(o, peer_tsval++, s.ts_val);
-    peer_send_opts(PEER_PORT, US_PORT, P1, iss + 1, SS_TCP_ACK, 65535, o, n, NULL, 0);
-    uint32_t ra;
-    uint16_t rp;
-    sd = ss_tcp_accept(st, l, &ra, &rp);
-    cr_assert_geq(sd, 0);
-    cap_clear();
 }
 
 /* One round: rtt_ms after the segments captured since the last round
