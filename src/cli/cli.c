@@ -1,5 +1,6 @@
 /* Printing, logging and number parsing for the CLI (see cli.h). */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,15 +61,169 @@ void cli_debug(const char *fmt, ...)
     va_end(ap);
 }
 
+/* "connect " -> "connect: " for the line's prefix, "" stays "". */
+static void usage_line(const char *cmd, const char *msg)
+{
+    size_t n = cmd ? strlen(cmd) : 0;
+    while (n && cmd[n - 1] == ' ')
+        n--;
+    if (n)
+        fprintf(stderr, "sockstack: %.*s: %s (see 'sockstack %.*s --help')\n", (int)n, cmd, msg,
+                (int)n, cmd);
+    else
+        fprintf(stderr, "sockstack: %s (see 'sockstack --help')\n", msg);
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
+    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    fputs("sockstack: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "Try 'sockstack %s--help'.\n", cmd && *cmd ? cmd : "");
+    usage_line(cmd, msg);
+    return CLI_USAGE;
+}
+
+/* Optimal string alignment distance, capped: > cap is reported as cap + 1. */
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb, size_t cap)
+{
+    enum { MAXLEN = 64 };
+    if (la > MAXLEN || lb > MAXLEN)
+        return cap + 1;
+    size_t d[MAXLEN + 1][MAXLEN + 1];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t v = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < v)
+                v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb] > cap ? cap + 1 : d[la][lb];
+}
+
+int cli_closest(const char *word, size_t wlen, const char *const *names, size_t n)
+{
+    size_t cap = wlen > 2 ? 2 : wlen ? wlen - 1 : 0;
+    int best = -1;
+    size_t best_d = cap + 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(word, wlen, names[i], strlen(names[i]), cap);
+        if (d < best_d) {
+            best_d = d;
+            best = (int)i;
+        }
+    }
+    return best;
+}
+
+int cli_unknown_command(const char *cmd, const char *word, const char *const *names, size_t n)
+{
+    int best = cli_closest(word, strlen(word), names, n);
+    if (best >= 0)
+        return cli_usage_error(cmd, "unknown command '%s'; did you mean %s?", word, names[best]);
+    return cli_usage_error(cmd, "unknown command '%s'", word);
+}
+
+static const char *getopt_short;
+static const struct option *getopt_long_table;
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+    opterr = 0;
+    getopt_short = shortopts;
+    getopt_long_table = longopts;
+    return getopt_long(argc, argv, shortopts, longopts, NULL);
+}
+
+/* The long option named exactly name[0..len), or NULL. */
+static const struct option *long_named(const char *name, size_t len)
+{
+    for (const struct option *o = getopt_long_table; o && o->name; o++)
+        if (strlen(o->name) == len && !strncmp(o->name, name, len))
+            return o;
+    return NULL;
+}
+
+static int long_option_error(const char *cmd, const char *arg)
+{
+    const char *name = arg + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    char msg[512];
+    const struct option *o = long_named(name, len);
+    if (o && eq && o->has_arg == no_argument) {
+        snprintf(msg, sizeof msg, "option '--%s' takes no value", o->name);
+        usage_line(cmd, msg);
+        return CLI_USAGE;
+    }
+    if (o) {
+        snprintf(msg, sizeof msg, "option '--%s' needs a value", o->name);
+        usage_line(cmd, msg);
+        return CLI_USAGE;
+    }
+    /* An abbreviation of more than one option. */
+    int nmatch = 0, off = 0;
+    off = snprintf(msg, sizeof msg, "option '--%.*s' is ambiguous: could be", (int)len, name);
+    for (const struct option *p = getopt_long_table; p && p->name; p++)
+        if (!strncmp(p->name, name, len) && off > 0 && (size_t)off < sizeof msg) {
+            off += snprintf(msg + off, sizeof msg - (size_t)off, "%s --%s", nmatch ? "," : "",
+                            p->name);
+            nmatch++;
+        }
+    if (nmatch > 1) {
+        usage_line(cmd, msg);
+        return CLI_USAGE;
+    }
+    const char *names[256];
+    size_t n = 0;
+    for (const struct option *p = getopt_long_table; p && p->name && n < 256; p++)
+        names[n++] = p->name;
+    int best = cli_closest(name, len, names, n);
+    if (best >= 0)
+        snprintf(msg, sizeof msg, "unknown option '--%.*s'; did you mean --%s?", (int)len, name,
+                 names[best]);
+    else
+        snprintf(msg, sizeof msg, "unknown option '--%.*s'", (int)len, name);
+    usage_line(cmd, msg);
+    return CLI_USAGE;
+}
+
+int cli_option_error(const char *cmd, int c, char **argv)
+{
+    char msg[512];
+    const char *arg = optind > 0 ? argv[optind - 1] : NULL;
+    if (c != '?' && c != ':') {
+        snprintf(msg, sizeof msg, "option '%s' is not handled here", arg ? arg : "?");
+        usage_line(cmd, msg);
+        return CLI_USAGE;
+    }
+    /* A long option: getopt moved past it and left optopt 0 (unknown or
+     * ambiguous) or that option's value (a value missing or not wanted). */
+    if (arg && !strncmp(arg, "--", 2) && arg[2]) {
+        const char *eq = strchr(arg + 2, '=');
+        const struct option *o =
+            long_named(arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+        if (optopt == 0 || (o && o->val == optopt))
+            return long_option_error(cmd, arg);
+    }
+    const char *s = getopt_short && optopt ? strchr(getopt_short, optopt) : NULL;
+    if (s && s[1] == ':')
+        snprintf(msg, sizeof msg, "option '-%c' needs a value", optopt);
+    else if (optopt > ' ' && optopt < 127)
+        snprintf(msg, sizeof msg, "unknown option '-%c'", optopt);
+    else
+        snprintf(msg, sizeof msg, "unknown option '%s'", arg ? arg : "?");
+    usage_line(cmd, msg);
     return CLI_USAGE;
 }
 

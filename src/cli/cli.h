@@ -56,9 +56,26 @@ int cli_write_view(const char *opt, const char *path,
 /* Columns of the terminal on stdout, else $COLUMNS, else 80. */
 int cli_term_width(void);
 
-/* Print "Try 'sockstack CMD --help'." and return CLI_USAGE. */
+/* One line, "sockstack: CMD: MESSAGE (see 'sockstack CMD --help')", and
+ * CLI_USAGE. cmd is "" or "NAME " (with its space). */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* getopt_long with getopt's own messages off: the tables are kept so that
+ * cli_option_error can name what was wrong and suggest the closest option. */
+struct option;
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+/* The usage error for c, what cli_getopt just returned ('?', ':' or an
+ * option nobody took): unknown (with "did you mean --X?"), ambiguous,
+ * missing or unexpected value. Returns CLI_USAGE. */
+int cli_option_error(const char *cmd, int c, char **argv);
+/* The index of the name in names[0..n) closest to word by edit distance
+ * (insert, delete, substitute, swap two neighbours), if it is close enough
+ * to be a likely typo (at most 2 edits, fewer than word's length); else -1. */
+int cli_closest(const char *word, size_t wlen, const char *const *names, size_t n);
+/* "unknown command 'WORD'; did you mean NAME?" (cmd's subcommands are
+ * names[0..n)); returns CLI_USAGE. */
+int cli_unknown_command(const char *cmd, const char *word, const char *const *names, size_t n);
 
 /* Subcommands (one file each under src/cli/). */
 int cmd_version(int argc, char **argv);

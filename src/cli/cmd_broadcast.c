@@ -86,14 +86,14 @@ static int bc_send(int argc, char **argv)
     double interval = 1;
     const char *to = "255.255.255.255";
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:t:c:i:h", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "p:t:c:i:h", longopts)) != -1) {
         switch (c) {
         case 'p': if (cli_parse_int("--port", optarg, 1, 65535, &port) < 0) return CLI_USAGE; break;
         case 't': to = optarg; break;
         case 'c': if (cli_parse_int("--count", optarg, 1, 1000000, &count) < 0) return CLI_USAGE; break;
         case 'i': if (cli_parse_double("--interval", optarg, 0, 3600, &interval) < 0) return CLI_USAGE; break;
         case 'h': send_usage(stdout); return CLI_OK;
-        default: return cli_usage_error("broadcast ", "unknown option");
+        default: return cli_option_error("broadcast ", c, argv);
         }
     }
     if (port < 0)
@@ -138,12 +138,12 @@ static int bc_listen(int argc, char **argv)
     };
     int port = -1, count = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:c:h", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "p:c:h", longopts)) != -1) {
         switch (c) {
         case 'p': if (cli_parse_int("--port", optarg, 0, 65535, &port) < 0) return CLI_USAGE; break;
         case 'c': if (cli_parse_int("--count", optarg, 1, 1000000, &count) < 0) return CLI_USAGE; break;
         case 'h': send_usage(stdout); return CLI_OK;
-        default: return cli_usage_error("broadcast ", "unknown option");
+        default: return cli_option_error("broadcast ", c, argv);
         }
     }
     if (port < 0)
@@ -200,7 +200,8 @@ int cmd_broadcast(int argc, char **argv)
         return bc_send(argc - 1, argv + 1);
     if (!strcmp(argv[1], "listen"))
         return bc_listen(argc - 1, argv + 1);
-    return cli_usage_error("broadcast ", "unknown action '%s' (send or listen)", argv[1]);
+    static const char *const names[] = {"send", "listen"};
+    return cli_unknown_command("broadcast ", argv[1], names, 2);
 }
 
 /* ---- discover ----------------------------------------------------------- */
@@ -256,7 +257,7 @@ int cmd_discover(int argc, char **argv)
     double wait = SS_DISCOVER_WAIT;
     const char *to = "255.255.255.255";
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:w:t:h", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "p:w:t:h", longopts)) != -1) {
         switch (c) {
         case 'p': if (cli_parse_int("--port", optarg, 1, 65535, &port) < 0) return CLI_USAGE; break;
         case 'w': if (cli_parse_double("--wait", optarg, 0.05, 600, &wait) < 0) return CLI_USAGE; break;
@@ -270,7 +271,7 @@ int cmd_discover(int argc, char **argv)
                    "Exit status 1 when nothing answered.\n",
                    SS_DISCOVER_PORT, SS_DISCOVER_WAIT);
             return CLI_OK;
-        default: return cli_usage_error("discover ", "unknown option");
+        default: return cli_option_error("discover ", c, argv);
         }
     }
     if (optind != argc)

@@ -906,7 +906,7 @@ int cmd_chat(int argc, char **argv)
     bool plain = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "n:p:d:h", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "n:p:d:h", longopts)) != -1) {
         switch (c) {
         case 'n': cl.nick = optarg; break;
         case 'p': cl.password = optarg; break;
@@ -921,7 +921,7 @@ int cmd_chat(int argc, char **argv)
             case 1: continue;
             case -1: return CLI_USAGE;
             }
-            return cli_usage_error("chat ", "unknown option");
+            return cli_option_error("chat ", c, argv);
         }
     }
     if (cli_tls_check(&tls, false, "chat ") != 0)

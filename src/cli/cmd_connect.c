@@ -157,7 +157,7 @@ int cmd_connect(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int c, rc;
-    while ((c = getopt_long(argc, argv, ":u46b:xivh", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":u46b:xivh", longopts)) != -1) {
         switch (c) {
         case 'w':
             if (cli_parse_double("--wait", optarg, 0, 86400, &wait_s) < 0)

@@ -59,7 +59,7 @@ int cmd_diagram(int argc, char **argv)
     int width = 0, conn = 0, max = 200000, c;
     const char *svg = NULL, *plot = NULL;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
         switch (c) {
         case O_WIDTH:
             if (cli_parse_int("--width", optarg, 60, 1000, &width) < 0)
@@ -76,7 +76,7 @@ int cmd_diagram(int argc, char **argv)
                 return CLI_USAGE;
             break;
         case 'h': usage(stdout); return CLI_OK;
-        default: return cli_usage_error("diagram ", "bad option");
+        default: return cli_option_error("diagram ", c, argv);
         }
     }
     if (optind != argc - 1)

@@ -47,7 +47,7 @@ int cmd_exec(int argc, char **argv)
     cli_client_opts_init(&co);
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "k:nvh", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "k:nvh", opts)) != -1) {
         switch (c) {
         case 'k': keyfile = optarg; break;
         case 'n': no_stdin = true; break;
@@ -58,7 +58,7 @@ int cmd_exec(int argc, char **argv)
             case 1: continue;
             case -1: return CLI_USAGE;
             }
-            return cli_usage_error("exec ", "bad option");
+            return cli_option_error("exec ", c, argv);
         }
     }
     if (cli_client_check(&co, "exec ") != 0)

@@ -100,7 +100,7 @@ static int files_main(const char *cmd, int argc, char **argv)
     bool is_ls = !strcmp(cmd, "ls");
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "k:rqvh", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "k:rqvh", opts)) != -1) {
         switch (c) {
         case 'k': keyfile = optarg; break;
         case 'r': resume = true; break;
@@ -112,7 +112,7 @@ static int files_main(const char *cmd, int argc, char **argv)
             case 1: continue;
             case -1: return CLI_USAGE;
             }
-            return cli_usage_error(errcmd, "bad option");
+            return cli_option_error(errcmd, c, argv);
         }
     }
     if (cli_client_check(&co, errcmd) != 0)

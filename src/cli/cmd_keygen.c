@@ -48,7 +48,7 @@ int cmd_keygen(int argc, char **argv)
     int days = SS_TLS_KEYGEN_DAYS;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "fh", opts)) != -1) {
         switch (c) {
         case 'f': force = true; break;
         case 't': tls = true; break;
@@ -58,7 +58,7 @@ int cmd_keygen(int argc, char **argv)
             days_set = true;
             break;
         case 'h': usage(stdout); return CLI_OK;
-        default: return cli_usage_error("keygen ", "bad option");
+        default: return cli_option_error("keygen ", c, argv);
         }
     }
     if (optind != argc - 1)

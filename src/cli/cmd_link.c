@@ -129,7 +129,7 @@ int cmd_link(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int c, rc;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
         rc = cli_link_opt(&lk, c, optarg, c == CLI_LINK_O_DIR0 ? "--a-to-b" : "--b-to-a");
         if (rc < 0)
             return CLI_USAGE;
@@ -148,8 +148,7 @@ int cmd_link(int argc, char **argv)
             rc = cli_parse_u64("--seed", optarg, 0, UINT64_MAX, &cfg.seed) < 0 ? CLI_USAGE : 0;
             break;
         case 'h': link_usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error("link ", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("link ", "unknown option '%s'", argv[optind - 1]);
+        default: return cli_option_error("link ", c, argv);
         }
         if (rc)
             return rc;

@@ -214,7 +214,7 @@ int cmd_listen(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int c, rc;
-    while ((c = getopt_long(argc, argv, ":p:b:u46kxih", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":p:b:u46kxih", longopts)) != -1) {
         switch (c) {
         case 'p': port_opt = optarg; break;
         case 'b': bind_host = optarg; break;

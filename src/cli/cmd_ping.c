@@ -130,7 +130,7 @@ int cmd_ping(int argc, char **argv)
     struct ping_out o = {0};
     int c, v;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:i:s:t:W:q46h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "c:i:s:t:W:q46h", opts)) != -1) {
         switch (c) {
         case 'c':
             if (cli_parse_int("-c", optarg, 1, 1 << 30, &v) < 0)
@@ -163,7 +163,7 @@ int cmd_ping(int argc, char **argv)
             break;
         case 'D': cfg.dgram_only = true; break;
         case 'h': ping_usage(stdout); return CLI_OK;
-        default: return cli_usage_error("ping ", "bad option");
+        default: return cli_option_error("ping ", c, argv);
         }
     }
     if (optind != argc - 1)
@@ -256,7 +256,7 @@ int cmd_traceroute(int argc, char **argv)
     ss_tr_cfg_default(&cfg);
     int c, v, methods = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "UITp:f:m:q:w:n46h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "UITp:f:m:q:w:n46h", opts)) != -1) {
         switch (c) {
         case 'U': cfg.method = SS_TR_UDP, methods++; break;
         case 'I': cfg.method = SS_TR_ICMP, methods++; break;
@@ -290,7 +290,7 @@ int cmd_traceroute(int argc, char **argv)
             cfg.family = c == '4' ? AF_INET : AF_INET6;
             break;
         case 'h': tr_usage(stdout); return CLI_OK;
-        default: return cli_usage_error("traceroute ", "bad option");
+        default: return cli_option_error("traceroute ", c, argv);
         }
     }
     if (methods > 1)

@@ -191,17 +191,30 @@ static int parse_model(const char *s, int *model)
 
 int cmd_serve(int argc, char **argv)
 {
+    const char *names[64];
+    size_t nnames = 0;
+    char list[512];
+    int off = 0;
+    for (size_t i = 0; i < serve_services_count && nnames < 64; i++) {
+        names[nnames++] = serve_services[i].name;
+        if (off >= 0 && (size_t)off < sizeof list)
+            off += snprintf(list + off, sizeof list - (size_t)off, "%s%s", i ? ", " : "",
+                            serve_services[i].name);
+    }
     if (argc < 2)
-        return cli_usage_error("serve ", "which service? (one of: %s%s)",
-                               serve_services[0].name,
-                               serve_services_count > 1 ? ", ..." : "");
+        return cli_usage_error("serve ", "which service? (one of: %s)", list);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(stdout, NULL);
         return CLI_OK;
     }
     const struct serve_service *row = find_service(argv[1]);
-    if (!row)
-        return cli_usage_error("serve ", "unknown service '%s'", argv[1]);
+    if (!row) {
+        int best = cli_closest(argv[1], strlen(argv[1]), names, nnames);
+        if (best >= 0)
+            return cli_usage_error("serve ", "unknown service '%s'; did you mean %s?", argv[1],
+                                   names[best]);
+        return cli_usage_error("serve ", "unknown service '%s' (one of: %s)", argv[1], list);
+    }
 
     /* shared + the row's own + socket options, in one getopt table */
     static const struct option sockopt_longopts[] = {CLI_SOCKOPT_LONGOPTS,
@@ -244,7 +257,7 @@ int cmd_serve(int argc, char **argv)
     argv++; /* argv[0] is now the service name */
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "hb:p:46um:w:qv", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "hb:p:46um:w:qv", longopts)) != -1) {
         switch (c) {
         case 'h':
             usage(stdout, row);
@@ -385,7 +398,7 @@ int cmd_serve(int argc, char **argv)
             cli_log_level = CLI_LOG_DEBUG;
             break;
         case '?':
-            rc = cli_usage_error("serve ", "bad option");
+            rc = cli_option_error("serve ", c, argv);
             goto out;
         default:
             if (c >= SERVE_OPT_SERVICE && c < SERVE_OPT_SERVICE + 0x1000 && row->option) {

@@ -76,7 +76,7 @@ int cmd_sniff(int argc, char **argv)
     struct ss_sniff_cfg cfg = {0};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+i:r:w:c:h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "+i:r:w:c:h", opts)) != -1) {
         switch (c) {
         case 'i': cfg.iface = optarg; break;
         case 'r': cfg.read_path = optarg; break;
@@ -86,7 +86,7 @@ int cmd_sniff(int argc, char **argv)
                 return CLI_USAGE;
             break;
         case 'h': usage(stdout); return CLI_OK;
-        default: return cli_usage_error("sniff ", "bad option");
+        default: return cli_option_error("sniff ", c, argv);
         }
     }
     if (cfg.iface && cfg.read_path)

@@ -249,7 +249,7 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cm
     opterr = 0;
     int c;
     uint64_t v;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
         int rc = cli_link_opt(&lk, c, optarg, c == CLI_LINK_O_DIR0 ? "--a-to-b" : "--b-to-a");
         if (rc < 0)
             return CLI_USAGE;
@@ -287,11 +287,10 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o, const char *cm
                 o->plot = optarg;
             break;
         case 'h': demo_usage(stdout, cmd); return -CLI_OK - 1;
-        case ':': return cli_usage_error(usage_cmd, "option '%s' needs a value", argv[optind - 1]);
         default:
             rc = cli_tcpopt_getopt(c, optarg, &o->tcp);
             if (rc == 0)
-                return cli_usage_error(usage_cmd, "unknown option '%s'", argv[optind - 1]);
+                return cli_option_error(usage_cmd, c, argv);
             break;
         }
         if (rc < 0)
@@ -688,7 +687,7 @@ static int cmd_up(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int c, rc;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
         rc = cli_link_opt(&lk, c, optarg,
                           c == CLI_LINK_O_DIR0 ? "--from-stack" : "--to-stack");
         if (rc < 0)
@@ -773,11 +772,10 @@ static int cmd_up(int argc, char **argv)
                 return CLI_USAGE;
             break;
         case 'h': up_usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error(U, "option '%s' needs a value", argv[optind - 1]);
         default:
             rc = cli_tcpopt_getopt(c, optarg, &tcp);
             if (rc == 0)
-                return cli_usage_error(U, "unknown option '%s'", argv[optind - 1]);
+                return cli_option_error(U, c, argv);
             if (rc < 0)
                 return CLI_USAGE;
             break;
@@ -953,5 +951,6 @@ int cmd_stack(int argc, char **argv)
         return cmd_demo(argc - 1, argv + 1, false);
     if (!strcmp(argv[1], "diagram"))
         return cmd_demo(argc - 1, argv + 1, true);
-    return cli_usage_error("stack ", "unknown command '%s'", argv[1]);
+    static const char *const names[] = {"up", "demo", "diagram"};
+    return cli_unknown_command("stack ", argv[1], names, 3);
 }

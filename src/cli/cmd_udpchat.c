@@ -214,7 +214,7 @@ int cmd_udpchat(int argc, char **argv)
     double d;
     uint64_t v;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "n:h", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "n:h", longopts)) != -1) {
         switch (c) {
         case 'n': u.nick = optarg; break;
         case OPT_MAX:
@@ -228,7 +228,7 @@ int cmd_udpchat(int argc, char **argv)
             u.linger_ms = (unsigned)(d * 1000);
             break;
         case 'h': usage(stdout); return CLI_OK;
-        default: return cli_usage_error("udp-chat ", "unknown option");
+        default: return cli_option_error("udp-chat ", c, argv);
         }
     }
     if (argc - optind != 2)

@@ -48,7 +48,7 @@ int cmd_view(int argc, char **argv)
     const char *outp = NULL;
     int conn = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "o:h", opts)) != -1) {
         switch (c) {
         case 'o': outp = optarg; break;
         case O_CONN:
@@ -56,7 +56,7 @@ int cmd_view(int argc, char **argv)
                 return CLI_USAGE;
             break;
         case 'h': usage(stdout); return CLI_OK;
-        default: return cli_usage_error("view ", "bad option");
+        default: return cli_option_error("view ", c, argv);
         }
     }
     if (optind != argc - 1)

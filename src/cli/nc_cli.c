@@ -41,9 +41,8 @@ int nc_cli_parse_opt(struct nc_cli_opts *o, int c, const char *arg, char **argv)
         o->use_stack = true;
         return 0;
     case ':':
-        return cli_usage_error(o->cmd, "option '%s' needs a value", argv[optind - 1]);
     case '?':
-        return cli_usage_error(o->cmd, "unknown option '%s'", argv[optind - 1]);
+        return cli_option_error(o->cmd, c, argv);
     default:
         if (cli_tls_parse(c, arg, &o->tls))
             return 0;
@@ -51,7 +50,7 @@ int nc_cli_parse_opt(struct nc_cli_opts *o, int c, const char *arg, char **argv)
         case 1: return 0;
         case -1: return CLI_USAGE;
         }
-        return cli_usage_error(o->cmd, "unknown option '%s'", argv[optind - 1]);
+        return cli_option_error(o->cmd, c, argv);
     }
 }
 
