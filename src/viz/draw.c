@@ -187,7 +187,8 @@ struct layout {
     bool have_ends;
     long tw_row[2];            /* row where a side entered TIME-WAIT, or -1 */
     bool tw_closed[2];         /* and the stack said it left it */
-    double label_w;            /* widest segment label, px */
+    double label_w;            /* widest segment label (and, with a listener's
+                                * column, wait label), px: one gap holds it */
     bool truncated;
 };
 
@@ -458,7 +459,8 @@ static int layout(const ss_viz *v, struct layout *L)
                  L->tw_closed[side] || v->t_end > t_last ? " -> CLOSED" : " (capture ends)");
     }
     for (size_t k = 0; k < L->n; k++)
-        if (L->rows[k].kind == ROW_SEG || L->rows[k].kind == ROW_ICMP) {
+        if (L->rows[k].kind == ROW_SEG || L->rows[k].kind == ROW_ICMP ||
+            (L->listener && L->rows[k].kind == ROW_GAP)) {
             double w = strlen(L->rows[k].label) * CHAR_W;
             if (w > L->label_w)
                 L->label_w = w;
@@ -649,7 +651,12 @@ int ss_viz_diagram_svg(const ss_viz *v, FILE *out)
                              "marker-end=\"url(#arr)\"/>\n",
                         x1, y + 6, x2, y + 6, col, r->count > 1 ? "3" : "1");
             }
-            text(out, (x1 + x2) / 2, y + 1, "middle", cls, r->label);
+            /* Over the arrow, clear of the listener's dashed line: a label
+             * of an arrow that crosses it sits in the gap left of it. */
+            double lx = (x1 + x2) / 2;
+            if (L.listener && r->from_col + r->to_col == 2 && r->from_col != 1)
+                lx = (colx[0] + colx[1]) / 2;
+            text(out, lx, y + 1, "middle", cls, r->label);
             break;
         }
         case ROW_STATE:
@@ -664,7 +671,8 @@ int ss_viz_diagram_svg(const ss_viz *v, FILE *out)
             fprintf(out, "<rect class=\"wait\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
                          "height=\"%d\" fill=\"#f4f4f4\"/>\n",
                     colx[0], y - 8, colx[2] - colx[0], ROW_H - 4);
-            text(out, (colx[0] + colx[2]) / 2, y + 4, "middle", "gap", r->label);
+            text(out, (colx[0] + (L.listener ? colx[1] : colx[2])) / 2, y + 4, "middle", "gap",
+                 r->label);
             break;
         }
     }

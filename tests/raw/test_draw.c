@@ -137,12 +137,56 @@ static void assert_no_overlap(const char *svg, const char *what)
     free(b);
 }
 
+/* No text box crosses a vertical line of the diagram (the lifelines, the
+ * listener's dashed one): each line is a segment x = X, Y1..Y2. */
+static void assert_clear_of_lines(const char *svg, const char *what)
+{
+    struct box *b;
+    size_t n = text_boxes(svg, &b), lines = 0;
+    for (const char *p = strstr(svg, "<line "); p; p = strstr(p + 1, "<line ")) {
+        double x1, y1, x2, y2;
+        const char *q = strstr(p, " x1=\"");
+        if (!q || q > strchr(p, '>') ||
+            sscanf(q, " x1=\"%lf\" y1=\"%lf\" x2=\"%lf\" y2=\"%lf\"", &x1, &y1, &x2, &y2) != 4 ||
+            x1 != x2)
+            continue;
+        lines++;
+        for (size_t i = 0; i < n; i++)
+            cr_assert(!(b[i].x0 < x1 && x1 < b[i].x1 && b[i].y0 < y2 && y1 < b[i].y1),
+                      "%s: '%s' (%.1f..%.1f, y %.1f..%.1f) is drawn across the line x=%.1f "
+                      "(y %.1f..%.1f)",
+                      what, b[i].s, b[i].x0, b[i].x1, b[i].y0, b[i].y1, x1, y1, y2);
+    }
+    cr_assert_geq(lines, 2, "%s: no lifelines", what);
+    free(b);
+}
+
 static size_t count(const char *s, const char *needle)
 {
     size_t n = 0;
     for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
         n++;
     return n;
+}
+
+/* A shell command's stdout (malloc'd); asserts exit 0. */
+static char *run_sh(const char *cmd)
+{
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "%s", cmd);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    cr_assert(buf);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+        cr_assert(buf);
+    }
+    buf[n] = '\0';
+    cr_assert_eq(pclose(p), 0, "%s", cmd);
+    return buf;
 }
 
 static void small_capture(void)
@@ -185,6 +229,7 @@ Test(draw, svg_diagram_and_plots_structure)
     th_result_free(&r);
     char *d = slurp(path_of("d.svg"), NULL);
     assert_no_overlap(d, "diagram");
+    assert_clear_of_lines(d, "diagram");
     /* The listener apart from the connection, bundled segments, the wait
      * named after its timer, TIME-WAIT as a span of 4 s. */
     cr_assert(strstr(d, ">B listening</text>"));
@@ -249,6 +294,7 @@ Test(draw, ten_megabytes_stay_small_and_readable)
     cr_assert_lt(dl, 300000, "diagram: %zu bytes", dl);
     cr_assert_lt(pl, 300000, "plots: %zu bytes", pl);
     assert_no_overlap(d, "10 MB diagram");
+    assert_clear_of_lines(d, "10 MB diagram");
     assert_no_overlap(p, "10 MB plots");
     cr_assert(strstr(d, "[rtx]"));
     cr_assert(strstr(d, "[dup-ack"));
@@ -272,6 +318,7 @@ Test(draw, stack_diagram_of_a_10MB_run_stays_small_and_readable)
     cr_assert_lt(dl, 300000, "diagram: %zu bytes", dl);
     cr_assert_lt(pl, 300000, "plots: %zu bytes", pl);
     assert_no_overlap(d, "10 MB run's diagram");
+    assert_clear_of_lines(d, "10 MB run's diagram");
     assert_no_overlap(p, "10 MB run's plots");
     cr_assert(strstr(d, "[rtx]"));
     cr_assert(strstr(d, " segments "));
@@ -279,4 +326,45 @@ Test(draw, stack_diagram_of_a_10MB_run_stays_small_and_readable)
     cr_assert(strstr(p, "class=\"ssthresh\""));
     free(d);
     free(p);
+}
+
+/* Without --width the diagram takes the terminal's width (a pty of 70
+ * columns, through script(1)), else $COLUMNS (stdout a pipe), else 80: each
+ * drawing equals the one --width asks for, byte for byte. */
+Test(draw, terminal_diagram_width_defaults_to_the_terminal)
+{
+    small_capture();
+    char *want[3];
+    const char *widths[] = {"70", "90", "80"};
+    for (int k = 0; k < 3; k++) {
+        const char *args[] = {"diagram", "--width", widths[k], path_of("small.pcap"), NULL};
+        struct th_result r = th_run_cli(args, 20000);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        want[k] = strdup(r.out);
+        th_result_free(&r);
+    }
+    cr_assert_str_neq(want[0], want[1], "the widths must draw differently");
+    cr_assert_str_neq(want[1], want[2], "the widths must draw differently");
+    char cmd[1024], *got;
+    /* A terminal of 70 columns ($COLUMNS says otherwise: the terminal wins);
+     * the pty turns "\n" into "\r\n". */
+    snprintf(cmd, sizeof cmd,
+             "script -qec 'stty cols 70 rows 40; COLUMNS=90 exec %s diagram %s' /dev/null "
+             "</dev/null | tr -d '\\r'",
+             th_sockstack(), path_of("small.pcap"));
+    got = run_sh(cmd);
+    cr_assert_str_eq(got, want[0]);
+    free(got);
+    snprintf(cmd, sizeof cmd, "COLUMNS=90 %s diagram %s | cat", th_sockstack(),
+             path_of("small.pcap"));
+    got = run_sh(cmd);
+    cr_assert_str_eq(got, want[1]);
+    free(got);
+    snprintf(cmd, sizeof cmd, "env -u COLUMNS %s diagram %s | cat", th_sockstack(),
+             path_of("small.pcap"));
+    got = run_sh(cmd);
+    cr_assert_str_eq(got, want[2]);
+    free(got);
+    for (int k = 0; k < 3; k++)
+        free(want[k]);
 }
