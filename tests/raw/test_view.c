@@ -243,3 +243,98 @@ Test(view, stack_demo_html_and_its_jsonl_show_the_run)
     cr_assert_str_eq(got, "TIME-WAIT");
     free(d);
 }
+
+/* A connection of the kernel's own TCP, captured by tshark on loopback in a
+ * private namespace while python3 moves 20000 bytes one way and "ok" back:
+ * `diagram` draws it with the inferred states, `view` shows every packet
+ * tshark saw, and A (the client, which closes first) ends in TIME-WAIT while
+ * B has closed. */
+Test(view, diagram_and_view_of_a_kernel_tcp_connection)
+{
+    chromium();
+    if (access("/usr/bin/tshark", X_OK) != 0)
+        cr_skip_test("needs tshark (scripts/install-deps.sh)");
+    th_enter_netns(); /* skips without root: tshark captures on lo */
+    setup_dir();
+    ns_sh("ip link set lo up");
+    char pcap[96], html[96], svg[96];
+    snprintf(pcap, sizeof pcap, "%s/kernel.pcap", dir);
+    snprintf(html, sizeof html, "%s/kernel.html", dir);
+    snprintf(svg, sizeof svg, "%s/kernel.svg", dir);
+    char *out;
+    int st = ns_capture(
+        &out,
+        "cd %s && tshark -i lo -F pcap -w %s -f 'tcp port 5555' 2>tshark.log & pid=$!; "
+        "until grep -q Capturing %s/tshark.log; do sleep 0.1; done; "
+        "python3 -c '\n"
+        "import socket, threading\n"
+        "ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "ls.bind((\"127.0.0.1\", 5555)); ls.listen(1)\n"
+        "def serve():\n"
+        "    c, _ = ls.accept(); n = 0\n"
+        "    while True:\n"
+        "        b = c.recv(65536)\n"
+        "        if not b: break\n"
+        "        n += len(b)\n"
+        "    c.sendall(b\"ok\" if n == 20000 else b\"no\"); c.close()\n"
+        "t = threading.Thread(target=serve); t.start()\n"
+        "s = socket.create_connection((\"127.0.0.1\", 5555)); s.sendall(bytes(20000))\n"
+        "s.shutdown(socket.SHUT_WR); print(s.recv(10).decode()); s.close(); t.join()\n"
+        "'; sleep 1; kill -INT $pid; wait $pid",
+        dir, pcap, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strstr(out, "ok\n"), "%s", out);
+    free(out);
+    cr_assert_eq(ns_capture(&out, "tshark -r %s 2>/dev/null | wc -l", pcap), 0);
+    int npk = atoi(out);
+    free(out);
+    cr_assert_geq(npk, 8, "a handshake, data, two FINs: %d", npk);
+
+    /* The diagram: the client's and server's states, inferred. */
+    const char *dargs[] = {"diagram", pcap, "--width", "100", "--svg", svg, NULL};
+    struct th_result r = th_run_cli(dargs, 20000);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    static const char *const changes[] = {
+        "|----- SYN seq=0 ",  "=> SYN-SENT|",   "| => SYN-RECEIVED", "=> ESTABLISHED|",
+        "| => ESTABLISHED",   "=> FIN-WAIT-1|", "| => CLOSE-WAIT",   "=> FIN-WAIT-2|",
+        "| => LAST-ACK",      "=> TIME-WAIT|",  "| => CLOSED",       " 1:20001 ",
+        " 1:3 ack=20002 ",    "127.0.0.1:5555",
+    };
+    for (size_t k = 0; k < sizeof changes / sizeof *changes; k++)
+        cr_assert(strstr(r.out, changes[k]), "no '%s' in:\n%s", changes[k], r.out);
+    th_result_free(&r);
+    FILE *f = fopen(svg, "r");
+    cr_assert(f);
+    static char pic[1 << 20];
+    size_t n = fread(pic, 1, sizeof pic - 1, f);
+    pic[n] = '\0';
+    fclose(f);
+    cr_assert(strstr(pic, "class=\"timewait\""));
+    cr_assert(strstr(pic, "</svg>\n"));
+
+    /* The viewer: every packet tshark saw; at the last, A waits in
+     * TIME-WAIT and B has closed. */
+    const char *vargs[] = {"view", pcap, "-o", html, NULL};
+    r = th_run_cli(vargs, 20000);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    th_result_free(&r);
+    char frag[32], got[64], want[64];
+    snprintf(frag, sizeof frag, "#i=%d", npk - 1);
+    char *d = dom(html, frag, NULL);
+    text_of(d, "count", got, sizeof got);
+    snprintf(want, sizeof want, "%d packets", npk);
+    cr_assert_str_eq(got, want);
+    size_t items = 0;
+    for (const char *p = strstr(d, "<li"); p; p = strstr(p + 1, "<li"))
+        if (p[3] == '>' || p[3] == ' ')
+            items++;
+    cr_assert_eq(items, (size_t)npk);
+    text_of(d, "pos", got, sizeof got);
+    snprintf(want, sizeof want, "packet %d of %d", npk, npk);
+    cr_assert_str_eq(got, want);
+    text_of(d, "state-a", got, sizeof got);
+    cr_assert_str_eq(got, "TIME-WAIT");
+    text_of(d, "state-b", got, sizeof got);
+    cr_assert_str_eq(got, "CLOSED");
+    free(d);
+}
