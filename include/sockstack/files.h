@@ -4,7 +4,7 @@
  * be32-framed messages, first payload byte the type, integers big-endian.
  *
  *   client -> server
- *     0x20 PUT    flags u8 (bit 0 resume), size u64, mode u32, name
+ *     0x20 PUT    flags u8 (bit 0 resume, bit 1 replace), size u64, mode u32, name
  *     0x21 GET    flags u8 (bit 0 resume), offset u64, name
  *     0x22 LIST   name of a directory ("" = the root)
  *     0x30 DATA   file bytes (PUT), at most SS_FILES_CHUNK
@@ -58,7 +58,10 @@ enum ss_files_msg {
     SS_FILES_LISTEND = 0x44,
 };
 
-enum { SS_FILES_FLAG_RESUME = 1 };
+/* PUT and GET flags. Without REPLACE, a PUT to a name that exists is
+ * refused (ERROR "NAME: exists (put --force replaces it): File exists");
+ * for GET, REPLACE lets ss_files_get replace an existing local file. */
+enum { SS_FILES_FLAG_RESUME = 1, SS_FILES_FLAG_REPLACE = 2 };
 
 typedef struct ss_files_opts {
     const char *root;
@@ -91,12 +94,15 @@ typedef struct ss_files_err {
     char msg[512];
 } ss_files_err;
 
-/* Send local file `local` as `remote`. Returns 0; SS_EREMOTE with the
+/* Send local file `local` as `remote` (flags: SS_FILES_FLAG_*). Returns 0;
+ * -EEXIST when remote exists and flags lack REPLACE; SS_EREMOTE with the
  * server's reason in err; SS_EDIGEST; or a negative errno. */
-int ss_files_put(ss_stream *cs, const char *local, const char *remote, bool resume,
+int ss_files_put(ss_stream *cs, const char *local, const char *remote, unsigned flags,
                  ss_files_progress_cb cb, void *arg, ss_files_err *err);
-/* Fetch `remote` into `local` (temp file, verify, rename). */
-int ss_files_get(ss_stream *cs, const char *remote, const char *local, bool resume,
+/* Fetch `remote` into `local` (temp file, verify, rename). Without
+ * SS_FILES_FLAG_REPLACE an existing local is kept: -EEXIST, before any
+ * request and again at the rename (RENAME_NOREPLACE). */
+int ss_files_get(ss_stream *cs, const char *remote, const char *local, unsigned flags,
                  ss_files_progress_cb cb, void *arg, ss_files_err *err);
 
 typedef struct ss_files_entry {

@@ -183,6 +183,7 @@ struct fconn {
     char base[256], part[300], lock[300];
     uint64_t size, got;
     uint32_t mode;
+    bool replace; /* PUT's SS_FILES_FLAG_REPLACE */
     EVP_MD_CTX *sha;
     /* get / list */
     int rfd;
@@ -483,6 +484,7 @@ static int req_put(struct fconn *x, const uint8_t *p, size_t len)
     if (len < 1 + 8 + 4 + 1)
         return SS_EPEERPROTO;
     bool resume = p[0] & SS_FILES_FLAG_RESUME;
+    x->replace = p[0] & SS_FILES_FLAG_REPLACE;
     x->size = get_u64(p + 1);
     x->mode = get_u32(p + 9) & 07777;
     if (memchr(p + 13, '\0', len - 13))
@@ -499,6 +501,9 @@ static int req_put(struct fconn *x, const uint8_t *p, size_t len)
     if ((rc = lock_name(x)) < 0)
         return put_refuse(x, rc, rc == -EBUSY ? "another upload to this name is in progress"
                                               : "cannot lock the name");
+    struct stat ex;
+    if (!x->replace && fstatat(x->dirfd, x->base, &ex, AT_SYMLINK_NOFOLLOW) == 0)
+        return put_refuse(x, -EEXIST, "exists (put --force replaces it)");
     x->tmpfd = open_part(x, resume);
     if (x->tmpfd < 0)
         return put_refuse(x, x->tmpfd, x->tmpfd == -EMLINK
@@ -577,9 +582,10 @@ static int put_end(struct fconn *x, const uint8_t *p, size_t len)
     } else if (fchmod(x->tmpfd, x->mode & 0777) < 0) {
         rc = -errno;
         what = "cannot complete the file";
-    } else if (renameat(x->dirfd, x->part, x->dirfd, x->base) < 0) {
+    } else if (renameat2(x->dirfd, x->part, x->dirfd, x->base,
+                         x->replace ? 0 : RENAME_NOREPLACE) < 0) {
         rc = -errno;
-        what = "cannot rename into place";
+        what = errno == EEXIST ? "exists (put --force replaces it)" : "cannot rename into place";
     }
     if (rc < 0) {
         put_fail(x, rc, what);
@@ -893,7 +899,15 @@ static int expect(ss_stream *st, uint8_t type, size_t minlen, uint8_t **p, size_
     return 0;
 }
 
-int ss_files_put(ss_stream *cs, const char *local, const char *remote, bool resume,
+/* The server's refusal of a PUT to a name that exists (see req_put). */
+static bool refused_exists(const ss_files_err *err)
+{
+    static const char tail[] = ": exists (put --force replaces it): File exists";
+    size_t n = strlen(err->msg), t = sizeof tail - 1;
+    return n >= t && !strcmp(err->msg + n - t, tail);
+}
+
+int ss_files_put(ss_stream *cs, const char *local, const char *remote, unsigned flags,
                  ss_files_progress_cb cb, void *arg, ss_files_err *err)
 {
     err->msg[0] = '\0';
@@ -910,7 +924,7 @@ int ss_files_put(ss_stream *cs, const char *local, const char *remote, bool resu
     }
     uint64_t size = (uint64_t)st.st_size;
     uint8_t h[13];
-    h[0] = resume ? SS_FILES_FLAG_RESUME : 0;
+    h[0] = (uint8_t)(flags & (SS_FILES_FLAG_RESUME | SS_FILES_FLAG_REPLACE));
     put_u64(h + 1, size);
     put_u32(h + 9, (uint32_t)(st.st_mode & 07777));
     uint8_t *m = NULL, *buf = NULL;
@@ -921,6 +935,8 @@ int ss_files_put(ss_stream *cs, const char *local, const char *remote, bool resu
         rc = send_st(cs, SS_FILES_PUT, h, 13, remote, strlen(remote));
     if (!rc)
         rc = expect(cs, SS_FILES_OK, 9, &m, &mlen, err);
+    if (rc == SS_EREMOTE && refused_exists(err))
+        rc = -EEXIST;
     if (rc < 0)
         goto out;
     uint64_t off = get_u64(m + 1);
@@ -997,10 +1013,16 @@ out:
     return rc;
 }
 
-int ss_files_get(ss_stream *cs, const char *remote, const char *local, bool resume,
+int ss_files_get(ss_stream *cs, const char *remote, const char *local, unsigned flags,
                  ss_files_progress_cb cb, void *arg, ss_files_err *err)
 {
     err->msg[0] = '\0';
+    bool resume = flags & SS_FILES_FLAG_RESUME, replace = flags & SS_FILES_FLAG_REPLACE;
+    struct stat lst;
+    if (!replace && lstat(local, &lst) == 0) {
+        snprintf(err->msg, sizeof err->msg, "%.300s", local);
+        return -EEXIST;
+    }
     char part[4096];
     if (ss_files_part_name(local, part, sizeof part) < 0)
         return -ENAMETOOLONG;
@@ -1030,7 +1052,7 @@ int ss_files_get(ss_stream *cs, const char *remote, const char *local, bool resu
     if (!rc && lseek(tfd, (off_t)off, SEEK_SET) < 0)
         rc = -errno;
     uint8_t g[9];
-    g[0] = resume ? SS_FILES_FLAG_RESUME : 0;
+    g[0] = resume ? SS_FILES_FLAG_RESUME : 0; /* REPLACE is the client's business */
     put_u64(g + 1, off);
     if (!rc)
         rc = send_st(cs, SS_FILES_GET, g, 9, remote, strlen(remote));
@@ -1089,7 +1111,7 @@ int ss_files_get(ss_stream *cs, const char *remote, const char *local, bool resu
         goto out;
     }
     if (ftruncate(tfd, (off_t)size) < 0 || fchmod(tfd, mode & 0777) < 0 || fsync(tfd) < 0 ||
-        rename(part, local) < 0) {
+        renameat2(AT_FDCWD, part, AT_FDCWD, local, replace ? 0 : RENAME_NOREPLACE) < 0) {
         rc = -errno;
         keep_part = false;
         snprintf(err->msg, sizeof err->msg, "%.300s: %s", local, strerror(errno));

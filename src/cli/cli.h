@@ -1,6 +1,7 @@
 /* Shared helpers for the sockstack CLI: the only code that prints or exits.
  *
- * Exit codes: 0 success, 1 runtime error, 2 usage error. Each subcommand
+ * Exit codes: 0 success, 1 runtime error, 2 usage error, 3 put/get refused
+ * to replace a file (no --force); exec: the remote command's status. Each subcommand
  * has its own option parser and --help; numbers are parsed with bounds and a
  * message that names the option.
  */
@@ -12,7 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum { CLI_OK = 0, CLI_RUNTIME = 1, CLI_USAGE = 2 };
+/* CLI_EXISTS: put/get would replace a file and --force was not given. */
+enum { CLI_OK = 0, CLI_RUNTIME = 1, CLI_USAGE = 2, CLI_EXISTS = 3 };
 
 /* One subcommand: `sockstack NAME ...`. fn gets argv with argv[0] == NAME. */
 struct cli_cmd {

@@ -1,4 +1,5 @@
 /* sockstack put / get / ls: clients of 'sockstack serve files'. */
+#include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -62,7 +63,10 @@ static void usage(FILE *out, const char *cmd)
     fprintf(out, "  -k, --key-file FILE   shared key (required)\n");
     if (strcmp(cmd, "ls"))
         fprintf(out, "  -r, --resume          continue an interrupted transfer\n"
-                     "  -q, --quiet           no progress bar (shown only on a terminal)\n");
+                     "  -f, --force           replace the %s file if it exists (else:\n"
+                     "                        refused, exit status 3)\n"
+                     "  -q, --quiet           no progress bar (shown only on a terminal)\n",
+                !strcmp(cmd, "put") ? "server's" : "local");
     fprintf(out, "  -v, --verbose         log the connection steps\n"
                  "  -h, --help            show this help\n"
                  "\n%s\n%s\n%s",
@@ -85,6 +89,7 @@ static int files_main(const char *cmd, int argc, char **argv)
     static const struct option opts[] = {
         {"key-file", required_argument, NULL, 'k'},
         {"resume", no_argument, NULL, 'r'},
+        {"force", no_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -96,14 +101,15 @@ static int files_main(const char *cmd, int argc, char **argv)
     char errcmd[16];
     snprintf(errcmd, sizeof errcmd, "%s ", cmd);
     const char *keyfile = NULL;
-    bool resume = false, quiet = false;
+    bool resume = false, quiet = false, force = false;
     bool is_ls = !strcmp(cmd, "ls");
     int c;
     optind = 1;
-    while ((c = cli_getopt(argc, argv, "k:rqvh", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "k:rfqvh", opts)) != -1) {
         switch (c) {
         case 'k': keyfile = optarg; break;
         case 'r': resume = true; break;
+        case 'f': force = true; break;
         case 'q': quiet = true; break;
         case 'v': cli_log_level = CLI_LOG_DEBUG; break;
         case 'h': usage(stdout, cmd); return CLI_OK;
@@ -122,6 +128,8 @@ static int files_main(const char *cmd, int argc, char **argv)
         return cli_usage_error(errcmd, "wrong number of arguments");
     if (is_ls && resume)
         return cli_usage_error(errcmd, "--resume is for put and get");
+    if (is_ls && force)
+        return cli_usage_error(errcmd, "--force is for put and get");
     if (!keyfile)
         return cli_usage_error(errcmd, "--key-file is required");
     const char *host = argv[optind], *port = argv[optind + 1];
@@ -138,12 +146,13 @@ static int files_main(const char *cmd, int argc, char **argv)
     pr.last = pr.start;
     ss_files_err err;
     int rc;
+    unsigned flags = (resume ? SS_FILES_FLAG_RESUME : 0) | (force ? SS_FILES_FLAG_REPLACE : 0);
     if (is_ls)
         rc = ss_files_ls(&ses.st, a, print_entry, NULL, &err);
     else if (!strcmp(cmd, "put"))
-        rc = ss_files_put(&ses.st, a, b, resume, on_progress, &pr, &err);
+        rc = ss_files_put(&ses.st, a, b, flags, on_progress, &pr, &err);
     else
-        rc = ss_files_get(&ses.st, a, b, resume, on_progress, &pr, &err);
+        rc = ss_files_get(&ses.st, a, b, flags, on_progress, &pr, &err);
     char why[256] = "";
     if (rc < 0 && ss_sock_is_tls(ses.st.sock))
         ss_tls_error(ses.st.sock, why, sizeof why);
@@ -154,6 +163,13 @@ static int files_main(const char *cmd, int argc, char **argv)
     }
     if (pr.on)
         fputc('\n', stderr);
+    if (rc == -EEXIST) {
+        char safe[4 * 4096 + 1];
+        ss_text_escape(b, strlen(b), safe, sizeof safe, 0);
+        cli_error("%s: %s exists%s; --force replaces it", cmd, safe,
+                  !strcmp(cmd, "put") ? " on the server" : "");
+        return CLI_EXISTS;
+    }
     if (rc == SS_EREMOTE) {
         char safe[4 * sizeof err.msg + 1];
         ss_text_escape(err.msg, strlen(err.msg), safe, sizeof safe, 0);

@@ -357,3 +357,53 @@ Test(files, get_resume_continues_and_a_corrupt_prefix_is_detected)
     cr_assert_neq(access(part, F_OK), 0, "nor its partial data");
     stop(&srv);
 }
+
+/* put and get keep an existing file unless --force: exit 3, one line, the
+ * file untouched; with --force it is replaced and verified. */
+Test(files, put_and_get_refuse_to_replace_without_force)
+{
+    struct th_proc srv;
+    char port[8];
+    files_server(&srv, port, NULL, false);
+    char a[300], b[300], there[300], back[300];
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    snprintf(there, sizeof there, "%s/x", root);
+    snprintf(back, sizeof back, "%s/back", dir);
+    make_random(a, 5000);
+    make_random(b, 7000);
+    xfer_ok("put", port, a, "x", false);
+    struct result r;
+    xfer(&r, "put", port, b, "x", false);
+    cr_assert_eq(r.status, 3, "%s", r.err);
+    cr_assert_str_eq(r.err, "sockstack: put: x exists on the server; --force replaces it\n");
+    result_free(&r);
+    assert_same(a, there);
+    xfer(&r, "put", port, b, "x", true); /* --resume alone replaces nothing either */
+    cr_assert_eq(r.status, 3, "%s", r.err);
+    result_free(&r);
+    assert_same(a, there);
+    run_cli(&r, 20000, "put", "127.0.0.1", port, b, "x", "--key-file", keyf, "--force", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    result_free(&r);
+    assert_same(b, there);
+
+    /* get: the local file stays as it was. */
+    xfer_ok("get", port, "x", back, false);
+    assert_same(b, back);
+    run_cli(&r, 20000, "put", "127.0.0.1", port, a, "x", "--key-file", keyf, "-f", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    result_free(&r);
+    xfer(&r, "get", port, "x", back, false);
+    cr_assert_eq(r.status, 3, "%s", r.err);
+    char want[400];
+    snprintf(want, sizeof want, "sockstack: get: %s exists; --force replaces it\n", back);
+    cr_assert_str_eq(r.err, want);
+    result_free(&r);
+    assert_same(b, back);
+    run_cli(&r, 20000, "get", "127.0.0.1", port, "x", back, "--key-file", keyf, "--force", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    result_free(&r);
+    assert_same(a, back);
+    stop(&srv);
+}

@@ -157,8 +157,9 @@ Test(files_safety, two_uploads_to_one_name_store_one_file_whole_and_tell_the_tru
     cr_assert_neq(access(p, F_OK), 0);
     snprintf(p, sizeof p, "%s/.same.sockstack-lock", root);
     cr_assert_neq(access(p, F_OK), 0);
-    /* And the name is free again. */
-    run_cli(&r, 20000, "put", "127.0.0.1", port, pb, "same", "--key-file", keyf, NULL);
+    /* And the name is free again (--force: it exists now). */
+    run_cli(&r, 20000, "put", "127.0.0.1", port, pb, "same", "--key-file", keyf, "--force",
+            NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     result_free(&r);
     got = slurp(there, &len);
@@ -227,7 +228,7 @@ Test(files_safety, a_hard_linked_part_file_never_reaches_the_file_outside)
     /* A resumed upload does not reuse a linked partial file either. */
     cr_assert_eq(link(outside, part), 0);
     run_cli(&r, 15000, "put", "127.0.0.1", port, src, "h", "--key-file", keyf, "--resume",
-            NULL);
+            "--force", NULL);
     cr_assert_eq(r.status, 1, "%s", r.err);
     cr_assert(strstr(r.err, "h: the partial file has other links: not used") != NULL, "%s",
               r.err);
@@ -301,7 +302,8 @@ Test(files_safety, size_limit_and_quota_refuse_before_any_data)
     cr_assert_eq(r.status, 0, "%s", r.err);
     result_free(&r);
     /* Replacing it fits (the old copy is not counted twice) ... */
-    run_cli(&r, 15000, "put", "127.0.0.1", port, src, "one", "--key-file", keyf, NULL);
+    run_cli(&r, 15000, "put", "127.0.0.1", port, src, "one", "--key-file", keyf, "--force",
+            NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     result_free(&r);
     /* ... a second one does not. */
