@@ -14,3 +14,8 @@ echo
 echo "More: sockstack stack diagram --loss 5 --seed 35 --bytes 8K --svg conn.svg --plot plots.svg"
 echo "      sockstack stack demo --loss 5 --seed 35 --bytes 8K --html run.html   (the same run, in a browser)"
 echo "      sockstack stack demo --help    (delay, jitter, bandwidth, reordering, ...)"
+echo
+bindir=$(cd "$(dirname "$bin")" && pwd)
+echo "The binary is $bindir/sockstack. To type just 'sockstack':"
+echo "      export PATH=\"$bindir:\$PATH\""
+echo "   or install it: meson install -C $(dirname "$(dirname "$(dirname "$bin")")")   (README.md, \"Building by hand\")"
