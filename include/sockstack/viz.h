@@ -71,6 +71,24 @@ struct ss_ana_rec {
     int nchanges;                /* state changes this record caused */
     struct { int side, old_state, new_state; } change[SS_ANA_MAX_CHANGES];
     int state[2];                /* each side's state after the record */
+    /* SEG from a capture (ss_ana_packet): the IP header and the TCP fields
+     * that seg does not keep. have is false for a stack's trace events. */
+    struct ss_ana_hdr {
+        bool have;
+        uint8_t version;         /* 4 or 6 */
+        uint8_t ihl;             /* IPv4: header length in 32-bit words */
+        uint8_t tos;             /* IPv4 TOS / IPv6 traffic class */
+        uint16_t tot_len;        /* IPv4 total length / IPv6 payload length */
+        uint16_t id;             /* IPv4 identification */
+        uint8_t ip_flags;        /* IPv4: 4 reserved, 2 DF, 1 MF */
+        uint16_t frag_off;       /* IPv4 fragment offset, 8-byte units */
+        uint8_t ttl;             /* TTL / hop limit */
+        uint8_t proto;           /* protocol / next header */
+        uint16_t ip_cksum;       /* IPv4 header checksum, as on the wire */
+        uint32_t flow;           /* IPv6 flow label */
+        uint8_t tcp_doff;        /* TCP data offset, 32-bit words */
+        uint16_t tcp_cksum;      /* as on the wire */
+    } hdr;
 };
 
 /* An analyser following up to max_conns connections. */

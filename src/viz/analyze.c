@@ -401,6 +401,34 @@ static int segment_rec(ss_ana *a, uint64_t t, const struct ss_ana_end *src,
     return 1;
 }
 
+/* The IP header (parse_ip checked its length) and the TCP header's fields
+ * that the decoded segment does not keep (ss_tcp_seg_decode checked it). */
+static void header_fields(const uint8_t *ip, const uint8_t *tcp, struct ss_ana_hdr *h)
+{
+    h->have = true;
+    h->version = ip[0] >> 4;
+    if (h->version == 4) {
+        h->ihl = ip[0] & 15;
+        h->tos = ip[1];
+        h->tot_len = get16(ip + 2);
+        h->id = get16(ip + 4);
+        h->ip_flags = ip[6] >> 5;
+        h->frag_off = get16(ip + 6) & 0x1fff;
+        h->ttl = ip[8];
+        h->proto = ip[9];
+        h->ip_cksum = get16(ip + 10);
+    } else {
+        uint32_t w = (uint32_t)get16(ip) << 16 | get16(ip + 2);
+        h->tos = (uint8_t)(w >> 20);
+        h->flow = w & 0xfffff;
+        h->tot_len = get16(ip + 4);
+        h->proto = ip[6];
+        h->ttl = ip[7];
+    }
+    h->tcp_doff = tcp[12] >> 4;
+    h->tcp_cksum = get16(tcp + 16);
+}
+
 int ss_ana_packet(ss_ana *a, uint64_t t_us, const uint8_t *pkt, size_t len,
                   struct ss_ana_rec *rec)
 {
@@ -418,6 +446,7 @@ int ss_ana_packet(ss_ana *a, uint64_t t_us, const uint8_t *pkt, size_t len,
     memset(rec, 0, sizeof *rec);
     if (ss_tcp_seg_decode(pkt + off, (size_t)n, &src.port, &dst.port, &rec->seg) < 0)
         return 0;
+    header_fields(pkt, pkt + off, &rec->hdr);
     return segment_rec(a, t_us, &src, &dst, rec);
 }
 

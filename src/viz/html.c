@@ -75,19 +75,51 @@ static json_t *header(const struct ss_ana_rec *r)
     char fl[40], o[256] = "";
     json_t *h = json_array();
 #define F(k, v) json_array_append_new(h, json_pack("[s,o]", k, v))
-    F("source", end_str(&r->src));
-    F("destination", end_str(&r->dst));
     if (r->kind == SS_ANA_ICMP_ERR) {
+        F("source", end_str(&r->src));
+        F("destination", end_str(&r->dst));
         F("ICMP type", json_integer(r->icmp_type));
         F("ICMP code", json_integer(r->icmp_code));
         F("quoted seq", json_integer(g->seq));
         return h;
     }
+    const struct ss_ana_hdr *ip = &r->hdr;
+    char x[16];
+#define HEX(v) (snprintf(x, sizeof x, "0x%04x", (unsigned)(v)), json_string(x))
+    if (ip->have && ip->version == 4) {
+        char f[16];
+        snprintf(f, sizeof f, "%s%s%s", ip->ip_flags & 2 ? "DF" : "",
+                 (ip->ip_flags & 3) == 3 ? "," : "", ip->ip_flags & 1 ? "MF" : "");
+        F("IP version", json_integer(4));
+        F("IHL (32-bit words)", json_integer(ip->ihl));
+        F("TOS", json_integer(ip->tos));
+        F("total length", json_integer(ip->tot_len));
+        F("identification", json_integer(ip->id));
+        F("IP flags", json_string(f[0] ? f : "-"));
+        F("fragment offset", json_integer(ip->frag_off));
+        F("TTL", json_integer(ip->ttl));
+        F("protocol", json_integer(ip->proto));
+        F("header checksum", HEX(ip->ip_cksum));
+    } else if (ip->have) {
+        F("IP version", json_integer(6));
+        F("traffic class", json_integer(ip->tos));
+        F("flow label", json_integer(ip->flow));
+        F("payload length", json_integer(ip->tot_len));
+        F("next header", json_integer(ip->proto));
+        F("hop limit", json_integer(ip->ttl));
+    }
+    F("source", end_str(&r->src));
+    F("destination", end_str(&r->dst));
     F("sequence number", json_integer(g->seq));
     F("acknowledgment number", json_integer(g->ack));
+    if (ip->have)
+        F("data offset (32-bit words)", json_integer(ip->tcp_doff));
     F("flags", json_string(ss_tcp_flags_str(g->flags, fl, sizeof fl)));
     F("window", json_integer(g->win));
+    if (ip->have)
+        F("TCP checksum", HEX(ip->tcp_cksum));
     F("urgent pointer", json_integer(g->urp));
+#undef HEX
     F("payload bytes", json_integer(g->len));
     if (g->opt_len)
         ss_tcp_options_format(g->opt, g->opt_len, o, sizeof o);

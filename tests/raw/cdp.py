@@ -5,9 +5,13 @@ NUL-terminated JSON on fds 3 and 4; Python's standard library only).
     cdp.py CHROMIUM PROFILE_DIR URL [INDEX...]
 
 Opens URL in a new page with the Network domain on, then for each INDEX
-scrubs the viewer there (show(INDEX), as the range input does) and prints
-"at INDEX: <state-a> <state-b> <pos>". Last, every request the page made:
-"request: URL" lines, then "done". Exit 0, or 1 with a message on stderr."""
+scrubs the viewer there (show(INDEX)) and prints
+"at INDEX: <state-a>|<state-b>|<pos>|<A's lit box>|<B's lit box>".
+Other steps: "slide:N" moves the range input to N and fires its input
+event, as a user's drag does; "next"/"prev" click the buttons; "table"
+prints the header table, one "  field = value" line a row. Last, every
+request the page made: "request: URL" lines, then "done". Exit 0, or 1 with
+a message on stderr."""
 import json
 import os
 import select
@@ -18,7 +22,7 @@ import time
 
 def main():
     chrome, profile, url = sys.argv[1:4]
-    indices = [int(a) for a in sys.argv[4:]]
+    steps = sys.argv[4:]
     to_chrome_r, to_chrome_w = os.pipe()
     from_chrome_r, from_chrome_w = os.pipe()
 
@@ -89,11 +93,29 @@ def main():
             events.append(m)
         expr = ("[document.getElementById('state-a').textContent,"
                 "document.getElementById('state-b').textContent,"
-                "document.getElementById('pos').textContent].join('|')")
-        for i in indices:
-            r = call("Runtime.evaluate", {"expression": "show(%d);%s" % (i, expr),
-                                          "returnByValue": True}, sid)
-            print("at %d: %s" % (i, r["result"]["value"]))
+                "document.getElementById('pos').textContent,"
+                "(document.querySelector('#fsm rect.a')||{id:''}).id,"
+                "(document.querySelector('#fsm rect.b')||{id:''}).id].join('|')")
+        table = ("Array.from(document.querySelectorAll('#hdr tr')).map(r=>'  '+"
+                 "r.cells[0].textContent+' = '+r.cells[1].textContent).join('\\n')")
+        for step in steps:
+            if step == "table":
+                js, label = table, None
+            elif step.startswith("slide:"):
+                n = int(step[6:])
+                js = ("(()=>{const s=document.getElementById('scrub');s.value=%d;"
+                      "s.dispatchEvent(new Event('input'));})();%s" % (n, expr))
+                label = step
+            elif step in ("next", "prev"):
+                js = "document.getElementById('%s').click();%s" % (step, expr)
+                label = step
+            else:
+                js, label = "show(%d);%s" % (int(step), expr), "at " + step
+            r = call("Runtime.evaluate", {"expression": js, "returnByValue": True}, sid)
+            value = r["result"].get("value")
+            if value is None:
+                raise SystemExit("%s: %s" % (step, json.dumps(r)))
+            print(value if label is None else "%s: %s" % (label, value))
         # Anything the page might still fetch has had a second to start.
         deadline = time.time() + 1
         while True:

@@ -70,6 +70,35 @@ static void text_of(const char *d, const char *id, char *buf, size_t cap)
     }
 }
 
+/* What tshark reads in frame `frame` of pcap, as the viewer's header table
+ * must show it: ip_rows gets the IP header's rows (version to checksum),
+ * doff_row and cksum_row the TCP data offset's and checksum's. */
+static void tshark_rows(const char *pcap, int frame, char *ip_rows, size_t cap, char *doff_row,
+                        char *cksum_row, size_t rcap)
+{
+    char *out;
+    cr_assert_eq(ns_capture(&out,
+                            "tshark -r %s -Y frame.number==%d -T fields -E separator=, "
+                            "-e ip.version -e ip.hdr_len -e ip.dsfield -e ip.len -e ip.id "
+                            "-e ip.flags -e ip.frag_offset -e ip.ttl -e ip.proto -e ip.checksum "
+                            "-e tcp.hdr_len -e tcp.checksum 2>/dev/null | tail -n 1",
+                            pcap, frame),
+                 0, "%s", out);
+    unsigned v, hl, ds, len, id, fl, off, ttl, proto, ck, thl, tck;
+    cr_assert_eq(sscanf(out, "%u,%u,%x,%u,%x,%x,%u,%u,%u,%x,%u,%x", &v, &hl, &ds, &len, &id,
+                        &fl, &off, &ttl, &proto, &ck, &thl, &tck),
+                 12, "tshark: %s", out);
+    free(out);
+    snprintf(ip_rows, cap,
+             "  IP version = %u\n  IHL (32-bit words) = %u\n  TOS = %u\n  total length = %u\n"
+             "  identification = %u\n  IP flags = %s\n  fragment offset = %u\n  TTL = %u\n"
+             "  protocol = %u\n  header checksum = 0x%04x\n",
+             v, hl / 4, ds, len, id,
+             fl == 2 ? "DF" : fl == 1 ? "MF" : fl == 3 ? "DF,MF" : "-", off, ttl, proto, ck);
+    snprintf(doff_row, rcap, "  data offset (32-bit words) = %u\n", thl / 4);
+    snprintf(cksum_row, rcap, "  TCP checksum = 0x%04x\n", tck);
+}
+
 static void assert_at(const char *html, int i, const char *a, const char *b)
 {
     char frag[32], got[64];
@@ -158,20 +187,42 @@ Test(view, scrubbing_a_capture_in_headless_chromium)
      * every request the page made: the file itself, nothing else. */
     char *log;
     cr_assert_eq(ns_capture(&log, "python3 %s /usr/bin/chromium %s/cdp-profile 'file://%s' "
-                                  "0 2 11 13 14 15",
+                                  "0 2 11 13 14 15 slide:12 table next prev prev",
                             th_source_path("tests/raw/cdp.py"), dir, html),
                  0, "%s", log);
-    char want[512];
+    /* The header table of packet 13, reached by moving the range input;
+     * its IP header and TCP checksum as tshark reads them. Then one step
+     * each way with the buttons. */
+    char ip_rows[512], doff[64], ck[64], want[4096];
+    tshark_rows(pcap, 13, ip_rows, sizeof ip_rows, doff, ck, sizeof doff);
     snprintf(want, sizeof want,
-             "at 0: SYN-SENT|SYN-RECEIVED|packet 1 of 16\n"
-             "at 2: ESTABLISHED|ESTABLISHED|packet 3 of 16\n"
-             "at 11: ESTABLISHED|ESTABLISHED|packet 12 of 16\n"
-             "at 13: FIN-WAIT-1|CLOSE-WAIT|packet 14 of 16\n"
-             "at 14: TIME-WAIT|LAST-ACK|packet 15 of 16\n"
-             "at 15: TIME-WAIT|CLOSED|packet 16 of 16\n"
+             "at 0: SYN-SENT|SYN-RECEIVED|packet 1 of 16|fsm-SYN-SENT|fsm-SYN-RECEIVED\n"
+             "at 2: ESTABLISHED|ESTABLISHED|packet 3 of 16|fsm-ESTABLISHED|fsm-ESTABLISHED\n"
+             "at 11: ESTABLISHED|ESTABLISHED|packet 12 of 16|fsm-ESTABLISHED|fsm-ESTABLISHED\n"
+             "at 13: FIN-WAIT-1|CLOSE-WAIT|packet 14 of 16|fsm-FIN-WAIT-1|fsm-CLOSE-WAIT\n"
+             "at 14: TIME-WAIT|LAST-ACK|packet 15 of 16|fsm-TIME-WAIT|fsm-LAST-ACK\n"
+             "at 15: TIME-WAIT|CLOSED|packet 16 of 16|fsm-TIME-WAIT|fsm-CLOSED\n"
+             "slide:12: ESTABLISHED|ESTABLISHED|packet 13 of 16|fsm-ESTABLISHED|fsm-ESTABLISHED\n"
+             "%s"
+             "  source = 10.0.0.2:80\n"
+             "  destination = 10.0.0.1:1000\n"
+             "  sequence number = 5001\n"
+             "  acknowledgment number = 7001\n"
+             "%s"
+             "  flags = ACK\n"
+             "  window = 64000\n"
+             "%s"
+             "  urgent pointer = 0\n"
+             "  payload bytes = 0\n"
+             "  options = \n"
+             "  analysis = -\n"
+             "  state changes = -\n"
+             "next: FIN-WAIT-1|CLOSE-WAIT|packet 14 of 16|fsm-FIN-WAIT-1|fsm-CLOSE-WAIT\n"
+             "prev: ESTABLISHED|ESTABLISHED|packet 13 of 16|fsm-ESTABLISHED|fsm-ESTABLISHED\n"
+             "prev: ESTABLISHED|ESTABLISHED|packet 12 of 16|fsm-ESTABLISHED|fsm-ESTABLISHED\n"
              "request: file://%s\n"
              "done\n",
-             html);
+             ip_rows, doff, ck, html);
     cr_assert_str_eq(log, want);
     free(log);
 
@@ -337,4 +388,18 @@ Test(view, diagram_and_view_of_a_kernel_tcp_connection)
     text_of(d, "state-b", got, sizeof got);
     cr_assert_str_eq(got, "CLOSED");
     free(d);
+    /* The last packet's header table (the range input moved there): the
+     * kernel's IP header and TCP checksum as tshark reads them. */
+    char ip_rows[512], doff[64], ck[64], *log;
+    tshark_rows(pcap, npk, ip_rows, sizeof ip_rows, doff, ck, sizeof doff);
+    cr_assert_eq(ns_capture(&log, "python3 %s /usr/bin/chromium %s/cdp-profile 'file://%s' "
+                                  "slide:%d table",
+                            th_source_path("tests/raw/cdp.py"), dir, html, npk - 1),
+                 0, "%s", log);
+    cr_assert(strstr(log, ip_rows), "%s\nwant:\n%s", log, ip_rows);
+    cr_assert(strstr(log, doff), "%s", log);
+    cr_assert(strstr(log, ck), "%s", log);
+    snprintf(want, sizeof want, "slide:%d: TIME-WAIT|CLOSED|packet %d of %d", npk - 1, npk, npk);
+    cr_assert(strstr(log, want), "%s", log);
+    free(log);
 }
