@@ -86,7 +86,9 @@ int ss_files_open_beneath(int root_fd, const char *name, int flags, int mode);
 
 /* ---- clients (on an authenticated stream; they wait only in its loop) ---- */
 
-/* Progress: done of total bytes so far (called per chunk). */
+/* Progress: done of total bytes so far. Called once before any data with
+ * done = where the transfer starts (the offset of a resume, else 0), then
+ * per chunk. */
 typedef void (*ss_files_progress_cb)(uint64_t done, uint64_t total, void *arg);
 
 /* What went wrong, for the CLI: the server's ERROR text or a local one. */

@@ -948,6 +948,8 @@ int ss_files_put(ss_stream *cs, const char *local, const char *remote, unsigned 
     }
     if ((rc = hash_prefix(lfd, off, sha)) < 0)
         goto out;
+    if (cb)
+        cb(off, size, arg); /* where the transfer starts: off > 0 on a resume */
     if (lseek(lfd, (off_t)off, SEEK_SET) < 0) {
         rc = -errno;
         goto out;
@@ -1072,6 +1074,8 @@ int ss_files_get(ss_stream *cs, const char *remote, const char *local, unsigned 
         goto out;
     }
     uint64_t done = off;
+    if (cb)
+        cb(off, size, arg); /* where the transfer starts: off > 0 on a resume */
     for (;;) {
         if ((rc = recv_msg(cs, &m, &mlen, err)) < 0)
             goto out;

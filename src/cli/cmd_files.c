@@ -14,7 +14,9 @@
 #include "sockstack/text.h"
 
 struct progress {
-    bool on;
+    bool on, quiet, started, open_line; /* open_line: a bar without its '\n' */
+    uint64_t base; /* where the transfer started: the rate counts from here */
+    const char *cmd;
     struct timespec start, last;
 };
 
@@ -23,26 +25,50 @@ static double since(const struct timespec *a, const struct timespec *b)
     return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
-/* A progress line on a terminal only: bytes, rate, ETA; 10 updates/s. */
+static int percent(uint64_t done, uint64_t total)
+{
+    return total ? (int)((double)done * 100.0 / (double)total) : 100;
+}
+
+/* The first call says where the transfer starts ("resuming at 44%"); then a
+ * progress line (on a terminal, or with --progress): bar, done of total
+ * bytes, the rate over the bytes sent in this run, ETA; 10 updates/s. */
 static void on_progress(uint64_t done, uint64_t total, void *arg)
 {
     struct progress *p = arg;
-    if (!p->on)
-        return;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!p->started) {
+        p->started = true;
+        p->base = done;
+        p->start = p->last = now;
+        if (done > 0 && !p->quiet)
+            cli_log("%s: resuming at %d%% (%llu of %llu bytes)", p->cmd, percent(done, total),
+                    (unsigned long long)done, (unsigned long long)total);
+        if (done < total || !p->on)
+            return;
+    }
+    if (!p->on)
+        return;
     if (done < total && since(&p->last, &now) < 0.1)
         return;
     p->last = now;
     double secs = since(&p->start, &now);
-    double rate = secs > 0 ? (double)done / secs : 0;
-    double eta = rate > 0 ? (double)(total - done) / rate : 0;
-    int pct = total ? (int)(done * 100 / total) : 100;
+    double rate = secs > 0 ? (double)(done - p->base) / secs : 0;
+    int pct = percent(done, total);
     int bar = pct / 5;
-    fprintf(stderr, "\r[%.*s%*s] %3d%% %10llu bytes %8.1f MB/s ETA %4.0fs",
-            bar, "####################", 20 - bar, "", pct, (unsigned long long)done,
-            rate / 1e6, eta);
+    char eta[32];
     if (done >= total)
+        snprintf(eta, sizeof eta, "done in %.1fs", secs);
+    else if (rate > 0)
+        snprintf(eta, sizeof eta, "ETA %.0fs", (double)(total - done) / rate);
+    else
+        snprintf(eta, sizeof eta, "ETA --");
+    fprintf(stderr, "\r[%.*s%*s] %3d%% %llu of %llu bytes %.1f MB/s %s", bar,
+            "####################", 20 - bar, "", pct, (unsigned long long)done,
+            (unsigned long long)total, rate / 1e6, eta);
+    p->open_line = done < total;
+    if (!p->open_line)
         fputc('\n', stderr);
     fflush(stderr);
 }
@@ -65,7 +91,8 @@ static void usage(FILE *out, const char *cmd)
         fprintf(out, "  -r, --resume          continue an interrupted transfer\n"
                      "  -f, --force           replace the %s file if it exists (else:\n"
                      "                        refused, exit status 3)\n"
-                     "  -q, --quiet           no progress bar (shown only on a terminal)\n",
+                     "  -q, --quiet           no progress bar (shown only on a terminal)\n"
+                     "      --progress        the progress bar even when stderr is no terminal\n",
                 !strcmp(cmd, "put") ? "server's" : "local");
     fprintf(out, "  -v, --verbose         log the connection steps\n"
                  "  -h, --help            show this help\n"
@@ -90,6 +117,7 @@ static int files_main(const char *cmd, int argc, char **argv)
         {"key-file", required_argument, NULL, 'k'},
         {"resume", no_argument, NULL, 'r'},
         {"force", no_argument, NULL, 'f'},
+        {"progress", no_argument, NULL, 'P'},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -101,7 +129,7 @@ static int files_main(const char *cmd, int argc, char **argv)
     char errcmd[16];
     snprintf(errcmd, sizeof errcmd, "%s ", cmd);
     const char *keyfile = NULL;
-    bool resume = false, quiet = false, force = false;
+    bool resume = false, quiet = false, force = false, progress = false;
     bool is_ls = !strcmp(cmd, "ls");
     int c;
     optind = 1;
@@ -110,6 +138,7 @@ static int files_main(const char *cmd, int argc, char **argv)
         case 'k': keyfile = optarg; break;
         case 'r': resume = true; break;
         case 'f': force = true; break;
+        case 'P': progress = true; break;
         case 'q': quiet = true; break;
         case 'v': cli_log_level = CLI_LOG_DEBUG; break;
         case 'h': usage(stdout, cmd); return CLI_OK;
@@ -141,9 +170,8 @@ static int files_main(const char *cmd, int argc, char **argv)
     struct cli_session ses;
     if (cli_connect_auth(host, port, keyfile, &co, &ses) < 0)
         return CLI_RUNTIME;
-    struct progress pr = {.on = !quiet && isatty(STDERR_FILENO)};
-    clock_gettime(CLOCK_MONOTONIC, &pr.start);
-    pr.last = pr.start;
+    struct progress pr = {.on = !quiet && (progress || isatty(STDERR_FILENO)),
+                          .quiet = quiet, .cmd = cmd};
     ss_files_err err;
     int rc;
     unsigned flags = (resume ? SS_FILES_FLAG_RESUME : 0) | (force ? SS_FILES_FLAG_REPLACE : 0);
@@ -161,7 +189,7 @@ static int files_main(const char *cmd, int argc, char **argv)
         cli_error("%s: TLS: %s", cmd, why);
         return CLI_RUNTIME;
     }
-    if (pr.on)
+    if (pr.open_line)
         fputc('\n', stderr);
     if (rc == -EEXIST) {
         char safe[4 * 4096 + 1];

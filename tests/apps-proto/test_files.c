@@ -324,7 +324,14 @@ Test(files, get_resume_continues_and_a_corrupt_prefix_is_detected)
     cr_assert_eq(write(out, buf, sizeof buf), (ssize_t)sizeof buf);
     close(out);
     struct result r;
-    xfer_ok("get", port, "data", back, true);
+    run_cli(&r, 120000, "get", "127.0.0.1", port, "data", back, "--key-file", keyf, "--resume",
+            "--progress", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    /* Where it resumes, and a bar with the total that ends at 100%. */
+    cr_assert(strstr(r.err, " get: resuming at 33% (1000000 of 3000000 bytes)\n"), "%s", r.err);
+    cr_assert(strstr(r.err, "] 100% 3000000 of 3000000 bytes "), "%s", r.err);
+    cr_assert(strstr(r.err, " MB/s done in "), "%s", r.err);
+    result_free(&r);
     assert_same(there, back);
     cr_assert_neq(access(part, F_OK), 0);
     size_t got = 0;
