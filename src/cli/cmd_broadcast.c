@@ -7,7 +7,10 @@
  *         answers (`serve ... --announce`), one "NAME ADDRESS PORT PROTO"
  *         line each.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +58,53 @@ static int resolve_to(const char *to, int port, ss_addr *dst)
     return CLI_OK;
 }
 
+/* A destination of broadcast send, with the interface it was taken from. */
+enum { BC_MAX_DESTS = 64 };
+struct bc_dest {
+    ss_addr addr;
+    char ifname[IF_NAMESIZE];
+};
+
+/* The IPv4 broadcast address of each interface that is up (only ifname's
+ * when not NULL), at most max: how many, or a negative errno. */
+static int iface_broadcasts(const char *ifname, int port, struct bc_dest *d, int max)
+{
+    struct ifaddrs *ifa;
+    if (getifaddrs(&ifa) < 0)
+        return -errno;
+    int n = 0;
+    for (struct ifaddrs *i = ifa; i && n < max; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !(i->ifa_flags & IFF_UP) ||
+            !(i->ifa_flags & IFF_BROADCAST) || !i->ifa_broadaddr ||
+            (ifname && strcmp(i->ifa_name, ifname)))
+            continue;
+        char a[INET_ADDRSTRLEN];
+        if (!inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_broadaddr)->sin_addr, a,
+                       sizeof a) ||
+            resolve_to(a, port, &d[n].addr) != CLI_OK)
+            continue;
+        snprintf(d[n].ifname, sizeof d[n].ifname, "%s", i->ifa_name);
+        n++;
+    }
+    freeifaddrs(ifa);
+    return n;
+}
+
+/* "d0 10.77.0.255:9999, ..." for the log. */
+static void dest_list(const struct bc_dest *d, int n, char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && off < cap; i++) {
+        char a[SS_ADDR_STRLEN];
+        ss_addr_format(&d[i].addr, a, sizeof a);
+        int k = snprintf(buf + off, cap - off, "%s%s %s", i ? ", " : "", d[i].ifname, a);
+        if (k < 0)
+            break;
+        off += (size_t)k;
+    }
+}
+
 static void sleep_secs(double secs)
 {
     struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
@@ -64,13 +114,15 @@ static void sleep_secs(double secs)
 
 static void send_usage(FILE *out)
 {
-    fprintf(out, "Usage: sockstack broadcast send --port N [--to ADDR] [--count K]\n"
-                 "                                [--interval SECS] MESSAGE\n"
+    fprintf(out, "Usage: sockstack broadcast send --port N [--to ADDR | --interface NAME]\n"
+                 "                                [--count K] [--interval SECS] MESSAGE\n"
                  "       sockstack broadcast listen --port N [--count K]\n"
                  "\n"
                  "send: MESSAGE as one UDP datagram (SO_BROADCAST) to ADDR (default the\n"
                  "limited broadcast address 255.255.255.255), K times (default 1),\n"
-                 "SECS apart (default 1).\n"
+                 "SECS apart (default 1). Where 255.255.255.255 is unreachable (no\n"
+                 "default route), to the broadcast address of each interface that is up;\n"
+                 "--interface NAME: to NAME's broadcast address. The log says which.\n"
                  "listen: print \"SENDER: MESSAGE\" for each datagram on PORT; stop\n"
                  "after K (default: never).\n");
 }
@@ -80,16 +132,18 @@ static int bc_send(int argc, char **argv)
     static const struct option longopts[] = {
         {"port", required_argument, NULL, 'p'}, {"to", required_argument, NULL, 't'},
         {"count", required_argument, NULL, 'c'}, {"interval", required_argument, NULL, 'i'},
+        {"interface", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     int port = -1, count = 1, c;
     double interval = 1;
-    const char *to = "255.255.255.255";
+    const char *to = NULL, *iface = NULL;
     optind = 1;
-    while ((c = cli_getopt(argc, argv, "p:t:c:i:h", longopts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "p:t:c:i:I:h", longopts)) != -1) {
         switch (c) {
         case 'p': if (cli_parse_int("--port", optarg, 1, 65535, &port) < 0) return CLI_USAGE; break;
         case 't': to = optarg; break;
+        case 'I': iface = optarg; break;
         case 'c': if (cli_parse_int("--count", optarg, 1, 1000000, &count) < 0) return CLI_USAGE; break;
         case 'i': if (cli_parse_double("--interval", optarg, 0, 3600, &interval) < 0) return CLI_USAGE; break;
         case 'h': send_usage(stdout); return CLI_OK;
@@ -98,14 +152,31 @@ static int bc_send(int argc, char **argv)
     }
     if (port < 0)
         return cli_usage_error("broadcast ", "send needs --port N");
+    if (to && iface)
+        return cli_usage_error("broadcast ", "--to and --interface exclude each other");
     if (argc - optind != 1)
         return cli_usage_error("broadcast ", "send needs exactly one MESSAGE");
     const char *msg = argv[optind];
     if (strlen(msg) > 65507)
         return cli_usage_error("broadcast ", "MESSAGE is longer than one UDP datagram");
-    ss_addr dst;
-    if (resolve_to(to, port, &dst) != CLI_OK)
-        return CLI_RUNTIME;
+    bool limited = !to && !iface; /* the default, 255.255.255.255 */
+    struct bc_dest dst[BC_MAX_DESTS];
+    int ndst = 1;
+    char list[1024];
+    if (iface) {
+        ndst = iface_broadcasts(iface, port, dst, BC_MAX_DESTS);
+        if (ndst <= 0) {
+            cli_error("broadcast send: --interface %s: %s", iface,
+                      ndst < 0 ? ss_strerror(ndst) : "no such interface up with an IPv4 broadcast address");
+            return CLI_RUNTIME;
+        }
+        dest_list(dst, ndst, list, sizeof list);
+        cli_log("sending to the broadcast address of %s", list);
+    } else {
+        if (resolve_to(to ? to : "255.255.255.255", port, &dst[0].addr) != CLI_OK)
+            return CLI_RUNTIME;
+        dst[0].ifname[0] = '\0';
+    }
     ss_sock *s;
     int err = open_udp("0.0.0.0", 0, true, false, &s, NULL);
     if (err) {
@@ -113,18 +184,41 @@ static int bc_send(int argc, char **argv)
         return CLI_RUNTIME;
     }
     ss_sock_set_blocking(s, true);
-    char d[SS_ADDR_STRLEN];
-    ss_addr_format(&dst, d, sizeof d);
     for (int i = 0; i < count; i++) {
         if (i)
             sleep_secs(interval);
-        ssize_t n = ss_sock_sendto(s, msg, strlen(msg), &dst);
-        if (n < 0) {
-            cli_error("broadcast send to %s: %s", d, ss_strerror((int)n));
-            ss_sock_close(s);
-            return CLI_RUNTIME;
+        for (int j = 0; j < ndst; j++) {
+            char d[SS_ADDR_STRLEN];
+            ss_addr_format(&dst[j].addr, d, sizeof d);
+            ssize_t n = ss_sock_sendto(s, msg, strlen(msg), &dst[j].addr);
+            if (n == -ENETUNREACH && limited) {
+                /* No default route: the limited broadcast has nowhere to
+                 * go. Each interface's own broadcast address does. */
+                limited = false;
+                int k = iface_broadcasts(NULL, port, dst, BC_MAX_DESTS);
+                if (k <= 0) {
+                    cli_error("broadcast send to %s: %s, and no interface is up with an IPv4 "
+                              "broadcast address", d, ss_strerror((int)n));
+                    ss_sock_close(s);
+                    return CLI_RUNTIME;
+                }
+                ndst = k;
+                dest_list(dst, ndst, list, sizeof list);
+                cli_log("%s: %s (no default route); sending to each interface's broadcast "
+                        "address instead: %s", d, ss_strerror((int)n), list);
+                j = -1;
+                continue;
+            }
+            if (n < 0) {
+                cli_error("broadcast send to %s: %s", d, ss_strerror((int)n));
+                ss_sock_close(s);
+                return CLI_RUNTIME;
+            }
+            if (dst[j].ifname[0])
+                cli_log("sent %zd bytes to %s (%s)", n, d, dst[j].ifname);
+            else
+                cli_log("sent %zd bytes to %s", n, d);
         }
-        cli_log("sent %zd bytes to %s", n, d);
     }
     ss_sock_close(s);
     return CLI_OK;
