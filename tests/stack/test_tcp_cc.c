@@ -674,16 +674,23 @@ static void set_blocks(int n, const uint32_t (*b)[2])
     }
 }
 
+/* A fresh scoreboard view, then n bytes queued and what goes out
+ * captured (sent_hi). */
+static void send_flight(size_t n)
+{
+    nsblk = 0;
+    nrtx = 0;
+    sent_hi = 0;
+    queue(n);
+    check_caps();
+}
+
 /* A 10-segment flight (segments 1..10 at offsets 0..9000); segments 2
  * (offset 1000) and 5 (offset 4000) are lost, the peer SACKs each other
  * one as it arrives. */
 static void flight_with_two_losses(void)
 {
-    nsblk = 0;
-    nrtx = 0;
-    sent_hi = 0;
-    queue(10 * M);
-    check_caps();
+    send_flight(10 * M);
     cr_assert_eq(sent_hi, 10 * M, "the whole flight in the IW");
     sack_ack(1 * M);   /* segment 1 */
     set_blocks(1, (const uint32_t[][2]){{2 * M, 3 * M}});
@@ -762,11 +769,7 @@ Test(cc_sack, rto_go_back_n_skips_sacked, .init = sack_setup, .fini = fx_teardow
  * and 1000 is still a hole, 1000 is resent at once, with no timer. */
 Test(cc_sack, lost_retransmission_resent_without_rto, .init = sack_setup, .fini = fx_teardown)
 {
-    nsblk = 0;
-    nrtx = 0;
-    sent_hi = 0;
-    queue(20 * M);
-    check_caps();
+    send_flight(20 * M);
     cr_assert_eq(sent_hi, 10 * M);
     sack_ack(1 * M);
     for (uint32_t e = 3; e <= 10; e++) {   /* segments 3..10 arrive */
@@ -825,11 +828,7 @@ Test(cc_sack, new_loss_at_recovery_point, .init = sack_setup, .fini = fx_teardow
  * would count none of these three, and the hole would wait for the RTO. */
 Test(cc_sack, dupacks_with_changing_window, .init = sack_setup, .fini = fx_teardown)
 {
-    nsblk = 0;
-    nrtx = 0;
-    sent_hi = 0;
-    queue(10 * M);
-    check_caps();
+    send_flight(10 * M);
     sack_ack(1 * M);
     uint16_t win = 65535;
     for (uint32_t e = 3; e <= 5; e++) {   /* segments 3, 4, 5 arrive */
