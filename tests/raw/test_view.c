@@ -20,13 +20,7 @@ static char dir[64];
 
 static void teardown(void)
 {
-    if (dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        if (system(cmd) != 0) {
-            /* nothing more to do */
-        }
-    }
+    th_rm_rf(dir);
 }
 
 TestSuite(view, .fini = teardown, .timeout = 180);

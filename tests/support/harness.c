@@ -324,3 +324,14 @@ const char *th_source_path(const char *rel)
     snprintf(path, sizeof path, "%s/%s", root ? root : ".", rel);
     return path;
 }
+
+void th_rm_rf(const char *dir)
+{
+    if (!dir || !dir[0])
+        return;
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) {
+        /* best effort: nothing more to do at teardown */
+    }
+}

@@ -43,6 +43,8 @@ bool th_read_until(int fd, const char *needle, char *buf, size_t cap,
 int th_write_all(int fd, const void *buf, size_t len);
 /* True when running as root (namespace/TUN tests need it). */
 bool th_is_root(void);
+/* rm -rf DIR when DIR is set (a test's scratch directory, at teardown). */
+void th_rm_rf(const char *dir);
 /* $SS_SOURCE_ROOT/rel (else ./rel): a script of the source tree, e.g. a
  * python3 peer. Static buffer, valid until the next call. */
 const char *th_source_path(const char *rel);
