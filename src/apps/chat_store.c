@@ -235,6 +235,20 @@ int64_t ss__chat_history_add(ss__chat_store *st, int64_t ts, const char *nick,
     return err ? err : sqlite3_last_insert_rowid(st->db);
 }
 
+
+/* Each row (id, nick, time, text) of a history statement to cb; the
+ * count of rows, or -EIO. */
+static int hist_rows(sqlite3_stmt *s, ss__chat_hist_cb cb, void *arg)
+{
+    int count = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        cb(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+           sqlite3_column_int(s, 2), (const char *)sqlite3_column_text(s, 3));
+        count++;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? count : -EIO;
+}
 int ss__chat_history_last(ss__chat_store *st, int n, int64_t since,
                           ss__chat_hist_cb cb, void *arg)
 {
@@ -245,14 +259,7 @@ int ss__chat_history_last(ss__chat_store *st, int n, int64_t since,
     } else {
         sqlite3_bind_int(s, 1, n);
     }
-    int count = 0, rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        cb(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
-           sqlite3_column_int(s, 2), (const char *)sqlite3_column_text(s, 3));
-        count++;
-    }
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? count : -EIO;
+    return hist_rows(s, cb, arg);
 }
 
 int ss__chat_history_before(ss__chat_store *st, int n, int64_t before,
@@ -261,14 +268,7 @@ int ss__chat_history_before(ss__chat_store *st, int n, int64_t before,
     sqlite3_stmt *s = q(st, Q_HIST_BEFORE);
     sqlite3_bind_int64(s, 1, before);
     sqlite3_bind_int(s, 2, n);
-    int count = 0, rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        cb(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
-           sqlite3_column_int(s, 2), (const char *)sqlite3_column_text(s, 3));
-        count++;
-    }
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? count : -EIO;
+    return hist_rows(s, cb, arg);
 }
 
 int ss__chat_meta_get(ss__chat_store *st, const char *k, char *v, size_t cap)
