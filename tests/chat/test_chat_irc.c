@@ -134,7 +134,7 @@ static void native_ts(struct stream *s, const char *prefix, char ts[32])
 Test(chat_irc, registration_burst_exact)
 {
     irc_server(NULL);
-    struct stream s;
+    static struct stream s;
     int fd = irc_raw(&s);
     put(fd, "CAP LS 302\r\nNICK alice\r\nUSER alice 0 * :Alice A\r\n");
     EXPECT(&s, SRV "CAP * LS :server-time message-tags echo-message away-notify sasl=PLAIN "
@@ -157,7 +157,7 @@ Test(chat_irc, registration_burst_exact)
 Test(chat_irc, cap_nak_and_not_registered)
 {
     irc_server(NULL);
-    struct stream s;
+    static struct stream s;
     int fd = irc_raw(&s);
     put(fd, "CAP LS\r\nCAP REQ :server-time bogus-cap\r\nCAP FOO\r\nJOIN #lobby\r\nPRIVMSG x y\r\n"
             "LUSERS\r\n");
@@ -178,9 +178,9 @@ Test(chat_irc, cap_nak_and_not_registered)
 Test(chat_irc, nick_and_user_refusals)
 {
     int native = irc_server(NULL);
-    struct stream n;
+    static struct stream n;
     fx_join(native, &n, "bob");
-    struct stream s;
+    static struct stream s;
     int fd = irc_raw(&s);
     put(fd, "NICK\r\nNICK 9lives\r\nNICK bob\r\nUSER x\r\nUSER x 0 * :X\r\nPING\r\n");
     EXPECT(&s, SRV "431 * :No nickname given\r\n"
@@ -206,12 +206,12 @@ Test(chat_irc, nick_and_user_refusals)
 Test(chat_irc, sasl_plain)
 {
     int native = irc_server(NULL);
-    struct stream n;
+    static struct stream n;
     int nfd = fx_join(native, &n, "carol");
     put(nfd, "/register secret1\n/quit\n");
     EXPECT(&n, "OK register carol\n");
     EXPECT(&n, "BYE ");
-    struct stream s;
+    static struct stream s;
     int fd = irc_raw(&s);
     put(fd, "CAP LS 302\r\nNICK carol\r\nUSER c 0 * :C\r\nCAP REQ :sasl\r\n"
             "AUTHENTICATE SCRAM-SHA-256\r\nAUTHENTICATE PLAIN\r\nAUTHENTICATE *\r\n");
@@ -240,7 +240,7 @@ Test(chat_irc, sasl_plain)
     EXPECT(&s, all);
 
     /* A payload of 400 bytes waits for more; past 1200 it is refused. */
-    struct stream t;
+    static struct stream t;
     int fd2 = irc_raw(&t);
     char big[460];
     memset(big, 'A', 400);
@@ -265,11 +265,11 @@ Test(chat_irc, sasl_plain)
 Test(chat_irc, pass_login)
 {
     int native = irc_server(NULL);
-    struct stream n;
+    static struct stream n;
     int nfd = fx_join(native, &n, "carol");
     put(nfd, "/register secret1\n/quit\n");
     EXPECT(&n, "BYE ");
-    struct stream s;
+    static struct stream s;
     int fd = irc_raw(&s);
     put(fd, "PASS wrong1\r\nNICK carol\r\nUSER c 0 * :C\r\n");
     EXPECT(&s, SRV "464 carol :Password incorrect\r\n");
@@ -286,9 +286,9 @@ Test(chat_irc, pass_login)
 Test(chat_irc, messages_both_ways)
 {
     int native = irc_server(NULL);
-    struct stream n;
+    static struct stream n;
     int nfd = fx_join(native, &n, "bob");
-    struct stream s;
+    static struct stream s;
     int fd = irc_raw(&s);
     put(fd, "CAP REQ :server-time echo-message\r\nNICK alice\r\nUSER a 0 * :A\r\nCAP END\r\n"
             "PRIVMSG #lobby :too early\r\n");
@@ -337,7 +337,7 @@ Test(chat_irc, messages_both_ways)
 Test(chat_irc, ctcp_action_and_dcc)
 {
     int native = irc_server(NULL);
-    struct stream n, a, b;
+    static struct stream n, a, b;
     int nfd = fx_join(native, &n, "nat");
     int afd = irc_join(&a, "alice", "");
     int bfd = irc_join(&b, "bobby", "");
@@ -384,7 +384,7 @@ Test(chat_irc, ctcp_action_and_dcc)
 Test(chat_irc, split_and_inputtoolong)
 {
     int native = irc_server(NULL);
-    struct stream n, a;
+    static struct stream n, a;
     int nfd = fx_join(native, &n, "nat");
     int afd = irc_join(&a, "alice", "");
     /* 700 two-byte characters (1400 bytes) */
@@ -445,7 +445,7 @@ Test(chat_irc, split_and_inputtoolong)
 Test(chat_irc, presence_and_queries)
 {
     int native = irc_server(NULL);
-    struct stream n, a;
+    static struct stream n, a;
     int afd = irc_join(&a, "alice", "away-notify");
     int nfd = fx_join(native, &n, "bob");
     EXPECT(&a, ":bob!bob@sockstack JOIN #lobby\r\n");
@@ -511,7 +511,7 @@ Test(chat_irc, presence_and_queries)
     /* alice left the channel (PART): the quit is not shown in it */
     put(afd, "JOIN #lobby\r\n");
     EXPECT(&a, ":alice!alice@sockstack JOIN #lobby\r\n");
-    struct stream c;
+    static struct stream c;
     int cfd = irc_join(&c, "carl", "");
     EXPECT(&a, ":carl!carl@sockstack JOIN #lobby\r\n");
     put(cfd, "QUIT :see you\r\n");
@@ -524,14 +524,14 @@ Test(chat_irc, presence_and_queries)
 Test(chat_irc, offline_and_history)
 {
     int native = irc_server(NULL);
-    struct stream n;
+    static struct stream n;
     int nfd = fx_join(native, &n, "carol");
     put(nfd, "/register secret1\nfirst\n");
     EXPECT(&n, "OK sent ");
     usleep(20000); /* two messages a clock tick apart, for BEFORE/LATEST */
     put(nfd, "second\n/quit\n");
     EXPECT(&n, "BYE ");
-    struct stream d;
+    static struct stream d;
     int dfd = fx_join(native, &d, "dave");
     put(dfd, "/msg carol while you were out\n/history 2\n");
     EXPECT(&d, "OK msg carol stored\n");
@@ -542,7 +542,7 @@ Test(chat_irc, offline_and_history)
     cr_assert_str_neq(t1, t2);
     /* carol logs in over IRC: the message keeps the time it was sent,
      * which is after t2 (the history) and before the login */
-    struct stream s;
+    static struct stream s;
     int fd = irc_raw(&s);
     put(fd, "CAP LS 302\r\nCAP REQ :server-time sasl batch draft/chathistory\r\nNICK carol\r\n"
             "USER c 0 * :C\r\nAUTHENTICATE PLAIN\r\nAUTHENTICATE AGNhcm9sAHNlY3JldDE=\r\n");
@@ -584,7 +584,7 @@ Test(chat_irc, offline_and_history)
              SRV "FAIL CHATHISTORY INVALID_PARAMS LATEST :Not enough parameters\r\n", t1, t2);
     EXPECT(&s, want);
     /* without chathistory: a replay with tags on JOIN */
-    struct stream r;
+    static struct stream r;
     irc_join(&r, "rita", "server-time");
     snprintf(want, sizeof want,
              "@time=%s :carol!carol@sockstack PRIVMSG #lobby :first\r\n"
@@ -598,7 +598,7 @@ Test(chat_irc, limits_as_native)
 {
     const char *extra[] = {"--nick-timeout", "300", "--per-addr", "2", NULL};
     irc_server(extra);
-    struct stream a, b, c;
+    static struct stream a, b, c;
     irc_raw(&a);
     irc_raw(&b);
     irc_raw(&c);
@@ -624,7 +624,7 @@ Test(chat_irc, tls_on_the_irc_port)
     struct th_proc p;
     cr_assert_eq(th_spawn(&p, argv), 0);
     struct th_proc *t = track(p);
-    struct stream s;
+    static struct stream s;
     stream_init(&s, t->out);
     put(t->in, "NICK tlsuser\r\nUSER u 0 * :u\r\n");
     char want[2048];
@@ -640,7 +640,7 @@ Test(chat_irc, rate_limit_as_native)
     const char *extra[] = {"--rate", "20", "--burst", "1", NULL};
     irc_server(extra);
     struct th_proc *srv = &procs[nprocs - 1];
-    struct stream s;
+    static struct stream s;
     int fd = irc_raw(&s);
     put(fd, "NICK a\r\nUSER a 0 * :a\r\nPING :1\r\nPING :2\r\nPING :3\r\n");
     EXPECT(&s, SRV "PONG sockstack :1\r\n" SRV "PONG sockstack :2\r\n"
@@ -658,7 +658,7 @@ Test(chat_irc, rate_limit_as_native)
 Test(chat_irc, ison_userhost_list)
 {
     int native = irc_server(NULL);
-    struct stream n, a;
+    static struct stream n, a;
     int nfd = fx_join(native, &n, "bob");
     int afd = irc_join(&a, "alice", "");
     put(nfd, "/topic our room\n");
@@ -680,7 +680,7 @@ Test(chat_irc, ison_userhost_list)
 Test(chat_irc, dcc_send_to_native_becomes_an_offer)
 {
     int native = irc_server(NULL);
-    struct stream n, a;
+    static struct stream n, a;
     int nfd = fx_join(native, &n, "nat");
     int afd = irc_join(&a, "alice", "");
     /* refused: a passive DCC, and an address that is not alice's */
@@ -742,7 +742,7 @@ Test(chat_irc, dcc_send_to_native_becomes_an_offer)
 Test(chat_irc, native_offer_becomes_a_dcc_send)
 {
     int native = irc_server(NULL);
-    struct stream n, a;
+    static struct stream n, a;
     int nfd = fx_join(native, &n, "nat");
     irc_join(&a, "alice", "");
     char path[200], hex[65];
