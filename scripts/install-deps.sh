@@ -20,6 +20,8 @@ PKGS=(
   # the viewer's test: a real browser, headless (Debian's package)
   chromium chromium-driver
   libzmq3-dev
+  # chat across nodes (issue 14): the Redis server the tests start, hiredis
+  redis-server libhiredis-dev
 )
 
 missing=()
