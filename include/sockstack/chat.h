@@ -79,6 +79,10 @@ typedef struct ss_chat_io {
      * fallback relay of a point-to-point connection). The room sends them
      * nothing more; ss_chat_relayed() is true for both. */
     void (*relay)(void *a, void *b);
+    /* Optional: a store operation that made conn's lines wait
+     * (ss_chat_busy) finished later than the call that started it (a
+     * remote store): feed conn's held lines again. */
+    void (*ready)(void *conn);
 } ss_chat_io;
 
 typedef struct ss_chat_opts {
@@ -121,7 +125,8 @@ int ss_chat_recv(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms);
  * *used says how many bytes were taken. Feed the rest again later. */
 int ss_chat_feed(ss_chat_conn *c, const void *buf, size_t len, int64_t now_ms,
                  size_t *used);
-/* True while c waits for a password hash (io->kdf). */
+/* True while c waits for a password hash (io->kdf) or a store operation
+ * (io->ready says when it is over). */
 bool ss_chat_busy(const ss_chat_conn *c);
 /* The peer's address without port (for the per-address login throttle). */
 void ss_chat_conn_set_addr(ss_chat_conn *c, const char *addr);

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "apps/chat_backend.h"
 #include "apps/chat_store.h"
 #include "sockstack/chat.h"
 #include "sockstack/config.h"
@@ -54,8 +55,11 @@ struct ss_chat_conn {
     uint64_t dl_off, dl_size;
     /* offline messages: delivered in pages as the queue drains; rows are
      * deleted once a later drain shows the page left the queue */
-    int64_t off_sent, off_queued;  /* last id deleted-able, last id queued */
+    char off_sent[SS__CHAT_ID_MAX];   /* last id deletable ("": none) */
+    char off_queued[SS__CHAT_ID_MAX]; /* last id queued */
     bool off_more;
+    struct chat_op *op;            /* the store operation c's lines wait for */
+    struct chat_op *off_op;        /* a page of offline messages being read */
     int64_t since;                 /* /since: join history from this time */
     ss_chat_kdf *kdf;              /* password hash running for c */
     char addr[64];                 /* peer address (login throttle) */
@@ -77,6 +81,24 @@ struct p2p_intro {
     char cands[2][256];            /* local candidates each side announced */
     ss_chat_conn *relay[2];        /* /p2p relay connections */
 };
+
+/* A store operation in flight (chat_backend.h): what to do with its result
+ * (k, on the loop, only while c is connected) and the command's arguments. */
+struct chat_op {
+    ss_chat_conn *c;               /* NULL once c was disconnected */
+    void (*k)(ss_chat_conn *c, struct chat_op *op);
+    int err;
+    int state;                     /* OP_CALLING, OP_INLINE, OP_PENDING */
+    int64_t now;
+    int kind, page, listed, online;
+    int64_t since, before;
+    struct ss__chat_res res;
+    char nick[SS_CHAT_NICK_MAX + 1];
+    int iter;                      /* /register: the finished hash */
+    uint8_t salt[16], hash[32];
+    char text[];                   /* a copy of the command's text */
+};
+enum { OP_CALLING, OP_INLINE, OP_PENDING };
 
 struct ss_chat_line {
     uint32_t refs;
@@ -109,7 +131,8 @@ struct ss_chat_room {
     ss_chat_opts o;
     char room_name[64];
     ss_chat_io io;
-    ss__chat_store *st;
+    ss__chat_store *st;         /* files (and, single-node, everything) */
+    ss__chat_be *be;            /* users, history, offline messages */
     ss_chat_conn *conns;
     ss_chat_conn **nick_tab;    /* named connections by nick, any case:
                                  * chained, nick_cap (a power of 2) heads */
@@ -144,15 +167,16 @@ void ss_chat_opts_init(ss_chat_opts *o)
     };
 }
 
-int ss_chat_room_open(ss_chat_room **out, const ss_chat_opts *o,
-                      const ss_chat_io *io)
+int ss__chat_room_open_be(ss_chat_room **out, const ss_chat_opts *o,
+                          const ss_chat_io *io, ss__chat_be *be)
 {
     *out = NULL;
-    if (o->max_line < 64 || o->pbkdf2_iter < 1)
-        return -EINVAL;
-    ss_chat_room *r = calloc(1, sizeof *r);
-    if (!r)
-        return -ENOMEM;
+    ss_chat_room *r = o->max_line < 64 || o->pbkdf2_iter < 1 ? NULL : calloc(1, sizeof *r);
+    if (!r) {
+        if (be)
+            be->ops->close(be);
+        return o->max_line < 64 || o->pbkdf2_iter < 1 ? -EINVAL : -ENOMEM;
+    }
     r->o = *o;
     snprintf(r->room_name, sizeof r->room_name, "%s", o->room ? o->room : "lobby");
     r->io = *io;
@@ -168,9 +192,12 @@ int ss_chat_room_open(ss_chat_room **out, const ss_chat_opts *o,
                  RAND_bytes(r->dummy_salt, 16) != 1 || RAND_bytes(r->dummy_hash, 32) != 1))
         err = -EIO;
     if (!err)
-        err = ss__chat_store_open(o->db_path, &r->st);
+        err = ss__chat_store_open(be ? NULL : o->db_path, &r->st);
     if (!err)
         err = ss__chat_file_drop_incomplete(r->st);
+    if (!err && !be)
+        err = ss__chat_be_sqlite_new(r->st, &be);
+    r->be = be;
     if (err) {
         ss_chat_room_close(r);
         return err;
@@ -179,10 +206,18 @@ int ss_chat_room_open(ss_chat_room **out, const ss_chat_opts *o,
     return 0;
 }
 
+int ss_chat_room_open(ss_chat_room **out, const ss_chat_opts *o,
+                      const ss_chat_io *io)
+{
+    return ss__chat_room_open_be(out, o, io, NULL);
+}
+
 void ss_chat_room_close(ss_chat_room *room)
 {
     if (!room)
         return;
+    if (room->be)
+        room->be->ops->close(room->be); /* pending operations end: -ECANCELED */
     ss__chat_store_close(room->st);
     free(room->thr_nick);
     free(room->thr_addr);
@@ -417,6 +452,89 @@ void *ss_chat_find_io(ss_chat_room *room, const char *nick)
     return c ? c->io : NULL;
 }
 
+/* ---- store operations (chat_backend.h) ----------------------------------
+ * An operation of c (op_new + OP_CALL) makes c's next lines wait until it
+ * completes (ss_chat_busy), so replies keep the order of the commands. Its
+ * continuation k runs once the backend answered: inside the call for the
+ * SQLite backend, later from the loop for Redis; then the io's ready()
+ * lets the glue feed c's held lines again. */
+
+static struct chat_op *op_alloc(ss_chat_conn *c, void (*k)(ss_chat_conn *, struct chat_op *),
+                                int64_t now, const char *text)
+{
+    size_t n = text ? strlen(text) : 0;
+    struct chat_op *op = calloc(1, sizeof *op + n + 1);
+    if (!op)
+        return NULL;
+    op->c = c;
+    op->k = k;
+    op->now = now;
+    op->before = -1;
+    op->since = -1;
+    if (text)
+        memcpy(op->text, text, n + 1);
+    return op;
+}
+
+/* A blocking operation of c: its next lines wait for it. NULL: out of
+ * memory (c was told). */
+static struct chat_op *op_new(ss_chat_conn *c, void (*k)(ss_chat_conn *, struct chat_op *),
+                              int64_t now, const char *text)
+{
+    struct chat_op *op = op_alloc(c, k, now, text);
+    if (!op) {
+        say(c, "ERR store out of memory");
+        return NULL;
+    }
+    c->op = op;
+    return op;
+}
+
+static void op_finish(struct chat_op *op, bool async)
+{
+    ss_chat_conn *c = op->c;
+    if (!c)
+        return;
+    bool blocking = c->op == op;
+    if (blocking)
+        c->op = NULL;
+    if (c->off_op == op)
+        c->off_op = NULL;
+    if (op->k)
+        op->k(c, op);
+    if (async && blocking && !c->op && !c->kdf && c->room->io.ready)
+        c->room->io.ready(c->io);
+}
+
+static void op_done(void *arg, int err)
+{
+    struct chat_op *op = arg;
+    op->err = err;
+    if (op->state == OP_CALLING) {
+        op->state = OP_INLINE; /* freed by OP_CALL once the call returns */
+        op_finish(op, false);
+        return;
+    }
+    op_finish(op, true);
+    free(op);
+}
+
+/* Start backend operation fn for op (the room's backend, arguments, then
+ * op_done and op appended). */
+#define OP_CALL(r, op, fn, ...)                                                           \
+    do {                                                                                  \
+        struct chat_op *op_ = (op);                                                       \
+        op_->state = OP_CALLING;                                                          \
+        (r)->be->ops->fn((r)->be, __VA_ARGS__, op_done, op_);                            \
+        if (op_->state == OP_INLINE)                                                      \
+            free(op_);                                                                    \
+        else                                                                              \
+            op_->state = OP_PENDING;                                                      \
+    } while (0)
+
+/* The connection of op while it is still there. */
+static ss_chat_conn *op_conn(void *arg) { return ((struct chat_op *)arg)->c; }
+
 /* ---- connection lifecycle --------------------------------------------- */
 
 ss_chat_conn *ss_chat_connect(ss_chat_room *room, void *conn, int64_t now_ms)
@@ -448,9 +566,13 @@ static void upload_abort(ss_chat_conn *c)
  * online: they never go to whoever takes the nick next. */
 static void forget_unregistered(ss_chat_conn *c)
 {
-    struct ss__chat_user u;
-    if (ss__chat_user_get(c->room->st, c->nick, &u) == 0 && !u.registered)
-        ss__chat_forget(c->room->st, c->nick);
+    ss__chat_be *be = c->room->be;
+    be->ops->forget_unregistered(be, c->nick, NULL, NULL);
+}
+
+static void touch(ss_chat_room *r, const char *nick, int64_t now)
+{
+    r->be->ops->user_touch(r->be, nick, now, NULL, NULL);
 }
 
 static void p2p_forget(ss_chat_conn *c);
@@ -463,7 +585,7 @@ static void leave(ss_chat_conn *c, int64_t now)
     nick_unindex(c);
     c->named = false;
     r->online--;
-    ss__chat_user_touch(r->st, c->nick, now);
+    touch(r, c->nick, now);
     forget_unregistered(c);
     c->off_more = false;
     char ts[32];
@@ -480,6 +602,10 @@ void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms)
         p2p_forget(c);
     if (c->kdf)
         c->kdf->c = NULL; /* the job finishes elsewhere and is only freed */
+    if (c->op)
+        c->op->c = NULL; /* likewise a store operation */
+    if (c->off_op)
+        c->off_op->c = NULL;
     free(c->away);
     if (c->prev)
         c->prev->next = c->next;
@@ -496,19 +622,22 @@ void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms)
 static void send_hist(void *arg, int64_t ts, const char *nick, int kind,
                       const char *text)
 {
+    ss_chat_conn *c = op_conn(arg);
+    if (!c)
+        return;
     char t[32];
     ss_chat_format_ts(ts, t, sizeof t);
-    say(arg, "HIST %s %s %s %s", t, kind == SS__CHAT_KIND_ME ? "ME" : "MSG", nick, text);
+    say(c, "HIST %s %s %s %s", t, kind == SS__CHAT_KIND_ME ? "ME" : "MSG", nick, text);
 }
 
 static void send_offline(void *arg, int64_t ts, const char *from, const char *text)
 {
-    ss_chat_conn *c = arg;
-    if (c->dead)
+    ss_chat_conn *c = op_conn(arg);
+    if (!c || c->dead)
         return;
     char t[32];
     ss_chat_format_ts(ts, t, sizeof t);
-    say(arg, "OFFLINE %s %s %s", t, from, text);
+    say(c, "OFFLINE %s %s %s", t, from, text);
 }
 
 static void send_offer(void *arg, const struct ss__chat_file *f)
@@ -517,55 +646,88 @@ static void send_offer(void *arg, const struct ss__chat_file *f)
         (unsigned long long)f->size, f->sha256, f->name);
 }
 
-/* Send the next page of c's offline messages while its queue has room;
+static void offline_page(ss_chat_conn *c);
+
+/* A page was read (and its lines queued): go on while there is room. */
+static void offline_page_k(ss_chat_conn *c, struct chat_op *op)
+{
+    if (op->err < 0 || op->res.n <= 0 || c->dead) {
+        c->off_more = false;
+    } else {
+        snprintf(c->off_queued, sizeof c->off_queued, "%s", op->res.last);
+        if (op->res.n < op->page)
+            c->off_more = false;
+    }
+    offline_page(c);
+}
+
+/* The next page of c's offline messages if its queue has room for it;
+ * when there is nothing more to send now, what was queued may be deleted
+ * at the next drain. */
+static void offline_page(ss_chat_conn *c)
+{
+    ss_chat_room *r = c->room;
+    /* Rows that surely fit: "OFFLINE ts nick text\n" is at most this. */
+    size_t row = r->o.max_line + 96;
+    size_t rows = c->off_more && !c->dead ? r->io.space(c->io) / row : 0;
+    if (rows == 0) {
+        /* Deleted at the next drain, once these lines have left the queue. */
+        snprintf(c->off_sent, sizeof c->off_sent, "%s", c->off_queued);
+        return;
+    }
+    struct chat_op *op = op_alloc(c, offline_page_k, 0, NULL);
+    if (!op) {
+        c->off_more = false;
+        return;
+    }
+    op->page = rows < SS_CHAT_OFFLINE_PAGE ? (int)rows : SS_CHAT_OFFLINE_PAGE;
+    c->off_op = op;
+    OP_CALL(r, op, off_page, c->nick, c->off_queued, op->page, send_offline, op, &op->res);
+}
+
+/* Send the next pages of c's offline messages while its queue has room;
  * rows of pages sent before are deleted first (they left the queue). */
 static void offline_pump(ss_chat_conn *c)
 {
     ss_chat_room *r = c->room;
-    if (c->off_sent > 0) {
-        ss__chat_offline_delete(r->st, c->nick, c->off_sent);
-        c->off_sent = 0;
+    if (c->off_op)
+        return; /* a page is being read; it goes on by itself */
+    if (c->off_sent[0]) {
+        r->be->ops->off_delete(r->be, c->nick, c->off_sent, NULL, NULL);
+        c->off_sent[0] = '\0';
     }
-    /* Rows that surely fit: "OFFLINE ts nick text\n" is at most this. */
-    size_t row = r->o.max_line + 96;
-    size_t rows;
-    while (c->off_more && !c->dead && (rows = r->io.space(c->io) / row) > 0) {
-        int page = rows < SS_CHAT_OFFLINE_PAGE ? (int)rows : SS_CHAT_OFFLINE_PAGE;
-        int64_t last;
-        int n = ss__chat_offline_page(r->st, c->nick, c->off_queued, page, send_offline, c,
-                                      &last);
-        if (n <= 0 || c->dead) {
-            c->off_more = false;
-            break;
-        }
-        c->off_queued = last;
-        if (n < page)
-            c->off_more = false;
+    offline_page(c);
+}
+
+static void deliver_waiting_k(ss_chat_conn *c, struct chat_op *op)
+{
+    ss_chat_room *r = c->room;
+    if (op->err < 0 || strcmp(op->nick, c->nick))
+        return;
+    if (!op->res.u.registered) {
+        /* Left by an earlier holder of an unregistered nick: not c's. */
+        forget_unregistered(c);
+        return;
     }
-    /* Deleted at the next drain, once these lines have left the queue. */
-    c->off_sent = c->off_queued;
+    c->off_queued[0] = '\0';
+    c->off_sent[0] = '\0';
+    c->off_more = true;
+    offline_pump(c);
+    ss__chat_file_pending(r->st, c->nick, r->o.offers_max, send_offer, c);
 }
 
 /* What waits for c at join: offline messages (in pages) and file offers
  * (at most offers_max), only for a nick c owns. */
-static void deliver_waiting(ss_chat_conn *c)
+static void deliver_waiting(ss_chat_conn *c, int64_t now)
 {
-    ss_chat_room *r = c->room;
-    struct ss__chat_user u;
-    if (ss__chat_user_get(r->st, c->nick, &u) < 0)
+    struct chat_op *op = op_new(c, deliver_waiting_k, now, NULL);
+    if (!op)
         return;
-    if (!u.registered) {
-        /* Left by an earlier holder of an unregistered nick: not c's. */
-        ss__chat_forget(r->st, c->nick);
-        return;
-    }
-    c->off_queued = 0;
-    c->off_sent = 0;
-    c->off_more = true;
-    offline_pump(c);
-    c->off_sent = c->off_queued;
-    ss__chat_file_pending(r->st, c->nick, r->o.offers_max, send_offer, c);
+    snprintf(op->nick, sizeof op->nick, "%s", c->nick);
+    OP_CALL(c->room, op, user_get, c->nick, &op->res);
 }
+
+static void join_hist_k(ss_chat_conn *c, struct chat_op *op) { deliver_waiting(c, op->now); }
 
 /* c becomes `nick` (validated, free, and allowed). */
 static void take_nick(ss_chat_conn *c, const char *nick, int64_t now)
@@ -576,28 +738,33 @@ static void take_nick(ss_chat_conn *c, const char *nick, int64_t now)
     if (c->named) {
         char old[sizeof c->nick];
         snprintf(old, sizeof old, "%s", c->nick);
-        ss__chat_user_touch(r->st, old, now);
+        touch(r, old, now);
         forget_unregistered(c);
         nick_unindex(c);
         snprintf(c->nick, sizeof c->nick, "%s", nick);
         nick_index(c);
-        ss__chat_user_touch(r->st, nick, now);
+        touch(r, nick, now);
         say(c, "OK nick %s %d", nick, r->online);
         announce(r, c, "NICK %s %s %s", ts, old, nick);
-    } else {
-        snprintf(c->nick, sizeof c->nick, "%s", nick);
-        ss__chat_user_touch(r->st, nick, now);
-        c->named = true;
-        nick_index(c);
-        r->online++;
-        say(c, "OK nick %s %d", nick, r->online);
-        announce(r, c, "JOIN %s %s %d", ts, nick, r->online);
-        if (c->since > 0)
-            ss__chat_history_last(r->st, r->o.history_max, c->since, send_hist, c);
-        else if (r->o.join_history > 0)
-            ss__chat_history_last(r->st, r->o.join_history, -1, send_hist, c);
+        deliver_waiting(c, now);
+        return;
     }
-    deliver_waiting(c);
+    snprintf(c->nick, sizeof c->nick, "%s", nick);
+    touch(r, nick, now);
+    c->named = true;
+    nick_index(c);
+    r->online++;
+    say(c, "OK nick %s %d", nick, r->online);
+    announce(r, c, "JOIN %s %s %d", ts, nick, r->online);
+    int n = c->since > 0 ? r->o.history_max : r->o.join_history;
+    if (n <= 0) {
+        deliver_waiting(c, now);
+        return;
+    }
+    struct chat_op *op = op_new(c, join_hist_k, now, NULL);
+    if (!op)
+        return;
+    OP_CALL(r, op, hist_range, n, c->since > 0 ? c->since : -1, -1, send_hist, op, &op->res);
 }
 
 /* ---- commands ---------------------------------------------------------- */
@@ -630,6 +797,28 @@ static bool need_nick(ss_chat_conn *c)
     return false;
 }
 
+static void nick_k(ss_chat_conn *c, struct chat_op *op)
+{
+    const char *nick = op->nick;
+    ss_chat_conn *other = find_online(c->room, nick);
+    if (other && other != c) { /* taken while the store answered */
+        say(c, "ERR nicktaken %s is online", nick);
+        return;
+    }
+    if (op->err < 0) {
+        say(c, "ERR store the store failed");
+        return;
+    }
+    bool own = c->authed && !strcasecmp(c->nick, nick);
+    if (op->res.u.registered && !own) {
+        say(c, "ERR registered %s is registered: /login %s PASSWORD", nick, nick);
+        return;
+    }
+    if (!own)
+        c->authed = false;
+    take_nick(c, nick, op->now);
+}
+
 static void cmd_nick(ss_chat_conn *c, char *args, int64_t now)
 {
     ss_chat_room *r = c->room;
@@ -652,19 +841,11 @@ static void cmd_nick(ss_chat_conn *c, char *args, int64_t now)
         say(c, "ERR nicktaken %s is online", nick);
         return;
     }
-    struct ss__chat_user u;
-    if (ss__chat_user_get(r->st, nick, &u) < 0) {
-        say(c, "ERR store the store failed");
+    struct chat_op *op = op_new(c, nick_k, now, NULL);
+    if (!op)
         return;
-    }
-    bool own = c->authed && !strcasecmp(c->nick, nick);
-    if (u.registered && !own) {
-        say(c, "ERR registered %s is registered: /login %s PASSWORD", nick, nick);
-        return;
-    }
-    if (!own)
-        c->authed = false;
-    take_nick(c, nick, now);
+    snprintf(op->nick, sizeof op->nick, "%s", nick);
+    OP_CALL(r, op, user_get, nick, &op->res);
 }
 
 /* ---- the failed-login throttle ------------------------------------------ */
@@ -804,20 +985,46 @@ static void login_done(ss_chat_conn *c, ss_chat_kdf *j, int64_t now)
         take_nick(c, j->nick, now);
 }
 
-static void register_done(ss_chat_conn *c, ss_chat_kdf *j, int64_t now)
+static void register_stored_k(ss_chat_conn *c, struct chat_op *op)
 {
-    ss_chat_room *r = c->room;
-    struct ss__chat_user u;
-    /* c may have changed nick while the hash ran; and someone else may
-     * have registered it meanwhile. */
-    if (!c->named || strcmp(c->nick, j->nick) || ss__chat_user_get(r->st, j->nick, &u) < 0 ||
-        (u.registered && !c->authed) || !j->ok ||
-        ss__chat_user_register(r->st, j->nick, j->iter, j->salt, j->out) < 0) {
+    if (op->err < 0) {
         say(c, "ERR store could not store the password");
         return;
     }
     c->authed = true;
-    say(c, "OK register %s", j->nick);
+    say(c, "OK register %s", op->nick);
+}
+
+static void register_check_k(ss_chat_conn *c, struct chat_op *op)
+{
+    /* c may have changed nick while the hash ran; and someone else may
+     * have registered it meanwhile. */
+    if (op->err < 0 || !c->named || strcmp(c->nick, op->nick) ||
+        (op->res.u.registered && !c->authed)) {
+        say(c, "ERR store could not store the password");
+        return;
+    }
+    struct chat_op *st = op_new(c, register_stored_k, op->now, NULL);
+    if (!st)
+        return;
+    snprintf(st->nick, sizeof st->nick, "%s", op->nick);
+    OP_CALL(c->room, st, user_register, op->nick, op->iter, op->salt, op->hash);
+}
+
+static void register_done(ss_chat_conn *c, ss_chat_kdf *j, int64_t now)
+{
+    if (!j->ok) {
+        say(c, "ERR store could not store the password");
+        return;
+    }
+    struct chat_op *op = op_new(c, register_check_k, now, NULL);
+    if (!op)
+        return;
+    snprintf(op->nick, sizeof op->nick, "%s", j->nick);
+    op->iter = j->iter;
+    memcpy(op->salt, j->salt, 16);
+    memcpy(op->hash, j->out, 32);
+    OP_CALL(c->room, op, user_get, j->nick, &op->res);
 }
 
 static void kdf_finish(ss_chat_kdf *j, int64_t now)
@@ -838,7 +1045,30 @@ void ss_chat_kdf_done(ss_chat_kdf *job, int64_t now_ms) { kdf_finish(job, now_ms
 
 void *ss_chat_kdf_conn(const ss_chat_kdf *job) { return job->c ? job->c->io : NULL; }
 
-bool ss_chat_busy(const ss_chat_conn *c) { return c->kdf != NULL; }
+bool ss_chat_busy(const ss_chat_conn *c) { return c->kdf || c->op; }
+
+static void login_k(ss_chat_conn *c, struct chat_op *op)
+{
+    ss_chat_room *r = c->room;
+    const struct ss__chat_user *u = &op->res.u;
+    ss_chat_kdf *j = op->err < 0 ? NULL : kdf_new(c, KDF_CHECK, op->nick, op->text);
+    OPENSSL_cleanse(op->text, strlen(op->text));
+    if (op->err < 0) {
+        say(c, "ERR store the store failed");
+        return;
+    }
+    if (!j) {
+        say(c, "ERR store out of memory");
+        return;
+    }
+    /* An unknown nick costs one full hash too, against a stand-in record:
+     * the answer and its time are the same as for a wrong password. */
+    j->known = u->registered;
+    j->iter = u->registered ? u->iter : r->o.pbkdf2_iter;
+    memcpy(j->salt, u->registered ? u->salt : r->dummy_salt, 16);
+    memcpy(j->hash, u->registered ? u->hash : r->dummy_hash, 32);
+    kdf_start(c, j, op->now);
+}
 
 static void cmd_login(ss_chat_conn *c, char *args, int64_t now)
 {
@@ -859,23 +1089,32 @@ static void cmd_login(ss_chat_conn *c, char *args, int64_t now)
             (long long)(wait + 999) / 1000);
         return;
     }
-    struct ss__chat_user u;
-    if (ss__chat_user_get(r->st, nick, &u) < 0) {
+    struct chat_op *op = op_new(c, login_k, now, pw);
+    if (!op)
+        return;
+    snprintf(op->nick, sizeof op->nick, "%s", nick);
+    OP_CALL(r, op, user_get, nick, &op->res);
+}
+
+static void register_k(ss_chat_conn *c, struct chat_op *op)
+{
+    ss_chat_room *r = c->room;
+    const char *nick = op->nick;
+    ss_chat_kdf *j = NULL;
+    if (op->err < 0)
         say(c, "ERR store the store failed");
-        return;
+    else if (op->res.u.registered && !c->authed)
+        say(c, "ERR registered %s is registered: /login %s PASSWORD", nick, nick);
+    else if (!(j = kdf_new(c, KDF_HASH, nick, op->text)) || RAND_bytes(j->salt, 16) != 1) {
+        free(j);
+        j = NULL;
+        say(c, "ERR store could not store the password");
     }
-    ss_chat_kdf *j = kdf_new(c, KDF_CHECK, nick, pw);
-    if (!j) {
-        say(c, "ERR store out of memory");
+    OPENSSL_cleanse(op->text, strlen(op->text));
+    if (!j)
         return;
-    }
-    /* An unknown nick costs one full hash too, against a stand-in record:
-     * the answer and its time are the same as for a wrong password. */
-    j->known = u.registered;
-    j->iter = u.registered ? u.iter : r->o.pbkdf2_iter;
-    memcpy(j->salt, u.registered ? u.salt : r->dummy_salt, 16);
-    memcpy(j->hash, u.registered ? u.hash : r->dummy_hash, 32);
-    kdf_start(c, j, now);
+    j->iter = r->o.pbkdf2_iter;
+    kdf_start(c, j, op->now);
 }
 
 static void cmd_register(ss_chat_conn *c, char *args, int64_t now)
@@ -888,30 +1127,19 @@ static void cmd_register(ss_chat_conn *c, char *args, int64_t now)
         say(c, "ERR usage /register PASSWORD (4 or more characters, no spaces)");
         return;
     }
-    struct ss__chat_user u;
-    if (ss__chat_user_get(r->st, c->nick, &u) < 0) {
-        say(c, "ERR store the store failed");
+    struct chat_op *op = op_new(c, register_k, now, pw);
+    if (!op)
         return;
-    }
-    if (u.registered && !c->authed) {
-        say(c, "ERR registered %s is registered: /login %s PASSWORD", c->nick, c->nick);
-        return;
-    }
-    ss_chat_kdf *j = kdf_new(c, KDF_HASH, c->nick, pw);
-    if (!j || RAND_bytes(j->salt, 16) != 1) {
-        free(j);
-        say(c, "ERR store could not store the password");
-        return;
-    }
-    j->iter = r->o.pbkdf2_iter;
-    kdf_start(c, j, now);
+    snprintf(op->nick, sizeof op->nick, "%s", c->nick);
+    OP_CALL(r, op, user_get, c->nick, &op->res);
 }
 
-/* May things be stored for offline `nick`? Says why not to c. */
-static bool storable_for(ss_chat_conn *c, const char *nick, struct ss__chat_user *u)
+/* May things be stored for offline `nick` (its record in u)? Says why not
+ * to c. */
+static bool storable_for(ss_chat_conn *c, const char *nick, int err,
+                         const struct ss__chat_user *u)
 {
-    if (!ss_chat_nick_valid(nick) || ss__chat_user_get(c->room->st, nick, u) < 0 ||
-        !u->exists) {
+    if (err < 0 || !u->exists) {
         say(c, "ERR nouser no user %s", nick);
         return false;
     }
@@ -920,6 +1148,38 @@ static bool storable_for(ss_chat_conn *c, const char *nick, struct ss__chat_user
         return false;
     }
     return true;
+}
+
+static void msg_stored_k(ss_chat_conn *c, struct chat_op *op)
+{
+    if (op->err == -ENOSPC)
+        say(c, "ERR full %s has %d messages waiting; not stored", op->nick,
+            c->room->o.offline_max);
+    else if (op->err < 0)
+        say(c, "ERR store message not stored");
+    else
+        say(c, "OK msg %s stored", op->nick);
+}
+
+static void msg_offline_k(ss_chat_conn *c, struct chat_op *op)
+{
+    ss_chat_room *r = c->room;
+    ss_chat_conn *to = find_online(r, op->nick);
+    if (to) { /* came online while the store answered */
+        char ts[32];
+        ss_chat_format_ts(op->now, ts, sizeof ts);
+        say(to, "PRIV %s %s %s", ts, c->nick, op->text);
+        say(c, "OK msg %s", to->nick);
+        return;
+    }
+    if (!storable_for(c, op->nick, op->err, &op->res.u))
+        return;
+    struct chat_op *st = op_new(c, msg_stored_k, op->now, NULL);
+    if (!st)
+        return;
+    snprintf(st->nick, sizeof st->nick, "%s", op->nick);
+    OP_CALL(r, st, off_add, op->now, c->nick, op->nick, op->text, r->o.offline_max,
+            &st->res);
 }
 
 static void cmd_msg(ss_chat_conn *c, char *args, int64_t now)
@@ -940,49 +1200,54 @@ static void cmd_msg(ss_chat_conn *c, char *args, int64_t now)
         say(c, "OK msg %s", to->nick);
         return;
     }
-    struct ss__chat_user u;
-    if (!storable_for(c, nick, &u))
-        return;
-    if (ss__chat_offline_count(r->st, nick) >= r->o.offline_max) {
-        say(c, "ERR full %s has %d messages waiting; not stored", nick, r->o.offline_max);
+    if (!ss_chat_nick_valid(nick)) {
+        say(c, "ERR nouser no user %s", nick);
         return;
     }
-    if (ss__chat_offline_add(r->st, now, c->nick, nick, args) < 0) {
-        say(c, "ERR store message not stored");
+    struct chat_op *op = op_new(c, msg_offline_k, now, args);
+    if (!op)
         return;
-    }
-    say(c, "OK msg %s stored", nick);
+    snprintf(op->nick, sizeof op->nick, "%s", nick);
+    OP_CALL(r, op, user_get, nick, &op->res);
 }
-
-struct who_ctx {
-    ss_chat_conn *c;
-    int listed;
-};
 
 static void who_row(void *arg, const char *nick, int64_t last_seen)
 {
-    struct who_ctx *w = arg;
-    if (find_online(w->c->room, nick))
+    struct chat_op *op = arg;
+    ss_chat_conn *c = op->c;
+    if (!c || find_online(c->room, nick))
         return;
     char ts[32];
     ss_chat_format_ts(last_seen, ts, sizeof ts);
-    say(w->c, "WHO %s offline %s", nick, ts);
-    w->listed++;
+    say(c, "WHO %s offline %s", nick, ts);
+    op->listed++;
+}
+
+static void who_k(ss_chat_conn *c, struct chat_op *op)
+{
+    say(c, "OK who %d %d", op->online, op->listed);
 }
 
 static void cmd_who(ss_chat_conn *c, char *args, int64_t now)
 {
     ss_chat_room *r = c->room;
-    struct who_ctx w = {.c = c};
+    int online = 0;
     for (ss_chat_conn *o = r->conns; o; o = o->next)
         if (o->named && !o->dead) {
             say(c, "WHO %s online%s%s", o->nick, o->away ? " away " : "",
                 o->away ? o->away : "");
-            w.listed++;
+            online++;
         }
-    int online = w.listed;
-    ss__chat_users_list(r->st, r->o.who_max + online, who_row, &w);
-    say(c, "OK who %d %d", online, w.listed - online);
+    struct chat_op *op = op_new(c, who_k, now, NULL);
+    if (!op)
+        return;
+    op->online = online;
+    OP_CALL(r, op, users_list, r->o.who_max + online, who_row, op, &op->res);
+}
+
+static void history_k(ss_chat_conn *c, struct chat_op *op)
+{
+    say(c, "OK history %d", op->err < 0 ? 0 : op->res.n);
 }
 
 static void cmd_history(ss_chat_conn *c, char *args, int64_t now)
@@ -1000,9 +1265,10 @@ static void cmd_history(ss_chat_conn *c, char *args, int64_t now)
             return;
         }
     }
-    int got = before >= 0 ? ss__chat_history_before(r->st, (int)n, before, send_hist, c)
-                          : ss__chat_history_last(r->st, (int)n, -1, send_hist, c);
-    say(c, "OK history %d", got < 0 ? 0 : got);
+    struct chat_op *op = op_new(c, history_k, now, NULL);
+    if (!op)
+        return;
+    OP_CALL(r, op, hist_range, (int)n, -1, before, send_hist, op, &op->res);
 }
 
 /* /since TS (before /nick): the join history is every message from TS on
@@ -1019,22 +1285,30 @@ static void cmd_since(ss_chat_conn *c, char *args, int64_t now)
     say(c, "OK since");
 }
 
+static void publish_k(ss_chat_conn *c, struct chat_op *op)
+{
+    if (op->err < 0) {
+        say(c, "ERR store message not stored");
+        return;
+    }
+    say(c, "OK sent %s", op->res.id);
+    char ts[32];
+    ss_chat_format_ts(op->now, ts, sizeof ts);
+    broadcast(c->room, c, "%s %s %s %s", op->kind == SS__CHAT_KIND_ME ? "ME" : "MSG", ts,
+              c->nick, op->text);
+}
+
 /* A public message or action: stored, then acknowledged, then fanned out. */
 static void publish(ss_chat_conn *c, int kind, const char *text, int64_t now)
 {
     ss_chat_room *r = c->room;
     if (!need_nick(c))
         return;
-    int64_t id = ss__chat_history_add(r->st, now, c->nick, kind, text);
-    if (id < 0) {
-        say(c, "ERR store message not stored");
+    struct chat_op *op = op_new(c, publish_k, now, text);
+    if (!op)
         return;
-    }
-    say(c, "OK sent %lld", (long long)id);
-    char ts[32];
-    ss_chat_format_ts(now, ts, sizeof ts);
-    broadcast(r, c, "%s %s %s %s", kind == SS__CHAT_KIND_ME ? "ME" : "MSG", ts,
-              c->nick, text);
+    op->kind = kind;
+    OP_CALL(r, op, hist_add, now, c->nick, kind, text, &op->res);
 }
 
 /* /notice NICK TEXT: to an online user only, never stored, and (as IRC
@@ -1084,6 +1358,27 @@ static void cmd_away(ss_chat_conn *c, char *args, int64_t now)
     announce(r, c, "AWAY %s %s %s", ts, c->nick, args);
 }
 
+static void topic_get_k(ss_chat_conn *c, struct chat_op *op)
+{
+    if (op->err < 0) {
+        say(c, "ERR store the store failed");
+        return;
+    }
+    if (op->res.found)
+        say(c, "TOPIC %s", op->res.v);
+    say(c, "OK topic");
+}
+
+static void topic_set_k(ss_chat_conn *c, struct chat_op *op)
+{
+    if (op->err < 0) {
+        say(c, "ERR store topic not stored");
+        return;
+    }
+    broadcast(c->room, NULL, "TOPIC %s", op->text);
+    say(c, "OK topic set");
+}
+
 /* /topic: "TOPIC TS NICK TEXT" (if set) and "OK topic"; /topic TEXT sets
  * it (stored) and everyone, c too, gets the TOPIC line. */
 static void cmd_topic(ss_chat_conn *c, char *args, int64_t now)
@@ -1091,14 +1386,9 @@ static void cmd_topic(ss_chat_conn *c, char *args, int64_t now)
     ss_chat_room *r = c->room;
     char v[SS_CHAT_TOPIC_MAX + 96];
     if (!*args) {
-        int got = ss__chat_meta_get(r->st, "topic", v, sizeof v);
-        if (got < 0) {
-            say(c, "ERR store the store failed");
-            return;
-        }
-        if (got > 0)
-            say(c, "TOPIC %s", v);
-        say(c, "OK topic");
+        struct chat_op *op = op_new(c, topic_get_k, now, NULL);
+        if (op)
+            OP_CALL(r, op, meta_get, "topic", &op->res);
         return;
     }
     if (!need_nick(c))
@@ -1110,12 +1400,9 @@ static void cmd_topic(ss_chat_conn *c, char *args, int64_t now)
     char ts[32];
     ss_chat_format_ts(now, ts, sizeof ts);
     snprintf(v, sizeof v, "%s %s %s", ts, c->nick, args);
-    if (ss__chat_meta_set(r->st, "topic", v) < 0) {
-        say(c, "ERR store topic not stored");
-        return;
-    }
-    broadcast(r, NULL, "TOPIC %s", v);
-    say(c, "OK topic set");
+    struct chat_op *op = op_new(c, topic_set_k, now, v);
+    if (op)
+        OP_CALL(r, op, meta_set, "topic", v);
 }
 
 static const char *const help_lines[] = {
@@ -1178,11 +1465,28 @@ static bool hex64(const char *s)
     return true;
 }
 
+static void offer_store(ss_chat_conn *c, const char *rcpt, uint64_t size, const char *sha,
+                        const char *name, int64_t now);
+
+/* "NICK SIZE SHA256 NAME" of an /offer checked already. */
+static void offer_k(ss_chat_conn *c, struct chat_op *op)
+{
+    char *args = op->text;
+    char *nick = word(&args), *size_s = word(&args), *sha = word(&args);
+    uint64_t size = strtoull(size_s, NULL, 10);
+    ss_chat_conn *to = find_online(c->room, nick);
+    if (!to && !storable_for(c, nick, op->err, &op->res.u))
+        return;
+    offer_store(c, to ? to->nick : nick, size, sha, args, op->now);
+}
+
 static void cmd_offer(ss_chat_conn *c, char *args, int64_t now)
 {
     ss_chat_room *r = c->room;
     if (!need_nick(c))
         return;
+    char all[SS_CHAT_MAX_LINE + 1];
+    snprintf(all, sizeof all, "%s", args);
     char *nick = word(&args), *size_s = word(&args), *sha = word(&args);
     const char *name = args;
     uint64_t size;
@@ -1205,10 +1509,24 @@ static void cmd_offer(ss_chat_conn *c, char *args, int64_t now)
         return;
     }
     ss_chat_conn *to = find_online(r, nick);
-    struct ss__chat_user u;
-    if (!to && !storable_for(c, nick, &u))
+    if (to) {
+        offer_store(c, to->nick, size, sha, name, now);
         return;
-    const char *rcpt = to ? to->nick : nick;
+    }
+    if (!ss_chat_nick_valid(nick)) {
+        say(c, "ERR nouser no user %s", nick);
+        return;
+    }
+    struct chat_op *op = op_new(c, offer_k, now, all);
+    if (op)
+        OP_CALL(r, op, user_get, nick, &op->res);
+}
+
+/* The offer, its recipient known (online, or registered and offline). */
+static void offer_store(ss_chat_conn *c, const char *rcpt, uint64_t size, const char *sha,
+                        const char *name, int64_t now)
+{
+    ss_chat_room *r = c->room;
     if (ss__chat_file_count(r->st, rcpt, NULL) >= r->o.offers_max) {
         say(c, "ERR quota %s has %d offers waiting", rcpt, r->o.offers_max);
         return;
@@ -1594,7 +1912,7 @@ static void line_in(ss_chat_conn *c, char *line, size_t len, int64_t now)
 /* May c start on a new line beginning at p (n bytes seen of it)? */
 static bool admit(ss_chat_conn *c, const char *p, size_t n)
 {
-    if (c->kdf)
+    if (c->kdf || c->op)
         return false;
     if (!c->room->io.admit)
         return true;

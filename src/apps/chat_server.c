@@ -558,7 +558,7 @@ static void feed(struct chat_ctx *x, const char *data, size_t len)
     x->held_len = len - used;
     ss_conn_pause_read(x->conn);
     if (ss_chat_busy(x->cc) || ss_chat_relayed(x->cc))
-        return; /* the KDF completion, or the relay's pairing, resumes it */
+        return; /* the KDF or store completion, or the relay's pairing, resumes it */
     if (cs->n_behind > 0) {
         cs->st.waits++;
         add_waiter(cs, x);
@@ -678,6 +678,10 @@ static void kdf_stop(ss_chat_server *cs)
     kw->started = false;
 }
 
+/* A store operation finished after its command (Redis): go on with the
+ * lines the connection sent after it. */
+static void io_ready(void *conn) { resume_input(ss_conn_ctx(conn)); }
+
 static const ss_chat_io chat_io = {
     .send = io_send,
     .space = io_space,
@@ -686,6 +690,7 @@ static const ss_chat_io chat_io = {
     .admit = io_admit,
     .kdf = io_kdf,
     .relay = io_relay,
+    .ready = io_ready,
 };
 
 /* ---- the IRC front's io ----------------------------------------------------------- */

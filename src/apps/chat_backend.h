@@ -1,0 +1,102 @@
+/* chat_backend: what the room keeps beyond a connection (internal to
+ * src/apps): users and accounts, history, offline messages, settings.
+ *
+ * Every operation completes through done(arg, err), exactly once: at once,
+ * before the call returns (SQLite, chat_be_sqlite.c), or later from the
+ * event loop (Redis, chat_be_redis.c). done may be NULL (nothing to say:
+ * last-seen updates, deletions). err is 0 or a negative code; -EIO: the
+ * store failed, -ENOSPC: a cap was reached (offline messages), -ENOTCONN:
+ * the store is unreachable now (Redis down), -ECANCELED: the backend is
+ * closing. Results go to the caller's struct ss__chat_res, which must live
+ * until done; rows go to the row callback before done.
+ *
+ * The room keeps per-connection order itself: while an operation of a
+ * connection is pending, that connection's next lines wait
+ * (ss_chat_busy), as they do for a password hash.
+ */
+#ifndef SS_APPS_CHAT_BACKEND_H
+#define SS_APPS_CHAT_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "apps/chat_store.h"
+#include "sockstack/config.h"
+
+typedef void (*ss__chat_done)(void *arg, int err);
+
+/* An entry id as text: SQLite's row id in decimal, or a Redis stream id
+ * ("1764758000123-0"). "" before the first. */
+enum { SS__CHAT_ID_MAX = 48 };
+
+struct ss__chat_res {
+    struct ss__chat_user u;            /* user_get */
+    char id[SS__CHAT_ID_MAX];          /* hist_add, off_add: the new entry */
+    char last[SS__CHAT_ID_MAX];        /* off_page: the last row's id */
+    int n;                             /* rows passed to the callback */
+    bool found;                        /* meta_get */
+    char v[SS_CHAT_TOPIC_MAX + 128];   /* meta_get */
+};
+
+typedef struct ss__chat_be ss__chat_be;
+
+struct ss__chat_be_ops {
+    void (*close)(ss__chat_be *be);
+    void (*user_get)(ss__chat_be *be, const char *nick, struct ss__chat_res *res,
+                     ss__chat_done done, void *arg);
+    void (*user_touch)(ss__chat_be *be, const char *nick, int64_t now,
+                       ss__chat_done done, void *arg);
+    void (*user_register)(ss__chat_be *be, const char *nick, int iter,
+                          const uint8_t salt[16], const uint8_t hash[32],
+                          ss__chat_done done, void *arg);
+    /* Known users, most recently seen first, at most max. */
+    void (*users_list)(ss__chat_be *be, int max, ss__chat_user_cb row, void *row_arg,
+                       struct ss__chat_res *res, ss__chat_done done, void *arg);
+    /* Public history: store one message (res->id). */
+    void (*hist_add)(ss__chat_be *be, int64_t ts, const char *nick, int kind,
+                     const char *text, struct ss__chat_res *res, ss__chat_done done,
+                     void *arg);
+    /* The last n (since >= 0: of those stamped at or after since; before >=
+     * 0: of those stamped before it), oldest first; res->n rows. */
+    void (*hist_range)(ss__chat_be *be, int n, int64_t since, int64_t before,
+                       ss__chat_hist_cb row, void *row_arg, struct ss__chat_res *res,
+                       ss__chat_done done, void *arg);
+    void (*meta_get)(ss__chat_be *be, const char *k, struct ss__chat_res *res,
+                     ss__chat_done done, void *arg);
+    void (*meta_set)(ss__chat_be *be, const char *k, const char *v, ss__chat_done done,
+                     void *arg);
+    /* An offline message for `to`, unless max are waiting (-ENOSPC). */
+    void (*off_add)(ss__chat_be *be, int64_t ts, const char *from, const char *to,
+                    const char *text, int max, struct ss__chat_res *res,
+                    ss__chat_done done, void *arg);
+    /* Up to max of to's messages after id `after` ("" from the first), in
+     * order; res->last is the last one's id (after when none). */
+    void (*off_page)(ss__chat_be *be, const char *to, const char *after, int max,
+                     ss__chat_off_cb row, void *row_arg, struct ss__chat_res *res,
+                     ss__chat_done done, void *arg);
+    /* Delete to's messages up to and including id upto. */
+    void (*off_delete)(ss__chat_be *be, const char *to, const char *upto,
+                       ss__chat_done done, void *arg);
+    /* Drop what waits for nick (offline messages; and in the SQLite store,
+     * file offers) if nick is not registered. */
+    void (*forget_unregistered)(ss__chat_be *be, const char *nick, ss__chat_done done,
+                                void *arg);
+};
+
+struct ss__chat_be {
+    const struct ss__chat_be_ops *ops;
+};
+
+/* Open a room on backend be (taken, closed with the room; NULL: the SQLite
+ * store of o->db_path). Files stay in a local SQLite store either way. */
+struct ss_chat_room;
+struct ss_chat_opts;
+struct ss_chat_io;
+int ss__chat_room_open_be(struct ss_chat_room **out, const struct ss_chat_opts *o,
+                          const struct ss_chat_io *io, ss__chat_be *be);
+
+/* The single-node backend over the room's SQLite store (not owned). */
+int ss__chat_be_sqlite_new(ss__chat_store *st, ss__chat_be **out);
+
+#endif

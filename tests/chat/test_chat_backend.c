@@ -1,0 +1,286 @@
+/* The room on a backend that answers later (as Redis does): a command
+ * waiting for the store holds its connection's next lines, others go on,
+ * and nothing is acknowledged before the store said yes. The backend is
+ * the SQLite one with its completions held until the test releases them. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apps/chat_backend.h"
+#include "sockstack/chat.h"
+
+struct fconn {
+    char out[1 << 16];
+    size_t len;
+    int ready; /* io->ready calls */
+    ss_chat_conn *c;
+};
+
+static int f_send(void *conn, const void *data, size_t len)
+{
+    struct fconn *f = conn;
+    cr_assert_lt(f->len + len, sizeof f->out);
+    memcpy(f->out + f->len, data, len);
+    f->len += len;
+    return 0;
+}
+static size_t f_space(void *conn) { return sizeof ((struct fconn *)conn)->out - ((struct fconn *)conn)->len; }
+static void f_close(void *conn) { (void)conn; }
+static void f_ready(void *conn) { ((struct fconn *)conn)->ready++; }
+static const ss_chat_io fio = {.send = f_send, .space = f_space, .close = f_close,
+                               .ready = f_ready};
+
+/* Held completions: the inner (SQLite) operation ran, its done waits. */
+struct held {
+    ss__chat_done done;
+    void *arg;
+    int err;
+};
+static struct held held[16];
+static int n_held;
+static ss__chat_be *inner;
+static int fail_next; /* the next held completion reports this error */
+
+static void hold(void *arg, int err)
+{
+    struct held *h = arg;
+    h->err = fail_next ? fail_next : err;
+    fail_next = 0;
+}
+
+static struct held *slot(ss__chat_done done, void *arg)
+{
+    cr_assert_lt(n_held, 16);
+    struct held *h = &held[n_held++];
+    *h = (struct held){.done = done, .arg = arg};
+    return h;
+}
+
+static void release(int n)
+{
+    for (int i = 0; i < n; i++) {
+        cr_assert_gt(n_held, 0);
+        struct held h = held[0];
+        memmove(held, held + 1, (size_t)(--n_held) * sizeof *held);
+        h.done(h.arg, h.err);
+    }
+}
+
+static void d_close(ss__chat_be *be)
+{
+    while (n_held > 0) {
+        struct held h = held[--n_held];
+        h.done(h.arg, -ECANCELED);
+    }
+    inner->ops->close(inner);
+    free(be);
+}
+static void d_user_get(ss__chat_be *be, const char *nick, struct ss__chat_res *res,
+                       ss__chat_done done, void *arg)
+{
+    inner->ops->user_get(inner, nick, res, hold, slot(done, arg));
+}
+static void d_hist_add(ss__chat_be *be, int64_t ts, const char *nick, int kind,
+                       const char *text, struct ss__chat_res *res, ss__chat_done done,
+                       void *arg)
+{
+    inner->ops->hist_add(inner, ts, nick, kind, text, res, hold, slot(done, arg));
+}
+static void d_off_add(ss__chat_be *be, int64_t ts, const char *from, const char *to,
+                      const char *text, int max, struct ss__chat_res *res,
+                      ss__chat_done done, void *arg)
+{
+    inner->ops->off_add(inner, ts, from, to, text, max, res, hold, slot(done, arg));
+}
+
+/* The rest answer at once, from the inner backend. */
+static void f_user_touch(ss__chat_be *be, const char *nick, int64_t now, ss__chat_done done,
+                         void *arg)
+{
+    inner->ops->user_touch(inner, nick, now, done, arg);
+}
+static void f_user_register(ss__chat_be *be, const char *nick, int iter,
+                            const uint8_t salt[16], const uint8_t hash[32],
+                            ss__chat_done done, void *arg)
+{
+    inner->ops->user_register(inner, nick, iter, salt, hash, done, arg);
+}
+static void f_users_list(ss__chat_be *be, int max, ss__chat_user_cb row, void *row_arg,
+                         struct ss__chat_res *res, ss__chat_done done, void *arg)
+{
+    inner->ops->users_list(inner, max, row, row_arg, res, done, arg);
+}
+static void f_hist_range(ss__chat_be *be, int n, int64_t since, int64_t before,
+                         ss__chat_hist_cb row, void *row_arg, struct ss__chat_res *res,
+                         ss__chat_done done, void *arg)
+{
+    inner->ops->hist_range(inner, n, since, before, row, row_arg, res, done, arg);
+}
+static void f_meta_get(ss__chat_be *be, const char *k, struct ss__chat_res *res,
+                       ss__chat_done done, void *arg)
+{
+    inner->ops->meta_get(inner, k, res, done, arg);
+}
+static void f_meta_set(ss__chat_be *be, const char *k, const char *v, ss__chat_done done,
+                       void *arg)
+{
+    inner->ops->meta_set(inner, k, v, done, arg);
+}
+static void f_off_page(ss__chat_be *be, const char *to, const char *after, int max,
+                       ss__chat_off_cb row, void *row_arg, struct ss__chat_res *res,
+                       ss__chat_done done, void *arg)
+{
+    inner->ops->off_page(inner, to, after, max, row, row_arg, res, done, arg);
+}
+static void f_off_delete(ss__chat_be *be, const char *to, const char *upto,
+                         ss__chat_done done, void *arg)
+{
+    inner->ops->off_delete(inner, to, upto, done, arg);
+}
+static void f_forget(ss__chat_be *be, const char *nick, ss__chat_done done, void *arg)
+{
+    inner->ops->forget_unregistered(inner, nick, done, arg);
+}
+
+static const struct ss__chat_be_ops dops = {
+    .close = d_close,
+    .user_get = d_user_get,
+    .user_touch = f_user_touch,
+    .user_register = f_user_register,
+    .users_list = f_users_list,
+    .hist_add = d_hist_add,
+    .hist_range = f_hist_range,
+    .meta_get = f_meta_get,
+    .meta_set = f_meta_set,
+    .off_add = d_off_add,
+    .off_page = f_off_page,
+    .off_delete = f_off_delete,
+    .forget_unregistered = f_forget,
+};
+static ss_chat_room *room;
+static struct fconn fc[3];
+static ss__chat_store *st;
+#define T0 1700000000123LL
+
+static void setup(void)
+{
+    memset(fc, 0, sizeof fc);
+    n_held = 0;
+    cr_assert_eq(ss__chat_store_open(NULL, &st), 0);
+    cr_assert_eq(ss__chat_be_sqlite_new(st, &inner), 0);
+    ss__chat_be *be = calloc(1, sizeof *be);
+    be->ops = &dops;
+    ss_chat_opts o;
+    ss_chat_opts_init(&o);
+    o.pbkdf2_iter = 1000;
+    o.join_history = 0;
+    cr_assert_eq(ss__chat_room_open_be(&room, &o, &fio, be), 0);
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < 3; i++)
+        if (fc[i].c)
+            ss_chat_disconnect(fc[i].c, T0);
+    ss_chat_room_close(room);
+    ss__chat_store_close(st);
+}
+
+TestSuite(chat_backend, .init = setup, .fini = teardown, .timeout = 30);
+
+static char *take(int i)
+{
+    static char buf[3][1 << 16];
+    memcpy(buf[i], fc[i].out, fc[i].len);
+    buf[i][fc[i].len] = '\0';
+    fc[i].len = 0;
+    return buf[i];
+}
+
+static size_t feed(int i, const char *s)
+{
+    size_t used = 0;
+    cr_assert_eq(ss_chat_feed(fc[i].c, s, strlen(s), T0, &used), 0);
+    return used;
+}
+
+/* Connect and take nick (its user_get released here). */
+static void join(int i, const char *nick)
+{
+    fc[i].c = ss_chat_connect(room, &fc[i], T0);
+    char line[64];
+    int n = snprintf(line, sizeof line, "/nick %s\n", nick);
+    cr_assert_eq(feed(i, line), (size_t)n);
+    release(2); /* the nick's record, then what waits for it */
+    for (int k = 0; k < 3; k++)
+        take(k);
+    fc[i].ready = 0;
+}
+
+Test(chat_backend, ack_waits_for_the_store_and_holds_later_lines)
+{
+    join(0, "alice");
+    join(1, "bob");
+    /* Two lines in one read: the first waits for the store, the second
+     * is not taken yet. */
+    cr_assert_eq(feed(0, "hello\n/who\n"), strlen("hello\n"));
+    cr_assert(ss_chat_busy(fc[0].c));
+    cr_assert_str_eq(take(0), "");
+    cr_assert_str_eq(take(1), "");
+    /* Bob is not held by alice's pending line. */
+    cr_assert_eq(feed(1, "/notice alice hi\n"), strlen("/notice alice hi\n"));
+    cr_assert_str_eq(take(1), "OK notice alice\n");
+    cr_assert_str_eq(take(0), "NOTICE 2023-11-14T22:13:20.123Z bob hi\n");
+    release(1);
+    cr_assert_str_eq(take(0), "OK sent 1\n");
+    cr_assert_str_eq(take(1), "MSG 2023-11-14T22:13:20.123Z alice hello\n");
+    cr_assert_eq(fc[0].ready, 1);
+    cr_assert(!ss_chat_busy(fc[0].c));
+    cr_assert_eq(feed(0, "/who\n"), strlen("/who\n"));
+    cr_assert_str_eq(take(0), "WHO bob online\nWHO alice online\nOK who 2 0\n");
+}
+
+Test(chat_backend, store_failure_is_refused_not_acknowledged)
+{
+    join(0, "alice");
+    join(1, "bob");
+    fail_next = -ENOTCONN; /* the store's answer to the next operation */
+    feed(0, "lost\n");
+    release(1);
+    cr_assert_str_eq(take(0), "ERR store message not stored\n");
+    cr_assert_str_eq(take(1), "");
+}
+
+Test(chat_backend, offline_message_stored_after_two_answers)
+{
+    join(0, "alice");
+    join(1, "bob");
+    feed(1, "/register pw1234\n");
+    release(2); /* bob's record, before and after the hash */
+    cr_assert_str_eq(take(1), "OK register bob\n");
+    ss_chat_disconnect(fc[1].c, T0);
+    fc[1].c = NULL;
+    take(0);
+    cr_assert_eq(feed(0, "/msg bob later\n"), strlen("/msg bob later\n"));
+    cr_assert_str_eq(take(0), "");
+    release(1); /* bob's record: registered */
+    cr_assert_str_eq(take(0), "");
+    release(1); /* the offline message */
+    cr_assert_str_eq(take(0), "OK msg bob stored\n");
+    cr_assert_eq(fc[0].ready, 1);
+}
+
+Test(chat_backend, disconnect_while_pending)
+{
+    join(0, "alice");
+    join(1, "bob");
+    feed(0, "bye now\n");
+    ss_chat_disconnect(fc[0].c, T0);
+    fc[0].c = NULL;
+    take(1);
+    release(1); /* committed, but alice is gone: no fan-out, no ready */
+    cr_assert_str_eq(take(1), "");
+    cr_assert_eq(fc[0].ready, 0);
+}
