@@ -233,6 +233,29 @@ SS_API_BEGIN
  * the most one CHATHISTORY request returns (CHATHISTORY=N in 005). */
 #define SS_CHAT_IRC_REPLAY 20
 #define SS_CHAT_IRC_CHATHISTORY_MAX 100
+/* Redis connection layer (issue 14, src/apps/chat_redis.c). A connect, or
+ * a command with no reply at all, gives up after TIMEOUT (the connection is
+ * then dropped and every pending callback gets -ETIMEDOUT). */
+#define SS_RDS_TIMEOUT_MS 5000
+/* Reconnect backoff: starts at MIN, doubles after each failed try up to
+ * MAX (default of ss__rds_cfg.backoff_max_ms). */
+#define SS_RDS_BACKOFF_MIN_MS 50
+#define SS_RDS_BACKOFF_MAX_MS 2000
+/* Commands accepted and not yet answered (all nodes together); one more
+ * is -EAGAIN: a slow Redis pushes back instead of growing our memory. */
+#define SS_RDS_MAX_PENDING 4096
+/* Redis nodes one layer knows (seeds plus what CLUSTER SLOTS and MOVED
+ * name): a cluster of 64 masters. */
+#define SS_RDS_MAX_NODES 64
+/* Channels subscribed at once, and the longest channel name. */
+#define SS_RDS_MAX_SUBS 4096
+#define SS_RDS_CHANNEL_MAX 256
+/* A subscriber connection's unsent commands and unparsed input: beyond
+ * either it is dropped (-ENOBUFS / -EMSGSIZE) and reconnects. */
+#define SS_RDS_SUB_OBUF_MAX (1024 * 1024)
+#define SS_RDS_SUB_INBUF_MAX (64 * 1024 * 1024)
+/* MOVED/ASK redirections one command may follow before it fails. */
+#define SS_RDS_MAX_REDIRECTS 5
 
 /* Point-to-point introductions in progress, and how long one is valid. */
 #define SS_CHAT_P2P_MAX 256
