@@ -688,3 +688,107 @@ Test(rds, cluster_sharded_pubsub_exact, .fini = fini, .timeout = 120)
     for (int j = 0; j < TH_REDIS_CLUSTER_N; j++)
         cr_assert_eq(stat_calls(j, "spublish", false), per[j] * NMSG, "node %d", j);
 }
+
+/* Closing from inside a reply callback: the other pending commands get
+ * -ECANCELED once, the memory goes when the callback's caller returns. */
+static struct res inner[4];
+static void close_in_cb(void *arg, const redisReply *rep, int err)
+{
+    on_res(arg, rep, err);
+    ss__rds_close(rds);
+    rds = NULL;
+}
+
+Test(rds, close_inside_callback, .fini = fini, .timeout = 60)
+{
+    open_single(5000, 0);
+    const char *ping[] = {"PING"};
+    inner[0] = (struct res){0};
+    cr_assert_eq(ss__rds_cmd(rds, NULL, close_in_cb, &inner[0], 1, ping, NULL), 0);
+    for (int i = 1; i < 4; i++) {
+        inner[i] = (struct res){0};
+        cr_assert_eq(ss__rds_cmd(rds, NULL, on_res, &inner[i], 1, ping, NULL), 0);
+    }
+    cr_assert(run_until(&inner[0].done, 10000));
+    for (int i = 0; i < 5; i++)
+        ss_loop_run_once(loop, 10);
+    cr_assert_eq(inner[0].calls, 1);
+    cr_assert_eq(inner[0].err, 0);
+    cr_assert_eq(memcmp(inner[0].str, "PONG", 4), 0);
+    /* The later PINGs may have been answered in the same read: hiredis
+     * then hands them their replies before the close takes effect. */
+    for (int i = 1; i < 4; i++) {
+        cr_assert_eq(inner[i].calls, 1, "cmd %d", i);
+        cr_assert(inner[i].err == -ECANCELED || inner[i].err == 0, "cmd %d: %d", i,
+                  inner[i].err);
+    }
+}
+
+/* A cluster master killed and restarted: down, then up again, exactly;
+ * its keys are back (AOF) and reached through the layer. */
+Test(rds, cluster_node_restart, .fini = fini, .timeout = 120)
+{
+    open_cluster();
+    const char *key = "restart-key";
+    int n = owner(ss__rds_slot(key, strlen(key)));
+    const char *set[] = {"SET", key, "survives"};
+    struct res s = sync_cmd(key, 3, set, NULL);
+    cr_assert_eq(s.type, REDIS_REPLY_STATUS);
+    th_redis_stop(&cl.node[n], SIGKILL);
+    cr_assert(run_until_down(10000));
+    const char *get[] = {"GET", key};
+    cr_assert_eq(cmd(key, &s, 2, get, NULL), -ENOTCONN);
+    cr_assert_eq(th_redis_restart(&cl.node[n]), 0);
+    cr_assert_eq(th_redis_cluster_wait_ok(&cl, 20000), 0);
+    cr_assert(run_until_up(20000));
+    drain();
+    s = sync_cmd(key, 2, get, NULL);
+    cr_assert_eq(s.len, 8);
+    cr_assert_eq(memcmp(s.str, "survives", 8), 0);
+    bool want[] = {true, false, true};
+    cr_assert_eq(nstates, 3, "%d state changes", nstates);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(states[i], want[i]);
+}
+
+/* A subscribed channel's slot moves to another master: the old owner
+ * drops the subscription (sunsubscribe), the layer subscribes on the new
+ * owner, and messages arrive again. */
+Test(rds, cluster_subscription_follows_slot, .fini = fini, .timeout = 120)
+{
+    open_cluster();
+    memset(got, 0, sizeof got);
+    ngot = nbad = 0;
+    subscribe_n(1);
+    cr_assert(wait_subscribed(1, 15000));
+    unsigned slot = ss__rds_slot("ch:0", 4);
+    int src = owner(slot), dst = (src + 1) % TH_REDIS_CLUSTER_N;
+    char dst_id[64], buf[256], sl[8];
+    snprintf(sl, sizeof sl, "%u", slot);
+    cr_assert_eq(th_redis_query(&cl.node[dst], dst_id, sizeof dst_id, "CLUSTER", "MYID", NULL), 40);
+    /* An empty slot moves by SETSLOT NODE alone, on every master. */
+    for (int j = 0; j < TH_REDIS_CLUSTER_N; j++) {
+        th_redis_query(&cl.node[j], buf, sizeof buf, "CLUSTER", "SETSLOT", sl, "NODE", dst_id, NULL);
+        cr_assert_str_eq(buf, "OK", "node %d: %s", j, buf);
+    }
+    /* Wait for the move to reach us and the new subscription to be
+     * confirmed on the new owner. */
+    uint64_t end = ss_loop_now(loop) + 15000;
+    char *out = NULL;
+    bool moved = false;
+    while (!moved && ss_loop_now(loop) < end) {
+        ss_loop_run_once(loop, 50);
+        if (!ss__rds_subscribed(rds, "ch:0"))
+            continue;
+        free(out);
+        out = NULL;
+        th_redis_cli(&cl.node[dst], &out, "PUBSUB", "SHARDNUMSUB", "ch:0", NULL);
+        moved = strcmp(out, "ch:0\n1\n") == 0;
+    }
+    cr_assert(moved, "new owner says: %s", out ? out : "");
+    free(out);
+    th_redis_cli(&cl.node[src], &out, "PUBSUB", "SHARDNUMSUB", "ch:0", NULL);
+    cr_assert_str_eq(out, "ch:0\n0\n");
+    free(out);
+    publish_all(1);
+}
