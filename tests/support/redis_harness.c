@@ -261,16 +261,23 @@ static int read_reply(int fd, char *buf, size_t cap, long deadline)
     }
 }
 
+/* Append the NULL-terminated strings of ap to args from n on, up to max;
+ * returns the new count. */
+static int take_args(va_list ap, const char **args, int n, int max)
+{
+    const char *a;
+    while (n < max && (a = va_arg(ap, const char *)) != NULL)
+        args[n++] = a;
+    return n;
+}
+
 int th_redis_query(const struct th_redis *r, char *buf, size_t cap, ...)
 {
     char req[4096], raw[65536];
     const char *args[32];
-    int argc = 0;
     va_list ap;
     va_start(ap, cap);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && argc < 32)
-        args[argc++] = a;
+    int argc = take_args(ap, args, 0, 32);
     va_end(ap);
     size_t at = (size_t)snprintf(req, sizeof req, "*%d\r\n", argc);
     for (int i = 0; i < argc; i++)
@@ -354,12 +361,9 @@ int th_redis_cli(const struct th_redis *r, char **out, ...)
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);
     const char *args[64] = {"redis-cli", "-h", "127.0.0.1", "-p", port};
-    int n = 5;
     va_list ap;
     va_start(ap, out);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && n < 63)
-        args[n++] = a;
+    int n = take_args(ap, args, 5, 63);
     va_end(ap);
     args[n] = NULL;
     return cli_argv(args, out);
