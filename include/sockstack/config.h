@@ -390,6 +390,8 @@ SS_API_BEGIN
 /* HyStart++ (RFC 9406): leave the initial slow start when the RTT grows,
  * before the queue overflows (Linux's CUBIC has HyStart on by default). */
 #define SS_STACK_HYSTART 1
+/* RFC 6937 PRR in SACK recovery (cfg.prr), as Linux since 3.2. */
+#define SS_STACK_PRR 1
 /* SACKed ranges remembered per connection: a loss pattern with more
  * holes than this only loses precision (the highest range is dropped). */
 #define SS_STACK_SACK_MAX 64

@@ -323,6 +323,7 @@ struct ss_stack_cfg {
     uint32_t sack_max;          /* SACKed ranges remembered per connection */
     int cc_algo;                /* enum ss_cc_algo of new sockets */
     bool hystart;               /* HyStart++ (RFC 9406) in the initial slow start */
+    bool prr;                   /* Proportional Rate Reduction (RFC 6937) in SACK recovery */
     uint32_t init_cwnd;         /* IW in segments: min(N*MSS, max(2*MSS, N*1460)),
                                  * RFC 6928 with N = 10 */
     /* SYN flood defence (RFC 4987). A SYN to a listener takes a small

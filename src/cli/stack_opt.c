@@ -22,8 +22,8 @@ const char cli_stack_help[] =
     "                         (needs CAP_NET_ADMIN), give the stack ADDR and the\n"
     "                         kernel's side peer (default: the first other host\n"
     "                         of the prefix); IPv4 only. More keys: wscale=off,\n"
-    "                         timestamps=off, sack=off, hystart=off (TCP\n"
-    "                         options and HyStart++, on by default),\n"
+    "                         timestamps=off, sack=off, hystart=off, prr=off\n"
+    "                         (TCP options, HyStart++ and PRR, on by default),\n"
     "                         rcvbuf=BYTES (receive buffer, up to 64M),\n"
     "                         cc=ALGO (congestion control: cubic, the default,\n"
     "                         or newreno), offload=on (the device's TSO/GRO and\n"
@@ -34,6 +34,8 @@ const char cli_tcpopt_help[] =
     "  --no-timestamps     do not use TCP timestamps (RFC 7323: RTTM, PAWS)\n"
     "  --no-sack           do not use selective acknowledgments (RFC 2018)\n"
     "  --no-hystart        plain slow start, without HyStart++ (RFC 9406)\n"
+    "  --no-prr            in SACK recovery send cwnd - pipe at once, without\n"
+    "                      Proportional Rate Reduction (RFC 6937)\n"
     "  --rcvbuf BYTES      receive buffer per connection (K/M suffixes, up to\n"
     "                      64M; default 65535; beyond 64K needs window scaling)\n";
 
@@ -44,6 +46,7 @@ int cli_tcpopt_getopt(int c, const char *arg, struct cli_tcpopt *t)
     case CLI_O_NO_TIMESTAMPS: t->no_timestamps = true; return 1;
     case CLI_O_NO_SACK: t->no_sack = true; return 1;
     case CLI_O_NO_HYSTART: t->no_hystart = true; return 1;
+    case CLI_O_NO_PRR: t->no_prr = true; return 1;
     case CLI_O_RCVBUF:
         return cli_parse_scaled("--rcvbuf", arg, 1024, 1, CLI_RCVBUF_MAX, &t->rcvbuf) < 0
                    ? -CLI_USAGE : 1;
@@ -61,6 +64,8 @@ void cli_tcpopt_apply(const struct cli_tcpopt *t, struct ss_stack_cfg *cfg)
         cfg->sack = false;
     if (t->no_hystart)
         cfg->hystart = false;
+    if (t->no_prr)
+        cfg->prr = false;
     if (t->rcvbuf)
         cfg->rcvbuf = (uint32_t)t->rcvbuf;
 }
@@ -160,6 +165,8 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
             rc = parse_onoff(cmd, tok, v, &sp->tcp.no_sack);
         } else if (!strcmp(tok, "hystart")) {
             rc = parse_onoff(cmd, tok, v, &sp->tcp.no_hystart);
+        } else if (!strcmp(tok, "prr")) {
+            rc = parse_onoff(cmd, tok, v, &sp->tcp.no_prr);
         } else if (!strcmp(tok, "rcvbuf")) {
             if (cli_parse_scaled("--stack rcvbuf=", v, 1024, 1, CLI_RCVBUF_MAX, &sp->tcp.rcvbuf) < 0)
                 rc = CLI_USAGE;
@@ -171,7 +178,7 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
             sp->offload = !off;
         } else {
             rc = cli_usage_error(cmd, "--stack: unknown key '%s' (tun, addr, peer, mtu, wscale, "
-                                 "timestamps, sack, hystart, rcvbuf, cc, offload)", tok);
+                                 "timestamps, sack, hystart, prr, rcvbuf, cc, offload)", tok);
         }
     }
     free(dup);

@@ -40,6 +40,7 @@ void ss_stack_cfg_default(struct ss_stack_cfg *cfg)
     cfg->timestamps = SS_STACK_TIMESTAMPS;
     cfg->sack = SS_STACK_SACK;
     cfg->hystart = SS_STACK_HYSTART;
+    cfg->prr = SS_STACK_PRR;
     cfg->sack_max = SS_STACK_SACK_MAX;
     cfg->cc_algo = SS_STACK_CC_ALGO;
     cfg->init_cwnd = SS_STACK_INIT_CWND;

@@ -209,6 +209,9 @@ struct ss_sock {
     uint32_t recover;           /* RFC 6582: SND.MAX when recovery (fast or RTO) began */
     uint32_t ca_acked;          /* RFC 3465 byte counter in congestion avoidance */
     uint32_t lt_bytes;          /* new data sent by limited transmit (RFC 3042) */
+    /* RFC 6937 PRR, in SACK recovery: bytes delivered to the peer and
+     * sent by us since recovery began, and the flight then (RecoverFS). */
+    uint32_t prr_delivered, prr_out, prr_recover_fs;
     uint32_t rtx_seq;           /* one retransmission owed at rtx_seq (rtx_mark) */
     uint32_t high_rxt;          /* RFC 6675 HighRxt + 1: end of the highest retransmission */
     uint32_t cc_traced_cwnd, cc_traced_ssthresh;  /* as last traced (cc_traced) */
@@ -513,8 +516,13 @@ uint32_t ss__cc_window(const struct ss_sock *sk);
 uint32_t ss__cc_flight(const struct ss_sock *sk);
 /* FlightSize for ssthresh: without what limited transmit sent (RFC 5681 3.2 (2)). */
 uint32_t ss__cc_flight_loss(const struct ss_sock *sk);
-/* New data [.., end) went out: limited transmit's share is counted. */
-void ss__cc_sent(struct ss_sock *sk, uint32_t new_bytes);
+/* A segment of `bytes` went out, new_bytes of them for the first time:
+ * limited transmit's and PRR's (prr_out) shares are counted. */
+void ss__cc_sent(struct ss_sock *sk, uint32_t new_bytes, uint32_t bytes);
+/* An ACK delivered `delivered` bytes to the peer (SND.UNA's advance plus
+ * the change in SACKed bytes): in SACK recovery, RFC 6937 PRR sets cwnd
+ * to pipe + what may be sent now. */
+void ss__cc_on_delivered(ss_stack *st, struct ss_sock *sk, uint32_t delivered);
 /* RFC 6675: is sk in fast recovery driven by the SACK scoreboard (SACK
  * negotiated)? Then tcp_output.c sends by ss__cc_next_seg() while
  * cwnd - pipe >= 1 SMSS. */

@@ -28,6 +28,9 @@
  *                          (rule (2), new data, is
  *                          tcp_output.c's send_next())
  *     5 exit             SND.UNA >= RecoveryPoint         ss__cc_on_ack()
+ *   RFC 6937 PRR       how much may go out per ACK in   ss__cc_on_delivered()
+ *                        SACK recovery (cwnd = pipe +
+ *                        sndcnt), instead of bursts
  *   a lost retransmission (no RFC 6675 rule; RFC 8985    ss__cc_lost_rxt()
  *     finds it by time, this by sequence as in
  *     draft-scheffenegger-tcpm-lrd: DupThresh segments
@@ -139,10 +142,12 @@ uint32_t ss__cc_flight_loss(const struct ss_sock *sk)
     return f > sk->lt_bytes ? f - sk->lt_bytes : 0;
 }
 
-void ss__cc_sent(struct ss_sock *sk, uint32_t new_bytes)
+void ss__cc_sent(struct ss_sock *sk, uint32_t new_bytes, uint32_t bytes)
 {
     if (sk->cc_phase == SS_CC_DISORDER)
         sk->lt_bytes += new_bytes;
+    if (sk->cc_phase == SS_CC_RECOVERY)
+        sk->prr_out += bytes;   /* RFC 6937: prr_out += (data sent) */
 }
 
 bool ss__cc_sack_recovery(const struct ss_sock *sk)
@@ -366,6 +371,32 @@ uint32_t ss__cc_slow_start(ss_stack *st, struct ss_sock *sk, uint32_t acked)
     return acked - room;
 }
 
+void ss__cc_on_delivered(ss_stack *st, struct ss_sock *sk, uint32_t delivered)
+{
+    if (!st->cfg.prr || !ss__cc_sack_recovery(sk))
+        return;
+    /* RFC 6937 3.1, on every ACK in recovery. While pipe is above
+     * ssthresh, send in proportion to what was delivered, so that about
+     * ssthresh is in flight when recovery ends (PRR); below it, grow back
+     * as slow start would, but by at most one SMSS more than was
+     * delivered (PRR-SSRB). Without this the stack sent cwnd - pipe at
+     * once: after a cut, or when several lost retransmissions left pipe
+     * together, a burst into the queue that had just overflowed. */
+    sk->prr_delivered += delivered;
+    ss__cc_rxt_update(st, sk);
+    uint32_t pipe = ss__cc_pipe(sk), sndcnt;
+    if (pipe > sk->ssthresh) {
+        uint32_t fs = sk->prr_recover_fs ? sk->prr_recover_fs : 1;
+        uint64_t due = ((uint64_t)sk->prr_delivered * sk->ssthresh + fs - 1) / fs;
+        sndcnt = due > sk->prr_out ? (uint32_t)ss__min64(due - sk->prr_out, UINT32_MAX) : 0;
+    } else {
+        uint32_t owed = sk->prr_delivered > sk->prr_out ? sk->prr_delivered - sk->prr_out : 0;
+        uint32_t limit = (owed > delivered ? owed : delivered) + sk->snd_mss;
+        sndcnt = ss__min32(sk->ssthresh - pipe, limit);
+    }
+    sk->cwnd = pipe + ss__min32(sndcnt, UINT32_MAX - pipe);
+}
+
 /* RFC 6582 3.2 (3) option 1: cwnd = min(ssthresh, max(FlightSize, SMSS)
  * + SMSS), which avoids a burst when little is in flight. */
 static uint32_t exit_cwnd(const struct ss_sock *sk)
@@ -456,6 +487,10 @@ static void enter_recovery(ss_stack *st, struct ss_sock *sk)
     /* RFC 6675 5 (4.2): with SACK, cwnd = ssthresh; pipe, not an inflated
      * cwnd, accounts for what the duplicate ACKs say has left. */
     sk->cwnd = sk->ssthresh + (sk->sack_ok ? 0 : 3u * sk->snd_mss);
+    /* RFC 6937 3.1, on entering recovery. RecoverFS = SND.NXT - SND.UNA
+     * (SND.MAX: after an RTO SND.NXT may lag). */
+    sk->prr_delivered = sk->prr_out = 0;
+    sk->prr_recover_fs = sk->snd_max - sk->snd_una;
     sk->cc_phase = SS_CC_RECOVERY;
     sk->ca_acked = 0;
     sk->lt_bytes = 0;

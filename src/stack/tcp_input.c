@@ -516,6 +516,7 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
      * counts an ACK as a duplicate when it SACKs new octets, whatever its
      * window or data, and even when it also moves SND.UNA (after the
      * cumulative ACK has reset DupAcks, step (1)). */
+    uint32_t una = sk->snd_una, sacked = ss__sack_sacked_bytes(sk);
     bool fresh = ss__sack_update(st, sk, seg);
     if (SEQ_GT(seg->ack, sk->snd_una)) {
         new_ack(st, sk, seg);
@@ -524,6 +525,10 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
     } else if (sk->sack_ok ? fresh && sk->snd_max != sk->snd_una : is_dupack(sk, seg)) {
         ss__cc_on_dupack(st, sk);
     }
+    /* RFC 6937 DeliveredData: SND.UNA's advance plus the change in
+     * SACKed bytes (which falls when the cumulative ACK covers them). */
+    int64_t delivered = (int64_t)(sk->snd_una - una) + ss__sack_sacked_bytes(sk) - sacked;
+    ss__cc_on_delivered(st, sk, delivered > 0 ? (uint32_t)delivered : 0);
     /* Window update (3.10.7.4 fifth, ESTABLISHED): if SND.UNA =< SEG.ACK,
      * from a newer segment, or the same one acknowledging more. */
     if (SEQ_LEQ(sk->snd_una, seg->ack) &&

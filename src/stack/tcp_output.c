@@ -210,10 +210,9 @@ static uint32_t send_data_at(ss_stack *st, struct ss_sock *sk, uint32_t seq, uin
     uint32_t end = seq + len + ((flags & SS_TCP_FIN) ? 1 : 0);
     /* Count payload sent for the first time: a segment that starts in a
      * retransmission may go on past SND.MAX with new data. */
-    if (SEQ_GT(seq + len, sk->snd_max)) {
-        sk->bytes_out += seq + len - sk->snd_max;
-        ss__cc_sent(sk, seq + len - sk->snd_max);
-    }
+    uint32_t fresh = SEQ_GT(seq + len, sk->snd_max) ? seq + len - sk->snd_max : 0;
+    sk->bytes_out += fresh;
+    ss__cc_sent(sk, fresh, len);
     if (SEQ_GT(end, sk->snd_nxt))
         sk->snd_nxt = end;
     if (SEQ_GT(end, sk->snd_max)) {

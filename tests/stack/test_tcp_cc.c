@@ -21,9 +21,13 @@ static uint8_t data[300000];
 
 static int tweak_algo = SS_CC_NEWRENO;
 static uint32_t tweak_iw = 10;
+/* PRR (RFC 6937) is off for the RFC 6675 tests below (they check its own
+ * rule, cwnd = ssthresh on entry); the cc_prr group turns it on. */
+static bool tweak_prr = false;
 
 static void tweak(struct ss_stack_cfg *c)
 {
+    c->prr = tweak_prr;
     c->sndbuf = sizeof data;
     c->rto_min_ms = 10000;
     c->rto_initial_ms = 10000;
@@ -1010,4 +1014,94 @@ Test(hystart, off_by_config, .fini = fx_teardown)
     cr_assert_eq(cwnd(), 128 * TSM, "slow start all along");
     cr_assert(!hs_any);
     cr_assert_eq(ssthresh(), UINT32_MAX);
+}
+
+/* ================= PRR (RFC 6937) ========================================= */
+
+static void prr_setup(void)
+{
+    tweak_prr = true;
+    sack_setup();
+    tweak_prr = false;
+}
+
+/* Segments sent by the last sack_ack() (check_caps cleared the capture,
+ * so count through sent_hi and nrtx). */
+static uint32_t prev_hi;
+static int prev_rtx;
+static int sent_now(void)
+{
+    int n = (int)((sent_hi - prev_hi) / M) + (nrtx - prev_rtx);
+    prev_hi = sent_hi;
+    prev_rtx = nrtx;
+    return n;
+}
+
+/* One loss (offset 1000) in a flight of 20 queued segments, SACKs one
+ * by one. Entry (the third SACK, segment 5): FlightSize 14000 - 1000 less
+ * limited transmit's 2000, ssthresh = 5500; RecoverFS = SND.MAX - SND.UNA
+ * = 13000; pipe = 14000 - 5000 = 9000 (the hole IsLost). Each later ACK
+ * delivers 1000. While pipe > ssthresh, sndcnt = ceil(prr_delivered *
+ * 5500 / 13000) - prr_out; below it, min(ssthresh - pipe,
+ * max(prr_delivered - prr_out, DeliveredData) + SMSS). Worked by hand:
+ *
+ *   ACK  delivered  pipe   due(prr)  prr_out  sndcnt  sent
+ *    e       1000   9000     424        0      424    1 (fast retransmit, whatever cwnd)
+ *    1       2000   9000     847     1000        0    0
+ *    2       3000   8000    1270     1000      270    0
+ *    3       4000   7000    1693     1000      693    0
+ *    4       5000   6000    2116     1000     1116    1
+ *    5       6000   6000    2539     2000      539    0
+ *    6       7000   5000    SSRB: min(500, 5000+1000) = 500  0
+ *    7       8000   4000    SSRB: min(1500, 6000+1000)       1
+ *    8       9000   4000    min(1500, 6000+1000)             1
+ *
+ * Without PRR (RFC 6675 alone) cwnd = ssthresh = 5500 from the start:
+ * nothing goes out until pipe is 4500 or less (ACK 6), then one segment
+ * per ACK; PRR sent two of those earlier, spread over the ACKs. */
+static const int prr_sends[] = {1, 0, 0, 0, 1, 0, 0, 1, 1};
+
+static void one_loss_recovery(int *sends, int n)
+{
+    send_flight(20 * M);
+    cr_assert_eq(sent_hi, 10 * M);
+    sack_ack(1 * M);   /* segment 1: slow start, 10000-12000 go out */
+    cr_assert_eq(sent_hi, 12 * M);
+    prev_hi = sent_hi;
+    prev_rtx = 0;
+    for (int k = 0; k < 2 + n; k++) {   /* segments 3, 4 (limited transmit), then 5.. */
+        set_blocks(1, (const uint32_t[][2]){{2 * M, (uint32_t)(3 + k) * M}});
+        sack_ack(1 * M);
+        int s = sent_now();
+        if (k == 1)
+            cr_assert_eq(sent_hi, 14 * M, "limited transmit: %u", sent_hi);
+        if (k >= 2)
+            sends[k - 2] = s;
+    }
+}
+
+Test(cc_prr, proportional_then_slow_start_reduction, .init = prr_setup, .fini = fx_teardown)
+{
+    int n = (int)(sizeof prr_sends / sizeof *prr_sends), got[16];
+    one_loss_recovery(got, n);
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(ssthresh(), 5500);
+    for (int k = 0; k < n; k++)
+        cr_assert_eq(got[k], prr_sends[k], "ACK %d in recovery: %d segments sent, RFC 6937 says %d",
+                     k, got[k], prr_sends[k]);
+    cr_assert_eq(rtx[0], 1 * M, "the fast retransmission");
+    cr_assert_eq(nrtx, 1);
+}
+
+/* The same flight without PRR: RFC 6675's cwnd = ssthresh holds back
+ * everything while cwnd - pipe < 1 SMSS. */
+Test(cc_prr, off_by_config_is_rfc6675, .init = sack_setup, .fini = fx_teardown)
+{
+    static const int rfc6675_sends[] = {1, 0, 0, 0, 0, 0, 1, 1, 1};
+    int n = (int)(sizeof rfc6675_sends / sizeof *rfc6675_sends), got[16];
+    one_loss_recovery(got, n);
+    cr_assert_eq(cwnd(), 5500);
+    for (int k = 0; k < n; k++)
+        cr_assert_eq(got[k], rfc6675_sends[k], "ACK %d in recovery: %d segments sent, RFC 6675 says %d",
+                     k, got[k], rfc6675_sends[k]);
 }
