@@ -392,6 +392,10 @@ SS_API_BEGIN
 #define SS_STACK_HYSTART 1
 /* RFC 6937 PRR in SACK recovery (cfg.prr), as Linux since 3.2. */
 #define SS_STACK_PRR 1
+/* RFC 8985 7 Tail Loss Probe (cfg.tlp), as Linux since 3.10: a probe
+ * 2 SRTT after the last send, so a lost tail or lost ACKs cost an RTT
+ * or two, not the RTO. */
+#define SS_STACK_TLP 1
 /* SACKed ranges remembered per connection: a loss pattern with more
  * holes than this only loses precision (the highest range is dropped). */
 #define SS_STACK_SACK_MAX 64

@@ -133,6 +133,8 @@ enum ss_cc_mark {
     SS_CC_MARK_HYSTART_CSS,  /* HyStart++: the RTT rose, conservative slow start */
     SS_CC_MARK_HYSTART_SS,   /* HyStart++: the RTT fell again, back to slow start */
     SS_CC_MARK_HYSTART_CA,   /* HyStart++: CSS over, ssthresh = cwnd */
+    SS_CC_MARK_TLP,          /* tail loss probe sent (RFC 8985 7.3) */
+    SS_CC_MARK_TLP_LOSS,     /* the probe repaired a loss: cwnd reduced (RFC 8985 7.4) */
 };
 
 /* Why a packet or segment was dropped (u.drop.reason). */
@@ -324,6 +326,7 @@ struct ss_stack_cfg {
     int cc_algo;                /* enum ss_cc_algo of new sockets */
     bool hystart;               /* HyStart++ (RFC 9406) in the initial slow start */
     bool prr;                   /* Proportional Rate Reduction (RFC 6937) in SACK recovery */
+    bool tlp;                   /* Tail Loss Probe (RFC 8985 7) with SACK */
     uint32_t init_cwnd;         /* IW in segments: min(N*MSS, max(2*MSS, N*1460)),
                                  * RFC 6928 with N = 10 */
     /* SYN flood defence (RFC 4987). A SYN to a listener takes a small
@@ -488,6 +491,7 @@ struct ss_stack_sock_info {
     int cc_algo;               /* enum ss_cc_algo */
     int cc_phase;              /* enum ss_cc_phase */
     uint64_t retransmits, timeouts;
+    uint64_t tlp_probes;       /* tail loss probes sent (RFC 8985 7) */
     uint64_t bytes_in, bytes_out, segs_in, segs_out;  /* bytes: payload, each byte
                                 * once (retransmissions not counted again) */
     uint32_t snd_queued, rcv_queued;   /* bytes in the buffers */

@@ -22,8 +22,9 @@ const char cli_stack_help[] =
     "                         (needs CAP_NET_ADMIN), give the stack ADDR and the\n"
     "                         kernel's side peer (default: the first other host\n"
     "                         of the prefix); IPv4 only. More keys: wscale=off,\n"
-    "                         timestamps=off, sack=off, hystart=off, prr=off\n"
-    "                         (TCP options, HyStart++ and PRR, on by default),\n"
+    "                         timestamps=off, sack=off, hystart=off, prr=off,\n"
+    "                         tlp=off (TCP options, HyStart++, PRR and tail\n"
+    "                         loss probes, on by default),\n"
     "                         rcvbuf=BYTES (receive buffer, up to 64M),\n"
     "                         cc=ALGO (congestion control: cubic, the default,\n"
     "                         or newreno), offload=on (the device's TSO/GRO and\n"
@@ -36,6 +37,8 @@ const char cli_tcpopt_help[] =
     "  --no-hystart        plain slow start, without HyStart++ (RFC 9406)\n"
     "  --no-prr            in SACK recovery send cwnd - pipe at once, without\n"
     "                      Proportional Rate Reduction (RFC 6937)\n"
+    "  --no-tlp            no tail loss probe (RFC 8985 7): a lost tail waits\n"
+    "                      for the retransmission timeout\n"
     "  --rcvbuf BYTES      receive buffer per connection (K/M suffixes, up to\n"
     "                      64M; default 65535; beyond 64K needs window scaling)\n";
 
@@ -47,6 +50,7 @@ int cli_tcpopt_getopt(int c, const char *arg, struct cli_tcpopt *t)
     case CLI_O_NO_SACK: t->no_sack = true; return 1;
     case CLI_O_NO_HYSTART: t->no_hystart = true; return 1;
     case CLI_O_NO_PRR: t->no_prr = true; return 1;
+    case CLI_O_NO_TLP: t->no_tlp = true; return 1;
     case CLI_O_RCVBUF:
         return cli_parse_scaled("--rcvbuf", arg, 1024, 1, CLI_RCVBUF_MAX, &t->rcvbuf) < 0
                    ? -CLI_USAGE : 1;
@@ -66,6 +70,8 @@ void cli_tcpopt_apply(const struct cli_tcpopt *t, struct ss_stack_cfg *cfg)
         cfg->hystart = false;
     if (t->no_prr)
         cfg->prr = false;
+    if (t->no_tlp)
+        cfg->tlp = false;
     if (t->rcvbuf)
         cfg->rcvbuf = (uint32_t)t->rcvbuf;
 }
@@ -167,6 +173,8 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
             rc = parse_onoff(cmd, tok, v, &sp->tcp.no_hystart);
         } else if (!strcmp(tok, "prr")) {
             rc = parse_onoff(cmd, tok, v, &sp->tcp.no_prr);
+        } else if (!strcmp(tok, "tlp")) {
+            rc = parse_onoff(cmd, tok, v, &sp->tcp.no_tlp);
         } else if (!strcmp(tok, "rcvbuf")) {
             if (cli_parse_scaled("--stack rcvbuf=", v, 1024, 1, CLI_RCVBUF_MAX, &sp->tcp.rcvbuf) < 0)
                 rc = CLI_USAGE;
@@ -178,7 +186,7 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
             sp->offload = !off;
         } else {
             rc = cli_usage_error(cmd, "--stack: unknown key '%s' (tun, addr, peer, mtu, wscale, "
-                                 "timestamps, sack, hystart, prr, rcvbuf, cc, offload)", tok);
+                                 "timestamps, sack, hystart, prr, tlp, rcvbuf, cc, offload)", tok);
         }
     }
     free(dup);

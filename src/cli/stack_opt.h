@@ -18,27 +18,28 @@
 
 /* TCP options of a user-space stack (RFC 7323, RFC 2018), shared by
  * `stack up`, `stack demo`/`diagram` (--no-wscale, --no-timestamps,
- * --no-sack, --no-hystart, --no-prr, --rcvbuf BYTES) and --stack
- * (wscale=off, timestamps=off, sack=off, hystart=off, prr=off,
- * rcvbuf=BYTES). */
+ * --no-sack, --no-hystart, --no-prr, --no-tlp, --rcvbuf BYTES) and
+ * --stack (wscale=off, timestamps=off, sack=off, hystart=off, prr=off,
+ * tlp=off, rcvbuf=BYTES). */
 struct cli_tcpopt {
-    bool no_wscale, no_timestamps, no_sack, no_hystart, no_prr;
+    bool no_wscale, no_timestamps, no_sack, no_hystart, no_prr, no_tlp;
     uint64_t rcvbuf;       /* 0: the default */
 };
 #define CLI_RCVBUF_MAX (64ull << 20)
 enum { CLI_O_NO_WSCALE = 900, CLI_O_NO_TIMESTAMPS, CLI_O_NO_SACK, CLI_O_RCVBUF,
-       CLI_O_NO_HYSTART, CLI_O_NO_PRR };
-/* The getopt_long entries of the six options. */
+       CLI_O_NO_HYSTART, CLI_O_NO_PRR, CLI_O_NO_TLP };
+/* The getopt_long entries of the seven options. */
 #define CLI_TCPOPT_OPTIONS                                               \
     {"no-wscale", no_argument, 0, CLI_O_NO_WSCALE},                      \
     {"no-timestamps", no_argument, 0, CLI_O_NO_TIMESTAMPS},              \
     {"no-sack", no_argument, 0, CLI_O_NO_SACK},                          \
     {"no-hystart", no_argument, 0, CLI_O_NO_HYSTART},                    \
     {"no-prr", no_argument, 0, CLI_O_NO_PRR},                            \
+    {"no-tlp", no_argument, 0, CLI_O_NO_TLP},                            \
     {"rcvbuf", required_argument, 0, CLI_O_RCVBUF}
 /* Their --help lines. */
 extern const char cli_tcpopt_help[];
-/* getopt code c with argument arg: 1 when it was one of the six (0 when
+/* getopt code c with argument arg: 1 when it was one of the seven (0 when
  * not), CLI_USAGE (negated: -CLI_USAGE) after a message for a bad value. */
 int cli_tcpopt_getopt(int c, const char *arg, struct cli_tcpopt *t);
 /* Put the choices into a stack configuration. */

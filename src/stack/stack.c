@@ -41,6 +41,7 @@ void ss_stack_cfg_default(struct ss_stack_cfg *cfg)
     cfg->sack = SS_STACK_SACK;
     cfg->hystart = SS_STACK_HYSTART;
     cfg->prr = SS_STACK_PRR;
+    cfg->tlp = SS_STACK_TLP;
     cfg->sack_max = SS_STACK_SACK_MAX;
     cfg->cc_algo = SS_STACK_CC_ALGO;
     cfg->init_cwnd = SS_STACK_INIT_CWND;
@@ -648,7 +649,7 @@ struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind)
     sk->keep_cnt = st->cfg.keepalive_cnt;
     sk->rto_us = st->cfg.rto_initial_ms * 1000u;
     sk->max_retries = st->cfg.max_retries;
-    sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = sk->t_sws = SS_NEVER;
+    sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = sk->t_sws = sk->t_tlp = SS_NEVER;
     ss__cc_init(st, sk);
     return sk;
 }
@@ -880,7 +881,7 @@ void ss__tcp_drop(ss_stack *st, struct ss_sock *sk, int err)
     ss__sock_unhash(st, sk);
     ss__sock_touch(st, sk);
     ss__set_state(st, sk, SS_TCP_CLOSED);
-    sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = sk->t_sws = SS_NEVER;
+    sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = sk->t_sws = sk->t_tlp = SS_NEVER;
     sk->ooo_n = 0;
     sk->sb_n = 0;
     if (err) {
@@ -1307,6 +1308,7 @@ int ss_stack_sock_info(const ss_stack *st, int sd, struct ss_stack_sock_info *o)
     o->cc_algo = sk->kind == SS_SK_TCP ? sk->cc->algo : 0;
     o->cc_phase = sk->cc_phase;
     o->retransmits = sk->retransmits;
+    o->tlp_probes = sk->tlp_probes;
     o->timeouts = sk->timeouts;
     o->bytes_in = sk->bytes_in;
     o->bytes_out = sk->bytes_out;

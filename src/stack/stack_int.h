@@ -190,6 +190,10 @@ struct ss_sock {
     /* --- TCP: timers (absolute µs, SS_NEVER when off) and RFC 6298 --- */
     uint64_t t_rtx, t_persist, t_delack, t_keep, t_2msl;
     uint64_t t_sws;         /* sender SWS override timeout (RFC 9293 3.8.6.2.1) */
+    uint64_t t_tlp;         /* tail loss probe timeout, PTO (RFC 8985 7.2) */
+    uint32_t tlp_seq, tlp_end;  /* the probe [tlp_seq, ..) and TLP.end_seq (SND.NXT after it) */
+    bool tlp_on;            /* a probe is out (TLP.end_seq is not None) */
+    bool tlp_rtx;           /* TLP.is_retrans: it resent the last segment */
     uint64_t last_rcv;      /* time of the last segment received */
     uint64_t rtt_start;
     uint32_t srtt_us, rttvar_us, rto_us;
@@ -236,6 +240,7 @@ struct ss_sock {
     /* --- statistics --- */
     uint64_t bytes_in, bytes_out;
     uint32_t retransmits, timeouts, segs_in, segs_out;  /* 32 bits, as Linux' tcp_info */
+    uint32_t tlp_probes;
 
     /* --- flags --- */
     bool on_ev : 1, on_out : 1, on_dirty : 1;  /* on those lists of the stack */
@@ -464,6 +469,12 @@ void ss__tcp_timers(ss_stack *st, struct ss_sock *sk, uint64_t now);
 uint64_t ss__tcp_next_deadline(const struct ss_sock *sk);
 void ss__tcp_rtt_sample(ss_stack *st, struct ss_sock *sk, uint64_t rtt_us);
 void ss__tcp_arm_rtx(ss_stack *st, struct ss_sock *sk);
+/* RFC 8985 7.2: (re)arm the tail loss probe's timer, or stop it. */
+void ss__tcp_arm_tlp(ss_stack *st, struct ss_sock *sk);
+/* RFC 8985 7.3: send the probe (tcp_output.c). */
+void ss__tcp_send_tlp(ss_stack *st, struct ss_sock *sk);
+/* RFC 8985 7.4: an ACK while a probe is out: did it repair a loss? */
+void ss__cc_tlp_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg);
 void ss__tcp_keep_reset(ss_stack *st, struct ss_sock *sk);
 
 /* tcp_cc.c: one congestion-control algorithm (tcp_cc_newreno.c,

@@ -31,6 +31,9 @@
  *   RFC 6937 PRR       how much may go out per ACK in   ss__cc_on_delivered()
  *                        SACK recovery (cwnd = pipe +
  *                        sndcnt), instead of bursts
+ *   RFC 8985 7         tail loss probe: PTO, the probe  tcp_timer.c, tcp_output.c
+ *                        the probe repaired a loss:     ss__cc_tlp_ack()
+ *                        cwnd reduction (7.4)
  *   a lost retransmission (no RFC 6675 rule; RFC 8985    ss__cc_lost_rxt()
  *     finds it by time, this by sequence as in
  *     draft-scheffenegger-tcpm-lrd: DupThresh segments
@@ -579,6 +582,34 @@ void ss__cc_before_send(ss_stack *st, struct ss_sock *sk)
     sk->cwnd = iw;
     sk->ca_acked = 0;
     ss__cc_trace(st, sk, SS_CC_MARK_IDLE_RESTART);
+}
+
+void ss__cc_tlp_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+{
+    if (SEQ_LT(seg->ack, sk->tlp_end))
+        return;
+    /* RFC 8985 7.4.2. A probe of new data: any loss shows in the SACKs
+     * and is recovered as such. A resent segment reported as a duplicate
+     * (D-SACK, RFC 2883: a first block below the cumulative ACK) arrived
+     * twice: nothing was lost. An ACK beyond the probe: the probe
+     * repaired a loss, and the congestion response of a fast recovery
+     * is owed. An ACK of exactly TLP.end_seq without D-SACK may still be
+     * followed by one; wait for the next ACK. */
+    bool dsack = seg->nsack && SEQ_LT(seg->sack[0].start, seg->ack) &&
+                 SEQ_LT(seg->sack[0].start, sk->tlp_end) && SEQ_GT(seg->sack[0].end, sk->tlp_seq);
+    if (!sk->tlp_rtx || dsack) {
+        sk->tlp_on = false;
+        return;
+    }
+    if (seg->ack == sk->tlp_end)
+        return;
+    sk->tlp_on = false;
+    if (!sk->cc_started || sk->cc_phase != SS_CC_OPEN)
+        return;
+    sk->hs_phase = SS_HS_OFF;
+    sk->ssthresh = sk->cc->ssthresh(st, sk);
+    sk->cwnd = ss__min32(sk->cwnd, sk->ssthresh);
+    ss__cc_trace(st, sk, SS_CC_MARK_TLP_LOSS);
 }
 
 void ss__cc_trace(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark)

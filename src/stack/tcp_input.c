@@ -59,7 +59,7 @@ static void challenge_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg 
 static void enter_time_wait(ss_stack *st, struct ss_sock *sk)
 {
     ss__set_state(st, sk, SS_TCP_TIME_WAIT);
-    sk->t_rtx = sk->t_persist = sk->t_keep = sk->t_delack = sk->t_sws = SS_NEVER;
+    sk->t_rtx = sk->t_persist = sk->t_keep = sk->t_delack = sk->t_sws = sk->t_tlp = SS_NEVER;
     sk->t_2msl = st->now + ss__2msl_us(st);
     ss__stack_sock_event(st, sk, SS_EV_CLOSED, 0);
 }
@@ -426,6 +426,7 @@ static void new_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
     else if (sk->t_persist == SS_NEVER)
         ss__tcp_arm_rtx(st, sk);
     ss__cc_on_ack(st, sk, acked);
+    ss__tcp_arm_tlp(st, sk);   /* RFC 8985 7.2: on an ACK of new data */
     if (data && sk->user)
         ss__stack_sock_event(st, sk, SS_EV_WRITABLE, 0);
 }
@@ -529,6 +530,8 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
      * SACKed bytes (which falls when the cumulative ACK covers them). */
     int64_t delivered = (int64_t)(sk->snd_una - una) + ss__sack_sacked_bytes(sk) - sacked;
     ss__cc_on_delivered(st, sk, delivered > 0 ? (uint32_t)delivered : 0);
+    if (sk->tlp_on)
+        ss__cc_tlp_ack(st, sk, seg);
     /* Window update (3.10.7.4 fifth, ESTABLISHED): if SND.UNA =< SEG.ACK,
      * from a newer segment, or the same one acknowledging more. */
     if (SEQ_LEQ(sk->snd_una, seg->ack) &&

@@ -213,6 +213,7 @@ static uint32_t send_data_at(ss_stack *st, struct ss_sock *sk, uint32_t seq, uin
     uint32_t fresh = SEQ_GT(seq + len, sk->snd_max) ? seq + len - sk->snd_max : 0;
     sk->bytes_out += fresh;
     ss__cc_sent(sk, fresh, len);
+    bool original = SEQ_GT(end, sk->snd_max);
     if (SEQ_GT(end, sk->snd_nxt))
         sk->snd_nxt = end;
     if (SEQ_GT(end, sk->snd_max)) {
@@ -229,7 +230,39 @@ static uint32_t send_data_at(ss_stack *st, struct ss_sock *sk, uint32_t seq, uin
     sk->t_persist = SS_NEVER;
     if (rtx && len)
         ss__cc_rxt_sent(sk, seq, seq + len);
+    if (original)
+        ss__tcp_arm_tlp(st, sk);   /* RFC 8985 7.2: after an original transmission */
     return end - seq;
+}
+
+/* RFC 8985 7.3: the PTO fired in the open state. A new segment if there
+ * is one and the peer's window takes it, else the most recently sent
+ * one again; either way whatever cwnd says (FlightSize may exceed it by
+ * one segment), so that its ACK, or its SACK, tells what happened to
+ * the tail. Then the RTO restarts. */
+void ss__tcp_send_tlp(ss_stack *st, struct ss_sock *sk)
+{
+    uint32_t data_end = sk->snd_una + sk->snd.len;
+    uint32_t avail = SEQ_GT(data_end, sk->snd_max) ? data_end - sk->snd_max : 0;
+    uint32_t len = ss__min32(avail, sk->snd_mss), seq;
+    bool fresh = len && sk->snd_nxt == sk->snd_max &&
+                 SEQ_LEQ(sk->snd_max + len, sk->snd_una + sk->snd_wnd);
+    if (fresh) {
+        seq = sk->snd_max;
+    } else {
+        /* The last segment of data sent (our FIN with it, if sent). */
+        uint32_t end = sk->fin_queued && SEQ_GT(sk->snd_max, sk->fin_seq) ? sk->fin_seq : sk->snd_max;
+        len = ss__min32(end - sk->snd_una, sk->snd_mss);
+        seq = end - len;
+    }
+    sk->tlp_on = true;   /* before sending: no new PTO for the probe itself */
+    sk->tlp_rtx = !fresh;
+    sk->tlp_seq = seq;
+    send_data_at(st, sk, seq, len);
+    sk->tlp_end = sk->snd_nxt;   /* TLP.end_seq = SND.NXT */
+    sk->tlp_probes++;
+    ss__cc_trace(st, sk, SS_CC_MARK_TLP);
+    ss__tcp_arm_rtx(st, sk);
 }
 
 /* A retransmission owed by the loss recovery (tcp_cc.c: fast retransmit,

@@ -1,4 +1,5 @@
-/* tcp_timer: retransmission (RFC 6298), persist (zero-window probe,
+/* tcp_timer: retransmission (RFC 6298), tail loss probe (RFC 8985 7),
+ * persist (zero-window probe,
  * RFC 9293 3.8.6.1), delayed ACK (RFC 1122 4.2.3.2), keep-alive
  * (RFC 1122 4.2.3.6), TIME-WAIT 2*MSL (RFC 9293 3.10.8).
  *
@@ -47,6 +48,38 @@ void ss__tcp_arm_rtx(ss_stack *st, struct ss_sock *sk)
     ss__sock_touch(st, sk);
 }
 
+/* RFC 8985 7.2 WCDelAckT: the worst-case delayed-ACK time of the peer. */
+#define TLP_WC_DELACK_US 200000u
+
+/* RFC 8985 7.2: (re)arm the PTO after new data went out or new data was
+ * acknowledged, when SACK is on, the connection is not in recovery and
+ * no probe is out. PTO = 2 SRTT (plus WCDelAckT when one segment is in
+ * flight: its ACK may be delayed), 1 s without a sample; never later
+ * than the RTO, which then comes first. */
+void ss__tcp_arm_tlp(ss_stack *st, struct ss_sock *sk)
+{
+    sk->t_tlp = SS_NEVER;
+    if (!st->cfg.tlp || !sk->sack_ok || !sk->cc_started || sk->cc_phase != SS_CC_OPEN ||
+        sk->tlp_on || sk->snd_una == sk->snd_max || sk->t_rtx == SS_NEVER)
+        return;
+    uint64_t pto = 1000000;
+    if (sk->rtt_valid) {
+        pto = 2ull * sk->srtt_us;
+        if (sk->snd_max - sk->snd_una <= sk->snd_mss)
+            pto += TLP_WC_DELACK_US;
+    }
+    if (st->now + pto < sk->t_rtx)
+        sk->t_tlp = st->now + pto;
+}
+
+static void on_tlp(ss_stack *st, struct ss_sock *sk)
+{
+    sk->t_tlp = SS_NEVER;
+    if (sk->cc_phase != SS_CC_OPEN || sk->tlp_on || sk->snd_una == sk->snd_max)
+        return;
+    ss__tcp_send_tlp(st, sk);
+}
+
 void ss__tcp_keep_reset(ss_stack *st, struct ss_sock *sk)
 {
     sk->keep_probes = 0;
@@ -77,6 +110,8 @@ static void give_up(ss_stack *st, struct ss_sock *sk)
 static void on_rtx(ss_stack *st, struct ss_sock *sk)
 {
     sk->t_rtx = SS_NEVER;
+    sk->t_tlp = SS_NEVER;
+    sk->tlp_on = false;   /* the RTO takes over from any probe */
     if (sk->snd_una == sk->snd_max)
         return;
     /* MUST-37 (RFC 9293 3.8.6.1): the peer shrank its window to zero with
@@ -170,6 +205,8 @@ void ss__tcp_timers(ss_stack *st, struct ss_sock *sk, uint64_t now)
         if (sk->kind != SS_SK_TCP || sk->state == SS_TCP_CLOSED)
             return;
     }
+    if (now >= sk->t_tlp)
+        on_tlp(st, sk);
     if (now >= sk->t_persist)
         on_persist(st, sk);
     if (now >= sk->t_sws) {   /* SWS override: ss__tcp_output, next, sends the sliver */
@@ -190,6 +227,7 @@ uint64_t ss__tcp_next_deadline(const struct ss_sock *sk)
     if (sk->state == SS_TCP_CLOSED || sk->state == SS_TCP_LISTEN)
         return SS_NEVER;
     uint64_t d = sk->t_rtx;
+    d = ss__min64(d, sk->t_tlp);
     d = ss__min64(d, sk->t_persist);
     d = ss__min64(d, sk->t_sws);
     d = ss__min64(d, sk->t_delack);

@@ -187,6 +187,8 @@ static const char *cc_mark_text(int mark)
     case SS_CC_MARK_HYSTART_CSS: return "HyStart++: RTT rose -> conservative slow start";
     case SS_CC_MARK_HYSTART_SS: return "HyStart++: RTT fell -> slow start again";
     case SS_CC_MARK_HYSTART_CA: return "HyStart++: CSS over -> ssthresh = cwnd";
+    case SS_CC_MARK_TLP: return "tail loss probe";
+    case SS_CC_MARK_TLP_LOSS: return "the probe repaired a loss -> ssthresh, cwnd reduced";
     default: return "";
     }
 }

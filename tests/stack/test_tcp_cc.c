@@ -1105,3 +1105,125 @@ Test(cc_prr, off_by_config_is_rfc6675, .init = sack_setup, .fini = fx_teardown)
         cr_assert_eq(got[k], rfc6675_sends[k], "ACK %d in recovery: %d segments sent, RFC 6675 says %d",
                      k, got[k], rfc6675_sends[k]);
 }
+
+/* ================= TLP (RFC 8985 7) ======================================= */
+
+static bool tweak_tlp = true;
+
+static void tweak_tlp_cfg(struct ss_stack_cfg *c)
+{
+    tweak(c);
+    c->tlp = tweak_tlp;
+}
+
+/* As sack_setup, with tlp as tweak_tlp says. SRTT is the handshake's
+ * 100 ms, the RTO at least 10 s (tweak): PTO = 2 SRTT = 200 ms. */
+static void tlp_setup(void)
+{
+    tweak_algo = SS_CC_NEWRENO;
+    tweak_iw = 10;
+    uint8_t o[8];
+    size_t n = opt_mss(o, M);
+    n += opt_sackok(o + n);
+    struct tseg s = passive_with(tweak_tlp_cfg, o, n, NULL);
+    cr_assert(s.sack_ok);
+    cr_assert_eq(info().srtt_us, RTT);
+}
+
+/* The whole tail goes unanswered (the data, or its ACKs, lost): 2 SRTT
+ * after the last send, the last segment goes out again, whatever cwnd;
+ * one probe only; the RTO is still 10 s away. The peer's answer reports
+ * the probe as a duplicate (D-SACK): nothing was lost, cwnd stays. */
+Test(cc_tlp, probe_resends_the_last_segment, .init = tlp_setup, .fini = fx_teardown)
+{
+    send_flight(10 * M);
+    cr_assert_eq(sent_hi, 10 * M);
+    uint32_t cw = cwnd();
+    advance(2 * RTT - 1);
+    check_caps();
+    cr_assert_eq(nrtx, 0, "no probe before the PTO");
+    advance(1);
+    check_caps();
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 9 * M, "the most recently sent segment");
+    cr_assert_eq(info().tlp_probes, 1);
+    cr_assert_eq(info().timeouts, 0);
+    cr_assert(traced("tail loss probe"));
+    advance(4 * RTT);
+    check_caps();
+    cr_assert_eq(nrtx, 1, "one probe per tail");
+    set_blocks(1, (const uint32_t[][2]){{9 * M, 10 * M}});   /* D-SACK */
+    sack_ack(10 * M);
+    cr_assert_eq(una(), iss + 1 + 10 * M);
+    cr_assert_eq(cwnd(), cw + 2 * M, "slow start's growth only, no reduction");
+    /* The probe episode is over: more data, acknowledged beyond
+     * TLP.end_seq, is no loss either. */
+    nsblk = 0;
+    queue(2 * M);
+    check_caps();
+    sack_ack(12 * M);
+    cr_assert(!traced("the probe repaired a loss"));
+    cr_assert_eq(ssthresh(), UINT32_MAX);
+}
+
+/* The last segment was lost: the probe repairs it, the ACK reaches
+ * TLP.end_seq without D-SACK. Once an ACK goes beyond it, the loss is
+ * answered as a fast recovery would be: ssthresh from the algorithm
+ * (NewReno: FlightSize / 2, at least 2 SMSS), cwnd no larger. */
+Test(cc_tlp, repaired_loss_reduces_cwnd, .init = tlp_setup, .fini = fx_teardown)
+{
+    send_flight(10 * M);
+    advance(RTT);
+    ack_to(9 * M);   /* segments 1-9 arrive; 10 does not */
+    check_caps();
+    cr_assert_eq(sent_hi, 10 * M, "nothing more queued");
+    cr_assert_eq(info().srtt_us, RTT);
+    /* One segment in flight: its ACK may be delayed, PTO = 2 SRTT + 200 ms. */
+    advance(2 * RTT + 200 * MS - 1);
+    check_caps();
+    cr_assert_eq(nrtx, 0);
+    advance(1);
+    check_caps();
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 9 * M);
+    nsblk = 0;
+    sack_ack(10 * M);   /* the probe filled the hole */
+    cr_assert_eq(ssthresh(), UINT32_MAX, "ACK of exactly TLP.end_seq: a D-SACK may follow");
+    queue(4 * M);
+    check_caps();
+    cr_assert_eq(sent_hi, 14 * M);
+    uint32_t cw = cwnd();
+    sack_ack(11 * M);   /* beyond TLP.end_seq */
+    cr_assert(traced("the probe repaired a loss"));
+    cr_assert_eq(ssthresh(), 2 * M, "FlightSize 3000 / 2 is below 2 SMSS");
+    cr_assert_eq(cwnd(), 2 * M, "cwnd %u -> %u", cw, cwnd());
+}
+
+/* With unsent data and room in the peer's window, the probe is new data. */
+Test(cc_tlp, probe_sends_new_data_when_there_is_some, .init = tlp_setup, .fini = fx_teardown)
+{
+    send_flight(12 * M);
+    cr_assert_eq(sent_hi, 10 * M, "the IW");
+    advance(2 * RTT);
+    check_caps();
+    cr_assert_eq(nrtx, 0);
+    cr_assert_eq(sent_hi, 11 * M, "one new segment, beyond cwnd");
+    cr_assert_eq(info().tlp_probes, 1);
+    advance(4 * RTT);   /* the probe is new data, but arms no second PTO */
+    check_caps();
+    cr_assert_eq(sent_hi, 11 * M);
+    cr_assert_eq(info().tlp_probes, 1);
+}
+
+/* cfg.tlp off: the tail waits for the RTO. */
+Test(cc_tlp, off_by_config, .fini = fx_teardown)
+{
+    tweak_tlp = false;
+    tlp_setup();
+    tweak_tlp = true;
+    send_flight(10 * M);
+    advance(4 * RTT);
+    check_caps();
+    cr_assert_eq(nrtx, 0);
+    cr_assert_eq(info().tlp_probes, 0);
+}
