@@ -397,8 +397,13 @@ SS_API_BEGIN
  * or two, not the RTO. */
 #define SS_STACK_TLP 1
 /* SACKed ranges remembered per connection: a loss pattern with more
- * holes than this only loses precision (the highest range is dropped). */
-#define SS_STACK_SACK_MAX 64
+ * holes than this only loses precision (the highest range is dropped,
+ * and its data looks unSACKed: sent again). A queue overflow in slow
+ * start at 50 Mbit/s and 100 ms leaves hundreds of holes; with 64 the
+ * stack resent 1,042 segments for 817 lost. The array starts at 16
+ * ranges and doubles as needed: 8 KiB at most, only under such loss. */
+#define SS_STACK_SACK_MAX 1024
+#define SS_STACK_SACK_MIN 16
 /* Retransmissions in SACK recovery remembered per connection, to find a
  * retransmission that was lost too (tcp_cc.c, ss__cc_lost_rxt). */
 #define SS_STACK_RXT_MAX 64

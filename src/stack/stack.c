@@ -188,7 +188,7 @@ void ss_stack_mem(const ss_stack *st, struct ss_stack_mem *out)
         if (sk && sk->ooo)
             out->buffer_bytes += st->cfg.ooo_max * sizeof *sk->ooo;
         if (sk && sk->sb)
-            out->buffer_bytes += st->cfg.sack_max * sizeof *sk->sb;
+            out->buffer_bytes += sk->sb_cap * sizeof *sk->sb;
         if (sk && sk->rx)
             out->buffer_bytes += SS_STACK_RXT_MAX * sizeof *sk->rx;
     }
@@ -1011,6 +1011,7 @@ static void trim(ss_stack *st, struct ss_sock *sk)
     if (!sk->sb_n) {
         free(sk->sb);
         sk->sb = NULL;
+        sk->sb_cap = 0;
     }
     if (!sk->rx_n) {
         free(sk->rx);

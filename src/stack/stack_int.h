@@ -171,8 +171,8 @@ struct ss_sock {
 
     /* --- TCP: out of order, options (tcp_opt.c: RFC 7323, RFC 2018) --- */
     struct ss_ooo *ooo;     /* cfg.ooo_max entries, allocated at the first hole */
-    struct ss_sack_blk *sb; /* SACK scoreboard: cfg.sack_max ranges, allocated
-                             * at the first SACK */
+    struct ss_sack_blk *sb; /* SACK scoreboard: sb_cap ranges, allocated at
+                             * the first SACK, doubled up to cfg.sack_max */
     struct ss_rxt *rx;      /* retransmissions in SACK recovery, oldest first:
                              * SS_STACK_RXT_MAX, allocated at the first */
     uint64_t ts_recent_at;  /* st->now when TS.Recent was set (PAWS 24 days) */
@@ -182,6 +182,7 @@ struct ss_sock {
     uint32_t ts_recent;     /* TS.Recent (RFC 7323 4.3) */
     uint32_t last_ack_sent; /* Last.ACK.sent (RFC 7323 4.3) */
     uint32_t sb_n;          /* ranges in use: sorted, disjoint, not touching */
+    uint32_t sb_cap;        /* ranges allocated */
     uint8_t opt_allow;      /* SS_OPTF_*: what this socket offers / accepts */
     uint8_t ws_offer;       /* the shift our SYN offers (from the rcv buffer) */
     uint8_t snd_wscale;     /* peer's shift: its window is SEG.WND << snd_wscale */

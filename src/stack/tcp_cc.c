@@ -161,18 +161,26 @@ bool ss__cc_sack_recovery(const struct ss_sock *sk)
 /* RFC 6675 4 SetPipe(): for each octet of [SND.UNA, SND.MAX) not SACKed,
  * one if it is not IsLost, and one more if it was retransmitted (below
  * HighRxt). IsLost() is the same for every octet of a hole (the same
- * ranges lie above all of them), so this walks holes, not octets; above
- * the highest SACKed octet nothing is lost. */
+ * ranges lie above all of them), so this walks holes, not octets, from
+ * the top down, adding up what lies above (IsLost per hole would make
+ * it quadratic in the holes); above the highest SACKed octet nothing is
+ * lost. */
 uint32_t ss__cc_pipe(const struct ss_sock *sk)
 {
-    uint32_t pipe = 0, seq = sk->snd_una, s, e;
+    uint32_t pipe = 0, above = 0, n = ss__sack_count(sk);
     uint32_t rxt = SEQ_GT(sk->high_rxt, sk->snd_una) ? sk->high_rxt : sk->snd_una;
-    while (ss__sack_next_hole(sk, seq, &s, &e)) {
-        if (!ss__sack_is_lost(sk, s, DUPTHRESH))
+    for (uint32_t k = n; k-- > 0;) {
+        struct ss_sack_blk r = ss__sack_range(sk, k);
+        above += r.end - r.start;
+        uint32_t s = k ? ss__sack_range(sk, k - 1).end : sk->snd_una, e = r.start;
+        if (!SEQ_LT(s, e))
+            continue;
+        /* IsLost(s): DupThresh ranges above it, or more than
+         * (DupThresh - 1) SMSS SACKed above it. */
+        if (n - k < DUPTHRESH && above <= (DUPTHRESH - 1) * (uint32_t)sk->snd_mss)
             pipe += e - s;
         if (SEQ_GT(rxt, s))
             pipe += (SEQ_LT(rxt, e) ? rxt : e) - s;
-        seq = e;
     }
     uint32_t high = ss__sack_high(sk);
     if (SEQ_LT(high, sk->snd_una))

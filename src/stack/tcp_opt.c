@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sockstack/config.h"
 #include "stack_int.h"
 
 enum {
@@ -345,8 +346,18 @@ static void sb_prune(struct ss_sock *sk, uint32_t una)
 /* Insert [s, e) keeping the table sorted, disjoint and not touching. */
 static void sb_insert(struct ss_sock *sk, uint32_t max, uint32_t s, uint32_t e)
 {
-    if (!sk->sb && !(sk->sb = calloc(max, sizeof *sk->sb)))
+    if (sk->sb_n == sk->sb_cap && sk->sb_cap < max) {
+        uint32_t cap = sk->sb_cap ? 2 * sk->sb_cap : SS_STACK_SACK_MIN;
+        cap = cap < max ? cap : max;
+        struct ss_sack_blk *nb = realloc(sk->sb, cap * sizeof *nb);
+        if (nb) {
+            sk->sb = nb;
+            sk->sb_cap = cap;
+        }
+    }
+    if (!sk->sb_cap)
         return;   /* the range only looks unSACKed: safe, at worst sent again */
+    max = sk->sb_cap;
     uint32_t i = 0;
     while (i < sk->sb_n && SEQ_LT(sk->sb[i].end, s))
         i++;

@@ -891,6 +891,30 @@ Test(tcp_opt, scoreboard_is_bounded)
     want_sb(sd, 2, (const uint32_t[][2]){{500, 800}, {1000, 1500}}, S);
 }
 
+/* The default scoreboard grows with the holes: 100 ranges are all kept
+ * (the array starts at 16 and doubles; the old fixed 64 forgot the top
+ * 36, whose data then looked unSACKed and was sent again). */
+Test(tcp_opt, scoreboard_grows_to_hold_every_hole)
+{
+    uint32_t S;
+    int sd = sent5(&S);
+    for (uint32_t i = 0; i < 100; i += 4) {
+        uint32_t b[4][2];
+        for (uint32_t k = 0; k < 4; k++) {
+            b[k][0] = S + 40 * (i + k) + 10;
+            b[k][1] = S + 40 * (i + k) + 30;
+        }
+        sack_ack(S, 4, (const uint32_t(*)[2])b);
+    }
+    static uint32_t r[128][2];
+    cr_assert_eq(ss_stack_sock_sacked(st, sd, r, 128), 100);
+    for (uint32_t i = 0; i < 100; i++) {
+        cr_assert_eq(r[i][0] - S, 40 * i + 10, "range %u", i);
+        cr_assert_eq(r[i][1] - S, 40 * i + 30, "range %u", i);
+    }
+    cr_assert_eq(info(sd).sacked_bytes, 2000);
+}
+
 /* ===================================================================== */
 /* Traces: options in tcpdump's notation                                 */
 /* ===================================================================== */
