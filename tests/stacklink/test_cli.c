@@ -277,17 +277,21 @@ struct sim_digest {
  * 2026-12-03, loss recovery: lost retransmissions are resent without the
  * RTO, a SACK that carries new octets is a duplicate ACK whatever the
  * window, and a loss at the old RecoveryPoint starts recovery: the
- * packets of all three runs change (each still delivers every byte). */
+ * packets of all three runs change (each still delivers every byte).
+ * 2026-12-03, PRR (RFC 6937) and the tail loss probe: the reordering run
+ * traces cwnd per ACK in recovery (its packets are unchanged); the
+ * queue-limited run sends differently in recovery (all bytes arrive);
+ * the first run has no recovery that PRR or a probe changes. */
 static const struct sim_digest sim_digests[] = {
     {"--seed 3 --loss 2 --bytes 300K",
      "318f94320b8f90974094797c3d358a289a88e92f8ceac6ed3e26f777925f130e",
      "479f866209e3dad0981a1ba96902bfbaea39451ce8fde3f41e67da963375564b"},
     {"--seed 21 --cc newreno --loss 3 --reorder 5 --dup 2 --corrupt 1 --jitter 2 --bytes 200K",
-     "3b52501567bbce542fe30e0511730aa8f389947a8970aeee61d68d26487b7805",
+     "021f26d2bc6c2a411f303ad73257c2a382280a2920cdf7d609877f9c6679d54b",
      "a89d7d32fa14d92083db73bdc01ffe7454c74ef1404ee0bdbc776ff566271ebb"},
     {"--seed 5 --bandwidth 5M --delay 20 --queue 10 --bytes 500K --rcvbuf 256K",
-     "b4e935902f493f6beb069828bbb7e69f84385447a520695b29e75961721a956b",
-     "3470b570c92ee4ba118b664e6c760477ab6471dda8724cfa16ec3844d95a9dca"},
+     "339993bf0cc7d84e3d86667c6aa41fae7d91c655504e7dfb60d559eb6823cc59",
+     "c2c9372fa88cb48c68590d537ccf3cb901ec15760ab76837cd3ff36bb341ee7e"},
     {NULL, NULL, NULL},
 };
 
