@@ -3,9 +3,12 @@
  * events come out through a callback. The full-screen client, the line
  * mode, the point-to-point session and the tests share this one decoder.
  *
- * It also remembers the newest public line seen, so that after a reconnect
- * the client asks for history from there (ss_chat_client_since) and the
- * decoder marks history it has already shown as a duplicate (ev.dup).
+ * It also remembers the lines it passed on lately (TS and text, the last
+ * 1024) and the newest public TS, so that after a reconnect -- to the same
+ * server or to another node of a cluster -- the client asks for history
+ * from shortly before there (ss_chat_client_since) and the decoder marks
+ * what was already shown as a duplicate (ev.dup): history lines, and
+ * offline mail delivered again (it is delivered at least once).
  */
 #ifndef SOCKSTACK_CHAT_CLIENT_H
 #define SOCKSTACK_CHAT_CLIENT_H
@@ -58,7 +61,8 @@ typedef struct ss_chat_ev {
     int count;            /* online count (JOIN, LEAVE, OK nick) */
     bool online;          /* WHO */
     bool me;              /* HIST ME, or ME */
-    bool dup;             /* history already seen before a reconnect */
+    bool dup;             /* HIST or OFFLINE already passed on before a
+                           * reconnect: equal TS, nick and text */
     const char *raw;      /* the line (whole for SS_CHAT_EV_OTHER; other
                            * kinds have NULs between their fields) */
 } ss_chat_ev;
@@ -75,7 +79,8 @@ int ss_chat_client_feed(ss_chat_client *cl, const void *buf, size_t n);
 /* Forget a partial line (the connection was lost). */
 void ss_chat_client_reset(ss_chat_client *cl);
 /* "/since TS\n" for a reconnect when a public line was seen (returns its
- * length), else 0. */
+ * length), else 0. TS is SS_CHAT_RESUME_SLACK_MS before the newest public
+ * line: the repeats this brings are marked dup. */
 int ss_chat_client_since(const ss_chat_client *cl, char *buf, size_t cap);
 /* We sent a public line (shown locally, as the server does not echo it):
  * its later copy in history after a reconnect is marked dup. */

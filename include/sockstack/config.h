@@ -276,6 +276,17 @@ SS_API_BEGIN
 /* Client: reconnect backoff starts here and doubles up to the cap. */
 #define SS_CHAT_BACKOFF_MIN_MS 250
 #define SS_CHAT_BACKOFF_MAX_MS 8000
+/* Client: after a reconnect, history is asked from this long before the
+ * newest line seen (duplicates are dropped): on a cluster a line stamped by
+ * another node can arrive after a newer one stamped by ours (pub/sub
+ * transit, clock skew), and must not fall before the resume point. */
+#define SS_CHAT_RESUME_SLACK_MS 2000
+/* Client: a server silent this long is dead (a probe is sent at half of
+ * it), and the client moves on to the next server (--server-timeout). */
+#define SS_CHAT_SERVER_TIMEOUT_MS 30000
+/* Client: --server addresses kept (a name may give several each). */
+#define SS_CHAT_SERVERS_MAX 16
+#define SS_CHAT_ADDRS_MAX 32
 /* Client: longest server line it accepts (a max line plus its prefix). */
 #define SS_CHAT_CLIENT_LINE_MAX (SS_CHAT_MAX_LINE + 256)
 /* Client scrollback lines kept in the ncurses pane. */

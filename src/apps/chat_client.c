@@ -14,10 +14,17 @@
 #include "sockstack/chat_client.h"
 #include "sockstack/config.h"
 
-/* Public lines at the newest timestamp seen (lines within one ms). */
-enum { SEEN_AT_LAST = 16 };
+/* The public and private lines seen lately, (TS, hash) each: a line that
+ * comes again in the history after a reconnect (to this node or another)
+ * is found here and marked dup. A ring, oldest replaced. */
+enum { SEEN_MAX = 1024 };
 /* Our own recent public lines (the server does not echo them). */
 enum { SEEN_OWN = 64 };
+
+struct seen {
+    int64_t ts;
+    uint64_t h;
+};
 
 struct ss_chat_client {
     ss_chat_ev_cb cb;
@@ -25,10 +32,10 @@ struct ss_chat_client {
     char in[SS_CHAT_CLIENT_LINE_MAX + 2];
     size_t in_len;
     bool skip;
-    int64_t last_ts;
-    char last_ts_str[32];
-    uint64_t seen[SEEN_AT_LAST];
-    int nseen;
+    int64_t last_ts;  /* newest public line seen; -1 none */
+    struct seen seen[SEEN_MAX];
+    int nseen, seen_next;
+    int64_t floor_ts; /* newest TS pushed out of the ring; -1 none */
     uint64_t own[SEEN_OWN];
     int own_next;
 };
@@ -41,6 +48,7 @@ int ss_chat_client_new(ss_chat_client **out, ss_chat_ev_cb cb, void *arg)
     (*out)->cb = cb;
     (*out)->arg = arg;
     (*out)->last_ts = -1;
+    (*out)->floor_ts = -1;
     return 0;
 }
 
@@ -56,7 +64,13 @@ int ss_chat_client_since(const ss_chat_client *cl, char *buf, size_t cap)
 {
     if (cl->last_ts < 0)
         return 0;
-    int n = snprintf(buf, cap, "/since %s\n", cl->last_ts_str);
+    /* From a little before the newest line: a line stamped by another node
+     * can arrive after a newer one stamped here (pub/sub transit, clock
+     * skew); the ring drops what was already shown. */
+    int64_t from = cl->last_ts - SS_CHAT_RESUME_SLACK_MS;
+    char ts[40];
+    ss_chat_format_ts(from > 0 ? from : 0, ts, sizeof ts);
+    int n = snprintf(buf, cap, "/since %s\n", ts);
     return n > 0 && (size_t)n < cap ? n : 0;
 }
 
@@ -244,47 +258,72 @@ void ss_chat_client_parse(char *line, ss_chat_ev *ev)
 
 /* ---- history de-duplication across reconnects ------------------------- */
 
-static uint64_t line_hash(const ss_chat_ev *ev)
+/* A line's identity apart from its TS: class (public, action, private),
+ * nick and text. */
+static uint64_t line_hash(const ss_chat_ev *ev, char cls)
 {
     uint64_t h = 1469598103934665603ull;
-    const char *parts[] = {ev->nick, "\x01", ev->text, ev->me ? "\x02" : "\x03"};
+    const char tag[2] = {cls, 0};
+    const char *parts[] = {ev->nick, "\x01", ev->text, tag};
     for (size_t i = 0; i < 4; i++)
         for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
             h = (h ^ *p) * 1099511628211ull;
     return h;
 }
 
-/* A public line (live or history): mark a repeat, remember the newest. */
-static void track_public(ss_chat_client *cl, ss_chat_ev *ev)
+static char line_class(const ss_chat_ev *ev)
+{
+    if (ev->kind == SS_CHAT_EV_PRIV || ev->kind == SS_CHAT_EV_OFFLINE)
+        return 'p';
+    return ev->me ? 'a' : 'm';
+}
+
+static bool seen_has(const ss_chat_client *cl, int64_t ts, uint64_t h)
+{
+    for (int i = 0; i < cl->nseen; i++)
+        if (cl->seen[i].ts == ts && cl->seen[i].h == h)
+            return true;
+    return false;
+}
+
+static void seen_add(ss_chat_client *cl, int64_t ts, uint64_t h)
+{
+    if (cl->nseen == SEEN_MAX) {
+        int64_t old = cl->seen[cl->seen_next].ts;
+        if (old > cl->floor_ts)
+            cl->floor_ts = old;
+    } else {
+        cl->nseen++;
+    }
+    cl->seen[cl->seen_next] = (struct seen){ts, h};
+    cl->seen_next = (cl->seen_next + 1) % SEEN_MAX;
+}
+
+/* A stamped line: mark a repeat (history, offline mail), remember it, and
+ * keep the newest public TS for the next /since. Live lines are never
+ * repeats: one connection sends each once. */
+static void track(ss_chat_client *cl, ss_chat_ev *ev)
 {
     if (ev->ts < 0)
         return;
-    uint64_t h = line_hash(ev);
-    if (ev->kind == SS_CHAT_EV_HIST)
-        for (int i = 0; i < SEEN_OWN; i++)
+    uint64_t h = line_hash(ev, line_class(ev));
+    bool again = ev->kind == SS_CHAT_EV_HIST || ev->kind == SS_CHAT_EV_OFFLINE;
+    if (again && seen_has(cl, ev->ts, h)) {
+        ev->dup = true;
+        return;
+    }
+    if (ev->kind == SS_CHAT_EV_HIST) {
+        /* Older than all we remember, at or below a line we forgot. */
+        ev->dup = ev->ts <= cl->floor_ts;
+        for (int i = 0; i < SEEN_OWN && !ev->dup; i++)
             if (cl->own[i] == h) {
                 cl->own[i] = 0; /* shown when typed; once is enough */
                 ev->dup = true;
-                break;
             }
-    if (ev->ts < cl->last_ts) {
-        ev->dup = ev->kind == SS_CHAT_EV_HIST;
-        return;
     }
-    if (ev->ts == cl->last_ts) {
-        for (int i = 0; i < cl->nseen; i++)
-            if (cl->seen[i] == h) {
-                ev->dup = ev->kind == SS_CHAT_EV_HIST;
-                return;
-            }
-        if (cl->nseen < SEEN_AT_LAST)
-            cl->seen[cl->nseen++] = h;
-        return;
-    }
-    cl->last_ts = ev->ts;
-    snprintf(cl->last_ts_str, sizeof cl->last_ts_str, "%s", ev->ts_str);
-    cl->seen[0] = h;
-    cl->nseen = 1;
+    seen_add(cl, ev->ts, h);
+    if (ev->kind != SS_CHAT_EV_PRIV && ev->kind != SS_CHAT_EV_OFFLINE && ev->ts > cl->last_ts)
+        cl->last_ts = ev->ts;
 }
 
 static void line_done(ss_chat_client *cl)
@@ -294,8 +333,9 @@ static void line_done(ss_chat_client *cl)
     cl->in[cl->in_len] = '\0';
     ss_chat_ev ev;
     ss_chat_client_parse(cl->in, &ev);
-    if (ev.kind == SS_CHAT_EV_MSG || ev.kind == SS_CHAT_EV_ME || ev.kind == SS_CHAT_EV_HIST)
-        track_public(cl, &ev);
+    if (ev.kind == SS_CHAT_EV_MSG || ev.kind == SS_CHAT_EV_ME || ev.kind == SS_CHAT_EV_HIST ||
+        ev.kind == SS_CHAT_EV_PRIV || ev.kind == SS_CHAT_EV_OFFLINE)
+        track(cl, &ev);
     cl->cb(cl->arg, &ev);
 }
 
@@ -320,6 +360,6 @@ int ss_chat_client_feed(ss_chat_client *cl, const void *buf, size_t n)
 void ss_chat_client_sent(ss_chat_client *cl, const char *nick, const char *text, bool me)
 {
     ss_chat_ev ev = {.nick = nick, .text = text, .me = me};
-    cl->own[cl->own_next] = line_hash(&ev);
+    cl->own[cl->own_next] = line_hash(&ev, line_class(&ev));
     cl->own_next = (cl->own_next + 1) % SEEN_OWN;
 }

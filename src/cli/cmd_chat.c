@@ -1,28 +1,39 @@
 /* sockstack chat HOST PORT --name NICK: the chat client.
  *
- * One reactor loop drives the server socket, stdin and the reconnect timer.
+ * One reactor loop drives the server socket, stdin and the timers
+ * (reconnect, connect timeout, liveness).
  * Server bytes go through the library's decoder (ss_chat_client_feed), and
  * this file only renders its events: on a terminal on an ncurses screen
  * (cmd_chat_tui.c), otherwise one line each. /send NICK PATH and incoming
  * files are handled here through the library's ss_chat_ul / ss_chat_dl.
  * Lines typed (or piped) before the connection is up are kept and sent
  * once it is; at stdin EOF the exit status says whether all were sent.
- * If the server goes away the client says so and reconnects with
- * exponential backoff, asking for history from the last line it showed.
+ * If the server goes away (end of stream, reset, or silence for
+ * --server-timeout) the client says so and connects to the next address
+ * (several --server, or a name with several addresses: nodes of one
+ * service), with exponential backoff once every address has failed, and
+ * asks for history from shortly before the last line it showed; the
+ * decoder drops the repeats.
+ *
+ * Order: random by default (each client shuffles the addresses once), so
+ * that clients spread over the nodes, and the clients of a node that dies
+ * spread over the others instead of all landing on the next in the list;
+ * --in-order keeps the order given (a primary and its backups).
  */
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli/chat_ui.h"
 #include "cli/cli.h"
-#include "cli/sockopt_cli.h"
-#include "cli/tls_cli.h"
+#include "cli/client.h"
 #include "sockstack/chat.h"
 #include "sockstack/chat_client.h"
 #include "sockstack/chat_p2p.h"
@@ -45,16 +56,42 @@ struct peer {
     bool dead; /* ended: freed by the deferred sweep */
 };
 
+/* A server as given: HOST PORT, or --server HOST:PORT. */
+struct server {
+    char host[256];
+    char port[8];
+};
+
+/* One address to try (a server's name may give several). */
+struct cand {
+    ss_addr addr;
+    int server; /* index into servers */
+};
+
 struct chat_client {
     ss_loop *loop;
-    const char *host, *port, *nick, *password, *dir;
-    bool reconnect;
-    ss_sockopts so;            /* the shared socket options */
+    const char *nick, *password, *dir;
+    bool reconnect, in_order;
+    struct cli_client_opts co; /* socket options, TLS, --stack, --connect-timeout */
     ss_tls_ctx *tls;           /* --tls: a client context, else NULL */
-    const char *servername;    /* the name the server's certificate shows */
+    struct cli_stack stack;    /* --stack: the user-space stack */
+    const ss_backend *be;      /* kernel, or the stack's */
     ss_sock *s;
     enum { ST_OFFLINE, ST_CONNECTING, ST_CONNECTED } state;
     char peer[SS_ADDR_STRLEN];
+    /* where to connect */
+    struct server servers[SS_CHAT_SERVERS_MAX];
+    int nservers;
+    struct cand cands[SS_CHAT_ADDRS_MAX];
+    int ncands;
+    int cur;   /* the address tried or connected now */
+    int tried; /* failed addresses in a row (since the last join) */
+    ss_timer conn_timer;       /* --connect-timeout */
+    /* liveness: a silent server is probed, then given up */
+    ss_timer alive;
+    int alive_ms;              /* --server-timeout; 0: never */
+    uint64_t last_rx, probe_at;
+    char node_host[SS_ADDR_STRLEN], node_port[8]; /* the node we are on */
     /* server -> us */
     ss_chat_client *dec;
     char me[SS_CHAT_NICK_MAX + 1]; /* the nick the server gave us */
@@ -89,6 +126,7 @@ struct chat_client {
 };
 
 static void client_connect(struct chat_client *cl);
+static void drop(struct chat_client *cl, const char *why);
 static void sock_cb(ss_sock *s, unsigned ev, void *arg);
 static bool peer_input(struct chat_client *cl, const char *nick, const char *line);
 
@@ -410,8 +448,9 @@ static void p2p_intro(struct chat_client *cl, const char *rest)
     ss_chat_p2p_opts o;
     ss_chat_p2p_opts_init(&o);
     o.loop = cl->loop;
-    o.server_host = cl->host;
-    o.server_port = cl->port;
+    /* The rendezvous is on the node we are on, by its address. */
+    o.server_host = cl->node_host;
+    o.server_port = cl->node_port;
     o.id = id;
     o.side = side;
     o.key = key;
@@ -491,6 +530,9 @@ static void ok_event(struct chat_client *cl, const ss_chat_ev *ev)
 {
     const char *what = ev->code, *rest = ev->text;
     if (!strcmp(what, "nick")) {
+        /* Joined: this address works; the next loss starts afresh. */
+        cl->tried = 0;
+        cl->backoff_ms = SS_CHAT_BACKOFF_MIN_MS;
         snprintf(cl->me, sizeof cl->me, "%s", ev->nick);
         cl->online = ev->count;
         if (cl->ui) {
@@ -551,6 +593,8 @@ static void server_event(void *arg, const ss_chat_ev *ev)
         show(cl, ev->ts_str, ev->nick, "*%s* %s", ev->nick, ev->text);
         break;
     case SS_CHAT_EV_OFFLINE:
+        if (ev->dup)
+            return; /* delivered before the reconnect (at least once) */
         show(cl, ev->ts_str, ev->nick, "*%s* %s (while you were away)", ev->nick, ev->text);
         break;
     case SS_CHAT_EV_JOIN:
@@ -638,10 +682,58 @@ static void server_event(void *arg, const ss_chat_ev *ev)
     }
 }
 
+/* ---- where to connect ------------------------------------------------ */
+
+/* Resolve every server into cands (a name may give several addresses) and
+ * shuffle them unless --in-order. Names that do not resolve are skipped;
+ * 0, or the code of the last failure when none resolved. */
+static int resolve_all(struct chat_client *cl)
+{
+    int last = SS_ENOHOST;
+    cl->ncands = 0;
+    for (int i = 0; i < cl->nservers && cl->ncands < SS_CHAT_ADDRS_MAX; i++) {
+        ss_addr a[SS_CHAT_ADDRS_MAX];
+        int n = ss_addr_resolve(cl->servers[i].host, cl->servers[i].port,
+                                cl->stack.be ? AF_INET : AF_UNSPEC, SS_STREAM, false, a,
+                                SS_CHAT_ADDRS_MAX - cl->ncands);
+        if (n < 0) {
+            last = n;
+            if (cl->nservers > 1)
+                show(cl, NULL, NULL, "!! %s: %s", cl->servers[i].host, ss_strerror(n));
+            continue;
+        }
+        for (int k = 0; k < n; k++)
+            cl->cands[cl->ncands++] = (struct cand){a[k], i};
+    }
+    if (!cl->in_order) {
+        for (int i = cl->ncands - 1; i > 0; i--) {
+            unsigned r;
+            if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+                r = (unsigned)rand();
+            int j = (int)(r % (unsigned)(i + 1));
+            struct cand t = cl->cands[i];
+            cl->cands[i] = cl->cands[j];
+            cl->cands[j] = t;
+        }
+    }
+    cl->cur = 0;
+    return cl->ncands ? 0 : last;
+}
+
+/* The numeric host of an address ("127.0.0.1", "::1"). */
+static void addr_host(const ss_addr *a, char *buf, size_t cap)
+{
+    if (getnameinfo((const struct sockaddr *)&a->sa, a->len, buf, (socklen_t)cap, NULL, 0,
+                    NI_NUMERICHOST) != 0)
+        snprintf(buf, cap, "?");
+}
+
 /* ---- connection ------------------------------------------------------- */
 
 static void drop(struct chat_client *cl, const char *why)
 {
+    ss_timer_stop(cl->loop, &cl->conn_timer);
+    ss_timer_stop(cl->loop, &cl->alive);
     ss_sock_close(cl->s);
     cl->s = NULL;
     if (cl->out_len && !cl->got_bye)
@@ -656,9 +748,22 @@ static void drop(struct chat_client *cl, const char *why)
     cl->dl = NULL;
     bool was = cl->state == ST_CONNECTED;
     set_state(cl, ST_OFFLINE);
-    /* Piped input that has ended is not worth waiting for a server. */
-    bool give_up = cl->stdin_eof && !cl->ui && !was;
-    if (cl->quitting || !cl->reconnect || give_up) {
+    /* This address failed (or its node died): the next one follows at once
+     * (after the shortest delay); when all have failed in a row, the list
+     * is resolved again and the delay doubles. */
+    cl->tried++;
+    bool round_done = cl->tried >= cl->ncands;
+    /* Piped input that has ended is not worth waiting for a server; nor is
+     * a client told not to reconnect. Each still tries every address once
+     * before it has ever been connected. */
+    bool give_up = (cl->stdin_eof && !cl->ui && !was) || !cl->reconnect;
+    if (give_up && !was && !round_done && !cl->quitting) {
+        cl->cur = (cl->cur + 1) % cl->ncands;
+        show(cl, NULL, NULL, "-- cannot connect: %s; trying the next server", why);
+        client_connect(cl);
+        return;
+    }
+    if (cl->quitting || give_up) {
         if (!cl->quitting || !cl->got_bye) {
             if (cl->pend_lines)
                 show(cl, NULL, NULL, "!! %s; %d lines not sent", why, cl->pend_lines);
@@ -670,20 +775,75 @@ static void drop(struct chat_client *cl, const char *why)
         ss_loop_stop(cl->loop);
         return;
     }
-    show(cl, NULL, NULL, "-- %s %s; reconnecting in %.2f s", was ? "connection lost:" :
-         "cannot connect:", why, cl->backoff_ms / 1000.0);
-    ss_timer_start(cl->loop, &cl->retry, cl->backoff_ms);
-    cl->backoff_ms = cl->backoff_ms * 2 > SS_CHAT_BACKOFF_MAX_MS ? SS_CHAT_BACKOFF_MAX_MS
-                                                                : cl->backoff_ms * 2;
+    unsigned delay = SS_CHAT_BACKOFF_MIN_MS;
+    if (round_done) {
+        delay = cl->backoff_ms;
+        cl->backoff_ms = cl->backoff_ms * 2 > SS_CHAT_BACKOFF_MAX_MS ? SS_CHAT_BACKOFF_MAX_MS
+                                                                    : cl->backoff_ms * 2;
+        cl->tried = 0;
+        cl->ncands = 0; /* resolved again at the next attempt */
+    } else {
+        cl->cur = (cl->cur + 1) % cl->ncands;
+    }
+    char next[SS_ADDR_STRLEN + 8] = "";
+    if (cl->ncands > 1) {
+        snprintf(next, sizeof next, " to ");
+        ss_addr_format(&cl->cands[cl->cur].addr, next + 4, sizeof next - 4);
+    }
+    show(cl, NULL, NULL, "-- %s %s; reconnecting in %.2f s%s", was ? "connection lost:" :
+         "cannot connect:", why, delay / 1000.0, next);
+    ss_timer_start(cl->loop, &cl->retry, delay);
+}
+
+/* Liveness: the server said nothing for half of --server-timeout: ask it
+ * something cheap (`/since`, answered `OK since`, changes nothing after
+ * the join); nothing for all of it: the node is gone. */
+static void alive_cb(ss_loop *loop, ss_timer *t, void *arg)
+{
+    struct chat_client *cl = arg;
+    uint64_t now = ss_loop_now(loop), idle = now - cl->last_rx;
+    uint64_t half = (uint64_t)cl->alive_ms / 2;
+    if (idle >= (uint64_t)cl->alive_ms) {
+        char why[96];
+        snprintf(why, sizeof why, "no answer from the server for %.1f s", cl->alive_ms / 1000.0);
+        drop(cl, why);
+        return;
+    }
+    if (idle >= half) {
+        if (cl->probe_at <= cl->last_rx) {
+            char buf[64], ts[40];
+            if (ss_chat_client_since(cl->dec, buf, sizeof buf) <= 0)
+                snprintf(buf, sizeof buf, "/since %s\n", now_ts(ts, sizeof ts));
+            queue(cl, buf, strlen(buf));
+            cl->probe_at = now;
+        }
+        ss_timer_start(loop, t, (uint64_t)cl->alive_ms - idle);
+        return;
+    }
+    ss_timer_start(loop, t, half - idle);
 }
 
 static void connected(struct chat_client *cl)
 {
+    ss_timer_stop(cl->loop, &cl->conn_timer);
     set_state(cl, ST_CONNECTED);
-    cl->backoff_ms = SS_CHAT_BACKOFF_MIN_MS;
-    show(cl, NULL, NULL, "-- connected to %s", cl->peer);
+    const struct cand *cd = &cl->cands[cl->cur];
+    const struct server *sv = &cl->servers[cd->server];
+    addr_host(&cd->addr, cl->node_host, sizeof cl->node_host);
+    snprintf(cl->node_port, sizeof cl->node_port, "%d", ss_addr_port(&cd->addr));
+    /* Which node: its address, and the name it came from when that was a
+     * name (or when there are several servers). */
+    if (strcmp(cl->node_host, sv->host) || cl->nservers > 1)
+        show(cl, NULL, NULL, "-- connected to %s (%s:%s)", cl->peer, sv->host, sv->port);
+    else
+        show(cl, NULL, NULL, "-- connected to %s", cl->peer);
+    cl->last_rx = ss_loop_now(cl->loop);
+    cl->probe_at = 0;
+    if (cl->alive_ms > 0)
+        ss_timer_start(cl->loop, &cl->alive, (uint64_t)cl->alive_ms / 2);
     char buf[256];
-    /* After a reconnect: history from the last line shown, not again. */
+    /* After a reconnect: history from shortly before the last line shown;
+     * the decoder drops what was shown already. */
     int n = ss_chat_client_since(cl->dec, buf, sizeof buf);
     if (n > 0)
         queue(cl, buf, (size_t)n);
@@ -720,10 +880,16 @@ static void sock_cb(ss_sock *s, unsigned ev, void *arg)
         }
         /* TLS: the handshake runs on the first reads and writes; a
          * certificate that does not verify drops the connection. */
-        if (cl->tls && !ss_sock_is_tls(s) && (ss_sock_unwatch(s), true) &&
-            (err = ss_tls_wrap(cl->tls, s, cl->servername, &cl->s)) < 0) {
-            drop(cl, ss_strerror(err));
-            return;
+        if (cl->tls && !ss_sock_is_tls(s) && (ss_sock_unwatch(s), true)) {
+            const struct server *sv = &cl->servers[cl->cands[cl->cur].server];
+            char bare[256];
+            const char *name = cl->co.tls.servername
+                                   ? cl->co.tls.servername
+                                   : cli_tls_host_name(sv->host, bare, sizeof bare);
+            if ((err = ss_tls_wrap(cl->tls, s, name, &cl->s)) < 0) {
+                drop(cl, ss_strerror(err));
+                return;
+            }
         }
         connected(cl);
         return;
@@ -735,8 +901,10 @@ static void sock_cb(ss_sock *s, unsigned ev, void *arg)
             drop(cl, n == 0 ? "server closed the connection" : sock_why(s, (int)n, why, sizeof why));
             return;
         }
-        if (n > 0)
+        if (n > 0) {
+            cl->last_rx = ss_loop_now(cl->loop);
             ss_chat_client_feed(cl->dec, buf, (size_t)n);
+        }
         if (!cl->s)
             return;
     }
@@ -755,18 +923,31 @@ static void sock_cb(ss_sock *s, unsigned ev, void *arg)
     }
 }
 
+static void conn_timeout_cb(ss_loop *loop, ss_timer *t, void *arg)
+{
+    struct chat_client *cl = arg;
+    char why[96];
+    snprintf(why, sizeof why, "no answer within %.1f s (--connect-timeout)",
+             cl->co.connect_timeout_ms / 1000.0);
+    drop(cl, why);
+}
+
 static void client_connect(struct chat_client *cl)
 {
-    ss_addr addrs[4];
-    int n = ss_addr_resolve(cl->host, cl->port, AF_UNSPEC, SS_STREAM, false, addrs, 4);
-    if (n < 0) {
-        drop(cl, ss_strerror(n));
-        return;
+    if (cl->ncands == 0) {
+        int n = resolve_all(cl);
+        if (n < 0) {
+            cl->tried = 0; /* counts as one address that failed */
+            cl->ncands = 1;
+            cl->cur = 0;
+            drop(cl, ss_strerror(n));
+            return;
+        }
     }
-    ss_addr_format(&addrs[0], cl->peer, sizeof cl->peer);
+    const ss_addr *a = &cl->cands[cl->cur].addr;
+    ss_addr_format(a, cl->peer, sizeof cl->peer);
     const char *failed = NULL;
-    int err = ss_sock_connect_to(ss_backend_kernel(), &addrs[0], SS_STREAM, &cl->so, NULL,
-                                 &cl->s, &failed);
+    int err = ss_sock_connect_to(cl->be, a, SS_STREAM, &cl->co.so, NULL, &cl->s, &failed);
     if (err < 0 && err != -EINPROGRESS) {
         char why[160];
         snprintf(why, sizeof why, "%s%s%s", failed ? failed : "", failed ? ": " : "",
@@ -775,6 +956,8 @@ static void client_connect(struct chat_client *cl)
         return;
     }
     set_state(cl, ST_CONNECTING);
+    if (cl->co.connect_timeout_ms > 0)
+        ss_timer_start(cl->loop, &cl->conn_timer, (uint64_t)cl->co.connect_timeout_ms);
     ss_sock_watch(cl->s, cl->loop, SS_WRITE, sock_cb, cl);
 }
 
@@ -862,72 +1045,139 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: sockstack chat HOST PORT --name NICK [OPTIONS]\n"
+            "       sockstack chat --server HOST:PORT [--server HOST:PORT...] --name NICK\n"
+            "                      [OPTIONS]\n"
             "\n"
             "Chat client for `sockstack serve chat`. On a terminal: a full screen\n"
             "(messages, status line, input line; PgUp/PgDn scroll back). Otherwise\n"
             "plain lines: stdin lines are sent, messages printed one per line.\n"
             "\n"
+            "Several servers (nodes of one service, e.g. `serve chat --cluster`): each\n"
+            "--server, and each address of a name, is one node. The client joins one\n"
+            "(in random order, so that clients spread over the nodes; --in-order for\n"
+            "the order given) and, when its node dies (connection closed or reset,\n"
+            "or silent for --server-timeout), moves to the next one, continuing the\n"
+            "history from where it was without showing a line twice.\n"
+            "\n"
             "Options:\n"
             "  -n, --name NICK       nickname (required)\n"
             "  -p, --password PW     log in to a registered nickname\n"
             "  -d, --dir DIR         where received files go (default .)\n"
+            "  -s, --server HOST:PORT\n"
+            "                        a server (repeat for several; [v6addr]:PORT)\n"
+            "      --in-order        try the servers in the order given, not shuffled\n"
+            "      --server-timeout SECS\n"
+            "                        a server silent for SECS is given up (it is probed\n"
+            "                        at half of it; default %d; 0: never)\n"
             "      --plain           line mode even on a terminal\n"
             "      --no-reconnect    exit 1 when the connection is lost\n"
             "  -h, --help            this help\n"
-            "\n%s\n%s\n"
+            "\n%s\n%s\n%s\n"
             "Typed commands: /send NICK PATH, /accept ID, /decline ID, /msg NICK TEXT,\n"
             "/who, /history [N], /me ACTION, /register PW, /help, /quit.\n"
             "Point-to-point: /connect NICK (or F2 and Enter on the screen) asks the\n"
             "server to introduce you; the path (direct, hole punched through NAT, or\n"
             "relayed) is shown. Then /to NICK TEXT and /sendto NICK PATH (on the\n"
             "screen: type in the peer's tab, /send PATH there).\n",
-            cli_tls_client_help, cli_sockopt_help);
+            SS_CHAT_SERVER_TIMEOUT_MS / 1000, cli_client_help, cli_tls_client_help,
+            cli_sockopt_help);
+}
+
+/* "HOST:PORT" or "[V6ADDR]:PORT" into sv: 0, or CLI_USAGE after a message. */
+static int parse_server(const char *arg, struct server *sv)
+{
+    const char *colon = strrchr(arg, ':');
+    const char *host = arg;
+    size_t hlen = colon ? (size_t)(colon - arg) : 0;
+    if (arg[0] == '[') {
+        const char *close = strchr(arg, ']');
+        if (!close || close[1] != ':') {
+            colon = NULL;
+        } else {
+            host = arg + 1;
+            hlen = (size_t)(close - host);
+            colon = close + 1;
+        }
+    } else if (colon && memchr(arg, ':', hlen)) {
+        return cli_usage_error("chat ", "--server: '%s': an IPv6 address goes in brackets "
+                               "([::1]:7000)", arg);
+    }
+    if (!colon || hlen == 0 || hlen >= sizeof sv->host)
+        return cli_usage_error("chat ", "--server: '%s' is not HOST:PORT", arg);
+    int port;
+    if (cli_parse_int("--server PORT", colon + 1, 1, 65535, &port) < 0)
+        return CLI_USAGE;
+    memcpy(sv->host, host, hlen);
+    sv->host[hlen] = '\0';
+    snprintf(sv->port, sizeof sv->port, "%d", port);
+    return 0;
 }
 
 int cmd_chat(int argc, char **argv)
 {
-    enum { OPT_PLAIN = 0x100, OPT_NORECONNECT };
+    enum { OPT_PLAIN = 0x100, OPT_NORECONNECT, OPT_IN_ORDER, OPT_SERVER_TIMEOUT };
     static const struct option longopts[] = {
         {"name", required_argument, NULL, 'n'},
         {"password", required_argument, NULL, 'p'},
         {"dir", required_argument, NULL, 'd'},
+        {"server", required_argument, NULL, 's'},
+        {"in-order", no_argument, NULL, OPT_IN_ORDER},
+        {"server-timeout", required_argument, NULL, OPT_SERVER_TIMEOUT},
         {"plain", no_argument, NULL, OPT_PLAIN},
         {"no-reconnect", no_argument, NULL, OPT_NORECONNECT},
         {"help", no_argument, NULL, 'h'},
-        CLI_TLS_CLIENT_LONGOPTS,
-        CLI_SOCKOPT_LONGOPTS,
+        CLI_CLIENT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     struct chat_client cl = {.dir = ".", .reconnect = true,
-                             .backoff_ms = SS_CHAT_BACKOFF_MIN_MS};
-    struct cli_tls tls;
-    cli_tls_init(&tls);
-    ss_sockopts_init(&cl.so);
+                             .backoff_ms = SS_CHAT_BACKOFF_MIN_MS,
+                             .alive_ms = SS_CHAT_SERVER_TIMEOUT_MS,
+                             .stack = {.fd = -1}};
+    cli_client_opts_init(&cl.co);
     bool plain = false;
+    struct server given[SS_CHAT_SERVERS_MAX];
+    int ngiven = 0;
+    double d;
     int c;
     optind = 1;
-    while ((c = cli_getopt(argc, argv, "n:p:d:h", longopts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "n:p:d:s:h", longopts)) != -1) {
         switch (c) {
         case 'n': cl.nick = optarg; break;
         case 'p': cl.password = optarg; break;
         case 'd': cl.dir = optarg; break;
+        case 's':
+            if (ngiven == SS_CHAT_SERVERS_MAX)
+                return cli_usage_error("chat ", "--server: at most %d servers",
+                                       SS_CHAT_SERVERS_MAX);
+            if (parse_server(optarg, &given[ngiven]) != 0)
+                return CLI_USAGE;
+            ngiven++;
+            break;
+        case OPT_IN_ORDER: cl.in_order = true; break;
+        case OPT_SERVER_TIMEOUT:
+            if (cli_parse_double("--server-timeout", optarg, 0, 86400, &d) < 0)
+                return CLI_USAGE;
+            if (d > 0 && d < 0.2)
+                return cli_usage_error("chat ", "--server-timeout: at least 0.2 s (or 0)");
+            cl.alive_ms = (int)(d * 1000.0 + 0.5);
+            break;
         case OPT_PLAIN: plain = true; break;
         case OPT_NORECONNECT: cl.reconnect = false; break;
         case 'h': usage(stdout); return CLI_OK;
         default:
-            if (cli_tls_parse(c, optarg, &tls))
-                break;
-            switch (cli_sockopt_parse(c, optarg, &cl.so)) {
+            switch (cli_client_parse(c, optarg, &cl.co, "chat ")) {
             case 1: continue;
             case -1: return CLI_USAGE;
             }
             return cli_option_error("chat ", c, argv);
         }
     }
-    if (cli_tls_check(&tls, false, "chat ") != 0)
+    if (cli_client_check(&cl.co, "chat ") != 0)
         return CLI_USAGE;
-    if (argc - optind != 2)
-        return cli_usage_error("chat ", "expected HOST PORT");
+    int npos = argc - optind;
+    if (npos != 2 && !(npos == 0 && ngiven > 0))
+        return cli_usage_error("chat ", ngiven ? "expected HOST PORT or only --server"
+                                               : "expected HOST PORT (or --server HOST:PORT)");
     if (!cl.nick)
         return cli_usage_error("chat ", "--name NICK is required");
     if (!ss_chat_nick_valid(cl.nick))
@@ -936,15 +1186,22 @@ int cmd_chat(int argc, char **argv)
                                cl.nick, SS_CHAT_NICK_MAX);
     if (cl.password && strchr(cl.password, ' '))
         return cli_usage_error("chat ", "--password must not contain spaces");
-    int port;
-    if (cli_parse_int("PORT", argv[optind + 1], 1, 65535, &port) < 0)
-        return CLI_USAGE;
-    cl.host = argv[optind];
-    cl.port = argv[optind + 1];
-    char bare[256];
-    cl.servername = tls.servername ? tls.servername
-                                   : cli_tls_host_name(cl.host, bare, sizeof bare);
-    if (cli_tls_ctx(&tls, false, &cl.tls) != 0)
+    if (npos == 2) {
+        /* HOST PORT: the first server (more may follow with --server). */
+        int port;
+        if (cli_parse_int("PORT", argv[optind + 1], 1, 65535, &port) < 0)
+            return CLI_USAGE;
+        if (strlen(argv[optind]) >= sizeof cl.servers[0].host)
+            return cli_usage_error("chat ", "HOST: too long");
+        snprintf(cl.servers[0].host, sizeof cl.servers[0].host, "%s", argv[optind]);
+        snprintf(cl.servers[0].port, sizeof cl.servers[0].port, "%d", port);
+        cl.nservers = 1;
+    }
+    if (ngiven && cl.nservers + ngiven > SS_CHAT_SERVERS_MAX)
+        return cli_usage_error("chat ", "at most %d servers", SS_CHAT_SERVERS_MAX);
+    for (int i = 0; i < ngiven; i++)
+        cl.servers[cl.nservers++] = given[i];
+    if (cli_tls_ctx(&cl.co.tls, false, &cl.tls) != 0)
         return CLI_RUNTIME;
 
     cl.out = malloc(OUT_MAX);
@@ -958,7 +1215,22 @@ int cmd_chat(int argc, char **argv)
         ss_tls_ctx_free(cl.tls);
         return CLI_RUNTIME;
     }
+    cl.be = ss_backend_kernel();
+    if (cl.co.use_stack) {
+        if (cli_stack_start(cl.loop, &cl.co.stack_spec, NULL, NULL, true, &cl.stack) !=
+            CLI_OK) {
+            ss_loop_free(cl.loop);
+            free(cl.out);
+            free(cl.pend);
+            ss_chat_client_free(cl.dec);
+            ss_tls_ctx_free(cl.tls);
+            return CLI_RUNTIME;
+        }
+        cl.be = cl.stack.be;
+    }
     ss_timer_init(&cl.retry, retry_cb, &cl);
+    ss_timer_init(&cl.conn_timer, conn_timeout_cb, &cl);
+    ss_timer_init(&cl.alive, alive_cb, &cl);
     ss_defer_init(&cl.sweep, sweep_cb, &cl);
     if (!plain && isatty(0) && isatty(1)) {
         cl.ui = chat_ui_open("?", cl.nick);
@@ -972,10 +1244,13 @@ int cmd_chat(int argc, char **argv)
     ss_loop_run(cl.loop);
 
     ss_timer_stop(cl.loop, &cl.retry);
+    ss_timer_stop(cl.loop, &cl.conn_timer);
+    ss_timer_stop(cl.loop, &cl.alive);
     ss_loop_defer_cancel(cl.loop, &cl.sweep);
     for (int i = 0; i < PEERS_MAX; i++)
         ss_chat_p2p_free(cl.peers[i].p);
     ss_sock_close(cl.s);
+    cli_stack_stop(&cl.stack, false);
     upload_stop(&cl);
     ss_chat_dl_abort(cl.dl);
     if (cl.ui)
