@@ -753,16 +753,11 @@ static void drop(struct chat_client *cl, const char *why)
      * is resolved again and the delay doubles. */
     cl->tried++;
     bool round_done = cl->tried >= cl->ncands;
-    /* Piped input that has ended is not worth waiting for a server; nor is
-     * a client told not to reconnect. Each still tries every address once
-     * before it has ever been connected. */
-    bool give_up = (cl->stdin_eof && !cl->ui && !was) || !cl->reconnect;
-    if (give_up && !was && !round_done && !cl->quitting) {
-        cl->cur = (cl->cur + 1) % cl->ncands;
-        show(cl, NULL, NULL, "-- cannot connect: %s; trying the next server", why);
-        client_connect(cl);
-        return;
-    }
+    /* Piped input that has ended is not worth waiting for a server, nor is
+     * a lost connection with --no-reconnect; both still try every address
+     * once while there are untried ones. */
+    bool give_up = (cl->stdin_eof && !cl->ui && round_done) ||
+                   (!cl->reconnect && (was || round_done));
     if (cl->quitting || give_up) {
         if (!cl->quitting || !cl->got_bye) {
             if (cl->pend_lines)
@@ -1000,7 +995,9 @@ static void stdin_cb(ss_loop *loop, int fd, unsigned ev, void *arg)
             cl->line_len = 0;
             user_line(cl, cl->line);
         }
-        if (cl->state == ST_OFFLINE) {
+        if (cl->state == ST_OFFLINE && cl->tried < cl->ncands) {
+            /* Other addresses are still to be tried: drop() decides. */
+        } else if (cl->state == ST_OFFLINE) {
             /* Waiting to reconnect: what was piped cannot be sent now. */
             if (cl->pend_lines) {
                 show(cl, NULL, NULL, "!! not connected; %d lines not sent", cl->pend_lines);

@@ -19,8 +19,8 @@
 #include "harness.h"
 
 static char sock_name[64];
-static struct th_proc srv;
-static bool srv_up;
+static struct th_proc srv, srv2;
+static bool srv_up, srv2_up;
 
 static void setup(void)
 {
@@ -38,6 +38,11 @@ static void teardown(void)
         th_stop(&srv, SIGKILL, 2000);
         th_close_fds(&srv);
     }
+    if (srv2_up) {
+        th_stop(&srv2, SIGKILL, 2000);
+        th_close_fds(&srv2);
+    }
+    srv_up = srv2_up = false;
 }
 
 TestSuite(chat_tui, .init = setup, .fini = teardown, .timeout = 60);
@@ -324,4 +329,47 @@ Test(chat_tui, editing_keys_history_and_nick_completion)
     keys("/nick robert", true);
     cr_assert(screen_has("| connected | robert |", 5000), "%s", capture());
     close(alice);
+}
+
+/* Two servers: the screen follows bob to the second when the first dies,
+ * and the room keeps going there. */
+Test(chat_tui, the_screen_follows_a_failover_to_the_next_server)
+{
+    if (system("command -v tmux >/dev/null") != 0)
+        cr_skip_test("tmux not installed");
+    cr_assert_eq(th_spawn_cli(&srv, "serve", "chat", "-b", "127.0.0.1", "--port", "0",
+                              "--grace", "0", NULL), 0);
+    srv_up = true;
+    int pa = th_wait_listening(&srv, 10000, NULL, 0);
+    cr_assert_eq(th_spawn_cli(&srv2, "serve", "chat", "-b", "127.0.0.1", "--port", "0",
+                              "--grace", "0", NULL), 0);
+    srv2_up = true;
+    int pb = th_wait_listening(&srv2, 10000, NULL, 0);
+    cr_assert(pa > 0 && pb > 0);
+    char cmd[1024], want[128];
+    snprintf(cmd, sizeof cmd,
+             "tmux -L %s -f /dev/null new-session -d -x 140 -y 20 "
+             "'LANG=C.UTF-8 TERM=screen %s chat --server 127.0.0.1:%d --server 127.0.0.1:%d "
+             "--in-order --name bob'",
+             sock_name, th_sockstack(), pa, pb);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(want, sizeof want, "-- connected to 127.0.0.1:%d (127.0.0.1:%d)", pa, pa);
+    cr_assert(screen_has(want, 10000), "%s", capture());
+    cr_assert(screen_has("-- you are bob (1 online)", 10000), "%s", capture());
+    cr_assert_neq(th_stop(&srv, SIGKILL, 5000), -1);
+    th_close_fds(&srv);
+    srv_up = false;
+    snprintf(want, sizeof want, "reconnecting in 0.25 s to 127.0.0.1:%d", pb);
+    cr_assert(screen_has(want, 10000), "%s", capture());
+    snprintf(want, sizeof want, "-- connected to 127.0.0.1:%d (127.0.0.1:%d)", pb, pb);
+    cr_assert(screen_has(want, 10000), "%s", capture());
+    cr_assert(screen_has("| 1 online | connected | bob |", 10000), "%s", capture());
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)pb)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    put_raw(fd, "/nick alice\nhello on node two\n");
+    cr_assert(screen_has("<alice> hello on node two", 10000), "%s", capture());
+    cr_assert(screen_has("| 2 online | connected | bob |", 10000), "%s", capture());
+    close(fd);
 }

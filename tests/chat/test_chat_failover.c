@@ -1,0 +1,266 @@
+/* The chat client over several servers (issue 14, "Clients"): it joins one,
+ * and when that node dies (killed, silent, or never answering) it moves to
+ * the next, continues the history from where it was and shows no line
+ * twice. Real processes: `serve chat` nodes sharing one SQLite database
+ * (WAL; what one node stores the other's history has) and our client in
+ * line mode. Every check waits for exact text. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "stream.h"
+
+#include "fixture.h"
+
+TestSuite(chat_failover, .init = fx_setup, .fini = fx_teardown, .timeout = 90);
+
+/* A node on addr (127.0.0.x) and port (0: any); the db is shared. */
+static int node(struct th_proc **out, const char *addr, int port)
+{
+    const char *extra[] = {"-b", addr, NULL};
+    return fx_server(out, port, extra);
+}
+
+/* Our client in line mode with extra arguments (NULL-terminated). */
+static struct th_proc *client(struct stream *s, const char *nick, const char *const *extra)
+{
+    char *argv[32];
+    int n = 0;
+    const char *base[] = {th_sockstack(), "chat", "--name", nick, "--plain", "--dir", dir,
+                          NULL};
+    for (int i = 0; base[i]; i++)
+        argv[n++] = (char *)base[i];
+    for (int i = 0; extra[i] && n < 31; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
+    struct th_proc p;
+    cr_assert_eq(th_spawn(&p, argv), 0);
+    struct th_proc *t = track(p);
+    stream_init(s, t->out);
+    return t;
+}
+
+/* The message lines ("<nick> text") s showed, in order, one per line. */
+static void messages(struct stream *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (char *p = s->buf; (p = strstr(p, "] <")); p++) {
+        char *end = strchr(p, '\n');
+        if (!end)
+            break;
+        n += (size_t)snprintf(out + n, cap - n, "%.*s\n", (int)(end - p - 2), p + 2);
+    }
+}
+
+/* Wait until s has seen needle count times. */
+static void expect_n(struct stream *s, const char *needle, int times)
+{
+    for (int i = 0; i < 100 && count(s, needle) < times; i++)
+        pump(s, 100);
+    cr_assert_eq(count(s, needle), times, "want %d x \"%s\" in:\n%s", times, needle, s->buf);
+}
+
+Test(chat_failover, node_killed_client_moves_on_and_resumes_history_without_duplicates)
+{
+    struct th_proc *a, *b;
+    int pa = node(&a, "127.0.0.1", 0), pb = node(&b, "127.0.0.1", 0);
+    char sa[32], sb[32], want[256];
+    snprintf(sa, sizeof sa, "127.0.0.1:%d", pa);
+    snprintf(sb, sizeof sb, "127.0.0.1:%d", pb);
+    static struct stream bs, as, cs;
+    const char *extra[] = {"--server", sa, "--server", sb, "--in-order", NULL};
+    client(&bs, "bob", extra);
+    snprintf(want, sizeof want, "-- connected to %s (%s)\n", sa, sa);
+    EXPECT(&bs, want);
+    EXPECT(&bs, "-- you are bob (1 online)\n");
+
+    /* alice talks on node A: bob sees it live */
+    int alice = fx_join(pa, &as, "alice");
+    put(alice, "line one\nline two\n");
+    EXPECT(&bs, "<alice> line two\n");
+    /* carol talks on node B: stored (shared history), bob is not there */
+    int carol = fx_join(pb, &cs, "carol");
+    put(carol, "line three\n");
+    EXPECT(&cs, "OK sent ");
+
+    /* node A dies: bob goes to B, gets line three from the history and
+     * not lines one and two again */
+    cr_assert_neq(th_stop(a, SIGKILL, 5000), -1);
+    snprintf(want, sizeof want, "-- connection lost: server closed the connection; "
+             "reconnecting in 0.25 s to %s\n", sb);
+    EXPECT(&bs, want);
+    snprintf(want, sizeof want, "-- connected to %s (%s)\n", sb, sb);
+    EXPECT(&bs, want);
+    EXPECT(&bs, "-- you are bob (2 online)\n");
+    EXPECT(&bs, "<carol> line three\n");
+    put(carol, "line four\n");
+    EXPECT(&bs, "<carol> line four\n");
+    /* and nothing else comes late */
+    put(carol, "/who\n");
+    EXPECT(&cs, "OK who");
+    pump(&bs, 300);
+    char got[1024];
+    messages(&bs, got, sizeof got);
+    cr_assert_str_eq(got, "<alice> line one\n<alice> line two\n<carol> line three\n"
+                          "<carol> line four\n", "%s", bs.buf);
+    close(alice);
+    close(carol);
+}
+
+Test(chat_failover, a_name_with_two_addresses_is_two_nodes)
+{
+    /* The name "chatnodes" gives 127.0.0.1 and 127.0.0.2 through a hosts
+     * file mounted over /etc/hosts in the client's own mount namespace
+     * (getaddrinfo, as for DNS). */
+    if (!th_is_root() || system("command -v unshare >/dev/null") != 0)
+        cr_skip_test("needs root and unshare(1) to give a name two addresses");
+    struct th_proc *n1, *n2;
+    int port = node(&n1, "127.0.0.1", 0);
+    node(&n2, "127.0.0.2", port);
+    char hosts[256], script[1024], spec[64];
+    snprintf(hosts, sizeof hosts, "%s/hosts", dir);
+    FILE *f = fopen(hosts, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "127.0.0.1 chatnodes\n127.0.0.2 chatnodes\n");
+    fclose(f);
+    snprintf(spec, sizeof spec, "chatnodes:%d", port);
+    /* shuffled (the default): whichever it joins, it moves to the other */
+    snprintf(script, sizeof script,
+             "mount --bind %s /etc/hosts && exec '%s' chat --server %s --name bob --plain "
+             "--dir %s",
+             hosts, th_sockstack(), spec, dir);
+    char *argv[] = {"unshare", "-m", "sh", "-c", script, NULL};
+    struct th_proc p;
+    cr_assert_eq(th_spawn(&p, argv), 0);
+    static struct stream bs, xs;
+    stream_init(&bs, track(p)->out);
+    EXPECT(&bs, "-- you are bob (1 online)\n");
+    char first[8] = "";
+    char *at = strstr(bs.buf, "-- connected to 127.0.0.");
+    cr_assert_not_null(at, "%s", bs.buf);
+    first[0] = at[strlen("-- connected to 127.0.0.")];
+    cr_assert(first[0] == '1' || first[0] == '2', "%s", bs.buf);
+    char want[256];
+    snprintf(want, sizeof want, "-- connected to 127.0.0.%c:%d (%s)\n", first[0], port, spec);
+    cr_assert(strstr(bs.buf, want), "%s", bs.buf);
+    char other = first[0] == '1' ? '2' : '1';
+    cr_assert_neq(th_stop(first[0] == '1' ? n1 : n2, SIGKILL, 5000), -1);
+    snprintf(want, sizeof want, "reconnecting in 0.25 s to 127.0.0.%c:%d\n", other, port);
+    EXPECT(&bs, want);
+    snprintf(want, sizeof want, "-- connected to 127.0.0.%c:%d (%s)\n", other, port, spec);
+    EXPECT(&bs, want);
+    EXPECT(&bs, "-- you are bob (1 online)\n");
+    /* live on the other node */
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    char ip[16];
+    snprintf(ip, sizeof ip, "127.0.0.%c", other);
+    inet_pton(AF_INET, ip, &sin.sin_addr);
+    int x = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(connect(x, (struct sockaddr *)&sin, sizeof sin), 0);
+    stream_init(&xs, x);
+    put(x, "/nick xavier\nover here\n");
+    EXPECT(&bs, "<xavier> over here\n");
+    close(x);
+}
+
+Test(chat_failover, a_silent_node_is_probed_then_given_up)
+{
+    struct th_proc *a, *b;
+    int pa = node(&a, "127.0.0.1", 0), pb = node(&b, "127.0.0.1", 0);
+    char sa[32], sb[32], want[256];
+    snprintf(sa, sizeof sa, "127.0.0.1:%d", pa);
+    snprintf(sb, sizeof sb, "127.0.0.1:%d", pb);
+    static struct stream bs;
+    const char *extra[] = {"--server", sa, "--server", sb, "--in-order",
+                           "--server-timeout", "1", NULL};
+    client(&bs, "bob", extra);
+    EXPECT(&bs, "-- you are bob (1 online)\n");
+    /* An idle room is not a dead node: the probe at 0.5 s gets an answer,
+     * so 3 s of silence from the room keep bob where he is. */
+    long until = now_ms() + 3000;
+    while (now_ms() < until)
+        pump(&bs, 100);
+    cr_assert_eq(count(&bs, "connection lost"), 0, "%s", bs.buf);
+    /* A stopped node keeps the connection open and answers nothing. */
+    cr_assert_eq(kill(a->pid, SIGSTOP), 0);
+    snprintf(want, sizeof want, "-- connection lost: no answer from the server for 1.0 s; "
+             "reconnecting in 0.25 s to %s\n", sb);
+    EXPECT(&bs, want);
+    snprintf(want, sizeof want, "-- connected to %s (%s)\n", sb, sb);
+    EXPECT(&bs, want);
+    expect_n(&bs, "-- you are bob (1 online)\n", 2);
+    kill(a->pid, SIGCONT);
+}
+
+Test(chat_failover, a_node_that_never_answers_is_given_up_after_connect_timeout)
+{
+    /* A listener with a full accept queue: the kernel drops further SYNs,
+     * so a connect there neither succeeds nor fails. */
+    struct th_proc py;
+    char *argv[] = {"python3", "-c",
+                    "import socket,sys,time\n"
+                    "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0)\n"
+                    "c=socket.create_connection(s.getsockname())\n"
+                    "print('listening on 127.0.0.1:%d (tcp)' % s.getsockname()[1], file=sys.stderr,"
+                    " flush=True)\n"
+                    "time.sleep(60)\n",
+                    NULL};
+    cr_assert_eq(th_spawn(&py, argv), 0);
+    struct th_proc *t = track(py);
+    int pdead = th_wait_listening(t, 10000, NULL, 0);
+    cr_assert_gt(pdead, 0);
+    struct th_proc *b;
+    int pb = node(&b, "127.0.0.1", 0);
+    char sd[32], sb[32], want[256];
+    snprintf(sd, sizeof sd, "127.0.0.1:%d", pdead);
+    snprintf(sb, sizeof sb, "127.0.0.1:%d", pb);
+    static struct stream bs;
+    const char *extra[] = {"--server", sd, "--server", sb, "--in-order",
+                           "--connect-timeout", "0.5", NULL};
+    client(&bs, "bob", extra);
+    snprintf(want, sizeof want, "-- cannot connect: no answer within 0.5 s "
+             "(--connect-timeout); reconnecting in 0.25 s to %s\n", sb);
+    EXPECT(&bs, want);
+    snprintf(want, sizeof want, "-- connected to %s (%s)\n", sb, sb);
+    EXPECT(&bs, want);
+    EXPECT(&bs, "-- you are bob (1 online)\n");
+    cr_assert_eq(count(&bs, "-- connected to"), 1, "%s", bs.buf);
+}
+
+Test(chat_failover, piped_input_tries_every_server_once_then_says_what_was_not_sent)
+{
+    struct th_proc *b;
+    int pb = node(&b, "127.0.0.1", 0);
+    static struct stream as;
+    int alice = fx_join(pb, &as, "alice");
+    /* port 1 refuses; the client goes on to the live node */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "printf 'hi from a pipe\\n' | '%s' chat --server 127.0.0.1:1 "
+             "--server 127.0.0.1:%d --in-order --name bot > %s/bot.out 2>&1",
+             th_sockstack(), pb, dir);
+    cr_assert_eq(system(cmd), 0);
+    EXPECT(&as, " bot hi from a pipe\n");
+    /* every server refuses: each tried once, then the exit status says so */
+    snprintf(cmd, sizeof cmd, "printf 'a\\nb\\n' | '%s' chat --server 127.0.0.1:1 "
+             "--server 127.0.0.1:2 --in-order --name bot > %s/none.out 2>&1; echo $? >> "
+             "%s/none.out", th_sockstack(), dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    char path[256];
+    snprintf(path, sizeof path, "%s/none.out", dir);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    /* what it said, its own echoed lines ("[time] <bot> a") left out */
+    char line[512], said[2048] = "";
+    while (fgets(line, sizeof line, f))
+        if (!strstr(line, "] <bot> "))
+            strncat(said, line, sizeof said - strlen(said) - 1);
+    fclose(f);
+    cr_assert_str_eq(said, "-- cannot connect: Connection refused; reconnecting in 0.25 s "
+                           "to 127.0.0.1:2\n!! Connection refused; 2 lines not sent\n1\n");
+    close(alice);
+}
