@@ -121,6 +121,8 @@ static void reassign_subs(ss__rds *r);
 static void update_up(ss__rds *r);
 static void sub_lost(struct node *n, int err);
 static void rds_free(ss__rds *r);
+static void node_timer_cb(ss_loop *loop, ss_timer *t, void *arg);
+static void sub_timer_cb(ss_loop *loop, ss_timer *t, void *arg);
 
 /* ---- hash slots (Redis Cluster spec, "Keys distribution model") -------- */
 
@@ -178,6 +180,8 @@ static int node_find_add(ss__rds *r, const char *host, int port)
                        .backoff_ms = SS_RDS_BACKOFF_MIN_MS,
                        .s = {.fd = -1, .backoff_ms = SS_RDS_BACKOFF_MIN_MS}};
     snprintf(n->host, sizeof n->host, "%s", host);
+    ss_timer_init(&n->timer, node_timer_cb, n);
+    ss_timer_init(&n->s.timer, sub_timer_cb, n);
     return r->nnodes++;
 }
 
@@ -562,11 +566,16 @@ static void request_refresh(ss__rds *r)
     /* Nobody answers now: the next probe (on connect) brings the map. */
 }
 
+/* While a cluster is down, its map is asked for again every
+ * backoff_max_ms: a failover gives the lost master's slots to another
+ * node, which only the map tells. */
 static void refresh_timer_cb(ss_loop *loop, ss_timer *t, void *arg)
 {
     ss__rds *r = arg;
     enter(r);
     request_refresh(r);
+    if (!r->up && r->mode == MODE_CLUSTER && !r->closing)
+        ss_timer_start(loop, t, (uint64_t)r->backoff_max_ms);
     leave(r);
 }
 
@@ -665,6 +674,8 @@ static void node_lost(struct node *n)
         return;
     if (n->seed || n->owns || n->nsubs)
         schedule_retry(n);
+    if (r->mode == MODE_CLUSTER && n->owns && !ss_timer_active(&r->refresh_timer))
+        ss_timer_start(r->loop, &r->refresh_timer, (uint64_t)r->backoff_max_ms);
     update_up(r);
 }
 
@@ -1163,10 +1174,6 @@ int ss__rds_open(ss_loop *loop, const struct ss__rds_cfg *cfg, ss__rds **out)
         return rc;
     }
     r->mode = r->nnodes > 1 ? MODE_CLUSTER : MODE_UNKNOWN;
-    for (int i = 0; i < SS_RDS_MAX_NODES; i++) {
-        ss_timer_init(&r->nodes[i].timer, node_timer_cb, &r->nodes[i]);
-        ss_timer_init(&r->nodes[i].s.timer, sub_timer_cb, &r->nodes[i]);
-    }
     for (int i = 0; i < r->nnodes; i++)
         node_connect(&r->nodes[i]);
     *out = r;

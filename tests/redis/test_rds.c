@@ -792,3 +792,49 @@ Test(rds, cluster_subscription_follows_slot, .fini = fini, .timeout = 120)
     free(out);
     publish_all(1);
 }
+
+/* A master dies and its replica takes over (cluster failover): the layer
+ * goes down, learns the new map from the nodes still up, connects to the
+ * promoted replica and is up again; the replicated key is there. */
+static struct th_redis replica = {.pid = -1};
+static void fini_failover(void)
+{
+    th_redis_cleanup(&replica);
+    fini();
+}
+
+Test(rds, cluster_failover_to_replica, .fini = fini_failover, .timeout = 180)
+{
+    th_redis_require();
+    cr_assert_eq(th_redis_cluster_start(&cl), 0);
+    const char *key = "failover-key";
+    int m = owner(ss__rds_slot(key, strlen(key)));
+    cr_assert_eq(th_redis_cluster_add_replica(&cl, m, &replica), 0);
+    cr_assert_eq(th_redis_cluster_wait_ok(&cl, 20000), 0);
+    char spec[256];
+    open_spec(th_redis_cluster_spec(&cl, spec, sizeof spec), 5000, 0);
+    cr_assert(run_until_up(15000), "cluster not up");
+    const char *set[] = {"SET", key, "replicated"};
+    struct res s = sync_cmd(key, 3, set, NULL);
+    cr_assert_eq(s.type, REDIS_REPLY_STATUS);
+    /* WAIT 1 0: the replica has the write before we kill the master. */
+    const char *wait[] = {"WAIT", "1", "0"};
+    s = sync_cmd(key, 3, wait, NULL);
+    cr_assert_eq(s.type, REDIS_REPLY_INTEGER);
+    cr_assert_eq(s.integer, 1);
+    th_redis_stop(&cl.node[m], SIGKILL);
+    cr_assert(run_until_down(10000));
+    /* cluster-node-timeout is 3 s: then the replica is elected. */
+    cr_assert(run_until_up(60000), "not up after failover");
+    drain();
+    s = sync_cmd(key, 2, (const char *[]){"GET", key}, NULL);
+    cr_assert_eq(s.len, 10);
+    cr_assert_eq(memcmp(s.str, "replicated", 10), 0);
+    char role[4096];
+    cr_assert_gt(th_redis_query(&replica, role, sizeof role, "INFO", "replication", NULL), 0);
+    cr_assert_not_null(strstr(role, "role:master"), "%s", role);
+    bool want[] = {true, false, true};
+    cr_assert_eq(nstates, 3, "%d state changes", nstates);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(states[i], want[i]);
+}

@@ -418,6 +418,32 @@ int th_redis_cluster_start(struct th_redis_cluster *c)
     return rc;
 }
 
+int th_redis_cluster_add_replica(struct th_redis_cluster *c, int master,
+                                 struct th_redis *replica)
+{
+    int rc = th_redis_start(replica, true);
+    if (rc != 0)
+        return rc;
+    char id[64], naddr[32], maddr[32];
+    if (th_redis_query(&c->node[master], id, sizeof id, "CLUSTER", "MYID", NULL) != 40)
+        return -EIO;
+    snprintf(naddr, sizeof naddr, "127.0.0.1:%d", replica->port);
+    snprintf(maddr, sizeof maddr, "127.0.0.1:%d", c->node[master].port);
+    const char *args[] = {"redis-cli", "--cluster", "add-node", naddr, maddr,
+                          "--cluster-slave", "--cluster-master-id", id, NULL};
+    if (cli_argv(args, NULL) != 0)
+        return -EIO;
+    long deadline = now_ms() + READY_MS;
+    while (now_ms() < deadline) {
+        char info[4096];
+        if (th_redis_query(replica, info, sizeof info, "INFO", "replication", NULL) > 0 &&
+            strstr(info, "master_link_status:up"))
+            return 0;
+        usleep(50000);
+    }
+    return -ETIMEDOUT;
+}
+
 void th_redis_cluster_cleanup(struct th_redis_cluster *c)
 {
     for (int i = 0; i < TH_REDIS_CLUSTER_N; i++)

@@ -63,6 +63,12 @@ int th_redis_cluster_start(struct th_redis_cluster *c);
  * restart, a reshard, ...). Returns 0 or -ETIMEDOUT. */
 int th_redis_cluster_wait_ok(struct th_redis_cluster *c, int timeout_ms);
 void th_redis_cluster_cleanup(struct th_redis_cluster *c);
+/* Start replica (cluster-enabled) and make it a replica of c's node
+ * `master` (`redis-cli --cluster add-node --cluster-slave`); returns 0 once
+ * its link to the master is up, or -errno. Clean it up with
+ * th_redis_cleanup. */
+int th_redis_cluster_add_replica(struct th_redis_cluster *c, int master,
+                                 struct th_redis *replica);
 
 /* "redis://127.0.0.1:P" for one server, or every node of a cluster joined
  * by commas: the --cluster spec of the chat server. Writes to buf. */
