@@ -436,6 +436,9 @@ int ss__rds_cmd(ss__rds *r, const char *key, ss__rds_cb cb, void *arg, int argc,
 {
     if (!r || argc <= 0 || !argv)
         return -EINVAL;
+    for (int i = 0; i < argc; i++)
+        if (!argv[i])
+            return -EINVAL;
     if (r->closing || !r->up)
         return -ENOTCONN;
     if (r->pending >= r->max_pending)

@@ -80,7 +80,8 @@ size_t ss__rds_pending(const ss__rds *r);
 /* One command, argv form (binary-safe; argvlen NULL: strlen of each).
  * key routes it on a cluster (its hash slot, {tags} honoured; MOVED and
  * ASK are followed); NULL for keyless commands (any node). Returns 0, or
- * -ENOTCONN (not up), -EAGAIN (max_pending reached), -EINVAL, -ENOMEM. */
+ * -ENOTCONN (not up), -EAGAIN (max_pending reached), -EINVAL (argc < 1, a
+ * NULL argument), -ENOMEM. */
 int ss__rds_cmd(ss__rds *r, const char *key, ss__rds_cb cb, void *arg, int argc,
                 const char **argv, const size_t *argvlen);
 /* SPUBLISH on a cluster (to the channel's slot owner), PUBLISH otherwise;

@@ -224,6 +224,9 @@ Test(rds, binary_round_trip, .fini = fini, .timeout = 60)
     cr_assert_eq(strncmp(s.str, "ERR unknown command", 19), 0);
     cr_assert_eq(ss__rds_pending(rds), 0);
     cr_assert_eq(ss__rds_cmd(rds, NULL, on_res, &s, 0, get, NULL), -EINVAL);
+    const char *hole[] = {"GET", NULL};
+    cr_assert_eq(ss__rds_cmd(rds, NULL, on_res, &s, 2, hole, NULL), -EINVAL);
+    cr_assert_eq(ss__rds_pending(rds), 0);
 }
 
 /* BLPOP on an empty list holds the connection: everything after it waits
