@@ -53,7 +53,9 @@ typedef void (*ss__rds_state_cb)(void *arg, bool up);
 struct ss__rds_cfg {
     /* "redis://HOST:PORT[,HOST:PORT...]" (also "[v6addr]:PORT"). Several
      * addresses: Redis Cluster, these are the seeds. One address: cluster
-     * or not, as the server says (CLUSTER SLOTS) when it first answers. */
+     * or not, as the server says (CLUSTER SLOTS) when it first answers.
+     * A host name is resolved by getaddrinfo() at each connect, which
+     * blocks while the resolver works: give addresses where that matters. */
     const char *spec;
     int timeout_ms;     /* 0: SS_RDS_TIMEOUT_MS. Blocking commands (XREAD
                            BLOCK) must block for less than this. */
