@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -222,8 +223,14 @@ void th_redis_cleanup(struct th_redis *r)
     if (r->pid > 0)
         th_redis_stop(r, SIGKILL);
     r->pid = -1;
-    if (r->dir[0])
+    /* A child the server forked (the AOF rewrite at start-up) may still
+     * be writing into the dir for a moment: remove until it is gone. */
+    struct stat sb;
+    for (int i = 0; r->dir[0] && i < 100 && stat(r->dir, &sb) == 0; i++) {
         th_rm_rf(r->dir);
+        if (stat(r->dir, &sb) == 0)
+            usleep(20000);
+    }
     r->dir[0] = '\0';
 }
 
