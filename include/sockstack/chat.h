@@ -168,6 +168,14 @@ typedef struct ss_chat_server_opts {
     int per_addr_max;     /* connections per peer address (0: no cap) */
     unsigned rate_lines;  /* lines per second a client may send ... */
     unsigned rate_burst;  /* ... with this burst (0: no rate limit) */
+    /* Cluster mode (issue 14): "redis://HOST:PORT[,HOST:PORT...]" makes
+     * this server one node of a service whose store and bus is Redis (or
+     * Redis Cluster); NULL: single node on SQLite. Needs loop (the one the
+     * server will run on); lease_ms: how long a dead node's users stay
+     * online (0: SS_CHAT_LEASE_MS). */
+    const char *cluster;
+    struct ss_loop *loop;
+    unsigned lease_ms;
 } ss_chat_server_opts;
 void ss_chat_server_opts_init(ss_chat_server_opts *so);
 

@@ -212,6 +212,14 @@ SS_API_BEGIN
 #define SS_CHAT_OFFLINE_PAGE 32
 /* Pending file offers per recipient and per sender (besides the bytes). */
 #define SS_CHAT_OFFERS_MAX 32
+/* Cluster mode (serve chat --cluster, issue 14): a node's hold on a nick
+ * lasts this long unless its heartbeat (every third of it) renews it; a
+ * dead node's users go offline when it runs out. The history stream keeps
+ * about this many messages (XADD MAXLEN ~), and a history request by time
+ * reads at most SCAN of the newest. */
+#define SS_CHAT_LEASE_MS 10000
+#define SS_CHAT_HIST_STREAM_MAX 100000
+#define SS_CHAT_HIST_SCAN 5000
 /* Failed logins per nick or address before each next try waits; the wait
  * doubles from 1 s up to the max. */
 #define SS_CHAT_LOGIN_FREE 3

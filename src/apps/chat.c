@@ -87,6 +87,8 @@ struct p2p_intro {
 struct chat_op {
     ss_chat_conn *c;               /* NULL once c was disconnected */
     void (*k)(ss_chat_conn *c, struct chat_op *op);
+    void (*kr)(ss_chat_room *r, struct chat_op *op); /* instead of k: no connection */
+    ss_chat_room *r;
     int err;
     int state;                     /* OP_CALLING, OP_INLINE, OP_PENDING */
     int64_t now;
@@ -198,6 +200,8 @@ int ss__chat_room_open_be(ss_chat_room **out, const ss_chat_opts *o,
     if (!err && !be)
         err = ss__chat_be_sqlite_new(r->st, &be);
     r->be = be;
+    if (be)
+        be->room = r;
     if (err) {
         ss_chat_room_close(r);
         return err;
@@ -344,6 +348,16 @@ static size_t vfmt(ss_chat_room *r, const char *fmt, va_list ap)
 }
 
 __attribute__((format(printf, 2, 3)))
+static size_t fmt_line(ss_chat_room *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = vfmt(r, fmt, ap);
+    va_end(ap);
+    return len;
+}
+
+__attribute__((format(printf, 2, 3)))
 static void say(ss_chat_conn *c, const char *fmt, ...)
 {
     va_list ap;
@@ -359,6 +373,13 @@ static void vbroadcast(ss_chat_room *r, ss_chat_conn *except, bool presence_even
                        const char *fmt, va_list ap)
 {
     size_t len = vfmt(r, fmt, ap);
+    if (r->be && r->be->ops->bcast) {
+        /* A cluster: published once; every node (this one too) hands it
+         * to its own members (ss__chat_room_bus). */
+        r->be->ops->bcast(r->be, except && except->named ? except->nick : "", presence_event,
+                          r->out, len, NULL, NULL);
+        return;
+    }
     if (presence_event)
         route_presence(r, except, r->out, len);
     else
@@ -467,6 +488,7 @@ static struct chat_op *op_alloc(ss_chat_conn *c, void (*k)(ss_chat_conn *, struc
     if (!op)
         return NULL;
     op->c = c;
+    op->r = c ? c->room : NULL;
     op->k = k;
     op->now = now;
     op->before = -1;
@@ -493,8 +515,11 @@ static struct chat_op *op_new(ss_chat_conn *c, void (*k)(ss_chat_conn *, struct 
 static void op_finish(struct chat_op *op, bool async)
 {
     ss_chat_conn *c = op->c;
-    if (!c)
+    if (!c) {
+        if (op->kr)
+            op->kr(op->r, op);
         return;
+    }
     bool blocking = c->op == op;
     if (blocking)
         c->op = NULL;
@@ -534,6 +559,19 @@ static void op_done(void *arg, int err)
 
 /* The connection of op while it is still there. */
 static ss_chat_conn *op_conn(void *arg) { return ((struct chat_op *)arg)->c; }
+
+/* Several nodes as one service (a cluster backend)? */
+static bool cluster(const ss_chat_room *r) { return r->be->ops->claim != NULL; }
+
+/* A refusal for a failed store operation: "degraded" while the store is
+ * unreachable (the client may try again), else "store". */
+static void store_err(ss_chat_conn *c, int err, const char *what)
+{
+    if (err == -ENOTCONN || err == -EAGAIN)
+        say(c, "ERR degraded the service is degraded (its store is unreachable): %s", what);
+    else
+        say(c, "ERR store %s", what);
+}
 
 /* ---- connection lifecycle --------------------------------------------- */
 
@@ -577,6 +615,15 @@ static void touch(ss_chat_room *r, const char *nick, int64_t now)
 
 static void p2p_forget(ss_chat_conn *c);
 
+static void leave_kr(ss_chat_room *r, struct chat_op *op)
+{
+    if (op->err < 0)
+        return; /* the other nodes announce it when the lease expires */
+    char ts[32];
+    ss_chat_format_ts(op->now, ts, sizeof ts);
+    announce(r, NULL, "LEAVE %s %s %d", ts, op->nick, op->res.n);
+}
+
 static void leave(ss_chat_conn *c, int64_t now)
 {
     ss_chat_room *r = c->room;
@@ -588,6 +635,17 @@ static void leave(ss_chat_conn *c, int64_t now)
     touch(r, c->nick, now);
     forget_unregistered(c);
     c->off_more = false;
+    if (cluster(r)) {
+        /* The nick is free once released; LEAVE says how many are left. */
+        struct chat_op *op = op_alloc(NULL, NULL, now, NULL);
+        if (!op)
+            return;
+        op->r = r;
+        op->kr = leave_kr;
+        snprintf(op->nick, sizeof op->nick, "%s", c->nick);
+        OP_CALL(r, op, release, c->nick, &op->res);
+        return;
+    }
     char ts[32];
     ss_chat_format_ts(now, ts, sizeof ts);
     announce(r, c, "LEAVE %s %s %d", ts, c->nick, r->online);
@@ -729,8 +787,9 @@ static void deliver_waiting(ss_chat_conn *c, int64_t now)
 
 static void join_hist_k(ss_chat_conn *c, struct chat_op *op) { deliver_waiting(c, op->now); }
 
-/* c becomes `nick` (validated, free, and allowed). */
-static void take_nick(ss_chat_conn *c, const char *nick, int64_t now)
+/* c becomes `nick` (validated, free, and allowed); online: users online
+ * after it in the whole service (< 0: this node's count). */
+static void take_nick(ss_chat_conn *c, const char *nick, int64_t now, int online)
 {
     ss_chat_room *r = c->room;
     char ts[32];
@@ -744,7 +803,9 @@ static void take_nick(ss_chat_conn *c, const char *nick, int64_t now)
         snprintf(c->nick, sizeof c->nick, "%s", nick);
         nick_index(c);
         touch(r, nick, now);
-        say(c, "OK nick %s %d", nick, r->online);
+        if (cluster(r) && strcasecmp(old, nick))
+            r->be->ops->release(r->be, old, NULL, NULL, NULL);
+        say(c, "OK nick %s %d", nick, online < 0 ? r->online : online);
         announce(r, c, "NICK %s %s %s", ts, old, nick);
         deliver_waiting(c, now);
         return;
@@ -754,8 +815,10 @@ static void take_nick(ss_chat_conn *c, const char *nick, int64_t now)
     c->named = true;
     nick_index(c);
     r->online++;
-    say(c, "OK nick %s %d", nick, r->online);
-    announce(r, c, "JOIN %s %s %d", ts, nick, r->online);
+    if (online < 0)
+        online = r->online;
+    say(c, "OK nick %s %d", nick, online);
+    announce(r, c, "JOIN %s %s %d", ts, nick, online);
     int n = c->since > 0 ? r->o.history_max : r->o.join_history;
     if (n <= 0) {
         deliver_waiting(c, now);
@@ -797,6 +860,56 @@ static bool need_nick(ss_chat_conn *c)
     return false;
 }
 
+/* The claim of a nick came back with nobody (no connection) to take it. */
+static void claim_gone_kr(ss_chat_room *r, struct chat_op *op)
+{
+    if (!op->err)
+        r->be->ops->release(r->be, op->nick, NULL, NULL, NULL);
+}
+
+static void claim_k(ss_chat_conn *c, struct chat_op *op)
+{
+    if (op->err == -EEXIST) {
+        say(c, "ERR nicktaken %s is online", op->nick);
+        return;
+    }
+    if (op->err < 0) {
+        store_err(c, op->err, "nickname not taken");
+        return;
+    }
+    if (op->kind == KDF_CHECK) { /* a /login */
+        c->authed = true;
+        say(c, "OK login %s", op->nick);
+    } else if (!(c->authed && !strcasecmp(c->nick, op->nick))) {
+        c->authed = false;
+    }
+    take_nick(c, op->nick, op->now, op->res.n);
+}
+
+/* c may take nick: in a cluster once this node holds it (SET NX), else
+ * now. kind: KDF_CHECK for a /login (its OK comes with the nick). */
+static void claim_nick(ss_chat_conn *c, const char *nick, int kind, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    if (!cluster(r) || (c->named && !strcasecmp(c->nick, nick))) {
+        if (kind == KDF_CHECK) {
+            c->authed = true;
+            say(c, "OK login %s", nick);
+        } else if (!(c->authed && !strcasecmp(c->nick, nick))) {
+            c->authed = false;
+        }
+        take_nick(c, nick, now, -1);
+        return;
+    }
+    struct chat_op *op = op_new(c, claim_k, now, NULL);
+    if (!op)
+        return;
+    op->kr = claim_gone_kr;
+    op->kind = kind;
+    snprintf(op->nick, sizeof op->nick, "%s", nick);
+    OP_CALL(r, op, claim, nick, &op->res);
+}
+
 static void nick_k(ss_chat_conn *c, struct chat_op *op)
 {
     const char *nick = op->nick;
@@ -814,9 +927,7 @@ static void nick_k(ss_chat_conn *c, struct chat_op *op)
         say(c, "ERR registered %s is registered: /login %s PASSWORD", nick, nick);
         return;
     }
-    if (!own)
-        c->authed = false;
-    take_nick(c, nick, op->now);
+    claim_nick(c, nick, KDF_HASH, op->now);
 }
 
 static void cmd_nick(ss_chat_conn *c, char *args, int64_t now)
@@ -979,16 +1090,18 @@ static void login_done(ss_chat_conn *c, ss_chat_kdf *j, int64_t now)
         say(c, "ERR nicktaken %s is online", j->nick);
         return;
     }
-    c->authed = true;
-    say(c, "OK login %s", j->nick);
-    if (!(c->named && !strcmp(c->nick, j->nick)))
-        take_nick(c, j->nick, now);
+    if (c->named && !strcmp(c->nick, j->nick)) {
+        c->authed = true;
+        say(c, "OK login %s", j->nick);
+        return;
+    }
+    claim_nick(c, j->nick, KDF_CHECK, now);
 }
 
 static void register_stored_k(ss_chat_conn *c, struct chat_op *op)
 {
     if (op->err < 0) {
-        say(c, "ERR store could not store the password");
+        store_err(c, op->err, "could not store the password");
         return;
     }
     c->authed = true;
@@ -1156,7 +1269,7 @@ static void msg_stored_k(ss_chat_conn *c, struct chat_op *op)
         say(c, "ERR full %s has %d messages waiting; not stored", op->nick,
             c->room->o.offline_max);
     else if (op->err < 0)
-        say(c, "ERR store message not stored");
+        store_err(c, op->err, "message not stored");
     else
         say(c, "OK msg %s stored", op->nick);
 }
@@ -1182,6 +1295,29 @@ static void msg_offline_k(ss_chat_conn *c, struct chat_op *op)
             &st->res);
 }
 
+/* /msg to nick, not online here: stored if nick may keep mail. */
+static void msg_offline(ss_chat_conn *c, const char *nick, const char *text, int64_t now)
+{
+    struct chat_op *op = op_new(c, msg_offline_k, now, text);
+    if (!op)
+        return;
+    snprintf(op->nick, sizeof op->nick, "%s", nick);
+    OP_CALL(c->room, op, user_get, nick, &op->res);
+}
+
+static void msg_remote_k(ss_chat_conn *c, struct chat_op *op)
+{
+    if (op->err < 0) {
+        store_err(c, op->err, "message not sent");
+        return;
+    }
+    if (op->res.found) {
+        say(c, "OK msg %s", op->nick);
+        return;
+    }
+    msg_offline(c, op->nick, op->text, op->now);
+}
+
 static void cmd_msg(ss_chat_conn *c, char *args, int64_t now)
 {
     ss_chat_room *r = c->room;
@@ -1204,11 +1340,17 @@ static void cmd_msg(ss_chat_conn *c, char *args, int64_t now)
         say(c, "ERR nouser no user %s", nick);
         return;
     }
-    struct chat_op *op = op_new(c, msg_offline_k, now, args);
-    if (!op)
+    if (cluster(r)) {
+        /* Online on another node? Published to that node's channel. */
+        struct chat_op *op = op_new(c, msg_remote_k, now, args);
+        if (!op)
+            return;
+        snprintf(op->nick, sizeof op->nick, "%s", nick);
+        size_t len = fmt_line(r, "PRIV %s %s %s", ts, c->nick, args);
+        OP_CALL(r, op, direct, nick, r->out, len, &op->res);
         return;
-    snprintf(op->nick, sizeof op->nick, "%s", nick);
-    OP_CALL(r, op, user_get, nick, &op->res);
+    }
+    msg_offline(c, nick, args, now);
 }
 
 static void who_row(void *arg, const char *nick, int64_t last_seen)
@@ -1225,12 +1367,39 @@ static void who_row(void *arg, const char *nick, int64_t last_seen)
 
 static void who_k(ss_chat_conn *c, struct chat_op *op)
 {
-    say(c, "OK who %d %d", op->online, op->listed);
+    if (op->err < 0)
+        store_err(c, op->err, "no list");
+    else
+        say(c, "OK who %d %d", op->online, op->listed);
+}
+
+static void who_any_row(void *arg, const char *nick, bool online, const char *away,
+                        int64_t last_seen)
+{
+    struct chat_op *op = arg;
+    ss_chat_conn *c = op->c;
+    if (!c)
+        return;
+    if (online) {
+        say(c, "WHO %s online%s%s", nick, away ? " away " : "", away ? away : "");
+        op->online++;
+        return;
+    }
+    char ts[32];
+    ss_chat_format_ts(last_seen, ts, sizeof ts);
+    say(c, "WHO %s offline %s", nick, ts);
+    op->listed++;
 }
 
 static void cmd_who(ss_chat_conn *c, char *args, int64_t now)
 {
     ss_chat_room *r = c->room;
+    if (cluster(r)) {
+        struct chat_op *op = op_new(c, who_k, now, NULL);
+        if (op)
+            OP_CALL(r, op, who, r->o.who_max, who_any_row, op, &op->res);
+        return;
+    }
     int online = 0;
     for (ss_chat_conn *o = r->conns; o; o = o->next)
         if (o->named && !o->dead) {
@@ -1288,7 +1457,7 @@ static void cmd_since(ss_chat_conn *c, char *args, int64_t now)
 static void publish_k(ss_chat_conn *c, struct chat_op *op)
 {
     if (op->err < 0) {
-        say(c, "ERR store message not stored");
+        store_err(c, op->err, "message not stored");
         return;
     }
     say(c, "OK sent %s", op->res.id);
@@ -1311,6 +1480,16 @@ static void publish(ss_chat_conn *c, int kind, const char *text, int64_t now)
     OP_CALL(r, op, hist_add, now, c->nick, kind, text, &op->res);
 }
 
+static void notice_remote_k(ss_chat_conn *c, struct chat_op *op)
+{
+    if (op->err < 0)
+        store_err(c, op->err, "notice not sent");
+    else if (!op->res.found)
+        say(c, "ERR nouser %s is not online", op->nick);
+    else
+        say(c, "OK notice %s", op->nick);
+}
+
 /* /notice NICK TEXT: to an online user only, never stored, and (as IRC
  * asks of notices) nothing automatic answers it. */
 static void cmd_notice(ss_chat_conn *c, char *args, int64_t now)
@@ -1323,12 +1502,21 @@ static void cmd_notice(ss_chat_conn *c, char *args, int64_t now)
         return;
     }
     ss_chat_conn *to = find_online(c->room, nick);
+    char ts[32];
+    ss_chat_format_ts(now, ts, sizeof ts);
+    if (!to && cluster(c->room) && ss_chat_nick_valid(nick)) {
+        struct chat_op *op = op_new(c, notice_remote_k, now, NULL);
+        if (!op)
+            return;
+        snprintf(op->nick, sizeof op->nick, "%s", nick);
+        size_t len = fmt_line(c->room, "NOTICE %s %s %s", ts, c->nick, args);
+        OP_CALL(c->room, op, direct, nick, c->room->out, len, &op->res);
+        return;
+    }
     if (!to) {
         say(c, "ERR nouser %s is not online", nick);
         return;
     }
-    char ts[32];
-    ss_chat_format_ts(now, ts, sizeof ts);
     say(to, "NOTICE %s %s %s", ts, c->nick, args);
     say(c, "OK notice %s", to->nick);
 }
@@ -1344,6 +1532,8 @@ static void cmd_away(ss_chat_conn *c, char *args, int64_t now)
     ss_chat_format_ts(now, ts, sizeof ts);
     free(c->away);
     c->away = NULL;
+    if (cluster(r))
+        r->be->ops->set_away(r->be, c->nick, *args ? args : NULL, NULL, NULL);
     if (!*args) {
         say(c, "OK back");
         announce(r, c, "BACK %s %s", ts, c->nick);
@@ -1372,7 +1562,7 @@ static void topic_get_k(ss_chat_conn *c, struct chat_op *op)
 static void topic_set_k(ss_chat_conn *c, struct chat_op *op)
 {
     if (op->err < 0) {
-        say(c, "ERR store topic not stored");
+        store_err(c, op->err, "topic not stored");
         return;
     }
     broadcast(c->room, NULL, "TOPIC %s", op->text);
@@ -1999,4 +2189,37 @@ void ss_chat_drain(ss_chat_conn *c)
     if (c->named)
         offline_pump(c);
     pump(c);
+}
+
+/* ---- a cluster backend's calls (chat_backend.h) -------------------------- */
+
+void ss__chat_room_bus(ss_chat_room *r, char kind, const char *nick, const char *line,
+                       size_t len)
+{
+    ss_chat_conn *c = nick[0] ? find_online(r, nick) : NULL;
+    if (kind == 'D') {
+        if (c)
+            route_conn(c, line, len);
+    } else if (kind == 'P') {
+        route_presence(r, c, line, len);
+    } else if (kind == 'R') {
+        route_room(r, c, line, len);
+    }
+}
+
+void ss__chat_room_state(ss_chat_room *r, bool up)
+{
+    size_t len = fmt_line(r, up ? "INFO restored the store is reachable again"
+                                : "INFO degraded the store is unreachable: messages are "
+                                  "refused (ERR degraded) until it is back");
+    for (ss_chat_conn *c = r->conns; c; c = c->next)
+        if (!c->relayed)
+            route_conn(c, r->out, len);
+}
+
+void ss__chat_room_reaped(ss_chat_room *r, const char *nick, int online, int64_t now)
+{
+    char ts[32];
+    ss_chat_format_ts(now, ts, sizeof ts);
+    announce(r, NULL, "LEAVE %s %s %d", ts, nick, online);
 }

@@ -82,11 +82,51 @@ struct ss__chat_be_ops {
      * file offers) if nick is not registered. */
     void (*forget_unregistered)(ss__chat_be *be, const char *nick, ss__chat_done done,
                                 void *arg);
+
+    /* ---- a cluster of nodes (NULL in the single-node backend) ---- */
+    /* Claim nick for this node (-EEXIST: another connection anywhere has
+     * it); res->n: users online in the whole service after it. */
+    void (*claim)(ss__chat_be *be, const char *nick, struct ss__chat_res *res,
+                  ss__chat_done done, void *arg);
+    /* Give nick up; res->n: users online after it. */
+    void (*release)(ss__chat_be *be, const char *nick, struct ss__chat_res *res,
+                    ss__chat_done done, void *arg);
+    /* A line (with its '\n') for nick on another node: res->found says
+     * whether a node took it. */
+    void (*direct)(ss__chat_be *be, const char *nick, const char *line, size_t len,
+                   struct ss__chat_res *res, ss__chat_done done, void *arg);
+    /* A line for every member on every node but `except` (""), delivered
+     * by each node through ss__chat_room_bus (this one too). */
+    void (*bcast)(ss__chat_be *be, const char *except, bool presence, const char *line,
+                  size_t len, ss__chat_done done, void *arg);
+    /* /who for the whole service: online users (away text or NULL), then
+     * up to max known offline ones, most recent first. */
+    void (*who)(ss__chat_be *be, int max,
+                void (*row)(void *arg, const char *nick, bool online, const char *away,
+                            int64_t last_seen),
+                void *row_arg, struct ss__chat_res *res, ss__chat_done done, void *arg);
+    /* nick is away with text (NULL: back). */
+    void (*set_away)(ss__chat_be *be, const char *nick, const char *text,
+                     ss__chat_done done, void *arg);
 };
 
 struct ss__chat_be {
     const struct ss__chat_be_ops *ops;
+    struct ss_chat_room *room; /* set by ss__chat_room_open_be */
 };
+
+/* From a cluster backend to its room, on the loop: */
+/* A bus line: kind 'R' (room line, all but except), 'P' (presence, all
+ * but except), 'D' (to the local user named nick). */
+void ss__chat_room_bus(struct ss_chat_room *room, char kind, const char *nick,
+                       const char *line, size_t len);
+/* The store became unreachable (up false) or reachable again: every
+ * connection is told (INFO degraded / INFO restored). */
+void ss__chat_room_state(struct ss_chat_room *room, bool up);
+/* nick's node died (its lease expired and this node noticed first):
+ * announce its LEAVE to the service. online: users online after it. */
+void ss__chat_room_reaped(struct ss_chat_room *room, const char *nick, int online,
+                          int64_t now);
 
 /* Open a room on backend be (taken, closed with the room; NULL: the SQLite
  * store of o->db_path). Files stay in a local SQLite store either way. */
@@ -98,5 +138,13 @@ int ss__chat_room_open_be(struct ss_chat_room **out, const struct ss_chat_opts *
 
 /* The single-node backend over the room's SQLite store (not owned). */
 int ss__chat_be_sqlite_new(ss__chat_store *st, ss__chat_be **out);
+
+/* The cluster backend on Redis (chat_be_redis.c): spec "redis://H:P[,...]",
+ * the room's keys under {room}; nick leases of lease_ms, refreshed every
+ * third of it. Connects in the background (operations fail with -ENOTCONN
+ * until Redis answers). */
+struct ss_loop;
+int ss__chat_be_redis_new(struct ss_loop *loop, const char *spec, const char *room,
+                          int lease_ms, ss__chat_be **out);
 
 #endif

@@ -54,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apps/chat_backend.h"
 #include "apps/chat_irc.h"
 #include "sockstack/chat.h"
 #include "sockstack/config.h"
@@ -1241,7 +1242,18 @@ int ss_chat_server_new(const ss_chat_opts *o, const ss_chat_server_opts *so,
     pthread_mutex_init(&cs->kw.mu, NULL);
     pthread_cond_init(&cs->kw.cv, NULL);
     cs->kw.efd = -1;
-    int err = ss_chat_room_open(&cs->room, o, &chat_io);
+    int err = 0;
+    ss__chat_be *be = NULL;
+    if (cs->so.cluster) {
+        err = cs->so.loop ? ss__chat_be_redis_new(cs->so.loop, cs->so.cluster,
+                                                  o->room ? o->room : "lobby",
+                                                  cs->so.lease_ms ? (int)cs->so.lease_ms
+                                                                  : SS_CHAT_LEASE_MS,
+                                                  &be)
+                          : -EINVAL;
+    }
+    if (!err)
+        err = ss__chat_room_open_be(&cs->room, o, &chat_io, be);
     if (!err)
         err = ss__irc_hub_new(&cs->hub, "sockstack", o->room);
     if (err) {

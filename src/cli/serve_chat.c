@@ -30,6 +30,8 @@ enum {
     CHAT_OPT_OFFLINE_MAX,
     CHAT_OPT_OFFERS_MAX,
     CHAT_OPT_IRC_PORT,
+    CHAT_OPT_CLUSTER,
+    CHAT_OPT_LEASE,
 };
 
 const struct option serve_chat_longopts[] = {
@@ -51,6 +53,8 @@ const struct option serve_chat_longopts[] = {
     {"offline-max", required_argument, NULL, CHAT_OPT_OFFLINE_MAX},
     {"offers-max", required_argument, NULL, CHAT_OPT_OFFERS_MAX},
     {"irc-port", required_argument, NULL, CHAT_OPT_IRC_PORT},
+    {"cluster", required_argument, NULL, CHAT_OPT_CLUSTER},
+    {"lease", required_argument, NULL, CHAT_OPT_LEASE},
     {NULL, 0, NULL, 0},
 };
 
@@ -79,7 +83,15 @@ const char serve_chat_help[] =
     "      --presence-max N     above N users online, joins and leaves are not\n"
     "                           announced to everyone (default 1000; 0: always)\n"
     "      --irc-port PORT      also serve the room to IRC clients on PORT (same\n"
-    "                           address; 0: any free port), as channel #ROOM\n";
+    "                           address; 0: any free port), as channel #ROOM\n"
+    "      --cluster redis://HOST:PORT[,HOST:PORT...]\n"
+    "                           one node of a chat service on Redis (several\n"
+    "                           addresses: Redis Cluster): users, accounts,\n"
+    "                           history and offline messages in Redis, messages\n"
+    "                           and presence across nodes by pub/sub; run Redis\n"
+    "                           with appendonly yes. Files stay on the node.\n"
+    "      --lease MS           how long a nick outlives its node (default\n"
+    "                           10000): a dead node's users go offline after it\n";
 
 struct chat_row {
     ss_chat_opts o;
@@ -193,6 +205,16 @@ int serve_chat_option(struct serve_ctx *sc, int opt, const char *arg)
             return CLI_USAGE;
         r->irc_port = arg;
         return 0;
+    case CHAT_OPT_CLUSTER:
+        if (strncmp(arg, "redis://", 8) || !arg[8])
+            return cli_usage_error("serve ", "--cluster: redis://HOST:PORT[,HOST:PORT...]");
+        r->so.cluster = arg;
+        return 0;
+    case CHAT_OPT_LEASE:
+        if (cli_parse_int("--lease", arg, 300, 3600000, &i) < 0)
+            return CLI_USAGE;
+        r->so.lease_ms = (unsigned)i;
+        return 0;
     case CHAT_OPT_PBKDF2:
         if (cli_parse_int("--pbkdf2-iter", arg, 1000, 10000000, &i) < 0)
             return CLI_USAGE;
@@ -235,7 +257,7 @@ int serve_chat_setup(struct serve_ctx *sc)
     /* The IRC listener serves the same room: it must run on the same
      * loop, so the native server gets one it does not own (--stack puts
      * its own loop there instead, later; both servers use that one). */
-    if (r->irc_port && !sc->opts.loop) {
+    if ((r->irc_port || r->so.cluster) && !sc->opts.loop) {
         int e = ss_loop_new(&r->loop);
         if (e < 0) {
             cli_error("event loop: %s", ss_strerror(e));
@@ -244,9 +266,14 @@ int serve_chat_setup(struct serve_ctx *sc)
         }
         sc->opts.loop = r->loop;
     }
+    if (r->so.cluster && r->o.db_path)
+        cli_log("chat: --cluster: the store is Redis; %s keeps only file offers",
+                r->o.db_path);
+    r->so.loop = sc->opts.loop;
     int err = ss_chat_server_new(&r->o, &r->so, &r->cs);
     if (err) {
-        cli_error("serve chat: %s: %s", r->o.db_path ? r->o.db_path : "store",
+        cli_error("serve chat: %s: %s",
+                  r->so.cluster ? r->so.cluster : r->o.db_path ? r->o.db_path : "store",
                   ss_strerror(err));
         serve_chat_cleanup(sc);
         return CLI_RUNTIME;
