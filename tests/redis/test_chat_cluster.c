@@ -1,0 +1,406 @@
+/* Chat across nodes (issue 14): three `sockstack serve chat --cluster`
+ * processes on one Redis (appendonly yes) or on a Redis Cluster of three
+ * masters, driven by raw TCP clients. Every test runs in both setups.
+ * Nothing sleeps as synchronisation where a line can be waited for; the
+ * waits for a lease to run out are bounded by the lease (1.5 s here). */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../chat/fixture.h"
+#include "redis_harness.h"
+#include "sockstack/chat.h"
+
+#define NODES 3
+#define LEASE "1500"
+
+static struct th_redis srv = {.pid = -1};
+static struct th_redis_cluster rc;
+static bool use_cluster;
+static char spec[512];
+static struct th_proc *node[NODES];
+static int port[NODES];
+
+static void start_node(int i)
+{
+    char *argv[] = {(char *)th_sockstack(), "serve", "chat", "-b", "127.0.0.1", "--port", "0",
+                    "--grace", "0", "--pbkdf2-iter", "1000", "--cluster", spec, "--lease",
+                    LEASE, "--join-history", "0", NULL};
+    struct th_proc p;
+    cr_assert_eq(th_spawn(&p, argv), 0);
+    node[i] = track(p);
+    port[i] = th_wait_listening(node[i], 20000, NULL, 0);
+    cr_assert_gt(port[i], 0, "node %d did not start", i + 1);
+}
+
+static void setup(bool cl)
+{
+    th_redis_require();
+    fx_setup();
+    use_cluster = cl;
+    if (cl) {
+        cr_assert_eq(th_redis_cluster_start(&rc), 0);
+        th_redis_cluster_spec(&rc, spec, sizeof spec);
+    } else {
+        cr_assert_eq(th_redis_start(&srv, false), 0);
+        th_redis_spec(&srv, spec, sizeof spec);
+    }
+    for (int i = 0; i < NODES; i++)
+        start_node(i);
+}
+
+static void teardown(void)
+{
+    fx_teardown();
+    th_redis_cleanup(&srv);
+    th_redis_cluster_cleanup(&rc);
+}
+
+TestSuite(chat_cluster, .fini = teardown, .timeout = 120);
+
+/* Wait until one of a or b shows up after the stream's position: 1 or 2,
+ * 0 on timeout. */
+static int expect2(struct stream *s, const char *a, const char *b, int timeout_ms)
+{
+    long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        if (s->len > s->pos) {
+            s->buf[s->len] = '\0';
+            char *pa = strstr(s->buf + s->pos, a), *pb = strstr(s->buf + s->pos, b);
+            if (pa && (!pb || pa < pb)) {
+                s->pos = (size_t)(pa - s->buf) + strlen(a);
+                return 1;
+            }
+            if (pb) {
+                s->pos = (size_t)(pb - s->buf) + strlen(b);
+                return 2;
+            }
+        }
+        long left = deadline - now_ms();
+        if (left <= 0 || s->eof)
+            return 0;
+        pump(s, (int)(left > 50 ? 50 : left));
+    }
+}
+
+/* A raw client on node i that sends cmd (a /nick or /login of nick, after
+ * an optional pre line) until it holds nick: a node just started may not
+ * have reached Redis yet (ERR degraded), and a nick whose node died is
+ * taken until its lease runs out (ERR nicktaken). */
+static int enter(int i, struct stream *s, const char *pre, const char *cmd, const char *nick)
+{
+    int fd = fx_raw(port[i], 0);
+    stream_init(s, fd);
+    char ok[64];
+    snprintf(ok, sizeof ok, "OK nick %s ", nick);
+    for (int tries = 0; tries < 100; tries++) {
+        if (pre)
+            put(fd, pre);
+        put(fd, cmd);
+        int got = expect2(s, ok, "\nERR ", 10000);
+        if (got == 1)
+            return fd;
+        cr_assert_eq(got, 2, "no answer to %s in:\n%s", cmd, s->buf);
+        usleep(100 * 1000);
+    }
+    cr_assert_fail("%s never taken:\n%s", nick, s->buf);
+    return -1;
+}
+
+static int join(int i, struct stream *s, const char *nick)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "/nick %s\n", nick);
+    return enter(i, s, NULL, cmd, nick);
+}
+
+/* The whole line of s that contains needle (copied to out, '\n' kept). */
+static void line_with(struct stream *s, const char *needle, char *out, size_t cap)
+{
+    cr_assert(expect(s, needle, 10000), "did not see \"%s\" in:\n%s", needle, s->buf);
+    char *at = s->buf + s->pos - strlen(needle); /* this match, not an earlier one */
+    char *start = at;
+    while (start > s->buf && start[-1] != '\n')
+        start--;
+    char *end = strchr(at, '\n');
+    cr_assert_not_null(end);
+    size_t n = (size_t)(end + 1 - start);
+    cr_assert_lt(n, cap);
+    memcpy(out, start, n);
+    out[n] = '\0';
+}
+
+/* "MSG TS NICK TEXT\n": TS is a valid timestamp; copy it to ts. */
+static void check_stamped(const char *line, const char *kind, const char *rest, char *ts)
+{
+    size_t k = strlen(kind);
+    cr_assert_eq(strncmp(line, kind, k), 0, "%s", line);
+    cr_assert_eq(line[k], ' ', "%s", line);
+    const char *t = line + k + 1, *sp = strchr(t, ' ');
+    cr_assert_not_null(sp, "%s", line);
+    char stamp[40];
+    snprintf(stamp, sizeof stamp, "%.*s", (int)(sp - t), t);
+    cr_assert_gt(ss_chat_parse_ts(stamp), 0, "bad timestamp in %s", line);
+    cr_assert_str_eq(sp + 1, rest);
+    if (ts)
+        snprintf(ts, 40, "%s", stamp);
+}
+
+/* ---- public and private messages across nodes ---------------------------- */
+
+static void messages(void)
+{
+    static struct stream a, b, c;
+    int fa = join(0, &a, "alice");
+    int fb = join(1, &b, "bob");
+    int fc = join(2, &c, "carol");
+    EXPECT(&a, "JOIN "); /* bob, then carol: everyone is in before we talk */
+    EXPECT(&a, " carol 3\n");
+    EXPECT(&b, " carol 3\n");
+    put(fa, "hello from node 1\n");
+    EXPECT(&a, "OK sent ");
+    char lb[256], lc[256], ts[40];
+    line_with(&b, " alice hello from node 1\n", lb, sizeof lb);
+    line_with(&c, " alice hello from node 1\n", lc, sizeof lc);
+    check_stamped(lb, "MSG", "alice hello from node 1\n", ts);
+    cr_assert_str_eq(lc, lb); /* one line, the same TS on every node */
+    put(fb, "/me waves\n");
+    EXPECT(&b, "OK sent ");
+    line_with(&c, " bob waves\n", lc, sizeof lc);
+    check_stamped(lc, "ME", "bob waves\n", NULL);
+    /* Private: only carol, on node 3. */
+    put(fb, "/msg carol psst, carol\n");
+    EXPECT(&b, "OK msg carol\n");
+    line_with(&c, " bob psst, carol\n", lc, sizeof lc);
+    check_stamped(lc, "PRIV", "bob psst, carol\n", NULL);
+    put(fc, "/notice alice from carol\n");
+    EXPECT(&c, "OK notice alice\n");
+    char la[256];
+    line_with(&a, " carol from carol\n", la, sizeof la);
+    check_stamped(la, "NOTICE", "carol from carol\n", NULL);
+    /* A round trip on alice's connection: anything private for her would
+     * have come before. */
+    put(fa, "/history 1\n");
+    EXPECT(&a, "OK history 1\n");
+    cr_assert_eq(count(&a, "PRIV"), 0);
+    cr_assert_eq(count(&a, "hello from node 1"), 0, "the sender got its own line");
+    cr_assert_eq(count(&b, "waves"), 0);
+    put(fa, "/msg nobody-here x\n");
+    EXPECT(&a, "ERR nouser no user nobody-here\n");
+}
+
+Test(chat_cluster, messages_across_nodes) { setup(false); messages(); }
+Test(chat_cluster, messages_across_nodes_redis_cluster) { setup(true); messages(); }
+
+/* ---- presence ---------------------------------------------------------------- */
+
+static void presence(void)
+{
+    static struct stream a, b, c;
+    int fa = join(0, &a, "alice");
+    char la[256];
+    int fb = join(1, &b, "Bob");
+    line_with(&a, " Bob 2\n", la, sizeof la);
+    check_stamped(la, "JOIN", "Bob 2\n", NULL);
+    int fc = join(2, &c, "carol");
+    line_with(&b, " carol 3\n", la, sizeof la);
+    check_stamped(la, "JOIN", "carol 3\n", NULL);
+    put(fb, "/away lunch\n");
+    EXPECT(&b, "OK away\n");
+    line_with(&c, " Bob lunch\n", la, sizeof la);
+    check_stamped(la, "AWAY", "Bob lunch\n", NULL);
+    put(fc, "/who\n");
+    EXPECT(&c, "OK who 3 0\n");
+    cr_assert_eq(count(&c, "WHO alice online\n"), 1, "%s", c.buf);
+    cr_assert_eq(count(&c, "WHO Bob online away lunch\n"), 1, "%s", c.buf);
+    cr_assert_eq(count(&c, "WHO carol online\n"), 1, "%s", c.buf);
+    /* A nick is one across nodes, in any case. */
+    static struct stream d;
+    int fd = fx_raw(port[0], 0);
+    stream_init(&d, fd);
+    put(fd, "/nick bob\n");
+    EXPECT(&d, "ERR nicktaken bob is online\n");
+    put(fb, "/quit\n");
+    EXPECT(&b, "BYE see you\n");
+    line_with(&a, " Bob 2\n", la, sizeof la);
+    check_stamped(la, "LEAVE", "Bob 2\n", NULL);
+    line_with(&c, " Bob 2\n", la, sizeof la);
+    check_stamped(la, "LEAVE", "Bob 2\n", NULL);
+    put(fa, "/who\n");
+    EXPECT(&a, "OK who 2 1\n");
+    cr_assert_eq(count(&a, "WHO Bob offline "), 1, "%s", a.buf);
+    /* Now free. */
+    put(fd, "/nick bob\n");
+    EXPECT(&d, "OK nick bob 3\n");
+}
+
+Test(chat_cluster, presence_across_nodes) { setup(false); presence(); }
+Test(chat_cluster, presence_across_nodes_redis_cluster) { setup(true); presence(); }
+
+/* ---- offline messages: sent on node 1, received on node 3 ----------------- */
+
+static void offline(void)
+{
+    static struct stream a, d, d2, d3;
+    int fa = join(0, &a, "alice");
+    int fd = join(1, &d, "dave");
+    put(fd, "/register pw1234\n");
+    EXPECT(&d, "OK register dave\n");
+    put(fd, "/quit\n");
+    EXPECT(&d, "BYE");
+    EXPECT(&a, " dave 1\n"); /* LEAVE */
+    put(fa, "/msg dave one\n");
+    EXPECT(&a, "OK msg dave stored\n");
+    put(fa, "/msg dave two\n");
+    EXPECT(&a, "OK msg dave stored\n");
+    put(fa, "/msg carl hi\n");
+    EXPECT(&a, "ERR nouser no user carl\n");
+    int f3 = enter(2, &d2, NULL, "/login dave pw1234\n", "dave");
+    char l[256];
+    line_with(&d2, " alice one\n", l, sizeof l);
+    check_stamped(l, "OFFLINE", "alice one\n", NULL);
+    line_with(&d2, " alice two\n", l, sizeof l);
+    check_stamped(l, "OFFLINE", "alice two\n", NULL);
+    /* The page left the queue: the next drain deletes it. */
+    put(f3, "/history 1\n");
+    EXPECT(&d2, "OK history ");
+    put(f3, "/quit\n");
+    EXPECT(&d2, "BYE");
+    EXPECT(&a, " dave 1\n");
+    int f4 = enter(0, &d3, NULL, "/login dave pw1234\n", "dave");
+    put(f4, "/history 1\n");
+    EXPECT(&d3, "OK history ");
+    cr_assert_eq(count(&d3, "OFFLINE"), 0, "delivered twice:\n%s", d3.buf);
+    /* The password is the service's, not the node's. */
+    static struct stream e;
+    int fe = fx_raw(port[1], 0);
+    stream_init(&e, fe);
+    put(fe, "/login dave wrong\n");
+    EXPECT(&e, "ERR auth wrong nickname or password\n");
+}
+
+Test(chat_cluster, offline_message_across_nodes) { setup(false); offline(); }
+Test(chat_cluster, offline_message_across_nodes_redis_cluster) { setup(true); offline(); }
+
+/* ---- two nodes claim one nick at once: exactly one wins ------------------- */
+
+static void race(void)
+{
+    int won[2] = {0, 0};
+    for (int round = 0; round < 100; round++) {
+        static struct stream s[2];
+        int f[2];
+        for (int k = 0; k < 2; k++) {
+            f[k] = fx_raw(port[k], 0);
+            stream_init(&s[k], f[k]);
+            EXPECT(&s[k], "INFO welcome");
+        }
+        char cmd[64], ok[64], taken[64];
+        snprintf(cmd, sizeof cmd, "/nick race%d\n", round);
+        snprintf(ok, sizeof ok, "OK nick race%d ", round);
+        snprintf(taken, sizeof taken, "ERR nicktaken race%d is online\n", round);
+        put(f[0], cmd);
+        put(f[1], cmd);
+        int r0 = expect2(&s[0], ok, taken, 10000), r1 = expect2(&s[1], ok, taken, 10000);
+        cr_assert((r0 == 1 && r1 == 2) || (r0 == 2 && r1 == 1),
+                  "round %d: node 1 %d, node 2 %d:\n%s\n%s", round, r0, r1, s[0].buf,
+                  s[1].buf);
+        won[r0 == 1 ? 0 : 1]++;
+        close(f[0]);
+        close(f[1]);
+        streams_free();
+    }
+    cr_assert_eq(won[0] + won[1], 100);
+    cr_log_info("nick race: node 1 won %d, node 2 won %d of 100", won[0], won[1]);
+}
+
+Test(chat_cluster, nick_race_one_winner) { setup(false); race(); }
+Test(chat_cluster, nick_race_one_winner_redis_cluster) { setup(true); race(); }
+
+/* ---- node 2 dies: its users go offline, and come back elsewhere ----------- */
+
+static void node_dies(void)
+{
+    static struct stream a, b, b2;
+    int fa = join(0, &a, "alice");
+    int fb = join(1, &b, "bob");
+    EXPECT(&a, " bob 2\n");
+    put(fa, "first\n");
+    EXPECT(&a, "OK sent ");
+    char l[256], ts[40];
+    line_with(&b, " alice first\n", l, sizeof l);
+    check_stamped(l, "MSG", "alice first\n", ts);
+    put(fb, "mine before\n");
+    EXPECT(&b, "OK sent ");
+    cr_assert_eq(kill(node[1]->pid, SIGKILL), 0);
+    cr_assert_gt(th_wait(node[1], 5000), 0);
+    /* Acknowledged while bob is away. */
+    put(fa, "second\n");
+    EXPECT(&a, "OK sent ");
+    put(fa, "third\n");
+    EXPECT(&a, "OK sent ");
+    /* The lease runs out: another node announces bob's LEAVE. */
+    cr_assert(expect(&a, " bob 1\n", 3 * 1500 + 5000), "no LEAVE for bob:\n%s", a.buf);
+    /* bob resumes on node 3 from the last line he saw. */
+    char since[80];
+    snprintf(since, sizeof since, "/since %s\n", ts);
+    int f3 = enter(2, &b2, since, "/nick bob\n", "bob");
+    put(f3, "/history 1\n");
+    EXPECT(&b2, "OK history 1\n");
+    char want[160];
+    snprintf(want, sizeof want, "HIST %s MSG alice first\n", ts);
+    cr_assert_eq(count(&b2, want), 1, "%s", b2.buf); /* the client drops it: it has it */
+    cr_assert_eq(count(&b2, " MSG bob mine before\n"), 1, "%s", b2.buf);
+    cr_assert_eq(count(&b2, " MSG alice second\n"), 1, "%s", b2.buf);
+    cr_assert_eq(count(&b2, " MSG alice third\n"), 2, "%s", b2.buf); /* join, /history */
+    char *p1 = strstr(b2.buf, "MSG alice first"), *p2 = strstr(b2.buf, "MSG bob mine"),
+         *p3 = strstr(b2.buf, "MSG alice second"), *p4 = strstr(b2.buf, "MSG alice third");
+    cr_assert(p1 < p2 && p2 < p3 && p3 < p4, "out of order:\n%s", b2.buf);
+    line_with(&a, " bob 2\n", l, sizeof l);
+    check_stamped(l, "JOIN", "bob 2\n", NULL);
+}
+
+Test(chat_cluster, node_killed_users_resume_elsewhere) { setup(false); node_dies(); }
+Test(chat_cluster, node_killed_users_resume_elsewhere_redis_cluster) { setup(true); node_dies(); }
+
+/* ---- Redis dies: degraded, nothing acknowledged lost ---------------------- */
+
+static void redis_dies(void)
+{
+    static struct stream a, c;
+    int fa = join(0, &a, "alice");
+    put(fa, "durable one\n");
+    EXPECT(&a, "OK sent ");
+    put(fa, "durable two\n");
+    EXPECT(&a, "OK sent ");
+    struct th_redis *rs = use_cluster ? rc.node : &srv;
+    int nsrv = use_cluster ? TH_REDIS_CLUSTER_N : 1;
+    for (int i = 0; i < nsrv; i++)
+        th_redis_stop(&rs[i], SIGKILL);
+    EXPECT(&a, "INFO degraded the store is unreachable: messages are refused "
+               "(ERR degraded) until it is back\n");
+    put(fa, "while down\n");
+    EXPECT(&a, "ERR degraded the service is degraded (its store is unreachable): message "
+               "not stored\n");
+    for (int i = 0; i < nsrv; i++)
+        cr_assert_eq(th_redis_restart(&rs[i]), 0);
+    if (use_cluster)
+        cr_assert_eq(th_redis_cluster_wait_ok(&rc, 20000), 0);
+    cr_assert(expect(&a, "INFO restored the store is reachable again\n", 20000), "%s", a.buf);
+    put(fa, "/history 5\n");
+    EXPECT(&a, "OK history 2\n");
+    cr_assert_eq(count(&a, " MSG alice durable one\n"), 1, "%s", a.buf);
+    cr_assert_eq(count(&a, " MSG alice durable two\n"), 1, "%s", a.buf);
+    cr_assert_eq(count(&a, "while down"), 0, "%s", a.buf);
+    int fc = join(2, &c, "carol");
+    put(fc, "/history 5\n");
+    EXPECT(&c, "OK history 2\n");
+    cr_assert_eq(count(&c, " MSG alice durable two\n"), 1, "%s", c.buf);
+}
+
+Test(chat_cluster, redis_killed_acknowledged_survive) { setup(false); redis_dies(); }
+Test(chat_cluster, redis_killed_acknowledged_survive_redis_cluster) { setup(true); redis_dies(); }
