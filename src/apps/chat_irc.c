@@ -47,6 +47,9 @@ static const struct {
     {"draft/chathistory", NULL, CAP_HIST},
 };
 
+enum { IRC_Q_MAX = 4 };
+enum { A_NONE, A_LIST, A_BATCH_END };
+
 /* What the native lines the room sends next answer. */
 enum pend {
     P_NONE,
@@ -118,6 +121,20 @@ struct ss__irc {
     char pbatch[16];
     char ptopic[SS_CHAT_TOPIC_MAX + 1];
     struct obuf names; /* NAMES: nicks gathered for one 353 */
+    /* A room whose store answers later (cluster mode): the native line in
+     * progress is answered after room() returned (waiting), and the next
+     * native lines of the same IRC command wait here, with what runs
+     * after them (LIST's 322, the end of a history batch). */
+    bool waiting;
+    struct irc_q {
+        enum pend pend;
+        bool pjoin;
+        int after;          /* A_*: no line, run this */
+        char *line;
+        size_t len;
+    } q[IRC_Q_MAX];
+    int nq;
+    char ptext_own[SS_CHAT_IRC_LINE + 1];
     unsigned batch_seq;
     char nbuf[SS_CHAT_MAX_LINE + 256]; /* one native line */
 };
@@ -323,6 +340,8 @@ void ss__irc_free(ss__irc *ic)
     if (!ic)
         return;
     free(ic->part);
+    for (int i = 0; i < ic->nq; i++)
+        free(ic->q[i].line);
     if (ic->sasl_buf)
         OPENSSL_cleanse(ic->sasl_buf, ic->sasl_len);
     free(ic->sasl_buf);
@@ -341,7 +360,36 @@ size_t ss__irc_fatal(const char *note, char *buf, size_t cap)
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
-/* Feed one native command line to the room as the reply context pend. */
+static bool room_busy(const ss__irc *ic)
+{
+    return ic->waiting || ic->nq > 0 || (ic->cc && ss_chat_busy(ic->cc));
+}
+
+/* Feed one native line now, as the reply context pend. */
+static void feed_native(ss__irc *ic, enum pend pend, int64_t now, const char *line,
+                        size_t len)
+{
+    ic->pend = pend;
+    ic->pnow = now;
+    /* The text echoed or reported later must outlive the IRC line. */
+    if (ic->ptext && ic->ptext != ic->ptext_own) {
+        snprintf(ic->ptext_own, sizeof ic->ptext_own, "%s", ic->ptext);
+        ic->ptext = ic->ptext_own;
+    }
+    size_t used;
+    ss_chat_feed(ic->cc, line, len, now, &used);
+    /* A login waits for its hash, and a remote store answers later: the
+     * answer comes after this returns (ss__irc_ready). */
+    if (ic->cc && ss_chat_busy(ic->cc))
+        ic->waiting = true;
+    else
+        ic->pend = P_NONE;
+}
+
+static void run_after(ss__irc *ic, int after);
+
+/* Feed one native command line to the room as the reply context pend
+ * (queued behind a line the room has not answered yet). */
 __attribute__((format(printf, 4, 5)))
 static void room(ss__irc *ic, enum pend pend, int64_t now, const char *fmt, ...)
 {
@@ -355,13 +403,51 @@ static void room(ss__irc *ic, enum pend pend, int64_t now, const char *fmt, ...)
         return;
     size_t len = (size_t)n < sizeof ic->nbuf - 1 ? (size_t)n : sizeof ic->nbuf - 2;
     ic->nbuf[len++] = '\n';
-    ic->pend = pend;
-    ic->pnow = now;
-    size_t used;
-    ss_chat_feed(ic->cc, ic->nbuf, len, now, &used);
-    /* A login waits for its hash: its answer comes later. */
-    if (!(ic->cc && ss_chat_busy(ic->cc)))
-        ic->pend = P_NONE;
+    if (!room_busy(ic)) {
+        feed_native(ic, pend, now, ic->nbuf, len);
+        return;
+    }
+    char *copy = ic->nq < IRC_Q_MAX ? malloc(len) : NULL;
+    if (!copy)
+        return; /* at most IRC_Q_MAX lines per IRC command: never reached */
+    memcpy(copy, ic->nbuf, len);
+    ic->q[ic->nq++] = (struct irc_q){.pend = pend, .pjoin = pend == P_TOPIC && ic->pjoin,
+                                     .line = copy, .len = len};
+}
+
+/* Run what follows the native lines of a command once they are answered. */
+static void after(ss__irc *ic, int what)
+{
+    if (!room_busy(ic)) {
+        run_after(ic, what);
+        return;
+    }
+    if (ic->nq < IRC_Q_MAX)
+        ic->q[ic->nq++] = (struct irc_q){.after = what};
+}
+
+void ss__irc_ready(ss__irc *ic, int64_t now)
+{
+    if (!ic->waiting || (ic->cc && ss_chat_busy(ic->cc)))
+        return;
+    ic->waiting = false;
+    ic->pend = P_NONE;
+    ic->ptext = NULL;
+    ic->pjoin = false;
+    while (ic->nq > 0 && !ic->waiting && !ic->dead && ic->cc) {
+        struct irc_q e = ic->q[0];
+        memmove(ic->q, ic->q + 1, (size_t)--ic->nq * sizeof *ic->q);
+        if (e.after) {
+            run_after(ic, e.after);
+            continue;
+        }
+        ic->pjoin = e.pjoin;
+        ic->pfound = false;
+        feed_native(ic, e.pend, now, e.line, e.len);
+        if (!ic->waiting)
+            ic->pjoin = false;
+        free(e.line);
+    }
 }
 
 /* ---- registration ---------------------------------------------------------- */
@@ -388,7 +474,7 @@ static void welcome(ss__irc *ic)
 static void try_register(ss__irc *ic, int64_t now)
 {
     if (ic->registered || !ic->has_nick || !ic->has_user || ic->cap_hold || ic->sasl ||
-        (ic->cc && ss_chat_busy(ic->cc)))
+        room_busy(ic))
         return;
     if (ic->named) { /* SASL already took the nick */
         welcome(ic);
@@ -724,7 +810,8 @@ static void cmd_join(ss__irc *ic, struct msg *m, int64_t now)
         ic->pjoin = true;
         ic->pfound = false;
         room(ic, P_TOPIC, now, "/topic");
-        ic->pjoin = false;
+        if (!ic->waiting)
+            ic->pjoin = false;
         room(ic, P_NAMES, now, "/who");
         if (!(ic->caps & CAP_HIST))
             room(ic, P_REPLAY, now, "/history %d", SS_CHAT_IRC_REPLAY);
@@ -843,7 +930,8 @@ static void say_to(ss__irc *ic, const char *target, char *text, bool notice, int
         } else {
             room(ic, P_CHANMSG, now, "%s%s", text[0] == '/' ? "/" : "", text);
         }
-        ic->ptext = NULL;
+        if (!ic->waiting)
+            ic->ptext = NULL;
         return;
     }
     /* DCC: between IRC users it passes unchanged; a native user's client
@@ -859,7 +947,8 @@ static void say_to(ss__irc *ic, const char *target, char *text, bool notice, int
     ic->paction = false;
     room(ic, notice ? P_NOTICE : P_PRIVMSG, now, "/%s %s %s", notice ? "notice" : "msg",
          target, text);
-    ic->ptext = NULL;
+    if (!ic->waiting)
+        ic->ptext = NULL;
 }
 
 static void cmd_privmsg(ss__irc *ic, struct msg *m, int64_t now, bool notice)
@@ -1044,9 +1133,7 @@ static void cmd_chathistory(ss__irc *ic, struct msg *m, int64_t now)
             room(ic, P_HISTORY, now, "/history %ld", limit);
         }
     } /* private messages are not kept once delivered: an empty batch */
-    if (ic->caps & CAP_BATCH)
-        sendf(ic, ":%s BATCH -%s", ic->hub->server, ic->pbatch);
-    ic->pbatch[0] = '\0';
+    after(ic, A_BATCH_END);
 }
 
 /* ISON nick...: 303 with those online (RFC 2812 4.9). */
@@ -1089,9 +1176,22 @@ static void cmd_list(ss__irc *ic, struct msg *m, int64_t now)
     if (m->n < 1 || is_chan(ic, m->p[0]) || !strcmp(m->p[0], "*")) {
         ic->ptopic[0] = '\0';
         room(ic, P_LIST, now, "/topic");
-        num(ic, "322", "%s %d :%s", ic->hub->chan, ic->io.online(ic->arg), ic->ptopic);
+        after(ic, A_LIST);
+        return;
     }
     num(ic, "323", ":End of /LIST");
+}
+
+static void run_after(ss__irc *ic, int what)
+{
+    if (what == A_LIST) {
+        num(ic, "322", "%s %d :%s", ic->hub->chan, ic->io.online(ic->arg), ic->ptopic);
+        num(ic, "323", ":End of /LIST");
+    } else if (what == A_BATCH_END) {
+        if (ic->caps & CAP_BATCH)
+            sendf(ic, ":%s BATCH -%s", ic->hub->server, ic->pbatch);
+        ic->pbatch[0] = '\0';
+    }
 }
 
 static void cmd_quit(ss__irc *ic, struct msg *m, int64_t now)
@@ -1167,7 +1267,7 @@ int ss__irc_feed(ss__irc *ic, const void *buf, size_t len, int64_t now_ms, size_
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t seg = (size_t)((nl ? nl : end) - p);
         if (ic->part_len == 0 && !ic->discarding &&
-            ((ic->cc && ss_chat_busy(ic->cc)) || (ic->io.admit && !ic->io.admit(ic->arg, true))))
+            (room_busy(ic) || (ic->io.admit && !ic->io.admit(ic->arg, true))))
             break;
         if (ic->discarding) {
             if (nl)

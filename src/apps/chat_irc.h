@@ -74,6 +74,10 @@ bool ss__irc_registered(const ss__irc *ic);
  * stops before a line io->admit refused or while a login hash runs (feed
  * the rest again later). Returns 0 or a negative code (the store). */
 int ss__irc_feed(ss__irc *ic, const void *buf, size_t len, int64_t now_ms, size_t *used);
+/* The room answered the native line it was waiting for (a login hash, or
+ * a store that answers later, io->ready): go on with the native lines
+ * queued behind it. */
+void ss__irc_ready(ss__irc *ic, int64_t now_ms);
 /* A native line the room sends to this connection. 0 or negative (the
  * connection is being cut). */
 int ss__irc_out(ss__irc *ic, ss_chat_line *native);

@@ -601,6 +601,17 @@ static void *kdf_main(void *arg)
     return NULL;
 }
 
+/* The room answered what the connection waited for (a store operation
+ * that finished after its command, or a password hash): go on with the
+ * lines it sent after it (an IRC front first feeds its queued ones). */
+static void io_ready(void *conn)
+{
+    struct chat_ctx *x = ss_conn_ctx(conn);
+    if (x->irc)
+        ss__irc_ready(x->irc, wall_ms());
+    resume_input(x);
+}
+
 static void kdf_ready(ss_loop *loop, int fd, unsigned ev, void *arg)
 {
     ss_chat_server *cs = arg;
@@ -621,7 +632,7 @@ static void kdf_ready(ss_loop *loop, int fd, unsigned ev, void *arg)
         ss_conn *conn = ss_chat_kdf_conn(done[i]);
         ss_chat_kdf_done(done[i], wall_ms());
         if (conn)
-            resume_input(ss_conn_ctx(conn));
+            io_ready(conn);
     }
 }
 
@@ -678,10 +689,6 @@ static void kdf_stop(ss_chat_server *cs)
     close(kw->efd);
     kw->started = false;
 }
-
-/* A store operation finished after its command (Redis): go on with the
- * lines the connection sent after it. */
-static void io_ready(void *conn) { resume_input(ss_conn_ctx(conn)); }
 
 static const ss_chat_io chat_io = {
     .send = io_send,

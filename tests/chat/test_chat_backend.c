@@ -246,10 +246,17 @@ Test(chat_backend, store_failure_is_refused_not_acknowledged)
 {
     join(0, "alice");
     join(1, "bob");
-    fail_next = -ENOTCONN; /* the store's answer to the next operation */
+    fail_next = -EIO; /* the store's answer to the next operation */
     feed(0, "lost\n");
     release(1);
     cr_assert_str_eq(take(0), "ERR store message not stored\n");
+    cr_assert_str_eq(take(1), "");
+    /* Unreachable (Redis down): the service is degraded, try again. */
+    fail_next = -ENOTCONN;
+    feed(0, "lost too\n");
+    release(1);
+    cr_assert_str_eq(take(0), "ERR degraded the service is degraded (its store is "
+                              "unreachable): message not stored\n");
     cr_assert_str_eq(take(1), "");
 }
 

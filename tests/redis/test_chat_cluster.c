@@ -4,6 +4,7 @@
  * Nothing sleeps as synchronisation where a line can be waited for; the
  * waits for a lease to run out are bounded by the lease (1.5 s here). */
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,16 +26,40 @@ static char spec[512];
 static struct th_proc *node[NODES];
 static int port[NODES];
 
+static int irc_port; /* node 1's IRC port */
+
 static void start_node(int i)
 {
     char *argv[] = {(char *)th_sockstack(), "serve", "chat", "-b", "127.0.0.1", "--port", "0",
                     "--grace", "0", "--pbkdf2-iter", "1000", "--cluster", spec, "--lease",
-                    LEASE, "--join-history", "0", NULL};
+                    LEASE, "--join-history", "0", i == 0 ? "--irc-port" : NULL, "0", NULL};
     struct th_proc p;
     cr_assert_eq(th_spawn(&p, argv), 0);
     node[i] = track(p);
-    port[i] = th_wait_listening(node[i], 20000, NULL, 0);
-    cr_assert_gt(port[i], 0, "node %d did not start", i + 1);
+    if (i != 0) {
+        port[i] = th_wait_listening(node[i], 20000, NULL, 0);
+        cr_assert_gt(port[i], 0, "node %d did not start", i + 1);
+        return;
+    }
+    /* "chat: IRC on ADDR:PORT (tcp)" comes first, then "listening on". */
+    char buf[4096];
+    size_t len = 0;
+    char *irc = NULL, *nat = NULL;
+    long deadline = now_ms() + 20000;
+    while (!(irc && nat && strstr(nat, " (tcp)")) && now_ms() < deadline) {
+        struct pollfd pfd = {.fd = node[i]->err, .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(node[i]->err, buf + len, sizeof buf - 1 - len);
+        cr_assert_gt(r, 0, "node 1 exited: %.*s", (int)len, buf);
+        len += (size_t)r;
+        buf[len] = '\0';
+        irc = strstr(buf, "chat: IRC on 127.0.0.1:");
+        nat = strstr(buf, "listening on 127.0.0.1:");
+    }
+    cr_assert(irc && nat, "no ports in: %s", buf);
+    irc_port = atoi(irc + strlen("chat: IRC on 127.0.0.1:"));
+    port[i] = atoi(nat + strlen("listening on 127.0.0.1:"));
 }
 
 static void setup(bool cl)
@@ -404,3 +429,48 @@ static void redis_dies(void)
 
 Test(chat_cluster, redis_killed_acknowledged_survive) { setup(false); redis_dies(); }
 Test(chat_cluster, redis_killed_acknowledged_survive_redis_cluster) { setup(true); redis_dies(); }
+
+/* ---- the IRC front in cluster mode ------------------------------------------ */
+
+static void irc(void)
+{
+    static struct stream n, i;
+    int fn = join(1, &n, "nat");
+    int fi = fx_raw(irc_port, 0);
+    stream_init(&i, fi);
+    /* A node may not have reached Redis yet: the nick is retried. */
+    put(fi, "USER ircy 0 * :I\r\n");
+    for (int tries = 0; tries < 100; tries++) {
+        put(fi, "NICK ircy\r\n");
+        if (expect2(&i, " 001 ircy ", " 400 ", 10000) == 1)
+            break;
+        usleep(100 * 1000);
+    }
+    EXPECT(&i, " 376 ircy :End of /MOTD command.\r\n");
+    put(fi, "JOIN #lobby\r\n");
+    EXPECT(&i, ":ircy!ircy@sockstack JOIN #lobby\r\n");
+    EXPECT(&i, ":sockstack 353 ircy = #lobby :nat ircy\r\n");
+    EXPECT(&i, ":sockstack 366 ircy #lobby :End of /NAMES list\r\n");
+    char l[256];
+    line_with(&n, " ircy 2\n", l, sizeof l);
+    check_stamped(l, "JOIN", "ircy 2\n", NULL);
+    put(fi, "PRIVMSG #lobby :hello native\r\n");
+    line_with(&n, " ircy hello native\n", l, sizeof l);
+    check_stamped(l, "MSG", "ircy hello native\n", NULL);
+    put(fn, "hi irc\n");
+    EXPECT(&n, "OK sent ");
+    EXPECT(&i, ":nat!nat@sockstack PRIVMSG #lobby :hi irc\r\n");
+    put(fn, "/msg ircy private\n");
+    EXPECT(&n, "OK msg ircy\n");
+    EXPECT(&i, ":nat!nat@sockstack PRIVMSG ircy :private\r\n");
+    put(fi, "PRIVMSG nat :back at you\r\n");
+    line_with(&n, " ircy back at you\n", l, sizeof l);
+    check_stamped(l, "PRIV", "ircy back at you\n", NULL);
+    put(fi, "WHO #lobby\r\n");
+    EXPECT(&i, ":sockstack 352 ircy #lobby nat sockstack sockstack nat H :0 nat\r\n");
+    EXPECT(&i, ":sockstack 352 ircy #lobby ircy sockstack sockstack ircy H :0 ircy\r\n");
+    EXPECT(&i, ":sockstack 315 ircy #lobby :End of WHO list\r\n");
+}
+
+Test(chat_cluster, irc_front_across_nodes) { setup(false); irc(); }
+Test(chat_cluster, irc_front_across_nodes_redis_cluster) { setup(true); irc(); }
