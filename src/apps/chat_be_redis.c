@@ -134,6 +134,17 @@ static int reply_err(const redisReply *r, int err)
     return r->type == REDIS_REPLY_ERROR ? -EIO : 0;
 }
 
+/* An integer reply into *v, or the error. */
+static int int_reply(const redisReply *r, int err, long long *v)
+{
+    int e = reply_err(r, err);
+    if (!e && r->type != REDIS_REPLY_INTEGER)
+        e = -EIO;
+    if (!e)
+        *v = r->integer;
+    return e;
+}
+
 /* Send argv for q (routed by key); a refusal ends q at once. */
 static void send_cmd(struct req *q, const char *key, ss__rds_cb cb, int argc,
                      const char **argv, const size_t *lens)
@@ -630,13 +641,12 @@ static const char lua_claim[] =
 static void on_claim(void *arg, const redisReply *r, int err)
 {
     struct req *q = arg;
-    int e = reply_err(r, err);
-    if (!e && r->type != REDIS_REPLY_INTEGER)
-        e = -EIO;
-    if (!e && r->integer < 0)
+    long long n = 0;
+    int e = int_reply(r, err, &n);
+    if (!e && n < 0)
         e = -EEXIST;
     if (!e) {
-        q->res->n = (int)r->integer;
+        q->res->n = (int)n;
         mine_add(q->b, q->nick);
     }
     req_end(q, e);
@@ -668,11 +678,10 @@ static const char lua_release[] =
 static void on_count(void *arg, const redisReply *r, int err)
 {
     struct req *q = arg;
-    int e = reply_err(r, err);
-    if (!e && r->type != REDIS_REPLY_INTEGER)
-        e = -EIO;
+    long long n = 0;
+    int e = int_reply(r, err, &n);
     if (!e && q->res)
-        q->res->n = (int)r->integer;
+        q->res->n = (int)n;
     req_end(q, e);
 }
 
@@ -709,11 +718,10 @@ static void be_set_away(ss__chat_be *be, const char *nick, const char *text,
 static void on_published(void *arg, const redisReply *r, int err)
 {
     struct req *q = arg;
-    int e = reply_err(r, err);
-    if (!e && r->type != REDIS_REPLY_INTEGER)
-        e = -EIO;
+    long long n = 0;
+    int e = int_reply(r, err, &n);
     if (!e && q->res)
-        q->res->found = r->integer > 0;
+        q->res->found = n > 0;
     req_end(q, e);
 }
 
