@@ -309,6 +309,11 @@ static void irc_ready(const ss_addr *addr, const char *proto, void *arg)
 int serve_chat_attach(struct serve_ctx *sc, ss_server *srv)
 {
     struct chat_row *r = sc->state;
+    if (r && r->so.cluster && sc->opts.loop != r->so.loop) {
+        /* The Redis connection runs on the loop made in setup. */
+        cli_error("serve chat: --cluster does not work with --stack");
+        return CLI_USAGE;
+    }
     if (!r || !r->irc_port)
         return 0;
     (void)srv;
