@@ -216,6 +216,18 @@ static void messages(void)
     cr_assert_eq(count(&b, "waves"), 0);
     put(fa, "/msg nobody-here x\n");
     EXPECT(&a, "ERR nouser no user nobody-here\n");
+    /* The topic is the service's: set on node 3, seen on 1, asked on 2. */
+    put(fc, "/topic across nodes\n");
+    EXPECT(&c, "OK topic set\n");
+    line_with(&a, " carol across nodes\n", la, sizeof la);
+    check_stamped(la, "TOPIC", "carol across nodes\n", NULL);
+    char lt[256];
+    line_with(&b, " carol across nodes\n", lt, sizeof lt); /* the event */
+    cr_assert_str_eq(lt, la);
+    put(fb, "/topic\n");
+    line_with(&b, " carol across nodes\n", lt, sizeof lt); /* the answer */
+    cr_assert_str_eq(lt, la);
+    EXPECT(&b, "OK topic\n");
 }
 
 Test(chat_cluster, messages_across_nodes) { setup(false); messages(); }
