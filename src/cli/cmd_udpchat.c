@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/sockopt_cli.h"
 #include "sockstack/chat.h"
 #include "sockstack/config.h"
 #include "sockstack/err.h"
@@ -194,9 +195,12 @@ static void usage(FILE *out)
             "Options:\n"
             "  -n, --name NICK       nickname (required)\n"
             "      --max BYTES       largest datagram sent (default %d, at most %d)\n"
-            "      --linger SECS     keep listening after stdin ends (default 1)\n"
-            "  -h, --help            this help\n",
-            SS_UDPCHAT_MAX_DGRAM, SS_UDPCHAT_MAX_DGRAM);
+            "      --linger SECS     keep listening after stdin ends (default 1; here\n"
+            "                        not SO_LINGER, which UDP does not have)\n"
+            "  -h, --help            this help\n"
+            "\n%s"
+            "(the TCP ones, --nodelay, --keepalive and --mss, are refused: this is UDP)\n",
+            SS_UDPCHAT_MAX_DGRAM, SS_UDPCHAT_MAX_DGRAM, cli_sockopt_help);
 }
 
 int cmd_udpchat(int argc, char **argv)
@@ -207,8 +211,12 @@ int cmd_udpchat(int argc, char **argv)
         {"max", required_argument, NULL, OPT_MAX},
         {"linger", required_argument, NULL, OPT_LINGER},
         {"help", no_argument, NULL, 'h'},
+        /* after --linger above: getopt_long takes the first exact match */
+        CLI_SOCKOPT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
+    ss_sockopts so;
+    ss_sockopts_init(&so);
     struct uc u = {.max = SS_UDPCHAT_MAX_DGRAM, .linger_ms = 1000};
     int c;
     double d;
@@ -228,7 +236,12 @@ int cmd_udpchat(int argc, char **argv)
             u.linger_ms = (unsigned)(d * 1000);
             break;
         case 'h': usage(stdout); return CLI_OK;
-        default: return cli_option_error("udp-chat ", c, argv);
+        default:
+            switch (cli_sockopt_parse(c, optarg, &so)) {
+            case 1: continue;
+            case -1: return CLI_USAGE;
+            }
+            return cli_option_error("udp-chat ", c, argv);
         }
     }
     if (argc - optind != 2)
@@ -247,6 +260,12 @@ int cmd_udpchat(int argc, char **argv)
         return CLI_RUNTIME;
     }
     int err = ss_sock_open(ss_backend_kernel(), ss_addr_family(&u.server), SS_DGRAM, &u.s);
+    const char *failed = NULL;
+    if (!err && (err = ss_sock_set_opts(u.s, &so, &failed)) < 0) {
+        cli_sockopt_report("udp-chat", err, failed);
+        ss_sock_close(u.s);
+        return CLI_RUNTIME;
+    }
     if (!err)
         err = ss_loop_new(&u.loop);
     if (!err)

@@ -4,7 +4,10 @@
  * network namespace made in its own worker process (unshare(CLONE_NEWNET)):
  * the namespace, the device and its routes vanish with it, also when an
  * assertion fails; teardown kills every process the test started. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -334,4 +337,55 @@ Test(stack_cli, bad_stack_syntax_names_the_problem)
     expect_usage(g, "--stack addr=: prefix length must be 1 to 30");
     const char *h[] = {"serve", "echo", "--stack", "tun", NULL};
     expect_usage(h, "--stack: 'tun' is not KEY=VALUE");
+}
+
+/* The chat client on the user-space stack (issue 13: every client takes
+ * --stack): a kernel `serve chat`, alice on a kernel socket, bob through
+ * `chat --stack`; his line reaches her, and he joined through the stack's
+ * address. */
+Test(stack_cli, chat_client_over_the_stack_talks_to_a_kernel_server)
+{
+    need_root_and_netns();
+    cr_assert_eq(system("ip link set lo up"), 0); /* alice talks over loopback */
+    char db[64];
+    snprintf(db, sizeof db, "/tmp/ss-stack-chat-%d.db", (int)getpid());
+    const char *sargv[] = {th_sockstack(), "serve", "chat", "-b", "0.0.0.0", "--port", "0",
+                           "--db", db, "--grace", "0", "-v", NULL};
+    cr_assert_eq(th_spawn(&peer_p, (char *const *)sargv), 0);
+    int cport = th_wait_listening(&peer_p, 10000, NULL, 0);
+    cr_assert_gt(cport, 0);
+    int alice = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cport)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(alice, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(th_write_all(alice, "/nick alice\n", 12), 0);
+    char buf[4096];
+    cr_assert(th_read_until(alice, "OK nick alice 1\n", buf, sizeof buf, 10000), "%s", buf);
+    char server[32];
+    snprintf(server, sizeof server, KERNEL_ADDR ":%d", cport);
+    const char *cargv[] = {th_sockstack(), "chat", "--stack", stack_arg, "--server", server,
+                           "--name", "bob", "--plain", NULL};
+    cr_assert_eq(th_spawn(&srv_p, (char *const *)cargv), 0);
+    const char line[] = "hello from the user-space stack\n";
+    cr_assert_eq(th_write_all(srv_p.in, line, sizeof line - 1), 0);
+    cr_assert(th_read_until(alice, " bob hello from the user-space stack\n", buf, sizeof buf,
+                            20000), "%s", buf);
+    close(srv_p.in);
+    srv_p.in = -1;
+    char *out = NULL;
+    ssize_t n = th_read_all(srv_p.out, &out, 20000);
+    int st = th_wait(&srv_p, 10000);
+    srv_p.pid = -1;
+    out = realloc(out, (size_t)(n > 0 ? n : 0) + 1);
+    out[n > 0 ? n : 0] = '\0';
+    char want[96];
+    snprintf(want, sizeof want, "-- connected to %s\n", server);
+    cr_assert(strstr(out, want), "%s", out);
+    cr_assert(strstr(out, "-- you are bob (2 online)\n"), "%s", out);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "chat: status %d: %s", st, out);
+    free(out);
+    /* The server saw bob come from the stack's address, not the kernel's. */
+    cr_assert(th_read_until(peer_p.err, STACK_ADDR ":", buf, sizeof buf, 5000), "%s", buf);
+    close(alice);
+    unlink(db);
 }
