@@ -139,7 +139,8 @@ struct ss_chat_room {
     ss_chat_conn **nick_tab;    /* named connections by nick, any case:
                                  * chained, nick_cap (a power of 2) heads */
     size_t nick_cap, nick_n;
-    int online;
+    int online;     /* named connections here */
+    int svc_online; /* cluster: online in the whole service, as last heard */
     char *out;      /* one formatted line */
     size_t out_cap;
     uint64_t thr_seed;
@@ -230,7 +231,15 @@ void ss_chat_room_close(ss_chat_room *room)
     free(room);
 }
 
-int ss_chat_online(const ss_chat_room *room) { return room->online; }
+static bool cluster(const ss_chat_room *r);
+
+/* Users online: this node's, or in a cluster the service's. */
+static int online_count(const ss_chat_room *r)
+{
+    return cluster(r) ? r->svc_online : r->online;
+}
+
+int ss_chat_online(const ss_chat_room *room) { return online_count(room); }
 
 const char *ss_chat_nick(const ss_chat_conn *c) { return c->named ? c->nick : NULL; }
 
@@ -328,7 +337,7 @@ static void route_room(ss_chat_room *r, ss_chat_conn *except, const char *data,
 /* Presence events go to everyone only while the room is small enough. */
 static bool presence(const ss_chat_room *r)
 {
-    return r->o.presence_max <= 0 || r->online <= r->o.presence_max;
+    return r->o.presence_max <= 0 || online_count(r) <= r->o.presence_max;
 }
 
 static void route_presence(ss_chat_room *r, ss_chat_conn *about, const char *data,
@@ -619,6 +628,7 @@ static void leave_kr(ss_chat_room *r, struct chat_op *op)
 {
     if (op->err < 0)
         return; /* the other nodes announce it when the lease expires */
+    r->svc_online = op->res.n;
     char ts[32];
     ss_chat_format_ts(op->now, ts, sizeof ts);
     announce(r, NULL, "LEAVE %s %s %d", ts, op->nick, op->res.n);
@@ -883,6 +893,7 @@ static void claim_k(ss_chat_conn *c, struct chat_op *op)
     } else if (!(c->authed && !strcasecmp(c->nick, op->nick))) {
         c->authed = false;
     }
+    c->room->svc_online = op->res.n;
     take_nick(c, op->nick, op->now, op->res.n);
 }
 
@@ -944,7 +955,7 @@ static void cmd_nick(ss_chat_conn *c, char *args, int64_t now)
         return;
     }
     if (c->named && !strcmp(c->nick, nick)) {
-        say(c, "OK nick %s %d", nick, r->online);
+        say(c, "OK nick %s %d", nick, online_count(r));
         return;
     }
     ss_chat_conn *other = find_online(r, nick);
@@ -2197,6 +2208,15 @@ void ss__chat_room_bus(ss_chat_room *r, char kind, const char *nick, const char 
                        size_t len)
 {
     ss_chat_conn *c = nick[0] ? find_online(r, nick) : NULL;
+    /* "JOIN TS NICK N" / "LEAVE TS NICK N": N online after it. */
+    if (kind == 'P' && (!strncmp(line, "JOIN ", 5) || !strncmp(line, "LEAVE ", 6))) {
+        const char *sp = NULL;
+        for (const char *p = line; p < line + len; p++)
+            if (*p == ' ')
+                sp = p;
+        if (sp)
+            r->svc_online = atoi(sp + 1);
+    }
     if (kind == 'D') {
         if (c)
             route_conn(c, line, len);
@@ -2221,5 +2241,6 @@ void ss__chat_room_reaped(ss_chat_room *r, const char *nick, int online, int64_t
 {
     char ts[32];
     ss_chat_format_ts(now, ts, sizeof ts);
+    r->svc_online = online;
     announce(r, NULL, "LEAVE %s %s %d", ts, nick, online);
 }

@@ -482,6 +482,11 @@ static void irc(void)
     EXPECT(&i, ":sockstack 352 ircy #lobby nat sockstack sockstack nat H :0 nat\r\n");
     EXPECT(&i, ":sockstack 352 ircy #lobby ircy sockstack sockstack ircy H :0 ircy\r\n");
     EXPECT(&i, ":sockstack 315 ircy #lobby :End of WHO list\r\n");
+    /* LIST counts the service's users, not this node's. */
+    put(fi, "LIST\r\n");
+    EXPECT(&i, ":sockstack 321 ircy Channel :Users  Name\r\n"
+               ":sockstack 322 ircy #lobby 2 :\r\n"
+               ":sockstack 323 ircy :End of /LIST\r\n");
 }
 
 Test(chat_cluster, irc_front_across_nodes) { setup(false); irc(); }
