@@ -930,7 +930,7 @@ static void nick_k(ss_chat_conn *c, struct chat_op *op)
         return;
     }
     if (op->err < 0) {
-        say(c, "ERR store the store failed");
+        store_err(c, op->err, "the store failed");
         return;
     }
     bool own = c->authed && !strcasecmp(c->nick, nick);
@@ -1178,7 +1178,7 @@ static void login_k(ss_chat_conn *c, struct chat_op *op)
     ss_chat_kdf *j = op->err < 0 ? NULL : kdf_new(c, KDF_CHECK, op->nick, op->text);
     OPENSSL_cleanse(op->text, strlen(op->text));
     if (op->err < 0) {
-        say(c, "ERR store the store failed");
+        store_err(c, op->err, "the store failed");
         return;
     }
     if (!j) {
@@ -1226,7 +1226,7 @@ static void register_k(ss_chat_conn *c, struct chat_op *op)
     const char *nick = op->nick;
     ss_chat_kdf *j = NULL;
     if (op->err < 0)
-        say(c, "ERR store the store failed");
+        store_err(c, op->err, "the store failed");
     else if (op->res.u.registered && !c->authed)
         say(c, "ERR registered %s is registered: /login %s PASSWORD", nick, nick);
     else if (!(j = kdf_new(c, KDF_HASH, nick, op->text)) || RAND_bytes(j->salt, 16) != 1) {
@@ -1427,7 +1427,10 @@ static void cmd_who(ss_chat_conn *c, char *args, int64_t now)
 
 static void history_k(ss_chat_conn *c, struct chat_op *op)
 {
-    say(c, "OK history %d", op->err < 0 ? 0 : op->res.n);
+    if (op->err < 0)
+        store_err(c, op->err, "no history");
+    else
+        say(c, "OK history %d", op->res.n);
 }
 
 static void cmd_history(ss_chat_conn *c, char *args, int64_t now)
@@ -1562,7 +1565,7 @@ static void cmd_away(ss_chat_conn *c, char *args, int64_t now)
 static void topic_get_k(ss_chat_conn *c, struct chat_op *op)
 {
     if (op->err < 0) {
-        say(c, "ERR store the store failed");
+        store_err(c, op->err, "the store failed");
         return;
     }
     if (op->res.found)

@@ -423,6 +423,14 @@ static void redis_dies(void)
     put(fa, "while down\n");
     EXPECT(&a, "ERR degraded the service is degraded (its store is unreachable): message "
                "not stored\n");
+    put(fa, "/history 1\n");
+    EXPECT(&a, "ERR degraded the service is degraded (its store is unreachable): no "
+               "history\n");
+    put(fa, "/who\n");
+    EXPECT(&a, "ERR degraded the service is degraded (its store is unreachable): no list\n");
+    put(fa, "/nick alice2\n");
+    EXPECT(&a, "ERR degraded the service is degraded (its store is unreachable): the store "
+               "failed\n");
     for (int i = 0; i < nsrv; i++)
         cr_assert_eq(th_redis_restart(&rs[i]), 0);
     if (use_cluster)
