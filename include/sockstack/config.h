@@ -292,6 +292,11 @@ SS_API_BEGIN
 /* Client: a server silent this long is dead (a probe is sent at half of
  * it), and the client moves on to the next server (--server-timeout). */
 #define SS_CHAT_SERVER_TIMEOUT_MS 30000
+/* Client: after a reconnect, a nick still held by the lost node (until
+ * its lease runs out: --lease, 10 s by default) or a node not yet on its
+ * store is asked for again this often, this many times. */
+#define SS_CHAT_REJOIN_MS 500
+#define SS_CHAT_REJOIN_TRIES 120
 /* Client: --server addresses kept (a name may give several each). */
 #define SS_CHAT_SERVERS_MAX 16
 #define SS_CHAT_ADDRS_MAX 32

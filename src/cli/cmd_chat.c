@@ -91,6 +91,11 @@ struct chat_client {
     ss_timer alive;
     int alive_ms;              /* --server-timeout; 0: never */
     uint64_t last_rx, probe_at;
+    /* after a reconnect: the nick may still be held by the node that died
+     * (its lease) or the node may not reach its store yet; asked again */
+    bool joined;               /* this connection got OK nick */
+    ss_timer rejoin;
+    int rejoins;
     char node_host[SS_ADDR_STRLEN], node_port[8]; /* the node we are on */
     /* server -> us */
     ss_chat_client *dec;
@@ -127,6 +132,7 @@ struct chat_client {
 
 static void client_connect(struct chat_client *cl);
 static void drop(struct chat_client *cl, const char *why);
+static void flush_pending(struct chat_client *cl);
 static void sock_cb(ss_sock *s, unsigned ev, void *arg);
 static bool peer_input(struct chat_client *cl, const char *nick, const char *line);
 
@@ -231,9 +237,16 @@ static void upload_pump(struct chat_client *cl)
     }
 }
 
+/* Back on a server after a loss, but not yet joined: what is typed waits. */
+static bool rejoining(const struct chat_client *cl)
+{
+    return cl->me[0] && !cl->joined;
+}
+
 static void maybe_finish_stdin(struct chat_client *cl)
 {
-    if (cl->stdin_eof && !cl->ul && !cl->quitting && cl->state == ST_CONNECTED) {
+    if (cl->stdin_eof && !cl->ul && !cl->quitting && cl->state == ST_CONNECTED &&
+        !rejoining(cl)) {
         cl->quitting = true;
         queue(cl, "/quit\n", 6);
     }
@@ -322,7 +335,7 @@ static void user_line(struct chat_client *cl, const char *line)
         cl->quitting = true;
     show_own(cl, line);
     size_t n = strlen(line);
-    if (cl->state != ST_CONNECTED) {
+    if (cl->state != ST_CONNECTED || rejoining(cl)) {
         /* Kept until the connection is up (piped input, reconnects). */
         if (cl->pend_len + n + 1 > OUT_MAX) {
             show(cl, NULL, NULL, "!! not connected and %d lines wait; not sent: %s",
@@ -533,7 +546,14 @@ static void ok_event(struct chat_client *cl, const ss_chat_ev *ev)
         /* Joined: this address works; the next loss starts afresh. */
         cl->tried = 0;
         cl->backoff_ms = SS_CHAT_BACKOFF_MIN_MS;
+        bool was_rejoining = rejoining(cl);
+        cl->joined = true;
+        cl->rejoins = 0;
+        ss_timer_stop(cl->loop, &cl->rejoin);
         snprintf(cl->me, sizeof cl->me, "%s", ev->nick);
+        /* Back after a loss: what was typed meanwhile, in order. */
+        if (was_rejoining)
+            flush_pending(cl);
         cl->online = ev->count;
         if (cl->ui) {
             chat_ui_nick(cl->ui, cl->me);
@@ -633,6 +653,24 @@ static void server_event(void *arg, const ss_chat_ev *ev)
         ok_event(cl, ev);
         break;
     case SS_CHAT_EV_ERR:
+        if (rejoining(cl) && (!strcmp(ev->code, "nicktaken") || !strcmp(ev->code, "degraded")) &&
+            cl->rejoins < SS_CHAT_REJOIN_TRIES) {
+            /* Our nick, still held by the node we lost until its lease
+             * runs out; or a node not yet on its store. Ask again. */
+            if (cl->rejoins++ == 0)
+                show(cl, NULL, NULL, "-- %s; asking again every %.1f s",
+                     *ev->text ? ev->text : ev->code, SS_CHAT_REJOIN_MS / 1000.0);
+            ss_timer_start(cl->loop, &cl->rejoin, SS_CHAT_REJOIN_MS);
+            return;
+        }
+        if (rejoining(cl) && (!strcmp(ev->code, "nicktaken") || !strcmp(ev->code, "degraded") ||
+                              !strcmp(ev->code, "auth") || !strcmp(ev->code, "badnick"))) {
+            /* Given up: what waits goes out (refused, as without a nick). */
+            show(cl, NULL, NULL, "!! %s", *ev->text ? ev->text : ev->code);
+            cl->joined = true;
+            flush_pending(cl);
+            return;
+        }
         if (cl->ul && cl->ul_id == -1 && strcmp(ev->code, "toolong") &&
             strcmp(ev->code, "utf8") && strcmp(ev->code, "overflow")) {
             show(cl, NULL, NULL, "!! file not sent: %s", *ev->text ? ev->text : ev->code);
@@ -732,6 +770,7 @@ static void addr_host(const ss_addr *a, char *buf, size_t cap)
 
 static void drop(struct chat_client *cl, const char *why)
 {
+    ss_timer_stop(cl->loop, &cl->rejoin);
     ss_timer_stop(cl->loop, &cl->conn_timer);
     ss_timer_stop(cl->loop, &cl->alive);
     ss_sock_close(cl->s);
@@ -818,6 +857,30 @@ static void alive_cb(ss_loop *loop, ss_timer *t, void *arg)
     ss_timer_start(loop, t, half - idle);
 }
 
+/* What was typed or piped while offline (or rejoining), in order. */
+static void flush_pending(struct chat_client *cl)
+{
+    if (cl->pend_len && queue(cl, cl->pend, cl->pend_len)) {
+        cl->pend_len = 0;
+        cl->pend_lines = 0;
+    }
+    if (cl->stdin_eof)
+        maybe_finish_stdin(cl);
+}
+
+/* /since (after a reconnect: history from shortly before the last line
+ * shown; the decoder drops what was shown already), then /nick or /login. */
+static void n_join(struct chat_client *cl, char *buf, size_t cap)
+{
+    int n = ss_chat_client_since(cl->dec, buf, cap);
+    if (n > 0)
+        queue(cl, buf, (size_t)n);
+    const char *nick = cl->me[0] ? cl->me : cl->nick;
+    n = cl->password ? snprintf(buf, cap, "/login %s %s\n", nick, cl->password)
+                     : snprintf(buf, cap, "/nick %s\n", nick);
+    queue(cl, buf, (size_t)n);
+}
+
 static void connected(struct chat_client *cl)
 {
     ss_timer_stop(cl->loop, &cl->conn_timer);
@@ -836,23 +899,24 @@ static void connected(struct chat_client *cl)
     cl->probe_at = 0;
     if (cl->alive_ms > 0)
         ss_timer_start(cl->loop, &cl->alive, (uint64_t)cl->alive_ms / 2);
+    cl->joined = false;
+    cl->rejoins = 0;
     char buf[256];
-    /* After a reconnect: history from shortly before the last line shown;
-     * the decoder drops what was shown already. */
-    int n = ss_chat_client_since(cl->dec, buf, sizeof buf);
-    if (n > 0)
-        queue(cl, buf, (size_t)n);
-    const char *nick = cl->me[0] ? cl->me : cl->nick;
-    n = cl->password ? snprintf(buf, sizeof buf, "/login %s %s\n", nick, cl->password)
-                     : snprintf(buf, sizeof buf, "/nick %s\n", nick);
-    queue(cl, buf, (size_t)n);
-    /* What was typed or piped while offline, in order. */
-    if (cl->pend_len && queue(cl, cl->pend, cl->pend_len)) {
-        cl->pend_len = 0;
-        cl->pend_lines = 0;
-    }
-    if (cl->stdin_eof)
-        maybe_finish_stdin(cl);
+    n_join(cl, buf, sizeof buf);
+    /* What was typed or piped while offline, in order: at once on the
+     * first connection, after the join on a reconnect. */
+    if (!rejoining(cl))
+        flush_pending(cl);
+}
+
+/* Ask for our nick again (rejoin timer). */
+static void rejoin_cb(ss_loop *loop, ss_timer *t, void *arg)
+{
+    struct chat_client *cl = arg;
+    if (cl->state != ST_CONNECTED || cl->joined)
+        return;
+    char buf[256];
+    n_join(cl, buf, sizeof buf);
 }
 
 /* Why s failed with err: the TLS reason when there is one. */
@@ -1228,6 +1292,7 @@ int cmd_chat(int argc, char **argv)
     ss_timer_init(&cl.retry, retry_cb, &cl);
     ss_timer_init(&cl.conn_timer, conn_timeout_cb, &cl);
     ss_timer_init(&cl.alive, alive_cb, &cl);
+    ss_timer_init(&cl.rejoin, rejoin_cb, &cl);
     ss_defer_init(&cl.sweep, sweep_cb, &cl);
     if (!plain && isatty(0) && isatty(1)) {
         cl.ui = chat_ui_open("?", cl.nick);
@@ -1243,6 +1308,7 @@ int cmd_chat(int argc, char **argv)
     ss_timer_stop(cl.loop, &cl.retry);
     ss_timer_stop(cl.loop, &cl.conn_timer);
     ss_timer_stop(cl.loop, &cl.alive);
+    ss_timer_stop(cl.loop, &cl.rejoin);
     ss_loop_defer_cancel(cl.loop, &cl.sweep);
     for (int i = 0; i < PEERS_MAX; i++)
         ss_chat_p2p_free(cl.peers[i].p);
