@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,34 @@ static inline int fx_server(struct th_proc **out, int port, const char *const *e
     int got = th_wait_listening(*out, 10000, NULL, 0);
     cr_assert_gt(got, 0, "server did not start");
     return got;
+}
+
+/* The ports of a server started with --irc-port 0: "chat: IRC on
+ * 127.0.0.1:P (tcp)" comes first on stderr, then "listening on". Returns
+ * the native port; the IRC one in *irc. */
+static inline int fx_irc_ports(struct th_proc *t, int *irc_port)
+{
+    char buf[4096];
+    size_t len = 0;
+    char *irc = NULL, *nat = NULL;
+    long deadline = now_ms() + 20000;
+    while (!(irc && nat && strstr(nat, " (tcp)")) && now_ms() < deadline) {
+        struct pollfd pfd = {.fd = t->err, .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(t->err, buf + len, sizeof buf - 1 - len);
+        cr_assert_gt(r, 0, "server exited: %.*s", (int)len, buf);
+        len += (size_t)r;
+        buf[len] = '\0';
+        irc = strstr(buf, "chat: IRC on 127.0.0.1:");
+        nat = strstr(buf, "listening on 127.0.0.1:");
+    }
+    cr_assert(irc && nat, "no ports in: %s", buf);
+    *irc_port = atoi(irc + strlen("chat: IRC on 127.0.0.1:"));
+    int native = atoi(nat + strlen("listening on 127.0.0.1:"));
+    cr_assert_gt(native, 0);
+    cr_assert_gt(*irc_port, 0);
+    return native;
 }
 
 /* A raw TCP client, optionally with a small receive buffer. */

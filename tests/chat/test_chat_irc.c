@@ -45,28 +45,7 @@ static int irc_server(const char *const *extra)
     struct th_proc p;
     cr_assert_eq(th_spawn(&p, argv), 0);
     struct th_proc *t = track(p);
-    /* "chat: IRC on ADDR:PORT (tcp)" comes first, then "listening on". */
-    char buf[4096];
-    size_t len = 0;
-    char *irc = NULL, *nat = NULL;
-    long deadline = now_ms() + 10000;
-    while (!(irc && nat && strstr(nat, " (tcp)")) && now_ms() < deadline) {
-        struct pollfd pfd = {.fd = t->err, .events = POLLIN};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        ssize_t r = read(t->err, buf + len, sizeof buf - 1 - len);
-        cr_assert_gt(r, 0, "server exited: %.*s", (int)len, buf);
-        len += (size_t)r;
-        buf[len] = '\0';
-        irc = strstr(buf, "chat: IRC on 127.0.0.1:");
-        nat = strstr(buf, "listening on 127.0.0.1:");
-    }
-    cr_assert(irc && nat, "no ports in: %s", buf);
-    irc_port = atoi(irc + strlen("chat: IRC on 127.0.0.1:"));
-    int native = atoi(nat + strlen("listening on 127.0.0.1:"));
-    cr_assert_gt(native, 0);
-    cr_assert_gt(irc_port, 0);
-    return native;
+    return fx_irc_ports(t, &irc_port);
 }
 
 static int irc_raw(struct stream *s)

@@ -4,7 +4,6 @@
  * Nothing sleeps as synchronisation where a line can be waited for; the
  * waits for a lease to run out are bounded by the lease (1.5 s here). */
 #include <criterion/criterion.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,25 +40,7 @@ static void start_node(int i)
         cr_assert_gt(port[i], 0, "node %d did not start", i + 1);
         return;
     }
-    /* "chat: IRC on ADDR:PORT (tcp)" comes first, then "listening on". */
-    char buf[4096];
-    size_t len = 0;
-    char *irc = NULL, *nat = NULL;
-    long deadline = now_ms() + 20000;
-    while (!(irc && nat && strstr(nat, " (tcp)")) && now_ms() < deadline) {
-        struct pollfd pfd = {.fd = node[i]->err, .events = POLLIN};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        ssize_t r = read(node[i]->err, buf + len, sizeof buf - 1 - len);
-        cr_assert_gt(r, 0, "node 1 exited: %.*s", (int)len, buf);
-        len += (size_t)r;
-        buf[len] = '\0';
-        irc = strstr(buf, "chat: IRC on 127.0.0.1:");
-        nat = strstr(buf, "listening on 127.0.0.1:");
-    }
-    cr_assert(irc && nat, "no ports in: %s", buf);
-    irc_port = atoi(irc + strlen("chat: IRC on 127.0.0.1:"));
-    port[i] = atoi(nat + strlen("listening on 127.0.0.1:"));
+    port[i] = fx_irc_ports(node[i], &irc_port);
 }
 
 static void setup(bool cl)
