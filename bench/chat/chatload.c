@@ -2,6 +2,8 @@
  *
  *   chatload HOST PORT CLIENTS SENDERS WINDOW SECS MODE
  *
+ * PORT may be a list, "P1,P2,P3": the nodes of a cluster on HOST; client i
+ * connects to the (i mod n)-th, so clients and senders spread evenly.
  * Opens CLIENTS connections (MODE "ss": each takes a nickname with /nick;
  * MODE "irc": each registers (NICK, USER) and joins #lobby on the chat
  * server's IRC port, and sends PRIVMSG #lobby; MODE "ncat": ncat --chat
@@ -15,6 +17,8 @@
  *   cpu_us_per_delivery=C busy_pct=B
  * (C: the whole machine's busy CPU time over the measured seconds, from
  * /proc/stat -- server, this program and the kernel -- per delivery.)
+ * The shell commands in $CHATLOAD_AT_START and $CHATLOAD_AT_END, if set,
+ * run just before and just after the measured seconds.
  * One thread, epoll; memory is bounded (a ring of in-flight messages and a
  * latency histogram of 10 us buckets up to 10 s).
  */
@@ -219,7 +223,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *host = argv[1];
-    int port = atoi(argv[2]);
+    int ports[16], n_ports = 0;
+    for (char *p = argv[2]; *p && n_ports < 16; p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
+        ports[n_ports++] = atoi(p);
     n_clients = atoi(argv[3]);
     int senders = atoi(argv[4]), window = atoi(argv[5]);
     double secs = atof(argv[6]);
@@ -233,9 +239,10 @@ int main(int argc, char **argv)
     cl = calloc((size_t)n_clients, sizeof *cl);
     hist = calloc(BUCKETS, sizeof *hist);
     int ep = epoll_create1(0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in a = {.sin_family = AF_INET};
     inet_pton(AF_INET, host, &a.sin_addr);
     for (int i = 0; i < n_clients; i++) {
+        a.sin_port = htons((uint16_t)ports[i % n_ports]);
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0)
             die("socket");
@@ -277,6 +284,10 @@ int main(int argc, char **argv)
     }
     for (int s = 0; s < senders; s++)
         cl[s].sender = 1;
+    /* bench/chat/cluster reads Redis's counters around the measured time */
+    const char *hook = getenv("CHATLOAD_AT_START");
+    if (hook && system(hook) != 0)
+        fprintf(stderr, "chatload: CHATLOAD_AT_START failed\n");
     measuring = 1;
     uint64_t busy0, total0, busy1, total1;
     machine_ticks(&busy0, &total0);
@@ -305,6 +316,9 @@ int main(int argc, char **argv)
     double took = (double)(now_ns() - start) / 1e9;
     measuring = 0;
     machine_ticks(&busy1, &total1);
+    hook = getenv("CHATLOAD_AT_END");
+    if (hook && system(hook) != 0)
+        fprintf(stderr, "chatload: CHATLOAD_AT_END failed\n");
     double cpu_us = delivered ? (double)(busy1 - busy0) * machine_tick_us() / (double)delivered : 0;
     double busy_pct =
         total1 > total0 ? 100.0 * (double)(busy1 - busy0) / (double)(total1 - total0) : 0;
