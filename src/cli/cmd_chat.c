@@ -1165,12 +1165,14 @@ static int parse_server(const char *arg, struct server *sv)
     }
     if (!colon || hlen == 0 || hlen >= sizeof sv->host)
         return cli_usage_error("chat ", "--server: '%s' is not HOST:PORT", arg);
-    int port;
-    if (cli_parse_int("--server PORT", colon + 1, 1, 65535, &port) < 0)
-        return CLI_USAGE;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 1 || port > 65535)
+        return cli_usage_error("chat ", "--server: '%s': the port is not a number from 1 "
+                               "to 65535", arg);
     memcpy(sv->host, host, hlen);
     sv->host[hlen] = '\0';
-    snprintf(sv->port, sizeof sv->port, "%d", port);
+    snprintf(sv->port, sizeof sv->port, "%ld", port);
     return 0;
 }
 

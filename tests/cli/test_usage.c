@@ -116,3 +116,26 @@ Test(cli_usage, services_listed_by_name)
                 "sockstack: serve: which service? (one of: echo, area, exec, files, chat, "
                 "udp-chat) (see 'sockstack serve --help')\n");
 }
+
+Test(cli_usage, chat_servers_are_checked)
+{
+    usage_error((const char *const[]){"chat", "--server", "1.2.3.4", "--name", "a", NULL},
+                "sockstack: chat: --server: '1.2.3.4' is not HOST:PORT "
+                "(see 'sockstack chat --help')\n");
+    usage_error((const char *const[]){"chat", "--server", "::1:7", "--name", "a", NULL},
+                "sockstack: chat: --server: '::1:7': an IPv6 address goes in brackets "
+                "([::1]:7000) (see 'sockstack chat --help')\n");
+    usage_error((const char *const[]){"chat", "--server", "[::1]:0", "--name", "a", NULL},
+                "sockstack: chat: --server: '[::1]:0': the port is not a number from 1 "
+                "to 65535 (see 'sockstack chat --help')\n");
+    usage_error((const char *const[]){"chat", "--name", "a", NULL},
+                "sockstack: chat: expected HOST PORT (or --server HOST:PORT) "
+                "(see 'sockstack chat --help')\n");
+    usage_error((const char *const[]){"chat", "h", "--server", "h:1", "--name", "a", NULL},
+                "sockstack: chat: expected HOST PORT or only --server "
+                "(see 'sockstack chat --help')\n");
+    usage_error((const char *const[]){"chat", "h", "1", "--server-timeout", "0.1", "--name",
+                                      "a", NULL},
+                "sockstack: chat: --server-timeout: at least 0.2 s (or 0) "
+                "(see 'sockstack chat --help')\n");
+}
