@@ -114,7 +114,7 @@ int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
     return 0;
 }
 
-static void sock_free(ss_stack *st, struct ss_sock *sk)
+static void sock_free(ss_stack *st, struct ss_pcb *sk)
 {
     st->mem -= (uint64_t)sk->snd.cap + sk->rcv.cap;
     free(sk->snd.buf);
@@ -130,9 +130,9 @@ static void sock_free(ss_stack *st, struct ss_sock *sk)
  * its own callback": release only marks and unlinks, this frees. */
 static void reap(ss_stack *st)
 {
-    struct ss_sock **pp = &st->zombies;
+    struct ss_pcb **pp = &st->zombies;
     while (*pp) {
-        struct ss_sock *sk = *pp;
+        struct ss_pcb *sk = *pp;
         if (sk->on_ev || sk->on_out || sk->on_dirty || sk->on_trimq) {
             pp = &sk->h_next;   /* a list still links it: next time */
             continue;
@@ -148,7 +148,7 @@ void ss_stack_free(ss_stack *st)
         return;
     free(st->trimq);
     while (st->zombies) {
-        struct ss_sock *sk = st->zombies;
+        struct ss_pcb *sk = st->zombies;
         st->zombies = sk->h_next;
         sock_free(st, sk);
     }
@@ -181,10 +181,10 @@ void ss_stack_stats(const ss_stack *st, struct ss_stack_stats *out)
 void ss_stack_mem(const ss_stack *st, struct ss_stack_mem *out)
 {
     *out = (struct ss_stack_mem){.sockets = st->nsocks};
-    out->socket_bytes = (uint64_t)st->nsocks * sizeof(struct ss_sock);
+    out->socket_bytes = (uint64_t)st->nsocks * sizeof(struct ss_pcb);
     out->buffer_bytes = st->mem;
     for (uint32_t i = 0; i < st->tab_hi; i++) {
-        const struct ss_sock *sk = st->tab[i];
+        const struct ss_pcb *sk = st->tab[i];
         if (sk && sk->ooo)
             out->buffer_bytes += st->cfg.ooo_max * sizeof *sk->ooo;
         if (sk && sk->sb)
@@ -199,7 +199,7 @@ void ss_stack_mem(const ss_stack *st, struct ss_stack_mem *out)
 }
 
 /* ---- events ------------------------------------------------------------ */
-void ss__stack_sock_event(ss_stack *st, struct ss_sock *sk, unsigned ev, int err)
+void ss__stack_sock_event(ss_stack *st, struct ss_pcb *sk, unsigned ev, int err)
 {
     sk->pending_ev |= ev;
     if (ev & SS_EV_ERROR)
@@ -216,22 +216,22 @@ void ss__stack_sock_event(ss_stack *st, struct ss_sock *sk, unsigned ev, int err
  * every run whatever order the events came in. */
 static int by_id(const void *a, const void *b)
 {
-    int x = (*(struct ss_sock *const *)a)->id, y = (*(struct ss_sock *const *)b)->id;
+    int x = (*(struct ss_pcb *const *)a)->id, y = (*(struct ss_pcb *const *)b)->id;
     return (x > y) - (x < y);
 }
 
-static size_t take_sorted(ss_stack *st, struct ss_sock **head, size_t off,
-                          struct ss_sock ***out)
+static size_t take_sorted(ss_stack *st, struct ss_pcb **head, size_t off,
+                          struct ss_pcb ***out)
 {
     size_t n = 0;
-    for (struct ss_sock *p = *head; p; p = *(struct ss_sock **)((char *)p + off))
+    for (struct ss_pcb *p = *head; p; p = *(struct ss_pcb **)((char *)p + off))
         n++;
     *out = NULL;
     if (!n)
         return 0;
     /* One scratch vector per stack, kept: no allocation per packet. A
      * nested call (a callback that sends inside a batch) gets its own. */
-    struct ss_sock **v = st->scratch_busy ? NULL : st->scratch;
+    struct ss_pcb **v = st->scratch_busy ? NULL : st->scratch;
     if (!v || st->scratch_cap < n) {
         size_t cap = n < 64 ? 64 : n;
         v = st->scratch_busy ? malloc(cap * sizeof *v) : realloc(st->scratch, cap * sizeof *v);
@@ -245,7 +245,7 @@ static size_t take_sorted(ss_stack *st, struct ss_sock **head, size_t off,
     if (v == st->scratch)
         st->scratch_busy = true;
     n = 0;
-    for (struct ss_sock *p = *head; p; p = *(struct ss_sock **)((char *)p + off))
+    for (struct ss_pcb *p = *head; p; p = *(struct ss_pcb **)((char *)p + off))
         v[n++] = p;
     *head = NULL;
     if (n > 1)
@@ -254,7 +254,7 @@ static size_t take_sorted(ss_stack *st, struct ss_sock **head, size_t off,
     return n;
 }
 
-static void put_sorted(ss_stack *st, struct ss_sock **v)
+static void put_sorted(ss_stack *st, struct ss_pcb **v)
 {
     if (v && v == st->scratch)
         st->scratch_busy = false;
@@ -272,12 +272,12 @@ static void dispatch(ss_stack *st)
         return;
     st->dispatching = 1;
     for (int round = 0; round < 4 && st->ev_head; round++) {
-        struct ss_sock **v;
-        size_t n = take_sorted(st, &st->ev_head, offsetof(struct ss_sock, ev_next), &v);
+        struct ss_pcb **v;
+        size_t n = take_sorted(st, &st->ev_head, offsetof(struct ss_pcb, ev_next), &v);
         for (size_t i = 0; i < n; i++)
             v[i]->on_ev = false;
         for (size_t i = 0; i < n; i++) {
-            struct ss_sock *sk = v[i];
+            struct ss_pcb *sk = v[i];
             unsigned ev = sk->pending_ev;
             int err = sk->ev_err;
             if (sk->on_ev)
@@ -342,12 +342,12 @@ int ss_stack_input_batch_flags(ss_stack *st, uint64_t now_us, const uint8_t *con
         bad += bad_count(st) != before;
     }
     st->batching = false;
-    struct ss_sock **v;
-    size_t k = take_sorted(st, &st->out_head, offsetof(struct ss_sock, out_next), &v);
+    struct ss_pcb **v;
+    size_t k = take_sorted(st, &st->out_head, offsetof(struct ss_pcb, out_next), &v);
     for (size_t i = 0; i < k; i++)
         v[i]->on_out = false;
     for (size_t i = 0; i < k; i++) {
-        struct ss_sock *sk = v[i];
+        struct ss_pcb *sk = v[i];
         if (sk->kind == SS_SK_TCP && sk->out_pending) {
             sk->out_pending = false;
             ss__tcp_output(st, sk);
@@ -359,7 +359,7 @@ int ss_stack_input_batch_flags(ss_stack *st, uint64_t now_us, const uint8_t *con
 }
 
 /* Output deferred to the end of the batch (MUST-59). */
-void ss__tcp_defer_output(ss_stack *st, struct ss_sock *sk)
+void ss__tcp_defer_output(ss_stack *st, struct ss_pcb *sk)
 {
     sk->out_pending = true;
     if (!sk->on_out) {
@@ -370,12 +370,12 @@ void ss__tcp_defer_output(ss_stack *st, struct ss_sock *sk)
 }
 
 /* ---- timers: a binary min-heap of sockets by (deadline, id) --------------- */
-static bool heap_less(const struct ss_sock *a, const struct ss_sock *b)
+static bool heap_less(const struct ss_pcb *a, const struct ss_pcb *b)
 {
     return a->deadline < b->deadline || (a->deadline == b->deadline && a->id < b->id);
 }
 
-static void heap_set(ss_stack *st, uint32_t i, struct ss_sock *sk)
+static void heap_set(ss_stack *st, uint32_t i, struct ss_pcb *sk)
 {
     st->heap[i] = sk;
     sk->heap_i = i + 1;
@@ -383,7 +383,7 @@ static void heap_set(ss_stack *st, uint32_t i, struct ss_sock *sk)
 
 static void heap_up(ss_stack *st, uint32_t i)
 {
-    struct ss_sock *sk = st->heap[i];
+    struct ss_pcb *sk = st->heap[i];
     while (i > 0) {
         uint32_t p = (i - 1) / 2;
         if (!heap_less(sk, st->heap[p]))
@@ -396,7 +396,7 @@ static void heap_up(ss_stack *st, uint32_t i)
 
 static void heap_down(ss_stack *st, uint32_t i)
 {
-    struct ss_sock *sk = st->heap[i];
+    struct ss_pcb *sk = st->heap[i];
     for (;;) {
         uint32_t c = 2 * i + 1;
         if (c >= st->heap_n)
@@ -411,13 +411,13 @@ static void heap_down(ss_stack *st, uint32_t i)
     heap_set(st, i, sk);
 }
 
-static void heap_remove(ss_stack *st, struct ss_sock *sk)
+static void heap_remove(ss_stack *st, struct ss_pcb *sk)
 {
     if (!sk->heap_i)
         return;
     uint32_t i = sk->heap_i - 1;
     sk->heap_i = 0;
-    struct ss_sock *last = st->heap[--st->heap_n];
+    struct ss_pcb *last = st->heap[--st->heap_n];
     if (last == sk)
         return;
     heap_set(st, i, last);
@@ -427,7 +427,7 @@ static void heap_remove(ss_stack *st, struct ss_sock *sk)
 
 /* File sk under deadline d (SS_NEVER: out of the heap). false: no memory
  * to grow the heap (sk then stays where it was). */
-static bool heap_file(ss_stack *st, struct ss_sock *sk, uint64_t d)
+static bool heap_file(ss_stack *st, struct ss_pcb *sk, uint64_t d)
 {
     if (d == SS_NEVER) {
         heap_remove(st, sk);
@@ -436,7 +436,7 @@ static bool heap_file(ss_stack *st, struct ss_sock *sk, uint64_t d)
     if (!sk->heap_i) {
         if (st->heap_n == st->heap_cap) {
             uint32_t cap = st->heap_cap ? st->heap_cap * 2 : 64;
-            struct ss_sock **h = realloc(st->heap, cap * sizeof *h);
+            struct ss_pcb **h = realloc(st->heap, cap * sizeof *h);
             if (!h)
                 return false;
             st->heap = h;
@@ -456,12 +456,12 @@ static bool heap_file(ss_stack *st, struct ss_sock *sk, uint64_t d)
     return true;
 }
 
-static uint64_t sock_deadline(const struct ss_sock *sk)
+static uint64_t sock_deadline(const struct ss_pcb *sk)
 {
     return sk->kind == SS_SK_TCP ? ss__tcp_next_deadline(sk) : SS_NEVER;
 }
 
-void ss__sock_touch(ss_stack *st, struct ss_sock *sk)
+void ss__sock_touch(ss_stack *st, struct ss_pcb *sk)
 {
     if (!sk->on_dirty && sk->kind != SS_SK_FREE) {
         sk->on_dirty = true;
@@ -474,7 +474,7 @@ void ss__sock_touch(ss_stack *st, struct ss_sock *sk)
 static void refile(ss_stack *st)
 {
     while (st->dirty_head) {
-        struct ss_sock *sk = st->dirty_head;
+        struct ss_pcb *sk = st->dirty_head;
         if (sk->kind != SS_SK_FREE && !heap_file(st, sk, sock_deadline(sk)))
             return;   /* out of memory: the rest stays touched, tried again */
         st->dirty_head = sk->dirty_next;
@@ -493,23 +493,23 @@ uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us)
     /* Only the sockets whose deadline has come, earliest first. A socket
      * re-filed for now or earlier by its own timers waits for the next
      * call (no loop at one instant). */
-    struct ss_sock *due = NULL;
+    struct ss_pcb *due = NULL;
     while (st->heap_n && st->heap[0]->deadline <= now_us) {
-        struct ss_sock *sk = st->heap[0];
+        struct ss_pcb *sk = st->heap[0];
         heap_remove(st, sk);
         sk->dirty_next = due;   /* a list of its own until re-filed */
         due = sk;
         sk->on_dirty = true;
     }
     /* Run them in (deadline, id) order: the list is reversed. */
-    struct ss_sock *rev = NULL;
+    struct ss_pcb *rev = NULL;
     while (due) {
-        struct ss_sock *n = due->dirty_next;
+        struct ss_pcb *n = due->dirty_next;
         due->dirty_next = rev;
         rev = due;
         due = n;
     }
-    for (struct ss_sock *sk = rev; sk; sk = sk->dirty_next) {
+    for (struct ss_pcb *sk = rev; sk; sk = sk->dirty_next) {
         if (sk->kind == SS_SK_FREE)
             continue;
         if (sk->kind == SS_SK_TCP) {
@@ -520,7 +520,7 @@ uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us)
     }
     /* Back into the dirty list, to be re-filed below. */
     while (rev) {
-        struct ss_sock *n = rev->dirty_next;
+        struct ss_pcb *n = rev->dirty_next;
         rev->on_dirty = false;
         if (rev->kind != SS_SK_FREE)
             ss__sock_touch(st, rev);
@@ -533,7 +533,7 @@ uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us)
 }
 
 /* ---- sockets: ids, lookup, memory ------------------------------------- */
-struct ss_sock *ss__sock_at(const ss_stack *st, int sd)
+struct ss_pcb *ss__sock_at(const ss_stack *st, int sd)
 {
     if (sd < 0 || (uint32_t)sd >= st->tab_hi)
         return NULL;
@@ -545,9 +545,9 @@ struct ss_sock *ss__sock_at(const ss_stack *st, int sd)
  * out new connections. A scan, but only when the table is full. */
 static bool recycle_time_wait(ss_stack *st)
 {
-    struct ss_sock *old = NULL;
+    struct ss_pcb *old = NULL;
     for (uint32_t i = 0; i < st->tab_hi; i++) {
-        struct ss_sock *sk = st->tab[i];
+        struct ss_pcb *sk = st->tab[i];
         if (sk && sk->kind == SS_SK_TCP && sk->state == SS_TCP_TIME_WAIT && !sk->user &&
             (!old || sk->t_2msl < old->t_2msl))
             old = sk;
@@ -602,7 +602,7 @@ static int take_id(ss_stack *st)
         uint32_t n = st->tab_n ? st->tab_n * 2 : 16;
         if (n > st->cfg.max_sockets)
             n = st->cfg.max_sockets;
-        struct ss_sock **t = realloc(st->tab, n * sizeof *t);
+        struct ss_pcb **t = realloc(st->tab, n * sizeof *t);
         if (!t)
             return -1;
         st->tab = t;
@@ -616,12 +616,12 @@ static int take_id(ss_stack *st)
     return (int)st->tab_hi++;
 }
 
-struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind)
+struct ss_pcb *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind)
 {
     if (st->nsocks >= st->cfg.max_sockets && !recycle_time_wait(st))
         return NULL;
     reap(st);   /* what the recycling released, if nothing links it */
-    struct ss_sock *sk = calloc(1, sizeof *sk);
+    struct ss_pcb *sk = calloc(1, sizeof *sk);
     if (!sk)
         return NULL;
     int id = take_id(st);
@@ -655,7 +655,7 @@ struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind)
 }
 
 /* Hold or give back sk's local port in the TCP port counts. */
-void ss__port_hold(ss_stack *st, struct ss_sock *sk, uint16_t port)
+void ss__port_hold(ss_stack *st, struct ss_pcb *sk, uint16_t port)
 {
     sk->lport = port;
     if (sk->kind == SS_SK_TCP && !sk->port_held) {
@@ -664,7 +664,7 @@ void ss__port_hold(ss_stack *st, struct ss_sock *sk, uint16_t port)
     }
 }
 
-void ss__stack_sock_release(ss_stack *st, struct ss_sock *sk)
+void ss__stack_sock_release(ss_stack *st, struct ss_pcb *sk)
 {
     if (sk->kind == SS_SK_FREE)
         return;
@@ -684,9 +684,9 @@ void ss__stack_sock_release(ss_stack *st, struct ss_sock *sk)
     st->zombies = sk;
 }
 
-struct ss_sock *ss__stack_sock_get(const ss_stack *st, int sd)
+struct ss_pcb *ss__stack_sock_get(const ss_stack *st, int sd)
 {
-    struct ss_sock *sk = ss__sock_at(st, sd);
+    struct ss_pcb *sk = ss__sock_at(st, sd);
     if (!sk || !sk->user)
         return NULL;
     return sk;
@@ -712,14 +712,14 @@ uint32_t ss__tuple_hash(const ss_stack *st, uint32_t laddr, uint16_t lport, uint
     return hash_of(st, KEY_SYNQ, laddr, lport, raddr, rport);
 }
 
-static int key_tag(const struct ss_sock *sk)
+static int key_tag(const struct ss_pcb *sk)
 {
     if (sk->kind == SS_SK_UDP)
         return KEY_UDP;
     return sk->state == SS_TCP_LISTEN ? KEY_LISTEN : KEY_CONN;
 }
 
-static uint32_t sock_hash(const ss_stack *st, const struct ss_sock *sk)
+static uint32_t sock_hash(const ss_stack *st, const struct ss_pcb *sk)
 {
     int tag = key_tag(sk);
     if (tag == KEY_CONN)
@@ -731,12 +731,12 @@ static uint32_t sock_hash(const ss_stack *st, const struct ss_sock *sk)
 static void hash_grow(ss_stack *st)
 {
     uint32_t n = st->hash_n ? st->hash_n * 2 : 64;
-    struct ss_sock **b = calloc(n, sizeof *b);
+    struct ss_pcb **b = calloc(n, sizeof *b);
     if (!b)
         return;   /* longer chains, still correct */
     for (uint32_t i = 0; i < st->hash_n; i++) {
         while (st->hash[i]) {
-            struct ss_sock *sk = st->hash[i];
+            struct ss_pcb *sk = st->hash[i];
             st->hash[i] = sk->h_next;
             uint32_t j = sock_hash(st, sk) & (n - 1);
             sk->h_next = b[j];
@@ -748,7 +748,7 @@ static void hash_grow(ss_stack *st)
     st->hash_n = n;
 }
 
-void ss__sock_hash(ss_stack *st, struct ss_sock *sk)
+void ss__sock_hash(ss_stack *st, struct ss_pcb *sk)
 {
     if (sk->hashed)
         ss__sock_unhash(st, sk);
@@ -763,13 +763,13 @@ void ss__sock_hash(ss_stack *st, struct ss_sock *sk)
     st->hash_used++;
 }
 
-void ss__sock_unhash(ss_stack *st, struct ss_sock *sk)
+void ss__sock_unhash(ss_stack *st, struct ss_pcb *sk)
 {
     if (!sk->hashed)
         return;
     /* The key it was filed under: a listener is filed as one, and only
      * a socket's state decides that (unhash before changing it). */
-    struct ss_sock **pp = &st->hash[sock_hash(st, sk) & (st->hash_n - 1)];
+    struct ss_pcb **pp = &st->hash[sock_hash(st, sk) & (st->hash_n - 1)];
     while (*pp && *pp != sk)
         pp = &(*pp)->h_next;
     if (*pp)
@@ -780,29 +780,29 @@ void ss__sock_unhash(ss_stack *st, struct ss_sock *sk)
 }
 
 /* Exact 4-tuple first, then a listener on the port. */
-struct ss_sock *ss__tcp_lookup(ss_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+struct ss_pcb *ss__tcp_lookup(ss_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
                                uint16_t rport)
 {
     if (!st->hash_n)
         return NULL;
     uint32_t m = st->hash_n - 1;
-    for (struct ss_sock *sk = st->hash[hash_of(st, KEY_CONN, laddr, lport, raddr, rport) & m];
+    for (struct ss_pcb *sk = st->hash[hash_of(st, KEY_CONN, laddr, lport, raddr, rport) & m];
          sk; sk = sk->h_next)
         if (sk->kind == SS_SK_TCP && sk->state != SS_TCP_LISTEN && sk->state != SS_TCP_CLOSED &&
             sk->lport == lport && sk->raddr == raddr && sk->rport == rport && sk->laddr == laddr)
             return sk;
-    for (struct ss_sock *sk = st->hash[hash_of(st, KEY_LISTEN, 0, lport, 0, 0) & m]; sk;
+    for (struct ss_pcb *sk = st->hash[hash_of(st, KEY_LISTEN, 0, lport, 0, 0) & m]; sk;
          sk = sk->h_next)
         if (sk->kind == SS_SK_TCP && sk->state == SS_TCP_LISTEN && sk->lport == lport)
             return sk;
     return NULL;
 }
 
-struct ss_sock *ss__udp_lookup(ss_stack *st, uint16_t lport)
+struct ss_pcb *ss__udp_lookup(ss_stack *st, uint16_t lport)
 {
     if (!st->hash_n)
         return NULL;
-    for (struct ss_sock *sk = st->hash[hash_of(st, KEY_UDP, 0, lport, 0, 0) & (st->hash_n - 1)];
+    for (struct ss_pcb *sk = st->hash[hash_of(st, KEY_UDP, 0, lport, 0, 0) & (st->hash_n - 1)];
          sk; sk = sk->h_next)
         if (sk->kind == SS_SK_UDP && sk->lport == lport)
             return sk;
@@ -820,7 +820,7 @@ bool ss__port_in_use(ss_stack *st, enum ss_stack_sock_kind kind, uint16_t port)
  * in SYN-SENT from that port); only a second listener conflicts. */
 bool ss__listener_on(ss_stack *st, uint16_t port)
 {
-    struct ss_sock *sk = ss__tcp_lookup(st, 0, port, 0, 0);
+    struct ss_pcb *sk = ss__tcp_lookup(st, 0, port, 0, 0);
     return sk && sk->state == SS_TCP_LISTEN;
 }
 
@@ -838,7 +838,7 @@ uint16_t ss__ephemeral_port(ss_stack *st, enum ss_stack_sock_kind kind)
 
 /* ---- state ------------------------------------------------------------- */
 /* Every TCP state change goes through here, so every one is traced. */
-void ss__set_state(ss_stack *st, struct ss_sock *sk, enum ss_tcp_state ns)
+void ss__set_state(ss_stack *st, struct ss_pcb *sk, enum ss_tcp_state ns)
 {
     enum ss_tcp_state old = sk->state;
     if (old == ns)
@@ -848,11 +848,11 @@ void ss__set_state(ss_stack *st, struct ss_sock *sk, enum ss_tcp_state ns)
     ss__trace_state(st, sk, (int)old, (int)ns);
 }
 
-void ss__tcp_unlink_from_listener(ss_stack *st, struct ss_sock *sk)
+void ss__tcp_unlink_from_listener(ss_stack *st, struct ss_pcb *sk)
 {
     if (sk->parent < 0)
         return;
-    struct ss_sock *ls = ss__sock_at(st, sk->parent);
+    struct ss_pcb *ls = ss__sock_at(st, sk->parent);
     if (sk->in_accept_q) {
         int prev = -1;
         for (int c = ls->accept_head; c >= 0; prev = c, c = ss__sock_at(st, c)->next_q) {
@@ -875,7 +875,7 @@ void ss__tcp_unlink_from_listener(ss_stack *st, struct ss_sock *sk)
     sk->next_q = -1;
 }
 
-void ss__tcp_drop(ss_stack *st, struct ss_sock *sk, int err)
+void ss__tcp_drop(ss_stack *st, struct ss_pcb *sk, int err)
 {
     ss__tcp_unlink_from_listener(st, sk);
     ss__sock_unhash(st, sk);
@@ -895,7 +895,7 @@ void ss__tcp_drop(ss_stack *st, struct ss_sock *sk, int err)
 }
 
 /* sk's 4-tuple is set: it joins ls's SYN queue and the lookup table. */
-void ss__tcp_listener_add_child(ss_stack *st, struct ss_sock *ls, struct ss_sock *sk)
+void ss__tcp_listener_add_child(ss_stack *st, struct ss_pcb *ls, struct ss_pcb *sk)
 {
     sk->parent = ls->id;
     sk->passive = true;
@@ -916,11 +916,11 @@ void ss__tcp_listener_add_child(ss_stack *st, struct ss_sock *ls, struct ss_sock
 }
 
 /* A passive child reached ESTABLISHED: move it to the accept queue. */
-void ss__tcp_established_child(ss_stack *st, struct ss_sock *sk)
+void ss__tcp_established_child(ss_stack *st, struct ss_pcb *sk)
 {
     if (sk->parent < 0 || sk->in_accept_q)
         return;
-    struct ss_sock *ls = ss__sock_at(st, sk->parent);
+    struct ss_pcb *ls = ss__sock_at(st, sk->parent);
     ls->syn_q--;
     ls->accept_q++;
     sk->in_accept_q = true;
@@ -998,7 +998,7 @@ static void ring_release(ss_stack *st, struct ss_ring *r)
 
 /* Give back what a socket does not use: empty rings, and the
  * out-of-order and SACK tables when they hold nothing. */
-static void trim(ss_stack *st, struct ss_sock *sk)
+static void trim(ss_stack *st, struct ss_pcb *sk)
 {
     if (!sk->snd.len && sk->snd.cap)
         ring_release(st, &sk->snd);
@@ -1026,7 +1026,7 @@ static void trim(ss_stack *st, struct ss_sock *sk)
  * ss_stack_poll at least TRIM_US later gives back what is still empty.
  * The queue asks for no wake-up of its own (the runs stay as they were);
  * when it is full, the socket is trimmed at once. */
-void ss__sock_ring_idle(ss_stack *st, struct ss_sock *sk)
+void ss__sock_ring_idle(ss_stack *st, struct ss_pcb *sk)
 {
     if (sk->on_trimq)
         return;
@@ -1047,7 +1047,7 @@ static void trim_due(ss_stack *st, uint64_t now)
         struct ss_trim *t = &st->trimq[st->trimq_head];
         if (t->at > now)
             break;
-        struct ss_sock *sk = t->sk;
+        struct ss_pcb *sk = t->sk;
         st->trimq_head = (st->trimq_head + 1) % TRIMQ_MAX;
         st->trimq_n--;
         sk->on_trimq = false;
@@ -1111,7 +1111,7 @@ void ss__ring_consume(struct ss_ring *r, uint32_t len)
 /* ---- generic socket calls ---------------------------------------------- */
 int ss_stack_sock_set_cb(ss_stack *st, int sd, ss_stack_sock_cb cb, void *arg)
 {
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     if (!sk)
         return -EBADF;
     sk->cb = cb;
@@ -1119,7 +1119,7 @@ int ss_stack_sock_set_cb(ss_stack *st, int sd, ss_stack_sock_cb cb, void *arg)
     return 0;
 }
 
-bool ss__tcp_can_send(const struct ss_sock *sk)
+bool ss__tcp_can_send(const struct ss_pcb *sk)
 {
     switch (sk->state) {
     case SS_TCP_SYN_SENT:
@@ -1134,7 +1134,7 @@ bool ss__tcp_can_send(const struct ss_sock *sk)
 
 int ss_stack_sock_events(const ss_stack *st, int sd)
 {
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     if (!sk)
         return -EBADF;
     unsigned ev = 0;
@@ -1164,7 +1164,7 @@ int ss_stack_sock_events(const ss_stack *st, int sd)
 
 int ss_stack_sock_error(ss_stack *st, int sd)
 {
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     if (!sk)
         return -EBADF;
     int e = sk->error;
@@ -1190,7 +1190,7 @@ static int set_in_range(uint32_t *field, int value, int lo, int hi)
 
 int ss_stack_sock_setopt(ss_stack *st, int sd, int opt, int value)
 {
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     if (!sk)
         return -EBADF;
     switch (opt) {
@@ -1254,7 +1254,7 @@ int ss_stack_sock_setopt(ss_stack *st, int sd, int opt, int value)
 
 int ss_stack_sock_getopt(const ss_stack *st, int sd, int opt, int *value)
 {
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     if (!sk)
         return -EBADF;
     switch (opt) {
@@ -1281,7 +1281,7 @@ int ss_stack_sock_getopt(const ss_stack *st, int sd, int opt, int *value)
 
 int ss_stack_sock_info(const ss_stack *st, int sd, struct ss_stack_sock_info *o)
 {
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     if (!sk)
         return -EBADF;
     memset(o, 0, sizeof *o);
@@ -1330,7 +1330,7 @@ int ss_stack_sock_info(const ss_stack *st, int sd, struct ss_stack_sock_info *o)
 
 int ss_stack_sock_sacked(const ss_stack *st, int sd, uint32_t (*ranges)[2], int max)
 {
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     if (!sk)
         return -EBADF;
     uint32_t n = ss__sack_count(sk);

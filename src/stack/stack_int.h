@@ -104,7 +104,7 @@ struct ss_ooo {
                              * (SACK blocks go most recent first, RFC 2018 4) */
 };
 
-/* Bits of ss_sock.opt_allow: the options a socket may negotiate. */
+/* Bits of ss_pcb.opt_allow: the options a socket may negotiate. */
 enum { SS_OPTF_WSCALE = 1, SS_OPTF_TS = 2, SS_OPTF_SACK = 4 };
 
 enum ss_stack_sock_kind { SS_SK_FREE = 0, SS_SK_TCP, SS_SK_UDP };
@@ -123,18 +123,22 @@ union ss__cc_state {
     struct ss__cc_cubic cubic;
 };
 
-struct ss_sock {
+/* The stack's protocol control block: one per socket, UDP or TCP (for
+ * TCP it is RFC 9293's TCB, 3.3.1), as lwIP's tcp_pcb/udp_pcb. Not the
+ * public handle of the one socket API (src/sock: struct ss_sock), which
+ * refers to one of these by its descriptor. */
+struct ss_pcb {
     /* Fields are grouped by size within each part (8, 4, 2, 1 bytes, then
      * the flags), so the TCB has no holes: an idle connection costs
-     * sizeof(struct ss_sock) and nothing else (tests/stack: tcp_scale). */
+     * sizeof(struct ss_pcb) and nothing else (tests/stack: tcp_scale). */
 
     /* --- every socket --- */
     /* Links of the stack's tables and lists (stack.c): the lookup hash
      * chain (the zombie list once released), the timer heap, and the
      * lists of sockets with events to deliver, output deferred by a
      * batch, timers to re-file. */
-    struct ss_sock *h_next;
-    struct ss_sock *ev_next, *out_next, *dirty_next;
+    struct ss_pcb *h_next;
+    struct ss_pcb *ev_next, *out_next, *dirty_next;
     uint64_t deadline;      /* the key it is filed under in the heap */
     ss_stack_sock_cb cb;
     void *cb_arg;
@@ -331,7 +335,7 @@ struct ss_synq {
 #define TRIM_US 1000000u
 #define TRIMQ_MAX 65536u
 struct ss_trim {
-    struct ss_sock *sk;
+    struct ss_pcb *sk;
     uint64_t at;              /* give back at the first poll from then */
 };
 
@@ -341,22 +345,22 @@ struct ss_stack {
     /* Sockets, allocated when opened: tab[sd] (NULL when free), grown by
      * doubling up to cfg.max_sockets. Free ids below tab_hi wait in a
      * min-heap, so the lowest free id is taken, as before. */
-    struct ss_sock **tab;
+    struct ss_pcb **tab;
     uint32_t tab_n, tab_hi, nsocks;
     int *free_ids;
     uint32_t free_n, free_cap;
     /* Lookup: one chained hash over TCP connections (4-tuple), TCP
      * listeners and UDP sockets (local port), keyed with a secret. */
-    struct ss_sock **hash;
+    struct ss_pcb **hash;
     uint32_t hash_n, hash_used;
     uint64_t hash_key;
     uint32_t *tcp_port_refs;  /* [65536]: TCP sockets holding each local port */
     /* Timers: a min-heap of sockets by (deadline, id). */
-    struct ss_sock **heap;
+    struct ss_pcb **heap;
     uint32_t heap_n, heap_cap;
-    struct ss_sock *ev_head, *out_head, *dirty_head;
-    struct ss_sock *zombies;  /* released, freed at the next safe point */
-    struct ss_sock **scratch; /* sorted copies of the event / output lists */
+    struct ss_pcb *ev_head, *out_head, *dirty_head;
+    struct ss_pcb *zombies;  /* released, freed at the next safe point */
+    struct ss_pcb **scratch; /* sorted copies of the event / output lists */
     size_t scratch_cap;
     bool scratch_busy;
     uint64_t mem;             /* bytes of ring buffers held */
@@ -379,7 +383,7 @@ struct ss_stack {
 
 /* SYN-SENT or SYN-RECEIVED: our SYN is not yet acknowledged, nothing is
  * synchronized (RFC 9293 3.3.2). */
-static inline bool ss__tcp_opening(const struct ss_sock *sk)
+static inline bool ss__tcp_opening(const struct ss_pcb *sk)
 {
     return sk->state == SS_TCP_SYN_SENT || sk->state == SS_TCP_SYN_RECEIVED;
 }
@@ -416,7 +420,7 @@ void ss__tcp_icmp_error(ss_stack *st, int err, bool hard, const uint8_t *quoted,
 /* A passive open's TCB from the peer's SYN (RFC 9293 3.10.7.2, third):
  * tuple, IRS, RCV.NXT, ISS, the send variables, MSS and options. sk
  * carries the listener's settings already. */
-void ss__tcp_passive_tcb(ss_stack *st, struct ss_sock *sk, const struct ss_seg *syn, uint32_t iss);
+void ss__tcp_passive_tcb(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *syn, uint32_t iss);
 
 /* stack.c: the keyed hash of a 4-tuple the lookup table uses (a tag of
  * its own, so SYN-queue chains do not mirror the socket chains). */
@@ -428,12 +432,12 @@ int ss__synq_init(ss_stack *st);
 void ss__synq_free(ss_stack *st);
 /* LISTEN got a SYN (no RST, no ACK): an entry and a SYN,ACK, a cookie
  * SYN,ACK, or a drop when the queue is full. */
-void ss__synq_syn(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg);
+void ss__synq_syn(ss_stack *st, struct ss_pcb *ls, const struct ss_seg *seg);
 /* A segment to listener ls, before LISTEN's own rules: for a half-open
  * entry or a cookie. Returns true when it was taken; then *conn is NULL,
  * or the new connection (SYN-RECEIVED) the segment is to be processed in. */
-bool ss__synq_input(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg,
-                    struct ss_sock **conn);
+bool ss__synq_input(ss_stack *st, struct ss_pcb *ls, const struct ss_seg *seg,
+                    struct ss_pcb **conn);
 /* SYN,ACK retransmissions and give-ups due by now; the next deadline. */
 uint64_t ss__synq_timers(ss_stack *st, uint64_t now);
 /* The listener sd closes: its half-open entries go. */
@@ -454,29 +458,33 @@ uint32_t ss__syncookie_tsval(uint32_t tsval, bool ws_ok, uint8_t ws, bool sack_o
 void ss__syncookie_ts_decode(uint32_t tsecr, bool *has_ws, uint8_t *ws, bool *sack_ok);
 
 /* tcp_output.c */
-void ss__tcp_output(ss_stack *st, struct ss_sock *sk);
+void ss__tcp_output(ss_stack *st, struct ss_pcb *sk);
 /* Inside ss_stack_input_batch: run ss__tcp_output for sk once the batch
  * is in (stack.c). */
-void ss__tcp_defer_output(ss_stack *st, struct ss_sock *sk);
-void ss__tcp_send_ack(ss_stack *st, struct ss_sock *sk);
-int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t flags,
+void ss__tcp_defer_output(ss_stack *st, struct ss_pcb *sk);
+void ss__tcp_send_ack(ss_stack *st, struct ss_pcb *sk);
+int ss__tcp_send_segment(ss_stack *st, struct ss_pcb *sk, uint32_t seq, uint8_t flags,
                          uint32_t len, bool rtx);
 void ss__tcp_send_rst_for(ss_stack *st, const struct ss_seg *seg);
-void ss__tcp_send_rst(ss_stack *st, struct ss_sock *sk);
-uint32_t ss__tcp_rcv_window(const struct ss_sock *sk);
+void ss__tcp_send_rst(ss_stack *st, struct ss_pcb *sk);
+uint32_t ss__tcp_rcv_window(const struct ss_pcb *sk);
 
 /* tcp_timer.c */
-void ss__tcp_timers(ss_stack *st, struct ss_sock *sk, uint64_t now);
-uint64_t ss__tcp_next_deadline(const struct ss_sock *sk);
-void ss__tcp_rtt_sample(ss_stack *st, struct ss_sock *sk, uint64_t rtt_us);
-void ss__tcp_arm_rtx(ss_stack *st, struct ss_sock *sk);
+void ss__tcp_timers(ss_stack *st, struct ss_pcb *sk, uint64_t now);
+uint64_t ss__tcp_next_deadline(const struct ss_pcb *sk);
+void ss__tcp_rtt_sample(ss_stack *st, struct ss_pcb *sk, uint64_t rtt_us);
+void ss__tcp_arm_rtx(ss_stack *st, struct ss_pcb *sk);
 /* RFC 8985 7.2: (re)arm the tail loss probe's timer, or stop it. */
-void ss__tcp_arm_tlp(ss_stack *st, struct ss_sock *sk);
+void ss__tcp_arm_tlp(ss_stack *st, struct ss_pcb *sk);
+/* RFC 1122 4.2.3.6: send a keep-alive probe (tcp_output.c). */
+void ss__tcp_send_keepalive(ss_stack *st, struct ss_pcb *sk);
+/* RFC 9293 3.8.6.1: send the zero-window probe (tcp_output.c). */
+void ss__tcp_send_zwp(ss_stack *st, struct ss_pcb *sk);
 /* RFC 8985 7.3: send the probe (tcp_output.c). */
-void ss__tcp_send_tlp(ss_stack *st, struct ss_sock *sk);
+void ss__tcp_send_tlp(ss_stack *st, struct ss_pcb *sk);
 /* RFC 8985 7.4: an ACK while a probe is out: did it repair a loss? */
-void ss__cc_tlp_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg);
-void ss__tcp_keep_reset(ss_stack *st, struct ss_sock *sk);
+void ss__cc_tlp_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg);
+void ss__tcp_keep_reset(ss_stack *st, struct ss_pcb *sk);
 
 /* tcp_cc.c: one congestion-control algorithm (tcp_cc_newreno.c,
  * tcp_cc_cubic.c). The shared loss recovery in tcp_cc.c (duplicate ACKs,
@@ -486,19 +494,19 @@ struct ss__cc_ops {
     const char *name;
     enum ss_cc_algo algo;
     /* Fresh algorithm state (connection start, or SS_SO_CONGESTION). */
-    void (*init)(ss_stack *st, struct ss_sock *sk);
+    void (*init)(ss_stack *st, struct ss_pcb *sk);
     /* acked bytes of new data acknowledged outside fast recovery: grow cwnd
      * (slow start below ssthresh, congestion avoidance above). */
-    void (*on_ack)(ss_stack *st, struct ss_sock *sk, uint32_t acked);
+    void (*on_ack)(ss_stack *st, struct ss_pcb *sk, uint32_t acked);
     /* Loss detected (third duplicate ACK, or an RTO that is not a repeat):
      * the new ssthresh. The algorithm records what it needs (W_max ...). */
-    uint32_t (*ssthresh)(ss_stack *st, struct ss_sock *sk);
+    uint32_t (*ssthresh)(ss_stack *st, struct ss_pcb *sk);
     /* After an RTO set cwnd to one segment. */
-    void (*on_rto)(ss_stack *st, struct ss_sock *sk);
+    void (*on_rto)(ss_stack *st, struct ss_pcb *sk);
     /* Fast recovery ends with a full ACK: the cwnd to continue with. */
-    uint32_t (*exit_recovery)(ss_stack *st, struct ss_sock *sk);
+    uint32_t (*exit_recovery)(ss_stack *st, struct ss_pcb *sk);
     /* Restart after idle (RFC 5681 4.1) is about to cut cwnd. */
-    void (*on_idle)(ss_stack *st, struct ss_sock *sk);
+    void (*on_idle)(ss_stack *st, struct ss_pcb *sk);
 };
 extern const struct ss__cc_ops ss__cc_newreno, ss__cc_cubic;
 const struct ss__cc_ops *ss__cc_ops_of(int algo);
@@ -508,33 +516,33 @@ const struct ss__cc_ops *ss__cc_ops_of(int algo);
  * SS_HS_CSS in Conservative Slow Start. ss__cc_hystart_rtt() takes every
  * RTT sample; ss__cc_slow_start() does the rest. */
 enum ss__hs_phase { SS_HS_OFF, SS_HS_SS, SS_HS_CSS };
-void ss__cc_hystart_rtt(struct ss_sock *sk, uint32_t rtt_us);
+void ss__cc_hystart_rtt(struct ss_pcb *sk, uint32_t rtt_us);
 
-void ss__cc_init(ss_stack *st, struct ss_sock *sk);
-int ss__cc_select(ss_stack *st, struct ss_sock *sk, int algo);
+void ss__cc_init(ss_stack *st, struct ss_pcb *sk);
+int ss__cc_select(ss_stack *st, struct ss_pcb *sk, int algo);
 /* Our SYN is acknowledged: the initial window (RFC 6928, RFC 5681 3.1). */
-void ss__cc_start(ss_stack *st, struct ss_sock *sk);
+void ss__cc_start(ss_stack *st, struct ss_pcb *sk);
 /* New data acknowledged (SND.UNA already advanced by acked bytes). */
-void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked);
+void ss__cc_on_ack(ss_stack *st, struct ss_pcb *sk, uint32_t acked);
 /* A duplicate ACK as RFC 5681 2 defines it. */
-void ss__cc_on_dupack(ss_stack *st, struct ss_sock *sk);
+void ss__cc_on_dupack(ss_stack *st, struct ss_pcb *sk);
 /* The retransmission timer expired (data, not the SYN). */
-void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk);
+void ss__cc_on_timeout(ss_stack *st, struct ss_pcb *sk);
 /* Before sending new data: restart after idle (RFC 5681 4.1). */
-void ss__cc_before_send(ss_stack *st, struct ss_sock *sk);
+void ss__cc_before_send(ss_stack *st, struct ss_pcb *sk);
 /* Bytes the congestion state allows in flight (cwnd, plus limited transmit). */
-uint32_t ss__cc_window(const struct ss_sock *sk);
+uint32_t ss__cc_window(const struct ss_pcb *sk);
 /* FlightSize: SND.MAX - SND.UNA. */
-uint32_t ss__cc_flight(const struct ss_sock *sk);
+uint32_t ss__cc_flight(const struct ss_pcb *sk);
 /* FlightSize for ssthresh: without what limited transmit sent (RFC 5681 3.2 (2)). */
-uint32_t ss__cc_flight_loss(const struct ss_sock *sk);
+uint32_t ss__cc_flight_loss(const struct ss_pcb *sk);
 /* A segment of `bytes` went out, new_bytes of them for the first time:
  * limited transmit's and PRR's (prr_out) shares are counted. */
-void ss__cc_sent(struct ss_sock *sk, uint32_t new_bytes, uint32_t bytes);
+void ss__cc_sent(struct ss_pcb *sk, uint32_t new_bytes, uint32_t bytes);
 /* An ACK delivered `delivered` bytes to the peer (SND.UNA's advance plus
  * the change in SACKed bytes): in SACK recovery, RFC 6937 PRR sets cwnd
  * to pipe + what may be sent now. */
-void ss__cc_on_delivered(ss_stack *st, struct ss_sock *sk, uint32_t delivered);
+void ss__cc_on_delivered(ss_stack *st, struct ss_pcb *sk, uint32_t delivered);
 /* RFC 6675: is sk in fast recovery driven by the SACK scoreboard (SACK
  * negotiated)? Then tcp_output.c sends by ss__cc_next_seg() while
  * cwnd - pipe >= 1 SMSS. */
@@ -548,24 +556,24 @@ void ss__cc_on_delivered(ss_stack *st, struct ss_sock *sk, uint32_t delivered);
  * - ss__cc_rxt_update: after an ACK, forget what arrived and mark what
  *   was lost (it leaves pipe); true if one waits to be resent;
  * - ss__cc_lost_rxt: take the oldest marked one, to be resent. */
-void ss__cc_rxt_sent(struct ss_sock *sk, uint32_t seq, uint32_t end);
-bool ss__cc_rxt_update(ss_stack *st, struct ss_sock *sk);
-uint32_t ss__cc_rxt_lost_bytes(const struct ss_sock *sk);
-bool ss__cc_lost_rxt(struct ss_sock *sk, uint32_t *seq, uint32_t *len);
-bool ss__cc_sack_recovery(const struct ss_sock *sk);
+void ss__cc_rxt_sent(struct ss_pcb *sk, uint32_t seq, uint32_t end);
+bool ss__cc_rxt_update(ss_stack *st, struct ss_pcb *sk);
+uint32_t ss__cc_rxt_lost_bytes(const struct ss_pcb *sk);
+bool ss__cc_lost_rxt(struct ss_pcb *sk, uint32_t *seq, uint32_t *len);
+bool ss__cc_sack_recovery(const struct ss_pcb *sk);
 /* RFC 6675 SetPipe(): octets estimated in the network. */
-uint32_t ss__cc_pipe(const struct ss_sock *sk);
+uint32_t ss__cc_pipe(const struct ss_pcb *sk);
 /* RFC 6675 NextSeg() rules (1) and (3): a retransmission [*seq, *seq+*len)
  * of the first unSACKed hole above HighRxt, IsLost for rule (1)
  * (lost = true) or any for rule (3) (lost = false); false if none. */
-bool ss__cc_next_hole(const struct ss_sock *sk, bool lost, uint32_t *seq, uint32_t *len);
+bool ss__cc_next_hole(const struct ss_pcb *sk, bool lost, uint32_t *seq, uint32_t *len);
 /* Trace (SS_TRACE_CC) the congestion state with mark, or (MARK_NONE) only
  * when cwnd, ssthresh or the phase changed since the last time. */
-void ss__cc_trace(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark);
+void ss__cc_trace(ss_stack *st, struct ss_pcb *sk, enum ss_cc_mark mark);
 /* Slow start with byte counting (RFC 3465, L = 2*SMSS), shared by algorithms,
  * with HyStart++ in the initial one: returns the acked bytes left over once
  * cwnd reached ssthresh (or HyStart++ ended slow start). */
-uint32_t ss__cc_slow_start(ss_stack *st, struct ss_sock *sk, uint32_t acked);
+uint32_t ss__cc_slow_start(ss_stack *st, struct ss_pcb *sk, uint32_t acked);
 
 /* tcp_opt.c: options (RFC 9293 3.1, RFC 7323, RFC 2018) */
 /* Parse the TCP header at t (len bytes with data) into seg; the data
@@ -577,7 +585,7 @@ int ss__tcp_parse_header(const uint8_t *t, size_t len, struct ss_seg *seg);
 int ss__tcp_parse_options(const uint8_t *opt, size_t len, struct ss_seg *seg);
 /* Write the options of a segment sk sends with these flags and len bytes
  * of data at p (room for 40 bytes); returns their length, a multiple of 4. */
-size_t ss__tcp_write_options(ss_stack *st, const struct ss_sock *sk, uint8_t *p, uint8_t flags,
+size_t ss__tcp_write_options(ss_stack *st, const struct ss_pcb *sk, uint8_t *p, uint8_t flags,
                              uint32_t len);
 
 /* ---- SACK scoreboard (tcp_opt.c): what the peer SACKed (RFC 2018, RFC 6675)
@@ -592,87 +600,87 @@ size_t ss__tcp_write_options(ss_stack *st, const struct ss_sock *sk, uint8_t *p,
  * negotiated. No allocation: the table is a pool slice. */
 /* Returns true if the blocks SACKed octets not SACKed before (RFC 6675 2:
  * what makes an ACK a duplicate ACK when SACK is in use). */
-bool ss__sack_update(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg);
+bool ss__sack_update(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg);
 /* Forget every SACKed range (e.g. after an RTO, RFC 2018 8 / RFC 6675 5.1). */
-void ss__sack_clear(struct ss_sock *sk);
+void ss__sack_clear(struct ss_pcb *sk);
 /* Is the byte at seq SACKed? */
-bool ss__sack_is_sacked(const struct ss_sock *sk, uint32_t seq);
+bool ss__sack_is_sacked(const struct ss_pcb *sk, uint32_t seq);
 /* Bytes SACKed in total (all ranges). */
-uint32_t ss__sack_sacked_bytes(const struct ss_sock *sk);
+uint32_t ss__sack_sacked_bytes(const struct ss_pcb *sk);
 /* Bytes SACKed at sequence numbers greater than seq (seq itself excluded). */
-uint32_t ss__sack_sacked_above(const struct ss_sock *sk, uint32_t seq);
+uint32_t ss__sack_sacked_above(const struct ss_pcb *sk, uint32_t seq);
 /* Number of SACKed ranges lying wholly above seq (discontiguous SACKed
  * sequences for IsLost, RFC 6675 4 with DupThresh). */
-uint32_t ss__sack_ranges_above(const struct ss_sock *sk, uint32_t seq);
+uint32_t ss__sack_ranges_above(const struct ss_pcb *sk, uint32_t seq);
 /* RFC 6675 IsLost(seq): dupthresh discontiguous SACKed ranges above seq,
  * or more than (dupthresh - 1) * SMSS bytes SACKed above it. */
-bool ss__sack_is_lost(const struct ss_sock *sk, uint32_t seq, uint32_t dupthresh);
+bool ss__sack_is_lost(const struct ss_pcb *sk, uint32_t seq, uint32_t dupthresh);
 /* End (one past the highest byte) of the highest SACKed range: RFC 6675's
  * HighSACKed + 1; SND.UNA when nothing is SACKed. */
-uint32_t ss__sack_high(const struct ss_sock *sk);
+uint32_t ss__sack_high(const struct ss_pcb *sk);
 /* The first range not SACKed at or after seq and below ss__sack_high():
  * true with [*start, *end) (start >= seq), false if there is none (seq at
  * or beyond the highest SACKed byte). Holes are what NextSeg() rule (1)
  * looks at. */
-bool ss__sack_next_hole(const struct ss_sock *sk, uint32_t seq, uint32_t *start, uint32_t *end);
+bool ss__sack_next_hole(const struct ss_pcb *sk, uint32_t seq, uint32_t *start, uint32_t *end);
 /* Ranges in use, and range i (0 = lowest) for iteration. */
-uint32_t ss__sack_count(const struct ss_sock *sk);
-struct ss_sack_blk ss__sack_range(const struct ss_sock *sk, uint32_t i);
+uint32_t ss__sack_count(const struct ss_pcb *sk);
+struct ss_sack_blk ss__sack_range(const struct ss_pcb *sk, uint32_t i);
 
 /* Negotiation: ss__opt_syn_out before our SYN / SYN,ACK; ss__opt_syn_in
  * with the peer's SYN (LISTEN) or SYN,ACK (SYN-SENT). */
-void ss__opt_syn_out(ss_stack *st, struct ss_sock *sk);
-void ss__opt_syn_in(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg);
+void ss__opt_syn_out(ss_stack *st, struct ss_pcb *sk);
+void ss__opt_syn_in(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg);
 /* The peer's window in bytes: SEG.WND scaled, except on a SYN. */
-uint32_t ss__opt_snd_wnd(const struct ss_sock *sk, const struct ss_seg *seg);
+uint32_t ss__opt_snd_wnd(const struct ss_pcb *sk, const struct ss_seg *seg);
 /* PAWS (RFC 7323 5.3 R1): true when the segment is an old duplicate. */
-bool ss__ts_paws(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg);
+bool ss__ts_paws(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg);
 /* TS.Recent update (RFC 7323 4.3 (2)); seq as the segment arrived. */
-void ss__ts_update(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg, uint32_t seq);
+void ss__ts_update(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg, uint32_t seq);
 /* RTTM (RFC 7323 4.1): a sample from TSecr; true when one was taken. */
-bool ss__ts_rtt(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg);
+bool ss__ts_rtt(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg);
 /* Our TSval clock (RFC 7323 4.1): st->now in milliseconds plus the
  * connection's offset. */
-uint32_t ss__ts_now(const ss_stack *st, const struct ss_sock *sk);
+uint32_t ss__ts_now(const ss_stack *st, const struct ss_pcb *sk);
 
 /* trace.c */
 void ss__trace(ss_stack *st, struct ss_trace_event *ev);
-void ss__trace_state(ss_stack *st, struct ss_sock *sk, int old_state, int new_state);
-void ss__trace_seg(ss_stack *st, struct ss_sock *sk, enum ss_trace_kind kind,
+void ss__trace_state(ss_stack *st, struct ss_pcb *sk, int old_state, int new_state);
+void ss__trace_seg(ss_stack *st, struct ss_pcb *sk, enum ss_trace_kind kind,
                    const struct ss_seg *seg);
-void ss__trace_drop(ss_stack *st, struct ss_sock *sk, int reason, uint8_t proto,
+void ss__trace_drop(ss_stack *st, struct ss_pcb *sk, int reason, uint8_t proto,
                     uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport);
-void ss__trace_rtt(ss_stack *st, struct ss_sock *sk, uint32_t sample);
-void ss__trace_win(ss_stack *st, struct ss_sock *sk, bool ours, uint32_t o, uint32_t n);
-void ss__trace_cc(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark);
+void ss__trace_rtt(ss_stack *st, struct ss_pcb *sk, uint32_t sample);
+void ss__trace_win(ss_stack *st, struct ss_pcb *sk, bool ours, uint32_t o, uint32_t n);
+void ss__trace_cc(ss_stack *st, struct ss_pcb *sk, enum ss_cc_mark mark);
 void ss__trace_cookie(ss_stack *st, const struct ss_seg *seg, enum ss_cookie_what what,
                       uint32_t isn, uint16_t mss);
 
 /* stack.c: sockets, pools, rings, events */
-struct ss_sock *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind);
-void ss__stack_sock_release(ss_stack *st, struct ss_sock *sk);
-struct ss_sock *ss__stack_sock_get(const ss_stack *st, int sd);
+struct ss_pcb *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind);
+void ss__stack_sock_release(ss_stack *st, struct ss_pcb *sk);
+struct ss_pcb *ss__stack_sock_get(const ss_stack *st, int sd);
 /* The socket with id sd whatever its state (NULL if free). */
-struct ss_sock *ss__sock_at(const ss_stack *st, int sd);
+struct ss_pcb *ss__sock_at(const ss_stack *st, int sd);
 /* sk's timers may have changed: re-file it in the timer heap before the
  * next ss_stack_poll decides what is due. */
-void ss__sock_touch(ss_stack *st, struct ss_sock *sk);
+void ss__sock_touch(ss_stack *st, struct ss_pcb *sk);
 /* File a TCP socket under its 4-tuple (after laddr/lport/raddr/rport are
  * set), or a listener / UDP socket under its port; and take it out. */
-void ss__sock_hash(ss_stack *st, struct ss_sock *sk);
-void ss__sock_unhash(ss_stack *st, struct ss_sock *sk);
+void ss__sock_hash(ss_stack *st, struct ss_pcb *sk);
+void ss__sock_unhash(ss_stack *st, struct ss_pcb *sk);
 /* Make room in a ring for need bytes from its head (growing it up to
  * max, within the stack's memory limit). false: no memory. */
 bool ss__ring_reserve(ss_stack *st, struct ss_ring *r, uint32_t need);
 /* A ring emptied: give back the memory sk holds and does not use. */
-void ss__sock_ring_idle(ss_stack *st, struct ss_sock *sk);
-struct ss_sock *ss__tcp_lookup(ss_stack *st, uint32_t laddr, uint16_t lport,
+void ss__sock_ring_idle(ss_stack *st, struct ss_pcb *sk);
+struct ss_pcb *ss__tcp_lookup(ss_stack *st, uint32_t laddr, uint16_t lport,
                                uint32_t raddr, uint16_t rport);
-struct ss_sock *ss__udp_lookup(ss_stack *st, uint16_t lport);
-void ss__set_state(ss_stack *st, struct ss_sock *sk, enum ss_tcp_state ns);
-void ss__stack_sock_event(ss_stack *st, struct ss_sock *sk, unsigned ev, int err);
+struct ss_pcb *ss__udp_lookup(ss_stack *st, uint16_t lport);
+void ss__set_state(ss_stack *st, struct ss_pcb *sk, enum ss_tcp_state ns);
+void ss__stack_sock_event(ss_stack *st, struct ss_pcb *sk, unsigned ev, int err);
 /* Tear down a TCP connection: state CLOSED, timers off, report err (0: none). */
-void ss__tcp_drop(ss_stack *st, struct ss_sock *sk, int err);
+void ss__tcp_drop(ss_stack *st, struct ss_pcb *sk, int err);
 uint32_t ss__isn(ss_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
                  uint16_t rport, uint64_t now);
 /* Ports: the lowest free ephemeral port for kind (0 if none), whether a
@@ -680,13 +688,13 @@ uint32_t ss__isn(ss_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
 uint16_t ss__ephemeral_port(ss_stack *st, enum ss_stack_sock_kind kind);
 bool ss__port_in_use(ss_stack *st, enum ss_stack_sock_kind kind, uint16_t port);
 bool ss__listener_on(ss_stack *st, uint16_t port);
-void ss__port_hold(ss_stack *st, struct ss_sock *sk, uint16_t port);
+void ss__port_hold(ss_stack *st, struct ss_pcb *sk, uint16_t port);
 /* Take sk out of its listener's SYN or accept queue. */
-void ss__tcp_unlink_from_listener(ss_stack *st, struct ss_sock *sk);
+void ss__tcp_unlink_from_listener(ss_stack *st, struct ss_pcb *sk);
 /* May the application queue data on sk (SEND allowed in this state)? */
-bool ss__tcp_can_send(const struct ss_sock *sk);
-void ss__tcp_listener_add_child(ss_stack *st, struct ss_sock *ls, struct ss_sock *sk);
-void ss__tcp_established_child(ss_stack *st, struct ss_sock *sk);
+bool ss__tcp_can_send(const struct ss_pcb *sk);
+void ss__tcp_listener_add_child(ss_stack *st, struct ss_pcb *ls, struct ss_pcb *sk);
+void ss__tcp_established_child(ss_stack *st, struct ss_pcb *sk);
 
 uint32_t ss__ring_free(const struct ss_ring *r);
 uint32_t ss__ring_write(struct ss_ring *r, const void *data, uint32_t len);

@@ -86,14 +86,14 @@ const char *ss_cc_phase_name(int phase)
 }
 
 /* RFC 6928: IW = min(N*MSS, max(2*MSS, N*1460)), N = cfg.init_cwnd (10). */
-static uint32_t initial_window(const ss_stack *st, const struct ss_sock *sk)
+static uint32_t initial_window(const ss_stack *st, const struct ss_pcb *sk)
 {
     uint32_t n = st->cfg.init_cwnd, mss = sk->snd_mss;
     uint32_t b = 2 * mss > n * 1460 ? 2 * mss : n * 1460;
     return ss__min32(n * mss, b);
 }
 
-void ss__cc_init(ss_stack *st, struct ss_sock *sk)
+void ss__cc_init(ss_stack *st, struct ss_pcb *sk)
 {
     sk->cc = ss__cc_ops_of(st->cfg.cc_algo);
     sk->cwnd = UINT32_MAX;      /* the handshake is not congestion controlled */
@@ -102,7 +102,7 @@ void ss__cc_init(ss_stack *st, struct ss_sock *sk)
     sk->cc_started = false;
 }
 
-int ss__cc_select(ss_stack *st, struct ss_sock *sk, int algo)
+int ss__cc_select(ss_stack *st, struct ss_pcb *sk, int algo)
 {
     const struct ss__cc_ops *o = ss__cc_ops_of(algo);
     if (!o)
@@ -113,7 +113,7 @@ int ss__cc_select(ss_stack *st, struct ss_sock *sk, int algo)
     return 0;
 }
 
-void ss__cc_start(ss_stack *st, struct ss_sock *sk)
+void ss__cc_start(ss_stack *st, struct ss_pcb *sk)
 {
     /* RFC 5681 3.1: after a lost SYN or SYN,ACK the initial window is one
      * segment; otherwise RFC 6928's. ssthresh starts "arbitrarily high". */
@@ -134,18 +134,18 @@ void ss__cc_start(ss_stack *st, struct ss_sock *sk)
     ss__cc_trace(st, sk, SS_CC_MARK_INIT);
 }
 
-uint32_t ss__cc_flight(const struct ss_sock *sk)
+uint32_t ss__cc_flight(const struct ss_pcb *sk)
 {
     return sk->snd_max - sk->snd_una;
 }
 
-uint32_t ss__cc_flight_loss(const struct ss_sock *sk)
+uint32_t ss__cc_flight_loss(const struct ss_pcb *sk)
 {
     uint32_t f = ss__cc_flight(sk);
     return f > sk->lt_bytes ? f - sk->lt_bytes : 0;
 }
 
-void ss__cc_sent(struct ss_sock *sk, uint32_t new_bytes, uint32_t bytes)
+void ss__cc_sent(struct ss_pcb *sk, uint32_t new_bytes, uint32_t bytes)
 {
     if (sk->cc_phase == SS_CC_DISORDER)
         sk->lt_bytes += new_bytes;
@@ -153,7 +153,7 @@ void ss__cc_sent(struct ss_sock *sk, uint32_t new_bytes, uint32_t bytes)
         sk->prr_out += bytes;   /* RFC 6937: prr_out += (data sent) */
 }
 
-bool ss__cc_sack_recovery(const struct ss_sock *sk)
+bool ss__cc_sack_recovery(const struct ss_pcb *sk)
 {
     return sk->sack_ok && sk->cc_started && sk->cc_phase == SS_CC_RECOVERY;
 }
@@ -165,7 +165,7 @@ bool ss__cc_sack_recovery(const struct ss_sock *sk)
  * the top down, adding up what lies above (IsLost per hole would make
  * it quadratic in the holes); above the highest SACKed octet nothing is
  * lost. */
-uint32_t ss__cc_pipe(const struct ss_sock *sk)
+uint32_t ss__cc_pipe(const struct ss_pcb *sk)
 {
     uint32_t pipe = 0, above = 0, n = ss__sack_count(sk);
     uint32_t rxt = SEQ_GT(sk->high_rxt, sk->snd_una) ? sk->high_rxt : sk->snd_una;
@@ -195,7 +195,7 @@ uint32_t ss__cc_pipe(const struct ss_sock *sk)
     return pipe > lost ? pipe - lost : 0;
 }
 
-bool ss__cc_next_hole(const struct ss_sock *sk, bool lost, uint32_t *seq, uint32_t *len)
+bool ss__cc_next_hole(const struct ss_pcb *sk, bool lost, uint32_t *seq, uint32_t *len)
 {
     uint32_t from = SEQ_GT(sk->high_rxt, sk->snd_una) ? sk->high_rxt : sk->snd_una, s, e;
     /* (1.a)/(3.a) above HighRxt, (1.b)/(3.b) below the highest SACKed
@@ -210,7 +210,7 @@ bool ss__cc_next_hole(const struct ss_sock *sk, bool lost, uint32_t *seq, uint32
     return true;
 }
 
-void ss__cc_rxt_sent(struct ss_sock *sk, uint32_t seq, uint32_t end)
+void ss__cc_rxt_sent(struct ss_pcb *sk, uint32_t seq, uint32_t end)
 {
     if (!sk->sack_ok || !sk->cc_started ||
         (sk->cc_phase != SS_CC_RECOVERY && sk->cc_phase != SS_CC_LOSS))
@@ -228,7 +228,7 @@ void ss__cc_rxt_sent(struct ss_sock *sk, uint32_t seq, uint32_t end)
     sk->rx[sk->rx_n++] = (struct ss_rxt){seq, end, mark, ss__sack_sacked_above(sk, mark - 1), false};
 }
 
-bool ss__cc_rxt_update(ss_stack *st, struct ss_sock *sk)
+bool ss__cc_rxt_update(ss_stack *st, struct ss_pcb *sk)
 {
     if (!sk->rx_n)
         return false;
@@ -262,7 +262,7 @@ bool ss__cc_rxt_update(ss_stack *st, struct ss_sock *sk)
     return found || ss__cc_rxt_lost_bytes(sk) > 0;
 }
 
-uint32_t ss__cc_rxt_lost_bytes(const struct ss_sock *sk)
+uint32_t ss__cc_rxt_lost_bytes(const struct ss_pcb *sk)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < sk->rx_n; i++)
@@ -271,7 +271,7 @@ uint32_t ss__cc_rxt_lost_bytes(const struct ss_sock *sk)
     return n;
 }
 
-bool ss__cc_lost_rxt(struct ss_sock *sk, uint32_t *seq, uint32_t *len)
+bool ss__cc_lost_rxt(struct ss_pcb *sk, uint32_t *seq, uint32_t *len)
 {
     for (uint32_t i = 0; i < sk->rx_n; i++) {
         if (!sk->rx[i].lost)
@@ -286,7 +286,7 @@ bool ss__cc_lost_rxt(struct ss_sock *sk, uint32_t *seq, uint32_t *len)
     return false;
 }
 
-uint32_t ss__cc_window(const struct ss_sock *sk)
+uint32_t ss__cc_window(const struct ss_pcb *sk)
 {
     if (!sk->cc_started)
         return UINT32_MAX;
@@ -315,7 +315,7 @@ uint32_t ss__cc_window(const struct ss_sock *sk)
 #define HS_CSS_GROWTH_DIVISOR 4u
 #define HS_CSS_ROUNDS 5u
 
-void ss__cc_hystart_rtt(struct ss_sock *sk, uint32_t rtt_us)
+void ss__cc_hystart_rtt(struct ss_pcb *sk, uint32_t rtt_us)
 {
     if (sk->hs_phase == SS_HS_OFF)
         return;
@@ -330,7 +330,7 @@ void ss__cc_hystart_rtt(struct ss_sock *sk, uint32_t rtt_us)
  * N_RTT_SAMPLE samples) is RttThresh above the last round's; CSS -> SS
  * when it falls below cssBaselineMinRtt; CSS_ROUNDS rounds of CSS end
  * slow start (ssthresh = cwnd). Returns true when slow start is over. */
-static bool hystart(ss_stack *st, struct ss_sock *sk)
+static bool hystart(ss_stack *st, struct ss_pcb *sk)
 {
     if (SEQ_GEQ(sk->snd_una, sk->hs_window_end)) {
         sk->hs_last_min = sk->hs_cur_min;
@@ -363,7 +363,7 @@ static bool hystart(ss_stack *st, struct ss_sock *sk)
     return false;
 }
 
-uint32_t ss__cc_slow_start(ss_stack *st, struct ss_sock *sk, uint32_t acked)
+uint32_t ss__cc_slow_start(ss_stack *st, struct ss_pcb *sk, uint32_t acked)
 {
     if (sk->hs_phase != SS_HS_OFF && hystart(st, sk))
         return acked;
@@ -382,7 +382,7 @@ uint32_t ss__cc_slow_start(ss_stack *st, struct ss_sock *sk, uint32_t acked)
     return acked - room;
 }
 
-void ss__cc_on_delivered(ss_stack *st, struct ss_sock *sk, uint32_t delivered)
+void ss__cc_on_delivered(ss_stack *st, struct ss_pcb *sk, uint32_t delivered)
 {
     if (!st->cfg.prr || !ss__cc_sack_recovery(sk))
         return;
@@ -410,7 +410,7 @@ void ss__cc_on_delivered(ss_stack *st, struct ss_sock *sk, uint32_t delivered)
 
 /* RFC 6582 3.2 (3) option 1: cwnd = min(ssthresh, max(FlightSize, SMSS)
  * + SMSS), which avoids a burst when little is in flight. */
-static uint32_t exit_cwnd(const struct ss_sock *sk)
+static uint32_t exit_cwnd(const struct ss_pcb *sk)
 {
     uint32_t f = ss__cc_flight(sk);
     if (f < sk->snd_mss)
@@ -420,7 +420,7 @@ static uint32_t exit_cwnd(const struct ss_sock *sk)
 
 /* Grow only when cwnd is what limits the sender (RFC 7661's idea, as
  * Linux's tcp_is_cwnd_limited): a window that is not used proves nothing. */
-static bool cwnd_limited(const struct ss_sock *sk, uint32_t acked)
+static bool cwnd_limited(const struct ss_pcb *sk, uint32_t acked)
 {
     uint32_t before = sk->snd_nxt - sk->snd_una + acked;   /* in flight before the ACK */
     if (before + sk->snd_mss > sk->cwnd)
@@ -428,7 +428,7 @@ static bool cwnd_limited(const struct ss_sock *sk, uint32_t acked)
     return sk->cwnd < sk->ssthresh && 2 * before >= sk->cwnd;
 }
 
-void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
+void ss__cc_on_ack(ss_stack *st, struct ss_pcb *sk, uint32_t acked)
 {
     if (!sk->cc_started || !acked)
         return;
@@ -486,7 +486,7 @@ void ss__cc_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
 /* RFC 5681 3.2 (1)-(3) with RFC 6582 3.2 (2): ssthresh from the algorithm,
  * recover = SND.MAX, resend SND.UNA's segment, cwnd = ssthresh + 3*SMSS
  * (the three segments the duplicate ACKs say have left the network). */
-static void enter_recovery(ss_stack *st, struct ss_sock *sk)
+static void enter_recovery(ss_stack *st, struct ss_pcb *sk)
 {
     sk->hs_phase = SS_HS_OFF;   /* RFC 9406 4.2: a loss ends slow start */
     sk->ssthresh = sk->cc->ssthresh(st, sk);
@@ -508,7 +508,7 @@ static void enter_recovery(ss_stack *st, struct ss_sock *sk)
     ss__cc_trace(st, sk, SS_CC_MARK_FAST_RETRANSMIT);
 }
 
-void ss__cc_on_dupack(ss_stack *st, struct ss_sock *sk)
+void ss__cc_on_dupack(ss_stack *st, struct ss_pcb *sk)
 {
     if (!sk->cc_started)
         return;
@@ -549,7 +549,7 @@ void ss__cc_on_dupack(ss_stack *st, struct ss_sock *sk)
         sk->cc_phase = SS_CC_DISORDER;
 }
 
-void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk)
+void ss__cc_on_timeout(ss_stack *st, struct ss_pcb *sk)
 {
     if (!sk->cc_started)
         return;
@@ -573,7 +573,7 @@ void ss__cc_on_timeout(ss_stack *st, struct ss_sock *sk)
     ss__cc_trace(st, sk, SS_CC_MARK_RTO);
 }
 
-void ss__cc_before_send(ss_stack *st, struct ss_sock *sk)
+void ss__cc_before_send(ss_stack *st, struct ss_pcb *sk)
 {
     /* RFC 5681 4.1: after more than one RTO without sending, cwnd =
      * min(IW, cwnd), so the next flight is not a burst into a path
@@ -592,7 +592,7 @@ void ss__cc_before_send(ss_stack *st, struct ss_sock *sk)
     ss__cc_trace(st, sk, SS_CC_MARK_IDLE_RESTART);
 }
 
-void ss__cc_tlp_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+void ss__cc_tlp_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     if (SEQ_LT(seg->ack, sk->tlp_end))
         return;
@@ -620,7 +620,7 @@ void ss__cc_tlp_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
     ss__cc_trace(st, sk, SS_CC_MARK_TLP_LOSS);
 }
 
-void ss__cc_trace(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark)
+void ss__cc_trace(ss_stack *st, struct ss_pcb *sk, enum ss_cc_mark mark)
 {
     if (mark == SS_CC_MARK_NONE && sk->cc_traced && sk->cc_traced_cwnd == sk->cwnd &&
         sk->cc_traced_ssthresh == sk->ssthresh && sk->cc_traced_phase == sk->cc_phase)

@@ -41,7 +41,7 @@ static double w_cubic(const struct ss__cc_cubic *c, double t)
     return CUBIC_C * d * d * d + c->w_max;
 }
 
-static void cubic_init(ss_stack *st, struct ss_sock *sk)
+static void cubic_init(ss_stack *st, struct ss_pcb *sk)
 {
     (void)st;
     memset(&sk->ccs.cubic, 0, sizeof sk->ccs.cubic);
@@ -50,7 +50,7 @@ static void cubic_init(ss_stack *st, struct ss_sock *sk)
 }
 
 /* The first ACK of a congestion-avoidance stage (RFC 9438 4.2, 4.3, 4.8). */
-static void start_epoch(ss_stack *st, struct ss_sock *sk, double cw)
+static void start_epoch(ss_stack *st, struct ss_pcb *sk, double cw)
 {
     struct ss__cc_cubic *c = &sk->ccs.cubic;
     c->epoch_valid = true;
@@ -65,7 +65,7 @@ static void start_epoch(ss_stack *st, struct ss_sock *sk, double cw)
     c->w_est = cw;
 }
 
-static void cubic_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
+static void cubic_on_ack(ss_stack *st, struct ss_pcb *sk, uint32_t acked)
 {
     if (sk->cwnd < sk->ssthresh) {
         acked = ss__cc_slow_start(st, sk, acked);
@@ -101,7 +101,7 @@ static void cubic_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
         sk->cwnd += (uint32_t)((uint64_t)(tb - sk->cwnd) * acked / sk->cwnd);
 }
 
-static uint32_t cubic_ssthresh(ss_stack *st, struct ss_sock *sk)
+static uint32_t cubic_ssthresh(ss_stack *st, struct ss_pcb *sk)
 {
     (void)st;
     struct ss__cc_cubic *c = &sk->ccs.cubic;
@@ -119,20 +119,20 @@ static uint32_t cubic_ssthresh(ss_stack *st, struct ss_sock *sk)
     return s > 2u * sk->snd_mss ? s : 2u * sk->snd_mss;
 }
 
-static void cubic_on_rto(ss_stack *st, struct ss_sock *sk)
+static void cubic_on_rto(ss_stack *st, struct ss_pcb *sk)
 {
     (void)st;
     sk->ccs.cubic.epoch_valid = false;
     sk->ccs.cubic.after_rto = true;
 }
 
-static uint32_t cubic_exit_recovery(ss_stack *st, struct ss_sock *sk)
+static uint32_t cubic_exit_recovery(ss_stack *st, struct ss_pcb *sk)
 {
     (void)st;
     return sk->ssthresh;
 }
 
-static void cubic_on_idle(ss_stack *st, struct ss_sock *sk)
+static void cubic_on_idle(ss_stack *st, struct ss_pcb *sk)
 {
     (void)st;
     /* The curve's time must not include the idle period: a new stage. */

@@ -15,13 +15,13 @@
  */
 #include "stack_int.h"
 
-static void newreno_init(ss_stack *st, struct ss_sock *sk)
+static void newreno_init(ss_stack *st, struct ss_pcb *sk)
 {
     (void)st;
     sk->ca_acked = 0;
 }
 
-static void newreno_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
+static void newreno_on_ack(ss_stack *st, struct ss_pcb *sk, uint32_t acked)
 {
     (void)st;
     if (sk->cwnd < sk->ssthresh) {
@@ -38,7 +38,7 @@ static void newreno_on_ack(ss_stack *st, struct ss_sock *sk, uint32_t acked)
     }
 }
 
-static uint32_t newreno_ssthresh(ss_stack *st, struct ss_sock *sk)
+static uint32_t newreno_ssthresh(ss_stack *st, struct ss_pcb *sk)
 {
     (void)st;
     uint32_t half = ss__cc_flight_loss(sk) / 2;

@@ -27,17 +27,17 @@
 
 enum verdict { CONTINUE, DONE };
 
-static void drop_seg(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg, int reason)
+static void drop_seg(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg, int reason)
 {
     ss__trace_drop(st, sk, reason, SS_IPPROTO_TCP, seg->src, seg->dst, seg->sport, seg->dport);
 }
 
-static void connection_error(ss_stack *st, struct ss_sock *sk, int err)
+static void connection_error(ss_stack *st, struct ss_pcb *sk, int err)
 {
     ss__tcp_drop(st, sk, err);
 }
 
-static void challenge_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+static void challenge_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     /* RFC 5961 3.2 / 4.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at most
      * cfg.challenge_ack_limit per second (RFC 5961 section 7) on each
@@ -56,7 +56,7 @@ static void challenge_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg 
     sk->ack_now = true;   /* sent by ss__tcp_output at the end of input */
 }
 
-static void enter_time_wait(ss_stack *st, struct ss_sock *sk)
+static void enter_time_wait(ss_stack *st, struct ss_pcb *sk)
 {
     ss__set_state(st, sk, SS_TCP_TIME_WAIT);
     sk->t_rtx = sk->t_persist = sk->t_keep = sk->t_delack = sk->t_sws = sk->t_tlp = SS_NEVER;
@@ -65,12 +65,12 @@ static void enter_time_wait(ss_stack *st, struct ss_sock *sk)
 }
 
 /* Our FIN is acknowledged once SND.UNA passed it. */
-static bool our_fin_acked(const struct ss_sock *sk)
+static bool our_fin_acked(const struct ss_pcb *sk)
 {
     return sk->fin_queued && SEQ_GT(sk->snd_una, sk->fin_seq);
 }
 
-static void use_peer_mss(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+static void use_peer_mss(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     /* RFC 9293 3.7.1 (MUST-15): no option means 536; send MSS is the
      * smaller of theirs and ours, never more than the peer announced
@@ -81,7 +81,7 @@ static void use_peer_mss(ss_stack *st, struct ss_sock *sk, const struct ss_seg *
     sk->snd_mss = m;
 }
 
-static void update_window(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+static void update_window(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     uint32_t wnd = ss__opt_snd_wnd(sk, seg);   /* scaled (RFC 7323 2.3) */
     if (sk->snd_wnd != wnd)
@@ -115,7 +115,7 @@ static void closed_state(ss_stack *st, const struct ss_seg *seg)
 }
 
 /* ---- LISTEN (3.10.7.2) ---------------------------------------------------- */
-void ss__tcp_passive_tcb(ss_stack *st, struct ss_sock *sk, const struct ss_seg *syn, uint32_t iss)
+void ss__tcp_passive_tcb(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *syn, uint32_t iss)
 {
     /* Third (SYN): RCV.NXT = SEG.SEQ+1, IRS = SEG.SEQ, ISS selected,
      * SND.NXT = ISS+1 once <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> is sent.
@@ -141,9 +141,9 @@ void ss__tcp_passive_tcb(ss_stack *st, struct ss_sock *sk, const struct ss_seg *
 
 /* Returns the connection the segment goes on in (a handshake completed by
  * it: tcp_synq.c), or NULL when LISTEN dealt with it. */
-static struct ss_sock *listen_state(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg)
+static struct ss_pcb *listen_state(ss_stack *st, struct ss_pcb *ls, const struct ss_seg *seg)
 {
-    struct ss_sock *conn;
+    struct ss_pcb *conn;
     if (ss__synq_input(st, ls, seg, &conn))   /* a half-open entry's, or a cookie */
         return conn;
     if (seg->flags & SS_TCP_RST)      /* first: an incoming RST is ignored */
@@ -164,7 +164,7 @@ static struct ss_sock *listen_state(ss_stack *st, struct ss_sock *ls, const stru
 }
 
 /* ---- SYN-SENT (3.10.7.3) -------------------------------------------------- */
-static void established(ss_stack *st, struct ss_sock *sk)
+static void established(ss_stack *st, struct ss_pcb *sk)
 {
     ss__set_state(st, sk, SS_TCP_ESTABLISHED);
     /* RFC 6298 (5.7): our SYN (or SYN,ACK) timed out and no RTT sample
@@ -184,7 +184,7 @@ static void established(ss_stack *st, struct ss_sock *sk)
         ss__set_state(st, sk, SS_TCP_FIN_WAIT_1);
 }
 
-static void syn_sent_state(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+static void syn_sent_state(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     bool ack_ok = false;
     /* first: the ACK must acknowledge our SYN and nothing more */
@@ -243,7 +243,7 @@ static void syn_sent_state(ss_stack *st, struct ss_sock *sk, const struct ss_seg
 
 /* first: is the segment acceptable? (the table of 3.10.7.4); trims it to
  * the window. Returns DONE when the segment is to be dropped. */
-static enum verdict check_sequence(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
+static enum verdict check_sequence(ss_stack *st, struct ss_pcb *sk, struct ss_seg *seg)
 {
     uint32_t wnd = SEQ_GT(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
     uint32_t slen = ss__seg_seqlen(seg);
@@ -318,7 +318,7 @@ static enum verdict check_sequence(ss_stack *st, struct ss_sock *sk, struct ss_s
 /* Before the sequence check (RFC 7323 5.3): once timestamps are in use,
  * a non-RST segment without one is dropped silently (RFC 7323 3.2), and
  * one with an old TSval (PAWS, R1) is dropped with an ACK. */
-static enum verdict check_timestamp(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+static enum verdict check_timestamp(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     if (!sk->ts_ok || (seg->flags & SS_TCP_RST))
         return CONTINUE;
@@ -334,7 +334,7 @@ static enum verdict check_timestamp(ss_stack *st, struct ss_sock *sk, const stru
 
 /* second: RST. RFC 5961 3.2: exact RCV.NXT resets; elsewhere in the window
  * earns a challenge ACK. */
-static enum verdict check_rst(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg,
+static enum verdict check_rst(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg,
                               uint32_t orig_seq)
 {
     if (!(seg->flags & SS_TCP_RST))
@@ -375,7 +375,7 @@ static enum verdict check_rst(ss_stack *st, struct ss_sock *sk, const struct ss_
 }
 
 /* fourth: SYN in a synchronized state. */
-static enum verdict check_syn(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+static enum verdict check_syn(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     if (!(seg->flags & SS_TCP_SYN))
         return CONTINUE;
@@ -394,7 +394,7 @@ static enum verdict check_syn(ss_stack *st, struct ss_sock *sk, const struct ss_
 /* SND.UNA < SEG.ACK =< SND.NXT: new data (or our FIN) acknowledged
  * (3.10.7.4 fifth, ESTABLISHED): free the send buffer, take an RTT sample,
  * restart or stop the retransmission timer (RFC 6298 5.2, 5.3). */
-static void new_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+static void new_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     uint32_t acked = seg->ack - sk->snd_una;
     bool fin_now_acked = sk->fin_queued && SEQ_GT(seg->ack, sk->fin_seq);
@@ -434,7 +434,7 @@ static void new_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
 /* fifth, SYN-RECEIVED: SND.UNA < SEG.ACK =< SND.NXT completes the
  * handshake (ESTABLISHED, and go on processing); otherwise
  * <SEQ=SEG.ACK><CTL=RST>. */
-static enum verdict synrcvd_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+static enum verdict synrcvd_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     if (!(SEQ_LT(sk->snd_una, seg->ack) && SEQ_LEQ(seg->ack, sk->snd_max))) {
         drop_seg(st, sk, seg, SS_DROP_TCP_BAD_ACK);
@@ -457,7 +457,7 @@ static enum verdict synrcvd_ack(ss_stack *st, struct ss_sock *sk, const struct s
 }
 
 /* fifth, the closing states: what the acknowledgment of our FIN does. */
-static enum verdict closing_ack(ss_stack *st, struct ss_sock *sk)
+static enum verdict closing_ack(ss_stack *st, struct ss_pcb *sk)
 {
     switch (sk->state) {
     case SS_TCP_FIN_WAIT_1:   /* FIN acknowledged: FIN-WAIT-2 */
@@ -486,7 +486,7 @@ static enum verdict closing_ack(ss_stack *st, struct ss_sock *sk)
  * data, (b) carries no data, (c) has neither SYN nor FIN, (d) SEG.ACK == SND.UNA,
  * (e) repeats the last advertised window. A zero window is flow control,
  * not loss: its ACKs (answers to probes) never count. */
-static bool is_dupack(const struct ss_sock *sk, const struct ss_seg *seg)
+static bool is_dupack(const struct ss_pcb *sk, const struct ss_seg *seg)
 {
     return sk->snd_max != sk->snd_una && seg->len == 0 &&
            !(seg->flags & (SS_TCP_SYN | SS_TCP_FIN)) && seg->ack == sk->snd_una &&
@@ -494,7 +494,7 @@ static bool is_dupack(const struct ss_sock *sk, const struct ss_seg *seg)
 }
 
 /* fifth: ACK. */
-static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+static enum verdict check_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     if (!(seg->flags & SS_TCP_ACK)) {
         drop_seg(st, sk, seg, SS_DROP_TCP_NO_FLAGS);
@@ -541,7 +541,7 @@ static enum verdict check_ack(ss_stack *st, struct ss_sock *sk, const struct ss_
     return closing_ack(st, sk);
 }
 
-static void receive_fin(ss_stack *st, struct ss_sock *sk)
+static void receive_fin(ss_stack *st, struct ss_pcb *sk)
 {
     sk->rcv_nxt++;
     sk->fin_rcvd = true;
@@ -574,7 +574,7 @@ static void receive_fin(ss_stack *st, struct ss_sock *sk)
  * tell the application when it moves ahead of what it has read. The data
  * itself is delivered in line. seq is the segment's sequence number as it
  * arrived (the pointer is relative to it). */
-static void check_urg(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg, uint32_t seq)
+static void check_urg(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg, uint32_t seq)
 {
     if (!(seg->flags & SS_TCP_URG) || seg->urp == 0)
         return;
@@ -593,7 +593,7 @@ static void check_urg(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg
 
 /* Record an out-of-order range (already written into the ring), merging
  * with neighbours. Returns false when the queue is full. */
-static bool ooo_insert(struct ss_sock *sk, uint32_t start, uint32_t end, uint32_t max)
+static bool ooo_insert(struct ss_pcb *sk, uint32_t start, uint32_t end, uint32_t max)
 {
     if (!sk->ooo && !(sk->ooo = calloc(max, sizeof *sk->ooo)))
         return false;   /* allocated at the first hole, given back idle */
@@ -632,7 +632,7 @@ static bool ooo_insert(struct ss_sock *sk, uint32_t start, uint32_t end, uint32_
 }
 
 /* After RCV.NXT advanced: take in every queued range it reached. */
-static void ooo_advance(struct ss_sock *sk)
+static void ooo_advance(struct ss_pcb *sk)
 {
     bool moved = true;
     while (moved) {
@@ -654,7 +654,7 @@ static void ooo_advance(struct ss_sock *sk)
 }
 
 /* seventh: segment text (ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2). */
-static void receive_text(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+static void receive_text(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     if (seg->len == 0)
         return;
@@ -705,7 +705,7 @@ static void receive_text(ss_stack *st, struct ss_sock *sk, const struct ss_seg *
     }
 }
 
-static void synchronized(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
+static void synchronized(ss_stack *st, struct ss_pcb *sk, struct ss_seg *seg)
 {
     /* Simultaneous open (RFC 9293 figure 8, line 6): the peer's SYN,ACK
      * repeats the SYN we already took; pass its ACK on without the SYN. */
@@ -765,7 +765,7 @@ static void synchronized(ss_stack *st, struct ss_sock *sk, struct ss_seg *seg)
  * turns out to be an old duplicate (docs/rfc9293.md, MUST-13). */
 enum tw_verdict { TW_KEEP, TW_REOPEN, TW_DROP };
 
-static enum tw_verdict time_wait_reuse(ss_stack *st, const struct ss_sock *sk,
+static enum tw_verdict time_wait_reuse(ss_stack *st, const struct ss_pcb *sk,
                                        const struct ss_seg *seg)
 {
     if (sk->ts_ok && seg->has_ts && (sk->opt_allow & SS_OPTF_TS)) {
@@ -807,7 +807,7 @@ void ss__tcp_input(ss_stack *st, const struct ss_ip *ip)
         return;
     }
 
-    struct ss_sock *sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);
+    struct ss_pcb *sk = ss__tcp_lookup(st, ip->dst, seg.dport, ip->src, seg.sport);
     if (sk && sk->state == SS_TCP_TIME_WAIT &&
         (seg.flags & (SS_TCP_SYN | SS_TCP_ACK | SS_TCP_RST)) == SS_TCP_SYN) {
         enum tw_verdict v = time_wait_reuse(st, sk, &seg);
@@ -859,7 +859,7 @@ void ss__tcp_icmp_error(ss_stack *st, int err, bool hard, const uint8_t *q, size
     uint32_t dst = ss__get32(q + 16);
     uint16_t sport = ss__get16(q + ihl), dport = ss__get16(q + ihl + 2);
     uint32_t seq = ss__get32(q + ihl + 4);
-    struct ss_sock *sk = ss__tcp_lookup(st, st->cfg.local_addr, sport, dst, dport);
+    struct ss_pcb *sk = ss__tcp_lookup(st, st->cfg.local_addr, sport, dst, dport);
     if (!sk || sk->state == SS_TCP_LISTEN || sk->state == SS_TCP_CLOSED)
         return;
     ss__sock_touch(st, sk);

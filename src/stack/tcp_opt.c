@@ -119,7 +119,7 @@ static uint8_t ws_for(uint32_t bytes)
 }
 
 /* Before our SYN (active open) or SYN,ACK (passive): what we will offer. */
-void ss__opt_syn_out(ss_stack *st, struct ss_sock *sk)
+void ss__opt_syn_out(ss_stack *st, struct ss_pcb *sk)
 {
     sk->ws_offer = ws_for(sk->rcv.limit);
     /* A per-connection offset, so TSvals say nothing about the host's
@@ -131,7 +131,7 @@ void ss__opt_syn_out(ss_stack *st, struct ss_sock *sk)
 /* The peer's SYN (LISTEN) or SYN,ACK (SYN-SENT): an option is in use
  * when we allow it and the peer's SYN carries it; a SYN,ACK carries only
  * what our SYN offered. */
-void ss__opt_syn_in(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+void ss__opt_syn_in(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     sk->ws_ok = (sk->opt_allow & SS_OPTF_WSCALE) && seg->has_ws;
     sk->ts_ok = (sk->opt_allow & SS_OPTF_TS) && seg->has_ts;
@@ -151,7 +151,7 @@ void ss__opt_syn_in(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
 
 /* The peer's window from a segment: SEG.WND << Snd.Wind.Shift, except on
  * a SYN (RFC 7323 2.2: the window of a SYN is never scaled). */
-uint32_t ss__opt_snd_wnd(const struct ss_sock *sk, const struct ss_seg *seg)
+uint32_t ss__opt_snd_wnd(const struct ss_pcb *sk, const struct ss_seg *seg)
 {
     if (seg->flags & SS_TCP_SYN)
         return seg->wnd;
@@ -160,7 +160,7 @@ uint32_t ss__opt_snd_wnd(const struct ss_sock *sk, const struct ss_seg *seg)
 
 /* ---- timestamps ------------------------------------------------------------- */
 
-uint32_t ss__ts_now(const ss_stack *st, const struct ss_sock *sk)
+uint32_t ss__ts_now(const ss_stack *st, const struct ss_pcb *sk)
 {
     return (uint32_t)(st->now / 1000) + sk->ts_off;
 }
@@ -169,7 +169,7 @@ uint32_t ss__ts_now(const ss_stack *st, const struct ss_sock *sk)
  * is an old duplicate while TS.Recent is valid (5.5: not after 24 days
  * idle, when TS.Recent is taken from the segment instead). Returns true
  * when the segment is to be dropped (the caller ACKs it). */
-bool ss__ts_paws(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+bool ss__ts_paws(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     if (!sk->ts_ok || !seg->has_ts || (seg->flags & SS_TCP_RST))
         return false;
@@ -187,7 +187,7 @@ bool ss__ts_paws(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
  * TS.Recent and SEG.SEQ =< Last.ACK.sent sets TS.Recent, so the echo is
  * the TSval of the earliest segment an ACK acknowledges. seq is the
  * segment's sequence number as it arrived. */
-void ss__ts_update(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg, uint32_t seq)
+void ss__ts_update(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg, uint32_t seq)
 {
     if (!sk->ts_ok || !seg->has_ts)
         return;
@@ -203,7 +203,7 @@ void ss__ts_update(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg, u
  * is taken as "no echo" (RFC 7323 3.2: it may be 0 when not valid). The
  * clock ticks in milliseconds: a sample is at least one tick (as Linux).
  * Returns true when a sample was taken. */
-bool ss__ts_rtt(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+bool ss__ts_rtt(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     if (!sk->ts_ok || !seg->has_ts || seg->ts_ecr == 0)
         return false;
@@ -216,7 +216,7 @@ bool ss__ts_rtt(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
 
 /* ---- writing ------------------------------------------------------------------ */
 
-static size_t put_ts(const ss_stack *st, const struct ss_sock *sk, uint8_t *p, uint32_t ecr)
+static size_t put_ts(const ss_stack *st, const struct ss_pcb *sk, uint8_t *p, uint32_t ecr)
 {
     p[0] = OPT_TS;
     p[1] = 10;
@@ -228,7 +228,7 @@ static size_t put_ts(const ss_stack *st, const struct ss_sock *sk, uint8_t *p, u
 /* SACK blocks for the out-of-order ranges, most recently filled first
  * (RFC 2018 4: the first block holds the segment that triggered the
  * ACK, the others follow by recency). Writes up to max blocks (0: none). */
-static size_t sack_blocks_out(const struct ss_sock *sk, uint8_t *p, size_t max)
+static size_t sack_blocks_out(const struct ss_pcb *sk, uint8_t *p, size_t max)
 {
     uint32_t taken[SS_SACK_BLOCKS_MAX];
     size_t n = 0;
@@ -266,7 +266,7 @@ static size_t sack_blocks_out(const struct ss_sock *sk, uint8_t *p, size_t max)
  *             segment with len bytes of data only as many as fit in the
  *             peer's MSS)
  * Returns the length (a multiple of 4). */
-size_t ss__tcp_write_options(ss_stack *st, const struct ss_sock *sk, uint8_t *p, uint8_t flags,
+size_t ss__tcp_write_options(ss_stack *st, const struct ss_pcb *sk, uint8_t *p, uint8_t flags,
                              uint32_t len)
 {
     size_t n = 0;
@@ -322,14 +322,14 @@ size_t ss__tcp_write_options(ss_stack *st, const struct ss_sock *sk, uint8_t *p,
 
 /* ---- the SACK scoreboard ------------------------------------------------------ */
 
-void ss__sack_clear(struct ss_sock *sk)
+void ss__sack_clear(struct ss_pcb *sk)
 {
     sk->sb_n = 0;
 }
 
 /* Drop everything at or below una: ranges wholly below go, a range
  * across una is cut. */
-static void sb_prune(struct ss_sock *sk, uint32_t una)
+static void sb_prune(struct ss_pcb *sk, uint32_t una)
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < sk->sb_n; i++) {
@@ -344,7 +344,7 @@ static void sb_prune(struct ss_sock *sk, uint32_t una)
 }
 
 /* Insert [s, e) keeping the table sorted, disjoint and not touching. */
-static void sb_insert(struct ss_sock *sk, uint32_t max, uint32_t s, uint32_t e)
+static void sb_insert(struct ss_pcb *sk, uint32_t max, uint32_t s, uint32_t e)
 {
     if (sk->sb_n == sk->sb_cap && sk->sb_cap < max) {
         uint32_t cap = sk->sb_cap ? 2 * sk->sb_cap : SS_STACK_SACK_MIN;
@@ -386,7 +386,7 @@ static void sb_insert(struct ss_sock *sk, uint32_t max, uint32_t s, uint32_t e)
     sk->sb_n++;
 }
 
-bool ss__sack_update(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
+bool ss__sack_update(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
     if (!sk->sack_ok || !(seg->flags & SS_TCP_ACK))
         return false;
@@ -403,7 +403,7 @@ bool ss__sack_update(ss_stack *st, struct ss_sock *sk, const struct ss_seg *seg)
     return ss__sack_sacked_bytes(sk) > before;
 }
 
-bool ss__sack_is_sacked(const struct ss_sock *sk, uint32_t seq)
+bool ss__sack_is_sacked(const struct ss_pcb *sk, uint32_t seq)
 {
     for (uint32_t i = 0; i < sk->sb_n; i++)
         if (SEQ_IN(seq, sk->sb[i].start, sk->sb[i].end))
@@ -411,7 +411,7 @@ bool ss__sack_is_sacked(const struct ss_sock *sk, uint32_t seq)
     return false;
 }
 
-uint32_t ss__sack_sacked_bytes(const struct ss_sock *sk)
+uint32_t ss__sack_sacked_bytes(const struct ss_pcb *sk)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < sk->sb_n; i++)
@@ -419,7 +419,7 @@ uint32_t ss__sack_sacked_bytes(const struct ss_sock *sk)
     return n;
 }
 
-uint32_t ss__sack_sacked_above(const struct ss_sock *sk, uint32_t seq)
+uint32_t ss__sack_sacked_above(const struct ss_pcb *sk, uint32_t seq)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < sk->sb_n; i++) {
@@ -431,7 +431,7 @@ uint32_t ss__sack_sacked_above(const struct ss_sock *sk, uint32_t seq)
     return n;
 }
 
-uint32_t ss__sack_ranges_above(const struct ss_sock *sk, uint32_t seq)
+uint32_t ss__sack_ranges_above(const struct ss_pcb *sk, uint32_t seq)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < sk->sb_n; i++)
@@ -439,7 +439,7 @@ uint32_t ss__sack_ranges_above(const struct ss_sock *sk, uint32_t seq)
     return n;
 }
 
-bool ss__sack_is_lost(const struct ss_sock *sk, uint32_t seq, uint32_t dupthresh)
+bool ss__sack_is_lost(const struct ss_pcb *sk, uint32_t seq, uint32_t dupthresh)
 {
     if (dupthresh == 0)
         return true;
@@ -447,12 +447,12 @@ bool ss__sack_is_lost(const struct ss_sock *sk, uint32_t seq, uint32_t dupthresh
            ss__sack_sacked_above(sk, seq) > (dupthresh - 1) * (uint32_t)sk->snd_mss;
 }
 
-uint32_t ss__sack_high(const struct ss_sock *sk)
+uint32_t ss__sack_high(const struct ss_pcb *sk)
 {
     return sk->sb_n ? sk->sb[sk->sb_n - 1].end : sk->snd_una;
 }
 
-bool ss__sack_next_hole(const struct ss_sock *sk, uint32_t seq, uint32_t *start, uint32_t *end)
+bool ss__sack_next_hole(const struct ss_pcb *sk, uint32_t seq, uint32_t *start, uint32_t *end)
 {
     for (uint32_t i = 0; i < sk->sb_n; i++) {
         const struct ss_sack_blk *b = &sk->sb[i];
@@ -467,12 +467,12 @@ bool ss__sack_next_hole(const struct ss_sock *sk, uint32_t seq, uint32_t *start,
     return false;
 }
 
-uint32_t ss__sack_count(const struct ss_sock *sk)
+uint32_t ss__sack_count(const struct ss_pcb *sk)
 {
     return sk->sb_n;
 }
 
-struct ss_sack_blk ss__sack_range(const struct ss_sock *sk, uint32_t i)
+struct ss_sack_blk ss__sack_range(const struct ss_pcb *sk, uint32_t i)
 {
     return i < sk->sb_n ? sk->sb[i] : (struct ss_sack_blk){0, 0};
 }

@@ -22,25 +22,25 @@
  * down, a retraction of less than 2^shift that RFC 7323 2.4 foresees,
  * and data up to the edge once advertised (RCV.ADV) is still accepted. */
 /* Free receive buffer, at most what the window field can say. */
-static uint32_t rcv_room(const struct ss_sock *sk)
+static uint32_t rcv_room(const struct ss_pcb *sk)
 {
     uint32_t room = sk->rcv.limit > sk->rcv.len ? sk->rcv.limit - sk->rcv.len : 0;
     return ss__min32(room, 65535u << sk->rcv_wscale);
 }
 
-static uint32_t rcv_cur(const struct ss_sock *sk)
+static uint32_t rcv_cur(const struct ss_pcb *sk)
 {
     return SEQ_GT(sk->rcv_adv, sk->rcv_nxt) ? sk->rcv_adv - sk->rcv_nxt : 0;
 }
 
 /* Receiver SWS avoidance: may the right edge move right now? */
-static bool rcv_window_opens(const struct ss_sock *sk)
+static bool rcv_window_opens(const struct ss_pcb *sk)
 {
     uint32_t thresh = ss__min32(sk->rcv.limit / 2, sk->rcv_mss);
     return rcv_room(sk) >= rcv_cur(sk) + thresh;
 }
 
-uint32_t ss__tcp_rcv_window(const struct ss_sock *sk)
+uint32_t ss__tcp_rcv_window(const struct ss_pcb *sk)
 {
     uint32_t gran = 1u << sk->rcv_wscale;
     uint32_t room = rcv_room(sk);
@@ -74,7 +74,7 @@ static void put_header(uint8_t *t, const struct ss_seg *h, size_t hl, bool csum_
 
 /* Trace, count and send the segment h built in st->tx. sk is NULL for a
  * segment that belongs to no connection. */
-static int emit(ss_stack *st, struct ss_sock *sk, const struct ss_seg *h, bool rtx, uint8_t tos)
+static int emit(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *h, bool rtx, uint8_t tos)
 {
     ss__trace_seg(st, sk, rtx ? SS_TRACE_RETRANSMIT : SS_TRACE_SEG_OUT, h);
     st->stats.tcp_out++;
@@ -91,7 +91,7 @@ static int emit(ss_stack *st, struct ss_sock *sk, const struct ss_seg *h, bool r
                          true, tos);
 }
 
-int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t flags,
+int ss__tcp_send_segment(ss_stack *st, struct ss_pcb *sk, uint32_t seq, uint8_t flags,
                          uint32_t len, bool rtx)
 {
     uint8_t *t = st->tx + SS_IP_HDR;
@@ -153,7 +153,7 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint8_t
  * has those bytes, so the peer would answer it with an ACK of its own
  * (an ACK ping-pong); BSD does the same. Without a retransmission
  * outstanding the two are equal. */
-void ss__tcp_send_ack(ss_stack *st, struct ss_sock *sk)
+void ss__tcp_send_ack(ss_stack *st, struct ss_pcb *sk)
 {
     /* While probing a zero window the probe byte is beyond the peer's
      * window: the ACK stays at SND.NXT (= SND.UNA) where the peer accepts it. */
@@ -162,7 +162,7 @@ void ss__tcp_send_ack(ss_stack *st, struct ss_sock *sk)
 }
 
 /* ABORT / reset of a connection we have: <SEQ=SND.NXT><CTL=RST>. */
-void ss__tcp_send_rst(ss_stack *st, struct ss_sock *sk)
+void ss__tcp_send_rst(ss_stack *st, struct ss_pcb *sk)
 {
     ss__tcp_send_segment(st, sk, sk->snd_nxt, SS_TCP_RST, 0, false);
 }
@@ -196,7 +196,7 @@ static bool sends_data(enum ss_tcp_state s)
  * (len may be 0 for a FIN alone). New data, go-back-N after an RTO, a
  * fast retransmission and a partial ACK's hole all come through here.
  * Returns the sequence space used. */
-static uint32_t send_data_at(ss_stack *st, struct ss_sock *sk, uint32_t seq, uint32_t len)
+static uint32_t send_data_at(ss_stack *st, struct ss_pcb *sk, uint32_t seq, uint32_t len)
 {
     uint32_t data_end = sk->snd_una + sk->snd.len;
     bool rtx = SEQ_LT(seq, sk->snd_max);
@@ -235,12 +235,33 @@ static uint32_t send_data_at(ss_stack *st, struct ss_sock *sk, uint32_t seq, uin
     return end - seq;
 }
 
+/* RFC 1122 4.2.3.6: <SEQ=SND.NXT-1> with no data elicits an ACK. */
+void ss__tcp_send_keepalive(ss_stack *st, struct ss_pcb *sk)
+{
+    ss__tcp_send_segment(st, sk, sk->snd_nxt - 1, SS_TCP_ACK, 0, false);
+}
+
+/* RFC 9293 3.8.6.1: the zero-window probe, one byte at SND.UNA beyond
+ * the closed window (the same byte again on later probes). It counts in
+ * SND.MAX (so an ACK for it is acceptable) but not in SND.NXT: it is
+ * outside the window, not in flight. */
+void ss__tcp_send_zwp(ss_stack *st, struct ss_pcb *sk)
+{
+    bool again = SEQ_GT(sk->snd_max, sk->snd_una);
+    ss__tcp_send_segment(st, sk, sk->snd_una, SS_TCP_ACK, 1, again);
+    if (!again) {
+        sk->snd_max = sk->snd_una + 1;
+        sk->bytes_out++;   /* the probe byte is new data, sent once */
+    }
+    sk->snd_nxt = sk->snd_una;
+}
+
 /* RFC 8985 7.3: the PTO fired in the open state. A new segment if there
  * is one and the peer's window takes it, else the most recently sent
  * one again; either way whatever cwnd says (FlightSize may exceed it by
  * one segment), so that its ACK, or its SACK, tells what happened to
  * the tail. Then the RTO restarts. */
-void ss__tcp_send_tlp(ss_stack *st, struct ss_sock *sk)
+void ss__tcp_send_tlp(ss_stack *st, struct ss_pcb *sk)
 {
     uint32_t data_end = sk->snd_una + sk->snd.len;
     uint32_t avail = SEQ_GT(data_end, sk->snd_max) ? data_end - sk->snd_max : 0;
@@ -269,7 +290,7 @@ void ss__tcp_send_tlp(ss_stack *st, struct ss_sock *sk)
  * a partial ACK's hole; tcp_timer.c: the RTO's first segment): one
  * segment at rtx_seq, of what was sent before, whatever the windows
  * (RFC 5681 3.2 (2), RFC 6298 (5.4)). */
-static void send_marked(ss_stack *st, struct ss_sock *sk)
+static void send_marked(ss_stack *st, struct ss_pcb *sk)
 {
     sk->rtx_mark = false;
     uint32_t seq = SEQ_LT(sk->rtx_seq, sk->snd_una) ? sk->snd_una : sk->rtx_seq;
@@ -292,7 +313,7 @@ static void send_marked(ss_stack *st, struct ss_sock *sk)
  * this wrong, and then the next RTO resends from SND.UNA again), so
  * SACKed data is never sent twice. *cap is the room before the next
  * SACKed range (UINT32_MAX if none). */
-static uint32_t skip_sacked(struct ss_sock *sk, uint32_t *cap)
+static uint32_t skip_sacked(struct ss_pcb *sk, uint32_t *cap)
 {
     *cap = UINT32_MAX;
     bool back = SEQ_LT(sk->snd_nxt, sk->snd_max);
@@ -320,7 +341,7 @@ static uint32_t skip_sacked(struct ss_sock *sk, uint32_t *cap)
  * segments itself (cfg.tso_max, TSO/GSO), as many whole MSS as fit. Not
  * while we send SACK blocks: the link copies the header into every piece,
  * and those would outgrow the MSS the peer asked for. */
-static uint32_t seg_max(const ss_stack *st, const struct ss_sock *sk)
+static uint32_t seg_max(const ss_stack *st, const struct ss_pcb *sk)
 {
     uint32_t n = st->cfg.tso_max / sk->snd_mss;
     return n > 1 && sk->ooo_n == 0 ? n * sk->snd_mss : sk->snd_mss;
@@ -328,7 +349,7 @@ static uint32_t seg_max(const ss_stack *st, const struct ss_sock *sk)
 
 /* Send one segment of data/FIN starting at SND.NXT; returns false when
  * nothing (more) may be sent now. */
-static bool send_next(ss_stack *st, struct ss_sock *sk)
+static bool send_next(ss_stack *st, struct ss_pcb *sk)
 {
     uint32_t cap, sacked = skip_sacked(sk, &cap);
     uint32_t data_end = sk->snd_una + sk->snd.len;
@@ -381,7 +402,7 @@ static bool send_next(ss_stack *st, struct ss_sock *sk)
  * (2) new data (send_next(), whose window ss__cc_window() makes the
  * room cwnd - pipe), rule (3) any hole above HighRxt. A SACKed byte is
  * never chosen: holes are the unSACKed ranges. */
-static bool send_next_seg(ss_stack *st, struct ss_sock *sk)
+static bool send_next_seg(ss_stack *st, struct ss_pcb *sk)
 {
     uint32_t pipe = ss__cc_pipe(sk), seq, len;
     if (sk->cwnd < pipe || sk->cwnd - pipe < sk->snd_mss)
@@ -407,7 +428,7 @@ static bool send_next_seg(ss_stack *st, struct ss_sock *sk)
 
 /* SYN (SYN-SENT) or SYN,ACK (SYN-RECEIVED, or closed from there with
  * our SYN still unacknowledged), when SND.NXT is back at ISS. */
-static void send_syn(ss_stack *st, struct ss_sock *sk)
+static void send_syn(ss_stack *st, struct ss_pcb *sk)
 {
     if (sk->snd_nxt != sk->iss) {
         if (sk->ack_now && sk->state == SS_TCP_SYN_RECEIVED)
@@ -432,7 +453,7 @@ static void send_syn(ss_stack *st, struct ss_sock *sk)
         ss__tcp_arm_rtx(st, sk);
 }
 
-void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
+void ss__tcp_output(ss_stack *st, struct ss_pcb *sk)
 {
     ss__sock_touch(st, sk);   /* what it sends arms timers */
     switch (sk->state) {
@@ -469,7 +490,7 @@ void ss__tcp_output(ss_stack *st, struct ss_sock *sk)
                 sent = true;
             }
         }
-        bool (*next)(ss_stack *, struct ss_sock *) =
+        bool (*next)(ss_stack *, struct ss_pcb *) =
             ss__cc_sack_recovery(sk) ? send_next_seg : send_next;
         for (int i = 0; i < 1 << 16 && next(st, sk); i++)
             sent = true;

@@ -141,7 +141,7 @@ static void synq_remove(ss_stack *st, struct ss_synreq *r)
 {
     struct ss_synq *q = &st->synq;
     uint32_t idx = (uint32_t)(r - q->req);
-    struct ss_sock *ls = ss__stack_sock_get(st, r->listener);
+    struct ss_pcb *ls = ss__stack_sock_get(st, r->listener);
     if (ls)
         ls->syn_q--;
     int32_t *p = &q->hash[tuple_hash(st, r->raddr, r->rport, r->lport)];
@@ -170,8 +170,8 @@ static struct ss_seg req_syn(const struct ss_synreq *r)
 
 /* The TCB a connection from this SYN would have, on a copy of the
  * listener (its options, buffers and algorithm), in SYN-RECEIVED. */
-static void passive_template(ss_stack *st, const struct ss_sock *ls, const struct ss_seg *syn,
-                             uint32_t iss, struct ss_sock *t)
+static void passive_template(ss_stack *st, const struct ss_pcb *ls, const struct ss_seg *syn,
+                             uint32_t iss, struct ss_pcb *t)
 {
     *t = *ls;
     t->id = -1;
@@ -183,14 +183,14 @@ static void passive_template(ss_stack *st, const struct ss_sock *ls, const struc
 }
 
 /* <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> from the template. */
-static void send_synack(ss_stack *st, struct ss_sock *t, bool rtx)
+static void send_synack(ss_stack *st, struct ss_pcb *t, bool rtx)
 {
     ss__tcp_send_segment(st, t, t->iss, SS_TCP_SYN | SS_TCP_ACK, 0, rtx);
 }
 
-static void req_synack(ss_stack *st, const struct ss_sock *ls, const struct ss_synreq *r, bool rtx)
+static void req_synack(ss_stack *st, const struct ss_pcb *ls, const struct ss_synreq *r, bool rtx)
 {
-    struct ss_sock t;
+    struct ss_pcb t;
     struct ss_seg syn = req_syn(r);
     passive_template(st, ls, &syn, r->iss, &t);
     send_synack(st, &t, rtx);
@@ -201,7 +201,7 @@ static void req_synack(ss_stack *st, const struct ss_sock *ls, const struct ss_s
  * (tcp_input.c's synchronized states take it from here). NULL when the
  * accept queue is full or no socket is free: the ACK is dropped and the
  * peer's next segment tries again (as Linux). */
-static struct ss_sock *promote(ss_stack *st, struct ss_sock *ls, const struct ss_seg *syn,
+static struct ss_pcb *promote(ss_stack *st, struct ss_pcb *ls, const struct ss_seg *syn,
                                uint32_t iss, uint32_t retries, uint64_t sent_at)
 {
     if (ls->accept_q >= ls->backlog) {
@@ -210,7 +210,7 @@ static struct ss_sock *promote(ss_stack *st, struct ss_sock *ls, const struct ss
                        syn->sport, syn->dport);
         return NULL;
     }
-    struct ss_sock *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
+    struct ss_pcb *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
     if (!sk) {
         st->stats.tcp_no_memory++;
         ss__trace_drop(st, ls, SS_DROP_TCP_NO_MEMORY, SS_IPPROTO_TCP, syn->src, syn->dst,
@@ -245,7 +245,7 @@ static struct ss_sock *promote(ss_stack *st, struct ss_sock *ls, const struct ss
 /* The SYN whose cookie SYN,ACK went out, as the options we could keep:
  * without timestamps (ours or the peer's) neither window scaling nor SACK,
  * since only the TSval can carry them back. */
-static struct ss_seg cookie_syn(const struct ss_sock *ls, const struct ss_seg *seg)
+static struct ss_seg cookie_syn(const struct ss_pcb *ls, const struct ss_seg *seg)
 {
     struct ss_seg syn = *seg;
     if (!(ls->opt_allow & SS_OPTF_TS) || !seg->has_ts) {
@@ -256,12 +256,12 @@ static struct ss_seg cookie_syn(const struct ss_sock *ls, const struct ss_seg *s
     return syn;
 }
 
-static void send_cookie(ss_stack *st, const struct ss_sock *ls, const struct ss_seg *seg)
+static void send_cookie(ss_stack *st, const struct ss_pcb *ls, const struct ss_seg *seg)
 {
     struct ss_seg syn = cookie_syn(ls, seg);
     uint16_t mss;
     uint32_t iss = ss__syncookie_make(st, &syn, &mss);
-    struct ss_sock t;
+    struct ss_pcb t;
     passive_template(st, ls, &syn, iss, &t);
     if (t.ts_ok) {
         uint32_t now = ss__ts_now(st, &t);
@@ -286,8 +286,8 @@ static bool cookies_recent(const ss_stack *st)
 
 /* An ACK to a listener with no entry: a connection if it carries a valid
  * cookie; otherwise false and LISTEN answers it with a RST. */
-static bool cookie_ack(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg,
-                       struct ss_sock **conn)
+static bool cookie_ack(ss_stack *st, struct ss_pcb *ls, const struct ss_seg *seg,
+                       struct ss_pcb **conn)
 {
     uint16_t mss;
     if (!ss__syncookie_check(st, seg, &mss)) {
@@ -317,7 +317,7 @@ static uint32_t synack_rto_us(const ss_stack *st, uint32_t retries)
     return (uint32_t)ss__min64(rto, (uint64_t)st->cfg.rto_max_ms * 1000);
 }
 
-void ss__synq_syn(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg)
+void ss__synq_syn(ss_stack *st, struct ss_pcb *ls, const struct ss_seg *seg)
 {
     /* Connections nobody accepts: no new ones, cookie or not (as Linux). */
     bool accept_full = ls->accept_q >= ls->backlog;
@@ -358,8 +358,8 @@ void ss__synq_syn(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg)
     req_synack(st, ls, r, false);
 }
 
-bool ss__synq_input(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg,
-                    struct ss_sock **conn)
+bool ss__synq_input(ss_stack *st, struct ss_pcb *ls, const struct ss_seg *seg,
+                    struct ss_pcb **conn)
 {
     *conn = NULL;
     struct ss_synreq *r = synq_find(st, seg);
@@ -391,7 +391,7 @@ bool ss__synq_input(ss_stack *st, struct ss_sock *ls, const struct ss_seg *seg,
         struct ss_seg syn = req_syn(r);
         uint32_t iss = r->iss, retries = r->retries;
         uint64_t sent_at = r->sent_at;
-        struct ss_sock *sk = promote(st, ls, &syn, iss, retries, sent_at);
+        struct ss_pcb *sk = promote(st, ls, &syn, iss, retries, sent_at);
         if (sk)
             synq_remove(st, r);
         *conn = sk;
@@ -413,7 +413,7 @@ uint64_t ss__synq_timers(ss_stack *st, uint64_t now)
     struct ss_synq *q = &st->synq;
     while (q->n && q->req[q->heap[0]].deadline <= now) {
         struct ss_synreq *r = &q->req[q->heap[0]];
-        struct ss_sock *ls = ss__stack_sock_get(st, r->listener);
+        struct ss_pcb *ls = ss__stack_sock_get(st, r->listener);
         if (!ls || r->retries >= r->max_retries) {
             st->stats.tcp_timeouts++;
             st->stats.tcp_synq_timeouts++;

@@ -4,7 +4,9 @@
  * (RFC 1122 4.2.3.6), TIME-WAIT 2*MSL (RFC 9293 3.10.8).
  *
  * Timers are absolute deadlines in the socket; ss_stack_poll() runs the
- * due ones and asks ss__tcp_next_deadline() when to come back.
+ * due ones and asks ss__tcp_next_deadline() when to come back. A timer
+ * decides and marks; every segment, probes included, is built in
+ * tcp_output.c.
  */
 #include <errno.h>
 
@@ -19,7 +21,7 @@ static uint32_t clamp_rto(const ss_stack *st, uint64_t rto)
 }
 
 /* RFC 6298 (2.2) first sample, (2.3) later samples, (2.4)-(2.5) bounds. */
-void ss__tcp_rtt_sample(ss_stack *st, struct ss_sock *sk, uint64_t r)
+void ss__tcp_rtt_sample(ss_stack *st, struct ss_pcb *sk, uint64_t r)
 {
     if (r > UINT32_MAX / 2)
         r = UINT32_MAX / 2;
@@ -42,7 +44,7 @@ void ss__tcp_rtt_sample(ss_stack *st, struct ss_sock *sk, uint64_t r)
 }
 
 /* (5.1)/(5.3): (re)start the retransmission timer with the current RTO. */
-void ss__tcp_arm_rtx(ss_stack *st, struct ss_sock *sk)
+void ss__tcp_arm_rtx(ss_stack *st, struct ss_pcb *sk)
 {
     sk->t_rtx = st->now + sk->rto_us;
     ss__sock_touch(st, sk);
@@ -56,7 +58,7 @@ void ss__tcp_arm_rtx(ss_stack *st, struct ss_sock *sk)
  * no probe is out. PTO = 2 SRTT (plus WCDelAckT when one segment is in
  * flight: its ACK may be delayed), 1 s without a sample; never later
  * than the RTO, which then comes first. */
-void ss__tcp_arm_tlp(ss_stack *st, struct ss_sock *sk)
+void ss__tcp_arm_tlp(ss_stack *st, struct ss_pcb *sk)
 {
     sk->t_tlp = SS_NEVER;
     if (!st->cfg.tlp || !sk->sack_ok || !sk->cc_started || sk->cc_phase != SS_CC_OPEN ||
@@ -72,7 +74,7 @@ void ss__tcp_arm_tlp(ss_stack *st, struct ss_sock *sk)
         sk->t_tlp = st->now + pto;
 }
 
-static void on_tlp(ss_stack *st, struct ss_sock *sk)
+static void on_tlp(ss_stack *st, struct ss_pcb *sk)
 {
     sk->t_tlp = SS_NEVER;
     if (sk->cc_phase != SS_CC_OPEN || sk->tlp_on || sk->snd_una == sk->snd_max)
@@ -80,7 +82,7 @@ static void on_tlp(ss_stack *st, struct ss_sock *sk)
     ss__tcp_send_tlp(st, sk);
 }
 
-void ss__tcp_keep_reset(ss_stack *st, struct ss_sock *sk)
+void ss__tcp_keep_reset(ss_stack *st, struct ss_pcb *sk)
 {
     sk->keep_probes = 0;
     ss__sock_touch(st, sk);
@@ -93,7 +95,7 @@ void ss__tcp_keep_reset(ss_stack *st, struct ss_sock *sk)
     sk->t_keep = st->now + (uint64_t)sk->keep_idle_s * 1000000;
 }
 
-static void give_up(ss_stack *st, struct ss_sock *sk)
+static void give_up(ss_stack *st, struct ss_pcb *sk)
 {
     st->stats.tcp_timeouts++;
     /* A passive half-open connection just disappears (back to LISTEN);
@@ -107,7 +109,7 @@ static void give_up(ss_stack *st, struct ss_sock *sk)
     ss__tcp_drop(st, sk, err);
 }
 
-static void on_rtx(ss_stack *st, struct ss_sock *sk)
+static void on_rtx(ss_stack *st, struct ss_pcb *sk)
 {
     sk->t_rtx = SS_NEVER;
     sk->t_tlp = SS_NEVER;
@@ -149,30 +151,23 @@ static void on_rtx(ss_stack *st, struct ss_sock *sk)
     ss__tcp_arm_rtx(st, sk);
 }
 
-/* Zero-window probe: one byte of new data beyond the closed window, then
- * the same byte again, with exponential backoff, for as long as the peer
- * answers (a probe is never counted as a retransmission failure). */
-static void on_persist(ss_stack *st, struct ss_sock *sk)
+/* Zero-window probe (built by tcp_output.c): one byte of new data beyond
+ * the closed window, then the same byte again, with exponential backoff,
+ * for as long as the peer answers (a probe is never counted as a
+ * retransmission failure). */
+static void on_persist(ss_stack *st, struct ss_pcb *sk)
 {
     sk->t_persist = SS_NEVER;
     if (sk->snd_wnd != 0 || sk->snd.len == 0)
         return;
-    /* The probe byte counts in SND.MAX (so an ACK for it is acceptable)
-     * but not in SND.NXT: it is outside the window, not in flight. */
-    bool again = SEQ_GT(sk->snd_max, sk->snd_una);
-    ss__tcp_send_segment(st, sk, sk->snd_una, SS_TCP_ACK, 1, again);
-    if (!again) {
-        sk->snd_max = sk->snd_una + 1;
-        sk->bytes_out++;   /* the probe byte is new data, sent once */
-    }
-    sk->snd_nxt = sk->snd_una;
+    ss__tcp_send_zwp(st, sk);
     if (sk->persist_backoff < 16)
         sk->persist_backoff++;
     uint64_t d = (uint64_t)sk->rto_us << sk->persist_backoff;
     sk->t_persist = st->now + ss__min64(d, (uint64_t)st->cfg.rto_max_ms * 1000);
 }
 
-static void on_keepalive(ss_stack *st, struct ss_sock *sk)
+static void on_keepalive(ss_stack *st, struct ss_pcb *sk)
 {
     sk->t_keep = SS_NEVER;
     if (!sk->keepalive)
@@ -181,16 +176,16 @@ static void on_keepalive(ss_stack *st, struct ss_sock *sk)
         give_up(st, sk);
         return;
     }
-    /* RFC 1122 4.2.3.6: <SEQ=SND.NXT-1> with no data elicits an ACK. Only
-     * when idle: data in flight is covered by the retransmission timer. */
+    /* Only when idle: data in flight is covered by the retransmission
+     * timer. */
     if (sk->snd_una == sk->snd_max) {
-        ss__tcp_send_segment(st, sk, sk->snd_nxt - 1, SS_TCP_ACK, 0, false);
+        ss__tcp_send_keepalive(st, sk);
         sk->keep_probes++;
     }
     sk->t_keep = st->now + (uint64_t)sk->keep_intvl_s * 1000000;
 }
 
-void ss__tcp_timers(ss_stack *st, struct ss_sock *sk, uint64_t now)
+void ss__tcp_timers(ss_stack *st, struct ss_pcb *sk, uint64_t now)
 {
     if (sk->state == SS_TCP_CLOSED || sk->state == SS_TCP_LISTEN)
         return;
@@ -222,7 +217,7 @@ void ss__tcp_timers(ss_stack *st, struct ss_sock *sk, uint64_t now)
     }
 }
 
-uint64_t ss__tcp_next_deadline(const struct ss_sock *sk)
+uint64_t ss__tcp_next_deadline(const struct ss_pcb *sk)
 {
     if (sk->state == SS_TCP_CLOSED || sk->state == SS_TCP_LISTEN)
         return SS_NEVER;

@@ -20,7 +20,7 @@ int ss_tcp_listen(ss_stack *st, uint16_t port, int backlog)
         return -EADDRINUSE;
     if (port == 0)
         return -EADDRINUSE;
-    struct ss_sock *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
+    struct ss_pcb *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
     if (!sk)
         return -EMFILE;
     sk->user = true;
@@ -35,14 +35,14 @@ int ss_tcp_listen(ss_stack *st, uint16_t port, int backlog)
 
 int ss_tcp_accept(ss_stack *st, int lsd, uint32_t *raddr, uint16_t *rport)
 {
-    struct ss_sock *ls = ss__stack_sock_get(st, lsd);
+    struct ss_pcb *ls = ss__stack_sock_get(st, lsd);
     if (!ls || ls->kind != SS_SK_TCP)
         return -EBADF;
     if (ls->state != SS_TCP_LISTEN)
         return -EINVAL;
     if (ls->accept_head < 0)
         return -EAGAIN;
-    struct ss_sock *sk = ss__sock_at(st, ls->accept_head);
+    struct ss_pcb *sk = ss__sock_at(st, ls->accept_head);
     ss__tcp_unlink_from_listener(st, sk);
     sk->user = true;
     if (raddr)
@@ -69,7 +69,7 @@ static int connect_check(ss_stack *st, uint32_t raddr, uint16_t rport, uint16_t 
 }
 
 /* RFC 9293 3.10.1 OPEN, CLOSED state: select an ISS, send SYN, SYN-SENT. */
-static void open_active(ss_stack *st, struct ss_sock *sk, uint64_t now_us, uint32_t raddr,
+static void open_active(ss_stack *st, struct ss_pcb *sk, uint64_t now_us, uint32_t raddr,
                         uint16_t rport, uint16_t lport)
 {
     sk->unopened = false;
@@ -92,7 +92,7 @@ int ss_tcp_connect(ss_stack *st, uint64_t now_us, uint32_t raddr, uint16_t rport
     int err = connect_check(st, raddr, rport, &lport);
     if (err < 0)
         return err;
-    struct ss_sock *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
+    struct ss_pcb *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
     if (!sk)
         return -EMFILE;
     sk->user = true;
@@ -102,7 +102,7 @@ int ss_tcp_connect(ss_stack *st, uint64_t now_us, uint32_t raddr, uint16_t rport
 
 int ss_tcp_socket(ss_stack *st)
 {
-    struct ss_sock *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
+    struct ss_pcb *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
     if (!sk)
         return -EMFILE;
     sk->user = true;
@@ -114,7 +114,7 @@ int ss_tcp_connect_sd(ss_stack *st, uint64_t now_us, int sd, uint32_t raddr, uin
                       uint16_t lport)
 {
     st->now = now_us;
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     if (!sk || sk->kind != SS_SK_TCP)
         return -EBADF;
     if (!sk->unopened)
@@ -126,16 +126,16 @@ int ss_tcp_connect_sd(ss_stack *st, uint64_t now_us, int sd, uint32_t raddr, uin
     return 0;
 }
 
-static struct ss_sock *tcp_get(ss_stack *st, int sd)
+static struct ss_pcb *tcp_get(ss_stack *st, int sd)
 {
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     return sk && sk->kind == SS_SK_TCP ? sk : NULL;
 }
 
 /* Queue what the send buffer takes, growing its ring as needed: the
  * bytes queued, 0 when the buffer is full, -ENOBUFS when the stack's
  * memory limit leaves no room at all. */
-static ssize_t queue_send(ss_stack *st, struct ss_sock *sk, const void *buf, size_t len)
+static ssize_t queue_send(ss_stack *st, struct ss_pcb *sk, const void *buf, size_t len)
 {
     uint32_t want = ss__min32(len > UINT32_MAX ? UINT32_MAX : (uint32_t)len, ss__ring_free(&sk->snd));
     if (!want)
@@ -148,7 +148,7 @@ static ssize_t queue_send(ss_stack *st, struct ss_sock *sk, const void *buf, siz
 ssize_t ss_tcp_send(ss_stack *st, uint64_t now_us, int sd, const void *buf, size_t len)
 {
     st->now = now_us;
-    struct ss_sock *sk = tcp_get(st, sd);
+    struct ss_pcb *sk = tcp_get(st, sd);
     if (!sk)
         return -EBADF;
     if (sk->error)
@@ -170,7 +170,7 @@ ssize_t ss_tcp_send(ss_stack *st, uint64_t now_us, int sd, const void *buf, size
 
 ssize_t ss_tcp_send_urgent(ss_stack *st, uint64_t now_us, int sd, const void *buf, size_t len)
 {
-    struct ss_sock *sk = tcp_get(st, sd);
+    struct ss_pcb *sk = tcp_get(st, sd);
     if (!sk)
         return -EBADF;
     if (!ss__tcp_can_send(sk) || len == 0)
@@ -189,7 +189,7 @@ ssize_t ss_tcp_send_urgent(ss_stack *st, uint64_t now_us, int sd, const void *bu
 
 int ss_tcp_urgent(const ss_stack *st, int sd)
 {
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     if (!sk || sk->kind != SS_SK_TCP)
         return -EBADF;
     if (!sk->rcv_up_valid)
@@ -201,7 +201,7 @@ int ss_tcp_urgent(const ss_stack *st, int sd)
 ssize_t ss_tcp_recv(ss_stack *st, uint64_t now_us, int sd, void *buf, size_t len)
 {
     st->now = now_us;
-    struct ss_sock *sk = tcp_get(st, sd);
+    struct ss_pcb *sk = tcp_get(st, sd);
     if (!sk)
         return -EBADF;
     if (sk->state == SS_TCP_LISTEN)
@@ -230,7 +230,7 @@ ssize_t ss_tcp_recv(ss_stack *st, uint64_t now_us, int sd, void *buf, size_t len
 int ss_tcp_shutdown(ss_stack *st, uint64_t now_us, int sd)
 {
     st->now = now_us;
-    struct ss_sock *sk = tcp_get(st, sd);
+    struct ss_pcb *sk = tcp_get(st, sd);
     if (!sk)
         return -EBADF;
     switch (sk->state) {
@@ -268,7 +268,7 @@ int ss_tcp_shutdown(ss_stack *st, uint64_t now_us, int sd)
 int ss_tcp_abort(ss_stack *st, uint64_t now_us, int sd)
 {
     st->now = now_us;
-    struct ss_sock *sk = tcp_get(st, sd);
+    struct ss_pcb *sk = tcp_get(st, sd);
     if (!sk)
         return -EBADF;
     sk->user = false;
@@ -276,7 +276,7 @@ int ss_tcp_abort(ss_stack *st, uint64_t now_us, int sd)
         ss__synq_flush(st, sk->id);
         /* Abort everything still queued on the listener. */
         for (uint32_t i = 0; i < st->tab_hi; i++) {
-            struct ss_sock *c = st->tab[i];
+            struct ss_pcb *c = st->tab[i];
             if (c && c->kind == SS_SK_TCP && c->parent == sk->id) {
                 ss__tcp_send_rst(st, c);
                 c->user = false;
@@ -295,7 +295,7 @@ int ss_tcp_abort(ss_stack *st, uint64_t now_us, int sd)
 int ss_tcp_close(ss_stack *st, uint64_t now_us, int sd)
 {
     st->now = now_us;
-    struct ss_sock *sk = tcp_get(st, sd);
+    struct ss_pcb *sk = tcp_get(st, sd);
     if (!sk)
         return -EBADF;
     switch (sk->state) {

@@ -402,7 +402,7 @@ int ss_trace_format_json(const struct ss_trace_event *ev, char *buf, size_t len)
 }
 
 /* ---- emission ------------------------------------------------------------ */
-static void fill_tuple(struct ss_trace_event *ev, const struct ss_sock *sk)
+static void fill_tuple(struct ss_trace_event *ev, const struct ss_pcb *sk)
 {
     ev->sd = sk ? sk->id : -1;
     if (sk) {
@@ -421,7 +421,7 @@ void ss__trace(ss_stack *st, struct ss_trace_event *ev)
     st->cfg.trace(st->cfg.trace_ctx, ev);
 }
 
-void ss__trace_state(ss_stack *st, struct ss_sock *sk, int old_state, int new_state)
+void ss__trace_state(ss_stack *st, struct ss_pcb *sk, int old_state, int new_state)
 {
     if (!st->cfg.trace)
         return;
@@ -457,7 +457,7 @@ static void seg_to_trace(const struct ss_seg *seg, struct ss_trace_seg *o)
     }
 }
 
-void ss__trace_seg(ss_stack *st, struct ss_sock *sk, enum ss_trace_kind kind,
+void ss__trace_seg(ss_stack *st, struct ss_pcb *sk, enum ss_trace_kind kind,
                    const struct ss_seg *seg)
 {
     if (!st->cfg.trace)
@@ -489,7 +489,7 @@ int ss_tcp_seg_decode(const uint8_t *tcp, size_t len, uint16_t *sport, uint16_t 
     return off;
 }
 
-void ss__trace_drop(ss_stack *st, struct ss_sock *sk, int reason, uint8_t proto, uint32_t src,
+void ss__trace_drop(ss_stack *st, struct ss_pcb *sk, int reason, uint8_t proto, uint32_t src,
                     uint32_t dst, uint16_t sport, uint16_t dport)
 {
     if (!st->cfg.trace)
@@ -507,7 +507,7 @@ void ss__trace_drop(ss_stack *st, struct ss_sock *sk, int reason, uint8_t proto,
     ss__trace(st, &ev);
 }
 
-void ss__trace_rtt(ss_stack *st, struct ss_sock *sk, uint32_t sample)
+void ss__trace_rtt(ss_stack *st, struct ss_pcb *sk, uint32_t sample)
 {
     if (!st->cfg.trace)
         return;
@@ -521,7 +521,7 @@ void ss__trace_rtt(ss_stack *st, struct ss_sock *sk, uint32_t sample)
     ss__trace(st, &ev);
 }
 
-void ss__trace_cc(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark)
+void ss__trace_cc(ss_stack *st, struct ss_pcb *sk, enum ss_cc_mark mark)
 {
     if (!st->cfg.trace)
         return;
@@ -538,7 +538,7 @@ void ss__trace_cc(ss_stack *st, struct ss_sock *sk, enum ss_cc_mark mark)
     ss__trace(st, &ev);
 }
 
-void ss__trace_win(ss_stack *st, struct ss_sock *sk, bool ours, uint32_t o, uint32_t n)
+void ss__trace_win(ss_stack *st, struct ss_pcb *sk, bool ours, uint32_t o, uint32_t n)
 {
     if (!st->cfg.trace)
         return;

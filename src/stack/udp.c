@@ -9,7 +9,7 @@
  * 8-byte record header (source address, source port, length) + data. */
 enum { REC_HDR = 8 };
 
-static void trace_udp(ss_stack *st, struct ss_sock *sk, enum ss_trace_kind k, uint32_t peer,
+static void trace_udp(ss_stack *st, struct ss_pcb *sk, enum ss_trace_kind k, uint32_t peer,
                       uint16_t pport, size_t len)
 {
     if (!st->cfg.trace)
@@ -53,7 +53,7 @@ void ss__udp_input(ss_stack *st, const struct ss_ip *ip)
         }
     }
     uint16_t sport = ss__get16(u), dport = ss__get16(u + 2);
-    struct ss_sock *sk = ss__udp_lookup(st, dport);
+    struct ss_pcb *sk = ss__udp_lookup(st, dport);
     if (!sk) {
         st->stats.udp_no_port++;
         ss__trace_drop(st, NULL, SS_DROP_UDP_NO_PORT, SS_IPPROTO_UDP, ip->src, ip->dst, sport,
@@ -86,7 +86,7 @@ void ss__udp_icmp_error(ss_stack *st, int err, const uint8_t *q, size_t qlen)
 {
     size_t ihl = (size_t)(q[0] & 15) * 4;
     uint16_t sport = ss__get16(q + ihl);
-    struct ss_sock *sk = ss__udp_lookup(st, sport);
+    struct ss_pcb *sk = ss__udp_lookup(st, sport);
     if (!sk)
         return;
     (void)qlen;
@@ -98,7 +98,7 @@ ssize_t ss_udp_sendto(ss_stack *st, uint64_t now_us, int sd, uint32_t raddr, uin
                       const void *buf, size_t len)
 {
     st->now = now_us;
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     if (!sk || sk->kind != SS_SK_UDP)
         return -EBADF;
     if (sk->error) {
@@ -137,7 +137,7 @@ ssize_t ss_udp_recvfrom(ss_stack *st, int sd, void *buf, size_t len, uint32_t *r
 ssize_t ss_udp_recvmsg(ss_stack *st, int sd, void *buf, size_t len, uint32_t *raddr,
                        uint16_t *rport, bool *truncated)
 {
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     if (!sk || sk->kind != SS_SK_UDP)
         return -EBADF;
     if (sk->udp_q == 0) {
@@ -176,7 +176,7 @@ int ss_udp_bind(ss_stack *st, uint16_t port)
         return -EADDRINUSE;
     if (port == 0)
         return -EADDRINUSE;
-    struct ss_sock *sk = ss__stack_sock_alloc(st, SS_SK_UDP);
+    struct ss_pcb *sk = ss__stack_sock_alloc(st, SS_SK_UDP);
     if (!sk)
         return -EMFILE;
     sk->user = true;
@@ -187,7 +187,7 @@ int ss_udp_bind(ss_stack *st, uint16_t port)
 
 int ss_udp_close(ss_stack *st, int sd)
 {
-    struct ss_sock *sk = ss__stack_sock_get(st, sd);
+    struct ss_pcb *sk = ss__stack_sock_get(st, sd);
     if (!sk || sk->kind != SS_SK_UDP)
         return -EBADF;
     ss__stack_sock_release(st, sk);

@@ -835,7 +835,7 @@ Test(tcp_opt, scoreboard_queries_for_rfc6675)
 {
     uint32_t S;
     int sd = sent5(&S);
-    const struct ss_sock *sk = ss__sock_at(st, sd);
+    const struct ss_pcb *sk = ss__sock_at(st, sd);
     cr_assert_eq(ss__sack_high(sk), S, "nothing SACKed: SND.UNA");
     uint32_t a, b;
     cr_assert(!ss__sack_next_hole(sk, S, &a, &b), "no hole below nothing");
