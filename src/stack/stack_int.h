@@ -196,9 +196,6 @@ struct ss_pcb {
     uint64_t t_rtx, t_persist, t_delack, t_keep, t_2msl;
     uint64_t t_sws;         /* sender SWS override timeout (RFC 9293 3.8.6.2.1) */
     uint64_t t_tlp;         /* tail loss probe timeout, PTO (RFC 8985 7.2) */
-    uint32_t tlp_seq, tlp_end;  /* the probe [tlp_seq, ..) and TLP.end_seq (SND.NXT after it) */
-    bool tlp_on;            /* a probe is out (TLP.end_seq is not None) */
-    bool tlp_rtx;           /* TLP.is_retrans: it resent the last segment */
     uint64_t last_rcv;      /* time of the last segment received */
     uint64_t rtt_start;
     uint32_t srtt_us, rttvar_us, rto_us;
@@ -208,6 +205,7 @@ struct ss_pcb {
     uint32_t keep_idle_s, keep_intvl_s, keep_cnt;
     uint32_t keep_probes;
     uint32_t unacked_segs;  /* full-sized segments received since our last ACK */
+    uint32_t tlp_seq, tlp_end;  /* the probe [tlp_seq, ..) and TLP.end_seq (SND.NXT after it) */
 
     /* --- TCP: congestion control (tcp_cc.c: loss recovery; tcp_cc_*.c) --- */
     const struct ss__cc_ops *cc;
@@ -273,6 +271,8 @@ struct ss_pcb {
     bool rtx_mark : 1;          /* fast retransmit / partial ACK: send rtx_seq's segment */
     bool cc_traced : 1;         /* an SS_TRACE_CC went out with the values above */
     bool on_trimq : 1;          /* waits on st->trimq to give back empty buffers */
+    bool tlp_on : 1;            /* a probe is out (TLP.end_seq is not None) */
+    bool tlp_rtx : 1;           /* TLP.is_retrans: it resent the last segment */
 };
 
 /* One retransmission sent in SACK or RTO recovery: [seq, end), and SND.NXT
