@@ -610,16 +610,21 @@ static struct tseg passive_with(void (*tw)(struct ss_stack_cfg *), const uint8_t
 
 /* A passive connection that negotiated SACK (MSS 1000, sackOK on the
  * peer's SYN), NewReno. */
-static void sack_setup(void)
+static void sack_setup_with(void (*tw)(struct ss_stack_cfg *))
 {
     tweak_algo = SS_CC_NEWRENO;
     tweak_iw = 10;
     uint8_t o[8];
     size_t n = opt_mss(o, M);
     n += opt_sackok(o + n);
-    struct tseg s = passive_with(tweak, o, n, NULL);
+    struct tseg s = passive_with(tw, o, n, NULL);
     cr_assert(s.sack_ok);
     cr_assert_eq(info().options & SS_TCPI_OPT_SACK, SS_TCPI_OPT_SACK);
+}
+
+static void sack_setup(void)
+{
+    sack_setup_with(tweak);
 }
 
 /* What the peer holds above its cumulative ACK, as byte offsets. */
@@ -1120,13 +1125,7 @@ static void tweak_tlp_cfg(struct ss_stack_cfg *c)
  * 100 ms, the RTO at least 10 s (tweak): PTO = 2 SRTT = 200 ms. */
 static void tlp_setup(void)
 {
-    tweak_algo = SS_CC_NEWRENO;
-    tweak_iw = 10;
-    uint8_t o[8];
-    size_t n = opt_mss(o, M);
-    n += opt_sackok(o + n);
-    struct tseg s = passive_with(tweak_tlp_cfg, o, n, NULL);
-    cr_assert(s.sack_ok);
+    sack_setup_with(tweak_tlp_cfg);
     cr_assert_eq(info().srtt_us, RTT);
 }
 
