@@ -103,6 +103,34 @@ Test(raw, ping_unprivileged_datagram_socket_ipv4_and_ipv6)
     free(out);
 }
 
+/* Without CAP_NET_RAW the raw socket is refused and ping falls back to the
+ * ICMP datagram socket by itself, when net.ipv4.ping_group_range (per
+ * namespace) lets the user's group have one; when it does not, both are
+ * refused and ping says so (exit 2, as iputils). Run as nobody. */
+Test(raw, ping_falls_back_to_the_datagram_socket_without_cap_net_raw)
+{
+    char *out;
+    const char *nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all";
+    cr_assert_eq(ns_capture(&out, "ip netns exec %s sysctl -qw net.ipv4.ping_group_range='1 0'",
+                            ns_name[NS_H1]), 0, "%s", out);
+    free(out);
+    int st = ns_capture(&out, "ip netns exec %s %s %s ping -c 1 10.81.1.1", ns_name[NS_H1],
+                        nobody, th_sockstack());
+    cr_assert_eq(st, 2, "no socket at all: exit 2; got %d:\n%s", st, out);
+    cr_assert(strstr(out, "ping: socket: "), "%s", out);
+    free(out);
+    cr_assert_eq(ns_capture(&out, "ip netns exec %s sysctl -qw "
+                                  "net.ipv4.ping_group_range='0 2147483647'", ns_name[NS_H1]),
+                 0, "%s", out);
+    free(out);
+    st = ns_capture(&out, "ip netns exec %s %s %s ping -c 2 -i 0.2 10.81.1.1", ns_name[NS_H1],
+                    nobody, th_sockstack());
+    cr_assert_eq(st, 0, "%s", out);
+    assert_replies(out, "10.81.1.1", 2, 64);
+    assert_stats(out, "2 packets transmitted, 2 received, 0% packet loss, time ");
+    free(out);
+}
+
 Test(raw, ping_user_space_stack_answers)
 {
     start_stack();
