@@ -162,4 +162,20 @@ static inline int fx_join(int port, struct stream *s, const char *nick)
     return fx_enter(port, s, line, nick);
 }
 
+/* The lines our line-mode client showed as "[HH:MM:SS] MARK...", in order,
+ * without the time: one per line into out ("" when none). */
+static inline void fx_shown(struct stream *s, const char *mark, char *out, size_t cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "] %s", mark);
+    size_t n = 0;
+    out[0] = '\0';
+    for (char *p = s->buf; (p = strstr(p, pat)) && n < cap; p++) {
+        char *end = strchr(p, '\n');
+        if (!end)
+            break;
+        n += (size_t)snprintf(out + n, cap - n, "%.*s\n", (int)(end - p - 2), p + 2);
+    }
+}
+
 #endif

@@ -25,6 +25,17 @@ static int node(struct th_proc **out, const char *addr, int port)
     return fx_server(out, port, extra);
 }
 
+/* Two nodes on 127.0.0.1: their ports in port[2], "127.0.0.1:PORT" in sa
+ * and sb. */
+static void two_nodes(struct th_proc **a, struct th_proc **b, int port[2], char sa[32],
+                      char sb[32])
+{
+    port[0] = node(a, "127.0.0.1", 0);
+    port[1] = node(b, "127.0.0.1", 0);
+    snprintf(sa, 32, "127.0.0.1:%d", port[0]);
+    snprintf(sb, 32, "127.0.0.1:%d", port[1]);
+}
+
 /* Our client in line mode with extra arguments (NULL-terminated). */
 static struct th_proc *client(struct stream *s, const char *nick, const char *const *extra)
 {
@@ -44,19 +55,6 @@ static struct th_proc *client(struct stream *s, const char *nick, const char *co
     return t;
 }
 
-/* The message lines ("<nick> text") s showed, in order, one per line. */
-static void messages(struct stream *s, char *out, size_t cap)
-{
-    size_t n = 0;
-    out[0] = '\0';
-    for (char *p = s->buf; (p = strstr(p, "] <")); p++) {
-        char *end = strchr(p, '\n');
-        if (!end)
-            break;
-        n += (size_t)snprintf(out + n, cap - n, "%.*s\n", (int)(end - p - 2), p + 2);
-    }
-}
-
 /* Wait until s has seen needle count times. */
 static void expect_n(struct stream *s, const char *needle, int times)
 {
@@ -68,10 +66,9 @@ static void expect_n(struct stream *s, const char *needle, int times)
 Test(chat_failover, node_killed_client_moves_on_and_resumes_history_without_duplicates)
 {
     struct th_proc *a, *b;
-    int pa = node(&a, "127.0.0.1", 0), pb = node(&b, "127.0.0.1", 0);
     char sa[32], sb[32], want[256];
-    snprintf(sa, sizeof sa, "127.0.0.1:%d", pa);
-    snprintf(sb, sizeof sb, "127.0.0.1:%d", pb);
+    int p[2];
+    two_nodes(&a, &b, p, sa, sb);
     static struct stream bs, as, cs;
     const char *extra[] = {"--server", sa, "--server", sb, "--in-order", NULL};
     client(&bs, "bob", extra);
@@ -80,11 +77,11 @@ Test(chat_failover, node_killed_client_moves_on_and_resumes_history_without_dupl
     EXPECT(&bs, "-- you are bob (1 online)\n");
 
     /* alice talks on node A: bob sees it live */
-    int alice = fx_join(pa, &as, "alice");
+    int alice = fx_join(p[0], &as, "alice");
     put(alice, "line one\nline two\n");
     EXPECT(&bs, "<alice> line two\n");
     /* carol talks on node B: stored (shared history), bob is not there */
-    int carol = fx_join(pb, &cs, "carol");
+    int carol = fx_join(p[1], &cs, "carol");
     put(carol, "line three\n");
     EXPECT(&cs, "OK sent ");
 
@@ -105,7 +102,7 @@ Test(chat_failover, node_killed_client_moves_on_and_resumes_history_without_dupl
     EXPECT(&cs, "OK who");
     pump(&bs, 300);
     char got[1024];
-    messages(&bs, got, sizeof got);
+    fx_shown(&bs, "<", got, sizeof got);
     cr_assert_str_eq(got, "<alice> line one\n<alice> line two\n<carol> line three\n"
                           "<carol> line four\n", "%s", bs.buf);
     close(alice);
@@ -171,10 +168,9 @@ Test(chat_failover, a_name_with_two_addresses_is_two_nodes)
 Test(chat_failover, a_silent_node_is_probed_then_given_up)
 {
     struct th_proc *a, *b;
-    int pa = node(&a, "127.0.0.1", 0), pb = node(&b, "127.0.0.1", 0);
     char sa[32], sb[32], want[256];
-    snprintf(sa, sizeof sa, "127.0.0.1:%d", pa);
-    snprintf(sb, sizeof sb, "127.0.0.1:%d", pb);
+    int p[2];
+    two_nodes(&a, &b, p, sa, sb);
     static struct stream bs;
     const char *extra[] = {"--server", sa, "--server", sb, "--in-order",
                            "--server-timeout", "1", NULL};

@@ -74,19 +74,6 @@ static struct th_proc *client(struct stream *s, const char *nick)
     return t;
 }
 
-/* The "<alice> ..." lines s showed, in order. */
-static void alice_lines(struct stream *s, char *out, size_t cap)
-{
-    size_t n = 0;
-    out[0] = '\0';
-    for (char *p = s->buf; (p = strstr(p, "] <alice> ")); p++) {
-        char *end = strchr(p, '\n');
-        if (!end)
-            break;
-        n += (size_t)snprintf(out + n, cap - n, "%.*s\n", (int)(end - p - 2), p + 2);
-    }
-}
-
 static void node2_dies(void)
 {
     static struct stream b, c, a;
@@ -132,9 +119,9 @@ static void node2_dies(void)
     pump(&c, 300);
     alen += (size_t)snprintf(all + alen, sizeof all - alen, "<alice> after\n");
     char got[LINES * 24 + 64];
-    alice_lines(&b, got, sizeof got);
+    fx_shown(&b, "<alice> ", got, sizeof got);
     cr_assert_str_eq(got, all, "bob:\n%s", b.buf);
-    alice_lines(&c, got, sizeof got);
+    fx_shown(&c, "<alice> ", got, sizeof got);
     cr_assert_str_eq(got, all, "carol:\n%s", c.buf);
     cr_assert_eq(count(&b, "<bob> bob was here\n"), 1, "%s", b.buf);
     cr_assert_eq(count(&c, "<bob> bob was here\n"), 1, "%s", c.buf);
