@@ -228,14 +228,19 @@ Test(raw, traceroute_udp_icmp_tcp_to_the_kernel_three_hops)
     }
 }
 
-Test(raw, traceroute_ipv6_udp_three_hops)
+Test(raw, traceroute_ipv6_udp_icmp_tcp_three_hops)
 {
-    char *out;
-    int st = in_ns(NS_H1, &out, "traceroute -6 -w 2 fd81:3::2");
-    cr_assert_eq(st, 0, "%s", out);
-    cr_assert(strstr(out, "30 hops max, 80 byte packets\n"), "%s", out);
-    assert_three_hops(out, "fd81:3::2", "fd81:1::1", "fd81:2::2");
-    free(out);
+    const char *modes[] = {"-U", "-I", "-T -p 22"};
+    for (int i = 0; i < 3; i++) {
+        char *out, cmd[96];
+        snprintf(cmd, sizeof cmd, "traceroute -6 %s -w 2 fd81:3::2", modes[i]);
+        int st = in_ns(NS_H1, &out, cmd);
+        cr_assert_eq(st, 0, "%s: %s", modes[i], out);
+        if (i == 0)
+            cr_assert(strstr(out, "30 hops max, 80 byte packets\n"), "%s", out);
+        assert_three_hops(out, "fd81:3::2", "fd81:1::1", "fd81:2::2");
+        free(out);
+    }
 }
 
 Test(raw, traceroute_udp_icmp_tcp_to_the_user_space_stack_three_hops)
