@@ -35,6 +35,9 @@ static inline void fx_setup(void)
 {
     nprocs = 0;
     snprintf(dir, sizeof dir, "/tmp/ss-chat-test-%d", (int)getpid());
+    /* A directory left by a killed run whose PID this worker reuses would
+     * bring its chat.db (old history, message ids): start empty. */
+    th_rm_rf(dir);
     mkdir(dir, 0700);
 }
 
