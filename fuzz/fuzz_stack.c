@@ -180,9 +180,11 @@ static bool parse_opts(const uint8_t *o, size_t n, struct opts *out)
             return false;
         uint8_t l = o[i + 1];
         switch (k) {
-        case 2: out->mss = l == 4; break;
-        case 3: out->ws = l == 3; break;
-        case 4: out->sackok = l == 2; break;
+        /* An option of the wrong length is ignored, as the stack does
+         * (MUST-7): it does not undo a valid one before it. */
+        case 2: out->mss |= l == 4; break;
+        case 3: out->ws |= l == 3; break;
+        case 4: out->sackok |= l == 2; break;
         case 5:
             out->sack = true;
             out->sack_off = (int)i;
