@@ -265,3 +265,157 @@ Test(chat_abuse, silent_connections_time_out_and_each_address_is_capped)
     close(fd[4]);
     close(fx_join(port, &ok, "late"));
 }
+
+Test(chat_abuse, rate_lets_the_burst_through_then_paces_without_loss)
+{
+    struct th_proc *srv;
+    /* One line per second past a bucket of 11: the connection's /nick and
+     * ten lines go at once; the next line needs a second's refill. */
+    const char *extra[] = {"--rate", "1", "--burst", "11", NULL};
+    int port = fx_server(&srv, 0, extra);
+    static struct stream w, t;
+    int watcher = fx_join(port, &w, "watcher");
+    /* A fresh connection starts with a full bucket: /nick, 20 /chunk lines
+     * (not counted) and 15 messages in one write. */
+    int talker = fx_raw(port, 0);
+    stream_init(&t, talker);
+    static char buf[4096];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "/nick talker\n");
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "/chunk 99 0 AAAA\n");
+    for (int i = 0; i < 15; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "line %02d\n", i);
+    cr_assert_eq(write(talker, buf, n), (ssize_t)n);
+    /* The first ten are fanned out at once (paced, the tenth would take 9 s;
+     * with the chunks counted, the first would take 10 s)... */
+    cr_assert(expect(&w, " talker line 09\n", 5000), "%s", w.buf);
+    pump(&w, 0);
+    cr_assert_eq(count(&w, "MSG "), 10, "%s", w.buf);
+    for (int i = 0; i < 20 && count(&t, "OK sent ") < 10; i++)
+        pump(&t, 50);
+    cr_assert_eq(count(&t, "OK sent "), 10, "%s", t.buf);
+    cr_assert_eq(count(&t, "ERR nofile"), 20, "%s", t.buf);
+    /* ... and the rest follow, one per refill, in order, none lost. */
+    for (int i = 10; i < 15; i++) {
+        char want[32];
+        snprintf(want, sizeof want, " talker line %02d\n", i);
+        EXPECT(&w, want);
+    }
+    put(talker, "/who\n");
+    cr_assert(expect(&t, "OK who 2 ", 10000), "%s", t.buf);
+    cr_assert_eq(count(&w, "MSG "), 15, "%s", w.buf);
+    cr_assert_eq(count(&t, "OK sent "), 15, "%s", t.buf);
+    cr_assert_eq(count(&t, "ERR "), 20, "%s", t.buf);
+    close(talker);
+    close(watcher);
+}
+
+Test(chat_abuse, failed_logins_throttle_the_address_for_any_nick)
+{
+    struct th_proc *srv;
+    int port = fx_server(&srv, 0, NULL);
+    registered_offline(port, "owner");
+    static struct stream a, b;
+    int c1 = fx_raw(port, 0);
+    stream_init(&a, c1);
+    EXPECT(&a, "INFO welcome");
+    EXPECT(&a, "\n");
+    int c2 = fx_raw(port, 0);
+    stream_init(&b, c2);
+    EXPECT(&b, "INFO welcome");
+    /* Three nicks fail once each: no nick reaches its limit, the address
+     * does. The next tries, an unknown nick and a known one with the right
+     * password, are refused at once without a hash. */
+    put(c1, "/login ghost1 x\n/login ghost2 x\n/login ghost3 x\n"
+            "/login ghost4 x\n/login owner pw1234\n");
+    for (int i = 0; i < 40 && count(&a, "ERR ") < 5; i++)
+        pump(&a, 250);
+    cr_assert_str_eq(a.buf + a.pos, "ERR auth wrong nickname or password\n"
+                                    "ERR auth wrong nickname or password\n"
+                                    "ERR auth wrong nickname or password\n"
+                                    "ERR throttled too many failed logins; try again in 1 s\n"
+                                    "ERR throttled too many failed logins; try again in 1 s\n");
+    /* Another connection from the same address is throttled too. */
+    put(c2, "/login owner pw1234\n");
+    EXPECT(&b, "ERR throttled too many failed logins; try again in 1 s\n");
+    cr_assert_eq(count(&b, "ERR "), 1, "%s", b.buf);
+    cr_assert_eq(count(&b, "OK "), 0, "%s", b.buf);
+    close(c2);
+    close(c1);
+}
+
+Test(chat_abuse, offers_are_capped_per_sender_and_per_recipient)
+{
+    struct th_proc *srv;
+    const char *extra[] = {"--offers-max", "3", NULL};
+    int port = fx_server(&srv, 0, extra);
+    for (int i = 1; i <= 4; i++) {
+        char nick[8];
+        snprintf(nick, sizeof nick, "r%d", i);
+        registered_offline(port, nick);
+    }
+    static struct stream s, s2, r;
+    /* One sender, four recipients: the fourth offer is over its cap. */
+    int snd = fx_join(port, &s, "sender");
+    static char buf[2048];
+    size_t n = 0;
+    for (int i = 1; i <= 3; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n,
+                              "/offer r%d 0 " EMPTY_SHA " f%d\n/done %d\n", i, i, i);
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "/offer r4 0 " EMPTY_SHA " f4\n");
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "/who\n");
+    cr_assert_eq(write(snd, buf, n), (ssize_t)n);
+    EXPECT(&s, "OK who");
+    cr_assert_eq(count(&s, "OK upload "), 3, "%s", s.buf);
+    cr_assert_eq(count(&s, "ERR quota you have 3 offers waiting to be accepted\n"), 1, "%s",
+                 s.buf);
+    cr_assert_eq(count(&s, "ERR "), 1, "%s", s.buf);
+    /* Another sender, one recipient: r1 holds one already, two more fit. */
+    int snd2 = fx_join(port, &s2, "sender2");
+    n = 0;
+    for (int i = 4; i <= 5; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n,
+                              "/offer r1 0 " EMPTY_SHA " g%d\n/done %d\n", i, i);
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "/offer r1 0 " EMPTY_SHA " g6\n");
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "/who\n");
+    cr_assert_eq(write(snd2, buf, n), (ssize_t)n);
+    EXPECT(&s2, "OK who");
+    cr_assert_eq(count(&s2, "OK upload "), 2, "%s", s2.buf);
+    cr_assert_eq(count(&s2, "ERR quota r1 has 3 offers waiting\n"), 1, "%s", s2.buf);
+    cr_assert_eq(count(&s2, "ERR "), 1, "%s", s2.buf);
+    /* r1 gets exactly its three at login. */
+    int rc = login(port, &r, "r1");
+    put(rc, "/who\n");
+    EXPECT(&r, "OK who");
+    cr_assert_eq(count(&r, "OFFER "), 3, "%s", r.buf);
+    cr_assert_eq(count(&r, "ERR"), 0, "%s", r.buf);
+    close(rc);
+    close(snd2);
+    close(snd);
+}
+
+Test(chat_abuse, who_lists_an_offline_user_with_the_time_of_its_leave)
+{
+    struct th_proc *srv;
+    int port = fx_server(&srv, 0, NULL);
+    static struct stream a, b;
+    int alice = fx_join(port, &a, "alice");
+    int bob = fx_join(port, &b, "bob");
+    put(bob, "/register pw1234\n");
+    EXPECT(&b, "OK register bob\n");
+    put(bob, "/quit\n");
+    EXPECT(&b, "BYE");
+    close(bob);
+    /* LEAVE TS bob 1: the last-seen time /who reports. */
+    EXPECT(&a, "LEAVE ");
+    char ts[40];
+    cr_assert_eq(sscanf(a.buf + a.pos, "%39s bob 1\n", ts), 1, "%s", a.buf);
+    cr_assert_eq(strlen(ts), strlen("2026-01-01T00:00:00.000Z"), "%s", ts);
+    char want[128];
+    snprintf(want, sizeof want, "LEAVE %s bob 1\n", ts);
+    cr_assert_eq(count(&a, want), 1, "%s", a.buf);
+    put(alice, "/who\n");
+    snprintf(want, sizeof want, "WHO alice online\nWHO bob offline %s\nOK who 1 1\n", ts);
+    EXPECT(&a, want);
+    close(alice);
+}

@@ -314,6 +314,44 @@ Test(chat_room, private_message_online_and_offline_in_order)
     cr_assert_str_eq(relogin(1, "bob"), "OK nick bob 3\n");
 }
 
+/* Offline lines that never left the server's queue (the connection was
+ * lost before a drain) come again at the next login; a page that left is
+ * deleted. Each line nearly a row, so one fits per page. */
+Test(chat_room, offline_page_lost_before_it_left_the_queue_comes_again)
+{
+    join(0, "alice");
+    join_reg(1, "bob");
+    leave_conn(1);
+    take(0);
+    static char line[3][4100], want[3][4200];
+    for (int i = 0; i < 3; i++) {
+        char text[4001];
+        memset(text, 'a' + i, 4000);
+        text[4000] = '\0';
+        snprintf(line[i], sizeof line[i], "/msg bob %s\n", text);
+        in(0, line[i]);
+        cr_assert_str_eq(take(0), "OK msg bob stored\n");
+        snprintf(want[i], sizeof want[i], "OFFLINE %s alice %s\n", TS0, text);
+    }
+    /* Room for two of the three. */
+    fc[1].limit = 8300;
+    char exp[9000];
+    snprintf(exp, sizeof exp, "OK nick bob 2\n%s%s", want[0], want[1]);
+    cr_assert_str_eq(relogin(1, "bob"), exp);
+    /* Those two left the queue: the drain deletes them and queues the third,
+     * and the connection is lost before that one left. */
+    ss_chat_drain(fc[1].c);
+    cr_assert_str_eq(take(1), want[2]);
+    leave_conn(1);
+    snprintf(exp, sizeof exp, "OK nick bob 2\n%s", want[2]);
+    cr_assert_str_eq(relogin(1, "bob"), exp);
+    /* Now it left: deleted, nothing more. */
+    ss_chat_drain(fc[1].c);
+    cr_assert_str_eq(take(1), "");
+    leave_conn(1);
+    cr_assert_str_eq(relogin(1, "bob"), "OK nick bob 2\n");
+}
+
 Test(chat_room, who_lists_online_and_offline_with_last_seen)
 {
     join(0, "alice");
