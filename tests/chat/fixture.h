@@ -144,6 +144,16 @@ static inline int fx_raw(int port, int rcvbuf)
     return fd;
 }
 
+/* A raw client with its stream, past the whole "INFO welcome ..." line. */
+static inline int fx_greeted(int port, struct stream *s)
+{
+    int fd = fx_raw(port, 0);
+    stream_init(s, fd);
+    cr_assert(expect(s, "INFO welcome", 10000), "no welcome in:\n%s", s->buf);
+    cr_assert(expect(s, "\n", 10000), "%s", s->buf);
+    return fd;
+}
+
 /* A raw client with its stream, entered with cmd ("/nick X\n" or
  * "/login X PW\n"): waits for "OK nick X ". */
 static inline int fx_enter(int port, struct stream *s, const char *cmd, const char *nick)

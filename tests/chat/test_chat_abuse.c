@@ -81,9 +81,7 @@ Test(chat_abuse, unknown_nick_login_costs_a_hash_and_answers_alike)
     int port = fx_server(&srv, 0, extra);
     static struct stream a, w;
     int watcher = fx_join(port, &w, "watcher");
-    int att = fx_raw(port, 0);
-    stream_init(&a, att);
-    EXPECT(&a, "INFO welcome");
+    int att = fx_greeted(port, &a);
     put(att, "/login ghost whatever\n");
     put(watcher, "/who\n");
     EXPECT(&w, "OK who 1 ");
@@ -242,11 +240,8 @@ Test(chat_abuse, silent_connections_time_out_and_each_address_is_capped)
     int port = fx_server(&srv, 0, extra);
     static struct stream s[5];
     int fd[5];
-    for (int i = 0; i < 4; i++) {
-        fd[i] = fx_raw(port, 0);
-        stream_init(&s[i], fd[i]);
-        EXPECT(&s[i], "INFO welcome");
-    }
+    for (int i = 0; i < 4; i++)
+        fd[i] = fx_greeted(port, &s[i]);
     fd[4] = fx_raw(port, 0);
     stream_init(&s[4], fd[4]);
     EXPECT(&s[4], "ERR toomany 4 connections from your address already\n");
@@ -316,13 +311,8 @@ Test(chat_abuse, failed_logins_throttle_the_address_for_any_nick)
     int port = fx_server(&srv, 0, NULL);
     registered_offline(port, "owner");
     static struct stream a, b;
-    int c1 = fx_raw(port, 0);
-    stream_init(&a, c1);
-    EXPECT(&a, "INFO welcome");
-    EXPECT(&a, "\n");
-    int c2 = fx_raw(port, 0);
-    stream_init(&b, c2);
-    EXPECT(&b, "INFO welcome");
+    int c1 = fx_greeted(port, &a);
+    int c2 = fx_greeted(port, &b);
     /* Three nicks fail once each: no nick reaches its limit, the address
      * does. The next tries, an unknown nick and a known one with the right
      * password, are refused at once without a hash. */
