@@ -118,9 +118,14 @@ static bool kill_client_then_gone(struct th_proc *cl, pid_t pid)
     return gone;
 }
 
-/* Issue 13 item 3: 400 KiB of stdin for a command that never reads it:
+/* Issue 13 item 3: 336 KiB of stdin for a command that never reads it:
  * 64 KiB fill its pipe, 256 KiB more fill the server's buffer and the
- * server stops reading the connection. Then the client dies. */
+ * server stops reading the connection; the last 16 KiB wait in the
+ * server's socket. Then the client dies. (It was 400 KiB: what the
+ * server's receive window could not take stayed in the client's send
+ * queue, and a killed client's kernel then keeps probing the zero window
+ * instead of sending its FIN, so the server could not know; under load
+ * that happened in one CI run.) */
 Test(exec_safety, client_killed_while_its_stdin_is_held_back_takes_the_command_along)
 {
     struct th_proc srv;
@@ -128,7 +133,7 @@ Test(exec_safety, client_killed_while_its_stdin_is_held_back_takes_the_command_a
     serve(&srv, port, (char *[]){"exec", "--key-file", keyf, NULL});
     struct th_proc cl;
     pid_t cmd = start_and_read_pid(&cl, port, "echo $$; exec sleep 300");
-    enum { IN = 400 * 1024 };
+    enum { IN = 336 * 1024 };
     static char in[IN];
     memset(in, 'x', sizeof in);
     cr_assert_eq(th_write_all(cl.in, in, sizeof in), 0, "the client took all of its stdin");
