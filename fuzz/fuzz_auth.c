@@ -7,6 +7,7 @@
  * only with the right answer (which random input essentially never has, so
  * the target also builds the right answer when byte 0's top bit is set and
  * then corrupts it at a chosen position). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,22 +20,27 @@ static const uint8_t CS[32] = "fuzz-server-challenge-012345678";
 
 static const uint8_t CC[32] = "fuzz-client-challenge-01234567";
 
+/* The input after byte 0: whether to build the right answer, where to
+ * corrupt it (flip), and the bytes fed to the side under test. */
+struct fz_in {
+    bool build;
+    uint8_t flip;
+    uint8_t in[4096];
+    size_t len;
+};
+
 /* The client: in[0..32) is the server's challenge, then (mutual) its
  * proof. Checks: the answer is exactly HMAC(key, cs) (+ cc, mutual) and
  * appears only once the challenge is whole; never more consumed than the
  * handshake needs; a failed client has nothing to send; a mutual client
  * finishes only on the right proof (built when byte 0's top bit is set,
  * then corrupted at a chosen byte unless that byte is >= 32). */
-static int client_side(const uint8_t *data, size_t size, enum ss_auth_mode mode,
-                       size_t chunk, const ss_auth_key *key)
+static int client_side(struct fz_in *f, enum ss_auth_mode mode, size_t chunk,
+                       const ss_auth_key *key)
 {
-    bool build = data[0] & 0x80;
-    uint8_t flip = data[1];
-    data += 2;
-    size -= 2;
-    uint8_t in[4096];
-    size_t len = size < sizeof in ? size : sizeof in;
-    memcpy(in, data, len);
+    bool build = f->build;
+    uint8_t flip = f->flip, *in = f->in;
+    size_t len = f->len;
     bool correct = false;
     if (build && mode == SS_AUTH_MUTUAL && len >= 64) {
         uint8_t msg[sizeof SS_AUTH_LABEL_SERVER - 1 + 64];
@@ -102,16 +108,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ss_auth_key_set(&key, "fuzz key", 8);
     enum ss_auth_mode mode = (data[0] & 1) ? SS_AUTH_MUTUAL : SS_AUTH_ONEWAY;
     size_t chunk = 1 + ((data[0] >> 1) & 31);
+    static struct fz_in f;
+    f.build = data[0] & 0x80;
+    f.flip = data[1];
+    f.len = size - 2 < sizeof f.in ? size - 2 : sizeof f.in;
+    memcpy(f.in, data + 2, f.len);
     if (data[0] & 0x40)
-        return client_side(data, size, mode, chunk, &key);
-    bool build = data[0] & 0x80;
-    uint8_t flip = data[1];
-    data += 2;
-    size -= 2;
-
-    uint8_t in[4096];
-    size_t len = size < sizeof in ? size : sizeof in;
-    memcpy(in, data, len);
+        return client_side(&f, mode, chunk, &key);
+    bool build = f.build;
+    uint8_t flip = f.flip, *in = f.in;
+    size_t len = f.len;
     bool correct = false;
     if (build && len >= 32) {
         ss_auth_hmac(&key, CS, 32, in);
