@@ -41,19 +41,6 @@ static void write_file(const char *path, const void *p, size_t n)
     close(fd);
 }
 
-/* The whole file, or NULL when it does not exist. */
-static char *slurp(const char *path, size_t *len)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return NULL;
-    char *buf;
-    ssize_t n = th_read_all(fd, &buf, 5000);
-    close(fd);
-    cr_assert_geq(n, 0);
-    *len = (size_t)n;
-    return buf;
-}
 
 static void fill(uint8_t *p, size_t n, unsigned seed)
 {
@@ -145,7 +132,7 @@ Test(files_safety, two_uploads_to_one_name_store_one_file_whole_and_tell_the_tru
     th_close_fds(&py);
 
     size_t len;
-    char *got = slurp(there, &len);
+    char *got = th_read_file(there, &len);
     cr_assert_not_null(got);
     bool is_a = len == N && !memcmp(got, a, N), is_b = len == N && !memcmp(got, b, N);
     free(got);
@@ -162,7 +149,7 @@ Test(files_safety, two_uploads_to_one_name_store_one_file_whole_and_tell_the_tru
             NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     result_free(&r);
-    got = slurp(there, &len);
+    got = th_read_file(there, &len);
     cr_assert(len == N && !memcmp(got, b, N));
     free(got);
     stop(&srv);
@@ -218,11 +205,11 @@ Test(files_safety, a_hard_linked_part_file_never_reaches_the_file_outside)
     cr_assert_eq(r.status, 0, "%s", r.err);
     result_free(&r);
     size_t len;
-    char *got = slurp(outside, &len);
+    char *got = th_read_file(outside, &len);
     cr_assert(len == 18 && !memcmp(got, "precious contents\n", 18),
               "the file outside the root was written through the link");
     free(got);
-    got = slurp(there, &len);
+    got = th_read_file(there, &len);
     cr_assert(len == 51 && !memcmp(got, "the upload", 10));
     free(got);
     /* A resumed upload does not reuse a linked partial file either. */
@@ -233,7 +220,7 @@ Test(files_safety, a_hard_linked_part_file_never_reaches_the_file_outside)
     cr_assert(strstr(r.err, "h: the partial file has other links: not used") != NULL, "%s",
               r.err);
     result_free(&r);
-    got = slurp(outside, &len);
+    got = th_read_file(outside, &len);
     cr_assert(len == 18 && !memcmp(got, "precious contents\n", 18));
     free(got);
     stop(&srv);

@@ -60,18 +60,8 @@ static void end(void)
 
 static char *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *b = malloc((size_t)n + 1);
-    cr_assert(b);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
+    char *b = th_read_file(path, len);
+    cr_assert(b, "%s", path);
     return b;
 }
 

@@ -140,12 +140,8 @@ Test(view, scrubbing_a_capture_in_headless_chromium)
     th_result_free(&r);
 
     /* Self-contained: a policy that allows no fetch, and nothing to fetch. */
-    FILE *f = fopen(html, "r");
-    cr_assert(f);
-    static char page[1 << 20];
-    size_t n = fread(page, 1, sizeof page - 1, f);
-    page[n] = '\0';
-    fclose(f);
+    char *page = th_read_file(html, NULL);
+    cr_assert(page, "%s", html);
     cr_assert(strstr(page, "content=\"default-src 'none'; "));
     for (const char *p = strstr(page, "http"); p; p = strstr(p + 1, "http"))
         cr_assert(!strncmp(p, "http://www.w3.org/2000/svg\"", 27) ||
@@ -153,6 +149,7 @@ Test(view, scrubbing_a_capture_in_headless_chromium)
                   "a URL in the page: %.60s", p);
     cr_assert_null(strstr(page, " src="));
     cr_assert_null(strstr(page, " href="));
+    free(page);
 
     char *d = dom(html, "", NULL);
     char got[64];
@@ -348,14 +345,11 @@ Test(view, diagram_and_view_of_a_kernel_tcp_connection)
     for (size_t k = 0; k < sizeof changes / sizeof *changes; k++)
         cr_assert(strstr(r.out, changes[k]), "no '%s' in:\n%s", changes[k], r.out);
     th_result_free(&r);
-    FILE *f = fopen(svg, "r");
-    cr_assert(f);
-    static char pic[1 << 20];
-    size_t n = fread(pic, 1, sizeof pic - 1, f);
-    pic[n] = '\0';
-    fclose(f);
+    char *pic = th_read_file(svg, NULL);
+    cr_assert(pic, "%s", svg);
     cr_assert(strstr(pic, "class=\"timewait\""));
     cr_assert(strstr(pic, "</svg>\n"));
+    free(pic);
 
     /* The viewer: every packet tshark saw; at the last, A waits in
      * TIME-WAIT and B has closed. */

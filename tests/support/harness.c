@@ -136,6 +136,23 @@ ssize_t th_read_all(int fd, char **out, int timeout_ms)
     return (ssize_t)len;
 }
 
+char *th_read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char *buf;
+    ssize_t n = th_read_all(fd, &buf, 5000);
+    close(fd);
+    cr_assert_geq(n, 0, "%s", path);
+    buf = realloc(buf, (size_t)n + 1);
+    cr_assert(buf);
+    buf[n] = '\0';
+    if (len)
+        *len = (size_t)n;
+    return buf;
+}
+
 int th_wait(struct th_proc *p, int timeout_ms)
 {
     long deadline = now_ms() + timeout_ms;

@@ -24,6 +24,9 @@ int th_spawn_cli(struct th_proc *p, ...);
 int th_wait_listening(struct th_proc *p, int timeout_ms, char *line, size_t cap);
 /* Read fd until EOF or timeout; returns bytes read (malloc'd in *out). */
 ssize_t th_read_all(int fd, char **out, int timeout_ms);
+/* The whole file, malloc'd and NUL-terminated (its length in *len if not
+ * NULL), or NULL when it cannot be opened. */
+char *th_read_file(const char *path, size_t *len);
 /* Send sig, then wait up to timeout_ms; returns the wait status or -1. */
 int th_stop(struct th_proc *p, int sig, int timeout_ms);
 /* Wait for exit up to timeout_ms; returns wait status or -1 (then kills). */
