@@ -638,12 +638,22 @@ int ss_viz_diagram_svg(const ss_viz *v, FILE *out)
             double x1 = colx[r->from_col], x2 = colx[r->to_col];
             const char *cls = r->lost ? "lost" : r->rtx ? "rtx" : "seg";
             const char *col = r->lost ? "#c00" : r->rtx ? "#c60" : "#222";
+            /* Over the arrow, clear of the listener's dashed line: a label
+             * of an arrow that crosses it sits in the gap left of it. */
+            double lx = (x1 + x2) / 2;
+            if (L.listener && r->from_col + r->to_col == 2 && r->from_col != 1)
+                lx = (colx[0] + colx[1]) / 2;
             if (r->lost) {
-                double xm = (x1 + x2) / 2;
+                /* The packet dies just past its label, in the direction it
+                 * went: the mark (8 px) is never under the text. A label is
+                 * at most its gap less 40 px, so the mark stays 6 px clear
+                 * of the lifelines. */
+                double hw = (double)strlen(r->label) * CHAR_W / 2;
+                double xm = x2 > x1 ? lx + hw + 10 : lx - hw - 10;
                 fprintf(out, "<line class=\"arrow\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
                              "y2=\"%.1f\" stroke=\"%s\" stroke-dasharray=\"4 3\"/>\n"
-                             "<path d=\"M%.1f,%.1f l8,8 m0,-8 l-8,8\" stroke=\"#c00\" "
-                             "stroke-width=\"2\"/>\n",
+                             "<path class=\"lossmark\" d=\"M%.1f,%.1f l8,8 m0,-8 l-8,8\" "
+                             "stroke=\"#c00\" stroke-width=\"2\"/>\n",
                         x1, y + 6, xm, y + 6, col, xm - 4, y + 2);
             } else {
                 fprintf(out, "<line class=\"arrow\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
@@ -651,11 +661,6 @@ int ss_viz_diagram_svg(const ss_viz *v, FILE *out)
                              "marker-end=\"url(#arr)\"/>\n",
                         x1, y + 6, x2, y + 6, col, r->count > 1 ? "3" : "1");
             }
-            /* Over the arrow, clear of the listener's dashed line: a label
-             * of an arrow that crosses it sits in the gap left of it. */
-            double lx = (x1 + x2) / 2;
-            if (L.listener && r->from_col + r->to_col == 2 && r->from_col != 1)
-                lx = (colx[0] + colx[1]) / 2;
             text(out, lx, y + 1, "middle", cls, r->label);
             break;
         }

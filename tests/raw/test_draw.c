@@ -113,10 +113,33 @@ static int cmp_y(const void *a, const void *b)
     return d < 0 ? -1 : d > 0;
 }
 
-static void assert_no_overlap(const char *svg, const char *what)
+/* Every loss mark's box: the cross drawn by "M x,y l8,8 m0,-8 l-8,8" with a
+ * 2px stroke, so 1px more on each side. */
+static size_t loss_marks(const char *svg, struct box **out)
 {
-    struct box *b;
-    size_t n = text_boxes(svg, &b);
+    size_t cap = 64, n = 0;
+    struct box *b = malloc(cap * sizeof *b);
+    cr_assert(b);
+    for (const char *p = strstr(svg, "<path class=\"lossmark\" "); p;
+         p = strstr(p + 1, "<path class=\"lossmark\" ")) {
+        double x, y;
+        cr_assert(sscanf(p, "<path class=\"lossmark\" d=\"M%lf,%lf l8,8 m0,-8 l-8,8\"", &x,
+                         &y) == 2,
+                  "%.80s", p);
+        if (n == cap)
+            b = realloc(b, (cap *= 2) * sizeof *b);
+        b[n++] = (struct box){x - 1, x + 9, y - 1, y + 9, "loss mark"};
+    }
+    *out = b;
+    return n;
+}
+
+/* No two text boxes overlap, and no text box overlaps a loss mark; returns
+ * the number of loss marks. */
+static size_t assert_no_overlap(const char *svg, const char *what)
+{
+    struct box *b, *m;
+    size_t n = text_boxes(svg, &b), nm = loss_marks(svg, &m);
     cr_assert_gt(n, 0);
     qsort(b, n, sizeof *b, cmp_y);
     for (size_t i = 0; i < n; i++)
@@ -124,7 +147,17 @@ static void assert_no_overlap(const char *svg, const char *what)
             cr_assert(b[i].x1 <= b[j].x0 || b[j].x1 <= b[i].x0,
                       "%s: '%s' (%.1f..%.1f, y %.1f) overlaps '%s' (%.1f..%.1f, y %.1f)", what,
                       b[i].s, b[i].x0, b[i].x1, b[i].y0, b[j].s, b[j].x0, b[j].x1, b[j].y0);
+    for (size_t k = 0; k < nm; k++)
+        for (size_t i = 0; i < n; i++)
+            cr_assert(b[i].x1 <= m[k].x0 || m[k].x1 <= b[i].x0 || b[i].y1 <= m[k].y0 ||
+                          m[k].y1 <= b[i].y0,
+                      "%s: '%s' (%.1f..%.1f, y %.1f..%.1f) is drawn over the loss mark at "
+                      "(%.1f..%.1f, y %.1f..%.1f)",
+                      what, b[i].s, b[i].x0, b[i].x1, b[i].y0, b[i].y1, m[k].x0, m[k].x1,
+                      m[k].y0, m[k].y1);
     free(b);
+    free(m);
+    return nm;
 }
 
 /* No text box crosses a vertical line of the diagram (the lifelines, the
@@ -157,6 +190,25 @@ static size_t count(const char *s, const char *needle)
     for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
         n++;
     return n;
+}
+
+/* Packets the simulated link lost or dropped, both ways, from the summary
+ * of stack demo/diagram ("link A->B: 10 packets, 1 lost, ... 0 queue drops"). */
+static size_t link_losses(const char *out)
+{
+    size_t total = 0;
+    int dirs = 0;
+    for (const char *p = strstr(out, "  link "); p; p = strstr(p + 1, "  link ")) {
+        unsigned pk, lost, dup, reo, cor, qd;
+        cr_assert_eq(sscanf(p, "  link %*[AB]->%*[AB]: %u packets, %u lost, %u duplicated, %u "
+                               "reordered, %u corrupted, %u queue drops",
+                            &pk, &lost, &dup, &reo, &cor, &qd),
+                     6, "%.120s", p);
+        total += lost + qd;
+        dirs++;
+    }
+    cr_assert_eq(dirs, 2, "%s", out);
+    return total;
 }
 
 /* A shell command's stdout (malloc'd); asserts exit 0. */
@@ -218,7 +270,7 @@ Test(draw, svg_diagram_and_plots_structure)
     cr_assert_eq(r.status, 0, "%s", r.err);
     th_result_free(&r);
     char *d = slurp(path_of("d.svg"), NULL);
-    assert_no_overlap(d, "diagram");
+    cr_assert_eq(assert_no_overlap(d, "diagram"), 0, "a capture knows no losses");
     assert_clear_of_lines(d, "diagram");
     /* The listener apart from the connection, bundled segments, the wait
      * named after its timer, TIME-WAIT as a span of 4 s. */
@@ -237,7 +289,7 @@ Test(draw, svg_diagram_and_plots_structure)
               "%s", d);
     free(d);
     char *p = slurp(path_of("p.svg"), NULL);
-    assert_no_overlap(p, "plots");
+    cr_assert_eq(assert_no_overlap(p, "plots"), 0);
     cr_assert_eq(count(p, "<g class=\"axis\">"), 3);
     cr_assert_eq(count(p, ">time (s)</text>"), 3);
     cr_assert_geq(count(p, ">bytes</text>"), 2);
@@ -283,9 +335,9 @@ Test(draw, ten_megabytes_stay_small_and_readable)
     char *p = slurp(path_of("bp.svg"), &pl);
     cr_assert_lt(dl, 300000, "diagram: %zu bytes", dl);
     cr_assert_lt(pl, 300000, "plots: %zu bytes", pl);
-    assert_no_overlap(d, "10 MB diagram");
+    cr_assert_eq(assert_no_overlap(d, "10 MB diagram"), 0);
     assert_clear_of_lines(d, "10 MB diagram");
-    assert_no_overlap(p, "10 MB plots");
+    cr_assert_eq(assert_no_overlap(p, "10 MB plots"), 0);
     cr_assert(strstr(d, "[rtx]"));
     cr_assert(strstr(d, "[dup-ack"));
     free(d);
@@ -301,21 +353,55 @@ Test(draw, stack_diagram_of_a_10MB_run_stays_small_and_readable)
     struct th_result r = th_run_cli(args, 60000);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(strstr(r.out, "  received  10485760 bytes"), "%s", r.out);
+    size_t lost = link_losses(r.out);
     th_result_free(&r);
     size_t dl, pl;
     char *d = slurp(path_of("sd.svg"), &dl);
     char *p = slurp(path_of("sp.svg"), &pl);
     cr_assert_lt(dl, 300000, "diagram: %zu bytes", dl);
     cr_assert_lt(pl, 300000, "plots: %zu bytes", pl);
-    assert_no_overlap(d, "10 MB run's diagram");
+    /* Every packet the link lost has its mark, and no text is over one. */
+    cr_assert(!strstr(d, "truncated"));
+    cr_assert_eq(assert_no_overlap(d, "10 MB run's diagram"), lost);
+    cr_assert_eq(count(d, "class=\"lost\""), lost);
     assert_clear_of_lines(d, "10 MB run's diagram");
-    assert_no_overlap(p, "10 MB run's plots");
+    cr_assert_eq(assert_no_overlap(p, "10 MB run's plots"), 0);
     cr_assert(strstr(d, "[rtx]"));
     cr_assert(strstr(d, " segments "));
     cr_assert(strstr(p, "class=\"cwnd\""));
     cr_assert(strstr(p, "class=\"ssthresh\""));
     free(d);
     free(p);
+}
+
+/* Loss marks and labels: stack runs whose link loses A's first SYN (the
+ * arrow to the listener: seed 9), the README's run (the FIN crossing the
+ * listener's line, and B's ACK), and a run at 20% loss. Each lost packet
+ * has one mark (as many as the link's summary counts) and no text box is
+ * over a mark. */
+Test(draw, svg_labels_clear_of_loss_marks)
+{
+    const char *runs[][7] = {
+        {"--loss", "5", "--seed", "9", "--bytes", "4K", "sl9.svg"},
+        {"--loss", "5", "--seed", "35", "--bytes", "8K", "sl35.svg"},
+        {"--loss", "20", "--seed", "1", "--bytes", "4K", "sl20.svg"},
+    };
+    const size_t want[] = {1, 2, 3};
+    for (size_t k = 0; k < 3; k++) {
+        const char *args[] = {"stack", "diagram", runs[k][0], runs[k][1], runs[k][2],
+                              runs[k][3], runs[k][4], runs[k][5], "--svg",
+                              path_of(runs[k][6]), NULL};
+        struct th_result r = th_run_cli(args, 30000);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        size_t lost = link_losses(r.out);
+        cr_assert_eq(lost, want[k], "%s: %s", runs[k][6], r.out);
+        th_result_free(&r);
+        char *d = slurp(path_of(runs[k][6]), NULL);
+        cr_assert_eq(assert_no_overlap(d, runs[k][6]), lost);
+        cr_assert_eq(count(d, "class=\"lost\""), lost);
+        assert_clear_of_lines(d, runs[k][6]);
+        free(d);
+    }
 }
 
 /* Without --width the diagram takes the terminal's width (a pty of 70
