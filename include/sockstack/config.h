@@ -268,6 +268,11 @@ SS_API_BEGIN
 /* Point-to-point introductions in progress, and how long one is valid. */
 #define SS_CHAT_P2P_MAX 256
 #define SS_CHAT_P2P_TTL_MS 120000
+/* Cluster: requests from one node to the node of a user (a /connect
+ * across nodes) waiting for an answer, and how long one waits: the other
+ * node answers at once, so silence means it died or Redis went away. */
+#define SS_CHAT_ASK_MAX 256
+#define SS_CHAT_ASK_TIMEOUT_MS 5000
 /* Point-to-point setup: direct tries (LAN) get this long before punching
  * starts, punching (retried every RETRY ms, a SYN each) this long before the
  * relay; the whole setup gives up after RELAY ms. */

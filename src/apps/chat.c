@@ -79,7 +79,12 @@ struct p2p_intro {
     ss_chat_conn *probe[2];        /* /p2p hello connections */
     char pub[2][80];               /* what the server saw of each probe */
     char cands[2][256];            /* local candidates each side announced */
+    bool hello[2];                 /* each side said hello (here or on its node) */
     ss_chat_conn *relay[2];        /* /p2p relay connections */
+    /* Cluster: side rside is a user on node `remote` ("": both here); the
+     * steps of the other side reach this node over the backend. */
+    char remote[24];
+    int rside;
 };
 
 /* A store operation in flight (chat_backend.h): what to do with its result
@@ -1947,6 +1952,106 @@ static void p2p_forget(ss_chat_conn *c)
         }
 }
 
+/* A free introduction slot with a fresh id and key, or NULL (all busy). */
+static struct p2p_intro *intro_new(ss_chat_room *r, int64_t now)
+{
+    struct p2p_intro *in = NULL;
+    for (int i = 0; i < SS_CHAT_P2P_MAX && !in; i++)
+        if (!r->intros[i].id || r->intros[i].expires <= now)
+            in = &r->intros[i];
+    uint8_t key[16];
+    if (!in || RAND_bytes(key, sizeof key) != 1)
+        return NULL;
+    *in = (struct p2p_intro){.id = ++r->next_intro, .expires = now + SS_CHAT_P2P_TTL_MS};
+    for (int i = 0; i < 16; i++)
+        snprintf(in->key + 2 * i, 3, "%02x", key[i]);
+    return in;
+}
+
+/* The live introduction id with key (a cluster's nodes share both). */
+static struct p2p_intro *intro_find(ss_chat_room *r, int64_t id, const char *key, int64_t now)
+{
+    if (!key || strlen(key) != 32)
+        return NULL;
+    for (int i = 0; i < SS_CHAT_P2P_MAX; i++) {
+        struct p2p_intro *in = &r->intros[i];
+        if (in->id == id && in->expires > now && CRYPTO_memcmp(in->key, key, 32) == 0)
+            return in;
+    }
+    return NULL;
+}
+
+static void say_busy_intro(ss_chat_conn *c)
+{
+    say(c, "ERR busy too many introductions in progress; try again");
+}
+
+/* The answer of the target's node ("ok NODE NICK", "nouser", "busy"). */
+static void connect_remote_k(ss_chat_conn *c, struct chat_op *op)
+{
+    ss_chat_room *r = c->room;
+    struct p2p_intro *in = NULL;
+    for (int i = 0; i < SS_CHAT_P2P_MAX && !in; i++)
+        if (r->intros[i].id == op->before)
+            in = &r->intros[i];
+    char node[24], nick[SS_CHAT_NICK_MAX + 1];
+    bool ok = !op->err && op->res.found &&
+              sscanf(op->res.v, "ok %23s %24s", node, nick) == 2 && in;
+    if (!ok) {
+        if (in)
+            in->id = 0;
+        if (op->err == -ETIMEDOUT)
+            say(c, "ERR timeout %s's node did not answer; try again", op->nick);
+        else if (op->err == -EAGAIN || !strcmp(op->res.v, "busy"))
+            say_busy_intro(c);
+        else if (op->err < 0)
+            store_err(c, op->err, "no introduction");
+        else
+            say(c, "ERR nouser %s is not online", op->nick);
+        return;
+    }
+    snprintf(in->nick[1], sizeof in->nick[1], "%s", nick);
+    snprintf(in->remote, sizeof in->remote, "%s", node);
+    say(c, "OK connect %lld %s", (long long)in->id, nick);
+    say(c, "P2P intro %lld %s %s 0", (long long)in->id, nick, in->key);
+}
+
+/* The asker left before the answer: its slot is free again. */
+static void connect_gone_kr(ss_chat_room *r, struct chat_op *op)
+{
+    for (int i = 0; i < SS_CHAT_P2P_MAX; i++)
+        if (r->intros[i].id == op->before)
+            r->intros[i].id = 0;
+}
+
+/* /connect to nick, not here: ask the node that holds nick (cluster). The
+ * slot is ours from now on, so that the other side's steps find it. */
+static void connect_remote(ss_chat_conn *c, const char *nick, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    struct p2p_intro *in = intro_new(r, now);
+    if (!in) {
+        say_busy_intro(c);
+        return;
+    }
+    snprintf(in->nick[0], sizeof in->nick[0], "%s", c->nick);
+    snprintf(in->nick[1], sizeof in->nick[1], "%s", nick);
+    in->rside = 1;
+    snprintf(in->remote, sizeof in->remote, "?"); /* known from the answer */
+    struct chat_op *op = op_new(c, connect_remote_k, now, NULL);
+    if (!op) {
+        in->id = 0;
+        return;
+    }
+    op->kr = connect_gone_kr;
+    op->before = in->id;
+    snprintf(op->nick, sizeof op->nick, "%s", nick);
+    char text[160];
+    snprintf(text, sizeof text, "intro %lld %s %s %s", (long long)in->id, in->key, c->nick,
+             r->be->ops->node_id(r->be));
+    OP_CALL(r, op, ask, nick, text, &op->res);
+}
+
 /* /connect NICK: introduce c to NICK with a fresh key for both. */
 static void cmd_connect(ss_chat_conn *c, char *args, int64_t now)
 {
@@ -1959,22 +2064,19 @@ static void cmd_connect(ss_chat_conn *c, char *args, int64_t now)
         return;
     }
     ss_chat_conn *to = find_online(r, nick);
+    if (!to && cluster(r) && ss_chat_nick_valid(nick)) {
+        connect_remote(c, nick, now);
+        return;
+    }
     if (!to || to == c) {
         say(c, "ERR nouser %s is not online", nick);
         return;
     }
-    struct p2p_intro *in = NULL;
-    for (int i = 0; i < SS_CHAT_P2P_MAX && !in; i++)
-        if (!r->intros[i].id || r->intros[i].expires <= now)
-            in = &r->intros[i];
-    uint8_t key[16];
-    if (!in || RAND_bytes(key, sizeof key) != 1) {
-        say(c, "ERR busy too many introductions in progress; try again");
+    struct p2p_intro *in = intro_new(r, now);
+    if (!in) {
+        say_busy_intro(c);
         return;
     }
-    *in = (struct p2p_intro){.id = ++r->next_intro, .expires = now + SS_CHAT_P2P_TTL_MS};
-    for (int i = 0; i < 16; i++)
-        snprintf(in->key + 2 * i, 3, "%02x", key[i]);
     snprintf(in->nick[0], sizeof in->nick[0], "%s", c->nick);
     snprintf(in->nick[1], sizeof in->nick[1], "%s", to->nick);
     say(c, "OK connect %lld %s", (long long)in->id, to->nick);
@@ -1985,20 +2087,24 @@ static void cmd_connect(ss_chat_conn *c, char *args, int64_t now)
 /* The introduction named by "ID SIDE KEY" in *args, if the key is right. */
 static struct p2p_intro *p2p_find(ss_chat_conn *c, char **args, int *side, int64_t now)
 {
-    ss_chat_room *r = c->room;
     char *id_s = word(args), *side_s = word(args), *key = word(args);
     uint64_t id;
-    if (!parse_u64(id_s, &id) || !side_s || (strcmp(side_s, "0") && strcmp(side_s, "1")) ||
-        !key || strlen(key) != 32)
+    if (!parse_u64(id_s, &id) || !side_s || (strcmp(side_s, "0") && strcmp(side_s, "1")))
         return NULL;
     *side = side_s[0] - '0';
-    for (int i = 0; i < SS_CHAT_P2P_MAX; i++) {
-        struct p2p_intro *in = &r->intros[i];
-        if (in->id == (int64_t)id && in->expires > now &&
-            CRYPTO_memcmp(in->key, key, 32) == 0)
-            return in;
-    }
-    return NULL;
+    struct p2p_intro *in = intro_find(c->room, (int64_t)id, key, now);
+    /* a remote side says hello on its own node */
+    return in && in->remote[0] && *side == in->rside ? NULL : in;
+}
+
+/* Both sides said hello: each one here learns the other's addresses. */
+static void p2p_peers(struct p2p_intro *in)
+{
+    if (in->hello[0] && in->hello[1])
+        for (int k = 0; k < 2; k++)
+            if (in->probe[k])
+                say(in->probe[k], "P2P peer %lld %s %s", (long long)in->id, in->pub[!k],
+                    in->cands[!k]);
 }
 
 /* /p2p hello ID SIDE KEY [CANDIDATES]: on a fresh connection from the port
@@ -2017,18 +2123,28 @@ static void cmd_p2p(ss_chat_conn *c, char *args, int64_t now)
     c->p2p = true;
     if (!strcmp(verb, "hello")) {
         in->probe[side] = c;
+        in->hello[side] = true;
         snprintf(in->pub[side], sizeof in->pub[side], "%s", c->peer[0] ? c->peer : "-");
         snprintf(in->cands[side], sizeof in->cands[side], "%s", args);
         say(c, "OK p2p hello %s", in->pub[side]);
-        if (in->probe[0] && in->probe[1])
-            for (int k = 0; k < 2; k++)
-                say(in->probe[k], "P2P peer %lld %s %s", (long long)in->id, in->pub[!k],
-                    in->cands[!k]);
+        if (in->remote[0] && in->remote[0] != '?') {
+            /* the other side's node tells its user (ss__chat_room_node) */
+            char text[512];
+            snprintf(text, sizeof text, "hello %lld %s %d %s %s", (long long)in->id, in->key,
+                     side, in->pub[side], in->cands[side]);
+            r->be->ops->to_node(r->be, in->remote, text, NULL, NULL, NULL);
+        }
+        p2p_peers(in);
         return;
     }
     if (!strcmp(verb, "relay") && !*args) {
         if (!r->io.relay) {
             say(c, "ERR p2p no relay here");
+            return;
+        }
+        if (in->remote[0]) {
+            say(c, "ERR p2p no relay across nodes: %s is on another node",
+                in->nick[in->rside]);
             return;
         }
         in->relay[side] = c;
@@ -2246,4 +2362,55 @@ void ss__chat_room_reaped(ss_chat_room *r, const char *nick, int online, int64_t
     ss_chat_format_ts(now, ts, sizeof ts);
     r->svc_online = online;
     announce(r, NULL, "LEAVE %s %s %d", ts, nick, online);
+}
+
+/* A request from another node for the local user nick: "intro ID KEY FROM
+ * NODE" (a /connect across nodes), answered "ok NODE NICK", "nouser" or
+ * "busy". */
+void ss__chat_room_ask(ss_chat_room *r, const char *nick, const char *token,
+                       const char *text, int64_t now)
+{
+    long long id;
+    char key[40], from[SS_CHAT_NICK_MAX + 2], node[24];
+    if (sscanf(text, "intro %lld %39s %25s %23s", &id, key, from, node) != 4 ||
+        strlen(key) != 32 || strlen(from) > SS_CHAT_NICK_MAX || !ss_chat_nick_valid(from))
+        return;
+    ss_chat_conn *to = find_online(r, nick);
+    if (!to || to->dead) {
+        r->be->ops->answer(r->be, token, "nouser");
+        return;
+    }
+    struct p2p_intro *in = intro_new(r, now);
+    if (!in) {
+        r->be->ops->answer(r->be, token, "busy");
+        return;
+    }
+    in->id = id; /* the asking node's id and key name it on both nodes */
+    memcpy(in->key, key, 33);
+    memcpy(in->nick[0], from, strlen(from) + 1);
+    snprintf(in->nick[1], sizeof in->nick[1], "%s", to->nick);
+    snprintf(in->remote, sizeof in->remote, "%s", node);
+    in->rside = 0;
+    say(to, "P2P intro %lld %s %s 1", id, from, key);
+    char ans[80];
+    snprintf(ans, sizeof ans, "ok %s %s", r->be->ops->node_id(r->be), to->nick);
+    r->be->ops->answer(r->be, token, ans);
+}
+
+/* A step of an introduction across nodes: "hello ID KEY SIDE PUB
+ * [CANDIDATES]", the other side's rendezvous on its node. */
+void ss__chat_room_node(ss_chat_room *r, const char *text, int64_t now)
+{
+    long long id;
+    char key[40], pub[80];
+    int side, n = 0;
+    if (sscanf(text, "hello %lld %39s %d %79s %n", &id, key, &side, pub, &n) != 4 || !n)
+        return;
+    struct p2p_intro *in = intro_find(r, id, key, now);
+    if (!in || !in->remote[0] || side != in->rside)
+        return;
+    in->hello[side] = true;
+    snprintf(in->pub[side], sizeof in->pub[side], "%s", pub);
+    snprintf(in->cands[side], sizeof in->cands[side], "%s", text + n);
+    p2p_peers(in);
 }

@@ -108,6 +108,20 @@ struct ss__chat_be_ops {
     /* nick is away with text (NULL: back). */
     void (*set_away)(ss__chat_be *be, const char *nick, const char *text,
                      ss__chat_done done, void *arg);
+    /* This node's id (what to_node and the requests' tokens name). */
+    const char *(*node_id)(ss__chat_be *be);
+    /* A request for the node holding nick (ss__chat_room_ask there):
+     * res->found says whether a node took it, res->v is its answer;
+     * -ETIMEDOUT: no answer within SS_CHAT_ASK_TIMEOUT_MS, -EAGAIN:
+     * SS_CHAT_ASK_MAX requests are waiting already. */
+    void (*ask)(ss__chat_be *be, const char *nick, const char *text,
+                struct ss__chat_res *res, ss__chat_done done, void *arg);
+    /* The answer to the request named token (given to ss__chat_room_ask). */
+    void (*answer)(ss__chat_be *be, const char *token, const char *text);
+    /* A room-to-room line for node `node` (ss__chat_room_node there);
+     * res->found: the node took it. */
+    void (*to_node)(ss__chat_be *be, const char *node, const char *text,
+                    struct ss__chat_res *res, ss__chat_done done, void *arg);
 };
 
 struct ss__chat_be {
@@ -120,6 +134,12 @@ struct ss__chat_be {
  * but except), 'D' (to the local user named nick). */
 void ss__chat_room_bus(struct ss_chat_room *room, char kind, const char *nick,
                        const char *line, size_t len);
+/* A request (ops->ask on another node) for the local user nick: answer
+ * it with ops->answer(token, ...), at once or later. */
+void ss__chat_room_ask(struct ss_chat_room *room, const char *nick, const char *token,
+                       const char *text, int64_t now);
+/* A room-to-room line from another node (ops->to_node). */
+void ss__chat_room_node(struct ss_chat_room *room, const char *text, int64_t now);
 /* The store became unreachable (up false) or reachable again: every
  * connection is told (INFO degraded / INFO restored). */
 void ss__chat_room_state(struct ss_chat_room *room, bool up);

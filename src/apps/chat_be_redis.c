@@ -19,7 +19,11 @@
  * Channels (SPUBLISH/SSUBSCRIBE on a cluster, the layer chooses):
  *   chat:{ROOM}:bus           "R EXCEPT LINE" / "P EXCEPT LINE": every node
  *                             hands LINE to its members but EXCEPT ("-")
- *   chat:{ROOM}:node:NODE     "D NICK LINE": one user on node NODE
+ *   chat:{ROOM}:node:NODE     "D NICK LINE": one user on node NODE;
+ *                             "Q NICK NODE2:SEQ TEXT": a request for the
+ *                             user NICK, answered "A SEQ TEXT" on NODE2's
+ *                             channel; "X - TEXT": room to room (the
+ *                             steps of a /connect across nodes)
  */
 #include <ctype.h>
 #include <errno.h>
@@ -52,6 +56,21 @@ struct be_redis {
     char (*mine)[SS_CHAT_NICK_MAX + 1];
     size_t n_mine, cap_mine;
     bool hb_busy;
+    /* requests waiting for another node's answer (at most SS_CHAT_ASK_MAX) */
+    struct ask *asks;
+    int n_asks;
+    uint64_t ask_seq;
+};
+
+/* A request (ops->ask) in flight: sent, or waiting for the owner's name. */
+struct ask {
+    struct ask *next;
+    struct be_redis *b;
+    struct req *q;
+    uint64_t seq;
+    ss_timer timer;
+    bool inflight; /* a command for it waits for its reply */
+    bool over;     /* ended: freed when that reply comes */
 };
 
 /* One operation in flight. */
@@ -782,6 +801,8 @@ static void be_direct(ss__chat_be *be, const char *nick, const char *line, size_
     send_cmd(q, key, on_owner, 2, argv, NULL);
 }
 
+static void ask_answered(struct be_redis *b, const char *seq_s, const char *text, size_t len);
+
 static void on_bus(void *arg, const char *channel, const char *data, size_t len)
 {
     struct be_redis *b = arg;
@@ -797,7 +818,209 @@ static void on_bus(void *arg, const char *channel, const char *data, size_t len)
     if (!strcmp(nick, "-"))
         nick[0] = '\0';
     const char *line = sp + 1;
-    ss__chat_room_bus(b->be.room, data[0], nick, line, len - (size_t)(line - data));
+    size_t n = len - (size_t)(line - data);
+    if (data[0] == 'A') {
+        ask_answered(b, nick, line, n);
+        return;
+    }
+    if (data[0] == 'Q' || data[0] == 'X') {
+        /* "TOKEN TEXT" (Q) or "TEXT" (X): text for the room, NUL-ended */
+        char text[1024];
+        if (n >= sizeof text)
+            return;
+        memcpy(text, line, n);
+        text[n] = '\0';
+        if (data[0] == 'X') {
+            ss__chat_room_node(b->be.room, text, wall_ms());
+            return;
+        }
+        char *sp2 = strchr(text, ' ');
+        if (!sp2)
+            return;
+        *sp2 = '\0';
+        ss__chat_room_ask(b->be.room, nick, text, sp2 + 1, wall_ms());
+        return;
+    }
+    ss__chat_room_bus(b->be.room, data[0], nick, line, n);
+}
+
+/* ---- requests between nodes (a /connect across nodes) ------------------- */
+
+static const char *be_node_id(ss__chat_be *be) { return be_of(be)->node; }
+
+/* End a's request with err (res->v holds the answer), once. a is freed
+ * now, or by the callback of the command still in flight for it. */
+static void ask_end(struct ask *a, int err)
+{
+    if (a->over)
+        return;
+    a->over = true;
+    struct be_redis *b = a->b;
+    for (struct ask **pp = &b->asks; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    b->n_asks--;
+    ss_timer_stop(b->loop, &a->timer);
+    struct req *q = a->q;
+    a->q = NULL;
+    if (!a->inflight)
+        free(a);
+    req_end(q, err);
+}
+
+static void ask_timeout(ss_loop *loop, ss_timer *t, void *arg) { ask_end(arg, -ETIMEDOUT); }
+
+static struct ask *ask_find(struct be_redis *b, uint64_t seq)
+{
+    for (struct ask *a = b->asks; a; a = a->next)
+        if (a->seq == seq)
+            return a;
+    return NULL;
+}
+
+/* The reply to a's command came: false when a is over (and now freed). */
+static bool ask_landed(struct ask *a)
+{
+    a->inflight = false;
+    if (a->over) {
+        free(a);
+        return false;
+    }
+    return true;
+}
+
+static void on_ask_published(void *arg, const redisReply *r, int err)
+{
+    struct ask *a = arg;
+    if (!ask_landed(a))
+        return;
+    long long n = 0;
+    int e = int_reply(r, err, &n);
+    if (e || n == 0) /* failed, or no node listens: over (found false) */
+        ask_end(a, e);
+    /* else: the answer (or the timer) ends it */
+}
+
+static void on_ask_owner(void *arg, const redisReply *r, int err)
+{
+    struct ask *a = arg;
+    if (!ask_landed(a))
+        return;
+    struct req *q = a->q;
+    int e = reply_err(r, err);
+    if (e || r->type != REDIS_REPLY_STRING) {
+        ask_end(a, e); /* nobody holds the nick */
+        return;
+    }
+    char ch[KEY_MAX + 32];
+    snprintf(ch, sizeof ch, "chat:{%s}:node:%.*s", a->b->room, (int)r->len, r->str);
+    size_t cap = q->len + 128;
+    char *msg = malloc(cap);
+    if (!msg) {
+        ask_end(a, -ENOMEM);
+        return;
+    }
+    int n = snprintf(msg, cap, "Q %s %s:%llu ", q->nick, a->b->node,
+                     (unsigned long long)a->seq);
+    memcpy(msg + n, q->data, q->len);
+    a->inflight = true;
+    e = ss__rds_publish(a->b->rds, ch, msg, (size_t)n + q->len, on_ask_published, a);
+    free(msg);
+    if (e < 0) {
+        a->inflight = false;
+        ask_end(a, e == -EAGAIN || e == -ENOTCONN ? -ENOTCONN : e);
+    }
+}
+
+static void be_ask(ss__chat_be *be, const char *nick, const char *text,
+                   struct ss__chat_res *res, ss__chat_done done, void *arg)
+{
+    struct be_redis *b = be_of(be);
+    res->found = false;
+    res->v[0] = '\0';
+    if (b->n_asks >= SS_CHAT_ASK_MAX) {
+        if (done)
+            done(arg, -EAGAIN);
+        return;
+    }
+    size_t len = strlen(text);
+    struct req *q = req_new(b, done, arg, res, len);
+    if (!q)
+        return;
+    struct ask *a = calloc(1, sizeof *a);
+    if (!a) {
+        req_end(q, -ENOMEM);
+        return;
+    }
+    snprintf(q->nick, sizeof q->nick, "%s", nick);
+    memcpy(q->data, text, len);
+    q->len = len;
+    *a = (struct ask){.next = b->asks, .b = b, .q = q, .seq = ++b->ask_seq};
+    b->asks = a;
+    b->n_asks++;
+    ss_timer_init(&a->timer, ask_timeout, a);
+    ss_timer_start(b->loop, &a->timer, SS_CHAT_ASK_TIMEOUT_MS);
+    char key[KEY_MAX];
+    nick_key(b, nick, key, sizeof key);
+    const char *argv[] = {"GET", key};
+    a->inflight = true;
+    int err = ss__rds_cmd(b->rds, key, on_ask_owner, a, 2, argv, NULL);
+    if (err < 0) {
+        a->inflight = false;
+        ask_end(a, err == -EAGAIN || err == -ENOTCONN ? -ENOTCONN : err);
+    }
+}
+
+/* "A SEQ TEXT" came back: the answer to our request SEQ. */
+static void ask_answered(struct be_redis *b, const char *seq_s, const char *text, size_t len)
+{
+    char *end;
+    unsigned long long seq = strtoull(seq_s, &end, 10);
+    struct ask *a = *end ? NULL : ask_find(b, seq);
+    if (!a) /* timed out already */
+        return;
+    struct ss__chat_res *res = a->q->res;
+    res->found = true;
+    size_t n = len < sizeof res->v - 1 ? len : sizeof res->v - 1;
+    memcpy(res->v, text, n);
+    res->v[n] = '\0';
+    ask_end(a, 0);
+}
+
+/* A one-way publish on node's channel: "K WHO TEXT". */
+static void node_publish(struct be_redis *b, const char *node, char kind, const char *who,
+                         const char *text, struct req *q)
+{
+    char ch[KEY_MAX + 32];
+    snprintf(ch, sizeof ch, "chat:{%s}:node:%s", b->room, node);
+    publish(q, ch, kind, who, text, strlen(text));
+}
+
+static void be_answer(ss__chat_be *be, const char *token, const char *text)
+{
+    struct be_redis *b = be_of(be);
+    const char *colon = strchr(token, ':');
+    if (!colon || colon == token || (size_t)(colon - token) >= sizeof b->node)
+        return;
+    char node[sizeof b->node];
+    memcpy(node, token, (size_t)(colon - token));
+    node[colon - token] = '\0';
+    struct req *q = req_new(b, NULL, NULL, NULL, 0);
+    if (q) /* lost with Redis: the asker times out */
+        node_publish(b, node, 'A', colon + 1, text, q);
+}
+
+static void be_to_node(ss__chat_be *be, const char *node, const char *text,
+                       struct ss__chat_res *res, ss__chat_done done, void *arg)
+{
+    struct be_redis *b = be_of(be);
+    if (res)
+        res->found = false;
+    struct req *q = req_new(b, done, arg, res, 0);
+    if (q)
+        node_publish(b, node, 'X', "-", text, q);
 }
 
 /* ---- the heartbeat: leases of our nicks, and the users of dead nodes ------ */
@@ -923,6 +1146,8 @@ static void be_close(ss__chat_be *be)
     struct be_redis *b = be_of(be);
     ss_timer_stop(b->loop, &b->hb);
     b->be.room = NULL; /* nothing reaches the room while it closes */
+    while (b->asks) /* their publish (if any) ends with -ECANCELED below */
+        ask_end(b->asks, -ECANCELED);
     ss__rds_close(b->rds);
     free(b->mine);
     free(b);
@@ -948,6 +1173,10 @@ static const struct ss__chat_be_ops redis_ops = {
     .bcast = be_bcast,
     .who = be_who,
     .set_away = be_set_away,
+    .node_id = be_node_id,
+    .ask = be_ask,
+    .answer = be_answer,
+    .to_node = be_to_node,
 };
 
 int ss__chat_be_redis_new(ss_loop *loop, const char *spec, const char *room, int lease_ms,

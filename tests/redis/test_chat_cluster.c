@@ -480,3 +480,197 @@ static void irc(void)
 
 Test(chat_cluster, irc_front_across_nodes) { setup(false); irc(); }
 Test(chat_cluster, irc_front_across_nodes_redis_cluster) { setup(true); irc(); }
+
+/* ---- point-to-point introductions across nodes ----------------------------- */
+
+/* "P2P intro ID PEER KEY SIDE" on s: the id and key. */
+static void intro_of(struct stream *s, const char *peer, int side, long long *id, char key[40])
+{
+    char l[256], want[64];
+    line_with(s, "P2P intro ", l, sizeof l);
+    char p[40];
+    int sd = -1;
+    cr_assert_eq(sscanf(l, "P2P intro %lld %39s %39s %d", id, p, key, &sd), 4, "%s", l);
+    cr_assert_str_eq(p, peer, "%s", l);
+    cr_assert_eq(sd, side, "%s", l);
+    cr_assert_eq(strlen(key), 32, "%s", l);
+    snprintf(want, sizeof want, "P2P intro %lld %s ", *id, peer);
+    cr_assert_eq(strncmp(l, want, strlen(want)), 0, "%s", l);
+}
+
+/* The protocol: alice on node 1 asks for bob on node 3; both get one
+ * introduction (one id, one key), each says hello on its own node, and
+ * each learns the other's public address and candidates. */
+static void connect_protocol(void)
+{
+    static struct stream a, b, pa, pb, m;
+    int fa = join(0, &a, "alice");
+    int fb = join(2, &b, "bob");
+    EXPECT(&a, " bob 2\n");
+    put(fa, "/connect BOB\n");
+    char l[256];
+    line_with(&a, "OK connect ", l, sizeof l);
+    long long id, id_b;
+    char key[40], key_b[40], want[256];
+    cr_assert_eq(sscanf(l, "OK connect %lld bob\n", &id), 1, "%s", l);
+    snprintf(want, sizeof want, "OK connect %lld bob\n", id);
+    cr_assert_str_eq(l, want);
+    intro_of(&a, "bob", 0, &id_b, key);
+    cr_assert_eq(id_b, id);
+    intro_of(&b, "alice", 1, &id_b, key_b);
+    cr_assert_eq(id_b, id);
+    cr_assert_str_eq(key_b, key);
+    cr_assert_eq(count(&a, "P2P intro "), 1);
+    cr_assert_eq(count(&b, "P2P intro "), 1);
+
+    /* The rendezvous, each side on its own node. */
+    int ka = fx_raw(port[0], 0), kb = fx_raw(port[2], 0);
+    stream_init(&pa, ka);
+    stream_init(&pb, kb);
+    snprintf(want, sizeof want, "/p2p hello %lld 0 %s 10.1.0.1:4000 10.2.0.1:4000\n", id, key);
+    put(ka, want);
+    line_with(&pa, "OK p2p hello ", l, sizeof l);
+    char pub_a[80], pub_b[80];
+    cr_assert_eq(sscanf(l, "OK p2p hello %79s", pub_a), 1, "%s", l);
+    cr_assert_eq(strncmp(pub_a, "127.0.0.1:", 10), 0, "%s", l);
+    /* bob's side says hello on node 1: not its node, refused */
+    int km = fx_raw(port[0], 0);
+    stream_init(&m, km);
+    snprintf(want, sizeof want, "/p2p hello %lld 1 %s 10.3.0.1:1\n", id, key);
+    put(km, want);
+    EXPECT(&m, "ERR p2p no such introduction (or a wrong key)\n");
+    /* a wrong key on the right node, refused */
+    snprintf(want, sizeof want, "/p2p hello %lld 1 %032d 10.3.0.1:1\n", id, 7);
+    put(kb, want);
+    EXPECT(&pb, "ERR p2p no such introduction (or a wrong key)\n");
+    snprintf(want, sizeof want, "/p2p hello %lld 1 %s 10.9.0.2:5000\n", id, key);
+    put(kb, want);
+    line_with(&pb, "OK p2p hello ", l, sizeof l);
+    cr_assert_eq(sscanf(l, "OK p2p hello %79s", pub_b), 1, "%s", l);
+    snprintf(want, sizeof want, "P2P peer %lld %s 10.1.0.1:4000 10.2.0.1:4000\n", id, pub_a);
+    line_with(&pb, "P2P peer ", l, sizeof l);
+    cr_assert_str_eq(l, want);
+    snprintf(want, sizeof want, "P2P peer %lld %s 10.9.0.2:5000\n", id, pub_b);
+    line_with(&pa, "P2P peer ", l, sizeof l);
+    cr_assert_str_eq(l, want);
+    cr_assert_eq(count(&pa, "P2P peer"), 1);
+    cr_assert_eq(count(&pb, "P2P peer"), 1);
+    /* No byte relay between two nodes: said at once. */
+    int kr = fx_raw(port[0], 0);
+    static struct stream rl;
+    stream_init(&rl, kr);
+    snprintf(want, sizeof want, "/p2p relay %lld 0 %s\n", id, key);
+    put(kr, want);
+    EXPECT(&rl, "ERR p2p no relay across nodes: bob is on another node\n");
+
+    /* Refusals, as on one node. */
+    put(fa, "/connect nobody\n");
+    EXPECT(&a, "ERR nouser nobody is not online\n");
+    put(fa, "/connect alice\n");
+    EXPECT(&a, "ERR nouser alice is not online\n");
+    put(fb, "/register pw1234\n");
+    EXPECT(&b, "OK register bob\n");
+    put(fb, "/quit\n");
+    EXPECT(&b, "BYE");
+    EXPECT(&a, " bob 1\n");
+    put(fa, "/connect bob\n"); /* known, registered, offline */
+    EXPECT(&a, "ERR nouser bob is not online\n");
+    put(fa, "/connect b@d\n");
+    EXPECT(&a, "ERR nouser b@d is not online\n");
+    cr_assert_eq(count(&a, "OK connect "), 1);
+}
+
+Test(chat_cluster, connect_across_nodes_protocol) { setup(false); connect_protocol(); }
+Test(chat_cluster, connect_across_nodes_protocol_redis_cluster)
+{
+    setup(true);
+    connect_protocol();
+}
+
+/* The node of the target does not answer (stopped): the asker is told
+ * after SS_CHAT_ASK_TIMEOUT_MS, and its later commands are answered. */
+static void connect_timeout(void)
+{
+    static struct stream a, b;
+    int fa = join(0, &a, "alice");
+    join(2, &b, "bob");
+    EXPECT(&a, " bob 2\n");
+    cr_assert_eq(kill(node[2]->pid, SIGSTOP), 0);
+    put(fa, "/connect bob\n");
+    put(fa, "/since 2026-01-01T00:00:00.000Z\n");
+    bool told = expect(&a, "ERR timeout bob's node did not answer; try again\n", 20000);
+    kill(node[2]->pid, SIGCONT);
+    cr_assert(told, "%s", a.buf);
+    EXPECT(&a, "OK since\n");
+    cr_assert_eq(count(&a, "P2P intro"), 0);
+    /* Awake again: a next try works (once node 3 renewed bob's lease,
+     * which may have run out while it was stopped). */
+    for (int tries = 0;; tries++) {
+        cr_assert_lt(tries, 100, "%s", a.buf);
+        put(fa, "/connect bob\n");
+        if (expect2(&a, "OK connect ", "ERR nouser bob is not online\n", 10000) == 1)
+            break;
+        usleep(100 * 1000);
+    }
+    EXPECT(&b, "P2P intro ");
+}
+
+Test(chat_cluster, connect_across_nodes_timeout) { setup(false); connect_timeout(); }
+Test(chat_cluster, connect_across_nodes_timeout_redis_cluster)
+{
+    setup(true);
+    connect_timeout();
+}
+
+/* Our client as nick on node i (files into its own directory). */
+static struct th_proc *client_on(int i, const char *nick, struct stream *s)
+{
+    char portstr[16], d[200], cmd[300];
+    snprintf(portstr, sizeof portstr, "%d", port[i]);
+    snprintf(d, sizeof d, "%s/%s", dir, nick);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", d);
+    cr_assert_eq(system(cmd), 0);
+    struct th_proc p;
+    cr_assert_eq(th_spawn_cli(&p, "chat", "127.0.0.1", portstr, "--name", nick, "--dir", d,
+                              NULL), 0);
+    struct th_proc *t = track(p);
+    stream_init(s, t->out);
+    char you[64];
+    snprintf(you, sizeof you, "-- you are %s", nick);
+    cr_assert(expect(s, you, 20000), "%s", s->buf);
+    return t;
+}
+
+/* End to end with our client: alice on node 1, bob on node 3, connected
+ * point to point; a line each way, byte for byte, and a file. */
+static void connect_e2e(void)
+{
+    static struct stream a, b;
+    struct th_proc *alice = client_on(0, "alice", &a);
+    struct th_proc *bob = client_on(2, "bob", &b);
+    put(alice->in, "/connect bob\n");
+    cr_assert(expect(&a, "[bob] -- connected: ", 30000), "%s", a.buf);
+    cr_assert(expect(&b, "[alice] -- connected: ", 30000), "%s", b.buf);
+    cr_assert_eq(count(&a, "relayed"), 0, "%s", a.buf);
+    put(alice->in, "/to bob hello from node 1 to node 3, point to point: \xc3\xa9\xe2\x82\xac!\n");
+    cr_assert(expect(&b, "[alice] <alice> hello from node 1 to node 3, point to point: "
+                         "\xc3\xa9\xe2\x82\xac!\n", 10000), "%s", b.buf);
+    put(bob->in, "/to alice and back\n");
+    cr_assert(expect(&a, "[bob] <bob> and back\n", 10000), "%s", a.buf);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "head -c 300000 /dev/urandom > %s/p.bin", dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "/sendto bob %s/p.bin\n", dir);
+    put(alice->in, cmd);
+    cr_assert(expect(&b, "[alice] -- received file from peer, SHA-256 verified:", 30000),
+              "%s", b.buf);
+    snprintf(cmd, sizeof cmd, "cmp %s/p.bin %s/bob/p.bin", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(chat_cluster, connect_across_nodes_end_to_end) { setup(false); connect_e2e(); }
+Test(chat_cluster, connect_across_nodes_end_to_end_redis_cluster)
+{
+    setup(true);
+    connect_e2e();
+}
