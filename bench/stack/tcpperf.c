@@ -22,6 +22,9 @@
  *   idle HOST PORT N         open N connections, print "ready", hold them
  *                            until stdin closes
  * $TCPPERF_CC names the congestion control of every socket (e.g. cubic).
+ * $TCPPERF_WINDOW, in bytes, clamps the window every socket advertises
+ * (TCP_WINDOW_CLAMP; a listener's clamp is its connections'), so that a
+ * kernel sender sees exactly that window whatever the receive buffer.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,11 +67,15 @@ static struct sockaddr_in addr_of(const char *host, const char *port)
 /* $TCPPERF_CC (e.g. cubic) as the socket's congestion control: a network
  * namespace may only choose from tcp_allowed_congestion_control, a
  * socket of a CAP_NET_ADMIN process from any loaded one. */
+/* The per-socket settings from the environment: $TCPPERF_CC, $TCPPERF_WINDOW. */
 static void set_cc(int s)
 {
-    const char *cc = getenv("TCPPERF_CC");
+    const char *cc = getenv("TCPPERF_CC"), *win = getenv("TCPPERF_WINDOW");
     if (cc && *cc && setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) < 0)
         die("TCP_CONGESTION");
+    int clamp = win ? atoi(win) : 0;
+    if (clamp > 0 && setsockopt(s, IPPROTO_TCP, TCP_WINDOW_CLAMP, &clamp, sizeof clamp) < 0)
+        die("TCP_WINDOW_CLAMP");
 }
 
 static int connect_to(const char *host, const char *port)
