@@ -88,14 +88,11 @@ int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
     st->cfg = *cfg;
     /* Nothing here grows with max_sockets: sockets, their buffers and
      * the tables come as they are used. */
-    st->tcp_port_refs = calloc(65536, sizeof *st->tcp_port_refs);
-    st->trimq = malloc(TRIMQ_MAX * sizeof *st->trimq);
     st->tx = malloc(SS_PKT_MAX);
     st->frags = calloc(cfg->frag_slots ? cfg->frag_slots : 1, sizeof *st->frags);
     size_t fragsz = SS_PKT_MAX + SS_PKT_MAX / 64 + 1;
     st->fragpool = cfg->frag_slots ? malloc(cfg->frag_slots * fragsz) : NULL;
-    if (!st->tcp_port_refs || !st->trimq || !st->tx || !st->frags || (cfg->frag_slots && !st->fragpool) ||
-        ss__synq_init(st) < 0) {
+    if (!st->tx || !st->frags || (cfg->frag_slots && !st->fragpool)) {
         ss_stack_free(st);
         return -ENOMEM;
     }
@@ -160,7 +157,8 @@ void ss_stack_free(ss_stack *st)
     free(st->hash);
     free(st->heap);
     free(st->scratch);
-    free(st->tcp_port_refs);
+    for (size_t i = 0; i < 256; i++)
+        free(st->tcp_port_refs[i]);
     free(st->tx);
     free(st->frags);
     free(st->fragpool);
@@ -176,6 +174,14 @@ uint32_t ss_stack_addr(const ss_stack *st)
 void ss_stack_stats(const ss_stack *st, struct ss_stack_stats *out)
 {
     *out = st->stats;
+}
+
+static size_t port_blocks(const ss_stack *st)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < 256; i++)
+        n += st->tcp_port_refs[i] != NULL;
+    return n;
 }
 
 void ss_stack_mem(const ss_stack *st, struct ss_stack_mem *out)
@@ -195,7 +201,10 @@ void ss_stack_mem(const ss_stack *st, struct ss_stack_mem *out)
     out->table_bytes = (uint64_t)st->tab_n * (sizeof *st->tab + sizeof *st->free_ids) +
                        (uint64_t)st->hash_n * sizeof *st->hash +
                        (uint64_t)st->heap_cap * sizeof *st->heap +
-                       65536 * sizeof *st->tcp_port_refs;
+                       port_blocks(st) * 256 * sizeof **st->tcp_port_refs +
+                       (uint64_t)st->trimq_cap * sizeof *st->trimq +
+                       (uint64_t)st->synq.cap * (sizeof *st->synq.req + sizeof *st->synq.heap) +
+                       (st->synq.cap ? (uint64_t)(st->synq.hmask + 1) * sizeof *st->synq.hash : 0);
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -654,12 +663,22 @@ struct ss_pcb *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind)
     return sk;
 }
 
+/* Make room to count port in the TCP port counts; before ss__port_hold
+ * of a port that no socket holds yet (a child holds its listener's). */
+int ss__port_reserve(ss_stack *st, uint16_t port)
+{
+    uint32_t **b = &st->tcp_port_refs[port >> 8];
+    if (!*b && !(*b = calloc(256, sizeof **b)))
+        return -ENOMEM;
+    return 0;
+}
+
 /* Hold or give back sk's local port in the TCP port counts. */
 void ss__port_hold(ss_stack *st, struct ss_pcb *sk, uint16_t port)
 {
     sk->lport = port;
     if (sk->kind == SS_SK_TCP && !sk->port_held) {
-        st->tcp_port_refs[port]++;
+        st->tcp_port_refs[port >> 8][port & 255]++;
         sk->port_held = true;
     }
 }
@@ -670,7 +689,7 @@ void ss__stack_sock_release(ss_stack *st, struct ss_pcb *sk)
         return;
     ss__sock_unhash(st, sk);
     if (sk->port_held) {
-        st->tcp_port_refs[sk->lport]--;
+        st->tcp_port_refs[sk->lport >> 8][sk->lport & 255]--;
         sk->port_held = false;
     }
     heap_remove(st, sk);
@@ -812,7 +831,7 @@ struct ss_pcb *ss__udp_lookup(ss_stack *st, uint16_t lport)
 bool ss__port_in_use(ss_stack *st, enum ss_stack_sock_kind kind, uint16_t port)
 {
     if (kind == SS_SK_TCP)
-        return st->tcp_port_refs[port] != 0;
+        return st->tcp_port_refs[port >> 8] && st->tcp_port_refs[port >> 8][port & 255] != 0;
     return ss__udp_lookup(st, port) != NULL;
 }
 
@@ -1026,17 +1045,37 @@ static void trim(ss_stack *st, struct ss_pcb *sk)
  * ss_stack_poll at least TRIM_US later gives back what is still empty.
  * The queue asks for no wake-up of its own (the runs stay as they were);
  * when it is full, the socket is trimmed at once. */
+/* Double the trim queue (from 16, up to TRIMQ_MAX), unwrapping the ring:
+ * a stack that never empties many rings at once never pays for a big one
+ * (a fixed 1 MiB of it made each fuzz_stack input map and unmap it). */
+static int trimq_grow(ss_stack *st)
+{
+    uint32_t cap = st->trimq_cap ? 2 * st->trimq_cap : 16;
+    if (cap > TRIMQ_MAX)
+        return -ENOSPC;
+    struct ss_trim *q = malloc(cap * sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < st->trimq_n; i++)
+        q[i] = st->trimq[(st->trimq_head + i) % st->trimq_cap];
+    free(st->trimq);
+    st->trimq = q;
+    st->trimq_head = 0;
+    st->trimq_cap = cap;
+    return 0;
+}
+
 void ss__sock_ring_idle(ss_stack *st, struct ss_pcb *sk)
 {
     if (sk->on_trimq)
         return;
     if (!sk->snd.cap && !sk->rcv.cap && !sk->ooo && !sk->sb && !sk->rx)
         return;
-    if (st->trimq_n == TRIMQ_MAX) {
+    if (st->trimq_n == st->trimq_cap && trimq_grow(st) < 0) {
         trim(st, sk);
         return;
     }
-    st->trimq[(st->trimq_head + st->trimq_n++) % TRIMQ_MAX] =
+    st->trimq[(st->trimq_head + st->trimq_n++) % st->trimq_cap] =
         (struct ss_trim){.sk = sk, .at = st->now + TRIM_US};
     sk->on_trimq = true;
 }
@@ -1048,7 +1087,7 @@ static void trim_due(ss_stack *st, uint64_t now)
         if (t->at > now)
             break;
         struct ss_pcb *sk = t->sk;
-        st->trimq_head = (st->trimq_head + 1) % TRIMQ_MAX;
+        st->trimq_head = (st->trimq_head + 1) % st->trimq_cap;
         st->trimq_n--;
         sk->on_trimq = false;
         if (sk->kind != SS_SK_FREE)

@@ -324,7 +324,8 @@ struct ss_synq {
     struct ss_synreq *req;
     int32_t *hash;          /* chain heads, hmask + 1 of them */
     uint32_t hmask;
-    int32_t free;           /* head of the free list */
+    int32_t free;           /* head of the free list (none while cap is 0) */
+    uint32_t cap;           /* entries allocated: grows up to cfg.synq_max */
     uint32_t n;             /* entries in use */
     uint32_t *heap;         /* entry indices, ordered by (deadline, index) */
     uint64_t cookie_at;     /* when the last cookie went out */
@@ -354,7 +355,10 @@ struct ss_stack {
     struct ss_pcb **hash;
     uint32_t hash_n, hash_used;
     uint64_t hash_key;
-    uint32_t *tcp_port_refs;  /* [65536]: TCP sockets holding each local port */
+    uint32_t *tcp_port_refs[256]; /* [port >> 8][port & 255]: TCP sockets
+                                 holding each local port; a block comes
+                                 with the first port reserved in it
+                                 (ss__port_reserve) and stays */
     /* Timers: a min-heap of sockets by (deadline, id). */
     struct ss_pcb **heap;
     uint32_t heap_n, heap_cap;
@@ -364,8 +368,9 @@ struct ss_stack {
     size_t scratch_cap;
     bool scratch_busy;
     uint64_t mem;             /* bytes of ring buffers held */
-    struct ss_trim *trimq;    /* sockets whose rings emptied, oldest first */
-    uint32_t trimq_head, trimq_n;
+    struct ss_trim *trimq;    /* sockets whose rings emptied, oldest first: a
+                                 ring of trimq_cap, grown up to TRIMQ_MAX */
+    uint32_t trimq_head, trimq_n, trimq_cap;
     struct ss_frag *frags;
     uint8_t *fragpool;
     uint32_t frag_mem;      /* fragment bytes held (ipv4.c), <= cfg.frag_mem */
@@ -428,7 +433,6 @@ uint32_t ss__tuple_hash(const ss_stack *st, uint32_t laddr, uint16_t lport, uint
                         uint16_t rport);
 
 /* tcp_synq.c: the SYN queue (half-open entries) and SYN cookies' use */
-int ss__synq_init(ss_stack *st);
 void ss__synq_free(ss_stack *st);
 /* LISTEN got a SYN (no RST, no ACK): an entry and a SYN,ACK, a cookie
  * SYN,ACK, or a drop when the queue is full. */
@@ -688,6 +692,7 @@ uint32_t ss__isn(ss_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
 uint16_t ss__ephemeral_port(ss_stack *st, enum ss_stack_sock_kind kind);
 bool ss__port_in_use(ss_stack *st, enum ss_stack_sock_kind kind, uint16_t port);
 bool ss__listener_on(ss_stack *st, uint16_t port);
+int ss__port_reserve(ss_stack *st, uint16_t port);
 void ss__port_hold(ss_stack *st, struct ss_pcb *sk, uint16_t port);
 /* Take sk out of its listener's SYN or accept queue. */
 void ss__tcp_unlink_from_listener(ss_stack *st, struct ss_pcb *sk);

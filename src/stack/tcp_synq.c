@@ -31,26 +31,51 @@
 #include "sockstack/config.h"
 #include "stack_int.h"
 
-int ss__synq_init(ss_stack *st)
+/* Room for one more entry: the table grows (16, doubling, up to
+ * cfg.synq_max) as half-open connections come, so a stack that never
+ * sees many pays nothing for the bound. false when the stack's bound is
+ * reached or memory is short; the SYN then counts as a full queue. */
+static bool synq_room(ss_stack *st)
 {
     struct ss_synq *q = &st->synq;
-    uint32_t n = st->cfg.synq_max, h = 1;
-    while (h < n)
+    if (q->free >= 0 && q->cap)
+        return true;
+    if (q->cap >= st->cfg.synq_max)
+        return false;
+    uint32_t cap = q->cap ? 2 * q->cap : 16, h = 1;
+    if (cap > st->cfg.synq_max)
+        cap = st->cfg.synq_max;
+    while (h < cap)
         h <<= 1;
-    q->req = calloc(n, sizeof *q->req);
-    q->hash = malloc(h * sizeof *q->hash);
-    q->heap = calloc(n, sizeof *q->heap);
-    if (!q->req || !q->hash || !q->heap)
-        return -ENOMEM;
+    struct ss_synreq *req = realloc(q->req, cap * sizeof *req);
+    if (!req)
+        return false;
+    q->req = req;
+    uint32_t *heap = realloc(q->heap, cap * sizeof *heap);
+    if (!heap)
+        return false;
+    q->heap = heap;
+    int32_t *hash = malloc(h * sizeof *hash);
+    if (!hash)
+        return false;
+    free(q->hash);
+    q->hash = hash;
     q->hmask = h - 1;
     for (uint32_t i = 0; i < h; i++)
-        q->hash[i] = -1;
-    for (uint32_t i = 0; i < n; i++) {
-        q->req[i].listener = -1;
-        q->req[i].next = i + 1 < n ? (int32_t)i + 1 : -1;
+        hash[i] = -1;
+    /* Every entry in use is in the heap: chain them anew. */
+    for (uint32_t k = 0; k < q->n; k++) {
+        struct ss_synreq *r = &req[heap[k]];
+        uint32_t b = ss__tuple_hash(st, st->cfg.local_addr, r->lport, r->raddr, r->rport) & q->hmask;
+        r->next = hash[b];
+        hash[b] = (int32_t)heap[k];
     }
-    q->free = 0;
-    return 0;
+    for (uint32_t i = q->cap; i < cap; i++) {
+        req[i] = (struct ss_synreq){.listener = -1, .next = i + 1 < cap ? (int32_t)i + 1 : -1};
+    }
+    q->free = (int32_t)q->cap;
+    q->cap = cap;
+    return true;
 }
 
 void ss__synq_free(ss_stack *st)
@@ -70,6 +95,8 @@ static uint32_t tuple_hash(const ss_stack *st, uint32_t raddr, uint16_t rport, u
 static struct ss_synreq *synq_find(ss_stack *st, const struct ss_seg *seg)
 {
     struct ss_synq *q = &st->synq;
+    if (!q->cap)
+        return NULL;
     for (int32_t i = q->hash[tuple_hash(st, seg->src, seg->sport, seg->dport)]; i >= 0;
          i = q->req[i].next) {
         struct ss_synreq *r = &q->req[i];
@@ -120,7 +147,7 @@ static void heap_fix(struct ss_synq *q, uint32_t pos)
 static struct ss_synreq *synq_add(ss_stack *st, const struct ss_seg *syn)
 {
     struct ss_synq *q = &st->synq;
-    if (q->free < 0)
+    if (!q->cap || q->free < 0)
         return NULL;
     uint32_t idx = (uint32_t)q->free;
     struct ss_synreq *r = &q->req[idx];
@@ -321,7 +348,7 @@ void ss__synq_syn(ss_stack *st, struct ss_pcb *ls, const struct ss_seg *seg)
 {
     /* Connections nobody accepts: no new ones, cookie or not (as Linux). */
     bool accept_full = ls->accept_q >= ls->backlog;
-    bool full = ls->syn_q >= ls->backlog || st->synq.free < 0;
+    bool full = ls->syn_q >= ls->backlog || !synq_room(st);
     if (!accept_full && (st->cfg.syncookies == 2 || (full && st->cfg.syncookies == 1))) {
         send_cookie(st, ls, seg);
         return;
@@ -430,7 +457,7 @@ uint64_t ss__synq_timers(ss_stack *st, uint64_t now)
 
 void ss__synq_flush(ss_stack *st, int sd)
 {
-    for (uint32_t i = 0; i < st->cfg.synq_max; i++)
+    for (uint32_t i = 0; i < st->synq.cap; i++)
         if (st->synq.req[i].listener == sd)
             synq_remove(st, &st->synq.req[i]);
 }

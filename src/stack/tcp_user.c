@@ -20,6 +20,8 @@ int ss_tcp_listen(ss_stack *st, uint16_t port, int backlog)
         return -EADDRINUSE;
     if (port == 0)
         return -EADDRINUSE;
+    if (ss__port_reserve(st, port) < 0)
+        return -ENOMEM;
     struct ss_pcb *sk = ss__stack_sock_alloc(st, SS_SK_TCP);
     if (!sk)
         return -EMFILE;
@@ -65,7 +67,7 @@ static int connect_check(ss_stack *st, uint32_t raddr, uint16_t rport, uint16_t 
         return -EADDRINUSE;
     if (*lport == 0)
         return -EADDRINUSE;
-    return 0;
+    return ss__port_reserve(st, *lport);
 }
 
 /* RFC 9293 3.10.1 OPEN, CLOSED state: select an ISS, send SYN, SYN-SENT. */

@@ -122,6 +122,53 @@ Test(tcp_synq, flood_holds_backlog_entries_and_a_client_gets_in_by_cookie)
     cr_assert_eq(d.len, 4);
 }
 
+/* The table is not allocated up front: it grows as half-open connections
+ * come (16 entries, then 32, 64), and every entry made before a growth is
+ * still found by its 4-tuple after it: each of 40 handshakes completes. */
+Test(tcp_synq, table_grows_and_keeps_every_entry)
+{
+    enum { N = 40 };
+    ss_stack_free(st);
+    cfg.max_sockets = N + 1;   /* the listener and its 40 children */
+    cr_assert_eq(ss_stack_new(&cfg, &st), 0);
+    struct ss_stack_mem m;
+    ss_stack_mem(st, &m);
+    uint64_t before = m.table_bytes;
+    int ls = ss_tcp_listen(st, US_PORT, 64);
+    uint32_t isn[N];
+    for (uint32_t i = 0; i < N; i++) {
+        cap_clear();
+        spoofed_syn(i);
+        struct tseg sa = one_seg();
+        cr_assert_eq(sa.flags, SS_TCP_SYN | SS_TCP_ACK);
+        cr_assert_eq(sa.ack, i * 7919u + 1);
+        isn[i] = sa.seq;
+    }
+    cr_assert_eq(info(ls).syn_queued, N);
+    cr_assert_eq(stats().tcp_syncookies_sent, 0, "entries, not cookies");
+    ss_stack_mem(st, &m);
+    cr_assert_gt(m.table_bytes, before + 64 * 16, "64 entries of at least 16 bytes came");
+    static uint8_t pkt[100];
+    for (uint32_t i = 0; i < N; i++) {
+        cap_clear();
+        size_t n = mk_tcp(pkt, 0x0a010000u + i + 1, US_IP, (uint16_t)(1024 + i), US_PORT,
+                          i * 7919u + 1, isn[i] + 1, SS_TCP_ACK, 64240, 0, NULL, 0);
+        ss_stack_input(st, now, pkt, n);
+        cr_assert_eq(ncap, 0, "ACK %u completes its handshake (no RST)", i);
+    }
+    cr_assert_eq(info(ls).syn_queued, 0);
+    cr_assert_eq(stats().tcp_passive_opens, N);
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t raddr;
+        uint16_t rport;
+        int sd = ss_tcp_accept(st, ls, &raddr, &rport);
+        cr_assert_geq(sd, 0);
+        cr_assert_eq(raddr, 0x0a010000u + i + 1);
+        cr_assert_eq(rport, 1024 + i);
+        cr_assert_eq(info(sd).state, SS_TCP_ESTABLISHED);
+    }
+}
+
 /* The same flood with cookies off: the client's SYN is dropped, as every
  * retry of it would be while the spoofed entries live. This is the test
  * above failing, on purpose. */
