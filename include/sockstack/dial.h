@@ -59,7 +59,9 @@ int ss_sock_wait(ss_sock *s, ss_loop *loop, unsigned events, int timeout_ms);
 ssize_t ss_sock_recv_wait(ss_sock *s, ss_loop *loop, void *buf, size_t cap,
                           int timeout_ms);
 /* Send all len bytes, waiting in loop while the socket is full: 0 or a
- * negative code (-ETIMEDOUT when no byte went out for timeout_ms). */
+ * negative code (-ETIMEDOUT when no byte went out for timeout_ms). On a TLS
+ * socket it returns once the last record is in the kernel (ss_tls_unsent
+ * 0), as plain TCP's bytes are, so nothing waits on the loop running. */
 int ss_sock_send_all(ss_sock *s, ss_loop *loop, const void *buf, size_t len,
                      int timeout_ms);
 
@@ -74,7 +76,8 @@ typedef struct ss_stream {
 /* ss_sock_recv_wait / ss_sock_send_all on st. */
 ssize_t ss_stream_recv(ss_stream *st, void *buf, size_t cap);
 int ss_stream_send_all(ss_stream *st, const void *buf, size_t len);
-/* All of iov (one TLS record when small): 0 or a negative code. */
+/* All of iov (one TLS record when small), as ss_sock_send_all: 0 or a
+ * negative code. */
 int ss_stream_sendv_all(ss_stream *st, const struct iovec *iov, int iovcnt);
 /* Exactly len bytes: 0, 1 at end of stream before the first byte, -EPIPE
  * at end of stream after it, or a negative code. */

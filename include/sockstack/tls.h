@@ -86,6 +86,12 @@ int ss_tls_handshake(ss_sock *s);
 /* True for a socket made by ss_tls_wrap. */
 bool ss_sock_is_tls(const ss_sock *s);
 
+/* Bytes the layer holds that the inner socket has not taken yet: plaintext
+ * accepted by a send but not yet encrypted, and records not yet sent. They
+ * go out only while the socket is watched in its loop (ss_sock_wait for
+ * SS_WRITE returns once they are all out); 0 for a non-TLS socket. */
+size_t ss_tls_unsent(const ss_sock *s);
+
 /* Why the TLS connection failed, into buf ("certificate verify failed:
  * certificate has expired", "tlsv1 alert unknown ca", ...). Returns the
  * length; 0 (buf "") when TLS did not fail (the error, if any, is the

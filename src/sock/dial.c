@@ -69,6 +69,22 @@ ssize_t ss_sock_recv_wait(ss_sock *s, ss_loop *loop, void *buf, size_t cap,
     }
 }
 
+/* Wait until a TLS socket has handed everything it accepted to the inner
+ * socket: "all sent" then means what it means on plain TCP (the kernel has
+ * the bytes), and a caller that next waits for something else (a child, a
+ * lock, another socket) does not leave the last records behind. */
+static int drain(ss_sock *s, ss_loop *loop, int timeout_ms)
+{
+    while (ss_tls_unsent(s) > 0) {
+        int r = ss_sock_wait(s, loop, SS_WRITE, timeout_ms);
+        if (r < 0)
+            return r;
+        if ((r = ss_sock_error(s)) < 0)
+            return r;
+    }
+    return 0;
+}
+
 int ss_sock_send_all(ss_sock *s, ss_loop *loop, const void *buf, size_t len,
                      int timeout_ms)
 {
@@ -86,7 +102,7 @@ int ss_sock_send_all(ss_sock *s, ss_loop *loop, const void *buf, size_t len,
         p += n;
         len -= (size_t)n;
     }
-    return 0;
+    return drain(s, loop, timeout_ms);
 }
 
 /* Milliseconds left before deadline (loop clock), at least 1; -1 if none. */
@@ -230,7 +246,7 @@ int ss_stream_sendv_all(ss_stream *st, const struct iovec *iov_in, int iovcnt)
             v->iov_len -= k;
         }
     }
-    return 0;
+    return drain(st->sock, st->loop, st->timeout_ms);
 }
 
 int ss_stream_read_exact(ss_stream *st, void *buf, size_t len)

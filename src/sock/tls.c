@@ -885,6 +885,14 @@ bool ss_sock_is_tls(const ss_sock *s)
     return s && s->be == &tls_backend;
 }
 
+size_t ss_tls_unsent(const ss_sock *s)
+{
+    if (!ss_sock_is_tls(s))
+        return 0;
+    const struct tls_sock *t = s->impl;
+    return t->stage_len + (t->wbuf_len - t->wbuf_off);
+}
+
 int ss_tls_handshake(ss_sock *s)
 {
     if (!ss_sock_is_tls(s))
