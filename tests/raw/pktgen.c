@@ -71,6 +71,24 @@ void pg_seg(int dir, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, ui
     pg_write_pkt(p, 20 + tl);
 }
 
+/* B -> A: an ACK carrying n SACK blocks (RFC 2018: two NOPs, kind 5),
+ * each [blocks[i][0], blocks[i][1]). At most 4 blocks (40 option bytes). */
+void pg_sack(uint32_t seq, uint32_t ack, uint16_t win, const uint32_t (*blocks)[2], int n)
+{
+    uint8_t p[128];
+    uint8_t *t = p + 20;
+    size_t ol = 4 + 8 * (size_t)n, hl = 20 + ol;
+    pg_tcp(t, 80, 1000, seq, ack, SS_TCP_ACK, win, 0, 0);
+    t[12] = (uint8_t)(hl / 4) << 4;
+    t[20] = 1, t[21] = 1, t[22] = 5, t[23] = (uint8_t)(2 + 8 * n);
+    for (int i = 0; i < n; i++) {
+        pg_put32(t + 24 + 8 * i, blocks[i][0]);
+        pg_put32(t + 28 + 8 * i, blocks[i][1]);
+    }
+    pg_ip4(p, "10.0.0.2", "10.0.0.1", 6, hl);
+    pg_write_pkt(p, 20 + hl);
+}
+
 /* A router's ICMP error quoting A's segment seq. */
 void pg_icmp_err(uint8_t type, uint8_t code, uint32_t seq)
 {

@@ -19,6 +19,7 @@ size_t pg_ip4(uint8_t *p, const char *src, const char *dst, uint8_t proto, size_
 size_t pg_tcp(uint8_t *t, uint16_t sp, uint16_t dp, uint32_t seq, uint32_t ack, uint8_t flags,
               uint16_t win, uint32_t len, uint16_t mss);
 void pg_seg(int dir, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, uint32_t len);
+void pg_sack(uint32_t seq, uint32_t ack, uint16_t win, const uint32_t (*blocks)[2], int n);
 void pg_icmp_err(uint8_t type, uint8_t code, uint32_t seq);
 void pg_seg6(int dir, uint32_t seq, uint32_t ack, uint8_t flags);
 

@@ -4,6 +4,7 @@
  * waits name their timer, TIME-WAIT is a span, the listener has its own
  * column, and a 10 MB transfer's pictures stay under 300 KB each. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,6 +403,182 @@ Test(draw, svg_labels_clear_of_loss_marks)
         assert_clear_of_lines(d, runs[k][6]);
         free(d);
     }
+}
+
+/* The time-sequence graph's frame and its top tick (the panel's scale):
+ * the first axis group's rect, and the largest of its y tick labels
+ * ("120k", "1.5M", "500"). */
+struct scale {
+    double x0, y0, w, h, vmax;
+};
+
+static struct scale tsg_scale(const char *svg)
+{
+    struct scale sc = {0};
+    const char *g = strstr(svg, "<g class=\"axis\">");
+    cr_assert(g);
+    const char *end = strstr(g, "</g>");
+    cr_assert(sscanf(strstr(g, "<rect "), "<rect x=\"%lf\" y=\"%lf\" width=\"%lf\" height=\"%lf\"",
+                     &sc.x0, &sc.y0, &sc.w, &sc.h) == 4);
+    const char *tag = "text-anchor=\"end\" class=\"ax\">";
+    for (const char *p = strstr(g, tag); p && p < end; p = strstr(p + 1, tag)) {
+        char *e;
+        double v = strtod(p + strlen(tag), &e);
+        if (e == p + strlen(tag))
+            continue;   /* "bytes", "time (s)" */
+        v *= *e == 'k' ? 1e3 : *e == 'M' ? 1e6 : 1;
+        if (v > sc.vmax)
+            sc.vmax = v;
+    }
+    cr_assert_gt(sc.vmax, 0);
+    return sc;
+}
+
+/* The SACK lines of a time-sequence graph are exactly want[0..n) (relative
+ * sequence ranges, in the order of the ACKs), each drawn from py(left edge)
+ * to py(right edge) of the panel's scale (0.1 px as printed), left to right. */
+static void assert_sack_lines(const char *svg, const uint32_t (*want)[2], size_t n,
+                              const char *what)
+{
+    struct scale sc = tsg_scale(svg);
+    size_t k = 0;
+    int last_x = 0;
+    const char *tag = "<line class=\"sack\" ";
+    for (const char *p = strstr(svg, tag); p; p = strstr(p + 1, tag), k++) {
+        int x1, x2;
+        double y1, y2;
+        cr_assert(sscanf(p, "<line class=\"sack\" x1=\"%d\" y1=\"%lf\" x2=\"%d\" y2=\"%lf\"",
+                         &x1, &y1, &x2, &y2) == 4,
+                  "%.80s", p);
+        cr_assert_lt(k, n, "%s: more than %zu SACK lines: %.80s", what, n, p);
+        double w1 = sc.y0 + sc.h - sc.h * want[k][0] / sc.vmax;
+        double w2 = sc.y0 + sc.h - sc.h * want[k][1] / sc.vmax;
+        cr_assert(fabs(y1 - w1) <= 0.051 && fabs(y2 - w2) <= 0.051,
+                  "%s: SACK line %zu is y %.1f..%.1f, want %u:%u at y %.2f..%.2f", what, k, y1,
+                  y2, want[k][0], want[k][1], w1, w2);
+        cr_assert(x1 == x2 && x1 >= sc.x0 && x1 <= sc.x0 + sc.w && x1 >= last_x, "%s: %.80s",
+                  what, p);
+        last_x = x1;
+    }
+    cr_assert_eq(k, n, "%s: %zu SACK lines, want %zu", what, k, n);
+}
+
+/* tcptrace's SACK blocks: a built capture where A's 2nd, 4th, 6th and 8th
+ * of ten segments are lost. B's ACKs carry 1, 2, 3, 4, 4 blocks, then 3, 2,
+ * 1 as the retransmissions fill the holes, then none: 20 lines, each the
+ * block's range. */
+Test(draw, sack_blocks_of_a_built_capture_drawn_exactly)
+{
+    begin("sack.pcap");
+    const uint8_t A = SS_TCP_ACK;
+    const uint32_t a0 = 1000, b0 = 5000;   /* ISNs */
+    pg_step_us = 1000;
+    pg_seg(0, a0, 0, SS_TCP_SYN, 64000, 0);
+    pg_seg(1, b0, a0 + 1, SS_TCP_SYN | A, 64000, 0);
+    pg_seg(0, a0 + 1, b0 + 1, A, 64000, 0);
+    uint32_t blk[4][2];
+    int nb = 0;
+    uint32_t (*want)[2] = malloc(20 * sizeof *want);
+    size_t nw = 0;
+    /* B's ACK with blocks newest first (RFC 2018 4: the first block holds
+     * the segment that triggered the ACK). */
+    for (uint32_t i = 0; i < 10; i++) {
+        uint32_t s = a0 + 1 + 1000 * i;
+        if (i % 2 == 1 && i < 8)
+            continue;   /* lost on the way */
+        pg_seg(0, s, b0 + 1, A, 64000, 1000);
+        if (i == 0) {
+            pg_seg(1, b0 + 1, s + 1000, A, 64000, 0);
+            continue;
+        }
+        if (i == 9) {
+            blk[0][1] = s + 1000;   /* 8001:10001 grows */
+        } else {
+            memmove(blk[1], blk[0], sizeof blk[0] * (size_t)nb);
+            blk[0][0] = s, blk[0][1] = s + 1000;
+            nb++;
+        }
+        pg_sack(b0 + 1, a0 + 1001, 64000, (const uint32_t(*)[2])blk, nb);
+        for (int b = 0; b < nb; b++)
+            want[nw][0] = blk[b][0] - a0, want[nw++][1] = blk[b][1] - a0;
+    }
+    /* The retransmissions, oldest hole first; each ACK drops the oldest block. */
+    for (uint32_t h = 1; h < 8; h += 2) {
+        uint32_t s = a0 + 1 + 1000 * h;
+        pg_seg(0, s, b0 + 1, A, 64000, 1000);
+        nb--;
+        uint32_t ack = nb ? blk[nb][1] : a0 + 10001;
+        if (nb)
+            pg_sack(b0 + 1, ack, 64000, (const uint32_t(*)[2])blk, nb);
+        else
+            pg_seg(1, b0 + 1, ack, A, 64000, 0);
+        for (int b = 0; b < nb; b++)
+            want[nw][0] = blk[b][0] - a0, want[nw++][1] = blk[b][1] - a0;
+    }
+    pg_seg(0, a0 + 10001, b0 + 1, SS_TCP_FIN | A, 64000, 0);
+    pg_seg(1, b0 + 1, a0 + 10002, SS_TCP_FIN | A, 64000, 0);
+    pg_seg(0, a0 + 10002, b0 + 2, A, 64000, 0);
+    end();
+    cr_assert_eq(nw, 20);
+    const char *args[] = {"diagram", "--plot", path_of("sack.svg"), path_of("sack.pcap"), NULL};
+    struct th_result r = th_run_cli(args, 20000);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    th_result_free(&r);
+    char *p = slurp(path_of("sack.svg"), NULL);
+    assert_sack_lines(p, (const uint32_t(*)[2])want, nw, "built capture");
+    cr_assert_eq(assert_no_overlap(p, "SACK plots"), 0);
+    free(p);
+    free(want);
+}
+
+/* A stack run at 3% loss whose SACKs tshark reads from the run's pcap: the
+ * run's plots (from the link's tap) and diagram's of the pcap draw exactly
+ * tshark's blocks of B's ACKs. */
+Test(draw, sack_blocks_of_a_stack_run_match_tshark)
+{
+    if (access("/usr/bin/tshark", X_OK) != 0)
+        cr_skip_test("tshark is not installed (scripts/install-deps.sh installs it)");
+    const char *args[] = {"stack", "diagram", "--loss", "3", "--seed", "1", "--bytes", "32K",
+                          "--plot", path_of("rp.svg"), "--pcap", path_of("run.pcap"), NULL};
+    struct th_result r = th_run_cli(args, 30000);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    th_result_free(&r);
+    const char *args2[] = {"diagram", "--plot", path_of("cp.svg"), path_of("run.pcap"), NULL};
+    r = th_run_cli(args2, 30000);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    th_result_free(&r);
+    /* One line per ACK: "le1,le2\tre1,re2", relative to A's ISN. */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "tshark -r %s -o tcp.relative_sequence_numbers:TRUE -Y 'ip.src==10.0.0.2 && "
+             "tcp.options.sack_le' -T fields -e tcp.options.sack_le -e tcp.options.sack_re "
+             "2>/dev/null",
+             path_of("run.pcap"));
+    char *ts = run_sh(cmd);
+    uint32_t want[64][2];
+    size_t nw = 0;
+    for (char *l = ts; *l;) {
+        char *nl = strchr(l, '\n'), *tab = strchr(l, '\t');
+        cr_assert(nl && tab && tab < nl, "%s", ts);
+        for (char *le = l, *re = tab + 1; le < tab; le++, re++) {
+            cr_assert_lt(nw, 64);
+            want[nw][0] = (uint32_t)strtoul(le, &le, 10);
+            want[nw++][1] = (uint32_t)strtoul(re, &re, 10);
+            cr_assert(*le == ',' || le == tab, "%s", ts);
+        }
+        l = nl + 1;
+    }
+    free(ts);
+    /* Seed 1 loses A's 3rd segment (2897:4345): B's next two ACKs carry
+     * the block 4345:14481. */
+    cr_assert_eq(nw, 2);
+    cr_assert(want[0][0] == 4345 && want[0][1] == 14481, "%u:%u", want[0][0], want[0][1]);
+    char *p = slurp(path_of("rp.svg"), NULL);
+    assert_sack_lines(p, (const uint32_t(*)[2])want, nw, "stack run");
+    free(p);
+    p = slurp(path_of("cp.svg"), NULL);
+    assert_sack_lines(p, (const uint32_t(*)[2])want, nw, "the run's pcap");
+    free(p);
 }
 
 /* Without --width the diagram takes the terminal's width (a pty of 70
