@@ -6,7 +6,8 @@
  *   tls    1 MiB messages over TLS (sock/tls, both ends, the reactor)
  *          vs socat OPENSSL-LISTEN / OPENSSL moving the same bytes
  * Each case forks a receiver, times from start to the receiver's last byte,
- * and prints one line "CASE VALUE UNIT". */
+ * and prints one line "CASE VALUE UNIT"; the 1 MiB cases also print the
+ * CPU each end spent per GB ("large-cpu-send", "tls-cpu-recv", ...). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +35,34 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds (user + system) of this process (RUSAGE_SELF) or of its
+ * waited-for children (RUSAGE_CHILDREN). */
+static double cpu_s(int who)
+{
+    struct rusage r;
+    getrusage(who, &r);
+    return (double)(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+           (double)(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+}
+
+/* CPU per GB of each end of a transfer: the sender is this process, the
+ * receiver its child. What a run costs the machine, whatever else runs. */
+struct cpu_mark {
+    double self, kids;
+};
+
+static struct cpu_mark cpu_mark(void)
+{
+    return (struct cpu_mark){cpu_s(RUSAGE_SELF), cpu_s(RUSAGE_CHILDREN)};
+}
+
+static void cpu_print(const char *name, struct cpu_mark m, double bytes)
+{
+    double gb = bytes / 1e9;
+    printf("%s-cpu-send %.3f s/GB\n", name, (cpu_s(RUSAGE_SELF) - m.self) / gb);
+    printf("%s-cpu-recv %.3f s/GB\n", name, (cpu_s(RUSAGE_CHILDREN) - m.kids) / gb);
 }
 
 static void die(const char *what)
@@ -403,9 +433,11 @@ int main(int argc, char **argv)
 #else
     printf("small-zmq unavailable (built without libzmq)\n");
 #endif
+    struct cpu_mark m = cpu_mark();
     t = run_frames(large_n, large);
     printf("large-sockstack %.1f MB/s (%llu x 1 MiB)\n", (double)large_n * large / t / 1e6,
            (unsigned long long)large_n);
+    cpu_print("large", m, (double)large_n * large);
     t = run_raw((uint64_t)large_n * large, large);
     printf("large-raw %.1f MB/s (write/read of 1 MiB buffers)\n",
            (double)large_n * large / t / 1e6);
@@ -414,9 +446,11 @@ int main(int argc, char **argv)
         snprintf(tls_dir, sizeof tls_dir, "/tmp/ss-bench-tls-XXXXXX");
         if (!mkdtemp(tls_dir) || ss_tls_keygen(tls_dir, 1, false, err, sizeof err) < 0)
             die("keygen");
+        m = cpu_mark();
         t = run_frames_tls(large_n, large);
         printf("tls-sockstack %.1f MB/s (%llu x 1 MiB over TLS)\n",
                (double)large_n * large / t / 1e6, (unsigned long long)large_n);
+        cpu_print("tls", m, (double)large_n * large);
         t = run_socat_tls((uint64_t)large_n * large);
         if (t > 0)
             printf("tls-socat %.1f MB/s (socat OPENSSL, same bytes)\n",
