@@ -512,8 +512,9 @@ SS_API_BEGIN
  * holds unsent): four full records; on a machine where a system call costs
  * more than encrypting 16 KiB, one send per record halves the rate. */
 #define SS_TLS_WBUF (4 * (16384 + 256))
-/* Bytes a TLS connection asks the socket for per recv() (OpenSSL's read
- * ahead): several records per system call. */
+/* Bytes a TLS connection asks the socket for per recv() (the layer's own
+ * read-ahead buffer, taken on the first read): several records per system
+ * call. */
 #define SS_TLS_READ_AHEAD 65536
 /* Validity of the pair `sockstack keygen --tls` makes. */
 #define SS_TLS_KEYGEN_DAYS 365
