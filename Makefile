@@ -36,11 +36,16 @@ test: deps $(TEST_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
 $(FUZZ_BUILD)/build.ninja: | deps
 	CC=clang $(MESON_SETUP) $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
 
-# Longer fuzzing runs (make test runs each target briefly).
+# Longer fuzzing runs (make test runs each target briefly): each target
+# FUZZ_SECONDS, except fuzz-stack, which runs to FUZZ_STACK_RUNS executions
+# (at most FUZZ_STACK_SECONDS).
 FUZZ_SECONDS ?= 300
+FUZZ_STACK_RUNS ?= 10000000
+FUZZ_STACK_SECONDS ?= 10800
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
-	@scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+	@FUZZ_STACK_RUNS=$(FUZZ_STACK_RUNS) FUZZ_STACK_SECONDS=$(FUZZ_STACK_SECONDS) \
+	    scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench: build
 	@for b in bench/*/run bench/stack/speed; do echo "== $$b"; $$b $(BUILD) || exit 1; done

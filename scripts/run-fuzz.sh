@@ -5,6 +5,8 @@
 # fuzz/corpus/NAME and the dictionary fuzz/NAME.dict are used when present.
 # Inputs up to 64 KiB: the stack targets need room for many packets.
 # FUZZ_RUNS=N stops each target after N executions (whichever comes first).
+# FUZZ_STACK_RUNS=N and FUZZ_STACK_SECONDS=S give fuzz-stack its own bounds
+# (make fuzz: 10 M executions, at most 3 hours).
 set -euo pipefail
 build=${1:?usage: run-fuzz.sh BUILD_DIR SECONDS [TARGET...]}
 secs=${2:-60}
@@ -21,11 +23,15 @@ for name in "${targets[@]}"; do
   base=fuzz_${name#fuzz-}
   corpus="$build/fuzz/corpus-$name"
   mkdir -p "$corpus"
-  args=(-max_total_time="$secs" -max_len=65536 -print_final_stats=1)
-  [ -n "${FUZZ_RUNS:-}" ] && args+=(-runs="$FUZZ_RUNS")
+  t=$secs runs=${FUZZ_RUNS:-}
+  if [ "$name" = fuzz-stack ]; then
+    t=${FUZZ_STACK_SECONDS:-$t} runs=${FUZZ_STACK_RUNS:-$runs}
+  fi
+  args=(-max_total_time="$t" -max_len=65536 -print_final_stats=1)
+  [ -n "$runs" ] && args+=(-runs="$runs")
   [ -f "$src/fuzz/$base.dict" ] && args+=(-dict="$src/fuzz/$base.dict")
   seeds=()
   [ -d "$src/fuzz/corpus/$base" ] && seeds+=("$src/fuzz/corpus/$base")
-  echo "== $name: ${secs}s"
+  echo "== $name: ${t}s${runs:+ or $runs executions}"
   "$f" "${args[@]}" "$corpus" "${seeds[@]}"
 done
