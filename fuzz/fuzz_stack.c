@@ -56,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bytes.h"
 #include "sockstack/stack.h"
 
 #define US 0x0a000002u
@@ -67,10 +68,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
 
 /* ---- what the outside can see of each connection ------------------------ */
 
@@ -193,7 +190,7 @@ static bool parse_opts(const uint8_t *o, size_t n, struct opts *out)
         case 8:
             if (l == 10) {
                 out->ts = true;
-                out->tsval = get32(o + i + 2);
+                out->tsval = ss__get32(o + i + 2);
                 out->ts_off = (int)i;
             }
             break;
@@ -206,7 +203,7 @@ static bool parse_opts(const uint8_t *o, size_t n, struct opts *out)
 
 static uint16_t l4_csum(const uint8_t *ip, const uint8_t *l4, size_t ln)
 {
-    uint32_t src = get32(ip + 12), dst = get32(ip + 16);
+    uint32_t src = ss__get32(ip + 12), dst = ss__get32(ip + 16);
     uint32_t ps = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + ip[9] +
                   (uint32_t)ln;
     return ss_csum_fold(ss_csum_add(ps, l4, ln));
@@ -220,7 +217,7 @@ static void note_input(const uint8_t *p, size_t n)
     size_t ihl = (size_t)(p[0] & 15) * 4;
     if (ihl < 20 || ihl > n)
         return;
-    uint16_t frag = get16(p + 6);
+    uint16_t frag = ss__get16(p + 6);
     if (frag & 0x3fff) {
         /* A TCP fragment: the stack may reassemble a segment we never
          * parse, so its ACKs are not checked in this run. */
@@ -230,17 +227,17 @@ static void note_input(const uint8_t *p, size_t n)
     }
     const uint8_t *t = p + ihl;
     size_t tl = n - ihl;
-    if (tl < 20 || get32(p + 16) != US)
+    if (tl < 20 || ss__get32(p + 16) != US)
         return;
     size_t doff = (size_t)(t[12] >> 4) * 4;
     if (doff < 20 || doff > tl)
         return;
-    struct tuple *tu = tuple_of(get16(t + 2), get32(p + 12), get16(t), true);
-    uint32_t seq = get32(t + 4);
+    struct tuple *tu = tuple_of(ss__get16(t + 2), ss__get32(p + 12), ss__get16(t), true);
+    uint32_t seq = ss__get32(t + 4);
     uint8_t fl = t[13];
     uint32_t len = (uint32_t)(tl - doff) + !!(fl & SS_TCP_SYN) + !!(fl & SS_TCP_FIN);
     if (n_in_acks <= BATCH) {
-        in_acks[n_in_acks++] = get32(t + 8);
+        in_acks[n_in_acks++] = ss__get32(t + 8);
         in_ends[n_in_ends++] = seq + len;
     }
     if (!tu)
@@ -278,12 +275,12 @@ static void check_tcp_out(const uint8_t *p, size_t ihl, size_t n)
     if (!parse_opts(t + 20, doff - 20, &o))
         abort(); /* malformed options */
     uint8_t fl = t[13];
-    uint32_t seq = get32(t + 4), ack = get32(t + 8);
+    uint32_t seq = ss__get32(t + 4), ack = ss__get32(t + 8);
     uint32_t len = (uint32_t)(tl - doff);
     bool syn = fl & SS_TCP_SYN, rst = fl & SS_TCP_RST;
     if (!syn && (o.mss || o.ws || o.sackok))
         abort(); /* SYN-only options on another segment */
-    struct tuple *tu = tuple_of(get16(t), get32(p + 16), get16(t + 2), syn);
+    struct tuple *tu = tuple_of(ss__get16(t), ss__get32(p + 16), ss__get16(t + 2), syn);
     if (!tu)
         return;
     if (o.ts)
@@ -322,13 +319,13 @@ static int out(void *ctx, const uint8_t *p, size_t n)
 {
     (void)ctx;
     /* What the stack emits is a valid IPv4 packet... */
-    if (n < 20 || (p[0] >> 4) != 4 || get16(p + 2) != n ||
+    if (n < 20 || (p[0] >> 4) != 4 || ss__get16(p + 2) != n ||
         ss_csum_fold(ss_csum_add(0, p, (size_t)(p[0] & 15) * 4)) != 0)
         abort();
     size_t ihl = (size_t)(p[0] & 15) * 4;
-    if (ihl < 20 || ihl > n || get32(p + 12) != US)
+    if (ihl < 20 || ihl > n || ss__get32(p + 12) != US)
         abort();
-    if (get16(p + 6) & 0x3fff)
+    if (ss__get16(p + 6) & 0x3fff)
         return 0; /* a fragment: its transport header is checked nowhere */
     const uint8_t *l4 = p + ihl;
     size_t ln = n - ihl;
@@ -336,7 +333,7 @@ static int out(void *ctx, const uint8_t *p, size_t n)
     if (p[9] == 6)
         check_tcp_out(p, ihl, n);
     else if (p[9] == 17) {
-        if (ln < 8 || get16(l4 + 4) != ln || (get16(l4 + 6) && l4_csum(p, l4, ln) != 0))
+        if (ln < 8 || ss__get16(l4 + 4) != ln || (ss__get16(l4 + 6) && l4_csum(p, l4, ln) != 0))
             abort();
     } else if (p[9] == 1) {
         if (ln < 8 || ss_csum_fold(ss_csum_add(0, l4, ln)) != 0)
@@ -353,23 +350,23 @@ static size_t tcp_opts(uint8_t *b, uint16_t sport, uint16_t dport, uint32_t seq,
     size_t n = 40 + olen;
     memset(b, 0, n);
     b[0] = 0x45;
-    put16(b + 2, (uint16_t)n);
+    ss__put16(b + 2, (uint16_t)n);
     b[8] = 64;
     b[9] = 6;
-    put32(b + 12, PEER);
-    put32(b + 16, US);
-    put16(b + 10, ss_csum_fold(ss_csum_add(0, b, 20)));
+    ss__put32(b + 12, PEER);
+    ss__put32(b + 16, US);
+    ss__put16(b + 10, ss_csum_fold(ss_csum_add(0, b, 20)));
     uint8_t *t = b + 20;
-    put16(t, sport);
-    put16(t + 2, dport);
-    put32(t + 4, seq);
-    put32(t + 8, ack);
+    ss__put16(t, sport);
+    ss__put16(t + 2, dport);
+    ss__put32(t + 4, seq);
+    ss__put32(t + 8, ack);
     t[12] = (uint8_t)((5 + olen / 4) << 4);
     t[13] = flags;
-    put16(t + 14, 65535);
+    ss__put16(t + 14, 65535);
     if (olen)
         memcpy(t + 20, opt, olen);
-    put16(t + 16, l4_csum(b, t, 20 + olen));
+    ss__put16(t + 16, l4_csum(b, t, 20 + olen));
     return n;
 }
 
@@ -394,7 +391,7 @@ static void steer_sack(uint8_t *t, size_t tl, uint32_t una)
         return;
     uint8_t *sack = t + 20 + o.sack_off;
     for (int e = 2; e + 4 <= o.sack_len; e += 4)
-        put32(sack + e, una + (uint32_t)(int32_t)(int16_t)get16(sack + e + 2));
+        ss__put32(sack + e, una + (uint32_t)(int32_t)(int16_t)ss__get16(sack + e + 2));
 }
 
 static void fix(struct fz *z, uint8_t *p, size_t n, uint8_t ctl)
@@ -403,19 +400,19 @@ static void fix(struct fz *z, uint8_t *p, size_t n, uint8_t ctl)
         return;
     size_t ihl = (size_t)(p[0] & 15) * 4;
     if (ctl & 4) {
-        put32(p + 12, PEER);
-        put32(p + 16, US);
+        ss__put32(p + 12, PEER);
+        ss__put32(p + 16, US);
         struct ss_stack_sock_info in;
         int sd = z->slot[p[5] & 7];
         if (p[9] == 6 && n >= 40 && sd >= 0 && ss_stack_sock_info(z->st, sd, &in) == 0 &&
             in.proto == SS_PROTO_TCP) {
             uint8_t *t = p + 20;
-            put16(t + 2, in.lport);
+            ss__put16(t + 2, in.lport);
             if (in.state != SS_TCP_LISTEN) {
-                int16_t ds = (int16_t)get16(t + 6), da = (int16_t)get16(t + 10);
-                put16(t, in.rport);
-                put32(t + 4, in.rcv_nxt + (uint32_t)(int32_t)ds);
-                put32(t + 8, ((p[5] & 8) ? in.snd_nxt : in.snd_una) + (uint32_t)(int32_t)da);
+                int16_t ds = (int16_t)ss__get16(t + 6), da = (int16_t)ss__get16(t + 10);
+                ss__put16(t, in.rport);
+                ss__put32(t + 4, in.rcv_nxt + (uint32_t)(int32_t)ds);
+                ss__put32(t + 8, ((p[5] & 8) ? in.snd_nxt : in.snd_una) + (uint32_t)(int32_t)da);
                 steer_sack(t, n - 20, in.snd_una);
             }
         }
@@ -425,34 +422,34 @@ static void fix(struct fz *z, uint8_t *p, size_t n, uint8_t ctl)
         size_t doff = (size_t)(t[12] >> 4) * 4;
         struct opts o;
         if (doff >= 20 && doff <= n - ihl && parse_opts(t + 20, doff - 20, &o) && o.ts) {
-            struct tuple *tu = tuple_of(get16(t + 2), get32(p + 12), get16(t), false);
-            z->tsclock += 1 + (uint32_t)get16(t + 20 + o.ts_off + 2);
-            put32(t + 20 + o.ts_off + 2, z->tsclock);
-            put32(t + 20 + o.ts_off + 6, tu ? tu->last_tsval : 0);
+            struct tuple *tu = tuple_of(ss__get16(t + 2), ss__get32(p + 12), ss__get16(t), false);
+            z->tsclock += 1 + (uint32_t)ss__get16(t + 20 + o.ts_off + 2);
+            ss__put32(t + 20 + o.ts_off + 2, z->tsclock);
+            ss__put32(t + 20 + o.ts_off + 6, tu ? tu->last_tsval : 0);
         }
     }
     if (!(ctl & 1))
         return;
     p[0] = 0x45;
-    put16(p + 2, (uint16_t)n);
+    ss__put16(p + 2, (uint16_t)n);
     if (p[8] == 0)
         p[8] = 1;
     p[10] = p[11] = 0;
-    put16(p + 10, ss_csum_fold(ss_csum_add(0, p, 20)));
+    ss__put16(p + 10, ss_csum_fold(ss_csum_add(0, p, 20)));
     if (!(ctl & 2))
         return;
     uint8_t *l4 = p + 20;
     size_t ln = n - 20;
     if (p[9] == 6 && ln >= 20) {
         l4[16] = l4[17] = 0;
-        put16(l4 + 16, l4_csum(p, l4, ln));
+        ss__put16(l4 + 16, l4_csum(p, l4, ln));
     } else if (p[9] == 17 && ln >= 8) {
-        put16(l4 + 4, (uint16_t)ln);
+        ss__put16(l4 + 4, (uint16_t)ln);
         l4[6] = l4[7] = 0;
-        put16(l4 + 6, l4_csum(p, l4, ln));
+        ss__put16(l4 + 6, l4_csum(p, l4, ln));
     } else if (p[9] == 1 && ln >= 4) {
         l4[2] = l4[3] = 0;
-        put16(l4 + 2, ss_csum_fold(ss_csum_add(0, l4, ln)));
+        ss__put16(l4 + 2, ss_csum_fold(ss_csum_add(0, l4, ln)));
     }
 }
 
@@ -655,7 +652,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ol = 0;
     if (setup_mss[hdr >> 3 & 3]) {
         o[ol++] = 2, o[ol++] = 4;
-        put16(o + ol, setup_mss[hdr >> 3 & 3]);
+        ss__put16(o + ol, setup_mss[hdr >> 3 & 3]);
         ol += 2;
     }
     if (hdr & 1)
@@ -664,8 +661,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o[ol++] = 1, o[ol++] = 1, o[ol++] = 4, o[ol++] = 2;
     if (hdr & 2) {
         o[ol++] = 1, o[ol++] = 1, o[ol++] = 8, o[ol++] = 10;
-        put32(o + ol, 100);
-        put32(o + ol + 4, 0);
+        ss__put32(o + ol, 100);
+        ss__put32(o + ol + 4, 0);
         ol += 8;
     }
     z.slot[0] = ss_tcp_listen(z.st, 80, 4);
@@ -674,8 +671,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct tuple *tu = tuple_of(80, PEER, 40000, false);
     uint32_t iss = tu ? tu->iss : 0;
     uint8_t ts[12] = {1, 1, 8, 10};
-    put32(ts + 4, 101);
-    put32(ts + 8, tu ? tu->last_tsval : 0);
+    ss__put32(ts + 4, 101);
+    ss__put32(ts + 8, tu ? tu->last_tsval : 0);
     feed(&z, b, tcp_opts(b, 40000, 80, 5001, iss + 1, SS_TCP_ACK, ts, (hdr & 2) ? 12 : 0));
     z.slot[1] = ss_tcp_accept(z.st, z.slot[0], NULL, NULL);
     ss_stack_sock_setopt(z.st, z.slot[1], SS_SO_KEEPALIVE, 1);

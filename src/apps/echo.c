@@ -6,6 +6,7 @@
 #include "sockstack/config.h"
 #include "sockstack/echo.h"
 #include "sockstack/err.h"
+#include "core/bytes.h"
 
 /* Per-connection state, used by the sockperf variant only. */
 struct echo_conn {
@@ -39,16 +40,11 @@ static int write_upper(ss_conn *c, const uint8_t *p, size_t len)
     return 0;
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Decide on a complete header: 0 ok (hdr flags updated), <0 malformed. */
 static int sockperf_header(uint8_t *hdr, bool *reply, uint32_t *total)
 {
-    uint16_t flags = (uint16_t)(hdr[8] << 8 | hdr[9]);
-    *total = be32(hdr + 10);
+    uint16_t flags = ss__get16(hdr + 8);
+    *total = ss__get32(hdr + 10);
     if (*total < SS_SOCKPERF_HDR || *total > SS_SOCKPERF_MAX)
         return SS_EPEERPROTO;
     *reply = (flags & SS_SOCKPERF_CLIENT) && !(flags & SS_SOCKPERF_WARMUP) &&

@@ -34,28 +34,9 @@
 
 #include "sockstack/err.h"
 #include "sockstack/frame.h"
+#include "core/bytes.h"
 
 /* ---- helpers shared by both sides ---------------------------------------- */
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    ss_frame_header_write(SS_FRAME_BE64, v, p);
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return ss_frame_header_read(SS_FRAME_BE64, p);
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    ss_frame_header_write(SS_FRAME_BE32, v, p);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)ss_frame_header_read(SS_FRAME_BE32, p);
-}
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
@@ -485,8 +466,8 @@ static int req_put(struct fconn *x, const uint8_t *p, size_t len)
         return SS_EPEERPROTO;
     bool resume = p[0] & SS_FILES_FLAG_RESUME;
     x->replace = p[0] & SS_FILES_FLAG_REPLACE;
-    x->size = get_u64(p + 1);
-    x->mode = get_u32(p + 9) & 07777;
+    x->size = ss__get64(p + 1);
+    x->mode = ss__get32(p + 9) & 07777;
     if (memchr(p + 13, '\0', len - 13))
         return SS_EPEERPROTO;
     x->got = 0;
@@ -526,7 +507,7 @@ static int req_put(struct fconn *x, const uint8_t *p, size_t len)
                   ss_conn_peer_str(x->c), x->name, (unsigned long long)x->size,
                   (unsigned long long)off);
     uint8_t v[8];
-    put_u64(v, off);
+    ss__put64(v, off);
     return send_msg(x->c, SS_FILES_OK, v, 8, NULL, 0);
 }
 
@@ -598,7 +579,7 @@ static int put_end(struct fconn *x, const uint8_t *p, size_t len)
     ss_server_log(ss_conn_server(x->c), SS_LOG_INFO, "%s: stored %s (%llu bytes, SHA-256 ok)",
                   ss_conn_peer_str(x->c), x->name, (unsigned long long)x->size);
     uint8_t v[8];
-    put_u64(v, x->size);
+    ss__put64(v, x->size);
     return send_msg(x->c, SS_FILES_OK, v, 8, NULL, 0);
 }
 
@@ -631,7 +612,7 @@ static int req_get(struct fconn *x, const uint8_t *p, size_t len)
 {
     if (len < 1 + 8 || memchr(p + 9, '\0', len - 9))
         return SS_EPEERPROTO;
-    uint64_t off = get_u64(p + 1);
+    uint64_t off = ss__get64(p + 1);
     int rc = take_name(x, p + 9, len - 9);
     if (rc < 0)
         return send_error(x, rc, "refused");
@@ -659,8 +640,8 @@ static int req_get(struct fconn *x, const uint8_t *p, size_t len)
     if ((rc = hash_prefix(fd, off, x->sha)) < 0 || lseek(fd, (off_t)off, SEEK_SET) < 0)
         return send_error(x, rc < 0 ? rc : -errno, "cannot read");
     uint8_t h[12];
-    put_u64(h, (uint64_t)st.st_size);
-    put_u32(h + 8, (uint32_t)(st.st_mode & 07777));
+    ss__put64(h, (uint64_t)st.st_size);
+    ss__put32(h + 8, (uint32_t)(st.st_mode & 07777));
     if ((rc = send_msg(x->c, SS_FILES_HEADER, h, 12, NULL, 0)) < 0)
         return rc;
     ss_server_log(ss_conn_server(x->c), SS_LOG_DEBUG, "%s: get %s from %llu",
@@ -687,9 +668,9 @@ static int list_produce(struct fconn *x)
             continue;
         uint8_t e[21];
         e[0] = S_ISREG(st.st_mode) ? 'f' : S_ISDIR(st.st_mode) ? 'd' : S_ISLNK(st.st_mode) ? 'l' : 'o';
-        put_u64(e + 1, (uint64_t)st.st_size);
-        put_u32(e + 9, (uint32_t)(st.st_mode & 07777));
-        put_u64(e + 13, (uint64_t)st.st_mtime);
+        ss__put64(e + 1, (uint64_t)st.st_size);
+        ss__put32(e + 9, (uint32_t)(st.st_mode & 07777));
+        ss__put64(e + 13, (uint64_t)st.st_mtime);
         int rc = send_msg(x->c, SS_FILES_ENTRY, e, 21, d->d_name, strlen(d->d_name));
         if (rc < 0)
             return rc;
@@ -925,8 +906,8 @@ int ss_files_put(ss_stream *cs, const char *local, const char *remote, unsigned 
     uint64_t size = (uint64_t)st.st_size;
     uint8_t h[13];
     h[0] = (uint8_t)(flags & (SS_FILES_FLAG_RESUME | SS_FILES_FLAG_REPLACE));
-    put_u64(h + 1, size);
-    put_u32(h + 9, (uint32_t)(st.st_mode & 07777));
+    ss__put64(h + 1, size);
+    ss__put32(h + 9, (uint32_t)(st.st_mode & 07777));
     uint8_t *m = NULL, *buf = NULL;
     size_t mlen;
     EVP_MD_CTX *sha = EVP_MD_CTX_new();
@@ -939,7 +920,7 @@ int ss_files_put(ss_stream *cs, const char *local, const char *remote, unsigned 
         rc = -EEXIST;
     if (rc < 0)
         goto out;
-    uint64_t off = get_u64(m + 1);
+    uint64_t off = ss__get64(m + 1);
     free(m);
     m = NULL;
     if (off > size) {
@@ -1005,7 +986,7 @@ int ss_files_put(ss_stream *cs, const char *local, const char *remote, unsigned 
         goto out;
     if ((rc = expect(cs, SS_FILES_OK, 9, &m, &mlen, err)) < 0)
         goto out;
-    rc = get_u64(m + 1) == size ? 0 : SS_EPEERPROTO;
+    rc = ss__get64(m + 1) == size ? 0 : SS_EPEERPROTO;
     free(m);
     m = NULL;
 out:
@@ -1055,7 +1036,7 @@ int ss_files_get(ss_stream *cs, const char *remote, const char *local, unsigned 
         rc = -errno;
     uint8_t g[9];
     g[0] = resume ? SS_FILES_FLAG_RESUME : 0; /* REPLACE is the client's business */
-    put_u64(g + 1, off);
+    ss__put64(g + 1, off);
     if (!rc)
         rc = send_st(cs, SS_FILES_GET, g, 9, remote, strlen(remote));
     if (!rc)
@@ -1064,8 +1045,8 @@ int ss_files_get(ss_stream *cs, const char *remote, const char *local, unsigned 
         keep_part = resume && rc != SS_EREMOTE;
         goto out;
     }
-    uint64_t size = get_u64(m + 1);
-    uint32_t mode = get_u32(m + 9);
+    uint64_t size = ss__get64(m + 1);
+    uint32_t mode = ss__get32(m + 9);
     free(m);
     m = NULL;
     if (off > size) { /* the remote file changed: start over */
@@ -1150,8 +1131,8 @@ int ss_files_ls(ss_stream *cs, const char *dir, ss_files_entry_cb cb, void *arg,
             free(m);
             return SS_EPEERPROTO;
         }
-        ss_files_entry e = {.kind = (char)m[1], .size = get_u64(m + 2),
-                            .mode = get_u32(m + 10), .mtime = get_u64(m + 14)};
+        ss_files_entry e = {.kind = (char)m[1], .size = ss__get64(m + 2),
+                            .mode = ss__get32(m + 10), .mtime = ss__get64(m + 14)};
         snprintf(e.name, sizeof e.name, "%.*s", (int)(mlen - 22), (const char *)m + 22);
         free(m);
         cb(&e, arg);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sockstack/err.h"
+#include "core/bytes.h"
 
 static const char *const layout_names[] = {"be32", "le32", "be64"};
 
@@ -48,13 +49,11 @@ int ss_frame_header_write(enum ss_frame_layout layout, uint64_t len, uint8_t *ou
             out[i] = (uint8_t)(len >> (8 * i));
         return 4;
     case SS_FRAME_BE64:
-        for (int i = 0; i < 8; i++)
-            out[i] = (uint8_t)(len >> (8 * (7 - i)));
+        ss__put64(out, len);
         return 8;
     case SS_FRAME_BE32:
     default:
-        for (int i = 0; i < 4; i++)
-            out[i] = (uint8_t)(len >> (8 * (3 - i)));
+        ss__put32(out, (uint32_t)len);
         return 4;
     }
 }
@@ -68,14 +67,10 @@ uint64_t ss_frame_header_read(enum ss_frame_layout layout, const uint8_t *p)
             v = (v << 8) | p[i];
         return v;
     case SS_FRAME_BE64:
-        for (int i = 0; i < 8; i++)
-            v = (v << 8) | p[i];
-        return v;
+        return ss__get64(p);
     case SS_FRAME_BE32:
     default:
-        for (int i = 0; i < 4; i++)
-            v = (v << 8) | p[i];
-        return v;
+        return ss__get32(p);
     }
 }
 

@@ -15,6 +15,7 @@
 #include "sockstack/err.h"
 #include "sockstack/sock.h"
 #include "sockstack/stack.h"
+#include "core/bytes.h"
 
 int ss__raw_resolve(const char *host, int family, struct ss__raw_dst *dst)
 {
@@ -110,8 +111,6 @@ ssize_t ss__raw_recv(int fd, void *buf, size_t cap, struct sockaddr_storage *fro
     return n;
 }
 
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
 /* The packet an error quotes: IP header then at least 8 transport bytes. */
 static int parse_inner(int family, const uint8_t *p, size_t len, struct ss__icmp_msg *m)
 {
@@ -156,8 +155,8 @@ int ss__icmp_parse(int family, bool has_ip, const uint8_t *buf, size_t len,
     bool v6 = family == AF_INET6;
     if (m->type == (v6 ? ICMP6_ECHO_REPLY : ICMP_ECHOREPLY)) {
         m->echo_reply = true;
-        m->id = get16(buf + 4);
-        m->seq = get16(buf + 6);
+        m->id = ss__get16(buf + 4);
+        m->seq = ss__get16(buf + 6);
         m->data = buf + 8;
         m->data_len = len - 8;
         return 0;

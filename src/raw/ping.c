@@ -20,6 +20,7 @@
 
 #include "raw/raw_int.h"
 #include "sockstack/err.h"
+#include "core/bytes.h"
 
 /* Requests remembered for matching replies (by sequence number). */
 #define PING_RING 1024
@@ -171,10 +172,10 @@ static void on_quoted_error(struct ping *p, const struct ss__icmp_msg *m, const 
     const uint8_t *q = m->inner_l4;
     if (m->inner_proto != (v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP) ||
         q[0] != (v6 ? ICMP6_ECHO_REQUEST : ICMP_ECHO) ||
-        (uint16_t)(q[4] << 8 | q[5]) != p->id ||
+        ss__get16(q + 4) != p->id ||
         memcmp(m->inner_dst, ss__raw_addr_bytes(&p->dst.sa), v6 ? 16 : 4) != 0)
         return;
-    on_error(p, (uint16_t)(q[6] << 8 | q[7]), m->type, m->code, from);
+    on_error(p, ss__get16(q + 6), m->type, m->code, from);
 }
 
 /* Datagram sockets: the kernel queues ICMP errors with the request. */
@@ -209,7 +210,7 @@ static void read_errqueue(struct ping *p)
                                                      : sizeof(struct sockaddr_in));
             char from[SS_RAW_ADDRSTRLEN];
             ss__raw_addr_text(&off, from, sizeof from);
-            on_error(p, (uint16_t)(data[6] << 8 | data[7]), ee->ee_type, ee->ee_code, from);
+            on_error(p, ss__get16(data + 6), ee->ee_type, ee->ee_code, from);
         }
     }
 }

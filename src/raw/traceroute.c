@@ -20,6 +20,7 @@
 #include "raw/raw_int.h"
 #include "sockstack/err.h"
 #include "sockstack/stack.h"
+#include "core/bytes.h"
 
 struct tr {
     const struct ss_tr_cfg *cfg;
@@ -72,15 +73,6 @@ static size_t probe_len(const struct tr *t)
     return total - ip;
 }
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8), p[1] = (uint8_t)v; }
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)(v >> 16));
-    put16(p + 2, (uint16_t)v);
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
-
 /* A TCP SYN with sequence number seq (the probe's number) from source port
  * id + seq, so that every probe is a new connection to the destination and
  * its SYN,ACK or RST names the probe twice; IPv4's checksum here, IPv6's by the
@@ -88,21 +80,21 @@ static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get1
 static void build_syn(struct tr *t, uint8_t *b, size_t len, uint32_t seq)
 {
     memset(b, 0, len);
-    put16(b, (uint16_t)(t->id + seq));   /* a connection of its own per probe */
-    put16(b + 2, base_port(t));
-    put32(b + 4, seq);
+    ss__put16(b, (uint16_t)(t->id + seq));   /* a connection of its own per probe */
+    ss__put16(b + 2, base_port(t));
+    ss__put32(b + 4, seq);
     b[12] = 5 << 4;
     b[13] = SS_TCP_SYN;
-    put16(b + 14, 5840);
+    ss__put16(b + 14, 5840);
     if (!t->v6) {
         uint8_t ph[12];
         memcpy(ph, ss__raw_addr_bytes(&t->src), 4);
         memcpy(ph + 4, ss__raw_addr_bytes(&t->dst.sa), 4);
         ph[8] = 0;
         ph[9] = IPPROTO_TCP;
-        put16(ph + 10, (uint16_t)len);
+        ss__put16(ph + 10, (uint16_t)len);
         uint16_t c = ss_csum_fold(ss_csum_add(ss_csum_add(0, ph, sizeof ph), b, len));
-        put16(b + 16, c);
+        ss__put16(b + 16, c);
     }
 }
 
@@ -231,20 +223,20 @@ static bool match_quoted(struct tr *t, const struct ss__icmp_msg *m, uint32_t *n
         return false;
     switch (t->cfg->method) {
     case SS_TR_UDP:
-        if (m->inner_proto != IPPROTO_UDP || get16(q) != t->id)
+        if (m->inner_proto != IPPROTO_UDP || ss__get16(q) != t->id)
             return false;
-        *no = (uint16_t)(get16(q + 2) - base_port(t));
+        *no = (uint16_t)(ss__get16(q + 2) - base_port(t));
         return true;
     case SS_TR_ICMP:
         if (m->inner_proto != (t->v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP) ||
-            q[0] != (t->v6 ? ICMP6_ECHO_REQUEST : ICMP_ECHO) || get16(q + 4) != t->id)
+            q[0] != (t->v6 ? ICMP6_ECHO_REQUEST : ICMP_ECHO) || ss__get16(q + 4) != t->id)
             return false;
-        *no = (uint16_t)(get16(q + 6) - 1);
+        *no = (uint16_t)(ss__get16(q + 6) - 1);
         return true;
     case SS_TR_TCP:
-        if (m->inner_proto != IPPROTO_TCP || get32(q + 4) != (uint16_t)(get16(q) - t->id))
+        if (m->inner_proto != IPPROTO_TCP || ss__get32(q + 4) != (uint16_t)(ss__get16(q) - t->id))
             return false;
-        *no = get32(q + 4);
+        *no = ss__get32(q + 4);
         return true;
     }
     return false;
@@ -303,14 +295,14 @@ static void on_tcp(ss_loop *loop, int fd, unsigned events, void *arg)
             len -= hl;
         }
         if (len < 20 || !ss__raw_same_addr(&from, &t->dst.sa) ||
-            get16(p) != base_port(t) || get32(p + 8) - 1 != (uint16_t)(get16(p + 2) - t->id))
+            ss__get16(p) != base_port(t) || ss__get32(p + 8) - 1 != (uint16_t)(ss__get16(p + 2) - t->id))
             continue;
         uint8_t fl = p[13];
         if (!(fl & SS_TCP_RST) && (fl & (SS_TCP_SYN | SS_TCP_ACK)) != (SS_TCP_SYN | SS_TCP_ACK))
             continue;
         char text[SS_RAW_ADDRSTRLEN];
         ss__raw_addr_text(&from, text, sizeof text);
-        answer(t, get32(p + 8) - 1, text, "", true);
+        answer(t, ss__get32(p + 8) - 1, text, "", true);
     }
 }
 

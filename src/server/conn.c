@@ -40,11 +40,6 @@ static size_t outbuf_max(const ss_conn *c)
     return c->w->srv->o.outbuf_max;
 }
 
-static void stat_add(_Atomic uint64_t *v, uint64_t n)
-{
-    atomic_fetch_add_explicit(v, n, memory_order_relaxed);
-}
-
 static bool conn_reading(const ss_conn *c)
 {
     return !c->dying && !c->finished && !c->paused_svc && !c->paused_bp &&
@@ -107,9 +102,9 @@ static void conn_finish(ss_conn *c, int err)
     }
     ss__outq_clear(&c->out, &w->pool);
     if (c->idle_expired)
-        stat_add(&w->idle_closed, 1);
+        ss__stat_add(&w->idle_closed, 1);
     else if (err < 0)
-        stat_add(&w->errors, 1);
+        ss__stat_add(&w->errors, 1);
     ss_server_log(srv, SS_LOG_DEBUG, "connection #%llu from %s closed%s%s%s",
                    (unsigned long long)c->id, c->peer_str, err ? ": " : "",
                    err ? ss_strerror(err) : "", why);
@@ -200,7 +195,7 @@ static void conn_flush(ss_conn *c)
             return;
         }
         ss__outq_consume(&c->out, &c->w->pool, (size_t)r);
-        stat_add(&c->w->bytes_out, (uint64_t)r);
+        ss__stat_add(&c->w->bytes_out, (uint64_t)r);
         conn_touch(c);
         if ((size_t)r < want)
             break;
@@ -254,7 +249,7 @@ static void conn_read(ss_conn *c)
                 conn_end(c, r);
             return;
         }
-        stat_add(&w->bytes_in, (uint64_t)n);
+        ss__stat_add(&w->bytes_in, (uint64_t)n);
         conn_touch(c);
         if (svc->on_data) {
             int r = svc->on_data(c, w->rbuf, (size_t)n);
@@ -406,7 +401,7 @@ int ss__conn_open(struct worker *w, ss_sock *s, const ss_addr *peer)
     ss_conn *c = conn_alloc(w);
     if (!c) {
         ss_sock_close(s);
-        stat_add(&w->errors, 1);
+        ss__stat_add(&w->errors, 1);
         return -ENOMEM;
     }
     ss_sock_set_opts(s, &srv->o.conn_sockopts, NULL);
@@ -503,7 +498,7 @@ int ss_conn_writev(ss_conn *c, const struct iovec *iov, int iovcnt)
         ssize_t r = ss_sock_sendv(c->sock, iov, iovcnt);
         if (r >= 0) {
             sent = (size_t)r;
-            stat_add(&c->w->bytes_out, (uint64_t)r);
+            ss__stat_add(&c->w->bytes_out, (uint64_t)r);
             conn_touch(c);
         } else if (r != -EAGAIN) {
             conn_end(c, (int)r);
@@ -635,7 +630,7 @@ ssize_t ss_conn_read(ss_conn *c, void *buf, size_t cap)
     if (n == -EAGAIN)
         return -ETIMEDOUT; /* SO_RCVTIMEO = the idle timeout */
     if (n > 0)
-        stat_add(&c->w->bytes_in, (uint64_t)n);
+        ss__stat_add(&c->w->bytes_in, (uint64_t)n);
     return n;
 }
 
@@ -653,7 +648,7 @@ int ss_conn_write_all(ss_conn *c, const void *data, size_t len)
                 return -ECANCELED;
             return n == -EAGAIN ? -ETIMEDOUT : (int)n;
         }
-        stat_add(&c->w->bytes_out, (uint64_t)n);
+        ss__stat_add(&c->w->bytes_out, (uint64_t)n);
         p += n;
         len -= (size_t)n;
     }

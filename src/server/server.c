@@ -39,11 +39,6 @@
 
 static _Thread_local struct worker *tls_worker; /* datagram replies */
 
-static void stat_add(_Atomic uint64_t *v, uint64_t n)
-{
-    atomic_fetch_add_explicit(v, n, memory_order_relaxed);
-}
-
 /* ---- logging ------------------------------------------------------------ */
 
 static void vlog_(ss_server *srv, int level, const char *fmt, va_list ap)
@@ -160,10 +155,10 @@ static void job_stats_take(struct worker *w, struct job_stats *st)
 
 static void job_stats_add(ss_server *srv, const struct job_stats *st)
 {
-    stat_add(&srv->job_bytes_in, st->bytes_in);
-    stat_add(&srv->job_bytes_out, st->bytes_out);
-    stat_add(&srv->job_errors, st->errors);
-    stat_add(&srv->job_idle, st->idle_closed);
+    ss__stat_add(&srv->job_bytes_in, st->bytes_in);
+    ss__stat_add(&srv->job_bytes_out, st->bytes_out);
+    ss__stat_add(&srv->job_errors, st->errors);
+    ss__stat_add(&srv->job_idle, st->idle_closed);
 }
 
 /* Fork model: add every record the children have written so far. */
@@ -388,7 +383,7 @@ static void reap_children(ss_server *srv)
         pthread_mutex_unlock(&srv->mu);
         /* Killed (grace period over, a crash) or unable to report. */
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            stat_add(&srv->job_errors, 1);
+            ss__stat_add(&srv->job_errors, 1);
     }
 }
 
@@ -433,7 +428,7 @@ static void on_accept(ss_sock *ls, unsigned events, void *arg)
         if (r == -EAGAIN || r == -EINTR || r == -ECONNABORTED)
             return;
         if (r < 0) {
-            stat_add(&w->errors, 1);
+            ss__stat_add(&w->errors, 1);
             ss_server_log(srv, SS_LOG_WARN, "accept: %s", ss_strerror(r));
             if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
                 /* Level-triggered: without a pause this would spin. */
@@ -444,7 +439,7 @@ static void on_accept(ss_sock *ls, unsigned events, void *arg)
         }
         if (ss__acl_check(srv->o.allow, srv->o.n_allow, srv->o.deny,
                           srv->o.n_deny, &peer) < 0) {
-            stat_add(&w->refused_acl, 1);
+            ss__stat_add(&w->refused_acl, 1);
             if (srv->o.log) {
                 char a[SS_ADDR_STRLEN];
                 ss_addr_format(&peer, a, sizeof a);
@@ -457,14 +452,14 @@ static void on_accept(ss_sock *ls, unsigned events, void *arg)
                           ? (size_t)atomic_load(&w->active_n)
                           : jobs_live(srv);
         if (w->max_conns && live >= w->max_conns) {
-            stat_add(&w->refused_limit, 1);
+            ss__stat_add(&w->refused_limit, 1);
             ss_server_log(srv, SS_LOG_DEBUG, "refused a connection: %zu open (--max-conns)", live);
             ss_sock_close(s);
             continue;
         }
         size_t from_peer;
         if (ss__peer_take(srv, &peer, &from_peer) < 0) {
-            stat_add(&w->refused_limit, 1);
+            ss__stat_add(&w->refused_limit, 1);
             char a[SS_ADDR_STRLEN];
             ss_addr_format(&peer, a, sizeof a);
             ss_server_log(srv, SS_LOG_INFO, "refused %s: %zu connections open from this "
@@ -474,18 +469,18 @@ static void on_accept(ss_sock *ls, unsigned events, void *arg)
         }
         if (srv->o.tls && (r = ss_tls_wrap(srv->o.tls, s, NULL, &s)) < 0) {
             ss__peer_put(srv, &peer);
-            stat_add(&w->errors, 1);
+            ss__stat_add(&w->errors, 1);
             ss_server_log(srv, SS_LOG_WARN, "cannot start TLS: %s", ss_strerror(r));
             continue;
         }
-        stat_add(&w->accepted, 1);
+        ss__stat_add(&w->accepted, 1);
         if (srv->model == SS_MODEL_EVENT)
             r = ss__conn_open(w, s, &peer);
         else
             r = job_start(w, s, &peer);
         if (r < 0) {
             ss__peer_put(srv, &peer); /* never opened: not counted */
-            stat_add(&w->errors, 1);
+            ss__stat_add(&w->errors, 1);
             ss_server_log(srv, SS_LOG_WARN, "cannot serve a connection: %s",
                            ss_strerror(r));
         }
@@ -527,14 +522,14 @@ static void on_dgram(ss_sock *s, unsigned events, void *arg)
         }
         if (ss__acl_check(srv->o.allow, srv->o.n_allow, srv->o.deny,
                           srv->o.n_deny, &from) < 0) {
-            stat_add(&w->refused_acl, 1);
+            ss__stat_add(&w->refused_acl, 1);
             continue;
         }
-        stat_add(&w->datagrams, 1);
-        stat_add(&w->bytes_in, (uint64_t)n);
+        ss__stat_add(&w->datagrams, 1);
+        ss__stat_add(&w->bytes_in, (uint64_t)n);
         int r = srv->svc->on_datagram(srv, w->rbuf, (size_t)n, trunc, &from);
         if (r < 0) {
-            stat_add(&w->errors, 1);
+            ss__stat_add(&w->errors, 1);
             ss_server_log(srv, SS_LOG_DEBUG, "datagram handler: %s", ss_strerror(r));
         }
     }
@@ -551,7 +546,7 @@ ssize_t ss_server_sendto(ss_server *srv, const void *data, size_t len,
         return -ENOTCONN;
     ssize_t n = ss_sock_sendto(w->lsock, data, len, to);
     if (n > 0)
-        stat_add(&w->bytes_out, (uint64_t)n);
+        ss__stat_add(&w->bytes_out, (uint64_t)n);
     return n;
 }
 

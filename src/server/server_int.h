@@ -139,4 +139,10 @@ int ss__conn_run_blocking(struct worker *w, ss_sock *s, const ss_addr *peer);
 void ss__conn_abort_all(struct worker *w, int err);
 void ss__conn_free_list(struct worker *w);
 
+/* A statistics counter, shared by the workers: no ordering needed. */
+static inline void ss__stat_add(_Atomic uint64_t *v, uint64_t n)
+{
+    atomic_fetch_add_explicit(v, n, memory_order_relaxed);
+}
+
 #endif

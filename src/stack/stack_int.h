@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/bytes.h"
 #include "sockstack/stack.h"
 
 /* ---- wrap-safe sequence arithmetic (RFC 9293 3.4) ---------------------- */
@@ -709,16 +710,6 @@ void ss__ring_peek(const struct ss_ring *r, uint32_t off, void *out, uint32_t le
 void ss__ring_poke(struct ss_ring *r, uint32_t off, const void *data, uint32_t len);
 void ss__ring_consume(struct ss_ring *r, uint32_t len);
 
-static inline uint16_t ss__get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t ss__get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void ss__put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static inline void ss__put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-}
 static inline uint64_t ss__min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 static inline uint32_t ss__min32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 

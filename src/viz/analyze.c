@@ -22,6 +22,7 @@
 #include "core/fmt.h"
 #include "sockstack/err.h"
 #include "sockstack/viz.h"
+#include "core/bytes.h"
 
 static bool seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
 static bool seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
@@ -301,8 +302,6 @@ static void on_segment(struct conn *c, struct ss_ana_rec *r, int x, bool first)
     r->state[1] = c->s[1].state;
 }
 
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
 /* The IP header: endpoints (ports zero), protocol, and where the payload
  * starts. Returns the payload length or -1. */
 static long parse_ip(const uint8_t *p, size_t len, struct ss_ana_end *src,
@@ -312,13 +311,13 @@ static long parse_ip(const uint8_t *p, size_t len, struct ss_ana_end *src,
     memset(dst, 0, sizeof *dst);
     if (len >= 20 && p[0] >> 4 == 4) {
         size_t hl = (size_t)(p[0] & 15) * 4;
-        size_t tot = get16(p + 2);
+        size_t tot = ss__get16(p + 2);
         /* A quoted packet is cut short; its total length says what it was. */
         if (hl < 20 || hl > len || (!quoted && (tot < hl || tot > len)))
             return -1;
         if (quoted || tot > len)
             tot = len;
-        if ((get16(p + 6) & 0x1fff) != 0)
+        if ((ss__get16(p + 6) & 0x1fff) != 0)
             return -1;   /* a later fragment: no transport header */
         src->family = dst->family = AF_INET;
         memcpy(src->addr, p + 12, 4);
@@ -328,7 +327,7 @@ static long parse_ip(const uint8_t *p, size_t len, struct ss_ana_end *src,
         return (long)(tot - hl);
     }
     if (len >= 40 && p[0] >> 4 == 6) {
-        size_t tot = quoted ? len : 40 + (size_t)get16(p + 4);
+        size_t tot = quoted ? len : 40 + (size_t)ss__get16(p + 4);
         if (tot > len)
             return -1;
         src->family = dst->family = AF_INET6;
@@ -358,8 +357,8 @@ static int on_icmp(ss_ana *a, uint64_t t, const struct ss_ana_end *from, bool v6
     if (n < 8 || proto != IPPROTO_TCP)
         return 0;
     const uint8_t *tcp = icmp + 8 + off;
-    qs.port = get16(tcp);
-    qd.port = get16(tcp + 2);
+    qs.port = ss__get16(tcp);
+    qd.port = ss__get16(tcp + 2);
     int side;
     struct conn *c = conn_find(a, &qs, &qd, false, &side);
     if (!c)
@@ -376,7 +375,7 @@ static int on_icmp(ss_ana *a, uint64_t t, const struct ss_ana_end *from, bool v6
     r->icmp_code = icmp[1];
     r->icmp_from = *from;
     /* The quote holds at least the ports and the sequence number. */
-    r->seg.seq = (uint32_t)get16(tcp + 4) << 16 | get16(tcp + 6);
+    r->seg.seq = (uint32_t)ss__get16(tcp + 4) << 16 | ss__get16(tcp + 6);
     r->seg.wscale = -1;
     r->state[0] = c->s[0].state;
     r->state[1] = c->s[1].state;
@@ -410,23 +409,23 @@ static void header_fields(const uint8_t *ip, const uint8_t *tcp, struct ss_ana_h
     if (h->version == 4) {
         h->ihl = ip[0] & 15;
         h->tos = ip[1];
-        h->tot_len = get16(ip + 2);
-        h->id = get16(ip + 4);
+        h->tot_len = ss__get16(ip + 2);
+        h->id = ss__get16(ip + 4);
         h->ip_flags = ip[6] >> 5;
-        h->frag_off = get16(ip + 6) & 0x1fff;
+        h->frag_off = ss__get16(ip + 6) & 0x1fff;
         h->ttl = ip[8];
         h->proto = ip[9];
-        h->ip_cksum = get16(ip + 10);
+        h->ip_cksum = ss__get16(ip + 10);
     } else {
-        uint32_t w = (uint32_t)get16(ip) << 16 | get16(ip + 2);
+        uint32_t w = (uint32_t)ss__get16(ip) << 16 | ss__get16(ip + 2);
         h->tos = (uint8_t)(w >> 20);
         h->flow = w & 0xfffff;
-        h->tot_len = get16(ip + 4);
+        h->tot_len = ss__get16(ip + 4);
         h->proto = ip[6];
         h->ttl = ip[7];
     }
     h->tcp_doff = tcp[12] >> 4;
-    h->tcp_cksum = get16(tcp + 16);
+    h->tcp_cksum = ss__get16(tcp + 16);
 }
 
 int ss_ana_packet(ss_ana *a, uint64_t t_us, const uint8_t *pkt, size_t len,

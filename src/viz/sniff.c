@@ -14,6 +14,7 @@
 #include "sockstack/err.h"
 #include "sockstack/reactor.h"
 #include "sockstack/viz.h"
+#include "core/bytes.h"
 
 struct sniff {
     const struct ss_sniff_cfg *cfg;
@@ -27,19 +28,17 @@ struct sniff {
     ss_loop *loop;
 };
 
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
 /* Bytes before the IP header for this link type; -1 when not IP. */
 static long link_offset(int dlt, const uint8_t *f, size_t len)
 {
     switch (dlt) {
     case DLT_EN10MB: {
         size_t off = 12;
-        while (len >= off + 2 && (get16(f + off) == 0x8100 || get16(f + off) == 0x88a8))
+        while (len >= off + 2 && (ss__get16(f + off) == 0x8100 || ss__get16(f + off) == 0x88a8))
             off += 4;
         if (len < off + 2)
             return -1;
-        uint16_t et = get16(f + off);
+        uint16_t et = ss__get16(f + off);
         return et == 0x0800 || et == 0x86dd ? (long)off + 2 : -1;
     }
     case DLT_RAW:
@@ -49,10 +48,10 @@ static long link_offset(int dlt, const uint8_t *f, size_t len)
 #endif
         return 0;
     case DLT_LINUX_SLL:
-        return len >= 16 && (get16(f + 14) == 0x0800 || get16(f + 14) == 0x86dd) ? 16 : -1;
+        return len >= 16 && (ss__get16(f + 14) == 0x0800 || ss__get16(f + 14) == 0x86dd) ? 16 : -1;
 #ifdef DLT_LINUX_SLL2
     case DLT_LINUX_SLL2:
-        return len >= 20 && (get16(f) == 0x0800 || get16(f) == 0x86dd) ? 20 : -1;
+        return len >= 20 && (ss__get16(f) == 0x0800 || ss__get16(f) == 0x86dd) ? 20 : -1;
 #endif
     case DLT_NULL:
     case DLT_LOOP:
