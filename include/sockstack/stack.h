@@ -43,6 +43,7 @@
 #include <sys/types.h>
 
 #include "sockstack/api.h"
+#include "sockstack/tcp_flags.h"
 SS_API_BEGIN
 
 typedef struct ss_stack ss_stack;
@@ -66,12 +67,8 @@ enum ss_tcp_state {
 /* The RFC's name ("SYN-RECEIVED"); "?" for out-of-range values. */
 const char *ss_tcp_state_name(int state);
 
-/* TCP header flag bits, as on the wire. */
-enum {
-    SS_TCP_FIN = 0x01, SS_TCP_SYN = 0x02, SS_TCP_RST = 0x04,
-    SS_TCP_PSH = 0x08, SS_TCP_ACK = 0x10, SS_TCP_URG = 0x20,
-    SS_TCP_ECE = 0x40, SS_TCP_CWR = 0x80
-};
+/* TCP header flag bits (SS_TCP_SYN, ...) and ss_tcp_flags_str: in
+ * sockstack/tcp_flags.h, included above. */
 
 /* ---- trace events ------------------------------------------------------ */
 enum ss_trace_kind {
@@ -275,9 +272,6 @@ const char *ss_trace_kind_name(int kind);
  * are not checked. Returns the header length or SS_EBADPKT. */
 int ss_tcp_seg_decode(const uint8_t *tcp, size_t len, uint16_t *sport, uint16_t *dport,
                       struct ss_trace_seg *out);
-
-/* Flag bits as "SYN,ACK" into buf (at least 32 bytes); returns buf. */
-char *ss_tcp_flags_str(uint8_t flags, char *buf, size_t len);
 
 /* ---- configuration ----------------------------------------------------- */
 typedef int (*ss_stack_output_fn)(void *ctx, const uint8_t *pkt, size_t len);

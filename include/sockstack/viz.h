@@ -181,7 +181,8 @@ void ss_viz_trace(ss_viz *v, int side, const struct ss_trace_event *ev);
 long ss_viz_stack_event(ss_viz *v, int node, const struct ss_trace_event *ev, bool segments);
 /* Read a run written by `stack demo --trace-json` (one JSON object a line,
  * with "node":"A"/"B") through ss_viz_stack_event. 0, -ENOENT, SS_EBADPKT
- * (a line that is not such an object; its number in err). */
+ * (a line that is not such an object, or a segment whose "flags" are not
+ * in ss_tcp_flags_str's notation; its number in err). */
 int ss_viz_read_jsonl(ss_viz *v, const char *path, char *err, size_t errlen);
 /* The end of the run (TIME-WAIT is drawn up to here). */
 void ss_viz_finish(ss_viz *v, uint64_t t_end_us);

@@ -86,30 +86,6 @@ const char *ss_trace_kind_name(int kind)
     }
 }
 
-char *ss_tcp_flags_str(uint8_t flags, char *buf, size_t len)
-{
-    static const struct { uint8_t bit; const char *name; } order[] = {
-        {SS_TCP_SYN, "SYN"}, {SS_TCP_FIN, "FIN"}, {SS_TCP_RST, "RST"},
-        {SS_TCP_PSH, "PSH"}, {SS_TCP_ACK, "ACK"}, {SS_TCP_URG, "URG"},
-        {SS_TCP_ECE, "ECE"}, {SS_TCP_CWR, "CWR"},
-    };
-    size_t n = 0;
-    if (len == 0)
-        return buf;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
-        if (!(flags & order[i].bit))
-            continue;
-        int w = snprintf(buf + n, len - n, "%s%s", n ? "," : "", order[i].name);
-        if (w < 0 || (size_t)w >= len - n)
-            break;
-        n += (size_t)w;
-    }
-    if (n == 0)
-        snprintf(buf, len, "none");
-    return buf;
-}
-
 #define app ss__fmt_app
 
 int ss_tcp_options_format(const uint8_t *opt, size_t len, char *buf, size_t buflen)

@@ -37,28 +37,15 @@ static int state_of(const char *name)
     return -1;
 }
 
-static uint8_t flags_of(const char *s)
-{
-    static const struct { const char *n; uint8_t b; } f[] = {
-        {"SYN", SS_TCP_SYN}, {"FIN", SS_TCP_FIN}, {"RST", SS_TCP_RST}, {"PSH", SS_TCP_PSH},
-        {"ACK", SS_TCP_ACK}, {"URG", SS_TCP_URG}, {"ECE", SS_TCP_ECE}, {"CWR", SS_TCP_CWR}};
-    uint8_t b = 0;
-    for (size_t i = 0; s && i < sizeof f / sizeof f[0]; i++) {
-        const char *p = strstr(s, f[i].n);
-        if (p)
-            b |= f[i].b;
-    }
-    return b;
-}
-
 static uint32_t u32(json_t *o, const char *k)
 {
     json_t *v = json_object_get(o, k);
     return json_is_integer(v) ? (uint32_t)json_integer_value(v) : 0;
 }
 
-/* One line into ev; false when it is not a trace event we use. */
-static bool to_event(json_t *o, struct ss_trace_event *ev)
+/* One line into ev: 1, or 0 when it is not a trace event we use, or
+ * SS_EBADPKT when a segment's flags are not in the trace's notation. */
+static int to_event(json_t *o, struct ss_trace_event *ev)
 {
     const char *kind = json_string_value(json_object_get(o, "kind"));
     memset(ev, 0, sizeof *ev);
@@ -66,7 +53,7 @@ static bool to_event(json_t *o, struct ss_trace_event *ev)
         if (!strcmp(kind, kinds[i].name))
             ev->kind = kinds[i].kind;
     if (!ev->kind)
-        return false;
+        return 0;
     json_t *t = json_object_get(o, "t_us");
     ev->time_us = json_is_integer(t) ? (uint64_t)json_integer_value(t) : 0;
     addr_port(json_string_value(json_object_get(o, "local")), &ev->laddr, &ev->lport);
@@ -81,17 +68,18 @@ static bool to_event(json_t *o, struct ss_trace_event *ev)
         ev->u.rtt.srtt_us = u32(o, "srtt_us");
         ev->u.rtt.rttvar_us = u32(o, "rttvar_us");
         ev->u.rtt.rto_us = u32(o, "rto_us");
-        return true;
+        return 1;
     case SS_TRACE_CC: {
         ev->u.cc.cwnd = u32(o, "cwnd");
         json_t *st = json_object_get(o, "ssthresh");
         ev->u.cc.ssthresh = json_is_integer(st) ? (uint32_t)json_integer_value(st) : UINT32_MAX;
         ev->u.cc.peer_wnd = u32(o, "peer_wnd");
-        return true;
+        return 1;
     }
     default: {
         struct ss_trace_seg *g = &ev->u.seg;
-        g->flags = flags_of(json_string_value(json_object_get(o, "flags")));
+        if (ss_tcp_flags_parse(json_string_value(json_object_get(o, "flags")), &g->flags) < 0)
+            return SS_EBADPKT;
         g->seq = u32(o, "seq");
         g->ack = u32(o, "ack");
         g->win = (uint16_t)u32(o, "win");
@@ -110,7 +98,7 @@ static bool to_event(json_t *o, struct ss_trace_event *ev)
             g->sack[b][1] = (uint32_t)json_integer_value(json_array_get(e, 1));
             g->nsack = (uint8_t)(b + 1);
         }
-        return true;
+        return 1;
     }
     }
 }
@@ -140,7 +128,16 @@ int ss_viz_read_jsonl(ss_viz *v, const char *path, char *err, size_t errlen)
         }
         const char *node = json_string_value(json_object_get(o, "node"));
         struct ss_trace_event ev;
-        if (node && to_event(o, &ev)) {
+        int used = node ? to_event(o, &ev) : 0;
+        if (used < 0) {
+            const char *fl = json_string_value(json_object_get(o, "flags"));
+            snprintf(err, errlen, "%s:%ld: bad TCP flags \"%.40s\" (want e.g. \"SYN,ACK\")",
+                     path, no, fl ? fl : "(none)");
+            json_decref(o);
+            rc = used;
+            break;
+        }
+        if (used) {
             ss_viz_stack_event(v, strcmp(node, "A") == 0 ? 0 : 1, &ev, true);
             if (ev.time_us > t_end)
                 t_end = ev.time_us;
