@@ -9,7 +9,10 @@ scrubs the viewer there (show(INDEX)) and prints
 "at INDEX: <state-a>|<state-b>|<pos>|<A's lit box>|<B's lit box>".
 Other steps: "slide:N" moves the range input to N and fires its input
 event, as a user's drag does; "next"/"prev" click the buttons; "table"
-prints the header table, one "  field = value" line a row. Last, every
+prints the header table, one "  field = value" line a row; "zoom:ID"
+turns the mouse wheel once (up: zoom in) over the middle of the visible
+part of the SVG in #ID and prints "zoom:ID: VIEWBOX -> VIEWBOX";
+"reset:ID" double-clicks there and prints "reset:ID: VIEWBOX". Last, every
 request the page made: "request: URL" lines, then "done". Exit 0, or 1 with
 a message on stderr."""
 import json
@@ -98,7 +101,49 @@ def main():
                 "(document.querySelector('#fsm rect.b')||{id:''}).id].join('|')")
         table = ("Array.from(document.querySelectorAll('#hdr tr')).map(r=>'  '+"
                  "r.cells[0].textContent+' = '+r.cells[1].textContent).join('\\n')")
+        def viewbox(ident):
+            js = "document.querySelector('#%s svg').getAttribute('viewBox')" % ident
+            return call("Runtime.evaluate", {"expression": js, "returnByValue": True},
+                        sid)["result"]["value"]
+
+        def middle(ident):
+            js = ("(()=>{const s=document.querySelector('#%s svg');"
+                  "s.scrollIntoView({block:'center'});const r=s.getBoundingClientRect();"
+                  "return [(Math.max(r.left,0)+Math.min(r.right,innerWidth))/2,"
+                  "(Math.max(r.top,0)+Math.min(r.bottom,innerHeight))/2];})()" % ident)
+            return call("Runtime.evaluate", {"expression": js, "returnByValue": True},
+                        sid)["result"]["value"]
+
+        def mouse(kind, xy, **extra):
+            params = {"type": kind, "x": xy[0], "y": xy[1]}
+            params.update(extra)
+            call("Input.dispatchMouseEvent", params, sid)
+
+        def changed(ident, old):
+            # The page answers an input event in its own task: wait for it.
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                now = viewbox(ident)
+                if now != old:
+                    return now
+                time.sleep(0.05)
+            raise SystemExit("the viewBox of #%s stayed %s" % (ident, old))
+
         for step in steps:
+            if step.startswith("zoom:"):
+                ident = step[5:]
+                before, xy = viewbox(ident), middle(ident)
+                mouse("mouseWheel", xy, deltaX=0, deltaY=-120)
+                print("%s: %s -> %s" % (step, before, changed(ident, before)))
+                continue
+            if step.startswith("reset:"):
+                ident = step[6:]
+                before, xy = viewbox(ident), middle(ident)
+                for count in (1, 2):
+                    mouse("mousePressed", xy, button="left", clickCount=count)
+                    mouse("mouseReleased", xy, button="left", clickCount=count)
+                print("%s: %s" % (step, changed(ident, before)))
+                continue
             if step == "table":
                 js, label = table, None
             elif step.startswith("slide:"):

@@ -6,6 +6,7 @@
  * timeline and reads the states; the page must request nothing but its own
  * file. A screenshot is kept in the build directory (view.png). */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,38 @@ Test(view, scrubbing_a_capture_in_headless_chromium)
              "done\n",
              ip_rows, doff, ck, html);
     cr_assert_str_eq(log, want);
+    free(log);
+
+    /* Zoom: one turn of the mouse wheel over each picture (the diagram, and
+     * the plots: time-sequence, cwnd and RTT) shrinks its viewBox to 0.8 of
+     * its size around the pointer; a double click puts it back. */
+    cr_assert_eq(ns_capture(&log, "python3 %s /usr/bin/chromium %s/cdp-profile 'file://%s' "
+                                  "zoom:diagram reset:diagram zoom:plots reset:plots",
+                            th_source_path("tests/raw/cdp.py"), dir, html),
+                 0, "%s", log);
+    const char *ids[] = {"diagram", "plots"};
+    const char *l = log;
+    for (int k = 0; k < 2; k++) {
+        double a[4], b[4], c[4];
+        char fmt[128];
+        int used = 0;
+        snprintf(fmt, sizeof fmt, "zoom:%s: %%lf %%lf %%lf %%lf -> %%lf %%lf %%lf %%lf\n%%n",
+                 ids[k]);
+        cr_assert_eq(sscanf(l, fmt, &a[0], &a[1], &a[2], &a[3], &b[0], &b[1], &b[2], &b[3],
+                            &used),
+                     8, "%s", log);
+        cr_assert_gt(used, 0, "%s", log);
+        l += used;
+        cr_assert(a[0] == 0 && a[1] == 0 && a[2] > 0 && a[3] > 0, "%s", log);
+        cr_assert(fabs(b[2] - 0.8 * a[2]) < 1e-6 && fabs(b[3] - 0.8 * a[3]) < 1e-6, "%s", log);
+        cr_assert(b[0] > 0 && b[0] < a[2] - b[2] && b[1] > 0 && b[1] < a[3] - b[3], "%s", log);
+        snprintf(fmt, sizeof fmt, "reset:%s: %%lf %%lf %%lf %%lf\n%%n", ids[k]);
+        used = 0;
+        cr_assert_eq(sscanf(l, fmt, &c[0], &c[1], &c[2], &c[3], &used), 4, "%s", log);
+        cr_assert_gt(used, 0, "%s", log);
+        l += used;
+        cr_assert(!memcmp(a, c, sizeof a), "%s", log);
+    }
     free(log);
 
     /* A screenshot at the retransmission, kept beside the test. */
