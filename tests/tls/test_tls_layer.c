@@ -70,8 +70,8 @@ static void path(char *out, size_t cap, const char *dir, const char *f)
     snprintf(out, cap, "%s/%s", dir, f);
 }
 
-/* An echo server with the pair of dir; ca: require client certificates. */
-static void srv_start(struct srv *s, const char *dir, const char *ca, int model)
+/* A server context with the pair of dir; ca: require client certificates. */
+static ss_tls_ctx *server_ctx(const char *dir, const char *ca)
 {
     char cert[128], key[128], err[256];
     path(cert, sizeof cert, dir, "cert.pem");
@@ -81,7 +81,15 @@ static void srv_start(struct srv *s, const char *dir, const char *ca, int model)
     to.cert = cert;
     to.key = key;
     to.ca = ca;
-    cr_assert_eq(ss_tls_ctx_new(&to, true, &s->ctx, err, sizeof err), 0, "%s", err);
+    ss_tls_ctx *c;
+    cr_assert_eq(ss_tls_ctx_new(&to, true, &c, err, sizeof err), 0, "%s", err);
+    return c;
+}
+
+/* An echo server with the pair of dir; ca: require client certificates. */
+static void srv_start(struct srv *s, const char *dir, const char *ca, int model)
+{
+    s->ctx = server_ctx(dir, ca);
     ss_server_opts o;
     ss_server_opts_init(&o);
     o.bind_host = "127.0.0.1";
@@ -363,15 +371,9 @@ static void sink_accept(ss_sock *ls, unsigned ev, void *arg)
 Test(tls_layer, send_all_leaves_nothing_in_the_layer)
 {
     make_dirs();
-    char cert[128], key[128], err[256];
+    char cert[128], err[256];
     path(cert, sizeof cert, dir_a, "cert.pem");
-    path(key, sizeof key, dir_a, "key.pem");
-    ss_tls_opts to;
-    ss_tls_opts_init(&to);
-    to.cert = cert;
-    to.key = key;
-    struct sink k = {0};
-    cr_assert_eq(ss_tls_ctx_new(&to, true, &k.ctx, err, sizeof err), 0, "%s", err);
+    struct sink k = {.ctx = server_ctx(dir_a, NULL)};
     cr_assert_eq(ss_loop_new(&k.loop), 0);
     ss_sockopts small;
     ss_sockopts_init(&small);
