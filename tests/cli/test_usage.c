@@ -139,3 +139,18 @@ Test(cli_usage, chat_servers_are_checked)
                 "sockstack: chat: --server-timeout: at least 0.2 s (or 0) "
                 "(see 'sockstack chat --help')\n");
 }
+
+/* A Unix socket cannot be shared by workers (no SO_REUSEPORT): the server
+ * library refuses it, and the CLI, which no longer checks it twice, says
+ * so in the library's one line. */
+Test(cli_usage, unix_socket_with_workers_is_refused_by_the_server_once)
+{
+    struct th_result r = th_run_cli((const char *const[]){"serve", "echo", "-b",
+                                                          "unix:/tmp/ss-usage-workers.sock",
+                                                          "--workers", "2", NULL},
+                                    20000);
+    cr_assert_eq(r.status, 1, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_str_eq(r.err, "sockstack: echo: workers need SO_REUSEPORT, which Unix sockets lack\n");
+    cr_assert_str_eq(r.out, "");
+    th_result_free(&r);
+}
