@@ -883,7 +883,10 @@ static void n_join(struct chat_client *cl, char *buf, size_t cap)
 
 static void connected(struct chat_client *cl)
 {
-    ss_timer_stop(cl->loop, &cl->conn_timer);
+    /* Over TLS the handshake is still to come: --connect-timeout runs on
+     * until the server's first bytes (sock_cb). */
+    if (!cl->tls)
+        ss_timer_stop(cl->loop, &cl->conn_timer);
     set_state(cl, ST_CONNECTED);
     const struct cand *cd = &cl->cands[cl->cur];
     const struct server *sv = &cl->servers[cd->server];
@@ -961,6 +964,7 @@ static void sock_cb(ss_sock *s, unsigned ev, void *arg)
             return;
         }
         if (n > 0) {
+            ss_timer_stop(cl->loop, &cl->conn_timer);
             cl->last_rx = ss_loop_now(cl->loop);
             ss_chat_client_feed(cl->dec, buf, (size_t)n);
         }

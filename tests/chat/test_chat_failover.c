@@ -260,3 +260,45 @@ Test(chat_failover, piped_input_tries_every_server_once_then_says_what_was_not_s
                            "to 127.0.0.1:2\n!! Connection refused; 2 lines not sent\n1\n");
     close(alice);
 }
+
+/* Over TLS, --connect-timeout also covers the handshake: a server that
+ * accepts the TCP connection and never answers the ClientHello is given
+ * up on like one that never answers the SYN. */
+Test(chat_failover, connect_timeout_covers_the_tls_handshake)
+{
+    char cmd[400], cert[200], key[200];
+    snprintf(cmd, sizeof cmd, "%s keygen --tls %s/tls >/dev/null 2>&1", th_sockstack(), dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cert, sizeof cert, "%s/tls/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/tls/key.pem", dir);
+    struct th_proc py;
+    char *argv[] = {"python3", "-c",
+                    "import socket,sys\n"
+                    "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(8)\n"
+                    "print('listening on 127.0.0.1:%d (tcp)' % s.getsockname()[1], file=sys.stderr,"
+                    " flush=True)\n"
+                    "held=[]\n"
+                    "while True: held.append(s.accept()[0])\n",
+                    NULL};
+    cr_assert_eq(th_spawn(&py, argv), 0);
+    struct th_proc *t = track(py);
+    int pmute = th_wait_listening(t, 10000, NULL, 0);
+    cr_assert_gt(pmute, 0);
+    struct th_proc *b;
+    const char *tls_node[] = {"-b", "127.0.0.1", "--tls-cert", cert, "--tls-key", key, NULL};
+    int pb = fx_server(&b, 0, tls_node);
+    char sm[32], sb[32], want[256];
+    snprintf(sm, sizeof sm, "127.0.0.1:%d", pmute);
+    snprintf(sb, sizeof sb, "127.0.0.1:%d", pb);
+    static struct stream bs;
+    const char *extra[] = {"--server", sm, "--server", sb, "--in-order", "--tls",
+                           "--tls-insecure", "--connect-timeout", "0.5", NULL};
+    client(&bs, "bob", extra);
+    snprintf(want, sizeof want, "no answer within 0.5 s (--connect-timeout); reconnecting "
+             "in 0.25 s to %s\n", sb);
+    EXPECT(&bs, want);
+    snprintf(want, sizeof want, "-- connected to %s (%s)\n", sb, sb);
+    EXPECT(&bs, want);
+    EXPECT(&bs, "-- you are bob (1 online)\n");
+    cr_assert_eq(count(&bs, "no answer within"), 1, "%s", bs.buf);
+}
