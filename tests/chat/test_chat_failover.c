@@ -55,6 +55,47 @@ static struct th_proc *client(struct stream *s, const char *nick, const char *co
     return t;
 }
 
+/* A python3 listener on 127.0.0.1 that never answers: `body` runs after
+ * s is bound, with `port` the line the harness waits for. Its port. */
+static int python_listener(const char *body)
+{
+    char script[1024];
+    snprintf(script, sizeof script,
+             "import socket,sys,time\n"
+             "s=socket.socket(); s.bind(('127.0.0.1',0))\n"
+             "port='listening on 127.0.0.1:%%d (tcp)' %% s.getsockname()[1]\n%s",
+             body);
+    char *argv[] = {"python3", "-c", script, NULL};
+    struct th_proc py;
+    cr_assert_eq(th_spawn(&py, argv), 0);
+    int port = th_wait_listening(track(py), 10000, NULL, 0);
+    cr_assert_gt(port, 0);
+    return port;
+}
+
+/* bob, given the silent server first and then the live one (with `more`
+ * options), says after --connect-timeout 0.5 (the line starting `lead`)
+ * that the first never answered, joins the second, and says it once. */
+static void given_up_then_next(struct stream *bs, int silent, int live,
+                               const char *const *more, const char *lead)
+{
+    char ss[32], sl[32], want[256];
+    snprintf(ss, sizeof ss, "127.0.0.1:%d", silent);
+    snprintf(sl, sizeof sl, "127.0.0.1:%d", live);
+    const char *extra[16] = {"--server", ss, "--server", sl, "--in-order",
+                             "--connect-timeout", "0.5"};
+    for (int i = 0, n = 7; more && more[i] && n < 15; i++)
+        extra[n++] = more[i];
+    client(bs, "bob", extra);
+    snprintf(want, sizeof want, "%sno answer within 0.5 s (--connect-timeout); reconnecting "
+             "in 0.25 s to %s\n", lead, sl);
+    EXPECT(bs, want);
+    snprintf(want, sizeof want, "-- connected to %s (%s)\n", sl, sl);
+    EXPECT(bs, want);
+    EXPECT(bs, "-- you are bob (1 online)\n");
+    cr_assert_eq(count(bs, "no answer within"), 1, "%s", bs->buf);
+}
+
 /* Wait until s has seen needle count times. */
 static void expect_n(struct stream *s, const char *needle, int times)
 {
@@ -197,34 +238,14 @@ Test(chat_failover, a_node_that_never_answers_is_given_up_after_connect_timeout)
 {
     /* A listener with a full accept queue: the kernel drops further SYNs,
      * so a connect there neither succeeds nor fails. */
-    struct th_proc py;
-    char *argv[] = {"python3", "-c",
-                    "import socket,sys,time\n"
-                    "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0)\n"
-                    "c=socket.create_connection(s.getsockname())\n"
-                    "print('listening on 127.0.0.1:%d (tcp)' % s.getsockname()[1], file=sys.stderr,"
-                    " flush=True)\n"
-                    "time.sleep(60)\n",
-                    NULL};
-    cr_assert_eq(th_spawn(&py, argv), 0);
-    struct th_proc *t = track(py);
-    int pdead = th_wait_listening(t, 10000, NULL, 0);
-    cr_assert_gt(pdead, 0);
+    int pdead = python_listener("s.listen(0)\n"
+                                "c=socket.create_connection(s.getsockname())\n"
+                                "print(port, file=sys.stderr, flush=True)\n"
+                                "time.sleep(60)\n");
     struct th_proc *b;
     int pb = node(&b, "127.0.0.1", 0);
-    char sd[32], sb[32], want[256];
-    snprintf(sd, sizeof sd, "127.0.0.1:%d", pdead);
-    snprintf(sb, sizeof sb, "127.0.0.1:%d", pb);
     static struct stream bs;
-    const char *extra[] = {"--server", sd, "--server", sb, "--in-order",
-                           "--connect-timeout", "0.5", NULL};
-    client(&bs, "bob", extra);
-    snprintf(want, sizeof want, "-- cannot connect: no answer within 0.5 s "
-             "(--connect-timeout); reconnecting in 0.25 s to %s\n", sb);
-    EXPECT(&bs, want);
-    snprintf(want, sizeof want, "-- connected to %s (%s)\n", sb, sb);
-    EXPECT(&bs, want);
-    EXPECT(&bs, "-- you are bob (1 online)\n");
+    given_up_then_next(&bs, pdead, pb, NULL, "-- cannot connect: ");
     cr_assert_eq(count(&bs, "-- connected to"), 1, "%s", bs.buf);
 }
 
@@ -271,34 +292,15 @@ Test(chat_failover, connect_timeout_covers_the_tls_handshake)
     cr_assert_eq(system(cmd), 0);
     snprintf(cert, sizeof cert, "%s/tls/cert.pem", dir);
     snprintf(key, sizeof key, "%s/tls/key.pem", dir);
-    struct th_proc py;
-    char *argv[] = {"python3", "-c",
-                    "import socket,sys\n"
-                    "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(8)\n"
-                    "print('listening on 127.0.0.1:%d (tcp)' % s.getsockname()[1], file=sys.stderr,"
-                    " flush=True)\n"
-                    "held=[]\n"
-                    "while True: held.append(s.accept()[0])\n",
-                    NULL};
-    cr_assert_eq(th_spawn(&py, argv), 0);
-    struct th_proc *t = track(py);
-    int pmute = th_wait_listening(t, 10000, NULL, 0);
-    cr_assert_gt(pmute, 0);
+    int pmute = python_listener("s.listen(8)\n"
+                                "print(port, file=sys.stderr, flush=True)\n"
+                                "held=[]\n"
+                                "while True: held.append(s.accept()[0])\n");
     struct th_proc *b;
     const char *tls_node[] = {"-b", "127.0.0.1", "--tls-cert", cert, "--tls-key", key, NULL};
     int pb = fx_server(&b, 0, tls_node);
-    char sm[32], sb[32], want[256];
-    snprintf(sm, sizeof sm, "127.0.0.1:%d", pmute);
-    snprintf(sb, sizeof sb, "127.0.0.1:%d", pb);
     static struct stream bs;
-    const char *extra[] = {"--server", sm, "--server", sb, "--in-order", "--tls",
-                           "--tls-insecure", "--connect-timeout", "0.5", NULL};
-    client(&bs, "bob", extra);
-    snprintf(want, sizeof want, "no answer within 0.5 s (--connect-timeout); reconnecting "
-             "in 0.25 s to %s\n", sb);
-    EXPECT(&bs, want);
-    snprintf(want, sizeof want, "-- connected to %s (%s)\n", sb, sb);
-    EXPECT(&bs, want);
-    EXPECT(&bs, "-- you are bob (1 online)\n");
-    cr_assert_eq(count(&bs, "no answer within"), 1, "%s", bs.buf);
+    const char *tls[] = {"--tls", "--tls-insecure", NULL};
+    /* TCP connected, so "-- connected to" it, then "-- connection lost: ". */
+    given_up_then_next(&bs, pmute, pb, tls, "-- connection lost: ");
 }
