@@ -189,6 +189,20 @@ static void assert_clear_of_lines(const char *svg, const char *what)
     free(b);
 }
 
+/* The frame of the plots' panel k (0: time-sequence, 1: cwnd or in
+ * flight, 2: RTT): its axis group's rect. */
+static struct box panel_rect(const char *svg, int k)
+{
+    const char *g = strstr(svg, "<g class=\"axis\">");
+    for (int i = 0; i < k && g; i++)
+        g = strstr(g + 1, "<g class=\"axis\">");
+    cr_assert(g, "no panel %d", k);
+    double x, y, w, h;
+    cr_assert(sscanf(strstr(g, "<rect "), "<rect x=\"%lf\" y=\"%lf\" width=\"%lf\" height=\"%lf\"",
+                     &x, &y, &w, &h) == 4);
+    return (struct box){x, x + w, y, y + h, "panel"};
+}
+
 static size_t count(const char *s, const char *needle)
 {
     size_t n = 0;
@@ -304,6 +318,30 @@ Test(draw, svg_diagram_and_plots_structure)
     cr_assert(strstr(p, "class=\"rtx\""));
     /* Ticks: at least four numbered ones on each time axis. */
     cr_assert_geq(count(p, "text-anchor=\"middle\" class=\"ax\""), 12);
+    /* A small run fills its graphs: the time axis ends near the last
+     * segment (not after TIME-WAIT), so the last data bar (the
+     * retransmission at 1.0012 s of 1.2 s) is past 80% of the width; the
+     * RTT dots sit inside their panel, clear of its frame. */
+    struct box ts = panel_rect(p, 0), rt = panel_rect(p, 2);
+    double last_x = 0;
+    const char *cls[] = {"<line class=\"data\" x1=\"", "<line class=\"rtx\" x1=\""};
+    for (int k = 0; k < 2; k++)
+        for (const char *q = strstr(p, cls[k]); q; q = strstr(q + 1, cls[k]))
+            if (atof(q + strlen(cls[k])) > last_x)
+                last_x = atof(q + strlen(cls[k]));
+    cr_assert(last_x > ts.x0 + 0.8 * (ts.x1 - ts.x0) && last_x <= ts.x1, "last bar at x %.1f",
+              last_x);
+    size_t dots = 0;
+    for (const char *q = strstr(p, "<circle class=\"rtt\" "); q;
+         q = strstr(q + 1, "<circle class=\"rtt\" "), dots++) {
+        double cx, cy;
+        cr_assert_eq(sscanf(q, "<circle class=\"rtt\" cx=\"%lf\" cy=\"%lf\"", &cx, &cy), 2);
+        cr_assert(cy > rt.y0 + 0.05 * (rt.y1 - rt.y0) && cy < rt.y1 && cx >= rt.x0 &&
+                      cx <= rt.x1,
+                  "RTT dot at %.1f,%.1f on or outside the frame %.1f..%.1f", cx, cy, rt.y0,
+                  rt.y1);
+    }
+    cr_assert_gt(dots, 0);
     free(p);
 }
 
