@@ -212,6 +212,9 @@ SS_API_BEGIN
 #define SS_CHAT_OFFLINE_PAGE 32
 /* Pending file offers per recipient and per sender (besides the bytes). */
 #define SS_CHAT_OFFERS_MAX 32
+/* Cluster: offers a node shows its users whose bytes are on another node
+ * (each recipient still at most offers_max). */
+#define SS_CHAT_ROFFER_MAX 256
 /* Cluster mode (serve chat --cluster, issue 14): a node's hold on a nick
  * lasts this long unless its heartbeat (every third of it) renews it; a
  * dead node's users go offline when it runs out. The history stream keeps

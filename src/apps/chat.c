@@ -50,9 +50,13 @@ struct ss_chat_conn {
     uint64_t up_off, up_size;
     char up_sha[65];
     EVP_MD_CTX *up_md;
+    char up_node[24];           /* cluster: the recipient's node ("": here) */
     /* download in progress (/accept) */
     int64_t dl_id;
     uint64_t dl_off, dl_size;
+    bool dl_remote;             /* cluster: pulled from node dl_node */
+    char dl_node[24];
+    struct chat_op *dl_op;      /* the chunk being pulled */
     /* offline messages: delivered in pages as the queue drains; rows are
      * deleted once a later drain shows the page left the queue */
     char off_sent[SS__CHAT_ID_MAX];   /* last id deletable ("": none) */
@@ -85,6 +89,16 @@ struct p2p_intro {
      * steps of the other side reach this node over the backend. */
     char remote[24];
     int rside;
+};
+
+/* Cluster: an offer shown to a user here whose bytes are on another node. */
+struct roffer {
+    int64_t id;                    /* 0: free; the uploading node's id */
+    char node[24];                 /* where the bytes are */
+    char from[SS_CHAT_NICK_MAX + 1], to[SS_CHAT_NICK_MAX + 1];
+    uint64_t size;
+    char sha[65];
+    char name[256];
 };
 
 /* A store operation in flight (chat_backend.h): what to do with its result
@@ -153,6 +167,7 @@ struct ss_chat_room {
     uint8_t dummy_salt[16], dummy_hash[32]; /* stand-in for unknown nicks */
     struct p2p_intro intros[SS_CHAT_P2P_MAX];
     int64_t next_intro;
+    struct roffer *roffers;     /* cluster: SS_CHAT_ROFFER_MAX, on first use */
 };
 
 void ss_chat_opts_init(ss_chat_opts *o)
@@ -203,6 +218,14 @@ int ss__chat_room_open_be(ss_chat_room **out, const ss_chat_opts *o,
         err = ss__chat_store_open(be ? NULL : o->db_path, &r->st);
     if (!err)
         err = ss__chat_file_drop_incomplete(r->st);
+    if (!err && be && be->ops->claim) {
+        /* File ids of the nodes of a cluster must not meet: each node
+         * numbers from its own random base (2^24 offers apart). */
+        uint32_t rnd;
+        err = RAND_bytes((uint8_t *)&rnd, sizeof rnd) == 1
+                  ? ss__chat_file_seed(r->st, ((int64_t)(rnd & 0x7fffff) + 1) << 24)
+                  : -EIO;
+    }
     if (!err && !be)
         err = ss__chat_be_sqlite_new(r->st, &be);
     r->be = be;
@@ -229,6 +252,7 @@ void ss_chat_room_close(ss_chat_room *room)
     if (room->be)
         room->be->ops->close(room->be); /* pending operations end: -ECANCELED */
     ss__chat_store_close(room->st);
+    free(room->roffers);
     free(room->thr_nick);
     free(room->thr_addr);
     free(room->nick_tab);
@@ -494,10 +518,12 @@ void *ss_chat_find_io(ss_chat_room *room, const char *nick)
  * SQLite backend, later from the loop for Redis; then the io's ready()
  * lets the glue feed c's held lines again. */
 
-static struct chat_op *op_alloc(ss_chat_conn *c, void (*k)(ss_chat_conn *, struct chat_op *),
-                                int64_t now, const char *text)
+/* An operation with room for text, or (text NULL) for n bytes in op->text. */
+static struct chat_op *op_alloc_n(ss_chat_conn *c, void (*k)(ss_chat_conn *, struct chat_op *),
+                                  int64_t now, const char *text, size_t n)
 {
-    size_t n = text ? strlen(text) : 0;
+    if (text)
+        n = strlen(text);
     struct chat_op *op = calloc(1, sizeof *op + n + 1);
     if (!op)
         return NULL;
@@ -510,6 +536,12 @@ static struct chat_op *op_alloc(ss_chat_conn *c, void (*k)(ss_chat_conn *, struc
     if (text)
         memcpy(op->text, text, n + 1);
     return op;
+}
+
+static struct chat_op *op_alloc(ss_chat_conn *c, void (*k)(ss_chat_conn *, struct chat_op *),
+                                int64_t now, const char *text)
+{
+    return op_alloc_n(c, k, now, text, 0);
 }
 
 /* A blocking operation of c: its next lines wait for it. NULL: out of
@@ -612,6 +644,7 @@ static void upload_abort(ss_chat_conn *c)
     EVP_MD_CTX_free(c->up_md);
     c->up_md = NULL;
     c->up_id = 0;
+    c->up_node[0] = '\0';
 }
 
 /* Offers waiting for an unregistered nick live only while its holder is
@@ -628,6 +661,7 @@ static void touch(ss_chat_room *r, const char *nick, int64_t now)
 }
 
 static void p2p_forget(ss_chat_conn *c);
+static void roffers_drop(ss_chat_room *r, const char *nick);
 
 static void leave_kr(ss_chat_room *r, struct chat_op *op)
 {
@@ -649,6 +683,7 @@ static void leave(ss_chat_conn *c, int64_t now)
     r->online--;
     touch(r, c->nick, now);
     forget_unregistered(c);
+    roffers_drop(r, c->nick);
     c->off_more = false;
     if (cluster(r)) {
         /* The nick is free once released; LEAVE says how many are left. */
@@ -679,6 +714,8 @@ void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms)
         c->op->c = NULL; /* likewise a store operation */
     if (c->off_op)
         c->off_op->c = NULL;
+    if (c->dl_op)
+        c->dl_op->c = NULL;
     free(c->away);
     if (c->prev)
         c->prev->next = c->next;
@@ -1689,6 +1726,8 @@ static void offer_k(ss_chat_conn *c, struct chat_op *op)
     offer_store(c, to ? to->nick : nick, size, sha, args, op->now);
 }
 
+static void offer_remote_k(ss_chat_conn *c, struct chat_op *op);
+
 static void cmd_offer(ss_chat_conn *c, char *args, int64_t now)
 {
     ss_chat_room *r = c->room;
@@ -1724,6 +1763,15 @@ static void cmd_offer(ss_chat_conn *c, char *args, int64_t now)
     }
     if (!ss_chat_nick_valid(nick)) {
         say(c, "ERR nouser no user %s", nick);
+        return;
+    }
+    if (cluster(r)) {
+        /* Online on another node? Its node says, and whether it has room. */
+        struct chat_op *op = op_new(c, offer_remote_k, now, all);
+        if (op) {
+            snprintf(op->nick, sizeof op->nick, "%s", nick);
+            OP_CALL(r, op, ask, NULL, nick, "foffer", &op->res);
+        }
         return;
     }
     struct chat_op *op = op_new(c, offer_k, now, all);
@@ -1810,6 +1858,8 @@ static void cmd_chunk(ss_chat_conn *c, char *args, int64_t now)
     c->up_off += (uint64_t)n;
 }
 
+static void upload_done_remote(ss_chat_conn *c, const struct ss__chat_file *f, int64_t now);
+
 static void cmd_done(ss_chat_conn *c, char *args, int64_t now)
 {
     ss_chat_room *r = c->room;
@@ -1848,15 +1898,25 @@ static void cmd_done(ss_chat_conn *c, char *args, int64_t now)
         return;
     }
     ss_chat_conn *to = find_online(r, f.recipient);
+    if (!to && c->up_node[0]) {
+        upload_done_remote(c, &f, now);
+        return;
+    }
     say(c, "OK upload %lld %s", (long long)f.id, to ? "offered" : "stored");
     if (to)
         send_offer(to, &f);
 }
 
+static void pump_remote(ss_chat_conn *c);
+
 /* Send chunks of the current download while c's queue has room. */
 static void pump(ss_chat_conn *c)
 {
     ss_chat_room *r = c->room;
+    if (c->dl_remote) {
+        pump_remote(c);
+        return;
+    }
     /* One chunk line: "CHUNK id off " + base64 + '\n'. */
     size_t line = 64 + (SS_CHAT_CHUNK + 2) / 3 * 4;
     while (c->dl_id && !c->dead && r->io.space(c->io) >= 2 * line) {
@@ -1901,10 +1961,19 @@ static bool my_offer(ss_chat_conn *c, const char *cmd, char *args,
     return true;
 }
 
+static struct roffer *roffer_mine(ss_chat_conn *c, const char *args);
+static void accept_remote(ss_chat_conn *c, struct roffer *ro, int64_t now);
+static void decline_remote(ss_chat_conn *c, struct roffer *ro);
+
 static void cmd_accept(ss_chat_conn *c, char *args, int64_t now)
 {
     if (!need_nick(c))
         return;
+    struct roffer *ro = roffer_mine(c, args);
+    if (ro) {
+        accept_remote(c, ro, now);
+        return;
+    }
     struct ss__chat_file f;
     if (!my_offer(c, "accept", args, &f))
         return;
@@ -1928,6 +1997,11 @@ static void cmd_decline(ss_chat_conn *c, char *args, int64_t now)
 {
     if (!need_nick(c))
         return;
+    struct roffer *ro = roffer_mine(c, args);
+    if (ro) {
+        decline_remote(c, ro);
+        return;
+    }
     struct ss__chat_file f;
     if (!my_offer(c, "decline", args, &f))
         return;
@@ -1936,6 +2010,377 @@ static void cmd_decline(ss_chat_conn *c, char *args, int64_t now)
     ss_chat_conn *from = find_online(c->room, f.sender);
     if (from)
         say(from, "DECLINED %lld %s", (long long)f.id, c->nick);
+}
+
+/* ---- files across nodes (cluster) ---------------------------------------
+ * The bytes stay on the node they were uploaded to (A). An offer to a user
+ * online on node B: A asks B first ("foffer": online there, and room for
+ * one more offer), takes the upload, then tells B ("offer ..."), which
+ * keeps the offer in a bounded table (roffers) and shows OFFER. /accept on
+ * B asks A ("faccept"), then pulls the file one chunk per request ("fread
+ * ID NICK OFF", answered "ok BASE64") whenever the recipient's queue has
+ * room for two chunks: one chunk per download in flight, so the
+ * recipient's queue is the flow control and Redis holds at most one chunk
+ * of each download. FILEEND on B tells A to delete ("fend"); /decline on
+ * B tells A ("fdecline"). */
+
+/* A line for nick wherever it is online (nothing if nowhere). */
+static void tell_user(ss_chat_room *r, const char *nick, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void tell_user(ss_chat_room *r, const char *nick, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = vfmt(r, fmt, ap);
+    va_end(ap);
+    ss_chat_conn *c = find_online(r, nick);
+    if (c) {
+        route_conn(c, r->out, len);
+        return;
+    }
+    if (!cluster(r))
+        return;
+    struct chat_op *op = op_alloc(NULL, NULL, 0, NULL);
+    if (op) {
+        op->r = r;
+        OP_CALL(r, op, direct, nick, r->out, len, &op->res);
+    }
+}
+
+static int roffers_for(const ss_chat_room *r, const char *nick)
+{
+    int n = 0;
+    for (int i = 0; r->roffers && i < SS_CHAT_ROFFER_MAX; i++)
+        if (r->roffers[i].id && !strcasecmp(r->roffers[i].to, nick))
+            n++;
+    return n;
+}
+
+static void roffers_drop(ss_chat_room *r, const char *nick)
+{
+    for (int i = 0; r->roffers && i < SS_CHAT_ROFFER_MAX; i++)
+        if (r->roffers[i].id && !strcasecmp(r->roffers[i].to, nick))
+            r->roffers[i].id = 0;
+}
+
+/* The remote offer "ID" in args if it is c's. */
+static struct roffer *roffer_mine(ss_chat_conn *c, const char *args)
+{
+    ss_chat_room *r = c->room;
+    uint64_t id;
+    char *end;
+    if (!r->roffers || !args || *args < '0' || *args > '9')
+        return NULL;
+    errno = 0;
+    id = strtoull(args, &end, 10);
+    if (*end || errno)
+        return NULL;
+    for (int i = 0; i < SS_CHAT_ROFFER_MAX; i++)
+        if (r->roffers[i].id == (int64_t)id && !strcasecmp(r->roffers[i].to, c->nick))
+            return &r->roffers[i];
+    return NULL;
+}
+
+static struct roffer *roffer_find(ss_chat_room *r, int64_t id, const char *nick)
+{
+    for (int i = 0; r->roffers && i < SS_CHAT_ROFFER_MAX; i++)
+        if (r->roffers[i].id == id && !strcasecmp(r->roffers[i].to, nick))
+            return &r->roffers[i];
+    return NULL;
+}
+
+/* The recipient's node answered "foffer": "ok NODE NICK", "quota N",
+ * "nouser" (or nobody answered: not online anywhere). */
+static void offer_remote_k(ss_chat_conn *c, struct chat_op *op)
+{
+    ss_chat_room *r = c->room;
+    if (op->err == -ETIMEDOUT) {
+        say(c, "ERR timeout %s's node did not answer; try again", op->nick);
+        return;
+    }
+    if (op->err < 0) {
+        store_err(c, op->err, "offer not stored");
+        return;
+    }
+    char node[24], nick[SS_CHAT_NICK_MAX + 2];
+    int n;
+    if (op->res.found && sscanf(op->res.v, "quota %d", &n) == 1) {
+        say(c, "ERR quota %s has %d offers waiting", op->nick, n);
+        return;
+    }
+    if (op->res.found && sscanf(op->res.v, "ok %23s %25s", node, nick) == 2 &&
+        ss_chat_nick_valid(nick)) {
+        char *args = op->text;
+        word(&args); /* the nick as typed */
+        char *size_s = word(&args), *sha = word(&args);
+        snprintf(c->up_node, sizeof c->up_node, "%s", node);
+        offer_store(c, nick, strtoull(size_s, NULL, 10), sha, args, op->now);
+        if (!c->up_id)
+            c->up_node[0] = '\0';
+        return;
+    }
+    /* Not online anywhere: as on one node, kept here if registered. */
+    struct chat_op *st = op_new(c, offer_k, op->now, op->text);
+    if (st)
+        OP_CALL(r, st, user_get, op->nick, &st->res);
+}
+
+static void upload_done_remote_k(ss_chat_conn *c, struct chat_op *op)
+{
+    bool shown = !op->err && op->res.found && !strcmp(op->res.v, "ok");
+    say(c, "OK upload %lld %s", (long long)op->before, shown ? "offered" : "stored");
+}
+
+/* The upload f for a user on node c->up_node is complete: that node shows
+ * it (else it waits here, as for an offline user). */
+static void upload_done_remote(ss_chat_conn *c, const struct ss__chat_file *f, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    char node[sizeof c->up_node];
+    snprintf(node, sizeof node, "%s", c->up_node);
+    c->up_node[0] = '\0';
+    struct chat_op *op = op_new(c, upload_done_remote_k, now, NULL);
+    if (!op)
+        return;
+    op->before = f->id;
+    char text[512];
+    snprintf(text, sizeof text, "offer %lld %s %s %llu %s %s", (long long)f->id,
+             r->be->ops->node_id(r->be), f->sender, (unsigned long long)f->size, f->sha256,
+             f->name);
+    OP_CALL(r, op, ask, node, f->recipient, text, &op->res);
+}
+
+/* The node with the bytes said "faccept" is fine: the download starts. */
+static void accept_remote_k(ss_chat_conn *c, struct chat_op *op)
+{
+    struct roffer *ro = roffer_find(c->room, op->before, c->nick);
+    if (!ro) { /* c changed nick meanwhile */
+        say(c, "ERR nofile no offer %lld for you", (long long)op->before);
+        return;
+    }
+    if (op->err == -ETIMEDOUT) {
+        say(c, "ERR timeout the node with file %lld did not answer; try again",
+            (long long)ro->id);
+        return;
+    }
+    if (op->err < 0) {
+        store_err(c, op->err, "file not accepted");
+        return;
+    }
+    if (!op->res.found || strcmp(op->res.v, "ok")) {
+        say(c, "ERR nofile no offer %lld for you", (long long)ro->id);
+        ro->id = 0;
+        return;
+    }
+    if (c->dl_id) {
+        say(c, "ERR busy file %lld is still downloading", (long long)c->dl_id);
+        return;
+    }
+    say(c, "OK accept %lld", (long long)ro->id);
+    say(c, "FILE %lld %llu %s %s", (long long)ro->id, (unsigned long long)ro->size, ro->sha,
+        ro->name);
+    c->dl_id = ro->id;
+    c->dl_off = 0;
+    c->dl_size = ro->size;
+    c->dl_remote = true;
+    snprintf(c->dl_node, sizeof c->dl_node, "%s", ro->node);
+    ro->id = 0;
+    pump(c);
+}
+
+static void accept_remote(ss_chat_conn *c, struct roffer *ro, int64_t now)
+{
+    ss_chat_room *r = c->room;
+    if (c->dl_id) {
+        say(c, "ERR busy file %lld is still downloading", (long long)c->dl_id);
+        return;
+    }
+    struct chat_op *op = op_new(c, accept_remote_k, now, NULL);
+    if (!op)
+        return;
+    op->before = ro->id;
+    char text[96];
+    snprintf(text, sizeof text, "faccept %lld %s", (long long)ro->id, c->nick);
+    OP_CALL(r, op, ask, ro->node, NULL, text, &op->res);
+}
+
+static void decline_remote(ss_chat_conn *c, struct roffer *ro)
+{
+    ss_chat_room *r = c->room;
+    char text[96];
+    snprintf(text, sizeof text, "fdecline %lld %s", (long long)ro->id, c->nick);
+    r->be->ops->to_node(r->be, ro->node, text, NULL, NULL, NULL);
+    say(c, "OK decline %lld", (long long)ro->id);
+    ro->id = 0;
+}
+
+/* "ok BASE64" of the chunk at c->dl_off came back. */
+static void chunk_remote_k(ss_chat_conn *c, struct chat_op *op)
+{
+    c->dl_op = NULL;
+    if (!c->dl_id || c->dead)
+        return;
+    uint64_t want = c->dl_size - c->dl_off < SS_CHAT_CHUNK ? c->dl_size - c->dl_off
+                                                           : SS_CHAT_CHUNK;
+    const char *b64 = op->text + 3;
+    size_t blen = strlen(op->text) >= 3 ? strlen(b64) : 0;
+    unsigned char raw[SS_CHAT_CHUNK + 3];
+    int n = -1;
+    if (!op->err && op->res.found && !strncmp(op->text, "ok ", 3) && blen % 4 == 0 &&
+        blen / 4 * 3 <= sizeof raw)
+        n = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)blen);
+    if (n >= 0)
+        n -= (blen > 0 && b64[blen - 1] == '=') + (blen > 1 && b64[blen - 2] == '=');
+    if (n < 0 || (uint64_t)n != want) {
+        if (op->err == -ETIMEDOUT)
+            say(c, "ERR timeout the node with file %lld did not answer; download stopped",
+                (long long)c->dl_id);
+        else
+            say(c, "ERR store file %lld could not be read", (long long)c->dl_id);
+        c->dl_id = 0;
+        c->dl_remote = false;
+        return;
+    }
+    say(c, "CHUNK %lld %llu %s", (long long)c->dl_id, (unsigned long long)c->dl_off, b64);
+    c->dl_off += (uint64_t)n;
+    pump_remote(c);
+}
+
+/* Pull the next chunk of a download from another node if c's queue has
+ * room for it (one chunk in flight); FILEEND after the last. */
+static void pump_remote(ss_chat_conn *c)
+{
+    ss_chat_room *r = c->room;
+    size_t line = 64 + (SS_CHAT_CHUNK + 2) / 3 * 4;
+    if (!c->dl_id || c->dl_op || c->dead || r->io.space(c->io) < 2 * line)
+        return;
+    char text[128];
+    if (c->dl_off == c->dl_size) {
+        say(c, "FILEEND %lld", (long long)c->dl_id);
+        snprintf(text, sizeof text, "fend %lld %s", (long long)c->dl_id, c->nick);
+        r->be->ops->to_node(r->be, c->dl_node, text, NULL, NULL, NULL);
+        c->dl_id = 0;
+        c->dl_remote = false;
+        return;
+    }
+    struct chat_op *op = op_alloc_n(c, chunk_remote_k, 0, NULL, line);
+    if (!op) {
+        say(c, "ERR store out of memory");
+        c->dl_id = 0;
+        c->dl_remote = false;
+        return;
+    }
+    op->res.buf = op->text;
+    op->res.buf_cap = line;
+    c->dl_op = op;
+    snprintf(text, sizeof text, "fread %lld %s %llu", (long long)c->dl_id, c->nick,
+             (unsigned long long)c->dl_off);
+    OP_CALL(r, op, ask, c->dl_node, NULL, text, &op->res);
+}
+
+/* The file id, complete, for recipient rcpt (another node asks for it). */
+static bool file_for(ss_chat_room *r, long long id, const char *rcpt, struct ss__chat_file *f)
+{
+    return ss__chat_file_get(r->st, id, f) == 0 && f->complete && f->recipient[0] &&
+           !strcasecmp(f->recipient, rcpt);
+}
+
+/* Requests about files from other nodes (ss__chat_room_ask). */
+static void file_ask(ss_chat_room *r, const char *nick, const char *token, const char *text)
+{
+    ss__chat_be *be = r->be;
+    long long id;
+    unsigned long long off, size;
+    char rcpt[SS_CHAT_NICK_MAX + 2], from[SS_CHAT_NICK_MAX + 2], node[24], sha[80];
+    int n = 0;
+    struct ss__chat_file f;
+    if (!strcmp(text, "foffer")) { /* may nick (here) be offered one more? */
+        ss_chat_conn *to = find_online(r, nick);
+        if (!to) {
+            be->ops->answer(be, token, "nouser");
+            return;
+        }
+        int waiting = roffers_for(r, to->nick) + ss__chat_file_count(r->st, to->nick, NULL);
+        char ans[80];
+        if (waiting >= r->o.offers_max)
+            snprintf(ans, sizeof ans, "quota %d", r->o.offers_max);
+        else
+            snprintf(ans, sizeof ans, "ok %s %s", be->ops->node_id(be), to->nick);
+        be->ops->answer(be, token, ans);
+        return;
+    }
+    if (sscanf(text, "offer %lld %23s %25s %llu %79s %n", &id, node, from, &size, sha, &n) ==
+            5 && n) { /* show nick the offer whose bytes are on node */
+        const char *name = text + n;
+        ss_chat_conn *to = find_online(r, nick);
+        if (!to || strlen(from) > SS_CHAT_NICK_MAX || strlen(sha) != 64 || !*name ||
+            strlen(name) > 255) {
+            be->ops->answer(be, token, "nouser");
+            return;
+        }
+        if (!r->roffers)
+            r->roffers = calloc(SS_CHAT_ROFFER_MAX, sizeof *r->roffers);
+        struct roffer *ro = NULL;
+        for (int i = 0; r->roffers && i < SS_CHAT_ROFFER_MAX && !ro; i++)
+            if (!r->roffers[i].id)
+                ro = &r->roffers[i];
+        if (!ro || roffers_for(r, to->nick) + ss__chat_file_count(r->st, to->nick, NULL) >=
+                       r->o.offers_max) {
+            be->ops->answer(be, token, "quota");
+            return;
+        }
+        *ro = (struct roffer){.id = id, .size = size};
+        snprintf(ro->node, sizeof ro->node, "%s", node);
+        memcpy(ro->from, from, strlen(from) + 1);
+        snprintf(ro->to, sizeof ro->to, "%s", to->nick);
+        memcpy(ro->sha, sha, 65);
+        snprintf(ro->name, sizeof ro->name, "%s", name);
+        say(to, "OFFER %lld %s %llu %s %s", id, from, size, sha, name);
+        be->ops->answer(be, token, "ok");
+        return;
+    }
+    if (sscanf(text, "faccept %lld %25s", &id, rcpt) == 2) {
+        if (!file_for(r, id, rcpt, &f)) {
+            be->ops->answer(be, token, "nofile");
+            return;
+        }
+        be->ops->answer(be, token, "ok");
+        tell_user(r, f.sender, "ACCEPTED %lld %s", id, rcpt);
+        return;
+    }
+    if (sscanf(text, "fread %lld %25s %llu", &id, rcpt, &off) == 3) {
+        unsigned char raw[SS_CHAT_CHUNK];
+        char ans[(SS_CHAT_CHUNK + 2) / 3 * 4 + 8] = "ok ";
+        size_t len = 0;
+        if (file_for(r, id, rcpt, &f) && off < f.size) {
+            len = f.size - off < SS_CHAT_CHUNK ? (size_t)(f.size - off) : SS_CHAT_CHUNK;
+            if (ss__chat_file_read(r->st, id, off, raw, len) < 0)
+                len = 0;
+        }
+        if (!len) {
+            be->ops->answer(be, token, "nofile");
+            return;
+        }
+        EVP_EncodeBlock((unsigned char *)ans + 3, raw, (int)len);
+        be->ops->answer(be, token, ans);
+    }
+}
+
+/* One-way lines about files from other nodes (ss__chat_room_node). */
+static void file_note(ss_chat_room *r, const char *text)
+{
+    long long id;
+    char rcpt[SS_CHAT_NICK_MAX + 2];
+    struct ss__chat_file f;
+    if (sscanf(text, "fend %lld %25s", &id, rcpt) == 2) {
+        if (file_for(r, id, rcpt, &f))
+            ss__chat_file_delete(r->st, id);
+    } else if (sscanf(text, "fdecline %lld %25s", &id, rcpt) == 2) {
+        if (file_for(r, id, rcpt, &f)) {
+            ss__chat_file_delete(r->st, id);
+            tell_user(r, f.sender, "DECLINED %lld %s", id, rcpt);
+        }
+    }
 }
 
 /* ---- point-to-point introductions --------------------------------------- */
@@ -2049,7 +2494,7 @@ static void connect_remote(ss_chat_conn *c, const char *nick, int64_t now)
     char text[160];
     snprintf(text, sizeof text, "intro %lld %s %s %s", (long long)in->id, in->key, c->nick,
              r->be->ops->node_id(r->be));
-    OP_CALL(r, op, ask, nick, text, &op->res);
+    OP_CALL(r, op, ask, NULL, nick, text, &op->res);
 }
 
 /* /connect NICK: introduce c to NICK with a fresh key for both. */
@@ -2372,6 +2817,10 @@ void ss__chat_room_ask(ss_chat_room *r, const char *nick, const char *token,
 {
     long long id;
     char key[40], from[SS_CHAT_NICK_MAX + 2], node[24];
+    if (text[0] == 'f' || !strncmp(text, "offer ", 6)) {
+        file_ask(r, nick, token, text);
+        return;
+    }
     if (sscanf(text, "intro %lld %39s %25s %23s", &id, key, from, node) != 4 ||
         strlen(key) != 32 || strlen(from) > SS_CHAT_NICK_MAX || !ss_chat_nick_valid(from))
         return;
@@ -2404,6 +2853,10 @@ void ss__chat_room_node(ss_chat_room *r, const char *text, int64_t now)
     long long id;
     char key[40], pub[80];
     int side, n = 0;
+    if (text[0] == 'f') {
+        file_note(r, text);
+        return;
+    }
     if (sscanf(text, "hello %lld %39s %d %79s %n", &id, key, &side, pub, &n) != 4 || !n)
         return;
     struct p2p_intro *in = intro_find(r, id, key, now);

@@ -37,6 +37,8 @@ struct ss__chat_res {
     int n;                             /* rows passed to the callback */
     bool found;                        /* meta_get */
     char v[SS_CHAT_TOPIC_MAX + 128];   /* meta_get */
+    char *buf;                         /* ask: a longer answer goes here */
+    size_t buf_cap;                    /* (set by the caller; NUL-ended) */
 };
 
 typedef struct ss__chat_be ss__chat_be;
@@ -110,11 +112,12 @@ struct ss__chat_be_ops {
                      ss__chat_done done, void *arg);
     /* This node's id (what to_node and the requests' tokens name). */
     const char *(*node_id)(ss__chat_be *be);
-    /* A request for the node holding nick (ss__chat_room_ask there):
-     * res->found says whether a node took it, res->v is its answer;
-     * -ETIMEDOUT: no answer within SS_CHAT_ASK_TIMEOUT_MS, -EAGAIN:
-     * SS_CHAT_ASK_MAX requests are waiting already. */
-    void (*ask)(ss__chat_be *be, const char *nick, const char *text,
+    /* A request for node `node`, or (node NULL) for the node holding nick
+     * (ss__chat_room_ask there): res->found says whether a node took it,
+     * res->v (res->buf if set) is its answer; -ETIMEDOUT: no answer within
+     * SS_CHAT_ASK_TIMEOUT_MS, -EAGAIN: SS_CHAT_ASK_MAX requests are
+     * waiting already, -EMSGSIZE: the answer did not fit. */
+    void (*ask)(ss__chat_be *be, const char *node, const char *nick, const char *text,
                 struct ss__chat_res *res, ss__chat_done done, void *arg);
     /* The answer to the request named token (given to ss__chat_room_ask). */
     void (*answer)(ss__chat_be *be, const char *token, const char *text);

@@ -903,30 +903,23 @@ static void on_ask_published(void *arg, const redisReply *r, int err)
     /* else: the answer (or the timer) ends it */
 }
 
-static void on_ask_owner(void *arg, const redisReply *r, int err)
+/* Publish a's request on node's channel. */
+static void ask_send(struct ask *a, const char *node, size_t node_len)
 {
-    struct ask *a = arg;
-    if (!ask_landed(a))
-        return;
     struct req *q = a->q;
-    int e = reply_err(r, err);
-    if (e || r->type != REDIS_REPLY_STRING) {
-        ask_end(a, e); /* nobody holds the nick */
-        return;
-    }
     char ch[KEY_MAX + 32];
-    snprintf(ch, sizeof ch, "chat:{%s}:node:%.*s", a->b->room, (int)r->len, r->str);
+    snprintf(ch, sizeof ch, "chat:{%s}:node:%.*s", a->b->room, (int)node_len, node);
     size_t cap = q->len + 128;
     char *msg = malloc(cap);
     if (!msg) {
         ask_end(a, -ENOMEM);
         return;
     }
-    int n = snprintf(msg, cap, "Q %s %s:%llu ", q->nick, a->b->node,
+    int n = snprintf(msg, cap, "Q %s %s:%llu ", q->nick[0] ? q->nick : "-", a->b->node,
                      (unsigned long long)a->seq);
     memcpy(msg + n, q->data, q->len);
     a->inflight = true;
-    e = ss__rds_publish(a->b->rds, ch, msg, (size_t)n + q->len, on_ask_published, a);
+    int e = ss__rds_publish(a->b->rds, ch, msg, (size_t)n + q->len, on_ask_published, a);
     free(msg);
     if (e < 0) {
         a->inflight = false;
@@ -934,12 +927,27 @@ static void on_ask_owner(void *arg, const redisReply *r, int err)
     }
 }
 
-static void be_ask(ss__chat_be *be, const char *nick, const char *text,
+static void on_ask_owner(void *arg, const redisReply *r, int err)
+{
+    struct ask *a = arg;
+    if (!ask_landed(a))
+        return;
+    int e = reply_err(r, err);
+    if (e || r->type != REDIS_REPLY_STRING) {
+        ask_end(a, e); /* nobody holds the nick */
+        return;
+    }
+    ask_send(a, r->str, r->len);
+}
+
+static void be_ask(ss__chat_be *be, const char *node, const char *nick, const char *text,
                    struct ss__chat_res *res, ss__chat_done done, void *arg)
 {
     struct be_redis *b = be_of(be);
     res->found = false;
     res->v[0] = '\0';
+    if (res->buf && res->buf_cap)
+        res->buf[0] = '\0';
     if (b->n_asks >= SS_CHAT_ASK_MAX) {
         if (done)
             done(arg, -EAGAIN);
@@ -954,7 +962,7 @@ static void be_ask(ss__chat_be *be, const char *nick, const char *text,
         req_end(q, -ENOMEM);
         return;
     }
-    snprintf(q->nick, sizeof q->nick, "%s", nick);
+    snprintf(q->nick, sizeof q->nick, "%s", nick ? nick : "");
     memcpy(q->data, text, len);
     q->len = len;
     *a = (struct ask){.next = b->asks, .b = b, .q = q, .seq = ++b->ask_seq};
@@ -962,6 +970,10 @@ static void be_ask(ss__chat_be *be, const char *nick, const char *text,
     b->n_asks++;
     ss_timer_init(&a->timer, ask_timeout, a);
     ss_timer_start(b->loop, &a->timer, SS_CHAT_ASK_TIMEOUT_MS);
+    if (node) {
+        ask_send(a, node, strlen(node));
+        return;
+    }
     char key[KEY_MAX];
     nick_key(b, nick, key, sizeof key);
     const char *argv[] = {"GET", key};
@@ -983,9 +995,14 @@ static void ask_answered(struct be_redis *b, const char *seq_s, const char *text
         return;
     struct ss__chat_res *res = a->q->res;
     res->found = true;
-    size_t n = len < sizeof res->v - 1 ? len : sizeof res->v - 1;
-    memcpy(res->v, text, n);
-    res->v[n] = '\0';
+    char *out = res->buf ? res->buf : res->v;
+    size_t cap = res->buf ? res->buf_cap : sizeof res->v;
+    if (len >= cap) {
+        ask_end(a, -EMSGSIZE);
+        return;
+    }
+    memcpy(out, text, len);
+    out[len] = '\0';
     ask_end(a, 0);
 }
 

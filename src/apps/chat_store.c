@@ -506,3 +506,18 @@ int ss__chat_file_drop_incomplete(ss__chat_store *st)
     int err = run(q(st, Q_FILE_DROP));
     return err ? err : run(q(st, Q_DATA_DROP));
 }
+
+int ss__chat_file_seed(ss__chat_store *st, int64_t base)
+{
+    static const char sql[] =
+        "INSERT INTO files(id, ts, sender, recipient, name, size, sha256, received, "
+        "complete) SELECT ?1, 0, '', '', '', 0, '', 0, 1 WHERE NOT EXISTS "
+        "(SELECT 1 FROM files)";
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_int64(s, 1, base);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}

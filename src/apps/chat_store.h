@@ -107,5 +107,9 @@ int ss__chat_file_pending(ss__chat_store *st, const char *to, int max,
                           ss__chat_file_cb cb, void *arg);
 /* Drop offers whose upload never completed (server restart). */
 int ss__chat_file_drop_incomplete(ss__chat_store *st);
+/* Cluster: an empty file table gets a placeholder row (no sender, no
+ * recipient) at id base, so that this node's offers are numbered from
+ * base + 1 and do not meet another node's. */
+int ss__chat_file_seed(ss__chat_store *st, int64_t base);
 
 #endif

@@ -4,6 +4,7 @@
  * Nothing sleeps as synchronisation where a line can be waited for; the
  * waits for a lease to run out are bounded by the lease (1.5 s here). */
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,8 @@ static void start_node(int i)
 {
     char *argv[] = {(char *)th_sockstack(), "serve", "chat", "-b", "127.0.0.1", "--port", "0",
                     "--grace", "0", "--pbkdf2-iter", "1000", "--cluster", spec, "--lease",
-                    LEASE, "--join-history", "0", i == 0 ? "--irc-port" : NULL, "0", NULL};
+                    LEASE, "--join-history", "0", "--offers-max", "3",
+                    i == 0 ? "--irc-port" : NULL, "0", NULL};
     struct th_proc p;
     cr_assert_eq(th_spawn(&p, argv), 0);
     node[i] = track(p);
@@ -642,7 +644,8 @@ static struct th_proc *client_on(int i, const char *nick, struct stream *s)
 }
 
 /* End to end with our client: alice on node 1, bob on node 3, connected
- * point to point; a line each way, byte for byte, and a file. */
+ * point to point; a line each way, byte for byte, and a file; then a file
+ * through the servers. */
 static void connect_e2e(void)
 {
     static struct stream a, b;
@@ -666,6 +669,23 @@ static void connect_e2e(void)
               "%s", b.buf);
     snprintf(cmd, sizeof cmd, "cmp %s/p.bin %s/bob/p.bin", dir, dir);
     cr_assert_eq(system(cmd), 0);
+
+    /* Through the servers: uploaded to node 1, pulled by node 3 as bob's
+     * queue drains (1 MiB: 512 chunks, one in flight). */
+    snprintf(cmd, sizeof cmd, "head -c 1048576 /dev/urandom > %s/s.bin", dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "/send bob %s/s.bin\n", dir);
+    put(alice->in, cmd);
+    cr_assert(expect(&b, "-- alice offers s.bin (1048576 bytes, SHA-256 ", 30000), "%s", b.buf);
+    char *acc = strstr(b.buf + b.pos, "/accept ");
+    cr_assert_not_null(acc);
+    long long id = atoll(acc + 8);
+    snprintf(cmd, sizeof cmd, "/accept %lld\n", id);
+    put(bob->in, cmd);
+    snprintf(cmd, sizeof cmd, "-- received file %lld, SHA-256 verified:", id);
+    cr_assert(expect(&b, cmd, 60000), "%s", b.buf);
+    snprintf(cmd, sizeof cmd, "cmp %s/s.bin %s/bob/s.bin", dir, dir);
+    cr_assert_eq(system(cmd), 0);
 }
 
 Test(chat_cluster, connect_across_nodes_end_to_end) { setup(false); connect_e2e(); }
@@ -674,3 +694,145 @@ Test(chat_cluster, connect_across_nodes_end_to_end_redis_cluster)
     setup(true);
     connect_e2e();
 }
+
+/* ---- file offers across nodes ----------------------------------------------- */
+
+static void sha_hex(const unsigned char *d, size_t n, char out[65])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    cr_assert(EVP_Digest(d, n, md, &mdlen, EVP_sha256(), NULL));
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Upload data as NAME to rcpt over fd (stream s): the offer's id, after
+ * "OK upload ID how" (how: "offered" or "stored"). */
+static long long upload(int fd, struct stream *s, const char *rcpt, const unsigned char *d,
+                        size_t n, const char *name, const char *how)
+{
+    char sha[65], line[4000], l[256];
+    sha_hex(d, n, sha);
+    snprintf(line, sizeof line, "/offer %s %zu %s %s\n", rcpt, n, sha, name);
+    put(fd, line);
+    line_with(s, "OK offer ", l, sizeof l);
+    long long id;
+    cr_assert_eq(sscanf(l, "OK offer %lld\n", &id), 1, "%s", l);
+    for (size_t off = 0; off < n; off += 2048) {
+        size_t k = n - off < 2048 ? n - off : 2048;
+        char b64[3000];
+        EVP_EncodeBlock((unsigned char *)b64, d + off, (int)k);
+        snprintf(line, sizeof line, "/chunk %lld %zu %s\n", id, off, b64);
+        put(fd, line);
+    }
+    snprintf(line, sizeof line, "/done %lld\n", id);
+    put(fd, line);
+    snprintf(line, sizeof line, "OK upload %lld %s\n", id, how);
+    cr_assert(expect(s, line, 20000), "no \"%s\" in:\n%s", line, s->buf);
+    return id;
+}
+
+/* The CHUNK lines of download id in s (up to FILEEND), decoded into out:
+ * the byte count. */
+static size_t downloaded(struct stream *s, long long id, unsigned char *out, size_t cap)
+{
+    char end[64], pre[64];
+    snprintf(end, sizeof end, "FILEEND %lld\n", id);
+    cr_assert(expect(s, end, 60000), "no FILEEND in:\n%.3000s", s->buf);
+    snprintf(pre, sizeof pre, "\nCHUNK %lld ", id);
+    size_t n = 0;
+    for (char *p = strstr(s->buf, pre); p; p = strstr(p + 1, pre)) {
+        unsigned long long off;
+        char *q = p + strlen(pre);
+        cr_assert_eq(sscanf(q, "%llu", &off), 1);
+        cr_assert_eq(off, n, "chunk at %llu, expected %zu", off, n);
+        char *b = strchr(q, ' ') + 1, *e = strchr(b, '\n');
+        int blen = (int)(e - b);
+        unsigned char tmp[2100];
+        cr_assert_leq(blen, 2732);
+        int k = EVP_DecodeBlock(tmp, (unsigned char *)b, blen);
+        k -= (b[blen - 1] == '=') + (b[blen - 2] == '=');
+        cr_assert_leq(n + (size_t)k, cap);
+        memcpy(out + n, tmp, (size_t)k);
+        n += (size_t)k;
+    }
+    return n;
+}
+
+/* alice on node 1 offers bob on node 2 a file: bob sees the offer, accepts
+ * it, and gets every byte (SHA-256 equal); alice is told. A second offer
+ * is declined, and is gone on both nodes; the recipient's bound holds. */
+static void files(void)
+{
+    static struct stream a, b, c;
+    int fa = join(0, &a, "alice");
+    int fb = join(1, &b, "bob");
+    join(2, &c, "carol");
+    EXPECT(&a, " carol 3\n");
+    enum { N = 200000 };
+    static unsigned char data[N], got[N + 4096];
+    for (size_t i = 0; i < N; i++)
+        data[i] = (unsigned char)(i * 131 + i / 977);
+    char sha[65], want[256], l[256];
+    sha_hex(data, N, sha);
+    long long id = upload(fa, &a, "bob", data, N, "across.bin", "offered");
+    snprintf(want, sizeof want, "OFFER %lld alice %d %s across.bin\n", id, N, sha);
+    line_with(&b, "OFFER ", l, sizeof l);
+    cr_assert_str_eq(l, want);
+    snprintf(want, sizeof want, "/accept %lld\n", id);
+    put(fb, want);
+    snprintf(want, sizeof want, "OK accept %lld\nFILE %lld %d %s across.bin\n", id, id, N, sha);
+    EXPECT(&b, want);
+    snprintf(want, sizeof want, "ACCEPTED %lld bob\n", id);
+    EXPECT(&a, want);
+    size_t n = downloaded(&b, id, got, sizeof got);
+    cr_assert_eq(n, N);
+    char sha_got[65];
+    sha_hex(got, n, sha_got);
+    cr_assert_str_eq(sha_got, sha);
+    /* Taken: not offered twice. */
+    snprintf(want, sizeof want, "/accept %lld\n", id);
+    put(fb, want);
+    snprintf(want, sizeof want, "ERR nofile no offer %lld for you\n", id);
+    EXPECT(&b, want);
+
+    /* Declined: alice is told, and it cannot be accepted afterwards. */
+    long long id2 = upload(fa, &a, "bob", data, 5000, "no.bin", "offered");
+    snprintf(want, sizeof want, "OFFER %lld alice 5000 ", id2);
+    EXPECT(&b, want);
+    snprintf(want, sizeof want, "/decline %lld\n", id2);
+    put(fb, want);
+    snprintf(want, sizeof want, "OK decline %lld\n", id2);
+    EXPECT(&b, want);
+    snprintf(want, sizeof want, "DECLINED %lld bob\n", id2);
+    EXPECT(&a, want);
+    snprintf(want, sizeof want, "/accept %lld\n", id2);
+    put(fb, want);
+    snprintf(want, sizeof want, "ERR nofile no offer %lld for you\n", id2);
+    EXPECT(&b, want);
+    /* carol cannot take bob's offer on her node. */
+    long long id3 = upload(fa, &a, "bob", data, 3000, "three.bin", "offered");
+    snprintf(want, sizeof want, "/accept %lld\n", id3);
+    put(c.fd, want);
+    snprintf(want, sizeof want, "ERR nofile no offer %lld for you\n", id3);
+    EXPECT(&c, want);
+
+    /* bob's node keeps at most --offers-max (3) for him; node 1 counts its
+     * own (four and five fit there only because node 1 deleted the
+     * delivered and the declined file). */
+    upload(fa, &a, "bob", data, 10, "four.bin", "offered");
+    EXPECT(&b, " four.bin\n");
+    upload(fa, &a, "bob", data, 10, "five.bin", "offered");
+    EXPECT(&b, " five.bin\n");
+    char sha10[65];
+    sha_hex(data, 10, sha10);
+    snprintf(want, sizeof want, "/offer bob 10 %s six.bin\n", sha10);
+    put(fa, want);
+    EXPECT(&a, "ERR quota bob has 3 offers waiting\n");
+    put(fb, "/history 1\n"); /* a round trip: no sixth offer came */
+    EXPECT(&b, "OK history ");
+    cr_assert_eq(count(&b, "six.bin"), 0);
+}
+
+Test(chat_cluster, files_across_nodes) { setup(false); files(); }
+Test(chat_cluster, files_across_nodes_redis_cluster) { setup(true); files(); }
