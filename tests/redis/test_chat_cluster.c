@@ -817,12 +817,15 @@ static void files(void)
     snprintf(want, sizeof want, "ERR nofile no offer %lld for you\n", id3);
     EXPECT(&c, want);
 
-    /* bob's node keeps at most --offers-max (3) for him; node 1 counts its
-     * own (four and five fit there only because node 1 deleted the
-     * delivered and the declined file). */
+    /* bob's node keeps at most --offers-max (3) for him, from any node:
+     * alice's third would fit on node 1 (two of hers wait there for bob,
+     * and only because node 1 deleted the delivered and the declined
+     * file), but node 2 already shows bob three. */
     upload(fa, &a, "bob", data, 10, "four.bin", "offered");
     EXPECT(&b, " four.bin\n");
-    upload(fa, &a, "bob", data, 10, "five.bin", "offered");
+    upload(c.fd, &c, "bob", data, 10, "five.bin", "offered");
+    EXPECT(&b, "OFFER ");
+    EXPECT(&b, " carol 10 ");
     EXPECT(&b, " five.bin\n");
     char sha10[65];
     sha_hex(data, 10, sha10);
