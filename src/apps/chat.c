@@ -215,7 +215,7 @@ int ss__chat_room_open_be(ss_chat_room **out, const ss_chat_opts *o,
                  RAND_bytes(r->dummy_salt, 16) != 1 || RAND_bytes(r->dummy_hash, 32) != 1))
         err = -EIO;
     if (!err)
-        err = ss__chat_store_open(be ? NULL : o->db_path, &r->st);
+        err = ss__chat_store_open(o->db_path, &r->st);
     if (!err)
         err = ss__chat_file_drop_incomplete(r->st);
     if (!err && be && be->ops->claim) {

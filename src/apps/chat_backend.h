@@ -152,7 +152,8 @@ void ss__chat_room_reaped(struct ss_chat_room *room, const char *nick, int onlin
                           int64_t now);
 
 /* Open a room on backend be (taken, closed with the room; NULL: the SQLite
- * store of o->db_path). Files stay in a local SQLite store either way. */
+ * store of o->db_path). Files stay in a local SQLite store either way:
+ * o->db_path (in memory if NULL). */
 struct ss_chat_room;
 struct ss_chat_opts;
 struct ss_chat_io;
