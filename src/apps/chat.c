@@ -2024,6 +2024,12 @@ static void cmd_decline(ss_chat_conn *c, char *args, int64_t now)
  * of each download. FILEEND on B tells A to delete ("fend"); /decline on
  * B tells A ("fdecline"). */
 
+/* A request to the node of nick timed out (cluster). */
+static void say_no_answer(ss_chat_conn *c, const char *nick)
+{
+    say(c, "ERR timeout %s's node did not answer; try again", nick);
+}
+
 /* A line for nick wherever it is online (nothing if nowhere). */
 static void tell_user(ss_chat_room *r, const char *nick, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -2095,7 +2101,7 @@ static void offer_remote_k(ss_chat_conn *c, struct chat_op *op)
 {
     ss_chat_room *r = c->room;
     if (op->err == -ETIMEDOUT) {
-        say(c, "ERR timeout %s's node did not answer; try again", op->nick);
+        say_no_answer(c, op->nick);
         return;
     }
     if (op->err < 0) {
@@ -2446,7 +2452,7 @@ static void connect_remote_k(ss_chat_conn *c, struct chat_op *op)
         if (in)
             in->id = 0;
         if (op->err == -ETIMEDOUT)
-            say(c, "ERR timeout %s's node did not answer; try again", op->nick);
+            say_no_answer(c, op->nick);
         else if (op->err == -EAGAIN || !strcmp(op->res.v, "busy"))
             say_busy_intro(c);
         else if (op->err < 0)

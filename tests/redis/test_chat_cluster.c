@@ -759,6 +759,16 @@ static size_t downloaded(struct stream *s, long long id, unsigned char *out, siz
     return n;
 }
 
+/* "/accept ID" on fd is refused: not an offer for this user (any more). */
+static void no_offer(int fd, struct stream *s, long long id)
+{
+    char l[96];
+    snprintf(l, sizeof l, "/accept %lld\n", id);
+    put(fd, l);
+    snprintf(l, sizeof l, "ERR nofile no offer %lld for you\n", id);
+    EXPECT(s, l);
+}
+
 /* alice on node 1 offers bob on node 2 a file: bob sees the offer, accepts
  * it, and gets every byte (SHA-256 equal); alice is told. A second offer
  * is declined, and is gone on both nodes; the recipient's bound holds. */
@@ -790,11 +800,7 @@ static void files(void)
     char sha_got[65];
     sha_hex(got, n, sha_got);
     cr_assert_str_eq(sha_got, sha);
-    /* Taken: not offered twice. */
-    snprintf(want, sizeof want, "/accept %lld\n", id);
-    put(fb, want);
-    snprintf(want, sizeof want, "ERR nofile no offer %lld for you\n", id);
-    EXPECT(&b, want);
+    no_offer(fb, &b, id); /* taken: not offered twice */
 
     /* Declined: alice is told, and it cannot be accepted afterwards. */
     long long id2 = upload(fa, &a, "bob", data, 5000, "no.bin", "offered");
@@ -806,16 +812,10 @@ static void files(void)
     EXPECT(&b, want);
     snprintf(want, sizeof want, "DECLINED %lld bob\n", id2);
     EXPECT(&a, want);
-    snprintf(want, sizeof want, "/accept %lld\n", id2);
-    put(fb, want);
-    snprintf(want, sizeof want, "ERR nofile no offer %lld for you\n", id2);
-    EXPECT(&b, want);
+    no_offer(fb, &b, id2);
     /* carol cannot take bob's offer on her node. */
     long long id3 = upload(fa, &a, "bob", data, 3000, "three.bin", "offered");
-    snprintf(want, sizeof want, "/accept %lld\n", id3);
-    put(c.fd, want);
-    snprintf(want, sizeof want, "ERR nofile no offer %lld for you\n", id3);
-    EXPECT(&c, want);
+    no_offer(c.fd, &c, id3);
 
     /* Node 1 keeps at most --offers-max (3) for bob: five fits there only
      * because node 1 deleted the delivered and the declined file. */
