@@ -68,7 +68,7 @@ static struct sockaddr_in addr_of(const char *host, const char *port)
  * namespace may only choose from tcp_allowed_congestion_control, a
  * socket of a CAP_NET_ADMIN process from any loaded one. */
 /* The per-socket settings from the environment: $TCPPERF_CC, $TCPPERF_WINDOW. */
-static void set_cc(int s)
+static void sock_env(int s)
 {
     const char *cc = getenv("TCPPERF_CC"), *win = getenv("TCPPERF_WINDOW");
     if (cc && *cc && setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) < 0)
@@ -84,7 +84,7 @@ static int connect_to(const char *host, const char *port)
     int s = socket(AF_INET, SOCK_STREAM, 0);
     if (s < 0)
         die("socket");
-    set_cc(s);
+    sock_env(s);
     if (connect(s, (struct sockaddr *)&a, sizeof a) < 0)
         die("connect");
     return s;
@@ -97,7 +97,7 @@ static int listen_on(const char *host, const char *port, int rcvbuf)
     if (s < 0)
         die("socket");
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    set_cc(s);
+    sock_env(s);
     if (rcvbuf > 0 && setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) < 0)
         die("SO_RCVBUF");
     if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 512) < 0)

@@ -545,8 +545,8 @@ int cmd_serve(int argc, char **argv)
     sc.opts.max_per_addr = SIZE_MAX; /* not given: the service's default */
     sc.opts.log = on_log;
     sc.opts.on_ready = on_ready;
-    static struct serve_args a; /* the CIDR lists outlive this frame in opts */
-    a = (struct serve_args){.announce_port = SS_DISCOVER_PORT, .port = "0"};
+    /* sc.opts points into a (the CIDR lists): both live until we return. */
+    struct serve_args a = {.announce_port = SS_DISCOVER_PORT, .port = "0"};
     cli_tls_init(&a.tls);
     /* argv[0] is now the service name */
     int rc = serve_parse(argc - 1, argv + 1, &sc, &a);

@@ -8,14 +8,20 @@
 
 TestSuite(cli_usage, .timeout = 60);
 
-/* Run args; assert exit 2 and that stderr is exactly want (one line). */
-static void usage_error(const char *const args[], const char *want)
+/* Run args; assert exit status and that stderr is exactly want (one line). */
+static void fails_with(const char *const args[], int status, const char *want)
 {
     struct th_result r = th_run_cli(args, 20000);
-    cr_assert_eq(r.status, 2, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_eq(r.status, status, "status %d, stderr: %s", r.status, r.err);
     cr_assert_str_eq(r.err, want);
     cr_assert_str_eq(r.out, "");
     th_result_free(&r);
+}
+
+/* A usage error: exit 2. */
+static void usage_error(const char *const args[], const char *want)
+{
+    fails_with(args, 2, want);
 }
 
 Test(cli_usage, mistyped_long_option_is_one_line_with_a_suggestion)
@@ -145,12 +151,7 @@ Test(cli_usage, chat_servers_are_checked)
  * so in the library's one line. */
 Test(cli_usage, unix_socket_with_workers_is_refused_by_the_server_once)
 {
-    struct th_result r = th_run_cli((const char *const[]){"serve", "echo", "-b",
-                                                          "unix:/tmp/ss-usage-workers.sock",
-                                                          "--workers", "2", NULL},
-                                    20000);
-    cr_assert_eq(r.status, 1, "status %d, stderr: %s", r.status, r.err);
-    cr_assert_str_eq(r.err, "sockstack: echo: workers need SO_REUSEPORT, which Unix sockets lack\n");
-    cr_assert_str_eq(r.out, "");
-    th_result_free(&r);
+    fails_with((const char *const[]){"serve", "echo", "-b", "unix:/tmp/ss-usage-workers.sock",
+                                     "--workers", "2", NULL},
+               1, "sockstack: echo: workers need SO_REUSEPORT, which Unix sockets lack\n");
 }
