@@ -30,13 +30,7 @@ static void setup(bool cl)
 {
     th_redis_require();
     fx_setup();
-    if (cl) {
-        cr_assert_eq(th_redis_cluster_start(&rc), 0);
-        th_redis_cluster_spec(&rc, spec, sizeof spec);
-    } else {
-        cr_assert_eq(th_redis_start(&srv, false), 0);
-        th_redis_spec(&srv, spec, sizeof spec);
-    }
+    cr_assert_eq(th_redis_start_store(cl, &srv, &rc, spec, sizeof spec), 0);
     for (int i = 0; i < NODES; i++) {
         char *argv[] = {(char *)th_sockstack(), "serve", "chat", "-b", "127.0.0.1", "--port",
                         "0", "--grace", "0", "--cluster", spec, "--lease", "1500", NULL};

@@ -472,3 +472,16 @@ const char *th_redis_cluster_spec(const struct th_redis_cluster *c, char *buf,
                                c->node[i].port);
     return buf;
 }
+
+int th_redis_start_store(bool cluster, struct th_redis *r, struct th_redis_cluster *c,
+                         char *buf, size_t cap)
+{
+    int rc = cluster ? th_redis_cluster_start(c) : th_redis_start(r, false);
+    if (rc == 0) {
+        if (cluster)
+            th_redis_cluster_spec(c, buf, cap);
+        else
+            th_redis_spec(r, buf, cap);
+    }
+    return rc;
+}

@@ -75,5 +75,9 @@ int th_redis_cluster_add_replica(struct th_redis_cluster *c, int master,
 const char *th_redis_spec(const struct th_redis *r, char *buf, size_t cap);
 const char *th_redis_cluster_spec(const struct th_redis_cluster *c, char *buf,
                                   size_t cap);
+/* The store of a chat suite that runs against both: a 3-master cluster in
+ * c (cluster) or one server in r, and its spec in buf. 0 or -errno. */
+int th_redis_start_store(bool cluster, struct th_redis *r, struct th_redis_cluster *c,
+                         char *buf, size_t cap);
 
 #endif
