@@ -192,6 +192,33 @@ struct layout {
     bool truncated;
 };
 
+/* Where the lifelines stand, for both renderers: A's at x0, the next one
+ * lane to its right (the listener's when B listened, else B's), B's
+ * connection gap right of the listener's. */
+static void place_columns(const struct layout *L, double x0, double lane, double gap,
+                          double x[3])
+{
+    x[0] = x0;
+    x[1] = x0 + lane;
+    x[2] = L->listener ? x[1] + gap : x[1];
+}
+
+/* The two columns a row's label is centred between: an arrow's ends; for
+ * an arrow between A and B's connection and for a wait, the lane left of
+ * the listener's line when there is one, so no label crosses it. */
+static void label_lane(const struct layout *L, const struct row *r, int *lo, int *hi)
+{
+    if (r->kind == ROW_SEG || r->kind == ROW_ICMP) {
+        *lo = r->from_col < r->to_col ? r->from_col : r->to_col;
+        *hi = r->from_col < r->to_col ? r->to_col : r->from_col;
+    } else {
+        *lo = 0;
+        *hi = 2;
+    }
+    if (L->listener && *lo == 0 && *hi == 2)
+        *hi = 1;
+}
+
 static bool is_conn(const ss_viz *v, size_t i)
 {
     return v->recs[i].r.conn == v->conn;
@@ -471,64 +498,122 @@ static int layout(const ss_viz *v, struct layout *L)
 
 /* ---- text ---------------------------------------------------------------- */
 
+#define TEXT_MAX_W 1000        /* --width's bound, as the CLI's */
+#define TEXT_LISTENER_GAP 6    /* the listener's line, left of B's connection's */
+
+/* s (at most n characters) into line at column at, clipped to the line. */
+static void put(char *line, int len, int at, const char *s, int n)
+{
+    for (int i = 0; i < n && s[i] && at + i < len; i++)
+        if (at + i >= 0)
+            line[at + i] = s[i];
+}
+
+/* line without its trailing blanks, then a newline. */
+static void emit(FILE *out, char *line, int len)
+{
+    while (len > 0 && line[len - 1] == ' ')
+        len--;
+    fprintf(out, "%.*s\n", len, line);
+}
+
 int ss_viz_diagram_text(const ss_viz *v, int width, FILE *out)
 {
     if (width < 60)
         width = 60;
+    if (width > TEXT_MAX_W)
+        width = TEXT_MAX_W;
     struct layout L;
     int rc = layout(v, &L);
     if (rc < 0) {
         free(L.rows);
         return rc;
     }
-    /* time | A's state | arrows | B's state: a state is shown as "=> NEW"
-     * (the old one is the line before), at most 15 characters. */
+    /* time | A's state | the lifelines and the arrows | B's state: a state is
+     * shown as "=> NEW" (the old one is the line before), at most 15
+     * characters; the listener's line (dashed) stands a few characters left
+     * of B's connection's, so that the lane left of it holds the labels. */
     const int tw = 8, sw = 16;
-    const int aw = width - tw - 2 * sw - 1;   /* the arrows, between the lifelines */
+    const int aw = width - tw - 2 * sw - 1;   /* from A's lifeline to B's */
+    const int off = tw + sw - 1;              /* A's lifeline */
+    double xd[3];
+    place_columns(&L, off, L.listener ? aw - 1 - TEXT_LISTENER_GAP : aw - 1, TEXT_LISTENER_GAP,
+                  xd);
+    const int x[3] = {(int)xd[0], (int)xd[1], (int)xd[2]};
+    char line[TEXT_MAX_W + 1];
     char a[64], b[64];
     ss_ana_end_format(&L.end[0], a, sizeof a);
     ss_ana_end_format(&L.end[1], b, sizeof b);
-    char line[1024];
-    snprintf(line, sizeof line, "%*s %*.*s%*s%-*.*s", tw - 1, "time(s)", sw, sw, a, aw - 2,
-             "", sw + 2, sw + 2, b);
-    fprintf(out, "%.*s\n", width, line);
+    /* Headers: each side's address over its lifeline; the listener's name
+     * over its line and its state, LISTEN, beside it. */
+    memset(line, ' ', (size_t)width);
+    put(line, width, tw - 1 - 7, "time(s)", 7);
+    int an = (int)strlen(a) < sw ? (int)strlen(a) : sw;
+    put(line, width, x[0] + 1 - an, a, an);
+    put(line, width, x[2], b, sw + 1);
+    if (L.listener)
+        put(line, width, x[1] + 1 - 11, "B listening", 11);
+    emit(out, line, width);
+    if (L.listener) {
+        memset(line, ' ', (size_t)width);
+        line[x[0]] = line[x[2]] = '|';
+        line[x[1]] = ':';
+        put(line, width, x[1] - 7, "LISTEN", 6);
+        emit(out, line, width);
+    }
     for (size_t k = 0; k < L.n; k++) {
         const struct row *r = &L.rows[k];
-        char mid[512];
-        memset(mid, ' ', (size_t)aw);
-        mid[aw] = '\0';
-        mid[0] = mid[aw - 1] = '|';
-        char left[64] = "", right[64] = "";
-        int room = aw - 6;
-        int n = (int)strlen(r->label) < room ? (int)strlen(r->label) : room;
+        memset(line, ' ', (size_t)width);
+        bool wait = r->kind == ROW_GAP || r->kind == ROW_END;
+        line[x[0]] = line[x[2]] = wait ? ':' : '|';
+        if (L.listener)
+            line[x[1]] = ':';
+        int lo, hi;
+        label_lane(&L, r, &lo, &hi);
+        int lane = x[hi] - x[lo] + 1;        /* both lifelines included */
+        int len = (int)strlen(r->label);
+        /* A label too long for the lane left of the listener's line, of an
+         * arrow or a wait that crosses it anyway, takes the whole width. */
+        if (len > lane - 6 && lo == 0 && hi == 1 &&
+            (wait || r->from_col + r->to_col == 2)) {
+            hi = 2;
+            lane = x[2] - x[0] + 1;
+        }
+        int n = len < lane - 6 ? len : lane - 6;
+        if (n < 0)
+            n = 0;
+        int start = x[lo] + (lane - n) / 2;
         if (r->kind == ROW_SEG || r->kind == ROW_ICMP) {
-            bool to_right = r->from_col == 0;
-            for (int i = 1; i < aw - 1; i++)
-                mid[i] = '-';
-            int start = (aw - n) / 2;
-            mid[start - 1] = ' ';
-            memcpy(mid + start, r->label, (size_t)n);
-            mid[start + n] = ' ';
-            if (to_right)
-                mid[aw - 2] = r->lost ? 'X' : '>';
+            int from = x[r->from_col], to = x[r->to_col];
+            int l = from < to ? from : to, h = from < to ? to : from;
+            for (int i = l + 1; i < h; i++)
+                line[i] = '-';
+            line[start - 1] = line[start + n] = ' ';
+            put(line, width, start, r->label, n);
+            if (to > from)
+                line[to - 1] = r->lost ? 'X' : '>';
             else
-                mid[1] = r->lost ? 'X' : '<';
-        } else if (r->kind == ROW_GAP || r->kind == ROW_END) {
-            int start = (aw - n) / 2;
-            mid[0] = mid[aw - 1] = ':';
-            memcpy(mid + start, r->label, (size_t)n);
+                line[to + 1] = r->lost ? 'X' : '<';
+        } else if (wait) {
+            put(line, width, start, r->label, n);
         } else {
             const char *arrow = strstr(r->label, "-> ");
-            const char *st = r->kind == ROW_STATE && arrow ? arrow + 3 : r->label;
+            const char *st = arrow ? arrow + 3 : r->label;
             char s[64];
-            snprintf(s, sizeof s, "%s%.60s", r->kind == ROW_STATE ? "=> " : "", st);
-            char *sp = r->kind == ROW_STATE ? strchr(s + 3, ' ') : NULL;
+            snprintf(s, sizeof s, "=> %.60s", st);
+            char *sp = strchr(s + 3, ' ');
             if (sp)
                 *sp = '\0';   /* "SYN-RECEIVED (accepted from LISTEN)" */
-            snprintf(r->col == 0 ? left : right, sizeof left, "%.*s", sw - 1, s);
+            int sn = (int)strlen(s) < sw - 1 ? (int)strlen(s) : sw - 1;
+            if (r->col == 0)
+                put(line, width, x[0] - sn, s, sn);
+            else
+                put(line, width, x[r->col] + 2, s, sn);
         }
-        fprintf(out, "%*.3f %*s%s %s\n", tw - 1, (r->t - (L.n ? L.rows[0].t : 0)) / 1e6,
-                sw - 1, left, mid, right);
+        char ts[32];
+        int tn = snprintf(ts, sizeof ts, "%*.3f", tw - 1, (r->t - (L.n ? L.rows[0].t : 0)) / 1e6);
+        put(line, width, 0, ts, tn < tw ? tn : tw - 1);
+        emit(out, line, width);
     }
     if (L.truncated)
         fprintf(out, "(truncated)\n");
@@ -581,9 +666,7 @@ int ss_viz_diagram_svg(const ss_viz *v, FILE *out)
     const double state_w = 36 * CHAR_W;
     double gap = L.label_w + 40 < 220 ? 220 : L.label_w + 40;
     double colx[3];
-    colx[0] = time_w + state_w;
-    colx[1] = colx[0] + gap;
-    colx[2] = L.listener ? colx[1] + gap : colx[1];
+    place_columns(&L, time_w + state_w, gap, gap, colx);
     int width = (int)(colx[2] + state_w + 20);
     int height = (int)(top + (double)L.n * ROW_H + 60);
     fprintf(out,
@@ -605,7 +688,7 @@ int ss_viz_diagram_svg(const ss_viz *v, FILE *out)
         text(out, colx[1], 48, "middle", "st", "LISTEN");
     }
     snprintf(h, sizeof h, "B %s", b);
-    text(out, colx[2], L.listener ? 30 : 30, "middle", "h", h);
+    text(out, colx[2], 30, "middle", "h", h);
     text(out, 8, 66, "start", "t", "time (s)");
     double bottom = top + (double)L.n * ROW_H;
     for (int c = 0; c < 3; c++) {
@@ -638,11 +721,10 @@ int ss_viz_diagram_svg(const ss_viz *v, FILE *out)
             double x1 = colx[r->from_col], x2 = colx[r->to_col];
             const char *cls = r->lost ? "lost" : r->rtx ? "rtx" : "seg";
             const char *col = r->lost ? "#c00" : r->rtx ? "#c60" : "#222";
-            /* Over the arrow, clear of the listener's dashed line: a label
-             * of an arrow that crosses it sits in the gap left of it. */
-            double lx = (x1 + x2) / 2;
-            if (L.listener && r->from_col + r->to_col == 2 && r->from_col != 1)
-                lx = (colx[0] + colx[1]) / 2;
+            /* Over the arrow, clear of the listener's dashed line. */
+            int lo, hi;
+            label_lane(&L, r, &lo, &hi);
+            double lx = (colx[lo] + colx[hi]) / 2;
             if (r->lost) {
                 /* The packet dies just past its label, in the direction it
                  * went: the mark (8 px) is never under the text. A label is
@@ -672,13 +754,15 @@ int ss_viz_diagram_svg(const ss_viz *v, FILE *out)
                  r->kind == ROW_END ? "tw" : "st", r->label);
             break;
         }
-        case ROW_GAP:
+        case ROW_GAP: {
             fprintf(out, "<rect class=\"wait\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
                          "height=\"%d\" fill=\"#f4f4f4\"/>\n",
                     colx[0], y - 8, colx[2] - colx[0], ROW_H - 4);
-            text(out, (colx[0] + (L.listener ? colx[1] : colx[2])) / 2, y + 4, "middle", "gap",
-                 r->label);
+            int lo, hi;
+            label_lane(&L, r, &lo, &hi);
+            text(out, (colx[lo] + colx[hi]) / 2, y + 4, "middle", "gap", r->label);
             break;
+        }
         }
     }
     text(out, 8, bottom + 30, "start", "t",

@@ -280,6 +280,98 @@ Test(draw, terminal_diagram_keeps_to_its_width_and_names_the_timer)
     }
 }
 
+/* The listener and the connection it accepted in separate columns, as in
+ * the SVG: B's listener a dashed line (':') under "B listening" with its
+ * LISTEN, receiving A's SYN; the accepted connection's lifeline ('|') under
+ * B's address, with its states from SYN-RECEIVED on beside it. The whole
+ * drawing at 80 columns, then the columns at other widths. */
+Test(draw, terminal_diagram_listener_and_connection_in_separate_columns)
+{
+    small_capture();
+    static const char want80[] =
+        "time(s)    10.0.0.1:1000                     B listening     10.0.0.2:80\n"
+        "                       |                        LISTEN :     |\n"
+        "  0.000                |- SYN seq=0 win=64000 <mss 14 >:     |\n"
+        "  0.000     => SYN-SENT|                               :     |\n"
+        "  0.000                |                               :     | => SYN-RECEIVED\n"
+        "  0.000                |< SYN,ACK seq=0 ack=1 win=64000 <ms -|\n"
+        "  0.000  => ESTABLISHED|                               :     |\n"
+        "  0.000                |----- ACK ack=1 win=64000 ---------->|\n"
+        "  0.000                |                               :     | => ESTABLISHED\n"
+        "  0.000                |--- 2 segments 1:2001 ack=1 -------->|\n"
+        "  0.001                |- ACK 3001:4001 ack=1 win=64000 [ou >|\n"
+        "  0.001                |- 2 segments 4001:6001 ack=1 ------->|\n"
+        "  0.001                |<-- ACK ack=2001 win=64000 ----------|\n"
+        "  0.001                |< ACK ack=2001 win=64000 [dup-ack 1 -|\n"
+        "  0.001                |< ACK ack=2001 win=64000 [dup-ack 2 -|\n"
+        "  0.001                :  ... 1.000 s: retransmission timer  :\n"
+        "  1.001                |- [rtx] ACK 2001:3001 ack=1 win=640 >|\n"
+        "  1.001                |<-- ACK ack=6001 win=64000 ----------|\n"
+        "  1.001                |- FIN,ACK seq=6001 ack=1 win=64000 ->|\n"
+        "  1.001   => FIN-WAIT-1|                               :     |\n"
+        "  1.001                |                               :     | => CLOSE-WAIT\n"
+        "  1.001                |< FIN,ACK seq=1 ack=6002 win=64000 --|\n"
+        "  1.001   => FIN-WAIT-2|                               :     |\n"
+        "  1.001                |                               :     | => LAST-ACK\n"
+        "  1.001    => TIME-WAIT|                               :     |\n"
+        "  1.002                |----- ACK ack=2 win=64000 ---------->|\n"
+        "  1.002                |                               :     | => CLOSED\n"
+        "  5.002                :  TIME-WAIT 4.000 s -> CLOSED  :     :\n"
+        "sequence numbers relative to each side's first; X: lost on the link\n"
+    ;
+    const char *args[] = {"diagram", "--width", "80", path_of("small.pcap"), NULL};
+    struct th_result r = th_run_cli(args, 20000);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, want80);
+    th_result_free(&r);
+    /* At any width: A's lifeline at column 23, B's connection's at
+     * width - 19, the listener's 6 left of it on every row below the
+     * headers; the SYN ends at the listener's line, every state of B's
+     * connection starts 2 right of its lifeline, and the listener's LISTEN
+     * ends 2 left of its line. */
+    const int widths[] = {60, 80, 132};
+    for (int k = 0; k < 3; k++) {
+        char w[8];
+        snprintf(w, sizeof w, "%d", widths[k]);
+        const char *a2[] = {"diagram", "--width", w, path_of("small.pcap"), NULL};
+        r = th_run_cli(a2, 20000);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        const int ca = 23, cb = widths[k] - 19, cl = cb - 6;
+        int row = 0, b_states = 0, syns = 0;
+        for (char *l = r.out; *l; row++) {
+            char *e = strchr(l, '\n');
+            cr_assert(e);
+            *e = '\0';
+            int len = (int)(e - l);
+            if (!strncmp(l, "sequence numbers", 16))
+                break;
+            if (row == 0) {
+                cr_assert(!strncmp(l + cl - 10, "B listening", 11), "%.*s", len, l);
+                cr_assert(!strncmp(l + cb, "10.0.0.2:80", 11), "%.*s", len, l);
+            } else {
+                cr_assert(len > cb && strchr("|:", l[ca]) && strchr("|:", l[cb]),
+                          "width %d, row %d: %.*s", widths[k], row, len, l);
+                /* the listener's line, or an arrow or a wait over it */
+                cr_assert(l[cl] == ':' || l[ca] == ':' || l[cb - 1] == '>' || l[ca + 1] == '<',
+                          "width %d, row %d: %.*s", widths[k], row, len, l);
+            }
+            if (row == 1)
+                cr_assert(!strncmp(l + cl - 7, "LISTEN :", 8), "%.*s", len, l);
+            if (len > cb + 2 && !strncmp(l + cb + 1, " => ", 4))
+                b_states++;
+            if (row > 1 && strstr(l, " SYN seq") && !strstr(l, "SYN,ACK")) {
+                syns++;
+                cr_assert(l[cl - 1] == '>' && l[cl] == ':' && l[cl + 1] == ' ',
+                          "width %d: the SYN goes to the listener: %.*s", widths[k], len, l);
+            }
+            l = e + 1;
+        }
+        cr_assert_eq(b_states, 5, "width %d: %s", widths[k], r.out);
+        cr_assert_eq(syns, 1, "width %d: %s", widths[k], r.out);
+        th_result_free(&r);
+    }
+}
+
 Test(draw, svg_diagram_and_plots_structure)
 {
     small_capture();

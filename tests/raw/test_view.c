@@ -251,17 +251,27 @@ Test(view, scrubbing_a_capture_in_headless_chromium)
     free(log);
 
     /* A screenshot at the retransmission, kept beside the test. */
+    enum { SHOT_W = 1400, SHOT_H = 1100 };
     const char *art = getenv("SS_ARTIFACT_DIR");
     char png[256];
     snprintf(png, sizeof png, "%s/view.png", art ? art : dir);
     snprintf(cmd, sizeof cmd,
              "%s --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=%s/profile "
-             "--window-size=1400,1100 --screenshot=%s 'file://%s#i=11' >/dev/null 2>&1",
-             chromium(), dir, png, html);
+             "--window-size=%d,%d --screenshot=%s 'file://%s#i=11' >/dev/null 2>&1",
+             chromium(), dir, SHOT_W, SHOT_H, png, html);
     cr_assert_eq(system(cmd), 0);
-    struct stat sb;
-    cr_assert_eq(stat(png, &sb), 0, "%s", png);
-    cr_assert_gt(sb.st_size, 20000);
+    /* A PNG of the viewport's size: the signature, then IHDR's width and
+     * height (big-endian, RFC 2083 4.1.1). */
+    size_t n;
+    unsigned char *b = (unsigned char *)th_read_file(png, &n);
+    cr_assert(b, "%s", png);
+    cr_assert_geq(n, 24);
+    cr_assert(!memcmp(b, "\x89PNG\r\n\x1a\n", 8) && !memcmp(b + 12, "IHDR", 4), "%s", png);
+    uint32_t w = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
+    uint32_t h = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
+    cr_assert_eq(w, SHOT_W, "%s: %u x %u", png, w, h);
+    cr_assert_eq(h, SHOT_H, "%s: %u x %u", png, w, h);
+    free(b);
 }
 
 Test(view, stack_demo_html_and_its_jsonl_show_the_run)
@@ -320,7 +330,9 @@ Test(view, stack_demo_html_and_its_jsonl_show_the_run)
 }
 
 /* A connection of the kernel's own TCP, captured by tshark on loopback in a
- * private namespace while python3 moves 20000 bytes one way and "ok" back:
+ * private namespace while python3 moves 20000 bytes one way and "ok" back
+ * (the capture stops once tshark's file holds the client's last ACK, ack=4
+ * of the server's "ok" and FIN):
  * `diagram` draws it with the inferred states, `view` shows every packet
  * tshark saw, and A (the client, which closes first) ends in TIME-WAIT while
  * B has closed. */
@@ -355,8 +367,11 @@ Test(view, diagram_and_view_of_a_kernel_tcp_connection)
         "t = threading.Thread(target=serve); t.start()\n"
         "s = socket.create_connection((\"127.0.0.1\", 5555)); s.sendall(bytes(20000))\n"
         "s.shutdown(socket.SHUT_WR); print(s.recv(10).decode()); s.close(); t.join()\n"
-        "'; sleep 1; kill -INT $pid; wait $pid",
-        dir, pcap, dir);
+        "'; i=0; until [ -n \"$(tshark -r %s -Y 'tcp.srcport!=5555 && tcp.ack==4 && "
+        "tcp.flags.fin==0' 2>/dev/null)\" ]; do i=$((i+1)); if [ $i -gt 600 ]; then "
+        "echo 'tshark wrote no final ACK in 60 s'; kill -INT $pid; wait $pid; exit 1; fi; "
+        "sleep 0.1; done; kill -INT $pid; wait $pid",
+        dir, pcap, dir, pcap);
     cr_assert_eq(st, 0, "%s", out);
     cr_assert(strstr(out, "ok\n"), "%s", out);
     free(out);
@@ -370,7 +385,9 @@ Test(view, diagram_and_view_of_a_kernel_tcp_connection)
     struct th_result r = th_run_cli(dargs, 20000);
     cr_assert_eq(r.status, 0, "%s", r.err);
     static const char *const changes[] = {
-        "|----- SYN seq=0 ",  "=> SYN-SENT|",   "| => SYN-RECEIVED", "=> ESTABLISHED|",
+        "B listening     127.0.0.1:5555\n", "  LISTEN :     |\n",
+        " SYN seq=0 win=65495 <mss 65495,sack,ts,ws ", ">:     |\n",
+        "=> SYN-SENT|",   "| => SYN-RECEIVED", "=> ESTABLISHED|",
         "| => ESTABLISHED",   "=> FIN-WAIT-1|", "| => CLOSE-WAIT",   "=> FIN-WAIT-2|",
         "| => LAST-ACK",      "=> TIME-WAIT|",  "| => CLOSED",       " 1:20001 ",
         " 1:3 ack=20002 ",    "127.0.0.1:5555",
