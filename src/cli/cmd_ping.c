@@ -42,7 +42,12 @@ struct ping_out {
     const char *host;
     bool quiet;
     uint32_t size;
+    bool timing;   /* iputils times a reply only when the payload holds a
+                    * struct timeval (16 bytes): below that, no time and no
+                    * rtt line, so that the text is iputils' */
 };
+
+#define PING_TIMING_MIN 16
 
 /* iputils' precision: 3 decimals under 1 ms, fewer above. */
 static void print_ms(uint64_t us)
@@ -74,9 +79,12 @@ static void on_ping(void *ctx, const struct ss_ping_event *ev)
         printf("%zu bytes from %s: icmp_seq=%u", ev->bytes, ev->from, ev->seq);
         if (ev->ttl >= 0)
             printf(" ttl=%d", ev->ttl);
-        printf(" time=");
-        print_ms(ev->rtt_us);
-        printf(" ms%s\n", ev->dup ? " (DUP!)" : "");
+        if (o->timing) {
+            printf(" time=");
+            print_ms(ev->rtt_us);
+            printf(" ms");
+        }
+        printf("%s\n", ev->dup ? " (DUP!)" : "");
         break;
     case SS_PING_EV_ERROR:
         if (!o->quiet)
@@ -89,8 +97,9 @@ static void on_ping(void *ctx, const struct ss_ping_event *ev)
     fflush(stdout);
 }
 
-static void print_stats(const char *host, const struct ss_ping_stats *s)
+static void print_stats(const struct ping_out *o, const struct ss_ping_stats *s)
 {
+    const char *host = o->host;
     printf("\n--- %s ping statistics ---\n", host);
     printf("%u packets transmitted, %u received", s->transmitted, s->received);
     if (s->duplicates)
@@ -101,7 +110,7 @@ static void print_stats(const char *host, const struct ss_ping_stats *s)
         printf(", %g%% packet loss",
                (double)(float)((s->transmitted - s->received) * 100.0 / s->transmitted));
     printf(", time %llums\n", (unsigned long long)s->elapsed_ms);
-    if (s->received + s->duplicates) {
+    if (s->received + s->duplicates && o->timing) {
         printf("rtt min/avg/max/mdev = %.3f/%.3f/%.3f/%.3f ms", s->rtt_min_us / 1000.0,
                s->rtt_avg_us / 1000.0, s->rtt_max_us / 1000.0, s->rtt_mdev_us / 1000.0);
     }
@@ -170,6 +179,7 @@ int cmd_ping(int argc, char **argv)
         return cli_usage_error("ping ", optind == argc ? "missing HOST" : "too many arguments");
     cfg.host = o.host = argv[optind];
     o.size = cfg.size;
+    o.timing = cfg.size >= PING_TIMING_MIN;
     struct ss_ping_stats st;
     int r = ss_ping_run(&cfg, on_ping, &o, &st);
     if (r == SS_ENOHOST) {
@@ -180,7 +190,7 @@ int cmd_ping(int argc, char **argv)
         fprintf(stderr, "ping: socket: %s\n", ss_strerror(r));
         return 2;
     }
-    print_stats(o.host, &st);
+    print_stats(&o, &st);
     return st.received ? 0 : 1;
 }
 

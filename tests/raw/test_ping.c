@@ -143,6 +143,96 @@ Test(raw, ping_user_space_stack_answers)
     free(out);
 }
 
+/* s with its times replaced by "X": each reply's " time=0.123 ms", the
+ * statistics' ", time 201ms", the rtt line's figures. */
+static void untime(char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r;) {
+        const char *e = strchr(r, '\n');
+        size_t len = e ? (size_t)(e - r) + 1 : strlen(r);
+        const char *t = memmem(r, len, " time=", 6);
+        const char *st = memmem(r, len, ", time ", 7);
+        if (!strncmp(r, "rtt min/avg/max/mdev = ", 23)) {
+            w += sprintf(w, "rtt min/avg/max/mdev = X%s", e ? "\n" : "");
+        } else if (t || st) {
+            const char *m = t ? t : st;
+            const char *after = t ? strstr(m, " ms") + 3 : strstr(m, "ms") + 2;
+            memmove(w, r, (size_t)(m - r));
+            w += m - r;
+            w += sprintf(w, "%s", t ? " time=X" : ", time X");
+            size_t rest = len - (size_t)(after - r);
+            memmove(w, after, rest);
+            w += rest;
+        } else {
+            memmove(w, r, len);
+            w += len;
+        }
+        r += len;
+    }
+    *w = '\0';
+}
+
+/* -s on the raw socket (root, as the tests run): the header gives the
+ * payload (IPv4: and the IP packet, 28 more), every reply 8 more bytes
+ * than the payload (the ICMP header); IPv4 and IPv6, from the kernel two
+ * routers away and from the user-space stack; under 16 bytes (no room for
+ * iputils' timestamp) no time and no rtt line. Each output is the expected
+ * text, and iputils' ping run the same way in the same place prints the
+ * same, the times apart. */
+Test(raw, ping_size_on_the_raw_socket_exact_as_iputils)
+{
+    start_stack();
+    static const char *const cases[][2] = {
+        {"-c 2 -i 0.2 -s 100 10.81.3.2",
+         "PING 10.81.3.2 (10.81.3.2) 100(128) bytes of data.\n"
+         "108 bytes from 10.81.3.2: icmp_seq=1 ttl=62 time=X\n"
+         "108 bytes from 10.81.3.2: icmp_seq=2 ttl=62 time=X\n\n"
+         "--- 10.81.3.2 ping statistics ---\n"
+         "2 packets transmitted, 2 received, 0% packet loss, time X\n"
+         "rtt min/avg/max/mdev = X\n"},
+        {"-c 2 -i 0.2 -s 1000 10.81.4.2",
+         "PING 10.81.4.2 (10.81.4.2) 1000(1028) bytes of data.\n"
+         "1008 bytes from 10.81.4.2: icmp_seq=1 ttl=62 time=X\n"
+         "1008 bytes from 10.81.4.2: icmp_seq=2 ttl=62 time=X\n\n"
+         "--- 10.81.4.2 ping statistics ---\n"
+         "2 packets transmitted, 2 received, 0% packet loss, time X\n"
+         "rtt min/avg/max/mdev = X\n"},
+        {"-6 -c 2 -i 0.2 -s 200 fd81:3::2",
+         "PING fd81:3::2(fd81:3::2) 200 data bytes\n"
+         "208 bytes from fd81:3::2: icmp_seq=1 ttl=62 time=X\n"
+         "208 bytes from fd81:3::2: icmp_seq=2 ttl=62 time=X\n\n"
+         "--- fd81:3::2 ping statistics ---\n"
+         "2 packets transmitted, 2 received, 0% packet loss, time X\n"
+         "rtt min/avg/max/mdev = X\n"},
+        {"-c 2 -i 0.2 -s 8 10.81.3.2",
+         "PING 10.81.3.2 (10.81.3.2) 8(36) bytes of data.\n"
+         "16 bytes from 10.81.3.2: icmp_seq=1 ttl=62\n"
+         "16 bytes from 10.81.3.2: icmp_seq=2 ttl=62\n\n"
+         "--- 10.81.3.2 ping statistics ---\n"
+         "2 packets transmitted, 2 received, 0% packet loss, time X\n\n"},
+        {"-6 -c 1 -s 0 fd81:3::2",
+         "PING fd81:3::2(fd81:3::2) 0 data bytes\n"
+         "8 bytes from fd81:3::2: icmp_seq=1 ttl=62\n\n"
+         "--- fd81:3::2 ping statistics ---\n"
+         "1 packets transmitted, 1 received, 0% packet loss, time X\n\n"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char *out, *ref, args[96];
+        snprintf(args, sizeof args, "ping %s", cases[k][0]);
+        int st = in_ns(NS_H1, &out, args);
+        cr_assert_eq(st, 0, "%s: %s", cases[k][0], out);
+        untime(out);
+        cr_assert_str_eq(out, cases[k][1], "%s", cases[k][0]);
+        int rst = ns_capture(&ref, "ip netns exec %s ping %s", ns_name[NS_H1], cases[k][0]);
+        cr_assert_eq(rst, 0, "iputils %s: %s", cases[k][0], ref);
+        untime(ref);
+        cr_assert_str_eq(out, ref, "%s", cases[k][0]);
+        free(out);
+        free(ref);
+    }
+}
+
 /* A host that never answers: iputils' 100% loss line and exit status 1,
  * the same lines as iputils' own ping in the same place. */
 Test(raw, ping_unanswered_host_100pct_loss_exit_1_as_iputils)
