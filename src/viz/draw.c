@@ -930,8 +930,6 @@ int ss_viz_plot_svg(const ss_viz *v, FILE *out)
             double ack = (uint32_t)(g->ack - isn[d]);
             ta[na] = t, va[na++] = ack;
             tw[nw] = t, vw[nw++] = ack + ((double)g->win * (1u << (shift > 14 ? 14 : shift)));
-            if (vw[nw - 1] > vmax * 4)
-                vw[nw - 1] = vmax * 4;   /* a huge window would flatten the rest */
             tf[nf] = t, vf[nf++] = (uint32_t)(snd_max - g->ack);
             last_ack = g->ack;
             last_ack_known = true;
@@ -949,11 +947,16 @@ int ss_viz_plot_svg(const ss_viz *v, FILE *out)
                  "viewBox=\"0 0 1000 900\">\n%s<rect width=\"100%%\" height=\"100%%\" "
                  "fill=\"white\"/>\n",
             svg_style);
-    /* 1: time-sequence graph. */
+    /* 1: time-sequence graph. A window edge is cut at 4 times the highest
+     * sequence sent (in the whole connection, not so far: the handshake's
+     * window would be cut to nothing): a huge window would flatten the rest. */
     double wmax = vmax;
-    for (size_t i = 0; i < nw; i++)
+    for (size_t i = 0; i < nw; i++) {
+        if (vw[i] > vmax * 4)
+            vw[i] = vmax * 4;
         if (vw[i] > wmax)
             wmax = vw[i];
+    }
     struct panel p = {100, 40, 860, 220, span, wmax * 1.02};
     axes(out, &p, "time-sequence graph: data (black), retransmissions (red), ACK (green), "
                   "window (olive), SACK (purple)", "bytes");

@@ -203,6 +203,35 @@ static struct box panel_rect(const char *svg, int k)
     return (struct box){x, x + w, y, y + h, "panel"};
 }
 
+/* The time axis's tick labels of panel k (its axis group's centred "ax"
+ * texts), in order; asserts each is at its x through the panel's scale
+ * (x0 + w * t / the last tick). */
+static size_t time_ticks(const char *svg, int k, double *t, size_t max)
+{
+    const char *g = strstr(svg, "<g class=\"axis\">");
+    for (int i = 0; i < k && g; i++)
+        g = strstr(g + 1, "<g class=\"axis\">");
+    cr_assert(g, "no panel %d", k);
+    const char *end = strstr(g, "</g>");
+    struct box fr = panel_rect(svg, k);
+    const char *tag = "\" text-anchor=\"middle\" class=\"ax\">";
+    double x[32];
+    size_t n = 0;
+    for (const char *p = strstr(g, tag); p && p < end; p = strstr(p + 1, tag)) {
+        cr_assert_lt(n, max);
+        const char *q = p;
+        while (q > g && strncmp(q, "<text x=\"", 9))
+            q--;
+        cr_assert_eq(sscanf(q, "<text x=\"%lf\"", &x[n]), 1);
+        t[n++] = atof(p + strlen(tag));
+    }
+    cr_assert_geq(n, 2, "panel %d: %zu time ticks", k, n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(fabs(x[i] - (fr.x0 + (fr.x1 - fr.x0) * t[i] / t[n - 1])) <= 0.051,
+                  "panel %d: tick %g at x %.1f", k, t[i], x[i]);
+    return n;
+}
+
 static size_t count(const char *s, const char *needle)
 {
     size_t n = 0;
@@ -408,8 +437,23 @@ Test(draw, svg_diagram_and_plots_structure)
     cr_assert(strstr(p, "class=\"ackline\""));
     cr_assert(strstr(p, "class=\"winline\""));
     cr_assert(strstr(p, "class=\"rtx\""));
-    /* Ticks: at least four numbered ones on each time axis. */
-    cr_assert_geq(count(p, "text-anchor=\"middle\" class=\"ax\""), 12);
+    /* Ticks: connection 0 of the small capture spans 1.0015 s (its last
+     * segment, the final ACK); about 6 ticks of 1, 2 or 5 times a power of
+     * ten give a step of 0.2 s and an axis to 1.2 s: 0, 0.2, ..., 1.2 on
+     * each of the three panels, and no other centred label. */
+    static const char *const tick[] = {"0", "0.2", "0.4", "0.6", "0.8", "1", "1.2"};
+    for (int k = 0; k < 3; k++) {
+        double t[16];
+        size_t nt = time_ticks(p, k, t, 16);
+        cr_assert_eq(nt, 7, "panel %d: %zu time ticks", k, nt);
+        for (size_t i = 0; i < nt; i++) {
+            char want[64];
+            snprintf(want, sizeof want, "class=\"ax\">%s</text>", tick[i]);
+            cr_assert(fabs(t[i] - 0.2 * (double)i) < 1e-9, "panel %d tick %zu: %g", k, i, t[i]);
+            cr_assert(strstr(p, want), "no tick label %s", tick[i]);
+        }
+    }
+    cr_assert_eq(count(p, "text-anchor=\"middle\" class=\"ax\""), 3 * 7);
     /* A small run fills its graphs: the time axis ends near the last
      * segment (not after TIME-WAIT), so the last data bar (the
      * retransmission at 1.0012 s of 1.2 s) is past 80% of the width; the
@@ -669,6 +713,102 @@ Test(draw, sack_blocks_of_a_built_capture_drawn_exactly)
     cr_assert_eq(assert_no_overlap(p, "SACK plots"), 0);
     free(p);
     free(want);
+}
+
+/* A polyline's points (class cls, the first of it) as x,y pairs. */
+static size_t polyline(const char *svg, const char *cls, double (*pt)[2], size_t max)
+{
+    char tag[64];
+    snprintf(tag, sizeof tag, "<polyline class=\"%s\" ", cls);
+    const char *p = strstr(svg, tag);
+    cr_assert(p, "no %s", cls);
+    p = strstr(p, "points=\"");
+    cr_assert(p);
+    p += strlen("points=\"");
+    size_t n = 0;
+    int used;
+    while (*p != '"') {
+        cr_assert_lt(n, max, "%s: more than %zu points", cls, max);
+        cr_assert_eq(sscanf(p, "%lf,%lf%n", &pt[n][0], &pt[n][1], &used), 2, "%.40s", p);
+        n++;
+        p += used;
+        if (*p == ' ')
+            p++;
+    }
+    return n;
+}
+
+/* tcptrace's ACK line and window line of a built capture, point by point:
+ * B acknowledges each of A's five 1000-byte segments with a window of its
+ * own (no window scaling: the SYNs carry none), 20 ms apart. Each line is
+ * drawn as steps: from each ACK's time, at its ACK number (the ACK line)
+ * or ACK number + window (the window line), relative to A's ISN, through
+ * the panel's scale: x = x0 + w * t / (the last time tick), y = y0 + h -
+ * h * v / (the top value tick). The axes: the connection spans 0.15 s, a
+ * step of 0.02 s (about 6 ticks), so 9 time ticks to 0.16 s; the highest
+ * value, the window edge 4001 + 5000, is given 2% of room (9181.02), a
+ * step of 2000 (about 5 ticks), so 6 value ticks to 10k. (The windows stay
+ * under 4 times the data: a larger edge is cut there, so that a huge
+ * window does not flatten the rest.) */
+Test(draw, ack_and_window_lines_drawn_exactly)
+{
+    begin("ackwin.pcap");
+    const uint8_t A = SS_TCP_ACK;
+    const uint32_t a0 = 1000, b0 = 5000;
+    pg_step_us = 10000;
+    pg_seg(0, a0, 0, SS_TCP_SYN, 64000, 0);
+    pg_seg(1, b0, a0 + 1, SS_TCP_SYN | A, 8000, 0);
+    pg_seg(0, a0 + 1, b0 + 1, A, 64000, 0);
+    static const uint16_t win[5] = {6000, 6000, 3000, 5000, 2000};
+    for (uint32_t i = 0; i < 5; i++) {
+        pg_seg(0, a0 + 1 + 1000 * i, b0 + 1, A, 64000, 1000);
+        pg_seg(1, b0 + 1, a0 + 1001 + 1000 * i, A, win[i], 0);
+    }
+    pg_seg(0, a0 + 5001, b0 + 1, SS_TCP_FIN | A, 64000, 0);
+    pg_seg(1, b0 + 1, a0 + 5002, SS_TCP_FIN | A, 2000, 0);
+    pg_seg(0, a0 + 5002, b0 + 2, A, 64000, 0);
+    end();
+    /* B's segments with ACK: time (s), ACK number - A's ISN, window. */
+    static const double want[7][3] = {
+        {0.01, 1, 8000},    {0.04, 1001, 6000}, {0.06, 2001, 6000}, {0.08, 3001, 3000},
+        {0.10, 4001, 5000}, {0.12, 5001, 2000}, {0.14, 5002, 2000},
+    };
+    const char *args[] = {"diagram", "--plot", path_of("ackwin.svg"), path_of("ackwin.pcap"),
+                          NULL};
+    struct th_result r = th_run_cli(args, 20000);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    th_result_free(&r);
+    char *p = slurp(path_of("ackwin.svg"), NULL);
+    double t[16];
+    cr_assert_eq(time_ticks(p, 0, t, 16), 9);
+    cr_assert(fabs(t[8] - 0.16) < 1e-9, "%g", t[8]);
+    struct scale sc = tsg_scale(p);
+    cr_assert(fabs(sc.vmax - 10000) < 1e-9, "%g", sc.vmax);
+    const char *g = strstr(p, "<g class=\"axis\">"), *ge = strstr(g, "</g>");
+    size_t vt = 0;
+    const char *vtag = "text-anchor=\"end\" class=\"ax\">";
+    for (const char *q = strstr(g, vtag); q && q < ge; q = strstr(q + 1, vtag))
+        if (q[strlen(vtag)] >= '0' && q[strlen(vtag)] <= '9')
+            vt++;   /* not "bytes" nor "time (s)" */
+    cr_assert_eq(vt, 6, "value ticks: %zu", vt);
+    for (int line = 0; line < 2; line++) {
+        double pt[32][2];
+        size_t n = polyline(p, line ? "winline" : "ackline", pt, 32);
+        cr_assert_eq(n, 1 + 2 * 6, "%s: %zu points", line ? "winline" : "ackline", n);
+        for (size_t i = 0; i < n; i++) {
+            /* point 0: the first ACK; then 2k-1 (the k-th ACK's time at the
+             * last value) and 2k (its own value). */
+            size_t at = (i + 1) / 2, of = i == 0 ? 0 : i % 2 ? at - 1 : at;
+            double v = want[of][1] + (line ? want[of][2] : 0);
+            double wx = sc.x0 + sc.w * want[at][0] / t[8];
+            double wy = sc.y0 + sc.h - sc.h * v / sc.vmax;
+            cr_assert(fabs(pt[i][0] - wx) <= 0.051 && fabs(pt[i][1] - wy) <= 0.051,
+                      "%s point %zu: %.1f,%.1f, want %.2f,%.2f (t %g, value %g)",
+                      line ? "winline" : "ackline", i, pt[i][0], pt[i][1], wx, wy,
+                      want[at][0], v);
+        }
+    }
+    free(p);
 }
 
 /* A stack run at 3% loss whose SACKs tshark reads from the run's pcap: the
