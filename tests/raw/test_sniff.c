@@ -151,13 +151,16 @@ Test(sniff, live_and_tshark_capture_of_an_exchange_with_one_drop)
     char ours[128], tsh[128];
     snprintf(ours, sizeof ours, "%s/ours.pcap", dir);
     snprintf(tsh, sizeof tsh, "%s/tshark.pcap", dir);
+    /* The server reads to the end, then closes when the test says so: once
+     * its ACK of the client's FIN is on the wire, so that the ACK and its
+     * own FIN are two segments whatever the scheduler does. */
     const char *srv[] = {"python3", "-c",
-                         "import socket,sys,time\n"
+                         "import socket,sys\n"
                          "s=socket.socket(); s.bind(('10.82.0.2',5000)); s.listen(1)\n"
                          "print('ready',file=sys.stderr,flush=True)\n"
                          "c,_=s.accept()\n"
                          "while c.recv(65536): pass\n"
-                         "time.sleep(0.3); c.close()\n",
+                         "sys.stdin.readline(); c.close()\n",
                          NULL};
     spawn_ready(&server_p, NS_H2, srv, "ready");
     const char *sn[] = {th_sockstack(), "sniff", "-i", "va", "-w", ours, "tcp", "port", "5000",
@@ -166,22 +169,48 @@ Test(sniff, live_and_tshark_capture_of_an_exchange_with_one_drop)
     const char *ts[] = {"tshark", "-i", "va", "-F", "pcap", "-w", tsh, "-f", "tcp port 5000",
                         NULL};
     spawn_ready(&tshark_p, NS_H1, ts, "Capturing on");
-    /* The client waits for its data to be acknowledged before closing, so
-     * the retransmission comes before the FIN. */
+    /* The client closes once its data is acknowledged (nothing left in its
+     * send queue, SIOCOUTQ), so the retransmission comes before the FIN. */
     ns_sh("ip netns exec %s python3 -c \""
-          "import socket,time\n"
+          "import socket,time,fcntl,termios,struct\n"
           "s=socket.create_connection(('10.82.0.2',5000)); s.sendall(b'x'*1000)\n"
-          "time.sleep(1.0); s.close(); time.sleep(0.8)\n\"", ns_name[NS_H1]);
-    cr_assert_eq(th_wait(&server_p, 5000), 0);
+          "for i in range(6000):\n"
+          "    q=struct.unpack('i',fcntl.ioctl(s,termios.TIOCOUTQ,bytes(4)))[0]\n"
+          "    if q==0: break\n"
+          "    time.sleep(0.01)\n"
+          "else: raise SystemExit('the data was not acknowledged in 60 s')\n"
+          "s.close()\n\"", ns_name[NS_H1]);
+    /* sniff's lines as they come: B's ACK of the FIN, then the server may
+     * close; its FIN and the client's last ACK end the connection. */
+    static char live1[16384], live2[16384];
+    cr_assert(th_read_until(sniff_p.out, "FIN-WAIT-1 -> FIN-WAIT-2\n", live1, sizeof live1,
+                            60000),
+              "sniff:\n%s", live1);
+    cr_assert_eq(th_write_all(server_p.in, "close\n", 6), 0);
+    cr_assert_eq(th_wait(&server_p, 60000), 0);
     server_p.pid = -1;
-    char *live = NULL;
+    cr_assert(th_read_until(sniff_p.out, "LAST-ACK -> CLOSED\n", live2, sizeof live2, 60000),
+              "sniff:\n%s%s", live1, live2);
+    char *rest = NULL;
     kill(sniff_p.pid, SIGINT);
-    ssize_t nl = th_read_all(sniff_p.out, &live, 5000);
-    cr_assert(live && nl > 0);
-    live = realloc(live, (size_t)nl + 1);
-    live[nl] = '\0';
-    cr_assert_eq(th_wait(&sniff_p, 5000), 0);
+    ssize_t nl = th_read_all(sniff_p.out, &rest, 10000);
+    cr_assert(nl >= 0);
+    cr_assert_eq(th_wait(&sniff_p, 10000), 0);
     sniff_p.pid = -1;
+    char *live = malloc(strlen(live1) + strlen(live2) + (size_t)nl + 1);
+    cr_assert(live);
+    sprintf(live, "%s%s%.*s", live1, live2, (int)nl, rest ? rest : "");
+    free(rest);
+    /* tshark's file: stopped once it holds as many segments as sniff saw. */
+    long segs = 0;
+    for (const char *q = strstr(live, " > "); q; q = strstr(q + 1, " > "))
+        segs++;
+    char *cnt;
+    cr_assert_eq(ns_capture(&cnt, "i=0; until [ \"$(tshark -r %s 2>/dev/null | wc -l)\" -ge %ld ]; "
+                                  "do i=$((i+1)); [ $i -le 600 ] || exit 1; sleep 0.1; done",
+                            tsh, segs),
+                 0, "tshark's file never held %ld packets", segs);
+    free(cnt);
     kill(tshark_p.pid, SIGINT);
     th_wait(&tshark_p, 10000);
     tshark_p.pid = -1;
