@@ -267,6 +267,29 @@ Test(raw, ping_ttl_1_gets_time_exceeded_from_the_first_router)
     free(out);
 }
 
+/* IPv6's hop limit 1: r1 answers time exceeded; the same text as iputils'
+ * ping in the same place, the time apart. */
+Test(raw, ping_ipv6_hop_limit_1_gets_time_exceeded_as_iputils)
+{
+    char *out, *ref;
+    int st = in_ns(NS_H1, &out, "ping -6 -c 2 -i 0.2 -W 1 -t 1 fd81:3::2");
+    cr_assert_eq(st, 1, "%s", out);
+    untime(out);
+    cr_assert_str_eq(out, "PING fd81:3::2(fd81:3::2) 56 data bytes\n"
+                          "From fd81:1::1 icmp_seq=1 Time exceeded: Hop limit\n"
+                          "From fd81:1::1 icmp_seq=2 Time exceeded: Hop limit\n\n"
+                          "--- fd81:3::2 ping statistics ---\n"
+                          "2 packets transmitted, 0 received, +2 errors, 100% packet loss, "
+                          "time X\n\n");
+    int rst = ns_capture(&ref, "ip netns exec %s ping -6 -c 2 -i 0.2 -W 1 -t 1 fd81:3::2",
+                         ns_name[NS_H1]);
+    cr_assert_eq(rst, st, "iputils: %d, ours: %d\n%s", rst, st, ref);
+    untime(ref);
+    cr_assert_str_eq(out, ref);
+    free(out);
+    free(ref);
+}
+
 Test(raw, ping_usage_and_unknown_host)
 {
     char *out;
