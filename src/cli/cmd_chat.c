@@ -881,12 +881,11 @@ static void n_join(struct chat_client *cl, char *buf, size_t cap)
     queue(cl, buf, (size_t)n);
 }
 
+/* TCP is up and, over TLS, the handshake is done: only now is the node
+ * "connected" (--connect-timeout covered both). */
 static void connected(struct chat_client *cl)
 {
-    /* Over TLS the handshake is still to come: --connect-timeout runs on
-     * until the server's first bytes (sock_cb). */
-    if (!cl->tls)
-        ss_timer_stop(cl->loop, &cl->conn_timer);
+    ss_timer_stop(cl->loop, &cl->conn_timer);
     set_state(cl, ST_CONNECTED);
     const struct cand *cd = &cl->cands[cl->cur];
     const struct server *sv = &cl->servers[cd->server];
@@ -935,13 +934,13 @@ static void sock_cb(ss_sock *s, unsigned ev, void *arg)
     struct chat_client *cl = arg;
     char why[256];
     if (cl->state == ST_CONNECTING) {
-        int err = ss_sock_error(s);
+        int err = ss_sock_is_tls(s) ? 0 : ss_sock_error(s);
         if (err) {
             drop(cl, ss_strerror(err));
             return;
         }
-        /* TLS: the handshake runs on the first reads and writes; a
-         * certificate that does not verify drops the connection. */
+        /* TLS: TCP is up; still connecting until the handshake is done
+         * (a certificate that does not verify drops the connection). */
         if (cl->tls && !ss_sock_is_tls(s) && (ss_sock_unwatch(s), true)) {
             const struct server *sv = &cl->servers[cl->cands[cl->cur].server];
             char bare[256];
@@ -952,6 +951,14 @@ static void sock_cb(ss_sock *s, unsigned ev, void *arg)
                 drop(cl, ss_strerror(err));
                 return;
             }
+            s = cl->s;
+        }
+        if (cl->tls && (err = ss_tls_handshake(s)) != 0) {
+            if (err == -EAGAIN)
+                ss_sock_watch(s, cl->loop, SS_READ | SS_WRITE, sock_cb, cl);
+            else
+                drop(cl, sock_why(s, err, why, sizeof why));
+            return;
         }
         connected(cl);
         return;
@@ -964,7 +971,6 @@ static void sock_cb(ss_sock *s, unsigned ev, void *arg)
             return;
         }
         if (n > 0) {
-            ss_timer_stop(cl->loop, &cl->conn_timer);
             cl->last_rx = ss_loop_now(cl->loop);
             ss_chat_client_feed(cl->dec, buf, (size_t)n);
         }

@@ -301,6 +301,8 @@ Test(chat_failover, connect_timeout_covers_the_tls_handshake)
     int pb = fx_server(&b, 0, tls_node);
     static struct stream bs;
     const char *tls[] = {"--tls", "--tls-insecure", NULL};
-    /* TCP connected, so "-- connected to" it, then "-- connection lost: ". */
-    given_up_then_next(&bs, pmute, pb, tls, "-- connection lost: ");
+    /* TCP connected but no handshake: not "connected" to it (only to the
+     * live node), so "-- cannot connect: ". */
+    given_up_then_next(&bs, pmute, pb, tls, "-- cannot connect: ");
+    cr_assert_eq(count(&bs, "-- connected to"), 1, "%s", bs.buf);
 }
