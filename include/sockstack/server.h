@@ -114,7 +114,8 @@ typedef struct ss_service {
      * the socket. Without this, a paused connection learns of the hang-up
      * only when it reads again. It must end the connection or resume
      * reading (it is asked again while neither happens). Kernel sockets
-     * only (EPOLLRDHUP). Default: none. */
+     * (EPOLLRDHUP) and the user-space stack (the peer's FIN, SS_EV_RDHUP)
+     * alike. Default: none. */
     int (*on_hangup)(ss_conn *c);
 
     /* ---- blocking style (thread and fork models) ---- */

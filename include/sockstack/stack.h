@@ -432,6 +432,9 @@ enum {
                              * CLOSED), or the connection ended without error */
     SS_EV_ERROR    = 0x20,  /* err holds a negative errno (-ECONNREFUSED, ...) */
     SS_EV_URGENT   = 0x40,  /* the peer's urgent pointer advanced (ss_tcp_urgent) */
+    SS_EV_RDHUP    = 0x80,  /* the peer sends no more: its FIN arrived, or the
+                             * connection reset or closed (bytes before the FIN
+                             * may still wait unread): epoll's EPOLLRDHUP */
 };
 
 /* err is 0 unless SS_EV_ERROR is set. */

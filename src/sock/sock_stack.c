@@ -102,6 +102,10 @@ static unsigned ready_now(struct stk_sock *k)
      * epoll's EPOLLHUP does, so a writer waiting for room learns. */
     if ((ev & SS_EV_CLOSED) && k->s->type == SS_STREAM && !k->listening)
         r |= SS_WRITE;
+    /* The peer's FIN (or the end of the connection): EPOLLRDHUP, which a
+     * service with reading paused asks for alone (server.h on_hangup). */
+    if (ev & SS_EV_RDHUP)
+        r |= SS_RDHUP;
     return r;
 }
 

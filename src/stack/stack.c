@@ -905,9 +905,10 @@ void ss__tcp_drop(ss_stack *st, struct ss_pcb *sk, int err)
     sk->sb_n = 0;
     if (err) {
         sk->error = err;
-        ss__stack_sock_event(st, sk, SS_EV_ERROR | SS_EV_READABLE | SS_EV_WRITABLE, err);
+        ss__stack_sock_event(st, sk, SS_EV_ERROR | SS_EV_READABLE | SS_EV_WRITABLE |
+                             SS_EV_RDHUP, err);
     } else {
-        ss__stack_sock_event(st, sk, SS_EV_CLOSED | SS_EV_READABLE, 0);
+        ss__stack_sock_event(st, sk, SS_EV_CLOSED | SS_EV_READABLE | SS_EV_RDHUP, 0);
     }
     if (!sk->user)
         ss__stack_sock_release(st, sk);
@@ -1192,6 +1193,8 @@ int ss_stack_sock_events(const ss_stack *st, int sd)
     }
     if (sk->rcv.len || sk->fin_rcvd)
         ev |= SS_EV_READABLE;
+    if (sk->fin_rcvd || sk->state == SS_TCP_CLOSED)
+        ev |= SS_EV_RDHUP;
     if (ss__tcp_can_send(sk) && !ss__tcp_opening(sk) && ss__ring_free(&sk->snd))
         ev |= SS_EV_WRITABLE;
     if (sk->state >= SS_TCP_ESTABLISHED)

@@ -547,7 +547,7 @@ static void receive_fin(ss_stack *st, struct ss_pcb *sk)
     sk->fin_rcvd = true;
     sk->ooo_fin = false;
     sk->ack_now = true;
-    ss__stack_sock_event(st, sk, SS_EV_READABLE, 0);
+    ss__stack_sock_event(st, sk, SS_EV_READABLE | SS_EV_RDHUP, 0);
     switch (sk->state) {
     case SS_TCP_SYN_RECEIVED:
     case SS_TCP_ESTABLISHED:

@@ -517,3 +517,182 @@ Test(sock_stack_sim, server_framework_echo_runs_on_the_stack_backend_and_callers
     ss_sock_close(f.cli);
     world_free(&w);
 }
+
+/* ---- the peer's FIN while reading is paused: SS_RDHUP ------------------- */
+
+/* What the server's socket reported, in order: "RDHUP", "READ abc",
+ * "EOF", ... */
+struct rdhup_case {
+    ss_loop *loop;
+    ss_sock *srv;
+    char log[256];
+    bool eof;
+};
+
+static void log_add(char *log, size_t cap, const char *what)
+{
+    size_t n = strlen(log);
+    snprintf(log + n, cap - n, "%s%s", n ? "; " : "", what);
+}
+
+static void rdhup_log(struct rdhup_case *r, const char *what)
+{
+    log_add(r->log, sizeof r->log, what);
+}
+
+static void rdhup_srv_cb(ss_sock *s, unsigned ev, void *arg)
+{
+    struct rdhup_case *r = arg;
+    if (!(ev & SS_READ)) {
+        /* Asked for SS_RDHUP alone (reading paused): the hang-up, nothing
+         * else; then reading resumes, as a service's on_hangup would. */
+        rdhup_log(r, ev == SS_RDHUP ? "RDHUP" : "other");
+        cr_assert_eq(ss_sock_watch(s, r->loop, SS_READ, rdhup_srv_cb, r), 0);
+        return;
+    }
+    char buf[64], line[80];
+    ssize_t n = ss_sock_recv(s, buf, sizeof buf);
+    if (n == -EAGAIN)
+        return;
+    if (n == 0) {
+        rdhup_log(r, "EOF");
+        r->eof = true;
+        ss_sock_unwatch(s);
+        return;
+    }
+    cr_assert_gt(n, 0, "%s", ss_strerror((int)n));
+    snprintf(line, sizeof line, "READ %.*s", (int)n, buf);
+    rdhup_log(r, line);
+}
+
+Test(sock_stack_sim, the_peers_fin_is_a_read_hangup_while_reading_is_paused)
+{
+    struct world w;
+    world_init(&w, 0);
+    ss_addr la = addr4("10.0.0.2", 7);
+    ss_sock *ls, *cli;
+    cr_assert_eq(ss_sock_listen_on(w.be[1], &la, SS_STREAM, NULL, 8, &ls, NULL), 0);
+    cr_assert_eq(ss_sock_connect_to(w.be[0], &la, SS_STREAM, NULL, NULL, &cli, NULL),
+                 -EINPROGRESS);
+    struct rdhup_case r = {.loop = w.loop};
+    for (int i = 0; i < 1000 && !r.srv; i++) {
+        step(&w);
+        ss_sock_accept(ls, &r.srv, NULL);
+    }
+    cr_assert_not_null(r.srv, "no connection accepted");
+    cr_assert_eq(ss_sock_watch(r.srv, w.loop, SS_RDHUP, rdhup_srv_cb, &r), 0);
+    /* Bytes alone are no hang-up: nothing is reported while they wait. */
+    cr_assert_eq(ss_sock_send(cli, "abc", 3), 3);
+    for (int i = 0; i < 200; i++)
+        step(&w);
+    cr_assert_str_eq(r.log, "");
+    /* The FIN is. */
+    cr_assert_eq(ss_sock_shutdown(cli, SHUT_WR), 0);
+    run_until(&w, &r.eof, 1000);
+    cr_assert_str_eq(r.log, "RDHUP; READ abc; EOF");
+    ss_sock_close(r.srv);
+    ss_sock_close(cli);
+    ss_sock_close(ls);
+    world_free(&w);
+}
+
+/* The server framework's on_hangup on the stack backend: a service that
+ * pauses reading at once learns that its client hung up (exec's rule:
+ * the command goes when its client does, even with stdin held back). */
+struct hup_case {
+    struct world *w;
+    ss_server *srv;
+    ss_defer tick;
+    long ticks;
+    char log[128];
+};
+
+static int hup_open(ss_conn *c)
+{
+    struct hup_case *h = ss_conn_server_ctx(c);
+    log_add(h->log, sizeof h->log, "open");
+    ss_conn_pause_read(c);
+    return 0;
+}
+
+static int hup_data(ss_conn *c, const void *p, size_t n)
+{
+    struct hup_case *h = ss_conn_server_ctx(c);
+    log_add(h->log, sizeof h->log, "data");
+    return 0;
+}
+
+static int hup_hangup(ss_conn *c)
+{
+    struct hup_case *h = ss_conn_server_ctx(c);
+    log_add(h->log, sizeof h->log, "hangup");
+    ss_conn_abort(c, -ECONNRESET);
+    return 0;
+}
+
+static void hup_close(ss_conn *c, int err)
+{
+    struct hup_case *h = ss_conn_server_ctx(c);
+    char what[64];
+    snprintf(what, sizeof what, "close %s", ss_strerror(err));
+    log_add(h->log, sizeof h->log, what);
+    ss_server_stop(h->srv);
+}
+
+static const ss_service hup_svc = {
+    .name = "paused",
+    .on_open = hup_open,
+    .on_data = hup_data,
+    .on_hangup = hup_hangup,
+    .on_close = hup_close,
+};
+
+static void hup_tick(ss_loop *loop, void *arg)
+{
+    struct hup_case *h = arg;
+    int k = 0;
+    ss_simnet_run(h->w->net, second_call, &k, 600ull * 1000000);
+    if (++h->ticks > 20000)
+        ss_server_stop(h->srv); /* the test fails on the log below */
+    ss_loop_defer(loop, &h->tick);
+}
+
+Test(sock_stack_sim, a_paused_service_hears_its_client_hang_up_on_the_stack)
+{
+    struct world w;
+    world_init(&w, 0);
+    struct hup_case h = {.w = &w};
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.backend = w.be[1];
+    o.loop = w.loop;
+    o.bind_host = "10.0.0.2";
+    o.port = "7";
+    o.family = AF_INET;
+    o.handle_signals = false;
+    o.grace_ms = 1000;
+    o.svc_ctx = &h;
+    cr_assert_eq(ss_server_new(&hup_svc, &o, &h.srv), 0);
+    ss_addr a;
+    ss_server_addr(h.srv, &a);
+    ss_sock *cli;
+    cr_assert_eq(ss_sock_connect_to(w.be[0], &a, SS_STREAM, NULL, NULL, &cli, NULL),
+                 -EINPROGRESS);
+    /* Bytes the service never reads, then the client's FIN (queued: sent
+     * once connected). */
+    for (int i = 0; i < 1000 && ss_sock_send(cli, "stdin", 5) != 5; i++) {
+        int k = 0;
+        ss_simnet_run(w.net, second_call, &k, 600ull * 1000000);
+        ss_loop_run_once(w.loop, 0);
+    }
+    cr_assert_eq(ss_sock_shutdown(cli, SHUT_WR), 0);
+    ss_defer_init(&h.tick, hup_tick, &h);
+    ss_loop_defer(w.loop, &h.tick);
+    cr_assert_eq(ss_server_run(h.srv), 0);
+    ss_loop_defer_cancel(w.loop, &h.tick);
+    cr_assert_str_eq(h.log, "open; hangup; close Connection reset by peer", "after %ld instants",
+                     h.ticks);
+    ss_server_free(h.srv);
+    ss_sock_close(cli);
+    world_free(&w);
+}
