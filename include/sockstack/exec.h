@@ -57,7 +57,9 @@ typedef struct ss_exec_opts {
 
 /* The framed exec service (event style; wrap it with ss_authsvc, mutual). */
 const ss_service *ss_exec_service(void);
-/* The tutorial-compatible service (blocking style, no authentication). */
+/* The tutorial-compatible service (event style, no authentication): a
+ * command runs on the connection's loop like the framed service's, so
+ * other connections are served meanwhile. */
 const ss_service *ss_exec_compat_service(void);
 
 /* Client: on a connected, authenticated stream (any backend, TLS or not;

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -679,95 +678,143 @@ const ss_service *ss_exec_service(void)
     return &exec_service;
 }
 
-/* ---- --compat tutorial ---------------------------------------------------- */
+/* ---- --compat tutorial ----------------------------------------------------
+ *
+ * Event style too, on the connection's loop: a request (le32 length, then
+ * the command line) is gathered from on_data; the command runs with the
+ * shell, its stdout and stderr pipes and a pidfd join the loop (as a
+ * session's do above), reading the connection pauses while it runs; when
+ * it has exited and both pipes are at EOF the reply goes out and the next
+ * request is taken. So one slow command holds up only its own client. */
 
-/* Run cmd with the shell; collect stdout and stderr (each capped). */
-static int run_capture(const ss_exec_opts *o, const char *cmd, uint8_t **out,
-                       size_t *out_len, uint8_t **err, size_t *err_len)
-{
-    char *argv[] = {(char *)(o->shell ? o->shell : "/bin/sh"), (char *)"-c",
-                    (char *)cmd, NULL};
+struct cconn {
+    ss_conn *c;
+    ss_loop *loop;
+    uint8_t *pend;      /* request bytes not yet used (bounded: see c_data) */
+    size_t pend_len;
+    bool running;       /* a command runs; reading is paused */
+    bool client_eof;    /* the client closed its side: close after the reply */
     struct session sess;
-    int in, fo, fe;
-    int rc = spawn(argv, &sess, &in, &fo, &fe);
-    if (rc < 0)
-        return rc;
-    pid_t pid = sess.pid;
-    close(in);
-    uint8_t *buf[2] = {NULL, NULL};
-    size_t len[2] = {0, 0}, cap[2] = {0, 0};
-    struct pollfd pf[2] = {{fo, POLLIN, 0}, {fe, POLLIN, 0}};
-    int open_n = 2;
-    int timeout = o->timeout_ms ? (int)o->timeout_ms : -1;
-    while (open_n > 0) {
-        int pr = poll(pf, 2, timeout);
-        if (pr == 0) {
-            session_kill(&sess);
-            break;
-        }
-        if (pr < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        for (int i = 0; i < 2; i++) {
-            if (pf[i].fd < 0 || !pf[i].revents)
-                continue;
-            uint8_t tmp[16384];
-            ssize_t r = read(pf[i].fd, tmp, sizeof tmp);
-            if (r < 0 && (errno == EAGAIN || errno == EINTR))
-                continue;
-            if (r <= 0) {
-                close(pf[i].fd);
-                pf[i].fd = -1;
-                open_n--;
-                continue;
-            }
-            size_t keep = (size_t)r;
-            if (len[i] + keep > SS_EXEC_COMPAT_REPLY_MAX)
-                keep = SS_EXEC_COMPAT_REPLY_MAX - len[i];
-            if (len[i] + keep > cap[i]) {
-                size_t nc = cap[i] ? cap[i] * 2 : 16384;
-                while (nc < len[i] + keep)
-                    nc *= 2;
-                uint8_t *nb = realloc(buf[i], nc);
-                if (!nb)
-                    continue;
-                buf[i] = nb;
-                cap[i] = nc;
-            }
-            memcpy(buf[i] + len[i], tmp, keep);
-            len[i] += keep;
-        }
+    int pidfd, out_fd, err_fd;
+    bool exited;
+    uint8_t *buf[2];    /* stdout, stderr (each capped) */
+    size_t len[2], cap[2];
+};
+
+static void c_close_fd(struct cconn *x, int *fd)
+{
+    if (*fd >= 0) {
+        ss_loop_io_del(x->loop, *fd);
+        close(*fd);
+        *fd = -1;
     }
-    for (int i = 0; i < 2; i++)
-        if (pf[i].fd >= 0)
-            close(pf[i].fd);
-    session_kill(&sess); /* stragglers of the session */
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    session_end(&sess, NULL);
-    *out = buf[0];
-    *out_len = len[0];
-    *err = buf[1];
-    *err_len = len[1];
+}
+
+/* Keep up to the reply cap of what a pipe gave; more is read and dropped. */
+static int c_keep(struct cconn *x, int i, const uint8_t *p, size_t n)
+{
+    if (x->len[i] + n > SS_EXEC_COMPAT_REPLY_MAX)
+        n = SS_EXEC_COMPAT_REPLY_MAX - x->len[i];
+    if (x->len[i] + n > x->cap[i]) {
+        size_t nc = x->cap[i] ? x->cap[i] * 2 : 16384;
+        while (nc < x->len[i] + n)
+            nc *= 2;
+        uint8_t *nb = realloc(x->buf[i], nc);
+        if (!nb)
+            return -ENOMEM;
+        x->buf[i] = nb;
+        x->cap[i] = nc;
+    }
+    memcpy(x->buf[i] + x->len[i], p, n);
+    x->len[i] += n;
     return 0;
 }
 
-/* Read exactly len bytes: 0, SS_EPEERPROTO on a close in the middle, or a
- * negative error. */
-static int read_exact(ss_conn *c, void *buf, size_t len)
+static int c_pump(struct cconn *x);
+
+/* The command is over (exited, both pipes at EOF): reply, then take the
+ * next request. */
+static int c_finish(struct cconn *x)
 {
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = ss_conn_read(c, (uint8_t *)buf + got, len - got);
-        if (r < 0)
-            return (int)r;
-        if (r == 0)
-            return got ? SS_EPEERPROTO : -ECONNRESET;
-        got += (size_t)r;
+    if (!x->running || !x->exited || x->out_fd >= 0 || x->err_fd >= 0)
+        return 0;
+    session_end(&x->sess, ss_conn_server(x->c));
+    x->sess.pid = 0;
+    x->running = false;
+    ss_conn_timer_stop(x->c);
+    int i = x->len[1] ? 1 : 0; /* stderr if non-empty, else stdout */
+    uint8_t hdr[4];
+    ss_frame_header_write(SS_FRAME_LE32, x->len[i], hdr);
+    struct iovec iov[2] = {{hdr, 4}, {x->buf[i], x->len[i]}};
+    int rc = ss_conn_writev(x->c, iov, x->len[i] ? 2 : 1);
+    for (int k = 0; k < 2; k++) {
+        free(x->buf[k]);
+        x->buf[k] = NULL;
+        x->len[k] = x->cap[k] = 0;
     }
+    return rc < 0 ? rc : c_pump(x);
+}
+
+static void c_fail(struct cconn *x, int rc)
+{
+    ss_conn_abort(x->c, rc);
+}
+
+static void c_on_pipe(ss_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct cconn *x = arg;
+    uint8_t tmp[16384];
+    ssize_t r = read(fd, tmp, sizeof tmp);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    int i = fd == x->err_fd;
+    int rc = 0;
+    if (r <= 0) {
+        c_close_fd(x, i ? &x->err_fd : &x->out_fd);
+        rc = c_finish(x);
+    } else {
+        rc = c_keep(x, i, tmp, (size_t)r);
+    }
+    if (rc < 0)
+        c_fail(x, rc);
+}
+
+static void c_on_exit(ss_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct cconn *x = arg;
+    if (waitpid(x->sess.pid, NULL, WNOHANG) == 0)
+        return;
+    x->exited = true;
+    c_close_fd(x, &x->pidfd);
+    int rc = c_finish(x);
+    if (rc < 0)
+        c_fail(x, rc);
+}
+
+/* Start cmd with the shell, stdin closed; its pipes and pidfd join the
+ * loop. */
+static int c_start(struct cconn *x, const char *cmd)
+{
+    const ss_exec_opts *o = xopts(x->c);
+    char *argv[] = {(char *)(o->shell ? o->shell : "/bin/sh"), (char *)"-c",
+                    (char *)cmd, NULL};
+    int in;
+    int rc = spawn(argv, &x->sess, &in, &x->out_fd, &x->err_fd);
+    if (rc < 0)
+        return rc;
+    close(in);
+    x->running = true;
+    x->exited = false;
+    ss_conn_pause_read(x->c);
+    x->pidfd = (int)syscall(SYS_pidfd_open, x->sess.pid, 0);
+    if (x->pidfd < 0)
+        return -errno;
+    if ((rc = ss_loop_io_add(x->loop, x->pidfd, SS_READ, c_on_exit, x)) < 0 ||
+        (rc = ss_loop_io_add(x->loop, x->out_fd, SS_READ, c_on_pipe, x)) < 0 ||
+        (rc = ss_loop_io_add(x->loop, x->err_fd, SS_READ, c_on_pipe, x)) < 0)
+        return rc;
+    if (o->timeout_ms)
+        ss_conn_timer_start(x->c, o->timeout_ms);
     return 0;
 }
 
@@ -775,56 +822,116 @@ static int read_exact(ss_conn *c, void *buf, size_t len)
  * tutorial client packs it) and then that many bytes of command line.
  * Anything else never reaches the shell: a length outside 1..1024 (an
  * HTTP request's "POST" reads as 1414745936) closes the connection before
- * a byte of the command is read. */
-static int compat_handle(ss_conn *c)
+ * a byte of the command is used. Takes the next complete request when no
+ * command runs; reading resumes when none is pending. */
+static int c_pump(struct cconn *x)
 {
-    const ss_exec_opts *o = xopts(c);
-    for (;;) {
-        uint8_t lenb[4];
-        int rc = read_exact(c, lenb, 4);
-        if (rc == -ECONNRESET)
-            return 0; /* closed between requests: done */
-        if (rc < 0)
-            return rc;
+    while (!x->running && x->pend_len >= 4) {
+        const uint8_t *lenb = x->pend;
         uint64_t len = ss_frame_header_read(SS_FRAME_LE32, lenb);
         if (len == 0 || len > SS_EXEC_COMPAT_CMD_MAX) {
-            ss_server_log(ss_conn_server(c), SS_LOG_WARN,
+            ss_server_log(ss_conn_server(x->c), SS_LOG_WARN,
                           "%s: closing: a request must start with a 4-byte length of "
                           "1..%d (got %02x %02x %02x %02x); nothing was run",
-                          ss_conn_peer_str(c), SS_EXEC_COMPAT_CMD_MAX, lenb[0], lenb[1],
+                          ss_conn_peer_str(x->c), SS_EXEC_COMPAT_CMD_MAX, lenb[0], lenb[1],
                           lenb[2], lenb[3]);
             return SS_EPEERPROTO;
         }
+        if (x->pend_len < 4 + len)
+            break;
         char cmd[SS_EXEC_COMPAT_CMD_MAX + 1];
-        if ((rc = read_exact(c, cmd, (size_t)len)) < 0)
-            return rc == -ECONNRESET ? SS_EPEERPROTO : rc;
+        memcpy(cmd, x->pend + 4, (size_t)len);
         cmd[len] = '\0';
+        x->pend_len -= 4 + (size_t)len;
+        memmove(x->pend, x->pend + 4 + len, x->pend_len);
         if (strlen(cmd) != (size_t)len)
             return SS_EPEERPROTO; /* a NUL inside a command line */
-        ss_server_log(ss_conn_server(c), SS_LOG_DEBUG, "%s runs a %llu-byte command",
-                      ss_conn_peer_str(c), (unsigned long long)len);
-        uint8_t *out, *err;
-        size_t out_len, err_len;
-        rc = run_capture(o, cmd, &out, &out_len, &err, &err_len);
-        if (rc < 0)
-            return rc;
-        const uint8_t *reply = err_len ? err : out;
-        size_t n = err_len ? err_len : out_len;
-        uint8_t hdr[4];
-        ss_frame_header_write(SS_FRAME_LE32, n, hdr);
-        rc = ss_conn_write_all(c, hdr, 4);
-        if (!rc && n)
-            rc = ss_conn_write_all(c, reply, n);
-        free(out);
-        free(err);
+        ss_server_log(ss_conn_server(x->c), SS_LOG_DEBUG, "%s runs a %llu-byte command",
+                      ss_conn_peer_str(x->c), (unsigned long long)len);
+        int rc = c_start(x, cmd);
         if (rc < 0)
             return rc;
     }
+    if (x->running)
+        return 0;
+    if (x->client_eof) {
+        if (x->pend_len)
+            return SS_EPEERPROTO; /* closed in the middle of a request */
+        ss_conn_close(x->c);
+        return 0;
+    }
+    ss_conn_resume_read(x->c);
+    return 0;
+}
+
+static int c_open(ss_conn *c)
+{
+    struct cconn *x = ss_conn_ctx(c);
+    x->c = c;
+    x->loop = ss_conn_loop(c);
+    x->pidfd = x->out_fd = x->err_fd = -1;
+    x->sess.cg_kill = -1;
+    /* One request and the rest of one read: reading pauses while a
+     * command runs, so no more than this is ever held. */
+    x->pend = malloc(4 + SS_EXEC_COMPAT_CMD_MAX + SS_SERVER_READ_CHUNK);
+    if (!x->pend)
+        return -ENOMEM;
+    cg_log(ss_conn_server(c));
+    return 0;
+}
+
+static int c_data(ss_conn *c, const void *data, size_t len)
+{
+    struct cconn *x = ss_conn_ctx(c);
+    if (x->pend_len + len > 4 + SS_EXEC_COMPAT_CMD_MAX + SS_SERVER_READ_CHUNK)
+        return -ENOBUFS; /* cannot happen: reading is paused while one runs */
+    memcpy(x->pend + x->pend_len, data, len);
+    x->pend_len += len;
+    return c_pump(x);
+}
+
+static int c_eof(ss_conn *c)
+{
+    struct cconn *x = ss_conn_ctx(c);
+    x->client_eof = true;
+    return c_pump(x);
+}
+
+static int c_timer(ss_conn *c)
+{
+    struct cconn *x = ss_conn_ctx(c);
+    /* The reply carries what the command wrote until then. */
+    if (x->running)
+        session_kill(&x->sess);
+    return 0;
+}
+
+static void c_close(ss_conn *c, int err)
+{
+    struct cconn *x = ss_conn_ctx(c);
+    if (x->running && x->sess.pid > 0) {
+        session_kill(&x->sess);
+        if (!x->exited)
+            while (waitpid(x->sess.pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        session_end(&x->sess, ss_conn_server(c));
+    }
+    c_close_fd(x, &x->pidfd);
+    c_close_fd(x, &x->out_fd);
+    c_close_fd(x, &x->err_fd);
+    for (int k = 0; k < 2; k++)
+        free(x->buf[k]);
+    free(x->pend);
 }
 
 static const ss_service compat_service = {
     .name = "exec-compat",
-    .handle = compat_handle,
+    .conn_ctx_size = sizeof(struct cconn),
+    .on_open = c_open,
+    .on_data = c_data,
+    .on_eof = c_eof,
+    .on_timer = c_timer,
+    .on_close = c_close,
 };
 
 const ss_service *ss_exec_compat_service(void)

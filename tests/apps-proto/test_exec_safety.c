@@ -90,6 +90,49 @@ Test(exec_safety, compat_tutorial_runs_nothing_from_an_http_post)
     cr_assert(logged, "the refusal is logged");
 }
 
+/* Two compat clients at once: argv port dir. A's command waits (at most
+ * ~10 s) for a file that only B's command creates, so A can answer only
+ * if B was served while A's command ran. Prints B's reply, then A's. */
+static const char compat_two[] =
+    "import os, socket, struct, sys, time\n"
+    "port, d = int(sys.argv[1]), sys.argv[2]\n"
+    "def ask(cmd):\n"
+    "    s = socket.create_connection(('127.0.0.1', port))\n"
+    "    s.settimeout(18)\n"
+    "    s.sendall(struct.pack('<i', len(cmd)) + cmd.encode())\n"
+    "    return s\n"
+    "def reply(s):\n"
+    "    b = b''\n"
+    "    while len(b) < 4: b += s.recv(4 - len(b))\n"
+    "    n = struct.unpack('<i', b)[0]\n"
+    "    b = b''\n"
+    "    while len(b) < n: b += s.recv(n - len(b))\n"
+    "    return b\n"
+    "a = ask('touch %s/a-runs; i=0; while [ ! -e %s/go ] && [ $i -lt 200 ]; do "
+    "sleep 0.05; i=$((i+1)); done; if [ -e %s/go ]; then echo late; "
+    "else echo gave up; fi' % (d, d, d))\n"
+    "for i in range(400):\n"
+    "    if os.path.exists(d + '/a-runs'): break\n"
+    "    time.sleep(0.025)\n"
+    "b = ask('touch %s/go; echo fast' % d)\n"
+    "print(repr(reply(b)))\n"
+    "print(repr(reply(a)))\n";
+
+/* The compat service waits in the server's loop, not in a poll() of its
+ * own: while one client's command runs, another's is served. */
+Test(exec_safety, compat_tutorial_serves_a_second_client_while_a_command_runs)
+{
+    struct th_proc srv;
+    char port[8];
+    serve(&srv, port, (char *[]){"exec", "--compat", "tutorial", NULL});
+    struct result r;
+    python(&r, compat_two, port, dir);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "b'fast\\n'\nb'late\\n'\n");
+    result_free(&r);
+    stop(&srv);
+}
+
 /* ---- a client that vanishes while its stdin is held back ---------------- */
 
 /* Start `exec -- CMD` with stdin piped; return the first line of its
