@@ -68,7 +68,9 @@ typedef struct ss_files_opts {
     int root_fd;            /* opened by ss_files_opts_open */
     uint64_t max_size;      /* largest PUT; 0: SS_FILES_SIZE_MAX */
     uint64_t quota;         /* bytes of regular files under root; 0: none */
-    unsigned part_expire_s; /* partial files older are removed;
+    unsigned part_expire_s; /* partial files unchanged longer are removed
+                               by the server's timer (the service's
+                               on_tick) and at a PUT to their directory;
                                0: SS_FILES_PART_EXPIRE_SECS, UINT_MAX: never */
 } ss_files_opts;
 

@@ -131,6 +131,14 @@ typedef struct ss_service {
      * return is counted as an error; the service keeps running. */
     int (*on_datagram)(ss_server *srv, const void *data, size_t len,
                        bool truncated, const ss_addr *from);
+
+    /* ---- service-wide (any model) ---- */
+    /* Housekeeping that no connection drives (e.g. files removes stale
+     * partial files): called on the server's first loop (the parent's,
+     * under the fork model) as soon as it serves (ss_server_run or
+     * ss_server_attach), then again after the ms it returns; 0: not again.
+     * Not called once a stop is asked. Default: none. */
+    uint64_t (*on_tick)(ss_server *srv);
 } ss_service;
 
 /* ---- options ------------------------------------------------------------ */

@@ -312,6 +312,7 @@ int ss_authsvc_init(ss_authsvc *w, const ss_service *inner,
     w->svc.name = inner->name;
     w->svc.conn_ctx_size = inner_size(inner) + sizeof(struct wstate);
     w->svc.on_close = w_close;
+    w->svc.on_tick = inner->on_tick; /* service-wide: no handshake */
     if (inner->handle) {
         w->svc.handle = w_handle;
         return 0;

@@ -351,16 +351,21 @@ static int check_limits(struct fconn *x, uint64_t have, const char **what)
     return rc;
 }
 
-/* Remove partial files of interrupted uploads in x's directory that have
- * not changed for the configured time, unless their upload still runs
- * (its name is locked). */
-static void expire_parts(struct fconn *x)
+/* --part-expire in seconds; UINT_MAX: never. */
+static unsigned part_expire_secs(const ss_files_opts *o)
 {
-    const ss_files_opts *o = opts_of(x->c);
-    unsigned secs = o->part_expire_s ? o->part_expire_s : SS_FILES_PART_EXPIRE_SECS;
-    if (secs == UINT_MAX)
-        return;
-    int fd = dup(x->dirfd);
+    return o->part_expire_s ? o->part_expire_s : SS_FILES_PART_EXPIRE_SECS;
+}
+
+/* Remove the partial files of interrupted uploads in dirfd that have not
+ * changed for secs, unless their upload still runs (its name is locked);
+ * with depth >= 0, also in the directories below (not following links;
+ * at most *budget entries, 64 levels). *next: the earliest time a partial
+ * file that stays may expire. */
+static void expire_parts_in(int dirfd, int depth, size_t *budget, ss_server *srv,
+                            unsigned secs, time_t now, time_t *next)
+{
+    int fd = dup(dirfd);
     DIR *d = fd < 0 ? NULL : fdopendir(fd);
     if (!d) {
         if (fd >= 0)
@@ -368,36 +373,75 @@ static void expire_parts(struct fconn *x)
         return;
     }
     rewinddir(d);
-    time_t now = time(NULL);
     static const char sfx[] = ".sockstack-part";
     struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
+    while ((e = readdir(d)) != NULL && *budget > 0) {
+        (*budget)--;
         size_t n = strlen(e->d_name);
-        if (e->d_name[0] != '.' || n < sizeof sfx || n >= 250 ||
+        struct stat st;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+            fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && depth >= 0 && depth < 64) {
+            int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0) {
+                expire_parts_in(sub, depth + 1, budget, srv, secs, now, next);
+                close(sub);
+            }
+            continue;
+        }
+        if (e->d_name[0] != '.' || n < sizeof sfx || n >= 250 || !S_ISREG(st.st_mode) ||
             strcmp(e->d_name + n - (sizeof sfx - 1), sfx) != 0)
             continue;
-        struct stat st;
-        if (fstatat(x->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-            now - st.st_mtime < (time_t)secs)
+        if (now - st.st_mtime < (time_t)secs) {
+            if (st.st_mtime + (time_t)secs < *next)
+                *next = st.st_mtime + (time_t)secs;
             continue;
+        }
         char lock[300];
         snprintf(lock, sizeof lock, "%.*s.sockstack-lock", (int)(n - (sizeof sfx - 1)),
                  e->d_name);
-        int lfd = openat(x->dirfd, lock, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        int lfd = openat(dirfd, lock, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) < 0) {
             close(lfd); /* its upload is still running */
             continue;
         }
-        if (unlinkat(x->dirfd, e->d_name, 0) == 0)
-            ss_server_log(ss_conn_server(x->c), SS_LOG_INFO,
+        if (unlinkat(dirfd, e->d_name, 0) == 0)
+            ss_server_log(srv, SS_LOG_INFO,
                           "removed %s: partial file unchanged for more than %u s", e->d_name,
                           secs);
         if (lfd >= 0) {
-            unlinkat(x->dirfd, lock, 0);
+            unlinkat(dirfd, lock, 0);
             close(lfd);
         }
     }
     closedir(d);
+}
+
+/* At a PUT: the stale partial files of its directory. */
+static void expire_parts(struct fconn *x)
+{
+    unsigned secs = part_expire_secs(opts_of(x->c));
+    if (secs == UINT_MAX)
+        return;
+    time_t now = time(NULL), next = now + secs;
+    size_t budget = SS_FILES_QUOTA_WALK_MAX;
+    expire_parts_in(x->dirfd, -1, &budget, ss_conn_server(x->c), secs, now, &next);
+}
+
+/* The server's timer: the stale partial files of the whole tree, with no
+ * request needed; again when the next one that stays would expire (at
+ * least 1 s later, at most --part-expire). */
+static uint64_t files_tick(ss_server *srv)
+{
+    const ss_files_opts *o = ss_server_ctx(srv);
+    unsigned secs = o ? part_expire_secs(o) : UINT_MAX;
+    if (secs == UINT_MAX || o->root_fd < 0)
+        return 0;
+    time_t now = time(NULL), next = now + secs;
+    size_t budget = SS_FILES_QUOTA_WALK_MAX;
+    expire_parts_in(o->root_fd, 0, &budget, srv, secs, now, &next);
+    return next > now ? (uint64_t)(next - now) * 1000 : 1000;
 }
 
 /* Own the name for this upload: an exclusive flock on .NAME.sockstack-lock
@@ -786,6 +830,7 @@ static const ss_service files_service = {
     .on_eof = f_eof,
     .on_drain = f_drain,
     .on_close = f_close,
+    .on_tick = files_tick,
 };
 
 const ss_service *ss_files_service(void)

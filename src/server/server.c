@@ -567,6 +567,23 @@ static void grace_cb(ss_loop *loop, ss_timer *t, void *arg)
     ss_loop_stop(loop);
 }
 
+/* The service's housekeeping (worker 0 only); it says when next. */
+static void tick_cb(ss_loop *loop, ss_timer *t, void *arg)
+{
+    struct worker *w = arg;
+    if (w->stopping || atomic_load(&w->srv->stopping))
+        return;
+    uint64_t ms = w->srv->svc->on_tick(w->srv);
+    if (ms)
+        ss_timer_start(loop, t, ms);
+}
+
+static void tick_start(struct worker *w)
+{
+    if (w->idx == 0 && w->srv->svc->on_tick)
+        ss_timer_start(w->loop, &w->tick_timer, 0);
+}
+
 static bool worker_busy(struct worker *w)
 {
     ss_server *srv = w->srv;
@@ -587,6 +604,7 @@ static int worker_run(struct worker *w)
         ss_sock_cb cb = srv->o.type == SS_DGRAM ? on_dgram : on_accept;
         err = ss_sock_watch(w->lsock, w->loop, SS_READ, cb, w);
     }
+    tick_start(w);
     while (err == 0 && !atomic_load(&srv->stopping)) {
         err = ss_loop_run(w->loop);
         if (srv->model != SS_MODEL_EVENT)
@@ -595,6 +613,7 @@ static int worker_run(struct worker *w)
     /* Drain: no new connections; in-flight ones get grace_ms. */
     w->stopping = true;
     ss_timer_stop(w->loop, &w->accept_timer);
+    ss_timer_stop(w->loop, &w->tick_timer);
     if (w->lsock && srv->o.type == SS_STREAM) {
         ss_sock_close(w->lsock);
         w->lsock = NULL;
@@ -718,6 +737,8 @@ int ss_server_attach(ss_server *srv)
         srv->o.type != SS_STREAM || !w->lsock)
         return -EINVAL;
     int err = ss_sock_watch(w->lsock, w->loop, SS_READ, on_accept, w);
+    if (err == 0)
+        tick_start(w);
     if (err == 0 && srv->o.on_ready)
         srv->o.on_ready(&srv->addr, srv->proto, srv->o.cb_arg);
     return err;
@@ -728,6 +749,7 @@ void ss_server_detach(ss_server *srv)
     struct worker *w = &srv->workers[0];
     w->stopping = true;
     ss_timer_stop(w->loop, &w->accept_timer);
+    ss_timer_stop(w->loop, &w->tick_timer);
     if (w->lsock) {
         ss_sock_close(w->lsock);
         w->lsock = NULL;
@@ -870,6 +892,7 @@ int ss_server_new(const ss_service *svc, const ss_server_opts *o,
             goto fail;
         ss_timer_init(&w->grace_timer, grace_cb, w);
         ss_timer_init(&w->accept_timer, accept_resume, w);
+        ss_timer_init(&w->tick_timer, tick_cb, w);
         if (srv->o.max_conns)
             w->max_conns = (srv->o.max_conns + (size_t)srv->nworkers - 1) /
                            (size_t)srv->nworkers;

@@ -69,6 +69,7 @@ struct worker {
     bool grace_over;
     ss_timer grace_timer;
     ss_timer accept_timer;    /* resume accepting after EMFILE */
+    ss_timer tick_timer;      /* worker 0: the service's on_tick */
     ss_conn *active;          /* list head */
     ss_conn *free_conns;
     size_t nfree;

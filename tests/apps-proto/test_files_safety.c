@@ -2,6 +2,7 @@
  * 13): two uploads to one name, links planted in the root, FIFOs, names and
  * sizes over the limits, stale partial files. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -339,5 +340,54 @@ Test(files_safety, stale_partial_files_expire)
     result_free(&r);
     cr_assert_neq(access(old, F_OK), 0, "the stale partial file is still there");
     cr_assert_eq(access(recent, F_OK), 0, "a recent partial file was removed");
+    stop(&srv);
+}
+
+/* Every name in directory d but . and .., sorted, one space apart. */
+static void listing(const char *d, char *out, size_t cap)
+{
+    struct dirent **names;
+    int n = scandir(d, &names, NULL, alphasort);
+    cr_assert_geq(n, 0, "%s: %s", d, strerror(errno));
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (strcmp(names[i]->d_name, ".") && strcmp(names[i]->d_name, ".."))
+            snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? " " : "",
+                     names[i]->d_name);
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* Issue 13 item 5: expiry runs on the server's own timer. An upload
+ * interrupted half way keeps its partial file (for --resume); once it is
+ * older than --part-expire it goes with no further request at all. */
+Test(files_safety, an_interrupted_uploads_partial_file_expires_on_the_servers_timer)
+{
+    struct th_proc srv;
+    char port[8];
+    files_server(&srv, port, (char *[]){"--part-expire", "2", NULL});
+    char src[300], sub[300], line[4096], names[512];
+    snprintf(src, sizeof src, "%s/big", dir);
+    snprintf(sub, sizeof sub, "%s/sub", root);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    enum { N = 65536 };
+    static uint8_t data[N];
+    fill(data, N, 3);
+    write_file(src, data, N);
+    struct th_proc py;
+    char *argv[] = {"python3", "-c", (char *)slow_put, port, keyf, "sub/big", src, NULL};
+    cr_assert_eq(th_spawn(&py, argv), 0);
+    cr_assert(th_read_until(py.out, "half\n", line, sizeof line, 20000), "python: %s", line);
+    th_stop(&py, SIGKILL, 5000);
+    th_close_fds(&py);
+    /* Nothing is asked of the server from here on. */
+    bool removed = th_read_until(srv.err, "removed .big.sockstack-part: partial file "
+                                 "unchanged for more than 2 s\n", line, sizeof line, 30000);
+    cr_assert(removed, "server log: %s", line);
+    listing(sub, names, sizeof names);
+    cr_assert_str_eq(names, "");
+    listing(root, names, sizeof names);
+    cr_assert_str_eq(names, "sub");
     stop(&srv);
 }
