@@ -536,6 +536,8 @@ static void inner_cb(ss_sock *inner, unsigned ev, void *arg)
         if ((user & SS_WRITE) && !t->stage_len && !wbuf_pending(t) &&
             (ev & (SS_WRITE | t->st_want | SS_HUP)))
             d |= SS_WRITE;
+        if ((user & SS_RDHUP) && (ev & (SS_RDHUP | SS_HUP)))
+            d |= SS_RDHUP; /* the peer's FIN, under the records */
         if (t->err)
             d |= user;
     }
@@ -560,6 +562,8 @@ static void tls_rewatch(ss_sock *s)
     } else {
         if (user & SS_READ)
             ev |= t->rd_want;
+        if (user & SS_RDHUP)
+            ev |= SS_RDHUP;
         if (t->stage_len || (t->shut_pending && !t->shut_done))
             ev |= t->st_want;
         else if (user & SS_WRITE)

@@ -137,16 +137,24 @@ Test(exec_safety, compat_tutorial_serves_a_second_client_while_a_command_runs)
 
 /* Start `exec -- CMD` with stdin piped; return the first line of its
  * stdout (the command prints a pid first). */
-static pid_t start_and_read_pid(struct th_proc *cl, const char *port, const char *cmd)
+static pid_t start_and_read_pid_with(struct th_proc *cl, const char *port, const char *cmd,
+                                     bool tls)
 {
     char *argv[] = {(char *)th_sockstack(), "exec", "127.0.0.1", (char *)port, "--key-file",
                     keyf, "--", (char *)cmd, NULL};
-    cr_assert_eq(th_spawn(cl, argv), 0);
+    char *targv[] = {(char *)th_sockstack(), "exec", "127.0.0.1", (char *)port, "--key-file",
+                     keyf, "--tls", "--tls-insecure", "--", (char *)cmd, NULL};
+    cr_assert_eq(th_spawn(cl, tls ? targv : argv), 0);
     char line[64];
     cr_assert(th_read_until(cl->out, "\n", line, sizeof line, 10000), "got '%s'", line);
     int pid = 0;
     cr_assert_eq(sscanf(line, "%d", &pid), 1, "got '%s'", line);
     return (pid_t)pid;
+}
+
+static pid_t start_and_read_pid(struct th_proc *cl, const char *port, const char *cmd)
+{
+    return start_and_read_pid_with(cl, port, cmd, false);
 }
 
 /* kill -9 the client; is pid gone within 10 s? (If not, it is killed here:
@@ -169,13 +177,23 @@ static bool kill_client_then_gone(struct th_proc *cl, pid_t pid)
  * queue, and a killed client's kernel then keeps probing the zero window
  * instead of sending its FIN, so the server could not know; under load
  * that happened in one CI run.) */
-Test(exec_safety, client_killed_while_its_stdin_is_held_back_takes_the_command_along)
+static void killed_client_takes_the_command_along(bool tls)
 {
     struct th_proc srv;
-    char port[8];
-    serve(&srv, port, (char *[]){"exec", "--key-file", keyf, NULL});
+    char port[8], cmdline[600], cert[300], key[300];
+    snprintf(cert, sizeof cert, "%s/tls/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/tls/key.pem", dir);
+    if (tls) {
+        snprintf(cmdline, sizeof cmdline, "'%s' keygen --tls '%s/tls' >/dev/null 2>&1",
+                 th_sockstack(), dir);
+        cr_assert_eq(system(cmdline), 0);
+        serve(&srv, port, (char *[]){"exec", "--key-file", keyf, "--tls-cert", cert,
+                                     "--tls-key", key, NULL});
+    } else {
+        serve(&srv, port, (char *[]){"exec", "--key-file", keyf, NULL});
+    }
     struct th_proc cl;
-    pid_t cmd = start_and_read_pid(&cl, port, "echo $$; exec sleep 300");
+    pid_t cmd = start_and_read_pid_with(&cl, port, "echo $$; exec sleep 300", tls);
     enum { IN = 336 * 1024 };
     static char in[IN];
     memset(in, 'x', sizeof in);
@@ -185,6 +203,18 @@ Test(exec_safety, client_killed_while_its_stdin_is_held_back_takes_the_command_a
     bool gone = kill_client_then_gone(&cl, cmd);
     cr_assert(gone, "command %d survived its client", (int)cmd);
     stop(&srv);
+}
+
+Test(exec_safety, client_killed_while_its_stdin_is_held_back_takes_the_command_along)
+{
+    killed_client_takes_the_command_along(false);
+}
+
+/* The same over TLS: the hang-up is the FIN under the records (the TLS
+ * layer passes SS_RDHUP through to its socket). */
+Test(exec_safety, over_tls_a_client_killed_while_its_stdin_is_held_back_takes_the_command_along)
+{
+    killed_client_takes_the_command_along(true);
 }
 
 /* Issue 13 item 8: a child that left the process group (setsid). */
