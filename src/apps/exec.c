@@ -249,13 +249,19 @@ static int send_msg(ss_conn *c, uint8_t type, const void *p, size_t len)
     return ss_conn_writev(c, iov, len ? 2 : 1);
 }
 
-static void close_fd(struct xconn *x, int *fd)
+/* Close a descriptor the loop may watch; -1 after. */
+static void loop_close_fd(ss_loop *loop, int *fd)
 {
     if (*fd >= 0) {
-        ss_loop_io_del(x->loop, *fd); /* harmless when not registered */
+        ss_loop_io_del(loop, *fd); /* harmless when not registered */
         close(*fd);
         *fd = -1;
     }
+}
+
+static void close_fd(struct xconn *x, int *fd)
+{
+    loop_close_fd(x->loop, fd);
 }
 
 /* Everything is out: send the status and close. */
@@ -485,6 +491,22 @@ fail:
     return rc;
 }
 
+/* A spawned command joins the loop: its pidfd (into *pidfd) calls
+ * on_exit, its stdout and stderr pipes on_out. 0 or a negative code. */
+static int watch_child(ss_loop *loop, pid_t pid, int *pidfd, int out_fd, int err_fd,
+                       ss_io_cb on_exit, ss_io_cb on_out, void *arg)
+{
+    *pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (*pidfd < 0)
+        return -errno;
+    int rc;
+    if ((rc = ss_loop_io_add(loop, *pidfd, SS_READ, on_exit, arg)) < 0 ||
+        (rc = ss_loop_io_add(loop, out_fd, SS_READ, on_out, arg)) < 0 ||
+        (rc = ss_loop_io_add(loop, err_fd, SS_READ, on_out, arg)) < 0)
+        return rc;
+    return 0;
+}
+
 static int start(struct xconn *x, const uint8_t *p, size_t len)
 {
     if (len < 2 || p[len - 1] != '\0')
@@ -531,12 +553,8 @@ static int start(struct xconn *x, const uint8_t *p, size_t len)
         x->wstatus = 127 << 8;
         return maybe_finish(x);
     }
-    x->pidfd = (int)syscall(SYS_pidfd_open, x->pid, 0);
-    if (x->pidfd < 0)
-        return -errno;
-    if ((rc = ss_loop_io_add(x->loop, x->pidfd, SS_READ, on_exit_fd, x)) < 0 ||
-        (rc = ss_loop_io_add(x->loop, x->out_fd, SS_READ, on_pipe, x)) < 0 ||
-        (rc = ss_loop_io_add(x->loop, x->err_fd, SS_READ, on_pipe, x)) < 0)
+    if ((rc = watch_child(x->loop, x->pid, &x->pidfd, x->out_fd, x->err_fd, on_exit_fd,
+                          on_pipe, x)) < 0)
         return rc;
     if (o->timeout_ms)
         ss_conn_timer_start(x->c, o->timeout_ms);
@@ -703,11 +721,7 @@ struct cconn {
 
 static void c_close_fd(struct cconn *x, int *fd)
 {
-    if (*fd >= 0) {
-        ss_loop_io_del(x->loop, *fd);
-        close(*fd);
-        *fd = -1;
-    }
+    loop_close_fd(x->loop, fd);
 }
 
 /* Keep up to the reply cap of what a pipe gave; more is read and dropped. */
@@ -806,12 +820,8 @@ static int c_start(struct cconn *x, const char *cmd)
     x->running = true;
     x->exited = false;
     ss_conn_pause_read(x->c);
-    x->pidfd = (int)syscall(SYS_pidfd_open, x->sess.pid, 0);
-    if (x->pidfd < 0)
-        return -errno;
-    if ((rc = ss_loop_io_add(x->loop, x->pidfd, SS_READ, c_on_exit, x)) < 0 ||
-        (rc = ss_loop_io_add(x->loop, x->out_fd, SS_READ, c_on_pipe, x)) < 0 ||
-        (rc = ss_loop_io_add(x->loop, x->err_fd, SS_READ, c_on_pipe, x)) < 0)
+    if ((rc = watch_child(x->loop, x->sess.pid, &x->pidfd, x->out_fd, x->err_fd, c_on_exit,
+                          c_on_pipe, x)) < 0)
         return rc;
     if (o->timeout_ms)
         ss_conn_timer_start(x->c, o->timeout_ms);

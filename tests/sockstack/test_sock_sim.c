@@ -400,33 +400,52 @@ Test(sock_stack_sim, unsupported_families_options_and_blocking_are_refused_by_na
 
 /* ---- the server framework on the stack backend -------------------------- */
 
+/* A server on node 1 (10.0.0.2:7) of w, run on w's loop. */
+static void sim_server_opts(struct world *w, ss_server_opts *o)
+{
+    ss_server_opts_init(o);
+    o->backend = w->be[1];
+    o->loop = w->loop;
+    o->bind_host = "10.0.0.2";
+    o->port = "7";
+    o->family = AF_INET;
+    o->handle_signals = false;
+    o->grace_ms = 1000;
+}
+
 static int echo_data(ss_conn *c, const void *p, size_t n) { return ss_conn_write(c, p, n); }
 static const ss_service echo_svc = {.name = "echo", .on_data = echo_data};
 
 #define ECHO_BYTES 100000
 
-struct fw_case {
+/* The simulation advances while the server's loop runs: one instant per
+ * loop iteration (the loop does not wait while a task is deferred); after
+ * max instants the server is stopped (the test then fails on what it
+ * checks). */
+struct sim_drive {
     struct world *w;
     ss_server *srv;
     ss_defer tick;
-    long ticks;
+    long ticks, max;
+};
+
+static void sim_drive_tick(ss_loop *loop, void *arg)
+{
+    struct sim_drive *d = arg;
+    int k = 0;
+    ss_simnet_run(d->w->net, second_call, &k, 600ull * 1000000);
+    if (++d->ticks > d->max)
+        ss_server_stop(d->srv);
+    ss_loop_defer(loop, &d->tick);
+}
+
+struct fw_case {
+    struct sim_drive d;
     ss_sock *cli;
     bool connected, shut, eof;
     size_t sent, got;
     bool bad;
 };
-
-/* The simulation advances while the server's loop runs: one instant per
- * loop iteration (the loop does not wait while a task is deferred). */
-static void fw_tick(ss_loop *loop, void *arg)
-{
-    struct fw_case *f = arg;
-    int k = 0;
-    ss_simnet_run(f->w->net, second_call, &k, 600ull * 1000000);
-    if (++f->ticks > 400000)
-        ss_server_stop(f->srv); /* the test fails on the counts below */
-    ss_loop_defer(loop, &f->tick);
-}
 
 static void fw_cli(ss_sock *s, unsigned ev, void *arg)
 {
@@ -448,7 +467,7 @@ static void fw_cli(ss_sock *s, unsigned ev, void *arg)
         if (f->sent == ECHO_BYTES) {
             cr_assert_eq(ss_sock_shutdown(s, SHUT_WR), 0);
             f->shut = true;
-            cr_assert_eq(ss_sock_watch(s, f->w->loop, SS_READ, fw_cli, f), 0);
+            cr_assert_eq(ss_sock_watch(s, f->d.w->loop, SS_READ, fw_cli, f), 0);
         }
     }
     for (;;) {
@@ -460,7 +479,7 @@ static void fw_cli(ss_sock *s, unsigned ev, void *arg)
         if (n == 0) {
             f->eof = true;
             ss_sock_unwatch(s);
-            ss_server_stop(f->srv);
+            ss_server_stop(f->d.srv);
             return;
         }
         for (ssize_t i = 0; i < n; i++)
@@ -475,14 +494,7 @@ Test(sock_stack_sim, server_framework_echo_runs_on_the_stack_backend_and_callers
     struct world w;
     world_init(&w, 0.01);
     ss_server_opts o;
-    ss_server_opts_init(&o);
-    o.backend = w.be[1];
-    o.loop = w.loop;
-    o.bind_host = "10.0.0.2";
-    o.port = "7";
-    o.family = AF_INET;
-    o.handle_signals = false;
-    o.grace_ms = 1000;
+    sim_server_opts(&w, &o);
 
     /* One event-model worker only on a caller's loop. */
     ss_server *srv;
@@ -496,16 +508,16 @@ Test(sock_stack_sim, server_framework_echo_runs_on_the_stack_backend_and_callers
     ss_addr_format(&a, name, sizeof name);
     cr_assert_str_eq(name, "10.0.0.2:7");
 
-    struct fw_case f = {.w = &w, .srv = srv};
-    ss_defer_init(&f.tick, fw_tick, &f);
-    ss_loop_defer(w.loop, &f.tick);
+    struct fw_case f = {.d = {.w = &w, .srv = srv, .max = 400000}};
+    ss_defer_init(&f.d.tick, sim_drive_tick, &f.d);
+    ss_loop_defer(w.loop, &f.d.tick);
     cr_assert_eq(ss_sock_connect_to(w.be[0], &a, SS_STREAM, NULL, NULL, &f.cli, NULL),
                  -EINPROGRESS);
     cr_assert_eq(ss_sock_watch(f.cli, w.loop, SS_WRITE, fw_cli, &f), 0);
     cr_assert_eq(ss_server_run(srv), 0);
-    ss_loop_defer_cancel(w.loop, &f.tick);
+    ss_loop_defer_cancel(w.loop, &f.d.tick);
 
-    cr_assert(f.eof, "no end of stream after %ld instants", f.ticks);
+    cr_assert(f.eof, "no end of stream after %ld instants", f.d.ticks);
     cr_assert_eq(f.got, ECHO_BYTES);
     cr_assert(!f.bad, "the echo differs from what was sent");
     ss_server_stats st;
@@ -600,10 +612,7 @@ Test(sock_stack_sim, the_peers_fin_is_a_read_hangup_while_reading_is_paused)
  * pauses reading at once learns that its client hung up (exec's rule:
  * the command goes when its client does, even with stdin held back). */
 struct hup_case {
-    struct world *w;
-    ss_server *srv;
-    ss_defer tick;
-    long ticks;
+    struct sim_drive d;
     char log[128];
 };
 
@@ -636,7 +645,7 @@ static void hup_close(ss_conn *c, int err)
     char what[64];
     snprintf(what, sizeof what, "close %s", ss_strerror(err));
     log_add(h->log, sizeof h->log, what);
-    ss_server_stop(h->srv);
+    ss_server_stop(h->d.srv);
 }
 
 static const ss_service hup_svc = {
@@ -647,34 +656,17 @@ static const ss_service hup_svc = {
     .on_close = hup_close,
 };
 
-static void hup_tick(ss_loop *loop, void *arg)
-{
-    struct hup_case *h = arg;
-    int k = 0;
-    ss_simnet_run(h->w->net, second_call, &k, 600ull * 1000000);
-    if (++h->ticks > 20000)
-        ss_server_stop(h->srv); /* the test fails on the log below */
-    ss_loop_defer(loop, &h->tick);
-}
-
 Test(sock_stack_sim, a_paused_service_hears_its_client_hang_up_on_the_stack)
 {
     struct world w;
     world_init(&w, 0);
-    struct hup_case h = {.w = &w};
+    struct hup_case h = {.d = {.w = &w, .max = 20000}};
     ss_server_opts o;
-    ss_server_opts_init(&o);
-    o.backend = w.be[1];
-    o.loop = w.loop;
-    o.bind_host = "10.0.0.2";
-    o.port = "7";
-    o.family = AF_INET;
-    o.handle_signals = false;
-    o.grace_ms = 1000;
+    sim_server_opts(&w, &o);
     o.svc_ctx = &h;
-    cr_assert_eq(ss_server_new(&hup_svc, &o, &h.srv), 0);
+    cr_assert_eq(ss_server_new(&hup_svc, &o, &h.d.srv), 0);
     ss_addr a;
-    ss_server_addr(h.srv, &a);
+    ss_server_addr(h.d.srv, &a);
     ss_sock *cli;
     cr_assert_eq(ss_sock_connect_to(w.be[0], &a, SS_STREAM, NULL, NULL, &cli, NULL),
                  -EINPROGRESS);
@@ -686,13 +678,13 @@ Test(sock_stack_sim, a_paused_service_hears_its_client_hang_up_on_the_stack)
         ss_loop_run_once(w.loop, 0);
     }
     cr_assert_eq(ss_sock_shutdown(cli, SHUT_WR), 0);
-    ss_defer_init(&h.tick, hup_tick, &h);
-    ss_loop_defer(w.loop, &h.tick);
-    cr_assert_eq(ss_server_run(h.srv), 0);
-    ss_loop_defer_cancel(w.loop, &h.tick);
+    ss_defer_init(&h.d.tick, sim_drive_tick, &h.d);
+    ss_loop_defer(w.loop, &h.d.tick);
+    cr_assert_eq(ss_server_run(h.d.srv), 0);
+    ss_loop_defer_cancel(w.loop, &h.d.tick);
     cr_assert_str_eq(h.log, "open; hangup; close Connection reset by peer", "after %ld instants",
-                     h.ticks);
-    ss_server_free(h.srv);
+                     h.d.ticks);
+    ss_server_free(h.d.srv);
     ss_sock_close(cli);
     world_free(&w);
 }
