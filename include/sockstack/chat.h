@@ -85,6 +85,9 @@ typedef struct ss_chat_io {
     void (*ready)(void *conn);
 } ss_chat_io;
 
+/* The sender (and recipient) of the room file's OFFER: not a valid nick. */
+#define SS_CHAT_ROOM_SENDER "*"
+
 typedef struct ss_chat_opts {
     const char *db_path;     /* SQLite file; NULL or ":memory:" for none */
     const char *room;        /* room name shown to clients */
@@ -102,12 +105,17 @@ typedef struct ss_chat_opts {
     int login_free;          /* failed logins per nick / address before the
                               * throttle delays the next one */
     int login_delay_max_ms;  /* the throttle's longest delay */
+    const char *room_file;   /* the server's own file, offered to every user
+                              * at join (sender "*"), at most file_max bytes;
+                              * NULL: none */
 } ss_chat_opts;
 
 /* Defaults from config.h. */
 void ss_chat_opts_init(ss_chat_opts *o);
 
-/* Open the room and its store (WAL mode). Returns 0 or a negative code. */
+/* Open the room and its store (WAL mode), and load o->room_file into the
+ * store. Returns 0 or a negative code (-EFBIG: the room file is larger
+ * than file_max; -EINVAL: it is not a regular file). */
 int ss_chat_room_open(ss_chat_room **out, const ss_chat_opts *o,
                       const ss_chat_io *io);
 /* Close the store; every connection must have been disconnected first. */

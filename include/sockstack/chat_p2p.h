@@ -77,6 +77,10 @@ int ss_chat_p2p_send_text(ss_chat_p2p *p, const char *text);
 int ss_chat_p2p_send_file(ss_chat_p2p *p, const char *path);
 /* "" until connected, then how ("direct", "hole punched", "relayed"). */
 const char *ss_chat_p2p_path(const ss_chat_p2p *p);
+/* Bytes sent and received on the chosen stream (after it closed: until
+ * then), the authentication included; over the relay, what the server
+ * passed on, without the "/p2p relay" step itself. */
+void ss_chat_p2p_bytes(const ss_chat_p2p *p, uint64_t *sent, uint64_t *received);
 bool ss_chat_p2p_up(const ss_chat_p2p *p);
 void ss_chat_p2p_free(ss_chat_p2p *p);
 

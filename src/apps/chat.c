@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "apps/chat_backend.h"
 #include "apps/chat_store.h"
@@ -168,6 +169,7 @@ struct ss_chat_room {
     struct p2p_intro intros[SS_CHAT_P2P_MAX];
     int64_t next_intro;
     struct roffer *roffers;     /* cluster: SS_CHAT_ROFFER_MAX, on first use */
+    struct ss__chat_file roomf; /* the room file (--room-file); id 0: none */
 };
 
 void ss_chat_opts_init(ss_chat_opts *o)
@@ -188,6 +190,69 @@ void ss_chat_opts_init(ss_chat_opts *o)
         .login_free = SS_CHAT_LOGIN_FREE,
         .login_delay_max_ms = SS_CHAT_LOGIN_DELAY_MAX_MS,
     };
+}
+
+/* The room file: the server's own offer to every user, stored once like
+ * an uploaded file (one row per chunk) from sender "*" to recipient "*"
+ * (neither is a valid nick, so no user's quota or list counts it), and
+ * never deleted by a download or a decline. A room file of an earlier run
+ * of this store is dropped first. */
+static int room_file_load(ss_chat_room *r, const char *path)
+{
+    const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (!*name || strlen(name) > 255)
+        return -EINVAL;
+    int err = ss__chat_forget(r->st, SS_CHAT_ROOM_SENDER);
+    if (err)
+        return err;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return -EINVAL;
+    }
+    if ((uint64_t)sb.st_size > r->o.file_max) {
+        fclose(f);
+        return -EFBIG;
+    }
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int64_t id = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)
+                     ? ss__chat_file_create(r->st, 0, SS_CHAT_ROOM_SENDER, SS_CHAT_ROOM_SENDER,
+                                            name, (uint64_t)sb.st_size, "-")
+                     : -ENOMEM;
+    err = id < 0 ? (int)id : 0;
+    uint64_t off = 0;
+    unsigned char buf[SS_CHAT_CHUNK];
+    size_t n;
+    while (!err && (n = fread(buf, 1, sizeof buf, f)) > 0) {
+        if (off + n > (uint64_t)sb.st_size)
+            err = -EAGAIN; /* it grew while we read it */
+        else
+            err = ss__chat_file_write(r->st, id, off, buf, n);
+        EVP_DigestUpdate(md, buf, n);
+        off += n;
+    }
+    if (!err && (ferror(f) || off != (uint64_t)sb.st_size))
+        err = ferror(f) ? -EIO : -EAGAIN;
+    fclose(f);
+    unsigned char d[32];
+    char hex[65];
+    if (!err) {
+        EVP_DigestFinal_ex(md, d, NULL);
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+        err = ss__chat_file_complete_sha(r->st, id, hex);
+    }
+    EVP_MD_CTX_free(md);
+    if (!err)
+        err = ss__chat_file_get(r->st, id, &r->roomf);
+    if (err && id > 0)
+        ss__chat_file_delete(r->st, id);
+    if (err)
+        r->roomf.id = 0;
+    return err;
 }
 
 int ss__chat_room_open_be(ss_chat_room **out, const ss_chat_opts *o,
@@ -226,6 +291,8 @@ int ss__chat_room_open_be(ss_chat_room **out, const ss_chat_opts *o,
                   ? ss__chat_file_seed(r->st, ((int64_t)(rnd & 0x7fffff) + 1) << 24)
                   : -EIO;
     }
+    if (!err && o->room_file)
+        err = room_file_load(r, o->room_file);
     if (!err && !be)
         err = ss__chat_be_sqlite_new(r->st, &be);
     r->be = be;
@@ -870,6 +937,8 @@ static void take_nick(ss_chat_conn *c, const char *nick, int64_t now, int online
     if (online < 0)
         online = r->online;
     say(c, "OK nick %s %d", nick, online);
+    if (r->roomf.id)
+        send_offer(c, &r->roomf);
     announce(r, c, "JOIN %s %s %d", ts, nick, online);
     int n = c->since > 0 ? r->o.history_max : r->o.join_history;
     if (n <= 0) {
@@ -1937,7 +2006,8 @@ static void pump(ss_chat_conn *c)
         }
         if (c->dl_off == c->dl_size) {
             say(c, "FILEEND %lld", (long long)c->dl_id);
-            ss__chat_file_delete(r->st, c->dl_id);
+            if (c->dl_id != r->roomf.id) /* the room file stays for the next user */
+                ss__chat_file_delete(r->st, c->dl_id);
             c->dl_id = 0;
         }
     }
@@ -1953,8 +2023,9 @@ static bool my_offer(ss_chat_conn *c, const char *cmd, char *args,
         say(c, "ERR usage /%s ID", cmd);
         return false;
     }
+    bool room_file = (int64_t)id == c->room->roomf.id;
     if (ss__chat_file_get(c->room->st, (int64_t)id, f) < 0 || !f->complete ||
-        strcasecmp(f->recipient, c->nick) || (int64_t)id == c->dl_id) {
+        (strcasecmp(f->recipient, c->nick) && !room_file) || (int64_t)id == c->dl_id) {
         say(c, "ERR nofile no offer %llu for you", (unsigned long long)id);
         return false;
     }
@@ -2005,7 +2076,8 @@ static void cmd_decline(ss_chat_conn *c, char *args, int64_t now)
     struct ss__chat_file f;
     if (!my_offer(c, "decline", args, &f))
         return;
-    ss__chat_file_delete(c->room->st, f.id);
+    if (f.id != c->room->roomf.id)
+        ss__chat_file_delete(c->room->st, f.id);
     say(c, "OK decline %lld", (long long)f.id);
     ss_chat_conn *from = find_online(c->room, f.sender);
     if (from)

@@ -41,6 +41,9 @@ struct cand {
     char in[LINE_MAX_P2P + 2];
     size_t in_len;
     struct ss_chat_p2p *p;
+    /* Stream bytes each way: for a relay, from its "OK p2p relay" on (the
+     * bytes the server relays); for the others, everything. */
+    uint64_t tx, rx;
 };
 
 struct ss_chat_p2p {
@@ -64,6 +67,7 @@ struct ss_chat_p2p {
     bool ul_go;
     ss_chat_dl *dl;
     int64_t next_id;
+    uint64_t tx, rx;             /* the chosen stream's bytes, once closed */
 };
 
 void ss_chat_p2p_opts_init(ss_chat_p2p_opts *o)
@@ -142,6 +146,8 @@ static int raw_send(struct cand *k, const void *d, size_t n)
 {
     /* Handshake and control lines are small: the socket takes them. */
     ssize_t r = ss_sock_send(k->s, d, n);
+    if (r > 0 && (k->kind != C_RELAY || k->relay_ok))
+        k->tx += (uint64_t)r;
     return r == (ssize_t)n ? 0 : r < 0 ? (int)r : -EAGAIN;
 }
 
@@ -218,6 +224,10 @@ static void finish(ss_chat_p2p *p, int err)
     if (p->phase == PH_DONE)
         return;
     p->phase = PH_DONE;
+    if (p->up) {
+        p->tx = p->up->tx;
+        p->rx = p->up->rx;
+    }
     ss_timer_stop(p->o.loop, &p->phase_timer);
     ss_timer_stop(p->o.loop, &p->retry_timer);
     for (int i = 0; i < CANDS_MAX; i++)
@@ -534,6 +544,7 @@ static void feed(ss_chat_p2p *p, struct cand *k, const char *d, size_t n)
                 return;
             }
             auth_flush(k);
+            k->rx += (uint64_t)used;
             d += used;
             n -= (size_t)used;
             if (!ss_auth_done(&k->auth))
@@ -545,7 +556,10 @@ static void feed(ss_chat_p2p *p, struct cand *k, const char *d, size_t n)
             }
             continue;
         }
+        bool counted = k->kind != C_RELAY || k->relay_ok;
         size_t used = lines_in(p, k, d, n);
+        if (counted)
+            k->rx += used; /* not the relay's own "OK p2p relay" line */
         d += used;
         n -= used;
     }
@@ -605,6 +619,7 @@ static void cand_io(ss_sock *s, unsigned ev, void *arg)
             return;
         }
         if (n > 0) {
+            k->tx += (uint64_t)n;
             memmove(p->out, p->out + n, p->out_len - (size_t)n);
             p->out_len -= (size_t)n;
         }
@@ -711,6 +726,12 @@ int ss_chat_p2p_send_file(ss_chat_p2p *p, const char *path)
 }
 
 const char *ss_chat_p2p_path(const ss_chat_p2p *p) { return p->path; }
+
+void ss_chat_p2p_bytes(const ss_chat_p2p *p, uint64_t *sent, uint64_t *received)
+{
+    *sent = p->up ? p->up->tx : p->tx;
+    *received = p->up ? p->up->rx : p->rx;
+}
 
 bool ss_chat_p2p_up(const ss_chat_p2p *p) { return p->up != NULL; }
 

@@ -419,8 +419,12 @@ static void p2p_sent(void *arg, int err, const char *name)
 static void p2p_closed(void *arg, int err)
 {
     struct peer *pe = arg;
-    peer_show(pe, NULL, "-- point-to-point connection %s%s", err ? "failed: " : "closed",
-              err ? ss_strerror(err) : "");
+    uint64_t sent = 0, rcvd = 0;
+    if (pe->p)
+        ss_chat_p2p_bytes(pe->p, &sent, &rcvd);
+    peer_show(pe, NULL, "-- point-to-point connection %s%s (%llu bytes sent, %llu received)",
+              err ? "failed: " : "closed", err ? ss_strerror(err) : "",
+              (unsigned long long)sent, (unsigned long long)rcvd);
     pe->dead = true;
     ss_loop_defer(pe->cl->loop, &pe->cl->sweep);
 }
@@ -688,11 +692,14 @@ static void server_event(void *arg, const ss_chat_ev *ev)
         show(cl, NULL, NULL, "-- %s", ev->text);
         break;
     }
-    case SS_CHAT_EV_OFFER:
-        show(cl, NULL, ev->nick, "-- %s offers %s (%llu bytes, SHA-256 %s): /accept %lld or "
-             "/decline %lld", ev->nick, ev->text, (unsigned long long)ev->size, ev->sha256,
-             (long long)ev->id, (long long)ev->id);
+    case SS_CHAT_EV_OFFER: {
+        /* "*": the server's own room file, offered to everyone at join. */
+        bool server = !strcmp(ev->nick, SS_CHAT_ROOM_SENDER);
+        show(cl, NULL, server ? NULL : ev->nick, "-- %s offers %s (%llu bytes, SHA-256 %s): "
+             "/accept %lld or /decline %lld", server ? "the server" : ev->nick, ev->text,
+             (unsigned long long)ev->size, ev->sha256, (long long)ev->id, (long long)ev->id);
         break;
+    }
     case SS_CHAT_EV_FILE:
     case SS_CHAT_EV_CHUNK:
     case SS_CHAT_EV_FILEEND:

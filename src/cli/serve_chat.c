@@ -1,4 +1,5 @@
 /* `sockstack serve chat`: the chat room on the server framework. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ enum {
     CHAT_OPT_IRC_PORT,
     CHAT_OPT_CLUSTER,
     CHAT_OPT_LEASE,
+    CHAT_OPT_ROOM_FILE,
 };
 
 const struct option serve_chat_longopts[] = {
@@ -55,6 +57,7 @@ const struct option serve_chat_longopts[] = {
     {"irc-port", required_argument, NULL, CHAT_OPT_IRC_PORT},
     {"cluster", required_argument, NULL, CHAT_OPT_CLUSTER},
     {"lease", required_argument, NULL, CHAT_OPT_LEASE},
+    {"room-file", required_argument, NULL, CHAT_OPT_ROOM_FILE},
     {NULL, 0, NULL, 0},
 };
 
@@ -79,6 +82,9 @@ const char serve_chat_help[] =
     "      --join-history N     public messages shown on join (default 20)\n"
     "      --file-quota BYTES   pending file offers kept per recipient (128M)\n"
     "      --file-max BYTES     largest file offer (default 64M)\n"
+    "      --room-file FILE     the server's own file: offered to every user at\n"
+    "                           join (OFFER ID * ...), taken with /accept ID, at\n"
+    "                           most --file-max bytes; read once at start\n"
     "      --pbkdf2-iter N      PBKDF2 iterations for new passwords (100000)\n"
     "      --presence-max N     above N users online, joins and leaves are not\n"
     "                           announced to everyone (default 1000; 0: always)\n"
@@ -127,6 +133,7 @@ int serve_chat_option(struct serve_ctx *sc, int opt, const char *arg)
     }
     switch (opt) {
     case CHAT_OPT_DB: r->o.db_path = arg; return 0;
+    case CHAT_OPT_ROOM_FILE: r->o.room_file = arg; return 0;
     case CHAT_OPT_ROOM:
         if (!*arg || strchr(arg, ' ') || strlen(arg) > 32)
             return cli_usage_error("serve ", "--room: 1 to 32 characters, no spaces");
@@ -271,6 +278,17 @@ int serve_chat_setup(struct serve_ctx *sc)
                 r->o.db_path);
     r->so.loop = sc->opts.loop;
     int err = ss_chat_server_new(&r->o, &r->so, &r->cs);
+    if (err && r->o.room_file && (err == -EFBIG || err == -EINVAL || err == -ENOENT ||
+                                  err == -EACCES || err == -EISDIR)) {
+        if (err == -EFBIG)
+            cli_error("serve chat: --room-file %s: larger than --file-max (%llu bytes)",
+                      r->o.room_file, (unsigned long long)r->o.file_max);
+        else
+            cli_error("serve chat: --room-file %s: %s", r->o.room_file,
+                      err == -EINVAL ? "not a regular file" : ss_strerror(err));
+        serve_chat_cleanup(sc);
+        return CLI_RUNTIME;
+    }
     if (err) {
         cli_error("serve chat: %s: %s",
                   r->so.cluster ? r->so.cluster : r->o.db_path ? r->o.db_path : "store",

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "harness.h"
 #include "stream.h"
 
@@ -475,4 +477,131 @@ Test(chat_e2e, reconnect_continues_history_without_duplicates)
     cr_assert_eq(count(&b, "<alice> line two\n"), 1, "%s", b.buf);
     cr_assert_eq(count(&b, "<alice> line three\n"), 1, "%s", b.buf);
     close(alice);
+}
+
+/* ---- the server's own file (--room-file) -------------------------------- */
+
+/* Lowercase hex SHA-256 of data. */
+static void sha256_hex(const void *data, size_t n, char hex[65])
+{
+    unsigned char d[32];
+    cr_assert_eq(EVP_Digest(data, n, d, NULL, EVP_sha256(), NULL), 1);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+/* After "FILE ..." on s: every CHUNK of file id up to its FILEEND, in
+ * order from offset 0, decoded into out (cap bytes). Returns the length. */
+static size_t raw_download(struct stream *s, long long id, unsigned char *out, size_t cap)
+{
+    char end[40];
+    snprintf(end, sizeof end, "FILEEND %lld\n", id);
+    size_t from = s->pos;
+    EXPECT(s, end);
+    size_t stop = s->pos - strlen(end), got = 0;
+    char prefix[40];
+    int plen = snprintf(prefix, sizeof prefix, "CHUNK %lld ", id);
+    for (char *l = s->buf + from; l < s->buf + stop;) {
+        char *nl = memchr(l, '\n', (size_t)(s->buf + stop - l));
+        cr_assert(nl, "unterminated line");
+        cr_assert(!strncmp(l, prefix, (size_t)plen), "not a chunk of %lld: %.60s", id, l);
+        char *b64 = strchr(l + plen, ' ');
+        cr_assert(b64);
+        cr_assert_eq(strtoull(l + plen, NULL, 10), got, "chunk out of order");
+        b64++;
+        size_t blen = (size_t)(nl - b64);
+        cr_assert(got + blen / 4 * 3 <= cap + 2);
+        unsigned char tmp[4096];
+        cr_assert(blen / 4 * 3 <= sizeof tmp);
+        int n = EVP_DecodeBlock(tmp, (const unsigned char *)b64, (int)blen);
+        cr_assert_geq(n, 0);
+        n -= (blen > 0 && b64[blen - 1] == '=') + (blen > 1 && b64[blen - 2] == '=');
+        cr_assert_leq(got + (size_t)n, cap);
+        memcpy(out + got, tmp, (size_t)n);
+        got += (size_t)n;
+        l = nl + 1;
+    }
+    return got;
+}
+
+Test(chat_e2e, the_server_offers_its_room_file_to_every_user_and_keeps_it)
+{
+    enum { SIZE = 100000 };
+    char src[256], cmd[600];
+    snprintf(src, sizeof src, "%s/src/welcome.bin", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/src %s/b && head -c %d /dev/urandom > %s", dir, dir,
+             SIZE, src);
+    cr_assert_eq(system(cmd), 0);
+    size_t len;
+    unsigned char *want = (unsigned char *)th_read_file(src, &len);
+    cr_assert_eq(len, SIZE);
+    char sha[65], line[300];
+    sha256_hex(want, len, sha);
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, "--room-file", src);
+
+    /* A raw client: the offer right after the join, then the bytes. */
+    static struct stream a, b, c, d;
+    int alice = fx_join(port, &a, "alice");
+    snprintf(line, sizeof line, "1\nOFFER 1 * %d %s welcome.bin\n", SIZE, sha);
+    EXPECT(&a, line);
+    put(alice, "/accept 1\n");
+    snprintf(line, sizeof line, "OK accept 1\nFILE 1 %d %s welcome.bin\n", SIZE, sha);
+    EXPECT(&a, line);
+    static unsigned char got[SIZE + 4];
+    cr_assert_eq(raw_download(&a, 1, got, sizeof got), SIZE);
+    char got_sha[65];
+    sha256_hex(got, SIZE, got_sha);
+    cr_assert_str_eq(got_sha, sha);
+    cr_assert_eq(memcmp(got, want, SIZE), 0);
+
+    /* The file stays: our client, joining later, is offered it too. */
+    char bdir[200];
+    snprintf(bdir, sizeof bdir, "%s/b", dir);
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct th_proc p;
+    cr_assert_eq(th_spawn_cli(&p, "chat", "127.0.0.1", portstr, "--name", "bob", "--dir", bdir,
+                              NULL), 0);
+    struct th_proc *bob = track(p);
+    stream_init(&b, bob->out);
+    snprintf(line, sizeof line, "-- the server offers welcome.bin (%d bytes, SHA-256 %s): "
+             "/accept 1 or /decline 1\n", SIZE, sha);
+    EXPECT(&b, line);
+    put(bob->in, "/accept 1\n");
+    snprintf(line, sizeof line, "-- received file 1, SHA-256 verified: %s/welcome.bin\n", bdir);
+    EXPECT(&b, line);
+    snprintf(cmd, sizeof cmd, "cmp %s %s/welcome.bin", src, bdir);
+    cr_assert_eq(system(cmd), 0);
+
+    /* A decline is for the one who declines: the next user is offered it. */
+    int carol = fx_join(port, &c, "carol");
+    snprintf(line, sizeof line, "3\nOFFER 1 * %d %s welcome.bin\n", SIZE, sha);
+    EXPECT(&c, line);
+    put(carol, "/decline 1\n");
+    EXPECT(&c, "OK decline 1\n");
+    fx_join(port, &d, "dave");
+    snprintf(line, sizeof line, "4\nOFFER 1 * %d %s welcome.bin\n", SIZE, sha);
+    EXPECT(&d, line);
+    /* Nobody's offers are counted against it, and nobody is told ACCEPTED. */
+    cr_assert_eq(count(&a, "ACCEPTED"), 0);
+    cr_assert_eq(count(&a, "OFFER "), 1);
+    free(want);
+}
+
+Test(chat_e2e, a_room_file_larger_than_file_max_is_refused_at_start)
+{
+    char src[256], cmd[600];
+    snprintf(src, sizeof src, "%s/big.bin", dir);
+    snprintf(cmd, sizeof cmd, "head -c 1001 /dev/zero > %s", src);
+    cr_assert_eq(system(cmd), 0);
+    const char *args[] = {"serve", "chat", "-b", "127.0.0.1", "--port", "0", "--file-max",
+                          "1000", "--room-file", src, NULL};
+    struct th_result r = th_run_cli(args, 10000);
+    char want[400];
+    snprintf(want, sizeof want, "serve chat: --room-file %s: larger than --file-max (1000 "
+             "bytes)\n", src);
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert(strstr(r.err, want), "%s", r.err);
+    th_result_free(&r);
 }

@@ -8,7 +8,8 @@
  *      relay carries it, and the user is told;
  *   3. both peers on one LAN: a direct local connection.
  * In each case the peers exchange messages and a 50 MiB file (SHA-256
- * equal) while a file from the server arrives at the same time.
+ * equal) while the server's own file (--room-file) arrives at the same
+ * time.
  * An impostor without the introduction's key is refused (loopback). */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -79,10 +80,13 @@ static void run_case(const char *mode, const char *bob_ns, const char *path,
              " && head -c 300000 /dev/urandom > %s/small.bin", dir, dir, dir, dir);
     cr_assert_eq(system(cmd), 0);
 
-    char db[200];
+    char db[200], small[200];
     snprintf(db, sizeof db, "%s/chat.db", dir);
+    snprintf(small, sizeof small, "%s/small.bin", dir);
+    /* The server's own file: offered to every user at join. */
     const char *sargs[] = {"serve", "chat", "-b", "203.0.113.1", "--port", "7200", "--db", db,
-                           "--pbkdf2-iter", "1000", "--grace", "0", NULL};
+                           "--pbkdf2-iter", "1000", "--grace", "0", "--room-file", small,
+                           NULL};
     struct th_proc *srv = in_ns("pub", sargs);
     cr_assert_gt(th_wait_listening(srv, 10000, NULL, 0), 0);
 
@@ -97,6 +101,7 @@ static void run_case(const char *mode, const char *bob_ns, const char *path,
     struct th_proc *bob = in_ns(bob_ns, bargs);
     stream_init(&b, bob->out);
     wait_for(&b, "-- you are bob", 10000);
+    wait_for(&b, "-- the server offers small.bin (300000 bytes, SHA-256 ", 10000);
     struct th_proc *alice = in_ns("h1", aargs);
     stream_init(&a, alice->out);
     wait_for(&a, "-- you are alice", 10000);
@@ -116,10 +121,10 @@ static void run_case(const char *mode, const char *bob_ns, const char *path,
     put(bob->in, "/to alice and back\n");
     wait_for(&a, "[bob] <bob> and back\n", 10000);
 
-    /* 50 MiB point-to-point while a file comes through the server. */
-    snprintf(cmd, sizeof cmd, "/sendto bob %s/big.bin\n/send bob %s/small.bin\n", dir, dir);
+    /* 50 MiB point-to-point while the server's own file comes. */
+    snprintf(cmd, sizeof cmd, "/sendto bob %s/big.bin\n", dir);
     put(alice->in, cmd);
-    wait_for(&b, "-- alice offers small.bin (300000 bytes", 20000);
+    wait_for(&a, "big.bin to bob (point-to-point)\n", 10000);
     put(bob->in, "/accept 1\n");
     wait_for(&b, "-- received file 1, SHA-256 verified:", 60000);
     cr_assert_eq(count(&b, "received file from peer"), 0,
@@ -130,27 +135,42 @@ static void run_case(const char *mode, const char *bob_ns, const char *path,
              dir, dir, dir, dir);
     cr_assert_eq(system(cmd), 0);
 
+    /* alice leaves: bob's side closes and says how many bytes its stream
+     * carried each way; over the relay, the server passed exactly those. */
+    put(alice->in, "/quit\n");
+    wait_for(&b, "[alice] -- point-to-point connection closed (", 20000);
+    unsigned long long sent, rcvd;
+    cr_assert_eq(sscanf(b.buf + b.pos, "%llu bytes sent, %llu received)", &sent, &rcvd), 2,
+                 "%s", b.buf + b.pos);
+    /* At least the 50 MiB file went to bob, as base64 lines. */
+    cr_assert_gt(rcvd, 52428800ull / 3 * 4);
+    char relayed[96];
+    if (!relays) {
+        snprintf(relayed, sizeof relayed, "chat: 1 relays, %llu bytes relayed;", sent + rcvd);
+        relays = relayed;
+    }
     /* The server's own count of relayed bytes. */
     th_stop(srv, SIGTERM, 10000);
     char *err = NULL;
     th_read_all(srv->err, &err, 2000);
-    cr_assert(err && strstr(err, relays), "server said:\n%s", err ? err : "");
+    cr_assert(err && strstr(err, relays), "server said (want \"%s\"):\n%s", relays,
+              err ? err : "");
     free(err);
 }
 
 Test(chat_nat, both_behind_port_keeping_nats_connect_by_hole_punching)
 {
-    run_case("cone", "h2", "hole punched with 203.0.113.", "0 relays, 0 bytes relayed");
+    run_case("cone", "h2", "hole punched with 203.0.113.", "chat: 0 relays, 0 bytes relayed;");
 }
 
 Test(chat_nat, a_nat_that_defeats_punching_falls_back_to_the_relay)
 {
-    run_case("symmetric", "h2", "relayed by the server", "1 relays, ");
+    run_case("symmetric", "h2", "relayed by the server", NULL);
 }
 
 Test(chat_nat, two_peers_on_one_lan_connect_directly)
 {
-    run_case("cone", "h1b", "direct ", "0 relays, 0 bytes relayed");
+    run_case("cone", "h1b", "direct ", "chat: 0 relays, 0 bytes relayed;");
 }
 
 /* ---- the introduction's key ----------------------------------------------- */
