@@ -100,6 +100,22 @@ static const char *last_line(void)
     return line;
 }
 
+/* `tmux send-keys KEYS` (key names, not literal text). */
+static void send_keys(const char *names)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "tmux -L %s send-keys %s", sock_name, names);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Wait until the input line (the last row) is exactly want. */
+static void input_is(const char *want)
+{
+    for (int i = 0; i < 200 && strcmp(last_line(), want); i++)
+        usleep(50000);
+    cr_assert_str_eq(last_line(), want, "%s", capture());
+}
+
 /* The server and bob's screen (w x h, in tmux); the server's port. */
 static int start_screen(int w, int h)
 {
@@ -291,7 +307,7 @@ Test(chat_tui, editing_keys_history_and_nick_completion)
     /* Ctrl-E, Ctrl-W deletes the last word; Ctrl-A then Ctrl-K clears */
     snprintf(cmd, sizeof cmd, "tmux -L %s send-keys C-e C-w", sock_name);
     cr_assert_eq(system(cmd), 0);
-    cr_assert(screen_has("> hello \n", 5000) || screen_has("> hello", 100), "%s", capture());
+    input_is("> hello"); /* "word!" went, the blank before it stays */
     snprintf(cmd, sizeof cmd, "tmux -L %s send-keys C-a C-k", sock_name);
     cr_assert_eq(system(cmd), 0);
     for (int i = 0; i < 100 && strcmp(last_line(), ">"); i++)
@@ -372,4 +388,149 @@ Test(chat_tui, the_screen_follows_a_failover_to_the_next_server)
     cr_assert(screen_has("<alice> hello on node two", 10000), "%s", capture());
     cr_assert(screen_has("| 2 online | connected | bob |", 10000), "%s", capture());
     close(fd);
+}
+
+Test(chat_tui, right_down_and_ctrl_w_edit_exactly)
+{
+    int alice;
+    start_bob(80, 20, &alice);
+    /* Right: Home, Right twice, then "X" lands after the second character. */
+    keys("hello", false);
+    input_is("> hello");
+    send_keys("Home Right Right");
+    keys("X", false);
+    input_is("> heXllo");
+    /* Right stops at the end of the line. */
+    send_keys("Right Right Right Right Right");
+    keys("!", false);
+    input_is("> heXllo!");
+    /* Ctrl-W removes the word before the cursor and the blanks after it,
+     * nothing more. */
+    send_keys("C-u");
+    input_is(">");
+    keys("one two  three", false);
+    input_is("> one two  three");
+    send_keys("C-w");
+    keys("X", false); /* the blanks before "three" stay */
+    input_is("> one two  X");
+    send_keys("BSpace Left Left C-w");
+    keys("Y", false); /* "two" went; the cursor is where it started */
+    input_is("> one Y");
+    send_keys("C-e");
+    keys("Z", false);
+    input_is("> one Y  Z");
+    send_keys("C-a C-w"); /* at the start: nothing to delete */
+    input_is("> one Y  Z");
+    send_keys("C-e C-u");
+    input_is(">");
+    /* Down: after Up Up, Down steps forward through the history, and past
+     * the newest entry it gives an empty line. */
+    keys("first line", true);
+    input_is(">");
+    keys("second line", true);
+    input_is(">");
+    send_keys("Up Up");
+    input_is("> first line");
+    send_keys("Down");
+    input_is("> second line");
+    send_keys("Down");
+    input_is(">");
+    close(alice);
+}
+
+Test(chat_tui, long_lines_wrap_at_words_with_an_indent_under_the_text)
+{
+    int alice;
+    start_bob(60, 20, &alice);
+    /* 30 words of 4 characters: several rows of the 42-column pane (60
+     * minus the users panel). */
+    char line[512] = "";
+    for (int i = 0; i < 30; i++)
+        snprintf(line + strlen(line), sizeof line - strlen(line), "w%02d%c ", i,
+                 'a' + i % 26);
+    line[strlen(line) - 1] = '\n';
+    put_raw(alice, line);
+    cr_assert(screen_has("w29d", 5000), "%s", capture());
+    /* The rows of that message in the pane (the first 42 columns; the
+     * panel follows): the first has "<alice> w00a", each next one is
+     * exactly 11 blanks (the width of "[HH:MM:SS] ") and whole words. */
+    char *scr = capture();
+    char *first = strstr(scr, "<alice> w00a ");
+    cr_assert(first, "%s", scr);
+    int words = 0, rows = 0;
+    for (char *row = first - 11; row && *row; rows++) {
+        char pane[64];
+        snprintf(pane, sizeof pane, "%.42s", row);
+        char *nl = strchr(pane, '\n');
+        if (nl)
+            *nl = '\0';
+        if (rows > 0 && strncmp(pane, "           w", 12))
+            break; /* the message ended */
+        char *p = rows ? pane + 11 : strstr(pane, "> ") + 2;
+        for (char *t = strtok(p, " "); t; t = strtok(NULL, " ")) {
+            cr_assert(strlen(t) == 4 && t[0] == 'w' && t[1] >= '0' && t[1] <= '9' &&
+                          t[2] >= '0' && t[2] <= '9' && t[3] >= 'a' && t[3] <= 'z',
+                      "a word cut at a row's end: \"%s\" in\n%s", t, scr);
+            words++;
+        }
+        row = strchr(row, '\n');
+        row = row ? row + 1 : NULL;
+    }
+    cr_assert_eq(words, 30, "%s", scr);
+    cr_assert_eq(rows, 6, "%d rows:\n%s", rows, scr);
+    close(alice);
+}
+
+Test(chat_tui, opening_a_user_in_the_panel_starts_a_point_to_point_tab)
+{
+    int alice;
+    int port = start_bob(80, 20, &alice);
+    /* carol joins too: the panel lists alice, bob and carol. */
+    int carol = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(carol, (struct sockaddr *)&a, sizeof a), 0);
+    put_raw(carol, "/nick carol\n");
+    cr_assert(screen_has("-- carol joined", 10000), "%s", capture());
+    cr_assert(screen_has("| * carol", 5000), "%s", capture());
+    cr_assert(screen_has("users (F2)", 5000), "%s", capture());
+    /* F2 focuses the panel; Down twice from alice selects carol. */
+    send_keys("F2");
+    cr_assert(screen_has("users (Enter)", 5000), "%s", capture());
+    send_keys("Down Down Enter");
+    /* carol's tab opens beside the lobby, and the server introduced bob to
+     * carol (not to alice). */
+    cr_assert(screen_has("| connected | bob | [lobby] carol", 10000), "%s", capture());
+    cr_assert(screen_has("users (F2)", 5000), "%s", capture());
+    char got[4096] = "";
+    size_t len = 0;
+    for (int i = 0; i < 200 && !strstr(got, "P2P intro "); i++) {
+        ssize_t n = recv(carol, got + len, sizeof got - 1 - len, MSG_DONTWAIT);
+        if (n > 0)
+            got[len += (size_t)n] = '\0';
+        else
+            usleep(50000);
+    }
+    char *intro = strstr(got, "P2P intro ");
+    cr_assert(intro, "%s", got);
+    long long id;
+    char peer[32], key[40];
+    int side;
+    cr_assert_eq(sscanf(intro, "P2P intro %lld %31s %39s %d", &id, peer, key, &side), 4, "%s",
+                 intro);
+    cr_assert_str_eq(peer, "bob");
+    cr_assert_eq(side, 1);
+    cr_assert_eq(strlen(key), 32);
+    /* alice was not asked. */
+    char other[4096];
+    ssize_t n = recv(alice, other, sizeof other - 1, MSG_DONTWAIT);
+    other[n > 0 ? n : 0] = '\0';
+    cr_assert_null(strstr(other, "P2P"), "%s", other);
+    /* Ctrl-N shows carol's tab: the introduction's first line is there. */
+    send_keys("C-n");
+    cr_assert(screen_has("| connected | bob | lobby [carol]", 5000), "%s", capture());
+    cr_assert(screen_has("-- point-to-point with carol: asked the server to", 5000), "%s",
+              capture());
+    close(carol);
+    close(alice);
 }
