@@ -608,6 +608,18 @@ Test(chat_e2e, a_room_file_larger_than_file_max_is_refused_at_start)
 
 /* ---- /who in words ------------------------------------------------------ */
 
+/* Set nick's last-seen time ago_ms back in the server's store, beside the
+ * running server (python3's sqlite3; WAL lets both in). */
+static void set_last_seen(const char *nick, long ago_ms)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c \"import sqlite3, time; d = sqlite3.connect('%s/chat.db'); "
+             "d.execute('UPDATE users SET last_seen = ? WHERE nick = ?', "
+             "(int(time.time() * 1000) - %ld, '%s')); d.commit()\"", dir, ago_ms, nick);
+    cr_assert_eq(system(cmd), 0);
+}
+
 Test(chat_e2e, who_shows_a_last_seen_time_as_minutes_ago)
 {
     struct th_proc *srv;
@@ -619,24 +631,14 @@ Test(chat_e2e, who_shows_a_last_seen_time_as_minutes_ago)
     EXPECT(&a, "-- carol joined (2 online)\n");
     put(carol, "/quit\n");
     EXPECT(&a, "-- carol left (1 online)\n");
-    /* carol was last seen 5 min 30 s ago: the store says so (python3's
-     * sqlite3, beside the running server; WAL lets both in). */
-    char cmd[700];
-    snprintf(cmd, sizeof cmd,
-             "python3 -c \"import sqlite3, time; d = sqlite3.connect('%s/chat.db'); "
-             "d.execute('UPDATE users SET last_seen = ? WHERE nick = ?', "
-             "(int(time.time() * 1000) - 330000, 'carol')); d.commit()\"", dir);
-    cr_assert_eq(system(cmd), 0);
+    /* carol was last seen 5 min 30 s ago: the store says so. */
+    set_last_seen("carol", 330000);
     put(alice->in, "/who\n");
     EXPECT(&a, "-- alice online\n");
     EXPECT(&a, "-- carol offline, last seen 5 min ago\n");
     EXPECT(&a, "-- 1 online, 1 offline listed\n");
-    /* Seconds ago is "just now", hours ago "N h ago". */
-    snprintf(cmd, sizeof cmd,
-             "python3 -c \"import sqlite3, time; d = sqlite3.connect('%s/chat.db'); "
-             "d.execute('UPDATE users SET last_seen = ? WHERE nick = ?', "
-             "(int(time.time() * 1000) - 2 * 3600000 - 60000, 'carol')); d.commit()\"", dir);
-    cr_assert_eq(system(cmd), 0);
+    /* Hours ago is "N h ago". */
+    set_last_seen("carol", 2 * 3600000 + 60000);
     put(alice->in, "/who\n");
     EXPECT(&a, "-- carol offline, last seen 2 h ago\n");
     close(carol);

@@ -116,6 +116,32 @@ static void input_is(const char *want)
     cr_assert_str_eq(last_line(), want, "%s", capture());
 }
 
+/* What fd receives until needle is in it (10 s at most), into got. */
+static void recv_until(int fd, const char *needle, char *got, size_t cap)
+{
+    size_t len = 0;
+    got[0] = '\0';
+    for (int i = 0; i < 200 && !strstr(got, needle); i++) {
+        ssize_t n = recv(fd, got + len, cap - 1 - len, MSG_DONTWAIT);
+        if (n > 0)
+            got[len += (size_t)n] = '\0';
+        else
+            usleep(50000);
+    }
+    cr_assert(strstr(got, needle), "no \"%s\" in: %s", needle, got);
+}
+
+/* A user on a raw socket: connected to 127.0.0.1:port, first line sent. */
+static int raw_user(int port, const char *first)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    put_raw(fd, first);
+    return fd;
+}
+
 /* The server and bob's screen (w x h, in tmux); the server's port. */
 static int start_screen(int w, int h)
 {
@@ -318,16 +344,8 @@ Test(chat_tui, editing_keys_history_and_nick_completion)
     snprintf(cmd, sizeof cmd, "tmux -L %s send-keys Tab", sock_name);
     cr_assert_eq(system(cmd), 0);
     keys("hi there", true);
-    char got[4096] = "";
-    size_t len = 0;
-    for (int i = 0; i < 100 && !strstr(got, " bob alice: hi there\n"); i++) {
-        ssize_t n = recv(alice, got + len, sizeof got - 1 - len, MSG_DONTWAIT);
-        if (n > 0)
-            got[len += (size_t)n] = '\0';
-        else
-            usleep(50000);
-    }
-    cr_assert(strstr(got, " bob alice: hi there\n"), "%s", got);
+    char got[4096];
+    recv_until(alice, " bob alice: hi there\n", got, sizeof got);
     /* Up brings the sent line back */
     snprintf(cmd, sizeof cmd, "tmux -L %s send-keys Up", sock_name);
     cr_assert_eq(system(cmd), 0);
@@ -380,11 +398,7 @@ Test(chat_tui, the_screen_follows_a_failover_to_the_next_server)
     snprintf(want, sizeof want, "-- connected to 127.0.0.1:%d (127.0.0.1:%d)", pb, pb);
     cr_assert(screen_has(want, 10000), "%s", capture());
     cr_assert(screen_has("| 1 online | connected | bob |", 10000), "%s", capture());
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)pb)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    put_raw(fd, "/nick alice\nhello on node two\n");
+    int fd = raw_user(pb, "/nick alice\nhello on node two\n");
     cr_assert(screen_has("<alice> hello on node two", 10000), "%s", capture());
     cr_assert(screen_has("| 2 online | connected | bob |", 10000), "%s", capture());
     close(fd);
@@ -486,11 +500,7 @@ Test(chat_tui, opening_a_user_in_the_panel_starts_a_point_to_point_tab)
     int alice;
     int port = start_bob(80, 20, &alice);
     /* carol joins too: the panel lists alice, bob and carol. */
-    int carol = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    cr_assert_eq(connect(carol, (struct sockaddr *)&a, sizeof a), 0);
-    put_raw(carol, "/nick carol\n");
+    int carol = raw_user(port, "/nick carol\n");
     cr_assert(screen_has("-- carol joined", 10000), "%s", capture());
     cr_assert(screen_has("| * carol", 5000), "%s", capture());
     cr_assert(screen_has("users (F2)", 5000), "%s", capture());
@@ -502,17 +512,9 @@ Test(chat_tui, opening_a_user_in_the_panel_starts_a_point_to_point_tab)
      * carol (not to alice). */
     cr_assert(screen_has("| connected | bob | [lobby] carol", 10000), "%s", capture());
     cr_assert(screen_has("users (F2)", 5000), "%s", capture());
-    char got[4096] = "";
-    size_t len = 0;
-    for (int i = 0; i < 200 && !strstr(got, "P2P intro "); i++) {
-        ssize_t n = recv(carol, got + len, sizeof got - 1 - len, MSG_DONTWAIT);
-        if (n > 0)
-            got[len += (size_t)n] = '\0';
-        else
-            usleep(50000);
-    }
+    char got[4096];
+    recv_until(carol, "P2P intro ", got, sizeof got);
     char *intro = strstr(got, "P2P intro ");
-    cr_assert(intro, "%s", got);
     long long id;
     char peer[32], key[40];
     int side;
