@@ -341,6 +341,8 @@ SS_API_BEGIN
 #define SS_DISCOVER_PORT 7999
 /* Seconds `sockstack discover` waits for answers by default. */
 #define SS_DISCOVER_WAIT 2
+/* Distinct answers one probe keeps (to drop repeats) and tells. */
+#define SS_DISCOVER_FOUND_MAX 256
 /* ---- stack (user-space TCP/IP core) ------------------------------------ */
 /* TTL of packets we originate: the common Linux/BSD default. */
 #define SS_STACK_TTL 64

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sockstack/discover.h"
+#include "sockstack/config.h"
 #include "sockstack/err.h"
 #include "sockstack/reactor.h"
 #include "sockstack/sock.h"
@@ -124,4 +125,81 @@ void ss_announcer_stop(ss_announcer *a)
     ss_sock_close(a->s);
     ss_loop_free(a->loop);
     free(a);
+}
+
+/* ---- the prober ------------------------------------------------------------ */
+
+struct prober {
+    ss_discover_found seen[SS_DISCOVER_FOUND_MAX];
+    int n;
+    ss_discover_cb cb;
+    void *arg;
+};
+
+static void on_answer(ss_sock *s, unsigned ev, void *arg)
+{
+    struct prober *p = arg;
+    char buf[128];
+    ss_addr from;
+    bool trunc;
+    ssize_t n = ss_sock_recvfrom(s, buf, sizeof buf, &from, &trunc);
+    ss_discover_found f;
+    if (n <= 0 || trunc || ss_discover_answer_parse(buf, (size_t)n, f.name, sizeof f.name,
+                                                    &f.port, f.proto, sizeof f.proto) < 0)
+        return;
+    ss_addr_format(&from, f.addr, sizeof f.addr);
+    char *colon = strrchr(f.addr, ':'); /* the answer's own port is not the service's */
+    if (colon)
+        *colon = '\0';
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->seen[i].name, f.name) && !strcmp(p->seen[i].addr, f.addr) &&
+            p->seen[i].port == f.port && !strcmp(p->seen[i].proto, f.proto))
+            return;
+    if (p->n == SS_DISCOVER_FOUND_MAX)
+        return;
+    p->seen[p->n++] = f;
+    p->cb(&f, p->arg);
+}
+
+static void on_wait_over(ss_loop *loop, ss_timer *t, void *arg)
+{
+    *(bool *)arg = true;
+}
+
+int ss_discover_probe(ss_loop *loop, const ss_addr *dst, unsigned wait_ms, ss_discover_cb cb,
+                      void *arg)
+{
+    ss_addr any;
+    int err = ss_addr_resolve("0.0.0.0", "0", AF_INET, SS_DGRAM, true, &any, 1);
+    if (err < 0)
+        return err;
+    ss_sockopts o;
+    ss_sockopts_init(&o);
+    o.broadcast = 1;
+    ss_sock *s;
+    if ((err = ss_sock_listen_on(ss_backend_kernel(), &any, SS_DGRAM, &o, 0, &s, NULL)) < 0)
+        return err;
+    ssize_t sent = ss_sock_sendto(s, SS_DISCOVER_PROBE, strlen(SS_DISCOVER_PROBE), dst);
+    struct prober *p = sent < 0 ? NULL : calloc(1, sizeof *p);
+    if (!p) {
+        ss_sock_close(s);
+        return sent < 0 ? (int)sent : -ENOMEM;
+    }
+    p->cb = cb;
+    p->arg = arg;
+    bool over = false;
+    ss_timer t;
+    ss_timer_init(&t, on_wait_over, &over);
+    ss_timer_start(loop, &t, wait_ms);
+    err = ss_sock_watch(s, loop, SS_READ, on_answer, p);
+    while (err == 0 && !over) {
+        int r = ss_loop_run_once(loop, -1);
+        if (r < 0)
+            err = r;
+    }
+    ss_timer_stop(loop, &t);
+    int found = p->n;
+    ss_sock_close(s);
+    free(p);
+    return err < 0 ? err : found;
 }

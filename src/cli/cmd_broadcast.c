@@ -300,45 +300,11 @@ int cmd_broadcast(int argc, char **argv)
 
 /* ---- discover ----------------------------------------------------------- */
 
-struct found {
-    char line[200];
-};
-
-struct disc {
-    struct found seen[256];
-    int n;
-};
-
-static void disc_read(ss_sock *s, unsigned ev, void *arg)
+static void disc_print(const ss_discover_found *f, void *arg)
 {
-    struct disc *d = arg;
-    char buf[128];
-    ss_addr from;
-    bool trunc;
-    ssize_t n = ss_sock_recvfrom(s, buf, sizeof buf, &from, &trunc);
-    char name[32], proto[8];
-    int port;
-    if (n <= 0 || trunc ||
-        ss_discover_answer_parse(buf, (size_t)n, name, sizeof name, &port, proto,
-                                 sizeof proto) < 0)
-        return;
-    char addr[SS_ADDR_STRLEN];
-    ss_addr_format(&from, addr, sizeof addr);
-    char *colon = strrchr(addr, ':'); /* the answer's own port is not the service's */
-    if (colon)
-        *colon = '\0';
-    char line[200];
-    snprintf(line, sizeof line, "%s %s %d %s", name, addr, port, proto);
-    for (int i = 0; i < d->n; i++)
-        if (!strcmp(d->seen[i].line, line))
-            return;
-    if (d->n < 256)
-        snprintf(d->seen[d->n++].line, sizeof d->seen[0].line, "%s", line);
-    printf("%s\n", line);
+    printf("%s %s %d %s\n", f->name, f->addr, f->port, f->proto);
     fflush(stdout);
 }
-
-static void disc_done(ss_loop *loop, ss_timer *t, void *arg) { ss_loop_stop(loop); }
 
 int cmd_discover(int argc, char **argv)
 {
@@ -373,33 +339,16 @@ int cmd_discover(int argc, char **argv)
     ss_addr dst;
     if (resolve_to(to, port, &dst) != CLI_OK)
         return CLI_RUNTIME;
-    ss_sock *s;
-    ss_loop *loop = NULL;
-    int err = open_udp("0.0.0.0", 0, true, false, &s, NULL);
-    if (!err)
-        err = ss_loop_new(&loop);
-    if (err) {
-        cli_error("discover: %s", ss_strerror(err));
-        ss_sock_close(s);
-        return CLI_RUNTIME;
-    }
-    ssize_t n = ss_sock_sendto(s, SS_DISCOVER_PROBE, strlen(SS_DISCOVER_PROBE), &dst);
-    if (n < 0) {
-        cli_error("discover: probe to %s:%d: %s", to, port, ss_strerror((int)n));
-        ss_sock_close(s);
+    ss_loop *loop;
+    int found = ss_loop_new(&loop);
+    if (found == 0) {
+        found = ss_discover_probe(loop, &dst, (unsigned)(wait * 1000), disc_print, NULL);
         ss_loop_free(loop);
+    }
+    if (found < 0) {
+        cli_error("discover: probe to %s:%d: %s", to, port, ss_strerror(found));
         return CLI_RUNTIME;
     }
-    struct disc *d = calloc(1, sizeof *d);
-    ss_timer t;
-    ss_timer_init(&t, disc_done, NULL);
-    ss_timer_start(loop, &t, (uint64_t)(wait * 1000));
-    ss_sock_watch(s, loop, SS_READ, disc_read, d);
-    ss_loop_run(loop);
-    int found = d->n;
-    ss_sock_close(s);
-    ss_loop_free(loop);
-    free(d);
     if (!found) {
         cli_error("no service answered within %.2f s", wait);
         return CLI_RUNTIME;
