@@ -1,5 +1,5 @@
 /* Parsing of the shared socket options (see sockopt_cli.h). */
-#include <ctype.h>
+#include <limits.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +14,8 @@ const char cli_sockopt_help[] =
     "      --reuseaddr          SO_REUSEADDR (on by default for servers)\n"
     "      --no-reuseaddr       turn SO_REUSEADDR off\n"
     "      --reuseport          SO_REUSEPORT\n"
-    "      --sndbuf BYTES       SO_SNDBUF (suffix k or m allowed)\n"
-    "      --rcvbuf BYTES       SO_RCVBUF (suffix k or m allowed)\n"
+    "      --sndbuf BYTES       SO_SNDBUF (suffix k, m or g allowed)\n"
+    "      --rcvbuf BYTES       SO_RCVBUF (suffix k, m or g allowed)\n"
     "      --keepalive[=IDLE,INTVL,CNT]\n"
     "                           SO_KEEPALIVE, optionally with TCP_KEEPIDLE and\n"
     "                           TCP_KEEPINTVL (seconds) and TCP_KEEPCNT\n"
@@ -28,26 +28,14 @@ const char cli_sockopt_help[] =
     "      --bind-device IF     SO_BINDTODEVICE\n"
     "      --mss BYTES          TCP_MAXSEG (88-65535)\n";
 
-/* Byte counts with an optional k/m suffix, 1 .. INT_MAX. */
+/* A buffer size: bytes with an optional k, m or g suffix (powers of
+ * 1024), 1 .. INT_MAX. */
 static int parse_bytes(const char *opt, const char *s, int *out)
 {
-    char buf[32];
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n >= sizeof buf) {
-        cli_error("%s: '%s' is not a byte count", opt, s ? s : "");
-        return -1;
-    }
-    memcpy(buf, s, n + 1);
-    uint64_t mul = 1;
-    char last = (char)tolower((unsigned char)buf[n - 1]);
-    if (last == 'k' || last == 'm') {
-        mul = last == 'k' ? 1024 : 1024 * 1024;
-        buf[n - 1] = '\0';
-    }
     uint64_t v;
-    if (cli_parse_u64(opt, buf, 1, 0x7fffffff / mul, &v) < 0)
+    if (cli_parse_scaled(opt, s, 1024, 1, INT_MAX, &v) < 0)
         return -1;
-    *out = (int)(v * mul);
+    *out = (int)v;
     return 0;
 }
 

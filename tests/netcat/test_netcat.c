@@ -869,6 +869,30 @@ Test(netcat, invalid_socket_option_values_exit_2_naming_the_option)
     }
 }
 
+/* Buffer sizes go through the one scaled-number parser (k, m, g are
+ * powers of 1024): the exact refusals. */
+Test(netcat, buffer_sizes_are_parsed_as_scaled_numbers)
+{
+    static const char *const cases[][2] = {
+        {"abc", "sockstack: --sndbuf: 'abc' is not a number\n"},
+        {"0", "sockstack: --sndbuf: 0 is out of range (1 to 2147483647)\n"},
+        {"2g", "sockstack: --sndbuf: 2g is out of range (1 to 2147483647)\n"},
+        {"64q", "sockstack: --sndbuf: '64q' is not a number\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct th_proc p;
+        char *argv[] = {(char *)th_sockstack(), "connect", "--udp", "--sndbuf",
+                        (char *)cases[i][0], "127.0.0.1", "9", NULL};
+        spawn(&p, argv);
+        char *err = read_err(&p);
+        int rc = exit_code(&p, 5000);
+        cr_assert_eq(rc, 2, "--sndbuf %s: exit %d (%s)", cases[i][0], rc, err);
+        cr_assert_str_eq(err, cases[i][1]);
+        free(err);
+        th_close_fds(&p);
+    }
+}
+
 Test(netcat, usage_errors_exit_2)
 {
     char *cases[][8] = {
