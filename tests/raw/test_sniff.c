@@ -233,6 +233,34 @@ Test(sniff, live_and_tshark_capture_of_an_exchange_with_one_drop)
     n = normalize(tf);
     cr_assert_str_eq(n, expected, "tshark's capture:\n%s", tf);
     free(n);
+    /* Its first segment in the notation of the stack's trace, options and
+     * all, from tshark's own reading of that frame: Linux's SYN carries MSS,
+     * SACK permitted, timestamps, a NOP and the window scale (kinds 2, 4,
+     * 8, 1, 3), in that order. */
+    char *f1;
+    st = ns_capture(&f1, "tshark -r %s -c 1 -T fields -E 'separator=;' -e tcp.seq_raw "
+                         "-e tcp.window_size_value -e tcp.option_kind -e tcp.options.mss_val "
+                         "-e tcp.options.timestamp.tsval -e tcp.options.timestamp.tsecr "
+                         "-e tcp.options.wscale.shift 2>/dev/null | grep -v '^Running as'",
+                    tsh);
+    cr_assert_eq(st, 0, "%s", f1);
+    char seq[16], win[8], kinds[32], mss[8], tsv[16], tse[16], ws[4];
+    cr_assert_eq(sscanf(f1, "%15[0-9];%7[0-9];%31[0-9,];%7[0-9];%15[0-9];%15[0-9];%3[0-9]", seq,
+                        win, kinds, mss, tsv, tse, ws),
+                 7, "%s", f1);
+    cr_assert_str_eq(kinds, "2,4,8,1,3");
+    const char *sp = strchr(tf, ' ');
+    cr_assert(sp && !strncmp(sp, " 10.82.0.1:", 11), "%s", tf);
+    const char *tail = strstr(sp, " 10.82.0.2:5000 > SYN ");
+    cr_assert(tail && tail < strchr(tf, '\n'), "%s", tf);
+    char line[256], want[256];
+    snprintf(line, sizeof line, "%.*s", (int)(strchr(tail, '\n') + 1 - tail), tail);
+    snprintf(want, sizeof want,
+             " 10.82.0.2:5000 > SYN seq=%s win=%s <mss %s,sackOK,TS val %s ecr %s,nop,wscale "
+             "%s>\n",
+             seq, win, mss, tsv, tse, ws);
+    cr_assert_str_eq(line, want);
+    free(f1);
     free(tf);
     free(live);
 }
