@@ -352,7 +352,8 @@ Test(view, diagram_and_view_of_a_kernel_tcp_connection)
     int st = ns_capture(
         &out,
         "cd %s && tshark -i lo -F pcap -w %s -f 'tcp port 5555' 2>tshark.log & pid=$!; "
-        "until grep -q Capturing %s/tshark.log; do sleep 0.1; done; "
+        "i=0; until grep -q Capturing %s/tshark.log; do i=$((i+1)); if [ $i -gt 600 ]; then "
+        "echo 'tshark did not start in 60 s'; kill $pid; exit 1; fi; sleep 0.1; done; "
         "python3 -c '\n"
         "import socket, threading\n"
         "ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
