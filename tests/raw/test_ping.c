@@ -135,7 +135,11 @@ Test(raw, ping_user_space_stack_answers)
 {
     start_stack();
     char *out;
-    int st = in_ns(NS_H1, &out, "ping -c 3 -i 0.2 10.81.4.2");
+    /* A second apart: after the last request ping waits for its reply no
+     * longer than the interval (iputils: twice the longest RTT, at least
+     * the interval), and a stack that shares busy cores with the test may
+     * take a few hundred ms to answer. */
+    int st = in_ns(NS_H1, &out, "ping -c 3 -i 1 10.81.4.2");
     cr_assert_eq(st, 0, "%s", out);
     /* The stack's TTL is 64; r2 and r1 forward the reply on its way back. */
     assert_replies(out, "10.81.4.2", 3, 62);
@@ -191,7 +195,7 @@ Test(raw, ping_size_on_the_raw_socket_exact_as_iputils)
          "--- 10.81.3.2 ping statistics ---\n"
          "2 packets transmitted, 2 received, 0% packet loss, time X\n"
          "rtt min/avg/max/mdev = X\n"},
-        {"-c 2 -i 0.2 -s 1000 10.81.4.2",
+        {"-c 2 -i 1 -s 1000 10.81.4.2",   /* the stack: a second to answer */
          "PING 10.81.4.2 (10.81.4.2) 1000(1028) bytes of data.\n"
          "1008 bytes from 10.81.4.2: icmp_seq=1 ttl=62 time=X\n"
          "1008 bytes from 10.81.4.2: icmp_seq=2 ttl=62 time=X\n\n"
