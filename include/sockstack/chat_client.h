@@ -42,7 +42,15 @@ enum ss_chat_ev_kind {
     SS_CHAT_EV_DECLINED,  /* DECLINED ID NICK */
     SS_CHAT_EV_BYE,       /* BYE TEXT */
     SS_CHAT_EV_P2P,       /* P2P VERB ... (point-to-point rendezvous:
-                           * code is the verb, text the rest) */
+                           * code is the verb, text the rest; for
+                           * "P2P intro ID PEER KEY SIDE": id, nick, key,
+                           * side, and text "") */
+    /* A point-to-point stream carries MSG, FILE, CHUNK and FILEEND as
+     * above, and the receiver's answers to a file: */
+    SS_CHAT_EV_RESUME,    /* RESUME ID OFFSET: send from OFFSET on */
+    SS_CHAT_EV_DONE,      /* DONE ID: received whole, SHA-256 verified */
+    SS_CHAT_EV_FAILED,    /* FAILED ID: size or SHA-256 wrong; discarded */
+    SS_CHAT_EV_NOFILE,    /* NOFILE ID: the file cannot be written */
 };
 
 /* One decoded line. Strings point into the decoder's buffer and are valid
@@ -65,6 +73,8 @@ typedef struct ss_chat_ev {
                            * reconnect: equal TS, nick and text */
     const char *raw;      /* the line (whole for SS_CHAT_EV_OTHER; other
                            * kinds have NULs between their fields) */
+    const char *key;      /* P2P intro: the introduction's key (hex) */
+    int side;             /* P2P intro: 0 asked, 1 was asked; -1 none */
 } ss_chat_ev;
 
 typedef void (*ss_chat_ev_cb)(void *arg, const ss_chat_ev *ev);

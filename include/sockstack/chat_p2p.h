@@ -61,6 +61,7 @@ typedef struct ss_chat_p2p_opts {
     int side;               /* 0: asked (/connect), 1: was asked */
     const char *key;        /* from the introduction */
     const char *dir;        /* where received files go */
+    const char *nick;       /* ours, in the MSG lines we send (NULL: "-") */
     unsigned direct_ms;     /* how long direct tries run before punching */
     unsigned punch_ms;      /* how long punching runs before the relay */
     bool no_direct, no_punch; /* skip a step (tests, --p2p relay) */

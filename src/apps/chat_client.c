@@ -156,6 +156,8 @@ static const struct {
     {"CHUNK", SS_CHAT_EV_CHUNK},       {"FILEEND", SS_CHAT_EV_FILEEND},
     {"ACCEPTED", SS_CHAT_EV_ACCEPTED}, {"DECLINED", SS_CHAT_EV_DECLINED},
     {"BYE", SS_CHAT_EV_BYE},           {"P2P", SS_CHAT_EV_P2P},
+    {"RESUME", SS_CHAT_EV_RESUME},     {"DONE", SS_CHAT_EV_DONE},
+    {"FAILED", SS_CHAT_EV_FAILED},     {"NOFILE", SS_CHAT_EV_NOFILE},
 };
 
 static void stamp(ss_chat_ev *ev, char **rest)
@@ -167,7 +169,7 @@ static void stamp(ss_chat_ev *ev, char **rest)
 void ss_chat_client_parse(char *line, ss_chat_ev *ev)
 {
     *ev = (ss_chat_ev){.ts = -1, .ts_str = "", .nick = "", .nick2 = "", .code = "",
-                       .text = "", .sha256 = "", .raw = line};
+                       .text = "", .sha256 = "", .raw = line, .key = "", .side = -1};
     char *rest = line;
     char *word = field(&rest);
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
@@ -215,6 +217,13 @@ void ss_chat_client_parse(char *line, ss_chat_ev *ev)
         if (ev->kind == SS_CHAT_EV_OK && !strcmp(ev->code, "nick")) {
             ev->nick = field(&rest);
             ev->count = atoi(rest);
+        } else if (ev->kind == SS_CHAT_EV_P2P && !strcmp(ev->code, "intro")) {
+            ev->id = (int64_t)num(field(&rest));
+            ev->nick = field(&rest);
+            ev->key = field(&rest);
+            const char *side = field(&rest);
+            ev->side = !strcmp(side, "0") ? 0 : !strcmp(side, "1") ? 1 : -1;
+            ev->text = "";
         }
         break;
     case SS_CHAT_EV_INFO:
@@ -235,11 +244,15 @@ void ss_chat_client_parse(char *line, ss_chat_ev *ev)
         ev->text = rest;
         break;
     case SS_CHAT_EV_CHUNK:
+    case SS_CHAT_EV_RESUME:
         ev->id = (int64_t)num(field(&rest));
         ev->off = num(field(&rest));
         ev->text = rest;
         break;
     case SS_CHAT_EV_FILEEND:
+    case SS_CHAT_EV_DONE:
+    case SS_CHAT_EV_FAILED:
+    case SS_CHAT_EV_NOFILE:
         ev->id = (int64_t)num(field(&rest));
         break;
     case SS_CHAT_EV_ACCEPTED:

@@ -6,8 +6,11 @@
  *   direct_ms: punch (both, from P -> PUB, retried) -> after punch_ms:
  *   relay ("/p2p relay" to the server) -> first authenticated stream wins
  *   (side 0 sends "USE").
- * RX (chosen stream): cand_io -> lines -> session_line -> MSG / FILE /
- *   RESUME / /chunk / /done / DONE -> callbacks.
+ * RX (chosen stream): cand_io -> ss_chat_client_feed (the library's client
+ *   decoder, as for the server's lines) -> session_event -> MSG / FILE /
+ *   CHUNK / FILEEND / RESUME / DONE / FAILED / NOFILE -> callbacks.
+ *   Before a stream is chosen: lines_in (probe replies, "OK p2p relay",
+ *   "USE").
  * TX: send_text / upload pump -> p->out (bounded) -> socket when writable.
  */
 #include <arpa/inet.h>
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sockstack/auth.h"
 #include "sockstack/chat.h"
@@ -66,8 +70,11 @@ struct ss_chat_p2p {
     int64_t ul_id;
     bool ul_go;
     ss_chat_dl *dl;
+    char nick[SS_CHAT_NICK_MAX + 1]; /* ours, in MSG lines */
+    char key_hex[33];            /* o.key, kept: the caller's may not live */
     int64_t next_id;
     uint64_t tx, rx;             /* the chosen stream's bytes, once closed */
+    ss_chat_client *dec;         /* the chosen stream's lines */
 };
 
 void ss_chat_p2p_opts_init(ss_chat_p2p_opts *o)
@@ -205,7 +212,7 @@ static void upload_pump(ss_chat_p2p *p)
         int n = ss_chat_ul_next(p->ul, p->ul_id, buf, sizeof buf);
         if (n <= 0) {
             if (n == 0)
-                out_fmt(p, "/done %lld\n", (long long)p->ul_id);
+                out_fmt(p, "FILEEND %lld\n", (long long)p->ul_id);
             else if (p->o.cb.sent)
                 p->o.cb.sent(p->o.arg, n, ss_chat_ul_name(p->ul));
             if (n < 0) {
@@ -215,7 +222,10 @@ static void upload_pump(ss_chat_p2p *p)
             p->ul_go = false;
             return;
         }
-        out_put(p, buf, (size_t)n);
+        /* "/chunk ID OFF B64" (the upload to a server) goes to the peer as
+         * the server's download line, "CHUNK ID OFF B64". */
+        memcpy(buf + 1, "CHUNK", 5);
+        out_put(p, buf + 1, (size_t)n - 1);
     }
 }
 
@@ -243,7 +253,7 @@ static void finish(ss_chat_p2p *p, int err)
         p->o.cb.closed(p->o.arg, err);
 }
 
-/* Split the first space-separated word off *s. */
+/* Split the first space-separated word off *s (the rendezvous lines). */
 static char *word(char **s)
 {
     char *w = *s, *sp = strchr(w, ' ');
@@ -256,76 +266,90 @@ static char *word(char **s)
     return w;
 }
 
-/* One line on the chosen stream. */
-static void session_line(ss_chat_p2p *p, char *line)
+/* A file offer from the peer: resume what an earlier try left. */
+static void file_in(ss_chat_p2p *p, const ss_chat_ev *ev)
 {
-    char *rest = line;
-    char *kind = word(&rest);
-    if (!strcmp(kind, "MSG")) {
-        ss_chat_text_clean(rest);
+    ss_chat_dl_abort(p->dl);
+    p->dl = NULL;
+    int err = ss_chat_dl_resume(&p->dl, p->o.dir, ev->id, ev->size, ev->sha256, ev->text);
+    if (err) {
+        out_fmt(p, "NOFILE %lld\n", (long long)ev->id);
+        if (p->o.cb.file)
+            p->o.cb.file(p->o.arg, err, ev->text);
+        return;
+    }
+    uint64_t have = ss_chat_dl_offset(p->dl);
+    if (have)
+        status(p, "resuming %s at byte %llu of %llu", ev->text, (unsigned long long)have,
+               (unsigned long long)ev->size);
+    out_fmt(p, "RESUME %lld %llu\n", (long long)ev->id, (unsigned long long)have);
+}
+
+/* One line on the chosen stream, decoded by the client decoder. */
+static void session_event(void *arg, const ss_chat_ev *ev)
+{
+    ss_chat_p2p *p = arg;
+    if (p->phase != PH_UP)
+        return; /* the rest of a read after the session ended */
+    switch (ev->kind) {
+    case SS_CHAT_EV_MSG: {
+        /* The peer's nick is the one the introduction named, not what the
+         * line says. */
+        char text[SS_CHAT_CLIENT_LINE_MAX + 1];
+        snprintf(text, sizeof text, "%s", ev->text);
+        ss_chat_text_clean(text);
         if (p->o.cb.text)
-            p->o.cb.text(p->o.arg, rest);
-    } else if (!strcmp(kind, "FILE")) {
-        int64_t id = atoll(word(&rest));
-        uint64_t size = strtoull(word(&rest), NULL, 10);
-        char *sha = word(&rest);
-        ss_chat_dl_abort(p->dl);
-        p->dl = NULL;
-        int err = ss_chat_dl_resume(&p->dl, p->o.dir, id, size, sha, rest);
-        if (err) {
-            out_fmt(p, "NOFILE %lld\n", (long long)id);
-            if (p->o.cb.file)
-                p->o.cb.file(p->o.arg, err, rest);
-            return;
+            p->o.cb.text(p->o.arg, text);
+        break;
+    }
+    case SS_CHAT_EV_FILE:
+        file_in(p, ev);
+        break;
+    case SS_CHAT_EV_CHUNK:
+        if (p->dl && ev->id == ss_chat_dl_id(p->dl)) {
+            int err = ss_chat_dl_chunk(p->dl, ev->off, ev->text);
+            if (err) {
+                ss_chat_dl_abort(p->dl);
+                p->dl = NULL;
+                out_fmt(p, "FAILED %lld\n", (long long)ev->id);
+                if (p->o.cb.file)
+                    p->o.cb.file(p->o.arg, err, "");
+            }
         }
-        uint64_t have = ss_chat_dl_offset(p->dl);
-        if (have)
-            status(p, "resuming %s at byte %llu of %llu", rest, (unsigned long long)have,
-                   (unsigned long long)size);
-        out_fmt(p, "RESUME %lld %llu\n", (long long)id, (unsigned long long)have);
-    } else if (!strcmp(kind, "RESUME")) {
-        int64_t id = atoll(word(&rest));
-        uint64_t off = strtoull(word(&rest), NULL, 10);
-        if (p->ul && id == p->ul_id) {
-            ss_chat_ul_seek(p->ul, off);
-            if (off)
+        break;
+    case SS_CHAT_EV_FILEEND:
+        if (p->dl && ev->id == ss_chat_dl_id(p->dl)) {
+            char path[4096];
+            int err = ss_chat_dl_finish(p->dl, path, sizeof path);
+            p->dl = NULL;
+            out_fmt(p, "%s %lld\n", err ? "FAILED" : "DONE", (long long)ev->id);
+            if (p->o.cb.file)
+                p->o.cb.file(p->o.arg, err, err ? "" : path);
+        }
+        break;
+    case SS_CHAT_EV_RESUME:
+        if (p->ul && ev->id == p->ul_id) {
+            ss_chat_ul_seek(p->ul, ev->off);
+            if (ev->off)
                 status(p, "the peer has %llu bytes already; resuming there",
-                       (unsigned long long)off);
+                       (unsigned long long)ev->off);
             p->ul_go = true;
             upload_pump(p);
         }
-    } else if (!strcmp(kind, "/chunk")) {
-        int64_t id = atoll(word(&rest));
-        uint64_t off = strtoull(word(&rest), NULL, 10);
-        if (!p->dl || id != ss_chat_dl_id(p->dl))
-            return;
-        int err = ss_chat_dl_chunk(p->dl, off, rest);
-        if (err) {
-            ss_chat_dl_abort(p->dl);
-            p->dl = NULL;
-            out_fmt(p, "FAILED %lld\n", (long long)id);
-            if (p->o.cb.file)
-                p->o.cb.file(p->o.arg, err, "");
-        }
-    } else if (!strcmp(kind, "/done")) {
-        int64_t id = atoll(word(&rest));
-        if (!p->dl || id != ss_chat_dl_id(p->dl))
-            return;
-        char path[4096];
-        int err = ss_chat_dl_finish(p->dl, path, sizeof path);
-        p->dl = NULL;
-        out_fmt(p, "%s %lld\n", err ? "FAILED" : "DONE", (long long)id);
-        if (p->o.cb.file)
-            p->o.cb.file(p->o.arg, err, err ? "" : path);
-    } else if (!strcmp(kind, "DONE") || !strcmp(kind, "FAILED") || !strcmp(kind, "NOFILE")) {
-        int64_t id = atoll(word(&rest));
-        if (p->ul && id == p->ul_id) {
+        break;
+    case SS_CHAT_EV_DONE:
+    case SS_CHAT_EV_FAILED:
+    case SS_CHAT_EV_NOFILE:
+        if (p->ul && ev->id == p->ul_id) {
             if (p->o.cb.sent)
-                p->o.cb.sent(p->o.arg, kind[0] == 'D' ? 0 : SS_EDIGEST,
+                p->o.cb.sent(p->o.arg, ev->kind == SS_CHAT_EV_DONE ? 0 : SS_EDIGEST,
                              ss_chat_ul_name(p->ul));
             ss_chat_ul_close(p->ul);
             p->ul = NULL;
         }
+        break;
+    default:
+        break; /* anything else from a peer is ignored */
     }
 }
 
@@ -522,10 +546,9 @@ static size_t lines_in(ss_chat_p2p *p, struct cand *k, const char *d, size_t n)
                 start_auth(p, k);
                 return i + 1;
             }
-        } else if (p->up == k) {
-            session_line(p, k->in);
-        } else if (!strcmp(k->in, "USE") && p->o.side == 1) {
+        } else if (!strcmp(k->in, "USE") && p->o.side == 1 && !p->up) {
             go_up(p, k);
+            return i + 1; /* the rest is the session's */
         }
         if (p->phase == PH_DONE)
             return n;
@@ -557,7 +580,11 @@ static void feed(ss_chat_p2p *p, struct cand *k, const char *d, size_t n)
             continue;
         }
         bool counted = k->kind != C_RELAY || k->relay_ok;
-        size_t used = lines_in(p, k, d, n);
+        size_t used = n;
+        if (p->up == k)
+            ss_chat_client_feed(p->dec, d, n);
+        else
+            used = lines_in(p, k, d, n);
         if (counted)
             k->rx += used; /* not the relay's own "OK p2p relay" line */
         d += used;
@@ -660,10 +687,16 @@ int ss_chat_p2p_start(ss_chat_p2p **out, const ss_chat_p2p_opts *o)
     if (!p)
         return -ENOMEM;
     p->o = *o;
+    snprintf(p->nick, sizeof p->nick, "%s", o->nick && *o->nick ? o->nick : "-");
+    p->o.nick = p->nick;
+    snprintf(p->key_hex, sizeof p->key_hex, "%s", o->key);
+    p->o.key = p->key_hex;
     p->out = malloc(OUT_MAX);
     ss_timer_init(&p->phase_timer, phase_cb, p);
     ss_timer_init(&p->retry_timer, retry_cb, p);
-    int err = p->out ? ss_auth_key_set(&p->key, o->key, 32) : -ENOMEM;
+    int err = p->out && !ss_chat_client_new(&p->dec, session_event, p) ? 0 : -ENOMEM;
+    if (!err)
+        err = ss_auth_key_set(&p->key, o->key, 32);
     if (!err && ss_addr_resolve(o->server_host, o->server_port, AF_INET, SS_STREAM, false,
                                 &p->server, 1) < 1)
         err = -EHOSTUNREACH;
@@ -701,7 +734,12 @@ int ss_chat_p2p_send_text(ss_chat_p2p *p, const char *text)
         return -ENOTCONN;
     if (strchr(text, '\n'))
         return -EINVAL;
-    return out_fmt(p, "MSG %s\n", text) ? 0 : -ENOBUFS;
+    /* The server's MSG line: our time and nick, then the text. */
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    char ts[40];
+    ss_chat_format_ts((int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000, ts, sizeof ts);
+    return out_fmt(p, "MSG %s %s %s\n", ts, p->nick, text) ? 0 : -ENOBUFS;
 }
 
 int ss_chat_p2p_send_file(ss_chat_p2p *p, const char *path)
@@ -748,6 +786,7 @@ void ss_chat_p2p_free(ss_chat_p2p *p)
     ss_chat_ul_close(p->ul);
     ss_chat_dl_keep(p->dl);
     ss_auth_key_clear(&p->key);
+    ss_chat_client_free(p->dec);
     free(p->out);
     free(p);
 }

@@ -439,14 +439,15 @@ static void sweep_cb(ss_loop *loop, void *arg)
         }
 }
 
-/* "P2P intro ID PEER KEY SIDE": the server introduced us; set up the path. */
-static void p2p_intro(struct chat_client *cl, const char *rest)
+/* "P2P intro ID PEER KEY SIDE" (decoded): the server introduced us; set
+ * up the path. */
+static void p2p_intro(struct chat_client *cl, const ss_chat_ev *ev)
 {
-    long long id;
-    char nick[SS_CHAT_NICK_MAX + 1], key[40];
-    int side;
-    if (sscanf(rest, "intro %lld %24s %39s %d", &id, nick, key, &side) != 4)
+    if (ev->id <= 0 || ev->side < 0 || !ss_chat_nick_valid(ev->nick) || strlen(ev->key) != 32)
         return;
+    int64_t id = ev->id;
+    int side = ev->side;
+    const char *nick = ev->nick, *key = ev->key;
     struct peer *pe = peer_of(cl, nick);
     if (pe) {
         ss_chat_p2p_free(pe->p);
@@ -472,6 +473,7 @@ static void p2p_intro(struct chat_client *cl, const char *rest)
     o.side = side;
     o.key = key;
     o.dir = cl->dir;
+    o.nick = cl->me[0] ? cl->me : cl->nick;
     o.cb = (ss_chat_p2p_cb){p2p_status, p2p_text, p2p_file, p2p_sent, p2p_closed};
     o.arg = pe;
     peer_show(pe, NULL, "-- point-to-point with %s: %s", nick,
@@ -711,11 +713,8 @@ static void server_event(void *arg, const ss_chat_ev *ev)
              ev->kind == SS_CHAT_EV_ACCEPTED ? "accepted" : "declined", (long long)ev->id);
         break;
     case SS_CHAT_EV_P2P:
-        if (!strcmp(ev->code, "intro")) {
-            char rest[256];
-            snprintf(rest, sizeof rest, "intro %s", ev->text);
-            p2p_intro(cl, rest);
-        }
+        if (!strcmp(ev->code, "intro"))
+            p2p_intro(cl, ev);
         break;
     case SS_CHAT_EV_BYE:
         cl->got_bye = true;

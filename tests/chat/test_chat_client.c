@@ -9,6 +9,7 @@
 
 static char got[16][256];
 static int ngot;
+static char intro[64]; /* key and side of the last P2P intro */
 
 /* Each event as one line of text, for exact comparison. */
 static void record(void *arg, const ss_chat_ev *ev)
@@ -17,6 +18,8 @@ static void record(void *arg, const ss_chat_ev *ev)
     snprintf(got[ngot++], sizeof got[0], "%d|%s|%lld|%s|%s|%s|%s|%lld|%llu|%d|%d|%d", ev->kind,
              ev->ts_str, (long long)ev->ts, ev->nick, ev->nick2, ev->code, ev->text,
              (long long)ev->id, (unsigned long long)ev->size, ev->count, ev->online, ev->dup);
+    if (ev->kind == SS_CHAT_EV_P2P)
+        snprintf(intro, sizeof intro, "%s %d", ev->key, ev->side);
 }
 
 TestSuite(chat_client, .timeout = 10);
@@ -46,7 +49,8 @@ Test(chat_client, every_kind_decodes_with_exact_fields_across_splits)
     cr_assert_str_eq(got[4], "10||-1|alice||nick|alice|0|0|3|0|0"); /* nick and count */
     cr_assert_str_eq(got[5], "11||-1|||quota|victim has 32 offers waiting|0|0|0|0|0");
     cr_assert_str_eq(got[6], "13||-1|bob|||a b.txt|7|300|0|0|0");
-    cr_assert_str_eq(got[7], "20||-1|||intro|4 bob 0123 1|0|0|0|0|0");
+    cr_assert_str_eq(got[7], "20||-1|bob||intro||4|0|0|0|0"); /* and key, side: */
+    cr_assert_str_eq(intro, "0123 1");
     cr_assert_str_eq(got[8], "0||-1||||WHAT is this|0|0|0|0|0");
     ss_chat_client_free(cl);
 }
@@ -116,5 +120,37 @@ Test(chat_client, resume_on_another_node_keeps_late_lines_and_drops_repeats)
     /* the late line does not move the resume point back */
     cr_assert_gt(ss_chat_client_since(cl, since, sizeof since), 0);
     cr_assert_str_eq(since, "/since 2023-11-14T22:13:18.500Z\n");
+    ss_chat_client_free(cl);
+}
+
+/* kind|id|off|size|sha256|text: the fields of a file's lines. */
+static void record_file(void *arg, const ss_chat_ev *ev)
+{
+    cr_assert_lt(ngot, 16);
+    snprintf(got[ngot++], sizeof got[0], "%d|%lld|%llu|%llu|%s|%s", ev->kind, (long long)ev->id,
+             (unsigned long long)ev->off, (unsigned long long)ev->size, ev->sha256, ev->text);
+}
+
+/* The point-to-point stream (apps/chat_p2p.c) goes through this decoder
+ * too: the sender's FILE, CHUNK and FILEEND as from a server, and the
+ * receiver's answers. */
+Test(chat_client, point_to_point_file_lines_decode_with_exact_fields)
+{
+    ss_chat_client *cl;
+    cr_assert_eq(ss_chat_client_new(&cl, record_file, NULL), 0);
+    ngot = 0;
+    /* three bytes at a time */
+    static const char in[] = "FILE 1 81920 ab12 data.bin\nCHUNK 1 2048 QUJD\nFILEEND 1\n"
+                             "RESUME 1 30720\nDONE 1\nFAILED 2\nNOFILE 3\n";
+    for (size_t off = 0; off < sizeof in - 1; off += 3)
+        ss_chat_client_feed(cl, in + off, sizeof in - 1 - off < 3 ? sizeof in - 1 - off : 3);
+    cr_assert_eq(ngot, 7);
+    cr_assert_str_eq(got[0], "14|1|0|81920|ab12|data.bin");
+    cr_assert_str_eq(got[1], "15|1|2048|0||QUJD");
+    cr_assert_str_eq(got[2], "16|1|0|0||");
+    cr_assert_str_eq(got[3], "21|1|30720|0||");
+    cr_assert_str_eq(got[4], "22|1|0|0||");
+    cr_assert_str_eq(got[5], "23|2|0|0||");
+    cr_assert_str_eq(got[6], "24|3|0|0||");
     ss_chat_client_free(cl);
 }

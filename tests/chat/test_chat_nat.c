@@ -245,8 +245,12 @@ Test(chat_nat, an_impostor_without_the_key_is_refused)
     stream_init(&r, real);
     wait_for(&r, "USE\n", 10000);
     wait_for(&a, "[bob] -- connected: direct from 127.0.0.1:", 10000);
-    put(real, "MSG hello from the real bob\n");
+    put(real, "MSG 2026-12-03T12:00:00.000Z bob hello from the real bob\n");
     wait_for(&a, "[bob] <bob> hello from the real bob\n", 10000);
+    /* alice's lines are the server's MSG lines: her time and nick. */
+    put(alice->in, "/to bob hi back\n");
+    wait_for(&r, "MSG 20", 10000);
+    wait_for(&r, "Z alice hi back\n", 10000);
     close(real);
     close(bob);
 }
@@ -304,11 +308,12 @@ Test(chat_nat, an_interrupted_file_resumes_where_it_stopped)
     wait_for(&r1, "RESUME 1 0\n", 10000);
     for (int c = 0; c < CUT; c++) {
         EVP_EncodeBlock((unsigned char *)b64, data + c * CH, CH);
-        snprintf(line, sizeof line, "/chunk 1 %d %s\n", c * CH, b64);
+        snprintf(line, sizeof line, "CHUNK 1 %d %s\n", c * CH, b64);
         put(fd, line);
     }
     /* A round trip, so that the chunks were taken before the cut. */
-    put(fd, "MSG cut here\n");
+    /* The nick shown is the introduction's, whatever the line says. */
+    put(fd, "MSG 2026-12-03T12:00:00.000Z mallory cut here\n");
     wait_for(&a, "[bob] <bob> cut here\n", 10000);
     close(fd);
     wait_for(&a, "[bob] -- point-to-point connection closed", 10000);
@@ -321,10 +326,10 @@ Test(chat_nat, an_interrupted_file_resumes_where_it_stopped)
     wait_for(&r2, line, 10000);
     for (int c = CUT; c < CHUNKS; c++) {
         EVP_EncodeBlock((unsigned char *)b64, data + c * CH, CH);
-        snprintf(line, sizeof line, "/chunk 1 %d %s\n", c * CH, b64);
+        snprintf(line, sizeof line, "CHUNK 1 %d %s\n", c * CH, b64);
         put(fd, line);
     }
-    put(fd, "/done 1\n");
+    put(fd, "FILEEND 1\n");
     wait_for(&r2, "DONE 1\n", 10000);
     wait_for(&a, "-- received file from peer, SHA-256 verified:", 10000);
     snprintf(cmd, sizeof cmd, "cmp %s %s/data.bin", src, rdir);
