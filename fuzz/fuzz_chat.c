@@ -14,7 +14,15 @@
  * delivery are reachable.
  *
  * Every line the room sends must be exactly one line: ends in '\n', no
- * other '\n', valid UTF-8, no longer than the room's output bound. */
+ * other '\n', valid UTF-8, no longer than the room's output bound.
+ *
+ * The client side too: every line the room sends goes through the client
+ * decoder (ss_chat_client_feed, which the clients and the point-to-point
+ * stream use), and so does the raw input, as if a server or a peer had
+ * sent it, in the same chunks. Each event must have its strings set, a
+ * known kind, text that ss_chat_text_clean makes terminal-safe; a
+ * "P2P intro" the room sent must decode to an id, a valid nick, a 32-digit
+ * key and a side of 0 or 1. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +30,7 @@
 #include <string.h>
 
 #include "sockstack/chat.h"
+#include "sockstack/chat_client.h"
 #include "sockstack/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -36,6 +45,27 @@ static char intro_key[33]; /* the key of the last "P2P intro": "@K" in the input
 static unsigned sends;
 static ss_chat_kdf *pending[8];
 static int npending;
+static ss_chat_client *dec_room, *dec_raw; /* the room's lines; the input */
+
+static void check_ev(void *arg, const ss_chat_ev *ev)
+{
+    if (!ev->ts_str || !ev->nick || !ev->nick2 || !ev->code || !ev->text || !ev->sha256 ||
+        !ev->raw || !ev->key || ev->kind < SS_CHAT_EV_OTHER || ev->kind > SS_CHAT_EV_NOFILE ||
+        ev->side < -1 || ev->side > 1)
+        abort();
+    bool intro = ev->kind == SS_CHAT_EV_P2P && !strcmp(ev->code, "intro");
+    if (arg == &dec_room && intro &&
+        (ev->id <= 0 || !ss_chat_nick_valid(ev->nick) || strlen(ev->key) != 32 || ev->side < 0))
+        abort();
+    char t[SS_CHAT_CLIENT_LINE_MAX + 1];
+    snprintf(t, sizeof t, "%s", ev->text);
+    ss_chat_text_clean(t);
+    for (const unsigned char *p = (const unsigned char *)t; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+            abort();
+    char ago[64];
+    ss_chat_ago(ev->ts, 1700000000000, ago, sizeof ago);
+}
 
 static void check_line(const char *s, size_t len)
 {
@@ -47,6 +77,7 @@ static void check_line(const char *s, size_t len)
 static int f_send(void *conn, const void *p, size_t len)
 {
     check_line(p, len);
+    ss_chat_client_feed(dec_room, p, len);
     const char *s = p;
     char key[33];
     long long id;
@@ -172,6 +203,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.file_max = 1 << 16;
     o.offline_max = 8;
     o.offers_max = 4;
+    if (ss_chat_client_new(&dec_room, check_ev, &dec_room) < 0 ||
+        ss_chat_client_new(&dec_raw, check_ev, &dec_raw) < 0)
+        abort();
     ss_chat_room *room;
     /* Weather bit 3: the io a test sees (synchronous) or the server's. */
     if (ss_chat_room_open(&room, &o, (weather & 8) ? &io_async : &io_sync) < 0)
@@ -192,7 +226,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!f->relayed)
             feed_all(c, data + off, n, 1700000000001 + (int64_t)off);
         ss_chat_drain(c);
+        ss_chat_client_feed(dec_raw, data + off, n);
     }
+    char since[64];
+    if (ss_chat_client_since(dec_raw, since, sizeof since) < 0)
+        abort();
     finish_kdf();
     ss_chat_eof(ca, 1700000000002);
     finish_kdf();
@@ -201,5 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ss_chat_disconnect(cw, 1700000000003);
     finish_kdf(); /* none left; a job of a gone connection is only freed */
     ss_chat_room_close(room);
+    ss_chat_client_free(dec_room);
+    ss_chat_client_free(dec_raw);
     return 0;
 }
