@@ -300,7 +300,8 @@ struct ss_stack_cfg {
     uint32_t syn_backlog;       /* cap on a listener's backlog argument */
     uint32_t max_sockets;       /* TCP + UDP sockets, including TIME-WAIT (up to
                                  * 16,777,216; each is allocated when opened) */
-    uint32_t ooo_max;           /* out-of-order ranges kept per connection */
+    uint32_t ooo_max;           /* out-of-order ranges kept per connection (up to
+                                 * 4,096; the table grows from 16 as holes appear) */
     uint32_t udp_rcvq_max;      /* datagrams queued per UDP socket */
     uint32_t frag_slots;        /* IPv4 reassemblies in progress at once */
     uint32_t frag_timeout_ms;   /* an incomplete reassembly is dropped after */

@@ -70,7 +70,7 @@ static bool cfg_valid(const struct ss_stack_cfg *c)
            c->syn_backlog && c->max_sockets && c->max_sockets <= (1u << 24) && c->ooo_max &&
            c->udp_rcvq_max && c->frag_timeout_ms && c->frag_slots <= 64 &&
            c->challenge_ack_limit && secret_set(c->isn_secret, sizeof c->isn_secret) &&
-           c->sack_max <= 4096 &&
+           c->sack_max <= 4096 && c->ooo_max <= 4096 &&
            ss__cc_ops_of(c->cc_algo) && c->init_cwnd >= 1 && c->init_cwnd <= 1000 &&
            c->synq_max >= 1 && c->synq_max <= (1u << 20) && c->syncookies >= 0 &&
            c->syncookies <= 2 && c->tso_max <= SS_STACK_TSO_MAX &&
@@ -192,7 +192,7 @@ void ss_stack_mem(const ss_stack *st, struct ss_stack_mem *out)
     for (uint32_t i = 0; i < st->tab_hi; i++) {
         const struct ss_pcb *sk = st->tab[i];
         if (sk && sk->ooo)
-            out->buffer_bytes += st->cfg.ooo_max * sizeof *sk->ooo;
+            out->buffer_bytes += sk->ooo_cap * sizeof *sk->ooo;
         if (sk && sk->sb)
             out->buffer_bytes += sk->sb_cap * sizeof *sk->sb;
         if (sk && sk->rx)
@@ -1027,6 +1027,7 @@ static void trim(ss_stack *st, struct ss_pcb *sk)
     if (!sk->ooo_n) {
         free(sk->ooo);
         sk->ooo = NULL;
+        sk->ooo_cap = 0;
     }
     if (!sk->sb_n) {
         free(sk->sb);

@@ -175,7 +175,8 @@ struct ss_pcb {
     uint16_t rcv_mss;       /* what we advertise */
 
     /* --- TCP: out of order, options (tcp_opt.c: RFC 7323, RFC 2018) --- */
-    struct ss_ooo *ooo;     /* cfg.ooo_max entries, allocated at the first hole */
+    struct ss_ooo *ooo;     /* ooo_cap ranges, allocated at the first hole and
+                             * doubled up to cfg.ooo_max */
     struct ss_sack_blk *sb; /* SACK scoreboard: sb_cap ranges, allocated at
                              * the first SACK, doubled up to cfg.sack_max */
     struct ss_rxt *rx;      /* retransmissions in SACK recovery, oldest first:
@@ -187,7 +188,8 @@ struct ss_pcb {
     uint32_t ts_recent;     /* TS.Recent (RFC 7323 4.3) */
     uint32_t last_ack_sent; /* Last.ACK.sent (RFC 7323 4.3) */
     uint32_t sb_n;          /* ranges in use: sorted, disjoint, not touching */
-    uint32_t sb_cap;        /* ranges allocated */
+    uint16_t sb_cap;        /* ranges allocated (at most cfg.sack_max) */
+    uint16_t ooo_cap;       /* ranges of ooo allocated (at most cfg.ooo_max) */
     uint8_t opt_allow;      /* SS_OPTF_*: what this socket offers / accepts */
     uint8_t ws_offer;       /* the shift our SYN offers (from the rcv buffer) */
     uint8_t snd_wscale;     /* peer's shift: its window is SEG.WND << snd_wscale */

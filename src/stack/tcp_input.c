@@ -592,11 +592,11 @@ static void check_urg(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg,
 }
 
 /* Record an out-of-order range (already written into the ring), merging
- * with neighbours. Returns false when the queue is full. */
+ * with neighbours. The table is allocated at the first hole (given back
+ * idle) and doubles while it is full, up to max ranges. Returns false
+ * when it is full at max, or cannot grow. */
 static bool ooo_insert(struct ss_pcb *sk, uint32_t start, uint32_t end, uint32_t max)
 {
-    if (!sk->ooo && !(sk->ooo = calloc(max, sizeof *sk->ooo)))
-        return false;   /* allocated at the first hole, given back idle */
     uint32_t stamp = ++sk->ooo_clock;   /* this range took the latest segment */
     for (uint32_t i = 0; i < sk->ooo_n; i++) {
         struct ss_ooo *o = &sk->ooo[i];
@@ -625,8 +625,17 @@ static bool ooo_insert(struct ss_pcb *sk, uint32_t start, uint32_t end, uint32_t
             return true;
         }
     }
-    if (sk->ooo_n >= max)
-        return false;
+    if (sk->ooo_n >= sk->ooo_cap) {
+        if (sk->ooo_cap >= max)
+            return false;
+        uint32_t cap = sk->ooo_cap ? 2u * sk->ooo_cap : SS_STACK_OOO_MIN;
+        cap = cap < max ? cap : max;
+        struct ss_ooo *no = realloc(sk->ooo, cap * sizeof *no);
+        if (!no)
+            return false;
+        sk->ooo = no;
+        sk->ooo_cap = (uint16_t)cap;
+    }
     sk->ooo[sk->ooo_n++] = (struct ss_ooo){start, end, stamp};
     return true;
 }

@@ -294,11 +294,44 @@ Test(tcp_data, ooo_queue_is_bounded)
 {
     uint32_t iss;
     fx_passive(&iss);
-    for (uint32_t i = 0; i < cfg.ooo_max + 3; i++)
-        seg_in(PEER_ISS + 1 + 10 * (i + 1), iss + 1, SS_TCP_ACK, 65535, "x", 1);
+    for (uint32_t i = 0; i < cfg.ooo_max + 3; i++) {
+        cap_clear();   /* each answer is a duplicate ACK: keep only the last */
+        seg_in(PEER_ISS + 1 + 2 * (i + 1), iss + 1, SS_TCP_ACK, 65535, "x", 1);
+    }
     struct ss_stack_stats ss;
     ss_stack_stats(st, &ss);
     cr_assert_eq(ss.tcp_ooo_dropped, 3);
+}
+
+/* The table of out-of-order ranges starts small and grows: 100 holes
+ * (each a byte missing before a byte received) are all kept, and once the
+ * missing bytes arrive the application reads all 200 in order. */
+Test(tcp_data, ooo_table_grows_and_keeps_every_hole)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    char want[200];
+    for (int i = 0; i < 200; i++)
+        want[i] = (char)('A' + i % 26);
+    struct ss_stack_mem m16, m100;
+    for (int i = 1; i < 200; i += 2) {   /* odd bytes first: 100 ranges */
+        seg_in(PEER_ISS + 1 + (uint32_t)i, iss + 1, SS_TCP_ACK, 65535, want + i, 1);
+        if (i == 31)
+            ss_stack_mem(st, &m16);   /* 16 ranges: the first table, full */
+    }
+    ss_stack_mem(st, &m100);
+    struct ss_stack_stats ss;
+    ss_stack_stats(st, &ss);
+    cr_assert_eq(ss.tcp_ooo_in, 100);
+    cr_assert_eq(ss.tcp_ooo_dropped, 0, "every range kept");
+    /* 16 -> 32 -> 64 -> 128 ranges of 12 bytes; the receive ring (4 KiB
+     * since the first byte) did not change. */
+    cr_assert_eq(m100.buffer_bytes - m16.buffer_bytes, (128 - 16) * 12);
+    for (int i = 0; i < 200; i += 2)
+        seg_in(PEER_ISS + 1 + (uint32_t)i, iss + 1, SS_TCP_ACK, 65535, want + i, 1);
+    char b[256];
+    cr_assert_eq(ss_tcp_recv(st, now, sd, b, sizeof b), 200);
+    cr_assert_eq(memcmp(b, want, 200), 0);
 }
 
 Test(tcp_data, duplicate_data_discarded)
