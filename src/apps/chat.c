@@ -237,12 +237,9 @@ static int room_file_load(ss_chat_room *r, const char *path)
     if (!err && (ferror(f) || off != (uint64_t)sb.st_size))
         err = ferror(f) ? -EIO : -EAGAIN;
     fclose(f);
-    unsigned char d[32];
     char hex[65];
     if (!err) {
-        EVP_DigestFinal_ex(md, d, NULL);
-        for (int i = 0; i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+        ss__chat_sha256_hex(md, hex);
         err = ss__chat_file_complete_sha(r->st, id, hex);
     }
     EVP_MD_CTX_free(md);
@@ -1942,11 +1939,8 @@ static void cmd_done(ss_chat_conn *c, char *args, int64_t now)
         say(c, "ERR nofile no upload %llu in progress", (unsigned long long)id);
         return;
     }
-    unsigned char d[32];
     char hex[65];
-    EVP_DigestFinal_ex(c->up_md, d, NULL);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    ss__chat_sha256_hex(c->up_md, hex);
     bool computed = !strcmp(c->up_sha, "-");
     if (c->up_off != c->up_size || (!computed && strcmp(hex, c->up_sha))) {
         say(c, "ERR digest file %llu: got %llu of %llu bytes, SHA-256 %s; discarded",

@@ -9,11 +9,16 @@
 #ifndef SS_APPS_CHAT_STORE_H
 #define SS_APPS_CHAT_STORE_H
 
+#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct ss__chat_store ss__chat_store;
+
+/* Finish a SHA-256 digest into the 64 lower-case hex digits the store
+ * keeps (chat_util.c). */
+void ss__chat_sha256_hex(EVP_MD_CTX *md, char hex[65]);
 
 enum { SS__CHAT_KIND_MSG = 0, SS__CHAT_KIND_ME = 1 };
 

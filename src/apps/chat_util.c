@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apps/chat_store.h"
 #include "sockstack/chat.h"
 #include "sockstack/config.h"
 
@@ -93,6 +94,14 @@ int64_t ss_chat_parse_ts(const char *s)
     return t < 0 ? -1 : (int64_t)t * 1000 + ms;
 }
 
+void ss__chat_sha256_hex(EVP_MD_CTX *md, char hex[65])
+{
+    unsigned char d[32];
+    EVP_DigestFinal_ex(md, d, NULL);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
 int ss_chat_file_sha256(const char *path, char hex[65], uint64_t *size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -113,13 +122,10 @@ int ss_chat_file_sha256(const char *path, char hex[65], uint64_t *size)
     }
     int err = n < 0 ? -errno : 0;
     close(fd);
-    unsigned char d[32];
-    EVP_DigestFinal_ex(md, d, NULL);
+    ss__chat_sha256_hex(md, hex);
     EVP_MD_CTX_free(md);
     if (err)
         return err;
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
     *size = total;
     return 0;
 }
