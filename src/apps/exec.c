@@ -719,11 +719,6 @@ struct cconn {
     size_t len[2], cap[2];
 };
 
-static void c_close_fd(struct cconn *x, int *fd)
-{
-    loop_close_fd(x->loop, fd);
-}
-
 /* Keep up to the reply cap of what a pipe gave; more is read and dropped. */
 static int c_keep(struct cconn *x, int i, const uint8_t *p, size_t n)
 {
@@ -784,7 +779,7 @@ static void c_on_pipe(ss_loop *loop, int fd, unsigned events, void *arg)
     int i = fd == x->err_fd;
     int rc = 0;
     if (r <= 0) {
-        c_close_fd(x, i ? &x->err_fd : &x->out_fd);
+        loop_close_fd(x->loop, i ? &x->err_fd : &x->out_fd);
         rc = c_finish(x);
     } else {
         rc = c_keep(x, i, tmp, (size_t)r);
@@ -799,7 +794,7 @@ static void c_on_exit(ss_loop *loop, int fd, unsigned events, void *arg)
     if (waitpid(x->sess.pid, NULL, WNOHANG) == 0)
         return;
     x->exited = true;
-    c_close_fd(x, &x->pidfd);
+    loop_close_fd(x->loop, &x->pidfd);
     int rc = c_finish(x);
     if (rc < 0)
         c_fail(x, rc);
@@ -926,9 +921,9 @@ static void c_close(ss_conn *c, int err)
                 ;
         session_end(&x->sess, ss_conn_server(c));
     }
-    c_close_fd(x, &x->pidfd);
-    c_close_fd(x, &x->out_fd);
-    c_close_fd(x, &x->err_fd);
+    loop_close_fd(x->loop, &x->pidfd);
+    loop_close_fd(x->loop, &x->out_fd);
+    loop_close_fd(x->loop, &x->err_fd);
     for (int k = 0; k < 2; k++)
         free(x->buf[k]);
     free(x->pend);
