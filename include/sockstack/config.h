@@ -497,17 +497,17 @@ SS_API_BEGIN
  * amortise the wake-up, few enough that timers and other descriptors are not
  * starved. */
 #define SS_TUN_BATCH 64
-/* Built-in services (echo, discard, source) one `stack up` can run. */
+/* Services (echo, discard, source) one `stack up --serve` can run. */
 #define SS_STACKRUN_SVC_MAX 16
-/* A built-in service's TCP connection with no byte either way for this
- * long is reset (nginx's keepalive_timeout is 75 s): idle peers cannot
- * hold sockets for ever. */
+/* `stack up --serve`: a service's TCP connection with no byte either way
+ * for this long is closed (nginx's keepalive_timeout is 75 s): idle peers
+ * cannot hold sockets for ever. */
 #define SS_STACKRUN_IDLE_MS 60000
-/* TCP connections one peer address may hold at a built-in service: half
- * the default socket pool, so one address never takes it all. */
+/* `stack up --serve`: TCP connections one peer address may hold at a
+ * service, so one address never takes every socket. */
 #define SS_STACKRUN_MAX_PER_PEER 32
-/* Per-connection buffer of a built-in service: a few full-size segments. */
-#define SS_STACKRUN_CONN_BUF 16384
+/* The source service's write: a few full-size segments per call. */
+#define SS_SOURCE_CHUNK 16384
 /* Plaintext one TLS send takes at most (SSL_write cuts it into 16 KiB
  * records): four records per call amortise the call, and it is also what
  * a TLS socket keeps for the caller when the kernel's buffer is full. */

@@ -258,9 +258,9 @@ void ss_server_stop(ss_server *srv);
 void ss_server_free(ss_server *srv);
 
 /* A second listener on a loop another server runs: serve srv (created
- * with opts.loop, event model, one worker, a stream) without running the
- * loop; the other server's ss_server_run drives both. Calls on_ready.
- * Returns 0 or -EINVAL. */
+ * with opts.loop, event model, one worker; a stream or datagrams) without
+ * running the loop; the other server's ss_server_run (or the loop's owner)
+ * drives it. Calls on_ready. Returns 0 or -EINVAL. */
 int ss_server_attach(ss_server *srv);
 /* Stop an attached server: close its listener and end its connections
  * (their on_close runs), turning the loop until they are gone. Then

@@ -7,9 +7,11 @@
  *   tunnet - one stack on a TUN device inside the reactor: the TUN fd
  *            readable -> ss_stack_input; a reactor timer set to the stack's
  *            next deadline -> ss_stack_poll.
- *   apps   - small applications written against the stack's socket API:
- *            echo / discard / source services, and a bulk transfer (sender
- *            and receiver hashing what they send and get with SHA-256).
+ *   xfer   - a bulk transfer written against the stack's own socket calls
+ *            (sender and receiver hashing what they send and get with
+ *            SHA-256). Services (echo, discard, source) are apps/ on the
+ *            server framework, over the stack's backend of sock.h
+ *            (sock_stack.h), as `stack up --serve` runs them.
  *
  * Nothing here prints. Calls return 0 (or a count) or a negative errno.
  */
@@ -119,48 +121,7 @@ void ss_tunnet_get_stats(const ss_tunnet *t, struct ss_tunnet_stats *out);
 /* The relay of a tunnet with a link model (for its statistics), or NULL. */
 const struct ss_relay *ss_tunnet_relay(const ss_tunnet *t);
 
-/* ---- apps on the stack's socket API ------------------------------------- */
-
-/* Built-in services. Each listens on its TCP port (echo, discard, source)
- * and binds the same UDP port (echo, discard; source has no UDP side).
- *   echo    - send back every byte / datagram
- *   discard - read and drop everything (RFC 863)
- *   source  - send source_bytes of a fixed pattern, then close (the stack
- *             closes first: an active close on the passive side)
- * Connections close when the peer has closed and all output went out. */
-enum ss_svc_kind { SS_SVC_ECHO = 1, SS_SVC_DISCARD, SS_SVC_SOURCE };
-
-typedef struct ss_svcs ss_svcs;
-
-struct ss_svc_stats {
-    uint64_t accepted, active, closed, errors;
-    uint64_t refused;           /* reset at accept: the peer was at max_per_peer */
-    uint64_t idle_closed;       /* reset after idle_ms without a byte either way */
-    uint64_t tcp_bytes_in, tcp_bytes_out;
-    uint64_t udp_in, udp_out;
-};
-
-/* A set of services on stack st. now_fn gives the clock (e.g. tunnet's). */
-int ss_svcs_new(ss_stack *st, uint64_t (*now_fn)(void *), void *now_arg,
-                ss_svcs **out);
-/* Add a service on port (TCP, and UDP for echo/discard). 0 or -errno. */
-int ss_svcs_add(ss_svcs *s, enum ss_svc_kind kind, uint16_t port,
-                uint64_t source_bytes);
-/* Limits that keep idle or greedy peers from holding every socket.
- * Defaults SS_STACKRUN_IDLE_MS and SS_STACKRUN_MAX_PER_PEER (config.h). */
-struct ss_svc_limits {
-    uint32_t idle_ms;           /* reset a TCP connection with no byte in or out
-                                 * for this long; 0: never */
-    uint32_t max_per_peer;      /* TCP connections one peer address may hold at
-                                 * once; more are reset when accepted; 0: no cap */
-};
-void ss_svcs_set_limits(ss_svcs *s, const struct ss_svc_limits *lim);
-/* Reset connections idle past limits.idle_ms at now (the now_fn clock,
- * µs); returns when to call again (UINT64_MAX: nothing to watch). */
-uint64_t ss_svcs_poll(ss_svcs *s, uint64_t now);
-void ss_svcs_get_stats(const ss_svcs *s, struct ss_svc_stats *out);
-/* Abort every connection and close every socket. */
-void ss_svcs_free(ss_svcs *s);
+/* ---- xfer ---------------------------------------------------------------- */
 
 /* A bulk transfer: the sender connects, sends `bytes` bytes of a pattern
  * derived from `seed`, then shuts down its side (or, with wait_eof, first

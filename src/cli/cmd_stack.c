@@ -22,6 +22,9 @@
 #include "cli/link_opt.h"
 #include "cli/stack_opt.h"
 #include "sockstack/config.h"
+#include "sockstack/discard.h"
+#include "sockstack/echo.h"
+#include "sockstack/server.h"
 #include "sockstack/viz.h"
 #include "sockstack/err.h"
 #include "sockstack/link.h"
@@ -468,16 +471,29 @@ static int cmd_demo(int argc, char **argv, bool diagram)
 
 /* ---- up ------------------------------------------------------------------ */
 
+enum up_svc { UP_ECHO, UP_DISCARD, UP_SOURCE };
+static const char *const up_svc_names[] = {"echo", "discard", "source"};
+
+struct serve_spec { enum up_svc kind; uint16_t port; };
+
+/* --serve: every service is the app sockstack serve runs (apps/echo.c,
+ * apps/discard.c), on the server framework over the stack's sock.h
+ * backend, attached to the loop that drives the stack: a TCP server, and
+ * a UDP one for echo and discard. */
+#define UP_SERVERS (2 * SS_STACKRUN_SVC_MAX)
+
 struct up_ctx {
     ss_loop *loop;
     ss_tunnet *tn;
-    ss_svcs *svcs;
+    ss_server *srv[UP_SERVERS];
+    int nsrv;
+    ss_source_opts source[SS_STACKRUN_SVC_MAX];
+    char ports[SS_STACKRUN_SVC_MAX][8];
     struct ss_xfer xfer;
     bool client;
     bool trace, trace_json;
     uint64_t t0;
     int status;
-    uint32_t idle_ms;       /* the services' idle limit (0: none) */
 };
 
 static void up_trace(void *arg, const struct ss_trace_event *ev)
@@ -512,16 +528,49 @@ static void up_check(ss_loop *loop, ss_timer *t, void *arg)
     ss_timer_start(loop, t, 5);
 }
 
-/* The services' idle limit: reset what is idle, come back when the next
- * one could be (or after a whole idle period when nothing is open). */
-static void up_idle(ss_loop *loop, ss_timer *t, void *arg)
+/* Serve spec i of --serve on the stack backend be (bound to the stack's
+ * address as): 0, or -errno of the server that failed. */
+static int up_serve(struct up_ctx *u, int i, const struct serve_spec *sp, const ss_backend *be,
+                    const char *as, uint64_t source_bytes, uint32_t idle_ms, uint32_t per_peer)
 {
-    struct up_ctx *u = arg;
-    uint64_t now = ss_tunnet_now(u->tn);
-    uint64_t next = ss_svcs_poll(u->svcs, now);
-    ss_tunnet_kick(u->tn);
-    uint64_t delay = next == UINT64_MAX ? u->idle_ms : (next - now + 999) / 1000;
-    ss_timer_start(loop, t, delay ? delay : 1);
+    static const ss_echo_opts plain_echo;
+    snprintf(u->ports[i], sizeof u->ports[i], "%u", sp->port);
+    for (int type = SS_STREAM; ; type = SS_DGRAM) {
+        ss_server_opts o;
+        ss_server_opts_init(&o);
+        o.backend = be;
+        o.loop = u->loop;
+        o.bind_host = as;
+        o.port = u->ports[i];
+        o.type = type;
+        o.handle_signals = false; /* stack up's own watchers stop the loop */
+        o.backlog = 128;
+        o.max_conns = 0;          /* the stack's socket limit is the limit */
+        o.max_per_addr = per_peer;
+        o.idle_timeout_ms = idle_ms;
+        const ss_service *svc;
+        if (sp->kind == UP_ECHO) {
+            svc = ss_echo_service();
+            o.svc_ctx = (void *)&plain_echo;
+            if (type == SS_STREAM)
+                o.sockopts.nodelay = 1; /* as serve echo: replies go at once */
+        } else if (sp->kind == UP_DISCARD) {
+            svc = ss_discard_service();
+        } else {
+            u->source[i] = (ss_source_opts){.bytes = source_bytes, .seed = sp->port};
+            svc = ss_source_service();
+            o.svc_ctx = &u->source[i];
+        }
+        ss_server *srv;
+        int rc = ss_server_new(svc, &o, &srv);
+        if (rc < 0)
+            return rc;
+        u->srv[u->nsrv++] = srv;
+        if ((rc = ss_server_attach(srv)) < 0)
+            return rc;
+        if (type == SS_DGRAM || sp->kind == UP_SOURCE)
+            return 0;
+    }
 }
 
 static int parse_hostport(const char *s, struct in_addr *a, uint16_t *port)
@@ -541,8 +590,6 @@ static int parse_hostport(const char *s, struct in_addr *a, uint16_t *port)
     return 0;
 }
 
-struct serve_spec { enum ss_svc_kind kind; uint16_t port; };
-
 /* "echo:7,discard:9,source:19" */
 static int parse_serve(const char *s, struct serve_spec *out, int max, int *n)
 {
@@ -558,10 +605,10 @@ static int parse_serve(const char *s, struct serve_spec *out, int max, int *n)
             break;
         }
         *colon = '\0';
-        enum ss_svc_kind k;
-        if (!strcmp(tok, "echo")) k = SS_SVC_ECHO;
-        else if (!strcmp(tok, "discard")) k = SS_SVC_DISCARD;
-        else if (!strcmp(tok, "source")) k = SS_SVC_SOURCE;
+        enum up_svc k;
+        if (!strcmp(tok, "echo")) k = UP_ECHO;
+        else if (!strcmp(tok, "discard")) k = UP_DISCARD;
+        else if (!strcmp(tok, "source")) k = UP_SOURCE;
         else {
             cli_error("--serve: unknown service '%s' (echo, discard, source)", tok);
             rc = -1;
@@ -600,10 +647,10 @@ static void up_usage(FILE *out)
             "                      discard:PORT (TCP and UDP), source:PORT (TCP: sends\n"
             "                      --source-bytes, then closes first)\n"
             "  --source-bytes N    what source sends (K/M/G suffixes; default 1M)\n"
-            "  --idle-timeout S    reset a service's TCP connection after S seconds\n"
+            "  --idle-timeout S    close a service's TCP connection after S seconds\n"
             "                      without a byte either way (default 60; 0: never)\n"
             "  --max-per-peer N    TCP connections one peer address may hold at the\n"
-            "                      services; more are reset (default 32; 0: no cap)\n"
+            "                      services; more are closed (default 32; 0: no cap)\n"
             "  --syncookies N      SYN cookies: 0 never, 1 when a listener's SYN queue\n"
             "                      is full (default), 2 always\n"
             "  --connect ADDR:PORT the stack opens a connection, sends --send bytes,\n"
@@ -673,7 +720,7 @@ static int cmd_up(int argc, char **argv)
     int cc_algo = 0;
     uint16_t rport = 0;
     uint64_t mtu = 0, source_bytes = 1024 * 1024, send_bytes = 0;
-    struct serve_spec specs[16];
+    struct serve_spec specs[SS_STACKRUN_SVC_MAX];
     int nspecs = 0;
     struct ss_sim_params link_defaults;
     ss_sim_params_init(&link_defaults);
@@ -727,7 +774,7 @@ static int cmd_up(int argc, char **argv)
                 return CLI_USAGE;
             break;
         case O_SERVE:
-            if (parse_serve(optarg, specs, 16, &nspecs) < 0)
+            if (parse_serve(optarg, specs, SS_STACKRUN_SVC_MAX, &nspecs) < 0)
                 return CLI_USAGE;
             serve = optarg;
             break;
@@ -817,9 +864,8 @@ static int cmd_up(int argc, char **argv)
                        .xfer = {.sd = -1, .lsd = -1}};
     ss_pcap *pcap = NULL;
     struct cli_stack run = {.fd = -1};
-    ss_timer check, idle;
+    ss_timer check;
     ss_timer_init(&check, up_check, &u);
-    ss_timer_init(&idle, up_idle, &u);
     u.status = CLI_RUNTIME;
     if (pcap_path && (rc = ss_pcap_open(&pcap, pcap_path)) < 0) {
         cli_error("--pcap %s: %s", pcap_path, ss_strerror(rc));
@@ -841,7 +887,7 @@ static int cmd_up(int argc, char **argv)
         cfg.trace = up_trace;
         cfg.trace_ctx = &u;
     }
-    if (cli_stack_start(u.loop, &sp, &cfg, pcap, false, &run) != CLI_OK)
+    if (cli_stack_start(u.loop, &sp, &cfg, pcap, nspecs > 0, &run) != CLI_OK)
         goto out;
     u.tn = run.tn;
     const char *ifname = run.ifname;
@@ -849,27 +895,15 @@ static int cmd_up(int argc, char **argv)
     char as[INET_ADDRSTRLEN], ps[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &addr, as, sizeof as);
     inet_ntop(AF_INET, &peer, ps, sizeof ps);
-    if (nspecs) {
-        if ((rc = ss_svcs_new(ss_tunnet_stack(u.tn), up_now, u.tn, &u.svcs)) < 0) {
-            cli_error("cannot start services: %s", ss_strerror(rc));
+    for (int i = 0; i < nspecs; i++) {
+        if ((rc = up_serve(&u, i, &specs[i], run.be, as, source_bytes,
+                           (uint32_t)(idle_s * 1000), (uint32_t)per_peer)) < 0) {
+            cli_error("cannot serve %s on port %u: %s", up_svc_names[specs[i].kind],
+                      specs[i].port, ss_strerror(rc));
             goto out;
         }
-        struct ss_svc_limits lim = {.idle_ms = (uint32_t)(idle_s * 1000),
-                                    .max_per_peer = (uint32_t)per_peer};
-        ss_svcs_set_limits(u.svcs, &lim);
-        u.idle_ms = lim.idle_ms;
-        if (u.idle_ms)
-            ss_timer_start(u.loop, &idle, u.idle_ms);
-        for (int i = 0; i < nspecs; i++) {
-            if ((rc = ss_svcs_add(u.svcs, specs[i].kind, specs[i].port, source_bytes)) < 0) {
-                cli_error("cannot serve on port %u: %s", specs[i].port, ss_strerror(rc));
-                goto out;
-            }
-            static const char *names[] = {"", "echo", "discard", "source"};
-            fprintf(stderr, "listening on %s:%u (%s %s)\n", as, specs[i].port,
-                    specs[i].kind == SS_SVC_SOURCE ? "tcp" : "tcp+udp",
-                    names[specs[i].kind]);
-        }
+        fprintf(stderr, "listening on %s:%u (%s %s)\n", as, specs[i].port,
+                specs[i].kind == UP_SOURCE ? "tcp" : "tcp+udp", up_svc_names[specs[i].kind]);
     }
     if (connect_to) {
         u.client = true;
@@ -905,14 +939,15 @@ static int cmd_up(int argc, char **argv)
         }
     }
 out:
-    if (u.loop) {
+    if (u.loop)
         ss_timer_stop(u.loop, &check);
-        ss_timer_stop(u.loop, &idle);
-    }
     if (u.client)
         ss_xfer_cleanup(&u.xfer);
-    if (u.svcs)
-        ss_svcs_free(u.svcs);
+    /* Each server ends its connections (their sockets abort) and closes. */
+    for (int i = 0; i < u.nsrv; i++) {
+        ss_server_detach(u.srv[i]);
+        ss_server_free(u.srv[i]);
+    }
     cli_stack_stop(&run, u.tn != NULL);
     if (u.loop)
         ss_loop_free(u.loop);

@@ -733,10 +733,10 @@ int ss_server_run(ss_server *srv)
 int ss_server_attach(ss_server *srv)
 {
     struct worker *w = &srv->workers[0];
-    if (!w->loop_borrowed || srv->nworkers != 1 || srv->model != SS_MODEL_EVENT ||
-        srv->o.type != SS_STREAM || !w->lsock)
+    if (!w->loop_borrowed || srv->nworkers != 1 || srv->model != SS_MODEL_EVENT || !w->lsock)
         return -EINVAL;
-    int err = ss_sock_watch(w->lsock, w->loop, SS_READ, on_accept, w);
+    int err = ss_sock_watch(w->lsock, w->loop, SS_READ,
+                            srv->o.type == SS_DGRAM ? on_dgram : on_accept, w);
     if (err == 0)
         tick_start(w);
     if (err == 0 && srv->o.on_ready)

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sockstack/discard.h"
 #include "sockstack/err.h"
+#include "sockstack/link.h"
 #include "sockstack/server.h"
 #include "sockstack/sock.h"
 #include "sockstack/sock_stack.h"
@@ -527,6 +529,114 @@ Test(sock_stack_sim, server_framework_echo_runs_on_the_stack_backend_and_callers
     cr_assert_eq(st.bytes_out, ECHO_BYTES);
     ss_server_free(srv);
     ss_sock_close(f.cli);
+    world_free(&w);
+}
+
+/* ---- stack up's services: discard and source, with its limits ----------- */
+
+/* What `stack up --serve` runs: the apps on the framework over the stack
+ * backend, with --max-per-peer (max_per_addr) and --idle-timeout. */
+#define CAP_CLIENTS 4
+
+struct cap_case {
+    struct sim_drive d;
+    ss_sock *cli[CAP_CLIENTS];
+    int eofs, want_eofs;
+    size_t got;
+    bool bad;
+    struct ss_prng rng;     /* source: the pattern expected next */
+};
+
+static void cap_cli(ss_sock *s, unsigned ev, void *arg)
+{
+    struct cap_case *f = arg;
+    for (;;) {
+        unsigned char buf[4096], want[4096];
+        ssize_t n = ss_sock_recv(s, buf, sizeof buf);
+        if (n == -EAGAIN)
+            return;
+        cr_assert_geq(n, 0, "%s", ss_strerror((int)n));
+        if (n == 0) {
+            ss_sock_unwatch(s);
+            if (++f->eofs == f->want_eofs)
+                ss_server_stop(f->d.srv);
+            return;
+        }
+        ss_prng_fill(&f->rng, want, (size_t)n);
+        f->bad |= memcmp(buf, want, (size_t)n) != 0;
+        f->got += (size_t)n;
+    }
+}
+
+static void cap_run(struct world *w, struct cap_case *f, ss_server *srv, int nclients)
+{
+    ss_addr a;
+    ss_server_addr(srv, &a);
+    f->d = (struct sim_drive){.w = w, .srv = srv, .max = 50000000};
+    f->want_eofs = nclients;
+    ss_defer_init(&f->d.tick, sim_drive_tick, &f->d);
+    ss_loop_defer(w->loop, &f->d.tick);
+    for (int i = 0; i < nclients; i++) {
+        cr_assert_eq(ss_sock_connect_to(w->be[0], &a, SS_STREAM, NULL, NULL, &f->cli[i], NULL),
+                     -EINPROGRESS);
+        cr_assert_eq(ss_sock_watch(f->cli[i], w->loop, SS_READ, cap_cli, f), 0);
+    }
+    cr_assert_eq(ss_server_run(srv), 0);
+    ss_loop_defer_cancel(w->loop, &f->d.tick);
+    for (int i = 0; i < nclients; i++)
+        ss_sock_close(f->cli[i]);
+}
+
+/* 4 idle connections from one address against a cap of 2: two are closed
+ * as they are accepted; the idle timeout closes the other two. */
+Test(sock_stack_sim, stack_up_discard_caps_each_peer_and_closes_idle_connections)
+{
+    struct world w;
+    world_init(&w, 0);
+    ss_server_opts o;
+    sim_server_opts(&w, &o);
+    o.port = "9";
+    o.max_conns = 0;
+    o.max_per_addr = 2;
+    o.idle_timeout_ms = 500;
+    ss_server *srv;
+    cr_assert_eq(ss_server_new(ss_discard_service(), &o, &srv), 0);
+    struct cap_case f = {0};
+    cap_run(&w, &f, srv, CAP_CLIENTS);
+    cr_assert_eq(f.eofs, CAP_CLIENTS, "every connection ends (stopped after %ld instants)",
+                 f.d.ticks);
+    ss_server_stats st;
+    ss_server_get_stats(srv, &st);
+    cr_assert_eq(st.accepted, 2);
+    cr_assert_eq(st.refused_limit, 2);
+    cr_assert_eq(st.idle_closed, 2);
+    cr_assert_eq(f.got, 0);
+    ss_server_free(srv);
+    world_free(&w);
+}
+
+/* source: the pattern of its seed, the exact count, then its FIN. */
+Test(sock_stack_sim, stack_up_source_sends_its_pattern_then_closes)
+{
+    struct world w;
+    world_init(&w, 0.01);
+    ss_server_opts o;
+    sim_server_opts(&w, &o);
+    o.port = "19";
+    ss_source_opts so = {.bytes = 300001, .seed = 19};
+    o.svc_ctx = &so;
+    ss_server *srv;
+    cr_assert_eq(ss_server_new(ss_source_service(), &o, &srv), 0);
+    struct cap_case f = {0};
+    ss_prng_seed(&f.rng, 19);
+    cap_run(&w, &f, srv, 1);
+    cr_assert_eq(f.eofs, 1);
+    cr_assert_eq(f.got, 300001);
+    cr_assert(!f.bad, "the bytes differ from the pattern");
+    ss_server_stats st;
+    ss_server_get_stats(srv, &st);
+    cr_assert_eq(st.bytes_out, 300001);
+    ss_server_free(srv);
     world_free(&w);
 }
 

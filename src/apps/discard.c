@@ -1,0 +1,67 @@
+/* discard and source (see sockstack/discard.h). */
+#include <errno.h>
+#include <stdint.h>
+
+#include "sockstack/config.h"
+#include "sockstack/discard.h"
+#include "sockstack/link.h"
+
+/* ---- discard ------------------------------------------------------------ */
+
+/* A stream's bytes go to the framework's default on_data (dropped). */
+static int discard_datagram(ss_server *srv, const void *data, size_t len,
+                            bool truncated, const ss_addr *from)
+{
+    return 0;
+}
+
+static const ss_service discard_service = {
+    .name = "discard",
+    .on_datagram = discard_datagram,
+};
+
+const ss_service *ss_discard_service(void) { return &discard_service; }
+
+/* ---- source ------------------------------------------------------------- */
+
+struct source_conn {
+    uint64_t left;
+    struct ss_prng rng;
+};
+
+/* Write pattern chunks while the socket takes them whole; the first one it
+ * does not take is queued and on_drain brings us back. Done: close. */
+static int source_more(ss_conn *c)
+{
+    struct source_conn *sc = ss_conn_ctx(c);
+    unsigned char chunk[SS_SOURCE_CHUNK];
+    while (sc->left > 0 && ss_conn_out_queued(c) == 0) {
+        size_t n = sc->left < sizeof chunk ? (size_t)sc->left : sizeof chunk;
+        ss_prng_fill(&sc->rng, chunk, n);
+        int r = ss_conn_write(c, chunk, n);
+        if (r < 0)
+            return r;
+        sc->left -= n;
+    }
+    if (sc->left == 0)
+        ss_conn_close(c); /* sends what is queued, then FIN */
+    return 0;
+}
+
+static int source_open(ss_conn *c)
+{
+    const ss_source_opts *o = ss_conn_server_ctx(c);
+    struct source_conn *sc = ss_conn_ctx(c);
+    sc->left = o ? o->bytes : 0;
+    ss_prng_seed(&sc->rng, o ? o->seed : 0);
+    return source_more(c);
+}
+
+static const ss_service source_service = {
+    .name = "source",
+    .conn_ctx_size = sizeof(struct source_conn),
+    .on_open = source_open,
+    .on_drain = source_more,
+};
+
+const ss_service *ss_source_service(void) { return &source_service; }
