@@ -6,10 +6,11 @@
  *            when the client closes its side (the default on_eof).
  *   source   send opts->bytes bytes of a fixed pattern (ss_prng_fill,
  *            seeded with opts->seed), then close first (an active close on
- *            the passive side); what the client sends is dropped. Stream
- *            only. It writes only while nothing is queued, so at most the
- *            tail of one chunk waits in the connection's output queue and
- *            the socket's send buffer sets the pace (backpressure by TCP).
+ *            the passive side), also after the client's FIN (a reader
+ *            may half-close at once); what the client sends is dropped. Stream
+ *            only. It writes until the connection's output queue is full
+ *            (outbuf_max) and goes on at on_drain: the socket's send buffer
+ *            sets the pace (backpressure by TCP).
  *
  * Options (through ss_server_opts.svc_ctx): source needs a const
  * ss_source_opts *; discard takes none. */

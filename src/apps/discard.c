@@ -8,7 +8,11 @@
 
 /* ---- discard ------------------------------------------------------------ */
 
-/* A stream's bytes go to the framework's default on_data (dropped). */
+static int discard_data(ss_conn *c, const void *data, size_t len)
+{
+    return 0;
+}
+
 static int discard_datagram(ss_server *srv, const void *data, size_t len,
                             bool truncated, const ss_addr *from)
 {
@@ -17,6 +21,7 @@ static int discard_datagram(ss_server *srv, const void *data, size_t len,
 
 static const ss_service discard_service = {
     .name = "discard",
+    .on_data = discard_data,
     .on_datagram = discard_datagram,
 };
 
@@ -29,13 +34,14 @@ struct source_conn {
     struct ss_prng rng;
 };
 
-/* Write pattern chunks while the socket takes them whole; the first one it
- * does not take is queued and on_drain brings us back. Done: close. */
+/* The framework's producer pattern: write pattern chunks until the output
+ * queue is full (a write goes straight to the socket while nothing is
+ * queued), then on_drain brings us back. Done: close. */
 static int source_more(ss_conn *c)
 {
     struct source_conn *sc = ss_conn_ctx(c);
     unsigned char chunk[SS_SOURCE_CHUNK];
-    while (sc->left > 0 && ss_conn_out_queued(c) == 0) {
+    while (sc->left > 0 && !ss_conn_out_full(c)) {
         size_t n = sc->left < sizeof chunk ? (size_t)sc->left : sizeof chunk;
         ss_prng_fill(&sc->rng, chunk, n);
         int r = ss_conn_write(c, chunk, n);
@@ -57,10 +63,17 @@ static int source_open(ss_conn *c)
     return source_more(c);
 }
 
+/* The client's FIN (many readers half-close at once): keep sending. */
+static int source_eof(ss_conn *c)
+{
+    return 0;
+}
+
 static const ss_service source_service = {
     .name = "source",
     .conn_ctx_size = sizeof(struct source_conn),
     .on_open = source_open,
+    .on_eof = source_eof,
     .on_drain = source_more,
 };
 
