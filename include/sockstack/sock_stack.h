@@ -52,7 +52,10 @@ typedef struct ss_stack_driver {
 } ss_stack_driver;
 
 /* A backend over the stack drv describes (copied). Free it after every
- * socket opened on it is closed. 0, -EINVAL or -ENOMEM. */
+ * socket opened on it is closed, and before the loop they were watched on
+ * (a closed socket's memory goes in a deferred step of that loop, after
+ * the callback that closed it; the free takes what the loop did not).
+ * 0, -EINVAL or -ENOMEM. */
 int ss_backend_stack_new(const ss_stack_driver *drv, ss_backend **out);
 /* The same over a running tunnet: clock CLOCK_MONOTONIC µs (the tunnet's),
  * kick = ss_tunnet_kick. addr: 0 or the stack's address (host order). */

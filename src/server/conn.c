@@ -16,8 +16,13 @@
  *               once, the close itself is deferred to the end of the loop
  *               iteration (never from inside a call the service made)
  *   -> conn_finish: socket closed, on_close(c, err), back to the free list.
- * A dispatch (I/O, timer) holds c->busy so that c is never recycled while a
- * framework frame still points at it.
+ * Closing marks, a deferred step frees (libuv's uv_close; the stack's
+ * release/reap and sock_stack's s_close do the same): conn_end only marks
+ * c dying and queues finish_defer; conn_finish, run by the loop after the
+ * callback that ended c returned, closes and recycles it. While a
+ * framework dispatch of c runs (c->in_cb) changes of the watched events
+ * wait for its end (conn_after_dispatch), and a nested loop run does not
+ * finish c under it.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -123,13 +128,18 @@ static void conn_finish(ss_conn *c, int err)
         ss__peer_put(srv, &c->peer);
     if (w->loop && (w->single || (w->stopping && !w->active)))
         ss_loop_stop(w->loop);
-    if (c->busy == 0)
+    if (!c->blocking) /* a blocking connection's block is its thread's */
         conn_release(c);
 }
 
+/* The deferred step of conn_end. */
 static void finish_cb(ss_loop *loop, void *arg)
 {
     ss_conn *c = arg;
+    if (c->in_cb) { /* a loop run nested in c's own callback: after it */
+        ss_loop_defer(loop, &c->finish_defer);
+        return;
+    }
     conn_finish(c, c->pending_err);
 }
 
@@ -144,15 +154,11 @@ static void conn_end(ss_conn *c, int err)
     ss_loop_defer(c->w->loop, &c->finish_defer);
 }
 
-/* After a framework dispatch: recycle if finished, else re-arm events. */
+/* After a framework dispatch: ask for the events c now needs. */
 static void conn_after_dispatch(ss_conn *c)
 {
-    if (--c->busy > 0)
-        return;
-    if (c->finished)
-        conn_release(c);
-    else
-        conn_update_watch(c);
+    c->in_cb = false;
+    conn_update_watch(c);
 }
 
 static void conn_touch(ss_conn *c)
@@ -173,7 +179,7 @@ static void conn_close_flushed(ss_conn *c)
     c->lingering = true;
     ss_sock_shutdown(c->sock, SHUT_WR);
     ss_timer_start(c->w->loop, &c->idle_timer, SS_SERVER_LINGER_MS);
-    if (c->busy == 0)
+    if (!c->in_cb)
         conn_update_watch(c);
 }
 
@@ -282,7 +288,7 @@ static void conn_linger_read(ss_conn *c)
 static void conn_io(ss_sock *s, unsigned events, void *arg)
 {
     ss_conn *c = arg;
-    c->busy++;
+    c->in_cb = true;
     if (c->lingering) {
         if ((events & (SS_READ | SS_HUP)) && !c->dying)
             conn_linger_read(c);
@@ -316,13 +322,13 @@ static void idle_cb(ss_loop *loop, ss_timer *t, void *arg)
     if (c->dying)
         return;
     if (c->lingering) { /* the peer kept its side open: enough */
-        c->busy++;
+        c->in_cb = true;
         conn_end(c, 0);
         conn_after_dispatch(c);
         return;
     }
     if (now - c->last_active >= idle) {
-        c->busy++;
+        c->in_cb = true;
         c->idle_expired = true;
         conn_end(c, -ETIMEDOUT);
         conn_after_dispatch(c);
@@ -336,7 +342,7 @@ static void svc_timer_cb(ss_loop *loop, ss_timer *t, void *arg)
     ss_conn *c = arg;
     if (c->dying)
         return;
-    c->busy++;
+    c->in_cb = true;
     const ss_service *svc = c->w->srv->svc;
     int r = svc->on_timer ? svc->on_timer(c) : -ETIMEDOUT;
     if (r < 0)
@@ -412,7 +418,7 @@ int ss__conn_open(struct worker *w, ss_sock *s, const ss_addr *peer)
     conn_touch(c);
     if (srv->o.idle_timeout_ms)
         ss_timer_start(w->loop, &c->idle_timer, srv->o.idle_timeout_ms);
-    c->busy++;
+    c->in_cb = true;
     if (srv->svc->on_open) {
         int r = srv->svc->on_open(c);
         if (r < 0)
@@ -456,9 +462,7 @@ int ss__conn_run_blocking(struct worker *w, ss_sock *s, const ss_addr *peer)
         err = srv->svc->handle(c);
     if (err == -ETIMEDOUT)
         c->idle_expired = true;
-    c->busy = 1; /* keep the block until we are done with it */
     conn_finish(c, err);
-    c->busy = 0;
     free(c);
     return err;
 }
@@ -525,7 +529,7 @@ int ss_conn_writev(ss_conn *c, const struct iovec *iov, int iovcnt)
         c->want_drain = true;
         if (c->out.bytes > outbuf_max(c))
             c->paused_bp = true;
-        if (c->busy == 0)
+        if (!c->in_cb)
             conn_update_watch(c);
     }
     return 0;
@@ -550,7 +554,7 @@ void ss_conn_close(ss_conn *c)
         return;
     if (c->out.bytes == 0)
         conn_close_flushed(c);
-    else if (c->busy == 0)
+    else if (!c->in_cb)
         conn_update_watch(c);
 }
 
@@ -579,14 +583,14 @@ void ss_conn_shutdown_write(ss_conn *c)
 void ss_conn_pause_read(ss_conn *c)
 {
     c->paused_svc = true;
-    if (c->busy == 0)
+    if (!c->in_cb)
         conn_update_watch(c);
 }
 
 void ss_conn_resume_read(ss_conn *c)
 {
     c->paused_svc = false;
-    if (c->busy == 0)
+    if (!c->in_cb)
         conn_update_watch(c);
 }
 

@@ -46,7 +46,7 @@ struct ss_conn {
     ss_defer finish_defer;
     uint64_t last_active;     /* loop ms of the last byte in or out */
     unsigned watching;        /* events currently asked of the socket */
-    int busy;                 /* > 0 while a framework dispatch is on stack */
+    bool in_cb;               /* a framework dispatch of c is on the stack */
     int pending_err;          /* why finish_defer will close */
     bool paused_svc, paused_bp, eof, closing, shut_wr, shut_wr_done;
     bool want_drain, dying, finished, blocking, watched_once, idle_expired;

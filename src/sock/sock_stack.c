@@ -9,7 +9,14 @@
  * the level-triggered state (ss_stack_sock_events), calls the owner while a
  * watched event is ready and queues itself again for the next loop
  * iteration while one still is -- the kernel backend's epoll
- * level-triggered behaviour. */
+ * level-triggered behaviour.
+ *
+ * Closing (libuv's uv_close, and the stack's own release/reap): s_close
+ * only marks the stk_sock closed and detaches it from the stack; when the
+ * socket was ever on a loop, its memory goes in a deferred step of that
+ * loop (on_defer, after the callback that closed it returned), so a
+ * callback never returns into freed memory. Until then it waits on the
+ * backend's closing list, which ss_backend_stack_free empties. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -27,9 +34,12 @@
  * buffer; ss_udp_recvmsg reports truncation.) */
 #define STK_DGRAM_MAX 65535
 
+struct stk_sock;
+
 struct stk_backend {
     ss_backend be;
     ss_stack_driver d;
+    struct stk_sock *closing;    /* closed, waiting for their deferred free */
     unsigned char scratch[STK_DGRAM_MAX];
 };
 
@@ -46,8 +56,10 @@ struct stk_sock {
     uint32_t peer_addr;
     uint16_t peer_port;
     ss_sockopts opts;    /* applied when the sd exists */
-    ss_defer defer;
-    bool *alive;         /* cleared by close while a callback runs */
+    ss_defer defer;      /* readiness; once closed: the deferred free */
+    bool closed;         /* s_close ran: s is gone, only the free is left */
+    ss_loop *loop;       /* the loop it was last watched on (its defer's) */
+    struct stk_sock *close_prev, *close_next;  /* the backend's closing list */
 };
 
 static const struct ss_sock_ops stack_ops;
@@ -116,21 +128,33 @@ static void schedule(struct stk_sock *k)
         ss_loop_defer(s->loop, &k->defer);
 }
 
+static void closing_unlink(struct stk_sock *k)
+{
+    if (k->close_prev)
+        k->close_prev->close_next = k->close_next;
+    else
+        k->b->closing = k->close_next;
+    if (k->close_next)
+        k->close_next->close_prev = k->close_prev;
+}
+
 static void on_defer(ss_loop *loop, void *arg)
 {
     struct stk_sock *k = arg;
+    if (k->closed) { /* the deferred step of s_close */
+        closing_unlink(k);
+        free(k);
+        return;
+    }
     ss_sock *s = k->s;
     if (!s->cb || !s->events)
         return;
     unsigned r = ready_now(k) & s->events;
     if (!r)
         return;
-    bool alive = true;
-    k->alive = &alive;
     ss__sock_ready(s, r);
-    if (!alive)
-        return; /* closed by its owner */
-    k->alive = NULL;
+    if (k->closed)
+        return; /* closed by its owner: s is gone, k goes next iteration */
     if (s->loop == loop && (ready_now(k) & s->events))
         schedule(k);
 }
@@ -563,10 +587,8 @@ static int s_close(ss_sock *s)
 {
     struct stk_sock *k = K(s);
     int err = 0;
-    if (k->alive)
-        *k->alive = false;
-    if (s->loop)
-        ss_loop_defer_cancel(s->loop, &k->defer);
+    if (k->loop)
+        ss_loop_defer_cancel(k->loop, &k->defer);
     if (k->sd >= 0) {
         ss_stack_sock_set_cb(ST(k), k->sd, NULL, NULL);
         if (s->type == SS_DGRAM) {
@@ -579,8 +601,19 @@ static int s_close(ss_sock *s)
         kick(k);
     }
     k->sd = -1;
-    free(k);
+    k->closed = true;
+    k->s = NULL;
     s->impl = NULL;
+    if (k->loop) {
+        /* Its callback may be running: free k after it (on_defer). */
+        k->close_next = k->b->closing;
+        if (k->close_next)
+            k->close_next->close_prev = k;
+        k->b->closing = k;
+        ss_loop_defer(k->loop, &k->defer);
+    } else {
+        free(k); /* never on a loop: no callback can hold it */
+    }
     return err < 0 ? err : 0;
 }
 
@@ -619,6 +652,9 @@ static int s_peer_addr(ss_sock *s, ss_addr *out)
 static int s_watch(ss_sock *s)
 {
     struct stk_sock *k = K(s);
+    if (k->loop && k->loop != s->loop)
+        ss_loop_defer_cancel(k->loop, &k->defer);
+    k->loop = s->loop;
     /* Level-triggered: whatever is ready already is delivered now. */
     if (s->events)
         schedule(k);
@@ -737,6 +773,14 @@ int ss_backend_stack_tunnet(ss_tunnet *net, uint32_t addr, ss_backend **out)
 
 void ss_backend_stack_free(ss_backend *be)
 {
-    if (be)
-        free(be->ctx);
+    if (!be)
+        return;
+    struct stk_backend *b = be->ctx;
+    while (b->closing) { /* their loop did not turn again */
+        struct stk_sock *k = b->closing;
+        b->closing = k->close_next;
+        ss_loop_defer_cancel(k->loop, &k->defer);
+        free(k);
+    }
+    free(b);
 }

@@ -274,7 +274,11 @@ static void put_sorted(ss_stack *st, struct ss_pcb **v)
 /* Deliver pending events. Callbacks may call back into the stack (send,
  * close, accept ...); a nested dispatch is skipped and the outer loop
  * picks up whatever the callback produced. Only sockets with events are
- * visited. */
+ * visited: those ss__stack_sock_event put on st->ev_head. A socket closed
+ * in its own callback is only released (marked, unlinked); reap() frees it
+ * at the end of the outermost entry point (settle), as libuv frees a
+ * closed handle after its callbacks (sock_stack.c and the server's
+ * conn.c do the same on the reactor). */
 static void dispatch(ss_stack *st)
 {
     if (st->dispatching)
