@@ -229,6 +229,9 @@ struct ss_pcb {
     uint32_t hs_window_end;     /* a round ends when SND.UNA reaches it */
     uint32_t hs_last_min, hs_cur_min;  /* min RTT (us) of the last and this round */
     uint32_t hs_css_base;       /* cssBaselineMinRtt */
+    uint32_t hs_delay_min;      /* least RTT (us) seen in the initial slow start */
+    uint32_t hs_round_start, hs_train_last;  /* low 32 bits of st->now (us): this
+                                 * round's start, the train's last ACK */
     uint8_t hs_samples;         /* RTT samples in this round (up to N_RTT_SAMPLE) */
     uint8_t hs_css_rounds;      /* rounds spent in CSS */
     uint8_t hs_phase;           /* enum ss__hs_phase */

@@ -9,6 +9,7 @@
  *   RFC 5681 3.1       slow start, byte counting        ss__cc_slow_start()
  *     + RFC 3465 2       (L = 2*SMSS)
  *     + RFC 9406         HyStart++ in the initial one     hystart()
+ *     + HyStart's ACK train (Linux's tcp_cubic.c)         ack_train_full()
  *   RFC 5681 3.1 (4)   RTO: ssthresh, loss window       ss__cc_on_timeout()
  *   RFC 5681 3.2       fast retransmit on the 3rd       ss__cc_on_dupack()
  *     + RFC 6582 3.2     duplicate ACK, fast recovery     enter_recovery()
@@ -127,8 +128,9 @@ void ss__cc_start(ss_stack *st, struct ss_pcb *sk)
     sk->high_rxt = sk->snd_una;
     sk->hs_phase = st->cfg.hystart ? SS_HS_SS : SS_HS_OFF;
     sk->hs_window_end = sk->snd_nxt;
-    sk->hs_last_min = sk->hs_cur_min = UINT32_MAX;
+    sk->hs_last_min = sk->hs_cur_min = sk->hs_delay_min = UINT32_MAX;
     sk->hs_samples = 0;
+    sk->hs_round_start = sk->hs_train_last = (uint32_t)st->now;
     sk->cc_started = true;
     sk->cc->init(st, sk);
     ss__cc_trace(st, sk, SS_CC_MARK_INIT);
@@ -321,15 +323,41 @@ void ss__cc_hystart_rtt(struct ss_pcb *sk, uint32_t rtt_us)
         return;
     if (rtt_us < sk->hs_cur_min)
         sk->hs_cur_min = rtt_us;
+    if (rtt_us < sk->hs_delay_min)
+        sk->hs_delay_min = rtt_us;
     if (sk->hs_samples < UINT8_MAX)
         sk->hs_samples++;
+}
+
+/* HyStart's ACK train (Ha and Rhee, "Hybrid Slow Start for High-Bandwidth
+ * and Long-Distance Networks", 2008; Linux's tcp_cubic.c), beside RFC
+ * 9406's delay test: while a round's ACKs keep coming at most
+ * HS_TRAIN_GAP_US apart, the bottleneck is busy all that time; once the
+ * train spans half the least RTT, the round's data fills half the path
+ * and the next doubling would fill its queue, so slow start ends now.
+ * The delay test alone misses a short queue: at 50 Mbit/s and a 10 ms
+ * RTT, a drop-tail queue of half the BDP adds at most 5 ms, about its
+ * 4 ms threshold, and slow start ran on into 120 drops. Only from
+ * HS_TRAIN_LOW_WINDOW segments on, as in Linux (hystart_low_window), and
+ * in CSS too: the queue that raised the RTT is the one the train sees. */
+#define HS_TRAIN_GAP_US 2000u
+#define HS_TRAIN_LOW_WINDOW 16u
+
+static bool ack_train_full(const ss_stack *st, struct ss_pcb *sk)
+{
+    uint32_t now = (uint32_t)st->now;
+    if (now - sk->hs_train_last > HS_TRAIN_GAP_US)
+        return false;   /* the train broke: none until the next round */
+    sk->hs_train_last = now;
+    return sk->hs_delay_min != UINT32_MAX && sk->cwnd >= HS_TRAIN_LOW_WINDOW * sk->snd_mss &&
+           now - sk->hs_round_start > sk->hs_delay_min / 2;
 }
 
 /* RFC 9406 4.2, on an ACK in the initial slow start: a new round when
  * SND.UNA passes windowEnd; SS -> CSS when this round's min RTT (after
  * N_RTT_SAMPLE samples) is RttThresh above the last round's; CSS -> SS
  * when it falls below cssBaselineMinRtt; CSS_ROUNDS rounds of CSS end
- * slow start (ssthresh = cwnd). Returns true when slow start is over. */
+ * slow start (ssthresh = cwnd), and so does a full ACK train (above). Returns true when slow start is over. */
 static bool hystart(ss_stack *st, struct ss_pcb *sk)
 {
     if (SEQ_GEQ(sk->snd_una, sk->hs_window_end)) {
@@ -337,12 +365,19 @@ static bool hystart(ss_stack *st, struct ss_pcb *sk)
         sk->hs_cur_min = UINT32_MAX;
         sk->hs_samples = 0;
         sk->hs_window_end = sk->snd_nxt;
+        sk->hs_round_start = sk->hs_train_last = (uint32_t)st->now;
         if (sk->hs_phase == SS_HS_CSS && ++sk->hs_css_rounds >= HS_CSS_ROUNDS) {
             sk->ssthresh = sk->cwnd;
             sk->hs_phase = SS_HS_OFF;
             ss__cc_trace(st, sk, SS_CC_MARK_HYSTART_CA);
             return true;
         }
+    }
+    if (ack_train_full(st, sk)) {
+        sk->ssthresh = sk->cwnd;
+        sk->hs_phase = SS_HS_OFF;
+        ss__cc_trace(st, sk, SS_CC_MARK_HYSTART_TRAIN);
+        return true;
     }
     if (sk->hs_samples < HS_N_RTT_SAMPLE || sk->hs_cur_min == UINT32_MAX)
         return false;

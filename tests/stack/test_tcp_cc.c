@@ -1021,6 +1021,152 @@ Test(hystart, off_by_config, .fini = fx_teardown)
     cr_assert_eq(ssthresh(), UINT32_MAX);
 }
 
+/* ================= HyStart's ACK train =================================== */
+
+/* A bottleneck path, modelled here: a data segment the stack sends at T
+ * is acknowledged on its own, echoing its TSval, at
+ * max(T + rtt, the previous ACK + gap): the bottleneck serves one segment
+ * per gap, so once a queue forms the ACKs come exactly gap apart. */
+struct train_ack { uint64_t at, sent; uint32_t end, tsval; };
+static struct train_ack tq[4096];
+static int tq_head, tq_tail;
+static uint64_t tq_last_at;
+static uint32_t tq_hi;               /* the end of the highest segment sent */
+
+static void train_take(uint32_t rtt_ms, uint32_t gap_us)
+{
+    for (int i = 0; i < ncap; i++) {
+        struct tseg s = cap_tcp(i);
+        if (!s.len)
+            continue;
+        uint64_t at = now + (uint64_t)rtt_ms * MS;
+        if (tq_tail > 0 && at < tq_last_at + gap_us)
+            at = tq_last_at + gap_us;
+        tq_last_at = at;
+        cr_assert_lt(tq_tail, 4096);
+        tq[tq_tail++] = (struct train_ack){ at, now, s.seq + s.len, s.ts_val };
+        if (s.seq + s.len - tq_hi < 0x80000000u)
+            tq_hi = s.seq + s.len;
+    }
+    cap_clear();
+}
+
+struct train_run {
+    int exit_ack;         /* 1-based ACK after which the stack traced the exit; 0: none */
+    int model_ack;        /* the ACK where the rule says it must; 0: none */
+    int nolow_ack;        /* where it would without the 16-segment floor */
+    uint32_t cwnd, ssthresh;   /* right after exit_ack */
+};
+
+/* Slow start over the path above until the stack traces the ACK-train
+ * exit or max_acks ACKs. The rule, restated here from Linux's
+ * tcp_cubic.c rather than read from the stack: a round begins at the ACK
+ * that passes the highest sequence sent when the last one began; the
+ * train goes on while ACKs come at most 2 ms apart; slow start ends at
+ * the first ACK whose train spans more than half the least RTT seen, once
+ * cwnd is at least 16 segments. */
+static struct train_run run_train(uint32_t rtt_ms, uint32_t gap_us, int max_acks)
+{
+    struct train_run r = { 0, 0, 0, 0, 0 };
+    tq_head = tq_tail = 0;
+    tq_hi = iss + 1;
+    queue(sizeof data);
+    train_take(rtt_ms, gap_us);
+    uint32_t window_end = iss + 1;
+    uint64_t round_start = 0, train_last = 0, delay_min = UINT64_MAX;
+    for (int k = 1; k <= max_acks && tq_head < tq_tail; k++) {
+        struct train_ack a = tq[tq_head++];
+        now = a.at;
+        uint64_t sample = (now / MS - a.sent / MS) * MS;   /* TSval is in ms */
+        if (sample < delay_min)
+            delay_min = sample;
+        if (a.end - window_end < 0x80000000u) {
+            round_start = train_last = now;
+            window_end = tq_hi;
+        }
+        if (!r.model_ack && now - train_last <= 2000) {
+            train_last = now;
+            if (now - round_start > delay_min / 2) {
+                if (!r.nolow_ack)
+                    r.nolow_ack = k;
+                if (cwnd() >= 16 * TSM)
+                    r.model_ack = k;
+            }
+        }
+        ntrace = 0;
+        uint8_t o[12];
+        size_t n = opt_ts(o, peer_tsval++, a.tsval);
+        peer_send_opts(PEER_PORT, US_PORT, P1, a.end, SS_TCP_ACK, 65535, o, n, NULL, 0);
+        if (traced("HyStart: ACK train > min RTT / 2 -> ssthresh = cwnd")) {
+            r.exit_ack = k;
+            r.cwnd = cwnd();
+            r.ssthresh = ssthresh();
+            return r;
+        }
+        train_take(rtt_ms, gap_us);
+    }
+    return r;
+}
+
+static void train_setup(void)
+{
+    ts_setup();
+    now = (now + MS - 1) / MS * MS;   /* whole ms, so RTT samples are exact */
+}
+
+/* 10 ms RTT, a segment per 250 us at the bottleneck (BDP 40 segments),
+ * about the 50 Mbit/s path of bench/stack/run: once a round's ACKs have
+ * come back to back for more than 5 ms, slow start ends there, ssthresh =
+ * cwnd, before the queue could overflow (RFC 9406's delay test saw the
+ * queue a few ACKs earlier and entered CSS, which would have grown cwnd
+ * for 5 more rounds); congestion avoidance follows. */
+Test(hystart_train, a_train_of_half_the_rtt_ends_slow_start, .init = train_setup,
+     .fini = fx_teardown)
+{
+    struct train_run r = run_train(10, 250, 2000);
+    cr_assert_neq(r.model_ack, 0);
+    cr_assert_eq(r.exit_ack, r.model_ack, "exit after ACK %d, the rule says %d", r.exit_ack,
+                 r.model_ack);
+    cr_assert_eq(r.ssthresh, r.cwnd);
+    cr_assert_geq(r.cwnd, 16 * TSM);
+    /* Congestion avoidance now: 50 more ACKs add less than 1 segment. */
+    uint32_t c = cwnd();
+    for (int i = 0; i < 50 && tq_head < tq_tail; i++) {
+        struct train_ack a = tq[tq_head++];
+        now = a.at;
+        uint8_t o[12];
+        size_t n = opt_ts(o, peer_tsval++, a.tsval);
+        peer_send_opts(PEER_PORT, US_PORT, P1, a.end, SS_TCP_ACK, 65535, o, n, NULL, 0);
+        train_take(10, 250);
+    }
+    cr_assert_leq(cwnd() - c, TSM, "cwnd grew %u in 50 ACKs", cwnd() - c);
+}
+
+/* A 6 ms RTT at a segment per 2 ms (a BDP of 3 segments): the train
+ * passes 3 ms while cwnd is under 16 segments; the exit waits for 16
+ * (Linux's hystart_low_window). */
+Test(hystart_train, not_below_sixteen_segments, .init = train_setup, .fini = fx_teardown)
+{
+    struct train_run r = run_train(6, 2000, 2000);
+    cr_assert_neq(r.model_ack, 0);
+    cr_assert_eq(r.exit_ack, r.model_ack, "exit after ACK %d, the rule says %d", r.exit_ack,
+                 r.model_ack);
+    cr_assert_lt(r.nolow_ack, r.model_ack, "the train was long enough at ACK %d (exit %d)",
+                 r.nolow_ack, r.model_ack);
+    cr_assert_eq(r.ssthresh, r.cwnd);
+}
+
+/* ACKs more than 2 ms apart are no train: no such exit, however long
+ * the round (the delay test of RFC 9406 may end slow start instead). */
+Test(hystart_train, acks_over_2_ms_apart_are_no_train, .init = train_setup,
+     .fini = fx_teardown)
+{
+    struct train_run r = run_train(10, 2001, 300);
+    cr_assert_eq(r.model_ack, 0);
+    cr_assert_eq(r.exit_ack, 0);
+    cr_assert_geq(cwnd(), 32 * TSM, "cwnd %u: the rounds were long enough", cwnd());
+}
+
 /* ================= PRR (RFC 6937) ========================================= */
 
 static void prr_setup(void)
