@@ -296,7 +296,8 @@ struct ss_stack_cfg {
     uint32_t rto_min_ms, rto_max_ms, rto_initial_ms;
     uint32_t max_retries;       /* RTO expiries before ETIMEDOUT (data/FIN) */
     uint32_t syn_retries;       /* SYN / SYN,ACK retransmissions before giving up */
-    uint32_t keepalive_idle_s, keepalive_intvl_s, keepalive_cnt;
+    uint32_t keepalive_idle_s, keepalive_intvl_s, keepalive_cnt; /* intvl 1 .. 32767,
+                                 * cnt 1 .. 127 (Linux' limits) */
     uint32_t delack_ms;         /* longest delay of an ACK (RFC 1122: < 500) */
     uint32_t syn_backlog;       /* cap on a listener's backlog argument */
     uint32_t max_sockets;       /* TCP + UDP sockets, including TIME-WAIT (up to

@@ -66,7 +66,8 @@ static bool cfg_valid(const struct ss_stack_cfg *c)
            c->sndbuf >= 1 && c->sndbuf <= (1u << 30) && c->rcvbuf >= 1 &&
            c->rcvbuf <= (1u << 30) && c->msl_ms && c->rto_min_ms && c->rto_max_ms >= c->rto_min_ms &&
            c->rto_initial_ms && c->rto_max_ms <= 3600000 && c->max_retries && c->syn_retries &&
-           c->keepalive_intvl_s && c->keepalive_cnt && c->delack_ms && c->delack_ms < 500 &&
+           c->keepalive_intvl_s && c->keepalive_intvl_s <= 32767 && c->keepalive_cnt &&
+           c->keepalive_cnt <= 127 && c->delack_ms && c->delack_ms < 500 &&
            c->syn_backlog && c->max_sockets && c->max_sockets <= (1u << 24) && c->ooo_max &&
            c->udp_rcvq_max && c->frag_timeout_ms && c->frag_slots <= 64 &&
            c->challenge_ack_limit && secret_set(c->isn_secret, sizeof c->isn_secret) &&
@@ -1258,9 +1259,15 @@ int ss_stack_sock_setopt(ss_stack *st, int sd, int opt, int value)
         return err;
     }
     case SS_SO_KEEPINTVL:
-        return set_in_range(&sk->keep_intvl_s, value, 1, 32767);
-    case SS_SO_KEEPCNT:
-        return set_in_range(&sk->keep_cnt, value, 1, 127);
+    case SS_SO_KEEPCNT: {
+        uint32_t v;
+        int err = set_in_range(&v, value, 1, opt == SS_SO_KEEPCNT ? 127 : 32767);
+        if (err == 0 && opt == SS_SO_KEEPCNT)
+            sk->keep_cnt = (uint8_t)v;
+        else if (err == 0)
+            sk->keep_intvl_s = (uint16_t)v;
+        return err;
+    }
     case SS_SO_SNDBUF:
         if (value < 1 || (uint32_t)value > st->cfg.sndbuf || (uint32_t)value < sk->snd.len)
             return -EINVAL;
@@ -1364,8 +1371,10 @@ int ss_stack_sock_info(const ss_stack *st, int sd, struct ss_stack_sock_info *o)
     o->segs_out = sk->segs_out;
     o->snd_queued = sk->snd.len;
     o->rcv_queued = sk->kind == SS_SK_TCP ? sk->rcv.len : sk->udp_q;
-    o->accept_queued = (uint32_t)sk->accept_q;
-    o->syn_queued = (uint32_t)sk->syn_q;
+    if (sk->kind == SS_SK_TCP && sk->state == SS_TCP_LISTEN) { /* they share ccs' place */
+        o->accept_queued = (uint32_t)sk->accept_q;
+        o->syn_queued = (uint32_t)sk->syn_q;
+    }
     o->soft_error = sk->soft_err;
     o->options = (sk->ts_ok ? SS_TCPI_OPT_TIMESTAMPS : 0u) | (sk->sack_ok ? SS_TCPI_OPT_SACK : 0u) |
                  (sk->ws_ok ? SS_TCPI_OPT_WSCALE : 0u);

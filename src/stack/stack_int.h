@@ -146,112 +146,20 @@ struct ss_pcb {
     struct ss_ring snd, rcv;
     uint32_t heap_i;        /* index in st->heap + 1; 0: not in it */
     int id;
-    unsigned pending_ev;    /* events to deliver at the next dispatch */
-    int error;              /* pending error for the application */
-    int ev_err;             /* error reported with SS_EV_ERROR */
-    int soft_err;           /* last ICMP soft error, reported on timeout */
     uint32_t max_retries;   /* R2 (SS_SO_MAXRT) */
     uint32_t laddr, raddr;
     uint16_t lport, rport;
+    /* Negative errno or SS_E* codes (all above INT16_MIN). */
+    int16_t error;          /* pending error for the application */
+    int16_t ev_err;         /* error reported with SS_EV_ERROR */
+    int16_t soft_err;       /* last ICMP soft error, reported on timeout */
+    uint16_t pending_ev;    /* SS_EV_* to deliver at the next dispatch */
     uint8_t kind;           /* enum ss_stack_sock_kind */
     uint8_t state;          /* enum ss_tcp_state (TCP) */
     uint8_t tos;            /* IPv4 TOS / DS field */
+    uint8_t persist_backoff;    /* TCP: at most 16 (tcp_timer.c) */
 
-    /* --- TCP: listener and accept queue --- */
-    int parent;             /* listener id while in its queues, else -1 */
-    int next_q;             /* link in the listener's accept queue */
-    int backlog;            /* listener: limit of syn_q + accept_q */
-    int syn_q, accept_q;    /* listener: counts */
-    int accept_head, accept_tail;
-
-    /* --- TCP: sequence variables (RFC 9293 3.3.1) --- */
-    uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
-    uint32_t max_snd_wnd;   /* largest window the peer offered (RFC 5961 5.2) */
-    uint32_t irs, rcv_nxt, rcv_adv;  /* rcv_adv: right edge advertised */
-    uint32_t fin_seq;       /* seq of our FIN when fin_queued */
-    uint32_t ooo_fin_seq;   /* where the FIN beyond a hole sits (ooo_fin) */
-    uint32_t snd_up, rcv_up;    /* urgent pointers (RFC 9293 3.8.5), as sequence numbers */
-    uint16_t snd_mss;       /* effective send MSS */
-    uint16_t rcv_mss;       /* what we advertise */
-
-    /* --- TCP: out of order, options (tcp_opt.c: RFC 7323, RFC 2018) --- */
-    struct ss_ooo *ooo;     /* ooo_cap ranges, allocated at the first hole and
-                             * doubled up to cfg.ooo_max */
-    struct ss_sack_blk *sb; /* SACK scoreboard: sb_cap ranges, allocated at
-                             * the first SACK, doubled up to cfg.sack_max */
-    struct ss_rxt *rx;      /* retransmissions in SACK recovery, oldest first:
-                             * SS_STACK_RXT_MAX, allocated at the first */
-    uint64_t ts_recent_at;  /* st->now when TS.Recent was set (PAWS 24 days) */
-    uint32_t ooo_n;
-    uint32_t ooo_clock;     /* stamps of ooo entries */
-    uint32_t ts_off;        /* per-connection offset of our TSval clock */
-    uint32_t ts_recent;     /* TS.Recent (RFC 7323 4.3) */
-    uint32_t last_ack_sent; /* Last.ACK.sent (RFC 7323 4.3) */
-    uint32_t sb_n;          /* ranges in use: sorted, disjoint, not touching */
-    uint16_t sb_cap;        /* ranges allocated (at most cfg.sack_max) */
-    uint16_t ooo_cap;       /* ranges of ooo allocated (at most cfg.ooo_max) */
-    uint8_t opt_allow;      /* SS_OPTF_*: what this socket offers / accepts */
-    uint8_t ws_offer;       /* the shift our SYN offers (from the rcv buffer) */
-    uint8_t snd_wscale;     /* peer's shift: its window is SEG.WND << snd_wscale */
-    uint8_t rcv_wscale;     /* our shift: we send window >> rcv_wscale */
-
-    /* --- TCP: timers (absolute µs, SS_NEVER when off) and RFC 6298 --- */
-    uint64_t t_rtx, t_persist, t_delack, t_keep, t_2msl;
-    uint64_t t_sws;         /* sender SWS override timeout (RFC 9293 3.8.6.2.1) */
-    uint64_t t_tlp;         /* tail loss probe timeout, PTO (RFC 8985 7.2) */
-    uint64_t last_rcv;      /* time of the last segment received */
-    uint64_t rtt_start;
-    uint32_t srtt_us, rttvar_us, rto_us;
-    uint32_t rtt_seq;
-    uint32_t backoff;       /* consecutive RTO expiries */
-    uint32_t persist_backoff;
-    uint32_t keep_idle_s, keep_intvl_s, keep_cnt;
-    uint32_t keep_probes;
-    uint32_t unacked_segs;  /* full-sized segments received since our last ACK */
-    uint32_t tlp_seq, tlp_end;  /* the probe [tlp_seq, ..) and TLP.end_seq (SND.NXT after it) */
-
-    /* --- TCP: congestion control (tcp_cc.c: loss recovery; tcp_cc_*.c) --- */
-    const struct ss__cc_ops *cc;
-    uint64_t last_send;         /* time data was last sent (RFC 5681 4.1 idle restart) */
-    union ss__cc_state ccs;     /* the algorithm's own state */
-    uint32_t cwnd, ssthresh;    /* bytes; ssthresh UINT32_MAX until the first loss */
-    uint32_t dupacks;           /* consecutive duplicate ACKs (RFC 5681 2) */
-    uint32_t recover;           /* RFC 6582: SND.MAX when recovery (fast or RTO) began */
-    uint32_t ca_acked;          /* RFC 3465 byte counter in congestion avoidance */
-    uint32_t lt_bytes;          /* new data sent by limited transmit (RFC 3042) */
-    /* RFC 6937 PRR, in SACK recovery: bytes delivered to the peer and
-     * sent by us since recovery began, and the flight then (RecoverFS). */
-    uint32_t prr_delivered, prr_out, prr_recover_fs;
-    uint32_t rtx_seq;           /* one retransmission owed at rtx_seq (rtx_mark) */
-    uint32_t high_rxt;          /* RFC 6675 HighRxt + 1: end of the highest retransmission */
-    uint32_t cc_traced_cwnd, cc_traced_ssthresh;  /* as last traced (cc_traced) */
-    /* HyStart++ (RFC 9406), in the initial slow start only */
-    uint32_t hs_window_end;     /* a round ends when SND.UNA reaches it */
-    uint32_t hs_last_min, hs_cur_min;  /* min RTT (us) of the last and this round */
-    uint32_t hs_css_base;       /* cssBaselineMinRtt */
-    uint32_t hs_delay_min;      /* least RTT (us) seen in the initial slow start */
-    uint32_t hs_round_start, hs_train_last;  /* low 32 bits of st->now (us): this
-                                 * round's start, the train's last ACK */
-    uint8_t hs_samples;         /* RTT samples in this round (up to N_RTT_SAMPLE) */
-    uint8_t hs_css_rounds;      /* rounds spent in CSS */
-    uint8_t hs_phase;           /* enum ss__hs_phase */
-    uint8_t rx_n;               /* entries of rx in use */
-    uint8_t cc_phase;           /* enum ss_cc_phase */
-    uint8_t cc_traced_phase;
-
-    /* --- TCP: RFC 5961 section 7, challenge ACKs of this connection --- */
-    uint64_t chack_window;  /* start of the current challenge-ACK second */
-    uint32_t chack_count;   /* challenge ACKs sent in it */
-
-    /* --- UDP --- */
-    uint32_t udp_q;         /* datagrams queued */
-
-    /* --- statistics --- */
-    uint64_t bytes_in, bytes_out;
-    uint32_t retransmits, timeouts, segs_in, segs_out;  /* 32 bits, as Linux' tcp_info */
-    uint32_t tlp_probes;
-
-    /* --- flags --- */
+    /* --- flags (here: they fill what the bytes above leave of a word) --- */
     bool on_ev : 1, on_out : 1, on_dirty : 1;  /* on those lists of the stack */
     bool hashed : 1;            /* in the lookup hash */
     bool port_held : 1;         /* counted in st->tcp_port_refs */
@@ -279,7 +187,116 @@ struct ss_pcb {
     bool on_trimq : 1;          /* waits on st->trimq to give back empty buffers */
     bool tlp_on : 1;            /* a probe is out (TLP.end_seq is not None) */
     bool tlp_rtx : 1;           /* TLP.is_retrans: it resent the last segment */
+
+    /* --- TCP: a connection's place in its listener's accept queue --- */
+    int parent;             /* listener id while in its queues, else -1 */
+    int next_q;             /* link in the listener's accept queue */
+
+    /* --- TCP: sequence variables (RFC 9293 3.3.1) --- */
+    uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
+    uint32_t max_snd_wnd;   /* largest window the peer offered (RFC 5961 5.2) */
+    uint32_t irs, rcv_nxt, rcv_adv;  /* rcv_adv: right edge advertised */
+    uint32_t fin_seq;       /* seq of our FIN when fin_queued */
+    uint32_t ooo_fin_seq;   /* where the FIN beyond a hole sits (ooo_fin) */
+    uint32_t snd_up, rcv_up;    /* urgent pointers (RFC 9293 3.8.5), as sequence numbers */
+    uint16_t snd_mss;       /* effective send MSS */
+    uint16_t rcv_mss;       /* what we advertise */
+    uint32_t chack_count;   /* challenge ACKs sent in chack_window (RFC 5961 7) */
+
+    /* --- TCP: out of order, options (tcp_opt.c: RFC 7323, RFC 2018) --- */
+    struct ss_ooo *ooo;     /* ooo_cap ranges, allocated at the first hole and
+                             * doubled up to cfg.ooo_max */
+    struct ss_sack_blk *sb; /* SACK scoreboard: sb_cap ranges, allocated at
+                             * the first SACK, doubled up to cfg.sack_max */
+    struct ss_rxt *rx;      /* retransmissions in SACK recovery, oldest first:
+                             * SS_STACK_RXT_MAX, allocated at the first */
+    uint64_t ts_recent_at;  /* st->now when TS.Recent was set (PAWS 24 days) */
+    uint32_t ooo_clock;     /* stamps of ooo entries */
+    uint32_t ts_off;        /* per-connection offset of our TSval clock */
+    uint32_t ts_recent;     /* TS.Recent (RFC 7323 4.3) */
+    uint32_t last_ack_sent; /* Last.ACK.sent (RFC 7323 4.3) */
+    uint16_t ooo_n;         /* ranges of ooo in use (at most ooo_cap) */
+    uint16_t sb_n;          /* ranges in use: sorted, disjoint, not touching */
+    uint16_t sb_cap;        /* ranges allocated (at most cfg.sack_max) */
+    uint16_t ooo_cap;       /* ranges of ooo allocated (at most cfg.ooo_max) */
+    uint8_t opt_allow;      /* SS_OPTF_*: what this socket offers / accepts */
+    uint8_t ws_offer;       /* the shift our SYN offers (from the rcv buffer) */
+    uint8_t snd_wscale;     /* peer's shift: its window is SEG.WND << snd_wscale */
+    uint8_t rcv_wscale;     /* our shift: we send window >> rcv_wscale */
+    uint32_t tlp_probes;    /* statistics: tail loss probes sent */
+
+    /* --- TCP: timers (absolute µs, SS_NEVER when off) and RFC 6298 --- */
+    uint64_t t_rtx, t_persist, t_delack, t_keep, t_2msl;
+    uint64_t t_sws;         /* sender SWS override timeout (RFC 9293 3.8.6.2.1) */
+    uint64_t t_tlp;         /* tail loss probe timeout, PTO (RFC 8985 7.2) */
+    uint64_t last_rcv;      /* time of the last segment received */
+    uint64_t rtt_start;
+    uint32_t srtt_us, rttvar_us, rto_us;
+    uint32_t rtt_seq;
+    uint32_t backoff;       /* consecutive RTO expiries */
+    uint32_t keep_idle_s;
+    uint16_t keep_intvl_s;  /* 1 .. 32767, as Linux (cfg_valid, setopt) */
+    uint8_t keep_cnt;       /* 1 .. 127, as Linux */
+    uint8_t keep_probes;    /* at most keep_cnt */
+    uint32_t unacked_segs;  /* full-sized segments received since our last ACK */
+    uint32_t tlp_seq, tlp_end;  /* the probe [tlp_seq, ..) and TLP.end_seq (SND.NXT after it) */
+
+    /* --- TCP: congestion control (tcp_cc.c: loss recovery; tcp_cc_*.c) --- */
+    const struct ss__cc_ops *cc;
+    uint64_t last_send;         /* time data was last sent (RFC 5681 4.1 idle restart) */
+    /* A listener has no congestion control and a connection no queues:
+     * one place for either (ccs is set by the algorithm's init, at
+     * ss__cc_start; the listener fields only in SS_TCP_LISTEN). */
+    union {
+        union ss__cc_state ccs; /* the algorithm's own state */
+        struct {                /* listener */
+            int backlog;        /* limit of syn_q + accept_q */
+            int syn_q, accept_q;    /* counts */
+            int accept_head, accept_tail;
+        };
+    };
+    uint32_t cwnd, ssthresh;    /* bytes; ssthresh UINT32_MAX until the first loss */
+    union {
+        uint32_t dupacks;       /* TCP: consecutive duplicate ACKs (RFC 5681 2) */
+        uint32_t udp_q;         /* UDP: datagrams queued */
+    };
+    uint32_t recover;           /* RFC 6582: SND.MAX when recovery (fast or RTO) began */
+    uint32_t ca_acked;          /* RFC 3465 byte counter in congestion avoidance */
+    uint32_t lt_bytes;          /* new data sent by limited transmit (RFC 3042) */
+    /* RFC 6937 PRR, in SACK recovery: bytes delivered to the peer and
+     * sent by us since recovery began, and the flight then (RecoverFS). */
+    uint32_t prr_delivered, prr_out, prr_recover_fs;
+    uint32_t rtx_seq;           /* one retransmission owed at rtx_seq (rtx_mark) */
+    uint32_t high_rxt;          /* RFC 6675 HighRxt + 1: end of the highest retransmission */
+    uint32_t cc_traced_cwnd, cc_traced_ssthresh;  /* as last traced (cc_traced) */
+    /* HyStart++ (RFC 9406), in the initial slow start only */
+    uint32_t hs_window_end;     /* a round ends when SND.UNA reaches it */
+    uint32_t hs_last_min, hs_cur_min;  /* min RTT (us) of the last and this round */
+    uint32_t hs_css_base;       /* cssBaselineMinRtt */
+    uint32_t hs_delay_min;      /* least RTT (us) seen in the initial slow start */
+    uint32_t hs_round_start, hs_train_last;  /* low 32 bits of st->now (us): this
+                                 * round's start, the train's last ACK */
+    uint8_t hs_samples;         /* RTT samples in this round (up to N_RTT_SAMPLE) */
+    uint8_t hs_css_rounds;      /* rounds spent in CSS */
+    uint8_t hs_phase;           /* enum ss__hs_phase */
+    uint8_t rx_n;               /* entries of rx in use */
+    uint8_t cc_phase;           /* enum ss_cc_phase */
+    uint8_t cc_traced_phase;
+
+    /* --- TCP: RFC 5961 section 7, challenge ACKs of this connection --- */
+    uint64_t chack_window;  /* start of the current challenge-ACK second */
+
+    /* --- statistics --- */
+    uint64_t bytes_in, bytes_out;
+    uint32_t retransmits, timeouts, segs_in, segs_out;  /* 32 bits, as Linux' tcp_info */
 };
+
+/* Issue 10 asks at most 512 B per idle connection, tables included; the
+ * TCB is 592 B (from 652: the listener's queues share the congestion
+ * state's place, UDP's queue count shares dupacks', error codes are 16
+ * bits, keep-alive interval and count 16 and 8, no holes). What is left to move is hot: timers, congestion and
+ * SACK state (docs/stack.md). Growing it is a decision: change this. */
+_Static_assert(sizeof(struct ss_pcb) <= 592, "struct ss_pcb grew past 592 bytes");
 
 /* One retransmission sent in SACK or RTO recovery: [seq, end), and SND.NXT
  * when it went out (`mark`), with the bytes SACKed above it then (`base`).
