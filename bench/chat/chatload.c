@@ -14,9 +14,14 @@
  * counted as a timeout). Every receiver notes the delivery latency. After
  * SECS it prints one line:
  *   clients=N delivered=D rate=R/s p50=X ms p99=Y ms timeouts=T
- *   cpu_us_per_delivery=C busy_pct=B
+ *   cpu_us_per_delivery=C busy_pct=B server_us_per_delivery=S
  * (C: the whole machine's busy CPU time over the measured seconds, from
- * /proc/stat -- server, this program and the kernel -- per delivery.)
+ * /proc/stat -- server, this program and the kernel -- per delivery; on a
+ * shared machine it counts other people's work too. S: the server's own
+ * CPU time (user + system, /proc/PID/stat) per delivery, when
+ * $CHATLOAD_SERVER_PID names it, else -1. On loopback the server's system
+ * time includes the receiving side's TCP path, which runs inside its
+ * send(); S is the figure to compare servers by when the box is busy.)
  * The shell commands in $CHATLOAD_AT_START and $CHATLOAD_AT_END, if set,
  * run just before and just after the measured seconds.
  * One thread, epoll; memory is bounded (a ring of in-flight messages and a
@@ -71,6 +76,27 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* user + system CPU time of process pid so far, in clock ticks; -1 if
+ * it cannot be read. */
+static long long proc_ticks(const char *pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%s/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* after "(comm)": state is field 3, utime 14, stime 15 */
+    char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                     &st) != 2)
+        return -1;
+    return (long long)(ut + st);
 }
 
 static void die(const char *what)
@@ -290,6 +316,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "chatload: CHATLOAD_AT_START failed\n");
     measuring = 1;
     uint64_t busy0, total0, busy1, total1;
+    const char *spid = getenv("CHATLOAD_SERVER_PID");
+    long long srv0 = spid ? proc_ticks(spid) : -1, srv1 = -1;
     machine_ticks(&busy0, &total0);
     uint64_t start = now_ns(), end = start + (uint64_t)(secs * 1e9), last_sweep = start;
     while (now_ns() < end) {
@@ -316,16 +344,22 @@ int main(int argc, char **argv)
     double took = (double)(now_ns() - start) / 1e9;
     measuring = 0;
     machine_ticks(&busy1, &total1);
+    if (srv0 >= 0)
+        srv1 = proc_ticks(spid);
     hook = getenv("CHATLOAD_AT_END");
     if (hook && system(hook) != 0)
         fprintf(stderr, "chatload: CHATLOAD_AT_END failed\n");
     double cpu_us = delivered ? (double)(busy1 - busy0) * machine_tick_us() / (double)delivered : 0;
     double busy_pct =
         total1 > total0 ? 100.0 * (double)(busy1 - busy0) / (double)(total1 - total0) : 0;
+    double srv_us = srv1 >= srv0 && srv0 >= 0 && delivered
+                        ? (double)(srv1 - srv0) * machine_tick_us() / (double)delivered
+                        : -1;
     printf("clients=%d senders=%d window=%d delivered=%llu rate=%.0f/s p50=%.2f ms "
-           "p99=%.2f ms timeouts=%llu cpu_us_per_delivery=%.2f busy_pct=%.0f\n",
+           "p99=%.2f ms timeouts=%llu cpu_us_per_delivery=%.2f busy_pct=%.0f "
+           "server_us_per_delivery=%.3f\n",
            n_clients, senders, window, (unsigned long long)delivered,
            (double)delivered / took, pct(0.50), pct(0.99), (unsigned long long)timeouts, cpu_us,
-           busy_pct);
+           busy_pct, srv_us);
     return 0;
 }
