@@ -195,6 +195,12 @@ SS_API_BEGIN
 /* Bytes handed to the framework's own (copying) queue ahead of the socket;
  * the rest waits as shared lines. */
 #define SS_CHAT_STAGE (32 * 1024)
+/* Lines per writev when a client's queue goes to its socket: a busy room
+ * gives each client about one line per talker per loop iteration, and
+ * every line past this costs one more send per recipient (64 made two
+ * sendmsg per client per iteration with 100 talkers). 512 covers
+ * SS_CHAT_STAGE of 64-byte lines; IOV_MAX is 1024. */
+#define SS_CHAT_PUSH_IOV 512
 /* A client behind that reads nothing for this long is told and cut off:
  * long enough for a paused laptop, short enough that a room waits little. */
 #define SS_CHAT_STALL_MS 20000

@@ -103,7 +103,7 @@ struct chat_ctx {
     ss_chat_conn *cc;
     ss_conn *conn;
     ss_chat_server *cs;
-    /* output: a ring of shared lines */
+    /* output: a ring of shared lines (q_cap: 0 or a power of two) */
     ss_chat_line **q;
     size_t q_head, q_n, q_cap;
     size_t q_off;             /* bytes of q[q_head] already pushed */
@@ -254,7 +254,7 @@ static void set_behind(struct chat_ctx *x, bool behind)
 static void drop_queue(struct chat_ctx *x)
 {
     for (size_t i = 0; i < x->q_n; i++)
-        ss_chat_line_unref(x->q[(x->q_head + i) % x->q_cap]);
+        ss_chat_line_unref(x->q[(x->q_head + i) & (x->q_cap - 1)]);
     free(x->q);
     x->q = NULL;
     x->q_head = x->q_n = x->q_cap = x->q_off = x->q_bytes = 0;
@@ -293,12 +293,12 @@ static void push(struct chat_ctx *x)
     ss_chat_server *cs = x->cs;
     bool moved = false;
     while (x->q_n && !x->cut && ss_conn_out_queued(x->conn) < SS_CHAT_STAGE) {
-        struct iovec iov[64];
+        struct iovec iov[SS_CHAT_PUSH_IOV];
         int n = 0;
         size_t total = 0;
-        for (size_t i = 0; i < x->q_n && n < 64 && total < SS_CHAT_STAGE; i++) {
+        for (size_t i = 0; i < x->q_n && n < SS_CHAT_PUSH_IOV && total < SS_CHAT_STAGE; i++) {
             size_t len;
-            const char *d = ss_chat_line_data(x->q[(x->q_head + i) % x->q_cap], &len);
+            const char *d = ss_chat_line_data(x->q[(x->q_head + i) & (x->q_cap - 1)], &len);
             size_t skip = i == 0 ? x->q_off : 0;
             iov[n].iov_base = (void *)(d + skip);
             iov[n].iov_len = len - skip;
@@ -311,7 +311,7 @@ static void push(struct chat_ctx *x)
         }
         for (int i = 0; i < n; i++) {
             ss_chat_line_unref(x->q[x->q_head]);
-            x->q_head = (x->q_head + 1) % x->q_cap;
+            x->q_head = (x->q_head + 1) & (x->q_cap - 1);
             x->q_n--;
         }
         x->q_off = 0;
@@ -362,13 +362,13 @@ static int queue_line(struct chat_ctx *x, ss_chat_line *l)
         if (!q)
             return -ENOMEM;
         for (size_t i = 0; i < x->q_n; i++)
-            q[i] = x->q[(x->q_head + i) % x->q_cap];
+            q[i] = x->q[(x->q_head + i) & (x->q_cap - 1)];
         free(x->q);
         x->q = q;
         x->q_head = 0;
         x->q_cap = cap;
     }
-    x->q[(x->q_head + x->q_n) % x->q_cap] = ss_chat_line_ref(l);
+    x->q[(x->q_head + x->q_n) & (x->q_cap - 1)] = ss_chat_line_ref(l);
     x->q_n++;
     x->q_bytes += len;
     if (!x->behind && queued(x) > cs->so.outq_high)
