@@ -38,6 +38,9 @@ void ss_chat_line_unref(ss_chat_line *l);
 ss_chat_line *ss_chat_line_new(const void *data, size_t len);
 /* Lines allocated now in this process, and the most at once (*peak). */
 uint64_t ss_chat_lines_alive(uint64_t *peak);
+/* Bytes in those lines now, and the most at once (*peak): the memory the
+ * shared lines hold, each counted once however many queues refer to it. */
+uint64_t ss_chat_line_bytes_alive(uint64_t *peak);
 
 /* A PBKDF2-HMAC-SHA256 job of /login or /register. The room hands it to
  * io->kdf so that the hash runs off the event loop; ss_chat_kdf_run is the
@@ -204,6 +207,10 @@ typedef struct ss_chat_server_stats {
     uint64_t relays;      /* relays set up */
     uint64_t lines_alive; /* shared lines allocated now */
     uint64_t lines_peak;
+    uint64_t line_bytes_peak; /* most bytes held in shared lines at once */
+    uint64_t queue_peak;  /* most bytes one client had queued (its lines
+                           * plus what was staged for its socket): never
+                           * above outq_max */
 } ss_chat_server_stats;
 void ss_chat_server_stats_get(const ss_chat_server *cs, ss_chat_server_stats *out);
 /* The event-style service (on_open/on_data/on_eof/on_drain/on_close). */

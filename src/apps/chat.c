@@ -345,13 +345,20 @@ const char *ss_chat_line_data(const ss_chat_line *l, size_t *len)
 }
 
 /* Loop-thread counters (every room of a process runs on its loop). */
-static uint64_t lines_alive, lines_peak;
+static uint64_t lines_alive, lines_peak, bytes_alive, bytes_peak;
 
 uint64_t ss_chat_lines_alive(uint64_t *peak)
 {
     if (peak)
         *peak = lines_peak;
     return lines_alive;
+}
+
+uint64_t ss_chat_line_bytes_alive(uint64_t *peak)
+{
+    if (peak)
+        *peak = bytes_peak;
+    return bytes_alive;
 }
 
 ss_chat_line *ss_chat_line_ref(ss_chat_line *l)
@@ -364,6 +371,7 @@ void ss_chat_line_unref(ss_chat_line *l)
 {
     if (l && --l->refs == 0) {
         lines_alive--;
+        bytes_alive -= l->len;
         free(l);
     }
 }
@@ -384,6 +392,8 @@ static ss_chat_line *line_new(const char *data, size_t len)
     l->len = (uint32_t)len;
     if (++lines_alive > lines_peak)
         lines_peak = lines_alive;
+    if ((bytes_alive += len) > bytes_peak)
+        bytes_peak = bytes_alive;
     memcpy(l->data, data, len);
     return l;
 }

@@ -349,9 +349,9 @@ static int queue_line(struct chat_ctx *x, ss_chat_line *l)
     ss_chat_server *cs = x->cs;
     if (x->cut)
         return -ENOBUFS;
-    size_t len;
+    size_t len, held = queued(x);
     ss_chat_line_data(l, &len);
-    if (queued(x) + len > cs->so.outq_max) {
+    if (held + len > cs->so.outq_max) {
         cs->st.overflows++;
         cut(x, "ERR overflow your queue passed its limit; disconnecting\n", true);
         return -ENOBUFS;
@@ -371,7 +371,10 @@ static int queue_line(struct chat_ctx *x, ss_chat_line *l)
     x->q[(x->q_head + x->q_n) & (x->q_cap - 1)] = ss_chat_line_ref(l);
     x->q_n++;
     x->q_bytes += len;
-    if (!x->behind && queued(x) > cs->so.outq_high)
+    held += len;
+    if (held > cs->st.queue_peak)
+        cs->st.queue_peak = held;
+    if (!x->behind && held > cs->so.outq_high)
         set_behind(x, true);
     mark_dirty(cs, x);
     return 0;
@@ -1298,4 +1301,5 @@ void ss_chat_server_stats_get(const ss_chat_server *cs, ss_chat_server_stats *ou
 {
     *out = cs->st;
     out->lines_alive = ss_chat_lines_alive(&out->lines_peak);
+    ss_chat_line_bytes_alive(&out->line_bytes_peak);
 }

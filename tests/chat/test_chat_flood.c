@@ -1,8 +1,10 @@
 /* The flood test of issue 11: six talkers each send 1,000 lines of 1 KB as
  * fast as they can while reading; a watcher reads; one client never reads.
  * No reading client may be disconnected, the watcher must get every line in
- * each sender's order, the non-reader must be cut off, and the server's
- * peak RSS is reported. One poll loop drives all eight sockets. */
+ * each sender's order, the non-reader must be cut off within the configured
+ * time (measured here), the server's queues must stay within the configured
+ * limits (its own peak figures, exactly), and its peak RSS is reported and
+ * bounded. One poll loop drives all eight sockets and the server's log. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +33,11 @@ enum { TALKERS = 6, LINES = 1000, LINE_LEN = 1024 };
 #define OUTQ_S "262144"
 #define OUTQ_HIGH_S "65536"
 enum { OUTQ = 262144, OUTQ_HIGH = 65536, CLIENTS = TALKERS + 2 };
+/* The non-reader's stall time, and how much later than it its cut-off may
+ * come on a loaded machine under ASan (a correctness check, not a timing
+ * benchmark: it only catches a cut-off that does not follow the option). */
+#define STALL_S "2000"
+enum { STALL_MS = 2000, STALL_MARGIN_MS = 3000 };
 
 struct peer {
     int fd;
@@ -84,6 +91,27 @@ static void read_some(struct peer *p)
     }
 }
 
+/* The server's stderr so far, appended to *log (grown as needed). */
+static void log_some(int fd, char **log, size_t *len, size_t *cap)
+{
+    if (*cap - *len < 4096) {
+        *cap = *cap * 2 + 8192;
+        *log = realloc(*log, *cap);
+        cr_assert_not_null(*log);
+    }
+    ssize_t n = read(fd, *log + *len, *cap - *len - 1);
+    if (n > 0)
+        *len += (size_t)n;
+    (*log)[*len] = '\0';
+}
+
+/* The number after `key` in s, or -1. */
+static long long after(const char *s, const char *key)
+{
+    const char *p = strstr(s, key);
+    return p ? atoll(p + strlen(key)) : -1;
+}
+
 /* One field of /proc/PID/status in kB ("VmHWM:", "VmRSS:"). */
 static long vm_kb(pid_t pid, const char *field)
 {
@@ -105,7 +133,7 @@ Test(chat_flood, six_talkers_no_reader_cut_watcher_gets_all_in_order)
     /* -v: the server logs each cut-off with the line it sent. The queue
      * limits are the defaults, named here because the RSS bound below is
      * made of them. */
-    const char *extra[] = {"--stall-timeout", "2000", "--outq", OUTQ_S, "--outq-high",
+    const char *extra[] = {"--stall-timeout", STALL_S, "--outq", OUTQ_S, "--outq-high",
                            OUTQ_HIGH_S, "-v", NULL};
     /* ASan keeps freed memory in a quarantine (256 MiB by default), which
      * would make the RSS count every line ever sent, not what is held. */
@@ -149,15 +177,31 @@ Test(chat_flood, six_talkers_no_reader_cut_watcher_gets_all_in_order)
         p[i].out_len = (size_t)LINES * LINE_LEN;
     }
     struct peer *w = &p[TALKERS];
-    long deadline = now_ms() + 180000;
-    while (w->msgs < TALKERS * LINES && now_ms() < deadline) {
-        struct pollfd pf[TALKERS + 1];
+    /* The server's log is read as it comes: the time its "ERR stalled"
+     * line appears is when the non-reader was cut off. */
+    char *log = NULL;
+    size_t log_len = 0, log_cap = 0;
+    log_some(srv->err, &log, &log_len, &log_cap);
+    char cut_mark[64];
+    snprintf(cut_mark, sizeof cut_mark, "127.0.0.1:%d: ERR stalled", ntohs(qa.sin_port));
+    /* The non-reader reads nothing from here on (it never did): from now
+     * on it makes no reading progress. */
+    long t_stop = now_ms(), t_cut = -1;
+    long deadline = t_stop + 180000;
+    while ((w->msgs < TALKERS * LINES || t_cut < 0) && now_ms() < deadline) {
+        struct pollfd pf[TALKERS + 2];
         for (int i = 0; i <= TALKERS; i++)
             pf[i] = (struct pollfd){
                 .fd = p[i].eof ? -1 : p[i].fd,
                 .events = POLLIN | (p[i].out_off < p[i].out_len ? POLLOUT : 0)};
-        if (poll(pf, TALKERS + 1, 1000) <= 0)
+        pf[TALKERS + 1] = (struct pollfd){.fd = srv->err, .events = POLLIN};
+        if (poll(pf, TALKERS + 2, 1000) <= 0)
             continue;
+        if (pf[TALKERS + 1].revents) {
+            log_some(srv->err, &log, &log_len, &log_cap);
+            if (t_cut < 0 && strstr(log, cut_mark))
+                t_cut = now_ms();
+        }
         for (int i = 0; i <= TALKERS; i++) {
             if (pf[i].revents & (POLLIN | POLLHUP | POLLERR))
                 read_some(&p[i]);
@@ -172,6 +216,14 @@ Test(chat_flood, six_talkers_no_reader_cut_watcher_gets_all_in_order)
     long hwm = vm_kb(srv->pid, "VmHWM:");
     fprintf(stderr, "flood: watcher got %ld of %d lines; server RSS %ld kB before the "
             "flood, peak %ld kB\n", w->msgs, TALKERS * LINES, base, hwm);
+    /* Cut off within the configured time: not before --stall-timeout after
+     * it stopped reading (the server cannot see it stall any sooner), and
+     * not much later (a generous margin: a loaded machine, ASan). */
+    cr_assert(t_cut >= 0, "the non-reader was never cut off:\n%s", log);
+    fprintf(stderr, "flood: non-reader cut off %ld ms after it stopped reading "
+            "(--stall-timeout " STALL_S ")\n", t_cut - t_stop);
+    cr_assert_geq(t_cut - t_stop, STALL_MS);
+    cr_assert_leq(t_cut - t_stop, STALL_MS + STALL_MARGIN_MS);
     /* Every line, each talker's 0..999 in its order. */
     cr_assert_eq(w->msgs, TALKERS * LINES);
     cr_assert_eq(w->order_errors, 0);
@@ -200,14 +252,18 @@ Test(chat_flood, six_talkers_no_reader_cut_watcher_gets_all_in_order)
      * its port), for stalling, with the configured time in its ERR line;
      * the line itself may never reach a client that does not read. */
     th_stop(srv, SIGTERM, 10000);
-    char *log = NULL;
-    th_read_all(srv->err, &log, 2000);
-    cr_assert_not_null(log);
+    char *rest = NULL;
+    th_read_all(srv->err, &rest, 2000);
+    cr_assert_not_null(rest);
+    size_t rlen = strlen(rest);
+    log = realloc(log, log_len + rlen + 1);
+    memcpy(log + log_len, rest, rlen + 1);
+    free(rest);
     cr_assert(strstr(log, "cut off: 1 stalled, 0 overflowed, 0 without a nick;"), "%s", log);
     cr_assert_eq(count_in(log, "ERR "), 1, "%s", log);
     char want[160];
-    snprintf(want, sizeof want, "127.0.0.1:%d: ERR stalled you read nothing for 2000 ms while ",
-             ntohs(qa.sin_port));
+    snprintf(want, sizeof want, "127.0.0.1:%d: ERR stalled you read nothing for " STALL_S
+             " ms while ", ntohs(qa.sin_port));
     char *cutl = strstr(log, want);
     cr_assert(cutl, "no \"%s\" in:\n%s", want, log);
     long waited = atol(cutl + strlen(want));
@@ -216,6 +272,21 @@ Test(chat_flood, six_talkers_no_reader_cut_watcher_gets_all_in_order)
     /* Behind: it passed --outq-high and has not drained to half of it;
      * never more than --outq. */
     cr_assert(waited > OUTQ_HIGH / 2 && waited <= OUTQ, "%ld bytes waited", waited);
+    /* The server's own peaks (exit summary). A queue passes --outq-high
+     * (the non-reader's did), and then grows by at most the one line being
+     * fanned out (a MSG line of LINE_LEN text and its prefix, or a talker's
+     * "OK sent"), since no talker starts another line while a client is
+     * behind: never near --outq. The shared lines held at once are at most
+     * every client's queue of them. A server without talker holding and
+     * the cap queues up to all 6,000 lines (6 MB) for the non-reader. */
+    long long qpeak = after(log, "peak queue of one client "),
+              lbytes = after(log, " shared lines of ");
+    long long qmax = OUTQ_HIGH + LINE_LEN + 64;
+    fprintf(stderr, "flood: peak queue of one client %lld bytes (--outq %d, --outq-high "
+            "%d: at most %lld); peak shared lines %lld bytes\n", qpeak, OUTQ, OUTQ_HIGH, qmax,
+            lbytes);
+    cr_assert(qpeak > OUTQ_HIGH && qpeak <= qmax, "peak queue %lld bytes", qpeak);
+    cr_assert(lbytes > 0 && lbytes <= CLIENTS * qmax, "peak shared lines %lld bytes", lbytes);
     free(log);
     /* Bounded by the queue limits: each client holds at most --outq of
      * lines, what is staged for its socket (under SS_CHAT_STAGE, plus one
