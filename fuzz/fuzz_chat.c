@@ -22,7 +22,11 @@
  * sent it, in the same chunks. Each event must have its strings set, a
  * known kind, text that ss_chat_text_clean makes terminal-safe; a
  * "P2P intro" the room sent must decode to an id, a valid nick, a 32-digit
- * key and a side of 0 or 1. */
+ * key and a side of 0 or 1 (its key is taken from the decoded event); a
+ * "P2P peer" the room sent (the rendezvous line the point-to-point session
+ * decodes) must decode to an id, the public address the room saw ("-" or
+ * the one peer address set here) and the candidates, which put back
+ * together give the room's line byte for byte. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +50,9 @@ static unsigned sends;
 static ss_chat_kdf *pending[8];
 static int npending;
 static ss_chat_client *dec_room, *dec_raw; /* the room's lines; the input */
+static const char *room_line;              /* the line dec_room is decoding */
+static size_t room_len;
+#define PEER_B "192.0.2.2:4000"            /* the only peer address set */
 
 static void check_ev(void *arg, const ss_chat_ev *ev)
 {
@@ -57,6 +64,18 @@ static void check_ev(void *arg, const ss_chat_ev *ev)
     if (arg == &dec_room && intro &&
         (ev->id <= 0 || !ss_chat_nick_valid(ev->nick) || strlen(ev->key) != 32 || ev->side < 0))
         abort();
+    if (arg == &dec_room && intro)
+        memcpy(intro_key, ev->key, sizeof intro_key);
+    if (!ev->addr || (ev->kind != SS_CHAT_EV_P2P && *ev->addr))
+        abort();
+    if (arg == &dec_room && ev->kind == SS_CHAT_EV_P2P && !strcmp(ev->code, "peer")) {
+        char back[SS_CHAT_MAX_LINE + 256];
+        int n = snprintf(back, sizeof back, "P2P peer %lld %s %s\n", (long long)ev->id,
+                         ev->addr, ev->text);
+        if (ev->id <= 0 || (strcmp(ev->addr, "-") && strcmp(ev->addr, PEER_B)) ||
+            (size_t)n != room_len || memcmp(back, room_line, room_len))
+            abort();
+    }
     char t[SS_CHAT_CLIENT_LINE_MAX + 1];
     snprintf(t, sizeof t, "%s", ev->text);
     ss_chat_text_clean(t);
@@ -77,15 +96,9 @@ static void check_line(const char *s, size_t len)
 static int f_send(void *conn, const void *p, size_t len)
 {
     check_line(p, len);
+    room_line = p;
+    room_len = len;
     ss_chat_client_feed(dec_room, p, len);
-    const char *s = p;
-    char key[33];
-    long long id;
-    char peer[32];
-    int side;
-    if (len > 10 && !memcmp(s, "P2P intro ", 10) &&
-        sscanf(s + 10, "%lld %31s %32s %d", &id, peer, key, &side) == 4)
-        memcpy(intro_key, key, sizeof key);
     /* Weather bits 4-5: every 7th, 31st or 127th send fails (0: none). */
     static const unsigned every[4] = {0, 7, 31, 127};
     unsigned e = every[(weather >> 4) & 3];
@@ -216,7 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ss_chat_conn *cb = ss_chat_connect(room, &fb, 1700000000000);
     ss_chat_conn *cw = ss_chat_connect(room, &fw, 1700000000000);
     ss_chat_conn_set_addr(ca, "192.0.2.1");
-    ss_chat_conn_set_peer(cb, "192.0.2.2:4000");
+    ss_chat_conn_set_peer(cb, PEER_B);
     ss_chat_recv(cw, "/nick watcher\n", 14, 1700000000000);
     for (size_t off = 0; off < size; off += chunk) {
         size_t n = size - off < chunk ? size - off : chunk;

@@ -44,7 +44,9 @@ enum ss_chat_ev_kind {
     SS_CHAT_EV_P2P,       /* P2P VERB ... (point-to-point rendezvous:
                            * code is the verb, text the rest; for
                            * "P2P intro ID PEER KEY SIDE": id, nick, key,
-                           * side, and text "") */
+                           * side, and text ""; for "P2P peer ID PUBLIC
+                           * CANDIDATE...": id, addr (PUBLIC) and text
+                           * (the candidates, space-separated, maybe "")) */
     /* A point-to-point stream carries MSG, FILE, CHUNK and FILEEND as
      * above, and the receiver's answers to a file: */
     SS_CHAT_EV_RESUME,    /* RESUME ID OFFSET: send from OFFSET on */
@@ -75,6 +77,7 @@ typedef struct ss_chat_ev {
                            * kinds have NULs between their fields) */
     const char *key;      /* P2P intro: the introduction's key (hex) */
     int side;             /* P2P intro: 0 asked, 1 was asked; -1 none */
+    const char *addr;     /* P2P peer: the peer's public HOST:PORT */
 } ss_chat_ev;
 
 typedef void (*ss_chat_ev_cb)(void *arg, const ss_chat_ev *ev);

@@ -169,7 +169,8 @@ static void stamp(ss_chat_ev *ev, char **rest)
 void ss_chat_client_parse(char *line, ss_chat_ev *ev)
 {
     *ev = (ss_chat_ev){.ts = -1, .ts_str = "", .nick = "", .nick2 = "", .code = "",
-                       .text = "", .sha256 = "", .raw = line, .key = "", .side = -1};
+                       .text = "", .sha256 = "", .raw = line, .key = "", .side = -1,
+                       .addr = ""};
     char *rest = line;
     char *word = field(&rest);
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
@@ -224,6 +225,10 @@ void ss_chat_client_parse(char *line, ss_chat_ev *ev)
             const char *side = field(&rest);
             ev->side = !strcmp(side, "0") ? 0 : !strcmp(side, "1") ? 1 : -1;
             ev->text = "";
+        } else if (ev->kind == SS_CHAT_EV_P2P && !strcmp(ev->code, "peer")) {
+            ev->id = (int64_t)num(field(&rest));
+            ev->addr = field(&rest);
+            ev->text = rest;
         }
         break;
     case SS_CHAT_EV_INFO:

@@ -9,8 +9,9 @@
  * RX (chosen stream): cand_io -> ss_chat_client_feed (the library's client
  *   decoder, as for the server's lines) -> session_event -> MSG / FILE /
  *   CHUNK / FILEEND / RESUME / DONE / FAILED / NOFILE -> callbacks.
- *   Before a stream is chosen: lines_in (probe replies, "OK p2p relay",
- *   "USE").
+ *   The probe (the rendezvous): cand_io -> ss_chat_client_feed (its own
+ *   decoder) -> probe_event -> P2P peer / OK p2p hello / ERR.
+ *   Before a stream is chosen: lines_in ("OK p2p relay", "USE").
  * TX: send_text / upload pump -> p->out (bounded) -> socket when writable.
  */
 #include <arpa/inet.h>
@@ -75,6 +76,7 @@ struct ss_chat_p2p {
     int64_t next_id;
     uint64_t tx, rx;             /* the chosen stream's bytes, once closed */
     ss_chat_client *dec;         /* the chosen stream's lines */
+    ss_chat_client *probe_dec;   /* the rendezvous lines on the probe */
 };
 
 void ss_chat_p2p_opts_init(ss_chat_p2p_opts *o)
@@ -378,14 +380,13 @@ static void go_up(ss_chat_p2p *p, struct cand *k)
 static void start_punch(ss_chat_p2p *p);
 static void start_relay(ss_chat_p2p *p);
 
-static void peer_known(ss_chat_p2p *p, char *rest)
+/* "P2P peer ID PUB CANDS": where the peer is; the direct tries start. */
+static void peer_known(ss_chat_p2p *p, const char *pub, const char *cands_in)
 {
-    /* "ID PUB CAND CAND ..." */
-    word(&rest);
-    snprintf(p->peer_pub, sizeof p->peer_pub, "%s", word(&rest));
-    snprintf(p->peer_cands, sizeof p->peer_cands, "%s", rest);
+    snprintf(p->peer_pub, sizeof p->peer_pub, "%s", pub);
+    snprintf(p->peer_cands, sizeof p->peer_cands, "%s", cands_in);
     p->phase = PH_DIRECT;
-    status(p, "peer at %s (local %s)", p->peer_pub, *rest ? rest : "none");
+    status(p, "peer at %s (local %s)", p->peer_pub, *p->peer_cands ? p->peer_cands : "none");
     if (p->o.side == 0 && !p->o.no_direct) {
         char cands[256];
         snprintf(cands, sizeof cands, "%s", p->peer_cands);
@@ -408,17 +409,21 @@ static void peer_known(ss_chat_p2p *p, char *rest)
     ss_timer_start(p->o.loop, &p->phase_timer, p->o.no_direct ? 1 : p->o.direct_ms);
 }
 
-static void probe_line(ss_chat_p2p *p, char *line)
+/* A line from the server on the probe, decoded by the library's client
+ * decoder like every other line. */
+static void probe_event(void *arg, const ss_chat_ev *ev)
 {
-    char *rest = line;
-    char *kind = word(&rest);
-    if (!strcmp(kind, "P2P") && !strcmp(word(&rest), "peer") && p->phase == PH_HELLO) {
-        peer_known(p, rest);
-    } else if (!strcmp(kind, "OK")) {
-        if (!strcmp(word(&rest), "p2p") && !strcmp(word(&rest), "hello"))
-            status(p, "the server sees us at %s", rest);
-    } else if (!strcmp(kind, "ERR")) {
-        status(p, "server: %s", rest);
+    ss_chat_p2p *p = arg;
+    if (p->phase == PH_DONE)
+        return;
+    if (ev->kind == SS_CHAT_EV_P2P && !strcmp(ev->code, "peer") && p->phase == PH_HELLO &&
+        *ev->addr) {
+        peer_known(p, ev->addr, ev->text);
+    } else if (ev->kind == SS_CHAT_EV_OK && !strcmp(ev->code, "p2p")) {
+        if (!strncmp(ev->text, "hello ", 6))
+            status(p, "the server sees us at %s", ev->text + 6);
+    } else if (ev->kind == SS_CHAT_EV_ERR) {
+        status(p, "server: %s %s", ev->code, ev->text);
         finish(p, -EPROTO);
     }
 }
@@ -538,9 +543,7 @@ static size_t lines_in(ss_chat_p2p *p, struct cand *k, const char *d, size_t n)
             k->in_len--;
         k->in[k->in_len] = '\0';
         k->in_len = 0;
-        if (k == p->probe && k->kind == C_PROBE) {
-            probe_line(p, k->in);
-        } else if (k->kind == C_RELAY && !k->relay_ok) {
+        if (k->kind == C_RELAY && !k->relay_ok) {
             if (!strcmp(k->in, "OK p2p relay")) {
                 k->relay_ok = true;
                 start_auth(p, k);
@@ -583,6 +586,8 @@ static void feed(ss_chat_p2p *p, struct cand *k, const char *d, size_t n)
         size_t used = n;
         if (p->up == k)
             ss_chat_client_feed(p->dec, d, n);
+        else if (k == p->probe && k->kind == C_PROBE)
+            ss_chat_client_feed(p->probe_dec, d, n);
         else
             used = lines_in(p, k, d, n);
         if (counted)
@@ -694,7 +699,10 @@ int ss_chat_p2p_start(ss_chat_p2p **out, const ss_chat_p2p_opts *o)
     p->out = malloc(OUT_MAX);
     ss_timer_init(&p->phase_timer, phase_cb, p);
     ss_timer_init(&p->retry_timer, retry_cb, p);
-    int err = p->out && !ss_chat_client_new(&p->dec, session_event, p) ? 0 : -ENOMEM;
+    int err = p->out && !ss_chat_client_new(&p->dec, session_event, p) &&
+                      !ss_chat_client_new(&p->probe_dec, probe_event, p)
+                  ? 0
+                  : -ENOMEM;
     if (!err)
         err = ss_auth_key_set(&p->key, o->key, 32);
     if (!err && ss_addr_resolve(o->server_host, o->server_port, AF_INET, SS_STREAM, false,
@@ -787,6 +795,7 @@ void ss_chat_p2p_free(ss_chat_p2p *p)
     ss_chat_dl_keep(p->dl);
     ss_auth_key_clear(&p->key);
     ss_chat_client_free(p->dec);
+    ss_chat_client_free(p->probe_dec);
     free(p->out);
     free(p);
 }
