@@ -10,6 +10,7 @@
 static char got[16][256];
 static int ngot;
 static char intro[64]; /* key and side of the last P2P intro */
+static char peer[64];  /* addr of the last P2P peer */
 
 /* Each event as one line of text, for exact comparison. */
 static void record(void *arg, const ss_chat_ev *ev)
@@ -18,8 +19,10 @@ static void record(void *arg, const ss_chat_ev *ev)
     snprintf(got[ngot++], sizeof got[0], "%d|%s|%lld|%s|%s|%s|%s|%lld|%llu|%d|%d|%d", ev->kind,
              ev->ts_str, (long long)ev->ts, ev->nick, ev->nick2, ev->code, ev->text,
              (long long)ev->id, (unsigned long long)ev->size, ev->count, ev->online, ev->dup);
-    if (ev->kind == SS_CHAT_EV_P2P)
-        snprintf(intro, sizeof intro, "%s %d", ev->key, ev->side);
+    if (ev->kind == SS_CHAT_EV_P2P && !strcmp(ev->code, "intro"))
+        snprintf(intro, sizeof intro, "%s %d%s", ev->key, ev->side, ev->addr);
+    if (ev->kind == SS_CHAT_EV_P2P && !strcmp(ev->code, "peer"))
+        snprintf(peer, sizeof peer, "%s%s %d", ev->addr, ev->key, ev->side);
 }
 
 TestSuite(chat_client, .timeout = 10);
@@ -37,11 +40,12 @@ Test(chat_client, every_kind_decodes_with_exact_fields_across_splits)
                      "ERR quota victim has 32 offers waiting\n"
                      "OFFER 7 bob 300 e3b0 a b.txt\n"
                      "P2P intro 4 bob 0123 1\n"
-                     "WHAT is this\n";
+                     "WHAT is this\n"
+                     "P2P peer 4 198.51.100.7:4100 10.0.0.2:4100 10.0.0.3:4100\n";
     /* one byte at a time */
     for (const char *p = in; *p; p++)
         ss_chat_client_feed(cl, p, 1);
-    cr_assert_eq(ngot, 9);
+    cr_assert_eq(ngot, 10);
     cr_assert_str_eq(got[0], "1|2023-11-14T22:13:20.123Z|1700000000123|alice|||hello there|0|0|0|0|0");
     cr_assert_str_eq(got[1], "6|2023-11-14T22:13:21.000Z|1700000001000|bob||||0|0|2|0|0");
     cr_assert_str_eq(got[2], "8|2023-11-14T22:13:22.000Z|1700000002000|bob|robert|||0|0|0|0|0");
@@ -50,8 +54,11 @@ Test(chat_client, every_kind_decodes_with_exact_fields_across_splits)
     cr_assert_str_eq(got[5], "11||-1|||quota|victim has 32 offers waiting|0|0|0|0|0");
     cr_assert_str_eq(got[6], "13||-1|bob|||a b.txt|7|300|0|0|0");
     cr_assert_str_eq(got[7], "20||-1|bob||intro||4|0|0|0|0"); /* and key, side: */
-    cr_assert_str_eq(intro, "0123 1");
+    cr_assert_str_eq(intro, "0123 1"); /* no addr */
     cr_assert_str_eq(got[8], "0||-1||||WHAT is this|0|0|0|0|0");
+    /* the rendezvous: id, the peer's public address, its candidates */
+    cr_assert_str_eq(got[9], "20||-1|||peer|10.0.0.2:4100 10.0.0.3:4100|4|0|0|0|0");
+    cr_assert_str_eq(peer, "198.51.100.7:4100 -1"); /* no key, no side */
     ss_chat_client_free(cl);
 }
 
