@@ -355,6 +355,14 @@ int ss_stack_input_batch_flags(ss_stack *st, uint64_t now_us, const uint8_t *con
         st->rx_flags = 0;
         bad += bad_count(st) != before;
     }
+    /* cfg.batch_callbacks_first: the batch's events go out while output
+     * is still deferred: what the callbacks read and send rides on the
+     * batch's ACKs (one segment with the opened window, not an ACK and
+     * then a window update per read; bench/stack/speed: 71,000 writes per
+     * GiB with --offload, 1,000 after), and what they queue goes out in
+     * the largest segments the window and a link's TSO take. */
+    if (st->cfg.batch_callbacks_first)
+        dispatch(st);
     st->batching = false;
     struct ss_pcb **v;
     size_t k = take_sorted(st, &st->out_head, offsetof(struct ss_pcb, out_next), &v);

@@ -134,6 +134,16 @@ static struct ss_pcb *tcp_get(ss_stack *st, int sd)
     return sk && sk->kind == SS_SK_TCP ? sk : NULL;
 }
 
+/* Send what a user call made sendable. Inside ss_stack_input_batch (a
+ * callback of its events) it goes with the batch's deferred output. */
+static void output_now_or_after_batch(ss_stack *st, struct ss_pcb *sk)
+{
+    if (st->batching)
+        ss__tcp_defer_output(st, sk);
+    else
+        ss__tcp_output(st, sk);
+}
+
 /* Queue what the send buffer takes, growing its ring as needed: the
  * bytes queued, 0 when the buffer is full, -ENOBUFS when the stack's
  * memory limit leaves no room at all. */
@@ -166,7 +176,7 @@ ssize_t ss_tcp_send(ss_stack *st, uint64_t now_us, int sd, const void *buf, size
     ssize_t n = queue_send(st, sk, buf, len);
     if (n <= 0)
         return n ? n : -EAGAIN;
-    ss__tcp_output(st, sk);
+    output_now_or_after_batch(st, sk);
     return n;
 }
 
@@ -225,7 +235,7 @@ ssize_t ss_tcp_recv(ss_stack *st, uint64_t now_us, int sd, void *buf, size_t len
         ss__sock_ring_idle(st, sk);
     /* Out-of-order bytes sit beyond rcv.len at offsets from the head:
      * the ring head moved, and so did they. Nothing else to adjust. */
-    ss__tcp_output(st, sk);   /* window update if it opened enough */
+    output_now_or_after_batch(st, sk);   /* window update if it opened enough */
     return (ssize_t)n;
 }
 
