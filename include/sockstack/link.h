@@ -25,6 +25,7 @@
 
 #include <netinet/in.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "sockstack/api.h"
 SS_API_BEGIN
@@ -121,6 +122,8 @@ int ss_csum_complete(uint8_t *pkt, size_t len, size_t start, size_t offset);
 /* Write hdr (hdr_len bytes) and pkt as one packet (writev): 0, -EAGAIN
  * (dropped), or -errno. */
 int ss_tun_write2(int fd, const void *hdr, size_t hdr_len, const void *pkt, size_t len);
+/* Write the iovcnt pieces as one packet: 0, -EAGAIN (dropped), or -errno. */
+int ss_tun_writev(int fd, const struct iovec *iov, int iovcnt);
 
 /* Read one packet: its length, -EAGAIN when none is ready, or -errno. */
 ssize_t ss_tun_read(int fd, void *buf, size_t cap);

@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "sockstack/api.h"
 #include "sockstack/tcp_flags.h"
@@ -276,12 +277,16 @@ int ss_tcp_seg_decode(const uint8_t *tcp, size_t len, uint16_t *sport, uint16_t 
 
 /* ---- configuration ----------------------------------------------------- */
 typedef int (*ss_stack_output_fn)(void *ctx, const uint8_t *pkt, size_t len);
-/* A TCP segment for a link with offloads (cfg.output_offload): gso_size > 0
- * means the payload is longer than one MSS and the link cuts it into
- * gso_size pieces (TSO/GSO, as a virtio-net header's gso_size);
+/* A TCP segment for a link with offloads (cfg.output_offload), in iovcnt
+ * pieces to be sent as one packet (as writev): iov[0] holds the IPv4 and
+ * TCP headers, and the payload follows in it or, when the checksum is
+ * left to the link, in up to two more pieces that point into the
+ * connection's send buffer (no copy), valid for the call only.
+ * gso_size > 0 means the payload is longer than one MSS and the link cuts
+ * it into gso_size pieces (TSO/GSO, as a virtio-net header's gso_size);
  * csum_partial means the TCP checksum field holds only the pseudo-header
  * sum, for the link to complete over the TCP header and payload. */
-typedef int (*ss_stack_output_offload_fn)(void *ctx, const uint8_t *pkt, size_t len,
+typedef int (*ss_stack_output_offload_fn)(void *ctx, const struct iovec *iov, int iovcnt,
                                           uint16_t gso_size, bool csum_partial);
 typedef void (*ss_stack_trace_fn)(void *ctx, const struct ss_trace_event *ev);
 

@@ -244,8 +244,13 @@ int ss_csum_complete(uint8_t *pkt, size_t len, size_t start, size_t offset)
 int ss_tun_write2(int fd, const void *hdr, size_t hdr_len, const void *pkt, size_t len)
 {
     struct iovec iov[2] = {{(void *)hdr, hdr_len}, {(void *)pkt, len}};
+    return ss_tun_writev(fd, iov, 2);
+}
+
+int ss_tun_writev(int fd, const struct iovec *iov, int iovcnt)
+{
     for (;;) {
-        ssize_t n = writev(fd, iov, 2);
+        ssize_t n = writev(fd, iov, iovcnt);
         if (n >= 0)
             return 0;
         if (errno == EINTR)

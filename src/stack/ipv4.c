@@ -237,7 +237,16 @@ void ss__ip_input(ss_stack *st, const uint8_t *pkt, size_t len)
 int ss__ip_output(ss_stack *st, uint8_t *pkt, size_t payload_len, uint32_t dst, uint8_t proto,
                   bool df, uint8_t tos)
 {
-    size_t total = SS_IP_HDR + payload_len;
+    return ss__ip_output_v(st, pkt, payload_len, NULL, 0, dst, proto, df, tos);
+}
+
+int ss__ip_output_v(ss_stack *st, uint8_t *pkt, size_t payload_len, const struct iovec *data,
+                    int ndata, uint32_t dst, uint8_t proto, bool df, uint8_t tos)
+{
+    size_t more = 0;
+    for (int i = 0; i < ndata; i++)
+        more += data[i].iov_len;
+    size_t total = SS_IP_HDR + payload_len + more;
     if (total > SS_PKT_MAX)
         return -EMSGSIZE;
     pkt[0] = 0x45;
@@ -252,10 +261,16 @@ int ss__ip_output(ss_stack *st, uint8_t *pkt, size_t payload_len, uint32_t dst, 
     ss__put32(pkt + 16, dst);
     ss__put16(pkt + 10, ss_csum_fold(ss_csum_add(0, pkt, SS_IP_HDR)));
     st->stats.ip_out++;
-    int rc = st->cfg.output_offload && proto == SS_IPPROTO_TCP
-                 ? st->cfg.output_offload(st->cfg.output_ctx, pkt, total, st->tx_gso,
-                                          st->cfg.tx_csum_offload)
-                 : st->cfg.output(st->cfg.output_ctx, pkt, total);
+    int rc;
+    if (st->cfg.output_offload && proto == SS_IPPROTO_TCP) {
+        struct iovec iov[3] = {{pkt, SS_IP_HDR + payload_len}};
+        for (int i = 0; i < ndata && i < 2; i++)
+            iov[1 + i] = data[i];
+        rc = st->cfg.output_offload(st->cfg.output_ctx, iov, 1 + (ndata < 2 ? ndata : 2),
+                                    st->tx_gso, st->cfg.tx_csum_offload);
+    } else {
+        rc = st->cfg.output(st->cfg.output_ctx, pkt, total);   /* ndata is 0 here */
+    }
     if (rc < 0)
         st->stats.ip_out_err++;
     return rc < 0 ? rc : 0;

@@ -1138,6 +1138,19 @@ uint32_t ss__ring_write(struct ss_ring *r, const void *data, uint32_t len)
     return len;
 }
 
+int ss__ring_view(const struct ss_ring *r, uint32_t off, uint32_t len, struct iovec out[2])
+{
+    if (!len)
+        return 0;
+    uint32_t pos = (r->head + off) % r->cap;
+    uint32_t first = ss__min32(len, r->cap - pos);
+    out[0] = (struct iovec){r->buf + pos, first};
+    if (len == first)
+        return 1;
+    out[1] = (struct iovec){r->buf, len - first};
+    return 2;
+}
+
 void ss__ring_peek(const struct ss_ring *r, uint32_t off, void *out, uint32_t len)
 {
     if (!len)

@@ -428,6 +428,10 @@ uint32_t ss__pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, uint32_t len)
 /* ipv4.c */
 void ss__ip_input(ss_stack *st, const uint8_t *pkt, size_t len);
 /* Build the IPv4 header in front of payload (already at pkt + 20) and send. */
+/* ss__ip_output with the payload's last bytes in ndata (<= 2) pieces
+ * elsewhere: only for a TCP segment to cfg.output_offload. */
+int ss__ip_output_v(ss_stack *st, uint8_t *pkt, size_t payload_len, const struct iovec *data,
+                    int ndata, uint32_t dst, uint8_t proto, bool df, uint8_t tos);
 int ss__ip_output(ss_stack *st, uint8_t *pkt, size_t payload_len, uint32_t dst,
                   uint8_t proto, bool df, uint8_t tos);
 uint64_t ss__frag_timers(ss_stack *st, uint64_t now);
@@ -728,6 +732,8 @@ uint32_t ss__ring_free(const struct ss_ring *r);
 uint32_t ss__ring_write(struct ss_ring *r, const void *data, uint32_t len);
 /* Copy len bytes at offset off from the head into out (no consume). */
 void ss__ring_peek(const struct ss_ring *r, uint32_t off, void *out, uint32_t len);
+/* [off, off+len) of the ring as 1 or 2 pieces, in place: their count. */
+int ss__ring_view(const struct ss_ring *r, uint32_t off, uint32_t len, struct iovec out[2]);
 /* Write at offset off beyond the stored bytes' head (for out-of-order data). */
 void ss__ring_poke(struct ss_ring *r, uint32_t off, const void *data, uint32_t len);
 void ss__ring_consume(struct ss_ring *r, uint32_t len);

@@ -74,7 +74,8 @@ static void put_header(uint8_t *t, const struct ss_seg *h, size_t hl, bool csum_
 
 /* Trace, count and send the segment h built in st->tx. sk is NULL for a
  * segment that belongs to no connection. */
-static int emit(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *h, bool rtx, uint8_t tos)
+static int emit_v(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *h, bool rtx, uint8_t tos,
+                  const struct iovec *data, int ndata)
 {
     ss__trace_seg(st, sk, rtx ? SS_TRACE_RETRANSMIT : SS_TRACE_SEG_OUT, h);
     st->stats.tcp_out++;
@@ -87,8 +88,13 @@ static int emit(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *h, bool rt
     }
     if (h->flags & SS_TCP_RST)
         st->stats.tcp_rst_out++;
-    return ss__ip_output(st, st->tx, SS_TCP_HDR + h->opt_len + h->len, h->dst, SS_IPPROTO_TCP,
-                         true, tos);
+    size_t in_tx = SS_TCP_HDR + h->opt_len + (ndata ? 0 : h->len);
+    return ss__ip_output_v(st, st->tx, in_tx, data, ndata, h->dst, SS_IPPROTO_TCP, true, tos);
+}
+
+static int emit(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *h, bool rtx, uint8_t tos)
+{
+    return emit_v(st, sk, h, rtx, tos, NULL, 0);
 }
 
 int ss__tcp_send_segment(ss_stack *st, struct ss_pcb *sk, uint32_t seq, uint8_t flags,
@@ -98,9 +104,17 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_pcb *sk, uint32_t seq, uint8_t 
     size_t optlen = ss__tcp_write_options(st, sk, t + SS_TCP_HDR, flags, len);
     size_t hl = SS_TCP_HDR + optlen;
     bool synced = !ss__tcp_opening(sk);
+    /* The payload: copied after the header, or, when the link completes
+     * the checksum and so never needs it here, handed to the link where
+     * it is in the send ring (no copy). */
+    struct iovec data[2];
+    int ndata = 0;
     if (len) {
         uint32_t off = seq - sk->snd_una;
-        ss__ring_peek(&sk->snd, off, t + hl, len);
+        if (st->cfg.output_offload && st->cfg.tx_csum_offload)
+            ndata = ss__ring_view(&sk->snd, off, len, data);
+        else
+            ss__ring_peek(&sk->snd, off, t + hl, len);
     }
     uint32_t wnd = ss__tcp_rcv_window(sk);
     uint32_t old_adv = sk->rcv_adv - sk->rcv_nxt;
@@ -142,7 +156,7 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_pcb *sk, uint32_t seq, uint8_t 
         sk->t_delack = SS_NEVER;
     }
     st->tx_gso = len > sk->snd_mss ? (uint16_t)sk->snd_mss : 0;
-    int rc = emit(st, sk, &h, rtx, sk->tos);
+    int rc = emit_v(st, sk, &h, rtx, sk->tos, data, ndata);
     st->tx_gso = 0;
     return rc;
 }

@@ -74,6 +74,18 @@ static void capture(ss_tunnet *t, const uint8_t *pkt, size_t len, bool partial, 
     ss_pcap_write(t->pcap, clock_us(CLOCK_REALTIME), pkt, len);
 }
 
+static int counted(ss_tunnet *t, int rc, size_t len, uint16_t gso)
+{
+    if (rc < 0) {
+        t->stats.tx_dropped++;
+        return rc;
+    }
+    t->stats.tx_packets++;
+    t->stats.tx_bytes += len;
+    t->stats.tx_gso += gso != 0;
+    return 0;
+}
+
 static int transmit(ss_tunnet *t, const uint8_t *pkt, size_t len, uint16_t gso, bool partial)
 {
     if (t->pcap) {
@@ -90,14 +102,7 @@ static int transmit(ss_tunnet *t, const uint8_t *pkt, size_t len, uint16_t gso, 
     } else {
         rc = ss_tun_write(t->fd, pkt, len);
     }
-    if (rc < 0) {
-        t->stats.tx_dropped++;
-        return rc;
-    }
-    t->stats.tx_packets++;
-    t->stats.tx_bytes += len;
-    t->stats.tx_gso += gso != 0;
-    return 0;
+    return counted(t, rc, len, gso);
 }
 
 static int on_output(void *arg, const uint8_t *pkt, size_t len)
@@ -105,10 +110,36 @@ static int on_output(void *arg, const uint8_t *pkt, size_t len)
     return transmit(arg, pkt, len, 0, false);
 }
 
-static int on_output_offload(void *arg, const uint8_t *pkt, size_t len, uint16_t gso_size,
+/* A TCP segment in pieces (headers, then the payload where it is in the
+ * send buffer): one writev behind the virtio-net header, no copy. */
+static int on_output_offload(void *arg, const struct iovec *iov, int iovcnt, uint16_t gso_size,
                              bool csum_partial)
 {
-    return transmit(arg, pkt, len, gso_size, csum_partial);
+    ss_tunnet *t = arg;
+    struct iovec v[4];
+    size_t len = 0;
+    if (iovcnt < 1 || iovcnt > 3)
+        return -EINVAL;
+    for (int i = 0; i < iovcnt; i++) {
+        v[1 + i] = iov[i];
+        len += iov[i].iov_len;
+    }
+    const uint8_t *pkt = iov[0].iov_base;
+    if (t->pcap && len <= sizeof t->scratch) {
+        size_t at = 0;   /* pcap wants it whole: gathered into scratch */
+        for (int i = 0; i < iovcnt; i++) {
+            memcpy(t->scratch + at, iov[i].iov_base, iov[i].iov_len);
+            at += iov[i].iov_len;
+        }
+        size_t ihl = (size_t)(pkt[0] & 15) * 4;
+        if (csum_partial)
+            ss_csum_complete(t->scratch, len, ihl, 16);
+        ss_pcap_write(t->pcap, clock_us(CLOCK_REALTIME), t->scratch, len);
+    }
+    uint8_t h[SS_VNET_HDR_LEN];
+    ss_vnet_hdr_put(h, pkt, len, gso_size, csum_partial);
+    v[0] = (struct iovec){h, sizeof h};
+    return counted(t, ss_tun_writev(t->fd, v, iovcnt + 1), len, gso_size);
 }
 
 static void service(ss_tunnet *t)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "sockstack/link.h"
 
 TestSuite(tcp_data, .init = fx_setup, .fini = fx_teardown, .timeout = 20);
 
@@ -593,4 +594,71 @@ Test(tcp_data, batch_without_callbacks_first_acks_then_answers)
     cr_assert_eq(b.ack, PEER_ISS + 2001);
     cr_assert_eq(b.win, 8192);
     cr_assert_eq(b.len, 4);
+}
+
+/* A link with checksum offload (cfg.output_offload): what it is handed,
+ * gathered into the capture as one packet. */
+static int iovcnts[CAP_MAX];
+static uint16_t partial_sums[CAP_MAX];
+static int gather_out(void *ctx, const struct iovec *iov, int iovcnt, uint16_t gso,
+                      bool partial)
+{
+    (void)ctx;
+    (void)gso;
+    cr_assert(partial);
+    cr_assert_lt(ncap, CAP_MAX);
+    size_t at = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        cr_assert_leq(at + iov[i].iov_len, CAP_PKT);
+        memcpy(caps[ncap].data + at, iov[i].iov_base, iov[i].iov_len);
+        at += iov[i].iov_len;
+    }
+    iovcnts[ncap] = iovcnt;
+    /* Complete the checksum as the link does (the capture checks it). */
+    partial_sums[ncap] = (uint16_t)((caps[ncap].data[36] << 8) | caps[ncap].data[37]);
+    cr_assert_eq(ss_csum_complete(caps[ncap].data, at, 20, 16), 0);
+    caps[ncap++].len = at;
+    return 0;
+}
+
+static void csum_offload(struct ss_stack_cfg *c)
+{
+    c->output_offload = gather_out;
+    c->tx_csum_offload = true;
+}
+
+Test(tcp_data, csum_offload_hands_the_payload_from_the_ring_across_its_wrap)
+{
+    fx_teardown();
+    fx_setup_with(csum_offload);
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    fill_big();
+    cr_assert_eq(ss_tcp_send(st, now, sd, big, 3000), 3000);   /* a 4 KiB ring */
+    cr_assert_eq(ncap, 2, "two full segments; Nagle holds the last 80 bytes");
+    seg_in(PEER_ISS + 1, iss + 2921, SS_TCP_ACK, 65535, NULL, 0);
+    cr_assert_eq(ncap, 3);
+    seg_in(PEER_ISS + 1, iss + 3001, SS_TCP_ACK, 65535, NULL, 0);
+    cap_clear();
+    /* Bytes 3000..4999 of the ring: the first segment's 1460 bytes wrap
+     * at 4096, so the link gets them in two pieces, not copied. */
+    cr_assert_eq(ss_tcp_send(st, now, sd, big + 3000, 2000), 2000);
+    cr_assert_eq(ncap, 1);
+    seg_in(PEER_ISS + 1, iss + 4461, SS_TCP_ACK, 65535, NULL, 0);
+    cr_assert_eq(ncap, 2);
+    struct tseg a = cap_tcp(0), b = cap_tcp(1);
+    cr_assert_eq(a.seq, iss + 3001);
+    cr_assert_eq(a.len, 1460);
+    cr_assert_eq(memcmp(a.data, big + 3000, 1460), 0);
+    cr_assert_eq(b.len, 540);
+    cr_assert_eq(memcmp(b.data, big + 4460, 540), 0);
+    cr_assert_eq(iovcnts[0], 3, "headers, ring end, ring start");
+    cr_assert_eq(iovcnts[1], 2, "headers, one piece");
+    /* The checksum field holds the pseudo-header sum, for the link. */
+    const uint8_t *tcp = caps[1].data + 20;
+    uint32_t ps = (PEER_IP >> 16) + (PEER_IP & 0xffff) + (US_IP >> 16) + (US_IP & 0xffff) + 6 +
+                  (uint32_t)(tcp[12] >> 4) * 4 + 540;
+    while (ps >> 16)
+        ps = (ps & 0xffff) + (ps >> 16);
+    cr_assert_eq(partial_sums[1], ps);
 }
