@@ -350,12 +350,16 @@ struct ss_stack_cfg {
                                  * output_offload. Not while SACK blocks are sent. */
     bool tx_csum_offload;       /* TCP checksums left partial for the link; needs
                                  * output_offload */
-    bool batch_callbacks_first; /* ss_stack_input_batch runs the batch's socket
-                                 * callbacks before its deferred output: what they
-                                 * read and send goes on the batch's ACKs (one
-                                 * segment, not an ACK, a window update per read
-                                 * and the data). Off by default: the simulated
-                                 * runs keep their packets */
+    bool defer_user_output;     /* what ss_tcp_send and ss_tcp_recv make
+                                 * sendable (data, a window update) waits for
+                                 * the end of the input batch they run in, or
+                                 * for the next ss_stack_poll; and
+                                 * ss_stack_input_batch runs the batch's socket
+                                 * callbacks before its output. So many small
+                                 * sends leave as one (TSO) segment and many
+                                 * reads as one window update, on the batch's
+                                 * ACK. Off by default: the simulated runs keep
+                                 * their packets */
     ss_stack_trace_fn trace;    /* optional */
     void *trace_ctx;
 };
@@ -381,7 +385,7 @@ int ss_stack_input(ss_stack *st, uint64_t now_us, const uint8_t *pkt, size_t len
 /* Process n received packets as one batch (e.g. everything one wake-up
  * read from the device): every packet is processed before any TCP output
  * (ACKs, window updates, data an ACK released) is sent, so ACKs are
- * aggregated (RFC 9293 MUST-58, MUST-59); with cfg.batch_callbacks_first
+ * aggregated (RFC 9293 MUST-58, MUST-59); with cfg.defer_user_output
  * the socket callbacks of the batch's events run before that output too,
  * and what they send goes with it. Returns how many were dropped as
  * malformed. */

@@ -342,6 +342,24 @@ int ss_stack_input_batch(ss_stack *st, uint64_t now_us, const uint8_t *const *pk
     return ss_stack_input_batch_flags(st, now_us, pkts, lens, NULL, n);
 }
 
+/* Send the output deferred to the end of a batch (or, with
+ * cfg.defer_user_output, to the next poll), in socket order. */
+static void flush_output(ss_stack *st)
+{
+    struct ss_pcb **v;
+    size_t k = take_sorted(st, &st->out_head, offsetof(struct ss_pcb, out_next), &v);
+    for (size_t i = 0; i < k; i++)
+        v[i]->on_out = false;
+    for (size_t i = 0; i < k; i++) {
+        struct ss_pcb *sk = v[i];
+        if (sk->kind == SS_SK_TCP && sk->out_pending) {
+            sk->out_pending = false;
+            ss__tcp_output(st, sk);
+        }
+    }
+    put_sorted(st, v);
+}
+
 int ss_stack_input_batch_flags(ss_stack *st, uint64_t now_us, const uint8_t *const *pkts,
                                const size_t *lens, const uint8_t *flags, size_t n)
 {
@@ -355,27 +373,16 @@ int ss_stack_input_batch_flags(ss_stack *st, uint64_t now_us, const uint8_t *con
         st->rx_flags = 0;
         bad += bad_count(st) != before;
     }
-    /* cfg.batch_callbacks_first: the batch's events go out while output
+    /* cfg.defer_user_output: the batch's events go out while output
      * is still deferred: what the callbacks read and send rides on the
      * batch's ACKs (one segment with the opened window, not an ACK and
      * then a window update per read; bench/stack/speed: 71,000 writes per
      * GiB with --offload, 1,000 after), and what they queue goes out in
      * the largest segments the window and a link's TSO take. */
-    if (st->cfg.batch_callbacks_first)
+    if (st->cfg.defer_user_output)
         dispatch(st);
     st->batching = false;
-    struct ss_pcb **v;
-    size_t k = take_sorted(st, &st->out_head, offsetof(struct ss_pcb, out_next), &v);
-    for (size_t i = 0; i < k; i++)
-        v[i]->on_out = false;
-    for (size_t i = 0; i < k; i++) {
-        struct ss_pcb *sk = v[i];
-        if (sk->kind == SS_SK_TCP && sk->out_pending) {
-            sk->out_pending = false;
-            ss__tcp_output(st, sk);
-        }
-    }
-    put_sorted(st, v);
+    flush_output(st);
     settle(st);
     return bad;
 }
@@ -509,6 +516,8 @@ static void trim_due(ss_stack *st, uint64_t now);
 uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us)
 {
     st->now = now_us;
+    if (st->out_head && !st->batching)
+        flush_output(st);   /* cfg.defer_user_output: what socket calls made sendable */
     uint64_t next = ss__min64(ss__frag_timers(st, now_us), ss__synq_timers(st, now_us));
     trim_due(st, now_us);
     refile(st);
@@ -551,6 +560,8 @@ uint64_t ss_stack_poll(ss_stack *st, uint64_t now_us)
     settle(st);
     if (st->heap_n)
         next = ss__min64(next, st->heap[0]->deadline);
+    if (st->out_head)
+        next = now_us;   /* callbacks of this poll sent (defer_user_output): again now */
     return next;
 }
 

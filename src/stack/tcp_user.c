@@ -134,11 +134,12 @@ static struct ss_pcb *tcp_get(ss_stack *st, int sd)
     return sk && sk->kind == SS_SK_TCP ? sk : NULL;
 }
 
-/* Send what a user call made sendable. Inside ss_stack_input_batch (a
- * callback of its events) it goes with the batch's deferred output. */
+/* Send what a user call made sendable, or with cfg.defer_user_output
+ * leave it to the end of the input batch (a callback of its events) or to
+ * the next ss_stack_poll. */
 static void output_now_or_after_batch(ss_stack *st, struct ss_pcb *sk)
 {
-    if (st->batching)
+    if (st->batching || st->cfg.defer_user_output)
         ss__tcp_defer_output(st, sk);
     else
         ss__tcp_output(st, sk);

@@ -247,7 +247,7 @@ int ss_tunnet_new(ss_loop *loop, int tun_fd, const struct ss_stack_cfg *cfg,
     struct ss_stack_cfg sc = *cfg;
     sc.output = on_output;
     sc.output_ctx = t;
-    sc.batch_callbacks_first = true;
+    sc.defer_user_output = true;
     t->vnet = flags & SS_TUNNET_OFFLOAD;
     if (t->vnet) {
         sc.output_offload = on_output_offload;

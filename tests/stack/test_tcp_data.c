@@ -547,7 +547,7 @@ static void read_all_and_answer(void *arg, ss_stack *s, int sd, unsigned ev, int
     cr_assert_eq(ss_tcp_send(s, now, sd, "pong", 4), 4);
 }
 
-static void callbacks_first(struct ss_stack_cfg *c) { c->batch_callbacks_first = true; }
+static void callbacks_first(struct ss_stack_cfg *c) { c->defer_user_output = true; }
 
 /* Two 1000-byte segments in one batch to a socket whose callback reads
  * them and answers. */
@@ -567,7 +567,7 @@ static void batch_to_answering_socket(void)
     cr_assert_eq(ss_stack_input_batch(st, now, pk, ln, 2), 0);
 }
 
-Test(tcp_data, batch_callbacks_first_reply_on_the_batch_ack)
+Test(tcp_data, deferred_user_output_replies_on_the_batch_ack)
 {
     fx_teardown();
     fx_setup_with(callbacks_first);
@@ -581,7 +581,7 @@ Test(tcp_data, batch_callbacks_first_reply_on_the_batch_ack)
     cr_assert_eq(memcmp(a.data, "pong", 4), 0);
 }
 
-Test(tcp_data, batch_without_callbacks_first_acks_then_answers)
+Test(tcp_data, batch_without_deferred_user_output_acks_then_answers)
 {
     batch_to_answering_socket();
     /* The default (the simulated runs' packets): the window update of the
@@ -661,4 +661,20 @@ Test(tcp_data, csum_offload_hands_the_payload_from_the_ring_across_its_wrap)
     while (ps >> 16)
         ps = (ps & 0xffff) + (ps >> 16);
     cr_assert_eq(partial_sums[1], ps);
+}
+
+Test(tcp_data, deferred_user_output_waits_for_the_next_poll)
+{
+    fx_teardown();
+    fx_setup_with(callbacks_first);
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    cap_clear();
+    cr_assert_eq(ss_tcp_send(st, now, sd, "ab", 2), 2);
+    cr_assert_eq(ss_tcp_send(st, now, sd, "cd", 2), 2);
+    cr_assert_eq(ncap, 0, "sends wait for the poll");
+    ss_stack_poll(st, now);
+    struct tseg a = one_seg();
+    cr_assert_eq(a.len, 4, "both sends in one segment");
+    cr_assert_eq(memcmp(a.data, "abcd", 4), 0);
 }
