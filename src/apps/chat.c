@@ -278,6 +278,11 @@ int ss__chat_room_open_be(ss_chat_room **out, const ss_chat_opts *o,
         err = -EIO;
     if (!err)
         err = ss__chat_store_open(o->db_path, &r->st);
+    /* Without --db the history lives in memory: keep only what /history
+     * can ask for (history_max rows). A --db store is the room's archive
+     * on disk, paged back with /history N TS, and is not trimmed. */
+    if (!err && !(o->db_path && *o->db_path))
+        ss__chat_history_keep(r->st, o->history_max);
     if (!err)
         err = ss__chat_file_drop_incomplete(r->st);
     if (!err && be && be->ops->claim) {

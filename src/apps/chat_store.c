@@ -15,7 +15,7 @@
 
 enum {
     Q_USER_GET, Q_USER_TOUCH, Q_USER_REG, Q_USERS_LIST,
-    Q_HIST_ADD, Q_HIST_LAST,
+    Q_HIST_ADD, Q_HIST_TRIM, Q_HIST_LAST,
     Q_HIST_SINCE, Q_HIST_BEFORE, Q_META_GET, Q_META_SET, Q_FILE_DONE_SHA,
     Q_OFF_ADD, Q_OFF_LIST, Q_OFF_DEL, Q_OFF_COUNT, Q_OFF_DEL_ALL,
     Q_FILE_NEW, Q_FILE_DONE, Q_FILE_GET, Q_FILE_DEL, Q_FILE_BYTES,
@@ -35,6 +35,8 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_USERS_LIST] = "SELECT nick, last_seen FROM users "
                      "ORDER BY last_seen DESC, nick LIMIT ?1",
     [Q_HIST_ADD] = "INSERT INTO history(ts, nick, kind, text) VALUES(?1, ?2, ?3, ?4)",
+    /* A range on the primary key: cost is the rows dropped, not the table. */
+    [Q_HIST_TRIM] = "DELETE FROM history WHERE id <= ?1",
     [Q_HIST_LAST] = "SELECT ts, nick, kind, text FROM (SELECT * FROM history "
                     "ORDER BY id DESC LIMIT ?1) ORDER BY id",
     [Q_HIST_SINCE] = "SELECT ts, nick, kind, text FROM (SELECT * FROM history "
@@ -105,6 +107,7 @@ static const char schema[] =
 struct ss__chat_store {
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
+    int hist_keep; /* > 0: history rows kept (the newest); 0: all */
 };
 
 int ss__chat_store_open(const char *path, ss__chat_store **out)
@@ -232,7 +235,24 @@ int64_t ss__chat_history_add(ss__chat_store *st, int64_t ts, const char *nick,
     sqlite3_bind_int(s, 3, kind);
     sqlite3_bind_text(s, 4, text, -1, SQLITE_STATIC);
     int err = run(s);
-    return err ? err : sqlite3_last_insert_rowid(st->db);
+    if (err)
+        return err;
+    int64_t id = sqlite3_last_insert_rowid(st->db);
+    /* Ids only grow (one writer, rows only trimmed from the old end), so
+     * the rows below id - keep are exactly the surplus: at most one per
+     * insert once the table is full. */
+    if (st->hist_keep > 0 && id > st->hist_keep) {
+        s = q(st, Q_HIST_TRIM);
+        sqlite3_bind_int64(s, 1, id - st->hist_keep);
+        if ((err = run(s)))
+            return err;
+    }
+    return id;
+}
+
+void ss__chat_history_keep(ss__chat_store *st, int keep)
+{
+    st->hist_keep = keep > 0 ? keep : 0;
 }
 
 

@@ -59,6 +59,9 @@ int64_t ss__chat_history_add(ss__chat_store *st, int64_t ts, const char *nick,
                              int kind, const char *text);
 typedef void (*ss__chat_hist_cb)(void *arg, int64_t ts, const char *nick,
                                  int kind, const char *text);
+/* Keep at most `keep` history rows, the newest; each add drops the rows
+ * that fall out (keep <= 0: keep all, the default). */
+void ss__chat_history_keep(ss__chat_store *st, int keep);
 /* The last n messages (since >= 0: of those stamped at or after since),
  * oldest first. Returns how many. */
 int ss__chat_history_last(ss__chat_store *st, int n, int64_t since,

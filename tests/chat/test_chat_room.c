@@ -737,3 +737,34 @@ Test(chat_room, history_before)
                               "OK history 1\n"
                               "ERR usage /history [N [TIMESTAMP]], N from 1 to 1000\n");
 }
+
+/* Without --db the history is in memory and keeps only history_max rows
+ * (issue 11): five lines into a room that keeps three, then paging back
+ * from the newest finds exactly the other two kept, none older. */
+Test(chat_room, memory_history_keeps_history_max_rows)
+{
+    ss_chat_room_close(room);
+    ss_chat_opts o;
+    ss_chat_opts_init(&o);
+    o.db_path = NULL;
+    o.history_max = 3;
+    o.join_history = 3;
+    cr_assert_eq(ss_chat_room_open(&room, &o, &fio), 0);
+    join(0, "alice");
+    for (int i = 1; i <= 5; i++) {
+        char m[16];
+        snprintf(m, sizeof m, "m%d\n", i);
+        ss_chat_recv(fc[0].c, m, strlen(m), T0 + i * 1000);
+    }
+    take(0);
+    in(0, "/history 3\n");
+    cr_assert_str_eq(take(0), "HIST 2023-11-14T22:13:23.123Z MSG alice m3\n"
+                              "HIST 2023-11-14T22:13:24.123Z MSG alice m4\n"
+                              "HIST 2023-11-14T22:13:25.123Z MSG alice m5\n"
+                              "OK history 3\n");
+    /* Everything before m5: only m3 and m4 are left (m1, m2 trimmed). */
+    in(0, "/history 3 2023-11-14T22:13:25.123Z\n");
+    cr_assert_str_eq(take(0), "HIST 2023-11-14T22:13:23.123Z MSG alice m3\n"
+                              "HIST 2023-11-14T22:13:24.123Z MSG alice m4\n"
+                              "OK history 2\n");
+}
