@@ -23,8 +23,8 @@ const char cli_stack_help[] =
     "                         kernel's side peer (default: the first other host\n"
     "                         of the prefix); IPv4 only. More keys: wscale=off,\n"
     "                         timestamps=off, sack=off, hystart=off, prr=off,\n"
-    "                         tlp=off (TCP options, HyStart++, PRR and tail\n"
-    "                         loss probes, on by default),\n"
+    "                         tlp=off (TCP options, HyStart++, PRR and\n"
+    "                         RACK-TLP, on by default),\n"
     "                         rcvbuf=BYTES (receive buffer, up to 64M),\n"
     "                         cc=ALGO (congestion control: cubic, the default,\n"
     "                         or newreno), offload=on (the device's TSO/GRO and\n"
@@ -37,8 +37,9 @@ const char cli_tcpopt_help[] =
     "  --no-hystart        plain slow start, without HyStart++ (RFC 9406)\n"
     "  --no-prr            in SACK recovery send cwnd - pipe at once, without\n"
     "                      Proportional Rate Reduction (RFC 6937)\n"
-    "  --no-tlp            no tail loss probe (RFC 8985 7): a lost tail waits\n"
-    "                      for the retransmission timeout\n"
+    "  --no-tlp            no RACK-TLP (RFC 8985): a lost tail, and a loss that\n"
+    "                      brings fewer than 3 duplicate ACKs, wait for the\n"
+    "                      retransmission timeout\n"
     "  --rcvbuf BYTES      receive buffer per connection (K/M suffixes, up to\n"
     "                      64M; default 65535; beyond 64K needs window scaling)\n";
 

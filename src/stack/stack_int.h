@@ -187,6 +187,7 @@ struct ss_pcb {
     bool on_trimq : 1;          /* waits on st->trimq to give back empty buffers */
     bool tlp_on : 1;            /* a probe is out (TLP.end_seq is not None) */
     bool tlp_rtx : 1;           /* TLP.is_retrans: it resent the last segment */
+    bool reo_on : 1;            /* t_tlp is RACK's reordering timer (RFC 8985 6.3) */
 
     /* --- TCP: a connection's place in its listener's accept queue --- */
     int parent;             /* listener id while in its queues, else -1 */
@@ -228,7 +229,7 @@ struct ss_pcb {
     /* --- TCP: timers (absolute µs, SS_NEVER when off) and RFC 6298 --- */
     uint64_t t_rtx, t_persist, t_delack, t_keep, t_2msl;
     uint64_t t_sws;         /* sender SWS override timeout (RFC 9293 3.8.6.2.1) */
-    uint64_t t_tlp;         /* tail loss probe timeout, PTO (RFC 8985 7.2) */
+    uint64_t t_tlp;         /* RFC 8985: the PTO (7.2), or with reo_on the reordering timer */
     uint64_t last_rcv;      /* time of the last segment received */
     uint64_t rtt_start;
     uint32_t srtt_us, rttvar_us, rto_us;
@@ -557,6 +558,8 @@ void ss__cc_start(ss_stack *st, struct ss_pcb *sk);
 void ss__cc_on_ack(ss_stack *st, struct ss_pcb *sk, uint32_t acked);
 /* A duplicate ACK as RFC 5681 2 defines it. */
 void ss__cc_on_dupack(ss_stack *st, struct ss_pcb *sk);
+/* RACK's reordering timer expired (tcp_timer.c): SND.UNA's segment lost. */
+void ss__cc_reo_timeout(ss_stack *st, struct ss_pcb *sk);
 /* The retransmission timer expired (data, not the SYN). */
 void ss__cc_on_timeout(ss_stack *st, struct ss_pcb *sk);
 /* Before sending new data: restart after idle (RFC 5681 4.1). */

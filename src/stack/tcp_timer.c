@@ -60,6 +60,9 @@ void ss__tcp_arm_rtx(ss_stack *st, struct ss_pcb *sk)
  * than the RTO, which then comes first. */
 void ss__tcp_arm_tlp(ss_stack *st, struct ss_pcb *sk)
 {
+    if (sk->reo_on && sk->cc_phase == SS_CC_DISORDER)
+        return;   /* RACK's reordering timer runs (tcp_cc.c arm_reo) */
+    sk->reo_on = false;
     sk->t_tlp = SS_NEVER;
     if (!st->cfg.tlp || !sk->sack_ok || !sk->cc_started || sk->cc_phase != SS_CC_OPEN ||
         sk->tlp_on || sk->snd_una == sk->snd_max || sk->t_rtx == SS_NEVER)
@@ -77,6 +80,10 @@ void ss__tcp_arm_tlp(ss_stack *st, struct ss_pcb *sk)
 static void on_tlp(ss_stack *st, struct ss_pcb *sk)
 {
     sk->t_tlp = SS_NEVER;
+    if (sk->reo_on) {
+        ss__cc_reo_timeout(st, sk);
+        return;
+    }
     if (sk->cc_phase != SS_CC_OPEN || sk->tlp_on || sk->snd_una == sk->snd_max)
         return;
     ss__tcp_send_tlp(st, sk);
@@ -114,6 +121,7 @@ static void on_rtx(ss_stack *st, struct ss_pcb *sk)
     sk->t_rtx = SS_NEVER;
     sk->t_tlp = SS_NEVER;
     sk->tlp_on = false;   /* the RTO takes over from any probe */
+    sk->reo_on = false;
     if (sk->snd_una == sk->snd_max)
         return;
     /* MUST-37 (RFC 9293 3.8.6.1): the peer shrank its window to zero with

@@ -1372,3 +1372,83 @@ Test(cc_tlp, off_by_config, .fini = fx_teardown)
     cr_assert_eq(nrtx, 0);
     cr_assert_eq(info().tlp_probes, 0);
 }
+
+/* ================= RACK's reordering timer (RFC 8985 6) ================== */
+
+/* A window of 4 segments loses the first; of the other three only one
+ * ACK comes back (the others' ACKs lost too): one duplicate ACK, never
+ * three. SND.UNA's segment is lost once SRTT / 4 (25 ms) has passed
+ * since that ACK: fast retransmit then, not at the RTO. */
+static void four_segments_first_lost(void)
+{
+    send_flight(4 * M);
+    cr_assert_eq(sent_hi, 4 * M);
+    advance(RTT);
+    check_caps();
+    set_blocks(1, (const uint32_t[][2]){{1 * M, 2 * M}});
+    sack_ack(0);   /* segment 2 arrived: one duplicate ACK */
+    cr_assert_eq(info().cc_phase, SS_CC_DISORDER);
+    cr_assert_eq(nrtx, 0);
+}
+
+Test(cc_rack, one_dupack_then_the_reordering_window_resends_snd_una, .init = tlp_setup,
+     .fini = fx_teardown)
+{
+    four_segments_first_lost();
+    advance(RTT / 4 - 1);
+    check_caps();
+    cr_assert_eq(nrtx, 0, "not before SRTT / 4");
+    cr_assert_eq(info().cc_phase, SS_CC_DISORDER);
+    advance(1);
+    check_caps();
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 0, "SND.UNA's segment");
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(info().timeouts, 0);
+    cr_assert(traced("RACK: reordering window over -> fast retransmit"));
+    cr_assert_eq(ssthresh(), 2 * M, "ssthresh = max(FlightSize / 2, 2 SMSS)");
+    /* The retransmission fills the hole: recovery ends, and no RTO
+     * ever resends anything. */
+    set_blocks(0, NULL);
+    sack_ack(4 * M);
+    cr_assert_eq(info().cc_phase, SS_CC_OPEN);
+    advance(20 * RTT);
+    check_caps();
+    cr_assert_eq(nrtx, 1);
+}
+
+/* The hole fills before the window is over (reordering, not loss): no
+ * retransmission; the timer is TLP's PTO again, and what fires on it
+ * later is a tail loss probe, not RACK. */
+Test(cc_rack, a_hole_filled_in_time_is_no_loss, .init = tlp_setup, .fini = fx_teardown)
+{
+    four_segments_first_lost();
+    advance(RTT / 8);
+    queue(4 * M);
+    set_blocks(0, NULL);
+    sack_ack(4 * M);
+    cr_assert_eq(info().cc_phase, SS_CC_OPEN);
+    cr_assert_eq(sent_hi, 8 * M);
+    cr_assert_eq(nrtx, 0);
+    advance(4 * RTT);
+    check_caps();
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 7 * M, "the probe: the last segment");
+    cr_assert(traced("tail loss probe"));
+    cr_assert(!traced("RACK"));
+    cr_assert_eq(info().cc_phase, SS_CC_OPEN);
+}
+
+/* RACK-TLP is one switch (cfg.tlp): off, the lost segment waits for
+ * the RTO (10 s here). */
+Test(cc_rack, off_with_tlp, .fini = fx_teardown)
+{
+    tweak_tlp = false;
+    tlp_setup();
+    tweak_tlp = true;
+    four_segments_first_lost();
+    advance(5 * RTT);
+    check_caps();
+    cr_assert_eq(nrtx, 0);
+    cr_assert_eq(info().cc_phase, SS_CC_DISORDER);
+}

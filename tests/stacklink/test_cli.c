@@ -292,17 +292,23 @@ struct sim_digest {
  * 2026-12-03, PRR (RFC 6937) and the tail loss probe: the reordering run
  * traces cwnd per ACK in recovery (its packets are unchanged); the
  * queue-limited run sends differently in recovery (all bytes arrive);
- * the first run has no recovery that PRR or a probe changes. */
+ * the first run has no recovery that PRR or a probe changes.
+ * 2026-12-03, RACK's reordering timer (RFC 8985 6, for SND.UNA): the
+ * reordering run enters recovery twice and the queue-limited run once
+ * on the timer, SRTT / 4 after a first duplicate ACK, instead of on a
+ * third (each still delivers every byte, with the same retransmission
+ * count; the first run's recoveries all start on a third duplicate
+ * ACK sooner). */
 static const struct sim_digest sim_digests[] = {
     {"--seed 3 --loss 2 --bytes 300K",
      "318f94320b8f90974094797c3d358a289a88e92f8ceac6ed3e26f777925f130e",
      "479f866209e3dad0981a1ba96902bfbaea39451ce8fde3f41e67da963375564b"},
     {"--seed 21 --cc newreno --loss 3 --reorder 5 --dup 2 --corrupt 1 --jitter 2 --bytes 200K",
-     "021f26d2bc6c2a411f303ad73257c2a382280a2920cdf7d609877f9c6679d54b",
-     "a89d7d32fa14d92083db73bdc01ffe7454c74ef1404ee0bdbc776ff566271ebb"},
+     "28d2fe6a94142810c9bd02eeffd037a97a270a6071e1c9bcdfc42186a31db481",
+     "5d7b8f49d177a789b41a6dca83d2c7fe35052f21f6265a01dc7e844d56a9391d"},
     {"--seed 5 --bandwidth 5M --delay 20 --queue 10 --bytes 500K --rcvbuf 256K",
-     "339993bf0cc7d84e3d86667c6aa41fae7d91c655504e7dfb60d559eb6823cc59",
-     "c2c9372fa88cb48c68590d537ccf3cb901ec15760ab76837cd3ff36bb341ee7e"},
+     "8d42cd2b990f2668b7475efc2ef7a70ab46fcef86f4b662878524d912b94f496",
+     "a64109599a48271cc1aff3d977188554a0f83790e8b0eceed33c198502ec6f2c"},
     {NULL, NULL, NULL},
 };
 
