@@ -35,6 +35,9 @@
  *   RFC 8985 7         tail loss probe: PTO, the probe  tcp_timer.c, tcp_output.c
  *                        the probe repaired a loss:     ss__cc_tlp_ack()
  *                        cwnd reduction (7.4)
+ *   RFC 8985 6         RACK for SND.UNA: SRTT/4 after   arm_reo(),
+ *                        the first duplicate ACK, it is   ss__cc_reo_timeout()
+ *                        lost (on the PTO's timer)
  *   a lost retransmission (no RFC 6675 rule; RFC 8985    ss__cc_lost_rxt()
  *     finds it by time, this by sequence as in
  *     draft-scheffenegger-tcpm-lrd: DupThresh segments
