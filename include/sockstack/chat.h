@@ -211,6 +211,7 @@ typedef struct ss_chat_server_stats {
     uint64_t queue_peak;  /* most bytes one client had queued (its lines
                            * plus what was staged for its socket): never
                            * above outq_max */
+    uint64_t commit_errors; /* store batches that failed to commit */
 } ss_chat_server_stats;
 void ss_chat_server_stats_get(const ss_chat_server *cs, ss_chat_server_stats *out);
 /* The event-style service (on_open/on_data/on_eof/on_drain/on_close). */

@@ -201,6 +201,14 @@ SS_API_BEGIN
  * sendmsg per client per iteration with 100 talkers). 512 covers
  * SS_CHAT_STAGE of 64-byte lines; IOV_MAX is 1024. */
 #define SS_CHAT_PUSH_IOV 512
+/* Those lines are copied into one buffer of this size and sent as one
+ * piece (a push takes lines up to SS_CHAT_STAGE, plus one line of at most
+ * 64 KiB); a longer push goes as an iovec. */
+#define SS_CHAT_PUSH_BUF (SS_CHAT_STAGE + 64 * 1024)
+/* History inserts in one store transaction at most (chat_store.c); the
+ * server commits each loop iteration's inserts before its replies leave,
+ * and sooner past this many. */
+#define SS_CHAT_STORE_BATCH 1024
 /* A client behind that reads nothing for this long is told and cut off:
  * long enough for a paused laptop, short enough that a room waits little. */
 #define SS_CHAT_STALL_MS 20000

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "apps/chat_store.h"
+#include "sockstack/chat.h"
 #include "sockstack/config.h"
 
 typedef void (*ss__chat_done)(void *arg, int err);
@@ -137,6 +138,37 @@ struct ss__chat_be {
  * but except), 'D' (to the local user named nick). */
 void ss__chat_room_bus(struct ss_chat_room *room, char kind, const char *nick,
                        const char *line, size_t len);
+/* A shared line (sockstack/chat.h), open to the server's queues: one
+ * public message is referenced by every recipient, so taking and dropping
+ * a reference is inline there (a call each was a tenth of the fan-out). */
+struct ss_chat_line {
+    uint32_t refs;
+    uint32_t len;
+    char data[];
+};
+
+static inline ss_chat_line *ss__chat_line_hold(ss_chat_line *l)
+{
+    l->refs++;
+    return l;
+}
+
+/* ss_chat_line_unref, with the last reference's free out of line. */
+static inline void ss__chat_line_drop(ss_chat_line *l)
+{
+    if (l->refs > 1)
+        l->refs--;
+    else
+        ss_chat_line_unref(l);
+}
+
+/* Group commit of the room's local SQLite store (single node; a no-op
+ * with a cluster backend): with batch on, history inserts share one
+ * transaction until ss__chat_room_commit, which the glue calls before any
+ * line leaves the process, so nothing acknowledged is uncommitted once it
+ * is on the wire. Commit returns 0 or -EIO (the batch was rolled back). */
+void ss__chat_room_batch(struct ss_chat_room *room, bool on);
+int ss__chat_room_commit(struct ss_chat_room *room);
 /* A request (ops->ask on another node) for the local user nick: answer
  * it with ops->answer(token, ...), at once or later. */
 void ss__chat_room_ask(struct ss_chat_room *room, const char *nick, const char *token,

@@ -55,8 +55,17 @@ static void be_hist_add(ss__chat_be *be, int64_t ts, const char *nick, int kind,
                         void *arg)
 {
     int64_t id = ss__chat_history_add(st_of(be), ts, nick, kind, text);
-    if (id >= 0)
-        snprintf(res->id, sizeof res->id, "%lld", (long long)id);
+    if (id >= 0) { /* the id in decimal, once per public message: by hand */
+        char tmp[24];
+        int n = 0;
+        uint64_t v = (uint64_t)id;
+        do
+            tmp[n++] = (char)('0' + v % 10);
+        while ((v /= 10) && n < (int)sizeof tmp);
+        for (int i = 0; i < n; i++)
+            res->id[i] = tmp[n - 1 - i];
+        res->id[n] = '\0';
+    }
     finish(done, arg, id < 0 ? (int)id : 0);
 }
 

@@ -3,9 +3,15 @@
  * One connection, WAL journal, synchronous=NORMAL: in WAL mode a commit is
  * durable against a killed process (the WAL is in the OS page cache before
  * COMMIT returns); only a power cut may lose the last transactions.
+ * With ss__chat_store_batch on, history inserts share one transaction
+ * until ss__chat_store_commit (or SS_CHAT_STORE_BATCH rows, or close):
+ * the server commits at the end of each loop iteration, before any
+ * reply leaves (chat_server.c).
  * Statements are prepared once and reset after each use.
  */
 #include "apps/chat_store.h"
+
+#include "sockstack/config.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -108,6 +114,10 @@ struct ss__chat_store {
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
     int hist_keep; /* > 0: history rows kept (the newest); 0: all */
+    bool batch;    /* history inserts share a transaction (store_batch) */
+    bool in_txn;   /* that transaction is open */
+    int txn_rows;  /* history rows in it */
+    int64_t hist_last; /* the newest history id written in it */
 };
 
 int ss__chat_store_open(const char *path, ss__chat_store **out)
@@ -145,6 +155,7 @@ void ss__chat_store_close(ss__chat_store *st)
 {
     if (!st)
         return;
+    ss__chat_store_commit(st); /* a clean shutdown keeps the last batch */
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(st->q[i]);
     sqlite3_close(st->db);
@@ -226,9 +237,48 @@ int ss__chat_users_list(ss__chat_store *st, int max, ss__chat_user_cb cb, void *
     return rc == SQLITE_DONE ? n : -EIO;
 }
 
+/* Drop the history rows below the newest `keep` ones: ids only grow (one
+ * writer, rows only trimmed from the old end), so the rows at or below
+ * newest - keep are exactly the surplus. */
+static int hist_trim(ss__chat_store *st, int64_t newest)
+{
+    if (st->hist_keep <= 0 || newest <= st->hist_keep)
+        return 0;
+    sqlite3_stmt *s = q(st, Q_HIST_TRIM);
+    sqlite3_bind_int64(s, 1, newest - st->hist_keep);
+    return run(s);
+}
+
+void ss__chat_store_batch(ss__chat_store *st, bool on)
+{
+    if (!on)
+        ss__chat_store_commit(st);
+    st->batch = on;
+}
+
+bool ss__chat_store_pending(const ss__chat_store *st) { return st->in_txn; }
+
+int ss__chat_store_commit(ss__chat_store *st)
+{
+    if (!st->in_txn)
+        return 0;
+    st->in_txn = false;
+    st->txn_rows = 0;
+    if (!hist_trim(st, st->hist_last) &&
+        sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        return 0;
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return -EIO;
+}
+
 int64_t ss__chat_history_add(ss__chat_store *st, int64_t ts, const char *nick,
                              int kind, const char *text)
 {
+    if (st->batch && !st->in_txn) {
+        if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+            return -EIO;
+        st->in_txn = true;
+    }
     sqlite3_stmt *s = q(st, Q_HIST_ADD);
     sqlite3_bind_int64(s, 1, ts);
     sqlite3_bind_text(s, 2, nick, -1, SQLITE_STATIC);
@@ -238,15 +288,15 @@ int64_t ss__chat_history_add(ss__chat_store *st, int64_t ts, const char *nick,
     if (err)
         return err;
     int64_t id = sqlite3_last_insert_rowid(st->db);
-    /* Ids only grow (one writer, rows only trimmed from the old end), so
-     * the rows below id - keep are exactly the surplus: at most one per
-     * insert once the table is full. */
-    if (st->hist_keep > 0 && id > st->hist_keep) {
-        s = q(st, Q_HIST_TRIM);
-        sqlite3_bind_int64(s, 1, id - st->hist_keep);
-        if ((err = run(s)))
-            return err;
+    if (!st->in_txn) {
+        /* At most one row per insert once the table is full. */
+        err = hist_trim(st, id);
+        return err ? err : id;
     }
+    /* Trimmed once per transaction, at its commit. */
+    st->hist_last = id;
+    if (++st->txn_rows >= SS_CHAT_STORE_BATCH && (err = ss__chat_store_commit(st)))
+        return err;
     return id;
 }
 

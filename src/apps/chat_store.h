@@ -2,7 +2,10 @@
  *
  * WAL journal. Every write is its own committed transaction before the
  * call returns, so the room acknowledges a message only after commit and a
- * server killed with SIGKILL loses nothing it acknowledged. Nicknames
+ * server killed with SIGKILL loses nothing it acknowledged. The exception
+ * is opt-in (ss__chat_store_batch): history inserts then share one
+ * transaction, which the caller commits before any acknowledgement
+ * leaves the process. Nicknames
  * compare case-insensitively (COLLATE NOCASE). All calls return 0 (or a
  * count / id) or a negative code; SQLite errors map to -EIO.
  */
@@ -44,7 +47,18 @@ struct ss__chat_file {
 };
 
 int ss__chat_store_open(const char *path, ss__chat_store **out);
+/* Commits a pending batch, then closes. */
 void ss__chat_store_close(ss__chat_store *st);
+/* Batch history inserts (on): the first one opens a transaction, which
+ * stays open (every other write made meanwhile joins it) until
+ * ss__chat_store_commit, SS_CHAT_STORE_BATCH history rows, or close.
+ * The history trim (history_keep) runs once per commit. Off commits. */
+void ss__chat_store_batch(ss__chat_store *st, bool on);
+/* Commit the open batch, if any: 0, or -EIO (rolled back: its rows are
+ * gone). */
+int ss__chat_store_commit(ss__chat_store *st);
+/* A batch is open (uncommitted writes). */
+bool ss__chat_store_pending(const ss__chat_store *st);
 
 int ss__chat_user_get(ss__chat_store *st, const char *nick, struct ss__chat_user *u);
 int ss__chat_user_touch(ss__chat_store *st, const char *nick, int64_t now);

@@ -66,12 +66,36 @@ bool ss_chat_nick_valid(const char *s)
 
 void ss_chat_format_ts(int64_t ms, char *buf, size_t cap)
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char base[24];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, cap, "%s.%03dZ", base, (int)(ms % 1000));
+    /* Every line of a busy room is stamped: the date and time of the last
+     * second formatted are kept (per thread), only the milliseconds are
+     * written each time. */
+    static _Thread_local int64_t last_secs = INT64_MIN;
+    static _Thread_local char base[24];
+    int64_t secs = ms / 1000, frac = ms % 1000;
+    if (frac < 0) {
+        secs--;
+        frac += 1000;
+    }
+    if (secs != last_secs) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+        last_secs = secs;
+    }
+    size_t n = strlen(base);
+    if (cap < n + 6) { /* callers pass 32 */
+        if (cap)
+            buf[0] = '\0';
+        return;
+    }
+    memcpy(buf, base, n);
+    buf[n] = '.';
+    buf[n + 1] = (char)('0' + frac / 100);
+    buf[n + 2] = (char)('0' + frac / 10 % 10);
+    buf[n + 3] = (char)('0' + frac % 10);
+    buf[n + 4] = 'Z';
+    buf[n + 5] = '\0';
 }
 
 int64_t ss_chat_parse_ts(const char *s)

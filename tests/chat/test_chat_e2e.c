@@ -643,3 +643,47 @@ Test(chat_e2e, who_shows_a_last_seen_time_as_minutes_ago)
     EXPECT(&a, "-- carol offline, last seen 2 h ago\n");
     close(carol);
 }
+
+/* ---- history inserts are committed as a batch (issue 11) ----------------- */
+
+/* Rows in the history table of the server's store, read beside the running
+ * server by another SQLite connection (python3's sqlite3; WAL). */
+static int history_rows(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c \"import sqlite3, sys; d = sqlite3.connect('%s/chat.db'); "
+             "sys.exit(d.execute('SELECT COUNT(*) FROM history').fetchone()[0])\"", dir);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+Test(chat_e2e, batched_history_is_committed_before_the_ack_and_on_a_clean_stop)
+{
+    struct th_proc *srv;
+    int port = start_server(&srv, 0, NULL, NULL);
+    static struct stream a, b;
+    int ada = fx_join(port, &a, "ada");
+    /* 50 lines in one write: one loop iteration inserts them in one
+     * transaction; its commit comes before any reply leaves. */
+    char buf[50 * 16];
+    size_t n = 0;
+    for (int i = 1; i <= 50; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "line %d\n", i);
+    cr_assert_eq(write(ada, buf, n), (ssize_t)n);
+    EXPECT(&a, "OK sent 50\n");
+    /* Another connection sees all 50 once the last ack is out. */
+    cr_assert_eq(history_rows(), 50);
+    put(ada, "the last line before a clean stop\n");
+    EXPECT(&a, "OK sent 51\n");
+    /* A clean stop (SIGTERM) keeps everything; a joiner after the restart
+     * gets it in its replay. */
+    cr_assert_eq(th_stop(srv, SIGTERM, 5000), 0);
+    cr_assert_eq(history_rows(), 51);
+    port = start_server(&srv, 0, NULL, NULL);
+    fx_join(port, &b, "bob");
+    EXPECT(&b, " ada line 50\n");
+    EXPECT(&b, " ada the last line before a clean stop\n");
+    close(ada);
+}
