@@ -5,7 +5,9 @@
  *   lines (LF/CRLF, max_line, UTF-8) -> handle_line -> one handler per
  *   command -> replies and events through the routing seam below.
  * Every stored thing (public message, offline message, user, file) is
- * committed to the store before the sender is acknowledged.
+ * committed to the store before the sender's acknowledgement leaves the
+ * process (under serve chat, history inserts of one loop iteration share
+ * one transaction, committed before any line is sent: ss__chat_room_commit).
  *
  * Routing seam. Everything the room sends leaves through three functions,
  * the place where a cluster backend (Redis, issue 14) or another front end
