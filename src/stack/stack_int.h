@@ -188,6 +188,8 @@ struct ss_pcb {
     bool tlp_on : 1;            /* a probe is out (TLP.end_seq is not None) */
     bool tlp_rtx : 1;           /* TLP.is_retrans: it resent the last segment */
     bool reo_on : 1;            /* t_tlp is RACK's reordering timer (RFC 8985 6.3) */
+    bool ccs_live : 1;          /* ccs holds the algorithm's state, no longer HyStart's
+                                 * (tcp_cc_cubic.c) */
 
     /* --- TCP: a connection's place in its listener's accept queue --- */
     int parent;             /* listener id while in its queues, else -1 */
@@ -231,9 +233,11 @@ struct ss_pcb {
     uint64_t t_sws;         /* sender SWS override timeout (RFC 9293 3.8.6.2.1) */
     uint64_t t_tlp;         /* RFC 8985: the PTO (7.2), or with reo_on the reordering timer */
     uint64_t last_rcv;      /* time of the last segment received */
-    uint64_t rtt_start;
     uint32_t srtt_us, rttvar_us, rto_us;
     uint32_t rtt_seq;
+    uint32_t rtt_start;     /* low 32 bits of st->now when rtt_seq went out: a
+                             * sample is taken within an RTO (at most 3,600 s,
+                             * cfg.rto_max_ms) of it, well inside 2^32 µs */
     uint32_t backoff;       /* consecutive RTO expiries */
     uint32_t keep_idle_s;
     uint16_t keep_intvl_s;  /* 1 .. 32767, as Linux (cfg_valid, setopt) */
@@ -243,17 +247,31 @@ struct ss_pcb {
     uint32_t tlp_seq, tlp_end;  /* the probe [tlp_seq, ..) and TLP.end_seq (SND.NXT after it) */
 
     /* --- TCP: congestion control (tcp_cc.c: loss recovery; tcp_cc_*.c) --- */
+    uint32_t ccs_w0;            /* cwnd when the algorithm's init ran (cubic: W_max) */
     const struct ss__cc_ops *cc;
     uint64_t last_send;         /* time data was last sent (RFC 5681 4.1 idle restart) */
-    /* A listener has no congestion control and a connection no queues:
-     * one place for either (ccs is set by the algorithm's init, at
-     * ss__cc_start; the listener fields only in SS_TCP_LISTEN). */
+    /* A listener has no congestion control and a connection no queues,
+     * and HyStart++ runs only before the algorithm's own state is needed:
+     * one place for all three. HyStart's fields while hs_phase is not
+     * SS_HS_OFF; the algorithm's (ccs) once ccs_live (tcp_cc_cubic.c makes
+     * it live when it first needs it, after HyStart ends, from ccs_w0);
+     * the listener fields only in SS_TCP_LISTEN. */
     union {
         union ss__cc_state ccs; /* the algorithm's own state */
         struct {                /* listener */
             int backlog;        /* limit of syn_q + accept_q */
             int syn_q, accept_q;    /* counts */
             int accept_head, accept_tail;
+        };
+        struct {                /* HyStart++ (RFC 9406), in the initial slow start only */
+            uint32_t hs_window_end;     /* a round ends when SND.UNA reaches it */
+            uint32_t hs_last_min, hs_cur_min;  /* min RTT (us) of the last and this round */
+            uint32_t hs_css_base;       /* cssBaselineMinRtt */
+            uint32_t hs_delay_min;      /* least RTT (us) seen in the initial slow start */
+            uint32_t hs_round_start, hs_train_last;  /* low 32 bits of st->now (us): this
+                                         * round's start, the train's last ACK */
+            uint8_t hs_samples;         /* RTT samples in this round (up to N_RTT_SAMPLE) */
+            uint8_t hs_css_rounds;      /* rounds spent in CSS */
         };
     };
     uint32_t cwnd, ssthresh;    /* bytes; ssthresh UINT32_MAX until the first loss */
@@ -270,16 +288,7 @@ struct ss_pcb {
     uint32_t rtx_seq;           /* one retransmission owed at rtx_seq (rtx_mark) */
     uint32_t high_rxt;          /* RFC 6675 HighRxt + 1: end of the highest retransmission */
     uint32_t cc_traced_cwnd, cc_traced_ssthresh;  /* as last traced (cc_traced) */
-    /* HyStart++ (RFC 9406), in the initial slow start only */
-    uint32_t hs_window_end;     /* a round ends when SND.UNA reaches it */
-    uint32_t hs_last_min, hs_cur_min;  /* min RTT (us) of the last and this round */
-    uint32_t hs_css_base;       /* cssBaselineMinRtt */
-    uint32_t hs_delay_min;      /* least RTT (us) seen in the initial slow start */
-    uint32_t hs_round_start, hs_train_last;  /* low 32 bits of st->now (us): this
-                                 * round's start, the train's last ACK */
-    uint8_t hs_samples;         /* RTT samples in this round (up to N_RTT_SAMPLE) */
-    uint8_t hs_css_rounds;      /* rounds spent in CSS */
-    uint8_t hs_phase;           /* enum ss__hs_phase */
+    uint8_t hs_phase;           /* enum ss__hs_phase: HyStart's fields are live */
     uint8_t rx_n;               /* entries of rx in use */
     uint8_t cc_phase;           /* enum ss_cc_phase */
     uint8_t cc_traced_phase;
@@ -293,11 +302,12 @@ struct ss_pcb {
 };
 
 /* Issue 10 asks at most 512 B per idle connection, tables included; the
- * TCB is 592 B (from 652: the listener's queues share the congestion
+ * TCB is 560 B (from 652: the listener's queues share the congestion
  * state's place, UDP's queue count shares dupacks', error codes are 16
- * bits, keep-alive interval and count 16 and 8, no holes). What is left to move is hot: timers, congestion and
- * SACK state (docs/stack.md). Growing it is a decision: change this. */
-_Static_assert(sizeof(struct ss_pcb) <= 592, "struct ss_pcb grew past 592 bytes");
+ * bits, keep-alive interval and count 16 and 8; from 592: HyStart's
+ * fields share it too, and rtt_start is 32 bits). Growing it is a
+ * decision: change this. */
+_Static_assert(sizeof(struct ss_pcb) <= 560, "struct ss_pcb grew past 560 bytes");
 
 /* One retransmission sent in SACK or RTO recovery: [seq, end), and SND.NXT
  * when it went out (`mark`), with the bytes SACKed above it then (`base`).

@@ -23,6 +23,15 @@
  *                 fast recovery ends (the RFC 9438 4.6
  *                 reduction "cwnd = ssthresh")
  * Loss detection and recovery themselves are tcp_cc.c's.
+ *
+ * The state shares its place in the TCB with HyStart++'s (stack_int.h):
+ * init only notes cwnd (ccs_w0) while HyStart runs, and state() makes
+ * the state W_max = cwnd_prior = ccs_w0 / SMSS, the rest zero, when it
+ * is first needed. Every path there (congestion avoidance, a loss, a
+ * timeout) has ended HyStart first (tcp_cc.c sets SS_HS_OFF before
+ * calling ssthresh, and slow start hands ACKs to congestion avoidance
+ * only once it is over); an idle restart during HyStart only clears
+ * epoch_valid, which the state made later has clear anyway.
  */
 #include <math.h>
 #include <string.h>
@@ -41,18 +50,33 @@ static double w_cubic(const struct ss__cc_cubic *c, double t)
     return CUBIC_C * d * d * d + c->w_max;
 }
 
+/* The state, made live from ccs_w0 if HyStart had its place. */
+static struct ss__cc_cubic *state(struct ss_pcb *sk)
+{
+    struct ss__cc_cubic *c = &sk->ccs.cubic;
+    if (!sk->ccs_live) {
+        sk->hs_phase = SS_HS_OFF;   /* already: see the top of the file */
+        sk->ccs_live = true;
+        memset(c, 0, sizeof *c);
+        c->w_max = (double)sk->ccs_w0 / sk->snd_mss;
+        c->cwnd_prior = c->w_max;
+    }
+    return c;
+}
+
 static void cubic_init(ss_stack *st, struct ss_pcb *sk)
 {
     (void)st;
-    memset(&sk->ccs.cubic, 0, sizeof sk->ccs.cubic);
-    sk->ccs.cubic.w_max = (double)sk->cwnd / sk->snd_mss;
-    sk->ccs.cubic.cwnd_prior = sk->ccs.cubic.w_max;
+    sk->ccs_w0 = sk->cwnd;
+    sk->ccs_live = false;
+    if (sk->hs_phase == SS_HS_OFF)
+        state(sk);
 }
 
 /* The first ACK of a congestion-avoidance stage (RFC 9438 4.2, 4.3, 4.8). */
 static void start_epoch(ss_stack *st, struct ss_pcb *sk, double cw)
 {
-    struct ss__cc_cubic *c = &sk->ccs.cubic;
+    struct ss__cc_cubic *c = state(sk);
     c->epoch_valid = true;
     c->epoch_start = st->now;
     if (c->after_rto || cw >= c->w_max) {
@@ -72,7 +96,7 @@ static void cubic_on_ack(ss_stack *st, struct ss_pcb *sk, uint32_t acked)
         if (!acked)
             return;
     }
-    struct ss__cc_cubic *c = &sk->ccs.cubic;
+    struct ss__cc_cubic *c = state(sk);
     double mss = sk->snd_mss;
     double cw = sk->cwnd / mss;
     if (!c->epoch_valid)
@@ -104,7 +128,7 @@ static void cubic_on_ack(ss_stack *st, struct ss_pcb *sk, uint32_t acked)
 static uint32_t cubic_ssthresh(ss_stack *st, struct ss_pcb *sk)
 {
     (void)st;
-    struct ss__cc_cubic *c = &sk->ccs.cubic;
+    struct ss__cc_cubic *c = state(sk);
     double cw = (double)sk->cwnd / sk->snd_mss;
     /* 4.7: a flow that lost before reaching its last W_max releases
      * bandwidth for newcomers. */
@@ -122,8 +146,9 @@ static uint32_t cubic_ssthresh(ss_stack *st, struct ss_pcb *sk)
 static void cubic_on_rto(ss_stack *st, struct ss_pcb *sk)
 {
     (void)st;
-    sk->ccs.cubic.epoch_valid = false;
-    sk->ccs.cubic.after_rto = true;
+    struct ss__cc_cubic *c = state(sk);
+    c->epoch_valid = false;
+    c->after_rto = true;
 }
 
 static uint32_t cubic_exit_recovery(ss_stack *st, struct ss_pcb *sk)
@@ -135,8 +160,11 @@ static uint32_t cubic_exit_recovery(ss_stack *st, struct ss_pcb *sk)
 static void cubic_on_idle(ss_stack *st, struct ss_pcb *sk)
 {
     (void)st;
-    /* The curve's time must not include the idle period: a new stage. */
-    sk->ccs.cubic.epoch_valid = false;
+    /* The curve's time must not include the idle period: a new stage.
+     * (Before the state is live, HyStart's fields are in its place and
+     * epoch_valid is clear in the state to come.) */
+    if (sk->ccs_live)
+        sk->ccs.cubic.epoch_valid = false;
 }
 
 const struct ss__cc_ops ss__cc_cubic = {

@@ -220,7 +220,7 @@ static void syn_sent_state(ss_stack *st, struct ss_pcb *sk, const struct ss_seg 
         if (ss__ts_rtt(st, sk, seg))
             ;   /* RTTM from the echo of our SYN's TSval */
         else if (sk->rtt_timing)   /* Karn: only an unretransmitted SYN */
-            ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
+            ss__tcp_rtt_sample(st, sk, (uint32_t)st->now - sk->rtt_start);
         sk->rtt_timing = false;
         sk->backoff = 0;
         sk->t_rtx = SS_NEVER;
@@ -417,7 +417,7 @@ static void new_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
         sk->rtt_timing = false;
     } else if (sk->rtt_timing && SEQ_GT(seg->ack, sk->rtt_seq)) {
         sk->rtt_timing = false;
-        ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
+        ss__tcp_rtt_sample(st, sk, (uint32_t)st->now - sk->rtt_start);
     }
     sk->backoff = 0;
     /* (5.2) all acked: stop the timer; (5.3) else restart it. */
@@ -445,7 +445,7 @@ static enum verdict synrcvd_ack(ss_stack *st, struct ss_pcb *sk, const struct ss
     if (ss__ts_rtt(st, sk, seg))
         ;   /* RTTM from the echo of our SYN,ACK's TSval */
     else if (sk->rtt_timing)   /* Karn: cleared if the SYN,ACK was retransmitted */
-        ss__tcp_rtt_sample(st, sk, st->now - sk->rtt_start);
+        ss__tcp_rtt_sample(st, sk, (uint32_t)st->now - sk->rtt_start);
     sk->rtt_timing = false;
     sk->backoff = 0;
     sk->t_rtx = SS_NEVER;

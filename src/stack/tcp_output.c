@@ -235,7 +235,7 @@ static uint32_t send_data_at(ss_stack *st, struct ss_pcb *sk, uint32_t seq, uint
         if (!sk->rtt_timing && !rtx) {
             sk->rtt_timing = true;
             sk->rtt_seq = seq;
-            sk->rtt_start = st->now;
+            sk->rtt_start = (uint32_t)st->now;
         }
         sk->snd_max = end;
     }
@@ -458,7 +458,7 @@ static void send_syn(ss_stack *st, struct ss_pcb *sk)
     if (!rtx) {
         sk->rtt_timing = true;
         sk->rtt_seq = sk->iss;
-        sk->rtt_start = st->now;
+        sk->rtt_start = (uint32_t)st->now;
     }
     sk->snd_nxt = sk->iss + 1;
     if (SEQ_GT(sk->snd_nxt, sk->snd_max))

@@ -259,7 +259,7 @@ static struct ss_pcb *promote(ss_stack *st, struct ss_pcb *ls, const struct ss_s
     if (sent_at != SS_NEVER && retries == 0) {   /* Karn: never a resent SYN,ACK */
         sk->rtt_timing = true;
         sk->rtt_seq = iss;
-        sk->rtt_start = sent_at;
+        sk->rtt_start = (uint32_t)sent_at;
     }
     ss__tcp_arm_rtx(st, sk);
     st->stats.tcp_passive_opens++;

@@ -925,10 +925,10 @@ static size_t ts_echo(uint8_t *a, struct tseg s)
     return opt_ts(a, peer_tsval++, s.ts_val);
 }
 
-static void ts_setup(void)
+static void ts_setup_algo(int algo)
 {
     hs_css = hs_ca = hs_any = false;
-    tweak_algo = SS_CC_NEWRENO;
+    tweak_algo = algo;
     tweak_iw = 4;
     uint8_t o[24];
     size_t n = opt_mss(o, M);
@@ -936,6 +936,18 @@ static void ts_setup(void)
     n += opt_ts(o + n, peer_tsval++, 0);
     struct tseg s = passive_with(tweak_hs, o, n, ts_echo);
     cr_assert(s.has_ts);
+}
+
+static void ts_setup(void)
+{
+    ts_setup_algo(SS_CC_NEWRENO);
+}
+
+/* CUBIC, whose state shares its place in the TCB with HyStart's until
+ * HyStart ends (stack_int.h, tcp_cc_cubic.c). */
+static void ts_setup_cubic(void)
+{
+    ts_setup_algo(SS_CC_CUBIC);
 }
 
 /* One round: rtt_ms after the segments captured since the last round
@@ -999,6 +1011,31 @@ Test(hystart, rtt_rise_enters_css_then_ca, .init = ts_setup, .fini = fx_teardown
     int acked = ts_round(125);
     cr_assert_eq(cwnd() - before, (uint32_t)acked * (TSM / 4), "%u after %d ACKs",
                  cwnd() - before, acked);
+    hs_rounds(6, 125);
+    cr_assert(hs_ca, "CSS_ROUNDS = 5 rounds of CSS end slow start");
+    cr_assert_neq(ssthresh(), UINT32_MAX);
+}
+
+/* The same rounds under CUBIC, the default: its init, its idle restart
+ * and its first congestion-avoidance ACK must leave HyStart's fields
+ * alone while HyStart runs (they share a place in the TCB), and after
+ * CSS its state starts as init left it: W_max = the initial window. */
+Test(hystart, same_rounds_under_cubic, .init = ts_setup_cubic, .fini = fx_teardown)
+{
+    queue(200 * M);
+    cr_assert_eq(ts_round(100), 4);
+    cr_assert_eq(cwnd(), 8 * TSM);
+    cr_assert_eq(ts_round(110), 8);
+    cr_assert_eq(cwnd(), 16 * TSM);
+    cr_assert_eq(ts_round(110), 16);
+    cr_assert_eq(cwnd(), 32 * TSM);
+    cr_assert(!hs_any, "10 ms < RttThresh");
+    cr_assert_eq(ts_round(125), 32);
+    cr_assert(hs_css);
+    cr_assert(!hs_ca);
+    uint32_t before = cwnd();
+    int acked = ts_round(125);
+    cr_assert_eq(cwnd() - before, (uint32_t)acked * (TSM / 4));
     hs_rounds(6, 125);
     cr_assert(hs_ca, "CSS_ROUNDS = 5 rounds of CSS end slow start");
     cr_assert_neq(ssthresh(), UINT32_MAX);
