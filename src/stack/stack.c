@@ -112,13 +112,35 @@ int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
     return 0;
 }
 
+const struct ss_sackx ss__sx_none;
+
+struct ss_sackx *ss__sx_own(struct ss_pcb *sk)
+{
+    if (ss__sx_taken(sk))
+        return sk->sx;
+    struct ss_sackx *x = calloc(1, sizeof *x);
+    if (x)
+        sk->sx = x;
+    return x;
+}
+
+/* Give back sk->sx with its tables (they hold nothing that matters). */
+static void sx_release(struct ss_pcb *sk)
+{
+    if (!ss__sx_taken(sk))
+        return;
+    free(sk->sx->ooo);
+    free(sk->sx->sb);
+    free(sk->sx);
+    sk->sx = (struct ss_sackx *)&ss__sx_none;
+}
+
 static void sock_free(ss_stack *st, struct ss_pcb *sk)
 {
     st->mem -= (uint64_t)sk->snd.cap + sk->rcv.cap;
     free(sk->snd.buf);
     free(sk->rcv.buf);
-    free(sk->ooo);
-    free(sk->sb);
+    sx_release(sk);
     free(sk->rx);
     free(sk);
 }
@@ -192,10 +214,9 @@ void ss_stack_mem(const ss_stack *st, struct ss_stack_mem *out)
     out->buffer_bytes = st->mem;
     for (uint32_t i = 0; i < st->tab_hi; i++) {
         const struct ss_pcb *sk = st->tab[i];
-        if (sk && sk->ooo)
-            out->buffer_bytes += sk->ooo_cap * sizeof *sk->ooo;
-        if (sk && sk->sb)
-            out->buffer_bytes += sk->sb_cap * sizeof *sk->sb;
+        if (sk && ss__sx_taken(sk))
+            out->buffer_bytes += sizeof *sk->sx + sk->sx->ooo_cap * sizeof *sk->sx->ooo +
+                                 sk->sx->sb_cap * sizeof *sk->sx->sb;
         if (sk && sk->rx)
             out->buffer_bytes += SS_STACK_RXT_MAX * sizeof *sk->rx;
     }
@@ -657,6 +678,7 @@ struct ss_pcb *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind)
     struct ss_pcb *sk = calloc(1, sizeof *sk);
     if (!sk)
         return NULL;
+    sk->sx = (struct ss_sackx *)&ss__sx_none;
     int id = take_id(st);
     if (id < 0) {
         free(sk);
@@ -925,8 +947,8 @@ void ss__tcp_drop(ss_stack *st, struct ss_pcb *sk, int err)
     ss__sock_touch(st, sk);
     ss__set_state(st, sk, SS_TCP_CLOSED);
     sk->t_rtx = sk->t_persist = sk->t_delack = sk->t_keep = sk->t_2msl = sk->t_sws = sk->t_tlp = SS_NEVER;
-    sk->ooo_n = 0;
-    sk->sb_n = 0;
+    if (ss__sx_taken(sk))
+        sk->sx->ooo_n = sk->sx->sb_n = 0;
     if (err) {
         sk->error = err;
         ss__stack_sock_event(st, sk, SS_EV_ERROR | SS_EV_READABLE | SS_EV_WRITABLE |
@@ -1046,18 +1068,22 @@ static void trim(ss_stack *st, struct ss_pcb *sk)
 {
     if (!sk->snd.len && sk->snd.cap)
         ring_release(st, &sk->snd);
-    if (!sk->rcv.len && !sk->ooo_n && sk->rcv.cap)
+    if (!sk->rcv.len && !sk->sx->ooo_n && sk->rcv.cap)
         ring_release(st, &sk->rcv);
-    if (!sk->ooo_n) {
-        free(sk->ooo);
-        sk->ooo = NULL;
-        sk->ooo_cap = 0;
+    if (!sk->sx->ooo_n && sk->sx->ooo) {
+        free(sk->sx->ooo);
+        sk->sx->ooo = NULL;
+        sk->sx->ooo_cap = 0;
     }
-    if (!sk->sb_n) {
-        free(sk->sb);
-        sk->sb = NULL;
-        sk->sb_cap = 0;
+    if (!sk->sx->sb_n && sk->sx->sb) {
+        free(sk->sx->sb);
+        sk->sx->sb = NULL;
+        sk->sx->sb_cap = 0;
     }
+    /* Both tables gone and no FIN waits beyond a hole: nothing in sx
+     * matters (ooo_clock only orders the ranges of ooo). */
+    if (!sk->sx->ooo && !sk->sx->sb && !sk->ooo_fin)
+        sx_release(sk);
     if (!sk->rx_n) {
         free(sk->rx);
         sk->rx = NULL;
@@ -1095,7 +1121,7 @@ void ss__sock_ring_idle(ss_stack *st, struct ss_pcb *sk)
 {
     if (sk->on_trimq)
         return;
-    if (!sk->snd.cap && !sk->rcv.cap && !sk->ooo && !sk->sb && !sk->rx)
+    if (!sk->snd.cap && !sk->rcv.cap && !ss__sx_taken(sk) && !sk->rx)
         return;
     if (st->trimq_n == st->trimq_cap && trimq_grow(st) < 0) {
         trim(st, sk);

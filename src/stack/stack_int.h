@@ -110,6 +110,26 @@ enum { SS_OPTF_WSCALE = 1, SS_OPTF_TS = 2, SS_OPTF_SACK = 4 };
 
 enum ss_stack_sock_kind { SS_SK_FREE = 0, SS_SK_TCP, SS_SK_UDP };
 
+/* A connection's out-of-order and SACK tables with their counts (TCP,
+ * tcp_input.c and tcp_opt.c), apart from the TCB: an idle connection
+ * holds none. Taken at the first hole, FIN beyond a hole or SACK block
+ * (ss__sx_own), given back with the tables when they empty and the
+ * connection idles (stack.c trim). Until then ss_pcb.sx points at
+ * ss__sx_none, empty and read-only: readers need no test, writers call
+ * ss__sx_own first (a write to ss__sx_none faults). */
+struct ss_sackx {
+    struct ss_ooo *ooo;     /* ooo_cap ranges, allocated at the first hole and
+                             * doubled up to cfg.ooo_max */
+    struct ss_sack_blk *sb; /* SACK scoreboard: sb_cap ranges, allocated at
+                             * the first SACK, doubled up to cfg.sack_max */
+    uint32_t ooo_clock;     /* stamps of ooo entries */
+    uint32_t ooo_fin_seq;   /* where the FIN beyond a hole sits (ss_pcb.ooo_fin) */
+    uint16_t ooo_n;         /* ranges of ooo in use (at most ooo_cap) */
+    uint16_t sb_n;          /* ranges in use: sorted, disjoint, not touching */
+    uint16_t sb_cap;        /* ranges allocated (at most cfg.sack_max) */
+    uint16_t ooo_cap;       /* ranges of ooo allocated (at most cfg.ooo_max) */
+};
+
 /* Per-algorithm congestion-control state (tcp_cc_*.c), one per TCB. */
 struct ss__cc_cubic {
     double w_max;           /* segments: window before the last reduction */
@@ -200,33 +220,25 @@ struct ss_pcb {
     uint32_t max_snd_wnd;   /* largest window the peer offered (RFC 5961 5.2) */
     uint32_t irs, rcv_nxt, rcv_adv;  /* rcv_adv: right edge advertised */
     uint32_t fin_seq;       /* seq of our FIN when fin_queued */
-    uint32_t ooo_fin_seq;   /* where the FIN beyond a hole sits (ooo_fin) */
     uint32_t snd_up, rcv_up;    /* urgent pointers (RFC 9293 3.8.5), as sequence numbers */
     uint16_t snd_mss;       /* effective send MSS */
     uint16_t rcv_mss;       /* what we advertise */
     uint32_t chack_count;   /* challenge ACKs sent in chack_window (RFC 5961 7) */
+    uint32_t tlp_probes;    /* statistics: tail loss probes sent */
 
     /* --- TCP: out of order, options (tcp_opt.c: RFC 7323, RFC 2018) --- */
-    struct ss_ooo *ooo;     /* ooo_cap ranges, allocated at the first hole and
-                             * doubled up to cfg.ooo_max */
-    struct ss_sack_blk *sb; /* SACK scoreboard: sb_cap ranges, allocated at
-                             * the first SACK, doubled up to cfg.sack_max */
+    struct ss_sackx *sx;    /* out-of-order and SACK tables: ss__sx_none (empty,
+                             * read-only) until the first hole or SACK */
     struct ss_rxt *rx;      /* retransmissions in SACK recovery, oldest first:
                              * SS_STACK_RXT_MAX, allocated at the first */
     uint64_t ts_recent_at;  /* st->now when TS.Recent was set (PAWS 24 days) */
-    uint32_t ooo_clock;     /* stamps of ooo entries */
     uint32_t ts_off;        /* per-connection offset of our TSval clock */
     uint32_t ts_recent;     /* TS.Recent (RFC 7323 4.3) */
     uint32_t last_ack_sent; /* Last.ACK.sent (RFC 7323 4.3) */
-    uint16_t ooo_n;         /* ranges of ooo in use (at most ooo_cap) */
-    uint16_t sb_n;          /* ranges in use: sorted, disjoint, not touching */
-    uint16_t sb_cap;        /* ranges allocated (at most cfg.sack_max) */
-    uint16_t ooo_cap;       /* ranges of ooo allocated (at most cfg.ooo_max) */
     uint8_t opt_allow;      /* SS_OPTF_*: what this socket offers / accepts */
     uint8_t ws_offer;       /* the shift our SYN offers (from the rcv buffer) */
     uint8_t snd_wscale;     /* peer's shift: its window is SEG.WND << snd_wscale */
     uint8_t rcv_wscale;     /* our shift: we send window >> rcv_wscale */
-    uint32_t tlp_probes;    /* statistics: tail loss probes sent */
 
     /* --- TCP: timers (absolute µs, SS_NEVER when off) and RFC 6298 --- */
     uint64_t t_rtx, t_persist, t_delack, t_keep, t_2msl;
@@ -301,13 +313,23 @@ struct ss_pcb {
     uint32_t retransmits, timeouts, segs_in, segs_out;  /* 32 bits, as Linux' tcp_info */
 };
 
+extern const struct ss_sackx ss__sx_none;
+/* sk->sx, allocated if it was ss__sx_none; NULL when out of memory (the
+ * caller then does without: a segment or SACK block is not recorded). */
+struct ss_sackx *ss__sx_own(struct ss_pcb *sk);
+static inline bool ss__sx_taken(const struct ss_pcb *sk)
+{
+    return sk->sx != &ss__sx_none;
+}
+
 /* Issue 10 asks at most 512 B per idle connection, tables included; the
- * TCB is 560 B (from 652: the listener's queues share the congestion
+ * TCB is 536 B (from 652: the listener's queues share the congestion
  * state's place, UDP's queue count shares dupacks', error codes are 16
  * bits, keep-alive interval and count 16 and 8; from 592: HyStart's
- * fields share it too, and rtt_start is 32 bits). Growing it is a
- * decision: change this. */
-_Static_assert(sizeof(struct ss_pcb) <= 560, "struct ss_pcb grew past 560 bytes");
+ * fields share that place too, rtt_start is 32 bits, and the
+ * out-of-order and SACK tables' pointers and counts are in ss_sackx,
+ * taken only while needed). Growing it is a decision: change this. */
+_Static_assert(sizeof(struct ss_pcb) <= 536, "struct ss_pcb grew past 536 bytes");
 
 /* One retransmission sent in SACK or RTO recovery: [seq, end), and SND.NXT
  * when it went out (`mark`), with the bytes SACKed above it then (`base`).

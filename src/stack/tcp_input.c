@@ -597,9 +597,11 @@ static void check_urg(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg,
  * when it is full at max, or cannot grow. */
 static bool ooo_insert(struct ss_pcb *sk, uint32_t start, uint32_t end, uint32_t max)
 {
-    uint32_t stamp = ++sk->ooo_clock;   /* this range took the latest segment */
-    for (uint32_t i = 0; i < sk->ooo_n; i++) {
-        struct ss_ooo *o = &sk->ooo[i];
+    if (!max || !ss__sx_own(sk))
+        return false;   /* no table (as full at max): the segment is dropped */
+    uint32_t stamp = ++sk->sx->ooo_clock;   /* this range took the latest segment */
+    for (uint32_t i = 0; i < sk->sx->ooo_n; i++) {
+        struct ss_ooo *o = &sk->sx->ooo[i];
         if (SEQ_LEQ(start, o->end) && SEQ_LEQ(o->start, end)) {
             o->stamp = stamp;
             if (SEQ_LT(start, o->start))
@@ -607,16 +609,16 @@ static bool ooo_insert(struct ss_pcb *sk, uint32_t start, uint32_t end, uint32_t
             if (SEQ_GT(end, o->end))
                 o->end = end;
             /* The grown range may now touch others: fold them in. */
-            for (uint32_t j = 0; j < sk->ooo_n;) {
-                struct ss_ooo *p = &sk->ooo[j];
+            for (uint32_t j = 0; j < sk->sx->ooo_n;) {
+                struct ss_ooo *p = &sk->sx->ooo[j];
                 if (j != i && SEQ_LEQ(o->start, p->end) && SEQ_LEQ(p->start, o->end)) {
                     if (SEQ_LT(p->start, o->start))
                         o->start = p->start;
                     if (SEQ_GT(p->end, o->end))
                         o->end = p->end;
-                    *p = sk->ooo[--sk->ooo_n];
-                    if (i == sk->ooo_n)
-                        i = j, o = &sk->ooo[i];
+                    *p = sk->sx->ooo[--sk->sx->ooo_n];
+                    if (i == sk->sx->ooo_n)
+                        i = j, o = &sk->sx->ooo[i];
                     o->stamp = stamp;
                     continue;
                 }
@@ -625,18 +627,18 @@ static bool ooo_insert(struct ss_pcb *sk, uint32_t start, uint32_t end, uint32_t
             return true;
         }
     }
-    if (sk->ooo_n >= sk->ooo_cap) {
-        if (sk->ooo_cap >= max)
+    if (sk->sx->ooo_n >= sk->sx->ooo_cap) {
+        if (sk->sx->ooo_cap >= max)
             return false;
-        uint32_t cap = sk->ooo_cap ? 2u * sk->ooo_cap : SS_STACK_OOO_MIN;
+        uint32_t cap = sk->sx->ooo_cap ? 2u * sk->sx->ooo_cap : SS_STACK_OOO_MIN;
         cap = cap < max ? cap : max;
-        struct ss_ooo *no = realloc(sk->ooo, cap * sizeof *no);
+        struct ss_ooo *no = realloc(sk->sx->ooo, cap * sizeof *no);
         if (!no)
             return false;
-        sk->ooo = no;
-        sk->ooo_cap = (uint16_t)cap;
+        sk->sx->ooo = no;
+        sk->sx->ooo_cap = (uint16_t)cap;
     }
-    sk->ooo[sk->ooo_n++] = (struct ss_ooo){start, end, stamp};
+    sk->sx->ooo[sk->sx->ooo_n++] = (struct ss_ooo){start, end, stamp};
     return true;
 }
 
@@ -646,15 +648,15 @@ static void ooo_advance(struct ss_pcb *sk)
     bool moved = true;
     while (moved) {
         moved = false;
-        for (uint32_t i = 0; i < sk->ooo_n; i++) {
-            struct ss_ooo *o = &sk->ooo[i];
+        for (uint32_t i = 0; i < sk->sx->ooo_n; i++) {
+            struct ss_ooo *o = &sk->sx->ooo[i];
             if (SEQ_LEQ(o->start, sk->rcv_nxt)) {
                 if (SEQ_GT(o->end, sk->rcv_nxt)) {
                     sk->rcv.len += o->end - sk->rcv_nxt;
                     sk->bytes_in += o->end - sk->rcv_nxt;
                     sk->rcv_nxt = o->end;
                 }
-                sk->ooo[i] = sk->ooo[--sk->ooo_n];
+                sk->sx->ooo[i] = sk->sx->ooo[--sk->sx->ooo_n];
                 moved = true;
                 break;
             }
@@ -688,7 +690,7 @@ static void receive_text(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *s
     }
     ss__ring_poke(&sk->rcv, sk->rcv.len + off, seg->data, seg->len);
     if (off == 0) {
-        bool had_ooo = sk->ooo_n > 0;
+        bool had_ooo = sk->sx->ooo_n > 0;
         sk->rcv.len += seg->len;
         sk->rcv_nxt += seg->len;
         sk->bytes_in += seg->len;
@@ -747,12 +749,13 @@ static void synchronized(ss_stack *st, struct ss_pcb *sk, struct ss_seg *seg)
         uint32_t fseq = seg->seq + seg->len;
         if (fseq == sk->rcv_nxt) {
             receive_fin(st, sk);
-        } else if (SEQ_GT(fseq, sk->rcv_nxt)) {
+        } else if (SEQ_GT(fseq, sk->rcv_nxt) && ss__sx_own(sk)) {
+            /* (without memory for it the FIN is not kept: sent again) */
             sk->ooo_fin = true;
-            sk->ooo_fin_seq = fseq;
+            sk->sx->ooo_fin_seq = fseq;
         }
     }
-    if (sk->ooo_fin && sk->ooo_fin_seq == sk->rcv_nxt && !sk->fin_rcvd)
+    if (sk->ooo_fin && sk->sx->ooo_fin_seq == sk->rcv_nxt && !sk->fin_rcvd)
         receive_fin(st, sk);
 }
 

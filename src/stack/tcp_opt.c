@@ -11,7 +11,7 @@
  *   timestamps (7323 3-5)   ss__ts_now (TSval clock), ss__ts_paws (5.3 R1),
  *                           ss__ts_update (4.3 (2), 5.3 R3),
  *                           ss__ts_rtt (RTTM, 4.1 with RFC 6298)
- *   SACK, receiver (2018 4) sack_blocks_out: blocks from sk->ooo, the one
+ *   SACK, receiver (2018 4) sack_blocks_out: blocks from sk->sx->ooo, the one
  *                           that took the latest segment first
  *   SACK, sender (2018 5)   the scoreboard ss__sack_* (see stack_int.h)
  */
@@ -232,13 +232,13 @@ static size_t sack_blocks_out(const struct ss_pcb *sk, uint8_t *p, size_t max)
 {
     uint32_t taken[SS_SACK_BLOCKS_MAX];
     size_t n = 0;
-    while (n < max && n < sk->ooo_n) {
+    while (n < max && n < sk->sx->ooo_n) {
         uint32_t best = UINT32_MAX;
-        for (uint32_t i = 0; i < sk->ooo_n; i++) {
+        for (uint32_t i = 0; i < sk->sx->ooo_n; i++) {
             bool used = false;
             for (size_t k = 0; k < n; k++)
                 used |= taken[k] == i;
-            if (!used && (best == UINT32_MAX || sk->ooo[i].stamp - sk->ooo[best].stamp < 0x80000000u))
+            if (!used && (best == UINT32_MAX || sk->sx->ooo[i].stamp - sk->sx->ooo[best].stamp < 0x80000000u))
                 best = i;
         }
         taken[n++] = best;
@@ -250,8 +250,8 @@ static size_t sack_blocks_out(const struct ss_pcb *sk, uint8_t *p, size_t max)
     p[2] = OPT_SACK;
     p[3] = (uint8_t)(2 + 8 * n);
     for (size_t k = 0; k < n; k++) {
-        ss__put32(p + 4 + 8 * k, sk->ooo[taken[k]].start);
-        ss__put32(p + 8 + 8 * k, sk->ooo[taken[k]].end);
+        ss__put32(p + 4 + 8 * k, sk->sx->ooo[taken[k]].start);
+        ss__put32(p + 8 + 8 * k, sk->sx->ooo[taken[k]].end);
     }
     return 4 + 8 * n;
 }
@@ -307,7 +307,7 @@ size_t ss__tcp_write_options(ss_stack *st, const struct ss_pcb *sk, uint8_t *p, 
         p[n++] = OPT_NOP;
         n += put_ts(st, sk, p + n, sk->ts_recent);
     }
-    if (sk->sack_ok && sk->ooo_n && (flags & SS_TCP_ACK)) {
+    if (sk->sack_ok && sk->sx->ooo_n && (flags & SS_TCP_ACK)) {
         /* As many blocks as fit in 40 bytes and, beside data, in the
          * segment size the peer's MSS allows (SND.MSS + the TS bytes). */
         size_t max = sk->ts_ok ? 3 : 4;
@@ -324,66 +324,71 @@ size_t ss__tcp_write_options(ss_stack *st, const struct ss_pcb *sk, uint8_t *p, 
 
 void ss__sack_clear(struct ss_pcb *sk)
 {
-    sk->sb_n = 0;
+    if (ss__sx_taken(sk))
+        sk->sx->sb_n = 0;
 }
 
 /* Drop everything at or below una: ranges wholly below go, a range
  * across una is cut. */
 static void sb_prune(struct ss_pcb *sk, uint32_t una)
 {
+    if (!sk->sx->sb_n)
+        return;
     uint32_t k = 0;
-    for (uint32_t i = 0; i < sk->sb_n; i++) {
-        struct ss_sack_blk b = sk->sb[i];
+    for (uint32_t i = 0; i < sk->sx->sb_n; i++) {
+        struct ss_sack_blk b = sk->sx->sb[i];
         if (SEQ_LEQ(b.end, una))
             continue;
         if (SEQ_LT(b.start, una))
             b.start = una;
-        sk->sb[k++] = b;
+        sk->sx->sb[k++] = b;
     }
-    sk->sb_n = k;
+    sk->sx->sb_n = k;
 }
 
 /* Insert [s, e) keeping the table sorted, disjoint and not touching. */
 static void sb_insert(struct ss_pcb *sk, uint32_t max, uint32_t s, uint32_t e)
 {
-    if (sk->sb_n == sk->sb_cap && sk->sb_cap < max) {
-        uint32_t cap = sk->sb_cap ? 2 * sk->sb_cap : SS_STACK_SACK_MIN;
+    if (!max || !ss__sx_own(sk))
+        return;   /* as when the table cannot grow, below */
+    if (sk->sx->sb_n == sk->sx->sb_cap && sk->sx->sb_cap < max) {
+        uint32_t cap = sk->sx->sb_cap ? 2 * sk->sx->sb_cap : SS_STACK_SACK_MIN;
         cap = cap < max ? cap : max;
-        struct ss_sack_blk *nb = realloc(sk->sb, cap * sizeof *nb);
+        struct ss_sack_blk *nb = realloc(sk->sx->sb, cap * sizeof *nb);
         if (nb) {
-            sk->sb = nb;
-            sk->sb_cap = cap;
+            sk->sx->sb = nb;
+            sk->sx->sb_cap = cap;
         }
     }
-    if (!sk->sb_cap)
+    if (!sk->sx->sb_cap)
         return;   /* the range only looks unSACKed: safe, at worst sent again */
-    max = sk->sb_cap;
+    max = sk->sx->sb_cap;
     uint32_t i = 0;
-    while (i < sk->sb_n && SEQ_LT(sk->sb[i].end, s))
+    while (i < sk->sx->sb_n && SEQ_LT(sk->sx->sb[i].end, s))
         i++;
     /* sb[i..j) overlap or touch [s, e): merge them into one. */
     uint32_t j = i;
-    while (j < sk->sb_n && SEQ_LEQ(sk->sb[j].start, e)) {
-        if (SEQ_LT(sk->sb[j].start, s))
-            s = sk->sb[j].start;
-        if (SEQ_GT(sk->sb[j].end, e))
-            e = sk->sb[j].end;
+    while (j < sk->sx->sb_n && SEQ_LEQ(sk->sx->sb[j].start, e)) {
+        if (SEQ_LT(sk->sx->sb[j].start, s))
+            s = sk->sx->sb[j].start;
+        if (SEQ_GT(sk->sx->sb[j].end, e))
+            e = sk->sx->sb[j].end;
         j++;
     }
     if (j > i) {
-        sk->sb[i] = (struct ss_sack_blk){s, e};
-        memmove(&sk->sb[i + 1], &sk->sb[j], (sk->sb_n - j) * sizeof sk->sb[0]);
-        sk->sb_n -= j - i - 1;
+        sk->sx->sb[i] = (struct ss_sack_blk){s, e};
+        memmove(&sk->sx->sb[i + 1], &sk->sx->sb[j], (sk->sx->sb_n - j) * sizeof sk->sx->sb[0]);
+        sk->sx->sb_n -= j - i - 1;
         return;
     }
-    if (sk->sb_n == max) {
+    if (sk->sx->sb_n == max) {
         if (i == max)   /* above everything held: forget the new one */
             return;
-        sk->sb_n--;     /* forget the highest range */
+        sk->sx->sb_n--;     /* forget the highest range */
     }
-    memmove(&sk->sb[i + 1], &sk->sb[i], (sk->sb_n - i) * sizeof sk->sb[0]);
-    sk->sb[i] = (struct ss_sack_blk){s, e};
-    sk->sb_n++;
+    memmove(&sk->sx->sb[i + 1], &sk->sx->sb[i], (sk->sx->sb_n - i) * sizeof sk->sx->sb[0]);
+    sk->sx->sb[i] = (struct ss_sack_blk){s, e};
+    sk->sx->sb_n++;
 }
 
 bool ss__sack_update(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
@@ -405,8 +410,8 @@ bool ss__sack_update(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 
 bool ss__sack_is_sacked(const struct ss_pcb *sk, uint32_t seq)
 {
-    for (uint32_t i = 0; i < sk->sb_n; i++)
-        if (SEQ_IN(seq, sk->sb[i].start, sk->sb[i].end))
+    for (uint32_t i = 0; i < sk->sx->sb_n; i++)
+        if (SEQ_IN(seq, sk->sx->sb[i].start, sk->sx->sb[i].end))
             return true;
     return false;
 }
@@ -414,16 +419,16 @@ bool ss__sack_is_sacked(const struct ss_pcb *sk, uint32_t seq)
 uint32_t ss__sack_sacked_bytes(const struct ss_pcb *sk)
 {
     uint32_t n = 0;
-    for (uint32_t i = 0; i < sk->sb_n; i++)
-        n += sk->sb[i].end - sk->sb[i].start;
+    for (uint32_t i = 0; i < sk->sx->sb_n; i++)
+        n += sk->sx->sb[i].end - sk->sx->sb[i].start;
     return n;
 }
 
 uint32_t ss__sack_sacked_above(const struct ss_pcb *sk, uint32_t seq)
 {
     uint32_t n = 0;
-    for (uint32_t i = 0; i < sk->sb_n; i++) {
-        const struct ss_sack_blk *b = &sk->sb[i];
+    for (uint32_t i = 0; i < sk->sx->sb_n; i++) {
+        const struct ss_sack_blk *b = &sk->sx->sb[i];
         if (SEQ_LEQ(b->end, seq + 1))
             continue;
         n += SEQ_GT(b->start, seq) ? b->end - b->start : b->end - (seq + 1);
@@ -434,8 +439,8 @@ uint32_t ss__sack_sacked_above(const struct ss_pcb *sk, uint32_t seq)
 uint32_t ss__sack_ranges_above(const struct ss_pcb *sk, uint32_t seq)
 {
     uint32_t n = 0;
-    for (uint32_t i = 0; i < sk->sb_n; i++)
-        n += SEQ_GT(sk->sb[i].start, seq);
+    for (uint32_t i = 0; i < sk->sx->sb_n; i++)
+        n += SEQ_GT(sk->sx->sb[i].start, seq);
     return n;
 }
 
@@ -449,13 +454,13 @@ bool ss__sack_is_lost(const struct ss_pcb *sk, uint32_t seq, uint32_t dupthresh)
 
 uint32_t ss__sack_high(const struct ss_pcb *sk)
 {
-    return sk->sb_n ? sk->sb[sk->sb_n - 1].end : sk->snd_una;
+    return sk->sx->sb_n ? sk->sx->sb[sk->sx->sb_n - 1].end : sk->snd_una;
 }
 
 bool ss__sack_next_hole(const struct ss_pcb *sk, uint32_t seq, uint32_t *start, uint32_t *end)
 {
-    for (uint32_t i = 0; i < sk->sb_n; i++) {
-        const struct ss_sack_blk *b = &sk->sb[i];
+    for (uint32_t i = 0; i < sk->sx->sb_n; i++) {
+        const struct ss_sack_blk *b = &sk->sx->sb[i];
         if (SEQ_LT(seq, b->start)) {
             *start = seq;
             *end = b->start;
@@ -469,10 +474,10 @@ bool ss__sack_next_hole(const struct ss_pcb *sk, uint32_t seq, uint32_t *start, 
 
 uint32_t ss__sack_count(const struct ss_pcb *sk)
 {
-    return sk->sb_n;
+    return sk->sx->sb_n;
 }
 
 struct ss_sack_blk ss__sack_range(const struct ss_pcb *sk, uint32_t i)
 {
-    return i < sk->sb_n ? sk->sb[i] : (struct ss_sack_blk){0, 0};
+    return i < sk->sx->sb_n ? sk->sx->sb[i] : (struct ss_sack_blk){0, 0};
 }

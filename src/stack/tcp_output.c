@@ -358,7 +358,7 @@ static uint32_t skip_sacked(struct ss_pcb *sk, uint32_t *cap)
 static uint32_t seg_max(const ss_stack *st, const struct ss_pcb *sk)
 {
     uint32_t n = st->cfg.tso_max / sk->snd_mss;
-    return n > 1 && sk->ooo_n == 0 ? n * sk->snd_mss : sk->snd_mss;
+    return n > 1 && sk->sx->ooo_n == 0 ? n * sk->snd_mss : sk->snd_mss;
 }
 
 /* Send one segment of data/FIN starting at SND.NXT; returns false when
