@@ -195,15 +195,11 @@ SS_API_BEGIN
 /* Bytes handed to the framework's own (copying) queue ahead of the socket;
  * the rest waits as shared lines. */
 #define SS_CHAT_STAGE (32 * 1024)
-/* Lines per writev when a client's queue goes to its socket: a busy room
- * gives each client about one line per talker per loop iteration, and
- * every line past this costs one more send per recipient (64 made two
- * sendmsg per client per iteration with 100 talkers). 512 covers
- * SS_CHAT_STAGE of 64-byte lines; IOV_MAX is 1024. */
-#define SS_CHAT_PUSH_IOV 512
-/* Those lines are copied into one buffer of this size and sent as one
- * piece (a push takes lines up to SS_CHAT_STAGE, plus one line of at most
- * 64 KiB); a longer push goes as an iovec. */
+/* A client's lines go to its socket copied into one buffer of this size
+ * and sent as one piece: lines up to SS_CHAT_STAGE, plus one line of at
+ * most 64 KiB (a busy room gives each client about one line per talker
+ * per loop iteration; one iovec per line cost the kernel more than the
+ * copy). A longer line goes alone, from the shared line itself. */
 #define SS_CHAT_PUSH_BUF (SS_CHAT_STAGE + 64 * 1024)
 /* History inserts in one store transaction at most (chat_store.c); the
  * server commits each loop iteration's inserts before its replies leave,

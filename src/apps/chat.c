@@ -445,10 +445,18 @@ static void route_conn(ss_chat_conn *c, const char *data, size_t len)
 static void route_room(ss_chat_room *r, ss_chat_conn *except, const char *data,
                        size_t len)
 {
-    ss_chat_line *l = r->io.send_line ? line_new(data, len) : NULL;
+    int (*send_line)(void *, ss_chat_line *) = r->io.send_line;
+    if (!send_line) {
+        for (ss_chat_conn *c = r->conns; c; c = c->next)
+            if (c != except && c->named)
+                route_conn_bytes(c, NULL, data, len);
+        return;
+    }
+    /* The fan-out: one reference per recipient, the hook loaded once. */
+    ss_chat_line *l = line_new(data, len);
     for (ss_chat_conn *c = r->conns; c; c = c->next)
-        if (c != except && c->named)
-            route_conn_bytes(c, l, data, len);
+        if (c != except && c->named && !c->dead && (!l || send_line(c->io, l) < 0))
+            c->dead = true;
     ss_chat_line_unref(l);
 }
 
@@ -2902,7 +2910,9 @@ void ss_chat_eof(ss_chat_conn *c, int64_t now_ms)
 
 void ss_chat_drain(ss_chat_conn *c)
 {
-    if (c->named)
+    /* Every push that empties a queue comes here: skip the offline pump
+     * when it has nothing to read, delete or remember. */
+    if (c->named && (c->off_more || c->off_op || c->off_sent[0] || c->off_queued[0]))
         offline_pump(c);
     pump(c);
 }

@@ -99,6 +99,7 @@ struct ss_chat_server {
     ss__irc_hub *hub;         /* shared by the IRC connections */
     ss_server *srv;           /* for the store's commit warning */
     char *obuf;               /* SS_CHAT_PUSH_BUF: one push's lines, copied */
+    size_t fast_max;          /* min(outq_max, outq_high): queue_line's bound */
 };
 
 struct chat_ctx {
@@ -110,6 +111,7 @@ struct chat_ctx {
     size_t q_head, q_n, q_cap;
     size_t q_off;             /* bytes of q[q_head] already pushed */
     size_t q_bytes;           /* bytes referenced and not yet pushed */
+    size_t conn_q;            /* >= the framework's queue (see queue_line) */
     bool behind, cut;
     uint64_t progress_ms;     /* loop time of the last push */
     uint64_t opened_ms;
@@ -308,44 +310,48 @@ static void push(struct chat_ctx *x)
     bool moved = false;
     commit(cs);
     while (x->q_n && !x->cut && ss_conn_out_queued(x->conn) < SS_CHAT_STAGE) {
-        struct iovec iov[SS_CHAT_PUSH_IOV];
-        int n = 0;
-        size_t total = 0;
-        for (size_t i = 0; i < x->q_n && n < SS_CHAT_PUSH_IOV && total < SS_CHAT_STAGE; i++) {
-            const ss_chat_line *l = x->q[(x->q_head + i) & (x->q_cap - 1)];
-            size_t skip = i == 0 ? x->q_off : 0;
-            iov[n].iov_base = (void *)(l->data + skip);
-            iov[n].iov_len = l->len - skip;
-            total += l->len - skip;
-            n++;
-        }
-        /* Several lines go out as one copy: the kernel's walk over one
-         * iovec per 64-byte line cost more than the copy (bench/RESULTS.md,
-         * chat, issue 11). */
-        int wr;
-        if (n > 1 && total <= SS_CHAT_PUSH_BUF &&
-            (cs->obuf || (cs->obuf = malloc(SS_CHAT_PUSH_BUF)))) {
-            size_t o = 0;
-            for (int i = 0; i < n; i++) {
-                memcpy(cs->obuf + o, iov[i].iov_base, iov[i].iov_len);
-                o += iov[i].iov_len;
+        /* Lines up to SS_CHAT_STAGE go out as one copy, each reference
+         * dropped as its line is copied: the kernel's walk over one iovec
+         * per 64-byte line cost more than the copy, and one pass over the
+         * ring is a third of the instructions of building iovecs first
+         * (bench/RESULTS.md, chat, issue 11). */
+        size_t mask = x->q_cap - 1, o = 0, skip = x->q_off;
+        if (cs->obuf || (cs->obuf = malloc(SS_CHAT_PUSH_BUF))) {
+            while (x->q_n && o < SS_CHAT_STAGE) {
+                ss_chat_line *l = x->q[x->q_head];
+                size_t n = l->len - skip;
+                if (o + n > SS_CHAT_PUSH_BUF)
+                    break;
+                memcpy(cs->obuf + o, l->data + skip, n);
+                o += n;
+                skip = 0;
+                ss__chat_line_drop(l);
+                x->q_head = (x->q_head + 1) & mask;
+                x->q_n--;
             }
+        }
+        int wr;
+        if (o) {
+            x->q_off = 0;
+            x->q_bytes -= o;
             struct iovec one = {cs->obuf, o};
             wr = ss_conn_writev(x->conn, &one, 1);
         } else {
-            wr = ss_conn_writev(x->conn, iov, n);
+            /* No buffer, or one line longer than it: that line alone. */
+            ss_chat_line *l = x->q[x->q_head];
+            struct iovec one = {l->data + skip, l->len - skip};
+            wr = ss_conn_writev(x->conn, &one, 1);
+            x->q_off = 0;
+            x->q_bytes -= one.iov_len;
+            ss__chat_line_drop(l);
+            x->q_head = (x->q_head + 1) & mask;
+            x->q_n--;
         }
+        x->conn_q = ss_conn_out_queued(x->conn);
         if (wr < 0) {
             drop_queue(x);
             break;
         }
-        for (int i = 0; i < n; i++) {
-            ss__chat_line_drop(x->q[x->q_head]);
-            x->q_head = (x->q_head + 1) & (x->q_cap - 1);
-            x->q_n--;
-        }
-        x->q_off = 0;
-        x->q_bytes -= total;
         moved = true;
     }
     if (moved)
@@ -375,11 +381,13 @@ static void flush_all(ss_loop *loop, void *arg)
 }
 
 /* Put l on x's queue (a reference), or cut x off past outq_max. */
-static int queue_line(struct chat_ctx *x, ss_chat_line *l)
+__attribute__((noinline))
+static int queue_line_slow(struct chat_ctx *x, ss_chat_line *l)
 {
     ss_chat_server *cs = x->cs;
     if (x->cut)
         return -ENOBUFS;
+    x->conn_q = ss_conn_out_queued(x->conn);
     size_t len = l->len, held = queued(x);
     if (held + len > cs->so.outq_max) {
         cs->st.overflows++;
@@ -407,6 +415,26 @@ static int queue_line(struct chat_ctx *x, ss_chat_line *l)
     if (!x->behind && held > cs->so.outq_high)
         set_behind(x, true);
     mark_dirty(cs, x);
+    return 0;
+}
+
+/* The same, for the common case. x->conn_q is at least the framework's
+ * queue (only push writes to it, and the socket only shrinks it), so when
+ * even that bound stays under the cap, the high-water mark and the peak so
+ * far, queue_line_slow would only append: no call into the framework per
+ * delivery. */
+static inline int queue_line(struct chat_ctx *x, ss_chat_line *l)
+{
+    ss_chat_server *cs = x->cs;
+    size_t after = x->q_bytes + x->conn_q + l->len;
+    if (__builtin_expect(x->cut || x->q_n == x->q_cap || after > cs->fast_max ||
+                         after > cs->st.queue_peak, 0))
+        return queue_line_slow(x, l);
+    x->q[(x->q_head + x->q_n) & (x->q_cap - 1)] = ss__chat_line_hold(l);
+    x->q_n++;
+    x->q_bytes += l->len;
+    if (!x->dirty)
+        mark_dirty(cs, x);
     return 0;
 }
 
@@ -467,6 +495,7 @@ static void relay_pass(struct chat_ctx *x, const char *data, size_t len)
         ss_conn_close(x->conn);
         return;
     }
+    y->conn_q = ss_conn_out_queued(y->conn);
     x->cs->st.relayed_bytes += len;
     if (ss_conn_out_full(y->conn))
         ss_conn_pause_read(x->conn);
@@ -1281,6 +1310,7 @@ int ss_chat_server_new(const ss_chat_opts *o, const ss_chat_server_opts *so,
                                                                    : SS_CHAT_OUTQ_HIGH;
     if (!cs->so.stall_ms)
         cs->so.stall_ms = SS_CHAT_STALL_MS;
+    cs->fast_max = cs->so.outq_high < cs->so.outq_max ? cs->so.outq_high : cs->so.outq_max;
     ss_defer_init(&cs->flush, flush_all, cs);
     ss_defer_init(&cs->wake, wake_all, cs);
     pthread_mutex_init(&cs->kw.mu, NULL);
