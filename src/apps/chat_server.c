@@ -111,7 +111,7 @@ struct chat_ctx {
     size_t q_head, q_n, q_cap;
     size_t q_off;             /* bytes of q[q_head] already pushed */
     size_t q_bytes;           /* bytes referenced and not yet pushed */
-    size_t conn_q;            /* >= the framework's queue (see queue_line) */
+    size_t fast_room;         /* bytes queue_line may append unchecked */
     bool behind, cut;
     uint64_t progress_ms;     /* loop time of the last push */
     uint64_t opened_ms;
@@ -261,7 +261,7 @@ static void drop_queue(struct chat_ctx *x)
         ss_chat_line_unref(x->q[(x->q_head + i) & (x->q_cap - 1)]);
     free(x->q);
     x->q = NULL;
-    x->q_head = x->q_n = x->q_cap = x->q_off = x->q_bytes = 0;
+    x->q_head = x->q_n = x->q_cap = x->q_off = x->q_bytes = x->fast_room = 0;
 }
 
 /* Cut x off with a last line (it may never read it). */
@@ -303,6 +303,20 @@ static void commit(ss_chat_server *cs)
     }
 }
 
+/* What queue_line may append to x without looking at the framework's
+ * queue: while the client's queue (ours plus the framework's) stays under
+ * the high-water mark, the hard cap and the largest queue seen so far, an
+ * append cuts nobody off, makes nobody behind and sets no new peak. Only
+ * push and cut write to a room connection, and they set this again; the
+ * socket only shrinks the framework's queue; the peak only grows. */
+static void fast_room_set(struct chat_ctx *x)
+{
+    ss_chat_server *cs = x->cs;
+    size_t lim = cs->fast_max < cs->st.queue_peak ? cs->fast_max : cs->st.queue_peak;
+    size_t held = queued(x);
+    x->fast_room = x->cut || held >= lim ? 0 : lim - held;
+}
+
 /* Hand queued lines to the framework while its queue is short. */
 static void push(struct chat_ctx *x)
 {
@@ -317,18 +331,25 @@ static void push(struct chat_ctx *x)
          * (bench/RESULTS.md, chat, issue 11). */
         size_t mask = x->q_cap - 1, o = 0, skip = x->q_off;
         if (cs->obuf || (cs->obuf = malloc(SS_CHAT_PUSH_BUF))) {
-            while (x->q_n && o < SS_CHAT_STAGE) {
-                ss_chat_line *l = x->q[x->q_head];
+            /* In locals: memcpy may not alias them, so they stay in
+             * registers across its calls. */
+            ss_chat_line **q = x->q;
+            char *buf = cs->obuf;
+            size_t head = x->q_head, left = x->q_n;
+            while (left && o < SS_CHAT_STAGE) {
+                ss_chat_line *l = q[head];
                 size_t n = l->len - skip;
                 if (o + n > SS_CHAT_PUSH_BUF)
                     break;
-                memcpy(cs->obuf + o, l->data + skip, n);
+                memcpy(buf + o, l->data + skip, n);
                 o += n;
                 skip = 0;
                 ss__chat_line_drop(l);
-                x->q_head = (x->q_head + 1) & mask;
-                x->q_n--;
+                head = (head + 1) & mask;
+                left--;
             }
+            x->q_head = head;
+            x->q_n = left;
         }
         int wr;
         if (o) {
@@ -347,7 +368,6 @@ static void push(struct chat_ctx *x)
             x->q_head = (x->q_head + 1) & mask;
             x->q_n--;
         }
-        x->conn_q = ss_conn_out_queued(x->conn);
         if (wr < 0) {
             drop_queue(x);
             break;
@@ -358,6 +378,7 @@ static void push(struct chat_ctx *x)
         x->progress_ms = ss_loop_now(ss_conn_loop(x->conn));
     if (x->behind && queued(x) <= cs->so.outq_high / 2)
         set_behind(x, false);
+    fast_room_set(x);
 }
 
 /* Everything x had went to the socket and no on_drain will come: let the
@@ -387,7 +408,6 @@ static int queue_line_slow(struct chat_ctx *x, ss_chat_line *l)
     ss_chat_server *cs = x->cs;
     if (x->cut)
         return -ENOBUFS;
-    x->conn_q = ss_conn_out_queued(x->conn);
     size_t len = l->len, held = queued(x);
     if (held + len > cs->so.outq_max) {
         cs->st.overflows++;
@@ -415,26 +435,22 @@ static int queue_line_slow(struct chat_ctx *x, ss_chat_line *l)
     if (!x->behind && held > cs->so.outq_high)
         set_behind(x, true);
     mark_dirty(cs, x);
+    fast_room_set(x);
     return 0;
 }
 
-/* The same, for the common case. x->conn_q is at least the framework's
- * queue (only push writes to it, and the socket only shrinks it), so when
- * even that bound stays under the cap, the high-water mark and the peak so
- * far, queue_line_slow would only append: no call into the framework per
- * delivery. */
+/* The same, for the common case (see fast_room_set): an append. */
 static inline int queue_line(struct chat_ctx *x, ss_chat_line *l)
 {
-    ss_chat_server *cs = x->cs;
-    size_t after = x->q_bytes + x->conn_q + l->len;
-    if (__builtin_expect(x->cut || x->q_n == x->q_cap || after > cs->fast_max ||
-                         after > cs->st.queue_peak, 0))
+    size_t len = l->len;
+    if (__builtin_expect(len >= x->fast_room || x->q_n == x->q_cap, 0))
         return queue_line_slow(x, l);
+    x->fast_room -= len;
     x->q[(x->q_head + x->q_n) & (x->q_cap - 1)] = ss__chat_line_hold(l);
     x->q_n++;
-    x->q_bytes += l->len;
+    x->q_bytes += len;
     if (!x->dirty)
-        mark_dirty(cs, x);
+        mark_dirty(x->cs, x);
     return 0;
 }
 
@@ -495,7 +511,7 @@ static void relay_pass(struct chat_ctx *x, const char *data, size_t len)
         ss_conn_close(x->conn);
         return;
     }
-    y->conn_q = ss_conn_out_queued(y->conn);
+    y->fast_room = 0; /* a relay leaves the room; its queue is not ours */
     x->cs->st.relayed_bytes += len;
     if (ss_conn_out_full(y->conn))
         ss_conn_pause_read(x->conn);
