@@ -652,7 +652,11 @@ static void text(FILE *out, double x, double y, const char *anchor, const char *
 static const char svg_style[] =
     "<style>text{font-family:monospace;font-size:12px}.t{fill:#666}.st{fill:#06c;"
     "font-weight:bold}.rtx{fill:#c60}.lost{fill:#c00}.gap{fill:#888;font-style:italic}"
-    ".tw{fill:#a50}.h{font-weight:bold}.ax{fill:#333}</style>\n";
+    ".tw{fill:#a50}.h{font-weight:bold}.ax{fill:#333}"
+    /* a packet's arrow, from its classes: most rows are one, so the
+     * stroke is not repeated on each (the 10 MB bound, docs/raw.md) */
+    "line.a{stroke:#222;marker-end:url(#arr)}line.a.r{stroke:#c60}line.a.b{stroke-width:3}"
+    "</style>\n";
 
 int ss_viz_diagram_svg(const ss_viz *v, FILE *out)
 {
@@ -738,10 +742,9 @@ int ss_viz_diagram_svg(const ss_viz *v, FILE *out)
                              "stroke=\"#c00\" stroke-width=\"2\"/>\n",
                         x1, y + 6, xm, y + 6, col, xm - 4, y + 2);
             } else {
-                fprintf(out, "<line class=\"arrow\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
-                             "y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%s\" "
-                             "marker-end=\"url(#arr)\"/>\n",
-                        x1, y + 6, x2, y + 6, col, r->count > 1 ? "3" : "1");
+                fprintf(out, "<line class=\"a%s%s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
+                             "y2=\"%.1f\"/>\n",
+                        r->rtx ? " r" : "", r->count > 1 ? " b" : "", x1, y + 6, x2, y + 6);
             }
             text(out, lx, y + 1, "middle", cls, r->label);
             break;
