@@ -119,8 +119,10 @@ struct ss_sackx *ss__sx_own(struct ss_pcb *sk)
     if (ss__sx_taken(sk))
         return sk->sx;
     struct ss_sackx *x = calloc(1, sizeof *x);
-    if (x)
-        sk->sx = x;
+    if (!x)
+        return NULL;
+    x->rack_end = sk->snd_una;
+    sk->sx = x;
     return x;
 }
 
@@ -133,6 +135,7 @@ static void sx_release(struct ss_pcb *sk)
     free(sk->sx->sb);
     free(sk->sx);
     sk->sx = (struct ss_sackx *)&ss__sx_none;
+    sk->reo_holes = false;  /* its deadline went with it */
 }
 
 static void sock_free(ss_stack *st, struct ss_pcb *sk)

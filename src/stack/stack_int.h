@@ -124,6 +124,12 @@ struct ss_sackx {
                              * the first SACK, doubled up to cfg.sack_max */
     uint32_t ooo_clock;     /* stamps of ooo entries */
     uint32_t ooo_fin_seq;   /* where the FIN beyond a hole sits (ss_pcb.ooo_fin) */
+    /* RACK (RFC 8985 6.2) in recovery, here since holes need SACK blocks:
+     * the holes below rack_end are lost by time (ss_pcb.snd_una when
+     * this is taken, and when it is not); those below reo_high will be
+     * at reo_due (low 32 bits of st->now, µs) unless they arrive
+     * (ss_pcb.reo_holes). */
+    uint32_t rack_end, reo_high, reo_due;
     uint16_t ooo_n;         /* ranges of ooo in use (at most ooo_cap) */
     uint16_t sb_n;          /* ranges in use: sorted, disjoint, not touching */
     uint16_t sb_cap;        /* ranges allocated (at most cfg.sack_max) */
@@ -210,6 +216,7 @@ struct ss_pcb {
     bool reo_on : 1;            /* t_tlp is RACK's reordering timer (RFC 8985 6.3) */
     bool ccs_live : 1;          /* ccs holds the algorithm's state, no longer HyStart's
                                  * (tcp_cc_cubic.c) */
+    bool reo_holes : 1;         /* in recovery, holes below reo_high wait for reo_due */
 
     /* --- TCP: a connection's place in its listener's accept queue --- */
     int parent;             /* listener id while in its queues, else -1 */
@@ -337,7 +344,9 @@ _Static_assert(sizeof(struct ss_pcb) <= 536, "struct ss_pcb grew past 536 bytes"
  * SACKed there while [seq, end) has not arrived, it was lost too. */
 struct ss_rxt {
     uint32_t seq, end, mark, base;
+    uint64_t due;   /* RACK (RFC 8985 6.2 step 5): sent at + SRTT + reo_wnd */
     bool lost;      /* found lost (ss__cc_rxt_update), to be resent */
+    bool timed;     /* data sent after it arrived: lost at `due` if it has not */
 };
 
 struct ss_frag {
@@ -590,8 +599,13 @@ void ss__cc_start(ss_stack *st, struct ss_pcb *sk);
 void ss__cc_on_ack(ss_stack *st, struct ss_pcb *sk, uint32_t acked);
 /* A duplicate ACK as RFC 5681 2 defines it. */
 void ss__cc_on_dupack(ss_stack *st, struct ss_pcb *sk);
-/* RACK's reordering timer expired (tcp_timer.c): SND.UNA's segment lost. */
+/* RACK's reordering timer expired (tcp_timer.c): out of recovery,
+ * SND.UNA's segment is lost; in recovery, the holes below the highest
+ * SACK of reo_wnd ago, and the retransmissions whose time is up. */
 void ss__cc_reo_timeout(ss_stack *st, struct ss_pcb *sk);
+/* After an ACK's SACK and PRR processing (tcp_input.c): in SACK recovery,
+ * arm RACK's reordering timer for what the ACK showed may be lost. */
+void ss__cc_rack_arm(ss_stack *st, struct ss_pcb *sk);
 /* The retransmission timer expired (data, not the SYN). */
 void ss__cc_on_timeout(ss_stack *st, struct ss_pcb *sk);
 /* Before sending new data: restart after idle (RFC 5681 4.1). */
@@ -622,7 +636,7 @@ void ss__cc_on_delivered(ss_stack *st, struct ss_pcb *sk, uint32_t delivered);
  * - ss__cc_rxt_update: after an ACK, forget what arrived and mark what
  *   was lost (it leaves pipe); true if one waits to be resent;
  * - ss__cc_lost_rxt: take the oldest marked one, to be resent. */
-void ss__cc_rxt_sent(struct ss_pcb *sk, uint32_t seq, uint32_t end);
+void ss__cc_rxt_sent(const ss_stack *st, struct ss_pcb *sk, uint32_t seq, uint32_t end);
 bool ss__cc_rxt_update(ss_stack *st, struct ss_pcb *sk);
 uint32_t ss__cc_rxt_lost_bytes(const struct ss_pcb *sk);
 bool ss__cc_lost_rxt(struct ss_pcb *sk, uint32_t *seq, uint32_t *len);

@@ -38,10 +38,14 @@
  *   RFC 8985 6         RACK for SND.UNA: SRTT/4 after   arm_reo(),
  *                        the first duplicate ACK, it is   ss__cc_reo_timeout()
  *                        lost (on the PTO's timer)
- *   a lost retransmission (no RFC 6675 rule; RFC 8985    ss__cc_lost_rxt()
- *     finds it by time, this by sequence as in
- *     draft-scheffenegger-tcpm-lrd: DupThresh segments
- *     sent after it arrived, it did not)
+ *   RFC 8985 6.2       RACK in recovery: reo_wnd after  ss__cc_rack_arm(),
+ *                        an ACK, the holes below its      ss__cc_reo_timeout(),
+ *                        highest SACK are lost            rack_lost()
+ *   a lost retransmission (no RFC 6675 rule): by         ss__cc_rxt_update(),
+ *     sequence as in draft-scheffenegger-tcpm-lrd        ss__cc_lost_rxt()
+ *     (DupThresh segments sent after it arrived, it
+ *     did not), or by time as RFC 8985 6.2 (one sent
+ *     after it arrived, and SRTT + reo_wnd passed)
  *
  * Nothing here builds a segment: a retransmission is a mark (rtx_mark /
  * rtx_seq for one segment, SND.NXT pulled back for an RTO) that
@@ -58,6 +62,47 @@
 
 /* RFC 5681 / RFC 6675 DupThresh: a constant of the RFCs, not a tunable. */
 #define DUPTHRESH 3u
+
+/* RFC 8985 6.2 step 4: reo_wnd = RACK.min_RTT / 4. The stack keeps no
+ * min RTT: SRTT / 4, the larger and so the more careful, and at least the
+ * clock granularity of 1 ms. */
+static uint32_t reo_wnd(const struct ss_pcb *sk)
+{
+    return sk->srtt_us / 4 > 1000 ? sk->srtt_us / 4 : 1000;
+}
+
+/* Has the time t (the low 32 bits of st->now, as hystart's) come? */
+static bool reached(const ss_stack *st, uint32_t t)
+{
+    return (int32_t)((uint32_t)st->now - t) >= 0;
+}
+
+/* t as an absolute time for a timer (now if it has come). */
+static uint64_t due_at(const ss_stack *st, uint32_t t)
+{
+    int32_t d = (int32_t)(t - (uint32_t)st->now);
+    return d > 0 ? st->now + (uint32_t)d : st->now;
+}
+
+/* RACK's state in recovery lives with the SACK tables (struct ss_sackx):
+ * without them there are no holes, and nothing is lost by time. */
+static uint32_t rack_end(const struct ss_pcb *sk)
+{
+    return ss__sx_taken(sk) ? sk->sx->rack_end : sk->snd_una;
+}
+static void set_rack_end(struct ss_pcb *sk, uint32_t v)
+{
+    if (ss__sx_taken(sk))
+        sk->sx->rack_end = v;
+}
+
+/* RACK in recovery (RFC 8985 6.2): is the hole at s lost by time? Every
+ * hole below rack_end was sent before a segment that arrived reo_wnd
+ * ago or longer (ss__cc_reo_timeout). */
+static bool rack_lost(const struct ss_pcb *sk, uint32_t s)
+{
+    return sk->cc_phase == SS_CC_RECOVERY && SEQ_LT(s, rack_end(sk));
+}
 
 static const struct ss__cc_ops *const algos[SS_CC_NALGOS] = {
     [SS_CC_NEWRENO] = &ss__cc_newreno,
@@ -182,7 +227,8 @@ uint32_t ss__cc_pipe(const struct ss_pcb *sk)
             continue;
         /* IsLost(s): DupThresh ranges above it, or more than
          * (DupThresh - 1) SMSS SACKed above it. */
-        if (n - k < DUPTHRESH && above <= (DUPTHRESH - 1) * (uint32_t)sk->snd_mss)
+        if (n - k < DUPTHRESH && above <= (DUPTHRESH - 1) * (uint32_t)sk->snd_mss &&
+            !rack_lost(sk, s))
             pipe += e - s;
         if (SEQ_GT(rxt, s))
             pipe += (SEQ_LT(rxt, e) ? rxt : e) - s;
@@ -208,14 +254,14 @@ bool ss__cc_next_hole(const struct ss_pcb *sk, bool lost, uint32_t *seq, uint32_
      * so the first hole decides rule (1). */
     if (!ss__sack_next_hole(sk, from, &s, &e))
         return false;
-    if (lost && !ss__sack_is_lost(sk, s, DUPTHRESH))
+    if (lost && !ss__sack_is_lost(sk, s, DUPTHRESH) && !rack_lost(sk, s))
         return false;
     *seq = s;
     *len = ss__min32(e - s, sk->snd_mss);
     return true;
 }
 
-void ss__cc_rxt_sent(struct ss_pcb *sk, uint32_t seq, uint32_t end)
+void ss__cc_rxt_sent(const ss_stack *st, struct ss_pcb *sk, uint32_t seq, uint32_t end)
 {
     if (!sk->sack_ok || !sk->cc_started ||
         (sk->cc_phase != SS_CC_RECOVERY && sk->cc_phase != SS_CC_LOSS))
@@ -230,7 +276,13 @@ void ss__cc_rxt_sent(struct ss_pcb *sk, uint32_t seq, uint32_t end)
      * Only SACKs that arrive later count (the scoreboard is kept across
      * an RTO, and old blocks above the mark prove nothing). */
     uint32_t mark = sk->snd_nxt;
-    sk->rx[sk->rx_n++] = (struct ss_rxt){seq, end, mark, ss__sack_sacked_above(sk, mark - 1), false};
+    sk->rx[sk->rx_n++] = (struct ss_rxt){
+        .seq = seq,
+        .end = end,
+        .mark = mark,
+        .base = ss__sack_sacked_above(sk, mark - 1),
+        .due = st->now + sk->srtt_us + reo_wnd(sk),
+    };
 }
 
 bool ss__cc_rxt_update(ss_stack *st, struct ss_pcb *sk)
@@ -247,19 +299,23 @@ bool ss__cc_rxt_update(ss_stack *st, struct ss_pcb *sk)
         sk->rx[k++] = r;
     }
     sk->rx_n = (uint8_t)k;
-    /* Oldest first, and marks only grow: the first one not lost ends the
-     * search. Like IsLost (RFC 6675 4), more than (DupThresh - 1) * SMSS
-     * bytes newly SACKed at or above the mark tolerate that much
-     * reordering. */
-    bool found = false;
+    /* Lost by sequence: like IsLost (RFC 6675 4), more than (DupThresh
+     * - 1) * SMSS bytes newly SACKed at or above the mark tolerate that
+     * much reordering. Lost by time (RACK, RFC 8985 6.2 step 5, in
+     * recovery and with RACK-TLP on): something sent after it arrived,
+     * and SRTT + reo_wnd have passed since it went out. */
+    bool found = false, by_time = st->cfg.tlp && sk->cc_phase == SS_CC_RECOVERY;
     for (uint32_t i = 0; i < k; i++) {
-        if (sk->rx[i].lost)
+        struct ss_rxt *r = &sk->rx[i];
+        if (r->lost)
             continue;
-        uint32_t now_above = ss__sack_sacked_above(sk, sk->rx[i].mark - 1);
-        uint32_t fresh = now_above > sk->rx[i].base ? now_above - sk->rx[i].base : 0;
-        if (fresh <= (DUPTHRESH - 1) * (uint32_t)sk->snd_mss)
-            break;
-        sk->rx[i].lost = true;
+        uint32_t now_above = ss__sack_sacked_above(sk, r->mark - 1);
+        uint32_t fresh = now_above > r->base ? now_above - r->base : 0;
+        r->timed = r->timed || fresh > 0;
+        if (fresh <= (DUPTHRESH - 1) * (uint32_t)sk->snd_mss &&
+            !(by_time && r->timed && st->now >= r->due))
+            continue;
+        r->lost = true;
         found = true;
     }
     if (found)
@@ -481,6 +537,7 @@ void ss__cc_on_ack(ss_stack *st, struct ss_pcb *sk, uint32_t acked)
             sk->cc_phase = SS_CC_OPEN;
             sk->ca_acked = 0;
             sk->rx_n = 0;
+            sk->reo_holes = false;
             ss__cc_trace(st, sk, SS_CC_MARK_EXIT_RECOVERY);
             return;
         }
@@ -532,6 +589,8 @@ static void enter_recovery(ss_stack *st, struct ss_pcb *sk, enum ss_cc_mark why)
     sk->rtx_mark = true;
     sk->rtx_seq = sk->snd_una;
     sk->high_rxt = sk->snd_una;
+    set_rack_end(sk, sk->snd_una);
+    sk->reo_holes = false;
     sk->rx_n = 0;
     /* RFC 6675 5 (4.2): with SACK, cwnd = ssthresh; pipe, not an inflated
      * cwnd, accounts for what the duplicate ACKs say has left. */
@@ -546,36 +605,115 @@ static void enter_recovery(ss_stack *st, struct ss_pcb *sk, enum ss_cc_mark why)
     ss__cc_trace(st, sk, why);
 }
 
-/* RACK (RFC 8985 6) for the segment at SND.UNA, on the reordering timer
- * that TLP's PTO also runs on (as Linux multiplexes them). A duplicate
- * ACK with SACK comes about one RTT after the segment sent right after
- * SND.UNA's, so SND.UNA's own has had RTT + reo_wnd to arrive once
- * reo_wnd more has passed (6.2 step 5: lost if now >= xmit_ts + RACK.rtt
- * + reo_wnd): then it is lost, however few duplicate ACKs came. With a
- * small window there are never three (a window of 4 segments that loses
- * one, and one ACK of the other 3 lost too, waited a whole RTO; at 10 ms
- * and 5% loss the RTOs cost our stack 40% of its goodput against Linux).
- * reo_wnd = SRTT / 4 (6.2 step 4 takes RACK.min_RTT / 4; the stack keeps
- * no min RTT; SRTT is the larger, the more careful). Only with SACK, and
- * off with TLP (cfg.tlp): RACK-TLP as one switch. */
+/* RACK's reordering timer runs on the PTO's (as Linux multiplexes them):
+ * set t_tlp to `at`, unless the RTO comes first. */
+static void set_reo(ss_stack *st, struct ss_pcb *sk, uint64_t at)
+{
+    if (at >= sk->t_rtx) {
+        if (sk->reo_on)
+            sk->t_tlp = SS_NEVER;
+        sk->reo_on = false;
+        return;
+    }
+    sk->reo_on = true;
+    sk->t_tlp = at;
+}
+
+/* RACK (RFC 8985 6) for the segment at SND.UNA. A duplicate ACK with SACK
+ * comes about one RTT after the segment sent right after SND.UNA's, so
+ * SND.UNA's own has had RTT + reo_wnd to arrive once reo_wnd more has
+ * passed (6.2 step 5: lost if now >= xmit_ts + RACK.rtt + reo_wnd): then
+ * it is lost, however few duplicate ACKs came. With a small window there
+ * are never three (a window of 4 segments that loses one, and one ACK of
+ * the other 3 lost too, waited a whole RTO; at 10 ms and 5% loss the
+ * RTOs cost our stack 40% of its goodput against Linux). Only with SACK,
+ * and off with TLP (cfg.tlp): RACK-TLP as one switch. */
 static void arm_reo(ss_stack *st, struct ss_pcb *sk)
 {
     if (!st->cfg.tlp || !sk->sack_ok || sk->reo_on || !sk->rtt_valid || !ss__sack_count(sk))
         return;
-    uint64_t at = st->now + (sk->srtt_us / 4 > 1000 ? sk->srtt_us / 4 : 1000);
-    if (at >= sk->t_rtx)
-        return;   /* the RTO comes first */
-    sk->reo_on = true;
-    sk->t_tlp = at;
+    sk->sx->reo_high = ss__sack_high(sk);   /* taken: there are SACK blocks */
+    set_reo(st, sk, st->now + reo_wnd(sk));
+}
+
+/* Where RACK's holes start: above what was resent (the retransmissions
+ * are timed on their own, ss__cc_rxt_update) and what is lost already. */
+static uint32_t rack_from(const struct ss_pcb *sk)
+{
+    uint32_t f = SEQ_GT(sk->high_rxt, sk->snd_una) ? sk->high_rxt : sk->snd_una;
+    uint32_t end = rack_end(sk);
+    return SEQ_GT(end, f) ? end : f;
+}
+
+/* Is a hole in [rack_from, to) not yet lost by DupThresh? The highest
+ * one decides: holes only get less IsLost going up. */
+static bool rack_hole(const struct ss_pcb *sk, uint32_t to)
+{
+    uint32_t from = rack_from(sk), s, e, last = 0;
+    bool any = false;
+    while (SEQ_LT(from, to) && ss__sack_next_hole(sk, from, &s, &e) && SEQ_LT(s, to)) {
+        last = s;
+        any = true;
+        from = e;
+    }
+    return any && !ss__sack_is_lost(sk, last, DUPTHRESH);
+}
+
+/* The earliest of RACK's deadlines in recovery: the holes' (reo_due),
+ * and each timed retransmission's. */
+static uint64_t reo_timer(const ss_stack *st, const struct ss_pcb *sk)
+{
+    uint64_t at = sk->reo_holes ? due_at(st, sk->sx->reo_due) : SS_NEVER;
+    for (uint32_t i = 0; i < sk->rx_n; i++)
+        if (!sk->rx[i].lost && sk->rx[i].timed && sk->rx[i].due < at)
+            at = sk->rx[i].due;
+    return at;
+}
+
+/* RACK in recovery (RFC 8985 6.2). An ACK whose highest SACK lies above
+ * holes that DupThresh does not call lost yet: each was sent before the
+ * SACKed segment, which arrived about RACK.rtt after it went out, so
+ * once reo_wnd more has passed those holes are lost (step 5), however
+ * little lies above them. Without this a hole with fewer than three
+ * segments SACKed above it waited for the RTO (rule (3) of NextSeg only
+ * resends it when there is no new data). Each timed retransmission
+ * (ss__cc_rxt_update) gets its own deadline. */
+void ss__cc_rack_arm(ss_stack *st, struct ss_pcb *sk)
+{
+    if (!st->cfg.tlp || !sk->rtt_valid || !ss__cc_sack_recovery(sk))
+        return;
+    ss__cc_rxt_update(st, sk);
+    uint32_t high = ss__sack_high(sk);
+    if (!sk->reo_holes && ss__sx_taken(sk) && SEQ_GT(high, rack_end(sk)) && rack_hole(sk, high)) {
+        sk->reo_holes = true;
+        sk->sx->reo_high = high;
+        sk->sx->reo_due = (uint32_t)st->now + reo_wnd(sk);
+    }
+    set_reo(st, sk, reo_timer(st, sk));
 }
 
 void ss__cc_reo_timeout(ss_stack *st, struct ss_pcb *sk)
 {
     sk->reo_on = false;
+    if (ss__cc_sack_recovery(sk)) {
+        if (sk->reo_holes && reached(st, sk->sx->reo_due)) {
+            bool fresh = rack_hole(sk, sk->sx->reo_high);
+            sk->sx->rack_end = sk->sx->reo_high;
+            sk->reo_holes = false;
+            if (fresh)
+                ss__cc_trace(st, sk, SS_CC_MARK_RACK_HOLES);
+        }
+        ss__cc_rack_arm(st, sk);
+        return;
+    }
     if (sk->cc_phase != SS_CC_DISORDER || sk->snd_una == sk->snd_max || !ss__sack_count(sk) ||
         !SEQ_GEQ(sk->snd_una, sk->recover))
         return;
+    uint32_t high = sk->sx->reo_high;   /* taken: there are SACK blocks */
     enter_recovery(st, sk, SS_CC_MARK_RACK);
+    /* Every hole below the highest SACK of then is lost with SND.UNA's. */
+    if (SEQ_GT(high, sk->snd_una) && SEQ_LEQ(high, sk->snd_max))
+        sk->sx->rack_end = high;
 }
 
 void ss__cc_on_dupack(ss_stack *st, struct ss_pcb *sk)
@@ -638,6 +776,8 @@ void ss__cc_on_timeout(ss_stack *st, struct ss_pcb *sk)
     sk->ca_acked = 0;
     sk->lt_bytes = 0;
     sk->rtx_mark = false;
+    sk->reo_holes = false;
+    set_rack_end(sk, sk->snd_una);
     sk->rx_n = 0;   /* the go-back-N resends every hole; its own are tracked */
     if (sk->cc->on_rto)
         sk->cc->on_rto(st, sk);

@@ -530,6 +530,7 @@ static enum verdict check_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_s
      * SACKed bytes (which falls when the cumulative ACK covers them). */
     int64_t delivered = (int64_t)(sk->snd_una - una) + ss__sack_sacked_bytes(sk) - sacked;
     ss__cc_on_delivered(st, sk, delivered > 0 ? (uint32_t)delivered : 0);
+    ss__cc_rack_arm(st, sk);
     if (sk->tlp_on)
         ss__cc_tlp_ack(st, sk, seg);
     /* Window update (3.10.7.4 fifth, ESTABLISHED): if SND.UNA =< SEG.ACK,

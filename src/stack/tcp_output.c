@@ -243,7 +243,7 @@ static uint32_t send_data_at(ss_stack *st, struct ss_pcb *sk, uint32_t seq, uint
         ss__tcp_arm_rtx(st, sk);
     sk->t_persist = SS_NEVER;
     if (rtx && len)
-        ss__cc_rxt_sent(sk, seq, seq + len);
+        ss__cc_rxt_sent(st, sk, seq, seq + len);
     if (original)
         ss__tcp_arm_tlp(st, sk);   /* RFC 8985 7.2: after an original transmission */
     return end - seq;

@@ -60,8 +60,8 @@ void ss__tcp_arm_rtx(ss_stack *st, struct ss_pcb *sk)
  * than the RTO, which then comes first. */
 void ss__tcp_arm_tlp(ss_stack *st, struct ss_pcb *sk)
 {
-    if (sk->reo_on && sk->cc_phase == SS_CC_DISORDER)
-        return;   /* RACK's reordering timer runs (tcp_cc.c arm_reo) */
+    if (sk->reo_on && (sk->cc_phase == SS_CC_DISORDER || sk->cc_phase == SS_CC_RECOVERY))
+        return;   /* RACK's reordering timer runs (tcp_cc.c set_reo) */
     sk->reo_on = false;
     sk->t_tlp = SS_NEVER;
     if (!st->cfg.tlp || !sk->sack_ok || !sk->cc_started || sk->cc_phase != SS_CC_OPEN ||

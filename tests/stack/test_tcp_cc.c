@@ -1489,3 +1489,85 @@ Test(cc_rack, off_with_tlp, .fini = fx_teardown)
     cr_assert_eq(nrtx, 0);
     cr_assert_eq(info().cc_phase, SS_CC_DISORDER);
 }
+
+/* RACK in recovery (RFC 8985 6.2): 20 segments queued, the IW of 10
+ * sent; segment 2 (offset 1000) starts recovery on the third duplicate
+ * ACK; segment 9 (offset 8000) is lost too, and only segment 10 is
+ * SACKed above it: one segment, never DupThresh's three, while new data
+ * keeps NextSeg's rule (3) from resending it. Segment 10 went out after
+ * segment 9 and arrived, so once reo_wnd (SRTT / 4) has passed since
+ * that ACK, 8000 is lost and resent, not at the RTO. */
+Test(cc_rack, a_hole_in_recovery_with_too_little_above_it_is_lost_by_time, .init = tlp_setup,
+     .fini = fx_teardown)
+{
+    send_flight(20 * M);
+    cr_assert_eq(sent_hi, 10 * M);
+    advance(RTT);
+    check_caps();
+    sack_ack(1 * M);
+    for (uint32_t e = 3; e <= 8; e++) {   /* segments 3..8 arrive */
+        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
+        sack_ack(1 * M);
+    }
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 1 * M);
+    set_blocks(2, (const uint32_t[][2]){{2 * M, 8 * M}, {9 * M, 10 * M}});
+    sack_ack(1 * M);   /* segment 10; 9 is missing */
+    cr_assert_eq(nrtx, 1, "one segment SACKed above 8000 is no loss by DupThresh");
+    cr_assert_gt(sent_hi, 10 * M, "new data went out in recovery");
+    advance(RTT / 4 - 1);
+    check_caps();
+    cr_assert(!traced("RACK"), "not before reo_wnd");
+    advance(1);
+    check_caps();
+    cr_assert(traced("RACK: reordering window over -> holes below the highest SACK lost"));
+    /* Lost, it has left pipe (5000 of cwnd 5500: no room yet). The next
+     * ACK makes room, and NextSeg's rule (1) takes the lost hole before
+     * new data (without RACK, 2000 SACKed above it is still no loss, and
+     * 14000 would go). */
+    cr_assert_eq(nrtx, 1);
+    set_blocks(2, (const uint32_t[][2]){{2 * M, 8 * M}, {9 * M, 11 * M}});
+    sack_ack(1 * M);
+    cr_assert_eq(nrtx, 2);
+    cr_assert_eq(rtx[1], 8 * M, "the hole below the highest SACK");
+    cr_assert_eq(info().timeouts, 0);
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+}
+
+/* A retransmission lost too, found by time (RFC 8985 6.2 step 5): as
+ * cc_sack lost_retransmission_resent_without_rto, but only one segment
+ * sent after the retransmission of 1000 (14000) is SACKed, where
+ * DupThresh by sequence needs three. It went out at RTT and SRTT is
+ * RTT, so it is lost at 2 RTT + reo_wnd. */
+Test(cc_rack, a_retransmission_with_one_later_segment_sacked_is_lost_by_time, .init = tlp_setup,
+     .fini = fx_teardown)
+{
+    send_flight(20 * M);
+    advance(RTT);
+    check_caps();
+    sack_ack(1 * M);
+    for (uint32_t e = 3; e <= 10; e++) {
+        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
+        sack_ack(1 * M);
+    }
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 1 * M);
+    cr_assert_eq(sent_hi, 14 * M, "sent by then: %u", sent_hi);
+    advance(RTT);
+    for (uint32_t e = 11; e <= 15; e++) {   /* 10000..14999: one sent after the retransmission */
+        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
+        sack_ack(1 * M);
+    }
+    cr_assert_eq(nrtx, 1, "not lost by sequence");
+    advance(RTT / 4 - 1);
+    check_caps();
+    cr_assert_eq(nrtx, 1, "not before SRTT + reo_wnd");
+    advance(1);
+    check_caps();
+    cr_assert_eq(nrtx, 2);
+    cr_assert_eq(rtx[1], 1 * M, "the lost retransmission, resent");
+    cr_assert(traced("retransmission lost too"));
+    cr_assert_eq(info().timeouts, 0);
+}

@@ -298,17 +298,25 @@ struct sim_digest {
  * on the timer, SRTT / 4 after a first duplicate ACK, instead of on a
  * third (each still delivers every byte, with the same retransmission
  * count; the first run's recoveries all start on a third duplicate
- * ACK sooner). */
+ * ACK sooner).
+ * 2026-12-04, RACK in recovery (RFC 8985 6.2): holes below the highest
+ * SACK whose reordering window has passed count as lost, and so does a
+ * retransmission sent more than an RTT plus the window before the
+ * newest delivered one: the reordering run traces one cwnd in recovery
+ * one MSS lower (pipe counts a hole as lost; its packets are
+ * unchanged); the queue-limited run marks holes lost by RACK once and
+ * resends them sooner (all bytes arrive, 13 retransmissions); the first
+ * run is unchanged. */
 static const struct sim_digest sim_digests[] = {
     {"--seed 3 --loss 2 --bytes 300K",
      "318f94320b8f90974094797c3d358a289a88e92f8ceac6ed3e26f777925f130e",
      "479f866209e3dad0981a1ba96902bfbaea39451ce8fde3f41e67da963375564b"},
     {"--seed 21 --cc newreno --loss 3 --reorder 5 --dup 2 --corrupt 1 --jitter 2 --bytes 200K",
-     "28d2fe6a94142810c9bd02eeffd037a97a270a6071e1c9bcdfc42186a31db481",
+     "5a75f1ee19c832c8ba66b692567b8d311cf389bbb6cf1864eeaa089231c60b47",
      "5d7b8f49d177a789b41a6dca83d2c7fe35052f21f6265a01dc7e844d56a9391d"},
     {"--seed 5 --bandwidth 5M --delay 20 --queue 10 --bytes 500K --rcvbuf 256K",
-     "8d42cd2b990f2668b7475efc2ef7a70ab46fcef86f4b662878524d912b94f496",
-     "a64109599a48271cc1aff3d977188554a0f83790e8b0eceed33c198502ec6f2c"},
+     "cfe5ce7845853e07ce33800667ba7e9a26f9054eb79c48757a8359e68b9e738b",
+     "0c7fbb134a2d6be5bd0319f221f8a8d3b87f1ca60f16c516f0722526fe5ff913"},
     {NULL, NULL, NULL},
 };
 
