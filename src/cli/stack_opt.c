@@ -15,6 +15,8 @@
 #include "sockstack/relay.h"
 #include "sockstack/sock_stack.h"
 
+_Static_assert(CLI_RTO_MIN_MAX_MS == SS_STACK_RTO_MAX_MS, "--rto-min reaches the RTO's ceiling");
+
 const char cli_stack_help[] =
     "      --stack tun=NAME,addr=ADDR/PREFIX[,peer=ADDR][,mtu=N][,cc=ALGO]\n"
     "                         run on sockstack's user-space TCP/IP stack instead\n"
@@ -26,6 +28,8 @@ const char cli_stack_help[] =
     "                         tlp=off (TCP options, HyStart++, PRR and\n"
     "                         RACK-TLP, on by default),\n"
     "                         rcvbuf=BYTES (receive buffer, up to 64M),\n"
+    "                         rto_min=MS (least retransmission timeout,\n"
+    "                         1-60000; default 1000),\n"
     "                         cc=ALGO (congestion control: cubic, the default,\n"
     "                         or newreno), offload=on (the device's TSO/GRO and\n"
     "                         checksum offloads; default off)\n";
@@ -41,7 +45,9 @@ const char cli_tcpopt_help[] =
     "                      brings fewer than 3 duplicate ACKs, wait for the\n"
     "                      retransmission timeout\n"
     "  --rcvbuf BYTES      receive buffer per connection (K/M suffixes, up to\n"
-    "                      64M; default 65535; beyond 64K needs window scaling)\n";
+    "                      64M; default 65535; beyond 64K needs window scaling)\n"
+    "  --rto-min MS        least retransmission timeout, 1-60000 ms (default\n"
+    "                      1000 as RFC 6298 2.4 says; Linux uses 200)\n";
 
 int cli_tcpopt_getopt(int c, const char *arg, struct cli_tcpopt *t)
 {
@@ -54,6 +60,9 @@ int cli_tcpopt_getopt(int c, const char *arg, struct cli_tcpopt *t)
     case CLI_O_NO_TLP: t->no_tlp = true; return 1;
     case CLI_O_RCVBUF:
         return cli_parse_scaled("--rcvbuf", arg, 1024, 1, CLI_RCVBUF_MAX, &t->rcvbuf) < 0
+                   ? -CLI_USAGE : 1;
+    case CLI_O_RTO_MIN:
+        return cli_parse_int("--rto-min", arg, 1, CLI_RTO_MIN_MAX_MS, &t->rto_min_ms) < 0
                    ? -CLI_USAGE : 1;
     default: return 0;
     }
@@ -75,6 +84,8 @@ void cli_tcpopt_apply(const struct cli_tcpopt *t, struct ss_stack_cfg *cfg)
         cfg->tlp = false;
     if (t->rcvbuf)
         cfg->rcvbuf = (uint32_t)t->rcvbuf;
+    if (t->rto_min_ms)
+        cfg->rto_min_ms = (uint32_t)t->rto_min_ms;
 }
 
 /* "on"/"off" (or 1/0) for a --stack key. */
@@ -179,6 +190,9 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
         } else if (!strcmp(tok, "rcvbuf")) {
             if (cli_parse_scaled("--stack rcvbuf=", v, 1024, 1, CLI_RCVBUF_MAX, &sp->tcp.rcvbuf) < 0)
                 rc = CLI_USAGE;
+        } else if (!strcmp(tok, "rto_min")) {
+            if (cli_parse_int("--stack rto_min=", v, 1, CLI_RTO_MIN_MAX_MS, &sp->tcp.rto_min_ms) < 0)
+                rc = CLI_USAGE;
         } else if (!strcmp(tok, "cc")) {
             rc = cli_parse_cc(cmd, "--stack cc=", v, &sp->cc_algo);
         } else if (!strcmp(tok, "offload")) {
@@ -187,7 +201,8 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
             sp->offload = !off;
         } else {
             rc = cli_usage_error(cmd, "--stack: unknown key '%s' (tun, addr, peer, mtu, wscale, "
-                                 "timestamps, sack, hystart, prr, tlp, rcvbuf, cc, offload)", tok);
+                                 "timestamps, sack, hystart, prr, tlp, rcvbuf, rto_min, cc, "
+                                 "offload)", tok);
         }
     }
     free(dup);

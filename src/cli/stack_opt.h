@@ -18,17 +18,19 @@
 
 /* TCP options of a user-space stack (RFC 7323, RFC 2018), shared by
  * `stack up`, `stack demo`/`diagram` (--no-wscale, --no-timestamps,
- * --no-sack, --no-hystart, --no-prr, --no-tlp, --rcvbuf BYTES) and
- * --stack (wscale=off, timestamps=off, sack=off, hystart=off, prr=off,
- * tlp=off, rcvbuf=BYTES). */
+ * --no-sack, --no-hystart, --no-prr, --no-tlp, --rcvbuf BYTES, --rto-min
+ * MS) and --stack (wscale=off, timestamps=off, sack=off, hystart=off,
+ * prr=off, tlp=off, rcvbuf=BYTES, rto_min=MS). */
 struct cli_tcpopt {
     bool no_wscale, no_timestamps, no_sack, no_hystart, no_prr, no_tlp;
     uint64_t rcvbuf;       /* 0: the default */
+    int rto_min_ms;        /* 0: the default (RFC 6298 2.4: 1 s) */
 };
 #define CLI_RCVBUF_MAX (64ull << 20)
+#define CLI_RTO_MIN_MAX_MS 60000   /* SS_STACK_RTO_MAX_MS: the RTO's ceiling */
 enum { CLI_O_NO_WSCALE = 900, CLI_O_NO_TIMESTAMPS, CLI_O_NO_SACK, CLI_O_RCVBUF,
-       CLI_O_NO_HYSTART, CLI_O_NO_PRR, CLI_O_NO_TLP };
-/* The getopt_long entries of the seven options. */
+       CLI_O_NO_HYSTART, CLI_O_NO_PRR, CLI_O_NO_TLP, CLI_O_RTO_MIN };
+/* The getopt_long entries of the eight options. */
 #define CLI_TCPOPT_OPTIONS                                               \
     {"no-wscale", no_argument, 0, CLI_O_NO_WSCALE},                      \
     {"no-timestamps", no_argument, 0, CLI_O_NO_TIMESTAMPS},              \
@@ -36,10 +38,11 @@ enum { CLI_O_NO_WSCALE = 900, CLI_O_NO_TIMESTAMPS, CLI_O_NO_SACK, CLI_O_RCVBUF,
     {"no-hystart", no_argument, 0, CLI_O_NO_HYSTART},                    \
     {"no-prr", no_argument, 0, CLI_O_NO_PRR},                            \
     {"no-tlp", no_argument, 0, CLI_O_NO_TLP},                            \
-    {"rcvbuf", required_argument, 0, CLI_O_RCVBUF}
+    {"rcvbuf", required_argument, 0, CLI_O_RCVBUF},                      \
+    {"rto-min", required_argument, 0, CLI_O_RTO_MIN}
 /* Their --help lines. */
 extern const char cli_tcpopt_help[];
-/* getopt code c with argument arg: 1 when it was one of the seven (0 when
+/* getopt code c with argument arg: 1 when it was one of the eight (0 when
  * not), CLI_USAGE (negated: -CLI_USAGE) after a message for a bad value. */
 int cli_tcpopt_getopt(int c, const char *arg, struct cli_tcpopt *t);
 /* Put the choices into a stack configuration. */
@@ -55,7 +58,7 @@ struct cli_stack_spec {
     unsigned mtu;          /* 0: the device's */
     bool have_link;        /* put the link model between device and stack */
     struct ss_tunnet_link link;
-    struct cli_tcpopt tcp; /* wscale=, timestamps=, sack=, rcvbuf= */
+    struct cli_tcpopt tcp; /* wscale=, timestamps=, sack=, ..., rcvbuf=, rto_min= */
     int cc_algo;           /* enum ss_cc_algo; 0: the stack's default */
     bool offload;          /* virtio-net header, TSO/GRO and checksum offload */
 };

@@ -214,6 +214,9 @@ Test(stack_cli, connect_half_closes_and_prints_the_kernel_servers_last_bytes)
      * (39 bytes never fill it, so it does not grow), no loss yet. */
     cr_assert(strstr(err, "  cwnd           10 segments\n"), "%s", err);
     cr_assert(strstr(err, "  ssthresh       infinite\n"), "%s", err);
+    /* Over the TUN device the RTT is far below a second: the RTO is RFC
+     * 6298's least, 1 s (--stack rto_min= below). */
+    cr_assert(strstr(err, "  rto            1000.000 ms\n"), "%s", err);
     free(out);
     free(err);
     char *pout = NULL;
@@ -222,6 +225,37 @@ Test(stack_cli, connect_half_closes_and_prints_the_kernel_servers_last_bytes)
     pout[pl] = '\0';
     cr_assert_str_eq(pout, "server read 39\n");
     free(pout);
+}
+
+/* --stack rto_min= reaches the stack: over the TUN device's sub-
+ * millisecond RTT the RTO is the least one allowed, 200 ms (Linux's) here
+ * where the test above sees 1 s. */
+Test(stack_cli, connect_with_rto_min_reports_that_rto)
+{
+    need_root_and_netns();
+    const char *pargv[] = {"/usr/bin/python3", peer_py(), "server", "0.0.0.0", "bye\n", NULL};
+    cr_assert_eq(th_spawn(&peer_p, (char *const *)pargv), 0);
+    char line[256], port[8], arg[128];
+    int kport = th_wait_listening(&peer_p, 10000, line, sizeof line);
+    cr_assert_gt(kport, 0);
+    port_str(kport, port);
+    snprintf(arg, sizeof arg, "%s,rto_min=200", stack_arg);
+    const char *cargv[] = {th_sockstack(), "connect", "--info", "--stack", arg, KERNEL_ADDR,
+                           port, NULL};
+    cr_assert_eq(th_spawn(&srv_p, (char *const *)cargv), 0);
+    char *out = NULL, *err = NULL;
+    cr_assert_geq(th_exchange(&srv_p, "hi\n", 3, &out, 20000), 0);
+    int st = th_wait(&srv_p, 10000);
+    ssize_t elen = th_read_all(srv_p.err, &err, 1000);
+    err = realloc(err, (size_t)(elen > 0 ? elen : 0) + 1);
+    err[elen > 0 ? elen : 0] = '\0';
+    srv_p.pid = -1;
+    th_close_fds(&srv_p);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "connect: status %d: %s", st,
+              err);
+    cr_assert(strstr(err, "  rto            200.000 ms\n"), "%s", err);
+    free(out);
+    free(err);
 }
 
 /* --rcvbuf on an active open: set before the SYN, so the kernel server
@@ -337,6 +371,9 @@ Test(stack_cli, bad_stack_syntax_names_the_problem)
     expect_usage(g, "--stack addr=: prefix length must be 1 to 30");
     const char *h[] = {"serve", "echo", "--stack", "tun", NULL};
     expect_usage(h, "--stack: 'tun' is not KEY=VALUE");
+    const char *i[] = {"connect", "--stack", "tun=ssx0,addr=10.97.0.2/24,rto_min=0", "10.97.0.1",
+                       "7", NULL};
+    expect_usage(i, "--stack rto_min=: 0 is out of range (1 to 60000)");
 }
 
 /* The chat client on the user-space stack (issue 13: every client takes

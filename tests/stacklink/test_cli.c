@@ -213,6 +213,32 @@ Test(stack_cli, demo_tcp_options_switch_off_and_rcvbuf_sets_the_shift)
     th_result_free(&r);
 }
 
+/* --rto-min sets the least RTO of both stacks: over the demo's 20 ms
+ * round trip RFC 6298's formula stays far below either floor, so every
+ * RTT sample's RTO is that floor. */
+Test(stack_cli, demo_rto_min_is_the_least_rto)
+{
+    const char *a[] = {"stack", "demo", "--bytes", "20K", "--trace", "--rto-min", "200", NULL};
+    const char *b[] = {"stack", "demo", "--bytes", "20K", "--trace", NULL};
+    const char *const *runs[] = {a, b};
+    const char *want[] = {"rto=200000us", "rto=1000000us"};
+    for (int k = 0; k < 2; k++) {
+        struct th_result r = th_run_cli(runs[k], 30000);
+        cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+        int n = 0, all = 0;
+        for (const char *p = r.out; (p = strstr(p, " rto=")); p++, all++)
+            n += !strncmp(p + 1, want[k], strlen(want[k]));
+        cr_assert_eq(n, 5, "%s: %d of %d: %s", want[k], n, all, r.out);
+        cr_assert_eq(all, 5, "%s", r.out);
+        th_result_free(&r);
+    }
+    const char *c[] = {"stack", "demo", "--rto-min", "60001", NULL};
+    struct th_result r = th_run_cli(c, 30000);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "--rto-min: 60001 is out of range (1 to 60000)"), "%s", r.err);
+    th_result_free(&r);
+}
+
 Test(stack_cli, demo_pcap_is_clean_and_complete)
 {
     char path[128];
