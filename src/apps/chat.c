@@ -65,6 +65,7 @@ struct ss_chat_conn {
     char off_sent[SS__CHAT_ID_MAX];   /* last id deletable ("": none) */
     char off_queued[SS__CHAT_ID_MAX]; /* last id queued */
     bool off_more;
+    bool off_fresh;                /* rows queued since off_sent was set */
     struct chat_op *op;            /* the store operation c's lines wait for */
     struct chat_op *off_op;        /* a page of offline messages being read */
     int64_t since;                 /* /since: join history from this time */
@@ -867,6 +868,7 @@ static void offline_page_k(ss_chat_conn *c, struct chat_op *op)
         c->off_more = false;
     } else {
         snprintf(c->off_queued, sizeof c->off_queued, "%s", op->res.last);
+        c->off_fresh = true;
         if (op->res.n < op->page)
             c->off_more = false;
     }
@@ -874,8 +876,9 @@ static void offline_page_k(ss_chat_conn *c, struct chat_op *op)
 }
 
 /* The next page of c's offline messages if its queue has room for it;
- * when there is nothing more to send now, what was queued may be deleted
- * at the next drain. */
+ * when there is nothing more to send now, what was queued since the last
+ * delete may be deleted at the next drain (rows already deleted are not
+ * deleted again: a drain with nothing new to delete costs nothing). */
 static void offline_page(ss_chat_conn *c)
 {
     ss_chat_room *r = c->room;
@@ -883,11 +886,12 @@ static void offline_page(ss_chat_conn *c)
     size_t row = r->o.max_line + 96;
     size_t rows = c->off_more && !c->dead ? r->io.space(c->io) / row : 0;
     if (rows == 0) {
-        /* Deleted at the next drain, once these lines have left the queue.
-         * (Each drain of every client comes here: no snprintf.) */
-        size_t n = strnlen(c->off_queued, sizeof c->off_sent - 1);
-        memcpy(c->off_sent, c->off_queued, n);
-        c->off_sent[n] = '\0';
+        /* Deleted at the next drain, once these lines have left the queue;
+         * only rows queued since the last delete. */
+        if (c->off_fresh) {
+            snprintf(c->off_sent, sizeof c->off_sent, "%s", c->off_queued);
+            c->off_fresh = false;
+        }
         return;
     }
     struct chat_op *op = op_alloc(c, offline_page_k, 0, NULL);
@@ -926,6 +930,7 @@ static void deliver_waiting_k(ss_chat_conn *c, struct chat_op *op)
     }
     c->off_queued[0] = '\0';
     c->off_sent[0] = '\0';
+    c->off_fresh = false;
     c->off_more = true;
     offline_pump(c);
     ss__chat_file_pending(r->st, c->nick, r->o.offers_max, send_offer, c);
@@ -2912,7 +2917,7 @@ void ss_chat_drain(ss_chat_conn *c)
 {
     /* Every push that empties a queue comes here: skip the offline pump
      * when it has nothing to read, delete or remember. */
-    if (c->named && (c->off_more || c->off_op || c->off_sent[0] || c->off_queued[0]))
+    if (c->named && (c->off_more || c->off_op || c->off_sent[0] || c->off_fresh))
         offline_pump(c);
     pump(c);
 }

@@ -128,15 +128,20 @@ static void f_meta_set(ss__chat_be *be, const char *k, const char *v, ss__chat_d
 {
     inner->ops->meta_set(inner, k, v, done, arg);
 }
+static int n_off_page, n_off_delete; /* calls, for the offline test */
+static char off_deleted[64];         /* the last off_delete: "to upto" */
 static void f_off_page(ss__chat_be *be, const char *to, const char *after, int max,
                        ss__chat_off_cb row, void *row_arg, struct ss__chat_res *res,
                        ss__chat_done done, void *arg)
 {
+    n_off_page++;
     inner->ops->off_page(inner, to, after, max, row, row_arg, res, done, arg);
 }
 static void f_off_delete(ss__chat_be *be, const char *to, const char *upto,
                          ss__chat_done done, void *arg)
 {
+    n_off_delete++;
+    snprintf(off_deleted, sizeof off_deleted, "%s %s", to, upto);
     inner->ops->off_delete(inner, to, upto, done, arg);
 }
 static void f_forget(ss__chat_be *be, const char *nick, ss__chat_done done, void *arg)
@@ -168,6 +173,8 @@ static void setup(void)
 {
     memset(fc, 0, sizeof fc);
     n_held = 0;
+    n_off_page = n_off_delete = 0;
+    off_deleted[0] = '\0';
     cr_assert_eq(ss__chat_store_open(NULL, &st), 0);
     cr_assert_eq(ss__chat_be_sqlite_new(st, &inner), 0);
     ss__chat_be *be = calloc(1, sizeof *be);
@@ -290,4 +297,59 @@ Test(chat_backend, disconnect_while_pending)
     release(1); /* committed, but alice is gone: no fan-out, no ready */
     cr_assert_str_eq(take(1), "");
     cr_assert_eq(fc[0].ready, 0);
+}
+
+/* Offline rows are deleted once, at the drain after their page left the
+ * queue; later drains (every push that empties bob's queue) have nothing
+ * left to delete and ask the store nothing (they deleted the same rows
+ * again on every drain before). The rows are delivered once. */
+Test(chat_backend, offline_rows_deleted_once_then_drains_are_free)
+{
+    join(0, "alice");
+    join(1, "bob");
+    feed(1, "/register pw1234\n");
+    release(2); /* bob's record, before and after the hash */
+    cr_assert_str_eq(take(1), "OK register bob\n");
+    ss_chat_disconnect(fc[1].c, T0);
+    fc[1].c = NULL;
+    take(0);
+    for (int i = 0; i < 2; i++) {
+        feed(0, i ? "/msg bob two\n" : "/msg bob one\n");
+        release(2); /* bob's record, then the offline row */
+        cr_assert_str_eq(take(0), "OK msg bob stored\n");
+    }
+    fc[1].c = ss_chat_connect(room, &fc[1], T0);
+    take(1);
+    feed(1, "/login bob pw1234\n");
+    while (n_held > 0)
+        release(1);
+    char want[256];
+    snprintf(want, sizeof want,
+             "OK login bob\nOK nick bob 2\nOFFLINE %s alice one\nOFFLINE %s alice two\n",
+             "2023-11-14T22:13:20.123Z", "2023-11-14T22:13:20.123Z");
+    cr_assert_str_eq(take(1), want);
+    cr_assert_eq(n_off_delete, 0); /* still in the queue */
+    int pages = n_off_page;
+    /* The page left: one delete, up to the last row queued. */
+    ss_chat_drain(fc[1].c);
+    cr_assert_eq(n_off_delete, 1);
+    cr_assert_str_eq(off_deleted, "bob 2");
+    /* Talk goes on; each drain after it asks the store nothing. */
+    for (int i = 0; i < 5; i++) {
+        feed(0, "hi\n");
+        release(1);
+        take(0);
+        cr_assert_str_eq(take(1), "MSG 2023-11-14T22:13:20.123Z alice hi\n");
+        ss_chat_drain(fc[1].c);
+    }
+    cr_assert_eq(n_off_delete, 1);
+    cr_assert_eq(n_off_page, pages);
+    /* Delivered once: a second login brings none. */
+    ss_chat_disconnect(fc[1].c, T0);
+    fc[1].c = ss_chat_connect(room, &fc[1], T0);
+    take(1);
+    feed(1, "/login bob pw1234\n");
+    while (n_held > 0)
+        release(1);
+    cr_assert_str_eq(take(1), "OK login bob\nOK nick bob 2\n");
 }
