@@ -69,6 +69,13 @@ typedef struct ss_chat_io {
     /* Optional: queue a shared line (take a reference to keep it). Same
      * return as send. NULL: the room calls send with the line's bytes. */
     int (*send_line)(void *conn, ss_chat_line *l);
+    /* Optional, with send_line: a room line to many members in one call
+     * (the fan-out without a call per recipient). sinks[0..n) are the
+     * members' sinks (ss_chat_set_sink; the conn by default); the one equal
+     * to skip (may be NULL) is left out. As send_line for each, in order;
+     * stops at the first that fails and returns its index, else n. */
+    size_t (*send_line_all)(void *const *sinks, size_t n, const void *skip,
+                            ss_chat_line *l);
     /* Optional flow control: may the room start on a new line from conn
      * now? counted is false for a line that is not rate-limited (file
      * chunks). NULL: always. When it says no, ss_chat_feed stops there. */
@@ -150,6 +157,9 @@ bool ss_chat_relayed(const ss_chat_conn *c);
 void ss_chat_eof(ss_chat_conn *c, int64_t now_ms);
 /* c's output queue has room again: continue a file download. */
 void ss_chat_drain(ss_chat_conn *c);
+/* What io->send_line_all gets for c instead of its conn (e.g. the glue's
+ * own state, saving a lookup per recipient). */
+void ss_chat_set_sink(ss_chat_conn *c, void *sink);
 /* c is gone (closed, overflowed, timed out): presence event, last-seen,
  * and c is freed. */
 void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms);

@@ -39,6 +39,9 @@
 struct ss_chat_conn {
     ss_chat_room *room;
     void *io;                   /* the glue's handle */
+    void *sink;                 /* its handle for send_line_all (default io) */
+    size_t mem_i;               /* index in room->mem while in_mem */
+    bool in_mem;                /* in room->mem: named and not dead */
     ss_chat_conn *prev, *next;  /* room->conns */
     ss_chat_conn *hnext;        /* room->nick_tab chain (while named) */
     char nick[SS_CHAT_NICK_MAX + 1];
@@ -155,6 +158,14 @@ struct ss_chat_room {
     ss__chat_store *st;         /* files (and, single-node, everything) */
     ss__chat_be *be;            /* users, history, offline messages */
     ss_chat_conn *conns;
+    size_t n_conns;
+    /* The members a room line goes to (named, not dead), for the glue's
+     * send_line_all: the conns and their sinks side by side, unordered
+     * (removal moves the last one into the gap). mem_cap >= n_conns, so
+     * joining needs no memory. */
+    ss_chat_conn **mem;
+    void **mem_sink;
+    size_t n_mem, mem_cap;
     ss_chat_conn **nick_tab;    /* named connections by nick, any case:
                                  * chained, nick_cap (a power of 2) heads */
     size_t nick_cap, nick_n;
@@ -327,6 +338,8 @@ void ss_chat_room_close(ss_chat_room *room)
     free(room->thr_nick);
     free(room->thr_addr);
     free(room->nick_tab);
+    free(room->mem);
+    free(room->mem_sink);
     free(room->out);
     free(room->scratch);
     free(room);
@@ -416,6 +429,43 @@ static ss_chat_line *line_new(const char *data, size_t len)
 
 /* ---- output: the routing seam (see the top of the file) ----------------- */
 
+static void mem_add(ss_chat_conn *c)
+{
+    ss_chat_room *r = c->room;
+    if (c->in_mem || !c->named || c->dead)
+        return;
+    c->mem_i = r->n_mem++;
+    r->mem[c->mem_i] = c;
+    r->mem_sink[c->mem_i] = c->sink;
+    c->in_mem = true;
+}
+
+static void mem_del(ss_chat_conn *c)
+{
+    ss_chat_room *r = c->room;
+    if (!c->in_mem)
+        return;
+    size_t i = c->mem_i, last = --r->n_mem;
+    r->mem[i] = r->mem[last];
+    r->mem_sink[i] = r->mem_sink[last];
+    r->mem[i]->mem_i = i;
+    c->in_mem = false;
+}
+
+/* c's send failed: the glue is disconnecting it; it gets nothing more. */
+static void conn_dead(ss_chat_conn *c)
+{
+    c->dead = true;
+    mem_del(c);
+}
+
+void ss_chat_set_sink(ss_chat_conn *c, void *sink)
+{
+    c->sink = sink;
+    if (c->in_mem)
+        c->room->mem_sink[c->mem_i] = sink;
+}
+
 /* Hand one line to c's queue; l may be NULL when the room formats for one
  * recipient and the io has no send_line. */
 static void route_conn_bytes(ss_chat_conn *c, ss_chat_line *l, const char *data,
@@ -434,7 +484,7 @@ static void route_conn_bytes(ss_chat_conn *c, ss_chat_line *l, const char *data,
         err = io->send(c->io, data, len);
     }
     if (err < 0)
-        c->dead = true;
+        conn_dead(c);
 }
 
 static void route_conn(ss_chat_conn *c, const char *data, size_t len)
@@ -455,9 +505,24 @@ static void route_room(ss_chat_room *r, ss_chat_conn *except, const char *data,
     }
     /* The fan-out: one reference per recipient, the hook loaded once. */
     ss_chat_line *l = line_new(data, len);
+    size_t (*all)(void *const *, size_t, const void *, ss_chat_line *) = r->io.send_line_all;
+    if (all && l) {
+        /* One call for every member (no call per recipient); one that
+         * fails is dead and leaves the array, whose last member takes
+         * its place and has not been sent to yet. */
+        const void *skip = except ? except->sink : NULL;
+        size_t i = 0;
+        while (i < r->n_mem) {
+            i += all(r->mem_sink + i, r->n_mem - i, skip, l);
+            if (i < r->n_mem)
+                conn_dead(r->mem[i]);
+        }
+        ss_chat_line_unref(l);
+        return;
+    }
     for (ss_chat_conn *c = r->conns; c; c = c->next)
         if (c != except && c->named && !c->dead && (!l || send_line(c->io, l) < 0))
-            c->dead = true;
+            conn_dead(c);
     ss_chat_line_unref(l);
 }
 
@@ -726,11 +791,25 @@ static void store_err(ss_chat_conn *c, int err, const char *what)
 
 ss_chat_conn *ss_chat_connect(ss_chat_room *room, void *conn, int64_t now_ms)
 {
+    if (room->n_conns == room->mem_cap) {
+        size_t cap = room->mem_cap ? room->mem_cap * 2 : 64;
+        ss_chat_conn **m = realloc(room->mem, cap * sizeof *m);
+        if (!m)
+            return NULL;
+        room->mem = m;
+        void **ms = realloc(room->mem_sink, cap * sizeof *ms);
+        if (!ms)
+            return NULL;
+        room->mem_sink = ms;
+        room->mem_cap = cap;
+    }
     ss_chat_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    room->n_conns++;
     c->room = room;
     c->io = conn;
+    c->sink = conn;
     c->next = room->conns;
     if (room->conns)
         room->conns->prev = c;
@@ -783,6 +862,7 @@ static void leave(ss_chat_conn *c, int64_t now)
         return;
     nick_unindex(c);
     c->named = false;
+    mem_del(c);
     r->online--;
     touch(r, c->nick, now);
     forget_unregistered(c);
@@ -820,6 +900,8 @@ void ss_chat_disconnect(ss_chat_conn *c, int64_t now_ms)
     if (c->dl_op)
         c->dl_op->c = NULL;
     free(c->away);
+    mem_del(c);
+    r->n_conns--;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -975,6 +1057,7 @@ static void take_nick(ss_chat_conn *c, const char *nick, int64_t now, int online
     snprintf(c->nick, sizeof c->nick, "%s", nick);
     touch(r, nick, now);
     c->named = true;
+    mem_add(c);
     nick_index(c);
     r->online++;
     if (online < 0)
@@ -1819,7 +1902,7 @@ static void cmd_quit(ss_chat_conn *c, char *args, int64_t now)
     leave(c, now);
     if (!c->dead)
         c->room->io.close(c->io);
-    c->dead = true;
+    conn_dead(c);
 }
 
 /* ---- files ------------------------------------------------------------- */

@@ -2,7 +2,8 @@
  * framework, with fair flow control.
  *
  * RX: readable -> on_data -> ss_chat_feed (io_admit before each line)
- *       -> the room -> io_send_line per recipient (a reference, no copy)
+ *       -> the room -> io_send_line_all: every member's queue in one call
+ *          (a reference each, no copy; io_send_line for a single one)
  *     a line not admitted: the rest of the read is held, reading paused.
  * TX: io_send_line -> x->q (ring of shared lines) -> end of the loop
  *       iteration (flush_all) or on_drain -> push(): writev of lines while
@@ -461,6 +462,20 @@ static int io_send_line(void *conn, ss_chat_line *l)
     return x->irc ? ss__irc_out(x->irc, l) : queue_line(x, l);
 }
 
+/* The fan-out (see ss_chat_io): the sinks are our contexts. */
+static size_t io_send_line_all(void *const *sinks, size_t n, const void *skip,
+                               ss_chat_line *l)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct chat_ctx *x = sinks[i];
+        if (x == skip)
+            continue;
+        if ((x->irc ? ss__irc_out(x->irc, l) : queue_line(x, l)) < 0)
+            return i;
+    }
+    return n;
+}
+
 static int io_send(void *conn, const void *data, size_t len)
 {
     (void)conn, (void)data, (void)len;
@@ -776,6 +791,7 @@ static const ss_chat_io chat_io = {
     .space = io_space,
     .close = io_close,
     .send_line = io_send_line,
+    .send_line_all = io_send_line_all,
     .admit = io_admit,
     .kdf = io_kdf,
     .relay = io_relay,
@@ -1151,6 +1167,7 @@ static int open_conn(ss_conn *c, bool irc)
     x->cc = ss_chat_connect(cs->room, c, wall_ms());
     if (!x->cc)
         return -ENOMEM;
+    ss_chat_set_sink(x->cc, x); /* io_send_line_all's handle */
     if (x->irc)
         ss__irc_attach(x->irc, x->cc);
     ss_chat_conn_set_addr(x->cc, x->addr);
