@@ -70,6 +70,9 @@ struct addr_ent {
     char addr[64];
 };
 enum { ADDR_TAB = 1024 };
+/* Lines push remembers from the last client it sent to (cs->run): a busy
+ * room gives a client a few dozen per loop iteration. */
+enum { SS_CHAT_RUN_MAX = 1024 };
 
 /* The PBKDF2 worker: jobs in, results out, an eventfd wakes the loop. */
 struct kdf_worker {
@@ -100,6 +103,12 @@ struct ss_chat_server {
     ss__irc_hub *hub;         /* shared by the IRC connections */
     ss_server *srv;           /* for the store's commit warning */
     char *obuf;               /* SS_CHAT_PUSH_BUF: one push's lines, copied */
+    /* The lines whose bytes obuf holds, in order from its start, one
+     * reference each (SS_CHAT_RUN_MAX at most): the next push whose queue
+     * starts with the same lines sends them without copying them again.
+     * Given back at the end of each flush_all. */
+    ss_chat_line **run;
+    size_t run_n;
     size_t fast_max;          /* min(outq_max, outq_high): queue_line's bound */
 };
 
@@ -318,6 +327,14 @@ static void fast_room_set(struct chat_ctx *x)
     x->fast_room = x->cut || held >= lim ? 0 : lim - held;
 }
 
+/* Give back the run's references from index i on (obuf's bytes past them
+ * are about to change). */
+static void run_cut(ss_chat_server *cs, size_t i)
+{
+    while (cs->run_n > i)
+        ss__chat_line_drop(cs->run[--cs->run_n]);
+}
+
 /* Hand queued lines to the framework while its queue is short. */
 static void push(struct chat_ctx *x)
 {
@@ -331,24 +348,54 @@ static void push(struct chat_ctx *x)
          * ring is a third of the instructions of building iovecs first
          * (bench/RESULTS.md, chat, issue 11). */
         size_t mask = x->q_cap - 1, o = 0, skip = x->q_off;
-        if (cs->obuf || (cs->obuf = malloc(SS_CHAT_PUSH_BUF))) {
-            /* In locals: memcpy may not alias them, so they stay in
-             * registers across its calls. */
-            ss_chat_line **q = x->q;
+        if ((cs->obuf || (cs->obuf = malloc(SS_CHAT_PUSH_BUF))) &&
+            (cs->run || (cs->run = malloc(SS_CHAT_RUN_MAX * sizeof *cs->run)))) {
+            /* One pass over the ring. The room's lines reach most queues
+             * in the same order, so obuf usually holds this queue's first
+             * lines already (the run, from the client pushed before):
+             * those are not copied again, and from the first line that
+             * differs obuf is written and the run follows it (the ring's
+             * reference moves into the run). A first line partly sent
+             * before starts obuf anew. */
+            ss_chat_line **q = x->q, **run = cs->run;
             char *buf = cs->obuf;
-            size_t head = x->q_head, left = x->q_n;
+            size_t head = x->q_head, left = x->q_n, i = 0;
+            size_t run_n = cs->run_n;
+            if (skip) {
+                run_cut(cs, 0);
+                run_n = 0;
+            }
+            /* The run's prefix: its offsets are the ones the push that
+             * wrote it had, so the limits below held for it then. */
+            while (i < run_n && i < left && q[(head + i) & mask] == run[i]) {
+                run[i]->refs--; /* the run holds one more */
+                o += run[i]->len;
+                i++;
+            }
+            head = (head + i) & mask;
+            left -= i;
             while (left && o < SS_CHAT_STAGE) {
                 ss_chat_line *l = q[head];
                 size_t n = l->len - skip;
                 if (o + n > SS_CHAT_PUSH_BUF)
                     break;
+                if (run_n > i) {
+                    cs->run_n = run_n;
+                    run_cut(cs, i);
+                    run_n = i;
+                }
                 memcpy(buf + o, l->data + skip, n);
+                if (!skip && run_n == i && run_n < SS_CHAT_RUN_MAX)
+                    run[run_n++] = l; /* the ring's reference moves here */
+                else
+                    ss__chat_line_drop(l);
+                i++;
                 o += n;
                 skip = 0;
-                ss__chat_line_drop(l);
                 head = (head + 1) & mask;
                 left--;
             }
+            cs->run_n = run_n;
             x->q_head = head;
             x->q_n = left;
         }
@@ -400,6 +447,7 @@ static void flush_all(ss_loop *loop, void *arg)
         push(x);
         maybe_room_drain(x);
     }
+    run_cut(cs, 0); /* the run's lines live no longer than this */
 }
 
 /* Put l on x's queue (a reference), or cut x off past outq_max. */
@@ -1391,6 +1439,8 @@ void ss_chat_server_free(ss_chat_server *cs)
         }
     pthread_mutex_destroy(&cs->kw.mu);
     pthread_cond_destroy(&cs->kw.cv);
+    run_cut(cs, 0);
+    free(cs->run);
     free(cs->obuf);
     free(cs);
 }
