@@ -45,12 +45,13 @@ struct ss_timer {
 typedef struct ss_defer ss_defer;
 typedef void (*ss_defer_cb)(ss_loop *loop, void *arg);
 
-/* A deferred task handle, owned by the caller. Fields are internal. */
+/* A deferred task handle, owned by the caller. Fields are internal: a
+ * doubly linked queue, so that cancelling is O(1) wherever d is in it. */
 struct ss_defer {
-    ss_defer *next;
+    ss_defer *next, *prev;
     ss_defer_cb cb;
     void *arg;
-    bool queued;
+    uint64_t batch; /* the loop's batch it runs in; 0 when not queued */
 };
 
 typedef void (*ss_signal_cb)(ss_loop *loop, int signo, void *arg);
@@ -94,6 +95,8 @@ bool ss_timer_active(const ss_timer *t);
 void ss_defer_init(ss_defer *d, ss_defer_cb cb, void *arg);
 /* Queue d to run once at the end of this iteration; no-op if queued. */
 void ss_loop_defer(ss_loop *loop, ss_defer *d);
+/* Unqueue d (O(1)): it does not run unless queued again. Harmless if not
+ * queued; d may be freed after this call. */
 void ss_loop_defer_cancel(ss_loop *loop, ss_defer *d);
 
 /* Deliver signo through the loop (signalfd). Blocks signo in the calling

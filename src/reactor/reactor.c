@@ -44,7 +44,8 @@ struct ss_loop {
     size_t heap_len, heap_cap;
     uint64_t timer_seq;
 
-    ss_defer *defer_head, *defer_tail;
+    ss_defer *defer_head, *defer_tail; /* FIFO, doubly linked */
+    uint64_t defer_batch; /* batch of what is queued now (from 1) */
 
     int wake_fd;          /* eventfd: ss_loop_stop from other threads */
     uint32_t spin_us;     /* busy-poll this long before sleeping; 0 = never */
@@ -84,6 +85,7 @@ int ss_loop_new(ss_loop **out)
     loop->ops = &ss__poller_epoll;
     loop->wake_fd = -1;
     loop->sig_fd = -1;
+    loop->defer_batch = 1; /* a task's batch 0 means not queued */
     sigemptyset(&loop->sig_mask);
     int err = loop->ops->create(&loop->poller);
     if (err < 0) {
@@ -317,10 +319,11 @@ void ss_defer_init(ss_defer *d, ss_defer_cb cb, void *arg)
 
 void ss_loop_defer(ss_loop *loop, ss_defer *d)
 {
-    if (d->queued)
+    if (d->batch)
         return;
-    d->queued = true;
+    d->batch = loop->defer_batch;
     d->next = NULL;
+    d->prev = loop->defer_tail;
     if (loop->defer_tail)
         loop->defer_tail->next = d;
     else
@@ -328,38 +331,36 @@ void ss_loop_defer(ss_loop *loop, ss_defer *d)
     loop->defer_tail = d;
 }
 
-void ss_loop_defer_cancel(ss_loop *loop, ss_defer *d)
+static void defer_unlink(ss_loop *loop, ss_defer *d)
 {
-    if (!d->queued)
-        return;
-    ss_defer **pp = &loop->defer_head, *prev = NULL;
-    while (*pp && *pp != d) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    if (*pp) {
-        *pp = d->next;
-        if (loop->defer_tail == d)
-            loop->defer_tail = prev;
-    }
-    d->queued = false;
-    d->next = NULL;
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        loop->defer_head = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    else
+        loop->defer_tail = d->prev;
+    d->next = d->prev = NULL;
+    d->batch = 0;
 }
 
+void ss_loop_defer_cancel(ss_loop *loop, ss_defer *d)
+{
+    if (d->batch)
+        defer_unlink(loop, d);
+}
+
+/* Run what was queued before now: tasks queued by tasks carry the next
+ * batch number and wait a turn. The queue is in batch order, so the run
+ * ends at the first task of a later batch, whatever was cancelled. */
 static void run_deferred(ss_loop *loop)
 {
-    /* Only what was queued before now: tasks queued by tasks wait a turn. */
-    ss_defer *last = loop->defer_tail;
-    while (loop->defer_head) {
-        ss_defer *d = loop->defer_head;
-        loop->defer_head = d->next;
-        if (!loop->defer_head)
-            loop->defer_tail = NULL;
-        d->queued = false;
-        d->next = NULL;
+    uint64_t batch = loop->defer_batch++;
+    ss_defer *d;
+    while ((d = loop->defer_head) && d->batch <= batch) {
+        defer_unlink(loop, d);
         d->cb(loop, d->arg); /* may free d */
-        if (d == last)
-            break;
     }
 }
 

@@ -119,6 +119,93 @@ Test(reactor, deferred_task_runs_once_per_queueing)
     cr_assert_eq(n, 1);
 }
 
+/* Deferred tasks that write their index into a shared log, in run order. */
+struct dlog { int ran[16]; int n; };
+struct dtask {
+    ss_defer d;
+    struct dlog *log;
+    int id;
+    ss_defer *cancel; /* cancelled by this task when it runs, if set */
+    ss_defer *queue;  /* queued by this task when it runs, if set */
+};
+
+static void dtask_run(ss_loop *l, void *arg)
+{
+    struct dtask *t = arg;
+    t->log->ran[t->log->n++] = t->id;
+    if (t->cancel)
+        ss_loop_defer_cancel(l, t->cancel);
+    if (t->queue)
+        ss_loop_defer(l, t->queue);
+}
+
+static void dtasks_init(struct dtask *t, int n, struct dlog *log)
+{
+    for (int i = 0; i < n; i++) {
+        t[i] = (struct dtask){.log = log, .id = i};
+        ss_defer_init(&t[i].d, dtask_run, &t[i]);
+    }
+}
+
+static void assert_ran(const struct dlog *log, const int *want, int n)
+{
+    cr_assert_eq(log->n, n, "%d tasks ran, want %d", log->n, n);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(log->ran[i], want[i], "run %d: task %d, want %d", i, log->ran[i], want[i]);
+}
+
+/* Cancel the first, a middle or the last of five queued tasks: exactly
+ * the other four run, in the order they were queued, and the cancelled
+ * one runs when queued again. */
+static void cancel_one_of_five(int victim)
+{
+    struct dlog log = {0};
+    struct dtask t[5];
+    dtasks_init(t, 5, &log);
+    for (int i = 0; i < 5; i++)
+        ss_loop_defer(loop, &t[i].d);
+    ss_loop_defer_cancel(loop, &t[victim].d);
+    ss_loop_defer_cancel(loop, &t[victim].d); /* not queued: harmless */
+    cr_assert_eq(ss_loop_run_once(loop, 0), 0);
+    int want[4], n = 0;
+    for (int i = 0; i < 5; i++)
+        if (i != victim)
+            want[n++] = i;
+    assert_ran(&log, want, 4);
+    cr_assert_eq(ss_loop_run_once(loop, 0), 0);
+    assert_ran(&log, want, 4); /* nothing left queued */
+    /* The queue is whole again: the cancelled task queues last, runs once. */
+    ss_loop_defer(loop, &t[(victim + 1) % 5].d);
+    ss_loop_defer(loop, &t[victim].d);
+    cr_assert_eq(ss_loop_run_once(loop, 0), 0);
+    cr_assert_eq(log.n, 6);
+    cr_assert_eq(log.ran[4], (victim + 1) % 5);
+    cr_assert_eq(log.ran[5], victim);
+}
+
+Test(reactor, cancel_the_first_of_five_deferred_tasks) { cancel_one_of_five(0); }
+Test(reactor, cancel_a_middle_one_of_five_deferred_tasks) { cancel_one_of_five(2); }
+Test(reactor, cancel_the_last_of_five_deferred_tasks) { cancel_one_of_five(4); }
+
+/* A task cancels a later one of its own batch: that one does not run. A
+ * task cancels the last of its batch and queues another: the new one waits
+ * for the next iteration, as every task queued by a task does. */
+Test(reactor, a_task_cancels_a_later_task_of_its_batch)
+{
+    struct dlog log = {0};
+    struct dtask t[5];
+    dtasks_init(t, 5, &log);
+    t[0].cancel = &t[2].d;
+    t[1].cancel = &t[3].d;
+    t[1].queue = &t[4].d;
+    for (int i = 0; i < 4; i++)
+        ss_loop_defer(loop, &t[i].d);
+    cr_assert_eq(ss_loop_run_once(loop, 0), 0);
+    assert_ran(&log, (int[]){0, 1}, 2);
+    cr_assert_eq(ss_loop_run_once(loop, 0), 0);
+    assert_ran(&log, (int[]){0, 1, 4}, 3);
+}
+
 static void on_sig(ss_loop *l, int signo, void *arg)
 {
     *(int *)arg = signo;
