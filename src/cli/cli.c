@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "sockstack/server.h"
 #include "sockstack/text.h"
 
 int cli_log_level = CLI_LOG_INFO;
@@ -59,6 +60,25 @@ void cli_debug(const char *fmt, ...)
     va_start(ap, fmt);
     cli_vlog(CLI_LOG_DEBUG, fmt, ap);
     va_end(ap);
+}
+
+volatile int cli_server_errors;
+
+void cli_server_log(int level, const char *msg, void *arg)
+{
+    switch (level) {
+    case SS_LOG_ERROR:
+        cli_server_errors = 1;
+        cli_error("%s", msg);
+        break;
+    case SS_LOG_WARN:
+    case SS_LOG_INFO:
+        cli_log("%s", msg);
+        break;
+    default:
+        cli_debug("%s", msg);
+        break;
+    }
 }
 
 /* "connect " -> "connect: " for the line's prefix, "" stays "". */

@@ -34,6 +34,13 @@ void cli_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Timestamped log line on stderr, shown only with --verbose. */
 void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_vlog(int level, const char *fmt, va_list ap);
+/* The server framework's log (ss_server_opts.log) for every command that
+ * runs servers (serve, stack up): its errors through cli_error, warnings
+ * and info through cli_log, per-connection lines (each names the service,
+ * the peer and what failed) through cli_debug. Thread-safe. */
+void cli_server_log(int level, const char *msg, void *arg);
+/* Set once cli_server_log has printed an error. */
+extern volatile int cli_server_errors;
 
 /* Parse an unsigned integer within [min, max] for option OPT; on failure
  * print a message naming OPT and return -1. */

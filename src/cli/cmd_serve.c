@@ -137,25 +137,6 @@ static const struct serve_service *find_service(const char *name)
 
 /* ---- callbacks from the library ----------------------------------------- */
 
-static volatile int errors_logged;
-
-static void on_log(int level, const char *msg, void *arg)
-{
-    switch (level) {
-    case SS_LOG_ERROR:
-        errors_logged = 1;
-        cli_error("%s", msg);
-        break;
-    case SS_LOG_WARN:
-    case SS_LOG_INFO:
-        cli_log("%s", msg);
-        break;
-    default:
-        cli_debug("%s", msg);
-        break;
-    }
-}
-
 static void on_ready(const ss_addr *addr, const char *proto, void *arg)
 {
     char a[SS_ADDR_STRLEN];
@@ -438,7 +419,7 @@ static int serve_loop(struct serve_ctx *sc, struct serve_args *a)
     ss_server *srv;
     int err = ss_server_new(sc->svc, &sc->opts, &srv);
     if (err < 0) {
-        if (!errors_logged)
+        if (!cli_server_errors)
             cli_error("serve %s: %s", row->name, ss_strerror(err));
         return CLI_RUNTIME;
     }
@@ -543,7 +524,7 @@ int cmd_serve(int argc, char **argv)
     struct serve_ctx sc = {.row = row};
     ss_server_opts_init(&sc.opts);
     sc.opts.max_per_addr = SIZE_MAX; /* not given: the service's default */
-    sc.opts.log = on_log;
+    sc.opts.log = cli_server_log;
     sc.opts.on_ready = on_ready;
     /* sc.opts points into a (the CIDR lists): both live until we return. */
     struct serve_args a = {.announce_port = SS_DISCOVER_PORT, .port = "0"};

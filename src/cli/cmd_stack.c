@@ -544,6 +544,7 @@ static int up_serve(struct up_ctx *u, int i, const struct serve_spec *sp, const 
         o.port = u->ports[i];
         o.type = type;
         o.handle_signals = false; /* stack up's own watchers stop the loop */
+        o.log = cli_server_log;   /* as serve's: service, peer, what failed */
         o.backlog = 128;
         o.max_conns = 0;          /* the stack's socket limit is the limit */
         o.max_per_addr = per_peer;
@@ -676,6 +677,11 @@ static void up_usage(FILE *out)
             "                      above: loss=1,delay=20,...); likewise --to-stack\n"
             "  --seed S            the link model's PRNG seed (default 1)\n"
             "TCP options of the stack:\n%s"
+            "Output (as sockstack serve's):\n"
+            "  -q, --quiet         errors only\n"
+            "  -v, --verbose       also one line per service connection: opened, and\n"
+            "                      closed with what failed (\"echo: connection #1 from\n"
+            "                      ADDR:PORT closed: recv: Connection reset by peer\")\n"
             "  -h, --help          show this help\n", cli_tcpopt_help);
 }
 
@@ -707,6 +713,8 @@ static int cmd_up(int argc, char **argv)
         {"trace-json", no_argument, 0, O_JSON},
         {"pcap", required_argument, 0, O_PCAP},
         CLI_TCPOPT_OPTIONS,
+        {"quiet", no_argument, 0, 'q'},
+        {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -734,7 +742,7 @@ static int cmd_up(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int c, rc;
-    while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":hqv", opts)) != -1) {
         rc = cli_link_opt(&lk, c, optarg,
                           c == CLI_LINK_O_DIR0 ? "--from-stack" : "--to-stack");
         if (rc < 0)
@@ -818,6 +826,8 @@ static int cmd_up(int argc, char **argv)
             if (cli_parse_cc(U, "--cc", optarg, &cc_algo) != 0)
                 return CLI_USAGE;
             break;
+        case 'q': cli_log_level = CLI_LOG_QUIET; break;
+        case 'v': cli_log_level = CLI_LOG_DEBUG; break;
         case 'h': up_usage(stdout); return CLI_OK;
         default:
             rc = cli_tcpopt_getopt(c, optarg, &tcp);

@@ -12,12 +12,13 @@
  *               SS_SERVER_LINGER_MS (a close with unread bytes sends RST,
  *               and the peer's TCP discards what it has not read yet: the
  *               last reply would be lost)
- *   any error / abort / timeout -> conn_end: reading and writing stop at
- *               once, the close itself is deferred to the end of the loop
- *               iteration (never from inside a call the service made)
+ *   any error / abort / timeout -> conn_fail (conn_end): reading and
+ *               writing stop at once, the close itself is deferred to the
+ *               end of the loop iteration (never from inside a call the
+ *               service made); the closing log line names what failed
  *   -> conn_finish: socket closed, on_close(c, err), back to the free list.
  * Closing marks, a deferred step frees (libuv's uv_close; the stack's
- * release/reap and sock_stack's s_close do the same): conn_end only marks
+ * release/reap and sock_stack's s_close do the same): conn_fail only marks
  * c dying and queues finish_defer; conn_finish, run by the loop after the
  * callback that ended c returned, closes and recycles it. While a
  * framework dispatch of c runs (c->in_cb) changes of the watched events
@@ -110,9 +111,10 @@ static void conn_finish(ss_conn *c, int err)
         ss__stat_add(&w->idle_closed, 1);
     else if (err < 0)
         ss__stat_add(&w->errors, 1);
-    ss_server_log(srv, SS_LOG_DEBUG, "connection #%llu from %s closed%s%s%s",
+    ss_server_log(srv, SS_LOG_DEBUG, "connection #%llu from %s closed%s%s%s%s%s",
                    (unsigned long long)c->id, c->peer_str, err ? ": " : "",
-                   err ? ss_strerror(err) : "", why);
+                   err && c->pending_what ? c->pending_what : "",
+                   err && c->pending_what ? ": " : "", err ? ss_strerror(err) : "", why);
     if (srv->svc->on_close)
         srv->svc->on_close(c, err);
     /* unlink from the active list */
@@ -132,7 +134,7 @@ static void conn_finish(ss_conn *c, int err)
         conn_release(c);
 }
 
-/* The deferred step of conn_end. */
+/* The deferred step of conn_fail. */
 static void finish_cb(ss_loop *loop, void *arg)
 {
     ss_conn *c = arg;
@@ -143,16 +145,21 @@ static void finish_cb(ss_loop *loop, void *arg)
     conn_finish(c, c->pending_err);
 }
 
-/* Stop all I/O on c now and close it at the end of this loop iteration. */
-static void conn_end(ss_conn *c, int err)
+/* Stop all I/O on c now and close it at the end of this loop iteration;
+ * what failed (a call, "recv", or a callback, "on_data") names err in the
+ * closing log line, NULL when err is no failure or says it all. */
+static void conn_fail(ss_conn *c, const char *what, int err)
 {
     if (c->dying || c->finished)
         return;
     c->dying = true;
     c->pending_err = err;
+    c->pending_what = what;
     conn_update_watch(c);
     ss_loop_defer(c->w->loop, &c->finish_defer);
 }
+
+static void conn_end(ss_conn *c, int err) { conn_fail(c, NULL, err); }
 
 /* After a framework dispatch: ask for the events c now needs. */
 static void conn_after_dispatch(ss_conn *c)
@@ -197,7 +204,7 @@ static void conn_flush(ss_conn *c)
         if (r == -EAGAIN)
             break;
         if (r < 0) {
-            conn_end(c, (int)r);
+            conn_fail(c, "send", (int)r);
             return;
         }
         ss__outq_consume(&c->out, &c->w->pool, (size_t)r);
@@ -214,7 +221,7 @@ static void conn_flush(ss_conn *c)
             if (svc->on_drain && !c->closing) {
                 int r = svc->on_drain(c);
                 if (r < 0) {
-                    conn_end(c, r);
+                    conn_fail(c, "on_drain", r);
                     return;
                 }
             }
@@ -241,7 +248,7 @@ static void conn_read(ss_conn *c)
         if (n == -EAGAIN)
             return;
         if (n < 0) {
-            conn_end(c, (int)n);
+            conn_fail(c, "recv", (int)n);
             return;
         }
         if (n == 0) {
@@ -252,7 +259,7 @@ static void conn_read(ss_conn *c)
             else
                 ss_conn_close(c);
             if (r < 0)
-                conn_end(c, r);
+                conn_fail(c, "on_eof", r);
             return;
         }
         ss__stat_add(&w->bytes_in, (uint64_t)n);
@@ -260,7 +267,7 @@ static void conn_read(ss_conn *c)
         if (svc->on_data) {
             int r = svc->on_data(c, w->rbuf, (size_t)n);
             if (r < 0) {
-                conn_end(c, r);
+                conn_fail(c, "on_data", r);
                 return;
             }
         }
@@ -304,12 +311,12 @@ static void conn_io(ss_sock *s, unsigned events, void *arg)
         /* Hung up while the service reads nothing: tell it now. */
         int r = c->w->srv->svc->on_hangup(c);
         if (r < 0)
-            conn_end(c, r);
+            conn_fail(c, "on_hangup", r);
     } else if ((events & SS_HUP) && !c->dying && !(events & (SS_READ | SS_WRITE))) {
         /* Hang-up while we ask for nothing: epoll reports it regardless,
          * so settle it now instead of spinning. */
         int err = ss_sock_error(c->sock);
-        conn_end(c, err ? err : 0);
+        conn_fail(c, "hang-up", err ? err : 0);
     }
     conn_after_dispatch(c);
 }
@@ -330,7 +337,7 @@ static void idle_cb(ss_loop *loop, ss_timer *t, void *arg)
     if (now - c->last_active >= idle) {
         c->in_cb = true;
         c->idle_expired = true;
-        conn_end(c, -ETIMEDOUT);
+        conn_fail(c, "idle", -ETIMEDOUT);
         conn_after_dispatch(c);
         return;
     }
@@ -346,7 +353,7 @@ static void svc_timer_cb(ss_loop *loop, ss_timer *t, void *arg)
     const ss_service *svc = c->w->srv->svc;
     int r = svc->on_timer ? svc->on_timer(c) : -ETIMEDOUT;
     if (r < 0)
-        conn_end(c, r);
+        conn_fail(c, "on_timer", r);
     conn_after_dispatch(c);
 }
 
@@ -422,7 +429,7 @@ int ss__conn_open(struct worker *w, ss_sock *s, const ss_addr *peer)
     if (srv->svc->on_open) {
         int r = srv->svc->on_open(c);
         if (r < 0)
-            conn_end(c, r);
+            conn_fail(c, "on_open", r);
     }
     conn_after_dispatch(c);
     return 0;
@@ -433,7 +440,7 @@ void ss__conn_abort_all(struct worker *w, int err)
 {
     for (ss_conn *c = w->active; c; c = c->next)
         if (!c->blocking)
-            conn_end(c, err);
+            conn_fail(c, "stopping", err);
 }
 
 /* ---- blocking connections ----------------------------------------------- */
@@ -456,10 +463,10 @@ int ss__conn_run_blocking(struct worker *w, ss_sock *s, const ss_addr *peer)
         err = ss_sock_set_opts(s, &so, NULL);
     }
     conn_init_common(w, c, s, peer);
-    if (err == 0 && srv->svc->on_open)
-        err = srv->svc->on_open(c);
-    if (err == 0)
-        err = srv->svc->handle(c);
+    if (err == 0 && srv->svc->on_open && (err = srv->svc->on_open(c)) < 0)
+        c->pending_what = "on_open";
+    if (err == 0 && (err = srv->svc->handle(c)) < 0)
+        c->pending_what = "handle";
     if (err == -ETIMEDOUT)
         c->idle_expired = true;
     conn_finish(c, err);
@@ -505,7 +512,7 @@ int ss_conn_writev(ss_conn *c, const struct iovec *iov, int iovcnt)
             ss__stat_add(&c->w->bytes_out, (uint64_t)r);
             conn_touch(c);
         } else if (r != -EAGAIN) {
-            conn_end(c, (int)r);
+            conn_fail(c, "send", (int)r);
             return (int)r;
         }
     }
@@ -522,7 +529,7 @@ int ss_conn_writev(ss_conn *c, const struct iovec *iov, int iovcnt)
             int r = ss__outq_push(&c->out, &c->w->pool, p + skip, n - skip);
             skip = 0;
             if (r < 0) {
-                conn_end(c, r);
+                conn_fail(c, "queue", r);
                 return r;
             }
         }

@@ -48,6 +48,7 @@ struct ss_conn {
     unsigned watching;        /* events currently asked of the socket */
     bool in_cb;               /* a framework dispatch of c is on the stack */
     int pending_err;          /* why finish_defer will close */
+    const char *pending_what; /* what failed with pending_err, or NULL */
     bool paused_svc, paused_bp, eof, closing, shut_wr, shut_wr_done;
     bool want_drain, dying, finished, blocking, watched_once, idle_expired;
     bool lingering;           /* closed by us, FIN sent, draining the peer */

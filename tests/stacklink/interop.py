@@ -10,12 +10,15 @@
                             MODE send-close: send N bytes and close first
   udp-echo HOST PORT        datagrams of several sizes must come back intact
   refused HOST PORT tcp|udp print the errno name the kernel reports
+  reset HOST PORT           send one byte, read its echo, print "local PORT"
+                            (ours), then close with RST (SO_LINGER 0)
 Every result goes to stdout as "key value" lines.
 """
 import errno
 import hashlib
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -121,6 +124,17 @@ def refused(host, port, proto):
         print("error", errno.errorcode.get(e.errno, str(e)))
 
 
+def reset(host, port):
+    s = socket.create_connection((host, port), timeout=10)
+    s.sendall(b"x")
+    if s.recv(1) != b"x":
+        print("no echo")
+        return
+    print("local", s.getsockname()[1])
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
 def main():
     a = sys.argv[1:]
     if a[0] == "echo-client":
@@ -133,6 +147,8 @@ def main():
         udp_echo(a[1], int(a[2]))
     elif a[0] == "refused":
         refused(a[1], int(a[2]), a[3])
+    elif a[0] == "reset":
+        reset(a[1], int(a[2]))
     sys.stdout.flush()
 
 

@@ -300,6 +300,30 @@ Test(interop, stack_source_closes_first_kernel_reads_to_eof)
     stop_stack(100);
 }
 
+/* A kernel client resets its echo connection (SO_LINGER 0): with -v the
+ * stack up log names the service, the peer and what failed, in the words
+ * of sockstack serve's log (the same helper, cli_server_log). */
+Test(interop, peer_reset_is_logged_with_service_peer_and_call)
+{
+    need_root_and_netns();
+    const char *extra[] = {"-v", "--serve", "echo:7", NULL};
+    start_stack(extra);
+    char line[256];
+    cr_assert_eq(th_wait_listening(&stack_p, 10000, line, sizeof line), 7);
+    const char *args[] = {"/usr/bin/python3", interop_py(), "reset", STACK_ADDR, "7", NULL};
+    char *out = run_peer(args, 20000);
+    int port = 0;
+    cr_assert_eq(sscanf(out, "local %d", &port), 1, "%s", out);
+    free(out);
+    char want[160], log[8192];
+    snprintf(want, sizeof want,
+             " echo: connection #1 from " KERNEL_ADDR ":%d closed: recv: Connection reset by "
+             "peer\n", port);
+    cr_assert(th_read_until(stack_p.err, want, log, sizeof log, 10000), "want '%s' in:\n%s",
+              want, log);
+    stop_stack(6);
+}
+
 Test(interop, ping_is_answered)
 {
     need_root_and_netns();
