@@ -1,5 +1,6 @@
 /* The services `sockstack serve` knows: one row each (see serve.h). */
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -7,7 +8,9 @@
 #include "cli/serve_proto.h"
 #include "cli/serve_chat.h"
 #include "sockstack/area.h"
+#include "sockstack/discard.h"
 #include "sockstack/echo.h"
+#include "sockstack/err.h"
 
 /* ---- echo --------------------------------------------------------------- */
 
@@ -59,6 +62,62 @@ static int area_setup(struct serve_ctx *sc)
     return 0;
 }
 
+/* ---- discard and source ------------------------------------------------ */
+
+static int discard_setup(struct serve_ctx *sc)
+{
+    sc->svc = ss_discard_service();
+    return 0;
+}
+
+enum { SOURCE_OPT_BYTES = SERVE_OPT_SERVICE, SOURCE_OPT_SEED };
+
+static const struct option source_longopts[] = {
+    {"bytes", required_argument, NULL, SOURCE_OPT_BYTES},
+    {"seed", required_argument, NULL, SOURCE_OPT_SEED},
+    {NULL, 0, NULL, 0},
+};
+
+/* Read by each connection as it opens (ss_conn_server_ctx), so a seed
+ * set at attach, once the port is known, is the one every client gets. */
+static ss_source_opts source_opts = {.bytes = 1024 * 1024};
+static bool source_seed_given;
+
+static int source_option(struct serve_ctx *sc, int opt, const char *arg)
+{
+    if (opt == SOURCE_OPT_BYTES)
+        return cli_parse_scaled("--bytes", arg, 1024, 0, 1ull << 40, &source_opts.bytes) < 0
+                   ? CLI_USAGE : 0;
+    if (cli_parse_u64("--seed", arg, 0, UINT64_MAX, &source_opts.seed) < 0)
+        return CLI_USAGE;
+    source_seed_given = true;
+    return 0;
+}
+
+static int source_setup(struct serve_ctx *sc)
+{
+    sc->svc = ss_source_service();
+    sc->opts.svc_ctx = &source_opts;
+    return 0;
+}
+
+/* Without --seed the pattern is seeded with the port, as stack up's source
+ * is: the port bound (the real one with --port 0; 0 for a Unix socket). */
+static int source_attach(struct serve_ctx *sc, ss_server *srv)
+{
+    ss_addr bound;
+    if (source_seed_given)
+        return 0;
+    int err = ss_server_addr(srv, &bound);
+    if (err < 0) {
+        cli_error("serve source: %s", ss_strerror(err));
+        return CLI_RUNTIME;
+    }
+    int port = ss_addr_port(&bound);
+    source_opts.seed = port > 0 ? (uint64_t)port : 0;
+    return 0;
+}
+
 /* ---- the table ---------------------------------------------------------- */
 
 const struct serve_service serve_services[] = {
@@ -75,6 +134,26 @@ const struct serve_service serve_services[] = {
         .option = echo_option,
         .setup = echo_setup,
         .cleanup = serve_auth_cleanup,
+    },
+    {
+        .name = "discard",
+        .summary = "every byte or datagram read and dropped (TCP, Unix, UDP)",
+        .kinds = SERVE_STREAM | SERVE_DGRAM,
+        .default_kind = SERVE_STREAM,
+        .setup = discard_setup,
+    },
+    {
+        .name = "source",
+        .summary = "a fixed pattern, then the server closes (TCP, Unix)",
+        .kinds = SERVE_STREAM,
+        .default_kind = SERVE_STREAM,
+        .longopts = source_longopts,
+        .help = "      --bytes N            what each connection gets (k/M/G suffixes;\n"
+                "                           default 1M; 0 closes at once)\n"
+                "      --seed N             pattern seed (default: the port listened on)\n",
+        .option = source_option,
+        .setup = source_setup,
+        .attach = source_attach,
     },
     {
         .name = "area",

@@ -106,21 +106,22 @@ Test(cli_usage, services_listed_by_name)
 {
     struct th_result r = th_run_cli((const char *const[]){"--help", NULL}, 20000);
     cr_assert_eq(r.status, 0);
-    cr_assert(strstr(r.out, "  serve        run a service: echo, area, exec, files, chat, "
-                            "udp-chat\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "  serve        run a service: echo, discard, source, area, exec, "
+                            "files, chat, udp-chat\n"), "%s", r.out);
     th_result_free(&r);
     r = th_run_cli((const char *const[]){"serve", "--help", NULL}, 20000);
     cr_assert_eq(r.status, 0);
-    const char *names[] = {"echo", "area", "exec", "files", "chat", "udp-chat"};
-    for (size_t i = 0; i < 6; i++) {
+    const char *names[] = {"echo", "discard", "source", "area", "exec", "files", "chat",
+                           "udp-chat"};
+    for (size_t i = 0; i < 8; i++) {
         char line[32];
         snprintf(line, sizeof line, "\n  %-12s ", names[i]);
         cr_assert(strstr(r.out, line), "%s missing: %s", names[i], r.out);
     }
     th_result_free(&r);
     usage_error((const char *const[]){"serve", NULL},
-                "sockstack: serve: which service? (one of: echo, area, exec, files, chat, "
-                "udp-chat) (see 'sockstack serve --help')\n");
+                "sockstack: serve: which service? (one of: echo, discard, source, area, exec, "
+                "files, chat, udp-chat) (see 'sockstack serve --help')\n");
 }
 
 Test(cli_usage, chat_servers_are_checked)
