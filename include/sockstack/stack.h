@@ -135,7 +135,7 @@ enum ss_cc_mark {
     SS_CC_MARK_TLP_LOSS,     /* the probe repaired a loss: cwnd reduced (RFC 8985 7.4) */
     SS_CC_MARK_HYSTART_TRAIN,/* HyStart ACK train spans half the min RTT: ssthresh = cwnd */
     SS_CC_MARK_RACK,         /* RACK: SND.UNA's segment lost by time, fast retransmit (RFC 8985 6) */
-    SS_CC_MARK_RACK_HOLES,   /* RACK in recovery: the holes below the highest SACK lost by time */
+    SS_CC_MARK_RACK_HOLES,   /* RACK in recovery: what was sent before a delivered segment lost by time */
 };
 
 /* Why a packet or segment was dropped (u.drop.reason). */

@@ -194,7 +194,6 @@ struct ss_pcb {
     bool passive : 1;           /* came from a listener (SYN-RECEIVED -> LISTEN on RST) */
     bool in_accept_q : 1;
     bool fin_queued : 1;        /* application closed the send side */
-    bool fin_sent : 1;          /* FIN occupies snd_max - 1 */
     bool fin_rcvd : 1;          /* peer's FIN consumed (EOF) */
     bool ooo_fin : 1;           /* FIN seen beyond a hole, at ooo_fin_seq */
     bool ws_ok : 1, ts_ok : 1, sack_ok : 1;   /* negotiated on the SYN exchange */

@@ -40,7 +40,9 @@
  *                        lost (on the PTO's timer)
  *   RFC 8985 6.2       RACK in recovery: reo_wnd after  ss__cc_rack_arm(),
  *                        an ACK, the holes below its      ss__cc_reo_timeout(),
- *                        highest SACK are lost            rack_lost()
+ *                        highest SACK are lost; after a   rack_lost(),
+ *                        retransmission arrived, what     rack_sent_before()
+ *                        was sent before it
  *   a lost retransmission (no RFC 6675 rule): by         ss__cc_rxt_update(),
  *     sequence as in draft-scheffenegger-tcpm-lrd        ss__cc_lost_rxt()
  *     (DupThresh segments sent after it arrived, it
@@ -102,6 +104,15 @@ static void set_rack_end(struct ss_pcb *sk, uint32_t v)
 static bool rack_lost(const struct ss_pcb *sk, uint32_t s)
 {
     return sk->cc_phase == SS_CC_RECOVERY && SEQ_LT(s, rack_end(sk));
+}
+
+/* Where RACK's holes start: above what was resent (the retransmissions
+ * are timed on their own, ss__cc_rxt_update) and what is lost already. */
+static uint32_t rack_from(const struct ss_pcb *sk)
+{
+    uint32_t f = SEQ_GT(sk->high_rxt, sk->snd_una) ? sk->high_rxt : sk->snd_una;
+    uint32_t end = rack_end(sk);
+    return SEQ_GT(end, f) ? end : f;
 }
 
 static const struct ss__cc_ops *const algos[SS_CC_NALGOS] = {
@@ -236,8 +247,12 @@ uint32_t ss__cc_pipe(const struct ss_pcb *sk)
     uint32_t high = ss__sack_high(sk);
     if (SEQ_LT(high, sk->snd_una))
         high = sk->snd_una;
-    if (SEQ_GT(sk->snd_max, high))
-        pipe += sk->snd_max - high;
+    /* Above the highest SACK only RACK finds losses (rack_sent_before). */
+    uint32_t lost_to = high;
+    if (sk->cc_phase == SS_CC_RECOVERY && SEQ_GT(rack_end(sk), high))
+        lost_to = SEQ_LT(rack_end(sk), sk->snd_max) ? rack_end(sk) : sk->snd_max;
+    if (SEQ_GT(sk->snd_max, lost_to))
+        pipe += sk->snd_max - lost_to;
     if (SEQ_GT(rxt, high))
         pipe += rxt - high;
     /* A retransmission found lost (ss__cc_rxt_update) has left the
@@ -252,10 +267,19 @@ bool ss__cc_next_hole(const struct ss_pcb *sk, bool lost, uint32_t *seq, uint32_
     /* (1.a)/(3.a) above HighRxt, (1.b)/(3.b) below the highest SACKed
      * octet (next_hole stops there); holes only get less IsLost going up,
      * so the first hole decides rule (1). */
-    if (!ss__sack_next_hole(sk, from, &s, &e))
+    if (!ss__sack_next_hole(sk, from, &s, &e)) {
+        /* Above the highest SACK: lost only by RACK (rack_sent_before).
+         * Data only: the FIN goes with the segment that ends at it. */
+        uint32_t high = ss__sack_high(sk);
+        uint32_t data_end = sk->fin_queued && SEQ_GT(sk->snd_max, sk->fin_seq) ? sk->fin_seq
+                                                                             : sk->snd_max;
+        s = SEQ_GT(high, from) ? high : from;
+        e = SEQ_LT(rack_end(sk), data_end) ? rack_end(sk) : data_end;
+        if (!lost || !rack_lost(sk, s) || !SEQ_LT(s, e))
+            return false;
+    } else if (lost && !ss__sack_is_lost(sk, s, DUPTHRESH) && !rack_lost(sk, s)) {
         return false;
-    if (lost && !ss__sack_is_lost(sk, s, DUPTHRESH) && !rack_lost(sk, s))
-        return false;
+    }
     *seq = s;
     *len = ss__min32(e - s, sk->snd_mss);
     return true;
@@ -285,19 +309,43 @@ void ss__cc_rxt_sent(const ss_stack *st, struct ss_pcb *sk, uint32_t seq, uint32
     };
 }
 
+/* RACK in recovery (RFC 8985 6.2) for a retransmission that arrived:
+ * every octet sent before it, below its mark, that is neither SACKed
+ * nor resent had RACK.rtt to arrive by when it did, so once reo_wnd more
+ * has passed it is lost, SACKed above or not. This is what a partial
+ * ACK with nothing SACKed above it says: without it the segments sent
+ * just before the retransmission, lost too, waited for the RTO. */
+static void rack_sent_before(ss_stack *st, struct ss_pcb *sk, uint32_t mark)
+{
+    if (!st->cfg.tlp || !sk->rtt_valid || !ss__cc_sack_recovery(sk) ||
+        !SEQ_GT(mark, rack_from(sk)) || SEQ_GT(mark, sk->snd_max) || !ss__sx_own(sk))
+        return;
+    if (sk->reo_holes && SEQ_LEQ(mark, sk->sx->reo_high))
+        return;
+    sk->reo_holes = true;
+    sk->sx->reo_high = mark;
+    sk->sx->reo_due = (uint32_t)st->now + reo_wnd(sk);
+}
+
 bool ss__cc_rxt_update(ss_stack *st, struct ss_pcb *sk)
 {
     if (!sk->rx_n)
         return false;
-    /* Forget what arrived: acknowledged, or SACKed from end to end. */
-    uint32_t k = 0;
+    /* Forget what arrived: acknowledged, or SACKed from end to end. What
+     * was sent before one that arrived (below its mark) is RACK's to
+     * judge (rack_sent_before). */
+    uint32_t k = 0, before = sk->snd_una;
     for (uint32_t i = 0; i < sk->rx_n; i++) {
         struct ss_rxt r = sk->rx[i];
         if (SEQ_LEQ(r.end, sk->snd_una) ||
-            (ss__sack_is_sacked(sk, r.seq) && ss__sack_is_sacked(sk, r.end - 1)))
+            (ss__sack_is_sacked(sk, r.seq) && ss__sack_is_sacked(sk, r.end - 1))) {
+            if (SEQ_GT(r.mark, before))
+                before = r.mark;
             continue;
+        }
         sk->rx[k++] = r;
     }
+    rack_sent_before(st, sk, before);
     sk->rx_n = (uint8_t)k;
     /* Lost by sequence: like IsLost (RFC 6675 4), more than (DupThresh
      * - 1) * SMSS bytes newly SACKed at or above the mark tolerate that
@@ -636,14 +684,6 @@ static void arm_reo(ss_stack *st, struct ss_pcb *sk)
     set_reo(st, sk, st->now + reo_wnd(sk));
 }
 
-/* Where RACK's holes start: above what was resent (the retransmissions
- * are timed on their own, ss__cc_rxt_update) and what is lost already. */
-static uint32_t rack_from(const struct ss_pcb *sk)
-{
-    uint32_t f = SEQ_GT(sk->high_rxt, sk->snd_una) ? sk->high_rxt : sk->snd_una;
-    uint32_t end = rack_end(sk);
-    return SEQ_GT(end, f) ? end : f;
-}
 
 /* Is a hole in [rack_from, to) not yet lost by DupThresh? The highest
  * one decides: holes only get less IsLost going up. */
@@ -697,7 +737,9 @@ void ss__cc_reo_timeout(ss_stack *st, struct ss_pcb *sk)
     sk->reo_on = false;
     if (ss__cc_sack_recovery(sk)) {
         if (sk->reo_holes && reached(st, sk->sx->reo_due)) {
-            bool fresh = rack_hole(sk, sk->sx->reo_high);
+            uint32_t high = ss__sack_high(sk), from = rack_from(sk);
+            bool fresh = rack_hole(sk, sk->sx->reo_high) ||
+                         SEQ_GT(sk->sx->reo_high, SEQ_GT(high, from) ? high : from);
             sk->sx->rack_end = sk->sx->reo_high;
             sk->reo_holes = false;
             if (fresh)

@@ -167,7 +167,7 @@ static const char *cc_mark_text(int mark)
     case SS_CC_MARK_TLP_LOSS: return "the probe repaired a loss -> ssthresh, cwnd reduced";
     case SS_CC_MARK_HYSTART_TRAIN: return "HyStart: ACK train > min RTT / 2 -> ssthresh = cwnd";
     case SS_CC_MARK_RACK: return "RACK: reordering window over -> fast retransmit, enter fast recovery";
-    case SS_CC_MARK_RACK_HOLES: return "RACK: reordering window over -> holes below the highest SACK lost";
+    case SS_CC_MARK_RACK_HOLES: return "RACK: reordering window over -> what was sent before a delivered segment is lost";
     default: return "";
     }
 }

@@ -1521,7 +1521,7 @@ Test(cc_rack, a_hole_in_recovery_with_too_little_above_it_is_lost_by_time, .init
     cr_assert(!traced("RACK"), "not before reo_wnd");
     advance(1);
     check_caps();
-    cr_assert(traced("RACK: reordering window over -> holes below the highest SACK lost"));
+    cr_assert(traced("RACK: reordering window over -> what was sent before a delivered segment is lost"));
     /* Lost, it has left pipe (5000 of cwnd 5500: no room yet). The next
      * ACK makes room, and NextSeg's rule (1) takes the lost hole before
      * new data (without RACK, 2000 SACKed above it is still no loss, and
@@ -1569,5 +1569,55 @@ Test(cc_rack, a_retransmission_with_one_later_segment_sacked_is_lost_by_time, .i
     cr_assert_eq(nrtx, 2);
     cr_assert_eq(rtx[1], 1 * M, "the lost retransmission, resent");
     cr_assert(traced("retransmission lost too"));
+    cr_assert_eq(info().timeouts, 0);
+}
+
+/* RACK in recovery for what lies above the highest SACK (RFC 8985 6.2):
+ * the IW of 10 segments; segment 2 (1000) is lost; the ACK of segment 1
+ * and the first two duplicate ACKs (limited transmit) send 10000..13999;
+ * the third starts recovery, and the retransmission of 1000 goes out
+ * after all of them (its mark: 14000). Segments 9..14 (8000..13999) are
+ * lost too. The retransmission's ACK is a partial ACK up to 8000 with
+ * nothing SACKed above: no hole, no DupThresh, and without RACK only
+ * the RTO would resend them. They went out before the retransmission
+ * that arrived, so reo_wnd (SRTT / 4) after that ACK they are lost and
+ * resent from 8000 up, before any new data, as far as cwnd allows (5
+ * of them). */
+Test(cc_rack, segments_sent_before_a_delivered_retransmission_are_lost_by_time,
+     .init = tlp_setup, .fini = fx_teardown)
+{
+    send_flight(20 * M);
+    cr_assert_eq(sent_hi, 10 * M);
+    advance(RTT);
+    check_caps();
+    sack_ack(1 * M);
+    for (uint32_t e = 3; e <= 5; e++) {   /* segments 3..5 arrive */
+        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
+        sack_ack(1 * M);
+    }
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 1 * M);
+    cr_assert_eq(sent_hi, 14 * M, "all sent before the retransmission: %u", sent_hi);
+    for (uint32_t e = 6; e <= 8; e++) {   /* segments 6..8 arrive */
+        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
+        sack_ack(1 * M);
+    }
+    uint32_t hi = sent_hi;
+    advance(RTT);
+    set_blocks(0, NULL);
+    sack_ack(8 * M);   /* the retransmission arrived: a partial ACK */
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(nrtx, 1);
+    advance(RTT / 4 - 1);
+    check_caps();
+    cr_assert_eq(nrtx, 1, "not before reo_wnd");
+    advance(1);
+    check_caps();
+    cr_assert(traced("RACK: reordering window over -> what was sent before a delivered segment"));
+    cr_assert_eq(nrtx, 6, "%u resent", nrtx);
+    for (uint32_t k = 1; k < 6; k++)
+        cr_assert_eq(rtx[k], (7 + k) * M, "resend %u: %u", k, rtx[k]);
+    cr_assert_eq(sent_hi, hi, "no new data before the lost segments");
     cr_assert_eq(info().timeouts, 0);
 }
