@@ -946,6 +946,13 @@ static void offline_page(ss_chat_conn *c);
 /* A page was read (and its lines queued): go on while there is room. */
 static void offline_page_k(ss_chat_conn *c, struct chat_op *op)
 {
+    if (strcmp(op->nick, c->nick)) {
+        /* c changed its nick while this page of the old one's was read
+         * (take_nick): its rows are not c's to delete now; go on with
+         * whatever the new nick has (deliver_waiting_k). */
+        offline_page(c);
+        return;
+    }
     if (op->err < 0 || op->res.n <= 0 || c->dead) {
         c->off_more = false;
     } else {
@@ -982,6 +989,7 @@ static void offline_page(ss_chat_conn *c)
         return;
     }
     op->page = rows < SS_CHAT_OFFLINE_PAGE ? (int)rows : SS_CHAT_OFFLINE_PAGE;
+    snprintf(op->nick, sizeof op->nick, "%s", c->nick);
     c->off_op = op;
     OP_CALL(r, op, off_page, c->nick, c->off_queued, op->page, send_offline, op, &op->res);
 }
@@ -1043,6 +1051,14 @@ static void take_nick(ss_chat_conn *c, const char *nick, int64_t now, int online
         snprintf(old, sizeof old, "%s", c->nick);
         touch(r, old, now);
         forget_unregistered(c);
+        /* Offline rows of the old nick that were queued but not yet
+         * deleted stay in the store (delivered again at its next login,
+         * never lost): a delete at the next drain would run under the
+         * new nick and take its rows. */
+        c->off_sent[0] = '\0';
+        c->off_queued[0] = '\0';
+        c->off_fresh = false;
+        c->off_more = false;
         nick_unindex(c);
         snprintf(c->nick, sizeof c->nick, "%s", nick);
         nick_index(c);

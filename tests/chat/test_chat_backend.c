@@ -353,3 +353,48 @@ Test(chat_backend, offline_rows_deleted_once_then_drains_are_free)
         release(1);
     cr_assert_str_eq(take(1), "OK login bob\nOK nick bob 2\n");
 }
+
+/* A nick change while offline rows wait for their delete: the rows were
+ * bob's, and the delete at the next drain must not run under the new
+ * nick (it took carol's rows up to bob's last id). They stay in the
+ * store and come again at bob's next login: never lost. */
+Test(chat_backend, nick_change_leaves_the_old_nicks_offline_rows_alone)
+{
+    join(0, "alice");
+    join(1, "bob");
+    feed(1, "/register pw1234\n");
+    release(2);
+    cr_assert_str_eq(take(1), "OK register bob\n");
+    ss_chat_disconnect(fc[1].c, T0);
+    fc[1].c = NULL;
+    take(0);
+    feed(0, "/msg bob one\n");
+    release(2);
+    cr_assert_str_eq(take(0), "OK msg bob stored\n");
+    fc[1].c = ss_chat_connect(room, &fc[1], T0);
+    take(1);
+    feed(1, "/login bob pw1234\n");
+    while (n_held > 0)
+        release(1);
+    char want[256];
+    snprintf(want, sizeof want, "OK login bob\nOK nick bob 2\nOFFLINE %s alice one\n",
+             "2023-11-14T22:13:20.123Z");
+    cr_assert_str_eq(take(1), want);
+    cr_assert_eq(n_off_delete, 0);
+    feed(1, "/nick carol\n");
+    while (n_held > 0)
+        release(1);
+    cr_assert(strstr(take(1), "OK nick carol 2\n"));
+    ss_chat_drain(fc[1].c);
+    while (n_held > 0)
+        release(1);
+    cr_assert_eq(n_off_delete, 0, "deleted: %s", off_deleted);
+    /* bob's row is still there. */
+    ss_chat_disconnect(fc[1].c, T0);
+    fc[1].c = ss_chat_connect(room, &fc[1], T0);
+    take(1);
+    feed(1, "/login bob pw1234\n");
+    while (n_held > 0)
+        release(1);
+    cr_assert_str_eq(take(1), want);
+}
