@@ -98,9 +98,9 @@ static void set_rack_end(struct ss_pcb *sk, uint32_t v)
         sk->sx->rack_end = v;
 }
 
-/* RACK in recovery (RFC 8985 6.2): is the hole at s lost by time? Every
- * hole below rack_end was sent before a segment that arrived reo_wnd
- * ago or longer (ss__cc_reo_timeout). */
+/* RACK in recovery (RFC 8985 6.2): is the unSACKed octet at s lost by
+ * time? Everything below rack_end was sent before a segment that
+ * arrived reo_wnd ago or longer (ss__cc_reo_timeout). */
 static bool rack_lost(const struct ss_pcb *sk, uint32_t s)
 {
     return sk->cc_phase == SS_CC_RECOVERY && SEQ_LT(s, rack_end(sk));
@@ -683,7 +683,6 @@ static void arm_reo(ss_stack *st, struct ss_pcb *sk)
     sk->sx->reo_high = ss__sack_high(sk);   /* taken: there are SACK blocks */
     set_reo(st, sk, st->now + reo_wnd(sk));
 }
-
 
 /* Is a hole in [rack_from, to) not yet lost by DupThresh? The highest
  * one decides: holes only get less IsLost going up. */
