@@ -267,7 +267,19 @@ Test(chat_backend, store_failure_is_refused_not_acknowledged)
     cr_assert_str_eq(take(1), "");
 }
 
-Test(chat_backend, offline_message_stored_after_two_answers)
+/* bob connects again and logs in; every store answer is given. */
+static void bob_logs_in(void)
+{
+    fc[1].c = ss_chat_connect(room, &fc[1], T0);
+    take(1);
+    feed(1, "/login bob pw1234\n");
+    while (n_held > 0)
+        release(1);
+}
+
+/* alice online; bob registered (password pw1234) and gone, so that
+ * what alice sends him is stored as offline mail. */
+static void bob_registered_and_away(void)
 {
     join(0, "alice");
     join(1, "bob");
@@ -277,6 +289,11 @@ Test(chat_backend, offline_message_stored_after_two_answers)
     ss_chat_disconnect(fc[1].c, T0);
     fc[1].c = NULL;
     take(0);
+}
+
+Test(chat_backend, offline_message_stored_after_two_answers)
+{
+    bob_registered_and_away();
     cr_assert_eq(feed(0, "/msg bob later\n"), strlen("/msg bob later\n"));
     cr_assert_str_eq(take(0), "");
     release(1); /* bob's record: registered */
@@ -305,24 +322,13 @@ Test(chat_backend, disconnect_while_pending)
  * again on every drain before). The rows are delivered once. */
 Test(chat_backend, offline_rows_deleted_once_then_drains_are_free)
 {
-    join(0, "alice");
-    join(1, "bob");
-    feed(1, "/register pw1234\n");
-    release(2); /* bob's record, before and after the hash */
-    cr_assert_str_eq(take(1), "OK register bob\n");
-    ss_chat_disconnect(fc[1].c, T0);
-    fc[1].c = NULL;
-    take(0);
+    bob_registered_and_away();
     for (int i = 0; i < 2; i++) {
         feed(0, i ? "/msg bob two\n" : "/msg bob one\n");
         release(2); /* bob's record, then the offline row */
         cr_assert_str_eq(take(0), "OK msg bob stored\n");
     }
-    fc[1].c = ss_chat_connect(room, &fc[1], T0);
-    take(1);
-    feed(1, "/login bob pw1234\n");
-    while (n_held > 0)
-        release(1);
+    bob_logs_in();
     char want[256];
     snprintf(want, sizeof want,
              "OK login bob\nOK nick bob 2\nOFFLINE %s alice one\nOFFLINE %s alice two\n",
@@ -346,11 +352,7 @@ Test(chat_backend, offline_rows_deleted_once_then_drains_are_free)
     cr_assert_eq(n_off_page, pages);
     /* Delivered once: a second login brings none. */
     ss_chat_disconnect(fc[1].c, T0);
-    fc[1].c = ss_chat_connect(room, &fc[1], T0);
-    take(1);
-    feed(1, "/login bob pw1234\n");
-    while (n_held > 0)
-        release(1);
+    bob_logs_in();
     cr_assert_str_eq(take(1), "OK login bob\nOK nick bob 2\n");
 }
 
@@ -360,22 +362,11 @@ Test(chat_backend, offline_rows_deleted_once_then_drains_are_free)
  * store and come again at bob's next login: never lost. */
 Test(chat_backend, nick_change_leaves_the_old_nicks_offline_rows_alone)
 {
-    join(0, "alice");
-    join(1, "bob");
-    feed(1, "/register pw1234\n");
-    release(2);
-    cr_assert_str_eq(take(1), "OK register bob\n");
-    ss_chat_disconnect(fc[1].c, T0);
-    fc[1].c = NULL;
-    take(0);
+    bob_registered_and_away();
     feed(0, "/msg bob one\n");
     release(2);
     cr_assert_str_eq(take(0), "OK msg bob stored\n");
-    fc[1].c = ss_chat_connect(room, &fc[1], T0);
-    take(1);
-    feed(1, "/login bob pw1234\n");
-    while (n_held > 0)
-        release(1);
+    bob_logs_in();
     char want[256];
     snprintf(want, sizeof want, "OK login bob\nOK nick bob 2\nOFFLINE %s alice one\n",
              "2023-11-14T22:13:20.123Z");
@@ -391,10 +382,6 @@ Test(chat_backend, nick_change_leaves_the_old_nicks_offline_rows_alone)
     cr_assert_eq(n_off_delete, 0, "deleted: %s", off_deleted);
     /* bob's row is still there. */
     ss_chat_disconnect(fc[1].c, T0);
-    fc[1].c = ss_chat_connect(room, &fc[1], T0);
-    take(1);
-    feed(1, "/login bob pw1234\n");
-    while (n_held > 0)
-        release(1);
+    bob_logs_in();
     cr_assert_str_eq(take(1), want);
 }

@@ -162,6 +162,22 @@ Test(stack_cli, serve_area_replies_over_the_stack)
     stop_serve();
 }
 
+/* `connect` (srv_p) has its input closed: it exits 0; its standard
+ * error, NUL-terminated (the caller frees it). */
+static char *connect_done(void)
+{
+    char *err = NULL;
+    int st = th_wait(&srv_p, 10000);
+    ssize_t elen = th_read_all(srv_p.err, &err, 1000);
+    err = realloc(err, (size_t)(elen > 0 ? elen : 0) + 1);
+    err[elen > 0 ? elen : 0] = '\0';
+    srv_p.pid = -1;
+    th_close_fds(&srv_p);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "connect: status %d: %s", st,
+              err);
+    return err;
+}
+
 Test(stack_cli, connect_half_closes_and_prints_the_kernel_servers_last_bytes)
 {
     need_root_and_netns();
@@ -184,15 +200,7 @@ Test(stack_cli, connect_half_closes_and_prints_the_kernel_servers_last_bytes)
     cr_assert_geq(n, 0);
     out = realloc(out, (size_t)n + 1);
     out[n] = '\0';
-    char *err = NULL;
-    int st = th_wait(&srv_p, 10000);
-    ssize_t elen = th_read_all(srv_p.err, &err, 1000);
-    err = realloc(err, (size_t)(elen > 0 ? elen : 0) + 1);
-    err[elen > 0 ? elen : 0] = '\0';
-    srv_p.pid = -1;
-    th_close_fds(&srv_p);
-    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "connect: status %d: %s", st,
-              err);
+    char *err = connect_done();
     /* sha256 of the request, computed by the kernel side. */
     cr_assert_str_eq(out, "got 39 bytes "
                           "92da2c9f1f3f875a43dfff5f967e13bfb68c796147d713b5e2b92c1d77be60ec\n"
@@ -243,16 +251,9 @@ Test(stack_cli, connect_with_rto_min_reports_that_rto)
     const char *cargv[] = {th_sockstack(), "connect", "--info", "--stack", arg, KERNEL_ADDR,
                            port, NULL};
     cr_assert_eq(th_spawn(&srv_p, (char *const *)cargv), 0);
-    char *out = NULL, *err = NULL;
+    char *out = NULL;
     cr_assert_geq(th_exchange(&srv_p, "hi\n", 3, &out, 20000), 0);
-    int st = th_wait(&srv_p, 10000);
-    ssize_t elen = th_read_all(srv_p.err, &err, 1000);
-    err = realloc(err, (size_t)(elen > 0 ? elen : 0) + 1);
-    err[elen > 0 ? elen : 0] = '\0';
-    srv_p.pid = -1;
-    th_close_fds(&srv_p);
-    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "connect: status %d: %s", st,
-              err);
+    char *err = connect_done();
     cr_assert(strstr(err, "  rto            200.000 ms\n"), "%s", err);
     free(out);
     free(err);
@@ -280,16 +281,8 @@ Test(stack_cli, connect_with_small_rcvbuf_reads_a_large_answer)
     char *out = NULL;
     ssize_t n = th_exchange(&srv_p, "x\n", 2, &out, 20000);
     cr_assert_geq(n, 0);
-    char *err = NULL;
-    int st = th_wait(&srv_p, 10000);
-    ssize_t elen = th_read_all(srv_p.err, &err, 1000);
-    err = realloc(err, (size_t)(elen > 0 ? elen : 0) + 1);
-    err[elen > 0 ? elen : 0] = '\0';
-    srv_p.pid = -1;
-    th_close_fds(&srv_p);
-    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "connect: status %d: %s", st,
-              err);
-    const char head[] = "got 2 bytes "
+    char *err = connect_done();
+const char head[] = "got 2 bytes "
                         "73cb3858a687a8494ca3323053016282f3dad39d42cf62ca4e79dda2aac7d9ac\n";
     cr_assert_eq((size_t)n, sizeof head - 1 + 6000, "%zd bytes: %s", n, err);
     cr_assert_eq(memcmp(out, head, sizeof head - 1), 0);

@@ -1490,6 +1490,26 @@ Test(cc_rack, off_with_tlp, .fini = fx_teardown)
     cr_assert_eq(info().cc_phase, SS_CC_DISORDER);
 }
 
+/* The cc_rack start: 20 segments queued, the IW of 10 sent at 0; at RTT
+ * segment 1 is acknowledged and segments 3..last are SACKed one by one
+ * (segment 2, offset 1000, is lost): recovery starts on the third
+ * duplicate ACK and resends 1000, and only that. */
+static void recovery_for_segment_2(uint32_t last)
+{
+    send_flight(20 * M);
+    cr_assert_eq(sent_hi, 10 * M);
+    advance(RTT);
+    check_caps();
+    sack_ack(1 * M);
+    for (uint32_t e = 3; e <= last; e++) {
+        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
+        sack_ack(1 * M);
+    }
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(nrtx, 1);
+    cr_assert_eq(rtx[0], 1 * M);
+}
+
 /* RACK in recovery (RFC 8985 6.2): 20 segments queued, the IW of 10
  * sent; segment 2 (offset 1000) starts recovery on the third duplicate
  * ACK; segment 9 (offset 8000) is lost too, and only segment 10 is
@@ -1500,18 +1520,7 @@ Test(cc_rack, off_with_tlp, .fini = fx_teardown)
 Test(cc_rack, a_hole_in_recovery_with_too_little_above_it_is_lost_by_time, .init = tlp_setup,
      .fini = fx_teardown)
 {
-    send_flight(20 * M);
-    cr_assert_eq(sent_hi, 10 * M);
-    advance(RTT);
-    check_caps();
-    sack_ack(1 * M);
-    for (uint32_t e = 3; e <= 8; e++) {   /* segments 3..8 arrive */
-        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
-        sack_ack(1 * M);
-    }
-    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
-    cr_assert_eq(nrtx, 1);
-    cr_assert_eq(rtx[0], 1 * M);
+    recovery_for_segment_2(8);
     set_blocks(2, (const uint32_t[][2]){{2 * M, 8 * M}, {9 * M, 10 * M}});
     sack_ack(1 * M);   /* segment 10; 9 is missing */
     cr_assert_eq(nrtx, 1, "one segment SACKed above 8000 is no loss by DupThresh");
@@ -1543,17 +1552,7 @@ Test(cc_rack, a_hole_in_recovery_with_too_little_above_it_is_lost_by_time, .init
 Test(cc_rack, a_retransmission_with_one_later_segment_sacked_is_lost_by_time, .init = tlp_setup,
      .fini = fx_teardown)
 {
-    send_flight(20 * M);
-    advance(RTT);
-    check_caps();
-    sack_ack(1 * M);
-    for (uint32_t e = 3; e <= 10; e++) {
-        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
-        sack_ack(1 * M);
-    }
-    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
-    cr_assert_eq(nrtx, 1);
-    cr_assert_eq(rtx[0], 1 * M);
+    recovery_for_segment_2(10);
     cr_assert_eq(sent_hi, 14 * M, "sent by then: %u", sent_hi);
     advance(RTT);
     for (uint32_t e = 11; e <= 15; e++) {   /* 10000..14999: one sent after the retransmission */
@@ -1586,18 +1585,7 @@ Test(cc_rack, a_retransmission_with_one_later_segment_sacked_is_lost_by_time, .i
 Test(cc_rack, segments_sent_before_a_delivered_retransmission_are_lost_by_time,
      .init = tlp_setup, .fini = fx_teardown)
 {
-    send_flight(20 * M);
-    cr_assert_eq(sent_hi, 10 * M);
-    advance(RTT);
-    check_caps();
-    sack_ack(1 * M);
-    for (uint32_t e = 3; e <= 5; e++) {   /* segments 3..5 arrive */
-        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
-        sack_ack(1 * M);
-    }
-    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
-    cr_assert_eq(nrtx, 1);
-    cr_assert_eq(rtx[0], 1 * M);
+    recovery_for_segment_2(5);
     cr_assert_eq(sent_hi, 14 * M, "all sent before the retransmission: %u", sent_hi);
     for (uint32_t e = 6; e <= 8; e++) {   /* segments 6..8 arrive */
         set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
