@@ -104,6 +104,9 @@ typedef struct ss_chat_opts {
     size_t max_line;         /* longest accepted line, bytes without EOL */
     int join_history;        /* public messages shown on join */
     int history_max;         /* largest N for /history N */
+    int history_keep;        /* history rows a db_path store keeps, the
+                              * newest (0: all); without db_path the store
+                              * keeps history_max */
     int who_max;             /* offline users listed by /who */
     int presence_max;        /* above this many online, no JOIN/LEAVE/NICK
                               * broadcasts (0: always broadcast) */

@@ -168,6 +168,11 @@ SS_API_BEGIN
 #define SS_CHAT_JOIN_HISTORY 20
 /* Largest N for /history N: bounds one reply's queue usage. */
 #define SS_CHAT_HISTORY_MAX 1000
+/* History rows a --db store keeps, the newest (--history-keep): the same
+ * as the cluster's stream (SS_CHAT_HIST_STREAM_MAX), months of a busy
+ * room to page back through, and a bound on the file (about 100 bytes a
+ * row plus the text). Without --db the store keeps history_max rows. */
+#define SS_CHAT_DB_HISTORY_KEEP 100000
 /* Offline users listed by /who (most recently seen first). */
 #define SS_CHAT_WHO_MAX 200
 /* Above this many users online, JOIN/LEAVE/NICK are no longer sent to

@@ -193,6 +193,7 @@ void ss_chat_opts_init(ss_chat_opts *o)
         .max_line = SS_CHAT_MAX_LINE,
         .join_history = SS_CHAT_JOIN_HISTORY,
         .history_max = SS_CHAT_HISTORY_MAX,
+        .history_keep = SS_CHAT_DB_HISTORY_KEEP,
         .who_max = SS_CHAT_WHO_MAX,
         .presence_max = SS_CHAT_PRESENCE_MAX,
         .file_max = SS_CHAT_FILE_MAX,
@@ -293,9 +294,11 @@ int ss__chat_room_open_be(ss_chat_room **out, const ss_chat_opts *o,
         err = ss__chat_store_open(o->db_path, &r->st);
     /* Without --db the history lives in memory: keep only what /history
      * can ask for (history_max rows). A --db store is the room's archive
-     * on disk, paged back with /history N TS, and is not trimmed. */
-    if (!err && !(o->db_path && *o->db_path))
-        ss__chat_history_keep(r->st, o->history_max);
+     * on disk, paged back with /history N TS: it keeps history_keep rows
+     * (--history-keep), so the file does not grow forever. */
+    if (!err)
+        ss__chat_history_keep(r->st, o->db_path && *o->db_path ? o->history_keep
+                                                               : o->history_max);
     if (!err)
         err = ss__chat_file_drop_incomplete(r->st);
     if (!err && be && be->ops->claim) {

@@ -34,6 +34,7 @@ enum {
     CHAT_OPT_CLUSTER,
     CHAT_OPT_LEASE,
     CHAT_OPT_ROOM_FILE,
+    CHAT_OPT_HISTORY_KEEP,
 };
 
 const struct option serve_chat_longopts[] = {
@@ -58,12 +59,15 @@ const struct option serve_chat_longopts[] = {
     {"cluster", required_argument, NULL, CHAT_OPT_CLUSTER},
     {"lease", required_argument, NULL, CHAT_OPT_LEASE},
     {"room-file", required_argument, NULL, CHAT_OPT_ROOM_FILE},
+    {"history-keep", required_argument, NULL, CHAT_OPT_HISTORY_KEEP},
     {NULL, 0, NULL, 0},
 };
 
 const char serve_chat_help[] =
     "      --db FILE            SQLite store (WAL): history, offline messages,\n"
     "                           users, files (default: in memory, lost on exit)\n"
+    "      --history-keep N     public messages a --db store keeps, the newest\n"
+    "                           (default 100000; 0: all); in memory: 1000\n"
     "      --room NAME          room name shown to clients (default lobby)\n"
     "      --max-line BYTES     longest accepted line (default 4096)\n"
     "      --outq BYTES         hard cap of one client's queue: past it the\n"
@@ -188,6 +192,11 @@ int serve_chat_option(struct serve_ctx *sc, int opt, const char *arg)
         if (cli_parse_int("--offers-max", arg, 0, 100000, &i) < 0)
             return CLI_USAGE;
         r->o.offers_max = i;
+        return 0;
+    case CHAT_OPT_HISTORY_KEEP:
+        if (cli_parse_int("--history-keep", arg, 0, 1000000000, &i) < 0)
+            return CLI_USAGE;
+        r->o.history_keep = i;
         return 0;
     case CHAT_OPT_HISTORY:
         if (cli_parse_int("--join-history", arg, 0, SS_CHAT_HISTORY_MAX, &i) < 0)

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <openssl/evp.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -736,6 +737,77 @@ Test(chat_room, history_before)
     cr_assert_str_eq(take(0), "HIST 2023-11-14T22:13:21.123Z MSG alice two\n"
                               "OK history 1\n"
                               "ERR usage /history [N [TIMESTAMP]], N from 1 to 1000\n");
+}
+
+/* The rows of dbpath's history table, and the lowest and highest id. */
+static int db_history_rows(int64_t *lo, int64_t *hi)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*), MIN(id), MAX(id) FROM history",
+                                    -1, &s, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    int n = sqlite3_column_int(s, 0);
+    *lo = sqlite3_column_int64(s, 1);
+    *hi = sqlite3_column_int64(s, 2);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+/* A --db store keeps history_keep rows (--history-keep; chat13 found the
+ * file's history growing forever): seven lines into a store that keeps
+ * four leave exactly rows 4 to 7 in the file, also across a reopen, and
+ * history_keep 0 keeps them all. */
+Test(chat_room, db_history_keeps_history_keep_rows)
+{
+    ss_chat_room_close(room);
+    ss_chat_opts o;
+    ss_chat_opts_init(&o);
+    cr_assert_eq(o.history_keep, 100000);
+    o.db_path = dbpath;
+    o.pbkdf2_iter = 1000;
+    o.history_keep = 4;
+    cr_assert_eq(ss_chat_room_open(&room, &o, &fio), 0);
+    join(0, "alice");
+    for (int i = 1; i <= 7; i++) {
+        char m[16];
+        snprintf(m, sizeof m, "m%d\n", i);
+        ss_chat_recv(fc[0].c, m, strlen(m), T0 + i * 1000);
+    }
+    int64_t lo, hi;
+    cr_assert_eq(db_history_rows(&lo, &hi), 4);
+    cr_assert_eq(lo, 4);
+    cr_assert_eq(hi, 7);
+    take(0);
+    in(0, "/history 10\n");
+    cr_assert_str_eq(take(0), "HIST 2023-11-14T22:13:24.123Z MSG alice m4\n"
+                              "HIST 2023-11-14T22:13:25.123Z MSG alice m5\n"
+                              "HIST 2023-11-14T22:13:26.123Z MSG alice m6\n"
+                              "HIST 2023-11-14T22:13:27.123Z MSG alice m7\n"
+                              "OK history 4\n");
+    /* Reopened: the next line still leaves four. */
+    ss_chat_disconnect(fc[0].c, T0);
+    fc[0].c = NULL;
+    ss_chat_room_close(room);
+    cr_assert_eq(ss_chat_room_open(&room, &o, &fio), 0);
+    join(0, "alice");
+    in(0, "m8\n");
+    cr_assert_eq(db_history_rows(&lo, &hi), 4);
+    cr_assert_eq(lo, 5);
+    cr_assert_eq(hi, 8);
+    /* 0: everything is kept. */
+    ss_chat_disconnect(fc[0].c, T0);
+    fc[0].c = NULL;
+    ss_chat_room_close(room);
+    o.history_keep = 0;
+    cr_assert_eq(ss_chat_room_open(&room, &o, &fio), 0);
+    join(0, "alice");
+    in(0, "m9\nm10\n");
+    cr_assert_eq(db_history_rows(&lo, &hi), 6);
+    cr_assert_eq(lo, 5);
+    cr_assert_eq(hi, 10);
 }
 
 /* Without --db the history is in memory and keeps only history_max rows
