@@ -297,8 +297,10 @@ int ss__chat_room_open_be(ss_chat_room **out, const ss_chat_opts *o,
      * on disk, paged back with /history N TS: it keeps history_keep rows
      * (--history-keep), so the file does not grow forever. */
     if (!err)
-        ss__chat_history_keep(r->st, o->db_path && *o->db_path ? o->history_keep
-                                                               : o->history_max);
+        ss__chat_history_keep(r->st, o->db_path && *o->db_path &&
+                                         strcmp(o->db_path, ":memory:")
+                                     ? o->history_keep
+                                     : o->history_max);
     if (!err)
         err = ss__chat_file_drop_incomplete(r->st);
     if (!err && be && be->ops->claim) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "apps/chat_backend.h"
 #include "sockstack/chat.h"
@@ -384,4 +385,72 @@ Test(chat_backend, nick_change_leaves_the_old_nicks_offline_rows_alone)
     ss_chat_disconnect(fc[1].c, T0);
     bob_logs_in();
     cr_assert_str_eq(take(1), want);
+}
+
+/* ---- the in-memory history ring against the table ------------------------- */
+
+/* Rows of a history query as text, "ts nick kind text;" each. */
+static char hist_out[4096];
+static void hist_row(void *arg, int64_t ts, const char *nick, int kind, const char *text)
+{
+    (void)arg;
+    size_t n = strlen(hist_out);
+    snprintf(hist_out + n, sizeof hist_out - n, "%lld %s %d %s;", (long long)ts, nick, kind,
+             text);
+}
+
+/* What query q (0: last, 1: since, 2: before) with n and t answers. */
+static const char *hist_query(ss__chat_store *s, int q, int n, int64_t t)
+{
+    hist_out[0] = '\0';
+    int got = q == 2 ? ss__chat_history_before(s, n, t, hist_row, NULL)
+                     : ss__chat_history_last(s, n, q == 1 ? t : -1, hist_row, NULL);
+    size_t len = strlen(hist_out);
+    snprintf(hist_out + len, sizeof hist_out - len, "=%d", got);
+    return hist_out;
+}
+
+/* Without a file the history is a ring in memory (issue 11: SQLite was
+ * half of the server's instructions per delivery): the same ids, and
+ * every query the same rows in the same order as the table with the same
+ * bound, also with times out of order (a clock stepped back). */
+Test(chat_backend, memory_history_ring_answers_as_the_table)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/ss-chat-ring-%d.db", (int)getpid());
+    unlink(path);
+    ss__chat_store *ring, *tab;
+    cr_assert_eq(ss__chat_store_open(NULL, &ring), 0);
+    cr_assert_eq(ss__chat_store_open(path, &tab), 0);
+    ss__chat_history_keep(ring, 4);
+    ss__chat_history_keep(tab, 4);
+    static const int64_t ts[] = {500, 100, 300, 200, 400, 600, 300};
+    for (int i = 0; i < 7; i++) {
+        char nick[8], text[16];
+        snprintf(nick, sizeof nick, "n%d", i);
+        snprintf(text, sizeof text, "text %d", i);
+        cr_assert_eq(ss__chat_history_add(ring, ts[i], nick, i % 2, text), i + 1);
+        cr_assert_eq(ss__chat_history_add(tab, ts[i], nick, i % 2, text), i + 1);
+    }
+    /* Kept: rows 4-7 (ts 200 400 600 300). */
+    cr_assert_str_eq(hist_query(ring, 0, 10, 0),
+                     "200 n3 1 text 3;400 n4 0 text 4;600 n5 1 text 5;300 n6 0 text 6;=4");
+    cr_assert_str_eq(hist_query(ring, 1, 10, 350), "400 n4 0 text 4;600 n5 1 text 5;=2");
+    cr_assert_str_eq(hist_query(ring, 2, 2, 400), "200 n3 1 text 3;300 n6 0 text 6;=2");
+    for (int q = 0; q < 3; q++)
+        for (int n = 0; n <= 5; n++)
+            for (int64_t t = 0; t <= 700; t++) {
+                char want[4096];
+                snprintf(want, sizeof want, "%s", hist_query(tab, q, n, t));
+                cr_assert_str_eq(hist_query(ring, q, n, t), want, "query %d n %d t %lld", q,
+                                 n, (long long)t);
+            }
+    ss__chat_store_close(ring);
+    ss__chat_store_close(tab);
+    unlink(path);
+    char p[80];
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
 }
