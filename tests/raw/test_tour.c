@@ -65,11 +65,15 @@ static char *run(const char *name)
     cr_assert(strchr(bin, '/'), "SOCKSTACK is not a path: %s", bin);
     char *out;
     /* In a process group of its own: whatever the block left running when
-     * it failed (stack up, sniff) is ended with it, and the output's pipe
-     * closes. */
+     * it failed or hung (stack up, sniff) is ended with it, and the output's
+     * pipe closes. A block that hangs is stopped after 150 s (exit 124),
+     * inside the test's own limit, and its logs are shown so that the step
+     * that waited can be seen. */
     int st = ns_capture(&out,
-                        "cd %s && PATH=%s:$PATH timeout 200 setsid --wait sh -c 'sh -e %s; "
-                        "rc=$?; trap \"\" TERM; kill -TERM -$$; exit $rc'",
+                        "cd %s && PATH=%s:$PATH setsid --wait sh -c 'timeout --foreground 150 sh -e %s; "
+                        "rc=$?; trap \"\" TERM; kill -TERM -$$; if [ $rc != 0 ]; then "
+                        "for f in *.log *.txt; do [ -f $f ] && echo \"== $f\" && tail -n 30 $f; done; fi; "
+                        "exit $rc'",
                         dir, dirname(bin), name);
     cr_assert_eq(st, 0, "the README's block %s failed (%d):\n%s", name, st, out);
     return out;
