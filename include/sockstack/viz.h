@@ -137,6 +137,14 @@ struct ss_sniff_cfg {
     uint64_t count;              /* stop after this many packets; 0: no limit */
     size_t max_conns;            /* connection table size */
     void (*ready)(void *ctx);    /* called once the capture is active (or NULL) */
+    size_t buffer_bytes;         /* live: the kernel's capture buffer; 0: 8 MiB */
+    struct ss_sniff_stats *stats; /* live: filled when the capture ends (or NULL) */
+};
+
+/* What a live capture saw: packets delivered to us, and packets the kernel
+ * dropped because its buffer was full (pcap_stats' ps_drop). */
+struct ss_sniff_stats {
+    uint64_t seen, dropped;
 };
 
 typedef void (*ss_sniff_cb)(void *ctx, const struct ss_ana_rec *rec);

@@ -13,7 +13,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: sockstack sniff (-i IFACE | -r FILE) [-w FILE] [-c COUNT] [FILTER]\n"
+            "Usage: sockstack sniff (-i IFACE | -r FILE) [-w FILE] [-c COUNT] [-B KIB] [FILTER]\n"
             "\n"
             "Capture TCP with libpcap (live, with a BPF FILTER such as 'tcp port 80',\n"
             "or from a pcap/pcapng file) and print every segment in the notation of\n"
@@ -27,12 +27,15 @@ static void usage(FILE *out)
             "[out-of-order] (a gap before it: something not seen), [reset], and\n"
             "ICMP errors about a connection ([icmp-error]). Times are seconds since\n"
             "the first segment. Live capture says 'sniff: capturing on IFACE' on\n"
-            "stderr when it has started, and stops at SIGINT or after COUNT packets.\n"
+            "stderr when it has started, and stops at SIGINT or after COUNT packets;\n"
+            "then it says how many packets it saw and how many the kernel dropped\n"
+            "(its buffer was full), as tcpdump does.\n"
             "\n"
             "  -i IFACE      capture on this device (root or CAP_NET_RAW)\n"
             "  -r FILE       read this capture file instead\n"
             "  -w FILE       also write every captured packet to FILE (pcap)\n"
             "  -c COUNT      stop after COUNT packets\n"
+            "  -B KIB        the kernel's capture buffer in KiB (default 8192)\n"
             "  -h, --help    show this help\n");
 }
 
@@ -76,7 +79,8 @@ int cmd_sniff(int argc, char **argv)
     struct ss_sniff_cfg cfg = {0};
     int c;
     optind = 1;
-    while ((c = cli_getopt(argc, argv, "+i:r:w:c:h", opts)) != -1) {
+    uint64_t kib = 0;
+    while ((c = cli_getopt(argc, argv, "+i:r:w:c:B:h", opts)) != -1) {
         switch (c) {
         case 'i': cfg.iface = optarg; break;
         case 'r': cfg.read_path = optarg; break;
@@ -84,6 +88,11 @@ int cmd_sniff(int argc, char **argv)
         case 'c':
             if (cli_parse_u64("-c", optarg, 1, UINT64_MAX, &cfg.count) < 0)
                 return CLI_USAGE;
+            break;
+        case 'B':
+            if (cli_parse_u64("-B", optarg, 64, 1u << 20, &kib) < 0)
+                return CLI_USAGE;
+            cfg.buffer_bytes = (size_t)kib * 1024;
             break;
         case 'h': usage(stdout); return CLI_OK;
         default: return cli_option_error("sniff ", c, argv);
@@ -105,13 +114,19 @@ int cmd_sniff(int argc, char **argv)
     if (n)
         cfg.filter = filter;
     struct out o = {.what = cfg.iface ? cfg.iface : cfg.read_path};
-    if (cfg.iface)
+    struct ss_sniff_stats stats = {0};
+    if (cfg.iface) {
         cfg.ready = on_ready;
+        cfg.stats = &stats;
+    }
     char err[512];
     int r = ss_sniff_run(&cfg, on_rec, &o, err, sizeof err);
     if (r < 0) {
         cli_error("sniff: %s", err[0] ? err : ss_strerror(r));
         return r == -EINVAL ? CLI_USAGE : CLI_RUNTIME;
     }
+    if (cfg.iface)
+        fprintf(stderr, "sniff: %llu packets captured, %llu dropped by the kernel\n",
+                (unsigned long long)stats.seen, (unsigned long long)stats.dropped);
     return CLI_OK;
 }

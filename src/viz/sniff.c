@@ -16,6 +16,8 @@
 #include "sockstack/viz.h"
 #include "core/bytes.h"
 
+enum { SNAPLEN = 65535, BUFFER_DEFAULT = 8 << 20 };
+
 struct sniff {
     const struct ss_sniff_cfg *cfg;
     ss_sniff_cb cb;
@@ -98,7 +100,16 @@ static int open_live(struct sniff *s, char *err)
     s->p = pcap_create(s->cfg->iface, err);
     if (!s->p)
         return -ENODEV;
-    pcap_set_snaplen(s->p, 262144);
+    /* The kernel's ring holds buffer / frame packets, and a frame holds a
+     * whole snapshot when the device has offloads (a TUN with
+     * TUNSETOFFLOAD: libpcap cannot size frames by the MTU). 262,144 bytes,
+     * tcpdump's snapshot, in libpcap's default 2 MB left 8 frames, and a
+     * burst of more than 8 packets before we ran lost the rest, unseen
+     * (the README's tour waited for a close that was never captured).
+     * 65,535 bytes hold any IPv4 packet, GSO's included; with 8 MiB that
+     * is 128 frames. */
+    pcap_set_snaplen(s->p, SNAPLEN);
+    pcap_set_buffer_size(s->p, (int)(s->cfg->buffer_bytes ? s->cfg->buffer_bytes : BUFFER_DEFAULT));
     pcap_set_immediate_mode(s->p, 1);
     pcap_set_timeout(s->p, 100);
     int r = pcap_activate(s->p);
@@ -125,11 +136,19 @@ static int run_live(struct sniff *s)
         r = ss_loop_signal_add(s->loop, SIGTERM, on_signal, NULL);
     if (r == 0)
         r = ss_loop_io_add(s->loop, fd, SS_READ, on_readable, s);
+    /* Ready only now: a SIGINT right after "capturing" must find its
+     * handler (before, it could end the process before the last packets
+     * and the counts were read). */
+    if (r == 0 && s->cfg->ready)
+        s->cfg->ready(s->ctx);
     if (r == 0)
         r = ss_loop_run(s->loop);
     /* What the kernel still holds when we stop. */
     if (r == 0 && !(s->cfg->count && s->seen >= s->cfg->count))
         pcap_dispatch(s->p, -1, on_packet, (u_char *)s);
+    struct pcap_stat ps;
+    if (s->cfg->stats && pcap_stats(s->p, &ps) == 0)
+        *s->cfg->stats = (struct ss_sniff_stats){.seen = s->seen, .dropped = ps.ps_drop};
     ss_loop_free(s->loop);
     s->loop = NULL;
     return r;
@@ -172,9 +191,9 @@ int ss_sniff_run(const struct ss_sniff_cfg *cfg, ss_sniff_cb cb, void *ctx, char
     }
     if (r == 0) {
         s.dlt = pcap_datalink(s.p);
-        if (cfg->ready)
-            cfg->ready(ctx);
         if (cfg->read_path) {
+            if (cfg->ready)
+                cfg->ready(ctx);
             struct pcap_pkthdr *h;
             const u_char *f;
             int k;
