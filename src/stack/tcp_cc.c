@@ -115,6 +115,46 @@ static uint32_t rack_from(const struct ss_pcb *sk)
     return SEQ_GT(end, f) ? end : f;
 }
 
+/* Past the retransmissions still on their way that cover seq: a
+ * retransmission is remembered (rx) until it arrives or is found lost,
+ * and until then it is not sent again, as RFC 8985 resends only what is
+ * marked lost. This holds across recoveries: one that ends and another
+ * that starts on the same ACK, with the first one's retransmissions of
+ * the new holes still in flight, resent them all at once, and when the
+ * first copies arrived, RACK took the second copies' marks for what had
+ * been delivered (bench/stack/run, 100 ms and 1%: 339 retransmissions
+ * for 25 drops). */
+static uint32_t past_rxt_in_flight(const struct ss_pcb *sk, uint32_t seq)
+{
+    for (uint32_t i = 0; i < sk->rx_n; i++) {
+        const struct ss_rxt *r = &sk->rx[i];
+        if (!r->lost && SEQ_LEQ(r->seq, seq) && SEQ_LT(seq, r->end)) {
+            seq = r->end;
+            i = UINT32_MAX;   /* from the start: another may begin there */
+        }
+    }
+    return seq;
+}
+
+/* Forget the retransmissions that arrived (acknowledged, or SACKed from
+ * end to end); the highest mark among them, or SND.UNA. */
+static uint32_t forget_arrived(struct ss_pcb *sk)
+{
+    uint32_t k = 0, before = sk->snd_una;
+    for (uint32_t i = 0; i < sk->rx_n; i++) {
+        struct ss_rxt r = sk->rx[i];
+        if (SEQ_LEQ(r.end, sk->snd_una) ||
+            (ss__sack_is_sacked(sk, r.seq) && ss__sack_is_sacked(sk, r.end - 1))) {
+            if (SEQ_GT(r.mark, before))
+                before = r.mark;
+            continue;
+        }
+        sk->rx[k++] = r;
+    }
+    sk->rx_n = (uint8_t)k;
+    return before;
+}
+
 static const struct ss__cc_ops *const algos[SS_CC_NALGOS] = {
     [SS_CC_NEWRENO] = &ss__cc_newreno,
     [SS_CC_CUBIC] = &ss__cc_cubic,
@@ -255,9 +295,21 @@ uint32_t ss__cc_pipe(const struct ss_pcb *sk)
         pipe += sk->snd_max - lost_to;
     if (SEQ_GT(rxt, high))
         pipe += rxt - high;
-    /* A retransmission found lost (ss__cc_rxt_update) has left the
-     * network: its octets no longer count twice. */
-    uint32_t lost = ss__cc_rxt_lost_bytes(sk);
+    /* Below HighRxt every hole counted as resent once more. A
+     * retransmission found lost (ss__cc_rxt_update) has left the network:
+     * its octets no longer count twice. One above HighRxt, from a recovery
+     * before this one and still on its way, counts once more. */
+    uint32_t lost = 0;
+    for (uint32_t i = 0; i < sk->rx_n; i++) {
+        const struct ss_rxt *r = &sk->rx[i];
+        uint32_t s = SEQ_LT(r->seq, sk->snd_una) ? sk->snd_una : r->seq;
+        if (SEQ_GEQ(s, r->end))
+            continue;
+        if (r->lost)
+            lost += (SEQ_LT(r->end, rxt) ? r->end : rxt) - (SEQ_LT(s, rxt) ? s : rxt);
+        else if (SEQ_GT(r->end, rxt))
+            pipe += r->end - (SEQ_GT(s, rxt) ? s : rxt);
+    }
     return pipe > lost ? pipe - lost : 0;
 }
 
@@ -266,14 +318,22 @@ bool ss__cc_next_hole(const struct ss_pcb *sk, bool lost, uint32_t *seq, uint32_
     uint32_t from = SEQ_GT(sk->high_rxt, sk->snd_una) ? sk->high_rxt : sk->snd_una, s, e;
     /* (1.a)/(3.a) above HighRxt, (1.b)/(3.b) below the highest SACKed
      * octet (next_hole stops there); holes only get less IsLost going up,
-     * so the first hole decides rule (1). */
-    if (!ss__sack_next_hole(sk, from, &s, &e)) {
+     * so the first hole decides rule (1). What is being resent already
+     * is not a hole to fill (past_rxt_in_flight). */
+    bool below;
+    while ((below = ss__sack_next_hole(sk, from, &s, &e))) {
+        s = past_rxt_in_flight(sk, s);
+        if (SEQ_LT(s, e))
+            break;
+        from = e;
+    }
+    if (!below) {
         /* Above the highest SACK: lost only by RACK (rack_sent_before).
          * Data only: the FIN goes with the segment that ends at it. */
         uint32_t high = ss__sack_high(sk);
         uint32_t data_end = sk->fin_queued && SEQ_GT(sk->snd_max, sk->fin_seq) ? sk->fin_seq
                                                                              : sk->snd_max;
-        s = SEQ_GT(high, from) ? high : from;
+        s = past_rxt_in_flight(sk, SEQ_GT(high, from) ? high : from);
         e = SEQ_LT(rack_end(sk), data_end) ? rack_end(sk) : data_end;
         if (!lost || !rack_lost(sk, s) || !SEQ_LT(s, e))
             return false;
@@ -331,22 +391,10 @@ bool ss__cc_rxt_update(ss_stack *st, struct ss_pcb *sk)
 {
     if (!sk->rx_n)
         return false;
-    /* Forget what arrived: acknowledged, or SACKed from end to end. What
-     * was sent before one that arrived (below its mark) is RACK's to
-     * judge (rack_sent_before). */
-    uint32_t k = 0, before = sk->snd_una;
-    for (uint32_t i = 0; i < sk->rx_n; i++) {
-        struct ss_rxt r = sk->rx[i];
-        if (SEQ_LEQ(r.end, sk->snd_una) ||
-            (ss__sack_is_sacked(sk, r.seq) && ss__sack_is_sacked(sk, r.end - 1))) {
-            if (SEQ_GT(r.mark, before))
-                before = r.mark;
-            continue;
-        }
-        sk->rx[k++] = r;
-    }
-    rack_sent_before(st, sk, before);
-    sk->rx_n = (uint8_t)k;
+    /* Forget what arrived. What was sent before one that arrived (below
+     * its mark) is RACK's to judge (rack_sent_before). */
+    rack_sent_before(st, sk, forget_arrived(sk));
+    uint32_t k = sk->rx_n;
     /* Lost by sequence: like IsLost (RFC 6675 4), more than (DupThresh
      * - 1) * SMSS bytes newly SACKed at or above the mark tolerate that
      * much reordering. Lost by time (RACK, RFC 8985 6.2 step 5, in
@@ -576,6 +624,8 @@ void ss__cc_on_ack(ss_stack *st, struct ss_pcb *sk, uint32_t acked)
         return;
     sk->dupacks = 0;
     sk->lt_bytes = 0;
+    if (sk->rx_n && sk->cc_phase != SS_CC_RECOVERY && sk->cc_phase != SS_CC_LOSS)
+        forget_arrived(sk);   /* kept from a recovery that ended */
     switch (sk->cc_phase) {
     case SS_CC_RECOVERY:
         if (SEQ_GEQ(sk->snd_una, sk->recover)) {
@@ -584,7 +634,7 @@ void ss__cc_on_ack(ss_stack *st, struct ss_pcb *sk, uint32_t acked)
             sk->cwnd = sk->cc->exit_recovery ? sk->cc->exit_recovery(st, sk) : exit_cwnd(sk);
             sk->cc_phase = SS_CC_OPEN;
             sk->ca_acked = 0;
-            sk->rx_n = 0;
+            forget_arrived(sk);   /* the rest is still on its way */
             sk->reo_holes = false;
             ss__cc_trace(st, sk, SS_CC_MARK_EXIT_RECOVERY);
             return;
@@ -634,12 +684,14 @@ static void enter_recovery(ss_stack *st, struct ss_pcb *sk, enum ss_cc_mark why)
     sk->hs_phase = SS_HS_OFF;   /* RFC 9406 4.2: a loss ends slow start */
     sk->ssthresh = sk->cc->ssthresh(st, sk);
     sk->recover = sk->snd_max;
-    sk->rtx_mark = true;
-    sk->rtx_seq = sk->snd_una;
     sk->high_rxt = sk->snd_una;
     set_rack_end(sk, sk->snd_una);
     sk->reo_holes = false;
-    sk->rx_n = 0;
+    /* Retransmissions of the last recovery still on their way stay
+     * remembered, and SND.UNA's is not sent again if one of them is. */
+    forget_arrived(sk);
+    sk->rtx_mark = past_rxt_in_flight(sk, sk->snd_una) == sk->snd_una;
+    sk->rtx_seq = sk->snd_una;
     /* RFC 6675 5 (4.2): with SACK, cwnd = ssthresh; pipe, not an inflated
      * cwnd, accounts for what the duplicate ACKs say has left. */
     sk->cwnd = sk->ssthresh + (sk->sack_ok ? 0 : 3u * sk->snd_mss);

@@ -1609,3 +1609,49 @@ Test(cc_rack, segments_sent_before_a_delivered_retransmission_are_lost_by_time,
     cr_assert_eq(sent_hi, hi, "no new data before the lost segments");
     cr_assert_eq(info().timeouts, 0);
 }
+
+/* A new recovery does not resend what the last one resent and is still
+ * on its way (RFC 8985: only what is marked lost is resent). 1000 is
+ * lost and so is its fast retransmission; RecoveryPoint is 14000, and
+ * 14000, the first segment sent in recovery, is lost too. Once 15000..
+ * 17000 are SACKed, both are resent. The second copy of 1000 arrives:
+ * SND.UNA = 14000 ends the recovery, and the next duplicate ACK starts
+ * another, with 14000's retransmission not yet there. Before, the new
+ * recovery sent 14000 a third time at once (and in bench/stack/run, RACK
+ * then took the second copy's mark for what had been delivered). */
+Test(cc_sack, a_new_recovery_does_not_resend_what_is_on_its_way, .init = sack_setup,
+     .fini = fx_teardown)
+{
+    send_flight(40 * M);
+    sack_ack(1 * M);
+    for (uint32_t e = 3; e <= 14; e++) {
+        set_blocks(1, (const uint32_t[][2]){{2 * M, e * M}});
+        sack_ack(1 * M);
+    }
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY);
+    cr_assert_eq(nrtx, 1);
+    for (uint32_t e = 16; e <= 18; e++) {
+        set_blocks(2, (const uint32_t[][2]){{2 * M, 14 * M}, {15 * M, e * M}});
+        sack_ack(1 * M);
+    }
+    cr_assert_eq(nrtx, 3, "%d retransmissions", nrtx);
+    cr_assert_eq(rtx[1], 1 * M, "1000's retransmission, lost too");
+    cr_assert_eq(rtx[2], 14 * M, "the hole at RecoveryPoint");
+    for (uint32_t e = 19; e <= 20; e++) {
+        set_blocks(2, (const uint32_t[][2]){{2 * M, 14 * M}, {15 * M, e * M}});
+        sack_ack(1 * M);
+    }
+    set_blocks(1, (const uint32_t[][2]){{15 * M, 20 * M}});
+    sack_ack(14 * M);   /* 1000's second copy */
+    cr_assert_eq(info().cc_phase, SS_CC_OPEN, "SND.UNA = RecoveryPoint");
+    set_blocks(1, (const uint32_t[][2]){{15 * M, 21 * M}});
+    sack_ack(14 * M);
+    cr_assert_eq(info().cc_phase, SS_CC_RECOVERY, "a new recovery");
+    cr_assert_eq(nrtx, 3, "14000 sent again: %d retransmissions", nrtx);
+    /* 14000's retransmission arrives, then the rest. */
+    set_blocks(0, NULL);
+    sack_ack(sent_hi);
+    cr_assert_eq(info().cc_phase, SS_CC_OPEN);
+    cr_assert_eq(nrtx, 3);
+    cr_assert_eq(info().retransmits, 3);
+}
