@@ -571,6 +571,30 @@ ssize_t ss_tcp_send(ss_stack *st, uint64_t now_us, int sd, const void *buf, size
  * yet, or the connection's error (-ECONNRESET). May send a window update. */
 ssize_t ss_tcp_recv(ss_stack *st, uint64_t now_us, int sd, void *buf, size_t len);
 
+/* Receiving and sending without a copy (scatter/gather views of the
+ * socket's rings), for an application that can work on bytes in place:
+ *
+ * ss_tcp_recv_view() points out[] at the bytes ss_tcp_recv would read,
+ * where they lie: returns 1 or 2 (the ring wraps), or what ss_tcp_recv
+ * returns with nothing to read (0 at end of stream, -EAGAIN, the error).
+ * ss_tcp_recv_done() then takes n of them (at most what was shown, else
+ * -EINVAL) as ss_tcp_recv would have, window update included.
+ *
+ * ss_tcp_send_view() points out[] at room for up to `want` bytes at the
+ * end of the send buffer: returns 1 or 2, -EAGAIN when the buffer is
+ * full, -ENOBUFS at the stack's memory limit, or ss_tcp_send's errors.
+ * The caller writes there, and ss_tcp_send_commit() queues the first n
+ * bytes and sends as ss_tcp_send. n must be at most the room shown; the
+ * stack keeps no record of it, and refuses (-EINVAL) only what is beyond
+ * the ring's room.
+ *
+ * The spans stay valid only until the next call into the stack: rings
+ * move when they grow and are given back when idle. */
+int ss_tcp_recv_view(ss_stack *st, int sd, struct iovec out[2]);
+ssize_t ss_tcp_recv_done(ss_stack *st, uint64_t now_us, int sd, size_t n);
+int ss_tcp_send_view(ss_stack *st, int sd, size_t want, struct iovec out[2]);
+ssize_t ss_tcp_send_commit(ss_stack *st, uint64_t now_us, int sd, size_t n);
+
 /* Like ss_tcp_send, and the bytes queued end the urgent data: segments
  * carry URG with the urgent pointer at the octet after them (RFC 9293
  * 3.8.5, MUST-62) until that point is acknowledged. */

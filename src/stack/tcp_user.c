@@ -211,6 +211,29 @@ int ss_tcp_urgent(const ss_stack *st, int sd)
     return SEQ_GT(sk->rcv_up, read_seq) ? (int)(sk->rcv_up - read_seq) : 0;
 }
 
+/* RECEIVE with nothing to read: the pending error (once), 0 at the end of
+ * the stream, else -EAGAIN. */
+static int nothing_to_read(struct ss_pcb *sk)
+{
+    if (sk->error) {
+        int e = sk->error;
+        sk->error = 0;
+        return e;
+    }
+    return sk->fin_rcvd || sk->state == SS_TCP_CLOSED ? 0 : -EAGAIN;
+}
+
+/* n bytes read: they leave the ring, and the window opens. */
+static void consume_rcv(ss_stack *st, struct ss_pcb *sk, uint32_t n)
+{
+    ss__ring_consume(&sk->rcv, n);
+    if (!sk->rcv.len)
+        ss__sock_ring_idle(st, sk);
+    /* Out-of-order bytes sit beyond rcv.len at offsets from the head:
+     * the ring head moved, and so did they. Nothing else to adjust. */
+    output_now_or_after_batch(st, sk);   /* window update if it opened enough */
+}
+
 ssize_t ss_tcp_recv(ss_stack *st, uint64_t now_us, int sd, void *buf, size_t len)
 {
     st->now = now_us;
@@ -220,23 +243,86 @@ ssize_t ss_tcp_recv(ss_stack *st, uint64_t now_us, int sd, void *buf, size_t len
     if (sk->state == SS_TCP_LISTEN)
         return -ENOTCONN;
     uint32_t n = ss__min32(sk->rcv.len, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
-    if (n == 0) {
-        if (sk->error) {
-            int e = sk->error;
-            sk->error = 0;
-            return e;
-        }
-        if (sk->fin_rcvd || sk->state == SS_TCP_CLOSED)
-            return 0;
-        return -EAGAIN;
-    }
+    if (n == 0)
+        return nothing_to_read(sk);
     ss__ring_peek(&sk->rcv, 0, buf, n);
-    ss__ring_consume(&sk->rcv, n);
+    consume_rcv(st, sk, n);
+    return (ssize_t)n;
+}
+
+/* RECEIVE without a copy: the readable bytes where they lie in the receive
+ * ring, one span or two when they wrap. */
+int ss_tcp_recv_view(ss_stack *st, int sd, struct iovec out[2])
+{
+    struct ss_pcb *sk = tcp_get(st, sd);
+    if (!sk)
+        return -EBADF;
+    if (sk->state == SS_TCP_LISTEN)
+        return -ENOTCONN;
     if (!sk->rcv.len)
-        ss__sock_ring_idle(st, sk);
-    /* Out-of-order bytes sit beyond rcv.len at offsets from the head:
-     * the ring head moved, and so did they. Nothing else to adjust. */
-    output_now_or_after_batch(st, sk);   /* window update if it opened enough */
+        return nothing_to_read(sk);
+    return ss__ring_view(&sk->rcv, 0, sk->rcv.len, out);
+}
+
+ssize_t ss_tcp_recv_done(ss_stack *st, uint64_t now_us, int sd, size_t n)
+{
+    st->now = now_us;
+    struct ss_pcb *sk = tcp_get(st, sd);
+    if (!sk)
+        return -EBADF;
+    if (sk->state == SS_TCP_LISTEN)
+        return -ENOTCONN;
+    if (n > sk->rcv.len)
+        return -EINVAL;
+    if (n)
+        consume_rcv(st, sk, (uint32_t)n);
+    return (ssize_t)n;
+}
+
+/* SEND without a copy: room in the send ring for up to want bytes (grown
+ * now, as ss_tcp_send grows it), one span or two when it wraps. The bytes
+ * count once ss_tcp_send_commit says how many were written. */
+int ss_tcp_send_view(ss_stack *st, int sd, size_t want, struct iovec out[2])
+{
+    struct ss_pcb *sk = tcp_get(st, sd);
+    if (!sk)
+        return -EBADF;
+    if (sk->error)
+        return sk->error;
+    if (sk->state == SS_TCP_LISTEN || sk->state == SS_TCP_CLOSED)
+        return -ENOTCONN;
+    if (!ss__tcp_can_send(sk))
+        return -EPIPE;
+    if (!want)
+        return -EINVAL;
+    uint32_t room = ss__min32(want > UINT32_MAX ? UINT32_MAX : (uint32_t)want,
+                              ss__ring_free(&sk->snd));
+    if (!room)
+        return -EAGAIN;
+    if (!ss__ring_reserve(st, &sk->snd, sk->snd.len + room)) {
+        room = sk->snd.cap - sk->snd.len;   /* the stack's memory limit */
+        if (!room)
+            return -ENOBUFS;
+    }
+    return ss__ring_view(&sk->snd, sk->snd.len, room, out);
+}
+
+ssize_t ss_tcp_send_commit(ss_stack *st, uint64_t now_us, int sd, size_t n)
+{
+    st->now = now_us;
+    struct ss_pcb *sk = tcp_get(st, sd);
+    if (!sk)
+        return -EBADF;
+    if (sk->error)
+        return sk->error;
+    if (!ss__tcp_can_send(sk) || sk->state == SS_TCP_LISTEN || sk->state == SS_TCP_CLOSED)
+        return -EPIPE;
+    if (n > ss__min32(ss__ring_free(&sk->snd), sk->snd.cap - sk->snd.len))
+        return -EINVAL;
+    if (!n)
+        return 0;
+    sk->snd.len += (uint32_t)n;
+    output_now_or_after_batch(st, sk);
     return (ssize_t)n;
 }
 

@@ -123,15 +123,35 @@ static int flush_echo(struct ss_xfer *x)
     return rc < 0 ? rc : 0;
 }
 
+/* Up to max bytes hashed where they lie in the receive ring
+ * (ss_tcp_recv_view: no copy) and taken: the count, 0 at EOF, -EAGAIN, or
+ * an error. Taken in the same steps as a recv into a max-byte buffer, so
+ * that the window updates, and so the simulated runs, stay the same. */
+static ssize_t hash_in_place(struct ss_xfer *x, size_t max)
+{
+    struct iovec v[2];
+    int k = ss_tcp_recv_view(x->st, x->sd, v);
+    if (k <= 0)
+        return k;
+    size_t n = 0;
+    for (int i = 0; i < k && n < max; i++) {
+        size_t take = v[i].iov_len < max - n ? v[i].iov_len : max - n;
+        EVP_DigestUpdate(x->sha_in, v[i].iov_base, take);
+        n += take;
+    }
+    return ss_tcp_recv_done(x->st, now_of(x), x->sd, n);
+}
+
 /* Read what is there; echo mode stops while output is pending. */
 static int drain(struct ss_xfer *x, bool sender)
 {
-    unsigned char buf[16384];
+    enum { STEP = 16384 };
     while (!x->eof) {
         if (!sender && x->echo && x->chunk_len)
             return 0;
-        unsigned char *dst = !sender && x->echo ? x->chunk : buf;
-        ssize_t n = ss_tcp_recv(x->st, now_of(x), x->sd, dst, sizeof buf);
+        bool echo = !sender && x->echo;
+        ssize_t n = echo ? ss_tcp_recv(x->st, now_of(x), x->sd, x->chunk, STEP)
+                         : hash_in_place(x, STEP);
         if (n == -EAGAIN)
             return 0;
         if (n < 0)
@@ -141,10 +161,10 @@ static int drain(struct ss_xfer *x, bool sender)
             x->t_eof_us = now_of(x);
             break;
         }
-        EVP_DigestUpdate(x->sha_in, dst, (size_t)n);
         x->received += (uint64_t)n;
-        if (!sender && x->echo) {
-            EVP_DigestUpdate(x->sha_out, dst, (size_t)n);
+        if (echo) {
+            EVP_DigestUpdate(x->sha_in, x->chunk, (size_t)n);
+            EVP_DigestUpdate(x->sha_out, x->chunk, (size_t)n);
             x->chunk_len = (size_t)n;
             x->chunk_off = 0;
             int rc = flush_echo(x);

@@ -704,3 +704,61 @@ Test(tcp_data, deferred_user_output_waits_for_the_next_poll)
     cr_assert_eq(a.len, 4, "both sends in one segment");
     cr_assert_eq(memcmp(a.data, "abcd", 4), 0);
 }
+
+/* Zero-copy receive: the readable bytes where they lie in the ring, two
+ * spans once they wrap; recv_done takes them as recv would, and the end
+ * of the stream reads as 0. */
+Test(tcp_data, recv_view_shows_the_ring_in_place_across_its_wrap)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    fill_big();
+    struct iovec v[2];
+    cr_assert_eq(ss_tcp_recv_view(st, sd, v), -EAGAIN);
+    seg_in(PEER_ISS + 1, iss + 1, SS_TCP_ACK, 65535, big, 6000);
+    cr_assert_eq(ss_tcp_recv_view(st, sd, v), 1);
+    cr_assert_eq(v[0].iov_len, 6000);
+    cr_assert_eq(memcmp(v[0].iov_base, big, 6000), 0);
+    cr_assert_eq(ss_tcp_recv_done(st, now, sd, 6001), -EINVAL, "more than there is");
+    cr_assert_eq(ss_tcp_recv_done(st, now, sd, 5000), 5000);
+    seg_in(PEER_ISS + 6001, iss + 1, SS_TCP_ACK, 65535, big + 6000, 7000);
+    int n = ss_tcp_recv_view(st, sd, v);
+    cr_assert_eq(n, 2, "the ring wraps: %d span(s)", n);
+    cr_assert_eq(v[0].iov_len + v[1].iov_len, 8000);
+    cr_assert_eq(memcmp(v[0].iov_base, big + 5000, v[0].iov_len), 0);
+    cr_assert_eq(memcmp(v[1].iov_base, big + 5000 + v[0].iov_len, v[1].iov_len), 0);
+    cap_clear();
+    cr_assert_eq(ss_tcp_recv_done(st, now, sd, 8000), 8000);
+    struct tseg u = one_seg();
+    cr_assert_eq(u.flags, SS_TCP_ACK, "the window update recv would send");
+    cr_assert_eq(u.ack, PEER_ISS + 13001);
+    cr_assert_eq(u.win, 8192);
+    seg_in(PEER_ISS + 13001, iss + 1, SS_TCP_ACK | SS_TCP_FIN, 65535, NULL, 0);
+    cr_assert_eq(ss_tcp_recv_view(st, sd, v), 0, "end of stream");
+}
+
+/* Zero-copy send: the caller writes into the send ring's room and
+ * commits; the segment carries exactly those bytes. */
+Test(tcp_data, send_view_and_commit_send_what_was_written_in_place)
+{
+    uint32_t iss;
+    int sd = fx_passive(&iss);
+    struct iovec v[2];
+    cr_assert_eq(ss_tcp_send_view(st, sd, 0, v), -EINVAL);
+    cr_assert_eq(ss_tcp_send_view(st, sd, 5, v), 1);
+    cr_assert_eq(v[0].iov_len, 5);
+    memcpy(v[0].iov_base, "hello", 5);
+    cr_assert_eq(ss_tcp_send_commit(st, now, sd, 16385), -EINVAL, "more than the buffer");
+    cr_assert_eq(ss_tcp_send_commit(st, now, sd, 5), 5);
+    struct tseg s = one_seg();
+    cr_assert_eq(s.seq, iss + 1);
+    cr_assert_eq(s.len, 5);
+    cr_assert_eq(memcmp(s.data, "hello", 5), 0);
+    /* A full buffer (16384, the peer's window closed) has no room. */
+    seg_in(PEER_ISS + 1, iss + 6, SS_TCP_ACK, 0, NULL, 0);
+    fill_big();
+    cr_assert_eq(ss_tcp_send(st, now, sd, big, sizeof big), 16384);
+    cr_assert_eq(ss_tcp_send_view(st, sd, 1, v), -EAGAIN);
+    ss_tcp_shutdown(st, now, sd);
+    cr_assert_eq(ss_tcp_send_view(st, sd, 1, v), -EPIPE);
+}
