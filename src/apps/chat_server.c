@@ -108,6 +108,7 @@ struct ss_chat_server {
      * starts with the same lines sends them without copying them again.
      * Given back at the end of each flush_all. */
     ss_chat_line **run;
+    size_t *run_end;          /* obuf's bytes through run[i], for each i */
     size_t run_n;
     size_t fast_max;          /* min(outq_max, outq_high): queue_line's bound */
 };
@@ -324,7 +325,9 @@ static void fast_room_set(struct chat_ctx *x)
     ss_chat_server *cs = x->cs;
     size_t lim = cs->fast_max < cs->st.queue_peak ? cs->fast_max : cs->st.queue_peak;
     size_t held = queued(x);
-    x->fast_room = x->cut || held >= lim ? 0 : lim - held;
+    /* An IRC connection's lines go through its front: never appended
+     * raw, so the fan-out's fast path needs no test for it. */
+    x->fast_room = x->cut || x->irc || held >= lim ? 0 : lim - held;
 }
 
 /* Give back the run's references from index i on (obuf's bytes past them
@@ -349,7 +352,8 @@ static void push(struct chat_ctx *x)
          * (bench/RESULTS.md, chat, issue 11). */
         size_t mask = x->q_cap - 1, o = 0, skip = x->q_off;
         if ((cs->obuf || (cs->obuf = malloc(SS_CHAT_PUSH_BUF))) &&
-            (cs->run || (cs->run = malloc(SS_CHAT_RUN_MAX * sizeof *cs->run)))) {
+            (cs->run || (cs->run = malloc(SS_CHAT_RUN_MAX * sizeof *cs->run))) &&
+            (cs->run_end || (cs->run_end = malloc(SS_CHAT_RUN_MAX * sizeof *cs->run_end)))) {
             /* One pass over the ring. The room's lines reach most queues
              * in the same order, so obuf usually holds this queue's first
              * lines already (the run, from the client pushed before):
@@ -366,12 +370,20 @@ static void push(struct chat_ctx *x)
                 run_n = 0;
             }
             /* The run's prefix: its offsets are the ones the push that
-             * wrote it had, so the limits below held for it then. */
-            while (i < run_n && i < left && q[(head + i) & mask] == run[i]) {
-                run[i]->refs--; /* the run holds one more */
-                o += run[i]->len;
-                i++;
-            }
+             * wrote it had, so the limits below held for it then. The
+             * ring in its two pieces (to its end, then from its start),
+             * the bytes from run_end: a compare and a reference dropped
+             * per line. */
+            size_t lim = run_n < left ? run_n : left;
+            size_t seg = x->q_cap - head < lim ? x->q_cap - head : lim;
+            ss_chat_line **qa = q + head;
+            while (i < seg && qa[i] == run[i])
+                run[i++]->refs--; /* the run holds one more */
+            if (i == seg)
+                while (i < lim && q[i - seg] == run[i])
+                    run[i++]->refs--;
+            if (i)
+                o = cs->run_end[i - 1];
             head = (head + i) & mask;
             left -= i;
             while (left && o < SS_CHAT_STAGE) {
@@ -385,12 +397,14 @@ static void push(struct chat_ctx *x)
                     run_n = i;
                 }
                 memcpy(buf + o, l->data + skip, n);
-                if (!skip && run_n == i && run_n < SS_CHAT_RUN_MAX)
-                    run[run_n++] = l; /* the ring's reference moves here */
-                else
-                    ss__chat_line_drop(l);
-                i++;
                 o += n;
+                if (!skip && run_n == i && run_n < SS_CHAT_RUN_MAX) {
+                    cs->run_end[run_n] = o;
+                    run[run_n++] = l; /* the ring's reference moves here */
+                } else {
+                    ss__chat_line_drop(l);
+                }
+                i++;
                 skip = 0;
                 head = (head + 1) & mask;
                 left--;
@@ -510,17 +524,36 @@ static int io_send_line(void *conn, ss_chat_line *l)
     return x->irc ? ss__irc_out(x->irc, l) : queue_line(x, l);
 }
 
-/* The fan-out (see ss_chat_io): the sinks are our contexts. */
+/* The fan-out (see ss_chat_io): the sinks are our contexts. The common
+ * case per recipient is queue_line's append with what does not change
+ * from one recipient to the next taken out of the loop: the length is
+ * read once, an IRC connection takes the slow path (its fast_room is 0),
+ * and the references are added to the line once, at the end. */
 static size_t io_send_line_all(void *const *sinks, size_t n, const void *skip,
                                ss_chat_line *l)
 {
+    const size_t len = l->len;
+    uint32_t refs = 0; /* taken by the fast path, not yet on l */
     for (size_t i = 0; i < n; i++) {
         struct chat_ctx *x = sinks[i];
         if (x == skip)
             continue;
-        if ((x->irc ? ss__irc_out(x->irc, l) : queue_line(x, l)) < 0)
+        if (__builtin_expect(len < x->fast_room && x->q_n != x->q_cap, 1)) {
+            x->fast_room -= len;
+            x->q[(x->q_head + x->q_n) & (x->q_cap - 1)] = l;
+            x->q_n++;
+            x->q_bytes += len;
+            refs++;
+            if (!x->dirty)
+                mark_dirty(x->cs, x);
+            continue;
+        }
+        l->refs += refs; /* the slow path may drop lines; l is whole first */
+        refs = 0;
+        if ((x->irc ? ss__irc_out(x->irc, l) : queue_line_slow(x, l)) < 0)
             return i;
     }
+    l->refs += refs;
     return n;
 }
 
@@ -1441,6 +1474,7 @@ void ss_chat_server_free(ss_chat_server *cs)
     pthread_cond_destroy(&cs->kw.cv);
     run_cut(cs, 0);
     free(cs->run);
+    free(cs->run_end);
     free(cs->obuf);
     free(cs);
 }
