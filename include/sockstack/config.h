@@ -166,6 +166,9 @@ SS_API_BEGIN
 #define SS_CHAT_NICK_MAX 24
 /* Public messages replayed on join: a screenful of context. */
 #define SS_CHAT_JOIN_HISTORY 20
+/* Text bytes a store operation is allocated with at least, so that the
+ * one the room keeps for the next (chat.c, op_free) fits most lines. */
+#define SS_CHAT_OP_TEXT 256
 /* Largest N for /history N: bounds one reply's queue usage. */
 #define SS_CHAT_HISTORY_MAX 1000
 /* History rows a --db store keeps, the newest (--history-keep): the same

@@ -124,6 +124,7 @@ struct chat_op {
     char nick[SS_CHAT_NICK_MAX + 1];
     int iter;                      /* /register: the finished hash */
     uint8_t salt[16], hash[32];
+    size_t cap;                    /* bytes of text[] */
     char text[];                   /* a copy of the command's text */
 };
 enum { OP_CALLING, OP_INLINE, OP_PENDING };
@@ -183,6 +184,8 @@ struct ss_chat_room {
     int64_t next_intro;
     struct roffer *roffers;     /* cluster: SS_CHAT_ROFFER_MAX, on first use */
     struct ss__chat_file roomf; /* the room file (--room-file); id 0: none */
+    struct chat_op *op_spare;   /* a finished operation kept for the next */
+    bool closing;               /* in ss_chat_room_close: keep none */
 };
 
 void ss_chat_opts_init(ss_chat_opts *o)
@@ -336,8 +339,10 @@ void ss_chat_room_close(ss_chat_room *room)
 {
     if (!room)
         return;
+    room->closing = true; /* op_free frees from here on */
     if (room->be)
         room->be->ops->close(room->be); /* pending operations end: -ECANCELED */
+    free(room->op_spare);
     ss__chat_store_close(room->st);
     free(room->roffers);
     free(room->thr_nick);
@@ -697,9 +702,23 @@ static struct chat_op *op_alloc_n(ss_chat_conn *c, void (*k)(ss_chat_conn *, str
 {
     if (text)
         n = strlen(text);
-    struct chat_op *op = calloc(1, sizeof *op + n + 1);
-    if (!op)
-        return NULL;
+    /* The room keeps one finished operation for the next (op_free): a
+     * calloc and a free per public message were a tenth of the server's
+     * own instructions per message (issue 11). */
+    ss_chat_room *r = c ? c->room : NULL;
+    struct chat_op *op = r ? r->op_spare : NULL;
+    if (op && op->cap > n) {
+        size_t cap = op->cap;
+        r->op_spare = NULL;
+        memset(op, 0, sizeof *op);
+        op->cap = cap;
+    } else {
+        size_t cap = n + 1 < SS_CHAT_OP_TEXT ? SS_CHAT_OP_TEXT : n + 1;
+        op = calloc(1, sizeof *op + cap);
+        if (!op)
+            return NULL;
+        op->cap = cap;
+    }
     op->c = c;
     op->r = c ? c->room : NULL;
     op->k = k;
@@ -750,6 +769,16 @@ static void op_finish(struct chat_op *op, bool async)
         c->room->io.ready(c->io);
 }
 
+/* Keep op for the next op_alloc_n, or free it. */
+static void op_free(struct chat_op *op)
+{
+    ss_chat_room *r = op->r;
+    if (r && !r->op_spare && !r->closing)
+        r->op_spare = op;
+    else
+        free(op);
+}
+
 static void op_done(void *arg, int err)
 {
     struct chat_op *op = arg;
@@ -760,7 +789,7 @@ static void op_done(void *arg, int err)
         return;
     }
     op_finish(op, true);
-    free(op);
+    op_free(op);
 }
 
 /* Start backend operation fn for op (the room's backend, arguments, then
@@ -771,7 +800,7 @@ static void op_done(void *arg, int err)
         op_->state = OP_CALLING;                                                          \
         (r)->be->ops->fn((r)->be, __VA_ARGS__, op_done, op_);                            \
         if (op_->state == OP_INLINE)                                                      \
-            free(op_);                                                                    \
+            op_free(op_);                                                                 \
         else                                                                              \
             op_->state = OP_PENDING;                                                      \
     } while (0)

@@ -125,6 +125,7 @@ static const char schema[] =
 struct hrow {
     int64_t ts;
     int kind;
+    size_t cap;          /* bytes allocated, this header included */
     const char *text;
     char nick[];
 };
@@ -304,17 +305,26 @@ int ss__chat_store_commit(ss__chat_store *st)
 static int64_t ring_add(ss__chat_store *st, int64_t ts, const char *nick, int kind,
                         const char *text)
 {
-    size_t nn = strlen(nick) + 1, tn = strlen(text) + 1;
-    struct hrow *h = malloc(sizeof *h + nn + tn);
-    if (!h)
-        return -ENOMEM;
+    size_t nn = strlen(nick) + 1, tn = strlen(text) + 1, need = sizeof(struct hrow) + nn + tn;
+    bool full = st->ring_n == st->hist_keep;
+    struct hrow *h = full ? st->ring[st->ring_head] : NULL;
+    if (!h || h->cap < need) {
+        /* Sizes in steps of 64, so that the row that falls out usually
+         * takes the new one (no malloc and free per message). */
+        size_t cap = (need + 63) & ~(size_t)63;
+        struct hrow *nh = malloc(cap);
+        if (!nh)
+            return -ENOMEM;
+        free(h);
+        h = nh;
+        h->cap = cap;
+    }
     h->ts = ts;
     h->kind = kind;
     memcpy(h->nick, nick, nn);
     memcpy(h->nick + nn, text, tn);
     h->text = h->nick + nn;
-    if (st->ring_n == st->hist_keep) {
-        free(st->ring[st->ring_head]);
+    if (full) {
         st->ring[st->ring_head] = h;
         st->ring_head = (st->ring_head + 1) % st->hist_keep;
     } else {
