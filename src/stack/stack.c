@@ -112,18 +112,24 @@ int ss_stack_new(const struct ss_stack_cfg *cfg, ss_stack **out)
     return 0;
 }
 
-const struct ss_sackx ss__sx_none;
+const struct ss_pcbx ss__sx_none;
 
-struct ss_sackx *ss__sx_own(struct ss_pcb *sk)
+struct ss_pcbx *ss__sx_alloc(struct ss_pcb *sk)
 {
-    if (ss__sx_taken(sk))
-        return sk->sx;
-    struct ss_sackx *x = calloc(1, sizeof *x);
-    if (!x)
-        return NULL;
-    x->rack_end = sk->snd_una;
-    sk->sx = x;
+    struct ss_pcbx *x = calloc(1, sizeof *x);
+    if (x)
+        sk->sx = x;
     return x;
+}
+
+/* The SACK part of sk->sx is as new again (its tables are gone). */
+static void sx_sack_clear(struct ss_pcb *sk)
+{
+    if (!sk->sx_sack)
+        return;
+    memset(sk->sx, 0, SS_SX_SACK_END);
+    sk->sx_sack = false;
+    sk->reo_holes = false;  /* its deadline went with it */
 }
 
 /* Give back sk->sx with its tables (they hold nothing that matters). */
@@ -134,8 +140,9 @@ static void sx_release(struct ss_pcb *sk)
     free(sk->sx->ooo);
     free(sk->sx->sb);
     free(sk->sx);
-    sk->sx = (struct ss_sackx *)&ss__sx_none;
-    sk->reo_holes = false;  /* its deadline went with it */
+    sk->sx = (struct ss_pcbx *)&ss__sx_none;
+    sk->sx_sack = false;
+    sk->reo_holes = false;
 }
 
 static void sock_free(ss_stack *st, struct ss_pcb *sk)
@@ -180,6 +187,7 @@ void ss_stack_free(ss_stack *st)
             sock_free(st, st->tab[i]);
     free(st->tab);
     free(st->free_ids);
+    free(st->cc_seen);
     free(st->hash);
     free(st->heap);
     free(st->scratch);
@@ -224,6 +232,7 @@ void ss_stack_mem(const ss_stack *st, struct ss_stack_mem *out)
             out->buffer_bytes += SS_STACK_RXT_MAX * sizeof *sk->rx;
     }
     out->table_bytes = (uint64_t)st->tab_n * (sizeof *st->tab + sizeof *st->free_ids) +
+                       (uint64_t)st->cc_seen_n * sizeof *st->cc_seen +
                        (uint64_t)st->hash_n * sizeof *st->hash +
                        (uint64_t)st->heap_cap * sizeof *st->heap +
                        port_blocks(st) * 256 * sizeof **st->tcp_port_refs +
@@ -668,6 +677,13 @@ static int take_id(ss_stack *st)
             return -1;
         st->free_ids = f;
         st->tab_n = n;
+        if (st->cfg.trace) {
+            struct ss_cc_seen *c = realloc(st->cc_seen, n * sizeof *c);
+            if (c) {   /* else the new ids' traces are not deduplicated */
+                st->cc_seen = c;
+                st->cc_seen_n = n;
+            }
+        }
     }
     st->tab[st->tab_hi] = NULL;
     return (int)st->tab_hi++;
@@ -681,7 +697,7 @@ struct ss_pcb *ss__stack_sock_alloc(ss_stack *st, enum ss_stack_sock_kind kind)
     struct ss_pcb *sk = calloc(1, sizeof *sk);
     if (!sk)
         return NULL;
-    sk->sx = (struct ss_sackx *)&ss__sx_none;
+    sk->sx = (struct ss_pcbx *)&ss__sx_none;
     int id = take_id(st);
     if (id < 0) {
         free(sk);
@@ -1083,9 +1099,16 @@ static void trim(ss_stack *st, struct ss_pcb *sk)
         sk->sx->sb = NULL;
         sk->sx->sb_cap = 0;
     }
-    /* Both tables gone and no FIN waits beyond a hole: nothing in sx
-     * matters (ooo_clock only orders the ranges of ooo). */
+    /* Both tables gone and no FIN waits beyond a hole: nothing in the
+     * SACK part matters (ooo_clock only orders the ranges of ooo). */
     if (!sk->sx->ooo && !sk->sx->sb && !sk->ooo_fin)
+        sx_sack_clear(sk);
+    /* Nor in the rest once no urgent pointer is set, no probe is out and
+     * the challenge-ACK second is over: a new one would act the same (its
+     * budget restarts at the next challenge ACK either way). */
+    const struct ss_pcbx *x = sk->sx;
+    if (!sk->sx_sack && !sk->snd_up_valid && !sk->rcv_up_valid && !sk->tlp_on &&
+        (!x->chack_count || st->now - x->chack_window >= 1000000))
         sx_release(sk);
     if (!sk->rx_n) {
         free(sk->rx);

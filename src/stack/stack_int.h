@@ -110,14 +110,26 @@ enum { SS_OPTF_WSCALE = 1, SS_OPTF_TS = 2, SS_OPTF_SACK = 4 };
 
 enum ss_stack_sock_kind { SS_SK_FREE = 0, SS_SK_TCP, SS_SK_UDP };
 
-/* A connection's out-of-order and SACK tables with their counts (TCP,
- * tcp_input.c and tcp_opt.c), apart from the TCB: an idle connection
- * holds none. Taken at the first hole, FIN beyond a hole or SACK block
- * (ss__sx_own), given back with the tables when they empty and the
- * connection idles (stack.c trim). Until then ss_pcb.sx points at
- * ss__sx_none, empty and read-only: readers need no test, writers call
- * ss__sx_own first (a write to ss__sx_none faults). */
-struct ss_sackx {
+/* What a TCP connection needs only now and then, apart from the TCB: an
+ * idle connection holds none (stack.c trim gives it back). ss_pcb.sx
+ * points at ss__sx_none, zero and read-only, until it is taken: readers
+ * need no test, writers take it first (a write to ss__sx_none faults).
+ *
+ * Its first part, up to SS_SX_SACK_END, is the SACK part: the
+ * out-of-order and SACK tables with their counts and RACK's state (TCP,
+ * tcp_input.c, tcp_opt.c, tcp_cc.c). It is live while ss_pcb.sx_sack is
+ * set (ss__sx_own: at the first hole, FIN beyond a hole or SACK block)
+ * and zero otherwise, whatever else holds the struct: so the SACK code
+ * reads it as it read ss__sx_none, and RACK's "taken" means "there are
+ * SACK blocks" (tcp_cc.c). trim clears it when the tables empty and the
+ * connection idles, as it gave back the struct before the rest came.
+ *
+ * The rest (ss__sx_take) is rare: urgent pointers (while snd_up_valid,
+ * rcv_up_valid), the challenge-ACK budget (a second from chack_window),
+ * and the tail loss probe (while tlp_on). Out of the TCB they made it
+ * 536 -> 488 B (issue 10, with what the last congestion trace showed,
+ * now in ss_stack.cc_seen); none is touched by an in-order segment. */
+struct ss_pcbx {
     struct ss_ooo *ooo;     /* ooo_cap ranges, allocated at the first hole and
                              * doubled up to cfg.ooo_max */
     struct ss_sack_blk *sb; /* SACK scoreboard: sb_cap ranges, allocated at
@@ -126,15 +138,21 @@ struct ss_sackx {
     uint32_t ooo_fin_seq;   /* where the FIN beyond a hole sits (ss_pcb.ooo_fin) */
     /* RACK (RFC 8985 6.2) in recovery, here since holes need SACK blocks:
      * the holes below rack_end are lost by time (ss_pcb.snd_una when
-     * this is taken, and when it is not); those below reo_high will be
-     * at reo_due (low 32 bits of st->now, µs) unless they arrive
+     * the SACK part is taken, and while it is not); those below reo_high
+     * will be at reo_due (low 32 bits of st->now, µs) unless they arrive
      * (ss_pcb.reo_holes). */
     uint32_t rack_end, reo_high, reo_due;
     uint16_t ooo_n;         /* ranges of ooo in use (at most ooo_cap) */
     uint16_t sb_n;          /* ranges in use: sorted, disjoint, not touching */
     uint16_t sb_cap;        /* ranges allocated (at most cfg.sack_max) */
     uint16_t ooo_cap;       /* ranges of ooo allocated (at most cfg.ooo_max) */
+    /* --- the rest (SS_SX_SACK_END) --- */
+    uint64_t chack_window;  /* start of the current challenge-ACK second (RFC 5961 7) */
+    uint32_t chack_count;   /* challenge ACKs sent in chack_window */
+    uint32_t snd_up, rcv_up;    /* urgent pointers (RFC 9293 3.8.5), as sequence numbers */
+    uint32_t tlp_seq, tlp_end;  /* the probe [tlp_seq, ..) and TLP.end_seq (SND.NXT after it) */
 };
+#define SS_SX_SACK_END offsetof(struct ss_pcbx, chack_window)
 
 /* Per-algorithm congestion-control state (tcp_cc_*.c), one per TCB. */
 struct ss__cc_cubic {
@@ -143,8 +161,8 @@ struct ss__cc_cubic {
     double w_est;           /* segments: the Reno-friendly estimate (RFC 9438 4.3) */
     double cwnd_prior;      /* segments: cwnd when ssthresh was last set */
     uint64_t epoch_start;   /* µs: start of this congestion-avoidance stage */
-    bool epoch_valid;       /* false: the next ACK in congestion avoidance starts one */
-    bool after_rto;         /* the next stage is the first after a timeout (4.8) */
+    /* (its flags are ss_pcb.cubic_epoch and cubic_after_rto: here they
+     * would pad this to 48 bytes) */
 };
 union ss__cc_state {
     struct ss__cc_cubic cubic;
@@ -203,12 +221,12 @@ struct ss_pcb {
     bool sws_force : 1;         /* the SWS timer expired: send the held sliver now */
     bool ack_now : 1;
     bool synack_first : 1;      /* simultaneous open: the next SYN,ACK is not a retransmission */
-    bool snd_up_valid : 1, rcv_up_valid : 1;
+    bool snd_up_valid : 1, rcv_up_valid : 1;   /* sx->snd_up, rcv_up set */
     bool out_pending : 1;       /* output deferred to the end of an input batch */
     bool cc_started : 1;        /* IW set (first ACK of our SYN seen) */
     bool cwnd_limited : 1;      /* the last send stopped at cwnd, not at data or SND.WND */
     bool rtx_mark : 1;          /* fast retransmit / partial ACK: send rtx_seq's segment */
-    bool cc_traced : 1;         /* an SS_TRACE_CC went out with the values above */
+    bool cc_traced : 1;         /* an SS_TRACE_CC went out with st->cc_seen[id] */
     bool on_trimq : 1;          /* waits on st->trimq to give back empty buffers */
     bool tlp_on : 1;            /* a probe is out (TLP.end_seq is not None) */
     bool tlp_rtx : 1;           /* TLP.is_retrans: it resent the last segment */
@@ -216,6 +234,15 @@ struct ss_pcb {
     bool ccs_live : 1;          /* ccs holds the algorithm's state, no longer HyStart's
                                  * (tcp_cc_cubic.c) */
     bool reo_holes : 1;         /* in recovery, holes below reo_high wait for reo_due */
+    bool sx_sack : 1;           /* sx holds the SACK part (ss__sx_own); clear: that
+                                 * part of *sx is as new (zero) */
+    bool cubic_epoch : 1;       /* CUBIC: a stage is running since epoch_start (else the
+                                 * next ACK in congestion avoidance starts one) */
+    bool cubic_after_rto : 1;   /* CUBIC: the next stage is the first after a timeout (4.8) */
+    /* (TCP congestion control's bytes, here where the flags leave room) */
+    uint8_t hs_phase;           /* enum ss__hs_phase: HyStart's fields are live */
+    uint8_t rx_n;               /* entries of rx in use */
+    uint8_t cc_phase;           /* enum ss_cc_phase */
 
     /* --- TCP: a connection's place in its listener's accept queue --- */
     int parent;             /* listener id while in its queues, else -1 */
@@ -226,15 +253,12 @@ struct ss_pcb {
     uint32_t max_snd_wnd;   /* largest window the peer offered (RFC 5961 5.2) */
     uint32_t irs, rcv_nxt, rcv_adv;  /* rcv_adv: right edge advertised */
     uint32_t fin_seq;       /* seq of our FIN when fin_queued */
-    uint32_t snd_up, rcv_up;    /* urgent pointers (RFC 9293 3.8.5), as sequence numbers */
     uint16_t snd_mss;       /* effective send MSS */
     uint16_t rcv_mss;       /* what we advertise */
-    uint32_t chack_count;   /* challenge ACKs sent in chack_window (RFC 5961 7) */
-    uint32_t tlp_probes;    /* statistics: tail loss probes sent */
 
     /* --- TCP: out of order, options (tcp_opt.c: RFC 7323, RFC 2018) --- */
-    struct ss_sackx *sx;    /* out-of-order and SACK tables: ss__sx_none (empty,
-                             * read-only) until the first hole or SACK */
+    struct ss_pcbx *sx;     /* out-of-order and SACK tables, and what is rare:
+                             * ss__sx_none (zero, read-only) until needed */
     struct ss_rxt *rx;      /* retransmissions in SACK recovery, oldest first:
                              * SS_STACK_RXT_MAX, allocated at the first */
     uint64_t ts_recent_at;  /* st->now when TS.Recent was set (PAWS 24 days) */
@@ -262,7 +286,6 @@ struct ss_pcb {
     uint8_t keep_cnt;       /* 1 .. 127, as Linux */
     uint8_t keep_probes;    /* at most keep_cnt */
     uint32_t unacked_segs;  /* full-sized segments received since our last ACK */
-    uint32_t tlp_seq, tlp_end;  /* the probe [tlp_seq, ..) and TLP.end_seq (SND.NXT after it) */
 
     /* --- TCP: congestion control (tcp_cc.c: loss recovery; tcp_cc_*.c) --- */
     uint32_t ccs_w0;            /* cwnd when the algorithm's init ran (cubic: W_max) */
@@ -305,37 +328,54 @@ struct ss_pcb {
     uint32_t prr_delivered, prr_out, prr_recover_fs;
     uint32_t rtx_seq;           /* one retransmission owed at rtx_seq (rtx_mark) */
     uint32_t high_rxt;          /* RFC 6675 HighRxt + 1: end of the highest retransmission */
-    uint32_t cc_traced_cwnd, cc_traced_ssthresh;  /* as last traced (cc_traced) */
-    uint8_t hs_phase;           /* enum ss__hs_phase: HyStart's fields are live */
-    uint8_t rx_n;               /* entries of rx in use */
-    uint8_t cc_phase;           /* enum ss_cc_phase */
-    uint8_t cc_traced_phase;
-
-    /* --- TCP: RFC 5961 section 7, challenge ACKs of this connection --- */
-    uint64_t chack_window;  /* start of the current challenge-ACK second */
 
     /* --- statistics --- */
+    uint32_t tlp_probes;    /* tail loss probes sent (first: with high_rxt, one word) */
     uint64_t bytes_in, bytes_out;
     uint32_t retransmits, timeouts, segs_in, segs_out;  /* 32 bits, as Linux' tcp_info */
 };
 
-extern const struct ss_sackx ss__sx_none;
-/* sk->sx, allocated if it was ss__sx_none; NULL when out of memory (the
- * caller then does without: a segment or SACK block is not recorded). */
-struct ss_sackx *ss__sx_own(struct ss_pcb *sk);
+extern const struct ss_pcbx ss__sx_none;
+/* sk->sx holds memory (not ss__sx_none). */
 static inline bool ss__sx_taken(const struct ss_pcb *sk)
 {
     return sk->sx != &ss__sx_none;
 }
+/* stack.c: a new zero sk->sx; NULL when out of memory. */
+struct ss_pcbx *ss__sx_alloc(struct ss_pcb *sk);
+/* sk->sx, allocated if it was ss__sx_none, for the rare part; NULL when
+ * out of memory (the caller then does without, and says how). */
+static inline struct ss_pcbx *ss__sx_take(struct ss_pcb *sk)
+{
+    return ss__sx_taken(sk) ? sk->sx : ss__sx_alloc(sk);
+}
+/* The same with the SACK part live (sx_sack; RACK's rack_end starts at
+ * SND.UNA); NULL when out of memory (the caller then does without: a
+ * segment or SACK block is not recorded). */
+static inline struct ss_pcbx *ss__sx_own(struct ss_pcb *sk)
+{
+    if (sk->sx_sack)
+        return sk->sx;
+    struct ss_pcbx *x = ss__sx_take(sk);
+    if (x) {
+        x->rack_end = sk->snd_una;
+        sk->sx_sack = true;
+    }
+    return x;
+}
 
 /* Issue 10 asks at most 512 B per idle connection, tables included; the
- * TCB is 536 B (from 652: the listener's queues share the congestion
+ * TCB is 488 B (from 652: the listener's queues share the congestion
  * state's place, UDP's queue count shares dupacks', error codes are 16
  * bits, keep-alive interval and count 16 and 8; from 592: HyStart's
  * fields share that place too, rtt_start is 32 bits, and the
- * out-of-order and SACK tables' pointers and counts are in ss_sackx,
- * taken only while needed). Growing it is a decision: change this. */
-_Static_assert(sizeof(struct ss_pcb) <= 536, "struct ss_pcb grew past 536 bytes");
+ * out-of-order and SACK tables' pointers and counts are in ss_pcbx,
+ * taken only while needed; from 536: urgent pointers, the challenge-ACK
+ * budget, the tail loss probe's sequence numbers and the last congestion
+ * trace's values are in ss_pcbx too, CUBIC's two flags are bits here,
+ * so its state is 40 bytes, not 48). No holes (pahole). Growing it is a
+ * decision: change this. */
+_Static_assert(sizeof(struct ss_pcb) <= 488, "struct ss_pcb grew past 488 bytes");
 
 /* One retransmission sent in SACK or RTO recovery: [seq, end), and SND.NXT
  * when it went out (`mark`), with the bytes SACKed above it then (`base`).
@@ -412,6 +452,14 @@ struct ss_stack {
      * min-heap, so the lowest free id is taken, as before. */
     struct ss_pcb **tab;
     uint32_t tab_n, tab_hi, nsocks;
+    /* Only with cfg.trace: what the last SS_TRACE_CC of socket sd showed
+     * (cc_seen[sd], valid while its cc_traced is set; tcp_cc.c
+     * ss__cc_trace), for sd < cc_seen_n, grown with tab. */
+    struct ss_cc_seen {
+        uint32_t cwnd, ssthresh;
+        uint8_t phase;
+    } *cc_seen;
+    uint32_t cc_seen_n;
     int *free_ids;
     uint32_t free_n, free_cap;
     /* Lookup: one chained hash over TCP connections (4-tuple), TCP

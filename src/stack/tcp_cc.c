@@ -86,15 +86,16 @@ static uint64_t due_at(const ss_stack *st, uint32_t t)
     return d > 0 ? st->now + (uint32_t)d : st->now;
 }
 
-/* RACK's state in recovery lives with the SACK tables (struct ss_sackx):
- * without them there are no holes, and nothing is lost by time. */
+/* RACK's state in recovery lives with the SACK tables (the SACK part of
+ * struct ss_pcbx): without them there are no holes, and nothing is lost
+ * by time. */
 static uint32_t rack_end(const struct ss_pcb *sk)
 {
-    return ss__sx_taken(sk) ? sk->sx->rack_end : sk->snd_una;
+    return sk->sx_sack ? sk->sx->rack_end : sk->snd_una;
 }
 static void set_rack_end(struct ss_pcb *sk, uint32_t v)
 {
-    if (ss__sx_taken(sk))
+    if (sk->sx_sack)
         sk->sx->rack_end = v;
 }
 
@@ -775,7 +776,7 @@ void ss__cc_rack_arm(ss_stack *st, struct ss_pcb *sk)
         return;
     ss__cc_rxt_update(st, sk);
     uint32_t high = ss__sack_high(sk);
-    if (!sk->reo_holes && ss__sx_taken(sk) && SEQ_GT(high, rack_end(sk)) && rack_hole(sk, high)) {
+    if (!sk->reo_holes && sk->sx_sack && SEQ_GT(high, rack_end(sk)) && rack_hole(sk, high)) {
         sk->reo_holes = true;
         sk->sx->reo_high = high;
         sk->sx->reo_due = (uint32_t)st->now + reo_wnd(sk);
@@ -877,14 +878,11 @@ void ss__cc_on_timeout(ss_stack *st, struct ss_pcb *sk)
     ss__cc_trace(st, sk, SS_CC_MARK_RTO);
 }
 
-void ss__cc_before_send(ss_stack *st, struct ss_pcb *sk)
+/* Not inlined in ss__cc_before_send: gcc then saved registers before
+ * its early return, taken for nearly every segment sent (6 instructions
+ * more per segment in callgrind's count of stack demo). */
+__attribute__((noinline)) static void idle_restart(ss_stack *st, struct ss_pcb *sk)
 {
-    /* RFC 5681 4.1: after more than one RTO without sending, cwnd =
-     * min(IW, cwnd), so the next flight is not a burst into a path
-     * whose state we no longer know. */
-    if (!sk->cc_started || sk->snd_una != sk->snd_max || !sk->last_send ||
-        st->now - sk->last_send <= sk->rto_us)
-        return;
     sk->last_send = st->now;   /* once per idle period */
     uint32_t iw = initial_window(st, sk);
     if (sk->cwnd <= iw)
@@ -896,9 +894,20 @@ void ss__cc_before_send(ss_stack *st, struct ss_pcb *sk)
     ss__cc_trace(st, sk, SS_CC_MARK_IDLE_RESTART);
 }
 
+void ss__cc_before_send(ss_stack *st, struct ss_pcb *sk)
+{
+    /* RFC 5681 4.1: after more than one RTO without sending, cwnd =
+     * min(IW, cwnd), so the next flight is not a burst into a path
+     * whose state we no longer know. */
+    if (!sk->cc_started || sk->snd_una != sk->snd_max || !sk->last_send ||
+        st->now - sk->last_send <= sk->rto_us)
+        return;
+    idle_restart(st, sk);
+}
+
 void ss__cc_tlp_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
 {
-    if (SEQ_LT(seg->ack, sk->tlp_end))
+    if (SEQ_LT(seg->ack, sk->sx->tlp_end))
         return;
     /* RFC 8985 7.4.2. A probe of new data: any loss shows in the SACKs
      * and is recovered as such. A resent segment reported as a duplicate
@@ -908,12 +917,13 @@ void ss__cc_tlp_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
      * is owed. An ACK of exactly TLP.end_seq without D-SACK may still be
      * followed by one; wait for the next ACK. */
     bool dsack = seg->nsack && SEQ_LT(seg->sack[0].start, seg->ack) &&
-                 SEQ_LT(seg->sack[0].start, sk->tlp_end) && SEQ_GT(seg->sack[0].end, sk->tlp_seq);
+                 SEQ_LT(seg->sack[0].start, sk->sx->tlp_end) &&
+                 SEQ_GT(seg->sack[0].end, sk->sx->tlp_seq);
     if (!sk->tlp_rtx || dsack) {
         sk->tlp_on = false;
         return;
     }
-    if (seg->ack == sk->tlp_end)
+    if (seg->ack == sk->sx->tlp_end)
         return;
     sk->tlp_on = false;
     if (!sk->cc_started || sk->cc_phase != SS_CC_OPEN)
@@ -924,14 +934,23 @@ void ss__cc_tlp_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
     ss__cc_trace(st, sk, SS_CC_MARK_TLP_LOSS);
 }
 
+/* What the last SS_TRACE_CC showed is kept in the stack's table by
+ * socket id, only when there is a trace (cfg.trace is set once, at
+ * ss_stack_new): not in the TCB (issue 10's 512 B). An id beyond the
+ * table (no memory to grow it) is traced at every call. */
 void ss__cc_trace(ss_stack *st, struct ss_pcb *sk, enum ss_cc_mark mark)
 {
-    if (mark == SS_CC_MARK_NONE && sk->cc_traced && sk->cc_traced_cwnd == sk->cwnd &&
-        sk->cc_traced_ssthresh == sk->ssthresh && sk->cc_traced_phase == sk->cc_phase)
+    if (!st->cfg.trace)
         return;
-    sk->cc_traced = true;
-    sk->cc_traced_cwnd = sk->cwnd;
-    sk->cc_traced_ssthresh = sk->ssthresh;
-    sk->cc_traced_phase = sk->cc_phase;
+    if ((uint32_t)sk->id < st->cc_seen_n) {   /* (a template's -1 is not) */
+        struct ss_cc_seen *c = &st->cc_seen[sk->id];
+        if (mark == SS_CC_MARK_NONE && sk->cc_traced && c->cwnd == sk->cwnd &&
+            c->ssthresh == sk->ssthresh && c->phase == sk->cc_phase)
+            return;
+        sk->cc_traced = true;
+        c->cwnd = sk->cwnd;
+        c->ssthresh = sk->ssthresh;
+        c->phase = sk->cc_phase;
+    }
     ss__trace_cc(st, sk, mark);
 }

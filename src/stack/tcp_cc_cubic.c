@@ -31,7 +31,7 @@
  * timeout) has ended HyStart first (tcp_cc.c sets SS_HS_OFF before
  * calling ssthresh, and slow start hands ACKs to congestion avoidance
  * only once it is over); an idle restart during HyStart only clears
- * epoch_valid, which the state made later has clear anyway.
+ * cubic_epoch, which the state made later has clear anyway.
  */
 #include <math.h>
 #include <string.h>
@@ -58,6 +58,7 @@ static struct ss__cc_cubic *state(struct ss_pcb *sk)
         sk->hs_phase = SS_HS_OFF;   /* already: see the top of the file */
         sk->ccs_live = true;
         memset(c, 0, sizeof *c);
+        sk->cubic_epoch = sk->cubic_after_rto = false;
         c->w_max = (double)sk->ccs_w0 / sk->snd_mss;
         c->cwnd_prior = c->w_max;
     }
@@ -77,10 +78,10 @@ static void cubic_init(ss_stack *st, struct ss_pcb *sk)
 static void start_epoch(ss_stack *st, struct ss_pcb *sk, double cw)
 {
     struct ss__cc_cubic *c = state(sk);
-    c->epoch_valid = true;
+    sk->cubic_epoch = true;
     c->epoch_start = st->now;
-    if (c->after_rto || cw >= c->w_max) {
-        c->after_rto = false;
+    if (sk->cubic_after_rto || cw >= c->w_max) {
+        sk->cubic_after_rto = false;
         c->w_max = cw;
         c->k = 0;
     } else {
@@ -99,7 +100,7 @@ static void cubic_on_ack(ss_stack *st, struct ss_pcb *sk, uint32_t acked)
     struct ss__cc_cubic *c = state(sk);
     double mss = sk->snd_mss;
     double cw = sk->cwnd / mss;
-    if (!c->epoch_valid)
+    if (!sk->cubic_epoch)
         start_epoch(st, sk, cw);
     double t = (double)(st->now - c->epoch_start) / 1e6;
     double rtt = (double)sk->srtt_us / 1e6;
@@ -137,7 +138,7 @@ static uint32_t cubic_ssthresh(ss_stack *st, struct ss_pcb *sk)
     else
         c->w_max = cw;
     c->cwnd_prior = cw;
-    c->epoch_valid = false;
+    sk->cubic_epoch = false;
     /* 4.6: ssthresh = cwnd * beta_cubic, at least 2 segments. */
     uint32_t s = (uint32_t)((uint64_t)sk->cwnd * CUBIC_BETA_NUM / CUBIC_BETA_DEN);
     return s > 2u * sk->snd_mss ? s : 2u * sk->snd_mss;
@@ -146,9 +147,9 @@ static uint32_t cubic_ssthresh(ss_stack *st, struct ss_pcb *sk)
 static void cubic_on_rto(ss_stack *st, struct ss_pcb *sk)
 {
     (void)st;
-    struct ss__cc_cubic *c = state(sk);
-    c->epoch_valid = false;
-    c->after_rto = true;
+    state(sk);
+    sk->cubic_epoch = false;
+    sk->cubic_after_rto = true;
 }
 
 static uint32_t cubic_exit_recovery(ss_stack *st, struct ss_pcb *sk)
@@ -162,9 +163,9 @@ static void cubic_on_idle(ss_stack *st, struct ss_pcb *sk)
     (void)st;
     /* The curve's time must not include the idle period: a new stage.
      * (Before the state is live, HyStart's fields are in its place and
-     * epoch_valid is clear in the state to come.) */
+     * cubic_epoch is clear in the state to come.) */
     if (sk->ccs_live)
-        sk->ccs.cubic.epoch_valid = false;
+        sk->cubic_epoch = false;
 }
 
 const struct ss__cc_ops ss__cc_cubic = {

@@ -45,13 +45,17 @@ static void challenge_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *
      * silence the others, and tells an off-path attacker when a guess hit
      * (CVE-2016-5696). */
     drop_seg(st, sk, seg, SS_DROP_TCP_CHALLENGE);
-    if (st->now - sk->chack_window >= 1000000) {
-        sk->chack_window = st->now;
-        sk->chack_count = 0;
+    struct ss_pcbx *x = ss__sx_take(sk);
+    if (!x)
+        return;   /* no memory for the budget: none sent */
+    ss__sock_ring_idle(st, sk);   /* trim gives sx back once the second is over */
+    if (st->now - x->chack_window >= 1000000) {
+        x->chack_window = st->now;
+        x->chack_count = 0;
     }
-    if (sk->chack_count >= st->cfg.challenge_ack_limit)
+    if (x->chack_count >= st->cfg.challenge_ack_limit)
         return;
-    sk->chack_count++;
+    x->chack_count++;
     st->stats.tcp_challenge_acks++;
     sk->ack_now = true;   /* sent by ss__tcp_output at the end of input */
 }
@@ -405,7 +409,7 @@ static void new_ack(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg)
     if (!sk->snd.len)
         ss__sock_ring_idle(st, sk);
     sk->snd_una = seg->ack;
-    if (sk->snd_up_valid && SEQ_GEQ(sk->snd_una, sk->snd_up))
+    if (sk->snd_up_valid && SEQ_GEQ(sk->snd_una, sk->sx->snd_up))
         sk->snd_up_valid = false;   /* the urgent data is delivered */
     if (SEQ_LT(sk->snd_nxt, sk->snd_una))
         sk->snd_nxt = sk->snd_una;
@@ -583,9 +587,9 @@ static void check_urg(ss_stack *st, struct ss_pcb *sk, const struct ss_seg *seg,
         sk->state != SS_TCP_FIN_WAIT_2)
         return;
     uint32_t up = seq + seg->urp;
-    if (sk->rcv_up_valid && SEQ_LEQ(up, sk->rcv_up))
-        return;
-    sk->rcv_up = up;
+    if ((sk->rcv_up_valid && SEQ_LEQ(up, sk->sx->rcv_up)) || !ss__sx_take(sk))
+        return;   /* (without memory the pointer is not kept: the data is in line) */
+    sk->sx->rcv_up = up;
     sk->rcv_up_valid = true;
     uint32_t read_seq = sk->rcv_nxt - sk->rcv.len;
     if (SEQ_GT(up, read_seq))

@@ -135,8 +135,8 @@ int ss__tcp_send_segment(ss_stack *st, struct ss_pcb *sk, uint32_t seq, uint8_t 
     ss__tcp_parse_options(h.opt, optlen, &h);   /* what the trace shows */
     /* Urgent data pending: URG with the pointer at the octet after it,
      * as an offset from this segment's sequence number (MUST-62). */
-    if (sk->snd_up_valid && !(flags & (SS_TCP_SYN | SS_TCP_RST)) && SEQ_GT(sk->snd_up, seq)) {
-        uint32_t up = sk->snd_up - seq;
+    if (sk->snd_up_valid && !(flags & (SS_TCP_SYN | SS_TCP_RST)) && SEQ_GT(sk->sx->snd_up, seq)) {
+        uint32_t up = sk->sx->snd_up - seq;
         h.flags |= SS_TCP_URG;
         h.urp = (uint16_t)(up > 65535 ? 65535 : up);
     }
@@ -277,6 +277,9 @@ void ss__tcp_send_zwp(ss_stack *st, struct ss_pcb *sk)
  * the tail. Then the RTO restarts. */
 void ss__tcp_send_tlp(ss_stack *st, struct ss_pcb *sk)
 {
+    struct ss_pcbx *x = ss__sx_take(sk);
+    if (!x)
+        return;   /* no memory for the probe's state: the RTO covers the tail */
     uint32_t data_end = sk->snd_una + sk->snd.len;
     uint32_t avail = SEQ_GT(data_end, sk->snd_max) ? data_end - sk->snd_max : 0;
     uint32_t len = ss__min32(avail, sk->snd_mss), seq;
@@ -292,9 +295,9 @@ void ss__tcp_send_tlp(ss_stack *st, struct ss_pcb *sk)
     }
     sk->tlp_on = true;   /* before sending: no new PTO for the probe itself */
     sk->tlp_rtx = !fresh;
-    sk->tlp_seq = seq;
+    x->tlp_seq = seq;
     send_data_at(st, sk, seq, len);
-    sk->tlp_end = sk->snd_nxt;   /* TLP.end_seq = SND.NXT */
+    x->tlp_end = sk->snd_nxt;   /* TLP.end_seq = SND.NXT */
     sk->tlp_probes++;
     ss__cc_trace(st, sk, SS_CC_MARK_TLP);
     ss__tcp_arm_rtx(st, sk);

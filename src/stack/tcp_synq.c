@@ -205,6 +205,8 @@ static void passive_template(ss_stack *st, const struct ss_pcb *ls, const struct
     t->user = false;
     t->pending_ev = 0;
     t->snd_up_valid = false;
+    t->sx = (struct ss_pcbx *)&ss__sx_none;   /* never the listener's own */
+    t->sx_sack = t->tlp_on = t->rcv_up_valid = false;
     ss__tcp_passive_tcb(st, t, syn, iss);
     t->state = SS_TCP_SYN_RECEIVED;
 }

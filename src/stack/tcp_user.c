@@ -188,12 +188,14 @@ ssize_t ss_tcp_send_urgent(ss_stack *st, uint64_t now_us, int sd, const void *bu
         return -EBADF;
     if (!ss__tcp_can_send(sk) || len == 0)
         return ss_tcp_send(st, now_us, sd, buf, len);
+    if (!ss__sx_take(sk))
+        return -ENOMEM;   /* no room for the urgent pointer */
     /* Queue first, then mark the end of what was queued as urgent. */
     ssize_t n = queue_send(st, sk, buf, len);
     if (n <= 0)
         return n ? n : sk->error ? sk->error : -EAGAIN;
     bool opening = ss__tcp_opening(sk);
-    sk->snd_up = sk->snd_una + sk->snd.len + (opening ? 1 : 0);
+    sk->sx->snd_up = sk->snd_una + sk->snd.len + (opening ? 1 : 0);
     sk->snd_up_valid = true;
     st->now = now_us;
     ss__tcp_output(st, sk);
@@ -208,7 +210,7 @@ int ss_tcp_urgent(const ss_stack *st, int sd)
     if (!sk->rcv_up_valid)
         return 0;
     uint32_t read_seq = sk->rcv_nxt - sk->rcv.len;
-    return SEQ_GT(sk->rcv_up, read_seq) ? (int)(sk->rcv_up - read_seq) : 0;
+    return SEQ_GT(sk->sx->rcv_up, read_seq) ? (int)(sk->sx->rcv_up - read_seq) : 0;
 }
 
 /* RECEIVE with nothing to read: the pending error (once), 0 at the end of

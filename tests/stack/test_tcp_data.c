@@ -336,7 +336,8 @@ Test(tcp_data, ooo_table_grows_and_keeps_every_hole)
 }
 
 /* The out-of-order table and its counts are apart from the TCB (struct
- * ss_sackx, 48 bytes with RACK's state) and held only while needed:
+ * ss_pcbx, 80 bytes with RACK's state and the rare fields) and held
+ * only while needed:
  * none before the first hole, the block and a first table of 16 ranges
  * (12 bytes each) with it, and nothing once the hole is filled, the
  * data read and the connection idle for a second (TRIM_US). */
@@ -349,7 +350,7 @@ Test(tcp_data, ooo_table_taken_at_a_hole_and_given_back_idle)
     cr_assert_eq(m.buffer_bytes, 0);
     seg_in(PEER_ISS + 2, iss + 1, SS_TCP_ACK, 65535, "b", 1);
     ss_stack_mem(st, &m);
-    cr_assert_eq(m.buffer_bytes, 4096 + 48 + 16 * 12, "ring, block and table: %llu",
+    cr_assert_eq(m.buffer_bytes, 4096 + 80 + 16 * 12, "ring, block and table: %llu",
                  (unsigned long long)m.buffer_bytes);
     seg_in(PEER_ISS + 1, iss + 1, SS_TCP_ACK, 65535, "a", 1);
     char b[4];

@@ -286,6 +286,35 @@ Test(tcp_rfc, challenge_acks_rate_limited)
     cr_assert_eq(ncap, 3, "a new second, a new allowance");
 }
 
+/* The budget is not in the TCB (issue 10: 512 B per idle connection) but
+ * in struct ss_pcbx (80 bytes), taken by the first challenge ACK and
+ * given back once its second is over, at the first poll a second
+ * (TRIM_US) after it; the next challenge ACK takes a new one, a full
+ * allowance. */
+Test(tcp_rfc, challenge_ack_budget_taken_and_given_back)
+{
+    fx_teardown();
+    fx_setup_with(chack2);
+    uint32_t iss;
+    fx_passive(&iss);
+    struct ss_stack_mem m;
+    ss_stack_mem(st, &m);
+    cr_assert_eq(m.buffer_bytes, 0);
+    for (int i = 0; i < 3; i++)
+        seg_in(P1 + 10 + (uint32_t)i, 0, SS_TCP_RST, 0, NULL, 0);
+    cr_assert_eq(ncap, 2);
+    ss_stack_mem(st, &m);
+    cr_assert_eq(m.buffer_bytes, 80, "the budget: %llu", (unsigned long long)m.buffer_bytes);
+    advance(1000 * MS);
+    advance(1);
+    ss_stack_mem(st, &m);
+    cr_assert_eq(m.buffer_bytes, 0, "given back: %llu", (unsigned long long)m.buffer_bytes);
+    cap_clear();
+    for (int i = 0; i < 3; i++)
+        seg_in(P1 + 10 + (uint32_t)i, 0, SS_TCP_RST, 0, NULL, 0);
+    cr_assert_eq(ncap, 2, "a new budget, the full allowance");
+}
+
 /* RFC 5961 section 7 limits challenge ACKs; a budget shared by every
  * connection lets one connection's RST flood silence the others' (and,
  * CVE-2016-5696, tells an off-path attacker when a guess hit). The budget
