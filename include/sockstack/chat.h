@@ -76,6 +76,11 @@ typedef struct ss_chat_io {
      * stops at the first that fails and returns its index, else n. */
     size_t (*send_line_all)(void *const *sinks, size_t n, const void *skip,
                             ss_chat_line *l);
+    /* Optional: the sink of a connection that joined (in: true) or left
+     * the members send_line_all is given (named, not dead). Called before
+     * the room's first line to it and after its last (a glue that keeps
+     * one room log and a cursor per member learns its readers here). */
+    void (*member)(void *sink, bool in);
     /* Optional flow control: may the room start on a new line from conn
      * now? counted is false for a line that is not rate-limited (file
      * chunks). NULL: always. When it says no, ss_chat_feed stops there. */
@@ -225,8 +230,34 @@ typedef struct ss_chat_server_stats {
                            * plus what was staged for its socket): never
                            * above outq_max */
     uint64_t commit_errors; /* store batches that failed to commit */
+    /* The room log (one copy of every room line, a cursor per native
+     * member): bytes appended so far, the bytes it holds now for its
+     * slowest reader (from the lowest cursor to its end), the most it
+     * ever held, and its readers now. */
+    uint64_t log_end;
+    uint64_t log_held;
+    uint64_t log_peak;
+    uint64_t log_readers;
 } ss_chat_server_stats;
 void ss_chat_server_stats_get(const ss_chat_server *cs, ss_chat_server_stats *out);
+/* One connection's output, by nick (tests): whether it reads the room
+ * log, its cursor (log bytes before it are sent, counted like log_end),
+ * the log bytes it has still to get (its own lines not counted), its
+ * private lines waiting (entries and bytes; entries include the skips of
+ * its own room lines), what waits in the framework's queue, and all it
+ * has queued (the sum of those three). -ENOENT: no such nick here. */
+typedef struct ss_chat_server_conn_info {
+    bool reader;
+    uint64_t log_pos;
+    uint64_t log_backlog;
+    uint64_t q_entries;
+    uint64_t q_bytes;
+    uint64_t staged;      /* in the framework's queue */
+    uint64_t queued;
+    bool behind;
+} ss_chat_server_conn_info;
+int ss_chat_server_conn_info_get(ss_chat_server *cs, const char *nick,
+                                 ss_chat_server_conn_info *out);
 /* The event-style service (on_open/on_data/on_eof/on_drain/on_close). */
 const struct ss_service *ss_chat_service(void);
 /* The same room for IRC clients (issue 15): run it as a second server on

@@ -448,6 +448,8 @@ static void mem_add(ss_chat_conn *c)
     r->mem[c->mem_i] = c;
     r->mem_sink[c->mem_i] = c->sink;
     c->in_mem = true;
+    if (r->io.member)
+        r->io.member(c->sink, true);
 }
 
 static void mem_del(ss_chat_conn *c)
@@ -460,6 +462,8 @@ static void mem_del(ss_chat_conn *c)
     r->mem_sink[i] = r->mem_sink[last];
     r->mem[i]->mem_i = i;
     c->in_mem = false;
+    if (r->io.member)
+        r->io.member(c->sink, false);
 }
 
 /* c's send failed: the glue is disconnecting it; it gets nothing more. */

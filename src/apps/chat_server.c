@@ -2,17 +2,23 @@
  * framework, with fair flow control.
  *
  * RX: readable -> on_data -> ss_chat_feed (io_admit before each line)
- *       -> the room -> io_send_line_all: every member's queue in one call
- *          (a reference each, no copy; io_send_line for a single one)
+ *       -> the room -> io_send_line_all: the line's bytes appended once to
+ *          the room log (cs->log); nothing per recipient while every
+ *          reader has room for it (cs->room_lim) and no member is IRC
  *     a line not admitted: the rest of the read is held, reading paused.
- * TX: io_send_line -> x->q (ring of shared lines) -> end of the loop
- *       iteration (flush_all) or on_drain -> push(): writev of lines while
- *       the framework's own queue holds less than SS_CHAT_STAGE.
+ * TX: a native member (a reader) has a cursor into the log; its private
+ *       lines (io_send_line) wait in x->q, each marked with the log's end
+ *       when it came -> end of the loop iteration (flush_all) or on_drain
+ *       -> push(): one writev of the log from the cursor, straight from
+ *       the ring, with the private lines where their marks put them, while
+ *       the framework's own queue holds less than SS_CHAT_STAGE. IRC
+ *       members and connections before /nick: x->q only (push_lines).
  *
  * Flow control, in the issue's words "a talker is slowed, a reader is not
  * cut off":
- *  - A client whose queue (shared lines + staged bytes) passes outq_high is
- *    "behind". While any client is behind, no talker starts a new line:
+ *  - A client whose queue (its unread log bytes + its lines + staged
+ *    bytes) passes outq_high is "behind". While any client is behind,
+ *    no talker starts a new line:
  *    the server stops reading from it and TCP pushes back on the talker.
  *    When the last one is below outq_high / 2, held talkers continue.
  *  - A client behind that makes no progress (nothing moved to its socket)
@@ -73,6 +79,20 @@ enum { ADDR_TAB = 1024 };
 /* Lines push remembers from the last client it sent to (cs->run): a busy
  * room gives a client a few dozen per loop iteration. */
 enum { SS_CHAT_RUN_MAX = 1024 };
+/* A room line longer than this goes to each member's queue, not the log. */
+enum { SS_CHAT_LOG_LINE_MAX = 64 * 1024 };
+/* iovecs of one push from the log: its spans and the private lines. */
+enum { SS_CHAT_LOG_IOV = 64 };
+
+/* One entry of a client's queue: a line (l), or, for a reader, l == NULL
+ * and `skip` log bytes from `mark` on that it does not get (its own room
+ * line). mark: the log_end when it was queued; a reader gets the entry
+ * once its cursor is there. */
+struct qent {
+    ss_chat_line *l;
+    uint64_t mark;
+    size_t skip;
+};
 
 /* The PBKDF2 worker: jobs in, results out, an eventfd wakes the loop. */
 struct kdf_worker {
@@ -111,18 +131,51 @@ struct ss_chat_server {
     size_t *run_end;          /* obuf's bytes through run[i], for each i */
     size_t run_n;
     size_t fast_max;          /* min(outq_max, outq_high): queue_line's bound */
+    /* The room log: every room line appended once, as bytes, to one ring
+     * (log_cap, a power of two, at least outq_max + SS_CHAT_LOG_LINE_MAX:
+     * no reader is ever further behind than outq_max, past it it is cut
+     * off); log_end is the byte count appended so far. Each native member
+     * (a reader) has a cursor into it; its private lines wait in its own
+     * queue, each marked with the log_end at which it was queued. */
+    char *log;
+    size_t log_cap;
+    uint64_t log_end;
+    uint64_t log_flushed;     /* log_end at the last flush_all */
+    struct chat_ctx **rd;     /* the readers (unordered; x->rd_i) */
+    size_t n_rd, rd_cap;
+    /* Appends with log_end + len < room_lim need no check per reader:
+     * min over the readers of x->log_lim (may be lower, never higher). */
+    uint64_t room_lim;
+    size_t n_slow_mem;        /* members not readers (IRC): per recipient */
+    /* The room line appended last, held: a second send_line_all call for
+     * it (the rest of the members, after one failed) must not append it
+     * again. in_log: it is in the log (else it went per recipient). */
+    ss_chat_line *log_line;
+    bool log_line_in_log;
 };
 
 struct chat_ctx {
     ss_chat_conn *cc;
     ss_conn *conn;
     ss_chat_server *cs;
-    /* output: a ring of shared lines (q_cap: 0 or a power of two) */
-    ss_chat_line **q;
+    /* output: a ring of shared lines (q_cap: 0 or a power of two); for a
+     * reader of the room log, its private lines, ordered against the log
+     * by their marks, and the room lines it sent itself (skip entries) */
+    struct qent *q;
     size_t q_head, q_n, q_cap;
     size_t q_off;             /* bytes of q[q_head] already pushed */
     size_t q_bytes;           /* bytes referenced and not yet pushed */
-    size_t fast_room;         /* bytes queue_line may append unchecked */
+    size_t fast_room;         /* bytes queue_line may append unchecked
+                               * (not a reader; a reader's is log_lim) */
+    /* the room log (a native member only) */
+    bool reader;
+    bool member;              /* in the room's member array */
+    size_t rd_i;              /* index in cs->rd */
+    uint64_t log_pos;         /* the cursor: log bytes before it are sent */
+    uint64_t log_lim;         /* the log may grow to here (see fast_room_set) */
+    size_t skip_bytes;        /* log bytes ahead of log_pos it skips (own lines) */
+    bool slow_member;         /* a member not a reader (IRC): per recipient */
+    bool closing;             /* on_close: what it has is dropped */
     bool behind, cut;
     uint64_t progress_ms;     /* loop time of the last push */
     uint64_t opened_ms;
@@ -243,9 +296,16 @@ static void add_waiter(ss_chat_server *cs, struct chat_ctx *x)
 
 /* ---- the output queue ------------------------------------------------------ */
 
+/* Log bytes x has still to get (its own room lines, which it skips, not
+ * counted). */
+static size_t log_backlog(const struct chat_ctx *x)
+{
+    return x->reader ? (size_t)(x->cs->log_end - x->log_pos) - x->skip_bytes : 0;
+}
+
 static size_t queued(const struct chat_ctx *x)
 {
-    return x->q_bytes + ss_conn_out_queued(x->conn);
+    return x->q_bytes + log_backlog(x) + ss_conn_out_queued(x->conn);
 }
 
 static void set_behind(struct chat_ctx *x, bool behind)
@@ -268,11 +328,45 @@ static void set_behind(struct chat_ctx *x, bool behind)
 
 static void drop_queue(struct chat_ctx *x)
 {
-    for (size_t i = 0; i < x->q_n; i++)
-        ss_chat_line_unref(x->q[(x->q_head + i) & (x->q_cap - 1)]);
+    for (size_t i = 0; i < x->q_n; i++) {
+        ss_chat_line *l = x->q[(x->q_head + i) & (x->q_cap - 1)].l;
+        if (l)
+            ss_chat_line_unref(l);
+    }
     free(x->q);
     x->q = NULL;
     x->q_head = x->q_n = x->q_cap = x->q_off = x->q_bytes = x->fast_room = 0;
+    if (x->reader) { /* nor anything from the log before now */
+        x->log_pos = x->cs->log_end;
+        x->skip_bytes = 0;
+    }
+}
+
+/* Room for one more entry in x's ring. */
+static int q_reserve(struct chat_ctx *x)
+{
+    if (x->q_n < x->q_cap)
+        return 0;
+    size_t cap = x->q_cap ? x->q_cap * 2 : 16;
+    struct qent *q = malloc(cap * sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    for (size_t i = 0; i < x->q_n; i++)
+        q[i] = x->q[(x->q_head + i) & (x->q_cap - 1)];
+    free(x->q);
+    x->q = q;
+    x->q_head = 0;
+    x->q_cap = cap;
+    return 0;
+}
+
+static void q_put(struct chat_ctx *x, ss_chat_line *l, size_t skip)
+{
+    struct qent *e = &x->q[(x->q_head + x->q_n) & (x->q_cap - 1)];
+    e->l = l;
+    e->mark = x->cs->log_end;
+    e->skip = skip;
+    x->q_n++;
 }
 
 /* Cut x off with a last line (it may never read it). */
@@ -319,7 +413,11 @@ static void commit(ss_chat_server *cs)
  * the high-water mark, the hard cap and the largest queue seen so far, an
  * append cuts nobody off, makes nobody behind and sets no new peak. Only
  * push and cut write to a room connection, and they set this again; the
- * socket only shrinks the framework's queue; the peak only grows. */
+ * socket only shrinks the framework's queue; the peak only grows.
+ * For a reader of the room log the same room is a bound on log_end
+ * (log_lim), which room lines and its private lines both use up; it also
+ * keeps the reader's cursor within the ring (log_cap), and cs->room_lim
+ * follows the lowest. */
 static void fast_room_set(struct chat_ctx *x)
 {
     ss_chat_server *cs = x->cs;
@@ -328,6 +426,44 @@ static void fast_room_set(struct chat_ctx *x)
     /* An IRC connection's lines go through its front: never appended
      * raw, so the fan-out's fast path needs no test for it. */
     x->fast_room = x->cut || x->irc || held >= lim ? 0 : lim - held;
+    if (x->reader) {
+        x->log_lim = cs->log_end + x->fast_room;
+        if (cs->log_cap && x->log_lim > x->log_pos + cs->log_cap - SS_CHAT_LOG_LINE_MAX)
+            x->log_lim = x->log_pos + cs->log_cap - SS_CHAT_LOG_LINE_MAX;
+        if (x->log_lim < cs->room_lim)
+            cs->room_lim = x->log_lim;
+    }
+}
+
+/* What x may still take without a check (see fast_room_set). */
+static inline size_t room_left(const struct chat_ctx *x)
+{
+    if (!x->reader)
+        return x->fast_room;
+    uint64_t e = x->cs->log_end;
+    return x->log_lim > e ? (size_t)(x->log_lim - e) : 0;
+}
+
+/* Take what x's room left (len bytes of it, len < room_left(x)). */
+static inline void room_use(struct chat_ctx *x, size_t len)
+{
+    if (!x->reader) {
+        x->fast_room -= len;
+        return;
+    }
+    x->log_lim -= len;
+    if (x->log_lim < x->cs->room_lim)
+        x->cs->room_lim = x->log_lim;
+}
+
+/* cs->room_lim anew: the lowest log_lim of the readers not cut off. */
+static void room_lim_update(ss_chat_server *cs)
+{
+    uint64_t lim = UINT64_MAX;
+    for (size_t i = 0; i < cs->n_rd; i++)
+        if (!cs->rd[i]->cut && cs->rd[i]->log_lim < lim)
+            lim = cs->rd[i]->log_lim;
+    cs->room_lim = lim;
 }
 
 /* Give back the run's references from index i on (obuf's bytes past them
@@ -338,13 +474,15 @@ static void run_cut(ss_chat_server *cs, size_t i)
         ss__chat_line_drop(cs->run[--cs->run_n]);
 }
 
-/* Hand queued lines to the framework while its queue is short. */
-static void push(struct chat_ctx *x)
+/* A not-reader's queue (an IRC connection's, one before its nick, one
+ * that left the room) to the framework: lines up to SS_CHAT_STAGE copied
+ * into obuf and sent as one piece. Returns whether anything moved. */
+static bool push_lines(struct chat_ctx *x, bool force)
 {
     ss_chat_server *cs = x->cs;
     bool moved = false;
-    commit(cs);
-    while (x->q_n && !x->cut && ss_conn_out_queued(x->conn) < SS_CHAT_STAGE) {
+    while (x->q_n && !x->cut && (force || ss_conn_out_queued(x->conn) < SS_CHAT_STAGE)) {
+        force = false;
         /* Lines up to SS_CHAT_STAGE go out as one copy, each reference
          * dropped as its line is copied: the kernel's walk over one iovec
          * per 64-byte line cost more than the copy, and one pass over the
@@ -361,7 +499,8 @@ static void push(struct chat_ctx *x)
              * differs obuf is written and the run follows it (the ring's
              * reference moves into the run). A first line partly sent
              * before starts obuf anew. */
-            ss_chat_line **q = x->q, **run = cs->run;
+            struct qent *q = x->q;
+            ss_chat_line **run = cs->run;
             char *buf = cs->obuf;
             size_t head = x->q_head, left = x->q_n, i = 0;
             size_t run_n = cs->run_n;
@@ -376,18 +515,18 @@ static void push(struct chat_ctx *x)
              * per line. */
             size_t lim = run_n < left ? run_n : left;
             size_t seg = x->q_cap - head < lim ? x->q_cap - head : lim;
-            ss_chat_line **qa = q + head;
-            while (i < seg && qa[i] == run[i])
+            struct qent *qa = q + head;
+            while (i < seg && qa[i].l == run[i])
                 run[i++]->refs--; /* the run holds one more */
             if (i == seg)
-                while (i < lim && q[i - seg] == run[i])
+                while (i < lim && q[i - seg].l == run[i])
                     run[i++]->refs--;
             if (i)
                 o = cs->run_end[i - 1];
             head = (head + i) & mask;
             left -= i;
             while (left && o < SS_CHAT_STAGE) {
-                ss_chat_line *l = q[head];
+                ss_chat_line *l = q[head].l;
                 size_t n = l->len - skip;
                 if (o + n > SS_CHAT_PUSH_BUF)
                     break;
@@ -421,7 +560,7 @@ static void push(struct chat_ctx *x)
             wr = ss_conn_writev(x->conn, &one, 1);
         } else {
             /* No buffer, or one line longer than it: that line alone. */
-            ss_chat_line *l = x->q[x->q_head];
+            ss_chat_line *l = x->q[x->q_head].l;
             struct iovec one = {l->data + skip, l->len - skip};
             wr = ss_conn_writev(x->conn, &one, 1);
             x->q_off = 0;
@@ -436,12 +575,113 @@ static void push(struct chat_ctx *x)
         }
         moved = true;
     }
-    if (moved)
+    return moved;
+}
+
+/* A reader's output to the framework: the log from its cursor, in spans
+ * straight from the ring (no copy), with its private lines (copied into
+ * obuf) where their marks put them, up to SS_CHAT_STAGE per write. */
+static bool push_log(struct chat_ctx *x, bool force)
+{
+    ss_chat_server *cs = x->cs;
+    bool moved = false;
+    uint64_t held = cs->log_end - x->log_pos; /* the log holds this for x */
+    if (held > cs->st.log_peak)
+        cs->st.log_peak = held;
+    while (!x->cut && (force || ss_conn_out_queued(x->conn) < SS_CHAT_STAGE)) {
+        force = false;
+        struct iovec iov[SS_CHAT_LOG_IOV];
+        int niov = 0, obuf_iov = -1;
+        size_t tot = 0, o = 0, mask = x->q_cap - 1;
+        uint64_t pos = x->log_pos;
+        ss_chat_line *big = NULL; /* a line sent from its own bytes */
+        while (tot < SS_CHAT_STAGE && niov <= SS_CHAT_LOG_IOV - 2) {
+            uint64_t lim = cs->log_end;
+            if (x->q_n) {
+                struct qent *e = &x->q[x->q_head];
+                if (e->mark <= pos) {
+                    ss_chat_line *l = e->l;
+                    if (!l) { /* its own room line: not sent back */
+                        pos += e->skip;
+                        x->skip_bytes -= e->skip;
+                    } else {
+                        size_t n = l->len - x->q_off;
+                        const char *d = l->data + x->q_off;
+                        if (o + n <= SS_CHAT_PUSH_BUF &&
+                            (cs->obuf || (cs->obuf = malloc(SS_CHAT_PUSH_BUF)))) {
+                            if (!o)
+                                run_cut(cs, 0); /* obuf changes */
+                            memcpy(cs->obuf + o, d, n);
+                            if (obuf_iov == niov - 1 && obuf_iov >= 0) {
+                                iov[obuf_iov].iov_len += n;
+                            } else {
+                                obuf_iov = niov;
+                                iov[niov++] = (struct iovec){cs->obuf + o, n};
+                            }
+                            o += n;
+                            ss__chat_line_drop(l);
+                        } else if (!niov) {
+                            iov[niov++] = (struct iovec){(void *)d, n};
+                            big = l;
+                        } else {
+                            break; /* in the next write */
+                        }
+                        x->q_bytes -= n;
+                        x->q_off = 0;
+                        tot += n;
+                    }
+                    x->q_head = (x->q_head + 1) & mask;
+                    x->q_n--;
+                    if (big)
+                        break;
+                    continue;
+                }
+                lim = e->mark;
+            }
+            if (pos >= lim)
+                break;
+            size_t n = lim - pos < SS_CHAT_STAGE - tot ? (size_t)(lim - pos) : SS_CHAT_STAGE - tot;
+            size_t off = (size_t)pos & (cs->log_cap - 1), first = cs->log_cap - off;
+            if (first > n)
+                first = n;
+            iov[niov++] = (struct iovec){cs->log + off, first};
+            if (n > first)
+                iov[niov++] = (struct iovec){cs->log, n - first};
+            pos += n;
+            tot += n;
+        }
+        x->log_pos = pos;
+        if (!niov)
+            break;
+        int wr = ss_conn_writev(x->conn, iov, niov);
+        if (big)
+            ss__chat_line_drop(big);
+        if (wr < 0) {
+            drop_queue(x);
+            break;
+        }
+        moved = true;
+    }
+    return moved;
+}
+
+/* Hand queued lines to the framework while its queue is short; force:
+ * one write of them in any case (from on_drain, which comes once its
+ * queue is at half of outbuf_max, not below SS_CHAT_STAGE: a push that
+ * then wrote nothing would wait for the next line to come, and in a
+ * quiet room forever). */
+static void push_ex(struct chat_ctx *x, bool force)
+{
+    ss_chat_server *cs = x->cs;
+    commit(cs);
+    if (x->reader ? push_log(x, force) : push_lines(x, force))
         x->progress_ms = ss_loop_now(ss_conn_loop(x->conn));
     if (x->behind && queued(x) <= cs->so.outq_high / 2)
         set_behind(x, false);
     fast_room_set(x);
 }
+
+static void push(struct chat_ctx *x) { push_ex(x, false); }
 
 /* Everything x had went to the socket and no on_drain will come: let the
  * room produce more (file download, offline page). */
@@ -455,13 +695,33 @@ static void flush_all(ss_loop *loop, void *arg)
 {
     ss_chat_server *cs = arg;
     commit(cs); /* also when nobody has output: the batch ends here */
+    if (cs->log_flushed != cs->log_end) {
+        /* Every reader behind the log's end. Backwards: a reader that
+         * leaves meanwhile takes the last one's place, one already seen. */
+        for (size_t i = cs->n_rd; i-- > 0;) {
+            if (i >= cs->n_rd)
+                continue;
+            struct chat_ctx *x = cs->rd[i];
+            if (x->log_pos != cs->log_end && !x->cut) {
+                push(x);
+                maybe_room_drain(x);
+            }
+        }
+        cs->log_flushed = cs->log_end;
+    }
+    /* Private lines (a drain above may have queued some). */
     while (cs->dirty) {
         struct chat_ctx *x = cs->dirty;
         undirty(cs, x);
         push(x);
         maybe_room_drain(x);
     }
+    room_lim_update(cs);
     run_cut(cs, 0); /* the run's lines live no longer than this */
+    if (cs->log_line) {
+        ss__chat_line_drop(cs->log_line);
+        cs->log_line = NULL;
+    }
 }
 
 /* Put l on x's queue (a reference), or cut x off past outq_max. */
@@ -477,20 +737,9 @@ static int queue_line_slow(struct chat_ctx *x, ss_chat_line *l)
         cut(x, "ERR overflow your queue passed its limit; disconnecting\n", true);
         return -ENOBUFS;
     }
-    if (x->q_n == x->q_cap) {
-        size_t cap = x->q_cap ? x->q_cap * 2 : 16;
-        ss_chat_line **q = malloc(cap * sizeof *q);
-        if (!q)
-            return -ENOMEM;
-        for (size_t i = 0; i < x->q_n; i++)
-            q[i] = x->q[(x->q_head + i) & (x->q_cap - 1)];
-        free(x->q);
-        x->q = q;
-        x->q_head = 0;
-        x->q_cap = cap;
-    }
-    x->q[(x->q_head + x->q_n) & (x->q_cap - 1)] = ss__chat_line_hold(l);
-    x->q_n++;
+    if (q_reserve(x) < 0)
+        return -ENOMEM;
+    q_put(x, ss__chat_line_hold(l), 0);
     x->q_bytes += len;
     held += len;
     if (held > cs->st.queue_peak)
@@ -506,11 +755,10 @@ static int queue_line_slow(struct chat_ctx *x, ss_chat_line *l)
 static inline int queue_line(struct chat_ctx *x, ss_chat_line *l)
 {
     size_t len = l->len;
-    if (__builtin_expect(len >= x->fast_room || x->q_n == x->q_cap, 0))
+    if (__builtin_expect(len >= room_left(x) || x->q_n == x->q_cap, 0))
         return queue_line_slow(x, l);
-    x->fast_room -= len;
-    x->q[(x->q_head + x->q_n) & (x->q_cap - 1)] = ss__chat_line_hold(l);
-    x->q_n++;
+    room_use(x, len);
+    q_put(x, ss__chat_line_hold(l), 0);
     x->q_bytes += len;
     if (!x->dirty)
         mark_dirty(x->cs, x);
@@ -524,36 +772,230 @@ static int io_send_line(void *conn, ss_chat_line *l)
     return x->irc ? ss__irc_out(x->irc, l) : queue_line(x, l);
 }
 
-/* The fan-out (see ss_chat_io): the sinks are our contexts. The common
- * case per recipient is queue_line's append with what does not change
- * from one recipient to the next taken out of the loop: the length is
- * read once, an IRC connection takes the slow path (its fast_room is 0),
- * and the references are added to the line once, at the end. */
+/* ---- the room log --------------------------------------------------------- */
+
+/* x's unread log bytes become private lines, in the order its cursor
+ * would have met them and its queue's entries, and its cursor moves to
+ * the log's end: for a reader that leaves the room (what it was sent
+ * before still goes out) or whose cursor would fall out of the ring (its
+ * own lines, which it skips, can be any number). Its queued bytes stay
+ * the same. */
+static int log_detach(struct chat_ctx *x)
+{
+    ss_chat_server *cs = x->cs;
+    uint64_t pos = x->log_pos, end = cs->log_end;
+    size_t n_old = x->q_n, cap = 16;
+    while (cap < 2 * n_old + 1)
+        cap *= 2;
+    struct qent *q = malloc(cap * sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    size_t n = 0, moved = 0;
+    for (size_t i = 0; i <= n_old; i++) {
+        struct qent *e = i < n_old ? &x->q[(x->q_head + i) & (x->q_cap - 1)] : NULL;
+        uint64_t upto = e && e->mark < end ? e->mark : end;
+        if (upto > pos) {
+            /* log bytes [pos, upto) as one line (skip 1: made here) */
+            size_t len = (size_t)(upto - pos), off = (size_t)pos & (cs->log_cap - 1);
+            ss_chat_line *l;
+            if (off + len <= cs->log_cap) {
+                l = ss_chat_line_new(cs->log + off, len);
+            } else {
+                char *tmp = malloc(len);
+                size_t first = cs->log_cap - off;
+                if (tmp) {
+                    memcpy(tmp, cs->log + off, first);
+                    memcpy(tmp + first, cs->log, len - first);
+                }
+                l = tmp ? ss_chat_line_new(tmp, len) : NULL;
+                free(tmp);
+            }
+            if (!l) {
+                for (size_t k = 0; k < n; k++)
+                    if (q[k].skip)
+                        ss_chat_line_unref(q[k].l);
+                free(q);
+                return -ENOMEM;
+            }
+            q[n++] = (struct qent){l, end, 1};
+            moved += len;
+            pos = upto;
+        }
+        if (!e)
+            break;
+        if (e->l)
+            q[n++] = (struct qent){e->l, end, 0};
+        else
+            pos += e->skip;
+    }
+    for (size_t k = 0; k < n; k++)
+        q[k].skip = 0;
+    free(x->q);
+    x->q = q;
+    x->q_head = 0;
+    x->q_n = n;
+    x->q_cap = cap;
+    x->q_bytes += moved;
+    x->log_pos = end;
+    x->skip_bytes = 0;
+    return 0;
+}
+
+/* Room for one more reader. */
+static int reserve_rd(ss_chat_server *cs)
+{
+    size_t cap = cs->rd_cap ? cs->rd_cap * 2 : 64;
+    struct chat_ctx **rd = realloc(cs->rd, cap * sizeof *rd);
+    if (!rd)
+        return -ENOMEM;
+    cs->rd = rd;
+    cs->rd_cap = cap;
+    return 0;
+}
+
+/* The room's member array changed (io->member): a native member reads
+ * the log from its end on; one that leaves takes what it has not read
+ * yet into its own queue. IRC members are counted: their lines go per
+ * recipient, through their front. */
+static void io_member(void *sink, bool in)
+{
+    struct chat_ctx *x = sink;
+    ss_chat_server *cs = x->cs;
+    if (in == x->member)
+        return;
+    x->member = in;
+    if (in && !x->irc && !x->cut && (cs->n_rd < cs->rd_cap || !reserve_rd(cs))) {
+        x->rd_i = cs->n_rd;
+        cs->rd[cs->n_rd++] = x;
+        x->reader = true;
+        x->log_pos = cs->log_end;
+        x->skip_bytes = 0;
+        fast_room_set(x);
+        return;
+    }
+    if (in) { /* IRC, or no memory: per recipient */
+        x->slow_member = true;
+        cs->n_slow_mem++;
+        return;
+    }
+    if (x->slow_member) {
+        x->slow_member = false;
+        cs->n_slow_mem--;
+    }
+    if (!x->reader)
+        return;
+    uint64_t held = cs->log_end - x->log_pos;
+    if (held > cs->st.log_peak)
+        cs->st.log_peak = held;
+    if (x->cut || x->closing || log_detach(x) < 0)
+        drop_queue(x);
+    struct chat_ctx *last = cs->rd[--cs->n_rd];
+    cs->rd[x->rd_i] = last;
+    last->rd_i = x->rd_i;
+    x->reader = false;
+    if (!x->cut && !x->closing) {
+        fast_room_set(x);
+        if (x->q_n)
+            mark_dirty(cs, x);
+    }
+}
+
+/* Append l's bytes to the log. */
+static int log_append(ss_chat_server *cs, const ss_chat_line *l)
+{
+    if (!cs->log) {
+        size_t cap = 4096;
+        while (cap < cs->so.outq_max + 2 * SS_CHAT_LOG_LINE_MAX)
+            cap *= 2;
+        if (!(cs->log = malloc(cap)))
+            return -ENOMEM;
+        cs->log_cap = cap;
+        for (size_t i = 0; i < cs->n_rd; i++)
+            fast_room_set(cs->rd[i]); /* log_lim had no ring yet */
+        room_lim_update(cs);
+    }
+    size_t len = l->len, off = (size_t)cs->log_end & (cs->log_cap - 1);
+    size_t first = cs->log_cap - off < len ? cs->log_cap - off : len;
+    memcpy(cs->log + off, l->data, first);
+    memcpy(cs->log, l->data + first, len - first);
+    cs->log_end += len;
+    return 0;
+}
+
+/* A reader after a room line was appended, when not every reader had
+ * room for it (cs->room_lim): the checks queue_line_slow makes. */
+static int log_check(struct chat_ctx *x)
+{
+    ss_chat_server *cs = x->cs;
+    if (x->cut)
+        return -ENOBUFS;
+    size_t held = queued(x);
+    if (held > cs->so.outq_max) {
+        cs->st.overflows++;
+        cut(x, "ERR overflow your queue passed its limit; disconnecting\n", true);
+        return -ENOBUFS;
+    }
+    if (held > cs->st.queue_peak)
+        cs->st.queue_peak = held;
+    if (!x->behind && held > cs->so.outq_high)
+        set_behind(x, true);
+    if (cs->log_end - x->log_pos + SS_CHAT_LOG_LINE_MAX > cs->log_cap && log_detach(x) < 0)
+        return -ENOMEM;
+    fast_room_set(x);
+    return 0;
+}
+
+/* The fan-out (see ss_chat_io): the sinks are our contexts. A room line
+ * is appended to the room log once; while every reader has room for it
+ * (cs->room_lim) and no member needs a line of its own (IRC), that is
+ * all: nothing per recipient. Otherwise each member is looked at: a
+ * reader's limits checked (it may be cut off or fall behind), an IRC
+ * member's front formats the line. A line too long for the log goes to
+ * each member's queue. The sender gets a skip entry (its own line is not
+ * sent back). */
 static size_t io_send_line_all(void *const *sinks, size_t n, const void *skip,
                                ss_chat_line *l)
 {
-    const size_t len = l->len;
-    uint32_t refs = 0; /* taken by the fast path, not yet on l */
+    if (!n)
+        return 0;
+    ss_chat_server *cs = ((struct chat_ctx *)sinks[0])->cs;
+    struct chat_ctx *sx = (struct chat_ctx *)skip;
+    if (l != cs->log_line) { /* not the rest of an earlier call's members */
+        if (cs->log_line)
+            ss__chat_line_drop(cs->log_line);
+        cs->log_line = ss__chat_line_hold(l);
+        cs->log_line_in_log = false;
+        if (l->len <= SS_CHAT_LOG_LINE_MAX && cs->n_rd &&
+            (!sx || !sx->reader || !q_reserve(sx)) && !log_append(cs, l)) {
+            cs->log_line_in_log = true;
+            ss_loop_defer(ss_conn_loop(cs->rd[0]->conn), &cs->flush);
+            if (sx && sx->reader) {
+                q_put(sx, NULL, l->len);
+                sx->q[(sx->q_head + sx->q_n - 1) & (sx->q_cap - 1)].mark -= l->len;
+                sx->skip_bytes += l->len;
+                sx->log_lim += l->len; /* its queue did not grow */
+                if (cs->log_end - sx->log_pos + SS_CHAT_LOG_LINE_MAX > cs->log_cap &&
+                    log_detach(sx) < 0)
+                    drop_queue(sx); /* no memory: its backlog is lost, not overwritten */
+            }
+            if (cs->log_end < cs->room_lim &&
+                (!cs->n_slow_mem || (cs->n_slow_mem == 1 && sx && sx->slow_member)))
+                return n;
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         struct chat_ctx *x = sinks[i];
         if (x == skip)
             continue;
-        if (__builtin_expect(len < x->fast_room && x->q_n != x->q_cap, 1)) {
-            x->fast_room -= len;
-            x->q[(x->q_head + x->q_n) & (x->q_cap - 1)] = l;
-            x->q_n++;
-            x->q_bytes += len;
-            refs++;
-            if (!x->dirty)
-                mark_dirty(x->cs, x);
-            continue;
-        }
-        l->refs += refs; /* the slow path may drop lines; l is whole first */
-        refs = 0;
-        if ((x->irc ? ss__irc_out(x->irc, l) : queue_line_slow(x, l)) < 0)
+        int err = x->irc ? ss__irc_out(x->irc, l)
+                  : x->reader && cs->log_line_in_log ? log_check(x)
+                                                     : queue_line_slow(x, l);
+        if (err < 0) {
+            room_lim_update(cs);
             return i;
+        }
     }
-    l->refs += refs;
+    room_lim_update(cs);
     return n;
 }
 
@@ -873,6 +1315,7 @@ static const ss_chat_io chat_io = {
     .close = io_close,
     .send_line = io_send_line,
     .send_line_all = io_send_line_all,
+    .member = io_member,
     .admit = io_admit,
     .kdf = io_kdf,
     .relay = io_relay,
@@ -1304,7 +1747,7 @@ static int on_drain(ss_conn *c)
     }
     if (x->cut)
         return 0;
-    push(x);
+    push_ex(x, true);
     if (x->cc && x->q_n == 0)
         ss_chat_drain(x->cc);
     return 0;
@@ -1352,6 +1795,7 @@ static void on_close(ss_conn *c, int err)
     ss_chat_server *cs = x->cs;
     if (!cs)
         return;
+    x->closing = true;
     if (x->cc)
         ss_chat_disconnect(x->cc, wall_ms());
     x->cc = NULL;
@@ -1425,6 +1869,7 @@ int ss_chat_server_new(const ss_chat_opts *o, const ss_chat_server_opts *so,
     if (!cs->so.stall_ms)
         cs->so.stall_ms = SS_CHAT_STALL_MS;
     cs->fast_max = cs->so.outq_high < cs->so.outq_max ? cs->so.outq_high : cs->so.outq_max;
+    cs->room_lim = UINT64_MAX;
     ss_defer_init(&cs->flush, flush_all, cs);
     ss_defer_init(&cs->wake, wake_all, cs);
     pthread_mutex_init(&cs->kw.mu, NULL);
@@ -1473,6 +1918,10 @@ void ss_chat_server_free(ss_chat_server *cs)
     pthread_mutex_destroy(&cs->kw.mu);
     pthread_cond_destroy(&cs->kw.cv);
     run_cut(cs, 0);
+    if (cs->log_line)
+        ss__chat_line_drop(cs->log_line);
+    free(cs->log);
+    free(cs->rd);
     free(cs->run);
     free(cs->run_end);
     free(cs->obuf);
@@ -1486,4 +1935,31 @@ void ss_chat_server_stats_get(const ss_chat_server *cs, ss_chat_server_stats *ou
     *out = cs->st;
     out->lines_alive = ss_chat_lines_alive(&out->lines_peak);
     ss_chat_line_bytes_alive(&out->line_bytes_peak);
+    out->log_end = cs->log_end;
+    uint64_t tail = cs->log_end;
+    for (size_t i = 0; i < cs->n_rd; i++)
+        if (!cs->rd[i]->cut && cs->rd[i]->log_pos < tail)
+            tail = cs->rd[i]->log_pos;
+    out->log_held = cs->log_end - tail;
+    out->log_readers = cs->n_rd;
+}
+
+int ss_chat_server_conn_info_get(ss_chat_server *cs, const char *nick,
+                                 ss_chat_server_conn_info *out)
+{
+    ss_conn *c = ss_chat_find_io(cs->room, nick);
+    if (!c)
+        return -ENOENT;
+    const struct chat_ctx *x = ss_conn_ctx(c);
+    *out = (ss_chat_server_conn_info){
+        .reader = x->reader,
+        .log_pos = x->log_pos,
+        .log_backlog = log_backlog(x),
+        .q_entries = x->q_n,
+        .q_bytes = x->q_bytes,
+        .staged = ss_conn_out_queued(x->conn),
+        .queued = queued(x),
+        .behind = x->behind,
+    };
+    return 0;
 }

@@ -382,14 +382,15 @@ void serve_chat_cleanup(struct serve_ctx *sc)
                 "overflowed, %llu without a nick; %llu refused per address; talkers "
                 "waited %llu times for readers, %llu for their rate; peak %llu shared lines "
                 "of %llu bytes; peak queue of one client %llu bytes (--outq %zu); %llu store batches failed "
-                "to commit",
+                "to commit; room log %llu bytes appended, at most %llu held for its slowest reader",
                 (unsigned long long)st.relays, (unsigned long long)st.relayed_bytes,
                 (unsigned long long)st.stalled, (unsigned long long)st.overflows,
                 (unsigned long long)st.nick_timeouts, (unsigned long long)st.addr_refused,
                 (unsigned long long)st.waits, (unsigned long long)st.rate_waits,
                 (unsigned long long)st.lines_peak, (unsigned long long)st.line_bytes_peak,
                 (unsigned long long)st.queue_peak, r->so.outq_max,
-                (unsigned long long)st.commit_errors);
+                (unsigned long long)st.commit_errors, (unsigned long long)st.log_end,
+                (unsigned long long)st.log_peak);
     }
     serve_chat_detach(sc);
     ss_chat_server_free(r->cs);

@@ -287,6 +287,16 @@ Test(chat_flood, six_talkers_no_reader_cut_watcher_gets_all_in_order)
             lbytes);
     cr_assert(qpeak > OUTQ_HIGH && qpeak <= qmax, "peak queue %lld bytes", qpeak);
     cr_assert(lbytes > 0 && lbytes <= CLIENTS * qmax, "peak shared lines %lld bytes", lbytes);
+    /* The room log: every line once (6,000 of 1 KB and their prefixes,
+     * plus the joins), and never more held than its ring (the first power
+     * of two of at least --outq + 128 KiB): a reader's unread lines are
+     * at most its queue, a talker's own lines, which it skips, leave the
+     * ring for its own queue first (tests/chat/test_chat_log.c). */
+    long long lend = after(log, "room log "), lpeak = after(log, " bytes appended, at most ");
+    fprintf(stderr, "flood: room log %lld bytes appended, at most %lld held\n", lend, lpeak);
+    cr_assert(lend > (long long)TALKERS * LINES * LINE_LEN && lend < (long long)TALKERS * LINES * (LINE_LEN + 64) + 4096,
+              "room log %lld bytes", lend);
+    cr_assert(lpeak > 0 && lpeak <= 524288, "room log held %lld bytes", lpeak);
     free(log);
     /* Bounded by the queue limits: each client holds at most --outq of
      * lines, what is staged for its socket (under SS_CHAT_STAGE, plus one
