@@ -893,11 +893,10 @@ static void io_member(void *sink, bool in)
     cs->rd[x->rd_i] = last;
     last->rd_i = x->rd_i;
     x->reader = false;
-    if (!x->cut && !x->closing) {
+    /* Its lines go out with its next push (/quit's close, the EOF's
+     * push; a relay's peer bytes are not mixed with them). */
+    if (!x->cut && !x->closing)
         fast_room_set(x);
-        if (x->q_n)
-            mark_dirty(cs, x);
-    }
 }
 
 /* Append l's bytes to the log. */
