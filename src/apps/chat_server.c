@@ -986,6 +986,8 @@ static size_t io_send_line_all(void *const *sinks, size_t n, const void *skip,
         struct chat_ctx *x = sinks[i];
         if (x == skip)
             continue;
+        if (x->reader && cs->log_line_in_log && cs->log_end < x->log_lim)
+            continue; /* room for it: as the fast path, for this reader */
         int err = x->irc ? ss__irc_out(x->irc, l)
                   : x->reader && cs->log_line_in_log ? log_check(x)
                                                      : queue_line_slow(x, l);
