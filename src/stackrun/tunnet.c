@@ -194,7 +194,12 @@ static void on_readable(ss_loop *loop, int fd, unsigned events, void *arg)
         t->now = clock_us(CLOCK_MONOTONIC);
         ss_stack_input_batch_flags(t->st, t->now, t->pkts, t->lens, t->flags, n);
     }
-    service(t);
+    /* The stack's output goes after the sockets' deferred callbacks of
+     * this loop iteration (sock_stack.c runs them as deferred tasks, queued
+     * by the batch above, so this one comes after them): what they send
+     * leaves in this wake-up, not after one more epoll_wait, and a
+     * callback's kick finds the task already queued. */
+    ss_loop_defer(t->loop, &t->defer);
 }
 
 /* Give the packets the relay delivered to the stack as one batch. */
