@@ -5,7 +5,10 @@
  *   discard  (RFC 863) read and drop every byte / datagram; a stream ends
  *            when the client closes its side (the default on_eof).
  *   source   send opts->bytes bytes of a fixed pattern (ss_prng_fill,
- *            seeded with opts->seed), then close first (an active close on
+ *            seeded with opts->seed; or zero bytes with opts->zeros, as a
+ *            benchmark peer sends one fixed buffer, so that drawing the
+ *            pattern is not part of what a throughput figure measures),
+ *            then close first (an active close on
  *            the passive side), also after the client's FIN (a reader
  *            may half-close at once); what the client sends is dropped. Stream
  *            only. It writes until the connection's output queue is full
@@ -17,6 +20,7 @@
 #ifndef SOCKSTACK_DISCARD_H
 #define SOCKSTACK_DISCARD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sockstack/server.h"
@@ -27,6 +31,7 @@ SS_API_BEGIN
 typedef struct ss_source_opts {
     uint64_t bytes;   /* what each connection gets */
     uint64_t seed;    /* pattern seed (stack up uses the port) */
+    bool zeros;       /* zero bytes instead of the pattern */
 } ss_source_opts;
 
 /* Stream and datagram callbacks. */

@@ -31,6 +31,7 @@ const ss_service *ss_discard_service(void) { return &discard_service; }
 
 struct source_conn {
     uint64_t left;
+    bool zeros;
     struct ss_prng rng;
 };
 
@@ -39,12 +40,17 @@ struct source_conn {
  * queued), then on_drain brings us back. Done: close. */
 static int source_more(ss_conn *c)
 {
+    static const unsigned char zeros[SS_SOURCE_CHUNK];
     struct source_conn *sc = ss_conn_ctx(c);
     unsigned char chunk[SS_SOURCE_CHUNK];
     while (sc->left > 0 && !ss_conn_out_full(c)) {
         size_t n = sc->left < sizeof chunk ? (size_t)sc->left : sizeof chunk;
-        ss_prng_fill(&sc->rng, chunk, n);
-        int r = ss_conn_write(c, chunk, n);
+        const unsigned char *from = zeros;
+        if (!sc->zeros) {
+            ss_prng_fill(&sc->rng, chunk, n);
+            from = chunk;
+        }
+        int r = ss_conn_write(c, from, n);
         if (r < 0)
             return r;
         sc->left -= n;
@@ -59,6 +65,7 @@ static int source_open(ss_conn *c)
     const ss_source_opts *o = ss_conn_server_ctx(c);
     struct source_conn *sc = ss_conn_ctx(c);
     sc->left = o ? o->bytes : 0;
+    sc->zeros = o && o->zeros;
     ss_prng_seed(&sc->rng, o ? o->seed : 0);
     return source_more(c);
 }

@@ -270,6 +270,16 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
     return 0;
 }
 
+int cli_parse_source_pattern(const char *opt, const char *s, bool *zeros)
+{
+    if (strcmp(s, "prng") && strcmp(s, "zero")) {
+        cli_error("%s: '%s' is not a pattern (prng, zero)", opt, s);
+        return -1;
+    }
+    *zeros = s[0] == 'z';
+    return 0;
+}
+
 int cli_parse_scaled(const char *opt, const char *s, unsigned base, uint64_t min,
                      uint64_t max, uint64_t *out)
 {

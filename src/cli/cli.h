@@ -52,6 +52,9 @@ int cli_parse_int(const char *opt, const char *s, int min, int max, int *out);
  * (10M) -- between min and max: 0, or -1 after a message naming opt. */
 int cli_parse_scaled(const char *opt, const char *s, unsigned base, uint64_t min,
                      uint64_t max, uint64_t *out);
+/* source's pattern, "prng" (false) or "zero" (true): 0, or -1 after a
+ * message naming opt. */
+int cli_parse_source_pattern(const char *opt, const char *s, bool *zeros);
 /* Parse a finite decimal number within [min, max]. */
 int cli_parse_double(const char *opt, const char *s, double min, double max,
                      double *out);

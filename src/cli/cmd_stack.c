@@ -531,7 +531,8 @@ static void up_check(ss_loop *loop, ss_timer *t, void *arg)
 /* Serve spec i of --serve on the stack backend be (bound to the stack's
  * address as): 0, or -errno of the server that failed. */
 static int up_serve(struct up_ctx *u, int i, const struct serve_spec *sp, const ss_backend *be,
-                    const char *as, uint64_t source_bytes, uint32_t idle_ms, uint32_t per_peer)
+                    const char *as, const ss_source_opts *source, uint32_t idle_ms,
+                    uint32_t per_peer)
 {
     static const ss_echo_opts plain_echo;
     snprintf(u->ports[i], sizeof u->ports[i], "%u", sp->port);
@@ -558,7 +559,8 @@ static int up_serve(struct up_ctx *u, int i, const struct serve_spec *sp, const 
         } else if (sp->kind == UP_DISCARD) {
             svc = ss_discard_service();
         } else {
-            u->source[i] = (ss_source_opts){.bytes = source_bytes, .seed = sp->port};
+            u->source[i] = *source;
+            u->source[i].seed = sp->port;
             svc = ss_source_service();
             o.svc_ctx = &u->source[i];
         }
@@ -648,6 +650,8 @@ static void up_usage(FILE *out)
             "                      discard:PORT (TCP and UDP), source:PORT (TCP: sends\n"
             "                      --source-bytes, then closes first)\n"
             "  --source-bytes N    what source sends (K/M/G suffixes; default 1M)\n"
+            "  --source-pattern P  prng: the seeded pattern of docs/protocols.md\n"
+            "                      (default); zero: zero bytes (a benchmark's sender)\n"
             "  --idle-timeout S    close a service's TCP connection after S seconds\n"
             "                      without a byte either way (default 60; 0: never)\n"
             "  --max-per-peer N    TCP connections one peer address may hold at the\n"
@@ -687,7 +691,7 @@ static void up_usage(FILE *out)
 
 static int cmd_up(int argc, char **argv)
 {
-    enum { O_TUN = 256, O_ADDR, O_PEER, O_MTU, O_SERVE, O_SRCB, O_CONNECT, O_SEND,
+    enum { O_TUN = 256, O_ADDR, O_PEER, O_MTU, O_SERVE, O_SRCB, O_SRCPAT, O_CONNECT, O_SEND,
            O_WAITEOF, O_TRACE, O_JSON, O_PCAP, O_SEED, O_SNDBUF, O_CC, O_IDLE, O_PERPEER,
            O_COOKIES, O_OFFLOAD };
     static const struct option opts[] = {
@@ -703,6 +707,7 @@ static int cmd_up(int argc, char **argv)
         {"mtu", required_argument, 0, O_MTU},
         {"serve", required_argument, 0, O_SERVE},
         {"source-bytes", required_argument, 0, O_SRCB},
+        {"source-pattern", required_argument, 0, O_SRCPAT},
         {"idle-timeout", required_argument, 0, O_IDLE},
         {"max-per-peer", required_argument, 0, O_PERPEER},
         {"syncookies", required_argument, 0, O_COOKIES},
@@ -728,6 +733,7 @@ static int cmd_up(int argc, char **argv)
     int cc_algo = 0;
     uint16_t rport = 0;
     uint64_t mtu = 0, source_bytes = 1024 * 1024, send_bytes = 0;
+    bool source_zeros = false;
     struct serve_spec specs[SS_STACKRUN_SVC_MAX];
     int nspecs = 0;
     struct ss_sim_params link_defaults;
@@ -788,6 +794,10 @@ static int cmd_up(int argc, char **argv)
             break;
         case O_SRCB:
             if (cli_parse_scaled("--source-bytes", optarg, 1024, 0, 1ull << 40, &source_bytes) < 0)
+                return CLI_USAGE;
+            break;
+        case O_SRCPAT:
+            if (cli_parse_source_pattern("--source-pattern", optarg, &source_zeros) < 0)
                 return CLI_USAGE;
             break;
         case O_IDLE:
@@ -906,7 +916,8 @@ static int cmd_up(int argc, char **argv)
     inet_ntop(AF_INET, &addr, as, sizeof as);
     inet_ntop(AF_INET, &peer, ps, sizeof ps);
     for (int i = 0; i < nspecs; i++) {
-        if ((rc = up_serve(&u, i, &specs[i], run.be, as, source_bytes,
+        ss_source_opts src = {.bytes = source_bytes, .zeros = source_zeros};
+        if ((rc = up_serve(&u, i, &specs[i], run.be, as, &src,
                            (uint32_t)(idle_s * 1000), (uint32_t)per_peer)) < 0) {
             cli_error("cannot serve %s on port %u: %s", up_svc_names[specs[i].kind],
                       specs[i].port, ss_strerror(rc));

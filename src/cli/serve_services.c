@@ -70,11 +70,12 @@ static int discard_setup(struct serve_ctx *sc)
     return 0;
 }
 
-enum { SOURCE_OPT_BYTES = SERVE_OPT_SERVICE, SOURCE_OPT_SEED };
+enum { SOURCE_OPT_BYTES = SERVE_OPT_SERVICE, SOURCE_OPT_SEED, SOURCE_OPT_PATTERN };
 
 static const struct option source_longopts[] = {
     {"bytes", required_argument, NULL, SOURCE_OPT_BYTES},
     {"seed", required_argument, NULL, SOURCE_OPT_SEED},
+    {"pattern", required_argument, NULL, SOURCE_OPT_PATTERN},
     {NULL, 0, NULL, 0},
 };
 
@@ -88,6 +89,8 @@ static int source_option(struct serve_ctx *sc, int opt, const char *arg)
     if (opt == SOURCE_OPT_BYTES)
         return cli_parse_scaled("--bytes", arg, 1024, 0, 1ull << 40, &source_opts.bytes) < 0
                    ? CLI_USAGE : 0;
+    if (opt == SOURCE_OPT_PATTERN)
+        return cli_parse_source_pattern("--pattern", arg, &source_opts.zeros) < 0 ? CLI_USAGE : 0;
     if (cli_parse_u64("--seed", arg, 0, UINT64_MAX, &source_opts.seed) < 0)
         return CLI_USAGE;
     source_seed_given = true;
@@ -150,7 +153,10 @@ const struct serve_service serve_services[] = {
         .longopts = source_longopts,
         .help = "      --bytes N            what each connection gets (k/M/G suffixes;\n"
                 "                           default 1M; 0 closes at once)\n"
-                "      --seed N             pattern seed (default: the port listened on)\n",
+                "      --seed N             pattern seed (default: the port listened on)\n"
+                "      --pattern prng|zero  prng: the seeded pattern of docs/protocols.md\n"
+                "                           (default); zero: zero bytes, with no generator\n"
+                "                           to run (a benchmark's sender)\n",
         .option = source_option,
         .setup = source_setup,
         .attach = source_attach,

@@ -1107,6 +1107,26 @@ Test(serve, source_seed_and_default_size, .timeout = 90)
     srv_stop(&s);
 }
 
+/* --pattern zero: exactly --bytes zero bytes, then EOF (a benchmark's
+ * sender: no generator runs); the stopped line counts them. */
+Test(serve, source_pattern_zero_sends_zero_bytes, .timeout = 90)
+{
+    struct srv s;
+    srv_start(&s, "source", "--pattern", "zero", "--bytes", "100003", "--bind", "127.0.0.1");
+    char sh[256];
+    snprintf(sh, sizeof sh,
+             "socat -u TCP:127.0.0.1:%d - > \"$1\" && wc -c < \"$1\" && "
+             "tr -d '\\000' < \"$1\" | wc -c; rm -f \"$1\"",
+             s.port);
+    char tmp[] = "/tmp/ss-source-zero.XXXXXX";
+    int fd = mkstemp(tmp);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    expect_output((char *[]){"/bin/sh", "-c", sh, "sh", tmp, NULL}, "100003\n0\n");
+    stop_expecting(&s, "source: stopped: 1 accepted, 0 refused (limit), 0 refused (acl), "
+                       "0 idle-closed, 0 errors, 0 bytes in, 100003 bytes out\n");
+}
+
 /* A reader that half-closes at once still gets every byte: with a 16k
  * output queue and a 4k send buffer the FIN comes while nearly all of
  * 4 MiB is still to be written, and source goes on after it. (The
@@ -1134,6 +1154,7 @@ Test(serve, discard_and_source_usage)
     CLI_EXIT(2, "serve", "source", "--bytes", "2T");
     CLI_EXIT(2, "serve", "source", "--bytes", "-1");
     CLI_EXIT(2, "serve", "source", "--seed", "x");
+    CLI_EXIT(2, "serve", "source", "--pattern", "ones");
     CLI_EXIT(2, "serve", "discard", "--seed", "7");
     CLI_EXIT(2, "serve", "discard", "--udp", "--model", "fork");
     CLI_EXIT(2, "serve", "discard", "stray");
