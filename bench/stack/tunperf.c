@@ -32,6 +32,7 @@
 
 #include "sockstack/link.h"
 #include "sockstack/stack.h"
+#include "tunbench.h"
 
 #define INFLIGHT 64
 #define MAXQ 8
@@ -50,52 +51,22 @@ struct worker {
     int err;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)(v >> 16));
-    put16(p + 2, (uint16_t)v);
-}
-
 /* An IPv4 TCP packet of len bytes (20 + 20 + payload), ACK, from
  * src_addr:sport to dst_addr:9; with gso the TCP checksum is left partial
  * (the pseudo-header sum), as the kernel expects with NEEDS_CSUM. */
 static void build(uint8_t *p, size_t len, uint16_t sport)
 {
     memset(p, 0, len);
-    p[0] = 0x45;
-    put16(p + 2, (uint16_t)len);
-    put16(p + 6, 0x4000);
-    p[8] = 64;
-    p[9] = 6;
-    put32(p + 12, src_addr);
-    put32(p + 16, dst_addr);
-    put16(p + 10, ss_csum_fold(ss_csum_add(0, p, 20)));
+    uint32_t ps = tb_ipv4_tcp(p, len, src_addr, dst_addr);
     uint8_t *t = p + 20;
-    put16(t, sport);
-    put16(t + 2, 9);
-    put32(t + 4, 1);
-    put32(t + 8, 1);
+    tb_put16(t, sport);
+    tb_put16(t + 2, 9);
+    tb_put32(t + 4, 1);
+    tb_put32(t + 8, 1);
     t[12] = 5 << 4;
     t[13] = 0x10;
-    put16(t + 14, 65535);
-    uint32_t ps = (src_addr >> 16) + (src_addr & 0xffff) + (dst_addr >> 16) +
-                  (dst_addr & 0xffff) + 6 + (uint32_t)(len - 20);
-    ps = (ps & 0xffff) + (ps >> 16);
-    ps = (ps & 0xffff) + (ps >> 16);
-    put16(t + 16, gso ? (uint16_t)ps : ss_csum_fold(ss_csum_add(ps, t, len - 20)));
+    tb_put16(t + 14, 65535);
+    tb_put16(t + 16, gso ? ps : ss_csum_fold(ss_csum_add(ps, t, len - 20)));
 }
 
 static int put(struct worker *w, const uint8_t *hdr, const uint8_t *pkt)
@@ -119,7 +90,7 @@ static void *run(void *arg)
     for (int i = 0; i < INFLIGHT; i++)
         if ((w->err = put(w, hdr, pkt)) < 0)
             return NULL;
-    double t0 = now_s(), end = t0 + seconds;
+    double t0 = tb_now_s(), end = t0 + seconds;
     unsigned long long n = 0;
     while (1) {
         ssize_t got = ss_tun_read(w->fd, in, sizeof in);
@@ -137,12 +108,12 @@ static void *run(void *arg)
         }
         w->packets++;
         w->bytes += (unsigned long long)got - (gso ? SS_VNET_HDR_LEN : 0);
-        if ((++n & 63) == 0 && now_s() >= end)
+        if ((++n & 63) == 0 && tb_now_s() >= end)
             break;
         if ((w->err = put(w, hdr, pkt)) < 0)
             return NULL;
     }
-    w->elapsed = now_s() - t0;
+    w->elapsed = tb_now_s() - t0;
     return NULL;
 }
 
@@ -152,16 +123,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: tunperf NAME ADDR/PREFIX SIZE SECONDS [gso] [QUEUES]\n");
         return 2;
     }
-    char net[64];
-    snprintf(net, sizeof net, "%s", argv[2]);
-    char *slash = strchr(net, '/');
-    struct in_addr a;
-    if (!slash || (*slash = '\0', inet_pton(AF_INET, net, &a)) != 1) {
-        fprintf(stderr, "tunperf: '%s' is not ADDR/PREFIX\n", argv[2]);
+    uint32_t base;
+    unsigned prefix;
+    if (tb_parse_net("tunperf", argv[2], &base, &prefix) < 0)
         return 2;
-    }
-    unsigned prefix = (unsigned)atoi(slash + 1);
-    uint32_t base = ntohl(a.s_addr) & ~(uint32_t)0 << (32 - prefix);
     src_addr = base + 2;
     dst_addr = base + 3;
     pkt_size = strtoul(argv[3], NULL, 10);

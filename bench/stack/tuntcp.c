@@ -35,31 +35,13 @@
 
 #include "sockstack/link.h"
 #include "sockstack/stack.h"
+#include "tunbench.h"
 
 enum { MSS = 1460, PORT = 5001, WS = 7 };
 
 static uint16_t sport; /* per run: an earlier run's connection may linger */
 
 static uint32_t us, them; /* host order */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void put16(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, v >> 16);
-    put16(p + 2, v & 0xffff);
-}
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -72,27 +54,18 @@ static size_t build(uint8_t *p, uint32_t seq, uint32_t ack, uint8_t flags, const
                     size_t olen, size_t paylen)
 {
     size_t thl = 20 + olen, len = 20 + thl + paylen;
-    memset(p, 0, 20 + thl);
-    p[0] = 0x45;
-    put16(p + 2, (uint32_t)len);
-    put16(p + 6, 0x4000);
-    p[8] = 64;
-    p[9] = 6;
-    put32(p + 12, us);
-    put32(p + 16, them);
-    put16(p + 10, ss_csum_fold(ss_csum_add(0, p, 20)));
+    uint32_t ps = tb_ipv4_tcp(p, len, us, them);
     uint8_t *t = p + 20;
-    put16(t, sport);
-    put16(t + 2, PORT);
-    put32(t + 4, seq);
-    put32(t + 8, ack);
+    memset(t, 0, thl);
+    tb_put16(t, sport);
+    tb_put16(t + 2, PORT);
+    tb_put32(t + 4, seq);
+    tb_put32(t + 8, ack);
     t[12] = (uint8_t)((thl / 4) << 4);
     t[13] = flags;
-    put16(t + 14, 65535);
+    tb_put16(t + 14, 65535);
     memcpy(t + 20, opt, olen);
-    uint32_t ps = (us >> 16) + (us & 0xffff) + (them >> 16) + (them & 0xffff) + 6 +
-                  (uint32_t)(thl + paylen);
-    put16(t + 16, ss_csum_fold(ss_csum_add(ps, t, thl))); /* zeros add nothing */
+    tb_put16(t + 16, ss_csum_fold(ss_csum_add(ps, t, thl))); /* zeros add nothing */
     return len;
 }
 
@@ -149,16 +122,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: tuntcp NAME ADDR/PREFIX SECONDS\n");
         return 2;
     }
-    char net[64], ifname[32];
-    snprintf(net, sizeof net, "%s", argv[2]);
-    char *slash = strchr(net, '/');
-    struct in_addr a;
-    if (!slash || (*slash = '\0', inet_pton(AF_INET, net, &a)) != 1) {
-        fprintf(stderr, "tuntcp: '%s' is not ADDR/PREFIX\n", argv[2]);
+    char ifname[32];
+    uint32_t base;
+    unsigned prefix;
+    if (tb_parse_net("tuntcp", argv[2], &base, &prefix) < 0)
         return 2;
-    }
-    unsigned prefix = (unsigned)atoi(slash + 1);
-    uint32_t base = ntohl(a.s_addr) & ~(uint32_t)0 << (32 - prefix);
     them = base + 1;
     us = base + 2;
     double seconds = atof(argv[3]);
@@ -217,7 +185,7 @@ int main(int argc, char **argv)
         return 1;
 
     unsigned long long segments = 0, acked = 0;
-    double t0 = now_s(), end = t0 + seconds, progress = t0, t = t0;
+    double t0 = tb_now_s(), end = t0 + seconds, progress = t0, t = t0;
     while (t < end) {
         while (nxt - una + MSS <= wnd) {
             if (ss_tun_write(fd, pkt, build(pkt, nxt, rcv, 0x10, NULL, 0, MSS)) < 0) {
@@ -243,12 +211,12 @@ int main(int argc, char **argv)
         }
         if (r < 0)
             return 1;
-        t = now_s();
+        t = tb_now_s();
         if (got) {
             progress = t;
         } else if (nxt - una + MSS > wnd) {
             wait_in(fd, 200);
-            t = now_s();
+            t = tb_now_s();
             if (t - progress > 0.2) { /* lost: from the first unacknowledged byte */
                 nxt = una;
                 progress = t;
