@@ -22,7 +22,6 @@
  * Needs CAP_NET_ADMIN. Benchmark tool: prints and exits itself. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <pthread.h>
@@ -30,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "sockstack/link.h"
@@ -98,7 +96,8 @@ static int next_ack(int fd, uint8_t *in, size_t cap, struct ack *a)
             return n < 0 ? -1 : 0;
         size_t ihl = (size_t)(in[0] & 15) * 4;
         const uint8_t *t = in + ihl;
-        if (in[9] != 6 || (size_t)n < ihl + 20 || ((t[2] << 8) | t[3]) != sport)
+        if (in[9] != 6 || (size_t)n < ihl + 20 || ((t[2] << 8) | t[3]) != sport ||
+            (t[12] >> 4) < 5 || (size_t)n < ihl + (size_t)(t[12] >> 4) * 4)
             continue;
         a->seq = get32(t + 4);
         a->ack = get32(t + 8);
@@ -141,7 +140,8 @@ int main(int argc, char **argv)
     int ls = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(PORT), .sin_addr = kaddr};
     int one = 1; /* an earlier run's connection may still hold the port */
-    if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 1) < 0) {
+    if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 1) < 0) {
         perror("tuntcp: listen");
         return 1;
     }
@@ -158,8 +158,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "tuntcp: no SYN,ACK\n");
             return 1;
         }
-        if (ss_tun_write(fd, pkt, build(pkt, iss, 0, 0x02, syn_opt, sizeof syn_opt, 0)) < 0)
+        rc = ss_tun_write(fd, pkt, build(pkt, iss, 0, 0x02, syn_opt, sizeof syn_opt, 0));
+        if (rc < 0) {
+            fprintf(stderr, "tuntcp: write: %s\n", strerror(-rc));
             return 1;
+        }
         wait_in(fd, 100);
         if (next_ack(fd, in, sizeof in, &k) == 1 && k.flags == 0x12 && k.ack == iss + 1)
             break;
@@ -181,15 +184,18 @@ int main(int argc, char **argv)
     }
     wnd = k.wnd; /* a SYN's window is never scaled */
     memset(pkt, 0, sizeof pkt); /* the SYN's options out of the payload area */
-    if (ss_tun_write(fd, pkt, build(pkt, nxt, rcv, 0x10, NULL, 0, 0)) < 0)
+    if ((rc = ss_tun_write(fd, pkt, build(pkt, nxt, rcv, 0x10, NULL, 0, 0))) < 0) {
+        fprintf(stderr, "tuntcp: write: %s\n", strerror(-rc));
         return 1;
+    }
 
     unsigned long long segments = 0, acked = 0;
     double t0 = tb_now_s(), end = t0 + seconds, progress = t0, t = t0;
     while (t < end) {
         while (nxt - una + MSS <= wnd) {
-            if (ss_tun_write(fd, pkt, build(pkt, nxt, rcv, 0x10, NULL, 0, MSS)) < 0) {
-                fprintf(stderr, "tuntcp: write: %s\n", strerror(errno));
+            int wr = ss_tun_write(fd, pkt, build(pkt, nxt, rcv, 0x10, NULL, 0, MSS));
+            if (wr < 0) {
+                fprintf(stderr, "tuntcp: write: %s\n", strerror(-wr));
                 return 1;
             }
             nxt += MSS;

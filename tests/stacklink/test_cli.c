@@ -161,6 +161,8 @@ Test(stack_cli, options_are_checked)
         {"stack", "up", "--tun", "x", "--addr", "10.0.0.2/24", "--serve", "echo:7",
          "--peer", "10.0.1.1", NULL},
         {"stack", "up", "--tun", "x", "--addr", "10.0.0.0/24", "--serve", "echo:7", NULL},
+        {"stack", "up", "--tun", "x", "--addr", "10.0.0.2/24", "--serve", "source:19",
+         "--source-pattern", "ones", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct th_result r = th_run_cli(bad[i], 30000);
