@@ -10,6 +10,8 @@ PKGS=(
   # libraries (see DESIGN.md: the field's libraries, not hand-written copies)
   libssl-dev libsqlite3-dev libpcap-dev libncurses-dev libjansson-dev
   libcriterion-dev
+  # TUN writes batched in one system call (the stack's tunnet, bench/stack)
+  liburing-dev
   # fuzzing (libFuzzer runtime for clang)
   clang libclang-rt-14-dev
   # real peers and tools used by tests and benchmarks

@@ -2,7 +2,7 @@
  * MTU 1500 into a kernel socket -- the floor for bench/stack/speed's
  * "stack -> kernel, no offloads", where tunperf's ceiling only forwards.
  *
- *   tuntcp NAME ADDR/PREFIX SECONDS
+ *   tuntcp NAME ADDR/PREFIX SECONDS [uring]
  *
  * Creates TUN device NAME (MTU 1500; the kernel's side is the first host of
  * the prefix), a kernel listener there and a thread that reads it to the
@@ -16,7 +16,9 @@
  * write(2) per segment, with the kernel's TCP receive inside it, and the
  * ACKs' reads. A segment the kernel does not take (none are expected) is
  * sent again from the first unacknowledged byte after 200 ms without
- * progress.
+ * progress. With "uring" the segments of each window's worth are written
+ * together, in one io_uring submission (ss_tun_txq, as the stack's tunnet
+ * writes): the floor for a sender that batches its system calls.
  *
  * Prints "bytes B" (acknowledged), "seconds S", "segments N", "gbit G".
  * Needs CAP_NET_ADMIN. Benchmark tool: prints and exits itself. */
@@ -117,8 +119,8 @@ static void wait_in(int fd, int ms)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: tuntcp NAME ADDR/PREFIX SECONDS\n");
+    if (argc < 4 || argc > 5 || (argc == 5 && strcmp(argv[4], "uring"))) {
+        fprintf(stderr, "usage: tuntcp NAME ADDR/PREFIX SECONDS [uring]\n");
         return 2;
     }
     char ifname[32];
@@ -147,6 +149,11 @@ int main(int argc, char **argv)
     }
     pthread_t thr;
     pthread_create(&thr, NULL, reader, &ls);
+    ss_tun_txq *txq = NULL;
+    if (argc == 5 && (ss_tun_txq_new(fd, 0, &txq) < 0 || !ss_tun_txq_uring(txq))) {
+        fprintf(stderr, "tuntcp: io_uring is not available\n");
+        return 1;
+    }
 
     static uint8_t pkt[2048], in[65536];
     uint8_t syn_opt[8] = {2, 4, MSS >> 8, MSS & 0xff, 1, 3, 3, WS};
@@ -193,13 +200,18 @@ int main(int argc, char **argv)
     double t0 = tb_now_s(), end = t0 + seconds, progress = t0, t = t0;
     while (t < end) {
         while (nxt - una + MSS <= wnd) {
-            int wr = ss_tun_write(fd, pkt, build(pkt, nxt, rcv, 0x10, NULL, 0, MSS));
+            size_t len = build(pkt, nxt, rcv, 0x10, NULL, 0, MSS);
+            int wr = txq ? ss_tun_txq_put(txq, pkt, len) : ss_tun_write(fd, pkt, len);
             if (wr < 0) {
                 fprintf(stderr, "tuntcp: write: %s\n", strerror(-wr));
                 return 1;
             }
             nxt += MSS;
             segments++;
+        }
+        if (txq && (rc = ss_tun_txq_flush(txq)) < 0) {
+            fprintf(stderr, "tuntcp: write: %s\n", strerror(-rc));
+            return 1;
         }
         int r;
         bool got = false;

@@ -131,6 +131,36 @@ ssize_t ss_tun_read(int fd, void *buf, size_t cap);
  * dropped, as a link would), or -errno. */
 int ss_tun_write(int fd, const void *pkt, size_t len);
 
+/* ---- tun_txq: batched writes ------------------------------------------ */
+
+/* Packets for one TUN device (or any fd where one write is one packet),
+ * queued by copy and written together by ss_tun_txq_flush: with io_uring
+ * (one system call for the batch) where the kernel allows, else one
+ * write(2) each, in order either way. At most SS_TUN_TXQ_SLOTS packets of
+ * at most SS_TUN_TXQ_MTU bytes wait; a put into a full queue flushes it
+ * first. Memory: SS_TUN_TXQ_SLOTS * SS_TUN_TXQ_MTU bytes, taken at new. */
+#define SS_TUN_TXQ_SLOTS 256
+#define SS_TUN_TXQ_MTU 1536
+enum { SS_TUN_TXQ_NO_URING = 1 };   /* flags: write(2) only */
+typedef struct ss_tun_txq ss_tun_txq;
+struct ss_tun_txq_stats {
+    uint64_t packets, bytes;   /* written */
+    uint64_t dropped;          /* a write that failed (device queue full, ...) */
+    int last_err;              /* -errno of the last failed write */
+};
+/* 0 or -ENOMEM. Never fails for want of io_uring: it falls back. */
+int ss_tun_txq_new(int fd, unsigned flags, ss_tun_txq **out);
+void ss_tun_txq_free(ss_tun_txq *q);
+/* Queue a copy of pkt: 0, or -EMSGSIZE above SS_TUN_TXQ_MTU. */
+int ss_tun_txq_put(ss_tun_txq *q, const void *pkt, size_t len);
+/* Write what is queued; the queue is empty after. 0 when every write
+ * succeeded, else the -errno of the last that failed (each is counted). */
+int ss_tun_txq_flush(ss_tun_txq *q);
+size_t ss_tun_txq_pending(const ss_tun_txq *q);
+/* Whether flushes go through io_uring. */
+bool ss_tun_txq_uring(const ss_tun_txq *q);
+void ss_tun_txq_get_stats(const ss_tun_txq *q, struct ss_tun_txq_stats *out);
+
 /* ---- sim ----------------------------------------------------------------- */
 
 /* Parameters of one direction of a simulated link. Probabilities are in

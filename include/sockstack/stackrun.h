@@ -81,6 +81,7 @@ typedef struct ss_tunnet ss_tunnet;
 struct ss_tunnet_stats {
     uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
     uint64_t tx_dropped; /* device queue full or write error */
+    uint64_t tx_flushes; /* batches written (one system call each with io_uring) */
     /* With SS_TUNNET_OFFLOAD: packets longer than one segment (the
      * kernel's GRO/GSO, our TSO) each way, and packets whose checksum the
      * virtio-net header vouched for (not computed by the stack). */
@@ -98,7 +99,11 @@ struct ss_tunnet_link {
  * SS_TUN_VNET and ss_tun_set_offload(fd, true); the stack then takes
  * segments of up to 64 KiB (GRO), sends them (TSO: cfg.tso_max) and leaves
  * TCP checksums to the kernel both ways. Not with a link model. */
-enum { SS_TUNNET_OFFLOAD = 1 };
+enum { SS_TUNNET_OFFLOAD = 1, SS_TUNNET_NO_URING = 2 };
+/* Without offloads the stack's packets are gathered per wake-up and
+ * written in one io_uring submission (ss_tun_txq, link.h), or one
+ * write(2) each after another where the kernel refuses io_uring;
+ * SS_TUNNET_NO_URING writes each with write(2) as it is made. */
 
 /* Run a stack on tun_fd (from ss_tun_open) in loop. cfg->output is
  * replaced; pcap (optional) gets every packet both ways as the stack sends
@@ -118,6 +123,8 @@ uint64_t ss_tunnet_now(const ss_tunnet *t);
 /* Poll the stack soon (after socket calls made outside its callbacks). */
 void ss_tunnet_kick(ss_tunnet *t);
 void ss_tunnet_get_stats(const ss_tunnet *t, struct ss_tunnet_stats *out);
+/* Whether its output goes through io_uring (see SS_TUNNET_NO_URING). */
+bool ss_tunnet_uring(const ss_tunnet *t);
 /* The relay of a tunnet with a link model (for its statistics), or NULL. */
 const struct ss_relay *ss_tunnet_relay(const ss_tunnet *t);
 

@@ -668,6 +668,9 @@ static void up_usage(FILE *out)
             "                      segments of up to 64 KiB both ways (the kernel's\n"
             "                      GRO/GSO, our TSO) and checksums left to the kernel;\n"
             "                      not with a link model (default: off)\n"
+            "  --no-uring          write each packet with write(2) as it is made; by\n"
+            "                      default (without --offload) a wake-up's packets go\n"
+            "                      out in one io_uring submission\n"
             "  --cc ALGO           congestion control: cubic (default) or newreno\n"
             "  --trace             print every trace event (text)\n"
             "  --trace-json        print every trace event as JSON lines\n"
@@ -693,7 +696,7 @@ static int cmd_up(int argc, char **argv)
 {
     enum { O_TUN = 256, O_ADDR, O_PEER, O_MTU, O_SERVE, O_SRCB, O_SRCPAT, O_CONNECT, O_SEND,
            O_WAITEOF, O_TRACE, O_JSON, O_PCAP, O_SEED, O_SNDBUF, O_CC, O_IDLE, O_PERPEER,
-           O_COOKIES, O_OFFLOAD };
+           O_COOKIES, O_OFFLOAD, O_NO_URING };
     static const struct option opts[] = {
         {"cc", required_argument, 0, O_CC},
         CLI_LINK_LONGOPTS,
@@ -701,6 +704,7 @@ static int cmd_up(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},
         {"sndbuf", required_argument, 0, O_SNDBUF},
         {"offload", no_argument, 0, O_OFFLOAD},
+        {"no-uring", no_argument, 0, O_NO_URING},
         {"tun", required_argument, 0, O_TUN},
         {"addr", required_argument, 0, O_ADDR},
         {"peer", required_argument, 0, O_PEER},
@@ -728,7 +732,8 @@ static int cmd_up(int argc, char **argv)
     const char *tun = NULL, *pcap_path = NULL, *serve = NULL, *connect_to = NULL;
     struct in_addr addr = {0}, peer = {0}, raddr = {0};
     unsigned prefix = 0;
-    bool have_addr = false, have_peer = false, have_send = false, wait_eof = false, offload = false;
+    bool have_addr = false, have_peer = false, have_send = false, wait_eof = false, offload = false,
+         no_uring = false;
     bool trace = false, trace_json = false;
     int cc_algo = 0;
     uint16_t rport = 0;
@@ -829,6 +834,7 @@ static int cmd_up(int argc, char **argv)
             break;
         case O_WAITEOF: wait_eof = true; break;
         case O_OFFLOAD: offload = true; break;
+        case O_NO_URING: no_uring = true; break;
         case O_TRACE: trace = true; break;
         case O_JSON: trace_json = true; break;
         case O_PCAP: pcap_path = optarg; break;
@@ -864,7 +870,8 @@ static int cmd_up(int argc, char **argv)
         return cli_usage_error(U, "--trace and --trace-json exclude each other");
     struct cli_stack_spec sp = {.addr = addr, .prefix = prefix, .peer = peer,
                                 .have_peer = have_peer, .mtu = (unsigned)mtu,
-                                .cc_algo = cc_algo, .offload = offload};
+                                .cc_algo = cc_algo, .offload = offload,
+                                .no_uring = no_uring};
     snprintf(sp.tun, sizeof sp.tun, "%s", tun);
     if ((rc = cli_stack_check(U, "--addr:", "--peer", &sp)) != 0)
         return rc;

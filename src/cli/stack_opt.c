@@ -32,7 +32,9 @@ const char cli_stack_help[] =
     "                         1-60000; default 1000),\n"
     "                         cc=ALGO (congestion control: cubic, the default,\n"
     "                         or newreno), offload=on (the device's TSO/GRO and\n"
-    "                         checksum offloads; default off)\n";
+    "                         checksum offloads; default off), uring=off (one\n"
+    "                         write(2) per packet, not one io_uring submission\n"
+    "                         per wake-up)\n";
 
 const char cli_tcpopt_help[] =
     "  --no-wscale         do not use TCP window scaling (RFC 7323)\n"
@@ -199,10 +201,14 @@ int cli_stack_parse(const char *cmd, const char *arg, struct cli_stack_spec *sp)
             bool off = false;
             rc = parse_onoff(cmd, tok, v, &off);
             sp->offload = !off;
+        } else if (!strcmp(tok, "uring")) {
+            bool off = false;
+            rc = parse_onoff(cmd, tok, v, &off);
+            sp->no_uring = off;
         } else {
             rc = cli_usage_error(cmd, "--stack: unknown key '%s' (tun, addr, peer, mtu, wscale, "
                                  "timestamps, sack, hystart, prr, tlp, rcvbuf, rto_min, cc, "
-                                 "offload)", tok);
+                                 "offload, uring)", tok);
         }
     }
     free(dup);
@@ -277,7 +283,9 @@ int cli_stack_start(ss_loop *loop, const struct cli_stack_spec *sp,
         goto fail;
     }
     if ((rc = ss_tunnet_new(loop, r->fd, &c, pcap, sp->have_link ? &sp->link : NULL,
-                            sp->offload ? SS_TUNNET_OFFLOAD : 0, &r->tn)) < 0) {
+                            (sp->offload ? SS_TUNNET_OFFLOAD : 0) |
+                                (sp->no_uring ? SS_TUNNET_NO_URING : 0),
+                            &r->tn)) < 0) {
         cli_error("cannot start the stack: %s", ss_strerror(rc));
         goto fail;
     }
@@ -308,6 +316,10 @@ void cli_stack_stop(struct cli_stack *r, bool log_stats)
                     (unsigned long long)ss.tcp_passive_opens,
                     (unsigned long long)ss.tcp_active_opens,
                     (unsigned long long)ss.tcp_retransmits, (unsigned long long)ss.tcp_rst_out);
+            if (!r->offload && !ss_tunnet_relay(r->tn))
+                cli_log("%s: output: %s, %llu batches", r->ifname,
+                        ss_tunnet_uring(r->tn) ? "io_uring" : "write(2)",
+                        (unsigned long long)ts.tx_flushes);
             if (r->offload)
                 cli_log("%s: offload: %llu segments above the MSS in, %llu out, %llu checksums "
                         "left to the kernel", r->ifname, (unsigned long long)ts.rx_gso,

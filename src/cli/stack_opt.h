@@ -61,6 +61,7 @@ struct cli_stack_spec {
     struct cli_tcpopt tcp; /* wscale=, timestamps=, sack=, ..., rcvbuf=, rto_min= */
     int cc_algo;           /* enum ss_cc_algo; 0: the stack's default */
     bool offload;          /* virtio-net header, TSO/GRO and checksum offload */
+    bool no_uring;         /* write(2) per packet (SS_TUNNET_NO_URING) */
 };
 
 /* name of a congestion-control algorithm for option opt ("--cc",

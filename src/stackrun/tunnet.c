@@ -18,12 +18,16 @@
  * the kernel and, above one MSS, asks it to cut them (gso_size).
  *
  * Per wake-up: up to SS_TUN_BATCH packets are read into one preallocated
- * buffer (no allocation per packet) and given to the stack as one batch;
- * its output is written as it is made, straight from the stack's segment
- * buffer (writev of header + packet: no copy). A TUN device takes one
- * packet per write(2) and gives one per read(2): there is no multi-packet
- * call on its file descriptor, so batching saves the stack's work per
- * packet (one ACK per batch, one clock read, one poll), not system calls. */
+ * buffer (no allocation per packet) and given to the stack as one batch
+ * (one ACK per batch, one clock read, one poll). A TUN device gives one
+ * packet per read(2) and takes one per write(2). Without offloads the
+ * stack's packets are copied into a ss_tun_txq as they are made and all
+ * written at the end of service(), in one io_uring submission: one system
+ * call per wake-up instead of one per packet, and the segments reach the
+ * kernel's socket back to back, so its reader wakes once for many
+ * (link/tun_txq.c). With offloads a packet goes out as it is made,
+ * straight from the stack's buffers (writev of header + pieces: no copy);
+ * those are few and large. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -41,6 +45,7 @@ struct ss_tunnet {
     ss_stack *st;
     ss_pcap *pcap;
     ss_relay *relay; /* NULL: the stack is wired to the device directly */
+    ss_tun_txq *txq; /* plain output, batched; NULL with offloads or a relay */
     bool vnet;       /* SS_TUNNET_OFFLOAD: a virtio-net header on every packet */
     size_t n_in, used_in; /* packets from the relay waiting in buf */
     ss_timer timer;
@@ -99,6 +104,8 @@ static int transmit(ss_tunnet *t, const uint8_t *pkt, size_t len, uint16_t gso, 
         uint8_t h[SS_VNET_HDR_LEN];
         ss_vnet_hdr_put(h, pkt, len, gso, partial);
         rc = ss_tun_write2(t->fd, h, sizeof h, pkt, len);
+    } else if (t->txq) {
+        return ss_tun_txq_put(t->txq, pkt, len); /* counted when written */
     } else {
         rc = ss_tun_write(t->fd, pkt, len);
     }
@@ -152,6 +159,10 @@ static void service(ss_tunnet *t)
         deadline = ss_stack_poll(t->st, t->now);
         if (deadline > t->now)
             break;
+    }
+    if (t->txq && ss_tun_txq_pending(t->txq)) {
+        ss_tun_txq_flush(t->txq);
+        t->stats.tx_flushes++;
     }
     if (deadline == UINT64_MAX) {
         ss_timer_stop(t->loop, &t->timer);
@@ -278,6 +289,9 @@ int ss_tunnet_new(ss_loop *loop, int tun_fd, const struct ss_stack_cfg *cfg,
         rc = ss_relay_new(loop, &rc_cfg, &t->relay);
     } else {
         rc = ss_loop_io_add(loop, tun_fd, SS_READ, on_readable, t);
+        if (rc == 0 && !t->vnet && !(flags & SS_TUNNET_NO_URING) &&
+            (rc = ss_tun_txq_new(tun_fd, 0, &t->txq)) < 0)
+            ss_loop_io_del(loop, tun_fd);
     }
     if (rc < 0) {
         ss_stack_free(t->st);
@@ -296,6 +310,10 @@ void ss_tunnet_free(ss_tunnet *t)
         ss_relay_free(t->relay);
     else
         ss_loop_io_del(t->loop, t->fd);
+    if (t->txq) {
+        ss_tun_txq_flush(t->txq); /* what the last poll made, e.g. a RST */
+        ss_tun_txq_free(t->txq);
+    }
     ss_timer_stop(t->loop, &t->timer);
     ss_loop_defer_cancel(t->loop, &t->defer);
     ss_stack_free(t->st);
@@ -305,5 +323,17 @@ void ss_tunnet_free(ss_tunnet *t)
 ss_stack *ss_tunnet_stack(ss_tunnet *t) { return t->st; }
 uint64_t ss_tunnet_now(const ss_tunnet *t) { return t->now; }
 void ss_tunnet_kick(ss_tunnet *t) { ss_loop_defer(t->loop, &t->defer); }
-void ss_tunnet_get_stats(const ss_tunnet *t, struct ss_tunnet_stats *out) { *out = t->stats; }
+void ss_tunnet_get_stats(const ss_tunnet *t, struct ss_tunnet_stats *out)
+{
+    *out = t->stats;
+    if (t->txq) {
+        struct ss_tun_txq_stats q;
+        ss_tun_txq_get_stats(t->txq, &q);
+        out->tx_packets += q.packets;
+        out->tx_bytes += q.bytes;
+        out->tx_dropped += q.dropped;
+    }
+}
+
+bool ss_tunnet_uring(const ss_tunnet *t) { return t->txq && ss_tun_txq_uring(t->txq); }
 const ss_relay *ss_tunnet_relay(const ss_tunnet *t) { return t->relay; }

@@ -367,6 +367,9 @@ Test(stack_cli, bad_stack_syntax_names_the_problem)
     const char *i[] = {"connect", "--stack", "tun=ssx0,addr=10.97.0.2/24,rto_min=0", "10.97.0.1",
                        "7", NULL};
     expect_usage(i, "--stack rto_min=: 0 is out of range (1 to 60000)");
+    const char *j[] = {"serve", "echo", "--stack", "tun=ssx0,addr=10.97.0.2/24,uring=maybe",
+                       NULL};
+    expect_usage(j, "--stack uring=: 'maybe' is not on or off");
 }
 
 /* The chat client on the user-space stack (issue 13: every client takes

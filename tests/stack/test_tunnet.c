@@ -122,3 +122,42 @@ Test(tunnet, a_reply_leaves_in_the_wake_up_that_brought_the_request, .init = tn_
     cr_assert_eq(s.ack, PEER_ISS + 6);
     cr_assert_not(next_out(&s, buf, sizeof buf), "more than the one reply");
 }
+
+/* Plain output is gathered per wake-up and written in one flush (one
+ * io_uring submission, where the kernel has io_uring): three requests read
+ * in one iteration bring three replies, all in that iteration's one flush,
+ * in order. */
+Test(tunnet, the_replies_of_one_wake_up_leave_in_one_flush, .init = tn_setup,
+     .fini = tn_teardown)
+{
+    uint8_t buf[2048];
+    struct tseg s;
+    from_peer(PEER_ISS, 0, 0x02 /* SYN */, NULL, 0);
+    settle();
+    cr_assert(next_out(&s, buf, sizeof buf), "no SYN,ACK");
+    uint32_t iss = s.seq;
+    from_peer(PEER_ISS + 1, iss + 1, 0x10 /* ACK */, NULL, 0);
+    settle();
+    cr_assert_not(next_out(&s, buf, sizeof buf));
+
+    struct ss_tunnet_stats a, b;
+    ss_tunnet_get_stats(tn, &a);
+    static const char *req[3] = {"one", "two!", "three"};
+    uint32_t seq = PEER_ISS + 1;
+    for (int i = 0; i < 3; i++) {
+        from_peer(seq, iss + 1, 0x18 /* PSH,ACK */, req[i], strlen(req[i]));
+        seq += (uint32_t)strlen(req[i]);
+    }
+    cr_assert_eq(ss_loop_run_once(loop, 1000), 0); /* exactly one iteration */
+    ss_tunnet_get_stats(tn, &b);
+    cr_assert_eq(b.tx_flushes - a.tx_flushes, 1);
+    char got[64] = "";
+    size_t pk = 0;
+    while (next_out(&s, buf, sizeof buf)) {
+        pk++;
+        strncat(got, (const char *)s.data, s.len);
+    }
+    cr_assert_str_eq(got, "onetwo!three");
+    cr_assert_eq(b.tx_packets - a.tx_packets, pk);
+    cr_assert_eq(b.tx_dropped, 0);
+}

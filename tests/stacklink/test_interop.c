@@ -545,6 +545,29 @@ static void check_offload_log(const char *log, bool on)
     cr_assert_gt(csum, 0, "%s", log);
 }
 
+/* The log's "output: WAY, N batches" line (no offloads): the way named,
+ * and with io_uring fewer batches than packets out (each batch one
+ * submission); with write(2) no batches at all. */
+static void check_output_log(const char *log, const char *way)
+{
+    long in = -1, out = -1, batches = -1;
+    const char *p = strstr(log, " packets in, ");
+    cr_assert(p, "%s", log);
+    while (p > log && p[-1] != ' ')
+        p--;
+    cr_assert(sscanf(p, "%ld packets in, %ld out", &in, &out) == 2, "%s", log);
+    char got[16] = "";
+    p = strstr(log, "output: ");
+    cr_assert(p && sscanf(p, "output: %15[^,], %ld batches", got, &batches) == 2, "%s", log);
+    cr_assert_str_eq(got, way, "%s", log);
+    if (!strcmp(way, "io_uring")) {
+        cr_assert_gt(batches, 0, "%s", log);
+        cr_assert_lt(batches, out, "no batch of more than one packet: %s", log);
+    } else {
+        cr_assert_eq(batches, 0, "%s", log);
+    }
+}
+
 /* A kernel client sends 8 MiB to the stack's echo and reads it back:
  * kernel -> stack and stack -> kernel in one connection, every byte
  * checked by SHA-256 at the kernel; the pcap (checksums completed as the
@@ -559,6 +582,8 @@ static void offload_kernel_echo(bool on)
     kernel_echo_exact(8 * MiB);
     char *log = stop_stack_log(256);
     check_offload_log(log, on);
+    if (!on)
+        check_output_log(log, "io_uring");
     free(log);
 }
 
@@ -570,6 +595,20 @@ Test(interop, offload_on_kernel_echo_8MiB_exact)
 Test(interop, offload_off_kernel_echo_8MiB_exact)
 {
     offload_kernel_echo(false);
+}
+
+/* --no-uring: every packet with its own write(2), the same bytes. */
+Test(interop, no_uring_kernel_echo_8MiB_exact)
+{
+    need_root_and_netns();
+    const char *extra[] = {"--serve", "echo:7", "--rcvbuf", "1M", "--sndbuf", "1M",
+                           "--no-uring", NULL};
+    start_stack(extra);
+    cr_assert_eq(th_wait_listening(&stack_p, 10000, NULL, 0), 7);
+    kernel_echo_exact(8 * MiB);
+    char *log = stop_stack_log(256);
+    check_output_log(log, "write(2)");
+    free(log);
 }
 
 /* The stack opens the connection and sends 8 MiB to a kernel echo
