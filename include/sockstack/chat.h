@@ -223,6 +223,11 @@ typedef struct ss_chat_server_stats {
     uint64_t rate_waits;  /* times a talker waited for its rate */
     uint64_t relayed_bytes; /* bytes passed through point-to-point relays */
     uint64_t relays;      /* relays set up */
+    uint64_t p2p_udp_answered; /* UDP rendezvous hellos answered */
+    uint64_t p2p_udp_ignored;  /* datagrams on it ignored: not an authentic
+                                * hello of a live introduction, a side's
+                                * hello from a second address, or one too
+                                * short to hold the answer */
     uint64_t lines_alive; /* shared lines allocated now */
     uint64_t lines_peak;
     uint64_t line_bytes_peak; /* most bytes held in shared lines at once */
@@ -263,6 +268,10 @@ const struct ss_service *ss_chat_service(void);
 /* The same room for IRC clients (issue 15): run it as a second server on
  * the same loop with the same svc_ctx (ss_server_attach). */
 const struct ss_service *ss_chat_irc_service(void);
+/* The point-to-point UDP rendezvous (datagrams): run it as a second server
+ * of type SS_DGRAM on the same loop with the same svc_ctx, at the chat
+ * port's number (clients send their UDP hellos there). */
+const struct ss_service *ss_chat_p2p_udp_service(void);
 
 /* ---- file transfer, client side -------------------------------------- */
 
@@ -319,6 +328,13 @@ int64_t ss_chat_parse_ts(const char *s);
 /* Lowercase hex SHA-256 of a file, into hex (65 bytes). Returns 0 and the
  * size in *size, or a negative errno. */
 int ss_chat_file_sha256(const char *path, char hex[65], uint64_t *size);
+
+/* The point-to-point UDP rendezvous (docs/protocols.md, "Point-to-point",
+ * UDP): the MAC of one of its messages, the first 16 bytes of
+ * HMAC-SHA256(key, text) as 32 lowercase hex digits into out (33 bytes);
+ * key is the introduction's 32 hex digits, used as they are (the same 32
+ * bytes as the stream's authentication key). */
+void ss_chat_p2p_udp_mac(const char *key, const char *text, char out[33]);
 
 /* Passwords: a salted PBKDF2-HMAC-SHA256 record and its check. */
 int ss_chat_pw_hash(const char *pw, int iter, uint8_t salt[16], uint8_t hash[32]);

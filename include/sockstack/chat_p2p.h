@@ -14,7 +14,15 @@
  *   3. hole punching: both sides connect from P to the peer's public
  *      address at once (RFC 9293 simultaneous open when the SYNs cross),
  *      retrying until punch_ms;
- *   4. relay: both open "/p2p relay ID SIDE KEY" connections to the server,
+ *   4. UDP hole punching: from one UDP socket, "P2PU hello" datagrams
+ *      (with an HMAC of the key) to the server's UDP port of the same
+ *      number until it names the peer's public UDP address, then probes
+ *      to that address until a datagram comes back from it; the socket,
+ *      connected to the peer, then carries our user-space TCP/IP stack
+ *      (stackrun's tunnet, one datagram per IPv4 packet): side 0
+ *      (10.255.0.1) listens, side 1 (10.255.0.2) connects, and the stream
+ *      is that TCP connection (sock_stack), retried until udp_ms;
+ *   5. relay: both open "/p2p relay ID SIDE KEY" connections to the server,
  *      which then passes bytes between them.
  *   Every connection that opens is authenticated with the introduction's
  *   key (HMAC-SHA256 mutual challenge-response, proto/auth; side 0 is the
@@ -42,7 +50,8 @@ typedef struct ss_chat_p2p ss_chat_p2p;
 
 typedef struct ss_chat_p2p_cb {
     /* Progress and the path chosen ("direct to 10.0.1.3:40001", "hole
-     * punched with 203.0.113.12:40001", "relayed by the server"). */
+     * punched with 203.0.113.12:40001", "UDP hole punched with
+     * 203.0.113.12:40001 (user-space TCP)", "relayed by the server"). */
     void (*status)(void *arg, const char *text);
     /* A chat line from the peer. */
     void (*text)(void *arg, const char *text);
@@ -63,8 +72,11 @@ typedef struct ss_chat_p2p_opts {
     const char *dir;        /* where received files go */
     const char *nick;       /* ours, in the MSG lines we send (NULL: "-") */
     unsigned direct_ms;     /* how long direct tries run before punching */
-    unsigned punch_ms;      /* how long punching runs before the relay */
-    bool no_direct, no_punch; /* skip a step (tests, --p2p relay) */
+    unsigned punch_ms;      /* how long TCP punching runs before UDP */
+    unsigned udp_ms;        /* how long UDP punching runs before the relay
+                             * (and, once punched, how long the stream over
+                             * it may take to open) */
+    bool no_direct, no_punch, no_udp; /* skip a step (chat --p2p-skip) */
     ss_chat_p2p_cb cb;
     void *arg;
 } ss_chat_p2p_opts;
@@ -76,7 +88,7 @@ int ss_chat_p2p_start(ss_chat_p2p **out, const ss_chat_p2p_opts *o);
 int ss_chat_p2p_send_text(ss_chat_p2p *p, const char *text);
 /* Offer a file; one at a time (-EBUSY). */
 int ss_chat_p2p_send_file(ss_chat_p2p *p, const char *path);
-/* "" until connected, then how ("direct", "hole punched", "relayed"). */
+/* "" until connected, then how (the label of status's "connected: "). */
 const char *ss_chat_p2p_path(const ss_chat_p2p *p);
 /* Bytes sent and received on the chosen stream (after it closed: until
  * then), the authentication included; over the relay, what the server

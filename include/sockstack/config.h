@@ -301,6 +301,18 @@ SS_API_BEGIN
 #define SS_CHAT_P2P_PUNCH_MS 5000
 #define SS_CHAT_P2P_PUNCH_RETRY_MS 300
 #define SS_CHAT_P2P_RELAY_MS 20000
+/* UDP hole punching (between TCP punching and the relay): this long in
+ * all, the rendezvous hellos and the probes to the peer sent every RETRY
+ * ms; a hello is padded to HELLO bytes, and the server's answer, never
+ * longer than the hello it answers, fits in it (no amplification). Then a
+ * user-space TCP runs over the punched UDP path with segments of MSS
+ * bytes (an IPv4 packet of the stack plus 28 bytes of UDP/IPv4 stay under
+ * 1500), windows of BUF bytes, and a dead peer found by keepalives. */
+#define SS_CHAT_P2P_UDP_MS 5000
+#define SS_CHAT_P2P_UDP_RETRY_MS 200
+#define SS_CHAT_P2P_UDP_HELLO 200
+#define SS_CHAT_P2P_UDP_MSS 1340
+#define SS_CHAT_P2P_UDP_BUF (1024 * 1024)
 /* Password hash jobs waiting for the worker thread. */
 #define SS_CHAT_KDF_QUEUE 64
 /* SO_SNDBUF of each chat connection (the kernel doubles it): without a

@@ -92,6 +92,8 @@ struct p2p_intro {
     char cands[2][256];            /* local candidates each side announced */
     bool hello[2];                 /* each side said hello (here or on its node) */
     ss_chat_conn *relay[2];        /* /p2p relay connections */
+    char upub[2][80];              /* each side's UDP address, from its
+                                    * first authentic UDP hello ("": none) */
     /* Cluster: side rside is a user on node `remote` ("": both here); the
      * steps of the other side reach this node over the backend. */
     char remote[24];
@@ -3159,4 +3161,52 @@ void ss__chat_room_node(ss_chat_room *r, const char *text, int64_t now)
     snprintf(in->pub[side], sizeof in->pub[side], "%s", pub);
     snprintf(in->cands[side], sizeof in->cands[side], "%s", text + n);
     p2p_peers(in);
+}
+
+/* ---- the UDP rendezvous ---------------------------------------------------- */
+
+/* "P2PU hello ID SIDE MAC" (padded with spaces) from `from`: the answer
+ * into out, "P2PU ok ID SIDE PUB MAC" or, once the other side's UDP
+ * address is known, "P2PU peer ID SIDE PUB PEERPUB MAC" (MACs with the
+ * introduction's key). Returns its length, 0: ignore the datagram. The
+ * first authentic hello of a side fixes its address; the answer is never
+ * longer than the hello (n). */
+size_t ss__chat_room_p2p_udp(ss_chat_room *r, const char *d, size_t n, const char *from,
+                             char *out, size_t cap, int64_t now)
+{
+    char msg[SS_CHAT_P2P_UDP_HELLO + 1], mac[40], want[33], text[240];
+    long long id;
+    int side, end = 0;
+    if (n > SS_CHAT_P2P_UDP_HELLO)
+        return 0;
+    memcpy(msg, d, n);
+    msg[n] = '\0';
+    if (strlen(msg) != n ||
+        sscanf(msg, "P2PU hello %lld %d %39s%n", &id, &side, mac, &end) != 3 ||
+        (side != 0 && side != 1) || strlen(mac) != 32 || strspn(msg + end, " ") != n - (size_t)end)
+        return 0;
+    struct p2p_intro *in = NULL;
+    for (int i = 0; i < SS_CHAT_P2P_MAX && !in; i++)
+        if (r->intros[i].id == id && r->intros[i].expires > now)
+            in = &r->intros[i];
+    if (!in || in->remote[0])
+        return 0; /* no such introduction, or one across nodes (not here) */
+    snprintf(text, sizeof text, "hello %lld %d", id, side);
+    ss_chat_p2p_udp_mac(in->key, text, want);
+    if (CRYPTO_memcmp(want, mac, 32) != 0)
+        return 0;
+    if (!in->upub[side][0])
+        snprintf(in->upub[side], sizeof in->upub[side], "%s", from);
+    else if (strcmp(in->upub[side], from))
+        return 0; /* the side's address is taken: a replay from elsewhere */
+    if (in->upub[!side][0])
+        snprintf(text, sizeof text, "peer %lld %d %s %s", id, side, in->upub[side],
+                 in->upub[!side]);
+    else
+        snprintf(text, sizeof text, "ok %lld %d %s", id, side, in->upub[side]);
+    ss_chat_p2p_udp_mac(in->key, text, want);
+    int len = snprintf(out, cap, "P2PU %s %s", text, want);
+    if (len < 0 || (size_t)len >= cap || (size_t)len > n)
+        return 0;
+    return (size_t)len;
 }

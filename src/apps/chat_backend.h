@@ -175,6 +175,11 @@ void ss__chat_room_ask(struct ss_chat_room *room, const char *nick, const char *
                        const char *text, int64_t now);
 /* A room-to-room line from another node (ops->to_node). */
 void ss__chat_room_node(struct ss_chat_room *room, const char *text, int64_t now);
+/* A datagram on the point-to-point UDP rendezvous from `from` (an
+ * IPv4 "ADDR:PORT"): the answer's length in out, or 0 to ignore it
+ * (chat.c, ss__chat_room_p2p_udp). */
+size_t ss__chat_room_p2p_udp(struct ss_chat_room *room, const char *d, size_t n,
+                             const char *from, char *out, size_t cap, int64_t now);
 /* The store became unreachable (up false) or reachable again: every
  * connection is told (INFO degraded / INFO restored). */
 void ss__chat_room_state(struct ss_chat_room *room, bool up);

@@ -16,6 +16,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -32,10 +34,15 @@
 #include "sockstack/config.h"
 #include "sockstack/err.h"
 #include "sockstack/sock.h"
+#include "sockstack/sock_stack.h"
+#include "sockstack/stackrun.h"
 
 enum { CANDS_MAX = 8, OUT_MAX = 1 << 20, LINE_MAX_P2P = SS_CHAT_MAX_LINE + 256 };
-enum ckind { C_PROBE, C_DIRECT, C_PUNCH, C_ACCEPTED, C_RELAY };
-enum phase { PH_HELLO, PH_DIRECT, PH_PUNCH, PH_RELAY, PH_UP, PH_DONE };
+enum ckind { C_PROBE, C_DIRECT, C_PUNCH, C_ACCEPTED, C_RELAY, C_UDP };
+enum phase { PH_HELLO, PH_DIRECT, PH_PUNCH, PH_UDP, PH_RELAY, PH_UP, PH_DONE };
+/* The user-space TCP over a punched UDP path: side 0 is 10.255.0.1 and
+ * listens on UDP_TCP_PORT, side 1 is 10.255.0.2 and connects. */
+enum { UDP_ADDR0 = 0x0aff0001, UDP_TCP_PORT = 7 };
 
 struct cand {
     ss_sock *s;
@@ -77,12 +84,25 @@ struct ss_chat_p2p {
     uint64_t tx, rx;             /* the chosen stream's bytes, once closed */
     ss_chat_client *dec;         /* the chosen stream's lines */
     ss_chat_client *probe_dec;   /* the rendezvous lines on the probe */
+    /* UDP hole punching: one UDP socket for the rendezvous hellos, the
+     * probes and then, connected to the peer, the link of a user-space
+     * stack (tn, its sock backend sbe) that carries the stream. */
+    ss_sock *udp;
+    ss_addr udp_server, udp_peer;
+    bool udp_peer_known, udp_seen;
+    char udp_peer_s[80];
+    ss_tunnet *tn;
+    ss_backend *sbe;
+    ss_sock *slisten;            /* side 0: the stack's listener */
+    bool udp_punched;            /* a datagram came from the peer */
+    ss_defer udp_defer;          /* then: the stack goes on the socket */
 };
 
 void ss_chat_p2p_opts_init(ss_chat_p2p_opts *o)
 {
     *o = (ss_chat_p2p_opts){.direct_ms = SS_CHAT_P2P_DIRECT_MS,
-                            .punch_ms = SS_CHAT_P2P_PUNCH_MS, .dir = "."};
+                            .punch_ms = SS_CHAT_P2P_PUNCH_MS,
+                            .udp_ms = SS_CHAT_P2P_UDP_MS, .dir = "."};
 }
 
 static void status(ss_chat_p2p *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -118,6 +138,7 @@ static struct cand *cand_new(ss_chat_p2p *p, enum ckind kind)
 }
 
 static void cand_io(ss_sock *s, unsigned ev, void *arg);
+static void udp_down(ss_chat_p2p *p);
 
 /* Reuse options so that the listener, the probe and the punches share P. */
 static void reuse_opts(ss_sockopts *so)
@@ -249,6 +270,13 @@ static void finish(ss_chat_p2p *p, int err)
         ss_sock_close(p->listener);
         p->listener = NULL;
     }
+    if (p->slisten) {
+        ss_sock_close(p->slisten);
+        p->slisten = NULL;
+    }
+    /* The UDP link and its stack stay until ss_chat_p2p_free: this may
+     * run in a stack socket's callback, and the stack still sends the
+     * FIN (and retransmits it) meanwhile. */
     ss_chat_dl_keep(p->dl); /* what arrived stays for a resume */
     p->dl = NULL;
     if (p->o.cb.closed)
@@ -366,6 +394,14 @@ static void go_up(ss_chat_p2p *p, struct cand *k)
         ss_sock_close(p->listener);
         p->listener = NULL;
     }
+    if (p->slisten) {
+        ss_sock_close(p->slisten);
+        p->slisten = NULL;
+    }
+    /* Another path won: the UDP link goes (we are in k's callback, a
+     * kernel socket's, so the stack may be freed under nobody). */
+    if (k->kind != C_UDP)
+        udp_down(p);
     ss_timer_stop(p->o.loop, &p->phase_timer);
     ss_timer_stop(p->o.loop, &p->retry_timer);
     p->up = k;
@@ -378,7 +414,9 @@ static void go_up(ss_chat_p2p *p, struct cand *k)
 /* ---- the rendezvous (probe) --------------------------------------------------- */
 
 static void start_punch(ss_chat_p2p *p);
+static void start_udp(ss_chat_p2p *p);
 static void start_relay(ss_chat_p2p *p);
+static void udp_tick(ss_chat_p2p *p);
 
 /* "P2P peer ID PUB CANDS": where the peer is; the direct tries start. */
 static void peer_known(ss_chat_p2p *p, const char *pub, const char *cands_in)
@@ -452,6 +490,284 @@ static void local_candidates(ss_chat_p2p *p, char *buf, size_t cap)
     freeifaddrs(ifs);
 }
 
+/* ---- UDP hole punching -------------------------------------------------------- */
+
+static bool same_addr(const ss_addr *a, const ss_addr *b)
+{
+    const struct sockaddr_in *x = (const struct sockaddr_in *)&a->sa;
+    const struct sockaddr_in *y = (const struct sockaddr_in *)&b->sa;
+    return a->sa.ss_family == AF_INET && b->sa.ss_family == AF_INET &&
+           x->sin_addr.s_addr == y->sin_addr.s_addr && x->sin_port == y->sin_port;
+}
+
+/* "ADDR:PORT" (IPv4) into a. */
+static bool parse_v4(const char *s, ss_addr *a)
+{
+    char host[80];
+    snprintf(host, sizeof host, "%s", s);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        return false;
+    *colon = '\0';
+    return ss_addr_resolve(host, colon + 1, AF_INET, SS_DGRAM, false, a, 1) == 1;
+}
+
+static ss_addr v4(uint32_t addr, int port)
+{
+    ss_addr a = {.len = sizeof(struct sockaddr_in)};
+    struct sockaddr_in *sin = (struct sockaddr_in *)&a.sa;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(addr);
+    sin->sin_port = htons((uint16_t)port);
+    return a;
+}
+
+/* The rendezvous hello, padded: the server's answer fits in it. */
+static void udp_hello(ss_chat_p2p *p)
+{
+    char text[64], mac[33], msg[SS_CHAT_P2P_UDP_HELLO + 1];
+    snprintf(text, sizeof text, "hello %lld %d", (long long)p->o.id, p->o.side);
+    ss_chat_p2p_udp_mac(p->key_hex, text, mac);
+    int n = snprintf(msg, sizeof msg, "P2PU %s %s", text, mac);
+    memset(msg + n, ' ', SS_CHAT_P2P_UDP_HELLO - (size_t)n);
+    ss_sock_sendto(p->udp, msg, SS_CHAT_P2P_UDP_HELLO, &p->udp_server);
+}
+
+static void udp_probe(ss_chat_p2p *p)
+{
+    char msg[48];
+    int n = snprintf(msg, sizeof msg, "P2PP %lld %d", (long long)p->o.id, p->o.side);
+    ss_sock_sendto(p->udp, msg, (size_t)n, &p->udp_peer);
+}
+
+static ss_sockopts udp_sockopts(void)
+{
+    ss_sockopts so;
+    ss_sockopts_init(&so);
+    so.nodelay = 1;
+    so.keepalive = 1; /* a peer gone without a FIN is found */
+    return so;
+}
+
+/* Side 1: connect through the stack to side 0 (again after a refusal:
+ * side 0's stack may not have been up yet). */
+static void udp_connect(ss_chat_p2p *p)
+{
+    for (int i = 0; i < CANDS_MAX; i++)
+        if (p->c[i].s && p->c[i].kind == C_UDP)
+            return;
+    struct cand *k = cand_new(p, C_UDP);
+    if (!k)
+        return;
+    ss_addr a = v4(UDP_ADDR0, UDP_TCP_PORT);
+    ss_sockopts so = udp_sockopts();
+    int err = ss_sock_connect_to(p->sbe, &a, SS_STREAM, &so, NULL, &k->s, NULL);
+    if (err < 0 && err != -EINPROGRESS) {
+        cand_close(k);
+        return;
+    }
+    snprintf(k->label, sizeof k->label, "UDP hole punched with %s (user-space TCP)",
+             p->udp_peer_s);
+    k->connecting = true;
+    ss_sock_watch(k->s, p->o.loop, SS_WRITE, cand_io, k);
+}
+
+static void udp_listen_cb(ss_sock *s, unsigned ev, void *arg)
+{
+    ss_chat_p2p *p = arg;
+    ss_sock *ns;
+    while (ss_sock_accept(s, &ns, NULL) == 0) {
+        struct cand *k = p->phase == PH_UP ? NULL : cand_new(p, C_UDP);
+        if (!k) {
+            ss_sock_close(ns);
+            continue;
+        }
+        ss_sockopts so = udp_sockopts();
+        ss_sock_set_opts(ns, &so, NULL);
+        k->s = ns;
+        snprintf(k->label, sizeof k->label, "UDP hole punched with %s (user-space TCP)",
+                 p->udp_peer_s);
+        start_auth(p, k);
+    }
+}
+
+/* Punched: the UDP socket, connected to the peer, becomes the link of a
+ * user-space stack (one datagram, one IPv4 packet), and the stream runs
+ * on that stack's TCP: side 0 listens, side 1 connects. */
+static void udp_up(ss_loop *loop, void *arg)
+{
+    ss_chat_p2p *p = arg;
+    if (p->phase != PH_UDP || !p->udp || p->tn)
+        return;
+    struct ss_stack_cfg c;
+    ss_stack_cfg_default(&c);
+    c.local_addr = UDP_ADDR0 + (uint32_t)p->o.side;
+    c.mss = SS_CHAT_P2P_UDP_MSS;
+    c.sndbuf = c.rcvbuf = SS_CHAT_P2P_UDP_BUF;
+    c.keepalive_idle_s = 10;
+    c.keepalive_intvl_s = 5;
+    c.keepalive_cnt = 3;
+    int err = ss_sock_unwatch(p->udp);
+    if (!err)
+        err = ss_sock_connect(p->udp, &p->udp_peer);
+    if (!err && RAND_bytes(c.isn_secret, sizeof c.isn_secret) != 1)
+        err = -EIO;
+    if (!err)
+        err = ss_tunnet_new(loop, ss_sock_fd(p->udp), &c, NULL, NULL, 0, &p->tn);
+    if (!err)
+        err = ss_backend_stack_tunnet(p->tn, c.local_addr, &p->sbe);
+    if (!err && p->o.side == 0) {
+        ss_addr a = v4(UDP_ADDR0, UDP_TCP_PORT);
+        ss_sockopts so = udp_sockopts();
+        err = ss_sock_listen_on(p->sbe, &a, SS_STREAM, &so, 4, &p->slisten, NULL);
+        if (!err)
+            err = ss_sock_watch(p->slisten, loop, SS_READ, udp_listen_cb, p);
+    }
+    if (err) {
+        status(p, "UDP hole punched with %s, but the stack over it failed: %s",
+               p->udp_peer_s, ss_strerror(err));
+        start_relay(p);
+        return;
+    }
+    status(p, "UDP hole punched with %s; user-space TCP over it", p->udp_peer_s);
+    if (p->o.side == 1)
+        udp_connect(p);
+    /* The stream has its own time to open and authenticate. */
+    ss_timer_start(loop, &p->phase_timer, p->o.udp_ms);
+}
+
+/* "P2PU ok ID SIDE PUB MAC" / "P2PU peer ID SIDE PUB PEERPUB MAC" from
+ * the server, checked with the introduction's key. */
+static void udp_answer(ss_chat_p2p *p, const char *msg)
+{
+    char kind[8], pub[80], peer[80], mac[40], text[240], want[33];
+    long long id;
+    int side;
+    int n = sscanf(msg, "P2PU %7s %lld %d %79s %79s %39s", kind, &id, &side, pub, peer, mac);
+    if (n == 5 && !strcmp(kind, "ok")) {
+        memcpy(mac, peer, sizeof mac);
+        snprintf(text, sizeof text, "ok %lld %d %s", id, side, pub);
+    } else if (n == 6 && !strcmp(kind, "peer")) {
+        snprintf(text, sizeof text, "peer %lld %d %s %s", id, side, pub, peer);
+    } else {
+        return;
+    }
+    ss_chat_p2p_udp_mac(p->key_hex, text, want);
+    if (id != p->o.id || side != p->o.side || strlen(mac) != 32 ||
+        CRYPTO_memcmp(want, mac, 32) != 0)
+        return;
+    if (!p->udp_seen) {
+        p->udp_seen = true;
+        status(p, "the server sees our UDP at %s", pub);
+    }
+    if (n == 6 && !p->udp_peer_known && parse_v4(peer, &p->udp_peer)) {
+        p->udp_peer_known = true;
+        snprintf(p->udp_peer_s, sizeof p->udp_peer_s, "%s", peer);
+        status(p, "UDP hole punching with %s", peer);
+        udp_probe(p);
+    }
+}
+
+static void udp_io(ss_sock *s, unsigned ev, void *arg)
+{
+    ss_chat_p2p *p = arg;
+    for (int i = 0; i < 16 && !p->udp_punched; i++) {
+        char buf[SS_CHAT_P2P_UDP_HELLO + 1];
+        ss_addr from;
+        bool trunc = false;
+        ssize_t n = ss_sock_recvfrom(s, buf, sizeof buf - 1, &from, &trunc);
+        if (n == -EAGAIN)
+            return;
+        if (n < 0 || trunc)
+            continue; /* e.g. an ICMP error, or not ours */
+        buf[n] = '\0';
+        if (same_addr(&from, &p->udp_server)) {
+            udp_answer(p, buf);
+        } else if (p->udp_peer_known && same_addr(&from, &p->udp_peer)) {
+            /* Anything from the peer's address means our NAT lets it in
+             * (the datagram itself may be the first SYN: retransmitted).
+             * One probe back, so that the peer knows too, then the stack
+             * takes the socket, outside this callback. */
+            udp_probe(p);
+            p->udp_punched = true;
+            ss_sock_watch(s, p->o.loop, 0, udp_io, p);
+            ss_loop_defer(p->o.loop, &p->udp_defer);
+        }
+    }
+}
+
+/* Every SS_CHAT_P2P_UDP_RETRY_MS: a hello until the server names the
+ * peer, then a probe to the peer; once up, side 1 connects again if its
+ * SYN was refused. */
+static void udp_tick(ss_chat_p2p *p)
+{
+    if (p->tn) {
+        if (p->o.side == 1)
+            udp_connect(p);
+    } else if (p->udp && !p->udp_punched) {
+        if (p->udp_peer_known)
+            udp_probe(p);
+        else
+            udp_hello(p);
+    }
+}
+
+static void start_udp(ss_chat_p2p *p)
+{
+    p->phase = PH_UDP;
+    ss_timer_stop(p->o.loop, &p->retry_timer);
+    if (p->o.no_udp) {
+        start_relay(p);
+        return;
+    }
+    ss_addr any = v4(0, 0);
+    int err = ss_addr_resolve(p->o.server_host, p->o.server_port, AF_INET, SS_DGRAM, false,
+                              &p->udp_server, 1) == 1
+                  ? 0
+                  : -EHOSTUNREACH;
+    if (!err)
+        err = ss_sock_open(ss_backend_kernel(), AF_INET, SS_DGRAM, &p->udp);
+    if (!err)
+        err = ss_sock_bind(p->udp, &any);
+    if (!err)
+        err = ss_sock_watch(p->udp, p->o.loop, SS_READ, udp_io, p);
+    if (err) {
+        status(p, "no UDP hole punching: %s", ss_strerror(err));
+        start_relay(p);
+        return;
+    }
+    status(p, "trying UDP hole punching");
+    udp_hello(p);
+    ss_timer_start(p->o.loop, &p->retry_timer, SS_CHAT_P2P_UDP_RETRY_MS);
+    ss_timer_start(p->o.loop, &p->phase_timer, p->o.udp_ms);
+}
+
+/* Close the UDP link: the stream's sockets on the stack first, then one
+ * last poll (a FIN or RST goes out), the backend, the stack, the socket.
+ * Never from a stack socket's callback. */
+static void udp_down(ss_chat_p2p *p)
+{
+    for (int i = 0; i < CANDS_MAX; i++)
+        if (p->c[i].s && p->c[i].kind == C_UDP && p->up != &p->c[i])
+            cand_close(&p->c[i]);
+    if (p->slisten) {
+        ss_sock_close(p->slisten);
+        p->slisten = NULL;
+    }
+    if (p->tn)
+        ss_stack_poll(ss_tunnet_stack(p->tn), ss_tunnet_now(p->tn));
+    ss_backend_stack_free(p->sbe);
+    p->sbe = NULL;
+    ss_tunnet_free(p->tn);
+    p->tn = NULL;
+    ss_loop_defer_cancel(p->o.loop, &p->udp_defer);
+    if (p->udp) {
+        ss_sock_close(p->udp);
+        p->udp = NULL;
+    }
+    p->udp_punched = false;
+}
+
 /* ---- phases ----------------------------------------------------------------- */
 
 static void punch_once(ss_chat_p2p *p)
@@ -481,17 +797,20 @@ static void punch_once(ss_chat_p2p *p)
 static void retry_cb(ss_loop *loop, ss_timer *t, void *arg)
 {
     ss_chat_p2p *p = arg;
-    if (p->phase != PH_PUNCH)
-        return;
-    punch_once(p);
-    ss_timer_start(loop, &p->retry_timer, SS_CHAT_P2P_PUNCH_RETRY_MS);
+    if (p->phase == PH_PUNCH) {
+        punch_once(p);
+        ss_timer_start(loop, &p->retry_timer, SS_CHAT_P2P_PUNCH_RETRY_MS);
+    } else if (p->phase == PH_UDP) {
+        udp_tick(p);
+        ss_timer_start(loop, &p->retry_timer, SS_CHAT_P2P_UDP_RETRY_MS);
+    }
 }
 
 static void start_punch(ss_chat_p2p *p)
 {
     p->phase = PH_PUNCH;
     if (p->o.no_punch) {
-        start_relay(p);
+        start_udp(p);
         return;
     }
     status(p, "hole punching with %s", p->peer_pub);
@@ -504,6 +823,7 @@ static void start_relay(ss_chat_p2p *p)
 {
     p->phase = PH_RELAY;
     ss_timer_stop(p->o.loop, &p->retry_timer);
+    udp_down(p); /* (from a timer: no stack callback is running) */
     struct cand *k = cand_new(p, C_RELAY);
     if (!k || cand_connect(p, k, &p->server, false) < 0) {
         if (k)
@@ -522,6 +842,8 @@ static void phase_cb(ss_loop *loop, ss_timer *t, void *arg)
     if (p->phase == PH_DIRECT)
         start_punch(p);
     else if (p->phase == PH_PUNCH)
+        start_udp(p);
+    else if (p->phase == PH_UDP)
         start_relay(p);
     else if (p->phase == PH_RELAY || p->phase == PH_HELLO)
         finish(p, -ETIMEDOUT);
@@ -699,6 +1021,7 @@ int ss_chat_p2p_start(ss_chat_p2p **out, const ss_chat_p2p_opts *o)
     p->out = malloc(OUT_MAX);
     ss_timer_init(&p->phase_timer, phase_cb, p);
     ss_timer_init(&p->retry_timer, retry_cb, p);
+    ss_defer_init(&p->udp_defer, udp_up, p);
     int err = p->out && !ss_chat_client_new(&p->dec, session_event, p) &&
                       !ss_chat_client_new(&p->probe_dec, probe_event, p)
                   ? 0
@@ -791,6 +1114,8 @@ void ss_chat_p2p_free(ss_chat_p2p *p)
         cand_close(&p->c[i]);
     if (p->listener)
         ss_sock_close(p->listener);
+    p->up = NULL;
+    udp_down(p);
     ss_chat_ul_close(p->ul);
     ss_chat_dl_keep(p->dl);
     ss_auth_key_clear(&p->key);

@@ -1851,6 +1851,42 @@ static const ss_service chat_irc_service = {
 
 const struct ss_service *ss_chat_irc_service(void) { return &chat_irc_service; }
 
+/* The point-to-point UDP rendezvous (a datagram server on the loop of the
+ * chat server, its svc_ctx the same ss_chat_server): each hello is
+ * answered from the room's introductions, at most as long as it was. */
+static int on_p2p_datagram(ss_server *srv, const void *data, size_t len, bool truncated,
+                           const ss_addr *from)
+{
+    ss_chat_server *cs = ss_server_ctx(srv);
+    ss_addr a = *from;
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&from->sa;
+    if (from->sa.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+        struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = s6->sin6_port};
+        memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+        memset(&a, 0, sizeof a);
+        memcpy(&a.sa, &s4, sizeof s4);
+        a.len = sizeof s4;
+    }
+    char peer[SS_ADDR_STRLEN], out[SS_CHAT_P2P_UDP_HELLO];
+    size_t n = 0;
+    if (!truncated && a.sa.ss_family == AF_INET && ss_addr_format(&a, peer, sizeof peer) > 0)
+        n = ss__chat_room_p2p_udp(cs->room, data, len, peer, out, sizeof out, wall_ms());
+    if (!n) {
+        cs->st.p2p_udp_ignored++;
+        return 0;
+    }
+    cs->st.p2p_udp_answered++;
+    ss_server_sendto(srv, out, n, from);
+    return 0;
+}
+
+static const ss_service chat_p2p_udp_service = {
+    .name = "chat-p2p-udp",
+    .on_datagram = on_p2p_datagram,
+};
+
+const struct ss_service *ss_chat_p2p_udp_service(void) { return &chat_p2p_udp_service; }
+
 int ss_chat_server_new(const ss_chat_opts *o, const ss_chat_server_opts *so,
                        ss_chat_server **out)
 {

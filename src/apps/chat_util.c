@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -172,4 +173,15 @@ bool ss_chat_pw_check(const char *pw, int iter, const uint8_t salt[16],
                           h) != 1)
         return false;
     return CRYPTO_memcmp(h, hash, 32) == 0;
+}
+
+void ss_chat_p2p_udp_mac(const char *key, const char *text, char out[33])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!HMAC(EVP_sha256(), key, (int)strnlen(key, 32), (const unsigned char *)text,
+              strlen(text), md, &n) || n < 16)
+        memset(md, 0, 16);
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
 }

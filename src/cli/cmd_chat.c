@@ -72,6 +72,10 @@ struct chat_client {
     ss_loop *loop;
     const char *nick, *password, *dir;
     bool reconnect, in_order;
+    /* point-to-point: steps skipped (--p2p-skip, --no-p2p-udp) and the UDP
+     * step's time (--p2p-udp-timeout; 0: the library's default) */
+    bool p2p_no_direct, p2p_no_punch, p2p_no_udp;
+    unsigned p2p_udp_ms;
     struct cli_client_opts co; /* socket options, TLS, --stack, --connect-timeout */
     ss_tls_ctx *tls;           /* --tls: a client context, else NULL */
     struct cli_stack stack;    /* --stack: the user-space stack */
@@ -474,6 +478,11 @@ static void p2p_intro(struct chat_client *cl, const ss_chat_ev *ev)
     o.key = key;
     o.dir = cl->dir;
     o.nick = cl->me[0] ? cl->me : cl->nick;
+    o.no_direct = cl->p2p_no_direct;
+    o.no_punch = cl->p2p_no_punch;
+    o.no_udp = cl->p2p_no_udp;
+    if (cl->p2p_udp_ms)
+        o.udp_ms = cl->p2p_udp_ms;
     o.cb = (ss_chat_p2p_cb){p2p_status, p2p_text, p2p_file, p2p_sent, p2p_closed};
     o.arg = pe;
     peer_show(pe, NULL, "-- point-to-point with %s: %s", nick,
@@ -1148,15 +1157,23 @@ static void usage(FILE *out)
             "                        at half of it; default %d; 0: never)\n"
             "      --plain           line mode even on a terminal\n"
             "      --no-reconnect    exit 1 when the connection is lost\n"
+            "      --no-p2p-udp      point-to-point: no UDP hole punching (the step\n"
+            "                        between TCP hole punching and the relay)\n"
+            "      --p2p-udp-timeout SECS\n"
+            "                        how long UDP hole punching may take before the\n"
+            "                        relay, and then the stream over it (default %d)\n"
+            "      --p2p-skip STEPS  point-to-point: skip these steps (comma list of\n"
+            "                        direct, punch, udp), e.g. when a NAT is known\n"
             "  -h, --help            this help\n"
             "\n%s\n%s\n%s\n"
             "Typed commands: /send NICK PATH, /accept ID, /decline ID, /msg NICK TEXT,\n"
             "/who, /history [N], /me ACTION, /register PW, /help, /quit.\n"
             "Point-to-point: /connect NICK (or F2 and Enter on the screen) asks the\n"
-            "server to introduce you; the path (direct, hole punched through NAT, or\n"
-            "relayed) is shown. Then /to NICK TEXT and /sendto NICK PATH (on the\n"
-            "screen: type in the peer's tab, /send PATH there).\n",
-            SS_CHAT_SERVER_TIMEOUT_MS / 1000, cli_client_help, cli_tls_client_help,
+            "server to introduce you; the path is shown: direct, TCP hole punched\n"
+            "through NAT, UDP hole punched (our user-space TCP over UDP), or relayed\n"
+            "by the server, tried in that order. Then /to NICK TEXT and /sendto NICK\n"
+            "PATH (on the screen: type in the peer's tab, /send PATH there).\n",
+            SS_CHAT_SERVER_TIMEOUT_MS / 1000, SS_CHAT_P2P_UDP_MS / 1000, cli_client_help, cli_tls_client_help,
             cli_sockopt_help);
 }
 
@@ -1192,9 +1209,32 @@ static int parse_server(const char *arg, struct server *sv)
     return 0;
 }
 
+/* --p2p-skip direct,punch,udp */
+static int parse_p2p_skip(const char *arg, struct chat_client *cl)
+{
+    char buf[64];
+    if (strlen(arg) >= sizeof buf || !*arg)
+        return cli_usage_error("chat ", "--p2p-skip: a comma list of direct, punch, udp");
+    snprintf(buf, sizeof buf, "%s", arg);
+    char *save = NULL;
+    for (char *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(w, "direct"))
+            cl->p2p_no_direct = true;
+        else if (!strcmp(w, "punch"))
+            cl->p2p_no_punch = true;
+        else if (!strcmp(w, "udp"))
+            cl->p2p_no_udp = true;
+        else
+            return cli_usage_error("chat ", "--p2p-skip: unknown step '%s' (direct, punch, "
+                                   "udp; the relay is always the last resort)", w);
+    }
+    return 0;
+}
+
 int cmd_chat(int argc, char **argv)
 {
-    enum { OPT_PLAIN = 0x100, OPT_NORECONNECT, OPT_IN_ORDER, OPT_SERVER_TIMEOUT };
+    enum { OPT_PLAIN = 0x100, OPT_NORECONNECT, OPT_IN_ORDER, OPT_SERVER_TIMEOUT,
+           OPT_NO_P2P_UDP, OPT_P2P_UDP_TIMEOUT, OPT_P2P_SKIP };
     static const struct option longopts[] = {
         {"name", required_argument, NULL, 'n'},
         {"password", required_argument, NULL, 'p'},
@@ -1204,6 +1244,9 @@ int cmd_chat(int argc, char **argv)
         {"server-timeout", required_argument, NULL, OPT_SERVER_TIMEOUT},
         {"plain", no_argument, NULL, OPT_PLAIN},
         {"no-reconnect", no_argument, NULL, OPT_NORECONNECT},
+        {"no-p2p-udp", no_argument, NULL, OPT_NO_P2P_UDP},
+        {"p2p-udp-timeout", required_argument, NULL, OPT_P2P_UDP_TIMEOUT},
+        {"p2p-skip", required_argument, NULL, OPT_P2P_SKIP},
         {"help", no_argument, NULL, 'h'},
         CLI_CLIENT_LONGOPTS,
         {NULL, 0, NULL, 0},
@@ -1242,6 +1285,16 @@ int cmd_chat(int argc, char **argv)
             break;
         case OPT_PLAIN: plain = true; break;
         case OPT_NORECONNECT: cl.reconnect = false; break;
+        case OPT_NO_P2P_UDP: cl.p2p_no_udp = true; break;
+        case OPT_P2P_UDP_TIMEOUT:
+            if (cli_parse_double("--p2p-udp-timeout", optarg, 0.2, 600, &d) < 0)
+                return CLI_USAGE;
+            cl.p2p_udp_ms = (unsigned)(d * 1000.0 + 0.5);
+            break;
+        case OPT_P2P_SKIP:
+            if (parse_p2p_skip(optarg, &cl) != 0)
+                return CLI_USAGE;
+            break;
         case 'h': usage(stdout); return CLI_OK;
         default:
             switch (cli_client_parse(c, optarg, &cl.co, "chat ")) {

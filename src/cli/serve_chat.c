@@ -35,6 +35,7 @@ enum {
     CHAT_OPT_LEASE,
     CHAT_OPT_ROOM_FILE,
     CHAT_OPT_HISTORY_KEEP,
+    CHAT_OPT_NO_P2P_UDP,
 };
 
 const struct option serve_chat_longopts[] = {
@@ -60,6 +61,7 @@ const struct option serve_chat_longopts[] = {
     {"lease", required_argument, NULL, CHAT_OPT_LEASE},
     {"room-file", required_argument, NULL, CHAT_OPT_ROOM_FILE},
     {"history-keep", required_argument, NULL, CHAT_OPT_HISTORY_KEEP},
+    {"no-p2p-udp", no_argument, NULL, CHAT_OPT_NO_P2P_UDP},
     {NULL, 0, NULL, 0},
 };
 
@@ -100,6 +102,9 @@ const char serve_chat_help[] =
     "                           history and offline messages in Redis, messages\n"
     "                           and presence across nodes by pub/sub; run Redis\n"
     "                           with appendonly yes. Files stay on the node.\n"
+    "      --no-p2p-udp         no UDP rendezvous for point-to-point sessions\n"
+    "                           (default: on UDP at the chat port's number,\n"
+    "                           for UDP hole punching)\n"
     "      --lease MS           how long a nick outlives its node (default\n"
     "                           10000): a dead node's users go offline after it\n";
 
@@ -111,6 +116,10 @@ struct chat_row {
     ss_loop *loop;          /* ours, when IRC needs one loop for both */
     ss_server_opts irc_o;
     ss_server *irc;         /* the IRC listener, beside the native one */
+    bool no_udp;            /* --no-p2p-udp */
+    char udp_port[8];
+    ss_server_opts udp_o;
+    ss_server *udp;         /* the point-to-point UDP rendezvous */
 };
 
 static struct chat_row *row_state(struct serve_ctx *sc)
@@ -221,6 +230,7 @@ int serve_chat_option(struct serve_ctx *sc, int opt, const char *arg)
             return CLI_USAGE;
         r->irc_port = arg;
         return 0;
+    case CHAT_OPT_NO_P2P_UDP: r->no_udp = true; return 0;
     case CHAT_OPT_CLUSTER:
         if (strncmp(arg, "redis://", 8) || !arg[8])
             return cli_usage_error("serve ", "--cluster: redis://HOST:PORT[,HOST:PORT...]");
@@ -271,9 +281,10 @@ int serve_chat_setup(struct serve_ctx *sc)
     if (nofile >= 0 && nofile < 10240)
         cli_log("chat: open-file limit is %ld; at most about that many clients", nofile);
     /* The IRC listener serves the same room: it must run on the same
-     * loop, so the native server gets one it does not own (--stack puts
+     * loop (so does the UDP rendezvous), so the native server gets one it
+     * does not own (--stack puts
      * its own loop there instead, later; both servers use that one). */
-    if ((r->irc_port || r->so.cluster) && !sc->opts.loop) {
+    if ((r->irc_port || r->so.cluster || !r->no_udp) && !sc->opts.loop) {
         int e = ss_loop_new(&r->loop);
         if (e < 0) {
             cli_error("event loop: %s", ss_strerror(e));
@@ -333,6 +344,42 @@ static void irc_ready(const ss_addr *addr, const char *proto, void *arg)
     fflush(stderr);
 }
 
+static void udp_ready(const ss_addr *addr, const char *proto, void *arg)
+{
+    char a[SS_ADDR_STRLEN];
+    if (ss_addr_format(addr, a, sizeof a) < 0)
+        snprintf(a, sizeof a, "?");
+    fprintf(stderr, "chat: point-to-point UDP rendezvous on %s (udp)\n", a);
+    fflush(stderr);
+}
+
+/* The UDP rendezvous at the chat port's number, on the same loop; a port
+ * taken by someone else only costs the UDP step (said, not fatal). */
+static void udp_attach(struct chat_row *r, struct serve_ctx *sc, ss_server *srv)
+{
+    ss_addr bound;
+    if (ss_server_addr(srv, &bound) < 0 || ss_addr_family(&bound) == AF_UNIX)
+        return;
+    snprintf(r->udp_port, sizeof r->udp_port, "%d", ss_addr_port(&bound));
+    r->udp_o = sc->opts;
+    r->udp_o.type = SS_DGRAM;
+    r->udp_o.port = r->udp_port;
+    r->udp_o.tls = NULL;
+    r->udp_o.handle_signals = false;
+    r->udp_o.on_ready = udp_ready;
+    r->udp_o.dgram_max = SS_CHAT_P2P_UDP_HELLO;
+    int err = ss_server_new(ss_chat_p2p_udp_service(), &r->udp_o, &r->udp);
+    if (!err && (err = ss_server_attach(r->udp)) < 0) {
+        ss_server_free(r->udp);
+        r->udp = NULL;
+    }
+    if (err) {
+        r->udp = NULL;
+        cli_log("chat: no point-to-point UDP rendezvous (udp port %s: %s); peers skip "
+                "UDP hole punching", r->udp_port, ss_strerror(err));
+    }
+}
+
 int serve_chat_attach(struct serve_ctx *sc, ss_server *srv)
 {
     struct chat_row *r = sc->state;
@@ -341,9 +388,10 @@ int serve_chat_attach(struct serve_ctx *sc, ss_server *srv)
         cli_error("serve chat: --cluster does not work with --stack");
         return CLI_USAGE;
     }
+    if (r && !r->no_udp && !r->so.cluster)
+        udp_attach(r, sc, srv);
     if (!r || !r->irc_port)
         return 0;
-    (void)srv;
     r->irc_o = sc->opts;
     r->irc_o.port = r->irc_port;
     r->irc_o.handle_signals = false; /* the native server's watchers stop both */
@@ -363,6 +411,11 @@ int serve_chat_attach(struct serve_ctx *sc, ss_server *srv)
 void serve_chat_detach(struct serve_ctx *sc)
 {
     struct chat_row *r = sc->state;
+    if (r && r->udp) {
+        ss_server_detach(r->udp);
+        ss_server_free(r->udp);
+        r->udp = NULL;
+    }
     if (!r || !r->irc)
         return;
     ss_server_detach(r->irc);
@@ -382,7 +435,8 @@ void serve_chat_cleanup(struct serve_ctx *sc)
                 "overflowed, %llu without a nick; %llu refused per address; talkers "
                 "waited %llu times for readers, %llu for their rate; peak %llu shared lines "
                 "of %llu bytes; peak queue of one client %llu bytes (--outq %zu); %llu store batches failed "
-                "to commit; room log %llu bytes appended, at most %llu held for its slowest reader",
+                "to commit; room log %llu bytes appended, at most %llu held for its slowest reader; "
+                "UDP rendezvous: %llu hellos answered, %llu datagrams ignored",
                 (unsigned long long)st.relays, (unsigned long long)st.relayed_bytes,
                 (unsigned long long)st.stalled, (unsigned long long)st.overflows,
                 (unsigned long long)st.nick_timeouts, (unsigned long long)st.addr_refused,
@@ -390,7 +444,8 @@ void serve_chat_cleanup(struct serve_ctx *sc)
                 (unsigned long long)st.lines_peak, (unsigned long long)st.line_bytes_peak,
                 (unsigned long long)st.queue_peak, r->so.outq_max,
                 (unsigned long long)st.commit_errors, (unsigned long long)st.log_end,
-                (unsigned long long)st.log_peak);
+                (unsigned long long)st.log_peak, (unsigned long long)st.p2p_udp_answered,
+                (unsigned long long)st.p2p_udp_ignored);
     }
     serve_chat_detach(sc);
     ss_chat_server_free(r->cs);

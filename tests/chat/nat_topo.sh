@@ -13,8 +13,10 @@
 #
 # MODE "cone": both NATs keep one mapping per local port (Linux masquerade
 # keeps the source port), so TCP hole punching works. MODE "symmetric":
-# nat2 picks a random port for every connection (masquerade random), which
-# defeats punching. Only namespaces named PREFIX-* are touched.
+# nat2 picks a random port for every connection and every UDP flow
+# (masquerade random), which defeats TCP and UDP punching. MODE "udp": nat2
+# randomizes TCP only and keeps the source port of UDP, so TCP punching
+# fails and UDP punching works. Only namespaces named PREFIX-* are touched.
 set -e
 cmd=$1 p=$2 mode=${3:-cone}
 ns() { ip netns exec "$p-$1" "$@"; }
@@ -51,11 +53,14 @@ attach h1 nat1 10.0.1.2 10.0.1.1
 attach h1b nat1 10.0.1.3 10.0.1.1
 attach h2 nat2 10.0.2.2 10.0.2.1
 for i in 1 2; do
+    tcp=""
     flags=""
     [ "$mode" = symmetric ] && [ $i = 2 ] && flags="random"
+    [ "$mode" = udp ] && [ $i = 2 ] && tcp='oifname "wan" meta l4proto tcp masquerade random;'
     x nat$i nft -f - <<NFT
 table ip nat {
-    chain post { type nat hook postrouting priority 100; oifname "wan" masquerade $flags; }
+    chain post { type nat hook postrouting priority 100; $tcp
+        oifname "wan" masquerade $flags; }
 }
 table ip filter {
     chain input { type filter hook input priority 0; iifname "wan" ct state new drop; }

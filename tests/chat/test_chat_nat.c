@@ -4,13 +4,19 @@
  * teardown, also after a failure). Our client runs in each home.
  *   1. both NATs keep one mapping per local port: hole punching, and the
  *      server's counters show no relayed bytes;
- *   2. nat2 maps every connection to a random port: punching fails, the
- *      relay carries it, and the user is told;
- *   3. both peers on one LAN: a direct local connection.
+ *   2. nat2 maps every connection (and UDP flow) to a random port: TCP and
+ *      UDP punching fail, the relay carries it, and the user is told;
+ *   3. both peers on one LAN: a direct local connection;
+ *   4. nat2 maps TCP to random ports but keeps one UDP mapping per local
+ *      port: TCP punching fails, UDP punching works, and the stream is our
+ *      user-space TCP over the punched UDP path; nothing relayed.
  * In each case the peers exchange messages and a 50 MiB file (SHA-256
  * equal) while the server's own file (--room-file) arrives at the same
  * time.
- * An impostor without the introduction's key is refused (loopback). */
+ * An impostor without the introduction's key is refused (loopback), and
+ * the UDP rendezvous answers only authentic hellos, never with more bytes
+ * than it got (loopback). Two of our clients on loopback that skip the
+ * TCP steps connect over UDP (no root needed). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,9 +118,27 @@ static void run_case(const char *mode, const char *bob_ns, const char *path,
     wait_for(&a, want, 30000);
     snprintf(want, sizeof want, "[alice] -- connected: %s", path);
     wait_for(&b, want, 30000);
-    if (!strcmp(mode, "symmetric"))
+    if (!strcmp(mode, "symmetric")) {
         cr_assert_eq(count(&a, "[bob] -- no direct path; falling back to the relay through "
                                "the server\n"), 1, "%s", a.buf);
+        /* The UDP step ran and failed first: nat2's random UDP ports. */
+        cr_assert_eq(count(&a, "[bob] -- trying UDP hole punching\n"), 1, "%s", a.buf);
+        cr_assert_eq(count(&a, "UDP hole punched"), 0, "%s", a.buf);
+    }
+    if (!strcmp(mode, "udp")) {
+        /* TCP punching ran and failed first; the stream is the stack's. */
+        cr_assert_eq(count(&a, "[bob] -- hole punching with 203.0.113.12:"), 1, "%s", a.buf);
+        cr_assert_eq(count(&a, "[bob] -- connected: UDP hole punched with 203.0.113.12:"), 1,
+                     "%s", a.buf);
+        cr_assert_eq(count(&b, "[alice] -- connected: UDP hole punched with 203.0.113.11:"),
+                     1, "%s", b.buf);
+        const char *at = strstr(a.buf, "[bob] -- connected: UDP hole punched with ");
+        unsigned port = 0;
+        char tail[40] = "";
+        cr_assert_eq(sscanf(at, "[bob] -- connected: UDP hole punched with 203.0.113.12:%u "
+                                "%39[^\n]", &port, tail), 2, "%s", at);
+        cr_assert_str_eq(tail, "(user-space TCP)");
+    }
 
     put(alice->in, "/to bob hello over the point-to-point path\n");
     wait_for(&b, "[alice] <alice> hello over the point-to-point path\n", 10000);
@@ -171,6 +195,12 @@ Test(chat_nat, a_nat_that_defeats_punching_falls_back_to_the_relay)
 Test(chat_nat, two_peers_on_one_lan_connect_directly)
 {
     run_case("cone", "h1b", "direct ", "chat: 0 relays, 0 bytes relayed;");
+}
+
+Test(chat_nat, a_nat_that_defeats_tcp_punching_is_punched_over_udp)
+{
+    run_case("udp", "h2", "UDP hole punched with 203.0.113.1",
+             "chat: 0 relays, 0 bytes relayed;");
 }
 
 /* ---- the introduction's key ----------------------------------------------- */
