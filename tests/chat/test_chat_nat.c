@@ -24,6 +24,8 @@
 
 #include "fixture.h"
 #include "sockstack/auth.h"
+#include "sockstack/chat.h"
+#include "sockstack/config.h"
 #include <openssl/evp.h>
 
 static char prefix[32];
@@ -369,4 +371,181 @@ Test(chat_nat, an_interrupted_file_resumes_where_it_stopped)
     cr_assert_eq(system(cmd), 0);
     close(fd);
     close(bob);
+}
+
+/* ---- UDP hole punching on loopback ---------------------------------------- */
+
+/* A UDP socket on 127.0.0.1, connected to the server's UDP port; its own
+ * port in *own. */
+static int udp_to(int port, int *own)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *own = ntohs(a.sin_port);
+    a.sin_port = htons((uint16_t)port);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* "P2PU hello ID SIDE MAC" with key, padded with spaces to pad bytes (0:
+ * not padded); its length. */
+static size_t hello(char *buf, long long id, int side, const char *key, size_t pad)
+{
+    char text[64], mac[33];
+    snprintf(text, sizeof text, "hello %lld %d", id, side);
+    ss_chat_p2p_udp_mac(key, text, mac);
+    size_t n = (size_t)snprintf(buf, 256, "P2PU %s %s", text, mac);
+    for (; n < pad; n++)
+        buf[n] = ' ';
+    return n;
+}
+
+/* The next datagram within ms into buf (NUL-terminated): its length, or
+ * -1 when none came. */
+static ssize_t udp_answer(int fd, char *buf, size_t cap, int ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, ms) <= 0)
+        return -1;
+    ssize_t n = recv(fd, buf, cap - 1, 0);
+    cr_assert_geq(n, 0);
+    buf[n] = '\0';
+    return n;
+}
+
+Test(chat_nat, the_udp_rendezvous_answers_only_authentic_hellos_never_with_more_bytes)
+{
+    struct th_proc *srv;
+    int port = fx_server(&srv, 0, NULL);
+    static struct stream a, b;
+    int alice = fx_join(port, &a, "alice");
+    int bob = fx_join(port, &b, "bob");
+    put(alice, "/connect bob\n");
+    wait_for(&b, "P2P intro ", 10000);
+    long long id;
+    char key[40];
+    cr_assert_eq(sscanf(b.buf + b.pos, "%lld alice %39s 1", &id, key), 2, "%s", b.buf);
+    int p0, p1, p2;
+    int u0 = udp_to(port, &p0), u1 = udp_to(port, &p1), u2 = udp_to(port, &p2);
+    char msg[512], ans[512], text[240], mac[33], want[300];
+    enum { HELLO = SS_CHAT_P2P_UDP_HELLO };
+
+    /* A hello with the wrong key: ignored. */
+    size_t n = hello(msg, id, 0, "0123456789abcdef0123456789abcdef", HELLO);
+    cr_assert_eq(send(u0, msg, n, 0), (ssize_t)n);
+    cr_assert_eq(udp_answer(u0, ans, sizeof ans, 300), -1, "answered: %s", ans);
+    /* An authentic hello too short to hold the answer: ignored (no
+     * amplification: the answer would be longer than the hello). */
+    n = hello(msg, id, 0, key, 0);
+    cr_assert_lt(n, 60);
+    cr_assert_eq(send(u0, msg, n, 0), (ssize_t)n);
+    cr_assert_eq(udp_answer(u0, ans, sizeof ans, 300), -1, "answered: %s", ans);
+    /* Longer than a hello: ignored. */
+    memset(msg, ' ', HELLO + 1);
+    cr_assert_eq(send(u0, msg, HELLO + 1, 0), HELLO + 1);
+    cr_assert_eq(udp_answer(u0, ans, sizeof ans, 300), -1, "answered: %s", ans);
+
+    /* The real one: the address the server saw, with the key's MAC, in no
+     * more bytes than the hello. */
+    n = hello(msg, id, 0, key, HELLO);
+    cr_assert_eq(n, HELLO);
+    cr_assert_eq(send(u0, msg, n, 0), (ssize_t)n);
+    ssize_t got = udp_answer(u0, ans, sizeof ans, 3000);
+    snprintf(text, sizeof text, "ok %lld 0 127.0.0.1:%d", id, p0);
+    ss_chat_p2p_udp_mac(key, text, mac);
+    snprintf(want, sizeof want, "P2PU %s %s", text, mac);
+    cr_assert_str_eq(ans, want);
+    cr_assert_leq(got, (ssize_t)n);
+    /* The same authentic hello replayed from another address (a spoofer
+     * who saw it): side 0's address is taken, nothing changes. */
+    cr_assert_eq(send(u2, msg, n, 0), (ssize_t)n);
+    cr_assert_eq(udp_answer(u2, ans, sizeof ans, 300), -1, "answered: %s", ans);
+
+    /* Side 1: both addresses known, each side's answer names the other. */
+    n = hello(msg, id, 1, key, HELLO);
+    cr_assert_eq(send(u1, msg, n, 0), (ssize_t)n);
+    got = udp_answer(u1, ans, sizeof ans, 3000);
+    snprintf(text, sizeof text, "peer %lld 1 127.0.0.1:%d 127.0.0.1:%d", id, p1, p0);
+    ss_chat_p2p_udp_mac(key, text, mac);
+    snprintf(want, sizeof want, "P2PU %s %s", text, mac);
+    cr_assert_str_eq(ans, want);
+    cr_assert_leq(got, (ssize_t)n);
+    n = hello(msg, id, 0, key, HELLO);
+    cr_assert_eq(send(u0, msg, n, 0), (ssize_t)n);
+    got = udp_answer(u0, ans, sizeof ans, 3000);
+    snprintf(text, sizeof text, "peer %lld 0 127.0.0.1:%d 127.0.0.1:%d", id, p0, p1);
+    ss_chat_p2p_udp_mac(key, text, mac);
+    snprintf(want, sizeof want, "P2PU %s %s", text, mac);
+    cr_assert_str_eq(ans, want);
+    cr_assert_leq(got, (ssize_t)n);
+
+    close(u0);
+    close(u1);
+    close(u2);
+    close(alice);
+    close(bob);
+    th_stop(srv, SIGTERM, 10000);
+    char *err = NULL;
+    th_read_all(srv->err, &err, 2000);
+    /* Answered: 3 (side 0, side 1, side 0 again); ignored: the wrong key,
+     * the short one, the long one, the replay. */
+    cr_assert(err && strstr(err, "UDP rendezvous: 3 hellos answered, 4 datagrams ignored\n"),
+              "%s", err ? err : "");
+    free(err);
+}
+
+/* Two of our clients on loopback that skip the TCP steps: the path is
+ * UDP hole punching, the stream our user-space TCP over it; lines both
+ * ways, a file, and the close reach the other side; nothing relayed. */
+Test(chat_nat, clients_that_skip_tcp_connect_over_udp_with_the_user_space_stack)
+{
+    struct th_proc *srv;
+    int port = fx_server(&srv, 0, NULL);
+    char portstr[16], adir[200], bdir[200], cmd[600];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    snprintf(adir, sizeof adir, "%s/a", dir);
+    snprintf(bdir, sizeof bdir, "%s/b", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s %s && head -c 3000000 /dev/urandom > %s/f.bin",
+             adir, bdir, dir);
+    cr_assert_eq(system(cmd), 0);
+    static struct stream a, b;
+    struct th_proc p;
+    cr_assert_eq(th_spawn_cli(&p, "chat", "127.0.0.1", portstr, "--name", "bob", "--dir", bdir,
+                              "--p2p-skip", "direct,punch", NULL), 0);
+    struct th_proc *bob = track(p);
+    stream_init(&b, bob->out);
+    wait_for(&b, "-- you are bob", 10000);
+    cr_assert_eq(th_spawn_cli(&p, "chat", "127.0.0.1", portstr, "--name", "alice", "--dir",
+                              adir, "--p2p-skip", "direct,punch", NULL), 0);
+    struct th_proc *alice = track(p);
+    stream_init(&a, alice->out);
+    wait_for(&a, "-- you are alice", 10000);
+    put(alice->in, "/connect bob\n");
+    wait_for(&a, "[bob] -- connected: UDP hole punched with 127.0.0.1:", 10000);
+    wait_for(&a, " (user-space TCP)\n", 1000);
+    wait_for(&b, "[alice] -- connected: UDP hole punched with 127.0.0.1:", 10000);
+    cr_assert_eq(count(&a, "hole punching with 127.0.0.1"), 1, "%s", a.buf); /* UDP's only */
+
+    put(alice->in, "/to bob over our own TCP\n");
+    wait_for(&b, "[alice] <alice> over our own TCP\n", 10000);
+    put(bob->in, "/to alice and back\n");
+    wait_for(&a, "[bob] <bob> and back\n", 10000);
+    snprintf(cmd, sizeof cmd, "/sendto bob %s/f.bin\n", dir);
+    put(alice->in, cmd);
+    wait_for(&b, "[alice] -- received file from peer, SHA-256 verified:", 60000);
+    wait_for(&a, "[bob] -- f.bin received by the peer, SHA-256 verified", 20000);
+    snprintf(cmd, sizeof cmd, "cmp %s/f.bin %s/f.bin", dir, bdir);
+    cr_assert_eq(system(cmd), 0);
+    /* alice leaves: her stack's FIN reaches bob over UDP. */
+    put(alice->in, "/quit\n");
+    wait_for(&b, "[alice] -- point-to-point connection closed (", 20000);
+    th_stop(srv, SIGTERM, 10000);
+    char *err = NULL;
+    th_read_all(srv->err, &err, 2000);
+    cr_assert(err && strstr(err, "chat: 0 relays, 0 bytes relayed;"), "%s", err ? err : "");
+    free(err);
 }
