@@ -26,13 +26,22 @@
  * "P2P peer" the room sent (the rendezvous line the point-to-point session
  * decodes) must decode to an id, the public address the room saw ("-" or
  * the one peer address set here) and the candidates, which put back
- * together give the room's line byte for byte. */
+ * together give the room's line byte for byte.
+ *
+ * The UDP rendezvous of the point-to-point step: each chunk also goes to
+ * it as a datagram, and so does an authentic hello for the last
+ * introduction (its key from the decoded intro; side, padding and which of
+ * two source addresses from the chunk's first byte), so that the first
+ * hello of a side, a second address, a short hello and the "peer" answer
+ * are reached. No answer may be longer than the datagram it answers, and
+ * every answer is one "P2PU ok|peer ..." of printable text. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "apps/chat_backend.h"
 #include "sockstack/chat.h"
 #include "sockstack/chat_client.h"
 #include "sockstack/config.h"
@@ -46,6 +55,7 @@ struct fconn {
 
 static uint8_t weather;
 static char intro_key[33]; /* the key of the last "P2P intro": "@K" in the input */
+static long long intro_id;  /* its id */
 static unsigned sends;
 static ss_chat_kdf *pending[8];
 static int npending;
@@ -64,8 +74,10 @@ static void check_ev(void *arg, const ss_chat_ev *ev)
     if (arg == &dec_room && intro &&
         (ev->id <= 0 || !ss_chat_nick_valid(ev->nick) || strlen(ev->key) != 32 || ev->side < 0))
         abort();
-    if (arg == &dec_room && intro)
+    if (arg == &dec_room && intro) {
         memcpy(intro_key, ev->key, sizeof intro_key);
+        intro_id = (long long)ev->id;
+    }
     if (!ev->addr || (ev->kind != SS_CHAT_EV_P2P && *ev->addr))
         abort();
     if (arg == &dec_room && ev->kind == SS_CHAT_EV_P2P && !strcmp(ev->code, "peer")) {
@@ -182,6 +194,38 @@ static void feed_all(ss_chat_conn *c, const uint8_t *in, size_t len, int64_t now
     }
 }
 
+/* A datagram to the UDP rendezvous: the answer is never longer than it,
+ * and is one printable "P2PU ok ..." or "P2PU peer ..." line. */
+static void udp_one(ss_chat_room *room, const void *d, size_t n, const char *from, int64_t now)
+{
+    char out[SS_CHAT_P2P_UDP_HELLO];
+    size_t len = ss__chat_room_p2p_udp(room, d, n, from, out, sizeof out, now);
+    if (!len)
+        return;
+    if (len > n || len >= sizeof out ||
+        (memcmp(out, "P2PU ok ", 8) && memcmp(out, "P2PU peer ", 10)))
+        abort();
+    for (size_t i = 0; i < len; i++)
+        if (out[i] < 0x20 || out[i] > 0x7e)
+            abort();
+}
+
+static void udp_feed(ss_chat_room *room, const uint8_t *d, size_t n, int64_t now)
+{
+    const char *from = (d[0] & 2) ? "198.51.100.7:4000" : "203.0.113.9:5000";
+    udp_one(room, d, n, from, now);
+    if (!intro_key[0])
+        return;
+    char text[64], mac[33], msg[SS_CHAT_P2P_UDP_HELLO];
+    snprintf(text, sizeof text, "hello %lld %d", intro_id, d[0] & 1);
+    ss_chat_p2p_udp_mac(intro_key, text, mac);
+    size_t len = (size_t)snprintf(msg, sizeof msg, "P2PU %s %s", text, mac);
+    size_t pad = (d[0] & 4) ? sizeof msg : len + (d[0] >> 3);
+    for (; len < pad && len < sizeof msg; len++)
+        msg[len] = ' ';
+    udp_one(room, msg, len, from, now);
+}
+
 static void prepare(ss_chat_room *room)
 {
     struct fconn v = {0};
@@ -208,6 +252,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     weather = data[1];
     sends = 0;
     intro_key[0] = '\0';
+    intro_id = 0;
     data += 2;
     size -= 2;
     ss_chat_opts o;
@@ -240,6 +285,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             feed_all(c, data + off, n, 1700000000001 + (int64_t)off);
         ss_chat_drain(c);
         ss_chat_client_feed(dec_raw, data + off, n);
+        udp_feed(room, data + off, n, 1700000000001 + (int64_t)off);
     }
     char since[64];
     if (ss_chat_client_since(dec_raw, since, sizeof since) < 0)

@@ -4,8 +4,15 @@
  * Path setup:  start -> listen on P, probe from P -> "/p2p hello" ->
  *   "P2P peer PUB CANDS" -> direct (side 0 -> each candidate) -> after
  *   direct_ms: punch (both, from P -> PUB, retried) -> after punch_ms:
+ *   UDP (start_udp: "P2PU hello" -> the server's "P2PU peer" -> probes to
+ *   the peer's UDP address -> udp_io: a datagram from it -> udp_up, a
+ *   deferred step: connect the UDP socket, a stack (tunnet) on it, side 0
+ *   listens / side 1 connects through its sock backend) -> after udp_ms:
  *   relay ("/p2p relay" to the server) -> first authenticated stream wins
- *   (side 0 sends "USE").
+ *   (side 0 sends "USE"). The UDP link (socket, tunnet, backend) is freed
+ *   by udp_down, never inside a stack socket's callback: when another
+ *   path wins (go_up, in a kernel socket's callback), at the relay step (a
+ *   timer) or in ss_chat_p2p_free.
  * RX (chosen stream): cand_io -> ss_chat_client_feed (the library's client
  *   decoder, as for the server's lines) -> session_event -> MSG / FILE /
  *   CHUNK / FILEEND / RESUME / DONE / FAILED / NOFILE -> callbacks.
