@@ -52,6 +52,9 @@ int ss_addr_format(const ss_addr *a, char *buf, size_t cap);
 int ss_addr_port(const ss_addr *a);
 int ss_addr_family(const ss_addr *a);
 bool ss_addr_is_loopback(const ss_addr *a);
+/* a with an IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a dual-stack
+ * socket reports for an IPv4 peer) made plain IPv4; any other as is. */
+ss_addr ss_addr_unmapped(const ss_addr *a);
 
 /* A network prefix for allow/deny lists: "10.0.0.0/8", "::1/128", "1.2.3.4". */
 typedef struct ss_cidr {

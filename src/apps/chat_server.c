@@ -1858,15 +1858,7 @@ static int on_p2p_datagram(ss_server *srv, const void *data, size_t len, bool tr
                            const ss_addr *from)
 {
     ss_chat_server *cs = ss_server_ctx(srv);
-    ss_addr a = *from;
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&from->sa;
-    if (from->sa.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-        struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = s6->sin6_port};
-        memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
-        memset(&a, 0, sizeof a);
-        memcpy(&a.sa, &s4, sizeof s4);
-        a.len = sizeof s4;
-    }
+    ss_addr a = ss_addr_unmapped(from);
     char peer[SS_ADDR_STRLEN], out[SS_CHAT_P2P_UDP_HELLO];
     size_t n = 0;
     if (!truncated && a.sa.ss_family == AF_INET && ss_addr_format(&a, peer, sizeof peer) > 0)

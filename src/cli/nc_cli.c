@@ -164,15 +164,7 @@ void nc_cli_teardown(struct cli_stack *run, ss_loop *loop)
 
 void nc_cli_addr_name(const ss_addr *a, char *buf, size_t cap)
 {
-    ss_addr v4 = *a;
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->sa;
-    if (a->sa.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-        struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = in6->sin6_port};
-        memcpy(&in.sin_addr, &in6->sin6_addr.s6_addr[12], 4);
-        memset(&v4, 0, sizeof v4);
-        memcpy(&v4.sa, &in, sizeof in);
-        v4.len = sizeof in;
-    }
+    ss_addr v4 = ss_addr_unmapped(a);
     if (ss_addr_format(&v4, buf, cap) < 0)
         snprintf(buf, cap, "?");
 }

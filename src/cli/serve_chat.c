@@ -335,22 +335,40 @@ int serve_chat_setup(struct serve_ctx *sc)
     return 0;
 }
 
-static void irc_ready(const ss_addr *addr, const char *proto, void *arg)
+/* "chat: WHAT on ADDR (PROTO)" once a second server of the room serves
+ * (arg: WHAT). */
+static void second_ready(const ss_addr *addr, const char *proto, void *arg)
 {
     char a[SS_ADDR_STRLEN];
     if (ss_addr_format(addr, a, sizeof a) < 0)
         snprintf(a, sizeof a, "?");
-    fprintf(stderr, "chat: IRC on %s (%s)\n", a, proto);
+    fprintf(stderr, "chat: %s on %s (%s)\n", (const char *)arg, a, proto);
     fflush(stderr);
 }
 
-static void udp_ready(const ss_addr *addr, const char *proto, void *arg)
+/* A second server of the room (IRC, the UDP rendezvous) on the native
+ * one's loop, serving svc with o; *out NULL unless it serves. */
+static int second_attach(const struct ss_service *svc, ss_server_opts *o, const char *what,
+                         ss_server **out)
 {
-    char a[SS_ADDR_STRLEN];
-    if (ss_addr_format(addr, a, sizeof a) < 0)
-        snprintf(a, sizeof a, "?");
-    fprintf(stderr, "chat: point-to-point UDP rendezvous on %s (udp)\n", a);
-    fflush(stderr);
+    o->handle_signals = false; /* the native server's watchers stop them all */
+    o->on_ready = second_ready;
+    o->cb_arg = (void *)what;
+    int err = ss_server_new(svc, o, out);
+    if (!err && (err = ss_server_attach(*out)) < 0)
+        ss_server_free(*out);
+    if (err)
+        *out = NULL;
+    return err;
+}
+
+static void second_detach(ss_server **srv)
+{
+    if (!*srv)
+        return;
+    ss_server_detach(*srv);
+    ss_server_free(*srv);
+    *srv = NULL;
 }
 
 /* The UDP rendezvous at the chat port's number, on the same loop; a port
@@ -365,19 +383,12 @@ static void udp_attach(struct chat_row *r, struct serve_ctx *sc, ss_server *srv)
     r->udp_o.type = SS_DGRAM;
     r->udp_o.port = r->udp_port;
     r->udp_o.tls = NULL;
-    r->udp_o.handle_signals = false;
-    r->udp_o.on_ready = udp_ready;
     r->udp_o.dgram_max = SS_CHAT_P2P_UDP_HELLO;
-    int err = ss_server_new(ss_chat_p2p_udp_service(), &r->udp_o, &r->udp);
-    if (!err && (err = ss_server_attach(r->udp)) < 0) {
-        ss_server_free(r->udp);
-        r->udp = NULL;
-    }
-    if (err) {
-        r->udp = NULL;
+    int err = second_attach(ss_chat_p2p_udp_service(), &r->udp_o,
+                            "point-to-point UDP rendezvous", &r->udp);
+    if (err)
         cli_log("chat: no point-to-point UDP rendezvous (udp port %s: %s); peers skip "
                 "UDP hole punching", r->udp_port, ss_strerror(err));
-    }
 }
 
 int serve_chat_attach(struct serve_ctx *sc, ss_server *srv)
@@ -394,13 +405,7 @@ int serve_chat_attach(struct serve_ctx *sc, ss_server *srv)
         return 0;
     r->irc_o = sc->opts;
     r->irc_o.port = r->irc_port;
-    r->irc_o.handle_signals = false; /* the native server's watchers stop both */
-    r->irc_o.on_ready = irc_ready;
-    int err = ss_server_new(ss_chat_irc_service(), &r->irc_o, &r->irc);
-    if (!err && (err = ss_server_attach(r->irc)) < 0) {
-        ss_server_free(r->irc);
-        r->irc = NULL;
-    }
+    int err = second_attach(ss_chat_irc_service(), &r->irc_o, "IRC", &r->irc);
     if (err) {
         cli_error("serve chat: --irc-port %s: %s", r->irc_port, ss_strerror(err));
         return CLI_RUNTIME;
@@ -411,16 +416,10 @@ int serve_chat_attach(struct serve_ctx *sc, ss_server *srv)
 void serve_chat_detach(struct serve_ctx *sc)
 {
     struct chat_row *r = sc->state;
-    if (r && r->udp) {
-        ss_server_detach(r->udp);
-        ss_server_free(r->udp);
-        r->udp = NULL;
-    }
-    if (!r || !r->irc)
+    if (!r)
         return;
-    ss_server_detach(r->irc);
-    ss_server_free(r->irc);
-    r->irc = NULL;
+    second_detach(&r->udp);
+    second_detach(&r->irc);
 }
 
 void serve_chat_cleanup(struct serve_ctx *sc)

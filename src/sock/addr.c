@@ -112,6 +112,20 @@ bool ss_addr_is_loopback(const ss_addr *a)
     return a->sa.ss_family == AF_UNIX; /* local by definition */
 }
 
+ss_addr ss_addr_unmapped(const ss_addr *a)
+{
+    ss_addr v4 = *a;
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->sa;
+    if (a->sa.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+        struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = in6->sin6_port};
+        memcpy(&in.sin_addr, &in6->sin6_addr.s6_addr[12], 4);
+        memset(&v4, 0, sizeof v4);
+        memcpy(&v4.sa, &in, sizeof in);
+        v4.len = sizeof in;
+    }
+    return v4;
+}
+
 int ss_addr_format(const ss_addr *a, char *buf, size_t cap)
 {
     char ip[INET6_ADDRSTRLEN];

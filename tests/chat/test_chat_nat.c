@@ -417,6 +417,19 @@ static ssize_t udp_answer(int fd, char *buf, size_t cap, int ms)
     return n;
 }
 
+/* Send the n-byte hello msg on fd: the answer must be "P2PU TEXT MAC",
+ * MAC that of text with key, and no longer than the hello. */
+static void answered(int fd, const char *msg, size_t n, const char *key, const char *text)
+{
+    char ans[512], mac[33], want[300];
+    cr_assert_eq(send(fd, msg, n, 0), (ssize_t)n);
+    ssize_t got = udp_answer(fd, ans, sizeof ans, 3000);
+    ss_chat_p2p_udp_mac(key, text, mac);
+    snprintf(want, sizeof want, "P2PU %s %s", text, mac);
+    cr_assert_str_eq(ans, want);
+    cr_assert_leq(got, (ssize_t)n);
+}
+
 Test(chat_nat, the_udp_rendezvous_answers_only_authentic_hellos_never_with_more_bytes)
 {
     struct th_proc *srv;
@@ -431,7 +444,7 @@ Test(chat_nat, the_udp_rendezvous_answers_only_authentic_hellos_never_with_more_
     cr_assert_eq(sscanf(b.buf + b.pos, "%lld alice %39s 1", &id, key), 2, "%s", b.buf);
     int p0, p1, p2;
     int u0 = udp_to(port, &p0), u1 = udp_to(port, &p1), u2 = udp_to(port, &p2);
-    char msg[512], ans[512], text[240], mac[33], want[300];
+    char msg[512], ans[512], text[240];
     enum { HELLO = SS_CHAT_P2P_UDP_HELLO };
 
     /* A hello with the wrong key: ignored. */
@@ -453,13 +466,8 @@ Test(chat_nat, the_udp_rendezvous_answers_only_authentic_hellos_never_with_more_
      * more bytes than the hello. */
     n = hello(msg, id, 0, key, HELLO);
     cr_assert_eq(n, HELLO);
-    cr_assert_eq(send(u0, msg, n, 0), (ssize_t)n);
-    ssize_t got = udp_answer(u0, ans, sizeof ans, 3000);
     snprintf(text, sizeof text, "ok %lld 0 127.0.0.1:%d", id, p0);
-    ss_chat_p2p_udp_mac(key, text, mac);
-    snprintf(want, sizeof want, "P2PU %s %s", text, mac);
-    cr_assert_str_eq(ans, want);
-    cr_assert_leq(got, (ssize_t)n);
+    answered(u0, msg, n, key, text);
     /* The same authentic hello replayed from another address (a spoofer
      * who saw it): side 0's address is taken, nothing changes. */
     cr_assert_eq(send(u2, msg, n, 0), (ssize_t)n);
@@ -467,21 +475,11 @@ Test(chat_nat, the_udp_rendezvous_answers_only_authentic_hellos_never_with_more_
 
     /* Side 1: both addresses known, each side's answer names the other. */
     n = hello(msg, id, 1, key, HELLO);
-    cr_assert_eq(send(u1, msg, n, 0), (ssize_t)n);
-    got = udp_answer(u1, ans, sizeof ans, 3000);
     snprintf(text, sizeof text, "peer %lld 1 127.0.0.1:%d 127.0.0.1:%d", id, p1, p0);
-    ss_chat_p2p_udp_mac(key, text, mac);
-    snprintf(want, sizeof want, "P2PU %s %s", text, mac);
-    cr_assert_str_eq(ans, want);
-    cr_assert_leq(got, (ssize_t)n);
+    answered(u1, msg, n, key, text);
     n = hello(msg, id, 0, key, HELLO);
-    cr_assert_eq(send(u0, msg, n, 0), (ssize_t)n);
-    got = udp_answer(u0, ans, sizeof ans, 3000);
     snprintf(text, sizeof text, "peer %lld 0 127.0.0.1:%d 127.0.0.1:%d", id, p0, p1);
-    ss_chat_p2p_udp_mac(key, text, mac);
-    snprintf(want, sizeof want, "P2PU %s %s", text, mac);
-    cr_assert_str_eq(ans, want);
-    cr_assert_leq(got, (ssize_t)n);
+    answered(u0, msg, n, key, text);
 
     close(u0);
     close(u1);
