@@ -145,6 +145,14 @@ Test(cli_usage, chat_servers_are_checked)
                                       "a", NULL},
                 "sockstack: chat: --server-timeout: at least 0.2 s (or 0) "
                 "(see 'sockstack chat --help')\n");
+    /* The point-to-point steps: the relay cannot be skipped. */
+    usage_error((const char *const[]){"chat", "h", "1", "--name", "a", "--p2p-skip",
+                                      "punch,relay", NULL},
+                "sockstack: chat: --p2p-skip: unknown step 'relay' (direct, punch, udp; "
+                "the relay is always the last resort) (see 'sockstack chat --help')\n");
+    usage_error((const char *const[]){"chat", "h", "1", "--name", "a", "--p2p-udp-timeout",
+                                      "0.1", NULL},
+                "sockstack: --p2p-udp-timeout: 0.1 is out of range (0.2 to 600)\n");
 }
 
 /* A Unix socket cannot be shared by workers (no SO_REUSEPORT): the server
