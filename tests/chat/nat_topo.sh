@@ -16,7 +16,9 @@
 # nat2 picks a random port for every connection and every UDP flow
 # (masquerade random), which defeats TCP and UDP punching. MODE "udp": nat2
 # randomizes TCP only and keeps the source port of UDP, so TCP punching
-# fails and UDP punching works. Only namespaces named PREFIX-* are touched.
+# fails and UDP punching works. MODE "udploss": as "udp", and nat2 drops 3%
+# of the UDP datagrams it forwards, either way, at random (nftables numgen:
+# this kernel has no netem). Only namespaces named PREFIX-* are touched.
 set -e
 cmd=$1 p=$2 mode=${3:-cone}
 ns() { ip netns exec "$p-$1" "$@"; }
@@ -56,7 +58,8 @@ for i in 1 2; do
     tcp=""
     flags=""
     [ "$mode" = symmetric ] && [ $i = 2 ] && flags="random"
-    [ "$mode" = udp ] && [ $i = 2 ] && tcp='oifname "wan" meta l4proto tcp masquerade random;'
+    case $mode in udp*) [ $i = 2 ] && tcp='oifname "wan" meta l4proto tcp masquerade random;';;
+    esac
     x nat$i nft -f - <<NFT
 table ip nat {
     chain post { type nat hook postrouting priority 100; $tcp
@@ -69,3 +72,11 @@ table ip filter {
 }
 NFT
 done
+if [ "$mode" = udploss ]; then
+    x nat2 nft -f - <<NFT
+table ip loss {
+    chain drops { type filter hook forward priority -10;
+        meta l4proto udp numgen random mod 100 < 3 counter drop; }
+}
+NFT
+fi
