@@ -94,6 +94,7 @@ struct p2p_intro {
     ss_chat_conn *relay[2];        /* /p2p relay connections */
     char upub[2][80];              /* each side's UDP address, from its
                                     * first authentic UDP hello ("": none) */
+    bool usent[2];                 /* cluster: upub[side] told the other node */
     /* Cluster: side rside is a user on node `remote` ("": both here); the
      * steps of the other side reach this node over the backend. */
     char remote[24];
@@ -3142,7 +3143,8 @@ void ss__chat_room_ask(ss_chat_room *r, const char *nick, const char *token,
 }
 
 /* A step of an introduction across nodes: "hello ID KEY SIDE PUB
- * [CANDIDATES]", the other side's rendezvous on its node. */
+ * [CANDIDATES]", the other side's rendezvous on its node, or "uhello ID
+ * KEY SIDE PUB", its UDP address from its node's UDP rendezvous. */
 void ss__chat_room_node(ss_chat_room *r, const char *text, int64_t now)
 {
     long long id;
@@ -3150,6 +3152,16 @@ void ss__chat_room_node(ss_chat_room *r, const char *text, int64_t now)
     int side, n = 0;
     if (text[0] == 'f') {
         file_note(r, text);
+        return;
+    }
+    if (text[0] == 'u') {
+        /* "uhello ID KEY SIDE PUB": the other side's UDP address, as its
+         * node's rendezvous saw it */
+        struct p2p_intro *in = NULL;
+        if (sscanf(text, "uhello %lld %39s %d %79s", &id, key, &side, pub) == 4 &&
+            (in = intro_find(r, id, key, now)) && in->remote[0] && side == in->rside &&
+            !in->upub[side][0])
+            snprintf(in->upub[side], sizeof in->upub[side], "%s", pub);
         return;
     }
     if (sscanf(text, "hello %lld %39s %d %79s %n", &id, key, &side, pub, &n) != 4 || !n)
@@ -3170,7 +3182,9 @@ void ss__chat_room_node(ss_chat_room *r, const char *text, int64_t now)
  * address is known, "P2PU peer ID SIDE PUB PEERPUB MAC" (MACs with the
  * introduction's key). Returns its length, 0: ignore the datagram. The
  * first authentic hello of a side fixes its address; the answer is never
- * longer than the hello (n). */
+ * longer than the hello (n). Across cluster nodes each side says hello to
+ * its own node, which passes the address to the other's once ("uhello",
+ * ss__chat_room_node). */
 size_t ss__chat_room_p2p_udp(ss_chat_room *r, const char *d, size_t n, const char *from,
                              char *out, size_t cap, int64_t now)
 {
@@ -3185,20 +3199,31 @@ size_t ss__chat_room_p2p_udp(ss_chat_room *r, const char *d, size_t n, const cha
         sscanf(msg, "P2PU hello %lld %d %39s%n", &id, &side, mac, &end) != 3 ||
         (side != 0 && side != 1) || strlen(mac) != 32 || strspn(msg + end, " ") != n - (size_t)end)
         return 0;
+    /* The live introduction with this id whose key made the MAC (in a
+     * cluster two may share an id: each node numbers its own). */
     struct p2p_intro *in = NULL;
-    for (int i = 0; i < SS_CHAT_P2P_MAX && !in; i++)
-        if (r->intros[i].id == id && r->intros[i].expires > now)
-            in = &r->intros[i];
-    if (!in || in->remote[0])
-        return 0; /* no such introduction, or one across nodes (not here) */
     snprintf(text, sizeof text, "hello %lld %d", id, side);
-    ss_chat_p2p_udp_mac(in->key, text, want);
-    if (CRYPTO_memcmp(want, mac, 32) != 0)
-        return 0;
+    for (int i = 0; i < SS_CHAT_P2P_MAX && !in; i++) {
+        struct p2p_intro *c = &r->intros[i];
+        if (c->id != id || c->expires <= now)
+            continue;
+        ss_chat_p2p_udp_mac(c->key, text, want);
+        if (CRYPTO_memcmp(want, mac, 32) == 0)
+            in = c;
+    }
+    if (!in || (in->remote[0] && side == in->rside))
+        return 0; /* none, or a side that says hello on its own node */
     if (!in->upub[side][0])
         snprintf(in->upub[side], sizeof in->upub[side], "%s", from);
     else if (strcmp(in->upub[side], from))
         return 0; /* the side's address is taken: a replay from elsewhere */
+    if (in->remote[0] && in->remote[0] != '?' && !in->usent[side]) {
+        /* the other side's node answers its user with this address */
+        char note[200];
+        snprintf(note, sizeof note, "uhello %lld %s %d %s", id, in->key, side, in->upub[side]);
+        r->be->ops->to_node(r->be, in->remote, note, NULL, NULL, NULL);
+        in->usent[side] = true;
+    }
     if (in->upub[!side][0])
         snprintf(text, sizeof text, "peer %lld %d %s %s", id, side, in->upub[side],
                  in->upub[!side]);

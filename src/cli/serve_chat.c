@@ -399,7 +399,7 @@ int serve_chat_attach(struct serve_ctx *sc, ss_server *srv)
         cli_error("serve chat: --cluster does not work with --stack");
         return CLI_USAGE;
     }
-    if (r && !r->no_udp && !r->so.cluster)
+    if (r && !r->no_udp)
         udp_attach(r, sc, srv);
     if (!r || !r->irc_port)
         return 0;

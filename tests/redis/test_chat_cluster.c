@@ -618,8 +618,10 @@ Test(chat_cluster, connect_across_nodes_timeout_redis_cluster)
     connect_timeout();
 }
 
-/* Our client as nick on node i (files into its own directory). */
-static struct th_proc *client_on(int i, const char *nick, struct stream *s)
+/* Our client as nick on node i (files into its own directory), with
+ * extra (NULL or "--option", "value") at the end. */
+static struct th_proc *client_on_ex(int i, const char *nick, struct stream *s,
+                                    const char *opt, const char *val)
 {
     char portstr[16], d[200], cmd[300];
     snprintf(portstr, sizeof portstr, "%d", port[i]);
@@ -628,13 +630,18 @@ static struct th_proc *client_on(int i, const char *nick, struct stream *s)
     cr_assert_eq(system(cmd), 0);
     struct th_proc p;
     cr_assert_eq(th_spawn_cli(&p, "chat", "127.0.0.1", portstr, "--name", nick, "--dir", d,
-                              NULL), 0);
+                              opt, val, NULL), 0);
     struct th_proc *t = track(p);
     stream_init(s, t->out);
     char you[64];
     snprintf(you, sizeof you, "-- you are %s", nick);
     cr_assert(expect(s, you, 20000), "%s", s->buf);
     return t;
+}
+
+static struct th_proc *client_on(int i, const char *nick, struct stream *s)
+{
+    return client_on_ex(i, nick, s, NULL, NULL);
 }
 
 /* End to end with our client: alice on node 1, bob on node 3, connected
@@ -683,6 +690,37 @@ static void connect_e2e(void)
 }
 
 Test(chat_cluster, connect_across_nodes_end_to_end) { setup(false); connect_e2e(); }
+
+/* Across nodes over UDP: alice on node 1 and bob on node 3 skip the TCP
+ * steps; each says its UDP hello to its own node, the nodes pass the
+ * addresses on ("uhello"), and the stream is our user-space TCP over the
+ * punched UDP path; a line each way and a file. */
+Test(chat_cluster, connect_across_nodes_over_udp)
+{
+    setup(false);
+    static struct stream a, b;
+    struct th_proc *alice = client_on_ex(0, "alice", &a, "--p2p-skip", "direct,punch");
+    struct th_proc *bob = client_on_ex(2, "bob", &b, "--p2p-skip", "direct,punch");
+    put(alice->in, "/connect bob\n");
+    cr_assert(expect(&a, "[bob] -- connected: UDP hole punched with 127.0.0.1:", 30000), "%s",
+              a.buf);
+    cr_assert(expect(&a, " (user-space TCP)\n", 1000), "%s", a.buf);
+    cr_assert(expect(&b, "[alice] -- connected: UDP hole punched with 127.0.0.1:", 30000),
+              "%s", b.buf);
+    put(alice->in, "/to bob node 1 to node 3 over UDP\n");
+    cr_assert(expect(&b, "[alice] <alice> node 1 to node 3 over UDP\n", 10000), "%s", b.buf);
+    put(bob->in, "/to alice and back\n");
+    cr_assert(expect(&a, "[bob] <bob> and back\n", 10000), "%s", a.buf);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "head -c 300000 /dev/urandom > %s/u.bin", dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "/sendto bob %s/u.bin\n", dir);
+    put(alice->in, cmd);
+    cr_assert(expect(&b, "[alice] -- received file from peer, SHA-256 verified:", 30000),
+              "%s", b.buf);
+    snprintf(cmd, sizeof cmd, "cmp %s/u.bin %s/bob/u.bin", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+}
 Test(chat_cluster, connect_across_nodes_end_to_end_redis_cluster)
 {
     setup(true);
