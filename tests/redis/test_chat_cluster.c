@@ -644,6 +644,28 @@ static struct th_proc *client_on(int i, const char *nick, struct stream *s)
     return client_on_ex(i, nick, s, NULL, NULL);
 }
 
+/* Over the point-to-point path alice and bob are on: text from alice to
+ * bob, "and back", and a 300 kB file (name) to bob, cmp-equal. */
+static void p2p_exchange(struct th_proc *alice, struct stream *a, struct th_proc *bob,
+                         struct stream *b, const char *text, const char *name)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "/to bob %s\n", text);
+    put(alice->in, cmd);
+    snprintf(cmd, sizeof cmd, "[alice] <alice> %s\n", text);
+    cr_assert(expect(b, cmd, 10000), "%s", b->buf);
+    put(bob->in, "/to alice and back\n");
+    cr_assert(expect(a, "[bob] <bob> and back\n", 10000), "%s", a->buf);
+    snprintf(cmd, sizeof cmd, "head -c 300000 /dev/urandom > %s/%s", dir, name);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "/sendto bob %s/%s\n", dir, name);
+    put(alice->in, cmd);
+    cr_assert(expect(b, "[alice] -- received file from peer, SHA-256 verified:", 30000),
+              "%s", b->buf);
+    snprintf(cmd, sizeof cmd, "cmp %s/%s %s/bob/%s", dir, name, dir, name);
+    cr_assert_eq(system(cmd), 0);
+}
+
 /* End to end with our client: alice on node 1, bob on node 3, connected
  * point to point; a line each way, byte for byte, and a file; then a file
  * through the servers. */
@@ -656,20 +678,9 @@ static void connect_e2e(void)
     cr_assert(expect(&a, "[bob] -- connected: ", 30000), "%s", a.buf);
     cr_assert(expect(&b, "[alice] -- connected: ", 30000), "%s", b.buf);
     cr_assert_eq(count(&a, "relayed"), 0, "%s", a.buf);
-    put(alice->in, "/to bob hello from node 1 to node 3, point to point: \xc3\xa9\xe2\x82\xac!\n");
-    cr_assert(expect(&b, "[alice] <alice> hello from node 1 to node 3, point to point: "
-                         "\xc3\xa9\xe2\x82\xac!\n", 10000), "%s", b.buf);
-    put(bob->in, "/to alice and back\n");
-    cr_assert(expect(&a, "[bob] <bob> and back\n", 10000), "%s", a.buf);
+    p2p_exchange(alice, &a, bob, &b,
+                 "hello from node 1 to node 3, point to point: \xc3\xa9\xe2\x82\xac!", "p.bin");
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "head -c 300000 /dev/urandom > %s/p.bin", dir);
-    cr_assert_eq(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "/sendto bob %s/p.bin\n", dir);
-    put(alice->in, cmd);
-    cr_assert(expect(&b, "[alice] -- received file from peer, SHA-256 verified:", 30000),
-              "%s", b.buf);
-    snprintf(cmd, sizeof cmd, "cmp %s/p.bin %s/bob/p.bin", dir, dir);
-    cr_assert_eq(system(cmd), 0);
 
     /* Through the servers: uploaded to node 1, pulled by node 3 as bob's
      * queue drains (1 MiB: 512 chunks, one in flight). */
@@ -707,19 +718,7 @@ Test(chat_cluster, connect_across_nodes_over_udp)
     cr_assert(expect(&a, " (user-space TCP)\n", 1000), "%s", a.buf);
     cr_assert(expect(&b, "[alice] -- connected: UDP hole punched with 127.0.0.1:", 30000),
               "%s", b.buf);
-    put(alice->in, "/to bob node 1 to node 3 over UDP\n");
-    cr_assert(expect(&b, "[alice] <alice> node 1 to node 3 over UDP\n", 10000), "%s", b.buf);
-    put(bob->in, "/to alice and back\n");
-    cr_assert(expect(&a, "[bob] <bob> and back\n", 10000), "%s", a.buf);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "head -c 300000 /dev/urandom > %s/u.bin", dir);
-    cr_assert_eq(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "/sendto bob %s/u.bin\n", dir);
-    put(alice->in, cmd);
-    cr_assert(expect(&b, "[alice] -- received file from peer, SHA-256 verified:", 30000),
-              "%s", b.buf);
-    snprintf(cmd, sizeof cmd, "cmp %s/u.bin %s/bob/u.bin", dir, dir);
-    cr_assert_eq(system(cmd), 0);
+    p2p_exchange(alice, &a, bob, &b, "node 1 to node 3 over UDP", "u.bin");
 }
 Test(chat_cluster, connect_across_nodes_end_to_end_redis_cluster)
 {
