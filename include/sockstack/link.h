@@ -72,6 +72,10 @@ int ss_tun_up(const char *ifname, unsigned mtu);
  * (SIOCSIFTXQLEN). 0 or -errno. */
 int ss_tun_set_txqueuelen(const char *ifname, unsigned packets);
 
+/* The MTU of the TUN device open on fd: > 0, or -errno (e.g. -EBADFD or
+ * -EINVAL when fd is not a TUN device). */
+int ss_tun_fd_mtu(int fd);
+
 /* Bring the device down (best effort before close). Returns 0 or -errno. */
 int ss_tun_down(const char *ifname);
 
@@ -131,7 +135,7 @@ ssize_t ss_tun_read(int fd, void *buf, size_t cap);
  * dropped, as a link would), or -errno. */
 int ss_tun_write(int fd, const void *pkt, size_t len);
 
-/* ---- tun_txq: batched writes ------------------------------------------ */
+/* ---- tun_uring: batched writes and reads ------------------------------ */
 
 /* Packets for one TUN device (or any fd where one write is one packet),
  * queued by copy and written together by ss_tun_txq_flush: with io_uring
@@ -160,6 +164,31 @@ size_t ss_tun_txq_pending(const ss_tun_txq *q);
 /* Whether flushes go through io_uring. */
 bool ss_tun_txq_uring(const ss_tun_txq *q);
 void ss_tun_txq_get_stats(const ss_tun_txq *q, struct ss_tun_txq_stats *out);
+
+/* Reads in batches (ss_tun_rxq): up to nslots packets per call, each of at
+ * most slot_size bytes, read with io_uring in one system call per round
+ * (RWF_NOWAIT: an empty device answers -EAGAIN at once), else with one
+ * read(2) each. A round that fills every read it tried is followed by one
+ * twice as large; the first round's size follows what the last call found
+ * (at least 2). A packet longer than slot_size (the device's MTU grew; an
+ * IPv4 packet whose total length exceeds what the read copied) is dropped
+ * and counted. Memory: nslots * slot_size, taken at new. */
+#define SS_TUN_RXQ_SLOTS_MAX 64
+typedef struct ss_tun_rxq ss_tun_rxq;
+struct ss_tun_rxq_stats {
+    uint64_t submits;     /* io_uring submissions (system calls) */
+    uint64_t truncated;   /* packets longer than a slot, dropped */
+};
+/* flags: SS_TUN_TXQ_NO_URING. 0, -EINVAL (slot_size < 64, nslots 0 or
+ * above the maximum) or -ENOMEM. */
+int ss_tun_rxq_new(int fd, size_t slot_size, size_t nslots, unsigned flags, ss_tun_rxq **out);
+void ss_tun_rxq_free(ss_tun_rxq *q);
+/* Read what the device has, up to max packets: their number (0: none),
+ * pointers into the queue's slots (valid until the next read) and lengths
+ * in pkts[] and lens[]; -errno when a read failed and none came. */
+int ss_tun_rxq_read(ss_tun_rxq *q, const uint8_t **pkts, size_t *lens, size_t max);
+bool ss_tun_rxq_uring(const ss_tun_rxq *q);
+void ss_tun_rxq_get_stats(const ss_tun_rxq *q, struct ss_tun_rxq_stats *out);
 
 /* ---- sim ----------------------------------------------------------------- */
 

@@ -33,8 +33,8 @@ const char cli_stack_help[] =
     "                         cc=ALGO (congestion control: cubic, the default,\n"
     "                         or newreno), offload=on (the device's TSO/GRO and\n"
     "                         checksum offloads; default off), uring=off (one\n"
-    "                         write(2) per packet, not one io_uring submission\n"
-    "                         per wake-up)\n";
+    "                         read(2)/write(2) per packet, not io_uring\n"
+    "                         batches)\n";
 
 const char cli_tcpopt_help[] =
     "  --no-wscale         do not use TCP window scaling (RFC 7323)\n"
@@ -320,6 +320,9 @@ void cli_stack_stop(struct cli_stack *r, bool log_stats)
                 cli_log("%s: output: %s, %llu batches", r->ifname,
                         ss_tunnet_uring(r->tn) ? "io_uring" : "write(2)",
                         (unsigned long long)ts.tx_flushes);
+            if (ts.rx_truncated)
+                cli_log("%s: %llu packets above the device's MTU at start dropped",
+                        r->ifname, (unsigned long long)ts.rx_truncated);
             if (r->offload)
                 cli_log("%s: offload: %llu segments above the MSS in, %llu out, %llu checksums "
                         "left to the kernel", r->ifname, (unsigned long long)ts.rx_gso,

@@ -149,6 +149,16 @@ int ss_tun_set_txqueuelen(const char *ifname, unsigned packets)
     return if_ioctl(SIOCSIFTXQLEN, &ifr);
 }
 
+int ss_tun_fd_mtu(int fd)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    if (ioctl(fd, TUNGETIFF, &ifr) < 0)
+        return -errno;
+    int rc = if_ioctl(SIOCGIFMTU, &ifr);
+    return rc < 0 ? rc : ifr.ifr_mtu;
+}
+
 int ss_tun_down(const char *ifname)
 {
     struct ifreq ifr;

@@ -20,14 +20,16 @@
  * Per wake-up: up to SS_TUN_BATCH packets are read into one preallocated
  * buffer (no allocation per packet) and given to the stack as one batch
  * (one ACK per batch, one clock read, one poll). A TUN device gives one
- * packet per read(2) and takes one per write(2). Without offloads the
- * stack's packets are copied into a ss_tun_txq as they are made and all
- * written at the end of service(), in one io_uring submission: one system
- * call per wake-up instead of one per packet, and the segments reach the
- * kernel's socket back to back, so its reader wakes once for many
- * (link/tun_txq.c). With offloads a packet goes out as it is made,
- * straight from the stack's buffers (writev of header + pieces: no copy);
- * those are few and large. */
+ * packet per read(2) and takes one per write(2). Without offloads
+ * (link/tun_uring.c) the packets are read in rounds of io_uring reads
+ * (ss_tun_rxq: one system call for many packets), and the stack's packets
+ * are copied into a ss_tun_txq as they are made and all written at the end
+ * of service(), in one io_uring submission: one system call per wake-up
+ * instead of one per packet, and the segments reach the kernel's socket
+ * back to back, so its reader wakes once for many. With offloads a packet
+ * is read into the batch buffer, and goes out as it is made, straight
+ * from the stack's buffers (writev of header + pieces: no copy); those are
+ * few and large. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -46,6 +48,7 @@ struct ss_tunnet {
     ss_pcap *pcap;
     ss_relay *relay; /* NULL: the stack is wired to the device directly */
     ss_tun_txq *txq; /* plain output, batched; NULL with offloads or a relay */
+    ss_tun_rxq *rxq; /* plain input, batched; with txq */
     bool vnet;       /* SS_TUNNET_OFFLOAD: a virtio-net header on every packet */
     size_t n_in, used_in; /* packets from the relay waiting in buf */
     ss_timer timer;
@@ -178,7 +181,18 @@ static void on_readable(ss_loop *loop, int fd, unsigned events, void *arg)
 {
     ss_tunnet *t = arg;
     size_t used = 0, n = 0, hl = t->vnet ? SS_VNET_HDR_LEN : 0;
-    while (n < SS_TUN_BATCH && sizeof t->buf - used >= SS_TUN_BUF + hl) {
+    if (t->rxq) {
+        int got = ss_tun_rxq_read(t->rxq, t->pkts, t->lens, SS_TUN_BATCH);
+        for (int i = 0; i < got; i++) {
+            t->stats.rx_packets++;
+            t->stats.rx_bytes += t->lens[i];
+            t->flags[i] = 0;
+            if (t->pcap)
+                capture(t, t->pkts[i], t->lens[i], false, 0, 0);
+        }
+        n = got > 0 ? (size_t)got : 0;
+    }
+    while (!t->rxq && n < SS_TUN_BATCH && sizeof t->buf - used >= SS_TUN_BUF + hl) {
         uint8_t *slot = t->buf + used;
         ssize_t got = ss_tun_read(fd, slot, SS_TUN_BUF + hl);
         if (got <= 0)
@@ -289,9 +303,18 @@ int ss_tunnet_new(ss_loop *loop, int tun_fd, const struct ss_stack_cfg *cfg,
         rc = ss_relay_new(loop, &rc_cfg, &t->relay);
     } else {
         rc = ss_loop_io_add(loop, tun_fd, SS_READ, on_readable, t);
-        if (rc == 0 && !t->vnet && !(flags & SS_TUNNET_NO_URING) &&
-            (rc = ss_tun_txq_new(tun_fd, 0, &t->txq)) < 0)
-            ss_loop_io_del(loop, tun_fd);
+        if (rc == 0 && !t->vnet && !(flags & SS_TUNNET_NO_URING)) {
+            /* Read slots of the device's MTU (of the largest packet when
+             * fd is not a TUN device, e.g. a socket in a test). */
+            int mtu = ss_tun_fd_mtu(tun_fd);
+            size_t slot = mtu > 0 ? (size_t)mtu : SS_TUN_BUF;
+            size_t nslots = mtu > 0 ? SS_TUN_BATCH : SS_TUN_BATCH_BYTES / SS_TUN_BUF;
+            if ((rc = ss_tun_txq_new(tun_fd, 0, &t->txq)) < 0 ||
+                (rc = ss_tun_rxq_new(tun_fd, slot, nslots, 0, &t->rxq)) < 0) {
+                ss_tun_txq_free(t->txq);
+                ss_loop_io_del(loop, tun_fd);
+            }
+        }
     }
     if (rc < 0) {
         ss_stack_free(t->st);
@@ -314,6 +337,7 @@ void ss_tunnet_free(ss_tunnet *t)
         ss_tun_txq_flush(t->txq); /* what the last poll made, e.g. a RST */
         ss_tun_txq_free(t->txq);
     }
+    ss_tun_rxq_free(t->rxq);
     ss_timer_stop(t->loop, &t->timer);
     ss_loop_defer_cancel(t->loop, &t->defer);
     ss_stack_free(t->st);
@@ -332,6 +356,11 @@ void ss_tunnet_get_stats(const ss_tunnet *t, struct ss_tunnet_stats *out)
         out->tx_packets += q.packets;
         out->tx_bytes += q.bytes;
         out->tx_dropped += q.dropped;
+    }
+    if (t->rxq) {
+        struct ss_tun_rxq_stats r;
+        ss_tun_rxq_get_stats(t->rxq, &r);
+        out->rx_truncated = r.truncated;
     }
 }
 

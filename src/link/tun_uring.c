@@ -1,0 +1,274 @@
+/* tun_uring: packets for one TUN device written, and read, in batches of
+ * one system call each (io_uring).
+ *
+ * A TUN device takes one packet per write(2), and on this kind of machine
+ * (a paravirtualized guest) a system call costs about 1.1 us, as much as
+ * the kernel's own receive of a segment. io_uring lets one io_uring_enter
+ * carry every write of a batch: the kernel runs them back to back, each
+ * inline (a TUN write never waits), and posts one completion each. Two
+ * effects, both measured (bench/RESULTS.md, "stack-speed"): the per-packet
+ * system call goes, and a kernel socket reading the other side finds many
+ * segments per wake-up instead of a few, because they arrive without gaps.
+ *
+ * put() copies the packet into the queue's own slots (the stack's segment
+ * buffer is reused for the next segment); flush() submits them and waits
+ * for their completions, so the slots are free again when it returns.
+ * Where io_uring is unavailable (an old kernel, a seccomp filter, the
+ * io_uring_disabled sysctl) or not wanted, flush() writes each packet with
+ * write(2): the same bytes, in the same order. */
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sockstack/link.h"
+
+struct ss_tun_txq {
+    int fd;
+    bool uring;
+    struct io_uring ring;
+    size_t n;
+    struct ss_tun_txq_stats stats;
+    size_t len[SS_TUN_TXQ_SLOTS];
+    _Alignas(16) uint8_t buf[SS_TUN_TXQ_SLOTS * SS_TUN_TXQ_MTU];
+};
+
+int ss_tun_txq_new(int fd, unsigned flags, ss_tun_txq **out)
+{
+    ss_tun_txq *q = malloc(sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    memset(q, 0, offsetof(ss_tun_txq, len));
+    q->fd = fd;
+    if (!(flags & SS_TUN_TXQ_NO_URING))
+        q->uring = io_uring_queue_init(SS_TUN_TXQ_SLOTS, &q->ring, 0) == 0;
+    *out = q;
+    return 0;
+}
+
+void ss_tun_txq_free(ss_tun_txq *q)
+{
+    if (!q)
+        return;
+    if (q->uring)
+        io_uring_queue_exit(&q->ring);
+    free(q);
+}
+
+bool ss_tun_txq_uring(const ss_tun_txq *q) { return q->uring; }
+
+size_t ss_tun_txq_pending(const ss_tun_txq *q) { return q->n; }
+
+void ss_tun_txq_get_stats(const ss_tun_txq *q, struct ss_tun_txq_stats *out) { *out = q->stats; }
+
+static void count(ss_tun_txq *q, int rc, size_t len)
+{
+    if (rc < 0) {
+        q->stats.dropped++;
+        q->stats.last_err = rc;
+    } else {
+        q->stats.packets++;
+        q->stats.bytes += len;
+    }
+}
+
+/* Submit every queued write and reap their completions. Writes the ring
+ * could not take (an error of io_uring itself) go out with write(2). */
+static void flush_uring(ss_tun_txq *q)
+{
+    size_t at = 0, i = 0;
+    for (; i < q->n; i++) {
+        struct io_uring_sqe *e = io_uring_get_sqe(&q->ring);
+        if (!e)
+            break;
+        io_uring_prep_write(e, q->fd, q->buf + at, (unsigned)q->len[i], 0);
+        io_uring_sqe_set_data64(e, i);
+        at += SS_TUN_TXQ_MTU;
+    }
+    size_t submitted = i;
+    int rc = io_uring_submit_and_wait(&q->ring, (unsigned)submitted);
+    if (rc < 0) {
+        /* Nothing went in: the slots are still ours. */
+        io_uring_queue_exit(&q->ring);
+        q->uring = false;
+        return;
+    }
+    size_t done = 0;
+    while (done < submitted) {
+        struct io_uring_cqe *c;
+        if (io_uring_wait_cqe(&q->ring, &c) < 0)
+            break;
+        size_t k = (size_t)io_uring_cqe_get_data64(c);
+        count(q, c->res < 0 ? c->res : 0, k < q->n ? q->len[k] : 0);
+        io_uring_cqe_seen(&q->ring, c);
+        done++;
+    }
+    /* The rest, if the ring had fewer entries than slots (it has as many). */
+    for (at = submitted * SS_TUN_TXQ_MTU; i < q->n; i++, at += SS_TUN_TXQ_MTU)
+        count(q, ss_tun_write(q->fd, q->buf + at, q->len[i]), q->len[i]);
+    q->n = 0;
+}
+
+int ss_tun_txq_flush(ss_tun_txq *q)
+{
+    if (!q->n)
+        return 0;
+    uint64_t before = q->stats.dropped;
+    if (q->uring && q->n > 1)   /* one packet: write(2) is one call too */
+        flush_uring(q);
+    if (q->n) { /* no ring, or the ring failed before taking any */
+        for (size_t i = 0; i < q->n; i++)
+            count(q, ss_tun_write(q->fd, q->buf + i * SS_TUN_TXQ_MTU, q->len[i]), q->len[i]);
+        q->n = 0;
+    }
+    return q->stats.dropped == before ? 0 : q->stats.last_err;
+}
+
+int ss_tun_txq_put(ss_tun_txq *q, const void *pkt, size_t len)
+{
+    if (len > SS_TUN_TXQ_MTU)
+        return -EMSGSIZE;
+    if (q->n == SS_TUN_TXQ_SLOTS)
+        ss_tun_txq_flush(q); /* its errors are counted in the stats */
+    memcpy(q->buf + q->n * SS_TUN_TXQ_MTU, pkt, len);
+    q->len[q->n++] = len;
+    return 0;
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+/* Reads are submitted with RWF_NOWAIT: a read of an empty device completes
+ * at once with -EAGAIN (without it io_uring would park the read until a
+ * packet comes). Each round submits `want` reads; when all of them
+ * brought a packet the next round doubles, up to the slots, and the next
+ * call starts from what this one found: a device with one packet costs
+ * one read and one -EAGAIN, in one system call. */
+struct ss_tun_rxq {
+    int fd;
+    bool uring;
+    struct io_uring ring;
+    size_t slot, nslots, want;
+    struct ss_tun_rxq_stats stats;
+    uint8_t *buf;
+};
+
+int ss_tun_rxq_new(int fd, size_t slot_size, size_t nslots, unsigned flags, ss_tun_rxq **out)
+{
+    if (slot_size < 64 || nslots < 1 || nslots > SS_TUN_RXQ_SLOTS_MAX)
+        return -EINVAL;
+    ss_tun_rxq *q = calloc(1, sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    q->slot = (slot_size + 15) & ~(size_t)15;
+    q->nslots = nslots;
+    q->want = 2;
+    q->fd = fd;
+    if (!(q->buf = aligned_alloc(16, q->slot * nslots))) {
+        free(q);
+        return -ENOMEM;
+    }
+    if (!(flags & SS_TUN_TXQ_NO_URING))
+        q->uring = io_uring_queue_init((unsigned)nslots, &q->ring, 0) == 0;
+    *out = q;
+    return 0;
+}
+
+void ss_tun_rxq_free(ss_tun_rxq *q)
+{
+    if (!q)
+        return;
+    if (q->uring)
+        io_uring_queue_exit(&q->ring);
+    free(q->buf);
+    free(q);
+}
+
+bool ss_tun_rxq_uring(const ss_tun_rxq *q) { return q->uring; }
+
+void ss_tun_rxq_get_stats(const ss_tun_rxq *q, struct ss_tun_rxq_stats *out) { *out = q->stats; }
+
+/* One result: a packet in slot i (kept, compacted to position *n), a
+ * truncated one (counted, dropped), or an error. 1 packet, 0 none, or
+ * -errno. */
+static int take(ss_tun_rxq *q, size_t i, ssize_t res, const uint8_t **pkts, size_t *lens,
+                size_t *n)
+{
+    if (res < 0)
+        return res == -EAGAIN ? 0 : (int)res;
+    const uint8_t *p = q->buf + i * q->slot;
+    /* A packet that filled its slot may have been cut (the device's MTU
+     * grew past the slot): a read returns what it copied, so the IPv4
+     * header's total length tells. */
+    if ((size_t)res > q->slot ||
+        ((size_t)res == q->slot && res >= 4 && p[0] >> 4 == 4 &&
+         (size_t)(p[2] << 8 | p[3]) > (size_t)res)) {
+        q->stats.truncated++;
+        return 0;
+    }
+    pkts[*n] = p;
+    lens[(*n)++] = (size_t)res;
+    return 1;
+}
+
+static int read_uring(ss_tun_rxq *q, const uint8_t **pkts, size_t *lens, size_t max)
+{
+    size_t n = 0, at = 0, want = q->want;
+    int err = 0;
+    for (;;) {
+        size_t k = want < max - at ? want : max - at;
+        for (size_t i = 0; i < k; i++) {
+            struct io_uring_sqe *e = io_uring_get_sqe(&q->ring);
+            io_uring_prep_read(e, q->fd, q->buf + (at + i) * q->slot, (unsigned)q->slot, 0);
+            e->rw_flags = RWF_NOWAIT;
+            io_uring_sqe_set_data64(e, at + i);
+        }
+        int rc = io_uring_submit_and_wait(&q->ring, (unsigned)k);
+        if (rc < 0)
+            return n ? (int)n : rc;
+        q->stats.submits++;
+        /* Completions come in submission order (each read runs inline);
+         * sort them by slot all the same. */
+        ssize_t res[SS_TUN_RXQ_SLOTS_MAX];
+        for (size_t done = 0; done < k; done++) {
+            struct io_uring_cqe *c;
+            if (io_uring_wait_cqe(&q->ring, &c) < 0)
+                return n ? (int)n : -EIO;
+            size_t s = (size_t)io_uring_cqe_get_data64(c);
+            if (s >= at && s < at + k)
+                res[s - at] = c->res;
+            io_uring_cqe_seen(&q->ring, c);
+        }
+        size_t got = 0;
+        for (size_t i = 0; i < k; i++) {
+            int t = take(q, at + i, res[i], pkts, lens, &n);
+            if (t < 0)
+                err = t;
+            got += res[i] >= 0;
+        }
+        at += k;
+        if (got < k || at == max || err)
+            break;
+        want *= 2;
+    }
+    q->want = n < 2 ? 2 : n < q->nslots ? n : q->nslots;
+    return n ? (int)n : err;
+}
+
+int ss_tun_rxq_read(ss_tun_rxq *q, const uint8_t **pkts, size_t *lens, size_t max)
+{
+    if (max > q->nslots)
+        max = q->nslots;
+    if (q->uring)
+        return read_uring(q, pkts, lens, max);
+    size_t n = 0;
+    for (size_t i = 0; i < max; i++) {
+        ssize_t got = ss_tun_read(q->fd, q->buf + i * q->slot, q->slot);
+        if (got <= 0) {
+            if (got < 0 && got != -EAGAIN && !n)
+                return (int)got;
+            break;
+        }
+        take(q, i, got, pkts, lens, &n);
+    }
+    return (int)n;
+}
