@@ -23,6 +23,39 @@
 
 #include "sockstack/link.h"
 
+/* Submit the k entries prepared on ring (user_data 0..k-1) and collect
+ * each one's result into res[] by its user_data. 0; or -errno when the
+ * ring failed (refused the submission, took only some, or lost a
+ * completion): it is then torn down (*live = false), since entries it did
+ * not take would go out with a later submission, and res[] holds
+ * -ECANCELED for those that did not run, for the caller to do with one
+ * system call each. A wait interrupted by a signal is waited again. */
+static int ring_run(struct io_uring *ring, bool *live, size_t k, int *res)
+{
+    for (size_t i = 0; i < k; i++)
+        res[i] = -ECANCELED;
+    int rc = io_uring_submit(ring);
+    size_t in = rc > 0 ? (size_t)rc : 0, done = 0;
+    while (done < in) {
+        struct io_uring_cqe *c;
+        int w = io_uring_wait_cqe(ring, &c);
+        if (w == -EINTR)
+            continue;
+        if (w < 0)
+            break;
+        size_t i = (size_t)io_uring_cqe_get_data64(c);
+        if (i < k)
+            res[i] = c->res;
+        io_uring_cqe_seen(ring, c);
+        done++;
+    }
+    if (rc >= 0 && in == k && done == in)
+        return 0;
+    io_uring_queue_exit(ring);
+    *live = false;
+    return rc < 0 ? rc : -EIO;
+}
+
 struct ss_tun_txq {
     int fd;
     bool uring;
@@ -72,40 +105,22 @@ static void count(ss_tun_txq *q, int rc, size_t len)
     }
 }
 
-/* Submit every queued write and reap their completions. Writes the ring
- * could not take (an error of io_uring itself) go out with write(2). */
+/* Submit every queued write and reap their completions; what the ring
+ * did not run goes out with write(2). */
 static void flush_uring(ss_tun_txq *q)
 {
-    size_t at = 0, i = 0;
-    for (; i < q->n; i++) {
-        struct io_uring_sqe *e = io_uring_get_sqe(&q->ring);
-        if (!e)
-            break;
-        io_uring_prep_write(e, q->fd, q->buf + at, (unsigned)q->len[i], 0);
+    int res[SS_TUN_TXQ_SLOTS];
+    for (size_t i = 0; i < q->n; i++) {
+        struct io_uring_sqe *e = io_uring_get_sqe(&q->ring); /* as many as slots */
+        io_uring_prep_write(e, q->fd, q->buf + i * SS_TUN_TXQ_MTU, (unsigned)q->len[i], 0);
         io_uring_sqe_set_data64(e, i);
-        at += SS_TUN_TXQ_MTU;
     }
-    size_t submitted = i;
-    int rc = io_uring_submit_and_wait(&q->ring, (unsigned)submitted);
-    if (rc < 0) {
-        /* Nothing went in: the slots are still ours. */
-        io_uring_queue_exit(&q->ring);
-        q->uring = false;
-        return;
+    ring_run(&q->ring, &q->uring, q->n, res);
+    for (size_t i = 0; i < q->n; i++) {
+        if (res[i] == -ECANCELED)
+            res[i] = ss_tun_write(q->fd, q->buf + i * SS_TUN_TXQ_MTU, q->len[i]);
+        count(q, res[i] < 0 ? res[i] : 0, q->len[i]);
     }
-    size_t done = 0;
-    while (done < submitted) {
-        struct io_uring_cqe *c;
-        if (io_uring_wait_cqe(&q->ring, &c) < 0)
-            break;
-        size_t k = (size_t)io_uring_cqe_get_data64(c);
-        count(q, c->res < 0 ? c->res : 0, k < q->n ? q->len[k] : 0);
-        io_uring_cqe_seen(&q->ring, c);
-        done++;
-    }
-    /* The rest, if the ring had fewer entries than slots (it has as many). */
-    for (at = submitted * SS_TUN_TXQ_MTU; i < q->n; i++, at += SS_TUN_TXQ_MTU)
-        count(q, ss_tun_write(q->fd, q->buf + at, q->len[i]), q->len[i]);
     q->n = 0;
 }
 
@@ -116,7 +131,7 @@ int ss_tun_txq_flush(ss_tun_txq *q)
     uint64_t before = q->stats.dropped;
     if (q->uring && q->n > 1)   /* one packet: write(2) is one call too */
         flush_uring(q);
-    if (q->n) { /* no ring, or the ring failed before taking any */
+    if (q->n) { /* no ring */
         for (size_t i = 0; i < q->n; i++)
             count(q, ss_tun_write(q->fd, q->buf + i * SS_TUN_TXQ_MTU, q->len[i]), q->len[i]);
         q->n = 0;
@@ -220,24 +235,11 @@ static int read_uring(ss_tun_rxq *q, const uint8_t **pkts, size_t *lens, size_t 
             struct io_uring_sqe *e = io_uring_get_sqe(&q->ring);
             io_uring_prep_read(e, q->fd, q->buf + (at + i) * q->slot, (unsigned)q->slot, 0);
             e->rw_flags = RWF_NOWAIT;
-            io_uring_sqe_set_data64(e, at + i);
+            io_uring_sqe_set_data64(e, i);
         }
-        int rc = io_uring_submit_and_wait(&q->ring, (unsigned)k);
-        if (rc < 0)
-            return n ? (int)n : rc;
+        int res[SS_TUN_RXQ_SLOTS_MAX];
+        int rc = ring_run(&q->ring, &q->uring, k, res);
         q->stats.submits++;
-        /* Completions come in submission order (each read runs inline);
-         * sort them by slot all the same. */
-        ssize_t res[SS_TUN_RXQ_SLOTS_MAX];
-        for (size_t done = 0; done < k; done++) {
-            struct io_uring_cqe *c;
-            if (io_uring_wait_cqe(&q->ring, &c) < 0)
-                return n ? (int)n : -EIO;
-            size_t s = (size_t)io_uring_cqe_get_data64(c);
-            if (s >= at && s < at + k)
-                res[s - at] = c->res;
-            io_uring_cqe_seen(&q->ring, c);
-        }
         size_t got = 0;
         for (size_t i = 0; i < k; i++) {
             int t = take(q, at + i, res[i], pkts, lens, &n);
@@ -246,7 +248,7 @@ static int read_uring(ss_tun_rxq *q, const uint8_t **pkts, size_t *lens, size_t 
             got += res[i] >= 0;
         }
         at += k;
-        if (got < k || at == max || err)
+        if (got < k || at == max || err || rc < 0)
             break;
         want *= 2;
     }
