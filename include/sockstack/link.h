@@ -172,16 +172,21 @@ void ss_tun_txq_get_stats(const ss_tun_txq *q, struct ss_tun_txq_stats *out);
  * twice as large; the first round's size follows what the last call found
  * (at least 2). A packet longer than slot_size (the device's MTU grew; an
  * IPv4 packet whose total length exceeds what the read copied) is dropped
- * and counted. Memory: nslots * slot_size, taken at new. */
+ * and counted. Memory: nslots * slot_size, taken at new unless the
+ * caller gives it. */
 #define SS_TUN_RXQ_SLOTS_MAX 64
 typedef struct ss_tun_rxq ss_tun_rxq;
 struct ss_tun_rxq_stats {
     uint64_t submits;     /* io_uring submissions (system calls) */
     uint64_t truncated;   /* packets longer than a slot, dropped */
 };
-/* flags: SS_TUN_TXQ_NO_URING. 0, -EINVAL (slot_size < 64, nslots 0 or
- * above the maximum) or -ENOMEM. */
-int ss_tun_rxq_new(int fd, size_t slot_size, size_t nslots, unsigned flags, ss_tun_rxq **out);
+/* buf: the caller's memory for the slots (16-byte aligned, at least
+ * nslots * slot_size rounded up to 16 each, living as long as the queue),
+ * or NULL to allocate it here. flags: SS_TUN_TXQ_NO_URING. 0, -EINVAL
+ * (slot_size < 64, nslots 0 or above the maximum, buf too small or not
+ * aligned) or -ENOMEM. */
+int ss_tun_rxq_new(int fd, size_t slot_size, size_t nslots, void *buf, size_t buf_len,
+                   unsigned flags, ss_tun_rxq **out);
 void ss_tun_rxq_free(ss_tun_rxq *q);
 /* Read what the device has, up to max packets: their number (0: none),
  * pointers into the queue's slots (valid until the next read) and lengths

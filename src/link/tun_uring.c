@@ -18,6 +18,7 @@
  * write(2): the same bytes, in the same order. */
 #include <errno.h>
 #include <liburing.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,20 +166,25 @@ struct ss_tun_rxq {
     size_t slot, nslots, want;
     struct ss_tun_rxq_stats stats;
     uint8_t *buf;
+    bool own;   /* buf was allocated here */
 };
 
-int ss_tun_rxq_new(int fd, size_t slot_size, size_t nslots, unsigned flags, ss_tun_rxq **out)
+int ss_tun_rxq_new(int fd, size_t slot_size, size_t nslots, void *buf, size_t buf_len,
+                   unsigned flags, ss_tun_rxq **out)
 {
-    if (slot_size < 64 || nslots < 1 || nslots > SS_TUN_RXQ_SLOTS_MAX)
+    size_t slot = (slot_size + 15) & ~(size_t)15;
+    if (slot_size < 64 || nslots < 1 || nslots > SS_TUN_RXQ_SLOTS_MAX ||
+        (buf && ((uintptr_t)buf % 16 || buf_len < slot * nslots)))
         return -EINVAL;
     ss_tun_rxq *q = calloc(1, sizeof *q);
     if (!q)
         return -ENOMEM;
-    q->slot = (slot_size + 15) & ~(size_t)15;
+    q->slot = slot;
     q->nslots = nslots;
     q->want = 2;
     q->fd = fd;
-    if (!(q->buf = aligned_alloc(16, q->slot * nslots))) {
+    q->own = !buf;
+    if (!(q->buf = buf ? buf : aligned_alloc(16, slot * nslots))) {
         free(q);
         return -ENOMEM;
     }
@@ -194,7 +200,8 @@ void ss_tun_rxq_free(ss_tun_rxq *q)
         return;
     if (q->uring)
         io_uring_queue_exit(&q->ring);
-    free(q->buf);
+    if (q->own)
+        free(q->buf);
     free(q);
 }
 

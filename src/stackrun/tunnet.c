@@ -305,12 +305,14 @@ int ss_tunnet_new(ss_loop *loop, int tun_fd, const struct ss_stack_cfg *cfg,
         rc = ss_loop_io_add(loop, tun_fd, SS_READ, on_readable, t);
         if (rc == 0 && !t->vnet && !(flags & SS_TUNNET_NO_URING)) {
             /* Read slots of the device's MTU (of the largest packet when
-             * fd is not a TUN device, e.g. a socket in a test). */
+             * fd is not a TUN device: a socket in a test, a UDP link), in
+             * buf, which the read loop below then does not use. */
             int mtu = ss_tun_fd_mtu(tun_fd);
             size_t slot = mtu > 0 ? (size_t)mtu : SS_TUN_BUF;
             size_t nslots = mtu > 0 ? SS_TUN_BATCH : SS_TUN_BATCH_BYTES / SS_TUN_BUF;
             if ((rc = ss_tun_txq_new(tun_fd, 0, &t->txq)) < 0 ||
-                (rc = ss_tun_rxq_new(tun_fd, slot, nslots, 0, &t->rxq)) < 0) {
+                (rc = ss_tun_rxq_new(tun_fd, slot, nslots, t->buf, sizeof t->buf, 0,
+                                     &t->rxq)) < 0) {
                 ss_tun_txq_free(t->txq);
                 ss_loop_io_del(loop, tun_fd);
             }

@@ -205,7 +205,7 @@ static void got_packets(const uint8_t **pkts, const size_t *lens, int n, unsigne
 static void reads_in_order(unsigned flags)
 {
     ss_tun_rxq *q;
-    cr_assert_eq(ss_tun_rxq_new(wire[0], SS_TUN_TXQ_MTU, 64, flags, &q), 0);
+    cr_assert_eq(ss_tun_rxq_new(wire[0], SS_TUN_TXQ_MTU, 64, NULL, 0, flags, &q), 0);
     if (flags & SS_TUN_TXQ_NO_URING)
         cr_assert_not(ss_tun_rxq_uring(q));
     else if (uring_allowed())
@@ -254,7 +254,7 @@ Test(tun_rxq, rounds_double_while_every_read_brings_a_packet, .init = setup, .fi
     if (!uring_allowed())
         cr_skip_test("io_uring is disabled on this machine (kernel.io_uring_disabled)");
     ss_tun_rxq *q;
-    cr_assert_eq(ss_tun_rxq_new(wire[0], SS_TUN_TXQ_MTU, 64, 0, &q), 0);
+    cr_assert_eq(ss_tun_rxq_new(wire[0], SS_TUN_TXQ_MTU, 64, NULL, 0, 0, &q), 0);
     const uint8_t *pkts[64];
     size_t lens[64];
     struct ss_tun_rxq_stats st;
@@ -292,7 +292,8 @@ static void long_packet_dropped(unsigned flags)
     cr_assert_eq(ss_tun_fd_mtu(fd), 1400);
     cr_assert_lt(ss_tun_fd_mtu(wire[0]), 0, "a socket has no TUN MTU");
     ss_tun_rxq *q;
-    cr_assert_eq(ss_tun_rxq_new(fd, 64, 8, flags, &q), 0); /* 64-byte slots */
+    static _Alignas(16) uint8_t slots[8 * 64]; /* the caller's slots */
+    cr_assert_eq(ss_tun_rxq_new(fd, 64, 8, slots, sizeof slots, flags, &q), 0); /* 64-byte slots */
     int s = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(7),
                              .sin_addr = {htonl(0x0a090002)}};
@@ -334,8 +335,15 @@ Test(tun_rxq, read2_drops_and_counts_a_packet_above_the_slot, .init = setup, .fi
 Test(tun_rxq, bad_sizes_are_refused)
 {
     ss_tun_rxq *q = NULL;
-    cr_assert_eq(ss_tun_rxq_new(0, 63, 8, 0, &q), -EINVAL);
-    cr_assert_eq(ss_tun_rxq_new(0, 2048, 0, 0, &q), -EINVAL);
-    cr_assert_eq(ss_tun_rxq_new(0, 2048, SS_TUN_RXQ_SLOTS_MAX + 1, 0, &q), -EINVAL);
+    cr_assert_eq(ss_tun_rxq_new(0, 63, 8, NULL, 0, 0, &q), -EINVAL);
+    cr_assert_eq(ss_tun_rxq_new(0, 2048, 0, NULL, 0, 0, &q), -EINVAL);
+    cr_assert_eq(ss_tun_rxq_new(0, 2048, SS_TUN_RXQ_SLOTS_MAX + 1, NULL, 0, 0, &q), -EINVAL);
+    static _Alignas(16) uint8_t mem[8 * 112];
+    cr_assert_eq(ss_tun_rxq_new(0, 100, 8, mem, sizeof mem - 1, 0, &q), -EINVAL); /* 8 x 112 */
+    cr_assert_eq(ss_tun_rxq_new(0, 100, 8, mem + 8, sizeof mem - 8, 0, &q), -EINVAL);
+    cr_assert_null(q);
+    cr_assert_eq(ss_tun_rxq_new(0, 100, 8, mem, sizeof mem, 0, &q), 0);
+    ss_tun_rxq_free(q); /* the caller's memory stays the caller's */
+    q = NULL;
     cr_assert_null(q);
 }
