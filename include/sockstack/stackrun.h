@@ -83,6 +83,7 @@ struct ss_tunnet_stats {
     uint64_t tx_dropped; /* device queue full or write error */
     uint64_t tx_flushes; /* batches written (one system call each with io_uring) */
     uint64_t rx_truncated; /* packets above the MTU the device had at start: dropped */
+    uint64_t rx_rounds;    /* io_uring read submissions (0: read(2) per packet) */
     /* With SS_TUNNET_OFFLOAD: packets longer than one segment (the
      * kernel's GRO/GSO, our TSO) each way, and packets whose checksum the
      * virtio-net header vouched for (not computed by the stack). */
@@ -101,9 +102,9 @@ struct ss_tunnet_link {
  * segments of up to 64 KiB (GRO), sends them (TSO: cfg.tso_max) and leaves
  * TCP checksums to the kernel both ways. Not with a link model. */
 enum { SS_TUNNET_OFFLOAD = 1, SS_TUNNET_NO_URING = 2 };
-/* Without offloads the device is read in rounds of io_uring reads
- * (ss_tun_rxq, link.h) and the stack's packets are gathered per wake-up
- * and written in one io_uring submission (ss_tun_txq), or with one
+/* The device is read in rounds of io_uring reads (ss_tun_rxq, link.h),
+ * and without offloads the stack's packets are gathered per wake-up and
+ * written in one io_uring submission (ss_tun_txq), or with one
  * read(2)/write(2) each where the kernel refuses io_uring;
  * SS_TUNNET_NO_URING reads and writes each packet with its own system
  * call, a packet written as it is made. */

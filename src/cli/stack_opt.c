@@ -320,6 +320,10 @@ void cli_stack_stop(struct cli_stack *r, bool log_stats)
                 cli_log("%s: output: %s, %llu batches", r->ifname,
                         ss_tunnet_uring(r->tn) ? "io_uring" : "write(2)",
                         (unsigned long long)ts.tx_flushes);
+            if (!ss_tunnet_relay(r->tn))
+                cli_log("%s: input: %s, %llu rounds", r->ifname,
+                        ts.rx_rounds ? "io_uring" : "read(2)",
+                        (unsigned long long)ts.rx_rounds);
             if (ts.rx_truncated)
                 cli_log("%s: %llu packets above the device's MTU at start dropped",
                         r->ifname, (unsigned long long)ts.rx_truncated);

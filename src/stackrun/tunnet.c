@@ -20,16 +20,15 @@
  * Per wake-up: up to SS_TUN_BATCH packets are read into one preallocated
  * buffer (no allocation per packet) and given to the stack as one batch
  * (one ACK per batch, one clock read, one poll). A TUN device gives one
- * packet per read(2) and takes one per write(2). Without offloads
- * (link/tun_uring.c) the packets are read in rounds of io_uring reads
- * (ss_tun_rxq: one system call for many packets), and the stack's packets
- * are copied into a ss_tun_txq as they are made and all written at the end
- * of service(), in one io_uring submission: one system call per wake-up
+ * packet per read(2) and takes one per write(2). The packets are read in
+ * rounds of io_uring reads (ss_tun_rxq, link/tun_uring.c: one system call
+ * for many packets, into buf). Without offloads the stack's packets are
+ * copied into a ss_tun_txq as they are made and all written at the end of
+ * service(), in one io_uring submission: one system call per wake-up
  * instead of one per packet, and the segments reach the kernel's socket
  * back to back, so its reader wakes once for many. With offloads a packet
- * is read into the batch buffer, and goes out as it is made, straight
- * from the stack's buffers (writev of header + pieces: no copy); those are
- * few and large. */
+ * goes out as it is made, straight from the stack's buffers (writev of
+ * header + pieces: no copy); those are few and large. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -175,44 +174,49 @@ static void service(ss_tunnet *t)
     ss_timer_start(t->loop, &t->timer, delay_ms);
 }
 
+/* One packet read into slot (got bytes; with offloads a virtio-net header
+ * first): counted and put in the batch at *n, or skipped. */
+static void take_in(ss_tunnet *t, const uint8_t *slot, size_t got, size_t *n)
+{
+    size_t hl = t->vnet ? SS_VNET_HDR_LEN : 0;
+    if (got < hl + 20)
+        return;   /* no IPv4 header (after the virtio-net one) */
+    const uint8_t *pkt = slot + hl;
+    size_t len = got - hl;
+    struct ss_vnet_rx vr = {0};
+    if (hl && ss_vnet_hdr_get(slot, &vr) < 0)
+        return;   /* a GSO type we do not know (not IPv4 TCP) */
+    t->stats.rx_packets++;
+    t->stats.rx_bytes += len;
+    t->stats.rx_gso += vr.gso_size != 0;
+    t->stats.rx_csum_skipped += vr.csum_ok;
+    if (t->pcap)
+        capture(t, pkt, len, vr.csum_partial, vr.csum_start, vr.csum_offset);
+    t->pkts[*n] = pkt;
+    t->lens[*n] = len;
+    t->flags[(*n)++] = vr.csum_ok ? SS_RX_CSUM_OK : 0;
+}
+
 /* Read what the device has (up to a batch) and give it to the stack as one
- * batch, so that its ACKs aggregate (RFC 9293 MUST-58). */
+ * batch, so that its ACKs aggregate (RFC 9293 MUST-58): in io_uring rounds
+ * (t->rxq), else one read(2) each, packed into buf. */
 static void on_readable(ss_loop *loop, int fd, unsigned events, void *arg)
 {
     ss_tunnet *t = arg;
     size_t used = 0, n = 0, hl = t->vnet ? SS_VNET_HDR_LEN : 0;
     if (t->rxq) {
-        int got = ss_tun_rxq_read(t->rxq, t->pkts, t->lens, SS_TUN_BATCH);
-        for (int i = 0; i < got; i++) {
-            t->stats.rx_packets++;
-            t->stats.rx_bytes += t->lens[i];
-            t->flags[i] = 0;
-            if (t->pcap)
-                capture(t, t->pkts[i], t->lens[i], false, 0, 0);
-        }
-        n = got > 0 ? (size_t)got : 0;
+        const uint8_t *slot[SS_TUN_BATCH];
+        size_t got[SS_TUN_BATCH];
+        int k = ss_tun_rxq_read(t->rxq, slot, got, SS_TUN_BATCH);
+        for (int i = 0; i < k; i++)
+            take_in(t, slot[i], got[i], &n);
     }
     while (!t->rxq && n < SS_TUN_BATCH && sizeof t->buf - used >= SS_TUN_BUF + hl) {
         uint8_t *slot = t->buf + used;
         ssize_t got = ss_tun_read(fd, slot, SS_TUN_BUF + hl);
         if (got <= 0)
             break;
-        if ((size_t)got < hl + 20)
-            continue;   /* no IPv4 header after the virtio-net one */
-        const uint8_t *pkt = slot + hl;
-        size_t len = (size_t)got - hl;
-        struct ss_vnet_rx vr = {0};
-        if (hl && ss_vnet_hdr_get(slot, &vr) < 0)
-            continue;   /* a GSO type we do not know (not IPv4 TCP) */
-        t->stats.rx_packets++;
-        t->stats.rx_bytes += len;
-        t->stats.rx_gso += vr.gso_size != 0;
-        t->stats.rx_csum_skipped += vr.csum_ok;
-        if (t->pcap)
-            capture(t, pkt, len, vr.csum_partial, vr.csum_start, vr.csum_offset);
-        t->pkts[n] = pkt;
-        t->lens[n] = len;
-        t->flags[n++] = vr.csum_ok ? SS_RX_CSUM_OK : 0;
+        take_in(t, slot, (size_t)got, &n);
         used += ((size_t)got + 15) & ~(size_t)15;   /* the next IPv4 header 4-aligned */
     }
     if (n) {
@@ -303,14 +307,18 @@ int ss_tunnet_new(ss_loop *loop, int tun_fd, const struct ss_stack_cfg *cfg,
         rc = ss_relay_new(loop, &rc_cfg, &t->relay);
     } else {
         rc = ss_loop_io_add(loop, tun_fd, SS_READ, on_readable, t);
-        if (rc == 0 && !t->vnet && !(flags & SS_TUNNET_NO_URING)) {
-            /* Read slots of the device's MTU (of the largest packet when
-             * fd is not a TUN device: a socket in a test, a UDP link), in
-             * buf, which the read loop below then does not use. */
-            int mtu = ss_tun_fd_mtu(tun_fd);
-            size_t slot = mtu > 0 ? (size_t)mtu : SS_TUN_BUF;
-            size_t nslots = mtu > 0 ? SS_TUN_BATCH : SS_TUN_BATCH_BYTES / SS_TUN_BUF;
-            if ((rc = ss_tun_txq_new(tun_fd, 0, &t->txq)) < 0 ||
+        if (rc == 0 && !(flags & SS_TUNNET_NO_URING)) {
+            /* Read slots of the device's MTU (of the largest packet with
+             * offloads, or when fd is not a TUN device: a socket in a
+             * test, a UDP link), in buf, which the read(2) loop then does
+             * not use; writes batched without offloads. */
+            size_t hl = t->vnet ? SS_VNET_HDR_LEN : 0;
+            int mtu = t->vnet ? -1 : ss_tun_fd_mtu(tun_fd);
+            size_t slot = mtu > 0 ? (size_t)mtu : SS_TUN_BUF + hl;
+            size_t nslots = sizeof t->buf / ((slot + 15) & ~(size_t)15);
+            if (nslots > SS_TUN_BATCH)
+                nslots = SS_TUN_BATCH;
+            if ((!t->vnet && (rc = ss_tun_txq_new(tun_fd, 0, &t->txq)) < 0) ||
                 (rc = ss_tun_rxq_new(tun_fd, slot, nslots, t->buf, sizeof t->buf, 0,
                                      &t->rxq)) < 0) {
                 ss_tun_txq_free(t->txq);
@@ -363,6 +371,7 @@ void ss_tunnet_get_stats(const ss_tunnet *t, struct ss_tunnet_stats *out)
         struct ss_tun_rxq_stats r;
         ss_tun_rxq_get_stats(t->rxq, &r);
         out->rx_truncated = r.truncated;
+        out->rx_rounds = r.submits;
     }
 }
 

@@ -568,6 +568,28 @@ static void check_output_log(const char *log, const char *way)
     }
 }
 
+/* The log's "input: WAY, N rounds" line: with io_uring fewer read rounds
+ * than packets in (one system call each), with read(2) none. */
+static void check_input_log(const char *log, const char *way)
+{
+    long in = -1, out = -1, rounds = -1;
+    const char *p = strstr(log, " packets in, ");
+    cr_assert(p, "%s", log);
+    while (p > log && p[-1] != ' ')
+        p--;
+    cr_assert(sscanf(p, "%ld packets in, %ld out", &in, &out) == 2, "%s", log);
+    char got[16] = "";
+    p = strstr(log, "input: ");
+    cr_assert(p && sscanf(p, "input: %15[^,], %ld rounds", got, &rounds) == 2, "%s", log);
+    cr_assert_str_eq(got, way, "%s", log);
+    if (!strcmp(way, "io_uring")) {
+        cr_assert_gt(rounds, 0, "%s", log);
+        cr_assert_lt(rounds, in, "no round of more than one packet: %s", log);
+    } else {
+        cr_assert_eq(rounds, 0, "%s", log);
+    }
+}
+
 /* A kernel client sends 8 MiB to the stack's echo and reads it back:
  * kernel -> stack and stack -> kernel in one connection, every byte
  * checked by SHA-256 at the kernel; the pcap (checksums completed as the
@@ -584,6 +606,7 @@ static void offload_kernel_echo(bool on)
     check_offload_log(log, on);
     if (!on)
         check_output_log(log, "io_uring");
+    check_input_log(log, "io_uring");
     free(log);
 }
 
@@ -608,6 +631,7 @@ Test(interop, no_uring_kernel_echo_8MiB_exact)
     kernel_echo_exact(8 * MiB);
     char *log = stop_stack_log(256);
     check_output_log(log, "write(2)");
+    check_input_log(log, "read(2)");
     free(log);
 }
 
