@@ -17,8 +17,9 @@
  * ACKs' reads. A segment the kernel does not take (none are expected) is
  * sent again from the first unacknowledged byte after 200 ms without
  * progress. With "uring" the segments of each window's worth are written
- * together, in one io_uring submission (ss_tun_txq, as the stack's tunnet
- * writes): the floor for a sender that batches its system calls.
+ * together, in one io_uring submission (ss_tun_txq), and the ACKs read in
+ * io_uring rounds (ss_tun_rxq), as the stack's tunnet writes and reads:
+ * the floor for a sender that batches its system calls.
  *
  * Prints "bytes B" (acknowledged), "seconds S", "segments N", "gbit G".
  * Needs CAP_NET_ADMIN. Benchmark tool: prints and exits itself. */
@@ -87,13 +88,35 @@ struct ack {
     uint32_t seq;
 };
 
+/* With "uring": the ACKs are read in io_uring rounds, a batch at a time. */
+static ss_tun_rxq *rxq;
+static const uint8_t *batch[64];
+static size_t batch_len[64];
+static int batch_n, batch_i;
+
 /* Read one packet for our port: 1, 0 when the device is empty, -1 on error. */
-static int next_ack(int fd, uint8_t *in, size_t cap, struct ack *a)
+static int next_ack(int fd, uint8_t *buf, size_t cap, struct ack *a)
 {
     for (;;) {
-        ssize_t n = ss_tun_read(fd, in, cap);
-        if (n == -EAGAIN)
-            return 0;
+        const uint8_t *in = buf;
+        ssize_t n;
+        if (rxq) {
+            if (batch_i == batch_n) {
+                batch_n = ss_tun_rxq_read(rxq, batch, batch_len, 64);
+                batch_i = 0;
+                if (batch_n <= 0) {
+                    n = batch_n;
+                    batch_n = 0;
+                    return n < 0 ? -1 : 0;
+                }
+            }
+            in = batch[batch_i];
+            n = (ssize_t)batch_len[batch_i++];
+        } else {
+            n = ss_tun_read(fd, buf, cap);
+            if (n == -EAGAIN)
+                return 0;
+        }
         if (n < 40)
             return n < 0 ? -1 : 0;
         size_t ihl = (size_t)(in[0] & 15) * 4;
@@ -150,7 +173,9 @@ int main(int argc, char **argv)
     pthread_t thr;
     pthread_create(&thr, NULL, reader, &ls);
     ss_tun_txq *txq = NULL;
-    if (argc == 5 && (ss_tun_txq_new(fd, 0, &txq) < 0 || !ss_tun_txq_uring(txq))) {
+    if (argc == 5 && (ss_tun_txq_new(fd, 0, &txq) < 0 || !ss_tun_txq_uring(txq) ||
+                      ss_tun_rxq_new(fd, 1500, 64, NULL, 0, 0, &rxq) < 0 ||
+                      !ss_tun_rxq_uring(rxq))) {
         fprintf(stderr, "tuntcp: io_uring is not available\n");
         return 1;
     }
