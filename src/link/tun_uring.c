@@ -10,12 +10,14 @@
  * system call goes, and a kernel socket reading the other side finds many
  * segments per wake-up instead of a few, because they arrive without gaps.
  *
- * put() copies the packet into the queue's own slots (the stack's segment
- * buffer is reused for the next segment); flush() submits them and waits
- * for their completions, so the slots are free again when it returns.
+ * Writes (ss_tun_txq): put() copies the packet into the queue's own slots
+ * (the stack's segment buffer is reused for the next segment); flush()
+ * submits them and waits for their completions, so the slots are free
+ * again when it returns. Reads (ss_tun_rxq): rounds of reads submitted
+ * together into slots, see below.
  * Where io_uring is unavailable (an old kernel, a seccomp filter, the
- * io_uring_disabled sysctl) or not wanted, flush() writes each packet with
- * write(2): the same bytes, in the same order. */
+ * io_uring_disabled sysctl) or not wanted, each packet is written with
+ * write(2) and read with read(2): the same bytes, in the same order. */
 #include <errno.h>
 #include <liburing.h>
 #include <stdint.h>
