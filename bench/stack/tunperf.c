@@ -85,7 +85,7 @@ static int put(struct worker *w, const uint8_t *hdr, const uint8_t *pkt)
 }
 
 /* The uring loop: read what the device has, write as many in one batch. */
-static void *run_uring(struct worker *w, const uint8_t *pkt, uint8_t *in, double t0, double end)
+static void *run_uring(struct worker *w, const uint8_t *pkt, double t0, double end)
 {
     ss_tun_txq *q;
     ss_tun_rxq *rq = NULL;
@@ -141,7 +141,7 @@ static void *run(void *arg)
     double t0 = tb_now_s(), end = t0 + seconds;
     unsigned long long n = 0;
     if (uring)
-        return run_uring(w, pkt, in, t0, end);
+        return run_uring(w, pkt, t0, end);
     while (1) {
         ssize_t got = ss_tun_read(w->fd, in, sizeof in);
         if (got == -EAGAIN) {

@@ -55,6 +55,9 @@ bool ss_addr_is_loopback(const ss_addr *a);
 /* a with an IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a dual-stack
  * socket reports for an IPv4 peer) made plain IPv4; any other as is. */
 ss_addr ss_addr_unmapped(const ss_addr *a);
+/* The same endpoint: family, address and port (IPv6: and scope); other
+ * families byte for byte. */
+bool ss_addr_equal(const ss_addr *a, const ss_addr *b);
 
 /* A network prefix for allow/deny lists: "10.0.0.0/8", "::1/128", "1.2.3.4". */
 typedef struct ss_cidr {

@@ -425,6 +425,19 @@ static void start_udp(ss_chat_p2p *p);
 static void start_relay(ss_chat_p2p *p);
 static void udp_tick(ss_chat_p2p *p);
 
+/* "ADDR:PORT" (IPv4 numbers, as the server and the candidates give them)
+ * into a, for sockets of type. */
+static bool parse_v4(const char *s, int type, ss_addr *a)
+{
+    char host[80];
+    snprintf(host, sizeof host, "%s", s);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        return false;
+    *colon = '\0';
+    return ss_addr_resolve(host, colon + 1, AF_INET, type, false, a, 1) == 1;
+}
+
 /* "P2P peer ID PUB CANDS": where the peer is; the direct tries start. */
 static void peer_known(ss_chat_p2p *p, const char *pub, const char *cands_in)
 {
@@ -436,18 +449,15 @@ static void peer_known(ss_chat_p2p *p, const char *pub, const char *cands_in)
         char cands[256];
         snprintf(cands, sizeof cands, "%s", p->peer_cands);
         for (char *r = cands, *w; *(w = word(&r));) {
-            char *colon = strrchr(w, ':');
             ss_addr a;
-            struct cand *k = colon ? cand_new(p, C_DIRECT) : NULL;
+            struct cand *k = parse_v4(w, SS_STREAM, &a) ? cand_new(p, C_DIRECT) : NULL;
             if (!k)
                 continue;
-            *colon = '\0';
-            if (ss_addr_resolve(w, colon + 1, AF_INET, SS_STREAM, false, &a, 1) < 1 ||
-                cand_connect(p, k, &a, false) < 0) {
+            if (cand_connect(p, k, &a, false) < 0) {
                 cand_close(k);
                 continue;
             }
-            snprintf(k->label, sizeof k->label, "direct to %s:%s", w, colon + 1);
+            snprintf(k->label, sizeof k->label, "direct to %s", w);
         }
         status(p, "trying direct connections");
     }
@@ -498,26 +508,6 @@ static void local_candidates(ss_chat_p2p *p, char *buf, size_t cap)
 }
 
 /* ---- UDP hole punching -------------------------------------------------------- */
-
-static bool same_addr(const ss_addr *a, const ss_addr *b)
-{
-    const struct sockaddr_in *x = (const struct sockaddr_in *)&a->sa;
-    const struct sockaddr_in *y = (const struct sockaddr_in *)&b->sa;
-    return a->sa.ss_family == AF_INET && b->sa.ss_family == AF_INET &&
-           x->sin_addr.s_addr == y->sin_addr.s_addr && x->sin_port == y->sin_port;
-}
-
-/* "ADDR:PORT" (IPv4) into a. */
-static bool parse_v4(const char *s, ss_addr *a)
-{
-    char host[80];
-    snprintf(host, sizeof host, "%s", s);
-    char *colon = strrchr(host, ':');
-    if (!colon)
-        return false;
-    *colon = '\0';
-    return ss_addr_resolve(host, colon + 1, AF_INET, SS_DGRAM, false, a, 1) == 1;
-}
 
 static ss_addr v4(uint32_t addr, int port)
 {
@@ -667,7 +657,7 @@ static void udp_answer(ss_chat_p2p *p, const char *msg)
         p->udp_seen = true;
         status(p, "the server sees our UDP at %s", pub);
     }
-    if (n == 6 && !p->udp_peer_known && parse_v4(peer, &p->udp_peer)) {
+    if (n == 6 && !p->udp_peer_known && parse_v4(peer, SS_DGRAM, &p->udp_peer)) {
         p->udp_peer_known = true;
         snprintf(p->udp_peer_s, sizeof p->udp_peer_s, "%s", peer);
         status(p, "UDP hole punching with %s", peer);
@@ -688,9 +678,9 @@ static void udp_io(ss_sock *s, unsigned ev, void *arg)
         if (n < 0 || trunc)
             continue; /* e.g. an ICMP error, or not ours */
         buf[n] = '\0';
-        if (same_addr(&from, &p->udp_server)) {
+        if (ss_addr_equal(&from, &p->udp_server)) {
             udp_answer(p, buf);
-        } else if (p->udp_peer_known && same_addr(&from, &p->udp_peer)) {
+        } else if (p->udp_peer_known && ss_addr_equal(&from, &p->udp_peer)) {
             /* Anything from the peer's address means our NAT lets it in
              * (the datagram itself may be the first SYN: retransmitted).
              * One probe back, so that the peer knows too, then the stack
@@ -779,14 +769,8 @@ static void udp_down(ss_chat_p2p *p)
 
 static void punch_once(ss_chat_p2p *p)
 {
-    char pub[80];
-    snprintf(pub, sizeof pub, "%s", p->peer_pub);
-    char *colon = strrchr(pub, ':');
     ss_addr a;
-    if (!colon)
-        return;
-    *colon = '\0';
-    if (ss_addr_resolve(pub, colon + 1, AF_INET, SS_STREAM, false, &a, 1) < 1)
+    if (!parse_v4(p->peer_pub, SS_STREAM, &a))
         return;
     for (int i = 0; i < CANDS_MAX; i++)
         if (p->c[i].s && p->c[i].kind == C_PUNCH)

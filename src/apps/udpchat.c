@@ -199,11 +199,6 @@ void ss_udpchat_relay_free(ss_udpchat_relay *r)
 
 size_t ss_udpchat_relay_peers(const ss_udpchat_relay *r) { return r->n; }
 
-static bool same_addr(const ss_addr *a, const ss_addr *b)
-{
-    return a->len == b->len && !memcmp(&a->sa, &b->sa, a->len);
-}
-
 const ss_udpchat_relay_stats *ss_udpchat_relay_stats_get(const ss_udpchat_relay *r)
 {
     return &r->st;
@@ -264,7 +259,7 @@ int ss_udpchat_relay_input(ss_udpchat_relay *r, const void *data, size_t len,
             r->peers[i] = r->peers[--r->n];
             continue;
         }
-        if (same_addr(&r->peers[i].addr, from))
+        if (ss_addr_equal(&r->peers[i].addr, from))
             me = &r->peers[i];
         if (!strcasecmp(r->peers[i].nick, nick))
             owner = &r->peers[i];

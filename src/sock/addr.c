@@ -112,6 +112,22 @@ bool ss_addr_is_loopback(const ss_addr *a)
     return a->sa.ss_family == AF_UNIX; /* local by definition */
 }
 
+bool ss_addr_equal(const ss_addr *a, const ss_addr *b)
+{
+    if (a->sa.ss_family != b->sa.ss_family)
+        return false;
+    if (a->sa.ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)&a->sa, *y = (const void *)&b->sa;
+        return x->sin_addr.s_addr == y->sin_addr.s_addr && x->sin_port == y->sin_port;
+    }
+    if (a->sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)&a->sa, *y = (const void *)&b->sa;
+        return !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) &&
+               x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id;
+    }
+    return a->len == b->len && !memcmp(&a->sa, &b->sa, a->len);
+}
+
 ss_addr ss_addr_unmapped(const ss_addr *a)
 {
     ss_addr v4 = *a;

@@ -74,6 +74,31 @@ Test(addr, loopback_detection)
     cr_assert_not(ss_addr_is_loopback(&a));
 }
 
+/* ss_addr_equal: one endpoint is the same address and port, whatever
+ * padding the two structures carry; another port, address or family is
+ * another endpoint. */
+Test(addr, equal_is_address_and_port)
+{
+    ss_addr a, b, c, d;
+    cr_assert_eq(ss_addr_resolve("10.0.0.1", "7", AF_INET, SS_DGRAM, false, &a, 1), 1);
+    b = a;
+    memset(b.sa.__ss_padding + 16, 0x5a, 8); /* bytes past the sockaddr_in */
+    cr_assert(ss_addr_equal(&a, &b));
+    cr_assert_eq(ss_addr_resolve("10.0.0.1", "8", AF_INET, SS_DGRAM, false, &c, 1), 1);
+    cr_assert_not(ss_addr_equal(&a, &c));
+    cr_assert_eq(ss_addr_resolve("10.0.0.2", "7", AF_INET, SS_DGRAM, false, &c, 1), 1);
+    cr_assert_not(ss_addr_equal(&a, &c));
+    cr_assert_eq(ss_addr_resolve("::ffff:10.0.0.1", "7", AF_INET6, SS_DGRAM, false, &d, 1), 1);
+    cr_assert_not(ss_addr_equal(&a, &d));
+    ss_addr u = ss_addr_unmapped(&d);
+    cr_assert(ss_addr_equal(&a, &u));
+    cr_assert_eq(ss_addr_resolve("::1", "7", AF_INET6, SS_DGRAM, false, &c, 1), 1);
+    d = c;
+    cr_assert(ss_addr_equal(&c, &d));
+    ((struct sockaddr_in6 *)&d.sa)->sin6_scope_id = 2;
+    cr_assert_not(ss_addr_equal(&c, &d));
+}
+
 struct pair {
     ss_sock *listener, *client, *server;
 };
